@@ -1,0 +1,336 @@
+/**
+ * The crypto module: the only file that imports node:crypto or @noble/*.
+ *
+ * Overview: node:crypto (OpenSSL) is the fast path for X25519, Ed25519
+ * sign/verify, hashes, HMAC, HKDF and AES-CTR. @noble/curves does what
+ * OpenSSL cannot: Ed25519 point arithmetic for key blinding
+ * (rend-spec-v3 §A.2), signing with an expanded key, and torsion checks.
+ *
+ * Design notes: AES-CTR is exposed as a stateful keystream (`CtrStream`)
+ * because tor-spec §6 keeps one continuous stream per hop and direction
+ * across cells (509 is not a multiple of 16). Randomness is passed in as an
+ * `Rng` so tests can replay published vectors byte for byte.
+ */
+import * as nc from 'node:crypto';
+import { ed25519 } from '@noble/curves/ed25519.js';
+import { concat, utf8 } from './bytes.js';
+import { CryptoError, InvalidError } from './errors.js';
+
+export type Rng = (n: number) => Uint8Array;
+
+/** Cryptographically secure randomness (the default Rng). */
+export const randomBytes: Rng = (n) => new Uint8Array(nc.randomBytes(n));
+
+const u8 = (b: Buffer | ArrayBuffer): Uint8Array =>
+  b instanceof ArrayBuffer ? new Uint8Array(b) : new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+
+function checkLen(what: string, b: Uint8Array, n: number): void {
+  if (b.length !== n) throw new InvalidError(what, `expected ${n} bytes, got ${b.length}`);
+}
+
+/* ------------------------------------------------------------------ hashes */
+
+export const sha1 = (...parts: Uint8Array[]): Uint8Array => digest('sha1', parts);
+export const sha256 = (...parts: Uint8Array[]): Uint8Array => digest('sha256', parts);
+export const sha512 = (...parts: Uint8Array[]): Uint8Array => digest('sha512', parts);
+export const sha3_256 = (...parts: Uint8Array[]): Uint8Array => digest('sha3-256', parts);
+
+function digest(alg: string, parts: Uint8Array[]): Uint8Array {
+  const h = nc.createHash(alg);
+  for (const p of parts) h.update(p);
+  return u8(h.digest());
+}
+
+/** SHAKE-256 extendable output, `outLen` bytes. */
+export function shake256(outLen: number, ...parts: Uint8Array[]): Uint8Array {
+  const h = nc.createHash('shake256', { outputLength: outLen });
+  for (const p of parts) h.update(p);
+  return u8(h.digest());
+}
+
+export function hmacSha256(key: Uint8Array, ...parts: Uint8Array[]): Uint8Array {
+  const h = nc.createHmac('sha256', key);
+  for (const p of parts) h.update(p);
+  return u8(h.digest());
+}
+
+/** tor-spec §5.2.2 KDF-RFC5869: HKDF-SHA256(salt=t_key, IKM=secret, info=m_expand). */
+export function kdfRfc5869(secret: Uint8Array, salt: Uint8Array, info: Uint8Array, len: number): Uint8Array {
+  return u8(nc.hkdfSync('sha256', secret, salt, info, len));
+}
+
+/**
+ * A running digest (SHA-1 for normal hops, SHA3-256 for the onion-service
+ * hop) that can be cloned: tor-spec §6.1 checks 'recognized' cells on a
+ * copy and keeps it only if the digest matches.
+ */
+export class RunningDigest {
+  private constructor(
+    private h: nc.Hash,
+    readonly algorithm: 'sha1' | 'sha3-256',
+  ) {}
+
+  static create(algorithm: 'sha1' | 'sha3-256', seed: Uint8Array): RunningDigest {
+    const h = nc.createHash(algorithm);
+    h.update(seed);
+    return new RunningDigest(h, algorithm);
+  }
+
+  update(b: Uint8Array): this {
+    this.h.update(b);
+    return this;
+  }
+
+  clone(): RunningDigest {
+    return new RunningDigest(this.h.copy(), this.algorithm);
+  }
+
+  /** The digest so far, without ending the running state. */
+  peek(): Uint8Array {
+    return u8(this.h.copy().digest());
+  }
+}
+
+/* ------------------------------------------------------------------ ciphers */
+
+/** One continuous AES-CTR keystream (IV 0 unless given); `update` encrypts and decrypts alike. */
+export class CtrStream {
+  private readonly c: nc.Cipher;
+
+  constructor(key: Uint8Array, iv: Uint8Array = new Uint8Array(16)) {
+    if (key.length !== 16 && key.length !== 32) throw new InvalidError('aes key', `bad length ${key.length}`);
+    checkLen('aes iv', iv, 16);
+    this.c = nc.createCipheriv(key.length === 16 ? 'aes-128-ctr' : 'aes-256-ctr', key, iv);
+  }
+
+  update(data: Uint8Array): Uint8Array {
+    return u8(this.c.update(data));
+  }
+
+  /** Encrypts `data` in place (the output of CTR has the input's length). */
+  updateInPlace(data: Uint8Array): void {
+    data.set(this.c.update(data));
+  }
+}
+
+/** One-shot AES-CTR (a fresh keystream), as used for descriptor layers and INTRODUCE1. */
+export function aesCtr(key: Uint8Array, iv: Uint8Array, data: Uint8Array): Uint8Array {
+  return new CtrStream(key, iv).update(data);
+}
+
+/* ------------------------------------------------------------------ X25519 */
+
+const X25519_PKCS8 = Buffer.from('302e020100300506032b656e04220420', 'hex');
+const X25519_SPKI = Buffer.from('302a300506032b656e032100', 'hex');
+const ED25519_PKCS8 = Buffer.from('302e020100300506032b657004220420', 'hex');
+const ED25519_SPKI = Buffer.from('302a300506032b6570032100', 'hex');
+
+export interface X25519KeyPair {
+  secret: Uint8Array;
+  public: Uint8Array;
+}
+
+function x25519PrivateKey(secret: Uint8Array): nc.KeyObject {
+  checkLen('x25519 secret', secret, 32);
+  return nc.createPrivateKey({ key: Buffer.concat([X25519_PKCS8, secret]), format: 'der', type: 'pkcs8' });
+}
+
+function x25519PublicKey(pub: Uint8Array): nc.KeyObject {
+  checkLen('x25519 public key', pub, 32);
+  return nc.createPublicKey({ key: Buffer.concat([X25519_SPKI, pub]), format: 'der', type: 'spki' });
+}
+
+export function x25519PublicFromSecret(secret: Uint8Array): Uint8Array {
+  const der = nc.createPublicKey(x25519PrivateKey(secret)).export({ format: 'der', type: 'spki' });
+  return u8(der.subarray(X25519_SPKI.length));
+}
+
+export function x25519Generate(rng: Rng = randomBytes): X25519KeyPair {
+  const secret = rng(32);
+  return { secret, public: x25519PublicFromSecret(secret) };
+}
+
+/**
+ * EXP(P, s): X25519 shared secret. Throws CryptoError for a low-order
+ * peer key (an all-zero output), which every Tor handshake must reject.
+ */
+export function x25519(secret: Uint8Array, peerPublic: Uint8Array): Uint8Array {
+  let out: Uint8Array;
+  try {
+    out = u8(
+      nc.diffieHellman({ privateKey: x25519PrivateKey(secret), publicKey: x25519PublicKey(peerPublic) }),
+    );
+  } catch (e) {
+    if (e instanceof InvalidError) throw e;
+    throw new CryptoError('x25519', 'key agreement failed (low-order point?)');
+  }
+  if (out.every((b) => b === 0)) throw new CryptoError('x25519', 'all-zero shared secret');
+  return out;
+}
+
+/* ------------------------------------------------------------------ Ed25519 */
+
+export interface Ed25519KeyPair {
+  /** The 32-byte seed (RFC 8032 private key). */
+  seed: Uint8Array;
+  public: Uint8Array;
+}
+
+/** An expanded Ed25519 secret: scalar `a` (little-endian, < l) and nonce prefix `RH`. */
+export interface ExpandedKey {
+  scalar: Uint8Array;
+  prefix: Uint8Array;
+  public: Uint8Array;
+}
+
+function ed25519PrivateKey(seed: Uint8Array): nc.KeyObject {
+  checkLen('ed25519 seed', seed, 32);
+  return nc.createPrivateKey({ key: Buffer.concat([ED25519_PKCS8, seed]), format: 'der', type: 'pkcs8' });
+}
+
+const edPublicCache = new Map<string, nc.KeyObject>();
+
+function ed25519PublicKey(pub: Uint8Array): nc.KeyObject {
+  checkLen('ed25519 public key', pub, 32);
+  const k = Buffer.from(pub).toString('hex');
+  let obj = edPublicCache.get(k);
+  if (!obj) {
+    obj = nc.createPublicKey({ key: Buffer.concat([ED25519_SPKI, pub]), format: 'der', type: 'spki' });
+    if (edPublicCache.size > 4096) edPublicCache.clear();
+    edPublicCache.set(k, obj);
+  }
+  return obj;
+}
+
+export function ed25519PublicFromSeed(seed: Uint8Array): Uint8Array {
+  const der = nc.createPublicKey(ed25519PrivateKey(seed)).export({ format: 'der', type: 'spki' });
+  return u8(der.subarray(ED25519_SPKI.length));
+}
+
+export function ed25519Generate(rng: Rng = randomBytes): Ed25519KeyPair {
+  const seed = rng(32);
+  return { seed, public: ed25519PublicFromSeed(seed) };
+}
+
+export function ed25519Sign(seed: Uint8Array, message: Uint8Array): Uint8Array {
+  return u8(nc.sign(null, message, ed25519PrivateKey(seed)));
+}
+
+/** Verifies an Ed25519 signature; false (never a throw) for any malformed key or signature. */
+export function ed25519Verify(pub: Uint8Array, message: Uint8Array, sig: Uint8Array): boolean {
+  if (pub.length !== 32 || sig.length !== 64) return false;
+  try {
+    return nc.verify(null, message, ed25519PublicKey(pub), sig);
+  } catch {
+    return false;
+  }
+}
+
+const L = ed25519.Point.Fn.ORDER;
+const Point = ed25519.Point;
+
+function leToBigint(b: Uint8Array): bigint {
+  let v = 0n;
+  for (let i = b.length - 1; i >= 0; i--) v = (v << 8n) | BigInt(b[i]!);
+  return v;
+}
+
+function bigintToLe32(v: bigint): Uint8Array {
+  const out = new Uint8Array(32);
+  for (let i = 0; i < 32; i++) {
+    out[i] = Number(v & 0xffn);
+    v >>= 8n;
+  }
+  return out;
+}
+
+const mod = (a: bigint, m: bigint): bigint => ((a % m) + m) % m;
+
+/** RFC 8032 §5.1.5 expansion of a seed into (a, RH). */
+export function ed25519Expand(seed: Uint8Array): ExpandedKey {
+  checkLen('ed25519 seed', seed, 32);
+  const h = sha512(seed);
+  const s = h.slice(0, 32);
+  s[0]! &= 248;
+  s[31]! &= 127;
+  s[31]! |= 64;
+  const a = mod(leToBigint(s), L);
+  return { scalar: bigintToLe32(a), prefix: h.slice(32, 64), public: Point.BASE.multiply(a).toBytes() };
+}
+
+/** RFC 8032 signing with an already expanded key, as onion services do with blinded keys. */
+export function ed25519SignExpanded(key: ExpandedKey, message: Uint8Array): Uint8Array {
+  const r = mod(leToBigint(sha512(key.prefix, message)), L);
+  const R = Point.BASE.multiply(r === 0n ? 1n : r).toBytes();
+  const k = mod(leToBigint(sha512(R, key.public, message)), L);
+  const S = mod(r + k * leToBigint(key.scalar), L);
+  return concat(R, bigintToLe32(S));
+}
+
+/** Decodes a point and checks it is on the curve and torsion-free (rend-spec-v3 §6: l*A = identity). */
+export function ed25519IsValidTorsionFree(pub: Uint8Array): boolean {
+  if (pub.length !== 32) return false;
+  try {
+    const P = Point.fromBytes(pub);
+    return !P.is0() && P.isTorsionFree();
+  } catch {
+    return false;
+  }
+}
+
+const BLIND_STRING = utf8('Derive temporary signing key\0');
+const BLIND_BASEPOINT = utf8(
+  '(15112221349535400772501151409588531511454012693041857206046113283949847762202, ' +
+    '46316835694926478169428394003475163141307993866256225615783033603165251855960)',
+);
+
+/**
+ * rend-spec-v3 §A.2 blinding factor:
+ * h = H(BLIND_STRING | A | s | B | N) with N = "key-blind" | INT_8(tp) | INT_8(len), before
+ * clamping (the published vectors give it unclamped).
+ */
+export function hsBlindingFactor(pub: Uint8Array, periodNum: bigint, periodLength: bigint): Uint8Array {
+  checkLen('ed25519 public key', pub, 32);
+  const n = new Uint8Array(16);
+  const dv = new DataView(n.buffer);
+  dv.setBigUint64(0, periodNum);
+  dv.setBigUint64(8, periodLength);
+  return sha3_256(BLIND_STRING, pub, BLIND_BASEPOINT, utf8('key-blind'), n);
+}
+
+function blindScalar(factor: Uint8Array): bigint {
+  const h = factor.slice();
+  h[0]! &= 248;
+  h[31]! &= 63;
+  h[31]! |= 64;
+  // The clamped factor can exceed l; noble's multiply wants a reduced scalar.
+  return mod(leToBigint(h), L);
+}
+
+/** A' = h*A. Throws CryptoError if A is not a valid point. */
+export function hsBlindPublicKey(pub: Uint8Array, periodNum: bigint, periodLength: bigint): Uint8Array {
+  let A: InstanceType<typeof Point>;
+  try {
+    A = Point.fromBytes(pub);
+  } catch {
+    throw new CryptoError('blind public key', 'not a valid Ed25519 point');
+  }
+  const h = hsBlindingFactor(pub, periodNum, periodLength);
+  return A.multiply(blindScalar(h)).toBytes();
+}
+
+/** a' = h*a mod l, RH' = SHA512("Derive temporary signing key hash input" | RH)[:32]. */
+export function hsBlindExpandedKey(key: ExpandedKey, periodNum: bigint, periodLength: bigint): ExpandedKey {
+  const h = blindScalar(hsBlindingFactor(key.public, periodNum, periodLength));
+  const a = mod(h * leToBigint(key.scalar), L);
+  const prefix = sha512(utf8('Derive temporary signing key hash input'), key.prefix).slice(0, 32);
+  return { scalar: bigintToLe32(a), prefix, public: Point.BASE.multiply(a).toBytes() };
+}
+
+/* ------------------------------------------------------------------ compare */
+
+/** Constant-time equality for MACs, AUTH values and digests. */
+export function ctEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  return nc.timingSafeEqual(a, b);
+}

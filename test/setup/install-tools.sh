@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs what the full test suite needs beyond npm packages. Idempotent:
+# Debian packages only when missing, Go tools cached under $SHALLOT_TOOLS
+# (default ~/.cache/shallot-tools) so only the first run pays for builds.
+set -euo pipefail
+
+need_apt=()
+for pair in "curl:curl"; do
+  bin=${pair%%:*} pkg=${pair##*:}
+  command -v "$bin" >/dev/null 2>&1 || need_apt+=("$pkg")
+done
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "install-tools: apt-get install ${need_apt[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
