@@ -334,3 +334,13 @@ export function ctEqual(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   return nc.timingSafeEqual(a, b);
 }
+
+/**
+ * Deviation (Shallot has no RSA keys): where Tor uses the 20-byte RSA
+ * identity digest (ntor NODEID, legacy link specifier), use the first
+ * 20 bytes of SHA-256 of the Ed25519 identity.
+ */
+export function legacyIdFromEd25519(ed25519Id: Uint8Array): Uint8Array {
+  checkLen('ed25519 identity', ed25519Id, 32);
+  return sha256(ed25519Id).slice(0, 20);
+}
