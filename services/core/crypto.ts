@@ -344,3 +344,9 @@ export function legacyIdFromEd25519(ed25519Id: Uint8Array): Uint8Array {
   checkLen('ed25519 identity', ed25519Id, 32);
   return sha256(ed25519Id).slice(0, 20);
 }
+
+/** PKCS#8 DER of an Ed25519 seed, for handing a TLS key to node:tls. */
+export function ed25519SeedToPkcs8(seed: Uint8Array): Uint8Array {
+  checkLen('ed25519 seed', seed, 32);
+  return concat(ED25519_PKCS8, seed);
+}

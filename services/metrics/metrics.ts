@@ -1,0 +1,257 @@
+/**
+ * Every Shallot metric, defined once: name, help, labels and buckets
+ * (DESIGN §4). Names follow Tor's MetricsPort and OnionPerf where they
+ * overlap (tor-spec-digest §8), prefixed `shallot_`.
+ *
+ * Design notes: several nodes may share a process (the local launcher and
+ * the integration tests run whole networks in one process), so metrics are
+ * created once per prom-client Registry and every node-scoped metric
+ * carries the node's name as a label (`relay`, `authority`, `service`), so
+ * one query shows load per relay without joins.
+ */
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+/** 1 ms to 60 s: covers loopback (sub-millisecond hops) and real clusters. */
+export const LATENCY_BUCKETS = [
+  0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60,
+];
+
+function build(registry: Registry) {
+  const r = [registry];
+  return {
+    client: {
+      circuitBuild: new Histogram({
+        name: 'shallot_circuit_build_seconds',
+        help: 'Time to build a circuit (CREATE2 to the last EXTENDED2), by purpose.',
+        labelNames: ['purpose'] as const,
+        buckets: LATENCY_BUCKETS,
+        registers: r,
+      }),
+      circuits: new Counter({
+        name: 'shallot_circuits_total',
+        help: 'Circuit build attempts by purpose and outcome (success, failed, timeout).',
+        labelNames: ['purpose', 'outcome'] as const,
+        registers: r,
+      }),
+      circuitFailures: new Counter({
+        name: 'shallot_circuit_failures_total',
+        help: 'Failed circuit builds by purpose and reason (DESTROY reason, timeout, no path, channel).',
+        labelNames: ['purpose', 'reason'] as const,
+        registers: r,
+      }),
+      onionConnect: new Histogram({
+        name: 'shallot_onion_connect_seconds',
+        help: 'Time from a SOCKS request for a .onion address to CONNECTED (descriptor, intro, rendezvous).',
+        buckets: LATENCY_BUCKETS,
+        registers: r,
+      }),
+      onionConnects: new Counter({
+        name: 'shallot_onion_connects_total',
+        help: 'Onion-service connection attempts by outcome (ok or the SOCKS5 extended error name).',
+        labelNames: ['outcome'] as const,
+        registers: r,
+      }),
+      ttfb: new Histogram({
+        name: 'shallot_stream_ttfb_seconds',
+        help: 'Time from stream request to the first byte received, by server kind (onion, public).',
+        labelNames: ['server'] as const,
+        buckets: LATENCY_BUCKETS,
+        registers: r,
+      }),
+      ttlb: new Histogram({
+        name: 'shallot_stream_ttlb_seconds',
+        help: 'Time from stream request to the last byte received, by server kind and payload size.',
+        labelNames: ['server', 'size'] as const,
+        buckets: LATENCY_BUCKETS,
+        registers: r,
+      }),
+      streams: new Counter({
+        name: 'shallot_client_streams_total',
+        help: 'SOCKS streams by outcome.',
+        labelNames: ['outcome'] as const,
+        registers: r,
+      }),
+      cbtTimeout: new Gauge({
+        name: 'shallot_cbt_timeout_seconds',
+        help: 'The learned circuit-build timeout (path-spec §2.4).',
+        registers: r,
+      }),
+      rendezvousChosen: new Counter({
+        name: 'shallot_client_rendezvous_chosen_total',
+        help: 'Rendezvous points chosen by this client, by relay nickname.',
+        labelNames: ['relay'] as const,
+        registers: r,
+      }),
+    },
+    relay: {
+      cells: new Counter({
+        name: 'shallot_relay_cells_total',
+        help: 'Cells handled by the relay, by direction (in, out).',
+        labelNames: ['relay', 'direction'] as const,
+        registers: r,
+      }),
+      bytes: new Counter({
+        name: 'shallot_relay_bytes_total',
+        help: 'Link bytes read and written by the relay, by direction.',
+        labelNames: ['relay', 'direction'] as const,
+        registers: r,
+      }),
+      circuitsActive: new Gauge({
+        name: 'shallot_relay_circuits_active',
+        help: 'Circuits open through the relay.',
+        labelNames: ['relay'] as const,
+        registers: r,
+      }),
+      channelsActive: new Gauge({
+        name: 'shallot_relay_channels_active',
+        help: 'Open link channels, by direction (inbound, outbound).',
+        labelNames: ['relay', 'direction'] as const,
+        registers: r,
+      }),
+      onionskins: new Counter({
+        name: 'shallot_relay_onionskins_total',
+        help: 'CREATE2 onionskins by handshake type and action (processed, failed, dropped).',
+        labelNames: ['relay', 'type', 'action'] as const,
+        registers: r,
+      }),
+      streams: new Counter({
+        name: 'shallot_relay_streams_total',
+        help: 'Streams opened at the relay by type (BEGIN, BEGIN_DIR) and outcome.',
+        labelNames: ['relay', 'type', 'outcome'] as const,
+        registers: r,
+      }),
+      rendezvous: new Counter({
+        name: 'shallot_relay_rendezvous_total',
+        help: 'Rendezvous-point events: established, joined, expired.',
+        labelNames: ['relay', 'event'] as const,
+        registers: r,
+      }),
+      intro: new Counter({
+        name: 'shallot_relay_intro_total',
+        help: 'Introduction-point events: established, rejected, introduce1, introduce2_sent, nack.',
+        labelNames: ['relay', 'event'] as const,
+        registers: r,
+      }),
+      hsdir: new Counter({
+        name: 'shallot_relay_hsdir_total',
+        help: 'HSDir operations (store, fetch) by outcome.',
+        labelNames: ['relay', 'op', 'outcome'] as const,
+        registers: r,
+      }),
+      destroy: new Counter({
+        name: 'shallot_relay_destroy_total',
+        help: 'DESTROY cells sent or received, by reason.',
+        labelNames: ['relay', 'reason'] as const,
+        registers: r,
+      }),
+      keyAge: new Gauge({
+        name: 'shallot_key_age_seconds',
+        help: 'Age of each of the node key kinds (identity, onion, signing).',
+        labelNames: ['relay', 'key'] as const,
+        registers: r,
+      }),
+    },
+    service: {
+      descriptorUploads: new Counter({
+        name: 'shallot_hs_descriptor_upload_total',
+        help: 'Onion-service descriptor uploads to HSDirs by outcome.',
+        labelNames: ['service', 'outcome'] as const,
+        registers: r,
+      }),
+      introRequests: new Counter({
+        name: 'shallot_hs_intro_requests_total',
+        help: 'INTRODUCE2 cells received by outcome (accepted, replay, bad_mac, rate_limited, invalid).',
+        labelNames: ['service', 'outcome'] as const,
+        registers: r,
+      }),
+      rend: new Counter({
+        name: 'shallot_hs_rend_total',
+        help: 'Rendezvous circuits built by the service, by outcome.',
+        labelNames: ['service', 'outcome'] as const,
+        registers: r,
+      }),
+      introPoints: new Gauge({
+        name: 'shallot_hs_intro_points',
+        help: 'Established introduction points of this service instance.',
+        labelNames: ['service', 'instance'] as const,
+        registers: r,
+      }),
+    },
+    directory: {
+      consensusRelays: new Gauge({
+        name: 'shallot_consensus_relays',
+        help: 'Relays listed in the latest consensus, total and per flag (flag="all" for the total).',
+        labelNames: ['authority', 'flag'] as const,
+        registers: r,
+      }),
+      consensusAge: new Gauge({
+        name: 'shallot_consensus_age_seconds',
+        help: 'Seconds since the valid-after time of the latest consensus.',
+        labelNames: ['authority'] as const,
+        registers: r,
+      }),
+      consensusSignatures: new Gauge({
+        name: 'shallot_consensus_signatures',
+        help: 'Authority signatures on the latest consensus.',
+        labelNames: ['authority'] as const,
+        registers: r,
+      }),
+      descriptors: new Counter({
+        name: 'shallot_dir_descriptors_total',
+        help: 'Relay descriptors received by outcome (accepted, rejected).',
+        labelNames: ['authority', 'outcome'] as const,
+        registers: r,
+      }),
+    },
+    operator: {
+      reconciles: new Counter({
+        name: 'shallot_operator_reconcile_total',
+        help: 'Reconciles by resource kind and result (success, error, requeue).',
+        labelNames: ['kind', 'result'] as const,
+        registers: r,
+      }),
+      reconcileSeconds: new Histogram({
+        name: 'shallot_operator_reconcile_seconds',
+        help: 'Reconcile duration by resource kind.',
+        labelNames: ['kind'] as const,
+        buckets: LATENCY_BUCKETS,
+        registers: r,
+      }),
+      relays: new Gauge({
+        name: 'shallot_operator_relays',
+        help: 'Relays per network by state (desired, ready).',
+        labelNames: ['namespace', 'network', 'state'] as const,
+        registers: r,
+      }),
+      keyRotations: new Counter({
+        name: 'shallot_operator_key_rotations_total',
+        help: 'Key rotations performed, by key kind (onion, authority-signing, intro).',
+        labelNames: ['namespace', 'network', 'key'] as const,
+        registers: r,
+      }),
+    },
+  };
+}
+
+export type Metrics = ReturnType<typeof build>;
+
+const byRegistry = new WeakMap<Registry, Metrics>();
+
+/** The metric set registered in `registry`, created on first use. */
+export function metricsFor(registry: Registry): Metrics {
+  let m = byRegistry.get(registry);
+  if (!m) {
+    m = build(registry);
+    byRegistry.set(registry, m);
+  }
+  return m;
+}
+
+/** A registry with process metrics (CPU, memory) and Shallot's metric set. */
+export function createRegistry(defaultLabels: Record<string, string> = {}): Registry {
+  const registry = new Registry();
+  registry.setDefaultLabels(defaultLabels);
+  collectDefaultMetrics({ register: registry, prefix: 'shallot_' });
+  metricsFor(registry);
+  return registry;
+}
