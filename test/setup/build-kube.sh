@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Builds kube-apiserver and etcd from the Go module proxy into the tool cache
+# ($SHALLOT_TOOLS, default ~/.cache/shallot-tools/bin). k8s.io/kubernetes and
+# etcd's server use replace directives, so `go install` cannot build them;
+# the wrapper modules beside this script pin the versions and replace each
+# staging module with its published release. Cold: 10-20 min on 2 cores;
+# afterwards the cached binaries are reused.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+tools=${SHALLOT_TOOLS:-$HOME/.cache/shallot-tools}
+mkdir -p "$tools/bin"
+K8S_VERSION=v1.36.3
+ETCD_VERSION=v3.6.8
+
+build_apiserver() {
+  local out="$tools/bin/kube-apiserver-$K8S_VERSION"
+  [ -x "$out" ] && return 0
+  echo "build-kube: building kube-apiserver $K8S_VERSION (first run only)"
+  local work; work=$(mktemp -d)
+  cp "$here/kube-apiserver/tools.go" "$work/"
+  cd "$work"
+  go mod init shallot.dev/kube-apiserver-wrapper >/dev/null 2>&1
+  go mod edit -require="k8s.io/kubernetes@$K8S_VERSION"
+  # The staging modules k8s.io/kubernetes replaces with ./staging/... are
+  # published as k8s.io/<name> v0.<minor>.<patch>.
+  local gomod; gomod=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+  local staging="v0.${K8S_VERSION#v1.}"
+  go mod edit -json "$gomod" | python3 -c '
+import json,sys
+for r in json.load(sys.stdin).get("Replace") or []:
+    p=r["Old"]["Path"]
+    if r["New"]["Path"].startswith("./staging"): print(p)
+' | while read -r m; do go mod edit -replace="$m=$m@$staging"; done
+  GOFLAGS=-mod=mod go mod tidy >/dev/null
+  CGO_ENABLED=0 go build -o "$out.tmp" k8s.io/kubernetes/cmd/kube-apiserver
+  mv "$out.tmp" "$out"
+  cd - >/dev/null; rm -rf "$work"
+}
+
+build_etcd() {
+  local out="$tools/bin/etcd-$ETCD_VERSION"
+  [ -x "$out" ] && return 0
+  echo "build-kube: building etcd $ETCD_VERSION (first run only)"
+  local work; work=$(mktemp -d)
+  cp "$here/etcd/tools.go" "$work/"
+  cd "$work"
+  go mod init shallot.dev/etcd-wrapper >/dev/null 2>&1
+  go mod edit -require="go.etcd.io/etcd/server/v3@$ETCD_VERSION"
+  GOFLAGS=-mod=mod go mod tidy >/dev/null
+  CGO_ENABLED=0 go build -o "$out.tmp" go.etcd.io/etcd/server/v3
+  mv "$out.tmp" "$out"
+  cd - >/dev/null; rm -rf "$work"
+}
+
+build_etcd
+build_apiserver
+ln -sf "kube-apiserver-$K8S_VERSION" "$tools/bin/kube-apiserver"
+ln -sf "etcd-$ETCD_VERSION" "$tools/bin/etcd"
+echo "build-kube: $tools/bin/kube-apiserver and $tools/bin/etcd ready"
