@@ -350,3 +350,25 @@ export function ed25519SeedToPkcs8(seed: Uint8Array): Uint8Array {
   checkLen('ed25519 seed', seed, 32);
   return concat(ED25519_PKCS8, seed);
 }
+
+/**
+ * Blinding with a caller-supplied (unclamped) factor h, for the raw-h test
+ * vectors (arti tor-llcrypto keymanip.rs, C tor ed25519_exts_ref.py).
+ */
+export function hsBlindPublicKeyWithFactor(pub: Uint8Array, factor: Uint8Array): Uint8Array {
+  checkLen('blinding factor', factor, 32);
+  let A: InstanceType<typeof Point>;
+  try {
+    A = Point.fromBytes(pub);
+  } catch {
+    throw new CryptoError('blind public key', 'not a valid Ed25519 point');
+  }
+  return A.multiply(blindScalar(factor)).toBytes();
+}
+
+export function hsBlindExpandedKeyWithFactor(key: ExpandedKey, factor: Uint8Array): ExpandedKey {
+  checkLen('blinding factor', factor, 32);
+  const a = mod(blindScalar(factor) * leToBigint(key.scalar), L);
+  const prefix = sha512(utf8('Derive temporary signing key hash input'), key.prefix).slice(0, 32);
+  return { scalar: bigintToLe32(a), prefix, public: Point.BASE.multiply(a).toBytes() };
+}
