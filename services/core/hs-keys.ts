@@ -10,8 +10,10 @@ import { int8, utf8 } from './bytes.js';
 import {
   type ExpandedKey,
   hsBlindExpandedKey,
+  hsBlindExpandedKeyWithFactor,
   hsBlindingFactor,
   hsBlindPublicKey,
+  hsBlindPublicKeyWithFactor,
   sha3_256,
 } from './crypto.js';
 import { InvalidError } from './errors.js';
@@ -53,8 +55,18 @@ export function blindExpandedKey(expanded: ExpandedKey, tp: bigint, len: bigint)
   return hsBlindExpandedKey(expanded, tp, len);
 }
 
+/** A' from a raw (unclamped) factor h, as the C tor / arti blinding vectors give it. */
+export function blindIdentityWithFactor(identityPub: Uint8Array, factor: Uint8Array): Uint8Array {
+  check32('onion identity key', identityPub);
+  return hsBlindPublicKeyWithFactor(identityPub, factor);
+}
+
+/** (a', RH') from a raw (unclamped) factor h. */
+export function blindExpandedKeyWithFactor(expanded: ExpandedKey, factor: Uint8Array): ExpandedKey {
+  return hsBlindExpandedKeyWithFactor(expanded, factor);
+}
+
 /** Convenience for callers holding both halves: the subcredential for one time period. */
 export function subcredentialFor(identityPub: Uint8Array, tp: bigint, len: bigint): Uint8Array {
   return hsSubcredential(identityPub, blindIdentity(identityPub, tp, len));
 }
-
