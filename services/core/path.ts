@@ -1,0 +1,288 @@
+/**
+ * Path selection: which relays a circuit goes through (path-spec §2.2, §2.4;
+ * dir-spec §3.8.3 for bandwidth weights).
+ *
+ * Overview: `choosePath` picks the final hop first (exit, or a middle-weighted
+ * relay for internal circuits), then the guard, then the middles, each by
+ * bandwidth times the consensus weight for that position. `weightedChoice`
+ * draws with an unbiased integer sampler over the caller's `Rng` bytes so
+ * tests can replay a path from a seed.
+ *
+ * Not in this module: guard persistence and retry (guards.ts), parsing the
+ * consensus (dirdoc.ts), exit policies (exit-policy.ts; plugged in through
+ * `PathRelay.allowsExitPort`).
+ *
+ * Design notes:
+ * - `PathRelay` is structural so this module does not depend on the
+ *   consensus parser; a parsed consensus relay satisfies it.
+ * - When `lastHop` is given (intro point, rendezvous point, HSDir), it is
+ *   appended after `length` chosen hops, as C tor's `new_route_len` adds one
+ *   hop for a chosen target.
+ * - A preselected `guard` comes from the guard manager and is taken as is
+ *   (no flag check); the other hops are chosen to be compatible with it.
+ *
+ * Limitations: no Fast requirement (need_capacity), no V2Dir/BEGIN_DIR
+ * weights (Wgb…), and no measured/unmeasured bandwidth distinction.
+ */
+
+import { toHex } from './bytes.js';
+import type { Rng } from './crypto.js';
+import { InvalidError, ShallotError } from './errors.js';
+
+/** What path selection needs to know about a relay. */
+export interface PathRelay {
+  identity: Uint8Array;
+  /** IPv4 or IPv6 address (IPv6 may be bracketed). */
+  address: string;
+  flags: readonly string[];
+  /** Consensus `w Bandwidth=` value. */
+  bandwidth: number;
+  /** Family members as hex Ed25519 identities. */
+  family: readonly string[];
+  /** Exit policy check; when absent, the Exit flag stands in for it. */
+  allowsExitPort?: (port: number) => boolean;
+}
+
+/** Consensus `bandwidth-weights` keyed by name (Wgg, Wgm, …), scaled by 10000. */
+export type BandwidthWeights = Record<string, number>;
+
+/** dir-spec §3.4.1: `bwweightscale` default; missing weights also default to it. */
+export const BW_WEIGHT_SCALE = 10000;
+
+export type Position = 'guard' | 'middle' | 'exit';
+
+export type PathPurpose = 'exit' | 'internal' | 'onion-intro' | 'onion-rend' | 'hsdir' | 'dir';
+
+export interface PathOptions<T extends PathRelay> {
+  purpose: PathPurpose;
+  /** Hops chosen here (default 3); `lastHop`, if given, is appended after them. */
+  length?: number;
+  /** Required for purpose 'exit' when the destination port is known. */
+  exitPort?: number;
+  /** Guard chosen by the guard manager. */
+  guard?: T;
+  /** Fixed final hop (intro point, rendezvous point, HSDir). */
+  lastHop?: T;
+  /** path-spec §2.2 /16 rule (and arti's IPv6 /32); off on loopback testnets. */
+  enforceSubnets: boolean;
+  enforceFamily: boolean;
+  /** Long-lived streams need Stable on every hop, as intro/rend circuits do. */
+  needStable?: boolean;
+  weights?: BandwidthWeights;
+}
+
+/** No relay satisfies the constraints for some hop. */
+export class PathError extends ShallotError {
+  constructor(position: string, candidates: number, purpose: PathPurpose) {
+    super('ERR_NO_PATH', `no usable relay for ${position} hop`, { position, candidates, purpose });
+  }
+}
+
+const has = (r: PathRelay, flag: string): boolean => r.flags.includes(flag);
+
+function weight(weights: BandwidthWeights, name: string): number {
+  const w = weights[name];
+  // dir-spec §3.4.1: missing weights default to the scale; negative ones clamp to 0 (as arti).
+  if (w === undefined || !Number.isFinite(w)) return BW_WEIGHT_SCALE;
+  return Math.max(0, w);
+}
+
+/**
+ * dir-spec §3.8.3: bandwidth times the weight for this relay's kind
+ * (Guard-only g / Exit-only e / both d / neither m) in `position`, divided by
+ * the scale. A BadExit counts as non-exit, as in C tor. There is no Wge:
+ * exit-only relays never serve as guards.
+ */
+export function positionWeight(relay: PathRelay, position: Position, weights: BandwidthWeights = {}): number {
+  const g = has(relay, 'Guard');
+  const e = has(relay, 'Exit') && !has(relay, 'BadExit');
+  const kind = g && e ? 'd' : g ? 'g' : e ? 'e' : 'm';
+  const bw = Number.isFinite(relay.bandwidth) ? Math.max(0, relay.bandwidth) : 0;
+  let w: number;
+  if (position === 'guard') w = kind === 'e' ? 0 : weight(weights, `Wg${kind}`);
+  else if (position === 'middle') w = weight(weights, `Wm${kind}`);
+  else w = weight(weights, `We${kind}`);
+  return (bw * w) / BW_WEIGHT_SCALE;
+}
+
+/**
+ * Uniform integer in [0, bound) from rng bytes by rejection sampling, so no
+ * modulo bias whatever the bound.
+ */
+export function uniformBigInt(bound: bigint, rng: Rng): bigint {
+  if (bound <= 0n) throw new RangeError('uniformBigInt: bound must be positive');
+  const bits = (bound - 1n).toString(2).length;
+  const nBytes = Math.ceil(bits / 8);
+  const mask = (1n << BigInt(bits)) - 1n;
+  for (;;) {
+    const b = rng(nBytes);
+    let v = 0n;
+    for (const x of b) v = (v << 8n) | BigInt(x);
+    v &= mask;
+    if (v < bound) return v;
+  }
+}
+
+/** Uniform integer in [0, n). */
+export function uniformInt(n: number, rng: Rng): number {
+  return Number(uniformBigInt(BigInt(n), rng));
+}
+
+/** Total of scaled integer weights; 2^62 keeps the sum exact as a bigint and each term exact as a double. */
+const WEIGHT_RESOLUTION = 2 ** 62;
+
+/**
+ * Pick one item with probability proportional to `weightFn(item)`
+ * (non-negative, finite; others count as 0). Weights are scaled to integers
+ * summing to at most 2^62, as C tor's `scale_array_elements_to_u64`, and one
+ * unbiased integer draw picks the item. If every weight is 0 the choice is
+ * uniform (C tor and arti do the same). Returns undefined for no items.
+ */
+export function weightedChoice<T>(
+  items: readonly T[],
+  weightFn: (item: T) => number,
+  rng: Rng,
+): T | undefined {
+  if (items.length === 0) return undefined;
+  const raw = items.map((it) => {
+    const w = weightFn(it);
+    return Number.isFinite(w) && w > 0 ? w : 0;
+  });
+  const total = raw.reduce((a, b) => a + b, 0);
+  if (total === 0 || !Number.isFinite(total)) return items[uniformInt(items.length, rng)];
+  const ints = raw.map((w) => BigInt(Math.floor((w / total) * WEIGHT_RESOLUTION)));
+  const sum = ints.reduce((a, b) => a + b, 0n);
+  if (sum === 0n) return items[uniformInt(items.length, rng)];
+  let r = uniformBigInt(sum, rng);
+  for (let i = 0; i < ints.length; i++) {
+    const w = ints[i]!;
+    if (r < w) return items[i];
+    r -= w;
+  }
+  /* c8 ignore next */
+  return items[items.length - 1];
+}
+
+/** Hex identity as used in family lists. */
+export const relayIdHex = (r: PathRelay): string => toHex(r.identity).toLowerCase();
+
+/**
+ * The network a relay shares with its neighbours for the distinct-subnet
+ * rule: IPv4 /16 or IPv6 /32 (arti's defaults). An unparseable address is
+ * its own subnet.
+ */
+export function subnetKey(address: string): string {
+  let a = address.trim();
+  if (a.startsWith('[')) a = a.slice(1, a.indexOf(']') < 0 ? undefined : a.indexOf(']'));
+  const v4 = /^(\d{1,3})\.(\d{1,3})\.\d{1,3}\.\d{1,3}$/.exec(a);
+  if (v4) return `4:${Number(v4[1])}.${Number(v4[2])}`;
+  if (a.includes(':')) {
+    const [head = '', tail] = a.split('::');
+    const h = head === '' ? [] : head.split(':');
+    const t = tail === undefined || tail === '' ? [] : tail.split(':');
+    const groups =
+      tail === undefined ? h : [...h, ...Array<string>(Math.max(0, 8 - h.length - t.length)).fill('0'), ...t];
+    if (groups.length >= 2 && groups.slice(0, 2).every((g) => /^[0-9a-fA-F]{1,4}$/.test(g))) {
+      return `6:${groups
+        .slice(0, 2)
+        .map((g) => Number.parseInt(g, 16).toString(16))
+        .join(':')}`;
+    }
+  }
+  return `?:${a}`;
+}
+
+/** path-spec §2.2: family is mutual — both relays must list each other. */
+export function inSameFamily(a: PathRelay, b: PathRelay): boolean {
+  const ia = relayIdHex(a);
+  const ib = relayIdHex(b);
+  const lists = (r: PathRelay, id: string) => r.family.some((f) => f.toLowerCase() === id);
+  return lists(a, ib) && lists(b, ia);
+}
+
+function sameRelay(a: PathRelay, b: PathRelay): boolean {
+  return a === b || relayIdHex(a) === relayIdHex(b);
+}
+
+function compatible(
+  a: PathRelay,
+  b: PathRelay,
+  o: { enforceSubnets: boolean; enforceFamily: boolean },
+): boolean {
+  if (sameRelay(a, b)) return false;
+  if (o.enforceFamily && inSameFamily(a, b)) return false;
+  if (o.enforceSubnets && subnetKey(a.address) === subnetKey(b.address)) return false;
+  return true;
+}
+
+/** Whether `relay` may be the exit for `port` (path-spec §2.2: policy allows it, not BadExit). */
+export function canExit(relay: PathRelay, port?: number): boolean {
+  if (has(relay, 'BadExit')) return false;
+  if (port !== undefined && relay.allowsExitPort) return relay.allowsExitPort(port);
+  return has(relay, 'Exit');
+}
+
+/**
+ * Choose a path for a circuit (path-spec §2.2). Order: final hop, guard,
+ * middles; each pick excludes relays already chosen, their mutual family and
+ * (if enforced) their subnet. Throws PathError naming the hop that has no
+ * candidate.
+ */
+export function choosePath<T extends PathRelay>(relays: readonly T[], opts: PathOptions<T>, rng: Rng): T[] {
+  const length = opts.length ?? 3;
+  if (!Number.isInteger(length) || length < 1)
+    throw new InvalidError('path length', 'must be a positive integer');
+  const weights = opts.weights ?? {};
+  const stable = opts.needStable === true || opts.purpose === 'onion-intro' || opts.purpose === 'onion-rend';
+  const chosen: T[] = [];
+  const base = (r: T) =>
+    has(r, 'Running') &&
+    has(r, 'Valid') &&
+    (!stable || has(r, 'Stable')) &&
+    chosen.every((c) => compatible(r, c, opts));
+  const pick = (position: string, weightPos: Position, filter: (r: T) => boolean): T => {
+    const candidates = relays.filter((r) => base(r) && filter(r));
+    const r = weightedChoice(candidates, (c) => positionWeight(c, weightPos, weights), rng);
+    if (r === undefined) throw new PathError(position, candidates.length, opts.purpose);
+    return r;
+  };
+
+  if (opts.lastHop) chosen.push(opts.lastHop);
+  if (opts.guard) {
+    if (!chosen.every((c) => compatible(opts.guard!, c, opts))) throw new PathError('guard', 0, opts.purpose);
+    chosen.push(opts.guard);
+  }
+
+  // The final chosen hop: the exit, or (internal circuits) any relay weighted as a middle.
+  let final: T | undefined;
+  if (!opts.lastHop && length >= 2) {
+    final =
+      opts.purpose === 'exit'
+        ? pick('exit', 'exit', (r) => canExit(r, opts.exitPort))
+        : pick('final', 'middle', () => true);
+    chosen.push(final);
+  }
+
+  let guard = opts.guard;
+  if (!guard) {
+    // A one-hop exit circuit (no lastHop) needs a guard that can also exit.
+    const oneHopExit = length === 1 && !opts.lastHop && opts.purpose === 'exit';
+    guard = pick('guard', 'guard', (r) => has(r, 'Guard') && (!oneHopExit || canExit(r, opts.exitPort)));
+    chosen.push(guard);
+  } else if (length === 1 && !opts.lastHop && opts.purpose === 'exit' && !canExit(guard, opts.exitPort)) {
+    throw new PathError('exit', 0, opts.purpose);
+  }
+
+  const nMiddle = opts.lastHop ? length - 1 : Math.max(0, length - 2);
+  const middles: T[] = [];
+  for (let i = 0; i < nMiddle; i++) {
+    const m = pick('middle', 'middle', () => true);
+    chosen.push(m);
+    middles.push(m);
+  }
+
+  const path: T[] = [guard, ...middles];
+  if (final) path.push(final);
+  if (opts.lastHop) path.push(opts.lastHop);
+  return path;
+}
