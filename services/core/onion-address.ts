@@ -1,0 +1,106 @@
+/**
+ * v3 onion addresses (rend-spec-v3 §6 "Encoding onion addresses").
+ *
+ *   onion_address = base32(PUBKEY | CHECKSUM | VERSION) + ".onion"
+ *   CHECKSUM = H(".onion checksum" | PUBKEY | VERSION)[:2], VERSION = 03
+ *
+ * 35 bytes encode to exactly 56 base32 characters, so there is no padding.
+ * Decoding is case-insensitive and, like Tor's parse_extended_hostname,
+ * takes the label just before ".onion" so "www.<addr>.onion" works.
+ * Errors carry `reason` so the SOCKS layer can tell a malformed address
+ * from a wrong checksum or a key with a torsion component.
+ */
+import { concat, utf8 } from './bytes.js';
+import { ed25519IsValidTorsionFree, sha3_256 } from './crypto.js';
+import { InvalidError } from './errors.js';
+
+export const ONION_VERSION = 3;
+/** Length of the base32 label (without ".onion"). */
+export const ONION_LABEL_LENGTH = 56;
+
+const ALPHABET = 'abcdefghijklmnopqrstuvwxyz234567';
+const CHECKSUM_PREFIX = utf8('.onion checksum');
+
+export type OnionAddressErrorReason = 'format' | 'checksum' | 'version' | 'torsion';
+
+function fail(reason: OnionAddressErrorReason, message: string): InvalidError {
+  return new InvalidError('onion address', message, { reason });
+}
+
+function checksum(pub: Uint8Array, version: number): Uint8Array {
+  return sha3_256(CHECKSUM_PREFIX, pub, new Uint8Array([version])).subarray(0, 2);
+}
+
+function base32Encode(b: Uint8Array): string {
+  let out = '';
+  let acc = 0;
+  let bits = 0;
+  for (const byte of b) {
+    acc = (acc << 8) | byte;
+    bits += 8;
+    while (bits >= 5) {
+      bits -= 5;
+      out += ALPHABET[(acc >>> bits) & 31];
+    }
+    acc &= (1 << bits) - 1;
+  }
+  if (bits > 0) out += ALPHABET[(acc << (5 - bits)) & 31];
+  return out;
+}
+
+/** Decodes exactly 56 lower-case base32 characters to 35 bytes (the caller lower-cases). */
+function base32Decode56(s: string): Uint8Array {
+  const out = new Uint8Array(35);
+  let acc = 0;
+  let bits = 0;
+  let n = 0;
+  for (const ch of s) {
+    const v = ALPHABET.indexOf(ch);
+    if (v < 0) throw fail('format', 'not base32');
+    acc = ((acc << 5) | v) & 0xffff;
+    bits += 5;
+    if (bits >= 8) {
+      bits -= 8;
+      out[n++] = (acc >>> bits) & 0xff;
+    }
+  }
+  return out;
+}
+
+/** The "<56 chars>.onion" hostname for an Ed25519 identity key. */
+export function encodeOnionAddress(pub: Uint8Array): string {
+  if (pub.length !== 32)
+    throw new InvalidError('onion address', 'identity key must be 32 bytes', { reason: 'format' });
+  const v = new Uint8Array([ONION_VERSION]);
+  return `${base32Encode(concat(pub, checksum(pub, ONION_VERSION), v))}.onion`;
+}
+
+/** True for any hostname Tor would treat as an onion service (ends in ".onion"), valid or not. */
+export function isOnionHostname(host: string): boolean {
+  return /\.onion\.?$/i.test(host);
+}
+
+/**
+ * The identity key named by an onion address. Accepts any letter case, an
+ * optional ".onion" suffix (and trailing dot), and subdomain labels before
+ * the address. Throws InvalidError with context.reason set.
+ */
+export function decodeOnionAddress(address: string): Uint8Array {
+  let host = address.toLowerCase();
+  if (host.endsWith('.')) host = host.slice(0, -1);
+  if (host.endsWith('.onion')) host = host.slice(0, -'.onion'.length);
+  const label = host.slice(host.lastIndexOf('.') + 1);
+  if (label.length !== ONION_LABEL_LENGTH) {
+    throw fail('format', `expected ${ONION_LABEL_LENGTH} base32 characters, got ${label.length}`);
+  }
+  const raw = base32Decode56(label);
+  const pub = raw.slice(0, 32);
+  const version = raw[34]!;
+  if (version !== ONION_VERSION) throw fail('version', `unsupported version ${version}`);
+  const want = checksum(pub, version);
+  if (raw[32] !== want[0] || raw[33] !== want[1]) throw fail('checksum', 'bad checksum');
+  // rend-spec-v3 §6: reject keys with a torsion component (and non-points),
+  // or one service could have several addresses.
+  if (!ed25519IsValidTorsionFree(pub)) throw fail('torsion', 'not a valid torsion-free Ed25519 key');
+  return pub;
+}
