@@ -1,0 +1,409 @@
+/**
+ * Link cells: the 514-byte fixed cells and the variable-length cells that
+ * travel on a channel, and the typed messages they carry.
+ *
+ * Follows tor-spec §3 (cell layout), §4 (VERSIONS, CERTS, AUTH_CHALLENGE,
+ * AUTHENTICATE, NETINFO), §5.1 (CREATE2/CREATED2) and §5.4 (DESTROY reasons).
+ *
+ * Not in this module: relay-cell bodies (relay-cell.ts) and their crypto
+ * (relay-crypto.ts); channel state (net/channel.ts).
+ *
+ * Design notes: a cell is `{circId, command, payload}`; a `LinkMessage` is the
+ * decoded payload, a discriminated union on `type`. The decoder works on a
+ * byte stream: it throws TruncatedError when the buffer holds only part of a
+ * cell, so a reader can wait for more bytes, and InvalidError otherwise.
+ */
+
+import { ByteReader, ByteWriter, fromUtf8 } from './bytes.js';
+import { InvalidError, TruncatedError } from './errors.js';
+
+export const CELL_BODY_LEN = 509;
+/** Handshake types in CREATE2 (tor-spec §5.1). */
+export const HTYPE_NTOR = 2;
+
+export const CellCommand = {
+  PADDING: 0,
+  CREATE: 1,
+  CREATED: 2,
+  RELAY: 3,
+  DESTROY: 4,
+  CREATE_FAST: 5,
+  CREATED_FAST: 6,
+  VERSIONS: 7,
+  NETINFO: 8,
+  RELAY_EARLY: 9,
+  CREATE2: 10,
+  CREATED2: 11,
+  PADDING_NEGOTIATE: 12,
+  VPADDING: 128,
+  CERTS: 129,
+  AUTH_CHALLENGE: 130,
+  AUTHENTICATE: 131,
+  AUTHORIZE: 132,
+} as const;
+
+export const DestroyReason = {
+  NONE: 0,
+  PROTOCOL: 1,
+  INTERNAL: 2,
+  REQUESTED: 3,
+  HIBERNATING: 4,
+  RESOURCELIMIT: 5,
+  CONNECTFAILED: 6,
+  OR_IDENTITY: 7,
+  CHANNEL_CLOSED: 8,
+  FINISHED: 9,
+  TIMEOUT: 10,
+  DESTROYED: 11,
+  NOSUCHSERVICE: 12,
+} as const;
+
+const DESTROY_NAMES = new Map<number, string>(
+  Object.entries(DestroyReason).map(([k, v]) => [v, k.toLowerCase()] as const),
+);
+
+/** A stable label for metrics; unknown codes keep their number. */
+export function destroyReasonName(reason: number): string {
+  return DESTROY_NAMES.get(reason) ?? `unknown_${reason}`;
+}
+
+export function isVariableLength(command: number, linkVersion: number): boolean {
+  // tor-spec §3: on link version 2 only VERSIONS is variable; from 3 on, 128+ too.
+  return command === CellCommand.VERSIONS || (command >= 128 && linkVersion !== 2);
+}
+
+export interface Cell {
+  circId: number;
+  command: number;
+  payload: Uint8Array;
+}
+
+export interface CellDecodeOptions {
+  /** Largest variable-cell payload accepted; the 16-bit length allows 65535. */
+  maxVariablePayload?: number;
+}
+
+/** `linkVersion` 0 means "not negotiated yet": 2-byte CircIDs, as the first VERSIONS cell uses. */
+export function encodeCell(cell: Cell, linkVersion: number): Uint8Array {
+  const w = new ByteWriter();
+  if (linkVersion >= 4) w.u32(cell.circId);
+  else w.u16(cell.circId);
+  w.u8(cell.command);
+  if (isVariableLength(cell.command, linkVersion)) {
+    if (cell.payload.length > 0xffff) {
+      throw new InvalidError('cell', 'variable payload over 65535 bytes', { length: cell.payload.length });
+    }
+    w.u16(cell.payload.length);
+    w.bytes(cell.payload);
+  } else {
+    if (cell.payload.length > CELL_BODY_LEN) {
+      throw new InvalidError('cell', 'fixed payload over 509 bytes', { length: cell.payload.length });
+    }
+    w.bytes(cell.payload);
+    w.zeros(CELL_BODY_LEN - cell.payload.length);
+  }
+  return w.finish();
+}
+
+/** Decodes one cell from the front of `buf`; TruncatedError means "wait for more bytes". */
+export function decodeCell(
+  buf: Uint8Array,
+  linkVersion: number,
+  opts: CellDecodeOptions = {},
+): { cell: Cell; consumed: number } {
+  const r = new ByteReader(buf, 'cell');
+  const circId = linkVersion >= 4 ? r.u32() : r.u16();
+  const command = r.u8();
+  let payload: Uint8Array;
+  if (isVariableLength(command, linkVersion)) {
+    const len = r.u16();
+    const max = opts.maxVariablePayload ?? 0xffff;
+    if (len > max) throw new InvalidError('cell', 'variable payload over limit', { command, len, max });
+    payload = r.take(len);
+  } else {
+    payload = r.take(CELL_BODY_LEN);
+  }
+  return { cell: { circId, command, payload }, consumed: r.offset };
+}
+
+/* ---------------------------- link messages ---------------------------- */
+
+export type NetAddress =
+  | { type: 'ipv4'; addr: string }
+  | { type: 'ipv6'; addr: string }
+  | { type: 'other'; atype: number; value: Uint8Array };
+
+export interface CertEntry {
+  certType: number;
+  body: Uint8Array;
+}
+
+export type LinkMessage =
+  | { type: 'PADDING' }
+  | { type: 'VPADDING'; length: number }
+  | { type: 'VERSIONS'; versions: number[] }
+  | { type: 'CERTS'; certs: CertEntry[] }
+  | { type: 'AUTH_CHALLENGE'; challenge: Uint8Array; methods: number[] }
+  | { type: 'AUTHENTICATE'; authType: number; authBody: Uint8Array }
+  | { type: 'NETINFO'; time: number; otherAddr: NetAddress; myAddrs: NetAddress[] }
+  | { type: 'CREATE2'; htype: number; hdata: Uint8Array }
+  | { type: 'CREATED2'; hdata: Uint8Array }
+  | { type: 'RELAY'; body: Uint8Array }
+  | { type: 'RELAY_EARLY'; body: Uint8Array }
+  | { type: 'DESTROY'; reason: number };
+
+export function encodeLinkMessage(m: LinkMessage): { command: number; payload: Uint8Array } {
+  const w = new ByteWriter();
+  switch (m.type) {
+    case 'PADDING':
+      return { command: CellCommand.PADDING, payload: new Uint8Array(0) };
+    case 'VPADDING':
+      return { command: CellCommand.VPADDING, payload: new Uint8Array(m.length) };
+    case 'VERSIONS':
+      for (const v of m.versions) w.u16(v);
+      return { command: CellCommand.VERSIONS, payload: w.finish() };
+    case 'CERTS':
+      w.u8(m.certs.length);
+      for (const c of m.certs) {
+        w.u8(c.certType);
+        w.u16(c.body.length);
+        w.bytes(c.body);
+      }
+      return { command: CellCommand.CERTS, payload: w.finish() };
+    case 'AUTH_CHALLENGE':
+      if (m.challenge.length !== 32) throw new InvalidError('AUTH_CHALLENGE', 'challenge must be 32 bytes');
+      w.bytes(m.challenge);
+      w.u16(m.methods.length);
+      for (const x of m.methods) w.u16(x);
+      return { command: CellCommand.AUTH_CHALLENGE, payload: w.finish() };
+    case 'AUTHENTICATE':
+      w.u16(m.authType);
+      w.u16(m.authBody.length);
+      w.bytes(m.authBody);
+      return { command: CellCommand.AUTHENTICATE, payload: w.finish() };
+    case 'NETINFO':
+      w.u32(m.time);
+      writeNetAddress(w, m.otherAddr);
+      w.u8(m.myAddrs.length);
+      for (const a of m.myAddrs) writeNetAddress(w, a);
+      return { command: CellCommand.NETINFO, payload: w.finish() };
+    case 'CREATE2':
+      w.u16(m.htype);
+      w.u16(m.hdata.length);
+      w.bytes(m.hdata);
+      return { command: CellCommand.CREATE2, payload: w.finish() };
+    case 'CREATED2':
+      w.u16(m.hdata.length);
+      w.bytes(m.hdata);
+      return { command: CellCommand.CREATED2, payload: w.finish() };
+    case 'RELAY':
+    case 'RELAY_EARLY':
+      if (m.body.length !== CELL_BODY_LEN) throw new InvalidError(m.type, 'relay body must be 509 bytes');
+      return { command: m.type === 'RELAY' ? CellCommand.RELAY : CellCommand.RELAY_EARLY, payload: m.body };
+    case 'DESTROY':
+      return { command: CellCommand.DESTROY, payload: Uint8Array.of(m.reason) };
+    default: {
+      const never: never = m;
+      throw new InvalidError('link message', `unknown type ${(never as { type: string }).type}`);
+    }
+  }
+}
+
+/** Decodes the payload of a cell with `command`; unknown or unused commands are InvalidError. */
+export function decodeLinkMessage(command: number, payload: Uint8Array): LinkMessage {
+  switch (command) {
+    case CellCommand.PADDING:
+      return { type: 'PADDING' };
+    case CellCommand.VPADDING:
+      return { type: 'VPADDING', length: payload.length };
+    case CellCommand.VERSIONS: {
+      if (payload.length % 2 !== 0) throw new InvalidError('VERSIONS', 'odd payload length');
+      const r = new ByteReader(payload, 'VERSIONS');
+      const versions: number[] = [];
+      while (r.remaining > 0) versions.push(r.u16());
+      return { type: 'VERSIONS', versions };
+    }
+    case CellCommand.CERTS: {
+      const r = new ByteReader(payload, 'CERTS');
+      const n = r.u8();
+      const certs: CertEntry[] = [];
+      for (let i = 0; i < n; i++) {
+        const certType = r.u8();
+        const len = r.u16();
+        certs.push({ certType, body: r.take(len) });
+      }
+      r.assertExhausted();
+      return { type: 'CERTS', certs };
+    }
+    case CellCommand.AUTH_CHALLENGE: {
+      const r = new ByteReader(payload, 'AUTH_CHALLENGE');
+      const challenge = r.take(32);
+      const n = r.u16();
+      const methods: number[] = [];
+      for (let i = 0; i < n; i++) methods.push(r.u16());
+      r.assertExhausted();
+      return { type: 'AUTH_CHALLENGE', challenge, methods };
+    }
+    case CellCommand.AUTHENTICATE: {
+      const r = new ByteReader(payload, 'AUTHENTICATE');
+      const authType = r.u16();
+      const len = r.u16();
+      const authBody = r.take(len);
+      r.assertExhausted();
+      return { type: 'AUTHENTICATE', authType, authBody };
+    }
+    case CellCommand.NETINFO: {
+      // Fixed cell: trailing zero padding is expected, so no exhaustion check.
+      const r = new ByteReader(payload, 'NETINFO');
+      const time = r.u32();
+      const otherAddr = readNetAddress(r);
+      const n = r.u8();
+      const myAddrs: NetAddress[] = [];
+      for (let i = 0; i < n; i++) myAddrs.push(readNetAddress(r));
+      return { type: 'NETINFO', time, otherAddr, myAddrs };
+    }
+    case CellCommand.CREATE2: {
+      const r = new ByteReader(payload, 'CREATE2');
+      const htype = r.u16();
+      const len = r.u16();
+      return { type: 'CREATE2', htype, hdata: r.take(len) };
+    }
+    case CellCommand.CREATED2: {
+      const r = new ByteReader(payload, 'CREATED2');
+      const len = r.u16();
+      return { type: 'CREATED2', hdata: r.take(len) };
+    }
+    case CellCommand.RELAY:
+    case CellCommand.RELAY_EARLY:
+      if (payload.length !== CELL_BODY_LEN) throw new InvalidError('RELAY', 'body must be 509 bytes');
+      return { type: command === CellCommand.RELAY ? 'RELAY' : 'RELAY_EARLY', body: payload };
+    case CellCommand.DESTROY: {
+      const r = new ByteReader(payload, 'DESTROY');
+      return { type: 'DESTROY', reason: r.u8() };
+    }
+    default:
+      throw new InvalidError('cell', `unsupported command ${command}`, { command });
+  }
+}
+
+function writeNetAddress(w: ByteWriter, a: NetAddress): void {
+  if (a.type === 'ipv4') {
+    const parts = a.addr.split('.').map(Number);
+    if (parts.length !== 4 || parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255)) {
+      throw new InvalidError('NETINFO', 'bad IPv4 address');
+    }
+    w.u8(4);
+    w.u8(4);
+    for (const p of parts) w.u8(p);
+  } else if (a.type === 'ipv6') {
+    w.u8(6);
+    w.u8(16);
+    w.bytes(ipv6ToBytes(a.addr));
+  } else {
+    w.u8(a.atype);
+    w.u8(a.value.length);
+    w.bytes(a.value);
+  }
+}
+
+function readNetAddress(r: ByteReader): NetAddress {
+  const atype = r.u8();
+  const len = r.u8();
+  const value = r.take(len);
+  if (atype === 4 && len === 4) return { type: 'ipv4', addr: Array.from(value).join('.') };
+  if (atype === 6 && len === 16) return { type: 'ipv6', addr: bytesToIpv6(value) };
+  return { type: 'other', atype, value };
+}
+
+export function ipv6ToBytes(addr: string): Uint8Array {
+  const bad = () => new InvalidError('address', 'bad IPv6 address');
+  const halves = addr.split('::');
+  if (halves.length > 2) throw bad();
+  const parse = (s: string) => (s === '' ? [] : s.split(':'));
+  const head = parse(halves[0] ?? '');
+  const tail = halves.length === 2 ? parse(halves[1] ?? '') : [];
+  const fill = halves.length === 2 ? 8 - head.length - tail.length : 0;
+  if (fill < 0 || (halves.length === 1 && head.length !== 8)) throw bad();
+  const groups = [...head, ...Array<string>(fill).fill('0'), ...tail];
+  const out = new Uint8Array(16);
+  groups.forEach((g, i) => {
+    if (!/^[0-9a-fA-F]{1,4}$/.test(g)) throw bad();
+    const v = Number.parseInt(g, 16);
+    out[i * 2] = v >> 8;
+    out[i * 2 + 1] = v & 0xff;
+  });
+  return out;
+}
+
+export function bytesToIpv6(b: Uint8Array): string {
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push((((b[i] ?? 0) << 8) | (b[i + 1] ?? 0)).toString(16));
+  // RFC 5952: compress the longest run (two or more) of zero groups.
+  let best = { at: -1, len: 1 };
+  for (let i = 0; i < 8; ) {
+    let j = i;
+    while (j < 8 && groups[j] === '0') j++;
+    if (j - i > best.len) best = { at: i, len: j - i };
+    i = j === i ? i + 1 : j;
+  }
+  if (best.at < 0) return groups.join(':');
+  return `${groups.slice(0, best.at).join(':')}::${groups.slice(best.at + best.len).join(':')}`;
+}
+
+/* ------------------------ AUTHENTICATE type 3 body ------------------------ */
+
+export const AUTH3_MAGIC = 'AUTH0003';
+
+/** tor-spec §4.4.1: Ed25519-SHA256-RFC5705 authentication body. */
+export interface Auth3Body {
+  cid: Uint8Array;
+  sid: Uint8Array;
+  cidEd: Uint8Array;
+  sidEd: Uint8Array;
+  slog: Uint8Array;
+  clog: Uint8Array;
+  scert: Uint8Array;
+  tlsSecrets: Uint8Array;
+  rand: Uint8Array;
+  sig: Uint8Array;
+}
+
+const AUTH3_FIELDS: [keyof Auth3Body, number][] = [
+  ['cid', 32],
+  ['sid', 32],
+  ['cidEd', 32],
+  ['sidEd', 32],
+  ['slog', 32],
+  ['clog', 32],
+  ['scert', 32],
+  ['tlsSecrets', 32],
+  ['rand', 24],
+  ['sig', 64],
+];
+
+export function encodeAuth3Body(f: Auth3Body): Uint8Array {
+  const w = new ByteWriter();
+  w.bytes(new TextEncoder().encode(AUTH3_MAGIC));
+  for (const [name, len] of AUTH3_FIELDS) {
+    if (f[name].length !== len) throw new InvalidError('AUTHENTICATE', `${name} must be ${len} bytes`);
+    w.bytes(f[name]);
+  }
+  return w.finish();
+}
+
+export function decodeAuth3Body(body: Uint8Array): Auth3Body {
+  const r = new ByteReader(body, 'AUTHENTICATE');
+  if (fromUtf8(r.take(8), 'AUTHENTICATE type') !== AUTH3_MAGIC) {
+    throw new InvalidError('AUTHENTICATE', 'missing AUTH0003 magic');
+  }
+  const out: Partial<Auth3Body> = {};
+  for (const [name, len] of AUTH3_FIELDS) out[name] = r.take(len);
+  r.assertExhausted();
+  return out as Auth3Body;
+}
+
+/** The part of an AUTH0003 body the signature covers: everything but the signature. */
+export function auth3SignedPart(body: Uint8Array): Uint8Array {
+  if (body.length < 64) throw new TruncatedError('AUTHENTICATE', 64, body.length);
+  return body.subarray(0, body.length - 64);
+}

@@ -1,0 +1,148 @@
+// tor-spec §3-§5: fixed and variable cells, link messages, AUTHENTICATE bodies.
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { fromHex, toHex } from '../../../services/core/bytes.js';
+import {
+  type Auth3Body,
+  auth3SignedPart,
+  CellCommand,
+  DestroyReason,
+  decodeAuth3Body,
+  decodeCell,
+  decodeLinkMessage,
+  destroyReasonName,
+  encodeAuth3Body,
+  encodeCell,
+  encodeLinkMessage,
+  type LinkMessage,
+} from '../../../services/core/cells.js';
+import { randomBytes } from '../../../services/core/crypto.js';
+import { InvalidError, TruncatedError } from '../../../services/core/errors.js';
+import { expectOnlyTypedErrors } from '../../helpers/typed-errors.js';
+
+const roundTrip = (m: LinkMessage, version = 5) => {
+  const bytes = encodeCell({ circId: 0x80000001, ...encodeLinkMessage(m) }, version);
+  const { cell, consumed } = decodeCell(bytes, version);
+  expect(consumed).toBe(bytes.length);
+  expect(cell.circId).toBe(0x80000001);
+  return { bytes, msg: decodeLinkMessage(cell.command, cell.payload) };
+};
+
+describe('cells', () => {
+  it('the first VERSIONS cell has a 2-byte CircID (tor-spec §4.1)', () => {
+    const bytes = encodeCell({ circId: 0, ...encodeLinkMessage({ type: 'VERSIONS', versions: [4, 5] }) }, 0);
+    expect(toHex(bytes)).toBe('0000' + '07' + '0004' + '00040005');
+  });
+
+  it('fixed cells are 514 bytes on link v4+, with CircID then command', () => {
+    const { bytes, msg } = roundTrip({ type: 'DESTROY', reason: DestroyReason.FINISHED });
+    expect(bytes).toHaveLength(514);
+    expect(toHex(bytes.subarray(0, 6))).toBe('800000010409');
+    expect(msg).toEqual({ type: 'DESTROY', reason: 9 });
+  });
+
+  it('CREATE2 / CREATED2 carry HTYPE, HLEN and HDATA', () => {
+    const hdata = randomBytes(84);
+    const { bytes, msg } = roundTrip({ type: 'CREATE2', htype: 2, hdata });
+    expect(toHex(bytes.subarray(5, 9))).toBe('00020054');
+    expect(msg).toEqual({ type: 'CREATE2', htype: 2, hdata });
+    expect(roundTrip({ type: 'CREATED2', hdata: hdata.subarray(0, 64) }).msg).toEqual({
+      type: 'CREATED2',
+      hdata: hdata.subarray(0, 64),
+    });
+  });
+
+  it('NETINFO carries time and addresses, IPv6 too', () => {
+    const m: LinkMessage = {
+      type: 'NETINFO',
+      time: 1700000000,
+      otherAddr: { type: 'ipv4', addr: '127.0.0.1' },
+      myAddrs: [
+        { type: 'ipv4', addr: '127.0.0.2' },
+        { type: 'ipv6', addr: '2001:db8::1' },
+      ],
+    };
+    expect(roundTrip(m).msg).toEqual(m);
+  });
+
+  it('CERTS, AUTH_CHALLENGE and AUTHENTICATE round-trip as variable cells', () => {
+    const certs: LinkMessage = {
+      type: 'CERTS',
+      certs: [
+        { certType: 4, body: randomBytes(140) },
+        { certType: 5, body: randomBytes(104) },
+      ],
+    };
+    const { bytes } = roundTrip(certs);
+    expect(bytes[4]).toBe(CellCommand.CERTS);
+    expect(roundTrip(certs).msg).toEqual(certs);
+    const ch: LinkMessage = { type: 'AUTH_CHALLENGE', challenge: randomBytes(32), methods: [3] };
+    expect(roundTrip(ch).msg).toEqual(ch);
+    const au: LinkMessage = { type: 'AUTHENTICATE', authType: 3, authBody: randomBytes(352) };
+    expect(roundTrip(au).msg).toEqual(au);
+  });
+
+  it('AUTH0003 bodies round-trip and the signed part excludes the signature', () => {
+    const f: Auth3Body = {
+      cid: randomBytes(32),
+      sid: randomBytes(32),
+      cidEd: randomBytes(32),
+      sidEd: randomBytes(32),
+      slog: randomBytes(32),
+      clog: randomBytes(32),
+      scert: randomBytes(32),
+      tlsSecrets: randomBytes(32),
+      rand: randomBytes(24),
+      sig: randomBytes(64),
+    };
+    const body = encodeAuth3Body(f);
+    expect(body).toHaveLength(8 + 32 * 8 + 24 + 64);
+    expect(toHex(body.subarray(0, 8))).toBe(toHex(new TextEncoder().encode('AUTH0003')));
+    expect(decodeAuth3Body(body)).toEqual(f);
+    expect(auth3SignedPart(body)).toHaveLength(body.length - 64);
+    expect(() => decodeAuth3Body(body.subarray(0, 100))).toThrow(TruncatedError);
+    const wrong = body.slice();
+    wrong[7] = 0x34;
+    expect(() => decodeAuth3Body(wrong)).toThrow(InvalidError);
+  });
+
+  it('a partial cell is TruncatedError (wait), an oversized variable cell is InvalidError', () => {
+    const bytes = encodeCell({ circId: 5, ...encodeLinkMessage({ type: 'PADDING' }) }, 4);
+    expect(() => decodeCell(bytes.subarray(0, 300), 4)).toThrow(TruncatedError);
+    const big = encodeCell({ circId: 0, command: CellCommand.VPADDING, payload: new Uint8Array(5000) }, 4);
+    expect(() => decodeCell(big, 4, { maxVariablePayload: 4096 })).toThrow(InvalidError);
+    expect(() => decodeLinkMessage(200, new Uint8Array(0))).toThrow(InvalidError);
+    expect(destroyReasonName(5)).toBe('resourcelimit');
+    expect(destroyReasonName(99)).toBe('unknown_99');
+  });
+
+  it('two cells back to back decode one at a time', () => {
+    const a = encodeCell({ circId: 1, ...encodeLinkMessage({ type: 'DESTROY', reason: 3 }) }, 4);
+    const b = encodeCell({ circId: 2, ...encodeLinkMessage({ type: 'VERSIONS', versions: [5] }) }, 4);
+    const both = new Uint8Array([...a, ...b]);
+    const first = decodeCell(both, 4);
+    const second = decodeCell(both.subarray(first.consumed), 4);
+    expect(first.cell.circId).toBe(1);
+    expect(second.cell.circId).toBe(2);
+    expect(toHex(second.cell.payload)).toBe(toHex(fromHex('0005')));
+  });
+
+  it('random, truncated and oversized input only ever raises typed errors', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 1200 }), fc.constantFrom(0, 3, 4, 5), (bytes, v) => {
+        expectOnlyTypedErrors(() => {
+          const { cell } = decodeCell(bytes, v, { maxVariablePayload: 1000 });
+          decodeLinkMessage(cell.command, cell.payload);
+        });
+      }),
+      { numRuns: 3000 },
+    );
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 255 }), fc.uint8Array({ maxLength: 600 }), (cmd, payload) => {
+        expectOnlyTypedErrors(() => decodeLinkMessage(cmd, payload));
+        expectOnlyTypedErrors(() => decodeAuth3Body(payload));
+      }),
+      { numRuns: 3000 },
+    );
+  });
+});
