@@ -372,3 +372,33 @@ export function hsBlindExpandedKeyWithFactor(key: ExpandedKey, factor: Uint8Arra
   const prefix = sha512(utf8('Derive temporary signing key hash input'), key.prefix).slice(0, 32);
   return { scalar: bigintToLe32(a), prefix, public: Point.BASE.multiply(a).toBytes() };
 }
+
+const FIELD_P = 2n ** 255n - 19n;
+
+function modPow(b: bigint, e: bigint, m: bigint): bigint {
+  let r = 1n;
+  b = mod(b, m);
+  while (e > 0n) {
+    if (e & 1n) r = (r * b) % m;
+    b = (b * b) % m;
+    e >>= 1n;
+  }
+  return r;
+}
+
+/**
+ * The Ed25519 public key birationally equivalent to a Curve25519 one:
+ * y = (u - 1) / (u + 1), with the given sign bit (rend-spec-v3 §2.5.2
+ * enc-key-cert and tor-spec ntor-onion-key-crosscert; arti
+ * `convert_curve25519_to_ed25519_public`). CryptoError for u = -1.
+ */
+export function x25519ToEd25519Public(u: Uint8Array, signBit: 0 | 1 = 0): Uint8Array {
+  checkLen('x25519 public key', u, 32);
+  const uu = mod(leToBigint(u) & (2n ** 255n - 1n), FIELD_P);
+  const den = mod(uu + 1n, FIELD_P);
+  if (den === 0n) throw new CryptoError('x25519 to ed25519', 'u = -1 has no Edwards equivalent');
+  const y = mod((uu - 1n) * modPow(den, FIELD_P - 2n, FIELD_P), FIELD_P);
+  const out = bigintToLe32(y);
+  out[31]! |= signBit << 7;
+  return out;
+}
