@@ -16,8 +16,9 @@
  * - The network-change rule looks at the last 20 circuits (successes and
  *   timeouts); callers should report only circuits whose first hop
  *   completed, as C tor's `timeouts_after_firsthop` does.
- * - After a reset the timeout goes back to 60 s, or doubles if it was
- *   already at least 60 s (C tor `circuit_build_times_network_check_changed`).
+ * - On a reset the history is cleared and the timeout goes back to 60 s,
+ *   or doubles if it was already at least 60 s — so a client still learning
+ *   moves to 120 s (C tor `circuit_build_times_network_check_changed`).
  *
  * Limitations: no consensus-param overrides (cbtquantile, cbtnummodes…).
  */
@@ -182,13 +183,12 @@ export class CircuitBuildTimeout {
   /** Reset when 18 of the last 20 circuits timed out: the network probably changed. */
   private checkNetworkChanged(): void {
     if (this.recent.filter((x) => x).length < CBT_DEFAULTS.maxRecentTimeouts) return;
-    const learned = this.times.length >= CBT_DEFAULTS.minCircuits;
     const current = this.compute();
-    if (!learned || current.timeout < CBT_DEFAULTS.initialTimeoutMs) {
+    if (current.timeout < CBT_DEFAULTS.initialTimeoutMs) {
       this.baseTimeoutMs = CBT_DEFAULTS.initialTimeoutMs;
       this.baseCloseMs = CBT_DEFAULTS.initialTimeoutMs;
     } else {
-      // Already at or above 60 s: double, for clients on very slow networks.
+      // Already at or above 60 s (e.g. still learning): double, for clients on very slow networks.
       this.baseTimeoutMs = Math.min(current.timeout * 2, MAX_BUILD_MS / 2);
       this.baseCloseMs = Math.min(current.close * 2, MAX_BUILD_MS / 2);
     }
