@@ -166,7 +166,9 @@ export function updateSample(
       g.listed = true;
       delete g.unlistedSince;
     } else {
-      if (g.listed || g.unlistedSince === undefined) g.unlistedSince = randomizeTime(now, slop, rng);
+      // entrynodes.c: unlisted_since_slop = REMOVE_UNLISTED_GUARDS_AFTER / 5.
+      if (g.listed || g.unlistedSince === undefined)
+        g.unlistedSince = randomizeTime(now, GUARD_DEFAULTS.removeUnlistedAfterMs / 5, rng);
       g.listed = false;
     }
     g.filtered = r !== undefined && passes(r);
