@@ -45,7 +45,7 @@ const REASONS: Record<number, string> = {
 /** Reads one head + body from a stream, resolving when complete. */
 function readMessage(stream: Duplex, maxBody: number): Promise<{ head: string; body: Uint8Array }> {
   return new Promise((resolve, reject) => {
-    let buf = Buffer.alloc(0);
+    let buf: Buffer = Buffer.alloc(0);
     let head: string | null = null;
     let want = -1;
     const finish = (err: Error | null, value?: { head: string; body: Uint8Array }) => {
@@ -79,7 +79,7 @@ function readMessage(stream: Duplex, maxBody: number): Promise<{ head: string; b
       }
     };
     const onData = (chunk: Buffer) => {
-      buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+      buf = buf.length === 0 ? Buffer.from(chunk) : Buffer.concat([buf, chunk]);
       tryParse(false);
     };
     const onEnd = () => tryParse(true);

@@ -1,0 +1,91 @@
+/**
+ * Open channels by peer identity, so circuits to the same relay share one
+ * link (tor-spec §5.1.2: an extending relay reuses a matching channel).
+ * Concurrent requests for the same peer wait on one dial.
+ */
+import { toHex } from '../core/bytes.js';
+import type { Rng } from '../core/crypto.js';
+import { Channel, type ChannelLimits } from './channel.js';
+import type { LinkKeys } from './link-keys.js';
+import { dialLink, linkUrl } from './transport.js';
+
+export interface PeerAddress {
+  identity: Uint8Array;
+  address: string;
+  port: number;
+}
+
+export interface ChannelPoolOptions {
+  /** Our link keys if we are a relay, null for a client. */
+  keys: LinkKeys | null;
+  /** Dial `wss` (default) or plain `ws`. */
+  tls: boolean;
+  limits?: Partial<ChannelLimits>;
+  dialTimeoutMs?: number;
+  rng?: Rng;
+  onChannel?: (ch: Channel) => void;
+}
+
+export class ChannelPool {
+  private readonly open = new Map<string, Channel>();
+  private readonly dialing = new Map<string, Promise<Channel>>();
+  private closed = false;
+
+  constructor(private readonly opts: ChannelPoolOptions) {}
+
+  get size(): number {
+    return this.open.size;
+  }
+
+  channels(): Channel[] {
+    return [...this.open.values()];
+  }
+
+  /** An open channel to `peer`, dialling if needed. */
+  get(peer: PeerAddress): Promise<Channel> {
+    const key = toHex(peer.identity);
+    const existing = this.open.get(key);
+    if (existing?.isOpen) return Promise.resolve(existing);
+    const pending = this.dialing.get(key);
+    if (pending) return pending;
+    const p = this.dial(peer, key).finally(() => this.dialing.delete(key));
+    this.dialing.set(key, p);
+    return p;
+  }
+
+  private async dial(peer: PeerAddress, key: string): Promise<Channel> {
+    if (this.closed) throw new Error('channel pool closed');
+    const timeout = this.opts.dialTimeoutMs ?? 10_000;
+    const link = await dialLink(linkUrl(peer.address, peer.port, this.opts.tls), timeout);
+    const ch = await Channel.initiate(link, {
+      keys: this.opts.keys,
+      expectedIdentity: peer.identity,
+      limits: { handshakeTimeoutMs: timeout, ...this.opts.limits },
+      ...(this.opts.rng ? { rng: this.opts.rng } : {}),
+    });
+    this.track(key, ch);
+    this.opts.onChannel?.(ch);
+    return ch;
+  }
+
+  /** Adds an inbound channel from an authenticated relay so later extends reuse it. */
+  adopt(ch: Channel): void {
+    if (!ch.peerIdentity) return;
+    const key = toHex(ch.peerIdentity);
+    if (this.open.get(key)?.isOpen) return;
+    this.track(key, ch);
+  }
+
+  private track(key: string, ch: Channel): void {
+    this.open.set(key, ch);
+    ch.on('closed', () => {
+      if (this.open.get(key) === ch) this.open.delete(key);
+    });
+  }
+
+  closeAll(reason = 'shutting down'): void {
+    this.closed = true;
+    for (const ch of this.open.values()) ch.close(reason);
+    this.open.clear();
+  }
+}

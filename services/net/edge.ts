@@ -1,0 +1,161 @@
+/**
+ * The edge of a circuit: where streams begin and end, and where the
+ * circuit-level SENDME windows live (tor-spec §7.3–7.4). A client's circuit
+ * has one edge at its last hop (or its onion-service virtual hop); an exit
+ * or an onion service has one at its own end.
+ *
+ * Overview: DATA counts against the circuit package window (1000, +100 per
+ * SENDME) and the stream windows (stream.ts). Every 100 DATA cells received
+ * we answer with an authenticated SENDME v1 carrying the running digest of
+ * the cell that triggered it; we remember the digest of every 100th DATA
+ * cell we send and close the circuit if a SENDME does not match (digest §5).
+ *
+ * Not in this module: crypto and cell framing (the circuit passes in
+ * `EdgeIo`), stream semantics (stream.ts).
+ */
+import { ctEqual } from '../core/crypto.js';
+import { CIRCWINDOW_INCREMENT, CIRCWINDOW_START, EndReason, type RelayMessage } from '../core/relay-cell.js';
+import { RelayStream, type StreamHost } from './stream.js';
+
+/** How the edge reaches its circuit. */
+export interface EdgeIo {
+  send(streamId: number, msg: RelayMessage): void;
+  /** Running digest (20 bytes) after the last cell sent toward the peer edge. */
+  lastSentDigest(): Uint8Array;
+  /** Running digest (20 bytes) after the last cell received from the peer edge. */
+  lastReceivedDigest(): Uint8Array;
+  /** False while the link under the circuit is congested. */
+  linkWritable(): boolean;
+  /** Tear the circuit down for a protocol violation. */
+  protocolViolation(why: string): void;
+}
+
+export class CircuitEdge implements StreamHost {
+  readonly streams = new Map<number, RelayStream>();
+  private packageWindow = CIRCWINDOW_START;
+  private deliverWindow = CIRCWINDOW_START;
+  private readonly sendmeDigests: Uint8Array[] = [];
+  private nextStreamId = 1;
+
+  constructor(
+    private readonly io: EdgeIo,
+    private readonly maxStreams: number,
+  ) {}
+
+  get streamCount(): number {
+    return this.streams.size;
+  }
+
+  /* ---- StreamHost ---- */
+
+  sendStreamMessage(streamId: number, msg: RelayMessage): void {
+    this.io.send(streamId, msg);
+    if (msg.type === 'DATA') {
+      this.packageWindow -= 1;
+      // The peer answers the 100th, 200th, … DATA cell with a SENDME carrying its digest.
+      if (this.packageWindow % CIRCWINDOW_INCREMENT === 0) this.sendmeDigests.push(this.io.lastSentDigest());
+    }
+  }
+
+  canSendData(): boolean {
+    return this.packageWindow > 0 && this.io.linkWritable();
+  }
+
+  streamClosed(streamId: number): void {
+    this.streams.delete(streamId);
+  }
+
+  /* ---- streams ---- */
+
+  /** Allocates a stream id and registers a stream; null when the per-circuit limit is reached. */
+  newStream(): RelayStream | null {
+    if (this.streams.size >= this.maxStreams) return null;
+    for (let i = 0; i < 0xffff; i++) {
+      const id = this.nextStreamId;
+      this.nextStreamId = (this.nextStreamId % 0xffff) + 1;
+      if (!this.streams.has(id)) {
+        const s = new RelayStream(id, this);
+        s.connected = false;
+        this.streams.set(id, s);
+        return s;
+      }
+    }
+    return null;
+  }
+
+  /** Registers a stream the peer opened (BEGIN); null if the id is taken or the limit is hit. */
+  acceptStream(streamId: number): RelayStream | null {
+    if (streamId === 0 || this.streams.has(streamId) || this.streams.size >= this.maxStreams) return null;
+    const s = new RelayStream(streamId, this);
+    this.streams.set(streamId, s);
+    return s;
+  }
+
+  /** Called after any SENDME or drain: lets blocked streams send. */
+  pump(): void {
+    for (const s of this.streams.values()) {
+      if (!this.canSendData()) return;
+      s.pump();
+    }
+  }
+
+  /**
+   * Handles the flow-control and stream messages of this edge. Returns false
+   * for messages the circuit's owner must handle (BEGIN, CONNECTED, control).
+   */
+  handle(streamId: number, msg: RelayMessage): boolean {
+    switch (msg.type) {
+      case 'DATA': {
+        this.deliverWindow -= 1;
+        if (this.deliverWindow < 0) {
+          this.io.protocolViolation('circuit deliver window below zero');
+          return true;
+        }
+        if (this.deliverWindow <= CIRCWINDOW_START - CIRCWINDOW_INCREMENT) {
+          this.deliverWindow += CIRCWINDOW_INCREMENT;
+          this.io.send(0, { type: 'SENDME', version: 1, digest: this.io.lastReceivedDigest() });
+        }
+        const s = this.streams.get(streamId);
+        // DATA for a stream we closed is dropped: it was in flight (tor-spec §6.3).
+        if (s && !s.deliver(msg.data)) this.io.protocolViolation('stream deliver window below zero');
+        return true;
+      }
+      case 'SENDME': {
+        if (streamId === 0) {
+          const expected = this.sendmeDigests.shift();
+          if (!expected || (msg.version === 1 && (!msg.digest || !ctEqual(msg.digest, expected)))) {
+            this.io.protocolViolation('unexpected or unauthenticated circuit SENDME');
+            return true;
+          }
+          this.packageWindow += CIRCWINDOW_INCREMENT;
+          this.pump();
+        } else {
+          const s = this.streams.get(streamId);
+          if (s && !s.sendmeReceived()) this.io.protocolViolation('stream SENDME overflow');
+        }
+        return true;
+      }
+      case 'END': {
+        const s = this.streams.get(streamId);
+        this.streams.delete(streamId);
+        s?.remoteEnd(msg.reason);
+        return true;
+      }
+      default:
+        return false;
+    }
+  }
+
+  /**
+   * The circuit is gone: every stream ends with the given reason, or quietly
+   * (no 'error' event) when we closed the circuit ourselves.
+   */
+  closeAll(reason: number = EndReason.DESTROY, quiet = false): void {
+    const all = [...this.streams.values()];
+    this.streams.clear();
+    for (const s of all) {
+      if (quiet) s.destroy();
+      else s.remoteEnd(reason);
+    }
+  }
+}

@@ -1,0 +1,291 @@
+/**
+ * Relay-side circuits (tor-spec §5–6): a circuit as an onion router sees
+ * it, between the previous hop's channel and, once extended, the next's.
+ *
+ * Overview: a forward cell from the previous hop is decrypted with our
+ * layer; if it is recognized it is for us (EXTEND2, BEGIN, onion-service
+ * cells…), otherwise it goes on to the next hop, or closes the circuit if
+ * there is none. A backward cell from the next hop gets our layer added
+ * and goes back. DESTROY travels both ways with DESTROYED as the reason for
+ * forwarded ones. A rendezvous point can splice two circuits: unrecognized
+ * forward cells on one leave as backward cells on the other.
+ *
+ * Design notes: the relay's behaviours (exit, directory, intro point,
+ * rendezvous point, HSDir) sit behind `OrCircuitOwner`, so this module only
+ * knows cells, crypto, windows and limits.
+ */
+import { DestroyReason, type LinkMessage } from '../core/cells.js';
+import { type Rng, randomBytes } from '../core/crypto.js';
+import type { LinkSpecifier } from '../core/link-specifiers.js';
+import {
+  decodeRelayCellBody,
+  decodeRelayMessage,
+  encodeRelayCellBody,
+  encodeRelayMessage,
+  MAX_RELAY_EARLY,
+  type RelayCellBody,
+  type RelayMessage,
+} from '../core/relay-cell.js';
+import type { RelayHopCrypto } from '../core/relay-crypto.js';
+import type { Channel, CircuitCellHandler } from './channel.js';
+import { CircuitEdge } from './edge.js';
+import { TypedEmitter } from './typed-emitter.js';
+
+export interface OrCircuitOwner {
+  /** A recognized relay message for this hop. */
+  onRelayMessage(circ: OrCircuit, streamId: number, msg: RelayMessage, early: boolean): void;
+  /** EXTEND2: open (or reuse) a channel to the relay named by the specifiers. */
+  connectNext(specs: LinkSpecifier[]): Promise<Channel>;
+  onClosed(circ: OrCircuit, reason: number): void;
+}
+
+export interface OrCircuitLimits {
+  maxStreams: number;
+}
+
+export interface OrCircuitEvents {
+  closed: { reason: number };
+}
+
+export class OrCircuit extends TypedEmitter<OrCircuitEvents> {
+  private next: { channel: Channel; circId: number } | null = null;
+  private extending = false;
+  private relayEarlyIn = 0;
+  private closedReason: number | null = null;
+  /** The other half of a rendezvous splice. */
+  private splice: OrCircuit | null = null;
+  readonly edge: CircuitEdge;
+  readonly createdAt = Date.now();
+
+  constructor(
+    readonly prevChannel: Channel,
+    readonly prevCircId: number,
+    private readonly hop: RelayHopCrypto,
+    private readonly owner: OrCircuitOwner,
+    limits: OrCircuitLimits,
+    private readonly rng: Rng = randomBytes,
+  ) {
+    super();
+    this.edge = new CircuitEdge(
+      {
+        send: (streamId, msg) => this.sendBackward(streamId, msg),
+        lastSentDigest: () => this.hop.backwardDigest(),
+        lastReceivedDigest: () => this.hop.forwardDigest(),
+        linkWritable: () => this.prevChannel.writable,
+        protocolViolation: () => this.close(DestroyReason.PROTOCOL),
+      },
+      limits.maxStreams,
+    );
+    prevChannel.on('drain', () => this.edge.pump());
+  }
+
+  get isOpen(): boolean {
+    return this.closedReason === null;
+  }
+
+  get hasNext(): boolean {
+    return this.next !== null;
+  }
+
+  /** Handler for cells on the previous hop's channel. */
+  readonly prevHandler: CircuitCellHandler = {
+    onCell: (msg) => this.fromPrev(msg),
+    onChannelClosed: () => this.closeFrom('prev', DestroyReason.CHANNEL_CLOSED),
+  };
+
+  private readonly nextHandler: CircuitCellHandler = {
+    onCell: (msg) => this.fromNext(msg),
+    onChannelClosed: () => this.closeFrom('next', DestroyReason.CHANNEL_CLOSED),
+  };
+
+  private fromPrev(msg: LinkMessage): void {
+    switch (msg.type) {
+      case 'RELAY':
+      case 'RELAY_EARLY': {
+        const early = msg.type === 'RELAY_EARLY';
+        // tor-spec §5.6: more than 8 RELAY_EARLY cells closes the circuit.
+        if (early && ++this.relayEarlyIn > MAX_RELAY_EARLY) {
+          this.close(DestroyReason.PROTOCOL);
+          return;
+        }
+        const body = msg.body;
+        if (this.hop.decryptForward(body)) {
+          let decoded: RelayCellBody;
+          let rmsg: RelayMessage;
+          try {
+            decoded = decodeRelayCellBody(body);
+            rmsg = decodeRelayMessage(decoded.command, decoded.data);
+          } catch {
+            this.close(DestroyReason.PROTOCOL);
+            return;
+          }
+          if (this.edge.handle(decoded.streamId, rmsg)) return;
+          this.owner.onRelayMessage(this, decoded.streamId, rmsg, early);
+          return;
+        }
+        if (this.splice) {
+          this.splice.sendRawBackward(body);
+          return;
+        }
+        if (!this.next) {
+          this.close(DestroyReason.PROTOCOL);
+          return;
+        }
+        // tor-spec §5.6: RELAY_EARLY stays RELAY_EARLY on the way forward.
+        this.next.channel.send(
+          this.next.circId,
+          early ? { type: 'RELAY_EARLY', body } : { type: 'RELAY', body },
+        );
+        return;
+      }
+      case 'DESTROY':
+        this.closeFrom('prev', DestroyReason.DESTROYED);
+        return;
+      case 'CREATE2':
+        // A second CREATE2 on a live CircID is a protocol violation.
+        this.close(DestroyReason.PROTOCOL);
+        return;
+      default:
+        return;
+    }
+  }
+
+  private fromNext(msg: LinkMessage): void {
+    switch (msg.type) {
+      case 'RELAY':
+        this.sendRawBackward(msg.body);
+        return;
+      case 'RELAY_EARLY':
+        // Inbound RELAY_EARLY from the next hop is forbidden.
+        this.close(DestroyReason.PROTOCOL);
+        return;
+      case 'DESTROY': {
+        // tor-spec §5.4: the next hop vanished; tell the client with TRUNCATED and keep our part.
+        const next = this.next;
+        this.next = null;
+        if (next) next.channel.unregister(next.circId);
+        this.sendBackward(0, { type: 'TRUNCATED', reason: msg.reason });
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  /** Adds our layer to a body and sends it toward the client. */
+  private sendRawBackward(body: Uint8Array): void {
+    if (!this.isOpen) return;
+    this.hop.encryptBackward(body, false);
+    this.prevChannel.send(this.prevCircId, { type: 'RELAY', body });
+  }
+
+  /** Originates a relay message from this hop toward the client. */
+  sendBackward(streamId: number, msg: RelayMessage): void {
+    if (!this.isOpen) return;
+    const { command, data } = encodeRelayMessage(msg);
+    const body = encodeRelayCellBody({ command, streamId, data }, this.rng);
+    this.hop.encryptBackward(body, true);
+    this.prevChannel.send(this.prevCircId, { type: 'RELAY', body });
+  }
+
+  /** Handles EXTEND2: CREATE2 to the next hop, EXTENDED2 back (tor-spec §5.1.2). */
+  async extend(specs: LinkSpecifier[], htype: number, hdata: Uint8Array, early: boolean): Promise<void> {
+    if (!early || this.next || this.extending) {
+      this.close(DestroyReason.PROTOCOL);
+      return;
+    }
+    this.extending = true;
+    let channel: Channel;
+    try {
+      channel = await this.owner.connectNext(specs);
+    } catch {
+      this.extending = false;
+      this.close(DestroyReason.CONNECTFAILED);
+      return;
+    }
+    if (!this.isOpen) return;
+    const circId = channel.allocateCircId();
+    if (!channel.register(circId, this.nextHandler)) {
+      this.extending = false;
+      this.close(DestroyReason.RESOURCELIMIT);
+      return;
+    }
+    const created = new Promise<LinkMessage>((resolve) => {
+      const pending: CircuitCellHandler = {
+        onCell: (m) => resolve(m),
+        onChannelClosed: () => resolve({ type: 'DESTROY', reason: DestroyReason.CHANNEL_CLOSED }),
+      };
+      channel.register(circId, pending);
+    });
+    channel.send(circId, { type: 'CREATE2', htype, hdata });
+    const reply = await created;
+    this.extending = false;
+    if (!this.isOpen) {
+      channel.send(circId, { type: 'DESTROY', reason: DestroyReason.DESTROYED });
+      channel.unregister(circId);
+      return;
+    }
+    if (reply.type !== 'CREATED2') {
+      channel.unregister(circId);
+      const reason = reply.type === 'DESTROY' ? reply.reason : DestroyReason.PROTOCOL;
+      if (reply.type !== 'DESTROY') channel.send(circId, { type: 'DESTROY', reason: DestroyReason.PROTOCOL });
+      this.sendBackward(0, { type: 'TRUNCATED', reason });
+      return;
+    }
+    channel.register(circId, this.nextHandler);
+    this.next = { channel, circId };
+    this.sendBackward(0, { type: 'EXTENDED2', hdata: reply.hdata });
+  }
+
+  /** Joins this circuit with another at a rendezvous point (rend-spec-v3 §4.2). */
+  spliceWith(other: OrCircuit): void {
+    this.splice = other;
+    other.splice = this;
+  }
+
+  /** TRUNCATE from the client: drop the next hop, answer TRUNCATED (tor-spec §5.4). */
+  truncate(): void {
+    if (this.next) {
+      this.next.channel.send(this.next.circId, { type: 'DESTROY', reason: DestroyReason.REQUESTED });
+      this.next.channel.unregister(this.next.circId);
+      this.next = null;
+    }
+    this.sendBackward(0, { type: 'TRUNCATED', reason: DestroyReason.REQUESTED });
+  }
+
+  /** Closes the circuit in both directions with `reason` toward the client. */
+  close(reason: number): void {
+    if (!this.isOpen) return;
+    this.prevChannel.send(this.prevCircId, { type: 'DESTROY', reason });
+    this.finish('both', reason);
+  }
+
+  private closeFrom(side: 'prev' | 'next', reason: number): void {
+    if (!this.isOpen) return;
+    if (side === 'next') {
+      this.next = null;
+      this.prevChannel.send(this.prevCircId, { type: 'DESTROY', reason: DestroyReason.DESTROYED });
+    }
+    this.finish(side, reason);
+  }
+
+  private finish(from: 'prev' | 'next' | 'both', reason: number): void {
+    this.closedReason = reason;
+    this.prevChannel.unregister(this.prevCircId);
+    if (this.next) {
+      if (from !== 'next')
+        this.next.channel.send(this.next.circId, { type: 'DESTROY', reason: DestroyReason.DESTROYED });
+      this.next.channel.unregister(this.next.circId);
+      this.next = null;
+    }
+    this.edge.closeAll();
+    const s = this.splice;
+    this.splice = null;
+    if (s) {
+      s.splice = null;
+      s.close(DestroyReason.DESTROYED);
+    }
+    this.owner.onClosed(this, reason);
+    this.emit('closed', { reason });
+  }
+}

@@ -1,0 +1,404 @@
+/**
+ * Origin circuits (tor-spec §5, §6): circuits this node built, as a client
+ * or as an onion service.
+ *
+ * Overview: `OriginCircuit.create` sends CREATE2 (ntor) to the first hop;
+ * `extend` sends EXTEND2 inside RELAY_EARLY to the last hop (at most 8
+ * RELAY_EARLY cells per circuit). Relay cells are encrypted for a chosen
+ * hop and peeled on the way back; the edge (edge.ts) at the last hop runs
+ * streams and SENDME windows. An onion-service virtual hop can be added on
+ * top (rend-spec-v3 §4.2) once hs-ntor has produced its keys.
+ *
+ * Design notes: everything the circuit learns arrives through `onCell`;
+ * control messages (EXTENDED2, onion-service cells, BEGIN on a rendezvous
+ * circuit) are delivered to waiters or emitted as events, so the client and
+ * the onion service stay thin.
+ */
+import { DestroyReason, type LinkMessage } from '../core/cells.js';
+import { legacyIdFromEd25519, type Rng, randomBytes } from '../core/crypto.js';
+import { ShallotError } from '../core/errors.js';
+import { relayLinkSpecifiers } from '../core/link-specifiers.js';
+import { type CircuitKeys, type NtorClientState, ntorClientFinish, ntorClientStart } from '../core/ntor.js';
+import {
+  decodeRelayCellBody,
+  decodeRelayMessage,
+  EndReason,
+  encodeRelayCellBody,
+  encodeRelayMessage,
+  formatBeginTarget,
+  MAX_RELAY_EARLY,
+  type RelayCellBody,
+  type RelayMessage,
+} from '../core/relay-cell.js';
+import { ClientCircuitCrypto, type HopCrypto, tor1Hop } from '../core/relay-crypto.js';
+import type { Channel, CircuitCellHandler } from './channel.js';
+import { CircuitEdge } from './edge.js';
+import type { RelayStream } from './stream.js';
+import { TypedEmitter } from './typed-emitter.js';
+
+/** What a circuit needs to know about a relay to build through it. */
+export interface HopTarget {
+  nickname: string;
+  identity: Uint8Array;
+  ntorKey: Uint8Array;
+  address: string;
+  port: number;
+}
+
+export class CircuitError extends ShallotError {
+  constructor(
+    readonly reason: number,
+    message: string,
+    readonly kind: 'destroyed' | 'timeout' | 'protocol' | 'channel' | 'limit' = 'destroyed',
+  ) {
+    super('ERR_CIRCUIT', message, { reason, kind });
+  }
+}
+
+export interface OriginCircuitEvents {
+  destroyed: { reason: number; remote: boolean };
+  /** A relay message this circuit's owner must handle (onion-service cells, BEGIN). */
+  message: { hop: number; streamId: number; msg: RelayMessage };
+}
+
+export interface OriginCircuitOptions {
+  rng?: Rng;
+  maxStreams?: number;
+}
+
+type Waiter = {
+  match: (hop: number, msg: RelayMessage, streamId: number) => boolean;
+  resolve: (m: { hop: number; msg: RelayMessage }) => void;
+  reject: (e: Error) => void;
+};
+
+export class OriginCircuit extends TypedEmitter<OriginCircuitEvents> implements CircuitCellHandler {
+  readonly hops: HopTarget[] = [];
+  private readonly crypto = new ClientCircuitCrypto();
+  private edge: CircuitEdge;
+  private edgeHop = -1;
+  private relayEarlyLeft = MAX_RELAY_EARLY;
+  private waiters: Waiter[] = [];
+  private createWaiter: { state: NtorClientState; resolve: () => void; reject: (e: Error) => void } | null =
+    null;
+  private destroyedReason: number | null = null;
+  private readonly rng: Rng;
+  private readonly maxStreams: number;
+  /** When this circuit was opened (for idle expiry and metrics). */
+  readonly createdAt = Date.now();
+  /** Streams ever opened on this circuit (for dirtiness rules). */
+  streamsOpened = 0;
+
+  private constructor(
+    readonly channel: Channel,
+    readonly circId: number,
+    opts: OriginCircuitOptions,
+  ) {
+    super();
+    this.rng = opts.rng ?? randomBytes;
+    this.maxStreams = opts.maxStreams ?? 256;
+    this.edge = this.makeEdge();
+    channel.on('drain', () => this.edge.pump());
+  }
+
+  get isOpen(): boolean {
+    return this.destroyedReason === null && this.channel.isOpen;
+  }
+
+  get length(): number {
+    return this.crypto.length;
+  }
+
+  /** Opens a circuit to `first` over `channel` with CREATE2 / ntor. */
+  static async create(
+    channel: Channel,
+    first: HopTarget,
+    opts: OriginCircuitOptions = {},
+  ): Promise<OriginCircuit> {
+    const circId = channel.allocateCircId();
+    const circ = new OriginCircuit(channel, circId, opts);
+    if (!channel.register(circId, circ)) {
+      throw new CircuitError(DestroyReason.RESOURCELIMIT, 'too many circuits on channel', 'limit');
+    }
+    const { state, hdata } = ntorClientStart(circ.rng, {
+      id: legacyIdFromEd25519(first.identity),
+      ntorKey: first.ntorKey,
+    });
+    const done = new Promise<void>((resolve, reject) => {
+      circ.createWaiter = { state, resolve, reject };
+    });
+    channel.send(circId, { type: 'CREATE2', htype: 2, hdata });
+    await done;
+    circ.hops.push(first);
+    return circ;
+  }
+
+  /** Extends the circuit by one hop with EXTEND2 (in RELAY_EARLY). */
+  async extend(next: HopTarget): Promise<void> {
+    if (this.relayEarlyLeft <= 0)
+      throw new CircuitError(DestroyReason.PROTOCOL, 'out of RELAY_EARLY cells', 'limit');
+    const { state, hdata } = ntorClientStart(this.rng, {
+      id: legacyIdFromEd25519(next.identity),
+      ntorKey: next.ntorKey,
+    });
+    const specs = relayLinkSpecifiers({
+      address: next.address,
+      port: next.port,
+      legacyId: legacyIdFromEd25519(next.identity),
+      ed25519Id: next.identity,
+    });
+    const last = this.crypto.length - 1;
+    const reply = this.waitFor((hop, m) => hop === last && m.type === 'EXTENDED2');
+    this.sendRelay(last, 0, { type: 'EXTEND2', specs, htype: 2, hdata }, true);
+    const { msg } = await reply;
+    if (msg.type !== 'EXTENDED2')
+      throw new CircuitError(DestroyReason.PROTOCOL, 'unexpected reply to EXTEND2');
+    let keys: CircuitKeys;
+    try {
+      keys = ntorClientFinish(state, msg.hdata);
+    } catch (e) {
+      this.destroy(DestroyReason.PROTOCOL);
+      throw new CircuitError(
+        DestroyReason.PROTOCOL,
+        `EXTENDED2 handshake failed: ${(e as Error).message}`,
+        'protocol',
+      );
+    }
+    this.crypto.addHop(tor1Hop(keys));
+    this.hops.push(next);
+    this.setEdge(this.crypto.length - 1);
+  }
+
+  /** Adds an onion-service virtual hop (rend-spec-v3 §4.2) with keys from hs-ntor. */
+  addVirtualHop(hop: HopCrypto, label: HopTarget): void {
+    this.crypto.addHop(hop);
+    this.hops.push(label);
+    this.setEdge(this.crypto.length - 1);
+  }
+
+  private setEdge(hop: number): void {
+    this.edge.closeAll(EndReason.DESTROY);
+    this.edgeHop = hop;
+    this.edge = this.makeEdge();
+  }
+
+  private makeEdge(): CircuitEdge {
+    return new CircuitEdge(
+      {
+        send: (streamId, msg) => this.sendRelay(this.edgeHop, streamId, msg),
+        lastSentDigest: () => this.crypto.forwardDigest(this.edgeHop),
+        lastReceivedDigest: () => this.crypto.backwardDigest(this.edgeHop),
+        linkWritable: () => this.channel.writable,
+        protocolViolation: () => this.destroy(DestroyReason.PROTOCOL),
+      },
+      this.maxStreams,
+    );
+  }
+
+  /** Encrypts a relay message for `hop` and sends it. */
+  sendRelay(hop: number, streamId: number, msg: RelayMessage, early = false): void {
+    if (!this.isOpen) return;
+    const { command, data } = encodeRelayMessage(msg);
+    const body = encodeRelayCellBody({ command, streamId, data }, this.rng);
+    this.crypto.encryptForward(body, hop);
+    if (early && this.relayEarlyLeft > 0) {
+      this.relayEarlyLeft -= 1;
+      this.channel.send(this.circId, { type: 'RELAY_EARLY', body });
+    } else {
+      this.channel.send(this.circId, { type: 'RELAY', body });
+    }
+  }
+
+  /** Sends a circuit-control message (StreamID 0) to the last hop. */
+  sendControl(msg: RelayMessage, hop = this.crypto.length - 1): void {
+    this.sendRelay(hop, 0, msg);
+  }
+
+  /** Resolves with the next relay message matching `match`; rejects if the circuit dies or time runs out. */
+  waitFor(
+    match: (hop: number, msg: RelayMessage, streamId: number) => boolean,
+    timeoutMs = 30_000,
+  ): Promise<{ hop: number; msg: RelayMessage }> {
+    if (!this.isOpen) return Promise.reject(new CircuitError(this.destroyedReason ?? 0, 'circuit is closed'));
+    return new Promise((resolve, reject) => {
+      const w: Waiter = {
+        match,
+        resolve: (m) => {
+          clearTimeout(timer);
+          resolve(m);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      };
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((x) => x !== w);
+        reject(
+          new CircuitError(
+            DestroyReason.TIMEOUT,
+            `timed out after ${timeoutMs} ms waiting on circuit`,
+            'timeout',
+          ),
+        );
+      }, timeoutMs);
+      this.waiters.push(w);
+    });
+  }
+
+  /** Opens a stream to host:port (or ":port" on a rendezvous circuit) through the edge hop. */
+  async openStream(target: { host: string; port: number }, timeoutMs = 30_000): Promise<RelayStream> {
+    return this.beginStream({ type: 'BEGIN', target: formatBeginTarget(target), flags: 0 }, timeoutMs);
+  }
+
+  /** Opens a BEGIN_DIR stream to the edge hop's directory service. */
+  async openDirStream(timeoutMs = 30_000): Promise<RelayStream> {
+    return this.beginStream({ type: 'BEGIN_DIR' }, timeoutMs);
+  }
+
+  private async beginStream(begin: RelayMessage, timeoutMs: number): Promise<RelayStream> {
+    const stream = this.edge.newStream();
+    if (!stream) throw new CircuitError(0, 'too many streams on circuit', 'limit');
+    this.streamsOpened += 1;
+    const id = stream.streamId;
+    const reply = this.waitFor(
+      (hop, m, streamId) =>
+        hop === this.edgeHop && streamId === id && (m.type === 'CONNECTED' || m.type === 'END'),
+      timeoutMs,
+    );
+    this.edge.sendStreamMessage(id, begin);
+    let res: { msg: RelayMessage };
+    try {
+      res = await reply;
+    } catch (e) {
+      stream.destroy();
+      throw e;
+    }
+    if (res.msg.type === 'END') {
+      this.edge.streamClosed(id);
+      throw new StreamRefusedError(res.msg.reason);
+    }
+    stream.connected = true;
+    return stream;
+  }
+
+  /** Accepts a stream the far end opened with BEGIN (an onion service's rendezvous circuit). */
+  acceptStream(streamId: number): RelayStream | null {
+    const s = this.edge.acceptStream(streamId);
+    if (s) this.edge.sendStreamMessage(streamId, { type: 'CONNECTED' });
+    return s;
+  }
+
+  /** Refuses a BEGIN with END. */
+  refuseStream(streamId: number, reason: number): void {
+    this.sendRelay(this.edgeHop, streamId, { type: 'END', reason });
+  }
+
+  /* ---- CircuitCellHandler ---- */
+
+  onCell(msg: LinkMessage): void {
+    switch (msg.type) {
+      case 'CREATED2': {
+        const w = this.createWaiter;
+        if (!w) {
+          this.destroy(DestroyReason.PROTOCOL);
+          return;
+        }
+        this.createWaiter = null;
+        try {
+          this.crypto.addHop(tor1Hop(ntorClientFinish(w.state, msg.hdata)));
+          this.edgeHop = 0;
+          w.resolve();
+        } catch (e) {
+          this.destroy(DestroyReason.PROTOCOL);
+          w.reject(
+            new CircuitError(
+              DestroyReason.PROTOCOL,
+              `CREATED2 handshake failed: ${(e as Error).message}`,
+              'protocol',
+            ),
+          );
+        }
+        return;
+      }
+      case 'RELAY':
+      case 'RELAY_EARLY': {
+        // tor-spec §5.6: a client must close a circuit on an inbound RELAY_EARLY.
+        if (msg.type === 'RELAY_EARLY') {
+          this.destroy(DestroyReason.PROTOCOL);
+          return;
+        }
+        const body = msg.body;
+        const rec = this.crypto.decryptBackward(body);
+        if (!rec) {
+          this.destroy(DestroyReason.PROTOCOL);
+          return;
+        }
+        let decoded: RelayCellBody;
+        let rmsg: RelayMessage;
+        try {
+          decoded = decodeRelayCellBody(body);
+          rmsg = decodeRelayMessage(decoded.command, decoded.data);
+        } catch {
+          this.destroy(DestroyReason.PROTOCOL);
+          return;
+        }
+        this.onRelayMessage(rec.hop, decoded.streamId, rmsg);
+        return;
+      }
+      case 'DESTROY':
+        this.closeLocal(msg.reason, true);
+        return;
+      default:
+        return;
+    }
+  }
+
+  private onRelayMessage(hop: number, streamId: number, msg: RelayMessage): void {
+    if (hop === this.edgeHop && this.edge.handle(streamId, msg)) {
+      // END also answers a pending BEGIN: let its waiter see it.
+      if (msg.type !== 'END') return;
+    }
+    if (msg.type === 'TRUNCATED') {
+      this.destroy(DestroyReason.DESTROYED);
+      return;
+    }
+    const w = this.waiters.find((x) => x.match(hop, msg, streamId));
+    if (w) {
+      this.waiters = this.waiters.filter((x) => x !== w);
+      w.resolve({ hop, msg });
+      return;
+    }
+    if (msg.type === 'END' || msg.type === 'SENDME' || msg.type === 'DATA') return;
+    this.emit('message', { hop, streamId, msg });
+  }
+
+  onChannelClosed(): void {
+    this.closeLocal(DestroyReason.CHANNEL_CLOSED, true);
+  }
+
+  /** Tears the circuit down, telling the first hop (clients send reason NONE per tor-spec §5.4). */
+  destroy(reason: number = DestroyReason.NONE): void {
+    if (this.destroyedReason !== null) return;
+    this.channel.send(this.circId, { type: 'DESTROY', reason: DestroyReason.NONE });
+    this.closeLocal(reason, false);
+  }
+
+  private closeLocal(reason: number, remote: boolean): void {
+    if (this.destroyedReason !== null) return;
+    this.destroyedReason = reason;
+    this.channel.unregister(this.circId);
+    this.edge.closeAll(EndReason.DESTROY, !remote);
+    const err = new CircuitError(reason, `circuit destroyed (reason ${reason})`);
+    this.createWaiter?.reject(err);
+    this.createWaiter = null;
+    for (const w of this.waiters.splice(0)) w.reject(err);
+    this.emit('destroyed', { reason, remote });
+  }
+}
+
+export class StreamRefusedError extends ShallotError {
+  constructor(readonly reason: number) {
+    super('ERR_STREAM_REFUSED', `stream refused (END reason ${reason})`, { reason });
+  }
+}

@@ -1,0 +1,185 @@
+/**
+ * Streams (tor-spec §6.2–6.3, §7.4): one TCP-like byte stream multiplexed
+ * on a circuit, exposed as a node Duplex so it pipes to sockets.
+ *
+ * Overview: writes are cut into RELAY_DATA cells of at most 498 bytes and
+ * sent while the stream's package window (500, +50 per SENDME) and the
+ * circuit's allow it. Received DATA is pushed to the reader; a stream
+ * SENDME goes back only once the reader has taken the data (the window is
+ * <= 450 and fewer than 10 cells' worth is queued), so a slow reader stops
+ * the sender instead of growing our buffers: memory per stream stays
+ * bounded by the window.
+ *
+ * Not in this module: circuit windows and crypto (the circuit owns them,
+ * reached through `StreamHost`).
+ */
+import { Duplex } from 'node:stream';
+import { ShallotError } from '../core/errors.js';
+import {
+  EndReason,
+  RELAY_DATA_MAX,
+  type RelayMessage,
+  STREAMWINDOW_INCREMENT,
+  STREAMWINDOW_START,
+} from '../core/relay-cell.js';
+
+/** What a stream needs from its circuit. */
+export interface StreamHost {
+  sendStreamMessage(streamId: number, msg: RelayMessage): void;
+  /** False while the circuit's package window is empty or its link is congested. */
+  canSendData(): boolean;
+  streamClosed(streamId: number): void;
+}
+
+export class StreamClosedError extends ShallotError {
+  constructor(
+    readonly reason: number,
+    message: string,
+  ) {
+    super('ERR_STREAM_CLOSED', message, { reason });
+  }
+}
+
+const QUEUED_LIMIT = 10 * RELAY_DATA_MAX;
+
+export class RelayStream extends Duplex {
+  private packageWindow = STREAMWINDOW_START;
+  private deliverWindow = STREAMWINDOW_START;
+  private blocked: { data: Uint8Array; cb: (err?: Error | null) => void } | null = null;
+  private endSent = false;
+  private endReceived = false;
+  /** Set when the peer ended the stream; the END reason (DONE = 6 for a clean close). */
+  endReason: number | null = null;
+  /**
+   * False while our BEGIN awaits CONNECTED: a refusal then belongs to whoever
+   * awaits the BEGIN, so the stream closes without an 'error' nobody listens to.
+   */
+  connected = true;
+
+  constructor(
+    readonly streamId: number,
+    private readonly host: StreamHost,
+  ) {
+    super({ allowHalfOpen: true, highWaterMark: 64 * 1024 });
+  }
+
+  /* ---- called by the circuit ---- */
+
+  /** A DATA cell for this stream arrived. Returns false on a window violation (caller closes the circuit). */
+  deliver(data: Uint8Array): boolean {
+    if (this.endReceived) return true;
+    this.deliverWindow -= 1;
+    if (this.deliverWindow < 0) return false;
+    this.push(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+    this.considerSendme();
+    return true;
+  }
+
+  /** A stream-level SENDME arrived. */
+  sendmeReceived(): boolean {
+    this.packageWindow += STREAMWINDOW_INCREMENT;
+    if (this.packageWindow > STREAMWINDOW_START) return false;
+    this.pump();
+    return true;
+  }
+
+  /** The peer sent END (or the circuit died): no more data either way. */
+  remoteEnd(reason: number): void {
+    if (this.endReceived) return;
+    this.endReceived = true;
+    this.endReason = reason;
+    this.endSent = true;
+    this.push(null);
+    if (!this.connected) {
+      this.destroy();
+    } else if (reason === EndReason.DONE) {
+      // A clean close: finish our writable side quietly.
+      if (this.blocked) {
+        this.blocked.cb(new StreamClosedError(reason, 'stream ended by peer'));
+        this.blocked = null;
+      }
+      this.destroySoon();
+    } else {
+      this.destroy(new StreamClosedError(reason, `stream closed by peer (END reason ${reason})`));
+    }
+  }
+
+  /** Circuit window or link opened: send what is waiting. */
+  pump(): void {
+    const b = this.blocked;
+    if (!b) return;
+    this.blocked = null;
+    this.writeData(b.data, b.cb);
+  }
+
+  /* ---- Duplex ---- */
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    if (this.endSent) {
+      cb(new StreamClosedError(EndReason.DONE, 'write after end'));
+      return;
+    }
+    this.writeData(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength), cb);
+  }
+
+  private writeData(data: Uint8Array, cb: (err?: Error | null) => void): void {
+    let off = 0;
+    while (off < data.length) {
+      if (this.packageWindow <= 0 || !this.host.canSendData()) {
+        this.blocked = { data: data.subarray(off), cb };
+        return;
+      }
+      const piece = data.slice(off, off + RELAY_DATA_MAX);
+      off += piece.length;
+      this.packageWindow -= 1;
+      this.host.sendStreamMessage(this.streamId, { type: 'DATA', data: piece });
+    }
+    cb();
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    this.sendEnd(EndReason.DONE);
+    cb();
+  }
+
+  override _read(): void {
+    this.considerSendme();
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    if (this.blocked) {
+      this.blocked.cb(err ?? new StreamClosedError(EndReason.MISC, 'stream destroyed'));
+      this.blocked = null;
+    }
+    this.sendEnd(EndReason.MISC);
+    this.host.streamClosed(this.streamId);
+    cb(err);
+  }
+
+  /** Sends END once; clients send only MISC/DONE per tor-spec §6.3. */
+  sendEnd(reason: number): void {
+    if (this.endSent) return;
+    this.endSent = true;
+    this.host.sendStreamMessage(this.streamId, { type: 'END', reason });
+  }
+
+  private destroySoon(): void {
+    if (this.writableFinished || this.destroyed) {
+      this.host.streamClosed(this.streamId);
+      return;
+    }
+    this.once('close', () => this.host.streamClosed(this.streamId));
+    this.end();
+  }
+
+  private considerSendme(): void {
+    while (
+      !this.endReceived &&
+      this.deliverWindow <= STREAMWINDOW_START - STREAMWINDOW_INCREMENT &&
+      this.readableLength < QUEUED_LIMIT
+    ) {
+      this.deliverWindow += STREAMWINDOW_INCREMENT;
+      this.host.sendStreamMessage(this.streamId, { type: 'SENDME', version: 0 });
+    }
+  }
+}

@@ -1,0 +1,292 @@
+/**
+ * The relay: accepts links, answers CREATE2 with ntor, forwards cells,
+ * extends circuits, exits to targets its policy allows, serves directory
+ * requests over BEGIN_DIR, and (onion-service roles) acts as intro point,
+ * rendezvous point and HSDir.
+ *
+ * Overview: one `Relay` per node; many can share a process (the local
+ * launcher and the integration tests do this). It publishes a signed
+ * descriptor to every authority at start and periodically, and keeps a
+ * verified copy of the consensus for BEGIN_DIR clients.
+ *
+ * Not in this module: cell crypto and circuit state (services/net),
+ * documents (services/core/dirdoc.ts), directory HTTP (dir-client.ts).
+ */
+
+import type { Registry } from 'prom-client';
+import { toHex } from '../core/bytes.js';
+import { DestroyReason, destroyReasonName, type LinkMessage } from '../core/cells.js';
+import { legacyIdFromEd25519, type Rng, randomBytes } from '../core/crypto.js';
+import type { ExitPolicy } from '../core/exit-policy.js';
+import type { LinkSpecifier } from '../core/link-specifiers.js';
+import type { NodeKeys } from '../core/node-keys.js';
+import { ntorServerHandshake } from '../core/ntor.js';
+import { EndReason, parseBeginTarget, type RelayMessage, type StreamTarget } from '../core/relay-cell.js';
+import { tor1RelayHop } from '../core/relay-crypto.js';
+import { type Metrics, metricsFor } from '../metrics/metrics.js';
+import { Channel, type ChannelLimits } from '../net/channel.js';
+import { ChannelPool } from '../net/channel-pool.js';
+import { type DirRequest, type DirResponse, serveDirRequest } from '../net/dir-http.js';
+import { createLinkKeys, type LinkKeys } from '../net/link-keys.js';
+import type { Logger } from '../net/log.js';
+import { OrCircuit, type OrCircuitOwner } from '../net/or-circuit.js';
+import { type LinkServer, listenLinks } from '../net/transport.js';
+import { openExitStream } from './exit.js';
+
+export interface RelayLimits {
+  channel: Partial<ChannelLimits>;
+  maxStreamsPerCircuit: number;
+}
+
+export interface RelayOptions {
+  nickname: string;
+  /** Address to bind and advertise. */
+  host: string;
+  /** Link port; 0 picks a free one. */
+  port: number;
+  /** `wss` (true, default) or plain `ws` for debugging. */
+  tls: boolean;
+  keys: NodeKeys;
+  exitPolicy: ExitPolicy;
+  limits?: Partial<RelayLimits>;
+}
+
+export interface RelayComponents {
+  logger: Logger;
+  registry: Registry;
+  rng?: Rng;
+  /** Answers directory requests on BEGIN_DIR streams (consensus cache, HSDir). */
+  directory?: (req: DirRequest, circ: OrCircuit) => Promise<DirResponse> | DirResponse;
+  /** Handles onion-service relay cells (intro point, rendezvous point). */
+  onionRoles?: (circ: OrCircuit, streamId: number, msg: RelayMessage) => boolean;
+}
+
+const DEFAULT_LIMITS: RelayLimits = { channel: {}, maxStreamsPerCircuit: 512 };
+
+export class Relay implements OrCircuitOwner {
+  private server: LinkServer | null = null;
+  private keys: NodeKeys;
+  private linkKeys: LinkKeys;
+  private readonly pool: ChannelPool;
+  private readonly circuits = new Set<OrCircuit>();
+  private readonly inbound = new Set<Channel>();
+  private readonly limits: RelayLimits;
+  private readonly rng: Rng;
+  private readonly m: Metrics['relay'];
+  private readonly label: { relay: string };
+
+  constructor(
+    private readonly c: RelayComponents,
+    readonly opts: RelayOptions,
+  ) {
+    this.keys = opts.keys;
+    this.rng = c.rng ?? randomBytes;
+    this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
+    this.linkKeys = createLinkKeys(
+      { seed: opts.keys.identitySeed, public: opts.keys.identity },
+      { rng: this.rng },
+    );
+    this.pool = new ChannelPool({
+      keys: this.linkKeys,
+      tls: opts.tls,
+      limits: this.limits.channel,
+      rng: this.rng,
+      onChannel: (ch) => this.watchChannel(ch, 'outbound'),
+    });
+    this.m = metricsFor(c.registry).relay;
+    this.label = { relay: opts.nickname };
+  }
+
+  get nickname(): string {
+    return this.opts.nickname;
+  }
+
+  get identity(): Uint8Array {
+    return this.keys.identity;
+  }
+
+  get ntorKey(): Uint8Array {
+    return this.keys.onionKeys[0]!.public;
+  }
+
+  get port(): number {
+    if (!this.server) throw new Error('relay not started');
+    return this.server.port;
+  }
+
+  get activeCircuits(): number {
+    return this.circuits.size;
+  }
+
+  /** Replaces the node keys (onion-key rotation); circuits keep their keys. */
+  setKeys(keys: NodeKeys): void {
+    this.keys = keys;
+  }
+
+  async start(): Promise<void> {
+    this.server = await listenLinks(
+      { host: this.opts.host, port: this.opts.port, tls: this.opts.tls ? this.linkKeys.tls : null },
+      (link) => {
+        Channel.respond(link, {
+          keys: this.linkKeys,
+          address: this.opts.host,
+          limits: this.limits.channel,
+          rng: this.rng,
+        }).then(
+          (ch) => {
+            this.inbound.add(ch);
+            ch.on('closed', () => this.inbound.delete(ch));
+            this.pool.adopt(ch);
+            this.watchChannel(ch, 'inbound');
+          },
+          (e: Error) => this.c.logger.debug('inbound link handshake failed', { error: e.message }),
+        );
+      },
+    );
+    this.c.logger.info(`relay ${this.opts.nickname} listening`, { port: this.server.port });
+  }
+
+  async stop(): Promise<void> {
+    for (const circ of [...this.circuits]) circ.close(DestroyReason.HIBERNATING);
+    for (const ch of this.inbound) ch.close('relay shutting down');
+    this.pool.closeAll();
+    await this.server?.close();
+    this.server = null;
+  }
+
+  private watchChannel(ch: Channel, direction: 'inbound' | 'outbound'): void {
+    const gauge = this.m.channelsActive.labels({ ...this.label, direction });
+    gauge.inc();
+    ch.on('closed', () => gauge.dec());
+    ch.on('cell', ({ circId, msg }) => this.onUnclaimedCell(ch, circId, msg));
+  }
+
+  /** Cells for CircIDs without a circuit: CREATE2 opens one; the rest are dropped (tor-spec §5). */
+  private onUnclaimedCell(ch: Channel, circId: number, msg: LinkMessage): void {
+    if (msg.type !== 'CREATE2') {
+      // A DESTROY for a circuit we already closed is normal; anything else is dropped.
+      return;
+    }
+    const type = msg.htype === 2 ? 'ntor' : `htype${msg.htype}`;
+    if (!ch.peerCircIdValid(circId)) {
+      ch.send(circId, { type: 'DESTROY', reason: DestroyReason.PROTOCOL });
+      this.countDestroy(DestroyReason.PROTOCOL);
+      return;
+    }
+    if (msg.htype !== 2) {
+      this.m.onionskins.labels({ ...this.label, type, action: 'failed' }).inc();
+      ch.send(circId, { type: 'DESTROY', reason: DestroyReason.PROTOCOL });
+      this.countDestroy(DestroyReason.PROTOCOL);
+      return;
+    }
+    let result: ReturnType<typeof ntorServerHandshake>;
+    try {
+      result = ntorServerHandshake(
+        this.rng,
+        {
+          id: this.legacyId,
+          onionKeys: this.keys.onionKeys.map((k) => ({ secret: k.secret, public: k.public })),
+        },
+        msg.hdata,
+      );
+    } catch {
+      this.m.onionskins.labels({ ...this.label, type, action: 'failed' }).inc();
+      ch.send(circId, { type: 'DESTROY', reason: DestroyReason.PROTOCOL });
+      this.countDestroy(DestroyReason.PROTOCOL);
+      return;
+    }
+    const circ = new OrCircuit(
+      ch,
+      circId,
+      tor1RelayHop(result.keys),
+      this,
+      { maxStreams: this.limits.maxStreamsPerCircuit },
+      this.rng,
+    );
+    if (!ch.register(circId, circ.prevHandler)) {
+      this.m.onionskins.labels({ ...this.label, type, action: 'dropped' }).inc();
+      ch.send(circId, { type: 'DESTROY', reason: DestroyReason.RESOURCELIMIT });
+      this.countDestroy(DestroyReason.RESOURCELIMIT);
+      return;
+    }
+    this.m.onionskins.labels({ ...this.label, type, action: 'processed' }).inc();
+    this.circuits.add(circ);
+    this.m.circuitsActive.labels(this.label).set(this.circuits.size);
+    ch.send(circId, { type: 'CREATED2', hdata: result.reply });
+  }
+
+  /** ntor's NODEID (see crypto.legacyIdFromEd25519). */
+  private get legacyId(): Uint8Array {
+    return legacyIdFromEd25519(this.keys.identity);
+  }
+
+  private countDestroy(reason: number): void {
+    this.m.destroy.labels({ ...this.label, reason: destroyReasonName(reason) }).inc();
+  }
+
+  /* ---- OrCircuitOwner ---- */
+
+  onRelayMessage(circ: OrCircuit, streamId: number, msg: RelayMessage, early: boolean): void {
+    switch (msg.type) {
+      case 'EXTEND2':
+        void circ.extend(msg.specs, msg.htype, msg.hdata, early);
+        return;
+      case 'TRUNCATE':
+        circ.truncate();
+        return;
+      case 'BEGIN': {
+        let target: StreamTarget;
+        try {
+          target = parseBeginTarget(msg.target);
+        } catch {
+          circ.sendBackward(streamId, { type: 'END', reason: EndReason.TORPROTOCOL });
+          return;
+        }
+        void openExitStream(circ, streamId, target, this.opts.exitPolicy).then(({ outcome }) =>
+          this.m.streams.labels({ ...this.label, type: 'BEGIN', outcome }).inc(),
+        );
+        return;
+      }
+      case 'BEGIN_DIR':
+        this.beginDir(circ, streamId);
+        return;
+      case 'DROP':
+        return;
+      default:
+        if (this.c.onionRoles?.(circ, streamId, msg)) return;
+        // Unknown or unexpected relay commands are ignored (tor-spec §6.1).
+        return;
+    }
+  }
+
+  private beginDir(circ: OrCircuit, streamId: number): void {
+    const handler = this.c.directory;
+    const stream = handler ? circ.edge.acceptStream(streamId) : null;
+    if (!stream || !handler) {
+      circ.sendBackward(streamId, { type: 'END', reason: EndReason.NOTDIRECTORY });
+      this.m.streams.labels({ ...this.label, type: 'BEGIN_DIR', outcome: 'refused' }).inc();
+      return;
+    }
+    this.m.streams.labels({ ...this.label, type: 'BEGIN_DIR', outcome: 'connected' }).inc();
+    circ.sendBackward(streamId, { type: 'CONNECTED' });
+    void serveDirRequest(stream, (req) => handler(req, circ));
+  }
+
+  connectNext(specs: LinkSpecifier[]): Promise<Channel> {
+    const ed = specs.find((s) => s.type === 'ed25519');
+    const v4 = specs.find((s) => s.type === 'ipv4');
+    if (ed?.type !== 'ed25519' || !v4 || v4.type !== 'ipv4') {
+      return Promise.reject(new Error('EXTEND2 without an Ed25519 identity and IPv4 address'));
+    }
+    if (toHex(ed.id) === toHex(this.keys.identity) || ed.id.every((b) => b === 0)) {
+      return Promise.reject(new Error('EXTEND2 to ourselves or to an all-zero identity'));
+    }
+    return this.pool.get({ identity: ed.id, address: v4.addr, port: v4.port });
+  }
+
+  onClosed(circ: OrCircuit, reason: number): void {
+    this.circuits.delete(circ);
+    this.m.circuitsActive.labels(this.label).set(this.circuits.size);
+    this.countDestroy(reason);
+  }
+}
