@@ -284,13 +284,15 @@ describe('choosePath', () => {
     expect(Math.abs((counts.get('r4') ?? 0) / N - 1 / 6)).toBeLessThan(0.02);
   });
 
+  // Mostly-usable relays, so most runs build a path rather than throw.
+  const likely = fc.constantFrom(true, true, true, false);
   const arbRelay = fc.record({
-    guard: fc.boolean(),
+    guard: likely,
     exit: fc.boolean(),
     badExit: fc.boolean(),
-    running: fc.boolean(),
-    valid: fc.boolean(),
-    stable: fc.boolean(),
+    running: likely,
+    valid: likely,
+    stable: likely,
     net: fc.integer({ min: 0, max: 5 }),
     bw: fc.integer({ min: 0, max: 5000 }),
     ports: fc.subarray([22, 80, 443]),
@@ -360,7 +362,7 @@ describe('choosePath', () => {
       { numRuns: 300 },
     );
     // The property must be exercised on real paths, not only on PathErrors.
-    expect(built).toBeGreaterThan(30);
+    expect(built).toBeGreaterThan(50);
   });
 
   it('is deterministic for a given seed', () => {
