@@ -110,7 +110,7 @@ export function positionWeight(relay: PathRelay, position: Position, weights: Ba
  * modulo bias whatever the bound.
  */
 export function uniformBigInt(bound: bigint, rng: Rng): bigint {
-  if (bound <= 0n) throw new RangeError('uniformBigInt: bound must be positive');
+  if (bound <= 0n) throw new InvalidError('uniform bound', 'must be positive');
   const bits = (bound - 1n).toString(2).length;
   const nBytes = Math.ceil(bits / 8);
   const mask = (1n << BigInt(bits)) - 1n;
