@@ -89,13 +89,16 @@ const OBJ_BEGIN = /^-----BEGIN ([A-Za-z0-9 ]+)-----$/;
 
 /**
  * Splits a document into items (dir-spec §1.2). Strict where it is cheap:
- * ASCII only, `\n` line ends, a final newline, matching BEGIN/END tags.
+ * ASCII only, `\n` line ends, matching BEGIN/END tags, and a final newline
+ * except in the encrypted layers (C tor ends the middle layer with
+ * `-----END MESSAGE-----` and no newline).
  */
-function tokenize(text: string, what: string): Item[] {
+function tokenize(text: string, what: string, finalNewline: 'required' | 'optional' = 'required'): Item[] {
   if (!/^[\x20-\x7e\n]*$/.test(text)) throw new InvalidError(what, 'non-ASCII or control characters');
-  if (text.length > 0 && !text.endsWith('\n')) throw new InvalidError(what, 'does not end with a newline');
+  const ends = text.length === 0 || text.endsWith('\n');
+  if (!ends && finalNewline === 'required') throw new InvalidError(what, 'does not end with a newline');
   const lines = text.split('\n');
-  lines.pop();
+  if (ends) lines.pop();
   const items: Item[] = [];
   let offset = 0;
   for (let i = 0; i < lines.length; i++) {
@@ -305,7 +308,8 @@ export function buildHsDescriptor(p: BuildHsDescriptorParams, rng: Rng): string 
   let middle = 'desc-auth-type x25519\n';
   middle += `desc-auth-ephemeral-key ${toBase64(x25519PublicFromSecret(rng(32)))}\n`;
   for (let i = 0; i < FAKE_AUTH_CLIENTS; i++) {
-    middle += `auth-client ${toBase64(rng(8))} ${toBase64(rng(16))} ${toBase64(rng(16))}\n`;
+    // C tor writes these three without '=' padding (arti with); parsers accept both.
+    middle += `auth-client ${toBase64(rng(8), false)} ${toBase64(rng(16), false)} ${toBase64(rng(16), false)}\n`;
   }
   middle += `encrypted\n${pemObject('MESSAGE', encrypted)}`;
   const mid = utf8(middle);
@@ -428,7 +432,7 @@ export interface HsDescriptorContents {
 
 function parseMiddle(text: string): Uint8Array {
   const what = 'hs descriptor middle layer';
-  const items = tokenize(text, what);
+  const items = tokenize(text, what, 'optional');
   const authType = exactlyOne(items, 'desc-auth-type', what);
   if (arg(authType, 0, what) !== 'x25519') throw new InvalidError(what, 'unsupported desc-auth-type');
   b64Arg(exactlyOne(items, 'desc-auth-ephemeral-key', what), 0, 32, what);
@@ -487,7 +491,7 @@ export function parseHsDescriptorInner(
 ): Pick<HsDescriptorContents, 'introPoints' | 'singleOnion' | 'introAuthRequired'> {
   const what = 'hs descriptor inner layer';
   if (text.length > HS_DESC_MAX_LEN) throw new InvalidError(what, 'longer than 50000 bytes');
-  const items = tokenize(text, what);
+  const items = tokenize(text, what, 'optional');
   const firstIp = items.findIndex((i) => i.keyword === 'introduction-point');
   const header = firstIp < 0 ? items : items.slice(0, firstIp);
   const formats = exactlyOne(header, 'create2-formats', what);
