@@ -34,8 +34,10 @@ export const SR_PROTO_VERSION = 1;
 export const SR_N_ROUNDS = 12;
 const ENCODED_LEN = 56; // base64 of 40 bytes
 
+/** Shaped like dirdoc's SrVoteCommit, so it can go into a vote as is. */
 export interface SrCommitment {
-  authorityId: Uint8Array;
+  /** Lowercase hex Ed25519 id of the committing authority. */
+  authorityId: string;
   /** base64(INT_8(ts) | H(reveal)), published in the commit phase. */
   commit: string;
   /** base64(INT_8(ts) | RN), kept secret until the reveal phase. */
@@ -54,7 +56,7 @@ export function makeCommit(rng: Rng, authorityId: Uint8Array, tsSec: number): Sr
   const rn = sha3_256(rng(32));
   const reveal = toBase64(concat(ts, rn));
   const commit = toBase64(concat(ts, sha3_256(utf8(reveal))));
-  return { authorityId, commit, reveal };
+  return { authorityId: toHex(authorityId), commit, reveal };
 }
 
 function decode40(s: string, what: string): { tsSec: number; value: Uint8Array } {

@@ -280,7 +280,7 @@ describe('votes', () => {
     const c = makeCommit(() => new Uint8Array(32).fill(9), idOf(1), NOW / 1000);
     const v = vote(1, [voteRelay(10), voteRelay(11, { measuredBandwidth: 5 })], {
       params: { bwweightscale: 10000, circwindow: 1000, neg: -5 },
-      srCommits: [{ ...c, authorityId: hexOf(1) }],
+      srCommits: [c],
       sharedRandCurrent: { reveals: 3, value: new Uint8Array(32).fill(7) },
     });
     const bytes = encodeVote(v, seedOf(1));
@@ -328,13 +328,13 @@ describe('votes', () => {
     const mk = (n: number) => makeCommit(() => new Uint8Array(32).fill(n), idOf(n), ts);
     const [c1, c2, c3] = [mk(1), mk(2), mk(3)];
     const votes = [
-      vote(1, [], { srCommits: [{ ...c1, authorityId: hexOf(1) }] }),
+      vote(1, [], { srCommits: [c1] }),
       // Reveal that does not open the commit.
       vote(2, [], { srCommits: [{ authorityId: hexOf(2), commit: c2.commit, reveal: c3.reveal }] }),
       // Commit phase: no reveal yet.
       vote(3, [], { srCommits: [{ authorityId: hexOf(3), commit: c3.commit }] }),
       // Unknown author.
-      vote(4, [], { srCommits: [{ ...mk(4), authorityId: hexOf(4) }] }),
+      vote(4, [], { srCommits: [mk(4)] }),
     ];
     expect(revealsFromVotes(votes, AUTH)).toEqual([{ authorityId: idOf(1), reveal: c1.reveal }]);
   });

@@ -75,6 +75,7 @@ describe('computeSrv', () => {
 describe('commit and reveal', () => {
   it('has the srv-spec layout', () => {
     const c = makeCommit(seeded(9), new Uint8Array(32).fill(7), 1_700_000_000);
+    expect(c.authorityId).toBe('07'.repeat(32));
     const reveal = fromBase64(c.reveal);
     expect(c.reveal).toHaveLength(56);
     expect(reveal.subarray(0, 8)).toEqual(int8(1_700_000_000));
