@@ -183,7 +183,7 @@ function pemObject(tag: string, data: Uint8Array): string {
 
 /* ------------------------------------------------------ layer crypto */
 
-interface LayerParams {
+export interface LayerParams {
   /** A' for the outer layer; A' | descriptor cookie for the inner one. */
   secret: Uint8Array;
   subcredential: Uint8Array;
