@@ -109,6 +109,11 @@ export class OriginCircuit extends TypedEmitter<OriginCircuitEvents> implements 
     return this.crypto.length;
   }
 
+  /** Streams open at the edge now. */
+  get streamCount(): number {
+    return this.edge.streamCount;
+  }
+
   /** Opens a circuit to `first` over `channel` with CREATE2 / ntor. */
   static async create(
     channel: Channel,
