@@ -30,7 +30,7 @@ import { type DirRequest, type DirResponse, serveDirRequest } from '../net/dir-h
 import { createLinkKeys, type LinkKeys } from '../net/link-keys.js';
 import type { Logger } from '../net/log.js';
 import { OrCircuit, type OrCircuitOwner } from '../net/or-circuit.js';
-import { type LinkServer, listenLinks } from '../net/transport.js';
+import { type LinkServer, linkUrl, listenLinks } from '../net/transport.js';
 import { openExitStream } from './exit.js';
 
 export interface RelayLimits {
@@ -103,6 +103,15 @@ export class Relay implements OrCircuitOwner {
 
   get identity(): Uint8Array {
     return this.keys.identity;
+  }
+
+  /** For signing descriptors; never leaves the process. */
+  get identitySeed(): Uint8Array {
+    return this.keys.identitySeed;
+  }
+
+  get linkUrl(): string {
+    return linkUrl(this.opts.host, this.port, this.opts.tls);
   }
 
   get ntorKey(): Uint8Array {

@@ -1,0 +1,354 @@
+/**
+ * Builds and hands out client circuits: guard choice (guard-spec), path
+ * selection by position weights (path-spec §2.2), a learned circuit-build
+ * timeout (path-spec §2.4), pre-built clean circuits, and stream isolation
+ * (streams with different isolation keys never share a circuit).
+ *
+ * Design notes: purposes follow Tor's: 'exit' circuits end at an exit chosen
+ * for the port; onion-service circuits end at a chosen relay (intro point,
+ * rendezvous point, HSDir) appended by `lastHop`. A circuit is "dirty" once
+ * it carried a stream and is not reused after `maxDirtinessMs` (Tor's
+ * MaxCircuitDirtiness).
+ */
+import { readFile, rename, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Registry } from 'prom-client';
+import { CircuitBuildTimeout } from '../core/cbt.js';
+import { DestroyReason, destroyReasonName } from '../core/cells.js';
+import { type Rng, randomBytes } from '../core/crypto.js';
+import { ShallotError } from '../core/errors.js';
+import {
+  decodeGuardState,
+  emptyGuardState,
+  encodeGuardState,
+  type GuardState,
+  markGuardFailure,
+  markGuardSuccess,
+  pickGuard,
+  updateSample,
+} from '../core/guards.js';
+import { choosePath, type PathPurpose } from '../core/path.js';
+import { type Metrics, metricsFor } from '../metrics/metrics.js';
+import { ChannelPool } from '../net/channel-pool.js';
+import type { Logger } from '../net/log.js';
+import { CircuitError, OriginCircuit } from '../net/origin-circuit.js';
+import { NetDir, type NetRelay } from './netdir.js';
+
+export interface CircuitManagerOptions {
+  /** Dial relays over wss (default) or plain ws. */
+  tls: boolean;
+  /** Apply the /16 rule (off on loopback testnets, where every relay is 127/8). */
+  enforceSubnets: boolean;
+  /** Clean exit circuits kept ready. */
+  prebuild: number;
+  /** Tor's MaxCircuitDirtiness. */
+  maxDirtinessMs: number;
+  /** Paths tried before a request fails. */
+  buildAttempts: number;
+  /** Where guard state persists between runs (none: in memory). */
+  dataDir?: string;
+}
+
+export const DEFAULT_CIRCUIT_OPTIONS: CircuitManagerOptions = {
+  tls: true,
+  enforceSubnets: false,
+  prebuild: 2,
+  maxDirtinessMs: 10 * 60_000,
+  buildAttempts: 3,
+};
+
+export interface CircuitManagerComponents {
+  logger: Logger;
+  registry: Registry;
+  rng?: Rng;
+  now?: () => number;
+}
+
+export interface BuildRequest {
+  purpose: PathPurpose;
+  /** Exit circuits: the destination port (and host, checked against exit policies). */
+  exitPort?: number;
+  exitHost?: string;
+  /** Onion-service circuits: the relay the circuit must end at. */
+  lastHop?: NetRelay;
+  /** Hops chosen before `lastHop` (default: 3 without lastHop, 2 with). */
+  length?: number;
+}
+
+export class NoConsensusError extends ShallotError {
+  constructor() {
+    super('ERR_NO_CONSENSUS', 'no usable consensus yet');
+  }
+}
+
+interface Tracked {
+  circ: OriginCircuit;
+  exit: NetRelay;
+  isolationKey: string | null;
+  dirtySince: number | null;
+}
+
+export class CircuitManager {
+  private netdir: NetDir | null = null;
+  private guards: GuardState = emptyGuardState();
+  private readonly cbt = new CircuitBuildTimeout();
+  readonly pool: ChannelPool;
+  private readonly exits: Tracked[] = [];
+  private readonly rng: Rng;
+  private readonly now: () => number;
+  private readonly m: Metrics['client'];
+  private building = 0;
+  private closed = false;
+
+  constructor(
+    private readonly c: CircuitManagerComponents,
+    readonly opts: CircuitManagerOptions,
+  ) {
+    this.rng = c.rng ?? randomBytes;
+    this.now = c.now ?? Date.now;
+    this.pool = new ChannelPool({ keys: null, tls: opts.tls, rng: this.rng });
+    this.m = metricsFor(c.registry).client;
+    this.m.cbtTimeout.set(this.cbt.timeoutMs() / 1000);
+  }
+
+  get dir(): NetDir | null {
+    return this.netdir;
+  }
+
+  get learnedTimeoutMs(): number {
+    return this.cbt.timeoutMs();
+  }
+
+  /** Loads persisted guard state, if any. */
+  async load(): Promise<void> {
+    if (!this.opts.dataDir) return;
+    try {
+      this.guards = decodeGuardState(await readFile(this.guardFile(), 'utf8'));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
+        this.c.logger.warn('guard state unreadable; starting a fresh sample', {
+          error: (e as Error).message,
+        });
+      }
+    }
+  }
+
+  private guardFile(): string {
+    return path.join(this.opts.dataDir ?? '.', 'guards.json');
+  }
+
+  private async saveGuards(): Promise<void> {
+    if (!this.opts.dataDir) return;
+    const tmp = `${this.guardFile()}.tmp`;
+    await writeFile(tmp, encodeGuardState(this.guards), { mode: 0o600 });
+    await rename(tmp, this.guardFile());
+  }
+
+  setNetDir(dir: NetDir): void {
+    this.netdir = dir;
+    this.guards = updateSample(
+      this.guards,
+      dir.relays,
+      { nowMs: this.now(), weights: dir.consensus.bandwidthWeights },
+      this.rng,
+    );
+    void this.saveGuards().catch(() => {});
+    // Exit circuits through relays that left the consensus are not reused.
+    for (const t of this.exits) if (!dir.get(t.exit.id)) t.dirtySince = 0;
+    this.maintain();
+  }
+
+  /** Builds one circuit for `req`, trying new paths up to `buildAttempts` times. */
+  async build(req: BuildRequest): Promise<OriginCircuit> {
+    let last: unknown;
+    for (let attempt = 0; attempt < this.opts.buildAttempts; attempt++) {
+      try {
+        return await this.buildOnce(req);
+      } catch (e) {
+        last = e;
+        if (e instanceof NoConsensusError) throw e;
+      }
+    }
+    throw last;
+  }
+
+  private async buildOnce(req: BuildRequest): Promise<OriginCircuit> {
+    if (this.closed) throw new CircuitError(DestroyReason.REQUESTED, 'client is shutting down');
+    const dir = this.netdir;
+    if (!dir) throw new NoConsensusError();
+    const purpose = req.purpose;
+    const started = this.now();
+    const exclude = new Set(req.lastHop ? [req.lastHop.id] : []);
+    const pick = pickGuard(this.guards, { nowMs: started, usable: (id) => !exclude.has(id), rng: this.rng });
+    const guard = pick ? dir.get(pick.id) : undefined;
+    let path: NetRelay[];
+    try {
+      const candidates =
+        req.exitHost !== undefined
+          ? dir.relays.filter(
+              (r) =>
+                !r.flags.includes('Exit') || NetDir.exitAllows(r, req.exitHost as string, req.exitPort ?? 0),
+            )
+          : dir.relays;
+      path = choosePath(
+        candidates,
+        {
+          purpose,
+          length: req.length ?? (req.lastHop ? 2 : 3),
+          enforceSubnets: this.opts.enforceSubnets,
+          enforceFamily: true,
+          weights: dir.consensus.bandwidthWeights,
+          ...(req.exitPort !== undefined ? { exitPort: req.exitPort } : {}),
+          ...(guard ? { guard } : {}),
+          ...(req.lastHop ? { lastHop: req.lastHop } : {}),
+        },
+        this.rng,
+      );
+    } catch (e) {
+      this.countFailure(purpose, 'no_path');
+      throw e;
+    }
+    const timeoutMs = this.cbt.scaledTimeoutMs(path.length);
+    this.building++;
+    let circ: OriginCircuit | null = null;
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      circ?.destroy(DestroyReason.TIMEOUT);
+    }, timeoutMs);
+    try {
+      const first = path[0] as NetRelay;
+      let channel;
+      try {
+        channel = await this.pool.get({ identity: first.identity, address: first.address, port: first.port });
+      } catch (e) {
+        if (guard && first.id === guard.id) {
+          this.guards = markGuardFailure(this.guards, guard.id, this.now());
+          void this.saveGuards().catch(() => {});
+        }
+        throw e;
+      }
+      circ = await OriginCircuit.create(channel, first, { rng: this.rng });
+      for (const hop of path.slice(1)) {
+        if (timedOut) break;
+        await circ.extend(hop);
+      }
+      if (timedOut)
+        throw new CircuitError(DestroyReason.TIMEOUT, `circuit build exceeded ${timeoutMs} ms`, 'timeout');
+      const ms = this.now() - started;
+      this.cbt.addBuildTime(ms, path.length);
+      this.m.cbtTimeout.set(this.cbt.timeoutMs() / 1000);
+      this.m.circuitBuild.labels({ purpose }).observe(ms / 1000);
+      this.m.circuits.labels({ purpose, outcome: 'success' }).inc();
+      if (guard && first.id === guard.id) {
+        this.guards = markGuardSuccess(this.guards, guard.id, this.now(), this.rng);
+        void this.saveGuards().catch(() => {});
+      }
+      return circ;
+    } catch (e) {
+      circ?.destroy();
+      if (timedOut) {
+        this.cbt.addTimeout();
+        this.m.cbtTimeout.set(this.cbt.timeoutMs() / 1000);
+        this.countFailure(purpose, 'timeout');
+        throw new CircuitError(DestroyReason.TIMEOUT, `circuit build exceeded ${timeoutMs} ms`, 'timeout');
+      }
+      this.countFailure(purpose, failureReason(e));
+      throw e;
+    } finally {
+      clearTimeout(timer);
+      this.building--;
+    }
+  }
+
+  private countFailure(purpose: string, reason: string): void {
+    this.m.circuits.labels({ purpose, outcome: 'failure' }).inc();
+    this.m.circuitFailures.labels({ purpose, reason }).inc();
+  }
+
+  /**
+   * An exit circuit for host:port under an isolation key: reuses an open one
+   * of the same key that is not too dirty, else takes a pre-built clean one,
+   * else builds.
+   */
+  async exitCircuit(host: string, port: number, isolationKey: string): Promise<OriginCircuit> {
+    const now = this.now();
+    this.prune(now);
+    const ok = (t: Tracked) => t.circ.isOpen && NetDir.exitAllows(t.exit, host, port);
+    let t = this.exits.find(
+      (x) =>
+        x.isolationKey === isolationKey && ok(x) && now - (x.dirtySince ?? now) < this.opts.maxDirtinessMs,
+    );
+    if (!t) {
+      t = this.exits.find((x) => x.isolationKey === null && ok(x));
+      if (t) t.isolationKey = isolationKey;
+    }
+    if (!t) {
+      const circ = await this.build({ purpose: 'exit', exitPort: port, exitHost: host });
+      t = this.track(circ, isolationKey);
+    }
+    t.dirtySince ??= now;
+    this.maintain();
+    return t.circ;
+  }
+
+  private track(circ: OriginCircuit, isolationKey: string | null): Tracked {
+    const exit = this.netdir?.get(toId(circ)) as NetRelay;
+    const t: Tracked = { circ, exit, isolationKey, dirtySince: null };
+    this.exits.push(t);
+    circ.on('destroyed', () => {
+      const i = this.exits.indexOf(t);
+      if (i >= 0) this.exits.splice(i, 1);
+      this.maintain();
+    });
+    return t;
+  }
+
+  private prune(now: number): void {
+    for (const t of [...this.exits]) {
+      if (
+        t.dirtySince !== null &&
+        now - t.dirtySince >= this.opts.maxDirtinessMs &&
+        t.circ.streamCount === 0
+      ) {
+        t.circ.destroy(DestroyReason.FINISHED);
+      }
+    }
+  }
+
+  /** Keeps `prebuild` clean exit circuits ready (path-spec §2.1.1 predictive building, simplified). */
+  maintain(): void {
+    if (this.closed || !this.netdir) return;
+    const clean = this.exits.filter((t) => t.isolationKey === null && t.circ.isOpen).length;
+    for (let i = clean + this.building; i < this.opts.prebuild; i++) {
+      this.building++;
+      void this.build({ purpose: 'exit' })
+        .then((circ) => {
+          if (this.closed) circ.destroy();
+          else this.track(circ, null);
+        })
+        .catch((e: unknown) => this.c.logger.debug('pre-building a circuit failed', { error: String(e) }))
+        .finally(() => {
+          this.building--;
+        });
+    }
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const t of this.exits.splice(0)) t.circ.destroy(DestroyReason.FINISHED);
+    this.pool.closeAll();
+  }
+}
+
+function toId(circ: OriginCircuit): string {
+  const last = circ.hops[circ.hops.length - 1];
+  return last ? Buffer.from(last.identity).toString('hex') : '';
+}
+
+function failureReason(e: unknown): string {
+  if (e instanceof CircuitError)
+    return e.context.kind === 'destroyed' ? destroyReasonName(e.reason) : String(e.context.kind);
+  if (e instanceof ShallotError) return e.code.replace(/^ERR_/, '').toLowerCase();
+  return 'error';
+}

@@ -1,0 +1,184 @@
+/**
+ * The Shallot client: fetches and verifies the consensus, keeps guards,
+ * builds circuits (circuit-manager.ts) and serves SOCKS5 on 127.0.0.1.
+ *
+ * Overview: `start()` bootstraps from the authorities (retrying, with
+ * progress in the log), refreshes the consensus before it goes stale
+ * (dir-spec §5.1: between fresh-until and valid-until), and answers SOCKS
+ * CONNECTs: exit destinations over 3-hop exit circuits, `.onion` names
+ * through the onion connector (set by services/client/onion.ts).
+ *
+ * Limitations: the consensus comes from the authorities' HTTP ports, not
+ * from directory caches over BEGIN_DIR; documented in README.
+ */
+import type { Duplex } from 'node:stream';
+import type { Registry } from 'prom-client';
+import { type Rng, randomBytes } from '../core/crypto.js';
+import { EndReason } from '../core/relay-cell.js';
+import { type AuthorityEndpoint, fetchConsensus } from '../directory/dir-client.js';
+import { type Metrics, metricsFor } from '../metrics/metrics.js';
+import type { Logger } from '../net/log.js';
+import { CircuitError, StreamRefusedError } from '../net/origin-circuit.js';
+import { CircuitManager, type CircuitManagerOptions, DEFAULT_CIRCUIT_OPTIONS } from './circuit-manager.js';
+import { NetDir } from './netdir.js';
+import { type ConnectRequest, SocksFailure, type SocksServer, startSocksServer } from './socks-server.js';
+import { SocksReply } from './socks5.js';
+
+export interface ClientOptions {
+  authorities: AuthorityEndpoint[];
+  socksHost: string;
+  /** 0 picks a free port. */
+  socksPort: number;
+  circuits?: Partial<CircuitManagerOptions>;
+  /** Clock tolerance when checking consensus validity. */
+  skewMs?: number;
+  /** Streams per stream-open attempt before giving up (a new circuit each time). */
+  streamAttempts?: number;
+}
+
+export interface ClientComponents {
+  logger: Logger;
+  registry: Registry;
+  rng?: Rng;
+  now?: () => number;
+}
+
+/** Opens a stream to an onion service; provided by the onion-service client. */
+export type OnionConnector = (req: ConnectRequest) => Promise<Duplex>;
+
+export class ShallotClient {
+  readonly circuits: CircuitManager;
+  private socks: SocksServer | null = null;
+  private refreshTimer: NodeJS.Timeout | null = null;
+  private stopped = false;
+  private readonly now: () => number;
+  private readonly m: Metrics['client'];
+  private consensusWaiters: (() => void)[] = [];
+  onion: OnionConnector | null = null;
+
+  constructor(
+    private readonly c: ClientComponents,
+    readonly opts: ClientOptions,
+  ) {
+    this.now = c.now ?? Date.now;
+    this.m = metricsFor(c.registry).client;
+    this.circuits = new CircuitManager(
+      { logger: c.logger, registry: c.registry, rng: c.rng ?? randomBytes, now: this.now },
+      { ...DEFAULT_CIRCUIT_OPTIONS, ...opts.circuits },
+    );
+  }
+
+  get dir(): NetDir | null {
+    return this.circuits.dir;
+  }
+
+  get socksPort(): number {
+    if (!this.socks) throw new Error('client not started');
+    return this.socks.port;
+  }
+
+  /** Starts SOCKS at once and bootstraps in the background; see `ready()`. */
+  async start(): Promise<void> {
+    await this.circuits.load();
+    this.socks = await startSocksServer({ host: this.opts.socksHost, port: this.opts.socksPort }, (req) =>
+      this.connect(req),
+    );
+    this.c.logger.info('SOCKS5 listening', { address: this.socks.address });
+    void this.refresh(true);
+  }
+
+  /** Resolves once a verified consensus is loaded. */
+  ready(timeoutMs = 120_000): Promise<void> {
+    if (this.dir) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no consensus after ${timeoutMs} ms`)), timeoutMs);
+      this.consensusWaiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  private async refresh(bootstrap: boolean): Promise<void> {
+    if (this.stopped) return;
+    let delayMs: number;
+    try {
+      const { consensus, from } = await fetchConsensus(this.opts.authorities, {
+        nowMs: this.now(),
+        skewMs: this.opts.skewMs ?? 5_000,
+      });
+      const dir = new NetDir(consensus);
+      const first = !this.dir;
+      this.circuits.setNetDir(dir);
+      if (first) {
+        this.c.logger.info('bootstrapped: consensus loaded', { relays: dir.relays.length, from });
+        for (const w of this.consensusWaiters.splice(0)) w();
+      }
+      // dir-spec §5.1: fetch again at a random time between fresh-until and
+      // (fresh-until + 7/8 of the remaining validity), so clients spread out.
+      const fresh = consensus.freshUntilMs;
+      const span = Math.max(1_000, ((consensus.validUntilMs - fresh) * 7) / 8);
+      delayMs = Math.max(1_000, fresh - this.now() + Math.random() * span * 0.5);
+    } catch (e) {
+      delayMs = bootstrap && !this.dir ? 1_000 : 5_000;
+      this.c.logger[this.dir ? 'warn' : 'info'](
+        this.dir ? 'consensus refresh failed' : 'bootstrapping: waiting for a consensus',
+        { error: (e as Error).message },
+      );
+    }
+    if (this.stopped) return;
+    this.refreshTimer = setTimeout(() => void this.refresh(!this.dir), delayMs);
+    this.refreshTimer.unref();
+  }
+
+  /** SOCKS CONNECT handler: an exit stream or (with a connector) an onion stream. */
+  async connect(req: ConnectRequest): Promise<Duplex> {
+    if (req.host.toLowerCase().endsWith('.onion')) {
+      if (!this.onion)
+        throw new SocksFailure(SocksReply.ONION_DESC_NOT_FOUND, 'onion services are not enabled');
+      return this.onion(req);
+    }
+    if (!this.dir) throw new SocksFailure(SocksReply.NETWORK_UNREACHABLE, 'not bootstrapped yet');
+    const attempts = this.opts.streamAttempts ?? 2;
+    let last: unknown;
+    for (let i = 0; i < attempts; i++) {
+      try {
+        const circ = await this.circuits.exitCircuit(req.host, req.port, req.isolationKey);
+        const stream = await circ.openStream({ host: req.host, port: req.port }, 30_000);
+        this.m.streams.labels({ outcome: 'success' }).inc();
+        return stream;
+      } catch (e) {
+        last = e;
+        // A refusal from the exit is final; a circuit failure is worth one more circuit.
+        if (e instanceof StreamRefusedError) break;
+      }
+    }
+    this.m.streams.labels({ outcome: 'failure' }).inc();
+    throw toSocksFailure(last);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.refreshTimer) clearTimeout(this.refreshTimer);
+    await this.socks?.close();
+    this.circuits.close();
+  }
+}
+
+/** tor-spec §6.3 END reasons to SOCKS5 replies, as C tor's `socks5_reply_for_end_reason` does. */
+export function toSocksFailure(e: unknown): SocksFailure {
+  if (e instanceof SocksFailure) return e;
+  if (e instanceof StreamRefusedError) {
+    const reply =
+      {
+        [EndReason.EXITPOLICY]: SocksReply.NOT_ALLOWED,
+        [EndReason.CONNECTREFUSED]: SocksReply.CONNECTION_REFUSED,
+        [EndReason.RESOLVEFAILED]: SocksReply.HOST_UNREACHABLE,
+        [EndReason.NOROUTE]: SocksReply.HOST_UNREACHABLE,
+        [EndReason.TIMEOUT]: SocksReply.TTL_EXPIRED,
+      }[e.reason] ?? SocksReply.GENERAL_FAILURE;
+    return new SocksFailure(reply, e.message);
+  }
+  if (e instanceof CircuitError) return new SocksFailure(SocksReply.GENERAL_FAILURE, e.message);
+  return new SocksFailure(SocksReply.GENERAL_FAILURE, e instanceof Error ? e.message : String(e));
+}
