@@ -29,6 +29,7 @@ import {
 } from '../core/guards.js';
 import { choosePath, type PathPurpose } from '../core/path.js';
 import { type Metrics, metricsFor } from '../metrics/metrics.js';
+import type { Channel } from '../net/channel.js';
 import { ChannelPool } from '../net/channel-pool.js';
 import type { Logger } from '../net/log.js';
 import { CircuitError, OriginCircuit } from '../net/origin-circuit.js';
@@ -218,7 +219,7 @@ export class CircuitManager {
     }, timeoutMs);
     try {
       const first = path[0] as NetRelay;
-      let channel;
+      let channel: Channel;
       try {
         channel = await this.pool.get({ identity: first.identity, address: first.address, port: first.port });
       } catch (e) {

@@ -302,3 +302,21 @@ function readAddress(r: ByteReader, len: number): string {
   if (r.u32() !== 0 || r.u8() !== 6) throw new InvalidError('address', 'bad IPv6 address type');
   return bytesToIpv6(r.take(16));
 }
+
+export interface StreamTarget {
+  /** Hostname or IP; empty on a rendezvous circuit, where BEGIN is ":port" (rend-spec-v3 §4.2). */
+  host: string;
+  port: number;
+}
+
+/** BEGIN's ADDRPORT: "host:port", IPv6 in brackets. */
+export function formatBeginTarget(t: StreamTarget): string {
+  return t.host.includes(':') ? `[${t.host}]:${t.port}` : `${t.host}:${t.port}`;
+}
+
+export function parseBeginTarget(target: string): StreamTarget {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(target);
+  const port = Number(m?.[3]);
+  if (!m || port < 1 || port > 65535) throw new InvalidError('BEGIN', 'target is not host:port');
+  return { host: m[1] ?? m[2] ?? '', port };
+}
