@@ -1,0 +1,148 @@
+/**
+ * `npm run bench`: runs the core micro-benchmarks and the end-to-end
+ * circuit figures, prints a table, and writes JSON to
+ * bench-results/bench-<timestamp>.json and bench-results/latest.json.
+ *
+ * Options: --quick (shorter budgets), --no-e2e (skip the wss figures),
+ * --only=<substring> (run only benchmarks whose name contains it).
+ * A section that fails becomes a "not available" row with the reason; the
+ * run still writes its results and exits non-zero.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { blindingBenches, descriptorBenches, handshakeBenches, relayCellBenches } from './core.js';
+import { e2eBenches } from './e2e.js';
+import { type BenchResult, formatResult, formatTable, skipped } from './harness.js';
+
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
+const noE2e = args.includes('--no-e2e');
+const only = args.find((a) => a.startsWith('--only='))?.slice('--only='.length);
+
+// dist/test/bench/run.js or test/bench/run.ts: the repo root is three levels up either way.
+const here = dirname(fileURLToPath(import.meta.url));
+const root = resolve(here, here.split('/').includes('dist') ? '../../..' : '../..');
+
+const BUDGET = quick ? 300 : 1200;
+
+interface Section {
+  title: string;
+  /** Row names to show if the section cannot run at all. */
+  rows: string[];
+  run: () => BenchResult[] | Promise<BenchResult[]>;
+}
+
+const sections: Section[] = [
+  { title: 'relay-cell crypto', rows: ['relay cell crypto'], run: () => relayCellBenches(BUDGET) },
+  { title: 'handshakes', rows: ['ntor', 'hs-ntor'], run: () => handshakeBenches(BUDGET) },
+  { title: 'key blinding', rows: ['key blinding'], run: () => blindingBenches(BUDGET) },
+  {
+    title: 'hs descriptors',
+    rows: ['hs descriptor build/parse/decrypt'],
+    run: () => descriptorBenches(BUDGET),
+  },
+  {
+    title: 'end-to-end (wss on 127.0.0.1)',
+    rows: ['3-hop circuit build', '3-hop download'],
+    run: () =>
+      noE2e
+        ? [skipped('end-to-end', 'skipped by --no-e2e')]
+        : e2eBenches({
+            buildBudgetMs: quick ? 1000 : 3000,
+            maxBuilds: 2000,
+            downloadBytes: (quick ? 4 : 16) * 1024 * 1024,
+            downloads: 3,
+            downloadBudgetMs: quick ? 3000 : 12_000,
+          }),
+  },
+];
+
+function gitCommit(): string | undefined {
+  try {
+    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim();
+  } catch {
+    return undefined;
+  }
+}
+
+function machine() {
+  const cpus = os.cpus();
+  return {
+    node: process.version,
+    v8: process.versions.v8,
+    openssl: process.versions.openssl,
+    platform: `${os.platform()} ${os.release()}`,
+    arch: os.arch(),
+    cpuModel: cpus[0]?.model.trim() ?? 'unknown',
+    cpus: cpus.length,
+    memGiB: Number((os.totalmem() / 1024 ** 3).toFixed(1)),
+    loadavg: os.loadavg().map((x) => Number(x.toFixed(2))),
+  };
+}
+
+async function main(): Promise<number> {
+  const m = machine();
+  const commit = gitCommit();
+  console.log(`Shallot benchmarks — ${new Date().toISOString()}${commit ? `  commit ${commit}` : ''}`);
+  console.log(`node ${m.node} (V8 ${m.v8}, OpenSSL ${m.openssl}) on ${m.platform} ${m.arch}`);
+  console.log(`${m.cpus} x ${m.cpuModel}, ${m.memGiB} GiB RAM, load ${m.loadavg.join(' ')}\n`);
+
+  const t0 = performance.now();
+  const results: BenchResult[] = [];
+  let failed = false;
+  for (const s of sections) {
+    if (only && !s.title.includes(only) && !s.rows.some((r) => r.includes(only))) continue;
+    process.stdout.write(`[${s.title}]\n`);
+    try {
+      for (const r of await s.run()) {
+        results.push(r);
+        console.log(`  ${formatResult(r)}`);
+      }
+    } catch (e) {
+      failed = true;
+      const reason = e instanceof Error ? e.message : String(e);
+      for (const name of s.rows) {
+        const r = skipped(name, reason);
+        results.push(r);
+        console.log(`  ${formatResult(r)}`);
+      }
+    }
+  }
+  const totalSeconds = (performance.now() - t0) / 1000;
+
+  console.log(`\n${formatTable(results)}`);
+  console.log(
+    '\nMB/s = 10^6 payload bytes/s (relay cells: 498 data bytes per cell). Latencies of fast ops are' +
+      '\nbatch averages (see "batch" in the JSON). End-to-end runs client and 3 relays in one process.',
+  );
+
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const report = {
+    timestamp: new Date().toISOString(),
+    commit,
+    machine: m,
+    options: { quick, noE2e, only: only ?? null, budgetMs: BUDGET },
+    totalSeconds: Number(totalSeconds.toFixed(1)),
+    results,
+  };
+  const dir = join(root, 'bench-results');
+  mkdirSync(dir, { recursive: true });
+  const json = `${JSON.stringify(report, (_, v) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2)}\n`;
+  const file = join(dir, `bench-${stamp}.json`);
+  writeFileSync(file, json);
+  writeFileSync(join(dir, 'latest.json'), json);
+  console.log(`\n${totalSeconds.toFixed(1)} s; wrote ${file} and bench-results/latest.json`);
+  return failed ? 1 : 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    console.error(e);
+    process.exit(1);
+  },
+);
