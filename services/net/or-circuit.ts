@@ -52,6 +52,8 @@ export class OrCircuit extends TypedEmitter<OrCircuitEvents> {
   private extending = false;
   private relayEarlyIn = 0;
   private closedReason: number | null = null;
+  /** KH from this hop's ntor handshake: binds ESTABLISH_INTRO to the circuit (rend-spec-v3 §3.1.1). */
+  kh: Uint8Array | null = null;
   /** The other half of a rendezvous splice. */
   private splice: OrCircuit | null = null;
   readonly edge: CircuitEdge;

@@ -218,6 +218,7 @@ export class Relay implements OrCircuitOwner {
       this.countDestroy(DestroyReason.RESOURCELIMIT);
       return;
     }
+    circ.kh = result.keys.kh;
     this.m.onionskins.labels({ ...this.label, type, action: 'processed' }).inc();
     this.circuits.add(circ);
     this.m.circuitsActive.labels(this.label).set(this.circuits.size);
