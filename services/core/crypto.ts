@@ -130,22 +130,47 @@ export interface X25519KeyPair {
   public: Uint8Array;
 }
 
-function x25519PrivateKey(secret: Uint8Array): nc.KeyObject {
+// Importing a raw secret through PKCS#8 costs ~10x a JWK import (OpenSSL
+// derives the public half), so private keys are cached per secret and
+// imported as JWK whenever the public half is known.
+const privateKeyCache = new WeakMap<Uint8Array, nc.KeyObject>();
+
+function x25519PrivateKey(secret: Uint8Array, pub?: Uint8Array): nc.KeyObject {
+  const cached = privateKeyCache.get(secret);
+  if (cached) return cached;
   checkLen('x25519 secret', secret, 32);
-  return nc.createPrivateKey({ key: Buffer.concat([X25519_PKCS8, secret]), format: 'der', type: 'pkcs8' });
+  const key = pub
+    ? nc.createPrivateKey({
+        key: { kty: 'OKP', crv: 'X25519', d: b64url(secret), x: b64url(pub) },
+        format: 'jwk',
+      })
+    : nc.createPrivateKey({ key: Buffer.concat([X25519_PKCS8, secret]), format: 'der', type: 'pkcs8' });
+  privateKeyCache.set(secret, key);
+  return key;
 }
 
 function x25519PublicKey(pub: Uint8Array): nc.KeyObject {
   checkLen('x25519 public key', pub, 32);
-  return nc.createPublicKey({ key: Buffer.concat([X25519_SPKI, pub]), format: 'der', type: 'spki' });
+  return nc.createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: b64url(pub) }, format: 'jwk' });
 }
 
+const b64url = (b: Uint8Array): string =>
+  Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64url');
+
 export function x25519PublicFromSecret(secret: Uint8Array): Uint8Array {
-  const der = nc.createPublicKey(x25519PrivateKey(secret)).export({ format: 'der', type: 'spki' });
-  return u8(der.subarray(X25519_SPKI.length));
+  const jwk = nc.createPublicKey(x25519PrivateKey(secret)).export({ format: 'jwk' });
+  return u8(Buffer.from(jwk.x ?? '', 'base64url'));
 }
 
 export function x25519Generate(rng: Rng = randomBytes): X25519KeyPair {
+  if (rng === randomBytes) {
+    // OpenSSL's own generation avoids the slow raw-secret import.
+    const { privateKey } = nc.generateKeyPairSync('x25519');
+    const jwk = privateKey.export({ format: 'jwk' });
+    const secret = u8(Buffer.from(jwk.d ?? '', 'base64url'));
+    privateKeyCache.set(secret, privateKey);
+    return { secret, public: u8(Buffer.from(jwk.x ?? '', 'base64url')) };
+  }
   const secret = rng(32);
   return { secret, public: x25519PublicFromSecret(secret) };
 }
@@ -154,12 +179,12 @@ export function x25519Generate(rng: Rng = randomBytes): X25519KeyPair {
  * EXP(P, s): X25519 shared secret. Throws CryptoError for a low-order
  * peer key (an all-zero output), which every Tor handshake must reject.
  */
-export function x25519(secret: Uint8Array, peerPublic: Uint8Array): Uint8Array {
+export function x25519(ours: Uint8Array | X25519KeyPair, peerPublic: Uint8Array): Uint8Array {
+  const privateKey =
+    ours instanceof Uint8Array ? x25519PrivateKey(ours) : x25519PrivateKey(ours.secret, ours.public);
   let out: Uint8Array;
   try {
-    out = u8(
-      nc.diffieHellman({ privateKey: x25519PrivateKey(secret), publicKey: x25519PublicKey(peerPublic) }),
-    );
+    out = u8(nc.diffieHellman({ privateKey, publicKey: x25519PublicKey(peerPublic) }));
   } catch (e) {
     if (e instanceof InvalidError) throw e;
     throw new CryptoError('x25519', 'key agreement failed (low-order point?)');

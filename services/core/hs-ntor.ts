@@ -15,7 +15,15 @@
  * so the App. G.1 vectors (fixed x and y) replay byte for byte.
  */
 import { concat, utf8 } from './bytes.js';
-import { ctEqual, type Rng, shake256, x25519, x25519PublicFromSecret } from './crypto.js';
+import {
+  ctEqual,
+  type Rng,
+  shake256,
+  type X25519KeyPair,
+  x25519,
+  x25519Generate,
+  x25519PublicFromSecret,
+} from './crypto.js';
 import { CryptoError, InvalidError } from './errors.js';
 import { hsMac } from './hs-keys.js';
 
@@ -31,10 +39,10 @@ function check32(what: string, b: Uint8Array): void {
   if (b.length !== 32) throw new InvalidError(what, `expected 32 bytes, got ${b.length}`);
 }
 
-function secretFrom(rngOrSecret: Rng | Uint8Array, what: string): Uint8Array {
-  const s = typeof rngOrSecret === 'function' ? rngOrSecret(32) : rngOrSecret;
-  check32(what, s);
-  return s;
+function keyPairFrom(rngOrSecret: Rng | Uint8Array, what: string): X25519KeyPair {
+  if (typeof rngOrSecret === 'function') return x25519Generate(rngOrSecret);
+  check32(what, rngOrSecret);
+  return { secret: rngOrSecret, public: x25519PublicFromSecret(rngOrSecret) };
 }
 
 /** What a client knows about one introduction point (from the descriptor). */
@@ -82,9 +90,13 @@ export function hsNtorClientIntroKeys(
   info: HsNtorServiceInfo,
 ): HsIntroKeys & { x: Uint8Array; X: Uint8Array } {
   checkInfo(info);
-  const x = secretFrom(rngOrX, 'hs-ntor x');
-  const X = x25519PublicFromSecret(x);
-  return { x, X, ...introKeys(x25519(x, info.B), info.authKey, X, info.B, info.subcredential) };
+  const pair = keyPairFrom(rngOrX, 'hs-ntor x');
+  const X = pair.public;
+  return {
+    x: pair.secret,
+    X,
+    ...introKeys(x25519(pair, info.B), info.authKey, X, info.B, info.subcredential),
+  };
 }
 
 /** Service: derives the INTRODUCE2 keys from the client's X for one candidate subcredential. */
@@ -97,7 +109,7 @@ export function hsNtorServiceIntroKeys(p: {
 }): HsIntroKeys {
   checkInfo(p);
   check32('hs-ntor X', p.X);
-  return introKeys(x25519(p.b, p.X), p.authKey, p.X, p.B, p.subcredential);
+  return introKeys(x25519({ secret: p.b, public: p.B }, p.X), p.authKey, p.X, p.B, p.subcredential);
 }
 
 /**
@@ -131,9 +143,10 @@ export function hsNtorServiceRendezvous(
   check32('hs-ntor B', p.B);
   check32('hs-ntor auth key', p.authKey);
   check32('hs-ntor X', p.X);
-  const y = secretFrom(rngOrY, 'hs-ntor y');
-  const Y = x25519PublicFromSecret(y);
-  const { keySeed, auth } = rendMaterial(x25519(y, p.X), x25519(p.b, p.X), p.authKey, p.B, p.X, Y);
+  const y = keyPairFrom(rngOrY, 'hs-ntor y');
+  const Y = y.public;
+  const b = { secret: p.b, public: p.B };
+  const { keySeed, auth } = rendMaterial(x25519(y, p.X), x25519(b, p.X), p.authKey, p.B, p.X, Y);
   return { Y, auth, keySeed };
 }
 
@@ -154,7 +167,14 @@ export function hsNtorClientRendezvous(p: {
   check32('hs-ntor X', p.X);
   check32('hs-ntor Y', p.Y);
   check32('hs-ntor AUTH', p.auth);
-  const { keySeed, auth } = rendMaterial(x25519(p.x, p.Y), x25519(p.x, p.B), p.authKey, p.B, p.X, p.Y);
+  const { keySeed, auth } = rendMaterial(
+    x25519({ secret: p.x, public: p.X }, p.Y),
+    x25519({ secret: p.x, public: p.X }, p.B),
+    p.authKey,
+    p.B,
+    p.X,
+    p.Y,
+  );
   if (!ctEqual(auth, p.auth)) {
     keySeed.fill(0);
     throw new CryptoError('hs-ntor', 'RENDEZVOUS2 AUTH mismatch');

@@ -113,14 +113,7 @@ export function ntorClientFinish(state: NtorClientState, reply: Uint8Array): Cir
   }
   const Y = reply.subarray(0, 32);
   const auth = reply.subarray(32, 64);
-  const si = secretInput(
-    x25519(state.x.secret, Y),
-    x25519(state.x.secret, state.B),
-    state.id,
-    state.B,
-    state.x.public,
-    Y,
-  );
+  const si = secretInput(x25519(state.x, Y), x25519(state.x, state.B), state.id, state.B, state.x.public, Y);
   if (!ctEqual(authFor(si, state.id, state.B, state.x.public, Y), auth)) {
     throw new CryptoError('ntor', 'server AUTH does not match');
   }
@@ -155,7 +148,7 @@ export function ntorServerHandshakeWithKey(
   if (!ctEqual(id, server.id)) throw new CryptoError('ntor', 'handshake is for another relay');
   const b = server.onionKeys.find((k) => ctEqual(k.public, B));
   if (!b) throw new CryptoError('ntor', 'unknown onion key');
-  const si = secretInput(x25519(y.secret, X), x25519(b.secret, X), id, B, X, y.public);
+  const si = secretInput(x25519(y, X), x25519(b, X), id, B, X, y.public);
   const auth = authFor(si, id, B, X, y.public);
   return { reply: concat(y.public, auth), keys: ntorExpandKeys(si) };
 }
