@@ -8,6 +8,7 @@ import type { Registry } from 'prom-client';
 import { utf8 } from '../core/bytes.js';
 import type { ExitPolicy } from '../core/exit-policy.js';
 import type { NodeKeys } from '../core/node-keys.js';
+import type { RelayMessage } from '../core/relay-cell.js';
 import { type AuthorityEndpoint, CONSENSUS_PATH } from '../directory/dir-client.js';
 import type { DirRequest, DirResponse } from '../net/dir-http.js';
 import type { Logger } from '../net/log.js';
@@ -31,17 +32,27 @@ export interface RelayNodeOptions {
 /** Extra BEGIN_DIR routes (the HSDir role adds /tor/hs/3/...). */
 export type DirRoute = (req: DirRequest, circ: OrCircuit) => Promise<DirResponse | null> | DirResponse | null;
 
+/** Extra relay-message handlers (onion-roles.ts); true means handled. */
+export type RelayHandler = (circ: OrCircuit, streamId: number, msg: RelayMessage) => boolean;
+
 export class RelayNode {
   readonly relay: Relay;
   readonly publisher: DescriptorPublisher;
   private readonly routes: DirRoute[] = [];
+  private readonly handlers: RelayHandler[] = [];
 
   constructor(
-    c: { logger: Logger; registry: Registry },
+    readonly components: { logger: Logger; registry: Registry },
     readonly opts: RelayNodeOptions,
   ) {
+    const c = components;
     this.relay = new Relay(
-      { logger: c.logger, registry: c.registry, directory: (req, circ) => this.serveDir(req, circ) },
+      {
+        logger: c.logger,
+        registry: c.registry,
+        directory: (req, circ) => this.serveDir(req, circ),
+        onionRoles: (circ, streamId, msg) => this.handlers.some((h) => h(circ, streamId, msg)),
+      },
       {
         nickname: opts.nickname,
         host: opts.host,
@@ -65,6 +76,10 @@ export class RelayNode {
 
   addDirRoute(route: DirRoute): void {
     this.routes.push(route);
+  }
+
+  addRelayHandler(handler: RelayHandler): void {
+    this.handlers.push(handler);
   }
 
   async start(): Promise<void> {
