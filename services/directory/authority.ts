@@ -1,0 +1,873 @@
+/**
+ * A directory authority (dir-spec §1.4, §3): accepts relay descriptors,
+ * votes with its peers on a fixed schedule, computes and signs the
+ * consensus, and serves it to relays and clients over HTTP.
+ *
+ * Schedule of one round, as dir-spec §1.4 with testnet-short intervals
+ * (valid-after VA on multiples of the voting interval I, vote delay V,
+ * distribution delay D, defaults V = D = I/5: 4 s each for I = 20 s):
+ *   VA-V-D  build own vote (flags per assignFlags over fresh descriptors,
+ *           shared-random commit/reveal), push it to every peer (one retry)
+ *   VA-D    pull the votes of peers we did not hear from, compute the
+ *           consensus over the votes received, sign it, push the signature
+ *   VA      publish the consensus with every signature whose digest matches
+ *           ours, if more than half of all authorities signed; else keep
+ *           the previous consensus (and keep collecting: a late signature
+ *           that makes the majority publishes it then)
+ * fresh-until = VA+I, valid-until = VA+3I. The first round is the first VA
+ * that leaves V+D after start, so a new network has a consensus within
+ * about 1.4 I.
+ *
+ * HTTP (plain, on host:port; bodies and replies are bounded):
+ *   POST /tor/                                   relay descriptor upload
+ *   POST /tor/post/vote                          a peer's vote
+ *   POST /tor/post/consensus-signature           a peer's consensus signature
+ *   GET  /tor/status-vote/current/consensus      the latest consensus (404 before one)
+ *   GET  /tor/status-vote/next/vote              own vote for the coming round
+ *   GET  /tor/status-vote/next/consensus-signatures  own pending consensus + signatures
+ *   GET  /metrics /healthz /readyz               ops (ready = holds an unexpired consensus)
+ *
+ * Design notes:
+ * - The consensus-signature document is the canonical JSON
+ *   {validAfterMs, digest(hex), identity(hex), signature(b64)}: Tor's
+ *   detached signature, one per authority. A signature for a round whose
+ *   consensus this authority has not computed yet is queued (a few per
+ *   authority) and checked once it has.
+ * - The authority set is `peers` plus this authority, sorted; every
+ *   authority must be configured with the same set or their consensus
+ *   digests differ.
+ * - Descriptor uploads: newest per identity wins; re-uploading the stored
+ *   one is accepted (relays retry); older ones, bad signatures, oversized
+ *   or malformed documents and publication times outside the window
+ *   (future skew, max age: Tor's 12 h / 24 h defaults) are refused with 400.
+ */
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Registry } from 'prom-client';
+import { compareBytes, fromHex, toBase64, toHex } from '../core/bytes.js';
+import {
+  canonicalJsonBytes,
+  expectKeys,
+  parseJsonBounded,
+  readB64,
+  readInt,
+  readObject,
+  readString,
+} from '../core/canonical-json.js';
+import { ed25519PublicFromSeed } from '../core/crypto.js';
+import {
+  assignFlags,
+  type Consensus,
+  type ConsensusSignature,
+  computeConsensus,
+  consensusDigest,
+  decodeSignedConsensus,
+  decodeVote,
+  descriptorDigest,
+  encodeSignedConsensus,
+  encodeVote,
+  FLAGS,
+  MAX_DESCRIPTOR_BYTES,
+  MAX_RELAYS,
+  type RelayDescriptor,
+  signConsensus,
+  type Vote,
+  verifyConsensus,
+  verifyRelayDescriptor,
+  voteRelayFromDescriptor,
+} from '../core/dirdoc.js';
+import { InvalidError, ShallotError } from '../core/errors.js';
+import { type Metrics, metricsFor } from '../metrics/metrics.js';
+import type { Logger } from '../net/log.js';
+import { type AuthorityEndpoint, httpRequest, MAX_CONSENSUS_BYTES } from './dir-client.js';
+import { SharedRandomState } from './sr-state.js';
+
+export const VOTE_PATH = '/tor/post/vote';
+export const SIGNATURE_PATH = '/tor/post/consensus-signature';
+export const NEXT_VOTE_PATH = '/tor/status-vote/next/vote';
+export const NEXT_SIGNATURES_PATH = '/tor/status-vote/next/consensus-signatures';
+
+const MAX_VOTE_BYTES = MAX_CONSENSUS_BYTES;
+const MAX_SIGNATURE_BYTES = 4096;
+/** Unchecked signatures queued per authority and round. */
+const MAX_QUEUED_SIGNATURES = 4;
+/** Bytes of an oversized body read and discarded (so the client sees the 400) before hanging up. */
+const MAX_DRAIN_BYTES = 1 << 20;
+
+export interface AuthorityComponents {
+  logger: Logger;
+  registry: Registry;
+  /** Wall clock in ms; timers are real, this only moves the schedule's notion of now. */
+  now?: () => number;
+}
+
+export interface AuthorityOptions {
+  identitySeed: Uint8Array;
+  host: string;
+  /** 0 picks a free port. */
+  port: number;
+  /** Every authority; this one may be included. */
+  peers: AuthorityEndpoint[];
+  votingIntervalSec: number;
+  /** Default: a fifth of the interval. */
+  voteDelaySec?: number;
+  /** Default: a fifth of the interval. */
+  distDelaySec?: number;
+  /** TestingTorNetwork flag thresholds (assignFlags). */
+  testnet: boolean;
+  params?: Record<string, number>;
+  /** Metric label; default the first 8 hex digits of the identity. */
+  name?: string;
+  /** Lowercase hex ids to mark BadExit. */
+  badExits?: string[];
+  /** Future publication times accepted (Tor ROUTER_ALLOW_SKEW: 12 h). */
+  descriptorSkewMs?: number;
+  /** Oldest publication time accepted and voted Running (Tor: 24 h). */
+  descriptorMaxAgeMs?: number;
+}
+
+/** A configuration problem found at construction. */
+export class AuthorityConfigError extends ShallotError {
+  constructor(message: string) {
+    super('ERR_AUTHORITY_CONFIG', message);
+  }
+}
+
+interface StoredDescriptor {
+  desc: RelayDescriptor;
+  raw: Uint8Array;
+  digestHex: string;
+}
+
+interface StoredVote {
+  vote: Vote;
+  raw: Uint8Array;
+}
+
+interface Round {
+  validAfterMs: number;
+  votes: Map<string, StoredVote>;
+  consensus: Consensus | null;
+  digestHex: string | null;
+  signatures: Map<string, ConsensusSignature>;
+  /** Signatures that arrived before our consensus was computed. */
+  queued: Map<string, ConsensusSignature[]>;
+  published: boolean;
+}
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    /** The request body was not read to the end (oversized). */
+    readonly unread = false,
+  ) {
+    super(message);
+  }
+}
+
+const TEXT = { 'content-type': 'text/plain; charset=utf-8' };
+const OCTETS = { 'content-type': 'application/json' };
+
+/** The signature document peers exchange; see the module notes. */
+export function encodeSignatureDocument(
+  validAfterMs: number,
+  digest: Uint8Array,
+  sig: ConsensusSignature,
+): Uint8Array {
+  return canonicalJsonBytes({
+    validAfterMs,
+    digest: toHex(digest),
+    identity: toHex(sig.identity),
+    signature: toBase64(sig.signature, false),
+  });
+}
+
+export function decodeSignatureDocument(bytes: Uint8Array): {
+  validAfterMs: number;
+  digestHex: string;
+  signature: ConsensusSignature;
+} {
+  const what = 'consensus signature';
+  const o = readObject(parseJsonBounded(bytes, MAX_SIGNATURE_BYTES, what), what);
+  expectKeys(o, what, ['validAfterMs', 'digest', 'identity', 'signature']);
+  const digestHex = readString(o.digest, what, 64);
+  const idHex = readString(o.identity, what, 64);
+  if (!/^[0-9a-f]{64}$/.test(digestHex) || !/^[0-9a-f]{64}$/.test(idHex)) {
+    throw new InvalidError(what, 'digest and identity must be 64 lowercase hex digits');
+  }
+  return {
+    validAfterMs: readInt(o.validAfterMs, what),
+    digestHex,
+    signature: { identity: fromHex(idHex), signature: readB64(o.signature, what, 64) },
+  };
+}
+
+/** Whether `sig` is a good signature on `c` (verifyConsensus over a one-authority set). */
+function signatureValid(c: Consensus, digest: Uint8Array, sig: ConsensusSignature): boolean {
+  try {
+    verifyConsensus(
+      { consensus: c, signatures: [sig], digest },
+      { authorityIds: [toHex(sig.identity)], nowMs: c.validAfterMs },
+    );
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export class DirectoryAuthority {
+  readonly identityHex: string;
+  private readonly log: Logger;
+  private readonly metrics: Metrics['directory'];
+  private readonly now: () => number;
+  private readonly seed: Uint8Array;
+  private readonly peers: AuthorityEndpoint[];
+  private readonly authorityIds: string[];
+  private readonly intervalMs: number;
+  private readonly voteDelayMs: number;
+  private readonly distDelayMs: number;
+  private readonly name: string;
+  private readonly sr: SharedRandomState;
+  private readonly descriptors = new Map<string, StoredDescriptor>();
+  private readonly rounds = new Map<number, Round>();
+  private server: http.Server | null = null;
+  private timers = new Set<NodeJS.Timeout>();
+  private stopped = false;
+  private boundPort = 0;
+  private latest: { consensus: Consensus; digest: Uint8Array; raw: Uint8Array; signatures: number } | null =
+    null;
+  /** The round being prepared (its VA), for accepting early and late votes. */
+  private nextValidAfterMs = 0;
+
+  constructor(
+    private readonly components: AuthorityComponents,
+    private readonly opts: AuthorityOptions,
+  ) {
+    this.now = components.now ?? Date.now;
+    this.seed = opts.identitySeed;
+    this.identityHex = toHex(ed25519PublicFromSeed(opts.identitySeed));
+    this.name = opts.name ?? this.identityHex.slice(0, 8);
+    this.log = components.logger.child(`dirauth ${this.name}`);
+    this.metrics = metricsFor(components.registry).directory;
+    if (!Number.isSafeInteger(opts.votingIntervalSec) || opts.votingIntervalSec < 1) {
+      throw new AuthorityConfigError('voting interval must be a positive whole number of seconds');
+    }
+    this.intervalMs = opts.votingIntervalSec * 1000;
+    this.voteDelayMs = Math.round((opts.voteDelaySec ?? opts.votingIntervalSec / 5) * 1000);
+    this.distDelayMs = Math.round((opts.distDelaySec ?? opts.votingIntervalSec / 5) * 1000);
+    if (
+      this.voteDelayMs <= 0 ||
+      this.distDelayMs <= 0 ||
+      this.voteDelayMs + this.distDelayMs >= this.intervalMs
+    ) {
+      throw new AuthorityConfigError(
+        'need 0 < vote delay, 0 < dist delay, vote delay + dist delay < interval',
+      );
+    }
+    const byId = new Map<string, AuthorityEndpoint>();
+    for (const p of opts.peers) {
+      if (!/^[0-9a-f]{64}$/.test(p.identity)) throw new AuthorityConfigError(`bad peer id ${p.identity}`);
+      byId.set(p.identity, p);
+    }
+    if (!byId.has(this.identityHex)) {
+      this.log.warn('own identity is not in the authority list; adding it', { identity: this.identityHex });
+    }
+    this.peers = [...byId.values()].filter((p) => p.identity !== this.identityHex);
+    this.authorityIds = [...new Set([...byId.keys(), this.identityHex])].sort();
+    this.sr = new SharedRandomState(this.identityHex, this.authorityIds, opts.votingIntervalSec);
+  }
+
+  get port(): number {
+    return this.boundPort;
+  }
+
+  get url(): string {
+    return `http://${this.opts.host}:${this.boundPort}`;
+  }
+
+  get endpoint(): AuthorityEndpoint {
+    return { identity: this.identityHex, url: this.url };
+  }
+
+  /** The latest published consensus with its signatures, as served; null before the first. */
+  get latestConsensus(): Uint8Array | null {
+    return this.latest?.raw ?? null;
+  }
+
+  /** Ready once it holds a consensus that has not expired. */
+  get ready(): boolean {
+    return this.latest !== null && this.now() <= this.latest.consensus.validUntilMs;
+  }
+
+  health(): { ok: boolean; ready: boolean; [k: string]: unknown } {
+    const c = this.latest?.consensus;
+    return {
+      ok: !this.stopped && this.server !== null,
+      ready: this.ready,
+      identity: this.identityHex,
+      descriptors: this.descriptors.size,
+      consensusValidAfter: c ? new Date(c.validAfterMs).toISOString() : null,
+      consensusRelays: c?.relays.length ?? 0,
+      consensusSignatures: this.latest?.signatures ?? 0,
+      sharedRandom: this.sr.snapshot().current !== undefined,
+    };
+  }
+
+  async start(): Promise<void> {
+    if (this.server) return;
+    const server = http.createServer((req, res) => this.handle(req, res));
+    server.requestTimeout = 15_000;
+    server.headersTimeout = 10_000;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.opts.port, this.opts.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    server.on('error', (e) => this.log.error('server error', { error: e.message }));
+    this.server = server;
+    this.boundPort = (server.address() as AddressInfo).port;
+    this.stopped = false;
+    this.scheduleRound(this.firstValidAfter());
+    const ageTimer = setInterval(() => this.updateAgeMetric(), 1000);
+    ageTimer.unref();
+    this.timers.add(ageTimer);
+    this.log.info('authority listening', {
+      url: this.url,
+      identity: this.identityHex,
+      authorities: this.authorityIds.length,
+      intervalSec: this.opts.votingIntervalSec,
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    const server = this.server;
+    this.server = null;
+    if (server) {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    }
+  }
+
+  // -------------------------------------------------------------------------
+  // Schedule
+
+  /** The first VA that leaves the vote and distribution delays from now (dir-spec §1.4). */
+  private firstValidAfter(): number {
+    const earliest = this.now() + this.voteDelayMs + this.distDelayMs;
+    return Math.ceil(earliest / this.intervalMs) * this.intervalMs;
+  }
+
+  private at(timeMs: number, fn: () => Promise<void> | void): void {
+    if (this.stopped) return;
+    const t = setTimeout(
+      () => {
+        this.timers.delete(t);
+        if (this.stopped) return;
+        Promise.resolve()
+          .then(fn)
+          .catch((e: unknown) => this.log.error('scheduled step failed', { error: (e as Error).message }));
+      },
+      Math.max(0, timeMs - this.now()),
+    );
+    this.timers.add(t);
+  }
+
+  private scheduleRound(va: number): void {
+    // After a stall (suspended process, blocked loop) skip rounds we can no longer vote in.
+    if (this.now() > va - this.distDelayMs) {
+      const next = this.firstValidAfter();
+      this.log.warn('missed a voting round', { validAfter: new Date(va).toISOString() });
+      va = next;
+    }
+    this.nextValidAfterMs = va;
+    this.round(va);
+    this.pruneRounds(va);
+    this.at(va - this.voteDelayMs - this.distDelayMs, () => this.voteStep(va));
+    this.at(va - this.distDelayMs, () => this.consensusStep(va));
+    this.at(va, async () => {
+      this.scheduleRound(va + this.intervalMs);
+      await this.publishStep(va);
+    });
+  }
+
+  private round(va: number): Round {
+    let r = this.rounds.get(va);
+    if (!r) {
+      r = {
+        validAfterMs: va,
+        votes: new Map(),
+        consensus: null,
+        digestHex: null,
+        signatures: new Map(),
+        queued: new Map(),
+        published: false,
+      };
+      this.rounds.set(va, r);
+    }
+    return r;
+  }
+
+  /** Keeps the round being prepared and the one before it (late signatures). */
+  private pruneRounds(va: number): void {
+    for (const k of this.rounds.keys()) if (k < va - this.intervalMs) this.rounds.delete(k);
+  }
+
+  private freshDescriptors(nowMs: number): StoredDescriptor[] {
+    const maxAge = this.opts.descriptorMaxAgeMs ?? 24 * 3600_000;
+    const out: StoredDescriptor[] = [];
+    for (const [id, d] of this.descriptors) {
+      if (d.desc.publishedMs < nowMs - maxAge) this.descriptors.delete(id);
+      else out.push(d);
+    }
+    return out;
+  }
+
+  /** Builds, signs and pushes this authority's vote for `va`. */
+  private async voteStep(va: number): Promise<void> {
+    const nowMs = this.now();
+    // Votes list relays sorted by identity (dir-spec §3.4.1).
+    const descs = this.freshDescriptors(nowMs).sort((a, b) => compareBytes(a.desc.identity, b.desc.identity));
+    const flags = assignFlags(
+      descs.map((d) => d.desc),
+      {
+        nowMs,
+        testnet: this.opts.testnet,
+        badExits: this.opts.badExits,
+        maxDescriptorAgeMs: this.opts.descriptorMaxAgeMs,
+      },
+    );
+    const knownFlags = FLAGS.filter((f) => f !== 'BadExit' || (this.opts.badExits?.length ?? 0) > 0);
+    const sr = this.sr.voteFields(va, this.latest?.consensus ?? null);
+    const vote: Vote = {
+      authority: this.identityHex,
+      publishedMs: nowMs,
+      validAfterMs: va,
+      freshUntilMs: va + this.intervalMs,
+      validUntilMs: va + 3 * this.intervalMs,
+      votingIntervalSec: this.opts.votingIntervalSec,
+      knownFlags: [...knownFlags],
+      params: { ...(this.opts.params ?? {}) },
+      ...sr,
+      relays: descs.map((d) =>
+        voteRelayFromDescriptor(d.desc, d.raw, flags.get(toHex(d.desc.identity)) ?? []),
+      ),
+    };
+    const raw = encodeVote(vote, this.seed);
+    this.round(va).votes.set(this.identityHex, { vote, raw });
+    this.sr.observeVote(vote);
+    this.log.debug('voted', { validAfter: new Date(va).toISOString(), relays: vote.relays.length });
+    await Promise.all(this.peers.map((p) => this.pushWithRetry(p, VOTE_PATH, raw, 'vote')));
+  }
+
+  private async pushWithRetry(
+    peer: AuthorityEndpoint,
+    path: string,
+    body: Uint8Array,
+    what: string,
+  ): Promise<void> {
+    const timeoutMs = Math.max(500, Math.min(5000, this.distDelayMs / 2));
+    for (let attempt = 0; attempt < 2 && !this.stopped; attempt++) {
+      try {
+        const r = await httpRequest(peer.url, 'POST', path, { body, timeoutMs });
+        if (r.status === 200) return;
+        // A refusal will not change on retry.
+        this.log.warn(`peer refused our ${what}`, {
+          peer: peer.url,
+          status: r.status,
+          reply: Buffer.from(r.body.subarray(0, 200)).toString('latin1'),
+        });
+        return;
+      } catch (e) {
+        if (attempt === 1)
+          this.log.warn(`could not send ${what}`, { peer: peer.url, error: (e as Error).message });
+        else await new Promise((res) => setTimeout(res, Math.min(500, this.voteDelayMs / 4)).unref());
+      }
+    }
+  }
+
+  /** Pulls missing votes, computes and signs the consensus for `va`, pushes the signature. */
+  private async consensusStep(va: number): Promise<void> {
+    const r = this.round(va);
+    const missing = this.peers.filter((p) => !r.votes.has(p.identity));
+    const timeoutMs = Math.max(300, this.distDelayMs / 2);
+    await Promise.all(
+      missing.map(async (p) => {
+        try {
+          const res = await httpRequest(p.url, 'GET', NEXT_VOTE_PATH, {
+            timeoutMs,
+            maxBytes: MAX_VOTE_BYTES,
+          });
+          if (res.status !== 200) return;
+          const vote = decodeVote(res.body, { maxBytes: MAX_VOTE_BYTES, authorityIds: this.authorityIds });
+          if (vote.authority !== p.identity || vote.validAfterMs !== va) return;
+          this.acceptVote(vote, res.body);
+        } catch (e) {
+          this.log.debug('could not fetch vote', { peer: p.url, error: (e as Error).message });
+        }
+      }),
+    );
+    if (this.stopped) return;
+    const votes = [...r.votes.values()].map((v) => v.vote);
+    let c: Consensus;
+    try {
+      c = computeConsensus(votes, { authorityIds: this.authorityIds, params: this.opts.params });
+    } catch (e) {
+      this.log.warn('could not compute a consensus', { error: (e as Error).message, votes: votes.length });
+      return;
+    }
+    if (c.validAfterMs !== va) {
+      this.log.warn('computed consensus has the wrong valid-after', { want: va, got: c.validAfterMs });
+      return;
+    }
+    const digest = consensusDigest(c);
+    const own = signConsensus(c, this.seed);
+    r.consensus = c;
+    r.digestHex = toHex(digest);
+    r.signatures.set(this.identityHex, own);
+    for (const [id, sigs] of r.queued) {
+      const good = sigs.find((s) => signatureValid(c, digest, s));
+      if (good) r.signatures.set(id, good);
+    }
+    r.queued.clear();
+    this.log.debug('computed consensus', {
+      validAfter: new Date(va).toISOString(),
+      votes: votes.length,
+      relays: c.relays.length,
+      digest: r.digestHex.slice(0, 16),
+    });
+    const doc = encodeSignatureDocument(va, digest, own);
+    await Promise.all(this.peers.map((p) => this.pushWithRetry(p, SIGNATURE_PATH, doc, 'signature')));
+  }
+
+  /** Publishes the consensus for `va` if a majority signed it, pulling missing signatures first if needed. */
+  private async publishStep(va: number): Promise<void> {
+    const r = this.rounds.get(va);
+    if (!r?.consensus) {
+      this.log.warn('no consensus computed for this round; keeping the previous one', {
+        validAfter: new Date(va).toISOString(),
+      });
+      return;
+    }
+    if (!this.hasMajority(r)) await this.pullSignatures(r);
+    if (!this.tryPublish(r)) {
+      this.log.warn('consensus not signed by a majority; keeping the previous one', {
+        validAfter: new Date(va).toISOString(),
+        signatures: r.signatures.size,
+        authorities: this.authorityIds.length,
+      });
+      return;
+    }
+    // Collect the stragglers' signatures for the served document.
+    if (r.signatures.size < this.authorityIds.length) {
+      void this.pullSignatures(r).then(() => this.tryPublish(r));
+    }
+  }
+
+  private hasMajority(r: Round): boolean {
+    return r.signatures.size > this.authorityIds.length / 2;
+  }
+
+  private async pullSignatures(r: Round): Promise<void> {
+    const timeoutMs = Math.max(300, Math.min(2000, this.intervalMs / 4));
+    const c = r.consensus;
+    if (!c) return;
+    const digest = fromHex(r.digestHex!);
+    await Promise.all(
+      this.peers
+        .filter((p) => !r.signatures.has(p.identity))
+        .map(async (p) => {
+          try {
+            const res = await httpRequest(p.url, 'GET', NEXT_SIGNATURES_PATH, {
+              timeoutMs,
+              maxBytes: MAX_CONSENSUS_BYTES,
+            });
+            if (res.status !== 200) return;
+            const theirs = decodeSignedConsensus(res.body, MAX_CONSENSUS_BYTES);
+            if (toHex(theirs.digest) !== r.digestHex) return;
+            for (const s of theirs.signatures) {
+              const id = toHex(s.identity);
+              if (this.authorityIds.includes(id) && !r.signatures.has(id) && signatureValid(c, digest, s)) {
+                r.signatures.set(id, s);
+              }
+            }
+          } catch (e) {
+            this.log.debug('could not fetch signatures', { peer: p.url, error: (e as Error).message });
+          }
+        }),
+    );
+  }
+
+  /**
+   * Serves round `r`'s consensus if it has a majority and is due (now >= VA)
+   * and is not older than what is served; re-encodes it when more
+   * signatures arrived. Returns whether `r` is (now) the served consensus.
+   */
+  private tryPublish(r: Round): boolean {
+    if (this.stopped || !r.consensus || !this.hasMajority(r)) return false;
+    if (this.now() < r.validAfterMs) return false;
+    const cur = this.latest;
+    if (cur && cur.consensus.validAfterMs > r.validAfterMs) return false;
+    const same = cur !== null && cur.consensus.validAfterMs === r.validAfterMs;
+    if (same && cur.signatures === r.signatures.size) return true;
+    const sigs = [...r.signatures.values()].sort((a, b) => (toHex(a.identity) < toHex(b.identity) ? -1 : 1));
+    const raw = encodeSignedConsensus(r.consensus, sigs);
+    this.latest = { consensus: r.consensus, digest: fromHex(r.digestHex!), raw, signatures: sigs.length };
+    r.published = true;
+    this.updateConsensusMetrics();
+    if (!same) {
+      this.log.info('published consensus', {
+        validAfter: new Date(r.validAfterMs).toISOString(),
+        relays: r.consensus.relays.length,
+        signatures: sigs.length,
+      });
+    }
+    return true;
+  }
+
+  private updateConsensusMetrics(): void {
+    const l = this.latest;
+    if (!l) return;
+    const m = this.metrics;
+    m.consensusSignatures.set({ authority: this.name }, l.signatures);
+    m.consensusRelays.set({ authority: this.name, flag: 'all' }, l.consensus.relays.length);
+    for (const f of l.consensus.knownFlags) {
+      m.consensusRelays.set(
+        { authority: this.name, flag: f },
+        l.consensus.relays.filter((x) => x.flags.includes(f)).length,
+      );
+    }
+    this.updateAgeMetric();
+  }
+
+  private updateAgeMetric(): void {
+    if (this.latest) {
+      this.metrics.consensusAge.set(
+        { authority: this.name },
+        Math.max(0, (this.now() - this.latest.consensus.validAfterMs) / 1000),
+      );
+    }
+  }
+
+  // -------------------------------------------------------------------------
+  // Incoming documents
+
+  /** Stores a verified vote if it is for the round being prepared or the next one. */
+  private acceptVote(vote: Vote, raw: Uint8Array): void {
+    const va = vote.validAfterMs;
+    if (va !== this.nextValidAfterMs && va !== this.nextValidAfterMs + this.intervalMs) {
+      throw new HttpError(400, `not voting on valid-after ${new Date(va).toISOString()}`);
+    }
+    const r = this.round(va);
+    const have = r.votes.get(vote.authority);
+    if (have) {
+      if (Buffer.compare(have.raw, raw) === 0) return;
+      throw new HttpError(400, 'already have a different vote from this authority for this round');
+    }
+    if (vote.authority === this.identityHex) throw new HttpError(400, 'that is my own identity');
+    r.votes.set(vote.authority, { vote, raw });
+    this.sr.observeVote(vote);
+    this.log.debug('vote received', { from: vote.authority.slice(0, 8), relays: vote.relays.length });
+  }
+
+  private handleDescriptor(body: Uint8Array): string {
+    const nowMs = this.now();
+    const desc = verifyRelayDescriptor(body, {
+      nowMs,
+      maxBytes: MAX_DESCRIPTOR_BYTES,
+      maxSkewMs: this.opts.descriptorSkewMs ?? 12 * 3600_000,
+      maxAgeMs: this.opts.descriptorMaxAgeMs,
+    });
+    const id = toHex(desc.identity);
+    const digestHex = toHex(descriptorDigest(body));
+    const have = this.descriptors.get(id);
+    if (have) {
+      if (have.digestHex === digestHex) return 'already have this descriptor';
+      if (have.desc.publishedMs >= desc.publishedMs) {
+        throw new InvalidError('relay descriptor', 'not newer than the one we have');
+      }
+    } else if (this.descriptors.size >= MAX_RELAYS) {
+      throw new InvalidError('relay descriptor', 'too many relays');
+    }
+    this.descriptors.set(id, { desc, raw: body, digestHex });
+    this.log.debug('descriptor accepted', { nickname: desc.nickname, identity: id.slice(0, 8) });
+    return 'descriptor accepted';
+  }
+
+  private handleSignature(body: Uint8Array): string {
+    const doc = decodeSignatureDocument(body);
+    const id = toHex(doc.signature.identity);
+    if (!this.authorityIds.includes(id)) throw new HttpError(400, 'not from a configured authority');
+    const r = this.rounds.get(doc.validAfterMs);
+    if (!r) throw new HttpError(400, 'no such round');
+    if (r.signatures.has(id)) return 'already have it';
+    if (r.consensus) {
+      if (doc.digestHex !== r.digestHex) throw new HttpError(400, 'signature is for a different consensus');
+      if (!signatureValid(r.consensus, fromHex(r.digestHex), doc.signature)) {
+        throw new HttpError(400, 'bad signature');
+      }
+      r.signatures.set(id, doc.signature);
+      // Late signatures update the served document (or publish it, if they made the majority).
+      if (this.now() >= r.validAfterMs) this.tryPublish(r);
+      return 'signature accepted';
+    }
+    const q = r.queued.get(id) ?? [];
+    if (q.length >= MAX_QUEUED_SIGNATURES) throw new HttpError(400, 'too many pending signatures');
+    q.push(doc.signature);
+    r.queued.set(id, q);
+    return 'signature queued';
+  }
+
+  // -------------------------------------------------------------------------
+  // HTTP
+
+  private handle(req: http.IncomingMessage, res: http.ServerResponse) {
+    const path = (req.url ?? '/').split('?')[0]!;
+    const reply = (status: number, body: string | Uint8Array, headers: Record<string, string> = TEXT) => {
+      if (res.headersSent) return;
+      const b =
+        typeof body === 'string'
+          ? Buffer.from(`${body}\n`)
+          : Buffer.from(body.buffer, body.byteOffset, body.length);
+      res.writeHead(status, { ...headers, 'content-length': b.length }).end(b);
+    };
+    const fail = (e: unknown) => {
+      if (e instanceof HttpError) return reply(e.status, e.message);
+      if (e instanceof ShallotError) return reply(400, e.message);
+      this.log.error('request failed', { path, error: (e as Error).message });
+      return reply(500, 'internal error');
+    };
+    if (req.method === 'POST') {
+      const limits: Record<string, number> = {
+        '/tor/': MAX_DESCRIPTOR_BYTES,
+        [VOTE_PATH]: MAX_VOTE_BYTES,
+        [SIGNATURE_PATH]: MAX_SIGNATURE_BYTES,
+      };
+      const limit = limits[path];
+      if (limit === undefined) return reply(404, 'not found');
+      const isDescriptor = path === '/tor/';
+      readBody(req, limit).then(
+        (body) => {
+          try {
+            if (isDescriptor) {
+              const msg = this.handleDescriptor(body);
+              this.metrics.descriptors.inc({ authority: this.name, outcome: 'accepted' });
+              return reply(200, msg);
+            }
+            if (path === VOTE_PATH) {
+              const vote = decodeVote(body, { maxBytes: MAX_VOTE_BYTES, authorityIds: this.authorityIds });
+              this.acceptVote(vote, body);
+              return reply(200, 'vote accepted');
+            }
+            return reply(200, this.handleSignature(body));
+          } catch (e) {
+            if (isDescriptor) {
+              this.metrics.descriptors.inc({ authority: this.name, outcome: 'rejected' });
+              this.log.debug('descriptor rejected', { error: (e as Error).message });
+            } else {
+              this.log.warn('peer document refused', { path, error: (e as Error).message });
+            }
+            return fail(e);
+          }
+        },
+        (e: unknown) => {
+          if (isDescriptor) this.metrics.descriptors.inc({ authority: this.name, outcome: 'rejected' });
+          fail(e);
+          if (e instanceof HttpError && e.unread) drainThenClose(req);
+        },
+      );
+      return;
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') return reply(405, 'method not allowed');
+    switch (path) {
+      case '/tor/status-vote/current/consensus': {
+        if (!this.latest) return reply(404, 'no consensus yet');
+        return reply(200, this.latest.raw, OCTETS);
+      }
+      case NEXT_VOTE_PATH: {
+        const r = this.rounds.get(this.nextValidAfterMs);
+        const own = r?.votes.get(this.identityHex);
+        if (!own) return reply(404, 'no vote yet');
+        return reply(200, own.raw, OCTETS);
+      }
+      case NEXT_SIGNATURES_PATH: {
+        const r = [...this.rounds.values()]
+          .filter((x) => x.consensus !== null)
+          .sort((a, b) => b.validAfterMs - a.validAfterMs)[0];
+        if (!r?.consensus) return reply(404, 'no pending consensus');
+        const sigs = [...r.signatures.values()];
+        return reply(200, encodeSignedConsensus(r.consensus, sigs), OCTETS);
+      }
+      case '/metrics': {
+        this.updateAgeMetric();
+        this.components.registry.metrics().then(
+          (text) => reply(200, text, { 'content-type': this.components.registry.contentType }),
+          (e: Error) => reply(500, e.message),
+        );
+        return;
+      }
+      case '/healthz':
+      case '/readyz': {
+        const h = this.health();
+        const good = path === '/healthz' ? h.ok : h.ok && h.ready;
+        return reply(good ? 200 : 503, JSON.stringify(h), OCTETS);
+      }
+      default:
+        return reply(404, 'not found');
+    }
+  }
+}
+
+/**
+ * Reads a request body of at most `limit` bytes. Beyond that it rejects with
+ * HttpError 400 (as Tor answers a bad upload) marked `unread`.
+ */
+function readBody(req: http.IncomingMessage, limit: number): Promise<Uint8Array> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers['content-length'] ?? -1);
+    if (declared > limit) {
+      reject(new HttpError(400, `body of ${declared} bytes exceeds ${limit}`, true));
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let total = 0;
+    let done = false;
+    const onData = (c: Buffer) => {
+      total += c.length;
+      if (total > limit) {
+        done = true;
+        req.off('data', onData);
+        reject(new HttpError(400, `body exceeds ${limit} bytes`, true));
+        return;
+      }
+      chunks.push(c);
+    };
+    req.on('data', onData);
+    req.on('end', () => {
+      if (!done) resolve(new Uint8Array(Buffer.concat(chunks)));
+    });
+    req.on('error', (e) => {
+      if (!done) {
+        done = true;
+        reject(new HttpError(400, e.message));
+      }
+    });
+  });
+}
+
+/** Discards the rest of an oversized upload (up to a cap) so the client reads our 400, then hangs up. */
+function drainThenClose(req: http.IncomingMessage): void {
+  let seen = 0;
+  req.on('data', (c: Buffer) => {
+    seen += c.length;
+    if (seen > MAX_DRAIN_BYTES) req.socket.destroy();
+  });
+  req.resume();
+}

@@ -1,0 +1,281 @@
+// Three directory authorities on 127.0.0.1 with a 4 s voting interval over
+// real HTTP: relays upload signed descriptors, the authorities vote, agree
+// on a consensus, sign it and serve it; clients verify it with
+// fetchConsensus. Then one authority stops and the other two keep the
+// network going with 2 of 3 signatures.
+import * as http from 'node:http';
+import * as net from 'node:net';
+import { Registry } from 'prom-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { toHex } from '../../services/core/bytes.js';
+import { ed25519PublicFromSeed, randomBytes } from '../../services/core/crypto.js';
+import {
+  type Consensus,
+  decodeSignedConsensus,
+  encodeSignedConsensus,
+  encodeVote,
+  MAX_DESCRIPTOR_BYTES,
+  type RelayDescriptor,
+  signConsensus,
+  signRelayDescriptor,
+  type Vote,
+} from '../../services/core/dirdoc.js';
+import { parseExitPolicy } from '../../services/core/exit-policy.js';
+import { generateNodeKeys, type NodeKeys } from '../../services/core/node-keys.js';
+import { DirectoryAuthority, VOTE_PATH } from '../../services/directory/authority.js';
+import {
+  type AuthorityEndpoint,
+  CONSENSUS_PATH,
+  DirClientError,
+  fetchConsensus,
+  httpRequest,
+  publishDescriptor,
+} from '../../services/directory/dir-client.js';
+import { silentLogger } from '../../services/net/log.js';
+
+const INTERVAL = 4;
+
+async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+interface TestRelay {
+  keys: NodeKeys;
+  desc: RelayDescriptor;
+  signed: Uint8Array;
+}
+
+function makeRelay(i: number, opts: { exit: boolean; hsdir: boolean }): TestRelay {
+  const keys = generateNodeKeys();
+  const desc: RelayDescriptor = {
+    nickname: `relay${i}`,
+    identity: keys.identity,
+    ntorOnionKey: keys.onionKeys[0]!.public,
+    address: '127.0.0.1',
+    orPort: 9000 + i,
+    linkUrl: `wss://127.0.0.1:${9000 + i}/link`,
+    bandwidth: 1_000_000 + i,
+    family: [],
+    exitPolicy: parseExitPolicy(opts.exit ? ['accept 127.0.0.0/8:*', 'reject *:*'] : ['reject *:*']),
+    platform: 'Shallot test',
+    publishedMs: Date.now(),
+    uptimeSec: 10,
+    protocols: { Link: '4-5', Relay: '2-4' },
+    hsdir: opts.hsdir,
+  };
+  return { keys, desc, signed: signRelayDescriptor(desc, keys.identitySeed) };
+}
+
+const seeds = [randomBytes(32), randomBytes(32), randomBytes(32)];
+const registries = seeds.map(() => new Registry());
+let auths: AuthorityEndpoint[];
+let authorities: DirectoryAuthority[];
+const relays = [
+  makeRelay(0, { exit: true, hsdir: true }),
+  makeRelay(1, { exit: false, hsdir: true }),
+  makeRelay(2, { exit: false, hsdir: false }),
+  makeRelay(3, { exit: true, hsdir: false }),
+];
+
+async function metricValue(reg: Registry, name: string, labels: Record<string, string>): Promise<number> {
+  const m = (await reg.getMetricsAsJSON()).find((x) => x.name === name);
+  const v = m?.values.find((x) => Object.entries(labels).every(([k, val]) => x.labels[k] === val));
+  return Number(v?.value ?? 0);
+}
+
+/** Polls fetchConsensus until `pred` holds, returning that consensus. */
+async function waitForConsensus(
+  pred: (c: Consensus, raw: Uint8Array) => boolean,
+  endpoints: AuthorityEndpoint[],
+  timeoutMs: number,
+): Promise<{ consensus: Consensus; raw: Uint8Array }> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown = null;
+  while (Date.now() < deadline) {
+    try {
+      const r = await fetchConsensus(endpoints, { nowMs: Date.now(), timeoutMs: 2000 });
+      if (pred(r.consensus, r.raw)) return r;
+      last = `consensus at ${r.consensus.validAfterMs} did not match`;
+    } catch (e) {
+      last = e;
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`no matching consensus in ${timeoutMs} ms: ${String(last)}`);
+}
+
+beforeAll(async () => {
+  const ports = [await freePort(), await freePort(), await freePort()];
+  auths = seeds.map((s, i) => ({
+    identity: toHex(ed25519PublicFromSeed(s)),
+    url: `http://127.0.0.1:${ports[i]}`,
+  }));
+  authorities = seeds.map(
+    (s, i) =>
+      new DirectoryAuthority(
+        { logger: silentLogger, registry: registries[i]! },
+        {
+          identitySeed: s,
+          host: '127.0.0.1',
+          port: ports[i]!,
+          peers: auths,
+          votingIntervalSec: INTERVAL,
+          testnet: true,
+          params: { circwindow: 1000 },
+          name: `auth${i}`,
+        },
+      ),
+  );
+  await Promise.all(authorities.map((a) => a.start()));
+  for (const r of relays) {
+    const res = await publishDescriptor(auths, r.signed, { timeoutMs: 2000 });
+    expect(res.accepted).toBe(3);
+  }
+});
+
+afterAll(async () => {
+  await Promise.all(authorities.map((a) => a.stop()));
+});
+
+describe('directory authorities', () => {
+  it('refuses tampered, oversized, garbage and badly timed descriptors with 400, and counts them', async () => {
+    const before = await metricValue(registries[0]!, 'shallot_dir_descriptors_total', {
+      authority: 'auth0',
+      outcome: 'rejected',
+    });
+    const tampered = new Uint8Array(relays[0]!.signed);
+    // Flip a digit of the ORPort inside the signed body.
+    const text = Buffer.from(tampered).toString('utf8').replace('"orPort":9000', '"orPort":9001');
+    const future = makeRelay(7, { exit: false, hsdir: false });
+    future.desc.publishedMs = Date.now() + 13 * 3600_000;
+    const stale = makeRelay(8, { exit: false, hsdir: false });
+    stale.desc.publishedMs = Date.now() - 25 * 3600_000;
+    const bodies = [
+      new TextEncoder().encode(text),
+      new Uint8Array(MAX_DESCRIPTOR_BYTES + 1).fill(0x20),
+      randomBytes(300),
+      new Uint8Array(0),
+      signRelayDescriptor(future.desc, future.keys.identitySeed),
+      signRelayDescriptor(stale.desc, stale.keys.identitySeed),
+    ];
+    for (const body of bodies) {
+      const r = await httpRequest(auths[0]!.url, 'POST', '/tor/', { body, timeoutMs: 2000 });
+      expect(r.status).toBe(400);
+    }
+    const after = await metricValue(registries[0]!, 'shallot_dir_descriptors_total', {
+      authority: 'auth0',
+      outcome: 'rejected',
+    });
+    expect(after - before).toBe(bodies.length);
+    // publishDescriptor reports the refusals per authority.
+    const res = await publishDescriptor(auths, bodies[0]!, { timeoutMs: 2000 });
+    expect(res.accepted).toBe(0);
+    expect(res.results.every((x) => !x.ok && x.error?.startsWith('HTTP 400'))).toBe(true);
+    // Re-uploading the stored descriptor is fine (relays retry).
+    expect((await publishDescriptor(auths, relays[0]!.signed)).accepted).toBe(3);
+  });
+
+  it('refuses votes from unknown keys and garbage votes', async () => {
+    const stranger = randomBytes(32);
+    const va = Math.ceil(Date.now() / (INTERVAL * 1000)) * INTERVAL * 1000;
+    const vote: Vote = {
+      authority: toHex(ed25519PublicFromSeed(stranger)),
+      publishedMs: Date.now(),
+      validAfterMs: va,
+      freshUntilMs: va + INTERVAL * 1000,
+      validUntilMs: va + 3 * INTERVAL * 1000,
+      votingIntervalSec: INTERVAL,
+      knownFlags: ['Running', 'Valid'],
+      params: {},
+      srCommits: [],
+      relays: [],
+    };
+    for (const body of [encodeVote(vote, stranger), randomBytes(500), new TextEncoder().encode('{}')]) {
+      const r = await httpRequest(auths[1]!.url, 'POST', VOTE_PATH, { body, timeoutMs: 2000 });
+      expect(r.status).toBe(400);
+    }
+  });
+
+  it('publishes a consensus listing every relay with testnet flags, signed by all three', async () => {
+    const { consensus, raw } = await waitForConsensus(
+      (c) => c.relays.length === relays.length,
+      auths,
+      (4 * INTERVAL + 2) * 1000,
+    );
+    const byNick = new Map(consensus.relays.map((r) => [r.nickname, r]));
+    const base = ['Fast', 'Guard', 'Running', 'Stable', 'V2Dir', 'Valid'];
+    expect(byNick.get('relay0')!.flags).toEqual([...base, 'Exit', 'HSDir'].sort());
+    expect(byNick.get('relay1')!.flags).toEqual([...base, 'HSDir'].sort());
+    expect(byNick.get('relay2')!.flags).toEqual(base);
+    expect(byNick.get('relay3')!.flags).toEqual([...base, 'Exit'].sort());
+    expect(byNick.get('relay0')!.linkUrl).toBe('wss://127.0.0.1:9000/link');
+    expect(toHex(byNick.get('relay2')!.ntorOnionKey)).toBe(toHex(relays[2]!.keys.onionKeys[0]!.public));
+    expect(consensus.params.circwindow).toBe(1000);
+    expect(consensus.authorities).toEqual(auths.map((a) => a.identity).sort());
+    expect(consensus.freshUntilMs - consensus.validAfterMs).toBe(INTERVAL * 1000);
+    expect(consensus.validUntilMs - consensus.validAfterMs).toBe(3 * INTERVAL * 1000);
+    expect(consensus.validAfterMs % (INTERVAL * 1000)).toBe(0);
+    // Every authority serves the same document once the signatures are in.
+    const signed = decodeSignedConsensus(raw, 1 << 20);
+    expect(signed.signatures.length).toBe(3);
+    expect(new Set(signed.signatures.map((s) => toHex(s.identity)))).toEqual(
+      new Set(auths.map((a) => a.identity)),
+    );
+    expect(authorities.every((a) => a.latestConsensus !== null)).toBe(true);
+    // Metrics and readiness.
+    expect(
+      await metricValue(registries[1]!, 'shallot_consensus_relays', { authority: 'auth1', flag: 'all' }),
+    ).toBe(relays.length);
+    expect(
+      await metricValue(registries[1]!, 'shallot_consensus_relays', { authority: 'auth1', flag: 'Exit' }),
+    ).toBe(2);
+    expect(await metricValue(registries[0]!, 'shallot_consensus_signatures', { authority: 'auth0' })).toBe(3);
+    const ready = await httpRequest(auths[2]!.url, 'GET', '/readyz');
+    expect(ready.status).toBe(200);
+    const metrics = await httpRequest(auths[2]!.url, 'GET', '/metrics', { maxBytes: 1 << 20 });
+    expect(Buffer.from(metrics.body).toString()).toContain('shallot_consensus_signatures{authority="auth2"}');
+  });
+
+  it('refuses a consensus signed by only one of three authorities', async () => {
+    const { consensus } = await fetchConsensus(auths, { nowMs: Date.now() });
+    const lone = encodeSignedConsensus(consensus, [signConsensus(consensus, seeds[0]!)]);
+    const fake = http.createServer((_req, res) => res.writeHead(200).end(Buffer.from(lone)));
+    await new Promise<void>((r) => fake.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(fake.address() as net.AddressInfo).port}`;
+    try {
+      const liars = auths.map((a) => ({ identity: a.identity, url }));
+      const err = await fetchConsensus(liars, { nowMs: Date.now(), timeoutMs: 2000 }).catch((e) => e);
+      expect(err).toBeInstanceOf(DirClientError);
+      expect((err as DirClientError).failures).toHaveLength(3);
+      expect((err as Error).message).toMatch(/not enough valid authority signatures/);
+      // One honest authority in the list is enough to get a good consensus.
+      const mixed = [auths[0]!, { identity: auths[1]!.identity, url }, { identity: auths[2]!.identity, url }];
+      const ok = await fetchConsensus(mixed, { nowMs: Date.now() });
+      expect(ok.from).toBe(auths[0]!.url);
+    } finally {
+      await new Promise<void>((r) => fake.close(() => r()));
+    }
+  });
+
+  it('keeps publishing with two of three authorities, signed by those two', async () => {
+    await authorities[2]!.stop();
+    const stoppedAt = Date.now();
+    const { raw } = await waitForConsensus(
+      // A round whose vote came after the stop.
+      (c) => c.validAfterMs - 2 * (INTERVAL / 5) * 1000 > stoppedAt && c.relays.length === relays.length,
+      auths,
+      (3 * INTERVAL + 2) * 1000,
+    );
+    const signed = decodeSignedConsensus(raw, 1 << 20);
+    expect(signed.signatures.map((s) => toHex(s.identity)).sort()).toEqual(
+      [auths[0]!.identity, auths[1]!.identity].sort(),
+    );
+    // The dead authority is just skipped by clients.
+    const dead = await httpRequest(auths[2]!.url, 'GET', CONSENSUS_PATH, { timeoutMs: 1000 }).catch((e) => e);
+    expect(dead).toBeInstanceOf(Error);
+  });
+});
