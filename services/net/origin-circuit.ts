@@ -88,6 +88,8 @@ export class OriginCircuit extends TypedEmitter<OriginCircuitEvents> implements 
   readonly createdAt = Date.now();
   /** Streams ever opened on this circuit (for dirtiness rules). */
   streamsOpened = 0;
+  /** KH of each ntor hop (tor-spec §5.2.2); null for virtual hops. */
+  private readonly khs: (Uint8Array | null)[] = [];
 
   private constructor(
     readonly channel: Channel,
@@ -107,6 +109,11 @@ export class OriginCircuit extends TypedEmitter<OriginCircuitEvents> implements 
 
   get length(): number {
     return this.crypto.length;
+  }
+
+  /** KH from the last hop's ntor handshake: an onion service MACs ESTABLISH_INTRO with it (rend-spec-v3 §3.1.1). */
+  get lastHopKh(): Uint8Array | null {
+    return this.khs[this.crypto.length - 1] ?? null;
   }
 
   /** Streams open at the edge now. */
@@ -171,12 +178,14 @@ export class OriginCircuit extends TypedEmitter<OriginCircuitEvents> implements 
     }
     this.crypto.addHop(tor1Hop(keys));
     this.hops.push(next);
+    this.khs[this.crypto.length - 1] = keys.kh;
     this.setEdge(this.crypto.length - 1);
   }
 
   /** Adds an onion-service virtual hop (rend-spec-v3 §4.2) with keys from hs-ntor. */
   addVirtualHop(hop: HopCrypto, label: HopTarget): void {
     this.crypto.addHop(hop);
+    this.khs[this.crypto.length - 1] = null;
     this.hops.push(label);
     this.setEdge(this.crypto.length - 1);
   }
@@ -311,7 +320,9 @@ export class OriginCircuit extends TypedEmitter<OriginCircuitEvents> implements 
         }
         this.createWaiter = null;
         try {
-          this.crypto.addHop(tor1Hop(ntorClientFinish(w.state, msg.hdata)));
+          const keys = ntorClientFinish(w.state, msg.hdata);
+          this.crypto.addHop(tor1Hop(keys));
+          this.khs[0] = keys.kh;
           this.edgeHop = 0;
           w.resolve();
         } catch (e) {
