@@ -119,10 +119,14 @@ class CellReader {
   private queue: { cell: Cell; raw: Uint8Array }[] = [];
   private failed: Error | null = null;
   dispatch: ((cell: Cell) => void) | null = null;
+  /** Called once if the byte stream breaks after the handshake; the channel then closes the link. */
+  onFatal: ((e: Error) => void) | null = null;
 
   constructor(private readonly maxVariablePayload: number) {}
 
   push(chunk: Uint8Array): void {
+    // A broken stream stays broken: never buffer what follows garbage.
+    if (this.failed) return;
     this.buf = this.buf.length === 0 ? chunk : concat(this.buf, chunk);
     let off = 0;
     try {
@@ -144,7 +148,9 @@ class CellReader {
         if (this.version === 0) break;
       }
     } catch (e) {
+      this.buf = new Uint8Array(0);
       this.fail(e instanceof Error ? e : new Error(String(e)));
+      return;
     }
     this.buf = off === this.buf.length ? new Uint8Array(0) : this.buf.slice(off);
   }
@@ -168,12 +174,14 @@ class CellReader {
   }
 
   fail(e: Error): void {
-    this.failed ??= e;
+    if (this.failed) return;
+    this.failed = e;
     if (this.waiter) {
       const w = this.waiter;
       this.waiter = null;
       w.reject(e);
     }
+    if (this.dispatch) this.onFatal?.(e);
   }
 
   next(): Promise<{ cell: Cell; raw: Uint8Array }> {
@@ -189,6 +197,7 @@ class CellReader {
   startDispatch(fn: (cell: Cell) => void): void {
     this.dispatch = fn;
     for (const c of this.queue.splice(0)) fn(c.cell);
+    if (this.failed) this.onFatal?.(this.failed);
   }
 }
 
@@ -248,6 +257,8 @@ export class Channel extends TypedEmitter<ChannelEvents> {
     link.on('close', ({ reason }) => this.onLinkClosed(reason || 'link closed'));
     link.on('error', () => {});
     link.on('drain', () => this.emit('drain', undefined));
+    // Garbage, an oversized cell or a handler failure after the handshake ends the link, not the process.
+    reader.onFatal = (e) => this.close(`unparseable link data: ${e.message}`);
     // Cells that arrived with the handshake wait until the caller has attached its listeners.
     setImmediate(() => reader.startDispatch((cell) => this.dispatch(cell)));
   }
