@@ -74,7 +74,9 @@ type Waiter = {
 
 export class OriginCircuit extends TypedEmitter<OriginCircuitEvents> implements CircuitCellHandler {
   readonly hops: HopTarget[] = [];
-  private readonly crypto = new ClientCircuitCrypto();
+  private crypto = new ClientCircuitCrypto();
+  /** The layers in `crypto`, kept so TRUNCATE can drop the far ones. */
+  private readonly layers: HopCrypto[] = [];
   private edge: CircuitEdge;
   private edgeHop = -1;
   private relayEarlyLeft = MAX_RELAY_EARLY;
@@ -176,7 +178,7 @@ export class OriginCircuit extends TypedEmitter<OriginCircuitEvents> implements 
         'protocol',
       );
     }
-    this.crypto.addHop(tor1Hop(keys));
+    this.addLayer(tor1Hop(keys));
     this.hops.push(next);
     this.khs[this.crypto.length - 1] = keys.kh;
     this.setEdge(this.crypto.length - 1);
@@ -184,10 +186,39 @@ export class OriginCircuit extends TypedEmitter<OriginCircuitEvents> implements 
 
   /** Adds an onion-service virtual hop (rend-spec-v3 §4.2) with keys from hs-ntor. */
   addVirtualHop(hop: HopCrypto, label: HopTarget): void {
-    this.crypto.addHop(hop);
+    this.addLayer(hop);
     this.khs[this.crypto.length - 1] = null;
     this.hops.push(label);
     this.setEdge(this.crypto.length - 1);
+  }
+
+  private addLayer(hop: HopCrypto): void {
+    this.crypto.addHop(hop);
+    this.layers.push(hop);
+  }
+
+  /**
+   * TRUNCATE (tor-spec §5.4): asks hop `keep - 1` to drop everything after
+   * it and resolves on its TRUNCATED; the circuit can then be extended again.
+   */
+  async truncate(keep: number): Promise<void> {
+    if (!Number.isInteger(keep) || keep < 1 || keep >= this.crypto.length) {
+      throw new CircuitError(
+        DestroyReason.INTERNAL,
+        `cannot truncate ${this.crypto.length} hops to ${keep}`,
+        'protocol',
+      );
+    }
+    const hop = keep - 1;
+    const reply = this.waitFor((h, m) => h === hop && m.type === 'TRUNCATED');
+    this.sendControl({ type: 'TRUNCATE' }, hop);
+    await reply;
+    const crypto = new ClientCircuitCrypto();
+    this.layers.splice(keep);
+    for (const l of this.layers) crypto.addHop(l);
+    this.crypto = crypto;
+    this.hops.splice(keep);
+    if (this.edgeHop >= keep) this.setEdge(hop);
   }
 
   private setEdge(hop: number): void {
@@ -321,7 +352,7 @@ export class OriginCircuit extends TypedEmitter<OriginCircuitEvents> implements 
         this.createWaiter = null;
         try {
           const keys = ntorClientFinish(w.state, msg.hdata);
-          this.crypto.addHop(tor1Hop(keys));
+          this.addLayer(tor1Hop(keys));
           this.khs[0] = keys.kh;
           this.edgeHop = 0;
           w.resolve();
@@ -375,14 +406,17 @@ export class OriginCircuit extends TypedEmitter<OriginCircuitEvents> implements 
       // END also answers a pending BEGIN: let its waiter see it.
       if (msg.type !== 'END') return;
     }
-    if (msg.type === 'TRUNCATED') {
-      this.destroy(DestroyReason.DESTROYED);
-      return;
-    }
     const w = this.waiters.find((x) => x.match(hop, msg, streamId));
     if (w) {
       this.waiters = this.waiters.filter((x) => x !== w);
       w.resolve({ hop, msg });
+      return;
+    }
+    if (msg.type === 'TRUNCATED') {
+      // Unasked for: a hop beyond `hop` is gone. Like C tor, close the circuit, keeping the reason.
+      if (this.destroyedReason === null)
+        this.channel.send(this.circId, { type: 'DESTROY', reason: DestroyReason.NONE });
+      this.closeLocal(msg.reason, true);
       return;
     }
     if (msg.type === 'END' || msg.type === 'SENDME' || msg.type === 'DATA') return;
