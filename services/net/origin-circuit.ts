@@ -218,6 +218,7 @@ export class OriginCircuit extends TypedEmitter<OriginCircuitEvents> implements 
     for (const l of this.layers) crypto.addHop(l);
     this.crypto = crypto;
     this.hops.splice(keep);
+    this.khs.splice(keep);
     if (this.edgeHop >= keep) this.setEdge(hop);
   }
 
