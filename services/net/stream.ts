@@ -143,7 +143,10 @@ export class RelayStream extends Duplex {
   }
 
   override _read(): void {
-    this.considerSendme();
+    // The reader wants more. Node calls _read before it removes the chunk it is
+    // handing out, and not again until we push: so here the queue check must not
+    // hold the SENDME back, or a reader resuming after a pause waits forever.
+    this.considerSendme(true);
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
@@ -172,11 +175,11 @@ export class RelayStream extends Duplex {
     this.end();
   }
 
-  private considerSendme(): void {
+  private considerSendme(readerWaiting = false): void {
     while (
       !this.endReceived &&
       this.deliverWindow <= STREAMWINDOW_START - STREAMWINDOW_INCREMENT &&
-      this.readableLength < QUEUED_LIMIT
+      (readerWaiting || this.readableLength < QUEUED_LIMIT)
     ) {
       this.deliverWindow += STREAMWINDOW_INCREMENT;
       this.host.sendStreamMessage(this.streamId, { type: 'SENDME', version: 0 });
