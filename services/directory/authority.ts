@@ -42,7 +42,7 @@
  *   (future skew, max age: Tor's 12 h / 24 h defaults) are refused with 400.
  */
 import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import * as net from 'node:net';
 import type { Registry } from 'prom-client';
 import { compareBytes, fromHex, toBase64, toHex } from '../core/bytes.js';
 import {
@@ -124,6 +124,13 @@ export interface AuthorityOptions {
   descriptorSkewMs?: number;
   /** Oldest publication time accepted and voted Running (Tor: 24 h). */
   descriptorMaxAgeMs?: number;
+  /**
+   * Before voting, TCP-connect to each relay's address:orPort and vote
+   * Running only for those that answer (C tor's reachability test, minus
+   * the handshake). Off by default: tests post descriptors of relays that
+   * do not exist.
+   */
+  probeReachability?: boolean;
 }
 
 /** A configuration problem found at construction. */
@@ -328,7 +335,7 @@ export class DirectoryAuthority {
     });
     server.on('error', (e) => this.log.error('server error', { error: e.message }));
     this.server = server;
-    this.boundPort = (server.address() as AddressInfo).port;
+    this.boundPort = (server.address() as net.AddressInfo).port;
     this.stopped = false;
     this.scheduleRound(this.firstValidAfter());
     const ageTimer = setInterval(() => this.updateAgeMetric(), 1000);
@@ -435,10 +442,15 @@ export class DirectoryAuthority {
     const nowMs = this.now();
     // Votes list relays sorted by identity (dir-spec §3.4.1).
     const descs = this.freshDescriptors(nowMs).sort((a, b) => compareBytes(a.desc.identity, b.desc.identity));
+    const reachable = this.opts.probeReachability
+      ? await probeAll(descs, Math.max(200, Math.min(1500, this.voteDelayMs / 2)))
+      : null;
+    if (this.stopped) return;
     const flags = assignFlags(
       descs.map((d) => d.desc),
       {
         nowMs,
+        reachable: reachable ? (id) => reachable.has(id) : undefined,
         testnet: this.opts.testnet,
         badExits: this.opts.badExits,
         maxDescriptorAgeMs: this.opts.descriptorMaxAgeMs,
@@ -823,6 +835,29 @@ export class DirectoryAuthority {
         return reply(404, 'not found');
     }
   }
+}
+
+/** Lowercase hex ids of the relays whose ORPort accepts a TCP connection within `timeoutMs`. */
+async function probeAll(descs: readonly StoredDescriptor[], timeoutMs: number): Promise<Set<string>> {
+  const up = new Set<string>();
+  await Promise.all(
+    descs.map(
+      (d) =>
+        new Promise<void>((resolve) => {
+          const sock = net.connect({ host: d.desc.address, port: d.desc.orPort });
+          const done = (ok: boolean) => {
+            clearTimeout(timer);
+            sock.destroy();
+            if (ok) up.add(toHex(d.desc.identity));
+            resolve();
+          };
+          const timer = setTimeout(() => done(false), timeoutMs);
+          sock.once('connect', () => done(true));
+          sock.once('error', () => done(false));
+        }),
+    ),
+  );
+  return up;
 }
 
 /**

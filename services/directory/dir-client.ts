@@ -148,8 +148,8 @@ function errorText(e: unknown): string {
 function bodyExcerpt(b: Uint8Array): string {
   return Buffer.from(b.subarray(0, 200))
     .toString('latin1')
-    .replace(/[^\x20-\x7e]/g, '?')
-    .trim();
+    .trim()
+    .replace(/[^\x20-\x7e]/g, '?');
 }
 
 /**

@@ -77,6 +77,11 @@ export async function main(argv: string[]): Promise<void> {
       env.SHALLOT_DIST_DELAY ? Number(env.SHALLOT_DIST_DELAY) : undefined,
     )
     .option('--no-testnet', 'use the live-network flag thresholds')
+    .option(
+      '--probe-reachability',
+      'vote Running only for relays whose ORPort accepts a TCP connection',
+      env.SHALLOT_PROBE_REACHABILITY === '1' || env.SHALLOT_PROBE_REACHABILITY === 'true',
+    )
     .option('--params <list>', 'consensus params "name=int,..."', env.SHALLOT_PARAMS ?? '')
     .option('--name <name>', 'name for logs and metric labels', env.SHALLOT_NAME)
     .option('--ops-host <host>', 'address for /metrics /healthz /readyz', env.SHALLOT_OPS_HOST)
@@ -98,6 +103,7 @@ export async function main(argv: string[]): Promise<void> {
     voteDelay?: number;
     distDelay?: number;
     testnet: boolean;
+    probeReachability: boolean;
     params: string;
     name?: string;
     opsHost?: string;
@@ -123,7 +129,7 @@ export async function main(argv: string[]): Promise<void> {
     program.error((e as Error).message);
   }
   const name = o.name ?? identity.slice(0, 8);
-  const logger = createLogger(`dirauth-${name}`, o.logLevel);
+  const logger = createLogger('shallot', o.logLevel);
   const registry = createRegistry({ node: name, role: 'authority' });
   const auth = new DirectoryAuthority(
     { logger, registry },
@@ -136,6 +142,7 @@ export async function main(argv: string[]): Promise<void> {
       voteDelaySec: o.voteDelay,
       distDelaySec: o.distDelay,
       testnet: o.testnet,
+      probeReachability: o.probeReachability,
       params,
       name,
     },

@@ -279,3 +279,46 @@ describe('directory authorities', () => {
     expect(dead).toBeInstanceOf(Error);
   });
 });
+
+describe('a lone authority probing reachability', () => {
+  it('votes Running only for relays whose ORPort answers', async () => {
+    const listener = net.createServer((s) => s.destroy());
+    await new Promise<void>((r) => listener.listen(0, '127.0.0.1', r));
+    const livePort = (listener.address() as net.AddressInfo).port;
+    const deadPort = await freePort();
+    const seed = randomBytes(32);
+    const port = await freePort();
+    const self = { identity: toHex(ed25519PublicFromSeed(seed)), url: `http://127.0.0.1:${port}` };
+    const auth = new DirectoryAuthority(
+      { logger: silentLogger, registry: new Registry() },
+      {
+        identitySeed: seed,
+        host: '127.0.0.1',
+        port,
+        peers: [self],
+        votingIntervalSec: 2,
+        testnet: true,
+        probeReachability: true,
+      },
+    );
+    await auth.start();
+    try {
+      const live = makeRelay(20, { exit: false, hsdir: false });
+      live.desc.orPort = livePort;
+      const dead = makeRelay(21, { exit: false, hsdir: false });
+      dead.desc.orPort = deadPort;
+      for (const r of [live, dead]) {
+        const res = await publishDescriptor([self], signRelayDescriptor(r.desc, r.keys.identitySeed));
+        expect(res.accepted).toBe(1);
+      }
+      const { consensus, raw } = await waitForConsensus((c) => c.relays.length === 2, [self], 8000);
+      const flags = new Map(consensus.relays.map((r) => [r.nickname, r.flags]));
+      expect(flags.get('relay20')).toContain('Running');
+      expect(flags.get('relay21')).toEqual(['Valid']);
+      expect(decodeSignedConsensus(raw, 1 << 20).signatures).toHaveLength(1);
+    } finally {
+      await auth.stop();
+      await new Promise<void>((r) => listener.close(() => r()));
+    }
+  });
+});
