@@ -27,7 +27,7 @@ import {
   pickGuard,
   updateSample,
 } from '../core/guards.js';
-import { choosePath, type PathPurpose } from '../core/path.js';
+import { choosePath, PathError, type PathPurpose } from '../core/path.js';
 import { type Metrics, metricsFor } from '../metrics/metrics.js';
 import type { Channel } from '../net/channel.js';
 import { ChannelPool } from '../net/channel-pool.js';
@@ -167,7 +167,7 @@ export class CircuitManager {
         return await this.buildOnce(req);
       } catch (e) {
         last = e;
-        if (e instanceof NoConsensusError) throw e;
+        if (e instanceof NoConsensusError || e instanceof PathError) throw e;
       }
     }
     throw last;

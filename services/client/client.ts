@@ -14,6 +14,7 @@
 import type { Duplex } from 'node:stream';
 import type { Registry } from 'prom-client';
 import { type Rng, randomBytes } from '../core/crypto.js';
+import { PathError } from '../core/path.js';
 import { EndReason } from '../core/relay-cell.js';
 import { type AuthorityEndpoint, fetchConsensus } from '../directory/dir-client.js';
 import { type Metrics, metricsFor } from '../metrics/metrics.js';
@@ -150,7 +151,7 @@ export class ShallotClient {
       } catch (e) {
         last = e;
         // A refusal from the exit is final; a circuit failure is worth one more circuit.
-        if (e instanceof StreamRefusedError) break;
+        if (e instanceof StreamRefusedError || e instanceof PathError) break;
       }
     }
     this.m.streams.labels({ outcome: 'failure' }).inc();
@@ -178,6 +179,10 @@ export function toSocksFailure(e: unknown): SocksFailure {
         [EndReason.TIMEOUT]: SocksReply.TTL_EXPIRED,
       }[e.reason] ?? SocksReply.GENERAL_FAILURE;
     return new SocksFailure(reply, e.message);
+  }
+  // C tor refuses a stream no exit's policy allows before building anything.
+  if (e instanceof PathError && e.context.position === 'exit') {
+    return new SocksFailure(SocksReply.NOT_ALLOWED, 'no exit allows this destination');
   }
   if (e instanceof CircuitError) return new SocksFailure(SocksReply.GENERAL_FAILURE, e.message);
   return new SocksFailure(SocksReply.GENERAL_FAILURE, e instanceof Error ? e.message : String(e));

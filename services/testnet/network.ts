@@ -1,0 +1,179 @@
+/**
+ * A whole Shallot network in one process on 127.0.0.1: directory
+ * authorities, relays (some exits; guards and HSDirs by the consensus's
+ * testnet rules) and the wiring between them. `shallot up` and the
+ * integration tests both start networks through here.
+ *
+ * Keys live under `dataDir` (0600 files) so a second start with the same
+ * directory keeps every identity; without a data dir they live in memory.
+ */
+import path from 'node:path';
+import type { Registry } from 'prom-client';
+import { toHex } from '../core/bytes.js';
+import { ed25519PublicFromSeed } from '../core/crypto.js';
+import { decodeSignedConsensus } from '../core/dirdoc.js';
+import { DEFAULT_TESTNET_EXIT_POLICY, REJECT_ALL } from '../core/exit-policy.js';
+import { generateNodeKeys, type NodeKeys } from '../core/node-keys.js';
+import { DirectoryAuthority } from '../directory/authority.js';
+import type { AuthorityEndpoint } from '../directory/dir-client.js';
+import { loadOrCreateKeys } from '../net/key-store.js';
+import type { Logger } from '../net/log.js';
+import { RelayNode } from '../relay/node.js';
+import { PortAllocator } from './ports.js';
+
+export interface NetworkSpec {
+  authorities: number;
+  relays: number;
+  /** How many relays exit (to 127.0.0.0/8 only); the rest are middle-only. */
+  exits: number;
+  votingIntervalSec: number;
+  tls: boolean;
+  host: string;
+  /** First port to try; 0 lets the kernel choose. */
+  basePort: number;
+  dataDir?: string;
+  /** Advertised relay bandwidth, bytes/s. */
+  bandwidth?: number;
+  /** How often relays republish their descriptors. */
+  republishMs?: number;
+}
+
+export interface NetworkComponents {
+  logger: Logger;
+  registry: Registry;
+}
+
+export type BootstrapStage = 'authorities' | 'relays' | 'descriptors' | 'consensus';
+
+export interface BootstrapProgress {
+  stage: BootstrapStage;
+  done: number;
+  total: number;
+}
+
+export class LocalNetwork {
+  private constructor(
+    readonly spec: NetworkSpec,
+    readonly authorities: DirectoryAuthority[],
+    readonly relays: RelayNode[],
+    readonly endpoints: AuthorityEndpoint[],
+    readonly ports: PortAllocator,
+    private readonly logger: Logger,
+  ) {}
+
+  static async start(
+    c: NetworkComponents,
+    spec: NetworkSpec,
+    onProgress: (p: BootstrapProgress) => void = () => {},
+  ): Promise<LocalNetwork> {
+    const ports = new PortAllocator(spec.basePort, spec.host);
+    const keysFor = async (name: string): Promise<NodeKeys> =>
+      spec.dataDir ? loadOrCreateKeys(path.join(spec.dataDir, name, 'keys.json')) : generateNodeKeys();
+
+    const authKeys: NodeKeys[] = [];
+    const endpoints: AuthorityEndpoint[] = [];
+    for (let i = 0; i < spec.authorities; i++) {
+      const keys = await keysFor(`authority${i}`);
+      authKeys.push(keys);
+      const port = await ports.take();
+      endpoints.push({
+        identity: toHex(ed25519PublicFromSeed(keys.identitySeed)),
+        url: `http://${spec.host}:${port}`,
+      });
+    }
+    const authorities = authKeys.map(
+      (keys, i) =>
+        new DirectoryAuthority(
+          { logger: c.logger.child(`auth${i}`), registry: c.registry },
+          {
+            identitySeed: keys.identitySeed,
+            host: spec.host,
+            port: Number(new URL(endpoints[i]?.url ?? '').port),
+            peers: endpoints,
+            votingIntervalSec: spec.votingIntervalSec,
+            testnet: true,
+            name: `auth${i}`,
+          },
+        ),
+    );
+    const net = new LocalNetwork(spec, authorities, [], endpoints, ports, c.logger);
+    try {
+      let up = 0;
+      for (const a of authorities) {
+        await a.start();
+        onProgress({ stage: 'authorities', done: ++up, total: authorities.length });
+      }
+      for (let i = 0; i < spec.relays; i++) {
+        const node = new RelayNode(
+          { logger: c.logger.child(`relay${i}`), registry: c.registry },
+          {
+            nickname: `relay${i}`,
+            host: spec.host,
+            port: await ports.take(),
+            tls: spec.tls,
+            keys: await keysFor(`relay${i}`),
+            exitPolicy: i < spec.exits ? DEFAULT_TESTNET_EXIT_POLICY : REJECT_ALL,
+            authorities: endpoints,
+            bandwidth: spec.bandwidth ?? 1_000_000,
+            ...(spec.republishMs !== undefined ? { republishMs: spec.republishMs } : {}),
+          },
+        );
+        await node.start();
+        net.relays.push(node);
+        onProgress({ stage: 'relays', done: i + 1, total: spec.relays });
+      }
+      onProgress({
+        stage: 'descriptors',
+        done: net.relays.filter((r) => r.publisher.lastAccepted > spec.authorities / 2).length,
+        total: spec.relays,
+      });
+    } catch (e) {
+      await net.stop();
+      throw e;
+    }
+    return net;
+  }
+
+  /** The relays listed in the newest consensus any authority has published. */
+  listedRelays(): number {
+    let best = 0;
+    for (const a of this.authorities) {
+      const raw = a.latestConsensus;
+      if (!raw) continue;
+      try {
+        best = Math.max(best, decodeSignedConsensus(raw, 8 << 20).consensus.relays.length);
+      } catch {
+        // An authority's own document always decodes; ignore a torn read.
+      }
+    }
+    return best;
+  }
+
+  /** Waits until a consensus lists at least `minRelays` relays. */
+  async waitForConsensus(
+    minRelays: number,
+    timeoutMs: number,
+    onProgress: (p: BootstrapProgress) => void = () => {},
+  ): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let last = -1;
+    for (;;) {
+      const n = this.listedRelays();
+      if (n !== last) {
+        onProgress({ stage: 'consensus', done: n, total: minRelays });
+        last = n;
+      }
+      if (n >= minRelays) return;
+      if (Date.now() > deadline) {
+        throw new Error(`consensus lists ${n} of ${minRelays} relays after ${timeoutMs} ms`);
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+
+  async stop(): Promise<void> {
+    await Promise.allSettled(this.relays.map((r) => r.stop()));
+    await Promise.allSettled(this.authorities.map((a) => a.stop()));
+    this.logger.debug('network stopped');
+  }
+}

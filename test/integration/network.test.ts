@@ -1,0 +1,64 @@
+// A whole network in one process: three voting authorities, six relays and
+// a client; bytes go through the client's SOCKS port to a local server.
+import { createHash } from 'node:crypto';
+import { Registry } from 'prom-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ShallotClient } from '../../services/client/client.js';
+import { SocksReply } from '../../services/client/socks5.js';
+import { randomBytes } from '../../services/core/crypto.js';
+import { LocalNetwork } from '../../services/testnet/network.js';
+import { testLogger } from '../helpers/log.js';
+import { readAll, startBlobServer, type TestServer } from '../helpers/servers.js';
+import { SocksReplyError, socksConnect } from '../helpers/socks-client.js';
+
+const BLOB = randomBytes(10 * 1024 * 1024);
+let net: LocalNetwork;
+let client: ShallotClient;
+let blob: TestServer;
+
+beforeAll(async () => {
+  blob = await startBlobServer(BLOB);
+  net = await LocalNetwork.start(
+    { logger: testLogger('net'), registry: new Registry() },
+    { authorities: 3, relays: 6, exits: 3, votingIntervalSec: 5, tls: true, host: '127.0.0.1', basePort: 0 },
+  );
+  await net.waitForConsensus(6, 40_000);
+  client = new ShallotClient(
+    { logger: testLogger('client'), registry: new Registry() },
+    { authorities: net.endpoints, socksHost: '127.0.0.1', socksPort: 0 },
+  );
+  await client.start();
+  await client.ready(30_000);
+}, 90_000);
+
+afterAll(async () => {
+  await client?.stop();
+  await net?.stop();
+  await blob?.close();
+});
+
+describe('local network', () => {
+  it('the consensus lists every relay with testnet flags and three signatures', () => {
+    const c = client.dir?.consensus;
+    expect(c?.relays).toHaveLength(6);
+    const exits = c?.relays.filter((r) => r.flags.includes('Exit')) ?? [];
+    expect(exits).toHaveLength(3);
+    for (const r of c?.relays ?? [])
+      expect(r.flags).toEqual(expect.arrayContaining(['Fast', 'Guard', 'Running', 'Stable', 'Valid']));
+  });
+
+  it('carries 10 MiB through SOCKS and three hops intact', async () => {
+    const s = await socksConnect(client.socksPort, '127.0.0.1', blob.port);
+    const data = await readAll(s);
+    expect(data.length).toBe(BLOB.length);
+    expect(createHash('sha256').update(data).digest('hex')).toBe(
+      createHash('sha256').update(BLOB).digest('hex'),
+    );
+  }, 60_000);
+
+  it('answers a destination no exit allows with SOCKS "not allowed"', async () => {
+    const err = await socksConnect(client.socksPort, '10.9.9.9', 80).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SocksReplyError);
+    expect((err as SocksReplyError).reply).toBe(SocksReply.NOT_ALLOWED);
+  }, 60_000);
+});
