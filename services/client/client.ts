@@ -28,8 +28,8 @@ import { SocksReply } from './socks5.js';
 export interface ClientOptions {
   authorities: AuthorityEndpoint[];
   socksHost: string;
-  /** 0 picks a free port. */
-  socksPort: number;
+  /** 0 picks a free port; null runs without SOCKS (an onion service's own client). */
+  socksPort: number | null;
   circuits?: Partial<CircuitManagerOptions>;
   /** Clock tolerance when checking consensus validity. */
   skewMs?: number;
@@ -81,10 +81,12 @@ export class ShallotClient {
   /** Starts SOCKS at once and bootstraps in the background; see `ready()`. */
   async start(): Promise<void> {
     await this.circuits.load();
-    this.socks = await startSocksServer({ host: this.opts.socksHost, port: this.opts.socksPort }, (req) =>
-      this.connect(req),
-    );
-    this.c.logger.info('SOCKS5 listening', { address: this.socks.address });
+    if (this.opts.socksPort !== null) {
+      this.socks = await startSocksServer({ host: this.opts.socksHost, port: this.opts.socksPort }, (req) =>
+        this.connect(req),
+      );
+      this.c.logger.info('SOCKS5 listening', { address: this.socks.address });
+    }
     void this.refresh(true);
   }
 
