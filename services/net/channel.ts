@@ -500,8 +500,9 @@ export class Channel extends TypedEmitter<ChannelEvents> {
     return this.initiator ? !msb : msb;
   }
 
+  /** Claims `circId` for `handler` (or hands a claimed one over); false when the channel is full. */
   register(circId: number, handler: CircuitCellHandler): boolean {
-    if (this.handlers.size >= this.limits.maxCircuits) return false;
+    if (!this.handlers.has(circId) && this.handlers.size >= this.limits.maxCircuits) return false;
     this.handlers.set(circId, handler);
     return true;
   }

@@ -50,6 +50,8 @@ export interface OrCircuitEvents {
 export class OrCircuit extends TypedEmitter<OrCircuitEvents> {
   private next: { channel: Channel; circId: number } | null = null;
   private extending = false;
+  /** The next hop's CircID while its CREATED2 is awaited. */
+  private pendingNext: { channel: Channel; circId: number; settle: (m: LinkMessage) => void } | null = null;
   private relayEarlyIn = 0;
   private closedReason: number | null = null;
   /** KH from this hop's ntor handshake: binds ESTABLISH_INTRO to the circuit (rend-spec-v3 §3.1.1). */
@@ -207,24 +209,30 @@ export class OrCircuit extends TypedEmitter<OrCircuitEvents> {
     }
     if (!this.isOpen) return;
     const circId = channel.allocateCircId();
-    if (!channel.register(circId, this.nextHandler)) {
+    let settle: (m: LinkMessage) => void = () => {};
+    const created = new Promise<LinkMessage>((resolve) => {
+      settle = resolve;
+    });
+    const pending: CircuitCellHandler = {
+      onCell: (m) => settle(m),
+      onChannelClosed: () => settle({ type: 'DESTROY', reason: DestroyReason.CHANNEL_CLOSED }),
+    };
+    if (!channel.register(circId, pending)) {
       this.extending = false;
       this.close(DestroyReason.RESOURCELIMIT);
       return;
     }
-    const created = new Promise<LinkMessage>((resolve) => {
-      const pending: CircuitCellHandler = {
-        onCell: (m) => resolve(m),
-        onChannelClosed: () => resolve({ type: 'DESTROY', reason: DestroyReason.CHANNEL_CLOSED }),
-      };
-      channel.register(circId, pending);
-    });
+    // If we close before CREATED2 comes back, finish() releases the next hop's CircID.
+    this.pendingNext = { channel, circId, settle };
     channel.send(circId, { type: 'CREATE2', htype, hdata });
     const reply = await created;
+    this.pendingNext = null;
     this.extending = false;
     if (!this.isOpen) {
-      channel.send(circId, { type: 'DESTROY', reason: DestroyReason.DESTROYED });
-      channel.unregister(circId);
+      if (reply.type === 'CREATED2') {
+        channel.send(circId, { type: 'DESTROY', reason: DestroyReason.DESTROYED });
+        channel.unregister(circId);
+      }
       return;
     }
     if (reply.type !== 'CREATED2') {
@@ -279,6 +287,13 @@ export class OrCircuit extends TypedEmitter<OrCircuitEvents> {
         this.next.channel.send(this.next.circId, { type: 'DESTROY', reason: DestroyReason.DESTROYED });
       this.next.channel.unregister(this.next.circId);
       this.next = null;
+    }
+    const p = this.pendingNext;
+    if (p) {
+      this.pendingNext = null;
+      p.channel.send(p.circId, { type: 'DESTROY', reason: DestroyReason.DESTROYED });
+      p.channel.unregister(p.circId);
+      p.settle({ type: 'DESTROY', reason: DestroyReason.DESTROYED });
     }
     this.edge.closeAll();
     const s = this.splice;
