@@ -80,7 +80,7 @@ export class OrCircuit extends TypedEmitter<OrCircuitEvents> {
       },
       limits.maxStreams,
     );
-    prevChannel.on('drain', () => this.edge.pump());
+    prevChannel.on('drain', this.onDrain);
   }
 
   get isOpen(): boolean {
@@ -279,8 +279,12 @@ export class OrCircuit extends TypedEmitter<OrCircuitEvents> {
     this.finish(side, reason);
   }
 
+  /** Lets blocked streams send once the link drains; removed on close so dead circuits are not kept alive. */
+  private readonly onDrain = (): void => this.edge.pump();
+
   private finish(from: 'prev' | 'next' | 'both', reason: number): void {
     this.closedReason = reason;
+    this.prevChannel.off('drain', this.onDrain);
     this.prevChannel.unregister(this.prevCircId);
     if (this.next) {
       if (from !== 'next')

@@ -102,7 +102,7 @@ export class OriginCircuit extends TypedEmitter<OriginCircuitEvents> implements 
     this.rng = opts.rng ?? randomBytes;
     this.maxStreams = opts.maxStreams ?? 256;
     this.edge = this.makeEdge();
-    channel.on('drain', () => this.edge.pump());
+    channel.on('drain', this.onDrain);
   }
 
   get isOpen(): boolean {
@@ -435,9 +435,13 @@ export class OriginCircuit extends TypedEmitter<OriginCircuitEvents> implements 
     this.closeLocal(reason, false);
   }
 
+  /** Lets blocked streams send once the link drains; removed on close so dead circuits are not kept alive. */
+  private readonly onDrain = (): void => this.edge.pump();
+
   private closeLocal(reason: number, remote: boolean): void {
     if (this.destroyedReason !== null) return;
     this.destroyedReason = reason;
+    this.channel.off('drain', this.onDrain);
     this.channel.unregister(this.circId);
     this.edge.closeAll(EndReason.DESTROY, !remote);
     const err = new CircuitError(reason, `circuit destroyed (reason ${reason})`);
