@@ -91,11 +91,15 @@ function readMessage(stream: Duplex, maxBody: number): Promise<{ head: string; b
   });
 }
 
-function writeMessage(stream: Duplex, firstLine: string, body: Uint8Array): void {
+/**
+ * Relay streams have no half-close (tor-spec §6.3: END closes both ways),
+ * so only the server ends the stream, after its answer, as HTTP/1.0 does.
+ */
+function writeMessage(stream: Duplex, firstLine: string, body: Uint8Array, end: boolean): void {
   const head = `${firstLine}\r\nContent-Length: ${body.length}\r\n\r\n`;
   stream.write(Buffer.from(head, 'latin1'));
   if (body.length > 0) stream.write(body);
-  stream.end();
+  if (end) stream.end();
 }
 
 /** Client side: one request on a fresh BEGIN_DIR stream. */
@@ -105,7 +109,7 @@ export async function dirRequest(
   maxBody = MAX_DIR_BODY,
 ): Promise<DirResponse> {
   const response = readMessage(stream, maxBody);
-  writeMessage(stream, `${req.method} ${req.path} HTTP/1.0`, req.body);
+  writeMessage(stream, `${req.method} ${req.path} HTTP/1.0`, req.body, false);
   const { head, body } = await response;
   const m = /^HTTP\/1\.[01] (\d{3})/.exec(head);
   if (!m) throw new DirHttpError('malformed response status line');
@@ -129,5 +133,5 @@ export async function serveDirRequest(
     res = { status, body: Buffer.from(`${(e as Error).message}\n`) };
   }
   if (stream.writable)
-    writeMessage(stream, `HTTP/1.0 ${res.status} ${REASONS[res.status] ?? 'Status'}`, res.body);
+    writeMessage(stream, `HTTP/1.0 ${res.status} ${REASONS[res.status] ?? 'Status'}`, res.body, true);
 }
