@@ -202,7 +202,10 @@ describe('directory authorities', () => {
 
   it('publishes a consensus listing every relay with testnet flags, signed by all three', async () => {
     const { consensus, raw } = await waitForConsensus(
-      (c) => c.relays.length === relays.length,
+      // All signatures are pushed a distribution delay before valid-after;
+      // waiting for 3 keeps a loaded machine from failing the count below.
+      (c, raw) =>
+        c.relays.length === relays.length && decodeSignedConsensus(raw, 1 << 20).signatures.length === 3,
       auths,
       (4 * INTERVAL + 2) * 1000,
     );
