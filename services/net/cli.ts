@@ -1,0 +1,66 @@
+/**
+ * Process plumbing shared by every service entry (`services/<name>/main.ts`):
+ * option parsers with clear errors, graceful shutdown on SIGTERM/SIGINT
+ * within a grace period, and running `main` only when executed directly.
+ */
+import { pathToFileURL } from 'node:url';
+import { InvalidArgumentError } from 'commander';
+import type { Logger } from './log.js';
+
+export function intOption(name: string, min: number, max: number) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isSafeInteger(n) || n < min || n > max) {
+      throw new InvalidArgumentError(`${name} must be an integer in ${min}..${max}`);
+    }
+    return n;
+  };
+}
+
+export function secondsOption(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('must be a positive number of seconds');
+  return n;
+}
+
+/** Integer environment fallback, or `fallback` when unset. */
+export function envInt(name: string, fallback: number): number;
+export function envInt(name: string): number | undefined;
+export function envInt(name: string, fallback?: number): number | undefined {
+  const v = process.env[name];
+  return v === undefined || v === '' ? fallback : Number(v);
+}
+
+/**
+ * Stops the process cleanly on SIGTERM/SIGINT: runs `stop`, exits 0, or
+ * exits 1 if it takes longer than `graceMs` (a pod's grace period is 30 s).
+ */
+export function onShutdown(logger: Logger, stop: () => Promise<unknown>, graceMs = 10_000): void {
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info('shutting down', { signal });
+    const force = setTimeout(() => process.exit(1), graceMs);
+    force.unref();
+    stop().then(
+      () => process.exit(0),
+      (e: unknown) => {
+        logger.error('shutdown failed', { error: String(e) });
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+/** Runs `main` when `moduleUrl` is the script node was started with (not when a test imports it). */
+export function runIfMain(moduleUrl: string, main: (argv: string[]) => Promise<void>): void {
+  if (process.argv[1] && moduleUrl === pathToFileURL(process.argv[1]).href) {
+    main(process.argv).catch((e: unknown) => {
+      process.stderr.write(`${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+      process.exit(1);
+    });
+  }
+}

@@ -1,0 +1,114 @@
+/**
+ * Process entry for one relay:
+ *
+ *   node dist/services/relay/main.js --key-file F --nickname N --port P \
+ *     --authorities "id@host:port,..." [--exit] [--ops-port M]
+ *
+ * Flags fall back to SHALLOT_* environment variables (for containers). The
+ * key file is created (0600) on first start; its identity is printed.
+ */
+import { Command } from 'commander';
+import { toHex } from '../core/bytes.js';
+import { DEFAULT_TESTNET_EXIT_POLICY, parseExitPolicy, REJECT_ALL } from '../core/exit-policy.js';
+import { parseAuthorityList } from '../directory/dir-client.js';
+import { createRegistry } from '../metrics/metrics.js';
+import { type OpsServer, serveOps } from '../metrics/server.js';
+import { envInt, intOption, onShutdown, runIfMain } from '../net/cli.js';
+import { loadOrCreateKeys } from '../net/key-store.js';
+import { createLogger, isLogLevel } from '../net/log.js';
+import { RelayNode } from './node.js';
+
+const env = process.env;
+
+export async function main(argv: string[]): Promise<void> {
+  const program: Command = new Command()
+    .name('shallot-relay')
+    .description('A Shallot relay: forwards cells, exits where its policy allows, serves directory requests')
+    .option('--key-file <file>', 'identity and onion keys (created if missing)', env.SHALLOT_KEY_FILE)
+    .option('--nickname <name>', '1-19 letters and digits', env.SHALLOT_NICKNAME ?? 'shallot')
+    .option('--host <host>', 'address to listen on and advertise', env.SHALLOT_HOST ?? '127.0.0.1')
+    .option('--port <port>', 'link (ORPort) port', intOption('port', 0, 65535), envInt('SHALLOT_PORT', 9001))
+    .option('--authorities <list>', 'directory authorities: "hexid@host:port,..."', env.SHALLOT_AUTHORITIES)
+    .option('--exit', 'exit to 127.0.0.0/8 (the testnet default exit policy)', env.SHALLOT_EXIT === '1')
+    .option(
+      '--exit-policy <rules>',
+      'exit policy, e.g. "accept 127.0.0.1:*,reject *:*"',
+      env.SHALLOT_EXIT_POLICY,
+    )
+    .option(
+      '--bandwidth <bytes>',
+      'advertised bandwidth, bytes/s',
+      intOption('bandwidth', 1, 2 ** 40),
+      envInt('SHALLOT_BANDWIDTH', 1_000_000),
+    )
+    .option('--no-hsdir', 'do not offer to be an onion-service directory')
+    .option('--no-tls', 'plain ws links (debugging only; peers must agree)')
+    .option('--ops-host <host>', 'address for /metrics and /healthz', env.SHALLOT_OPS_HOST)
+    .option(
+      '--ops-port <port>',
+      '/metrics and /healthz port',
+      intOption('ops port', 0, 65535),
+      envInt('SHALLOT_OPS_PORT'),
+    )
+    .option('--log-level <level>', 'debug, info, warn, error, silent', env.SHALLOT_LOG_LEVEL ?? 'info');
+  program.parse(argv);
+  const o = program.opts<{
+    keyFile?: string;
+    nickname: string;
+    host: string;
+    port: number;
+    authorities?: string;
+    exit: boolean;
+    exitPolicy?: string;
+    bandwidth: number;
+    hsdir: boolean;
+    tls: boolean;
+    opsHost?: string;
+    opsPort?: number;
+    logLevel: string;
+  }>();
+  if (env.SHALLOT_TLS === '0') o.tls = false;
+  if (!o.keyFile) program.error('--key-file (or SHALLOT_KEY_FILE) is required');
+  if (!o.authorities) program.error('--authorities (or SHALLOT_AUTHORITIES) is required');
+  if (!isLogLevel(o.logLevel)) program.error(`unknown log level ${o.logLevel}`);
+  let authorities: ReturnType<typeof parseAuthorityList> = [];
+  let exitPolicy = o.exit ? DEFAULT_TESTNET_EXIT_POLICY : REJECT_ALL;
+  try {
+    authorities = parseAuthorityList(o.authorities);
+    if (o.exitPolicy) exitPolicy = parseExitPolicy(o.exitPolicy);
+  } catch (e) {
+    program.error((e as Error).message);
+  }
+  const keys = await loadOrCreateKeys(o.keyFile);
+  const logger = createLogger(o.nickname, o.logLevel);
+  const registry = createRegistry({ node: o.nickname, role: 'relay' });
+  const node = new RelayNode(
+    { logger, registry },
+    {
+      nickname: o.nickname,
+      host: o.host,
+      port: o.port,
+      tls: o.tls,
+      keys,
+      exitPolicy,
+      authorities,
+      bandwidth: o.bandwidth,
+      hsdir: o.hsdir,
+    },
+  );
+  await node.start();
+  process.stdout.write(`${toHex(keys.identity)}\n`);
+  let ops: OpsServer | null = null;
+  if (o.opsPort !== undefined) {
+    ops = await serveOps({
+      host: o.opsHost ?? o.host,
+      port: o.opsPort,
+      registry,
+      health: () => ({ ok: true, ready: node.publisher.listed, listed: node.publisher.listed }),
+    });
+    logger.info('ops endpoint', { url: ops.url });
+  }
+  onShutdown(logger, () => Promise.all([node.stop(), ops?.close()]));
+}
+
+runIfMain(import.meta.url, main);
