@@ -108,6 +108,8 @@ export async function dirRequest(
   req: DirRequest,
   maxBody = MAX_DIR_BODY,
 ): Promise<DirResponse> {
+  // Errors while reading reject `response`; after it, a torn-down circuit must not throw.
+  stream.on('error', () => {});
   const response = readMessage(stream, maxBody);
   writeMessage(stream, `${req.method} ${req.path} HTTP/1.0`, req.body, false);
   const { head, body } = await response;
@@ -122,6 +124,8 @@ export async function serveDirRequest(
   handle: (req: DirRequest) => Promise<DirResponse> | DirResponse,
   maxBody = MAX_DIR_BODY,
 ): Promise<void> {
+  // The client may tear its circuit down once it has the answer; that must not crash the relay.
+  stream.on('error', () => {});
   let res: DirResponse;
   try {
     const { head, body } = await readMessage(stream, maxBody);
