@@ -63,7 +63,9 @@ export function selfSignedEd25519Cert(opts: SelfSignedCertOptions): Uint8Array {
   if (opts.notAfter <= opts.notBefore)
     throw new InvalidError('certificate', 'notAfter must follow notBefore');
   const serial = (opts.rng ?? randomBytes)(16);
-  serial[0]! &= 0x7f;
+  // DER INTEGERs are minimal: a leading 0x00 (first byte masked to 0) is rejected by OpenSSL
+  // ("illegal padding"), so the first byte is kept in 0x40-0x7f: positive and non-zero.
+  serial[0] = (serial[0]! & 0x3f) | 0x40;
   const pub = ed25519PublicFromSeed(opts.seed);
   const tbs = seq(
     tlv(0xa0, tlv(0x02, new Uint8Array([2]))),
