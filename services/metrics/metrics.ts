@@ -150,6 +150,12 @@ function build(registry: Registry) {
         labelNames: ['relay', 'key'] as const,
         registers: r,
       }),
+      keyRotations: new Counter({
+        name: 'shallot_relay_key_rotations_total',
+        help: 'Key rotations a relay performed, by key kind.',
+        labelNames: ['relay', 'key'] as const,
+        registers: r,
+      }),
     },
     service: {
       descriptorUploads: new Counter({

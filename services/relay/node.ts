@@ -7,10 +7,12 @@
 import type { Registry } from 'prom-client';
 import { utf8 } from '../core/bytes.js';
 import type { ExitPolicy } from '../core/exit-policy.js';
-import type { NodeKeys } from '../core/node-keys.js';
+import { type NodeKeys, rotateOnionKey } from '../core/node-keys.js';
 import type { RelayMessage } from '../core/relay-cell.js';
 import { type AuthorityEndpoint, CONSENSUS_PATH } from '../directory/dir-client.js';
+import { type Metrics, metricsFor } from '../metrics/metrics.js';
 import type { DirRequest, DirResponse } from '../net/dir-http.js';
+import { writeKeyFile } from '../net/key-store.js';
 import type { Logger } from '../net/log.js';
 import type { OrCircuit } from '../net/or-circuit.js';
 import { DescriptorPublisher } from './publisher.js';
@@ -27,6 +29,10 @@ export interface RelayNodeOptions {
   bandwidth?: number;
   hsdir?: boolean;
   republishMs?: number;
+  /** Rotate the ntor onion key this often (0/undefined: never); old keys work for one more period. */
+  keyRotationMs?: number;
+  /** Where the keys persist (0600), so rotations survive restarts. */
+  keyFile?: string;
 }
 
 /** Extra BEGIN_DIR routes (the HSDir role adds /tor/hs/3/...). */
@@ -39,6 +45,10 @@ export class RelayNode {
   readonly relay: Relay;
   readonly publisher: DescriptorPublisher;
   private readonly routes: DirRoute[] = [];
+  private rotationTimer: NodeJS.Timeout | null = null;
+  private keys: NodeKeys;
+  private readonly m: Metrics['relay'];
+  private readonly logger: Logger;
   private readonly handlers: RelayHandler[] = [];
 
   constructor(
@@ -46,6 +56,9 @@ export class RelayNode {
     readonly opts: RelayNodeOptions,
   ) {
     const c = components;
+    this.keys = opts.keys;
+    this.logger = c.logger;
+    this.m = metricsFor(c.registry).relay;
     this.relay = new Relay(
       {
         logger: c.logger,
@@ -85,9 +98,42 @@ export class RelayNode {
   async start(): Promise<void> {
     await this.relay.start();
     await this.publisher.start();
+    const every = this.opts.keyRotationMs ?? 0;
+    if (every > 0) {
+      this.rotationTimer = setInterval(() => void this.rotateOnionKey(), every);
+      this.rotationTimer.unref();
+    }
+    this.updateKeyAges();
+  }
+
+  /**
+   * tor-spec §5.1.4 onion-key rotation: a new current key, the previous one
+   * still answering CREATE2 for a grace period (one rotation interval), then
+   * a fresh descriptor so clients learn the new key.
+   */
+  async rotateOnionKey(): Promise<void> {
+    const grace = this.opts.keyRotationMs ?? 0;
+    this.keys = rotateOnionKey(this.keys, grace);
+    this.relay.setKeys(this.keys);
+    if (this.opts.keyFile) await writeKeyFile(this.opts.keyFile, this.keys);
+    this.m.keyRotations.labels({ relay: this.opts.nickname, key: 'onion' }).inc();
+    this.updateKeyAges();
+    this.logger.info('onion key rotated', { keys: this.keys.onionKeys.length });
+    await this.publisher.publish();
+  }
+
+  private updateKeyAges(): void {
+    const now = Date.now();
+    const onion = this.keys.onionKeys[0];
+    this.m.keyAge
+      .labels({ relay: this.opts.nickname, key: 'identity' })
+      .set((now - this.keys.identityCreatedAt) / 1000);
+    if (onion)
+      this.m.keyAge.labels({ relay: this.opts.nickname, key: 'onion' }).set((now - onion.createdAt) / 1000);
   }
 
   async stop(): Promise<void> {
+    if (this.rotationTimer) clearInterval(this.rotationTimer);
     this.publisher.stop();
     await this.relay.stop();
   }

@@ -36,6 +36,8 @@ export interface NetworkSpec {
   bandwidth?: number;
   /** How often relays republish their descriptors. */
   republishMs?: number;
+  /** How often relays rotate their onion keys (0: never). */
+  keyRotationMs?: number;
 }
 
 export interface NetworkComponents {
@@ -67,8 +69,11 @@ export class LocalNetwork {
     onProgress: (p: BootstrapProgress) => void = () => {},
   ): Promise<LocalNetwork> {
     const ports = new PortAllocator(spec.basePort, spec.host);
-    const keysFor = async (name: string): Promise<NodeKeys> =>
-      spec.dataDir ? loadOrCreateKeys(path.join(spec.dataDir, name, 'keys.json')) : generateNodeKeys();
+    const keyFile = (name: string) => (spec.dataDir ? path.join(spec.dataDir, name, 'keys.json') : undefined);
+    const keysFor = async (name: string): Promise<NodeKeys> => {
+      const file = keyFile(name);
+      return file ? loadOrCreateKeys(file) : generateNodeKeys();
+    };
 
     const authKeys: NodeKeys[] = [];
     const endpoints: AuthorityEndpoint[] = [];
@@ -116,6 +121,8 @@ export class LocalNetwork {
             authorities: endpoints,
             bandwidth: spec.bandwidth ?? 1_000_000,
             ...(spec.republishMs !== undefined ? { republishMs: spec.republishMs } : {}),
+            ...(spec.keyRotationMs ? { keyRotationMs: spec.keyRotationMs } : {}),
+            ...(keyFile(`relay${i}`) ? { keyFile: keyFile(`relay${i}`) } : {}),
           },
         );
         await node.start();

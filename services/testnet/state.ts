@@ -1,0 +1,69 @@
+/**
+ * The running network's description, written by `shallot up` into its data
+ * directory and read by `shallot status` (and by Prometheus as file_sd).
+ */
+import { readFile, rename, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { AuthorityEndpoint } from '../directory/dir-client.js';
+
+export interface NodeEntry {
+  name: string;
+  role: 'authority' | 'relay' | 'client' | 'onion-service' | 'launcher';
+  /** host:port of /metrics, if the node serves one of its own. */
+  metrics?: string;
+  pid?: number;
+}
+
+export interface NetworkState {
+  version: 1;
+  startedAt: string;
+  pid: number;
+  mode: 'one-process' | 'process-per-node';
+  authorities: AuthorityEndpoint[];
+  socks: string;
+  web?: string;
+  onionServices: { name: string; address: string; instances: number }[];
+  nodes: NodeEntry[];
+  targetsFile: string;
+}
+
+export const stateFile = (dataDir: string): string => path.join(dataDir, 'state.json');
+export const targetsFile = (dataDir: string): string => path.join(dataDir, 'prometheus-targets.json');
+
+async function writeAtomic(file: string, text: string): Promise<void> {
+  const tmp = `${file}.tmp-${process.pid}`;
+  await writeFile(tmp, text, { mode: 0o644 });
+  await rename(tmp, file);
+}
+
+export async function writeState(dataDir: string, s: NetworkState): Promise<void> {
+  await writeAtomic(stateFile(dataDir), `${JSON.stringify(s, null, 2)}\n`);
+}
+
+export class NoNetworkError extends Error {
+  constructor(dataDir: string) {
+    super(`no running network found in ${dataDir} (start one with: shallot up --data-dir ${dataDir})`);
+  }
+}
+
+export async function readState(dataDir: string): Promise<NetworkState> {
+  let text: string;
+  try {
+    text = await readFile(stateFile(dataDir), 'utf8');
+  } catch {
+    throw new NoNetworkError(dataDir);
+  }
+  const s = JSON.parse(text) as NetworkState;
+  if (s.version !== 1) throw new Error(`${stateFile(dataDir)}: unknown state version`);
+  return s;
+}
+
+/** Prometheus `file_sd_configs` JSON: one target group per node. */
+export async function writeTargets(dataDir: string, nodes: NodeEntry[], network: string): Promise<string> {
+  const groups = nodes
+    .filter((n) => n.metrics)
+    .map((n) => ({ targets: [n.metrics], labels: { job: 'shallot', network, node: n.name, role: n.role } }));
+  const file = targetsFile(dataDir);
+  await writeAtomic(file, `${JSON.stringify(groups, null, 2)}\n`);
+  return file;
+}
