@@ -43,7 +43,7 @@ import { ctEqual, ed25519Sign, ed25519Verify, type Rng, randomBytes, sha256 } fr
 import { CertType, decodeEdCert, type EdCert, verifyEdCert } from '../core/ed-cert.js';
 import { isDecodeError, ShallotError, TruncatedError } from '../core/errors.js';
 import type { LinkKeys } from './link-keys.js';
-import type { LinkConnection } from './transport.js';
+import { LINK_HIGH_WATER, type LinkConnection } from './transport.js';
 import { TypedEmitter } from './typed-emitter.js';
 
 export const LINK_VERSIONS = [4, 5];
@@ -242,6 +242,7 @@ export class Channel extends TypedEmitter<ChannelEvents> {
   private readonly handlers = new Map<number, CircuitCellHandler>();
   private closedReason: string | null = null;
   private readonly limits: ChannelLimits;
+  private drainWanted = false;
 
   private constructor(
     readonly link: LinkConnection,
@@ -256,7 +257,13 @@ export class Channel extends TypedEmitter<ChannelEvents> {
     this.limits = limits;
     link.on('close', ({ reason }) => this.onLinkClosed(reason || 'link closed'));
     link.on('error', () => {});
-    link.on('drain', () => this.emit('drain', undefined));
+    // Only senders that found the link congested wait for 'drain': wake them once it is writable again.
+    link.on('drain', () => {
+      if (this.drainWanted && this.writable) {
+        this.drainWanted = false;
+        this.emit('drain', undefined);
+      }
+    });
     // Garbage, an oversized cell or a handler failure after the handshake ends the link, not the process.
     reader.onFatal = (e) => this.close(`unparseable link data: ${e.message}`);
     // Cells that arrived with the handshake wait until the caller has attached its listeners.
@@ -275,9 +282,11 @@ export class Channel extends TypedEmitter<ChannelEvents> {
     return this.handlers.size;
   }
 
-  /** True while the peer's queue is short enough to keep sending. */
+  /** True while the peer's queue is short enough to keep sending; if not, 'drain' follows. */
   get writable(): boolean {
-    return this.link.bufferedAmount < 2 * 1024 * 1024;
+    const ok = this.link.bufferedAmount < LINK_HIGH_WATER;
+    if (!ok) this.drainWanted = true;
+    return ok;
   }
 
   /* ---------------- handshake ---------------- */

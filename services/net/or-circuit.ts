@@ -41,7 +41,17 @@ export interface OrCircuitOwner {
 
 export interface OrCircuitLimits {
   maxStreams: number;
+  /**
+   * Cells held per direction while the outgoing link is congested (C tor's
+   * per-circuit cell queue). Windows keep an honest circuit near 1000; over
+   * the limit the circuit closes with RESOURCELIMIT, not the whole channel.
+   */
+  maxQueuedCells?: number;
 }
+
+export const DEFAULT_MAX_QUEUED_CELLS = 2000;
+
+type QueuedCell = { type: 'RELAY' | 'RELAY_EARLY'; body: Uint8Array };
 
 export interface OrCircuitEvents {
   closed: { reason: number };
@@ -60,6 +70,10 @@ export class OrCircuit extends TypedEmitter<OrCircuitEvents> {
   private splice: OrCircuit | null = null;
   readonly edge: CircuitEdge;
   readonly createdAt = Date.now();
+  private readonly maxQueuedCells: number;
+  /** Cells waiting for the next hop's / previous hop's link to drain. */
+  private readonly forwardQueue: QueuedCell[] = [];
+  private readonly backwardQueue: QueuedCell[] = [];
 
   constructor(
     readonly prevChannel: Channel,
@@ -75,12 +89,57 @@ export class OrCircuit extends TypedEmitter<OrCircuitEvents> {
         send: (streamId, msg) => this.sendBackward(streamId, msg),
         lastSentDigest: () => this.hop.backwardDigest(),
         lastReceivedDigest: () => this.hop.forwardDigest(),
-        linkWritable: () => this.prevChannel.writable,
+        linkWritable: () => this.backwardQueue.length === 0 && this.prevChannel.writable,
         protocolViolation: () => this.close(DestroyReason.PROTOCOL),
       },
       limits.maxStreams,
     );
+    this.maxQueuedCells = limits.maxQueuedCells ?? DEFAULT_MAX_QUEUED_CELLS;
     prevChannel.on('drain', this.onDrain);
+  }
+
+  /** Cells queued toward either neighbour (for tests and metrics). */
+  get queuedCells(): number {
+    return this.forwardQueue.length + this.backwardQueue.length;
+  }
+
+  /** Sends toward the next hop, queueing while its link is congested. */
+  private toNext(cell: QueuedCell): void {
+    const next = this.next;
+    if (!next) return;
+    if (this.forwardQueue.length === 0 && next.channel.writable) {
+      next.channel.send(next.circId, cell);
+      return;
+    }
+    this.forwardQueue.push(cell);
+    if (this.forwardQueue.length > this.maxQueuedCells) this.close(DestroyReason.RESOURCELIMIT);
+  }
+
+  /** Sends toward the client, queueing while the previous hop's link is congested. */
+  private toPrev(cell: QueuedCell): void {
+    if (this.backwardQueue.length === 0 && this.prevChannel.writable) {
+      this.prevChannel.send(this.prevCircId, cell);
+      return;
+    }
+    this.backwardQueue.push(cell);
+    if (this.backwardQueue.length > this.maxQueuedCells) this.close(DestroyReason.RESOURCELIMIT);
+  }
+
+  private flushQueue(queue: QueuedCell[], channel: Channel, circId: number): void {
+    let n = 0;
+    while (n < queue.length && channel.writable && this.isOpen) channel.send(circId, queue[n++]!);
+    queue.splice(0, n);
+  }
+
+  private readonly onNextDrain = (): void => {
+    if (this.next) this.flushQueue(this.forwardQueue, this.next.channel, this.next.circId);
+  };
+
+  private setNext(next: { channel: Channel; circId: number } | null): void {
+    this.next?.channel.off('drain', this.onNextDrain);
+    this.forwardQueue.length = 0;
+    this.next = next;
+    next?.channel.on('drain', this.onNextDrain);
   }
 
   get isOpen(): boolean {
@@ -136,10 +195,7 @@ export class OrCircuit extends TypedEmitter<OrCircuitEvents> {
           return;
         }
         // tor-spec §5.6: RELAY_EARLY stays RELAY_EARLY on the way forward.
-        this.next.channel.send(
-          this.next.circId,
-          early ? { type: 'RELAY_EARLY', body } : { type: 'RELAY', body },
-        );
+        this.toNext(early ? { type: 'RELAY_EARLY', body } : { type: 'RELAY', body });
         return;
       }
       case 'DESTROY':
@@ -166,7 +222,7 @@ export class OrCircuit extends TypedEmitter<OrCircuitEvents> {
       case 'DESTROY': {
         // tor-spec §5.4: the next hop vanished; tell the client with TRUNCATED and keep our part.
         const next = this.next;
-        this.next = null;
+        this.setNext(null);
         if (next) next.channel.unregister(next.circId);
         this.sendBackward(0, { type: 'TRUNCATED', reason: msg.reason });
         return;
@@ -180,7 +236,7 @@ export class OrCircuit extends TypedEmitter<OrCircuitEvents> {
   private sendRawBackward(body: Uint8Array): void {
     if (!this.isOpen) return;
     this.hop.encryptBackward(body, false);
-    this.prevChannel.send(this.prevCircId, { type: 'RELAY', body });
+    this.toPrev({ type: 'RELAY', body });
   }
 
   /** Originates a relay message from this hop toward the client. */
@@ -189,7 +245,7 @@ export class OrCircuit extends TypedEmitter<OrCircuitEvents> {
     const { command, data } = encodeRelayMessage(msg);
     const body = encodeRelayCellBody({ command, streamId, data }, this.rng);
     this.hop.encryptBackward(body, true);
-    this.prevChannel.send(this.prevCircId, { type: 'RELAY', body });
+    this.toPrev({ type: 'RELAY', body });
   }
 
   /** Handles EXTEND2: CREATE2 to the next hop, EXTENDED2 back (tor-spec §5.1.2). */
@@ -243,7 +299,7 @@ export class OrCircuit extends TypedEmitter<OrCircuitEvents> {
       return;
     }
     channel.register(circId, this.nextHandler);
-    this.next = { channel, circId };
+    this.setNext({ channel, circId });
     this.sendBackward(0, { type: 'EXTENDED2', hdata: reply.hdata });
   }
 
@@ -258,7 +314,7 @@ export class OrCircuit extends TypedEmitter<OrCircuitEvents> {
     if (this.next) {
       this.next.channel.send(this.next.circId, { type: 'DESTROY', reason: DestroyReason.REQUESTED });
       this.next.channel.unregister(this.next.circId);
-      this.next = null;
+      this.setNext(null);
     }
     this.sendBackward(0, { type: 'TRUNCATED', reason: DestroyReason.REQUESTED });
   }
@@ -273,14 +329,17 @@ export class OrCircuit extends TypedEmitter<OrCircuitEvents> {
   private closeFrom(side: 'prev' | 'next', reason: number): void {
     if (!this.isOpen) return;
     if (side === 'next') {
-      this.next = null;
+      this.setNext(null);
       this.prevChannel.send(this.prevCircId, { type: 'DESTROY', reason: DestroyReason.DESTROYED });
     }
     this.finish(side, reason);
   }
 
   /** Lets blocked streams send once the link drains; removed on close so dead circuits are not kept alive. */
-  private readonly onDrain = (): void => this.edge.pump();
+  private readonly onDrain = (): void => {
+    this.flushQueue(this.backwardQueue, this.prevChannel, this.prevCircId);
+    if (this.backwardQueue.length === 0) this.edge.pump();
+  };
 
   private finish(from: 'prev' | 'next' | 'both', reason: number): void {
     this.closedReason = reason;
@@ -290,8 +349,9 @@ export class OrCircuit extends TypedEmitter<OrCircuitEvents> {
       if (from !== 'next')
         this.next.channel.send(this.next.circId, { type: 'DESTROY', reason: DestroyReason.DESTROYED });
       this.next.channel.unregister(this.next.circId);
-      this.next = null;
+      this.setNext(null);
     }
+    this.backwardQueue.length = 0;
     const p = this.pendingNext;
     if (p) {
       this.pendingNext = null;

@@ -42,6 +42,15 @@ export interface LinkEvents {
 /** The largest WebSocket message we accept: far above any coalesced batch, far below memory trouble. */
 export const MAX_WS_MESSAGE = 4 * 1024 * 1024;
 
+/** Above this many buffered bytes a link is congested: senders stop and wait for 'drain'. */
+export const LINK_HIGH_WATER = 2 * 1024 * 1024;
+/**
+ * 'drain' fires after a write once fewer bytes than this are buffered. Not
+ * "zero": on a link that other circuits keep busy the buffer may never be
+ * empty when a write completes, and blocked senders would wait forever.
+ */
+export const LINK_LOW_WATER = LINK_HIGH_WATER / 2;
+
 /** A connected link, either side. */
 export class LinkConnection extends TypedEmitter<LinkEvents> {
   private pending: Uint8Array[] = [];
@@ -94,7 +103,7 @@ export class LinkConnection extends TypedEmitter<LinkEvents> {
     this.pendingBytes = 0;
     this.ws.send(batch, { binary: true }, (err) => {
       if (err) return;
-      if (this.ws.bufferedAmount === 0) this.emit('drain', undefined);
+      if (this.bufferedAmount < LINK_LOW_WATER) this.emit('drain', undefined);
     });
   }
 

@@ -29,13 +29,15 @@ import { ChannelPool } from '../net/channel-pool.js';
 import { type DirRequest, type DirResponse, serveDirRequest } from '../net/dir-http.js';
 import { createLinkKeys, type LinkKeys } from '../net/link-keys.js';
 import type { Logger } from '../net/log.js';
-import { OrCircuit, type OrCircuitOwner } from '../net/or-circuit.js';
+import { DEFAULT_MAX_QUEUED_CELLS, OrCircuit, type OrCircuitOwner } from '../net/or-circuit.js';
 import { type LinkServer, linkUrl, listenLinks } from '../net/transport.js';
 import { openExitStream } from './exit.js';
 
 export interface RelayLimits {
   channel: Partial<ChannelLimits>;
   maxStreamsPerCircuit: number;
+  /** Cells a circuit may hold per direction while a link is congested; over it, DESTROY RESOURCELIMIT. */
+  maxQueuedCellsPerCircuit: number;
 }
 
 export interface RelayOptions {
@@ -61,7 +63,11 @@ export interface RelayComponents {
   onionRoles?: (circ: OrCircuit, streamId: number, msg: RelayMessage) => boolean;
 }
 
-const DEFAULT_LIMITS: RelayLimits = { channel: {}, maxStreamsPerCircuit: 512 };
+const DEFAULT_LIMITS: RelayLimits = {
+  channel: {},
+  maxStreamsPerCircuit: 512,
+  maxQueuedCellsPerCircuit: DEFAULT_MAX_QUEUED_CELLS,
+};
 
 export class Relay implements OrCircuitOwner {
   private server: LinkServer | null = null;
@@ -209,7 +215,7 @@ export class Relay implements OrCircuitOwner {
       circId,
       tor1RelayHop(result.keys),
       this,
-      { maxStreams: this.limits.maxStreamsPerCircuit },
+      { maxStreams: this.limits.maxStreamsPerCircuit, maxQueuedCells: this.limits.maxQueuedCellsPerCircuit },
       this.rng,
     );
     if (!ch.register(circId, circ.prevHandler)) {

@@ -602,6 +602,34 @@ describe('limits', () => {
     c1.destroy();
   });
 
+  it('max queued cells: a circuit flooding a congested link is closed with RESOURCELIMIT, not the channel', async () => {
+    const g = await startRelay('qlim', { limits: { maxQueuedCellsPerCircuit: 64 } });
+    const m = await startRelay('qmid');
+    const circ = await build(newPool(), [g, m]);
+    const destroyed = new Promise<number>((resolve) => circ.on('destroyed', ({ reason }) => resolve(reason)));
+    // m stops reading from g: g's link to m backs up through the kernel into ws.bufferedAmount.
+    const inAtM = [...internals(m).inbound].find((c) => equalId(c.peerIdentity, g.identity));
+    if (!inAtM) throw new Error('no channel from g at m');
+    inAtM.link.pause();
+    let sent = 0;
+    while (circ.isOpen && sent < 100_000) {
+      for (let i = 0; i < 1000; i++) circ.sendRelay(1, 0, { type: 'DROP' });
+      sent += 1000;
+      await sleep(5);
+    }
+    expect(await within(destroyed, 5_000, 'circuit destroyed')).toBe(DestroyReason.RESOURCELIMIT);
+    const gToM = internals(g)
+      .pool.channels()
+      .find((c) => equalId(c.peerIdentity, m.identity));
+    expect(gToM?.isOpen).toBe(true);
+    expect(internals(g).circuits.size).toBe(0);
+    inAtM.link.resume();
+    // The same link carries new circuits once m reads again.
+    const again = await build(newPool(), [g, m]);
+    await echoThrough(again, echo.port, 1_000);
+    again.destroy();
+  });
+
   it('max streams per circuit: END RESOURCELIMIT, and the circuit still works', async () => {
     const lim = await startRelay('slim', { limits: { maxStreamsPerCircuit: 2 } });
     const circ = await build(newPool(), [r0, lim]);
