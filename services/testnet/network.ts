@@ -19,6 +19,7 @@ import type { AuthorityEndpoint } from '../directory/dir-client.js';
 import { loadOrCreateKeys } from '../net/key-store.js';
 import type { Logger } from '../net/log.js';
 import { RelayNode } from '../relay/node.js';
+import { attachOnionRoles, type OnionRoles } from '../relay/onion-roles.js';
 import { PortAllocator } from './ports.js';
 
 export interface NetworkSpec {
@@ -38,6 +39,8 @@ export interface NetworkSpec {
   republishMs?: number;
   /** How often relays rotate their onion keys (0: never). */
   keyRotationMs?: number;
+  /** Give relays the onion-service roles (intro point, rendezvous point, HSDir); default true. */
+  onionRoles?: boolean;
 }
 
 export interface NetworkComponents {
@@ -54,6 +57,8 @@ export interface BootstrapProgress {
 }
 
 export class LocalNetwork {
+  readonly roles: OnionRoles[] = [];
+
   private constructor(
     readonly spec: NetworkSpec,
     readonly authorities: DirectoryAuthority[],
@@ -125,6 +130,7 @@ export class LocalNetwork {
             ...(keyFile(`relay${i}`) ? { keyFile: keyFile(`relay${i}`) } : {}),
           },
         );
+        if (spec.onionRoles !== false) net.roles.push(attachOnionRoles(node));
         await node.start();
         net.relays.push(node);
         onProgress({ stage: 'relays', done: i + 1, total: spec.relays });
@@ -179,6 +185,7 @@ export class LocalNetwork {
   }
 
   async stop(): Promise<void> {
+    for (const r of this.roles) r.close();
     await Promise.allSettled(this.relays.map((r) => r.stop()));
     await Promise.allSettled(this.authorities.map((a) => a.stop()));
     this.logger.debug('network stopped');
