@@ -1,0 +1,144 @@
+// Circuit and stream SENDME windows at an edge (tor-spec §7.3-7.4), driven
+// through a fake EdgeIo: no sockets, every cell the edge sends is recorded.
+import { describe, expect, it } from 'vitest';
+import {
+  CIRCWINDOW_INCREMENT,
+  CIRCWINDOW_START,
+  type RelayMessage,
+  STREAMWINDOW_INCREMENT,
+  STREAMWINDOW_START,
+} from '../../../services/core/relay-cell.js';
+import { CircuitEdge, type EdgeIo } from '../../../services/net/edge.js';
+
+/** A fake circuit: the "digest" after n cells is n encoded in 20 bytes. */
+function fakeIo() {
+  const sent: { streamId: number; msg: RelayMessage }[] = [];
+  const violations: string[] = [];
+  let received = 0;
+  const digestOf = (n: number) => {
+    const d = new Uint8Array(20);
+    new DataView(d.buffer).setUint32(0, n);
+    return d;
+  };
+  const io: EdgeIo = {
+    send: (streamId, msg) => {
+      sent.push({ streamId, msg });
+    },
+    lastSentDigest: () => digestOf(sent.length),
+    lastReceivedDigest: () => digestOf(1_000_000 + received),
+    linkWritable: () => true,
+    protocolViolation: (why) => {
+      violations.push(why);
+    },
+  };
+  return {
+    io,
+    sent,
+    violations,
+    receive: () => {
+      received += 1;
+    },
+    digestOf,
+  };
+}
+
+const data = (n: number) => new Uint8Array(n).fill(0x61);
+const dataCells = (sent: { msg: RelayMessage }[]) => sent.filter((s) => s.msg.type === 'DATA').length;
+
+describe('circuit package window', () => {
+  it('stops at 1000 DATA cells and resumes by exactly 100 per authenticated SENDME', () => {
+    const f = fakeIo();
+    const edge = new CircuitEdge(f.io, 16);
+    // Three streams, each with a 500-cell window: only the circuit window can stop them at 1000.
+    const streams = [1, 2, 3].map(() => edge.newStream());
+    for (const s of streams) {
+      expect(s).not.toBeNull();
+      s?.write(data(498 * 600));
+    }
+    expect(dataCells(f.sent)).toBe(CIRCWINDOW_START);
+    // The digest recorded when the 100th cell went out is the one the SENDME must carry.
+    const hundredth = f.sent.filter((s) => s.msg.type === 'DATA')[CIRCWINDOW_INCREMENT - 1];
+    const idx = f.sent.indexOf(hundredth as (typeof f.sent)[number]);
+    expect(edge.handle(0, { type: 'SENDME', version: 1, digest: f.digestOf(idx + 1) })).toBe(true);
+    expect(f.violations).toEqual([]);
+    expect(dataCells(f.sent)).toBe(CIRCWINDOW_START + CIRCWINDOW_INCREMENT);
+  });
+
+  it('closes the circuit on a SENDME with the wrong digest or none expected', () => {
+    const f = fakeIo();
+    const edge = new CircuitEdge(f.io, 4);
+    edge.handle(0, { type: 'SENDME', version: 1, digest: new Uint8Array(20) });
+    expect(f.violations).toHaveLength(1);
+    const s = edge.newStream();
+    s?.write(data(498 * 150));
+    edge.handle(0, { type: 'SENDME', version: 1, digest: new Uint8Array(20).fill(9) });
+    expect(f.violations).toHaveLength(2);
+  });
+});
+
+describe('deliver windows', () => {
+  it('answers every 100 DATA cells with a SENDME v1 carrying the running digest', () => {
+    const f = fakeIo();
+    const edge = new CircuitEdge(f.io, 4);
+    const s = edge.acceptStream(5);
+    s?.on('data', () => {});
+    for (let i = 0; i < 250; i++) {
+      f.receive();
+      edge.handle(5, { type: 'DATA', data: data(10) });
+    }
+    const circSendmes = f.sent.filter((x) => x.streamId === 0 && x.msg.type === 'SENDME');
+    expect(circSendmes).toHaveLength(2);
+    const first = circSendmes[0]?.msg;
+    expect(first?.type === 'SENDME' && first.version).toBe(1);
+    expect(first?.type === 'SENDME' && first.digest).toEqual(f.digestOf(1_000_000 + 100));
+  });
+
+  it('a peer that overruns an unread stream window closes the circuit', () => {
+    const f = fakeIo();
+    const edge = new CircuitEdge(f.io, 4);
+    const s = edge.acceptStream(7);
+    s?.pause();
+    for (let i = 0; i < STREAMWINDOW_START; i++) edge.handle(7, { type: 'DATA', data: data(498) });
+    expect(f.violations).toEqual([]);
+    // The reader took nothing: no stream SENDME went out.
+    expect(f.sent.filter((x) => x.streamId === 7 && x.msg.type === 'SENDME')).toHaveLength(0);
+    edge.handle(7, { type: 'DATA', data: data(498) });
+    expect(f.violations).toHaveLength(1);
+  });
+
+  it('a reader resuming after a pause reopens the stream window', async () => {
+    const f = fakeIo();
+    const edge = new CircuitEdge(f.io, 4);
+    const s = edge.acceptStream(9);
+    if (!s) throw new Error('no stream');
+    s.pause();
+    for (let i = 0; i < STREAMWINDOW_START; i++) edge.handle(9, { type: 'DATA', data: data(498) });
+    let got = 0;
+    s.on('data', (c: Buffer) => {
+      got += c.length;
+    });
+    s.resume();
+    await new Promise((r) => setTimeout(r, 20));
+    expect(got).toBe(STREAMWINDOW_START * 498);
+    const sendmes = f.sent.filter((x) => x.streamId === 9 && x.msg.type === 'SENDME').length;
+    expect(sendmes).toBe(STREAMWINDOW_START / STREAMWINDOW_INCREMENT);
+    // The window is open again: 500 more cells are accepted.
+    for (let i = 0; i < STREAMWINDOW_START; i++) edge.handle(9, { type: 'DATA', data: data(1) });
+    expect(f.violations).toEqual([]);
+  });
+});
+
+describe('stream limits', () => {
+  it('refuses streams past the per-circuit limit, and a taken or zero id', () => {
+    const f = fakeIo();
+    const edge = new CircuitEdge(f.io, 2);
+    expect(edge.acceptStream(0)).toBeNull();
+    expect(edge.acceptStream(1)).not.toBeNull();
+    expect(edge.acceptStream(1)).toBeNull();
+    expect(edge.newStream()).not.toBeNull();
+    expect(edge.newStream()).toBeNull();
+    expect(edge.acceptStream(3)).toBeNull();
+    edge.handle(1, { type: 'END', reason: 6 });
+    expect(edge.acceptStream(3)).not.toBeNull();
+  });
+});
