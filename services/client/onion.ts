@@ -1,0 +1,572 @@
+/**
+ * The client side of onion services (rend-spec-v3 §2-4; digest §6): turns
+ * a SOCKS CONNECT to `<addr>.onion:port` into a stream to the service.
+ *
+ * Overview, for one request:
+ * 1. Decode the address (failure: SOCKS 0xF6). Derive the time period,
+ *    blinded key A' and subcredential from the consensus (onion-params.ts).
+ * 2. Descriptor: from the cache, or fetched over a 3-hop circuit ending at
+ *    one of the responsible HSDirs (`GET /tor/hs/3/<b64 A'>` on BEGIN_DIR),
+ *    trying them in random order. None has it: 0xF0. Every copy found fails
+ *    to verify or decrypt: 0xF1.
+ * 3. Rendezvous: a fresh rendezvous point (weighted draw among Stable
+ *    relays), a circuit to it and ESTABLISH_RENDEZVOUS with a random
+ *    cookie; meanwhile a circuit to an introduction point from the
+ *    descriptor. INTRODUCE1 carries the cookie and the rendezvous point's
+ *    ntor key and link specifiers, encrypted to the service. A NACK moves on
+ *    to the next intro point; all fail: 0xF2 (0xF7 when every failure was a
+ *    timeout). No RENDEZVOUS2 in time, or a bad one: 0xF3.
+ * 4. hs-ntor's KEY_SEED gives the virtual hop; the stream is a BEGIN ":port"
+ *    through it.
+ *
+ * Design notes:
+ * - An open rendezvous circuit is reused for later streams to the same
+ *   service under the same isolation key (as C tor reuses a joined
+ *   rendezvous circuit), until it is `maxDirtinessMs` old.
+ * - Descriptors are cached per address for their time period, until
+ *   `descriptor-lifetime` has passed. When every intro point of a cached
+ *   descriptor fails, it is dropped and fetched once more (the service may
+ *   have moved its intro points), as C tor does.
+ * - The rendezvous circuit is established before INTRODUCE1 leaves, so the
+ *   service's RENDEZVOUS1 always finds the cookie; the RENDEZVOUS2 waiter
+ *   is in place before INTRODUCE1 too, so a fast service is never missed.
+ *
+ * Metrics: `shallot_onion_connect_seconds` (request to CONNECTED),
+ * `shallot_onion_connects_total{outcome}` (ok or the 0xFx name),
+ * `shallot_client_rendezvous_chosen_total{relay}`; circuit metrics come from
+ * the CircuitManager (purposes hsdir, onion-intro, onion-rend).
+ *
+ * Not here: client authorization (0xF4/0xF5; Shallot services publish
+ * without it); pre-built rendezvous circuits; proof-of-work.
+ */
+import type { Duplex } from 'node:stream';
+import { Registry } from 'prom-client';
+import { toBase64 } from '../core/bytes.js';
+import { DestroyReason } from '../core/cells.js';
+import { legacyIdFromEd25519, type Rng, randomBytes } from '../core/crypto.js';
+import {
+  buildIntroduce1,
+  decodeIntroduceAck,
+  decodeRendezvous2,
+  encodeEstablishRendezvous,
+  IntroduceAckStatus,
+  REND_COOKIE_LEN,
+  splitHandshakeInfo,
+} from '../core/hs-cells.js';
+import {
+  decryptHsDescriptor,
+  HS_DESC_MAX_LEN,
+  type HsDescriptorContents,
+  type IntroPointInfo,
+} from '../core/hs-descriptor.js';
+import { hsNtorClientRendezvous, hsRendHopKeys } from '../core/hs-ntor.js';
+import { relayLinkSpecifiers } from '../core/link-specifiers.js';
+import { EndReason, type RelayMessage } from '../core/relay-cell.js';
+import { hsVirtualHop } from '../core/relay-crypto.js';
+import { type Metrics, metricsFor } from '../metrics/metrics.js';
+import { dirRequest } from '../net/dir-http.js';
+import { type Logger, silentLogger } from '../net/log.js';
+import { CircuitError, type OriginCircuit, StreamRefusedError } from '../net/origin-circuit.js';
+import type { CircuitManager } from './circuit-manager.js';
+import type { ShallotClient } from './client.js';
+import type { NetDir, NetRelay } from './netdir.js';
+import {
+  chooseRendezvousPoint,
+  findIntroRelay,
+  hsDirsToFetch,
+  type OnionPeriodKeys,
+  onionIdentityFor,
+  onionLabel,
+  onionPeriodKeys,
+  shuffled,
+} from './onion-params.js';
+import type { ConnectRequest } from './socks-server.js';
+import { SocksFailure } from './socks-server.js';
+import { SocksReply } from './socks5.js';
+
+export interface OnionClientOptions {
+  logger?: Logger;
+  registry?: Registry;
+  rng?: Rng;
+  now?: () => number;
+  /** One HSDir fetch: circuit, BEGIN_DIR and the answer (default 30 s). */
+  descFetchTimeoutMs?: number;
+  /** HSDirs tried per fetch (default: all responsible ones, up to 6). */
+  maxHsDirAttempts?: number;
+  /** RENDEZVOUS_ESTABLISHED after ESTABLISH_RENDEZVOUS (default 30 s). */
+  rendEstablishTimeoutMs?: number;
+  /** INTRODUCE_ACK after INTRODUCE1 (default 30 s). */
+  introAckTimeoutMs?: number;
+  /** RENDEZVOUS2 after a positive INTRODUCE_ACK (default 30 s). */
+  rendezvousTimeoutMs?: number;
+  /** CONNECTED after BEGIN on the rendezvous circuit (default 30 s). */
+  streamTimeoutMs?: number;
+  /** Intro points tried per rendezvous (default 3, as C tor's intro retries). */
+  maxIntroAttempts?: number;
+  /** Rendezvous points tried when the circuit to one cannot be built (default 2). */
+  maxRendAttempts?: number;
+  /** Rendezvous circuits are reused for new streams until this old (default: the client's dirtiness). */
+  maxDirtinessMs?: number;
+  /** Descriptors cached at once (default 1000). */
+  maxCachedDescriptors?: number;
+}
+
+/** Outcome labels for `shallot_onion_connects_total`. */
+const OUTCOME: Record<number, string> = {
+  [SocksReply.ONION_DESC_NOT_FOUND]: 'desc_not_found',
+  [SocksReply.ONION_DESC_INVALID]: 'desc_invalid',
+  [SocksReply.ONION_INTRO_FAILED]: 'intro_failed',
+  [SocksReply.ONION_REND_FAILED]: 'rend_failed',
+  [SocksReply.ONION_BAD_ADDRESS]: 'bad_address',
+  [SocksReply.ONION_INTRO_TIMEOUT]: 'intro_timeout',
+};
+
+interface CachedDescriptor {
+  tp: bigint;
+  desc: HsDescriptorContents;
+  expiresAt: number;
+}
+
+interface RendCircuit {
+  circ: OriginCircuit;
+  createdAt: number;
+}
+
+interface PendingRendezvous {
+  circ: OriginCircuit;
+  cookie: Uint8Array;
+  rp: NetRelay;
+}
+
+/** An INTRODUCE1 we sent: what finishing hs-ntor on RENDEZVOUS2 needs. */
+interface SentIntro {
+  ip: IntroPointInfo;
+  x: Uint8Array;
+  X: Uint8Array;
+}
+
+export class OnionClient {
+  private readonly logger: Logger;
+  private readonly rng: Rng;
+  private readonly now: () => number;
+  private readonly m: Metrics['client'];
+  private readonly descriptors = new Map<string, CachedDescriptor>();
+  private readonly rendCircuits = new Map<string, RendCircuit>();
+  private readonly o: Required<Omit<OnionClientOptions, 'logger' | 'registry' | 'rng' | 'now'>>;
+
+  constructor(
+    private readonly source: { readonly circuits: CircuitManager; readonly dir: NetDir | null },
+    opts: OnionClientOptions = {},
+  ) {
+    this.logger = opts.logger ?? silentLogger;
+    this.rng = opts.rng ?? randomBytes;
+    this.now = opts.now ?? Date.now;
+    this.m = metricsFor(opts.registry ?? new Registry()).client;
+    this.o = {
+      descFetchTimeoutMs: opts.descFetchTimeoutMs ?? 30_000,
+      maxHsDirAttempts: opts.maxHsDirAttempts ?? 6,
+      rendEstablishTimeoutMs: opts.rendEstablishTimeoutMs ?? 30_000,
+      introAckTimeoutMs: opts.introAckTimeoutMs ?? 30_000,
+      rendezvousTimeoutMs: opts.rendezvousTimeoutMs ?? 30_000,
+      streamTimeoutMs: opts.streamTimeoutMs ?? 30_000,
+      maxIntroAttempts: opts.maxIntroAttempts ?? 3,
+      maxRendAttempts: opts.maxRendAttempts ?? 2,
+      maxDirtinessMs: opts.maxDirtinessMs ?? source.circuits.opts.maxDirtinessMs,
+      maxCachedDescriptors: opts.maxCachedDescriptors ?? 1000,
+    };
+  }
+
+  /** The connector for `ShallotClient.onion`. */
+  readonly connector = (req: ConnectRequest): Promise<Duplex> => this.connect(req);
+
+  /** Opens a stream to `req.host` (a .onion name) port `req.port`; SocksFailure with a 0xFx code on failure. */
+  async connect(req: ConnectRequest): Promise<Duplex> {
+    const started = this.now();
+    try {
+      const stream = await this.open(req);
+      this.m.onionConnect.observe((this.now() - started) / 1000);
+      this.m.onionConnects.labels({ outcome: 'ok' }).inc();
+      return stream;
+    } catch (e) {
+      const f = toOnionFailure(e);
+      this.m.onionConnects.labels({ outcome: OUTCOME[f.reply] ?? 'other' }).inc();
+      this.logger.info('onion connect failed', {
+        reply: `0x${f.reply.toString(16)}`,
+        error: f.message,
+      });
+      throw f;
+    }
+  }
+
+  /** Drops cached descriptors and closes rendezvous circuits (for shutdown and tests). */
+  clear(): void {
+    this.descriptors.clear();
+    for (const r of this.rendCircuits.values()) r.circ.destroy(DestroyReason.FINISHED);
+    this.rendCircuits.clear();
+  }
+
+  /** Cached descriptor for a host, if any (tests and status). */
+  cachedDescriptor(host: string): HsDescriptorContents | null {
+    return this.descriptors.get(onionLabel(host))?.desc ?? null;
+  }
+
+  private async open(req: ConnectRequest): Promise<Duplex> {
+    const identity = onionIdentityFor(req.host);
+    const label = onionLabel(req.host);
+    const dir = this.source.dir;
+    if (!dir) throw new SocksFailure(SocksReply.NETWORK_UNREACHABLE, 'not bootstrapped yet');
+
+    const reuseKey = `${label}\n${req.isolationKey}`;
+    const reused = this.reusable(reuseKey);
+    if (reused) {
+      try {
+        return await reused.openStream({ host: '', port: req.port }, this.o.streamTimeoutMs);
+      } catch (e) {
+        if (e instanceof StreamRefusedError) throw e;
+        // The circuit died under us: rendezvous again.
+        this.rendCircuits.delete(reuseKey);
+      }
+    }
+
+    const keys = onionPeriodKeys(identity, dir.consensus);
+    let { desc, cached } = await this.descriptor(label, keys, dir);
+    let circ: OriginCircuit;
+    try {
+      circ = await this.rendezvous(identity, label, desc, keys, dir);
+    } catch (e) {
+      const f = toOnionFailure(e);
+      const introFailed =
+        f.reply === SocksReply.ONION_INTRO_FAILED || f.reply === SocksReply.ONION_INTRO_TIMEOUT;
+      if (!cached || !introFailed) throw f;
+      // The service may have moved: fetch afresh once (C tor purges the cache entry too).
+      this.descriptors.delete(label);
+      ({ desc, cached } = await this.descriptor(label, keys, dir));
+      circ = await this.rendezvous(identity, label, desc, keys, dir);
+    }
+    const entry = { circ, createdAt: this.now() };
+    this.rendCircuits.set(reuseKey, entry);
+    circ.once('destroyed', () => {
+      if (this.rendCircuits.get(reuseKey) === entry) this.rendCircuits.delete(reuseKey);
+    });
+    try {
+      return await circ.openStream({ host: '', port: req.port }, this.o.streamTimeoutMs);
+    } catch (e) {
+      if (!(e instanceof StreamRefusedError)) circ.destroy();
+      throw e;
+    }
+  }
+
+  private reusable(key: string): OriginCircuit | null {
+    const r = this.rendCircuits.get(key);
+    if (!r) return null;
+    if (r.circ.isOpen && this.now() - r.createdAt < this.o.maxDirtinessMs) return r.circ;
+    this.rendCircuits.delete(key);
+    if (r.circ.isOpen && r.circ.streamCount === 0) r.circ.destroy(DestroyReason.FINISHED);
+    return null;
+  }
+
+  /* ------------------------------------------------------ descriptors */
+
+  private async descriptor(
+    label: string,
+    keys: OnionPeriodKeys,
+    dir: NetDir,
+  ): Promise<{ desc: HsDescriptorContents; cached: boolean }> {
+    const hit = this.descriptors.get(label);
+    if (hit && hit.tp === keys.tp && hit.expiresAt > this.now()) return { desc: hit.desc, cached: true };
+    if (hit) this.descriptors.delete(label);
+    const desc = await this.fetchDescriptor(keys, dir);
+    if (this.descriptors.size >= this.o.maxCachedDescriptors) {
+      const oldest = this.descriptors.keys().next();
+      if (!oldest.done) this.descriptors.delete(oldest.value);
+    }
+    this.descriptors.set(label, {
+      tp: keys.tp,
+      desc,
+      expiresAt: this.now() + desc.lifetime * 60_000,
+    });
+    this.logger.debug('onion descriptor fetched', {
+      address: label,
+      introPoints: desc.introPoints.length,
+      revision: desc.revisionCounter.toString(),
+    });
+    return { desc, cached: false };
+  }
+
+  /** Tries the responsible HSDirs in random order; see the module notes for the failure codes. */
+  private async fetchDescriptor(keys: OnionPeriodKeys, dir: NetDir): Promise<HsDescriptorContents> {
+    const hsdirs = shuffled(hsDirsToFetch(dir.relays, keys), this.rng).slice(0, this.o.maxHsDirAttempts);
+    if (hsdirs.length === 0)
+      throw new SocksFailure(SocksReply.ONION_DESC_NOT_FOUND, 'no HSDirs in consensus');
+    let invalid = 0;
+    let unreachable = 0;
+    let lastInvalid = '';
+    for (const hsdir of hsdirs) {
+      let body: Uint8Array | null;
+      try {
+        body = await this.fetchFrom(hsdir, keys.blindedPub);
+      } catch (e) {
+        unreachable += 1;
+        this.logger.debug('HSDir fetch failed', { hsdir: hsdir.nickname, error: String(e) });
+        continue;
+      }
+      if (body === null) continue;
+      try {
+        return decryptHsDescriptor(body, {
+          blindedPub: keys.blindedPub,
+          subcredential: keys.subcredential,
+          nowMs: this.now(),
+        });
+      } catch (e) {
+        invalid += 1;
+        lastInvalid = (e as Error).message;
+        this.logger.warn('HSDir returned an invalid onion descriptor', {
+          hsdir: hsdir.nickname,
+          error: lastInvalid,
+        });
+      }
+    }
+    if (invalid > 0)
+      throw new SocksFailure(SocksReply.ONION_DESC_INVALID, `descriptor invalid: ${lastInvalid}`);
+    throw new SocksFailure(
+      SocksReply.ONION_DESC_NOT_FOUND,
+      `descriptor not found on ${hsdirs.length} HSDirs (${unreachable} unreachable)`,
+    );
+  }
+
+  /** One GET over BEGIN_DIR; null on 404. */
+  private async fetchFrom(hsdir: NetRelay, blindedPub: Uint8Array): Promise<Uint8Array | null> {
+    const deadline = this.now() + this.o.descFetchTimeoutMs;
+    const circ = await this.source.circuits.build({ purpose: 'hsdir', lastHop: hsdir });
+    const timer = setTimeout(() => circ.destroy(DestroyReason.TIMEOUT), Math.max(1, deadline - this.now()));
+    try {
+      const stream = await circ.openDirStream(this.o.descFetchTimeoutMs);
+      const res = await dirRequest(
+        stream,
+        { method: 'GET', path: `/tor/hs/3/${toBase64(blindedPub, false)}`, body: new Uint8Array(0) },
+        HS_DESC_MAX_LEN,
+      );
+      if (res.status === 404) return null;
+      if (res.status !== 200) throw new Error(`HSDir answered ${res.status}`);
+      return res.body;
+    } finally {
+      clearTimeout(timer);
+      circ.destroy(DestroyReason.FINISHED);
+    }
+  }
+
+  /* ------------------------------------------------------ rendezvous */
+
+  private async rendezvous(
+    identity: Uint8Array,
+    label: string,
+    desc: HsDescriptorContents,
+    keys: OnionPeriodKeys,
+    dir: NetDir,
+  ): Promise<OriginCircuit> {
+    const intros = shuffled(desc.introPoints, this.rng)
+      .map((ip) => ({ ip, relay: findIntroRelay(dir.relays, ip.linkSpecifiers) }))
+      .filter((x): x is { ip: IntroPointInfo; relay: NetRelay } => x.relay !== undefined)
+      .slice(0, this.o.maxIntroAttempts);
+    if (intros.length === 0) {
+      throw new SocksFailure(SocksReply.ONION_INTRO_FAILED, 'no usable introduction point in the descriptor');
+    }
+
+    // The rendezvous circuit and the first intro circuit are built at the same time.
+    const rendP = this.establishRendezvous(dir);
+    rendP.catch(() => {});
+    let nextIntro: Promise<OriginCircuit> | null = this.introCircuit(intros[0]!.relay);
+    nextIntro.catch(() => {});
+
+    let rend: PendingRendezvous;
+    try {
+      rend = await rendP;
+    } catch (e) {
+      void nextIntro.then((c) => c.destroy(DestroyReason.FINISHED)).catch(() => {});
+      throw e instanceof SocksFailure ? e : new SocksFailure(SocksReply.ONION_REND_FAILED, String(e));
+    }
+    const rendCirc = rend.circ;
+    // In place before any INTRODUCE1, so a fast service's RENDEZVOUS2 is never missed.
+    const rend2 = rendCirc.waitFor(
+      (_hop, m) => m.type === 'RENDEZVOUS2',
+      intros.length * (this.o.introAckTimeoutMs + this.o.descFetchTimeoutMs) + this.o.rendezvousTimeoutMs,
+    );
+    rend2.catch(() => {});
+
+    const sent: SentIntro[] = [];
+    let acked = false;
+    let timeouts = 0;
+    let lastError = '';
+    for (let i = 0; i < intros.length && !acked; i++) {
+      const { ip, relay } = intros[i]!;
+      const introP = nextIntro ?? this.introCircuit(relay);
+      nextIntro = null;
+      let introCirc: OriginCircuit;
+      try {
+        introCirc = await introP;
+      } catch (e) {
+        if (isTimeout(e)) timeouts += 1;
+        lastError = `intro circuit to ${relay.nickname}: ${String(e)}`;
+        continue;
+      }
+      try {
+        const built = buildIntroduce1(
+          {
+            authKey: ip.authKey,
+            B: ip.encKey,
+            subcredential: keys.subcredential,
+            plaintext: {
+              cookie: rend.cookie,
+              extensions: [],
+              onionKey: rend.rp.ntorKey,
+              linkSpecifiers: relayLinkSpecifiers({
+                address: rend.rp.address,
+                port: rend.rp.port,
+                legacyId: legacyIdFromEd25519(rend.rp.identity),
+                ed25519Id: rend.rp.identity,
+              }),
+            },
+          },
+          this.rng,
+        );
+        sent.push({ ip, x: built.x, X: built.X });
+        const ackP = introCirc.waitFor((_h, m) => m.type === 'INTRODUCE_ACK', this.o.introAckTimeoutMs);
+        introCirc.sendControl({ type: 'INTRODUCE1', body: built.cell });
+        const { msg } = await ackP;
+        const ack = decodeIntroduceAck(bodyOf(msg));
+        if (ack.status === IntroduceAckStatus.SUCCESS) acked = true;
+        else lastError = `intro point ${relay.nickname} answered INTRODUCE_ACK ${ack.status}`;
+      } catch (e) {
+        if (isTimeout(e)) timeouts += 1;
+        lastError = `intro point ${relay.nickname}: ${String(e)}`;
+      } finally {
+        // rend-spec-v3 §3.2.2: the intro circuit has done its job either way.
+        introCirc.destroy(DestroyReason.FINISHED);
+      }
+    }
+    if (!acked) {
+      rendCirc.destroy(DestroyReason.FINISHED);
+      const allTimedOut = timeouts > 0 && timeouts === intros.length;
+      throw new SocksFailure(
+        allTimedOut ? SocksReply.ONION_INTRO_TIMEOUT : SocksReply.ONION_INTRO_FAILED,
+        `introduction failed: ${lastError}`,
+      );
+    }
+
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new SocksFailure(SocksReply.ONION_REND_FAILED, 'no RENDEZVOUS2 in time')),
+          this.o.rendezvousTimeoutMs,
+        );
+      });
+      const { msg } = await Promise.race([rend2, timeout]);
+      const { Y, auth } = splitHandshakeInfo(decodeRendezvous2(bodyOf(msg)).handshakeInfo);
+      // The service answers the INTRODUCE1 it got; normally the acked one, but try each we sent.
+      let keySeed: Uint8Array | null = null;
+      for (const s of sent) {
+        try {
+          keySeed = hsNtorClientRendezvous({
+            x: s.x,
+            X: s.X,
+            B: s.ip.encKey,
+            authKey: s.ip.authKey,
+            Y,
+            auth,
+          });
+          break;
+        } catch {
+          // Not this one.
+        }
+      }
+      if (!keySeed)
+        throw new SocksFailure(SocksReply.ONION_REND_FAILED, 'RENDEZVOUS2 handshake does not verify');
+      rendCirc.addVirtualHop(hsVirtualHop(hsRendHopKeys(keySeed), 'client'), {
+        nickname: label,
+        identity,
+        ntorKey: new Uint8Array(32),
+        address: '',
+        port: 0,
+      });
+      keySeed.fill(0);
+      return rendCirc;
+    } catch (e) {
+      rendCirc.destroy(DestroyReason.FINISHED);
+      throw e instanceof SocksFailure ? e : new SocksFailure(SocksReply.ONION_REND_FAILED, String(e));
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private introCircuit(relay: NetRelay): Promise<OriginCircuit> {
+    return this.source.circuits.build({ purpose: 'onion-intro', lastHop: relay });
+  }
+
+  /** Picks a rendezvous point, builds to it and registers a fresh cookie. */
+  private async establishRendezvous(dir: NetDir): Promise<PendingRendezvous> {
+    const tried = new Set<string>();
+    let last: unknown;
+    for (let attempt = 0; attempt < this.o.maxRendAttempts; attempt++) {
+      const rp = chooseRendezvousPoint(dir.relays, dir.consensus.bandwidthWeights, this.rng, tried);
+      if (!rp) throw new SocksFailure(SocksReply.ONION_REND_FAILED, 'no relay can be a rendezvous point');
+      tried.add(rp.id);
+      this.m.rendezvousChosen.labels({ relay: rp.nickname }).inc();
+      let circ: OriginCircuit | null = null;
+      try {
+        circ = await this.source.circuits.build({ purpose: 'onion-rend', lastHop: rp });
+        const cookie = this.rng(REND_COOKIE_LEN);
+        const est = circ.waitFor(
+          (_h, m) => m.type === 'RENDEZVOUS_ESTABLISHED',
+          this.o.rendEstablishTimeoutMs,
+        );
+        circ.sendControl({ type: 'ESTABLISH_RENDEZVOUS', body: encodeEstablishRendezvous({ cookie }) });
+        await est;
+        return { circ, cookie, rp };
+      } catch (e) {
+        circ?.destroy(DestroyReason.FINISHED);
+        last = e;
+        this.logger.debug('rendezvous point failed', { relay: rp.nickname, error: String(e) });
+      }
+    }
+    throw new SocksFailure(SocksReply.ONION_REND_FAILED, `could not establish a rendezvous: ${String(last)}`);
+  }
+}
+
+function bodyOf(msg: RelayMessage): Uint8Array {
+  return 'body' in msg ? msg.body : new Uint8Array(0);
+}
+
+function isTimeout(e: unknown): boolean {
+  return e instanceof CircuitError && (e.kind === 'timeout' || e.reason === DestroyReason.TIMEOUT);
+}
+
+/** Any failure on the way to a SOCKS reply (0xFx codes for onion failures). */
+export function toOnionFailure(e: unknown): SocksFailure {
+  if (e instanceof SocksFailure) return e;
+  if (e instanceof StreamRefusedError) {
+    // The service refused the port or closed the stream before CONNECTED (C tor's END-reason table).
+    const reply =
+      {
+        [EndReason.EXITPOLICY]: SocksReply.NOT_ALLOWED,
+        [EndReason.CONNECTREFUSED]: SocksReply.CONNECTION_REFUSED,
+        [EndReason.RESOLVEFAILED]: SocksReply.HOST_UNREACHABLE,
+        [EndReason.NOROUTE]: SocksReply.HOST_UNREACHABLE,
+        [EndReason.TIMEOUT]: SocksReply.TTL_EXPIRED,
+      }[e.reason] ?? SocksReply.GENERAL_FAILURE;
+    return new SocksFailure(reply, e.message);
+  }
+  return new SocksFailure(SocksReply.GENERAL_FAILURE, e instanceof Error ? e.message : String(e));
+}
+
+/**
+ * The onion connector for a client (`ShallotClient.onion`): `client.circuits`
+ * builds the circuits, `client.dir` supplies the consensus.
+ */
+export function createOnionConnector(
+  client: Pick<ShallotClient, 'circuits' | 'dir'>,
+  opts: OnionClientOptions = {},
+): ((req: ConnectRequest) => Promise<Duplex>) & { client: OnionClient } {
+  const oc = new OnionClient(client, opts);
+  return Object.assign((req: ConnectRequest) => oc.connect(req), { client: oc });
+}
