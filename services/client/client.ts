@@ -22,6 +22,7 @@ import type { Logger } from '../net/log.js';
 import { CircuitError, StreamRefusedError } from '../net/origin-circuit.js';
 import { CircuitManager, type CircuitManagerOptions, DEFAULT_CIRCUIT_OPTIONS } from './circuit-manager.js';
 import { NetDir } from './netdir.js';
+import { createOnionConnector } from './onion.js';
 import { type ConnectRequest, SocksFailure, type SocksServer, startSocksServer } from './socks-server.js';
 import { SocksReply } from './socks5.js';
 
@@ -67,6 +68,12 @@ export class ShallotClient {
       { logger: c.logger, registry: c.registry, rng: c.rng ?? randomBytes, now: this.now },
       { ...DEFAULT_CIRCUIT_OPTIONS, ...opts.circuits },
     );
+    this.onion = createOnionConnector(this, {
+      logger: c.logger.child('onion'),
+      registry: c.registry,
+      now: this.now,
+      ...(c.rng ? { rng: c.rng } : {}),
+    });
   }
 
   get dir(): NetDir | null {
