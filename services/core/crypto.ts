@@ -427,3 +427,17 @@ export function x25519ToEd25519Public(u: Uint8Array, signBit: 0 | 1 = 0): Uint8A
   out[31]! |= signBit << 7;
   return out;
 }
+
+/**
+ * Incremental SHA-256, for checking downloads too large to hold in memory
+ * (the load generator verifies every response body against /sha256/<n>).
+ */
+export function sha256Incremental(): { update(b: Uint8Array): void; digest(): Uint8Array } {
+  const h = nc.createHash('sha256');
+  return {
+    update: (b) => {
+      h.update(b);
+    },
+    digest: () => u8(h.digest()),
+  };
+}
