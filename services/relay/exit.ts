@@ -12,7 +12,7 @@ import { EndReason } from '../core/relay-cell.js';
 import type { OrCircuit } from '../net/or-circuit.js';
 
 export interface ExitOutcome {
-  outcome: 'connected' | 'exitpolicy' | 'resolvefailed' | 'refused' | 'timeout' | 'limit';
+  outcome: 'connected' | 'exitpolicy' | 'resolvefailed' | 'refused' | 'timeout' | 'limit' | 'abandoned';
 }
 
 const CONNECT_TIMEOUT_MS = 10_000;
@@ -42,8 +42,15 @@ export async function openExitStream(
     return { outcome: 'limit' };
   }
   const socket = net.connect({ host: addr, port: target.port });
+  // END from the client or the circuit's death may come while we connect: the
+  // stream then errors, and an 'error' nobody listens to would kill the relay.
+  stream.on('error', () => socket.destroy());
   const result = await new Promise<ExitOutcome['outcome']>((resolve) => {
     const timer = setTimeout(() => resolve('timeout'), CONNECT_TIMEOUT_MS);
+    stream.once('close', () => {
+      clearTimeout(timer);
+      resolve('abandoned');
+    });
     socket.once('connect', () => {
       clearTimeout(timer);
       resolve('connected');
@@ -53,6 +60,10 @@ export async function openExitStream(
       resolve('refused');
     });
   });
+  if (result === 'abandoned' || stream.destroyed) {
+    socket.destroy();
+    return { outcome: 'abandoned' };
+  }
   if (result !== 'connected') {
     socket.destroy();
     stream.sendEnd(result === 'timeout' ? EndReason.TIMEOUT : EndReason.CONNECTREFUSED);

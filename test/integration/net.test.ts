@@ -483,6 +483,30 @@ describe('losing a relay mid-path', () => {
   );
 });
 
+describe('streams', () => {
+  it('an END (or DESTROY) that overtakes the exit connecting does not crash the relay', async () => {
+    const circ = await build(newPool(), [r0, r1]);
+    const unhandled: unknown[] = [];
+    const onErr = (e: unknown) => unhandled.push(e);
+    process.on('uncaughtException', onErr);
+    try {
+      // BEGIN and END leave in one batch: the exit sees END while its TCP connect is pending.
+      const refused = circ.openStream({ host: '127.0.0.1', port: echo.port }, 300).catch((e: unknown) => e);
+      circ.sendRelay(1, 1, { type: 'END', reason: EndReason.MISC });
+      await refused;
+      const c2 = await build(newPool(), [r0, r1]);
+      void c2.openStream({ host: '127.0.0.1', port: echo.port }, 2_000).catch(() => {});
+      c2.destroy();
+      await sleep(200);
+    } finally {
+      process.off('uncaughtException', onErr);
+    }
+    expect(unhandled).toEqual([]);
+    await echoThrough(circ, echo.port, 1_000);
+    circ.destroy();
+  });
+});
+
 /* ------------------------------------------------------- streams and windows */
 
 /** Sums what a relay holds in stream buffers and link send queues. */
