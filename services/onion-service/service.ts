@@ -1,0 +1,889 @@
+/**
+ * A v3 onion service (rend-spec-v3 §1, §2.2-2.5, §3, §4) running on an
+ * embedded Shallot client.
+ *
+ * Overview:
+ * - Identity: an Ed25519 master key (0600 file, identity.ts); the onion
+ *   address is its public half.
+ * - Intro points (§3.1): `numIntroPoints` Stable relays, each reached by a
+ *   3-hop 'onion-intro' circuit ending at it, with a fresh auth key
+ *   (KP_hs_ipt_sid) and enc key (KP_hss_ntor) per intro point.
+ *   ESTABLISH_INTRO is MACed with the circuit's last-hop KH, signed by the
+ *   auth key and carries the DoS extension; INTRO_ESTABLISHED confirms it.
+ *   A dead circuit, or an intro relay that left the consensus, is replaced
+ *   with a new relay and new keys, and the descriptors are republished.
+ * - Descriptors (§2.4-2.5): two at a time (periods.ts), each with its own
+ *   blinded key, subcredential and descriptor-signing key, a revision
+ *   counter from the clock in ms (monotone, and shared by instances that
+ *   share the identity), listing the intro points of every live instance
+ *   (instances.ts). Each goes to the responsible HSDirs (hsdir-ring.ts:
+ *   2 replicas x spread 4) by POST /tor/hs/3/publish over BEGIN_DIR on a
+ *   3-hop 'hsdir' circuit, whenever the intro set or the ring changes, on
+ *   a new time period, after a failed upload, and every 60-120 min.
+ * - INTRODUCE2 (§3.3): a token bucket, a replay cache (hash of the cell),
+ *   then openIntroduce2 with every live subcredential (both descriptors'
+ *   periods and the periods either side of now).
+ * - Rendezvous (§3.4, §4.2): a 3-hop 'onion-rend' circuit to the
+ *   rendezvous point named by the client's link specifiers (the consensus
+ *   entry when its Ed25519 id is listed, else the specifiers themselves,
+ *   always with the client-given onion key), RENDEZVOUS1 with hs-ntor's
+ *   Y|AUTH, then the hs-ntor virtual hop; BEGIN ":<virtualPort>" streams
+ *   are served by the backend (TCP splice, or builtin-http.ts), others get
+ *   END DONE (C tor: DONE, not EXITPOLICY, so port scans learn nothing).
+ *
+ * Not here: client authorization (descriptors are published without
+ * it), proof-of-work, vanguards, intro-point rotation by age or count
+ * (intro points live as long as their circuits).
+ *
+ * Metrics (label service = name): shallot_hs_descriptor_upload_total{outcome=
+ * success|rejected|failure}, shallot_hs_intro_requests_total{outcome=accepted|
+ * replay|bad_mac|rate_limited|invalid}, shallot_hs_rend_total{outcome=success|
+ * failure}, shallot_hs_intro_points{instance}.
+ */
+import * as net from 'node:net';
+import * as path from 'node:path';
+import type { Registry } from 'prom-client';
+import type { ShallotClient } from '../client/client.js';
+import type { NetRelay } from '../client/netdir.js';
+import { toHex, utf8 } from '../core/bytes.js';
+import { DestroyReason } from '../core/cells.js';
+import {
+  type ExpandedKey,
+  ed25519Expand,
+  ed25519PublicFromSeed,
+  legacyIdFromEd25519,
+  randomBytes,
+  sha3_256,
+  x25519Generate,
+} from '../core/crypto.js';
+import type { Consensus } from '../core/dirdoc.js';
+import { CryptoError, ShallotError } from '../core/errors.js';
+import {
+  buildEstablishIntro,
+  type DosParams,
+  encodeRendezvous1,
+  joinHandshakeInfo,
+  openIntroduce2,
+} from '../core/hs-cells.js';
+import { buildHsDescriptor, HS_DESC_MAX_INTRO_POINTS, type IntroPointInfo } from '../core/hs-descriptor.js';
+import { blindExpandedKey, blindIdentity, hsSubcredential } from '../core/hs-keys.js';
+import { hsNtorServiceRendezvous, hsRendHopKeys } from '../core/hs-ntor.js';
+import { type TimePeriodParams, timePeriodNum, timePeriodParams } from '../core/hs-time.js';
+import { responsibleHsDirs } from '../core/hsdir-ring.js';
+import { type LinkSpecifier, relayLinkSpecifiers } from '../core/link-specifiers.js';
+import { encodeOnionAddress } from '../core/onion-address.js';
+import { EndReason, parseBeginTarget, type RelayMessage } from '../core/relay-cell.js';
+import { hsVirtualHop } from '../core/relay-crypto.js';
+import { type Metrics, metricsFor } from '../metrics/metrics.js';
+import { dirRequest } from '../net/dir-http.js';
+import type { Logger } from '../net/log.js';
+import type { OriginCircuit } from '../net/origin-circuit.js';
+import { TypedEmitter } from '../net/typed-emitter.js';
+import { spliceSocket } from '../relay/exit.js';
+import { serveBuiltinHttp } from './builtin-http.js';
+import { loadOrCreateIdentity } from './identity.js';
+import {
+  isValidInstanceName,
+  readPeerRecords,
+  removeInstanceRecord,
+  writeInstanceRecord,
+} from './instances.js';
+import { type PeriodSrv, serviceDescriptorPeriods } from './periods.js';
+
+export type Backend = { type: 'tcp'; host: string; port: number } | { type: 'builtin' };
+
+export interface OnionServiceOptions {
+  /** Name for logs and the `service` metric label. */
+  name: string;
+  /** This instance's name (several may share one identity); default "default". */
+  instance?: string;
+  /** Identity key file (created 0600 if missing). One of this or identitySeed. */
+  identityKeyFile?: string;
+  identitySeed?: Uint8Array;
+  /** Where instances meet (instances/<name>.json); default the key file's directory; none: no sharing. */
+  dataDir?: string;
+  numIntroPoints?: number;
+  backend: Backend;
+  /** The port clients BEGIN to (":port"). */
+  virtualPort?: number;
+  /** Time periods from the voting interval (C tor TestingTorNetwork); default true. */
+  testnet?: boolean;
+  /** Republish at a random time in [min, max] ms after an upload (default 60-120 min). */
+  republishMs?: [number, number];
+  /** Instance heartbeat (default 5 s); a peer record older than 4 heartbeats is ignored. */
+  heartbeatMs?: number;
+  /** Internal housekeeping period (default 1 s). */
+  tickMs?: number;
+  /** Asked of the intro points in ESTABLISH_INTRO's DoS extension (default 25/s, burst 200, as C tor). */
+  introDos?: DosParams;
+  /** The service's own INTRODUCE2 budget (default 50/s, burst 300). */
+  introduceRate?: { rate: number; burst: number };
+  /** Rendezvous circuits being built at once before INTRODUCE2s are dropped (default 64). */
+  maxPendingRendezvous?: number;
+}
+
+export interface OnionServiceComponents {
+  logger: Logger;
+  registry: Registry;
+  client: ShallotClient;
+  now?: () => number;
+}
+
+export interface OnionServiceEvents {
+  /** A descriptor upload round finished (for tests and logs). */
+  published: { tp: number; uploaded: number; failed: number; introPoints: number };
+  introEstablished: { relay: string };
+  rendezvous: { relay: string };
+}
+
+export class OnionServiceError extends ShallotError {
+  constructor(message: string) {
+    super('ERR_ONION_SERVICE', message);
+  }
+}
+
+interface Intro {
+  relay: NetRelay;
+  authSeed: Uint8Array;
+  authPub: Uint8Array;
+  encSecret: Uint8Array;
+  encPub: Uint8Array;
+  circ: OriginCircuit | null;
+  established: boolean;
+  closed: boolean;
+  launchedAt: number;
+}
+
+interface DescState {
+  period: PeriodSrv;
+  blindedPub: Uint8Array;
+  blindedKey: ExpandedKey;
+  subcredential: Uint8Array;
+  signingSeed: Uint8Array;
+  /** Intro set + HSDir set of the last good upload. */
+  uploadedSig: string | null;
+  nextUploadAt: number;
+  uploading: boolean;
+}
+
+const DEFAULT_REPUBLISH: [number, number] = [60 * 60_000, 120 * 60_000];
+const REPLAY_CACHE_MAX = 50_000;
+const UPLOAD_TIMEOUT_MS = 30_000;
+const UPLOAD_RETRY_MS = 5_000;
+const INTRO_FAIL_BACKOFF_MS = 30_000;
+/** How long a new intro point may hold back a descriptor upload while it is being established. */
+const INTRO_SETTLE_MS = 5_000;
+
+class TokenBucket {
+  private tokens: number;
+  private last: number;
+  constructor(
+    private readonly rate: number,
+    private readonly burst: number,
+    now: number,
+  ) {
+    this.tokens = burst;
+    this.last = now;
+  }
+  take(now: number): boolean {
+    this.tokens = Math.min(this.burst, this.tokens + (Math.max(0, now - this.last) * this.rate) / 1000);
+    this.last = now;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+}
+
+export class OnionService extends TypedEmitter<OnionServiceEvents> {
+  private seed: Uint8Array | null = null;
+  private identityPub: Uint8Array | null = null;
+  private expanded: ExpandedKey | null = null;
+  private address: string | null = null;
+  private readonly instance: string;
+  private readonly dataDir: string | null;
+  private readonly numIntro: number;
+  private readonly virtualPort: number;
+  private readonly now: () => number;
+  private readonly m: Metrics['service'];
+  private readonly label: { service: string };
+  private readonly log: Logger;
+  private readonly intros = new Set<Intro>();
+  private readonly failedRelays = new Map<string, number>();
+  private readonly descs = new Map<number, DescState>();
+  private readonly subcreds = new Map<number, Uint8Array>();
+  private readonly replay = new Map<string, number>();
+  private readonly rendCircuits = new Set<OriginCircuit>();
+  private readonly bucket: TokenBucket;
+  private peerIntroPoints: IntroPointInfo[] = [];
+  private peerRelayIds = new Set<string>();
+  private lastConsensus: Consensus | null = null;
+  private params: TimePeriodParams | null = null;
+  private lastRevision = 0n;
+  private pendingRend = 0;
+  private lastHeartbeat = 0;
+  private lastOwnSig = '';
+  private timer: NodeJS.Timeout | null = null;
+  private kickTimer: NodeJS.Timeout | null = null;
+  private ticking = false;
+  private running = false;
+  private publishedRounds = 0;
+
+  constructor(
+    private readonly c: OnionServiceComponents,
+    readonly opts: OnionServiceOptions,
+  ) {
+    super();
+    this.instance = opts.instance ?? 'default';
+    if (!isValidInstanceName(this.instance))
+      throw new OnionServiceError(`bad instance name "${this.instance}"`);
+    if (!opts.identityKeyFile && !opts.identitySeed)
+      throw new OnionServiceError('need identityKeyFile or identitySeed');
+    this.dataDir = opts.dataDir ?? (opts.identityKeyFile ? path.dirname(opts.identityKeyFile) : null);
+    this.numIntro = opts.numIntroPoints ?? 3;
+    if (!Number.isInteger(this.numIntro) || this.numIntro < 1 || this.numIntro > HS_DESC_MAX_INTRO_POINTS)
+      throw new OnionServiceError('numIntroPoints must be 1..20');
+    this.virtualPort = opts.virtualPort ?? 80;
+    this.now = c.now ?? Date.now;
+    this.m = metricsFor(c.registry).service;
+    this.label = { service: opts.name };
+    this.log = c.logger;
+    const ir = opts.introduceRate ?? { rate: 50, burst: 300 };
+    this.bucket = new TokenBucket(ir.rate, ir.burst, this.now());
+  }
+
+  /** "<56 base32>.onion"; available after start(). */
+  get onionAddress(): string {
+    if (!this.address) throw new OnionServiceError('not started');
+    return this.address;
+  }
+
+  get identityPublicKey(): Uint8Array {
+    if (!this.identityPub) throw new OnionServiceError('not started');
+    return this.identityPub;
+  }
+
+  /** Established intro points of this instance. */
+  get establishedIntroPoints(): number {
+    let n = 0;
+    for (const i of this.intros) if (i.established) n++;
+    return n;
+  }
+
+  /** Intro points this instance's descriptors currently list (own + peers'). */
+  get publishedIntroPoints(): IntroPointInfo[] {
+    return this.mergedIntroPoints();
+  }
+
+  /** Upload rounds completed with at least one HSDir accepting. */
+  get published(): number {
+    return this.publishedRounds;
+  }
+
+  health(): { ok: boolean; ready: boolean; onion: string | null; introPoints: number; published: number } {
+    return {
+      ok: this.running,
+      ready: this.running && this.publishedRounds > 0,
+      onion: this.address,
+      introPoints: this.establishedIntroPoints,
+      published: this.publishedRounds,
+    };
+  }
+
+  async start(): Promise<void> {
+    if (this.running) return;
+    let seed = this.opts.identitySeed;
+    if (!seed) {
+      const file = this.opts.identityKeyFile as string;
+      const loaded = await loadOrCreateIdentity(file);
+      seed = loaded.seed;
+      if (loaded.created) this.log.info('created a new onion-service identity key', { file });
+    }
+    if (seed.length !== 32) throw new OnionServiceError('identity seed must be 32 bytes');
+    this.seed = seed;
+    this.identityPub = ed25519PublicFromSeed(seed);
+    this.expanded = ed25519Expand(seed);
+    this.address = encodeOnionAddress(this.identityPub);
+    this.running = true;
+    this.log.info('onion service starting', {
+      onion: this.address,
+      instance: this.instance,
+      backend:
+        this.opts.backend.type === 'tcp' ? `${this.opts.backend.host}:${this.opts.backend.port}` : 'builtin',
+      virtualPort: this.virtualPort,
+    });
+    this.m.introPoints.labels({ ...this.label, instance: this.instance }).set(0);
+    this.timer = setInterval(() => void this.tick(), this.opts.tickMs ?? 1000);
+    this.timer.unref();
+    void this.tick();
+  }
+
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    if (this.timer) clearInterval(this.timer);
+    if (this.kickTimer) clearTimeout(this.kickTimer);
+    this.timer = this.kickTimer = null;
+    for (const i of this.intros) this.dropIntro(i);
+    this.intros.clear();
+    for (const circ of this.rendCircuits) circ.destroy(DestroyReason.FINISHED);
+    this.rendCircuits.clear();
+    this.m.introPoints.labels({ ...this.label, instance: this.instance }).set(0);
+    if (this.dataDir) await removeInstanceRecord(this.dataDir, this.instance).catch(() => {});
+    this.log.info('onion service stopped', { onion: this.address });
+  }
+
+  /** Runs housekeeping soon (after an intro point comes or goes). */
+  private kick(delayMs = 200): void {
+    if (!this.running || this.kickTimer) return;
+    this.kickTimer = setTimeout(() => {
+      this.kickTimer = null;
+      void this.tick();
+    }, delayMs);
+    this.kickTimer.unref();
+  }
+
+  /* ------------------------------------------------------------ housekeeping */
+
+  private async tick(): Promise<void> {
+    if (!this.running || this.ticking) return;
+    this.ticking = true;
+    try {
+      const dir = this.c.client.dir;
+      if (!dir) return;
+      const consensus = dir.consensus;
+      if (consensus !== this.lastConsensus) this.onConsensus(consensus);
+      this.maintainIntros();
+      await this.syncInstances();
+      this.maintainDescriptors();
+    } catch (e) {
+      this.log.warn('onion service housekeeping failed', { error: (e as Error).message });
+    } finally {
+      this.ticking = false;
+    }
+  }
+
+  private onConsensus(consensus: Consensus): void {
+    this.lastConsensus = consensus;
+    this.params = timePeriodParams({
+      votingIntervalSec: consensus.votingIntervalSec,
+      testnet: this.opts.testnet ?? true,
+    });
+    const periods = serviceDescriptorPeriods(consensus, this.params);
+    const keep = new Set(periods.map((p) => p.tp));
+    for (const tp of this.descs.keys()) if (!keep.has(tp)) this.descs.delete(tp);
+    for (const p of periods) {
+      const d = this.descs.get(p.tp);
+      if (!d) this.descs.set(p.tp, this.newDescState(p));
+      else if (toHex(d.period.srv) !== toHex(p.srv)) d.period = p; // the ring changed: the upload check sees it
+    }
+    // Intro points on relays that left the consensus are replaced.
+    const listed = new Set(this.c.client.dir?.relays.map((r) => r.id));
+    for (const i of this.intros) {
+      if (!listed.has(i.relay.id)) {
+        this.log.info('intro point left the consensus; replacing it', { relay: i.relay.nickname });
+        this.dropIntro(i);
+      }
+    }
+    const tpNow = timePeriodNum(consensus.validAfterMs, this.params);
+    for (const tp of this.subcreds.keys()) if (tp < tpNow - 2 || tp > tpNow + 2) this.subcreds.delete(tp);
+  }
+
+  private newDescState(period: PeriodSrv): DescState {
+    const p = this.params as TimePeriodParams;
+    const tp = BigInt(period.tp);
+    const len = BigInt(p.lengthMinutes);
+    const blindedPub = blindIdentity(this.identityPub as Uint8Array, tp, len);
+    return {
+      period,
+      blindedPub,
+      blindedKey: blindExpandedKey(this.expanded as ExpandedKey, tp, len),
+      subcredential: hsSubcredential(this.identityPub as Uint8Array, blindedPub),
+      signingSeed: randomBytes(32),
+      uploadedSig: null,
+      nextUploadAt: 0,
+      uploading: false,
+    };
+  }
+
+  private subcredentialFor(tp: number): Uint8Array {
+    const d = this.descs.get(tp);
+    if (d) return d.subcredential;
+    let s = this.subcreds.get(tp);
+    if (!s) {
+      const len = BigInt((this.params as TimePeriodParams).lengthMinutes);
+      s = hsSubcredential(
+        this.identityPub as Uint8Array,
+        blindIdentity(this.identityPub as Uint8Array, BigInt(tp), len),
+      );
+      this.subcreds.set(tp, s);
+    }
+    return s;
+  }
+
+  /** Both descriptors' periods, then the periods around now (clients with older or newer consensuses). */
+  private liveSubcredentials(): Uint8Array[] {
+    const tps = new Set<number>(this.descs.keys());
+    if (this.lastConsensus && this.params) {
+      const now = timePeriodNum(this.lastConsensus.validAfterMs, this.params);
+      for (const tp of [now, now - 1, now + 1]) tps.add(tp);
+    }
+    return [...tps].map((tp) => this.subcredentialFor(tp));
+  }
+
+  /* ------------------------------------------------------------ intro points */
+
+  private maintainIntros(): void {
+    const dir = this.c.client.dir;
+    if (!dir) return;
+    const now = this.now();
+    for (const [id, until] of this.failedRelays) if (until <= now) this.failedRelays.delete(id);
+    const used = new Set([...this.intros].map((i) => i.relay.id));
+    const base = dir.relays.filter(
+      (r) =>
+        r.flags.includes('Running') &&
+        r.flags.includes('Valid') &&
+        r.flags.includes('Stable') &&
+        !used.has(r.id) &&
+        !this.failedRelays.has(r.id),
+    );
+    // Prefer relays no other instance uses, so a relay's loss takes out one instance's intro point only.
+    const fresh = base.filter((r) => !this.peerRelayIds.has(r.id));
+    const pool = fresh.length > 0 ? fresh : base;
+    while (this.intros.size < this.numIntro && pool.length > 0) {
+      const idx = randomBytes(4).reduce((a, b) => a * 256 + b, 0) % pool.length;
+      const [relay] = pool.splice(idx, 1);
+      if (relay) this.launchIntro(relay);
+    }
+  }
+
+  private launchIntro(relay: NetRelay): void {
+    const authSeed = randomBytes(32);
+    const enc = x25519Generate(randomBytes);
+    const intro: Intro = {
+      relay,
+      authSeed,
+      authPub: ed25519PublicFromSeed(authSeed),
+      encSecret: enc.secret,
+      encPub: enc.public,
+      circ: null,
+      established: false,
+      closed: false,
+      launchedAt: this.now(),
+    };
+    this.intros.add(intro);
+    this.establish(intro).catch((e: unknown) => {
+      this.log.info('could not establish an intro point', {
+        relay: relay.nickname,
+        error: (e as Error).message,
+      });
+      this.failedRelays.set(relay.id, this.now() + INTRO_FAIL_BACKOFF_MS);
+      this.dropIntro(intro);
+    });
+  }
+
+  private async establish(intro: Intro): Promise<void> {
+    const circ = await this.c.client.circuits.build({ purpose: 'onion-intro', lastHop: intro.relay });
+    if (intro.closed || !this.running) {
+      circ.destroy(DestroyReason.FINISHED);
+      return;
+    }
+    intro.circ = circ;
+    circ.on('destroyed', () => {
+      if (intro.closed) return;
+      if (intro.established)
+        this.log.info('intro circuit closed; replacing the intro point', { relay: intro.relay.nickname });
+      this.dropIntro(intro);
+    });
+    const kh = circ.lastHopKh;
+    if (!kh) throw new OnionServiceError('intro circuit has no KH for its last hop');
+    const hop = circ.length - 1;
+    const reply = circ.waitFor((h, m) => h === hop && m.type === 'INTRO_ESTABLISHED', 30_000);
+    circ.on('message', ({ hop: h, msg }) => {
+      if (h === hop && msg.type === 'INTRODUCE2') this.onIntroduce2(intro, msg.body);
+    });
+    const body = buildEstablishIntro(
+      {
+        authKeyPub: intro.authPub,
+        authKeySeed: intro.authSeed,
+        dos: this.opts.introDos ?? { rate: 25, burst: 200 },
+      },
+      kh,
+    );
+    circ.sendControl({ type: 'ESTABLISH_INTRO', body });
+    await reply;
+    if (intro.closed) return;
+    intro.established = true;
+    this.updateIntroGauge();
+    this.log.info('intro point established', { relay: intro.relay.nickname, instance: this.instance });
+    this.emit('introEstablished', { relay: intro.relay.nickname });
+    this.kick();
+  }
+
+  private dropIntro(intro: Intro): void {
+    if (intro.closed) return;
+    intro.closed = true;
+    this.intros.delete(intro);
+    intro.circ?.destroy(DestroyReason.FINISHED);
+    this.updateIntroGauge();
+    this.kick();
+  }
+
+  private updateIntroGauge(): void {
+    this.m.introPoints.labels({ ...this.label, instance: this.instance }).set(this.establishedIntroPoints);
+  }
+
+  private ownIntroPoints(): IntroPointInfo[] {
+    const out: IntroPointInfo[] = [];
+    for (const i of this.intros) {
+      if (!i.established) continue;
+      out.push({
+        linkSpecifiers: relayLinkSpecifiers({
+          address: i.relay.address,
+          port: i.relay.port,
+          legacyId: legacyIdFromEd25519(i.relay.identity),
+          ed25519Id: i.relay.identity,
+        }),
+        onionKey: i.relay.ntorKey,
+        authKey: i.authPub,
+        encKey: i.encPub,
+      });
+    }
+    return out;
+  }
+
+  private mergedIntroPoints(): IntroPointInfo[] {
+    const out = this.ownIntroPoints();
+    const seen = new Set(out.map((ip) => toHex(ip.authKey)));
+    for (const ip of this.peerIntroPoints) {
+      if (out.length >= HS_DESC_MAX_INTRO_POINTS) break;
+      const k = toHex(ip.authKey);
+      if (seen.has(k)) continue;
+      seen.add(k);
+      out.push(ip);
+    }
+    return out;
+  }
+
+  /* ------------------------------------------------------------ instances */
+
+  private async syncInstances(): Promise<void> {
+    if (!this.dataDir) return;
+    const now = this.now();
+    const heartbeat = this.opts.heartbeatMs ?? 5_000;
+    const own = this.ownIntroPoints();
+    const ownSig = own.map((ip) => toHex(ip.authKey)).join(',');
+    if (ownSig !== this.lastOwnSig || now - this.lastHeartbeat >= heartbeat) {
+      await writeInstanceRecord(this.dataDir, { instance: this.instance, updatedMs: now, introPoints: own });
+      this.lastOwnSig = ownSig;
+      this.lastHeartbeat = now;
+    }
+    const peers = await readPeerRecords(this.dataDir, this.instance, now, 4 * heartbeat);
+    this.peerIntroPoints = peers.flatMap((p) => p.introPoints);
+    this.peerRelayIds = new Set(
+      this.peerIntroPoints.flatMap((ip) =>
+        ip.linkSpecifiers.flatMap((s) => (s.type === 'ed25519' ? [toHex(s.id)] : [])),
+      ),
+    );
+  }
+
+  /* ------------------------------------------------------------ descriptors */
+
+  private nextRevision(): bigint {
+    // Milliseconds since the epoch: monotone here and, within clock skew, across instances.
+    const t = BigInt(this.now());
+    this.lastRevision = t > this.lastRevision ? t : this.lastRevision + 1n;
+    return this.lastRevision;
+  }
+
+  private maintainDescriptors(): void {
+    const dir = this.c.client.dir;
+    if (!dir || !this.params) return;
+    const ips = this.mergedIntroPoints();
+    // C tor waits for its intro points before the first upload; so do we (at least one, for a short outage).
+    if (ips.length === 0) return;
+    // Intro points still being established soon change the set: wait a little so one upload covers them.
+    const now = this.now();
+    for (const i of this.intros) if (!i.established && now - i.launchedAt < INTRO_SETTLE_MS) return;
+    const introSig = ips
+      .map((ip) => toHex(ip.authKey))
+      .sort()
+      .join(',');
+    const hsdirs = dir.relays
+      .filter((r) => r.flags.includes('HSDir') && r.flags.includes('Running') && r.flags.includes('Valid'))
+      .map((r) => ({ id: r.identity, relay: r }));
+    for (const d of this.descs.values()) {
+      if (d.uploading) continue;
+      const targets = responsibleHsDirs(
+        hsdirs,
+        d.blindedPub,
+        d.period.srv,
+        BigInt(d.period.tp),
+        BigInt(this.params.lengthMinutes),
+      ).map((x) => x.relay);
+      if (targets.length === 0) continue;
+      const sig = `${introSig}|${targets.map((t) => t.id).join(',')}`;
+      // Upload on any change of intro set or ring, else when the republish (or retry) time comes.
+      if (sig === d.uploadedSig && now < d.nextUploadAt) continue;
+      void this.upload(d, ips, targets, sig);
+    }
+  }
+
+  private republishDelay(): number {
+    const [lo, hi] = this.opts.republishMs ?? DEFAULT_REPUBLISH;
+    return lo + Math.random() * (hi - lo);
+  }
+
+  private async upload(d: DescState, ips: IntroPointInfo[], targets: NetRelay[], sig: string): Promise<void> {
+    d.uploading = true;
+    const nowMs = this.now();
+    let text: string;
+    try {
+      text = buildHsDescriptor(
+        {
+          identityPub: this.identityPub as Uint8Array,
+          blindedKey: d.blindedKey,
+          blindedPub: d.blindedPub,
+          descSigningSeed: d.signingSeed,
+          revisionCounter: this.nextRevision(),
+          introPoints: ips,
+          subcredential: d.subcredential,
+          nowMs,
+        },
+        randomBytes,
+      );
+    } catch (e) {
+      d.uploading = false;
+      this.log.error('could not build the descriptor', { error: (e as Error).message });
+      return;
+    }
+    const results = await Promise.all(targets.map((t) => this.uploadOne(t, text)));
+    d.uploading = false;
+    const ok = results.filter((r) => r === 'success').length;
+    const failed = results.length - ok;
+    if (ok > 0) this.publishedRounds++;
+    // Any HSDir that missed it gets a retry soon (all of them: the revision counter makes that harmless).
+    d.uploadedSig = sig;
+    d.nextUploadAt = this.now() + (failed > 0 ? UPLOAD_RETRY_MS : this.republishDelay());
+    this.log.info('descriptor published', {
+      onion: this.address,
+      instance: this.instance,
+      tp: d.period.tp,
+      srv: d.period.source,
+      introPoints: ips.length,
+      uploaded: ok,
+      failed,
+    });
+    this.emit('published', { tp: d.period.tp, uploaded: ok, failed, introPoints: ips.length });
+  }
+
+  private async uploadOne(hsdir: NetRelay, text: string): Promise<'success' | 'rejected' | 'failure'> {
+    let circ: OriginCircuit | null = null;
+    let outcome: 'success' | 'rejected' | 'failure' = 'failure';
+    const timer = setTimeout(() => circ?.destroy(DestroyReason.TIMEOUT), UPLOAD_TIMEOUT_MS);
+    try {
+      circ = await this.c.client.circuits.build({ purpose: 'hsdir', lastHop: hsdir });
+      const stream = await circ.openDirStream(UPLOAD_TIMEOUT_MS);
+      const res = await dirRequest(
+        stream,
+        { method: 'POST', path: '/tor/hs/3/publish', body: utf8(text) },
+        4096,
+      );
+      outcome = res.status === 200 ? 'success' : 'rejected';
+      if (outcome === 'rejected') {
+        this.log.warn('HSDir refused the descriptor', {
+          hsdir: hsdir.nickname,
+          status: res.status,
+          body: Buffer.from(res.body).toString('utf8').slice(0, 200),
+        });
+      }
+    } catch (e) {
+      this.log.debug('descriptor upload failed', { hsdir: hsdir.nickname, error: (e as Error).message });
+    } finally {
+      clearTimeout(timer);
+      circ?.destroy(DestroyReason.FINISHED);
+    }
+    this.m.descriptorUploads.labels({ ...this.label, outcome }).inc();
+    return outcome;
+  }
+
+  /* ------------------------------------------------------------ INTRODUCE2 */
+
+  private introOutcome(outcome: string): void {
+    this.m.introRequests.labels({ ...this.label, outcome }).inc();
+  }
+
+  private seenBefore(body: Uint8Array): boolean {
+    const now = this.now();
+    const key = toHex(sha3_256(body));
+    const ttl = 2 * (this.params?.lengthMinutes ?? 1440) * 60_000;
+    const exp = this.replay.get(key);
+    if (exp !== undefined && exp > now) return true;
+    this.replay.delete(key);
+    this.replay.set(key, now + ttl);
+    // Map order is insertion order: drop the oldest entries (expired first in practice).
+    while (this.replay.size > REPLAY_CACHE_MAX) {
+      const first = this.replay.keys().next().value as string;
+      this.replay.delete(first);
+    }
+    return false;
+  }
+
+  private onIntroduce2(intro: Intro, body: Uint8Array): void {
+    if (!this.running) return;
+    if (!this.bucket.take(this.now()) || this.pendingRend >= (this.opts.maxPendingRendezvous ?? 64)) {
+      this.introOutcome('rate_limited');
+      return;
+    }
+    // rend-spec-v3 §3.3 / C tor: a replayed INTRODUCE2 is dropped before any crypto.
+    if (this.seenBefore(body)) {
+      this.introOutcome('replay');
+      return;
+    }
+    let opened: ReturnType<typeof openIntroduce2>;
+    try {
+      opened = openIntroduce2(body, {
+        b: intro.encSecret,
+        B: intro.encPub,
+        subcredentials: this.liveSubcredentials(),
+        authKey: intro.authPub,
+      });
+    } catch (e) {
+      this.introOutcome(e instanceof CryptoError ? 'bad_mac' : 'invalid');
+      this.log.debug('INTRODUCE2 refused', { error: (e as Error).message });
+      return;
+    }
+    this.introOutcome('accepted');
+    this.pendingRend++;
+    this.rendezvous(intro, opened)
+      .catch((e: unknown) => {
+        this.m.rend.labels({ ...this.label, outcome: 'failure' }).inc();
+        this.log.info('rendezvous failed', { error: (e as Error).message });
+      })
+      .finally(() => {
+        this.pendingRend--;
+      });
+  }
+
+  /* ------------------------------------------------------------ rendezvous */
+
+  /** The rendezvous point as a last hop: its consensus entry, or one made from the client's specifiers. */
+  private rendezvousTarget(specs: LinkSpecifier[], onionKey: Uint8Array): NetRelay {
+    const ed = specs.find((s) => s.type === 'ed25519');
+    const listed = ed ? this.c.client.dir?.get(toHex(ed.id)) : undefined;
+    // C tor extends with the onion key the client gave, whatever the consensus says.
+    if (listed) return { ...listed, ntorKey: onionKey };
+    const v4 = specs.find((s) => s.type === 'ipv4');
+    if (ed?.type !== 'ed25519' || v4?.type !== 'ipv4')
+      throw new OnionServiceError('rendezvous point has no Ed25519 id or IPv4 address');
+    const entry = {
+      nickname: 'unlisted-rp',
+      identity: ed.id,
+      ntorOnionKey: onionKey,
+      address: v4.addr,
+      orPort: v4.port,
+      publishedMs: 0,
+      flags: ['Running', 'Stable', 'Valid'],
+      bandwidth: 0,
+      exitPolicy: [],
+      family: [],
+      descriptorDigest: new Uint8Array(32),
+    } as unknown as NetRelay['entry'];
+    return {
+      id: toHex(ed.id),
+      entry,
+      nickname: entry.nickname,
+      identity: ed.id,
+      ntorKey: onionKey,
+      address: v4.addr,
+      port: v4.port,
+      flags: entry.flags,
+      bandwidth: 0,
+      family: [],
+      allowsExitPort: () => false,
+    };
+  }
+
+  private async rendezvous(intro: Intro, opened: ReturnType<typeof openIntroduce2>): Promise<void> {
+    const pt = opened.plaintext;
+    const rp = this.rendezvousTarget(pt.linkSpecifiers, pt.onionKey);
+    const circ = await this.c.client.circuits.build({ purpose: 'onion-rend', lastHop: rp });
+    if (!this.running) {
+      circ.destroy(DestroyReason.FINISHED);
+      return;
+    }
+    const hs = hsNtorServiceRendezvous(
+      { b: intro.encSecret, B: intro.encPub, authKey: intro.authPub, X: opened.X },
+      randomBytes,
+    );
+    circ.sendControl({
+      type: 'RENDEZVOUS1',
+      body: encodeRendezvous1({ cookie: pt.cookie, handshakeInfo: joinHandshakeInfo(hs.Y, hs.auth) }),
+    });
+    // rend-spec-v3 §4.2: from now on the client is one virtual hop beyond the rendezvous point.
+    const keys = hsRendHopKeys(hs.keySeed);
+    hs.keySeed.fill(0);
+    circ.addVirtualHop(hsVirtualHop(keys, 'service'), {
+      nickname: 'onion-client',
+      identity: new Uint8Array(32),
+      ntorKey: new Uint8Array(32),
+      address: '0.0.0.0',
+      port: 0,
+    });
+    const edge = circ.length - 1;
+    this.rendCircuits.add(circ);
+    circ.on('destroyed', () => this.rendCircuits.delete(circ));
+    circ.on('message', ({ hop, streamId, msg }) => {
+      if (hop === edge && msg.type === 'BEGIN') this.onBegin(circ, streamId, msg);
+    });
+    this.m.rend.labels({ ...this.label, outcome: 'success' }).inc();
+    this.emit('rendezvous', { relay: rp.nickname });
+    this.log.debug('rendezvous circuit open', { rp: rp.nickname });
+  }
+
+  private onBegin(
+    circ: OriginCircuit,
+    streamId: number,
+    msg: Extract<RelayMessage, { type: 'BEGIN' }>,
+  ): void {
+    let port: number;
+    try {
+      port = parseBeginTarget(msg.target).port;
+    } catch {
+      circ.refuseStream(streamId, EndReason.TORPROTOCOL);
+      return;
+    }
+    if (port !== this.virtualPort) {
+      circ.refuseStream(streamId, EndReason.DONE);
+      return;
+    }
+    const backend = this.opts.backend;
+    if (backend.type === 'builtin') {
+      const stream = circ.acceptStream(streamId);
+      if (!stream) circ.refuseStream(streamId, EndReason.RESOURCELIMIT);
+      else serveBuiltinHttp(stream);
+      return;
+    }
+    const socket = net.connect({ host: backend.host, port: backend.port });
+    const fail = () => {
+      socket.destroy();
+      circ.refuseStream(streamId, EndReason.CONNECTREFUSED);
+    };
+    const timer = setTimeout(fail, 10_000);
+    socket.once('error', () => {
+      clearTimeout(timer);
+      fail();
+    });
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      socket.removeAllListeners('error');
+      const stream = circ.acceptStream(streamId);
+      if (!stream) {
+        socket.destroy();
+        circ.refuseStream(streamId, EndReason.RESOURCELIMIT);
+        return;
+      }
+      socket.setNoDelay(true);
+      spliceSocket(socket, stream);
+    });
+  }
+}
