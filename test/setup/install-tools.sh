@@ -5,7 +5,7 @@
 set -euo pipefail
 
 need_apt=()
-for pair in "curl:curl"; do
+for pair in "curl:curl" "prometheus:prometheus"; do
   bin=${pair%%:*} pkg=${pair##*:}
   command -v "$bin" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
