@@ -23,6 +23,7 @@ import {
   encodeRelayCellBody,
   encodeRelayMessage,
   MAX_RELAY_EARLY,
+  RELAY_DATA_MAX,
   type RelayCellBody,
   type RelayMessage,
 } from '../core/relay-cell.js';
@@ -296,6 +297,13 @@ export class OrCircuit extends TypedEmitter<OrCircuitEvents> {
       const reason = reply.type === 'DESTROY' ? reply.reason : DestroyReason.PROTOCOL;
       if (reply.type !== 'DESTROY') channel.send(circId, { type: 'DESTROY', reason: DestroyReason.PROTOCOL });
       this.sendBackward(0, { type: 'TRUNCATED', reason });
+      return;
+    }
+    if (reply.hdata.length > RELAY_DATA_MAX - 2) {
+      // As C tor: a reply that cannot be formatted as EXTENDED2 closes the circuit.
+      channel.unregister(circId);
+      channel.send(circId, { type: 'DESTROY', reason: DestroyReason.PROTOCOL });
+      this.close(DestroyReason.PROTOCOL);
       return;
     }
     channel.register(circId, this.nextHandler);

@@ -245,7 +245,8 @@ export class Relay implements OrCircuitOwner {
   onRelayMessage(circ: OrCircuit, streamId: number, msg: RelayMessage, early: boolean): void {
     switch (msg.type) {
       case 'EXTEND2':
-        void circ.extend(msg.specs, msg.htype, msg.hdata, early);
+        // A bug here must cost one circuit, never the process (an unhandled rejection would end it).
+        circ.extend(msg.specs, msg.htype, msg.hdata, early).catch(() => circ.close(DestroyReason.INTERNAL));
         return;
       case 'TRUNCATE':
         circ.truncate();
@@ -258,8 +259,9 @@ export class Relay implements OrCircuitOwner {
           circ.sendBackward(streamId, { type: 'END', reason: EndReason.TORPROTOCOL });
           return;
         }
-        void openExitStream(circ, streamId, target, this.opts.exitPolicy).then(({ outcome }) =>
-          this.m.streams.labels({ ...this.label, type: 'BEGIN', outcome }).inc(),
+        openExitStream(circ, streamId, target, this.opts.exitPolicy).then(
+          ({ outcome }) => this.m.streams.labels({ ...this.label, type: 'BEGIN', outcome }).inc(),
+          () => circ.sendBackward(streamId, { type: 'END', reason: EndReason.INTERNAL }),
         );
         return;
       }

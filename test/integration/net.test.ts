@@ -339,6 +339,48 @@ describe('hostile link peers', () => {
   });
 });
 
+describe('a hostile next hop', () => {
+  it('a CREATED2 too big for EXTENDED2 closes the circuit, not the relay', async () => {
+    const idKeys = generateNodeKeys();
+    const keys = createLinkKeys({ seed: idKeys.identitySeed, public: idKeys.identity });
+    const server = await listenLinks({ host: '127.0.0.1', port: 0, tls: keys.tls }, (link) => {
+      Channel.respond(link, { keys, address: '127.0.0.1' }).then(
+        (ch) =>
+          ch.on('cell', ({ circId, msg }) => {
+            if (msg.type === 'CREATE2') ch.send(circId, { type: 'CREATED2', hdata: new Uint8Array(505) });
+          }),
+        () => {},
+      );
+    });
+    const problems: unknown[] = [];
+    const onErr = (e: unknown) => problems.push(e);
+    process.on('unhandledRejection', onErr);
+    process.on('uncaughtException', onErr);
+    try {
+      const circ = await build(newPool(), [r0]);
+      const err = await circ
+        .extend({
+          nickname: 'evil',
+          identity: idKeys.identity,
+          ntorKey: idKeys.onionKeys[0]!.public,
+          address: '127.0.0.1',
+          port: server.port,
+        })
+        .catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(CircuitError);
+      await sleep(100);
+    } finally {
+      process.off('unhandledRejection', onErr);
+      process.off('uncaughtException', onErr);
+      await server.close();
+    }
+    expect(problems).toEqual([]);
+    const ok = await build(newPool(), [r0, r1]);
+    await echoThrough(ok, echo.port, 1_000);
+    ok.destroy();
+  });
+});
+
 describe('plain ws only when both sides opt in', () => {
   it('works ws<->ws and fails across schemes', async () => {
     const plain = await startRelay('plain', { tls: false });
