@@ -3,6 +3,7 @@
  * option parsers with clear errors, graceful shutdown on SIGTERM/SIGINT
  * within a grace period, and running `main` only when executed directly.
  */
+import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { InvalidArgumentError } from 'commander';
 import type { Logger } from './log.js';
@@ -57,7 +58,9 @@ export function onShutdown(logger: Logger, stop: () => Promise<unknown>, graceMs
 
 /** Runs `main` when `moduleUrl` is the script node was started with (not when a test imports it). */
 export function runIfMain(moduleUrl: string, main: (argv: string[]) => Promise<void>): void {
-  if (process.argv[1] && moduleUrl === pathToFileURL(process.argv[1]).href) {
+  // npm runs bins through symlinks: compare real paths.
+  const script = process.argv[1];
+  if (script && moduleUrl === pathToFileURL(realpathSync(script)).href) {
     main(process.argv).catch((e: unknown) => {
       process.stderr.write(`${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
       process.exit(1);

@@ -1,0 +1,124 @@
+#!/usr/bin/env node
+/**
+ * The `shallot` command: `up` starts a local network on 127.0.0.1,
+ * `status` shows it, `load` drives traffic through it.
+ */
+import { Command, InvalidArgumentError } from 'commander';
+import { intOption, runIfMain } from '../net/cli.js';
+import { isLogLevel, type LogLevel } from '../net/log.js';
+import { status } from './status.js';
+import { Progress, readySummary, type UpOptions, up } from './up.js';
+
+function logLevel(v: string): LogLevel {
+  if (!isLogLevel(v)) throw new InvalidArgumentError('one of debug, info, warn, error, silent');
+  return v;
+}
+
+export function program(): Command {
+  const p = new Command()
+    .name('shallot')
+    .description(
+      'Shallot: a private onion-routing testnet (Tor-faithful relays, onion services, SOCKS5) on your machine',
+    );
+  p.command('up')
+    .description('start a whole network on 127.0.0.1 and keep it running until Ctrl-C')
+    .option(
+      '--authorities <n>',
+      'directory authorities that vote on the consensus',
+      intOption('authorities', 1, 9),
+      3,
+    )
+    .option(
+      '--relays <n>',
+      'relays (guards and HSDirs follow the consensus testnet rules)',
+      intOption('relays', 3, 200),
+      10,
+    )
+    .option('--exits <n>', 'relays that exit (to 127.0.0.0/8 only)', intOption('exits', 1, 200), 3)
+    .option(
+      '--onion-services <n>',
+      'onion services with the built-in backend',
+      intOption('onion services', 0, 20),
+      1,
+    )
+    .option(
+      '--instances <n>',
+      'instances per onion service (same address, load shared)',
+      intOption('instances', 1, 10),
+      1,
+    )
+    .option('--intro-points <n>', 'introduction points per instance', intOption('intro points', 1, 10), 3)
+    .option(
+      '--voting-interval <sec>',
+      'seconds between consensuses (time periods are 24 of these)',
+      intOption('voting interval', 5, 3600),
+      10,
+    )
+    .option(
+      '--data-dir <dir>',
+      'keys, logs, state and Prometheus targets; reuse it to keep identities and onion addresses',
+      '.shallot',
+    )
+    .option(
+      '--key-rotation <min>',
+      'rotate relay onion keys every N minutes (0: never)',
+      intOption('key rotation', 0, 10_080),
+      0,
+    )
+    .option(
+      '--base-port <port>',
+      'first port to use (taken ports are skipped; 0: any free port)',
+      intOption('base port', 0, 65000),
+      7100,
+    )
+    .option(
+      '--socks-port <port>',
+      'SOCKS5 port (the next free one if taken)',
+      intOption('socks port', 1, 65535),
+      9050,
+    )
+    .option('--process-per-node', 'run every node as its own process instead of all in one', false)
+    .option('--log-level <level>', 'log level for node logs (written under the data dir)', logLevel, 'info')
+    .option('--no-tls', 'plain ws links instead of wss (debugging only)')
+    .option(
+      '--bootstrap-timeout <sec>',
+      'give up if the network is not usable by then',
+      intOption('bootstrap timeout', 10, 3600),
+      180,
+    )
+    .action(async (opts: UpOptions) => {
+      const progress = new Progress();
+      const net = await up(opts, progress);
+      process.stdout.write(`${readySummary(net.state, opts)}\n`);
+      let stopping = false;
+      const stop = (signal: string) => {
+        if (stopping) return;
+        stopping = true;
+        process.stdout.write(`\n${signal}: stopping the network...\n`);
+        const force = setTimeout(() => process.exit(1), 20_000);
+        force.unref();
+        net.stop().then(
+          () => {
+            process.stdout.write('stopped.\n');
+            process.exit(0);
+          },
+          () => process.exit(1),
+        );
+      };
+      process.on('SIGINT', () => stop('SIGINT'));
+      process.on('SIGTERM', () => stop('SIGTERM'));
+    });
+  p.command('status')
+    .description('show the running network: consensus, relays with flags, onion services, circuits')
+    .option('--data-dir <dir>', 'the data dir given to shallot up', '.shallot')
+    .action(async (opts: { dataDir: string }) => {
+      process.exitCode = await status(opts.dataDir);
+    });
+  return p;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  await program().parseAsync(argv);
+}
+
+runIfMain(import.meta.url, main);

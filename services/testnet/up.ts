@@ -1,0 +1,420 @@
+/**
+ * `shallot up`: a whole network on 127.0.0.1 with no Kubernetes, in one
+ * process (default) or one process per node, with bootstrap progress, a
+ * ready summary (SOCKS address, onion addresses, curl line, metrics URLs,
+ * Prometheus file_sd file) and a clean stop on Ctrl-C.
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ShallotClient } from '../client/client.js';
+import { type AuthorityEndpoint, fetchConsensus, formatAuthorityList } from '../directory/dir-client.js';
+import { createRegistry } from '../metrics/metrics.js';
+import { type OpsServer, serveOps } from '../metrics/server.js';
+import { createLogger, type Logger, type LogLevel } from '../net/log.js';
+import { type BootstrapProgress, LocalNetwork } from './network.js';
+import { type OnionServicesHandle, startOnionServices } from './onion.js';
+import { PortAllocator } from './ports.js';
+import { type NetworkState, type NodeEntry, writeState, writeTargets } from './state.js';
+import { startWebTarget, type WebTarget } from './web.js';
+
+export interface UpOptions {
+  authorities: number;
+  relays: number;
+  exits: number;
+  onionServices: number;
+  instances: number;
+  introPoints: number;
+  votingInterval: number;
+  dataDir: string;
+  keyRotation: number;
+  basePort: number;
+  socksPort: number;
+  processPerNode: boolean;
+  logLevel: LogLevel;
+  tls: boolean;
+  bootstrapTimeout: number;
+}
+
+export interface RunningNetwork {
+  state: NetworkState;
+  stop(): Promise<void>;
+}
+
+/** Writes progress to a terminal line (or plain lines when not a TTY). */
+export class Progress {
+  private last = '';
+  constructor(private readonly out: NodeJS.WriteStream = process.stdout) {}
+
+  update(p: BootstrapProgress): void {
+    const label = {
+      authorities: 'directory authorities started',
+      relays: 'relays started',
+      descriptors: 'relay descriptors accepted',
+      consensus: 'relays listed in the consensus',
+    }[p.stage];
+    this.line(`bootstrapping: ${label} ${p.done}/${p.total}`);
+  }
+
+  line(text: string): void {
+    if (text === this.last) return;
+    this.last = text;
+    if (this.out.isTTY) this.out.write(`\r\x1b[2K${text}`);
+    else this.out.write(`${text}\n`);
+  }
+
+  done(): void {
+    if (this.out.isTTY && this.last) this.out.write('\n');
+    this.last = '';
+  }
+}
+
+function fileLogger(dataDir: string, level: LogLevel): { logger: Logger; stream: WriteStream; file: string } {
+  const file = path.join(dataDir, 'shallot.log');
+  const stream = createWriteStream(file, { flags: 'a', mode: 0o600 });
+  return { logger: createLogger('shallot', level, (l) => stream.write(`${l}\n`)), stream, file };
+}
+
+export async function up(o: UpOptions, progress = new Progress()): Promise<RunningNetwork> {
+  if (o.exits > o.relays) throw new Error('--exits cannot exceed --relays');
+  if (o.relays < 3) throw new Error('--relays must be at least 3 (a circuit has three hops)');
+  if (o.authorities < 1) throw new Error('--authorities must be at least 1');
+  await mkdir(o.dataDir, { recursive: true, mode: 0o700 });
+  return o.processPerNode ? upProcesses(o, progress) : upInProcess(o, progress);
+}
+
+async function upInProcess(o: UpOptions, progress: Progress): Promise<RunningNetwork> {
+  const { logger, stream, file: logFile } = fileLogger(o.dataDir, o.logLevel);
+  const registry = createRegistry({ network: 'local' });
+  const ports = new PortAllocator(o.basePort);
+  let net: LocalNetwork | null = null;
+  let client: ShallotClient | null = null;
+  let web: WebTarget | null = null;
+  let ops: OpsServer | null = null;
+  let onion: OnionServicesHandle | null = null;
+  const stop = async () => {
+    await onion?.stop();
+    await client?.stop();
+    await net?.stop();
+    await web?.close();
+    await ops?.close();
+    await new Promise<void>((r) => stream.end(r));
+  };
+  try {
+    net = await LocalNetwork.start(
+      { logger, registry },
+      {
+        authorities: o.authorities,
+        relays: o.relays,
+        exits: o.exits,
+        votingIntervalSec: o.votingInterval,
+        tls: o.tls,
+        host: '127.0.0.1',
+        basePort: o.basePort,
+        dataDir: o.dataDir,
+        keyRotationMs: o.keyRotation * 60_000,
+        onionRoles: true,
+      },
+      (p) => progress.update(p),
+    );
+    await net.waitForConsensus(o.relays, o.bootstrapTimeout * 1000, (p) => progress.update(p));
+    ops = await serveOps({
+      host: '127.0.0.1',
+      port: await net.ports.take(),
+      registry,
+      health: () => ({ ok: true, ready: client?.dir !== null }),
+    });
+    client = new ShallotClient(
+      { logger: logger.child('client'), registry },
+      {
+        authorities: net.endpoints,
+        socksHost: '127.0.0.1',
+        socksPort: await net.ports.take(o.socksPort),
+        circuits: { tls: o.tls, dataDir: o.dataDir },
+      },
+    );
+    await client.start();
+    progress.line('bootstrapping: client fetching the consensus');
+    await client.ready(o.bootstrapTimeout * 1000);
+    web = await startWebTarget('127.0.0.1', await net.ports.take());
+    onion = await startOnionServices(
+      { logger, registry },
+      {
+        count: o.onionServices,
+        instances: o.instances,
+        introPoints: o.introPoints,
+        dataDir: o.dataDir,
+        authorities: net.endpoints,
+        tls: o.tls,
+      },
+      (text) => progress.line(text),
+    );
+    progress.done();
+    const nodes: NodeEntry[] = [
+      { name: 'shallot', role: 'launcher', metrics: `127.0.0.1:${ops.port}`, pid: process.pid },
+    ];
+    const state: NetworkState = {
+      version: 1,
+      startedAt: new Date().toISOString(),
+      pid: process.pid,
+      mode: 'one-process',
+      authorities: net.endpoints,
+      socks: `127.0.0.1:${client.socksPort}`,
+      web: `127.0.0.1:${web.port}`,
+      onionServices: onion.services,
+      nodes,
+      targetsFile: await writeTargets(o.dataDir, nodes, 'local'),
+    };
+    await writeState(o.dataDir, state);
+    logger.info('network ready', { log: logFile });
+    void ports;
+    return { state, stop };
+  } catch (e) {
+    progress.done();
+    await stop();
+    throw e;
+  }
+}
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const entry = (service: string) => path.join(here, '..', service, 'main.js');
+
+async function upProcesses(o: UpOptions, progress: Progress): Promise<RunningNetwork> {
+  const ports = new PortAllocator(o.basePort);
+  const children: ChildProcess[] = [];
+  const nodes: NodeEntry[] = [];
+  const logs = path.join(o.dataDir, 'logs');
+  await mkdir(logs, { recursive: true, mode: 0o700 });
+  const common = ['--log-level', o.logLevel, ...(o.tls ? [] : ['--no-tls'])];
+  const launch = (
+    name: string,
+    role: NodeEntry['role'],
+    script: string,
+    args: string[],
+    metricsPort: number,
+  ) => {
+    const out = createWriteStream(path.join(logs, `${name}.log`), { flags: 'a', mode: 0o600 });
+    const child = spawn(process.execPath, [script, ...args, '--ops-port', String(metricsPort)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stdout?.pipe(out);
+    child.stderr?.pipe(out);
+    children.push(child);
+    nodes.push({ name, role, metrics: `127.0.0.1:${metricsPort}`, pid: child.pid });
+    return child;
+  };
+  const stop = async () => {
+    await Promise.all(
+      children.map(
+        (c) =>
+          new Promise<void>((resolve) => {
+            if (c.exitCode !== null || c.signalCode !== null) return resolve();
+            const t = setTimeout(() => c.kill('SIGKILL'), 8_000);
+            c.once('exit', () => {
+              clearTimeout(t);
+              resolve();
+            });
+            c.kill('SIGTERM');
+          }),
+      ),
+    );
+  };
+  try {
+    const endpoints: AuthorityEndpoint[] = [];
+    for (let i = 0; i < o.authorities; i++) {
+      const keyFile = path.join(o.dataDir, `authority${i}`, 'keys.json');
+      const id = execFileSync(process.execPath, [
+        entry('directory'),
+        '--key-file',
+        keyFile,
+        '--print-identity',
+      ])
+        .toString()
+        .trim();
+      endpoints.push({ identity: id, url: `http://127.0.0.1:${await ports.take()}` });
+    }
+    const auths = formatAuthorityList(endpoints);
+    for (let i = 0; i < o.authorities; i++) {
+      const keyFile = path.join(o.dataDir, `authority${i}`, 'keys.json');
+      const port = new URL(endpoints[i]?.url ?? '').port;
+      launch(
+        `auth${i}`,
+        'authority',
+        entry('directory'),
+        [
+          '--key-file',
+          keyFile,
+          '--port',
+          port,
+          '--authorities',
+          auths,
+          '--voting-interval',
+          String(o.votingInterval),
+          '--name',
+          `auth${i}`,
+          '--log-level',
+          o.logLevel,
+        ],
+        await ports.take(),
+      );
+      progress.update({ stage: 'authorities', done: i + 1, total: o.authorities });
+    }
+    for (let i = 0; i < o.relays; i++) {
+      launch(
+        `relay${i}`,
+        'relay',
+        entry('relay'),
+        [
+          '--key-file',
+          path.join(o.dataDir, `relay${i}`, 'keys.json'),
+          '--nickname',
+          `relay${i}`,
+          '--port',
+          String(await ports.take()),
+          '--authorities',
+          auths,
+          ...(i < o.exits ? ['--exit'] : []),
+          ...common,
+        ],
+        await ports.take(),
+      );
+      progress.update({ stage: 'relays', done: i + 1, total: o.relays });
+    }
+    const deadline = Date.now() + o.bootstrapTimeout * 1000;
+    for (;;) {
+      const listed = await fetchConsensus(endpoints, { nowMs: Date.now(), timeoutMs: 2_000 }).then(
+        (r) => r.consensus.relays.length,
+        () => 0,
+      );
+      progress.update({ stage: 'consensus', done: listed, total: o.relays });
+      if (listed >= o.relays) break;
+      if (Date.now() > deadline)
+        throw new Error(`consensus lists ${listed} of ${o.relays} relays; see ${logs}`);
+      if (children.some((c) => c.exitCode !== null))
+        throw new Error(`a node exited during bootstrap; see ${logs}`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    const socksPort = await ports.take(o.socksPort);
+    launch(
+      'client',
+      'client',
+      entry('client'),
+      [
+        '--authorities',
+        auths,
+        '--socks-port',
+        String(socksPort),
+        '--data-dir',
+        path.join(o.dataDir, 'client'),
+        ...common,
+      ],
+      await ports.take(),
+    );
+    const web = await startWebTarget('127.0.0.1', await ports.take());
+    const services: NetworkState['onionServices'] = [];
+    for (let s = 0; s < o.onionServices; s++) {
+      const keyFile = path.join(o.dataDir, `onion${s}`, 'identity.key');
+      for (let inst = 0; inst < o.instances; inst++) {
+        const child = launch(
+          `onion${s}-${inst}`,
+          'onion-service',
+          entry('onion-service'),
+          [
+            '--key-file',
+            keyFile,
+            '--authorities',
+            auths,
+            '--backend',
+            'builtin',
+            '--instance',
+            String(inst),
+            '--intro-points',
+            String(o.introPoints),
+            ...common,
+          ],
+          await ports.take(),
+        );
+        if (inst === 0) {
+          const address = await firstLine(child, /([a-z2-7]{56}\.onion)/, o.bootstrapTimeout * 1000);
+          services.push({ name: `onion${s}`, address, instances: o.instances });
+        }
+      }
+    }
+    progress.done();
+    const state: NetworkState = {
+      version: 1,
+      startedAt: new Date().toISOString(),
+      pid: process.pid,
+      mode: 'process-per-node',
+      authorities: endpoints,
+      socks: `127.0.0.1:${socksPort}`,
+      web: `127.0.0.1:${web.port}`,
+      onionServices: services,
+      nodes,
+      targetsFile: await writeTargets(o.dataDir, nodes, 'local'),
+    };
+    await writeState(o.dataDir, state);
+    return {
+      state,
+      stop: async () => {
+        await stop();
+        await web.close();
+      },
+    };
+  } catch (e) {
+    progress.done();
+    await stop();
+    throw e;
+  }
+}
+
+/** Resolves with the first match of `re` in the child's stdout. */
+function firstLine(child: ChildProcess, re: RegExp, timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    const timer = setTimeout(
+      () => reject(new Error('onion service did not print its address in time')),
+      timeoutMs,
+    );
+    child.stdout?.on('data', (d: Buffer) => {
+      buf += d.toString();
+      const m = re.exec(buf);
+      if (m?.[1]) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    });
+    child.once('exit', () => reject(new Error('onion service exited during start')));
+  });
+}
+
+/** The summary printed once the network is usable. */
+export function readySummary(s: NetworkState, o: UpOptions): string {
+  const lines = [
+    '',
+    `Shallot testnet is up: ${o.authorities} authorities, ${o.relays} relays (${o.exits} exits), ${s.onionServices.length} onion service(s).`,
+    '',
+    `  SOCKS5 proxy     ${s.socks}`,
+  ];
+  for (const svc of s.onionServices)
+    lines.push(`  Onion service    http://${svc.address}/  (${svc.instances} instance(s), built-in backend)`);
+  lines.push(`  Exit target      http://${s.web}/  (a local web server reached through exits)`);
+  lines.push('');
+  const first = s.onionServices[0];
+  if (first)
+    lines.push(`  Try:  curl --socks5-hostname ${s.socks} http://${first.address}/bytes/1048576 | sha256sum`);
+  lines.push(`        curl --socks5-hostname ${s.socks} http://${s.web}/bytes/1048576 | sha256sum`);
+  lines.push(`        (compare with: curl -s http://${s.web}/sha256/1048576)`);
+  lines.push('');
+  lines.push('  Metrics:');
+  for (const n of s.nodes) if (n.metrics) lines.push(`    http://${n.metrics}/metrics  (${n.name})`);
+  lines.push(`  Prometheus file_sd targets: ${s.targetsFile}`);
+  lines.push(
+    `  Status: shallot status --data-dir ${o.dataDir}        Logs: ${o.dataDir}/${s.mode === 'one-process' ? 'shallot.log' : 'logs/'}`,
+  );
+  lines.push('');
+  lines.push('Press Ctrl-C to stop.');
+  return lines.join('\n');
+}

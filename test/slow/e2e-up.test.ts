@@ -1,0 +1,139 @@
+// e2e: `npx shallot up` started exactly as README says, used through its
+// SOCKS port by curl (onion address and exit), then stopped with Ctrl-C
+// (SIGINT) leaving no process behind. Needs `npm run build` and curl
+// (both done by `npm run test:all`).
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ephemeralPort } from '../../services/testnet/ports.js';
+import type { NetworkState } from '../../services/testnet/state.js';
+
+const run = promisify(execFile);
+const repo = path.resolve(import.meta.dirname, '../..');
+let dataDir: string;
+let child: ChildProcess;
+let output = '';
+let state: NetworkState;
+
+function waitFor(re: RegExp, timeoutMs: number): Promise<RegExpExecArray> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`timed out waiting for ${re}; output:\n${output}`)),
+      timeoutMs,
+    );
+    const check = () => {
+      const m = re.exec(output);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m);
+      }
+    };
+    child.stdout?.on('data', check);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`shallot up exited (${code}); output:\n${output}`));
+    });
+    check();
+  });
+}
+
+async function curl(socks: string, url: string): Promise<Buffer> {
+  const { stdout } = await run(
+    'curl',
+    ['-sS', '--fail', '--max-time', '60', '--socks5-hostname', socks, url],
+    {
+      encoding: 'buffer',
+      maxBuffer: 64 << 20,
+    },
+  );
+  return stdout;
+}
+
+beforeAll(async () => {
+  dataDir = await mkdtemp(path.join(tmpdir(), 'shallot-e2e-'));
+  const socksPort = await ephemeralPort();
+  child = spawn(
+    'npx',
+    [
+      'shallot',
+      'up',
+      '--data-dir',
+      dataDir,
+      '--relays',
+      '6',
+      '--exits',
+      '2',
+      '--voting-interval',
+      '5',
+      '--base-port',
+      '0',
+      '--socks-port',
+      String(socksPort),
+    ],
+    { cwd: repo, stdio: ['ignore', 'pipe', 'pipe'], detached: true },
+  );
+  child.stdout?.on('data', (d: Buffer) => {
+    output += d.toString();
+  });
+  child.stderr?.on('data', (d: Buffer) => {
+    output += d.toString();
+  });
+  await waitFor(/Press Ctrl-C to stop\./, 150_000);
+  state = JSON.parse(await readFile(path.join(dataDir, 'state.json'), 'utf8')) as NetworkState;
+}, 180_000);
+
+afterAll(async () => {
+  if (child && child.exitCode === null) {
+    try {
+      process.kill(-(child.pid ?? 0), 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  await rm(dataDir, { recursive: true, force: true });
+});
+
+describe('shallot up (e2e)', () => {
+  it('prints the SOCKS address, an onion address, a curl line, metrics URLs and the file_sd path', () => {
+    expect(output).toMatch(/SOCKS5 proxy\s+127\.0\.0\.1:\d+/);
+    expect(output).toMatch(/[a-z2-7]{56}\.onion/);
+    expect(output).toMatch(/curl --socks5-hostname/);
+    expect(output).toMatch(/http:\/\/127\.0\.0\.1:\d+\/metrics/);
+    expect(output).toContain('prometheus-targets.json');
+  });
+
+  it('serves bytes through an exit, checked against the target digest', async () => {
+    const body = await curl(state.socks, `http://${state.web}/bytes/300000`);
+    const digest = (await curl(state.socks, `http://${state.web}/sha256/300000`)).toString().trim();
+    expect(body.length).toBe(300000);
+    const { createHash } = await import('node:crypto');
+    expect(createHash('sha256').update(body).digest('hex')).toBe(digest);
+  }, 90_000);
+
+  it('serves bytes from the onion service', async () => {
+    const onion = state.onionServices[0]?.address;
+    expect(onion).toMatch(/\.onion$/);
+    const body = await curl(state.socks, `http://${onion}/bytes/500000`);
+    const digest = (await curl(state.socks, `http://${onion}/sha256/500000`)).toString().trim();
+    const { createHash } = await import('node:crypto');
+    expect(createHash('sha256').update(body).digest('hex')).toBe(digest);
+  }, 120_000);
+
+  it('shallot status shows the consensus', async () => {
+    const { stdout } = await run('npx', ['shallot', 'status', '--data-dir', dataDir], { cwd: repo });
+    expect(stdout).toMatch(/relays/);
+    expect(stdout).toMatch(/Running/);
+  }, 60_000);
+
+  it('stops cleanly on Ctrl-C and leaves no process behind', async () => {
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    // A terminal's Ctrl-C signals the whole foreground process group.
+    process.kill(-(child.pid ?? 0), 'SIGINT');
+    expect(await exited).toBe(0);
+    // The whole process group is gone: npx and the launcher.
+    expect(() => process.kill(-(child.pid ?? 0), 0)).toThrow();
+  }, 40_000);
+});
