@@ -1,0 +1,359 @@
+// Onion services on a whole local network (3 authorities, 8 relays with the onion roles,
+// 5 s voting interval): the service publishes its descriptors, which an HSDir serves back
+// and a client decrypts; a client downloads 1 MiB from the built-in backend through the
+// .onion address over SOCKS; a TCP backend is spliced; a replayed INTRODUCE2 is dropped;
+// two instances of one service share the load (each reached by clients).
+import { createHash } from 'node:crypto';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import type net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Registry } from 'prom-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ShallotClient } from '../../services/client/client.js';
+import { toBase64, toHex } from '../../services/core/bytes.js';
+import { ed25519PublicFromSeed, legacyIdFromEd25519, randomBytes } from '../../services/core/crypto.js';
+import { buildIntroduce1, decodeIntroduceAck, IntroduceAckStatus } from '../../services/core/hs-cells.js';
+import { decryptHsDescriptor, type HsDescriptorContents } from '../../services/core/hs-descriptor.js';
+import { blindIdentity, hsSubcredential } from '../../services/core/hs-keys.js';
+import { timePeriodParams } from '../../services/core/hs-time.js';
+import { fetchHsDirs } from '../../services/core/hsdir-ring.js';
+import { relayLinkSpecifiers } from '../../services/core/link-specifiers.js';
+import { decodeOnionAddress } from '../../services/core/onion-address.js';
+import { dirRequest } from '../../services/net/dir-http.js';
+import { builtinSha256 } from '../../services/onion-service/builtin-http.js';
+import { decodeIdentityFile } from '../../services/onion-service/identity.js';
+import { clientFetchPeriod } from '../../services/onion-service/periods.js';
+import { OnionService } from '../../services/onion-service/service.js';
+import { LocalNetwork } from '../../services/testnet/network.js';
+import { testLogger } from '../helpers/log.js';
+import { readAll, startEchoServer, type TestServer } from '../helpers/servers.js';
+import { socksConnect } from '../helpers/socks-client.js';
+
+let net_: LocalNetwork;
+let dataDir: string;
+const clients: ShallotClient[] = [];
+const services: OnionService[] = [];
+let svcRegistry: Registry;
+let service: OnionService;
+let echo: TestServer;
+let echoService: OnionService;
+let user: ShallotClient;
+
+async function embeddedClient(
+  name: string,
+  socks: boolean,
+  registry = new Registry(),
+): Promise<ShallotClient> {
+  const c = new ShallotClient(
+    { logger: testLogger(name), registry },
+    {
+      authorities: net_.endpoints,
+      socksHost: '127.0.0.1',
+      socksPort: socks ? 0 : null,
+      circuits: { prebuild: socks ? 2 : 0 },
+    },
+  );
+  clients.push(c);
+  await c.start();
+  await c.ready(30_000);
+  return c;
+}
+
+function published(s: OnionService, minIntroPoints: number, timeoutMs = 30_000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('service did not publish in time')), timeoutMs);
+    const check = (e?: { uploaded: number; introPoints: number }) => {
+      if (e && e.uploaded > 0 && e.introPoints >= minIntroPoints) {
+        clearTimeout(timer);
+        s.off('published', check);
+        resolve();
+      }
+    };
+    s.on('published', check);
+  });
+}
+
+async function startService(
+  opts: ConstructorParameters<typeof OnionService>[1],
+  registry: Registry,
+): Promise<OnionService> {
+  const client = await embeddedClient(`hs-${opts.name}-${opts.instance ?? ''}`, false, registry);
+  const s = new OnionService({ logger: testLogger(`hs-${opts.name}`), registry, client }, opts);
+  services.push(s);
+  await s.start();
+  return s;
+}
+
+/** An HTTP/1.1 GET through SOCKS to the onion service; the whole response, split. */
+async function httpGet(
+  client: ShallotClient,
+  onion: string,
+  p: string,
+  username?: string,
+): Promise<{ head: string; body: Buffer }> {
+  const s = await socksConnect(
+    client.socksPort,
+    onion,
+    80,
+    username ? { username, password: 'x', timeoutMs: 60_000 } : { timeoutMs: 60_000 },
+  );
+  s.write(`GET ${p} HTTP/1.1\r\nHost: ${onion}\r\nConnection: close\r\n\r\n`);
+  const all = await readAll(s);
+  const i = all.indexOf('\r\n\r\n');
+  return { head: all.subarray(0, i).toString('latin1'), body: all.subarray(i + 4) };
+}
+
+/** Fetches the current descriptor from a responsible HSDir the way a client would. */
+async function fetchDescriptor(client: ShallotClient, onion: string): Promise<HsDescriptorContents> {
+  const dir = client.dir;
+  if (!dir) throw new Error('no consensus');
+  const pub = decodeOnionAddress(onion);
+  const p = timePeriodParams({ votingIntervalSec: dir.consensus.votingIntervalSec, testnet: true });
+  const { tp, srv } = clientFetchPeriod(dir.consensus, p);
+  const len = BigInt(p.lengthMinutes);
+  const blinded = blindIdentity(pub, BigInt(tp), len);
+  const hsdirs = fetchHsDirs(
+    dir.relays.filter((r) => r.flags.includes('HSDir')).map((r) => ({ id: r.identity, r })),
+    blinded,
+    srv,
+    BigInt(tp),
+    len,
+  ).map((x) => x.r);
+  let last: unknown = new Error('no HSDir answered');
+  for (const hsdir of hsdirs) {
+    const circ = await client.circuits.build({ purpose: 'hsdir', lastHop: hsdir });
+    try {
+      const res = await dirRequest(await circ.openDirStream(), {
+        method: 'GET',
+        path: `/tor/hs/3/${toBase64(blinded)}`,
+        body: new Uint8Array(0),
+      });
+      if (res.status !== 200) {
+        last = new Error(`HSDir ${hsdir.nickname}: ${res.status}`);
+        continue;
+      }
+      return decryptHsDescriptor(res.body, {
+        blindedPub: blinded,
+        subcredential: hsSubcredential(pub, blinded),
+        nowMs: Date.now(),
+      });
+    } finally {
+      circ.destroy();
+    }
+  }
+  throw last;
+}
+
+async function eventually<T>(fn: () => Promise<T>, timeoutMs: number, everyMs = 1000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (e) {
+      if (Date.now() > deadline) throw e;
+      await new Promise((r) => setTimeout(r, everyMs));
+    }
+  }
+}
+
+async function counter(registry: Registry, name: string, labels: Record<string, string>): Promise<number> {
+  const m = (await registry.getMetricsAsJSON()).find((x) => x.name === name);
+  const v = m?.values.find((x) => Object.entries(labels).every(([k, val]) => x.labels[k] === val));
+  return Number(v?.value ?? 0);
+}
+
+beforeAll(async () => {
+  dataDir = await mkdtemp(path.join(tmpdir(), 'shallot-hs-'));
+  echo = await startEchoServer();
+  net_ = await LocalNetwork.start(
+    { logger: testLogger('net'), registry: new Registry() },
+    { authorities: 3, relays: 8, exits: 2, votingIntervalSec: 5, tls: true, host: '127.0.0.1', basePort: 0 },
+  );
+  await net_.waitForConsensus(8, 40_000);
+  svcRegistry = new Registry();
+  [service, echoService, user] = await Promise.all([
+    startService(
+      {
+        name: 'web',
+        instance: 'a',
+        identityKeyFile: path.join(dataDir, 'web', 'identity.json'),
+        backend: { type: 'builtin' },
+        heartbeatMs: 1000,
+        republishMs: [20_000, 30_000],
+      },
+      svcRegistry,
+    ),
+    startService(
+      {
+        name: 'echo',
+        identitySeed: randomBytes(32),
+        backend: { type: 'tcp', host: '127.0.0.1', port: echo.port },
+      },
+      new Registry(),
+    ),
+    embeddedClient('user', true),
+  ]);
+  await Promise.all([published(service, 3), published(echoService, 3)]);
+}, 80_000);
+
+afterAll(async () => {
+  await Promise.allSettled(services.map((s) => s.stop()));
+  await Promise.allSettled(clients.map((c) => c.stop()));
+  await net_?.stop();
+  await echo?.close();
+  if (dataDir) await rm(dataDir, { recursive: true, force: true });
+});
+
+describe('onion service', () => {
+  it('keeps its identity in a 0600 file and derives the address from it', async () => {
+    const file = path.join(dataDir, 'web', 'identity.json');
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
+    const seed = decodeIdentityFile(await readFile(file, 'utf8'));
+    expect(toHex(decodeOnionAddress(service.onionAddress))).toBe(toHex(ed25519PublicFromSeed(seed)));
+    expect(service.establishedIntroPoints).toBe(3);
+  });
+
+  it('publishes a descriptor that an HSDir serves and a client decrypts', async () => {
+    const desc = await eventually(() => fetchDescriptor(user, service.onionAddress), 20_000);
+    expect(desc.introPoints).toHaveLength(3);
+    const want = service.publishedIntroPoints.map((ip) => toHex(ip.authKey)).sort();
+    expect(desc.introPoints.map((ip) => toHex(ip.authKey)).sort()).toEqual(want);
+    expect(
+      await counter(svcRegistry, 'shallot_hs_descriptor_upload_total', { outcome: 'success' }),
+    ).toBeGreaterThan(0);
+  }, 30_000);
+
+  it('serves 1 MiB from the built-in backend through the .onion address', async () => {
+    const n = 1 << 20;
+    const { head, body } = await httpGet(user, service.onionAddress, `/bytes/${n}`);
+    expect(head).toMatch(/^HTTP\/1\.1 200 OK/);
+    expect(head).toContain(`Content-Length: ${n}`);
+    expect(body.length).toBe(n);
+    const sum = createHash('sha256').update(body).digest('hex');
+    expect(sum).toBe(builtinSha256(n));
+    const check = await httpGet(user, service.onionAddress, `/sha256/${n}`);
+    expect(check.body.toString().trim()).toBe(sum);
+    expect(await counter(svcRegistry, 'shallot_hs_rend_total', { outcome: 'success' })).toBeGreaterThan(0);
+  }, 60_000);
+
+  it('splices streams to a TCP backend', async () => {
+    const s: net.Socket = await socksConnect(user.socksPort, echoService.onionAddress, 80, {
+      timeoutMs: 60_000,
+    });
+    const msg = randomBytes(100_000);
+    const got: Buffer[] = [];
+    let n = 0;
+    const done = new Promise<void>((resolve) =>
+      s.on('data', (c: Buffer) => {
+        got.push(c);
+        n += c.length;
+        if (n >= msg.length) resolve();
+      }),
+    );
+    s.write(msg);
+    await done;
+    s.destroy();
+    expect(Buffer.concat(got).equals(Buffer.from(msg))).toBe(true);
+  }, 60_000);
+
+  it('drops a replayed INTRODUCE2', async () => {
+    const onion = service.onionAddress;
+    const desc = await eventually(() => fetchDescriptor(user, onion), 20_000);
+    const pub = decodeOnionAddress(onion);
+    const dir = user.dir!;
+    const ip = desc.introPoints[0]!;
+    const ed = ip.linkSpecifiers.find((s) => s.type === 'ed25519');
+    const intro = dir.relays.find((r) => ed?.type === 'ed25519' && toHex(r.identity) === toHex(ed.id))!;
+    const rp = dir.relays.find((r) => r.id !== intro.id)!;
+    const p = timePeriodParams({ votingIntervalSec: dir.consensus.votingIntervalSec, testnet: true });
+    const { tp } = clientFetchPeriod(dir.consensus, p);
+    const blinded = blindIdentity(pub, BigInt(tp), BigInt(p.lengthMinutes));
+    // A well-formed INTRODUCE1 naming a rendezvous point with an unknown cookie.
+    const { cell } = buildIntroduce1(
+      {
+        authKey: ip.authKey,
+        B: ip.encKey,
+        subcredential: hsSubcredential(pub, blinded),
+        plaintext: {
+          cookie: randomBytes(20),
+          extensions: [],
+          onionKey: rp.ntorKey,
+          linkSpecifiers: relayLinkSpecifiers({
+            address: rp.address,
+            port: rp.port,
+            legacyId: legacyIdFromEd25519(rp.identity),
+            ed25519Id: rp.identity,
+          }),
+        },
+      },
+      randomBytes,
+    );
+    const before = {
+      accepted: await counter(svcRegistry, 'shallot_hs_intro_requests_total', { outcome: 'accepted' }),
+      replay: await counter(svcRegistry, 'shallot_hs_intro_requests_total', { outcome: 'replay' }),
+    };
+    for (let i = 0; i < 2; i++) {
+      const circ = await user.circuits.build({ purpose: 'onion-intro', lastHop: intro });
+      const ack = circ.waitFor((_h, m) => m.type === 'INTRODUCE_ACK');
+      circ.sendControl({ type: 'INTRODUCE1', body: cell });
+      const { msg } = await ack;
+      expect(msg.type === 'INTRODUCE_ACK' && decodeIntroduceAck(msg.body).status).toBe(
+        IntroduceAckStatus.SUCCESS,
+      );
+      circ.destroy();
+    }
+    await eventually(
+      async () => {
+        expect(await counter(svcRegistry, 'shallot_hs_intro_requests_total', { outcome: 'replay' })).toBe(
+          before.replay + 1,
+        );
+      },
+      5_000,
+      100,
+    );
+    expect(await counter(svcRegistry, 'shallot_hs_intro_requests_total', { outcome: 'accepted' })).toBe(
+      before.accepted + 1,
+    );
+  }, 30_000);
+
+  it('runs two instances of one service that both serve clients', async () => {
+    const second = await startService(
+      {
+        name: 'web',
+        instance: 'b',
+        identityKeyFile: path.join(dataDir, 'web', 'identity.json'),
+        backend: { type: 'builtin' },
+        heartbeatMs: 1000,
+        republishMs: [20_000, 30_000],
+      },
+      svcRegistry,
+    );
+    expect(second.onionAddress).toBe(service.onionAddress);
+    // Each instance lists both instances' intro points once it has seen the other's record.
+    await eventually(
+      async () => {
+        expect(second.publishedIntroPoints).toHaveLength(6);
+        expect(service.publishedIntroPoints).toHaveLength(6);
+        const desc = await fetchDescriptor(user, service.onionAddress);
+        expect(desc.introPoints).toHaveLength(6);
+      },
+      40_000,
+      1000,
+    );
+    // A fresh client (no cached 3-intro descriptor); separate SOCKS users mean separate rendezvous.
+    const fresh = await embeddedClient('user2', true);
+    const hits = { a: 0, b: 0 };
+    const onA = () => hits.a++;
+    const onB = () => hits.b++;
+    service.on('rendezvous', onA);
+    second.on('rendezvous', onB);
+    for (let i = 0; i < 16 && (hits.a === 0 || hits.b === 0); i++) {
+      const { head, body } = await httpGet(fresh, service.onionAddress, '/bytes/1000', `u${i}`);
+      expect(head).toMatch(/^HTTP\/1\.1 200 OK/);
+      expect(body.length).toBe(1000);
+    }
+    expect(hits.a).toBeGreaterThan(0);
+    expect(hits.b).toBeGreaterThan(0);
+  }, 80_000);
+});
