@@ -1,0 +1,388 @@
+// The onion-service client end to end on a whole local network (3 authorities,
+// 8 relays with the intro / rendezvous / HSDir roles): SOCKS 0xF6 for a bad
+// address, 0xF0 for an unknown service, 0xF1 for a tampered descriptor, 0xF2
+// when the intro point knows no such service, 0xF3 when no RENDEZVOUS2 comes,
+// then a real OnionService carrying bytes both ways, rendezvous-circuit reuse
+// and the spread of rendezvous points over 20 isolated connections.
+import { createHash } from 'node:crypto';
+import type { Socket } from 'node:net';
+import { Registry } from 'prom-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ShallotClient } from '../../services/client/client.js';
+import type { NetRelay } from '../../services/client/netdir.js';
+import { OnionClient } from '../../services/client/onion.js';
+import { onionPeriodKeys } from '../../services/client/onion-params.js';
+import { SocksFailure } from '../../services/client/socks-server.js';
+import { SocksReply } from '../../services/client/socks5.js';
+import { concat, toBase64, utf8 } from '../../services/core/bytes.js';
+import {
+  ed25519Expand,
+  ed25519Generate,
+  ed25519PublicFromSeed,
+  ed25519Sign,
+  legacyIdFromEd25519,
+  randomBytes,
+  x25519Generate,
+} from '../../services/core/crypto.js';
+import { buildEstablishIntro } from '../../services/core/hs-cells.js';
+import { buildHsDescriptor, type IntroPointInfo } from '../../services/core/hs-descriptor.js';
+import { blindExpandedKey } from '../../services/core/hs-keys.js';
+import { relayLinkSpecifiers } from '../../services/core/link-specifiers.js';
+import { encodeOnionAddress } from '../../services/core/onion-address.js';
+import type { OriginCircuit } from '../../services/net/origin-circuit.js';
+import { OnionService } from '../../services/onion-service/service.js';
+import { LocalNetwork } from '../../services/testnet/network.js';
+import { testLogger } from '../helpers/log.js';
+import { startEchoServer, type TestServer } from '../helpers/servers.js';
+import { SocksReplyError, socksConnect } from '../helpers/socks-client.js';
+
+const RELAYS = 8;
+let net: LocalNetwork;
+let client: ShallotClient;
+let clientRegistry: Registry;
+let serviceClient: ShallotClient;
+let service: OnionService;
+let echo: TestServer;
+const cleanups: (() => void)[] = [];
+
+beforeAll(async () => {
+  echo = await startEchoServer();
+  net = await LocalNetwork.start(
+    { logger: testLogger('net'), registry: new Registry() },
+    {
+      authorities: 3,
+      relays: RELAYS,
+      exits: 0,
+      votingIntervalSec: 5,
+      tls: true,
+      host: '127.0.0.1',
+      basePort: 0,
+    },
+  );
+  await net.waitForConsensus(RELAYS, 40_000);
+  clientRegistry = new Registry();
+  client = new ShallotClient(
+    { logger: testLogger('client'), registry: clientRegistry },
+    { authorities: net.endpoints, socksHost: '127.0.0.1', socksPort: 0, circuits: { prebuild: 0 } },
+  );
+  serviceClient = new ShallotClient(
+    { logger: testLogger('svc-client'), registry: new Registry() },
+    { authorities: net.endpoints, socksHost: '127.0.0.1', socksPort: null, circuits: { prebuild: 0 } },
+  );
+  await Promise.all([client.start(), serviceClient.start()]);
+  await Promise.all([client.ready(30_000), serviceClient.ready(30_000)]);
+  service = new OnionService(
+    { logger: testLogger('svc'), registry: new Registry(), client: serviceClient },
+    {
+      name: 'echo',
+      identitySeed: randomBytes(32),
+      numIntroPoints: 3,
+      backend: { type: 'tcp', host: '127.0.0.1', port: echo.port },
+      virtualPort: 80,
+    },
+  );
+  const published = new Promise<void>((resolve) => {
+    service.on('published', (e) => {
+      if (e.uploaded > 0 && e.introPoints > 0) resolve();
+    });
+  });
+  await service.start();
+  await published;
+}, 90_000);
+
+afterAll(async () => {
+  for (const c of cleanups) c();
+  await service?.stop();
+  await client?.stop();
+  await serviceClient?.stop();
+  await net?.stop();
+  await echo?.close();
+});
+
+async function socksReply(host: string, port = 80, username?: string): Promise<number> {
+  const err = await socksConnect(client.socksPort, host, port, {
+    timeoutMs: 30_000,
+    ...(username !== undefined ? { username, password: 'x' } : {}),
+  }).then(
+    (s) => {
+      s.destroy();
+      return null;
+    },
+    (e: unknown) => e,
+  );
+  if (!(err instanceof SocksReplyError)) throw new Error(`expected a SOCKS error reply, got ${String(err)}`);
+  return err.reply;
+}
+
+async function metricValue(registry: Registry, name: string, labels: Record<string, string> = {}) {
+  const m = registry.getSingleMetric(name);
+  if (!m) return 0;
+  const { values } = await m.get();
+  return values
+    .filter((v) => Object.entries(labels).every(([k, x]) => v.labels[k] === x))
+    .reduce((a, v) => a + v.value, 0);
+}
+
+async function histogramCount(registry: Registry, name: string): Promise<number> {
+  const { values } = (await registry.getSingleMetric(name)?.get()) ?? { values: [] };
+  return values.find((v) => (v as { metricName?: string }).metricName === `${name}_count`)?.value ?? 0;
+}
+
+function relayOf(i: number): NetRelay {
+  const dir = client.dir;
+  const node = net.relays[i];
+  const r = node && dir?.relays.find((x) => x.nickname === node.relay.nickname);
+  if (!r) throw new Error(`relay ${i} not in the client's consensus`);
+  return r;
+}
+
+function introPointAt(relay: NetRelay, authPub: Uint8Array, encPub: Uint8Array): IntroPointInfo {
+  return {
+    linkSpecifiers: relayLinkSpecifiers({
+      address: relay.address,
+      port: relay.port,
+      legacyId: legacyIdFromEd25519(relay.identity),
+      ed25519Id: relay.identity,
+    }),
+    onionKey: relay.ntorKey,
+    authKey: authPub,
+    encKey: encPub,
+  };
+}
+
+/**
+ * Signs and stores a descriptor for `seed` on every HSDir, for the client's
+ * period and the ones either side (a consensus may turn over mid-test).
+ * `mangle` may change the outer document before it is signed.
+ */
+function publishDescriptor(
+  seed: Uint8Array,
+  introPoints: IntroPointInfo[],
+  mangle: (outer: string) => string = (o) => o,
+): void {
+  const consensus = client.dir?.consensus;
+  if (!consensus) throw new Error('no consensus');
+  const pub = ed25519PublicFromSeed(seed);
+  const base = onionPeriodKeys(pub, consensus);
+  for (const delta of [-1n, 0n, 1n]) {
+    const tp = base.tp + delta;
+    const keys = onionPeriodKeys(pub, {
+      ...consensus,
+      validAfterMs: consensus.validAfterMs + Number(delta) * Number(base.len) * 60_000,
+    });
+    expect(keys.tp).toBe(tp);
+    const descSigningSeed = randomBytes(32);
+    const text = buildHsDescriptor(
+      {
+        blindedKey: blindExpandedKey(ed25519Expand(seed), tp, keys.len),
+        blindedPub: keys.blindedPub,
+        descSigningSeed,
+        revisionCounter: BigInt(Date.now()),
+        introPoints,
+        subcredential: keys.subcredential,
+        nowMs: Date.now(),
+      },
+      randomBytes,
+    );
+    const outer = mangle(text.slice(0, text.lastIndexOf('signature ')));
+    const sig = ed25519Sign(
+      descSigningSeed,
+      concat(utf8('Tor onion service descriptor sig v3'), utf8(outer)),
+    );
+    const signed = `${outer}signature ${toBase64(sig, false)}\n`;
+    for (const roles of net.roles) {
+      const res = roles.hsdir.publish(signed);
+      expect(['stored', 'replaced']).toContain(res.outcome);
+    }
+  }
+}
+
+function readExactly(s: Socket, n: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let got = 0;
+    const onData = (d: Buffer) => {
+      chunks.push(d);
+      got += d.length;
+      if (got >= n) {
+        s.off('data', onData);
+        resolve(Buffer.concat(chunks));
+      }
+    };
+    s.on('data', onData);
+    s.once('error', reject);
+    s.once('close', () => reject(new Error(`closed after ${got} of ${n} bytes`)));
+  });
+}
+
+const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+describe('onion client failures', () => {
+  it('answers an address with a bad checksum with 0xF6 without building anything', async () => {
+    const good = encodeOnionAddress(ed25519Generate().public);
+    const label = good.slice(0, 56);
+    const bad = `${label.slice(0, 53)}${label[53] === 'a' ? 'b' : 'a'}${label.slice(54)}.onion`;
+    const before = await metricValue(clientRegistry, 'shallot_circuits_total');
+    expect(await socksReply(bad)).toBe(SocksReply.ONION_BAD_ADDRESS);
+    expect(await socksReply('tooshort.onion')).toBe(SocksReply.ONION_BAD_ADDRESS);
+    expect(await metricValue(clientRegistry, 'shallot_circuits_total')).toBe(before);
+    expect(
+      await metricValue(clientRegistry, 'shallot_onion_connects_total', { outcome: 'bad_address' }),
+    ).toBe(2);
+  });
+
+  it('answers a well-formed address no HSDir knows with 0xF0', async () => {
+    const before = await metricValue(clientRegistry, 'shallot_circuits_total', { purpose: 'hsdir' });
+    expect(await socksReply(encodeOnionAddress(ed25519Generate().public))).toBe(
+      SocksReply.ONION_DESC_NOT_FOUND,
+    );
+    // Every responsible HSDir was asked (2 replicas x spread 3 on 8 relays).
+    const after = await metricValue(clientRegistry, 'shallot_circuits_total', { purpose: 'hsdir' });
+    expect(after - before).toBeGreaterThanOrEqual(6);
+  }, 60_000);
+
+  it('answers a tampered descriptor with 0xF1', async () => {
+    const id = ed25519Generate();
+    const intro = x25519Generate();
+    publishDescriptor(
+      id.seed,
+      [introPointAt(relayOf(0), ed25519Generate().public, intro.public)],
+      (outer) => {
+        // Flip one base64 character inside the superencrypted blob (its MAC then fails);
+        // the outer signature is made afterwards, so the HSDir accepts the copy.
+        const start = outer.indexOf('-----BEGIN MESSAGE-----\n') + 24 + 100;
+        const c = outer[start] === 'A' ? 'B' : 'A';
+        return outer.slice(0, start) + c + outer.slice(start + 1);
+      },
+    );
+    expect(await socksReply(encodeOnionAddress(id.public))).toBe(SocksReply.ONION_DESC_INVALID);
+    expect(
+      await metricValue(clientRegistry, 'shallot_onion_connects_total', { outcome: 'desc_invalid' }),
+    ).toBe(1);
+  }, 60_000);
+
+  it('answers 0xF2 when every intro point NACKs (no such service there)', async () => {
+    const id = ed25519Generate();
+    const ips = [1, 2].map((i) =>
+      introPointAt(relayOf(i), ed25519Generate().public, x25519Generate().public),
+    );
+    publishDescriptor(id.seed, ips);
+    expect(await socksReply(encodeOnionAddress(id.public))).toBe(SocksReply.ONION_INTRO_FAILED);
+  }, 60_000);
+
+  it('answers 0xF3 when the service never sends RENDEZVOUS1', async () => {
+    // A mute "service": a real intro point (ESTABLISH_INTRO accepted) that ignores INTRODUCE2.
+    const id = ed25519Generate();
+    const auth = ed25519Generate();
+    const enc = x25519Generate();
+    const relay = relayOf(3);
+    const circ: OriginCircuit = await serviceClient.circuits.build({
+      purpose: 'onion-intro',
+      lastHop: relay,
+    });
+    cleanups.push(() => circ.destroy());
+    const kh = circ.lastHopKh;
+    if (!kh) throw new Error('no KH');
+    const established = circ.waitFor((_h, m) => m.type === 'INTRO_ESTABLISHED', 10_000);
+    circ.sendControl({
+      type: 'ESTABLISH_INTRO',
+      body: buildEstablishIntro({ authKeyPub: auth.public, authKeySeed: auth.seed }, kh),
+    });
+    await established;
+    const introduce2 = circ.waitFor((_h, m) => m.type === 'INTRODUCE2', 20_000);
+    publishDescriptor(id.seed, [introPointAt(relay, auth.public, enc.public)]);
+
+    const registry = new Registry();
+    const oc = new OnionClient(client, { registry, rendezvousTimeoutMs: 1_500 });
+    const err = await oc
+      .connect({
+        command: 1,
+        host: encodeOnionAddress(id.public),
+        port: 80,
+        addressType: 'domain',
+        isolationKey: 'f3',
+      })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SocksFailure);
+    expect((err as SocksFailure).reply).toBe(SocksReply.ONION_REND_FAILED);
+    await introduce2; // the intro point did relay it
+    expect(await metricValue(registry, 'shallot_onion_connects_total', { outcome: 'rend_failed' })).toBe(1);
+  }, 60_000);
+});
+
+describe('onion client with a real onion service', () => {
+  it('carries bytes both ways through intro, rendezvous and the virtual hop', async () => {
+    const payload = randomBytes(512 * 1024);
+    const s = await socksConnect(client.socksPort, service.onionAddress, 80, { timeoutMs: 30_000 });
+    try {
+      const back = readExactly(s, payload.length);
+      s.write(payload);
+      expect(sha(await back)).toBe(sha(payload));
+    } finally {
+      s.destroy();
+    }
+    expect(await metricValue(clientRegistry, 'shallot_onion_connects_total', { outcome: 'ok' })).toBe(1);
+    expect(await histogramCount(clientRegistry, 'shallot_onion_connect_seconds')).toBe(1);
+    expect(
+      await metricValue(clientRegistry, 'shallot_circuits_total', {
+        purpose: 'onion-rend',
+        outcome: 'success',
+      }),
+    ).toBeGreaterThanOrEqual(1);
+  }, 60_000);
+
+  it('reuses the descriptor and the rendezvous circuit for the same isolation key', async () => {
+    const hsdirBefore = await metricValue(clientRegistry, 'shallot_circuits_total', { purpose: 'hsdir' });
+    const rpBefore = await metricValue(clientRegistry, 'shallot_client_rendezvous_chosen_total');
+    for (let i = 0; i < 2; i++) {
+      const s = await socksConnect(client.socksPort, service.onionAddress, 80, { timeoutMs: 30_000 });
+      const back = readExactly(s, 5);
+      s.write('hello');
+      expect((await back).toString()).toBe('hello');
+      s.destroy();
+    }
+    expect(await metricValue(clientRegistry, 'shallot_circuits_total', { purpose: 'hsdir' })).toBe(
+      hsdirBefore,
+    );
+    expect(await metricValue(clientRegistry, 'shallot_client_rendezvous_chosen_total')).toBe(rpBefore);
+  }, 60_000);
+
+  it('refuses a port the service does not serve', async () => {
+    expect(await socksReply(service.onionAddress, 81, 'other-port')).toBe(SocksReply.GENERAL_FAILURE);
+  }, 60_000);
+
+  it('spreads rendezvous points over most relays across 20 isolated connections', async () => {
+    const metric = async () => {
+      const m = clientRegistry.getSingleMetric('shallot_client_rendezvous_chosen_total');
+      const out = new Map<string, number>();
+      for (const v of (await m?.get())?.values ?? []) out.set(String(v.labels.relay), v.value);
+      return out;
+    };
+    const before = await metric();
+    const eligible = client.dir?.relays.filter((r) => r.flags.includes('Stable')).length ?? 0;
+    expect(eligible).toBe(RELAYS);
+    for (let batch = 0; batch < 4; batch++) {
+      await Promise.all(
+        Array.from({ length: 5 }, async (_, j) => {
+          const s = await socksConnect(client.socksPort, service.onionAddress, 80, {
+            username: `user${batch * 5 + j}`,
+            password: 'x',
+            timeoutMs: 30_000,
+          });
+          const back = readExactly(s, 2);
+          s.write('ok');
+          expect((await back).toString()).toBe('ok');
+          s.destroy();
+        }),
+      );
+    }
+    const after = await metric();
+    const used = [...after].filter(([relay, n]) => n > (before.get(relay) ?? 0)).map(([relay]) => relay);
+    const draws = [...after].reduce((a, [relay, n]) => a + n - (before.get(relay) ?? 0), 0);
+    expect(draws).toBeGreaterThanOrEqual(20);
+    // 20 uniform draws over 8 relays cover 7.5 on average; fewer than 5 has probability < 0.1%.
+    expect(used.length).toBeGreaterThanOrEqual(5);
+    const top = Math.max(...[...after].map(([relay, n]) => n - (before.get(relay) ?? 0)));
+    expect(top).toBeLessThanOrEqual(10);
+  }, 60_000);
+});
