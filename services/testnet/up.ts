@@ -271,6 +271,8 @@ async function upProcesses(o: UpOptions, progress: Progress): Promise<RunningNet
           path.join(o.dataDir, `relay${i}`, 'keys.json'),
           '--nickname',
           `relay${i}`,
+          '--key-rotation',
+          String(o.keyRotation),
           '--port',
           String(await ports.take()),
           '--authorities',
@@ -297,6 +299,7 @@ async function upProcesses(o: UpOptions, progress: Progress): Promise<RunningNet
       await new Promise((r) => setTimeout(r, 500));
     }
     const socksPort = await ports.take(o.socksPort);
+    const clientOps = await ports.take();
     launch(
       'client',
       'client',
@@ -310,8 +313,10 @@ async function upProcesses(o: UpOptions, progress: Progress): Promise<RunningNet
         path.join(o.dataDir, 'client'),
         ...common,
       ],
-      await ports.take(),
+      clientOps,
     );
+    progress.line('bootstrapping: client fetching the consensus');
+    await waitReady(`http://127.0.0.1:${clientOps}/readyz`, deadline);
     const web = await startWebTarget('127.0.0.1', await ports.take());
     const services: NetworkState['onionServices'] = [];
     for (let s = 0; s < o.onionServices; s++) {
@@ -367,6 +372,19 @@ async function upProcesses(o: UpOptions, progress: Progress): Promise<RunningNet
     progress.done();
     await stop();
     throw e;
+  }
+}
+
+/** Polls a /readyz URL until it answers 200 or the deadline passes. */
+async function waitReady(url: string, deadline: number): Promise<void> {
+  for (;;) {
+    const ok = await fetch(url, { signal: AbortSignal.timeout(2_000) }).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`${url} not ready in time`);
+    await new Promise((r) => setTimeout(r, 300));
   }
 }
 
