@@ -1,0 +1,141 @@
+/**
+ * Process entry for one onion-service instance with its own embedded client:
+ *
+ *   node dist/services/onion-service/main.js --key-file D/identity.key \
+ *     --authorities "id@host:port,..." [--backend host:port|builtin] \
+ *     [--instance NAME] [--intro-points 3] [--virtual-port 80] [--ops-port M]
+ *
+ * Prints the onion address on stdout once the identity is loaded (the key
+ * file is created, mode 0600, on first start). Several processes started
+ * with the same key file and different --instance names share the service
+ * (see instances.ts): they meet in the key file's directory, or --data-dir.
+ * Every flag has a SHALLOT_* environment fallback. SIGTERM stops the
+ * service (intro circuits closed, instance record removed), then the client.
+ */
+import { Command, InvalidArgumentError } from 'commander';
+import { ShallotClient } from '../client/client.js';
+import { parseAuthorityList } from '../directory/dir-client.js';
+import { createRegistry } from '../metrics/metrics.js';
+import { type OpsServer, serveOps } from '../metrics/server.js';
+import { envInt, intOption, onShutdown, runIfMain } from '../net/cli.js';
+import { createLogger, isLogLevel } from '../net/log.js';
+import { isValidInstanceName } from './instances.js';
+import { type Backend, OnionService } from './service.js';
+
+const env = process.env;
+
+/** "builtin" or "host:port" (IPv6 hosts in brackets). */
+export function parseBackend(spec: string): Backend {
+  if (spec === 'builtin') return { type: 'builtin' };
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s]+)):(\d{1,5})$/.exec(spec);
+  const port = Number(m?.[3]);
+  if (!m || port < 1 || port > 65535) throw new InvalidArgumentError('want "builtin" or host:port');
+  return { type: 'tcp', host: (m[1] ?? m[2]) as string, port };
+}
+
+function instanceName(v: string): string {
+  if (!isValidInstanceName(v)) throw new InvalidArgumentError('letters, digits, ".", "_" and "-" (max 64)');
+  return v;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program: Command = new Command()
+    .name('shallot-onion-service')
+    .description('A Shallot v3 onion service (one instance) with an embedded client')
+    .option('--key-file <file>', 'identity key file (created 0600 if missing)', env.SHALLOT_KEY_FILE)
+    .option('--authorities <list>', 'directory authorities: "hexid@host:port,..."', env.SHALLOT_AUTHORITIES)
+    .option('--backend <spec>', '"builtin" or host:port to splice streams to', parseBackend, undefined)
+    .option('--instance <name>', 'instance name (instances share the key file)', instanceName, undefined)
+    .option(
+      '--data-dir <dir>',
+      'where instances meet (default: the key file directory)',
+      env.SHALLOT_DATA_DIR,
+    )
+    .option('--name <name>', 'service name for logs and metric labels', env.SHALLOT_NAME)
+    .option(
+      '--intro-points <n>',
+      'introduction points of this instance',
+      intOption('intro points', 1, 20),
+      envInt('SHALLOT_INTRO_POINTS', 3),
+    )
+    .option(
+      '--virtual-port <port>',
+      'onion port clients connect to',
+      intOption('virtual port', 1, 65535),
+      envInt('SHALLOT_VIRTUAL_PORT', 80),
+    )
+    .option('--no-testnet', 'live-network time periods (1440 min) instead of the voting-interval ones')
+    .option('--no-tls', 'plain ws links (debugging only)')
+    .option('--ops-host <host>', 'address for /metrics /healthz /readyz', env.SHALLOT_OPS_HOST ?? '127.0.0.1')
+    .option(
+      '--ops-port <port>',
+      '/metrics /healthz /readyz port',
+      intOption('ops port', 0, 65535),
+      envInt('SHALLOT_OPS_PORT'),
+    )
+    .option('--log-level <level>', 'debug, info, warn, error, silent', env.SHALLOT_LOG_LEVEL ?? 'info');
+  program.parse(argv);
+  const o = program.opts<{
+    keyFile?: string;
+    authorities?: string;
+    backend?: Backend;
+    instance?: string;
+    dataDir?: string;
+    name?: string;
+    introPoints: number;
+    virtualPort: number;
+    testnet: boolean;
+    tls: boolean;
+    opsHost: string;
+    opsPort?: number;
+    logLevel: string;
+  }>();
+  if (!o.keyFile) program.error('--key-file (or SHALLOT_KEY_FILE) is required');
+  if (!o.authorities) program.error('--authorities (or SHALLOT_AUTHORITIES) is required');
+  if (!isLogLevel(o.logLevel)) program.error(`unknown log level ${o.logLevel}`);
+  if (env.SHALLOT_TESTNET === '0' || env.SHALLOT_TESTNET === 'false') o.testnet = false;
+  let authorities: ReturnType<typeof parseAuthorityList> = [];
+  let backend: Backend = { type: 'builtin' };
+  let instance = 'default';
+  try {
+    authorities = parseAuthorityList(o.authorities);
+    backend = o.backend ?? parseBackend(env.SHALLOT_BACKEND ?? 'builtin');
+    instance = o.instance ?? instanceName(env.SHALLOT_INSTANCE ?? 'default');
+  } catch (e) {
+    program.error((e as Error).message);
+  }
+  const name = o.name ?? 'onion';
+  const logger = createLogger(`hs/${name}/${instance}`, o.logLevel);
+  const registry = createRegistry({ node: `${name}-${instance}`, role: 'onion-service' });
+  const client = new ShallotClient(
+    { logger: logger.child('client'), registry },
+    { authorities, socksHost: '127.0.0.1', socksPort: null, circuits: { tls: o.tls, prebuild: 0 } },
+  );
+  const service = new OnionService(
+    { logger, registry, client },
+    {
+      name,
+      instance,
+      identityKeyFile: o.keyFile,
+      ...(o.dataDir ? { dataDir: o.dataDir } : {}),
+      numIntroPoints: o.introPoints,
+      backend,
+      virtualPort: o.virtualPort,
+      testnet: o.testnet,
+    },
+  );
+  await client.start();
+  await service.start();
+  process.stdout.write(`${service.onionAddress}\n`);
+  let ops: OpsServer | null = null;
+  if (o.opsPort !== undefined) {
+    ops = await serveOps({ host: o.opsHost, port: o.opsPort, registry, health: () => service.health() });
+    logger.info('ops endpoint', { url: ops.url });
+  }
+  onShutdown(logger, async () => {
+    await service.stop();
+    await Promise.all([client.stop(), ops?.close()]);
+  });
+}
+
+runIfMain(import.meta.url, main);
