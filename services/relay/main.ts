@@ -42,6 +42,12 @@ export async function main(argv: string[]): Promise<void> {
       envInt('SHALLOT_BANDWIDTH', 1_000_000),
     )
     .option('--no-hsdir', 'do not offer to be an onion-service directory')
+    .option(
+      '--key-rotation <min>',
+      'rotate the onion key every N minutes (0: never)',
+      intOption('key rotation', 0, 10_080),
+      envInt('SHALLOT_KEY_ROTATION', 0),
+    )
     .option('--no-tls', 'plain ws links (debugging only; peers must agree)')
     .option('--ops-host <host>', 'address for /metrics and /healthz', env.SHALLOT_OPS_HOST)
     .option(
@@ -62,6 +68,7 @@ export async function main(argv: string[]): Promise<void> {
     exitPolicy?: string;
     bandwidth: number;
     hsdir: boolean;
+    keyRotation: number;
     tls: boolean;
     opsHost?: string;
     opsPort?: number;
@@ -94,6 +101,8 @@ export async function main(argv: string[]): Promise<void> {
       authorities,
       bandwidth: o.bandwidth,
       hsdir: o.hsdir,
+      keyFile: o.keyFile,
+      ...(o.keyRotation > 0 ? { keyRotationMs: o.keyRotation * 60_000 } : {}),
     },
   );
   await node.start();
