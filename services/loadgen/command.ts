@@ -1,0 +1,185 @@
+/**
+ * The `load` subcommand of the `shallot` CLI (and of the standalone
+ * `services/loadgen/main.ts`): option definitions and help, then
+ * `runLoad`. Exit codes: 0 when the run completes (even with failed
+ * requests), 1 when the success ratio is below --min-success or the run
+ * itself breaks, 2 for invalid configuration (nothing is sent).
+ *
+ * Design notes: option values are validated by `resolveLoadOptions`, not
+ * by commander parsers, so every configuration error exits 2 with one
+ * message style; commander's own usage errors (unknown option, missing
+ * value) also exit 2.
+ */
+import type { Command, CommanderError } from 'commander';
+import { runLoad } from './loadgen.js';
+import { DEFAULTS, LoadConfigError, type LoadInput } from './options.js';
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+const HELP_AFTER = `
+Targets:
+  <address>.onion[:port]   an onion service (port 80 by default)
+  host:port                a destination reached through an exit relay
+                           (Shallot exits allow 127.0.0.0/8 only)
+  The target must speak HTTP/1.1 and serve GET /bytes/<n> (n deterministic
+  bytes) and, for body checks, GET /sha256/<n> (their hex SHA-256), as the
+  onion service's built-in backend and the web target of \`shallot up\` do.
+  Only --mode http is supported: a plain TCP (echo) target will not work.
+
+Measurements (milliseconds, from the moment the SOCKS CONNECT is sent):
+  connect   until the proxy's success reply (for .onion: descriptor fetch,
+            introduction and rendezvous; for exits: circuit and BEGIN)
+  ttfb      until the first response byte
+  ttlb      until the last response byte
+  With --client-metrics the report adds circuit-build quantiles (from
+  shallot_circuit_build_seconds buckets) and the rendezvous points the client
+  chose; with --relay-metrics/--targets-file it adds how rendezvous joins and
+  INTRODUCE1 cells spread over relays: share per relay, max/mean and the
+  coefficient of variation (stddev/mean; 0 = perfectly even).
+
+Failure reasons: socks_<code>_<name> for SOCKS replies (e.g.
+  socks_f0_onion_desc_not_found, socks_f3_onion_rend_failed), connect_timeout,
+  read_timeout, short_read, checksum_mismatch, length_mismatch, http_<status>,
+  bad_response, connection_reset, proxy_unreachable, proxy_closed.
+
+Exit status: 0 when the run completes (even with failures), 1 when the success
+  ratio is below --min-success, 2 for invalid options.
+
+Examples:
+  shallot load 127.0.0.1:8080 --count 200 --concurrency 8 --size 50k,1M
+  shallot load <address>.onion --duration 60 --rate 5 --new-circuit \\
+    --targets-file ~/.shallot/targets.json --client-metrics 127.0.0.1:9101 \\
+    --out results.json --html report.html
+`;
+
+interface RawOptions {
+  target?: string;
+  socks?: string;
+  concurrency?: string;
+  rate?: string;
+  duration?: string;
+  count?: string;
+  size?: string;
+  newCircuit?: boolean;
+  timeout?: string;
+  mode?: string;
+  verify?: boolean;
+  clientMetrics?: string;
+  relayMetrics?: string[];
+  targetsFile?: string;
+  out?: string;
+  html?: string;
+  metricsHost?: string;
+  metricsPort?: string;
+  metricsLinger?: string;
+  minSuccess?: string;
+  progress?: string;
+  progressInterval?: string;
+}
+
+/** The LoadInput a parsed command line stands for. */
+export function loadInputFromCli(target: string | undefined, raw: RawOptions): LoadInput {
+  const { relayMetrics, ...rest } = raw;
+  return { ...rest, target: target ?? raw.target, ...(relayMetrics ? { relayMetrics } : {}) } as LoadInput;
+}
+
+/** Adds `load` to `program` and returns the subcommand. */
+export function registerLoadCommand(program: Command): Command {
+  const cmd = program
+    .command('load')
+    .description(
+      'Load-test an onion service or an exit destination through a Shallot client: latency percentiles, failures by reason, and rendezvous/intro spread across relays',
+    )
+    .argument('[target]', '<address>.onion[:port] or host:port (or use --target)')
+    .option('--target <target>', 'same as the positional target')
+    .option('--socks <host:port>', 'the Shallot client SOCKS5 listener (env SHALLOT_SOCKS)', DEFAULTS.socks)
+    .option('-c, --concurrency <n>', 'requests in flight at once', String(DEFAULTS.concurrency))
+    .option('-r, --rate <req/s>', 'start at most this many requests per second (default: unpaced)')
+    .option('-d, --duration <seconds>', 'stop starting requests after this long')
+    .option(
+      '-n, --count <n>',
+      `requests to make; with --duration, whichever ends first (default ${DEFAULTS.count} when neither is given)`,
+    )
+    .option(
+      '-s, --size <bytes>',
+      'payload size per request: 51200, 50k, 1MiB; a comma list is used round-robin',
+      '50k',
+    )
+    .option(
+      '--new-circuit',
+      'a fresh SOCKS username per request, so the client builds/assigns a separate circuit each time (default: one shared isolation group for the run)',
+    )
+    .option(
+      '-t, --timeout <seconds>',
+      'per request, from SOCKS connect to the last byte',
+      String(DEFAULTS.timeoutSec),
+    )
+    .option('--mode <mode>', 'request protocol; only "http" (GET /bytes/<n>) is supported', 'http')
+    .option('--no-verify', 'skip checking bodies against GET /sha256/<n> (length is still checked)')
+    .option(
+      '--client-metrics <url>',
+      "the client's /metrics (host:port or URL): circuit build, rendezvous choices",
+    )
+    .option(
+      '--relay-metrics <urls>',
+      "relays' /metrics, comma-separated or repeated: rendezvous and intro spread",
+      collect,
+    )
+    .option(
+      '--targets-file <file>',
+      'Prometheus file_sd JSON (as `shallot up` writes) with more /metrics targets',
+    )
+    .option('-o, --out <file>', 'write the result as JSON')
+    .option('--html <file>', 'write a self-contained HTML report (inline SVG charts)')
+    .option('--metrics-port <port>', "serve the load generator's own /metrics on this port while it runs")
+    .option('--metrics-host <host>', 'address for --metrics-port', DEFAULTS.metricsHost)
+    .option('--metrics-linger <seconds>', 'keep /metrics up this long after the run', '0')
+    .option('--min-success <ratio>', 'exit 1 when the success ratio (0..1) is below this')
+    .option('--progress <mode>', 'auto (bar on a terminal, lines otherwise), bar, lines, none', 'auto')
+    .option(
+      '--progress-interval <seconds>',
+      'seconds between progress lines when not a terminal',
+      String(DEFAULTS.progressIntervalSec),
+    )
+    .addHelpText('after', HELP_AFTER)
+    .exitOverride((err: CommanderError) => {
+      // Usage errors are configuration errors: exit 2. Help and version exit 0 as usual.
+      if (err.exitCode !== 0) process.exit(2);
+    })
+    .action(async (target: string | undefined, raw: RawOptions) => {
+      const ac = new AbortController();
+      let signals = 0;
+      const onSigint = () => {
+        signals++;
+        if (signals > 1) process.exit(130);
+        process.stderr.write('\nstopping: waiting for requests in flight (Ctrl-C again to quit now)\n');
+        ac.abort();
+      };
+      process.on('SIGINT', onSigint);
+      process.on('SIGTERM', onSigint);
+      try {
+        const result = await runLoad(loadInputFromCli(target, raw), { signal: ac.signal });
+        const min = result.config.minSuccess;
+        if (min !== null && result.successRatio < min) {
+          process.stderr.write(
+            `error: success ratio ${result.successRatio.toFixed(3)} is below --min-success ${min}\n`,
+          );
+          process.exitCode = 1;
+        } else {
+          process.exitCode = 0;
+        }
+      } catch (e) {
+        if (e instanceof LoadConfigError) {
+          process.stderr.write(`error: ${e.message}\n`);
+          process.exitCode = 2;
+        } else {
+          process.stderr.write(`error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+          process.exitCode = 1;
+        }
+      } finally {
+        process.off('SIGINT', onSigint);
+        process.off('SIGTERM', onSigint);
+      }
+    });
+  return cmd;
+}

@@ -1,0 +1,99 @@
+/**
+ * Live progress for a load run: a one-line bar redrawn in place on a
+ * terminal, or plain periodic lines when output is a file or pipe (CI
+ * logs, `kubectl logs` of a LoadTest job), where carriage returns would
+ * make a mess.
+ *
+ * Design notes: written here rather than taken from a library because it
+ * is one line of text; redraws are throttled to 10 per second.
+ */
+
+export interface ProgressState {
+  /** Requests finished (ok + failed). */
+  done: number;
+  ok: number;
+  failed: number;
+  inFlight: number;
+  elapsedMs: number;
+  /** Requests the run will make, when known. */
+  total: number | null;
+  /** Run length in ms when bounded by duration. */
+  durationMs: number | null;
+}
+
+export interface ProgressSink {
+  write(chunk: string): unknown;
+  isTTY?: boolean;
+  columns?: number;
+}
+
+/** Fraction done: by count when known, else by time (whichever is further for both). */
+export function progressFraction(s: ProgressState): number {
+  const byCount = s.total ? s.done / s.total : 0;
+  const byTime = s.durationMs ? s.elapsedMs / s.durationMs : 0;
+  return Math.max(0, Math.min(1, Math.max(byCount, byTime)));
+}
+
+function rate(s: ProgressState): string {
+  return s.elapsedMs > 0 ? ((s.done * 1000) / s.elapsedMs).toFixed(1) : '0.0';
+}
+
+/** One plain progress line, e.g. `load 45/100 ok 44 failed 1 in-flight 4 12.3 req/s 3.2 s`. */
+export function progressLine(s: ProgressState): string {
+  const of = s.total !== null ? `${s.done}/${s.total}` : `${s.done}`;
+  const time = s.durationMs !== null ? `/${(s.durationMs / 1000).toFixed(0)}` : '';
+  return `load ${of} ok ${s.ok} failed ${s.failed} in-flight ${s.inFlight} ${rate(s)} req/s ${(s.elapsedMs / 1000).toFixed(1)}${time} s`;
+}
+
+/** The bar line for a terminal `width` columns wide (no newline). */
+export function progressBar(s: ProgressState, width = 80): string {
+  const pct = progressFraction(s);
+  const text = ` ${(pct * 100).toFixed(0).padStart(3)}% ${progressLine(s).slice(5)}`;
+  const barWidth = Math.max(10, Math.min(40, width - text.length - 3));
+  const filled = Math.round(pct * barWidth);
+  return `[${'#'.repeat(filled)}${'-'.repeat(barWidth - filled)}]${text}`.slice(0, Math.max(20, width - 1));
+}
+
+export class Progress {
+  private timer: NodeJS.Timeout | null = null;
+  private lastDraw = 0;
+  private readonly mode: 'bar' | 'lines' | 'none';
+
+  constructor(
+    private readonly out: ProgressSink,
+    mode: 'auto' | 'bar' | 'lines' | 'none',
+    private readonly intervalMs: number,
+    private readonly state: () => ProgressState,
+  ) {
+    this.mode = mode === 'auto' ? (out.isTTY ? 'bar' : 'lines') : mode;
+  }
+
+  start(): void {
+    if (this.mode === 'none') return;
+    const every = this.mode === 'bar' ? 100 : this.intervalMs;
+    this.timer = setInterval(() => this.draw(), every);
+    this.timer.unref();
+    if (this.mode === 'bar') this.draw();
+  }
+
+  /** Called on each completed request: redraws the bar (throttled). */
+  tick(): void {
+    if (this.mode !== 'bar') return;
+    if (Date.now() - this.lastDraw >= 100) this.draw();
+  }
+
+  private draw(): void {
+    this.lastDraw = Date.now();
+    const s = this.state();
+    if (this.mode === 'bar') this.out.write(`\r${progressBar(s, this.out.columns ?? 80)}\x1b[K`);
+    else if (this.mode === 'lines') this.out.write(`${progressLine(s)}\n`);
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    if (this.mode === 'none') return;
+    this.draw();
+    if (this.mode === 'bar') this.out.write('\n');
+  }
+}

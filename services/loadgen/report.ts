@@ -1,0 +1,356 @@
+/**
+ * A load run's result as people read it: the end-of-run table for the
+ * terminal, the JSON file (`--out`) and a self-contained HTML report
+ * (`--html`) with inline SVG charts: latency over time as a scatter plot
+ * and each relay's share of rendezvous (and introduction) load as bars.
+ *
+ * Design notes: the HTML has no scripts, fonts or links to fetch, so it
+ * opens from a CI artifact or an air-gapped machine the same; every value
+ * taken from the run (relay nicknames, reasons, the target) is escaped.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { LoadResult, QuantileSummary, RequestRecord } from './result.js';
+import type { Spread, Summary } from './stats.js';
+
+const fmtMs = (v: number | null | undefined): string => (v === null || v === undefined ? '-' : v.toFixed(1));
+const fmtRatio = (v: number | null): string => (v === null ? '-' : v.toFixed(2));
+const pct = (v: number): string => `${(v * 100).toFixed(1)}%`;
+
+export function fmtBytes(n: number): string {
+  if (n < 1024) return `${Math.round(n)} B`;
+  if (n < 1024 ** 2) return `${(n / 1024).toFixed(1)} KiB`;
+  if (n < 1024 ** 3) return `${(n / 1024 ** 2).toFixed(1)} MiB`;
+  return `${(n / 1024 ** 3).toFixed(2)} GiB`;
+}
+
+function table(rows: string[][], align: ('l' | 'r')[]): string {
+  const widths = align.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
+  return rows
+    .map((r) =>
+      r
+        .map((cell, c) => (align[c] === 'r' ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!)))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
+}
+
+function connectLabel(r: LoadResult): string {
+  return r.config.targetKind === 'onion' ? 'onion connect' : 'exit connect';
+}
+
+function summaryRow(name: string, s: Summary): string[] {
+  return [name, fmtMs(s.p50), fmtMs(s.p90), fmtMs(s.p99), fmtMs(s.mean), fmtMs(s.max), String(s.count)];
+}
+
+function quantileRow(name: string, s: QuantileSummary): string[] {
+  return [name, fmtMs(s.p50), fmtMs(s.p90), fmtMs(s.p99), '-', '-', String(s.count)];
+}
+
+function spreadText(title: string, s: Spread): string {
+  const head = `${title}: ${s.relays} relays, ${s.total} events, max/mean ${fmtRatio(s.maxOverMean)}, CV ${fmtRatio(s.cv)}`;
+  const rows = Object.entries(s.perRelay).map(([name, share]) => [
+    `  ${name}`,
+    String(s.counts[name] ?? 0),
+    pct(share),
+    '#'.repeat(Math.round(share * 40)),
+  ]);
+  return rows.length ? `${head}\n${table(rows, ['l', 'r', 'r', 'l'])}` : head;
+}
+
+/** The end-of-run summary for a terminal. */
+export function renderTable(r: LoadResult): string {
+  const c = r.config;
+  const lines: string[] = [];
+  const via = c.targetKind === 'onion' ? 'onion service' : 'exit';
+  lines.push(
+    `shallot load: ${c.targetHost}:${c.targetPort} (${via}) via SOCKS ${c.socks}, ` +
+      `${r.counts.requests} requests, concurrency ${c.concurrency}` +
+      `${c.rate ? `, rate ${c.rate}/s` : ''}, ${c.newCircuit ? 'new circuit per request' : 'shared circuits'}, ` +
+      `${r.elapsedSec.toFixed(1)} s${r.interrupted ? ' (interrupted)' : ''}`,
+  );
+  lines.push('');
+  const rows: string[][] = [['latency (ms)', 'p50', 'p90', 'p99', 'mean', 'max', 'n']];
+  rows.push(summaryRow(`${connectLabel(r)}`, r.latency.connect));
+  rows.push(summaryRow('time to first byte', r.latency.ttfb));
+  rows.push(summaryRow('time to last byte', r.latency.ttlb));
+  const sizes = Object.keys(r.latencyBySize);
+  if (sizes.length > 1) {
+    for (const s of sizes) rows.push(summaryRow(`  ttlb ${fmtBytes(Number(s))}`, r.latencyBySize[s]!.ttlb));
+  }
+  if (r.circuitBuild) {
+    rows.push(quantileRow('circuit build (client)', r.circuitBuild));
+    for (const [p, q] of Object.entries(r.circuitBuild.byPurpose)) rows.push(quantileRow(`  ${p}`, q));
+  }
+  if (r.clientOnionConnect) rows.push(quantileRow('onion connect (client)', r.clientOnionConnect));
+  lines.push(table(rows, ['l', 'r', 'r', 'r', 'r', 'r', 'r']));
+  lines.push('');
+  lines.push(
+    `success ${r.counts.ok}/${r.counts.requests} (${pct(r.successRatio)}), ` +
+      `${fmtBytes(r.counts.bytes)} received, ${r.throughput.requestsPerSec.toFixed(1)} req/s, ` +
+      `${fmtBytes(r.throughput.bytesPerSec)}/s`,
+  );
+  const failures = Object.entries(r.failuresByReason).sort((a, b) => b[1] - a[1]);
+  if (failures.length) {
+    lines.push('failures by reason:');
+    lines.push(
+      table(
+        failures.map(([k, v]) => [`  ${k}`, String(v)]),
+        ['l', 'r'],
+      ),
+    );
+  }
+  if (r.rendezvousSpread) lines.push(spreadText('rendezvous spread (relays, joined)', r.rendezvousSpread));
+  if (r.introSpread) lines.push(spreadText('intro spread (relays, INTRODUCE1)', r.introSpread));
+  if (r.clientRendezvousChosen)
+    lines.push(spreadText('rendezvous points chosen (client)', r.clientRendezvousChosen));
+  for (const w of r.warnings) lines.push(`warning: ${w}`);
+  return `${lines.join('\n')}\n`;
+}
+
+async function writeText(file: string, text: string): Promise<void> {
+  await mkdir(path.dirname(path.resolve(file)), { recursive: true });
+  await writeFile(file, text);
+}
+
+export function resultJson(r: LoadResult): string {
+  return `${JSON.stringify(r, null, 2)}\n`;
+}
+
+export async function writeJsonReport(file: string, r: LoadResult): Promise<void> {
+  await writeText(file, resultJson(r));
+}
+
+export async function writeHtmlReport(file: string, r: LoadResult): Promise<void> {
+  await writeText(file, renderHtml(r));
+}
+
+/* --------------------------------------------------------------------- HTML */
+
+export function escapeHtml(s: string): string {
+  return s.replace(
+    /[&<>"']/g,
+    (ch) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[ch]!,
+  );
+}
+
+/** A "nice" axis step (1, 2 or 5 × 10^k) giving about `ticks` ticks up to `max`. */
+export function niceStep(max: number, ticks = 5): number {
+  if (!(max > 0)) return 1;
+  const raw = max / ticks;
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  const n = raw / mag;
+  return (n <= 1 ? 1 : n <= 2 ? 2 : n <= 5 ? 5 : 10) * mag;
+}
+
+const SERIES = [
+  { key: 'connectMs', label: 'connect', color: '#1f77b4' },
+  { key: 'ttfbMs', label: 'ttfb', color: '#ff7f0e' },
+  { key: 'ttlbMs', label: 'ttlb', color: '#2ca02c' },
+] as const;
+
+/** Latency (ms) of each request against its start time (s); failures as red crosses on the x axis. */
+export function latencyScatterSvg(samples: readonly RequestRecord[], width = 760, height = 320): string {
+  const m = { l: 60, r: 110, t: 16, b: 40 };
+  const w = width - m.l - m.r;
+  const h = height - m.t - m.b;
+  const xs = samples.map((s) => s.startMs / 1000);
+  const ys = samples.flatMap((s) => SERIES.map((k) => s[k.key]).filter((v): v is number => v !== undefined));
+  const xMax = Math.max(1, ...xs);
+  const yMax = Math.max(1, ...ys);
+  const xStep = niceStep(xMax);
+  const yStep = niceStep(yMax);
+  const xTop = Math.ceil(xMax / xStep) * xStep;
+  const yTop = Math.ceil(yMax / yStep) * yStep;
+  const X = (v: number) => m.l + (v / xTop) * w;
+  const Y = (v: number) => m.t + h - (v / yTop) * h;
+  const parts: string[] = [];
+  parts.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img" aria-label="latency over time">`,
+  );
+  for (let v = 0; v <= yTop + 1e-9; v += yStep) {
+    parts.push(
+      `<line x1="${m.l}" x2="${m.l + w}" y1="${Y(v).toFixed(1)}" y2="${Y(v).toFixed(1)}" stroke="#ddd"/>`,
+      `<text x="${m.l - 6}" y="${(Y(v) + 4).toFixed(1)}" text-anchor="end" font-size="11">${+v.toPrecision(6)}</text>`,
+    );
+  }
+  for (let v = 0; v <= xTop + 1e-9; v += xStep) {
+    parts.push(
+      `<line x1="${X(v).toFixed(1)}" x2="${X(v).toFixed(1)}" y1="${m.t + h}" y2="${m.t + h + 4}" stroke="#333"/>`,
+      `<text x="${X(v).toFixed(1)}" y="${m.t + h + 16}" text-anchor="middle" font-size="11">${+v.toPrecision(6)}</text>`,
+    );
+  }
+  parts.push(
+    `<line x1="${m.l}" x2="${m.l}" y1="${m.t}" y2="${m.t + h}" stroke="#333"/>`,
+    `<line x1="${m.l}" x2="${m.l + w}" y1="${m.t + h}" y2="${m.t + h}" stroke="#333"/>`,
+    `<text x="${m.l + w / 2}" y="${height - 6}" text-anchor="middle" font-size="12">request start (s since run start)</text>`,
+    `<text x="14" y="${m.t + h / 2}" text-anchor="middle" font-size="12" transform="rotate(-90 14 ${m.t + h / 2})">latency (ms)</text>`,
+  );
+  for (const k of SERIES) {
+    const dots = samples
+      .filter((s) => s[k.key] !== undefined)
+      .map(
+        (s) =>
+          `<circle cx="${X(s.startMs / 1000).toFixed(1)}" cy="${Y(s[k.key]!).toFixed(1)}" r="2.5"><title>#${s.i} ${k.label} ${s[k.key]!.toFixed(1)} ms</title></circle>`,
+      );
+    parts.push(`<g class="series-${k.label}" fill="${k.color}" fill-opacity="0.75">${dots.join('')}</g>`);
+  }
+  const fails = samples
+    .filter((s) => !s.ok)
+    .map((s) => {
+      const x = X(s.startMs / 1000);
+      const y = m.t + h;
+      return `<path d="M${(x - 4).toFixed(1)} ${y - 4} l8 8 m0 -8 l-8 8"><title>#${s.i} failed: ${escapeHtml(s.reason ?? 'unknown')}</title></path>`;
+    });
+  parts.push(`<g class="failures" stroke="#d62728" stroke-width="2">${fails.join('')}</g>`);
+  const legend = [...SERIES.map((k) => [k.label, k.color] as const), ['failed', '#d62728'] as const];
+  legend.forEach(([label, color], n) => {
+    const y = m.t + 10 + n * 18;
+    parts.push(
+      `<rect x="${m.l + w + 16}" y="${y - 8}" width="10" height="10" fill="${color}"/>`,
+      `<text x="${m.l + w + 32}" y="${y + 1}" font-size="12">${label}</text>`,
+    );
+  });
+  parts.push('</svg>');
+  return parts.join('\n');
+}
+
+/** Horizontal bars: each relay's share, with the even share (1/n) as a dashed line. */
+export function shareBarsSvg(s: Spread, width = 760): string {
+  const entries = Object.entries(s.perRelay);
+  const row = 22;
+  const m = { l: 140, r: 120, t: 10, b: 24 };
+  const height = m.t + m.b + Math.max(1, entries.length) * row;
+  const w = width - m.l - m.r;
+  const maxShare = Math.max(0.01, ...entries.map(([, v]) => v), entries.length ? 1 / entries.length : 0);
+  const X = (v: number) => m.l + (v / maxShare) * w;
+  const parts = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img" aria-label="share per relay">`,
+  ];
+  entries.forEach(([name, share], n) => {
+    const y = m.t + n * row;
+    parts.push(
+      `<text x="${m.l - 8}" y="${y + 15}" text-anchor="end" font-size="12">${escapeHtml(name)}</text>`,
+      `<rect class="bar" x="${m.l}" y="${y + 3}" width="${Math.max(0, X(share) - m.l).toFixed(1)}" height="${row - 6}" fill="#1f77b4"><title>${escapeHtml(name)}: ${s.counts[name] ?? 0} (${pct(share)})</title></rect>`,
+      `<text x="${(X(share) + 6).toFixed(1)}" y="${y + 15}" font-size="11">${pct(share)} (${s.counts[name] ?? 0})</text>`,
+    );
+  });
+  if (entries.length) {
+    const even = X(1 / entries.length).toFixed(1);
+    parts.push(
+      `<line x1="${even}" x2="${even}" y1="${m.t}" y2="${height - m.b}" stroke="#d62728" stroke-dasharray="4 3"/>`,
+      `<text x="${even}" y="${height - 8}" text-anchor="middle" font-size="11" fill="#d62728">even share</text>`,
+    );
+  }
+  parts.push('</svg>');
+  return parts.join('\n');
+}
+
+function htmlTable(head: string[], rows: string[][]): string {
+  const th = head.map((h) => `<th>${escapeHtml(h)}</th>`).join('');
+  const trs = rows.map((r) => `<tr>${r.map((c) => `<td>${escapeHtml(c)}</td>`).join('')}</tr>`).join('\n');
+  return `<table><thead><tr>${th}</tr></thead><tbody>\n${trs}\n</tbody></table>`;
+}
+
+function spreadSection(title: string, source: string, s: Spread | null): string {
+  if (!s) return `<h2>${escapeHtml(title)}</h2><p class="muted">Not measured: ${escapeHtml(source)}</p>`;
+  return `<h2>${escapeHtml(title)}</h2>
+<p>${s.relays} relays, ${s.total} events; max/mean <b>${fmtRatio(s.maxOverMean)}</b>, coefficient of variation <b>${fmtRatio(s.cv)}</b>.</p>
+${s.total > 0 ? shareBarsSvg(s) : '<p class="muted">No events during the run.</p>'}`;
+}
+
+/** The whole report as one HTML document without external resources. */
+export function renderHtml(r: LoadResult): string {
+  const c = r.config;
+  const latencyRows = [
+    summaryRow(connectLabel(r), r.latency.connect),
+    summaryRow('time to first byte', r.latency.ttfb),
+    summaryRow('time to last byte', r.latency.ttlb),
+    ...Object.entries(r.latencyBySize)
+      .filter(() => Object.keys(r.latencyBySize).length > 1)
+      .map(([size, l]) => summaryRow(`ttlb ${fmtBytes(Number(size))}`, l.ttlb)),
+  ];
+  if (r.circuitBuild) {
+    latencyRows.push(quantileRow('circuit build (client metrics)', r.circuitBuild));
+    for (const [p, q] of Object.entries(r.circuitBuild.byPurpose))
+      latencyRows.push(quantileRow(`circuit build: ${p}`, q));
+  }
+  if (r.clientOnionConnect)
+    latencyRows.push(quantileRow('onion connect (client metrics)', r.clientOnionConnect));
+  const configRows: string[][] = [
+    ['target', `${c.targetHost}:${c.targetPort} (${c.targetKind})`],
+    ['SOCKS proxy', c.socks],
+    ['concurrency', String(c.concurrency)],
+    ['rate', c.rate ? `${c.rate} req/s` : 'unlimited'],
+    [
+      'bound',
+      [c.count ? `${c.count} requests` : '', c.durationSec ? `${c.durationSec} s` : '']
+        .filter(Boolean)
+        .join(', '),
+    ],
+    ['payload sizes', c.sizes.map(fmtBytes).join(', ')],
+    ['circuits', c.newCircuit ? 'new circuit per request (SOCKS auth isolation)' : 'shared within the run'],
+    ['timeout', `${c.timeoutSec} s`],
+    ['body check', c.verify ? 'SHA-256 against /sha256/<n>' : 'length only'],
+    ['started', r.started],
+    ['finished', `${r.finished}${r.interrupted ? ' (interrupted)' : ''}`],
+  ];
+  const failures = Object.entries(r.failuresByReason).sort((a, b) => b[1] - a[1]);
+  const timelineRows = r.timeline.map((t) => [
+    String(t.t),
+    String(t.started),
+    String(t.ok),
+    String(t.failed),
+    String(t.inFlight),
+    fmtMs(t.connectP50Ms),
+    fmtMs(t.ttlbP50Ms),
+  ]);
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>shallot load report: ${escapeHtml(`${c.targetHost}:${c.targetPort}`)}</title>
+<style>
+body { font-family: system-ui, sans-serif; margin: 2rem; color: #222; max-width: 60rem; }
+table { border-collapse: collapse; margin: 0.5rem 0 1rem; }
+th, td { border: 1px solid #ccc; padding: 0.25rem 0.6rem; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+.muted { color: #777; }
+.big { font-size: 1.4rem; }
+svg { display: block; margin: 0.5rem 0 1rem; }
+details { margin: 1rem 0; }
+</style>
+</head>
+<body>
+<h1>shallot load report</h1>
+<p class="big">Success <b>${pct(r.successRatio)}</b> (${r.counts.ok}/${r.counts.requests}),
+${fmtBytes(r.counts.bytes)} in ${r.elapsedSec.toFixed(1)} s,
+${r.throughput.requestsPerSec.toFixed(1)} req/s, ${fmtBytes(r.throughput.bytesPerSec)}/s</p>
+${htmlTable(['setting', 'value'], configRows)}
+<h2>Latency (ms)</h2>
+<p class="muted">Measured from the SOCKS CONNECT request: connect ends at the proxy's success reply, ttfb at the first response byte, ttlb at the last. Client-metric rows come from the client's histograms (bucket estimates).</p>
+${htmlTable(['', 'p50', 'p90', 'p99', 'mean', 'max', 'n'], latencyRows)}
+<h2>Latency over time</h2>
+${latencyScatterSvg(r.samples)}
+<h2>Failures</h2>
+${
+  failures.length
+    ? htmlTable(
+        ['reason', 'count'],
+        failures.map(([k, v]) => [k, String(v)]),
+      )
+    : '<p>None.</p>'
+}
+${spreadSection('Rendezvous load per relay', 'pass --relay-metrics or --targets-file', r.rendezvousSpread)}
+${spreadSection('Introduction load per relay', 'pass --relay-metrics or --targets-file', r.introSpread)}
+${spreadSection('Rendezvous points chosen by the client', 'pass --client-metrics', r.clientRendezvousChosen)}
+<details><summary>Timeline (per second)</summary>
+${htmlTable(['t (s)', 'started', 'ok', 'failed', 'in flight', 'connect p50', 'ttlb p50'], timelineRows)}
+</details>
+${r.warnings.length ? `<h2>Warnings</h2><ul>${r.warnings.map((w) => `<li>${escapeHtml(w)}</li>`).join('')}</ul>` : ''}
+</body>
+</html>
+`;
+}
