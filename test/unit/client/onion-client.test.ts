@@ -1,0 +1,317 @@
+// OnionClient against fake circuits: the intro-phase outcomes a live network
+// cannot easily produce (every INTRODUCE_ACK timing out -> 0xF7, a NACK then a
+// timeout -> 0xF2), refetching a cached descriptor when its intro points all
+// fail, HSDir answers (404 everywhere -> 0xF0, garbage -> 0xF1), and a
+// rendezvous point that cannot be reached -> 0xF3 after trying another.
+import { Duplex } from 'node:stream';
+import { Registry } from 'prom-client';
+import { describe, expect, it } from 'vitest';
+import type { CircuitManager } from '../../../services/client/circuit-manager.js';
+import { NetDir } from '../../../services/client/netdir.js';
+import { OnionClient, type OnionClientOptions } from '../../../services/client/onion.js';
+import { onionPeriodKeys } from '../../../services/client/onion-params.js';
+import { SocksFailure } from '../../../services/client/socks-server.js';
+import { SocksReply } from '../../../services/client/socks5.js';
+import { DestroyReason } from '../../../services/core/cells.js';
+import {
+  ed25519Expand,
+  ed25519Generate,
+  legacyIdFromEd25519,
+  randomBytes,
+  x25519Generate,
+} from '../../../services/core/crypto.js';
+import type { Consensus, ConsensusRelay } from '../../../services/core/dirdoc.js';
+import { REJECT_ALL } from '../../../services/core/exit-policy.js';
+import { encodeIntroduceAck } from '../../../services/core/hs-cells.js';
+import { buildHsDescriptor, type IntroPointInfo } from '../../../services/core/hs-descriptor.js';
+import { blindExpandedKey } from '../../../services/core/hs-keys.js';
+import { relayLinkSpecifiers } from '../../../services/core/link-specifiers.js';
+import { encodeOnionAddress } from '../../../services/core/onion-address.js';
+import type { RelayMessage } from '../../../services/core/relay-cell.js';
+import { CircuitError } from '../../../services/net/origin-circuit.js';
+
+const FLAGS = ['Fast', 'Guard', 'HSDir', 'Running', 'Stable', 'Valid'];
+
+function consensusRelay(i: number): ConsensusRelay {
+  return {
+    nickname: `r${i}`,
+    identity: ed25519Generate().public,
+    ntorOnionKey: x25519Generate().public,
+    address: `10.0.0.${i + 1}`,
+    orPort: 9000 + i,
+    publishedMs: 0,
+    flags: FLAGS,
+    bandwidth: 1000,
+    exitPolicy: REJECT_ALL,
+    family: [],
+    descriptorDigest: new Uint8Array(32),
+  };
+}
+
+const consensus: Consensus = {
+  validAfterMs: Date.now(),
+  freshUntilMs: Date.now() + 60_000,
+  validUntilMs: Date.now() + 180_000,
+  votingIntervalSec: 5,
+  knownFlags: FLAGS,
+  params: {},
+  relays: Array.from({ length: 6 }, (_, i) => consensusRelay(i)),
+  bandwidthWeights: {},
+  authorities: [],
+};
+const dir = new NetDir(consensus);
+
+function descriptorFor(seed: Uint8Array, intros: number[]): string {
+  const pub = ed25519Generate(() => seed).public;
+  const k = onionPeriodKeys(pub, consensus);
+  const introPoints: IntroPointInfo[] = intros.map((i) => {
+    const r = dir.relays[i]!;
+    return {
+      linkSpecifiers: relayLinkSpecifiers({
+        address: r.address,
+        port: r.port,
+        legacyId: legacyIdFromEd25519(r.identity),
+        ed25519Id: r.identity,
+      }),
+      onionKey: r.ntorKey,
+      authKey: ed25519Generate().public,
+      encKey: x25519Generate().public,
+    };
+  });
+  return buildHsDescriptor(
+    {
+      blindedKey: blindExpandedKey(ed25519Expand(seed), k.tp, k.len),
+      blindedPub: k.blindedPub,
+      descSigningSeed: randomBytes(32),
+      revisionCounter: 1n,
+      introPoints,
+      subcredential: k.subcredential,
+      nowMs: Date.now(),
+    },
+    randomBytes,
+  );
+}
+
+type IntroBehaviour = 'nack' | 'timeout' | 'build-timeout';
+
+interface Scenario {
+  /** HSDir answer: status and body. */
+  hsdir: () => { status: number; body: string };
+  /** What each successive intro circuit does with INTRODUCE1. */
+  intro: IntroBehaviour[];
+  /** Rendezvous circuit builds fail. */
+  rendFails?: boolean;
+}
+
+/** Answers one dirRequest: waits for the request head, then writes the canned response. */
+function dirStream(res: { status: number; body: string }): Duplex {
+  let answered = false;
+  const d: Duplex = new Duplex({
+    read() {},
+    write(_chunk, _enc, cb) {
+      if (!answered) {
+        answered = true;
+        const body = Buffer.from(res.body);
+        d.push(Buffer.from(`HTTP/1.0 ${res.status} X\r\nContent-Length: ${body.length}\r\n\r\n`));
+        d.push(body);
+        d.push(null);
+      }
+      cb();
+    },
+  });
+  return d;
+}
+
+class FakeCirc {
+  isOpen = true;
+  destroyed = false;
+  private waiters: {
+    match: (h: number, m: RelayMessage, s: number) => boolean;
+    res: (v: unknown) => void;
+    rej: (e: Error) => void;
+  }[] = [];
+
+  constructor(
+    readonly purpose: string,
+    private readonly scenario: Scenario,
+    private readonly introBehaviour: IntroBehaviour | undefined,
+  ) {}
+
+  waitFor(
+    match: (h: number, m: RelayMessage, s: number) => boolean,
+  ): Promise<{ hop: number; msg: RelayMessage }> {
+    return new Promise((res, rej) => {
+      this.waiters.push({ match, res: res as (v: unknown) => void, rej });
+    });
+  }
+
+  private deliver(msg: RelayMessage): void {
+    const i = this.waiters.findIndex((w) => w.match(2, msg, 0));
+    if (i >= 0) this.waiters.splice(i, 1)[0]!.res({ hop: 2, msg });
+  }
+
+  sendControl(msg: RelayMessage): void {
+    if (msg.type === 'ESTABLISH_RENDEZVOUS')
+      this.deliver({ type: 'RENDEZVOUS_ESTABLISHED', body: new Uint8Array(0) });
+    if (msg.type === 'INTRODUCE1') {
+      if (this.introBehaviour === 'nack') {
+        this.deliver({ type: 'INTRODUCE_ACK', body: encodeIntroduceAck({ status: 1, extensions: [] }) });
+      } else {
+        const err = new CircuitError(DestroyReason.TIMEOUT, 'timed out', 'timeout');
+        for (const w of this.waiters.splice(0)) w.rej(err);
+      }
+    }
+  }
+
+  async openDirStream(): Promise<Duplex> {
+    return dirStream(this.scenario.hsdir());
+  }
+
+  once(): void {}
+
+  destroy(): void {
+    this.destroyed = true;
+    this.isOpen = false;
+    const err = new CircuitError(DestroyReason.FINISHED, 'destroyed');
+    for (const w of this.waiters.splice(0)) w.rej(err);
+  }
+}
+
+function harness(scenario: Scenario, opts: OnionClientOptions = {}) {
+  const builds: string[] = [];
+  const circs: FakeCirc[] = [];
+  let intro = 0;
+  const circuits = {
+    opts: { maxDirtinessMs: 600_000 },
+    async build(req: { purpose: string }) {
+      builds.push(req.purpose);
+      if (req.purpose === 'onion-rend' && scenario.rendFails)
+        throw new CircuitError(DestroyReason.CONNECTFAILED, 'no');
+      let behaviour: IntroBehaviour | undefined;
+      if (req.purpose === 'onion-intro') {
+        behaviour = scenario.intro[intro++ % scenario.intro.length];
+        if (behaviour === 'build-timeout')
+          throw new CircuitError(DestroyReason.TIMEOUT, 'build timed out', 'timeout');
+      }
+      const c = new FakeCirc(req.purpose, scenario, behaviour);
+      circs.push(c);
+      return c;
+    },
+  } as unknown as CircuitManager;
+  const registry = new Registry();
+  const oc = new OnionClient({ circuits, dir }, { registry, ...opts });
+  const connect = (host: string) =>
+    oc.connect({ command: 1, host, port: 80, addressType: 'domain', isolationKey: 'k' }).then(
+      () => 'ok' as const,
+      (e: unknown) => (e instanceof SocksFailure ? e.reply : e),
+    );
+  const count = (purpose: string) => builds.filter((b) => b === purpose).length;
+  return { oc, connect, count, circs, registry };
+}
+
+function service(intros: number[]) {
+  const seed = randomBytes(32);
+  const address = encodeOnionAddress(ed25519Generate(() => seed).public);
+  return { address, text: descriptorFor(seed, intros) };
+}
+
+describe('OnionClient intro phase', () => {
+  it('0xF7 when every intro point times out (ACK or circuit build)', async () => {
+    const s = service([1, 2, 3]);
+    const h = harness({ hsdir: () => ({ status: 200, body: s.text }), intro: ['timeout', 'build-timeout'] });
+    expect(await h.connect(s.address)).toBe(SocksReply.ONION_INTRO_TIMEOUT);
+    expect(h.count('onion-intro')).toBe(3);
+    // Nothing is left open: intro and rendezvous circuits are all torn down.
+    expect(h.circs.filter((c) => c.purpose !== 'hsdir').every((c) => c.destroyed)).toBe(true);
+  });
+
+  it('0xF2 when the failures are not all timeouts', async () => {
+    const s = service([1, 2]);
+    const h = harness({ hsdir: () => ({ status: 200, body: s.text }), intro: ['nack', 'timeout'] });
+    expect(await h.connect(s.address)).toBe(SocksReply.ONION_INTRO_FAILED);
+    expect(h.count('onion-intro')).toBe(2);
+  });
+
+  it('0xF2 when no intro point is in the consensus', async () => {
+    const s = service([]);
+    const h = harness({ hsdir: () => ({ status: 200, body: s.text }), intro: ['nack'] });
+    expect(await h.connect(s.address)).toBe(SocksReply.ONION_INTRO_FAILED);
+    expect(h.count('onion-rend')).toBe(0);
+  });
+
+  it('refetches a cached descriptor once when all its intro points fail', async () => {
+    const s = service([1]);
+    const h = harness({ hsdir: () => ({ status: 200, body: s.text }), intro: ['nack'] });
+    expect(await h.connect(s.address)).toBe(SocksReply.ONION_INTRO_FAILED);
+    expect(h.count('hsdir')).toBe(1);
+    expect(h.oc.cachedDescriptor(s.address)).not.toBeNull();
+    expect(await h.connect(s.address.toUpperCase())).toBe(SocksReply.ONION_INTRO_FAILED);
+    expect(h.count('hsdir')).toBe(2);
+    expect(h.count('onion-intro')).toBe(3);
+  });
+
+  it('0xF3 after trying a second rendezvous point', async () => {
+    const s = service([1]);
+    const h = harness({ hsdir: () => ({ status: 200, body: s.text }), intro: ['nack'], rendFails: true });
+    expect(await h.connect(s.address)).toBe(SocksReply.ONION_REND_FAILED);
+    expect(h.count('onion-rend')).toBe(2);
+    const m = await h.registry.getSingleMetric('shallot_client_rendezvous_chosen_total')?.get();
+    const relays = (m?.values ?? []).filter((v) => v.value > 0).map((v) => v.labels.relay);
+    expect(new Set(relays).size).toBe(2);
+  });
+});
+
+describe('OnionClient descriptor fetch', () => {
+  it('0xF0 after asking every responsible HSDir', async () => {
+    const s = service([1]);
+    const h = harness({ hsdir: () => ({ status: 404, body: 'Not found\n' }), intro: ['nack'] });
+    expect(await h.connect(s.address)).toBe(SocksReply.ONION_DESC_NOT_FOUND);
+    expect(h.count('hsdir')).toBe(6);
+  });
+
+  it('0xF1 when the only copies found do not verify, and counts it', async () => {
+    const s = service([1]);
+    const other = service([1]);
+    let n = 0;
+    // One HSDir has garbage, one has another service's descriptor, the rest have nothing.
+    const h = harness({
+      hsdir: () => {
+        n++;
+        if (n === 1) return { status: 200, body: 'hs-descriptor 3\nnonsense\n' };
+        if (n === 2) return { status: 200, body: other.text };
+        return { status: 404, body: '' };
+      },
+      intro: ['nack'],
+    });
+    expect(await h.connect(s.address)).toBe(SocksReply.ONION_DESC_INVALID);
+    const m = await h.registry.getSingleMetric('shallot_onion_connects_total')?.get();
+    expect(m?.values.find((v) => v.labels.outcome === 'desc_invalid')?.value).toBe(1);
+  });
+
+  it('uses a good copy from a later HSDir after a bad one', async () => {
+    const s = service([1]);
+    let n = 0;
+    const h = harness({
+      hsdir: () => (++n === 1 ? { status: 200, body: 'garbage' } : { status: 200, body: s.text }),
+      intro: ['nack'],
+    });
+    // It gets as far as the intro point: the descriptor was accepted.
+    expect(await h.connect(s.address)).toBe(SocksReply.ONION_INTRO_FAILED);
+    expect(h.count('hsdir')).toBe(2);
+  });
+
+  it('0xF6 for a bad address and NETWORK_UNREACHABLE before a consensus', async () => {
+    const s = service([1]);
+    const h = harness({ hsdir: () => ({ status: 404, body: '' }), intro: ['nack'] });
+    expect(await h.connect(`x${s.address}`)).toBe(SocksReply.ONION_BAD_ADDRESS);
+    expect(h.count('hsdir')).toBe(0);
+    const none = new OnionClient({
+      circuits: { opts: { maxDirtinessMs: 1 } } as unknown as CircuitManager,
+      dir: null,
+    });
+    const r = await none
+      .connect({ command: 1, host: s.address, port: 80, addressType: 'domain', isolationKey: 'k' })
+      .catch((e: unknown) => e);
+    expect((r as SocksFailure).reply).toBe(SocksReply.NETWORK_UNREACHABLE);
+  });
+});
