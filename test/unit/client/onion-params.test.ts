@@ -27,6 +27,7 @@ import { encodeOnionAddress } from '../../../services/core/onion-address.js';
 import type { PathRelay } from '../../../services/core/path.js';
 import { EndReason } from '../../../services/core/relay-cell.js';
 import { StreamRefusedError } from '../../../services/net/origin-circuit.js';
+import { clientFetchPeriod, serviceDescriptorPeriods } from '../../../services/onion-service/periods.js';
 
 /** Deterministic byte source (mulberry32) for replayable draws. */
 function seededRng(seed: number): Rng {
@@ -169,6 +170,40 @@ describe('time period and SRV', () => {
     const c = consensus({ validAfterMs: 10 * 60_000, sharedRandCurrent: cur });
     const tp = BigInt(timePeriodNum(10 * 60_000, p));
     expect(toHex(clientFetchSrv(c, tp, 2n))).toBe(toHex(disasterSrv(tp, 2n)));
+  });
+
+  it('agrees with the onion service on the fetch period and SRV, and the service stores under it', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 10_000_000 }),
+        fc.constantFrom(5, 10, 20, 60),
+        fc.boolean(),
+        fc.boolean(),
+        (sec, v, hasCur, hasPrev) => {
+          const va = Date.UTC(2026, 0, 1) + sec * 1000;
+          const c = consensus({
+            validAfterMs: va,
+            votingIntervalSec: v,
+            ...(hasCur ? { sharedRandCurrent: cur } : {}),
+            ...(hasPrev ? { sharedRandPrevious: prev } : {}),
+          });
+          const pv = timePeriodParams({ testnet: true, votingIntervalSec: v });
+          const k = onionPeriodKeys(
+            new Uint8Array(32).fill(1).map((x, i) => (i === 0 ? 0x4c : x)),
+            c,
+          );
+          const svc = clientFetchPeriod(c, pv);
+          expect(Number(k.tp)).toBe(svc.tp);
+          expect(toHex(k.srv)).toBe(toHex(svc.srv));
+          // One of the service's two descriptors is placed with exactly this (tp, SRV).
+          const stored = serviceDescriptorPeriods(c, pv).filter(
+            (d) => d.tp === svc.tp && toHex(d.srv) === toHex(svc.srv),
+          );
+          expect(stored).toHaveLength(1);
+        },
+      ),
+      { numRuns: 200 },
+    );
   });
 
   it('derives A′, the subcredential and the period end from the consensus valid-after', () => {
