@@ -15,3 +15,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
+
+# kube-apiserver + etcd for the operator suite (test/slow/operator*.test.ts);
+# cached under $SHALLOT_TOOLS after the first build.
+bash "$(dirname "$0")/build-kube.sh"
