@@ -269,6 +269,11 @@ export class OnionService extends TypedEmitter<OnionServiceEvents> {
     return n;
   }
 
+  /** Nicknames of this instance's established intro points. */
+  get introPointRelays(): string[] {
+    return [...this.intros].filter((i) => i.established).map((i) => i.relay.nickname);
+  }
+
   /** Intro points this instance's descriptors currently list (own + peers'). */
   get publishedIntroPoints(): IntroPointInfo[] {
     return this.mergedIntroPoints();

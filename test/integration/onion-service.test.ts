@@ -122,8 +122,9 @@ async function fetchDescriptor(client: ShallotClient, onion: string): Promise<Hs
   ).map((x) => x.r);
   let last: unknown = new Error('no HSDir answered');
   for (const hsdir of hsdirs) {
-    const circ = await client.circuits.build({ purpose: 'hsdir', lastHop: hsdir });
+    let circ: Awaited<ReturnType<typeof client.circuits.build>> | null = null;
     try {
+      circ = await client.circuits.build({ purpose: 'hsdir', lastHop: hsdir });
       const res = await dirRequest(await circ.openDirStream(), {
         method: 'GET',
         path: `/tor/hs/3/${toBase64(blinded)}`,
@@ -138,8 +139,10 @@ async function fetchDescriptor(client: ShallotClient, onion: string): Promise<Hs
         subcredential: hsSubcredential(pub, blinded),
         nowMs: Date.now(),
       });
+    } catch (e) {
+      last = e;
     } finally {
-      circ.destroy();
+      circ?.destroy();
     }
   }
   throw last;
@@ -356,4 +359,25 @@ describe('onion service', () => {
     expect(hits.a).toBeGreaterThan(0);
     expect(hits.b).toBeGreaterThan(0);
   }, 80_000);
+
+  it('replaces an intro point whose relay goes away and republishes without it', async () => {
+    const gone = echoService.introPointRelays[0]!;
+    const node = net_.relays.find((r) => r.relay.nickname === gone)!;
+    const goneId = toHex(node.relay.identity);
+    await node.stop();
+    await eventually(
+      async () => {
+        expect(echoService.introPointRelays).toHaveLength(3);
+        expect(echoService.introPointRelays).not.toContain(gone);
+        const desc = await fetchDescriptor(user, echoService.onionAddress);
+        const ids = desc.introPoints.flatMap((ip) =>
+          ip.linkSpecifiers.flatMap((s) => (s.type === 'ed25519' ? [toHex(s.id)] : [])),
+        );
+        expect(ids).toHaveLength(3);
+        expect(ids).not.toContain(goneId);
+      },
+      30_000,
+      500,
+    );
+  }, 40_000);
 });
