@@ -121,6 +121,13 @@ const OUTCOME: Record<number, string> = {
   [SocksReply.ONION_INTRO_TIMEOUT]: 'intro_timeout',
 };
 
+/**
+ * Upper bound on building one intro circuit, for sizing the RENDEZVOUS2
+ * waiter (the CircuitManager's learned timeout applies first); the waiter is
+ * cleared as soon as the rendezvous finishes or fails.
+ */
+const INTRO_CIRCUIT_BUDGET_MS = 60_000;
+
 interface CachedDescriptor {
   tp: bigint;
   desc: HsDescriptorContents;
@@ -152,6 +159,8 @@ export class OnionClient {
   private readonly m: Metrics['client'];
   private readonly descriptors = new Map<string, CachedDescriptor>();
   private readonly rendCircuits = new Map<string, RendCircuit>();
+  /** Fetches in flight per address, so concurrent requests share one (as C tor's pending-fetch check). */
+  private readonly fetching = new Map<string, { tp: bigint; p: Promise<HsDescriptorContents> }>();
   private readonly o: Required<Omit<OnionClientOptions, 'logger' | 'registry' | 'rng' | 'now'>>;
 
   constructor(
@@ -175,9 +184,6 @@ export class OnionClient {
       maxCachedDescriptors: opts.maxCachedDescriptors ?? 1000,
     };
   }
-
-  /** The connector for `ShallotClient.onion`. */
-  readonly connector = (req: ConnectRequest): Promise<Duplex> => this.connect(req);
 
   /** Opens a stream to `req.host` (a .onion name) port `req.port`; SocksFailure with a 0xFx code on failure. */
   async connect(req: ConnectRequest): Promise<Duplex> {
@@ -275,7 +281,17 @@ export class OnionClient {
     const hit = this.descriptors.get(label);
     if (hit && hit.tp === keys.tp && hit.expiresAt > this.now()) return { desc: hit.desc, cached: true };
     if (hit) this.descriptors.delete(label);
-    const desc = await this.fetchDescriptor(keys, dir);
+    const inFlight = this.fetching.get(label);
+    if (inFlight && inFlight.tp === keys.tp) return { desc: await inFlight.p, cached: false };
+    const p = this.fetchDescriptor(keys, dir);
+    const entry = { tp: keys.tp, p };
+    this.fetching.set(label, entry);
+    let desc: HsDescriptorContents;
+    try {
+      desc = await p;
+    } finally {
+      if (this.fetching.get(label) === entry) this.fetching.delete(label);
+    }
     if (this.descriptors.size >= this.o.maxCachedDescriptors) {
       const oldest = this.descriptors.keys().next();
       if (!oldest.done) this.descriptors.delete(oldest.value);
@@ -389,7 +405,7 @@ export class OnionClient {
     // In place before any INTRODUCE1, so a fast service's RENDEZVOUS2 is never missed.
     const rend2 = rendCirc.waitFor(
       (_hop, m) => m.type === 'RENDEZVOUS2',
-      intros.length * (this.o.introAckTimeoutMs + this.o.descFetchTimeoutMs) + this.o.rendezvousTimeoutMs,
+      intros.length * (this.o.introAckTimeoutMs + INTRO_CIRCUIT_BUDGET_MS) + this.o.rendezvousTimeoutMs,
     );
     rend2.catch(() => {});
 

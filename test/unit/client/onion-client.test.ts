@@ -288,6 +288,14 @@ describe('OnionClient descriptor fetch', () => {
     expect(m?.values.find((v) => v.labels.outcome === 'desc_invalid')?.value).toBe(1);
   });
 
+  it('shares one fetch between concurrent requests for the same address', async () => {
+    const s = service([1]);
+    const h = harness({ hsdir: () => ({ status: 200, body: s.text }), intro: ['nack'] });
+    const replies = await Promise.all([h.connect(s.address), h.connect(`www.${s.address}`)]);
+    expect(replies).toEqual([SocksReply.ONION_INTRO_FAILED, SocksReply.ONION_INTRO_FAILED]);
+    expect(h.count('hsdir')).toBe(1);
+  });
+
   it('uses a good copy from a later HSDir after a bad one', async () => {
     const s = service([1]);
     let n = 0;
