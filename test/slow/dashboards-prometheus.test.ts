@@ -1,0 +1,241 @@
+// Every query of every dashboard, evaluated by a real Prometheus over a real
+// network's metrics. In one process: 3 authorities, 6 relays (5 s voting), a
+// SOCKS client and an onion service, all on one prom-client registry served
+// by serveOps as `shallot up` does (same default labels, same file_sd targets
+// file). Prometheus (Debian's binary, started by hand) scrapes it every
+// second while the test drives exit streams, onion connections, a refused
+// destination (circuit failures) and an onion-key rotation. Then each panel
+// expression, with Grafana's variables at "All", must be accepted by
+// Prometheus and return data.
+//
+// Operator panels: no operator runs here, so the test sets a few operator
+// metric values (desired/ready relays, reconciles with one error, reconcile
+// durations, a key rotation) in the same registry. That proves the queries
+// and label names against metrics.ts's definitions, not the operator itself;
+// operator.json carries the tag "shallot-operator" for that reason.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { Registry } from 'prom-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ShallotClient } from '../../services/client/client.js';
+import { randomBytes } from '../../services/core/crypto.js';
+import { createRegistry, metricsFor } from '../../services/metrics/metrics.js';
+import { type OpsServer, serveOps } from '../../services/metrics/server.js';
+import { OnionService } from '../../services/onion-service/service.js';
+import { LocalNetwork } from '../../services/testnet/network.js';
+import { writeTargets } from '../../services/testnet/state.js';
+import {
+  type DashboardFile,
+  labelValuesQuery,
+  loadDashboards,
+  panelQueries,
+  parsePromQL,
+  substitute,
+  variablesOf,
+} from '../dashboards/dashboards.js';
+import { testLogger } from '../helpers/log.js';
+import { readAll, startBlobServer, type TestServer } from '../helpers/servers.js';
+import { SocksReplyError, socksConnect } from '../helpers/socks-client.js';
+import { findPrometheus, type PromSample, type RunningPrometheus, startPrometheus } from '../setup/prometheus.js';
+
+/**
+ * Metrics metrics.ts defines that no service sets yet: their panels must
+ * still be valid PromQL that Prometheus accepts, but cannot return data.
+ * When a service starts setting one, the test fails until it is removed here.
+ */
+const NEVER_SET = new Set(['shallot_relay_cells_total', 'shallot_relay_bytes_total']);
+
+/** Grafana's built-ins at values that cover the whole test (scraping starts before any traffic). */
+const DURATIONS = { __rate_interval: '1m', __interval: '1m', __range: '10m' };
+
+const dashboards = loadDashboards();
+let dataDir: string;
+let registry: Registry;
+let net: LocalNetwork | null = null;
+let user: ShallotClient | null = null;
+let svcClient: ShallotClient | null = null;
+let service: OnionService | null = null;
+let ops: OpsServer | null = null;
+let blob: TestServer | null = null;
+let prom: RunningPrometheus | null = null;
+
+const BLOB = randomBytes(64 * 1024);
+
+function published(s: OnionService, timeoutMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('onion service did not publish in time')), timeoutMs);
+    const check = (e: { uploaded: number; introPoints: number }) => {
+      if (e.uploaded > 0 && e.introPoints > 0) {
+        clearTimeout(timer);
+        s.off('published', check);
+        resolve();
+      }
+    };
+    s.on('published', check);
+  });
+}
+
+async function onionGet(onion: string, isolation: string): Promise<Buffer> {
+  const s = await socksConnect(user?.socksPort ?? 0, onion, 80, {
+    username: isolation,
+    password: 'x',
+    timeoutMs: 60_000,
+  });
+  s.write(`GET /bytes/4096 HTTP/1.1\r\nHost: ${onion}\r\nConnection: close\r\n\r\n`);
+  return readAll(s);
+}
+
+/** Sets operator metrics as an operator reconciling one network would. */
+function fakeOperator(reg: Registry): void {
+  const op = metricsFor(reg).operator;
+  const net = { namespace: 'shallot-test', network: 'local' };
+  op.relays.labels({ ...net, state: 'desired' }).set(6);
+  op.relays.labels({ ...net, state: 'ready' }).set(5);
+  op.reconciles.labels({ kind: 'ShallotNetwork', result: 'success' }).inc(3);
+  op.reconciles.labels({ kind: 'ShallotNetwork', result: 'error' }).inc();
+  op.reconciles.labels({ kind: 'ShallotOnionService', result: 'requeue' }).inc();
+  for (const s of [0.01, 0.02, 0.3]) op.reconcileSeconds.labels({ kind: 'ShallotNetwork' }).observe(s);
+  op.reconcileSeconds.labels({ kind: 'ShallotOnionService' }).observe(0.05);
+  op.keyRotations.labels({ ...net, key: 'onion' }).inc();
+}
+
+beforeAll(async () => {
+  const bin = findPrometheus();
+  if (!bin) {
+    throw new Error(
+      'the prometheus binary is missing: run `bash test/setup/install-tools.sh` (Debian package "prometheus") or set PROMETHEUS_BIN',
+    );
+  }
+  dataDir = await mkdtemp(path.join(tmpdir(), 'shallot-dash-'));
+  // As `shallot up` does: one registry for the whole network, labelled with its network name.
+  registry = createRegistry({ network: 'local' });
+  fakeOperator(registry);
+  blob = await startBlobServer(BLOB);
+  const logger = testLogger('net');
+  net = await LocalNetwork.start(
+    { logger, registry },
+    { authorities: 3, relays: 6, exits: 3, votingIntervalSec: 5, tls: true, host: '127.0.0.1', basePort: 0 },
+  );
+  ops = await serveOps({ host: '127.0.0.1', port: 0, registry, health: () => ({ ok: true, ready: true }) });
+  const targets = await writeTargets(
+    dataDir,
+    [{ name: 'shallot', role: 'launcher', metrics: `127.0.0.1:${ops.port}`, pid: process.pid }],
+    'local',
+  );
+  prom = await startPrometheus({ bin, targetFiles: [targets] });
+  await prom.waitFor('up{job="shallot"}', (v) => v === 1, 20_000);
+
+  await net.waitForConsensus(6, 60_000);
+  user = new ShallotClient(
+    { logger: testLogger('client'), registry },
+    { authorities: net.endpoints, socksHost: '127.0.0.1', socksPort: 0 },
+  );
+  svcClient = new ShallotClient(
+    { logger: testLogger('hs-client'), registry },
+    { authorities: net.endpoints, socksHost: '127.0.0.1', socksPort: null, circuits: { prebuild: 0 } },
+  );
+  await Promise.all([user.start(), svcClient.start()]);
+  await Promise.all([user.ready(30_000), svcClient.ready(30_000)]);
+  service = new OnionService(
+    { logger: testLogger('hs'), registry, client: svcClient },
+    { name: 'web', instance: 'a', identitySeed: randomBytes(32), backend: { type: 'builtin' }, numIntroPoints: 3 },
+  );
+  const isPublished = published(service, 60_000);
+  await service.start();
+  await isPublished;
+
+  // Traffic: exit streams, onion connections on separate isolation keys (so
+  // several rendezvous points), and a destination no exit allows (a
+  // circuit-build failure: no path).
+  for (let i = 0; i < 3; i++) {
+    const s = await socksConnect(user.socksPort, '127.0.0.1', blob.port, { username: `exit${i}`, password: 'x' });
+    expect((await readAll(s)).length).toBe(BLOB.length);
+  }
+  for (let i = 0; i < 4; i++) {
+    const res = await onionGet(service.onionAddress, `onion${i}`);
+    expect(res.toString('latin1', 0, 15)).toBe('HTTP/1.1 200 OK');
+  }
+  const refused = await socksConnect(user.socksPort, '10.9.9.9', 80).catch((e: unknown) => e);
+  expect(refused).toBeInstanceOf(SocksReplyError);
+  await net.relays[0]?.rotateOnionKey();
+  // Closing the user's circuits makes the relays see DESTROY cells; its metrics stay in the registry.
+  await user.stop();
+  user = null;
+
+  // Two scrapes after the last of the traffic, so every counter has its final value twice.
+  const after = Date.now() / 1000;
+  await prom.waitFor('timestamp(up{job="shallot"})', (t) => t > after + 2, 20_000);
+}, 240_000);
+
+afterAll(async () => {
+  await prom?.stop();
+  await service?.stop().catch(() => {});
+  await svcClient?.stop();
+  await user?.stop();
+  await net?.stop();
+  await ops?.close();
+  await blob?.close();
+  if (dataDir) await rm(dataDir, { recursive: true, force: true });
+}, 60_000);
+
+function sampleCount(r: { resultType: string; result: unknown }): number {
+  if (r.resultType === 'scalar') return 1;
+  return Array.isArray(r.result) ? r.result.length : 0;
+}
+
+describe('dashboards against a real Prometheus', () => {
+  it('scrapes the ops endpoint through the file_sd targets `shallot up` writes, with its labels', async () => {
+    const r = await prom?.query('shallot_process_start_time_seconds');
+    const labels = ((r?.result as PromSample[])[0]?.metric ?? {}) as Record<string, string>;
+    expect(labels).toMatchObject({ job: 'shallot', network: 'local', node: 'shallot', role: 'launcher' });
+  });
+
+  for (const d of dashboards) {
+    it(`${d.file}: every panel query is accepted and returns data`, async () => {
+      const problems: string[] = [];
+      for (const q of panelQueries(d)) {
+        const expr = substitute(q.expr, d.json, DURATIONS);
+        const where = `${q.panel} / ${q.refId}`;
+        let n: number;
+        try {
+          n = sampleCount((await prom?.query(expr)) ?? { resultType: 'vector', result: [] });
+        } catch (e) {
+          problems.push(`${where}: ${(e as Error).message}`);
+          continue;
+        }
+        const unset = parsePromQL(expr).metrics.filter((m) => NEVER_SET.has(m));
+        if (unset.length > 0) {
+          if (n > 0) problems.push(`${where}: ${unset.join(', ')} now has data: remove it from NEVER_SET`);
+        } else if (n === 0) problems.push(`${where}: empty result for ${expr}`);
+      }
+      expect(problems).toEqual([]);
+    });
+
+    it(`${d.file}: every variable's label_values query finds values`, async () => {
+      const problems: string[] = [];
+      for (const v of variablesOf(d.json)) {
+        const lv = labelValuesQuery(v);
+        if (v.type !== 'query' || !lv?.selector) continue;
+        // Local networks have no Kubernetes namespace label: that variable stays at All.
+        if (lv.label === 'namespace') continue;
+        const expr = `count by (${lv.label}) (${substitute(lv.selector, d.json, DURATIONS)})`;
+        const r = await prom?.query(expr);
+        const values = ((r?.result ?? []) as PromSample[]).map((s) => s.metric[lv.label]).filter(Boolean);
+        if (values.length === 0) problems.push(`$${String(v.name)}: no values from ${expr}`);
+      }
+      expect(problems).toEqual([]);
+    });
+  }
+
+  it('the rendezvous-load panels see the joins spread over relays', async () => {
+    const d = dashboards.find((x) => x.name === 'onion-services') as DashboardFile;
+    const q = panelQueries(d).find((x) => x.panel === 'Rendezvous joins per relay (time range)');
+    const r = await prom?.query(substitute(q?.expr ?? '', d.json, DURATIONS));
+    const rows = (r?.result ?? []) as PromSample[];
+    // Every relay appears, 0 for those never chosen (the `or` over shallot_key_age_seconds).
+    expect(rows.map((s) => s.metric.relay).sort()).toEqual(net?.relays.map((_, i) => `relay${i}`).sort());
+    const joined = await prom?.query('sum(shallot_relay_rendezvous_total{event="joined"})');
+    expect(Number((joined?.result as PromSample[])[0]?.value?.[1])).toBeGreaterThanOrEqual(4);
+  });
+});
