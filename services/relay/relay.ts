@@ -133,6 +133,13 @@ export class Relay implements OrCircuitOwner {
     return this.circuits.size;
   }
 
+  /** Streams open at this relay's edges (exit and BEGIN_DIR streams). */
+  get activeStreams(): number {
+    let n = 0;
+    for (const c of this.circuits) n += c.edge.streamCount;
+    return n;
+  }
+
   /** Replaces the node keys (onion-key rotation); circuits keep their keys. */
   setKeys(keys: NodeKeys): void {
     this.keys = keys;

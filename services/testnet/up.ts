@@ -178,8 +178,13 @@ async function upInProcess(o: UpOptions, progress: Progress): Promise<RunningNet
   }
 }
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const entry = (service: string) => path.join(here, '..', service, 'main.js');
+const self = fileURLToPath(import.meta.url);
+// Children run compiled entries: from dist/ normally, and from the build
+// output when this module itself runs from source (tests).
+const servicesDir = self.endsWith('.ts')
+  ? path.resolve(path.dirname(self), '../../dist/services')
+  : path.resolve(path.dirname(self), '..');
+const entry = (service: string) => path.join(servicesDir, service, 'main.js');
 
 async function upProcesses(o: UpOptions, progress: Progress): Promise<RunningNetwork> {
   const ports = new PortAllocator(o.basePort);

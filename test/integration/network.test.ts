@@ -1,4 +1,4 @@
-// A whole network in one process: three voting authorities, six relays and
+// A whole network in one process: three voting authorities, eight relays and
 // a client; bytes go through the client's SOCKS port to a local server.
 import { createHash } from 'node:crypto';
 import { Registry } from 'prom-client';
@@ -20,9 +20,9 @@ beforeAll(async () => {
   blob = await startBlobServer(BLOB);
   net = await LocalNetwork.start(
     { logger: testLogger('net'), registry: new Registry() },
-    { authorities: 3, relays: 6, exits: 3, votingIntervalSec: 5, tls: true, host: '127.0.0.1', basePort: 0 },
+    { authorities: 3, relays: 8, exits: 3, votingIntervalSec: 5, tls: true, host: '127.0.0.1', basePort: 0 },
   );
-  await net.waitForConsensus(6, 40_000);
+  await net.waitForConsensus(8, 40_000);
   client = new ShallotClient(
     { logger: testLogger('client'), registry: new Registry() },
     { authorities: net.endpoints, socksHost: '127.0.0.1', socksPort: 0 },
@@ -40,7 +40,7 @@ afterAll(async () => {
 describe('local network', () => {
   it('the consensus lists every relay with testnet flags and three signatures', () => {
     const c = client.dir?.consensus;
-    expect(c?.relays).toHaveLength(6);
+    expect(c?.relays).toHaveLength(8);
     const exits = c?.relays.filter((r) => r.flags.includes('Exit')) ?? [];
     expect(exits).toHaveLength(3);
     for (const r of c?.relays ?? [])
@@ -61,4 +61,38 @@ describe('local network', () => {
     expect(err).toBeInstanceOf(SocksReplyError);
     expect((err as SocksReplyError).reply).toBe(SocksReply.NOT_ALLOWED);
   }, 60_000);
+
+  it('a relay killed mid-transfer: running streams end, new streams succeed on new circuits', async () => {
+    const downloads = Array.from({ length: 4 }, () =>
+      socksConnect(client.socksPort, '127.0.0.1', blob.port).then(
+        (sock) =>
+          new Promise<number>((resolve) => {
+            let n = 0;
+            sock.on('data', (d: Buffer) => {
+              n += d.length;
+            });
+            sock.on('close', () => resolve(n));
+            sock.on('error', () => {});
+          }),
+      ),
+    );
+    // Kill the exit carrying those streams once they are flowing.
+    let exit: (typeof net.relays)[number] | undefined;
+    for (let i = 0; i < 100 && !exit; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      exit = net.relays.find((r) => r.relay.activeStreams > 0);
+    }
+    expect(exit).toBeDefined();
+    await exit?.stop();
+    const received = await Promise.all(downloads);
+    // The streams through the dead exit ended early; none hung.
+    expect(received.some((n) => n < BLOB.length)).toBe(true);
+    let ok = 0;
+    for (let i = 0; i < 6; i++) {
+      const s = await socksConnect(client.socksPort, '127.0.0.1', blob.port);
+      const data = await readAll(s);
+      if (data.length === BLOB.length) ok++;
+    }
+    expect(ok).toBe(6);
+  }, 120_000);
 });
