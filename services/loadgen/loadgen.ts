@@ -367,7 +367,8 @@ export async function runLoad(input: LoadInput, rt: LoadRuntime = {}): Promise<L
       if (q.count > 0) byPurpose[purpose] = q;
     }
     circuitBuild = { ...quantiles(histogramDelta(b, a, name)), byPurpose };
-    clientOnionConnect = quantiles(histogramDelta(b, a, 'shallot_onion_connect_seconds'));
+    const onion = quantiles(histogramDelta(b, a, 'shallot_onion_connect_seconds'));
+    clientOnionConnect = onion.count > 0 || target.onion ? onion : null;
   }
 
   const result = buildResult({

@@ -56,7 +56,8 @@ function spreadText(title: string, s: Spread): string {
     pct(share),
     '#'.repeat(Math.round(share * 40)),
   ]);
-  return rows.length ? `${head}\n${table(rows, ['l', 'r', 'r', 'l'])}` : head;
+  if (s.total === 0) return `${head} (none during the run)`;
+  return `${head}\n${table(rows, ['l', 'r', 'r', 'l'])}`;
 }
 
 /** The end-of-run summary for a terminal. */

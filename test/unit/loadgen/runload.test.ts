@@ -5,7 +5,11 @@ import net from 'node:net';
 import { Command } from 'commander';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type ConnectRequest, SocksFailure, startSocksServer } from '../../../services/client/socks-server.js';
+import {
+  type ConnectRequest,
+  SocksFailure,
+  startSocksServer,
+} from '../../../services/client/socks-server.js';
 import { SocksReply } from '../../../services/client/socks5.js';
 import { registerLoadCommand } from '../../../services/loadgen/command.js';
 import { runLoad } from '../../../services/loadgen/loadgen.js';
@@ -75,9 +79,12 @@ describe('socksConnect', () => {
       () => SocksReply.ONION_REND_FAILED,
     );
     try {
-      const e = (await socksConnect({ proxyHost: '127.0.0.1', proxyPort: socks.port, host: ONION, port: 80 }).catch(
-        (x: unknown) => x,
-      )) as SocksConnectError;
+      const e = (await socksConnect({
+        proxyHost: '127.0.0.1',
+        proxyPort: socks.port,
+        host: ONION,
+        port: 80,
+      }).catch((x: unknown) => x)) as SocksConnectError;
       expect(e).toBeInstanceOf(SocksConnectError);
       expect(e.kind).toBe('reply');
       expect(e.reply).toBe(0xf3);
@@ -213,10 +220,7 @@ describe('runLoad', () => {
   });
 
   it('records every request as proxy_unreachable when no proxy listens', async () => {
-    const r = await runLoad(
-      { target: '127.0.0.1:9', socks: '127.0.0.1:1', count: 3, verify: false },
-      quiet,
-    );
+    const r = await runLoad({ target: '127.0.0.1:9', socks: '127.0.0.1:1', count: 3, verify: false }, quiet);
     expect(r.failuresByReason).toEqual({ proxy_unreachable: 3 });
   });
 
@@ -341,9 +345,22 @@ describe('the load command', () => {
       expect(await run('127.0.0.1:80', '--count', '0')).toBe(2);
       expect(await run('no-port-here')).toBe(2);
       expect(
-        await run('127.0.0.1:9', '--socks', '127.0.0.1:1', '-n', '2', '--no-verify', '--progress', 'none', '--min-success', '0.5'),
+        await run(
+          '127.0.0.1:9',
+          '--socks',
+          '127.0.0.1:1',
+          '-n',
+          '2',
+          '--no-verify',
+          '--progress',
+          'none',
+          '--min-success',
+          '0.5',
+        ),
       ).toBe(1);
-      expect(await run('127.0.0.1:9', '--socks', '127.0.0.1:1', '-n', '1', '--no-verify', '--progress', 'none')).toBe(0);
+      expect(
+        await run('127.0.0.1:9', '--socks', '127.0.0.1:1', '-n', '1', '--no-verify', '--progress', 'none'),
+      ).toBe(0);
     } finally {
       process.stderr.write = errWrite;
       process.stdout.write = outWrite;

@@ -1,0 +1,132 @@
+// `shallot load` against a whole network in one process: three voting
+// authorities, five relays and a client; requests go through the client's
+// SOCKS port and an exit to a local HTTP server serving /bytes/<n> and
+// /sha256/<n>. Relay and client /metrics are scraped as a user would.
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Registry } from 'prom-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ShallotClient } from '../../services/client/client.js';
+import { runLoad } from '../../services/loadgen/loadgen.js';
+import type { LoadResult } from '../../services/loadgen/result.js';
+import { metricsFor } from '../../services/metrics/metrics.js';
+import { type OpsServer, serveOps } from '../../services/metrics/server.js';
+import { LocalNetwork } from '../../services/testnet/network.js';
+import { testLogger } from '../helpers/log.js';
+import { type BytesServer, startBytesServer } from '../unit/loadgen/bytes-server.js';
+
+let net: LocalNetwork;
+let client: ShallotClient;
+let web: BytesServer;
+let dir: string;
+const relayRegistry = new Registry();
+const clientRegistry = new Registry();
+const ops: OpsServer[] = [];
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'shallot-loadgen-'));
+  web = await startBytesServer();
+  net = await LocalNetwork.start(
+    { logger: testLogger('net'), registry: relayRegistry },
+    { authorities: 3, relays: 5, exits: 3, votingIntervalSec: 5, tls: true, host: '127.0.0.1', basePort: 0 },
+  );
+  await net.waitForConsensus(5, 40_000);
+  client = new ShallotClient(
+    { logger: testLogger('client'), registry: clientRegistry },
+    { authorities: net.endpoints, socksHost: '127.0.0.1', socksPort: 0 },
+  );
+  await client.start();
+  await client.ready(30_000);
+  for (const registry of [relayRegistry, clientRegistry]) {
+    ops.push(
+      await serveOps({ host: '127.0.0.1', port: 0, registry, health: () => ({ ok: true, ready: true }) }),
+    );
+  }
+}, 90_000);
+
+afterAll(async () => {
+  await client?.stop();
+  await net?.stop();
+  await web?.close();
+  await Promise.all(ops.map((o) => o.close()));
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+describe('shallot load through a local network', () => {
+  let result: LoadResult;
+  const loadRegistry = new Registry();
+
+  it('completes 20 requests at concurrency 4 through an exit, all checked', async () => {
+    const lines: string[] = [];
+    result = await runLoad(
+      {
+        target: `127.0.0.1:${web.port}`,
+        socks: `127.0.0.1:${client.socksPort}`,
+        count: 20,
+        concurrency: 4,
+        size: '8k,64k',
+        newCircuit: true,
+        timeout: 30,
+        relayMetrics: ops[0]!.url,
+        clientMetrics: ops[1]!.url,
+        out: path.join(dir, 'results.json'),
+        html: path.join(dir, 'report.html'),
+        progress: 'lines',
+        progressInterval: 1,
+      },
+      {
+        output: { write: (s: string) => lines.push(s) },
+        errors: { write: (s: string) => lines.push(s) },
+        registry: loadRegistry,
+      },
+    );
+    expect(result.failuresByReason).toEqual({});
+    expect(result.successRatio).toBe(1);
+    expect(result.counts).toMatchObject({ requests: 20, ok: 20, failed: 0, bytes: 10 * 8192 + 10 * 65536 });
+    expect(Object.values(result.checksums).every((c) => c !== null)).toBe(true);
+    expect(lines.join('')).toMatch(/time to last byte/);
+  }, 50_000);
+
+  it('reports latency percentiles, circuit builds from the client and relays from their metrics', () => {
+    for (const k of ['connect', 'ttfb', 'ttlb'] as const) {
+      expect(result.latency[k].count).toBe(20);
+      expect(result.latency[k].p50!).toBeGreaterThan(0);
+      expect(result.latency[k].p99!).toBeGreaterThanOrEqual(result.latency[k].p50!);
+    }
+    expect(result.latency.ttlb.p50!).toBeGreaterThanOrEqual(result.latency.connect.p50!);
+    // A fresh isolation group per request: the client built circuits during the run.
+    expect(result.circuitBuild?.count).toBeGreaterThan(0);
+    expect(result.circuitBuild?.p50).toBeGreaterThan(0);
+    // Every relay is known from its metrics; an exit run joins no rendezvous.
+    expect(result.rendezvousSpread?.relays).toBe(5);
+    expect(result.rendezvousSpread?.total).toBe(0);
+    expect(result.introSpread?.relays).toBe(5);
+  });
+
+  it('writes the JSON and HTML reports and exports its own metrics', async () => {
+    const json = JSON.parse(await readFile(path.join(dir, 'results.json'), 'utf8'));
+    for (const k of [
+      'config',
+      'started',
+      'finished',
+      'counts',
+      'successRatio',
+      'latency',
+      'failuresByReason',
+      'rendezvousSpread',
+      'introSpread',
+      'timeline',
+    ])
+      expect(json).toHaveProperty(k);
+    expect(json.successRatio).toBe(1);
+    expect(json.config.newCircuit).toBe(true);
+    const html = await readFile(path.join(dir, 'report.html'), 'utf8');
+    expect(html).toContain('<svg');
+    expect(html).not.toMatch(/<script/i);
+    const m = metricsFor(loadRegistry).client;
+    expect((await m.streams.get()).values).toEqual([
+      expect.objectContaining({ labels: { outcome: 'success' }, value: 20 }),
+    ]);
+  });
+});
