@@ -118,7 +118,12 @@ export async function startPrometheus(opts: {
     const params = new URLSearchParams({ query: expr });
     if (timeSec !== undefined) params.set('time', String(timeSec));
     const res = await fetch(`${url}/api/v1/query?${params}`, { signal: AbortSignal.timeout(10_000) });
-    const body = (await res.json()) as { status: string; data?: PromQueryResult; error?: string; errorType?: string };
+    const body = (await res.json()) as {
+      status: string;
+      data?: PromQueryResult;
+      error?: string;
+      errorType?: string;
+    };
     if (body.status !== 'success' || !body.data) {
       throw new Error(`Prometheus refused ${expr}: ${body.errorType ?? res.status}: ${body.error ?? ''}`);
     }
@@ -152,7 +157,8 @@ export async function startPrometheus(opts: {
         .then((r) => r.ok)
         .catch(() => false);
       if (ready) break;
-      if (Date.now() > deadline) throw new Error(`prometheus not ready after ${opts.readyTimeoutMs ?? 30_000} ms`);
+      if (Date.now() > deadline)
+        throw new Error(`prometheus not ready after ${opts.readyTimeoutMs ?? 30_000} ms`);
       await sleep(100);
     }
   } catch (e) {

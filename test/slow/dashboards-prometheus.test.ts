@@ -37,7 +37,12 @@ import {
 import { testLogger } from '../helpers/log.js';
 import { readAll, startBlobServer, type TestServer } from '../helpers/servers.js';
 import { SocksReplyError, socksConnect } from '../helpers/socks-client.js';
-import { findPrometheus, type PromSample, type RunningPrometheus, startPrometheus } from '../setup/prometheus.js';
+import {
+  findPrometheus,
+  type PromSample,
+  type RunningPrometheus,
+  startPrometheus,
+} from '../setup/prometheus.js';
 
 /**
  * Metrics metrics.ts defines that no service sets yet: their panels must
@@ -139,7 +144,13 @@ beforeAll(async () => {
   await Promise.all([user.ready(30_000), svcClient.ready(30_000)]);
   service = new OnionService(
     { logger: testLogger('hs'), registry, client: svcClient },
-    { name: 'web', instance: 'a', identitySeed: randomBytes(32), backend: { type: 'builtin' }, numIntroPoints: 3 },
+    {
+      name: 'web',
+      instance: 'a',
+      identitySeed: randomBytes(32),
+      backend: { type: 'builtin' },
+      numIntroPoints: 3,
+    },
   );
   const isPublished = published(service, 60_000);
   await service.start();
@@ -149,7 +160,10 @@ beforeAll(async () => {
   // several rendezvous points), and a destination no exit allows (a
   // circuit-build failure: no path).
   for (let i = 0; i < 3; i++) {
-    const s = await socksConnect(user.socksPort, '127.0.0.1', blob.port, { username: `exit${i}`, password: 'x' });
+    const s = await socksConnect(user.socksPort, '127.0.0.1', blob.port, {
+      username: `exit${i}`,
+      password: 'x',
+    });
     expect((await readAll(s)).length).toBe(BLOB.length);
   }
   for (let i = 0; i < 4; i++) {
@@ -179,6 +193,13 @@ afterAll(async () => {
   if (dataDir) await rm(dataDir, { recursive: true, force: true });
 }, 60_000);
 
+/** An instant query's samples (empty for a scalar). */
+async function vector(expr: string): Promise<PromSample[]> {
+  if (!prom) throw new Error('prometheus is not running');
+  const r = await prom.query(expr);
+  return Array.isArray(r.result) && r.resultType !== 'scalar' ? (r.result as PromSample[]) : [];
+}
+
 function sampleCount(r: { resultType: string; result: unknown }): number {
   if (r.resultType === 'scalar') return 1;
   return Array.isArray(r.result) ? r.result.length : 0;
@@ -186,8 +207,7 @@ function sampleCount(r: { resultType: string; result: unknown }): number {
 
 describe('dashboards against a real Prometheus', () => {
   it('scrapes the ops endpoint through the file_sd targets `shallot up` writes, with its labels', async () => {
-    const r = await prom?.query('shallot_process_start_time_seconds');
-    const labels = ((r?.result as PromSample[])[0]?.metric ?? {}) as Record<string, string>;
+    const labels = (await vector('shallot_process_start_time_seconds'))[0]?.metric ?? {};
     expect(labels).toMatchObject({ job: 'shallot', network: 'local', node: 'shallot', role: 'launcher' });
   });
 
@@ -199,7 +219,8 @@ describe('dashboards against a real Prometheus', () => {
         const where = `${q.panel} / ${q.refId}`;
         let n: number;
         try {
-          n = sampleCount((await prom?.query(expr)) ?? { resultType: 'vector', result: [] });
+          if (!prom) throw new Error('prometheus is not running');
+          n = sampleCount(await prom.query(expr));
         } catch (e) {
           problems.push(`${where}: ${(e as Error).message}`);
           continue;
@@ -220,8 +241,7 @@ describe('dashboards against a real Prometheus', () => {
         // Local networks have no Kubernetes namespace label: that variable stays at All.
         if (lv.label === 'namespace') continue;
         const expr = `count by (${lv.label}) (${substitute(lv.selector, d.json, DURATIONS)})`;
-        const r = await prom?.query(expr);
-        const values = ((r?.result ?? []) as PromSample[]).map((s) => s.metric[lv.label]).filter(Boolean);
+        const values = (await vector(expr)).map((s) => s.metric[lv.label]).filter(Boolean);
         if (values.length === 0) problems.push(`$${String(v.name)}: no values from ${expr}`);
       }
       expect(problems).toEqual([]);
@@ -231,11 +251,11 @@ describe('dashboards against a real Prometheus', () => {
   it('the rendezvous-load panels see the joins spread over relays', async () => {
     const d = dashboards.find((x) => x.name === 'onion-services') as DashboardFile;
     const q = panelQueries(d).find((x) => x.panel === 'Rendezvous joins per relay (time range)');
-    const r = await prom?.query(substitute(q?.expr ?? '', d.json, DURATIONS));
-    const rows = (r?.result ?? []) as PromSample[];
+    expect(q).toBeDefined();
+    const rows = await vector(substitute(q?.expr ?? '', d.json, DURATIONS));
     // Every relay appears, 0 for those never chosen (the `or` over shallot_key_age_seconds).
     expect(rows.map((s) => s.metric.relay).sort()).toEqual(net?.relays.map((_, i) => `relay${i}`).sort());
-    const joined = await prom?.query('sum(shallot_relay_rendezvous_total{event="joined"})');
-    expect(Number((joined?.result as PromSample[])[0]?.value?.[1])).toBeGreaterThanOrEqual(4);
+    const joined = await vector('sum(shallot_relay_rendezvous_total{event="joined"})');
+    expect(Number(joined[0]?.value?.[1])).toBeGreaterThanOrEqual(4);
   });
 });
