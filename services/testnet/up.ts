@@ -43,8 +43,15 @@ export interface RunningNetwork {
   stop(): Promise<void>;
 }
 
+/** Where bootstrap progress goes. */
+export interface ProgressSink {
+  update(p: BootstrapProgress): void;
+  line(text: string): void;
+  done(): void;
+}
+
 /** Writes progress to a terminal line (or plain lines when not a TTY). */
-export class Progress {
+export class Progress implements ProgressSink {
   private last = '';
   constructor(private readonly out: NodeJS.WriteStream = process.stdout) {}
 
@@ -77,7 +84,7 @@ function fileLogger(dataDir: string, level: LogLevel): { logger: Logger; stream:
   return { logger: createLogger('shallot', level, (l) => stream.write(`${l}\n`)), stream, file };
 }
 
-export async function up(o: UpOptions, progress = new Progress()): Promise<RunningNetwork> {
+export async function up(o: UpOptions, progress: ProgressSink = new Progress()): Promise<RunningNetwork> {
   if (o.exits > o.relays) throw new Error('--exits cannot exceed --relays');
   if (o.relays < 3) throw new Error('--relays must be at least 3 (a circuit has three hops)');
   if (o.authorities < 1) throw new Error('--authorities must be at least 1');
@@ -85,7 +92,7 @@ export async function up(o: UpOptions, progress = new Progress()): Promise<Runni
   return o.processPerNode ? upProcesses(o, progress) : upInProcess(o, progress);
 }
 
-async function upInProcess(o: UpOptions, progress: Progress): Promise<RunningNetwork> {
+async function upInProcess(o: UpOptions, progress: ProgressSink): Promise<RunningNetwork> {
   const { logger, stream, file: logFile } = fileLogger(o.dataDir, o.logLevel);
   const registry = createRegistry({ network: 'local' });
   const ports = new PortAllocator(o.basePort);
@@ -186,7 +193,7 @@ const servicesDir = self.endsWith('.ts')
   : path.resolve(path.dirname(self), '..');
 const entry = (service: string) => path.join(servicesDir, service, 'main.js');
 
-async function upProcesses(o: UpOptions, progress: Progress): Promise<RunningNetwork> {
+async function upProcesses(o: UpOptions, progress: ProgressSink): Promise<RunningNetwork> {
   const ports = new PortAllocator(o.basePort);
   const children: ChildProcess[] = [];
   const nodes: NodeEntry[] = [];

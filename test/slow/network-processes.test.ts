@@ -1,0 +1,72 @@
+// The same network as test/integration/network.test.ts with every node a
+// separate process (`shallot up --process-per-node`): 3 authorities, 8
+// relays and the client, each `node dist/services/<name>/main.js`. Needs
+// `npm run build` (done by `npm run test:all`).
+import { createHash } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomBytes } from '../../services/core/crypto.js';
+import { ephemeralPort } from '../../services/testnet/ports.js';
+import { type RunningNetwork, up } from '../../services/testnet/up.js';
+import { readAll, startBlobServer, type TestServer } from '../helpers/servers.js';
+import { socksConnect } from '../helpers/socks-client.js';
+
+const BLOB = randomBytes(10 * 1024 * 1024);
+let dataDir: string;
+let net: RunningNetwork;
+let blob: TestServer;
+
+beforeAll(async () => {
+  blob = await startBlobServer(BLOB);
+  dataDir = await mkdtemp(path.join(tmpdir(), 'shallot-procs-'));
+  net = await up(
+    {
+      authorities: 3,
+      relays: 8,
+      exits: 3,
+      onionServices: 0,
+      instances: 1,
+      introPoints: 3,
+      votingInterval: 5,
+      dataDir,
+      keyRotation: 0,
+      basePort: 0,
+      socksPort: await ephemeralPort(),
+      processPerNode: true,
+      logLevel: 'info',
+      tls: true,
+      bootstrapTimeout: 120,
+    },
+    { update: () => {}, line: () => {}, done: () => {} },
+  );
+}, 180_000);
+
+afterAll(async () => {
+  await net?.stop();
+  await blob?.close();
+  await rm(dataDir, { recursive: true, force: true });
+});
+
+describe('a network of separate processes', () => {
+  it('runs every node as its own process', () => {
+    const pids = net.state.nodes.map((n) => n.pid).filter((p): p is number => typeof p === 'number');
+    expect(new Set(pids).size).toBe(3 + 8 + 1);
+    for (const pid of pids) expect(() => process.kill(pid, 0)).not.toThrow();
+  });
+
+  it('carries 10 MiB through SOCKS and three hops intact', async () => {
+    const s = await socksConnect(Number(net.state.socks.split(':')[1]), '127.0.0.1', blob.port);
+    const data = await readAll(s);
+    expect(createHash('sha256').update(data).digest('hex')).toBe(
+      createHash('sha256').update(BLOB).digest('hex'),
+    );
+  }, 90_000);
+
+  it('stops every process', async () => {
+    const pids = net.state.nodes.map((n) => n.pid).filter((p): p is number => typeof p === 'number');
+    await net.stop();
+    for (const pid of pids) expect(() => process.kill(pid, 0)).toThrow();
+  }, 30_000);
+});
