@@ -195,7 +195,6 @@ class TokenBucket {
 }
 
 export class OnionService extends TypedEmitter<OnionServiceEvents> {
-  private seed: Uint8Array | null = null;
   private identityPub: Uint8Array | null = null;
   private expanded: ExpandedKey | null = null;
   private address: string | null = null;
@@ -224,7 +223,7 @@ export class OnionService extends TypedEmitter<OnionServiceEvents> {
   private lastOwnSig = '';
   private timer: NodeJS.Timeout | null = null;
   private kickTimer: NodeJS.Timeout | null = null;
-  private ticking = false;
+  private tickRun: Promise<void> | null = null;
   private running = false;
   private publishedRounds = 0;
 
@@ -304,7 +303,6 @@ export class OnionService extends TypedEmitter<OnionServiceEvents> {
       if (loaded.created) this.log.info('created a new onion-service identity key', { file });
     }
     if (seed.length !== 32) throw new OnionServiceError('identity seed must be 32 bytes');
-    this.seed = seed;
     this.identityPub = ed25519PublicFromSeed(seed);
     this.expanded = ed25519Expand(seed);
     this.address = encodeOnionAddress(this.identityPub);
@@ -333,6 +331,8 @@ export class OnionService extends TypedEmitter<OnionServiceEvents> {
     for (const circ of this.rendCircuits) circ.destroy(DestroyReason.FINISHED);
     this.rendCircuits.clear();
     this.m.introPoints.labels({ ...this.label, instance: this.instance }).set(0);
+    // A housekeeping pass may be writing our instance record: let it finish before removing it.
+    await this.tickRun;
     if (this.dataDir) await removeInstanceRecord(this.dataDir, this.instance).catch(() => {});
     this.log.info('onion service stopped', { onion: this.address });
   }
@@ -349,9 +349,15 @@ export class OnionService extends TypedEmitter<OnionServiceEvents> {
 
   /* ------------------------------------------------------------ housekeeping */
 
-  private async tick(): Promise<void> {
-    if (!this.running || this.ticking) return;
-    this.ticking = true;
+  private tick(): Promise<void> {
+    if (!this.running || this.tickRun) return this.tickRun ?? Promise.resolve();
+    this.tickRun = this.tickOnce().finally(() => {
+      this.tickRun = null;
+    });
+    return this.tickRun;
+  }
+
+  private async tickOnce(): Promise<void> {
     try {
       const dir = this.c.client.dir;
       if (!dir) return;
@@ -359,11 +365,10 @@ export class OnionService extends TypedEmitter<OnionServiceEvents> {
       if (consensus !== this.lastConsensus) this.onConsensus(consensus);
       this.maintainIntros();
       await this.syncInstances();
-      this.maintainDescriptors();
+      // stop() may have run while the instance files were read.
+      if (this.running) this.maintainDescriptors();
     } catch (e) {
       this.log.warn('onion service housekeeping failed', { error: (e as Error).message });
-    } finally {
-      this.ticking = false;
     }
   }
 
@@ -577,7 +582,7 @@ export class OnionService extends TypedEmitter<OnionServiceEvents> {
     const heartbeat = this.opts.heartbeatMs ?? 5_000;
     const own = this.ownIntroPoints();
     const ownSig = own.map((ip) => toHex(ip.authKey)).join(',');
-    if (ownSig !== this.lastOwnSig || now - this.lastHeartbeat >= heartbeat) {
+    if (this.running && (ownSig !== this.lastOwnSig || now - this.lastHeartbeat >= heartbeat)) {
       await writeInstanceRecord(this.dataDir, { instance: this.instance, updatedMs: now, introPoints: own });
       this.lastOwnSig = ownSig;
       this.lastHeartbeat = now;
