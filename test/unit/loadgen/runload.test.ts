@@ -1,7 +1,10 @@
 // runLoad end to end on loopback without a Shallot network: the client's
 // real SOCKS front end (services/client/socks-server.ts) with a connector
 // that dials the target directly, so each failure kind can be provoked.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { Command } from 'commander';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,7 +15,7 @@ import {
 } from '../../../services/client/socks-server.js';
 import { SocksReply } from '../../../services/client/socks5.js';
 import { registerLoadCommand } from '../../../services/loadgen/command.js';
-import { runLoad } from '../../../services/loadgen/loadgen.js';
+import { LoadConfigError, runLoad } from '../../../services/loadgen/loadgen.js';
 import { SocksConnectError, socksConnect } from '../../../services/loadgen/socks-client.js';
 import { metricsFor } from '../../../services/metrics/metrics.js';
 import { type OpsServer, serveOps } from '../../../services/metrics/server.js';
@@ -251,21 +254,28 @@ describe('runLoad', () => {
   it('reports per-relay rendezvous spread and circuit builds from scraped /metrics deltas', async () => {
     const relayReg = new Registry();
     const clientReg = new Registry();
-    const rm = metricsFor(relayReg).relay;
+    const relayM = metricsFor(relayReg).relay;
     const cm = metricsFor(clientReg).client;
-    for (const r of ['relay0', 'relay1', 'relay2']) rm.cells.labels({ relay: r, direction: 'in' }).inc();
-    rm.rendezvous.labels({ relay: 'relay0', event: 'joined' }).inc(100); // before the run: not counted
+    for (const r of ['relay0', 'relay1', 'relay2']) relayM.cells.labels({ relay: r, direction: 'in' }).inc();
+    relayM.rendezvous.labels({ relay: 'relay0', event: 'joined' }).inc(100); // before the run: not counted
     const ops: OpsServer[] = await Promise.all(
       [relayReg, clientReg].map((registry) =>
         serveOps({ host: '127.0.0.1', port: 0, registry, health: () => ({ ok: true, ready: true }) }),
       ),
+    );
+    // The relays' endpoint comes from a file_sd targets file, as `shallot up` writes it.
+    const dir = await mkdtemp(path.join(tmpdir(), 'shallot-load-'));
+    const targetsFile = path.join(dir, 'targets.json');
+    await writeFile(
+      targetsFile,
+      JSON.stringify([{ targets: [`127.0.0.1:${ops[0]!.port}`], labels: { role: 'relay' } }]),
     );
     // Each stream "joins" at relay0 or relay1 (2:1), as a rendezvous point would.
     const { socks } = await fakeProxy(
       () => good.port,
       (_req, n) => {
         const relay = n % 3 === 0 ? 'relay1' : 'relay0';
-        rm.rendezvous.labels({ relay, event: 'joined' }).inc();
+        relayM.rendezvous.labels({ relay, event: 'joined' }).inc();
         cm.rendezvousChosen.labels({ relay }).inc();
         cm.circuitBuild.labels({ purpose: 'rend' }).observe(0.03);
         return null;
@@ -279,7 +289,7 @@ describe('runLoad', () => {
           count: 9,
           concurrency: 1,
           verify: false,
-          relayMetrics: ops[0]!.url,
+          targetsFile,
           clientMetrics: ops[1]!.url,
         },
         quiet,
@@ -296,6 +306,63 @@ describe('runLoad', () => {
     } finally {
       await socks.close();
       await Promise.all(ops.map((o) => o.close()));
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('rejects an unreadable or malformed targets file as a configuration error', async () => {
+    await expect(
+      runLoad({ target: '127.0.0.1:9', targetsFile: '/nonexistent/targets.json' }, quiet),
+    ).rejects.toBeInstanceOf(LoadConfigError);
+  });
+
+  it('serves its own metrics while it runs (and lingers after)', async () => {
+    const { socks } = await fakeProxy(() => good.port);
+    let url = '';
+    let finished = false;
+    try {
+      const run = runLoad(
+        {
+          target: ONION,
+          socks: `127.0.0.1:${socks.port}`,
+          count: 3,
+          size: '10',
+          verify: false,
+          metricsPort: 0,
+          metricsLinger: 2,
+        },
+        {
+          output: { write: () => true },
+          printTable: false,
+          errors: {
+            write: (s: string) => {
+              url ||= /metrics at (\S+)/.exec(s)?.[1] ?? '';
+            },
+          },
+        },
+      ).finally(() => {
+        finished = true;
+      });
+      // Wait for the run to finish its requests (the endpoint lingers 2 s after).
+      let text = '';
+      for (
+        let i = 0;
+        i < 100 && !/shallot_client_streams_total\{[^}]*outcome="success"[^}]*\} 3/.test(text);
+        i++
+      ) {
+        await new Promise((r) => setTimeout(r, 50));
+        if (url) text = await (await fetch(url)).text();
+      }
+      expect(finished).toBe(false);
+      expect(text).toMatch(/shallot_client_streams_total\{[^}]*outcome="success"[^}]*\} 3/);
+      expect(text).toMatch(/shallot_onion_connect_seconds_count\{[^}]*\} 3/);
+      expect(text).toMatch(/shallot_stream_ttlb_seconds_count\{[^}]*server="onion",size="10"[^}]*\} 3/);
+      expect(text).toMatch(/shallot_process_cpu_seconds_total/);
+      const r = await run;
+      expect(r.successRatio).toBe(1);
+      await expect(fetch(url)).rejects.toThrow();
+    } finally {
+      await socks.close();
     }
   });
 });
