@@ -91,18 +91,34 @@ async function onionGet(onion: string, isolation: string): Promise<Buffer> {
   return readAll(s);
 }
 
-/** Sets operator metrics as an operator reconciling one network would. */
-function fakeOperator(reg: Registry): void {
+/**
+ * Operator metrics as an operator reconciling one network would set them:
+ * first every label set at 0 (so Prometheus sees the counters before they
+ * move and increase() counts the first events), then, after a scrape, some
+ * reconciles (one error), their durations and a key rotation.
+ */
+function fakeOperator(reg: Registry): { work(): void } {
   const op = metricsFor(reg).operator;
   const net = { namespace: 'shallot-test', network: 'local' };
+  const kinds = ['ShallotNetwork', 'ShallotOnionService'];
   op.relays.labels({ ...net, state: 'desired' }).set(6);
-  op.relays.labels({ ...net, state: 'ready' }).set(5);
-  op.reconciles.labels({ kind: 'ShallotNetwork', result: 'success' }).inc(3);
-  op.reconciles.labels({ kind: 'ShallotNetwork', result: 'error' }).inc();
-  op.reconciles.labels({ kind: 'ShallotOnionService', result: 'requeue' }).inc();
-  for (const s of [0.01, 0.02, 0.3]) op.reconcileSeconds.labels({ kind: 'ShallotNetwork' }).observe(s);
-  op.reconcileSeconds.labels({ kind: 'ShallotOnionService' }).observe(0.05);
-  op.keyRotations.labels({ ...net, key: 'onion' }).inc();
+  op.relays.labels({ ...net, state: 'ready' }).set(0);
+  for (const kind of kinds) {
+    for (const result of ['success', 'error', 'requeue']) op.reconciles.labels({ kind, result }).inc(0);
+    op.reconcileSeconds.labels({ kind }).observe(0.01);
+  }
+  op.keyRotations.labels({ ...net, key: 'onion' }).inc(0);
+  return {
+    work() {
+      op.relays.labels({ ...net, state: 'ready' }).set(5);
+      op.reconciles.labels({ kind: 'ShallotNetwork', result: 'success' }).inc(3);
+      op.reconciles.labels({ kind: 'ShallotNetwork', result: 'error' }).inc();
+      op.reconciles.labels({ kind: 'ShallotOnionService', result: 'requeue' }).inc();
+      for (const s of [0.01, 0.02, 0.3]) op.reconcileSeconds.labels({ kind: 'ShallotNetwork' }).observe(s);
+      op.reconcileSeconds.labels({ kind: 'ShallotOnionService' }).observe(0.05);
+      op.keyRotations.labels({ ...net, key: 'onion' }).inc();
+    },
+  };
 }
 
 beforeAll(async () => {
@@ -115,7 +131,7 @@ beforeAll(async () => {
   dataDir = await mkdtemp(path.join(tmpdir(), 'shallot-dash-'));
   // As `shallot up` does: one registry for the whole network, labelled with its network name.
   registry = createRegistry({ network: 'local' });
-  fakeOperator(registry);
+  const operator = fakeOperator(registry);
   blob = await startBlobServer(BLOB);
   const logger = testLogger('net');
   net = await LocalNetwork.start(
@@ -130,6 +146,7 @@ beforeAll(async () => {
   );
   prom = await startPrometheus({ bin, targetFiles: [targets] });
   await prom.waitFor('up{job="shallot"}', (v) => v === 1, 20_000);
+  operator.work();
 
   await net.waitForConsensus(6, 60_000);
   user = new ShallotClient(
@@ -247,6 +264,40 @@ describe('dashboards against a real Prometheus', () => {
       expect(problems).toEqual([]);
     });
   }
+
+  it('panels compute what they describe', async () => {
+    /** The samples of one panel query, by dashboard, panel title and refId. */
+    const panel = async (dashboard: string, title: string, refId = 'A'): Promise<Map<string, number>> => {
+      const d = dashboards.find((x) => x.name === dashboard) as DashboardFile;
+      const q = panelQueries(d).find((x) => x.panel === title && x.refId === refId);
+      if (!q) throw new Error(`${dashboard}: no panel "${title}" ${refId}`);
+      const rows = await vector(substitute(q.expr, d.json, DURATIONS));
+      return new Map(rows.map((r) => [JSON.stringify(r.metric), Number(r.value?.[1])]));
+    };
+    const only = (m: Map<string, number>) => [...m.values()][0];
+    const one = (m: Map<string, number>, labels: Record<string, string>) => m.get(JSON.stringify(labels));
+
+    expect(only(await panel('network-overview', 'Relays in the consensus'))).toBe(6);
+    expect(only(await panel('network-overview', 'Consensus signatures'))).toBe(3);
+    expect(one(await panel('network-overview', 'Relays by flag'), { flag: 'Exit' })).toBe(3);
+    const ratio = only(await panel('network-overview', 'Circuit build success ratio')) ?? Number.NaN;
+    expect(ratio > 0 && ratio <= 1).toBe(true);
+    const p50 = one(await panel('circuits', 'Circuit build time p50 / p90 / p99 by purpose'), {
+      purpose: 'exit',
+    });
+    expect(p50).toBeGreaterThan(0);
+    expect(p50).toBeLessThan(60);
+    expect(only(await panel('onion-services', 'Onion connect time p50 / p90 / p99'))).toBeGreaterThan(0);
+    expect(one(await panel('onion-services', 'Established introduction points'), { service: 'web' })).toBe(3);
+    expect(only(await panel('relays', 'Resident memory per process'))).toBeGreaterThan(10e6);
+    expect(only(await panel('operator', 'Relays not ready'))).toBe(1);
+    // increase() extrapolates a little past the samples: about 1, not exactly.
+    expect(only(await panel('operator', 'Reconcile errors (time range)'))).toBeCloseTo(1, 0);
+    const rotations = await panel('operator', 'Key rotations by the operator');
+    expect(one(rotations, { key: 'onion', namespace: 'shallot-test', network: 'local' })).toBeCloseTo(1, 0);
+    const latency = await panel('operator', 'Reconcile latency p50 / p90 / p99', 'C');
+    expect(one(latency, { kind: 'ShallotNetwork' })).toBeGreaterThan(0.01);
+  });
 
   it('the rendezvous-load panels see the joins spread over relays', async () => {
     const d = dashboards.find((x) => x.name === 'onion-services') as DashboardFile;
