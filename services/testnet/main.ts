@@ -4,6 +4,7 @@
  * `status` shows it, `load` drives traffic through it.
  */
 import { Command, InvalidArgumentError } from 'commander';
+import { registerLoadCommand } from '../loadgen/command.js';
 import { intOption, runIfMain } from '../net/cli.js';
 import { isLogLevel, type LogLevel } from '../net/log.js';
 import { status } from './status.js';
@@ -114,6 +115,7 @@ export function program(): Command {
     .action(async (opts: { dataDir: string }) => {
       process.exitCode = await status(opts.dataDir);
     });
+  registerLoadCommand(p);
   return p;
 }
 
