@@ -128,12 +128,71 @@ describe('shallot up (e2e)', () => {
     expect(stdout).toMatch(/Running/);
   }, 60_000);
 
+  it('shallot load: a bounded run against the onion service exits 0 and writes JSON and HTML', async () => {
+    const onion = state.onionServices[0]?.address ?? '';
+    const out = path.join(dataDir, 'load.json');
+    const html = path.join(dataDir, 'load.html');
+    await run(
+      'npx',
+      [
+        'shallot',
+        'load',
+        onion,
+        '--socks',
+        state.socks,
+        '--count',
+        '12',
+        '--concurrency',
+        '3',
+        '--size',
+        '20k',
+        '--new-circuit',
+        '--targets-file',
+        state.targetsFile,
+        '--out',
+        out,
+        '--html',
+        html,
+      ],
+      { cwd: repo, timeout: 120_000 },
+    );
+    const result = JSON.parse(await readFile(out, 'utf8')) as Record<string, unknown>;
+    for (const key of [
+      'counts',
+      'successRatio',
+      'latency',
+      'failuresByReason',
+      'rendezvousSpread',
+      'introSpread',
+      'circuitBuild',
+    ]) {
+      expect(result).toHaveProperty(key);
+    }
+    expect(result.successRatio).toBe(1);
+    expect((result.counts as { requests: number }).requests).toBe(12);
+    const page = await readFile(html, 'utf8');
+    expect(page).toContain('<svg');
+    expect(page).not.toMatch(/<script[^>]+src=/);
+  }, 150_000);
+
   it('stops cleanly on Ctrl-C and leaves no process behind', async () => {
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     // A terminal's Ctrl-C signals the whole foreground process group.
     process.kill(-(child.pid ?? 0), 'SIGINT');
-    expect(await exited).toBe(0);
-    // The whole process group is gone: npx and the launcher.
-    expect(() => process.kill(-(child.pid ?? 0), 0)).toThrow();
+    await exited;
+    // npx itself dies of the SIGINT; the launcher under it reports a clean stop.
+    expect(output).toContain('stopped.');
+    // Nothing is left in the process group: npx, the launcher, any node.
+    const deadline = Date.now() + 10_000;
+    let alive = true;
+    while (alive && Date.now() < deadline) {
+      try {
+        process.kill(-(child.pid ?? 0), 0);
+        await new Promise((r) => setTimeout(r, 200));
+      } catch {
+        alive = false;
+      }
+    }
+    expect(alive).toBe(false);
   }, 40_000);
 });
