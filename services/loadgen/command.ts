@@ -10,11 +10,17 @@
  * message style; commander's own usage errors (unknown option, missing
  * value) also exit 2.
  */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import type { Command, CommanderError } from 'commander';
 import { runLoad } from './loadgen.js';
 import { DEFAULTS, LoadConfigError, type LoadInput } from './options.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+/** Where `shallot up` keeps its network by default. */
+const DEFAULT_DATA_DIR = '.shallot';
+const DEFAULT_DATA_STATE = path.join(DEFAULT_DATA_DIR, 'state.json');
 
 const HELP_AFTER = `
 Targets:
@@ -46,6 +52,9 @@ Exit status: 0 when the run completes (even with failures), 1 when the success
   ratio is below --min-success, 2 for invalid options.
 
 Examples:
+  shallot up &                     # then, with the network in .shallot:
+  shallot load onion -n 200 -c 8 --new-circuit --out results.json --html report.html
+  shallot load web --duration 60 --rate 10
   shallot load 127.0.0.1:8080 --count 200 --concurrency 8 --size 50k,1M
   shallot load <address>.onion --duration 60 --rate 5 --new-circuit \\
     --targets-file ~/.shallot/targets.json --client-metrics 127.0.0.1:9101 \\
@@ -54,6 +63,7 @@ Examples:
 
 interface RawOptions {
   target?: string;
+  dataDir?: string;
   socks?: string;
   concurrency?: string;
   rate?: string;
@@ -90,9 +100,19 @@ export function registerLoadCommand(program: Command): Command {
     .description(
       'Load-test an onion service or an exit destination through a Shallot client: latency percentiles, failures by reason, and rendezvous/intro spread across relays',
     )
-    .argument('[target]', '<address>.onion[:port] or host:port (or use --target)')
+    .argument(
+      '[target]',
+      '<address>.onion[:port] or host:port; with a data dir also "onion", "onion:<i>" or "web" (default: its first onion service)',
+    )
     .option('--target <target>', 'same as the positional target')
-    .option('--socks <host:port>', 'the Shallot client SOCKS5 listener (env SHALLOT_SOCKS)', DEFAULTS.socks)
+    .option(
+      '--socks <host:port>',
+      `the Shallot client SOCKS5 listener (default: from --data-dir, else env SHALLOT_SOCKS, else ${DEFAULTS.socks})`,
+    )
+    .option(
+      '--data-dir <dir>',
+      'a `shallot up` data dir: SOCKS, target, --targets-file and --client-metrics default to its network (default: .shallot when it holds a running network and --socks is not given)',
+    )
     .option('-c, --concurrency <n>', 'requests in flight at once', String(DEFAULTS.concurrency))
     .option('-r, --rate <req/s>', 'start at most this many requests per second (default: unpaced)')
     .option('-d, --duration <seconds>', 'stop starting requests after this long')
@@ -158,7 +178,12 @@ export function registerLoadCommand(program: Command): Command {
       process.on('SIGINT', onSigint);
       process.on('SIGTERM', onSigint);
       try {
-        const result = await runLoad(loadInputFromCli(target, raw), { signal: ac.signal });
+        const input = loadInputFromCli(target, raw);
+        if (input.dataDir === undefined && input.socks === undefined && existsSync(DEFAULT_DATA_STATE)) {
+          process.stderr.write(`using the network in ${DEFAULT_DATA_DIR} (see --data-dir)\n`);
+          input.dataDir = DEFAULT_DATA_DIR;
+        }
+        const result = await runLoad(input, { signal: ac.signal });
         const min = result.config.minSuccess;
         if (min !== null && result.successRatio < min) {
           process.stderr.write(

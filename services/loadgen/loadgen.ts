@@ -30,6 +30,7 @@ import { randomBytes } from '../core/crypto.js';
 import { createRegistry, metricsFor } from '../metrics/metrics.js';
 import { type OpsServer, serveOps } from '../metrics/server.js';
 import { HttpGetError, httpGet } from './http-get.js';
+import { applyUpState, readUpState } from './network-state.js';
 import {
   LoadConfigError,
   type LoadInput,
@@ -147,7 +148,7 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 }
 
 export async function runLoad(input: LoadInput, rt: LoadRuntime = {}): Promise<LoadResult> {
-  const o = resolveLoadOptions(input);
+  const o = resolveLoadOptions(input.dataDir ? applyUpState(input, await readUpState(input.dataDir)) : input);
   const target = parseTarget(o.target);
   const proxy = parseHostPort(o.socks, 'SOCKS address');
   const out: ProgressSink = rt.output ?? process.stdout;

@@ -13,6 +13,8 @@ export interface LoadOptions {
   target: string;
   /** The Shallot client's SOCKS5 listener, host:port. */
   socks: string;
+  /** The `shallot up` data directory options were filled from, if any. */
+  dataDir: string | null;
   concurrency: number;
   /** Requests started per second at most; null for as fast as `concurrency` allows. */
   rate: number | null;
@@ -51,7 +53,10 @@ type Num = number | string;
 
 /** What callers may pass: every field optional except the target; numbers may be strings (CLI). */
 export interface LoadInput {
+  /** See LoadOptions.target; with `dataDir` also `onion`, `onion:<i>` or `web`. */
   target?: string;
+  /** A `shallot up` data directory: unset options come from its state.json (network-state.ts). */
+  dataDir?: string | null;
   socks?: string;
   concurrency?: Num;
   rate?: Num | null;
@@ -219,6 +224,7 @@ export function resolveLoadOptions(i: LoadInput): LoadOptions {
   return {
     target: i.target,
     socks,
+    dataDir: i.dataDir || null,
     concurrency: num(i.concurrency, 'concurrency', 1, 4096, true) ?? DEFAULTS.concurrency,
     rate: num(i.rate, 'rate', 0.001, 100_000),
     durationSec,
