@@ -121,7 +121,6 @@ export function aesCtr(key: Uint8Array, iv: Uint8Array, data: Uint8Array): Uint8
 /* ------------------------------------------------------------------ X25519 */
 
 const X25519_PKCS8 = Buffer.from('302e020100300506032b656e04220420', 'hex');
-const X25519_SPKI = Buffer.from('302a300506032b656e032100', 'hex');
 const ED25519_PKCS8 = Buffer.from('302e020100300506032b657004220420', 'hex');
 const ED25519_SPKI = Buffer.from('302a300506032b6570032100', 'hex');
 

@@ -84,14 +84,18 @@ const arbMessage = fc.oneof(
 describe('relay messages: properties and hostile input', () => {
   it('every message round-trips through a relay cell body', () => {
     fc.assert(
-      fc.property(arbMessage as fc.Arbitrary<RelayMessage>, fc.integer({ min: 0, max: 0xffff }), (m, streamId) => {
-        const { command, data } = encodeRelayMessage(m);
-        const body = encodeRelayCellBody({ command, streamId, data }, randomBytes);
-        expect(body).toHaveLength(509);
-        const back = decodeRelayCellBody(body);
-        expect(back.streamId).toBe(streamId);
-        expect(decodeRelayMessage(back.command, back.data)).toEqual(m);
-      }),
+      fc.property(
+        arbMessage as fc.Arbitrary<RelayMessage>,
+        fc.integer({ min: 0, max: 0xffff }),
+        (m, streamId) => {
+          const { command, data } = encodeRelayMessage(m);
+          const body = encodeRelayCellBody({ command, streamId, data }, randomBytes);
+          expect(body).toHaveLength(509);
+          const back = decodeRelayCellBody(body);
+          expect(back.streamId).toBe(streamId);
+          expect(decodeRelayMessage(back.command, back.data)).toEqual(m);
+        },
+      ),
     );
   });
 
