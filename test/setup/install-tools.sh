@@ -9,6 +9,7 @@ for pair in "curl:curl" "prometheus:prometheus"; do
   bin=${pair%%:*} pkg=${pair##*:}
   command -v "$bin" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
+{ command -v podman && command -v runc && command -v iptables; } >/dev/null 2>&1 || need_apt+=(podman runc netavark aardvark-dns iptables) # images suite
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "install-tools: apt-get install ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
