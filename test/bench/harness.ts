@@ -162,6 +162,11 @@ const COLUMNS = ['benchmark', 'ops/s', 'unit', 'MB/s', 'p50', 'p90', 'p99', 'n']
 /** One line, for progress output. */
 export function formatResult(r: BenchResult): string {
   if (r.skipped) return `${r.name}: not available (${r.skipped})`;
+  if (r.extra && !Number.isFinite(r.perSecond)) {
+    return `${r.name}: ${Object.entries(r.extra)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ')}`;
+  }
   const mb = r.bytesPerSecond === undefined ? '' : `  ${fmtMB(r.bytesPerSecond)} MB/s`;
   return `${r.name}: ${fmtRate(r.perSecond)} ${r.unit}/s${mb}  p50 ${fmtLatency(r.p50Ms)}  p90 ${fmtLatency(r.p90Ms)}  p99 ${fmtLatency(r.p99Ms)}`;
 }
@@ -193,6 +198,7 @@ export function formatTable(results: readonly BenchResult[]): string {
     out.push(line(row));
     const r = results[i]!;
     if (r.skipped) out.push(`    not available: ${r.skipped}`);
+    else if (r.extra) out.push(`    ${formatResult(r).slice(r.name.length + 2)}`);
   }
   return out.join('\n');
 }

@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { blindingBenches, descriptorBenches, handshakeBenches, relayCellBenches } from './core.js';
 import { e2eBenches } from './e2e.js';
 import { type BenchResult, formatResult, formatTable, skipped } from './harness.js';
+import { processBenches } from './processes.js';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
@@ -57,6 +58,18 @@ const sections: Section[] = [
             downloadBytes: (quick ? 4 : 16) * 1024 * 1024,
             downloads: 3,
             downloadBudgetMs: quick ? 3000 : 12_000,
+          }),
+  },
+  {
+    title: 'relays as processes (shallot up --process-per-node)',
+    rows: ['SOCKS download', 'relay process RSS'],
+    run: () =>
+      noE2e
+        ? [skipped('relays as processes', 'skipped by --no-e2e')]
+        : processBenches({
+            relays: 5,
+            downloadBytes: (quick ? 4 : 16) * 1024 * 1024,
+            downloads: quick ? 1 : 3,
           }),
   },
 ];

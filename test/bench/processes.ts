@@ -1,0 +1,100 @@
+/**
+ * The network as separate processes (`shallot up --process-per-node`): a
+ * download through SOCKS and three hops, then each relay process's resident
+ * memory read from /proc — what one relay costs on a machine.
+ */
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { randomBytes } from '../../services/core/crypto.js';
+import { ephemeralPort } from '../../services/testnet/ports.js';
+import { up } from '../../services/testnet/up.js';
+import { readAll, startBlobServer } from '../helpers/servers.js';
+import { socksConnect } from '../helpers/socks-client.js';
+import { type BenchResult, quantile } from './harness.js';
+
+function rssMiB(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? Number.NaN);
+  return kb / 1024;
+}
+
+export async function processBenches(o: {
+  relays: number;
+  downloadBytes: number;
+  downloads: number;
+}): Promise<BenchResult[]> {
+  const blob = await startBlobServer(randomBytes(o.downloadBytes));
+  const dataDir = await mkdtemp(path.join(tmpdir(), 'shallot-bench-'));
+  const silent = { update: () => {}, line: () => {}, done: () => {} };
+  const net = await up(
+    {
+      authorities: 3,
+      relays: o.relays,
+      exits: 2,
+      onionServices: 0,
+      instances: 1,
+      introPoints: 3,
+      votingInterval: 5,
+      dataDir,
+      keyRotation: 0,
+      basePort: 0,
+      socksPort: await ephemeralPort(),
+      processPerNode: true,
+      logLevel: 'warn',
+      tls: true,
+      bootstrapTimeout: 120,
+    },
+    silent,
+  );
+  try {
+    const socksPort = Number(net.state.socks.split(':')[1]);
+    const relayPids = net.state.nodes.filter((n) => n.role === 'relay').map((n) => n.pid as number);
+    const idle = relayPids.map(rssMiB).sort((a, b) => a - b);
+    const times: number[] = [];
+    for (let i = 0; i < o.downloads; i++) {
+      const t = performance.now();
+      const data = await readAll(
+        await socksConnect(socksPort, '127.0.0.1', blob.port, { timeoutMs: 60_000 }),
+      );
+      if (data.length !== o.downloadBytes) throw new Error(`download ${i} was short: ${data.length} bytes`);
+      times.push(performance.now() - t);
+    }
+    const busy = relayPids.map(rssMiB).sort((a, b) => a - b);
+    const sorted = [...times].sort((a, b) => a - b);
+    const seconds = times.reduce((a, b) => a + b, 0) / 1000;
+    const fmt = (xs: number[], q: number) => Number(quantile(xs, q).toFixed(1));
+    return [
+      {
+        name: `SOCKS download ${o.downloadBytes >> 20} MiB, ${o.relays} relay processes`,
+        unit: 'dl',
+        perSecond: times.length / seconds,
+        ops: times.length,
+        seconds,
+        bytesPerSecond: (o.downloadBytes * times.length) / seconds,
+        p50Ms: quantile(sorted, 0.5),
+        p90Ms: quantile(sorted, 0.9),
+        p99Ms: quantile(sorted, 0.99),
+      },
+      {
+        name: 'relay process RSS (MiB)',
+        unit: 'MiB',
+        perSecond: Number.NaN,
+        ops: relayPids.length,
+        seconds: 0,
+        extra: {
+          idleP50: fmt(idle, 0.5),
+          idleMax: fmt(idle, 1),
+          afterDownloadsP50: fmt(busy, 0.5),
+          afterDownloadsMax: fmt(busy, 1),
+        },
+      },
+    ];
+  } finally {
+    await net.stop();
+    await blob.close();
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}
