@@ -1,0 +1,192 @@
+// Issue #4's acceptance runs on a whole local network (3 authorities, 10
+// relays, 5 s voting interval, so a time period is 2 minutes):
+// 10 MiB from the built-in backend with equal SHA-256; 100 sequential and 20
+// concurrent connections; rendezvous points spread across relays as the
+// relays' own metrics show; an intro point killed and replaced while clients
+// keep connecting; and a time-period change during the run, after which the
+// service has republished under the new blinded key and clients still connect.
+import { createHash } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Registry } from 'prom-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ShallotClient } from '../../services/client/client.js';
+import { timePeriodNum, timePeriodParams } from '../../services/core/hs-time.js';
+import { builtinSha256 } from '../../services/onion-service/builtin-http.js';
+import { OnionService } from '../../services/onion-service/service.js';
+import { LocalNetwork } from '../../services/testnet/network.js';
+import { sumMetric } from '../../services/testnet/status.js';
+import { testLogger } from '../helpers/log.js';
+import { readAll } from '../helpers/servers.js';
+import { socksConnect } from '../helpers/socks-client.js';
+
+const VOTING = 5;
+let network: LocalNetwork;
+let registry: Registry;
+let dataDir: string;
+let service: OnionService;
+let serviceClient: ShallotClient;
+const users: ShallotClient[] = [];
+
+async function user(): Promise<ShallotClient> {
+  const c = new ShallotClient(
+    { logger: testLogger('user'), registry: new Registry() },
+    { authorities: network.endpoints, socksHost: '127.0.0.1', socksPort: 0 },
+  );
+  users.push(c);
+  await c.start();
+  await c.ready(30_000);
+  return c;
+}
+
+async function get(c: ShallotClient, p: string, username?: string): Promise<Buffer> {
+  const onion = service.onionAddress;
+  const s = await socksConnect(c.socksPort, onion, 80, {
+    timeoutMs: 60_000,
+    ...(username ? { username, password: 'x' } : {}),
+  });
+  s.write(`GET ${p} HTTP/1.1\r\nHost: ${onion}\r\nConnection: close\r\n\r\n`);
+  const all = await readAll(s);
+  const i = all.indexOf('\r\n\r\n');
+  if (!all.subarray(0, i).toString('latin1').startsWith('HTTP/1.1 200'))
+    throw new Error('not a 200 response');
+  return all.subarray(i + 4);
+}
+
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+beforeAll(async () => {
+  dataDir = await mkdtemp(path.join(tmpdir(), 'shallot-onion-'));
+  registry = new Registry();
+  network = await LocalNetwork.start(
+    { logger: testLogger('net'), registry },
+    {
+      authorities: 3,
+      relays: 10,
+      exits: 2,
+      votingIntervalSec: VOTING,
+      tls: true,
+      host: '127.0.0.1',
+      basePort: 0,
+    },
+  );
+  await network.waitForConsensus(10, 60_000);
+  serviceClient = new ShallotClient(
+    { logger: testLogger('hs-client'), registry: new Registry() },
+    { authorities: network.endpoints, socksHost: '127.0.0.1', socksPort: null, circuits: { prebuild: 0 } },
+  );
+  await serviceClient.start();
+  await serviceClient.ready(30_000);
+  service = new OnionService(
+    { logger: testLogger('hs'), registry: new Registry(), client: serviceClient },
+    { name: 'must-show', identityKeyFile: path.join(dataDir, 'identity.key'), backend: { type: 'builtin' } },
+  );
+  await service.start();
+}, 150_000);
+
+afterAll(async () => {
+  await service?.stop();
+  for (const u of users) await u.stop();
+  await serviceClient?.stop();
+  await network?.stop();
+  await rm(dataDir, { recursive: true, force: true });
+});
+
+describe('onion services: issue #4 acceptance', () => {
+  it('10 MiB from the built-in backend arrives with the same SHA-256', async () => {
+    const c = await user();
+    const body = await get(c, `/bytes/${10 << 20}`);
+    expect(body.length).toBe(10 << 20);
+    expect(sha(body)).toBe(builtinSha256(10 << 20));
+  }, 120_000);
+
+  it('100 sequential connections all succeed', async () => {
+    const c = await user();
+    let ok = 0;
+    for (let i = 0; i < 100; i++) {
+      const body = await get(c, '/bytes/2048');
+      if (body.length === 2048) ok++;
+    }
+    expect(ok).toBe(100);
+  }, 300_000);
+
+  it('20 concurrent connections, each on its own circuits, all succeed; rendezvous load spreads across relays', async () => {
+    const joined = async () => {
+      const text = await registry.metrics();
+      const per = new Map<string, number>();
+      for (const r of network.relays) {
+        const n = sumMetric(
+          text,
+          'shallot_relay_rendezvous_total',
+          (l) => l.includes(`relay="${r.relay.nickname}"`) && l.includes('event="joined"'),
+        );
+        per.set(r.relay.nickname, n);
+      }
+      return per;
+    };
+    const before = await joined();
+    const c = await user();
+    const bodies = await Promise.all(Array.from({ length: 20 }, (_, i) => get(c, '/bytes/4096', `iso-${i}`)));
+    expect(bodies.every((b) => b.length === 4096)).toBe(true);
+    const after = await joined();
+    const deltas = [...after].map(([name, n]) => [name, n - (before.get(name) ?? 0)] as const);
+    const total = deltas.reduce((a, [, d]) => a + d, 0);
+    expect(total).toBe(20);
+    const used = deltas.filter(([, d]) => d > 0).length;
+    // Rendezvous points are drawn by weight among the Stable relays: most of them serve, none dominates.
+    expect(used).toBeGreaterThanOrEqual(6);
+    expect(Math.max(...deltas.map(([, d]) => d))).toBeLessThanOrEqual(8);
+  }, 180_000);
+
+  it('an intro point killed: the service replaces it and new clients still connect', async () => {
+    const victim = service.introPointRelays[0];
+    const node = network.relays.find((r) => r.relay.nickname === victim);
+    expect(node).toBeDefined();
+    await node?.stop();
+    const deadline = Date.now() + 60_000;
+    while (
+      Date.now() < deadline &&
+      (service.introPointRelays.includes(victim ?? '') || service.establishedIntroPoints < 3)
+    ) {
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(service.introPointRelays).not.toContain(victim);
+    expect(service.establishedIntroPoints).toBe(3);
+    let ok = 0;
+    for (let i = 0; i < 5; i++) {
+      const c = await user();
+      if ((await get(c, '/bytes/1000')).length === 1000) ok++;
+      await c.stop();
+    }
+    expect(ok).toBe(5);
+  }, 180_000);
+
+  it('across a time-period change the service republishes under the new blinded key and clients keep connecting', async () => {
+    const params = timePeriodParams({ votingIntervalSec: VOTING, testnet: true });
+    const tpNow = () => {
+      const dir = serviceClient.dir;
+      if (!dir) throw new Error('no consensus');
+      return timePeriodNum(dir.consensus.validAfterMs, params);
+    };
+    const start = tpNow();
+    const deadline = Date.now() + 4 * 60_000;
+    let ok = 0;
+    let attempts = 0;
+    let afterChange = 0;
+    while (Date.now() < deadline && afterChange < 3) {
+      const c = await user();
+      attempts++;
+      const body = await get(c, '/bytes/1500').catch(() => Buffer.alloc(0));
+      if (body.length === 1500) {
+        ok++;
+        if (tpNow() > start) afterChange++;
+      }
+      await c.stop();
+      await new Promise((r) => setTimeout(r, 3_000));
+    }
+    expect(tpNow()).toBeGreaterThan(start);
+    expect(afterChange).toBe(3);
+    expect(ok).toBe(attempts);
+  }, 300_000);
+});
