@@ -1,0 +1,107 @@
+/**
+ * The three CustomResourceDefinitions (group shallot.dev, version v1alpha1)
+ * built from the schemas beside their types. charts/shallot/crds/*.yaml are
+ * generated from these (operator/gen-crds.ts); a unit test keeps them equal.
+ */
+import { LOAD_TEST_COLUMNS, loadTestSpecSchema, loadTestStatusSchema } from './load-test.js';
+import { ONION_NETWORK_COLUMNS, onionNetworkSpecSchema, onionNetworkStatusSchema } from './onion-network.js';
+import { ONION_SERVICE_COLUMNS, onionServiceSpecSchema, onionServiceStatusSchema } from './onion-service.js';
+import type { JSONSchema } from './schema.js';
+
+export const GROUP = 'shallot.dev';
+export const VERSION = 'v1alpha1';
+export const API_VERSION = `${GROUP}/${VERSION}`;
+
+export interface CrdInfo {
+  kind: 'OnionNetwork' | 'OnionService' | 'LoadTest';
+  plural: string;
+  singular: string;
+  shortNames: string[];
+  spec: JSONSchema;
+  status: JSONSchema;
+  columns: { name: string; type: string; jsonPath: string }[];
+  description: string;
+}
+
+export const CRDS: CrdInfo[] = [
+  {
+    kind: 'OnionNetwork',
+    plural: 'onionnetworks',
+    singular: 'onionnetwork',
+    shortNames: ['onet'],
+    spec: onionNetworkSpecSchema,
+    status: onionNetworkStatusSchema,
+    columns: ONION_NETWORK_COLUMNS,
+    description: 'A Shallot onion-routing testnet: directory authorities and relays.',
+  },
+  {
+    kind: 'OnionService',
+    plural: 'onionservices',
+    singular: 'onionservice',
+    shortNames: ['onsvc'],
+    spec: onionServiceSpecSchema,
+    status: onionServiceStatusSchema,
+    columns: ONION_SERVICE_COLUMNS,
+    description: 'A v3 onion service on an OnionNetwork; status shows its address.',
+  },
+  {
+    kind: 'LoadTest',
+    plural: 'loadtests',
+    singular: 'loadtest',
+    shortNames: ['lt'],
+    spec: loadTestSpecSchema,
+    status: loadTestStatusSchema,
+    columns: LOAD_TEST_COLUMNS,
+    description: 'A `shallot load` run as a Job; status holds the summary.',
+  },
+];
+
+export function crdFor(kind: CrdInfo['kind']): CrdInfo {
+  const c = CRDS.find((x) => x.kind === kind);
+  if (!c) throw new Error(`unknown kind ${kind}`);
+  return c;
+}
+
+/** The apiextensions.k8s.io/v1 object for one CRD. */
+export function crdObject(c: CrdInfo): Record<string, unknown> {
+  return {
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: { name: `${c.plural}.${GROUP}` },
+    spec: {
+      group: GROUP,
+      names: {
+        kind: c.kind,
+        listKind: `${c.kind}List`,
+        plural: c.plural,
+        singular: c.singular,
+        shortNames: c.shortNames,
+        categories: ['shallot'],
+      },
+      scope: 'Namespaced',
+      versions: [
+        {
+          name: VERSION,
+          served: true,
+          storage: true,
+          subresources: { status: {} },
+          additionalPrinterColumns: c.columns,
+          schema: {
+            openAPIV3Schema: {
+              type: 'object',
+              description: c.description,
+              properties: {
+                apiVersion: { type: 'string' },
+                kind: { type: 'string' },
+                metadata: { type: 'object' },
+                spec: c.spec,
+                status: c.status,
+              },
+              ...(c.spec.required?.length ? { required: ['spec'] } : {}),
+            },
+          },
+        },
+      ],
+    },
+  };
+}

@@ -1,0 +1,186 @@
+/**
+ * OnionNetwork (shallot.dev/v1alpha1): one Shallot network — directory
+ * authorities, relays, the authority list, key rotation and autoscaling.
+ *
+ * Overview: the types below are what the operator reads and writes; the
+ * schema beside them is what the apiserver enforces (defaults, ranges,
+ * enums, cross-field rules in CEL). DESIGN §5.
+ */
+import {
+  bool,
+  type Condition,
+  conditionsSchema,
+  int,
+  type JSONSchema,
+  num,
+  obj,
+  type Resource,
+  type ResourceRequirements,
+  resourcesSchema,
+  str,
+} from './schema.js';
+
+export interface AutoscaleSpec {
+  /** Fewest relays the autoscaler keeps. */
+  min: number;
+  /** Most relays the autoscaler creates. */
+  max: number;
+  /** Wanted mean of shallot_relay_circuits_active per relay. */
+  targetCircuitsPerRelay: number;
+}
+
+export interface OnionNetworkSpec {
+  authorities: {
+    replicas: number;
+    votingIntervalSeconds: number;
+    resources?: ResourceRequirements;
+  };
+  relays: {
+    replicas: number;
+    /** Share of relays that exit (to the testnet exit policy), spread evenly over relay indices. */
+    exitFraction: number;
+    /** Advertised bandwidth per relay, bytes/s. */
+    bandwidth: number;
+    resources?: ResourceRequirements;
+    autoscale?: AutoscaleSpec;
+  };
+  keyRotation: {
+    /** Relay ntor onion keys; 0 = never. */
+    onionKeyIntervalMinutes: number;
+    /** Authority signing (identity) keys; 0 = never. */
+    authorityKeyIntervalMinutes: number;
+    /** How long a replaced key stays in its Secret. */
+    gracePeriodMinutes: number;
+  };
+  metrics: {
+    enabled: boolean;
+    port: number;
+  };
+  /** Links over TLS WebSocket (wss); false only for debugging. */
+  tls: boolean;
+}
+
+export interface OnionNetworkStatus {
+  observedGeneration?: number;
+  conditions?: Condition[];
+  authorities?: { desired: number; ready: number };
+  relays?: { desired: number; ready: number; exits: number; retiring: number };
+  /** "hexid@host:port,..." as relays and clients take it (also in ConfigMap <name>-network). */
+  authorityList?: string;
+  keyRotation?: {
+    lastOnionKeyRotation?: string;
+    lastAuthorityKeyRotation?: string;
+    onionKeyRotations?: number;
+    authorityKeyRotations?: number;
+  };
+  autoscale?: {
+    /** Mean shallot_relay_circuits_active over relays scraped last time. */
+    signal?: number;
+    desired?: number;
+    lastScaleTime?: string;
+    /** Recent recommendations (time, replicas) inside the scale-down window. */
+    recommendations?: { time: string; replicas: number }[];
+  };
+}
+
+export type OnionNetwork = Resource<OnionNetworkSpec, OnionNetworkStatus>;
+
+export const onionNetworkSpecSchema: JSONSchema = obj(
+  'The network to run.',
+  {
+    authorities: obj(
+      'Directory authorities: one StatefulSet, a headless Service, keys in Secret <name>-auth-keys.',
+      {
+        replicas: int('Number of authorities (a majority must sign each consensus).', 1, 9, 3),
+        votingIntervalSeconds: int('Seconds between consensuses.', 10, 86_400, 60),
+        resources: resourcesSchema,
+      },
+      { default: {} },
+    ),
+    relays: obj(
+      'Relays: one single-replica StatefulSet per relay, each with its own key Secret.',
+      {
+        replicas: int('Number of relays (the starting point when autoscale is set).', 0, 500, 5),
+        exitFraction: num('Share of relays that are exits.', 0, 1, 0.34),
+        bandwidth: int('Advertised bandwidth per relay, bytes/s.', 1, 1_099_511_627_776, 1_000_000),
+        resources: resourcesSchema,
+        autoscale: obj(
+          'Scale relays on mean shallot_relay_circuits_active (see operator/autoscale.ts).',
+          {
+            min: int('Fewest relays.', 1, 500),
+            max: int('Most relays.', 1, 500),
+            targetCircuitsPerRelay: int('Wanted active circuits per relay.', 1, 1_000_000, 50),
+          },
+          {
+            required: ['min', 'max'],
+            'x-kubernetes-validations': [{ rule: 'self.min <= self.max', message: 'min must be <= max' }],
+          },
+        ),
+      },
+      { default: {} },
+    ),
+    keyRotation: obj(
+      'Scheduled key rotation; the replaced key stays in its Secret for the grace period.',
+      {
+        onionKeyIntervalMinutes: int('Rotate relay onion keys this often; 0 never.', 0, 525_600, 0),
+        authorityKeyIntervalMinutes: int('Rotate authority signing keys this often; 0 never.', 0, 525_600, 0),
+        gracePeriodMinutes: int('Keep a replaced key this long.', 1, 10_080, 60),
+      },
+      { default: {} },
+    ),
+    metrics: obj(
+      'Prometheus endpoints of the network pods.',
+      {
+        enabled: bool('Serve /metrics (and probes) on the ops port.', true),
+        port: int('Ops port (/metrics, /healthz, /readyz).', 1024, 65_535, 9100),
+      },
+      { default: {} },
+    ),
+    tls: bool('Links over TLS WebSocket; false only for debugging.', true),
+  },
+  { default: {} },
+);
+
+export const onionNetworkStatusSchema: JSONSchema = obj('Observed state, written by the operator.', {
+  observedGeneration: int('metadata.generation last reconciled.', 0, Number.MAX_SAFE_INTEGER),
+  conditions: conditionsSchema,
+  authorities: obj('Authorities.', {
+    desired: int('Wanted.', 0, 100),
+    ready: int('Ready pods.', 0, 100),
+  }),
+  relays: obj('Relays.', {
+    desired: int('Wanted (spec or autoscaler).', 0, 1000),
+    ready: int('Ready pods.', 0, 1000),
+    exits: int('Exits among the wanted relays.', 0, 1000),
+    retiring: int('Relays being removed (waiting for their pod to go).', 0, 1000),
+  }),
+  authorityList: str('"hexid@host:port,..." for SHALLOT_AUTHORITIES.', { maxLength: 8192 }),
+  keyRotation: obj('Key rotation record.', {
+    lastOnionKeyRotation: str('Last relay onion-key rotation.', { format: 'date-time' }),
+    lastAuthorityKeyRotation: str('Last authority-key rotation.', { format: 'date-time' }),
+    onionKeyRotations: int('Relay onion keys rotated.', 0, Number.MAX_SAFE_INTEGER),
+    authorityKeyRotations: int('Authority keys rotated.', 0, Number.MAX_SAFE_INTEGER),
+  }),
+  autoscale: obj('Autoscaler state (when spec.relays.autoscale is set).', {
+    signal: num('Mean active circuits per relay.', 0, 1e12),
+    desired: int('Relays the autoscaler wants.', 0, 1000),
+    lastScaleTime: str('Last change of desired.', { format: 'date-time' }),
+    recommendations: {
+      type: 'array',
+      maxItems: 64,
+      items: obj(
+        'One recommendation.',
+        { time: str('When.', { format: 'date-time' }), replicas: int('Relays.', 0, 1000) },
+        { required: ['time', 'replicas'] },
+      ),
+    },
+  }),
+});
+
+export const ONION_NETWORK_COLUMNS = [
+  { name: 'Authorities', type: 'integer', jsonPath: '.status.authorities.ready' },
+  { name: 'Relays', type: 'integer', jsonPath: '.status.relays.desired' },
+  { name: 'Ready Relays', type: 'integer', jsonPath: '.status.relays.ready' },
+  { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
+  { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+];

@@ -1,0 +1,111 @@
+/**
+ * OnionService (shallot.dev/v1alpha1): a v3 onion service on an
+ * OnionNetwork — a Deployment of instances sharing one identity Secret;
+ * the onion address (derived from that identity) goes into status.
+ */
+import {
+  type Condition,
+  conditionsSchema,
+  int,
+  type JSONSchema,
+  NAME_PATTERN,
+  obj,
+  type Resource,
+  type ResourceRequirements,
+  resourcesSchema,
+  str,
+} from './schema.js';
+
+export interface OnionServiceSpec {
+  /** OnionNetwork in the same namespace. */
+  network: string;
+  /** Instances (pods) serving the same address. */
+  instances: number;
+  /** Introduction points per instance. */
+  introPoints: number;
+  /** The onion port clients connect to. */
+  virtualPort: number;
+  backend: {
+    type: 'builtin' | 'tcp';
+    host?: string;
+    port?: number;
+  };
+  keyRotation: {
+    /** Restart instances onto fresh introduction-point keys this often; 0 never. */
+    introKeyIntervalMinutes: number;
+  };
+  resources?: ResourceRequirements;
+}
+
+export interface OnionServiceStatus {
+  observedGeneration?: number;
+  conditions?: Condition[];
+  /** "<56 base32 chars>.onion". */
+  onionAddress?: string;
+  instances?: { desired: number; ready: number };
+  keyRotation?: { lastIntroKeyRotation?: string; introKeyRotations?: number };
+}
+
+export type OnionService = Resource<OnionServiceSpec, OnionServiceStatus>;
+
+export const onionServiceSpecSchema: JSONSchema = obj(
+  'The onion service to run.',
+  {
+    network: str('OnionNetwork (same namespace) the service runs on.', {
+      minLength: 1,
+      maxLength: 50,
+      pattern: NAME_PATTERN,
+    }),
+    instances: int('Instances sharing the identity key.', 1, 20, 2),
+    introPoints: int('Introduction points per instance.', 1, 20, 3),
+    virtualPort: int('Onion port clients connect to.', 1, 65_535, 80),
+    backend: obj(
+      'Where streams go: the built-in HTTP test server, or a TCP host:port.',
+      {
+        type: str('builtin or tcp.', { enum: ['builtin', 'tcp'], default: 'builtin' }),
+        host: str('TCP backend host (type tcp).', { minLength: 1, maxLength: 253 }),
+        port: int('TCP backend port (type tcp).', 1, 65_535),
+      },
+      {
+        default: {},
+        'x-kubernetes-validations': [
+          {
+            rule: "self.type != 'tcp' || (has(self.host) && has(self.port))",
+            message: 'a tcp backend needs host and port',
+          },
+        ],
+      },
+    ),
+    keyRotation: obj(
+      'Scheduled rotation of introduction-point keys (a rolling restart of the instances).',
+      {
+        introKeyIntervalMinutes: int('Rotate intro keys this often; 0 never.', 0, 525_600, 0),
+      },
+      { default: {} },
+    ),
+    resources: resourcesSchema,
+  },
+  { required: ['network'] },
+);
+
+export const onionServiceStatusSchema: JSONSchema = obj('Observed state, written by the operator.', {
+  observedGeneration: int('metadata.generation last reconciled.', 0, Number.MAX_SAFE_INTEGER),
+  conditions: conditionsSchema,
+  onionAddress: str('The v3 onion address.', { maxLength: 62 }),
+  instances: obj('Instances.', {
+    desired: int('Wanted.', 0, 100),
+    ready: int('Ready pods.', 0, 100),
+  }),
+  keyRotation: obj('Key rotation record.', {
+    lastIntroKeyRotation: str('Last intro-key rotation.', { format: 'date-time' }),
+    introKeyRotations: int('Intro-key rotations.', 0, Number.MAX_SAFE_INTEGER),
+  }),
+});
+
+export const ONION_SERVICE_COLUMNS = [
+  { name: 'Network', type: 'string', jsonPath: '.spec.network' },
+  { name: 'Instances', type: 'integer', jsonPath: '.status.instances.ready' },
+  { name: 'Address', type: 'string', jsonPath: '.status.onionAddress' },
+  { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
+  { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+];

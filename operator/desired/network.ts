@@ -1,0 +1,330 @@
+/**
+ * Desired state of an OnionNetwork, as pure functions of its spec, the
+ * authority identities and the relay keys: the ConfigMap with the authority
+ * list, Services, the authority StatefulSet and one StatefulSet per relay.
+ *
+ * Design notes:
+ * - Authorities are one StatefulSet (`<net>-auth`, pods `<net>-auth-<i>`)
+ *   behind a headless Service that publishes not-ready addresses, so each
+ *   authority has the stable DNS name the authority list names
+ *   (`<net>-auth-<i>.<net>-auth.<ns>.svc:7000`) before the first consensus.
+ *   Their keys share one Secret (`<net>-auth-keys`, a file per pod); each
+ *   pod's init container copies only its own file. podManagementPolicy is
+ *   Parallel: a consensus needs a majority, so ordered start would deadlock.
+ * - Relays are one single-replica StatefulSet per relay (`<net>-relay-<i>`):
+ *   each relay has its own key Secret, nickname and exit role, which one
+ *   pod template cannot vary per pod. A StatefulSet (rather than a bare
+ *   Pod) gives a stable pod name and replacement on node loss. Exits are
+ *   spread by index (relay i exits when round((i+1)f) > round(i f)), so a
+ *   relay keeps its role when the network scales.
+ * - Pod templates carry hashes of the authority list and of the pod's own
+ *   keys: rotating a key or an authority changes the template, so the pod
+ *   restarts with the new key file (old keys still inside for the grace
+ *   period).
+ */
+import type { OnionNetwork } from '../api/onion-network.js';
+import type { Images } from '../config.js';
+import type { KubeObject } from '../kube/client.js';
+import {
+  ANN_AUTHORITIES_HASH,
+  ANN_KEYS_HASH,
+  AUTHORITIES_KEY,
+  authoritiesEnv,
+  baseLabels,
+  containerSecurityContext,
+  DATA_DIR,
+  DIR_PORT,
+  keyCopyInitContainer,
+  keyVolumes,
+  LABEL_NETWORK,
+  LABEL_RELAY_INDEX,
+  networkConfigMapName,
+  OR_PORT,
+  opsProbes,
+  ownerRef,
+  podNameEnv,
+  podSecurityContext,
+  shortHash,
+} from './common.js';
+
+export const authorityName = (net: string) => `${net}-auth`;
+export const authorityPodName = (net: string, i: number) => `${net}-auth-${i}`;
+export const authoritySecretName = (net: string) => `${net}-auth-keys`;
+export const relayName = (net: string, i: number) => `${net}-relay-${i}`;
+export const relaySecretName = (net: string, i: number) => `${net}-relay-${i}-keys`;
+export const relayServiceName = (net: string) => `${net}-relay`;
+export const metricsServiceName = (net: string) => `${net}-metrics`;
+
+/** File names inside the authority Secret. */
+export const authorityKeyFile = (net: string, i: number) => `${authorityPodName(net, i)}.json`;
+export const authorityPreviousKeyFile = (net: string, i: number) =>
+  `${authorityPodName(net, i)}.previous.json`;
+export const RELAY_KEY_FILE = 'keys.json';
+
+/** The DNS host:port of authority i. */
+export function authorityAddress(net: string, ns: string, i: number): string {
+  return `${authorityPodName(net, i)}.${authorityName(net)}.${ns}.svc:${DIR_PORT}`;
+}
+
+/** "hexid@host:port,..." as services/directory/dir-client.ts parseAuthorityList reads it. */
+export function formatAuthorityList(net: string, ns: string, identities: string[]): string {
+  return identities.map((id, i) => `${id}@${authorityAddress(net, ns, i)}`).join(',');
+}
+
+export function isExitIndex(i: number, fraction: number): boolean {
+  return Math.round((i + 1) * fraction) > Math.round(i * fraction);
+}
+
+export function exitCount(n: number, fraction: number): number {
+  let c = 0;
+  for (let i = 0; i < n; i++) if (isExitIndex(i, fraction)) c++;
+  return c;
+}
+
+/** Relay nickname (1-19 letters and digits, dirdoc.ts): the network's letters and digits plus "r<i>". */
+export function relayNickname(net: string, i: number): string {
+  const suffix = `r${i}`;
+  const base = net.replace(/[^A-Za-z0-9]/g, '');
+  return (base.slice(0, 19 - suffix.length) || 'shallot'.slice(0, 19 - suffix.length)) + suffix;
+}
+
+export function networkLabels(net: string, component: string): Record<string, string> {
+  return { ...baseLabels(net, component), [LABEL_NETWORK]: net };
+}
+
+export interface NetworkInputs {
+  net: OnionNetwork;
+  images: Images;
+  /** Hex identity of each authority, by ordinal. */
+  authorityIds: string[];
+  /** Relays wanted (spec or autoscaler). */
+  relays: number;
+  /** Digest of each relay's key file, by index (restarts the pod on rotation). */
+  relayKeyHashes: string[];
+}
+
+export function authorityListOf(inp: NetworkInputs): string {
+  const { name, namespace } = inp.net.metadata;
+  return formatAuthorityList(name, namespace ?? 'default', inp.authorityIds);
+}
+
+function meta(inp: NetworkInputs, name: string, component: string, extra: Record<string, unknown> = {}) {
+  return {
+    name,
+    namespace: inp.net.metadata.namespace,
+    labels: networkLabels(inp.net.metadata.name, component),
+    ownerReferences: [ownerRef(inp.net)],
+    ...extra,
+  };
+}
+
+export function desiredConfigMap(inp: NetworkInputs): KubeObject {
+  return {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: meta(inp, networkConfigMapName(inp.net.metadata.name), 'network'),
+    data: { [AUTHORITIES_KEY]: authorityListOf(inp) },
+  };
+}
+
+export function desiredServices(inp: NetworkInputs): KubeObject[] {
+  const net = inp.net.metadata.name;
+  const m = inp.net.spec.metrics;
+  const metricsPort = m.enabled ? [{ name: 'metrics', port: m.port, targetPort: m.port }] : [];
+  const out: KubeObject[] = [
+    {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: meta(inp, authorityName(net), 'authority'),
+      spec: {
+        clusterIP: 'None',
+        publishNotReadyAddresses: true,
+        selector: networkLabelsSelector(net, 'authority'),
+        ports: [{ name: 'dir', port: DIR_PORT, targetPort: DIR_PORT }, ...metricsPort],
+      },
+    },
+    {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: meta(inp, relayServiceName(net), 'relay'),
+      spec: {
+        clusterIP: 'None',
+        publishNotReadyAddresses: true,
+        selector: networkLabelsSelector(net, 'relay'),
+        ports: [{ name: 'or', port: OR_PORT, targetPort: OR_PORT }, ...metricsPort],
+      },
+    },
+  ];
+  if (m.enabled) {
+    out.push({
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: meta(inp, metricsServiceName(net), 'metrics', {
+        labels: { ...networkLabels(net, 'metrics'), 'shallot.dev/metrics': 'true' },
+      }),
+      spec: {
+        clusterIP: 'None',
+        selector: { 'app.kubernetes.io/name': 'shallot', [LABEL_NETWORK]: net },
+        ports: metricsPort,
+      },
+    });
+  }
+  return out;
+}
+
+function networkLabelsSelector(net: string, component: string): Record<string, string> {
+  return {
+    'app.kubernetes.io/name': 'shallot',
+    [LABEL_NETWORK]: net,
+    'app.kubernetes.io/component': component,
+  };
+}
+
+function opsEnv(inp: NetworkInputs) {
+  const m = inp.net.spec.metrics;
+  return m.enabled
+    ? [
+        { name: 'SHALLOT_OPS_HOST', value: '0.0.0.0' },
+        { name: 'SHALLOT_OPS_PORT', value: String(m.port) },
+      ]
+    : [];
+}
+
+function opsPorts(inp: NetworkInputs) {
+  const m = inp.net.spec.metrics;
+  return m.enabled ? [{ name: 'metrics', containerPort: m.port }] : [];
+}
+
+function probes(inp: NetworkInputs) {
+  const m = inp.net.spec.metrics;
+  return m.enabled ? opsProbes(m.port) : {};
+}
+
+function resources(r: unknown) {
+  return r ? { resources: r } : {};
+}
+
+export function desiredAuthorityStatefulSet(inp: NetworkInputs): KubeObject {
+  const net = inp.net.metadata.name;
+  const spec = inp.net.spec;
+  const labels = networkLabels(net, 'authority');
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'StatefulSet',
+    metadata: meta(inp, authorityName(net), 'authority'),
+    spec: {
+      replicas: spec.authorities.replicas,
+      serviceName: authorityName(net),
+      podManagementPolicy: 'Parallel',
+      selector: { matchLabels: networkLabelsSelector(net, 'authority') },
+      template: {
+        metadata: {
+          labels,
+          annotations: {
+            [ANN_AUTHORITIES_HASH]: shortHash(authorityListOf(inp)),
+            [ANN_KEYS_HASH]: shortHash(inp.authorityIds.join(',')),
+          },
+        },
+        spec: {
+          automountServiceAccountToken: false,
+          enableServiceLinks: false,
+          securityContext: podSecurityContext,
+          initContainers: [
+            keyCopyInitContainer(inp.images.directory, inp.images.pullPolicy, '$POD_NAME.json', 'keys.json'),
+          ],
+          containers: [
+            {
+              name: 'authority',
+              image: inp.images.directory,
+              imagePullPolicy: inp.images.pullPolicy,
+              env: [
+                podNameEnv,
+                { name: 'SHALLOT_KEY_FILE', value: `${DATA_DIR}/keys.json` },
+                { name: 'SHALLOT_HOST', value: '0.0.0.0' },
+                { name: 'SHALLOT_PORT', value: String(DIR_PORT) },
+                authoritiesEnv(net),
+                { name: 'SHALLOT_VOTING_INTERVAL', value: String(spec.authorities.votingIntervalSeconds) },
+                { name: 'SHALLOT_NAME', value: '$(POD_NAME)' },
+                ...opsEnv(inp),
+              ],
+              ports: [{ name: 'dir', containerPort: DIR_PORT }, ...opsPorts(inp)],
+              ...probes(inp),
+              ...resources(spec.authorities.resources),
+              volumeMounts: [{ name: 'data', mountPath: DATA_DIR }],
+              securityContext: containerSecurityContext,
+            },
+          ],
+          volumes: keyVolumes(authoritySecretName(net)),
+        },
+      },
+    },
+  };
+}
+
+export function desiredRelayStatefulSet(inp: NetworkInputs, i: number): KubeObject {
+  const net = inp.net.metadata.name;
+  const spec = inp.net.spec;
+  const selector = { ...networkLabelsSelector(net, 'relay'), [LABEL_RELAY_INDEX]: String(i) };
+  const exit = isExitIndex(i, spec.relays.exitFraction);
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'StatefulSet',
+    metadata: meta(inp, relayName(net, i), 'relay', {
+      labels: { ...networkLabels(net, 'relay'), [LABEL_RELAY_INDEX]: String(i) },
+    }),
+    spec: {
+      replicas: 1,
+      serviceName: relayServiceName(net),
+      selector: { matchLabels: selector },
+      template: {
+        metadata: {
+          labels: { ...networkLabels(net, 'relay'), [LABEL_RELAY_INDEX]: String(i) },
+          annotations: {
+            [ANN_AUTHORITIES_HASH]: shortHash(authorityListOf(inp)),
+            [ANN_KEYS_HASH]: inp.relayKeyHashes[i] ?? '',
+          },
+        },
+        spec: {
+          automountServiceAccountToken: false,
+          enableServiceLinks: false,
+          securityContext: podSecurityContext,
+          initContainers: [
+            keyCopyInitContainer(inp.images.relay, inp.images.pullPolicy, 'keys.json', 'keys.json'),
+          ],
+          containers: [
+            {
+              name: 'relay',
+              image: inp.images.relay,
+              imagePullPolicy: inp.images.pullPolicy,
+              env: [
+                { name: 'SHALLOT_KEY_FILE', value: `${DATA_DIR}/keys.json` },
+                { name: 'SHALLOT_NICKNAME', value: relayNickname(net, i) },
+                // The relay listens on and advertises its pod IP: that is what goes in its descriptor.
+                { name: 'SHALLOT_HOST', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
+                { name: 'SHALLOT_PORT', value: String(OR_PORT) },
+                authoritiesEnv(net),
+                { name: 'SHALLOT_EXIT', value: exit ? '1' : '0' },
+                { name: 'SHALLOT_BANDWIDTH', value: String(spec.relays.bandwidth) },
+                { name: 'SHALLOT_TLS', value: spec.tls ? '1' : '0' },
+                ...opsEnv(inp),
+              ],
+              ports: [{ name: 'or', containerPort: OR_PORT }, ...opsPorts(inp)],
+              ...probes(inp),
+              ...resources(spec.relays.resources),
+              volumeMounts: [{ name: 'data', mountPath: DATA_DIR }],
+              securityContext: containerSecurityContext,
+            },
+          ],
+          volumes: keyVolumes(relaySecretName(net, i)),
+        },
+      },
+    },
+  };
+}
+
+/** Everything but the Secrets (which reconcile plans from the stored keys). */
+export function desiredNetworkObjects(inp: NetworkInputs): KubeObject[] {
+  const out = [desiredConfigMap(inp), ...desiredServices(inp), desiredAuthorityStatefulSet(inp)];
+  for (let i = 0; i < inp.relays; i++) out.push(desiredRelayStatefulSet(inp, i));
+  return out;
+}

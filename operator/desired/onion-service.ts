@@ -1,0 +1,133 @@
+/**
+ * Desired state of an OnionService: the identity Secret and a Deployment of
+ * instances that share it (onion-service/instances.ts: instances with one
+ * key publish one address, each with its own intro points).
+ *
+ * Design notes: the identity Secret holds the key file in the onion
+ * service's own format (onion-service/identity.ts); the address shown in
+ * status is derived from it here (rend-spec-v3 §6). Intro-point keys are
+ * made fresh by each instance when it builds its intro circuits, so an
+ * intro-key rotation is a rolling restart (maxUnavailable 0: old instances
+ * keep serving on their old intro points until the new ones are ready).
+ */
+
+import { ed25519PublicFromSeed } from '../../services/core/crypto.js';
+import { encodeOnionAddress } from '../../services/core/onion-address.js';
+import type { OnionService } from '../api/onion-service.js';
+import type { Images } from '../config.js';
+import type { KubeObject } from '../kube/client.js';
+import {
+  ANN_AUTHORITIES_HASH,
+  ANN_INTRO_ROTATED_AT,
+  authoritiesEnv,
+  baseLabels,
+  containerSecurityContext,
+  DATA_DIR,
+  keyCopyInitContainer,
+  keyVolumes,
+  LABEL_NETWORK,
+  LABEL_ONION_SERVICE,
+  opsProbes,
+  ownerRef,
+  podNameEnv,
+  podSecurityContext,
+  shortHash,
+} from './common.js';
+
+export const IDENTITY_KEY_FILE = 'identity.json';
+export const OPS_PORT = 9100;
+export const onionDeploymentName = (svc: string) => `${svc}-onion`;
+export const onionSecretName = (svc: string) => `${svc}-onion-identity`;
+
+export function onionAddressOf(seed: Uint8Array): string {
+  return encodeOnionAddress(ed25519PublicFromSeed(seed));
+}
+
+export function onionLabels(svc: string, network: string): Record<string, string> {
+  return { ...baseLabels(svc, 'onion-service'), [LABEL_ONION_SERVICE]: svc, [LABEL_NETWORK]: network };
+}
+
+export interface OnionServiceInputs {
+  svc: OnionService;
+  images: Images;
+  /** The network's authority list (its hash restarts instances when it changes). */
+  authorityList: string;
+  /** Last intro-key rotation (ISO time); a change rolls the instances. */
+  introRotatedAt: string;
+}
+
+export function backendSpec(svc: OnionService): string {
+  const b = svc.spec.backend;
+  return b.type === 'tcp' ? `${b.host}:${b.port}` : 'builtin';
+}
+
+export function desiredOnionDeployment(inp: OnionServiceInputs): KubeObject {
+  const { name, namespace } = inp.svc.metadata;
+  const spec = inp.svc.spec;
+  const labels = onionLabels(name, spec.network);
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: {
+      name: onionDeploymentName(name),
+      namespace,
+      labels,
+      ownerReferences: [ownerRef(inp.svc)],
+    },
+    spec: {
+      replicas: spec.instances,
+      selector: {
+        matchLabels: { [LABEL_ONION_SERVICE]: name, 'app.kubernetes.io/component': 'onion-service' },
+      },
+      strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
+      template: {
+        metadata: {
+          labels,
+          annotations: {
+            [ANN_AUTHORITIES_HASH]: shortHash(inp.authorityList),
+            [ANN_INTRO_ROTATED_AT]: inp.introRotatedAt,
+          },
+        },
+        spec: {
+          automountServiceAccountToken: false,
+          enableServiceLinks: false,
+          securityContext: podSecurityContext,
+          initContainers: [
+            keyCopyInitContainer(
+              inp.images.onionService,
+              inp.images.pullPolicy,
+              IDENTITY_KEY_FILE,
+              IDENTITY_KEY_FILE,
+            ),
+          ],
+          containers: [
+            {
+              name: 'onion-service',
+              image: inp.images.onionService,
+              imagePullPolicy: inp.images.pullPolicy,
+              env: [
+                podNameEnv,
+                { name: 'SHALLOT_KEY_FILE', value: `${DATA_DIR}/${IDENTITY_KEY_FILE}` },
+                { name: 'SHALLOT_DATA_DIR', value: DATA_DIR },
+                authoritiesEnv(spec.network),
+                { name: 'SHALLOT_NAME', value: name },
+                { name: 'SHALLOT_INSTANCE', value: '$(POD_NAME)' },
+                { name: 'SHALLOT_INTRO_POINTS', value: String(spec.introPoints) },
+                { name: 'SHALLOT_VIRTUAL_PORT', value: String(spec.virtualPort) },
+                { name: 'SHALLOT_BACKEND', value: backendSpec(inp.svc) },
+                { name: 'SHALLOT_OPS_HOST', value: '0.0.0.0' },
+                { name: 'SHALLOT_OPS_PORT', value: String(OPS_PORT) },
+              ],
+              ports: [{ name: 'metrics', containerPort: OPS_PORT }],
+              ...opsProbes(OPS_PORT),
+              ...(spec.resources ? { resources: spec.resources } : {}),
+              volumeMounts: [{ name: 'data', mountPath: DATA_DIR }],
+              securityContext: containerSecurityContext,
+            },
+          ],
+          volumes: keyVolumes(onionSecretName(name)),
+        },
+      },
+    },
+  };
+}
