@@ -45,6 +45,15 @@ case $(basename "$engine") in
 esac
 [ -z "${BASE_IMAGE:-}" ] || args+=(--build-arg "BASE_IMAGE=$BASE_IMAGE")
 
+# Every target is built from one snapshot of the sources, so all images hold
+# the same code and the compile step runs once (later targets hit the layer
+# cache) even while files in the work tree keep changing.
+ctx=$(mktemp -d)
+trap 'rm -rf "$ctx"' EXIT
+for f in package.json package-lock.json tsconfig.json .dockerignore Dockerfile services operator; do
+  [ ! -e "$repo/$f" ] || cp -a "$repo/$f" "$ctx/"
+done
+
 built=()
 for t in "${targets[@]}"; do
   case " ${all[*]} " in *" $t "*) ;; *) echo "images: unknown target $t (${all[*]})" >&2; exit 2 ;; esac
@@ -54,7 +63,7 @@ for t in "${targets[@]}"; do
   fi
   echo "images: building shallot-$t:$tag with $engine${BASE_IMAGE:+ (base $BASE_IMAGE)}"
   start=$SECONDS
-  "$engine" build "${args[@]}" --target "$t" -t "shallot-$t:$tag" -f "$repo/Dockerfile" "$repo"
+  "$engine" build "${args[@]}" --target "$t" -t "shallot-$t:$tag" -f "$ctx/Dockerfile" "$ctx"
   echo "images: shallot-$t:$tag built in $((SECONDS - start))s"
   built+=("shallot-$t:$tag")
 done
