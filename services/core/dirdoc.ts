@@ -345,6 +345,24 @@ function readSrValue(v: unknown, what: string): SharedRandValue {
   return { reveals: readInt(o.reveals, what, 0, MAX_AUTHORITIES), value: readB64(o.value, what, 32) };
 }
 
+/** The shared random values a vote or consensus may carry (both optional). */
+interface SharedRandFields {
+  sharedRandCurrent?: SharedRandValue;
+  sharedRandPrevious?: SharedRandValue;
+}
+
+function encodeSharedRand(v: SharedRandFields, body: JsonObject): void {
+  if (v.sharedRandCurrent) body.sharedRandCurrent = encodeSrValue(v.sharedRandCurrent);
+  if (v.sharedRandPrevious) body.sharedRandPrevious = encodeSrValue(v.sharedRandPrevious);
+}
+
+function readSharedRand(body: JsonObject, what: string, into: SharedRandFields): void {
+  if (body.sharedRandCurrent !== undefined)
+    into.sharedRandCurrent = readSrValue(body.sharedRandCurrent, `${what} srv`);
+  if (body.sharedRandPrevious !== undefined)
+    into.sharedRandPrevious = readSrValue(body.sharedRandPrevious, `${what} srv`);
+}
+
 function readTimes(
   o: JsonObject,
   what: string,
@@ -361,6 +379,20 @@ function readTimes(
 /** Throws unless re-encoding `decoded` gives back `body` exactly. */
 function requireCanonical(body: JsonObject, reencoded: JsonObject, what: string): void {
   if (canonicalJson(body) !== canonicalJson(reencoded)) throw new InvalidError(what, 'not in canonical form');
+}
+
+/**
+ * Encodes `value` and runs the body through its own decoder, so nothing is
+ * signed or published that a peer's decoder would refuse.
+ */
+function encodeChecked<T>(
+  value: T,
+  toBody: (v: T) => JsonObject,
+  fromBody: (body: JsonObject) => unknown,
+): JsonObject {
+  const body = toBody(value);
+  fromBody(JSON.parse(canonicalJson(body)) as JsonObject);
+  return body;
 }
 
 // ---------------------------------------------------------------------------
@@ -399,13 +431,51 @@ function checkEnvelopeSignature(
 // ---------------------------------------------------------------------------
 // Relay descriptors
 
+/** The fields descriptors, votes and the consensus all name a relay by. */
+interface RelayCore {
+  nickname: string;
+  identity: Uint8Array;
+  ntorOnionKey: Uint8Array;
+  address: string;
+  orPort: number;
+  linkUrl?: string;
+  dirPort?: number;
+}
+
+function relayCoreBody(r: RelayCore): JsonObject {
+  return {
+    nickname: r.nickname,
+    identity: b64(r.identity),
+    ntorOnionKey: b64(r.ntorOnionKey),
+    address: r.address,
+    orPort: r.orPort,
+  };
+}
+
+/** The optional link URL and DirPort, which follow the required fields. */
+function relayCoreOptionalBody(r: RelayCore, body: JsonObject): void {
+  if (r.linkUrl !== undefined) body.linkUrl = r.linkUrl;
+  if (r.dirPort !== undefined) body.dirPort = r.dirPort;
+}
+
+function readRelayCore(o: JsonObject, what: string): RelayCore {
+  return {
+    nickname: readNickname(o.nickname, `${what} nickname`),
+    identity: readB64(o.identity, `${what} identity`, 32),
+    ntorOnionKey: readB64(o.ntorOnionKey, `${what} ntorOnionKey`, 32),
+    address: readAddress(o.address, `${what} address`),
+    orPort: readInt(o.orPort, `${what} orPort`, 1, 65535),
+  };
+}
+
+function readRelayCoreOptional(o: JsonObject, what: string, r: RelayCore): void {
+  if (o.linkUrl !== undefined) r.linkUrl = readLinkUrl(o.linkUrl, `${what} linkUrl`);
+  if (o.dirPort !== undefined) r.dirPort = readInt(o.dirPort, `${what} dirPort`, 1, 65535);
+}
+
 function descriptorBody(d: RelayDescriptor): JsonObject {
   const body: JsonObject = {
-    nickname: d.nickname,
-    identity: b64(d.identity),
-    ntorOnionKey: b64(d.ntorOnionKey),
-    address: d.address,
-    orPort: d.orPort,
+    ...relayCoreBody(d),
     bandwidth: d.bandwidth,
     family: d.family,
     exitPolicy: formatExitPolicy(d.exitPolicy),
@@ -415,8 +485,7 @@ function descriptorBody(d: RelayDescriptor): JsonObject {
     protocols: d.protocols,
     hsdir: d.hsdir,
   };
-  if (d.linkUrl !== undefined) body.linkUrl = d.linkUrl;
-  if (d.dirPort !== undefined) body.dirPort = d.dirPort;
+  relayCoreOptionalBody(d, body);
   if (d.tlsCertSha256 !== undefined) body.tlsCertSha256 = b64(d.tlsCertSha256);
   return body;
 }
@@ -442,11 +511,7 @@ function descriptorFromBody(body: JsonObject): RelayDescriptor {
   const what = 'relay descriptor';
   expectKeys(body, what, DESC_REQUIRED, DESC_OPTIONAL);
   const d: RelayDescriptor = {
-    nickname: readNickname(body.nickname, `${what} nickname`),
-    identity: readB64(body.identity, `${what} identity`, 32),
-    ntorOnionKey: readB64(body.ntorOnionKey, `${what} ntorOnionKey`, 32),
-    address: readAddress(body.address, `${what} address`),
-    orPort: readInt(body.orPort, `${what} orPort`, 1, 65535),
+    ...readRelayCore(body, what),
     bandwidth: readInt(body.bandwidth, `${what} bandwidth`),
     family: readIdList(body.family, `${what} family`, MAX_FAMILY),
     exitPolicy: readExitPolicy(body.exitPolicy, `${what} exitPolicy`),
@@ -456,8 +521,7 @@ function descriptorFromBody(body: JsonObject): RelayDescriptor {
     protocols: readProtocols(body.protocols, `${what} protocols`),
     hsdir: readBool(body.hsdir, `${what} hsdir`),
   };
-  if (body.linkUrl !== undefined) d.linkUrl = readLinkUrl(body.linkUrl, `${what} linkUrl`);
-  if (body.dirPort !== undefined) d.dirPort = readInt(body.dirPort, `${what} dirPort`, 1, 65535);
+  readRelayCoreOptional(body, what, d);
   if (body.tlsCertSha256 !== undefined)
     d.tlsCertSha256 = readB64(body.tlsCertSha256, `${what} tlsCertSha256`, 32);
   requireCanonical(body, descriptorBody(d), what);
@@ -469,8 +533,7 @@ function descriptorFromBody(body: JsonObject): RelayDescriptor {
  * `desc.identity`; the descriptor must pass the decoder's checks.
  */
 export function signRelayDescriptor(desc: RelayDescriptor, identitySeed: Uint8Array): Uint8Array {
-  const body = descriptorBody(desc);
-  descriptorFromBody(JSON.parse(canonicalJson(body)) as JsonObject);
+  const body = encodeChecked(desc, descriptorBody, descriptorFromBody);
   if (b64(ed25519PublicFromSeed(identitySeed)) !== body.identity) {
     throw new InvalidError('relay descriptor', 'seed does not match identity');
   }
@@ -511,11 +574,7 @@ export function descriptorDigest(signedDescriptor: Uint8Array): Uint8Array {
 
 function entryBody(r: VoteRelay | ConsensusRelay): JsonObject {
   const body: JsonObject = {
-    nickname: r.nickname,
-    identity: b64(r.identity),
-    ntorOnionKey: b64(r.ntorOnionKey),
-    address: r.address,
-    orPort: r.orPort,
+    ...relayCoreBody(r),
     publishedMs: r.publishedMs,
     flags: r.flags,
     bandwidth: r.bandwidth,
@@ -523,8 +582,7 @@ function entryBody(r: VoteRelay | ConsensusRelay): JsonObject {
     family: r.family,
     descriptorDigest: b64(r.descriptorDigest),
   };
-  if (r.linkUrl !== undefined) body.linkUrl = r.linkUrl;
-  if (r.dirPort !== undefined) body.dirPort = r.dirPort;
+  relayCoreOptionalBody(r, body);
   if ('measuredBandwidth' in r && r.measuredBandwidth !== undefined)
     body.measuredBandwidth = r.measuredBandwidth;
   if ('unmeasured' in r && r.unmeasured) body.unmeasured = true;
@@ -547,11 +605,7 @@ const ENTRY_REQUIRED = [
 
 function entryCommon(o: JsonObject, what: string): ConsensusRelay {
   const r: ConsensusRelay = {
-    nickname: readNickname(o.nickname, `${what} nickname`),
-    identity: readB64(o.identity, `${what} identity`, 32),
-    ntorOnionKey: readB64(o.ntorOnionKey, `${what} ntorOnionKey`, 32),
-    address: readAddress(o.address, `${what} address`),
-    orPort: readInt(o.orPort, `${what} orPort`, 1, 65535),
+    ...readRelayCore(o, what),
     publishedMs: readInt(o.publishedMs, `${what} publishedMs`),
     flags: readFlags(o.flags, `${what} flags`),
     bandwidth: readInt(o.bandwidth, `${what} bandwidth`),
@@ -559,8 +613,7 @@ function entryCommon(o: JsonObject, what: string): ConsensusRelay {
     family: readIdList(o.family, `${what} family`, MAX_FAMILY),
     descriptorDigest: readB64(o.descriptorDigest, `${what} descriptorDigest`, 32),
   };
-  if (o.linkUrl !== undefined) r.linkUrl = readLinkUrl(o.linkUrl, `${what} linkUrl`);
-  if (o.dirPort !== undefined) r.dirPort = readInt(o.dirPort, `${what} dirPort`, 1, 65535);
+  readRelayCoreOptional(o, what, r);
   return r;
 }
 
@@ -625,8 +678,7 @@ function voteBody(v: Vote): JsonObject {
     }),
     relays: v.relays.map(entryBody),
   };
-  if (v.sharedRandCurrent) body.sharedRandCurrent = encodeSrValue(v.sharedRandCurrent);
-  if (v.sharedRandPrevious) body.sharedRandPrevious = encodeSrValue(v.sharedRandPrevious);
+  encodeSharedRand(v, body);
   return body;
 }
 
@@ -676,19 +728,14 @@ function voteFromBody(body: JsonObject): Vote {
     srCommits: readArray(body.srCommits, `${what} srCommits`, MAX_AUTHORITIES).map(readSrCommit),
     relays: readRelayList(body.relays, `${what} relays`, knownFlags, readVoteRelay),
   };
-  if (body.sharedRandCurrent !== undefined)
-    v.sharedRandCurrent = readSrValue(body.sharedRandCurrent, `${what} srv`);
-  if (body.sharedRandPrevious !== undefined) {
-    v.sharedRandPrevious = readSrValue(body.sharedRandPrevious, `${what} srv`);
-  }
+  readSharedRand(body, what, v);
   requireCanonical(body, voteBody(v), what);
   return v;
 }
 
 /** Signs a vote with its author's identity seed (which must match `vote.authority`). */
 export function encodeVote(vote: Vote, authoritySeed: Uint8Array): Uint8Array {
-  const body = voteBody(vote);
-  voteFromBody(JSON.parse(canonicalJson(body)) as JsonObject);
+  const body = encodeChecked(vote, voteBody, voteFromBody);
   if (toHex(ed25519PublicFromSeed(authoritySeed)) !== vote.authority) {
     throw new InvalidError('vote', 'seed does not match authority');
   }
@@ -1053,8 +1100,7 @@ function consensusBody(c: Consensus): JsonObject {
     bandwidthWeights: c.bandwidthWeights,
     authorities: c.authorities,
   };
-  if (c.sharedRandCurrent) body.sharedRandCurrent = encodeSrValue(c.sharedRandCurrent);
-  if (c.sharedRandPrevious) body.sharedRandPrevious = encodeSrValue(c.sharedRandPrevious);
+  encodeSharedRand(c, body);
   return body;
 }
 
@@ -1088,11 +1134,7 @@ function consensusFromBody(body: JsonObject): Consensus {
     bandwidthWeights: readWeights(body.bandwidthWeights, `${what} bandwidthWeights`),
     authorities,
   };
-  if (body.sharedRandCurrent !== undefined)
-    c.sharedRandCurrent = readSrValue(body.sharedRandCurrent, `${what} srv`);
-  if (body.sharedRandPrevious !== undefined) {
-    c.sharedRandPrevious = readSrValue(body.sharedRandPrevious, `${what} srv`);
-  }
+  readSharedRand(body, what, c);
   requireCanonical(body, consensusBody(c), what);
   return c;
 }
@@ -1114,8 +1156,7 @@ export function signConsensus(c: Consensus, authoritySeed: Uint8Array): Consensu
 
 /** The document clients fetch: the consensus and the signatures collected so far. */
 export function encodeSignedConsensus(c: Consensus, sigs: readonly ConsensusSignature[]): Uint8Array {
-  const body = consensusBody(c);
-  consensusFromBody(JSON.parse(canonicalJson(body)) as JsonObject);
+  const body = encodeChecked(c, consensusBody, consensusFromBody);
   if (sigs.length > MAX_AUTHORITIES) throw new InvalidError('consensus', 'too many signatures');
   for (const s of sigs) {
     if (s.identity.length !== 32 || s.signature.length !== 64) {
