@@ -161,6 +161,13 @@ describe('dashboards/*.json', () => {
         }
       });
 
+      it('matches multi-value variables with =~ (Grafana joins several values into a regex)', () => {
+        for (const e of expressions(d)) {
+          expect(e.expr, e.where).not.toMatch(/[^=~!]=\s*"\$/);
+          expect(e.expr, e.where).not.toMatch(/!=\s*"\$/);
+        }
+      });
+
       it('ranges use $__rate_interval, $__range or an interval variable, never a fixed duration', () => {
         const intervalVars = variablesOf(d.json)
           .filter((v) => v.type === 'interval')
