@@ -18,7 +18,7 @@ import {
 import { SocksFailure } from '../../../services/client/socks-server.js';
 import { SocksReply } from '../../../services/client/socks5.js';
 import { fromHex, toHex } from '../../../services/core/bytes.js';
-import { ed25519Generate, legacyIdFromEd25519, type Rng } from '../../../services/core/crypto.js';
+import { ed25519Generate, legacyIdFromEd25519 } from '../../../services/core/crypto.js';
 import type { Consensus } from '../../../services/core/dirdoc.js';
 import { blindIdentity, hsSubcredential } from '../../../services/core/hs-keys.js';
 import { timePeriodNum, timePeriodParams, timePeriodStart } from '../../../services/core/hs-time.js';
@@ -28,23 +28,7 @@ import type { PathRelay } from '../../../services/core/path.js';
 import { EndReason } from '../../../services/core/relay-cell.js';
 import { StreamRefusedError } from '../../../services/net/origin-circuit.js';
 import { clientFetchPeriod, serviceDescriptorPeriods } from '../../../services/onion-service/periods.js';
-
-/** Deterministic byte source (mulberry32) for replayable draws. */
-function seededRng(seed: number): Rng {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
-  return (n) => {
-    const out = new Uint8Array(n);
-    for (let i = 0; i < n; i++) out[i] = next() & 0xff;
-    return out;
-  };
-}
+import { seededRng } from '../../helpers/seeded-rng.js';
 
 // digest §6.1 vector.
 const VECTOR_KEY = 'd75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a';

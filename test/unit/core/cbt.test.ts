@@ -2,18 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { CBT_DEFAULTS, CircuitBuildTimeout, fitPareto, paretoQuantile } from '../../../services/core/cbt.js';
 import { InvalidError } from '../../../services/core/errors.js';
-
-/** Deterministic uniform [0,1) (mulberry32). */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededUniform } from '../../helpers/seeded-rng.js';
 
 /** Inverse-CDF Pareto sample. */
 const pareto = (xm: number, alpha: number, u: number) => xm / (1 - u) ** (1 / alpha);
@@ -113,7 +102,7 @@ describe('Pareto fit', () => {
   ];
   it.each(cases)('recovers Xm=$xm alpha=$alpha from 1000 synthetic builds', ({ xm, alpha }) => {
     for (const seed of [1, 2, 3]) {
-      const u = seeded(seed);
+      const u = seededUniform(seed);
       const c = filled(Array.from({ length: 1000 }, () => pareto(xm, alpha, u())));
       const f = c.paretoFit()!;
       // The mode-bin Xm sits just above the true Xm (the density falls from Xm),

@@ -1,7 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { toHex } from '../../../services/core/bytes.js';
-import type { Rng } from '../../../services/core/crypto.js';
 import { InvalidError } from '../../../services/core/errors.js';
 import {
   decodeGuardState,
@@ -19,23 +18,8 @@ import {
   updateSample,
 } from '../../../services/core/guards.js';
 import type { PathRelay } from '../../../services/core/path.js';
+import { seededRng } from '../../helpers/seeded-rng.js';
 import { expectOnlyTypedErrors } from '../../helpers/typed-errors.js';
-
-function seededRng(seed: number): Rng {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
-  return (n) => {
-    const out = new Uint8Array(n);
-    for (let i = 0; i < n; i++) out[i] = next() & 0xff;
-    return out;
-  };
-}
 
 const DAY = 86_400_000;
 const MIN = 60_000;

@@ -14,23 +14,7 @@ import {
   uniformBigInt,
   weightedChoice,
 } from '../../../services/core/path.js';
-
-/** Deterministic byte source (mulberry32) for replayable draws. */
-function seededRng(seed: number): Rng {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
-  return (n) => {
-    const out = new Uint8Array(n);
-    for (let i = 0; i < n; i++) out[i] = next() & 0xff;
-    return out;
-  };
-}
+import { seededRng } from '../../helpers/seeded-rng.js';
 
 interface R extends PathRelay {
   name: string;
