@@ -15,7 +15,8 @@ export interface InformerOptions {
   apiVersion: string;
   kind: string;
   /** Undefined: all namespaces. */
-  namespace?: string;
+  namespace?: string | undefined;
+  labelSelector?: string;
   resyncMs: number;
   onChange: (obj: KubeObject, event: 'add' | 'update' | 'delete' | 'resync') => void;
   onError?: (err: unknown) => void;
@@ -63,7 +64,7 @@ export class Informer {
   }
 
   private async relist(): Promise<string> {
-    const r = await this.kube.list(this.o.apiVersion, this.o.kind, this.o.namespace);
+    const r = await this.kube.list(this.o.apiVersion, this.o.kind, this.o.namespace, this.o.labelSelector);
     const seen = new Set<string>();
     for (const item of r.items) {
       const k = Informer.key(item);
@@ -108,6 +109,7 @@ export class Informer {
             }
           },
           signal,
+          this.o.labelSelector,
         );
         // A watch the server closes at once (rather than at its timeout) must not spin.
         if (Date.now() - started < 1000) await sleep(1000, signal);

@@ -66,6 +66,7 @@ export interface Kube {
     resourceVersion: string,
     onEvent: (e: WatchEvent<T>) => void,
     signal: AbortSignal,
+    labelSelector?: string,
   ): Promise<void>;
 }
 
@@ -289,8 +290,10 @@ export class HttpKube implements Kube {
     resourceVersion: string,
     onEvent: (e: WatchEvent<T>) => void,
     signal: AbortSignal,
+    labelSelector?: string,
   ): Promise<void> {
-    const q = `?watch=1&allowWatchBookmarks=true&timeoutSeconds=290&resourceVersion=${encodeURIComponent(resourceVersion)}`;
+    const sel = labelSelector ? `&labelSelector=${encodeURIComponent(labelSelector)}` : '';
+    const q = `?watch=1&allowWatchBookmarks=true&timeoutSeconds=290&resourceVersion=${encodeURIComponent(resourceVersion)}${sel}`;
     const o = await this.options('GET', resourcePath(apiVersion, kind, namespace) + q, {});
     await new Promise<void>((resolve, reject) => {
       const req = this.transport().request({ ...o, signal }, (res) => {
