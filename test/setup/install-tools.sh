@@ -20,3 +20,21 @@ fi
 # kube-apiserver + etcd for the operator suite (test/slow/operator*.test.ts);
 # cached under $SHALLOT_TOOLS after the first build.
 bash "$(dirname "$0")/build-kube.sh"
+
+# helm and kubeconform for the chart suite (test/slow/chart*.test.ts), from
+# the Go module proxy, cached under $SHALLOT_TOOLS/bin. helm gets the
+# ldflags its Makefile sets, so offline `helm template`/`lint` assume
+# Kubernetes 1.36 (client-go v0.36) rather than the built-in 1.20.
+shallot_tools=${SHALLOT_TOOLS:-$HOME/.cache/shallot-tools}
+mkdir -p "$shallot_tools/bin"
+if [ ! -x "$shallot_tools/bin/helm" ]; then
+  echo "install-tools: go install helm v3.21.4"
+  h=helm.sh/helm/v3
+  GOBIN="$shallot_tools/bin" go install -ldflags "-X $h/internal/version.version=v3.21.4 \
+    -X $h/pkg/lint/rules.k8sVersionMajor=1 -X $h/pkg/lint/rules.k8sVersionMinor=36 \
+    -X $h/pkg/chartutil.k8sVersionMajor=1 -X $h/pkg/chartutil.k8sVersionMinor=36" "$h/cmd/helm@v3.21.4"
+fi
+if [ ! -x "$shallot_tools/bin/kubeconform" ]; then
+  echo "install-tools: go install kubeconform v0.7.0"
+  GOBIN="$shallot_tools/bin" go install github.com/yannh/kubeconform/cmd/kubeconform@v0.7.0
+fi
