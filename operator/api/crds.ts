@@ -21,6 +21,8 @@ export interface CrdInfo {
   status: JSONSchema;
   columns: { name: string; type: string; jsonPath: string }[];
   description: string;
+  /** Children's names add suffixes; this keeps them within Kubernetes' 63-character limit. */
+  maxNameLength: number;
 }
 
 export const CRDS: CrdInfo[] = [
@@ -33,6 +35,7 @@ export const CRDS: CrdInfo[] = [
     status: onionNetworkStatusSchema,
     columns: ONION_NETWORK_COLUMNS,
     description: 'A Shallot onion-routing testnet: directory authorities and relays.',
+    maxNameLength: 40,
   },
   {
     kind: 'OnionService',
@@ -43,6 +46,7 @@ export const CRDS: CrdInfo[] = [
     status: onionServiceStatusSchema,
     columns: ONION_SERVICE_COLUMNS,
     description: 'A v3 onion service on an OnionNetwork; status shows its address.',
+    maxNameLength: 50,
   },
   {
     kind: 'LoadTest',
@@ -53,6 +57,7 @@ export const CRDS: CrdInfo[] = [
     status: loadTestStatusSchema,
     columns: LOAD_TEST_COLUMNS,
     description: 'A `shallot load` run as a Job; status holds the summary.',
+    maxNameLength: 50,
   },
 ];
 
@@ -98,6 +103,12 @@ export function crdObject(c: CrdInfo): Record<string, unknown> {
                 status: c.status,
               },
               ...(c.spec.required?.length ? { required: ['spec'] } : {}),
+              'x-kubernetes-validations': [
+                {
+                  rule: `size(self.metadata.name) <= ${c.maxNameLength}`,
+                  message: `metadata.name must be at most ${c.maxNameLength} characters`,
+                },
+              ],
             },
           },
         },
