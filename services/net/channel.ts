@@ -37,6 +37,7 @@ import {
   encodeAuth3Body,
   encodeCell,
   encodeLinkMessage,
+  isVariableLength,
   type LinkMessage,
 } from '../core/cells.js';
 import { ctEqual, ed25519Sign, ed25519Verify, type Rng, randomBytes, sha256 } from '../core/crypto.js';
@@ -484,9 +485,14 @@ export class Channel extends TypedEmitter<ChannelEvents> {
 
   /* ---------------- cells ---------------- */
 
+  /** Called for every cell sent ('out') or received ('in') after the handshake, with its size. */
+  onTraffic: ((direction: 'in' | 'out', bytes: number) => void) | null = null;
+
   send(circId: number, msg: LinkMessage): void {
     if (!this.isOpen) return;
-    this.link.send(encodeCell({ circId, ...encodeLinkMessage(msg) }, this.linkVersion));
+    const bytes = encodeCell({ circId, ...encodeLinkMessage(msg) }, this.linkVersion);
+    this.onTraffic?.('out', bytes.length);
+    this.link.send(bytes);
     if (this.link.bufferedAmount > this.limits.maxBufferedBytes) {
       this.close('peer not reading: send buffer over limit');
     }
@@ -525,6 +531,13 @@ export class Channel extends TypedEmitter<ChannelEvents> {
   }
 
   private dispatch(cell: Cell): void {
+    // The cell's wire size: header (CircID, command, variable length) plus payload.
+    this.onTraffic?.(
+      'in',
+      cell.payload.length +
+        (this.linkVersion >= 4 ? 5 : 3) +
+        (isVariableLength(cell.command, this.linkVersion) ? 2 : 0),
+    );
     let msg: LinkMessage;
     try {
       msg = decodeLinkMessage(cell.command, cell.payload);

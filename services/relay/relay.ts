@@ -181,6 +181,18 @@ export class Relay implements OrCircuitOwner {
     gauge.inc();
     ch.on('closed', () => gauge.dec());
     ch.on('cell', ({ circId, msg }) => this.onUnclaimedCell(ch, circId, msg));
+    const cells = {
+      in: this.m.cells.labels({ ...this.label, direction: 'in' }),
+      out: this.m.cells.labels({ ...this.label, direction: 'out' }),
+    };
+    const bytes = {
+      in: this.m.bytes.labels({ ...this.label, direction: 'in' }),
+      out: this.m.bytes.labels({ ...this.label, direction: 'out' }),
+    };
+    ch.onTraffic = (dir, n) => {
+      cells[dir].inc();
+      bytes[dir].inc(n);
+    };
   }
 
   /** Cells for CircIDs without a circuit: CREATE2 opens one; the rest are dropped (tor-spec §5). */
