@@ -5,10 +5,10 @@
  * an isolation group, as Tor's IsolateSOCKSAuth does.
  */
 
-import type { AddressInfo } from 'node:net';
-import * as net from 'node:net';
+import type * as net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { ShallotError, TruncatedError } from '../core/errors.js';
+import { listenTcp } from '../net/tcp-server.js';
 import {
   AUTH_NO_ACCEPTABLE,
   AUTH_NONE,
@@ -57,29 +57,15 @@ export interface SocksServer {
 const MAX_HANDSHAKE_BYTES = 1024;
 
 export async function startSocksServer(opts: SocksServerOptions, connect: Connector): Promise<SocksServer> {
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    socket.on('error', () => {});
-    socket.setNoDelay(true);
-    void handle(socket, connect, opts.handshakeTimeoutMs ?? 30_000);
-  });
-  server.maxConnections = opts.maxConnections ?? 4096;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port, opts.host, () => resolve());
-  });
-  const port = (server.address() as AddressInfo).port;
-  return {
-    port,
-    address: `${opts.host}:${port}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
+  const server = await listenTcp(
+    { host: opts.host, port: opts.port, maxConnections: opts.maxConnections ?? 4096 },
+    (socket) => {
+      socket.on('error', () => {});
+      socket.setNoDelay(true);
+      void handle(socket, connect, opts.handshakeTimeoutMs ?? 30_000);
+    },
+  );
+  return { port: server.port, address: `${opts.host}:${server.port}`, close: server.close };
 }
 
 /** Reads from the socket until `decode` stops asking for more bytes. */

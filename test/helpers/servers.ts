@@ -1,49 +1,25 @@
 // Real TCP servers on 127.0.0.1 for exit and onion-service tests.
-import net from 'node:net';
+import type net from 'node:net';
+import { listenTcp, type TcpServer } from '../../services/net/tcp-server.js';
 
-export interface TestServer {
-  port: number;
-  close(): Promise<void>;
+export type TestServer = TcpServer;
+
+/** A server on an OS-chosen 127.0.0.1 port; peer errors just drop the socket. */
+function startLocalServer(serve: (s: net.Socket) => void): Promise<TestServer> {
+  return listenTcp({ host: '127.0.0.1', port: 0 }, (s) => {
+    s.on('error', () => s.destroy());
+    serve(s);
+  });
 }
 
 /** Echoes every byte back. */
-export async function startEchoServer(): Promise<TestServer> {
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-    s.on('error', () => s.destroy());
-    s.pipe(s);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
+export function startEchoServer(): Promise<TestServer> {
+  return startLocalServer((s) => s.pipe(s));
 }
 
-/** Sends `size` deterministic bytes on connect, then closes. */
-export async function startBlobServer(blob: Uint8Array): Promise<TestServer> {
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-    s.on('error', () => s.destroy());
-    s.end(blob);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
+/** Sends `blob` on connect, then closes. */
+export function startBlobServer(blob: Uint8Array): Promise<TestServer> {
+  return startLocalServer((s) => s.end(blob));
 }
 
 export function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
