@@ -110,6 +110,10 @@ export class CircuitManager {
     this.pool = new ChannelPool({ keys: null, tls: opts.tls, rng: this.rng });
     this.m = metricsFor(c.registry).client;
     this.m.cbtTimeout.set(this.cbt.timeoutMs() / 1000);
+    for (const purpose of ['exit', 'internal', 'onion-intro', 'onion-rend', 'hsdir']) {
+      for (const outcome of ['success', 'failure']) this.m.circuits.labels({ purpose, outcome }).inc(0);
+      this.m.circuitFailures.labels({ purpose, reason: 'timeout' }).inc(0);
+    }
   }
 
   get dir(): NetDir | null {

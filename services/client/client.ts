@@ -120,6 +120,9 @@ export class ShallotClient {
       const dir = new NetDir(consensus);
       const first = !this.dir;
       this.circuits.setNetDir(dir);
+      // Series exist at 0 from the start, so rate() and increase() see the first event.
+      for (const r of dir.relays)
+        if (r.flags.includes('Stable')) this.m.rendezvousChosen.labels({ relay: r.nickname }).inc(0);
       if (first) {
         this.c.logger.info('bootstrapped: consensus loaded', { relays: dir.relays.length, from });
         for (const w of this.consensusWaiters.splice(0)) w();
@@ -143,11 +146,37 @@ export class ShallotClient {
 
   /** SOCKS CONNECT handler: an exit stream or (with a connector) an onion stream. */
   async connect(req: ConnectRequest): Promise<Duplex> {
-    if (req.host.toLowerCase().endsWith('.onion')) {
-      if (!this.onion)
-        throw new SocksFailure(SocksReply.ONION_DESC_NOT_FOUND, 'onion services are not enabled');
-      return this.onion(req);
-    }
+    const started = performance.now();
+    const onion = req.host.toLowerCase().endsWith('.onion');
+    const stream = onion ? await this.connectOnion(req) : await this.connectExit(req);
+    this.observeStream(stream, onion ? 'onion' : 'exit', started);
+    return stream;
+  }
+
+  /**
+   * OnionPerf-style stream timings from the SOCKS request: first and last
+   * byte received. The listener attaches before the SOCKS server pipes the
+   * stream, in the same tick, so no data is missed.
+   */
+  private observeStream(stream: Duplex, server: 'onion' | 'exit', started: number): void {
+    let bytes = 0;
+    stream.on('data', (d: Buffer) => {
+      if (bytes === 0) this.m.ttfb.labels({ server }).observe((performance.now() - started) / 1000);
+      bytes += d.length;
+    });
+    stream.once('end', () => {
+      if (bytes > 0)
+        this.m.ttlb.labels({ server, size: sizeClass(bytes) }).observe((performance.now() - started) / 1000);
+    });
+  }
+
+  private connectOnion(req: ConnectRequest): Promise<Duplex> {
+    if (!this.onion)
+      throw new SocksFailure(SocksReply.ONION_DESC_NOT_FOUND, 'onion services are not enabled');
+    return this.onion(req);
+  }
+
+  private async connectExit(req: ConnectRequest): Promise<Duplex> {
     if (!this.dir) throw new SocksFailure(SocksReply.NETWORK_UNREACHABLE, 'not bootstrapped yet');
     const attempts = this.opts.streamAttempts ?? 2;
     let last: unknown;
@@ -173,6 +202,19 @@ export class ShallotClient {
     await this.socks?.close();
     this.circuits.close();
   }
+}
+
+/** A coarse bucket for the `size` label, so label cardinality stays small. */
+export function sizeClass(bytes: number): string {
+  for (const [limit, name] of [
+    [1 << 10, '1KiB'],
+    [64 << 10, '64KiB'],
+    [1 << 20, '1MiB'],
+    [16 << 20, '16MiB'],
+  ] as const) {
+    if (bytes <= limit) return name;
+  }
+  return 'larger';
 }
 
 /** tor-spec §6.3 END reasons to SOCKS5 replies, as C tor's `socks5_reply_for_end_reason` does. */

@@ -29,7 +29,7 @@ function build(registry: Registry) {
       }),
       circuits: new Counter({
         name: 'shallot_circuits_total',
-        help: 'Circuit build attempts by purpose and outcome (success, failed, timeout).',
+        help: 'Circuit build attempts by purpose and outcome (success, failure; timeouts are failures with reason timeout).',
         labelNames: ['purpose', 'outcome'] as const,
         registers: r,
       }),
@@ -178,8 +178,8 @@ function build(registry: Registry) {
       }),
       introPoints: new Gauge({
         name: 'shallot_hs_intro_points',
-        help: 'Established introduction points of this service instance.',
-        labelNames: ['service', 'instance'] as const,
+        help: 'Established introduction points of this service instance (label service_instance: Prometheus owns "instance").',
+        labelNames: ['service', 'service_instance'] as const,
         registers: r,
       }),
     },

@@ -314,7 +314,7 @@ export class OnionService extends TypedEmitter<OnionServiceEvents> {
         this.opts.backend.type === 'tcp' ? `${this.opts.backend.host}:${this.opts.backend.port}` : 'builtin',
       virtualPort: this.virtualPort,
     });
-    this.m.introPoints.labels({ ...this.label, instance: this.instance }).set(0);
+    this.m.introPoints.labels({ ...this.label, service_instance: this.instance }).set(0);
     this.timer = setInterval(() => void this.tick(), this.opts.tickMs ?? 1000);
     this.timer.unref();
     void this.tick();
@@ -330,7 +330,7 @@ export class OnionService extends TypedEmitter<OnionServiceEvents> {
     this.intros.clear();
     for (const circ of this.rendCircuits) circ.destroy(DestroyReason.FINISHED);
     this.rendCircuits.clear();
-    this.m.introPoints.labels({ ...this.label, instance: this.instance }).set(0);
+    this.m.introPoints.labels({ ...this.label, service_instance: this.instance }).set(0);
     // A housekeeping pass may be writing our instance record: let it finish before removing it.
     await this.tickRun;
     if (this.dataDir) await removeInstanceRecord(this.dataDir, this.instance).catch(() => {});
@@ -539,7 +539,9 @@ export class OnionService extends TypedEmitter<OnionServiceEvents> {
   }
 
   private updateIntroGauge(): void {
-    this.m.introPoints.labels({ ...this.label, instance: this.instance }).set(this.establishedIntroPoints);
+    this.m.introPoints
+      .labels({ ...this.label, service_instance: this.instance })
+      .set(this.establishedIntroPoints);
   }
 
   private ownIntroPoints(): IntroPointInfo[] {

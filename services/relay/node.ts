@@ -46,6 +46,7 @@ export class RelayNode {
   readonly publisher: DescriptorPublisher;
   private readonly routes: DirRoute[] = [];
   private rotationTimer: NodeJS.Timeout | null = null;
+  private ageTimer: NodeJS.Timeout | null = null;
   private keys: NodeKeys;
   private readonly m: Metrics['relay'];
   private readonly logger: Logger;
@@ -103,7 +104,11 @@ export class RelayNode {
       this.rotationTimer = setInterval(() => void this.rotateOnionKey(), every);
       this.rotationTimer.unref();
     }
+    // Counters appear at 0 so rate() sees the first rotation; ages grow between scrapes.
+    this.m.keyRotations.labels({ relay: this.opts.nickname, key: 'onion' }).inc(0);
     this.updateKeyAges();
+    this.ageTimer = setInterval(() => this.updateKeyAges(), 5_000);
+    this.ageTimer.unref();
   }
 
   /**
@@ -134,6 +139,7 @@ export class RelayNode {
 
   async stop(): Promise<void> {
     if (this.rotationTimer) clearInterval(this.rotationTimer);
+    if (this.ageTimer) clearInterval(this.ageTimer);
     this.publisher.stop();
     await this.relay.stop();
   }

@@ -62,7 +62,9 @@ export async function readState(dataDir: string): Promise<NetworkState> {
 export async function writeTargets(dataDir: string, nodes: NodeEntry[], network: string): Promise<string> {
   const groups = nodes
     .filter((n) => n.metrics)
-    .map((n) => ({ targets: [n.metrics], labels: { job: 'shallot', network, node: n.name, role: n.role } }));
+    // Every process labels its own metrics with node and role (createRegistry's
+    // default labels); target labels of the same name would be renamed exported_*.
+    .map((n) => ({ targets: [n.metrics], labels: { job: 'shallot', network } }));
   const file = targetsFile(dataDir);
   await writeAtomic(file, `${JSON.stringify(groups, null, 2)}\n`);
   return file;

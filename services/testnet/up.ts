@@ -94,7 +94,8 @@ export async function up(o: UpOptions, progress: ProgressSink = new Progress()):
 
 async function upInProcess(o: UpOptions, progress: ProgressSink): Promise<RunningNetwork> {
   const { logger, stream, file: logFile } = fileLogger(o.dataDir, o.logLevel);
-  const registry = createRegistry({ network: 'local' });
+  // node/role label the metrics themselves; network comes from the file_sd targets.
+  const registry = createRegistry({ node: 'shallot', role: 'launcher' });
   const ports = new PortAllocator(o.basePort);
   let net: LocalNetwork | null = null;
   let client: ShallotClient | null = null;

@@ -49,7 +49,7 @@ import {
  * still be valid PromQL that Prometheus accepts, but cannot return data.
  * When a service starts setting one, the test fails until it is removed here.
  */
-const NEVER_SET = new Set(['shallot_relay_cells_total', 'shallot_relay_bytes_total']);
+const NEVER_SET = new Set<string>();
 
 /** Grafana's built-ins at values that cover the whole test (scraping starts before any traffic). */
 const DURATIONS = { __rate_interval: '5m', __interval: '1m', __range: '10m' };
@@ -130,7 +130,7 @@ beforeAll(async () => {
   }
   dataDir = await mkdtemp(path.join(tmpdir(), 'shallot-dash-'));
   // As `shallot up` does: one registry for the whole network, labelled with its network name.
-  registry = createRegistry({ network: 'local' });
+  registry = createRegistry({ node: 'shallot', role: 'launcher' });
   const operator = fakeOperator(registry);
   blob = await startBlobServer(BLOB);
   const logger = testLogger('net');
