@@ -8,9 +8,17 @@
 import { Command } from 'commander';
 import { parseAuthorityList } from '../directory/dir-client.js';
 import { createRegistry } from '../metrics/metrics.js';
-import { type OpsServer, serveOps } from '../metrics/server.js';
-import { envInt, intOption, onShutdown, runIfMain } from '../net/cli.js';
-import { createLogger, isLogLevel } from '../net/log.js';
+import { serveOpsIfAsked } from '../metrics/server.js';
+import {
+  addOpsOptions,
+  envInt,
+  intOption,
+  logLevelOption,
+  type OpsOptions,
+  onShutdown,
+  runIfMain,
+} from '../net/cli.js';
+import { createLogger } from '../net/log.js';
 import { ShallotClient } from './client.js';
 
 const env = process.env;
@@ -34,36 +42,28 @@ export async function main(argv: string[]): Promise<void> {
       intOption('prebuild', 0, 64),
       envInt('SHALLOT_PREBUILD', 2),
     )
-    .option('--no-tls', 'plain ws links (debugging only)')
-    .option('--ops-host <host>', 'address for /metrics and /healthz', env.SHALLOT_OPS_HOST ?? '127.0.0.1')
-    .option(
-      '--ops-port <port>',
-      '/metrics and /healthz port',
-      intOption('ops port', 0, 65535),
-      envInt('SHALLOT_OPS_PORT'),
-    )
-    .option('--log-level <level>', 'debug, info, warn, error, silent', env.SHALLOT_LOG_LEVEL ?? 'info');
+    .option('--no-tls', 'plain ws links (debugging only)');
+  addOpsOptions(program, '127.0.0.1');
   program.parse(argv);
-  const o = program.opts<{
-    authorities?: string;
-    socksHost: string;
-    socksPort: number;
-    dataDir?: string;
-    prebuild: number;
-    tls: boolean;
-    opsHost: string;
-    opsPort?: number;
-    logLevel: string;
-  }>();
+  const o = program.opts<
+    {
+      authorities?: string;
+      socksHost: string;
+      socksPort: number;
+      dataDir?: string;
+      prebuild: number;
+      tls: boolean;
+    } & OpsOptions
+  >();
   if (!o.authorities) program.error('--authorities (or SHALLOT_AUTHORITIES) is required');
-  if (!isLogLevel(o.logLevel)) program.error(`unknown log level ${o.logLevel}`);
+  const logLevel = logLevelOption(program, o.logLevel);
   let authorities: ReturnType<typeof parseAuthorityList> = [];
   try {
     authorities = parseAuthorityList(o.authorities);
   } catch (e) {
     program.error((e as Error).message);
   }
-  const logger = createLogger('client', o.logLevel);
+  const logger = createLogger('client', logLevel);
   const registry = createRegistry({ node: 'client', role: 'client' });
   const client = new ShallotClient(
     { logger, registry },
@@ -75,16 +75,12 @@ export async function main(argv: string[]): Promise<void> {
     },
   );
   await client.start();
-  let ops: OpsServer | null = null;
-  if (o.opsPort !== undefined) {
-    ops = await serveOps({
-      host: o.opsHost,
-      port: o.opsPort,
-      registry,
-      health: () => ({ ok: true, ready: client.dir !== null }),
-    });
-    logger.info('ops endpoint', { url: ops.url });
-  }
+  const ops = await serveOpsIfAsked(logger, {
+    host: o.opsHost ?? '127.0.0.1',
+    port: o.opsPort,
+    registry,
+    health: () => ({ ok: true, ready: client.dir !== null }),
+  });
   onShutdown(logger, () => Promise.all([client.stop(), ops?.close()]));
 }
 

@@ -9,33 +9,26 @@
  * launcher can run `--print-identity` for each authority first and then
  * wire them together with --authorities.
  */
-import { pathToFileURL } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
 import { toHex } from '../core/bytes.js';
 import { createRegistry } from '../metrics/metrics.js';
-import { type OpsServer, serveOps } from '../metrics/server.js';
+import { serveOpsIfAsked } from '../metrics/server.js';
+import {
+  addOpsOptions,
+  envInt,
+  intOption,
+  logLevelOption,
+  type OpsOptions,
+  onShutdown,
+  runIfMain,
+  secondsOption,
+} from '../net/cli.js';
 import { loadOrCreateKeys } from '../net/key-store.js';
-import { createLogger, isLogLevel } from '../net/log.js';
+import { createLogger } from '../net/log.js';
 import { DirectoryAuthority } from './authority.js';
 import { parseAuthorityList } from './dir-client.js';
 
 const env = process.env;
-
-function int(name: string, min: number, max: number) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isSafeInteger(n) || n < min || n > max) {
-      throw new InvalidArgumentError(`${name} must be an integer in ${min}..${max}`);
-    }
-    return n;
-  };
-}
-
-function seconds(v: string): number {
-  const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('must be a positive number of seconds');
-  return n;
-}
 
 /** "k=v,k=v" consensus params (integers, as in Tor's `params` line). */
 function parseParams(spec: string): Record<string, number> {
@@ -56,25 +49,25 @@ export async function main(argv: string[]): Promise<void> {
     .option('--key-file <file>', 'identity key file (created if missing)', env.SHALLOT_KEY_FILE)
     .option('--print-identity', 'print the hex identity of --key-file and exit')
     .option('--host <host>', 'address to listen on', env.SHALLOT_HOST ?? '127.0.0.1')
-    .option('--port <port>', 'directory HTTP port', int('port', 0, 65535), Number(env.SHALLOT_PORT ?? 7000))
+    .option('--port <port>', 'directory HTTP port', intOption('port', 0, 65535), envInt('SHALLOT_PORT', 7000))
     .option('--authorities <list>', 'all authorities: "hexid@host:port,..."', env.SHALLOT_AUTHORITIES)
     .option(
       '--voting-interval <sec>',
       'seconds between consensuses',
-      int('voting interval', 1, 86_400),
-      Number(env.SHALLOT_VOTING_INTERVAL ?? 20),
+      intOption('voting interval', 1, 86_400),
+      envInt('SHALLOT_VOTING_INTERVAL', 20),
     )
     .option(
       '--vote-delay <sec>',
       'vote delay (default interval/5)',
-      seconds,
-      env.SHALLOT_VOTE_DELAY ? Number(env.SHALLOT_VOTE_DELAY) : undefined,
+      secondsOption,
+      envInt('SHALLOT_VOTE_DELAY'),
     )
     .option(
       '--dist-delay <sec>',
       'distribution delay (default interval/5)',
-      seconds,
-      env.SHALLOT_DIST_DELAY ? Number(env.SHALLOT_DIST_DELAY) : undefined,
+      secondsOption,
+      envInt('SHALLOT_DIST_DELAY'),
     )
     .option('--no-testnet', 'use the live-network flag thresholds')
     .option(
@@ -83,33 +76,25 @@ export async function main(argv: string[]): Promise<void> {
       env.SHALLOT_PROBE_REACHABILITY === '1' || env.SHALLOT_PROBE_REACHABILITY === 'true',
     )
     .option('--params <list>', 'consensus params "name=int,..."', env.SHALLOT_PARAMS ?? '')
-    .option('--name <name>', 'name for logs and metric labels', env.SHALLOT_NAME)
-    .option('--ops-host <host>', 'address for /metrics /healthz /readyz', env.SHALLOT_OPS_HOST)
-    .option(
-      '--ops-port <port>',
-      'separate port for /metrics /healthz /readyz',
-      int('ops port', 0, 65535),
-      env.SHALLOT_OPS_PORT ? Number(env.SHALLOT_OPS_PORT) : undefined,
-    )
-    .option('--log-level <level>', 'debug, info, warn, error, silent', env.SHALLOT_LOG_LEVEL ?? 'info');
+    .option('--name <name>', 'name for logs and metric labels', env.SHALLOT_NAME);
+  addOpsOptions(program);
   program.parse(argv);
-  const o = program.opts<{
-    keyFile?: string;
-    printIdentity?: boolean;
-    host: string;
-    port: number;
-    authorities?: string;
-    votingInterval: number;
-    voteDelay?: number;
-    distDelay?: number;
-    testnet: boolean;
-    probeReachability: boolean;
-    params: string;
-    name?: string;
-    opsHost?: string;
-    opsPort?: number;
-    logLevel: string;
-  }>();
+  const o = program.opts<
+    {
+      keyFile?: string;
+      printIdentity?: boolean;
+      host: string;
+      port: number;
+      authorities?: string;
+      votingInterval: number;
+      voteDelay?: number;
+      distDelay?: number;
+      testnet: boolean;
+      probeReachability: boolean;
+      params: string;
+      name?: string;
+    } & OpsOptions
+  >();
   if (env.SHALLOT_TESTNET === '0' || env.SHALLOT_TESTNET === 'false') o.testnet = false;
   if (!o.keyFile) program.error('--key-file (or SHALLOT_KEY_FILE) is required');
   const keys = await loadOrCreateKeys(o.keyFile);
@@ -119,7 +104,7 @@ export async function main(argv: string[]): Promise<void> {
     return;
   }
   if (!o.authorities) program.error('--authorities (or SHALLOT_AUTHORITIES) is required');
-  if (!isLogLevel(o.logLevel)) program.error(`unknown log level ${o.logLevel}`);
+  const logLevel = logLevelOption(program, o.logLevel);
   let peers: ReturnType<typeof parseAuthorityList>;
   let params: Record<string, number>;
   try {
@@ -129,7 +114,7 @@ export async function main(argv: string[]): Promise<void> {
     program.error((e as Error).message);
   }
   const name = o.name ?? identity.slice(0, 8);
-  const logger = createLogger('shallot', o.logLevel);
+  const logger = createLogger('shallot', logLevel);
   const registry = createRegistry({ node: name, role: 'authority' });
   const auth = new DirectoryAuthority(
     { logger, registry },
@@ -149,36 +134,13 @@ export async function main(argv: string[]): Promise<void> {
   );
   await auth.start();
   process.stdout.write(`${identity}\n`);
-  let ops: OpsServer | null = null;
-  if (o.opsPort !== undefined) {
-    ops = await serveOps({
-      host: o.opsHost ?? o.host,
-      port: o.opsPort,
-      registry,
-      health: () => auth.health(),
-    });
-    logger.info('ops endpoint', { url: ops.url });
-  }
-  let stopping = false;
-  const shutdown = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info('shutting down', { signal });
-    const force = setTimeout(() => process.exit(1), 5000);
-    force.unref();
-    Promise.all([auth.stop(), ops?.close()]).then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
-  };
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
-  process.on('SIGINT', () => shutdown('SIGINT'));
+  const ops = await serveOpsIfAsked(logger, {
+    host: o.opsHost ?? o.host,
+    port: o.opsPort,
+    registry,
+    health: () => auth.health(),
+  });
+  onShutdown(logger, () => Promise.all([auth.stop(), ops?.close()]), 5000);
 }
 
-// Run when executed directly, not when imported (tests).
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  main(process.argv).catch((e: unknown) => {
-    process.stderr.write(`${(e as Error).stack ?? e}\n`);
-    process.exit(1);
-  });
-}
+runIfMain(import.meta.url, main);

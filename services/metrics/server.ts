@@ -7,6 +7,7 @@
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
+import type { Logger } from '../net/log.js';
 
 export interface HealthReport {
   ok: boolean;
@@ -61,4 +62,23 @@ export async function serveOps(opts: {
         server.close(() => resolve());
       }),
   };
+}
+
+/**
+ * A service's ops endpoint as its --ops-host/--ops-port ask: none without a
+ * port; otherwise served, and its URL logged.
+ */
+export async function serveOpsIfAsked(
+  logger: Logger,
+  opts: { host: string; port?: number; registry: Registry; health: () => HealthReport },
+): Promise<OpsServer | null> {
+  if (opts.port === undefined) return null;
+  const ops = await serveOps({
+    host: opts.host,
+    port: opts.port,
+    registry: opts.registry,
+    health: opts.health,
+  });
+  logger.info('ops endpoint', { url: ops.url });
+  return ops;
 }

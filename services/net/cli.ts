@@ -5,8 +5,8 @@
  */
 import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
-import { InvalidArgumentError } from 'commander';
-import type { Logger } from './log.js';
+import { type Command, InvalidArgumentError } from 'commander';
+import { isLogLevel, type Logger, type LogLevel } from './log.js';
 
 export function intOption(name: string, min: number, max: number) {
   return (v: string): number => {
@@ -30,6 +30,42 @@ export function envInt(name: string): number | undefined;
 export function envInt(name: string, fallback?: number): number | undefined {
   const v = process.env[name];
   return v === undefined || v === '' ? fallback : Number(v);
+}
+
+/** What `addOpsOptions` adds to a command's parsed options. */
+export interface OpsOptions {
+  opsHost?: string;
+  opsPort?: number;
+  logLevel: string;
+}
+
+/**
+ * The options every service process ends with: where to serve /metrics,
+ * /healthz and /readyz (only when --ops-port is given) and how much to log,
+ * with SHALLOT_OPS_HOST / SHALLOT_OPS_PORT / SHALLOT_LOG_LEVEL fallbacks.
+ * Without `defaultOpsHost` the service falls back to its own --host.
+ */
+export function addOpsOptions(program: Command, defaultOpsHost?: string): Command {
+  const env = process.env;
+  return program
+    .option(
+      '--ops-host <host>',
+      'address for /metrics /healthz /readyz',
+      env.SHALLOT_OPS_HOST ?? defaultOpsHost,
+    )
+    .option(
+      '--ops-port <port>',
+      '/metrics /healthz /readyz port',
+      intOption('ops port', 0, 65535),
+      envInt('SHALLOT_OPS_PORT'),
+    )
+    .option('--log-level <level>', 'debug, info, warn, error, silent', env.SHALLOT_LOG_LEVEL ?? 'info');
+}
+
+/** The parsed --log-level, or a usage error from `program`. */
+export function logLevelOption(program: Command, level: string): LogLevel {
+  if (!isLogLevel(level)) program.error(`unknown log level ${level}`);
+  return level;
 }
 
 /**

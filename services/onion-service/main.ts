@@ -16,9 +16,17 @@ import { Command, InvalidArgumentError } from 'commander';
 import { ShallotClient } from '../client/client.js';
 import { parseAuthorityList } from '../directory/dir-client.js';
 import { createRegistry } from '../metrics/metrics.js';
-import { type OpsServer, serveOps } from '../metrics/server.js';
-import { envInt, intOption, onShutdown, runIfMain } from '../net/cli.js';
-import { createLogger, isLogLevel } from '../net/log.js';
+import { serveOpsIfAsked } from '../metrics/server.js';
+import {
+  addOpsOptions,
+  envInt,
+  intOption,
+  logLevelOption,
+  type OpsOptions,
+  onShutdown,
+  runIfMain,
+} from '../net/cli.js';
+import { createLogger } from '../net/log.js';
 import { isValidInstanceName } from './instances.js';
 import { type Backend, OnionService } from './service.js';
 
@@ -65,34 +73,26 @@ export async function main(argv: string[]): Promise<void> {
       envInt('SHALLOT_VIRTUAL_PORT', 80),
     )
     .option('--no-testnet', 'live-network time periods (1440 min) instead of the voting-interval ones')
-    .option('--no-tls', 'plain ws links (debugging only)')
-    .option('--ops-host <host>', 'address for /metrics /healthz /readyz', env.SHALLOT_OPS_HOST ?? '127.0.0.1')
-    .option(
-      '--ops-port <port>',
-      '/metrics /healthz /readyz port',
-      intOption('ops port', 0, 65535),
-      envInt('SHALLOT_OPS_PORT'),
-    )
-    .option('--log-level <level>', 'debug, info, warn, error, silent', env.SHALLOT_LOG_LEVEL ?? 'info');
+    .option('--no-tls', 'plain ws links (debugging only)');
+  addOpsOptions(program, '127.0.0.1');
   program.parse(argv);
-  const o = program.opts<{
-    keyFile?: string;
-    authorities?: string;
-    backend?: Backend;
-    instance?: string;
-    dataDir?: string;
-    name?: string;
-    introPoints: number;
-    virtualPort: number;
-    testnet: boolean;
-    tls: boolean;
-    opsHost: string;
-    opsPort?: number;
-    logLevel: string;
-  }>();
+  const o = program.opts<
+    {
+      keyFile?: string;
+      authorities?: string;
+      backend?: Backend;
+      instance?: string;
+      dataDir?: string;
+      name?: string;
+      introPoints: number;
+      virtualPort: number;
+      testnet: boolean;
+      tls: boolean;
+    } & OpsOptions
+  >();
   if (!o.keyFile) program.error('--key-file (or SHALLOT_KEY_FILE) is required');
   if (!o.authorities) program.error('--authorities (or SHALLOT_AUTHORITIES) is required');
-  if (!isLogLevel(o.logLevel)) program.error(`unknown log level ${o.logLevel}`);
+  const logLevel = logLevelOption(program, o.logLevel);
   if (env.SHALLOT_TESTNET === '0' || env.SHALLOT_TESTNET === 'false') o.testnet = false;
   let authorities: ReturnType<typeof parseAuthorityList> = [];
   let backend: Backend = { type: 'builtin' };
@@ -105,7 +105,7 @@ export async function main(argv: string[]): Promise<void> {
     program.error((e as Error).message);
   }
   const name = o.name ?? 'onion';
-  const logger = createLogger(`hs/${name}/${instance}`, o.logLevel);
+  const logger = createLogger(`hs/${name}/${instance}`, logLevel);
   const registry = createRegistry({ node: `${name}-${instance}`, role: 'onion-service' });
   const client = new ShallotClient(
     { logger: logger.child('client'), registry },
@@ -127,11 +127,12 @@ export async function main(argv: string[]): Promise<void> {
   await client.start();
   await service.start();
   process.stdout.write(`${service.onionAddress}\n`);
-  let ops: OpsServer | null = null;
-  if (o.opsPort !== undefined) {
-    ops = await serveOps({ host: o.opsHost, port: o.opsPort, registry, health: () => service.health() });
-    logger.info('ops endpoint', { url: ops.url });
-  }
+  const ops = await serveOpsIfAsked(logger, {
+    host: o.opsHost ?? '127.0.0.1',
+    port: o.opsPort,
+    registry,
+    health: () => service.health(),
+  });
   onShutdown(logger, async () => {
     await service.stop();
     await Promise.all([client.stop(), ops?.close()]);

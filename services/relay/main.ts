@@ -12,10 +12,18 @@ import { toHex } from '../core/bytes.js';
 import { DEFAULT_TESTNET_EXIT_POLICY, parseExitPolicy, REJECT_ALL } from '../core/exit-policy.js';
 import { parseAuthorityList } from '../directory/dir-client.js';
 import { createRegistry } from '../metrics/metrics.js';
-import { type OpsServer, serveOps } from '../metrics/server.js';
-import { envInt, intOption, onShutdown, runIfMain } from '../net/cli.js';
+import { serveOpsIfAsked } from '../metrics/server.js';
+import {
+  addOpsOptions,
+  envInt,
+  intOption,
+  logLevelOption,
+  type OpsOptions,
+  onShutdown,
+  runIfMain,
+} from '../net/cli.js';
 import { loadOrCreateKeys } from '../net/key-store.js';
-import { createLogger, isLogLevel } from '../net/log.js';
+import { createLogger } from '../net/log.js';
 import { RelayNode } from './node.js';
 
 const env = process.env;
@@ -48,36 +56,28 @@ export async function main(argv: string[]): Promise<void> {
       intOption('key rotation', 0, 10_080),
       envInt('SHALLOT_KEY_ROTATION', 0),
     )
-    .option('--no-tls', 'plain ws links (debugging only; peers must agree)')
-    .option('--ops-host <host>', 'address for /metrics and /healthz', env.SHALLOT_OPS_HOST)
-    .option(
-      '--ops-port <port>',
-      '/metrics and /healthz port',
-      intOption('ops port', 0, 65535),
-      envInt('SHALLOT_OPS_PORT'),
-    )
-    .option('--log-level <level>', 'debug, info, warn, error, silent', env.SHALLOT_LOG_LEVEL ?? 'info');
+    .option('--no-tls', 'plain ws links (debugging only; peers must agree)');
+  addOpsOptions(program);
   program.parse(argv);
-  const o = program.opts<{
-    keyFile?: string;
-    nickname: string;
-    host: string;
-    port: number;
-    authorities?: string;
-    exit: boolean;
-    exitPolicy?: string;
-    bandwidth: number;
-    hsdir: boolean;
-    keyRotation: number;
-    tls: boolean;
-    opsHost?: string;
-    opsPort?: number;
-    logLevel: string;
-  }>();
+  const o = program.opts<
+    {
+      keyFile?: string;
+      nickname: string;
+      host: string;
+      port: number;
+      authorities?: string;
+      exit: boolean;
+      exitPolicy?: string;
+      bandwidth: number;
+      hsdir: boolean;
+      keyRotation: number;
+      tls: boolean;
+    } & OpsOptions
+  >();
   if (env.SHALLOT_TLS === '0') o.tls = false;
   if (!o.keyFile) program.error('--key-file (or SHALLOT_KEY_FILE) is required');
   if (!o.authorities) program.error('--authorities (or SHALLOT_AUTHORITIES) is required');
-  if (!isLogLevel(o.logLevel)) program.error(`unknown log level ${o.logLevel}`);
+  const logLevel = logLevelOption(program, o.logLevel);
   let authorities: ReturnType<typeof parseAuthorityList> = [];
   let exitPolicy = o.exit ? DEFAULT_TESTNET_EXIT_POLICY : REJECT_ALL;
   try {
@@ -87,7 +87,7 @@ export async function main(argv: string[]): Promise<void> {
     program.error((e as Error).message);
   }
   const keys = await loadOrCreateKeys(o.keyFile);
-  const logger = createLogger(o.nickname, o.logLevel);
+  const logger = createLogger(o.nickname, logLevel);
   const registry = createRegistry({ node: o.nickname, role: 'relay' });
   const node = new RelayNode(
     { logger, registry },
@@ -107,16 +107,12 @@ export async function main(argv: string[]): Promise<void> {
   );
   await node.start();
   process.stdout.write(`${toHex(keys.identity)}\n`);
-  let ops: OpsServer | null = null;
-  if (o.opsPort !== undefined) {
-    ops = await serveOps({
-      host: o.opsHost ?? o.host,
-      port: o.opsPort,
-      registry,
-      health: () => ({ ok: true, ready: node.publisher.listed, listed: node.publisher.listed }),
-    });
-    logger.info('ops endpoint', { url: ops.url });
-  }
+  const ops = await serveOpsIfAsked(logger, {
+    host: o.opsHost ?? o.host,
+    port: o.opsPort,
+    registry,
+    health: () => ({ ok: true, ready: node.publisher.listed, listed: node.publisher.listed }),
+  });
   onShutdown(logger, () => Promise.all([node.stop(), ops?.close()]));
 }
 
