@@ -74,6 +74,7 @@ import { type LinkSpecifier, relayLinkSpecifiers } from '../core/link-specifiers
 import { encodeOnionAddress } from '../core/onion-address.js';
 import { EndReason, parseBeginTarget, type RelayMessage } from '../core/relay-cell.js';
 import { hsVirtualHop } from '../core/relay-crypto.js';
+import { TokenBucket } from '../core/token-bucket.js';
 import { type Metrics, metricsFor } from '../metrics/metrics.js';
 import { dirRequest } from '../net/dir-http.js';
 import type { Logger } from '../net/log.js';
@@ -173,26 +174,6 @@ const UPLOAD_RETRY_MS = 5_000;
 const INTRO_FAIL_BACKOFF_MS = 30_000;
 /** How long a new intro point may hold back a descriptor upload while it is being established. */
 const INTRO_SETTLE_MS = 5_000;
-
-class TokenBucket {
-  private tokens: number;
-  private last: number;
-  constructor(
-    private readonly rate: number,
-    private readonly burst: number,
-    now: number,
-  ) {
-    this.tokens = burst;
-    this.last = now;
-  }
-  take(now: number): boolean {
-    this.tokens = Math.min(this.burst, this.tokens + (Math.max(0, now - this.last) * this.rate) / 1000);
-    this.last = now;
-    if (this.tokens < 1) return false;
-    this.tokens -= 1;
-    return true;
-  }
-}
 
 export class OnionService extends TypedEmitter<OnionServiceEvents> {
   private identityPub: Uint8Array | null = null;

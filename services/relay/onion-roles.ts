@@ -57,6 +57,7 @@ import {
   verifyEstablishIntro,
 } from '../core/hs-cells.js';
 import type { RelayMessage } from '../core/relay-cell.js';
+import { TokenBucket } from '../core/token-bucket.js';
 import { type Metrics, metricsFor } from '../metrics/metrics.js';
 import type { DirRequest, DirResponse } from '../net/dir-http.js';
 import { type Logger, silentLogger } from '../net/log.js';
@@ -103,30 +104,6 @@ export interface RoleCircuit {
   spliceWith(other: RoleCircuit): void;
   close(reason: number): void;
   once(event: 'closed', fn: (e: { reason: number }) => void): unknown;
-}
-
-/** INTRODUCE2 token bucket (C tor `token_bucket_ctr_t`), refilled continuously. */
-class TokenBucket {
-  private tokens: number;
-  private last: number;
-
-  constructor(
-    private readonly rate: number,
-    private readonly burst: number,
-    now: number,
-  ) {
-    this.tokens = burst;
-    this.last = now;
-  }
-
-  take(now: number): boolean {
-    const elapsed = Math.max(0, now - this.last);
-    this.last = now;
-    this.tokens = Math.min(this.burst, this.tokens + (elapsed * this.rate) / 1000);
-    if (this.tokens < 1) return false;
-    this.tokens -= 1;
-    return true;
-  }
 }
 
 type Role =
