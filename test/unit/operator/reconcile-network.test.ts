@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { API_VERSION } from '../../../operator/api/crds.js';
 import { ANN_ROTATE_NOW, unb64 } from '../../../operator/desired/common.js';
+import type { KubeObject } from '../../../operator/kube/client.js';
 import { reconcileNetwork } from '../../../operator/reconcile/network.js';
 import { toHex } from '../../../services/core/bytes.js';
 import { decodeNodeKeys } from '../../../services/core/node-keys.js';
@@ -19,7 +20,7 @@ function seedNetwork(
   spec: Record<string, unknown> = {},
   name = 'alpha',
 ) {
-  return kube.seed({
+  return kube.seed<KubeObject>({
     apiVersion: API_VERSION,
     kind: 'OnionNetwork',
     metadata: { name, namespace: NS, annotations: {} },

@@ -1,0 +1,119 @@
+/** OnionService reconcile: identity Secret, the address in status, the Deployment, intro-key rotation, missing network. */
+import { describe, expect, it } from 'vitest';
+import { API_VERSION } from '../../../operator/api/crds.js';
+import { ANN_ROTATE_NOW, unb64 } from '../../../operator/desired/common.js';
+import { reconcileNetwork } from '../../../operator/reconcile/network.js';
+import { reconcileOnionService } from '../../../operator/reconcile/onion-service.js';
+import { fromUtf8 } from '../../../services/core/bytes.js';
+import { ed25519PublicFromSeed } from '../../../services/core/crypto.js';
+import { decodeOnionAddress } from '../../../services/core/onion-address.js';
+import { decodeIdentityFile } from '../../../services/onion-service/identity.js';
+import { testContext } from './ctx.js';
+
+const NS = 'tn';
+
+async function setup(svcSpec: Record<string, unknown> = {}) {
+  const t = testContext();
+  t.kube.seed({
+    apiVersion: API_VERSION,
+    kind: 'OnionNetwork',
+    metadata: { name: 'net', namespace: NS },
+    spec: { relays: { replicas: 1 } },
+  });
+  await reconcileNetwork(t.ctx, NS, 'net');
+  t.kube.seed({
+    apiVersion: API_VERSION,
+    kind: 'OnionService',
+    metadata: { name: 'web', namespace: NS, annotations: {} },
+    spec: { network: 'net', ...svcSpec },
+  });
+  return t;
+}
+
+describe('OnionService reconcile', () => {
+  it('creates the identity Secret and a Deployment, and shows the address derived from the identity', async () => {
+    const { ctx, kube } = await setup({
+      instances: 3,
+      backend: { type: 'tcp', host: 'web.tn.svc', port: 8080 },
+    });
+    await reconcileOnionService(ctx, NS, 'web');
+    const secret = kube.getObj('Secret', NS, 'web-onion-identity')!;
+    const seed = decodeIdentityFile(fromUtf8(unb64(secret.data['identity.json'])!));
+    const st = kube.getObj<any>('OnionService', NS, 'web')!.status;
+    expect(st.onionAddress).toMatch(/^[a-z2-7]{56}\.onion$/);
+    expect(decodeOnionAddress(st.onionAddress)).toEqual(ed25519PublicFromSeed(seed));
+    const dep = kube.getObj('Deployment', NS, 'web-onion')!;
+    expect(dep.spec.replicas).toBe(3);
+    expect(dep.metadata.ownerReferences?.[0]).toMatchObject({
+      kind: 'OnionService',
+      name: 'web',
+      controller: true,
+    });
+    const env = Object.fromEntries(
+      dep.spec.template.spec.containers[0].env.map((e: any) => [e.name, e.value ?? e.valueFrom]),
+    );
+    expect(env.SHALLOT_BACKEND).toBe('web.tn.svc:8080');
+    expect(env.SHALLOT_AUTHORITIES).toEqual({ configMapKeyRef: { name: 'net-network', key: 'authorities' } });
+    expect(env.SHALLOT_INSTANCE).toBe('$(POD_NAME)');
+    expect(st.observedGeneration).toBe(1);
+    // Second pass: same identity, nothing rewritten.
+    await reconcileOnionService(ctx, NS, 'web');
+    kube.clearWrites();
+    await reconcileOnionService(ctx, NS, 'web');
+    expect(kube.writes).toEqual([]);
+  });
+
+  it('rotates intro keys on the annotation by rolling the instances, keeping the address', async () => {
+    const { ctx, kube, clock, registry } = await setup();
+    await reconcileOnionService(ctx, NS, 'web');
+    const addr = kube.getObj<any>('OnionService', NS, 'web')!.status.onionAddress;
+    const before = kube.getObj('Deployment', NS, 'web-onion')!.spec.template.metadata.annotations[
+      'shallot.dev/intro-keys-rotated-at'
+    ];
+    clock.now += 5000;
+    kube.getObj('OnionService', NS, 'web')!.metadata.annotations = { [ANN_ROTATE_NOW]: '1' };
+    await reconcileOnionService(ctx, NS, 'web');
+    const after = kube.getObj('Deployment', NS, 'web-onion')!.spec.template.metadata.annotations[
+      'shallot.dev/intro-keys-rotated-at'
+    ];
+    expect(after).not.toBe(before);
+    const st = kube.getObj<any>('OnionService', NS, 'web')!.status;
+    expect(st.onionAddress).toBe(addr);
+    expect(st.keyRotation.introKeyRotations).toBe(1);
+    expect(await registry.metrics()).toMatch(
+      /shallot_operator_key_rotations_total\{namespace="tn",network="net",key="intro"\} 1/,
+    );
+  });
+
+  it('is Degraded while its network does not exist, and never overwrites an unreadable identity', async () => {
+    const t = testContext();
+    t.kube.seed({
+      apiVersion: API_VERSION,
+      kind: 'OnionService',
+      metadata: { name: 'web', namespace: NS },
+      spec: { network: 'missing' },
+    });
+    const r = await reconcileOnionService(t.ctx, NS, 'web');
+    expect(r.requeueAfterMs).toBe(30_000);
+    expect(
+      t.kube
+        .getObj<any>('OnionService', NS, 'web')!
+        .status.conditions.find((c: any) => c.type === 'Degraded'),
+    ).toMatchObject({ status: 'True', reason: 'NetworkNotFound' });
+
+    const { ctx, kube } = await setup();
+    kube.seed({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'web-onion-identity', namespace: NS },
+      data: { 'identity.json': Buffer.from('garbage').toString('base64') },
+    });
+    await reconcileOnionService(ctx, NS, 'web');
+    expect(kube.getObj('Secret', NS, 'web-onion-identity')!.data['identity.json']).toBe(
+      Buffer.from('garbage').toString('base64'),
+    );
+    expect(
+      kube.getObj<any>('OnionService', NS, 'web')!.status.conditions.find((c: any) => c.type === 'Degraded'),
+    ).toMatchObject({ reason: 'InvalidIdentity' });
+  });
+});
