@@ -15,7 +15,6 @@ import type { Duplex } from 'node:stream';
 import type { Registry } from 'prom-client';
 import { type Rng, randomBytes } from '../core/crypto.js';
 import { PathError } from '../core/path.js';
-import { EndReason } from '../core/relay-cell.js';
 import { type AuthorityEndpoint, fetchConsensus } from '../directory/dir-client.js';
 import { type Metrics, metricsFor } from '../metrics/metrics.js';
 import type { Logger } from '../net/log.js';
@@ -24,7 +23,7 @@ import { CircuitManager, type CircuitManagerOptions, DEFAULT_CIRCUIT_OPTIONS } f
 import { NetDir } from './netdir.js';
 import { createOnionConnector } from './onion.js';
 import { type ConnectRequest, SocksFailure, type SocksServer, startSocksServer } from './socks-server.js';
-import { SocksReply } from './socks5.js';
+import { endReasonSocksReply, SocksReply } from './socks5.js';
 
 export interface ClientOptions {
   authorities: AuthorityEndpoint[];
@@ -220,17 +219,7 @@ export function sizeClass(bytes: number): string {
 /** tor-spec §6.3 END reasons to SOCKS5 replies, as C tor's `socks5_reply_for_end_reason` does. */
 export function toSocksFailure(e: unknown): SocksFailure {
   if (e instanceof SocksFailure) return e;
-  if (e instanceof StreamRefusedError) {
-    const reply =
-      {
-        [EndReason.EXITPOLICY]: SocksReply.NOT_ALLOWED,
-        [EndReason.CONNECTREFUSED]: SocksReply.CONNECTION_REFUSED,
-        [EndReason.RESOLVEFAILED]: SocksReply.HOST_UNREACHABLE,
-        [EndReason.NOROUTE]: SocksReply.HOST_UNREACHABLE,
-        [EndReason.TIMEOUT]: SocksReply.TTL_EXPIRED,
-      }[e.reason] ?? SocksReply.GENERAL_FAILURE;
-    return new SocksFailure(reply, e.message);
-  }
+  if (e instanceof StreamRefusedError) return new SocksFailure(endReasonSocksReply(e.reason), e.message);
   // C tor refuses a stream no exit's policy allows before building anything.
   if (e instanceof PathError && e.context.position === 'exit') {
     return new SocksFailure(SocksReply.NOT_ALLOWED, 'no exit allows this destination');

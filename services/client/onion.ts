@@ -61,7 +61,7 @@ import {
 } from '../core/hs-descriptor.js';
 import { hsNtorClientRendezvous, hsRendHopKeys } from '../core/hs-ntor.js';
 import { relayLinkSpecifiers } from '../core/link-specifiers.js';
-import { EndReason, type RelayMessage } from '../core/relay-cell.js';
+import type { RelayMessage } from '../core/relay-cell.js';
 import { hsVirtualHop } from '../core/relay-crypto.js';
 import { type Metrics, metricsFor } from '../metrics/metrics.js';
 import { dirRequest } from '../net/dir-http.js';
@@ -82,7 +82,7 @@ import {
 } from './onion-params.js';
 import type { ConnectRequest } from './socks-server.js';
 import { SocksFailure } from './socks-server.js';
-import { SocksReply } from './socks5.js';
+import { endReasonSocksReply, SocksReply } from './socks5.js';
 
 export interface OnionClientOptions {
   logger?: Logger;
@@ -560,18 +560,8 @@ function isTimeout(e: unknown): boolean {
 /** Any failure on the way to a SOCKS reply (0xFx codes for onion failures). */
 export function toOnionFailure(e: unknown): SocksFailure {
   if (e instanceof SocksFailure) return e;
-  if (e instanceof StreamRefusedError) {
-    // The service refused the port or closed the stream before CONNECTED (C tor's END-reason table).
-    const reply =
-      {
-        [EndReason.EXITPOLICY]: SocksReply.NOT_ALLOWED,
-        [EndReason.CONNECTREFUSED]: SocksReply.CONNECTION_REFUSED,
-        [EndReason.RESOLVEFAILED]: SocksReply.HOST_UNREACHABLE,
-        [EndReason.NOROUTE]: SocksReply.HOST_UNREACHABLE,
-        [EndReason.TIMEOUT]: SocksReply.TTL_EXPIRED,
-      }[e.reason] ?? SocksReply.GENERAL_FAILURE;
-    return new SocksFailure(reply, e.message);
-  }
+  // The service refused the port or closed the stream before CONNECTED.
+  if (e instanceof StreamRefusedError) return new SocksFailure(endReasonSocksReply(e.reason), e.message);
   return new SocksFailure(SocksReply.GENERAL_FAILURE, e instanceof Error ? e.message : String(e));
 }
 

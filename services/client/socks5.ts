@@ -10,6 +10,7 @@
  */
 import { ByteReader, ByteWriter, fromUtf8 } from '../core/bytes.js';
 import { InvalidError } from '../core/errors.js';
+import { EndReason } from '../core/relay-cell.js';
 
 export const SOCKS_VERSION = 5;
 export const AUTH_NONE = 0x00;
@@ -40,6 +41,22 @@ export const SocksReply = {
   ONION_BAD_ADDRESS: 0xf6,
   ONION_INTRO_TIMEOUT: 0xf7,
 } as const;
+
+/**
+ * The SOCKS reply for a stream the far end refused with RELAY_END `reason`
+ * before CONNECTED (C tor's END-reason table); anything else is a general failure.
+ */
+export function endReasonSocksReply(reason: number): number {
+  return (
+    {
+      [EndReason.EXITPOLICY]: SocksReply.NOT_ALLOWED,
+      [EndReason.CONNECTREFUSED]: SocksReply.CONNECTION_REFUSED,
+      [EndReason.RESOLVEFAILED]: SocksReply.HOST_UNREACHABLE,
+      [EndReason.NOROUTE]: SocksReply.HOST_UNREACHABLE,
+      [EndReason.TIMEOUT]: SocksReply.TTL_EXPIRED,
+    }[reason] ?? SocksReply.GENERAL_FAILURE
+  );
+}
 
 export interface SocksGreeting {
   methods: number[];
