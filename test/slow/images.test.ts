@@ -103,7 +103,10 @@ async function until200(port: number, p: string, timeoutMs: number, name: string
     }
     await new Promise((r) => setTimeout(r, 500));
   }
-  const logs = await podman(['logs', `${prefix}-${name}`]).catch((e: unknown) => String(e));
+  const logs = await exec('podman', ['logs', `${prefix}-${name}`], { env, timeout: 10_000 }).then(
+    (r) => r.stdout + r.stderr,
+    (e: unknown) => String(e),
+  );
   throw new Error(`${name} ${p}: ${last}\nlogs:\n${logs}`);
 }
 
@@ -260,6 +263,19 @@ describe('container images', () => {
     const logs = await podman(['logs', `${prefix}-hs`]);
     expect(logs).toMatch(/^[a-z2-7]{56}\.onion$/m);
   }, 90_000);
+
+  // operator/ landed separately; its image is built and checked once it exists.
+  it.runIf(hasOperator)(
+    'the operator image starts read-only and serves /healthz and /metrics (no cluster needed)',
+    async () => {
+      // With no API server it campaigns for the Lease (failing, logged) and
+      // still answers its probes, as a pod waiting for the API would.
+      const ops = await start('operator', 'operator', `${subnet}.30`, {});
+      await until200(ops, '/healthz', 30_000, 'operator');
+      expect((await get(ops, '/metrics')).body).toMatch(/^# TYPE \w+ \w+/m);
+    },
+    60_000,
+  );
 
   it('the client image also runs the load generator', async () => {
     const out = await podman([
