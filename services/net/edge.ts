@@ -13,9 +13,37 @@
  * Not in this module: crypto and cell framing (the circuit passes in
  * `EdgeIo`), stream semantics (stream.ts).
  */
-import { ctEqual } from '../core/crypto.js';
-import { CIRCWINDOW_INCREMENT, CIRCWINDOW_START, EndReason, type RelayMessage } from '../core/relay-cell.js';
+import { ctEqual, type Rng } from '../core/crypto.js';
+import {
+  CIRCWINDOW_INCREMENT,
+  CIRCWINDOW_START,
+  decodeRelayCellBody,
+  decodeRelayMessage,
+  EndReason,
+  encodeRelayCellBody,
+  encodeRelayMessage,
+  type RelayMessage,
+} from '../core/relay-cell.js';
 import { RelayStream, type StreamHost } from './stream.js';
+
+/** A relay message as the plaintext cell body an edge sends (random padding from `rng`), before encryption. */
+export function encodeRelayCell(streamId: number, msg: RelayMessage, rng: Rng): Uint8Array {
+  const { command, data } = encodeRelayMessage(msg);
+  return encodeRelayCellBody({ command, streamId, data }, rng);
+}
+
+/**
+ * A recognized (decrypted) cell body as stream id and message, or null when
+ * it does not decode: the circuit closes with a protocol error then.
+ */
+export function decodeRelayCell(body: Uint8Array): { streamId: number; msg: RelayMessage } | null {
+  try {
+    const cell = decodeRelayCellBody(body);
+    return { streamId: cell.streamId, msg: decodeRelayMessage(cell.command, cell.data) };
+  } catch {
+    return null;
+  }
+}
 
 /** How the edge reaches its circuit. */
 export interface EdgeIo {

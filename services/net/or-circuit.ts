@@ -17,19 +17,10 @@
 import { DestroyReason, type LinkMessage } from '../core/cells.js';
 import { type Rng, randomBytes } from '../core/crypto.js';
 import type { LinkSpecifier } from '../core/link-specifiers.js';
-import {
-  decodeRelayCellBody,
-  decodeRelayMessage,
-  encodeRelayCellBody,
-  encodeRelayMessage,
-  MAX_RELAY_EARLY,
-  RELAY_DATA_MAX,
-  type RelayCellBody,
-  type RelayMessage,
-} from '../core/relay-cell.js';
+import { MAX_RELAY_EARLY, RELAY_DATA_MAX, type RelayMessage } from '../core/relay-cell.js';
 import type { RelayHopCrypto } from '../core/relay-crypto.js';
 import type { Channel, CircuitCellHandler } from './channel.js';
-import { CircuitEdge } from './edge.js';
+import { CircuitEdge, decodeRelayCell, encodeRelayCell } from './edge.js';
 import { TypedEmitter } from './typed-emitter.js';
 
 export interface OrCircuitOwner {
@@ -174,17 +165,13 @@ export class OrCircuit extends TypedEmitter<OrCircuitEvents> {
         }
         const body = msg.body;
         if (this.hop.decryptForward(body)) {
-          let decoded: RelayCellBody;
-          let rmsg: RelayMessage;
-          try {
-            decoded = decodeRelayCellBody(body);
-            rmsg = decodeRelayMessage(decoded.command, decoded.data);
-          } catch {
+          const cell = decodeRelayCell(body);
+          if (!cell) {
             this.close(DestroyReason.PROTOCOL);
             return;
           }
-          if (this.edge.handle(decoded.streamId, rmsg)) return;
-          this.owner.onRelayMessage(this, decoded.streamId, rmsg, early);
+          if (this.edge.handle(cell.streamId, cell.msg)) return;
+          this.owner.onRelayMessage(this, cell.streamId, cell.msg, early);
           return;
         }
         if (this.splice) {
@@ -243,8 +230,7 @@ export class OrCircuit extends TypedEmitter<OrCircuitEvents> {
   /** Originates a relay message from this hop toward the client. */
   sendBackward(streamId: number, msg: RelayMessage): void {
     if (!this.isOpen) return;
-    const { command, data } = encodeRelayMessage(msg);
-    const body = encodeRelayCellBody({ command, streamId, data }, this.rng);
+    const body = encodeRelayCell(streamId, msg, this.rng);
     this.hop.encryptBackward(body, true);
     this.toPrev({ type: 'RELAY', body });
   }

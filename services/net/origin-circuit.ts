@@ -19,20 +19,10 @@ import { legacyIdFromEd25519, type Rng, randomBytes } from '../core/crypto.js';
 import { ShallotError } from '../core/errors.js';
 import { relayLinkSpecifiers } from '../core/link-specifiers.js';
 import { type CircuitKeys, type NtorClientState, ntorClientFinish, ntorClientStart } from '../core/ntor.js';
-import {
-  decodeRelayCellBody,
-  decodeRelayMessage,
-  EndReason,
-  encodeRelayCellBody,
-  encodeRelayMessage,
-  formatBeginTarget,
-  MAX_RELAY_EARLY,
-  type RelayCellBody,
-  type RelayMessage,
-} from '../core/relay-cell.js';
+import { EndReason, formatBeginTarget, MAX_RELAY_EARLY, type RelayMessage } from '../core/relay-cell.js';
 import { ClientCircuitCrypto, type HopCrypto, tor1Hop } from '../core/relay-crypto.js';
 import type { Channel, CircuitCellHandler } from './channel.js';
-import { CircuitEdge } from './edge.js';
+import { CircuitEdge, decodeRelayCell, encodeRelayCell } from './edge.js';
 import type { RelayStream } from './stream.js';
 import { TypedEmitter } from './typed-emitter.js';
 
@@ -244,8 +234,7 @@ export class OriginCircuit extends TypedEmitter<OriginCircuitEvents> implements 
   /** Encrypts a relay message for `hop` and sends it. */
   sendRelay(hop: number, streamId: number, msg: RelayMessage, early = false): void {
     if (!this.isOpen) return;
-    const { command, data } = encodeRelayMessage(msg);
-    const body = encodeRelayCellBody({ command, streamId, data }, this.rng);
+    const body = encodeRelayCell(streamId, msg, this.rng);
     this.crypto.encryptForward(body, hop);
     if (early && this.relayEarlyLeft > 0) {
       this.relayEarlyLeft -= 1;
@@ -382,16 +371,12 @@ export class OriginCircuit extends TypedEmitter<OriginCircuitEvents> implements 
           this.destroy(DestroyReason.PROTOCOL);
           return;
         }
-        let decoded: RelayCellBody;
-        let rmsg: RelayMessage;
-        try {
-          decoded = decodeRelayCellBody(body);
-          rmsg = decodeRelayMessage(decoded.command, decoded.data);
-        } catch {
+        const cell = decodeRelayCell(body);
+        if (!cell) {
           this.destroy(DestroyReason.PROTOCOL);
           return;
         }
-        this.onRelayMessage(rec.hop, decoded.streamId, rmsg);
+        this.onRelayMessage(rec.hop, cell.streamId, cell.msg);
         return;
       }
       case 'DESTROY':
