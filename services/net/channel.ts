@@ -293,26 +293,10 @@ export class Channel extends TypedEmitter<ChannelEvents> {
   /* ---------------- handshake ---------------- */
 
   static async initiate(link: LinkConnection, opts: InitiateOptions): Promise<Channel> {
-    const limits = { ...DEFAULT_CHANNEL_LIMITS, ...opts.limits };
-    const rng = opts.rng ?? randomBytes;
-    const now = opts.now ?? Date.now;
-    const reader = new CellReader(limits.maxVariablePayload);
-    link.on('data', (d) => reader.push(d));
-    link.on('close', () => reader.fail(new ChannelError('closed', 'link closed during handshake')));
-    const sent: Uint8Array[] = [];
-    const send = (circId: number, m: LinkMessage, version: number) => {
-      const bytes = encodeCell({ circId, ...encodeLinkMessage(m) }, version);
-      sent.push(bytes);
-      link.send(bytes);
-    };
-    const received: Uint8Array[] = [];
+    const { limits, rng, now, reader, sent, received, send } = startHandshake(link, opts);
     return withTimeout(limits.handshakeTimeoutMs, link, async () => {
-      send(0, { type: 'VERSIONS', versions: LINK_VERSIONS }, 0);
-      const first = await reader.next();
-      received.push(first.raw);
-      const versions = expectMessage(first.cell, 'VERSIONS');
-      const version = Math.max(...versions.versions.filter((v) => LINK_VERSIONS.includes(v)));
-      if (!Number.isFinite(version)) throw new ChannelError('protocol', 'no shared link version');
+      send({ type: 'VERSIONS', versions: LINK_VERSIONS }, 0);
+      const version = await readVersions(reader, received);
       reader.linkVersion = version;
 
       const certsCell = await reader.next();
@@ -345,7 +329,6 @@ export class Channel extends TypedEmitter<ChannelEvents> {
         }
         const k = opts.keys;
         send(
-          0,
           {
             type: 'CERTS',
             certs: [
@@ -373,7 +356,6 @@ export class Channel extends TypedEmitter<ChannelEvents> {
         const unsigned = encodeAuth3Body(fields);
         fields.sig = ed25519Sign(k.auth.seed, auth3SignedPart(unsigned));
         send(
-          0,
           {
             type: 'AUTHENTICATE',
             authType: AUTH_METHOD_ED25519_SHA256_RFC5705,
@@ -385,7 +367,6 @@ export class Channel extends TypedEmitter<ChannelEvents> {
       const netinfoCell = await reader.next();
       expectMessage(netinfoCell.cell, 'NETINFO');
       send(
-        0,
         {
           type: 'NETINFO',
           time: opts.keys ? Math.floor(now() / 1000) : 0,
@@ -399,26 +380,10 @@ export class Channel extends TypedEmitter<ChannelEvents> {
   }
 
   static async respond(link: LinkConnection, opts: RespondOptions): Promise<Channel> {
-    const limits = { ...DEFAULT_CHANNEL_LIMITS, ...opts.limits };
-    const rng = opts.rng ?? randomBytes;
-    const now = opts.now ?? Date.now;
-    const reader = new CellReader(limits.maxVariablePayload);
-    link.on('data', (d) => reader.push(d));
-    link.on('close', () => reader.fail(new ChannelError('closed', 'link closed during handshake')));
-    const sent: Uint8Array[] = [];
-    const send = (m: LinkMessage, version: number) => {
-      const bytes = encodeCell({ circId: 0, ...encodeLinkMessage(m) }, version);
-      sent.push(bytes);
-      link.send(bytes);
-    };
-    const received: Uint8Array[] = [];
+    const { limits, rng, now, reader, sent, received, send } = startHandshake(link, opts);
     const k = opts.keys;
     return withTimeout(limits.handshakeTimeoutMs, link, async () => {
-      const first = await reader.next();
-      received.push(first.raw);
-      const versions = expectMessage(first.cell, 'VERSIONS');
-      const version = Math.max(...versions.versions.filter((v) => LINK_VERSIONS.includes(v)));
-      if (!Number.isFinite(version)) throw new ChannelError('protocol', 'no shared link version');
+      const version = await readVersions(reader, received);
       send({ type: 'VERSIONS', versions: LINK_VERSIONS }, 0);
       reader.linkVersion = version;
       const certs: CertEntry[] = [{ certType: CertType.IDENTITY_V_SIGNING, body: k.certIdentityToSigning }];
@@ -583,6 +548,47 @@ export class Channel extends TypedEmitter<ChannelEvents> {
 }
 
 type MessageOf<T extends LinkMessage['type']> = Extract<LinkMessage, { type: T }>;
+
+/**
+ * What both ends of a link handshake start with: the limits, a cell reader
+ * fed by the link (failing if it closes), and a `send` for circuit-0 cells
+ * that keeps every cell sent, as `received` keeps every cell read, for the
+ * AUTHENTICATE transcript digests (SLOG/CLOG).
+ */
+function startHandshake(
+  link: LinkConnection,
+  opts: { limits?: Partial<ChannelLimits>; rng?: Rng; now?: () => number },
+) {
+  const limits = { ...DEFAULT_CHANNEL_LIMITS, ...opts.limits };
+  const reader = new CellReader(limits.maxVariablePayload);
+  link.on('data', (d) => reader.push(d));
+  link.on('close', () => reader.fail(new ChannelError('closed', 'link closed during handshake')));
+  const sent: Uint8Array[] = [];
+  const send = (m: LinkMessage, version: number) => {
+    const bytes = encodeCell({ circId: 0, ...encodeLinkMessage(m) }, version);
+    sent.push(bytes);
+    link.send(bytes);
+  };
+  return {
+    limits,
+    rng: opts.rng ?? randomBytes,
+    now: opts.now ?? Date.now,
+    reader,
+    sent,
+    received: [] as Uint8Array[],
+    send,
+  };
+}
+
+/** Reads the peer's VERSIONS cell (kept in `received`) and returns the highest version both speak. */
+async function readVersions(reader: CellReader, received: Uint8Array[]): Promise<number> {
+  const first = await reader.next();
+  received.push(first.raw);
+  const versions = expectMessage(first.cell, 'VERSIONS');
+  const version = Math.max(...versions.versions.filter((v) => LINK_VERSIONS.includes(v)));
+  if (!Number.isFinite(version)) throw new ChannelError('protocol', 'no shared link version');
+  return version;
+}
 
 function expectMessage<T extends LinkMessage['type']>(cell: Cell, type: T): MessageOf<T> {
   const msg = decodeLinkMessage(cell.command, cell.payload);
