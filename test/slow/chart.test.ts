@@ -253,6 +253,29 @@ describe('kubeconform -strict', () => {
     for (const f of await ciFiles()) await validate(['-f', path.join(chart, 'ci', f)]);
   });
 
+  it('the kind walkthrough: deploy values (with and without monitoring) and the LoadTest `npm run loadtest` applies', async () => {
+    const kind = path.join(repo, 'test/setup/kind');
+    await validate(['-f', path.join(kind, 'shallot-values.yaml')]);
+    const kinds = await validate([
+      '-f',
+      path.join(kind, 'shallot-values.yaml'),
+      '-f',
+      path.join(kind, 'shallot-monitoring-values.yaml'),
+    ]);
+    expect(kinds).toContain('PodMonitor/shallot-network');
+    const manifest = await run('bash', [path.join(kind, 'kind.sh'), 'loadtest-manifest'], {
+      env: { ...process.env, LOADTEST_NAME: 'walkthrough', LOADTEST_RATE: '2.5', LOADTEST_SIZE: '1MiB' },
+    });
+    expect(manifest.code, manifest.stderr).toBe(0);
+    const v = await run(
+      kubeconform,
+      ['-strict', '-summary', '-output', 'json', '-schema-location', schemaLocation(schemaDir), '-'],
+      { input: manifest.stdout },
+    );
+    expect(v.code, v.stdout).toBe(0);
+    expect(JSON.parse(v.stdout).summary).toMatchObject({ valid: 1, invalid: 0, errors: 0 });
+  });
+
   it('rejects what the CRDs reject (a wrong field in an example reaches kubeconform)', async () => {
     // values.schema.json would stop this first, so feed kubeconform a hand-edited manifest.
     const objs = await render([]);
