@@ -10,14 +10,10 @@
  */
 import { createHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { Registry } from 'prom-client';
 import { randomBytes } from '../../services/core/crypto.js';
-import { parseExitPolicy } from '../../services/core/exit-policy.js';
-import { generateNodeKeys } from '../../services/core/node-keys.js';
 import { ChannelPool } from '../../services/net/channel-pool.js';
-import { silentLogger } from '../../services/net/log.js';
-import { type HopTarget, OriginCircuit } from '../../services/net/origin-circuit.js';
-import { Relay } from '../../services/relay/relay.js';
+import type { Relay } from '../../services/relay/relay.js';
+import { buildCircuit, startLocalRelay } from '../helpers/relays.js';
 import { readAll, startBlobServer, type TestServer } from '../helpers/servers.js';
 import { type BenchResult, benchAsync, quantile } from './harness.js';
 
@@ -48,39 +44,12 @@ export async function e2eBenches(o: E2eOptions): Promise<BenchResult[]> {
   let blob: TestServer | undefined;
   const out: BenchResult[] = [];
 
-  const target = (r: Relay): HopTarget => ({
-    nickname: r.nickname,
-    identity: r.identity,
-    ntorKey: r.ntorKey,
-    address: '127.0.0.1',
-    port: r.port,
-  });
-  const build = async (): Promise<OriginCircuit> => {
-    const [first, ...rest] = relays;
-    if (!first) throw new Error('no relays');
-    const ch = await pool.get({ identity: first.identity, address: '127.0.0.1', port: first.port });
-    const circ = await OriginCircuit.create(ch, target(first));
-    for (const r of rest) await circ.extend(target(r));
-    return circ;
-  };
+  const build = () => buildCircuit(pool, relays);
 
   try {
     blob = await startBlobServer(blobData);
-    for (let i = 0; i < 3; i++) {
-      const r = new Relay(
-        { logger: silentLogger, registry: new Registry() },
-        {
-          nickname: `bench${i}`,
-          host: '127.0.0.1',
-          port: 0,
-          tls: true,
-          keys: generateNodeKeys(),
-          exitPolicy: parseExitPolicy(['accept 127.0.0.1:*', 'reject *:*']),
-        },
-      );
-      await withTimeout(r.start(), 10_000, 'relay start');
-      relays.push(r);
-    }
+    for (let i = 0; i < 3; i++)
+      relays.push(await withTimeout(startLocalRelay(`bench${i}`), 10_000, 'relay start'));
 
     // First build pays for the TLS link handshakes (client->r0, r0->r1, r1->r2).
     const t0 = performance.now();

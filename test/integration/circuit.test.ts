@@ -1,16 +1,13 @@
 // Three relays in one process on 127.0.0.1 over real wss links: a client
 // builds a 3-hop circuit with CREATE2/EXTEND2 and moves bytes to an exit.
 import { createHash } from 'node:crypto';
-import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from '../../services/core/crypto.js';
-import { parseExitPolicy } from '../../services/core/exit-policy.js';
-import { generateNodeKeys } from '../../services/core/node-keys.js';
 import { EndReason } from '../../services/core/relay-cell.js';
 import { ChannelPool } from '../../services/net/channel-pool.js';
-import { silentLogger } from '../../services/net/log.js';
-import { type HopTarget, OriginCircuit, StreamRefusedError } from '../../services/net/origin-circuit.js';
-import { Relay } from '../../services/relay/relay.js';
+import { StreamRefusedError } from '../../services/net/origin-circuit.js';
+import type { Relay } from '../../services/relay/relay.js';
+import { buildCircuit, startLocalRelay } from '../helpers/relays.js';
 import { readAll, startBlobServer, startEchoServer, type TestServer } from '../helpers/servers.js';
 
 const relays: Relay[] = [];
@@ -19,41 +16,12 @@ let blob: TestServer;
 const BLOB = randomBytes(3 * 1024 * 1024);
 const pool = new ChannelPool({ keys: null, tls: true });
 
-const target = (r: Relay): HopTarget => ({
-  nickname: r.nickname,
-  identity: r.identity,
-  ntorKey: r.ntorKey,
-  address: '127.0.0.1',
-  port: r.port,
-});
-
-async function build(path: Relay[]): Promise<OriginCircuit> {
-  const [first, ...rest] = path;
-  if (!first) throw new Error('empty path');
-  const ch = await pool.get({ identity: first.identity, address: '127.0.0.1', port: first.port });
-  const circ = await OriginCircuit.create(ch, target(first));
-  for (const r of rest) await circ.extend(target(r));
-  return circ;
-}
+const build = (path: Relay[]) => buildCircuit(pool, path);
 
 beforeAll(async () => {
   echo = await startEchoServer();
   blob = await startBlobServer(BLOB);
-  for (let i = 0; i < 3; i++) {
-    const r = new Relay(
-      { logger: silentLogger, registry: new Registry() },
-      {
-        nickname: `r${i}`,
-        host: '127.0.0.1',
-        port: 0,
-        tls: true,
-        keys: generateNodeKeys(),
-        exitPolicy: parseExitPolicy(['accept 127.0.0.1:*', 'reject *:*']),
-      },
-    );
-    await r.start();
-    relays.push(r);
-  }
+  for (let i = 0; i < 3; i++) relays.push(await startLocalRelay(`r${i}`));
 });
 
 afterAll(async () => {

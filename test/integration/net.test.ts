@@ -4,27 +4,19 @@
 // SENDME windows with a slow reader, and per-channel/per-circuit limits.
 // Every wait is bounded (see `until`).
 import { createHash } from 'node:crypto';
-import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { concat } from '../../services/core/bytes.js';
 import { CellCommand, DestroyReason, encodeCell, encodeLinkMessage } from '../../services/core/cells.js';
 import { legacyIdFromEd25519, randomBytes } from '../../services/core/crypto.js';
-import { parseExitPolicy } from '../../services/core/exit-policy.js';
 import { generateNodeKeys } from '../../services/core/node-keys.js';
 import { ntorClientStart } from '../../services/core/ntor.js';
 import { EndReason, type RelayMessage } from '../../services/core/relay-cell.js';
 import { Channel, ChannelError } from '../../services/net/channel.js';
 import { ChannelPool } from '../../services/net/channel-pool.js';
 import { createLinkKeys } from '../../services/net/link-keys.js';
-import { silentLogger } from '../../services/net/log.js';
 import type { OrCircuit } from '../../services/net/or-circuit.js';
-import {
-  CircuitError,
-  type HopTarget,
-  OriginCircuit,
-  StreamRefusedError,
-} from '../../services/net/origin-circuit.js';
+import { CircuitError, OriginCircuit, StreamRefusedError } from '../../services/net/origin-circuit.js';
 import type { RelayStream } from '../../services/net/stream.js';
 import {
   dialLink,
@@ -33,12 +25,12 @@ import {
   linkUrl,
   listenLinks,
 } from '../../services/net/transport.js';
-import { Relay, type RelayLimits } from '../../services/relay/relay.js';
+import type { Relay, RelayLimits } from '../../services/relay/relay.js';
+import { buildCircuit, hopTarget, linkPeer, startLocalRelay } from '../helpers/relays.js';
 import { startBlobServer, startEchoServer, type TestServer } from '../helpers/servers.js';
 
 /* ------------------------------------------------------------------ helpers */
 
-const POLICY = parseExitPolicy(['accept 127.0.0.1:*', 'reject *:*']);
 const started: Relay[] = [];
 const pools: ChannelPool[] = [];
 
@@ -46,19 +38,7 @@ async function startRelay(
   nickname: string,
   opts: { tls?: boolean; limits?: Partial<RelayLimits> } = {},
 ): Promise<Relay> {
-  const r = new Relay(
-    { logger: silentLogger, registry: new Registry() },
-    {
-      nickname,
-      host: '127.0.0.1',
-      port: 0,
-      tls: opts.tls ?? true,
-      keys: generateNodeKeys(),
-      exitPolicy: POLICY,
-      ...(opts.limits ? { limits: opts.limits } : {}),
-    },
-  );
-  await r.start();
+  const r = await startLocalRelay(nickname, opts);
   started.push(r);
   return r;
 }
@@ -67,25 +47,6 @@ function newPool(tls = true): ChannelPool {
   const p = new ChannelPool({ keys: null, tls, dialTimeoutMs: 5_000 });
   pools.push(p);
   return p;
-}
-
-const target = (r: Relay): HopTarget => ({
-  nickname: r.nickname,
-  identity: r.identity,
-  ntorKey: r.ntorKey,
-  address: '127.0.0.1',
-  port: r.port,
-});
-
-const peer = (r: Relay) => ({ identity: r.identity, address: '127.0.0.1', port: r.port });
-
-async function build(pool: ChannelPool, path: Relay[]): Promise<OriginCircuit> {
-  const [first, ...rest] = path;
-  if (!first) throw new Error('empty path');
-  const ch = await pool.get(peer(first));
-  const circ = await OriginCircuit.create(ch, target(first));
-  for (const r of rest) await circ.extend(target(r));
-  return circ;
 }
 
 /** Polls `cond` every 20 ms; fails after `ms`. */
@@ -192,7 +153,7 @@ afterAll(async () => {
 
 describe('link handshake over wss', () => {
   it('authenticates relays both ways and leaves the client anonymous', async () => {
-    const circ = await build(pool, [r0, r1, r2]);
+    const circ = await buildCircuit(pool, [r0, r1, r2]);
     // The client's link to r0: r0 learnt no identity, the client verified r0's.
     const clientCh = circ.channel;
     expect(clientCh.link.tlsBinding).not.toBeNull();
@@ -220,12 +181,12 @@ describe('link handshake over wss', () => {
     expect(err).toBeInstanceOf(ChannelError);
     expect((err as ChannelError).reason).toBe('identity');
     // A relay asked to extend to a wrong identity refuses too: the client sees CONNECTFAILED.
-    const circ = await build(pool, [r0]);
-    const wrong = { ...target(r1), identity: r2.identity, ntorKey: r2.ntorKey };
+    const circ = await buildCircuit(pool, [r0]);
+    const wrong = { ...hopTarget(r1), identity: r2.identity, ntorKey: r2.ntorKey };
     const ext = await circ.extend(wrong).catch((e: unknown) => e);
     expect(ext).toBeInstanceOf(CircuitError);
     expect((ext as CircuitError).reason).toBe(DestroyReason.CONNECTFAILED);
-    const ok = await build(pool, [r0, r1]);
+    const ok = await buildCircuit(pool, [r0, r1]);
     await echoThrough(ok, echo.port);
     ok.destroy();
   });
@@ -311,7 +272,7 @@ describe('hostile link peers', () => {
       ws.send(c.bytes());
       // r0's handshake timeout is 1 s, so even silence ends quickly.
       await within(closed, 3_000, 'relay closes the link');
-      const circ = await build(newPool(), [r0, r1]);
+      const circ = await buildCircuit(newPool(), [r0, r1]);
       await echoThrough(circ, echo.port, 1_000);
       circ.destroy();
     });
@@ -323,7 +284,7 @@ describe('hostile link peers', () => {
     const closed = new Promise<void>((resolve) => ch.on('closed', () => resolve()));
     link.send(new Uint8Array(2048).fill(0xee));
     await within(closed, 3_000, 'relay closes the link');
-    const circ = await build(newPool(), [r0]);
+    const circ = await buildCircuit(newPool(), [r0]);
     await echoThrough(circ, echo.port, 1_000);
     circ.destroy();
   });
@@ -357,7 +318,7 @@ describe('a hostile next hop', () => {
     process.on('unhandledRejection', onErr);
     process.on('uncaughtException', onErr);
     try {
-      const circ = await build(newPool(), [r0]);
+      const circ = await buildCircuit(newPool(), [r0]);
       const err = await circ
         .extend({
           nickname: 'evil',
@@ -375,7 +336,7 @@ describe('a hostile next hop', () => {
       await server.close();
     }
     expect(problems).toEqual([]);
-    const ok = await build(newPool(), [r0, r1]);
+    const ok = await buildCircuit(newPool(), [r0, r1]);
     await echoThrough(ok, echo.port, 1_000);
     ok.destroy();
   });
@@ -385,19 +346,19 @@ describe('plain ws only when both sides opt in', () => {
   it('works ws<->ws and fails across schemes', async () => {
     const plain = await startRelay('plain', { tls: false });
     const p = newPool(false);
-    const ch = await p.get(peer(plain));
+    const ch = await p.get(linkPeer(plain));
     expect(ch.link.tlsBinding).toBeNull();
     expect(ch.peerIdentity).toEqual(plain.identity);
-    const circ = await OriginCircuit.create(ch, target(plain));
+    const circ = await OriginCircuit.create(ch, hopTarget(plain));
     await echoThrough(circ, echo.port, 2_000);
     circ.destroy();
     // A wss dialler never falls back to ws, and a ws dialler cannot talk to a wss relay.
     const e1 = await newPool(true)
-      .get(peer(plain))
+      .get(linkPeer(plain))
       .catch((e: unknown) => e);
     expect(e1).toBeInstanceOf(LinkDialError);
     const e2 = await newPool(false)
-      .get(peer(r0))
+      .get(linkPeer(r0))
       .catch((e: unknown) => e);
     expect(e2).toBeInstanceOf(Error);
     await plain.stop();
@@ -408,7 +369,7 @@ describe('plain ws only when both sides opt in', () => {
 
 describe('circuits', () => {
   it('CircIDs are random with the MSB set by the link initiator; a wrong MSB gets DESTROY PROTOCOL', async () => {
-    const ch = await newPool().get(peer(r0));
+    const ch = await newPool().get(linkPeer(r0));
     const ids = new Set<number>();
     for (let i = 0; i < 50; i++) ids.add(ch.allocateCircId());
     expect(ids.size).toBe(50);
@@ -428,7 +389,7 @@ describe('circuits', () => {
   });
 
   it('allows 8 RELAY_EARLY cells and closes the circuit on the 9th', async () => {
-    const circ = await build(newPool(), [r0]);
+    const circ = await buildCircuit(newPool(), [r0]);
     const destroyed = new Promise<number>((resolve) => circ.on('destroyed', ({ reason }) => resolve(reason)));
     // Bypass the client's own RELAY_EARLY budget to play a misbehaving client.
     const early = circ as unknown as { relayEarlyLeft: number };
@@ -442,9 +403,9 @@ describe('circuits', () => {
   });
 
   it('the client refuses to send a 9th EXTEND2 (RELAY_EARLY budget)', async () => {
-    const circ = await build(newPool(), [r0]);
+    const circ = await buildCircuit(newPool(), [r0]);
     (circ as unknown as { relayEarlyLeft: number }).relayEarlyLeft = 0;
-    const err = await circ.extend(target(r1)).catch((e: unknown) => e);
+    const err = await circ.extend(hopTarget(r1)).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(CircuitError);
     circ.destroy();
   });
@@ -452,7 +413,7 @@ describe('circuits', () => {
   it('DESTROY from the client propagates along the path', async () => {
     const count = () => [r0, r1, r2].map((r) => internals(r).circuits.size);
     await until('earlier circuits are gone', () => count().every((n) => n === 0));
-    const circ = await build(newPool(), [r0, r1, r2]);
+    const circ = await buildCircuit(newPool(), [r0, r1, r2]);
     expect(count()).toEqual([1, 1, 1]);
     circ.destroy();
     await until('every hop drops the circuit', () => count().every((n) => n === 0));
@@ -460,12 +421,12 @@ describe('circuits', () => {
 
   it('closed circuits leave nothing behind on a long-lived channel', async () => {
     const p = newPool();
-    const ch = await p.get(peer(r0));
+    const ch = await p.get(linkPeer(r0));
     const base = ch.listenerCount('drain');
     const atR0 = () => [...internals(r0).inbound].reduce((n, c) => n + c.listenerCount('drain'), 0);
     const r0Base = atR0();
     for (let i = 0; i < 20; i++) {
-      const circ = await OriginCircuit.create(ch, target(r0));
+      const circ = await OriginCircuit.create(ch, hopTarget(r0));
       circ.destroy();
     }
     expect(ch.circuitCount).toBe(0);
@@ -474,13 +435,13 @@ describe('circuits', () => {
   });
 
   it('TRUNCATE drops the far hops, answers TRUNCATED, and the circuit extends again', async () => {
-    const circ = await build(newPool(), [r0, r1, r2]);
+    const circ = await buildCircuit(newPool(), [r0, r1, r2]);
     const at2 = internals(r2).circuits.size;
     await circ.truncate(2);
     expect(circ.length).toBe(2);
     expect(circ.isOpen).toBe(true);
     await until('r2 drops its part', () => internals(r2).circuits.size === at2 - 1);
-    await circ.extend(target(r2));
+    await circ.extend(hopTarget(r2));
     expect(circ.length).toBe(3);
     await echoThrough(circ, echo.port, 3_000);
     circ.destroy();
@@ -501,7 +462,7 @@ describe('losing a relay mid-path', () => {
       const a = await startRelay(`a-${how}`);
       const b = await startRelay(`b-${how}`);
       const c = await startRelay(`c-${how}`);
-      const circ = await build(newPool(), [a, b, c]);
+      const circ = await buildCircuit(newPool(), [a, b, c]);
       const destroyed = new Promise<{ reason: number; remote: boolean }>((resolve) =>
         circ.on('destroyed', (e) => resolve(e)),
       );
@@ -518,7 +479,7 @@ describe('losing a relay mid-path', () => {
         [a, c].every((r) => internals(r).circuits.size === 0),
       );
       // The neighbours still serve.
-      const again = await build(newPool(), [a, c]);
+      const again = await buildCircuit(newPool(), [a, c]);
       await echoThrough(again, echo.port, 1_000);
       again.destroy();
     },
@@ -527,7 +488,7 @@ describe('losing a relay mid-path', () => {
 
 describe('streams', () => {
   it('an END (or DESTROY) that overtakes the exit connecting does not crash the relay', async () => {
-    const circ = await build(newPool(), [r0, r1]);
+    const circ = await buildCircuit(newPool(), [r0, r1]);
     const unhandled: unknown[] = [];
     const onErr = (e: unknown) => unhandled.push(e);
     process.on('uncaughtException', onErr);
@@ -536,7 +497,7 @@ describe('streams', () => {
       const refused = circ.openStream({ host: '127.0.0.1', port: echo.port }, 300).catch((e: unknown) => e);
       circ.sendRelay(1, 1, { type: 'END', reason: EndReason.MISC });
       await refused;
-      const c2 = await build(newPool(), [r0, r1]);
+      const c2 = await buildCircuit(newPool(), [r0, r1]);
       void c2.openStream({ host: '127.0.0.1', port: echo.port }, 2_000).catch(() => {});
       c2.destroy();
       await sleep(200);
@@ -564,7 +525,7 @@ function relayBufferedBytes(r: Relay): number {
 
 describe('windows and backpressure', () => {
   it('an exit stops at 1000 un-SENDMEd cells on a circuit', async () => {
-    const circ = await build(newPool(), [r0, r1, r2]);
+    const circ = await buildCircuit(newPool(), [r0, r1, r2]);
     // Withhold circuit-level SENDMEs (stream ones still flow).
     const send = circ.sendRelay.bind(circ);
     circ.sendRelay = (hop: number, sid: number, msg: RelayMessage, early?: boolean) => {
@@ -593,7 +554,7 @@ describe('windows and backpressure', () => {
   });
 
   it('a slow reader keeps relay memory bounded (20 MiB download, reader paused 2 s)', async () => {
-    const circ = await build(newPool(), [r0, r1, r2]);
+    const circ = await buildCircuit(newPool(), [r0, r1, r2]);
     const s = await circ.openStream({ host: '127.0.0.1', port: blob.port }, 5_000);
     const hash = createHash('sha256');
     let got = 0;
@@ -630,15 +591,15 @@ describe('limits', () => {
   it('max circuits per channel: DESTROY RESOURCELIMIT, and the relay lives on', async () => {
     const lim = await startRelay('lim', { limits: { channel: { maxCircuits: 2 } } });
     const p = newPool();
-    const c1 = await build(p, [lim]);
-    const c2 = await build(p, [lim]);
-    const err = await build(p, [lim]).catch((e: unknown) => e);
+    const c1 = await buildCircuit(p, [lim]);
+    const c2 = await buildCircuit(p, [lim]);
+    const err = await buildCircuit(p, [lim]).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(CircuitError);
     expect((err as CircuitError).reason).toBe(DestroyReason.RESOURCELIMIT);
     await echoThrough(c1, echo.port, 1_000);
     c2.destroy();
     await until('lim frees a slot', () => internals(lim).circuits.size === 1);
-    const c3 = await build(p, [lim]);
+    const c3 = await buildCircuit(p, [lim]);
     await echoThrough(c3, echo.port, 1_000);
     c1.destroy();
     c3.destroy();
@@ -646,8 +607,8 @@ describe('limits', () => {
 
   it('max circuits on a relay-to-relay channel: the extending relay answers RESOURCELIMIT', async () => {
     const lim = await startRelay('lim2', { limits: { channel: { maxCircuits: 1 } } });
-    const c1 = await build(newPool(), [r0, lim]);
-    const err = await build(newPool(), [r0, lim]).catch((e: unknown) => e);
+    const c1 = await buildCircuit(newPool(), [r0, lim]);
+    const err = await buildCircuit(newPool(), [r0, lim]).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(CircuitError);
     await echoThrough(c1, echo.port, 1_000);
     c1.destroy();
@@ -656,10 +617,14 @@ describe('limits', () => {
   it('an extending relay at its own circuit limit still extends, then refuses with RESOURCELIMIT', async () => {
     const x = await startRelay('xlim', { limits: { channel: { maxCircuits: 1 } } });
     // x's channel to r1 holds exactly one circuit: the extend must not hang on it.
-    const c1 = await within(build(newPool(), [x, r1]), 5_000, 'extend through a full-to-the-limit channel');
+    const c1 = await within(
+      buildCircuit(newPool(), [x, r1]),
+      5_000,
+      'extend through a full-to-the-limit channel',
+    );
     await echoThrough(c1, echo.port, 1_000);
     const err = await within(
-      build(newPool(), [x, r1]).catch((e: unknown) => e),
+      buildCircuit(newPool(), [x, r1]).catch((e: unknown) => e),
       5_000,
       'second extend refused',
     );
@@ -672,7 +637,7 @@ describe('limits', () => {
   it('max queued cells: a circuit flooding a congested link is closed with RESOURCELIMIT, not the channel', async () => {
     const g = await startRelay('qlim', { limits: { maxQueuedCellsPerCircuit: 64 } });
     const m = await startRelay('qmid');
-    const circ = await build(newPool(), [g, m]);
+    const circ = await buildCircuit(newPool(), [g, m]);
     const destroyed = new Promise<number>((resolve) => circ.on('destroyed', ({ reason }) => resolve(reason)));
     // m stops reading from g: g's link to m backs up through the kernel into ws.bufferedAmount.
     const inAtM = [...internals(m).inbound].find((c) => equalId(c.peerIdentity, g.identity));
@@ -692,14 +657,14 @@ describe('limits', () => {
     expect(internals(g).circuits.size).toBe(0);
     inAtM.link.resume();
     // The same link carries new circuits once m reads again.
-    const again = await build(newPool(), [g, m]);
+    const again = await buildCircuit(newPool(), [g, m]);
     await echoThrough(again, echo.port, 1_000);
     again.destroy();
   });
 
   it('max streams per circuit: END RESOURCELIMIT, and the circuit still works', async () => {
     const lim = await startRelay('slim', { limits: { maxStreamsPerCircuit: 2 } });
-    const circ = await build(newPool(), [r0, lim]);
+    const circ = await buildCircuit(newPool(), [r0, lim]);
     const a = await circ.openStream({ host: '127.0.0.1', port: echo.port }, 5_000);
     const b = await circ.openStream({ host: '127.0.0.1', port: echo.port }, 5_000);
     const err = await circ.openStream({ host: '127.0.0.1', port: echo.port }, 5_000).catch((e: unknown) => e);

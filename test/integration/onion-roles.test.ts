@@ -40,10 +40,11 @@ import { hsVirtualHop } from '../../services/core/relay-crypto.js';
 import { ChannelPool } from '../../services/net/channel-pool.js';
 import { dirRequest } from '../../services/net/dir-http.js';
 import { silentLogger } from '../../services/net/log.js';
-import { type HopTarget, OriginCircuit } from '../../services/net/origin-circuit.js';
+import type { HopTarget, OriginCircuit } from '../../services/net/origin-circuit.js';
 import { HSDIR_PUBLISH_PATH, hsDescriptorPath } from '../../services/relay/hsdir-store.js';
 import { RelayNode } from '../../services/relay/node.js';
 import { attachOnionRoles, type OnionRoles } from '../../services/relay/onion-roles.js';
+import { buildCircuit, hopTarget } from '../helpers/relays.js';
 
 interface TestRelay {
   node: RelayNode;
@@ -56,26 +57,12 @@ const pool = new ChannelPool({ keys: null, tls: true });
 /** r3 is the rendezvous point whose cookies expire quickly. */
 const SHORT_REND_TIMEOUT_MS = 400;
 
-const target = (t: TestRelay): HopTarget => ({
-  nickname: t.node.relay.nickname,
-  identity: t.node.relay.identity,
-  ntorKey: t.node.relay.ntorKey,
-  address: '127.0.0.1',
-  port: t.node.relay.port,
-});
-
-async function build(...path: TestRelay[]): Promise<OriginCircuit> {
-  const [first, ...rest] = path;
-  if (!first) throw new Error('empty path');
-  const ch = await pool.get({
-    identity: first.node.relay.identity,
-    address: '127.0.0.1',
-    port: first.node.relay.port,
-  });
-  const circ = await OriginCircuit.create(ch, target(first));
-  for (const r of rest) await circ.extend(target(r));
-  return circ;
-}
+const target = (t: TestRelay): HopTarget => hopTarget(t.node.relay);
+const build = (...path: TestRelay[]) =>
+  buildCircuit(
+    pool,
+    path.map((t) => t.node.relay),
+  );
 
 function r(i: number): TestRelay {
   const t = relays[i];
