@@ -120,6 +120,29 @@ async function stopExitCode(name: string): Promise<{ code: number; ms: number }>
   return { code, ms };
 }
 
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return pid !== process.pid;
+  } catch {
+    return false;
+  }
+}
+
+/** Containers and networks of earlier runs that were killed before afterAll. */
+async function removeLeftovers(): Promise<void> {
+  const dead = (names: string[]) =>
+    names.filter((n) => {
+      const m = /^shallot-it-(\d+)-/.exec(n);
+      return m && !alive(Number(m[1]));
+    });
+  const containers = dead((await podman(['ps', '-a', '--format', '{{.Names}}'])).split('\n'));
+  if (containers.length > 0) await podman(['rm', '-f', '-t', '0', ...containers]).catch(() => '');
+  const networks = dead((await podman(['network', 'ls', '--format', '{{.Name}}'])).split('\n'));
+  networks.push(network);
+  for (const n of networks) await podman(['network', 'rm', '-f', n]).catch(() => '');
+}
+
 beforeAll(async () => {
   await script('base-image.sh', [BASE], {}, 120_000);
   const out = await script(
@@ -136,7 +159,7 @@ beforeAll(async () => {
       .join('\n')}\n`,
   );
   keys = await mkdtemp(path.join(tmpdir(), 'shallot-images-'));
-  await podman(['network', 'rm', '-f', network]).catch(() => '');
+  await removeLeftovers();
   await podman(['network', 'create', '--subnet', `${subnet}.0/24`, network]);
 }, 600_000);
 
