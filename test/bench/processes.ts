@@ -9,10 +9,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { randomBytes } from '../../services/core/crypto.js';
-import { ephemeralPort } from '../../services/testnet/ports.js';
-import { up } from '../../services/testnet/up.js';
 import { readAll, startBlobServer } from '../helpers/servers.js';
 import { socksConnect } from '../helpers/socks-client.js';
+import { socksPortOf, upProcessNetwork } from '../helpers/testnet.js';
 import { type BenchResult, quantile } from './harness.js';
 
 function rssMiB(pid: number): number {
@@ -28,29 +27,9 @@ export async function processBenches(o: {
 }): Promise<BenchResult[]> {
   const blob = await startBlobServer(randomBytes(o.downloadBytes));
   const dataDir = await mkdtemp(path.join(tmpdir(), 'shallot-bench-'));
-  const silent = { update: () => {}, line: () => {}, done: () => {} };
-  const net = await up(
-    {
-      authorities: 3,
-      relays: o.relays,
-      exits: 2,
-      onionServices: 0,
-      instances: 1,
-      introPoints: 3,
-      votingInterval: 5,
-      dataDir,
-      keyRotation: 0,
-      basePort: 0,
-      socksPort: await ephemeralPort(),
-      processPerNode: true,
-      logLevel: 'warn',
-      tls: true,
-      bootstrapTimeout: 120,
-    },
-    silent,
-  );
+  const net = await upProcessNetwork({ relays: o.relays, exits: 2, dataDir, logLevel: 'warn' });
   try {
-    const socksPort = Number(net.state.socks.split(':')[1]);
+    const socksPort = socksPortOf(net);
     const relayPids = net.state.nodes.filter((n) => n.role === 'relay').map((n) => n.pid as number);
     const idle = relayPids.map(rssMiB).sort((a, b) => a - b);
     const times: number[] = [];

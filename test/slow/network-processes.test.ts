@@ -8,10 +8,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from '../../services/core/crypto.js';
-import { ephemeralPort } from '../../services/testnet/ports.js';
-import { type RunningNetwork, up } from '../../services/testnet/up.js';
+import type { RunningNetwork } from '../../services/testnet/up.js';
 import { readAll, startBlobServer, type TestServer } from '../helpers/servers.js';
 import { socksConnect } from '../helpers/socks-client.js';
+import { socksPortOf, upProcessNetwork } from '../helpers/testnet.js';
 
 const BLOB = randomBytes(10 * 1024 * 1024);
 let dataDir: string;
@@ -21,26 +21,7 @@ let blob: TestServer;
 beforeAll(async () => {
   blob = await startBlobServer(BLOB);
   dataDir = await mkdtemp(path.join(tmpdir(), 'shallot-procs-'));
-  net = await up(
-    {
-      authorities: 3,
-      relays: 8,
-      exits: 3,
-      onionServices: 0,
-      instances: 1,
-      introPoints: 3,
-      votingInterval: 5,
-      dataDir,
-      keyRotation: 0,
-      basePort: 0,
-      socksPort: await ephemeralPort(),
-      processPerNode: true,
-      logLevel: 'info',
-      tls: true,
-      bootstrapTimeout: 120,
-    },
-    { update: () => {}, line: () => {}, done: () => {} },
-  );
+  net = await upProcessNetwork({ relays: 8, exits: 3, dataDir, logLevel: 'info' });
 }, 180_000);
 
 afterAll(async () => {
@@ -57,7 +38,7 @@ describe('a network of separate processes', () => {
   });
 
   it('carries 10 MiB through SOCKS and three hops intact', async () => {
-    const s = await socksConnect(Number(net.state.socks.split(':')[1]), '127.0.0.1', blob.port);
+    const s = await socksConnect(socksPortOf(net), '127.0.0.1', blob.port);
     const data = await readAll(s);
     expect(createHash('sha256').update(data).digest('hex')).toBe(
       createHash('sha256').update(BLOB).digest('hex'),

@@ -1,0 +1,33 @@
+// A `shallot up --process-per-node` network for the slow tests and the
+// process bench: every authority, relay and the client its own process.
+import { ephemeralPort } from '../../services/testnet/ports.js';
+import { type RunningNetwork, type UpOptions, up } from '../../services/testnet/up.js';
+
+/** Progress that goes nowhere. */
+export const SILENT_PROGRESS = { update: () => {}, line: () => {}, done: () => {} };
+
+/** 3 authorities, no onion services, 5 s voting, TLS, a free SOCKS port; the caller picks the relays. */
+export async function upProcessNetwork(
+  o: Pick<UpOptions, 'relays' | 'exits' | 'dataDir' | 'logLevel'>,
+): Promise<RunningNetwork> {
+  return up(
+    {
+      authorities: 3,
+      onionServices: 0,
+      instances: 1,
+      introPoints: 3,
+      votingInterval: 5,
+      keyRotation: 0,
+      basePort: 0,
+      socksPort: await ephemeralPort(),
+      processPerNode: true,
+      tls: true,
+      bootstrapTimeout: 120,
+      ...o,
+    },
+    SILENT_PROGRESS,
+  );
+}
+
+/** The client's SOCKS port from the network state ("host:port"). */
+export const socksPortOf = (net: RunningNetwork): number => Number(net.state.socks.split(':')[1]);
