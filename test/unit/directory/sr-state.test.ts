@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { fromHex, toHex } from '../../../services/core/bytes.js';
 import { ed25519PublicFromSeed, randomBytes } from '../../../services/core/crypto.js';
-import type { Vote } from '../../../services/core/dirdoc.js';
+import type { Consensus, Vote } from '../../../services/core/dirdoc.js';
 import { computeSrv, makeCommit, SR_N_ROUNDS } from '../../../services/core/shared-random.js';
 import { SharedRandomState } from '../../../services/directory/sr-state.js';
 
@@ -151,10 +151,11 @@ describe('SharedRandomState', () => {
     const start = 11 * RUN_MS;
     const va = start + (SR_N_ROUNDS + 2) * I * 1000;
     const value = randomBytes(32);
-    const f = s.voteFields(va, {
-      validAfterMs: va - I * 1000,
-      freshUntilMs: va,
-      validUntilMs: va + 2 * I * 1000,
+    /** An empty consensus valid from `validAfterMs` for three intervals, carrying `value`. */
+    const consensusWith = (validAfterMs: number): Consensus => ({
+      validAfterMs,
+      freshUntilMs: validAfterMs + I * 1000,
+      validUntilMs: validAfterMs + 3 * I * 1000,
       votingIntervalSec: I,
       knownFlags: [],
       params: {},
@@ -163,22 +164,12 @@ describe('SharedRandomState', () => {
       authorities: ids,
       sharedRandCurrent: { reveals: 3, value },
     });
+    const f = s.voteFields(va, consensusWith(va - I * 1000));
     expect(f.srCommits).toEqual([]);
     expect(toHex(f.sharedRandCurrent!.value)).toBe(toHex(value));
     // A consensus from another run is not adopted.
     const t = new SharedRandomState(ids[0]!, ids, I);
-    const g = t.voteFields(va + RUN_MS, {
-      validAfterMs: va,
-      freshUntilMs: va + I * 1000,
-      validUntilMs: va + 3 * I * 1000,
-      votingIntervalSec: I,
-      knownFlags: [],
-      params: {},
-      relays: [],
-      bandwidthWeights: {},
-      authorities: ids,
-      sharedRandCurrent: { reveals: 3, value },
-    });
+    const g = t.voteFields(va + RUN_MS, consensusWith(va));
     expect(g.sharedRandCurrent).toBeUndefined();
   });
 
