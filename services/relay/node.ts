@@ -6,7 +6,6 @@
  */
 import type { Registry } from 'prom-client';
 import { utf8 } from '../core/bytes.js';
-import type { ExitPolicy } from '../core/exit-policy.js';
 import { type NodeKeys, rotateOnionKey } from '../core/node-keys.js';
 import type { RelayMessage } from '../core/relay-cell.js';
 import { type AuthorityEndpoint, CONSENSUS_PATH } from '../directory/dir-client.js';
@@ -16,15 +15,11 @@ import { writeKeyFile } from '../net/key-store.js';
 import type { Logger } from '../net/log.js';
 import type { OrCircuit } from '../net/or-circuit.js';
 import { DescriptorPublisher } from './publisher.js';
-import { Relay } from './relay.js';
+import { Relay, type RelayOptions } from './relay.js';
 
-export interface RelayNodeOptions {
-  nickname: string;
-  host: string;
-  port: number;
-  tls: boolean;
-  keys: NodeKeys;
-  exitPolicy: ExitPolicy;
+/** The relay's own options (relay.ts), and what publishing and key rotation need. */
+export interface RelayNodeOptions
+  extends Pick<RelayOptions, 'nickname' | 'host' | 'port' | 'tls' | 'keys' | 'exitPolicy'> {
   authorities: AuthorityEndpoint[];
   bandwidth?: number;
   hsdir?: boolean;
