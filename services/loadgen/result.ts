@@ -156,7 +156,17 @@ export function subsample<T>(records: readonly T[], max: number): T[] {
   return out;
 }
 
-export interface BuildInput {
+/** What a run collected; the metrics-derived fields pass through to the result as they are. */
+export interface BuildInput
+  extends Pick<
+    LoadResult,
+    | 'checksums'
+    | 'circuitBuild'
+    | 'clientOnionConnect'
+    | 'clientRendezvousChosen'
+    | 'rendezvousSpread'
+    | 'introSpread'
+  > {
   options: LoadOptions;
   target: { host: string; port: number; onion: boolean };
   relayMetricsUrls: string[];
@@ -164,12 +174,6 @@ export interface BuildInput {
   startedAt: Date;
   finishedAt: Date;
   interrupted: boolean;
-  checksums: Record<string, string | null>;
-  circuitBuild: CircuitBuildSummary | null;
-  clientOnionConnect: QuantileSummary | null;
-  clientRendezvousChosen: Spread | null;
-  rendezvousSpread: Spread | null;
-  introSpread: Spread | null;
   warnings: string[];
 }
 
