@@ -7,6 +7,16 @@ import { seededUniform } from '../../helpers/seeded-rng.js';
 /** Inverse-CDF Pareto sample. */
 const pareto = (xm: number, alpha: number, u: number) => xm / (1 - u) ** (1 / alpha);
 
+/** Saved state with these build times (-1: timed out) and the 60 s defaults. */
+const fromTimes = (times: number[]) =>
+  CircuitBuildTimeout.fromState({
+    version: 1,
+    times,
+    recent: [],
+    baseTimeoutMs: 60_000,
+    baseCloseMs: 60_000,
+  });
+
 function filled(times: number[]): CircuitBuildTimeout {
   const c = new CircuitBuildTimeout();
   for (const t of times) c.addBuildTime(t);
@@ -135,13 +145,7 @@ describe('thresholds', () => {
   it('caps close at twice the largest observed time', () => {
     // 10 fast, one slow, 89 abandoned: a heavy tail (alpha ~0.5).
     const times = [...Array(10).fill(1000), 31_000, ...Array(89).fill(-1)];
-    const c = CircuitBuildTimeout.fromState({
-      version: 1,
-      times,
-      recent: [],
-      baseTimeoutMs: 60_000,
-      baseCloseMs: 60_000,
-    });
+    const c = fromTimes(times);
     const f = c.paretoFit()!;
     expect(f.alpha).toBeLessThan(1);
     expect(c.timeoutMs()).toBe(31_000);
@@ -166,13 +170,7 @@ describe('thresholds', () => {
         }),
         (times) => {
           fc.pre(times.some((t) => t >= 0));
-          const c = CircuitBuildTimeout.fromState({
-            version: 1,
-            times,
-            recent: [],
-            baseTimeoutMs: 60_000,
-            baseCloseMs: 60_000,
-          });
+          const c = fromTimes(times);
           const max = Math.max(...times);
           expect(c.timeoutMs()).toBeGreaterThanOrEqual(CBT_DEFAULTS.minTimeoutMs);
           expect(c.timeoutMs()).toBeLessThanOrEqual(Math.max(max, CBT_DEFAULTS.minTimeoutMs));
