@@ -42,7 +42,7 @@
  * Not in this module: path selection, the authority's voting schedule and
  * HTTP transport, the disaster SRV (hsdir-ring.ts).
  */
-import { compareBytes, concat, toBase64, toHex, utf8 } from './bytes.js';
+import { compareBytes, concat, equalBytes, fromHex, toBase64, toHex, utf8 } from './bytes.js';
 import {
   canonicalJson,
   canonicalJsonBytes,
@@ -398,7 +398,16 @@ function encodeChecked<T>(
 // ---------------------------------------------------------------------------
 // Signed envelopes: {"body": {...}, "signature": "<b64>"}
 
-function signEnvelope(prefix: string, body: JsonObject, seed: Uint8Array): Uint8Array {
+/** Signs `body` with `seed`, which must be the key the body names as its signer (`signer.key`). */
+function signEnvelope(
+  prefix: string,
+  body: JsonObject,
+  seed: Uint8Array,
+  signer: { key: Uint8Array; name: string; what: string },
+): Uint8Array {
+  if (!equalBytes(ed25519PublicFromSeed(seed), signer.key)) {
+    throw new InvalidError(signer.what, `seed does not match ${signer.name}`);
+  }
   const signature = ed25519Sign(seed, concat(utf8(prefix), canonicalJsonBytes(body)));
   return canonicalJsonBytes({ body, signature: b64(signature) });
 }
@@ -534,10 +543,11 @@ function descriptorFromBody(body: JsonObject): RelayDescriptor {
  */
 export function signRelayDescriptor(desc: RelayDescriptor, identitySeed: Uint8Array): Uint8Array {
   const body = encodeChecked(desc, descriptorBody, descriptorFromBody);
-  if (b64(ed25519PublicFromSeed(identitySeed)) !== body.identity) {
-    throw new InvalidError('relay descriptor', 'seed does not match identity');
-  }
-  return signEnvelope(DESC_PREFIX, body, identitySeed);
+  return signEnvelope(DESC_PREFIX, body, identitySeed, {
+    key: desc.identity,
+    name: 'identity',
+    what: 'relay descriptor',
+  });
 }
 
 export interface DescriptorCheckOptions {
@@ -736,10 +746,11 @@ function voteFromBody(body: JsonObject): Vote {
 /** Signs a vote with its author's identity seed (which must match `vote.authority`). */
 export function encodeVote(vote: Vote, authoritySeed: Uint8Array): Uint8Array {
   const body = encodeChecked(vote, voteBody, voteFromBody);
-  if (toHex(ed25519PublicFromSeed(authoritySeed)) !== vote.authority) {
-    throw new InvalidError('vote', 'seed does not match authority');
-  }
-  return signEnvelope(VOTE_PREFIX, body, authoritySeed);
+  return signEnvelope(VOTE_PREFIX, body, authoritySeed, {
+    key: fromHex(vote.authority),
+    name: 'authority',
+    what: 'vote',
+  });
 }
 
 /**
