@@ -12,6 +12,17 @@ const I = 10; // voting interval, seconds
 const RUN_MS = 2 * SR_N_ROUNDS * I * 1000;
 const ids = [0, 1, 2].map(() => toHex(ed25519PublicFromSeed(randomBytes(32)))).sort();
 
+/** The fields a vote and a consensus share: empty, valid from `validAfterMs` for three intervals. */
+const emptyDocument = (validAfterMs: number) => ({
+  validAfterMs,
+  freshUntilMs: validAfterMs + I * 1000,
+  validUntilMs: validAfterMs + 3 * I * 1000,
+  votingIntervalSec: I,
+  knownFlags: [],
+  params: {},
+  relays: [],
+});
+
 function voteOf(
   author: string,
   validAfterMs: number,
@@ -20,13 +31,7 @@ function voteOf(
   return {
     authority: author,
     publishedMs: validAfterMs,
-    validAfterMs,
-    freshUntilMs: validAfterMs + I * 1000,
-    validUntilMs: validAfterMs + 3 * I * 1000,
-    votingIntervalSec: I,
-    knownFlags: [],
-    params: {},
-    relays: [],
+    ...emptyDocument(validAfterMs),
     ...fields,
   };
 }
@@ -151,15 +156,9 @@ describe('SharedRandomState', () => {
     const start = 11 * RUN_MS;
     const va = start + (SR_N_ROUNDS + 2) * I * 1000;
     const value = randomBytes(32);
-    /** An empty consensus valid from `validAfterMs` for three intervals, carrying `value`. */
+    /** An empty consensus carrying `value`. */
     const consensusWith = (validAfterMs: number): Consensus => ({
-      validAfterMs,
-      freshUntilMs: validAfterMs + I * 1000,
-      validUntilMs: validAfterMs + 3 * I * 1000,
-      votingIntervalSec: I,
-      knownFlags: [],
-      params: {},
-      relays: [],
+      ...emptyDocument(validAfterMs),
       bandwidthWeights: {},
       authorities: ids,
       sharedRandCurrent: { reveals: 3, value },
