@@ -215,12 +215,15 @@ describe('kubeconform -strict', () => {
     expect(kinds.filter((k) => k.startsWith('ServiceMonitor/'))).toEqual([]);
   });
 
-  it('ci/minimal-values.yaml: one authority, one relay, no dashboards', async () => {
+  it('ci/minimal-values.yaml: one authority, three relays, no dashboards', async () => {
     const kinds = await validate(['-f', path.join(chart, 'ci/minimal-values.yaml')]);
     expect(kinds).toContain('OnionNetwork/tiny');
     expect(kinds.filter((k) => k.startsWith('ConfigMap/shallot-dashboard'))).toEqual([]);
     // Leader election off: no Lease Role.
     expect(kinds).not.toContain('Role/shallot-operator-leader');
+    const objs = await render(['-f', path.join(chart, 'ci/minimal-values.yaml')]);
+    expect(one(objs, 'OnionNetwork', 'tiny').spec.relays.replicas).toBe(3);
+    expect(one(objs, 'Deployment', 'shallot-operator').spec.template.metadata.annotations).toBeUndefined();
   });
 
   it('ci/monitoring-values.yaml: ServiceMonitors, PodMonitor, PrometheusRule and a LoadTest', async () => {
