@@ -32,16 +32,9 @@ import {
   publishDescriptor,
 } from '../../services/directory/dir-client.js';
 import { silentLogger } from '../../services/net/log.js';
+import { ephemeralPort } from '../../services/testnet/ports.js';
 
 const INTERVAL = 4;
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 interface TestRelay {
   keys: NodeKeys;
@@ -109,7 +102,7 @@ async function waitForConsensus(
 }
 
 beforeAll(async () => {
-  const ports = [await freePort(), await freePort(), await freePort()];
+  const ports = [await ephemeralPort(), await ephemeralPort(), await ephemeralPort()];
   auths = seeds.map((s, i) => ({
     identity: toHex(ed25519PublicFromSeed(s)),
     url: `http://127.0.0.1:${ports[i]}`,
@@ -288,9 +281,9 @@ describe('a lone authority probing reachability', () => {
     const listener = net.createServer((s) => s.destroy());
     await new Promise<void>((r) => listener.listen(0, '127.0.0.1', r));
     const livePort = (listener.address() as net.AddressInfo).port;
-    const deadPort = await freePort();
+    const deadPort = await ephemeralPort();
     const seed = randomBytes(32);
-    const port = await freePort();
+    const port = await ephemeralPort();
     const self = { identity: toHex(ed25519PublicFromSeed(seed)), url: `http://127.0.0.1:${port}` };
     const auth = new DirectoryAuthority(
       { logger: silentLogger, registry: new Registry() },

@@ -28,11 +28,11 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { HttpKube } from '../../operator/kube/client.js';
+import { ephemeralPort } from '../../services/testnet/ports.js';
 
 export interface KubeBinaries {
   apiserver: string;
@@ -54,16 +54,8 @@ export function findKubeBinaries(): { bins: KubeBinaries | null; reason: string 
   return { bins: { apiserver, etcd }, reason: '' };
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+/** A free 127.0.0.1 port (the launcher's own picker). */
+export const freePort = (): Promise<number> => ephemeralPort();
 
 export interface TestCluster {
   server: string;

@@ -6,9 +6,9 @@
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { ephemeralPort } from '../../services/testnet/ports.js';
 
 export interface PromSample {
   metric: Record<string, string>;
@@ -39,17 +39,6 @@ export function findPrometheus(): string | null {
   return r.status === 0 ? bin : null;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export async function startPrometheus(opts: {
@@ -75,7 +64,7 @@ export async function startPrometheus(opts: {
   ].join('\n');
   const configFile = path.join(dir, 'prometheus.yml');
   await writeFile(configFile, config);
-  const port = await freePort();
+  const port = await ephemeralPort();
   const url = `http://127.0.0.1:${port}`;
   const logLines: string[] = [];
   let child: ChildProcess | null = spawn(
