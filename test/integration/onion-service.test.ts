@@ -74,6 +74,21 @@ function published(s: OnionService, minIntroPoints: number, timeoutMs = 30_000):
   });
 }
 
+/** An instance of the 'web' service (built-in backend); every instance shares its key file. */
+function startWebInstance(instance: string): Promise<OnionService> {
+  return startService(
+    {
+      name: 'web',
+      instance,
+      identityKeyFile: path.join(dataDir, 'web', 'identity.json'),
+      backend: { type: 'builtin' },
+      heartbeatMs: 1000,
+      republishMs: [20_000, 30_000],
+    },
+    svcRegistry,
+  );
+}
+
 async function startService(
   opts: ConstructorParameters<typeof OnionService>[1],
   registry: Registry,
@@ -176,17 +191,7 @@ beforeAll(async () => {
   await net_.waitForConsensus(8, 40_000);
   svcRegistry = new Registry();
   [service, echoService, user] = await Promise.all([
-    startService(
-      {
-        name: 'web',
-        instance: 'a',
-        identityKeyFile: path.join(dataDir, 'web', 'identity.json'),
-        backend: { type: 'builtin' },
-        heartbeatMs: 1000,
-        republishMs: [20_000, 30_000],
-      },
-      svcRegistry,
-    ),
+    startWebInstance('a'),
     startService(
       {
         name: 'echo',
@@ -321,17 +326,7 @@ describe('onion service', () => {
   }, 30_000);
 
   it('runs two instances of one service that both serve clients', async () => {
-    const second = await startService(
-      {
-        name: 'web',
-        instance: 'b',
-        identityKeyFile: path.join(dataDir, 'web', 'identity.json'),
-        backend: { type: 'builtin' },
-        heartbeatMs: 1000,
-        republishMs: [20_000, 30_000],
-      },
-      svcRegistry,
-    );
+    const second = await startWebInstance('b');
     expect(second.onionAddress).toBe(service.onionAddress);
     // Each instance lists both instances' intro points once it has seen the other's record.
     await eventually(
