@@ -338,6 +338,34 @@ describe('chart installed on a real kube-apiserver', () => {
       return (n?.status as Obj | undefined)?.observedGeneration === 1 ? (n!.status as Obj) : null;
     });
     expect(netStatus.relays).toMatchObject({ desired: net.spec.relays.replicas });
+    // The chart's PodMonitor would scrape every pod the operator runs: its
+    // selector matches their labels and its port name is one of their ports.
+    const podMonitor = (await render(['--set', 'monitoring.podMonitor.enabled=true'])).find(
+      (o) => o.kind === 'PodMonitor',
+    )!;
+    const sets = (await admin.list<KubeObject>('apps/v1', 'StatefulSet', NS)).items;
+    expect(sets.length).toBe(1 + net.spec.relays.replicas);
+    // The onion service's instances: workloads the operator manages (not the chart's own Deployments).
+    const instances = await eventually('onion-service workloads', async () => {
+      const d = (
+        await admin.list<KubeObject>(
+          'apps/v1',
+          'Deployment',
+          NS,
+          'app.kubernetes.io/managed-by=shallot-operator',
+        )
+      ).items;
+      return d.length > 0 ? d : null;
+    });
+    for (const set of [...sets, ...instances]) {
+      const tpl = (set.spec as Obj).template;
+      expect(tpl.metadata.labels, set.metadata.name).toMatchObject(podMonitor.spec.selector.matchLabels);
+      expect(tpl.metadata.labels['shallot.dev/network']).toBe(name);
+      const ports = (tpl.spec.containers as Obj[])
+        .flatMap((c) => (c.ports ?? []) as Obj[])
+        .map((p) => p.name);
+      expect(ports, set.metadata.name).toContain(podMonitor.spec.podMetricsEndpoints[0].port);
+    }
     // The probes the Deployment declares answer on the ops port.
     const ready = await eventually('operator /readyz', async () => {
       const r = await fetch(
