@@ -48,7 +48,19 @@ export class Informer {
 
   /** Resolves after the first list; the watch keeps running in the background. */
   async start(): Promise<void> {
-    const first = await this.relist();
+    // The first list may fail while the API is settling (a new CRD answers 429 for a moment): retry.
+    let first: string | null = null;
+    let delay = 250;
+    while (first === null) {
+      try {
+        first = await this.relist();
+      } catch (e) {
+        if (this.abort.signal.aborted) return;
+        this.o.onError?.(e);
+        await sleep(delay, this.abort.signal);
+        delay = Math.min(delay * 2, 5000);
+      }
+    }
     this.synced = true;
     this.loop = this.run(first);
     this.resyncTimer = setInterval(() => {

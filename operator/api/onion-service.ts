@@ -67,10 +67,10 @@ export const onionServiceSpecSchema: JSONSchema = obj(
         port: int('TCP backend port (type tcp).', 1, 65_535),
       },
       {
-        default: {},
+        default: { type: 'builtin' },
         'x-kubernetes-validations': [
           {
-            rule: "self.type != 'tcp' || (has(self.host) && has(self.port))",
+            rule: "!has(self.type) || self.type != 'tcp' || (has(self.host) && has(self.port))",
             message: 'a tcp backend needs host and port',
           },
         ],
