@@ -20,6 +20,7 @@ import {
   authoritiesEnv,
   baseLabels,
   containerSecurityContext,
+  DATA_DIR,
   LABEL_LOAD_TEST,
   LABEL_NETWORK,
   ownerRef,
@@ -146,11 +147,14 @@ export function desiredLoadJob(inp: LoadTestInputs): KubeObject {
               env: [
                 authoritiesEnv(s.network),
                 { name: 'SHALLOT_SOCKS_HOST', value: '127.0.0.1' },
+                { name: 'SHALLOT_DATA_DIR', value: DATA_DIR },
                 { name: 'SHALLOT_SOCKS_PORT', value: String(SOCKS_PORT) },
                 { name: 'SHALLOT_OPS_HOST', value: '0.0.0.0' },
                 { name: 'SHALLOT_OPS_PORT', value: String(CLIENT_OPS_PORT) },
               ],
               ports: [{ name: 'metrics', containerPort: CLIENT_OPS_PORT }],
+              // Guard state goes to SHALLOT_DATA_DIR (the image's /var/lib/shallot); the root FS is read-only.
+              volumeMounts: [{ name: 'state', mountPath: DATA_DIR }],
               startupProbe: {
                 httpGet: { path: '/readyz', port: CLIENT_OPS_PORT },
                 periodSeconds: 2,
@@ -171,7 +175,10 @@ export function desiredLoadJob(inp: LoadTestInputs): KubeObject {
               securityContext: containerSecurityContext,
             },
           ],
-          volumes: [{ name: 'tmp', emptyDir: { sizeLimit: '256Mi' } }],
+          volumes: [
+            { name: 'tmp', emptyDir: { sizeLimit: '256Mi' } },
+            { name: 'state', emptyDir: { sizeLimit: '16Mi' } },
+          ],
         },
       },
     },
