@@ -15,6 +15,7 @@
  * so readiness stays "WaitingForPods" (expected), and the LoadTest's Job
  * and pod status are written here as the Job controller and kubelet would.
  */
+// biome-ignore-all lint/suspicious/noExplicitAny: assertions read untyped Kubernetes objects
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';

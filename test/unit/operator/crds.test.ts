@@ -4,6 +4,7 @@
  * checked by generating JSON Schema from the types with
  * ts-json-schema-generator and walking both side by side.
  */
+// biome-ignore-all lint/suspicious/noExplicitAny: assertions read untyped Kubernetes objects
 import { readFileSync } from 'node:fs';
 import { createGenerator } from 'ts-json-schema-generator';
 import { describe, expect, it } from 'vitest';

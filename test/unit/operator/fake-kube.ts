@@ -56,6 +56,7 @@ export class FakeKube implements Kube {
   }
 
   /** Changes a spec as `kubectl edit` would (bumps generation). */
+  // biome-ignore lint/suspicious/noExplicitAny: tests edit arbitrary specs
   editSpec(kind: string, ns: string, name: string, edit: (spec: any) => void): void {
     const o = this.getObj(kind, ns, name)!;
     edit(o.spec);

@@ -1,4 +1,5 @@
 /** Leader election on a Lease: one leader, takeover after expiry, release on stop, step-down when renewals fail. */
+// biome-ignore-all lint/suspicious/noExplicitAny: assertions read untyped Kubernetes objects
 import { describe, expect, it } from 'vitest';
 import { LeaderElector } from '../../../operator/leader.js';
 import { FakeKube } from './fake-kube.js';

@@ -1,4 +1,5 @@
 /** LoadTest: the Job, the summary path (wrapper script → termination message → status), phases. */
+// biome-ignore-all lint/suspicious/noExplicitAny: assertions read untyped Kubernetes objects
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -3,6 +3,7 @@
  * spec, idempotence, scaling both ways, key rotation (schedule, manual
  * trigger, grace period), invalid specs, status conditions.
  */
+// biome-ignore-all lint/suspicious/noExplicitAny: assertions read untyped Kubernetes objects
 import { describe, expect, it } from 'vitest';
 import { API_VERSION } from '../../../operator/api/crds.js';
 import { ANN_ROTATE_NOW, unb64 } from '../../../operator/desired/common.js';

@@ -1,4 +1,5 @@
 /** OnionService reconcile: identity Secret, the address in status, the Deployment, intro-key rotation, missing network. */
+// biome-ignore-all lint/suspicious/noExplicitAny: assertions read untyped Kubernetes objects
 import { describe, expect, it } from 'vitest';
 import { API_VERSION } from '../../../operator/api/crds.js';
 import { ANN_ROTATE_NOW, unb64 } from '../../../operator/desired/common.js';
