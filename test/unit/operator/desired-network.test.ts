@@ -1,0 +1,67 @@
+/** Pure pieces of the network's desired state: nicknames, exit spread, the authority list format. */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import {
+  exitCount,
+  formatAuthorityList,
+  isExitIndex,
+  relayNickname,
+} from '../../../operator/desired/network.js';
+import { parseAuthorityList } from '../../../services/directory/dir-client.js';
+
+const dnsLabel = fc.stringMatching(/^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$/);
+
+describe('network desired state', () => {
+  it('relay nicknames are valid (1-19 letters and digits) and distinct per index', () => {
+    fc.assert(
+      fc.property(
+        dnsLabel,
+        fc.integer({ min: 0, max: 9999 }),
+        fc.integer({ min: 0, max: 9999 }),
+        (net, i, j) => {
+          const a = relayNickname(net, i);
+          expect(a).toMatch(/^[A-Za-z0-9]{1,19}$/);
+          if (i !== j) expect(relayNickname(net, j)).not.toBe(a);
+        },
+      ),
+    );
+    expect(relayNickname('my-net', 3)).toBe('mynetr3');
+  });
+
+  it('exits: about fraction × n, and a relay keeps its role when the network grows', () => {
+    fc.assert(
+      fc.property(fc.double({ min: 0, max: 1, noNaN: true }), fc.integer({ min: 0, max: 300 }), (f, n) => {
+        expect(Math.abs(exitCount(n, f) - n * f)).toBeLessThanOrEqual(1);
+        // Growing by one relay adds at most one exit and never turns an existing relay into one.
+        expect([0, 1]).toContain(exitCount(n + 1, f) - exitCount(n, f));
+      }),
+    );
+    expect(exitCount(10, 0)).toBe(0);
+    expect(exitCount(10, 1)).toBe(10);
+    expect([0, 1, 2, 3, 4, 5].map((i) => isExitIndex(i, 0.34))).toEqual([
+      false,
+      true,
+      false,
+      false,
+      true,
+      false,
+    ]);
+  });
+
+  it('the authority list is what dir-client parses, in ordinal order', () => {
+    fc.assert(
+      fc.property(
+        dnsLabel,
+        dnsLabel,
+        fc.uniqueArray(fc.stringMatching(/^[0-9a-f]{64}$/), { minLength: 1, maxLength: 9 }),
+        (net, ns, ids) => {
+          const parsed = parseAuthorityList(formatAuthorityList(net, ns, ids));
+          expect(parsed.map((a) => a.identity)).toEqual(ids);
+          expect(parsed.map((a) => a.url)).toEqual(
+            ids.map((_, i) => `http://${net}-auth-${i}.${net}-auth.${ns}.svc:7000`),
+          );
+        },
+      ),
+    );
+  });
+});
