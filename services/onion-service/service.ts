@@ -264,6 +264,35 @@ export class OnionService extends TypedEmitter<OnionServiceEvents> {
     return this.publishedRounds;
   }
 
+  /** Most intro points a successfully uploaded descriptor has listed. */
+  private bestPublished: number | null = null;
+
+  /**
+   * Resolves once a descriptor listing at least `minIntroPoints` intro points
+   * (default: all of this instance's) reached an HSDir: clients can connect.
+   */
+  whenPublished(minIntroPoints = this.numIntro, timeoutMs = 60_000): Promise<void> {
+    if ((this.bestPublished ?? -1) >= minIntroPoints) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.off('published', check);
+        reject(
+          new OnionServiceError(
+            `no descriptor with ${minIntroPoints} intro points published in ${timeoutMs} ms`,
+          ),
+        );
+      }, timeoutMs);
+      const check = (e: { uploaded: number; introPoints: number }) => {
+        if (e.uploaded > 0 && e.introPoints >= minIntroPoints) {
+          clearTimeout(timer);
+          this.off('published', check);
+          resolve();
+        }
+      };
+      this.on('published', check);
+    });
+  }
+
   health(): { ok: boolean; ready: boolean; onion: string | null; introPoints: number; published: number } {
     return {
       ok: this.running,
@@ -666,6 +695,7 @@ export class OnionService extends TypedEmitter<OnionServiceEvents> {
       uploaded: ok,
       failed,
     });
+    if (ok > 0 && ips.length >= (this.bestPublished ?? 0)) this.bestPublished = ips.length;
     this.emit('published', { tp: d.period.tp, uploaded: ok, failed, introPoints: ips.length });
   }
 

@@ -68,6 +68,8 @@ export async function startOnionServices(
         running.push({ svc, client });
         onProgress(`bootstrapping: onion service ${name} instance ${i + 1}/${o.instances} publishing`);
         await svc.start();
+        // "Up" means clients can connect: the descriptor is on the HSDirs.
+        await svc.whenPublished(o.introPoints, 90_000);
         address = svc.onionAddress;
       }
       services.push({ name, address, instances: o.instances });

@@ -335,6 +335,7 @@ async function upProcesses(o: UpOptions, progress: ProgressSink): Promise<Runnin
     for (let s = 0; s < o.onionServices; s++) {
       const keyFile = path.join(o.dataDir, `onion${s}`, 'identity.key');
       for (let inst = 0; inst < o.instances; inst++) {
+        const opsPort = await ports.take();
         const child = launch(
           `onion${s}-${inst}`,
           'onion-service',
@@ -352,12 +353,15 @@ async function upProcesses(o: UpOptions, progress: ProgressSink): Promise<Runnin
             String(o.introPoints),
             ...common,
           ],
-          await ports.take(),
+          opsPort,
         );
-        if (inst === 0) {
-          const address = await firstLine(child, /([a-z2-7]{56}\.onion)/, o.bootstrapTimeout * 1000);
-          services.push({ name: `onion${s}`, address, instances: o.instances });
-        }
+        const address = await firstLine(child, /([a-z2-7]{56}\.onion)/, o.bootstrapTimeout * 1000);
+        progress.line(
+          `bootstrapping: onion service onion${s} instance ${inst + 1}/${o.instances} publishing`,
+        );
+        // Ready once its descriptor is on the HSDirs.
+        await waitReady(`http://127.0.0.1:${opsPort}/readyz`, deadline);
+        if (inst === 0) services.push({ name: `onion${s}`, address, instances: o.instances });
       }
     }
     progress.done();

@@ -83,6 +83,7 @@ beforeAll(async () => {
     { name: 'must-show', identityKeyFile: path.join(dataDir, 'identity.key'), backend: { type: 'builtin' } },
   );
   await service.start();
+  await service.whenPublished(3, 60_000);
 }, 150_000);
 
 afterAll(async () => {
