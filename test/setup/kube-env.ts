@@ -24,6 +24,7 @@ import {
   mkdirSync,
   mkdtempSync,
   openSync,
+  readdirSync,
   readFileSync,
   rmSync,
   writeFileSync,
@@ -31,6 +32,7 @@ import {
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
+import { parseAllDocuments } from 'yaml';
 import { HttpKube } from '../../operator/kube/client.js';
 import { ephemeralPort } from '../../services/testnet/ports.js';
 
@@ -244,4 +246,56 @@ export async function startTestCluster(opts: StartOptions = {}): Promise<TestClu
     rmSync(dir, { recursive: true, force: true });
     throw new Error(keep);
   }
+}
+
+/**
+ * Polls `fn` until it returns something truthy; throws naming `what` (and
+ * the last error, plus `context()` if given) after `timeoutMs`.
+ */
+export async function eventually<T>(
+  what: string,
+  fn: () => Promise<T | null | undefined | false>,
+  opts: { timeoutMs?: number; intervalMs?: number; context?: () => string } = {},
+): Promise<T> {
+  const end = Date.now() + (opts.timeoutMs ?? 20_000);
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > end) {
+      const extra = opts.context ? `\n${opts.context()}` : '';
+      throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}${extra}`);
+    }
+    await new Promise((r) => setTimeout(r, opts.intervalMs ?? 200));
+  }
+}
+
+/** Creates Shallot's CRDs from the chart and waits until the apiserver serves them. */
+export async function installShallotCrds(
+  admin: HttpKube,
+  crdDir = path.join('charts', 'shallot', 'crds'),
+): Promise<void> {
+  for (const f of readdirSync(crdDir).filter((x) => x.endsWith('.yaml'))) {
+    await admin.create(parseAllDocuments(readFileSync(path.join(crdDir, f), 'utf8'))[0]?.toJSON());
+  }
+  await eventually('CRDs established', async () => {
+    const crds = await Promise.all(
+      ['onionnetworks', 'onionservices', 'loadtests'].map((p) =>
+        admin.get({
+          apiVersion: 'apiextensions.k8s.io/v1',
+          kind: 'CustomResourceDefinition',
+          name: `${p}.shallot.dev`,
+        }),
+      ),
+    );
+    return crds.every((c) =>
+      (c?.status as { conditions?: { type: string; status: string }[] } | undefined)?.conditions?.some(
+        (x) => x.type === 'Established' && x.status === 'True',
+      ),
+    );
+  });
 }

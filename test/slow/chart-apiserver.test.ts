@@ -23,7 +23,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { type HttpKube, KubeError, type KubeObject, resourcePath } from '../../operator/kube/client.js';
 import { parseAuthorityList } from '../../services/directory/dir-client.js';
-import { freePort, startTestCluster, type TestCluster, toolsDir } from '../setup/kube-env.js';
+import {
+  freePort,
+  installShallotCrds,
+  startTestCluster,
+  type TestCluster,
+  toolsDir,
+  eventually as waitUntil,
+} from '../setup/kube-env.js';
 import { openApiV2Schemas, schemaFileName, writeSchemas } from './chart-schemas.js';
 
 const repo = path.resolve(import.meta.dirname, '../..');
@@ -41,29 +48,8 @@ let work: string;
 let operator: ChildProcess | undefined;
 let operatorLog = '';
 
-const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function eventually<T>(
-  what: string,
-  fn: () => Promise<T | null | undefined | false>,
-  timeoutMs = 60_000,
-) {
-  const end = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > end) {
-      throw new Error(
-        `timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}\n${operatorLog}`,
-      );
-    }
-    await wait(250);
-  }
+function eventually<T>(what: string, fn: () => Promise<T | null | undefined | false>, timeoutMs = 60_000) {
+  return waitUntil(what, fn, { timeoutMs, intervalMs: 250, context: () => operatorLog });
 }
 
 function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env, timeoutMs = 120_000) {
@@ -144,30 +130,11 @@ beforeAll(async () => {
   work = await mkdtemp(path.join(tmpdir(), 'shallot-chart-api-'));
   cluster = await startTestCluster({ startupTimeoutMs: 90_000 });
   admin = cluster.admin;
-  for (const f of readdirSync(path.join(chart, 'crds')).filter((x) => x.endsWith('.yaml'))) {
-    const crd = parseAllDocuments(readFileSync(path.join(chart, 'crds', f), 'utf8'))[0]!.toJS() as KubeObject;
-    await admin.create(crd);
-  }
   // The large scenario's operator watches (and gets its Role in) shallot-load.
   for (const ns of [NS, 'shallot-load']) {
     await admin.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
   }
-  await eventually('CRDs established', async () => {
-    const crds = await Promise.all(
-      ['onionnetworks', 'onionservices', 'loadtests'].map((p) =>
-        admin.get({
-          apiVersion: 'apiextensions.k8s.io/v1',
-          kind: 'CustomResourceDefinition',
-          name: `${p}.shallot.dev`,
-        }),
-      ),
-    );
-    return crds.every((c) =>
-      (c?.status as Obj | undefined)?.conditions?.some(
-        (x: Obj) => x.type === 'Established' && x.status === 'True',
-      ),
-    );
-  });
+  await installShallotCrds(admin, path.join(chart, 'crds'));
 }, 150_000);
 
 afterAll(async () => {

@@ -17,7 +17,7 @@
  */
 // biome-ignore-all lint/suspicious/noExplicitAny: assertions read untyped Kubernetes objects
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -33,7 +33,13 @@ import { reconcileNetwork } from '../../operator/reconcile/network.js';
 import { decodeNodeKeys } from '../../services/core/node-keys.js';
 import { parseAuthorityList } from '../../services/directory/dir-client.js';
 import { metricsFor } from '../../services/metrics/metrics.js';
-import { startTestCluster, type TestCluster, toolsDir } from '../setup/kube-env.js';
+import {
+  installShallotCrds,
+  startTestCluster,
+  type TestCluster,
+  toolsDir,
+  eventually as waitUntil,
+} from '../setup/kube-env.js';
 
 const SYS = 'shallot-system';
 const NS = 'tn';
@@ -48,24 +54,8 @@ const operators: Operator[] = [];
 
 const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function eventually<T>(
-  what: string,
-  fn: () => Promise<T | null | undefined | false>,
-  timeoutMs = 20_000,
-): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > end)
-      throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-    await wait(150);
-  }
+function eventually<T>(what: string, fn: () => Promise<T | null | undefined | false>, timeoutMs = 20_000) {
+  return waitUntil(what, fn, { timeoutMs, intervalMs: 150 });
 }
 
 const ref = (kind: string, name: string, namespace: string | undefined = NS, apiVersion = 'v1') => ({
@@ -144,27 +134,9 @@ beforeAll(async () => {
   // Under SHALLOT_TEST_ALL this must work: a failure to start fails the suite (no skipping).
   cluster = await startTestCluster({ startupTimeoutMs: 90_000 });
   admin = cluster.admin;
-  for (const f of readdirSync('charts/shallot/crds').filter((x) => x.endsWith('.yaml'))) {
-    await admin.create(
-      parseAllDocuments(readFileSync(path.join('charts/shallot/crds', f), 'utf8'))[0]!.toJSON(),
-    );
-  }
   for (const ns of [SYS, NS])
     await admin.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
-  await eventually('CRDs established', async () => {
-    const crds = await Promise.all(
-      ['onionnetworks', 'onionservices', 'loadtests'].map((p) =>
-        admin.get({
-          apiVersion: 'apiextensions.k8s.io/v1',
-          kind: 'CustomResourceDefinition',
-          name: `${p}.shallot.dev`,
-        }),
-      ),
-    );
-    return crds.every((c) =>
-      c?.status?.conditions?.some((x: any) => x.type === 'Established' && x.status === 'True'),
-    );
-  });
+  await installShallotCrds(admin);
   const rbac = renderChartRbac();
   expect(rbac.map((o) => o.kind).sort()).toEqual([
     'ClusterRole',
