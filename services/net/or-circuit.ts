@@ -39,9 +39,17 @@ export interface OrCircuitLimits {
    * the limit the circuit closes with RESOURCELIMIT, not the whole channel.
    */
   maxQueuedCells?: number;
+  /**
+   * How long an extending relay waits for the next hop's CREATED2 before
+   * giving up with TRUNCATED (TIMEOUT) toward the client, so a stalled next
+   * hop cannot hold the circuit (and its pending CircID) forever.
+   */
+  extendTimeoutMs?: number;
 }
 
 export const DEFAULT_MAX_QUEUED_CELLS = 2000;
+/** Longer than any honest handshake and link setup, shorter than a client's circuit build timeout cap. */
+export const DEFAULT_EXTEND_TIMEOUT_MS = 30_000;
 
 type QueuedCell = { type: 'RELAY' | 'RELAY_EARLY'; body: Uint8Array };
 
@@ -63,6 +71,7 @@ export class OrCircuit extends TypedEmitter<OrCircuitEvents> {
   readonly edge: CircuitEdge;
   readonly createdAt = Date.now();
   private readonly maxQueuedCells: number;
+  private readonly extendTimeoutMs: number;
   /** Cells waiting for the next hop's / previous hop's link to drain. */
   private readonly forwardQueue: QueuedCell[] = [];
   private readonly backwardQueue: QueuedCell[] = [];
@@ -87,6 +96,7 @@ export class OrCircuit extends TypedEmitter<OrCircuitEvents> {
       limits.maxStreams,
     );
     this.maxQueuedCells = limits.maxQueuedCells ?? DEFAULT_MAX_QUEUED_CELLS;
+    this.extendTimeoutMs = limits.extendTimeoutMs ?? DEFAULT_EXTEND_TIMEOUT_MS;
     prevChannel.on('drain', this.onDrain);
   }
 
@@ -268,9 +278,19 @@ export class OrCircuit extends TypedEmitter<OrCircuitEvents> {
     // If we close before CREATED2 comes back, finish() releases the next hop's CircID.
     this.pendingNext = { channel, circId, settle };
     channel.send(circId, { type: 'CREATE2', htype, hdata });
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      settle({ type: 'DESTROY', reason: DestroyReason.TIMEOUT });
+    }, this.extendTimeoutMs);
     const reply = await created;
+    clearTimeout(timer);
     this.pendingNext = null;
     this.extending = false;
+    if (timedOut && this.isOpen) {
+      // The next hop still holds the circuit: tell it we gave up, so a late CREATED2 finds nothing.
+      channel.send(circId, { type: 'DESTROY', reason: DestroyReason.DESTROYED });
+    }
     if (!this.isOpen) {
       if (reply.type === 'CREATED2') {
         channel.send(circId, { type: 'DESTROY', reason: DestroyReason.DESTROYED });
