@@ -827,7 +827,8 @@ function majoritySrv(
 /**
  * Computes the consensus from the votes of configured authorities
  * (dir-spec §3.8.1), deterministically:
- * - a relay is listed if more than half of ALL configured authorities list it;
+ * - a relay is listed if more than half of ALL configured authorities list it
+ *   and the flag vote makes it Running (consensus method 4 on);
  * - its descriptor fields come from the most recently published entry
  *   (ties: the digest most voters list, then the largest digest);
  * - a flag is set if more than half of the voters that list the relay and
@@ -891,6 +892,9 @@ export function computeConsensus(votes: readonly Vote[], opts: ConsensusOptions)
       const knowing = entries.filter((e) => e.vote.knownFlags.includes(f));
       return knowing.filter((e) => e.relay.flags.includes(f)).length > knowing.length / 2;
     });
+    // dir-spec §3.8.1 (consensus method 4 on): relays a majority does not
+    // call Running are left out of the consensus.
+    if (!flags.includes('Running')) continue;
     const measured = entries.flatMap((e) =>
       e.relay.measuredBandwidth === undefined ? [] : [e.relay.measuredBandwidth],
     );

@@ -102,6 +102,9 @@ export class LocalNetwork {
             peers: endpoints,
             votingIntervalSec: spec.votingIntervalSec,
             testnet: true,
+            // A relay that stopped drops out of the next consensus instead of
+            // staying Running until its descriptor ages out (24 h).
+            probeReachability: true,
             name: `auth${i}`,
           },
         ),

@@ -267,6 +267,7 @@ async function upProcesses(o: UpOptions, progress: ProgressSink): Promise<Runnin
           String(o.votingInterval),
           '--name',
           `auth${i}`,
+          '--probe-reachability',
           '--log-level',
           o.logLevel,
         ],

@@ -94,5 +94,9 @@ describe('local network', () => {
       if (data.length === BLOB.length) ok++;
     }
     expect(ok).toBe(6);
+    // Authorities probe reachability: the next consensus leaves the dead exit out.
+    const deadline = Date.now() + 30_000;
+    while (net.listedRelays() > 7 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
+    expect(net.listedRelays()).toBe(7);
   }, 120_000);
 });
