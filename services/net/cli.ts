@@ -4,6 +4,7 @@
  * within a grace period, and running `main` only when executed directly.
  */
 import { realpathSync } from 'node:fs';
+import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { type Command, InvalidArgumentError } from 'commander';
 import { isLogLevel, type Logger, type LogLevel } from './log.js';
@@ -98,7 +99,12 @@ export function runIfMain(moduleUrl: string, main: (argv: string[]) => Promise<v
   const script = process.argv[1];
   if (script && moduleUrl === pathToFileURL(realpathSync(script)).href) {
     main(process.argv).catch((e: unknown) => {
-      process.stderr.write(`${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+      // A one-line reason for users; the stack only when asked for.
+      const debug = process.env.SHALLOT_DEBUG === '1';
+      const text = e instanceof Error ? (debug ? (e.stack ?? e.message) : e.message) : String(e);
+      const dir = path.basename(path.dirname(realpathSync(script)));
+      process.stderr.write(`${dir === 'testnet' ? 'shallot' : `shallot-${dir}`}: ${text}\n`);
+      if (!debug) process.stderr.write('(SHALLOT_DEBUG=1 shows the stack trace)\n');
       process.exit(1);
     });
   }
