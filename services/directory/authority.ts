@@ -437,14 +437,36 @@ export class DirectoryAuthority {
     return out;
   }
 
+  private readonly lastReachable = new Map<string, number>();
+  private readonly firstProbed = new Map<string, number>();
+
+  /**
+   * Which relays count as reachable for this vote. A refused connection is
+   * proof the relay is down; a probe that merely timed out (a loaded host)
+   * is forgiven for two voting intervals after the last success, or after
+   * the first probe of a new relay, so relays do not flap out of the consensus.
+   */
+  private async probeReachable(descs: readonly StoredDescriptor[], nowMs: number): Promise<Set<string>> {
+    const results = await probeAll(descs, Math.max(500, Math.min(3000, this.voteDelayMs * 0.8)));
+    const grace = 2 * this.intervalMs;
+    const out = new Set<string>();
+    for (const d of descs) {
+      const id = toHex(d.desc.identity);
+      if (!this.firstProbed.has(id)) this.firstProbed.set(id, nowMs);
+      const r = results.get(id);
+      if (r === 'up') this.lastReachable.set(id, nowMs);
+      const since = this.lastReachable.get(id) ?? this.firstProbed.get(id) ?? nowMs;
+      if (r === 'up' || (r === 'timeout' && nowMs - since <= grace)) out.add(id);
+    }
+    return out;
+  }
+
   /** Builds, signs and pushes this authority's vote for `va`. */
   private async voteStep(va: number): Promise<void> {
     const nowMs = this.now();
     // Votes list relays sorted by identity (dir-spec §3.4.1).
     const descs = this.freshDescriptors(nowMs).sort((a, b) => compareBytes(a.desc.identity, b.desc.identity));
-    const reachable = this.opts.probeReachability
-      ? await probeAll(descs, Math.max(200, Math.min(1500, this.voteDelayMs / 2)))
-      : null;
+    const reachable = this.opts.probeReachability ? await this.probeReachable(descs, nowMs) : null;
     if (this.stopped) return;
     const flags = assignFlags(
       descs.map((d) => d.desc),
@@ -838,26 +860,30 @@ export class DirectoryAuthority {
 }
 
 /** Lowercase hex ids of the relays whose ORPort accepts a TCP connection within `timeoutMs`. */
-async function probeAll(descs: readonly StoredDescriptor[], timeoutMs: number): Promise<Set<string>> {
-  const up = new Set<string>();
+/** TCP-connects to every relay's ORPort: up, refused (or another error), or no answer in time. */
+async function probeAll(
+  descs: readonly StoredDescriptor[],
+  timeoutMs: number,
+): Promise<Map<string, 'up' | 'down' | 'timeout'>> {
+  const out = new Map<string, 'up' | 'down' | 'timeout'>();
   await Promise.all(
     descs.map(
       (d) =>
         new Promise<void>((resolve) => {
           const sock = net.connect({ host: d.desc.address, port: d.desc.orPort });
-          const done = (ok: boolean) => {
+          const done = (r: 'up' | 'down' | 'timeout') => {
             clearTimeout(timer);
             sock.destroy();
-            if (ok) up.add(toHex(d.desc.identity));
+            out.set(toHex(d.desc.identity), r);
             resolve();
           };
-          const timer = setTimeout(() => done(false), timeoutMs);
-          sock.once('connect', () => done(true));
-          sock.once('error', () => done(false));
+          const timer = setTimeout(() => done('timeout'), timeoutMs);
+          sock.once('connect', () => done('up'));
+          sock.once('error', () => done('down'));
         }),
     ),
   );
-  return up;
+  return out;
 }
 
 /**
