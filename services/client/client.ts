@@ -33,6 +33,11 @@ export interface ClientOptions {
   circuits?: Partial<CircuitManagerOptions>;
   /** Clock tolerance when checking consensus validity. */
   skewMs?: number;
+  /**
+   * Fetch each new consensus as soon as it is out instead of at a random
+   * later time: onion services, whose HSDir ring must not lag their clients'.
+   */
+  refreshPromptly?: boolean;
   /** Streams per stream-open attempt before giving up (a new circuit each time). */
   streamAttempts?: number;
 }
@@ -130,7 +135,8 @@ export class ShallotClient {
       // (fresh-until + 7/8 of the remaining validity), so clients spread out.
       const fresh = consensus.freshUntilMs;
       const span = Math.max(1_000, ((consensus.validUntilMs - fresh) * 7) / 8);
-      delayMs = Math.max(1_000, fresh - this.now() + Math.random() * span * 0.5);
+      const jitter = this.opts.refreshPromptly ? 250 : Math.random() * span * 0.5;
+      delayMs = Math.max(this.opts.refreshPromptly ? 250 : 1_000, fresh - this.now() + jitter);
     } catch (e) {
       delayMs = bootstrap && !this.dir ? 1_000 : 5_000;
       this.c.logger[this.dir ? 'warn' : 'info'](

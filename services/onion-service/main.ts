@@ -109,7 +109,13 @@ export async function main(argv: string[]): Promise<void> {
   const registry = createRegistry({ node: `${name}-${instance}`, role: 'onion-service' });
   const client = new ShallotClient(
     { logger: logger.child('client'), registry },
-    { authorities, socksHost: '127.0.0.1', socksPort: null, circuits: { tls: o.tls, prebuild: 0 } },
+    {
+      authorities,
+      socksHost: '127.0.0.1',
+      socksPort: null,
+      refreshPromptly: true,
+      circuits: { tls: o.tls, prebuild: 0 },
+    },
   );
   const service = new OnionService(
     { logger, registry, client },

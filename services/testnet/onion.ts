@@ -49,6 +49,7 @@ export async function startOnionServices(
             authorities: o.authorities,
             socksHost: '127.0.0.1',
             socksPort: null,
+            refreshPromptly: true,
             circuits: { tls: o.tls, prebuild: 0 },
           },
         );

@@ -74,7 +74,13 @@ beforeAll(async () => {
   await network.waitForConsensus(10, 60_000);
   serviceClient = new ShallotClient(
     { logger: testLogger('hs-client'), registry: new Registry() },
-    { authorities: network.endpoints, socksHost: '127.0.0.1', socksPort: null, circuits: { prebuild: 0 } },
+    {
+      authorities: network.endpoints,
+      socksHost: '127.0.0.1',
+      socksPort: null,
+      refreshPromptly: true,
+      circuits: { prebuild: 0 },
+    },
   );
   await serviceClient.start();
   await serviceClient.ready(30_000);
