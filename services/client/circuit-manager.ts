@@ -99,6 +99,7 @@ export class CircuitManager {
   private readonly now: () => number;
   private readonly m: Metrics['client'];
   private building = 0;
+  private readonly lastHops = new WeakMap<OriginCircuit, NetRelay>();
   private closed = false;
 
   constructor(
@@ -234,6 +235,7 @@ export class CircuitManager {
         throw e;
       }
       circ = await OriginCircuit.create(channel, first, { rng: this.rng });
+      this.lastHops.set(circ, path[path.length - 1] as NetRelay);
       for (const hop of path.slice(1)) {
         if (timedOut) break;
         await circ.extend(hop);
@@ -298,7 +300,10 @@ export class CircuitManager {
   }
 
   private track(circ: OriginCircuit, isolationKey: string | null): Tracked {
-    const exit = this.netdir?.get(toId(circ)) as NetRelay;
+    // The relay the circuit was built to, as the consensus described it then
+    // (it may have left a newer consensus since).
+    const exit = this.lastHops.get(circ) ?? this.netdir?.get(toId(circ));
+    if (!exit) throw new CircuitError(DestroyReason.INTERNAL, 'circuit of unknown origin', 'protocol');
     const t: Tracked = { circ, exit, isolationKey, dirtySince: null };
     this.exits.push(t);
     circ.on('destroyed', () => {
@@ -307,6 +312,12 @@ export class CircuitManager {
       this.maintain();
     });
     return t;
+  }
+
+  /** Stops handing out `circ` for new streams (its exit refused one); open streams continue. */
+  retire(circ: OriginCircuit): void {
+    const t = this.exits.find((x) => x.circ === circ);
+    if (t) t.dirtySince = Number.NEGATIVE_INFINITY;
   }
 
   private prune(now: number): void {

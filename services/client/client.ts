@@ -15,10 +15,11 @@ import type { Duplex } from 'node:stream';
 import type { Registry } from 'prom-client';
 import { type Rng, randomBytes } from '../core/crypto.js';
 import { PathError } from '../core/path.js';
+import { EndReason } from '../core/relay-cell.js';
 import { type AuthorityEndpoint, fetchConsensus } from '../directory/dir-client.js';
 import { type Metrics, metricsFor } from '../metrics/metrics.js';
 import type { Logger } from '../net/log.js';
-import { CircuitError, StreamRefusedError } from '../net/origin-circuit.js';
+import { CircuitError, type OriginCircuit, StreamRefusedError } from '../net/origin-circuit.js';
 import { CircuitManager, type CircuitManagerOptions, DEFAULT_CIRCUIT_OPTIONS } from './circuit-manager.js';
 import { NetDir } from './netdir.js';
 import { createOnionConnector } from './onion.js';
@@ -183,18 +184,24 @@ export class ShallotClient {
 
   private async connectExit(req: ConnectRequest): Promise<Duplex> {
     if (!this.dir) throw new SocksFailure(SocksReply.NETWORK_UNREACHABLE, 'not bootstrapped yet');
-    const attempts = this.opts.streamAttempts ?? 2;
+    const attempts = this.opts.streamAttempts ?? 3;
     let last: unknown;
     for (let i = 0; i < attempts; i++) {
+      let circ: OriginCircuit | null = null;
       try {
-        const circ = await this.circuits.exitCircuit(req.host, req.port, req.isolationKey);
+        circ = await this.circuits.exitCircuit(req.host, req.port, req.isolationKey);
         const stream = await circ.openStream({ host: req.host, port: req.port }, 30_000);
         this.m.streams.labels({ outcome: 'success' }).inc();
         return stream;
       } catch (e) {
         last = e;
-        // A refusal from the exit is final; a circuit failure is worth one more circuit.
-        if (e instanceof StreamRefusedError || e instanceof PathError) break;
+        this.c.logger.debug('stream attempt failed', { attempt: i + 1, error: String(e) });
+        // The destination's own answer is final (C tor's
+        // connection_ap_process_end_not_open); anything else about the circuit
+        // or the exit is worth another circuit.
+        if (e instanceof PathError) break;
+        if (e instanceof StreamRefusedError && FINAL_END_REASONS.has(e.reason)) break;
+        if (circ) this.circuits.retire(circ);
       }
     }
     this.m.streams.labels({ outcome: 'failure' }).inc();
@@ -208,6 +215,13 @@ export class ShallotClient {
     this.circuits.close();
   }
 }
+
+/** END reasons that describe the destination, not the circuit: retrying elsewhere will not help. */
+const FINAL_END_REASONS = new Set<number>([
+  EndReason.CONNECTREFUSED,
+  EndReason.RESOLVEFAILED,
+  EndReason.NOROUTE,
+]);
 
 /** A coarse bucket for the `size` label, so label cardinality stays small. */
 export function sizeClass(bytes: number): string {
