@@ -158,6 +158,13 @@ export function counterDeltaBy(
   return out;
 }
 
+/** The sum of metric `name` over every series whose labels include `where`. */
+export function sumOf(snap: Snapshot, name: string, where: Record<string, string> = {}): number {
+  let total = 0;
+  for (const s of snap.series.values()) if (matches(s, name, where)) total += s.value;
+  return total;
+}
+
 /** Every value of label `label` on series whose name starts with `prefix`. */
 export function labelValues(snap: Snapshot, prefix: string, label: string): string[] {
   const out = new Set<string>();

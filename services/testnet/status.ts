@@ -3,38 +3,10 @@
  * age and signatures, relays with their flags, onion services, and circuits
  * and streams from the nodes' own metrics.
  */
-import http from 'node:http';
 import { toHex } from '../core/bytes.js';
 import { fetchConsensus } from '../directory/dir-client.js';
+import { scrape, sumOf } from '../loadgen/scrape.js';
 import { readState } from './state.js';
-
-function scrape(target: string, timeoutMs = 2_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = http.get(`http://${target}/metrics`, { timeout: timeoutMs }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => {
-        body += d;
-        if (body.length > 8 << 20) req.destroy(new Error('metrics too large'));
-      });
-      res.on('end', () => resolve(body));
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-  });
-}
-
-/** Sums a metric over all label sets in Prometheus text format. */
-export function sumMetric(text: string, name: string, labelFilter?: (labels: string) => boolean): number {
-  let total = 0;
-  const re = new RegExp(`^${name}(\\{[^}]*\\})? ([0-9.eE+-]+|NaN)$`, 'gm');
-  for (const m of text.matchAll(re)) {
-    if (labelFilter && !labelFilter(m[1] ?? '')) continue;
-    const v = Number(m[2]);
-    if (Number.isFinite(v)) total += v;
-  }
-  return total;
-}
 
 export async function status(
   dataDir: string,
@@ -72,24 +44,15 @@ export async function status(
   lines.push('');
   for (const s of state.onionServices)
     lines.push(`  onion service ${s.name}: ${s.address} (${s.instances} instance(s))`);
-  let circuits = 0;
-  let built = 0;
-  let failed = 0;
-  let reachable = 0;
-  for (const n of state.nodes) {
-    if (!n.metrics) continue;
-    try {
-      const text = await scrape(n.metrics);
-      reachable++;
-      circuits += sumMetric(text, 'shallot_relay_circuits_active');
-      built += sumMetric(text, 'shallot_circuits_total', (l) => l.includes('outcome="success"'));
-      failed += sumMetric(text, 'shallot_circuits_total', (l) => l.includes('outcome="failure"'));
-    } catch {
-      // A node that does not answer is reported by the count below.
-    }
-  }
+  const targets = state.nodes.filter((n) => n.metrics).map((n) => `http://${n.metrics}/metrics`);
+  // A node that does not answer is reported by the count below.
+  const snap = await scrape(targets, 2_000);
+  const circuits = sumOf(snap, 'shallot_relay_circuits_active');
+  const built = sumOf(snap, 'shallot_circuits_total', { outcome: 'success' });
+  const failed = sumOf(snap, 'shallot_circuits_total', { outcome: 'failure' });
+  const reachable = targets.length - snap.errors.length;
   lines.push(
-    `  circuits: ${circuits} open at relays; client built ${built}, failed ${failed}  (${reachable}/${state.nodes.filter((n) => n.metrics).length} metrics endpoints answered)`,
+    `  circuits: ${circuits} open at relays; client built ${built}, failed ${failed}  (${reachable}/${targets.length} metrics endpoints answered)`,
   );
   out(`${lines.join('\n')}\n`);
   return exit;

@@ -13,10 +13,11 @@ import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ShallotClient } from '../../services/client/client.js';
 import { timePeriodNum, timePeriodParams } from '../../services/core/hs-time.js';
+import { parsePromText } from '../../services/loadgen/prom-text.js';
+import { counterDeltaBy, snapshotOf } from '../../services/loadgen/scrape.js';
 import { builtinSha256 } from '../../services/onion-service/builtin-http.js';
 import { OnionService } from '../../services/onion-service/service.js';
 import { LocalNetwork } from '../../services/testnet/network.js';
-import { sumMetric } from '../../services/testnet/status.js';
 import { testLogger } from '../helpers/log.js';
 import { readAll } from '../helpers/servers.js';
 import { socksConnect } from '../helpers/socks-client.js';
@@ -119,25 +120,15 @@ describe('onion services: issue #4 acceptance', () => {
   }, 300_000);
 
   it('20 concurrent connections, each on its own circuits, all succeed; rendezvous load spreads across relays', async () => {
-    const joined = async () => {
-      const text = await registry.metrics();
-      const per = new Map<string, number>();
-      for (const r of network.relays) {
-        const n = sumMetric(
-          text,
-          'shallot_relay_rendezvous_total',
-          (l) => l.includes(`relay="${r.relay.nickname}"`) && l.includes('event="joined"'),
-        );
-        per.set(r.relay.nickname, n);
-      }
-      return per;
-    };
+    const joined = async () => snapshotOf(parsePromText(await registry.metrics()));
     const before = await joined();
     const c = await user();
     const bodies = await Promise.all(Array.from({ length: 20 }, (_, i) => get(c, '/bytes/4096', `iso-${i}`)));
     expect(bodies.every((b) => b.length === 4096)).toBe(true);
-    const after = await joined();
-    const deltas = [...after].map(([name, n]) => [name, n - (before.get(name) ?? 0)] as const);
+    const perRelay = counterDeltaBy(before, await joined(), 'shallot_relay_rendezvous_total', 'relay', {
+      event: 'joined',
+    });
+    const deltas = network.relays.map((r) => [r.relay.nickname, perRelay[r.relay.nickname] ?? 0] as const);
     const total = deltas.reduce((a, [, d]) => a + d, 0);
     expect(total).toBe(20);
     const used = deltas.filter(([, d]) => d > 0).length;

@@ -12,6 +12,7 @@ import {
   ScrapeConfigError,
   scrape,
   snapshotOf,
+  sumOf,
 } from '../../../services/loadgen/scrape.js';
 import { histogramQuantile } from '../../../services/loadgen/stats.js';
 import { metricsFor } from '../../../services/metrics/metrics.js';
@@ -134,6 +135,16 @@ describe('snapshot deltas', () => {
       relay0: 4,
       relay1: 2,
     });
+  });
+
+  it('sums a metric over the series that carry the given labels', () => {
+    const joinedAfter = counterDeltaBy(snapshotOf([]), after, 'shallot_relay_rendezvous_total', 'relay', {
+      event: 'joined',
+    });
+    const expected = Object.values(joinedAfter).reduce((a, b) => a + b, 0);
+    expect(expected).toBeGreaterThan(0);
+    expect(sumOf(after, 'shallot_relay_rendezvous_total', { event: 'joined' })).toBe(expected);
+    expect(sumOf(after, 'shallot_no_such_metric')).toBe(0);
   });
 
   it('knows every relay with any relay metric (relay3 had no rendezvous)', () => {
