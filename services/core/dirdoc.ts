@@ -108,7 +108,8 @@ export interface SharedRandValue {
   value: Uint8Array;
 }
 
-export interface ConsensusRelay {
+/** The fields descriptors, votes and the consensus all name a relay by. */
+interface RelayCore {
   nickname: string;
   identity: Uint8Array;
   ntorOnionKey: Uint8Array;
@@ -116,17 +117,24 @@ export interface ConsensusRelay {
   orPort: number;
   linkUrl?: string;
   dirPort?: number;
+}
+
+/** What votes and the consensus say about a relay (dir-spec §3.4.1 router entries). */
+interface RelayEntry extends RelayCore {
   publishedMs: number;
-  /** Sorted. */
+  /** Sorted (in a vote, a subset of the vote's knownFlags). */
   flags: string[];
-  /** Bytes/s: low-median of measured values, or of claimed ones when `unmeasured`. */
-  bandwidth: number;
-  /** Tor's `w ... Unmeasured=1`: fewer than 3 authorities measured the relay. */
-  unmeasured?: boolean;
   exitPolicy: ExitPolicy;
   family: string[];
   /** SHA-256 of the signed descriptor bytes. */
   descriptorDigest: Uint8Array;
+}
+
+export interface ConsensusRelay extends RelayEntry {
+  /** Bytes/s: low-median of measured values, or of claimed ones when `unmeasured`. */
+  bandwidth: number;
+  /** Tor's `w ... Unmeasured=1`: fewer than 3 authorities measured the relay. */
+  unmeasured?: boolean;
 }
 
 export interface Consensus {
@@ -146,24 +154,11 @@ export interface Consensus {
   authorities: string[];
 }
 
-export interface VoteRelay {
-  nickname: string;
-  identity: Uint8Array;
-  ntorOnionKey: Uint8Array;
-  address: string;
-  orPort: number;
-  linkUrl?: string;
-  dirPort?: number;
-  publishedMs: number;
-  /** Sorted, a subset of the vote's knownFlags. */
-  flags: string[];
+export interface VoteRelay extends RelayEntry {
   /** Claimed (descriptor) bandwidth, bytes/s. */
   bandwidth: number;
   /** What this authority measured, bytes/s, if it measures. */
   measuredBandwidth?: number;
-  exitPolicy: ExitPolicy;
-  family: string[];
-  descriptorDigest: Uint8Array;
 }
 
 /** A shared-random commit (and, in the reveal phase, reveal) an authority publishes in its vote. */
@@ -439,17 +434,6 @@ function checkEnvelopeSignature(
 
 // ---------------------------------------------------------------------------
 // Relay descriptors
-
-/** The fields descriptors, votes and the consensus all name a relay by. */
-interface RelayCore {
-  nickname: string;
-  identity: Uint8Array;
-  ntorOnionKey: Uint8Array;
-  address: string;
-  orPort: number;
-  linkUrl?: string;
-  dirPort?: number;
-}
 
 function relayCoreBody(r: RelayCore): JsonObject {
   return {
