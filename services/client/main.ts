@@ -6,7 +6,8 @@
  *     [--socks-port 9050] [--data-dir D] [--ops-port M]
  */
 import { Command } from 'commander';
-import { parseAuthorityList } from '../directory/dir-client.js';
+import { authoritiesOption } from '../directory/authorities-option.js';
+import type { AuthorityEndpoint } from '../directory/dir-client.js';
 import { createRegistry } from '../metrics/metrics.js';
 import { serveOpsIfAsked } from '../metrics/server.js';
 import {
@@ -27,7 +28,7 @@ export async function main(argv: string[]): Promise<void> {
   const program: Command = new Command()
     .name('shallot-client')
     .description('A Shallot client: SOCKS5 (with Tor extended error codes) into a Shallot network')
-    .option('--authorities <list>', 'directory authorities: "hexid@host:port,..."', env.SHALLOT_AUTHORITIES)
+    .addOption(authoritiesOption())
     .option('--socks-host <host>', 'SOCKS listen address', env.SHALLOT_SOCKS_HOST ?? '127.0.0.1')
     .option(
       '--socks-port <port>',
@@ -47,7 +48,7 @@ export async function main(argv: string[]): Promise<void> {
   program.parse(argv);
   const o = program.opts<
     {
-      authorities?: string;
+      authorities?: AuthorityEndpoint[];
       socksHost: string;
       socksPort: number;
       dataDir?: string;
@@ -55,14 +56,8 @@ export async function main(argv: string[]): Promise<void> {
       tls: boolean;
     } & OpsOptions
   >();
-  if (!o.authorities) program.error('--authorities (or SHALLOT_AUTHORITIES) is required');
+  const authorities = o.authorities ?? program.error('--authorities (or SHALLOT_AUTHORITIES) is required');
   const logLevel = logLevelOption(program, o.logLevel);
-  let authorities: ReturnType<typeof parseAuthorityList> = [];
-  try {
-    authorities = parseAuthorityList(o.authorities);
-  } catch (e) {
-    program.error((e as Error).message);
-  }
   const logger = createLogger('client', logLevel);
   const registry = createRegistry({ node: 'client', role: 'client' });
   const client = new ShallotClient(

@@ -25,8 +25,9 @@ import {
 } from '../net/cli.js';
 import { loadOrCreateKeys } from '../net/key-store.js';
 import { createLogger } from '../net/log.js';
+import { authoritiesOption } from './authorities-option.js';
 import { DirectoryAuthority } from './authority.js';
-import { parseAuthorityList } from './dir-client.js';
+import type { AuthorityEndpoint } from './dir-client.js';
 
 const env = process.env;
 
@@ -50,7 +51,7 @@ export async function main(argv: string[]): Promise<void> {
     .option('--print-identity', 'print the hex identity of --key-file and exit')
     .option('--host <host>', 'address to listen on', env.SHALLOT_HOST ?? '127.0.0.1')
     .option('--port <port>', 'directory HTTP port', intOption('port', 0, 65535), envInt('SHALLOT_PORT', 7000))
-    .option('--authorities <list>', 'all authorities: "hexid@host:port,..."', env.SHALLOT_AUTHORITIES)
+    .addOption(authoritiesOption('all authorities: "hexid@host:port,..."'))
     .option(
       '--voting-interval <sec>',
       'seconds between consensuses',
@@ -85,7 +86,7 @@ export async function main(argv: string[]): Promise<void> {
       printIdentity?: boolean;
       host: string;
       port: number;
-      authorities?: string;
+      authorities?: AuthorityEndpoint[];
       votingInterval: number;
       voteDelay?: number;
       distDelay?: number;
@@ -103,12 +104,10 @@ export async function main(argv: string[]): Promise<void> {
     process.stdout.write(`${identity}\n`);
     return;
   }
-  if (!o.authorities) program.error('--authorities (or SHALLOT_AUTHORITIES) is required');
+  const peers = o.authorities ?? program.error('--authorities (or SHALLOT_AUTHORITIES) is required');
   const logLevel = logLevelOption(program, o.logLevel);
-  let peers: ReturnType<typeof parseAuthorityList>;
   let params: Record<string, number>;
   try {
-    peers = parseAuthorityList(o.authorities);
     params = parseParams(o.params);
   } catch (e) {
     program.error((e as Error).message);

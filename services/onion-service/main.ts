@@ -14,7 +14,8 @@
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { ShallotClient } from '../client/client.js';
-import { parseAuthorityList } from '../directory/dir-client.js';
+import { authoritiesOption } from '../directory/authorities-option.js';
+import type { AuthorityEndpoint } from '../directory/dir-client.js';
 import { createRegistry } from '../metrics/metrics.js';
 import { serveOpsIfAsked } from '../metrics/server.js';
 import {
@@ -51,7 +52,7 @@ export async function main(argv: string[]): Promise<void> {
     .name('shallot-onion-service')
     .description('A Shallot v3 onion service (one instance) with an embedded client')
     .option('--key-file <file>', 'identity key file (created 0600 if missing)', env.SHALLOT_KEY_FILE)
-    .option('--authorities <list>', 'directory authorities: "hexid@host:port,..."', env.SHALLOT_AUTHORITIES)
+    .addOption(authoritiesOption())
     .option('--backend <spec>', '"builtin" or host:port to splice streams to', parseBackend, undefined)
     .option('--instance <name>', 'instance name (instances share the key file)', instanceName, undefined)
     .option(
@@ -79,7 +80,7 @@ export async function main(argv: string[]): Promise<void> {
   const o = program.opts<
     {
       keyFile?: string;
-      authorities?: string;
+      authorities?: AuthorityEndpoint[];
       backend?: Backend;
       instance?: string;
       dataDir?: string;
@@ -91,14 +92,12 @@ export async function main(argv: string[]): Promise<void> {
     } & OpsOptions
   >();
   if (!o.keyFile) program.error('--key-file (or SHALLOT_KEY_FILE) is required');
-  if (!o.authorities) program.error('--authorities (or SHALLOT_AUTHORITIES) is required');
+  const authorities = o.authorities ?? program.error('--authorities (or SHALLOT_AUTHORITIES) is required');
   const logLevel = logLevelOption(program, o.logLevel);
   if (env.SHALLOT_TESTNET === '0' || env.SHALLOT_TESTNET === 'false') o.testnet = false;
-  let authorities: ReturnType<typeof parseAuthorityList> = [];
   let backend: Backend = { type: 'builtin' };
   let instance = 'default';
   try {
-    authorities = parseAuthorityList(o.authorities);
     backend = o.backend ?? parseBackend(env.SHALLOT_BACKEND ?? 'builtin');
     instance = o.instance ?? instanceName(env.SHALLOT_INSTANCE ?? 'default');
   } catch (e) {

@@ -10,7 +10,8 @@
 import { Command } from 'commander';
 import { toHex } from '../core/bytes.js';
 import { DEFAULT_TESTNET_EXIT_POLICY, parseExitPolicy, REJECT_ALL } from '../core/exit-policy.js';
-import { parseAuthorityList } from '../directory/dir-client.js';
+import { authoritiesOption } from '../directory/authorities-option.js';
+import type { AuthorityEndpoint } from '../directory/dir-client.js';
 import { createRegistry } from '../metrics/metrics.js';
 import { serveOpsIfAsked } from '../metrics/server.js';
 import {
@@ -36,7 +37,7 @@ export async function main(argv: string[]): Promise<void> {
     .option('--nickname <name>', '1-19 letters and digits', env.SHALLOT_NICKNAME ?? 'shallot')
     .option('--host <host>', 'address to listen on and advertise', env.SHALLOT_HOST ?? '127.0.0.1')
     .option('--port <port>', 'link (ORPort) port', intOption('port', 0, 65535), envInt('SHALLOT_PORT', 9001))
-    .option('--authorities <list>', 'directory authorities: "hexid@host:port,..."', env.SHALLOT_AUTHORITIES)
+    .addOption(authoritiesOption())
     .option('--exit', 'exit to 127.0.0.0/8 (the testnet default exit policy)', env.SHALLOT_EXIT === '1')
     .option(
       '--exit-policy <rules>',
@@ -65,7 +66,7 @@ export async function main(argv: string[]): Promise<void> {
       nickname: string;
       host: string;
       port: number;
-      authorities?: string;
+      authorities?: AuthorityEndpoint[];
       exit: boolean;
       exitPolicy?: string;
       bandwidth: number;
@@ -76,12 +77,10 @@ export async function main(argv: string[]): Promise<void> {
   >();
   if (env.SHALLOT_TLS === '0') o.tls = false;
   if (!o.keyFile) program.error('--key-file (or SHALLOT_KEY_FILE) is required');
-  if (!o.authorities) program.error('--authorities (or SHALLOT_AUTHORITIES) is required');
+  const authorities = o.authorities ?? program.error('--authorities (or SHALLOT_AUTHORITIES) is required');
   const logLevel = logLevelOption(program, o.logLevel);
-  let authorities: ReturnType<typeof parseAuthorityList> = [];
   let exitPolicy = o.exit ? DEFAULT_TESTNET_EXIT_POLICY : REJECT_ALL;
   try {
-    authorities = parseAuthorityList(o.authorities);
     if (o.exitPolicy) exitPolicy = parseExitPolicy(o.exitPolicy);
   } catch (e) {
     program.error((e as Error).message);
