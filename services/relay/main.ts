@@ -26,6 +26,7 @@ import {
 import { loadOrCreateKeys } from '../net/key-store.js';
 import { createLogger } from '../net/log.js';
 import { RelayNode } from './node.js';
+import { attachOnionRoles } from './onion-roles.js';
 
 const env = process.env;
 
@@ -104,6 +105,8 @@ export async function main(argv: string[]): Promise<void> {
       ...(o.keyRotation > 0 ? { keyRotationMs: o.keyRotation * 60_000 } : {}),
     },
   );
+  // Every relay can be an intro point, rendezvous point and HSDir, as in Tor.
+  const roles = attachOnionRoles(node);
   await node.start();
   process.stdout.write(`${toHex(keys.identity)}\n`);
   const ops = await serveOpsIfAsked(logger, {
@@ -112,7 +115,10 @@ export async function main(argv: string[]): Promise<void> {
     registry,
     health: () => ({ ok: true, ready: node.publisher.listed, listed: node.publisher.listed }),
   });
-  onShutdown(logger, () => Promise.all([node.stop(), ops?.close()]));
+  onShutdown(logger, () => {
+    roles.close();
+    return Promise.all([node.stop(), ops?.close()]);
+  });
 }
 
 runIfMain(import.meta.url, main);

@@ -6,9 +6,9 @@ import { type RunningNetwork, type UpOptions, up } from '../../services/testnet/
 /** Progress that goes nowhere. */
 export const SILENT_PROGRESS = { update: () => {}, line: () => {}, done: () => {} };
 
-/** 3 authorities, no onion services, 5 s voting, TLS, a free SOCKS port; the caller picks the relays. */
+/** 3 authorities, 5 s voting, TLS, a free SOCKS port; the caller picks the relays (and onion services, default none). */
 export async function upProcessNetwork(
-  o: Pick<UpOptions, 'relays' | 'exits' | 'dataDir' | 'logLevel'>,
+  o: Pick<UpOptions, 'relays' | 'exits' | 'dataDir' | 'logLevel'> & Partial<Pick<UpOptions, 'onionServices'>>,
 ): Promise<RunningNetwork> {
   return up(
     {

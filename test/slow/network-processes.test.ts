@@ -1,6 +1,7 @@
 // The same network as test/integration/network.test.ts with every node a
 // separate process (`shallot up --process-per-node`): 3 authorities, 8
-// relays and the client, each `node dist/services/<name>/main.js`. Needs
+// relays, the client and an onion service, each
+// `node dist/services/<name>/main.js`. Needs
 // `npm run build` (done by `npm run test:all`).
 import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -8,6 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from '../../services/core/crypto.js';
+import { builtinSha256 } from '../../services/onion-service/builtin-http.js';
 import type { RunningNetwork } from '../../services/testnet/up.js';
 import { readAll, startBlobServer, type TestServer } from '../helpers/servers.js';
 import { socksConnect } from '../helpers/socks-client.js';
@@ -21,7 +23,7 @@ let blob: TestServer;
 beforeAll(async () => {
   blob = await startBlobServer(BLOB);
   dataDir = await mkdtemp(path.join(tmpdir(), 'shallot-procs-'));
-  net = await upProcessNetwork({ relays: 8, exits: 3, dataDir, logLevel: 'info' });
+  net = await upProcessNetwork({ relays: 8, exits: 3, onionServices: 1, dataDir, logLevel: 'info' });
 }, 180_000);
 
 afterAll(async () => {
@@ -33,7 +35,7 @@ afterAll(async () => {
 describe('a network of separate processes', () => {
   it('runs every node as its own process', () => {
     const pids = net.state.nodes.map((n) => n.pid).filter((p): p is number => typeof p === 'number');
-    expect(new Set(pids).size).toBe(3 + 8 + 1);
+    expect(new Set(pids).size).toBe(3 + 8 + 1 + 1);
     for (const pid of pids) expect(() => process.kill(pid, 0)).not.toThrow();
   });
 
@@ -43,6 +45,15 @@ describe('a network of separate processes', () => {
     expect(createHash('sha256').update(data).digest('hex')).toBe(
       createHash('sha256').update(BLOB).digest('hex'),
     );
+  }, 90_000);
+
+  it('reaches the onion service process through relay processes acting as intro and rendezvous points', async () => {
+    const onion = net.state.onionServices[0]?.address ?? '';
+    const s = await socksConnect(socksPortOf(net), onion, 80, { timeoutMs: 60_000 });
+    s.write(`GET /bytes/200000 HTTP/1.1\r\nHost: ${onion}\r\nConnection: close\r\n\r\n`);
+    const all = await readAll(s);
+    const body = all.subarray(all.indexOf('\r\n\r\n') + 4);
+    expect(createHash('sha256').update(body).digest('hex')).toBe(builtinSha256(200000));
   }, 90_000);
 
   it('stops every process', async () => {
