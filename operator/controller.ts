@@ -58,6 +58,7 @@ export class Controller {
   private workers: Promise<void>[] = [];
   private running = false;
   private synced = false;
+  private readonly countedKinds = new Set<string>();
 
   constructor(
     private readonly ctx: ReconcileContext,
@@ -153,6 +154,12 @@ export class Controller {
     const reconcile = RECONCILERS[kind];
     if (!reconcile) return;
     const m = this.ctx.metrics;
+    if (!this.countedKinds.has(kind)) {
+      // Every outcome's series exists from the first pass, so rate() and
+      // increase() see the first error too (dashboards' "Reconcile errors").
+      this.countedKinds.add(kind);
+      for (const result of ['success', 'requeue', 'error']) m.reconciles.labels({ kind, result }).inc(0);
+    }
     const end = m.reconcileSeconds.startTimer({ kind });
     try {
       const r = await reconcile(this.ctx, namespace, name);

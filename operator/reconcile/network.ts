@@ -174,8 +174,9 @@ export async function reconcileNetwork(
     );
     changes.push(authSecret ? 'authority keys' : 'authority keys created');
   }
+  // inc(0) too: the series exists before the first rotation, for rate()/increase().
+  ctx.metrics.keyRotations.labels({ namespace, network: name, key: 'authority-signing' }).inc(authRotated);
   if (authRotated > 0) {
-    ctx.metrics.keyRotations.labels({ namespace, network: name, key: 'authority-signing' }).inc(authRotated);
     status.keyRotation = {
       ...status.keyRotation,
       lastAuthorityKeyRotation: rfc3339(new Date(now)),
@@ -228,8 +229,8 @@ export async function reconcileNetwork(
     }
     relayKeyHashes.push(onionKeyHash(plan.keys));
   }
+  ctx.metrics.keyRotations.labels({ namespace, network: name, key: 'onion' }).inc(relayRotated);
   if (relayRotated > 0) {
-    ctx.metrics.keyRotations.labels({ namespace, network: name, key: 'onion' }).inc(relayRotated);
     status.keyRotation = {
       ...status.keyRotation,
       lastOnionKeyRotation: rfc3339(new Date(now)),

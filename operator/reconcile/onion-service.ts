@@ -147,8 +147,8 @@ export async function reconcileOnionService(
     if (!secret)
       await ctx.recorder.event(raw, 'Normal', 'Created', `created identity Secret ${onionSecretName(name)}`);
   }
+  ctx.metrics.keyRotations.labels({ namespace, network: svc.spec.network, key: 'intro' }).inc(rotate ? 1 : 0);
   if (rotate) {
-    ctx.metrics.keyRotations.labels({ namespace, network: svc.spec.network, key: 'intro' }).inc();
     status.keyRotation = {
       lastIntroKeyRotation: introAt,
       introKeyRotations: (status.keyRotation?.introKeyRotations ?? 0) + 1,

@@ -17,7 +17,8 @@
  */
 // biome-ignore-all lint/suspicious/noExplicitAny: assertions read untyped Kubernetes objects
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -34,12 +35,20 @@ import { decodeNodeKeys } from '../../services/core/node-keys.js';
 import { parseAuthorityList } from '../../services/directory/dir-client.js';
 import { metricsFor } from '../../services/metrics/metrics.js';
 import {
+  type DashboardFile,
+  loadDashboards,
+  panelQueries,
+  parsePromQL,
+  substitute,
+} from '../dashboards/dashboards.js';
+import {
   installShallotCrds,
   startTestCluster,
   type TestCluster,
   toolsDir,
   eventually as waitUntil,
 } from '../setup/kube-env.js';
+import { findPrometheus, startPrometheus } from '../setup/prometheus.js';
 
 const SYS = 'shallot-system';
 const NS = 'tn';
@@ -569,6 +578,40 @@ describe('operator with the chart RBAC', () => {
     const failures = logs.filter((l) => /reconcile failed|event not recorded/.test(l) && !/\b429\b/.test(l));
     expect(failures).toEqual([]);
   });
+
+  it("operator.json: every panel on the operator's own metrics returns data from a real Prometheus scraping this operator", async () => {
+    const bin = findPrometheus();
+    if (!bin) throw new Error('prometheus not found: run test/setup/install-tools.sh');
+    const opsUrl = operators[1]?.opsUrl;
+    if (!opsUrl) throw new Error('the operator under test serves no ops endpoint');
+    const ops = new URL(opsUrl);
+    const dir = mkdtempSync(path.join(tmpdir(), 'shallot-op-prom-'));
+    const targets = path.join(dir, 'targets.json');
+    writeFileSync(targets, JSON.stringify([{ targets: [ops.host], labels: { job: 'shallot' } }]));
+    const prom = await startPrometheus({ bin, targetFiles: [targets] });
+    try {
+      await prom.waitFor('count(up{job="shallot"} == 1)', (v) => v >= 1, 30_000);
+      // Two more scrapes so rate() and increase() have two samples.
+      await new Promise((r) => setTimeout(r, 2_500));
+      const dash = loadDashboards().find((d) => d.name === 'operator') as DashboardFile;
+      const own = panelQueries(dash).filter((q) =>
+        parsePromQL(q.expr).metrics.every((m) => m.startsWith('shallot_operator_')),
+      );
+      expect(own.length).toBeGreaterThan(3);
+      const empty: string[] = [];
+      for (const q of own) {
+        const res = await prom.query(
+          substitute(q.expr, dash.json, { __rate_interval: '1m', __interval: '15s', __range: '5m' }),
+        );
+        const n = Array.isArray(res.result) && res.resultType !== 'scalar' ? res.result.length : 1;
+        if (n === 0) empty.push(`${q.panel} ${q.refId}: ${q.expr}`);
+      }
+      expect(empty).toEqual([]);
+    } finally {
+      await prom.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 
   it('fails when the role lacks a verb the code needs (the RBAC check has teeth)', async () => {
     // Same ClusterRole minus "delete" on secrets, bound to a second ServiceAccount.
