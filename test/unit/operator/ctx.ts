@@ -1,24 +1,14 @@
 /** A ReconcileContext over FakeKube with a settable clock and a seeded RNG. */
 import { Registry } from 'prom-client';
+import { API_VERSION } from '../../../operator/api/crds.js';
 import { imagesFromEnv } from '../../../operator/config.js';
 import { MemoryRecorder } from '../../../operator/events.js';
 import { silentLogger } from '../../../operator/log.js';
 import type { ReconcileContext } from '../../../operator/reconcile/context.js';
+import { reconcileNetwork } from '../../../operator/reconcile/network.js';
 import { metricsFor } from '../../../services/metrics/metrics.js';
+import { seededRng } from '../../helpers/seeded-rng.js';
 import { FakeKube } from './fake-kube.js';
-
-/** Deterministic bytes: a counter run through a simple mix (keys only need to differ). */
-export function seededRng(seed = 1) {
-  let s = seed >>> 0;
-  return (n: number) => {
-    const out = new Uint8Array(n);
-    for (let i = 0; i < n; i++) {
-      s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-      out[i] = s >>> 24;
-    }
-    return out;
-  };
-}
 
 export function testContext(start = Date.parse('2025-06-01T00:00:00Z')) {
   const kube = new FakeKube();
@@ -41,4 +31,29 @@ export function testContext(start = Date.parse('2025-06-01T00:00:00Z')) {
     },
   };
   return { ctx, kube, registry, recorder, clock, scrapes };
+}
+
+/**
+ * A context holding the reconciled OnionNetwork `net` and the OnionService
+ * `web` on it (not yet reconciled) in namespace `ns`.
+ */
+export async function networkWithService(
+  ns: string,
+  svc: { spec?: Record<string, unknown>; annotations?: Record<string, string> } = {},
+) {
+  const t = testContext();
+  t.kube.seed({
+    apiVersion: API_VERSION,
+    kind: 'OnionNetwork',
+    metadata: { name: 'net', namespace: ns },
+    spec: { relays: { replicas: 1 } },
+  });
+  await reconcileNetwork(t.ctx, ns, 'net');
+  t.kube.seed({
+    apiVersion: API_VERSION,
+    kind: 'OnionService',
+    metadata: { name: 'web', namespace: ns, ...(svc.annotations ? { annotations: svc.annotations } : {}) },
+    spec: { network: 'net', ...svc.spec },
+  });
+  return t;
 }

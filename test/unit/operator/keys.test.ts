@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { introRotationDue, planAuthorityKeys, planRelayKeys, readNodeKeys } from '../../../operator/keys.js';
 import { encodeNodeKeys } from '../../../services/core/node-keys.js';
-import { seededRng } from './ctx.js';
+import { seededRng } from '../../helpers/seeded-rng.js';
 
 const MIN = 60_000;
 const T0 = 1_750_000_000_000;

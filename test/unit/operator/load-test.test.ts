@@ -14,9 +14,8 @@ import {
   summarizeLoadResult,
 } from '../../../operator/desired/load-test.js';
 import { reconcileLoadTest } from '../../../operator/reconcile/load-test.js';
-import { reconcileNetwork } from '../../../operator/reconcile/network.js';
 import { reconcileOnionService } from '../../../operator/reconcile/onion-service.js';
-import { testContext } from './ctx.js';
+import { networkWithService } from './ctx.js';
 
 const NS = 'tn';
 
@@ -116,23 +115,7 @@ describe('load summary', () => {
 });
 
 describe('LoadTest reconcile', () => {
-  async function world() {
-    const t = testContext();
-    t.kube.seed({
-      apiVersion: API_VERSION,
-      kind: 'OnionNetwork',
-      metadata: { name: 'net', namespace: NS },
-      spec: { relays: { replicas: 1 } },
-    });
-    await reconcileNetwork(t.ctx, NS, 'net');
-    t.kube.seed({
-      apiVersion: API_VERSION,
-      kind: 'OnionService',
-      metadata: { name: 'web', namespace: NS },
-      spec: { network: 'net', virtualPort: 8080 },
-    });
-    return t;
-  }
+  const world = () => networkWithService(NS, { spec: { virtualPort: 8080 } });
 
   it('waits for the target address, then creates one Job aimed at it', async () => {
     const { ctx, kube } = await world();

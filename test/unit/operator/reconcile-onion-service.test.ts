@@ -3,33 +3,17 @@
 import { describe, expect, it } from 'vitest';
 import { API_VERSION } from '../../../operator/api/crds.js';
 import { ANN_ROTATE_NOW, unb64 } from '../../../operator/desired/common.js';
-import { reconcileNetwork } from '../../../operator/reconcile/network.js';
 import { reconcileOnionService } from '../../../operator/reconcile/onion-service.js';
 import { fromUtf8 } from '../../../services/core/bytes.js';
 import { ed25519PublicFromSeed } from '../../../services/core/crypto.js';
 import { decodeOnionAddress } from '../../../services/core/onion-address.js';
 import { decodeIdentityFile } from '../../../services/onion-service/identity.js';
-import { testContext } from './ctx.js';
+import { networkWithService, testContext } from './ctx.js';
 
 const NS = 'tn';
 
-async function setup(svcSpec: Record<string, unknown> = {}) {
-  const t = testContext();
-  t.kube.seed({
-    apiVersion: API_VERSION,
-    kind: 'OnionNetwork',
-    metadata: { name: 'net', namespace: NS },
-    spec: { relays: { replicas: 1 } },
-  });
-  await reconcileNetwork(t.ctx, NS, 'net');
-  t.kube.seed({
-    apiVersion: API_VERSION,
-    kind: 'OnionService',
-    metadata: { name: 'web', namespace: NS, annotations: {} },
-    spec: { network: 'net', ...svcSpec },
-  });
-  return t;
-}
+const setup = (svcSpec: Record<string, unknown> = {}) =>
+  networkWithService(NS, { spec: svcSpec, annotations: {} });
 
 describe('OnionService reconcile', () => {
   it('creates the identity Secret and a Deployment, and shows the address derived from the identity', async () => {
