@@ -114,6 +114,8 @@ export class CircuitManager {
     for (const purpose of ['exit', 'internal', 'onion-intro', 'onion-rend', 'hsdir']) {
       for (const outcome of ['success', 'failure']) this.m.circuits.labels({ purpose, outcome }).inc(0);
       this.m.circuitFailures.labels({ purpose, reason: 'timeout' }).inc(0);
+      // The build-time histogram too: builds right after start must raise its buckets, not create them.
+      this.m.circuitBuild.zero({ purpose });
     }
   }
 
