@@ -16,11 +16,11 @@
 import type { Registry } from 'prom-client';
 import { toHex } from '../core/bytes.js';
 import { DestroyReason, destroyReasonName, type LinkMessage } from '../core/cells.js';
-import { legacyIdFromEd25519, type Rng, randomBytes } from '../core/crypto.js';
+import { handshakeName, serverHandshake } from '../core/create-handshake.js';
+import { type Rng, randomBytes } from '../core/crypto.js';
 import type { ExitPolicy } from '../core/exit-policy.js';
 import type { LinkSpecifier } from '../core/link-specifiers.js';
 import type { NodeKeys } from '../core/node-keys.js';
-import { ntorServerHandshake } from '../core/ntor.js';
 import { EndReason, parseBeginTarget, type RelayMessage, type StreamTarget } from '../core/relay-cell.js';
 import { tor1RelayHop } from '../core/relay-crypto.js';
 import { type Metrics, metricsFor } from '../metrics/metrics.js';
@@ -201,29 +201,25 @@ export class Relay implements OrCircuitOwner {
       // A DESTROY for a circuit we already closed is normal; anything else is dropped.
       return;
     }
-    const type = msg.htype === 2 ? 'ntor' : `htype${msg.htype}`;
+    const type = handshakeName(msg.htype);
     if (!ch.peerCircIdValid(circId)) {
       ch.send(circId, { type: 'DESTROY', reason: DestroyReason.PROTOCOL });
       this.countDestroy(DestroyReason.PROTOCOL);
       return;
     }
-    if (msg.htype !== 2) {
-      this.m.onionskins.labels({ ...this.label, type, action: 'failed' }).inc();
-      ch.send(circId, { type: 'DESTROY', reason: DestroyReason.PROTOCOL });
-      this.countDestroy(DestroyReason.PROTOCOL);
-      return;
-    }
-    let result: ReturnType<typeof ntorServerHandshake>;
+    let result: ReturnType<typeof serverHandshake>;
     try {
-      result = ntorServerHandshake(
+      result = serverHandshake(
+        msg.htype,
         this.rng,
         {
-          id: this.legacyId,
+          identity: this.keys.identity,
           onionKeys: this.keys.onionKeys.map((k) => ({ secret: k.secret, public: k.public })),
         },
         msg.hdata,
       );
     } catch {
+      // An unknown HTYPE and a failed handshake both end in DESTROY PROTOCOL (tor-spec §5.1.2).
       this.m.onionskins.labels({ ...this.label, type, action: 'failed' }).inc();
       ch.send(circId, { type: 'DESTROY', reason: DestroyReason.PROTOCOL });
       this.countDestroy(DestroyReason.PROTOCOL);
@@ -248,11 +244,6 @@ export class Relay implements OrCircuitOwner {
     this.circuits.add(circ);
     this.m.circuitsActive.labels(this.label).set(this.circuits.size);
     ch.send(circId, { type: 'CREATED2', hdata: result.reply });
-  }
-
-  /** ntor's NODEID (see crypto.legacyIdFromEd25519). */
-  private get legacyId(): Uint8Array {
-    return legacyIdFromEd25519(this.keys.identity);
   }
 
   private countDestroy(reason: number): void {

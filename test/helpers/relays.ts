@@ -1,6 +1,8 @@
 // In-process relays on 127.0.0.1 and circuits through them, for the
 // integration tests and the end-to-end bench.
+
 import { Registry } from 'prom-client';
+import type { HandshakeName } from '../../services/core/create-handshake.js';
 import { parseExitPolicy } from '../../services/core/exit-policy.js';
 import { generateNodeKeys } from '../../services/core/node-keys.js';
 import type { ChannelPool } from '../../services/net/channel-pool.js';
@@ -14,10 +16,10 @@ export const LOCAL_EXIT_POLICY = parseExitPolicy(['accept 127.0.0.1:*', 'reject 
 /** Starts a relay on an OS-chosen 127.0.0.1 port with fresh keys, wss links (unless `tls: false`) and LOCAL_EXIT_POLICY. */
 export async function startLocalRelay(
   nickname: string,
-  opts: { tls?: boolean; limits?: Partial<RelayLimits> } = {},
+  opts: { tls?: boolean; limits?: Partial<RelayLimits>; registry?: Registry } = {},
 ): Promise<Relay> {
   const r = new Relay(
-    { logger: silentLogger, registry: new Registry() },
+    { logger: silentLogger, registry: opts.registry ?? new Registry() },
     {
       nickname,
       host: '127.0.0.1',
@@ -45,11 +47,15 @@ export const hopTarget = (r: Relay): HopTarget => ({
 export const linkPeer = (r: Relay) => ({ identity: r.identity, address: '127.0.0.1', port: r.port });
 
 /** Builds a circuit through `path` in order (CREATE2 to the first, EXTEND2 to the rest). */
-export async function buildCircuit(pool: ChannelPool, path: readonly Relay[]): Promise<OriginCircuit> {
+export async function buildCircuit(
+  pool: ChannelPool,
+  path: readonly Relay[],
+  handshake: HandshakeName = 'ntor',
+): Promise<OriginCircuit> {
   const [first, ...rest] = path;
   if (!first) throw new Error('empty path');
   const ch = await pool.get(linkPeer(first));
-  const circ = await OriginCircuit.create(ch, hopTarget(first));
+  const circ = await OriginCircuit.create(ch, hopTarget(first), { handshake });
   for (const r of rest) await circ.extend(hopTarget(r));
   return circ;
 }

@@ -1,6 +1,8 @@
 // Three relays in one process on 127.0.0.1 over real wss links: a client
-// builds a 3-hop circuit with CREATE2/EXTEND2 and moves bytes to an exit.
+// builds a 3-hop circuit with CREATE2/EXTEND2 (ntor, and ntor-v3) and moves
+// bytes to an exit.
 import { createHash } from 'node:crypto';
+import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from '../../services/core/crypto.js';
 import { EndReason } from '../../services/core/relay-cell.js';
@@ -15,13 +17,14 @@ let echo: TestServer;
 let blob: TestServer;
 const BLOB = randomBytes(3 * 1024 * 1024);
 const pool = new ChannelPool({ keys: null, tls: true });
+const registry = new Registry();
 
 const build = (path: Relay[]) => buildCircuit(pool, path);
 
 beforeAll(async () => {
   echo = await startEchoServer();
   blob = await startBlobServer(BLOB);
-  for (let i = 0; i < 3; i++) relays.push(await startLocalRelay(`r${i}`));
+  for (let i = 0; i < 3; i++) relays.push(await startLocalRelay(`r${i}`, { registry }));
 });
 
 afterAll(async () => {
@@ -54,6 +57,29 @@ describe('circuits over wss links', () => {
 
   it('downloads 3 MiB intact (windows and SENDMEs keep it flowing)', async () => {
     const circ = await build(relays);
+    const s = await circ.openStream({ host: '127.0.0.1', port: blob.port });
+    const data = await readAll(s);
+    expect(createHash('sha256').update(data).digest('hex')).toBe(
+      createHash('sha256').update(BLOB).digest('hex'),
+    );
+    circ.destroy();
+  });
+
+  it('builds three hops with ntor-v3 (HTYPE 3) and downloads through them intact', async () => {
+    /** Onionskins each relay processed, by handshake. */
+    const skins = async (type: string) => {
+      const values = (await registry.getSingleMetric('shallot_relay_onionskins_total')?.get())?.values ?? [];
+      return relays.map(
+        (r) =>
+          values.find(
+            (v) => v.labels.relay === r.nickname && v.labels.type === type && v.labels.action === 'processed',
+          )?.value ?? 0,
+      );
+    };
+    const [v3, ntor] = [await skins('ntor-v3'), await skins('ntor')];
+    const circ = await buildCircuit(pool, relays, 'ntor-v3');
+    expect((await skins('ntor-v3')).map((v, i) => v - (v3[i] ?? 0))).toEqual([1, 1, 1]);
+    expect(await skins('ntor')).toEqual(ntor);
     const s = await circ.openStream({ host: '127.0.0.1', port: blob.port });
     const data = await readAll(s);
     expect(createHash('sha256').update(data).digest('hex')).toBe(

@@ -105,6 +105,10 @@ describe('a rogue peer', () => {
       Array.from({ length: 40 }, () => probe(ch, { type: 'CREATE2', htype: 2, hdata: randomBytes(84) })),
     );
     for (const r of replies) expect(r).toEqual({ type: 'DESTROY', reason: DestroyReason.PROTOCOL });
+    const v3 = await Promise.all(
+      [128, 129, 200, 500].map((n) => probe(ch, { type: 'CREATE2', htype: 3, hdata: randomBytes(n) })),
+    );
+    for (const r of v3) expect(r).toEqual({ type: 'DESTROY', reason: DestroyReason.PROTOCOL });
     const unknownType = await probe(ch, { type: 'CREATE2', htype: 9, hdata: randomBytes(84) });
     expect(unknownType).toEqual({ type: 'DESTROY', reason: DestroyReason.PROTOCOL });
     expect(ch.isOpen).toBe(true);
