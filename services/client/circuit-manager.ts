@@ -15,6 +15,7 @@ import path from 'node:path';
 import type { Registry } from 'prom-client';
 import { CircuitBuildTimeout } from '../core/cbt.js';
 import { DestroyReason, destroyReasonName } from '../core/cells.js';
+import type { HandshakeName } from '../core/create-handshake.js';
 import { type Rng, randomBytes } from '../core/crypto.js';
 import { ShallotError } from '../core/errors.js';
 import {
@@ -48,6 +49,8 @@ export interface CircuitManagerOptions {
   buildAttempts: number;
   /** Where guard state persists between runs (none: in memory). */
   dataDir?: string;
+  /** The CREATE2/EXTEND2 handshake for every hop. */
+  handshake: HandshakeName;
 }
 
 export const DEFAULT_CIRCUIT_OPTIONS: CircuitManagerOptions = {
@@ -56,6 +59,7 @@ export const DEFAULT_CIRCUIT_OPTIONS: CircuitManagerOptions = {
   prebuild: 2,
   maxDirtinessMs: 10 * 60_000,
   buildAttempts: 3,
+  handshake: 'ntor',
 };
 
 export interface CircuitManagerComponents {
@@ -236,7 +240,7 @@ export class CircuitManager {
         }
         throw e;
       }
-      circ = await OriginCircuit.create(channel, first, { rng: this.rng });
+      circ = await OriginCircuit.create(channel, first, { rng: this.rng, handshake: this.opts.handshake });
       this.lastHops.set(circ, path[path.length - 1] as NetRelay);
       for (const hop of path.slice(1)) {
         if (timedOut) break;

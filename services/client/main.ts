@@ -6,6 +6,7 @@
  *     [--socks-port 9050] [--data-dir D] [--ops-port M]
  */
 import { Command } from 'commander';
+import type { HandshakeName } from '../core/create-handshake.js';
 import { authoritiesOption } from '../directory/authorities-option.js';
 import type { AuthorityEndpoint } from '../directory/dir-client.js';
 import { createRegistry } from '../metrics/metrics.js';
@@ -13,6 +14,7 @@ import { serveOpsIfAsked } from '../metrics/server.js';
 import {
   addOpsOptions,
   envInt,
+  handshakeOption,
   intOption,
   logLevelOption,
   type OpsOptions,
@@ -43,6 +45,7 @@ export async function main(argv: string[]): Promise<void> {
       intOption('prebuild', 0, 64),
       envInt('SHALLOT_PREBUILD', 2),
     )
+    .addOption(handshakeOption())
     .option('--no-tls', 'plain ws links (debugging only)');
   addOpsOptions(program, '127.0.0.1');
   program.parse(argv);
@@ -53,6 +56,7 @@ export async function main(argv: string[]): Promise<void> {
       socksPort: number;
       dataDir?: string;
       prebuild: number;
+      handshake: HandshakeName;
       tls: boolean;
     } & OpsOptions
   >();
@@ -66,7 +70,12 @@ export async function main(argv: string[]): Promise<void> {
       authorities,
       socksHost: o.socksHost,
       socksPort: o.socksPort,
-      circuits: { tls: o.tls, prebuild: o.prebuild, ...(o.dataDir ? { dataDir: o.dataDir } : {}) },
+      circuits: {
+        tls: o.tls,
+        prebuild: o.prebuild,
+        handshake: o.handshake,
+        ...(o.dataDir ? { dataDir: o.dataDir } : {}),
+      },
     },
   );
   await client.start();

@@ -6,7 +6,8 @@
 import { realpathSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { type Command, InvalidArgumentError } from 'commander';
+import { type Command, InvalidArgumentError, Option } from 'commander';
+import { HANDSHAKES, type HandshakeName } from '../core/create-handshake.js';
 import { isLogLevel, type Logger, type LogLevel } from './log.js';
 
 export function intOption(name: string, min: number, max: number) {
@@ -23,6 +24,17 @@ export function secondsOption(v: string): number {
   const n = Number(v);
   if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('must be a positive number of seconds');
   return n;
+}
+
+/**
+ * `--handshake`: the CREATE2/EXTEND2 handshake a client uses for every hop
+ * (SHALLOT_HANDSHAKE as fallback). Relays answer both.
+ */
+export function handshakeOption(): Option {
+  return new Option('--handshake <name>', 'circuit handshake: ntor (HTYPE 2) or ntor-v3 (HTYPE 3)')
+    .choices(HANDSHAKES)
+    .env('SHALLOT_HANDSHAKE')
+    .default('ntor' satisfies HandshakeName);
 }
 
 /** Integer environment fallback, or `fallback` when unset. */

@@ -2,7 +2,8 @@
  * Origin circuits (tor-spec §5, §6): circuits this node built, as a client
  * or as an onion service.
  *
- * Overview: `OriginCircuit.create` sends CREATE2 (ntor) to the first hop;
+ * Overview: `OriginCircuit.create` sends CREATE2 (ntor, or ntor-v3 by option) to the
+ * first hop;
  * `extend` sends EXTEND2 inside RELAY_EARLY to the last hop (at most 8
  * RELAY_EARLY cells per circuit). Relay cells are encrypted for a chosen
  * hop and peeled on the way back; the edge (edge.ts) at the last hop runs
@@ -15,10 +16,11 @@
  * the onion service stay thin.
  */
 import { DestroyReason, type LinkMessage } from '../core/cells.js';
+import { type ClientHandshake, type HandshakeName, startClientHandshake } from '../core/create-handshake.js';
 import { legacyIdFromEd25519, type Rng, randomBytes } from '../core/crypto.js';
 import { ShallotError } from '../core/errors.js';
 import { relayLinkSpecifiers } from '../core/link-specifiers.js';
-import { type CircuitKeys, type NtorClientState, ntorClientFinish, ntorClientStart } from '../core/ntor.js';
+import type { CircuitKeys } from '../core/ntor.js';
 import { EndReason, formatBeginTarget, MAX_RELAY_EARLY, type RelayMessage } from '../core/relay-cell.js';
 import { ClientCircuitCrypto, type HopCrypto, tor1Hop } from '../core/relay-crypto.js';
 import type { Channel, CircuitCellHandler } from './channel.js';
@@ -54,6 +56,8 @@ export interface OriginCircuitEvents {
 export interface OriginCircuitOptions {
   rng?: Rng;
   maxStreams?: number;
+  /** The CREATE2/EXTEND2 handshake for every hop (default ntor, HTYPE 2). */
+  handshake?: HandshakeName;
 }
 
 type Waiter = {
@@ -71,11 +75,15 @@ export class OriginCircuit extends TypedEmitter<OriginCircuitEvents> implements 
   private edgeHop = -1;
   private relayEarlyLeft = MAX_RELAY_EARLY;
   private waiters: Waiter[] = [];
-  private createWaiter: { state: NtorClientState; resolve: () => void; reject: (e: Error) => void } | null =
-    null;
+  private createWaiter: {
+    handshake: ClientHandshake;
+    resolve: () => void;
+    reject: (e: Error) => void;
+  } | null = null;
   private destroyedReason: number | null = null;
   private readonly rng: Rng;
   private readonly maxStreams: number;
+  private readonly handshake: HandshakeName;
   /** When this circuit was opened (for idle expiry and metrics). */
   readonly createdAt = Date.now();
   /** Streams ever opened on this circuit (for dirtiness rules). */
@@ -91,6 +99,7 @@ export class OriginCircuit extends TypedEmitter<OriginCircuitEvents> implements 
     super();
     this.rng = opts.rng ?? randomBytes;
     this.maxStreams = opts.maxStreams ?? 256;
+    this.handshake = opts.handshake ?? 'ntor';
     this.edge = this.makeEdge();
     channel.on('drain', this.onDrain);
   }
@@ -113,7 +122,7 @@ export class OriginCircuit extends TypedEmitter<OriginCircuitEvents> implements 
     return this.edge.streamCount;
   }
 
-  /** Opens a circuit to `first` over `channel` with CREATE2 / ntor. */
+  /** Opens a circuit to `first` over `channel` with CREATE2. */
   static async create(
     channel: Channel,
     first: HopTarget,
@@ -124,14 +133,11 @@ export class OriginCircuit extends TypedEmitter<OriginCircuitEvents> implements 
     if (!channel.register(circId, circ)) {
       throw new CircuitError(DestroyReason.RESOURCELIMIT, 'too many circuits on channel', 'limit');
     }
-    const { state, hdata } = ntorClientStart(circ.rng, {
-      id: legacyIdFromEd25519(first.identity),
-      ntorKey: first.ntorKey,
-    });
+    const handshake = startClientHandshake(circ.handshake, circ.rng, first);
     const done = new Promise<void>((resolve, reject) => {
-      circ.createWaiter = { state, resolve, reject };
+      circ.createWaiter = { handshake, resolve, reject };
     });
-    channel.send(circId, { type: 'CREATE2', htype: 2, hdata });
+    channel.send(circId, { type: 'CREATE2', htype: handshake.htype, hdata: handshake.hdata });
     await done;
     circ.hops.push(first);
     return circ;
@@ -141,10 +147,7 @@ export class OriginCircuit extends TypedEmitter<OriginCircuitEvents> implements 
   async extend(next: HopTarget): Promise<void> {
     if (this.relayEarlyLeft <= 0)
       throw new CircuitError(DestroyReason.PROTOCOL, 'out of RELAY_EARLY cells', 'limit');
-    const { state, hdata } = ntorClientStart(this.rng, {
-      id: legacyIdFromEd25519(next.identity),
-      ntorKey: next.ntorKey,
-    });
+    const handshake = startClientHandshake(this.handshake, this.rng, next);
     const specs = relayLinkSpecifiers({
       address: next.address,
       port: next.port,
@@ -153,13 +156,13 @@ export class OriginCircuit extends TypedEmitter<OriginCircuitEvents> implements 
     });
     const last = this.crypto.length - 1;
     const reply = this.waitFor((hop, m) => hop === last && m.type === 'EXTENDED2');
-    this.sendRelay(last, 0, { type: 'EXTEND2', specs, htype: 2, hdata }, true);
+    this.sendRelay(last, 0, { type: 'EXTEND2', specs, htype: handshake.htype, hdata: handshake.hdata }, true);
     const { msg } = await reply;
     if (msg.type !== 'EXTENDED2')
       throw new CircuitError(DestroyReason.PROTOCOL, 'unexpected reply to EXTEND2');
     let keys: CircuitKeys;
     try {
-      keys = ntorClientFinish(state, msg.hdata);
+      keys = handshake.finish(msg.hdata);
     } catch (e) {
       this.destroy(DestroyReason.PROTOCOL);
       throw new CircuitError(
@@ -341,7 +344,7 @@ export class OriginCircuit extends TypedEmitter<OriginCircuitEvents> implements 
         }
         this.createWaiter = null;
         try {
-          const keys = ntorClientFinish(w.state, msg.hdata);
+          const keys = w.handshake.finish(msg.hdata);
           this.addLayer(tor1Hop(keys));
           this.khs[0] = keys.kh;
           this.edgeHop = 0;

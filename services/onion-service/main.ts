@@ -14,6 +14,7 @@
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { ShallotClient } from '../client/client.js';
+import type { HandshakeName } from '../core/create-handshake.js';
 import { authoritiesOption } from '../directory/authorities-option.js';
 import type { AuthorityEndpoint } from '../directory/dir-client.js';
 import { createRegistry } from '../metrics/metrics.js';
@@ -21,6 +22,7 @@ import { serveOpsIfAsked } from '../metrics/server.js';
 import {
   addOpsOptions,
   envInt,
+  handshakeOption,
   intOption,
   logLevelOption,
   type OpsOptions,
@@ -74,6 +76,7 @@ export async function main(argv: string[]): Promise<void> {
       envInt('SHALLOT_VIRTUAL_PORT', 80),
     )
     .option('--no-testnet', 'live-network time periods (1440 min) instead of the voting-interval ones')
+    .addOption(handshakeOption())
     .option('--no-tls', 'plain ws links (debugging only)');
   addOpsOptions(program, '127.0.0.1');
   program.parse(argv);
@@ -88,6 +91,7 @@ export async function main(argv: string[]): Promise<void> {
       introPoints: number;
       virtualPort: number;
       testnet: boolean;
+      handshake: HandshakeName;
       tls: boolean;
     } & OpsOptions
   >();
@@ -113,7 +117,7 @@ export async function main(argv: string[]): Promise<void> {
       socksHost: '127.0.0.1',
       socksPort: null,
       refreshPromptly: true,
-      circuits: { tls: o.tls, prebuild: 0 },
+      circuits: { tls: o.tls, prebuild: 0, handshake: o.handshake },
     },
   );
   const service = new OnionService(

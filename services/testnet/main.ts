@@ -5,7 +5,7 @@
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { registerLoadCommand } from '../loadgen/command.js';
-import { intOption, runIfMain } from '../net/cli.js';
+import { handshakeOption, intOption, runIfMain } from '../net/cli.js';
 import { isLogLevel, type LogLevel } from '../net/log.js';
 import { status } from './status.js';
 import { Progress, readySummary, type UpOptions, up } from './up.js';
@@ -80,6 +80,7 @@ export function program(): Command {
     )
     .option('--process-per-node', 'run every node as its own process instead of all in one', false)
     .option('--log-level <level>', 'log level for node logs (written under the data dir)', logLevel, 'info')
+    .addOption(handshakeOption())
     .option('--no-tls', 'plain ws links instead of wss (debugging only)')
     .option(
       '--bootstrap-timeout <sec>',

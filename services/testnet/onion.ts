@@ -4,9 +4,11 @@
  * built-in backend, and N instances sharing the identity (Onionbalance
  * style), each with an embedded client of its own.
  */
+
 import path from 'node:path';
 import type { Registry } from 'prom-client';
 import { ShallotClient } from '../client/client.js';
+import type { HandshakeName } from '../core/create-handshake.js';
 import type { AuthorityEndpoint } from '../directory/dir-client.js';
 import type { Logger } from '../net/log.js';
 import { OnionService } from '../onion-service/service.js';
@@ -18,6 +20,7 @@ export interface OnionServicesOptions {
   dataDir: string;
   authorities: AuthorityEndpoint[];
   tls: boolean;
+  handshake: HandshakeName;
 }
 
 export interface OnionServicesHandle {
@@ -50,7 +53,7 @@ export async function startOnionServices(
             socksHost: '127.0.0.1',
             socksPort: null,
             refreshPromptly: true,
-            circuits: { tls: o.tls, prebuild: 0 },
+            circuits: { tls: o.tls, prebuild: 0, handshake: o.handshake },
           },
         );
         await client.start();

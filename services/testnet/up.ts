@@ -4,12 +4,14 @@
  * ready summary (SOCKS address, onion addresses, curl line, metrics URLs,
  * Prometheus file_sd file) and a clean stop on Ctrl-C.
  */
+
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ShallotClient } from '../client/client.js';
+import type { HandshakeName } from '../core/create-handshake.js';
 import { type AuthorityEndpoint, fetchConsensus, formatAuthorityList } from '../directory/dir-client.js';
 import { createRegistry } from '../metrics/metrics.js';
 import { type OpsServer, serveOps } from '../metrics/server.js';
@@ -35,6 +37,7 @@ export interface UpOptions {
   processPerNode: boolean;
   logLevel: LogLevel;
   tls: boolean;
+  handshake: HandshakeName;
   bootstrapTimeout: number;
 }
 
@@ -140,7 +143,7 @@ async function upInProcess(o: UpOptions, progress: ProgressSink): Promise<Runnin
         authorities: net.endpoints,
         socksHost: '127.0.0.1',
         socksPort: await net.ports.take(o.socksPort),
-        circuits: { tls: o.tls, dataDir: o.dataDir },
+        circuits: { tls: o.tls, dataDir: o.dataDir, handshake: o.handshake },
       },
     );
     await client.start();
@@ -156,6 +159,7 @@ async function upInProcess(o: UpOptions, progress: ProgressSink): Promise<Runnin
         dataDir: o.dataDir,
         authorities: net.endpoints,
         tls: o.tls,
+        handshake: o.handshake,
       },
       (text) => progress.line(text),
     );
@@ -201,6 +205,8 @@ async function upProcesses(o: UpOptions, progress: ProgressSink): Promise<Runnin
   const logs = path.join(o.dataDir, 'logs');
   await mkdir(logs, { recursive: true, mode: 0o700 });
   const common = ['--log-level', o.logLevel, ...(o.tls ? [] : ['--no-tls'])];
+  // Only the nodes that build circuits take --handshake; relays answer both.
+  const building = [...common, '--handshake', o.handshake];
   const launch = (
     name: string,
     role: NodeEntry['role'],
@@ -325,7 +331,7 @@ async function upProcesses(o: UpOptions, progress: ProgressSink): Promise<Runnin
         String(socksPort),
         '--data-dir',
         path.join(o.dataDir, 'client'),
-        ...common,
+        ...building,
       ],
       clientOps,
     );
@@ -352,7 +358,7 @@ async function upProcesses(o: UpOptions, progress: ProgressSink): Promise<Runnin
             String(inst),
             '--intro-points',
             String(o.introPoints),
-            ...common,
+            ...building,
           ],
           opsPort,
         );

@@ -6,8 +6,10 @@
  * matching keys, a parsed descriptor), so a figure never describes code
  * that silently does nothing.
  */
+
 import { equalBytes, int8 } from '../../services/core/bytes.js';
 import { CELL_BODY_LEN } from '../../services/core/cells.js';
+import { serverHandshake, startClientHandshake } from '../../services/core/create-handshake.js';
 import {
   ed25519Expand,
   ed25519Generate,
@@ -134,6 +136,19 @@ export function handshakeBenches(budgetMs: number): BenchResult[] {
   };
   ntor();
   out.push(benchSync('ntor (client start+server+client finish)', ntor, { unit: 'hs', budgetMs }));
+
+  // ntor-v3 as relays answer CREATE2 type 3: empty extension lists both ways.
+  const relay = { identity: ed25519Generate(randomBytes).public, onionKeys: [onion] };
+  const ntorV3 = () => {
+    const c = startClientHandshake('ntor-v3', randomBytes, {
+      identity: relay.identity,
+      ntorKey: onion.public,
+    });
+    const s = serverHandshake(c.htype, randomBytes, relay, c.hdata);
+    if (c.finish(s.reply).kf[0] !== s.keys.kf[0]) throw new Error('ntor-v3 keys differ');
+  };
+  ntorV3();
+  out.push(benchSync('ntor-v3 (client start+server+client finish)', ntorV3, { unit: 'hs', budgetMs }));
 
   // hs-ntor: INTRODUCE1/2 keys on both sides, then RENDEZVOUS1/2 on both sides.
   const b = x25519Generate(randomBytes);

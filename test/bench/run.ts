@@ -39,7 +39,7 @@ interface Section {
 
 const sections: Section[] = [
   { title: 'relay-cell crypto', rows: ['relay cell crypto'], run: () => relayCellBenches(BUDGET) },
-  { title: 'handshakes', rows: ['ntor', 'hs-ntor'], run: () => handshakeBenches(BUDGET) },
+  { title: 'handshakes', rows: ['ntor', 'ntor-v3', 'hs-ntor'], run: () => handshakeBenches(BUDGET) },
   { title: 'key blinding', rows: ['key blinding'], run: () => blindingBenches(BUDGET) },
   {
     title: 'hs descriptors',

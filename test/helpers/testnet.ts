@@ -6,9 +6,10 @@ import { type RunningNetwork, type UpOptions, up } from '../../services/testnet/
 /** Progress that goes nowhere. */
 export const SILENT_PROGRESS = { update: () => {}, line: () => {}, done: () => {} };
 
-/** 3 authorities, 5 s voting, TLS, a free SOCKS port; the caller picks the relays (and onion services, default none). */
+/** 3 authorities, 5 s voting, TLS, ntor unless asked, a free SOCKS port; the caller picks the relays (and onion services, default none). */
 export async function upProcessNetwork(
-  o: Pick<UpOptions, 'relays' | 'exits' | 'dataDir' | 'logLevel'> & Partial<Pick<UpOptions, 'onionServices'>>,
+  o: Pick<UpOptions, 'relays' | 'exits' | 'dataDir' | 'logLevel'> &
+    Partial<Pick<UpOptions, 'onionServices' | 'handshake'>>,
 ): Promise<RunningNetwork> {
   return up(
     {
@@ -22,6 +23,7 @@ export async function upProcessNetwork(
       socksPort: await ephemeralPort(),
       processPerNode: true,
       tls: true,
+      handshake: 'ntor',
       bootstrapTimeout: 120,
       ...o,
     },

@@ -687,6 +687,7 @@ describe('helm test hook', () => {
         basePort: 0,
         socksPort: 0,
         processPerNode: false,
+        handshake: 'ntor',
         logLevel: 'warn',
         tls: true,
         bootstrapTimeout: 120,

@@ -1,7 +1,7 @@
 // The same network as test/integration/network.test.ts with every node a
 // separate process (`shallot up --process-per-node`): 3 authorities, 8
 // relays, the client and an onion service, each
-// `node dist/services/<name>/main.js`. Needs
+// `node dist/services/<name>/main.js`, building circuits with ntor-v3. Needs
 // `npm run build` (done by `npm run test:all`).
 import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from '../../services/core/crypto.js';
+import { scrape, sumOf } from '../../services/loadgen/scrape.js';
 import { builtinSha256 } from '../../services/onion-service/builtin-http.js';
 import type { RunningNetwork } from '../../services/testnet/up.js';
 import { readAll, startBlobServer, type TestServer } from '../helpers/servers.js';
@@ -23,7 +24,15 @@ let blob: TestServer;
 beforeAll(async () => {
   blob = await startBlobServer(BLOB);
   dataDir = await mkdtemp(path.join(tmpdir(), 'shallot-procs-'));
-  net = await upProcessNetwork({ relays: 8, exits: 3, onionServices: 1, dataDir, logLevel: 'info' });
+  // ntor-v3 here (the in-process networks use ntor), so both handshakes cross real process boundaries.
+  net = await upProcessNetwork({
+    relays: 8,
+    exits: 3,
+    onionServices: 1,
+    dataDir,
+    logLevel: 'info',
+    handshake: 'ntor-v3',
+  });
 }, 180_000);
 
 afterAll(async () => {
@@ -55,6 +64,17 @@ describe('a network of separate processes', () => {
     const body = all.subarray(all.indexOf('\r\n\r\n') + 4);
     expect(createHash('sha256').update(body).digest('hex')).toBe(builtinSha256(200000));
   }, 90_000);
+
+  it('built every circuit with ntor-v3 (the relays processed ntor-v3 onionskins, no ntor ones)', async () => {
+    const relays = net.state.nodes
+      .filter((n) => n.role === 'relay')
+      .map((n) => `http://${n.metrics}/metrics`);
+    const snap = await scrape(relays);
+    const processed = (type: string) =>
+      sumOf(snap, 'shallot_relay_onionskins_total', { type, action: 'processed' });
+    expect(processed('ntor-v3')).toBeGreaterThan(0);
+    expect(processed('ntor')).toBe(0);
+  });
 
   it('stops every process', async () => {
     const pids = net.state.nodes.map((n) => n.pid).filter((p): p is number => typeof p === 'number');

@@ -26,6 +26,7 @@ async function once(): Promise<{ onion: string; relays: string[]; authorities: s
     basePort: 0,
     socksPort: await ephemeralPort(),
     processPerNode: false,
+    handshake: 'ntor',
     logLevel: 'warn',
     tls: true,
     bootstrapTimeout: 120,
