@@ -224,6 +224,52 @@ export function fromBase64(s: string, what = 'base64'): Uint8Array {
   return new Uint8Array(Buffer.from(s, 'base64'));
 }
 
+const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567';
+
+/** RFC 4648 base32, lower case, no padding (Tor's onion addresses and client-auth keys). */
+export function toBase32(b: Uint8Array): string {
+  let out = '';
+  let acc = 0;
+  let bits = 0;
+  for (const byte of b) {
+    acc = (acc << 8) | byte;
+    bits += 8;
+    while (bits >= 5) {
+      bits -= 5;
+      out += BASE32[(acc >>> bits) & 31];
+    }
+    acc &= (1 << bits) - 1;
+  }
+  if (bits > 0) out += BASE32[(acc << (5 - bits)) & 31];
+  return out;
+}
+
+/**
+ * Decodes unpadded base32 in either case. Rejects other characters, lengths
+ * no byte count encodes to, and non-zero trailing bits (so each value has
+ * exactly one encoding).
+ */
+export function fromBase32(s: string, what = 'base32'): Uint8Array {
+  const rem = s.length % 8;
+  if (rem === 1 || rem === 3 || rem === 6) throw new InvalidError(what, 'not base32 (length)');
+  const out = new Uint8Array(Math.floor((s.length * 5) / 8));
+  let acc = 0;
+  let bits = 0;
+  let n = 0;
+  for (const ch of s.toLowerCase()) {
+    const v = BASE32.indexOf(ch);
+    if (v < 0) throw new InvalidError(what, 'not base32');
+    acc = ((acc << 5) | v) & 0xffff;
+    bits += 5;
+    if (bits >= 8) {
+      bits -= 8;
+      out[n++] = (acc >>> bits) & 0xff;
+    }
+  }
+  if ((acc & ((1 << bits) - 1)) !== 0) throw new InvalidError(what, 'not base32 (trailing bits)');
+  return out;
+}
+
 export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;

@@ -15,15 +15,22 @@
  * SALT | CONST) -> KEY[32] IV[16] MAC_KEY[32]; blob = SALT | AES-256-CTR(pt) |
  * SHA3(INT_8(32) | MAC_KEY | INT_8(16) | SALT | CT).
  *
- * Not in this module: client authorization (Shallot services publish
- * without it, so the inner SECRET is A' alone and every `auth-client`
- * line is a fake, 16 of them as C tor writes); HSDir storage and
- * replacement rules; the key derivations themselves (hs-keys.ts).
+ * Client authorization (§2.5.1.2): a service with authorized clients puts
+ * a random descriptor cookie in the inner SECRET and one `auth-client`
+ * line per client (CLIENT-ID, IV, the cookie encrypted under COOKIE-KEY,
+ * both from SHAKE256(subcred | x25519(ephemeral, client))), padded with
+ * fakes to a multiple of 16 and shuffled, as C tor writes. Without it the
+ * inner SECRET is A' alone and all 16 lines are fakes. A client that cannot
+ * decrypt the inner layer gets ClientAuthError: `missing` without a key,
+ * `wrong` with one (as C tor tells NEED from BAD client auth).
+ *
+ * Not in this module: HSDir storage and replacement rules; the key
+ * derivations themselves (hs-keys.ts).
  *
  * Limits: input is capped at 50000 bytes (the HSDir maximum) and at 20
  * introduction points (C tor's HS_CONFIG_V3_MAX_INTRO_POINTS).
  */
-import { ByteReader, ByteWriter, fromBase64, int8, toBase64, utf8 } from './bytes.js';
+import { ByteReader, ByteWriter, concat, fromBase64, int8, toBase64, utf8 } from './bytes.js';
 import {
   aesCtr,
   ctEqual,
@@ -34,6 +41,7 @@ import {
   type Rng,
   sha3_256,
   shake256,
+  x25519,
   x25519PublicFromSecret,
   x25519ToEd25519Public,
 } from './crypto.js';
@@ -54,7 +62,11 @@ export const HS_DESC_MAX_INTRO_POINTS = 20;
 /** C tor's HS_DESC_CERT_LIFETIME: certs outlive the descriptor so clock skew does not bite. */
 export const HS_DESC_CERT_LIFETIME_HOURS = 54;
 const SUPERENC_PAD_MULTIPLE = 10000;
-const FAKE_AUTH_CLIENTS = 16;
+/** auth-client lines come in multiples of this (C tor's HS_DESC_AUTH_CLIENT_MULTIPLE). */
+const AUTH_CLIENT_MULTIPLE = 16;
+/** N_hs_desc_enc, the descriptor cookie (C tor's HS_DESC_DESCRIPTOR_COOKIE_LEN). */
+const DESC_COOKIE_LEN = 16;
+const CLIENT_ID_LEN = 8;
 const SALT_LEN = 16;
 const MAC_LEN = 32;
 const SIG_PREFIX = utf8('Tor onion service descriptor sig v3');
@@ -241,6 +253,86 @@ function layerText(pt: Uint8Array, what: string): string {
   return s;
 }
 
+/* ------------------------------------------------------ client authorization */
+
+/** One `auth-client` line's fields. */
+interface AuthClientLine {
+  clientId: Uint8Array;
+  iv: Uint8Array;
+  encryptedCookie: Uint8Array;
+}
+
+/** The descriptor could not be decrypted for want of (missing) or with the wrong client-authorization key. */
+export class ClientAuthError extends CryptoError {
+  constructor(readonly kind: 'missing' | 'wrong') {
+    super(
+      'hs descriptor',
+      kind === 'missing'
+        ? 'the service requires client authorization'
+        : 'the client-authorization key does not decrypt it',
+      { kind },
+    );
+  }
+}
+
+/**
+ * §2.5.1.2: SECRET_SEED = x25519(ours, theirs); KEYS = SHAKE256(subcred |
+ * SECRET_SEED, 40); CLIENT-ID = KEYS[0:8], COOKIE-KEY = KEYS[8:40]. The
+ * service uses its ephemeral secret and a client's public key; the client
+ * its secret and `desc-auth-ephemeral-key`.
+ */
+export function descriptorCookieKeys(
+  ourSecret: Uint8Array,
+  theirPublic: Uint8Array,
+  subcredential: Uint8Array,
+): { clientId: Uint8Array; cookieKey: Uint8Array } {
+  const keys = shake256(CLIENT_ID_LEN + 32, subcredential, x25519(ourSecret, theirPublic));
+  return { clientId: keys.slice(0, CLIENT_ID_LEN), cookieKey: keys.slice(CLIENT_ID_LEN) };
+}
+
+/** Real lines for `clients` (when there is a cookie) plus fakes up to a multiple of 16, shuffled. */
+function authClientLines(
+  clients: readonly Uint8Array[],
+  cookie: Uint8Array | null,
+  ephemeralSecret: Uint8Array,
+  subcredential: Uint8Array,
+  rng: Rng,
+): AuthClientLine[] {
+  const lines: AuthClientLine[] = [];
+  if (cookie) {
+    for (const client of clients) {
+      if (client.length !== 32) throw new InvalidError('hs descriptor', 'client auth keys must be 32 bytes');
+      const { clientId, cookieKey } = descriptorCookieKeys(ephemeralSecret, client, subcredential);
+      const iv = rng(16);
+      lines.push({ clientId, iv, encryptedCookie: aesCtr(cookieKey, iv, cookie) });
+    }
+  }
+  const total = Math.max(1, Math.ceil(lines.length / AUTH_CLIENT_MULTIPLE)) * AUTH_CLIENT_MULTIPLE;
+  while (lines.length < total) {
+    lines.push({ clientId: rng(CLIENT_ID_LEN), iv: rng(16), encryptedCookie: rng(DESC_COOKIE_LEN) });
+  }
+  // Fisher-Yates, so a real client's line says nothing by its position.
+  for (let i = lines.length - 1; i > 0; i--) {
+    const r = rng(4);
+    const j = (((r[0]! << 24) | (r[1]! << 16) | (r[2]! << 8) | r[3]!) >>> 0) % (i + 1);
+    [lines[i], lines[j]] = [lines[j]!, lines[i]!];
+  }
+  return lines;
+}
+
+/** The descriptor cookie from the `auth-client` line for `clientSecret`, if there is one. */
+function findDescriptorCookie(
+  middle: ParsedMiddle,
+  clientSecret: Uint8Array,
+  subcredential: Uint8Array,
+): Uint8Array | null {
+  const { clientId, cookieKey } = descriptorCookieKeys(clientSecret, middle.ephemeralKey, subcredential);
+  // Look at every line with a constant-time compare, so timing does not say which matched.
+  let found: AuthClientLine | null = null;
+  for (const line of middle.clients) if (ctEqual(line.clientId, clientId)) found = line;
+  return found ? aesCtr(cookieKey, found.iv, found.encryptedCookie) : null;
+}
+
 /* ------------------------------------------------------ build */
 
 export interface BuildHsDescriptorParams {
@@ -258,6 +350,8 @@ export interface BuildHsDescriptorParams {
   singleOnion?: boolean;
   nowMs: number;
   certLifetimeHours?: number;
+  /** x25519 public keys of the clients allowed to decrypt the inner layer (none: anyone with the address). */
+  authorizedClients?: readonly Uint8Array[];
 }
 
 /** Builds, encrypts and signs a descriptor; `rng` supplies salts and the fake client-auth data. */
@@ -302,14 +396,18 @@ export function buildHsDescriptor(p: BuildHsDescriptorParams, rng: Rng): string 
     revisionCounter: p.revisionCounter,
     constant,
   });
-  const encrypted = encryptDescLayer(utf8(inner), layer(p.blindedPub, CONST_ENC), rng(SALT_LEN));
+  const clients = p.authorizedClients ?? [];
+  const cookie = clients.length > 0 ? rng(DESC_COOKIE_LEN) : null;
+  const innerSecret = cookie ? concat(p.blindedPub, cookie) : p.blindedPub;
+  const encrypted = encryptDescLayer(utf8(inner), layer(innerSecret, CONST_ENC), rng(SALT_LEN));
 
-  // Middle document (§2.5.1.2): no client auth, so only fake auth-client lines.
+  // Middle document (§2.5.1.2).
+  const ephemeral = rng(32);
   let middle = 'desc-auth-type x25519\n';
-  middle += `desc-auth-ephemeral-key ${toBase64(x25519PublicFromSecret(rng(32)))}\n`;
-  for (let i = 0; i < FAKE_AUTH_CLIENTS; i++) {
+  middle += `desc-auth-ephemeral-key ${toBase64(x25519PublicFromSecret(ephemeral))}\n`;
+  for (const line of authClientLines(clients, cookie, ephemeral, subcredential, rng)) {
     // C tor writes these three without '=' padding (arti with); parsers accept both.
-    middle += `auth-client ${toBase64(rng(8), false)} ${toBase64(rng(16), false)} ${toBase64(rng(16), false)}\n`;
+    middle += `auth-client ${toBase64(line.clientId, false)} ${toBase64(line.iv, false)} ${toBase64(line.encryptedCookie, false)}\n`;
   }
   middle += `encrypted\n${pemObject('MESSAGE', encrypted)}`;
   const mid = utf8(middle);
@@ -428,22 +526,35 @@ export interface HsDescriptorContents {
   singleOnion: boolean;
   /** `intro-auth-required` types, if listed. */
   introAuthRequired: string[];
+  /** The inner layer was opened with a descriptor cookie from an `auth-client` line. */
+  clientAuthorized: boolean;
 }
 
-function parseMiddle(text: string): Uint8Array {
+interface ParsedMiddle {
+  /** `desc-auth-ephemeral-key`: the service's KP_hss_desc_enc. */
+  ephemeralKey: Uint8Array;
+  clients: AuthClientLine[];
+  encrypted: Uint8Array;
+}
+
+function parseMiddle(text: string): ParsedMiddle {
   const what = 'hs descriptor middle layer';
   const items = tokenize(text, what, 'optional');
   const authType = exactlyOne(items, 'desc-auth-type', what);
   if (arg(authType, 0, what) !== 'x25519') throw new InvalidError(what, 'unsupported desc-auth-type');
-  b64Arg(exactlyOne(items, 'desc-auth-ephemeral-key', what), 0, 32, what);
-  const clients = items.filter((i) => i.keyword === 'auth-client');
-  if (clients.length === 0) throw new InvalidError(what, 'no auth-client lines');
-  for (const c of clients) {
-    b64Arg(c, 0, 8, what);
-    b64Arg(c, 1, 16, what);
-    b64Arg(c, 2, 16, what);
-  }
-  return objectOf(exactlyOne(items, 'encrypted', what), 'MESSAGE', what);
+  const ephemeralKey = b64Arg(exactlyOne(items, 'desc-auth-ephemeral-key', what), 0, 32, what);
+  const lines = items.filter((i) => i.keyword === 'auth-client');
+  if (lines.length === 0) throw new InvalidError(what, 'no auth-client lines');
+  const clients = lines.map((c) => ({
+    clientId: b64Arg(c, 0, CLIENT_ID_LEN, what),
+    iv: b64Arg(c, 1, 16, what),
+    encryptedCookie: b64Arg(c, 2, DESC_COOKIE_LEN, what),
+  }));
+  return {
+    ephemeralKey,
+    clients,
+    encrypted: objectOf(exactlyOne(items, 'encrypted', what), 'MESSAGE', what),
+  };
 }
 
 function parseIntroPoint(
@@ -518,35 +629,51 @@ export function parseHsDescriptorInner(
  * Client side: verifies the outer document (which must be for `blindedPub`),
  * decrypts both layers with the subcredential, and checks every intro-point
  * cert against the descriptor signing key at `nowMs`. CryptoError on a wrong
- * subcredential, a bad signature or cert, or a descriptor for another key.
+ * subcredential, a bad signature or cert, or a descriptor for another key;
+ * ClientAuthError when the inner layer needs a client-authorization key
+ * (`clientAuthSecret`, the client's x25519 secret) it was not given or
+ * that does not open it.
  */
 export function decryptHsDescriptor(
   input: string | Uint8Array,
-  keys: { blindedPub: Uint8Array; subcredential: Uint8Array; nowMs: number },
+  keys: { blindedPub: Uint8Array; subcredential: Uint8Array; nowMs: number; clientAuthSecret?: Uint8Array },
 ): HsDescriptorContents {
   const outer = parseHsDescriptorOuter(input, { nowMs: keys.nowMs });
   if (!ctEqual(outer.blindedPub, keys.blindedPub)) {
     throw new CryptoError('hs descriptor', 'signed by a different blinded key');
   }
-  const layer = (constant: Uint8Array): LayerParams => ({
-    secret: keys.blindedPub,
+  const layer = (secret: Uint8Array, constant: Uint8Array): LayerParams => ({
+    secret,
     subcredential: keys.subcredential,
     revisionCounter: outer.revisionCounter,
     constant,
   });
-  const middle = layerText(
-    decryptDescLayer(outer.superencrypted, layer(CONST_SUPERENC)),
-    'hs descriptor middle layer',
+  const middle = parseMiddle(
+    layerText(
+      decryptDescLayer(outer.superencrypted, layer(keys.blindedPub, CONST_SUPERENC)),
+      'hs descriptor middle layer',
+    ),
   );
-  const encrypted = parseMiddle(middle);
-  // Without client auth the inner SECRET is A' alone; a service that uses
-  // client auth would make this MAC fail, which we report as CryptoError.
-  const inner = layerText(decryptDescLayer(encrypted, layer(CONST_ENC)), 'hs descriptor inner layer');
+  const cookie = keys.clientAuthSecret
+    ? findDescriptorCookie(middle, keys.clientAuthSecret, keys.subcredential)
+    : null;
+  let innerBytes: Uint8Array;
+  try {
+    const secret = cookie ? concat(keys.blindedPub, cookie) : keys.blindedPub;
+    innerBytes = decryptDescLayer(middle.encrypted, layer(secret, CONST_ENC));
+  } catch (e) {
+    // The outer signature covers this layer, so an HSDir cannot have changed
+    // it: a MAC failure means the service encrypted it for authorized clients.
+    if (e instanceof CryptoError) throw new ClientAuthError(keys.clientAuthSecret ? 'wrong' : 'missing');
+    throw e;
+  }
+  const inner = layerText(innerBytes, 'hs descriptor inner layer');
   const parsed = parseHsDescriptorInner(inner, { key: outer.descSigningKey, nowMs: keys.nowMs });
   return {
     revisionCounter: outer.revisionCounter,
     lifetime: outer.lifetime,
     descSigningKey: outer.descSigningKey,
+    clientAuthorized: cookie !== null,
     ...parsed,
   };
 }

@@ -10,7 +10,7 @@
  * Errors carry `reason` so the SOCKS layer can tell a malformed address
  * from a wrong checksum or a key with a torsion component.
  */
-import { concat, utf8 } from './bytes.js';
+import { concat, fromBase32, toBase32, utf8 } from './bytes.js';
 import { ed25519IsValidTorsionFree, sha3_256 } from './crypto.js';
 import { InvalidError } from './errors.js';
 
@@ -18,7 +18,6 @@ export const ONION_VERSION = 3;
 /** Length of the base32 label (without ".onion"). */
 export const ONION_LABEL_LENGTH = 56;
 
-const ALPHABET = 'abcdefghijklmnopqrstuvwxyz234567';
 const CHECKSUM_PREFIX = utf8('.onion checksum');
 
 export type OnionAddressErrorReason = 'format' | 'checksum' | 'version' | 'torsion';
@@ -31,48 +30,12 @@ function checksum(pub: Uint8Array, version: number): Uint8Array {
   return sha3_256(CHECKSUM_PREFIX, pub, new Uint8Array([version])).subarray(0, 2);
 }
 
-function base32Encode(b: Uint8Array): string {
-  let out = '';
-  let acc = 0;
-  let bits = 0;
-  for (const byte of b) {
-    acc = (acc << 8) | byte;
-    bits += 8;
-    while (bits >= 5) {
-      bits -= 5;
-      out += ALPHABET[(acc >>> bits) & 31];
-    }
-    acc &= (1 << bits) - 1;
-  }
-  if (bits > 0) out += ALPHABET[(acc << (5 - bits)) & 31];
-  return out;
-}
-
-/** Decodes exactly 56 lower-case base32 characters to 35 bytes (the caller lower-cases). */
-function base32Decode56(s: string): Uint8Array {
-  const out = new Uint8Array(35);
-  let acc = 0;
-  let bits = 0;
-  let n = 0;
-  for (const ch of s) {
-    const v = ALPHABET.indexOf(ch);
-    if (v < 0) throw fail('format', 'not base32');
-    acc = ((acc << 5) | v) & 0xffff;
-    bits += 5;
-    if (bits >= 8) {
-      bits -= 8;
-      out[n++] = (acc >>> bits) & 0xff;
-    }
-  }
-  return out;
-}
-
 /** The "<56 chars>.onion" hostname for an Ed25519 identity key. */
 export function encodeOnionAddress(pub: Uint8Array): string {
   if (pub.length !== 32)
     throw new InvalidError('onion address', 'identity key must be 32 bytes', { reason: 'format' });
   const v = new Uint8Array([ONION_VERSION]);
-  return `${base32Encode(concat(pub, checksum(pub, ONION_VERSION), v))}.onion`;
+  return `${toBase32(concat(pub, checksum(pub, ONION_VERSION), v))}.onion`;
 }
 
 /** True for any hostname Tor would treat as an onion service (ends in ".onion"), valid or not. */
@@ -93,7 +56,12 @@ export function decodeOnionAddress(address: string): Uint8Array {
   if (label.length !== ONION_LABEL_LENGTH) {
     throw fail('format', `expected ${ONION_LABEL_LENGTH} base32 characters, got ${label.length}`);
   }
-  const raw = base32Decode56(label);
+  let raw: Uint8Array;
+  try {
+    raw = fromBase32(label);
+  } catch {
+    throw fail('format', 'not base32');
+  }
   const pub = raw.slice(0, 32);
   const version = raw[34]!;
   if (version !== ONION_VERSION) throw fail('version', `unsupported version ${version}`);
