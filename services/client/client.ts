@@ -11,8 +11,10 @@
  * Limitations: the consensus comes from the authorities' HTTP ports, not
  * from directory caches over BEGIN_DIR; documented in README.
  */
+
 import type { Duplex } from 'node:stream';
 import type { Registry } from 'prom-client';
+import type { ClientAuthPrivate } from '../core/client-auth.js';
 import { type Rng, randomBytes } from '../core/crypto.js';
 import { PathError } from '../core/path.js';
 import { EndReason } from '../core/relay-cell.js';
@@ -41,6 +43,8 @@ export interface ClientOptions {
   refreshPromptly?: boolean;
   /** Streams per stream-open attempt before giving up (a new circuit each time). */
   streamAttempts?: number;
+  /** Keys for onion services that require client authorization. */
+  clientAuthKeys?: readonly ClientAuthPrivate[];
 }
 
 export interface ClientComponents {
@@ -78,6 +82,7 @@ export class ShallotClient {
       registry: c.registry,
       now: this.now,
       ...(c.rng ? { rng: c.rng } : {}),
+      ...(opts.clientAuthKeys ? { clientAuthKeys: opts.clientAuthKeys } : {}),
     });
   }
 

@@ -21,6 +21,7 @@ import {
   onShutdown,
   runIfMain,
 } from '../net/cli.js';
+import { readClientAuthKeys } from '../net/client-auth-files.js';
 import { createLogger } from '../net/log.js';
 import { ShallotClient } from './client.js';
 
@@ -45,6 +46,11 @@ export async function main(argv: string[]): Promise<void> {
       intOption('prebuild', 0, 64),
       envInt('SHALLOT_PREBUILD', 2),
     )
+    .option(
+      '--onion-auth-dir <dir>',
+      'client-authorization keys: <dir>/*.auth_private ("<address>:descriptor:x25519:<base32>", mode 600, as Tor)',
+      env.SHALLOT_ONION_AUTH_DIR,
+    )
     .addOption(handshakeOption())
     .option('--no-tls', 'plain ws links (debugging only)');
   addOpsOptions(program, '127.0.0.1');
@@ -56,12 +62,16 @@ export async function main(argv: string[]): Promise<void> {
       socksPort: number;
       dataDir?: string;
       prebuild: number;
+      onionAuthDir?: string;
       handshake: HandshakeName;
       tls: boolean;
     } & OpsOptions
   >();
   const authorities = o.authorities ?? program.error('--authorities (or SHALLOT_AUTHORITIES) is required');
   const logLevel = logLevelOption(program, o.logLevel);
+  const clientAuthKeys = o.onionAuthDir
+    ? await readClientAuthKeys(o.onionAuthDir).catch((e: Error) => program.error(e.message))
+    : undefined;
   const logger = createLogger('client', logLevel);
   const registry = createRegistry({ node: 'client', role: 'client' });
   const client = new ShallotClient(
@@ -70,6 +80,7 @@ export async function main(argv: string[]): Promise<void> {
       authorities,
       socksHost: o.socksHost,
       socksPort: o.socksPort,
+      ...(clientAuthKeys ? { clientAuthKeys } : {}),
       circuits: {
         tls: o.tls,
         prebuild: o.prebuild,

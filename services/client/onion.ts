@@ -36,13 +36,19 @@
  * `shallot_client_rendezvous_chosen_total{relay}`; circuit metrics come from
  * the CircuitManager (purposes hsdir, onion-intro, onion-rend).
  *
- * Not here: client authorization (0xF4/0xF5; Shallot services publish
- * without it); pre-built rendezvous circuits; proof-of-work.
+ * Client authorization (rend-spec-v3 §2.5.1.2): with a key for the service
+ * (`clientAuthKeys`, from Tor-format .auth_private files) the descriptor's
+ * inner layer opens with the cookie from its auth-client line; a service
+ * that needs a key the client lacks gives 0xF4, a key that does not open
+ * it 0xF5, at once (every HSDir holds the same descriptor).
+ *
+ * Not here: pre-built rendezvous circuits; proof-of-work.
  */
 import type { Duplex } from 'node:stream';
 import { Registry } from 'prom-client';
-import { toBase64 } from '../core/bytes.js';
+import { toBase64, toHex } from '../core/bytes.js';
 import { DestroyReason } from '../core/cells.js';
+import type { ClientAuthPrivate } from '../core/client-auth.js';
 import { legacyIdFromEd25519, type Rng, randomBytes } from '../core/crypto.js';
 import {
   buildIntroduce1,
@@ -54,6 +60,7 @@ import {
   splitHandshakeInfo,
 } from '../core/hs-cells.js';
 import {
+  ClientAuthError,
   decryptHsDescriptor,
   HS_DESC_MAX_LEN,
   type HsDescriptorContents,
@@ -109,12 +116,16 @@ export interface OnionClientOptions {
   maxDirtinessMs?: number;
   /** Descriptors cached at once (default 1000). */
   maxCachedDescriptors?: number;
+  /** Client-authorization keys, one per onion service that requires one. */
+  clientAuthKeys?: readonly ClientAuthPrivate[];
 }
 
 /** Outcome labels for `shallot_onion_connects_total`. */
 const OUTCOME: Record<number, string> = {
   [SocksReply.ONION_DESC_NOT_FOUND]: 'desc_not_found',
   [SocksReply.ONION_DESC_INVALID]: 'desc_invalid',
+  [SocksReply.ONION_MISSING_CLIENT_AUTH]: 'missing_client_auth',
+  [SocksReply.ONION_WRONG_CLIENT_AUTH]: 'wrong_client_auth',
   [SocksReply.ONION_INTRO_FAILED]: 'intro_failed',
   [SocksReply.ONION_REND_FAILED]: 'rend_failed',
   [SocksReply.ONION_BAD_ADDRESS]: 'bad_address',
@@ -161,7 +172,11 @@ export class OnionClient {
   private readonly rendCircuits = new Map<string, RendCircuit>();
   /** Fetches in flight per address, so concurrent requests share one (as C tor's pending-fetch check). */
   private readonly fetching = new Map<string, { tp: bigint; p: Promise<HsDescriptorContents> }>();
-  private readonly o: Required<Omit<OnionClientOptions, 'logger' | 'registry' | 'rng' | 'now'>>;
+  private readonly o: Required<
+    Omit<OnionClientOptions, 'logger' | 'registry' | 'rng' | 'now' | 'clientAuthKeys'>
+  >;
+  /** Client-auth secrets by the service's identity key (hex). */
+  private readonly authKeys: Map<string, Uint8Array>;
 
   constructor(
     private readonly source: { readonly circuits: CircuitManager; readonly dir: NetDir | null },
@@ -171,6 +186,7 @@ export class OnionClient {
     this.rng = opts.rng ?? randomBytes;
     this.now = opts.now ?? Date.now;
     this.m = metricsFor(opts.registry ?? new Registry()).client;
+    this.authKeys = new Map((opts.clientAuthKeys ?? []).map((k) => [toHex(k.identity), k.secret]));
     this.o = {
       descFetchTimeoutMs: opts.descFetchTimeoutMs ?? 30_000,
       maxHsDirAttempts: opts.maxHsDirAttempts ?? 6,
@@ -235,7 +251,8 @@ export class OnionClient {
     }
 
     const keys = onionPeriodKeys(identity, dir.consensus);
-    let { desc, cached } = await this.descriptor(label, keys, dir);
+    const authSecret = this.authKeys.get(toHex(identity));
+    let { desc, cached } = await this.descriptor(label, keys, dir, authSecret);
     let circ: OriginCircuit;
     try {
       circ = await this.rendezvous(identity, label, desc, keys, dir);
@@ -246,7 +263,7 @@ export class OnionClient {
       if (!cached || !introFailed) throw f;
       // The service may have moved: fetch afresh once (C tor purges the cache entry too).
       this.descriptors.delete(label);
-      ({ desc, cached } = await this.descriptor(label, keys, dir));
+      ({ desc, cached } = await this.descriptor(label, keys, dir, authSecret));
       circ = await this.rendezvous(identity, label, desc, keys, dir);
     }
     const entry = { circ, createdAt: this.now() };
@@ -277,13 +294,14 @@ export class OnionClient {
     label: string,
     keys: OnionPeriodKeys,
     dir: NetDir,
+    authSecret: Uint8Array | undefined,
   ): Promise<{ desc: HsDescriptorContents; cached: boolean }> {
     const hit = this.descriptors.get(label);
     if (hit && hit.tp === keys.tp && hit.expiresAt > this.now()) return { desc: hit.desc, cached: true };
     if (hit) this.descriptors.delete(label);
     const inFlight = this.fetching.get(label);
     if (inFlight && inFlight.tp === keys.tp) return { desc: await inFlight.p, cached: false };
-    const p = this.fetchDescriptor(keys, dir);
+    const p = this.fetchDescriptor(keys, dir, authSecret);
     const entry = { tp: keys.tp, p };
     this.fetching.set(label, entry);
     let desc: HsDescriptorContents;
@@ -310,7 +328,11 @@ export class OnionClient {
   }
 
   /** Tries the responsible HSDirs in random order; see the module notes for the failure codes. */
-  private async fetchDescriptor(keys: OnionPeriodKeys, dir: NetDir): Promise<HsDescriptorContents> {
+  private async fetchDescriptor(
+    keys: OnionPeriodKeys,
+    dir: NetDir,
+    authSecret: Uint8Array | undefined,
+  ): Promise<HsDescriptorContents> {
     const hsdirs = shuffled(hsDirsToFetch(dir.relays, keys), this.rng).slice(0, this.o.maxHsDirAttempts);
     if (hsdirs.length === 0)
       throw new SocksFailure(SocksReply.ONION_DESC_NOT_FOUND, 'no HSDirs in consensus');
@@ -332,8 +354,14 @@ export class OnionClient {
           blindedPub: keys.blindedPub,
           subcredential: keys.subcredential,
           nowMs: this.now(),
+          ...(authSecret ? { clientAuthSecret: authSecret } : {}),
         });
       } catch (e) {
+        if (e instanceof ClientAuthError) {
+          const reply =
+            e.kind === 'missing' ? SocksReply.ONION_MISSING_CLIENT_AUTH : SocksReply.ONION_WRONG_CLIENT_AUTH;
+          throw new SocksFailure(reply, e.message);
+        }
         invalid += 1;
         lastInvalid = (e as Error).message;
         this.logger.warn('HSDir returned an invalid onion descriptor', {

@@ -29,6 +29,7 @@ import {
   onShutdown,
   runIfMain,
 } from '../net/cli.js';
+import { readAuthorizedClients } from '../net/client-auth-files.js';
 import { createLogger } from '../net/log.js';
 import { isValidInstanceName } from './instances.js';
 import { type Backend, OnionService } from './service.js';
@@ -76,6 +77,11 @@ export async function main(argv: string[]): Promise<void> {
       envInt('SHALLOT_VIRTUAL_PORT', 80),
     )
     .option('--no-testnet', 'live-network time periods (1440 min) instead of the voting-interval ones')
+    .option(
+      '--authorized-clients-dir <dir>',
+      'only clients with a key in <dir>/*.auth ("descriptor:x25519:<base32>", as Tor) may connect',
+      env.SHALLOT_AUTHORIZED_CLIENTS_DIR,
+    )
     .addOption(handshakeOption())
     .option('--no-tls', 'plain ws links (debugging only)');
   addOpsOptions(program, '127.0.0.1');
@@ -91,6 +97,7 @@ export async function main(argv: string[]): Promise<void> {
       introPoints: number;
       virtualPort: number;
       testnet: boolean;
+      authorizedClientsDir?: string;
       handshake: HandshakeName;
       tls: boolean;
     } & OpsOptions
@@ -106,6 +113,15 @@ export async function main(argv: string[]): Promise<void> {
     instance = o.instance ?? instanceName(env.SHALLOT_INSTANCE ?? 'default');
   } catch (e) {
     program.error((e as Error).message);
+  }
+  let authorizedClients: Uint8Array[] | undefined;
+  if (o.authorizedClientsDir) {
+    authorizedClients = await readAuthorizedClients(o.authorizedClientsDir).catch((e: Error) =>
+      program.error(e.message),
+    );
+    // Asked for client authorization but given no client: refuse rather than publish to anyone.
+    if (authorizedClients.length === 0)
+      program.error(`no *.auth files in ${o.authorizedClientsDir}: no client could connect`);
   }
   const name = o.name ?? 'onion';
   const logger = createLogger(`hs/${name}/${instance}`, logLevel);
@@ -126,6 +142,7 @@ export async function main(argv: string[]): Promise<void> {
       name,
       instance,
       identityKeyFile: o.keyFile,
+      ...(authorizedClients ? { authorizedClients } : {}),
       ...(o.dataDir ? { dataDir: o.dataDir } : {}),
       numIntroPoints: o.introPoints,
       backend,

@@ -31,9 +31,12 @@
  *   are served by the backend (TCP splice, or builtin-http.ts), others get
  *   END DONE (C tor: DONE, not EXITPOLICY, so port scans learn nothing).
  *
- * Not here: client authorization (descriptors are published without
- * it), proof-of-work, vanguards, intro-point rotation by age or count
- * (intro points live as long as their circuits).
+ * - Client authorization (§2.5.1.2): with `authorizedClients` the
+ *   descriptors' inner layer (the intro points) opens only for those
+ *   clients' x25519 keys; without, for anyone who knows the address.
+ *
+ * Not here: proof-of-work, vanguards, intro-point rotation by age or
+ * count (intro points live as long as their circuits).
  *
  * Metrics (label service = name): shallot_hs_descriptor_upload_total{outcome=
  * success|rejected|failure}, shallot_hs_intro_requests_total{outcome=accepted|
@@ -121,6 +124,8 @@ export interface OnionServiceOptions {
   introduceRate?: { rate: number; burst: number };
   /** Rendezvous circuits being built at once before INTRODUCE2s are dropped (default 64). */
   maxPendingRendezvous?: number;
+  /** x25519 public keys of the only clients that may read the descriptor (default: anyone). */
+  authorizedClients?: readonly Uint8Array[];
 }
 
 export interface OnionServiceComponents {
@@ -323,6 +328,7 @@ export class OnionService extends TypedEmitter<OnionServiceEvents> {
       backend:
         this.opts.backend.type === 'tcp' ? `${this.opts.backend.host}:${this.opts.backend.port}` : 'builtin',
       virtualPort: this.virtualPort,
+      authorizedClients: this.opts.authorizedClients?.length ?? 'anyone',
     });
     this.m.introPoints.labels({ ...this.label, service_instance: this.instance }).set(0);
     this.timer = setInterval(() => void this.tick(), this.opts.tickMs ?? 1000);
@@ -670,6 +676,7 @@ export class OnionService extends TypedEmitter<OnionServiceEvents> {
           introPoints: ips,
           subcredential: d.subcredential,
           nowMs,
+          ...(this.opts.authorizedClients ? { authorizedClients: this.opts.authorizedClients } : {}),
         },
         randomBytes,
       );

@@ -3,7 +3,9 @@
 // address, 0xF0 for an unknown service, 0xF1 for a tampered descriptor, 0xF2
 // when the intro point knows no such service, 0xF3 when no RENDEZVOUS2 comes,
 // then a real OnionService carrying bytes both ways, rendezvous-circuit reuse
-// and the spread of rendezvous points over 20 isolated connections.
+// and the spread of rendezvous points over 20 isolated connections; and a
+// service with client authorization: the key holder connects, 0xF4 without a
+// key, 0xF5 with a key it does not list.
 import { createHash } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { Registry } from 'prom-client';
@@ -15,6 +17,7 @@ import { onionPeriodKeys } from '../../services/client/onion-params.js';
 import { SocksFailure } from '../../services/client/socks-server.js';
 import { SocksReply } from '../../services/client/socks5.js';
 import { concat, toBase64, utf8 } from '../../services/core/bytes.js';
+import { generateClientAuthKey } from '../../services/core/client-auth.js';
 import {
   ed25519Expand,
   ed25519Generate,
@@ -28,7 +31,7 @@ import { buildEstablishIntro } from '../../services/core/hs-cells.js';
 import { buildHsDescriptor, type IntroPointInfo } from '../../services/core/hs-descriptor.js';
 import { blindExpandedKey } from '../../services/core/hs-keys.js';
 import { relayLinkSpecifiers } from '../../services/core/link-specifiers.js';
-import { encodeOnionAddress } from '../../services/core/onion-address.js';
+import { decodeOnionAddress, encodeOnionAddress } from '../../services/core/onion-address.js';
 import type { OriginCircuit } from '../../services/net/origin-circuit.js';
 import { OnionService } from '../../services/onion-service/service.js';
 import { LocalNetwork } from '../../services/testnet/network.js';
@@ -384,5 +387,96 @@ describe('onion client with a real onion service', () => {
     expect(used.length).toBeGreaterThanOrEqual(5);
     const top = Math.max(...[...after].map(([relay, n]) => n - (before.get(relay) ?? 0)));
     expect(top).toBeLessThanOrEqual(10);
+  }, 60_000);
+});
+
+describe('client authorization', () => {
+  const alice = generateClientAuthKey(randomBytes);
+  const bob = generateClientAuthKey(randomBytes);
+  const started: { stop(): Promise<void> }[] = [];
+  let authService: OnionService;
+  let authRegistry: Registry;
+
+  /** A SOCKS client holding `key` for the service (or none). */
+  async function clientWith(key: { secret: Uint8Array } | null, registry = new Registry()) {
+    const c = new ShallotClient(
+      { logger: testLogger('auth-client'), registry },
+      {
+        authorities: net.endpoints,
+        socksHost: '127.0.0.1',
+        socksPort: 0,
+        circuits: { prebuild: 0 },
+        ...(key
+          ? {
+              clientAuthKeys: [
+                { identity: decodeOnionAddress(authService.onionAddress), secret: key.secret },
+              ],
+            }
+          : {}),
+      },
+    );
+    started.push(c);
+    await c.start();
+    await c.ready(30_000);
+    return c;
+  }
+
+  beforeAll(async () => {
+    const svcClient = new ShallotClient(
+      { logger: testLogger('auth-svc-client'), registry: new Registry() },
+      { authorities: net.endpoints, socksHost: '127.0.0.1', socksPort: null, circuits: { prebuild: 0 } },
+    );
+    started.push(svcClient);
+    await svcClient.start();
+    await svcClient.ready(30_000);
+    authService = new OnionService(
+      { logger: testLogger('auth-svc'), registry: new Registry(), client: svcClient },
+      {
+        name: 'private',
+        identitySeed: randomBytes(32),
+        numIntroPoints: 2,
+        backend: { type: 'tcp', host: '127.0.0.1', port: echo.port },
+        authorizedClients: [alice.public],
+      },
+    );
+    started.unshift(authService);
+    await authService.start();
+    await authService.whenPublished(2, 60_000);
+    authRegistry = new Registry();
+  }, 90_000);
+
+  afterAll(async () => {
+    for (const s of started) await s.stop().catch(() => {});
+  });
+
+  it("an authorized client's key opens the descriptor and the connection carries bytes", async () => {
+    const c = await clientWith(alice, authRegistry);
+    const s = await socksConnect(c.socksPort, authService.onionAddress, 80, { timeoutMs: 30_000 });
+    try {
+      const payload = randomBytes(64 * 1024);
+      const back = readExactly(s, payload.length);
+      s.write(payload);
+      expect(sha(await back)).toBe(sha(payload));
+    } finally {
+      s.destroy();
+    }
+    expect(await metricValue(authRegistry, 'shallot_onion_connects_total', { outcome: 'ok' })).toBe(1);
+  }, 60_000);
+
+  it('a client without a key gets 0xF4, with a key the service does not list 0xF5', async () => {
+    expect(await socksReply(authService.onionAddress)).toBe(SocksReply.ONION_MISSING_CLIENT_AUTH);
+    expect(
+      await metricValue(clientRegistry, 'shallot_onion_connects_total', { outcome: 'missing_client_auth' }),
+    ).toBe(1);
+    const registry = new Registry();
+    const wrong = await clientWith(bob, registry);
+    const err = await socksConnect(wrong.socksPort, authService.onionAddress, 80, {
+      timeoutMs: 30_000,
+    }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SocksReplyError);
+    expect((err as SocksReplyError).reply).toBe(SocksReply.ONION_WRONG_CLIENT_AUTH);
+    expect(
+      await metricValue(registry, 'shallot_onion_connects_total', { outcome: 'wrong_client_auth' }),
+    ).toBe(1);
   }, 60_000);
 });
