@@ -1,11 +1,16 @@
 #!/usr/bin/env node
 /**
  * The `shallot` command: `up` starts a local network on 127.0.0.1,
- * `status` shows it, `load` drives traffic through it.
+ * `status` shows it, `load` drives traffic through it, `client-auth` makes
+ * client-authorization keys for onion services.
  */
 import { Command, InvalidArgumentError } from 'commander';
+import { generateClientAuthKey } from '../core/client-auth.js';
+import { randomBytes } from '../core/crypto.js';
+import { decodeOnionAddress } from '../core/onion-address.js';
 import { registerLoadCommand } from '../loadgen/command.js';
 import { handshakeOption, intOption, runIfMain } from '../net/cli.js';
+import { writeClientAuthFiles } from '../net/client-auth-files.js';
 import { isLogLevel, type LogLevel } from '../net/log.js';
 import { status } from './status.js';
 import { Progress, readySummary, type UpOptions, up } from './up.js';
@@ -81,6 +86,11 @@ export function program(): Command {
     .option('--process-per-node', 'run every node as its own process instead of all in one', false)
     .option('--log-level <level>', 'log level for node logs (written under the data dir)', logLevel, 'info')
     .addOption(handshakeOption())
+    .option(
+      '--client-auth',
+      "onion services admit only the network's SOCKS client (client-authorization keys under the data dir)",
+      false,
+    )
     .option('--no-tls', 'plain ws links instead of wss (debugging only)')
     .option(
       '--bootstrap-timeout <sec>',
@@ -115,6 +125,30 @@ export function program(): Command {
     .option('--data-dir <dir>', 'the data dir given to shallot up', '.shallot')
     .action(async (opts: { dataDir: string }) => {
       process.exitCode = await status(opts.dataDir);
+    });
+  p.command('client-auth')
+    .description(
+      'make a client-authorization key pair for an onion service, as Tor files: <name>.auth for the service, <name>.auth_private (0600) for the client',
+    )
+    .argument('<address>', 'the onion service (56 characters, ".onion" optional)')
+    .option('--name <name>', "the client's name (file names)", 'client')
+    .option(
+      '--service-dir <dir>',
+      "the service's authorized-clients directory (--authorized-clients-dir)",
+      'authorized_clients',
+    )
+    .option('--client-dir <dir>', "the client's key directory (--onion-auth-dir)", 'onion-auth')
+    .action(async (address: string, opts: { name: string; serviceDir: string; clientDir: string }) => {
+      let identity: Uint8Array;
+      try {
+        identity = decodeOnionAddress(address);
+      } catch (e) {
+        throw new InvalidArgumentError(`${address}: ${(e as Error).message}`);
+      }
+      const files = await writeClientAuthFiles(opts, identity, generateClientAuthKey(randomBytes));
+      process.stdout.write(
+        `service (public key):  ${files.authFile}\nclient (private key): ${files.privateFile}\n`,
+      );
     });
   registerLoadCommand(p);
   return p;

@@ -10,8 +10,10 @@ import type { Registry } from 'prom-client';
 import { ShallotClient } from '../client/client.js';
 import type { HandshakeName } from '../core/create-handshake.js';
 import type { AuthorityEndpoint } from '../directory/dir-client.js';
+import { readAuthorizedClients } from '../net/client-auth-files.js';
 import type { Logger } from '../net/log.js';
 import { OnionService } from '../onion-service/service.js';
+import { onionIdentityFile } from './client-auth.js';
 
 export interface OnionServicesOptions {
   count: number;
@@ -21,6 +23,8 @@ export interface OnionServicesOptions {
   authorities: AuthorityEndpoint[];
   tls: boolean;
   handshake: HandshakeName;
+  /** Per service, the directory of its authorized clients' `.auth` keys (none: open to anyone). */
+  authorizedClientsDirs?: readonly string[];
 }
 
 export interface OnionServicesHandle {
@@ -43,6 +47,8 @@ export async function startOnionServices(
     for (let s = 0; s < o.count; s++) {
       const name = `onion${s}`;
       const dir = path.join(o.dataDir, name);
+      const clientsDir = o.authorizedClientsDirs?.[s];
+      const authorizedClients = clientsDir ? await readAuthorizedClients(clientsDir) : undefined;
       let address = '';
       for (let i = 0; i < o.instances; i++) {
         const logger = c.logger.child(`${name}-${i}`);
@@ -63,7 +69,8 @@ export async function startOnionServices(
           {
             name,
             instance: String(i),
-            identityKeyFile: path.join(dir, 'identity.key'),
+            identityKeyFile: onionIdentityFile(o.dataDir, s),
+            ...(authorizedClients ? { authorizedClients } : {}),
             dataDir: dir,
             numIntroPoints: o.introPoints,
             backend: { type: 'builtin' },

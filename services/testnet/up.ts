@@ -15,7 +15,9 @@ import type { HandshakeName } from '../core/create-handshake.js';
 import { type AuthorityEndpoint, fetchConsensus, formatAuthorityList } from '../directory/dir-client.js';
 import { createRegistry } from '../metrics/metrics.js';
 import { type OpsServer, serveOps } from '../metrics/server.js';
+import { readClientAuthKeys } from '../net/client-auth-files.js';
 import { createLogger, type Logger, type LogLevel } from '../net/log.js';
+import { type ClientAuthLayout, onionIdentityFile, prepareClientAuth } from './client-auth.js';
 import { type BootstrapProgress, LocalNetwork } from './network.js';
 import { type OnionServicesHandle, startOnionServices } from './onion.js';
 import { PortAllocator } from './ports.js';
@@ -38,6 +40,8 @@ export interface UpOptions {
   logLevel: LogLevel;
   tls: boolean;
   handshake: HandshakeName;
+  /** Onion services admit only the network's client, by client-authorization keys. */
+  clientAuth: boolean;
   bootstrapTimeout: number;
 }
 
@@ -137,12 +141,14 @@ async function upInProcess(o: UpOptions, progress: ProgressSink): Promise<Runnin
       registry,
       health: () => ({ ok: true, ready: client?.dir !== null }),
     });
+    const auth = await clientAuthFor(o);
     client = new ShallotClient(
       { logger: logger.child('client'), registry },
       {
         authorities: net.endpoints,
         socksHost: '127.0.0.1',
         socksPort: await net.ports.take(o.socksPort),
+        ...(auth ? { clientAuthKeys: await readClientAuthKeys(auth.clientDir) } : {}),
         circuits: { tls: o.tls, dataDir: o.dataDir, handshake: o.handshake },
       },
     );
@@ -160,6 +166,7 @@ async function upInProcess(o: UpOptions, progress: ProgressSink): Promise<Runnin
         authorities: net.endpoints,
         tls: o.tls,
         handshake: o.handshake,
+        ...(auth ? { authorizedClientsDirs: auth.serviceDirs } : {}),
       },
       (text) => progress.line(text),
     );
@@ -320,6 +327,7 @@ async function upProcesses(o: UpOptions, progress: ProgressSink): Promise<Runnin
     }
     const socksPort = await ports.take(o.socksPort);
     const clientOps = await ports.take();
+    const auth = await clientAuthFor(o);
     launch(
       'client',
       'client',
@@ -331,6 +339,7 @@ async function upProcesses(o: UpOptions, progress: ProgressSink): Promise<Runnin
         String(socksPort),
         '--data-dir',
         path.join(o.dataDir, 'client'),
+        ...(auth ? ['--onion-auth-dir', auth.clientDir] : []),
         ...building,
       ],
       clientOps,
@@ -340,7 +349,7 @@ async function upProcesses(o: UpOptions, progress: ProgressSink): Promise<Runnin
     const web = await startWebTarget('127.0.0.1', await ports.take());
     const services: NetworkState['onionServices'] = [];
     for (let s = 0; s < o.onionServices; s++) {
-      const keyFile = path.join(o.dataDir, `onion${s}`, 'identity.key');
+      const keyFile = onionIdentityFile(o.dataDir, s);
       for (let inst = 0; inst < o.instances; inst++) {
         const opsPort = await ports.take();
         const child = launch(
@@ -358,6 +367,7 @@ async function upProcesses(o: UpOptions, progress: ProgressSink): Promise<Runnin
             String(inst),
             '--intro-points',
             String(o.introPoints),
+            ...(auth ? ['--authorized-clients-dir', auth.serviceDirs[s] as string] : []),
             ...building,
           ],
           opsPort,
@@ -432,6 +442,13 @@ function firstLine(child: ChildProcess, re: RegExp, timeoutMs: number): Promise<
   });
 }
 
+/** Client-authorization keys for `--client-auth` (none without onion services). */
+function clientAuthFor(o: UpOptions): Promise<ClientAuthLayout | null> {
+  return o.clientAuth && o.onionServices > 0
+    ? prepareClientAuth(o.dataDir, o.onionServices)
+    : Promise.resolve(null);
+}
+
 /** The summary printed once the network is usable. */
 export function readySummary(s: NetworkState, o: UpOptions): string {
   const lines = [
@@ -442,6 +459,10 @@ export function readySummary(s: NetworkState, o: UpOptions): string {
   ];
   for (const svc of s.onionServices)
     lines.push(`  Onion service    http://${svc.address}/  (${svc.instances} instance(s), built-in backend)`);
+  if (o.clientAuth && s.onionServices.length > 0)
+    lines.push(
+      `  Client auth      on: only the SOCKS client above has the keys (${path.join(o.dataDir, 'client', 'onion-auth')})`,
+    );
   lines.push(`  Exit target      http://${s.web}/  (a local web server reached through exits)`);
   lines.push('');
   const first = s.onionServices[0];

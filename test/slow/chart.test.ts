@@ -688,6 +688,7 @@ describe('helm test hook', () => {
         socksPort: 0,
         processPerNode: false,
         handshake: 'ntor',
+        clientAuth: false,
         logLevel: 'warn',
         tls: true,
         bootstrapTimeout: 120,

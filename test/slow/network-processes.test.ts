@@ -1,19 +1,24 @@
 // The same network as test/integration/network.test.ts with every node a
 // separate process (`shallot up --process-per-node`): 3 authorities, 8
 // relays, the client and an onion service, each
-// `node dist/services/<name>/main.js`, building circuits with ntor-v3. Needs
+// `node dist/services/<name>/main.js`, building circuits with ntor-v3, the
+// onion service admitting only the client's client-authorization key. Needs
 // `npm run build` (done by `npm run test:all`).
 import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ShallotClient } from '../../services/client/client.js';
+import { SocksReply } from '../../services/client/socks5.js';
 import { randomBytes } from '../../services/core/crypto.js';
 import { scrape, sumOf } from '../../services/loadgen/scrape.js';
 import { builtinSha256 } from '../../services/onion-service/builtin-http.js';
 import type { RunningNetwork } from '../../services/testnet/up.js';
+import { testLogger } from '../helpers/log.js';
 import { readAll, startBlobServer, type TestServer } from '../helpers/servers.js';
-import { socksConnect } from '../helpers/socks-client.js';
+import { SocksReplyError, socksConnect } from '../helpers/socks-client.js';
 import { socksPortOf, upProcessNetwork } from '../helpers/testnet.js';
 
 const BLOB = randomBytes(10 * 1024 * 1024);
@@ -24,7 +29,8 @@ let blob: TestServer;
 beforeAll(async () => {
   blob = await startBlobServer(BLOB);
   dataDir = await mkdtemp(path.join(tmpdir(), 'shallot-procs-'));
-  // ntor-v3 here (the in-process networks use ntor), so both handshakes cross real process boundaries.
+  // ntor-v3 here (the in-process networks use ntor), so both handshakes cross
+  // real process boundaries; client authorization through the processes' flags.
   net = await upProcessNetwork({
     relays: 8,
     exits: 3,
@@ -32,6 +38,7 @@ beforeAll(async () => {
     dataDir,
     logLevel: 'info',
     handshake: 'ntor-v3',
+    clientAuth: true,
   });
 }, 180_000);
 
@@ -56,13 +63,37 @@ describe('a network of separate processes', () => {
     );
   }, 90_000);
 
-  it('reaches the onion service process through relay processes acting as intro and rendezvous points', async () => {
+  it('reaches the onion service process (with its client-auth key) through relay processes as intro and rendezvous points', async () => {
     const onion = net.state.onionServices[0]?.address ?? '';
     const s = await socksConnect(socksPortOf(net), onion, 80, { timeoutMs: 60_000 });
     s.write(`GET /bytes/200000 HTTP/1.1\r\nHost: ${onion}\r\nConnection: close\r\n\r\n`);
     const all = await readAll(s);
     const body = all.subarray(all.indexOf('\r\n\r\n') + 4);
     expect(createHash('sha256').update(body).digest('hex')).toBe(builtinSha256(200000));
+  }, 90_000);
+
+  it('turns away a client without the key with SOCKS 0xF4', async () => {
+    const stranger = new ShallotClient(
+      { logger: testLogger('stranger'), registry: new Registry() },
+      {
+        authorities: net.state.authorities,
+        socksHost: '127.0.0.1',
+        socksPort: 0,
+        circuits: { prebuild: 0, handshake: 'ntor-v3' },
+      },
+    );
+    try {
+      await stranger.start();
+      await stranger.ready(30_000);
+      const onion = net.state.onionServices[0]?.address ?? '';
+      const err = await socksConnect(stranger.socksPort, onion, 80, { timeoutMs: 60_000 }).catch(
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(SocksReplyError);
+      expect((err as SocksReplyError).reply).toBe(SocksReply.ONION_MISSING_CLIENT_AUTH);
+    } finally {
+      await stranger.stop();
+    }
   }, 90_000);
 
   it('built every circuit with ntor-v3 (the relays processed ntor-v3 onionskins, no ntor ones)', async () => {

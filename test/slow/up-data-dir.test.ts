@@ -1,18 +1,31 @@
-// `shallot up --data-dir D` twice: the second network has the same relay and
-// authority identities and the same onion address as the first, and its key
-// files are private (0600).
-import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+// `shallot up --data-dir D --client-auth` twice: the second network has the
+// same relay and authority identities, onion address and client-authorization
+// keys as the first, its key files are private (0600), and each time the
+// network's client reaches the onion service with its key while a client
+// without one gets SOCKS 0xF4.
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { Registry } from 'prom-client';
 import { afterAll, describe, expect, it } from 'vitest';
+import { ShallotClient } from '../../services/client/client.js';
+import { SocksReply } from '../../services/client/socks5.js';
 import { fetchConsensus } from '../../services/directory/dir-client.js';
 import { ephemeralPort } from '../../services/testnet/ports.js';
 import { type RunningNetwork, type UpOptions, up } from '../../services/testnet/up.js';
+import { testLogger } from '../helpers/log.js';
+import { readAll } from '../helpers/servers.js';
+import { SocksReplyError, socksConnect } from '../helpers/socks-client.js';
 
 const quiet = { update: () => {}, line: () => {}, done: () => {} };
 let dataDir = '';
 
-async function once(): Promise<{ onion: string; relays: string[]; authorities: string[] }> {
+async function once(): Promise<{
+  onion: string;
+  relays: string[];
+  authorities: string[];
+  clientKey: string;
+}> {
   const opts: UpOptions = {
     authorities: 3,
     relays: 4,
@@ -27,6 +40,7 @@ async function once(): Promise<{ onion: string; relays: string[]; authorities: s
     socksPort: await ephemeralPort(),
     processPerNode: false,
     handshake: 'ntor',
+    clientAuth: true,
     logLevel: 'warn',
     tls: true,
     bootstrapTimeout: 120,
@@ -35,8 +49,30 @@ async function once(): Promise<{ onion: string; relays: string[]; authorities: s
   try {
     net = await up(opts, quiet);
     const { consensus } = await fetchConsensus(net.state.authorities, { nowMs: Date.now(), skewMs: 5_000 });
+    const onion = net.state.onionServices[0]?.address ?? '';
+    const s = await socksConnect(Number(net.state.socks.split(':')[1]), onion, 80, { timeoutMs: 60_000 });
+    s.write(`GET /bytes/5000 HTTP/1.1\r\nHost: ${onion}\r\nConnection: close\r\n\r\n`);
+    expect((await readAll(s)).toString('latin1', 0, 15)).toBe('HTTP/1.1 200 OK');
+    const stranger = new ShallotClient(
+      { logger: testLogger('stranger'), registry: new Registry() },
+      { authorities: net.state.authorities, socksHost: '127.0.0.1', socksPort: 0, circuits: { prebuild: 0 } },
+    );
+    try {
+      await stranger.start();
+      await stranger.ready(30_000);
+      const refused = await socksConnect(stranger.socksPort, onion, 80, { timeoutMs: 60_000 }).catch(
+        (e) => e,
+      );
+      expect(refused).toBeInstanceOf(SocksReplyError);
+      expect((refused as SocksReplyError).reply).toBe(SocksReply.ONION_MISSING_CLIENT_AUTH);
+    } finally {
+      await stranger.stop();
+    }
+    const privateKey = path.join(dataDir, 'client', 'onion-auth', 'client-onion0.auth_private');
+    expect((await stat(privateKey)).mode & 0o077).toBe(0);
     return {
-      onion: net.state.onionServices[0]?.address ?? '',
+      clientKey: await readFile(privateKey, 'utf8'),
+      onion,
       relays: consensus.relays.map((r) => Buffer.from(r.identity).toString('hex')).sort(),
       authorities: net.state.authorities.map((a) => a.identity).sort(),
     };
@@ -50,7 +86,7 @@ afterAll(async () => {
 });
 
 describe('shallot up --data-dir', () => {
-  it('reuses every identity and the onion address on a second start', async () => {
+  it('reuses every identity, the onion address and the client-auth keys on a second start', async () => {
     dataDir = await mkdtemp(path.join(tmpdir(), 'shallot-datadir-'));
     const first = await once();
     const second = await once();

@@ -1,0 +1,46 @@
+/**
+ * `shallot up --client-auth` and `shallot client-auth`: client-authorization
+ * keys (rend-spec-v3 §2.5.1.2) in Tor's directory layout.
+ *
+ * For `up`, each onion service `onion<i>` gets `<data>/onion<i>/authorized_clients/`
+ * with one `.auth` file, and the network's client gets the matching
+ * `.auth_private` in `<data>/client/onion-auth/`. Keys made once are kept, so
+ * a second `up` with the same data dir reuses them, as it reuses identities.
+ */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { generateClientAuthKey } from '../core/client-auth.js';
+import { ed25519PublicFromSeed, randomBytes } from '../core/crypto.js';
+import { writeClientAuthFiles } from '../net/client-auth-files.js';
+import { loadOrCreateIdentity } from '../onion-service/identity.js';
+
+export interface ClientAuthLayout {
+  /** The client's onion-auth directory (`.auth_private` files). */
+  clientDir: string;
+  /** Each onion service's authorized-clients directory, by index. */
+  serviceDirs: string[];
+}
+
+/** The identity key file `up` gives onion service `i`. */
+export const onionIdentityFile = (dataDir: string, i: number) =>
+  path.join(dataDir, `onion${i}`, 'identity.key');
+
+/** Creates (or finds) one client key per onion service; creates the services' identity keys if missing. */
+export async function prepareClientAuth(dataDir: string, services: number): Promise<ClientAuthLayout> {
+  const clientDir = path.join(dataDir, 'client', 'onion-auth');
+  const serviceDirs: string[] = [];
+  for (let i = 0; i < services; i++) {
+    const serviceDir = path.join(dataDir, `onion${i}`, 'authorized_clients');
+    serviceDirs.push(serviceDir);
+    const name = `client-onion${i}`;
+    const paired = [path.join(serviceDir, `${name}.auth`), path.join(clientDir, `${name}.auth_private`)];
+    if (paired.every((f) => existsSync(f))) continue;
+    const { seed } = await loadOrCreateIdentity(onionIdentityFile(dataDir, i));
+    await writeClientAuthFiles(
+      { serviceDir, clientDir, name },
+      ed25519PublicFromSeed(seed),
+      generateClientAuthKey(randomBytes),
+    );
+  }
+  return { clientDir, serviceDirs };
+}
