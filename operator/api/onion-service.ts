@@ -34,8 +34,20 @@ export interface OnionServiceSpec {
     /** Restart instances onto fresh introduction-point keys this often; 0 never. */
     introKeyIntervalMinutes: number;
   };
+  /** Client authorization: only these clients' x25519 keys open the descriptor (none: anyone). */
+  authorizedClients?: AuthorizedClient[];
   resources?: ResourceRequirements;
 }
+
+export interface AuthorizedClient {
+  /** Names the client's `.auth` file. */
+  name: string;
+  /** The client's x25519 public key in base32, as in Tor's `descriptor:x25519:<key>`. */
+  publicKey: string;
+}
+
+/** Enough for a descriptor under the 50 000-byte HSDir cap (about 85 bytes per client line). */
+export const MAX_AUTHORIZED_CLIENTS = 200;
 
 export interface OnionServiceStatus {
   observedGeneration?: number;
@@ -43,6 +55,8 @@ export interface OnionServiceStatus {
   /** "<56 base32 chars>.onion". */
   onionAddress?: string;
   instances?: { desired: number; ready: number };
+  /** Clients allowed by client authorization (0: open to anyone with the address). */
+  authorizedClients?: number;
   keyRotation?: { lastIntroKeyRotation?: string; introKeyRotations?: number };
 }
 
@@ -83,6 +97,26 @@ export const onionServiceSpecSchema: JSONSchema = obj(
       },
       { default: {} },
     ),
+    authorizedClients: {
+      type: 'array',
+      description:
+        'Client authorization (rend-spec-v3 §2.5.1.2): only clients holding one of these keys can read the descriptor; others get SOCKS F4/F5. Make a pair with `shallot client-auth <address>`.',
+      'x-kubernetes-list-type': 'map',
+      'x-kubernetes-list-map-keys': ['name'],
+      maxItems: MAX_AUTHORIZED_CLIENTS,
+      items: obj(
+        'One authorized client.',
+        {
+          name: str('File name of the client key (letters, digits, "-", "_").', {
+            pattern: '^[A-Za-z0-9_-]{1,64}$',
+          }),
+          publicKey: str('x25519 public key, 52 base32 characters (the part after "descriptor:x25519:").', {
+            pattern: '^[A-Za-z2-7]{52}$',
+          }),
+        },
+        { required: ['name', 'publicKey'] },
+      ),
+    },
     resources: resourcesSchema,
   },
   { required: ['network'] },
@@ -96,6 +130,11 @@ export const onionServiceStatusSchema: JSONSchema = obj('Observed state, written
     desired: int('Wanted.', 0, 100),
     ready: int('Ready pods.', 0, 100),
   }),
+  authorizedClients: int(
+    'Clients allowed by client authorization; 0 open to anyone.',
+    0,
+    MAX_AUTHORIZED_CLIENTS,
+  ),
   keyRotation: obj('Key rotation record.', {
     lastIntroKeyRotation: str('Last intro-key rotation.', { format: 'date-time' }),
     introKeyRotations: int('Intro-key rotations.', 0, Number.MAX_SAFE_INTEGER),

@@ -9,8 +9,12 @@
  * made fresh by each instance when it builds its intro circuits, so an
  * intro-key rotation is a rolling restart (maxUnavailable 0: old instances
  * keep serving on their old intro points until the new ones are ready).
+ * Client authorization: the authorized clients' public keys (not secret)
+ * go into a ConfigMap of Tor `.auth` files, mounted read-only; a change to
+ * the list restarts the instances, which read the keys at start.
  */
 
+import { formatAuthorizedClient, parseAuthorizedClient } from '../../services/core/client-auth.js';
 import { ed25519PublicFromSeed } from '../../services/core/crypto.js';
 import { encodeOnionAddress } from '../../services/core/onion-address.js';
 import type { OnionService } from '../api/onion-service.js';
@@ -38,6 +42,9 @@ export const IDENTITY_KEY_FILE = 'identity.json';
 export const OPS_PORT = 9100;
 export const onionDeploymentName = (svc: string) => `${svc}-onion`;
 export const onionSecretName = (svc: string) => `${svc}-onion-identity`;
+export const authorizedClientsName = (svc: string) => `${svc}-authorized-clients`;
+export const AUTHORIZED_CLIENTS_DIR = '/etc/shallot/authorized-clients';
+export const ANN_AUTHORIZED_CLIENTS_HASH = 'shallot.dev/authorized-clients-hash';
 
 export function onionAddressOf(seed: Uint8Array): string {
   return encodeOnionAddress(ed25519PublicFromSeed(seed));
@@ -61,10 +68,38 @@ export function backendSpec(svc: OnionService): string {
   return b.type === 'tcp' ? `${b.host}:${b.port}` : 'builtin';
 }
 
+/** The `.auth` files, one per authorized client (empty: the service is open). */
+export function authorizedClientFiles(svc: OnionService): Record<string, string> {
+  return Object.fromEntries(
+    (svc.spec.authorizedClients ?? []).map((c) => [
+      `${c.name}.auth`,
+      `${formatAuthorizedClient(parseAuthorizedClient(`descriptor:x25519:${c.publicKey}`))}\n`,
+    ]),
+  );
+}
+
+/** Always present (owned by the service), so shrinking the list to none needs no delete permission. */
+export function desiredAuthorizedClientsConfigMap(svc: OnionService): KubeObject {
+  const { name, namespace } = svc.metadata;
+  return {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: {
+      name: authorizedClientsName(name),
+      namespace,
+      labels: onionLabels(name, svc.spec.network),
+      ownerReferences: [ownerRef(svc)],
+    },
+    data: authorizedClientFiles(svc),
+  };
+}
+
 export function desiredOnionDeployment(inp: OnionServiceInputs): KubeObject {
   const { name, namespace } = inp.svc.metadata;
   const spec = inp.svc.spec;
   const labels = onionLabels(name, spec.network);
+  const authFiles = authorizedClientFiles(inp.svc);
+  const clientAuth = Object.keys(authFiles).length > 0;
   return {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
@@ -86,6 +121,7 @@ export function desiredOnionDeployment(inp: OnionServiceInputs): KubeObject {
           annotations: {
             [ANN_AUTHORITIES_HASH]: shortHash(inp.authorityList),
             [ANN_INTRO_ROTATED_AT]: inp.introRotatedAt,
+            ...(clientAuth ? { [ANN_AUTHORIZED_CLIENTS_HASH]: shortHash(JSON.stringify(authFiles)) } : {}),
           },
         },
         spec: {
@@ -117,15 +153,28 @@ export function desiredOnionDeployment(inp: OnionServiceInputs): KubeObject {
                 { name: 'SHALLOT_BACKEND', value: backendSpec(inp.svc) },
                 { name: 'SHALLOT_OPS_HOST', value: '0.0.0.0' },
                 { name: 'SHALLOT_OPS_PORT', value: String(OPS_PORT) },
+                ...(clientAuth
+                  ? [{ name: 'SHALLOT_AUTHORIZED_CLIENTS_DIR', value: AUTHORIZED_CLIENTS_DIR }]
+                  : []),
               ],
               ports: [{ name: 'metrics', containerPort: OPS_PORT }],
               ...opsProbes(OPS_PORT),
               ...(spec.resources ? { resources: spec.resources } : {}),
-              volumeMounts: [{ name: 'data', mountPath: DATA_DIR }],
+              volumeMounts: [
+                { name: 'data', mountPath: DATA_DIR },
+                ...(clientAuth
+                  ? [{ name: 'authorized-clients', mountPath: AUTHORIZED_CLIENTS_DIR, readOnly: true }]
+                  : []),
+              ],
               securityContext: containerSecurityContext,
             },
           ],
-          volumes: keyVolumes(onionSecretName(name)),
+          volumes: [
+            ...keyVolumes(onionSecretName(name)),
+            ...(clientAuth
+              ? [{ name: 'authorized-clients', configMap: { name: authorizedClientsName(name) } }]
+              : []),
+          ],
         },
       },
     },

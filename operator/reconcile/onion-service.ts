@@ -6,6 +6,7 @@
  */
 
 import { fromUtf8 } from '../../services/core/bytes.js';
+import { parseAuthorizedClient } from '../../services/core/client-auth.js';
 import { randomBytes } from '../../services/core/crypto.js';
 import { decodeIdentityFile, encodeIdentityFile } from '../../services/onion-service/identity.js';
 import { API_VERSION } from '../api/crds.js';
@@ -23,6 +24,7 @@ import {
   unb64,
 } from '../desired/common.js';
 import {
+  desiredAuthorizedClientsConfigMap,
   desiredOnionDeployment,
   IDENTITY_KEY_FILE,
   onionAddressOf,
@@ -47,6 +49,16 @@ export function validateOnionService(svc: OnionService): string[] {
   if (!svc.spec.network) p.push('spec.network is required');
   const b = svc.spec.backend;
   if (b.type === 'tcp' && (!b.host || !b.port)) p.push('spec.backend: a tcp backend needs host and port');
+  const names = new Set<string>();
+  for (const [i, c] of (svc.spec.authorizedClients ?? []).entries()) {
+    if (names.has(c.name)) p.push(`spec.authorizedClients[${i}]: name ${c.name} appears twice`);
+    names.add(c.name);
+    try {
+      parseAuthorizedClient(`descriptor:x25519:${c.publicKey}`);
+    } catch (e) {
+      p.push(`spec.authorizedClients[${i}] (${c.name}): ${(e as Error).message}`);
+    }
+  }
   return p;
 }
 
@@ -172,6 +184,15 @@ export async function reconcileOnionService(
     );
     requeue = 10_000;
   } else {
+    // Compared whole, so a removed client is removed (ensure() only checks the fields we want are there).
+    const clientsCm = desiredAuthorizedClientsConfigMap(svc);
+    const haveCm = await kube.get({
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      namespace,
+      name: clientsCm.metadata.name,
+    });
+    if (!haveCm || !deepEqual(clientsCm.data, haveCm.data ?? {})) await kube.apply(clientsCm);
     const r = await ensure(
       kube,
       desiredOnionDeployment({ svc, images: ctx.images, authorityList, introRotatedAt: introAt }),
@@ -202,6 +223,7 @@ export async function reconcileOnionService(
   }
   conds.push({ type: 'Degraded', status: false, reason: 'AsExpected', message: 'spec is valid and applied' });
   status.instances = { desired: svc.spec.instances, ready };
+  status.authorizedClients = svc.spec.authorizedClients?.length ?? 0;
   status.observedGeneration = generation;
   status.conditions = setConditions(status.conditions, conds, generation, new Date(now));
   await writeStatus(ctx, raw, status);

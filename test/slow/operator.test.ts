@@ -7,6 +7,7 @@
  * Services, Secrets and a ConfigMap with ownerReferences; scaling
  * converges both ways; a rotation replaces the key and keeps the previous
  * one; status conditions carry observedGeneration; an OnionService gets its
+ * client-authorization ConfigMap,
  * address and a LoadTest its Job and summary; leader election hands over;
  * a role missing a verb makes reconciles fail (so the RBAC check can fail);
  * and no reconcile or watch failed along the way.
@@ -31,6 +32,9 @@ import { HttpKube, KubeError, type KubeObject } from '../../operator/kube/client
 import { createLogger } from '../../operator/log.js';
 import { Operator } from '../../operator/main.js';
 import { reconcileNetwork } from '../../operator/reconcile/network.js';
+import { toBase32 } from '../../services/core/bytes.js';
+import { generateClientAuthKey } from '../../services/core/client-auth.js';
+import { randomBytes } from '../../services/core/crypto.js';
 import { decodeNodeKeys } from '../../services/core/node-keys.js';
 import { parseAuthorityList } from '../../services/directory/dir-client.js';
 import { metricsFor } from '../../services/metrics/metrics.js';
@@ -53,6 +57,8 @@ import { findPrometheus, startPrometheus } from '../setup/prometheus.js';
 const SYS = 'shallot-system';
 const NS = 'tn';
 const RELEASE = 'shallot';
+/** A client-authorization public key (base32), for OnionService.spec.authorizedClients. */
+const CLIENT_KEY = toBase32(generateClientAuthKey(randomBytes).public).toUpperCase();
 const SA = 'shallot'; // shallot.serviceAccountName for release "shallot"
 
 let cluster: TestCluster;
@@ -233,6 +239,32 @@ describe('CRDs on a real apiserver', () => {
         spec: { network: 'x', backend: { type: 'tcp' } },
       },
       /needs host and port/,
+    ],
+    [
+      'an authorized client key that is not 52 base32 characters',
+      {
+        apiVersion: API_VERSION,
+        kind: 'OnionService',
+        metadata: { name: 'b11' },
+        spec: { network: 'x', authorizedClients: [{ name: 'alice', publicKey: 'not-a-key' }] },
+      },
+      /publicKey/,
+    ],
+    [
+      'an authorized client named twice (list-map key)',
+      {
+        apiVersion: API_VERSION,
+        kind: 'OnionService',
+        metadata: { name: 'b12' },
+        spec: {
+          network: 'x',
+          authorizedClients: [
+            { name: 'alice', publicKey: CLIENT_KEY },
+            { name: 'alice', publicKey: CLIENT_KEY },
+          ],
+        },
+      },
+      /Duplicate value/,
     ],
     [
       'service without network',
@@ -423,7 +455,7 @@ describe('operator with the chart RBAC', () => {
       apiVersion: API_VERSION,
       kind: 'OnionService',
       metadata: { name: 'web', namespace: NS },
-      spec: { network: 'alpha', instances: 2 },
+      spec: { network: 'alpha', instances: 2, authorizedClients: [{ name: 'alice', publicKey: CLIENT_KEY }] },
     });
     await admin.create({
       apiVersion: API_VERSION,
@@ -439,6 +471,14 @@ describe('operator with the chart RBAC', () => {
     expect(st.onionAddress).toMatch(/^[a-z2-7]{56}\.onion$/);
     const dep = await admin.get(ref('Deployment', 'web-onion', NS, 'apps/v1'));
     expect(dep!.spec.replicas).toBe(2);
+    // Client authorization: the key as a Tor .auth file in a ConfigMap the instances mount.
+    expect(st.authorizedClients).toBe(1);
+    const clients = await admin.get(ref('ConfigMap', 'web-authorized-clients', NS));
+    expect(clients!.data).toEqual({ 'alice.auth': `descriptor:x25519:${CLIENT_KEY}\n` });
+    expect(dep!.spec.template.spec.volumes).toContainEqual({
+      name: 'authorized-clients',
+      configMap: { name: 'web-authorized-clients', defaultMode: 0o644 },
+    });
     const lost = await eventually(
       'Degraded',
       async () => (await admin.get(cr('OnionService', 'lost')))?.status?.conditions,
@@ -559,10 +599,12 @@ describe('operator with the chart RBAC', () => {
 
   it('reconciled without a single failure: no errors, no Forbidden, metrics exported', async () => {
     const b = operators[1]!;
-    // The gauges are set at the end of a pass; the Secret the last test waited for comes earlier.
-    const text = await eventually('gauges', async () => {
+    // The gauges are set late in a pass and its duration is observed when it returns; the
+    // Secret the last test waited for comes earlier, so wait for both.
+    const text = await eventually('gauges and a timed pass', async () => {
       const t = await (await fetch(`${b.opsUrl}/metrics`)).text();
-      return /shallot_operator_relays\{namespace="tn",network="alpha",state="desired"[^}]*\} 3/.test(t)
+      return /shallot_operator_relays\{namespace="tn",network="alpha",state="desired"[^}]*\} 3/.test(t) &&
+        /shallot_operator_reconcile_seconds_bucket\{[^}]*kind="OnionNetwork"/.test(t)
         ? t
         : null;
     });

@@ -1,11 +1,12 @@
-/** OnionService reconcile: identity Secret, the address in status, the Deployment, intro-key rotation, missing network. */
+/** OnionService reconcile: identity Secret, the address in status, the Deployment, intro-key rotation, missing network, client authorization. */
 // biome-ignore-all lint/suspicious/noExplicitAny: assertions read untyped Kubernetes objects
 import { describe, expect, it } from 'vitest';
 import { API_VERSION } from '../../../operator/api/crds.js';
 import { ANN_ROTATE_NOW, unb64 } from '../../../operator/desired/common.js';
 import { reconcileOnionService } from '../../../operator/reconcile/onion-service.js';
-import { fromUtf8 } from '../../../services/core/bytes.js';
-import { ed25519PublicFromSeed } from '../../../services/core/crypto.js';
+import { fromUtf8, toBase32 } from '../../../services/core/bytes.js';
+import { generateClientAuthKey } from '../../../services/core/client-auth.js';
+import { ed25519PublicFromSeed, randomBytes } from '../../../services/core/crypto.js';
 import { decodeOnionAddress } from '../../../services/core/onion-address.js';
 import { decodeIdentityFile } from '../../../services/onion-service/identity.js';
 import { networkWithService, testContext } from './ctx.js';
@@ -100,5 +101,86 @@ describe('OnionService reconcile', () => {
     expect(
       kube.getObj<any>('OnionService', NS, 'web')!.status.conditions.find((c: any) => c.type === 'Degraded'),
     ).toMatchObject({ reason: 'InvalidIdentity' });
+  });
+});
+
+describe('OnionService client authorization', () => {
+  const alice = toBase32(generateClientAuthKey(randomBytes).public).toUpperCase();
+  const bob = toBase32(generateClientAuthKey(randomBytes).public);
+
+  it('puts the keys in a ConfigMap of .auth files, mounted for the instances, and counts them in status', async () => {
+    const { ctx, kube } = await setup({
+      authorizedClients: [
+        { name: 'alice', publicKey: alice },
+        { name: 'bob', publicKey: bob },
+      ],
+    });
+    await reconcileOnionService(ctx, NS, 'web');
+    const cm = kube.getObj('ConfigMap', NS, 'web-authorized-clients')!;
+    expect(Object.keys(cm.data).sort()).toEqual(['alice.auth', 'bob.auth']);
+    expect(cm.data['bob.auth']).toBe(`descriptor:x25519:${bob.toUpperCase()}\n`);
+    expect(cm.metadata.ownerReferences?.[0]).toMatchObject({ kind: 'OnionService', name: 'web' });
+    const pod = kube.getObj('Deployment', NS, 'web-onion')!.spec.template;
+    const c = pod.spec.containers[0];
+    expect(c.env).toContainEqual({
+      name: 'SHALLOT_AUTHORIZED_CLIENTS_DIR',
+      value: '/etc/shallot/authorized-clients',
+    });
+    expect(c.volumeMounts).toContainEqual({
+      name: 'authorized-clients',
+      mountPath: '/etc/shallot/authorized-clients',
+      readOnly: true,
+    });
+    expect(pod.spec.volumes).toContainEqual({
+      name: 'authorized-clients',
+      configMap: { name: 'web-authorized-clients' },
+    });
+    expect(kube.getObj<any>('OnionService', NS, 'web')!.status.authorizedClients).toBe(2);
+  });
+
+  it('a changed list rewrites the ConfigMap (a removed client is gone) and restarts the instances', async () => {
+    const { ctx, kube } = await setup({
+      authorizedClients: [
+        { name: 'alice', publicKey: alice },
+        { name: 'bob', publicKey: bob },
+      ],
+    });
+    await reconcileOnionService(ctx, NS, 'web');
+    const hash = () =>
+      kube.getObj('Deployment', NS, 'web-onion')!.spec.template.metadata.annotations[
+        'shallot.dev/authorized-clients-hash'
+      ];
+    const before = hash();
+    kube.getObj<any>('OnionService', NS, 'web')!.spec.authorizedClients = [
+      { name: 'alice', publicKey: alice },
+    ];
+    await reconcileOnionService(ctx, NS, 'web');
+    expect(Object.keys(kube.getObj('ConfigMap', NS, 'web-authorized-clients')!.data)).toEqual(['alice.auth']);
+    expect(hash()).not.toBe(before);
+    kube.getObj<any>('OnionService', NS, 'web')!.spec.authorizedClients = [];
+    await reconcileOnionService(ctx, NS, 'web');
+    const pod = kube.getObj('Deployment', NS, 'web-onion')!.spec.template;
+    expect(pod.spec.containers[0].env.map((e: any) => e.name)).not.toContain(
+      'SHALLOT_AUTHORIZED_CLIENTS_DIR',
+    );
+    expect(kube.getObj('ConfigMap', NS, 'web-authorized-clients')!.data ?? {}).toEqual({});
+  });
+
+  it('a key that is not an x25519 key, or a name given twice, makes it Degraded with the reason', async () => {
+    // 52 base32 characters whose trailing bits are not zero: the CRD pattern lets it through.
+    const { ctx, kube } = await setup({
+      authorizedClients: [
+        { name: 'alice', publicKey: `${alice.slice(0, 51)}7` },
+        { name: 'alice', publicKey: bob },
+      ],
+    });
+    await reconcileOnionService(ctx, NS, 'web');
+    const degraded = kube
+      .getObj<any>('OnionService', NS, 'web')!
+      .status.conditions.find((c: any) => c.type === 'Degraded');
+    expect(degraded).toMatchObject({ status: 'True', reason: 'InvalidSpec' });
+    expect(degraded.message).toMatch(/authorizedClients\[0\].*base32/);
+    expect(degraded.message).toMatch(/appears twice/);
+    expect(kube.getObj('Deployment', NS, 'web-onion')).toBeFalsy();
   });
 });
