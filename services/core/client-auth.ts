@@ -12,7 +12,7 @@
  * whitespace ignored. Files made by Tor work here and the other way round.
  */
 import { fromBase32, toBase32 } from './bytes.js';
-import { type Rng, x25519PublicFromSecret } from './crypto.js';
+import { type Rng, x25519, x25519PublicFromSecret } from './crypto.js';
 import { InvalidError } from './errors.js';
 import { decodeOnionAddress, encodeOnionAddress, ONION_LABEL_LENGTH } from './onion-address.js';
 
@@ -38,6 +38,20 @@ function key(b32: string, what: string): Uint8Array {
   return k;
 }
 
+// Any clamped scalar sends a low-order point to zero, so one fixed scalar finds them all.
+const PROBE_SCALAR = new Uint8Array(32).fill(0x42);
+
+/** A public key a service can do x25519 with (not a low-order point, which would stop every descriptor build). */
+export function checkClientAuthPublicKey(pub: Uint8Array, what = 'authorized client'): Uint8Array {
+  if (pub.length !== 32) throw new InvalidError(what, 'key must be 32 bytes');
+  try {
+    x25519(PROBE_SCALAR, pub);
+  } catch {
+    throw new InvalidError(what, 'not a usable x25519 key (low-order point)');
+  }
+  return pub;
+}
+
 function line(text: string, what: string): string {
   if (text.length > MAX_LINE) throw new InvalidError(what, 'longer than any key line');
   const s = text.trim();
@@ -59,7 +73,7 @@ export function parseAuthorizedClient(text: string): Uint8Array {
   const what = 'authorized client';
   const s = line(text, what);
   if (!s.toLowerCase().startsWith(PREFIX)) throw new InvalidError(what, `must start with "${PREFIX}"`);
-  return key(s.slice(PREFIX.length), what);
+  return checkClientAuthPublicKey(key(s.slice(PREFIX.length), what), what);
 }
 
 /** A `.auth_private` line for the service with identity key `identity`. */

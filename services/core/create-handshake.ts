@@ -27,10 +27,9 @@ export type HandshakeName = (typeof HANDSHAKES)[number];
 /** CREATE2 HTYPE values (tor-spec §5.1.2). */
 export const HandshakeType: Readonly<Record<HandshakeName, number>> = { ntor: 2, 'ntor-v3': 3 };
 
-/** The handshake's name for an HTYPE, or `htypeN` for one Shallot does not speak (for metrics and logs). */
+/** The handshake's name for an HTYPE, or `other` (a metrics label: peers choose HTYPEs, so no series per value). */
 export function handshakeName(htype: number): string {
-  const found = HANDSHAKES.find((h) => HandshakeType[h] === htype);
-  return found ?? `htype${htype}`;
+  return HANDSHAKES.find((h) => HandshakeType[h] === htype) ?? 'other';
 }
 
 /** What a client needs to know about the relay it is handshaking with. */

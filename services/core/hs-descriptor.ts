@@ -326,7 +326,15 @@ function findDescriptorCookie(
   clientSecret: Uint8Array,
   subcredential: Uint8Array,
 ): Uint8Array | null {
-  const { clientId, cookieKey } = descriptorCookieKeys(clientSecret, middle.ephemeralKey, subcredential);
+  let keys: { clientId: Uint8Array; cookieKey: Uint8Array };
+  try {
+    keys = descriptorCookieKeys(clientSecret, middle.ephemeralKey, subcredential);
+  } catch (e) {
+    // A degenerate desc-auth-ephemeral-key: no cookie for anyone (the service may not use auth at all).
+    if (e instanceof CryptoError) return null;
+    throw e;
+  }
+  const { clientId, cookieKey } = keys;
   // Look at every line with a constant-time compare, so timing does not say which matched.
   let found: AuthClientLine | null = null;
   for (const line of middle.clients) if (ctEqual(line.clientId, clientId)) found = line;
@@ -397,6 +405,9 @@ export function buildHsDescriptor(p: BuildHsDescriptorParams, rng: Rng): string 
     constant,
   });
   const clients = p.authorizedClients ?? [];
+  // An empty list must not quietly mean "open to anyone".
+  if (p.authorizedClients && clients.length === 0)
+    throw new InvalidError('hs descriptor', 'client authorization asked for with no authorized client');
   const cookie = clients.length > 0 ? rng(DESC_COOKIE_LEN) : null;
   const innerSecret = cookie ? concat(p.blindedPub, cookie) : p.blindedPub;
   const encrypted = encryptDescLayer(utf8(inner), layer(innerSecret, CONST_ENC), rng(SALT_LEN));

@@ -8,6 +8,7 @@
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
+import { toHex } from '../core/bytes.js';
 import {
   type ClientAuthKeyPair,
   type ClientAuthPrivate,
@@ -53,19 +54,30 @@ export async function readAuthorizedClients(dir: string): Promise<Uint8Array[]> 
   return keys;
 }
 
-/** Every `*.auth_private` key in a client's onion-auth directory (each file mode 0600 or stricter). */
+/**
+ * Every `*.auth_private` key in a client's onion-auth directory (each file
+ * mode 0600 or stricter; at most one per onion service, or which one is
+ * used would depend on file names).
+ */
 export async function readClientAuthKeys(dir: string): Promise<ClientAuthPrivate[]> {
   const keys: ClientAuthPrivate[] = [];
+  const seen = new Map<string, string>();
   for (const file of await filesEndingIn(dir, '.auth_private')) {
     const st = await fs.stat(file);
     if ((st.mode & 0o077) !== 0) {
       throw new KeyFileError(file, `permissions ${(st.mode & 0o777).toString(8)} are too open; want 600`);
     }
+    let key: ClientAuthPrivate;
     try {
-      keys.push(parseClientAuthPrivate(await readKeyLine(file)));
+      key = parseClientAuthPrivate(await readKeyLine(file));
     } catch (e) {
       throw e instanceof KeyFileError ? e : new KeyFileError(file, (e as Error).message);
     }
+    const service = toHex(key.identity);
+    const other = seen.get(service);
+    if (other) throw new KeyFileError(file, `another key for the onion service that ${other} is for`);
+    seen.set(service, path.basename(file));
+    keys.push(key);
   }
   return keys;
 }

@@ -128,12 +128,14 @@ export class OriginCircuit extends TypedEmitter<OriginCircuitEvents> implements 
     first: HopTarget,
     opts: OriginCircuitOptions = {},
   ): Promise<OriginCircuit> {
+    // Before anything is registered: a bad target key throws here and leaves nothing behind.
+    const handshake = startClientHandshake(opts.handshake ?? 'ntor', opts.rng ?? randomBytes, first);
     const circId = channel.allocateCircId();
     const circ = new OriginCircuit(channel, circId, opts);
     if (!channel.register(circId, circ)) {
+      channel.off('drain', circ.onDrain);
       throw new CircuitError(DestroyReason.RESOURCELIMIT, 'too many circuits on channel', 'limit');
     }
-    const handshake = startClientHandshake(circ.handshake, circ.rng, first);
     const done = new Promise<void>((resolve, reject) => {
       circ.createWaiter = { handshake, resolve, reject };
     });

@@ -115,7 +115,7 @@ export async function main(argv: string[]): Promise<void> {
     program.error((e as Error).message);
   }
   let authorizedClients: Uint8Array[] | undefined;
-  if (o.authorizedClientsDir) {
+  if (o.authorizedClientsDir !== undefined) {
     authorizedClients = await readAuthorizedClients(o.authorizedClientsDir).catch((e: Error) =>
       program.error(e.message),
     );

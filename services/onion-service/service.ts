@@ -50,6 +50,7 @@ import type { ShallotClient } from '../client/client.js';
 import type { NetRelay } from '../client/netdir.js';
 import { toHex, utf8 } from '../core/bytes.js';
 import { DestroyReason } from '../core/cells.js';
+import { checkClientAuthPublicKey } from '../core/client-auth.js';
 import {
   type ExpandedKey,
   ed25519Expand,
@@ -227,6 +228,18 @@ export class OnionService extends TypedEmitter<OnionServiceEvents> {
     this.numIntro = opts.numIntroPoints ?? 3;
     if (!Number.isInteger(this.numIntro) || this.numIntro < 1 || this.numIntro > HS_DESC_MAX_INTRO_POINTS)
       throw new OnionServiceError('numIntroPoints must be 1..20');
+    // Checked here, not at the first upload: a bad key would stop every descriptor build.
+    if (opts.authorizedClients) {
+      if (opts.authorizedClients.length === 0)
+        throw new OnionServiceError('authorizedClients is empty: no client could connect');
+      for (const k of opts.authorizedClients) {
+        try {
+          checkClientAuthPublicKey(k);
+        } catch (e) {
+          throw new OnionServiceError(`authorizedClients: ${(e as Error).message}`);
+        }
+      }
+    }
     this.virtualPort = opts.virtualPort ?? 80;
     this.now = c.now ?? Date.now;
     this.m = metricsFor(c.registry).service;

@@ -8,9 +8,11 @@
  * a second `up` with the same data dir reuses them, as it reuses identities.
  */
 import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { generateClientAuthKey } from '../core/client-auth.js';
-import { ed25519PublicFromSeed, randomBytes } from '../core/crypto.js';
+import { equalBytes } from '../core/bytes.js';
+import { generateClientAuthKey, parseAuthorizedClient, parseClientAuthPrivate } from '../core/client-auth.js';
+import { ed25519PublicFromSeed, randomBytes, x25519PublicFromSecret } from '../core/crypto.js';
 import { writeClientAuthFiles } from '../net/client-auth-files.js';
 import { loadOrCreateIdentity } from '../onion-service/identity.js';
 
@@ -33,14 +35,24 @@ export async function prepareClientAuth(dataDir: string, services: number): Prom
     const serviceDir = path.join(dataDir, `onion${i}`, 'authorized_clients');
     serviceDirs.push(serviceDir);
     const name = `client-onion${i}`;
-    const paired = [path.join(serviceDir, `${name}.auth`), path.join(clientDir, `${name}.auth_private`)];
-    if (paired.every((f) => existsSync(f))) continue;
+    const authFile = path.join(serviceDir, `${name}.auth`);
+    const privateFile = path.join(clientDir, `${name}.auth_private`);
     const { seed } = await loadOrCreateIdentity(onionIdentityFile(dataDir, i));
-    await writeClientAuthFiles(
-      { serviceDir, clientDir, name },
-      ed25519PublicFromSeed(seed),
-      generateClientAuthKey(randomBytes),
-    );
+    const identity = ed25519PublicFromSeed(seed);
+    const fix = `delete ${authFile} and ${privateFile} to make a new pair`;
+    if (existsSync(authFile) && existsSync(privateFile)) {
+      // Reused keys must still belong together and to this service (its identity may be new).
+      const pub = parseAuthorizedClient(await readFile(authFile, 'utf8'));
+      const priv = parseClientAuthPrivate(await readFile(privateFile, 'utf8'));
+      if (!equalBytes(priv.identity, identity))
+        throw new Error(`${privateFile} is for another onion address than onion${i}'s; ${fix}`);
+      if (!equalBytes(x25519PublicFromSecret(priv.secret), pub))
+        throw new Error(`${authFile} and ${privateFile} are not one key pair; ${fix}`);
+      continue;
+    }
+    if (existsSync(authFile) || existsSync(privateFile))
+      throw new Error(`only one of ${authFile} and ${privateFile} exists; ${fix}`);
+    await writeClientAuthFiles({ serviceDir, clientDir, name }, identity, generateClientAuthKey(randomBytes));
   }
   return { clientDir, serviceDirs };
 }

@@ -43,6 +43,17 @@ describe('client-auth key files', () => {
     expect(parseClientAuthPrivate(line.replace(SERVICE, `${SERVICE}.onion`)).secret).toEqual(SEC);
   });
 
+  it('refuses low-order public keys, which would stop a service building descriptors', () => {
+    const lowOrder = [
+      new Uint8Array(32),
+      Uint8Array.from([1, ...new Uint8Array(31)]),
+      fromHex('ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f'),
+    ];
+    for (const k of lowOrder) {
+      expect(() => parseAuthorizedClient(`descriptor:x25519:${toBase32(k)}`)).toThrow(/low-order/);
+    }
+  });
+
   it('round trips generated keys', () => {
     for (let i = 0; i < 20; i++) {
       const k = generateClientAuthKey(randomBytes);

@@ -63,8 +63,8 @@ describe('CREATE2 handshakes', () => {
   it('names handshakes for metrics, and HTYPEs Shallot does not speak', () => {
     expect(handshakeName(2)).toBe('ntor');
     expect(handshakeName(3)).toBe('ntor-v3');
-    expect(handshakeName(0)).toBe('htype0');
-    expect(handshakeName(9)).toBe('htype9');
+    expect(handshakeName(0)).toBe('other');
+    expect(handshakeName(0xffff)).toBe('other');
   });
 
   it('an unknown HTYPE (TAP, fast, or anything else) is refused with a typed error', () => {

@@ -20,6 +20,7 @@ import {
   ClientAuthError,
   decryptDescLayer,
   decryptHsDescriptor,
+  descriptorCookieKeys,
   encryptDescLayer,
   HS_DESC_MAX_INTRO_POINTS,
   type IntroPointInfo,
@@ -667,8 +668,41 @@ describe('client authorization (rend-spec-v3 §2.5.1.2)', () => {
       expect(l).toMatch(/^auth-client [A-Za-z0-9+/]{11} [A-Za-z0-9+/]{22} [A-Za-z0-9+/]{22}$/);
   });
 
-  it('refuses a client key that is not 32 bytes', () => {
+  it('refuses a client key that is not 32 bytes, and an empty list (it must not mean "anyone")', () => {
     expect(() => build([new Uint8Array(31)])).toThrow(InvalidError);
+    expect(() => build([])).toThrow(/no authorized client/);
+  });
+
+  it("shuffles the lines, so a client's position says nothing", () => {
+    const positions = new Set<number>();
+    for (let seed = 0; seed < 12; seed++) {
+      const text = buildHsDescriptor(
+        {
+          ...SVC,
+          revisionCounter: 44n,
+          introPoints: IPS,
+          nowMs: NOW,
+          authorizedClients: [clients[0]!.public],
+        },
+        testRng(1000 + seed),
+      );
+      const o = parseHsDescriptorOuter(text, { nowMs: NOW });
+      const mid = new TextDecoder().decode(
+        decryptDescLayer(o.superencrypted, {
+          secret: SVC.blindedPub,
+          subcredential: SVC.subcredential,
+          revisionCounter: o.revisionCounter,
+          constant: utf8('hsdir-superencrypted-data'),
+        }),
+      );
+      const eph = fromBase64(/desc-auth-ephemeral-key (\S+)/.exec(mid)?.[1] ?? '');
+      const id = toBase64(descriptorCookieKeys(clients[0]!.secret, eph, SVC.subcredential).clientId, false);
+      const lines = mid.split('\n').filter((l) => l.startsWith('auth-client '));
+      positions.add(lines.findIndex((l) => l.split(' ')[1] === id));
+    }
+    expect(positions.has(-1)).toBe(false);
+    // 12 builds landing on at most 2 of 16 positions: below one in a billion if shuffled.
+    expect(positions.size).toBeGreaterThan(2);
   });
 });
 

@@ -1,5 +1,6 @@
-// Client-authorization key directories on disk (Tor's layout), and the
-// `shallot client-auth` command that writes a pair of them.
+// Client-authorization key directories on disk (Tor's layout), the keys
+// `shallot up --client-auth` keeps, and the `shallot client-auth` command
+// that writes a pair of them.
 import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -13,6 +14,7 @@ import {
   writeClientAuthFiles,
 } from '../../../services/net/client-auth-files.js';
 import { KeyFileError } from '../../../services/net/key-store.js';
+import { prepareClientAuth } from '../../../services/testnet/client-auth.js';
 import { program } from '../../../services/testnet/main.js';
 
 let dir = '';
@@ -35,13 +37,14 @@ describe('client-auth key directories', () => {
     const alice = generateClientAuthKey(randomBytes);
     const bob = generateClientAuthKey(randomBytes);
     const files = await writeClientAuthFiles({ ...dirs(), name: 'alice' }, service, alice);
-    await writeClientAuthFiles({ ...dirs(), name: 'bob' }, service, bob);
+    const other = ed25519Generate(randomBytes).public;
+    await writeClientAuthFiles({ ...dirs(), name: 'bob' }, other, bob);
     expect(path.basename(files.authFile)).toBe('alice.auth');
     expect((await stat(files.privateFile)).mode & 0o777).toBe(0o600);
     expect(await readAuthorizedClients(dirs().serviceDir)).toEqual([alice.public, bob.public]);
     expect(await readClientAuthKeys(dirs().clientDir)).toEqual([
       { identity: service, secret: alice.secret },
-      { identity: service, secret: bob.secret },
+      { identity: other, secret: bob.secret },
     ]);
   });
 
@@ -78,6 +81,29 @@ describe('client-auth key directories', () => {
     await expect(writeClientAuthFiles({ ...dirs(), name: '../alice' }, service, key)).rejects.toThrow(
       KeyFileError,
     );
+  });
+
+  it('refuses two private keys for one onion service (which one wins would depend on file names)', async () => {
+    await writeClientAuthFiles({ ...dirs(), name: 'a' }, service, generateClientAuthKey(randomBytes));
+    await writeClientAuthFiles({ ...dirs(), name: 'b' }, service, generateClientAuthKey(randomBytes));
+    await expect(readClientAuthKeys(dirs().clientDir)).rejects.toThrow(
+      /b\.auth_private: another key .* a\.auth_private/,
+    );
+  });
+
+  it('`shallot up --client-auth` keys: made once, reused, and refused when they no longer match the service', async () => {
+    const first = await prepareClientAuth(dir, 2);
+    expect(first.serviceDirs).toEqual([0, 1].map((i) => path.join(dir, `onion${i}`, 'authorized_clients')));
+    const keys = await readClientAuthKeys(first.clientDir);
+    expect(keys).toHaveLength(2);
+    await prepareClientAuth(dir, 2);
+    expect(await readClientAuthKeys(first.clientDir)).toEqual(keys);
+    // A new identity for onion1: its old client key names the old address.
+    await rm(path.join(dir, 'onion1', 'identity.key'));
+    await expect(prepareClientAuth(dir, 2)).rejects.toThrow(/another onion address.*delete/);
+    // Half a pair.
+    await rm(path.join(dir, 'onion1'), { recursive: true });
+    await expect(prepareClientAuth(dir, 2)).rejects.toThrow(/only one of/);
   });
 
   it('`shallot client-auth <address>` writes the pair for that service', async () => {

@@ -2,22 +2,27 @@
 // in-memory duplex, the instance records (round trip, hostile files, staleness),
 // the identity key file (0600, race-free creation), the descriptor periods (the
 // service always stores where a client with the same consensus fetches, across
-// time-period and SRV-run boundaries), and the --backend parser.
+// time-period and SRV-run boundaries), the --backend parser, and the
+// client-authorization options.
 import { createHash } from 'node:crypto';
 import { chmod, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Duplex, PassThrough } from 'node:stream';
 import fc from 'fast-check';
+import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ShallotClient } from '../../../services/client/client.js';
 import { clientFetchSrv, onionPeriodKeys } from '../../../services/client/onion-params.js';
 import { toHex, utf8 } from '../../../services/core/bytes.js';
+import { generateClientAuthKey } from '../../../services/core/client-auth.js';
 import { ed25519Generate, randomBytes, sha256 } from '../../../services/core/crypto.js';
 import type { Consensus } from '../../../services/core/dirdoc.js';
 import type { IntroPointInfo } from '../../../services/core/hs-descriptor.js';
 import { timePeriodNum, timePeriodParams, timePeriodStart } from '../../../services/core/hs-time.js';
 import { disasterSrv } from '../../../services/core/hsdir-ring.js';
 import { relayLinkSpecifiers } from '../../../services/core/link-specifiers.js';
+import { silentLogger } from '../../../services/net/log.js';
 import {
   BUILTIN_MAX_BYTES,
   builtinBytes,
@@ -41,6 +46,7 @@ import {
 } from '../../../services/onion-service/instances.js';
 import { parseBackend } from '../../../services/onion-service/main.js';
 import { clientFetchPeriod, serviceDescriptorPeriods } from '../../../services/onion-service/periods.js';
+import { OnionService } from '../../../services/onion-service/service.js';
 
 /* ------------------------------------------------------------ builtin HTTP */
 
@@ -391,5 +397,20 @@ describe('--backend', () => {
 
   it.each(['', 'host', 'host:0', 'host:70000', ':80', 'a b:80'])('rejects %j', (spec) => {
     expect(() => parseBackend(spec)).toThrow();
+  });
+});
+
+describe('client authorization options', () => {
+  const make = (authorizedClients: Uint8Array[]) =>
+    new OnionService(
+      { logger: silentLogger, registry: new Registry(), client: {} as ShallotClient },
+      { name: 'x', identitySeed: randomBytes(32), backend: { type: 'builtin' }, authorizedClients },
+    );
+
+  it('refuses an empty list (it would publish to anyone) and a low-order key, at construction', () => {
+    expect(() => make([])).toThrow(/empty/);
+    expect(() => make([new Uint8Array(32)])).toThrow(/low-order/);
+    expect(() => make([randomBytes(31)])).toThrow(/32 bytes/);
+    expect(() => make([generateClientAuthKey(randomBytes).public])).not.toThrow();
   });
 });
