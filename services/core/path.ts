@@ -20,6 +20,8 @@
  *   hop for a chosen target.
  * - A preselected `guard` comes from the guard manager and is taken as is
  *   (no flag check); the other hops are chosen to be compatible with it.
+ * - With `vanguards` the hop after the guard is drawn uniformly from that
+ *   set (prop 333), under the same compatibility rules as any hop.
  *
  * Limitations: no Fast requirement (need_capacity), no V2Dir/BEGIN_DIR
  * weights (Wgb…), and no measured/unmeasured bandwidth distinction.
@@ -69,6 +71,8 @@ export interface PathOptions<T extends PathRelay> {
   /** Long-lived streams need Stable on every hop, as intro/rend circuits do. */
   needStable?: boolean;
   weights?: BandwidthWeights;
+  /** Vanguards-lite layer-2 set (vanguards.ts): the hop after the guard is one of these, uniformly. */
+  vanguards?: readonly T[];
 }
 
 /** No relay satisfies the constraints for some hop. */
@@ -273,8 +277,16 @@ export function choosePath<T extends PathRelay>(relays: readonly T[], opts: Path
     throw new PathError('exit', 0, opts.purpose);
   }
 
-  const nMiddle = opts.lastHop ? length - 1 : Math.max(0, length - 2);
+  let nMiddle = opts.lastHop ? length - 1 : Math.max(0, length - 2);
   const middles: T[] = [];
+  if (opts.vanguards && nMiddle > 0) {
+    const layer2 = opts.vanguards.filter(base);
+    if (layer2.length === 0) throw new PathError('vanguard', 0, opts.purpose);
+    const l2 = layer2[uniformInt(layer2.length, rng)] as T;
+    chosen.push(l2);
+    middles.push(l2);
+    nMiddle--;
+  }
   for (let i = 0; i < nMiddle; i++) {
     const m = pick('middle', 'middle', () => true);
     chosen.push(m);

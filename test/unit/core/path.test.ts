@@ -359,3 +359,55 @@ describe('choosePath', () => {
     expect(a).toEqual(b);
   });
 });
+
+describe('choosePath with vanguards-lite (prop 333)', () => {
+  const net = network();
+  const layer2 = [net[4]!, net[5]!, net[6]!, net[7]!];
+  const target = net[8]!;
+
+  it('the hop after the guard is always a layer-2 vanguard, each used; G-L2-M-target and G-L2-target', () => {
+    const rng = seededRng(21);
+    const seen = new Map<string, number>();
+    for (let i = 0; i < 400; i++) {
+      const p = choosePath(
+        net,
+        { ...base, purpose: 'onion-intro', lastHop: target, length: 3, vanguards: layer2 },
+        rng,
+      );
+      expect(p).toHaveLength(4);
+      expect(layer2.map(id)).toContain(id(p[1]!));
+      expect(p[3]).toBe(target);
+      expect(new Set(p.map(id)).size).toBe(4);
+      seen.set(id(p[1]!), (seen.get(id(p[1]!)) ?? 0) + 1);
+      const rend = choosePath(
+        net,
+        { ...base, purpose: 'onion-rend', lastHop: target, length: 2, vanguards: layer2 },
+        rng,
+      );
+      expect(rend).toHaveLength(3);
+      expect(layer2.map(id)).toContain(id(rend[1]!));
+    }
+    // Uniform over the set: 400 draws over 4 give 100 each; 60 is far out in the tail.
+    expect(seen.size).toBe(4);
+    for (const n of seen.values()) expect(n).toBeGreaterThan(60);
+  });
+
+  it('skips a vanguard that is the target or shares its family, and fails when none is left', () => {
+    const rng = seededRng(22);
+    for (let i = 0; i < 100; i++) {
+      const p = choosePath(
+        net,
+        { ...base, purpose: 'hsdir', lastHop: layer2[0]!, length: 3, vanguards: layer2 },
+        rng,
+      );
+      expect(id(p[1]!)).not.toBe(id(layer2[0]!));
+    }
+    expect(() =>
+      choosePath(
+        net,
+        { ...base, purpose: 'hsdir', lastHop: layer2[0]!, length: 3, vanguards: [layer2[0]!] },
+        rng,
+      ),
+    ).toThrow(PathError);
+  });
+});
