@@ -9,6 +9,11 @@
  * rendezvous point, HSDir) appended by `lastHop`. A circuit is "dirty" once
  * it carried a stream and is not reused after `maxDirtinessMs` (Tor's
  * MaxCircuitDirtiness).
+ *
+ * Vanguards-lite (`vanguardsLite`, prop 333): onion-service circuits take
+ * their second hop from a set of 4 layer-2 relays (core/vanguards.ts) and
+ * have a middle between it and the target (G-L2-M-target); a request for
+ * two chosen hops (the client's rendezvous circuit) stays G-L2-target.
  */
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -29,6 +34,7 @@ import {
   updateSample,
 } from '../core/guards.js';
 import { choosePath, PathError, type PathPurpose } from '../core/path.js';
+import { updateVanguards, type Vanguard } from '../core/vanguards.js';
 import { type Metrics, metricsFor } from '../metrics/metrics.js';
 import type { Channel } from '../net/channel.js';
 import { ChannelPool } from '../net/channel-pool.js';
@@ -51,6 +57,8 @@ export interface CircuitManagerOptions {
   dataDir?: string;
   /** The CREATE2/EXTEND2 handshake for every hop. */
   handshake: HandshakeName;
+  /** Layer-2 vanguards for onion-service circuits (prop 333; Tor's default since 0.4.7). */
+  vanguardsLite: boolean;
 }
 
 export const DEFAULT_CIRCUIT_OPTIONS: CircuitManagerOptions = {
@@ -60,6 +68,7 @@ export const DEFAULT_CIRCUIT_OPTIONS: CircuitManagerOptions = {
   maxDirtinessMs: 10 * 60_000,
   buildAttempts: 3,
   handshake: 'ntor',
+  vanguardsLite: false,
 };
 
 export interface CircuitManagerComponents {
@@ -76,7 +85,7 @@ export interface BuildRequest {
   exitHost?: string;
   /** Onion-service circuits: the relay the circuit must end at. */
   lastHop?: NetRelay;
-  /** Hops chosen before `lastHop` (default: 3 without lastHop, 2 with). */
+  /** Hops chosen before `lastHop` (default: 3 without lastHop, 2 with, 3 with vanguards-lite). */
   length?: number;
 }
 
@@ -104,6 +113,7 @@ export class CircuitManager {
   private readonly m: Metrics['client'];
   private building = 0;
   private readonly lastHops = new WeakMap<OriginCircuit, NetRelay>();
+  private vanguards: readonly Vanguard[] = [];
   private closed = false;
 
   constructor(
@@ -170,6 +180,25 @@ export class CircuitManager {
     this.maintain();
   }
 
+  /** The layer-2 vanguards now, replacing expired ones and those that left the consensus. */
+  private layer2(dir: NetDir): NetRelay[] {
+    const next = updateVanguards(this.vanguards, dir.relays, {
+      nowMs: this.now(),
+      rng: this.rng,
+      weights: dir.consensus.bandwidthWeights,
+    });
+    if (next !== this.vanguards) {
+      this.vanguards = next;
+      this.c.logger.info('layer-2 vanguards', { relays: next.map((v) => dir.get(v.id)?.nickname ?? v.id) });
+    }
+    return next.map((v) => dir.get(v.id)).filter((r): r is NetRelay => r !== undefined);
+  }
+
+  /** The current layer-2 vanguards' ids (for tests and status). */
+  get vanguardIds(): string[] {
+    return this.vanguards.map((v) => v.id);
+  }
+
   /** Builds one circuit for `req`, trying new paths up to `buildAttempts` times. */
   async build(req: BuildRequest): Promise<OriginCircuit> {
     let last: unknown;
@@ -191,6 +220,7 @@ export class CircuitManager {
     const purpose = req.purpose;
     const started = this.now();
     const exclude = new Set(req.lastHop ? [req.lastHop.id] : []);
+    const layer2 = req.lastHop && this.opts.vanguardsLite ? this.layer2(dir) : undefined;
     const pick = pickGuard(this.guards, { nowMs: started, usable: (id) => !exclude.has(id), rng: this.rng });
     const guard = pick ? dir.get(pick.id) : undefined;
     let path: NetRelay[];
@@ -206,13 +236,14 @@ export class CircuitManager {
         candidates,
         {
           purpose,
-          length: req.length ?? (req.lastHop ? 2 : 3),
+          length: req.length ?? (req.lastHop && !layer2 ? 2 : 3),
           enforceSubnets: this.opts.enforceSubnets,
           enforceFamily: true,
           weights: dir.consensus.bandwidthWeights,
           ...(req.exitPort !== undefined ? { exitPort: req.exitPort } : {}),
           ...(guard ? { guard } : {}),
           ...(req.lastHop ? { lastHop: req.lastHop } : {}),
+          ...(layer2 ? { vanguards: layer2 } : {}),
         },
         this.rng,
       );

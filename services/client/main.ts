@@ -20,6 +20,7 @@ import {
   type OpsOptions,
   onShutdown,
   runIfMain,
+  vanguardsLiteOption,
 } from '../net/cli.js';
 import { readClientAuthKeys } from '../net/client-auth-files.js';
 import { createLogger } from '../net/log.js';
@@ -52,6 +53,7 @@ export async function main(argv: string[]): Promise<void> {
       env.SHALLOT_ONION_AUTH_DIR,
     )
     .addOption(handshakeOption())
+    .addOption(vanguardsLiteOption())
     .option('--no-tls', 'plain ws links (debugging only)');
   addOpsOptions(program, '127.0.0.1');
   program.parse(argv);
@@ -64,6 +66,7 @@ export async function main(argv: string[]): Promise<void> {
       prebuild: number;
       onionAuthDir?: string;
       handshake: HandshakeName;
+      vanguardsLite: boolean;
       tls: boolean;
     } & OpsOptions
   >();
@@ -85,6 +88,7 @@ export async function main(argv: string[]): Promise<void> {
         tls: o.tls,
         prebuild: o.prebuild,
         handshake: o.handshake,
+        vanguardsLite: o.vanguardsLite,
         ...(o.dataDir ? { dataDir: o.dataDir } : {}),
       },
     },

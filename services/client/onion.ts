@@ -558,7 +558,8 @@ export class OnionClient {
       this.m.rendezvousChosen.labels({ relay: rp.nickname }).inc();
       let circ: OriginCircuit | null = null;
       try {
-        circ = await this.source.circuits.build({ purpose: 'onion-rend', lastHop: rp });
+        // Two chosen hops, vanguards or not: prop 333's client rend circuit is G-L2-R.
+        circ = await this.source.circuits.build({ purpose: 'onion-rend', lastHop: rp, length: 2 });
         const cookie = this.rng(REND_COOKIE_LEN);
         const est = circ.waitFor(
           (_h, m) => m.type === 'RENDEZVOUS_ESTABLISHED',

@@ -37,6 +37,17 @@ export function handshakeOption(): Option {
     .default('ntor' satisfies HandshakeName);
 }
 
+/**
+ * `--vanguards-lite`: layer-2 vanguards for onion-service circuits (prop 333;
+ * SHALLOT_VANGUARDS_LITE=1 as fallback).
+ */
+export function vanguardsLiteOption(): Option {
+  return new Option(
+    '--vanguards-lite',
+    "onion-service circuits take their second hop from 4 slowly rotating layer-2 relays (prop 333, Tor's default): G-L2-M-target",
+  ).default(process.env.SHALLOT_VANGUARDS_LITE === '1');
+}
+
 /** Integer environment fallback, or `fallback` when unset. */
 export function envInt(name: string, fallback: number): number;
 export function envInt(name: string): number | undefined;

@@ -28,6 +28,7 @@ import {
   type OpsOptions,
   onShutdown,
   runIfMain,
+  vanguardsLiteOption,
 } from '../net/cli.js';
 import { readAuthorizedClients } from '../net/client-auth-files.js';
 import { createLogger } from '../net/log.js';
@@ -83,6 +84,7 @@ export async function main(argv: string[]): Promise<void> {
       env.SHALLOT_AUTHORIZED_CLIENTS_DIR,
     )
     .addOption(handshakeOption())
+    .addOption(vanguardsLiteOption())
     .option('--no-tls', 'plain ws links (debugging only)');
   addOpsOptions(program, '127.0.0.1');
   program.parse(argv);
@@ -99,6 +101,7 @@ export async function main(argv: string[]): Promise<void> {
       testnet: boolean;
       authorizedClientsDir?: string;
       handshake: HandshakeName;
+      vanguardsLite: boolean;
       tls: boolean;
     } & OpsOptions
   >();
@@ -133,7 +136,7 @@ export async function main(argv: string[]): Promise<void> {
       socksHost: '127.0.0.1',
       socksPort: null,
       refreshPromptly: true,
-      circuits: { tls: o.tls, prebuild: 0, handshake: o.handshake },
+      circuits: { tls: o.tls, prebuild: 0, handshake: o.handshake, vanguardsLite: o.vanguardsLite },
     },
   );
   const service = new OnionService(

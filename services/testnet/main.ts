@@ -9,7 +9,7 @@ import { generateClientAuthKey } from '../core/client-auth.js';
 import { randomBytes } from '../core/crypto.js';
 import { decodeOnionAddress } from '../core/onion-address.js';
 import { registerLoadCommand } from '../loadgen/command.js';
-import { handshakeOption, intOption, runIfMain } from '../net/cli.js';
+import { handshakeOption, intOption, runIfMain, vanguardsLiteOption } from '../net/cli.js';
 import { writeClientAuthFiles } from '../net/client-auth-files.js';
 import { isLogLevel, type LogLevel } from '../net/log.js';
 import { status } from './status.js';
@@ -86,6 +86,7 @@ export function program(): Command {
     .option('--process-per-node', 'run every node as its own process instead of all in one', false)
     .option('--log-level <level>', 'log level for node logs (written under the data dir)', logLevel, 'info')
     .addOption(handshakeOption())
+    .addOption(vanguardsLiteOption())
     .option(
       '--client-auth',
       "onion services admit only the network's SOCKS client (client-authorization keys under the data dir)",

@@ -23,6 +23,7 @@ export interface OnionServicesOptions {
   authorities: AuthorityEndpoint[];
   tls: boolean;
   handshake: HandshakeName;
+  vanguardsLite: boolean;
   /** Per service, the directory of its authorized clients' `.auth` keys (none: open to anyone). */
   authorizedClientsDirs?: readonly string[];
 }
@@ -59,7 +60,7 @@ export async function startOnionServices(
             socksHost: '127.0.0.1',
             socksPort: null,
             refreshPromptly: true,
-            circuits: { tls: o.tls, prebuild: 0, handshake: o.handshake },
+            circuits: { tls: o.tls, prebuild: 0, handshake: o.handshake, vanguardsLite: o.vanguardsLite },
           },
         );
         await client.start();

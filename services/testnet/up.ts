@@ -40,6 +40,8 @@ export interface UpOptions {
   logLevel: LogLevel;
   tls: boolean;
   handshake: HandshakeName;
+  /** Layer-2 vanguards for the client's and onion services' onion circuits (prop 333). */
+  vanguardsLite: boolean;
   /** Onion services admit only the network's client, by client-authorization keys. */
   clientAuth: boolean;
   bootstrapTimeout: number;
@@ -149,7 +151,7 @@ async function upInProcess(o: UpOptions, progress: ProgressSink): Promise<Runnin
         socksHost: '127.0.0.1',
         socksPort: await net.ports.take(o.socksPort),
         ...(auth ? { clientAuthKeys: await readClientAuthKeys(auth.clientDir) } : {}),
-        circuits: { tls: o.tls, dataDir: o.dataDir, handshake: o.handshake },
+        circuits: { tls: o.tls, dataDir: o.dataDir, handshake: o.handshake, vanguardsLite: o.vanguardsLite },
       },
     );
     await client.start();
@@ -166,6 +168,7 @@ async function upInProcess(o: UpOptions, progress: ProgressSink): Promise<Runnin
         authorities: net.endpoints,
         tls: o.tls,
         handshake: o.handshake,
+        vanguardsLite: o.vanguardsLite,
         ...(auth ? { authorizedClientsDirs: auth.serviceDirs } : {}),
       },
       (text) => progress.line(text),
@@ -213,7 +216,7 @@ async function upProcesses(o: UpOptions, progress: ProgressSink): Promise<Runnin
   await mkdir(logs, { recursive: true, mode: 0o700 });
   const common = ['--log-level', o.logLevel, ...(o.tls ? [] : ['--no-tls'])];
   // Only the nodes that build circuits take --handshake; relays answer both.
-  const building = [...common, '--handshake', o.handshake];
+  const building = [...common, '--handshake', o.handshake, ...(o.vanguardsLite ? ['--vanguards-lite'] : [])];
   const launch = (
     name: string,
     role: NodeEntry['role'],

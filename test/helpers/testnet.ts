@@ -9,7 +9,7 @@ export const SILENT_PROGRESS = { update: () => {}, line: () => {}, done: () => {
 /** 3 authorities, 5 s voting, TLS, ntor unless asked, a free SOCKS port; the caller picks the relays (and onion services, default none). */
 export async function upProcessNetwork(
   o: Pick<UpOptions, 'relays' | 'exits' | 'dataDir' | 'logLevel'> &
-    Partial<Pick<UpOptions, 'onionServices' | 'handshake' | 'clientAuth'>>,
+    Partial<Pick<UpOptions, 'onionServices' | 'handshake' | 'clientAuth' | 'vanguardsLite'>>,
 ): Promise<RunningNetwork> {
   return up(
     {
@@ -25,6 +25,7 @@ export async function upProcessNetwork(
       tls: true,
       handshake: 'ntor',
       clientAuth: false,
+      vanguardsLite: false,
       bootstrapTimeout: 120,
       ...o,
     },

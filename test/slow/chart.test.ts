@@ -689,6 +689,7 @@ describe('helm test hook', () => {
         processPerNode: false,
         handshake: 'ntor',
         clientAuth: false,
+        vanguardsLite: false,
         logLevel: 'warn',
         tls: true,
         bootstrapTimeout: 120,

@@ -2,10 +2,11 @@
 // separate process (`shallot up --process-per-node`): 3 authorities, 8
 // relays, the client and an onion service, each
 // `node dist/services/<name>/main.js`, building circuits with ntor-v3, the
-// onion service admitting only the client's client-authorization key. Needs
+// onion service admitting only the client's client-authorization key, onion
+// circuits through layer-2 vanguards. Needs
 // `npm run build` (done by `npm run test:all`).
 import { createHash } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Registry } from 'prom-client';
@@ -30,7 +31,8 @@ beforeAll(async () => {
   blob = await startBlobServer(BLOB);
   dataDir = await mkdtemp(path.join(tmpdir(), 'shallot-procs-'));
   // ntor-v3 here (the in-process networks use ntor), so both handshakes cross
-  // real process boundaries; client authorization through the processes' flags.
+  // real process boundaries; client authorization and vanguards-lite through
+  // the processes' flags.
   net = await upProcessNetwork({
     relays: 8,
     exits: 3,
@@ -39,6 +41,7 @@ beforeAll(async () => {
     logLevel: 'info',
     handshake: 'ntor-v3',
     clientAuth: true,
+    vanguardsLite: true,
   });
 }, 180_000);
 
@@ -105,6 +108,13 @@ describe('a network of separate processes', () => {
       sumOf(snap, 'shallot_relay_onionskins_total', { type, action: 'processed' });
     expect(processed('ntor-v3')).toBeGreaterThan(0);
     expect(processed('ntor')).toBe(0);
+  });
+
+  it('the client and onion-service processes built their onion circuits through layer-2 vanguards', async () => {
+    for (const node of ['client', 'onion0-0']) {
+      const log = await readFile(path.join(dataDir, 'logs', `${node}.log`), 'utf8');
+      expect(log, node).toMatch(/layer-2 vanguards/);
+    }
   });
 
   it('stops every process', async () => {

@@ -41,6 +41,7 @@ async function once(): Promise<{
     processPerNode: false,
     handshake: 'ntor',
     clientAuth: true,
+    vanguardsLite: false,
     logLevel: 'warn',
     tls: true,
     bootstrapTimeout: 120,
