@@ -56,6 +56,7 @@ import {
 import { CryptoError, InvalidError } from './errors.js';
 import { hsSubcredential } from './hs-keys.js';
 import { decodeLinkSpecifiers, encodeLinkSpecifiers, type LinkSpecifier } from './link-specifiers.js';
+import { uniformInt } from './path.js';
 
 export const HS_DESC_MAX_LEN = 50000;
 export const HS_DESC_MAX_INTRO_POINTS = 20;
@@ -311,10 +312,9 @@ function authClientLines(
   while (lines.length < total) {
     lines.push({ clientId: rng(CLIENT_ID_LEN), iv: rng(16), encryptedCookie: rng(DESC_COOKIE_LEN) });
   }
-  // Fisher-Yates, so a real client's line says nothing by its position.
+  // Fisher-Yates with unbiased draws, so a real client's line says nothing by its position.
   for (let i = lines.length - 1; i > 0; i--) {
-    const r = rng(4);
-    const j = (((r[0]! << 24) | (r[1]! << 16) | (r[2]! << 8) | r[3]!) >>> 0) % (i + 1);
+    const j = uniformInt(i + 1, rng);
     [lines[i], lines[j]] = [lines[j]!, lines[i]!];
   }
   return lines;
