@@ -54,7 +54,11 @@ export function decodeOnionAddress(address: string): Uint8Array {
   if (host.endsWith('.onion')) host = host.slice(0, -'.onion'.length);
   const label = host.slice(host.lastIndexOf('.') + 1);
   if (label.length !== ONION_LABEL_LENGTH) {
-    throw fail('format', `expected ${ONION_LABEL_LENGTH} base32 characters, got ${label.length}`);
+    const shown = /^[a-z0-9-]{1,24}$/.test(label) ? ` ("${label}")` : '';
+    throw fail(
+      'format',
+      `expected ${ONION_LABEL_LENGTH} base32 characters before ".onion", got ${label.length}${shown}`,
+    );
   }
   let raw: Uint8Array;
   try {
@@ -64,7 +68,8 @@ export function decodeOnionAddress(address: string): Uint8Array {
   }
   const pub = raw.slice(0, 32);
   const version = raw[34]!;
-  if (version !== ONION_VERSION) throw fail('version', `unsupported version ${version}`);
+  if (version !== ONION_VERSION)
+    throw fail('version', `unsupported version ${version} (v3 addresses end in "d"; mistyped?)`);
   const want = checksum(pub, version);
   if (raw[32] !== want[0] || raw[33] !== want[1]) throw fail('checksum', 'bad checksum');
   // rend-spec-v3 §6: reject keys with a torsion component (and non-points),

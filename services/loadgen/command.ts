@@ -57,7 +57,7 @@ Examples:
   shallot load web --duration 60 --rate 10
   shallot load 127.0.0.1:8080 --count 200 --concurrency 8 --size 50k,1M
   shallot load <address>.onion --duration 60 --rate 5 --new-circuit \\
-    --targets-file ~/.shallot/targets.json --client-metrics 127.0.0.1:9101 \\
+    --targets-file .shallot/prometheus-targets.json --client-metrics 127.0.0.1:9101 \\
     --out results.json --html report.html
 `;
 

@@ -11,6 +11,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { processAlive } from '../net/cli.js';
 import { LoadConfigError, type LoadInput } from './options.js';
 
 interface StateNode {
@@ -26,6 +27,8 @@ export interface UpState {
   onionAddresses: string[];
   targetsFile: string | null;
   clientMetrics: string | null;
+  /** The launcher's pid (null in state files without one). */
+  pid: number | null;
 }
 
 export function parseUpState(text: string, source: string): UpState {
@@ -49,6 +52,7 @@ export function parseUpState(text: string, source: string): UpState {
     onionAddresses: services.flatMap((s) => (typeof s?.address === 'string' ? [s.address] : [])),
     targetsFile: typeof doc.targetsFile === 'string' ? doc.targetsFile : null,
     clientMetrics,
+    pid: typeof doc.pid === 'number' ? doc.pid : null,
   };
 }
 
@@ -62,7 +66,12 @@ export async function readUpState(dataDir: string): Promise<UpState> {
       `no running network in ${dataDir} (${file} not found; start one with shallot up)`,
     );
   }
-  return parseUpState(text, file);
+  const s = parseUpState(text, file);
+  if (s.pid !== null && !processAlive(s.pid))
+    throw new LoadConfigError(
+      `no running network in ${dataDir}: the network that wrote ${file} (pid ${s.pid}) has stopped`,
+    );
+  return s;
 }
 
 /**

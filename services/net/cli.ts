@@ -48,6 +48,17 @@ export function vanguardsLiteOption(): Option {
   ).default(process.env.SHALLOT_VANGUARDS_LITE === '1');
 }
 
+/** True while process `pid` exists (EPERM: it does, owned by someone else). */
+export function processAlive(pid: number): boolean {
+  if (!Number.isSafeInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /** Integer environment fallback, or `fallback` when unset. */
 export function envInt(name: string, fallback: number): number;
 export function envInt(name: string): number | undefined;

@@ -36,15 +36,18 @@ export class PortAllocator {
     this.next = base;
   }
 
+  /**
+   * The next free port from the base; with `preferred`, that port or the
+   * next free one above it (up to 100 further), as `--socks-port` promises.
+   */
   async take(preferred?: number): Promise<number> {
-    if (
-      preferred !== undefined &&
-      preferred > 0 &&
-      !this.taken.has(preferred) &&
-      (await isPortFree(preferred, this.host))
-    ) {
-      this.taken.add(preferred);
-      return preferred;
+    if (preferred !== undefined && preferred > 0) {
+      for (let p = preferred; p <= Math.min(65535, preferred + 100); p++) {
+        if (!this.taken.has(p) && (await isPortFree(p, this.host))) {
+          this.taken.add(p);
+          return p;
+        }
+      }
     }
     if (this.base === 0) {
       for (;;) {

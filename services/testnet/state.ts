@@ -2,9 +2,11 @@
  * The running network's description, written by `shallot up` into its data
  * directory and read by `shallot status` (and by Prometheus as file_sd).
  */
+
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { AuthorityEndpoint } from '../directory/dir-client.js';
+import { processAlive } from '../net/cli.js';
 
 export interface NodeEntry {
   name: string;
@@ -41,8 +43,8 @@ export async function writeState(dataDir: string, s: NetworkState): Promise<void
 }
 
 export class NoNetworkError extends Error {
-  constructor(dataDir: string) {
-    super(`no running network found in ${dataDir} (start one with: shallot up --data-dir ${dataDir})`);
+  constructor(dataDir: string, why = 'no state.json') {
+    super(`no running network in ${dataDir}: ${why} (start one with: npx shallot up --data-dir ${dataDir})`);
   }
 }
 
@@ -55,6 +57,8 @@ export async function readState(dataDir: string): Promise<NetworkState> {
   }
   const s = JSON.parse(text) as NetworkState;
   if (s.version !== 1) throw new Error(`${stateFile(dataDir)}: unknown state version`);
+  if (!processAlive(s.pid))
+    throw new NoNetworkError(dataDir, `the network that wrote state.json (pid ${s.pid}) has stopped`);
   return s;
 }
 

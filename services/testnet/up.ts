@@ -21,7 +21,7 @@ import { type ClientAuthLayout, onionIdentityFile, prepareClientAuth } from './c
 import { type BootstrapProgress, LocalNetwork } from './network.js';
 import { type OnionServicesHandle, startOnionServices } from './onion.js';
 import { PortAllocator } from './ports.js';
-import { type NetworkState, type NodeEntry, writeState, writeTargets } from './state.js';
+import { type NetworkState, type NodeEntry, readState, writeState, writeTargets } from './state.js';
 import { startWebTarget, type WebTarget } from './web.js';
 
 export interface UpOptions {
@@ -98,6 +98,12 @@ export async function up(o: UpOptions, progress: ProgressSink = new Progress()):
   if (o.relays < 3) throw new Error('--relays must be at least 3 (a circuit has three hops)');
   if (o.authorities < 1) throw new Error('--authorities must be at least 1');
   await mkdir(o.dataDir, { recursive: true, mode: 0o700 });
+  // Two networks on one data dir would share keys and overwrite each other's state.json.
+  const running = await readState(o.dataDir).catch(() => null);
+  if (running && running.pid !== process.pid)
+    throw new Error(
+      `a network from ${o.dataDir} is already running (pid ${running.pid}); stop it first or use another --data-dir`,
+    );
   return o.processPerNode ? upProcesses(o, progress) : upInProcess(o, progress);
 }
 
@@ -458,7 +464,7 @@ export function readySummary(s: NetworkState, o: UpOptions): string {
     '',
     `Shallot testnet is up: ${o.authorities} authorities, ${o.relays} relays (${o.exits} exits), ${s.onionServices.length} onion service(s).`,
     '',
-    `  SOCKS5 proxy     ${s.socks}`,
+    `  SOCKS5 proxy     ${s.socks}${s.socks.endsWith(`:${o.socksPort}`) ? '' : `  (port ${o.socksPort} was taken)`}`,
   ];
   for (const svc of s.onionServices)
     lines.push(`  Onion service    http://${svc.address}/  (${svc.instances} instance(s), built-in backend)`);
@@ -478,7 +484,7 @@ export function readySummary(s: NetworkState, o: UpOptions): string {
   for (const n of s.nodes) if (n.metrics) lines.push(`    http://${n.metrics}/metrics  (${n.name})`);
   lines.push(`  Prometheus file_sd targets: ${s.targetsFile}`);
   lines.push(
-    `  Status: shallot status --data-dir ${o.dataDir}        Logs: ${o.dataDir}/${s.mode === 'one-process' ? 'shallot.log' : 'logs/'}`,
+    `  Status: npx shallot status --data-dir ${o.dataDir}        Logs: ${o.dataDir}/${s.mode === 'one-process' ? 'shallot.log' : 'logs/'}`,
   );
   lines.push('');
   lines.push('Press Ctrl-C to stop.');

@@ -12,6 +12,7 @@ const B = `${'b'.repeat(56)}.onion`;
 const state = {
   version: 1,
   mode: 'one-process',
+  pid: 4242,
   socks: '127.0.0.1:9050',
   web: '127.0.0.1:7180',
   onionServices: [
@@ -23,13 +24,14 @@ const state = {
 };
 
 describe('parseUpState', () => {
-  it('takes SOCKS, web, onion addresses, targets file; client metrics from the launcher in one process', () => {
+  it('takes SOCKS, web, onion addresses, targets file, the launcher pid; client metrics from the launcher in one process', () => {
     expect(parseUpState(JSON.stringify(state), 's')).toEqual({
       socks: '127.0.0.1:9050',
       web: '127.0.0.1:7180',
       onionAddresses: [A, B],
       targetsFile: '.shallot/prometheus-targets.json',
       clientMetrics: '127.0.0.1:7199',
+      pid: 4242,
     });
   });
 
@@ -83,7 +85,8 @@ describe('applyUpState', () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'shallot-load-'));
     try {
       await expect(readUpState(dir)).rejects.toThrow(/no running network/);
-      await writeFile(path.join(dir, 'state.json'), JSON.stringify(state));
+      // A running launcher: this process.
+      await writeFile(path.join(dir, 'state.json'), JSON.stringify({ ...state, pid: process.pid }));
       expect((await readUpState(dir)).onionAddresses).toEqual([A, B]);
     } finally {
       await rm(dir, { recursive: true, force: true });

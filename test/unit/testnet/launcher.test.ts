@@ -1,0 +1,97 @@
+// The launcher's bookkeeping: `--socks-port` falls to the next free port
+// above a taken one; state.json from a stopped network is not "running";
+// `shallot up` refuses a data dir whose network is still running; the load
+// generator refuses a stale state file too.
+import { spawnSync } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { readUpState } from '../../../services/loadgen/network-state.js';
+import { PortAllocator } from '../../../services/testnet/ports.js';
+import { NoNetworkError, readState, stateFile } from '../../../services/testnet/state.js';
+import { up } from '../../../services/testnet/up.js';
+import { SILENT_PROGRESS } from '../../helpers/testnet.js';
+
+let dir = '';
+beforeEach(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'shallot-launcher-'));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** A pid that existed and has exited. */
+const deadPid = (): number => spawnSync(process.execPath, ['-e', '']).pid as number;
+
+const writeStateWithPid = (pid: number) =>
+  writeFile(
+    stateFile(dir),
+    JSON.stringify({
+      version: 1,
+      pid,
+      startedAt: new Date().toISOString(),
+      mode: 'one-process',
+      authorities: [],
+      socks: '127.0.0.1:9050',
+      web: null,
+      onionServices: [],
+      nodes: [],
+      targetsFile: '',
+    }),
+  );
+
+describe('launcher bookkeeping', () => {
+  it('a taken preferred port gives the next free one above it, not one from the base range', async () => {
+    const holder = net.createServer();
+    await new Promise<void>((r) => holder.listen(0, '127.0.0.1', () => r()));
+    const held = (holder.address() as net.AddressInfo).port;
+    try {
+      const ports = new PortAllocator(20000);
+      const got = await ports.take(held);
+      expect(got).toBeGreaterThan(held);
+      expect(got).toBeLessThanOrEqual(held + 100);
+    } finally {
+      holder.close();
+    }
+  });
+
+  it('state.json of a network whose launcher has exited means no running network', async () => {
+    await writeStateWithPid(deadPid());
+    await expect(readState(dir)).rejects.toThrow(NoNetworkError);
+    await expect(readState(dir)).rejects.toThrow(/has stopped/);
+    await expect(readUpState(dir)).rejects.toThrow(/has stopped/);
+    await writeStateWithPid(process.pid);
+    expect((await readState(dir)).pid).toBe(process.pid);
+  });
+
+  it('shallot up refuses a data dir whose network is still running', async () => {
+    await writeStateWithPid(process.ppid);
+    await expect(
+      up(
+        {
+          authorities: 1,
+          relays: 3,
+          exits: 1,
+          onionServices: 0,
+          instances: 1,
+          introPoints: 1,
+          votingInterval: 5,
+          dataDir: dir,
+          keyRotation: 0,
+          basePort: 0,
+          socksPort: 0,
+          processPerNode: false,
+          logLevel: 'warn',
+          tls: true,
+          handshake: 'ntor',
+          vanguardsLite: false,
+          clientAuth: false,
+          bootstrapTimeout: 30,
+        },
+        SILENT_PROGRESS,
+      ),
+    ).rejects.toThrow(/already running \(pid \d+\)/);
+  });
+});
