@@ -470,7 +470,7 @@ export function readySummary(s: NetworkState, o: UpOptions): string {
     lines.push(`  Onion service    http://${svc.address}/  (${svc.instances} instance(s), built-in backend)`);
   if (o.clientAuth && s.onionServices.length > 0)
     lines.push(
-      `  Client auth      on: only the SOCKS client above has the keys (${path.join(o.dataDir, 'client', 'onion-auth')})`,
+      `  Client auth      on: the SOCKS client above holds the keys (${path.join(o.dataDir, 'client', 'onion-auth')})`,
     );
   lines.push(`  Exit target      http://${s.web}/  (a local web server reached through exits)`);
   lines.push('');
