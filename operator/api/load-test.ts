@@ -38,6 +38,8 @@ export interface LoadTestSpec {
   payloadSize: string;
   timeoutSeconds: number;
   newCircuit: boolean;
+  /** Secret whose `*.auth_private` keys (Tor format) the clients use for onion services with client authorization. */
+  clientAuthSecret?: string;
   resources?: ResourceRequirements;
 }
 
@@ -117,6 +119,10 @@ export const loadTestSpecSchema: JSONSchema = obj(
     }),
     timeoutSeconds: int('Per-request timeout.', 1, 3600, 60),
     newCircuit: bool('A fresh circuit per request.', false),
+    clientAuthSecret: str(
+      'Secret (same namespace) whose *.auth_private keys ("<address>:descriptor:x25519:<key>", as `shallot client-auth` writes) the clients hold, for targets with client authorization.',
+      { minLength: 1, maxLength: 253, pattern: '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$' },
+    ),
     resources: resourcesSchema,
   },
   { required: ['network', 'target'] },

@@ -12,6 +12,10 @@
  * status.containerStatuses[].state.terminated.message, which the operator
  * reads (pods list, no log access needed), validates with
  * `parseLoadSummary`, and sums over the clients into status.summary.
+ *
+ * With `clientAuthSecret`, an init container copies that Secret's
+ * `*.auth_private` keys to a 0600 directory the client reads
+ * (SHALLOT_ONION_AUTH_DIR), for targets that use client authorization.
  */
 import type { LoadSummary, LoadTest } from '../api/load-test.js';
 import type { Images } from '../config.js';
@@ -29,6 +33,38 @@ import {
 } from './common.js';
 
 export const loadJobName = (lt: string) => `${lt}-load`;
+const ONION_AUTH_MOUNT = '/etc/shallot/onion-auth';
+/** Where the clients read their client-auth keys: 0600 copies, as the client requires of private keys. */
+export const ONION_AUTH_DIR = `${DATA_DIR}/onion-auth`;
+
+/**
+ * Copies `src`'s `*.auth_private` files to `dst` with mode 0600 (Secret
+ * volumes are group-readable, which the client refuses for private keys).
+ * `node -e`, so the image needs no shell.
+ */
+export function onionAuthCopyScript(src = ONION_AUTH_MOUNT, dst = ONION_AUTH_DIR): string {
+  return (
+    "const fs=require('fs'),p=require('path');" +
+    `const s=${JSON.stringify(src)},d=${JSON.stringify(dst)};` +
+    'fs.mkdirSync(d,{recursive:true,mode:0o700});' +
+    "for(const f of fs.readdirSync(s)){if(!f.endsWith('.auth_private'))continue;" +
+    'const t=p.join(d,f);fs.writeFileSync(t,fs.readFileSync(p.join(s,f)),{mode:0o600});fs.chmodSync(t,0o600);}'
+  );
+}
+
+function onionAuthCopyContainer(image: string, pullPolicy: string) {
+  return {
+    name: 'copy-onion-auth',
+    image,
+    imagePullPolicy: pullPolicy,
+    command: ['node', '-e', onionAuthCopyScript()],
+    volumeMounts: [
+      { name: 'onion-auth', mountPath: ONION_AUTH_MOUNT, readOnly: true },
+      { name: 'state', mountPath: DATA_DIR },
+    ],
+    securityContext: containerSecurityContext,
+  };
+}
 export const CLIENT_OPS_PORT = 9101;
 export const RESULT_FILE = '/tmp/shallot-load.json';
 
@@ -120,6 +156,7 @@ export function desiredLoadJob(inp: LoadTestInputs): KubeObject {
   const { name, namespace } = inp.lt.metadata;
   const s = inp.lt.spec;
   const labels = { ...baseLabels(name, 'loadtest'), [LABEL_LOAD_TEST]: name, [LABEL_NETWORK]: s.network };
+  const auth = s.clientAuthSecret;
   return {
     apiVersion: 'batch/v1',
     kind: 'Job',
@@ -139,6 +176,7 @@ export function desiredLoadJob(inp: LoadTestInputs): KubeObject {
           enableServiceLinks: false,
           securityContext: podSecurityContext,
           initContainers: [
+            ...(auth ? [onionAuthCopyContainer(inp.images.client, inp.images.pullPolicy)] : []),
             {
               name: 'client',
               image: inp.images.client,
@@ -151,6 +189,7 @@ export function desiredLoadJob(inp: LoadTestInputs): KubeObject {
                 { name: 'SHALLOT_SOCKS_PORT', value: String(SOCKS_PORT) },
                 { name: 'SHALLOT_OPS_HOST', value: '0.0.0.0' },
                 { name: 'SHALLOT_OPS_PORT', value: String(CLIENT_OPS_PORT) },
+                ...(auth ? [{ name: 'SHALLOT_ONION_AUTH_DIR', value: ONION_AUTH_DIR }] : []),
               ],
               ports: [{ name: 'metrics', containerPort: CLIENT_OPS_PORT }],
               // Guard state goes to SHALLOT_DATA_DIR (the image's /var/lib/shallot); the root FS is read-only.
@@ -178,6 +217,7 @@ export function desiredLoadJob(inp: LoadTestInputs): KubeObject {
           volumes: [
             { name: 'tmp', emptyDir: { sizeLimit: '256Mi' } },
             { name: 'state', emptyDir: { sizeLimit: '16Mi' } },
+            ...(auth ? [{ name: 'onion-auth', secret: { secretName: auth, defaultMode: 0o440 } }] : []),
           ],
         },
       },

@@ -105,6 +105,12 @@ export async function reconcileLoadTest(
       name: networkConfigMapName(lt.spec.network),
     });
     if (!cm) return waiting('WaitingForNetwork', `OnionNetwork ${lt.spec.network} has no authority list yet`);
+    const authSecret = lt.spec.clientAuthSecret;
+    if (authSecret && !(await kube.get({ apiVersion: 'v1', kind: 'Secret', namespace, name: authSecret })))
+      return waiting(
+        'WaitingForClientAuthSecret',
+        `Secret ${authSecret} (spec.clientAuthSecret) does not exist`,
+      );
     let target = lt.spec.target.address;
     if (lt.spec.target.onionService) {
       const svc = await kube.get<OnionService & KubeObject>({

@@ -1,7 +1,7 @@
 /** LoadTest: the Job, the summary path (wrapper script → termination message → status), phases. */
 // biome-ignore-all lint/suspicious/noExplicitAny: assertions read untyped Kubernetes objects
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import fc from 'fast-check';
@@ -10,6 +10,8 @@ import { API_VERSION } from '../../../operator/api/crds.js';
 import {
   aggregateSummaries,
   loadWrapperScript,
+  ONION_AUTH_DIR,
+  onionAuthCopyScript,
   parseLoadSummary,
   summarizeLoadResult,
 } from '../../../operator/desired/load-test.js';
@@ -215,5 +217,58 @@ describe('LoadTest reconcile', () => {
       status: 'True',
       reason: 'JobFailed',
     });
+  });
+});
+
+describe('LoadTest with client authorization', () => {
+  const world = () => networkWithService(NS, { spec: { virtualPort: 8080 } });
+
+  it('waits for the client-auth Secret, then gives every client a copy of its keys', async () => {
+    const { ctx, kube } = await world();
+    await reconcileOnionService(ctx, NS, 'web');
+    kube.seed({
+      apiVersion: API_VERSION,
+      kind: 'LoadTest',
+      metadata: { name: 'lt', namespace: NS },
+      spec: { network: 'net', target: { onionService: 'web' }, clientAuthSecret: 'alice-keys' },
+    });
+    await reconcileLoadTest(ctx, NS, 'lt');
+    expect(
+      kube.getObj<any>('LoadTest', NS, 'lt')!.status.conditions.find((c: any) => c.type === 'Ready'),
+    ).toMatchObject({
+      reason: 'WaitingForClientAuthSecret',
+    });
+    expect(kube.ofKind('Job')).toEqual([]);
+    kube.seed({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'alice-keys', namespace: NS },
+      data: {},
+    });
+    await reconcileLoadTest(ctx, NS, 'lt');
+    const pod = kube.getObj('Job', NS, 'lt-load')!.spec.template.spec;
+    expect(pod.initContainers.map((c: any) => c.name)).toEqual(['copy-onion-auth', 'client']);
+    expect(pod.initContainers[1].env).toContainEqual({
+      name: 'SHALLOT_ONION_AUTH_DIR',
+      value: ONION_AUTH_DIR,
+    });
+    expect(pod.volumes).toContainEqual({
+      name: 'onion-auth',
+      secret: { secretName: 'alice-keys', defaultMode: 0o440 },
+    });
+  });
+
+  it('the copy script makes 0600 copies of the *.auth_private files only', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'shallot-lt-auth-'));
+    const src = path.join(dir, 'secret');
+    mkdirSync(src);
+    writeFileSync(path.join(src, 'alice.auth_private'), 'key line\n', { mode: 0o644 });
+    writeFileSync(path.join(src, 'README'), 'not a key');
+    const dst = path.join(dir, 'state', 'onion-auth');
+    const r = spawnSync(process.execPath, ['-e', onionAuthCopyScript(src, dst)], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(readdirSync(dst)).toEqual(['alice.auth_private']);
+    expect(readFileSync(path.join(dst, 'alice.auth_private'), 'utf8')).toBe('key line\n');
+    expect(statSync(path.join(dst, 'alice.auth_private')).mode & 0o777).toBe(0o600);
   });
 });
