@@ -267,6 +267,16 @@ describe('CRDs on a real apiserver', () => {
       /Duplicate value/,
     ],
     [
+      'a client-auth Secret name that is not a Kubernetes name',
+      {
+        apiVersion: API_VERSION,
+        kind: 'LoadTest',
+        metadata: { name: 'b13' },
+        spec: { network: 'x', target: { address: 'b:1' }, clientAuthSecret: 'Alice_Keys' },
+      },
+      /clientAuthSecret/,
+    ],
+    [
       'service without network',
       { apiVersion: API_VERSION, kind: 'OnionService', metadata: { name: 'b8' }, spec: {} },
       /network/,
