@@ -383,26 +383,32 @@ export async function runLoad(input: LoadInput, rt: LoadRuntime = {}): Promise<L
     checksums,
     circuitBuild,
     clientOnionConnect,
-    clientRendezvousChosen: client
-      ? spread(
-          counterDeltaBy(client[0], client[1], 'shallot_client_rendezvous_chosen_total', 'relay'),
-          relayNames,
-        )
-      : null,
-    rendezvousSpread: relays
-      ? spread(
-          counterDeltaBy(relays[0], relays[1], 'shallot_relay_rendezvous_total', 'relay', {
-            event: 'joined',
-          }),
-          relayNames,
-        )
-      : null,
-    introSpread: relays
-      ? spread(
-          counterDeltaBy(relays[0], relays[1], 'shallot_relay_intro_total', 'relay', { event: 'introduce1' }),
-          relayNames,
-        )
-      : null,
+    // Rendezvous and intro load only mean something for an onion target.
+    clientRendezvousChosen:
+      client && target.onion
+        ? spread(
+            counterDeltaBy(client[0], client[1], 'shallot_client_rendezvous_chosen_total', 'relay'),
+            relayNames,
+          )
+        : null,
+    rendezvousSpread:
+      relays && target.onion
+        ? spread(
+            counterDeltaBy(relays[0], relays[1], 'shallot_relay_rendezvous_total', 'relay', {
+              event: 'joined',
+            }),
+            relayNames,
+          )
+        : null,
+    introSpread:
+      relays && target.onion
+        ? spread(
+            counterDeltaBy(relays[0], relays[1], 'shallot_relay_intro_total', 'relay', {
+              event: 'introduce1',
+            }),
+            relayNames,
+          )
+        : null,
     warnings,
   });
 

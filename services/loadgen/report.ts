@@ -261,6 +261,19 @@ function spreadSection(title: string, source: string, s: Spread | null): string 
 ${s.total > 0 ? shareBarsSvg(s) : '<p class="muted">No events during the run.</p>'}`;
 }
 
+/** Rendezvous and intro load across relays (onion targets only). */
+function onionSpreadSections(r: LoadResult): string {
+  return [
+    spreadSection('Rendezvous load per relay', 'pass --relay-metrics or --targets-file', r.rendezvousSpread),
+    spreadSection('Introduction load per relay', 'pass --relay-metrics or --targets-file', r.introSpread),
+    spreadSection(
+      'Rendezvous points chosen by the client',
+      'pass --client-metrics',
+      r.clientRendezvousChosen,
+    ),
+  ].join('\n');
+}
+
 /** The whole report as one HTML document without external resources. */
 export function renderHtml(r: LoadResult): string {
   const c = r.config;
@@ -344,9 +357,7 @@ ${
       )
     : '<p>None.</p>'
 }
-${spreadSection('Rendezvous load per relay', 'pass --relay-metrics or --targets-file', r.rendezvousSpread)}
-${spreadSection('Introduction load per relay', 'pass --relay-metrics or --targets-file', r.introSpread)}
-${spreadSection('Rendezvous points chosen by the client', 'pass --client-metrics', r.clientRendezvousChosen)}
+${c.targetKind === 'onion' ? onionSpreadSections(r) : ''}
 <details><summary>Timeline (per second)</summary>
 ${htmlTable(['t (s)', 'started', 'ok', 'failed', 'in flight', 'connect p50', 'ttlb p50'], timelineRows)}
 </details>
