@@ -284,6 +284,7 @@ export class CircuitManager {
       this.m.cbtTimeout.set(this.cbt.timeoutMs() / 1000);
       this.m.circuitBuild.labels({ purpose }).observe(ms / 1000);
       this.m.circuits.labels({ purpose, outcome: 'success' }).inc();
+      if (layer2) this.m.vanguardCircuits.labels({ relay: (path[1] as NetRelay).nickname }).inc();
       if (guard && first.id === guard.id) {
         this.guards = markGuardSuccess(this.guards, guard.id, this.now(), this.rng);
         void this.saveGuards().catch(() => {});

@@ -17,6 +17,7 @@ import {
   handshakeOption,
   intOption,
   logLevelOption,
+  noVanguardsLiteOption,
   type OpsOptions,
   onShutdown,
   runIfMain,
@@ -54,6 +55,7 @@ export async function main(argv: string[]): Promise<void> {
     )
     .addOption(handshakeOption())
     .addOption(vanguardsLiteOption())
+    .addOption(noVanguardsLiteOption())
     .option('--no-tls', 'plain ws links (debugging only)');
   addOpsOptions(program, '127.0.0.1');
   program.parse(argv);

@@ -21,7 +21,8 @@
  * - A preselected `guard` comes from the guard manager and is taken as is
  *   (no flag check); the other hops are chosen to be compatible with it.
  * - With `vanguards` the hop after the guard is drawn uniformly from that
- *   set (prop 333), under the same compatibility rules as any hop.
+ *   set (prop 333), and it and the middles after it exclude only relays
+ *   already in the path (no family or /16 rule), as C tor does.
  *
  * Limitations: no Fast requirement (need_capacity), no V2Dir/BEGIN_DIR
  * weights (Wgb…), and no measured/unmeasured bandwidth distinction.
@@ -279,8 +280,16 @@ export function choosePath<T extends PathRelay>(relays: readonly T[], opts: Path
 
   let nMiddle = opts.lastHop ? length - 1 : Math.max(0, length - 2);
   const middles: T[] = [];
+  // Vanguard circuits exclude only the relays already chosen, not their
+  // families or subnets (C tor's build_vanguard_middle_exclude_list): those
+  // rules could make every layer-2 relay unusable with some guard for days.
+  const distinct = (r: T) =>
+    has(r, 'Running') &&
+    has(r, 'Valid') &&
+    (!stable || has(r, 'Stable')) &&
+    chosen.every((c) => !sameRelay(r, c));
   if (opts.vanguards && nMiddle > 0) {
-    const layer2 = opts.vanguards.filter(base);
+    const layer2 = opts.vanguards.filter(distinct);
     if (layer2.length === 0) throw new PathError('vanguard', 0, opts.purpose);
     const l2 = layer2[uniformInt(layer2.length, rng)] as T;
     chosen.push(l2);
@@ -288,7 +297,10 @@ export function choosePath<T extends PathRelay>(relays: readonly T[], opts: Path
     nMiddle--;
   }
   for (let i = 0; i < nMiddle; i++) {
-    const m = pick('middle', 'middle', () => true);
+    const m = opts.vanguards
+      ? weightedChoice(relays.filter(distinct), (c) => positionWeight(c, 'middle', weights), rng)
+      : pick('middle', 'middle', () => true);
+    if (!m) throw new PathError('middle', 0, opts.purpose);
     chosen.push(m);
     middles.push(m);
   }

@@ -5,10 +5,12 @@
  * walk from a relay it runs to the guard.
  *
  * Prop 333: NUM_LAYER2_GUARDS = 4; each lives max(X, X) with X uniform in
- * [1 day, 12 days] (about a week on average); the set is not written to
- * disk, so it is new after a restart. Members are drawn like middles
- * (bandwidth times the middle weight) from Running, Valid, Stable relays
- * and replaced when they expire or leave the consensus. Which circuits use
+ * [1 day, 12 days] (about a week on average; the proposal's distribution,
+ * where C tor draws one uniform value); the set is not written to disk, so
+ * it is new after a restart. Members are drawn like middles (bandwidth
+ * times the middle weight) from Running, Valid, Stable relays and replaced
+ * when they expire or leave the consensus, not when a flag changes. The
+ * consensus parameters guard-hs-l2-* are not read (fixed values). Which circuits use
  * them, and how long those are, is the circuit manager's business (prop 333
  * §1: client rend G-L2-R; everything else G-L2-M-target).
  */
@@ -56,12 +58,14 @@ export function updateVanguards(
   opts: { nowMs: number; rng: Rng; weights?: BandwidthWeights; params?: VanguardParams },
 ): readonly Vanguard[] {
   const p = opts.params ?? VANGUARDS_LITE;
-  const byId = new Map(relays.filter(usable).map((r) => [relayIdHex(r), r]));
-  const kept = current.filter((v) => v.expiresAt > opts.nowMs && byId.has(v.id));
+  // Members stay while listed (C tor's maintain_layer2_guards); flags are checked when a path is chosen.
+  const listed = new Set(relays.map(relayIdHex));
+  const kept = current.filter((v) => v.expiresAt > opts.nowMs && listed.has(v.id));
   const next = [...kept];
+  const fresh = relays.filter(usable);
   while (next.length < p.count) {
     const taken = new Set(next.map((v) => v.id));
-    const candidates = [...byId.values()].filter((r) => !taken.has(relayIdHex(r)));
+    const candidates = fresh.filter((r) => !taken.has(relayIdHex(r)));
     const r = weightedChoice(candidates, (c) => positionWeight(c, 'middle', opts.weights), opts.rng);
     if (!r) break;
     next.push({ id: relayIdHex(r), expiresAt: opts.nowMs + vanguardLifetimeMs(opts.rng, p) });

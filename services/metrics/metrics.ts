@@ -82,6 +82,12 @@ function build(registry: Registry) {
         labelNames: ['relay'] as const,
         registers: r,
       }),
+      vanguardCircuits: new Counter({
+        name: 'shallot_client_vanguard_circuits_total',
+        help: 'Onion-service circuits built through a layer-2 vanguard (vanguards-lite), by that relay.',
+        labelNames: ['relay'] as const,
+        registers: r,
+      }),
     },
     relay: {
       cells: new Counter({

@@ -38,14 +38,19 @@ export function handshakeOption(): Option {
 }
 
 /**
- * `--vanguards-lite`: layer-2 vanguards for onion-service circuits (prop 333;
- * SHALLOT_VANGUARDS_LITE=1 as fallback).
+ * `--vanguards-lite` / `--no-vanguards-lite`: layer-2 vanguards for
+ * onion-service circuits (prop 333); SHALLOT_VANGUARDS_LITE=1 turns them on
+ * by default, the flags win.
  */
 export function vanguardsLiteOption(): Option {
   return new Option(
     '--vanguards-lite',
     "onion-service circuits take their second hop from 4 slowly rotating layer-2 relays (prop 333, Tor's default): G-L2-M-target",
   ).default(process.env.SHALLOT_VANGUARDS_LITE === '1');
+}
+
+export function noVanguardsLiteOption(): Option {
+  return new Option('--no-vanguards-lite', 'turn vanguards-lite off (overrides SHALLOT_VANGUARDS_LITE)');
 }
 
 /** True while process `pid` exists (EPERM: it does, owned by someone else). */

@@ -25,6 +25,7 @@ import {
   handshakeOption,
   intOption,
   logLevelOption,
+  noVanguardsLiteOption,
   type OpsOptions,
   onShutdown,
   runIfMain,
@@ -85,6 +86,7 @@ export async function main(argv: string[]): Promise<void> {
     )
     .addOption(handshakeOption())
     .addOption(vanguardsLiteOption())
+    .addOption(noVanguardsLiteOption())
     .option('--no-tls', 'plain ws links (debugging only)');
   addOpsOptions(program, '127.0.0.1');
   program.parse(argv);

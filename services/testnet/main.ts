@@ -9,7 +9,13 @@ import { generateClientAuthKey } from '../core/client-auth.js';
 import { randomBytes } from '../core/crypto.js';
 import { decodeOnionAddress } from '../core/onion-address.js';
 import { registerLoadCommand } from '../loadgen/command.js';
-import { handshakeOption, intOption, runIfMain, vanguardsLiteOption } from '../net/cli.js';
+import {
+  handshakeOption,
+  intOption,
+  noVanguardsLiteOption,
+  runIfMain,
+  vanguardsLiteOption,
+} from '../net/cli.js';
 import { writeClientAuthFiles } from '../net/client-auth-files.js';
 import { isLogLevel, type LogLevel } from '../net/log.js';
 import { status } from './status.js';
@@ -87,6 +93,7 @@ export function program(): Command {
     .option('--log-level <level>', 'log level for node logs (written under the data dir)', logLevel, 'info')
     .addOption(handshakeOption())
     .addOption(vanguardsLiteOption())
+    .addOption(noVanguardsLiteOption())
     .option(
       '--client-auth',
       "onion services admit only the network's SOCKS client (client-authorization keys under the data dir)",

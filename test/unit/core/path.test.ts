@@ -392,7 +392,7 @@ describe('choosePath with vanguards-lite (prop 333)', () => {
     for (const n of seen.values()) expect(n).toBeGreaterThan(60);
   });
 
-  it('skips a vanguard that is the target or shares its family, and fails when none is left', () => {
+  it('skips a vanguard that is the target, and fails when none is left', () => {
     const rng = seededRng(22);
     for (let i = 0; i < 100; i++) {
       const p = choosePath(
@@ -409,5 +409,29 @@ describe('choosePath with vanguards-lite (prop 333)', () => {
         rng,
       ),
     ).toThrow(PathError);
+  });
+
+  it('family and /16 rules do not apply to the layer-2 and middle hops (C tor), so a guard related to every vanguard still builds', () => {
+    // Every vanguard in the guard's family and /16.
+    const guard = relay(1, [...ALL, 'Guard'], {
+      address: '10.1.0.1',
+      family: [5, 6, 7, 8].map((i) => id(net[i - 1]!)),
+    });
+    const related = layer2.map((v) => ({ ...v, address: '10.1.9.9', family: [id(guard)] }));
+    const rng = seededRng(23);
+    const p = choosePath(
+      [...net.slice(1), guard],
+      { ...base, purpose: 'onion-intro', guard, lastHop: target, length: 3, vanguards: related },
+      rng,
+    );
+    expect(p).toHaveLength(4);
+    expect(related.map(id)).toContain(id(p[1]!));
+    // Without vanguards the same guard keeps its family out of the path.
+    const plain = choosePath(
+      [...net.slice(1), guard, ...related],
+      { ...base, purpose: 'onion-intro', guard, lastHop: target },
+      rng,
+    );
+    for (const r of plain.slice(1, -1)) expect(related.map(id)).not.toContain(id(r));
   });
 });

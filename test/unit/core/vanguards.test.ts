@@ -57,6 +57,15 @@ describe('vanguards-lite', () => {
     for (const v of rest) expect(next).toContain(v);
   });
 
+  it('keeps a member that lost a flag while it is listed (flags are checked per path)', () => {
+    const rng = seededRng(9);
+    const set = updateVanguards([], relays, { nowMs: 0, rng });
+    const demoted = relays.map((r) =>
+      relayIdHex(r) === set[0]!.id ? { ...r, flags: ['Running', 'Valid'] } : r,
+    );
+    expect(updateVanguards(set, demoted, { nowMs: 1, rng })).toBe(set);
+  });
+
   it('holds fewer than 4 when the network has fewer usable relays', () => {
     expect(updateVanguards([], relays.slice(0, 2), { nowMs: 0, rng: seededRng(8) })).toHaveLength(2);
     expect(updateVanguards([], [], { nowMs: 0, rng: seededRng(8) })).toEqual([]);
