@@ -3,7 +3,7 @@
  * directory and read by `shallot status` (and by Prometheus as file_sd).
  */
 
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { AuthorityEndpoint } from '../directory/dir-client.js';
 import { processAlive } from '../net/cli.js';
@@ -40,6 +40,43 @@ async function writeAtomic(file: string, text: string): Promise<void> {
 
 export async function writeState(dataDir: string, s: NetworkState): Promise<void> {
   await writeAtomic(stateFile(dataDir), `${JSON.stringify(s, null, 2)}\n`);
+}
+
+/**
+ * Claims a data dir for one `shallot up` from before bootstrap until stop
+ * (state.json only appears once the network is usable): `up.lock` holds the
+ * launcher pid, created exclusively. A lock whose pid is gone is stale and
+ * taken over; so is state.json of a launcher that died, unless nodes it
+ * started are still alive. Returns the release function.
+ */
+export async function lockDataDir(dataDir: string): Promise<() => Promise<void>> {
+  const file = path.join(dataDir, 'up.lock');
+  const busy = (pid: number) =>
+    new Error(
+      `a network from ${dataDir} is already running or starting (pid ${pid}); stop it first or use another --data-dir`,
+    );
+  const stale = await readFile(stateFile(dataDir), 'utf8').then(
+    (t) => JSON.parse(t) as NetworkState,
+    () => null,
+  );
+  if (stale && processAlive(stale.pid)) throw busy(stale.pid);
+  const orphans = (stale?.nodes ?? []).map((n) => n.pid).filter((p): p is number => !!p && processAlive(p));
+  if (orphans.length > 0)
+    throw new Error(
+      `nodes of an earlier network from ${dataDir} are still running (pids ${orphans.join(', ')}); stop them first`,
+    );
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      await writeFile(file, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
+      return () => rm(file, { force: true });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      const pid = Number((await readFile(file, 'utf8').catch(() => '')).trim());
+      if (processAlive(pid)) throw busy(pid);
+      await rm(file, { force: true });
+    }
+  }
+  throw new Error(`${file}: could not take the lock`);
 }
 
 export class NoNetworkError extends Error {

@@ -7,7 +7,7 @@
 
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ShallotClient } from '../client/client.js';
@@ -21,7 +21,14 @@ import { type ClientAuthLayout, onionIdentityFile, prepareClientAuth } from './c
 import { type BootstrapProgress, LocalNetwork } from './network.js';
 import { type OnionServicesHandle, startOnionServices } from './onion.js';
 import { PortAllocator } from './ports.js';
-import { type NetworkState, type NodeEntry, readState, writeState, writeTargets } from './state.js';
+import {
+  lockDataDir,
+  type NetworkState,
+  type NodeEntry,
+  stateFile,
+  writeState,
+  writeTargets,
+} from './state.js';
 import { startWebTarget, type WebTarget } from './web.js';
 
 export interface UpOptions {
@@ -99,12 +106,26 @@ export async function up(o: UpOptions, progress: ProgressSink = new Progress()):
   if (o.authorities < 1) throw new Error('--authorities must be at least 1');
   await mkdir(o.dataDir, { recursive: true, mode: 0o700 });
   // Two networks on one data dir would share keys and overwrite each other's state.json.
-  const running = await readState(o.dataDir).catch(() => null);
-  if (running && running.pid !== process.pid)
-    throw new Error(
-      `a network from ${o.dataDir} is already running (pid ${running.pid}); stop it first or use another --data-dir`,
-    );
-  return o.processPerNode ? upProcesses(o, progress) : upInProcess(o, progress);
+  const release = await lockDataDir(o.dataDir);
+  let net: RunningNetwork;
+  try {
+    net = await (o.processPerNode ? upProcesses(o, progress) : upInProcess(o, progress));
+  } catch (e) {
+    await release();
+    throw e;
+  }
+  return {
+    state: net.state,
+    async stop() {
+      try {
+        await net.stop();
+      } finally {
+        // A stopped network leaves no state.json behind for status or load to mistake for a running one.
+        await rm(stateFile(o.dataDir), { force: true });
+        await release();
+      }
+    },
+  };
 }
 
 async function upInProcess(o: UpOptions, progress: ProgressSink): Promise<RunningNetwork> {

@@ -1,7 +1,7 @@
 // The launcher's bookkeeping: `--socks-port` falls to the next free port
 // above a taken one; state.json from a stopped network is not "running";
-// `shallot up` refuses a data dir whose network is still running; the load
-// generator refuses a stale state file too.
+// `shallot up` locks its data dir and refuses one whose network (or nodes of a
+// crashed one) still runs; the load generator refuses a stale state file too.
 import { spawnSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
@@ -10,7 +10,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { readUpState } from '../../../services/loadgen/network-state.js';
 import { PortAllocator } from '../../../services/testnet/ports.js';
-import { NoNetworkError, readState, stateFile } from '../../../services/testnet/state.js';
+import { lockDataDir, NoNetworkError, readState, stateFile } from '../../../services/testnet/state.js';
 import { up } from '../../../services/testnet/up.js';
 import { SILENT_PROGRESS } from '../../helpers/testnet.js';
 
@@ -25,7 +25,7 @@ afterEach(async () => {
 /** A pid that existed and has exited. */
 const deadPid = (): number => spawnSync(process.execPath, ['-e', '']).pid as number;
 
-const writeStateWithPid = (pid: number) =>
+const writeStateWithPid = (pid: number, nodePids: number[] = []) =>
   writeFile(
     stateFile(dir),
     JSON.stringify({
@@ -37,7 +37,7 @@ const writeStateWithPid = (pid: number) =>
       socks: '127.0.0.1:9050',
       web: null,
       onionServices: [],
-      nodes: [],
+      nodes: nodePids.map((p, i) => ({ name: `relay${i}`, role: 'relay', metrics: null, pid: p })),
       targetsFile: '',
     }),
   );
@@ -66,6 +66,23 @@ describe('launcher bookkeeping', () => {
     expect((await readState(dir)).pid).toBe(process.pid);
   });
 
+  it('one up.lock per data dir, from before bootstrap until stop; a dead holder is taken over', async () => {
+    const release = await lockDataDir(dir);
+    await expect(lockDataDir(dir)).rejects.toThrow(/already running or starting \(pid \d+\)/);
+    await release();
+    const again = await lockDataDir(dir);
+    await again();
+    await writeFile(path.join(dir, 'up.lock'), `${deadPid()}\n`);
+    await (await lockDataDir(dir))();
+  });
+
+  it('refuses while nodes of a crashed launcher are still alive', async () => {
+    await writeStateWithPid(deadPid(), [process.pid]);
+    await expect(lockDataDir(dir)).rejects.toThrow(/still running \(pids \d+\)/);
+    await writeStateWithPid(deadPid(), [deadPid()]);
+    await (await lockDataDir(dir))();
+  });
+
   it('shallot up refuses a data dir whose network is still running', async () => {
     await writeStateWithPid(process.ppid);
     await expect(
@@ -92,6 +109,6 @@ describe('launcher bookkeeping', () => {
         },
         SILENT_PROGRESS,
       ),
-    ).rejects.toThrow(/already running \(pid \d+\)/);
+    ).rejects.toThrow(/already running or starting \(pid \d+\)/);
   });
 });
