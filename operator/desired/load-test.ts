@@ -217,7 +217,11 @@ export function desiredLoadJob(inp: LoadTestInputs): KubeObject {
           volumes: [
             { name: 'tmp', emptyDir: { sizeLimit: '256Mi' } },
             { name: 'state', emptyDir: { sizeLimit: '16Mi' } },
-            ...(auth ? [{ name: 'onion-auth', secret: { secretName: auth, defaultMode: 0o440 } }] : []),
+            // Optional: a Secret deleted after the Job started leaves clients without keys (F4s in the
+            // summary), not pods stuck until the deadline.
+            ...(auth
+              ? [{ name: 'onion-auth', secret: { secretName: auth, defaultMode: 0o440, optional: true } }]
+              : []),
           ],
         },
       },

@@ -68,10 +68,14 @@ export function backendSpec(svc: OnionService): string {
   return b.type === 'tcp' ? `${b.host}:${b.port}` : 'builtin';
 }
 
-/** The `.auth` files, one per authorized client (empty: the service is open). */
+/** The `.auth` files, one per authorized client, by file name (empty: the service is open). */
 export function authorizedClientFiles(svc: OnionService): Record<string, string> {
+  // Sorted, so reordering the list changes neither the ConfigMap nor the restart hash.
+  const clients = [...(svc.spec.authorizedClients ?? [])].sort((a, b) =>
+    a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
+  );
   return Object.fromEntries(
-    (svc.spec.authorizedClients ?? []).map((c) => [
+    clients.map((c) => [
       `${c.name}.auth`,
       `${formatAuthorizedClient(parseAuthorizedClient(`descriptor:x25519:${c.publicKey}`))}\n`,
     ]),

@@ -254,7 +254,7 @@ describe('LoadTest with client authorization', () => {
     });
     expect(pod.volumes).toContainEqual({
       name: 'onion-auth',
-      secret: { secretName: 'alice-keys', defaultMode: 0o440 },
+      secret: { secretName: 'alice-keys', defaultMode: 0o440, optional: true },
     });
   });
 

@@ -151,6 +151,13 @@ describe('OnionService client authorization', () => {
         'shallot.dev/authorized-clients-hash'
       ];
     const before = hash();
+    // Reordering the list is no change: no restart.
+    kube.getObj<any>('OnionService', NS, 'web')!.spec.authorizedClients = [
+      { name: 'bob', publicKey: bob },
+      { name: 'alice', publicKey: alice },
+    ];
+    await reconcileOnionService(ctx, NS, 'web');
+    expect(hash()).toBe(before);
     kube.getObj<any>('OnionService', NS, 'web')!.spec.authorizedClients = [
       { name: 'alice', publicKey: alice },
     ];
