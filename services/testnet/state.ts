@@ -53,7 +53,8 @@ export async function lockDataDir(dataDir: string): Promise<() => Promise<void>>
   const file = path.join(dataDir, 'up.lock');
   const busy = (pid: number) =>
     new Error(
-      `a network from ${dataDir} is already running or starting (pid ${pid}); stop it first or use another --data-dir`,
+      `a network from ${dataDir} is already running or starting (pid ${pid}); stop it first or use another --data-dir ` +
+        `(if pid ${pid} is not Shallot, remove ${file} and ${stateFile(dataDir)})`,
     );
   const stale = await readFile(stateFile(dataDir), 'utf8').then(
     (t) => JSON.parse(t) as NetworkState,
