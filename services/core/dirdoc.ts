@@ -320,6 +320,8 @@ function readIntMap(
   const out: Record<string, number> = {};
   for (const k of keys) {
     if (!keyRe.test(k)) throw new InvalidError(what, 'bad key', { key: k.slice(0, 64) });
+    // Assigning it would set the prototype, not a key: the document would not round-trip.
+    if (k === '__proto__') throw new InvalidError(what, 'reserved key', { key: k });
     out[k] = readInt(o[k], what, min, max);
   }
   return out;

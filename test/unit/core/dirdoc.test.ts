@@ -307,6 +307,9 @@ describe('votes', () => {
     expect(() => encodeVote(vote(1, [], { freshUntilMs: NOW }), seedOf(1))).toThrow(InvalidError);
     expect(() => encodeVote(vote(1, [], { params: { 'bad key': 1 } }), seedOf(1))).toThrow(InvalidError);
     expect(() => encodeVote(vote(1, [], { params: { big: 2 ** 31 } }), seedOf(1))).toThrow(InvalidError);
+    // A key that would set the prototype instead of being a key (found by the consensus property test).
+    const proto = JSON.parse('{"__proto__": 1}') as Record<string, number>;
+    expect(() => encodeVote(vote(1, [], { params: proto }), seedOf(1))).toThrow(/reserved key/);
     const bad = { authorityId: hexOf(1), commit: 'x' };
     expect(() => encodeVote(vote(1, [], { srCommits: [bad] }), seedOf(1))).toThrow(InvalidError);
   });
@@ -680,9 +683,11 @@ describe('consensus signatures (majority of configured authorities)', () => {
         fc.array(fc.tuple(fc.integer({ min: 10, max: 60 }), flagsArb, fc.nat(10 ** 9), fc.boolean()), {
           maxLength: 6,
         }),
-        fc.dictionary(fc.stringMatching(/^[a-z_]{1,10}$/), fc.integer({ min: -1000, max: 1000 }), {
-          maxKeys: 4,
-        }),
+        fc.dictionary(
+          fc.stringMatching(/^[a-z_]{1,10}$/).filter((k) => k !== '__proto__'),
+          fc.integer({ min: -1000, max: 1000 }),
+          { maxKeys: 4 },
+        ),
         fc.option(fc.nat(3), { nil: undefined }),
         (rs, params, srv) => {
           const relays = [...new Map(rs.map((r) => [r[0], r])).values()].map(([n, flags, bw, um]) => {
