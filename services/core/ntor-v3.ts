@@ -25,7 +25,7 @@ import {
   x25519Generate,
 } from './crypto.js';
 import { CryptoError, InvalidError } from './errors.js';
-import type { CircuitKeys } from './ntor.js';
+import { CIRCUIT_KEYS_LEN, type CircuitKeys, splitCircuitKeys } from './ntor.js';
 
 export type { CircuitKeys } from './ntor.js';
 
@@ -51,7 +51,6 @@ export const NTOR_V3_ID_LEN = 32;
 const KEY_LEN = 32;
 const MAC_LEN = 32;
 const ENC_KEY_LEN = 32;
-const CIRCUIT_KEYS_LEN = 92;
 /** ID | B | X | MAC with an empty client message. */
 export const NTOR_V3_CLIENT_MIN_LEN = NTOR_V3_ID_LEN + KEY_LEN + KEY_LEN + MAC_LEN;
 /** Y | AUTH with an empty server message. */
@@ -126,17 +125,9 @@ function finalPhase(
   const verify = H(T_VERIFY, si);
   // KDF_final(seed) = ENC_KEY | Df | Db | Kf | Kb | KH | … (an XOF: read in order)
   const k = shake256(ENC_KEY_LEN + CIRCUIT_KEYS_LEN, T_FINAL, seed);
-  const c = k.subarray(ENC_KEY_LEN);
-  const keys: CircuitKeys = {
-    df: c.subarray(0, 20),
-    db: c.subarray(20, 40),
-    kf: c.subarray(40, 56),
-    kb: c.subarray(56, 72),
-    kh: c.subarray(72, 92),
-  };
   return {
     encKey: k.subarray(0, ENC_KEY_LEN),
-    keys,
+    keys: splitCircuitKeys(k.subarray(ENC_KEY_LEN)),
     // AUTH = H_auth(verify | ID | B | Y | X | MAC | ENCAP(encrypted_msg) | PROTOID | "Server")
     auth: (enc) => H(T_AUTH, verify, id, B, Y, X, msgMac, encap(enc), PROTOID, SERVER),
   };

@@ -57,15 +57,22 @@ export interface NtorClientState {
 
 const H = (msg: Uint8Array, tweak: Uint8Array) => hmacSha256(tweak, msg);
 
-export function ntorExpandKeys(secretInput: Uint8Array): CircuitKeys {
-  const k = kdfRfc5869(secretInput, T_KEY, M_EXPAND, 92);
+/** Bytes of key material a tor1 hop takes: Df Db (20 each), Kf Kb (16 each), KH (20). */
+export const CIRCUIT_KEYS_LEN = 92;
+
+/** tor-spec §5.2.2: the first 92 bytes of a handshake's KDF output as Df | Db | Kf | Kb | KH. */
+export function splitCircuitKeys(k: Uint8Array): CircuitKeys {
   return {
     df: k.subarray(0, 20),
     db: k.subarray(20, 40),
     kf: k.subarray(40, 56),
     kb: k.subarray(56, 72),
-    kh: k.subarray(72, 92),
+    kh: k.subarray(72, CIRCUIT_KEYS_LEN),
   };
+}
+
+export function ntorExpandKeys(secretInput: Uint8Array): CircuitKeys {
+  return splitCircuitKeys(kdfRfc5869(secretInput, T_KEY, M_EXPAND, CIRCUIT_KEYS_LEN));
 }
 
 export function ntorClientStart(
