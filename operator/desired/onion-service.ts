@@ -14,7 +14,7 @@
  * the list restarts the instances, which read the keys at start.
  */
 
-import { formatAuthorizedClient, parseAuthorizedClient } from '../../services/core/client-auth.js';
+import { formatAuthorizedClient, parseClientAuthPublicKey } from '../../services/core/client-auth.js';
 import { ed25519PublicFromSeed } from '../../services/core/crypto.js';
 import { encodeOnionAddress } from '../../services/core/onion-address.js';
 import type { OnionService } from '../api/onion-service.js';
@@ -77,7 +77,7 @@ export function authorizedClientFiles(svc: OnionService): Record<string, string>
   return Object.fromEntries(
     clients.map((c) => [
       `${c.name}.auth`,
-      `${formatAuthorizedClient(parseAuthorizedClient(`descriptor:x25519:${c.publicKey}`))}\n`,
+      `${formatAuthorizedClient(parseClientAuthPublicKey(c.publicKey))}\n`,
     ]),
   );
 }

@@ -6,7 +6,7 @@
  */
 
 import { fromUtf8 } from '../../services/core/bytes.js';
-import { parseAuthorizedClient } from '../../services/core/client-auth.js';
+import { parseClientAuthPublicKey } from '../../services/core/client-auth.js';
 import { randomBytes } from '../../services/core/crypto.js';
 import { decodeIdentityFile, encodeIdentityFile } from '../../services/onion-service/identity.js';
 import { API_VERSION } from '../api/crds.js';
@@ -54,7 +54,7 @@ export function validateOnionService(svc: OnionService): string[] {
     if (names.has(c.name)) p.push(`spec.authorizedClients[${i}]: name ${c.name} appears twice`);
     names.add(c.name);
     try {
-      parseAuthorizedClient(`descriptor:x25519:${c.publicKey}`);
+      parseClientAuthPublicKey(c.publicKey);
     } catch (e) {
       p.push(`spec.authorizedClients[${i}] (${c.name}): ${(e as Error).message}`);
     }

@@ -73,7 +73,12 @@ export function parseAuthorizedClient(text: string): Uint8Array {
   const what = 'authorized client';
   const s = line(text, what);
   if (!s.toLowerCase().startsWith(PREFIX)) throw new InvalidError(what, `must start with "${PREFIX}"`);
-  return checkClientAuthPublicKey(key(s.slice(PREFIX.length), what), what);
+  return parseClientAuthPublicKey(s.slice(PREFIX.length), what);
+}
+
+/** A public key as the base32 after `descriptor:x25519:` (how the operator's CRD carries it). */
+export function parseClientAuthPublicKey(b32: string, what = 'authorized client'): Uint8Array {
+  return checkClientAuthPublicKey(key(b32, what), what);
 }
 
 /** A `.auth_private` line for the service with identity key `identity`. */
