@@ -27,9 +27,12 @@ export interface ClientAuthLayout {
 export const onionIdentityFile = (dataDir: string, i: number) =>
   path.join(dataDir, `onion${i}`, 'identity.key');
 
+/** Where `up --client-auth` keeps the network client's `.auth_private` keys. */
+export const clientAuthDir = (dataDir: string) => path.join(dataDir, 'client', 'onion-auth');
+
 /** Creates (or finds) one client key per onion service; creates the services' identity keys if missing. */
 export async function prepareClientAuth(dataDir: string, services: number): Promise<ClientAuthLayout> {
-  const clientDir = path.join(dataDir, 'client', 'onion-auth');
+  const clientDir = clientAuthDir(dataDir);
   const serviceDirs: string[] = [];
   for (let i = 0; i < services; i++) {
     const serviceDir = path.join(dataDir, `onion${i}`, 'authorized_clients');

@@ -56,10 +56,8 @@ export async function lockDataDir(dataDir: string): Promise<() => Promise<void>>
       `a network from ${dataDir} is already running or starting (pid ${pid}); stop it first or use another --data-dir ` +
         `(if pid ${pid} is not Shallot, remove ${file} and ${stateFile(dataDir)})`,
     );
-  const stale = await readFile(stateFile(dataDir), 'utf8').then(
-    (t) => JSON.parse(t) as NetworkState,
-    () => null,
-  );
+  // An unreadable state.json is no claim on the data dir.
+  const stale = await readStateFile(dataDir).catch(() => null);
   if (stale && processAlive(stale.pid)) throw busy(stale.pid);
   const orphans = (stale?.nodes ?? []).map((n) => n.pid).filter((p): p is number => !!p && processAlive(p));
   if (orphans.length > 0)
@@ -86,15 +84,23 @@ export class NoNetworkError extends Error {
   }
 }
 
-export async function readState(dataDir: string): Promise<NetworkState> {
+/** state.json as written, whether or not its launcher still runs; null when there is none. */
+async function readStateFile(dataDir: string): Promise<NetworkState | null> {
   let text: string;
   try {
     text = await readFile(stateFile(dataDir), 'utf8');
   } catch {
-    throw new NoNetworkError(dataDir);
+    return null;
   }
   const s = JSON.parse(text) as NetworkState;
   if (s.version !== 1) throw new Error(`${stateFile(dataDir)}: unknown state version`);
+  return s;
+}
+
+/** The running network's state; NoNetworkError when there is none or its launcher has stopped. */
+export async function readState(dataDir: string): Promise<NetworkState> {
+  const s = await readStateFile(dataDir);
+  if (!s) throw new NoNetworkError(dataDir);
   if (!processAlive(s.pid))
     throw new NoNetworkError(dataDir, `the network that wrote state.json (pid ${s.pid}) has stopped`);
   return s;

@@ -17,7 +17,7 @@ import { createRegistry } from '../metrics/metrics.js';
 import { type OpsServer, serveOps } from '../metrics/server.js';
 import { readClientAuthKeys } from '../net/client-auth-files.js';
 import { createLogger, type Logger, type LogLevel } from '../net/log.js';
-import { type ClientAuthLayout, onionIdentityFile, prepareClientAuth } from './client-auth.js';
+import { type ClientAuthLayout, clientAuthDir, onionIdentityFile, prepareClientAuth } from './client-auth.js';
 import { type BootstrapProgress, LocalNetwork } from './network.js';
 import { type OnionServicesHandle, startOnionServices } from './onion.js';
 import { PortAllocator } from './ports.js';
@@ -490,9 +490,7 @@ export function readySummary(s: NetworkState, o: UpOptions): string {
   for (const svc of s.onionServices)
     lines.push(`  Onion service    http://${svc.address}/  (${svc.instances} instance(s), built-in backend)`);
   if (o.clientAuth && s.onionServices.length > 0)
-    lines.push(
-      `  Client auth      on: the SOCKS client above holds the keys (${path.join(o.dataDir, 'client', 'onion-auth')})`,
-    );
+    lines.push(`  Client auth      on: the SOCKS client above holds the keys (${clientAuthDir(o.dataDir)})`);
   lines.push(`  Exit target      http://${s.web}/  (a local web server reached through exits)`);
   lines.push('');
   const first = s.onionServices[0];
