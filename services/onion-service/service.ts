@@ -35,8 +35,9 @@
  *   descriptors' inner layer (the intro points) opens only for those
  *   clients' x25519 keys; without, for anyone who knows the address.
  *
- * Not here: proof-of-work, vanguards, intro-point rotation by age or
- * count (intro points live as long as their circuits).
+ * Not here: proof-of-work, intro-point rotation by age or count (intro
+ * points live as long as their circuits). Vanguards-lite, when on, comes
+ * from the embedded client's circuit manager.
  *
  * Metrics (label service = name): shallot_hs_descriptor_upload_total{outcome=
  * success|rejected|failure}, shallot_hs_intro_requests_total{outcome=accepted|
