@@ -356,6 +356,9 @@ export async function runLoad(input: LoadInput, rt: LoadRuntime = {}): Promise<L
   const relays = usable(relayBefore, relayAfter);
   const client = usable(clientBefore, clientAfter);
   const relayNames = relays ? labelValues(relays[1], 'shallot_relay_', 'relay') : [];
+  // Rendezvous and intro load only mean something for an onion target.
+  const onionRelays = target.onion ? relays : null;
+  const onionClient = target.onion ? client : null;
 
   let circuitBuild: CircuitBuildSummary | null = null;
   let clientOnionConnect: QuantileSummary | null = null;
@@ -383,32 +386,28 @@ export async function runLoad(input: LoadInput, rt: LoadRuntime = {}): Promise<L
     checksums,
     circuitBuild,
     clientOnionConnect,
-    // Rendezvous and intro load only mean something for an onion target.
-    clientRendezvousChosen:
-      client && target.onion
-        ? spread(
-            counterDeltaBy(client[0], client[1], 'shallot_client_rendezvous_chosen_total', 'relay'),
-            relayNames,
-          )
-        : null,
-    rendezvousSpread:
-      relays && target.onion
-        ? spread(
-            counterDeltaBy(relays[0], relays[1], 'shallot_relay_rendezvous_total', 'relay', {
-              event: 'joined',
-            }),
-            relayNames,
-          )
-        : null,
-    introSpread:
-      relays && target.onion
-        ? spread(
-            counterDeltaBy(relays[0], relays[1], 'shallot_relay_intro_total', 'relay', {
-              event: 'introduce1',
-            }),
-            relayNames,
-          )
-        : null,
+    clientRendezvousChosen: onionClient
+      ? spread(
+          counterDeltaBy(onionClient[0], onionClient[1], 'shallot_client_rendezvous_chosen_total', 'relay'),
+          relayNames,
+        )
+      : null,
+    rendezvousSpread: onionRelays
+      ? spread(
+          counterDeltaBy(onionRelays[0], onionRelays[1], 'shallot_relay_rendezvous_total', 'relay', {
+            event: 'joined',
+          }),
+          relayNames,
+        )
+      : null,
+    introSpread: onionRelays
+      ? spread(
+          counterDeltaBy(onionRelays[0], onionRelays[1], 'shallot_relay_intro_total', 'relay', {
+            event: 'introduce1',
+          }),
+          relayNames,
+        )
+      : null,
     warnings,
   });
 
