@@ -240,13 +240,19 @@ export function choosePath<T extends PathRelay>(relays: readonly T[], opts: Path
   const weights = opts.weights ?? {};
   const stable = opts.needStable === true || opts.purpose === 'onion-intro' || opts.purpose === 'onion-rend';
   const chosen: T[] = [];
-  const base = (r: T) =>
-    has(r, 'Running') &&
-    has(r, 'Valid') &&
-    (!stable || has(r, 'Stable')) &&
-    chosen.every((c) => compatible(r, c, opts));
-  const pick = (position: string, weightPos: Position, filter: (r: T) => boolean): T => {
-    const candidates = relays.filter((r) => base(r) && filter(r));
+  const flagsOk = (r: T) => has(r, 'Running') && has(r, 'Valid') && (!stable || has(r, 'Stable'));
+  const base = (r: T) => flagsOk(r) && chosen.every((c) => compatible(r, c, opts));
+  // Vanguard circuits exclude only the relays already chosen, not their
+  // families or subnets (C tor's build_vanguard_middle_exclude_list): those
+  // rules could make every layer-2 relay unusable with some guard for days.
+  const distinct = (r: T) => flagsOk(r) && chosen.every((c) => !sameRelay(r, c));
+  const pick = (
+    position: string,
+    weightPos: Position,
+    filter: (r: T) => boolean,
+    eligible: (r: T) => boolean = base,
+  ): T => {
+    const candidates = relays.filter((r) => eligible(r) && filter(r));
     const r = weightedChoice(candidates, (c) => positionWeight(c, weightPos, weights), rng);
     if (r === undefined) throw new PathError(position, candidates.length, opts.purpose);
     return r;
@@ -280,14 +286,6 @@ export function choosePath<T extends PathRelay>(relays: readonly T[], opts: Path
 
   let nMiddle = opts.lastHop ? length - 1 : Math.max(0, length - 2);
   const middles: T[] = [];
-  // Vanguard circuits exclude only the relays already chosen, not their
-  // families or subnets (C tor's build_vanguard_middle_exclude_list): those
-  // rules could make every layer-2 relay unusable with some guard for days.
-  const distinct = (r: T) =>
-    has(r, 'Running') &&
-    has(r, 'Valid') &&
-    (!stable || has(r, 'Stable')) &&
-    chosen.every((c) => !sameRelay(r, c));
   if (opts.vanguards && nMiddle > 0) {
     const layer2 = opts.vanguards.filter(distinct);
     if (layer2.length === 0) throw new PathError('vanguard', 0, opts.purpose);
@@ -297,10 +295,7 @@ export function choosePath<T extends PathRelay>(relays: readonly T[], opts: Path
     nMiddle--;
   }
   for (let i = 0; i < nMiddle; i++) {
-    const m = opts.vanguards
-      ? weightedChoice(relays.filter(distinct), (c) => positionWeight(c, 'middle', weights), rng)
-      : pick('middle', 'middle', () => true);
-    if (!m) throw new PathError('middle', 0, opts.purpose);
+    const m = pick('middle', 'middle', () => true, opts.vanguards ? distinct : base);
     chosen.push(m);
     middles.push(m);
   }
