@@ -30,7 +30,9 @@
  * Limits: input is capped at 50000 bytes (the HSDir maximum) and at 20
  * introduction points (C tor's HS_CONFIG_V3_MAX_INTRO_POINTS).
  */
+
 import { ByteReader, ByteWriter, concat, fromBase64, int8, toBase64, utf8 } from './bytes.js';
+import { checkClientAuthPublicKey } from './client-auth.js';
 import {
   aesCtr,
   ctEqual,
@@ -302,7 +304,7 @@ function authClientLines(
   const lines: AuthClientLine[] = [];
   if (cookie) {
     for (const client of clients) {
-      if (client.length !== 32) throw new InvalidError('hs descriptor', 'client auth keys must be 32 bytes');
+      checkClientAuthPublicKey(client, 'hs descriptor authorized client');
       const { clientId, cookieKey } = descriptorCookieKeys(ephemeralSecret, client, subcredential);
       const iv = rng(16);
       lines.push({ clientId, iv, encryptedCookie: aesCtr(cookieKey, iv, cookie) });
