@@ -78,6 +78,24 @@ function summarize(
   return r;
 }
 
+/** A result from latencies measured one by one (ms), e.g. downloads or connections timed by the caller. */
+export function fromLatencies(
+  name: string,
+  unit: string,
+  timesMs: readonly number[],
+  bytesPerOp?: number,
+): BenchResult {
+  const seconds = timesMs.reduce((a, b) => a + b, 0) / 1000;
+  return summarize(
+    name,
+    [...timesMs],
+    timesMs.length,
+    seconds,
+    bytesPerOp === undefined ? { unit } : { unit, bytesPerOp },
+    1,
+  );
+}
+
 /** Times a synchronous operation. */
 export function benchSync(name: string, fn: () => void, opts: BenchOptions = {}): BenchResult {
   const budget = opts.budgetMs ?? 1000;
@@ -168,7 +186,10 @@ export function formatResult(r: BenchResult): string {
       .join(', ')}`;
   }
   const mb = r.bytesPerSecond === undefined ? '' : `  ${fmtMB(r.bytesPerSecond)} MB/s`;
-  return `${r.name}: ${fmtRate(r.perSecond)} ${r.unit}/s${mb}  p50 ${fmtLatency(r.p50Ms)}  p90 ${fmtLatency(r.p90Ms)}  p99 ${fmtLatency(r.p99Ms)}`;
+  const extra = Object.entries(r.extra ?? {})
+    .map(([k, v]) => `  ${k} ${v}`)
+    .join('');
+  return `${r.name}: ${fmtRate(r.perSecond)} ${r.unit}/s${mb}  p50 ${fmtLatency(r.p50Ms)}  p90 ${fmtLatency(r.p90Ms)}  p99 ${fmtLatency(r.p99Ms)}${extra}`;
 }
 
 /** A fixed-width table of all results; skipped rows say why. */

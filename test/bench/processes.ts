@@ -12,7 +12,7 @@ import { randomBytes } from '../../services/core/crypto.js';
 import { readAll, startBlobServer } from '../helpers/servers.js';
 import { socksConnect } from '../helpers/socks-client.js';
 import { socksPortOf, upProcessNetwork } from '../helpers/testnet.js';
-import { type BenchResult, quantile } from './harness.js';
+import { type BenchResult, fromLatencies, quantile } from './harness.js';
 
 function rssMiB(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -42,21 +42,14 @@ export async function processBenches(o: {
       times.push(performance.now() - t);
     }
     const busy = relayPids.map(rssMiB).sort((a, b) => a - b);
-    const sorted = [...times].sort((a, b) => a - b);
-    const seconds = times.reduce((a, b) => a + b, 0) / 1000;
     const fmt = (xs: number[], q: number) => Number(quantile(xs, q).toFixed(1));
     return [
-      {
-        name: `SOCKS download ${o.downloadBytes >> 20} MiB, ${o.relays} relay processes`,
-        unit: 'dl',
-        perSecond: times.length / seconds,
-        ops: times.length,
-        seconds,
-        bytesPerSecond: (o.downloadBytes * times.length) / seconds,
-        p50Ms: quantile(sorted, 0.5),
-        p90Ms: quantile(sorted, 0.9),
-        p99Ms: quantile(sorted, 0.99),
-      },
+      fromLatencies(
+        `SOCKS download ${o.downloadBytes >> 20} MiB, ${o.relays} relay processes`,
+        'dl',
+        times,
+        o.downloadBytes,
+      ),
       {
         name: 'relay process RSS (MiB)',
         unit: 'MiB',

@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { blindingBenches, descriptorBenches, handshakeBenches, relayCellBenches } from './core.js';
 import { e2eBenches } from './e2e.js';
 import { type BenchResult, formatResult, formatTable, skipped } from './harness.js';
+import { onionBenches } from './onion.js';
 import { processBenches } from './processes.js';
 
 const args = process.argv.slice(2);
@@ -71,6 +72,14 @@ const sections: Section[] = [
             downloadBytes: (quick ? 4 : 16) * 1024 * 1024,
             downloads: quick ? 1 : 3,
           }),
+  },
+  {
+    title: 'onion connect (processes)',
+    rows: ['onion first connect', 'onion warm connect'],
+    run: () =>
+      noE2e
+        ? [skipped('onion connect', 'skipped by --no-e2e')]
+        : onionBenches({ clients: quick ? 3 : 8, warmPerClient: quick ? 2 : 4 }),
   },
 ];
 
