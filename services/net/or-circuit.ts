@@ -45,6 +45,8 @@ export interface OrCircuitLimits {
    * hop cannot hold the circuit (and its pending CircID) forever.
    */
   extendTimeoutMs?: number;
+  /** Lowest circuit SENDME version accepted (consensus sendme_accept_min_version; default 1, edge.ts). */
+  sendmeAcceptMinVersion?: number;
 }
 
 export const DEFAULT_MAX_QUEUED_CELLS = 2000;
@@ -94,6 +96,7 @@ export class OrCircuit extends TypedEmitter<OrCircuitEvents> {
         protocolViolation: () => this.close(DestroyReason.PROTOCOL),
       },
       limits.maxStreams,
+      limits.sendmeAcceptMinVersion,
     );
     this.maxQueuedCells = limits.maxQueuedCells ?? DEFAULT_MAX_QUEUED_CELLS;
     this.extendTimeoutMs = limits.extendTimeoutMs ?? DEFAULT_EXTEND_TIMEOUT_MS;
