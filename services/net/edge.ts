@@ -9,6 +9,11 @@
  * we answer with an authenticated SENDME v1 carrying the running digest of
  * the cell that triggered it; we remember the digest of every 100th DATA
  * cell we send and close the circuit if a SENDME does not match (digest §5).
+ * A circuit SENDME older than `sendmeAcceptMinVersion` (prop 289; C tor's
+ * consensus param sendme_accept_min_version, 1 on the live network) or newer
+ * than we know closes the circuit too (C tor sendme.c
+ * cell_version_can_be_handled). Stream-level SENDMEs carry no payload and
+ * stay unauthenticated, as in Tor.
  *
  * Not in this module: crypto and cell framing (the circuit passes in
  * `EdgeIo`), stream semantics (stream.ts).
@@ -25,6 +30,22 @@ import {
   type RelayMessage,
 } from '../core/relay-cell.js';
 import { RelayStream, type StreamHost } from './stream.js';
+
+/** prop 289: the highest SENDME version this code can check (C tor SENDME_MAX_SUPPORTED_VERSION). */
+export const SENDME_MAX_SUPPORTED_VERSION = 1;
+/**
+ * Lowest circuit SENDME version accepted. C tor's code default is 0, but the
+ * consensus has set sendme_accept_min_version=1 since 0.4.1 was the oldest
+ * supported release; Shallot defaults to what the network enforces.
+ */
+export const SENDME_ACCEPT_MIN_VERSION_DEFAULT = 1;
+
+/** The consensus param sendme_accept_min_version, clamped to [0, 255] as C tor does. */
+export function sendmeAcceptMinVersion(params: Readonly<Record<string, number>> | undefined): number {
+  const v = params?.sendme_accept_min_version;
+  if (v === undefined || !Number.isInteger(v)) return SENDME_ACCEPT_MIN_VERSION_DEFAULT;
+  return Math.min(255, Math.max(0, v));
+}
 
 /** A relay message as the plaintext cell body an edge sends (random padding from `rng`), before encryption. */
 export function encodeRelayCell(streamId: number, msg: RelayMessage, rng: Rng): Uint8Array {
@@ -68,6 +89,7 @@ export class CircuitEdge implements StreamHost {
   constructor(
     private readonly io: EdgeIo,
     private readonly maxStreams: number,
+    private readonly minSendmeVersion: number = SENDME_ACCEPT_MIN_VERSION_DEFAULT,
   ) {}
 
   get streamCount(): number {
@@ -150,6 +172,10 @@ export class CircuitEdge implements StreamHost {
       }
       case 'SENDME': {
         if (streamId === 0) {
+          if (msg.version < this.minSendmeVersion || msg.version > SENDME_MAX_SUPPORTED_VERSION) {
+            this.io.protocolViolation(`circuit SENDME version ${msg.version} not accepted`);
+            return true;
+          }
           const expected = this.sendmeDigests.shift();
           if (!expected || (msg.version === 1 && (!msg.digest || !ctEqual(msg.digest, expected)))) {
             this.io.protocolViolation('unexpected or unauthenticated circuit SENDME');

@@ -58,6 +58,8 @@ export interface OriginCircuitOptions {
   maxStreams?: number;
   /** The CREATE2/EXTEND2 handshake for every hop (default ntor, HTYPE 2). */
   handshake?: HandshakeName;
+  /** Lowest circuit SENDME version accepted (consensus sendme_accept_min_version; default 1). */
+  sendmeAcceptMinVersion?: number;
 }
 
 type Waiter = {
@@ -84,6 +86,7 @@ export class OriginCircuit extends TypedEmitter<OriginCircuitEvents> implements 
   private readonly rng: Rng;
   private readonly maxStreams: number;
   private readonly handshake: HandshakeName;
+  private readonly sendmeMinVersion: number | undefined;
   /** When this circuit was opened (for idle expiry and metrics). */
   readonly createdAt = Date.now();
   /** Streams ever opened on this circuit (for dirtiness rules). */
@@ -100,6 +103,7 @@ export class OriginCircuit extends TypedEmitter<OriginCircuitEvents> implements 
     this.rng = opts.rng ?? randomBytes;
     this.maxStreams = opts.maxStreams ?? 256;
     this.handshake = opts.handshake ?? 'ntor';
+    this.sendmeMinVersion = opts.sendmeAcceptMinVersion;
     this.edge = this.makeEdge();
     channel.on('drain', this.onDrain);
   }
@@ -233,6 +237,7 @@ export class OriginCircuit extends TypedEmitter<OriginCircuitEvents> implements 
         protocolViolation: () => this.destroy(DestroyReason.PROTOCOL),
       },
       this.maxStreams,
+      this.sendmeMinVersion,
     );
   }
 

@@ -8,7 +8,12 @@ import {
   STREAMWINDOW_INCREMENT,
   STREAMWINDOW_START,
 } from '../../../services/core/relay-cell.js';
-import { CircuitEdge, type EdgeIo } from '../../../services/net/edge.js';
+import {
+  CircuitEdge,
+  type EdgeIo,
+  SENDME_ACCEPT_MIN_VERSION_DEFAULT,
+  sendmeAcceptMinVersion,
+} from '../../../services/net/edge.js';
 
 /** A fake circuit: the "digest" after n cells is n encoded in 20 bytes. */
 function fakeIo() {
@@ -73,6 +78,52 @@ describe('circuit package window', () => {
     s?.write(data(498 * 150));
     edge.handle(0, { type: 'SENDME', version: 1, digest: new Uint8Array(20).fill(9) });
     expect(f.violations).toHaveLength(2);
+  });
+});
+
+describe('SENDME versions (prop 289, sendme_accept_min_version)', () => {
+  /** An edge that sent 100 DATA cells, so exactly one circuit SENDME is due. */
+  function oneSendmeDue(minVersion?: number) {
+    const f = fakeIo();
+    const edge = new CircuitEdge(f.io, 4, minVersion);
+    edge.newStream()?.write(data(498 * CIRCWINDOW_INCREMENT));
+    expect(dataCells(f.sent)).toBe(CIRCWINDOW_INCREMENT);
+    return { f, edge };
+  }
+
+  it('closes the circuit on a v0 circuit SENDME even when one is due (default min version 1)', () => {
+    expect(sendmeAcceptMinVersion(undefined)).toBe(SENDME_ACCEPT_MIN_VERSION_DEFAULT);
+    expect(SENDME_ACCEPT_MIN_VERSION_DEFAULT).toBe(1);
+    const { f, edge } = oneSendmeDue();
+    expect(edge.handle(0, { type: 'SENDME', version: 0 })).toBe(true);
+    expect(f.violations).toEqual(['circuit SENDME version 0 not accepted']);
+  });
+
+  it('takes the same v0 SENDME when the consensus lowers the minimum to 0 (the check is the version)', () => {
+    const { f, edge } = oneSendmeDue(sendmeAcceptMinVersion({ sendme_accept_min_version: 0 }));
+    edge.handle(0, { type: 'SENDME', version: 0 });
+    expect(f.violations).toEqual([]);
+    // It settled the one SENDME that was due: another finds none due.
+    edge.handle(0, { type: 'SENDME', version: 0 });
+    expect(f.violations).toEqual(['unexpected or unauthenticated circuit SENDME']);
+  });
+
+  it('refuses a version newer than it can check, and clamps the param to [0, 255]', () => {
+    const { f, edge } = oneSendmeDue();
+    edge.handle(0, { type: 'SENDME', version: 2, digest: new Uint8Array(20) });
+    expect(f.violations).toEqual(['circuit SENDME version 2 not accepted']);
+    expect(sendmeAcceptMinVersion({ sendme_accept_min_version: 300 })).toBe(255);
+    expect(sendmeAcceptMinVersion({ sendme_accept_min_version: -1 })).toBe(0);
+  });
+
+  it('a v1 SENDME with the right digest is still taken, and stream SENDMEs stay v0', () => {
+    const { f, edge } = oneSendmeDue();
+    const hundredth = f.sent.filter((x) => x.msg.type === 'DATA')[CIRCWINDOW_INCREMENT - 1];
+    const idx = f.sent.indexOf(hundredth as (typeof f.sent)[number]);
+    edge.handle(0, { type: 'SENDME', version: 1, digest: f.digestOf(idx + 1) });
+    // Stream-level SENDMEs are unauthenticated in Tor too: a v0 on stream 1 is flow control, not a violation.
+    edge.handle(1, { type: 'SENDME', version: 0 });
+    expect(f.violations).toEqual([]);
   });
 });
 
