@@ -291,6 +291,20 @@ function targetBytes(host: string): Uint8Array | null {
   return parseIpv6(inner);
 }
 
+/**
+ * The canonical text of an IP literal (`1.2.3.4`; RFC 5952 IPv6 without
+ * brackets; an IPv4-mapped IPv6 address as its IPv4 form, since a socket
+ * to it reaches the IPv4 host), or null for a hostname. Lets the exit and
+ * the EXTEND2 check compare addresses however a client spelled them.
+ */
+export function canonicalAddress(host: string): string | null {
+  const b = targetBytes(host);
+  if (!b) return null;
+  if (b.length === 4) return b.join('.');
+  const mapped = b.subarray(0, 10).every((x) => x === 0) && b[10] === 0xff && b[11] === 0xff;
+  return mapped ? Array.from(b.subarray(12)).join('.') : formatIpv6(b);
+}
+
 const validPort = (port: number) => Number.isInteger(port) && port >= 1 && port <= 65535;
 
 /**

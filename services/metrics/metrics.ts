@@ -88,6 +88,18 @@ function build(registry: Registry) {
         labelNames: ['relay'] as const,
         registers: r,
       }),
+      // -- SOCKS exhaustion defences (issue 12): services/client/socks-server.ts.
+      socksClosed: new Counter({
+        name: 'shallot_client_socks_closed_total',
+        help: 'SOCKS connections closed before their request was read, by reason (handshake_timeout, evicted: the least recently active one when too many were in handshake).',
+        labelNames: ['reason'] as const,
+        registers: r,
+      }),
+      socksHandshaking: new Gauge({
+        name: 'shallot_client_socks_handshaking',
+        help: 'SOCKS connections whose request has not been read yet.',
+        registers: r,
+      }),
     },
     relay: {
       cells: new Counter({
@@ -162,6 +174,32 @@ function build(registry: Registry) {
         labelNames: ['relay', 'key'] as const,
         registers: r,
       }),
+      // -- Stream and BEGIN_DIR defences (issue 12): relay/stream-dos.ts, relay/exit-sockets.ts, net/dir-http.ts.
+      streamRefusals: new Counter({
+        name: 'shallot_relay_stream_refusals_total',
+        help: 'BEGIN and BEGIN_DIR refused with END RESOURCELIMIT, by type and reason (rate: DoSStreamCreation bucket empty, circuit: streams per circuit at the cap, exit_sockets: the process-wide exit socket cap reached).',
+        labelNames: ['relay', 'type', 'reason'] as const,
+        registers: r,
+      }),
+      dirRefusals: new Counter({
+        name: 'shallot_relay_dir_refusals_total',
+        help: 'BEGIN_DIR requests refused, by reason (head_too_large, body_too_large: 413; malformed, truncated: 400).',
+        labelNames: ['relay', 'reason'] as const,
+        registers: r,
+      }),
+      // -- Pivot defences (issue 12): core/relay-pivot.ts, relay/network-view.ts, relay/exit.ts.
+      extendRefused: new Counter({
+        name: 'shallot_relay_extend_refused_total',
+        help: 'EXTEND2 refused with DESTROY, by reason (unlisted, address: not the identity/address/ORPort the consensus lists; no-consensus; self; identity; specifiers).',
+        labelNames: ['relay', 'reason'] as const,
+        registers: r,
+      }),
+      exitDnsQueries: new Counter({
+        name: 'shallot_relay_exit_dns_queries_total',
+        help: 'Hostnames an exit resolved for BEGIN, by outcome (ok, error); as C tor\'s relay_exit_dns_query_total. Exit streams refused as network re-entry count in shallot_relay_streams_total{outcome="reentry"}.',
+        labelNames: ['relay', 'outcome'] as const,
+        registers: r,
+      }),
     },
     service: {
       descriptorUploads: new Counter({
@@ -172,7 +210,7 @@ function build(registry: Registry) {
       }),
       introRequests: new Counter({
         name: 'shallot_hs_intro_requests_total',
-        help: 'INTRODUCE2 cells received by outcome (accepted, replay, bad_mac, rate_limited, invalid).',
+        help: 'INTRODUCE2 cells received by outcome (accepted, replay, rend_cookie_replay, bad_mac, rate_limited, invalid; bad_mac and invalid are junk, which never enters a replay cache).',
         labelNames: ['service', 'outcome'] as const,
         registers: r,
       }),
@@ -186,6 +224,13 @@ function build(registry: Registry) {
         name: 'shallot_hs_intro_points',
         help: 'Established introduction points of this service instance (label service_instance: Prometheus owns "instance").',
         labelNames: ['service', 'service_instance'] as const,
+        registers: r,
+      }),
+      // INTRODUCE2 defences (issue 12): intro points rotated after their budget.
+      introRotations: new Counter({
+        name: 'shallot_hs_intro_rotations_total',
+        help: 'Intro points replaced by the service, by reason (budget: hs_intro_max_introduce2 introductions; lifetime: hs_intro_max_lifetime).',
+        labelNames: ['service', 'reason'] as const,
         registers: r,
       }),
     },
@@ -212,6 +257,49 @@ function build(registry: Registry) {
         name: 'shallot_dir_descriptors_total',
         help: 'Relay descriptors received by outcome (accepted, rejected).',
         labelNames: ['authority', 'outcome'] as const,
+        registers: r,
+      }),
+      // Authority admission (issue 12): refusals, reachability tests, bandwidth.
+      descriptorsRefused: new Counter({
+        name: 'shallot_dir_descriptors_refused_total',
+        help: 'Relay descriptors refused or dropped by reason (invalid, not-newer, too-many-relays, unverified-full, address-taken, unreachable, wrong-identity).',
+        labelNames: ['authority', 'reason'] as const,
+        registers: r,
+      }),
+      unverifiedDescriptors: new Gauge({
+        name: 'shallot_dir_unverified_descriptors',
+        help: 'Descriptors stored while their reachability test is pending.',
+        labelNames: ['authority'] as const,
+        registers: r,
+      }),
+      reachabilityProbes: new Counter({
+        name: 'shallot_dir_reachability_probes_total',
+        help: 'Reachability tests (link handshake with the identity checked) by result (up, refused, timeout, wrong-identity, failed).',
+        labelNames: ['authority', 'result'] as const,
+        registers: r,
+      }),
+      bandwidthMeasurements: new Counter({
+        name: 'shallot_dir_bandwidth_measurements_total',
+        help: 'Bandwidth measurements of relays by result (ok, failed).',
+        labelNames: ['authority', 'result'] as const,
+        registers: r,
+      }),
+      bandwidthCapped: new Gauge({
+        name: 'shallot_dir_vote_bandwidth_capped_relays',
+        help: 'Relays in the latest vote whose claimed bandwidth exceeded the believable cap (10 MB/s).',
+        labelNames: ['authority'] as const,
+        registers: r,
+      }),
+      voteRelaysOmitted: new Gauge({
+        name: 'shallot_dir_vote_relays_not_running',
+        help: 'Relays the latest vote did not call Running, by reason (unreachable, sybil: over AuthDirMaxServersPerAddr).',
+        labelNames: ['authority', 'reason'] as const,
+        registers: r,
+      }),
+      peerDocumentsRefused: new Counter({
+        name: 'shallot_dir_peer_documents_refused_total',
+        help: 'Votes and consensus signatures refused, by kind and reason (bad-signature, unknown-authority, ...).',
+        labelNames: ['authority', 'kind', 'reason'] as const,
         registers: r,
       }),
     },

@@ -2,7 +2,8 @@
  * Process entry for one relay:
  *
  *   node dist/services/relay/main.js --key-file F --nickname N --port P \
- *     --authorities "id@host:port,..." [--exit] [--ops-port M]
+ *     --authorities "id@host:port,..." [--exit] [--ops-port M] \
+ *     [--reentry-reject "host:port,..."]
  *
  * Flags fall back to SHALLOT_* environment variables (for containers). The
  * key file is created (0600) on first start; its identity is printed.
@@ -10,6 +11,7 @@
 import { Command } from 'commander';
 import { toHex } from '../core/bytes.js';
 import { DEFAULT_TESTNET_EXIT_POLICY, parseExitPolicy, REJECT_ALL } from '../core/exit-policy.js';
+import { type HostPort, parseHostPortList } from '../core/relay-pivot.js';
 import { authoritiesOption } from '../directory/authorities-option.js';
 import type { AuthorityEndpoint } from '../directory/dir-client.js';
 import { createRegistry } from '../metrics/metrics.js';
@@ -51,6 +53,11 @@ export async function main(argv: string[]): Promise<void> {
       intOption('bandwidth', 1, 2 ** 40),
       envInt('SHALLOT_BANDWIDTH', 1_000_000),
     )
+    .option(
+      '--reentry-reject <list>',
+      'host:port,... exits never connect to besides relays and authorities (ops ports, the SOCKS port; * for any address)',
+      env.SHALLOT_REENTRY_REJECT ?? '',
+    )
     .option('--no-hsdir', 'do not offer to be an onion-service directory')
     .option(
       '--key-rotation <min>',
@@ -70,6 +77,7 @@ export async function main(argv: string[]): Promise<void> {
       authorities?: AuthorityEndpoint[];
       exit: boolean;
       exitPolicy?: string;
+      reentryReject: string;
       bandwidth: number;
       hsdir: boolean;
       keyRotation: number;
@@ -81,8 +89,10 @@ export async function main(argv: string[]): Promise<void> {
   const authorities = o.authorities ?? program.error('--authorities (or SHALLOT_AUTHORITIES) is required');
   const logLevel = logLevelOption(program, o.logLevel);
   let exitPolicy = o.exit ? DEFAULT_TESTNET_EXIT_POLICY : REJECT_ALL;
+  let reentryReject: HostPort[] = [];
   try {
     if (o.exitPolicy) exitPolicy = parseExitPolicy(o.exitPolicy);
+    reentryReject = parseHostPortList(o.reentryReject);
   } catch (e) {
     program.error((e as Error).message);
   }
@@ -102,6 +112,7 @@ export async function main(argv: string[]): Promise<void> {
       bandwidth: o.bandwidth,
       hsdir: o.hsdir,
       keyFile: o.keyFile,
+      reentryReject,
       ...(o.keyRotation > 0 ? { keyRotationMs: o.keyRotation * 60_000 } : {}),
     },
   );

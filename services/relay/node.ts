@@ -8,12 +8,15 @@ import type { Registry } from 'prom-client';
 import { utf8 } from '../core/bytes.js';
 import { type NodeKeys, rotateOnionKey } from '../core/node-keys.js';
 import type { RelayMessage } from '../core/relay-cell.js';
+import type { HostPort } from '../core/relay-pivot.js';
 import { type AuthorityEndpoint, CONSENSUS_PATH } from '../directory/dir-client.js';
 import { type Metrics, metricsFor } from '../metrics/metrics.js';
 import type { DirRequest, DirResponse } from '../net/dir-http.js';
 import { writeKeyFile } from '../net/key-store.js';
 import type { Logger } from '../net/log.js';
 import type { OrCircuit } from '../net/or-circuit.js';
+import { type Resolver, systemResolver } from './exit.js';
+import { NetworkView } from './network-view.js';
 import { DescriptorPublisher } from './publisher.js';
 import { Relay, type RelayOptions } from './relay.js';
 
@@ -28,6 +31,12 @@ export interface RelayNodeOptions
   keyRotationMs?: number;
   /** Where the keys persist (0600), so rotations survive restarts. */
   keyFile?: string;
+  /**
+   * Ports exits must not reach besides those the consensus and the
+   * authority list name: the network's ops ports and the client's SOCKS
+   * port (`--reentry-reject`, core/relay-pivot.ts).
+   */
+  reentryReject?: HostPort[];
 }
 
 /** Extra BEGIN_DIR routes (the HSDir role adds /tor/hs/3/...). */
@@ -39,6 +48,8 @@ export type RelayHandler = (circ: OrCircuit, streamId: number, msg: RelayMessage
 export class RelayNode {
   readonly relay: Relay;
   readonly publisher: DescriptorPublisher;
+  /** The consensus as the EXTEND2 and re-entry checks see it. */
+  readonly view: NetworkView;
   private readonly routes: DirRoute[] = [];
   private rotationTimer: NodeJS.Timeout | null = null;
   private ageTimer: NodeJS.Timeout | null = null;
@@ -48,7 +59,8 @@ export class RelayNode {
   private readonly handlers: RelayHandler[] = [];
 
   constructor(
-    readonly components: { logger: Logger; registry: Registry },
+    /** `resolve` replaces the system resolver (tests count the exit's DNS queries with it). */
+    readonly components: { logger: Logger; registry: Registry; resolve?: Resolver },
     readonly opts: RelayNodeOptions,
   ) {
     const c = components;
@@ -61,6 +73,10 @@ export class RelayNode {
         registry: c.registry,
         directory: (req, circ) => this.serveDir(req, circ),
         onionRoles: (circ, streamId, msg) => this.handlers.some((h) => h(circ, streamId, msg)),
+        listedRelay: (identity) => this.view.listedAt(identity),
+        isReentry: (addr, port) => this.view.isReentry(addr, port),
+        resolve: (host) => this.resolve(host),
+        consensusParams: () => this.publisher.consensus?.params ?? {},
       },
       {
         nickname: opts.nickname,
@@ -81,6 +97,29 @@ export class RelayNode {
       },
       c.logger,
     );
+    this.view = new NetworkView(this.publisher, {
+      // C tor adds the trusted authorities' DirPorts to its re-entry set
+      // (nodelist.c, dirlist_add_trusted_dir_addresses).
+      reentryReject: [...opts.authorities.map(authorityDirPort), ...(opts.reentryReject ?? [])],
+    });
+  }
+
+  /** Ports exits must not reach that became known after start (the in-process launcher's SOCKS and ops ports). */
+  rejectReentry(list: readonly HostPort[]): void {
+    this.view.rejectReentry(list);
+  }
+
+  /** The exit's DNS, counted (C tor's relay_exit_dns_query_total); exit.ts calls it only once the policy allows the port. */
+  private async resolve(host: string): Promise<string> {
+    const label = (outcome: string) => ({ relay: this.opts.nickname, outcome });
+    try {
+      const addr = await (this.components.resolve ?? systemResolver)(host);
+      this.m.exitDnsQueries.labels(label('ok')).inc();
+      return addr;
+    } catch (e) {
+      this.m.exitDnsQueries.labels(label('error')).inc();
+      throw e;
+    }
   }
 
   addDirRoute(route: DirRoute): void {
@@ -93,6 +132,8 @@ export class RelayNode {
 
   async start(): Promise<void> {
     await this.relay.start();
+    // Our own ORPort, before any consensus lists it.
+    this.view.rejectReentry([{ host: this.opts.host, port: this.relay.port }]);
     await this.publisher.start();
     const every = this.opts.keyRotationMs ?? 0;
     if (every > 0) {
@@ -150,4 +191,10 @@ export class RelayNode {
     }
     return { status: 404, body: utf8('not found\n') };
   }
+}
+
+/** An authority's DirPort from its URL (a hostname there matches nothing: exits check resolved addresses). */
+function authorityDirPort(a: AuthorityEndpoint): HostPort {
+  const u = new URL(a.url);
+  return { host: u.hostname, port: Number(u.port || (u.protocol === 'https:' ? 443 : 80)) };
 }

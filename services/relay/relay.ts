@@ -13,25 +13,35 @@
  * documents (services/core/dirdoc.ts), directory HTTP (dir-client.ts).
  */
 
+import type { Socket } from 'node:net';
 import type { Registry } from 'prom-client';
-import { toHex } from '../core/bytes.js';
 import { DestroyReason, destroyReasonName, type LinkMessage } from '../core/cells.js';
 import { handshakeName, serverHandshake } from '../core/create-handshake.js';
 import { type Rng, randomBytes } from '../core/crypto.js';
+import type { ConsensusRelay } from '../core/dirdoc.js';
 import type { ExitPolicy } from '../core/exit-policy.js';
+import { HS_DESC_MAX_LEN } from '../core/hs-descriptor.js';
 import type { LinkSpecifier } from '../core/link-specifiers.js';
 import type { NodeKeys } from '../core/node-keys.js';
 import { EndReason, parseBeginTarget, type RelayMessage, type StreamTarget } from '../core/relay-cell.js';
 import { tor1RelayHop } from '../core/relay-crypto.js';
+import {
+  checkExtendSpecs,
+  checkListed,
+  type ExtendRefusal,
+  ExtendRefusedError,
+} from '../core/relay-pivot.js';
 import { type Metrics, metricsFor } from '../metrics/metrics.js';
 import { Channel, type ChannelLimits } from '../net/channel.js';
 import { ChannelPool } from '../net/channel-pool.js';
-import { type DirRequest, type DirResponse, serveDirRequest } from '../net/dir-http.js';
+import { type DirRequest, type DirRequestLine, type DirResponse, serveDirRequest } from '../net/dir-http.js';
 import { createLinkKeys, type LinkKeys } from '../net/link-keys.js';
 import type { Logger } from '../net/log.js';
 import { DEFAULT_MAX_QUEUED_CELLS, OrCircuit, type OrCircuitOwner } from '../net/or-circuit.js';
 import { type LinkServer, linkUrl, listenLinks } from '../net/transport.js';
-import { openExitStream } from './exit.js';
+import { type ExitGuards, openExitStream } from './exit.js';
+import { type ExitSockets, processExitSockets } from './exit-sockets.js';
+import { StreamDos, streamDosParams } from './stream-dos.js';
 
 export interface RelayLimits {
   channel: Partial<ChannelLimits>;
@@ -53,7 +63,7 @@ export interface RelayOptions {
   limits?: Partial<RelayLimits>;
 }
 
-export interface RelayComponents {
+export interface RelayComponents extends ExitGuards {
   logger: Logger;
   registry: Registry;
   rng?: Rng;
@@ -61,6 +71,16 @@ export interface RelayComponents {
   directory?: (req: DirRequest, circ: OrCircuit) => Promise<DirResponse> | DirResponse;
   /** Handles onion-service relay cells (intro point, rendezvous point). */
   onionRoles?: (circ: OrCircuit, streamId: number, msg: RelayMessage) => boolean;
+  /** The params of the latest verified consensus (DoS* limits); none: Shallot's defaults. */
+  consensusParams?: () => Record<string, number>;
+  /** The exit socket cap to draw from (default: the process-wide one, exit-sockets.ts). */
+  exitSockets?: ExitSockets;
+  /**
+   * The consensus entry for an EXTEND2 identity (core/relay-pivot.ts): undefined
+   * when unlisted, null with no consensus. RelayNode always supplies it; a
+   * bare Relay (in-process tests) extends wherever the specifiers say.
+   */
+  listedRelay?: (identity: Uint8Array) => Promise<ConsensusRelay | undefined | null>;
 }
 
 const DEFAULT_LIMITS: RelayLimits = {
@@ -80,6 +100,7 @@ export class Relay implements OrCircuitOwner {
   private readonly rng: Rng;
   private readonly m: Metrics['relay'];
   private readonly label: { relay: string };
+  private readonly streamDos = new StreamDos();
 
   constructor(
     private readonly c: RelayComponents,
@@ -269,9 +290,28 @@ export class Relay implements OrCircuitOwner {
           circ.sendBackward(streamId, { type: 'END', reason: EndReason.TORPROTOCOL });
           return;
         }
-        openExitStream(circ, streamId, target, this.opts.exitPolicy).then(
-          ({ outcome }) => this.m.streams.labels({ ...this.label, type: 'BEGIN', outcome }).inc(),
-          () => circ.sendBackward(streamId, { type: 'END', reason: EndReason.INTERNAL }),
+        if (!this.admitStream(circ, streamId, 'BEGIN')) return;
+        // The process-wide exit socket cap (exit-sockets.ts): a slot is taken
+        // now and given back when the socket closes, or at once if none opened.
+        const sockets = this.c.exitSockets ?? processExitSockets;
+        if (!sockets.tryTake(circ)) {
+          this.refuseStream(circ, streamId, 'BEGIN', 'exit_sockets');
+          return;
+        }
+        let socketOpened = false;
+        const onExitSocket = (socket: Socket) => {
+          socketOpened = true;
+          socket.once('close', () => sockets.release(circ));
+        };
+        openExitStream(circ, streamId, target, this.opts.exitPolicy, { ...this.c, onExitSocket }).then(
+          ({ outcome }) => {
+            if (!socketOpened) sockets.release(circ);
+            this.m.streams.labels({ ...this.label, type: 'BEGIN', outcome }).inc();
+          },
+          () => {
+            if (!socketOpened) sockets.release(circ);
+            circ.sendBackward(streamId, { type: 'END', reason: EndReason.INTERNAL });
+          },
         );
         return;
       }
@@ -289,27 +329,79 @@ export class Relay implements OrCircuitOwner {
 
   private beginDir(circ: OrCircuit, streamId: number): void {
     const handler = this.c.directory;
-    const stream = handler ? circ.edge.acceptStream(streamId) : null;
-    if (!stream || !handler) {
+    if (!handler) {
       circ.sendBackward(streamId, { type: 'END', reason: EndReason.NOTDIRECTORY });
       this.m.streams.labels({ ...this.label, type: 'BEGIN_DIR', outcome: 'refused' }).inc();
       return;
     }
+    if (!this.admitStream(circ, streamId, 'BEGIN_DIR')) return;
+    const stream = circ.edge.acceptStream(streamId);
+    if (!stream) {
+      // The id is in use: a protocol error of the client's (tor-spec §6.2).
+      circ.sendBackward(streamId, { type: 'END', reason: EndReason.TORPROTOCOL });
+      return;
+    }
     this.m.streams.labels({ ...this.label, type: 'BEGIN_DIR', outcome: 'connected' }).inc();
     circ.sendBackward(streamId, { type: 'CONNECTED' });
-    void serveDirRequest(stream, (req) => handler(req, circ));
+    // The only upload a relay takes over BEGIN_DIR is an onion-service
+    // descriptor (rend-spec-v3 §2.2.6, at most HS_DESC_MAX_LEN as C tor);
+    // a GET has no body. C tor's dircache takes up to MAX_DIR_UL_SIZE (16 MiB)
+    // for any POST; Shallot's routes need far less.
+    const maxBody = (req: DirRequestLine) => (req.method === 'POST' ? HS_DESC_MAX_LEN : 0);
+    void serveDirRequest(stream, (req) => handler(req, circ), maxBody).then((refusal) => {
+      if (refusal) this.m.dirRefusals.labels({ ...this.label, reason: refusal.reason }).inc();
+    });
   }
 
-  connectNext(specs: LinkSpecifier[]): Promise<Channel> {
-    const ed = specs.find((s) => s.type === 'ed25519');
-    const v4 = specs.find((s) => s.type === 'ipv4');
-    if (ed?.type !== 'ed25519' || !v4 || v4.type !== 'ipv4') {
-      return Promise.reject(new Error('EXTEND2 without an Ed25519 identity and IPv4 address'));
+  /**
+   * The stream-creation defences every BEGIN and BEGIN_DIR passes first
+   * (C tor dos.c DoSStreamCreation*, then the per-circuit stream cap).
+   * False when the stream was refused (END RESOURCELIMIT) or the circuit closed.
+   */
+  private admitStream(circ: OrCircuit, streamId: number, type: 'BEGIN' | 'BEGIN_DIR'): boolean {
+    const verdict = this.streamDos.onBegin(circ, streamDosParams(this.c.consensusParams?.() ?? {}));
+    if (verdict !== 'allow') {
+      this.m.streamRefusals.labels({ ...this.label, type, reason: 'rate' }).inc();
+      if (verdict === 'close') circ.close(DestroyReason.RESOURCELIMIT);
+      else circ.sendBackward(streamId, { type: 'END', reason: EndReason.RESOURCELIMIT });
+      return false;
     }
-    if (toHex(ed.id) === toHex(this.keys.identity) || ed.id.every((b) => b === 0)) {
-      return Promise.reject(new Error('EXTEND2 to ourselves or to an all-zero identity'));
+    if (circ.edge.streamsFull) {
+      this.refuseStream(circ, streamId, type, 'circuit');
+      return false;
     }
-    return this.pool.get({ identity: ed.id, address: v4.addr, port: v4.port });
+    return true;
+  }
+
+  private refuseStream(
+    circ: OrCircuit,
+    streamId: number,
+    type: 'BEGIN' | 'BEGIN_DIR',
+    reason: 'circuit' | 'exit_sockets',
+  ): void {
+    this.m.streamRefusals.labels({ ...this.label, type, reason }).inc();
+    circ.sendBackward(streamId, { type: 'END', reason: EndReason.RESOURCELIMIT });
+  }
+
+  /**
+   * Dials the next hop of an EXTEND2, only to a relay the consensus lists at
+   * that identity, address and ORPort (core/relay-pivot.ts). A refusal
+   * rejects, which OrCircuit.extend answers with DESTROY CONNECTFAILED.
+   */
+  async connectNext(specs: LinkSpecifier[]): Promise<Channel> {
+    const target = checkExtendSpecs(specs, this.keys.identity);
+    if ('refused' in target) throw this.refuseExtend(target.refused);
+    if (this.c.listedRelay) {
+      const entry = await this.c.listedRelay(target.identity);
+      const refused = entry === null ? 'no-consensus' : checkListed(entry, target);
+      if (refused) throw this.refuseExtend(refused);
+    }
+    return this.pool.get(target);
+  }
+
+  private refuseExtend(reason: ExtendRefusal): ExtendRefusedError {
+    this.m.extendRefused.labels({ ...this.label, reason }).inc();
+    return new ExtendRefusedError(reason);
   }
 
   onClosed(circ: OrCircuit, reason: number): void {

@@ -1,0 +1,96 @@
+/**
+ * A relay's view of its network for the pivot checks (core/relay-pivot.ts):
+ * the relays its verified consensus lists (EXTEND2 targets) and the ports
+ * an exit must not reach (network re-entry).
+ *
+ * Overview: the consensus comes from the descriptor publisher's cache
+ * (refreshed every 30 s). A client may hold a newer consensus than ours
+ * (a relay just joined, or we started after the client fetched), so a miss
+ * — an unlisted EXTEND2 identity, or no consensus at all — refreshes it
+ * once before refusing, at most once per `minRefreshMs` (default 10 s) and
+ * with one fetch in flight, so hostile EXTEND2s cannot turn a relay into a
+ * consensus-download amplifier against the authorities.
+ *
+ * Design notes: without any consensus an exit fails closed (every target
+ * counts as re-entry) — it cannot tell a relay's port from any other.
+ */
+import type { Consensus, ConsensusRelay } from '../core/dirdoc.js';
+import { type HostPort, isReentry, listedRelay, reentrySet } from '../core/relay-pivot.js';
+
+export interface ConsensusSource {
+  readonly consensus: Consensus | null;
+  refreshConsensus(): Promise<void>;
+}
+
+export interface NetworkViewOptions {
+  /** Always refused to exits: authorities' DirPorts, the relay's own port, the operator's list. */
+  reentryReject: HostPort[];
+  minRefreshMs?: number;
+  now?: () => number;
+}
+
+export class NetworkView {
+  private readonly always: HostPort[];
+  private lastRefreshMs = Number.NEGATIVE_INFINITY;
+  private inflight: Promise<void> | null = null;
+  private cached: { consensus: Consensus; set: Set<string> } | null = null;
+  private readonly now: () => number;
+  private readonly minRefreshMs: number;
+
+  constructor(
+    private readonly source: ConsensusSource,
+    opts: NetworkViewOptions,
+  ) {
+    this.always = [...opts.reentryReject];
+    this.now = opts.now ?? Date.now;
+    this.minRefreshMs = opts.minRefreshMs ?? 10_000;
+  }
+
+  /** Adds ports learned after start (the in-process launcher's SOCKS and ops ports). */
+  rejectReentry(list: readonly HostPort[]): void {
+    this.always.push(...list);
+    this.cached = null;
+  }
+
+  /** The consensus entry for `identity`; on a miss, after at most one refresh. Null without a consensus. */
+  async listedAt(identity: Uint8Array): Promise<ConsensusRelay | undefined | null> {
+    let c = this.source.consensus;
+    let entry = c ? listedRelay(c, identity) : undefined;
+    if (!entry && (await this.refresh())) {
+      c = this.source.consensus;
+      entry = c ? listedRelay(c, identity) : undefined;
+    }
+    return c ? entry : null;
+  }
+
+  /** Whether an exit must refuse `host:port` (an IP literal) as network re-entry. */
+  async isReentry(host: string, port: number): Promise<boolean> {
+    if (!this.source.consensus) await this.refresh();
+    const c = this.source.consensus;
+    if (!c) return true;
+    return isReentry(this.reentryKeys(c), host, port);
+  }
+
+  private reentryKeys(c: Consensus): Set<string> {
+    const k = this.cached;
+    if (k?.consensus === c) return k.set;
+    const set = reentrySet(c, this.always);
+    this.cached = { consensus: c, set };
+    return set;
+  }
+
+  /** Refreshes the consensus unless one ran within `minRefreshMs`; true if this call waited for one. */
+  private async refresh(): Promise<boolean> {
+    if (this.inflight) {
+      await this.inflight;
+      return true;
+    }
+    if (this.now() - this.lastRefreshMs < this.minRefreshMs) return false;
+    this.lastRefreshMs = this.now();
+    this.inflight = this.source.refreshConsensus().finally(() => {
+      this.inflight = null;
+    });
+    await this.inflight;
+    return true;
+  }
+}
