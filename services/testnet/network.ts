@@ -14,6 +14,7 @@ import { ed25519PublicFromSeed } from '../core/crypto.js';
 import { decodeSignedConsensus } from '../core/dirdoc.js';
 import { DEFAULT_TESTNET_EXIT_POLICY, REJECT_ALL } from '../core/exit-policy.js';
 import { generateNodeKeys, type NodeKeys } from '../core/node-keys.js';
+import type { HostPort } from '../core/relay-pivot.js';
 import { DirectoryAuthority } from '../directory/authority.js';
 import type { AuthorityEndpoint } from '../directory/dir-client.js';
 import { loadOrCreateKeys } from '../net/key-store.js';
@@ -148,6 +149,14 @@ export class LocalNetwork {
       throw e;
     }
     return net;
+  }
+
+  /**
+   * Ports the exits must refuse that the consensus cannot name (the
+   * launcher's ops port, the client's SOCKS port), known only after start.
+   */
+  rejectReentry(list: readonly HostPort[]): void {
+    for (const r of this.relays) r.rejectReentry(list);
   }
 
   /** The relays listed in the newest consensus any authority has published. */

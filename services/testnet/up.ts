@@ -182,6 +182,11 @@ async function upInProcess(o: UpOptions, progress: ProgressSink): Promise<Runnin
       },
     );
     await client.start();
+    // Exits refuse streams back into the network (core/relay-pivot.ts).
+    net.rejectReentry([
+      { host: '127.0.0.1', port: ops.port },
+      { host: '127.0.0.1', port: client.socksPort },
+    ]);
     progress.line('bootstrapping: client fetching the consensus');
     await client.ready(o.bootstrapTimeout * 1000);
     web = await startWebTarget('127.0.0.1', await net.ports.take());
@@ -318,7 +323,21 @@ async function upProcesses(o: UpOptions, progress: ProgressSink): Promise<Runnin
       );
       progress.update({ stage: 'authorities', done: i + 1, total: o.authorities });
     }
-    for (let i = 0; i < o.relays; i++) {
+    // Exits refuse streams back into the network (C tor's re-entry rule,
+    // core/relay-pivot.ts). The consensus names relays' and authorities'
+    // ports; every ops port and the SOCKS port it cannot name, so they are
+    // allocated before any relay starts and handed to the exits.
+    const relayPorts: { or: number; ops: number }[] = [];
+    for (let i = 0; i < o.relays; i++) relayPorts.push({ or: await ports.take(), ops: await ports.take() });
+    const socksPort = await ports.take(o.socksPort);
+    const clientOps = await ports.take();
+    const onionOps: number[] = [];
+    for (let i = 0; i < o.onionServices * o.instances; i++) onionOps.push(await ports.take());
+    const reentryReject = [
+      ...nodes.flatMap((n) => (n.metrics ? [n.metrics] : [])),
+      ...[...relayPorts.map((p) => p.ops), socksPort, clientOps, ...onionOps].map((p) => `127.0.0.1:${p}`),
+    ].join(',');
+    for (const [i, p] of relayPorts.entries()) {
       launch(
         `relay${i}`,
         'relay',
@@ -331,13 +350,13 @@ async function upProcesses(o: UpOptions, progress: ProgressSink): Promise<Runnin
           '--key-rotation',
           String(o.keyRotation),
           '--port',
-          String(await ports.take()),
+          String(p.or),
           '--authorities',
           auths,
-          ...(i < o.exits ? ['--exit'] : []),
+          ...(i < o.exits ? ['--exit', '--reentry-reject', reentryReject] : []),
           ...common,
         ],
-        await ports.take(),
+        p.ops,
       );
       progress.update({ stage: 'relays', done: i + 1, total: o.relays });
     }
@@ -355,8 +374,6 @@ async function upProcesses(o: UpOptions, progress: ProgressSink): Promise<Runnin
         throw new Error(`a node exited during bootstrap; see ${logs}`);
       await new Promise((r) => setTimeout(r, 500));
     }
-    const socksPort = await ports.take(o.socksPort);
-    const clientOps = await ports.take();
     const auth = await clientAuthFor(o);
     launch(
       'client',
@@ -381,7 +398,7 @@ async function upProcesses(o: UpOptions, progress: ProgressSink): Promise<Runnin
     for (let s = 0; s < o.onionServices; s++) {
       const keyFile = onionIdentityFile(o.dataDir, s);
       for (let inst = 0; inst < o.instances; inst++) {
-        const opsPort = await ports.take();
+        const opsPort = onionOps[s * o.instances + inst] ?? 0;
         const child = launch(
           `onion${s}-${inst}`,
           'onion-service',
