@@ -96,6 +96,11 @@ export class CircuitEdge implements StreamHost {
     return this.streams.size;
   }
 
+  /** True when the per-circuit stream cap is reached: a new stream would be refused. */
+  get streamsFull(): boolean {
+    return this.streams.size >= this.maxStreams;
+  }
+
   /* ---- StreamHost ---- */
 
   sendStreamMessage(streamId: number, msg: RelayMessage): void {
