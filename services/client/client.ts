@@ -99,8 +99,10 @@ export class ShallotClient {
   async start(): Promise<void> {
     await this.circuits.load();
     if (this.opts.socksPort !== null) {
-      this.socks = await startSocksServer({ host: this.opts.socksHost, port: this.opts.socksPort }, (req) =>
-        this.connect(req),
+      this.socks = await startSocksServer(
+        { host: this.opts.socksHost, port: this.opts.socksPort },
+        (req) => this.connect(req),
+        { registry: this.c.registry },
       );
       this.c.logger.info('SOCKS5 listening', { address: this.socks.address });
     }

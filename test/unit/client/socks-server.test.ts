@@ -1,0 +1,116 @@
+// The SOCKS front end's exhaustion defences on real loopback sockets: the
+// handshake timeout, and the cap on connections in handshake that closes
+// the least recently active one instead of refusing the newcomer.
+import * as net from 'node:net';
+import { Registry } from 'prom-client';
+import { afterEach, describe, expect, it } from 'vitest';
+import { type SocksServer, startSocksServer } from '../../../services/client/socks-server.js';
+import { startEchoServer, type TestServer } from '../../helpers/servers.js';
+import { socksConnect } from '../../helpers/socks-client.js';
+
+const cleanup: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const f of cleanup.splice(0)) await f();
+});
+
+/** A SOCKS server whose connector dials an echo server; metrics in its own registry. */
+async function start(opts: { handshakeTimeoutMs?: number; maxHandshaking?: number }) {
+  const echo: TestServer = await startEchoServer();
+  const registry = new Registry();
+  const socks: SocksServer = await startSocksServer(
+    { host: '127.0.0.1', port: 0, ...opts },
+    async () => {
+      const s = net.connect({ host: '127.0.0.1', port: echo.port });
+      await new Promise((resolve) => s.once('connect', resolve));
+      return s;
+    },
+    { registry },
+  );
+  cleanup.push(
+    () => socks.close(),
+    () => echo.close(),
+  );
+  const metric = async (name: string, where: Record<string, string> = {}) => {
+    const m = registry.getSingleMetric(name);
+    const values = m ? (await m.get()).values : [];
+    return values
+      .filter((v) => Object.entries(where).every(([k, x]) => v.labels[k] === x))
+      .reduce((sum, v) => sum + v.value, 0);
+  };
+  return { socks, metric };
+}
+
+/** An idle TCP connection to the proxy; resolves once connected, with a promise for its close. */
+async function idle(port: number, sockets: net.Socket[]) {
+  const s = net.connect({ host: '127.0.0.1', port });
+  sockets.push(s);
+  s.on('error', () => {});
+  const closed = new Promise<void>((resolve) => s.once('close', () => resolve()));
+  await new Promise((resolve) => s.once('connect', resolve));
+  return { socket: s, closed };
+}
+
+async function echoOnce(port: number): Promise<string> {
+  const s = await socksConnect(port, '127.0.0.1', 7, { timeoutMs: 5_000 });
+  s.write('ping');
+  const got = await new Promise<string>((resolve) => s.once('data', (d: Buffer) => resolve(d.toString())));
+  s.destroy();
+  return got;
+}
+
+const until = async (what: string, cond: () => Promise<boolean> | boolean, ms = 5_000) => {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+};
+
+describe('SOCKS handshake timeout', () => {
+  it('closes a connection that sends nothing, and counts it', async () => {
+    const { socks, metric } = await start({ handshakeTimeoutMs: 200 });
+    const sockets: net.Socket[] = [];
+    const a = await idle(socks.port, sockets);
+    await a.closed;
+    expect(await metric('shallot_client_socks_closed_total', { reason: 'handshake_timeout' })).toBe(1);
+    expect(await echoOnce(socks.port)).toBe('ping');
+    // A completed handshake is not timed out afterwards.
+    expect(await metric('shallot_client_socks_closed_total', { reason: 'handshake_timeout' })).toBe(1);
+  });
+});
+
+describe('SOCKS connections in handshake', () => {
+  it('closes the least recently active idle connection for a newcomer, which completes', async () => {
+    const { socks, metric } = await start({ maxHandshaking: 4 });
+    const sockets: net.Socket[] = [];
+    cleanup.push(() => {
+      for (const s of sockets) s.destroy();
+    });
+    const conns = [];
+    for (let i = 0; i < 4; i++) conns.push(await idle(socks.port, sockets));
+    await until(
+      'all four in handshake',
+      async () => (await metric('shallot_client_socks_handshaking')) === 4,
+    );
+    // The oldest shows activity (the first byte of a greeting): the second oldest is now the idlest.
+    conns[0]?.socket.write(Buffer.from([5]));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(await echoOnce(socks.port)).toBe('ping');
+    await conns[1]?.closed;
+    expect(conns[0]?.socket.destroyed).toBe(false);
+    expect(await metric('shallot_client_socks_closed_total', { reason: 'evicted' })).toBe(1);
+  });
+
+  it('keeps serving honest clients while 200 idle connections churn through a cap of 16', async () => {
+    const { socks, metric } = await start({ maxHandshaking: 16 });
+    const sockets: net.Socket[] = [];
+    cleanup.push(() => {
+      for (const s of sockets) s.destroy();
+    });
+    for (let i = 0; i < 200; i++) await idle(socks.port, sockets);
+    const results = await Promise.all(Array.from({ length: 10 }, () => echoOnce(socks.port)));
+    expect(results.every((r) => r === 'ping')).toBe(true);
+    await until('evictions counted', async () => (await metric('shallot_client_socks_closed_total')) >= 184);
+    expect(await metric('shallot_client_socks_handshaking')).toBeLessThanOrEqual(16);
+  });
+});
