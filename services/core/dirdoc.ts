@@ -155,7 +155,7 @@ export interface Consensus {
 }
 
 export interface VoteRelay extends RelayEntry {
-  /** Claimed (descriptor) bandwidth, bytes/s. */
+  /** Claimed (descriptor) bandwidth, bytes/s, capped at MAX_BELIEVABLE_BANDWIDTH by honest authorities. */
   bandwidth: number;
   /** What this authority measured, bytes/s, if it measures. */
   measuredBandwidth?: number;
@@ -214,6 +214,19 @@ export const BW_WEIGHT_SCALE = 10_000;
 const MIN_VOTES_FOR_PARAM = 3;
 /** Measured bandwidth is used once this many authorities measured (C tor: > 2). */
 const MIN_MEASUREMENTS = 3;
+/**
+ * C tor's DEFAULT_MAX_BELIEVABLE_BANDWIDTH (10 MB/s): an authority votes no
+ * self-advertised bandwidth above this (router_get_advertised_bandwidth_capped,
+ * used by dirserv_get_credible_bandwidth_kb for unmeasured relays).
+ */
+export const MAX_BELIEVABLE_BANDWIDTH = 10_000_000;
+/**
+ * C tor's DEFAULT_MAX_UNMEASURED_BW_KB (20), consensus param
+ * `maxunmeasuredbw` (KB/s, as Tor's): once more than two authorities measure
+ * bandwidth, relays none measured are clipped to this (dir-spec §3.8.1,
+ * consensus method 17 on).
+ */
+export const DEFAULT_MAX_UNMEASURED_BW_KB = 20;
 
 export const FLAGS = [
   'BadExit',
@@ -820,7 +833,8 @@ function majoritySrv(
  * - a flag is set if more than half of the voters that list the relay and
  *   know the flag set it; known-flags is the union;
  * - bandwidth: low-median of measured values if >= 3 authorities measured,
- *   else low-median of claimed values, marked unmeasured;
+ *   else low-median of claimed values, marked unmeasured, and clipped to
+ *   `maxunmeasuredbw` KB/s when >= 3 votes carry measurements (C tor);
  * - times and voting interval: low-medians;
  * - params: low-median of a key's values if more than half of all
  *   authorities, or at least 3, voted on it;
@@ -863,6 +877,9 @@ export function computeConsensus(votes: readonly Vote[], opts: ConsensusOptions)
       byId.set(k, list);
     }
   }
+  // C tor n_authorities_measuring_bandwidth: votes carrying any measurement.
+  const measuring = used.filter((v) => v.relays.some((r) => r.measuredBandwidth !== undefined)).length;
+  const maxUnmeasured = (params.maxunmeasuredbw ?? DEFAULT_MAX_UNMEASURED_BW_KB) * 1000;
   const relays: ConsensusRelay[] = [];
   for (const entries of byId.values()) {
     if (entries.length <= n / 2) continue;
@@ -885,6 +902,8 @@ export function computeConsensus(votes: readonly Vote[], opts: ConsensusOptions)
       e.relay.measuredBandwidth === undefined ? [] : [e.relay.measuredBandwidth],
     );
     const unmeasured = measured.length < MIN_MEASUREMENTS;
+    const claimed = lowMedian(entries.map((e) => e.relay.bandwidth));
+    const clipped = measuring >= MIN_MEASUREMENTS ? Math.min(claimed, Math.max(0, maxUnmeasured)) : claimed;
     const out: ConsensusRelay = {
       nickname: best.nickname,
       identity: best.identity,
@@ -893,7 +912,7 @@ export function computeConsensus(votes: readonly Vote[], opts: ConsensusOptions)
       orPort: best.orPort,
       publishedMs: best.publishedMs,
       flags,
-      bandwidth: unmeasured ? lowMedian(entries.map((e) => e.relay.bandwidth)) : lowMedian(measured),
+      bandwidth: unmeasured ? clipped : lowMedian(measured),
       exitPolicy: best.exitPolicy,
       family: best.family,
       descriptorDigest: best.descriptorDigest,
@@ -1155,6 +1174,11 @@ export function signConsensus(c: Consensus, authoritySeed: Uint8Array): Consensu
   };
 }
 
+/** Whether `sig` is its identity's signature on the consensus digest `digest`. */
+export function consensusSignatureValid(digest: Uint8Array, sig: ConsensusSignature): boolean {
+  return ed25519Verify(sig.identity, consensusSignedMessage(digest), sig.signature);
+}
+
 /** The document clients fetch: the consensus and the signatures collected so far. */
 export function encodeSignedConsensus(c: Consensus, sigs: readonly ConsensusSignature[]): Uint8Array {
   const body = encodeChecked(c, consensusBody, consensusFromBody);
@@ -1248,6 +1272,24 @@ export interface FlagOptions {
   badExits?: readonly string[];
   /** Descriptors older than this are not Running (default 24 h). */
   maxDescriptorAgeMs?: number;
+  /**
+   * Seconds this authority has seen the relay continuously reachable (C tor
+   * keeps its own uptime history, rephist.c, rather than believing the
+   * relay). Default: the descriptor's self-reported uptime.
+   */
+  uptimeSec?: (identityHex: string) => number;
+  /** What this authority measured, bytes/s; unmeasured relays count with their capped claim. */
+  measuredBandwidth?: (identityHex: string) => number | undefined;
+  /**
+   * Testnet uptime thresholds, seconds (C tor's testnet lowers MTBF/WFU and
+   * MinUptimeHidServDirectoryV2 rather than dropping them). Default 0 each.
+   */
+  testnetMinUptimeSec?: { stable: number; guard: number; hsdir: number };
+}
+
+/** The bandwidth flag thresholds see: measured if any, else the claim capped at MAX_BELIEVABLE_BANDWIDTH. */
+export function credibleBandwidth(claimed: number, measured?: number): number {
+  return measured ?? Math.min(claimed, MAX_BELIEVABLE_BANDWIDTH);
 }
 
 // policies.c private_nat_addresses, IPv4 part.
@@ -1302,9 +1344,11 @@ function testnetExit(p: ExitPolicy): boolean {
  * - Exit: accepts ports 80 and 443 on a public /8. BadExit: configured.
  * - HSDir: offers it, Stable, Fast, uptime >= 96 h.
  * Testnet (TestingTorNetwork, TestingDirAuthVote*): Fast if bandwidth > 0;
- * Stable, Guard and HSDir with zero uptime thresholds (so every Running,
- * Fast relay is Stable and Guard, and HSDir if it offers); Exit per
- * `testnetExit`.
+ * Stable, Guard and HSDir once uptime reaches `testnetMinUptimeSec` (the
+ * testnet's small thresholds); Exit per `testnetExit`.
+ * Uptime is `uptimeSec` (the authority's observation) and bandwidth the
+ * credible one (measured, or the claim capped at 10 MB/s), so neither a
+ * claimed uptime nor a claimed bandwidth alone earns a flag or moves a cut.
  */
 export function assignFlags(descs: readonly RelayDescriptor[], opts: FlagOptions): Map<string, string[]> {
   const reachable = opts.reachable ?? (() => true);
@@ -1313,14 +1357,18 @@ export function assignFlags(descs: readonly RelayDescriptor[], opts: FlagOptions
     descs.filter((d) => reachable(toHex(d.identity)) && d.publishedMs >= opts.nowMs - maxAge),
   );
   const runningList = descs.filter((d) => running.has(d));
-  const bws = runningList.map((d) => d.bandwidth).sort((a, b) => a - b);
+  const uptimeOf = (d: RelayDescriptor) => opts.uptimeSec?.(toHex(d.identity)) ?? d.uptimeSec;
+  const bwOf = (d: RelayDescriptor) =>
+    credibleBandwidth(d.bandwidth, opts.measuredBandwidth?.(toHex(d.identity)));
+  const bws = runningList.map(bwOf).sort((a, b) => a - b);
   // The bandwidth at or above which a relay is in the top fraction `f` of Running relays.
   const topCut = (f: number) =>
     bws.length === 0 ? Number.POSITIVE_INFINITY : bws[Math.floor(bws.length * (1 - f))]!;
   const fastCut = Math.min(100 * 1024, topCut(7 / 8));
   const guardCut = Math.min(2 * 1024 * 1024, topCut(1 / 4));
-  const medianUptime = runningList.length === 0 ? 0 : lowMedian(runningList.map((d) => d.uptimeSec));
+  const medianUptime = runningList.length === 0 ? 0 : lowMedian(runningList.map(uptimeOf));
   const badExits = new Set(opts.badExits ?? []);
+  const min = opts.testnetMinUptimeSec ?? { stable: 0, guard: 0, hsdir: 0 };
 
   const out = new Map<string, string[]>();
   for (const d of descs) {
@@ -1329,19 +1377,21 @@ export function assignFlags(descs: readonly RelayDescriptor[], opts: FlagOptions
     if (running.has(d)) {
       flags.add('Running');
       flags.add('V2Dir');
-      const fast = opts.testnet ? d.bandwidth > 0 : d.bandwidth >= fastCut;
-      const stable = opts.testnet || d.uptimeSec >= Math.min(medianUptime, 7 * 86_400);
+      const bw = bwOf(d);
+      const up = uptimeOf(d);
+      const fast = opts.testnet ? bw > 0 : bw >= fastCut;
+      const stable = opts.testnet ? up >= min.stable : up >= Math.min(medianUptime, 7 * 86_400);
       if (fast) flags.add('Fast');
       if (stable) flags.add('Stable');
-      if (fast && stable && (opts.testnet || (d.bandwidth >= guardCut && d.uptimeSec >= medianUptime))) {
-        flags.add('Guard');
-      }
+      const guardy = opts.testnet ? up >= min.guard : bw >= guardCut && up >= medianUptime;
+      if (fast && stable && guardy) flags.add('Guard');
       const exit = opts.testnet
         ? testnetExit(d.exitPolicy)
         : allowsPublicBlock(d.exitPolicy, 80) && allowsPublicBlock(d.exitPolicy, 443);
       if (exit) flags.add('Exit');
       if (badExits.has(id)) flags.add('BadExit');
-      if (d.hsdir && fast && stable && (opts.testnet || d.uptimeSec >= 96 * 3600)) flags.add('HSDir');
+      // C tor MinUptimeHidServDirectoryV2: 96 h on the live network.
+      if (d.hsdir && fast && stable && up >= (opts.testnet ? min.hsdir : 96 * 3600)) flags.add('HSDir');
     }
     out.set(id, [...flags].sort());
   }
@@ -1363,7 +1413,8 @@ export function voteRelayFromDescriptor(
     orPort: desc.orPort,
     publishedMs: desc.publishedMs,
     flags: [...flags].sort(),
-    bandwidth: desc.bandwidth,
+    // The claim as C tor votes it for unmeasured relays: capped (MAX_BELIEVABLE_BANDWIDTH).
+    bandwidth: Math.min(desc.bandwidth, MAX_BELIEVABLE_BANDWIDTH),
     exitPolicy: desc.exitPolicy,
     family: desc.family,
     descriptorDigest: descriptorDigest(signedDescriptor),

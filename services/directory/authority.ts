@@ -25,7 +25,9 @@
  *   GET  /tor/status-vote/current/consensus      the latest consensus (404 before one)
  *   GET  /tor/status-vote/next/vote              own vote for the coming round
  *   GET  /tor/status-vote/next/consensus-signatures  own pending consensus + signatures
- *   GET  /metrics /healthz /readyz               ops (ready = holds an unexpired consensus)
+ * The ops endpoints (/metrics /healthz /readyz; ready = holds an unexpired
+ * consensus) are served only on the ops port (main.ts), never here: the
+ * DirPort is reachable from every exit.
  *
  * Design notes:
  * - The consensus-signature document is the canonical JSON
@@ -40,9 +42,25 @@
  *   one is accepted (relays retry); older ones, bad signatures, oversized
  *   or malformed documents and publication times outside the window
  *   (future skew, max age: Tor's 12 h / 24 h defaults) are refused with 400.
+ * - Admission (with `probeReachability`; issue 12): a descriptor at a new
+ *   address:port is "unverified" until a link handshake to that address
+ *   proves the relay holds the identity (reachability.ts); it is then
+ *   voted on, else dropped. Unverified descriptors are capped
+ *   (`maxUnverifiedDescriptors`, 503 beyond) and tested `probeConcurrency`
+ *   at a time; one naming an address:port a verified relay of another
+ *   identity holds is refused outright. So forged descriptors with no relay
+ *   behind them are never listed and cost bounded memory and effort.
+ *   Relays per address are capped (AuthDirMaxServersPerAddr), uptime for
+ *   flags is this authority's own observation (admission.ts), claimed
+ *   bandwidth is capped at 10 MB/s and, with `measureBandwidth`, replaced by
+ *   a measurement (Measured=; the consensus clips unmeasured relays to
+ *   `maxunmeasuredbw` once three authorities measure).
+ * - Peer documents are verified before anything else answers them: a vote's
+ *   signature (decodeVote), a consensus signature over the digest it names
+ *   (before it is queued or answered "already have it").
  */
 import * as http from 'node:http';
-import * as net from 'node:net';
+import type * as net from 'node:net';
 import type { Registry } from 'prom-client';
 import { compareBytes, fromHex, toBase64, toHex } from '../core/bytes.js';
 import {
@@ -61,6 +79,8 @@ import {
   type ConsensusSignature,
   computeConsensus,
   consensusDigest,
+  consensusSignatureValid,
+  credibleBandwidth,
   decodeSignedConsensus,
   decodeVote,
   descriptorDigest,
@@ -79,7 +99,9 @@ import {
 import { InvalidError, ShallotError } from '../core/errors.js';
 import { type Metrics, metricsFor } from '../metrics/metrics.js';
 import type { Logger } from '../net/log.js';
+import { DEFAULT_MAX_SERVERS_PER_ADDR, omitAsSybil, RunHistory } from './admission.js';
 import { type AuthorityEndpoint, httpRequest, MAX_CONSENSUS_BYTES } from './dir-client.js';
+import { type ProbeResult, type ProbeTarget, ReachabilityTester } from './reachability.js';
 import { SharedRandomState } from './sr-state.js';
 
 export const VOTE_PATH = '/tor/post/vote';
@@ -89,8 +111,16 @@ export const NEXT_SIGNATURES_PATH = '/tor/status-vote/next/consensus-signatures'
 
 const MAX_VOTE_BYTES = MAX_CONSENSUS_BYTES;
 const MAX_SIGNATURE_BYTES = 4096;
-/** Unchecked signatures queued per authority and round. */
+/** Verified signatures (on digests other than ours, or before ours exists) queued per authority and round. */
 const MAX_QUEUED_SIGNATURES = 4;
+/**
+ * Descriptors awaiting their reachability test. Not a C tor option (C tor
+ * stores any descriptor and tests later); sized so `shallot up` with 1000
+ * relays starting at once is admitted without retries.
+ */
+export const DEFAULT_MAX_UNVERIFIED_DESCRIPTORS = 1024;
+/** Reachability tests and measurements in flight at once. */
+export const DEFAULT_PROBE_CONCURRENCY = 16;
 /** Bytes of an oversized body read and discarded (so the client sees the 400) before hanging up. */
 const MAX_DRAIN_BYTES = 1 << 20;
 
@@ -125,12 +155,49 @@ export interface AuthorityOptions {
   /** Oldest publication time accepted and voted Running (Tor: 24 h). */
   descriptorMaxAgeMs?: number;
   /**
-   * Before voting, TCP-connect to each relay's address:orPort and vote
-   * Running only for those that answer (C tor's reachability test, minus
-   * the handshake). Off by default: tests post descriptors of relays that
-   * do not exist.
+   * Test each relay by a link handshake to its address:orPort with its
+   * identity checked (C tor's reachability test) and list only relays that
+   * pass (see the module notes). Off by default: unit tests post
+   * descriptors of relays that do not exist.
    */
   probeReachability?: boolean;
+  /** C tor AuthDirMaxServersPerAddr: relays listed per address, 0 = no limit (default 2, C tor's). */
+  maxServersPerAddr?: number;
+  /** Unverified descriptors stored at once (default DEFAULT_MAX_UNVERIFIED_DESCRIPTORS). */
+  maxUnverifiedDescriptors?: number;
+  /** Reachability tests and measurements in flight (default DEFAULT_PROBE_CONCURRENCY). */
+  probeConcurrency?: number;
+  /** Measure reachable relays (reachability.ts) and vote Measured= (default: with probeReachability). */
+  measureBandwidth?: boolean;
+  /**
+   * Testnet flag thresholds: seconds this authority has seen a relay
+   * reachable before it votes Stable, Guard, HSDir (default one voting
+   * interval each). Live rules (testnet false) ignore this.
+   */
+  minUptimeSec?: { stable: number; guard: number; hsdir: number };
+  /** Dial wss when a descriptor has no link URL (default true). */
+  tls?: boolean;
+}
+
+export type DescriptorRefusal =
+  | 'invalid'
+  | 'not-newer'
+  | 'too-many-relays'
+  | 'unverified-full'
+  | 'address-taken'
+  | 'unreachable'
+  | 'wrong-identity';
+
+/** A relay descriptor this authority will not store (or dropped after its reachability test). */
+export class DescriptorRefusedError extends ShallotError {
+  constructor(
+    readonly reason: DescriptorRefusal,
+    message: string,
+    /** HTTP status: 503 when it may succeed later. */
+    readonly status = 400,
+  ) {
+    super('ERR_DESCRIPTOR_REFUSED', message, { reason });
+  }
 }
 
 /** A configuration problem found at construction. */
@@ -144,7 +211,19 @@ interface StoredDescriptor {
   desc: RelayDescriptor;
   raw: Uint8Array;
   digestHex: string;
+  /** A handshake at this descriptor's address:orPort proved its identity (always true without probing). */
+  verified: boolean;
 }
+
+const whereOf = (d: RelayDescriptor) => `${d.address}:${d.orPort}`;
+const probeTarget = (d: RelayDescriptor): ProbeTarget => ({
+  nickname: d.nickname,
+  identity: d.identity,
+  ntorOnionKey: d.ntorOnionKey,
+  address: d.address,
+  orPort: d.orPort,
+  ...(d.linkUrl !== undefined ? { linkUrl: d.linkUrl } : {}),
+});
 
 interface StoredVote {
   vote: Vote;
@@ -157,9 +236,19 @@ interface Round {
   consensus: Consensus | null;
   digestHex: string | null;
   signatures: Map<string, ConsensusSignature>;
-  /** Signatures that arrived before our consensus was computed. */
-  queued: Map<string, ConsensusSignature[]>;
+  /** Verified signatures that arrived before our consensus was computed. */
+  queued: Map<string, QueuedSignature[]>;
   published: boolean;
+}
+
+/** A vote or consensus signature from a peer that is refused (counted by reason). */
+export class PeerDocumentError extends ShallotError {
+  constructor(
+    readonly reason: 'unknown-authority' | 'bad-signature' | 'no-round' | 'other-digest' | 'queue-full',
+    message: string,
+  ) {
+    super('ERR_PEER_DOCUMENT', message, { reason });
+  }
 }
 
 class HttpError extends Error {
@@ -223,6 +312,11 @@ function signatureValid(c: Consensus, digest: Uint8Array, sig: ConsensusSignatur
   }
 }
 
+interface QueuedSignature {
+  digestHex: string;
+  signature: ConsensusSignature;
+}
+
 export class DirectoryAuthority {
   readonly identityHex: string;
   private readonly log: Logger;
@@ -237,6 +331,14 @@ export class DirectoryAuthority {
   private readonly name: string;
   private readonly sr: SharedRandomState;
   private readonly descriptors = new Map<string, StoredDescriptor>();
+  /** Ids whose stored descriptor awaits its reachability test. */
+  private readonly unverified = new Set<string>();
+  /** address:orPort -> id of the verified relay there. */
+  private readonly verifiedAt = new Map<string, string>();
+  private readonly history = new RunHistory();
+  private readonly measured = new Map<string, { bw: number; atMs: number }>();
+  private readonly measuring = new Set<string>();
+  private tester: ReachabilityTester | null = null;
   private readonly rounds = new Map<number, Round>();
   private server: http.Server | null = null;
   private timers = new Set<NodeJS.Timeout>();
@@ -248,7 +350,7 @@ export class DirectoryAuthority {
   private nextValidAfterMs = 0;
 
   constructor(
-    private readonly components: AuthorityComponents,
+    components: AuthorityComponents,
     private readonly opts: AuthorityOptions,
   ) {
     this.now = components.now ?? Date.now;
@@ -285,6 +387,10 @@ export class DirectoryAuthority {
     this.sr = new SharedRandomState(this.identityHex, this.authorityIds, opts.votingIntervalSec);
   }
 
+  private get probeTimeoutMs(): number {
+    return Math.max(500, Math.min(3000, this.voteDelayMs * 0.8));
+  }
+
   get port(): number {
     return this.boundPort;
   }
@@ -314,6 +420,7 @@ export class DirectoryAuthority {
       ready: this.ready,
       identity: this.identityHex,
       descriptors: this.descriptors.size,
+      unverifiedDescriptors: this.unverified.size,
       consensusValidAfter: c ? new Date(c.validAfterMs).toISOString() : null,
       consensusRelays: c?.relays.length ?? 0,
       consensusSignatures: this.latest?.signatures ?? 0,
@@ -337,6 +444,13 @@ export class DirectoryAuthority {
     this.server = server;
     this.boundPort = (server.address() as net.AddressInfo).port;
     this.stopped = false;
+    if (this.opts.probeReachability) {
+      this.tester = new ReachabilityTester({
+        timeoutMs: this.probeTimeoutMs,
+        concurrency: this.opts.probeConcurrency ?? DEFAULT_PROBE_CONCURRENCY,
+        tls: this.opts.tls ?? true,
+      });
+    }
     this.scheduleRound(this.firstValidAfter());
     const ageTimer = setInterval(() => this.updateAgeMetric(), 1000);
     ageTimer.unref();
@@ -353,6 +467,7 @@ export class DirectoryAuthority {
     this.stopped = true;
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
+    this.tester?.close();
     const server = this.server;
     this.server = null;
     if (server) {
@@ -427,55 +542,160 @@ export class DirectoryAuthority {
     for (const k of this.rounds.keys()) if (k < va - this.intervalMs) this.rounds.delete(k);
   }
 
+  /** Drops expired descriptors; returns the verified ones (the only ones voted on). */
   private freshDescriptors(nowMs: number): StoredDescriptor[] {
     const maxAge = this.opts.descriptorMaxAgeMs ?? 24 * 3600_000;
     const out: StoredDescriptor[] = [];
     for (const [id, d] of this.descriptors) {
-      if (d.desc.publishedMs < nowMs - maxAge) this.descriptors.delete(id);
-      else out.push(d);
+      if (d.desc.publishedMs < nowMs - maxAge) this.dropDescriptor(id);
+      else if (d.verified) out.push(d);
     }
     return out;
   }
 
-  private readonly lastReachable = new Map<string, number>();
-  private readonly firstProbed = new Map<string, number>();
+  private storeDescriptor(id: string, s: StoredDescriptor): void {
+    const old = this.descriptors.get(id);
+    if (old?.verified && this.verifiedAt.get(whereOf(old.desc)) === id)
+      this.verifiedAt.delete(whereOf(old.desc));
+    this.descriptors.set(id, s);
+    if (s.verified) {
+      this.unverified.delete(id);
+      if (this.tester) this.verifiedAt.set(whereOf(s.desc), id);
+    } else {
+      this.unverified.add(id);
+    }
+    this.metrics.unverifiedDescriptors.set({ authority: this.name }, this.unverified.size);
+  }
+
+  private dropDescriptor(id: string): void {
+    const old = this.descriptors.get(id);
+    if (old && this.verifiedAt.get(whereOf(old.desc)) === id) this.verifiedAt.delete(whereOf(old.desc));
+    this.descriptors.delete(id);
+    this.unverified.delete(id);
+    this.measured.delete(id);
+    this.history.forget(id);
+    this.tester?.forget(id);
+    this.metrics.unverifiedDescriptors.set({ authority: this.name }, this.unverified.size);
+  }
+
+  private countProbe(result: ProbeResult): void {
+    this.metrics.reachabilityProbes.inc({ authority: this.name, result });
+  }
 
   /**
-   * Which relays count as reachable for this vote. A refused connection is
-   * proof the relay is down; a probe that merely timed out (a loaded host)
-   * is forgiven for two voting intervals after the last success, or after
-   * the first probe of a new relay, so relays do not flap out of the consensus.
+   * The reachability test of a newly stored descriptor: verified if the
+   * handshake proves its identity at its address, else dropped (and counted
+   * as a refusal). A descriptor replaced meanwhile is left to its own test.
    */
-  private async probeReachable(descs: readonly StoredDescriptor[], nowMs: number): Promise<Set<string>> {
-    const results = await probeAll(descs, Math.max(500, Math.min(3000, this.voteDelayMs * 0.8)));
-    const grace = 2 * this.intervalMs;
-    const out = new Set<string>();
-    for (const d of descs) {
-      const id = toHex(d.desc.identity);
-      if (!this.firstProbed.has(id)) this.firstProbed.set(id, nowMs);
-      const r = results.get(id);
-      if (r === 'up') this.lastReachable.set(id, nowMs);
-      const since = this.lastReachable.get(id) ?? this.firstProbed.get(id) ?? nowMs;
-      if (r === 'up' || (r === 'timeout' && nowMs - since <= grace)) out.add(id);
+  private async admit(id: string, s: StoredDescriptor): Promise<void> {
+    const tester = this.tester;
+    if (!tester) return;
+    const result = await tester.probe(probeTarget(s.desc));
+    if (this.stopped) return;
+    this.countProbe(result);
+    this.history.observe(id, result, this.now());
+    if (this.descriptors.get(id) !== s) return;
+    if (result === 'up') {
+      s.verified = true;
+      this.storeDescriptor(id, s);
+      this.log.debug('relay verified', { nickname: s.desc.nickname, identity: id.slice(0, 8) });
+      if (this.measures) void this.measure(id, s);
+      return;
     }
-    return out;
+    this.dropDescriptor(id);
+    const reason = result === 'wrong-identity' ? 'wrong-identity' : 'unreachable';
+    this.metrics.descriptorsRefused.inc({ authority: this.name, reason });
+    this.log.debug('unverified descriptor dropped', { identity: id.slice(0, 8), result });
+  }
+
+  /** Re-tests verified relays (free while their channel is open) and records the results. */
+  private async reprobe(descs: readonly StoredDescriptor[]): Promise<void> {
+    const tester = this.tester;
+    if (!tester) return;
+    await Promise.all(
+      descs.map(async (d) => {
+        const result = await tester.probe(probeTarget(d.desc));
+        this.countProbe(result);
+        this.history.observe(toHex(d.desc.identity), result, this.now());
+      }),
+    );
+  }
+
+  /**
+   * Measures `id` (reachability.ts) unless a measurement is in flight or
+   * fresh; a failed one is retried at the next vote.
+   */
+  private async measure(id: string, s: StoredDescriptor): Promise<void> {
+    const tester = this.tester;
+    const have = this.measured.get(id);
+    if (!tester || this.measuring.has(id)) return;
+    if (have && this.now() - have.atMs < this.remeasureMs) return;
+    this.measuring.add(id);
+    try {
+      const bw = await tester.measure(probeTarget(s.desc));
+      this.metrics.bandwidthMeasurements.inc({
+        authority: this.name,
+        result: bw === undefined ? 'failed' : 'ok',
+      });
+      if (bw !== undefined && this.descriptors.get(id) === s) this.measured.set(id, { bw, atMs: this.now() });
+    } finally {
+      this.measuring.delete(id);
+    }
+  }
+
+  private get measures(): boolean {
+    return this.tester !== null && (this.opts.measureBandwidth ?? true);
+  }
+
+  /** How often a relay is re-measured: ten voting intervals, at least a minute (bounded scanner load). */
+  private get remeasureMs(): number {
+    return Math.max(60_000, 10 * this.intervalMs);
   }
 
   /** Builds, signs and pushes this authority's vote for `va`. */
   private async voteStep(va: number): Promise<void> {
-    const nowMs = this.now();
     // Votes list relays sorted by identity (dir-spec §3.4.1).
-    const descs = this.freshDescriptors(nowMs).sort((a, b) => compareBytes(a.desc.identity, b.desc.identity));
-    const reachable = this.opts.probeReachability ? await this.probeReachable(descs, nowMs) : null;
+    const descs = this.freshDescriptors(this.now()).sort((a, b) =>
+      compareBytes(a.desc.identity, b.desc.identity),
+    );
+    await this.reprobe(descs);
     if (this.stopped) return;
+    const nowMs = this.now();
+    const probing = this.tester !== null;
+    // Forgive timeouts for two intervals after the last success (a loaded host).
+    const grace = 2 * this.intervalMs;
+    const reachable = (id: string) => !probing || this.history.reachable(id, nowMs, grace);
+    const measuredOf = (id: string) => (this.measures ? this.measured.get(id)?.bw : undefined);
+    if (this.measures) for (const d of descs) void this.measure(toHex(d.desc.identity), d);
+    const uptimeOf = (d: StoredDescriptor) =>
+      probing ? this.history.uptimeSec(toHex(d.desc.identity), nowMs) : d.desc.uptimeSec;
+    // C tor: relays beyond AuthDirMaxServersPerAddr on one address are not Running.
+    const sybils = omitAsSybil(
+      descs
+        .filter((d) => reachable(toHex(d.desc.identity)))
+        .map((d) => {
+          const id = toHex(d.desc.identity);
+          return {
+            id,
+            address: d.desc.address,
+            bandwidth: credibleBandwidth(d.desc.bandwidth, measuredOf(id)),
+            uptimeSec: uptimeOf(d),
+          };
+        }),
+      this.opts.maxServersPerAddr ?? DEFAULT_MAX_SERVERS_PER_ADDR,
+    );
+    const interval = this.opts.votingIntervalSec;
     const flags = assignFlags(
       descs.map((d) => d.desc),
       {
         nowMs,
-        reachable: reachable ? (id) => reachable.has(id) : undefined,
+        reachable: (id) => reachable(id) && !sybils.has(id),
         testnet: this.opts.testnet,
         badExits: this.opts.badExits,
         maxDescriptorAgeMs: this.opts.descriptorMaxAgeMs,
+        ...(probing ? { uptimeSec: (id: string) => this.history.uptimeSec(id, nowMs) } : {}),
+        measuredBandwidth: measuredOf,
+        testnetMinUptimeSec: this.opts.minUptimeSec ?? { stable: interval, guard: interval, hsdir: interval },
       },
     );
     const knownFlags = FLAGS.filter((f) => f !== 'BadExit' || (this.opts.badExits?.length ?? 0) > 0);
@@ -490,15 +710,36 @@ export class DirectoryAuthority {
       knownFlags: [...knownFlags],
       params: { ...(this.opts.params ?? {}) },
       ...sr,
-      relays: descs.map((d) =>
-        voteRelayFromDescriptor(d.desc, d.raw, flags.get(toHex(d.desc.identity)) ?? []),
-      ),
+      relays: descs.map((d) => {
+        const id = toHex(d.desc.identity);
+        return voteRelayFromDescriptor(d.desc, d.raw, flags.get(id) ?? [], measuredOf(id));
+      }),
     };
     const raw = encodeVote(vote, this.seed);
     this.round(va).votes.set(this.identityHex, { vote, raw });
     this.sr.observeVote(vote);
+    this.updateVoteMetrics(descs, sybils, reachable);
     this.log.debug('voted', { validAfter: new Date(va).toISOString(), relays: vote.relays.length });
     await Promise.all(this.peers.map((p) => this.pushWithRetry(p, VOTE_PATH, raw, 'vote')));
+  }
+
+  private updateVoteMetrics(
+    descs: readonly StoredDescriptor[],
+    sybils: ReadonlySet<string>,
+    reachable: (id: string) => boolean,
+  ): void {
+    const m = this.metrics;
+    const a = this.name;
+    const ids = descs.map((d) => toHex(d.desc.identity));
+    m.voteRelaysOmitted.set({ authority: a, reason: 'sybil' }, sybils.size);
+    m.voteRelaysOmitted.set(
+      { authority: a, reason: 'unreachable' },
+      ids.filter((id) => !reachable(id)).length,
+    );
+    m.bandwidthCapped.set(
+      { authority: a },
+      descs.filter((d) => d.desc.bandwidth > credibleBandwidth(d.desc.bandwidth)).length,
+    );
   }
 
   private async pushWithRetry(
@@ -566,9 +807,10 @@ export class DirectoryAuthority {
     r.consensus = c;
     r.digestHex = toHex(digest);
     r.signatures.set(this.identityHex, own);
+    // Queued signatures were verified on arrival; only the digest is left to match.
     for (const [id, sigs] of r.queued) {
-      const good = sigs.find((s) => signatureValid(c, digest, s));
-      if (good) r.signatures.set(id, good);
+      const good = sigs.find((q) => q.digestHex === r.digestHex);
+      if (good) r.signatures.set(id, good.signature);
     }
     r.queued.clear();
     this.log.debug('computed consensus', {
@@ -713,39 +955,78 @@ export class DirectoryAuthority {
 
   private handleDescriptor(body: Uint8Array): string {
     const nowMs = this.now();
-    const desc = verifyRelayDescriptor(body, {
-      nowMs,
-      maxBytes: MAX_DESCRIPTOR_BYTES,
-      maxSkewMs: this.opts.descriptorSkewMs ?? 12 * 3600_000,
-      maxAgeMs: this.opts.descriptorMaxAgeMs,
-    });
+    let desc: RelayDescriptor;
+    try {
+      desc = verifyRelayDescriptor(body, {
+        nowMs,
+        maxBytes: MAX_DESCRIPTOR_BYTES,
+        maxSkewMs: this.opts.descriptorSkewMs ?? 12 * 3600_000,
+        maxAgeMs: this.opts.descriptorMaxAgeMs,
+      });
+    } catch (e) {
+      if (e instanceof ShallotError) throw new DescriptorRefusedError('invalid', e.message);
+      throw e;
+    }
     const id = toHex(desc.identity);
     const digestHex = toHex(descriptorDigest(body));
     const have = this.descriptors.get(id);
     if (have) {
       if (have.digestHex === digestHex) return 'already have this descriptor';
       if (have.desc.publishedMs >= desc.publishedMs) {
-        throw new InvalidError('relay descriptor', 'not newer than the one we have');
+        throw new DescriptorRefusedError('not-newer', 'not newer than the one we have');
       }
     } else if (this.descriptors.size >= MAX_RELAYS) {
-      throw new InvalidError('relay descriptor', 'too many relays');
+      throw new DescriptorRefusedError('too-many-relays', 'too many relays', 503);
     }
-    this.descriptors.set(id, { desc, raw: body, digestHex });
-    this.log.debug('descriptor accepted', { nickname: desc.nickname, identity: id.slice(0, 8) });
-    return 'descriptor accepted';
+    // Same identity proven at the same address: no new test needed.
+    const verified =
+      this.tester === null || (have?.verified === true && whereOf(have.desc) === whereOf(desc));
+    if (!verified) {
+      const holder = this.verifiedAt.get(whereOf(desc));
+      if (holder !== undefined && holder !== id) {
+        throw new DescriptorRefusedError(
+          'address-taken',
+          'another relay is verified at that address and port',
+        );
+      }
+      if (
+        !this.unverified.has(id) &&
+        this.unverified.size >= (this.opts.maxUnverifiedDescriptors ?? DEFAULT_MAX_UNVERIFIED_DESCRIPTORS)
+      ) {
+        throw new DescriptorRefusedError(
+          'unverified-full',
+          'too many descriptors awaiting a reachability test',
+          503,
+        );
+      }
+    }
+    const stored: StoredDescriptor = { desc, raw: body, digestHex, verified };
+    this.storeDescriptor(id, stored);
+    this.log.debug('descriptor accepted', { nickname: desc.nickname, identity: id.slice(0, 8), verified });
+    if (verified) return 'descriptor accepted';
+    void this.admit(id, stored);
+    return 'descriptor accepted; reachability test pending';
   }
 
+  /**
+   * A peer's consensus signature. Its Ed25519 signature over the digest it
+   * names is checked first, so nothing unverified is stored or answered
+   * "already have it" (issue 12 item 7).
+   */
   private handleSignature(body: Uint8Array): string {
     const doc = decodeSignatureDocument(body);
     const id = toHex(doc.signature.identity);
-    if (!this.authorityIds.includes(id)) throw new HttpError(400, 'not from a configured authority');
+    if (!this.authorityIds.includes(id))
+      throw new PeerDocumentError('unknown-authority', 'not from a configured authority');
+    if (!consensusSignatureValid(fromHex(doc.digestHex), doc.signature)) {
+      throw new PeerDocumentError('bad-signature', 'bad signature');
+    }
     const r = this.rounds.get(doc.validAfterMs);
-    if (!r) throw new HttpError(400, 'no such round');
+    if (!r) throw new PeerDocumentError('no-round', 'no such round');
     if (r.signatures.has(id)) return 'already have it';
     if (r.consensus) {
-      if (doc.digestHex !== r.digestHex) throw new HttpError(400, 'signature is for a different consensus');
-      if (!signatureValid(r.consensus, fromHex(r.digestHex), doc.signature)) {
-        throw new HttpError(400, 'bad signature');
+      if (doc.digestHex !== r.digestHex) {
+        throw new PeerDocumentError('other-digest', 'signature is for a different consensus');
       }
       r.signatures.set(id, doc.signature);
       // Late signatures update the served document (or publish it, if they made the majority).
@@ -753,10 +1034,22 @@ export class DirectoryAuthority {
       return 'signature accepted';
     }
     const q = r.queued.get(id) ?? [];
-    if (q.length >= MAX_QUEUED_SIGNATURES) throw new HttpError(400, 'too many pending signatures');
-    q.push(doc.signature);
+    if (q.some((x) => x.digestHex === doc.digestHex)) return 'already have it';
+    if (q.length >= MAX_QUEUED_SIGNATURES)
+      throw new PeerDocumentError('queue-full', 'too many pending signatures');
+    q.push({ digestHex: doc.digestHex, signature: doc.signature });
     r.queued.set(id, q);
     return 'signature queued';
+  }
+
+  private countPeerRefusal(path: string, e: unknown): void {
+    const kind = path === VOTE_PATH ? 'vote' : 'signature';
+    let reason = 'invalid';
+    if (e instanceof PeerDocumentError) reason = e.reason;
+    else if (e instanceof ShallotError && e.context.reason === 'unknown-authority')
+      reason = 'unknown-authority';
+    else if (e instanceof ShallotError && e.code === 'ERR_CRYPTO') reason = 'bad-signature';
+    this.metrics.peerDocumentsRefused.inc({ authority: this.name, kind, reason });
   }
 
   // -------------------------------------------------------------------------
@@ -774,6 +1067,7 @@ export class DirectoryAuthority {
     };
     const fail = (e: unknown) => {
       if (e instanceof HttpError) return reply(e.status, e.message);
+      if (e instanceof DescriptorRefusedError) return reply(e.status, e.message);
       if (e instanceof ShallotError) return reply(400, e.message);
       this.log.error('request failed', { path, error: (e as Error).message });
       return reply(500, 'internal error');
@@ -804,15 +1098,21 @@ export class DirectoryAuthority {
           } catch (e) {
             if (isDescriptor) {
               this.metrics.descriptors.inc({ authority: this.name, outcome: 'rejected' });
+              const reason = e instanceof DescriptorRefusedError ? e.reason : 'invalid';
+              this.metrics.descriptorsRefused.inc({ authority: this.name, reason });
               this.log.debug('descriptor rejected', { error: (e as Error).message });
             } else {
+              this.countPeerRefusal(path, e);
               this.log.warn('peer document refused', { path, error: (e as Error).message });
             }
             return fail(e);
           }
         },
         (e: unknown) => {
-          if (isDescriptor) this.metrics.descriptors.inc({ authority: this.name, outcome: 'rejected' });
+          if (isDescriptor) {
+            this.metrics.descriptors.inc({ authority: this.name, outcome: 'rejected' });
+            this.metrics.descriptorsRefused.inc({ authority: this.name, reason: 'invalid' });
+          } else this.countPeerRefusal(path, e);
           fail(e);
           if (e instanceof HttpError && e.unread) drainThenClose(req);
         },
@@ -839,51 +1139,10 @@ export class DirectoryAuthority {
         const sigs = [...r.signatures.values()];
         return reply(200, encodeSignedConsensus(r.consensus, sigs), OCTETS);
       }
-      case '/metrics': {
-        this.updateAgeMetric();
-        this.components.registry.metrics().then(
-          (text) => reply(200, text, { 'content-type': this.components.registry.contentType }),
-          (e: Error) => reply(500, e.message),
-        );
-        return;
-      }
-      case '/healthz':
-      case '/readyz': {
-        const h = this.health();
-        const good = path === '/healthz' ? h.ok : h.ok && h.ready;
-        return reply(good ? 200 : 503, JSON.stringify(h), OCTETS);
-      }
       default:
         return reply(404, 'not found');
     }
   }
-}
-
-/** Lowercase hex ids of the relays whose ORPort accepts a TCP connection within `timeoutMs`. */
-/** TCP-connects to every relay's ORPort: up, refused (or another error), or no answer in time. */
-async function probeAll(
-  descs: readonly StoredDescriptor[],
-  timeoutMs: number,
-): Promise<Map<string, 'up' | 'down' | 'timeout'>> {
-  const out = new Map<string, 'up' | 'down' | 'timeout'>();
-  await Promise.all(
-    descs.map(
-      (d) =>
-        new Promise<void>((resolve) => {
-          const sock = net.connect({ host: d.desc.address, port: d.desc.orPort });
-          const done = (r: 'up' | 'down' | 'timeout') => {
-            clearTimeout(timer);
-            sock.destroy();
-            out.set(toHex(d.desc.identity), r);
-            resolve();
-          };
-          const timer = setTimeout(() => done('timeout'), timeoutMs);
-          sock.once('connect', () => done('up'));
-          sock.once('error', () => done('down'));
-        }),
-    ),
-  );
-  return out;
 }
 
 /**

@@ -4,6 +4,9 @@
  *   node dist/services/directory/main.js --key-file F --host 127.0.0.1 --port N \
  *     --authorities "id@host:port,..." --voting-interval 20 [--ops-port M]
  *
+ * /metrics, /healthz and /readyz are served on the ops port only (not on
+ * the DirPort, which every exit can reach).
+ *
  * Every flag has a SHALLOT_* environment fallback (for containers). The key
  * file is created (mode 0600) on first start and the identity printed, so a
  * launcher can run `--print-identity` for each authority first and then
@@ -11,6 +14,7 @@
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { toHex } from '../core/bytes.js';
+import { MAX_RELAYS } from '../core/dirdoc.js';
 import { createRegistry } from '../metrics/metrics.js';
 import { serveOpsIfAsked } from '../metrics/server.js';
 import {
@@ -25,8 +29,13 @@ import {
 } from '../net/cli.js';
 import { loadOrCreateKeys } from '../net/key-store.js';
 import { createLogger } from '../net/log.js';
+import { DEFAULT_MAX_SERVERS_PER_ADDR } from './admission.js';
 import { authoritiesOption } from './authorities-option.js';
-import { DirectoryAuthority } from './authority.js';
+import {
+  DEFAULT_MAX_UNVERIFIED_DESCRIPTORS,
+  DEFAULT_PROBE_CONCURRENCY,
+  DirectoryAuthority,
+} from './authority.js';
 import type { AuthorityEndpoint } from './dir-client.js';
 
 const env = process.env;
@@ -72,9 +81,33 @@ export async function main(argv: string[]): Promise<void> {
     )
     .option('--no-testnet', 'use the live-network flag thresholds')
     .option(
-      '--probe-reachability',
-      'vote Running only for relays whose ORPort accepts a TCP connection',
-      env.SHALLOT_PROBE_REACHABILITY === '1' || env.SHALLOT_PROBE_REACHABILITY === 'true',
+      '--no-probe-reachability',
+      'list relays without testing them (a link handshake with their identity checked); tests only',
+    )
+    .option(
+      '--max-servers-per-addr <n>',
+      'relays listed per IP address, 0 = no limit (C tor AuthDirMaxServersPerAddr)',
+      intOption('max servers per addr', 0, 1_000_000),
+      envInt('SHALLOT_MAX_SERVERS_PER_ADDR', DEFAULT_MAX_SERVERS_PER_ADDR),
+    )
+    .option(
+      '--max-unverified-descriptors <n>',
+      'descriptors stored while their reachability test is pending',
+      intOption('max unverified descriptors', 1, MAX_RELAYS),
+      envInt('SHALLOT_MAX_UNVERIFIED_DESCRIPTORS', DEFAULT_MAX_UNVERIFIED_DESCRIPTORS),
+    )
+    .option(
+      '--probe-concurrency <n>',
+      'reachability tests and bandwidth measurements in flight at once',
+      intOption('probe concurrency', 1, 1024),
+      envInt('SHALLOT_PROBE_CONCURRENCY', DEFAULT_PROBE_CONCURRENCY),
+    )
+    .option('--no-measure-bandwidth', 'vote claimed (capped) bandwidths only, no Measured=')
+    .option(
+      '--min-uptime <sec>',
+      'testnet: seconds a relay must have been seen reachable before Stable, Guard and HSDir (default: the voting interval)',
+      intOption('min uptime', 0, 30 * 86_400),
+      envInt('SHALLOT_MIN_UPTIME'),
     )
     .option('--params <list>', 'consensus params "name=int,..."', env.SHALLOT_PARAMS ?? '')
     .option('--name <name>', 'name for logs and metric labels', env.SHALLOT_NAME);
@@ -92,11 +125,19 @@ export async function main(argv: string[]): Promise<void> {
       distDelay?: number;
       testnet: boolean;
       probeReachability: boolean;
+      maxServersPerAddr: number;
+      maxUnverifiedDescriptors: number;
+      probeConcurrency: number;
+      measureBandwidth: boolean;
+      minUptime?: number;
       params: string;
       name?: string;
     } & OpsOptions
   >();
   if (env.SHALLOT_TESTNET === '0' || env.SHALLOT_TESTNET === 'false') o.testnet = false;
+  if (env.SHALLOT_PROBE_REACHABILITY === '0' || env.SHALLOT_PROBE_REACHABILITY === 'false') {
+    o.probeReachability = false;
+  }
   if (!o.keyFile) program.error('--key-file (or SHALLOT_KEY_FILE) is required');
   const keys = await loadOrCreateKeys(o.keyFile);
   const identity = toHex(keys.identity);
@@ -127,6 +168,13 @@ export async function main(argv: string[]): Promise<void> {
       distDelaySec: o.distDelay,
       testnet: o.testnet,
       probeReachability: o.probeReachability,
+      maxServersPerAddr: o.maxServersPerAddr,
+      maxUnverifiedDescriptors: o.maxUnverifiedDescriptors,
+      probeConcurrency: o.probeConcurrency,
+      measureBandwidth: o.measureBandwidth,
+      ...(o.minUptime !== undefined
+        ? { minUptimeSec: { stable: o.minUptime, guard: o.minUptime, hsdir: o.minUptime } }
+        : {}),
       params,
       name,
     },

@@ -106,6 +106,13 @@ export class LocalNetwork {
             // A relay that stopped drops out of the next consensus instead of
             // staying Running until its descriptor ages out (24 h).
             probeReachability: true,
+            // Loopback: see up.ts (no per-address cap, small uptime thresholds).
+            maxServersPerAddr: 0,
+            minUptimeSec: {
+              stable: Math.ceil(spec.votingIntervalSec / 5),
+              guard: Math.ceil(spec.votingIntervalSec / 5),
+              hsdir: Math.ceil(spec.votingIntervalSec / 5),
+            },
             name: `auth${i}`,
           },
         ),

@@ -315,7 +315,15 @@ async function upProcesses(o: UpOptions, progress: ProgressSink): Promise<Runnin
           String(o.votingInterval),
           '--name',
           `auth${i}`,
-          '--probe-reachability',
+          // Every relay here shares 127.0.0.1: no per-address cap, as C tor's
+          // TestingTorNetwork (AuthDirMaxServersPerAddr 0); forged descriptors are
+          // kept out by the reachability handshake (identity checked) instead.
+          '--max-servers-per-addr',
+          '0',
+          // Stable/Guard/HSDir after one vote delay of observed uptime: small, so a
+          // 5 s-interval testnet bootstraps within a round or two.
+          '--min-uptime',
+          String(Math.ceil(o.votingInterval / 5)),
           '--log-level',
           o.logLevel,
         ],

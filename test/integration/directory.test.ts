@@ -22,7 +22,7 @@ import {
 } from '../../services/core/dirdoc.js';
 import { parseExitPolicy } from '../../services/core/exit-policy.js';
 import { generateNodeKeys, type NodeKeys } from '../../services/core/node-keys.js';
-import { DirectoryAuthority, VOTE_PATH } from '../../services/directory/authority.js';
+import { DirectoryAuthority, SIGNATURE_PATH, VOTE_PATH } from '../../services/directory/authority.js';
 import {
   type AuthorityEndpoint,
   CONSENSUS_PATH,
@@ -32,7 +32,9 @@ import {
   publishDescriptor,
 } from '../../services/directory/dir-client.js';
 import { silentLogger } from '../../services/net/log.js';
+import { Relay } from '../../services/relay/relay.js';
 import { ephemeralPort } from '../../services/testnet/ports.js';
+import { LOCAL_EXIT_POLICY } from '../helpers/relays.js';
 
 const INTERVAL = 4;
 
@@ -119,6 +121,8 @@ beforeAll(async () => {
           votingIntervalSec: INTERVAL,
           testnet: true,
           params: { circwindow: 1000 },
+          // These made-up relays all say 127.0.0.1; the cap has its own tests.
+          maxServersPerAddr: 0,
           name: `auth${i}`,
         },
       ),
@@ -230,10 +234,40 @@ describe('directory authorities', () => {
       await metricValue(registries[1]!, 'shallot_consensus_relays', { authority: 'auth1', flag: 'Exit' }),
     ).toBe(2);
     expect(await metricValue(registries[0]!, 'shallot_consensus_signatures', { authority: 'auth0' })).toBe(3);
-    const ready = await httpRequest(auths[2]!.url, 'GET', '/readyz');
-    expect(ready.status).toBe(200);
-    const metrics = await httpRequest(auths[2]!.url, 'GET', '/metrics', { maxBytes: 1 << 20 });
-    expect(Buffer.from(metrics.body).toString()).toContain('shallot_consensus_signatures{authority="auth2"}');
+    expect(authorities[2]!.health().ready).toBe(true);
+    // Ops endpoints live on the ops port only, never on the DirPort (issue 12 item 7).
+    for (const ops of ['/metrics', '/healthz', '/readyz']) {
+      expect((await httpRequest(auths[2]!.url, 'GET', ops)).status).toBe(404);
+    }
+  });
+
+  it('refuses forged consensus signatures before queueing or "already have it", and counts them', async () => {
+    const refused = () =>
+      metricValue(registries[0]!, 'shallot_dir_peer_documents_refused_total', {
+        authority: 'auth0',
+        kind: 'signature',
+        reason: 'bad-signature',
+      });
+    const before = await refused();
+    const va = Math.ceil(Date.now() / (INTERVAL * 1000)) * INTERVAL * 1000;
+    // In the name of auth1 (whose signature auth0 may already hold) and of auth2, for the
+    // current and the coming round: every one is refused, none queued or answered 200.
+    for (const validAfterMs of [va - INTERVAL * 1000, va, va + INTERVAL * 1000]) {
+      for (const who of [auths[1]!, auths[2]!]) {
+        const body = new TextEncoder().encode(
+          JSON.stringify({
+            digest: toHex(randomBytes(32)),
+            identity: who.identity,
+            signature: Buffer.from(randomBytes(64)).toString('base64'),
+            validAfterMs,
+          }),
+        );
+        const r = await httpRequest(auths[0]!.url, 'POST', SIGNATURE_PATH, { body, timeoutMs: 2000 });
+        expect(r.status).toBe(400);
+        expect(Buffer.from(r.body).toString()).toMatch(/bad signature/);
+      }
+    }
+    expect((await refused()) - before).toBe(6);
   });
 
   it('refuses a consensus signed by only one of three authorities', async () => {
@@ -276,17 +310,25 @@ describe('directory authorities', () => {
   });
 });
 
-describe('a lone authority probing reachability', () => {
-  it('votes Running only for relays whose ORPort answers; the consensus lists only Running relays', async () => {
-    const listener = net.createServer((s) => s.destroy());
-    await new Promise<void>((r) => listener.listen(0, '127.0.0.1', r));
-    const livePort = (listener.address() as net.AddressInfo).port;
+describe('a lone authority testing reachability by link handshake', () => {
+  it('lists only relays that prove their identity at their address; refusals are counted', async () => {
+    // A real relay, a bare TCP listener that accepts and closes, a port nobody listens on.
+    const keys = generateNodeKeys();
+    const relay = new Relay(
+      { logger: silentLogger, registry: new Registry() },
+      { nickname: 'real', host: '127.0.0.1', port: 0, tls: true, keys, exitPolicy: LOCAL_EXIT_POLICY },
+    );
+    await relay.start();
+    const bare = net.createServer((s) => s.destroy());
+    await new Promise<void>((r) => bare.listen(0, '127.0.0.1', r));
+    const barePort = (bare.address() as net.AddressInfo).port;
     const deadPort = await ephemeralPort();
     const seed = randomBytes(32);
     const port = await ephemeralPort();
+    const registry = new Registry();
     const self = { identity: toHex(ed25519PublicFromSeed(seed)), url: `http://127.0.0.1:${port}` };
     const auth = new DirectoryAuthority(
-      { logger: silentLogger, registry: new Registry() },
+      { logger: silentLogger, registry },
       {
         identitySeed: seed,
         host: '127.0.0.1',
@@ -295,27 +337,118 @@ describe('a lone authority probing reachability', () => {
         votingIntervalSec: 2,
         testnet: true,
         probeReachability: true,
+        maxServersPerAddr: 0,
+        minUptimeSec: { stable: 0, guard: 0, hsdir: 0 },
+        name: 'lone',
+      },
+    );
+    await auth.start();
+    const refused = (reason: string) =>
+      metricValue(registry, 'shallot_dir_descriptors_refused_total', { authority: 'lone', reason });
+    try {
+      const real = makeRelay(20, { exit: false, hsdir: false });
+      real.keys = keys;
+      real.desc = {
+        ...real.desc,
+        identity: keys.identity,
+        ntorOnionKey: keys.onionKeys[0]!.public,
+        orPort: relay.port,
+        linkUrl: relay.linkUrl,
+      };
+      // Someone else's identity at the real relay's port: the handshake shows the real identity.
+      const squatter = makeRelay(21, { exit: false, hsdir: false });
+      squatter.desc.orPort = relay.port;
+      squatter.desc.linkUrl = relay.linkUrl;
+      const bareRelay = makeRelay(22, { exit: false, hsdir: false });
+      bareRelay.desc.orPort = barePort;
+      bareRelay.desc.linkUrl = `wss://127.0.0.1:${barePort}/link`;
+      const dead = makeRelay(23, { exit: false, hsdir: false });
+      dead.desc.orPort = deadPort;
+      dead.desc.linkUrl = `wss://127.0.0.1:${deadPort}/link`;
+      for (const r of [squatter, real, bareRelay, dead]) {
+        const res = await publishDescriptor([self], signRelayDescriptor(r.desc, r.keys.identitySeed));
+        expect(res.accepted).toBe(1);
+      }
+      const { consensus, raw } = await waitForConsensus((c) => c.relays.length >= 1, [self], 8000);
+      expect(consensus.relays.map((r) => r.nickname)).toEqual(['relay20']);
+      expect(consensus.relays[0]!.flags).toContain('Running');
+      expect(decodeSignedConsensus(raw, 1 << 20).signatures).toHaveLength(1);
+      expect(await refused('wrong-identity')).toBe(1);
+      expect(await refused('unreachable')).toBe(2);
+      // Once the real relay is verified there, its port is refused to other identities outright.
+      const again = makeRelay(24, { exit: false, hsdir: false });
+      again.desc.orPort = relay.port;
+      const res = await publishDescriptor([self], signRelayDescriptor(again.desc, again.keys.identitySeed));
+      expect(res.accepted).toBe(0);
+      expect(await refused('address-taken')).toBe(1);
+      expect(auth.health().descriptors).toBe(1);
+    } finally {
+      await auth.stop();
+      await relay.stop();
+      await new Promise<void>((r) => bare.close(() => r()));
+    }
+  });
+
+  it('caps descriptors awaiting their test (503), and tests a bounded number at once', async () => {
+    // A listener that accepts and never answers: each test waits for its timeout.
+    const held: net.Socket[] = [];
+    const silent = net.createServer((s) => held.push(s));
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const silentPort = (silent.address() as net.AddressInfo).port;
+    const seed = randomBytes(32);
+    const port = await ephemeralPort();
+    const registry = new Registry();
+    const self = { identity: toHex(ed25519PublicFromSeed(seed)), url: `http://127.0.0.1:${port}` };
+    const auth = new DirectoryAuthority(
+      { logger: silentLogger, registry },
+      {
+        identitySeed: seed,
+        host: '127.0.0.1',
+        port,
+        peers: [self],
+        votingIntervalSec: 10,
+        testnet: true,
+        probeReachability: true,
+        maxUnverifiedDescriptors: 5,
+        probeConcurrency: 2,
+        name: 'capped',
       },
     );
     await auth.start();
     try {
-      const live = makeRelay(20, { exit: false, hsdir: false });
-      live.desc.orPort = livePort;
-      const dead = makeRelay(21, { exit: false, hsdir: false });
-      dead.desc.orPort = deadPort;
-      for (const r of [live, dead]) {
-        const res = await publishDescriptor([self], signRelayDescriptor(r.desc, r.keys.identitySeed));
-        expect(res.accepted).toBe(1);
+      const statuses: number[] = [];
+      for (let i = 0; i < 8; i++) {
+        const f = makeRelay(30 + i, { exit: false, hsdir: false });
+        f.desc.orPort = silentPort;
+        f.desc.linkUrl = `wss://127.0.0.1:${silentPort}/link`;
+        const r = await httpRequest(self.url, 'POST', '/tor/', {
+          body: signRelayDescriptor(f.desc, f.keys.identitySeed),
+          timeoutMs: 2000,
+        });
+        statuses.push(r.status);
       }
-      // The unreachable relay is not Running, so the consensus leaves it out (dir-spec §3.8.1).
-      const { consensus, raw } = await waitForConsensus((c) => c.relays.length === 1, [self], 8000);
-      const flags = new Map(consensus.relays.map((r) => [r.nickname, r.flags]));
-      expect(flags.get('relay20')).toContain('Running');
-      expect(flags.has('relay21')).toBe(false);
-      expect(decodeSignedConsensus(raw, 1 << 20).signatures).toHaveLength(1);
+      expect(statuses).toEqual([200, 200, 200, 200, 200, 503, 503, 503]);
+      expect(auth.health().unverifiedDescriptors).toBe(5);
+      // Two tests in flight: two connections reach the silent listener, the rest wait.
+      await new Promise((r) => setTimeout(r, 200));
+      expect(held.length).toBe(2);
+      expect(
+        await metricValue(registry, 'shallot_dir_descriptors_refused_total', {
+          authority: 'capped',
+          reason: 'unverified-full',
+        }),
+      ).toBe(3);
+      // Every test times out; the forged descriptors are dropped and the slots freed.
+      const deadline = Date.now() + 15_000;
+      while (Number(auth.health().unverifiedDescriptors) > 0 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(auth.health().unverifiedDescriptors).toBe(0);
+      expect(auth.health().descriptors).toBe(0);
     } finally {
       await auth.stop();
-      await new Promise<void>((r) => listener.close(() => r()));
+      for (const s of held) s.destroy();
+      await new Promise<void>((r) => silent.close(() => r()));
     }
   });
 });

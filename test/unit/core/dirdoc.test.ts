@@ -14,11 +14,14 @@ import {
   computeBandwidthWeights,
   computeConsensus,
   consensusDigest,
+  credibleBandwidth,
+  DEFAULT_MAX_UNMEASURED_BW_KB,
   decodeSignedConsensus,
   decodeVote,
   descriptorDigest,
   encodeSignedConsensus,
   encodeVote,
+  MAX_BELIEVABLE_BANDWIDTH,
   type RelayDescriptor,
   revealsFromVotes,
   signConsensus,
@@ -406,6 +409,39 @@ describe('computeConsensus', () => {
     expect(b.unmeasured).toBeUndefined();
   });
 
+  it('clips unmeasured relays to maxunmeasuredbw once 3 votes carry measurements (C tor method 17)', () => {
+    // Relay 10 is measured by all three; relay 11 (a liar claiming 1 TB/s) by none.
+    const votes = [1, 2, 3].map((a) =>
+      vote(a, [
+        voteRelay(10, { bandwidth: 500_000, measuredBandwidth: 400_000 }),
+        voteRelay(11, { bandwidth: 1e12 }),
+      ]),
+    );
+    const c = computeConsensus(votes, opts);
+    const [m, liar] = c.relays;
+    expect(m!.bandwidth).toBe(400_000);
+    // DEFAULT_MAX_UNMEASURED_BW_KB = 20 KB/s.
+    expect(liar!.bandwidth).toBe(DEFAULT_MAX_UNMEASURED_BW_KB * 1000);
+    expect(liar!.unmeasured).toBe(true);
+    // The param overrides the default (Tor's name and unit, KB/s).
+    const p = computeConsensus(votes, { ...opts, params: { maxunmeasuredbw: 5 } });
+    expect(p.relays[1]!.bandwidth).toBe(5000);
+    // Two measuring votes are not enough to clip (a network without scanners keeps claims).
+    const two = votes.map((v, i) =>
+      i < 2 ? v : { ...v, relays: v.relays.map((r) => ({ ...r, measuredBandwidth: undefined })) },
+    );
+    expect(computeConsensus(two, opts).relays[1]!.bandwidth).toBe(1e12);
+  });
+
+  it('an honest vote caps the claimed bandwidth at MAX_BELIEVABLE_BANDWIDTH', () => {
+    const d = descriptor(10, { bandwidth: 1e12 });
+    const r = voteRelayFromDescriptor(d, signRelayDescriptor(d, seedOf(10)), ['Running', 'Valid']);
+    expect(r.bandwidth).toBe(MAX_BELIEVABLE_BANDWIDTH);
+    expect(credibleBandwidth(1e12)).toBe(MAX_BELIEVABLE_BANDWIDTH);
+    expect(credibleBandwidth(1e12, 1234)).toBe(1234);
+    expect(credibleBandwidth(5)).toBe(5);
+  });
+
   it('times are low-medians; params need a majority of all authorities or 3 votes', () => {
     const votes = [
       vote(1, [], {
@@ -762,6 +798,57 @@ describe('assignFlags', () => {
     expect(flags.get(hexOf(13))).toEqual(['Valid']);
     expect(flags.get(hexOf(14))).toEqual(['BadExit', ...all].sort());
     expect(flags.get(hexOf(15))).toEqual(['Valid']);
+  });
+
+  it('testnet: Stable, Guard and HSDir wait for the configured uptime as the authority saw it', () => {
+    // Relay 10 claims 200 h of uptime but the authority has seen it for 3 s; relay 11 for 60 s.
+    const descs = [descriptor(10, { uptimeSec: 200 * 3600 }), descriptor(11, { uptimeSec: 0 })];
+    const seen = new Map([
+      [hexOf(10), 3],
+      [hexOf(11), 60],
+    ]);
+    const flags = assignFlags(descs, {
+      nowMs: NOW,
+      testnet: true,
+      uptimeSec: (id) => seen.get(id) ?? 0,
+      testnetMinUptimeSec: { stable: 5, guard: 10, hsdir: 30 },
+    });
+    expect(flags.get(hexOf(10))).toEqual(['Exit', 'Fast', 'Running', 'V2Dir', 'Valid']);
+    expect(flags.get(hexOf(11))).toEqual([
+      'Exit',
+      'Fast',
+      'Guard',
+      'HSDir',
+      'Running',
+      'Stable',
+      'V2Dir',
+      'Valid',
+    ]);
+    seen.set(hexOf(10), 12);
+    const later = assignFlags(descs, {
+      nowMs: NOW,
+      testnet: true,
+      uptimeSec: (id) => seen.get(id) ?? 0,
+      testnetMinUptimeSec: { stable: 5, guard: 10, hsdir: 30 },
+    });
+    expect(later.get(hexOf(10))).toEqual(['Exit', 'Fast', 'Guard', 'Running', 'Stable', 'V2Dir', 'Valid']);
+  });
+
+  it('live thresholds: a claimed bandwidth above 10 MB/s does not move the Guard cut', () => {
+    // Three honest 3 MB/s relays and one claiming 1 TB/s: the top-quarter cut is the capped
+    // claim (10 MB/s) and min(2 MiB, cut) = 2 MiB, so honest relays stay Guard-eligible.
+    const descs = [10, 11, 12].map((n) => descriptor(n, { bandwidth: 3_000_000, uptimeSec: 100 }));
+    descs.push(descriptor(13, { bandwidth: 1e12, uptimeSec: 100 }));
+    const flags = assignFlags(descs, { nowMs: NOW, testnet: false });
+    for (const n of [10, 11, 12, 13]) expect(flags.get(hexOf(n))).toContain('Guard');
+    // A measurement replaces the claim: measured at 1 kB/s, the liar is below the Guard cut.
+    const measured = assignFlags(descs, {
+      nowMs: NOW,
+      testnet: false,
+      measuredBandwidth: (id) => (id === hexOf(13) ? 1000 : undefined),
+    });
+    expect(measured.get(hexOf(13))).not.toContain('Guard');
+    expect(measured.get(hexOf(10))).toContain('Guard');
   });
 
   it('live thresholds: Fast, Stable, Guard, Exit and HSDir', () => {

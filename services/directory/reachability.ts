@@ -1,0 +1,238 @@
+/**
+ * The authority's reachability test and bandwidth scanner (dir-spec §3.4.2
+ * "Running"; C tor dirserv_single_reachability_test, and the bandwidth
+ * authorities' scanner of dir-spec §3.4.1 `Measured=`).
+ *
+ * Overview:
+ * - `probe` dials the relay's advertised address:orPort and completes the
+ *   link handshake as a client with `expectedIdentity` = the descriptor's
+ *   identity (tor-spec §4: the responder's CERTS chain is checked). A bare
+ *   TCP accept, or another relay's port, does not pass. The channel stays
+ *   open: while it is, the relay is still reachable at that address and the
+ *   next probe costs nothing (C tor authorities likewise keep OR
+ *   connections to relays they test).
+ * - `measure` builds a one-hop circuit over that channel, opens BEGIN_DIR
+ *   and times a fetch of the relay's cached consensus: bytes / seconds from
+ *   the request to the last byte. It is the relay's throughput as this
+ *   authority sees it, never the relay's claim.
+ * - At most `concurrency` probes and measurements run at once; the rest
+ *   wait in a FIFO, so a flood of forged descriptors costs bounded effort.
+ *
+ * Not in this module: which relays to probe or when (authority.ts), what
+ * the results mean for flags (admission.ts, core/dirdoc.ts assignFlags).
+ *
+ * Limitations: a relay whose process hangs with its channel open still
+ * counts as reachable until the channel closes (as a TCP test would). The
+ * measurement moves one consensus document, so on a loopback testnet it is
+ * dominated by latency and CPU load: honest and comparable between relays,
+ * not a capacity test.
+ */
+import { toHex } from '../core/bytes.js';
+import { Channel, ChannelError } from '../net/channel.js';
+import { dirRequest } from '../net/dir-http.js';
+import { OriginCircuit } from '../net/origin-circuit.js';
+import { dialLink, linkUrl } from '../net/transport.js';
+import { CONSENSUS_PATH } from './dir-client.js';
+
+export type ProbeResult = 'up' | 'refused' | 'timeout' | 'wrong-identity' | 'failed';
+
+export interface ProbeTarget {
+  nickname: string;
+  identity: Uint8Array;
+  ntorOnionKey: Uint8Array;
+  address: string;
+  orPort: number;
+  /** The relay's advertised link URL: only its scheme (ws/wss) is used. */
+  linkUrl?: string;
+}
+
+export interface ReachabilityOptions {
+  /** Per probe (dial + handshake) and per measurement. */
+  timeoutMs: number;
+  /** Probes and measurements in flight at once. */
+  concurrency: number;
+  /** Dial wss when the descriptor names no scheme (default true). */
+  tls?: boolean;
+}
+
+interface Held {
+  where: string;
+  channel: Channel;
+}
+
+/** A FIFO semaphore: `run` waits for one of `limit` slots. */
+class Slots {
+  private active = 0;
+  private readonly waiting: (() => void)[] = [];
+  constructor(private readonly limit: number) {}
+
+  get queued(): number {
+    return this.waiting.length;
+  }
+
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.active >= this.limit) await new Promise<void>((r) => this.waiting.push(r));
+    else this.active++;
+    try {
+      return await fn();
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.active--;
+    }
+  }
+}
+
+const whereOf = (t: ProbeTarget) => `${t.address}:${t.orPort}`;
+
+function classify(e: unknown): ProbeResult {
+  if (e instanceof ChannelError) {
+    if (e.reason === 'identity') return 'wrong-identity';
+    if (e.reason === 'timeout') return 'timeout';
+    return 'failed';
+  }
+  const msg = (e as Error).message ?? '';
+  if (/ECONNREFUSED/.test(msg)) return 'refused';
+  if (/timed? ?out|ETIMEDOUT/i.test(msg)) return 'timeout';
+  return 'failed';
+}
+
+export class ReachabilityTester {
+  private readonly slots: Slots;
+  private readonly held = new Map<string, Held>();
+  private closed = false;
+
+  constructor(private readonly opts: ReachabilityOptions) {
+    this.slots = new Slots(Math.max(1, opts.concurrency));
+  }
+
+  /** Probes waiting for a slot. */
+  get queued(): number {
+    return this.slots.queued;
+  }
+
+  /** Channels held open to relays that passed. */
+  get open(): number {
+    return this.held.size;
+  }
+
+  /** Whether an open, identity-checked channel to `t` at its advertised address is held. */
+  isHeld(t: ProbeTarget): boolean {
+    const h = this.held.get(toHex(t.identity));
+    return h !== undefined && h.where === whereOf(t) && h.channel.isOpen;
+  }
+
+  async probe(t: ProbeTarget): Promise<ProbeResult> {
+    if (this.isHeld(t)) return 'up';
+    return this.slots.run(() => this.dial(t));
+  }
+
+  private async dial(t: ProbeTarget): Promise<ProbeResult> {
+    if (this.closed) return 'failed';
+    if (this.isHeld(t)) return 'up';
+    const id = toHex(t.identity);
+    const tls = t.linkUrl ? t.linkUrl.startsWith('wss:') : (this.opts.tls ?? true);
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error('probe timed out')), this.opts.timeoutMs);
+      });
+      const attempt = (async () => {
+        const link = await dialLink(linkUrl(t.address, t.orPort, tls), this.opts.timeoutMs);
+        return Channel.initiate(link, {
+          keys: null,
+          expectedIdentity: t.identity,
+          limits: { handshakeTimeoutMs: this.opts.timeoutMs },
+        });
+      })();
+      // A channel that completes after the timeout is closed, not leaked.
+      attempt.then(
+        (ch) => {
+          if (this.held.get(id)?.channel !== ch) setTimeout(() => this.releaseIfStray(id, ch), 0);
+        },
+        () => {},
+      );
+      const ch = await Promise.race([attempt, timeout]);
+      if (this.closed) {
+        ch.close('authority stopping');
+        return 'failed';
+      }
+      this.hold(id, whereOf(t), ch);
+      return 'up';
+    } catch (e) {
+      return classify(e);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private releaseIfStray(id: string, ch: Channel): void {
+    if (this.held.get(id)?.channel !== ch) ch.close('reachability test over');
+  }
+
+  private hold(id: string, where: string, ch: Channel): void {
+    const old = this.held.get(id);
+    if (old && old.channel !== ch) old.channel.close('replaced');
+    this.held.set(id, { where, channel: ch });
+    ch.once('closed', () => {
+      if (this.held.get(id)?.channel === ch) this.held.delete(id);
+    });
+  }
+
+  /**
+   * Bytes/s of a consensus fetch over a one-hop circuit on the held channel;
+   * undefined when there is no channel, the relay has no consensus yet, or
+   * anything fails.
+   */
+  async measure(t: ProbeTarget): Promise<number | undefined> {
+    return this.slots.run(async () => {
+      const h = this.held.get(toHex(t.identity));
+      if (this.closed || !h?.channel.isOpen || h.where !== whereOf(t)) return undefined;
+      let circ: OriginCircuit | null = null;
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        const timeout = new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error('measurement timed out')), this.opts.timeoutMs);
+        });
+        const run = (async () => {
+          circ = await OriginCircuit.create(h.channel, {
+            nickname: t.nickname,
+            identity: t.identity,
+            ntorKey: t.ntorOnionKey,
+            address: t.address,
+            port: t.orPort,
+          });
+          const stream = await circ.openDirStream(this.opts.timeoutMs);
+          const started = performance.now();
+          const res = await dirRequest(stream, {
+            method: 'GET',
+            path: CONSENSUS_PATH,
+            body: new Uint8Array(),
+          });
+          const ms = Math.max(1, performance.now() - started);
+          return res.status === 200 ? Math.round((res.body.length * 1000) / ms) : undefined;
+        })();
+        run.catch(() => {});
+        return await Promise.race([run, timeout]);
+      } catch {
+        return undefined;
+      } finally {
+        clearTimeout(timer);
+        (circ as OriginCircuit | null)?.destroy();
+      }
+    });
+  }
+
+  /** Closes the channel held to `idHex`, if any. */
+  forget(idHex: string): void {
+    const h = this.held.get(idHex);
+    this.held.delete(idHex);
+    h?.channel.close('relay forgotten');
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const h of this.held.values()) h.channel.close('authority stopping');
+    this.held.clear();
+  }
+}
