@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { InvalidError } from '../../../services/core/errors.js';
 import {
   allowsAnyPort,
+  canonicalAddress,
   checkExitPolicy,
   DEFAULT_TESTNET_EXIT_POLICY,
   type ExitPolicy,
@@ -192,6 +193,25 @@ describe('exitPolicyAllows', () => {
     expect(exitPolicyAllows(q, '1.2.3.4', 1)).toBe(true);
     expect(exitPolicyAllows(q, '::1', 1)).toBe(false);
   });
+});
+
+describe('canonicalAddress', () => {
+  const cases: [string, string | null][] = [
+    ['127.0.0.1', '127.0.0.1'],
+    ['010.001.000.009', '10.1.0.9'],
+    ['[2001:DB8:0:0:0:0:0:1]', '2001:db8::1'],
+    ['::1', '::1'],
+    ['::ffff:127.0.0.1', '127.0.0.1'],
+    ['[::ffff:7f00:1]', '127.0.0.1'],
+    ['localhost', null],
+    ['127.1', null],
+    ['', null],
+  ];
+  for (const [host, want] of cases) {
+    it(`${JSON.stringify(host)} -> ${want}`, () => {
+      expect(canonicalAddress(host)).toBe(want);
+    });
+  }
 });
 
 describe('allowsAnyPort', () => {

@@ -1,0 +1,104 @@
+// A relay's view of the consensus for the pivot checks: a miss refreshes
+// once (a client may hold a newer consensus), refreshes are rate-limited
+// and coalesced, and an exit with no consensus fails closed.
+import { describe, expect, it } from 'vitest';
+import type { Consensus, ConsensusRelay } from '../../../services/core/dirdoc.js';
+import { REJECT_ALL } from '../../../services/core/exit-policy.js';
+import { type ConsensusSource, NetworkView } from '../../../services/relay/network-view.js';
+
+const id = (b: number) => new Uint8Array(32).fill(b);
+
+function relay(identity: Uint8Array, orPort: number): ConsensusRelay {
+  return {
+    nickname: `r${identity[0]}`,
+    identity,
+    ntorOnionKey: new Uint8Array(32),
+    address: '127.0.0.1',
+    orPort,
+    publishedMs: 0,
+    flags: ['Running', 'Valid'],
+    exitPolicy: REJECT_ALL,
+    family: [],
+    descriptorDigest: new Uint8Array(32),
+    bandwidth: 1000,
+  };
+}
+
+function consensus(relays: ConsensusRelay[]): Consensus {
+  return {
+    validAfterMs: 0,
+    freshUntilMs: 1,
+    validUntilMs: 2,
+    votingIntervalSec: 5,
+    knownFlags: ['Running', 'Valid'],
+    params: {},
+    relays,
+    bandwidthWeights: {},
+    authorities: [],
+  };
+}
+
+/** A publisher stand-in: `refreshConsensus` installs the next queued consensus after a tick. */
+class FakeSource implements ConsensusSource {
+  consensus: Consensus | null = null;
+  refreshes = 0;
+  constructor(private readonly queue: (Consensus | null)[]) {}
+  async refreshConsensus(): Promise<void> {
+    this.refreshes++;
+    await new Promise((r) => setTimeout(r, 5));
+    const next = this.queue.shift();
+    if (next !== undefined && next !== null) this.consensus = next;
+  }
+}
+
+describe('NetworkView', () => {
+  it('refreshes once on an unlisted identity and finds a relay that just joined', async () => {
+    const src = new FakeSource([consensus([relay(id(2), 9001), relay(id(3), 9002)])]);
+    src.consensus = consensus([relay(id(2), 9001)]);
+    const view = new NetworkView(src, { reentryReject: [] });
+    expect((await view.listedAt(id(2)))?.orPort).toBe(9001);
+    expect(src.refreshes).toBe(0);
+    expect((await view.listedAt(id(3)))?.orPort).toBe(9002);
+    expect(src.refreshes).toBe(1);
+  });
+
+  it('rate-limits refreshes and coalesces concurrent ones', async () => {
+    let now = 0;
+    const src = new FakeSource([]);
+    src.consensus = consensus([relay(id(2), 9001)]);
+    const view = new NetworkView(src, { reentryReject: [], minRefreshMs: 10_000, now: () => now });
+    const all = await Promise.all(Array.from({ length: 50 }, () => view.listedAt(id(9))));
+    expect(all.every((e) => e === undefined)).toBe(true);
+    expect(src.refreshes).toBe(1);
+    for (let i = 0; i < 50; i++) await view.listedAt(id(9));
+    expect(src.refreshes).toBe(1);
+    now = 10_000;
+    await view.listedAt(id(9));
+    expect(src.refreshes).toBe(2);
+  });
+
+  it('answers null with no consensus at all, after trying to fetch one', async () => {
+    const src = new FakeSource([null]);
+    const view = new NetworkView(src, { reentryReject: [] });
+    expect(await view.listedAt(id(2))).toBeNull();
+    expect(src.refreshes).toBe(1);
+  });
+
+  it("refuses listed relays' ports, the always-list and late additions; fails closed without a consensus", async () => {
+    const empty = new NetworkView(new FakeSource([null]), { reentryReject: [] });
+    expect(await empty.isReentry('127.0.0.1', 8080)).toBe(true);
+
+    const src = new FakeSource([]);
+    src.consensus = consensus([relay(id(2), 9001)]);
+    const view = new NetworkView(src, { reentryReject: [{ host: '127.0.0.1', port: 7000 }] });
+    expect(await view.isReentry('127.0.0.1', 9001)).toBe(true);
+    expect(await view.isReentry('127.0.0.1', 7000)).toBe(true);
+    expect(await view.isReentry('127.0.0.1', 8080)).toBe(false);
+    view.rejectReentry([{ host: '127.0.0.1', port: 8080 }]);
+    expect(await view.isReentry('127.0.0.1', 8080)).toBe(true);
+    // A new consensus replaces the relay set.
+    src.consensus = consensus([relay(id(3), 9002)]);
+    expect(await view.isReentry('127.0.0.1', 9001)).toBe(false);
+    expect(await view.isReentry('127.0.0.1', 9002)).toBe(true);
+  });
+});
