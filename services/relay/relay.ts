@@ -307,6 +307,9 @@ export class Relay implements OrCircuitOwner {
           ({ outcome }) => {
             if (!socketOpened) sockets.release(circ);
             this.m.streams.labels({ ...this.label, type: 'BEGIN', outcome }).inc();
+            // BEGINs still resolving when the cap filled: refused at acceptStream.
+            if (outcome === 'limit')
+              this.m.streamRefusals.labels({ ...this.label, type: 'BEGIN', reason: 'circuit' }).inc();
           },
           () => {
             if (!socketOpened) sockets.release(circ);
