@@ -20,9 +20,13 @@
  *   2 replicas x spread 4) by POST /tor/hs/3/publish over BEGIN_DIR on a
  *   3-hop 'hsdir' circuit, whenever the intro set or the ring changes, on
  *   a new time period, after a failed upload, and every 60-120 min.
- * - INTRODUCE2 (§3.3): a token bucket, a replay cache (hash of the cell),
- *   then openIntroduce2 with every live subcredential (both descriptors'
- *   periods and the periods either side of now).
+ * - INTRODUCE2 (§3.3, introduce.ts): parse and MAC first (openIntroduce2
+ *   with every live subcredential: both descriptors' periods and the periods
+ *   either side of now), so junk never reaches a cache; then the intro
+ *   point's own replay cache, its introduction budget, the service's
+ *   rendezvous-cookie cache and a token bucket. An intro point is rotated
+ *   (new relay, new keys, descriptors republished) once it has answered
+ *   hs_intro_max_introduce2 introductions or lived hs_intro_max_lifetime.
  * - Rendezvous (§3.4, §4.2): a 3-hop 'onion-rend' circuit to the
  *   rendezvous point named by the client's link specifiers (the consensus
  *   entry when its Ed25519 id is listed, else the specifiers themselves,
@@ -35,14 +39,14 @@
  *   descriptors' inner layer (the intro points) opens only for those
  *   clients' x25519 keys; without, for anyone who knows the address.
  *
- * Not here: proof-of-work, intro-point rotation by age or count (intro
- * points live as long as their circuits). Vanguards-lite, when on, comes
- * from the embedded client's circuit manager.
+ * Not here: proof-of-work. Vanguards-lite, when on, comes from the
+ * embedded client's circuit manager.
  *
  * Metrics (label service = name): shallot_hs_descriptor_upload_total{outcome=
  * success|rejected|failure}, shallot_hs_intro_requests_total{outcome=accepted|
- * replay|bad_mac|rate_limited|invalid}, shallot_hs_rend_total{outcome=success|
- * failure}, shallot_hs_intro_points{instance}.
+ * replay|rend_cookie_replay|bad_mac|rate_limited|invalid},
+ * shallot_hs_intro_rotations_total{reason=budget|lifetime},
+ * shallot_hs_rend_total{outcome=success|failure}, shallot_hs_intro_points{instance}.
  */
 import * as net from 'node:net';
 import * as path from 'node:path';
@@ -58,7 +62,6 @@ import {
   ed25519PublicFromSeed,
   legacyIdFromEd25519,
   randomBytes,
-  sha3_256,
   x25519Generate,
 } from '../core/crypto.js';
 import type { Consensus } from '../core/dirdoc.js';
@@ -94,6 +97,13 @@ import {
   removeInstanceRecord,
   writeInstanceRecord,
 } from './instances.js';
+import {
+  IntroBudget,
+  introLimitsFromParams,
+  introReplayKey,
+  REND_REPLAY_TIME_INTERVAL_MS,
+  ReplayCache,
+} from './introduce.js';
 import { type PeriodSrv, serviceDescriptorPeriods } from './periods.js';
 
 export type Backend = { type: 'tcp'; host: string; port: number } | { type: 'builtin' };
@@ -160,6 +170,10 @@ interface Intro {
   established: boolean;
   closed: boolean;
   launchedAt: number;
+  /** Introductions left and retirement time, drawn from the consensus params at launch. */
+  budget: IntroBudget;
+  /** This intro point's INTRODUCE2 replay cache (C tor: one per intro point). */
+  replay: ReplayCache;
 }
 
 interface DescState {
@@ -175,7 +189,6 @@ interface DescState {
 }
 
 const DEFAULT_REPUBLISH: [number, number] = [60 * 60_000, 120 * 60_000];
-const REPLAY_CACHE_MAX = 50_000;
 const UPLOAD_TIMEOUT_MS = 30_000;
 const UPLOAD_RETRY_MS = 5_000;
 const INTRO_FAIL_BACKOFF_MS = 30_000;
@@ -198,7 +211,8 @@ export class OnionService extends TypedEmitter<OnionServiceEvents> {
   private readonly failedRelays = new Map<string, number>();
   private readonly descs = new Map<number, DescState>();
   private readonly subcreds = new Map<number, Uint8Array>();
-  private readonly replay = new Map<string, number>();
+  /** Rendezvous cookies already answered (C tor replay_cache_rend_cookie). */
+  private readonly rendCookies = new ReplayCache(REND_REPLAY_TIME_INTERVAL_MS);
   private readonly rendCircuits = new Set<OriginCircuit>();
   private readonly bucket: TokenBucket;
   private peerIntroPoints: IntroPointInfo[] = [];
@@ -271,6 +285,13 @@ export class OnionService extends TypedEmitter<OnionServiceEvents> {
   /** Nicknames of this instance's established intro points. */
   get introPointRelays(): string[] {
     return [...this.intros].filter((i) => i.established).map((i) => i.relay.nickname);
+  }
+
+  /** Entries in this instance's per-intro-point replay caches (only MAC-valid cells enter them). */
+  get introReplayEntries(): number {
+    let n = 0;
+    for (const i of this.intros) n += i.replay.size;
+    return n;
   }
 
   /** Intro points this instance's descriptors currently list (own + peers'). */
@@ -477,6 +498,7 @@ export class OnionService extends TypedEmitter<OnionServiceEvents> {
     if (!dir) return;
     const now = this.now();
     for (const [id, until] of this.failedRelays) if (until <= now) this.failedRelays.delete(id);
+    for (const i of this.intros) if (i.established && i.budget.expired(now)) this.retireIntro(i, 'lifetime');
     const used = new Set([...this.intros].map((i) => i.relay.id));
     const base = dir.relays.filter(
       (r) =>
@@ -499,6 +521,8 @@ export class OnionService extends TypedEmitter<OnionServiceEvents> {
   private launchIntro(relay: NetRelay): void {
     const authSeed = randomBytes(32);
     const enc = x25519Generate(randomBytes);
+    const now = this.now();
+    const budget = new IntroBudget(introLimitsFromParams(this.c.client.dir?.consensus.params), now);
     const intro: Intro = {
       relay,
       authSeed,
@@ -508,7 +532,10 @@ export class OnionService extends TypedEmitter<OnionServiceEvents> {
       circ: null,
       established: false,
       closed: false,
-      launchedAt: this.now(),
+      launchedAt: now,
+      budget,
+      // Entries live as long as the intro point can; its budget bounds their number.
+      replay: new ReplayCache(budget.expiresAt - now),
     };
     this.intros.add(intro);
     this.establish(intro).catch((e: unknown) => {
@@ -557,6 +584,17 @@ export class OnionService extends TypedEmitter<OnionServiceEvents> {
     this.log.info('intro point established', { relay: intro.relay.nickname, instance: this.instance });
     this.emit('introEstablished', { relay: intro.relay.nickname });
     this.kick();
+  }
+
+  /** C tor intro_point_should_expire: a spent or old intro point is replaced (new relay, new keys). */
+  private retireIntro(intro: Intro, reason: 'budget' | 'lifetime'): void {
+    this.m.introRotations.labels({ ...this.label, reason }).inc();
+    this.log.info('rotating an intro point', {
+      relay: intro.relay.nickname,
+      reason,
+      introductions: intro.budget.introductions,
+    });
+    this.dropIntro(intro);
   }
 
   private dropIntro(intro: Intro): void {
@@ -756,33 +794,9 @@ export class OnionService extends TypedEmitter<OnionServiceEvents> {
     this.m.introRequests.labels({ ...this.label, outcome }).inc();
   }
 
-  private seenBefore(body: Uint8Array): boolean {
-    const now = this.now();
-    const key = toHex(sha3_256(body));
-    const ttl = 2 * (this.params?.lengthMinutes ?? 1440) * 60_000;
-    const exp = this.replay.get(key);
-    if (exp !== undefined && exp > now) return true;
-    this.replay.delete(key);
-    this.replay.set(key, now + ttl);
-    // Map order is insertion order: drop the oldest entries (expired first in practice).
-    while (this.replay.size > REPLAY_CACHE_MAX) {
-      const first = this.replay.keys().next().value as string;
-      this.replay.delete(first);
-    }
-    return false;
-  }
-
+  /** The order of checks is explained in introduce.ts: junk first, caches after the MAC. */
   private onIntroduce2(intro: Intro, body: Uint8Array): void {
-    if (!this.running) return;
-    if (!this.bucket.take(this.now()) || this.pendingRend >= (this.opts.maxPendingRendezvous ?? 64)) {
-      this.introOutcome('rate_limited');
-      return;
-    }
-    // rend-spec-v3 §3.3 / C tor: a replayed INTRODUCE2 is dropped before any crypto.
-    if (this.seenBefore(body)) {
-      this.introOutcome('replay');
-      return;
-    }
+    if (!this.running || intro.closed) return;
     let opened: ReturnType<typeof openIntroduce2>;
     try {
       opened = openIntroduce2(body, {
@@ -794,6 +808,22 @@ export class OnionService extends TypedEmitter<OnionServiceEvents> {
     } catch (e) {
       this.introOutcome(e instanceof CryptoError ? 'bad_mac' : 'invalid');
       this.log.debug('INTRODUCE2 refused', { error: (e as Error).message });
+      return;
+    }
+    const now = this.now();
+    // rend-spec-v3 §3.3 / C tor hs_cell_parse_introduce2: a replayed INTRODUCE2 is dropped.
+    if (intro.replay.addTestAndElapsed(introReplayKey(opened.cell), now) !== null) {
+      this.introOutcome('replay');
+      return;
+    }
+    if (intro.budget.spend()) this.retireIntro(intro, 'budget');
+    // C tor hs_circ_handle_introduce2: one rendezvous per cookie (a retrying client reuses it).
+    if (this.rendCookies.addTestAndElapsed(toHex(opened.plaintext.cookie), now) !== null) {
+      this.introOutcome('rend_cookie_replay');
+      return;
+    }
+    if (!this.bucket.take(now) || this.pendingRend >= (this.opts.maxPendingRendezvous ?? 64)) {
+      this.introOutcome('rate_limited');
       return;
     }
     this.introOutcome('accepted');
