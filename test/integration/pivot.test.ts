@@ -1,0 +1,248 @@
+// Relays as pivots, in-process on real wss links: EXTEND2 only to the
+// identity, address and ORPort the consensus lists (a hostile listener
+// behind an unlisted identity is never dialled); no DNS query before the
+// exit policy allows the port, at a non-exit and at an exit; exits refuse
+// network re-entry (listed ORPorts, however spelled, and the extra list)
+// with END CONNECTREFUSED, as C tor's connection_exit_connect().
+import net from 'node:net';
+import { Registry } from 'prom-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DestroyReason } from '../../services/core/cells.js';
+import type { Consensus, ConsensusRelay } from '../../services/core/dirdoc.js';
+import { type ExitPolicy, parseExitPolicy, REJECT_ALL } from '../../services/core/exit-policy.js';
+import { generateNodeKeys } from '../../services/core/node-keys.js';
+import { EndReason } from '../../services/core/relay-cell.js';
+import { metricsFor } from '../../services/metrics/metrics.js';
+import { ChannelPool } from '../../services/net/channel-pool.js';
+import { silentLogger } from '../../services/net/log.js';
+import { CircuitError, OriginCircuit, StreamRefusedError } from '../../services/net/origin-circuit.js';
+import { NetworkView } from '../../services/relay/network-view.js';
+import { Relay } from '../../services/relay/relay.js';
+import { hopTarget, linkPeer } from '../helpers/relays.js';
+import { startEchoServer, type TestServer } from '../helpers/servers.js';
+
+/** Every hostname any relay was asked to resolve; only `echo.test` exists. */
+const queries: string[] = [];
+const resolve = async (host: string) => {
+  queries.push(host);
+  if (host === 'echo.test') return '127.0.0.1';
+  throw new Error('NXDOMAIN');
+};
+
+const source: { consensus: Consensus | null; refreshConsensus(): Promise<void> } = {
+  consensus: null,
+  refreshConsensus: async () => {},
+};
+
+let echo: TestServer;
+let hostile: net.Server;
+let hostileConnections = 0;
+const registries = new Map<Relay, Registry>();
+let guard: Relay;
+let middle: Relay;
+let exit: Relay;
+let unlisted: Relay;
+const pool = new ChannelPool({ keys: null, tls: true });
+
+async function startRelay(
+  nickname: string,
+  exitPolicy: ExitPolicy,
+  view: NetworkView | null,
+): Promise<Relay> {
+  const registry = new Registry();
+  const r = new Relay(
+    {
+      logger: silentLogger,
+      registry,
+      resolve,
+      ...(view
+        ? {
+            listedRelay: (identity: Uint8Array) => view.listedAt(identity),
+            isReentry: (addr: string, port: number) => view.isReentry(addr, port),
+          }
+        : {}),
+    },
+    { nickname, host: '127.0.0.1', port: 0, tls: true, keys: generateNodeKeys(), exitPolicy },
+  );
+  await r.start();
+  registries.set(r, registry);
+  return r;
+}
+
+function listed(r: Relay): ConsensusRelay {
+  return {
+    nickname: r.nickname,
+    identity: r.identity,
+    ntorOnionKey: r.ntorKey,
+    address: '127.0.0.1',
+    orPort: r.port,
+    publishedMs: Date.now(),
+    flags: ['Running', 'Valid'],
+    exitPolicy: r.opts.exitPolicy,
+    family: [],
+    descriptorDigest: new Uint8Array(32),
+    bandwidth: 1_000_000,
+  };
+}
+
+async function counter(r: Relay, name: 'extendRefused' | 'streams', labels: Record<string, string>) {
+  const reg = registries.get(r) as Registry;
+  const values = (await metricsFor(reg).relay[name].get()).values;
+  return values
+    .filter((v) => Object.entries(labels).every(([k, want]) => v.labels[k] === want))
+    .reduce((n, v) => n + v.value, 0);
+}
+
+/** Writes `text` and resolves with what the echo server sent back (the stream stays open: END would cut the reply). */
+function echoed(s: NodeJS.ReadWriteStream, text: string): Promise<string> {
+  return new Promise((resolve) => {
+    let got = '';
+    s.on('data', (d: Buffer) => {
+      got += d.toString();
+      if (got.length >= text.length) resolve(got);
+    });
+    s.write(text);
+  });
+}
+
+async function oneHop(r: Relay): Promise<OriginCircuit> {
+  return OriginCircuit.create(await pool.get(linkPeer(r)), hopTarget(r));
+}
+
+async function refusedWith(p: Promise<unknown>): Promise<number> {
+  try {
+    await p;
+  } catch (e) {
+    if (e instanceof StreamRefusedError || e instanceof CircuitError) return e.reason;
+    throw e;
+  }
+  throw new Error('not refused');
+}
+
+beforeAll(async () => {
+  echo = await startEchoServer();
+  hostile = net.createServer((s) => {
+    hostileConnections++;
+    s.destroy();
+  });
+  await new Promise<void>((r) => hostile.listen(0, '127.0.0.1', r));
+  const view = new NetworkView(source, { reentryReject: [{ host: '127.0.0.1', port: 7 }] });
+  // No DNS at all for 443; loopback elsewhere (so re-entry, not the policy, refuses relays' ports).
+  const exitPolicy = parseExitPolicy(['reject *:443', 'accept 127.0.0.1:*', 'reject *:*']);
+  guard = await startRelay('pguard', REJECT_ALL, view);
+  middle = await startRelay('pmiddle', REJECT_ALL, view);
+  exit = await startRelay('pexit', exitPolicy, view);
+  unlisted = await startRelay('punlisted', REJECT_ALL, null);
+  source.consensus = {
+    validAfterMs: Date.now(),
+    freshUntilMs: Date.now() + 60_000,
+    validUntilMs: Date.now() + 180_000,
+    votingIntervalSec: 60,
+    knownFlags: ['Running', 'Valid'],
+    params: {},
+    relays: [guard, middle, exit].map(listed),
+    bandwidthWeights: {},
+    authorities: [],
+  };
+});
+
+afterAll(async () => {
+  pool.closeAll();
+  await Promise.all([guard, middle, exit, unlisted].map((r) => r?.stop()));
+  await new Promise((r) => hostile.close(r));
+  await echo.close();
+});
+
+describe('EXTEND2 only to what the consensus lists', () => {
+  it('extends to a listed relay at its listed address and ORPort', async () => {
+    const circ = await oneHop(guard);
+    await circ.extend(hopTarget(middle));
+    await circ.extend(hopTarget(exit));
+    const s = await circ.openStream({ host: '127.0.0.1', port: echo.port });
+    expect(await echoed(s, 'through three hops')).toBe('through three hops');
+    s.destroy();
+    circ.destroy();
+  });
+
+  it('refuses an unlisted identity (DESTROY CONNECTFAILED) without dialling its address', async () => {
+    const before = await counter(guard, 'extendRefused', { reason: 'unlisted' });
+    const circ = await oneHop(guard);
+    const target = { ...hopTarget(unlisted), port: (hostile.address() as net.AddressInfo).port };
+    expect(await refusedWith(circ.extend(target))).toBe(DestroyReason.CONNECTFAILED);
+    expect(hostileConnections).toBe(0);
+    expect(await refusedWith(oneHop(guard).then((c) => c.extend(hopTarget(unlisted))))).toBe(
+      DestroyReason.CONNECTFAILED,
+    );
+    expect((await counter(guard, 'extendRefused', { reason: 'unlisted' })) - before).toBe(2);
+  });
+
+  it('refuses a listed identity at an address or port the consensus does not list', async () => {
+    const before = await counter(guard, 'extendRefused', { reason: 'address' });
+    const hostilePort = (hostile.address() as net.AddressInfo).port;
+    for (const target of [
+      { ...hopTarget(middle), port: hostilePort },
+      { ...hopTarget(middle), port: exit.port },
+      { ...hopTarget(middle), address: '127.0.0.2' },
+    ]) {
+      const circ = await oneHop(guard);
+      expect(await refusedWith(circ.extend(target))).toBe(DestroyReason.CONNECTFAILED);
+    }
+    expect(hostileConnections).toBe(0);
+    expect((await counter(guard, 'extendRefused', { reason: 'address' })) - before).toBe(3);
+  });
+});
+
+describe('no DNS before the exit policy allows the stream', () => {
+  it('a non-exit refuses BEGIN to a hostname with END EXITPOLICY and no query', async () => {
+    const circ = await oneHop(middle);
+    expect(await refusedWith(circ.openStream({ host: 'dns.test', port: echo.port }))).toBe(
+      EndReason.EXITPOLICY,
+    );
+    expect(await refusedWith(circ.openStream({ host: 'dns.test', port: 80 }))).toBe(EndReason.EXITPOLICY);
+    expect(queries).toEqual([]);
+    circ.destroy();
+  });
+
+  it('an exit whose policy rejects the port for every address refuses with no query', async () => {
+    const circ = await oneHop(exit);
+    expect(await refusedWith(circ.openStream({ host: 'dns.test', port: 443 }))).toBe(EndReason.EXITPOLICY);
+    expect(queries).toEqual([]);
+    circ.destroy();
+  });
+
+  it('an exit whose policy may accept the port resolves, then checks the address', async () => {
+    const circ = await oneHop(exit);
+    const s = await circ.openStream({ host: 'echo.test', port: echo.port });
+    expect(await echoed(s, 'resolved')).toBe('resolved');
+    s.destroy();
+    expect(await refusedWith(circ.openStream({ host: 'nx.test', port: echo.port }))).toBe(
+      EndReason.RESOLVEFAILED,
+    );
+    expect(queries).toEqual(['echo.test', 'nx.test']);
+    circ.destroy();
+  });
+});
+
+describe('network re-entry', () => {
+  it('refuses listed ORPorts however spelled, and the extra list, with END CONNECTREFUSED; counted', async () => {
+    const before = await counter(exit, 'streams', { type: 'BEGIN', outcome: 'reentry' });
+    const circ = await oneHop(exit);
+    const targets = [
+      { host: '127.0.0.1', port: guard.port },
+      { host: '127.0.0.1', port: exit.port },
+      { host: '::ffff:127.0.0.1', port: middle.port },
+      { host: 'echo.test', port: middle.port },
+      { host: '127.0.0.1', port: 7 },
+    ];
+    for (const t of targets) {
+      expect(await refusedWith(circ.openStream(t)), `${t.host}:${t.port}`).toBe(EndReason.CONNECTREFUSED);
+    }
+    expect((await counter(exit, 'streams', { type: 'BEGIN', outcome: 'reentry' })) - before).toBe(
+      targets.length,
+    );
+    // The unlisted relay is not part of the network: its port is an ordinary target.
+    const s = await circ.openStream({ host: '127.0.0.1', port: unlisted.port });
+    s.destroy();
+    circ.destroy();
+  });
+});
