@@ -87,7 +87,9 @@ function listed(r: Relay): ConsensusRelay {
 
 async function counter(r: Relay, name: 'extendRefused' | 'streams', labels: Record<string, string>) {
   const reg = registries.get(r) as Registry;
-  const values = (await metricsFor(reg).relay[name].get()).values;
+  const values: { labels: Record<string, string | number | undefined>; value: number }[] = (
+    await metricsFor(reg).relay[name].get()
+  ).values;
   return values
     .filter((v) => Object.entries(labels).every(([k, want]) => v.labels[k] === want))
     .reduce((n, v) => n + v.value, 0);
