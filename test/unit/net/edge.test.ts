@@ -193,3 +193,17 @@ describe('stream limits', () => {
     expect(edge.acceptStream(3)).not.toBeNull();
   });
 });
+
+describe('streamsFull', () => {
+  it('says a new stream would be refused exactly when the per-circuit cap is reached', () => {
+    const edge = new CircuitEdge(fakeIo().io, 2);
+    expect(edge.streamsFull).toBe(false);
+    edge.acceptStream(1);
+    expect(edge.streamsFull).toBe(false);
+    edge.acceptStream(2);
+    expect(edge.streamsFull).toBe(true);
+    expect(edge.acceptStream(3)).toBeNull();
+    edge.streamClosed(1);
+    expect(edge.streamsFull).toBe(false);
+  });
+});
