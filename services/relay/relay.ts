@@ -45,6 +45,12 @@ import { StreamDos, streamDosParams } from './stream-dos.js';
 
 export interface RelayLimits {
   channel: Partial<ChannelLimits>;
+  /**
+   * Streams open at once on one circuit at this edge (default 512); over it,
+   * END RESOURCELIMIT. C tor has no such cap at exits (only the 16-bit stream
+   * ids; HiddenServiceMaxStreams for services); Shallot keeps one so a single
+   * circuit cannot hold thousands of exit sockets.
+   */
   maxStreamsPerCircuit: number;
   /** Cells a circuit may hold per direction while a link is congested; over it, DESTROY RESOURCELIMIT. */
   maxQueuedCellsPerCircuit: number;
