@@ -73,7 +73,15 @@ export class LinkConnection extends TypedEmitter<LinkEvents> {
       this.closed = true;
       this.emit('close', { code, reason: reason.toString() });
     });
-    ws.on('error', (err) => this.emit('error', err));
+    // ws reports a peer's protocol violation (a bad frame, an oversized
+    // message, invalid UTF-8, ...) as 'error' and then closes the socket. That
+    // ends this link only: the error is passed on to whoever listens (the
+    // channel, once its handshake is over) and never left unhandled, which
+    // would end the whole process (issue 12: four bytes killed a network).
+    ws.on('error', (err) => {
+      if (this.listenerCount('error') > 0) this.emit('error', err);
+      this.destroy();
+    });
   }
 
   get isOpen(): boolean {
@@ -196,6 +204,9 @@ export async function listenLinks(
     maxPayload: MAX_WS_MESSAGE,
     perMessageDeflate: false,
   });
+  // Errors of the listening server itself are reported by the http server's
+  // own 'error' (listen below); a WebSocketServer re-emitting them must not crash.
+  wss.on('error', () => {});
   wss.on('connection', (ws, req) => {
     const socket = req.socket as TLSSocket;
     const binding = opts.tls ? tlsBindingFor(socket) : null;
@@ -244,11 +255,13 @@ export function dialLink(url: string, timeoutMs = 10_000): Promise<LinkConnectio
     ws.once('upgrade', (res) => {
       socket = res.socket as TLSSocket;
     });
+    // 'on', not 'once': a hostile listener can make ws report more than one error before 'open'.
+    const onError = (e: Error) => reject(new LinkDialError(url, e.message));
+    ws.on('error', onError);
     ws.once('open', () => {
-      ws.removeAllListeners('error');
+      ws.off('error', onError);
       const binding = url.startsWith('wss:') && socket ? tlsBindingFor(socket) : null;
       resolve(new LinkConnection(ws, binding, url, true));
     });
-    ws.once('error', (e) => reject(new LinkDialError(url, e.message)));
   });
 }
