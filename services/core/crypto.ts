@@ -121,6 +121,7 @@ export function aesCtr(key: Uint8Array, iv: Uint8Array, data: Uint8Array): Uint8
 /* ------------------------------------------------------------------ X25519 */
 
 const X25519_PKCS8 = Buffer.from('302e020100300506032b656e04220420', 'hex');
+const X25519_SPKI = Buffer.from('302a300506032b656e032100', 'hex');
 const ED25519_PKCS8 = Buffer.from('302e020100300506032b657004220420', 'hex');
 const ED25519_SPKI = Buffer.from('302a300506032b6570032100', 'hex');
 
@@ -157,18 +158,26 @@ const b64url = (b: Uint8Array): string =>
   Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64url');
 
 export function x25519PublicFromSecret(secret: Uint8Array): Uint8Array {
-  const jwk = nc.createPublicKey(x25519PrivateKey(secret)).export({ format: 'jwk' });
-  return u8(Buffer.from(jwk.x ?? '', 'base64url'));
+  return x25519RawPublic(nc.createPublicKey(x25519PrivateKey(secret)));
+}
+
+/**
+ * Keys leave OpenSSL as DER, never as JWK: in Node 20 a garbage collection
+ * during a JWK export can deadlock the main thread for good (issue 12: a
+ * relay froze after ~3,500 CREATE2 cells; DER/raw export did not hang in
+ * 200,000 keys, test/slow/keygen-soak.test.ts).
+ */
+function x25519RawPublic(key: nc.KeyObject): Uint8Array {
+  return u8(key.export({ format: 'der', type: 'spki' }).subarray(X25519_SPKI.length));
 }
 
 export function x25519Generate(rng: Rng = randomBytes): X25519KeyPair {
   if (rng === randomBytes) {
     // OpenSSL's own generation avoids the slow raw-secret import.
-    const { privateKey } = nc.generateKeyPairSync('x25519');
-    const jwk = privateKey.export({ format: 'jwk' });
-    const secret = u8(Buffer.from(jwk.d ?? '', 'base64url'));
+    const { privateKey, publicKey } = nc.generateKeyPairSync('x25519');
+    const secret = u8(privateKey.export({ format: 'der', type: 'pkcs8' }).subarray(X25519_PKCS8.length));
     privateKeyCache.set(secret, privateKey);
-    return { secret, public: u8(Buffer.from(jwk.x ?? '', 'base64url')) };
+    return { secret, public: x25519RawPublic(publicKey) };
   }
   const secret = rng(32);
   return { secret, public: x25519PublicFromSecret(secret) };
