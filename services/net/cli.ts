@@ -132,16 +132,52 @@ export function onShutdown(logger: Logger, stop: () => Promise<unknown>, graceMs
   process.on('SIGINT', () => shutdown('SIGINT'));
 }
 
+/**
+ * Error codes of one socket or link (a peer's bad WebSocket frame, a TLS
+ * alert, a reset): whatever connection raised them is already closing, so
+ * if one escapes its handler the process can safely go on without it.
+ */
+const CONNECTION_ERROR =
+  /^(WS_ERR_|ERR_SSL_|ERR_TLS_|ERR_STREAM_|ECONNRESET$|EPIPE$|ETIMEDOUT$|ECONNREFUSED$|ECONNABORTED$|EHOSTUNREACH$|ENETUNREACH$)/;
+
+/** Whether an uncaught error concerns only one connection (see CONNECTION_ERROR). */
+export function isConnectionError(e: unknown): boolean {
+  const code = (e as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && CONNECTION_ERROR.test(code);
+}
+
+/**
+ * The last resort behind every handler (issue 12: one malformed frame
+ * ended a whole network). A connection's error that escaped is logged and
+ * the process lives on; anything else may have left state half-changed, so
+ * it is logged with its stack and the process exits 70 (EX_SOFTWARE) for its
+ * supervisor (the launcher, or Kubernetes) to restart, as C tor does on an
+ * assertion failure.
+ */
+function installLastResort(name: string): void {
+  const report = (what: string, e: unknown) => {
+    if (isConnectionError(e)) {
+      process.stderr.write(`${name}: ${what} on one connection, kept running: ${String(e)}\n`);
+      return;
+    }
+    process.stderr.write(`${name}: ${what}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    process.exit(70);
+  };
+  process.on('uncaughtException', (e) => report('uncaught error', e));
+  process.on('unhandledRejection', (e) => report('unhandled rejection', e));
+}
+
 /** Runs `main` when `moduleUrl` is the script node was started with (not when a test imports it). */
 export function runIfMain(moduleUrl: string, main: (argv: string[]) => Promise<void>): void {
   // npm runs bins through symlinks: compare real paths.
   const script = process.argv[1];
   if (script && moduleUrl === pathToFileURL(realpathSync(script)).href) {
+    const dir = path.basename(path.dirname(realpathSync(script)));
+    installLastResort(dir === 'testnet' ? 'shallot' : `shallot-${dir}`);
     main(process.argv).catch((e: unknown) => {
       // A one-line reason for users; the stack only when asked for.
       const debug = process.env.SHALLOT_DEBUG === '1';
       const text = e instanceof Error ? (debug ? (e.stack ?? e.message) : e.message) : String(e);
-      const dir = path.basename(path.dirname(realpathSync(script)));
       process.stderr.write(`${dir === 'testnet' ? 'shallot' : `shallot-${dir}`}: ${text}\n`);
       if (!debug) process.stderr.write('(SHALLOT_DEBUG=1 shows the stack trace)\n');
       process.exit(1);
