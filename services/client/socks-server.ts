@@ -8,9 +8,9 @@
  * within `handshakeTimeoutMs` and reach CONNECTED within `socksTimeoutMs`
  * (C tor SocksTimeout); at most `maxHandshaking` connections may be in
  * handshake, and a new one over that closes the least recently active
- * instead of being turned away, so 4,096 idle connections cost an attacker
- * their own connections, not honest applications theirs. Counted in
- * `shallot_client_socks_closed_total{reason}`.
+ * (silent for `minIdleMs` at least) instead of being turned away, so 4,096
+ * idle connections cost an attacker their own connections, not honest
+ * applications theirs. Counted in `shallot_client_socks_closed_total{reason}`.
  */
 
 import type * as net from 'node:net';
@@ -69,7 +69,16 @@ export interface SocksServerOptions {
    * idle connections cannot lock honest applications out (issue 12).
    */
   maxHandshaking?: number;
-  /** All connections at once, the listener's backlog cap (default 4096). */
+  /**
+   * Only a connection silent this long (default 1 s, far above a local
+   * handshake's round trip) is closed for a newcomer.
+   */
+  minIdleMs?: number;
+  /**
+   * All connections at once (default 4096). At it, the least recently
+   * active connection in handshake is closed for the newcomer; only when
+   * every connection is a working stream is the newcomer refused.
+   */
   maxConnections?: number;
 }
 
@@ -85,6 +94,7 @@ export const SOCKS_DEFAULTS = {
   handshakeTimeoutMs: 10_000,
   socksTimeoutMs: 120_000,
   maxHandshaking: 512,
+  minIdleMs: 1_000,
   maxConnections: 4096,
 };
 
@@ -92,30 +102,49 @@ type SocksMetrics = Pick<Metrics['client'], 'socksClosed' | 'socksHandshaking'>;
 
 /**
  * The connections whose request has not been read yet, least recently
- * active first (a Set iterates in insertion order; activity re-inserts).
+ * active first (a Map iterates in insertion order; activity re-inserts),
+ * with the time each was last active.
  */
 class Handshaking {
-  private readonly sockets = new Set<net.Socket>();
+  private readonly sockets = new Map<net.Socket, number>();
 
   constructor(
-    private readonly max: number,
+    private readonly o: { maxHandshaking: number; minIdleMs: number },
     private readonly m: SocksMetrics | null,
   ) {}
 
-  /** Admits a new connection, closing the least recently active one if full. */
-  add(socket: net.Socket): void {
-    if (this.sockets.size >= this.max) {
-      const oldest = this.sockets.values().next().value as net.Socket;
-      this.remove(oldest);
-      this.m?.socksClosed.labels({ reason: 'evicted' }).inc();
-      oldest.destroy();
+  /**
+   * Admits a new connection. While `maxHandshaking` or more are in
+   * handshake, the least recently active is closed if it has been idle for
+   * `minIdleMs`: a burst of fresh connections (which have had no time to
+   * speak) is admitted over the cap. With the listener full, the least
+   * recently active is closed regardless; false when none is in handshake
+   * (every connection is a working stream): the newcomer is refused.
+   */
+  admit(socket: net.Socket, listenerFull: boolean): boolean {
+    const now = performance.now();
+    if (listenerFull) {
+      const oldest = this.sockets.keys().next().value;
+      if (!oldest) return false;
+      this.evict(oldest);
     }
-    this.sockets.add(socket);
+    for (const [oldest, since] of this.sockets) {
+      if (this.sockets.size < this.o.maxHandshaking || now - since < this.o.minIdleMs) break;
+      this.evict(oldest);
+    }
+    this.sockets.set(socket, now);
     this.m?.socksHandshaking.set(this.sockets.size);
+    return true;
+  }
+
+  private evict(socket: net.Socket): void {
+    this.remove(socket);
+    this.m?.socksClosed.labels({ reason: 'evicted' }).inc();
+    socket.destroy();
   }
 
   touch(socket: net.Socket): void {
-    if (this.sockets.delete(socket)) this.sockets.add(socket);
+    if (this.sockets.delete(socket)) this.sockets.set(socket, performance.now());
   }
 
   remove(socket: net.Socket): void {
@@ -131,15 +160,24 @@ export async function startSocksServer(
 ): Promise<SocksServer> {
   const o = { ...SOCKS_DEFAULTS, ...opts };
   const m = c.registry ? metricsFor(c.registry).client : null;
-  const handshaking = new Handshaking(o.maxHandshaking, m);
-  const server = await listenTcp(
-    { host: o.host, port: o.port, maxConnections: o.maxConnections },
-    (socket) => {
-      socket.on('error', () => {});
-      socket.setNoDelay(true);
-      void handle(socket, connect, { ...o, handshaking, m });
-    },
-  );
+  const handshaking = new Handshaking(o, m);
+  // maxConnections is enforced here rather than by net.Server, which would
+  // drop newcomers without letting an idle connection make room.
+  let open = 0;
+  const server = await listenTcp({ host: o.host, port: o.port }, (socket) => {
+    socket.on('error', () => {});
+    open += 1;
+    socket.once('close', () => {
+      open -= 1;
+    });
+    if (!handshaking.admit(socket, open > o.maxConnections)) {
+      m?.socksClosed.labels({ reason: 'refused' }).inc();
+      socket.destroy();
+      return;
+    }
+    socket.setNoDelay(true);
+    void handle(socket, connect, { ...o, handshaking, m });
+  });
   return { port: server.port, address: `${o.host}:${server.port}`, close: server.close };
 }
 
@@ -196,8 +234,8 @@ interface HandleContext {
   m: SocksMetrics | null;
 }
 
+/** Runs one admitted connection: handshake under its timeout, then CONNECT and splice. */
 async function handle(socket: net.Socket, connect: Connector, x: HandleContext): Promise<void> {
-  x.handshaking.add(socket);
   const handshakeTimer = setTimeout(() => {
     x.m?.socksClosed.labels({ reason: 'handshake_timeout' }).inc();
     socket.destroy();

@@ -91,7 +91,7 @@ function build(registry: Registry) {
       // -- SOCKS exhaustion defences (issue 12): services/client/socks-server.ts.
       socksClosed: new Counter({
         name: 'shallot_client_socks_closed_total',
-        help: 'SOCKS connections closed before their request was read, by reason (handshake_timeout, evicted: the least recently active one when too many were in handshake).',
+        help: 'SOCKS connections closed before their request was read, by reason (handshake_timeout; evicted: the least recently active one when too many were in handshake; refused: all connections were working streams).',
         labelNames: ['reason'] as const,
         registers: r,
       }),
@@ -128,7 +128,7 @@ function build(registry: Registry) {
       }),
       onionskins: new Counter({
         name: 'shallot_relay_onionskins_total',
-        help: 'CREATE2 onionskins by handshake type and action (processed, failed, dropped).',
+        help: 'CREATE2 onionskins by handshake type and action (processed, failed, dropped: channel full, shed: waited over MaxOnionQueueDelay, refused: DoSCircuitCreation).',
         labelNames: ['relay', 'type', 'action'] as const,
         registers: r,
       }),
@@ -172,6 +172,30 @@ function build(registry: Registry) {
         name: 'shallot_relay_key_rotations_total',
         help: 'Key rotations a relay performed, by key kind.',
         labelNames: ['relay', 'key'] as const,
+        registers: r,
+      }),
+      // -- Channel and circuit defences (issue 12): relay/client-dos.ts, relay/onionskin-queue.ts, relay/channel-guard.ts, relay/queue-memory.ts.
+      dosRefusals: new Counter({
+        name: 'shallot_relay_dos_refusals_total',
+        help: 'What the channel and circuit defences refused or closed, by defense (conn_concurrent, conn_rate: DoSConnection*; circuit_rate: DoSCircuitCreation*; idle_channel, partial_cell: timeouts; oom: circuit closed by MaxMemInQueues).',
+        labelNames: ['relay', 'defense'] as const,
+        registers: r,
+      }),
+      onionskinQueue: new Gauge({
+        name: 'shallot_relay_onionskin_queue',
+        help: 'CREATE2 onionskins waiting for a cpuworker.',
+        labelNames: ['relay'] as const,
+        registers: r,
+      }),
+      dosClients: new Gauge({
+        name: 'shallot_relay_dos_clients',
+        help: 'Client addresses (or loopback connections) the DoS defences are tracking.',
+        labelNames: ['relay'] as const,
+        registers: r,
+      }),
+      queueMemory: new Gauge({
+        name: 'shallot_relay_queued_bytes',
+        help: 'Bytes of cells queued in the process (circuit queues and link send buffers), the total MaxMemInQueues caps.',
         registers: r,
       }),
       // -- Stream and BEGIN_DIR defences (issue 12): relay/stream-dos.ts, relay/exit-sockets.ts, net/dir-http.ts.

@@ -10,7 +10,8 @@
 //   for light circuits;
 // - an 8 MiB BEGIN_DIR POST is answered 413 and the relay keeps serving;
 // - 4,096 idle SOCKS connections: the client closes the least recently
-//   active ones and honest SOCKS fetches keep working.
+//   active ones (the rest at its handshake timeout), counted, and honest
+//   SOCKS fetches keep working.
 // Each attack is bounded in count and time; afterwards every node process
 // must be alive and healthy and honest fetches must succeed >= 19/20.
 import * as net from 'node:net';
@@ -211,22 +212,22 @@ describe('SOCKS exhaustion at the client', () => {
         during.ok,
         `honest fetches while idle connections are open: ${during.failures.join('; ')}`,
       ).toBeGreaterThanOrEqual(19);
-      // The client's cap (512 in handshake) closed the rest, oldest first.
+      // The client closes every one of them: the least recently active when
+      // too many are in handshake (512), the rest at the 10 s handshake timeout.
+      const closed = async () =>
+        metricSum(a, 'shallot_client_socks_closed_total', {}, 'client').then((n) => n >= 4096);
+      const deadline = Date.now() + 30_000;
+      while (closedByClient < 4096 || !(await closed())) {
+        if (Date.now() > deadline) throw new Error(`only ${closedByClient} of 4096 idle connections closed`);
+        await new Promise((r) => setTimeout(r, 250));
+      }
       const evicted = await metricSum(
         a,
         'shallot_client_socks_closed_total',
         { reason: 'evicted' },
         'client',
       );
-      const timedOut = await metricSum(
-        a,
-        'shallot_client_socks_closed_total',
-        { reason: 'handshake_timeout' },
-        'client',
-      );
-      expect(evicted).toBeGreaterThan(0);
-      expect(evicted + timedOut).toBeGreaterThanOrEqual(4096 - 512);
-      expect(closedByClient).toBeGreaterThanOrEqual(4096 - 512);
+      expect(evicted).toBeGreaterThanOrEqual(1);
     } finally {
       for (const s of idle) s.destroy();
     }

@@ -4,7 +4,11 @@
 import * as net from 'node:net';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type SocksServer, startSocksServer } from '../../../services/client/socks-server.js';
+import {
+  type SocksServer,
+  type SocksServerOptions,
+  startSocksServer,
+} from '../../../services/client/socks-server.js';
 import { startEchoServer, type TestServer } from '../../helpers/servers.js';
 import { socksConnect } from '../../helpers/socks-client.js';
 
@@ -14,7 +18,7 @@ afterEach(async () => {
 });
 
 /** A SOCKS server whose connector dials an echo server; metrics in its own registry. */
-async function start(opts: { handshakeTimeoutMs?: number; maxHandshaking?: number }) {
+async function start(opts: Omit<SocksServerOptions, 'host' | 'port'>) {
   const echo: TestServer = await startEchoServer();
   const registry = new Registry();
   const socks: SocksServer = await startSocksServer(
@@ -81,7 +85,7 @@ describe('SOCKS handshake timeout', () => {
 
 describe('SOCKS connections in handshake', () => {
   it('closes the least recently active idle connection for a newcomer, which completes', async () => {
-    const { socks, metric } = await start({ maxHandshaking: 4 });
+    const { socks, metric } = await start({ maxHandshaking: 4, minIdleMs: 100 });
     const sockets: net.Socket[] = [];
     cleanup.push(() => {
       for (const s of sockets) s.destroy();
@@ -92,17 +96,57 @@ describe('SOCKS connections in handshake', () => {
       'all four in handshake',
       async () => (await metric('shallot_client_socks_handshaking')) === 4,
     );
+    await new Promise((r) => setTimeout(r, 150));
     // The oldest shows activity (the first byte of a greeting): the second oldest is now the idlest.
     conns[0]?.socket.write(Buffer.from([5]));
-    await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 20));
     expect(await echoOnce(socks.port)).toBe('ping');
     await conns[1]?.closed;
     expect(conns[0]?.socket.destroyed).toBe(false);
     expect(await metric('shallot_client_socks_closed_total', { reason: 'evicted' })).toBe(1);
   });
 
+  it('admits a burst of fresh connections over the cap: none has been silent for minIdleMs', async () => {
+    const { socks, metric } = await start({ maxHandshaking: 4, minIdleMs: 60_000 });
+    const sockets: net.Socket[] = [];
+    cleanup.push(() => {
+      for (const s of sockets) s.destroy();
+    });
+    await Promise.all(Array.from({ length: 8 }, () => idle(socks.port, sockets)));
+    const results = await Promise.all(Array.from({ length: 4 }, () => echoOnce(socks.port)));
+    expect(results).toEqual(['ping', 'ping', 'ping', 'ping']);
+    expect(await metric('shallot_client_socks_closed_total', { reason: 'evicted' })).toBe(0);
+    expect(await metric('shallot_client_socks_handshaking')).toBe(8);
+  });
+
+  it('at maxConnections closes the idlest connection in handshake however fresh, and refuses only when all are streams', async () => {
+    const { socks, metric } = await start({ maxConnections: 4, minIdleMs: 60_000 });
+    const sockets: net.Socket[] = [];
+    cleanup.push(() => {
+      for (const s of sockets) s.destroy();
+    });
+    const conns = await Promise.all(Array.from({ length: 4 }, () => idle(socks.port, sockets)));
+    expect(await echoOnce(socks.port)).toBe('ping');
+    await Promise.race(conns.map((c) => c.closed));
+    expect(await metric('shallot_client_socks_closed_total', { reason: 'evicted' })).toBeGreaterThanOrEqual(
+      1,
+    );
+    for (const c of conns) c.socket.destroy();
+    await until('the proxy saw them go', async () => (await metric('shallot_client_socks_handshaking')) === 0);
+    // Four working streams fill the listener: a fifth connection has nothing to displace.
+    const streams = await Promise.all(
+      Array.from({ length: 4 }, () => socksConnect(socks.port, '127.0.0.1', 7, { timeoutMs: 5_000 })),
+    );
+    cleanup.push(() => {
+      for (const s of streams) s.destroy();
+    });
+    const fifth = await idle(socks.port, sockets);
+    await fifth.closed;
+    expect(await metric('shallot_client_socks_closed_total', { reason: 'refused' })).toBe(1);
+  });
+
   it('keeps serving honest clients while 200 idle connections churn through a cap of 16', async () => {
-    const { socks, metric } = await start({ maxHandshaking: 16 });
+    const { socks, metric } = await start({ maxHandshaking: 16, minIdleMs: 0 });
     const sockets: net.Socket[] = [];
     cleanup.push(() => {
       for (const s of sockets) s.destroy();
