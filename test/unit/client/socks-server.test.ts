@@ -132,7 +132,10 @@ describe('SOCKS connections in handshake', () => {
       1,
     );
     for (const c of conns) c.socket.destroy();
-    await until('the proxy saw them go', async () => (await metric('shallot_client_socks_handshaking')) === 0);
+    await until(
+      'the proxy saw them go',
+      async () => (await metric('shallot_client_socks_handshaking')) === 0,
+    );
     // Four working streams fill the listener: a fifth connection has nothing to displace.
     const streams = await Promise.all(
       Array.from({ length: 4 }, () => socksConnect(socks.port, '127.0.0.1', 7, { timeoutMs: 5_000 })),
