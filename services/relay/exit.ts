@@ -5,13 +5,14 @@
  * CONNECTREFUSED, TIMEOUT).
  *
  * Order of checks, so that no client can make a relay a pivot:
- * 1. The policy on the port alone, before any DNS: a non-exit (reject *:*)
- *    refuses at once, as C tor's dns_resolve_impl() ("If we're a non-exit,
- *    don't even do DNS lookups"), and so does an exit whose policy rejects
- *    the port for every address (C tor's "accept might" semantics of
- *    compare_tor_addr_to_addr_policy() with an unknown address).
- * 2. A hostname is resolved (the resolver is injectable, so tests see every
- *    query), then the policy is checked on the address.
+ * 1. A hostname is judged by the policy on its port alone before any DNS:
+ *    a non-exit (reject *:*) refuses at once, as C tor's dns_resolve_impl()
+ *    ("If we're a non-exit, don't even do DNS lookups"), and so does an
+ *    exit whose policy rejects the port for every address (the "accept
+ *    might" semantics of C tor's compare_tor_addr_to_addr_policy() with an
+ *    unknown address). Only then is it resolved (the resolver is
+ *    injectable, so tests see every query).
+ * 2. The policy on the address (an IP literal, or what the name resolved to).
  * 3. Network re-entry (C tor connection_exit_connect() with
  *    nodelist_reentry_contains(), see core/relay-pivot.ts): END
  *    CONNECTREFUSED, not EXITPOLICY, as C tor does, so clients do not retry
@@ -60,14 +61,14 @@ export async function openExitStream(
   policy: ExitPolicy,
   guards: ExitGuards = {},
 ): Promise<ExitOutcome> {
-  if (!allowsAnyPort(policy, target.port)) {
-    circ.sendBackward(streamId, { type: 'END', reason: EndReason.EXITPOLICY });
-    return { outcome: 'exitpolicy' };
-  }
   let addr = canonicalAddress(target.host);
   if (addr === null) {
-    const resolved =
-      target.host === '' ? null : await (guards.resolve ?? systemResolver)(target.host).catch(() => null);
+    if (!allowsAnyPort(policy, target.port)) {
+      circ.sendBackward(streamId, { type: 'END', reason: EndReason.EXITPOLICY });
+      return { outcome: 'exitpolicy' };
+    }
+    const resolve = guards.resolve ?? systemResolver;
+    const resolved = target.host === '' ? null : await resolve(target.host).catch(() => null);
     addr = resolved === null ? null : canonicalAddress(resolved);
     if (addr === null) {
       circ.sendBackward(streamId, { type: 'END', reason: EndReason.RESOLVEFAILED });
