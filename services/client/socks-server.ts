@@ -90,7 +90,7 @@ export interface SocksServer {
 
 const MAX_HANDSHAKE_BYTES = 1024;
 
-export const SOCKS_DEFAULTS = {
+const SOCKS_DEFAULTS = {
   handshakeTimeoutMs: 10_000,
   socksTimeoutMs: 120_000,
   maxHandshaking: 512,
