@@ -121,6 +121,10 @@ const MAX_QUEUED_SIGNATURES = 4;
 export const DEFAULT_MAX_UNVERIFIED_DESCRIPTORS = 1024;
 /** Reachability tests and measurements in flight at once. */
 export const DEFAULT_PROBE_CONCURRENCY = 16;
+/** Measurements of a relay kept; their median is voted, so one noisy sample does not decide. */
+const MEASUREMENTS_KEPT = 3;
+
+const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
 /** Bytes of an oversized body read and discarded (so the client sees the 400) before hanging up. */
 const MAX_DRAIN_BYTES = 1 << 20;
 
@@ -336,7 +340,8 @@ export class DirectoryAuthority {
   /** address:orPort -> id of the verified relay there. */
   private readonly verifiedAt = new Map<string, string>();
   private readonly history = new RunHistory();
-  private readonly measured = new Map<string, { bw: number; atMs: number }>();
+  /** The last MEASUREMENTS_KEPT measurements of each relay (the vote carries their median). */
+  private readonly measured = new Map<string, { samples: number[]; atMs: number }>();
   private readonly measuring = new Set<string>();
   private tester: ReachabilityTester | null = null;
   private readonly rounds = new Map<number, Round>();
@@ -637,7 +642,10 @@ export class DirectoryAuthority {
         authority: this.name,
         result: bw === undefined ? 'failed' : 'ok',
       });
-      if (bw !== undefined && this.descriptors.get(id) === s) this.measured.set(id, { bw, atMs: this.now() });
+      if (bw !== undefined && this.descriptors.get(id) === s) {
+        const samples = [...(have?.samples ?? []), bw].slice(-MEASUREMENTS_KEPT);
+        this.measured.set(id, { samples, atMs: this.now() });
+      }
     } finally {
       this.measuring.delete(id);
     }
@@ -647,9 +655,13 @@ export class DirectoryAuthority {
     return this.tester !== null && (this.opts.measureBandwidth ?? true);
   }
 
-  /** How often a relay is re-measured: ten voting intervals, at least a minute (bounded scanner load). */
+  /**
+   * How often a relay is re-measured: every two voting intervals in a small
+   * network, less often in a large one so the scanner moves at most
+   * MEASURE_BYTES per 250 ms (256 KiB/s) per authority.
+   */
   private get remeasureMs(): number {
-    return Math.max(60_000, 10 * this.intervalMs);
+    return Math.max(2 * this.intervalMs, 250 * this.descriptors.size);
   }
 
   /** Builds, signs and pushes this authority's vote for `va`. */
@@ -665,7 +677,10 @@ export class DirectoryAuthority {
     // Forgive timeouts for two intervals after the last success (a loaded host).
     const grace = 2 * this.intervalMs;
     const reachable = (id: string) => !probing || this.history.reachable(id, nowMs, grace);
-    const measuredOf = (id: string) => (this.measures ? this.measured.get(id)?.bw : undefined);
+    const measuredOf = (id: string) => {
+      const m = this.measures ? this.measured.get(id) : undefined;
+      return m ? median(m.samples) : undefined;
+    };
     if (this.measures) for (const d of descs) void this.measure(toHex(d.desc.identity), d);
     const uptimeOf = (d: StoredDescriptor) =>
       probing ? this.history.uptimeSec(toHex(d.desc.identity), nowMs) : d.desc.uptimeSec;
