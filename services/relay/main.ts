@@ -120,12 +120,17 @@ export async function main(argv: string[]): Promise<void> {
   const roles = attachOnionRoles(node);
   await node.start();
   process.stdout.write(`${toHex(keys.identity)}\n`);
+  const opsHost = o.opsHost ?? o.host;
   const ops = await serveOpsIfAsked(logger, {
-    host: o.opsHost ?? o.host,
+    host: opsHost,
     port: o.opsPort,
     registry,
     health: () => ({ ok: true, ready: node.publisher.listed, listed: node.publisher.listed }),
   });
+  // Our own /metrics and /healthz are never an exit target either; bound to
+  // every address, that port on any address (core/relay-pivot.ts `*:PORT`).
+  if (ops)
+    node.rejectReentry([{ host: ['0.0.0.0', '::'].includes(opsHost) ? '*' : opsHost, port: ops.port }]);
   onShutdown(logger, () => {
     roles.close();
     return Promise.all([node.stop(), ops?.close()]);
