@@ -338,7 +338,8 @@ describe('a lone authority testing reachability by link handshake', () => {
         testnet: true,
         probeReachability: true,
         maxServersPerAddr: 0,
-        minUptimeSec: { stable: 0, guard: 0, hsdir: 0 },
+        // Stable at once; Guard and HSDir only after an hour this authority saw the relay up.
+        minUptimeSec: { stable: 0, guard: 3600, hsdir: 3600 },
         name: 'lone',
       },
     );
@@ -346,10 +347,12 @@ describe('a lone authority testing reachability by link handshake', () => {
     const refused = (reason: string) =>
       metricValue(registry, 'shallot_dir_descriptors_refused_total', { authority: 'lone', reason });
     try {
-      const real = makeRelay(20, { exit: false, hsdir: false });
+      const real = makeRelay(20, { exit: false, hsdir: true });
       real.keys = keys;
       real.desc = {
         ...real.desc,
+        // A claimed month of uptime earns nothing: the authority counts what it saw.
+        uptimeSec: 30 * 86_400,
         identity: keys.identity,
         ntorOnionKey: keys.onionKeys[0]!.public,
         orPort: relay.port,
@@ -371,7 +374,7 @@ describe('a lone authority testing reachability by link handshake', () => {
       }
       const { consensus, raw } = await waitForConsensus((c) => c.relays.length >= 1, [self], 8000);
       expect(consensus.relays.map((r) => r.nickname)).toEqual(['relay20']);
-      expect(consensus.relays[0]!.flags).toContain('Running');
+      expect(consensus.relays[0]!.flags).toEqual(['Fast', 'Running', 'Stable', 'V2Dir', 'Valid']);
       expect(decodeSignedConsensus(raw, 1 << 20).signatures).toHaveLength(1);
       expect(await refused('wrong-identity')).toBe(1);
       expect(await refused('unreachable')).toBe(2);
