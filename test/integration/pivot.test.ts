@@ -7,6 +7,8 @@
 import net from 'node:net';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ShallotClient } from '../../services/client/client.js';
+import { SocksReply } from '../../services/client/socks5.js';
 import { DestroyReason } from '../../services/core/cells.js';
 import type { Consensus, ConsensusRelay } from '../../services/core/dirdoc.js';
 import { type ExitPolicy, parseExitPolicy, REJECT_ALL } from '../../services/core/exit-policy.js';
@@ -18,8 +20,10 @@ import { silentLogger } from '../../services/net/log.js';
 import { CircuitError, OriginCircuit, StreamRefusedError } from '../../services/net/origin-circuit.js';
 import { NetworkView } from '../../services/relay/network-view.js';
 import { Relay } from '../../services/relay/relay.js';
+import { LocalNetwork } from '../../services/testnet/network.js';
 import { hopTarget, linkPeer } from '../helpers/relays.js';
 import { startEchoServer, type TestServer } from '../helpers/servers.js';
+import { SocksReplyError, socksConnect } from '../helpers/socks-client.js';
 
 /** Every hostname any relay was asked to resolve; only `echo.test` exists. */
 const queries: string[] = [];
@@ -247,4 +251,47 @@ describe('network re-entry', () => {
     s.destroy();
     circ.destroy();
   });
+});
+
+describe('a LocalNetwork (the in-process `shallot up`)', () => {
+  it("exits refuse listed ORPorts from their own consensus, and ports added after start (the launcher's SOCKS and ops ports)", async () => {
+    const network = await LocalNetwork.start(
+      { logger: silentLogger, registry: new Registry() },
+      {
+        authorities: 3,
+        relays: 4,
+        exits: 2,
+        votingIntervalSec: 5,
+        tls: true,
+        host: '127.0.0.1',
+        basePort: 0,
+      },
+    );
+    const client = new ShallotClient(
+      { logger: silentLogger, registry: new Registry() },
+      { authorities: network.endpoints, socksHost: '127.0.0.1', socksPort: 0 },
+    );
+    try {
+      await network.waitForConsensus(4, 40_000);
+      await client.start();
+      await client.ready(30_000);
+      const reply = async (port: number) => {
+        try {
+          (await socksConnect(client.socksPort, '127.0.0.1', port, { timeoutMs: 20_000 })).destroy();
+          return 'connected';
+        } catch (e) {
+          if (e instanceof SocksReplyError) return e.reply;
+          throw e;
+        }
+      };
+      const orPort = network.relays[3]?.relay.port as number;
+      expect(await reply(orPort)).toBe(SocksReply.CONNECTION_REFUSED);
+      expect(await reply(echo.port)).toBe('connected');
+      network.rejectReentry([{ host: '127.0.0.1', port: echo.port }]);
+      expect(await reply(echo.port)).toBe(SocksReply.CONNECTION_REFUSED);
+    } finally {
+      await client.stop();
+      await network.stop();
+    }
+  }, 90_000);
 });
