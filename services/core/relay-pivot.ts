@@ -112,8 +112,8 @@ export function reentryKey(host: string, port: number): string | null {
   if (host === '*') return `*:${port}`;
   const c = canonicalAddress(host);
   if (c === null) return null;
-  const local = LOCAL.has(c) || c.startsWith('127.');
-  return `${local ? 'local' : c}:${port}`;
+  if (LOCAL.has(c) || c.startsWith('127.')) return `local:${port}`;
+  return c.includes(':') ? `[${c}]:${port}` : `${c}:${port}`;
 }
 
 /**

@@ -117,7 +117,7 @@ describe('network re-entry', () => {
       expect(reentryKey(h, 9001), h).toBe('local:9001');
     }
     expect(reentryKey('10.0.0.1', 80)).toBe('10.0.0.1:80');
-    expect(reentryKey('[2001:DB8::1]', 80)).toBe('2001:db8::1:80');
+    expect(reentryKey('[2001:DB8::1]', 80)).toBe('[2001:db8::1]:80');
     expect(reentryKey('::ffff:10.0.0.1', 80)).toBe('10.0.0.1:80');
     expect(reentryKey('relay.example', 80)).toBeNull();
   });
