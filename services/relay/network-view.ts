@@ -5,8 +5,9 @@
  *
  * Overview: the consensus comes from the descriptor publisher's cache
  * (refreshed every 30 s). A client may hold a newer consensus than ours
- * (a relay just joined, or we started after the client fetched), so a miss
- * — an unlisted EXTEND2 identity, or no consensus at all — refreshes it
+ * (a relay just joined or moved, or we started after the client fetched),
+ * so a miss — an EXTEND2 target not listed as asked, or no consensus at
+ * all — refreshes it
  * once before refusing, at most once per `minRefreshMs` (default 10 s) and
  * with one fetch in flight, so hostile EXTEND2s cannot turn a relay into a
  * consensus-download amplifier against the authorities.
@@ -15,7 +16,15 @@
  * counts as re-entry) — it cannot tell a relay's port from any other.
  */
 import type { Consensus, ConsensusRelay } from '../core/dirdoc.js';
-import { type HostPort, isReentry, listedRelay, reentrySet } from '../core/relay-pivot.js';
+import {
+  checkListed,
+  type ExtendRefusal,
+  type ExtendTarget,
+  type HostPort,
+  isReentry,
+  listedRelay,
+  reentrySet,
+} from '../core/relay-pivot.js';
 
 export interface ConsensusSource {
   readonly consensus: Consensus | null;
@@ -61,6 +70,21 @@ export class NetworkView {
       entry = c ? listedRelay(c, identity) : undefined;
     }
     return c ? entry : null;
+  }
+
+  /**
+   * Null when the consensus lists `t` (identity, address and ORPort), else
+   * why not — after at most one refresh, since a relay that moved or just
+   * joined is listed only in a newer consensus.
+   */
+  async checkExtend(t: ExtendTarget): Promise<ExtendRefusal | null> {
+    const judge = () => {
+      const c = this.source.consensus;
+      return c ? checkListed(listedRelay(c, t.identity), t) : 'no-consensus';
+    };
+    const first = judge();
+    if (first === null || !(await this.refresh())) return first;
+    return judge();
   }
 
   /** Whether an exit must refuse `host:port` (an IP literal) as network re-entry. */

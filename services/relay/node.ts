@@ -8,7 +8,7 @@ import type { Registry } from 'prom-client';
 import { utf8 } from '../core/bytes.js';
 import { type NodeKeys, rotateOnionKey } from '../core/node-keys.js';
 import type { RelayMessage } from '../core/relay-cell.js';
-import type { HostPort } from '../core/relay-pivot.js';
+import type { ExtendTarget, HostPort } from '../core/relay-pivot.js';
 import { type AuthorityEndpoint, CONSENSUS_PATH } from '../directory/dir-client.js';
 import { type Metrics, metricsFor } from '../metrics/metrics.js';
 import type { DirRequest, DirResponse } from '../net/dir-http.js';
@@ -77,6 +77,7 @@ export class RelayNode {
         // requires a non-empty --authorities) has no consensus to check against.
         ...(opts.authorities.length > 0
           ? {
+              checkExtend: (t: ExtendTarget) => this.view.checkExtend(t),
               listedRelay: (identity: Uint8Array) => this.view.listedAt(identity),
               isReentry: (addr: string, port: number) => this.view.isReentry(addr, port),
             }

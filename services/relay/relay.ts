@@ -27,9 +27,9 @@ import { EndReason, parseBeginTarget, type RelayMessage, type StreamTarget } fro
 import { tor1RelayHop } from '../core/relay-crypto.js';
 import {
   checkExtendSpecs,
-  checkListed,
   type ExtendRefusal,
   ExtendRefusedError,
+  type ExtendTarget,
 } from '../core/relay-pivot.js';
 import { type Metrics, metricsFor } from '../metrics/metrics.js';
 import { Channel, type ChannelLimits } from '../net/channel.js';
@@ -82,10 +82,13 @@ export interface RelayComponents extends ExitGuards {
   /** The exit socket cap to draw from (default: the process-wide one, exit-sockets.ts). */
   exitSockets?: ExitSockets;
   /**
-   * The consensus entry for an EXTEND2 identity (core/relay-pivot.ts): undefined
-   * when unlisted, null with no consensus. RelayNode always supplies it; a
-   * bare Relay (in-process tests) extends wherever the specifiers say.
+   * Whether the consensus lists an EXTEND2 target at that identity, address
+   * and ORPort (core/relay-pivot.ts): null to go ahead, else why not.
+   * RelayNode supplies it; a bare Relay (in-process tests) extends wherever
+   * the specifiers say.
    */
+  checkExtend?: (target: ExtendTarget) => Promise<ExtendRefusal | null>;
+  /** The consensus entry for a relay identity: undefined when unlisted, null with no consensus. */
   listedRelay?: (identity: Uint8Array) => Promise<ConsensusRelay | undefined | null>;
 }
 
@@ -400,11 +403,8 @@ export class Relay implements OrCircuitOwner {
   async connectNext(specs: LinkSpecifier[]): Promise<Channel> {
     const target = checkExtendSpecs(specs, this.keys.identity);
     if ('refused' in target) throw this.refuseExtend(target.refused);
-    if (this.c.listedRelay) {
-      const entry = await this.c.listedRelay(target.identity);
-      const refused = entry === null ? 'no-consensus' : checkListed(entry, target);
-      if (refused) throw this.refuseExtend(refused);
-    }
+    const refused = await this.c.checkExtend?.(target);
+    if (refused) throw this.refuseExtend(refused);
     return this.pool.get(target);
   }
 

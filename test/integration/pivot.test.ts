@@ -14,6 +14,7 @@ import type { Consensus, ConsensusRelay } from '../../services/core/dirdoc.js';
 import { type ExitPolicy, parseExitPolicy, REJECT_ALL } from '../../services/core/exit-policy.js';
 import { generateNodeKeys } from '../../services/core/node-keys.js';
 import { EndReason } from '../../services/core/relay-cell.js';
+import type { ExtendTarget } from '../../services/core/relay-pivot.js';
 import { metricsFor } from '../../services/metrics/metrics.js';
 import { ChannelPool } from '../../services/net/channel-pool.js';
 import { silentLogger } from '../../services/net/log.js';
@@ -61,7 +62,7 @@ async function startRelay(
       resolve,
       ...(view
         ? {
-            listedRelay: (identity: Uint8Array) => view.listedAt(identity),
+            checkExtend: (t: ExtendTarget) => view.checkExtend(t),
             isReentry: (addr: string, port: number) => view.isReentry(addr, port),
           }
         : {}),

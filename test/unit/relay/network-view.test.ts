@@ -62,6 +62,23 @@ describe('NetworkView', () => {
     expect(src.refreshes).toBe(1);
   });
 
+  it('checkExtend: refreshes once when a listed relay moved, then allows it at its new port', async () => {
+    const src = new FakeSource([consensus([relay(id(2), 9005)])]);
+    src.consensus = consensus([relay(id(2), 9001)]);
+    const view = new NetworkView(src, { reentryReject: [] });
+    const t = (port: number) => ({ identity: id(2), address: '127.0.0.1', port });
+    expect(await view.checkExtend(t(9001))).toBeNull();
+    expect(src.refreshes).toBe(0);
+    expect(await view.checkExtend(t(9005))).toBeNull();
+    expect(src.refreshes).toBe(1);
+    expect(await view.checkExtend(t(9001))).toBe('address');
+    expect(await view.checkExtend({ ...t(9005), identity: id(3) })).toBe('unlisted');
+    expect(src.refreshes).toBe(1);
+    expect(await new NetworkView(new FakeSource([null]), { reentryReject: [] }).checkExtend(t(9001))).toBe(
+      'no-consensus',
+    );
+  });
+
   it('rate-limits refreshes and coalesces concurrent ones', async () => {
     let now = 0;
     const src = new FakeSource([]);
