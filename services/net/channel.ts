@@ -154,7 +154,13 @@ class CellReader {
       return;
     }
     this.buf = off === this.buf.length ? new Uint8Array(0) : this.buf.slice(off);
+    // Bytes of an unfinished cell: since when (a relay closes links that stall mid-cell).
+    if (this.buf.length === 0) this.partialSince = null;
+    else this.partialSince ??= Date.now();
   }
+
+  /** When the unfinished cell now buffered began to arrive, or null when none is. */
+  partialSince: number | null = null;
 
   get linkVersion(): number {
     return this.version;
@@ -247,7 +253,7 @@ export class Channel extends TypedEmitter<ChannelEvents> {
 
   private constructor(
     readonly link: LinkConnection,
-    reader: CellReader,
+    private readonly reader: CellReader,
     readonly linkVersion: number,
     /** The peer's authenticated Ed25519 identity, or null for a client peer. */
     readonly peerIdentity: Uint8Array | null,
@@ -281,6 +287,11 @@ export class Channel extends TypedEmitter<ChannelEvents> {
 
   get circuitCount(): number {
     return this.handlers.size;
+  }
+
+  /** When the peer began sending a cell it has not finished, or null (see ChannelGuard). */
+  get partialCellSince(): number | null {
+    return this.reader.partialSince;
   }
 
   /** True while the peer's queue is short enough to keep sending; if not, 'drain' follows. */

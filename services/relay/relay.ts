@@ -16,13 +16,15 @@
 import type { Socket } from 'node:net';
 import type { Registry } from 'prom-client';
 import { DestroyReason, destroyReasonName, type LinkMessage } from '../core/cells.js';
-import { handshakeName, serverHandshake } from '../core/create-handshake.js';
+import { boundedParam } from '../core/consensus-param.js';
+import { handshakeName } from '../core/create-handshake.js';
 import { type Rng, randomBytes } from '../core/crypto.js';
 import type { ConsensusRelay } from '../core/dirdoc.js';
 import type { ExitPolicy } from '../core/exit-policy.js';
 import { HS_DESC_MAX_LEN } from '../core/hs-descriptor.js';
 import type { LinkSpecifier } from '../core/link-specifiers.js';
 import type { NodeKeys } from '../core/node-keys.js';
+import type { CircuitKeys } from '../core/ntor.js';
 import { EndReason, parseBeginTarget, type RelayMessage, type StreamTarget } from '../core/relay-cell.js';
 import { tor1RelayHop } from '../core/relay-crypto.js';
 import {
@@ -39,8 +41,17 @@ import { createLinkKeys, type LinkKeys } from '../net/link-keys.js';
 import type { Logger } from '../net/log.js';
 import { DEFAULT_MAX_QUEUED_CELLS, OrCircuit, type OrCircuitOwner } from '../net/or-circuit.js';
 import { type LinkServer, linkUrl, listenLinks } from '../net/transport.js';
+import {
+  ChannelGuard,
+  DEFAULT_IDLE_CLIENT_CHANNEL_MS,
+  DEFAULT_IDLE_RELAY_CHANNEL_MS,
+  DEFAULT_PARTIAL_CELL_MS,
+} from './channel-guard.js';
+import { clientDosParams } from './client-dos.js';
+import { onionskinExecutor } from './cpuworker.js';
 import { type ExitGuards, openExitStream } from './exit.js';
 import { type ExitSockets, processExitSockets } from './exit-sockets.js';
+import { DEFAULT_MAX_ONION_QUEUE_DELAY_MS, OnionskinQueue } from './onionskin-queue.js';
 import { StreamDos, streamDosParams } from './stream-dos.js';
 
 export interface RelayLimits {
@@ -54,7 +65,16 @@ export interface RelayLimits {
   maxStreamsPerCircuit: number;
   /** Cells a circuit may hold per direction while a link is congested; over it, DESTROY RESOURCELIMIT. */
   maxQueuedCellsPerCircuit: number;
+  /** Base idle timeout of a client's channel without circuits (channel-guard.ts; C tor 180 s). */
+  idleClientChannelMs: number;
+  /** Base idle timeout of a listed relay's channel without circuits (C tor nf_conntimeout_relays, 3600 s). */
+  idleRelayChannelMs: number;
+  /** A peer stalled this long in the middle of a cell loses its link. */
+  partialCellMs: number;
 }
+
+/** How often the channel guard looks for idle and stalled channels. */
+const SWEEP_MS = 5_000;
 
 export interface RelayOptions {
   nickname: string;
@@ -96,6 +116,9 @@ const DEFAULT_LIMITS: RelayLimits = {
   channel: {},
   maxStreamsPerCircuit: 512,
   maxQueuedCellsPerCircuit: DEFAULT_MAX_QUEUED_CELLS,
+  idleClientChannelMs: DEFAULT_IDLE_CLIENT_CHANNEL_MS,
+  idleRelayChannelMs: DEFAULT_IDLE_RELAY_CHANNEL_MS,
+  partialCellMs: DEFAULT_PARTIAL_CELL_MS,
 };
 
 export class Relay implements OrCircuitOwner {
@@ -110,6 +133,9 @@ export class Relay implements OrCircuitOwner {
   private readonly m: Metrics['relay'];
   private readonly label: { relay: string };
   private readonly streamDos = new StreamDos();
+  private readonly guard: ChannelGuard;
+  private readonly onionskins: OnionskinQueue;
+  private sweepTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly c: RelayComponents,
@@ -131,6 +157,21 @@ export class Relay implements OrCircuitOwner {
     });
     this.m = metricsFor(c.registry).relay;
     this.label = { relay: opts.nickname };
+    const params = () => this.c.consensusParams?.() ?? {};
+    this.guard = new ChannelGuard({
+      ownAddress: opts.host,
+      params: () => clientDosParams(params()),
+      ...(c.listedRelay ? { isListedRelay: async (id: Uint8Array) => !!(await c.listedRelay?.(id)) } : {}),
+      idleClientMs: this.limits.idleClientChannelMs,
+      idleRelayMs: this.limits.idleRelayChannelMs,
+      partialCellMs: this.limits.partialCellMs,
+      refused: (defense) => this.m.dosRefusals.labels({ ...this.label, defense }).inc(),
+    });
+    // Seeded RNGs (tests replaying handshakes) need the handshake on this thread.
+    const exec = onionskinExecutor(this.rng, this.rng !== randomBytes);
+    this.onionskins = new OnionskinQueue(exec.execute, exec.concurrency, () =>
+      boundedParam(params(), 'MaxOnionQueueDelay', DEFAULT_MAX_ONION_QUEUE_DELAY_MS, 0, 2 ** 31 - 1),
+    );
   }
 
   get nickname(): string {
@@ -179,6 +220,10 @@ export class Relay implements OrCircuitOwner {
     this.server = await listenLinks(
       { host: this.opts.host, port: this.opts.port, tls: this.opts.tls ? this.linkKeys.tls : null },
       (link) => {
+        if (!this.guard.accept(link)) {
+          link.destroy();
+          return;
+        }
         Channel.respond(link, {
           keys: this.linkKeys,
           address: this.opts.host,
@@ -189,16 +234,23 @@ export class Relay implements OrCircuitOwner {
             this.inbound.add(ch);
             ch.on('closed', () => this.inbound.delete(ch));
             this.pool.adopt(ch);
+            this.guard.adopt(ch);
             this.watchChannel(ch, 'inbound');
           },
           (e: Error) => this.c.logger.debug('inbound link handshake failed', { error: e.message }),
         );
       },
     );
+    this.sweepTimer = setInterval(() => {
+      this.guard.sweep();
+      this.m.dosClients.labels(this.label).set(this.guard.trackedClients);
+    }, SWEEP_MS);
+    this.sweepTimer.unref();
     this.c.logger.info(`relay ${this.opts.nickname} listening`, { port: this.server.port });
   }
 
   async stop(): Promise<void> {
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
     for (const circ of [...this.circuits]) circ.close(DestroyReason.HIBERNATING);
     for (const ch of this.inbound) ch.close('relay shutting down');
     this.pool.closeAll();
@@ -225,55 +277,92 @@ export class Relay implements OrCircuitOwner {
     };
   }
 
-  /** Cells for CircIDs without a circuit: CREATE2 opens one; the rest are dropped (tor-spec §5). */
+  /**
+   * Cells for CircIDs without a circuit: CREATE2 opens one; the rest are
+   * dropped (tor-spec §5). A CREATE2 passes the circuit-creation defence,
+   * claims its CircID, and waits in the onionskin queue for a cpuworker;
+   * cells that arrive for that CircID meanwhile are dropped, as C tor drops
+   * cells for a circuit still in its onionskin state.
+   */
   private onUnclaimedCell(ch: Channel, circId: number, msg: LinkMessage): void {
     if (msg.type !== 'CREATE2') {
       // A DESTROY for a circuit we already closed is normal; anything else is dropped.
       return;
     }
     const type = handshakeName(msg.htype);
+    const count = (action: string) => this.m.onionskins.labels({ ...this.label, type, action }).inc();
+    const refuse = (reason: number) => {
+      ch.send(circId, { type: 'DESTROY', reason });
+      this.countDestroy(reason);
+    };
     if (!ch.peerCircIdValid(circId)) {
-      ch.send(circId, { type: 'DESTROY', reason: DestroyReason.PROTOCOL });
-      this.countDestroy(DestroyReason.PROTOCOL);
+      refuse(DestroyReason.PROTOCOL);
       return;
     }
-    let result: ReturnType<typeof serverHandshake>;
-    try {
-      result = serverHandshake(
-        msg.htype,
-        this.rng,
-        {
+    if (this.guard.onCreate(ch) === 'refuse') {
+      count('refused');
+      refuse(DestroyReason.RESOURCELIMIT);
+      return;
+    }
+    let cancelled = false;
+    const claim = {
+      onCell: () => {},
+      onChannelClosed: () => {
+        cancelled = true;
+      },
+    };
+    if (!ch.register(circId, claim)) {
+      count('dropped');
+      refuse(DestroyReason.RESOURCELIMIT);
+      return;
+    }
+    this.onionskins.add(ch, {
+      req: {
+        htype: msg.htype,
+        hdata: msg.hdata,
+        keys: {
           identity: this.keys.identity,
           onionKeys: this.keys.onionKeys.map((k) => ({ secret: k.secret, public: k.public })),
         },
-        msg.hdata,
-      );
-    } catch {
-      // An unknown HTYPE and a failed handshake both end in DESTROY PROTOCOL (tor-spec §5.1.2).
-      this.m.onionskins.labels({ ...this.label, type, action: 'failed' }).inc();
-      ch.send(circId, { type: 'DESTROY', reason: DestroyReason.PROTOCOL });
-      this.countDestroy(DestroyReason.PROTOCOL);
-      return;
-    }
+      },
+      done: (result) => {
+        this.m.onionskinQueue.labels(this.label).set(this.onionskins.length);
+        if (cancelled || !ch.isOpen) return;
+        if (result instanceof Error) {
+          // An unknown HTYPE and a failed handshake both end in DESTROY PROTOCOL (tor-spec §5.1.2).
+          ch.unregister(circId);
+          count('failed');
+          refuse(DestroyReason.PROTOCOL);
+          return;
+        }
+        this.openCircuit(ch, circId, result.keys, result.reply);
+        count('processed');
+      },
+      shed: () => {
+        if (cancelled || !ch.isOpen) return;
+        ch.unregister(circId);
+        count('shed');
+        refuse(DestroyReason.RESOURCELIMIT);
+      },
+    });
+    this.m.onionskinQueue.labels(this.label).set(this.onionskins.length);
+  }
+
+  /** The onionskin was answered: the circuit takes over its claimed CircID and CREATED2 goes back. */
+  private openCircuit(ch: Channel, circId: number, keys: CircuitKeys, reply: Uint8Array): void {
     const circ = new OrCircuit(
       ch,
       circId,
-      tor1RelayHop(result.keys),
+      tor1RelayHop(keys),
       this,
       { maxStreams: this.limits.maxStreamsPerCircuit, maxQueuedCells: this.limits.maxQueuedCellsPerCircuit },
       this.rng,
     );
-    if (!ch.register(circId, circ.prevHandler)) {
-      this.m.onionskins.labels({ ...this.label, type, action: 'dropped' }).inc();
-      ch.send(circId, { type: 'DESTROY', reason: DestroyReason.RESOURCELIMIT });
-      this.countDestroy(DestroyReason.RESOURCELIMIT);
-      return;
-    }
-    circ.kh = result.keys.kh;
-    this.m.onionskins.labels({ ...this.label, type, action: 'processed' }).inc();
+    ch.register(circId, circ.prevHandler);
+    circ.kh = keys.kh;
     this.circuits.add(circ);
     this.m.circuitsActive.labels(this.label).set(this.circuits.size);
-    ch.send(circId, { type: 'CREATED2', hdata: result.reply });
+    ch.send(circId, { type: 'CREATED2', hdata: reply });
   }
 
   private countDestroy(reason: number): void {
