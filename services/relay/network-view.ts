@@ -7,9 +7,9 @@
  * (refreshed every 30 s). A client may hold a newer consensus than ours
  * (a relay just joined or moved, or we started after the client fetched),
  * so a miss — an EXTEND2 target not listed as asked, or no consensus at
- * all — refreshes it
- * once before refusing, at most once per `minRefreshMs` (default 10 s) and
- * with one fetch in flight, so hostile EXTEND2s cannot turn a relay into a
+ * all — refreshes it once before refusing, at most once per `minRefreshMs`
+ * (default 10 s, a testnet choice: C tor has no such refresh) and with one
+ * fetch in flight, so hostile EXTEND2s cannot turn a relay into a
  * consensus-download amplifier against the authorities.
  *
  * Design notes: without any consensus an exit fails closed (every target
