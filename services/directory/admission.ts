@@ -22,6 +22,22 @@ import type { ProbeResult } from './reachability.js';
 /** C tor's AuthDirMaxServersPerAddr default. */
 export const DEFAULT_MAX_SERVERS_PER_ADDR = 2;
 
+/**
+ * The flag thresholds `shallot up` gives its authorities (seconds of
+ * uptime the authority observed): Guard after one vote delay, small so a
+ * 5 s-interval testnet bootstraps in a round or two. Stable and HSDir at
+ * once, as C tor's TestingTorNetwork (MinUptimeHidServDirectoryV2 0): an
+ * HSDir set that grows a round after bootstrap moves the onion services'
+ * descriptors under their clients' feet.
+ */
+export function testnetMinUptime(votingIntervalSec: number): {
+  stable: number;
+  guard: number;
+  hsdir: number;
+} {
+  return { stable: 0, guard: Math.ceil(votingIntervalSec / 5), hsdir: 0 };
+}
+
 interface Run {
   /** Start of the current unbroken run of successful tests. */
   since: number;

@@ -72,6 +72,7 @@ import {
   readObject,
   readString,
 } from '../core/canonical-json.js';
+import type { HandshakeName } from '../core/create-handshake.js';
 import { ed25519PublicFromSeed } from '../core/crypto.js';
 import {
   assignFlags,
@@ -181,6 +182,8 @@ export interface AuthorityOptions {
   minUptimeSec?: { stable: number; guard: number; hsdir: number };
   /** Dial wss when a descriptor has no link URL (default true). */
   tls?: boolean;
+  /** CREATE2 handshake of the scanner's one-hop circuits (default ntor; use the network's). */
+  handshake?: HandshakeName;
 }
 
 export type DescriptorRefusal =
@@ -454,6 +457,7 @@ export class DirectoryAuthority {
         timeoutMs: this.probeTimeoutMs,
         concurrency: this.opts.probeConcurrency ?? DEFAULT_PROBE_CONCURRENCY,
         tls: this.opts.tls ?? true,
+        handshake: this.opts.handshake ?? 'ntor',
       });
     }
     this.scheduleRound(this.firstValidAfter());

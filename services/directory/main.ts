@@ -14,12 +14,14 @@
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { toHex } from '../core/bytes.js';
+import type { HandshakeName } from '../core/create-handshake.js';
 import { MAX_RELAYS } from '../core/dirdoc.js';
 import { createRegistry } from '../metrics/metrics.js';
 import { serveOpsIfAsked } from '../metrics/server.js';
 import {
   addOpsOptions,
   envInt,
+  handshakeOption,
   intOption,
   logLevelOption,
   type OpsOptions,
@@ -103,11 +105,24 @@ export async function main(argv: string[]): Promise<void> {
       envInt('SHALLOT_PROBE_CONCURRENCY', DEFAULT_PROBE_CONCURRENCY),
     )
     .option('--no-measure-bandwidth', 'vote claimed (capped) bandwidths only, no Measured=')
+    .addOption(handshakeOption())
     .option(
-      '--min-uptime <sec>',
-      'testnet: seconds a relay must have been seen reachable before Stable, Guard and HSDir (default: the voting interval)',
-      intOption('min uptime', 0, 30 * 86_400),
-      envInt('SHALLOT_MIN_UPTIME'),
+      '--stable-min-uptime <sec>',
+      'testnet: seconds this authority must have seen a relay reachable before Stable (default: the voting interval)',
+      intOption('stable min uptime', 0, 30 * 86_400),
+      envInt('SHALLOT_STABLE_MIN_UPTIME'),
+    )
+    .option(
+      '--guard-min-uptime <sec>',
+      'testnet: ... before Guard (default: the voting interval)',
+      intOption('guard min uptime', 0, 30 * 86_400),
+      envInt('SHALLOT_GUARD_MIN_UPTIME'),
+    )
+    .option(
+      '--hsdir-min-uptime <sec>',
+      'testnet: ... before HSDir (C tor MinUptimeHidServDirectoryV2; default: the voting interval)',
+      intOption('hsdir min uptime', 0, 30 * 86_400),
+      envInt('SHALLOT_HSDIR_MIN_UPTIME'),
     )
     .option('--params <list>', 'consensus params "name=int,..."', env.SHALLOT_PARAMS ?? '')
     .option('--name <name>', 'name for logs and metric labels', env.SHALLOT_NAME);
@@ -129,7 +144,10 @@ export async function main(argv: string[]): Promise<void> {
       maxUnverifiedDescriptors: number;
       probeConcurrency: number;
       measureBandwidth: boolean;
-      minUptime?: number;
+      handshake: HandshakeName;
+      stableMinUptime?: number;
+      guardMinUptime?: number;
+      hsdirMinUptime?: number;
       params: string;
       name?: string;
     } & OpsOptions
@@ -172,9 +190,12 @@ export async function main(argv: string[]): Promise<void> {
       maxUnverifiedDescriptors: o.maxUnverifiedDescriptors,
       probeConcurrency: o.probeConcurrency,
       measureBandwidth: o.measureBandwidth,
-      ...(o.minUptime !== undefined
-        ? { minUptimeSec: { stable: o.minUptime, guard: o.minUptime, hsdir: o.minUptime } }
-        : {}),
+      handshake: o.handshake,
+      minUptimeSec: {
+        stable: o.stableMinUptime ?? o.votingInterval,
+        guard: o.guardMinUptime ?? o.votingInterval,
+        hsdir: o.hsdirMinUptime ?? o.votingInterval,
+      },
       params,
       name,
     },

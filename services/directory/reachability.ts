@@ -32,6 +32,7 @@
  */
 import type { Duplex } from 'node:stream';
 import { toHex } from '../core/bytes.js';
+import type { HandshakeName } from '../core/create-handshake.js';
 import { Channel, ChannelError } from '../net/channel.js';
 import { OriginCircuit } from '../net/origin-circuit.js';
 import { dialLink, linkUrl } from '../net/transport.js';
@@ -60,6 +61,8 @@ export interface ReachabilityOptions {
   concurrency: number;
   /** Dial wss when the descriptor names no scheme (default true). */
   tls?: boolean;
+  /** CREATE2 handshake of the measurement circuits (default ntor): the network's own. */
+  handshake?: HandshakeName;
 }
 
 interface Held {
@@ -249,13 +252,17 @@ export class ReachabilityTester {
           timer = setTimeout(() => reject(new Error('measurement timed out')), this.opts.timeoutMs);
         });
         const run = (async () => {
-          circ = await OriginCircuit.create(h.channel, {
-            nickname: t.nickname,
-            identity: t.identity,
-            ntorKey: t.ntorOnionKey,
-            address: t.address,
-            port: t.orPort,
-          });
+          circ = await OriginCircuit.create(
+            h.channel,
+            {
+              nickname: t.nickname,
+              identity: t.identity,
+              ntorKey: t.ntorOnionKey,
+              address: t.address,
+              port: t.orPort,
+            },
+            { handshake: this.opts.handshake ?? 'ntor' },
+          );
           return await timedFetches(circ, this.opts.timeoutMs);
         })();
         run.catch(() => {});

@@ -10,11 +10,13 @@
 import path from 'node:path';
 import type { Registry } from 'prom-client';
 import { toHex } from '../core/bytes.js';
+import type { HandshakeName } from '../core/create-handshake.js';
 import { ed25519PublicFromSeed } from '../core/crypto.js';
 import { decodeSignedConsensus } from '../core/dirdoc.js';
 import { DEFAULT_TESTNET_EXIT_POLICY, REJECT_ALL } from '../core/exit-policy.js';
 import { generateNodeKeys, type NodeKeys } from '../core/node-keys.js';
 import type { HostPort } from '../core/relay-pivot.js';
+import { testnetMinUptime } from '../directory/admission.js';
 import { DirectoryAuthority } from '../directory/authority.js';
 import type { AuthorityEndpoint } from '../directory/dir-client.js';
 import { loadOrCreateKeys } from '../net/key-store.js';
@@ -42,6 +44,8 @@ export interface NetworkSpec {
   keyRotationMs?: number;
   /** Give relays the onion-service roles (intro point, rendezvous point, HSDir); default true. */
   onionRoles?: boolean;
+  /** The network's circuit handshake, for the authorities' bandwidth scanner (default ntor). */
+  handshake?: HandshakeName;
 }
 
 export interface NetworkComponents {
@@ -108,11 +112,8 @@ export class LocalNetwork {
             probeReachability: true,
             // Loopback: see up.ts (no per-address cap, small uptime thresholds).
             maxServersPerAddr: 0,
-            minUptimeSec: {
-              stable: Math.ceil(spec.votingIntervalSec / 5),
-              guard: Math.ceil(spec.votingIntervalSec / 5),
-              hsdir: Math.ceil(spec.votingIntervalSec / 5),
-            },
+            minUptimeSec: testnetMinUptime(spec.votingIntervalSec),
+            ...(spec.handshake ? { handshake: spec.handshake } : {}),
             name: `auth${i}`,
           },
         ),

@@ -12,6 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ShallotClient } from '../client/client.js';
 import type { HandshakeName } from '../core/create-handshake.js';
+import { testnetMinUptime } from '../directory/admission.js';
 import { type AuthorityEndpoint, fetchConsensus, formatAuthorityList } from '../directory/dir-client.js';
 import { createRegistry } from '../metrics/metrics.js';
 import { type OpsServer, serveOps } from '../metrics/server.js';
@@ -160,6 +161,7 @@ async function upInProcess(o: UpOptions, progress: ProgressSink): Promise<Runnin
         dataDir: o.dataDir,
         keyRotationMs: o.keyRotation * 60_000,
         onionRoles: true,
+        handshake: o.handshake,
       },
       (p) => progress.update(p),
     );
@@ -239,6 +241,19 @@ const servicesDir = self.endsWith('.ts')
   ? path.resolve(path.dirname(self), '../../dist/services')
   : path.resolve(path.dirname(self), '..');
 const entry = (service: string) => path.join(servicesDir, service, 'main.js');
+
+/** The authorities' flag thresholds for `shallot up` (admission.ts testnetMinUptime). */
+function testnetUptimeArgs(votingIntervalSec: number): string[] {
+  const t = testnetMinUptime(votingIntervalSec);
+  return [
+    '--stable-min-uptime',
+    String(t.stable),
+    '--guard-min-uptime',
+    String(t.guard),
+    '--hsdir-min-uptime',
+    String(t.hsdir),
+  ];
+}
 
 async function upProcesses(o: UpOptions, progress: ProgressSink): Promise<RunningNetwork> {
   const ports = new PortAllocator(o.basePort);
@@ -320,10 +335,10 @@ async function upProcesses(o: UpOptions, progress: ProgressSink): Promise<Runnin
           // kept out by the reachability handshake (identity checked) instead.
           '--max-servers-per-addr',
           '0',
-          // Stable/Guard/HSDir after one vote delay of observed uptime: small, so a
-          // 5 s-interval testnet bootstraps within a round or two.
-          '--min-uptime',
-          String(Math.ceil(o.votingInterval / 5)),
+          ...testnetUptimeArgs(o.votingInterval),
+          // The bandwidth scanner's circuits use the network's handshake.
+          '--handshake',
+          o.handshake,
           '--log-level',
           o.logLevel,
         ],
