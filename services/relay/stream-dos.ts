@@ -22,6 +22,7 @@
  * Not in this module: the per-circuit stream cap (net/edge.ts) and the
  * process-wide exit socket cap (exit-sockets.ts).
  */
+import { boundedParam } from '../core/consensus-param.js';
 import { TokenBucket } from '../core/token-bucket.js';
 
 export interface StreamDosParams {
@@ -36,27 +37,15 @@ export interface StreamDosParams {
 
 export const STREAM_DOS_DEFAULTS: StreamDosParams = { enabled: true, rate: 100, burst: 300, defenseType: 2 };
 
-/** C tor's bounds for each parameter (networkstatus_get_param min/max); out of range falls back to the default. */
-function param(
-  params: Record<string, number>,
-  name: string,
-  fallback: number,
-  min: number,
-  max: number,
-): number {
-  const v = params[name];
-  return v !== undefined && Number.isInteger(v) && v >= min && v <= max ? v : fallback;
-}
-
-/** The defence's parameters from consensus params (Tor's names). */
+/** The defence's parameters from consensus params (Tor's names, C tor's bounds). */
 export function streamDosParams(params: Record<string, number>): StreamDosParams {
   const d = STREAM_DOS_DEFAULTS;
   const max = 2 ** 31 - 1;
   return {
-    enabled: param(params, 'DoSStreamCreationEnabled', d.enabled ? 1 : 0, 0, 1) === 1,
-    rate: param(params, 'DoSStreamCreationRate', d.rate, 1, max),
-    burst: param(params, 'DoSStreamCreationBurst', d.burst, 1, max),
-    defenseType: param(params, 'DoSStreamCreationDefenseType', d.defenseType, 1, 3) as 1 | 2 | 3,
+    enabled: boundedParam(params, 'DoSStreamCreationEnabled', d.enabled ? 1 : 0, 0, 1) === 1,
+    rate: boundedParam(params, 'DoSStreamCreationRate', d.rate, 1, max),
+    burst: boundedParam(params, 'DoSStreamCreationBurst', d.burst, 1, max),
+    defenseType: boundedParam(params, 'DoSStreamCreationDefenseType', d.defenseType, 1, 3) as 1 | 2 | 3,
   };
 }
 
