@@ -190,9 +190,14 @@ describe('kubeconform -strict', () => {
     return out.resources.map((x) => `${x.kind}/${x.name}`).sort();
   }
 
-  it('ci/ holds the minimal, monitoring and large-network scenarios', async () => {
+  it('ci/ holds the minimal, monitoring, large-network and network-policy scenarios', async () => {
     expect(await ciFiles()).toEqual(
-      expect.arrayContaining(['large-network-values.yaml', 'minimal-values.yaml', 'monitoring-values.yaml']),
+      expect.arrayContaining([
+        'large-network-values.yaml',
+        'minimal-values.yaml',
+        'monitoring-values.yaml',
+        'network-policy-values.yaml',
+      ]),
     );
   });
 
@@ -213,6 +218,32 @@ describe('kubeconform -strict', () => {
     }
     expect(kinds.filter((k) => k.startsWith('LoadTest/'))).toEqual([]);
     expect(kinds.filter((k) => k.startsWith('ServiceMonitor/'))).toEqual([]);
+    // NetworkPolicies are opt-in (they need an enforcing CNI): none by default.
+    expect(kinds.filter((k) => k.startsWith('NetworkPolicy/'))).toEqual([]);
+  });
+
+  it('ci/network-policy-values.yaml: valid NetworkPolicies for the client, the operator and the network pods', async () => {
+    const kinds = await validate(['-f', path.join(chart, 'ci/network-policy-values.yaml')]);
+    expect(kinds.filter((k) => k.startsWith('NetworkPolicy/'))).toEqual([
+      'NetworkPolicy/shallot-client',
+      'NetworkPolicy/shallot-network',
+      'NetworkPolicy/shallot-operator',
+    ]);
+    // Without the client, no client policy; with only `enabled`, the defaults render valid too.
+    const noClient = await validate(['--set', 'networkPolicy.enabled=true', '--set', 'client.enabled=false']);
+    expect(noClient.filter((k) => k.startsWith('NetworkPolicy/'))).toEqual([
+      'NetworkPolicy/shallot-network',
+      'NetworkPolicy/shallot-operator',
+    ]);
+    const watched = await validate([
+      '--set',
+      'networkPolicy.enabled=true',
+      '--set',
+      'operator.watchNamespace=shallot-net',
+      '--set',
+      'networkPolicy.metrics.from=null',
+    ]);
+    expect(watched).toContain('NetworkPolicy/shallot-network');
   });
 
   it('ci/minimal-values.yaml: one authority, three relays, no dashboards', async () => {
@@ -296,6 +327,101 @@ describe('kubeconform -strict', () => {
   });
 });
 
+describe('NetworkPolicies', () => {
+  const policies = async (args: string[]) => {
+    const objs = await render(args);
+    return {
+      client: one(objs, 'NetworkPolicy', 'shallot-client'),
+      operator: one(objs, 'NetworkPolicy', 'shallot-operator'),
+      network: one(objs, 'NetworkPolicy', 'shallot-network'),
+    };
+  };
+  /** The sources the policy admits to `port` (named), over all its ingress rules. */
+  const sourcesOf = (np: Obj, port: string): Obj[] =>
+    (np.spec.ingress as Obj[])
+      .filter((r) => (r.ports as Obj[]).some((p) => p.port === port))
+      .flatMap((r) => r.from as Obj[]);
+  const monitoringNs = {
+    namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } },
+  };
+  const networkPods = {
+    podSelector: { matchExpressions: [{ key: 'shallot.dev/network', operator: 'Exists' }] },
+  };
+
+  it('every policy is ingress-only and selects only its own pods', async () => {
+    const p = await policies(['--set', 'networkPolicy.enabled=true']);
+    for (const np of Object.values(p)) expect(np.spec.policyTypes).toEqual(['Ingress']);
+    expect(p.client.spec.podSelector.matchLabels).toMatchObject({ 'app.kubernetes.io/component': 'client' });
+    expect(p.operator.spec.podSelector.matchLabels).toMatchObject({
+      'app.kubernetes.io/component': 'operator',
+    });
+    expect(p.network.spec.podSelector.matchLabels).toEqual({
+      'app.kubernetes.io/name': 'shallot',
+      'app.kubernetes.io/managed-by': 'shallot-operator',
+    });
+    // The named ports exist on the pods they guard.
+    const objs = await render([]);
+    const ports = (name: string) =>
+      one(objs, 'Deployment', name).spec.template.spec.containers.flatMap((c: Obj) =>
+        (c.ports as Obj[]).map((x) => x.name),
+      );
+    expect(ports('shallot-client')).toEqual(expect.arrayContaining(['socks', 'metrics']));
+    expect(ports('shallot-operator')).toContain('metrics');
+  });
+
+  it('defaults: SOCKS from the release namespace; OR/Dir between network pods; metrics from `monitoring` (and the operator)', async () => {
+    const p = await policies(['--set', 'networkPolicy.enabled=true']);
+    expect(sourcesOf(p.client, 'socks')).toEqual([{ podSelector: {} }]);
+    expect(sourcesOf(p.client, 'metrics')).toEqual([monitoringNs]);
+    expect(sourcesOf(p.operator, 'metrics')).toEqual([monitoringNs]);
+    expect(sourcesOf(p.network, 'or')).toEqual([networkPods]);
+    expect(sourcesOf(p.network, 'dir')).toEqual([networkPods]);
+    const metrics = sourcesOf(p.network, 'metrics');
+    expect(metrics).toHaveLength(2);
+    expect(metrics[0]?.podSelector.matchLabels).toMatchObject({ 'app.kubernetes.io/component': 'operator' });
+    expect(metrics[1]).toEqual(monitoringNs);
+    // Nothing else is open: each rule names its ports.
+    for (const np of Object.values(p))
+      for (const r of np.spec.ingress as Obj[]) expect(r.ports.length).toBeGreaterThan(0);
+  });
+
+  it('takes extra sources per port, and closes the ops ports when no scraper is configured', async () => {
+    const p = await policies(['-f', path.join(chart, 'ci/network-policy-values.yaml')]);
+    expect(sourcesOf(p.client, 'socks')).toEqual([
+      { podSelector: {} },
+      { ipBlock: { cidr: '10.20.0.0/16', except: ['10.20.99.0/24'] } },
+    ]);
+    expect(sourcesOf(p.network, 'or')).toEqual([networkPods, { ipBlock: { cidr: '192.0.2.10/32' } }]);
+    expect(sourcesOf(p.network, 'metrics')[1]?.podSelector).toEqual({
+      matchLabels: { 'app.kubernetes.io/name': 'prometheus' },
+    });
+    const closed = await policies([
+      '--set',
+      'networkPolicy.enabled=true',
+      '--set',
+      'networkPolicy.metrics.from=null',
+    ]);
+    expect(closed.operator.spec.ingress).toEqual([]);
+    expect(sourcesOf(closed.client, 'metrics')).toEqual([]);
+    // The operator still reads relay metrics (its autoscaler).
+    expect(sourcesOf(closed.network, 'metrics')).toHaveLength(1);
+  });
+
+  it('with operator.watchNamespace, guards the network pods there and admits the release namespace by name', async () => {
+    const objs = await render([
+      '--set',
+      'networkPolicy.enabled=true',
+      '--set',
+      'operator.watchNamespace=shallot-net',
+    ]);
+    const net = one(objs, 'NetworkPolicy', 'shallot-network');
+    expect(net.metadata.namespace).toBe('shallot-net');
+    const nsOf = (peer: Obj) => peer.namespaceSelector?.matchLabels?.['kubernetes.io/metadata.name'];
+    expect(sourcesOf(net, 'or').map(nsOf)).toEqual(['shallot-net', NAMESPACE]);
+    expect(nsOf(sourcesOf(net, 'metrics')[0] as Obj)).toBe(NAMESPACE);
+  });
+});
+
 describe('values.schema.json', () => {
   const bad: [string, Obj, RegExp][] = [
     ['a string where an integer goes', { operator: { replicas: 'two' } }, /operator\/replicas.*want integer/],
@@ -304,6 +430,20 @@ describe('values.schema.json', () => {
     ['a share above 1', { examples: { network: { relays: { exitFraction: 1.5 } } } }, /exitFraction/],
     ['an object where a bool goes', { monitoring: { serviceMonitor: { enabled: { yes: 1 } } } }, /enabled/],
     ['a bad scrape interval', { monitoring: { podMonitor: { interval: 'often' } } }, /interval/],
+    [
+      'an unknown NetworkPolicy peer field',
+      { networkPolicy: { socks: { from: [{ ipblock: { cidr: '10.0.0.0/8' } }] } } },
+      /ipblock/,
+    ],
+    [
+      'a bad selector operator',
+      {
+        networkPolicy: {
+          metrics: { from: [{ podSelector: { matchExpressions: [{ key: 'a', operator: 'Has' }] } }] },
+        },
+      },
+      /operator/,
+    ],
   ];
   for (const [what, values, message] of bad) {
     it(`makes helm template fail on ${what}`, async () => {
