@@ -155,8 +155,9 @@ class CellReader {
     }
     this.buf = off === this.buf.length ? new Uint8Array(0) : this.buf.slice(off);
     // Bytes of an unfinished cell: since when (a relay closes links that stall mid-cell).
+    // A chunk that completed a cell is progress, so the clock restarts.
     if (this.buf.length === 0) this.partialSince = null;
-    else this.partialSince ??= Date.now();
+    else if (off > 0 || this.partialSince === null) this.partialSince = Date.now();
   }
 
   /** When the unfinished cell now buffered began to arrive, or null when none is. */

@@ -108,6 +108,17 @@ export class OrCircuit extends TypedEmitter<OrCircuitEvents> {
     return this.forwardQueue.length + this.backwardQueue.length;
   }
 
+  /**
+   * Since when this circuit has had cells queued without a break (null when
+   * none are): the age of its oldest queued data, by which the
+   * MaxMemInQueues handler picks circuits to close (C tor circuits_handle_oom).
+   */
+  queuedSince: number | null = null;
+
+  private noteQueued(): void {
+    this.queuedSince ??= Date.now();
+  }
+
   /** Sends toward the next hop, queueing while its link is congested. */
   private toNext(cell: QueuedCell): void {
     const next = this.next;
@@ -117,6 +128,7 @@ export class OrCircuit extends TypedEmitter<OrCircuitEvents> {
       return;
     }
     this.forwardQueue.push(cell);
+    this.noteQueued();
     if (this.forwardQueue.length > this.maxQueuedCells) this.close(DestroyReason.RESOURCELIMIT);
   }
 
@@ -127,6 +139,7 @@ export class OrCircuit extends TypedEmitter<OrCircuitEvents> {
       return;
     }
     this.backwardQueue.push(cell);
+    this.noteQueued();
     if (this.backwardQueue.length > this.maxQueuedCells) this.close(DestroyReason.RESOURCELIMIT);
   }
 
@@ -134,6 +147,7 @@ export class OrCircuit extends TypedEmitter<OrCircuitEvents> {
     let n = 0;
     while (n < queue.length && channel.writable && this.isOpen) channel.send(circId, queue[n++]!);
     queue.splice(0, n);
+    if (this.queuedCells === 0) this.queuedSince = null;
   }
 
   private readonly onNextDrain = (): void => {

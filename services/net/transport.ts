@@ -42,6 +42,9 @@ export interface LinkEvents {
 /** The largest WebSocket message we accept: far above any coalesced batch, far below memory trouble. */
 export const MAX_WS_MESSAGE = 4 * 1024 * 1024;
 
+/** A coalesced batch is sent once it reaches this size, far below MAX_WS_MESSAGE even with one more write. */
+const MAX_BATCH = 256 * 1024;
+
 /** Above this many buffered bytes a link is congested: senders stop and wait for 'drain'. */
 export const LINK_HIGH_WATER = 2 * 1024 * 1024;
 /**
@@ -97,6 +100,13 @@ export class LinkConnection extends TypedEmitter<LinkEvents> {
     if (!this.isOpen) return;
     this.pending.push(data);
     this.pendingBytes += data.length;
+    // A tick's writes can exceed what the peer accepts in one message (a
+    // burst of 10,000 cells is 5 MB; MAX_WS_MESSAGE is 4 MiB): send a batch
+    // as soon as it is big enough, so no message ever goes over the limit.
+    if (this.pendingBytes >= MAX_BATCH) {
+      this.flush();
+      return;
+    }
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(() => this.flush());

@@ -52,6 +52,7 @@ import { onionskinExecutor } from './cpuworker.js';
 import { type ExitGuards, openExitStream } from './exit.js';
 import { type ExitSockets, processExitSockets } from './exit-sockets.js';
 import { DEFAULT_MAX_ONION_QUEUE_DELAY_MS, OnionskinQueue } from './onionskin-queue.js';
+import { processQueueMemory, type QueueMemory, type QueueMemorySource } from './queue-memory.js';
 import { StreamDos, streamDosParams } from './stream-dos.js';
 
 export interface RelayLimits {
@@ -99,6 +100,8 @@ export interface RelayComponents extends ExitGuards {
   onionRoles?: (circ: OrCircuit, streamId: number, msg: RelayMessage) => boolean;
   /** The params of the latest verified consensus (DoS* limits); none: Shallot's defaults. */
   consensusParams?: () => Record<string, number>;
+  /** The MaxMemInQueues handler to register with (default: the process-wide one, queue-memory.ts). */
+  queueMemory?: QueueMemory;
   /** The exit socket cap to draw from (default: the process-wide one, exit-sockets.ts). */
   exitSockets?: ExitSockets;
   /**
@@ -136,6 +139,12 @@ export class Relay implements OrCircuitOwner {
   private readonly guard: ChannelGuard;
   private readonly onionskins: OnionskinQueue;
   private sweepTimer: NodeJS.Timeout | null = null;
+  private readonly queueMemory: QueueMemory;
+  private readonly memorySource: QueueMemorySource = {
+    circuits: () => this.circuits,
+    channels: () => new Set([...this.inbound, ...this.pool.channels()]),
+    onOom: () => this.m.dosRefusals.labels({ ...this.label, defense: 'oom' }).inc(),
+  };
 
   constructor(
     private readonly c: RelayComponents,
@@ -157,6 +166,7 @@ export class Relay implements OrCircuitOwner {
     });
     this.m = metricsFor(c.registry).relay;
     this.label = { relay: opts.nickname };
+    this.queueMemory = c.queueMemory ?? processQueueMemory;
     const params = () => this.c.consensusParams?.() ?? {};
     this.guard = new ChannelGuard({
       ownAddress: opts.host,
@@ -244,13 +254,16 @@ export class Relay implements OrCircuitOwner {
     this.sweepTimer = setInterval(() => {
       this.guard.sweep();
       this.m.dosClients.labels(this.label).set(this.guard.trackedClients);
+      this.m.queueMemory.set(this.queueMemory.lastTotal);
     }, SWEEP_MS);
     this.sweepTimer.unref();
+    this.queueMemory.add(this.memorySource);
     this.c.logger.info(`relay ${this.opts.nickname} listening`, { port: this.server.port });
   }
 
   async stop(): Promise<void> {
     if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.queueMemory.remove(this.memorySource);
     for (const circ of [...this.circuits]) circ.close(DestroyReason.HIBERNATING);
     for (const ch of this.inbound) ch.close('relay shutting down');
     this.pool.closeAll();
