@@ -346,6 +346,8 @@ export class DirectoryAuthority {
   /** The last MEASUREMENTS_KEPT measurements of each relay (the vote carries their median). */
   private readonly measured = new Map<string, { samples: number[]; atMs: number }>();
   private readonly measuring = new Set<string>();
+  /** Ids whose reachability test (admit) is running. */
+  private readonly admitting = new Set<string>();
   private tester: ReachabilityTester | null = null;
   private readonly rounds = new Map<number, Round>();
   private server: http.Server | null = null;
@@ -592,29 +594,41 @@ export class DirectoryAuthority {
   }
 
   /**
-   * The reachability test of a newly stored descriptor: verified if the
+   * The reachability test of `id`'s stored descriptor: verified if the
    * handshake proves its identity at its address, else dropped (and counted
-   * as a refusal). A descriptor replaced meanwhile is left to its own test.
+   * as a refusal). One test per identity at a time: a descriptor that
+   * replaced the tested one while it ran is tested next, so re-uploads
+   * cannot queue up probes.
    */
-  private async admit(id: string, s: StoredDescriptor): Promise<void> {
+  private async admit(id: string): Promise<void> {
     const tester = this.tester;
-    if (!tester) return;
-    const result = await tester.probe(probeTarget(s.desc));
-    if (this.stopped) return;
-    this.countProbe(result);
-    this.history.observe(id, result, this.now());
-    if (this.descriptors.get(id) !== s) return;
-    if (result === 'up') {
-      s.verified = true;
-      this.storeDescriptor(id, s);
-      this.log.debug('relay verified', { nickname: s.desc.nickname, identity: id.slice(0, 8) });
-      if (this.measures) void this.measure(id, s);
-      return;
+    if (!tester || this.admitting.has(id)) return;
+    this.admitting.add(id);
+    try {
+      for (;;) {
+        const s = this.descriptors.get(id);
+        if (!s || s.verified || this.stopped) return;
+        const result = await tester.probe(probeTarget(s.desc));
+        if (this.stopped) return;
+        this.countProbe(result);
+        this.history.observe(id, result, this.now());
+        if (this.descriptors.get(id) !== s) continue;
+        if (result === 'up') {
+          s.verified = true;
+          this.storeDescriptor(id, s);
+          this.log.debug('relay verified', { nickname: s.desc.nickname, identity: id.slice(0, 8) });
+          if (this.measures) void this.measure(id, s);
+          return;
+        }
+        this.dropDescriptor(id);
+        const reason = result === 'wrong-identity' ? 'wrong-identity' : 'unreachable';
+        this.metrics.descriptorsRefused.inc({ authority: this.name, reason });
+        this.log.debug('unverified descriptor dropped', { identity: id.slice(0, 8), result });
+        return;
+      }
+    } finally {
+      this.admitting.delete(id);
     }
-    this.dropDescriptor(id);
-    const reason = result === 'wrong-identity' ? 'wrong-identity' : 'unreachable';
-    this.metrics.descriptorsRefused.inc({ authority: this.name, reason });
-    this.log.debug('unverified descriptor dropped', { identity: id.slice(0, 8), result });
   }
 
   /** Re-tests verified relays (free while their channel is open) and records the results. */
@@ -1001,8 +1015,10 @@ export class DirectoryAuthority {
     const verified =
       this.tester === null || (have?.verified === true && whereOf(have.desc) === whereOf(desc));
     if (!verified) {
+      // Only while the holder is still there (its channel open): a relay may reuse a dead one's port.
       const holder = this.verifiedAt.get(whereOf(desc));
-      if (holder !== undefined && holder !== id) {
+      const held = holder !== undefined ? this.descriptors.get(holder) : undefined;
+      if (holder !== id && held && this.tester?.isHeld(probeTarget(held.desc))) {
         throw new DescriptorRefusedError(
           'address-taken',
           'another relay is verified at that address and port',
@@ -1023,7 +1039,7 @@ export class DirectoryAuthority {
     this.storeDescriptor(id, stored);
     this.log.debug('descriptor accepted', { nickname: desc.nickname, identity: id.slice(0, 8), verified });
     if (verified) return 'descriptor accepted';
-    void this.admit(id, stored);
+    void this.admit(id);
     return 'descriptor accepted; reachability test pending';
   }
 
