@@ -127,6 +127,8 @@ function validIntroduce1(ip: IntroPointInfo, cookie: Uint8Array): Uint8Array {
 
 let ip: IntroPointInfo;
 let circ: OriginCircuit;
+/** Added to the service's clock: the last test moves it past the intro points' lifetime. */
+let clockOffsetMs = 0;
 
 beforeAll(async () => {
   dataDir = await mkdtemp(path.join(tmpdir(), 'shallot-hs-replay-'));
@@ -159,7 +161,7 @@ beforeAll(async () => {
   await Promise.all([svcClient.start(), attacker.start()]);
   await Promise.all([svcClient.ready(30_000), attacker.ready(30_000)]);
   service = new OnionService(
-    { logger: testLogger('hs'), registry, client: svcClient },
+    { logger: testLogger('hs'), registry, client: svcClient, now: () => Date.now() + clockOffsetMs },
     { name: 'victim', identitySeed: randomBytes(32), backend: { type: 'builtin' }, numIntroPoints: 1 },
   );
   await service.start();
@@ -241,4 +243,16 @@ describe('INTRODUCE2 replay cache under a junk flood from a hostile intro point'
     circ.sendControl({ type: 'INTRODUCE1', body: validIntroduce1(ip, randomBytes(20)) });
     await until(async () => (await intro('accepted')) === 2, 10_000, 'a fresh introduction');
   });
+
+  it('replaces an intro point once it has lived hs_intro_max_lifetime (default 24 h)', async () => {
+    const rotations = () => counter('shallot_hs_intro_rotations_total', { reason: 'lifetime' });
+    expect(await rotations()).toBe(0);
+    const before = toHex(ip.authKey);
+    clockOffsetMs = 24 * 3600_000 + 60_000;
+    await until(async () => (await rotations()) === 1, 10_000, 'the lifetime rotation');
+    // A new intro point (new keys) is established in its place; the old circuit is closed.
+    await until(async () => service.establishedIntroPoints === 1, 30_000, 'a replacement intro point');
+    expect(service.publishedIntroPoints.map((x) => toHex(x.authKey))).not.toContain(before);
+    expect(await counter('shallot_hs_intro_rotations_total', { reason: 'budget' })).toBe(0);
+  }, 40_000);
 });
