@@ -27,8 +27,10 @@ import {
 } from '../net/cli.js';
 import { loadOrCreateKeys } from '../net/key-store.js';
 import { createLogger } from '../net/log.js';
+import { DEFAULT_IDLE_CLIENT_CHANNEL_MS } from './channel-guard.js';
 import { RelayNode } from './node.js';
 import { attachOnionRoles } from './onion-roles.js';
+import { processQueueMemory } from './queue-memory.js';
 
 const env = process.env;
 
@@ -58,6 +60,18 @@ export async function main(argv: string[]): Promise<void> {
       'host:port,... exits never connect to besides relays and authorities (ops ports, the SOCKS port; * for any address)',
       env.SHALLOT_REENTRY_REJECT ?? '',
     )
+    .option(
+      '--idle-channel-timeout <s>',
+      "close a client's channel after this many seconds without circuits (plus up to half again at random; C tor: 180)",
+      intOption('idle channel timeout', 1, 86_400),
+      envInt('SHALLOT_IDLE_CHANNEL_TIMEOUT', DEFAULT_IDLE_CLIENT_CHANNEL_MS / 1000),
+    )
+    .option(
+      '--max-mem-in-queues <MiB>',
+      'MaxMemInQueues: over this many MiB of queued cells in the process, close the circuits with the oldest queued data (default: 3/4 of the memory limit, 256 MiB to 8 GiB)',
+      intOption('max mem in queues', 1, 1 << 20),
+      envInt('SHALLOT_MAX_MEM_IN_QUEUES'),
+    )
     .option('--no-hsdir', 'do not offer to be an onion-service directory')
     .option(
       '--key-rotation <min>',
@@ -80,6 +94,8 @@ export async function main(argv: string[]): Promise<void> {
       reentryReject: string;
       bandwidth: number;
       hsdir: boolean;
+      idleChannelTimeout: number;
+      maxMemInQueues?: number;
       keyRotation: number;
       tls: boolean;
     } & OpsOptions
@@ -96,6 +112,7 @@ export async function main(argv: string[]): Promise<void> {
   } catch (e) {
     program.error((e as Error).message);
   }
+  if (o.maxMemInQueues !== undefined) processQueueMemory.maxBytes = o.maxMemInQueues * 1024 * 1024;
   const keys = await loadOrCreateKeys(o.keyFile);
   const logger = createLogger(o.nickname, logLevel);
   const registry = createRegistry({ node: o.nickname, role: 'relay' });
@@ -113,6 +130,7 @@ export async function main(argv: string[]): Promise<void> {
       hsdir: o.hsdir,
       keyFile: o.keyFile,
       reentryReject,
+      limits: { idleClientChannelMs: o.idleChannelTimeout * 1000 },
       ...(o.keyRotation > 0 ? { keyRotationMs: o.keyRotation * 60_000 } : {}),
     },
   );

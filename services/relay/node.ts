@@ -22,7 +22,7 @@ import { Relay, type RelayOptions } from './relay.js';
 
 /** The relay's own options (relay.ts), and what publishing and key rotation need. */
 export interface RelayNodeOptions
-  extends Pick<RelayOptions, 'nickname' | 'host' | 'port' | 'tls' | 'keys' | 'exitPolicy'> {
+  extends Pick<RelayOptions, 'nickname' | 'host' | 'port' | 'tls' | 'keys' | 'exitPolicy' | 'limits'> {
   authorities: AuthorityEndpoint[];
   bandwidth?: number;
   hsdir?: boolean;
@@ -92,6 +92,7 @@ export class RelayNode {
         tls: opts.tls,
         keys: opts.keys,
         exitPolicy: opts.exitPolicy,
+        ...(opts.limits ? { limits: opts.limits } : {}),
       },
     );
     this.publisher = new DescriptorPublisher(
