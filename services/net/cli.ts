@@ -4,6 +4,7 @@
  * within a grace period, and running `main` only when executed directly.
  */
 import { realpathSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { type Command, InvalidArgumentError, Option } from 'commander';
@@ -167,6 +168,34 @@ function installLastResort(name: string): void {
   process.on('unhandledRejection', (e) => report('unhandled rejection', e));
 }
 
+/** Names the fd of the launcher's pipe in a node `shallot up` started (see watchLauncher). */
+export const LAUNCHER_FD_ENV = 'SHALLOT_LAUNCHER_FD';
+
+/**
+ * A node started by `shallot up --process-per-node` holds the read end of a
+ * pipe whose write end only the launcher has. When the launcher dies, by any
+ * signal (kill -9 cannot be caught), the pipe reaches end-of-file: the node
+ * then stops as on SIGTERM, and exits within LAUNCHER_GONE_EXIT_MS even if
+ * its clean stop hangs, so no node outlives its network.
+ */
+const LAUNCHER_GONE_EXIT_MS = 3_000;
+
+function watchLauncher(name: string): void {
+  const fd = Number(process.env[LAUNCHER_FD_ENV]);
+  if (!Number.isInteger(fd) || fd < 3) return;
+  const pipe = new net.Socket({ fd, readable: true, writable: false });
+  const gone = () => {
+    process.stderr.write(`${name}: the launcher is gone; stopping\n`);
+    setTimeout(() => process.exit(1), LAUNCHER_GONE_EXIT_MS).unref();
+    process.kill(process.pid, 'SIGTERM');
+  };
+  pipe.once('end', gone);
+  pipe.once('error', gone);
+  pipe.resume();
+  // The pipe alone must not keep a node running.
+  pipe.unref();
+}
+
 /** Runs `main` when `moduleUrl` is the script node was started with (not when a test imports it). */
 export function runIfMain(moduleUrl: string, main: (argv: string[]) => Promise<void>): void {
   // npm runs bins through symlinks: compare real paths.
@@ -174,6 +203,7 @@ export function runIfMain(moduleUrl: string, main: (argv: string[]) => Promise<v
   if (script && moduleUrl === pathToFileURL(realpathSync(script)).href) {
     const dir = path.basename(path.dirname(realpathSync(script)));
     installLastResort(dir === 'testnet' ? 'shallot' : `shallot-${dir}`);
+    watchLauncher(`shallot-${dir}`);
     main(process.argv).catch((e: unknown) => {
       // A one-line reason for users; the stack only when asked for.
       const debug = process.env.SHALLOT_DEBUG === '1';

@@ -16,6 +16,7 @@ import { testnetMinUptime } from '../directory/admission.js';
 import { type AuthorityEndpoint, fetchConsensus, formatAuthorityList } from '../directory/dir-client.js';
 import { createRegistry } from '../metrics/metrics.js';
 import { type OpsServer, serveOps } from '../metrics/server.js';
+import { LAUNCHER_FD_ENV } from '../net/cli.js';
 import { readClientAuthKeys } from '../net/client-auth-files.js';
 import { createLogger, type Logger, type LogLevel } from '../net/log.js';
 import { type ClientAuthLayout, clientAuthDir, onionIdentityFile, prepareClientAuth } from './client-auth.js';
@@ -272,8 +273,12 @@ async function upProcesses(o: UpOptions, progress: ProgressSink): Promise<Runnin
     metricsPort: number,
   ) => {
     const out = createWriteStream(path.join(logs, `${name}.log`), { flags: 'a', mode: 0o600 });
+    // fd 3 is a pipe only the launcher holds open: when the launcher dies by
+    // any signal, kill -9 included, the kernel closes it and the node stops
+    // itself (net/cli.ts watchLauncher).
     const child = spawn(process.execPath, [script, ...args, '--ops-port', String(metricsPort)], {
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+      env: { ...process.env, [LAUNCHER_FD_ENV]: '3' },
     });
     child.stdout?.pipe(out);
     child.stderr?.pipe(out);

@@ -1,0 +1,84 @@
+// Issue 13: `kill -9` of the `shallot up --process-per-node` launcher used to
+// leave every node running (10 of 15 alive a minute later, holding ports).
+// Each node holds a pipe only the launcher writes; when the kernel closes it
+// the node stops. The launcher runs as users run it (the CLI, from dist/).
+// Needs `npm run build` (done by `npm run test:all`).
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, expect, it } from 'vitest';
+import { ephemeralPort } from '../../services/testnet/ports.js';
+import type { NetworkState } from '../../services/testnet/state.js';
+
+const repo = path.resolve(import.meta.dirname, '../..');
+let dataDir = '';
+let child: ChildProcess | null = null;
+let pids: number[] = [];
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+afterAll(async () => {
+  // Whatever the test saw, leave nothing it started behind.
+  for (const pid of pids) if (alive(pid)) process.kill(pid, 'SIGKILL');
+  if (child?.exitCode === null) child.kill('SIGKILL');
+  if (dataDir) await rm(dataDir, { recursive: true, force: true });
+});
+
+it('kill -9 of the launcher: no node process is left within 5 s', async () => {
+  dataDir = await mkdtemp(path.join(tmpdir(), 'shallot-orphans-'));
+  child = spawn(
+    process.execPath,
+    [
+      'dist/services/testnet/main.js',
+      'up',
+      '--process-per-node',
+      '--data-dir',
+      dataDir,
+      '--relays',
+      '4',
+      '--exits',
+      '2',
+      '--voting-interval',
+      '5',
+      '--base-port',
+      '0',
+      '--socks-port',
+      String(await ephemeralPort()),
+    ],
+    { cwd: repo, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let output = '';
+  child.stdout?.on('data', (d: Buffer) => {
+    output += d.toString();
+  });
+  child.stderr?.on('data', (d: Buffer) => {
+    output += d.toString();
+  });
+  await new Promise<void>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`no ready summary; output:\n${output}`)), 150_000);
+    child?.stdout?.on('data', () => {
+      if (output.includes('Press Ctrl-C to stop.')) {
+        clearTimeout(t);
+        resolve();
+      }
+    });
+    child?.once('exit', (code) => reject(new Error(`shallot up exited (${code}):\n${output}`)));
+  });
+  const state = JSON.parse(await readFile(path.join(dataDir, 'state.json'), 'utf8')) as NetworkState;
+  pids = state.nodes.map((n) => n.pid).filter((p): p is number => typeof p === 'number');
+  expect(pids.length).toBeGreaterThanOrEqual(3 + 4 + 1 + 1);
+  expect(pids.every(alive)).toBe(true);
+
+  child.kill('SIGKILL');
+  const deadline = Date.now() + 5_000;
+  while (Date.now() < deadline && pids.some(alive)) await new Promise((r) => setTimeout(r, 100));
+  expect(pids.filter(alive)).toEqual([]);
+}, 200_000);
