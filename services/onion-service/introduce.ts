@@ -4,9 +4,12 @@
  * hs_service.c intro_point_should_expire, replaycache.c).
  *
  * Overview:
- * - `ReplayCache`: a set of digests whose entries expire by age (C tor's
+ * - `ReplayCache`: a set of digests whose entries expire by age only (C tor's
  *   replaycache: `replaycache_add_test_and_elapsed`), never evicted by count,
- *   so no amount of other traffic can push an entry out early.
+ *   so no amount of other traffic can push an entry out early. An intro
+ *   point's cache has horizon 0, as C tor's `replaycache_new(0, 0)`: its
+ *   entries live as long as the intro point, which itself ends by age
+ *   (hs_intro_*_lifetime) or count (hs_intro_*_introduce2).
  * - `IntroBudget`: how many INTRODUCE2 cells an introduction point answers
  *   and how long it lives before the service rotates it, drawn per intro
  *   point from the consensus params hs_intro_min_introduce2 /
@@ -83,7 +86,7 @@ export function introLimitsFromParams(params: Readonly<Record<string, number>> |
   };
 }
 
-/** A uniform integer in [lo, hi] (hi < lo is read as lo, where C tor would assert). */
+/** A uniform integer in [lo, hi]; hi < lo reads as lo (C tor treats it as a BUG and launches no intro point). */
 function uniform(lo: number, hi: number, rng: (n: number) => Uint8Array): number {
   if (hi <= lo) return lo;
   const r = rng(6).reduce((a, b) => a * 256 + b, 0) / 2 ** 48;
@@ -122,14 +125,15 @@ export class IntroBudget {
 }
 
 /**
- * Digests seen within the last `horizonMs` (C tor replaycache_t). Entries
- * are never refreshed, so insertion order is age order and the scrub stops
- * at the first young entry; nothing but age removes an entry.
+ * Digests seen within the last `horizonMs`, or for the cache's whole life
+ * with horizon 0 (C tor replaycache_t). Entries are never refreshed, so
+ * insertion order is age order and the scrub stops at the first young
+ * entry; nothing but age removes an entry.
  */
 export class ReplayCache {
   private readonly seen = new Map<string, number>();
 
-  constructor(private readonly horizonMs: number) {}
+  constructor(private readonly horizonMs = 0) {}
 
   get size(): number {
     return this.seen.size;
@@ -145,6 +149,7 @@ export class ReplayCache {
   }
 
   private scrub(nowMs: number): void {
+    if (this.horizonMs === 0) return;
     for (const [k, at] of this.seen) {
       if (nowMs - at < this.horizonMs) return;
       this.seen.delete(k);

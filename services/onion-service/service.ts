@@ -522,7 +522,6 @@ export class OnionService extends TypedEmitter<OnionServiceEvents> {
     const authSeed = randomBytes(32);
     const enc = x25519Generate(randomBytes);
     const now = this.now();
-    const budget = new IntroBudget(introLimitsFromParams(this.c.client.dir?.consensus.params), now);
     const intro: Intro = {
       relay,
       authSeed,
@@ -533,9 +532,9 @@ export class OnionService extends TypedEmitter<OnionServiceEvents> {
       established: false,
       closed: false,
       launchedAt: now,
-      budget,
-      // Entries live as long as the intro point can; its budget bounds their number.
-      replay: new ReplayCache(budget.expiresAt - now),
+      budget: new IntroBudget(introLimitsFromParams(this.c.client.dir?.consensus.params), now),
+      // Entries live as long as the intro point (C tor replaycache_new(0, 0)); its budget bounds their number.
+      replay: new ReplayCache(),
     };
     this.intros.add(intro);
     this.establish(intro).catch((e: unknown) => {

@@ -25,6 +25,12 @@ describe('ReplayCache', () => {
     expect(c.addTestAndElapsed('first', 5_000)).toBe(5_000);
   });
 
+  it('with horizon 0 (an intro point’s cache) forgets nothing, however old', () => {
+    const c = new ReplayCache();
+    c.addTestAndElapsed('a', 0);
+    expect(c.addTestAndElapsed('a', 400 * 86_400_000)).toBe(400 * 86_400_000);
+  });
+
   it('forgets an entry once it is older than the horizon, and only then', () => {
     const c = new ReplayCache(1_000);
     c.addTestAndElapsed('a', 0);
