@@ -76,10 +76,6 @@ class Slots {
   private readonly waiting: (() => void)[] = [];
   constructor(private readonly limit: number) {}
 
-  get queued(): number {
-    return this.waiting.length;
-  }
-
   async run<T>(fn: () => Promise<T>): Promise<T> {
     if (this.active >= this.limit) await new Promise<void>((r) => this.waiting.push(r));
     else this.active++;
@@ -132,24 +128,29 @@ function fetchCounted(stream: Duplex, limit: number): Promise<number | undefined
   });
 }
 
+interface Tally {
+  bytes: number;
+  ms: number;
+}
+
+const rate = (t: Tally) => (t.bytes > 0 ? Math.round((t.bytes * 1000) / Math.max(1, t.ms)) : undefined);
+
 /**
  * Fetches the consensus on fresh BEGIN_DIR streams of `circ` until
  * MEASURE_BYTES arrived (at most MAX_FETCHES streams, so a small consensus
- * is fetched a few times and one slow moment weighs less); bytes/s over the
- * time spent in the fetches.
+ * is fetched a few times and one slow moment weighs less), adding each
+ * completed fetch to `tally` (what a timeout leaves counts: a slow relay is
+ * measured slow, not unmeasured).
  */
-async function timedFetches(circ: OriginCircuit, timeoutMs: number): Promise<number | undefined> {
-  let bytes = 0;
-  let ms = 0;
-  for (let i = 0; i < MAX_FETCHES && bytes < MEASURE_BYTES; i++) {
+async function timedFetches(circ: OriginCircuit, timeoutMs: number, tally: Tally): Promise<void> {
+  for (let i = 0; i < MAX_FETCHES && tally.bytes < MEASURE_BYTES; i++) {
     const started = performance.now();
     const stream = await circ.openDirStream(timeoutMs);
-    const got = await fetchCounted(stream, MEASURE_BYTES - bytes);
-    if (got === undefined) return undefined;
-    bytes += got;
-    ms += performance.now() - started;
+    const got = await fetchCounted(stream, MEASURE_BYTES - tally.bytes);
+    if (got === undefined) return;
+    tally.bytes += got;
+    tally.ms += performance.now() - started;
   }
-  return Math.round((bytes * 1000) / Math.max(1, ms));
 }
 
 export class ReachabilityTester {
@@ -161,16 +162,6 @@ export class ReachabilityTester {
   constructor(private readonly opts: ReachabilityOptions) {
     this.slots = new Slots(Math.max(1, opts.concurrency));
     this.measureSlots = new Slots(Math.max(1, Math.ceil(opts.concurrency / 4)));
-  }
-
-  /** Probes waiting for a slot. */
-  get queued(): number {
-    return this.slots.queued;
-  }
-
-  /** Channels held open to relays that passed. */
-  get open(): number {
-    return this.held.size;
   }
 
   /** Whether an open, identity-checked channel to `t` at its advertised address is held. */
@@ -237,9 +228,9 @@ export class ReachabilityTester {
   }
 
   /**
-   * Bytes/s of a consensus fetch over a one-hop circuit on the held channel;
-   * undefined when there is no channel, the relay has no consensus yet, or
-   * anything fails.
+   * Bytes/s of consensus fetches over a one-hop circuit on the held channel
+   * (timedFetches); undefined when there is no channel, the relay has no
+   * consensus yet, or nothing arrived before the timeout.
    */
   async measure(t: ProbeTarget): Promise<number | undefined> {
     return this.measureSlots.run(async () => {
@@ -247,9 +238,10 @@ export class ReachabilityTester {
       if (this.closed || !h?.channel.isOpen || h.where !== whereOf(t)) return undefined;
       let circ: OriginCircuit | null = null;
       let timer: NodeJS.Timeout | undefined;
+      const tally: Tally = { bytes: 0, ms: 0 };
       try {
-        const timeout = new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error('measurement timed out')), this.opts.timeoutMs);
+        const timeout = new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, this.opts.timeoutMs);
         });
         const run = (async () => {
           circ = await OriginCircuit.create(
@@ -263,12 +255,13 @@ export class ReachabilityTester {
             },
             { handshake: this.opts.handshake ?? 'ntor' },
           );
-          return await timedFetches(circ, this.opts.timeoutMs);
+          await timedFetches(circ, this.opts.timeoutMs, tally);
         })();
         run.catch(() => {});
-        return await Promise.race([run, timeout]);
+        await Promise.race([run, timeout]);
+        return rate(tally);
       } catch {
-        return undefined;
+        return rate(tally);
       } finally {
         clearTimeout(timer);
         (circ as OriginCircuit | null)?.destroy();
