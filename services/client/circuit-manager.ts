@@ -6,9 +6,25 @@
  *
  * Design notes: purposes follow Tor's: 'exit' circuits end at an exit chosen
  * for the port; onion-service circuits end at a chosen relay (intro point,
- * rendezvous point, HSDir) appended by `lastHop`. A circuit is "dirty" once
- * it carried a stream and is not reused after `maxDirtinessMs` (Tor's
- * MaxCircuitDirtiness).
+ * rendezvous point, HSDir) appended by `lastHop`.
+ *
+ * Lifetimes (C tor `circuit_expire_old_circuits_clientside`, run here on a
+ * timer every `expiryCheckMs`, as C tor checks each second): a circuit is
+ * "dirty" once it carried a stream; it takes no new stream after
+ * `maxDirtinessMs` (MaxCircuitDirtiness, C tor's default 10 min) and is
+ * closed at the first check after that with no stream open. A clean (never
+ * used) circuit is closed after `idleTimeoutMs` (C tor: the predicted-port
+ * lifetime, up to an hour; `cbtlearntimeout`, 3 min, while the build timeout
+ * is still being learned). Rendezvous circuits of the onion client are handed
+ * over with `expireWhenIdle` and follow the dirty rule.
+ *
+ * Build timeouts (core/cbt.ts): a build past the learned timeout is counted
+ * and another build is launched beside it (a different guard when the first
+ * hop had not answered); the first to open serves the request, and the slow
+ * one is abandoned only at the close timeout (60 s; onion-service circuits
+ * MAX(2 close + 1 s, SocksTimeout)). A first hop that leaves CREATE2
+ * unanswered for `firstHopTimeoutMs` stopped answering: its guard is marked
+ * failed and every circuit through that channel takes no new stream.
  *
  * Vanguards-lite (`vanguardsLite`, prop 333): onion-service circuits take
  * their second hop from a set of 4 layer-2 relays (core/vanguards.ts) and
@@ -18,7 +34,7 @@
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Registry } from 'prom-client';
-import { CircuitBuildTimeout } from '../core/cbt.js';
+import { CircuitBuildTimeout, cbtParamsFrom } from '../core/cbt.js';
 import { DestroyReason, destroyReasonName } from '../core/cells.js';
 import type { HandshakeName } from '../core/create-handshake.js';
 import { type Rng, randomBytes } from '../core/crypto.js';
@@ -49,8 +65,20 @@ export interface CircuitManagerOptions {
   enforceSubnets: boolean;
   /** Clean exit circuits kept ready. */
   prebuild: number;
-  /** Tor's MaxCircuitDirtiness. */
+  /** Tor's MaxCircuitDirtiness (default 10 min, as C tor). */
   maxDirtinessMs: number;
+  /** Clean circuits are closed this long after they opened (default 1 h, C tor's upper predicted-port lifetime). */
+  idleTimeoutMs: number;
+  /** How often old circuits are looked for (default 1 s, as C tor's once-a-second check). */
+  expiryCheckMs: number;
+  /**
+   * CREATE2 unanswered this long means the first hop stopped answering
+   * (default 10 s, C tor's first stream timeout; C tor waits for the close
+   * timeout, 60 s, which would leave a frozen guard in use for a minute).
+   */
+  firstHopTimeoutMs: number;
+  /** C tor SocksTimeout (2 min): the latest a timed-out onion-service circuit is kept (`hs_extremely_old_cutoff`). */
+  socksTimeoutMs: number;
   /** Paths tried before a request fails. */
   buildAttempts: number;
   /** Where guard state persists between runs (none: in memory). */
@@ -66,6 +94,10 @@ export const DEFAULT_CIRCUIT_OPTIONS: CircuitManagerOptions = {
   enforceSubnets: false,
   prebuild: 2,
   maxDirtinessMs: 10 * 60_000,
+  idleTimeoutMs: 60 * 60_000,
+  expiryCheckMs: 1_000,
+  firstHopTimeoutMs: 10_000,
+  socksTimeoutMs: 120_000,
   buildAttempts: 3,
   handshake: 'ntor',
   vanguardsLite: false,
@@ -100,6 +132,19 @@ interface Tracked {
   exit: NetRelay;
   isolationKey: string | null;
   dirtySince: number | null;
+  openedAt: number;
+}
+
+/** C tor `cbtlearntimeout` default (DFLT_IDLE_TIMEOUT_WHILE_LEARNING): clean circuits live 3 min while CBT learns. */
+const IDLE_TIMEOUT_WHILE_LEARNING_MS = 3 * 60_000;
+
+/** Onion-service circuit purposes C tor spares on a build timeout (`hs_circ_has_timed_out`). */
+const HS_PURPOSES: ReadonlySet<PathPurpose> = new Set(['onion-intro', 'onion-rend']);
+
+/** What a build attempt tells `build` when it passes the learned timeout. */
+interface SoftTimeout {
+  /** The guard whose CREATE2 was still unanswered, if any: the next attempt avoids it. */
+  slowGuard: string | null;
 }
 
 export class CircuitManager {
@@ -113,7 +158,10 @@ export class CircuitManager {
   private readonly m: Metrics['client'];
   private building = 0;
   private readonly lastHops = new WeakMap<OriginCircuit, NetRelay>();
+  /** Onion-client circuits (rendezvous) closed by the dirty rule; value: when first used. */
+  private readonly others = new Map<OriginCircuit, number>();
   private vanguards: readonly Vanguard[] = [];
+  private expiryTimer: NodeJS.Timeout | null = null;
   private closed = false;
 
   constructor(
@@ -168,6 +216,12 @@ export class CircuitManager {
 
   setNetDir(dir: NetDir): void {
     this.netdir = dir;
+    this.cbt.setParams(cbtParamsFrom(dir.consensus.params));
+    this.m.cbtTimeout.set(this.cbt.timeoutMs() / 1000);
+    if (!this.expiryTimer && !this.closed) {
+      this.expiryTimer = setInterval(() => this.expireOld(), this.opts.expiryCheckMs);
+      this.expiryTimer.unref();
+    }
     this.guards = updateSample(
       this.guards,
       dir.relays,
@@ -199,21 +253,58 @@ export class CircuitManager {
     return this.vanguards.map((v) => v.id);
   }
 
-  /** Builds one circuit for `req`, trying new paths up to `buildAttempts` times. */
-  async build(req: BuildRequest): Promise<OriginCircuit> {
-    let last: unknown;
-    for (let attempt = 0; attempt < this.opts.buildAttempts; attempt++) {
-      try {
-        return await this.buildOnce(req);
-      } catch (e) {
-        last = e;
-        if (e instanceof NoConsensusError || e instanceof PathError) throw e;
-      }
-    }
-    throw last;
+  /**
+   * Builds one circuit for `req`: up to `buildAttempts` paths, a new one
+   * launched when an attempt fails or passes the learned timeout (the slow
+   * one goes on); the first circuit to open is returned, later ones closed.
+   */
+  build(req: BuildRequest): Promise<OriginCircuit> {
+    return new Promise((resolve, reject) => {
+      let launched = 0;
+      let pending = 0;
+      let settled = false;
+      let last: unknown;
+      const avoid = new Set<string>();
+      const launch = (): void => {
+        launched++;
+        pending++;
+        const onSoftTimeout = (t: SoftTimeout): void => {
+          if (t.slowGuard) avoid.add(t.slowGuard);
+          if (!settled && launched < this.opts.buildAttempts) launch();
+        };
+        this.buildOnce(req, new Set(avoid), onSoftTimeout).then(
+          (circ) => {
+            pending--;
+            if (settled) circ.destroy(DestroyReason.FINISHED);
+            else {
+              settled = true;
+              resolve(circ);
+            }
+          },
+          (e: unknown) => {
+            pending--;
+            last = e;
+            if (settled) return;
+            if (e instanceof NoConsensusError || e instanceof PathError) {
+              settled = true;
+              reject(e);
+            } else if (launched < this.opts.buildAttempts) launch();
+            else if (pending === 0) {
+              settled = true;
+              reject(last);
+            }
+          },
+        );
+      };
+      launch();
+    });
   }
 
-  private async buildOnce(req: BuildRequest): Promise<OriginCircuit> {
+  private async buildOnce(
+    req: BuildRequest,
+    avoidGuards: ReadonlySet<string>,
+    onSoftTimeout: (t: SoftTimeout) => void,
+  ): Promise<OriginCircuit> {
     if (this.closed) throw new CircuitError(DestroyReason.REQUESTED, 'client is shutting down');
     const dir = this.netdir;
     if (!dir) throw new NoConsensusError();
@@ -221,7 +312,10 @@ export class CircuitManager {
     const started = this.now();
     const exclude = new Set(req.lastHop ? [req.lastHop.id] : []);
     const layer2 = req.lastHop && this.opts.vanguardsLite ? this.layer2(dir) : undefined;
-    const pick = pickGuard(this.guards, { nowMs: started, usable: (id) => !exclude.has(id), rng: this.rng });
+    const pickOpts = { nowMs: started, rng: this.rng };
+    const pick =
+      pickGuard(this.guards, { ...pickOpts, usable: (id) => !exclude.has(id) && !avoidGuards.has(id) }) ??
+      pickGuard(this.guards, { ...pickOpts, usable: (id) => !exclude.has(id) });
     const guard = pick ? dir.get(pick.id) : undefined;
     let path: NetRelay[];
     try {
@@ -251,59 +345,95 @@ export class CircuitManager {
       this.countFailure(purpose, 'no_path');
       throw e;
     }
-    const timeoutMs = this.cbt.scaledTimeoutMs(path.length);
+    const first = path[0] as NetRelay;
+    const isGuard = guard !== undefined && first.id === guard.id;
+    const hs = HS_PURPOSES.has(purpose);
+    const softMs = hs ? this.cbt.hsTimeoutMs(path.length) : this.cbt.scaledTimeoutMs(path.length);
+    const closeMs = hs ? this.cbt.hsCloseMs(this.opts.socksTimeoutMs) : this.cbt.closeMs();
     this.building++;
     let circ: OriginCircuit | null = null;
+    let channel: Channel | null = null;
     let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      circ?.destroy(DestroyReason.TIMEOUT);
-    }, timeoutMs);
+    let abandon: (e: Error) => void = () => {};
+    const abandoned = new Promise<never>((_, reject) => {
+      abandon = reject;
+    });
+    abandoned.catch(() => {});
+    const timers = [
+      setTimeout(() => {
+        timedOut = true;
+        this.cbt.countTimeout();
+        this.m.cbtTimeout.set(this.cbt.timeoutMs() / 1000);
+        this.m.circuitBuildTimeouts.labels({ purpose }).inc();
+        onSoftTimeout({ slowGuard: circ === null && isGuard ? first.id : null });
+      }, softMs),
+      setTimeout(() => {
+        if (circ !== null || channel === null) return;
+        this.firstHopStoppedAnswering(channel, isGuard ? first.id : null);
+        abandon(new CircuitError(DestroyReason.TIMEOUT, 'first hop did not answer CREATE2', 'timeout'));
+      }, this.opts.firstHopTimeoutMs),
+      setTimeout(() => {
+        this.cbt.addAbandoned();
+        abandon(new CircuitError(DestroyReason.TIMEOUT, `circuit build exceeded ${closeMs} ms`, 'timeout'));
+      }, closeMs),
+    ];
     try {
-      const first = path[0] as NetRelay;
-      let channel: Channel;
       try {
-        channel = await this.pool.get({ identity: first.identity, address: first.address, port: first.port });
+        channel = await Promise.race([
+          this.pool.get({ identity: first.identity, address: first.address, port: first.port }),
+          abandoned,
+        ]);
       } catch (e) {
-        if (guard && first.id === guard.id) {
-          this.guards = markGuardFailure(this.guards, guard.id, this.now());
+        if (isGuard) {
+          this.guards = markGuardFailure(this.guards, first.id, this.now());
           void this.saveGuards().catch(() => {});
         }
         throw e;
       }
-      circ = await OriginCircuit.create(channel, first, { rng: this.rng, handshake: this.opts.handshake });
+      const creating = OriginCircuit.create(channel, first, {
+        rng: this.rng,
+        handshake: this.opts.handshake,
+      });
+      // A CREATE2 answered after we gave up still opens a circuit at the relay: close it.
+      abandoned.catch(() => void creating.then((c) => c.destroy(DestroyReason.FINISHED)).catch(() => {}));
+      circ = await Promise.race([creating, abandoned]);
       this.lastHops.set(circ, path[path.length - 1] as NetRelay);
-      for (const hop of path.slice(1)) {
-        if (timedOut) break;
-        await circ.extend(hop);
-      }
-      if (timedOut)
-        throw new CircuitError(DestroyReason.TIMEOUT, `circuit build exceeded ${timeoutMs} ms`, 'timeout');
+      for (const hop of path.slice(1)) await Promise.race([circ.extend(hop), abandoned]);
       const ms = this.now() - started;
-      this.cbt.addBuildTime(ms, path.length);
+      this.cbt.addBuildTime(ms, path.length, timedOut);
       this.m.cbtTimeout.set(this.cbt.timeoutMs() / 1000);
       this.m.circuitBuild.labels({ purpose }).observe(ms / 1000);
       this.m.circuits.labels({ purpose, outcome: 'success' }).inc();
       if (layer2) this.m.vanguardCircuits.labels({ relay: (path[1] as NetRelay).nickname }).inc();
-      if (guard && first.id === guard.id) {
-        this.guards = markGuardSuccess(this.guards, guard.id, this.now(), this.rng);
+      if (isGuard) {
+        this.guards = markGuardSuccess(this.guards, first.id, this.now(), this.rng);
         void this.saveGuards().catch(() => {});
       }
       return circ;
     } catch (e) {
       circ?.destroy();
-      if (timedOut) {
-        this.cbt.addTimeout();
-        this.m.cbtTimeout.set(this.cbt.timeoutMs() / 1000);
-        this.countFailure(purpose, 'timeout');
-        throw new CircuitError(DestroyReason.TIMEOUT, `circuit build exceeded ${timeoutMs} ms`, 'timeout');
-      }
       this.countFailure(purpose, failureReason(e));
       throw e;
     } finally {
-      clearTimeout(timer);
+      for (const t of timers) clearTimeout(t);
       this.building--;
     }
+  }
+
+  /**
+   * The first hop left CREATE2 unanswered: as C tor's `circuit_build_failed`
+   * at the first hop, the guard is marked failed (new circuits pick another
+   * primary guard), and no circuit through this channel takes a new stream.
+   */
+  private firstHopStoppedAnswering(channel: Channel, guardId: string | null): void {
+    this.c.logger.warn('first hop stopped answering; its circuits take no new streams');
+    this.m.circuitsRetired.labels({ reason: 'first_hop' }).inc();
+    if (guardId) {
+      this.guards = markGuardFailure(this.guards, guardId, this.now());
+      void this.saveGuards().catch(() => {});
+    }
+    for (const t of this.exits) if (t.circ.channel === channel) t.dirtySince = Number.NEGATIVE_INFINITY;
+    this.maintain();
   }
 
   private countFailure(purpose: string, reason: string): void {
@@ -318,12 +448,8 @@ export class CircuitManager {
    */
   async exitCircuit(host: string, port: number, isolationKey: string): Promise<OriginCircuit> {
     const now = this.now();
-    this.prune(now);
-    const ok = (t: Tracked) => t.circ.isOpen && NetDir.exitAllows(t.exit, host, port);
-    let t = this.exits.find(
-      (x) =>
-        x.isolationKey === isolationKey && ok(x) && now - (x.dirtySince ?? now) < this.opts.maxDirtinessMs,
-    );
+    const ok = (t: Tracked) => this.usable(t, now) && NetDir.exitAllows(t.exit, host, port);
+    let t = this.exits.find((x) => x.isolationKey === isolationKey && ok(x));
     if (!t) {
       t = this.exits.find((x) => x.isolationKey === null && ok(x));
       if (t) t.isolationKey = isolationKey;
@@ -337,14 +463,21 @@ export class CircuitManager {
     return t.circ;
   }
 
+  /** Open, and clean or dirty for less than MaxCircuitDirtiness: may take a new stream. */
+  private usable(t: Tracked, now: number): boolean {
+    return t.circ.isOpen && (t.dirtySince === null || now - t.dirtySince < this.opts.maxDirtinessMs);
+  }
+
   private track(circ: OriginCircuit, isolationKey: string | null): Tracked {
     // The relay the circuit was built to, as the consensus described it then
     // (it may have left a newer consensus since).
     const exit = this.lastHops.get(circ) ?? this.netdir?.get(toId(circ));
     if (!exit) throw new CircuitError(DestroyReason.INTERNAL, 'circuit of unknown origin', 'protocol');
-    const t: Tracked = { circ, exit, isolationKey, dirtySince: null };
+    const t: Tracked = { circ, exit, isolationKey, dirtySince: null, openedAt: this.now() };
     this.exits.push(t);
+    this.m.circuitsOpen.inc();
     circ.on('destroyed', () => {
+      this.m.circuitsOpen.dec();
       const i = this.exits.indexOf(t);
       if (i >= 0) this.exits.splice(i, 1);
       this.maintain();
@@ -352,28 +485,75 @@ export class CircuitManager {
     return t;
   }
 
-  /** Stops handing out `circ` for new streams (its exit refused one); open streams continue. */
-  retire(circ: OriginCircuit): void {
+  /**
+   * Stops handing out `circ` for new streams; open streams continue (C tor
+   * `mark_circuit_unusable_for_new_conns`: its exit refused a stream, or a
+   * stream got no CONNECTED in time). Closed once its streams are done.
+   */
+  retire(circ: OriginCircuit, reason: 'refused' | 'stream_timeout'): void {
     const t = this.exits.find((x) => x.circ === circ);
-    if (t) t.dirtySince = Number.NEGATIVE_INFINITY;
+    if (t && t.dirtySince !== Number.NEGATIVE_INFINITY) {
+      t.dirtySince = Number.NEGATIVE_INFINITY;
+      this.m.circuitsRetired.labels({ reason }).inc();
+    }
+    if (this.others.has(circ)) {
+      this.others.set(circ, Number.NEGATIVE_INFINITY);
+      this.m.circuitsRetired.labels({ reason }).inc();
+    }
   }
 
-  private prune(now: number): void {
+  /**
+   * Hands an onion-client circuit (a joined rendezvous circuit) to the
+   * expiry timer: dirty from now, closed after MaxCircuitDirtiness once no
+   * stream is open, as C tor closes finished rendezvous circuits.
+   */
+  expireWhenIdle(circ: OriginCircuit): void {
+    if (this.others.has(circ) || !circ.isOpen) return;
+    this.others.set(circ, this.now());
+    this.m.circuitsOpen.inc();
+    circ.once('destroyed', () => {
+      this.others.delete(circ);
+      this.m.circuitsOpen.dec();
+    });
+  }
+
+  /** Whether a circuit given to `expireWhenIdle` may still take new streams. */
+  mayTakeStreams(circ: OriginCircuit): boolean {
+    const since = this.others.get(circ);
+    return since !== undefined && circ.isOpen && this.now() - since < this.opts.maxDirtinessMs;
+  }
+
+  /**
+   * C tor `circuit_expire_old_circuits_clientside`: closes dirty circuits
+   * past MaxCircuitDirtiness with no stream open, and clean ones older than
+   * the idle timeout. Runs on a timer; public for tests with a fake clock.
+   */
+  expireOld(): void {
+    const now = this.now();
+    const idleMs = this.cbt.needsTestCircuits()
+      ? Math.min(IDLE_TIMEOUT_WHILE_LEARNING_MS, this.opts.idleTimeoutMs)
+      : this.opts.idleTimeoutMs;
     for (const t of [...this.exits]) {
-      if (
-        t.dirtySince !== null &&
-        now - t.dirtySince >= this.opts.maxDirtinessMs &&
-        t.circ.streamCount === 0
-      ) {
-        t.circ.destroy(DestroyReason.FINISHED);
-      }
+      if (t.dirtySince !== null) {
+        if (now - t.dirtySince >= this.opts.maxDirtinessMs && t.circ.streamCount === 0)
+          this.expire(t.circ, 'dirty');
+      } else if (now - t.openedAt >= idleMs) this.expire(t.circ, 'idle');
     }
+    for (const [circ, since] of [...this.others]) {
+      if (now - since >= this.opts.maxDirtinessMs && circ.streamCount === 0) this.expire(circ, 'dirty');
+    }
+  }
+
+  private expire(circ: OriginCircuit, reason: 'dirty' | 'idle'): void {
+    this.m.circuitsExpired.labels({ reason }).inc();
+    circ.destroy(DestroyReason.FINISHED);
   }
 
   /** Keeps `prebuild` clean exit circuits ready (path-spec §2.1.1 predictive building, simplified). */
   maintain(): void {
     if (this.closed || !this.netdir) return;
-    const clean = this.exits.filter((t) => t.isolationKey === null && t.circ.isOpen).length;
+    const now = this.now();
+    const clean = this.exits.filter((t) => t.isolationKey === null && this.usable(t, now)).length;
     for (let i = clean + this.building; i < this.opts.prebuild; i++) {
       this.building++;
       void this.build({ purpose: 'exit' })
@@ -390,7 +570,10 @@ export class CircuitManager {
 
   close(): void {
     this.closed = true;
+    if (this.expiryTimer) clearInterval(this.expiryTimer);
+    this.expiryTimer = null;
     for (const t of this.exits.splice(0)) t.circ.destroy(DestroyReason.FINISHED);
+    for (const circ of [...this.others.keys()]) circ.destroy(DestroyReason.FINISHED);
     this.pool.closeAll();
   }
 }

@@ -8,6 +8,13 @@
  * CONNECTs: exit destinations over 3-hop exit circuits, `.onion` names
  * through the onion connector (set by services/client/onion.ts).
  *
+ * Stream retries (C tor `connection_ap_expire_beginning`): a BEGIN without
+ * CONNECTED after the stream timeout (`streamTimeoutMs`: 10 s for the first
+ * two attempts, then 15 s, as C tor's `compute_retry_timeout` with
+ * CircuitStreamTimeout unset) marks its circuit unusable for new streams and
+ * the stream is tried on another circuit, until the SOCKS request's
+ * deadline (inside SocksTimeout, see socks-server.ts) or `streamAttempts`.
+ *
  * Limitations: the consensus comes from the authorities' HTTP ports, not
  * from directory caches over BEGIN_DIR; documented in README.
  */
@@ -25,7 +32,14 @@ import { CircuitError, type OriginCircuit, StreamRefusedError } from '../net/ori
 import { CircuitManager, type CircuitManagerOptions, DEFAULT_CIRCUIT_OPTIONS } from './circuit-manager.js';
 import { NetDir } from './netdir.js';
 import { createOnionConnector } from './onion.js';
-import { type ConnectRequest, SocksFailure, type SocksServer, startSocksServer } from './socks-server.js';
+import {
+  type ConnectRequest,
+  remainingMs,
+  SocksFailure,
+  type SocksServer,
+  startSocksServer,
+  withDeadline,
+} from './socks-server.js';
 import { endReasonSocksReply, SocksReply } from './socks5.js';
 
 export interface ClientOptions {
@@ -41,7 +55,7 @@ export interface ClientOptions {
    * later time: onion services, whose HSDir ring must not lag their clients'.
    */
   refreshPromptly?: boolean;
-  /** Streams per stream-open attempt before giving up (a new circuit each time). */
+  /** Circuits a stream is tried on before giving up (default 5; the SOCKS deadline bounds them too). */
   streamAttempts?: number;
   /** Keys for onion services that require client authorization. */
   clientAuthKeys?: readonly ClientAuthPrivate[];
@@ -161,7 +175,15 @@ export class ShallotClient {
   async connect(req: ConnectRequest): Promise<Duplex> {
     const started = performance.now();
     const onion = req.host.toLowerCase().endsWith('.onion');
-    const stream = onion ? await this.connectOnion(req) : await this.connectExit(req);
+    let stream: Duplex;
+    try {
+      stream = onion ? await this.connectOnion(req) : await this.connectExit(req);
+    } catch (e) {
+      this.m.streams.labels({ outcome: 'failure' }).inc();
+      throw e;
+    }
+    // Onion streams count too, so the client-streams panel is not empty under onion-only load.
+    this.m.streams.labels({ outcome: 'success' }).inc();
     this.observeStream(stream, onion ? 'onion' : 'exit', started);
     return stream;
   }
@@ -191,15 +213,16 @@ export class ShallotClient {
 
   private async connectExit(req: ConnectRequest): Promise<Duplex> {
     if (!this.dir) throw new SocksFailure(SocksReply.NETWORK_UNREACHABLE, 'not bootstrapped yet');
-    const attempts = this.opts.streamAttempts ?? 3;
-    let last: unknown;
-    for (let i = 0; i < attempts; i++) {
+    const attempts = this.opts.streamAttempts ?? 5;
+    let last: unknown = new SocksFailure(SocksReply.TTL_EXPIRED, 'no time left for the stream');
+    for (let i = 0; i < attempts && remainingMs(req) > 0; i++) {
       let circ: OriginCircuit | null = null;
       try {
-        circ = await this.circuits.exitCircuit(req.host, req.port, req.isolationKey);
-        const stream = await circ.openStream({ host: req.host, port: req.port }, 30_000);
-        this.m.streams.labels({ outcome: 'success' }).inc();
-        return stream;
+        circ = await withDeadline(this.circuits.exitCircuit(req.host, req.port, req.isolationKey), req);
+        return await circ.openStream(
+          { host: req.host, port: req.port },
+          Math.min(streamTimeoutMs(i), remainingMs(req)),
+        );
       } catch (e) {
         last = e;
         this.c.logger.debug('stream attempt failed', { attempt: i + 1, error: String(e) });
@@ -208,10 +231,12 @@ export class ShallotClient {
         // or the exit is worth another circuit.
         if (e instanceof PathError) break;
         if (e instanceof StreamRefusedError && FINAL_END_REASONS.has(e.reason)) break;
-        if (circ) this.circuits.retire(circ);
+        const timeout = e instanceof CircuitError && e.kind === 'timeout';
+        if (circ) this.circuits.retire(circ, timeout ? 'stream_timeout' : 'refused');
+        if (i + 1 < attempts && remainingMs(req) > 0)
+          this.m.streamRetries.labels({ server: 'exit', reason: timeout ? 'timeout' : 'circuit' }).inc();
       }
     }
-    this.m.streams.labels({ outcome: 'failure' }).inc();
     throw toSocksFailure(last);
   }
 
@@ -221,6 +246,11 @@ export class ShallotClient {
     await this.socks?.close();
     this.circuits.close();
   }
+}
+
+/** C tor `compute_retry_timeout` (CircuitStreamTimeout unset): 10 s for the first two attempts, then 15 s. */
+export function streamTimeoutMs(attempt: number): number {
+  return attempt < 2 ? 10_000 : 15_000;
 }
 
 /** END reasons that describe the destination, not the circuit: retrying elsewhere will not help. */
@@ -251,6 +281,9 @@ export function toSocksFailure(e: unknown): SocksFailure {
   if (e instanceof PathError && e.context.position === 'exit') {
     return new SocksFailure(SocksReply.NOT_ALLOWED, 'no exit allows this destination');
   }
+  // C tor answers a stream that timed out with END reason TIMEOUT's reply, TTL expired.
+  if (e instanceof CircuitError && e.kind === 'timeout')
+    return new SocksFailure(SocksReply.TTL_EXPIRED, e.message);
   if (e instanceof CircuitError) return new SocksFailure(SocksReply.GENERAL_FAILURE, e.message);
   return new SocksFailure(SocksReply.GENERAL_FAILURE, e instanceof Error ? e.message : String(e));
 }

@@ -76,6 +76,34 @@ export interface OnionPeriodKeys {
   periodEndMs: number;
 }
 
+/**
+ * The time period a client falls back to when the current one's descriptor
+ * is not found (rend-spec-v3 §2.2.1: services publish for the current and
+ * the next period): between a new time period and the next SRV run, the
+ * previous period with the previous SRV (the descriptor the service made
+ * current before the change); after the SRV run, the next period with the
+ * current SRV (the service's "next" descriptor, for clients already past
+ * the change). Each with the disaster SRV when the value is missing.
+ */
+export function otherPeriodKeys(identityPub: Uint8Array, consensus: Consensus): OnionPeriodKeys {
+  const p = timePeriodParams({ testnet: true, votingIntervalSec: consensus.votingIntervalSec });
+  const n = timePeriodNum(consensus.validAfterMs, p);
+  const early = inPeriodBetweenTpAndSrv(consensus.validAfterMs, p);
+  const other = early ? n - 1 : n + 1;
+  const tp = BigInt(other);
+  const len = BigInt(p.lengthMinutes);
+  const v = early ? consensus.sharedRandPrevious : consensus.sharedRandCurrent;
+  const blindedPub = blindIdentity(identityPub, tp, len);
+  return {
+    tp,
+    len,
+    blindedPub,
+    subcredential: hsSubcredential(identityPub, blindedPub),
+    srv: v?.value ?? disasterSrv(tp, len),
+    periodEndMs: timePeriodStart(other + 1, p),
+  };
+}
+
 /** The SRV a client uses to fetch for period `tp` (see the module notes). */
 export function clientFetchSrv(consensus: Consensus, tp: bigint, len: bigint): Uint8Array {
   const p = timePeriodParams({ testnet: true, votingIntervalSec: consensus.votingIntervalSec });

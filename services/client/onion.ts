@@ -32,6 +32,8 @@
  *   is in place before INTRODUCE1 too, so a fast service is never missed.
  *
  * Metrics: `shallot_onion_connect_seconds` (request to CONNECTED),
+ * `shallot_onion_connect_phase_seconds{phase}` (descriptor, introduction,
+ * rendezvous, stream: the same connect split, successful phases only),
  * `shallot_onion_connects_total{outcome}` (ok or the 0xFx name),
  * `shallot_client_rendezvous_chosen_total{relay}`; circuit metrics come from
  * the CircuitManager (purposes hsdir, onion-intro, onion-rend).
@@ -85,10 +87,11 @@ import {
   onionIdentityFor,
   onionLabel,
   onionPeriodKeys,
+  otherPeriodKeys,
   shuffled,
 } from './onion-params.js';
 import type { ConnectRequest } from './socks-server.js';
-import { SocksFailure } from './socks-server.js';
+import { SocksFailure, withDeadline } from './socks-server.js';
 import { endReasonSocksReply, SocksReply } from './socks5.js';
 
 export interface OnionClientOptions {
@@ -106,7 +109,12 @@ export interface OnionClientOptions {
   introAckTimeoutMs?: number;
   /** RENDEZVOUS2 after a positive INTRODUCE_ACK (default 30 s). */
   rendezvousTimeoutMs?: number;
-  /** CONNECTED after BEGIN on the rendezvous circuit (default 30 s). */
+  /**
+   * CONNECTED after BEGIN on the rendezvous circuit (default 10 s, C tor's
+   * first stream timeout); on a reused circuit a timeout means rendezvous
+   * again (C tor waits SocksTimeout on a joined rendezvous circuit; a frozen
+   * relay on it would then stall every stream to the service).
+   */
   streamTimeoutMs?: number;
   /** Intro points tried per rendezvous (default 3, as C tor's intro retries). */
   maxIntroAttempts?: number;
@@ -193,7 +201,7 @@ export class OnionClient {
       rendEstablishTimeoutMs: opts.rendEstablishTimeoutMs ?? 30_000,
       introAckTimeoutMs: opts.introAckTimeoutMs ?? 30_000,
       rendezvousTimeoutMs: opts.rendezvousTimeoutMs ?? 30_000,
-      streamTimeoutMs: opts.streamTimeoutMs ?? 30_000,
+      streamTimeoutMs: opts.streamTimeoutMs ?? 10_000,
       maxIntroAttempts: opts.maxIntroAttempts ?? 3,
       maxRendAttempts: opts.maxRendAttempts ?? 2,
       maxDirtinessMs: opts.maxDirtinessMs ?? source.circuits.opts.maxDirtinessMs,
@@ -205,7 +213,8 @@ export class OnionClient {
   async connect(req: ConnectRequest): Promise<Duplex> {
     const started = this.now();
     try {
-      const stream = await this.open(req);
+      // Inside the SOCKS deadline (socks-server.ts): each phase's own timeout gives its code first.
+      const stream = await withDeadline(this.open(req), req, (late) => late.destroy());
       this.m.onionConnect.observe((this.now() - started) / 1000);
       this.m.onionConnects.labels({ outcome: 'ok' }).inc();
       return stream;
@@ -242,17 +251,19 @@ export class OnionClient {
     const reused = this.reusable(reuseKey);
     if (reused) {
       try {
-        return await reused.openStream({ host: '', port: req.port }, this.o.streamTimeoutMs);
+        return await this.openStream(reused, req.port);
       } catch (e) {
         if (e instanceof StreamRefusedError) throw e;
-        // The circuit died under us: rendezvous again.
+        // The circuit died under us or gave no CONNECTED in time: rendezvous again.
         this.rendCircuits.delete(reuseKey);
+        const timedOut = e instanceof CircuitError && e.kind === 'timeout';
+        this.source.circuits.retire(reused, timedOut ? 'stream_timeout' : 'refused');
+        this.m.streamRetries.labels({ server: 'onion', reason: timedOut ? 'timeout' : 'circuit' }).inc();
       }
     }
 
-    const keys = onionPeriodKeys(identity, dir.consensus);
     const authSecret = this.authKeys.get(toHex(identity));
-    let { desc, cached } = await this.descriptor(label, keys, dir, authSecret);
+    let { desc, cached, keys } = await this.descriptorEitherPeriod(label, identity, dir, authSecret);
     let circ: OriginCircuit;
     try {
       circ = await this.rendezvous(identity, label, desc, keys, dir);
@@ -266,17 +277,32 @@ export class OnionClient {
       ({ desc, cached } = await this.descriptor(label, keys, dir, authSecret));
       circ = await this.rendezvous(identity, label, desc, keys, dir);
     }
+    // Closed after MaxCircuitDirtiness once its streams are done (C tor's expiry of joined rendezvous circuits).
+    this.source.circuits.expireWhenIdle(circ);
     const entry = { circ, createdAt: this.now() };
     this.rendCircuits.set(reuseKey, entry);
     circ.once('destroyed', () => {
       if (this.rendCircuits.get(reuseKey) === entry) this.rendCircuits.delete(reuseKey);
     });
     try {
-      return await circ.openStream({ host: '', port: req.port }, this.o.streamTimeoutMs);
+      return await this.openStream(circ, req.port);
     } catch (e) {
       if (!(e instanceof StreamRefusedError)) circ.destroy();
       throw e;
     }
+  }
+
+  /** BEGIN on the rendezvous circuit; its time to CONNECTED is the `stream` phase. */
+  private async openStream(circ: OriginCircuit, port: number): Promise<Duplex> {
+    const started = this.now();
+    const stream = await circ.openStream({ host: '', port }, this.o.streamTimeoutMs);
+    this.phase('stream', started);
+    return stream;
+  }
+
+  /** Observes one phase of shallot_onion_connect_phase_seconds (shallot load splits connects with it). */
+  private phase(phase: 'descriptor' | 'introduction' | 'rendezvous' | 'stream', since: number): void {
+    this.m.onionConnectPhase.labels({ phase }).observe((this.now() - since) / 1000);
   }
 
   private reusable(key: string): OriginCircuit | null {
@@ -290,6 +316,34 @@ export class OnionClient {
 
   /* ------------------------------------------------------ descriptors */
 
+  /**
+   * The descriptor for the current time period, else for the other one
+   * (`otherPeriodKeys`, rend-spec-v3 §2.2.1) when no HSDir has the current
+   * one: around a time-period change a service may not have published for
+   * the period this client's consensus names yet. A cached descriptor of the
+   * other period is used first while it is valid.
+   */
+  private async descriptorEitherPeriod(
+    label: string,
+    identity: Uint8Array,
+    dir: NetDir,
+    authSecret: Uint8Array | undefined,
+  ): Promise<{ desc: HsDescriptorContents; cached: boolean; keys: OnionPeriodKeys }> {
+    const current = onionPeriodKeys(identity, dir.consensus);
+    const other = otherPeriodKeys(identity, dir.consensus);
+    const order = this.descriptors.get(label)?.tp === other.tp ? [other, current] : [current, other];
+    let notFound: unknown;
+    for (const keys of order) {
+      try {
+        return { ...(await this.descriptor(label, keys, dir, authSecret)), keys };
+      } catch (e) {
+        if (!(e instanceof SocksFailure && e.reply === SocksReply.ONION_DESC_NOT_FOUND)) throw e;
+        notFound ??= e;
+      }
+    }
+    throw notFound;
+  }
+
   private async descriptor(
     label: string,
     keys: OnionPeriodKeys,
@@ -301,6 +355,7 @@ export class OnionClient {
     if (hit) this.descriptors.delete(label);
     const inFlight = this.fetching.get(label);
     if (inFlight && inFlight.tp === keys.tp) return { desc: await inFlight.p, cached: false };
+    const fetchStarted = this.now();
     const p = this.fetchDescriptor(keys, dir, authSecret);
     const entry = { tp: keys.tp, p };
     this.fetching.set(label, entry);
@@ -310,6 +365,8 @@ export class OnionClient {
     } finally {
       if (this.fetching.get(label) === entry) this.fetching.delete(label);
     }
+    // Once per fetch: requests that shared it (above) are not observed again.
+    this.phase('descriptor', fetchStarted);
     if (this.descriptors.size >= this.o.maxCachedDescriptors) {
       const oldest = this.descriptors.keys().next();
       if (!oldest.done) this.descriptors.delete(oldest.value);
@@ -408,6 +465,7 @@ export class OnionClient {
     keys: OnionPeriodKeys,
     dir: NetDir,
   ): Promise<OriginCircuit> {
+    const started = this.now();
     const intros = shuffled(desc.introPoints, this.rng)
       .map((ip) => ({ ip, relay: findIntroRelay(dir.relays, ip.linkSpecifiers) }))
       .filter((x): x is { ip: IntroPointInfo; relay: NetRelay } => x.relay !== undefined)
@@ -496,6 +554,8 @@ export class OnionClient {
         `introduction failed: ${lastError}`,
       );
     }
+    this.phase('introduction', started);
+    const ackedAt = this.now();
 
     let timer: NodeJS.Timeout | undefined;
     try {
@@ -534,6 +594,7 @@ export class OnionClient {
         port: 0,
       });
       keySeed.fill(0);
+      this.phase('rendezvous', ackedAt);
       return rendCirc;
     } catch (e) {
       rendCirc.destroy(DestroyReason.FINISHED);

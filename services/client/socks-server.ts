@@ -11,6 +11,15 @@
  * (silent for `minIdleMs` at least) instead of being turned away, so 4,096
  * idle connections cost an attacker their own connections, not honest
  * applications theirs. Counted in `shallot_client_socks_closed_total{reason}`.
+ *
+ * Replies before close (issue 13): once the request is read, every outcome
+ * is a reply code written before the socket closes. Timeouts nest: the
+ * connector gets `deadline` (`remainingMs`), `replyMarginMs` before
+ * SocksTimeout, so its own code (0xF3 for a late RENDEZVOUS2, 0x06 for a
+ * stream that never got CONNECTED...) goes out first; if it still has not
+ * answered at SocksTimeout, the server answers 0x06 (TTL expired, as C tor
+ * answers END reason TIMEOUT) and closes. Counted in
+ * `shallot_client_socks_replies_total{code}`.
  */
 
 import type * as net from 'node:net';
@@ -47,6 +56,35 @@ export class SocksFailure extends ShallotError {
 export interface ConnectRequest extends SocksRequest {
   /** Streams with different keys never share a circuit. */
   isolationKey: string;
+  /** performance.now() by which the connector must answer (absent: no bound but its own timeouts). */
+  deadline?: number;
+}
+
+/** Time left before `req.deadline` (Infinity without one). */
+export function remainingMs(req: ConnectRequest): number {
+  return req.deadline === undefined ? Number.POSITIVE_INFINITY : req.deadline - performance.now();
+}
+
+/**
+ * `p`, or TTL expired (C tor's reply for END reason TIMEOUT) once the
+ * request's deadline passes; a result that arrives later goes to `late`.
+ */
+export function withDeadline<T>(p: Promise<T>, req: ConnectRequest, late?: (v: T) => void): Promise<T> {
+  const left = remainingMs(req);
+  if (left === Number.POSITIVE_INFINITY) return p;
+  let timer: NodeJS.Timeout | undefined;
+  let expired = false;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => {
+        expired = true;
+        reject(new SocksFailure(SocksReply.TTL_EXPIRED, 'no answer before the SOCKS deadline'));
+      },
+      Math.max(0, left),
+    );
+  });
+  void p.then((v) => expired && late?.(v)).catch(() => {});
+  return Promise.race([p, deadline]).finally(() => clearTimeout(timer));
 }
 
 export type Connector = (req: ConnectRequest) => Promise<Duplex>;
@@ -63,6 +101,11 @@ export interface SocksServerOptions {
   handshakeTimeoutMs?: number;
   /** From accept to CONNECTED (C tor SocksTimeout, default 2 minutes). */
   socksTimeoutMs?: number;
+  /**
+   * The connector's deadline is this long before SocksTimeout (default 1 s),
+   * so the inner failure's own reply code is written before the outer timer.
+   */
+  replyMarginMs?: number;
   /**
    * Connections in handshake at once (default 512). A new connection over
    * it closes the least recently active one instead of being refused, so
@@ -93,12 +136,13 @@ const MAX_HANDSHAKE_BYTES = 1024;
 const SOCKS_DEFAULTS = {
   handshakeTimeoutMs: 10_000,
   socksTimeoutMs: 120_000,
+  replyMarginMs: 1_000,
   maxHandshaking: 512,
   minIdleMs: 1_000,
   maxConnections: 4096,
 };
 
-type SocksMetrics = Pick<Metrics['client'], 'socksClosed' | 'socksHandshaking'>;
+type SocksMetrics = Pick<Metrics['client'], 'socksClosed' | 'socksHandshaking' | 'socksReplies'>;
 
 /**
  * The connections whose request has not been read yet, least recently
@@ -230,24 +274,40 @@ function reader(socket: net.Socket, onActivity: () => void) {
 interface HandleContext {
   handshakeTimeoutMs: number;
   socksTimeoutMs: number;
+  replyMarginMs: number;
   handshaking: Handshaking;
   m: SocksMetrics | null;
 }
 
 /** Runs one admitted connection: handshake under its timeout, then CONNECT and splice. */
 async function handle(socket: net.Socket, connect: Connector, x: HandleContext): Promise<void> {
+  const accepted = performance.now();
+  let replied = false;
+  /** Writes the one reply to the request and, unless it is success, closes. */
+  const reply = (code: number): boolean => {
+    if (replied || socket.destroyed) return false;
+    replied = true;
+    x.m?.socksReplies.labels({ code: `0x${code.toString(16).padStart(2, '0')}` }).inc();
+    if (code === SocksReply.SUCCEEDED) socket.write(encodeReply(code));
+    else socket.end(encodeReply(code));
+    return true;
+  };
+  let stage: 'greeting' | 'request' | 'connect' = 'greeting';
   const handshakeTimer = setTimeout(() => {
     x.m?.socksClosed.labels({ reason: 'handshake_timeout' }).inc();
     socket.destroy();
   }, x.handshakeTimeoutMs);
-  const socksTimer = setTimeout(() => socket.destroy(), x.socksTimeoutMs);
+  const socksTimer = setTimeout(() => {
+    // The connector missed its deadline: answer for it (C tor: END reason TIMEOUT is TTL expired).
+    if (stage === 'connect') reply(SocksReply.TTL_EXPIRED);
+    else socket.destroy();
+  }, x.socksTimeoutMs);
   const handshakeDone = () => {
     clearTimeout(handshakeTimer);
     x.handshaking.remove(socket);
   };
   socket.once('close', handshakeDone);
   const rd = reader(socket, () => x.handshaking.touch(socket));
-  let stage: 'greeting' | 'request' = 'greeting';
   try {
     const { msg: greeting } = await rd.read(decodeGreeting);
     let isolationKey = 'anonymous';
@@ -270,14 +330,15 @@ async function handle(socket: net.Socket, connect: Connector, x: HandleContext):
     if (req.command !== CMD_CONNECT)
       throw new SocksFailure(SocksReply.COMMAND_NOT_SUPPORTED, 'only CONNECT is supported');
     if (req.port === 0) throw new SocksFailure(SocksReply.GENERAL_FAILURE, 'port 0');
-    const stream = await connect({ ...req, isolationKey });
+    stage = 'connect';
+    const deadline = accepted + x.socksTimeoutMs - x.replyMarginMs;
+    const stream = await connect({ ...req, isolationKey, deadline });
     clearTimeout(socksTimer);
     const early = rd.detach();
-    if (socket.destroyed) {
+    if (!reply(SocksReply.SUCCEEDED)) {
       stream.destroy();
       return;
     }
-    socket.write(encodeReply(SocksReply.SUCCEEDED));
     if (early.length > 0) stream.write(early);
     socket.pipe(stream);
     stream.pipe(socket);
@@ -293,9 +354,7 @@ async function handle(socket: net.Socket, connect: Connector, x: HandleContext):
         : e instanceof ShallotError && e.code === 'ERR_INVALID' && /address type/.test(e.message)
           ? SocksReply.ADDRESS_TYPE_NOT_SUPPORTED
           : SocksReply.GENERAL_FAILURE;
-    if (!socket.destroyed) {
-      if (stage === 'request') socket.end(encodeReply(code));
-      else socket.destroy();
-    }
+    if (stage === 'greeting') socket.destroy();
+    else reply(code);
   }
 }

@@ -10,9 +10,19 @@
  * them); this class only answers "how long?" and "should I test now?".
  *
  * Design notes:
- * - `addTimeout()` records a build abandoned at the close timeout; in the
- *   fit it counts as a right-censored observation at the largest time seen,
- *   as C tor's CBT_BUILD_ABANDONED does.
+ * - Two timeouts, as C tor's `circuit_expire_building`: a build slower than
+ *   `timeoutMs()` has *timed out* (`countTimeout()`: the caller launches
+ *   another build but lets this one go on, C tor's MEASURE_TIMEOUT
+ *   purpose), and one still unfinished at `closeMs()` (at least 60 s) is
+ *   *abandoned* (`addAbandoned()`); in the fit an abandoned build counts as
+ *   a right-censored observation at the largest time seen, as C tor's
+ *   CBT_BUILD_ABANDONED does. A timed-out build that completes adds its real
+ *   time. So a learned timeout of a few ms on loopback makes a burst of CPU
+ *   load launch extra builds, never fail a request by itself.
+ * - Hidden-service circuits (`hsCloseMs`): C tor flags a timed-out
+ *   intro/rendezvous circuit `hs_circ_has_timed_out` and closes it only at
+ *   MAX(2 * close + 1 s, SocksTimeout); `hsTimeoutMs` adds C tor's 1 s to the
+ *   scaled soft timeout of those longer circuits.
  * - The network-change rule looks at the last 20 circuits (successes and
  *   timeouts); callers should report only circuits whose first hop
  *   completed, as C tor's `timeouts_after_firsthop` does.
@@ -20,8 +30,15 @@
  *   or doubles if it was already at least 60 s — so a client still learning
  *   moves to 120 s (C tor `circuit_build_times_network_check_changed`).
  *
- * Limitations: no consensus-param overrides (cbtquantile, cbtnummodes…).
+ * Consensus parameters (`setParams`, dir-spec §3.4.1, C tor's names and
+ * bounds): cbtmintimeout (floor on the learned timeout, default 10 ms),
+ * cbtinitialtimeout (60 s), cbtrecentcount (20), cbtmaxtimeouts (18).
+ *
+ * Limitations: no cbtquantile/cbtclosequantile/cbtnummodes overrides; no
+ * network-liveness gate (C tor ignores timeouts while no cell arrives on
+ * any channel; here every channel is on loopback).
  */
+import { boundedParam } from './consensus-param.js';
 import { InvalidError } from './errors.js';
 
 export const CBT_DEFAULTS = {
@@ -56,6 +73,35 @@ export interface CbtState {
   baseCloseMs: number;
 }
 
+/** The consensus-tunable part of CBT_DEFAULTS (C tor `circuitstats.c` names in `setParams`). */
+export interface CbtParams {
+  minTimeoutMs: number;
+  initialTimeoutMs: number;
+  recentCircuits: number;
+  maxRecentTimeouts: number;
+}
+
+/** CbtParams from consensus params, each within C tor's bounds, else C tor's default. */
+export function cbtParamsFrom(params: Record<string, number>): CbtParams {
+  const recentCircuits = boundedParam(params, 'cbtrecentcount', CBT_DEFAULTS.recentCircuits, 3, 1000);
+  return {
+    minTimeoutMs: boundedParam(params, 'cbtmintimeout', CBT_DEFAULTS.minTimeoutMs, 10, 2 ** 31 - 1),
+    initialTimeoutMs: boundedParam(
+      params,
+      'cbtinitialtimeout',
+      CBT_DEFAULTS.initialTimeoutMs,
+      10,
+      2 ** 31 - 1,
+    ),
+    recentCircuits,
+    // C tor clamps cbtmaxtimeouts to [3, 10000]; more than the window can never trigger.
+    maxRecentTimeouts: Math.min(
+      boundedParam(params, 'cbtmaxtimeouts', CBT_DEFAULTS.maxRecentTimeouts, 3, 10_000),
+      recentCircuits,
+    ),
+  };
+}
+
 export interface ParetoFit {
   xm: number;
   alpha: number;
@@ -67,19 +113,39 @@ export class CircuitBuildTimeout {
   private baseTimeoutMs: number = CBT_DEFAULTS.initialTimeoutMs;
   private baseCloseMs: number = CBT_DEFAULTS.initialTimeoutMs;
   private cache: { timeout: number; close: number; fit: ParetoFit | undefined } | undefined;
+  private p: CbtParams = { ...CBT_DEFAULTS };
 
-  /** A circuit of `hops` hops built in `ms`. Only 3-hop times feed the fit. */
-  addBuildTime(ms: number, hops = 3): void {
-    if (!Number.isFinite(ms) || ms < 0) throw new InvalidError('build time', 'not a non-negative number');
-    if (hops === 3) this.pushTime(Math.min(Math.round(ms), MAX_BUILD_MS));
-    this.pushRecent(false);
+  /** Applies consensus parameters (`cbtParamsFrom`); a changed initial timeout applies while learning. */
+  setParams(p: CbtParams): void {
+    if (this.baseTimeoutMs === this.p.initialTimeoutMs && this.baseCloseMs === this.p.initialTimeoutMs) {
+      this.baseTimeoutMs = p.initialTimeoutMs;
+      this.baseCloseMs = p.initialTimeoutMs;
+    }
+    this.p = { ...p };
+    while (this.recent.length > p.recentCircuits) this.recent.shift();
+    this.cache = undefined;
   }
 
-  /** A build ran past the close timeout and was abandoned. */
-  addTimeout(): void {
-    this.pushTime(ABANDONED);
+  /**
+   * A circuit of `hops` hops built in `ms`. Only 3-hop times feed the fit.
+   * `timedOut`: it had passed `timeoutMs()` (and was counted then), so it
+   * does not count as a success for the network-change rule.
+   */
+  addBuildTime(ms: number, hops = 3, timedOut = false): void {
+    if (!Number.isFinite(ms) || ms < 0) throw new InvalidError('build time', 'not a non-negative number');
+    if (hops === 3) this.pushTime(Math.min(Math.round(ms), MAX_BUILD_MS));
+    if (!timedOut) this.pushRecent(false);
+  }
+
+  /** A build passed the timeout (C tor `circuit_build_times_count_timeout`); it may still complete. */
+  countTimeout(): void {
     this.pushRecent(true);
     this.checkNetworkChanged();
+  }
+
+  /** A timed-out build was still unfinished at the close timeout (C tor `circuit_build_times_count_close`). */
+  addAbandoned(): void {
+    this.pushTime(ABANDONED);
   }
 
   /** Number of build outcomes in the history (completed and abandoned). */
@@ -129,6 +195,16 @@ export class CircuitBuildTimeout {
     return Math.round((this.closeMs() * hops * (hops + 1)) / 12);
   }
 
+  /** Soft timeout of an onion-service circuit: the scaled timeout plus C tor's 1 s (`fourhop_cutoff`, `c_intro_cutoff`). */
+  hsTimeoutMs(hops: number): number {
+    return this.scaledTimeoutMs(hops) + 1000;
+  }
+
+  /** C tor `hs_extremely_old_cutoff`: a timed-out onion-service circuit is closed at MAX(2 * close + 1 s, SocksTimeout). */
+  hsCloseMs(socksTimeoutMs: number): number {
+    return Math.max(2 * this.closeMs() + 1000, socksTimeoutMs);
+  }
+
   state(): CbtState {
     return {
       version: 1,
@@ -151,11 +227,7 @@ export class CircuitBuildTimeout {
       if (typeof t !== 'number' || !Number.isInteger(t) || t < ABANDONED || t > MAX_BUILD_MS)
         throw new InvalidError('cbt state', 'bad build time');
     }
-    if (
-      !Array.isArray(recent) ||
-      recent.length > CBT_DEFAULTS.recentCircuits ||
-      recent.some((r) => typeof r !== 'boolean')
-    )
+    if (!Array.isArray(recent) || recent.length > 1000 || recent.some((r) => typeof r !== 'boolean'))
       throw new InvalidError('cbt state', 'bad recent list');
     for (const v of [baseTimeoutMs, baseCloseMs]) {
       if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0 || v > MAX_BUILD_MS)
@@ -177,16 +249,16 @@ export class CircuitBuildTimeout {
 
   private pushRecent(timedOut: boolean): void {
     this.recent.push(timedOut);
-    if (this.recent.length > CBT_DEFAULTS.recentCircuits) this.recent.shift();
+    if (this.recent.length > this.p.recentCircuits) this.recent.shift();
   }
 
-  /** Reset when 18 of the last 20 circuits timed out: the network probably changed. */
+  /** Reset when 18 of the last 20 circuits timed out (cbtmaxtimeouts of cbtrecentcount): the network probably changed. */
   private checkNetworkChanged(): void {
-    if (this.recent.filter((x) => x).length < CBT_DEFAULTS.maxRecentTimeouts) return;
+    if (this.recent.filter((x) => x).length < this.p.maxRecentTimeouts) return;
     const current = this.compute();
-    if (current.timeout < CBT_DEFAULTS.initialTimeoutMs) {
-      this.baseTimeoutMs = CBT_DEFAULTS.initialTimeoutMs;
-      this.baseCloseMs = CBT_DEFAULTS.initialTimeoutMs;
+    if (current.timeout < this.p.initialTimeoutMs) {
+      this.baseTimeoutMs = this.p.initialTimeoutMs;
+      this.baseCloseMs = this.p.initialTimeoutMs;
     } else {
       // Already at or above 60 s (e.g. still learning): double, for clients on very slow networks.
       this.baseTimeoutMs = Math.min(current.timeout * 2, MAX_BUILD_MS / 2);
@@ -208,9 +280,10 @@ export class CircuitBuildTimeout {
     // C tor `circuit_build_times_set_timeout_worker`: cap at the largest
     // observed time; close at the 99th percentile, at most 2x that, at least 60 s.
     let timeout = Math.min(paretoQuantile(fit, CBT_DEFAULTS.quantile), maxTime);
-    timeout = Math.max(timeout, CBT_DEFAULTS.minTimeoutMs);
+    // cbtmintimeout: the floor (C tor `circuit_build_times_min_timeout`).
+    timeout = Math.max(timeout, this.p.minTimeoutMs);
     let close = Math.min(paretoQuantile(fit, CBT_DEFAULTS.closeQuantile), 2 * maxTime);
-    close = Math.max(close, CBT_DEFAULTS.initialTimeoutMs, timeout);
+    close = Math.max(close, this.p.initialTimeoutMs, timeout);
     this.cache = { timeout: Math.round(timeout), close: Math.round(close), fit };
     return this.cache;
   }

@@ -51,6 +51,14 @@ function build(registry: Registry) {
         labelNames: ['outcome'] as const,
         registers: r,
       }),
+      // -- Onion connect phases (issue 13, shallot load's report): services/client/onion.ts.
+      onionConnectPhase: new Histogram({
+        name: 'shallot_onion_connect_phase_seconds',
+        help: 'Phases of a successful onion connect: descriptor (HSDir fetch; cache hits not observed), introduction (rendezvous point set up, intro circuit, INTRODUCE1 to a positive INTRODUCE_ACK), rendezvous (ACK to RENDEZVOUS2), stream (BEGIN to CONNECTED).',
+        labelNames: ['phase'] as const,
+        buckets: LATENCY_BUCKETS,
+        registers: r,
+      }),
       ttfb: new Histogram({
         name: 'shallot_stream_ttfb_seconds',
         help: 'Time from stream request to the first byte received, by server kind (onion, public).',
@@ -98,6 +106,42 @@ function build(registry: Registry) {
       socksHandshaking: new Gauge({
         name: 'shallot_client_socks_handshaking',
         help: 'SOCKS connections whose request has not been read yet.',
+        registers: r,
+      }),
+      // -- Circuit lifetimes, stream retries, SOCKS replies (issue 13): services/client/circuit-manager.ts, client.ts, socks-server.ts.
+      circuitBuildTimeouts: new Counter({
+        name: 'shallot_client_circuit_build_timeouts_total',
+        help: 'Builds past the learned circuit-build timeout, by purpose: another build was launched beside each; the slow one goes on until the close timeout (abandoned ones count in shallot_circuit_failures_total{reason="timeout"}).',
+        labelNames: ['purpose'] as const,
+        registers: r,
+      }),
+      circuitsOpen: new Gauge({
+        name: 'shallot_client_circuits_open',
+        help: 'Open client circuits held for streams (exit circuits and joined rendezvous circuits).',
+        registers: r,
+      }),
+      circuitsExpired: new Counter({
+        name: 'shallot_client_circuits_expired_total',
+        help: 'Client circuits closed by the expiry timer, by reason (dirty: past MaxCircuitDirtiness with no stream open; idle: clean past the idle timeout).',
+        labelNames: ['reason'] as const,
+        registers: r,
+      }),
+      circuitsRetired: new Counter({
+        name: 'shallot_client_circuits_retired_total',
+        help: 'Client circuits made unusable for new streams, by reason (stream_timeout: no CONNECTED in time; refused: the exit refused a stream; first_hop: the first hop left CREATE2 unanswered, counted once per channel event).',
+        labelNames: ['reason'] as const,
+        registers: r,
+      }),
+      streamRetries: new Counter({
+        name: 'shallot_client_stream_retries_total',
+        help: 'Streams retried on another circuit, by server kind (exit, onion) and reason (timeout: no CONNECTED within CircuitStreamTimeout, 10 s then 15 s; circuit: the circuit failed or the exit refused for a reason that is not final).',
+        labelNames: ['server', 'reason'] as const,
+        registers: r,
+      }),
+      socksReplies: new Counter({
+        name: 'shallot_client_socks_replies_total',
+        help: 'SOCKS5 replies sent to a CONNECT, by reply code (hex: 0x00 success, 0x06 TTL expired when SocksTimeout ran out, 0xF0-0xF7 onion errors).',
+        labelNames: ['code'] as const,
         registers: r,
       }),
     },

@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import type { CircuitManager } from '../../../services/client/circuit-manager.js';
 import { NetDir } from '../../../services/client/netdir.js';
 import { OnionClient, type OnionClientOptions } from '../../../services/client/onion.js';
-import { onionPeriodKeys } from '../../../services/client/onion-params.js';
+import { onionPeriodKeys, otherPeriodKeys } from '../../../services/client/onion-params.js';
 import { SocksFailure } from '../../../services/client/socks-server.js';
 import { SocksReply } from '../../../services/client/socks5.js';
 import { DestroyReason } from '../../../services/core/cells.js';
@@ -61,9 +61,9 @@ const consensus: Consensus = {
 };
 const dir = new NetDir(consensus);
 
-function descriptorFor(seed: Uint8Array, intros: number[]): string {
+function descriptorFor(seed: Uint8Array, intros: number[], period = onionPeriodKeys): string {
   const pub = ed25519Generate(() => seed).public;
-  const k = onionPeriodKeys(pub, consensus);
+  const k = period(pub, consensus);
   const introPoints: IntroPointInfo[] = intros.map((i) => {
     const r = dir.relays[i]!;
     return {
@@ -262,11 +262,28 @@ describe('OnionClient intro phase', () => {
 });
 
 describe('OnionClient descriptor fetch', () => {
-  it('0xF0 after asking every responsible HSDir', async () => {
+  it('0xF0 after asking every responsible HSDir, for both time periods', async () => {
     const s = service([1]);
     const h = harness({ hsdir: () => ({ status: 404, body: 'Not found\n' }), intro: ['nack'] });
     expect(await h.connect(s.address)).toBe(SocksReply.ONION_DESC_NOT_FOUND);
-    expect(h.count('hsdir')).toBe(6);
+    expect(h.count('hsdir')).toBe(12);
+  });
+
+  it('falls back to the other time period when no HSDir has the current one (rend-spec-v3 §2.2.1)', async () => {
+    const seed = randomBytes(32);
+    const address = encodeOnionAddress(ed25519Generate(() => seed).public);
+    const other = descriptorFor(seed, [1], otherPeriodKeys);
+    let n = 0;
+    // The six current-period fetches find nothing; the first other-period one finds it.
+    const h = harness({
+      hsdir: () => (++n <= 6 ? { status: 404, body: '' } : { status: 200, body: other }),
+      intro: ['nack'],
+    });
+    // Decrypting it at all needs the other period's blinded key and subcredential; the NACK then ends the connect.
+    expect(await h.connect(address)).toBe(SocksReply.ONION_INTRO_FAILED);
+    expect(h.count('hsdir')).toBe(7);
+    const cached = h.oc.cachedDescriptor(address);
+    expect(cached?.introPoints.length).toBe(1);
   });
 
   it('0xF1 when the only copies found do not verify, and counts it', async () => {

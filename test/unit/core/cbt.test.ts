@@ -1,6 +1,12 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { CBT_DEFAULTS, CircuitBuildTimeout, fitPareto, paretoQuantile } from '../../../services/core/cbt.js';
+import {
+  CBT_DEFAULTS,
+  CircuitBuildTimeout,
+  cbtParamsFrom,
+  fitPareto,
+  paretoQuantile,
+} from '../../../services/core/cbt.js';
 import { InvalidError } from '../../../services/core/errors.js';
 import { seededUniform } from '../../helpers/seeded-rng.js';
 
@@ -16,6 +22,12 @@ const fromTimes = (times: number[]) =>
     baseTimeoutMs: 60_000,
     baseCloseMs: 60_000,
   });
+
+/** A build that timed out and was then abandoned at the close timeout (the order CircuitManager reports them in, here with the abandon first so the count is easy to follow). */
+function abandon(c: CircuitBuildTimeout): void {
+  c.addAbandoned();
+  c.countTimeout();
+}
 
 function filled(times: number[]): CircuitBuildTimeout {
   const c = new CircuitBuildTimeout();
@@ -186,11 +198,11 @@ describe('network change reset', () => {
   it('resets after 18 of the last 20 circuits time out, not 17', () => {
     const c = filled(Array(200).fill(1000));
     expect(c.timeoutMs()).toBe(1000);
-    for (let i = 0; i < 17; i++) c.addTimeout();
+    for (let i = 0; i < 17; i++) abandon(c);
     expect(c.count).toBe(217); // 17 of the last 20
     c.addBuildTime(1000); // still 17
     expect(c.count).toBe(218);
-    c.addTimeout(); // 18 of the last 20
+    abandon(c); // 18 of the last 20
     expect(c.count).toBe(0);
     expect(c.timeoutMs()).toBe(60_000);
     expect(c.needsTestCircuits()).toBe(true);
@@ -198,12 +210,82 @@ describe('network change reset', () => {
 
   it('doubles timeout and close when already at or above 60 s', () => {
     const c = new CircuitBuildTimeout();
-    for (let i = 0; i < 18; i++) c.addTimeout();
+    for (let i = 0; i < 18; i++) abandon(c);
     expect(c.timeoutMs()).toBe(120_000);
     expect(c.closeMs()).toBe(120_000);
     expect(c.count).toBe(0);
-    for (let i = 0; i < 18; i++) c.addTimeout();
+    for (let i = 0; i < 18; i++) abandon(c);
     expect(c.timeoutMs()).toBe(240_000);
+  });
+});
+
+describe('soft timeouts, floors and consensus parameters', () => {
+  it('a timed-out build that completes adds its time but no success to the network-change window', () => {
+    const c = filled(Array(200).fill(1000));
+    for (let i = 0; i < 17; i++) c.countTimeout();
+    // Had these counted as successes, the 18th timeout would no longer be 18 of the last 20.
+    for (let i = 0; i < 3; i++) c.addBuildTime(5000, 3, true);
+    expect(c.count).toBe(203);
+    c.countTimeout();
+    expect(c.count).toBe(0);
+    expect(c.timeoutMs()).toBe(60_000);
+  });
+
+  it('countTimeout alone keeps the history; addAbandoned censors at the largest time', () => {
+    const c = filled(Array(100).fill(1000));
+    c.countTimeout();
+    expect(c.count).toBe(100);
+    c.addAbandoned();
+    expect(c.count).toBe(101);
+    expect(c.state().times.at(-1)).toBe(-1);
+  });
+
+  it('cbtmintimeout floors the learned timeout (loopback builds of 1-2 ms)', () => {
+    const c = filled(Array.from({ length: 200 }, (_, i) => 1 + (i % 2)));
+    expect(c.timeoutMs()).toBe(CBT_DEFAULTS.minTimeoutMs);
+    c.setParams(cbtParamsFrom({ cbtmintimeout: 1500 }));
+    expect(c.timeoutMs()).toBe(1500);
+    expect(c.closeMs()).toBe(60_000);
+  });
+
+  it('reads cbt* params within C tor bounds, else the defaults', () => {
+    expect(cbtParamsFrom({})).toEqual({
+      minTimeoutMs: 10,
+      initialTimeoutMs: 60_000,
+      recentCircuits: 20,
+      maxRecentTimeouts: 18,
+    });
+    const p = cbtParamsFrom({
+      cbtmintimeout: 5,
+      cbtrecentcount: 10,
+      cbtmaxtimeouts: 50,
+      cbtinitialtimeout: 30_000,
+    });
+    expect(p).toEqual({
+      minTimeoutMs: 10,
+      initialTimeoutMs: 30_000,
+      recentCircuits: 10,
+      maxRecentTimeouts: 10,
+    });
+  });
+
+  it('cbtmaxtimeouts of cbtrecentcount decides the reset, and cbtinitialtimeout is where it resets to', () => {
+    const c = filled(Array(200).fill(1000));
+    c.setParams(cbtParamsFrom({ cbtrecentcount: 5, cbtmaxtimeouts: 3, cbtinitialtimeout: 30_000 }));
+    c.countTimeout();
+    c.countTimeout();
+    expect(c.timeoutMs()).toBe(1000);
+    c.countTimeout();
+    expect(c.count).toBe(0);
+    expect(c.timeoutMs()).toBe(30_000);
+  });
+
+  it('onion-service circuits: +1 s on the scaled timeout, closed at MAX(2 close + 1 s, SocksTimeout)', () => {
+    const c = filled(Array(200).fill(1000));
+    expect(c.hsTimeoutMs(4)).toBe(c.scaledTimeoutMs(4) + 1000);
+    expect(c.hsCloseMs(120_000)).toBe(121_000);
+    expect(c.hsCloseMs(10_000)).toBe(121_000);
+    expect(c.hsCloseMs(200_000)).toBe(200_000);
   });
 });
 
@@ -214,7 +296,7 @@ describe('state', () => {
         fc.array(fc.oneof(fc.integer({ min: 0, max: 100_000 }), fc.constant(-1)), { maxLength: 400 }),
         (events) => {
           const c = new CircuitBuildTimeout();
-          for (const e of events) e < 0 ? c.addTimeout() : c.addBuildTime(e);
+          for (const e of events) e < 0 ? abandon(c) : c.addBuildTime(e);
           const d = CircuitBuildTimeout.fromState(JSON.parse(JSON.stringify(c.state())));
           expect(d.state()).toEqual(c.state());
           expect(d.timeoutMs()).toBe(c.timeoutMs());
@@ -236,7 +318,7 @@ describe('state', () => {
       { ...good, times: [-2] },
       { ...good, times: Array(1001).fill(1) },
       { ...good, recent: [1] },
-      { ...good, recent: Array(21).fill(false) },
+      { ...good, recent: Array(1001).fill(false) },
       { ...good, baseTimeoutMs: 0 },
       { ...good, baseCloseMs: Number.NaN },
     ];
