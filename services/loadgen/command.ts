@@ -1,9 +1,10 @@
 /**
  * The `load` subcommand of the `shallot` CLI (and of the standalone
  * `services/loadgen/main.ts`): option definitions and help, then
- * `runLoad`. Exit codes: 0 when the run completes (even with failed
- * requests), 1 when the success ratio is below --min-success or the run
- * itself breaks, 2 for invalid configuration (nothing is sent).
+ * `runLoad`. Exit codes: 0 when the success ratio reaches --min-success
+ * (default 0.99, see DEFAULTS.minSuccess), 1 below it or when the run
+ * itself breaks, 2 for invalid configuration (nothing is sent). The last
+ * line says which and why (report.ts `verdict`).
  *
  * Design notes: option values are validated by `resolveLoadOptions`, not
  * by commander parsers, so every configuration error exits 2 with one
@@ -15,6 +16,7 @@ import path from 'node:path';
 import type { Command, CommanderError } from 'commander';
 import { runLoad } from './loadgen.js';
 import { DEFAULTS, LoadConfigError, type LoadInput } from './options.js';
+import { verdict } from './report.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -48,8 +50,16 @@ Failure reasons: socks_<code>_<name> for SOCKS replies (e.g.
   read_timeout, short_read, checksum_mismatch, length_mismatch, http_<status>,
   bad_response, connection_reset, proxy_unreachable, proxy_closed.
 
-Exit status: 0 when the run completes (even with failures), 1 when the success
-  ratio is below --min-success, 2 for invalid options.
+Failing loudly:
+  After consecutive failures the next request waits 100 ms, doubling per
+  failure up to --backoff-max, and only one request probes at a time until
+  one succeeds; pauses show in the progress line, the table and the HTML
+  timeline. With a count bound the run stops as soon as the success ratio can
+  no longer reach --min-success (--keep-going runs every request anyway).
+
+Exit status: 0 when the success ratio reaches --min-success (default 0.99),
+  1 below it (the last line, on stderr, says why: ratio, commonest failure
+  reasons, backoff, early stop), 2 for invalid options.
 
 Examples:
   shallot up &                     # then, with the network in .shallot:
@@ -83,6 +93,8 @@ interface RawOptions {
   metricsPort?: string;
   metricsLinger?: string;
   minSuccess?: string;
+  keepGoing?: boolean;
+  backoffMax?: string;
   progress?: string;
   progressInterval?: string;
 }
@@ -154,7 +166,17 @@ export function registerLoadCommand(program: Command): Command {
     .option('--metrics-port <port>', "serve the load generator's own /metrics on this port while it runs")
     .option('--metrics-host <host>', 'address for --metrics-port', DEFAULTS.metricsHost)
     .option('--metrics-linger <seconds>', 'keep /metrics up this long after the run', '0')
-    .option('--min-success <ratio>', 'exit 1 when the success ratio (0..1) is below this')
+    .option(
+      '--min-success <ratio>',
+      'exit 1 when the success ratio (0..1) is below this; 0 never fails',
+      String(DEFAULTS.minSuccess),
+    )
+    .option('--keep-going', 'run every request even once --min-success can no longer be reached')
+    .option(
+      '--backoff-max <seconds>',
+      'longest pause after consecutive failures (0: no backoff)',
+      String(DEFAULTS.backoffMaxSec),
+    )
     .option('--progress <mode>', 'auto (bar on a terminal, lines otherwise), bar, lines, none', 'auto')
     .option(
       '--progress-interval <seconds>',
@@ -184,14 +206,13 @@ export function registerLoadCommand(program: Command): Command {
           input.dataDir = DEFAULT_DATA_DIR;
         }
         const result = await runLoad(input, { signal: ac.signal });
-        const min = result.config.minSuccess;
-        if (min !== null && result.successRatio < min) {
-          process.stderr.write(
-            `error: success ratio ${result.successRatio.toFixed(3)} is below --min-success ${min}\n`,
-          );
-          process.exitCode = 1;
-        } else {
+        const v = verdict(result);
+        if (v.ok) {
+          process.stdout.write(`${v.line}\n`);
           process.exitCode = 0;
+        } else {
+          process.stderr.write(`${v.line}\n`);
+          process.exitCode = 1;
         }
       } catch (e) {
         if (e instanceof LoadConfigError) {

@@ -20,15 +20,22 @@
  *
  * Not in this module: starting a network or a client (`shallot up`).
  *
+ * Failing loudly (issue 13): after consecutive failures requests pause
+ * and probe one at a time (backoff.ts), so a dead target is not hammered;
+ * with a count bound the run stops once its success ratio can no longer
+ * reach --min-success (unless --keep-going), and the command exits 1.
+ *
  * Limitations: HTTP mode only (`--mode http`); a plain TCP echo target is
  * not supported. Requests are closed-loop per worker: with `rate` higher
  * than the workers can sustain, requests start late rather than pile up.
  */
+import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { Registry } from 'prom-client';
 import { randomBytes } from '../core/crypto.js';
 import { createRegistry, metricsFor } from '../metrics/metrics.js';
 import { type OpsServer, serveOps } from '../metrics/server.js';
+import { BACKOFF_BASE_MS, Backoff } from './backoff.js';
 import { HttpGetError, httpGet } from './http-get.js';
 import { applyUpState, readUpState } from './network-state.js';
 import {
@@ -40,25 +47,10 @@ import {
 } from './options.js';
 import { Progress, type ProgressSink } from './progress.js';
 import { renderTable, writeHtmlReport, writeJsonReport } from './report.js';
-import {
-  buildResult,
-  type CircuitBuildSummary,
-  type LoadResult,
-  type QuantileSummary,
-  type RequestRecord,
-} from './result.js';
-import {
-  counterDeltaBy,
-  histogramDelta,
-  histogramLabelValues,
-  labelValues,
-  metricsUrlsFromTargets,
-  ScrapeConfigError,
-  type Snapshot,
-  scrape,
-} from './scrape.js';
+import { buildResult, type LoadResult, type RequestRecord } from './result.js';
+import { metricsUrlsFromTargets, ScrapeConfigError, type Snapshot, scrape } from './scrape.js';
+import { type Pair, scrapedFigures } from './scraped.js';
 import { SocksConnectError, socksConnect, socksFailureReason } from './socks-client.js';
-import { type Bucket, histogramQuantile, spread } from './stats.js';
 
 export { registerLoadCommand } from './command.js';
 export { LoadConfigError, type LoadInput, type LoadOptions, resolveLoadOptions } from './options.js';
@@ -75,15 +67,6 @@ export interface LoadRuntime {
   registry?: Registry;
   /** Aborting stops starting requests; those in flight finish (or time out) and the result is reported. */
   signal?: AbortSignal;
-}
-
-/** Thrown when a result misses --min-success; carries the result. */
-export class MinSuccessError extends Error {
-  constructor(readonly result: LoadResult) {
-    super(
-      `success ratio ${result.successRatio.toFixed(3)} is below --min-success ${result.config.minSuccess}`,
-    );
-  }
 }
 
 interface Outcome {
@@ -119,16 +102,20 @@ function reasonOf(e: unknown, phase: 'socks' | 'http', timedOut: boolean): strin
   return 'error';
 }
 
-const toMs = (s: number | null) => (s === null ? null : s * 1000);
-
-function quantiles(buckets: Bucket[]): QuantileSummary {
-  const inf = buckets.find((b) => b.le === Number.POSITIVE_INFINITY);
-  return {
-    count: inf?.count ?? 0,
-    p50: toMs(histogramQuantile(0.5, buckets)),
-    p90: toMs(histogramQuantile(0.9, buckets)),
-    p99: toMs(histogramQuantile(0.99, buckets)),
-  };
+/** Shallot's version from its package.json (found upwards from this file: src and dist differ in depth). */
+function shallotVersion(): string {
+  for (let dir = new URL('.', import.meta.url); ; dir = new URL('..', dir)) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL('package.json', dir), 'utf8')) as {
+        name?: string;
+        version?: string;
+      };
+      if (pkg.name === 'shallot' && pkg.version) return pkg.version;
+    } catch {
+      // Not here: look one directory up.
+    }
+    if (dir.pathname === '/') return 'unknown';
+  }
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
@@ -148,7 +135,8 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 }
 
 export async function runLoad(input: LoadInput, rt: LoadRuntime = {}): Promise<LoadResult> {
-  const o = resolveLoadOptions(input.dataDir ? applyUpState(input, await readUpState(input.dataDir)) : input);
+  const up = input.dataDir ? await readUpState(input.dataDir) : null;
+  const o = resolveLoadOptions(up ? applyUpState(input, up) : input);
   const target = parseTarget(o.target);
   const proxy = parseHostPort(o.socks, 'SOCKS address');
   const out: ProgressSink = rt.output ?? process.stdout;
@@ -261,6 +249,9 @@ export async function runLoad(input: LoadInput, rt: LoadRuntime = {}): Promise<L
   const records: RequestRecord[] = [];
   let inFlight = 0;
   let next = 0;
+  let failed = 0;
+  let stoppedEarly: string | null = null;
+  const backoff = new Backoff(BACKOFF_BASE_MS, o.backoffMaxSec * 1000);
   const startedAt = new Date();
   const t0 = performance.now();
   const deadline = o.durationSec !== null ? t0 + o.durationSec * 1000 : Number.POSITIVE_INFINITY;
@@ -270,17 +261,21 @@ export async function runLoad(input: LoadInput, rt: LoadRuntime = {}): Promise<L
   rt.signal?.addEventListener('abort', onAbort, { once: true });
   // Wake sleeping workers when the duration ends.
   const deadlineTimer = o.durationSec !== null ? setTimeout(() => stop.abort(), o.durationSec * 1000) : null;
+  /** Workers waiting out a backoff pause or a probe; woken at each request's end. */
+  const waiting = new Set<() => void>();
 
   const progress = new Progress(out, o.progress, o.progressIntervalSec * 1000, () => {
     const ok = records.filter((r) => r.ok).length;
+    const now = performance.now() - t0;
     return {
       done: records.length,
       ok,
       failed: records.length - ok,
       inFlight,
-      elapsedMs: performance.now() - t0,
+      elapsedMs: now,
       total: o.count,
       durationMs: o.durationSec !== null ? o.durationSec * 1000 : null,
+      backoffMs: backoff.failures > 0 ? Math.max(0, backoff.untilMs - now) : 0,
     };
   });
 
@@ -322,16 +317,54 @@ export async function runLoad(input: LoadInput, rt: LoadRuntime = {}): Promise<L
     return { record };
   };
 
+  /**
+   * Waits until backoff lets a request start, then claims the start (the
+   * probe, during a failure streak) in the same tick, so two workers never
+   * both pass. Returns the ms waited, or null when the run ended meanwhile.
+   */
+  const admit = async (): Promise<number | null> => {
+    const since = performance.now();
+    for (;;) {
+      if (stop.signal.aborted || performance.now() >= deadline) return null;
+      const wait = backoff.waitMs(performance.now() - t0);
+      if (wait === 0) break;
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          waiting.delete(done);
+          stop.signal.removeEventListener('abort', done);
+          resolve();
+        };
+        const timer = Number.isFinite(wait) ? setTimeout(done, wait) : undefined;
+        waiting.add(done);
+        stop.signal.addEventListener('abort', done, { once: true });
+      });
+    }
+    backoff.started();
+    return performance.now() - since;
+  };
+
   const worker = async (): Promise<void> => {
     for (;;) {
       if (stop.signal.aborted || next >= limit) return;
       const i = next++;
       if (o.rate !== null) await sleep(t0 + (i * 1000) / o.rate - performance.now(), stop.signal);
-      if (stop.signal.aborted || performance.now() >= deadline) return;
+      const waited = await admit();
+      if (waited === null) return;
       inFlight++;
       const { record } = await runOne(i);
       inFlight--;
+      if (waited >= 1) record.backoffMs = waited;
       records.push(record);
+      backoff.ended(record.ok, record.endMs);
+      if (!record.ok) failed++;
+      for (const wake of [...waiting]) wake();
+      // With a count bound the verdict can be settled early: even if every
+      // request left succeeded, the ratio would stay below --min-success.
+      if (o.count !== null && !o.keepGoing && !stoppedEarly && (o.count - failed) / o.count < o.minSuccess) {
+        stoppedEarly = `${failed} of ${o.count} requests failed: the success ratio can no longer reach --min-success ${o.minSuccess}`;
+        stop.abort();
+      }
       progress.tick();
     }
   };
@@ -351,29 +384,8 @@ export async function runLoad(input: LoadInput, rt: LoadRuntime = {}): Promise<L
   for (const s of [relayAfter, clientAfter])
     for (const e of s?.errors ?? []) warn(`scrape ${e.url} failed after the run: ${e.error}`);
 
-  const usable = (a: Snapshot | null, b: Snapshot | null): [Snapshot, Snapshot] | null =>
+  const usable = (a: Snapshot | null, b: Snapshot | null): Pair | null =>
     a && b && a.series.size > 0 && b.series.size > 0 ? [a, b] : null;
-  const relays = usable(relayBefore, relayAfter);
-  const client = usable(clientBefore, clientAfter);
-  const relayNames = relays ? labelValues(relays[1], 'shallot_relay_', 'relay') : [];
-  // Rendezvous and intro load only mean something for an onion target.
-  const onionRelays = target.onion ? relays : null;
-  const onionClient = target.onion ? client : null;
-
-  let circuitBuild: CircuitBuildSummary | null = null;
-  let clientOnionConnect: QuantileSummary | null = null;
-  if (client) {
-    const [b, a] = client;
-    const name = 'shallot_circuit_build_seconds';
-    const byPurpose: Record<string, QuantileSummary> = {};
-    for (const purpose of histogramLabelValues(a, name, 'purpose')) {
-      const q = quantiles(histogramDelta(b, a, name, { purpose }));
-      if (q.count > 0) byPurpose[purpose] = q;
-    }
-    circuitBuild = { ...quantiles(histogramDelta(b, a, name)), byPurpose };
-    const onion = quantiles(histogramDelta(b, a, 'shallot_onion_connect_seconds'));
-    clientOnionConnect = onion.count > 0 || target.onion ? onion : null;
-  }
 
   const result = buildResult({
     options: o,
@@ -383,31 +395,16 @@ export async function runLoad(input: LoadInput, rt: LoadRuntime = {}): Promise<L
     startedAt,
     finishedAt,
     interrupted: rt.signal?.aborted ?? false,
+    stoppedEarly,
     checksums,
-    circuitBuild,
-    clientOnionConnect,
-    clientRendezvousChosen: onionClient
-      ? spread(
-          counterDeltaBy(onionClient[0], onionClient[1], 'shallot_client_rendezvous_chosen_total', 'relay'),
-          relayNames,
-        )
-      : null,
-    rendezvousSpread: onionRelays
-      ? spread(
-          counterDeltaBy(onionRelays[0], onionRelays[1], 'shallot_relay_rendezvous_total', 'relay', {
-            event: 'joined',
-          }),
-          relayNames,
-        )
-      : null,
-    introSpread: onionRelays
-      ? spread(
-          counterDeltaBy(onionRelays[0], onionRelays[1], 'shallot_relay_intro_total', 'relay', {
-            event: 'introduce1',
-          }),
-          relayNames,
-        )
-      : null,
+    backoff,
+    ...scrapedFigures({
+      target,
+      relays: usable(relayBefore, relayAfter),
+      client: usable(clientBefore, clientAfter),
+      up,
+      version: shallotVersion(),
+    }),
     warnings,
   });
 

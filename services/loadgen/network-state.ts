@@ -25,6 +25,12 @@ export interface UpState {
   socks: string;
   web: string | null;
   onionAddresses: string[];
+  /** Onion services by name (the `service` label of their metrics) with their instance counts. */
+  onionServices: { name: string; address: string; instances: number }[];
+  /** one-process or process-per-node; null in state files without it. */
+  mode: string | null;
+  /** Relay processes the network started (null: one process, nodes not listed). */
+  relays: number | null;
   targetsFile: string | null;
   clientMetrics: string | null;
   /** The launcher's pid (null in state files without one). */
@@ -45,11 +51,22 @@ export function parseUpState(text: string, source: string): UpState {
     nodes.find((n) => n && n.role === role && typeof n.metrics === 'string')?.metrics as string | undefined;
   // One-process networks serve every node's metrics (client included) from the launcher.
   const clientMetrics = withMetrics('client') ?? withMetrics('launcher') ?? null;
-  const services = Array.isArray(doc.onionServices) ? (doc.onionServices as { address?: unknown }[]) : [];
+  const services = Array.isArray(doc.onionServices)
+    ? (doc.onionServices as { name?: unknown; address?: unknown; instances?: unknown }[])
+    : [];
   return {
     socks: doc.socks,
     web: typeof doc.web === 'string' ? doc.web : null,
     onionAddresses: services.flatMap((s) => (typeof s?.address === 'string' ? [s.address] : [])),
+    onionServices: services.flatMap((s) =>
+      typeof s?.address === 'string' && typeof s.name === 'string'
+        ? [{ name: s.name, address: s.address, instances: typeof s.instances === 'number' ? s.instances : 1 }]
+        : [],
+    ),
+    mode: typeof doc.mode === 'string' ? doc.mode : null,
+    relays: nodes.some((n) => n && n.role === 'relay')
+      ? nodes.filter((n) => n && n.role === 'relay').length
+      : null,
     targetsFile: typeof doc.targetsFile === 'string' ? doc.targetsFile : null,
     clientMetrics,
     pid: typeof doc.pid === 'number' ? doc.pid : null,

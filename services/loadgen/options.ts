@@ -4,6 +4,7 @@
  * validation. Anything wrong here is a LoadConfigError, which the command
  * turns into exit code 2 before any traffic is sent.
  */
+import { DEFAULT_BACKOFF_MAX_SEC } from './backoff.js';
 import { normalizeMetricsUrl } from './scrape.js';
 
 export type ProgressMode = 'auto' | 'bar' | 'lines' | 'none';
@@ -43,8 +44,12 @@ export interface LoadOptions {
   metricsPort: number | null;
   /** Keep serving /metrics this long after the run so a scraper sees the final values. */
   metricsLingerSec: number;
-  /** Below this success ratio the command exits 1. */
-  minSuccess: number | null;
+  /** Below this success ratio the command exits 1 (0 never fails). */
+  minSuccess: number;
+  /** Run the whole count even once the ratio can no longer reach minSuccess. */
+  keepGoing: boolean;
+  /** Cap of the pause after consecutive failures (backoff.ts); 0 disables backoff. */
+  backoffMaxSec: number;
   progress: ProgressMode;
   progressIntervalSec: number;
 }
@@ -83,6 +88,10 @@ export interface LoadInput {
   metricsLingerSec?: Num;
   metricsLinger?: Num;
   minSuccess?: Num | null;
+  keepGoing?: boolean;
+  backoffMaxSec?: Num;
+  /** CLI alias of backoffMaxSec. */
+  backoffMax?: Num;
   progress?: string;
   progressIntervalSec?: Num;
   progressInterval?: Num;
@@ -97,6 +106,16 @@ export const DEFAULTS = {
   metricsHost: '127.0.0.1',
   progressIntervalSec: 5,
   onionPort: 80,
+  /**
+   * A run fails (exit 1) below this success ratio. 0.99, not 1: a healthy
+   * testnet on a busy host still loses the odd request to a circuit-build
+   * timeout, and a load tool that fails on one lost request in a thousand
+   * gets switched off; anything systematically broken (a dead target, a
+   * stream limit, a stall) loses far more than 1 %. The acceptance bar for
+   * Shallot itself (issue 13's soak: 99.9 %) is passed explicitly.
+   */
+  minSuccess: 0.99,
+  backoffMaxSec: DEFAULT_BACKOFF_MAX_SEC,
 } as const;
 
 export const MAX_SIZE = 1 << 30;
@@ -242,7 +261,9 @@ export function resolveLoadOptions(i: LoadInput): LoadOptions {
     metricsHost: i.metricsHost ?? DEFAULTS.metricsHost,
     metricsPort: num(i.metricsPort, 'metrics port', 0, 65535, true),
     metricsLingerSec: num(i.metricsLingerSec ?? i.metricsLinger, 'metrics linger', 0, 3600) ?? 0,
-    minSuccess: num(i.minSuccess, 'min success', 0, 1),
+    minSuccess: num(i.minSuccess, 'min success', 0, 1) ?? DEFAULTS.minSuccess,
+    keepGoing: i.keepGoing ?? false,
+    backoffMaxSec: num(i.backoffMaxSec ?? i.backoffMax, 'backoff max', 0, 3600) ?? DEFAULTS.backoffMaxSec,
     progress,
     progressIntervalSec:
       num(i.progressIntervalSec ?? i.progressInterval, 'progress interval', 0.1, 3600) ??

@@ -19,6 +19,8 @@ export interface ProgressState {
   total: number | null;
   /** Run length in ms when bounded by duration. */
   durationMs: number | null;
+  /** Time left in a backoff pause after consecutive failures (0 or absent: none). */
+  backoffMs?: number;
 }
 
 export interface ProgressSink {
@@ -38,11 +40,12 @@ function rate(s: ProgressState): string {
   return s.elapsedMs > 0 ? ((s.done * 1000) / s.elapsedMs).toFixed(1) : '0.0';
 }
 
-/** One plain progress line, e.g. `load 45/100 ok 44 failed 1 in-flight 4 12.3 req/s 3.2 s`. */
+/** One plain progress line, e.g. `load 45/100 ok 44 failed 1 in-flight 4 12.3 req/s 3.2 s` (`backoff 1.6 s` while pausing). */
 export function progressLine(s: ProgressState): string {
   const of = s.total !== null ? `${s.done}/${s.total}` : `${s.done}`;
   const time = s.durationMs !== null ? `/${(s.durationMs / 1000).toFixed(0)}` : '';
-  return `load ${of} ok ${s.ok} failed ${s.failed} in-flight ${s.inFlight} ${rate(s)} req/s ${(s.elapsedMs / 1000).toFixed(1)}${time} s`;
+  const backoff = s.backoffMs ? ` backoff ${(s.backoffMs / 1000).toFixed(1)} s` : '';
+  return `load ${of} ok ${s.ok} failed ${s.failed} in-flight ${s.inFlight} ${rate(s)} req/s ${(s.elapsedMs / 1000).toFixed(1)}${time} s${backoff}`;
 }
 
 /** The bar line for a terminal `width` columns wide (no newline). */

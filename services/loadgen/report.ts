@@ -1,8 +1,12 @@
 /**
  * A load run's result as people read it: the end-of-run table for the
- * terminal, the JSON file (`--out`) and a self-contained HTML report
- * (`--html`) with inline SVG charts: latency over time as a scatter plot
- * and each relay's share of rendezvous (and introduction) load as bars.
+ * terminal, the verdict line against --min-success, the JSON file
+ * (`--out`) and a self-contained HTML report (`--html`): the network's
+ * settings, latency percentiles to p99.9 with histogram and CDF,
+ * throughput and failures over the whole run (backoff pauses shaded), the
+ * onion connect split into phases, and load spread over rendezvous
+ * points, intro points and service instances (charts.ts draws the new
+ * charts; the latency scatter and share bars are here).
  *
  * Design notes: the HTML has no scripts, fonts or links to fetch, so it
  * opens from a CI artifact or an air-gapped machine the same; every value
@@ -10,8 +14,20 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import {
+  cdfSvg,
+  escapeHtml,
+  failureTimelineSvg,
+  histogramSvg,
+  niceStep,
+  phasesSvg,
+  throughputSvg,
+} from './charts.js';
 import type { LoadResult, QuantileSummary, RequestRecord } from './result.js';
+import { ONION_PHASES } from './scraped.js';
 import type { Spread, Summary } from './stats.js';
+
+export { escapeHtml, niceStep } from './charts.js';
 
 const fmtMs = (v: number | null | undefined): string => (v === null || v === undefined ? '-' : v.toFixed(1));
 const fmtRatio = (v: number | null): string => (v === null ? '-' : v.toFixed(2));
@@ -40,16 +56,67 @@ function connectLabel(r: LoadResult): string {
   return r.config.targetKind === 'onion' ? 'onion connect' : 'exit connect';
 }
 
+const LATENCY_HEAD = ['p50', 'p90', 'p99', 'p99.9', 'mean', 'max', 'n'];
+
 function summaryRow(name: string, s: Summary): string[] {
-  return [name, fmtMs(s.p50), fmtMs(s.p90), fmtMs(s.p99), fmtMs(s.mean), fmtMs(s.max), String(s.count)];
+  return [
+    name,
+    fmtMs(s.p50),
+    fmtMs(s.p90),
+    fmtMs(s.p99),
+    fmtMs(s.p999),
+    fmtMs(s.mean),
+    fmtMs(s.max),
+    String(s.count),
+  ];
 }
 
 function quantileRow(name: string, s: QuantileSummary): string[] {
-  return [name, fmtMs(s.p50), fmtMs(s.p90), fmtMs(s.p99), '-', '-', String(s.count)];
+  return [name, fmtMs(s.p50), fmtMs(s.p90), fmtMs(s.p99), fmtMs(s.p999), fmtMs(s.mean), '-', String(s.count)];
 }
 
-function spreadText(title: string, s: Spread): string {
-  const head = `${title}: ${s.relays} relays, ${s.total} events, max/mean ${fmtRatio(s.maxOverMean)}, CV ${fmtRatio(s.cv)}`;
+/** The onion connect phases observed, in connect order. */
+function phaseEntries(r: LoadResult): [string, QuantileSummary][] {
+  const p = r.onionConnectPhases ?? {};
+  return ONION_PHASES.flatMap((k) => (p[k] ? [[k, p[k]] as [string, QuantileSummary]] : []));
+}
+
+/** The network line of the header: relays, mode, handshake, version. */
+function networkText(r: LoadResult): string {
+  const n = r.network;
+  const hs = n.handshakes
+    ? Object.entries(n.handshakes)
+        .map(([k, v]) => `${k} (${v})`)
+        .join(', ')
+    : 'unknown';
+  const svc = n.onionService ? `, onion service ${n.onionService.name} x${n.onionService.instances}` : '';
+  return `relays ${n.relays ?? 'unknown'}, mode ${n.mode ?? 'unknown'}, handshake ${hs}, Shallot ${n.version}${svc}`;
+}
+
+/**
+ * The run's verdict against --min-success, as the command's last line: why
+ * it failed (ratio, the commonest failure reasons, an early stop) or that
+ * it passed.
+ */
+export function verdict(r: LoadResult): { ok: boolean; line: string } {
+  const min = r.config.minSuccess;
+  const ratio = `success ratio ${pct(r.successRatio)} (${r.counts.ok}/${r.counts.requests})`;
+  if (r.successRatio >= min) return { ok: true, line: `PASS: ${ratio}, --min-success ${pct(min)}` };
+  const top = Object.entries(r.failuresByReason)
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 3)
+    .map(([k, v]) => `${k} x${v}`)
+    .join(', ');
+  const backoff = r.backoff.totalMs > 0 ? `; backed off ${(r.backoff.totalMs / 1000).toFixed(1)} s` : '';
+  const early = r.stoppedEarly ? `; stopped early (${r.stoppedEarly})` : '';
+  return {
+    ok: false,
+    line: `FAIL: ${ratio} is below --min-success ${pct(min)}; failures: ${top || 'none'}${backoff}${early}`,
+  };
+}
+
+function spreadText(title: string, s: Spread, unit = 'relays'): string {
+  const head = `${title}: ${s.relays} ${unit}, ${s.total} events, max/mean ${fmtRatio(s.maxOverMean)}, CV ${fmtRatio(s.cv)}`;
   const rows = Object.entries(s.perRelay).map(([name, share]) => [
     `  ${name}`,
     String(s.counts[name] ?? 0),
@@ -71,8 +138,9 @@ export function renderTable(r: LoadResult): string {
       `${c.rate ? `, rate ${c.rate}/s` : ''}, ${c.newCircuit ? 'new circuit per request' : 'shared circuits'}, ` +
       `${r.elapsedSec.toFixed(1)} s${r.interrupted ? ' (interrupted)' : ''}`,
   );
+  lines.push(`network: ${networkText(r)}`);
   lines.push('');
-  const rows: string[][] = [['latency (ms)', 'p50', 'p90', 'p99', 'mean', 'max', 'n']];
+  const rows: string[][] = [['latency (ms)', ...LATENCY_HEAD]];
   rows.push(summaryRow(`${connectLabel(r)}`, r.latency.connect));
   rows.push(summaryRow('time to first byte', r.latency.ttfb));
   rows.push(summaryRow('time to last byte', r.latency.ttlb));
@@ -85,7 +153,8 @@ export function renderTable(r: LoadResult): string {
     for (const [p, q] of Object.entries(r.circuitBuild.byPurpose)) rows.push(quantileRow(`  ${p}`, q));
   }
   if (r.clientOnionConnect) rows.push(quantileRow('onion connect (client)', r.clientOnionConnect));
-  lines.push(table(rows, ['l', 'r', 'r', 'r', 'r', 'r', 'r']));
+  for (const [p, q] of phaseEntries(r)) rows.push(quantileRow(`  ${p}`, q));
+  lines.push(table(rows, ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r']));
   lines.push('');
   lines.push(
     `success ${r.counts.ok}/${r.counts.requests} (${pct(r.successRatio)}), ` +
@@ -102,8 +171,19 @@ export function renderTable(r: LoadResult): string {
       ),
     );
   }
+  if (r.backoff.totalMs > 0)
+    lines.push(
+      `backoff: ${r.backoff.pauses.length} pause(s), ${(r.backoff.totalMs / 1000).toFixed(1)} s in all, longest ${(r.backoff.longestMs / 1000).toFixed(1)} s`,
+    );
+  if (r.stoppedEarly) lines.push(`stopped early: ${r.stoppedEarly}`);
   if (r.rendezvousSpread) lines.push(spreadText('rendezvous spread (relays, joined)', r.rendezvousSpread));
-  if (r.introSpread) lines.push(spreadText('intro spread (relays, INTRODUCE1)', r.introSpread));
+  if (r.introSpread) lines.push(spreadText('intro spread (intro points, INTRODUCE1)', r.introSpread));
+  const inst = r.instanceSpread;
+  if (inst?.introductions)
+    lines.push(spreadText('introductions per service instance', inst.introductions, 'instances'));
+  if (inst?.rendezvous)
+    lines.push(spreadText('rendezvous per service instance', inst.rendezvous, 'instances'));
+  for (const n of inst?.notes ?? []) lines.push(`note: ${n}`);
   if (r.clientRendezvousChosen)
     lines.push(spreadText('rendezvous points chosen (client)', r.clientRendezvousChosen));
   for (const w of r.warnings) lines.push(`warning: ${w}`);
@@ -129,36 +209,29 @@ export async function writeHtmlReport(file: string, r: LoadResult): Promise<void
 
 /* --------------------------------------------------------------------- HTML */
 
-export function escapeHtml(s: string): string {
-  return s.replace(
-    /[&<>"']/g,
-    (ch) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[ch]!,
-  );
-}
-
-/** A "nice" axis step (1, 2 or 5 × 10^k) giving about `ticks` ticks up to `max`. */
-export function niceStep(max: number, ticks = 5): number {
-  if (!(max > 0)) return 1;
-  const raw = max / ticks;
-  const mag = 10 ** Math.floor(Math.log10(raw));
-  const n = raw / mag;
-  return (n <= 1 ? 1 : n <= 2 ? 2 : n <= 5 ? 5 : 10) * mag;
-}
-
 const SERIES = [
   { key: 'connectMs', label: 'connect', color: '#1f77b4' },
   { key: 'ttfbMs', label: 'ttfb', color: '#ff7f0e' },
   { key: 'ttlbMs', label: 'ttlb', color: '#2ca02c' },
 ] as const;
 
-/** Latency (ms) of each request against its start time (s); failures as red crosses on the x axis. */
-export function latencyScatterSvg(samples: readonly RequestRecord[], width = 760, height = 320): string {
+/**
+ * Latency (ms) of each request against its start time (s); failures as red
+ * crosses on the x axis. The x axis runs to `elapsedSec` at least, so a
+ * stall after the last request started still shows.
+ */
+export function latencyScatterSvg(
+  samples: readonly RequestRecord[],
+  elapsedSec = 0,
+  width = 760,
+  height = 320,
+): string {
   const m = { l: 60, r: 110, t: 16, b: 40 };
   const w = width - m.l - m.r;
   const h = height - m.t - m.b;
   const xs = samples.map((s) => s.startMs / 1000);
   const ys = samples.flatMap((s) => SERIES.map((k) => s[k.key]).filter((v): v is number => v !== undefined));
-  const xMax = Math.max(1, ...xs);
+  const xMax = Math.max(1, elapsedSec, ...xs);
   const yMax = Math.max(1, ...ys);
   const xStep = niceStep(xMax);
   const yStep = niceStep(yMax);
@@ -254,23 +327,66 @@ function htmlTable(head: string[], rows: string[][]): string {
   return `<table><thead><tr>${th}</tr></thead><tbody>\n${trs}\n</tbody></table>`;
 }
 
-function spreadSection(title: string, source: string, s: Spread | null): string {
+function spreadSection(title: string, source: string, s: Spread | null, unit = 'relays'): string {
   if (!s) return `<h2>${escapeHtml(title)}</h2><p class="muted">Not measured: ${escapeHtml(source)}</p>`;
   return `<h2>${escapeHtml(title)}</h2>
-<p>${s.relays} relays, ${s.total} events; max/mean <b>${fmtRatio(s.maxOverMean)}</b>, coefficient of variation <b>${fmtRatio(s.cv)}</b>.</p>
+<p>${s.relays} ${unit}, ${s.total} events; max/mean <b>${fmtRatio(s.maxOverMean)}</b>, coefficient of variation <b>${fmtRatio(s.cv)}</b>.</p>
 ${s.total > 0 ? shareBarsSvg(s) : '<p class="muted">No events during the run.</p>'}`;
 }
 
-/** Rendezvous and intro load across relays (onion targets only). */
+/** How the instances of a multi-instance onion service shared the run. */
+function instanceSection(r: LoadResult): string {
+  const inst = r.instanceSpread;
+  const title = '<h2 id="instances">Load per service instance</h2>';
+  if (!inst)
+    return `${title}<p class="muted">Not measured: the targets file or --relay-metrics must include the onion service's /metrics (shallot_hs_intro_points{service_instance}).</p>`;
+  const rows = Object.entries(inst.introPoints).map(([k, v]) => [
+    k,
+    String(v),
+    inst.introductions ? String(inst.introductions.counts[k] ?? 0) : '-',
+    inst.rendezvous ? String(inst.rendezvous.counts[k] ?? 0) : '-',
+  ]);
+  return `${title}
+<p>Service ${escapeHtml(inst.service ?? '(all services scraped)')}: ${rows.length} instance(s).</p>
+${htmlTable(['instance', 'intro points', 'introductions', 'rendezvous'], rows)}
+${inst.introductions ? spreadSection('Introductions per instance', '', inst.introductions, 'instances') : ''}
+${inst.rendezvous ? spreadSection('Rendezvous per instance', '', inst.rendezvous, 'instances') : ''}
+${inst.notes.map((n) => `<p class="muted">Not measured: ${escapeHtml(n)}.</p>`).join('\n')}`;
+}
+
+/** The onion connect split into phases from the client's histogram. */
+function phasesSection(r: LoadResult): string {
+  const title = '<h2 id="phases">Onion connect phases</h2>';
+  const phases = phaseEntries(r);
+  if (!r.onionConnectPhases)
+    return `${title}<p class="muted">Not measured: pass --client-metrics (shallot_onion_connect_phase_seconds).</p>`;
+  if (phases.length === 0)
+    return `${title}<p class="muted">No onion connects observed by the client during the run.</p>`;
+  return `${title}
+<p class="muted">From the client's shallot_onion_connect_phase_seconds (bucket estimates): descriptor = HSDir fetch (cache hits not counted), introduction = rendezvous point and intro circuit up to a positive INTRODUCE_ACK, rendezvous = ACK to RENDEZVOUS2, stream = BEGIN to CONNECTED. A reused rendezvous circuit has only the stream phase.</p>
+${htmlTable(
+  ['phase', ...LATENCY_HEAD],
+  phases.map(([p, q]) => quantileRow(p, q)),
+)}
+${phasesSvg(phases)}`;
+}
+
+/** Rendezvous, intro and instance load (onion targets only). */
 function onionSpreadSections(r: LoadResult): string {
   return [
     spreadSection('Rendezvous load per relay', 'pass --relay-metrics or --targets-file', r.rendezvousSpread),
-    spreadSection('Introduction load per relay', 'pass --relay-metrics or --targets-file', r.introSpread),
+    spreadSection(
+      'Introduction load per intro point',
+      'pass --relay-metrics or --targets-file',
+      r.introSpread,
+      'intro points',
+    ),
     spreadSection(
       'Rendezvous points chosen by the client',
       'pass --client-metrics',
       r.clientRendezvousChosen,
     ),
+    instanceSection(r),
   ].join('\n');
 }
 
@@ -292,6 +408,24 @@ export function renderHtml(r: LoadResult): string {
   }
   if (r.clientOnionConnect)
     latencyRows.push(quantileRow('onion connect (client metrics)', r.clientOnionConnect));
+  const n = r.network;
+  const networkRows: string[][] = [
+    ['relays', n.relays === null ? 'unknown' : String(n.relays)],
+    ['mode', n.mode ?? 'unknown (no --data-dir)'],
+    [
+      'handshake',
+      n.handshakes
+        ? Object.entries(n.handshakes)
+            .map(([k, v]) => `${k} (${v} processed by relays)`)
+            .join(', ')
+        : 'unknown (no relay metrics)',
+    ],
+    ['Shallot version', n.version],
+    ...(n.onionService
+      ? [['onion service', `${n.onionService.name}, ${n.onionService.instances} instance(s)`]]
+      : []),
+  ];
+  const v = verdict(r);
   const configRows: string[][] = [
     ['target', `${c.targetHost}:${c.targetPort} (${c.targetKind})`],
     ['SOCKS proxy', c.socks],
@@ -307,6 +441,8 @@ export function renderHtml(r: LoadResult): string {
     ['circuits', c.newCircuit ? 'new circuit per request (SOCKS auth isolation)' : 'shared within the run'],
     ['timeout', `${c.timeoutSec} s`],
     ['body check', c.verify ? 'SHA-256 against /sha256/<n>' : 'length only'],
+    ['min success', `${pct(c.minSuccess)}${c.keepGoing ? ' (keep going)' : ''}`],
+    ['backoff', c.backoffMaxSec > 0 ? `${r.backoff.baseMs} ms doubling to ${c.backoffMaxSec} s` : 'off'],
     ['started', r.started],
     ['finished', `${r.finished}${r.interrupted ? ' (interrupted)' : ''}`],
   ];
@@ -317,6 +453,7 @@ export function renderHtml(r: LoadResult): string {
     String(t.ok),
     String(t.failed),
     String(t.inFlight),
+    String(Math.round(t.backoffMs)),
     fmtMs(t.connectP50Ms),
     fmtMs(t.ttlbP50Ms),
   ]);
@@ -333,6 +470,7 @@ th, td { border: 1px solid #ccc; padding: 0.25rem 0.6rem; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
 .muted { color: #777; }
 .big { font-size: 1.4rem; }
+.pass { color: #2ca02c; } .fail { color: #d62728; }
 svg { display: block; margin: 0.5rem 0 1rem; }
 details { margin: 1rem 0; }
 </style>
@@ -342,13 +480,35 @@ details { margin: 1rem 0; }
 <p class="big">Success <b>${pct(r.successRatio)}</b> (${r.counts.ok}/${r.counts.requests}),
 ${fmtBytes(r.counts.bytes)} in ${r.elapsedSec.toFixed(1)} s,
 ${r.throughput.requestsPerSec.toFixed(1)} req/s, ${fmtBytes(r.throughput.bytesPerSec)}/s</p>
+<p id="verdict" class="${v.ok ? 'pass' : 'fail'}"><b>${escapeHtml(v.line)}</b></p>
+<h2 id="network">Network</h2>
+${htmlTable(['setting', 'value'], networkRows)}
+<h2 id="run">Run</h2>
 ${htmlTable(['setting', 'value'], configRows)}
-<h2>Latency (ms)</h2>
+<h2 id="latency">Latency (ms)</h2>
 <p class="muted">Measured from the SOCKS CONNECT request: connect ends at the proxy's success reply, ttfb at the first response byte, ttlb at the last. Client-metric rows come from the client's histograms (bucket estimates).</p>
-${htmlTable(['', 'p50', 'p90', 'p99', 'mean', 'max', 'n'], latencyRows)}
-<h2>Latency over time</h2>
-${latencyScatterSvg(r.samples)}
-<h2>Failures</h2>
+${htmlTable(['', ...LATENCY_HEAD], latencyRows)}
+<h2 id="distribution">Latency distribution</h2>
+<p class="muted">Every request, not a sample. Dashed lines: p50, p90, p99, p99.9.</p>
+<h3>Time to last byte</h3>
+${histogramSvg(r.distribution.ttlb, r.latency.ttlb, 'time to last byte')}
+<h3>${escapeHtml(connectLabel(r))}</h3>
+${histogramSvg(r.distribution.connect, r.latency.connect, connectLabel(r))}
+<h3>CDF</h3>
+${cdfSvg([
+  { label: 'connect', color: '#1f77b4', d: r.distribution.connect, s: r.latency.connect },
+  { label: 'ttfb', color: '#ff7f0e', d: r.distribution.ttfb, s: r.latency.ttfb },
+  { label: 'ttlb', color: '#2ca02c', d: r.distribution.ttlb, s: r.latency.ttlb },
+])}
+<h2 id="throughput">Throughput over time</h2>
+<p class="muted">Requests finished in each second of the whole run (${r.elapsedSec.toFixed(1)} s); shaded: backoff pauses after consecutive failures (${r.backoff.pauses.length}, ${(r.backoff.totalMs / 1000).toFixed(1)} s in all).</p>
+${throughputSvg(r.timeline, r.elapsedSec, r.backoff.pauses)}
+<h2 id="latency-time">Latency over time</h2>
+${latencyScatterSvg(r.samples, r.elapsedSec)}
+${r.config.targetKind === 'onion' ? phasesSection(r) : ''}
+<h2 id="failures">Failures</h2>
+${r.stoppedEarly ? `<p class="fail">Stopped early: ${escapeHtml(r.stoppedEarly)}.</p>` : ''}
+${r.counts.failed > 0 ? `<p class="muted">Each failed request from its start to its end; shaded: backoff pauses.</p>\n${failureTimelineSvg(r.samples, r.elapsedSec, r.backoff.pauses)}` : ''}
 ${
   failures.length
     ? htmlTable(
@@ -359,7 +519,7 @@ ${
 }
 ${c.targetKind === 'onion' ? onionSpreadSections(r) : ''}
 <details><summary>Timeline (per second)</summary>
-${htmlTable(['t (s)', 'started', 'ok', 'failed', 'in flight', 'connect p50', 'ttlb p50'], timelineRows)}
+${htmlTable(['t (s)', 'started', 'ok', 'failed', 'in flight', 'backoff (ms)', 'connect p50', 'ttlb p50'], timelineRows)}
 </details>
 ${r.warnings.length ? `<h2>Warnings</h2><ul>${r.warnings.map((w) => `<li>${escapeHtml(w)}</li>`).join('')}</ul>` : ''}
 </body>

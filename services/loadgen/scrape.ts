@@ -158,6 +158,26 @@ export function counterDeltaBy(
   return out;
 }
 
+/** `after - before` of metric `name` summed over every series whose labels include `where`. */
+export function deltaSum(
+  before: Snapshot,
+  after: Snapshot,
+  name: string,
+  where: Record<string, string> = {},
+): number {
+  let total = 0;
+  for (const [k, s] of after.series) {
+    if (matches(s, name, where)) total += Math.max(0, s.value - (before.series.get(k)?.value ?? 0));
+  }
+  return total;
+}
+
+/** Whether some series of metric `name` carries label `label`. */
+export function hasLabel(snap: Snapshot, name: string, label: string): boolean {
+  for (const s of snap.series.values()) if (s.name === name && s.labels[label] !== undefined) return true;
+  return false;
+}
+
 /** The sum of metric `name` over every series whose labels include `where`. */
 export function sumOf(snap: Snapshot, name: string, where: Record<string, string> = {}): number {
   let total = 0;

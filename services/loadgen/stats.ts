@@ -1,7 +1,7 @@
 /**
- * The load generator's arithmetic: latency percentiles, load spread across
- * relays (share, max/mean, coefficient of variation) and quantiles
- * estimated from Prometheus histogram buckets.
+ * The load generator's arithmetic: latency percentiles, histograms and
+ * CDFs, load spread across relays (share, max/mean, coefficient of
+ * variation) and quantiles estimated from Prometheus histogram buckets.
  *
  * Overview: pure functions over numbers, no I/O, so the report's figures
  * can be checked by hand in unit tests.
@@ -25,6 +25,8 @@ export interface Summary {
   p50: number | null;
   p90: number | null;
   p99: number | null;
+  /** p99.9: one request in a thousand is slower (needs ≥1000 samples to mean much). */
+  p999: number | null;
   max: number | null;
 }
 
@@ -44,7 +46,8 @@ export function percentile(sorted: readonly number[], p: number): number | null 
 export function summarize(values: readonly number[]): Summary {
   const sorted = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
   const n = sorted.length;
-  if (n === 0) return { count: 0, min: null, mean: null, p50: null, p90: null, p99: null, max: null };
+  if (n === 0)
+    return { count: 0, min: null, mean: null, p50: null, p90: null, p99: null, p999: null, max: null };
   let sum = 0;
   for (const v of sorted) sum += v;
   return {
@@ -54,8 +57,41 @@ export function summarize(values: readonly number[]): Summary {
     p50: percentile(sorted, 50),
     p90: percentile(sorted, 90),
     p99: percentile(sorted, 99),
+    p999: percentile(sorted, 99.9),
     max: sorted[n - 1]!,
   };
+}
+
+/** One bar of a latency histogram: observations in [fromMs, toMs) (the last bar includes toMs). */
+export interface Bin {
+  fromMs: number;
+  toMs: number;
+  count: number;
+}
+
+/** A latency distribution as the report draws it: histogram bars and CDF points. */
+export interface Distribution {
+  /** `bins` equal-width bars from 0 to the largest value; empty without values. */
+  bins: Bin[];
+  /** The p-th percentile for p in CDF_POINTS (ascending), so the CDF is drawn from any run size. */
+  cdf: { p: number; ms: number }[];
+}
+
+/** Percentiles the CDF is drawn through: every 1 %, then finer in the tail (p99.9 included). */
+export const CDF_POINTS: readonly number[] = [...Array.from({ length: 100 }, (_, k) => k), 99.5, 99.9, 100];
+
+export function distribution(values: readonly number[], bins = 40): Distribution {
+  const sorted = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
+  if (sorted.length === 0) return { bins: [], cdf: [] };
+  const max = sorted[sorted.length - 1]!;
+  const width = max > 0 ? max / bins : 1;
+  const out: Bin[] = Array.from({ length: bins }, (_, k) => ({
+    fromMs: k * width,
+    toMs: (k + 1) * width,
+    count: 0,
+  }));
+  for (const v of sorted) out[Math.min(bins - 1, Math.floor(v / width))]!.count++;
+  return { bins: out, cdf: CDF_POINTS.map((p) => ({ p, ms: percentile(sorted, p)! })) };
 }
 
 export function mean(values: readonly number[]): number | null {

@@ -32,15 +32,28 @@ describe('parseUpState', () => {
       targetsFile: '.shallot/prometheus-targets.json',
       clientMetrics: '127.0.0.1:7199',
       pid: 4242,
+      onionServices: state.onionServices,
+      mode: 'one-process',
+      // One process lists no relay nodes: the report counts relays from metrics instead.
+      relays: null,
     });
   });
 
-  it('prefers the client node when each node is a process', () => {
+  it('prefers the client node when each node is a process, and counts its relay processes', () => {
     const s = {
       ...state,
-      nodes: [...state.nodes, { name: 'client', role: 'client', metrics: '127.0.0.1:7301' }],
+      mode: 'process-per-node',
+      nodes: [
+        ...state.nodes,
+        { name: 'client', role: 'client', metrics: '127.0.0.1:7301' },
+        { name: 'relay0', role: 'relay', metrics: '127.0.0.1:7302' },
+        { name: 'relay1', role: 'relay', metrics: '127.0.0.1:7303' },
+        { name: 'auth0', role: 'authority', metrics: '127.0.0.1:7304' },
+      ],
     };
-    expect(parseUpState(JSON.stringify(s), 's').clientMetrics).toBe('127.0.0.1:7301');
+    const up = parseUpState(JSON.stringify(s), 's');
+    expect(up.clientMetrics).toBe('127.0.0.1:7301');
+    expect(up).toMatchObject({ mode: 'process-per-node', relays: 2 });
   });
 
   it('rejects what is not a state file', () => {

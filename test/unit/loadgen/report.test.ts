@@ -86,17 +86,24 @@ const result = buildResult({
   finishedAt: new Date('2025-01-01T00:00:02.500Z'),
   interrupted: false,
   checksums: { '1024': 'ab'.repeat(32), '2048': null },
+  stoppedEarly: null,
   circuitBuild: {
     count: 4,
     p50: 20,
     p90: 40,
     p99: 49,
-    byPurpose: { rend: { count: 4, p50: 20, p90: 40, p99: 49 } },
+    p999: 49.9,
+    mean: 25,
+    byPurpose: { rend: { count: 4, p50: 20, p90: 40, p99: 49, p999: 49.9, mean: 25 } },
   },
   clientOnionConnect: null,
+  onionConnectPhases: null,
   clientRendezvousChosen: spread({ relay0: 2 }, ['relay0', 'relay1']),
   rendezvousSpread: spread({ relay0: 3, '<relay&1>': 1 }, ['relay0', '<relay&1>', 'relay2']),
   introSpread: spread({}, ['relay0']),
+  instanceSpread: null,
+  network: { relays: 5, mode: 'one-process', handshakes: { ntor: 12 }, version: '0.1.0', onionService: null },
+  backoff: { baseMs: 100, maxMs: 5000, pauses: [{ startMs: 1200, endMs: 1300 }] },
   warnings: ['no checksum for 2048 bytes'],
 });
 
@@ -121,10 +128,43 @@ describe('buildResult', () => {
 
   it('per-second timeline: starts, completions and in-flight at each window end', () => {
     expect(result.timeline).toEqual([
-      { t: 0, started: 2, ok: 1, failed: 0, inFlight: 1, connectP50Ms: 100, ttlbP50Ms: 300 },
-      { t: 1, started: 3, ok: 1, failed: 1, inFlight: 2, connectP50Ms: 300, ttlbP50Ms: 1490 },
-      { t: 2, started: 0, ok: 0, failed: 2, inFlight: 0, connectP50Ms: 200, ttlbP50Ms: null },
+      {
+        t: 0,
+        started: 2,
+        ok: 1,
+        failed: 0,
+        inFlight: 1,
+        bytes: 1024,
+        backoffMs: 0,
+        connectP50Ms: 100,
+        ttlbP50Ms: 300,
+      },
+      {
+        t: 1,
+        started: 3,
+        ok: 1,
+        failed: 1,
+        inFlight: 2,
+        bytes: 1024,
+        backoffMs: 100,
+        connectP50Ms: 300,
+        ttlbP50Ms: 1490,
+      },
+      {
+        t: 2,
+        started: 0,
+        ok: 0,
+        failed: 2,
+        inFlight: 0,
+        bytes: 2048,
+        backoffMs: 0,
+        connectP50Ms: 200,
+        ttlbP50Ms: null,
+      },
     ]);
+    // A pause across a window edge is split between the windows.
+    const split = timelineOf([], 3000, [{ startMs: 800, endMs: 2300 }]).map((t) => t.backoffMs);
+    expect(split).toEqual([200, 1000, 300]);
     expect(timelineOf([], 0)).toHaveLength(1);
   });
 

@@ -175,15 +175,28 @@ describe('runLoad', () => {
     );
     const slowProxy = await fakeProxy(() => slow.port);
     try {
+      // --min-success 0: run every request however many fail (no early stop).
       const c = await runLoad(
-        { target: `127.0.0.1:${corrupt.port}`, socks: `127.0.0.1:${corruptProxy.socks.port}`, count: 3 },
+        {
+          target: `127.0.0.1:${corrupt.port}`,
+          socks: `127.0.0.1:${corruptProxy.socks.port}`,
+          count: 3,
+          minSuccess: 0,
+        },
         quiet,
       );
       expect(c.failuresByReason).toEqual({ checksum_mismatch: 3 });
       expect(c.successRatio).toBe(0);
 
       const f = await runLoad(
-        { target: ONION, socks: `127.0.0.1:${failing.socks.port}`, count: 6, concurrency: 1, size: '100' },
+        {
+          target: ONION,
+          socks: `127.0.0.1:${failing.socks.port}`,
+          count: 6,
+          concurrency: 1,
+          size: '100',
+          minSuccess: 0,
+        },
         quiet,
       );
       expect(f.config.targetKind).toBe('onion');
@@ -198,6 +211,7 @@ describe('runLoad', () => {
           count: 2,
           timeout: 0.3,
           verify: false,
+          minSuccess: 0,
         },
         quiet,
       );
@@ -223,8 +237,87 @@ describe('runLoad', () => {
   });
 
   it('records every request as proxy_unreachable when no proxy listens', async () => {
-    const r = await runLoad({ target: '127.0.0.1:9', socks: '127.0.0.1:1', count: 3, verify: false }, quiet);
+    const r = await runLoad(
+      { target: '127.0.0.1:9', socks: '127.0.0.1:1', count: 3, verify: false, keepGoing: true },
+      quiet,
+    );
     expect(r.failuresByReason).toEqual({ proxy_unreachable: 3 });
+  });
+
+  it('backs off against a dead proxy: one probe per pause, pauses on the timeline; without backoff it spins', async () => {
+    const dead = { target: '127.0.0.1:9', socks: '127.0.0.1:1', verify: false, concurrency: 4 };
+    const r = await runLoad({ ...dead, duration: 2.5, backoffMax: 1 }, quiet);
+    // 4 at once and fail; pause 800 ms (4th failure: 100·2^3); probe, pause 1 s (cap); probe, pause past the end.
+    expect(r.failuresByReason).toEqual({ proxy_unreachable: r.counts.requests });
+    expect(r.counts.requests).toBeGreaterThanOrEqual(5);
+    expect(r.counts.requests).toBeLessThanOrEqual(7);
+    expect(r.elapsedSec).toBeGreaterThanOrEqual(2.4);
+    expect(r.backoff.pauses.length).toBeGreaterThanOrEqual(2);
+    expect(r.backoff.longestMs).toBeGreaterThanOrEqual(990);
+    expect(r.backoff.longestMs).toBeLessThanOrEqual(1010);
+    expect(r.backoff.totalMs).toBeGreaterThan(1500);
+    // The timeline carries the pauses second by second; the probes record their wait.
+    const inTimeline = r.timeline.reduce((sum, t) => sum + t.backoffMs, 0);
+    expect(inTimeline).toBeGreaterThan(1500);
+    expect(inTimeline).toBeLessThanOrEqual(r.backoff.totalMs + 1);
+    const probes = r.samples.filter((x) => x.backoffMs !== undefined);
+    expect(probes.length).toBeGreaterThanOrEqual(1);
+    expect(probes[0]!.backoffMs!).toBeGreaterThan(700);
+    expect(r.stoppedEarly).toBeNull(); // a duration bound has no count to settle early
+
+    const spin = await runLoad({ ...dead, duration: 0.5, backoffMax: 0 }, quiet);
+    expect(spin.counts.requests).toBeGreaterThan(10 * r.counts.requests);
+    expect(spin.backoff.pauses).toEqual([]);
+  });
+
+  it('resets the backoff on the first success', async () => {
+    const { socks } = await fakeProxy(
+      () => good.port,
+      (_req, n) => (n <= 3 ? SocksReply.HOST_UNREACHABLE : null),
+    );
+    try {
+      const r = await runLoad(
+        {
+          target: `127.0.0.1:${good.port}`,
+          socks: `127.0.0.1:${socks.port}`,
+          count: 8,
+          concurrency: 1,
+          size: '10',
+          verify: false,
+          minSuccess: 0,
+        },
+        quiet,
+      );
+      expect(r.counts).toMatchObject({ ok: 5, failed: 3 });
+      // 100, 200 and 400 ms after the three failures, none after the success.
+      expect(r.backoff.pauses.map((p) => Math.round((p.endMs - p.startMs) / 100) * 100)).toEqual([
+        100, 200, 400,
+      ]);
+      expect(r.samples.map((x) => x.backoffMs !== undefined)).toEqual([
+        false,
+        true,
+        true,
+        true,
+        false,
+        false,
+        false,
+        false,
+      ]);
+    } finally {
+      await socks.close();
+    }
+  });
+
+  it('stops a counted run once --min-success is out of reach, unless --keep-going', async () => {
+    const dead = { target: '127.0.0.1:9', socks: '127.0.0.1:1', verify: false, count: 100 };
+    const r = await runLoad(dead, quiet);
+    // Default 0.99 of 100: the second failure settles it; the 4 in flight at once all finish.
+    expect(r.counts.requests).toBeLessThanOrEqual(4);
+    expect(r.stoppedEarly).toMatch(/can no longer reach --min-success 0.99/);
+    expect(r.successRatio).toBeLessThan(r.config.minSuccess);
+    const all = await runLoad({ ...dead, keepGoing: true, backoffMax: 0 }, quiet);
+    expect(all.counts.requests).toBe(100);
+    expect(all.stoppedEarly).toBeNull();
   });
 
   it('bounds a run by duration and paces it by rate', async () => {
@@ -390,17 +483,27 @@ describe('the load command', () => {
       '--html',
       '--metrics-port',
       '--min-success',
+      '--keep-going',
+      '--backoff-max',
       '--progress',
     ])
       expect(help).toContain(flag);
   });
 
-  it('exits 2 for invalid configuration and 1 below --min-success', async () => {
+  it('exits 2 for invalid configuration and 1 below --min-success (default 0.99), saying why last', async () => {
     const saved = process.exitCode;
     const errWrite = process.stderr.write;
     const outWrite = process.stdout.write;
-    process.stderr.write = (() => true) as typeof process.stderr.write;
-    process.stdout.write = (() => true) as typeof process.stdout.write;
+    let stderr = '';
+    let stdout = '';
+    process.stderr.write = ((s: string) => {
+      stderr += s;
+      return true;
+    }) as typeof process.stderr.write;
+    process.stdout.write = ((s: string) => {
+      stdout += s;
+      return true;
+    }) as typeof process.stdout.write;
     try {
       const run = async (...args: string[]) => {
         process.exitCode = undefined;
@@ -425,9 +528,24 @@ describe('the load command', () => {
           '0.5',
         ),
       ).toBe(1);
+      expect(stderr.trimEnd().split('\n').at(-1)).toMatch(
+        /^FAIL: success ratio 0\.0% \(0\/2\) is below --min-success 50\.0%; failures: proxy_unreachable x2/,
+      );
+      stderr = '';
+      // The default bar is 0.99: one failed request in one fails the run.
       expect(
         await run('127.0.0.1:9', '--socks', '127.0.0.1:1', '-n', '1', '--no-verify', '--progress', 'none'),
+      ).toBe(1);
+      expect(stderr.trimEnd().split('\n').at(-1)).toMatch(/^FAIL: .* below --min-success 99\.0%/);
+      expect(
+        await run(
+          '127.0.0.1:9',
+          ...['--socks', '127.0.0.1:1', '-n', '1', '--no-verify', '--progress', 'none', '--min-success', '0'],
+        ),
       ).toBe(0);
+      expect(stdout.trimEnd().split('\n').at(-1)).toMatch(
+        /^PASS: success ratio 0\.0% \(0\/1\), --min-success 0\.0%/,
+      );
     } finally {
       process.stderr.write = errWrite;
       process.stdout.write = outWrite;

@@ -57,8 +57,18 @@ describe('percentile', () => {
 describe('summarize', () => {
   it('sorts, ignores non-finite values and reports count, mean and percentiles', () => {
     const s = summarize([5, 1, 4, 2, 3, Number.NaN, Number.POSITIVE_INFINITY]);
-    expect(s).toEqual({ count: 5, min: 1, mean: 3, p50: 3, p90: 4.6, p99: expect.any(Number), max: 5 });
+    expect(s).toEqual({
+      count: 5,
+      min: 1,
+      mean: 3,
+      p50: 3,
+      p90: 4.6,
+      p99: expect.any(Number),
+      p999: expect.any(Number),
+      max: 5,
+    });
     expect(s.p99).toBeCloseTo(4.96, 9);
+    expect(s.p999).toBeCloseTo(4.996, 9);
   });
 
   it('gives nulls for no observations', () => {
@@ -69,6 +79,7 @@ describe('summarize', () => {
       p50: null,
       p90: null,
       p99: null,
+      p999: null,
       max: null,
     });
   });
