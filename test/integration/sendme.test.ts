@@ -10,7 +10,7 @@
 import * as net from 'node:net';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DestroyReason } from '../../services/core/cells.js';
+import { DestroyReason, destroyReasonName } from '../../services/core/cells.js';
 import { randomBytes } from '../../services/core/crypto.js';
 import type { RelayMessage } from '../../services/core/relay-cell.js';
 import { ChannelPool } from '../../services/net/channel-pool.js';
@@ -21,6 +21,7 @@ import { buildCircuit, startLocalRelay } from '../helpers/relays.js';
 import { startBlobServer, type TestServer } from '../helpers/servers.js';
 
 const relays: Relay[] = [];
+const registry = new Registry();
 const pool = new ChannelPool({ keys: null, tls: true, dialTimeoutMs: 5_000 });
 let blob: TestServer;
 let sink: net.Server;
@@ -38,6 +39,17 @@ async function until(what: string, cond: () => boolean, ms = 10_000): Promise<vo
   }
 }
 
+/** Circuits the exit closed with PROTOCOL (shallot_relay_destroy_total): how the refusal is counted. */
+async function exitProtocolCloses(): Promise<number> {
+  const m = (await registry.getMetricsAsJSON()).find((x) => x.name === 'shallot_relay_destroy_total');
+  const v = m?.values.find(
+    (x) =>
+      x.labels.relay === relays[relays.length - 1]?.nickname &&
+      x.labels.reason === destroyReasonName(DestroyReason.PROTOCOL),
+  );
+  return Number(v?.value ?? 0);
+}
+
 const destroyedOf = (circ: OriginCircuit) =>
   new Promise<{ reason: number; remote: boolean }>((resolve) => circ.once('destroyed', resolve));
 
@@ -51,7 +63,6 @@ beforeAll(async () => {
   });
   await new Promise<void>((resolve) => sink.listen(0, '127.0.0.1', resolve));
   sinkPort = (sink.address() as net.AddressInfo).port;
-  const registry = new Registry();
   for (let i = 0; i < 2; i++) relays.push(await startLocalRelay(`s${i}`, { registry }));
 });
 
@@ -96,11 +107,13 @@ describe('SENDME v1 enforced', () => {
     await until('100 more cells after the v1 SENDME', () => cells >= 1100);
     expect(circ.isOpen).toBe(true);
     // The next one is due too, but comes as v0: the exit closes the circuit.
+    const closesBefore = await exitProtocolCloses();
     const destroyed = destroyedOf(circ);
     send(edgeHop, 0, { type: 'SENDME', version: 0 });
     const d = await destroyed;
     expect(d.reason).toBe(DestroyReason.PROTOCOL);
     expect(d.remote).toBe(true);
+    expect(await exitProtocolCloses()).toBe(closesBefore + 1);
   });
 
   it('a client closes the circuit on an exit’s v0 circuit SENDME, and uploads through an honest exit', async () => {
