@@ -241,7 +241,7 @@ export function latencyScatterSvg(
   const Y = (v: number) => m.t + h - (v / yTop) * h;
   const parts: string[] = [];
   parts.push(
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img" aria-label="latency over time">`,
+    `<svg class="scatter" xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img" aria-label="latency over time">`,
   );
   for (let v = 0; v <= yTop + 1e-9; v += yStep) {
     parts.push(
