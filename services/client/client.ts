@@ -31,12 +31,13 @@ import type { Logger } from '../net/log.js';
 import { CircuitError, type OriginCircuit, StreamRefusedError } from '../net/origin-circuit.js';
 import { CircuitManager, type CircuitManagerOptions, DEFAULT_CIRCUIT_OPTIONS } from './circuit-manager.js';
 import { NetDir } from './netdir.js';
-import { createOnionConnector } from './onion.js';
+import { createOnionConnector, type OnionClientOptions } from './onion.js';
 import {
   type ConnectRequest,
   remainingMs,
   SocksFailure,
   type SocksServer,
+  type SocksServerOptions,
   startSocksServer,
   withDeadline,
 } from './socks-server.js';
@@ -59,6 +60,13 @@ export interface ClientOptions {
   streamAttempts?: number;
   /** Keys for onion services that require client authorization. */
   clientAuthKeys?: readonly ClientAuthPrivate[];
+  /** SOCKS timeouts (SocksTimeout and the reply margin; defaults in socks-server.ts). */
+  socks?: Pick<SocksServerOptions, 'socksTimeoutMs' | 'replyMarginMs' | 'handshakeTimeoutMs'>;
+  /** Onion-connect timeouts (defaults in onion.ts). */
+  onionTimeouts?: Pick<
+    OnionClientOptions,
+    'descFetchTimeoutMs' | 'introAckTimeoutMs' | 'rendezvousTimeoutMs' | 'streamTimeoutMs'
+  >;
 }
 
 export interface ClientComponents {
@@ -97,6 +105,7 @@ export class ShallotClient {
       now: this.now,
       ...(c.rng ? { rng: c.rng } : {}),
       ...(opts.clientAuthKeys ? { clientAuthKeys: opts.clientAuthKeys } : {}),
+      ...opts.onionTimeouts,
     });
   }
 
@@ -114,7 +123,7 @@ export class ShallotClient {
     await this.circuits.load();
     if (this.opts.socksPort !== null) {
       this.socks = await startSocksServer(
-        { host: this.opts.socksHost, port: this.opts.socksPort },
+        { host: this.opts.socksHost, port: this.opts.socksPort, ...this.opts.socks },
         (req) => this.connect(req),
         { registry: this.c.registry },
       );

@@ -1,0 +1,232 @@
+// Every SOCKS failure reaches the application as its reply code before the
+// socket closes (issue 13), on a whole local network (3 authorities, 6
+// relays, 2 exits): each case reads the raw bytes the proxy wrote up to the
+// close and checks the 10-byte reply is all there. Kinds: no exit allows the
+// destination (0x02, before any circuit), an exit refuses (re-entry to a
+// relay's ORPort: END CONNECTREFUSED, 0x05), connection refused at the
+// destination (0x05), onion descriptor not found (0xF0), intro failure
+// (0xF2), no RENDEZVOUS2 (0xF3), and the SOCKS deadline (0x06, TTL expired)
+// when the connect outlives SocksTimeout — the inner timeouts nest inside it.
+import net from 'node:net';
+import { Registry } from 'prom-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ShallotClient } from '../../services/client/client.js';
+import type { NetRelay } from '../../services/client/netdir.js';
+import { onionPeriodKeys } from '../../services/client/onion-params.js';
+import { type SocksServer, startSocksServer } from '../../services/client/socks-server.js';
+import { SocksReply } from '../../services/client/socks5.js';
+import { concat, toBase64, utf8 } from '../../services/core/bytes.js';
+import {
+  ed25519Expand,
+  ed25519Generate,
+  ed25519Sign,
+  legacyIdFromEd25519,
+  randomBytes,
+  x25519Generate,
+} from '../../services/core/crypto.js';
+import { buildEstablishIntro } from '../../services/core/hs-cells.js';
+import { buildHsDescriptor, type IntroPointInfo } from '../../services/core/hs-descriptor.js';
+import { blindExpandedKey } from '../../services/core/hs-keys.js';
+import { relayLinkSpecifiers } from '../../services/core/link-specifiers.js';
+import { encodeOnionAddress } from '../../services/core/onion-address.js';
+import { LocalNetwork } from '../../services/testnet/network.js';
+import { testLogger } from '../helpers/log.js';
+
+let network: LocalNetwork;
+let client: ShallotClient;
+let registry: Registry;
+/** A second SOCKS front end on the same client with a 2.5 s SocksTimeout, for the deadline case. */
+let shortSocks: SocksServer;
+const cleanups: (() => void)[] = [];
+
+beforeAll(async () => {
+  network = await LocalNetwork.start(
+    { logger: testLogger('net'), registry: new Registry() },
+    { authorities: 3, relays: 6, exits: 2, votingIntervalSec: 5, tls: true, host: '127.0.0.1', basePort: 0 },
+  );
+  await network.waitForConsensus(6, 40_000);
+  registry = new Registry();
+  client = new ShallotClient(
+    { logger: testLogger('client'), registry },
+    {
+      authorities: network.endpoints,
+      socksHost: '127.0.0.1',
+      socksPort: 0,
+      circuits: { prebuild: 0 },
+      // Short enough for a test, still far inside SocksTimeout (120 s).
+      onionTimeouts: { rendezvousTimeoutMs: 2_000, introAckTimeoutMs: 5_000 },
+    },
+  );
+  await client.start();
+  await client.ready(30_000);
+  shortSocks = await startSocksServer(
+    { host: '127.0.0.1', port: 0, socksTimeoutMs: 2_500, replyMarginMs: 1_000 },
+    (req) => client.connect(req),
+    { registry },
+  );
+}, 90_000);
+
+afterAll(async () => {
+  for (const c of cleanups) c();
+  await shortSocks?.close();
+  await client?.stop();
+  await network?.stop();
+});
+
+/**
+ * CONNECT through the proxy on `port` and collect everything it writes until
+ * it closes: the reply is the 10 bytes after the 2-byte method choice.
+ */
+function rawConnect(
+  port: number,
+  host: string,
+  dstPort: number,
+): Promise<{ reply: number; bytes: number; ms: number }> {
+  const started = performance.now();
+  return new Promise((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    s.on('data', (d: Buffer) => chunks.push(d));
+    s.on('error', reject);
+    s.on('close', () => {
+      const all = Buffer.concat(chunks);
+      if (all.length < 2 + 10) reject(new Error(`closed after ${all.length} bytes, before a whole reply`));
+      else resolve({ reply: all[3] as number, bytes: all.length, ms: performance.now() - started });
+    });
+    const name = Buffer.from(host);
+    s.write(Buffer.from([5, 1, 0]));
+    s.write(
+      Buffer.concat([
+        Buffer.from([5, 1, 0, 3, name.length]),
+        name,
+        Buffer.from([dstPort >> 8, dstPort & 0xff]),
+      ]),
+    );
+  });
+}
+
+function relayOf(i: number): NetRelay {
+  const node = network.relays[i];
+  const r = node && client.dir?.relays.find((x) => x.nickname === node.relay.nickname);
+  if (!r) throw new Error(`relay ${i} not in the client's consensus`);
+  return r;
+}
+
+function introPointAt(relay: NetRelay, authPub: Uint8Array, encPub: Uint8Array): IntroPointInfo {
+  return {
+    linkSpecifiers: relayLinkSpecifiers({
+      address: relay.address,
+      port: relay.port,
+      legacyId: legacyIdFromEd25519(relay.identity),
+      ed25519Id: relay.identity,
+    }),
+    onionKey: relay.ntorKey,
+    authKey: authPub,
+    encKey: encPub,
+  };
+}
+
+/** Stores a signed descriptor for `seed` on every HSDir, for the client's time period. */
+function publishDescriptor(seed: Uint8Array, introPoints: IntroPointInfo[]): void {
+  const consensus = client.dir?.consensus;
+  if (!consensus) throw new Error('no consensus');
+  const keys = onionPeriodKeys(ed25519Generate(() => seed).public, consensus);
+  const descSigningSeed = randomBytes(32);
+  const text = buildHsDescriptor(
+    {
+      blindedKey: blindExpandedKey(ed25519Expand(seed), keys.tp, keys.len),
+      blindedPub: keys.blindedPub,
+      descSigningSeed,
+      revisionCounter: BigInt(Date.now()),
+      introPoints,
+      subcredential: keys.subcredential,
+      nowMs: Date.now(),
+    },
+    randomBytes,
+  );
+  const outer = text.slice(0, text.lastIndexOf('signature '));
+  const sig = ed25519Sign(descSigningSeed, concat(utf8('Tor onion service descriptor sig v3'), utf8(outer)));
+  for (const roles of network.roles) roles.hsdir.publish(`${outer}signature ${toBase64(sig, false)}\n`);
+}
+
+/** A mute service: a real intro point that accepts INTRODUCE1 but never rendezvouses. */
+async function muteService(): Promise<string> {
+  const id = ed25519Generate();
+  const auth = ed25519Generate();
+  const relay = relayOf(3);
+  const circ = await client.circuits.build({ purpose: 'onion-intro', lastHop: relay });
+  cleanups.push(() => circ.destroy());
+  const kh = circ.lastHopKh;
+  if (!kh) throw new Error('no KH');
+  const established = circ.waitFor((_h, m) => m.type === 'INTRO_ESTABLISHED', 10_000);
+  circ.sendControl({
+    type: 'ESTABLISH_INTRO',
+    body: buildEstablishIntro({ authKeyPub: auth.public, authKeySeed: auth.seed }, kh),
+  });
+  await established;
+  publishDescriptor(id.seed, [introPointAt(relay, auth.public, x25519Generate().public)]);
+  return encodeOnionAddress(id.public);
+}
+
+describe('SOCKS replies arrive before the close', () => {
+  it('0x02 when no exit allows the destination, before any circuit', async () => {
+    const r = await rawConnect(client.socksPort, '10.1.2.3', 80);
+    expect(r.reply).toBe(SocksReply.NOT_ALLOWED);
+  });
+
+  it('0x05 when the exit refuses re-entry to a relay ORPort (END CONNECTREFUSED, as C tor)', async () => {
+    const orport = relayOf(0).port;
+    const r = await rawConnect(client.socksPort, '127.0.0.1', orport);
+    expect(r.reply).toBe(SocksReply.CONNECTION_REFUSED);
+  }, 60_000);
+
+  it('0x05 when the destination refuses the connection (final: no other circuit tried)', async () => {
+    const closed = net.createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const port = (closed.address() as net.AddressInfo).port;
+    await new Promise<void>((r) => closed.close(() => r()));
+    const r = await rawConnect(client.socksPort, '127.0.0.1', port);
+    expect(r.reply).toBe(SocksReply.CONNECTION_REFUSED);
+  }, 60_000);
+
+  it('0xF0 when no HSDir has the descriptor (either time period)', async () => {
+    const r = await rawConnect(client.socksPort, encodeOnionAddress(ed25519Generate().public), 80);
+    expect(r.reply).toBe(SocksReply.ONION_DESC_NOT_FOUND);
+  }, 90_000);
+
+  it('0xF2 when every intro point NACKs', async () => {
+    const id = ed25519Generate();
+    publishDescriptor(
+      id.seed,
+      [1, 2].map((i) => introPointAt(relayOf(i), ed25519Generate().public, x25519Generate().public)),
+    );
+    const r = await rawConnect(client.socksPort, encodeOnionAddress(id.public), 80);
+    expect(r.reply).toBe(SocksReply.ONION_INTRO_FAILED);
+  }, 60_000);
+
+  it('0xF3 when no RENDEZVOUS2 comes (inner rendezvous timeout, 2 s, inside SocksTimeout)', async () => {
+    const r = await rawConnect(client.socksPort, await muteService(), 80);
+    expect(r.reply).toBe(SocksReply.ONION_REND_FAILED);
+  }, 60_000);
+
+  it('0x06 (TTL expired) when the connect outlives the SOCKS deadline, before SocksTimeout', async () => {
+    // The same mute service, but through a proxy whose SocksTimeout (2.5 s) is
+    // shorter than the rendezvous: the deadline (1.5 s) answers first.
+    const before = await replies('0x06');
+    const r = await rawConnect(shortSocks.port, await muteService(), 80);
+    expect(r.reply).toBe(SocksReply.TTL_EXPIRED);
+    expect(r.ms).toBeGreaterThanOrEqual(1_400);
+    expect(r.ms).toBeLessThan(2_500);
+    expect(await replies('0x06')).toBe(before + 1);
+  }, 60_000);
+
+  it('counts every reply the client proxy sent by code', async () => {
+    for (const code of ['0x02', '0x05', '0xf0', '0xf2', '0xf3'])
+      expect(await replies(code)).toBeGreaterThan(0);
+  });
+});
+
+async function replies(code: string): Promise<number> {
+  const m = await registry.getSingleMetric('shallot_client_socks_replies_total')?.get();
+  return m?.values.find((v) => v.labels.code === code)?.value ?? 0;
+}
