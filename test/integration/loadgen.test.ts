@@ -102,6 +102,20 @@ describe('shallot load through a local network', () => {
     expect(result.rendezvousSpread).toBeNull();
     expect(result.introSpread).toBeNull();
     expect(result.clientRendezvousChosen).toBeNull();
+    expect(result.onionConnectPhases).toBeNull();
+    expect(result.instanceSpread).toBeNull();
+  });
+
+  it("reports the network's settings, p99.9 and the whole distribution; no backoff when nothing failed", () => {
+    // Relays from the authorities' consensus gauge (no shallot up data dir here).
+    expect(result.network.relays).toBe(5);
+    expect(result.network.mode).toBeNull();
+    expect(Object.keys(result.network.handshakes ?? {}).length).toBeGreaterThan(0);
+    expect(result.network.version).toMatch(/^\d+\.\d+\.\d+/);
+    expect(result.latency.ttlb.p999!).toBeGreaterThanOrEqual(result.latency.ttlb.p99!);
+    expect(result.distribution.ttlb.bins.reduce((s, b) => s + b.count, 0)).toBe(20);
+    expect(result.backoff).toMatchObject({ pauses: [], totalMs: 0 });
+    expect(result.stoppedEarly).toBeNull();
   });
 
   it('writes the JSON and HTML reports and exports its own metrics', async () => {
