@@ -517,12 +517,6 @@ export class CircuitManager {
     });
   }
 
-  /** Whether a circuit given to `expireWhenIdle` may still take new streams. */
-  mayTakeStreams(circ: OriginCircuit): boolean {
-    const since = this.others.get(circ);
-    return since !== undefined && circ.isOpen && this.now() - since < this.opts.maxDirtinessMs;
-  }
-
   /**
    * C tor `circuit_expire_old_circuits_clientside`: closes dirty circuits
    * past MaxCircuitDirtiness with no stream open, and clean ones older than

@@ -49,6 +49,24 @@ export async function main(argv: string[]): Promise<void> {
       envInt('SHALLOT_PREBUILD', 2),
     )
     .option(
+      '--max-circuit-dirtiness <s>',
+      "a circuit takes no new stream this long after its first; closed once its streams are done (C tor MaxCircuitDirtiness; default 600, C tor's)",
+      intOption('max circuit dirtiness', 1, 86_400),
+      envInt('SHALLOT_MAX_CIRCUIT_DIRTINESS', 600),
+    )
+    .option(
+      '--circuit-idle-timeout <s>',
+      "clean (never used) circuits are closed this long after they opened (default 3600, C tor's upper predicted-port lifetime)",
+      intOption('circuit idle timeout', 1, 86_400),
+      envInt('SHALLOT_CIRCUIT_IDLE_TIMEOUT', 3600),
+    )
+    .option(
+      '--socks-timeout <s>',
+      'a SOCKS request not answered by then gets 0x06 (TTL expired) and is closed (C tor SocksTimeout; default 120)',
+      intOption('socks timeout', 2, 3600),
+      envInt('SHALLOT_SOCKS_TIMEOUT', 120),
+    )
+    .option(
       '--onion-auth-dir <dir>',
       'client-authorization keys: <dir>/*.auth_private ("<address>:descriptor:x25519:<base32>", mode 600, as Tor)',
       env.SHALLOT_ONION_AUTH_DIR,
@@ -66,6 +84,9 @@ export async function main(argv: string[]): Promise<void> {
       socksPort: number;
       dataDir?: string;
       prebuild: number;
+      maxCircuitDirtiness: number;
+      circuitIdleTimeout: number;
+      socksTimeout: number;
       onionAuthDir?: string;
       handshake: HandshakeName;
       vanguardsLite: boolean;
@@ -86,9 +107,13 @@ export async function main(argv: string[]): Promise<void> {
       socksHost: o.socksHost,
       socksPort: o.socksPort,
       ...(clientAuthKeys ? { clientAuthKeys } : {}),
+      socks: { socksTimeoutMs: o.socksTimeout * 1000 },
       circuits: {
         tls: o.tls,
         prebuild: o.prebuild,
+        maxDirtinessMs: o.maxCircuitDirtiness * 1000,
+        idleTimeoutMs: o.circuitIdleTimeout * 1000,
+        socksTimeoutMs: o.socksTimeout * 1000,
         handshake: o.handshake,
         vanguardsLite: o.vanguardsLite,
         ...(o.dataDir ? { dataDir: o.dataDir } : {}),
