@@ -631,17 +631,26 @@ export class DirectoryAuthority {
     }
   }
 
-  /** Re-tests verified relays (free while their channel is open) and records the results. */
-  private async reprobe(descs: readonly StoredDescriptor[]): Promise<void> {
+  /**
+   * Re-tests verified relays (free while their channel is open) and records
+   * the results. Bounded by `deadline`: a test still running then counts as
+   * a timeout (forgiven within the grace), so the vote is never late.
+   */
+  private async reprobe(descs: readonly StoredDescriptor[], deadline: number): Promise<void> {
     const tester = this.tester;
     if (!tester) return;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), Math.max(0, deadline - this.now()));
+    });
     await Promise.all(
       descs.map(async (d) => {
-        const result = await tester.probe(probeTarget(d.desc));
+        const result = await Promise.race([tester.probe(probeTarget(d.desc), true), late]);
         this.countProbe(result);
         this.history.observe(toHex(d.desc.identity), result, this.now());
       }),
     );
+    clearTimeout(timer);
   }
 
   /**
@@ -688,7 +697,7 @@ export class DirectoryAuthority {
     const descs = this.freshDescriptors(this.now()).sort((a, b) =>
       compareBytes(a.desc.identity, b.desc.identity),
     );
-    await this.reprobe(descs);
+    await this.reprobe(descs, this.now() + this.probeTimeoutMs);
     if (this.stopped) return;
     const nowMs = this.now();
     const probing = this.tester !== null;

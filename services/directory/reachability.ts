@@ -16,10 +16,11 @@
  *   MEASURE_BYTES of it: bytes / seconds from the request to the last byte
  *   counted. It is the relay's throughput as this authority sees it, never
  *   the relay's claim.
- * - At most `concurrency` probes run at once, and a quarter as many
- *   measurements in their own slots (so measuring never starves the tests
- *   of new relays); the rest wait in a FIFO, so a flood of forged
- *   descriptors costs bounded effort.
+ * - At most `concurrency` tests of new descriptors run at once, as many
+ *   re-tests of listed relays in their own slots (a flood of forged
+ *   descriptors queues only behind itself and never delays a vote), and a
+ *   quarter as many measurements in theirs; the rest wait in FIFOs, so a
+ *   flood costs bounded effort.
  *
  * Not in this module: which relays to probe or when (authority.ts), what
  * the results mean for flags (admission.ts, core/dirdoc.ts assignFlags).
@@ -155,12 +156,14 @@ async function timedFetches(circ: OriginCircuit, timeoutMs: number, tally: Tally
 
 export class ReachabilityTester {
   private readonly slots: Slots;
+  private readonly listedSlots: Slots;
   private readonly measureSlots: Slots;
   private readonly held = new Map<string, Held>();
   private closed = false;
 
   constructor(private readonly opts: ReachabilityOptions) {
     this.slots = new Slots(Math.max(1, opts.concurrency));
+    this.listedSlots = new Slots(Math.max(1, opts.concurrency));
     this.measureSlots = new Slots(Math.max(1, Math.ceil(opts.concurrency / 4)));
   }
 
@@ -170,9 +173,10 @@ export class ReachabilityTester {
     return h !== undefined && h.where === whereOf(t) && h.channel.isOpen;
   }
 
-  async probe(t: ProbeTarget): Promise<ProbeResult> {
+  /** Tests `t`; `listed` relays (verified before) use their own slots. */
+  async probe(t: ProbeTarget, listed = false): Promise<ProbeResult> {
     if (this.isHeld(t)) return 'up';
-    return this.slots.run(() => this.dial(t));
+    return (listed ? this.listedSlots : this.slots).run(() => this.dial(t));
   }
 
   private async dial(t: ProbeTarget): Promise<ProbeResult> {

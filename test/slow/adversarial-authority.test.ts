@@ -125,6 +125,61 @@ describe('authority admission under attack (process network)', () => {
     expect(await unhealthyNodes(a)).toEqual([]);
   }, 120_000);
 
+  it('a flood of 1,000 forged descriptors per authority costs bounded memory and effort; none is listed', async () => {
+    const auths = a.net.state.authorities;
+    const refusedBefore = await metricSum(a, 'shallot_dir_descriptors_refused_total', {}, 'authority');
+    // Ports picked at random: nearly all dead, any live one answers with another identity.
+    const flood = Array.from({ length: 1000 }, (_, i) =>
+      forgedDescriptor(100 + i, 20_000 + ((i * 7919) % 40_000)),
+    );
+    const during = honestFetches(a, 20);
+    let peakUnverified = 0;
+    const statuses = new Map<number, number>();
+    let next = 0;
+    const poster = async () => {
+      for (let i = next++; i < flood.length; i = next++) {
+        for (const auth of auths) {
+          const r = await httpRequest(auth.url, 'POST', '/tor/', {
+            body: flood[i]!.signed,
+            timeoutMs: 10_000,
+          });
+          statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
+        }
+        if (i % 100 === 0) {
+          peakUnverified = Math.max(
+            peakUnverified,
+            await metricSum(a, 'shallot_dir_unverified_descriptors', {}, 'authority'),
+          );
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: 8 }, poster));
+    // Accepted for testing, 503 while the unverified store is full, 400 at a port a listed relay holds.
+    expect(
+      [...statuses.keys()].every((s) => s === 200 || s === 503 || s === 400),
+      JSON.stringify([...statuses]),
+    ).toBe(true);
+    // Never more unverified descriptors than the cap (1024 per authority).
+    expect(peakUnverified).toBeLessThanOrEqual(3 * 1024);
+    const drainedBy = Date.now() + 30_000;
+    while ((await metricSum(a, 'shallot_dir_unverified_descriptors', {}, 'authority')) > 0) {
+      expect(Date.now()).toBeLessThan(drainedBy);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    const drained = Date.now();
+    const c = await consensusWhere((x) => x.validAfterMs > drained, 3 * INTERVAL_MS);
+    const listed = new Set(c.relays.map((r) => toHex(r.identity)));
+    expect(flood.filter((f) => listed.has(f.id))).toEqual([]);
+    const refused =
+      (await metricSum(a, 'shallot_dir_descriptors_refused_total', {}, 'authority')) - refusedBefore;
+    expect(refused).toBe(flood.length * auths.length);
+    const tallyDuring = await during;
+    expect(tallyDuring.ok, tallyDuring.failures.join('; ')).toBeGreaterThanOrEqual(19);
+    const tallyAfter = await honestFetches(a, 20);
+    expect(tallyAfter.ok, tallyAfter.failures.join('; ')).toBeGreaterThanOrEqual(19);
+    expect(await unhealthyNodes(a)).toEqual([]);
+  }, 150_000);
+
   it('a real relay claiming 1 TB/s is measured, not believed: it does not get most of the exit weight', async () => {
     const liar = new RelayNode(
       { logger: silentLogger, registry: new Registry() },
