@@ -23,8 +23,8 @@ import type { ProbeResult } from './reachability.js';
 export const DEFAULT_MAX_SERVERS_PER_ADDR = 2;
 
 /**
- * The flag thresholds `shallot up` gives its authorities (seconds of
- * uptime the authority observed): Guard after one vote delay, small so a
+ * The testnet flag thresholds (seconds of uptime the authority observed),
+ * the authority's default and what `shallot up` passes: Guard after one vote delay, small so a
  * 5 s-interval testnet bootstraps in a round or two. Stable and HSDir at
  * once, as C tor's TestingTorNetwork (MinUptimeHidServDirectoryV2 0): an
  * HSDir set that grows a round after bootstrap moves the onion services'

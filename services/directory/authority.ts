@@ -100,7 +100,7 @@ import {
 import { InvalidError, ShallotError } from '../core/errors.js';
 import { type Metrics, metricsFor } from '../metrics/metrics.js';
 import type { Logger } from '../net/log.js';
-import { DEFAULT_MAX_SERVERS_PER_ADDR, omitAsSybil, RunHistory } from './admission.js';
+import { DEFAULT_MAX_SERVERS_PER_ADDR, omitAsSybil, RunHistory, testnetMinUptime } from './admission.js';
 import { type AuthorityEndpoint, httpRequest, MAX_CONSENSUS_BYTES } from './dir-client.js';
 import { type ProbeResult, type ProbeTarget, ReachabilityTester } from './reachability.js';
 import { SharedRandomState } from './sr-state.js';
@@ -176,8 +176,9 @@ export interface AuthorityOptions {
   measureBandwidth?: boolean;
   /**
    * Testnet flag thresholds: seconds this authority has seen a relay
-   * reachable before it votes Stable, Guard, HSDir (default one voting
-   * interval each). Live rules (testnet false) ignore this.
+   * reachable before it votes Stable, Guard, HSDir (default
+   * testnetMinUptime: Guard after a vote delay, Stable and HSDir at once as
+   * C tor's TestingTorNetwork). Live rules (testnet false) ignore this.
    */
   minUptimeSec?: { stable: number; guard: number; hsdir: number };
   /** Dial wss when a descriptor has no link URL (default true). */
@@ -726,7 +727,6 @@ export class DirectoryAuthority {
         }),
       this.opts.maxServersPerAddr ?? DEFAULT_MAX_SERVERS_PER_ADDR,
     );
-    const interval = this.opts.votingIntervalSec;
     const flags = assignFlags(
       descs.map((d) => d.desc),
       {
@@ -737,7 +737,7 @@ export class DirectoryAuthority {
         maxDescriptorAgeMs: this.opts.descriptorMaxAgeMs,
         ...(probing ? { uptimeSec: (id: string) => this.history.uptimeSec(id, nowMs) } : {}),
         measuredBandwidth: measuredOf,
-        testnetMinUptimeSec: this.opts.minUptimeSec ?? { stable: interval, guard: interval, hsdir: interval },
+        testnetMinUptimeSec: this.opts.minUptimeSec ?? testnetMinUptime(this.opts.votingIntervalSec),
       },
     );
     const knownFlags = FLAGS.filter((f) => f !== 'BadExit' || (this.opts.badExits?.length ?? 0) > 0);

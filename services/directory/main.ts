@@ -31,7 +31,7 @@ import {
 } from '../net/cli.js';
 import { loadOrCreateKeys } from '../net/key-store.js';
 import { createLogger } from '../net/log.js';
-import { DEFAULT_MAX_SERVERS_PER_ADDR } from './admission.js';
+import { DEFAULT_MAX_SERVERS_PER_ADDR, testnetMinUptime } from './admission.js';
 import { authoritiesOption } from './authorities-option.js';
 import {
   DEFAULT_MAX_UNVERIFIED_DESCRIPTORS,
@@ -108,19 +108,19 @@ export async function main(argv: string[]): Promise<void> {
     .addOption(handshakeOption())
     .option(
       '--stable-min-uptime <sec>',
-      'testnet: seconds this authority must have seen a relay reachable before Stable (default: the voting interval)',
+      'testnet: seconds this authority must have seen a relay reachable before Stable (default 0)',
       intOption('stable min uptime', 0, 30 * 86_400),
       envInt('SHALLOT_STABLE_MIN_UPTIME'),
     )
     .option(
       '--guard-min-uptime <sec>',
-      'testnet: ... before Guard (default: the voting interval)',
+      'testnet: ... before Guard (default: a fifth of the voting interval)',
       intOption('guard min uptime', 0, 30 * 86_400),
       envInt('SHALLOT_GUARD_MIN_UPTIME'),
     )
     .option(
       '--hsdir-min-uptime <sec>',
-      'testnet: ... before HSDir (C tor MinUptimeHidServDirectoryV2; default: the voting interval)',
+      'testnet: ... before HSDir (C tor MinUptimeHidServDirectoryV2; default 0, as its TestingTorNetwork)',
       intOption('hsdir min uptime', 0, 30 * 86_400),
       envInt('SHALLOT_HSDIR_MIN_UPTIME'),
     )
@@ -192,9 +192,9 @@ export async function main(argv: string[]): Promise<void> {
       measureBandwidth: o.measureBandwidth,
       handshake: o.handshake,
       minUptimeSec: {
-        stable: o.stableMinUptime ?? o.votingInterval,
-        guard: o.guardMinUptime ?? o.votingInterval,
-        hsdir: o.hsdirMinUptime ?? o.votingInterval,
+        stable: o.stableMinUptime ?? testnetMinUptime(o.votingInterval).stable,
+        guard: o.guardMinUptime ?? testnetMinUptime(o.votingInterval).guard,
+        hsdir: o.hsdirMinUptime ?? testnetMinUptime(o.votingInterval).hsdir,
       },
       params,
       name,

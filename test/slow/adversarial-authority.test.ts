@@ -5,6 +5,8 @@
 //   loopback ports, 20 at other relays' ORPorts) POSTed to every authority:
 //   none is in a later consensus, honest fetches keep working, the
 //   authorities count the refusals;
+// - a flood of 1,000 forged descriptors per authority: never more stored
+//   than the unverified cap, all tested and dropped, none listed;
 // - a real relay claiming 1 TB/s: the consensus gives it a measured (or
 //   clipped) bandwidth, not its claim, and it does not get most of the
 //   exit weight;
