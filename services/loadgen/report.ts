@@ -366,7 +366,10 @@ function phasesSection(r: LoadResult): string {
 <p class="muted">From the client's shallot_onion_connect_phase_seconds (bucket estimates): descriptor = HSDir fetch (cache hits not counted), introduction = rendezvous point and intro circuit up to a positive INTRODUCE_ACK, rendezvous = ACK to RENDEZVOUS2, stream = BEGIN to CONNECTED. A reused rendezvous circuit has only the stream phase.</p>
 ${htmlTable(
   ['phase', ...LATENCY_HEAD],
-  phases.map(([p, q]) => quantileRow(p, q)),
+  ONION_PHASES.map((k) => {
+    const q = r.onionConnectPhases?.[k];
+    return q ? quantileRow(k, q) : [k, `not observed during the run${k === 'descriptor' ? ' (cached)' : ''}`];
+  }),
 )}
 ${phasesSvg(phases)}`;
 }

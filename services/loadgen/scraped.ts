@@ -109,7 +109,11 @@ function introPointSpread([b, a]: Pair, relayNames: readonly string[]): Spread {
   return spread(counts, introPoints);
 }
 
-function instanceSpread([b, a]: Pair, service: string | null): InstanceSpread | null {
+function instanceSpread([b, a]: Pair, wanted: string | null): InstanceSpread | null {
+  // The `service` label as shallot up names the service; a lone service whose label differs
+  // (process-per-node services are not given their name) is still the one.
+  const names = labelValues(a, 'shallot_hs_intro_points', 'service');
+  const service = wanted && names.includes(wanted) ? wanted : names.length === 1 ? names[0]! : null;
   const where: Record<string, string> = service ? { service } : {};
   const introPoints: Record<string, number> = {};
   for (const s of a.series.values()) {

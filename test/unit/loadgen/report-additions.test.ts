@@ -185,6 +185,13 @@ describe('the HTML report', () => {
     expect(inst).toContain('Not measured: shallot_hs_intro_requests_total has no service_instance label');
   });
 
+  it('lists a phase the run did not observe (a cached descriptor) as such', () => {
+    const { descriptor: _d, ...rest } = input.onionConnectPhases!;
+    const cached = renderHtml(buildResult({ ...input, onionConnectPhases: rest }));
+    expect(cached).toContain('<tr><td>descriptor</td><td>not observed during the run (cached)</td></tr>');
+    expect(cached).toContain('<td>introduction</td><td>20.0</td>');
+  });
+
   it('says what is not measured rather than drawing nothing', () => {
     const bare = renderHtml(buildResult({ ...input, onionConnectPhases: null, instanceSpread: null }));
     expect(bare).toContain('Not measured: pass --client-metrics (shallot_onion_connect_phase_seconds)');

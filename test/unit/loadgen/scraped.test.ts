@@ -137,6 +137,18 @@ describe('scrapedFigures', () => {
     expect(f.instanceSpread!.introductions!.counts).toEqual({ a: 30, b: 10 });
     expect(f.instanceSpread!.rendezvous!.counts).toEqual({ a: 30, b: 0 });
     expect(f.instanceSpread!.notes).toEqual([]);
+    // A lone service labelled otherwise than shallot up names it is still the target's.
+    const renamed = scrapedFigures({
+      target: { host: ONION, onion: true },
+      relays: [
+        snapshotOf([]),
+        snapshotOf([c('shallot_hs_intro_points', { service: 'onion', service_instance: '0' }, 2)]),
+      ],
+      client: null,
+      up,
+      version: 'x',
+    });
+    expect(renamed.instanceSpread).toMatchObject({ service: 'onion', introPoints: { '0': 2 } });
   });
 
   it("takes the network's settings from shallot up and the relays' metrics", () => {
