@@ -225,6 +225,12 @@ function build(registry: Registry) {
         labelNames: ['relay', 'defense'] as const,
         registers: r,
       }),
+      edgeStreams: new Gauge({
+        name: 'shallot_relay_edge_streams',
+        help: 'Streams at this relay\'s circuit edges (exit, BEGIN_DIR), by state: open, half_closed (END sent, the client\'s END due).',
+        labelNames: ['relay', 'state'] as const,
+        registers: r,
+      }),
       onionskinQueue: new Gauge({
         name: 'shallot_relay_onionskin_queue',
         help: 'CREATE2 onionskins waiting for a cpuworker.',

@@ -15,6 +15,12 @@
  * cell_version_can_be_handled). Stream-level SENDMEs carry no payload and
  * stay unauthenticated, as in Tor.
  *
+ * Half-closed streams (tor-spec §6.3, C tor's half_edge): a stream that
+ * sent END first leaves the stream table at once (its slot counts no more)
+ * and its id waits in `halfClosed` for the peer's END, so in-flight DATA,
+ * SENDME and END for it are dropped quietly and the id is not reused early;
+ * an id whose END never comes is forgotten after HALF_CLOSED_MS.
+ *
  * Not in this module: crypto and cell framing (the circuit passes in
  * `EdgeIo`), stream semantics (stream.ts).
  */
@@ -46,6 +52,9 @@ export function sendmeAcceptMinVersion(params: Readonly<Record<string, number>> 
   if (v === undefined || !Number.isInteger(v)) return SENDME_ACCEPT_MIN_VERSION_DEFAULT;
   return Math.min(255, Math.max(0, v));
 }
+
+/** How long a half-closed stream id waits for the peer's END before it may be reused. */
+export const HALF_CLOSED_MS = 60_000;
 
 /** A relay message as the plaintext cell body an edge sends (random padding from `rng`), before encryption. */
 export function encodeRelayCell(streamId: number, msg: RelayMessage, rng: Rng): Uint8Array {
@@ -85,6 +94,8 @@ export class CircuitEdge implements StreamHost {
   private deliverWindow = CIRCWINDOW_START;
   private readonly sendmeDigests: Uint8Array[] = [];
   private nextStreamId = 1;
+  /** Ids of streams that sent END first, with the time they may be forgotten (insertion order = deadline order). */
+  private readonly halfClosed = new Map<number, number>();
 
   constructor(
     private readonly io: EdgeIo,
@@ -94,6 +105,20 @@ export class CircuitEdge implements StreamHost {
 
   get streamCount(): number {
     return this.streams.size;
+  }
+
+  /** Streams that sent END and still wait for the peer's. */
+  get halfClosedCount(): number {
+    this.reapHalfClosed();
+    return this.halfClosed.size;
+  }
+
+  private reapHalfClosed(): void {
+    const now = Date.now();
+    for (const [id, until] of this.halfClosed) {
+      if (until > now) return;
+      this.halfClosed.delete(id);
+    }
   }
 
   /** True when the per-circuit stream cap is reached: a new stream would be refused. */
@@ -116,8 +141,10 @@ export class CircuitEdge implements StreamHost {
     return this.packageWindow > 0 && this.io.linkWritable();
   }
 
-  streamClosed(streamId: number): void {
+  streamClosed(streamId: number, awaitingEnd = false): void {
     this.streams.delete(streamId);
+    this.halfClosed.delete(streamId);
+    if (awaitingEnd) this.halfClosed.set(streamId, Date.now() + HALF_CLOSED_MS);
   }
 
   /* ---- streams ---- */
@@ -125,10 +152,11 @@ export class CircuitEdge implements StreamHost {
   /** Allocates a stream id and registers a stream; null when the per-circuit limit is reached. */
   newStream(): RelayStream | null {
     if (this.streams.size >= this.maxStreams) return null;
+    this.reapHalfClosed();
     for (let i = 0; i < 0xffff; i++) {
       const id = this.nextStreamId;
       this.nextStreamId = (this.nextStreamId % 0xffff) + 1;
-      if (!this.streams.has(id)) {
+      if (!this.streams.has(id) && !this.halfClosed.has(id)) {
         const s = new RelayStream(id, this);
         s.connected = false;
         this.streams.set(id, s);
@@ -141,6 +169,8 @@ export class CircuitEdge implements StreamHost {
   /** Registers a stream the peer opened (BEGIN); null if the id is taken or the limit is hit. */
   acceptStream(streamId: number): RelayStream | null {
     if (streamId === 0 || this.streams.has(streamId) || this.streams.size >= this.maxStreams) return null;
+    // The peer reusing an id we hold half-closed has seen our END: the old stream is gone for it too.
+    this.halfClosed.delete(streamId);
     const s = new RelayStream(streamId, this);
     this.streams.set(streamId, s);
     return s;
@@ -196,8 +226,13 @@ export class CircuitEdge implements StreamHost {
       }
       case 'END': {
         const s = this.streams.get(streamId);
+        if (!s) {
+          // The answer to our END (or an END for a stream we never had).
+          this.halfClosed.delete(streamId);
+          return true;
+        }
         this.streams.delete(streamId);
-        s?.remoteEnd(msg.reason);
+        s.remoteEnd(msg.reason);
         return true;
       }
       default:
@@ -212,6 +247,7 @@ export class CircuitEdge implements StreamHost {
   closeAll(reason: number = EndReason.DESTROY, quiet = false): void {
     const all = [...this.streams.values()];
     this.streams.clear();
+    this.halfClosed.clear();
     for (const s of all) {
       if (quiet) s.destroy();
       else s.remoteEnd(reason);

@@ -126,6 +126,11 @@ export class OriginCircuit extends TypedEmitter<OriginCircuitEvents> implements 
     return this.edge.streamCount;
   }
 
+  /** Streams that sent END and wait for the peer's (edge.ts). */
+  get halfClosedStreams(): number {
+    return this.edge.halfClosedCount;
+  }
+
   /** Opens a circuit to `first` over `channel` with CREATE2. */
   static async create(
     channel: Channel,

@@ -10,6 +10,13 @@
  * the sender instead of growing our buffers: memory per stream stays
  * bounded by the window.
  *
+ * Closing (tor-spec §6.3): an END closes the stream both ways, as C tor
+ * treats it. The side that sends END first frees the stream's slot at once
+ * and keeps its id half-closed until the peer's END (edge.ts); the side that
+ * receives END answers with its own END, so neither side waits forever for
+ * the other (an onion service that closed 256 streams first, unanswered,
+ * refused every stream after them).
+ *
  * Not in this module: circuit windows and crypto (the circuit owns them,
  * reached through `StreamHost`).
  */
@@ -28,7 +35,8 @@ export interface StreamHost {
   sendStreamMessage(streamId: number, msg: RelayMessage): void;
   /** False while the circuit's package window is empty or its link is congested. */
   canSendData(): boolean;
-  streamClosed(streamId: number): void;
+  /** The stream is over here; `awaitingEnd`: we sent END first and the peer's END is still due. */
+  streamClosed(streamId: number, awaitingEnd?: boolean): void;
 }
 
 export class StreamClosedError extends ShallotError {
@@ -48,6 +56,7 @@ export class RelayStream extends Duplex {
   private blocked: { data: Uint8Array; cb: (err?: Error | null) => void } | null = null;
   private endSent = false;
   private endReceived = false;
+  private released = false;
   /** Set when the peer ended the stream; the END reason (DONE = 6 for a clean close). */
   endReason: number | null = null;
   /**
@@ -88,7 +97,11 @@ export class RelayStream extends Duplex {
     if (this.endReceived) return;
     this.endReceived = true;
     this.endReason = reason;
+    // END answers END (the peer then forgets its half-closed id); a refused BEGIN needs no answer.
+    if (!this.endSent && this.connected)
+      this.host.sendStreamMessage(this.streamId, { type: 'END', reason: EndReason.DONE });
     this.endSent = true;
+    this.release(false);
     this.push(null);
     if (!this.connected) {
       this.destroy();
@@ -155,24 +168,34 @@ export class RelayStream extends Duplex {
       this.blocked = null;
     }
     this.sendEnd(EndReason.MISC);
-    this.host.streamClosed(this.streamId);
+    this.release(!this.endReceived);
     cb(err);
   }
 
-  /** Sends END once; clients send only MISC/DONE per tor-spec §6.3. */
+  /**
+   * Sends END once (clients send only MISC/DONE per tor-spec §6.3). Sent
+   * first, it closes the stream both ways here: no more is read, and the
+   * slot is free while the id waits for the peer's END.
+   */
   sendEnd(reason: number): void {
     if (this.endSent) return;
     this.endSent = true;
     this.host.sendStreamMessage(this.streamId, { type: 'END', reason });
+    if (!this.endReceived) {
+      this.release(true);
+      this.push(null);
+    }
+  }
+
+  /** Tells the host once that the stream is over here. */
+  private release(awaitingEnd: boolean): void {
+    if (this.released) return;
+    this.released = true;
+    this.host.streamClosed(this.streamId, awaitingEnd);
   }
 
   private destroySoon(): void {
-    if (this.writableFinished || this.destroyed) {
-      this.host.streamClosed(this.streamId);
-      return;
-    }
-    this.once('close', () => this.host.streamClosed(this.streamId));
-    this.end();
+    if (!this.writableFinished && !this.destroyed) this.end();
   }
 
   private considerSendme(readerWaiting = false): void {

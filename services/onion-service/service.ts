@@ -287,6 +287,17 @@ export class OnionService extends TypedEmitter<OnionServiceEvents> {
     return [...this.intros].filter((i) => i.established).map((i) => i.relay.nickname);
   }
 
+  /** Streams on this instance's rendezvous circuits: open, and half-closed (END sent, the client's due). */
+  get rendezvousStreams(): { open: number; halfClosed: number } {
+    let open = 0;
+    let halfClosed = 0;
+    for (const c of this.rendCircuits) {
+      open += c.streamCount;
+      halfClosed += c.halfClosedStreams;
+    }
+    return { open, halfClosed };
+  }
+
   /** Entries in this instance's per-intro-point replay caches (only MAC-valid cells enter them). */
   get introReplayEntries(): number {
     let n = 0;

@@ -221,6 +221,13 @@ export class Relay implements OrCircuitOwner {
     return n;
   }
 
+  /** Streams at this relay's edges that sent END and wait for the client's. */
+  get halfClosedStreams(): number {
+    let n = 0;
+    for (const c of this.circuits) n += c.edge.halfClosedCount;
+    return n;
+  }
+
   /** Replaces the node keys (onion-key rotation); circuits keep their keys. */
   setKeys(keys: NodeKeys): void {
     this.keys = keys;
@@ -255,6 +262,8 @@ export class Relay implements OrCircuitOwner {
       this.guard.sweep();
       this.m.dosClients.labels(this.label).set(this.guard.trackedClients);
       this.m.queueMemory.set(this.queueMemory.lastTotal);
+      this.m.edgeStreams.labels({ ...this.label, state: 'open' }).set(this.activeStreams);
+      this.m.edgeStreams.labels({ ...this.label, state: 'half_closed' }).set(this.halfClosedStreams);
     }, SWEEP_MS);
     this.sweepTimer.unref();
     this.queueMemory.add(this.memorySource);
