@@ -62,6 +62,13 @@ describe('resolveLoadOptions', () => {
       timeoutSec: 60,
       relayMetrics: [],
       clientMetrics: null,
+      minSuccess: 0.99,
+      keepGoing: false,
+      backoffMaxSec: 5,
+    });
+    expect(resolveLoadOptions({ target: '127.0.0.1:80', backoffMax: '0', keepGoing: true })).toMatchObject({
+      backoffMaxSec: 0,
+      keepGoing: true,
     });
   });
 
@@ -101,6 +108,7 @@ describe('resolveLoadOptions', () => {
     ['negative rate', { rate: '-1' }],
     ['zero duration', { duration: '0' }],
     ['min-success above 1', { minSuccess: '1.2' }],
+    ['negative backoff max', { backoffMax: '-1' }],
     ['tcp mode', { mode: 'tcp' }],
     ['bad socks', { socks: 'localhost' }],
     ['bad progress', { progress: 'fancy' }],
