@@ -63,11 +63,6 @@ export class Backoff {
     if (this.failures > 0 && this.maxMs > 0) this.probing = true;
   }
 
-  /** The request `started()` admitted will not run after all (the run is ending). */
-  cancelled(): void {
-    this.probing = false;
-  }
-
   /** A request ended at `nowMs`. Returns the pause it caused (0 for none). */
   ended(ok: boolean, nowMs: number): number {
     this.probing = false;
