@@ -57,7 +57,8 @@ function frame(o: {
   cls: string;
   yFormat?: (v: number) => string;
 }): Frame {
-  const m = { l: 60, r: 110, t: 16, b: 40 };
+  // Right margin: room for the legend and "p99.9 1234.5 ms".
+  const m = { l: 60, r: 130, t: 16, b: 40 };
   const w = o.width - m.l - m.r;
   const h = o.height - m.t - m.b;
   const xStep = niceStep(o.xMax);
