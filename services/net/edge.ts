@@ -24,6 +24,7 @@
  * Not in this module: crypto and cell framing (the circuit passes in
  * `EdgeIo`), stream semantics (stream.ts).
  */
+import { boundedParam } from '../core/consensus-param.js';
 import { ctEqual, type Rng } from '../core/crypto.js';
 import {
   CIRCWINDOW_INCREMENT,
@@ -48,9 +49,7 @@ export const SENDME_ACCEPT_MIN_VERSION_DEFAULT = 1;
 
 /** The consensus param sendme_accept_min_version, clamped to [0, 255] as C tor does. */
 export function sendmeAcceptMinVersion(params: Readonly<Record<string, number>> | undefined): number {
-  const v = params?.sendme_accept_min_version;
-  if (v === undefined || !Number.isInteger(v)) return SENDME_ACCEPT_MIN_VERSION_DEFAULT;
-  return Math.min(255, Math.max(0, v));
+  return boundedParam(params ?? {}, 'sendme_accept_min_version', SENDME_ACCEPT_MIN_VERSION_DEFAULT, 0, 255);
 }
 
 /** How long a half-closed stream id waits for the peer's END before it may be reused. */

@@ -37,6 +37,7 @@ import { type Metrics, metricsFor } from '../metrics/metrics.js';
 import { Channel, type ChannelLimits } from '../net/channel.js';
 import { ChannelPool } from '../net/channel-pool.js';
 import { type DirRequest, type DirRequestLine, type DirResponse, serveDirRequest } from '../net/dir-http.js';
+import { sendmeAcceptMinVersion } from '../net/edge.js';
 import { createLinkKeys, type LinkKeys } from '../net/link-keys.js';
 import type { Logger } from '../net/log.js';
 import { DEFAULT_MAX_QUEUED_CELLS, OrCircuit, type OrCircuitOwner } from '../net/or-circuit.js';
@@ -377,7 +378,11 @@ export class Relay implements OrCircuitOwner {
       circId,
       tor1RelayHop(keys),
       this,
-      { maxStreams: this.limits.maxStreamsPerCircuit, maxQueuedCells: this.limits.maxQueuedCellsPerCircuit },
+      {
+        maxStreams: this.limits.maxStreamsPerCircuit,
+        maxQueuedCells: this.limits.maxQueuedCellsPerCircuit,
+        sendmeAcceptMinVersion: sendmeAcceptMinVersion(this.c.consensusParams?.()),
+      },
       this.rng,
     );
     ch.register(circId, circ.prevHandler);

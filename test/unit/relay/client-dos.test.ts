@@ -87,7 +87,7 @@ describe('ClientDos', () => {
     expect(dos.trackedClients).toBe(1);
   });
 
-  it('reads Tor-named consensus params, falling back on out-of-range values', () => {
+  it('reads Tor-named consensus params, clamping out-of-range values', () => {
     const p = clientDosParams({
       DoSCircuitCreationBurst: 5,
       DoSCircuitCreationEnabled: 0,
@@ -96,7 +96,8 @@ describe('ClientDos', () => {
     });
     expect(p.circuitBurst).toBe(5);
     expect(p.circuitEnabled).toBe(false);
-    expect(p.connMaxConcurrent).toBe(P.connMaxConcurrent);
+    // Out of range is clamped to the bound, as C tor does.
+    expect(p.connMaxConcurrent).toBe(1);
     expect(p.connDefenseTimeMs).toBe(60_000);
     const off = new ClientDos(
       '127.0.0.1',

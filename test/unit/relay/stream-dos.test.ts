@@ -16,7 +16,7 @@ describe('DoSStreamCreation parameters', () => {
     expect(streamDosParams({ DoSStreamCreationEnabled: 0 }).enabled).toBe(false);
   });
 
-  it('takes consensus values within range and falls back outside it', () => {
+  it('takes consensus values within range and clamps them outside it (C tor networkstatus_get_param)', () => {
     const p = streamDosParams({
       DoSStreamCreationRate: 5,
       DoSStreamCreationBurst: 10,
@@ -24,10 +24,8 @@ describe('DoSStreamCreation parameters', () => {
     });
     expect(p).toMatchObject({ rate: 5, burst: 10, defenseType: 3 });
     const bad = streamDosParams({ DoSStreamCreationRate: 0, DoSStreamCreationDefenseType: 4 });
-    expect(bad).toMatchObject({
-      rate: STREAM_DOS_DEFAULTS.rate,
-      defenseType: STREAM_DOS_DEFAULTS.defenseType,
-    });
+    expect(bad).toMatchObject({ rate: 1, defenseType: 3 });
+    expect(streamDosParams({ DoSStreamCreationRate: 1.5 }).rate).toBe(STREAM_DOS_DEFAULTS.rate);
   });
 });
 
