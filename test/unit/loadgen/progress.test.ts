@@ -25,6 +25,11 @@ describe('progress text', () => {
     expect(progressLine(state({ total: null, durationMs: 60_000 }))).toBe(
       'load 45 ok 44 failed 1 in-flight 4 15.0 req/s 3.0/60 s',
     );
+    // During a backoff pause the line says how long is left.
+    expect(progressLine(state({ backoffMs: 1600 }))).toBe(
+      'load 45/100 ok 44 failed 1 in-flight 4 15.0 req/s 3.0 s backoff 1.6 s',
+    );
+    expect(progressLine(state({ backoffMs: 0 }))).toBe(progressLine(state()));
   });
 
   it('fraction by count or by time, whichever is further, clamped to 1', () => {
