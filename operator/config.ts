@@ -20,6 +20,7 @@
  *   SHALLOT_LOG_LEVEL            debug, info, warn, error, silent
  */
 import * as os from 'node:os';
+import { OPERATOR_OPS_PORT } from './desired/common.js';
 
 export interface Images {
   relay: string;
@@ -78,7 +79,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): OperatorCon
     leaseName: env.SHALLOT_LEASE_NAME || 'shallot-operator-leader',
     identity: env.POD_NAME || os.hostname(),
     opsHost: env.SHALLOT_OPS_HOST || '0.0.0.0',
-    opsPort: intEnv(env, 'SHALLOT_OPS_PORT', 8080, 0, 65_535),
+    opsPort: intEnv(env, 'SHALLOT_OPS_PORT', OPERATOR_OPS_PORT, 0, 65_535),
     resyncMs: intEnv(env, 'SHALLOT_RESYNC_SECONDS', 300, 1, 86_400) * 1000,
     workers: intEnv(env, 'SHALLOT_WORKERS', 2, 1, 64),
     logLevel: env.SHALLOT_LOG_LEVEL || 'info',

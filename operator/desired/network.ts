@@ -39,13 +39,17 @@ import {
   LABEL_NETWORK,
   LABEL_RELAY_INDEX,
   networkConfigMapName,
+  OPERATOR_OPS_PORT,
   OR_PORT,
   opsProbes,
   ownerRef,
   podNameEnv,
   podSecurityContext,
+  SOCKS_PORT,
   shortHash,
 } from './common.js';
+import { CLIENT_OPS_PORT } from './load-test.js';
+import { OPS_PORT as ONION_OPS_PORT } from './onion-service.js';
 
 export const authorityName = (net: string) => `${net}-auth`;
 export const authorityPodName = (net: string, i: number) => `${net}-auth-${i}`;
@@ -190,6 +194,26 @@ function opsEnv(inp: NetworkInputs) {
     : [];
 }
 
+/**
+ * What exits refuse besides the relays' ORPorts the consensus lists (issue
+ * 12, network re-entry): every port of this testnet that is not an exit
+ * target — authorities' DirPort (addressed by Service names, which relays do
+ * not resolve), the SOCKS port of clients and load tests, and the ops ports
+ * (/metrics) of the network's pods, onion services, load-test clients and
+ * the operator (its default) — on any address, since pod IPs change.
+ */
+export function reentryRejectList(inp: NetworkInputs): string {
+  const ports = new Set([
+    DIR_PORT,
+    SOCKS_PORT,
+    inp.net.spec.metrics.port,
+    ONION_OPS_PORT,
+    CLIENT_OPS_PORT,
+    OPERATOR_OPS_PORT,
+  ]);
+  return [...ports].map((p) => `*:${p}`).join(',');
+}
+
 function opsPorts(inp: NetworkInputs) {
   const m = inp.net.spec.metrics;
   return m.enabled ? [{ name: 'metrics', containerPort: m.port }] : [];
@@ -304,6 +328,7 @@ export function desiredRelayStatefulSet(inp: NetworkInputs, i: number): KubeObje
                 { name: 'SHALLOT_PORT', value: String(OR_PORT) },
                 authoritiesEnv(net),
                 { name: 'SHALLOT_EXIT', value: exit ? '1' : '0' },
+                ...(exit ? [{ name: 'SHALLOT_REENTRY_REJECT', value: reentryRejectList(inp) }] : []),
                 { name: 'SHALLOT_BANDWIDTH', value: String(spec.relays.bandwidth) },
                 { name: 'SHALLOT_TLS', value: spec.tls ? '1' : '0' },
                 ...opsEnv(inp),

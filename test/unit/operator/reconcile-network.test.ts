@@ -11,6 +11,7 @@ import type { KubeObject } from '../../../operator/kube/client.js';
 import { reconcileNetwork } from '../../../operator/reconcile/network.js';
 import { toHex } from '../../../services/core/bytes.js';
 import { decodeNodeKeys } from '../../../services/core/node-keys.js';
+import { parseHostPortList } from '../../../services/core/relay-pivot.js';
 import { parseAuthorityList } from '../../../services/directory/dir-client.js';
 import { testContext } from './ctx.js';
 
@@ -110,6 +111,17 @@ describe('OnionNetwork reconcile', () => {
     expect(env.SHALLOT_HOST).toEqual({ fieldRef: { fieldPath: 'status.podIP' } });
     expect(env.SHALLOT_EXIT).toBe('1');
     expect(env.SHALLOT_OPS_PORT).toBe('9100');
+    // The exit refuses re-entry to every non-target port of the testnet, as the relay parses it.
+    expect(
+      parseHostPortList(env.SHALLOT_REENTRY_REJECT)
+        .map((h) => `${h.host}:${h.port}`)
+        .sort(),
+    ).toEqual(['*:7000', '*:8080', '*:9050', '*:9100', '*:9101'].sort());
+    const nonExits = [0, 2, 3]
+      .map((i) => kube.getObj('StatefulSet', NS, `alpha-relay-${i}`)!.spec.template.spec.containers[0].env)
+      .filter((e: any[]) => e.some((x) => x.name === 'SHALLOT_EXIT' && x.value === '0'));
+    expect(nonExits.length).toBeGreaterThan(0);
+    for (const e of nonExits) expect(e.some((x: any) => x.name === 'SHALLOT_REENTRY_REJECT')).toBe(false);
     expect(r1.spec.template.spec.volumes[0]).toEqual({
       name: 'secret',
       secret: { secretName: 'alpha-relay-1-keys', defaultMode: 0o440 },
