@@ -307,6 +307,13 @@ function build(registry: Registry) {
         labelNames: ['service', 'reason'] as const,
         registers: r,
       }),
+      // Rendezvous retries (issue 13): C tor hs_circ_retry_service_rendezvous_point.
+      rendRetries: new Counter({
+        name: 'shallot_hs_rend_retries_total',
+        help: 'Rendezvous circuits relaunched by the service after one failed to build (at most hs_service_max_rdv_failures builds per introduction, within 30 s).',
+        labelNames: ['service'] as const,
+        registers: r,
+      }),
     },
     directory: {
       consensusRelays: new Gauge({

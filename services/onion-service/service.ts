@@ -30,8 +30,10 @@
  * - Rendezvous (§3.4, §4.2): a 3-hop 'onion-rend' circuit to the
  *   rendezvous point named by the client's link specifiers (the consensus
  *   entry when its Ed25519 id is listed, else the specifiers themselves,
- *   always with the client-given onion key), RENDEZVOUS1 with hs-ntor's
- *   Y|AUTH, then the hs-ntor virtual hop; BEGIN ":<virtualPort>" streams
+ *   always with the client-given onion key), relaunched when it fails to
+ *   build (rendezvous-retry.ts: hs_service_max_rdv_failures builds within
+ *   30 s, as C tor), RENDEZVOUS1 with hs-ntor's Y|AUTH, then the hs-ntor
+ *   virtual hop; BEGIN ":<virtualPort>" streams
  *   are served by the backend (TCP splice, or builtin-http.ts), others get
  *   END DONE (C tor: DONE, not EXITPOLICY, so port scans learn nothing).
  *
@@ -46,7 +48,8 @@
  * success|rejected|failure}, shallot_hs_intro_requests_total{outcome=accepted|
  * replay|rend_cookie_replay|bad_mac|rate_limited|invalid},
  * shallot_hs_intro_rotations_total{reason=budget|lifetime},
- * shallot_hs_rend_total{outcome=success|failure}, shallot_hs_intro_points{instance}.
+ * shallot_hs_rend_total{outcome=success|failure}, shallot_hs_rend_retries_total,
+ * shallot_hs_intro_points{instance}.
  */
 import * as net from 'node:net';
 import * as path from 'node:path';
@@ -105,6 +108,7 @@ import {
   ReplayCache,
 } from './introduce.js';
 import { type PeriodSrv, serviceDescriptorPeriods } from './periods.js';
+import { rendRetryPolicy, withRendezvousRetries } from './rendezvous-retry.js';
 
 export type Backend = { type: 'tcp'; host: string; port: number } | { type: 'builtin' };
 
@@ -890,7 +894,24 @@ export class OnionService extends TypedEmitter<OnionServiceEvents> {
   private async rendezvous(intro: Intro, opened: ReturnType<typeof openIntroduce2>): Promise<void> {
     const pt = opened.plaintext;
     const rp = this.rendezvousTarget(pt.linkSpecifiers, pt.onionKey);
-    const circ = await this.c.client.circuits.build({ purpose: 'onion-rend', lastHop: rp });
+    // C tor hs_circ_retry_service_rendezvous_point: a circuit that fails to build is relaunched (rendezvous-retry.ts).
+    const circ = await withRendezvousRetries(
+      () => this.c.client.circuits.build({ purpose: 'onion-rend', lastHop: rp }),
+      rendRetryPolicy(this.c.client.dir?.consensus.params),
+      {
+        now: this.now,
+        sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+        discard: (late) => late.destroy(DestroyReason.FINISHED),
+        onRetry: (attempt, e) => {
+          this.m.rendRetries.labels(this.label).inc();
+          this.log.info('rendezvous circuit failed; retrying', {
+            rp: rp.nickname,
+            attempt,
+            error: (e as Error).message,
+          });
+        },
+      },
+    );
     if (!this.running) {
       circ.destroy(DestroyReason.FINISHED);
       return;

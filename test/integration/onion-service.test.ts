@@ -2,7 +2,8 @@
 // 5 s voting interval): the service publishes its descriptors, which an HSDir serves back
 // and a client decrypts; a client downloads 1 MiB from the built-in backend through the
 // .onion address over SOCKS; a TCP backend is spliced; a replayed INTRODUCE2 is dropped;
-// two instances of one service share the load (each reached by clients).
+// two instances of one service share the load (each reached by clients); a rendezvous
+// circuit that fails to build is relaunched and the client connects.
 import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import type net from 'node:net';
@@ -354,6 +355,47 @@ describe('onion service', () => {
     expect(hits.a).toBeGreaterThan(0);
     expect(hits.b).toBeGreaterThan(0);
   }, 80_000);
+
+  it('retries a rendezvous circuit that failed to build, and the client connects', async () => {
+    // The service's first rendezvous build goes to the client's rendezvous point with a wrong
+    // onion key: the RP answers CREATE2 with a handshake that does not verify, so every path the
+    // circuit manager tries fails and build() rejects, as it would after DESTROYs or timeouts.
+    // The service must relaunch with the right key (C tor hs_circ_retry_service_rendezvous_point).
+    const registry = new Registry();
+    const client = await embeddedClient('hs-rend-retry', false, registry);
+    const realBuild = client.circuits.build.bind(client.circuits);
+    const rendBuilds: { rp: string; ok: boolean }[] = [];
+    client.circuits.build = (req) => {
+      if (req.purpose !== 'onion-rend' || !req.lastHop) return realBuild(req);
+      const first = rendBuilds.length === 0;
+      const lastHop = first ? { ...req.lastHop, ntorKey: randomBytes(32) } : req.lastHop;
+      return realBuild({ ...req, lastHop }).then(
+        (c) => {
+          rendBuilds.push({ rp: req.lastHop?.id ?? '', ok: true });
+          return c;
+        },
+        (e: unknown) => {
+          rendBuilds.push({ rp: req.lastHop?.id ?? '', ok: false });
+          throw e;
+        },
+      );
+    };
+    const s = new OnionService(
+      { logger: testLogger('hs-rend-retry'), registry, client },
+      { name: 'rend-retry', identitySeed: randomBytes(32), backend: { type: 'builtin' } },
+    );
+    services.push(s);
+    await s.start();
+    await s.whenPublished(3, 30_000);
+    const { head, body } = await httpGet(user, s.onionAddress, '/bytes/1000', 'rend-retry');
+    expect(head).toMatch(/^HTTP\/1\.1 200 OK/);
+    expect(body.length).toBe(1000);
+    expect(rendBuilds.map((b) => b.ok)).toEqual([false, true]);
+    expect(rendBuilds[1]?.rp).toBe(rendBuilds[0]?.rp);
+    expect(await counter(registry, 'shallot_hs_rend_retries_total', { service: 'rend-retry' })).toBe(1);
+    expect(await counter(registry, 'shallot_hs_rend_total', { outcome: 'success' })).toBe(1);
+    expect(await counter(registry, 'shallot_hs_rend_total', { outcome: 'failure' })).toBe(0);
+  }, 60_000);
 
   it('replaces an intro point whose relay goes away and republishes without it', async () => {
     const gone = echoService.introPointRelays[0]!;
