@@ -832,9 +832,10 @@ function majoritySrv(
  *   (ties: the digest most voters list, then the largest digest);
  * - a flag is set if more than half of the voters that list the relay and
  *   know the flag set it; known-flags is the union;
- * - bandwidth: low-median of measured values if >= 3 authorities measured,
- *   else low-median of claimed values, marked unmeasured, and clipped to
- *   `maxunmeasuredbw` KB/s when >= 3 votes carry measurements (C tor);
+ * - bandwidth: low-median of measured values if >= 3 authorities measured
+ *   (all of them, when fewer are configured), else low-median of claimed
+ *   values, marked unmeasured, and clipped to `maxunmeasuredbw` KB/s when
+ *   as many votes carry measurements (C tor);
  * - times and voting interval: low-medians;
  * - params: low-median of a key's values if more than half of all
  *   authorities, or at least 3, voted on it;
@@ -877,6 +878,9 @@ export function computeConsensus(votes: readonly Vote[], opts: ConsensusOptions)
       byId.set(k, list);
     }
   }
+  // Deviation: a network of fewer than three authorities (a small testnet)
+  // needs measurements from all of them, not three it cannot have.
+  const minMeasured = Math.min(MIN_MEASUREMENTS, n);
   // C tor n_authorities_measuring_bandwidth: votes carrying any measurement.
   const measuring = used.filter((v) => v.relays.some((r) => r.measuredBandwidth !== undefined)).length;
   const maxUnmeasured = (params.maxunmeasuredbw ?? DEFAULT_MAX_UNMEASURED_BW_KB) * 1000;
@@ -901,9 +905,9 @@ export function computeConsensus(votes: readonly Vote[], opts: ConsensusOptions)
     const measured = entries.flatMap((e) =>
       e.relay.measuredBandwidth === undefined ? [] : [e.relay.measuredBandwidth],
     );
-    const unmeasured = measured.length < MIN_MEASUREMENTS;
+    const unmeasured = measured.length < minMeasured;
     const claimed = lowMedian(entries.map((e) => e.relay.bandwidth));
-    const clipped = measuring >= MIN_MEASUREMENTS ? Math.min(claimed, Math.max(0, maxUnmeasured)) : claimed;
+    const clipped = measuring >= minMeasured ? Math.min(claimed, Math.max(0, maxUnmeasured)) : claimed;
     const out: ConsensusRelay = {
       nickname: best.nickname,
       identity: best.identity,

@@ -431,6 +431,11 @@ describe('computeConsensus', () => {
       i < 2 ? v : { ...v, relays: v.relays.map((r) => ({ ...r, measuredBandwidth: undefined })) },
     );
     expect(computeConsensus(two, opts).relays[1]!.bandwidth).toBe(1e12);
+    // A one-authority testnet: its own measurement counts (all of the authorities measured).
+    const lone = computeConsensus([votes[0]!], { authorityIds: [AUTH[0]!] });
+    expect(lone.relays[0]!.bandwidth).toBe(400_000);
+    expect(lone.relays[0]!.unmeasured).toBeUndefined();
+    expect(lone.relays[1]!.bandwidth).toBe(DEFAULT_MAX_UNMEASURED_BW_KB * 1000);
   });
 
   it('an honest vote caps the claimed bandwidth at MAX_BELIEVABLE_BANDWIDTH', () => {
