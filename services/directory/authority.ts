@@ -33,8 +33,8 @@
  * - The consensus-signature document is the canonical JSON
  *   {validAfterMs, digest(hex), identity(hex), signature(b64)}: Tor's
  *   detached signature, one per authority. A signature for a round whose
- *   consensus this authority has not computed yet is queued (a few per
- *   authority) and checked once it has.
+ *   consensus this authority has not computed yet is verified over the
+ *   digest it names, then queued (a few per authority) until ours exists.
  * - The authority set is `peers` plus this authority, sorted; every
  *   authority must be configured with the same set or their consensus
  *   digests differ.
@@ -47,14 +47,19 @@
  *   proves the relay holds the identity (reachability.ts); it is then
  *   voted on, else dropped. Unverified descriptors are capped
  *   (`maxUnverifiedDescriptors`, 503 beyond) and tested `probeConcurrency`
- *   at a time; one naming an address:port a verified relay of another
- *   identity holds is refused outright. So forged descriptors with no relay
- *   behind them are never listed and cost bounded memory and effort.
+ *   at a time, one test per identity; one naming an address:port where a
+ *   verified relay of another identity is still connected is refused
+ *   outright. So forged descriptors with no relay behind them are never
+ *   listed and cost bounded memory and effort. Listed relays are re-tested
+ *   before each vote in their own slots, within a deadline.
  *   Relays per address are capped (AuthDirMaxServersPerAddr), uptime for
  *   flags is this authority's own observation (admission.ts), claimed
  *   bandwidth is capped at 10 MB/s and, with `measureBandwidth`, replaced by
  *   a measurement (Measured=; the consensus clips unmeasured relays to
- *   `maxunmeasuredbw` once three authorities measure).
+ *   `maxunmeasuredbw` once three authorities measure). `shallot up` runs
+ *   with no per-address cap (every relay is on 127.0.0.1, as C tor's
+ *   TestingTorNetwork sets AuthDirMaxServersPerAddr 0): there the
+ *   handshake, not the address, keeps forgeries out.
  * - Peer documents are verified before anything else answers them: a vote's
  *   signature (decodeVote), a consensus signature over the digest it names
  *   (before it is queued or answered "already have it").
