@@ -2,7 +2,9 @@
 // in-memory duplex, the instance records (round trip, hostile files, staleness),
 // the identity key file (0600, race-free creation), the descriptor periods (the
 // service always stores where a client with the same consensus fetches, across
-// time-period and SRV-run boundaries), the --backend parser, and the
+// time-period and SRV-run boundaries, and before each change for the next
+// period, so a client whose consensus is a little older or newer still finds
+// one), the --backend parser, and the
 // client-authorization options.
 import { createHash } from 'node:crypto';
 import { chmod, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
@@ -13,7 +15,7 @@ import fc from 'fast-check';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ShallotClient } from '../../../services/client/client.js';
-import { clientFetchSrv, onionPeriodKeys } from '../../../services/client/onion-params.js';
+import { clientFetchSrv, onionPeriodKeys, otherPeriodKeys } from '../../../services/client/onion-params.js';
 import { toHex, utf8 } from '../../../services/core/bytes.js';
 import { generateClientAuthKey } from '../../../services/core/client-auth.js';
 import { ed25519Generate, randomBytes, sha256 } from '../../../services/core/crypto.js';
@@ -369,6 +371,25 @@ describe('descriptor periods', () => {
         expect(Number(k.tp)).toBe(fetch.tp);
         expect(toHex(k.srv)).toBe(toHex(fetch.srv));
         expect(toHex(clientFetchSrv(c, k.tp, k.len))).toBe(toHex(fetch.srv));
+      }
+    }
+  });
+
+  it('before each change the next period is stored; a client two consensuses ahead or behind finds a ring', () => {
+    const identity = ed25519Generate().public;
+    const tpMs = p.lengthMinutes * 60_000;
+    for (let va = start; va < start + 4 * p.srvRunSeconds * 1000; va += v * 1000) {
+      const stored = serviceDescriptorPeriods(consensusAt(va, v), p);
+      const tp = timePeriodNum(va, p);
+      // rend-spec-v3 §2.2.1: in the half period before the change, the next period's descriptor is out.
+      if (timePeriodStart(tp + 1, p) - va <= tpMs / 2) expect(stored.map((d) => d.tp)).toEqual([tp, tp + 1]);
+      for (let d = -2; d <= 2; d++) {
+        const c = consensusAt(va + d * v * 1000, v);
+        const want = [onionPeriodKeys(identity, c), otherPeriodKeys(identity, c)];
+        const found = want.some((k) =>
+          stored.some((s) => s.tp === Number(k.tp) && toHex(s.srv) === toHex(k.srv)),
+        );
+        expect(found, `service at ${va}, client ${d} voting intervals off`).toBe(true);
       }
     }
   });
