@@ -12,7 +12,9 @@
  *   host), one that refused or answered with another identity is down.
  * - `omitAsSybil` (C tor get_possible_sybil_list): of the relays sharing an
  *   address, only the `max` best are listed (best = higher credible
- *   bandwidth, then longer uptime, then lower identity); 0 = no limit.
+ *   bandwidth, then longer uptime, then lower identity); 0 = no limit. On an
+ *   authority's own address `maxOnAuthority` are (C tor exempts its
+ *   authorities' addresses up to AuthDirMaxServersPerAuthAddr).
  *
  * Not in this module: the probing itself (reachability.ts), flag thresholds
  * (core/dirdoc.ts assignFlags), storing descriptors (authority.ts).
@@ -21,6 +23,8 @@ import type { ProbeResult } from './reachability.js';
 
 /** C tor's AuthDirMaxServersPerAddr default. */
 export const DEFAULT_MAX_SERVERS_PER_ADDR = 2;
+/** C tor's AuthDirMaxServersPerAuthAddr default. */
+export const DEFAULT_MAX_SERVERS_PER_AUTH_ADDR = 5;
 
 /**
  * The testnet flag thresholds (seconds of uptime the authority observed),
@@ -83,23 +87,39 @@ export interface SybilCandidate {
   uptimeSec: number;
 }
 
-/** Ids beyond the first `max` per address (C tor get_possible_sybil_list); none when max is 0. */
-export function omitAsSybil(relays: readonly SybilCandidate[], max: number): Set<string> {
+export interface AuthorityAddresses {
+  /** Relays allowed on an authority's address (0 = no limit). */
+  maxOnAuthority: number;
+  addresses: ReadonlySet<string>;
+}
+
+/**
+ * Ids beyond the first `max` per address (C tor get_possible_sybil_list;
+ * `max` 0 = no limit at all), or beyond `auth.maxOnAuthority` on an
+ * authority's address.
+ */
+export function omitAsSybil(
+  relays: readonly SybilCandidate[],
+  max: number,
+  auth: AuthorityAddresses = { maxOnAuthority: 0, addresses: new Set() },
+): Set<string> {
   const out = new Set<string>();
   if (max <= 0) return out;
+  const onAuthority = auth.maxOnAuthority <= 0 ? Number.POSITIVE_INFINITY : auth.maxOnAuthority;
   const byAddr = new Map<string, SybilCandidate[]>();
   for (const r of relays) {
     const list = byAddr.get(r.address) ?? [];
     list.push(r);
     byAddr.set(r.address, list);
   }
-  for (const list of byAddr.values()) {
-    if (list.length <= max) continue;
+  for (const [address, list] of byAddr) {
+    const limit = auth.addresses.has(address) ? Math.max(max, onAuthority) : max;
+    if (list.length <= limit) continue;
     list.sort(
       (a, b) =>
         b.bandwidth - a.bandwidth || b.uptimeSec - a.uptimeSec || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0),
     );
-    for (const r of list.slice(max)) out.add(r.id);
+    for (const r of list.slice(limit)) out.add(r.id);
   }
   return out;
 }

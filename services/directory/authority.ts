@@ -105,7 +105,13 @@ import {
 import { InvalidError, ShallotError } from '../core/errors.js';
 import { type Metrics, metricsFor } from '../metrics/metrics.js';
 import type { Logger } from '../net/log.js';
-import { DEFAULT_MAX_SERVERS_PER_ADDR, omitAsSybil, RunHistory, testnetMinUptime } from './admission.js';
+import {
+  DEFAULT_MAX_SERVERS_PER_ADDR,
+  DEFAULT_MAX_SERVERS_PER_AUTH_ADDR,
+  omitAsSybil,
+  RunHistory,
+  testnetMinUptime,
+} from './admission.js';
 import { type AuthorityEndpoint, httpRequest, MAX_CONSENSUS_BYTES } from './dir-client.js';
 import { type ProbeResult, type ProbeTarget, ReachabilityTester } from './reachability.js';
 import { SharedRandomState } from './sr-state.js';
@@ -173,6 +179,8 @@ export interface AuthorityOptions {
   probeReachability?: boolean;
   /** C tor AuthDirMaxServersPerAddr: relays listed per address, 0 = no limit (default 2, C tor's). */
   maxServersPerAddr?: number;
+  /** C tor AuthDirMaxServersPerAuthAddr: relays listed on an authority's address (default 5, C tor's). */
+  maxServersPerAuthAddr?: number;
   /** Unverified descriptors stored at once (default DEFAULT_MAX_UNVERIFIED_DESCRIPTORS). */
   maxUnverifiedDescriptors?: number;
   /** Reachability tests and measurements in flight (default DEFAULT_PROBE_CONCURRENCY). */
@@ -343,6 +351,8 @@ export class DirectoryAuthority {
   private readonly distDelayMs: number;
   private readonly name: string;
   private readonly sr: SharedRandomState;
+  /** Hosts of every authority (AuthDirMaxServersPerAuthAddr applies there). */
+  private readonly authorityAddresses: ReadonlySet<string>;
   private readonly descriptors = new Map<string, StoredDescriptor>();
   /** Ids whose stored descriptor awaits its reachability test. */
   private readonly unverified = new Set<string>();
@@ -401,6 +411,10 @@ export class DirectoryAuthority {
     this.peers = [...byId.values()].filter((p) => p.identity !== this.identityHex);
     this.authorityIds = [...new Set([...byId.keys(), this.identityHex])].sort();
     this.sr = new SharedRandomState(this.identityHex, this.authorityIds, opts.votingIntervalSec);
+    this.authorityAddresses = new Set([
+      opts.host,
+      ...this.peers.map((p) => new URL(p.url).hostname.replace(/^\[|\]$/g, '')),
+    ]);
   }
 
   private get probeTimeoutMs(): number {
@@ -731,6 +745,10 @@ export class DirectoryAuthority {
           };
         }),
       this.opts.maxServersPerAddr ?? DEFAULT_MAX_SERVERS_PER_ADDR,
+      {
+        maxOnAuthority: this.opts.maxServersPerAuthAddr ?? DEFAULT_MAX_SERVERS_PER_AUTH_ADDR,
+        addresses: this.authorityAddresses,
+      },
     );
     const flags = assignFlags(
       descs.map((d) => d.desc),

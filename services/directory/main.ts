@@ -31,7 +31,11 @@ import {
 } from '../net/cli.js';
 import { loadOrCreateKeys } from '../net/key-store.js';
 import { createLogger } from '../net/log.js';
-import { DEFAULT_MAX_SERVERS_PER_ADDR, testnetMinUptime } from './admission.js';
+import {
+  DEFAULT_MAX_SERVERS_PER_ADDR,
+  DEFAULT_MAX_SERVERS_PER_AUTH_ADDR,
+  testnetMinUptime,
+} from './admission.js';
 import { authoritiesOption } from './authorities-option.js';
 import {
   DEFAULT_MAX_UNVERIFIED_DESCRIPTORS,
@@ -93,6 +97,12 @@ export async function main(argv: string[]): Promise<void> {
       envInt('SHALLOT_MAX_SERVERS_PER_ADDR', DEFAULT_MAX_SERVERS_PER_ADDR),
     )
     .option(
+      '--max-servers-per-auth-addr <n>',
+      "relays listed on an authority's address, 0 = no limit (C tor AuthDirMaxServersPerAuthAddr)",
+      intOption('max servers per auth addr', 0, 1_000_000),
+      envInt('SHALLOT_MAX_SERVERS_PER_AUTH_ADDR', DEFAULT_MAX_SERVERS_PER_AUTH_ADDR),
+    )
+    .option(
       '--max-unverified-descriptors <n>',
       'descriptors stored while their reachability test is pending',
       intOption('max unverified descriptors', 1, MAX_RELAYS),
@@ -141,6 +151,7 @@ export async function main(argv: string[]): Promise<void> {
       testnet: boolean;
       probeReachability: boolean;
       maxServersPerAddr: number;
+      maxServersPerAuthAddr: number;
       maxUnverifiedDescriptors: number;
       probeConcurrency: number;
       measureBandwidth: boolean;
@@ -187,6 +198,7 @@ export async function main(argv: string[]): Promise<void> {
       testnet: o.testnet,
       probeReachability: o.probeReachability,
       maxServersPerAddr: o.maxServersPerAddr,
+      maxServersPerAuthAddr: o.maxServersPerAuthAddr,
       maxUnverifiedDescriptors: o.maxUnverifiedDescriptors,
       probeConcurrency: o.probeConcurrency,
       measureBandwidth: o.measureBandwidth,

@@ -310,6 +310,56 @@ describe('directory authorities', () => {
   });
 });
 
+describe('a lone authority capping relays per address (AuthDirMaxServersPerAddr)', () => {
+  it('lists the best two per address, more on an authority’s address, and counts the rest', async () => {
+    const seed = randomBytes(32);
+    const port = await ephemeralPort();
+    const registry = new Registry();
+    const self = { identity: toHex(ed25519PublicFromSeed(seed)), url: `http://127.0.0.1:${port}` };
+    const auth = new DirectoryAuthority(
+      { logger: silentLogger, registry },
+      {
+        identitySeed: seed,
+        host: '127.0.0.1',
+        port,
+        peers: [self],
+        votingIntervalSec: 2,
+        testnet: true,
+        name: 'cap',
+      },
+    );
+    await auth.start();
+    try {
+      // Four on one address (the best two by bandwidth stay), one alone, four on the authority's.
+      const posted = [
+        ...[0, 1, 2, 3].map((i) => ({ i, address: '10.9.9.9', bw: 1000 * (i + 1) })),
+        { i: 4, address: '10.9.9.8', bw: 10 },
+        ...[5, 6, 7, 8].map((i) => ({ i, address: '127.0.0.1', bw: 100 })),
+      ];
+      for (const p of posted) {
+        const r = makeRelay(40 + p.i, { exit: false, hsdir: false });
+        r.desc.address = p.address;
+        r.desc.bandwidth = p.bw;
+        delete r.desc.linkUrl;
+        const res = await publishDescriptor([self], signRelayDescriptor(r.desc, r.keys.identitySeed));
+        expect(res.accepted).toBe(1);
+      }
+      const { consensus } = await waitForConsensus((c) => c.relays.length > 0, [self], 8000);
+      expect(consensus.relays.map((r) => r.nickname).sort()).toEqual(
+        ['relay42', 'relay43', 'relay44', 'relay45', 'relay46', 'relay47', 'relay48'].sort(),
+      );
+      expect(
+        await metricValue(registry, 'shallot_dir_vote_relays_not_running', {
+          authority: 'cap',
+          reason: 'sybil',
+        }),
+      ).toBe(2);
+    } finally {
+      await auth.stop();
+    }
+  });
+});
+
 describe('a lone authority testing reachability by link handshake', () => {
   it('lists only relays that prove their identity at their address; refusals are counted', async () => {
     // A real relay, a bare TCP listener that accepts and closes, a port nobody listens on.

@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   DEFAULT_MAX_SERVERS_PER_ADDR,
+  DEFAULT_MAX_SERVERS_PER_AUTH_ADDR,
   omitAsSybil,
   RunHistory,
   type SybilCandidate,
@@ -63,6 +64,18 @@ describe('omitAsSybil (AuthDirMaxServersPerAddr)', () => {
     ];
     expect([...omitAsSybil(relays, 2)].sort()).toEqual(['a1', 'a3', 'b3']);
     expect([...omitAsSybil(relays, 3)].sort()).toEqual(['a1']);
+  });
+
+  it('allows AuthDirMaxServersPerAuthAddr on an authority’s address (C tor’s 5)', () => {
+    expect(DEFAULT_MAX_SERVERS_PER_AUTH_ADDR).toBe(5);
+    const relays = [
+      ...Array.from({ length: 7 }, (_, i) => r(`a${i}`, '10.0.0.9', 10 - i)),
+      ...Array.from({ length: 3 }, (_, i) => r(`b${i}`, '10.0.0.2', 10 - i)),
+    ];
+    const auth = { maxOnAuthority: 5, addresses: new Set(['10.0.0.9']) };
+    expect([...omitAsSybil(relays, 2, auth)].sort()).toEqual(['a5', 'a6', 'b2']);
+    // 0 on authorities' addresses: no limit there.
+    expect([...omitAsSybil(relays, 2, { ...auth, maxOnAuthority: 0 })]).toEqual(['b2']);
   });
 
   it('0 means no limit (a loopback testnet)', () => {
