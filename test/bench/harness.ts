@@ -30,6 +30,8 @@ export interface BenchResult {
   /** Set instead of figures when the benchmark could not run. */
   skipped?: string;
   extra?: Record<string, number | string>;
+  /** Samples over time (the soak bench), for the JSON report only. */
+  series?: unknown[];
 }
 
 export interface BenchOptions {

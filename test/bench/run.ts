@@ -4,7 +4,10 @@
  * bench-results/bench-<timestamp>.json and bench-results/latest.json.
  *
  * Options: --quick (shorter budgets), --no-e2e (skip the wss figures),
- * --only=<substring> (run only benchmarks whose name contains it).
+ * --only=<substring> (run only benchmarks whose name contains it),
+ * --soak (add the soak bench: --soak-minutes=N of load per phase, default
+ * 10, then --soak-idle-minutes=N idle, default 5; `--soak --only=soak` runs
+ * it alone).
  * A section that fails becomes a "not available" row with the reason; the
  * run still writes its results and exits non-zero.
  */
@@ -19,11 +22,17 @@ import { e2eBenches } from './e2e.js';
 import { type BenchResult, formatResult, formatTable, skipped } from './harness.js';
 import { onionBenches } from './onion.js';
 import { processBenches } from './processes.js';
+import { soakBenches } from './soak.js';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const noE2e = args.includes('--no-e2e');
 const only = args.find((a) => a.startsWith('--only='))?.slice('--only='.length);
+const soak = args.includes('--soak');
+const numArg = (name: string, fallback: number) => {
+  const v = Number(args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3));
+  return Number.isFinite(v) && v > 0 ? v : fallback;
+};
 
 // dist/test/bench/run.js or test/bench/run.ts: the repo root is three levels up either way.
 const here = dirname(fileURLToPath(import.meta.url));
@@ -81,6 +90,19 @@ const sections: Section[] = [
         ? [skipped('onion connect', 'skipped by --no-e2e')]
         : onionBenches({ clients: quick ? 3 : 8, warmPerClient: quick ? 2 : 4 }),
   },
+  ...(soak
+    ? [
+        {
+          title: 'soak (processes, concurrency 8, onion and exit)',
+          rows: ['soak, shared circuits', 'soak, --new-circuit'],
+          run: () =>
+            soakBenches({
+              loadMinutes: numArg('soak-minutes', 10),
+              idleMinutes: numArg('soak-idle-minutes', 5),
+            }),
+        },
+      ]
+    : []),
 ];
 
 function gitCommit(): string | undefined {
@@ -147,7 +169,7 @@ async function main(): Promise<number> {
     timestamp: new Date().toISOString(),
     commit,
     machine: m,
-    options: { quick, noE2e, only: only ?? null, budgetMs: BUDGET },
+    options: { quick, noE2e, soak, only: only ?? null, budgetMs: BUDGET },
     totalSeconds: Number(totalSeconds.toFixed(1)),
     results,
   };

@@ -1,0 +1,192 @@
+/**
+ * The soak bench (`npm run bench -- --soak`, issue 13): sustained mixed
+ * onion and exit load at concurrency 8 against a process-per-node network,
+ * once on shared circuits and once with a new circuit per request (SOCKS
+ * isolation by fresh credentials, as `shallot load --new-circuit` does),
+ * then idle. Every SAMPLE_MS it samples each node process's resident memory
+ * and open file descriptors and the network's circuits and V8 heap from
+ * /metrics, so a leak shows as an upward trend in the second half of the
+ * load and as values that do not fall back once it stops.
+ *
+ * Figures, never assertions: the rows carry the success ratio, the
+ * first/last values and the second-half slope; the full timeline goes to
+ * the JSON report.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { httpGet } from '../../services/loadgen/http-get.js';
+import { scrape, sumOf } from '../../services/loadgen/scrape.js';
+import type { RunningNetwork } from '../../services/testnet/up.js';
+import { socksConnect } from '../helpers/socks-client.js';
+import { socksPortOf, upProcessNetwork } from '../helpers/testnet.js';
+import type { BenchResult } from './harness.js';
+
+const SAMPLE_MS = 30_000;
+const CONCURRENCY = 8;
+const SIZE = 16 * 1024;
+
+export interface SoakSample {
+  /** Seconds since the phase began. */
+  t: number;
+  phase: 'load' | 'idle';
+  requests: number;
+  failures: number;
+  rssMiB: number;
+  fds: number;
+  relayCircuits: number;
+  clientCircuits: number;
+  heapMiB: number;
+}
+
+function procRssMiB(pid: number): number {
+  try {
+    const kb = Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
+    return kb / 1024;
+  } catch {
+    return 0;
+  }
+}
+
+function procFds(pid: number): number {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).length;
+  } catch {
+    return 0;
+  }
+}
+
+async function sample(net: RunningNetwork, t: number, phase: SoakSample['phase'], req: number, fail: number) {
+  const pids = net.state.nodes.map((n) => n.pid).filter((p): p is number => typeof p === 'number');
+  const snap = await scrape(
+    net.state.nodes.filter((n) => n.metrics).map((n) => `http://${n.metrics}/metrics`),
+  );
+  return {
+    t: Math.round(t),
+    phase,
+    requests: req,
+    failures: fail,
+    rssMiB: Number(pids.reduce((a, p) => a + procRssMiB(p), 0).toFixed(1)),
+    fds: pids.reduce((a, p) => a + procFds(p), 0),
+    relayCircuits: sumOf(snap, 'shallot_relay_circuits_active'),
+    clientCircuits: sumOf(snap, 'shallot_client_circuits_open'),
+    heapMiB: Number((sumOf(snap, 'shallot_nodejs_heap_size_used_bytes') / 2 ** 20).toFixed(1)),
+  } satisfies SoakSample;
+}
+
+/** Least-squares slope of y over t (per minute). */
+function slopePerMinute(xs: { t: number; y: number }[]): number {
+  if (xs.length < 2) return Number.NaN;
+  const n = xs.length;
+  const mt = xs.reduce((a, x) => a + x.t, 0) / n;
+  const my = xs.reduce((a, x) => a + x.y, 0) / n;
+  const num = xs.reduce((a, x) => a + (x.t - mt) * (x.y - my), 0);
+  const den = xs.reduce((a, x) => a + (x.t - mt) ** 2, 0);
+  return den === 0 ? 0 : (num / den) * 60;
+}
+
+async function phase(
+  net: RunningNetwork,
+  web: { host: string; port: number },
+  onion: string,
+  newCircuit: boolean,
+  loadMs: number,
+  idleMs: number,
+): Promise<{ samples: SoakSample[]; ok: number; total: number }> {
+  const socksPort = socksPortOf(net);
+  let requests = 0;
+  let failures = 0;
+  const samples: SoakSample[] = [];
+  const t0 = performance.now();
+  const end = t0 + loadMs;
+  const worker = async (w: number) => {
+    for (let i = 0; performance.now() < end; i++) {
+      const isOnion = (i + w) % 2 === 0;
+      const [host, port] = isOnion ? [onion, 80] : [web.host, web.port];
+      const creds = newCircuit ? { username: `soak-${w}-${i}`, password: 'x' } : {};
+      requests++;
+      try {
+        const s = await socksConnect(socksPort, host, port, { timeoutMs: 60_000, ...creds });
+        try {
+          const r = await httpGet(s, { host, path: `/bytes/${SIZE}`, signal: AbortSignal.timeout(60_000) });
+          if (r.bodyBytes !== SIZE) throw new Error('short');
+        } finally {
+          s.destroy();
+        }
+      } catch {
+        failures++;
+      }
+    }
+  };
+  const sampler = setInterval(() => {
+    void sample(net, (performance.now() - t0) / 1000, 'load', requests, failures).then((s) =>
+      samples.push(s),
+    );
+  }, SAMPLE_MS);
+  samples.push(await sample(net, 0, 'load', 0, 0));
+  await Promise.all(Array.from({ length: CONCURRENCY }, (_, w) => worker(w)));
+  clearInterval(sampler);
+  samples.push(await sample(net, (performance.now() - t0) / 1000, 'load', requests, failures));
+  for (let waited = 0; waited < idleMs; waited += SAMPLE_MS) {
+    await new Promise((r) => setTimeout(r, SAMPLE_MS));
+    samples.push(await sample(net, (performance.now() - t0) / 1000, 'idle', requests, failures));
+  }
+  return { samples, ok: requests - failures, total: requests };
+}
+
+function row(
+  name: string,
+  r: { samples: SoakSample[]; ok: number; total: number },
+  loadS: number,
+): BenchResult {
+  const load = r.samples.filter((s) => s.phase === 'load');
+  const secondHalf = load.filter((s) => s.t >= loadS / 2);
+  const slope = (k: keyof SoakSample) =>
+    Number(slopePerMinute(secondHalf.map((s) => ({ t: s.t, y: s[k] as number }))).toFixed(2));
+  const first = r.samples[0];
+  const lastLoad = load.at(-1);
+  const lastIdle = r.samples.at(-1);
+  return {
+    name,
+    unit: 'request',
+    perSecond: r.total / loadS,
+    ops: r.total,
+    seconds: loadS,
+    extra: {
+      success: Number((r.ok / Math.max(1, r.total)).toFixed(5)),
+      failures: r.total - r.ok,
+      rssMiB: `${first?.rssMiB} -> ${lastLoad?.rssMiB} -> idle ${lastIdle?.rssMiB}`,
+      rssSlopeMiBPerMin2ndHalf: slope('rssMiB'),
+      heapMiB: `${first?.heapMiB} -> ${lastLoad?.heapMiB} -> idle ${lastIdle?.heapMiB}`,
+      heapSlopeMiBPerMin2ndHalf: slope('heapMiB'),
+      fds: `${first?.fds} -> ${lastLoad?.fds} -> idle ${lastIdle?.fds}`,
+      relayCircuits: `${first?.relayCircuits} -> ${lastLoad?.relayCircuits} -> idle ${lastIdle?.relayCircuits}`,
+      relayCircuitSlopePerMin2ndHalf: slope('relayCircuits'),
+      clientCircuits: `${first?.clientCircuits} -> ${lastLoad?.clientCircuits} -> idle ${lastIdle?.clientCircuits}`,
+    },
+    series: r.samples,
+  };
+}
+
+export async function soakBenches(o: { loadMinutes: number; idleMinutes: number }): Promise<BenchResult[]> {
+  const dataDir = await mkdtemp(path.join(tmpdir(), 'shallot-soak-'));
+  const net = await upProcessNetwork({ relays: 8, exits: 3, onionServices: 1, dataDir, logLevel: 'warn' });
+  try {
+    const [host, port] = (net.state.web ?? '').split(':');
+    const web = { host: host ?? '127.0.0.1', port: Number(port) };
+    const onion = net.state.onionServices[0]?.address ?? '';
+    const loadMs = o.loadMinutes * 60_000;
+    const idleMs = o.idleMinutes * 60_000;
+    const shared = await phase(net, web, onion, false, loadMs, idleMs);
+    const isolated = await phase(net, web, onion, true, loadMs, idleMs);
+    return [
+      row(`soak, shared circuits, ${o.loadMinutes} min`, shared, loadMs / 1000),
+      row(`soak, --new-circuit, ${o.loadMinutes} min`, isolated, loadMs / 1000),
+    ];
+  } finally {
+    await net.stop();
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}
