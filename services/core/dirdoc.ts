@@ -340,7 +340,8 @@ function readIntMap(
   return out;
 }
 
-const PARAM_KEY = /^[A-Za-z0-9_]{1,64}$/;
+// dir-spec §3.4.1: a param name is KeywordChar+ (letters, digits, "-"), and Tor names use "_" too (allow-network-reentry, sendme_accept_min_version).
+const PARAM_KEY = /^[A-Za-z0-9_-]{1,64}$/;
 const WEIGHT_KEY = /^W[a-z]{2}$/;
 const readParams = (v: unknown, what: string) => readIntMap(v, what, PARAM_KEY, INT32_MIN, INT32_MAX);
 const readWeights = (v: unknown, what: string) => readIntMap(v, what, WEIGHT_KEY, INT32_MIN, INT32_MAX);

@@ -51,7 +51,7 @@ function parseParams(spec: string): Record<string, number> {
   const out: Record<string, number> = {};
   for (const item of spec.split(/[,\s]+/)) {
     if (item === '') continue;
-    const m = /^([A-Za-z0-9_]{1,64})=(-?\d{1,10})$/.exec(item);
+    const m = /^([A-Za-z0-9_-]{1,64})=(-?\d{1,10})$/.exec(item);
     if (!m) throw new InvalidArgumentError(`bad param "${item}": want name=integer`);
     out[m[1]!] = Number(m[2]);
   }

@@ -12,9 +12,18 @@ mkdir -p "$tools/bin"
 K8S_VERSION=v1.36.3
 ETCD_VERSION=v3.6.8
 
+# Without the version stamped in (the Kubernetes build scripts do this with
+# ldflags), the apiserver reports v0.0.0-master+$Format:%H$, which helm
+# refuses against the chart's kubeVersion and kubectl cannot parse.
+stamp_flags() {
+  local v=${K8S_VERSION#v} pkg=k8s.io/component-base/version
+  echo "-X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=${v%%.*} -X $pkg.gitMinor=$(echo "$v" | cut -d. -f2) -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+}
+
 build_apiserver() {
   local out="$tools/bin/kube-apiserver-$K8S_VERSION"
-  [ -x "$out" ] && return 0
+  # A cached binary counts only if it says its version (older caches did not).
+  [ -x "$out" ] && "$out" --version 2>/dev/null | grep -qx "Kubernetes $K8S_VERSION" && return 0
   echo "build-kube: building kube-apiserver $K8S_VERSION (first run only)"
   local work; work=$(mktemp -d)
   cp "$here/kube-apiserver/tools.go" "$work/"
@@ -32,7 +41,7 @@ for r in json.load(sys.stdin).get("Replace") or []:
     if r["New"]["Path"].startswith("./staging"): print(p)
 ' | while read -r m; do go mod edit -replace="$m=$m@$staging"; done
   GOFLAGS=-mod=mod go mod tidy >/dev/null
-  CGO_ENABLED=0 go build -o "$out.tmp" k8s.io/kubernetes/cmd/kube-apiserver
+  CGO_ENABLED=0 go build -ldflags "$(stamp_flags)" -o "$out.tmp" k8s.io/kubernetes/cmd/kube-apiserver
   mv "$out.tmp" "$out"
   cd - >/dev/null; rm -rf "$work"
 }

@@ -146,6 +146,19 @@ afterAll(async () => {
   if (work) await rm(work, { recursive: true, force: true });
 });
 
+describe('the kube-apiserver the tests build', () => {
+  // Unstamped builds said v0.0.0-master+$Format:%H$: helm refused the chart
+  // (kubeVersion >=1.25.0-0) and kubectl could not parse it (issue 14).
+  it("reports the release it was built from, which the chart's kubeVersion accepts", async () => {
+    const v = (await admin.request<Obj>('GET', '/version')).body;
+    expect(v.gitVersion).toMatch(/^v1\.\d+\.\d+$/);
+    const chartYaml = readFileSync(path.join(chart, 'Chart.yaml'), 'utf8');
+    const min = /kubeVersion:\s*['"]?>=\s*1\.(\d+)/.exec(chartYaml)?.[1];
+    expect(v.major).toBe('1');
+    expect(Number(v.minor)).toBeGreaterThanOrEqual(Number(min));
+  });
+});
+
 describe('vendored built-in schemas', () => {
   it("match what this kube-apiserver's /openapi/v2 yields", async () => {
     const doc = (await admin.request<Obj>('GET', '/openapi/v2')).body;

@@ -310,6 +310,33 @@ describe('kubeconform -strict', () => {
     expect(JSON.parse(v.stdout).summary).toMatchObject({ valid: 1, invalid: 0, errors: 0 });
   });
 
+  it('`npm run deploy` finds the repo: it copies dashboards/ into the chart and installs charts/shallot', async () => {
+    // kind.sh computed the repo root one level short (issue 14): `cp <repo>/test/dashboards/*.json` failed.
+    // helm and kubectl stand in as recorders here; the real chart install is the apiserver suite's.
+    const bin = await mkdtemp(path.join(tmpdir(), 'shallot-deploy-'));
+    try {
+      const log = path.join(bin, 'calls.log');
+      const stub = (name: string, code: number) =>
+        writeFile(path.join(bin, name), `#!/bin/sh\necho "${name} $*" >> "${log}"\nexit ${code}\n`, {
+          mode: 0o755,
+        });
+      await stub('helm', 0);
+      await stub('kubectl', 0);
+      const r = await run('bash', [path.join(repo, 'test/setup/kind/kind.sh'), 'deploy'], {
+        env: { ...process.env, PATH: `${bin}:${process.env.PATH}` },
+      });
+      expect(r.code, r.stderr).toBe(0);
+      const calls = await readFile(log, 'utf8');
+      expect(calls).toContain(`helm upgrade --install shallot ${path.join(repo, 'charts/shallot')} `);
+      for (const f of await readdir(path.join(repo, 'dashboards')))
+        expect(await readFile(path.join(chart, 'dashboards', f), 'utf8')).toBe(
+          await readFile(path.join(repo, 'dashboards', f), 'utf8'),
+        );
+    } finally {
+      await rm(bin, { recursive: true, force: true });
+    }
+  });
+
   it('rejects what the CRDs reject (a wrong field in an example reaches kubeconform)', async () => {
     // values.schema.json would stop this first, so feed kubeconform a hand-edited manifest.
     const objs = await render([]);
@@ -793,6 +820,15 @@ describe('helm test hook', () => {
     expect(hook.env.SOCKS).toBe('shallot-client:9050');
     expect(hook.env.ONION_SERVICE).toBe('demo-web');
     expect(hook.pod.spec.serviceAccountName).toBe('shallot-test');
+  });
+
+  it('keeps its pod after success, so `helm test --logs` (README, NOTES.txt) can read it', async () => {
+    // hook-succeeded deleted the pod before helm fetched its logs: the test "failed" whenever it passed.
+    for (const o of (await render([])).filter((x) => x.metadata?.annotations?.['helm.sh/hook'] === 'test')) {
+      const policy = String(o.metadata.annotations['helm.sh/hook-delete-policy'] ?? '');
+      expect(policy.split(','), `${o.kind}/${o.metadata.name}`).not.toContain('hook-succeeded');
+      expect(policy.split(',')).toContain('before-hook-creation');
+    }
   });
 
   it('may only read the example OnionService', async () => {

@@ -19,7 +19,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-repo=$(cd "$here/../.." && pwd)
+repo=$(cd "$here/../../.." && pwd)
 cluster=${KIND_CLUSTER:-shallot}
 ns=${SHALLOT_NAMESPACE:-shallot}
 release=${SHALLOT_RELEASE:-shallot}

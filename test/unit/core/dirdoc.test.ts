@@ -282,7 +282,7 @@ describe('votes', () => {
   it('encode / decode round-trip, signed by the author', () => {
     const c = makeCommit(() => new Uint8Array(32).fill(9), idOf(1), NOW / 1000);
     const v = vote(1, [voteRelay(10), voteRelay(11, { measuredBandwidth: 5 })], {
-      params: { bwweightscale: 10000, circwindow: 1000, neg: -5 },
+      params: { bwweightscale: 10000, circwindow: 1000, neg: -5, 'allow-network-reentry': 1 },
       srCommits: [c],
       sharedRandCurrent: { reveals: 3, value: new Uint8Array(32).fill(7) },
     });
