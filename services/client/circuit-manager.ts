@@ -22,9 +22,11 @@
  * and another build is launched beside it (a different guard when the first
  * hop had not answered); the first to open serves the request, and the slow
  * one is abandoned only at the close timeout (60 s; onion-service circuits
- * MAX(2 close + 1 s, SocksTimeout)). A first hop that leaves CREATE2
- * unanswered for `firstHopTimeoutMs` stopped answering: its guard is marked
- * failed and every circuit through that channel takes no new stream.
+ * MAX(2 close + 1 s, SocksTimeout)). A hop that leaves CREATE2 or EXTEND2
+ * unanswered for `firstHopTimeoutMs` stopped answering: the attempt is
+ * abandoned and the relay avoided as a chosen last hop for a minute; for a
+ * first hop, its guard is marked failed and every circuit through that
+ * channel takes no new stream.
  *
  * Vanguards-lite (`vanguardsLite`, prop 333): onion-service circuits take
  * their second hop from a set of 4 layer-2 relays (core/vanguards.ts) and
@@ -138,6 +140,13 @@ interface Tracked {
 /** C tor `cbtlearntimeout` default (DFLT_IDLE_TIMEOUT_WHILE_LEARNING): clean circuits live 3 min while CBT learns. */
 const IDLE_TIMEOUT_WHILE_LEARNING_MS = 3 * 60_000;
 
+/**
+ * How long a relay that stopped answering is kept out of onion-service
+ * choices (testnet choice: long enough to ride out a stalled process, short
+ * enough that a recovered relay is soon chosen again).
+ */
+const UNRESPONSIVE_MS = 60_000;
+
 /** Onion-service circuit purposes C tor spares on a build timeout (`hs_circ_has_timed_out`). */
 const HS_PURPOSES: ReadonlySet<PathPurpose> = new Set(['onion-intro', 'onion-rend']);
 
@@ -158,6 +167,10 @@ export class CircuitManager {
   private readonly m: Metrics['client'];
   private building = 0;
   private readonly lastHops = new WeakMap<OriginCircuit, NetRelay>();
+  /** When each first-hop channel last showed life (a hop built through it, CONNECTED, stream data). */
+  private readonly heard = new WeakMap<Channel, number>();
+  /** Relays that stopped answering (hex id) and until when they are avoided. */
+  private readonly unresponsive = new Map<string, number>();
   /** Onion-client circuits (rendezvous) closed by the dirty rule; value: when first used. */
   private readonly others = new Map<OriginCircuit, number>();
   private vanguards: readonly Vanguard[] = [];
@@ -310,6 +323,11 @@ export class CircuitManager {
     if (!dir) throw new NoConsensusError();
     const purpose = req.purpose;
     const started = this.now();
+    // The caller's chosen relay stopped answering a moment ago: fail now, so it picks another.
+    if (req.lastHop && this.isUnresponsive(req.lastHop.id)) {
+      this.countFailure(purpose, 'unresponsive');
+      throw new CircuitError(DestroyReason.TIMEOUT, `${req.lastHop.nickname} stopped answering`, 'timeout');
+    }
     const exclude = new Set(req.lastHop ? [req.lastHop.id] : []);
     const layer2 = req.lastHop && this.opts.vanguardsLite ? this.layer2(dir) : undefined;
     const pickOpts = { nowMs: started, rng: this.rng };
@@ -368,15 +386,21 @@ export class CircuitManager {
         onSoftTimeout({ slowGuard: circ === null && isGuard ? first.id : null });
       }, softMs),
       setTimeout(() => {
-        if (circ !== null || channel === null) return;
-        this.firstHopStoppedAnswering(channel, isGuard ? first.id : null);
-        abandon(new CircuitError(DestroyReason.TIMEOUT, 'first hop did not answer CREATE2', 'timeout'));
-      }, this.opts.firstHopTimeoutMs),
-      setTimeout(() => {
         this.cbt.addAbandoned();
         abandon(new CircuitError(DestroyReason.TIMEOUT, `circuit build exceeded ${closeMs} ms`, 'timeout'));
       }, closeMs),
     ];
+    // A hop that leaves CREATE2 or EXTEND2 unanswered for firstHopTimeoutMs stopped answering.
+    let hopTimer: NodeJS.Timeout | undefined;
+    const watch = (hop: NetRelay): void => {
+      clearTimeout(hopTimer);
+      hopTimer = setTimeout(() => {
+        if (circ === null && channel !== null)
+          this.firstHopStoppedAnswering(channel, isGuard ? first.id : null);
+        this.markUnresponsive(hop);
+        abandon(new CircuitError(DestroyReason.TIMEOUT, `${hop.nickname} did not answer`, 'timeout'));
+      }, this.opts.firstHopTimeoutMs);
+    };
     try {
       try {
         channel = await Promise.race([
@@ -396,9 +420,15 @@ export class CircuitManager {
       });
       // A CREATE2 answered after we gave up still opens a circuit at the relay: close it.
       abandoned.catch(() => void creating.then((c) => c.destroy(DestroyReason.FINISHED)).catch(() => {}));
+      watch(first);
       circ = await Promise.race([creating, abandoned]);
+      this.heard.set(channel, this.now());
       this.lastHops.set(circ, path[path.length - 1] as NetRelay);
-      for (const hop of path.slice(1)) await Promise.race([circ.extend(hop), abandoned]);
+      for (const hop of path.slice(1)) {
+        watch(hop);
+        await Promise.race([circ.extend(hop), abandoned]);
+        this.heard.set(channel, this.now());
+      }
       const ms = this.now() - started;
       this.cbt.addBuildTime(ms, path.length, timedOut);
       this.m.cbtTimeout.set(this.cbt.timeoutMs() / 1000);
@@ -415,9 +445,31 @@ export class CircuitManager {
       this.countFailure(purpose, failureReason(e));
       throw e;
     } finally {
-      for (const t of timers) clearTimeout(t);
+      for (const t of [...timers, hopTimer]) clearTimeout(t);
       this.building--;
     }
+  }
+
+  /**
+   * Relays that left a CREATE2 or EXTEND2 unanswered for firstHopTimeoutMs
+   * within the last UNRESPONSIVE_MS (hex ids): onion clients choose other
+   * rendezvous and introduction points meanwhile. An EXTEND2 may also go
+   * unanswered because an earlier hop froze; the target is blamed anyway,
+   * which costs it no more than a minute out of those choices.
+   */
+  unresponsiveIds(): Set<string> {
+    const now = this.now();
+    for (const [id, until] of this.unresponsive) if (until <= now) this.unresponsive.delete(id);
+    return new Set(this.unresponsive.keys());
+  }
+
+  isUnresponsive(id: string): boolean {
+    const until = this.unresponsive.get(id);
+    return until !== undefined && until > this.now();
+  }
+
+  private markUnresponsive(relay: NetRelay): void {
+    this.unresponsive.set(relay.id, this.now() + UNRESPONSIVE_MS);
   }
 
   /**
@@ -433,6 +485,8 @@ export class CircuitManager {
       void this.saveGuards().catch(() => {});
     }
     for (const t of this.exits) if (t.circ.channel === channel) t.dirtySince = Number.NEGATIVE_INFINITY;
+    for (const circ of this.others.keys())
+      if (circ.channel === channel) this.others.set(circ, Number.NEGATIVE_INFINITY);
     this.maintain();
   }
 
@@ -500,6 +554,35 @@ export class CircuitManager {
       this.others.set(circ, Number.NEGATIVE_INFINITY);
       this.m.circuitsRetired.labels({ reason }).inc();
     }
+  }
+
+  /**
+   * A stream on `circ` got no CONNECTED within `waitedMs` (C tor
+   * `connection_ap_expire_beginning`): the circuit takes no new streams. If
+   * nothing at all came through its first hop meanwhile, on any circuit, the
+   * first hop stopped answering: every circuit through it is retired and its
+   * guard marked failed, so the next attempt does not meet it again.
+   */
+  streamTimedOut(circ: OriginCircuit, waitedMs: number): void {
+    this.retire(circ, 'stream_timeout');
+    const heard = this.heard.get(circ.channel) ?? Number.NEGATIVE_INFINITY;
+    if (this.now() - heard >= waitedMs) {
+      const first = circ.hops[0];
+      this.firstHopStoppedAnswering(circ.channel, first ? Buffer.from(first.identity).toString('hex') : null);
+    }
+  }
+
+  /** Notes that `circ`'s first hop is alive now and whenever `stream` delivers data; returns `stream`. */
+  watchStream<T extends NodeJS.EventEmitter>(circ: OriginCircuit, stream: T): T {
+    const channel = circ.channel;
+    this.heard.set(channel, this.now());
+    stream.on('data', () => this.heard.set(channel, this.now()));
+    return stream;
+  }
+
+  /** Whether `circ` (given to `expireWhenIdle`) was retired: no new streams. */
+  isRetired(circ: OriginCircuit): boolean {
+    return this.others.get(circ) === Number.NEGATIVE_INFINITY;
   }
 
   /**

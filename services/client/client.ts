@@ -226,12 +226,12 @@ export class ShallotClient {
     let last: unknown = new SocksFailure(SocksReply.TTL_EXPIRED, 'no time left for the stream');
     for (let i = 0; i < attempts && remainingMs(req) > 0; i++) {
       let circ: OriginCircuit | null = null;
+      let waited = 0;
       try {
         circ = await withDeadline(this.circuits.exitCircuit(req.host, req.port, req.isolationKey), req);
-        return await circ.openStream(
-          { host: req.host, port: req.port },
-          Math.min(streamTimeoutMs(i), remainingMs(req)),
-        );
+        waited = Math.min(streamTimeoutMs(i), remainingMs(req));
+        const stream = await circ.openStream({ host: req.host, port: req.port }, waited);
+        return this.circuits.watchStream(circ, stream);
       } catch (e) {
         last = e;
         this.c.logger.debug('stream attempt failed', { attempt: i + 1, error: String(e) });
@@ -241,7 +241,8 @@ export class ShallotClient {
         if (e instanceof PathError) break;
         if (e instanceof StreamRefusedError && FINAL_END_REASONS.has(e.reason)) break;
         const timeout = e instanceof CircuitError && e.kind === 'timeout';
-        if (circ) this.circuits.retire(circ, timeout ? 'stream_timeout' : 'refused');
+        if (circ && timeout) this.circuits.streamTimedOut(circ, waited);
+        else if (circ) this.circuits.retire(circ, 'refused');
         if (i + 1 < attempts && remainingMs(req) > 0)
           this.m.streamRetries.labels({ server: 'exit', reason: timeout ? 'timeout' : 'circuit' }).inc();
       }

@@ -105,7 +105,12 @@ export interface OnionClientOptions {
   maxHsDirAttempts?: number;
   /** RENDEZVOUS_ESTABLISHED after ESTABLISH_RENDEZVOUS (default 30 s). */
   rendEstablishTimeoutMs?: number;
-  /** INTRODUCE_ACK after INTRODUCE1 (default 30 s). */
+  /**
+   * INTRODUCE_ACK after INTRODUCE1 (default 10 s, the CircuitManager's
+   * "stopped answering" time; C tor's c_intro_cutoff is 14/6 of the build
+   * timeout + 1 s, but it keeps the circuit for a late ACK, which here is
+   * closed).
+   */
   introAckTimeoutMs?: number;
   /** RENDEZVOUS2 after a positive INTRODUCE_ACK (default 30 s). */
   rendezvousTimeoutMs?: number;
@@ -180,6 +185,8 @@ export class OnionClient {
   private readonly rendCircuits = new Map<string, RendCircuit>();
   /** Fetches in flight per address, so concurrent requests share one (as C tor's pending-fetch check). */
   private readonly fetching = new Map<string, { tp: bigint; p: Promise<HsDescriptorContents> }>();
+  /** Intro points (auth key, hex) that failed, until when: tried last (C tor's client intro state cache). */
+  private readonly introFailures = new Map<string, number>();
   private readonly o: Required<
     Omit<OnionClientOptions, 'logger' | 'registry' | 'rng' | 'now' | 'clientAuthKeys'>
   >;
@@ -199,7 +206,7 @@ export class OnionClient {
       descFetchTimeoutMs: opts.descFetchTimeoutMs ?? 30_000,
       maxHsDirAttempts: opts.maxHsDirAttempts ?? 6,
       rendEstablishTimeoutMs: opts.rendEstablishTimeoutMs ?? 30_000,
-      introAckTimeoutMs: opts.introAckTimeoutMs ?? 30_000,
+      introAckTimeoutMs: opts.introAckTimeoutMs ?? 10_000,
       rendezvousTimeoutMs: opts.rendezvousTimeoutMs ?? 30_000,
       streamTimeoutMs: opts.streamTimeoutMs ?? 10_000,
       maxIntroAttempts: opts.maxIntroAttempts ?? 3,
@@ -251,13 +258,14 @@ export class OnionClient {
     const reused = this.reusable(reuseKey);
     if (reused) {
       try {
-        return await this.openStream(reused, req.port);
+        return this.source.circuits.watchStream(reused, await this.openStream(reused, req.port));
       } catch (e) {
         if (e instanceof StreamRefusedError) throw e;
         // The circuit died under us or gave no CONNECTED in time: rendezvous again.
         this.rendCircuits.delete(reuseKey);
         const timedOut = e instanceof CircuitError && e.kind === 'timeout';
-        this.source.circuits.retire(reused, timedOut ? 'stream_timeout' : 'refused');
+        if (timedOut) this.source.circuits.streamTimedOut(reused, this.o.streamTimeoutMs);
+        else this.source.circuits.retire(reused, 'refused');
         this.m.streamRetries.labels({ server: 'onion', reason: timedOut ? 'timeout' : 'circuit' }).inc();
       }
     }
@@ -285,7 +293,7 @@ export class OnionClient {
       if (this.rendCircuits.get(reuseKey) === entry) this.rendCircuits.delete(reuseKey);
     });
     try {
-      return await this.openStream(circ, req.port);
+      return this.source.circuits.watchStream(circ, await this.openStream(circ, req.port));
     } catch (e) {
       if (!(e instanceof StreamRefusedError)) circ.destroy();
       throw e;
@@ -308,7 +316,12 @@ export class OnionClient {
   private reusable(key: string): OriginCircuit | null {
     const r = this.rendCircuits.get(key);
     if (!r) return null;
-    if (r.circ.isOpen && this.now() - r.createdAt < this.o.maxDirtinessMs) return r.circ;
+    if (
+      r.circ.isOpen &&
+      this.now() - r.createdAt < this.o.maxDirtinessMs &&
+      !this.source.circuits.isRetired(r.circ)
+    )
+      return r.circ;
     this.rendCircuits.delete(key);
     if (r.circ.isOpen && r.circ.streamCount === 0) r.circ.destroy(DestroyReason.FINISHED);
     return null;
@@ -466,10 +479,16 @@ export class OnionClient {
     dir: NetDir,
   ): Promise<OriginCircuit> {
     const started = this.now();
-    const intros = shuffled(desc.introPoints, this.rng)
+    const found = shuffled(desc.introPoints, this.rng)
       .map((ip) => ({ ip, relay: findIntroRelay(dir.relays, ip.linkSpecifiers) }))
-      .filter((x): x is { ip: IntroPointInfo; relay: NetRelay } => x.relay !== undefined)
-      .slice(0, this.o.maxIntroAttempts);
+      .filter((x): x is { ip: IntroPointInfo; relay: NetRelay } => x.relay !== undefined);
+    // Failover order: intro points that failed lately, or whose relay stopped answering, go last.
+    const failed = (x: { ip: IntroPointInfo; relay: NetRelay }) =>
+      this.introFailed(x.ip) || this.source.circuits.isUnresponsive(x.relay.id);
+    const intros = [...found.filter((x) => !failed(x)), ...found.filter(failed)].slice(
+      0,
+      this.o.maxIntroAttempts,
+    );
     if (intros.length === 0) {
       throw new SocksFailure(SocksReply.ONION_INTRO_FAILED, 'no usable introduction point in the descriptor');
     }
@@ -509,6 +528,7 @@ export class OnionClient {
       } catch (e) {
         if (isTimeout(e)) timeouts += 1;
         lastError = `intro circuit to ${relay.nickname}: ${String(e)}`;
+        this.noteIntroFailure(ip);
         continue;
       }
       try {
@@ -537,10 +557,14 @@ export class OnionClient {
         const { msg } = await ackP;
         const ack = decodeIntroduceAck(bodyOf(msg));
         if (ack.status === IntroduceAckStatus.SUCCESS) acked = true;
-        else lastError = `intro point ${relay.nickname} answered INTRODUCE_ACK ${ack.status}`;
+        else {
+          lastError = `intro point ${relay.nickname} answered INTRODUCE_ACK ${ack.status}`;
+          this.noteIntroFailure(ip);
+        }
       } catch (e) {
         if (isTimeout(e)) timeouts += 1;
         lastError = `intro point ${relay.nickname}: ${String(e)}`;
+        this.noteIntroFailure(ip);
       } finally {
         // rend-spec-v3 §3.2.2: the intro circuit has done its job either way.
         introCirc.destroy(DestroyReason.FINISHED);
@@ -604,6 +628,18 @@ export class OnionClient {
     }
   }
 
+  /** C tor `hs_cache_client_intro_state_note`: remembered for HS_CACHE_CLIENT_INTRO_STATE_MAX_AGE (2 min). */
+  private noteIntroFailure(ip: IntroPointInfo): void {
+    const now = this.now();
+    for (const [k, until] of this.introFailures) if (until <= now) this.introFailures.delete(k);
+    if (this.introFailures.size < this.o.maxCachedDescriptors)
+      this.introFailures.set(toHex(ip.authKey), now + 120_000);
+  }
+
+  private introFailed(ip: IntroPointInfo): boolean {
+    return (this.introFailures.get(toHex(ip.authKey)) ?? 0) > this.now();
+  }
+
   private introCircuit(relay: NetRelay): Promise<OriginCircuit> {
     return this.source.circuits.build({ purpose: 'onion-intro', lastHop: relay });
   }
@@ -613,7 +649,9 @@ export class OnionClient {
     const tried = new Set<string>();
     let last: unknown;
     for (let attempt = 0; attempt < this.o.maxRendAttempts; attempt++) {
-      const rp = chooseRendezvousPoint(dir.relays, dir.consensus.bandwidthWeights, this.rng, tried);
+      // Relays that stopped answering lately are skipped too, while any other is left.
+      const skip = new Set([...tried, ...this.source.circuits.unresponsiveIds()]);
+      const rp = chooseRendezvousPoint(dir.relays, dir.consensus.bandwidthWeights, this.rng, skip);
       if (!rp) throw new SocksFailure(SocksReply.ONION_REND_FAILED, 'no relay can be a rendezvous point');
       tried.add(rp.id);
       this.m.rendezvousChosen.labels({ relay: rp.nickname }).inc();

@@ -183,6 +183,13 @@ function harness(scenario: Scenario, opts: OnionClientOptions = {}) {
   let intro = 0;
   const circuits = {
     opts: { maxDirtinessMs: 600_000 },
+    isUnresponsive: () => false,
+    unresponsiveIds: () => new Set<string>(),
+    retire() {},
+    streamTimedOut() {},
+    isRetired: () => false,
+    watchStream: (_c: unknown, s: unknown) => s,
+    expireWhenIdle() {},
     async build(req: { purpose: string }) {
       builds.push(req.purpose);
       if (req.purpose === 'onion-rend' && scenario.rendFails)
