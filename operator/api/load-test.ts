@@ -37,6 +37,8 @@ export interface LoadTestSpec {
   /** Payload per request: 51200, 50k, 1MiB. */
   payloadSize: string;
   timeoutSeconds: number;
+  /** The LoadTest fails (each client exits non-zero) when a smaller share of requests succeeds (`shallot load --min-success`). */
+  minSuccess: number;
   newCircuit: boolean;
   /** Secret whose `*.auth_private` keys (Tor format) the clients use for onion services with client authorization. */
   clientAuthSecret?: string;
@@ -118,6 +120,12 @@ export const loadTestSpecSchema: JSONSchema = obj(
       pattern: '^[0-9]+([kKmMgG](i?[bB])?|[bB])?$',
     }),
     timeoutSeconds: int('Per-request timeout.', 1, 3600, 60),
+    minSuccess: num(
+      'Fail when a smaller share of requests succeeds (each client exits non-zero, the Job and the LoadTest fail); 0 never fails. As `shallot load --min-success`.',
+      0,
+      1,
+      0.99,
+    ),
     newCircuit: bool('A fresh circuit per request.', false),
     clientAuthSecret: str(
       'Secret (same namespace) whose *.auth_private keys ("<address>:descriptor:x25519:<key>", as `shallot client-auth` writes) the clients hold, for targets with client authorization.',

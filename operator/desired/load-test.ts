@@ -142,6 +142,8 @@ export function loadArgs(lt: LoadTest, target: string): string[] {
   if (s.rate !== undefined) a.push('--rate', String(s.rate));
   if (s.count !== undefined) a.push('--count', String(s.count));
   if (s.newCircuit) a.push('--new-circuit');
+  // A run at 4 % success reported Succeeded (issue 14): the threshold travels with the Job.
+  a.push('--min-success', String(s.minSuccess ?? 0.99));
   return a;
 }
 

@@ -141,6 +141,8 @@ describe('LoadTest reconcile', () => {
     const load = job.spec.template.spec.containers[0];
     expect(load.command.slice(0, 2)).toEqual(['node', '-e']);
     expect(load.command).toEqual(expect.arrayContaining(['--target', `${addr}:8080`, '--duration', '30']));
+    // The success threshold travels with the Job (a run at 4 % success once reported Succeeded).
+    expect(load.command).toEqual(expect.arrayContaining(['--min-success', '0.99']));
     const client = job.spec.template.spec.initContainers[0];
     expect(client.restartPolicy).toBe('Always');
     expect(kube.getObj<any>('LoadTest', NS, 'lt')!.status.jobName).toBe('lt-load');
