@@ -12,7 +12,7 @@
  * launcher can run `--print-identity` for each authority first and then
  * wire them together with --authorities.
  */
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import { toHex } from '../core/bytes.js';
 import type { HandshakeName } from '../core/create-handshake.js';
 import { MAX_RELAYS } from '../core/dirdoc.js';
@@ -43,20 +43,9 @@ import {
   DirectoryAuthority,
 } from './authority.js';
 import type { AuthorityEndpoint } from './dir-client.js';
+import { parseParams } from './params-option.js';
 
 const env = process.env;
-
-/** "k=v,k=v" consensus params (integers, as in Tor's `params` line). */
-function parseParams(spec: string): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const item of spec.split(/[,\s]+/)) {
-    if (item === '') continue;
-    const m = /^([A-Za-z0-9_-]{1,64})=(-?\d{1,10})$/.exec(item);
-    if (!m) throw new InvalidArgumentError(`bad param "${item}": want name=integer`);
-    out[m[1]!] = Number(m[2]);
-  }
-  return out;
-}
 
 export async function main(argv: string[]): Promise<void> {
   const program: Command = new Command()

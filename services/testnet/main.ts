@@ -8,6 +8,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { generateClientAuthKey } from '../core/client-auth.js';
 import { randomBytes } from '../core/crypto.js';
 import { decodeOnionAddress } from '../core/onion-address.js';
+import { parseParams } from '../directory/params-option.js';
 import { registerLoadCommand } from '../loadgen/command.js';
 import {
   handshakeOption,
@@ -98,6 +99,12 @@ export function program(): Command {
       '--client-auth',
       "onion services admit only the network's SOCKS client (client-authorization keys under the data dir)",
       false,
+    )
+    .option(
+      '--consensus-params <list>',
+      'consensus params the authorities vote, "name=int,..." with Tor\'s names (e.g. DoSCircuitCreationBurst=30; README: Defences)',
+      parseParams,
+      {},
     )
     .option('--no-tls', 'plain ws links instead of wss (debugging only)')
     .option(

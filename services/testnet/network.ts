@@ -46,6 +46,8 @@ export interface NetworkSpec {
   onionRoles?: boolean;
   /** The network's circuit handshake, for the authorities' bandwidth scanner (default ntor). */
   handshake?: HandshakeName;
+  /** Consensus params the authorities vote (dir-spec "params"). */
+  params?: Record<string, number>;
 }
 
 export interface NetworkComponents {
@@ -114,6 +116,7 @@ export class LocalNetwork {
             maxServersPerAddr: 0,
             minUptimeSec: testnetMinUptime(spec.votingIntervalSec),
             ...(spec.handshake ? { handshake: spec.handshake } : {}),
+            ...(spec.params ? { params: spec.params } : {}),
             name: `auth${i}`,
           },
         ),

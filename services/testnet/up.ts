@@ -14,6 +14,7 @@ import { ShallotClient } from '../client/client.js';
 import type { HandshakeName } from '../core/create-handshake.js';
 import { testnetMinUptime } from '../directory/admission.js';
 import { type AuthorityEndpoint, fetchConsensus, formatAuthorityList } from '../directory/dir-client.js';
+import { formatParams } from '../directory/params-option.js';
 import { createRegistry } from '../metrics/metrics.js';
 import { type OpsServer, serveOps } from '../metrics/server.js';
 import { LAUNCHER_FD_ENV } from '../net/cli.js';
@@ -54,6 +55,8 @@ export interface UpOptions {
   /** Onion services admit only the network's client, by client-authorization keys. */
   clientAuth: boolean;
   bootstrapTimeout: number;
+  /** Consensus params the authorities vote (the DoS* limits and the like); none: each one's default. */
+  consensusParams?: Record<string, number>;
 }
 
 export interface RunningNetwork {
@@ -163,6 +166,7 @@ async function upInProcess(o: UpOptions, progress: ProgressSink): Promise<Runnin
         keyRotationMs: o.keyRotation * 60_000,
         onionRoles: true,
         handshake: o.handshake,
+        params: o.consensusParams ?? {},
       },
       (p) => progress.update(p),
     );
@@ -344,6 +348,9 @@ async function upProcesses(o: UpOptions, progress: ProgressSink): Promise<Runnin
           // The bandwidth scanner's circuits use the network's handshake.
           '--handshake',
           o.handshake,
+          ...(o.consensusParams && Object.keys(o.consensusParams).length > 0
+            ? ['--params', formatParams(o.consensusParams)]
+            : []),
           '--log-level',
           o.logLevel,
         ],
@@ -438,6 +445,9 @@ async function upProcesses(o: UpOptions, progress: ProgressSink): Promise<Runnin
             auths,
             '--backend',
             'builtin',
+            // The same service name as in one-process mode, for metric labels and logs.
+            '--name',
+            `onion${s}`,
             '--instance',
             String(inst),
             '--intro-points',

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fetchConsensus } from '../../services/directory/dir-client.js';
 import { ephemeralPort } from '../../services/testnet/ports.js';
 import type { NetworkState } from '../../services/testnet/state.js';
 
@@ -72,6 +73,9 @@ beforeAll(async () => {
       '0',
       '--socks-port',
       String(socksPort),
+      // Network-wide limits as a user sets them (README: Defences); checked in the consensus below.
+      '--consensus-params',
+      'DoSCircuitCreationBurst=120,allow-network-reentry=0',
     ],
     { cwd: repo, stdio: ['ignore', 'pipe', 'pipe'], detached: true },
   );
@@ -121,6 +125,11 @@ describe('shallot up (e2e)', () => {
     const { createHash } = await import('node:crypto');
     expect(createHash('sha256').update(body).digest('hex')).toBe(digest);
   }, 120_000);
+
+  it('--consensus-params reach the consensus every node reads', async () => {
+    const { consensus } = await fetchConsensus(state.authorities, { nowMs: Date.now(), skewMs: 5_000 });
+    expect(consensus.params).toMatchObject({ DoSCircuitCreationBurst: 120, 'allow-network-reentry': 0 });
+  });
 
   it('shallot status shows the consensus', async () => {
     const { stdout } = await run('npx', ['shallot', 'status', '--data-dir', dataDir], { cwd: repo });
