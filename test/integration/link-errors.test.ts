@@ -48,6 +48,31 @@ describe('malformed WebSocket frames close one link, never the process', () => {
     await honestCircuitWorks();
   });
 
+  it('EXTEND2 aims a relay at a hostile listener: each malformed answer fails that extend only', async () => {
+    // A bare relay (no consensus) extends where the specifiers say; with a
+    // consensus it would refuse unlisted targets before dialling (pivot checks).
+    for (const f of malformedFrames(false)) {
+      const hostile = await hostileListener(f.bytes);
+      try {
+        const circ = await buildCircuit(pool, [relays[0]!]);
+        const err = await circ
+          .extend({
+            nickname: 'hostile',
+            identity: ed25519Generate().public,
+            ntorKey: new Uint8Array(32).fill(9),
+            address: '127.0.0.1',
+            port: hostile.port,
+          })
+          .catch((e: unknown) => e);
+        expect(err, f.name).toBeInstanceOf(Error);
+        circ.destroy();
+      } finally {
+        await hostile.close();
+      }
+    }
+    await honestCircuitWorks();
+  }, 60_000);
+
   for (const f of malformedFrames(false)) {
     it(`dialling a hostile listener that answers with: ${f.name}`, async () => {
       const hostile = await hostileListener(f.bytes);
