@@ -33,9 +33,9 @@
  *   always with the client-given onion key), relaunched when it fails to
  *   build (rendezvous-retry.ts: hs_service_max_rdv_failures builds within
  *   30 s, as C tor), RENDEZVOUS1 with hs-ntor's Y|AUTH, then the hs-ntor
- *   virtual hop; BEGIN ":<virtualPort>" streams
- *   are served by the backend (TCP splice, or builtin-http.ts), others get
- *   END DONE (C tor: DONE, not EXITPOLICY, so port scans learn nothing).
+ *   virtual hop; BEGIN ":<virtualPort>" streams are served by the backend
+ *   (TCP splice, or builtin-http.ts), others get END DONE (C tor: DONE,
+ *   not EXITPOLICY, so port scans learn nothing).
  *
  * - Client authorization (§2.5.1.2): with `authorizedClients` the
  *   descriptors' inner layer (the intro points) opens only for those
