@@ -29,6 +29,7 @@ beforeAll(async () => {
   );
   await client.start();
   await client.ready(30_000);
+  await flagsListed(client, ['Guard'], 2);
 }, 60_000);
 
 afterAll(async () => {
@@ -49,6 +50,17 @@ function stall(ms: number): void {
   const end = performance.now() + ms;
   while (performance.now() < end) {
     // busy
+  }
+}
+
+/** Waits until the client's consensus gives every relay `flags` (the first one may predate the authorities' uptime thresholds). */
+async function flagsListed(c: ShallotClient, flags: string[], relays: number): Promise<void> {
+  const deadline = Date.now() + 40_000;
+  for (;;) {
+    const n = c.dir?.relays.filter((r) => flags.every((f) => r.flags.includes(f))).length ?? 0;
+    if (n >= relays) return;
+    if (Date.now() > deadline) throw new Error(`${n} of ${relays} relays have ${flags.join(',')} after 40 s`);
+    await new Promise((r) => setTimeout(r, 250));
   }
 }
 

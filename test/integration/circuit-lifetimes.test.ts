@@ -43,6 +43,7 @@ async function startClient(circuits: Record<string, number>) {
   clients.push(client);
   await client.start();
   await client.ready(30_000);
+  await flagsListed(client, ['Guard'], 2);
   const metric = async (name: string, where: Record<string, string> = {}, reg = registry) => {
     const m = reg.getSingleMetric(name);
     const values = m ? (await m.get()).values : [];
@@ -69,6 +70,17 @@ async function until(pred: () => Promise<boolean>, ms: number): Promise<boolean>
     await new Promise((r) => setTimeout(r, 100));
   }
   return pred();
+}
+
+/** Waits until the client's consensus gives every relay `flags` (the first one may predate the authorities' uptime thresholds). */
+async function flagsListed(c: ShallotClient, flags: string[], relays: number): Promise<void> {
+  const deadline = Date.now() + 40_000;
+  for (;;) {
+    const n = c.dir?.relays.filter((r) => flags.every((f) => r.flags.includes(f))).length ?? 0;
+    if (n >= relays) return;
+    if (Date.now() > deadline) throw new Error(`${n} of ${relays} relays have ${flags.join(',')} after 40 s`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
 }
 
 describe('client circuit lifetimes', () => {

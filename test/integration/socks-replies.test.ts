@@ -59,6 +59,8 @@ beforeAll(async () => {
   );
   await client.start();
   await client.ready(30_000);
+  await flagsListed(client, ['HSDir', 'Stable'], 6);
+  await flagsListed(client, ['Guard'], 2);
   shortSocks = await startSocksServer(
     { host: '127.0.0.1', port: 0, socksTimeoutMs: 2_500, replyMarginMs: 1_000 },
     (req) => client.connect(req),
@@ -166,6 +168,17 @@ async function muteService(): Promise<string> {
   await established;
   publishDescriptor(id.seed, [introPointAt(relay, auth.public, x25519Generate().public)]);
   return encodeOnionAddress(id.public);
+}
+
+/** Waits until the client's consensus gives every relay `flags` (the first one may predate the authorities' uptime thresholds). */
+async function flagsListed(c: ShallotClient, flags: string[], relays: number): Promise<void> {
+  const deadline = Date.now() + 40_000;
+  for (;;) {
+    const n = c.dir?.relays.filter((r) => flags.every((f) => r.flags.includes(f))).length ?? 0;
+    if (n >= relays) return;
+    if (Date.now() > deadline) throw new Error(`${n} of ${relays} relays have ${flags.join(',')} after 40 s`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
 }
 
 describe('SOCKS replies arrive before the close', () => {
