@@ -380,7 +380,8 @@ export class CircuitManager {
     const timers = [
       setTimeout(() => {
         timedOut = true;
-        this.cbt.countTimeout();
+        // C tor counts a timeout toward the network-change rule only past the first hop (timeouts_after_firsthop).
+        if (circ !== null) this.cbt.countTimeout();
         this.m.cbtTimeout.set(this.cbt.timeoutMs() / 1000);
         this.m.circuitBuildTimeouts.labels({ purpose }).inc();
         onSoftTimeout({ slowGuard: circ === null && isGuard ? first.id : null });

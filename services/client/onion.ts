@@ -22,7 +22,18 @@
  * Design notes:
  * - An open rendezvous circuit is reused for later streams to the same
  *   service under the same isolation key (as C tor reuses a joined
- *   rendezvous circuit), until it is `maxDirtinessMs` old.
+ *   rendezvous circuit), until it is `maxDirtinessMs` old; the
+ *   CircuitManager's expiry timer closes it once its streams are done. A
+ *   BEGIN on it without CONNECTED in `streamTimeoutMs` rendezvouses again.
+ * - Time periods (rend-spec-v3 §2.2.1): no HSDir has the current period's
+ *   descriptor: the other period's is fetched (onion-params `otherPeriodKeys`).
+ * - Intro-point failover: each failure (circuit, NACK, ACK timeout) moves on
+ *   to the next intro point and is remembered for 2 min, so later connects
+ *   try it last (C tor's client intro state cache); relays the
+ *   CircuitManager saw stop answering are tried last as intro points and
+ *   skipped as rendezvous points.
+ * - Every phase runs inside the SOCKS request's deadline (socks-server.ts):
+ *   its own failure code goes out first, else 0x06 at the deadline.
  * - Descriptors are cached per address for their time period, until
  *   `descriptor-lifetime` has passed. When every intro point of a cached
  *   descriptor fails, it is dropped and fetched once more (the service may

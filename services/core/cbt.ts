@@ -227,6 +227,7 @@ export class CircuitBuildTimeout {
       if (typeof t !== 'number' || !Number.isInteger(t) || t < ABANDONED || t > MAX_BUILD_MS)
         throw new InvalidError('cbt state', 'bad build time');
     }
+    // 1000: cbtrecentcount's upper bound.
     if (!Array.isArray(recent) || recent.length > 1000 || recent.some((r) => typeof r !== 'boolean'))
       throw new InvalidError('cbt state', 'bad recent list');
     for (const v of [baseTimeoutMs, baseCloseMs]) {
