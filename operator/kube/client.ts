@@ -107,6 +107,7 @@ const RESOURCES: Record<string, ResourceInfo> = {
   RoleBinding: { plural: 'rolebindings', namespaced: true },
   ClusterRole: { plural: 'clusterroles', namespaced: false },
   ClusterRoleBinding: { plural: 'clusterrolebindings', namespaced: false },
+  NetworkPolicy: { plural: 'networkpolicies', namespaced: true },
   CustomResourceDefinition: { plural: 'customresourcedefinitions', namespaced: false },
   OnionNetwork: { plural: 'onionnetworks', namespaced: true },
   OnionService: { plural: 'onionservices', namespaced: true },
