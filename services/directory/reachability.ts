@@ -35,7 +35,7 @@ import type { Duplex } from 'node:stream';
 import { toHex } from '../core/bytes.js';
 import type { HandshakeName } from '../core/create-handshake.js';
 import { Channel, ChannelError } from '../net/channel.js';
-import { OriginCircuit } from '../net/origin-circuit.js';
+import { hopTargetOf, OriginCircuit } from '../net/origin-circuit.js';
 import { dialLink, linkUrl } from '../net/transport.js';
 import { CONSENSUS_PATH } from './dir-client.js';
 
@@ -248,17 +248,9 @@ export class ReachabilityTester {
           timer = setTimeout(resolve, this.opts.timeoutMs);
         });
         const run = (async () => {
-          circ = await OriginCircuit.create(
-            h.channel,
-            {
-              nickname: t.nickname,
-              identity: t.identity,
-              ntorKey: t.ntorOnionKey,
-              address: t.address,
-              port: t.orPort,
-            },
-            { handshake: this.opts.handshake ?? 'ntor' },
-          );
+          circ = await OriginCircuit.create(h.channel, hopTargetOf(t), {
+            handshake: this.opts.handshake ?? 'ntor',
+          });
           await timedFetches(circ, this.opts.timeoutMs, tally);
         })();
         run.catch(() => {});

@@ -15,9 +15,11 @@
  * circuit) are delivered to waiters or emitted as events, so the client and
  * the onion service stay thin.
  */
+
 import { DestroyReason, type LinkMessage } from '../core/cells.js';
 import { type ClientHandshake, type HandshakeName, startClientHandshake } from '../core/create-handshake.js';
 import { legacyIdFromEd25519, type Rng, randomBytes } from '../core/crypto.js';
+import type { ConsensusRelay } from '../core/dirdoc.js';
 import { ShallotError } from '../core/errors.js';
 import { relayLinkSpecifiers } from '../core/link-specifiers.js';
 import type { CircuitKeys } from '../core/ntor.js';
@@ -35,6 +37,19 @@ export interface HopTarget {
   ntorKey: Uint8Array;
   address: string;
   port: number;
+}
+
+/** Where a circuit reaches a relay the consensus lists. */
+export function hopTargetOf(
+  r: Pick<ConsensusRelay, 'nickname' | 'identity' | 'ntorOnionKey' | 'address' | 'orPort'>,
+): HopTarget {
+  return {
+    nickname: r.nickname,
+    identity: r.identity,
+    ntorKey: r.ntorOnionKey,
+    address: r.address,
+    port: r.orPort,
+  };
 }
 
 export class CircuitError extends ShallotError {

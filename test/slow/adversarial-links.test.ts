@@ -14,6 +14,7 @@ import type { Consensus, ConsensusRelay } from '../../services/core/dirdoc.js';
 import { fetchConsensus } from '../../services/directory/dir-client.js';
 import type { Channel } from '../../services/net/channel.js';
 import { ChannelPool } from '../../services/net/channel-pool.js';
+import { hopTargetOf } from '../../services/net/origin-circuit.js';
 import {
   type AdversarialNet,
   honestFetches,
@@ -56,10 +57,7 @@ const relayNamed = (r: ConsensusRelay) => ({ relay: r.nickname });
 
 /** Sends `n` replays of one valid onionskin for `r` on `ch`; resolves with how many got any answer. */
 function flood(ch: Channel, r: ConsensusRelay, n: number): Promise<number> {
-  const { htype, hdata } = startClientHandshake('ntor', randomBytes, {
-    identity: r.identity,
-    ntorKey: r.ntorOnionKey,
-  });
+  const { htype, hdata } = startClientHandshake('ntor', randomBytes, hopTargetOf(r));
   let answered = 0;
   return new Promise((resolve) => {
     const done = () => {

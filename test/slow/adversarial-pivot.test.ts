@@ -23,7 +23,12 @@ import { randomBytes } from '../../services/core/crypto.js';
 import type { Consensus, ConsensusRelay } from '../../services/core/dirdoc.js';
 import { fetchConsensus } from '../../services/directory/dir-client.js';
 import { ChannelPool } from '../../services/net/channel-pool.js';
-import { CircuitError, type HopTarget, OriginCircuit } from '../../services/net/origin-circuit.js';
+import {
+  CircuitError,
+  type HopTarget,
+  hopTargetOf,
+  OriginCircuit,
+} from '../../services/net/origin-circuit.js';
 import {
   type AdversarialNet,
   honestFetches,
@@ -56,13 +61,7 @@ afterAll(async () => {
   await a?.stop();
 }, 60_000);
 
-const hop = (r: ConsensusRelay): HopTarget => ({
-  nickname: r.nickname,
-  identity: r.identity,
-  ntorKey: r.ntorOnionKey,
-  address: r.address,
-  port: r.orPort,
-});
+const hop = hopTargetOf;
 
 /** host:port of a URL or "host:port" string. */
 function hostPort(s: string): { host: string; port: number } {

@@ -20,7 +20,7 @@ import type { Consensus, ConsensusRelay } from '../../services/core/dirdoc.js';
 import { CONSENSUS_PATH, fetchConsensus } from '../../services/directory/dir-client.js';
 import { ChannelPool } from '../../services/net/channel-pool.js';
 import { dirRequest } from '../../services/net/dir-http.js';
-import { type HopTarget, OriginCircuit, StreamRefusedError } from '../../services/net/origin-circuit.js';
+import { hopTargetOf, OriginCircuit, StreamRefusedError } from '../../services/net/origin-circuit.js';
 import type { RelayStream } from '../../services/net/stream.js';
 import { LIGHT_CIRCUIT_STREAMS } from '../../services/relay/exit-sockets.js';
 import {
@@ -74,13 +74,7 @@ afterAll(async () => {
   await a?.stop();
 }, 60_000);
 
-const hop = (r: ConsensusRelay): HopTarget => ({
-  nickname: r.nickname,
-  identity: r.identity,
-  ntorKey: r.ntorOnionKey,
-  address: r.address,
-  port: r.orPort,
-});
+const hop = hopTargetOf;
 
 async function circuitThrough(path: ConsensusRelay[], maxStreams = 16): Promise<OriginCircuit> {
   const [first, ...rest] = path as [ConsensusRelay, ...ConsensusRelay[]];
