@@ -127,7 +127,10 @@ export function registerLoadCommand(program: Command): Command {
     )
     .option('-c, --concurrency <n>', 'requests in flight at once', String(DEFAULTS.concurrency))
     .option('-r, --rate <req/s>', 'start at most this many requests per second (default: unpaced)')
-    .option('-d, --duration <seconds>', 'stop starting requests after this long')
+    .option(
+      '-d, --duration <time>',
+      'stop starting requests after this long (seconds, or with a unit: 20s, 5m, 1h)',
+    )
     .option(
       '-n, --count <n>',
       `requests to make; with --duration, whichever ends first (default ${DEFAULTS.count} when neither is given)`,
@@ -142,8 +145,8 @@ export function registerLoadCommand(program: Command): Command {
       'a fresh SOCKS username per request, so the client builds/assigns a separate circuit each time (default: one shared isolation group for the run)',
     )
     .option(
-      '-t, --timeout <seconds>',
-      'per request, from SOCKS connect to the last byte',
+      '-t, --timeout <time>',
+      'per request, from SOCKS connect to the last byte (seconds, or 30s, 2m)',
       String(DEFAULTS.timeoutSec),
     )
     .option('--mode <mode>', 'request protocol; only "http" (GET /bytes/<n>) is supported', 'http')

@@ -190,6 +190,18 @@ export function parseSize(v: Num): number {
   return n;
 }
 
+const TIME_UNITS: Record<string, number> = { ms: 0.001, s: 1, m: 60, min: 60, h: 3600 };
+
+/** A length of time in seconds: a plain number is seconds; "20s", "1.5m", "2h", "500ms" as people write them. */
+function seconds(v: Num | null | undefined, what: string, min: number, max: number): number | null {
+  if (typeof v !== 'string') return num(v, what, min, max);
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h)?\s*$/i.exec(v);
+  const unit = TIME_UNITS[(m?.[2] ?? 's').toLowerCase()];
+  if (!m || unit === undefined)
+    throw new LoadConfigError(`${what} ${JSON.stringify(v)}: want e.g. 60, 20s, 5m, 1h`);
+  return num(Number(m[1]) * unit, what, min, max);
+}
+
 function num(v: Num | null | undefined, what: string, min: number, max: number, int = false): number | null {
   if (v === undefined || v === null || v === '') return null;
   const n = typeof v === 'number' ? v : Number(v.trim());
@@ -223,7 +235,7 @@ export function resolveLoadOptions(i: LoadInput): LoadOptions {
   parseTarget(i.target);
   const socks = i.socks ?? process.env.SHALLOT_SOCKS ?? DEFAULTS.socks;
   parseHostPort(socks, 'SOCKS address');
-  const durationSec = num(i.durationSec ?? i.duration, 'duration', 0.001, 7 * 24 * 3600);
+  const durationSec = seconds(i.durationSec ?? i.duration, 'duration', 0.001, 7 * 24 * 3600);
   let count = num(i.count, 'count', 1, 10_000_000, true);
   if (count === null && durationSec === null) count = DEFAULTS.count;
   const rawSizes = i.sizes ?? i.size;
@@ -250,7 +262,7 @@ export function resolveLoadOptions(i: LoadInput): LoadOptions {
     count,
     sizes,
     newCircuit: i.newCircuit ?? false,
-    timeoutSec: num(i.timeoutSec ?? i.timeout, 'timeout', 0.001, 24 * 3600) ?? DEFAULTS.timeoutSec,
+    timeoutSec: seconds(i.timeoutSec ?? i.timeout, 'timeout', 0.001, 24 * 3600) ?? DEFAULTS.timeoutSec,
     mode: 'http',
     verify: i.verify ?? true,
     clientMetrics: i.clientMetrics ? metricsUrl(i.clientMetrics) : null,

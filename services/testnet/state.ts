@@ -30,7 +30,8 @@ export interface NetworkState {
 }
 
 export const stateFile = (dataDir: string): string => path.join(dataDir, 'state.json');
-export const targetsFile = (dataDir: string): string => path.join(dataDir, 'prometheus-targets.json');
+/** Absolute, so state.json stays right from any working directory (a relative --data-dir gave a relative path). */
+export const targetsFile = (dataDir: string): string => path.resolve(dataDir, 'prometheus-targets.json');
 
 async function writeAtomic(file: string, text: string): Promise<void> {
   const tmp = `${file}.tmp-${process.pid}`;

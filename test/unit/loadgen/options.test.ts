@@ -79,6 +79,18 @@ describe('resolveLoadOptions', () => {
     });
   });
 
+  it('takes durations and timeouts with units, as people write them (20s, 5m, 1h, 500ms)', () => {
+    const d = (duration: string) => resolveLoadOptions({ target: '127.0.0.1:80', duration }).durationSec;
+    expect([d('20'), d('20s'), d('1.5m'), d('2h'), d('500ms'), d(' 5 min ')]).toEqual([
+      20, 20, 90, 7200, 0.5, 300,
+    ]);
+    expect(resolveLoadOptions({ target: '127.0.0.1:80', timeout: '2m' }).timeoutSec).toBe(120);
+    for (const bad of ['20x', 's', '-5s', '1e3', '9999h'])
+      expect(() => resolveLoadOptions({ target: '127.0.0.1:80', duration: bad }), bad).toThrow(
+        LoadConfigError,
+      );
+  });
+
   it('reads CLI strings: size lists, comma-separated and repeated metrics URLs', () => {
     const o = resolveLoadOptions({
       target: ONION,

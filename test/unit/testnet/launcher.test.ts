@@ -10,7 +10,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { readUpState } from '../../../services/loadgen/network-state.js';
 import { PortAllocator } from '../../../services/testnet/ports.js';
-import { lockDataDir, NoNetworkError, readState, stateFile } from '../../../services/testnet/state.js';
+import { lockDataDir, NoNetworkError, readState, stateFile, targetsFile } from '../../../services/testnet/state.js';
 import { up } from '../../../services/testnet/up.js';
 import { SILENT_PROGRESS } from '../../helpers/testnet.js';
 
@@ -110,5 +110,13 @@ describe('launcher bookkeeping', () => {
         SILENT_PROGRESS,
       ),
     ).rejects.toThrow(/already running or starting \(pid \d+\)/);
+  });
+});
+
+describe('state.json paths', () => {
+  it('names the Prometheus targets file by an absolute path, whatever --data-dir was', () => {
+    const f = targetsFile('.shallot');
+    expect(path.isAbsolute(f)).toBe(true);
+    expect(f).toBe(path.join(process.cwd(), '.shallot', 'prometheus-targets.json'));
   });
 });
