@@ -10,7 +10,13 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { readUpState } from '../../../services/loadgen/network-state.js';
 import { PortAllocator } from '../../../services/testnet/ports.js';
-import { lockDataDir, NoNetworkError, readState, stateFile, targetsFile } from '../../../services/testnet/state.js';
+import {
+  lockDataDir,
+  NoNetworkError,
+  readState,
+  stateFile,
+  targetsFile,
+} from '../../../services/testnet/state.js';
 import { up } from '../../../services/testnet/up.js';
 import { SILENT_PROGRESS } from '../../helpers/testnet.js';
 
