@@ -227,7 +227,7 @@ function build(registry: Registry) {
       }),
       edgeStreams: new Gauge({
         name: 'shallot_relay_edge_streams',
-        help: 'Streams at this relay\'s circuit edges (exit, BEGIN_DIR), by state: open, half_closed (END sent, the client\'s END due).',
+        help: "Streams at this relay's circuit edges (exit, BEGIN_DIR), by state: open, half_closed (END sent, the client's END due).",
         labelNames: ['relay', 'state'] as const,
         registers: r,
       }),
