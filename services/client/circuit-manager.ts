@@ -335,16 +335,15 @@ export class CircuitManager {
       pickGuard(this.guards, { ...pickOpts, usable: (id) => !exclude.has(id) && !avoidGuards.has(id) }) ??
       pickGuard(this.guards, { ...pickOpts, usable: (id) => !exclude.has(id) });
     const guard = pick ? dir.get(pick.id) : undefined;
-    let path: NetRelay[];
-    try {
-      const candidates =
-        req.exitHost !== undefined
-          ? dir.relays.filter(
-              (r) =>
-                !r.flags.includes('Exit') || NetDir.exitAllows(r, req.exitHost as string, req.exitPort ?? 0),
-            )
-          : dir.relays;
-      path = choosePath(
+    // Relays that stopped answering lately are left out while a path exists without them.
+    const silent = this.unresponsiveIds();
+    const policyOk = (r: NetRelay) =>
+      req.exitHost === undefined ||
+      !r.flags.includes('Exit') ||
+      NetDir.exitAllows(r, req.exitHost, req.exitPort ?? 0);
+    const heard = (r: NetRelay) => !silent.has(r.id) || r.id === req.lastHop?.id;
+    const choose = (candidates: NetRelay[], g: NetRelay | undefined) =>
+      choosePath(
         candidates,
         {
           purpose,
@@ -353,12 +352,23 @@ export class CircuitManager {
           enforceFamily: true,
           weights: dir.consensus.bandwidthWeights,
           ...(req.exitPort !== undefined ? { exitPort: req.exitPort } : {}),
-          ...(guard ? { guard } : {}),
+          ...(g ? { guard: g } : {}),
           ...(req.lastHop ? { lastHop: req.lastHop } : {}),
           ...(layer2 ? { vanguards: layer2 } : {}),
         },
         this.rng,
       );
+    let path: NetRelay[];
+    try {
+      try {
+        path = choose(
+          dir.relays.filter((r) => policyOk(r) && heard(r)),
+          guard && heard(guard) ? guard : undefined,
+        );
+      } catch (e) {
+        if (!(e instanceof PathError) || silent.size === 0) throw e;
+        path = choose(dir.relays.filter(policyOk), guard);
+      }
     } catch (e) {
       this.countFailure(purpose, 'no_path');
       throw e;
@@ -398,7 +408,7 @@ export class CircuitManager {
       hopTimer = setTimeout(() => {
         if (circ === null && channel !== null)
           this.firstHopStoppedAnswering(channel, isGuard ? first.id : null);
-        this.markUnresponsive(hop);
+        this.markUnresponsive(hop.id);
         abandon(new CircuitError(DestroyReason.TIMEOUT, `${hop.nickname} did not answer`, 'timeout'));
       }, this.opts.firstHopTimeoutMs);
     };
@@ -469,8 +479,8 @@ export class CircuitManager {
     return until !== undefined && until > this.now();
   }
 
-  private markUnresponsive(relay: NetRelay): void {
-    this.unresponsive.set(relay.id, this.now() + UNRESPONSIVE_MS);
+  private markUnresponsive(id: string): void {
+    this.unresponsive.set(id, this.now() + UNRESPONSIVE_MS);
   }
 
   /**
@@ -484,6 +494,7 @@ export class CircuitManager {
     if (guardId) {
       this.guards = markGuardFailure(this.guards, guardId, this.now());
       void this.saveGuards().catch(() => {});
+      this.markUnresponsive(guardId);
     }
     for (const t of this.exits) if (t.circ.channel === channel) t.dirtySince = Number.NEGATIVE_INFINITY;
     for (const circ of this.others.keys())
