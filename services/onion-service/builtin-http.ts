@@ -40,10 +40,13 @@ export function builtinSha256(n: number): string {
   return Buffer.from(sha256(...parts)).toString('hex');
 }
 
-const INDEX_TEXT =
-  'Shallot onion service (built-in backend)\n' +
+/** The `/` page: what serves it (the onion service's backend, or `shallot up`'s exit target), then the routes. */
+const indexText = (title: string) =>
+  `${title}\n` +
   'GET /bytes/<n>   n deterministic bytes (n <= 1073741824)\n' +
   'GET /sha256/<n>  hex SHA-256 of /bytes/<n>\n';
+
+const ONION_TITLE = 'Shallot onion service (built-in backend)';
 
 const REASONS: Record<number, string> = {
   200: 'OK',
@@ -113,7 +116,7 @@ function write(stream: Duplex, chunk: Uint8Array): Promise<void> {
   });
 }
 
-async function respond(stream: Duplex, req: Request): Promise<void> {
+async function respond(stream: Duplex, req: Request, title: string): Promise<void> {
   let status = 200;
   let body: Uint8Array | null = null;
   let length = 0;
@@ -124,7 +127,7 @@ async function respond(stream: Duplex, req: Request): Promise<void> {
   } else if (req.method !== 'GET' && req.method !== 'HEAD') {
     status = 405;
   } else if (req.path === '/') {
-    body = utf8(INDEX_TEXT);
+    body = utf8(indexText(title));
   } else if (m) {
     const n = sizeFrom(m[2]!);
     if (n === null) status = 400;
@@ -157,8 +160,8 @@ async function respond(stream: Duplex, req: Request): Promise<void> {
 
 class CloseAfterResponse extends Error {}
 
-/** Serves HTTP on `stream` until it closes; never throws. */
-export function serveBuiltinHttp(stream: Duplex): void {
+/** Serves HTTP on `stream` until it closes; never throws. `title` heads the `/` page. */
+export function serveBuiltinHttp(stream: Duplex, title = ONION_TITLE): void {
   let buf: Buffer = Buffer.alloc(0);
   let busy = false;
   let ended = false;
@@ -172,7 +175,7 @@ export function serveBuiltinHttp(stream: Duplex): void {
     if (idx < 0) {
       if (buf.length > MAX_HEAD) {
         busy = true;
-        respond(stream, { method: 'GET', path: '/', keepAlive: false, bad: 431 }).catch(finish);
+        respond(stream, { method: 'GET', path: '/', keepAlive: false, bad: 431 }, title).catch(finish);
       } else if (ended) finish();
       return;
     }
@@ -181,7 +184,7 @@ export function serveBuiltinHttp(stream: Duplex): void {
     busy = true;
     // Stop reading while a response is written, so pipelined requests wait their turn.
     stream.pause();
-    respond(stream, req).then(
+    respond(stream, req, title).then(
       () => {
         busy = false;
         stream.resume();

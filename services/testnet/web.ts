@@ -11,6 +11,6 @@ export type WebTarget = TcpServer;
 export function startWebTarget(host: string, port: number): Promise<WebTarget> {
   return listenTcp({ host, port }, (s) => {
     s.on('error', () => s.destroy());
-    serveBuiltinHttp(s);
+    serveBuiltinHttp(s, 'Shallot exit target (shallot up: reached through exits, not an onion service)');
   });
 }

@@ -18,6 +18,7 @@ import {
   targetsFile,
 } from '../../../services/testnet/state.js';
 import { up } from '../../../services/testnet/up.js';
+import { startWebTarget } from '../../../services/testnet/web.js';
 import { SILENT_PROGRESS } from '../../helpers/testnet.js';
 
 let dir = '';
@@ -124,5 +125,18 @@ describe('state.json paths', () => {
     const f = targetsFile('.shallot');
     expect(path.isAbsolute(f)).toBe(true);
     expect(f).toBe(path.join(process.cwd(), '.shallot', 'prometheus-targets.json'));
+  });
+});
+
+describe('the exit target', () => {
+  it('says on its / page that it is the exit target, not an onion service', async () => {
+    const web = await startWebTarget('127.0.0.1', 0);
+    try {
+      const text = await (await fetch(`http://127.0.0.1:${web.port}/`)).text();
+      expect(text).toMatch(/^Shallot exit target/);
+      expect(text).not.toContain('onion service (built-in backend)');
+    } finally {
+      await web.close();
+    }
   });
 });
