@@ -573,15 +573,18 @@ export class CircuitManager {
    * `connection_ap_expire_beginning`): the circuit takes no new streams. If
    * nothing at all came through its first hop meanwhile, on any circuit, the
    * first hop stopped answering: every circuit through it is retired and its
-   * guard marked failed, so the next attempt does not meet it again.
+   * guard marked failed, so the next attempt does not meet it again. Else
+   * its later hops are left out of new paths for a minute (one of them, or
+   * the far side of a rendezvous, is silent; C tor blames none of them and
+   * may pick the same relay again).
    */
   streamTimedOut(circ: OriginCircuit, waitedMs: number): void {
     this.retire(circ, 'stream_timeout');
     const heard = this.heard.get(circ.channel) ?? Number.NEGATIVE_INFINITY;
-    if (this.now() - heard >= waitedMs) {
-      const first = circ.hops[0];
-      this.firstHopStoppedAnswering(circ.channel, first ? Buffer.from(first.identity).toString('hex') : null);
-    }
+    const [first, ...rest] = circ.hops.map((h) => Buffer.from(h.identity).toString('hex'));
+    if (this.now() - heard >= waitedMs) this.firstHopStoppedAnswering(circ.channel, first ?? null);
+    // The first hop answers, so a later hop is silent; which one is unknown, so each is avoided for a while.
+    else for (const id of rest) this.markUnresponsive(id);
   }
 
   /** Notes that `circ`'s first hop is alive now and whenever `stream` delivers data; returns `stream`. */
