@@ -9,8 +9,12 @@
 // intro point: >= 95 % of the requests started during the pause succeed.
 // Requests whose data was in flight through the relay when it froze stall
 // (as in C tor: no timeout once CONNECTED); each request is abandoned after
-// 15 s, an application's own timeout, so its worker goes on. The relay is
-// resumed with SIGCONT in a finally.
+// 15 s, an application's own timeout, so its worker goes on. The ratio is
+// over all requests; onion ones are few (their workers sit out such stalls
+// and a rendezvous again after a 10 s stream timeout) and are logged, not
+// asserted apart: a frozen relay on the reused rendezvous path can still
+// cost an onion request more than 15 s. The relay is resumed with SIGCONT in
+// a finally.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { httpGet } from '../../services/loadgen/http-get.js';
 import {
