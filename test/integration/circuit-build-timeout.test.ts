@@ -10,6 +10,7 @@ import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ShallotClient } from '../../services/client/client.js';
 import { LocalNetwork } from '../../services/testnet/network.js';
+import { flagsListed } from '../helpers/consensus.js';
 import { testLogger } from '../helpers/log.js';
 
 let network: LocalNetwork;
@@ -50,17 +51,6 @@ function stall(ms: number): void {
   const end = performance.now() + ms;
   while (performance.now() < end) {
     // busy
-  }
-}
-
-/** Waits until the client's consensus gives every relay `flags` (the first one may predate the authorities' uptime thresholds). */
-async function flagsListed(c: ShallotClient, flags: string[], relays: number): Promise<void> {
-  const deadline = Date.now() + 40_000;
-  for (;;) {
-    const n = c.dir?.relays.filter((r) => flags.every((f) => r.flags.includes(f))).length ?? 0;
-    if (n >= relays) return;
-    if (Date.now() > deadline) throw new Error(`${n} of ${relays} relays have ${flags.join(',')} after 40 s`);
-    await new Promise((r) => setTimeout(r, 250));
   }
 }
 

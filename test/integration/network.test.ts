@@ -7,6 +7,7 @@ import { ShallotClient } from '../../services/client/client.js';
 import { SocksReply } from '../../services/client/socks5.js';
 import { randomBytes } from '../../services/core/crypto.js';
 import { LocalNetwork } from '../../services/testnet/network.js';
+import { flagsListed } from '../helpers/consensus.js';
 import { testLogger } from '../helpers/log.js';
 import { readAll, startBlobServer, type TestServer } from '../helpers/servers.js';
 import { SocksReplyError, socksConnect } from '../helpers/socks-client.js';
@@ -29,6 +30,8 @@ beforeAll(async () => {
   );
   await client.start();
   await client.ready(30_000);
+  // The first consensus may predate the authorities' uptime thresholds (Guard after a fifth of an interval).
+  await flagsListed(client, ['Fast', 'Guard', 'Running', 'Stable', 'Valid'], 8);
 }, 90_000);
 
 afterAll(async () => {

@@ -30,6 +30,7 @@ import { blindExpandedKey } from '../../services/core/hs-keys.js';
 import { relayLinkSpecifiers } from '../../services/core/link-specifiers.js';
 import { encodeOnionAddress } from '../../services/core/onion-address.js';
 import { LocalNetwork } from '../../services/testnet/network.js';
+import { flagsListed } from '../helpers/consensus.js';
 import { testLogger } from '../helpers/log.js';
 
 let network: LocalNetwork;
@@ -168,17 +169,6 @@ async function muteService(): Promise<string> {
   await established;
   publishDescriptor(id.seed, [introPointAt(relay, auth.public, x25519Generate().public)]);
   return encodeOnionAddress(id.public);
-}
-
-/** Waits until the client's consensus gives every relay `flags` (the first one may predate the authorities' uptime thresholds). */
-async function flagsListed(c: ShallotClient, flags: string[], relays: number): Promise<void> {
-  const deadline = Date.now() + 40_000;
-  for (;;) {
-    const n = c.dir?.relays.filter((r) => flags.every((f) => r.flags.includes(f))).length ?? 0;
-    if (n >= relays) return;
-    if (Date.now() > deadline) throw new Error(`${n} of ${relays} relays have ${flags.join(',')} after 40 s`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
 }
 
 describe('SOCKS replies arrive before the close', () => {
