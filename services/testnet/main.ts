@@ -106,6 +106,12 @@ export function program(): Command {
       parseParams,
       {},
     )
+    .option(
+      '--max-circuit-dirtiness <s>',
+      "the client's MaxCircuitDirtiness: seconds a used circuit takes new streams (and, with per-request isolation, how long each request's circuit lives)",
+      intOption('max circuit dirtiness', 1, 86_400),
+      600,
+    )
     .option('--no-tls', 'plain ws links instead of wss (debugging only)')
     .option(
       '--bootstrap-timeout <sec>',

@@ -57,6 +57,8 @@ export interface UpOptions {
   bootstrapTimeout: number;
   /** Consensus params the authorities vote (the DoS* limits and the like); none: each one's default. */
   consensusParams?: Record<string, number>;
+  /** The client's MaxCircuitDirtiness, seconds (default C tor's 600). */
+  maxCircuitDirtiness?: number;
 }
 
 export interface RunningNetwork {
@@ -185,7 +187,13 @@ async function upInProcess(o: UpOptions, progress: ProgressSink): Promise<Runnin
         socksHost: '127.0.0.1',
         socksPort: await net.ports.take(o.socksPort),
         ...(auth ? { clientAuthKeys: await readClientAuthKeys(auth.clientDir) } : {}),
-        circuits: { tls: o.tls, dataDir: o.dataDir, handshake: o.handshake, vanguardsLite: o.vanguardsLite },
+        circuits: {
+          tls: o.tls,
+          dataDir: o.dataDir,
+          handshake: o.handshake,
+          vanguardsLite: o.vanguardsLite,
+          ...(o.maxCircuitDirtiness ? { maxDirtinessMs: o.maxCircuitDirtiness * 1000 } : {}),
+        },
       },
     );
     await client.start();
@@ -422,6 +430,7 @@ async function upProcesses(o: UpOptions, progress: ProgressSink): Promise<Runnin
         '--data-dir',
         path.join(o.dataDir, 'client'),
         ...(auth ? ['--onion-auth-dir', auth.clientDir] : []),
+        ...(o.maxCircuitDirtiness ? ['--max-circuit-dirtiness', String(o.maxCircuitDirtiness)] : []),
         ...building,
       ],
       clientOps,

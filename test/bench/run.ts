@@ -6,8 +6,9 @@
  * Options: --quick (shorter budgets), --no-e2e (skip the wss figures),
  * --only=<substring> (run only benchmarks whose name contains it),
  * --soak (add the soak bench: --soak-minutes=N of load per phase, default
- * 10, then --soak-idle-minutes=N idle, default 5; `--soak --only=soak` runs
- * it alone).
+ * 10, then --soak-idle-minutes=N idle, default 5, with the client's
+ * MaxCircuitDirtiness --soak-dirtiness=S, default C tor's 600; `--soak
+ * --only=soak` runs it alone).
  * A section that fails becomes a "not available" row with the reason; the
  * run still writes its results and exits non-zero.
  */
@@ -99,6 +100,7 @@ const sections: Section[] = [
             soakBenches({
               loadMinutes: numArg('soak-minutes', 10),
               idleMinutes: numArg('soak-idle-minutes', 5),
+              dirtinessSec: numArg('soak-dirtiness', 600),
             }),
         },
       ]

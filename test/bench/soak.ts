@@ -170,9 +170,21 @@ function row(
   };
 }
 
-export async function soakBenches(o: { loadMinutes: number; idleMinutes: number }): Promise<BenchResult[]> {
+export async function soakBenches(o: {
+  loadMinutes: number;
+  idleMinutes: number;
+  /** The client's MaxCircuitDirtiness, s: with a new circuit per request, circuits level off at rate x this. */
+  dirtinessSec: number;
+}): Promise<BenchResult[]> {
   const dataDir = await mkdtemp(path.join(tmpdir(), 'shallot-soak-'));
-  const net = await upProcessNetwork({ relays: 8, exits: 3, onionServices: 1, dataDir, logLevel: 'warn' });
+  const net = await upProcessNetwork({
+    relays: 8,
+    exits: 3,
+    onionServices: 1,
+    dataDir,
+    logLevel: 'warn',
+    maxCircuitDirtiness: o.dirtinessSec,
+  });
   try {
     const [host, port] = (net.state.web ?? '').split(':');
     const web = { host: host ?? '127.0.0.1', port: Number(port) };
@@ -182,8 +194,16 @@ export async function soakBenches(o: { loadMinutes: number; idleMinutes: number 
     const shared = await phase(net, web, onion, false, loadMs, idleMs);
     const isolated = await phase(net, web, onion, true, loadMs, idleMs);
     return [
-      row(`soak, shared circuits, ${o.loadMinutes} min`, shared, loadMs / 1000),
-      row(`soak, --new-circuit, ${o.loadMinutes} min`, isolated, loadMs / 1000),
+      row(
+        `soak, shared circuits, ${o.loadMinutes} min, dirtiness ${o.dirtinessSec} s`,
+        shared,
+        loadMs / 1000,
+      ),
+      row(
+        `soak, --new-circuit, ${o.loadMinutes} min, dirtiness ${o.dirtinessSec} s`,
+        isolated,
+        loadMs / 1000,
+      ),
     ];
   } finally {
     await net.stop();

@@ -9,7 +9,17 @@ export const SILENT_PROGRESS = { update: () => {}, line: () => {}, done: () => {
 /** 3 authorities, 5 s voting, TLS, ntor unless asked, a free SOCKS port; the caller picks the relays (and onion services, default none). */
 export async function upProcessNetwork(
   o: Pick<UpOptions, 'relays' | 'exits' | 'dataDir' | 'logLevel'> &
-    Partial<Pick<UpOptions, 'onionServices' | 'handshake' | 'clientAuth' | 'vanguardsLite'>>,
+    Partial<
+      Pick<
+        UpOptions,
+        | 'onionServices'
+        | 'handshake'
+        | 'clientAuth'
+        | 'vanguardsLite'
+        | 'maxCircuitDirtiness'
+        | 'consensusParams'
+      >
+    >,
 ): Promise<RunningNetwork> {
   return up(
     {
