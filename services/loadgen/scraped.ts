@@ -111,7 +111,7 @@ function introPointSpread([b, a]: Pair, relayNames: readonly string[]): Spread {
 
 function instanceSpread([b, a]: Pair, wanted: string | null): InstanceSpread | null {
   // The `service` label as shallot up names the service; a lone service whose label differs
-  // (process-per-node services are not given their name) is still the one.
+  // (a service started by hand under another name) is still the one.
   const names = labelValues(a, 'shallot_hs_intro_points', 'service');
   const service = wanted && names.includes(wanted) ? wanted : names.length === 1 ? names[0]! : null;
   const where: Record<string, string> = service ? { service } : {};

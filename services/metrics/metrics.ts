@@ -284,14 +284,14 @@ function build(registry: Registry) {
       }),
       introRequests: new Counter({
         name: 'shallot_hs_intro_requests_total',
-        help: 'INTRODUCE2 cells received by outcome (accepted, replay, rend_cookie_replay, bad_mac, rate_limited, invalid; bad_mac and invalid are junk, which never enters a replay cache).',
-        labelNames: ['service', 'outcome'] as const,
+        help: 'INTRODUCE2 cells received by outcome (accepted, replay, rend_cookie_replay, bad_mac, rate_limited, invalid; bad_mac and invalid are junk, which never enters a replay cache), per service instance.',
+        labelNames: ['service', 'service_instance', 'outcome'] as const,
         registers: r,
       }),
       rend: new Counter({
         name: 'shallot_hs_rend_total',
-        help: 'Rendezvous circuits built by the service, by outcome.',
-        labelNames: ['service', 'outcome'] as const,
+        help: 'Rendezvous circuits built by the service, by outcome, per service instance (how load spreads over instances).',
+        labelNames: ['service', 'service_instance', 'outcome'] as const,
         registers: r,
       }),
       introPoints: new Gauge({
@@ -311,7 +311,7 @@ function build(registry: Registry) {
       rendRetries: new Counter({
         name: 'shallot_hs_rend_retries_total',
         help: 'Rendezvous circuits relaunched by the service after one failed to build (at most hs_service_max_rdv_failures builds per introduction, within 30 s).',
-        labelNames: ['service'] as const,
+        labelNames: ['service', 'service_instance'] as const,
         registers: r,
       }),
     },

@@ -805,7 +805,7 @@ export class OnionService extends TypedEmitter<OnionServiceEvents> {
   /* ------------------------------------------------------------ INTRODUCE2 */
 
   private introOutcome(outcome: string): void {
-    this.m.introRequests.labels({ ...this.label, outcome }).inc();
+    this.m.introRequests.labels({ ...this.label, service_instance: this.instance, outcome }).inc();
   }
 
   /** The order of checks is explained in introduce.ts: junk first, caches after the MAC. */
@@ -844,7 +844,7 @@ export class OnionService extends TypedEmitter<OnionServiceEvents> {
     this.pendingRend++;
     this.rendezvous(intro, opened)
       .catch((e: unknown) => {
-        this.m.rend.labels({ ...this.label, outcome: 'failure' }).inc();
+        this.m.rend.labels({ ...this.label, service_instance: this.instance, outcome: 'failure' }).inc();
         this.log.info('rendezvous failed', { error: (e as Error).message });
       })
       .finally(() => {
@@ -903,7 +903,7 @@ export class OnionService extends TypedEmitter<OnionServiceEvents> {
         sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
         discard: (late) => late.destroy(DestroyReason.FINISHED),
         onRetry: (attempt, e) => {
-          this.m.rendRetries.labels(this.label).inc();
+          this.m.rendRetries.labels({ ...this.label, service_instance: this.instance }).inc();
           this.log.info('rendezvous circuit failed; retrying', {
             rp: rp.nickname,
             attempt,
@@ -940,7 +940,7 @@ export class OnionService extends TypedEmitter<OnionServiceEvents> {
     circ.on('message', ({ hop, streamId, msg }) => {
       if (hop === edge && msg.type === 'BEGIN') this.onBegin(circ, streamId, msg);
     });
-    this.m.rend.labels({ ...this.label, outcome: 'success' }).inc();
+    this.m.rend.labels({ ...this.label, service_instance: this.instance, outcome: 'success' }).inc();
     this.emit('rendezvous', { relay: rp.nickname });
     this.log.debug('rendezvous circuit open', { rp: rp.nickname });
   }
