@@ -34,6 +34,7 @@
 import type { Duplex } from 'node:stream';
 import { toHex } from '../core/bytes.js';
 import type { HandshakeName } from '../core/create-handshake.js';
+import type { RelayDescriptor } from '../core/dirdoc.js';
 import { Channel, ChannelError } from '../net/channel.js';
 import { hopTargetOf, OriginCircuit } from '../net/origin-circuit.js';
 import { dialLink, linkUrl } from '../net/transport.js';
@@ -45,15 +46,11 @@ const MAX_FETCHES = 8;
 
 export type ProbeResult = 'up' | 'refused' | 'timeout' | 'wrong-identity' | 'failed';
 
-export interface ProbeTarget {
-  nickname: string;
-  identity: Uint8Array;
-  ntorOnionKey: Uint8Array;
-  address: string;
-  orPort: number;
-  /** The relay's advertised link URL: only its scheme (ws/wss) is used. */
-  linkUrl?: string;
-}
+/** What a probe needs of a descriptor; of its link URL only the scheme (ws/wss) is used. */
+export type ProbeTarget = Pick<
+  RelayDescriptor,
+  'nickname' | 'identity' | 'ntorOnionKey' | 'address' | 'orPort' | 'linkUrl'
+>;
 
 export interface ReachabilityOptions {
   /** Per probe (dial + handshake) and per measurement. */

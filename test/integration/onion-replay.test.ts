@@ -14,25 +14,20 @@ import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ShallotClient } from '../../services/client/client.js';
 import { toHex } from '../../services/core/bytes.js';
-import { legacyIdFromEd25519, randomBytes } from '../../services/core/crypto.js';
+import { randomBytes } from '../../services/core/crypto.js';
 import {
-  buildIntroduce1,
   decodeEstablishIntro,
   encodeIntroduceAck,
   IntroduceAckStatus,
 } from '../../services/core/hs-cells.js';
 import type { IntroPointInfo } from '../../services/core/hs-descriptor.js';
-import { blindIdentity, hsSubcredential } from '../../services/core/hs-keys.js';
-import { timePeriodParams } from '../../services/core/hs-time.js';
-import { relayLinkSpecifiers } from '../../services/core/link-specifiers.js';
-import { decodeOnionAddress } from '../../services/core/onion-address.js';
 import type { OrCircuit } from '../../services/net/or-circuit.js';
 import type { OriginCircuit } from '../../services/net/origin-circuit.js';
-import { clientFetchPeriod } from '../../services/onion-service/periods.js';
 import { OnionService } from '../../services/onion-service/service.js';
 import type { RelayNode } from '../../services/relay/node.js';
 import { attachOnionRoles } from '../../services/relay/onion-roles.js';
 import { LocalNetwork } from '../../services/testnet/network.js';
+import { validIntroduce1 } from '../helpers/introduce.js';
 import { testLogger } from '../helpers/log.js';
 
 const JUNK = 50_500;
@@ -95,34 +90,12 @@ async function until(cond: () => Promise<boolean>, timeoutMs: number, what: stri
 }
 
 /** A valid INTRODUCE1 for `ip` (the attacker read the descriptor) naming a rendezvous point and `cookie`. */
-function validIntroduce1(ip: IntroPointInfo, cookie: Uint8Array): Uint8Array {
+function introduce1For(ip: IntroPointInfo, cookie: Uint8Array): Uint8Array {
   const dir = attacker.dir;
   if (!dir) throw new Error('no consensus');
-  const pub = decodeOnionAddress(service.onionAddress);
-  const p = timePeriodParams({ votingIntervalSec: dir.consensus.votingIntervalSec, testnet: true });
-  const { tp } = clientFetchPeriod(dir.consensus, p);
-  const blinded = blindIdentity(pub, BigInt(tp), BigInt(p.lengthMinutes));
   const rp = dir.relays[0];
   if (!rp) throw new Error('no relays');
-  return buildIntroduce1(
-    {
-      authKey: ip.authKey,
-      B: ip.encKey,
-      subcredential: hsSubcredential(pub, blinded),
-      plaintext: {
-        cookie,
-        extensions: [],
-        onionKey: rp.ntorKey,
-        linkSpecifiers: relayLinkSpecifiers({
-          address: rp.address,
-          port: rp.port,
-          legacyId: legacyIdFromEd25519(rp.identity),
-          ed25519Id: rp.identity,
-        }),
-      },
-    },
-    randomBytes,
-  ).cell;
+  return validIntroduce1(dir, service.onionAddress, ip, rp, cookie);
 }
 
 let ip: IntroPointInfo;
@@ -187,7 +160,7 @@ describe('INTRODUCE2 replay cache under a junk flood from a hostile intro point'
   let old: Uint8Array;
 
   it('accepts one valid introduction (it enters the intro point’s cache)', async () => {
-    old = validIntroduce1(ip, cookie);
+    old = introduce1For(ip, cookie);
     circ.sendControl({ type: 'INTRODUCE1', body: old });
     await until(async () => (await intro('accepted')) === 1, 10_000, 'the valid introduction');
     expect(service.introReplayEntries).toBe(1);
@@ -196,7 +169,7 @@ describe('INTRODUCE2 replay cache under a junk flood from a hostile intro point'
   it(`counts ${JUNK} junk introductions, none of which enters the cache, then refuses the old cell's replay`, async () => {
     const t0 = Date.now();
     // A template: header with the intro point's AUTH_KEY, then X | ENCRYPTED | MAC, randomised per cell.
-    const template = validIntroduce1(ip, randomBytes(20));
+    const template = introduce1For(ip, randomBytes(20));
     const header = 20 + 1 + 2 + 32 + 1;
     const pool = randomBytes(1 << 20);
     const junkCounted = async () => (await intro('bad_mac')) + (await intro('invalid'));
@@ -233,14 +206,14 @@ describe('INTRODUCE2 replay cache under a junk flood from a hostile intro point'
   }, 70_000);
 
   it('refuses a second introduction with a fresh handshake but a used rendezvous cookie', async () => {
-    const again = validIntroduce1(ip, cookie);
+    const again = introduce1For(ip, cookie);
     circ.sendControl({ type: 'INTRODUCE1', body: again });
     await until(async () => (await intro('rend_cookie_replay')) === 1, 10_000, 'the cookie replay');
     expect(await intro('accepted')).toBe(1);
     // It was a new cell for the intro point (its cache has it), but no second rendezvous.
     expect(service.introReplayEntries).toBe(2);
     // A new cookie is served.
-    circ.sendControl({ type: 'INTRODUCE1', body: validIntroduce1(ip, randomBytes(20)) });
+    circ.sendControl({ type: 'INTRODUCE1', body: introduce1For(ip, randomBytes(20)) });
     await until(async () => (await intro('accepted')) === 2, 10_000, 'a fresh introduction');
   });
 

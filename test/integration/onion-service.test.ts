@@ -13,13 +13,12 @@ import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ShallotClient } from '../../services/client/client.js';
 import { toBase64, toHex } from '../../services/core/bytes.js';
-import { ed25519PublicFromSeed, legacyIdFromEd25519, randomBytes } from '../../services/core/crypto.js';
-import { buildIntroduce1, decodeIntroduceAck, IntroduceAckStatus } from '../../services/core/hs-cells.js';
+import { ed25519PublicFromSeed, randomBytes } from '../../services/core/crypto.js';
+import { decodeIntroduceAck, IntroduceAckStatus } from '../../services/core/hs-cells.js';
 import { decryptHsDescriptor, type HsDescriptorContents } from '../../services/core/hs-descriptor.js';
 import { blindIdentity, hsSubcredential } from '../../services/core/hs-keys.js';
 import { timePeriodParams } from '../../services/core/hs-time.js';
 import { fetchHsDirs } from '../../services/core/hsdir-ring.js';
-import { relayLinkSpecifiers } from '../../services/core/link-specifiers.js';
 import { decodeOnionAddress } from '../../services/core/onion-address.js';
 import { dirRequest } from '../../services/net/dir-http.js';
 import { builtinSha256 } from '../../services/onion-service/builtin-http.js';
@@ -27,6 +26,7 @@ import { decodeIdentityFile } from '../../services/onion-service/identity.js';
 import { clientFetchPeriod } from '../../services/onion-service/periods.js';
 import { OnionService } from '../../services/onion-service/service.js';
 import { LocalNetwork } from '../../services/testnet/network.js';
+import { validIntroduce1 } from '../helpers/introduce.js';
 import { testLogger } from '../helpers/log.js';
 import { readAll, startEchoServer, type TestServer } from '../helpers/servers.js';
 import { socksConnect } from '../helpers/socks-client.js';
@@ -269,35 +269,13 @@ describe('onion service', () => {
   it('drops a replayed INTRODUCE2', async () => {
     const onion = service.onionAddress;
     const desc = await eventually(() => fetchDescriptor(user, onion), 20_000);
-    const pub = decodeOnionAddress(onion);
     const dir = user.dir!;
     const ip = desc.introPoints[0]!;
     const ed = ip.linkSpecifiers.find((s) => s.type === 'ed25519');
     const intro = dir.relays.find((r) => ed?.type === 'ed25519' && toHex(r.identity) === toHex(ed.id))!;
     const rp = dir.relays.find((r) => r.id !== intro.id)!;
-    const p = timePeriodParams({ votingIntervalSec: dir.consensus.votingIntervalSec, testnet: true });
-    const { tp } = clientFetchPeriod(dir.consensus, p);
-    const blinded = blindIdentity(pub, BigInt(tp), BigInt(p.lengthMinutes));
     // A well-formed INTRODUCE1 naming a rendezvous point with an unknown cookie.
-    const { cell } = buildIntroduce1(
-      {
-        authKey: ip.authKey,
-        B: ip.encKey,
-        subcredential: hsSubcredential(pub, blinded),
-        plaintext: {
-          cookie: randomBytes(20),
-          extensions: [],
-          onionKey: rp.ntorKey,
-          linkSpecifiers: relayLinkSpecifiers({
-            address: rp.address,
-            port: rp.port,
-            legacyId: legacyIdFromEd25519(rp.identity),
-            ed25519Id: rp.identity,
-          }),
-        },
-      },
-      randomBytes,
-    );
+    const cell = validIntroduce1(dir, onion, ip, rp);
     const before = {
       accepted: await counter(svcRegistry, 'shallot_hs_intro_requests_total', { outcome: 'accepted' }),
       replay: await counter(svcRegistry, 'shallot_hs_intro_requests_total', { outcome: 'replay' }),

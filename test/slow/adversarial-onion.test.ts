@@ -17,8 +17,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ShallotClient } from '../../services/client/client.js';
 import type { NetRelay } from '../../services/client/netdir.js';
 import { concat, toBase64, toHex } from '../../services/core/bytes.js';
-import { legacyIdFromEd25519, randomBytes } from '../../services/core/crypto.js';
-import { buildIntroduce1, decodeIntroduceAck, IntroduceAckStatus } from '../../services/core/hs-cells.js';
+import { randomBytes } from '../../services/core/crypto.js';
+import { decodeIntroduceAck, IntroduceAckStatus } from '../../services/core/hs-cells.js';
 import {
   decryptHsDescriptor,
   type HsDescriptorContents,
@@ -27,7 +27,6 @@ import {
 import { blindIdentity, hsSubcredential } from '../../services/core/hs-keys.js';
 import { timePeriodParams } from '../../services/core/hs-time.js';
 import { fetchHsDirs } from '../../services/core/hsdir-ring.js';
-import { relayLinkSpecifiers } from '../../services/core/link-specifiers.js';
 import { decodeOnionAddress } from '../../services/core/onion-address.js';
 import { httpGet } from '../../services/loadgen/http-get.js';
 import { dirRequest } from '../../services/net/dir-http.js';
@@ -40,6 +39,7 @@ import {
   startAdversarialNet,
   unhealthyNodes,
 } from '../helpers/adversarial.js';
+import { validIntroduce1 } from '../helpers/introduce.js';
 import { testLogger } from '../helpers/log.js';
 import { socksConnect } from '../helpers/socks-client.js';
 
@@ -192,33 +192,10 @@ function junkIntroduce1(ip: IntroPointInfo): Uint8Array {
 }
 
 /** A MAC-valid INTRODUCE1 for `ip` naming a rendezvous point and a fresh cookie. */
-function validIntroduce1(ip: IntroPointInfo): Uint8Array {
+function introduce1For(ip: IntroPointInfo): Uint8Array {
   const dir = attacker.dir;
   if (!dir) throw new Error('no consensus');
-  const pub = decodeOnionAddress(onionAddress());
-  const p = timePeriodParams({ votingIntervalSec: dir.consensus.votingIntervalSec, testnet: true });
-  const { tp } = clientFetchPeriod(dir.consensus, p);
-  const blinded = blindIdentity(pub, BigInt(tp), BigInt(p.lengthMinutes));
-  const rp = dir.relays[0] as NetRelay;
-  return buildIntroduce1(
-    {
-      authKey: ip.authKey,
-      B: ip.encKey,
-      subcredential: hsSubcredential(pub, blinded),
-      plaintext: {
-        cookie: randomBytes(20),
-        extensions: [],
-        onionKey: rp.ntorKey,
-        linkSpecifiers: relayLinkSpecifiers({
-          address: rp.address,
-          port: rp.port,
-          legacyId: legacyIdFromEd25519(rp.identity),
-          ed25519Id: rp.identity,
-        }),
-      },
-    },
-    randomBytes,
-  ).cell;
+  return validIntroduce1(dir, onionAddress(), ip, dir.relays[0] as NetRelay);
 }
 
 const serviceIntro = (outcome: string) =>
@@ -330,7 +307,7 @@ describe('onion-service introduction attacks on a process network', () => {
     let relayed = 0;
     let status: number = IntroduceAckStatus.SUCCESS;
     for (let i = 0; i <= BUDGET + 2 && status === IntroduceAckStatus.SUCCESS; i++) {
-      status = await introduce(ip, validIntroduce1(ip));
+      status = await introduce(ip, introduce1For(ip));
       if (status === IntroduceAckStatus.SUCCESS) relayed++;
       // Let the service act on it before the next one (its intro circuit closes on the last).
       await new Promise((r) => setTimeout(r, 100));
