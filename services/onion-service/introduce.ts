@@ -40,7 +40,9 @@
  * Not in this module: the hs-ntor math and cell codecs (core/hs-cells.ts),
  * the rate limit and rendezvous (service.ts).
  */
+
 import { concat, toHex } from '../core/bytes.js';
+import { boundedParam } from '../core/consensus-param.js';
 import { randomBytes, sha3_256 } from '../core/crypto.js';
 import type { Introduce1 } from '../core/hs-cells.js';
 
@@ -54,19 +56,6 @@ export const INTRO_MAX_LIFETIME_SEC = 24 * 3600;
 export const REND_REPLAY_TIME_INTERVAL_MS = 5 * 60_000;
 const INT32_MAX = 2 ** 31 - 1;
 
-/** A consensus param clamped to [min, max], as C tor's networkstatus_get_param. */
-export function consensusParam(
-  params: Readonly<Record<string, number>> | undefined,
-  name: string,
-  dflt: number,
-  min: number,
-  max: number,
-): number {
-  const v = params?.[name];
-  if (v === undefined || !Number.isInteger(v)) return dflt;
-  return Math.min(max, Math.max(min, v));
-}
-
 export interface IntroLimits {
   minIntroduce2: number;
   maxIntroduce2: number;
@@ -77,12 +66,12 @@ export interface IntroLimits {
 /** The intro-point limits the consensus sets (C tor get_intro_point_{min,max}_{introduce2,lifetime}). */
 export function introLimitsFromParams(params: Readonly<Record<string, number>> | undefined): IntroLimits {
   return {
-    minIntroduce2: consensusParam(params, 'hs_intro_min_introduce2', INTRO_MIN_INTRODUCE2, 0, INT32_MAX),
-    maxIntroduce2: consensusParam(params, 'hs_intro_max_introduce2', INTRO_MAX_INTRODUCE2, 0, INT32_MAX),
+    minIntroduce2: boundedParam(params ?? {}, 'hs_intro_min_introduce2', INTRO_MIN_INTRODUCE2, 0, INT32_MAX),
+    maxIntroduce2: boundedParam(params ?? {}, 'hs_intro_max_introduce2', INTRO_MAX_INTRODUCE2, 0, INT32_MAX),
     minLifetimeMs:
-      consensusParam(params, 'hs_intro_min_lifetime', INTRO_MIN_LIFETIME_SEC, 0, INT32_MAX) * 1000,
+      boundedParam(params ?? {}, 'hs_intro_min_lifetime', INTRO_MIN_LIFETIME_SEC, 0, INT32_MAX) * 1000,
     maxLifetimeMs:
-      consensusParam(params, 'hs_intro_max_lifetime', INTRO_MAX_LIFETIME_SEC, 0, INT32_MAX) * 1000,
+      boundedParam(params ?? {}, 'hs_intro_max_lifetime', INTRO_MAX_LIFETIME_SEC, 0, INT32_MAX) * 1000,
   };
 }
 

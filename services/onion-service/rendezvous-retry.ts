@@ -26,8 +26,9 @@
  * caused by a brief CPU stall on a loaded host is not repeated by an
  * immediate retry. No jitter: the attempts are few and the deadline short.
  */
+
+import { boundedParam } from '../core/consensus-param.js';
 import { ShallotError } from '../core/errors.js';
-import { consensusParam } from './introduce.js';
 
 /** C tor MAX_REND_TIMEOUT: seconds a service keeps trying to reach a rendezvous point. */
 export const MAX_REND_TIMEOUT_MS = 30_000;
@@ -48,8 +49,8 @@ export interface RendRetryPolicy {
 /** The policy the consensus sets (C tor hs_get_service_max_rend_failures). */
 export function rendRetryPolicy(params: Readonly<Record<string, number>> | undefined): RendRetryPolicy {
   return {
-    maxAttempts: consensusParam(
-      params,
+    maxAttempts: boundedParam(
+      params ?? {},
       'hs_service_max_rdv_failures',
       MAX_REND_FAILURES_DEFAULT,
       MAX_REND_FAILURES_MIN,
