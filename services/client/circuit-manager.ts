@@ -56,6 +56,7 @@ import { updateVanguards, type Vanguard } from '../core/vanguards.js';
 import { type Metrics, metricsFor } from '../metrics/metrics.js';
 import type { Channel } from '../net/channel.js';
 import { ChannelPool } from '../net/channel-pool.js';
+import { sendmeAcceptMinVersion } from '../net/edge.js';
 import type { Logger } from '../net/log.js';
 import { CircuitError, OriginCircuit } from '../net/origin-circuit.js';
 import { NetDir, type NetRelay } from './netdir.js';
@@ -428,6 +429,8 @@ export class CircuitManager {
       const creating = OriginCircuit.create(channel, first, {
         rng: this.rng,
         handshake: this.opts.handshake,
+        // prop 289: the network's minimum circuit SENDME version (1 unless the consensus says otherwise).
+        sendmeAcceptMinVersion: sendmeAcceptMinVersion(this.dir?.consensus.params),
       });
       // A CREATE2 answered after we gave up still opens a circuit at the relay: close it.
       abandoned.catch(() => void creating.then((c) => c.destroy(DestroyReason.FINISHED)).catch(() => {}));
