@@ -13,6 +13,7 @@ import type { LoadResult } from '../../services/loadgen/result.js';
 import { metricsFor } from '../../services/metrics/metrics.js';
 import { type OpsServer, serveOps } from '../../services/metrics/server.js';
 import { LocalNetwork } from '../../services/testnet/network.js';
+import { flagsListed } from '../helpers/consensus.js';
 import { testLogger } from '../helpers/log.js';
 import { type BytesServer, startBytesServer } from '../unit/loadgen/bytes-server.js';
 
@@ -38,6 +39,8 @@ beforeAll(async () => {
   );
   await client.start();
   await client.ready(30_000);
+  // The first consensus can predate the authorities' uptime thresholds (no Guard yet: SOCKS 0x01).
+  await flagsListed(client, ['Guard'], 2);
   for (const registry of [relayRegistry, clientRegistry]) {
     ops.push(
       await serveOps({ host: '127.0.0.1', port: 0, registry, health: () => ({ ok: true, ready: true }) }),

@@ -22,6 +22,7 @@ import { CircuitError, OriginCircuit, StreamRefusedError } from '../../services/
 import { NetworkView } from '../../services/relay/network-view.js';
 import { Relay } from '../../services/relay/relay.js';
 import { LocalNetwork } from '../../services/testnet/network.js';
+import { flagsListed } from '../helpers/consensus.js';
 import { hopTarget, linkPeer } from '../helpers/relays.js';
 import { startEchoServer, type TestServer } from '../helpers/servers.js';
 import { SocksReplyError, socksConnect } from '../helpers/socks-client.js';
@@ -276,6 +277,8 @@ describe('a LocalNetwork (the in-process `shallot up`)', () => {
       await network.waitForConsensus(4, 40_000);
       await client.start();
       await client.ready(30_000);
+      // The first consensus can predate the authorities' uptime thresholds (no Guard yet: SOCKS 0x01).
+      await flagsListed(client, ['Guard'], 2);
       const reply = async (port: number) => {
         try {
           (await socksConnect(client.socksPort, '127.0.0.1', port, { timeoutMs: 20_000 })).destroy();
