@@ -203,8 +203,10 @@ beforeAll(async () => {
     ),
     embeddedClient('user', true),
   ]);
-  await Promise.all([published(service, 3), published(echoService, 3)]);
-}, 80_000);
+  // On a loaded host the first consensus may have no Guard yet (authorities' uptime thresholds), so the
+  // first upload can take two voting intervals and a build timeout: allow a minute.
+  await Promise.all([published(service, 3, 60_000), published(echoService, 3, 60_000)]);
+}, 120_000);
 
 afterAll(async () => {
   await Promise.allSettled(services.map((s) => s.stop()));
