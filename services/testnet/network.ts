@@ -170,14 +170,18 @@ export class LocalNetwork {
     for (const r of this.relays) r.rejectReentry(list);
   }
 
-  /** The relays listed in the newest consensus any authority has published. */
+  /** The relays a client can use (listed with Guard) in the newest consensus any authority has published. */
   listedRelays(): number {
     let best = 0;
     for (const a of this.authorities) {
       const raw = a.latestConsensus;
       if (!raw) continue;
       try {
-        best = Math.max(best, decodeSignedConsensus(raw, 8 << 20).consensus.relays.length);
+        // Relays a client can use: the first consensus after boot may list
+        // relays before the authorities' uptime threshold gives them Guard,
+        // and a client cannot build a circuit from it (SOCKS 0x01).
+        const { relays } = decodeSignedConsensus(raw, 8 << 20).consensus;
+        best = Math.max(best, relays.filter((r) => r.flags.includes('Guard')).length);
       } catch {
         // An authority's own document always decodes; ignore a torn read.
       }
