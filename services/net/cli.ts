@@ -142,7 +142,7 @@ const CONNECTION_ERROR =
   /^(WS_ERR_|ERR_SSL_|ERR_TLS_|ERR_STREAM_|ECONNRESET$|EPIPE$|ETIMEDOUT$|ECONNREFUSED$|ECONNABORTED$|EHOSTUNREACH$|ENETUNREACH$)/;
 
 /** Whether an uncaught error concerns only one connection (see CONNECTION_ERROR). */
-export function isConnectionError(e: unknown): boolean {
+function isConnectionError(e: unknown): boolean {
   const code = (e as { code?: unknown } | null)?.code;
   return typeof code === 'string' && CONNECTION_ERROR.test(code);
 }

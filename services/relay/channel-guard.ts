@@ -15,8 +15,10 @@
  * - Idle timeout: C tor closes a client's (non-canonical) channel after
  *   3–4.5 minutes without circuits (channelpadding.c,
  *   `channelpadding_get_channel_idle_timeout`: 180 s plus up to half again
- *   at random) and a relay's after an hour (`nf_conntimeout_relays`, 3600 s,
- *   plus up to a quarter). `idleClientMs` sets the base for clients.
+ *   at random) and a relay's after an hour (`nf_conntimeout_relays`, 3600 s).
+ *   Both get up to half again at random here (idleLimit), so a listed
+ *   relay's idle channel closes after 1–1.5 h, as README says; C tor adds up
+ *   to a quarter for relays. `idleClientMs` sets the base for clients.
  * - Partial cells: a cell is at most 514 bytes or a variable cell of a few
  *   KiB, which a live peer finishes in milliseconds; a peer that stops
  *   mid-cell for `partialCellMs` (30 s) is holding the buffer, not talking.
