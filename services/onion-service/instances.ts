@@ -6,13 +6,17 @@
  *
  * Scheme (a simplification of Onionbalance, which runs a separate
  * front-end with the master key): every instance holds the master identity
- * key and publishes the descriptor itself. Instances meet in a shared
- * directory, `<dataDir>/instances/`: each one writes `<instance>.json` with
- * its established intro points and a heartbeat time, rewritten every few
+ * key and publishes the descriptor itself. Each instance shares a record of
+ * its established intro points with a heartbeat time, renewed every few
  * seconds; a publisher merges its own intro points with those of every
- * other instance whose file is fresh (heartbeat within `staleMs`). Since
- * all instances merge the same files, they publish the same set, and the
+ * other instance whose record is fresh (heartbeat within `staleMs`). Since
+ * all instances merge the same records, they publish the same set, and the
  * HSDir keeps whichever upload has the highest revision-counter.
+ *
+ * Two ways to share records (`InstanceExchange`): a shared directory,
+ * `<dataDir>/instances/<instance>.json` (here: processes on one machine,
+ * `shallot up`), or HTTP between hosts with sealed records
+ * (instance-peers.ts, instance-record.ts: pods of a Kubernetes Deployment).
  *
  * Limits: at most 20 intro points fit in a descriptor (HS_DESC_MAX_INTRO_POINTS);
  * the own instance's come first, then others' in instance-name order.
@@ -87,6 +91,25 @@ export function decodeInstanceRecord(text: string): InstanceRecord {
     return { linkSpecifiers, onionKey: key(ip.onionKey), authKey: key(ip.authKey), encKey: key(ip.encKey) };
   });
   return { instance: d.instance, updatedMs: d.updatedMs, introPoints };
+}
+
+/** How an instance shares its record and learns its peers' records. */
+export interface InstanceExchange {
+  /** This instance's current record (called at every heartbeat and on each change). */
+  publish(r: InstanceRecord): Promise<void>;
+  /** Fresh records of the other instances, sorted by instance name. */
+  peers(self: string, nowMs: number, staleMs: number): Promise<InstanceRecord[]>;
+  /** The instance stops: its record goes away, and any server closes. */
+  close(self: string): Promise<void>;
+}
+
+/** Instances on one machine meet in `<dataDir>/instances/`. */
+export function directoryExchange(dataDir: string): InstanceExchange {
+  return {
+    publish: (r) => writeInstanceRecord(dataDir, r),
+    peers: (self, nowMs, staleMs) => readPeerRecords(dataDir, self, nowMs, staleMs),
+    close: (self) => removeInstanceRecord(dataDir, self),
+  };
 }
 
 export function instancesDir(dataDir: string): string {
