@@ -3,10 +3,12 @@
  *
  *   node dist/services/relay/main.js --key-file F --nickname N --port P \
  *     --authorities "id@host:port,..." [--exit] [--ops-port M] \
- *     [--reentry-reject "host:port,..."]
+ *     [--reentry-reject "host:port,..."] [--key-watch F2]
  *
  * Flags fall back to SHALLOT_* environment variables (for containers). The
- * key file is created (0600) on first start; its identity is printed.
+ * key file is created (0600) on first start; its identity is printed. The
+ * key file (or --key-watch, the operator's mounted Secret) is polled, so an
+ * onion key rotated there is taken without a restart (key-watch.ts).
  */
 import { Command } from 'commander';
 import { toHex } from '../core/bytes.js';
@@ -28,6 +30,7 @@ import {
 import { loadOrCreateKeys } from '../net/key-store.js';
 import { createLogger } from '../net/log.js';
 import { DEFAULT_IDLE_CLIENT_CHANNEL_MS } from './channel-guard.js';
+import { DEFAULT_KEY_WATCH_MS } from './key-watch.js';
 import { RelayNode } from './node.js';
 import { attachOnionRoles } from './onion-roles.js';
 import { processQueueMemory } from './queue-memory.js';
@@ -79,6 +82,17 @@ export async function main(argv: string[]): Promise<void> {
       intOption('key rotation', 0, 10_080),
       envInt('SHALLOT_KEY_ROTATION', 0),
     )
+    .option(
+      '--key-watch <file>',
+      'take onion keys rotated in this key file without restarting (default: the key file)',
+      env.SHALLOT_KEY_WATCH,
+    )
+    .option(
+      '--key-watch-interval <s>',
+      'how often to look at the watched key file, seconds',
+      intOption('key watch interval', 1, 3600),
+      envInt('SHALLOT_KEY_WATCH_INTERVAL', DEFAULT_KEY_WATCH_MS / 1000),
+    )
     .option('--no-tls', 'plain ws links (debugging only; peers must agree)');
   addOpsOptions(program);
   program.parse(argv);
@@ -97,6 +111,8 @@ export async function main(argv: string[]): Promise<void> {
       idleChannelTimeout: number;
       maxMemInQueues?: number;
       keyRotation: number;
+      keyWatch?: string;
+      keyWatchInterval: number;
       tls: boolean;
     } & OpsOptions
   >();
@@ -129,6 +145,7 @@ export async function main(argv: string[]): Promise<void> {
       bandwidth: o.bandwidth,
       hsdir: o.hsdir,
       keyFile: o.keyFile,
+      keyWatch: { file: o.keyWatch ?? o.keyFile, intervalMs: o.keyWatchInterval * 1000 },
       reentryReject,
       limits: { idleClientChannelMs: o.idleChannelTimeout * 1000 },
       ...(o.keyRotation > 0 ? { keyRotationMs: o.keyRotation * 60_000 } : {}),

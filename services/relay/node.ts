@@ -6,6 +6,7 @@
  */
 import type { Registry } from 'prom-client';
 import { utf8 } from '../core/bytes.js';
+import { ctEqual } from '../core/crypto.js';
 import { type NodeKeys, rotateOnionKey } from '../core/node-keys.js';
 import type { RelayMessage } from '../core/relay-cell.js';
 import type { ExtendTarget, HostPort } from '../core/relay-pivot.js';
@@ -16,6 +17,7 @@ import { writeKeyFile } from '../net/key-store.js';
 import type { Logger } from '../net/log.js';
 import type { OrCircuit } from '../net/or-circuit.js';
 import { type Resolver, systemResolver } from './exit.js';
+import { KeyFileWatcher, KeyReloadError } from './key-watch.js';
 import { NetworkView } from './network-view.js';
 import { DescriptorPublisher } from './publisher.js';
 import { Relay, type RelayOptions } from './relay.js';
@@ -31,6 +33,11 @@ export interface RelayNodeOptions
   keyRotationMs?: number;
   /** Where the keys persist (0600), so rotations survive restarts. */
   keyFile?: string;
+  /**
+   * A key file rotated from outside (the operator's Secret, or the key file
+   * itself) to poll; new onion keys are taken without a restart (key-watch.ts).
+   */
+  keyWatch?: { file: string; intervalMs?: number };
   /**
    * Ports exits must not reach besides those the consensus and the
    * authority list name: the network's ops ports and the client's SOCKS
@@ -53,6 +60,7 @@ export class RelayNode {
   private readonly routes: DirRoute[] = [];
   private rotationTimer: NodeJS.Timeout | null = null;
   private ageTimer: NodeJS.Timeout | null = null;
+  private watcher: KeyFileWatcher | null = null;
   private keys: NodeKeys;
   private readonly m: Metrics['relay'];
   private readonly logger: Logger;
@@ -153,6 +161,50 @@ export class RelayNode {
     this.updateKeyAges();
     this.ageTimer = setInterval(() => this.updateKeyAges(), 5_000);
     this.ageTimer.unref();
+    const w = this.opts.keyWatch;
+    if (w) {
+      this.watcher = new KeyFileWatcher(
+        w.file,
+        {
+          keys: (k) => this.reloadKeys(k).then(() => {}),
+          error: (e) =>
+            this.logger.warn('rotated key file not taken; keeping the keys we have', { error: e.message }),
+        },
+        w.intervalMs,
+      );
+      this.watcher.start();
+    }
+  }
+
+  /**
+   * Takes onion keys rotated outside this process (key-watch.ts): the
+   * newest becomes the advertised one, the others keep answering CREATE2
+   * until the writer drops them (tor-spec §5.1.4 grace period), and a new
+   * current key is published at once, as C tor's rotate_onion_key asks
+   * ("generate and upload a fresh routerinfo"). The identity cannot change
+   * in place (links, descriptors and the consensus entry hang on it), so
+   * other keys are refused. Resolves whether anything changed.
+   */
+  async reloadKeys(keys: NodeKeys): Promise<boolean> {
+    if (!ctEqual(keys.identity, this.keys.identity)) {
+      throw new KeyReloadError(
+        'the key file holds another identity; a relay takes a new identity only by restarting',
+      );
+    }
+    const pubs = (k: NodeKeys) => k.onionKeys.map((o) => Buffer.from(o.public).toString('hex')).join(',');
+    if (pubs(keys) === pubs(this.keys)) return false;
+    const rotated = !ctEqual(keys.onionKeys[0]!.public, this.keys.onionKeys[0]!.public);
+    this.keys = keys;
+    this.relay.setKeys(keys);
+    if (this.opts.keyFile && this.opts.keyFile !== this.opts.keyWatch?.file) {
+      // A container restart then starts from the rotated keys, not the ones copied at pod start.
+      await writeKeyFile(this.opts.keyFile, keys);
+    }
+    if (rotated) this.m.keyRotations.labels({ relay: this.opts.nickname, key: 'onion' }).inc();
+    this.updateKeyAges();
+    this.logger.info('onion keys reloaded', { keys: keys.onionKeys.length, rotated });
+    if (rotated) await this.publisher.publish();
+    return true;
   }
 
   /**
@@ -184,6 +236,7 @@ export class RelayNode {
   async stop(): Promise<void> {
     if (this.rotationTimer) clearInterval(this.rotationTimer);
     if (this.ageTimer) clearInterval(this.ageTimer);
+    await this.watcher?.stop();
     this.publisher.stop();
     await this.relay.stop();
   }
