@@ -17,16 +17,29 @@
  *   Pod) gives a stable pod name and replacement on node loss. Exits are
  *   spread by index (relay i exits when round((i+1)f) > round(i f)), so a
  *   relay keeps its role when the network scales.
- * - Pod templates carry hashes of the authority list and of the pod's own
- *   keys: rotating a key or an authority changes the template, so the pod
- *   restarts with the new key file (old keys still inside for the grace
- *   period).
+ * - Relay onion-key rotation restarts nothing (issue 14: restarting every
+ *   relay at once cost the network its pod IPs, HSDir descriptors and
+ *   circuits for minutes). The relay container mounts its key Secret
+ *   without subPath, so kubelet updates the file in place, and polls it
+ *   (SHALLOT_KEY_WATCH, services/relay/key-watch.ts): it takes the new key,
+ *   keeps the previous one for the grace period and publishes a fresh
+ *   descriptor, as C tor's in-process rotate_onion_key does. The relay pod
+ *   template carries only the identity and the authority list, which a
+ *   running relay cannot change in place.
+ * - Authority key rotation still restarts pods: an authority's identity is
+ *   its signing key here (no separate signing-key certificate, as dir-spec
+ *   §3.1 has), so every node's authority list changes with it, and that
+ *   list is read at start. The authority StatefulSet rolls one pod at a time
+ *   (RollingUpdate; podManagementPolicy only affects scaling); the relays,
+ *   one StatefulSet each, all restart at once, and clients trusting the old
+ *   list refuse the new consensus signatures until they restart too.
  */
 import type { OnionNetwork } from '../api/onion-network.js';
 import type { Images } from '../config.js';
 import type { KubeObject } from '../kube/client.js';
 import {
   ANN_AUTHORITIES_HASH,
+  ANN_IDENTITY,
   ANN_KEYS_HASH,
   AUTHORITIES_KEY,
   authoritiesEnv,
@@ -45,6 +58,7 @@ import {
   ownerRef,
   podNameEnv,
   podSecurityContext,
+  SECRET_MOUNT,
   SOCKS_PORT,
   shortHash,
 } from './common.js';
@@ -103,8 +117,8 @@ export interface NetworkInputs {
   authorityIds: string[];
   /** Relays wanted (spec or autoscaler). */
   relays: number;
-  /** Digest of each relay's key file, by index (restarts the pod on rotation). */
-  relayKeyHashes: string[];
+  /** Hex identity of each relay, by index (a new identity needs a restart; onion keys do not). */
+  relayIdentities: string[];
 }
 
 export function authorityListOf(inp: NetworkInputs): string {
@@ -305,7 +319,7 @@ export function desiredRelayStatefulSet(inp: NetworkInputs, i: number): KubeObje
           labels: { ...networkLabels(net, 'relay'), [LABEL_RELAY_INDEX]: String(i) },
           annotations: {
             [ANN_AUTHORITIES_HASH]: shortHash(authorityListOf(inp)),
-            [ANN_KEYS_HASH]: inp.relayKeyHashes[i] ?? '',
+            [ANN_IDENTITY]: inp.relayIdentities[i] ?? '',
           },
         },
         spec: {
@@ -322,6 +336,8 @@ export function desiredRelayStatefulSet(inp: NetworkInputs, i: number): KubeObje
               imagePullPolicy: inp.images.pullPolicy,
               env: [
                 { name: 'SHALLOT_KEY_FILE', value: `${DATA_DIR}/keys.json` },
+                // Rotated onion keys arrive here (kubelet syncs the Secret within about a minute).
+                { name: 'SHALLOT_KEY_WATCH', value: `${SECRET_MOUNT}/${RELAY_KEY_FILE}` },
                 { name: 'SHALLOT_NICKNAME', value: relayNickname(net, i) },
                 // The relay listens on and advertises its pod IP: that is what goes in its descriptor.
                 { name: 'SHALLOT_HOST', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
@@ -336,7 +352,11 @@ export function desiredRelayStatefulSet(inp: NetworkInputs, i: number): KubeObje
               ports: [{ name: 'or', containerPort: OR_PORT }, ...opsPorts(inp)],
               ...probes(inp),
               ...resources(spec.relays.resources),
-              volumeMounts: [{ name: 'data', mountPath: DATA_DIR }],
+              volumeMounts: [
+                { name: 'data', mountPath: DATA_DIR },
+                // Without subPath: a subPath mount never sees the Secret's updates.
+                { name: 'secret', mountPath: SECRET_MOUNT, readOnly: true },
+              ],
               securityContext: containerSecurityContext,
             },
           ],

@@ -21,7 +21,6 @@
  */
 
 import { toHex } from '../../services/core/bytes.js';
-import type { NodeKeys } from '../../services/core/node-keys.js';
 import { API_VERSION } from '../api/crds.js';
 import { type OnionNetwork, type OnionNetworkStatus, onionNetworkSpecSchema } from '../api/onion-network.js';
 import { applyDefaults } from '../api/schema.js';
@@ -36,7 +35,6 @@ import {
   LABEL_NETWORK,
   LABEL_RELAY_INDEX,
   ownerRef,
-  shortHash,
   unb64,
 } from '../desired/common.js';
 import {
@@ -191,7 +189,7 @@ export async function reconcileNetwork(
     relays = await autoscale(ctx, net, status, now);
   }
   const relayTrigger = raw.metadata.annotations?.[ANN_ROTATE_NOW];
-  const relayKeyHashes: string[] = [];
+  const relayIdentities: string[] = [];
   let relayRotated = 0;
   for (let i = 0; i < relays; i++) {
     const ref = { apiVersion: 'v1', kind: 'Secret', namespace, name: relaySecretName(name, i) };
@@ -227,7 +225,8 @@ export async function reconcileNetwork(
       );
       if (!secret) changes.push(`relay ${i} keys created`);
     }
-    relayKeyHashes.push(onionKeyHash(plan.keys));
+    // Onion keys reach the running relay through the Secret (desired/network.ts); only the identity is in the pod template.
+    relayIdentities.push(toHex(plan.keys.identity));
   }
   ctx.metrics.keyRotations.labels({ namespace, network: name, key: 'onion' }).inc(relayRotated);
   if (relayRotated > 0) {
@@ -245,7 +244,7 @@ export async function reconcileNetwork(
   }
 
   // 4. Objects.
-  const inputs: NetworkInputs = { net, images: ctx.images, authorityIds, relays, relayKeyHashes };
+  const inputs: NetworkInputs = { net, images: ctx.images, authorityIds, relays, relayIdentities };
   let authSts: KubeObject | null = null;
   const relaySts = new Map<number, KubeObject>();
   for (const want of desiredNetworkObjects(inputs)) {
@@ -356,10 +355,6 @@ export async function reconcileNetwork(
       spec.relays.autoscale ? 30_000 : undefined,
     ),
   };
-}
-
-function onionKeyHash(keys: NodeKeys): string {
-  return shortHash(toHex(keys.onionKeys[0]!.public));
 }
 
 function ownedBy(o: KubeObject, owner: KubeObject): boolean {

@@ -1,12 +1,18 @@
-/** Pure pieces of the network's desired state: nicknames, exit spread, the authority list format. */
+/** Pure pieces of the network's desired state: nicknames, exit spread, the authority list format, what a relay pod template depends on. */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { API_VERSION } from '../../../operator/api/crds.js';
+import type { OnionNetwork } from '../../../operator/api/onion-network.js';
+import { imagesFromEnv } from '../../../operator/config.js';
 import {
+  desiredRelayStatefulSet,
   exitCount,
   formatAuthorityList,
   isExitIndex,
+  type NetworkInputs,
   relayNickname,
 } from '../../../operator/desired/network.js';
+import { withDefaults } from '../../../operator/reconcile/network.js';
 import { parseAuthorityList } from '../../../services/directory/dir-client.js';
 
 const dnsLabel = fc.stringMatching(/^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$/);
@@ -63,5 +69,48 @@ describe('network desired state', () => {
         },
       ),
     );
+  });
+
+  describe('relay pod template', () => {
+    const net = withDefaults({
+      apiVersion: API_VERSION,
+      kind: 'OnionNetwork',
+      metadata: { name: 'alpha', namespace: 'tn', uid: 'u1' },
+      spec: {},
+    } as OnionNetwork);
+    const inputs = (over: Partial<NetworkInputs> = {}): NetworkInputs => ({
+      net,
+      images: imagesFromEnv({ SHALLOT_IMAGE_TAG: 'test' }),
+      authorityIds: ['aa'.repeat(32)],
+      relays: 1,
+      relayIdentities: ['11'.repeat(32)],
+      ...over,
+    });
+    interface Template {
+      metadata: { annotations: Record<string, string> };
+      spec: {
+        containers: { env: unknown[]; volumeMounts: { name: string }[] }[];
+        volumes: { name: string; secret?: { secretName: string } }[];
+      };
+    }
+    const template = (inp: NetworkInputs) =>
+      (desiredRelayStatefulSet(inp, 0).spec as { template: Template }).template;
+
+    it('has nothing an onion-key rotation changes: the relay reads rotated keys from its mounted Secret', () => {
+      // NetworkInputs carries no onion key at all (reconcile-network.test.ts
+      // rotates and compares); the identity and the authority list, which a
+      // running relay cannot change, do restart it.
+      expect(template(inputs({ relayIdentities: ['22'.repeat(32)] }))).not.toEqual(template(inputs()));
+      expect(template(inputs({ authorityIds: ['bb'.repeat(32)] }))).not.toEqual(template(inputs()));
+      const t = template(inputs());
+      expect(t.metadata.annotations['shallot.dev/identity']).toBe('11'.repeat(32));
+      expect(t.metadata.annotations).not.toHaveProperty('shallot.dev/keys-hash');
+      const relay = t.spec.containers[0]!;
+      expect(relay.env).toContainEqual({ name: 'SHALLOT_KEY_WATCH', value: '/etc/shallot/secret/keys.json' });
+      // Mounted without subPath: kubelet never updates a subPath mount.
+      const mount = relay.volumeMounts.find((m) => m.name === 'secret');
+      expect(mount).toEqual({ name: 'secret', mountPath: '/etc/shallot/secret', readOnly: true });
+      expect(t.spec.volumes.find((v) => v.name === 'secret')?.secret?.secretName).toBe('alpha-relay-0-keys');
+    });
   });
 });
