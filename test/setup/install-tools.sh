@@ -10,6 +10,13 @@ for pair in "curl:curl" "prometheus:prometheus"; do
   command -v "$bin" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 { command -v podman && command -v runc && command -v iptables; } >/dev/null 2>&1 || need_apt+=(podman runc netavark aardvark-dns iptables) # images suite
+# The cluster suite (test/cluster): containerd, CNI plugins and conntrack for
+# the node; openssl for its certificates; a static libc for the pause binary.
+for pair in "containerd:containerd" "conntrack:conntrack" "openssl:openssl" "gcc:gcc"; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || need_apt+=("${pair##*:}")
+done
+[ -x /usr/lib/cni/bridge ] || need_apt+=(containernetworking-plugins)
+[ -f /usr/lib/x86_64-linux-gnu/libc.a ] || [ -f /usr/lib/aarch64-linux-gnu/libc.a ] || need_apt+=(libc6-dev)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "install-tools: apt-get install ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -17,9 +24,10 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 
-# kube-apiserver + etcd for the operator suite (test/slow/operator*.test.ts);
-# cached under $SHALLOT_TOOLS after the first build.
-bash "$(dirname "$0")/build-kube.sh"
+# kube-apiserver + etcd for the operator suite (test/slow/operator*.test.ts),
+# and the node components for the cluster suite (test/cluster); cached
+# under $SHALLOT_TOOLS after the first build.
+bash "$(dirname "$0")/build-kube.sh" node
 
 # helm and kubeconform for the chart suite (test/slow/chart*.test.ts), from
 # the Go module proxy, cached under $SHALLOT_TOOLS/bin. helm gets the

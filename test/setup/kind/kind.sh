@@ -8,6 +8,11 @@
 #   npm run loadtest       run a LoadTest against the example onion service, print its summary
 #   npm run kind:down      delete the cluster
 #
+# Where kind cannot run (cgroup v1, no registry for its node image),
+# `npm run cluster:up` / `cluster:down` (test/setup/cluster/) make a real
+# single-node cluster instead; images:load then imports into its containerd
+# and every other step is the same.
+#
 # Settings (environment): KIND_CLUSTER (shallot), SHALLOT_NAMESPACE
 # (shallot), SHALLOT_RELEASE (shallot), SHALLOT_IMAGE_TAG (dev),
 # CONTAINER_ENGINE (docker or podman; default: docker when it answers);
@@ -25,8 +30,10 @@ ns=${SHALLOT_NAMESPACE:-shallot}
 release=${SHALLOT_RELEASE:-shallot}
 tag=${SHALLOT_IMAGE_TAG:-dev}
 images=(relay directory onion-service client operator)
-# helm from test/setup/install-tools.sh, when it is not installed otherwise.
-PATH="$PATH:${SHALLOT_TOOLS:-$HOME/.cache/shallot-tools}/bin"
+# helm (and the single-node cluster's kubectl) from the tool cache, when not installed otherwise.
+tools=${SHALLOT_TOOLS:-$HOME/.cache/shallot-tools}
+PATH="$PATH:$tools/bin:$(ls -d "$tools"/bin/k8s-node-* 2>/dev/null | tail -1)"
+node_sock=${SHALLOT_CLUSTER_DIR:-/tmp/shallot-cluster}/containerd/containerd.sock
 
 need() {
   command -v "$1" >/dev/null 2>&1 || {
@@ -46,7 +53,11 @@ up() {
 }
 
 load() {
-  need kind "https://kind.sigs.k8s.io/docs/user/quick-start/#installation"
+  if ! command -v kind >/dev/null 2>&1 && [ -S "$node_sock" ]; then
+    load_node
+    return
+  fi
+  need kind "https://kind.sigs.k8s.io/docs/user/quick-start/#installation (or npm run cluster:up)"
   local engine=${CONTAINER_ENGINE:-}
   if [ -z "$engine" ]; then
     if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then engine=docker; else engine=podman; fi
@@ -66,6 +77,25 @@ load() {
       kind load image-archive "$tar" --name "$cluster"
       rm -f "$tar"
     fi
+  done
+}
+
+# The single-node cluster (npm run cluster:up): its containerd imports the
+# images under the docker.io/library/ names the pods' "shallot-x:dev" mean.
+load_node() {
+  local engine=${CONTAINER_ENGINE:-podman}
+  for name in "${images[@]}"; do
+    local image="shallot-$name:$tag" tar
+    echo "loading $image into the single-node cluster's containerd"
+    tar=$(mktemp --suffix=.tar)
+    if [ "$(basename "$engine")" = docker ]; then
+      docker save -o "$tar" "$image"
+    else
+      "$engine" tag "$image" "docker.io/library/$image"
+      "$engine" save --format docker-archive -o "$tar" "docker.io/library/$image"
+    fi
+    ctr --address "$node_sock" -n k8s.io images import "$tar" >/dev/null
+    rm -f "$tar"
   done
 }
 
