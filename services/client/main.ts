@@ -1,9 +1,10 @@
 /**
- * Process entry for a client: SOCKS5 on 127.0.0.1 in front of a Shallot
- * network.
+ * Process entry for a client: SOCKS4/4a/5 on 127.0.0.1 in front of a
+ * Shallot network, and optionally an HTTP CONNECT tunnel port (C tor
+ * HTTPTunnelPort, off unless asked for, as in C tor).
  *
  *   node dist/services/client/main.js --authorities "id@host:port,..." \
- *     [--socks-port 9050] [--data-dir D] [--ops-port M]
+ *     [--socks-port 9050] [--http-tunnel-port 9080] [--data-dir D] [--ops-port M]
  */
 import { Command } from 'commander';
 import type { HandshakeName } from '../core/create-handshake.js';
@@ -26,13 +27,16 @@ import {
 import { readClientAuthKeys } from '../net/client-auth-files.js';
 import { createLogger } from '../net/log.js';
 import { ShallotClient } from './client.js';
+import { startHttpTunnelServer } from './http-tunnel.js';
 
 const env = process.env;
 
 export async function main(argv: string[]): Promise<void> {
   const program: Command = new Command()
     .name('shallot-client')
-    .description('A Shallot client: SOCKS5 (with Tor extended error codes) into a Shallot network')
+    .description(
+      'A Shallot client: SOCKS4/4a/5 (with Tor extended error codes) and an HTTP CONNECT tunnel into a Shallot network',
+    )
     .addOption(authoritiesOption())
     .option('--socks-host <host>', 'SOCKS listen address', env.SHALLOT_SOCKS_HOST ?? '127.0.0.1')
     .option(
@@ -40,6 +44,12 @@ export async function main(argv: string[]): Promise<void> {
       'SOCKS port (0: any free port)',
       intOption('socks port', 0, 65535),
       envInt('SHALLOT_SOCKS_PORT', 9050),
+    )
+    .option(
+      '--http-tunnel-port <port>',
+      'HTTP CONNECT tunnel port on the SOCKS listen address (C tor HTTPTunnelPort; 0: any free port; default off)',
+      intOption('http tunnel port', 0, 65535),
+      envInt('SHALLOT_HTTP_TUNNEL_PORT'),
     )
     .option('--data-dir <dir>', 'where guard state persists', env.SHALLOT_DATA_DIR)
     .option(
@@ -82,6 +92,7 @@ export async function main(argv: string[]): Promise<void> {
       authorities?: AuthorityEndpoint[];
       socksHost: string;
       socksPort: number;
+      httpTunnelPort?: number;
       dataDir?: string;
       prebuild: number;
       maxCircuitDirtiness: number;
@@ -121,13 +132,23 @@ export async function main(argv: string[]): Promise<void> {
     },
   );
   await client.start();
+  const socks = { socksTimeoutMs: o.socksTimeout * 1000 };
+  const tunnel =
+    o.httpTunnelPort === undefined
+      ? null
+      : await startHttpTunnelServer(
+          { host: o.socksHost, port: o.httpTunnelPort, ...socks },
+          (req) => client.connect(req),
+          { registry },
+        );
+  if (tunnel) logger.info('HTTP tunnel listening', { address: tunnel.address });
   const ops = await serveOpsIfAsked(logger, {
     host: o.opsHost ?? '127.0.0.1',
     port: o.opsPort,
     registry,
     health: () => ({ ok: true, ready: client.dir !== null }),
   });
-  onShutdown(logger, () => Promise.all([client.stop(), ops?.close()]));
+  onShutdown(logger, () => Promise.all([tunnel?.close(), client.stop(), ops?.close()]));
 }
 
 runIfMain(import.meta.url, main);

@@ -119,7 +119,8 @@ export function encodeUserPassReply(ok: boolean): Uint8Array {
   return new Uint8Array([1, ok ? 0 : 1]);
 }
 
-const HOST_CHARS = /^[A-Za-z0-9._-]+$/;
+/** Characters a hostname may have (letters, digits, dot, hyphen, underscore). */
+export const HOST_CHARS = /^[A-Za-z0-9._-]+$/;
 
 export function decodeRequest(buf: Uint8Array): { msg: SocksRequest; consumed: number } {
   const r = new ByteReader(buf, 'socks request');
