@@ -99,7 +99,7 @@ export function exitCount(n: number, fraction: number): number {
   return c;
 }
 
-/** Relay nickname (1-19 letters and digits, dirdoc.ts): the network's letters and digits plus "r<i>". */
+/** Relay nickname (1-19 letters and digits, core/dir/fields.ts): the network's letters and digits plus "r<i>". */
 export function relayNickname(net: string, i: number): string {
   const suffix = `r${i}`;
   const base = net.replace(/[^A-Za-z0-9]/g, '');

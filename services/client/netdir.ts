@@ -6,7 +6,8 @@
  * position needs); the consensus itself is verified in dir-client.ts.
  */
 import { toHex } from '../core/bytes.js';
-import type { Consensus, ConsensusRelay } from '../core/dirdoc.js';
+import type { Consensus } from '../core/dir/consensus.js';
+import type { ConsensusRelay } from '../core/dir/relay-entry.js';
 import { allowsAnyPort, exitPolicyAllows } from '../core/exit-policy.js';
 import type { PathRelay } from '../core/path.js';
 import type { HopTarget } from '../net/origin-circuit.js';

@@ -24,7 +24,7 @@
  */
 import { toHex } from '../core/bytes.js';
 import { legacyIdFromEd25519, type Rng } from '../core/crypto.js';
-import type { Consensus } from '../core/dirdoc.js';
+import type { Consensus } from '../core/dir/consensus.js';
 import { ShallotError } from '../core/errors.js';
 import { blindIdentity, hsSubcredential } from '../core/hs-keys.js';
 import {

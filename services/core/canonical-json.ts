@@ -17,7 +17,7 @@
  * The `read*` helpers below check the shape of parsed values field by field,
  * so document decoders never touch an unchecked `unknown`.
  *
- * Not in this module: what documents contain (see dirdoc.ts).
+ * Not in this module: what documents contain (see dir/).
  */
 import { fromBase64, fromHex, fromUtf8, utf8 } from './bytes.js';
 import { InvalidError } from './errors.js';

@@ -9,7 +9,7 @@
  * tests can replay a path from a seed.
  *
  * Not in this module: guard persistence and retry (guards.ts), parsing the
- * consensus (dirdoc.ts), exit policies (exit-policy.ts; plugged in through
+ * consensus (dir/consensus.ts), exit policies (exit-policy.ts; plugged in through
  * `PathRelay.allowsExitPort`).
  *
  * Design notes:

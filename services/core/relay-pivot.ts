@@ -36,7 +36,8 @@
  */
 import { equalBytes } from './bytes.js';
 import { legacyIdFromEd25519 } from './crypto.js';
-import type { Consensus, ConsensusRelay } from './dirdoc.js';
+import type { Consensus } from './dir/consensus.js';
+import type { ConsensusRelay } from './dir/relay-entry.js';
 import { InvalidError, ShallotError } from './errors.js';
 import { canonicalAddress } from './exit-policy.js';
 import type { LinkSpecifier } from './link-specifiers.js';

@@ -17,7 +17,7 @@
  *   authorities' addresses up to AuthDirMaxServersPerAuthAddr).
  *
  * Not in this module: the probing itself (reachability.ts), flag thresholds
- * (core/dirdoc.ts assignFlags), storing descriptors (authority.ts).
+ * (core/dir/flags.ts assignFlags), storing descriptors (authority.ts).
  */
 import type { ProbeResult } from './reachability.js';
 

@@ -80,28 +80,20 @@ import {
 import type { HandshakeName } from '../core/create-handshake.js';
 import { ed25519PublicFromSeed } from '../core/crypto.js';
 import {
-  assignFlags,
   type Consensus,
   type ConsensusSignature,
-  computeConsensus,
   consensusDigest,
   consensusSignatureValid,
-  credibleBandwidth,
   decodeSignedConsensus,
-  decodeVote,
-  descriptorDigest,
   encodeSignedConsensus,
-  encodeVote,
-  FLAGS,
-  MAX_DESCRIPTOR_BYTES,
-  MAX_RELAYS,
-  type RelayDescriptor,
   signConsensus,
-  type Vote,
   verifyConsensus,
-  verifyRelayDescriptor,
-  voteRelayFromDescriptor,
-} from '../core/dirdoc.js';
+} from '../core/dir/consensus.js';
+import { descriptorDigest, type RelayDescriptor, verifyRelayDescriptor } from '../core/dir/descriptor.js';
+import { MAX_DESCRIPTOR_BYTES, MAX_RELAYS } from '../core/dir/fields.js';
+import { assignFlags, credibleBandwidth, FLAGS, voteRelayFromDescriptor } from '../core/dir/flags.js';
+import { decodeVote, encodeVote, type Vote } from '../core/dir/vote.js';
+import { computeConsensus } from '../core/dir/voting.js';
 import { InvalidError, ShallotError } from '../core/errors.js';
 import { type Metrics, metricsFor } from '../metrics/metrics.js';
 import type { Logger } from '../net/log.js';

@@ -20,7 +20,7 @@
 import * as http from 'node:http';
 import { toHex } from '../core/bytes.js';
 import { randomBytes } from '../core/crypto.js';
-import { type Consensus, verifyConsensus } from '../core/dirdoc.js';
+import { type Consensus, verifyConsensus } from '../core/dir/consensus.js';
 import { InvalidError, ShallotError } from '../core/errors.js';
 
 export interface AuthorityEndpoint {

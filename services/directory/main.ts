@@ -15,7 +15,7 @@
 import { Command } from 'commander';
 import { toHex } from '../core/bytes.js';
 import type { HandshakeName } from '../core/create-handshake.js';
-import { MAX_RELAYS } from '../core/dirdoc.js';
+import { MAX_RELAYS } from '../core/dir/fields.js';
 import { createRegistry } from '../metrics/metrics.js';
 import { serveOpsIfAsked } from '../metrics/server.js';
 import {

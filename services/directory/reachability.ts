@@ -23,7 +23,7 @@
  *   flood costs bounded effort.
  *
  * Not in this module: which relays to probe or when (authority.ts), what
- * the results mean for flags (admission.ts, core/dirdoc.ts assignFlags).
+ * the results mean for flags (admission.ts, core/dir/flags.ts assignFlags).
  *
  * Limitations: a relay whose process hangs with its channel open still
  * counts as reachable until the channel closes (as a TCP test would). The
@@ -34,7 +34,7 @@
 import type { Duplex } from 'node:stream';
 import { toHex } from '../core/bytes.js';
 import type { HandshakeName } from '../core/create-handshake.js';
-import type { RelayDescriptor } from '../core/dirdoc.js';
+import type { RelayDescriptor } from '../core/dir/descriptor.js';
 import { Channel, ChannelError } from '../net/channel.js';
 import { hopTargetOf, OriginCircuit } from '../net/origin-circuit.js';
 import { dialLink, linkUrl } from '../net/transport.js';

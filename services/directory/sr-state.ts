@@ -27,7 +27,8 @@
  */
 import { fromHex } from '../core/bytes.js';
 import { type Rng, randomBytes } from '../core/crypto.js';
-import type { Consensus, SharedRandValue, SrVoteCommit, Vote } from '../core/dirdoc.js';
+import type { Consensus } from '../core/dir/consensus.js';
+import type { SharedRandValue } from '../core/dir/header.js';
 import {
   computeSrv,
   decodeCommit,
@@ -36,7 +37,8 @@ import {
   type SrCommitment,
   srPhase,
   verifyReveal,
-} from '../core/shared-random.js';
+} from '../core/dir/shared-random.js';
+import type { SrVoteCommit, Vote } from '../core/dir/vote.js';
 
 export interface SrVoteFields {
   srCommits: SrVoteCommit[];

@@ -19,7 +19,7 @@
 import { DestroyReason, type LinkMessage } from '../core/cells.js';
 import { type ClientHandshake, type HandshakeName, startClientHandshake } from '../core/create-handshake.js';
 import { legacyIdFromEd25519, type Rng, randomBytes } from '../core/crypto.js';
-import type { ConsensusRelay } from '../core/dirdoc.js';
+import type { ConsensusRelay } from '../core/dir/relay-entry.js';
 import { ShallotError } from '../core/errors.js';
 import { relayLinkSpecifiers } from '../core/link-specifiers.js';
 import type { CircuitKeys } from '../core/ntor.js';

@@ -16,7 +16,7 @@
  * "Now" is the consensus valid-after time, never the local clock, so that
  * every party holding the same consensus computes the same rings.
  */
-import type { Consensus } from '../core/dirdoc.js';
+import type { Consensus } from '../core/dir/consensus.js';
 import { inPeriodBetweenTpAndSrv, type TimePeriodParams, timePeriodNum } from '../core/hs-time.js';
 import { disasterSrv } from '../core/hsdir-ring.js';
 

@@ -67,7 +67,7 @@ import {
   randomBytes,
   x25519Generate,
 } from '../core/crypto.js';
-import type { Consensus } from '../core/dirdoc.js';
+import type { Consensus } from '../core/dir/consensus.js';
 import { CryptoError, ShallotError } from '../core/errors.js';
 import {
   buildEstablishIntro,

@@ -15,7 +15,8 @@
  * Design notes: without any consensus an exit fails closed (every target
  * counts as re-entry) — it cannot tell a relay's port from any other.
  */
-import type { Consensus, ConsensusRelay } from '../core/dirdoc.js';
+import type { Consensus } from '../core/dir/consensus.js';
+import type { ConsensusRelay } from '../core/dir/relay-entry.js';
 import {
   checkListed,
   type ExtendRefusal,

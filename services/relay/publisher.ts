@@ -5,8 +5,9 @@
  * of the consensus for BEGIN_DIR clients (dir-spec §4.4 caches).
  */
 import { toHex } from '../core/bytes.js';
-import type { Consensus, RelayDescriptor } from '../core/dirdoc.js';
-import { signRelayDescriptor } from '../core/dirdoc.js';
+import type { Consensus } from '../core/dir/consensus.js';
+import type { RelayDescriptor } from '../core/dir/descriptor.js';
+import { signRelayDescriptor } from '../core/dir/descriptor.js';
 import { formatExitPolicy } from '../core/exit-policy.js';
 import { type AuthorityEndpoint, fetchConsensus, publishDescriptor } from '../directory/dir-client.js';
 import type { Logger } from '../net/log.js';

@@ -10,7 +10,7 @@
  * verified copy of the consensus for BEGIN_DIR clients.
  *
  * Not in this module: cell crypto and circuit state (services/net),
- * documents (services/core/dirdoc.ts), directory HTTP (dir-client.ts).
+ * documents (services/core/dir/), directory HTTP (dir-client.ts).
  */
 
 import type { Socket } from 'node:net';
@@ -19,7 +19,7 @@ import { DestroyReason, destroyReasonName, type LinkMessage } from '../core/cell
 import { boundedParam } from '../core/consensus-param.js';
 import { handshakeName } from '../core/create-handshake.js';
 import { type Rng, randomBytes } from '../core/crypto.js';
-import type { ConsensusRelay } from '../core/dirdoc.js';
+import type { ConsensusRelay } from '../core/dir/relay-entry.js';
 import type { ExitPolicy } from '../core/exit-policy.js';
 import { HS_DESC_MAX_LEN } from '../core/hs-descriptor.js';
 import type { LinkSpecifier } from '../core/link-specifiers.js';

@@ -12,7 +12,7 @@ import type { Registry } from 'prom-client';
 import { toHex } from '../core/bytes.js';
 import type { HandshakeName } from '../core/create-handshake.js';
 import { ed25519PublicFromSeed } from '../core/crypto.js';
-import { decodeSignedConsensus } from '../core/dirdoc.js';
+import { decodeSignedConsensus } from '../core/dir/consensus.js';
 import { DEFAULT_TESTNET_EXIT_POLICY, REJECT_ALL } from '../core/exit-policy.js';
 import { generateNodeKeys, type NodeKeys } from '../core/node-keys.js';
 import type { HostPort } from '../core/relay-pivot.js';

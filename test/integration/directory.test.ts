@@ -13,13 +13,11 @@ import {
   type Consensus,
   decodeSignedConsensus,
   encodeSignedConsensus,
-  encodeVote,
-  MAX_DESCRIPTOR_BYTES,
-  type RelayDescriptor,
   signConsensus,
-  signRelayDescriptor,
-  type Vote,
-} from '../../services/core/dirdoc.js';
+} from '../../services/core/dir/consensus.js';
+import { type RelayDescriptor, signRelayDescriptor } from '../../services/core/dir/descriptor.js';
+import { MAX_DESCRIPTOR_BYTES } from '../../services/core/dir/fields.js';
+import { encodeVote, type Vote } from '../../services/core/dir/vote.js';
 import { parseExitPolicy } from '../../services/core/exit-policy.js';
 import { generateNodeKeys, type NodeKeys } from '../../services/core/node-keys.js';
 import { DirectoryAuthority, SIGNATURE_PATH, VOTE_PATH } from '../../services/directory/authority.js';

@@ -18,12 +18,9 @@ import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toHex } from '../../services/core/bytes.js';
 import { ed25519PublicFromSeed, randomBytes } from '../../services/core/crypto.js';
-import {
-  type Consensus,
-  encodeVote,
-  type RelayDescriptor,
-  signRelayDescriptor,
-} from '../../services/core/dirdoc.js';
+import type { Consensus } from '../../services/core/dir/consensus.js';
+import { type RelayDescriptor, signRelayDescriptor } from '../../services/core/dir/descriptor.js';
+import { encodeVote } from '../../services/core/dir/vote.js';
 import { DEFAULT_TESTNET_EXIT_POLICY } from '../../services/core/exit-policy.js';
 import { generateNodeKeys } from '../../services/core/node-keys.js';
 import { SIGNATURE_PATH, VOTE_PATH } from '../../services/directory/authority.js';

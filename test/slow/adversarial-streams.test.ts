@@ -16,7 +16,8 @@
 // must be alive and healthy and honest fetches must succeed >= 19/20.
 import * as net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Consensus, ConsensusRelay } from '../../services/core/dirdoc.js';
+import type { Consensus } from '../../services/core/dir/consensus.js';
+import type { ConsensusRelay } from '../../services/core/dir/relay-entry.js';
 import { CONSENSUS_PATH, fetchConsensus } from '../../services/directory/dir-client.js';
 import { ChannelPool } from '../../services/net/channel-pool.js';
 import { dirRequest } from '../../services/net/dir-http.js';

@@ -20,7 +20,8 @@ import {
   randomBytes,
   x25519Generate,
 } from '../../../services/core/crypto.js';
-import type { Consensus, ConsensusRelay } from '../../../services/core/dirdoc.js';
+import type { Consensus } from '../../../services/core/dir/consensus.js';
+import type { ConsensusRelay } from '../../../services/core/dir/relay-entry.js';
 import { REJECT_ALL } from '../../../services/core/exit-policy.js';
 import { encodeIntroduceAck } from '../../../services/core/hs-cells.js';
 import { buildHsDescriptor, type IntroPointInfo } from '../../../services/core/hs-descriptor.js';

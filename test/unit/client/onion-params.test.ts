@@ -19,7 +19,7 @@ import { SocksFailure } from '../../../services/client/socks-server.js';
 import { SocksReply } from '../../../services/client/socks5.js';
 import { fromHex, toHex } from '../../../services/core/bytes.js';
 import { ed25519Generate, legacyIdFromEd25519 } from '../../../services/core/crypto.js';
-import type { Consensus } from '../../../services/core/dirdoc.js';
+import type { Consensus } from '../../../services/core/dir/consensus.js';
 import { blindIdentity, hsSubcredential } from '../../../services/core/hs-keys.js';
 import { timePeriodNum, timePeriodParams, timePeriodStart } from '../../../services/core/hs-time.js';
 import { disasterSrv, fetchHsDirs, responsibleHsDirs } from '../../../services/core/hsdir-ring.js';

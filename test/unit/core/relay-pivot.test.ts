@@ -4,7 +4,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { legacyIdFromEd25519 } from '../../../services/core/crypto.js';
-import type { Consensus, ConsensusRelay } from '../../../services/core/dirdoc.js';
+import type { Consensus } from '../../../services/core/dir/consensus.js';
+import type { ConsensusRelay } from '../../../services/core/dir/relay-entry.js';
 import { InvalidError } from '../../../services/core/errors.js';
 import { REJECT_ALL } from '../../../services/core/exit-policy.js';
 import type { LinkSpecifier } from '../../../services/core/link-specifiers.js';

@@ -1,14 +1,10 @@
 // dir-client: authority-list parsing, and the HTTP helper's bounds
 // (response size, timeout, refused connections) against tiny local servers.
-// Also the authority's consensus-signature document codec.
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
-import { toHex } from '../../../services/core/bytes.js';
-import { randomBytes } from '../../../services/core/crypto.js';
 import { InvalidError } from '../../../services/core/errors.js';
-import { decodeSignatureDocument, encodeSignatureDocument } from '../../../services/directory/authority.js';
 import {
   DirClientError,
   DirHttpRequestError,
@@ -18,7 +14,6 @@ import {
   parseAuthorityList,
   publishDescriptor,
 } from '../../../services/directory/dir-client.js';
-import { expectOnlyTypedErrors } from '../../helpers/typed-errors.js';
 
 const idA = 'a'.repeat(64);
 const idB = '0123456789abcdef'.repeat(4);
@@ -128,42 +123,5 @@ describe('httpRequest bounds', () => {
     expect((err as DirClientError).failures.map((f) => f.url).sort()).toEqual(
       [refusing, dead, garbage].sort(),
     );
-  });
-});
-
-describe('consensus signature document', () => {
-  it('round-trips', () => {
-    fc.assert(
-      fc.property(fc.nat(), fc.uint8Array({ minLength: 32, maxLength: 32 }), (va, digest) => {
-        const sig = { identity: randomBytes(32), signature: randomBytes(64) };
-        const d = decodeSignatureDocument(encodeSignatureDocument(va, digest, sig));
-        expect(d.validAfterMs).toBe(va);
-        expect(d.digestHex).toBe(toHex(digest));
-        expect(toHex(d.signature.identity)).toBe(toHex(sig.identity));
-        expect(toHex(d.signature.signature)).toBe(toHex(sig.signature));
-      }),
-    );
-  });
-
-  it('throws only typed errors on hostile input', () => {
-    const good = encodeSignatureDocument(1, randomBytes(32), {
-      identity: randomBytes(32),
-      signature: randomBytes(64),
-    });
-    fc.assert(
-      fc.property(fc.uint8Array({ maxLength: 300 }), (b) =>
-        expectOnlyTypedErrors(() => decodeSignatureDocument(b)),
-      ),
-    );
-    fc.assert(
-      fc.property(fc.nat(good.length - 1), fc.nat(255), (i, v) => {
-        const m = new Uint8Array(good);
-        m[i] = v;
-        expectOnlyTypedErrors(() => decodeSignatureDocument(m));
-      }),
-    );
-    for (let n = 0; n < good.length; n++)
-      expectOnlyTypedErrors(() => decodeSignatureDocument(good.subarray(0, n)));
-    expect(() => decodeSignatureDocument(new Uint8Array(5000).fill(0x20))).toThrow();
   });
 });

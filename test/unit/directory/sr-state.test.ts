@@ -4,8 +4,9 @@
 import { describe, expect, it } from 'vitest';
 import { fromHex, toHex } from '../../../services/core/bytes.js';
 import { ed25519PublicFromSeed, randomBytes } from '../../../services/core/crypto.js';
-import type { Consensus, Vote } from '../../../services/core/dirdoc.js';
-import { computeSrv, makeCommit, SR_N_ROUNDS } from '../../../services/core/shared-random.js';
+import type { Consensus } from '../../../services/core/dir/consensus.js';
+import { computeSrv, makeCommit, SR_N_ROUNDS } from '../../../services/core/dir/shared-random.js';
+import type { Vote } from '../../../services/core/dir/vote.js';
 import { SharedRandomState } from '../../../services/directory/sr-state.js';
 
 const I = 10; // voting interval, seconds

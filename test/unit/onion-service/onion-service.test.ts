@@ -19,7 +19,7 @@ import { clientFetchSrv, onionPeriodKeys, otherPeriodKeys } from '../../../servi
 import { toHex, utf8 } from '../../../services/core/bytes.js';
 import { generateClientAuthKey } from '../../../services/core/client-auth.js';
 import { ed25519Generate, randomBytes, sha256 } from '../../../services/core/crypto.js';
-import type { Consensus } from '../../../services/core/dirdoc.js';
+import type { Consensus } from '../../../services/core/dir/consensus.js';
 import type { IntroPointInfo } from '../../../services/core/hs-descriptor.js';
 import { timePeriodNum, timePeriodParams, timePeriodStart } from '../../../services/core/hs-time.js';
 import { disasterSrv } from '../../../services/core/hsdir-ring.js';

@@ -2,7 +2,8 @@
 // once (a client may hold a newer consensus), refreshes are rate-limited
 // and coalesced, and an exit with no consensus fails closed.
 import { describe, expect, it } from 'vitest';
-import type { Consensus, ConsensusRelay } from '../../../services/core/dirdoc.js';
+import type { Consensus } from '../../../services/core/dir/consensus.js';
+import type { ConsensusRelay } from '../../../services/core/dir/relay-entry.js';
 import { REJECT_ALL } from '../../../services/core/exit-policy.js';
 import { type ConsensusSource, NetworkView } from '../../../services/relay/network-view.js';
 

@@ -2,7 +2,7 @@
  * Shared randomness (srv-spec, "Tor shared random subsystem"): the commit and
  * reveal values authorities exchange in votes, and the shared random value
  * (SRV) they all compute from the reveals, which places onion-service
- * descriptors on the HSDir hash ring (rend-spec-v3 §2.2.3, digest §6.3).
+ * descriptors on the HSDir hash ring (rend-spec-v3 §2.2.3).
  *
  * Overview (srv-spec §2-3, C tor shared_random.c):
  *   RN     = SHA3-256(32 random bytes)        (hashed so RNG output never leaks)
@@ -23,18 +23,18 @@
  * (Passing a 20-byte id reproduces C tor's test vector byte for byte.)
  *
  * Not in this module: the disaster SRV (hsdir-ring.ts), votes carrying the
- * values (dirdoc.ts), and the authority state machine (services/directory).
+ * values (vote.ts), and the authority state machine (services/directory).
  */
-import { compareBytes, concat, fromBase64, int4, int8, toBase64, toHex, utf8 } from './bytes.js';
-import { ctEqual, type Rng, sha3_256 } from './crypto.js';
-import { InvalidError } from './errors.js';
+import { compareBytes, concat, fromBase64, int4, int8, toBase64, toHex, utf8 } from '../bytes.js';
+import { ctEqual, type Rng, sha3_256 } from '../crypto.js';
+import { InvalidError } from '../errors.js';
 
 export const SR_PROTO_VERSION = 1;
 /** Commit rounds, then as many reveal rounds, per protocol run (SHARED_RANDOM_N_ROUNDS). */
 export const SR_N_ROUNDS = 12;
 const ENCODED_LEN = 56; // base64 of 40 bytes
 
-/** Shaped like dirdoc's SrVoteCommit, so it can go into a vote as is. */
+/** Shaped like vote.ts's SrVoteCommit, so it can go into a vote as is. */
 export interface SrCommitment {
   /** Lowercase hex Ed25519 id of the committing authority. */
   authorityId: string;

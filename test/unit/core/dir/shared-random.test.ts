@@ -11,9 +11,8 @@ import {
   toBase64,
   toHex,
   utf8,
-} from '../../../services/core/bytes.js';
-import { sha3_256 } from '../../../services/core/crypto.js';
-import { InvalidError } from '../../../services/core/errors.js';
+} from '../../../../services/core/bytes.js';
+import { sha3_256 } from '../../../../services/core/crypto.js';
 import {
   computeSrv,
   decodeCommit,
@@ -21,8 +20,9 @@ import {
   makeCommit,
   srPhase,
   verifyReveal,
-} from '../../../services/core/shared-random.js';
-import { expectOnlyTypedErrors } from '../../helpers/typed-errors.js';
+} from '../../../../services/core/dir/shared-random.js';
+import { InvalidError } from '../../../../services/core/errors.js';
+import { expectOnlyTypedErrors } from '../../../helpers/typed-errors.js';
 
 const seeded = (seed: number) => (n: number) => {
   const out = new Uint8Array(n);
