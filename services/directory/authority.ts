@@ -30,8 +30,7 @@
  * DirPort is reachable from every exit.
  *
  * Design notes:
- * - The consensus-signature document is the canonical JSON
- *   {validAfterMs, digest(hex), identity(hex), signature(b64)}: Tor's
+ * - The consensus-signature document (core/dir/consensus.ts) is Tor's
  *   detached signature, one per authority. A signature for a round whose
  *   consensus this authority has not computed yet is verified over the
  *   digest it names, then queued (a few per authority) until ours exists.
@@ -67,16 +66,7 @@
 import * as http from 'node:http';
 import type * as net from 'node:net';
 import type { Registry } from 'prom-client';
-import { compareBytes, fromHex, toBase64, toHex } from '../core/bytes.js';
-import {
-  canonicalJsonBytes,
-  expectKeys,
-  parseJsonBounded,
-  readB64,
-  readInt,
-  readObject,
-  readString,
-} from '../core/canonical-json.js';
+import { compareBytes, fromHex, toHex } from '../core/bytes.js';
 import type { HandshakeName } from '../core/create-handshake.js';
 import { ed25519PublicFromSeed } from '../core/crypto.js';
 import {
@@ -84,8 +74,11 @@ import {
   type ConsensusSignature,
   consensusDigest,
   consensusSignatureValid,
+  decodeSignatureDocument,
   decodeSignedConsensus,
+  encodeSignatureDocument,
   encodeSignedConsensus,
+  MAX_SIGNATURE_BYTES,
   signConsensus,
   verifyConsensus,
 } from '../core/dir/consensus.js';
@@ -93,8 +86,8 @@ import { descriptorDigest, type RelayDescriptor, verifyRelayDescriptor } from '.
 import { MAX_DESCRIPTOR_BYTES, MAX_RELAYS } from '../core/dir/fields.js';
 import { assignFlags, credibleBandwidth, FLAGS, voteRelayFromDescriptor } from '../core/dir/flags.js';
 import { decodeVote, encodeVote, type Vote } from '../core/dir/vote.js';
-import { computeConsensus } from '../core/dir/voting.js';
-import { InvalidError, ShallotError } from '../core/errors.js';
+import { computeConsensus, lowMedian } from '../core/dir/voting.js';
+import { ShallotError } from '../core/errors.js';
 import { type Metrics, metricsFor } from '../metrics/metrics.js';
 import type { Logger } from '../net/log.js';
 import {
@@ -114,7 +107,6 @@ export const NEXT_VOTE_PATH = '/tor/status-vote/next/vote';
 export const NEXT_SIGNATURES_PATH = '/tor/status-vote/next/consensus-signatures';
 
 const MAX_VOTE_BYTES = MAX_CONSENSUS_BYTES;
-const MAX_SIGNATURE_BYTES = 4096;
 /** Verified signatures (on digests other than ours, or before ours exists) queued per authority and round. */
 const MAX_QUEUED_SIGNATURES = 4;
 /**
@@ -128,7 +120,6 @@ export const DEFAULT_PROBE_CONCURRENCY = 16;
 /** Measurements of a relay kept; their median is voted, so one noisy sample does not decide. */
 const MEASUREMENTS_KEPT = 3;
 
-const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
 /** Bytes of an oversized body read and discarded (so the client sees the 400) before hanging up. */
 const MAX_DRAIN_BYTES = 1 << 20;
 
@@ -277,40 +268,6 @@ class HttpError extends Error {
 
 const TEXT = { 'content-type': 'text/plain; charset=utf-8' };
 const OCTETS = { 'content-type': 'application/json' };
-
-/** The signature document peers exchange; see the module notes. */
-export function encodeSignatureDocument(
-  validAfterMs: number,
-  digest: Uint8Array,
-  sig: ConsensusSignature,
-): Uint8Array {
-  return canonicalJsonBytes({
-    validAfterMs,
-    digest: toHex(digest),
-    identity: toHex(sig.identity),
-    signature: toBase64(sig.signature, false),
-  });
-}
-
-export function decodeSignatureDocument(bytes: Uint8Array): {
-  validAfterMs: number;
-  digestHex: string;
-  signature: ConsensusSignature;
-} {
-  const what = 'consensus signature';
-  const o = readObject(parseJsonBounded(bytes, MAX_SIGNATURE_BYTES, what), what);
-  expectKeys(o, what, ['validAfterMs', 'digest', 'identity', 'signature']);
-  const digestHex = readString(o.digest, what, 64);
-  const idHex = readString(o.identity, what, 64);
-  if (!/^[0-9a-f]{64}$/.test(digestHex) || !/^[0-9a-f]{64}$/.test(idHex)) {
-    throw new InvalidError(what, 'digest and identity must be 64 lowercase hex digits');
-  }
-  return {
-    validAfterMs: readInt(o.validAfterMs, what),
-    digestHex,
-    signature: { identity: fromHex(idHex), signature: readB64(o.signature, what, 64) },
-  };
-}
 
 /** Whether `sig` is a good signature on `c` (verifyConsensus over a one-authority set). */
 function signatureValid(c: Consensus, digest: Uint8Array, sig: ConsensusSignature): boolean {
@@ -718,7 +675,7 @@ export class DirectoryAuthority {
     const reachable = (id: string) => !probing || this.history.reachable(id, nowMs, grace);
     const measuredOf = (id: string) => {
       const m = this.measures ? this.measured.get(id) : undefined;
-      return m ? median(m.samples) : undefined;
+      return m ? lowMedian(m.samples) : undefined;
     };
     if (this.measures) for (const d of descs) void this.measure(toHex(d.desc.identity), d);
     const uptimeOf = (d: StoredDescriptor) =>
