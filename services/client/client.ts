@@ -24,6 +24,7 @@ import type { Registry } from 'prom-client';
 import type { ClientAuthPrivate } from '../core/client-auth.js';
 import { type Rng, randomBytes } from '../core/crypto.js';
 import { PathError } from '../core/path.js';
+import { uniformFraction } from '../core/random.js';
 import { EndReason } from '../core/relay-cell.js';
 import { type AuthorityEndpoint, fetchConsensus } from '../directory/dir-client.js';
 import { type Metrics, metricsFor } from '../metrics/metrics.js';
@@ -85,6 +86,7 @@ export class ShallotClient {
   private refreshTimer: NodeJS.Timeout | null = null;
   private stopped = false;
   private readonly now: () => number;
+  private readonly rng: Rng;
   private readonly m: Metrics['client'];
   private consensusWaiters: (() => void)[] = [];
   onion: OnionConnector | null = null;
@@ -94,9 +96,10 @@ export class ShallotClient {
     readonly opts: ClientOptions,
   ) {
     this.now = c.now ?? Date.now;
+    this.rng = c.rng ?? randomBytes;
     this.m = metricsFor(c.registry).client;
     this.circuits = new CircuitManager(
-      { logger: c.logger, registry: c.registry, rng: c.rng ?? randomBytes, now: this.now },
+      { logger: c.logger, registry: c.registry, rng: this.rng, now: this.now },
       { ...DEFAULT_CIRCUIT_OPTIONS, ...opts.circuits },
     );
     this.onion = createOnionConnector(this, {
@@ -151,6 +154,7 @@ export class ShallotClient {
       const { consensus, from } = await fetchConsensus(this.opts.authorities, {
         nowMs: this.now(),
         skewMs: this.opts.skewMs ?? 5_000,
+        rng: this.rng,
       });
       const dir = new NetDir(consensus);
       const first = !this.dir;
@@ -166,7 +170,7 @@ export class ShallotClient {
       // (fresh-until + 7/8 of the remaining validity), so clients spread out.
       const fresh = consensus.freshUntilMs;
       const span = Math.max(1_000, ((consensus.validUntilMs - fresh) * 7) / 8);
-      const jitter = this.opts.refreshPromptly ? 250 : Math.random() * span * 0.5;
+      const jitter = this.opts.refreshPromptly ? 250 : uniformFraction(this.rng) * span * 0.5;
       delayMs = Math.max(this.opts.refreshPromptly ? 250 : 1_000, fresh - this.now() + jitter);
     } catch (e) {
       delayMs = bootstrap && !this.dir ? 1_000 : 5_000;

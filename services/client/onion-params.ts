@@ -33,10 +33,11 @@ import {
   timePeriodParams,
   timePeriodStart,
 } from '../core/hs-time.js';
-import { disasterSrv, fetchHsDirs } from '../core/hsdir-ring.js';
-import type { LinkSpecifier } from '../core/link-specifiers.js';
+import { disasterSrv, fetchHsDirs, hsDirRingMembers } from '../core/hsdir-ring.js';
+import { type LinkSpecifier, linkTarget } from '../core/link-specifiers.js';
 import { decodeOnionAddress } from '../core/onion-address.js';
-import { type PathRelay, positionWeight, weightedChoice } from '../core/path.js';
+import { type PathRelay, positionWeight } from '../core/path.js';
+import { weightedChoice } from '../core/random.js';
 import { SocksFailure } from './socks-server.js';
 import { SocksReply } from './socks5.js';
 
@@ -134,30 +135,8 @@ export function onionPeriodKeys(identityPub: Uint8Array, consensus: Consensus): 
  * in the order the ring lists them; the caller tries them in random order.
  */
 export function hsDirsToFetch<T extends PathRelay>(relays: readonly T[], keys: OnionPeriodKeys): T[] {
-  const hsdirs = relays
-    .filter((r) => r.flags.includes('HSDir') && r.flags.includes('Running'))
-    .map((node) => ({ id: node.identity, node }));
-  return fetchHsDirs(hsdirs, keys.blindedPub, keys.srv, keys.tp, keys.len).map((e) => e.node);
-}
-
-/** Fisher-Yates with unbiased draws from `rng`. */
-export function shuffled<T>(items: readonly T[], rng: Rng): T[] {
-  const out = [...items];
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = uniformIndex(i + 1, rng);
-    [out[i], out[j]] = [out[j] as T, out[i] as T];
-  }
-  return out;
-}
-
-function uniformIndex(n: number, rng: Rng): number {
-  // n is small (a handful of HSDirs): 32-bit rejection sampling is exact.
-  const limit = Math.floor(0x1_0000_0000 / n) * n;
-  for (;;) {
-    const b = rng(4);
-    const v = ((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0;
-    if (v < limit) return v % n;
-  }
+  const ring = hsDirRingMembers(relays);
+  return fetchHsDirs(ring, keys.blindedPub, keys.srv, keys.tp, keys.len).map((e) => e.node);
 }
 
 /** Relays that may serve as a rendezvous point. */
@@ -193,16 +172,13 @@ export function findIntroRelay<T extends PathRelay>(
   relays: readonly T[],
   specs: readonly LinkSpecifier[],
 ): T | undefined {
-  const ed = specs.find((s) => s.type === 'ed25519');
-  if (ed && ed.type === 'ed25519') {
-    const hex = toHex(ed.id);
+  const { ed25519, legacyId } = linkTarget(specs);
+  if (ed25519) {
+    const hex = toHex(ed25519);
     const hit = relays.find((r) => toHex(r.identity) === hex);
     if (hit) return hit;
   }
-  const legacy = specs.find((s) => s.type === 'legacy-id');
-  if (legacy && legacy.type === 'legacy-id') {
-    const hex = toHex(legacy.id);
-    return relays.find((r) => toHex(legacyIdFromEd25519(r.identity)) === hex);
-  }
-  return undefined;
+  if (!legacyId) return undefined;
+  const hex = toHex(legacyId);
+  return relays.find((r) => toHex(legacyIdFromEd25519(r.identity)) === hex);
 }

@@ -81,6 +81,7 @@ import {
 } from '../core/hs-descriptor.js';
 import { hsNtorClientRendezvous, hsRendHopKeys } from '../core/hs-ntor.js';
 import { relayLinkSpecifiers } from '../core/link-specifiers.js';
+import { shuffled } from '../core/random.js';
 import type { RelayMessage } from '../core/relay-cell.js';
 import { hsVirtualHop } from '../core/relay-crypto.js';
 import { type Metrics, metricsFor } from '../metrics/metrics.js';
@@ -99,7 +100,6 @@ import {
   onionLabel,
   onionPeriodKeys,
   otherPeriodKeys,
-  shuffled,
 } from './onion-params.js';
 import type { ConnectRequest } from './socks-server.js';
 import { SocksFailure, withDeadline } from './socks-server.js';

@@ -27,14 +27,8 @@
  */
 import type { Rng } from './crypto.js';
 import { InvalidError } from './errors.js';
-import {
-  type BandwidthWeights,
-  type PathRelay,
-  positionWeight,
-  relayIdHex,
-  uniformInt,
-  weightedChoice,
-} from './path.js';
+import { type BandwidthWeights, type PathRelay, positionWeight, relayIdHex } from './path.js';
+import { uniformInt, weightedChoice } from './random.js';
 
 const DAY = 86_400_000;
 const HOUR = 3_600_000;

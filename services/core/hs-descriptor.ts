@@ -58,7 +58,7 @@ import {
 import { CryptoError, InvalidError } from './errors.js';
 import { hsSubcredential } from './hs-keys.js';
 import { decodeLinkSpecifiers, encodeLinkSpecifiers, type LinkSpecifier } from './link-specifiers.js';
-import { uniformInt } from './path.js';
+import { shuffled } from './random.js';
 
 export const HS_DESC_MAX_LEN = 50000;
 export const HS_DESC_MAX_INTRO_POINTS = 20;
@@ -314,12 +314,8 @@ function authClientLines(
   while (lines.length < total) {
     lines.push({ clientId: rng(CLIENT_ID_LEN), iv: rng(16), encryptedCookie: rng(DESC_COOKIE_LEN) });
   }
-  // Fisher-Yates with unbiased draws, so a real client's line says nothing by its position.
-  for (let i = lines.length - 1; i > 0; i--) {
-    const j = uniformInt(i + 1, rng);
-    [lines[i], lines[j]] = [lines[j]!, lines[i]!];
-  }
-  return lines;
+  // Shuffled, so a real client's line says nothing by its position.
+  return shuffled(lines, rng);
 }
 
 /** The descriptor cookie from the `auth-client` line for `clientSecret`, if there is one. */

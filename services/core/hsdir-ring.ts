@@ -11,6 +11,10 @@
  * is >= hs_index, goes forward around the ring, and skips relays already
  * chosen for an earlier replica, until `spread` new ones are taken or the
  * ring is exhausted.
+ *
+ * Who is on the ring (`hsDirRingMembers`) is one rule for the service that
+ * uploads and the client that fetches: if they differ, a client can look
+ * for a descriptor where none was stored.
  */
 import { compareBytes, int8, toHex, utf8 } from './bytes.js';
 import { sha3_256 } from './crypto.js';
@@ -43,6 +47,20 @@ export function hsdirIndex(edId: Uint8Array, srv: Uint8Array, tp: bigint, len: b
 /** The SRV to use when the consensus has none (rend-spec-v3 §2.2.3.1). */
 export function disasterSrv(tp: bigint, len: bigint): Uint8Array {
   return sha3_256(utf8('shared-random-disaster'), int8(len), int8(tp));
+}
+
+/**
+ * The ring's members: every consensus relay with the HSDir flag, as C tor's
+ * hs_get_responsible_hsdirs takes every routerstatus with is_hs_dir (and
+ * arti's ring "all of the relays in the consensus with the HsDir flag").
+ * Neither asks for Valid, so neither does this; Running is implied, since
+ * a consensus lists only relays a majority votes Running (dir-spec §3.8.1).
+ * C tor also needs HSDir=2 (protover); every Shallot relay speaks it.
+ */
+export function hsDirRingMembers<T extends { identity: Uint8Array; flags: readonly string[] }>(
+  relays: readonly T[],
+): { id: Uint8Array; node: T }[] {
+  return relays.filter((r) => r.flags.includes('HSDir')).map((node) => ({ id: node.identity, node }));
 }
 
 export interface RingEntry<T> {

@@ -150,3 +150,46 @@ export function relayLinkSpecifiers(relay: {
   if (addr.type === 'ipv6') out.push(addr);
   return out;
 }
+
+/** What a link-specifier list says about a relay: the first specifier of each kind. */
+export interface LinkTarget {
+  ed25519?: Uint8Array;
+  legacyId?: Uint8Array;
+  ipv4?: { addr: string; port: number };
+  ipv6?: { addr: string; port: number };
+}
+
+/**
+ * The relay a list names, for the places that act on one (EXTEND2 at a
+ * relay, an intro point in a descriptor, a rendezvous point in
+ * INTRODUCE2, an intro point in a peer instance's record). The first
+ * address of each family wins and unknown types are skipped, as in C tor's
+ * hs_get_extend_info_from_lspecs; two identities of one kind never get
+ * here (decodeLinkSpecifiers refuses them).
+ */
+export function linkTarget(specs: readonly LinkSpecifier[]): LinkTarget {
+  const t: LinkTarget = {};
+  for (const s of specs) {
+    switch (s.type) {
+      case 'ed25519':
+        t.ed25519 ??= s.id;
+        break;
+      case 'legacy-id':
+        t.legacyId ??= s.id;
+        break;
+      case 'ipv4':
+        t.ipv4 ??= { addr: s.addr, port: s.port };
+        break;
+      case 'ipv6':
+        t.ipv6 ??= { addr: s.addr, port: s.port };
+        break;
+      case 'unknown':
+        break;
+      default: {
+        const never: never = s;
+        throw new InvalidError('link specifier', `unknown variant ${String(never)}`);
+      }
+    }
+  }
+  return t;
+}

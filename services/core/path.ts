@@ -4,9 +4,9 @@
  *
  * Overview: `choosePath` picks the final hop first (exit, or a middle-weighted
  * relay for internal circuits), then the guard, then the middles, each by
- * bandwidth times the consensus weight for that position. `weightedChoice`
- * draws with an unbiased integer sampler over the caller's `Rng` bytes so
- * tests can replay a path from a seed.
+ * bandwidth times the consensus weight for that position, drawn by
+ * random.ts's `weightedChoice` over the caller's `Rng` so tests can replay
+ * a path from a seed.
  *
  * Not in this module: guard persistence and retry (guards.ts), parsing the
  * consensus (dir/consensus.ts), exit policies (exit-policy.ts; plugged in through
@@ -31,6 +31,7 @@
 import { toHex } from './bytes.js';
 import type { Rng } from './crypto.js';
 import { InvalidError, ShallotError } from './errors.js';
+import { uniformInt, weightedChoice } from './random.js';
 
 /** What path selection needs to know about a relay. */
 export interface PathRelay {
@@ -108,64 +109,6 @@ export function positionWeight(relay: PathRelay, position: Position, weights: Ba
   else if (position === 'middle') w = weight(weights, `Wm${kind}`);
   else w = weight(weights, `We${kind}`);
   return (bw * w) / BW_WEIGHT_SCALE;
-}
-
-/**
- * Uniform integer in [0, bound) from rng bytes by rejection sampling, so no
- * modulo bias whatever the bound.
- */
-export function uniformBigInt(bound: bigint, rng: Rng): bigint {
-  if (bound <= 0n) throw new InvalidError('uniform bound', 'must be positive');
-  const bits = (bound - 1n).toString(2).length;
-  const nBytes = Math.ceil(bits / 8);
-  const mask = (1n << BigInt(bits)) - 1n;
-  for (;;) {
-    const b = rng(nBytes);
-    let v = 0n;
-    for (const x of b) v = (v << 8n) | BigInt(x);
-    v &= mask;
-    if (v < bound) return v;
-  }
-}
-
-/** Uniform integer in [0, n). */
-export function uniformInt(n: number, rng: Rng): number {
-  return Number(uniformBigInt(BigInt(n), rng));
-}
-
-/** Total of scaled integer weights; 2^62 keeps the sum exact as a bigint and each term exact as a double. */
-const WEIGHT_RESOLUTION = 2 ** 62;
-
-/**
- * Pick one item with probability proportional to `weightFn(item)`
- * (non-negative, finite; others count as 0). Weights are scaled to integers
- * summing to at most 2^62, as C tor's `scale_array_elements_to_u64`, and one
- * unbiased integer draw picks the item. If every weight is 0 the choice is
- * uniform (C tor and arti do the same). Returns undefined for no items.
- */
-export function weightedChoice<T>(
-  items: readonly T[],
-  weightFn: (item: T) => number,
-  rng: Rng,
-): T | undefined {
-  if (items.length === 0) return undefined;
-  const raw = items.map((it) => {
-    const w = weightFn(it);
-    return Number.isFinite(w) && w > 0 ? w : 0;
-  });
-  const total = raw.reduce((a, b) => a + b, 0);
-  if (total === 0 || !Number.isFinite(total)) return items[uniformInt(items.length, rng)];
-  const ints = raw.map((w) => BigInt(Math.floor((w / total) * WEIGHT_RESOLUTION)));
-  const sum = ints.reduce((a, b) => a + b, 0n);
-  if (sum === 0n) return items[uniformInt(items.length, rng)];
-  let r = uniformBigInt(sum, rng);
-  for (let i = 0; i < ints.length; i++) {
-    const w = ints[i]!;
-    if (r < w) return items[i];
-    r -= w;
-  }
-  /* c8 ignore next */
-  return items[items.length - 1];
 }
 
 /** Hex identity as used in family lists. */

@@ -40,7 +40,7 @@ import type { Consensus } from './dir/consensus.js';
 import type { ConsensusRelay } from './dir/relay-entry.js';
 import { InvalidError, ShallotError } from './errors.js';
 import { canonicalAddress } from './exit-policy.js';
-import type { LinkSpecifier } from './link-specifiers.js';
+import { type LinkSpecifier, linkTarget } from './link-specifiers.js';
 
 /** An IP literal (or `*`, any address) and a port. */
 export interface HostPort {
@@ -82,15 +82,11 @@ export function checkExtendSpecs(
   specs: readonly LinkSpecifier[],
   self: Uint8Array,
 ): ExtendTarget | { refused: ExtendRefusal } {
-  const ed = specs.find((s) => s.type === 'ed25519');
-  const v4 = specs.find((s) => s.type === 'ipv4');
-  if (ed?.type !== 'ed25519' || v4?.type !== 'ipv4') return { refused: 'specifiers' };
-  if (equalBytes(ed.id, self) || ed.id.every((b) => b === 0)) return { refused: 'self' };
-  const legacy = specs.find((s) => s.type === 'legacy-id');
-  if (legacy?.type === 'legacy-id' && !equalBytes(legacy.id, legacyIdFromEd25519(ed.id))) {
-    return { refused: 'identity' };
-  }
-  return { identity: ed.id, address: v4.addr, port: v4.port };
+  const { ed25519, ipv4, legacyId } = linkTarget(specs);
+  if (!ed25519 || !ipv4) return { refused: 'specifiers' };
+  if (equalBytes(ed25519, self) || ed25519.every((b) => b === 0)) return { refused: 'self' };
+  if (legacyId && !equalBytes(legacyId, legacyIdFromEd25519(ed25519))) return { refused: 'identity' };
+  return { identity: ed25519, address: ipv4.addr, port: ipv4.port };
 }
 
 /** The consensus entry for `identity`, if listed. */

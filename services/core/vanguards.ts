@@ -15,14 +15,8 @@
  * §1: client rend G-L2-R; everything else G-L2-M-target).
  */
 import type { Rng } from './crypto.js';
-import {
-  type BandwidthWeights,
-  type PathRelay,
-  positionWeight,
-  relayIdHex,
-  uniformInt,
-  weightedChoice,
-} from './path.js';
+import { type BandwidthWeights, type PathRelay, positionWeight, relayIdHex } from './path.js';
+import { uniformInt, weightedChoice } from './random.js';
 
 export interface VanguardParams {
   count: number;

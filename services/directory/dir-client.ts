@@ -19,9 +19,10 @@
  */
 import * as http from 'node:http';
 import { toHex } from '../core/bytes.js';
-import { randomBytes } from '../core/crypto.js';
+import { type Rng, randomBytes } from '../core/crypto.js';
 import { type Consensus, verifyConsensus } from '../core/dir/consensus.js';
 import { InvalidError, ShallotError } from '../core/errors.js';
+import { shuffled } from '../core/random.js';
 
 export interface AuthorityEndpoint {
   /** Lowercase hex Ed25519 identity. */
@@ -179,16 +180,6 @@ export async function publishDescriptor(
   return { accepted: results.filter((r) => r.ok).length, results };
 }
 
-function shuffled<T>(xs: readonly T[]): T[] {
-  const out = [...xs];
-  for (let i = out.length - 1; i > 0; i--) {
-    const r = randomBytes(4);
-    const j = (((r[0]! << 24) | (r[1]! << 16) | (r[2]! << 8) | r[3]!) >>> 0) % (i + 1);
-    [out[i], out[j]] = [out[j]!, out[i]!];
-  }
-  return out;
-}
-
 /**
  * Fetches the current consensus, trying authorities in random order until
  * one serves a document signed by more than half of `auths` and valid at
@@ -196,11 +187,11 @@ function shuffled<T>(xs: readonly T[]): T[] {
  */
 export async function fetchConsensus(
   auths: readonly AuthorityEndpoint[],
-  opts: { nowMs: number; timeoutMs?: number; skewMs?: number },
+  opts: { nowMs: number; timeoutMs?: number; skewMs?: number; rng?: Rng },
 ): Promise<{ consensus: Consensus; raw: Uint8Array; from: string }> {
   const authorityIds = auths.map((a) => a.identity);
   const failures: DirFailure[] = [];
-  for (const a of shuffled(auths)) {
+  for (const a of shuffled(auths, opts.rng ?? randomBytes)) {
     try {
       const r = await httpRequest(a.url, 'GET', CONSENSUS_PATH, {
         timeoutMs: opts.timeoutMs,

@@ -18,7 +18,7 @@
  */
 import type { Consensus } from '../core/dir/consensus.js';
 import { inPeriodBetweenTpAndSrv, type TimePeriodParams, timePeriodNum } from '../core/hs-time.js';
-import { disasterSrv } from '../core/hsdir-ring.js';
+import { disasterSrv, hsDirRingMembers, responsibleHsDirs } from '../core/hsdir-ring.js';
 
 export interface PeriodSrv {
   tp: number;
@@ -51,4 +51,20 @@ export function clientFetchPeriod(consensus: Consensus, p: TimePeriodParams): Pe
   const va = consensus.validAfterMs;
   const tp = timePeriodNum(va, p);
   return srvFor(consensus, inPeriodBetweenTpAndSrv(va, p) ? 'current' : 'previous', tp, p);
+}
+
+/**
+ * The HSDirs a descriptor for `period` goes to: spread_store per replica on
+ * the ring a client fetches from (the same members, hsDirRingMembers).
+ */
+export function uploadHsDirs<T extends { identity: Uint8Array; flags: readonly string[] }>(
+  relays: readonly T[],
+  blindedPub: Uint8Array,
+  period: PeriodSrv,
+  p: TimePeriodParams,
+): T[] {
+  const ring = hsDirRingMembers(relays);
+  return responsibleHsDirs(ring, blindedPub, period.srv, BigInt(period.tp), BigInt(p.lengthMinutes)).map(
+    (e) => e.node,
+  );
 }

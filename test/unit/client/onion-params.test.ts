@@ -13,7 +13,6 @@ import {
   onionLabel,
   onionPeriodKeys,
   rendezvousCandidates,
-  shuffled,
 } from '../../../services/client/onion-params.js';
 import { SocksFailure } from '../../../services/client/socks-server.js';
 import { SocksReply } from '../../../services/client/socks5.js';
@@ -311,18 +310,6 @@ describe('intro point lookup', () => {
 });
 
 describe('helpers', () => {
-  it('shuffled is a permutation and uses the rng', () => {
-    fc.assert(
-      fc.property(fc.array(fc.integer(), { maxLength: 30 }), fc.integer(), (xs, seed) => {
-        const out = shuffled(xs, seededRng(seed));
-        expect([...out].sort((a, b) => a - b)).toEqual([...xs].sort((a, b) => a - b));
-      }),
-    );
-    const xs = Array.from({ length: 10 }, (_, i) => i);
-    const orders = new Set(Array.from({ length: 20 }, (_, i) => shuffled(xs, seededRng(i)).join(',')));
-    expect(orders.size).toBeGreaterThan(15);
-  });
-
   it('maps failures to SOCKS replies', () => {
     const f = new SocksFailure(SocksReply.ONION_REND_FAILED, 'x');
     expect(toOnionFailure(f)).toBe(f);

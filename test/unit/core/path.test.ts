@@ -1,7 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { toHex } from '../../../services/core/bytes.js';
-import type { Rng } from '../../../services/core/crypto.js';
 import {
   type BandwidthWeights,
   canExit,
@@ -11,8 +10,6 @@ import {
   type PathRelay,
   positionWeight,
   subnetKey,
-  uniformBigInt,
-  weightedChoice,
 } from '../../../services/core/path.js';
 import { seededRng } from '../../helpers/seeded-rng.js';
 
@@ -73,58 +70,6 @@ describe('positionWeight (dir-spec §3.8.3)', () => {
   it('counts a BadExit as a non-exit', () => {
     const bad = relay(5, ['Exit', 'BadExit']);
     expect(positionWeight(bad, 'middle', w)).toBe(1000);
-  });
-});
-
-describe('uniformBigInt / weightedChoice', () => {
-  it('rejects out-of-range draws instead of reducing them', () => {
-    const bytes = [3, 3, 2];
-    const rng: Rng = (n) => new Uint8Array(bytes.splice(0, n));
-    expect(uniformBigInt(3n, rng)).toBe(2n); // 3 is masked-in-range but >= bound: redrawn
-    expect(bytes).toEqual([]);
-  });
-
-  it('stays in range for any bound', () => {
-    fc.assert(
-      fc.property(fc.bigInt({ min: 1n, max: 1n << 80n }), fc.integer(), (bound, seed) => {
-        const v = uniformBigInt(bound, seededRng(seed));
-        expect(v >= 0n && v < bound).toBe(true);
-      }),
-    );
-  });
-
-  it('returns undefined for no items, never picks a zero weight, falls back to uniform when all are zero', () => {
-    const rng = seededRng(1);
-    expect(weightedChoice([], () => 1, rng)).toBeUndefined();
-    for (let i = 0; i < 200; i++)
-      expect(weightedChoice(['a', 'b', 'c'], (x) => (x === 'b' ? 1 : 0), rng)).toBe('b');
-    const seen = new Set<string>();
-    for (let i = 0; i < 200; i++) seen.add(weightedChoice(['a', 'b', 'c'], () => 0, rng)!);
-    expect(seen.size).toBe(3);
-  });
-
-  it('draws proportionally to weight (20k draws, seeded)', () => {
-    fc.assert(
-      fc.property(
-        fc.array(fc.integer({ min: 0, max: 1_000_000 }), { minLength: 2, maxLength: 6 }),
-        fc.integer(),
-        (ws, seed) => {
-          const total = ws.reduce((a, b) => a + b, 0);
-          fc.pre(total > 0);
-          const rng = seededRng(seed);
-          const items = ws.map((_, i) => i);
-          const counts = new Array<number>(ws.length).fill(0);
-          const N = 20_000;
-          for (let i = 0; i < N; i++) counts[weightedChoice(items, (j) => ws[j]!, rng)!]!++;
-          ws.forEach((w, i) => {
-            const p = w / total;
-            // 5 standard deviations plus a little slack.
-            expect(Math.abs(counts[i]! / N - p)).toBeLessThan(5 * Math.sqrt((p * (1 - p)) / N) + 0.002);
-          });
-        },
-      ),
-      { numRuns: 20 },
-    );
   });
 });
 
