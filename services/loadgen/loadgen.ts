@@ -52,7 +52,6 @@ import { metricsUrlsFromTargets, ScrapeConfigError, type Snapshot, scrape } from
 import { type Pair, scrapedFigures } from './scraped.js';
 import { SocksConnectError, socksConnect, socksFailureReason } from './socks-client.js';
 
-export { registerLoadCommand } from './command.js';
 export { LoadConfigError, type LoadInput, type LoadOptions, resolveLoadOptions } from './options.js';
 export type { LoadResult } from './result.js';
 
