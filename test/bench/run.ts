@@ -4,7 +4,8 @@
  * bench-results/bench-<timestamp>.json and bench-results/latest.json.
  *
  * Options: --quick (shorter budgets), --no-e2e (skip the wss figures),
- * --only=<substring> (run only benchmarks whose name contains it),
+ * --only=<substring> (run only benchmarks whose name contains it; `--only=throughput`
+ * runs the data-path figures of issue 16 in both modes),
  * --soak (add the soak bench: --soak-minutes=N of load per phase, default
  * 10, then --soak-idle-minutes=N idle, default 5, with the client's
  * MaxCircuitDirtiness --soak-dirtiness=S, default C tor's 600; `--soak
@@ -18,12 +19,19 @@ import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { blindingBenches, descriptorBenches, handshakeBenches, relayCellBenches } from './core.js';
+import {
+  blindingBenches,
+  descriptorBenches,
+  handshakeBenches,
+  relayCellBenches,
+  relayCryptoShare,
+} from './core.js';
 import { e2eBenches } from './e2e.js';
 import { type BenchResult, formatResult, formatTable, skipped } from './harness.js';
 import { onionBenches } from './onion.js';
 import { processBenches } from './processes.js';
 import { soakBenches } from './soak.js';
+import { type ThroughputOptions, throughputBenches } from './throughput.js';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
@@ -41,6 +49,10 @@ const root = resolve(here, here.split('/').includes('dist') ? '../../..' : '../.
 
 const BUDGET = quick ? 300 : 1200;
 
+const throughputSizes: Omit<ThroughputOptions, 'processPerNode'> = quick
+  ? { singleBytes: 16 * 1024 * 1024, singleRuns: 1, parallelBytes: 4 * 1024 * 1024 }
+  : { singleBytes: 64 * 1024 * 1024, singleRuns: 3, parallelBytes: 16 * 1024 * 1024 };
+
 interface Section {
   title: string;
   /** Row names to show if the section cannot run at all. */
@@ -50,6 +62,11 @@ interface Section {
 
 const sections: Section[] = [
   { title: 'relay-cell crypto', rows: ['relay cell crypto'], run: () => relayCellBenches(BUDGET) },
+  {
+    title: 'relay-cell crypto share of the node:crypto ceiling',
+    rows: ['relay cell crypto, 1 hop', 'relay cell crypto ceiling'],
+    run: () => relayCryptoShare(BUDGET),
+  },
   { title: 'handshakes', rows: ['ntor', 'ntor-v3', 'hs-ntor'], run: () => handshakeBenches(BUDGET) },
   { title: 'key blinding', rows: ['key blinding'], run: () => blindingBenches(BUDGET) },
   {
@@ -91,6 +108,16 @@ const sections: Section[] = [
         ? [skipped('onion connect', 'skipped by --no-e2e')]
         : onionBenches({ clients: quick ? 3 : 8, warmPerClient: quick ? 2 : 4 }),
   },
+  ...([false, true] as const).map(
+    (processPerNode): Section => ({
+      title: `throughput (${processPerNode ? '--process-per-node' : 'one process'}: exit and onion, 1 and 8 streams)`,
+      rows: ['single stream', 'parallel streams', 'CPU seconds per MiB'],
+      run: () =>
+        noE2e
+          ? [skipped('throughput', 'skipped by --no-e2e')]
+          : throughputBenches({ processPerNode, ...throughputSizes }),
+    }),
+  ),
   ...(soak
     ? [
         {

@@ -1,0 +1,223 @@
+/**
+ * Data-path throughput of a whole `shallot up` network (issue 16): 3
+ * authorities, 10 relays (4 exits) and an onion service with its built-in
+ * backend, in one process (the default) or as a process per node. Through
+ * the network's SOCKS port it times HTTP GETs of /bytes/<n> (from
+ * services/onion-service/builtin-http.ts) from the exit target and from the
+ * onion service: one stream at a time, then 8 streams at once; and it reads
+ * the CPU time all processes spent on each path.
+ *
+ * Every body is hashed as it arrives and checked against builtinSha256, so
+ * a figure never describes a download that lost or changed a byte.
+ *
+ * CPU seconds per MiB count every process of the run: in one-process mode
+ * this one (all nodes, the exit target and this reader); with
+ * --process-per-node the node processes from state.json (/proc/<pid>/stat)
+ * plus this one (launcher, exit target, reader). The reader's share is
+ * small (a SHA-256 of the body, about 2 ms per MiB).
+ */
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { httpGet } from '../../services/loadgen/http-get.js';
+import { builtinSha256 } from '../../services/onion-service/builtin-http.js';
+import { ephemeralPort } from '../../services/testnet/ports.js';
+import { type RunningNetwork, up } from '../../services/testnet/up.js';
+import { socksConnect } from '../helpers/socks-client.js';
+import { SILENT_PROGRESS } from '../helpers/testnet.js';
+import { type BenchResult, fromLatencies } from './harness.js';
+
+const MiB = 1024 * 1024;
+
+export interface ThroughputOptions {
+  processPerNode: boolean;
+  /** Bytes of one single-stream download through an exit; the onion path gets half (as in issue 16). */
+  singleBytes: number;
+  /** Single-stream downloads per path; the row shows their median. */
+  singleRuns: number;
+  /** Bytes per stream of the 8-stream runs (the onion path gets half). */
+  parallelBytes: number;
+}
+
+const PARALLEL = 8;
+
+let clockTicks: number | undefined;
+/** CPU seconds (user + system) of a live process, from /proc/<pid>/stat. */
+function processCpuSeconds(pid: number): number {
+  clockTicks ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / clockTicks;
+}
+
+function cpuSecondsOf(net: RunningNetwork): number {
+  const self = process.cpuUsage();
+  let s = (self.user + self.system) / 1e6;
+  for (const n of net.state.nodes) {
+    if (n.pid !== undefined && n.pid !== process.pid) s += processCpuSeconds(n.pid);
+  }
+  return s;
+}
+
+async function download(socksPort: number, host: string, port: number, bytes: number): Promise<number> {
+  const socket = await socksConnect(socksPort, host, port, { timeoutMs: 60_000 });
+  try {
+    const t = performance.now();
+    const res = await httpGet(socket, {
+      host,
+      path: `/bytes/${bytes}`,
+      hash: true,
+      signal: AbortSignal.timeout(600_000),
+    });
+    const ms = performance.now() - t;
+    if (res.status !== 200 || res.bodyBytes !== bytes || res.sha256 !== builtinSha256(bytes)) {
+      throw new Error(
+        `download from ${host} corrupt: status ${res.status}, ${res.bodyBytes} of ${bytes} bytes`,
+      );
+    }
+    return ms;
+  } finally {
+    socket.destroy();
+  }
+}
+
+/**
+ * The first download builds the circuit and warms the JIT. A network just
+ * up may still refuse it (the first consensus can list no Guard yet, and an
+ * onion descriptor can still be on its way), so it is retried for a minute.
+ */
+async function warmUp(fn: () => Promise<number>): Promise<void> {
+  const deadline = performance.now() + 60_000;
+  for (;;) {
+    try {
+      await fn();
+      return;
+    } catch (e) {
+      if (performance.now() > deadline) throw e;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+}
+
+interface PathFigures {
+  rows: BenchResult[];
+  bytes: number;
+  cpuSeconds: number;
+}
+
+async function measurePath(
+  net: RunningNetwork,
+  label: string,
+  host: string,
+  port: number,
+  singleBytes: number,
+  o: ThroughputOptions,
+  parallelBytes: number,
+): Promise<PathFigures> {
+  const socksPort = Number(net.state.socks.split(':')[1]);
+  await warmUp(() => download(socksPort, host, port, 1 * MiB));
+  const cpu0 = cpuSecondsOf(net);
+  const singles: number[] = [];
+  for (let i = 0; i < o.singleRuns; i++) singles.push(await download(socksPort, host, port, singleBytes));
+  const t = performance.now();
+  await Promise.all(Array.from({ length: PARALLEL }, () => download(socksPort, host, port, parallelBytes)));
+  const parallelMs = performance.now() - t;
+  const cpuSeconds = cpuSecondsOf(net) - cpu0;
+  const single = fromLatencies(
+    `single stream, ${label}, ${singleBytes / MiB} MiB`,
+    'dl',
+    singles,
+    singleBytes,
+  );
+  const total = PARALLEL * parallelBytes;
+  const parallel = fromLatencies(
+    `${PARALLEL} parallel streams, ${label}, ${PARALLEL} x ${parallelBytes / MiB} MiB`,
+    'run',
+    [parallelMs],
+    total,
+  );
+  return {
+    rows: [single, parallel],
+    bytes: singleBytes * o.singleRuns + total,
+    cpuSeconds,
+  };
+}
+
+export async function throughputBenches(o: ThroughputOptions): Promise<BenchResult[]> {
+  const mode = o.processPerNode ? 'process-per-node' : 'one process';
+  const dataDir = await mkdtemp(path.join(tmpdir(), 'shallot-bench-tput-'));
+  const net = await up(
+    {
+      authorities: 3,
+      relays: 10,
+      exits: 4,
+      onionServices: 1,
+      instances: 1,
+      introPoints: 3,
+      votingInterval: 5,
+      dataDir,
+      keyRotation: 0,
+      basePort: 0,
+      socksPort: await ephemeralPort(),
+      processPerNode: o.processPerNode,
+      logLevel: 'warn',
+      tls: true,
+      handshake: 'ntor',
+      vanguardsLite: false,
+      clientAuth: false,
+      bootstrapTimeout: 120,
+    },
+    SILENT_PROGRESS,
+  );
+  try {
+    const web = net.state.web;
+    const onion = net.state.onionServices[0]?.address;
+    if (!web || !onion) throw new Error('the network has no exit target or no onion service');
+    const [webHost, webPort] = [
+      web.slice(0, web.lastIndexOf(':')),
+      Number(web.slice(web.lastIndexOf(':') + 1)),
+    ];
+    const exit = await measurePath(
+      net,
+      `exit (${mode})`,
+      webHost,
+      webPort,
+      o.singleBytes,
+      o,
+      o.parallelBytes,
+    );
+    const hs = await measurePath(
+      net,
+      `onion (${mode})`,
+      onion,
+      80,
+      o.singleBytes / 2,
+      o,
+      o.parallelBytes / 2,
+    );
+    const cpuRow = (name: string, f: PathFigures): BenchResult => ({
+      name,
+      unit: 's/MiB',
+      perSecond: Number.NaN,
+      ops: 1,
+      seconds: f.cpuSeconds,
+      extra: {
+        cpuSecondsPerMiB: Number((f.cpuSeconds / (f.bytes / MiB)).toFixed(4)),
+        mib: f.bytes / MiB,
+      },
+    });
+    return [
+      ...exit.rows,
+      ...hs.rows,
+      cpuRow(`CPU seconds per MiB, all processes, exit path (${mode})`, exit),
+      cpuRow(`CPU seconds per MiB, all processes, onion path (${mode})`, hs),
+    ];
+  } finally {
+    await net.stop();
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}
