@@ -321,6 +321,19 @@ function build(registry: Registry) {
         labelNames: ['service', 'service_instance'] as const,
         registers: r,
       }),
+      // Instances sharing intro points over the network (issue 14): peers merged, records refused.
+      instancePeers: new Gauge({
+        name: 'shallot_hs_instance_peers',
+        help: 'Other instances of this service whose fresh records this instance merges into its descriptors.',
+        labelNames: ['service', 'service_instance'] as const,
+        registers: r,
+      }),
+      instanceRecordsRefused: new Counter({
+        name: 'shallot_hs_instance_records_refused_total',
+        help: 'Instance records fetched from peers and refused, by reason (bad_signature, stale, future, oversized, malformed).',
+        labelNames: ['service', 'service_instance', 'reason'] as const,
+        registers: r,
+      }),
     },
     directory: {
       consensusRelays: new Gauge({

@@ -8,7 +8,11 @@
  * Prints the onion address on stdout once the identity is loaded (the key
  * file is created, mode 0600, on first start). Several processes started
  * with the same key file and different --instance names share the service
- * (see instances.ts): they meet in the key file's directory, or --data-dir.
+ * (see instances.ts): they meet in the key file's directory, or --data-dir;
+ * on hosts without a shared directory (pods), over HTTP instead
+ * (instance-peers.ts): each serves its record on --instance-port and fetches
+ * its peers' from --instance-peers host:port,... and/or every address of
+ * --instance-peers-dns name:port (a headless Service).
  * Every flag has a SHALLOT_* environment fallback. SIGTERM stops the
  * service (intro circuits closed, instance record removed), then the client.
  */
@@ -33,6 +37,12 @@ import {
 } from '../net/cli.js';
 import { readAuthorizedClients } from '../net/client-auth-files.js';
 import { createLogger } from '../net/log.js';
+import {
+  type InstancePeersOptions,
+  type PeerAddress,
+  parsePeerAddress,
+  parsePeerList,
+} from './instance-peers.js';
 import { isValidInstanceName } from './instances.js';
 import { type Backend, OnionService } from './service.js';
 
@@ -45,6 +55,46 @@ export function parseBackend(spec: string): Backend {
   const port = Number(m?.[3]);
   if (!m || port < 1 || port > 65535) throw new InvalidArgumentError('want "builtin" or host:port');
   return { type: 'tcp', host: (m[1] ?? m[2]) as string, port };
+}
+
+function peerList(v: string): PeerAddress[] {
+  try {
+    return parsePeerList(v);
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
+}
+
+function peerAddress(v: string): PeerAddress {
+  try {
+    return parsePeerAddress(v);
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
+}
+
+/** HTTP instance sharing when a port or peers are given (flags, else SHALLOT_INSTANCE_*). */
+function instancePeersOf(o: {
+  instanceHost: string;
+  instancePort?: number;
+  instancePeers?: PeerAddress[];
+  instancePeersDns?: PeerAddress;
+}): InstancePeersOptions | undefined {
+  const peers =
+    o.instancePeers ?? (env.SHALLOT_INSTANCE_PEERS ? peerList(env.SHALLOT_INSTANCE_PEERS) : undefined);
+  const dns =
+    o.instancePeersDns ??
+    (env.SHALLOT_INSTANCE_PEERS_DNS ? peerAddress(env.SHALLOT_INSTANCE_PEERS_DNS) : undefined);
+  if (o.instancePort === undefined) {
+    // Fetching peers without serving our own record would leave this instance out of theirs.
+    if (peers || dns) throw new InvalidArgumentError('--instance-peers(-dns) needs --instance-port');
+    return undefined;
+  }
+  return {
+    listen: { host: o.instanceHost, port: o.instancePort },
+    ...(peers ? { peers } : {}),
+    ...(dns ? { dns } : {}),
+  };
 }
 
 function instanceName(v: string): string {
@@ -64,6 +114,23 @@ export async function main(argv: string[]): Promise<void> {
       '--data-dir <dir>',
       'where instances meet (default: the key file directory)',
       env.SHALLOT_DATA_DIR,
+    )
+    .option(
+      '--instance-host <host>',
+      'address to serve this instance record on (with --instance-port)',
+      env.SHALLOT_INSTANCE_HOST ?? '127.0.0.1',
+    )
+    .option(
+      '--instance-port <port>',
+      'share instance records over HTTP on this port instead of the data directory',
+      intOption('instance port', 0, 65535),
+      envInt('SHALLOT_INSTANCE_PORT'),
+    )
+    .option('--instance-peers <host:port,...>', 'other instances to fetch records from', peerList)
+    .option(
+      '--instance-peers-dns <name:port>',
+      'a name resolving to every instance (headless Service) and their --instance-port',
+      peerAddress,
     )
     .option('--name <name>', 'service name for logs and metric labels', env.SHALLOT_NAME)
     .option(
@@ -97,6 +164,10 @@ export async function main(argv: string[]): Promise<void> {
       backend?: Backend;
       instance?: string;
       dataDir?: string;
+      instanceHost: string;
+      instancePort?: number;
+      instancePeers?: PeerAddress[];
+      instancePeersDns?: PeerAddress;
       name?: string;
       introPoints: number;
       virtualPort: number;
@@ -113,7 +184,9 @@ export async function main(argv: string[]): Promise<void> {
   if (env.SHALLOT_TESTNET === '0' || env.SHALLOT_TESTNET === 'false') o.testnet = false;
   let backend: Backend = { type: 'builtin' };
   let instance = 'default';
+  let instancePeers: InstancePeersOptions | undefined;
   try {
+    instancePeers = instancePeersOf(o);
     backend = o.backend ?? parseBackend(env.SHALLOT_BACKEND ?? 'builtin');
     instance = o.instance ?? instanceName(env.SHALLOT_INSTANCE ?? 'default');
   } catch (e) {
@@ -149,6 +222,7 @@ export async function main(argv: string[]): Promise<void> {
       identityKeyFile: o.keyFile,
       ...(authorizedClients ? { authorizedClients } : {}),
       ...(o.dataDir ? { dataDir: o.dataDir } : {}),
+      ...(instancePeers ? { instancePeers } : {}),
       numIntroPoints: o.introPoints,
       backend,
       virtualPort: o.virtualPort,
@@ -158,6 +232,7 @@ export async function main(argv: string[]): Promise<void> {
   await client.start();
   await service.start();
   process.stdout.write(`${service.onionAddress}\n`);
+  if (instancePeers) logger.info('instance records served', { port: service.instancePeersPort });
   const ops = await serveOpsIfAsked(logger, {
     host: o.opsHost ?? '127.0.0.1',
     port: o.opsPort,

@@ -94,12 +94,8 @@ import { TypedEmitter } from '../net/typed-emitter.js';
 import { spliceSocket } from '../relay/exit.js';
 import { serveBuiltinHttp } from './builtin-http.js';
 import { loadOrCreateIdentity } from './identity.js';
-import {
-  isValidInstanceName,
-  readPeerRecords,
-  removeInstanceRecord,
-  writeInstanceRecord,
-} from './instances.js';
+import { HttpInstanceExchange, type InstancePeersOptions } from './instance-peers.js';
+import { directoryExchange, type InstanceExchange, isValidInstanceName } from './instances.js';
 import {
   IntroBudget,
   introLimitsFromParams,
@@ -122,6 +118,8 @@ export interface OnionServiceOptions {
   identitySeed?: Uint8Array;
   /** Where instances meet (instances/<name>.json); default the key file's directory; none: no sharing. */
   dataDir?: string;
+  /** Instances meet over HTTP instead (instance-peers.ts: hosts without a shared directory). */
+  instancePeers?: InstancePeersOptions;
   numIntroPoints?: number;
   backend: Backend;
   /** The port clients BEGIN to (":port"). */
@@ -219,6 +217,7 @@ export class OnionService extends TypedEmitter<OnionServiceEvents> {
   private readonly rendCookies = new ReplayCache(REND_REPLAY_TIME_INTERVAL_MS);
   private readonly rendCircuits = new Set<OriginCircuit>();
   private readonly bucket: TokenBucket;
+  private exchange: InstanceExchange | null = null;
   private peerIntroPoints: IntroPointInfo[] = [];
   private peerRelayIds = new Set<string>();
   private lastConsensus: Consensus | null = null;
@@ -272,6 +271,11 @@ export class OnionService extends TypedEmitter<OnionServiceEvents> {
   get onionAddress(): string {
     if (!this.address) throw new OnionServiceError('not started');
     return this.address;
+  }
+
+  /** The port this instance serves its record on (instancePeers), after start(). */
+  get instancePeersPort(): number | null {
+    return this.exchange instanceof HttpInstanceExchange ? this.exchange.port : null;
   }
 
   get identityPublicKey(): Uint8Array {
@@ -371,6 +375,22 @@ export class OnionService extends TypedEmitter<OnionServiceEvents> {
     this.identityPub = ed25519PublicFromSeed(seed);
     this.expanded = ed25519Expand(seed);
     this.address = encodeOnionAddress(this.identityPub);
+    const ip = this.opts.instancePeers;
+    const refused = this.m.instanceRecordsRefused;
+    this.exchange = ip
+      ? await HttpInstanceExchange.start(
+          {
+            logger: this.log.child('instances'),
+            refused: (reason) =>
+              refused.labels({ ...this.label, service_instance: this.instance, reason }).inc(),
+            now: this.now,
+          },
+          { pollMs: this.opts.heartbeatMs ?? 5_000, ...ip },
+          seed,
+        )
+      : this.dataDir
+        ? directoryExchange(this.dataDir)
+        : null;
     this.running = true;
     this.log.info('onion service starting', {
       onion: this.address,
@@ -399,7 +419,7 @@ export class OnionService extends TypedEmitter<OnionServiceEvents> {
     this.m.introPoints.labels({ ...this.label, service_instance: this.instance }).set(0);
     // A housekeeping pass may be writing our instance record: let it finish before removing it.
     await this.tickRun;
-    if (this.dataDir) await removeInstanceRecord(this.dataDir, this.instance).catch(() => {});
+    await this.exchange?.close(this.instance).catch(() => {});
     this.log.info('onion service stopped', { onion: this.address });
   }
 
@@ -661,17 +681,18 @@ export class OnionService extends TypedEmitter<OnionServiceEvents> {
   /* ------------------------------------------------------------ instances */
 
   private async syncInstances(): Promise<void> {
-    if (!this.dataDir) return;
+    if (!this.exchange) return;
     const now = this.now();
     const heartbeat = this.opts.heartbeatMs ?? 5_000;
     const own = this.ownIntroPoints();
     const ownSig = own.map((ip) => toHex(ip.authKey)).join(',');
     if (this.running && (ownSig !== this.lastOwnSig || now - this.lastHeartbeat >= heartbeat)) {
-      await writeInstanceRecord(this.dataDir, { instance: this.instance, updatedMs: now, introPoints: own });
+      await this.exchange.publish({ instance: this.instance, updatedMs: now, introPoints: own });
       this.lastOwnSig = ownSig;
       this.lastHeartbeat = now;
     }
-    const peers = await readPeerRecords(this.dataDir, this.instance, now, 4 * heartbeat);
+    const peers = await this.exchange.peers(this.instance, now, 4 * heartbeat);
+    this.m.instancePeers.labels({ ...this.label, service_instance: this.instance }).set(peers.length);
     this.peerIntroPoints = peers.flatMap((p) => p.introPoints);
     this.peerRelayIds = new Set(
       this.peerIntroPoints.flatMap((ip) =>

@@ -2,11 +2,12 @@
 // 5 s voting interval): the service publishes its descriptors, which an HSDir serves back
 // and a client decrypts; a client downloads 1 MiB from the built-in backend through the
 // .onion address over SOCKS; a TCP backend is spliced; a replayed INTRODUCE2 is dropped;
-// two instances of one service share the load (each reached by clients); a rendezvous
-// circuit that fails to build is relaunched and the client connects.
+// two instances of one service share the load (each reached by clients), meeting in a
+// shared directory or, with separate data dirs, only over HTTP (instance-peers.ts); a
+// rendezvous circuit that fails to build is relaunched and the client connects.
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
-import type net from 'node:net';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Registry } from 'prom-client';
@@ -22,7 +23,7 @@ import { fetchHsDirs } from '../../services/core/hsdir-ring.js';
 import { decodeOnionAddress } from '../../services/core/onion-address.js';
 import { dirRequest } from '../../services/net/dir-http.js';
 import { builtinSha256 } from '../../services/onion-service/builtin-http.js';
-import { decodeIdentityFile } from '../../services/onion-service/identity.js';
+import { decodeIdentityFile, encodeIdentityFile } from '../../services/onion-service/identity.js';
 import { clientFetchPeriod } from '../../services/onion-service/periods.js';
 import { OnionService } from '../../services/onion-service/service.js';
 import { LocalNetwork } from '../../services/testnet/network.js';
@@ -174,6 +175,15 @@ async function eventually<T>(fn: () => Promise<T>, timeoutMs: number, everyMs = 
       await new Promise((r) => setTimeout(r, everyMs));
     }
   }
+}
+
+/** A port free on 127.0.0.1 just now (each instance must know the other's before either starts). */
+async function freePort(): Promise<number> {
+  const srv = net.createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const { port } = srv.address() as net.AddressInfo;
+  await new Promise((r) => srv.close(r));
+  return port;
 }
 
 async function counter(registry: Registry, name: string, labels: Record<string, string>): Promise<number> {
@@ -335,6 +345,72 @@ describe('onion service', () => {
     expect(hits.a).toBeGreaterThan(0);
     expect(hits.b).toBeGreaterThan(0);
   }, 80_000);
+
+  it('runs two instances with separate data dirs that meet only over HTTP, and both serve clients', async () => {
+    const seed = randomBytes(32);
+    const [portP, portQ] = [await freePort(), await freePort()];
+    const registries = { p: new Registry(), q: new Registry() };
+    const start = async (instance: 'p' | 'q', port: number, peer: number) => {
+      const dir = path.join(dataDir, `split-${instance}`);
+      await mkdir(dir, { mode: 0o700 });
+      await writeFile(path.join(dir, 'identity.json'), encodeIdentityFile(seed), { mode: 0o600 });
+      return startService(
+        {
+          name: 'split',
+          instance,
+          identityKeyFile: path.join(dir, 'identity.json'),
+          backend: { type: 'builtin' },
+          heartbeatMs: 1000,
+          republishMs: [20_000, 30_000],
+          instancePeers: {
+            listen: { host: '127.0.0.1', port },
+            peers: [{ host: '127.0.0.1', port: peer }],
+          },
+        },
+        registries[instance],
+      );
+    };
+    const [p, q] = await Promise.all([start('p', portP, portQ), start('q', portQ, portP)]);
+    expect(q.onionAddress).toBe(p.onionAddress);
+    expect(p.instancePeersPort).toBe(portP);
+    const own = (s: OnionService) => s.publishedIntroPoints.slice(0, 3).map((ip) => toHex(ip.authKey));
+    await eventually(
+      async () => {
+        expect(p.publishedIntroPoints).toHaveLength(6);
+        expect(q.publishedIntroPoints).toHaveLength(6);
+        const desc = await fetchDescriptor(user, p.onionAddress);
+        // The descriptor on the HSDirs lists each instance's own intro points.
+        expect(desc.introPoints.map((ip) => toHex(ip.authKey)).sort()).toEqual([...own(p), ...own(q)].sort());
+      },
+      60_000,
+      1000,
+    );
+    // Nothing went through a directory: each data dir holds only its key.
+    for (const i of ['p', 'q'])
+      expect(await readdir(path.join(dataDir, `split-${i}`))).toEqual(['identity.json']);
+    for (const [i, r] of Object.entries(registries)) {
+      expect(await counter(r, 'shallot_hs_instance_peers', { service_instance: i })).toBe(1);
+      expect(await counter(r, 'shallot_hs_instance_records_refused_total', {})).toBe(0);
+    }
+    const fresh = await embeddedClient('user-split', true);
+    const hits = { p: 0, q: 0 };
+    p.on('rendezvous', () => hits.p++);
+    q.on('rendezvous', () => hits.q++);
+    for (let i = 0; i < 16 && (hits.p === 0 || hits.q === 0); i++) {
+      const { head, body } = await httpGet(fresh, p.onionAddress, '/bytes/1000', `s${i}`);
+      expect(head).toMatch(/^HTTP\/1\.1 200 OK/);
+      expect(body.length).toBe(1000);
+    }
+    expect(hits.p).toBeGreaterThan(0);
+    expect(hits.q).toBeGreaterThan(0);
+    // The per-instance counters a dashboard (or the cluster test) reads show the same split.
+    expect(
+      await counter(registries.p, 'shallot_hs_rend_total', { service_instance: 'p', outcome: 'success' }),
+    ).toBe(hits.p);
+    expect(
+      await counter(registries.q, 'shallot_hs_rend_total', { service_instance: 'q', outcome: 'success' }),
+    ).toBe(hits.q);
+  }, 120_000);
 
   it('retries a rendezvous circuit that failed to build, and the client connects', async () => {
     // The service's first rendezvous build goes to the client's rendezvous point with a wrong
