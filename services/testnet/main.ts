@@ -90,6 +90,12 @@ export function program(): Command {
       intOption('socks port', 1, 65535),
       9050,
     )
+    .option(
+      '--http-tunnel-port <port>',
+      "the client's HTTP CONNECT tunnel port, for HTTP-proxy clients and load tools (C tor HTTPTunnelPort; the next free one if taken)",
+      intOption('http tunnel port', 1, 65535),
+      9080,
+    )
     .option('--process-per-node', 'run every node as its own process instead of all in one', false)
     .option('--log-level <level>', 'log level for node logs (written under the data dir)', logLevel, 'info')
     .addOption(handshakeOption())

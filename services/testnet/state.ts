@@ -23,6 +23,8 @@ export interface NetworkState {
   mode: 'one-process' | 'process-per-node';
   authorities: AuthorityEndpoint[];
   socks: string;
+  /** The client's HTTP CONNECT tunnel ("host:port"), when the launcher started one. */
+  httpTunnel?: string;
   web?: string;
   onionServices: { name: string; address: string; instances: number }[];
   nodes: NodeEntry[];

@@ -17,7 +17,9 @@ export async function status(
   lines.push(
     `Shallot network in ${dataDir} (${state.mode}, launcher pid ${state.pid}, up since ${state.startedAt})`,
   );
-  lines.push(`  SOCKS5 ${state.socks}${state.web ? `   exit target http://${state.web}/` : ''}`);
+  lines.push(
+    `  SOCKS5 ${state.socks}${state.httpTunnel ? `   HTTP tunnel ${state.httpTunnel}` : ''}${state.web ? `   exit target http://${state.web}/` : ''}`,
+  );
   let exit = 0;
   try {
     const { consensus, from } = await fetchConsensus(state.authorities, {

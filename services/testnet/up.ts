@@ -11,6 +11,8 @@ import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ShallotClient } from '../client/client.js';
+import { startHttpTunnelServer } from '../client/http-tunnel.js';
+import type { ProxyServer } from '../client/proxy-server.js';
 import type { HandshakeName } from '../core/create-handshake.js';
 import { testnetMinUptime } from '../directory/admission.js';
 import { type AuthorityEndpoint, fetchConsensus, formatAuthorityList } from '../directory/dir-client.js';
@@ -46,6 +48,8 @@ export interface UpOptions {
   keyRotation: number;
   basePort: number;
   socksPort: number;
+  /** The client's HTTP CONNECT tunnel port, the next free one if taken (absent: no tunnel). */
+  httpTunnelPort?: number;
   processPerNode: boolean;
   logLevel: LogLevel;
   tls: boolean;
@@ -142,11 +146,13 @@ async function upInProcess(o: UpOptions, progress: ProgressSink): Promise<Runnin
   const ports = new PortAllocator(o.basePort);
   let net: LocalNetwork | null = null;
   let client: ShallotClient | null = null;
+  let tunnel: ProxyServer | null = null;
   let web: WebTarget | null = null;
   let ops: OpsServer | null = null;
   let onion: OnionServicesHandle | null = null;
   const stop = async () => {
     await onion?.stop();
+    await tunnel?.close();
     await client?.stop();
     await net?.stop();
     await web?.close();
@@ -197,10 +203,18 @@ async function upInProcess(o: UpOptions, progress: ProgressSink): Promise<Runnin
       },
     );
     await client.start();
+    const running = client;
+    if (o.httpTunnelPort !== undefined)
+      tunnel = await startHttpTunnelServer(
+        { host: '127.0.0.1', port: await net.ports.take(o.httpTunnelPort) },
+        (req) => running.connect(req),
+        { registry },
+      );
     // Exits refuse streams back into the network (core/relay-pivot.ts).
     net.rejectReentry([
       { host: '127.0.0.1', port: ops.port },
       { host: '127.0.0.1', port: client.socksPort },
+      ...(tunnel ? [{ host: '127.0.0.1', port: tunnel.port }] : []),
     ]);
     progress.line('bootstrapping: client fetching the consensus');
     await client.ready(o.bootstrapTimeout * 1000);
@@ -231,6 +245,7 @@ async function upInProcess(o: UpOptions, progress: ProgressSink): Promise<Runnin
       mode: 'one-process',
       authorities: net.endpoints,
       socks: `127.0.0.1:${client.socksPort}`,
+      ...(tunnel ? { httpTunnel: tunnel.address } : {}),
       web: `127.0.0.1:${web.port}`,
       onionServices: onion.services,
       nodes,
@@ -373,12 +388,19 @@ async function upProcesses(o: UpOptions, progress: ProgressSink): Promise<Runnin
     const relayPorts: { or: number; ops: number }[] = [];
     for (let i = 0; i < o.relays; i++) relayPorts.push({ or: await ports.take(), ops: await ports.take() });
     const socksPort = await ports.take(o.socksPort);
+    const tunnelPort = o.httpTunnelPort === undefined ? null : await ports.take(o.httpTunnelPort);
     const clientOps = await ports.take();
     const onionOps: number[] = [];
     for (let i = 0; i < o.onionServices * o.instances; i++) onionOps.push(await ports.take());
     const reentryReject = [
       ...nodes.flatMap((n) => (n.metrics ? [n.metrics] : [])),
-      ...[...relayPorts.map((p) => p.ops), socksPort, clientOps, ...onionOps].map((p) => `127.0.0.1:${p}`),
+      ...[
+        ...relayPorts.map((p) => p.ops),
+        socksPort,
+        ...(tunnelPort ? [tunnelPort] : []),
+        clientOps,
+        ...onionOps,
+      ].map((p) => `127.0.0.1:${p}`),
     ].join(',');
     for (const [i, p] of relayPorts.entries()) {
       launch(
@@ -427,6 +449,7 @@ async function upProcesses(o: UpOptions, progress: ProgressSink): Promise<Runnin
         auths,
         '--socks-port',
         String(socksPort),
+        ...(tunnelPort ? ['--http-tunnel-port', String(tunnelPort)] : []),
         '--data-dir',
         path.join(o.dataDir, 'client'),
         ...(auth ? ['--onion-auth-dir', auth.clientDir] : []),
@@ -483,6 +506,7 @@ async function upProcesses(o: UpOptions, progress: ProgressSink): Promise<Runnin
       mode: 'process-per-node',
       authorities: endpoints,
       socks: `127.0.0.1:${socksPort}`,
+      ...(tunnelPort ? { httpTunnel: `127.0.0.1:${tunnelPort}` } : {}),
       web: `127.0.0.1:${web.port}`,
       onionServices: services,
       nodes,
@@ -551,6 +575,10 @@ export function readySummary(s: NetworkState, o: UpOptions): string {
     '',
     `  SOCKS5 proxy     ${s.socks}${s.socks.endsWith(`:${o.socksPort}`) ? '' : `  (port ${o.socksPort} was taken)`}`,
   ];
+  if (s.httpTunnel)
+    lines.push(
+      `  HTTP tunnel      ${s.httpTunnel}  (HTTP CONNECT)${o.httpTunnelPort && !s.httpTunnel.endsWith(`:${o.httpTunnelPort}`) ? `  (port ${o.httpTunnelPort} was taken)` : ''}`,
+    );
   for (const svc of s.onionServices)
     lines.push(`  Onion service    http://${svc.address}/  (${svc.instances} instance(s), built-in backend)`);
   if (o.clientAuth && s.onionServices.length > 0)
@@ -561,6 +589,8 @@ export function readySummary(s: NetworkState, o: UpOptions): string {
   if (first)
     lines.push(`  Try:  curl --socks5-hostname ${s.socks} http://${first.address}/bytes/1048576 | sha256sum`);
   lines.push(`        curl --socks5-hostname ${s.socks} http://${s.web}/bytes/1048576 | sha256sum`);
+  if (first && s.httpTunnel)
+    lines.push(`        curl -p -x http://${s.httpTunnel} http://${first.address}/bytes/1048576 | sha256sum`);
   lines.push(`        (compare with: curl -s http://${s.web}/sha256/1048576)`);
   lines.push('');
   lines.push('  Metrics:');

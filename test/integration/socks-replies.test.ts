@@ -7,13 +7,17 @@
 // destination (0x05), onion descriptor not found (0xF0), intro failure
 // (0xF2), no RENDEZVOUS2 (0xF3), and the SOCKS deadline (0x06, TTL expired)
 // when the connect outlives SocksTimeout — the inner timeouts nest inside it.
+// The same kinds through SOCKS4a (91, C tor's only failure code) and the
+// HTTP CONNECT tunnel (C tor's status line for each END reason).
 import net from 'node:net';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ShallotClient } from '../../services/client/client.js';
+import { startHttpTunnelServer } from '../../services/client/http-tunnel.js';
 import type { NetRelay } from '../../services/client/netdir.js';
 import { onionPeriodKeys } from '../../services/client/onion-params.js';
 import { type SocksServer, startSocksServer } from '../../services/client/socks-server.js';
+import { encodeSocks4Request } from '../../services/client/socks4.js';
 import { SocksReply } from '../../services/client/socks5.js';
 import { concat, toBase64, utf8 } from '../../services/core/bytes.js';
 import {
@@ -38,6 +42,9 @@ let client: ShallotClient;
 let registry: Registry;
 /** A second SOCKS front end on the same client with a 2.5 s SocksTimeout, for the deadline case. */
 let shortSocks: SocksServer;
+/** The HTTP CONNECT tunnel on the same client, and one with the short SocksTimeout. */
+let tunnel: SocksServer;
+let shortTunnel: SocksServer;
 const cleanups: (() => void)[] = [];
 
 beforeAll(async () => {
@@ -67,11 +74,21 @@ beforeAll(async () => {
     (req) => client.connect(req),
     { registry },
   );
+  tunnel = await startHttpTunnelServer({ host: '127.0.0.1', port: 0 }, (req) => client.connect(req), {
+    registry,
+  });
+  shortTunnel = await startHttpTunnelServer(
+    { host: '127.0.0.1', port: 0, socksTimeoutMs: 2_500, replyMarginMs: 1_000 },
+    (req) => client.connect(req),
+    { registry },
+  );
 }, 90_000);
 
 afterAll(async () => {
   for (const c of cleanups) c();
   await shortSocks?.close();
+  await tunnel?.close();
+  await shortTunnel?.close();
   await client?.stop();
   await network?.stop();
 });
@@ -106,6 +123,33 @@ function rawConnect(
       ]),
     );
   });
+}
+
+/** Sends `request` and resolves with everything the proxy wrote once it closed. */
+function answerUntilClose(port: number, request: Uint8Array | string): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    s.on('data', (d: Buffer) => chunks.push(d));
+    s.on('error', reject);
+    s.on('close', () => resolve(Buffer.concat(chunks)));
+    s.write(request);
+  });
+}
+
+/** A SOCKS4a CONNECT (SOCKS4 for an IPv4 destination): the 8-byte reply, which must be all there. */
+async function socks4Connect(port: number, host: string, dstPort: number): Promise<string> {
+  const all = await answerUntilClose(port, encodeSocks4Request({ command: 1, host, port: dstPort }));
+  return all.toString('hex');
+}
+
+/** An HTTP CONNECT: everything the tunnel wrote before closing. */
+async function httpConnect(port: number, host: string, dstPort: number): Promise<string> {
+  const all = await answerUntilClose(
+    port,
+    `CONNECT ${host}:${dstPort} HTTP/1.1\r\nHost: ${host}:${dstPort}\r\n\r\n`,
+  );
+  return all.toString('latin1');
 }
 
 function relayOf(i: number): NetRelay {
@@ -228,6 +272,87 @@ describe('SOCKS replies arrive before the close', () => {
       expect(await replies(code)).toBeGreaterThan(0);
   });
 });
+
+describe('SOCKS4a and HTTP CONNECT answers for each failure kind', () => {
+  const REJECTED = '005b000000000000';
+  /** Closed port on 127.0.0.1 (nothing listens there any more). */
+  async function closedPort(): Promise<number> {
+    const closed = net.createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const port = (closed.address() as net.AddressInfo).port;
+    await new Promise<void>((r) => closed.close(() => r()));
+    return port;
+  }
+
+  it('no exit allows the destination: 91, "403 Forbidden (exit policy)"', async () => {
+    expect(await socks4Connect(client.socksPort, '10.1.2.3', 80)).toBe(REJECTED);
+    expect(await httpConnect(tunnel.port, '10.1.2.3', 80)).toBe(
+      'HTTP/1.0 403 Forbidden (exit policy)\r\n\r\n',
+    );
+  }, 60_000);
+
+  it('the destination refuses: 91, "403 Forbidden (connection refused)"', async () => {
+    const port = await closedPort();
+    expect(await socks4Connect(client.socksPort, '127.0.0.1', port)).toBe(REJECTED);
+    expect(await httpConnect(tunnel.port, '127.0.0.1', port)).toBe(
+      'HTTP/1.0 403 Forbidden (connection refused)\r\n\r\n',
+    );
+  }, 60_000);
+
+  it('no HSDir has the descriptor: 91, "404 Not Found (resolve failed)"', async () => {
+    const onion = encodeOnionAddress(ed25519Generate().public);
+    expect(await socks4Connect(client.socksPort, onion, 80)).toBe(REJECTED);
+    expect(await httpConnect(tunnel.port, onion, 80)).toBe('HTTP/1.0 404 Not Found (resolve failed)\r\n\r\n');
+  }, 120_000);
+
+  it('a malformed onion address: 91, "502 Bad Gateway (tor protocol violation)"', async () => {
+    const bad = `${'a'.repeat(56)}.onion`;
+    expect(await socks4Connect(client.socksPort, bad, 80)).toBe(REJECTED);
+    expect(await httpConnect(tunnel.port, bad, 80)).toBe(
+      'HTTP/1.0 502 Bad Gateway (tor protocol violation)\r\n\r\n',
+    );
+  }, 30_000);
+
+  it('every intro point NACKs: 91, "404 Not Found (resolve failed)"', async () => {
+    const id = ed25519Generate();
+    publishDescriptor(
+      id.seed,
+      [1, 2].map((i) => introPointAt(relayOf(i), ed25519Generate().public, x25519Generate().public)),
+    );
+    const onion = encodeOnionAddress(id.public);
+    expect(await socks4Connect(client.socksPort, onion, 80)).toBe(REJECTED);
+    expect(await httpConnect(tunnel.port, onion, 80)).toBe('HTTP/1.0 404 Not Found (resolve failed)\r\n\r\n');
+  }, 90_000);
+
+  it('no RENDEZVOUS2: 91, "504 Gateway Timeout"; and the same at the SOCKS deadline', async () => {
+    const mute = await muteService();
+    expect(await socks4Connect(client.socksPort, mute, 80)).toBe(REJECTED);
+    expect(await httpConnect(tunnel.port, mute, 80)).toBe('HTTP/1.0 504 Gateway Timeout\r\n\r\n');
+    const before = await proxyRequests('http_connect', 'ttl_expired');
+    expect(await httpConnect(shortTunnel.port, mute, 80)).toBe('HTTP/1.0 504 Gateway Timeout\r\n\r\n');
+    expect(await proxyRequests('http_connect', 'ttl_expired')).toBe(before + 1);
+  }, 90_000);
+
+  it('counts each answer by protocol (SOCKS4 for IPv4, SOCKS4a for names) and result', async () => {
+    const kinds: [string, string][] = [
+      ['socks4', 'not_allowed'],
+      ['socks4', 'connection_refused'],
+      ['socks4a', 'onion_desc_not_found'],
+      ['socks4a', 'onion_bad_address'],
+      ['socks4a', 'onion_intro_failed'],
+      ['socks4a', 'onion_rend_failed'],
+    ];
+    for (const [protocol, result] of kinds) {
+      expect(await proxyRequests(protocol, result), `${protocol} ${result}`).toBeGreaterThan(0);
+      expect(await proxyRequests('http_connect', result), `http_connect ${result}`).toBeGreaterThan(0);
+    }
+  });
+});
+
+async function proxyRequests(protocol: string, result: string): Promise<number> {
+  const m = await registry.getSingleMetric('shallot_client_proxy_requests_total')?.get();
+  return m?.values.find((v) => v.labels.protocol === protocol && v.labels.result === result)?.value ?? 0;
+}
 
 async function replies(code: string): Promise<number> {
   const m = await registry.getSingleMetric('shallot_client_socks_replies_total')?.get();
