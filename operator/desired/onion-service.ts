@@ -1,7 +1,14 @@
 /**
- * Desired state of an OnionService: the identity Secret and a Deployment of
+ * Desired state of an OnionService: the identity Secret, a Deployment of
  * instances that share it (onion-service/instances.ts: instances with one
- * key publish one address, each with its own intro points).
+ * key publish one address, each with its own intro points), and a headless
+ * Service through which the instances find each other.
+ *
+ * Instances meet over HTTP (onion-service/instance-peers.ts): each serves
+ * its sealed record on INSTANCE_PORT and fetches every address the headless
+ * Service's name resolves to (one A record per pod). publishNotReadyAddresses,
+ * because an instance becomes ready only once a descriptor is published,
+ * and it should list its peers' intro points in that first descriptor.
  *
  * Design notes: the identity Secret holds the key file in the onion
  * service's own format (onion-service/identity.ts); the address shown in
@@ -40,7 +47,11 @@ import {
 
 export const IDENTITY_KEY_FILE = 'identity.json';
 export const OPS_PORT = 9100;
+/** Where each instance serves its instance record to the others. */
+export const INSTANCE_PORT = 9101;
 export const onionDeploymentName = (svc: string) => `${svc}-onion`;
+/** At most 50 + 12 characters: a Service name is a DNS label (63). */
+export const onionPeersServiceName = (svc: string) => `${svc}-onion-peers`;
 export const onionSecretName = (svc: string) => `${svc}-onion-identity`;
 export const authorizedClientsName = (svc: string) => `${svc}-authorized-clients`;
 export const AUTHORIZED_CLIENTS_DIR = '/etc/shallot/authorized-clients';
@@ -98,6 +109,31 @@ export function desiredAuthorizedClientsConfigMap(svc: OnionService): KubeObject
   };
 }
 
+function onionSelector(svc: string): Record<string, string> {
+  return { [LABEL_ONION_SERVICE]: svc, 'app.kubernetes.io/component': 'onion-service' };
+}
+
+/** The headless Service whose name resolves to every instance's pod IP. */
+export function desiredOnionPeersService(svc: OnionService): KubeObject {
+  const { name, namespace } = svc.metadata;
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: {
+      name: onionPeersServiceName(name),
+      namespace,
+      labels: onionLabels(name, svc.spec.network),
+      ownerReferences: [ownerRef(svc)],
+    },
+    spec: {
+      clusterIP: 'None',
+      publishNotReadyAddresses: true,
+      selector: onionSelector(name),
+      ports: [{ name: 'instances', port: INSTANCE_PORT, targetPort: INSTANCE_PORT, protocol: 'TCP' }],
+    },
+  };
+}
+
 export function desiredOnionDeployment(inp: OnionServiceInputs): KubeObject {
   const { name, namespace } = inp.svc.metadata;
   const spec = inp.svc.spec;
@@ -115,9 +151,7 @@ export function desiredOnionDeployment(inp: OnionServiceInputs): KubeObject {
     },
     spec: {
       replicas: spec.instances,
-      selector: {
-        matchLabels: { [LABEL_ONION_SERVICE]: name, 'app.kubernetes.io/component': 'onion-service' },
-      },
+      selector: { matchLabels: onionSelector(name) },
       strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
       template: {
         metadata: {
@@ -157,11 +191,20 @@ export function desiredOnionDeployment(inp: OnionServiceInputs): KubeObject {
                 { name: 'SHALLOT_BACKEND', value: backendSpec(inp.svc) },
                 { name: 'SHALLOT_OPS_HOST', value: '0.0.0.0' },
                 { name: 'SHALLOT_OPS_PORT', value: String(OPS_PORT) },
+                { name: 'SHALLOT_INSTANCE_HOST', value: '0.0.0.0' },
+                { name: 'SHALLOT_INSTANCE_PORT', value: String(INSTANCE_PORT) },
+                {
+                  name: 'SHALLOT_INSTANCE_PEERS_DNS',
+                  value: `${onionPeersServiceName(name)}.${namespace}.svc:${INSTANCE_PORT}`,
+                },
                 ...(clientAuth
                   ? [{ name: 'SHALLOT_AUTHORIZED_CLIENTS_DIR', value: AUTHORIZED_CLIENTS_DIR }]
                   : []),
               ],
-              ports: [{ name: 'metrics', containerPort: OPS_PORT }],
+              ports: [
+                { name: 'metrics', containerPort: OPS_PORT },
+                { name: 'instances', containerPort: INSTANCE_PORT },
+              ],
               ...opsProbes(OPS_PORT),
               ...(spec.resources ? { resources: spec.resources } : {}),
               volumeMounts: [

@@ -1,8 +1,8 @@
 /**
  * OnionService reconcile: the identity Secret (generated once, never
  * overwritten), intro-key rotation (schedule or the rotate-now
- * annotation, recorded in the Secret), the Deployment, and status with the
- * onion address.
+ * annotation, recorded in the Secret), the headless Service the instances
+ * meet through, the Deployment, and status with the onion address.
  */
 
 import { fromUtf8 } from '../../services/core/bytes.js';
@@ -26,6 +26,7 @@ import {
 import {
   desiredAuthorizedClientsConfigMap,
   desiredOnionDeployment,
+  desiredOnionPeersService,
   IDENTITY_KEY_FILE,
   onionAddressOf,
   onionLabels,
@@ -193,6 +194,10 @@ export async function reconcileOnionService(
       name: clientsCm.metadata.name,
     });
     if (!haveCm || !deepEqual(clientsCm.data, haveCm.data ?? {})) await kube.apply(clientsCm);
+    // Before the Deployment: the instances' first DNS lookups should find the name.
+    const peers = await ensure(kube, desiredOnionPeersService(svc));
+    if (peers.action === 'created')
+      await ctx.recorder.event(raw, 'Normal', 'Created', `created Service ${peers.object.metadata.name}`);
     const r = await ensure(
       kube,
       desiredOnionDeployment({ svc, images: ctx.images, authorityList, introRotatedAt: introAt }),

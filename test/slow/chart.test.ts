@@ -403,6 +403,10 @@ describe('NetworkPolicies', () => {
     expect(sourcesOf(p.operator, 'metrics')).toEqual([monitoringNs]);
     expect(sourcesOf(p.network, 'or')).toEqual([networkPods]);
     expect(sourcesOf(p.network, 'dir')).toEqual([networkPods]);
+    // Onion-service instances fetch each other's records; nothing else needs that port.
+    expect(sourcesOf(p.network, 'instances')).toEqual([
+      { podSelector: { matchExpressions: [{ key: 'shallot.dev/onion-service', operator: 'Exists' }] } },
+    ]);
     const metrics = sourcesOf(p.network, 'metrics');
     expect(metrics).toHaveLength(2);
     expect(metrics[0]?.podSelector.matchLabels).toMatchObject({ 'app.kubernetes.io/component': 'operator' });

@@ -481,6 +481,18 @@ describe('operator with the chart RBAC', () => {
     expect(st.onionAddress).toMatch(/^[a-z2-7]{56}\.onion$/);
     const dep = await admin.get(ref('Deployment', 'web-onion', NS, 'apps/v1'));
     expect(dep!.spec.replicas).toBe(2);
+    // The instances find each other through a headless Service over their pods, ready or not.
+    const peers = await admin.get(ref('Service', 'web-onion-peers', NS));
+    expect(peers!.spec).toMatchObject({
+      clusterIP: 'None',
+      publishNotReadyAddresses: true,
+      selector: dep!.spec.selector.matchLabels,
+      ports: [{ name: 'instances', port: 9101, targetPort: 9101 }],
+    });
+    expect(dep!.spec.template.spec.containers[0].env).toContainEqual({
+      name: 'SHALLOT_INSTANCE_PEERS_DNS',
+      value: `web-onion-peers.${NS}.svc:9101`,
+    });
     // Client authorization: the key as a Tor .auth file in a ConfigMap the instances mount.
     expect(st.authorizedClients).toBe(1);
     const clients = await admin.get(ref('ConfigMap', 'web-authorized-clients', NS));

@@ -1,4 +1,4 @@
-/** OnionService reconcile: identity Secret, the address in status, the Deployment, intro-key rotation, missing network, client authorization. */
+/** OnionService reconcile: identity Secret, the address in status, the Deployment, the instances' headless Service, intro-key rotation, missing network, client authorization. */
 // biome-ignore-all lint/suspicious/noExplicitAny: assertions read untyped Kubernetes objects
 import { describe, expect, it } from 'vitest';
 import { API_VERSION } from '../../../operator/api/crds.js';
@@ -9,6 +9,7 @@ import { generateClientAuthKey } from '../../../services/core/client-auth.js';
 import { ed25519PublicFromSeed, randomBytes } from '../../../services/core/crypto.js';
 import { decodeOnionAddress } from '../../../services/core/onion-address.js';
 import { decodeIdentityFile } from '../../../services/onion-service/identity.js';
+import { parsePeerAddress } from '../../../services/onion-service/instance-peers.js';
 import { networkWithService, testContext } from './ctx.js';
 
 const NS = 'tn';
@@ -47,6 +48,36 @@ describe('OnionService reconcile', () => {
     kube.clearWrites();
     await reconcileOnionService(ctx, NS, 'web');
     expect(kube.writes).toEqual([]);
+  });
+
+  it('lets the instances find each other: a headless Service over all of them, named in their env', async () => {
+    const { ctx, kube } = await setup({ instances: 2 });
+    await reconcileOnionService(ctx, NS, 'web');
+    const dep = kube.getObj<any>('Deployment', NS, 'web-onion')!;
+    const svc = kube.getObj<any>('Service', NS, 'web-onion-peers')!;
+    // Headless, and listing pods before they are ready (an instance is ready once it has published).
+    expect(svc.spec.clusterIP).toBe('None');
+    expect(svc.spec.publishNotReadyAddresses).toBe(true);
+    expect(svc.metadata.ownerReferences?.[0]).toMatchObject({
+      kind: 'OnionService',
+      name: 'web',
+      controller: true,
+    });
+    // It selects exactly the Deployment's pods.
+    expect(svc.spec.selector).toEqual(dep.spec.selector.matchLabels);
+    const podLabels = dep.spec.template.metadata.labels;
+    for (const [k, v] of Object.entries(svc.spec.selector)) expect(podLabels[k]).toBe(v);
+    const c = dep.spec.template.spec.containers[0];
+    const env = Object.fromEntries(c.env.map((e: any) => [e.name, e.value]));
+    // The name the instances resolve is this Service's, with the port they serve on.
+    const dns = parsePeerAddress(env.SHALLOT_INSTANCE_PEERS_DNS);
+    expect(dns.host).toBe(`web-onion-peers.${NS}.svc`);
+    expect(String(dns.port)).toBe(env.SHALLOT_INSTANCE_PORT);
+    expect(env.SHALLOT_INSTANCE_HOST).toBe('0.0.0.0');
+    expect(svc.spec.ports).toEqual([
+      { name: 'instances', port: dns.port, targetPort: dns.port, protocol: 'TCP' },
+    ]);
+    expect(c.ports).toContainEqual({ name: 'instances', containerPort: dns.port });
   });
 
   it('rotates intro keys on the annotation by rolling the instances, keeping the address', async () => {
