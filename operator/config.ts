@@ -1,6 +1,5 @@
 /**
- * Operator configuration, from the environment (DESIGN §5: the operator
- * reads its config from the environment; the chart sets these).
+ * Operator configuration, from the environment (the chart sets these).
  *
  *   SHALLOT_IMAGE_REGISTRY       prefix for the images ("" = none; e.g. "ghcr.io/me/")
  *   SHALLOT_IMAGE_TAG            tag for all four images (default "latest")

@@ -4,7 +4,7 @@
  *
  * Overview: the types below are what the operator reads and writes; the
  * schema beside them is what the apiserver enforces (defaults, ranges,
- * enums, cross-field rules in CEL). DESIGN §5.
+ * enums, cross-field rules in CEL).
  */
 import {
   bool,

@@ -1,12 +1,12 @@
 /**
  * The pure parts of reaching an onion service as a client (rend-spec-v3
- * §2.1-2.2, §3.2; digest §6.1-6.3): the address a SOCKS request names, the
+ * §2.1-2.2, §3.2, §6): the address a SOCKS request names, the
  * time period, blinded key and subcredential for the current consensus,
  * which HSDirs may hold the descriptor, which rendezvous point to use and
  * which consensus relay an introduction point is.
  *
  * Design notes:
- * - Which SRV (digest §6.3 "Which SRV", C tor `node_set_hsdir_index`): the
+ * - Which SRV (rend-spec-v3 §2.2.4.1, C tor `node_set_hsdir_index`): the
  *   client always fetches for the current time period, with the SRV that
  *   was current when that period began: the consensus's current SRV between
  *   the start of a time period and the next SRV run, its previous SRV

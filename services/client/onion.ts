@@ -1,5 +1,5 @@
 /**
- * The client side of onion services (rend-spec-v3 §2-4; digest §6): turns
+ * The client side of onion services (rend-spec-v3 §2-4): turns
  * a SOCKS CONNECT to `<addr>.onion:port` into a stream to the service.
  *
  * Overview, for one request:

@@ -1,6 +1,6 @@
 /**
  * SOCKS5 messages (RFC 1928, RFC 1929) with Tor's extended reply codes for
- * onion services (prop 304, tor-spec-digest §6.5).
+ * onion services (prop 304; socks-extensions.txt "Extended error codes").
  *
  * Each decoder takes the bytes received so far and returns the message and
  * how many bytes it used, or throws TruncatedError when it needs more, or

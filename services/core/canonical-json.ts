@@ -3,7 +3,7 @@
  *
  * Overview: Tor's directory documents are a line-oriented meta-format
  * (dir-spec §1.2) hashed and signed as text. Shallot deliberately uses JSON
- * instead (DESIGN §2) but keeps Tor's content; a signature then needs one
+ * instead (README: differs from Tor) but keeps Tor's content; a signature then needs one
  * byte form per value. `canonicalJson` gives it: object keys sorted by
  * UTF-16 code unit (as RFC 8785 does), no whitespace, numbers in
  * ECMAScript shortest round-trip form, strings as `JSON.stringify` writes

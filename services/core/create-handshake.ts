@@ -2,7 +2,7 @@
  * The circuit-extension handshakes CREATE2 and EXTEND2 carry (tor-spec
  * §5.1.2), behind one client and one relay interface so circuits and relays
  * need not know which one is in use: ntor (HTYPE 2) and ntor-v3 (HTYPE 3,
- * tor-spec §5.1.4.3; digest §3).
+ * tor-spec §5.1.4.3, proposal 332).
  *
  * ntor-v3's encrypted messages carry an extension list. Shallot negotiates
  * no extension (no congestion control, prop 324), so a client sends an empty

@@ -50,9 +50,9 @@ export function disasterSrv(tp: bigint, len: bigint): Uint8Array {
 }
 
 /**
- * The ring's members: every consensus relay with the HSDir flag, as C tor's
- * hs_get_responsible_hsdirs takes every routerstatus with is_hs_dir (and
- * arti's ring "all of the relays in the consensus with the HsDir flag").
+ * The ring's members: rend-spec-v3 §2.2.3's "each node listed in the
+ * current consensus with the HSDir flag", as C tor's hs_get_responsible_hsdirs
+ * takes every routerstatus with is_hs_dir and arti's ring every relay with it.
  * Neither asks for Valid, so neither does this; Running is implied, since
  * a consensus lists only relays a majority votes Running (dir-spec §3.8.1).
  * C tor also needs HSDir=2 (protover); every Shallot relay speaks it.

@@ -2,7 +2,7 @@
  * The ntor-v3 handshake (CREATE2 handshake type 3), client and server, and
  * the extension list carried in its encrypted messages.
  *
- * Follows proposal 332 / tor-spec §5.1.4.3 (digest §3 "ntor-v3"). Unlike
+ * Follows proposal 332 / tor-spec §5.1.4.3 ("ntor-v3"). Unlike
  * ntor (type 2) each side can send an encrypted message: the client's is
  * encrypted and MACed under a key derived only from Bx (no forward secrecy),
  * the server's under the final handshake keys. ID is the relay's 32-byte

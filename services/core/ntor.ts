@@ -2,7 +2,7 @@
  * The ntor handshake (CREATE2 handshake type 2), client and server.
  *
  * Follows tor-spec §5.1.4 and the KDF-RFC5869 key expansion of §5.2.2.
- * Deviation (DESIGN §2): ID is the 20-byte legacy id derived from the
+ * Deviation (README: differs from Tor): ID is the 20-byte legacy id derived from the
  * Ed25519 identity (crypto.legacyIdFromEd25519), not an RSA fingerprint;
  * the handshake bytes are otherwise Tor's.
  *

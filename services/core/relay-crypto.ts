@@ -8,8 +8,9 @@
  *
  * Design notes: a cell is recognized when Recognized is zero and the first
  * four bytes of the running digest, updated on a *clone* with the Digest
- * field zeroed, match. Only then is the clone kept (pitfall 2 in the digest);
- * otherwise the state is untouched and the cell moves on.
+ * field zeroed, match. Only then is the clone kept; otherwise the state is
+ * untouched and the cell moves on (C tor relay_digest_matches restores its
+ * backup digest on a mismatch).
  */
 
 import { CELL_BODY_LEN } from './cells.js';

@@ -1,7 +1,8 @@
 /**
  * Every Shallot metric, defined once: name, help, labels and buckets
- * (DESIGN §4). Names follow Tor's MetricsPort and OnionPerf where they
- * overlap (tor-spec-digest §8), prefixed `shallot_`.
+ * (README: "Dashboards and metrics"). Names follow C tor's MetricsPort
+ * (relay_metrics.c, hs_metrics_entry.c) and OnionPerf's fields where they
+ * overlap, prefixed `shallot_`.
  *
  * Design notes: several nodes may share a process (the local launcher and
  * the integration tests run whole networks in one process), so metrics are

@@ -8,7 +8,8 @@
  * SENDME) and the stream windows (stream.ts). Every 100 DATA cells received
  * we answer with an authenticated SENDME v1 carrying the running digest of
  * the cell that triggered it; we remember the digest of every 100th DATA
- * cell we send and close the circuit if a SENDME does not match (digest §5).
+ * cell we send and close the circuit if a SENDME does not match (tor-spec
+ * §7.3.1).
  * A circuit SENDME older than `sendmeAcceptMinVersion` (prop 289; C tor's
  * consensus param sendme_accept_min_version, 1 on the live network) or newer
  * than we know closes the circuit too (C tor sendme.c

@@ -1,10 +1,11 @@
 /**
  * Link transport: a reliable byte pipe between two nodes, carried over
- * WebSocket (DESIGN §2). `wss` (TLS 1.3) is the default; plain `ws` exists
- * for debugging only.
+ * WebSocket (README: "Where Shallot differs from Tor"). `wss` (TLS 1.3) is
+ * the default; plain `ws` exists for debugging only.
  *
- * Overview: the link protocol is parsed as a byte stream (tor-spec-digest
- * §1), so WebSocket message boundaries carry no meaning. Writes made in the
+ * Overview: the link protocol is parsed as a byte stream (tor-spec §3: cells
+ * follow one another on the connection), so WebSocket message boundaries
+ * carry no meaning. Writes made in the
  * same tick are coalesced into one WebSocket message, which keeps loopback
  * throughput high when a circuit sends many cells at once.
  *

@@ -1,6 +1,6 @@
 /**
- * Which time periods an onion service publishes for, and with which SRV
- * (rend-spec-v3 §2.2.4.2, digest §6.3 "Which SRV"; C tor hs_service.c
+ * Which time periods an onion service publishes for, with which SRV, and
+ * to which HSDirs (rend-spec-v3 §2.2.3, §2.2.4.2; C tor hs_service.c
  * build_descriptors_for_new_service and nodelist.c node_set_hsdir_index).
  *
  * The service keeps two descriptors. Between an SRV run's start and the
@@ -14,7 +14,8 @@
  * consensus is replaced by the disaster SRV of the period it is used with.
  *
  * "Now" is the consensus valid-after time, never the local clock, so that
- * every party holding the same consensus computes the same rings.
+ * every party holding the same consensus computes the same rings; the ring's
+ * members are the client's too (core/hsdir-ring.ts hsDirRingMembers).
  */
 import type { Consensus } from '../core/dir/consensus.js';
 import { inPeriodBetweenTpAndSrv, type TimePeriodParams, timePeriodNum } from '../core/hs-time.js';

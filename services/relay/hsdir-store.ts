@@ -1,5 +1,5 @@
 /**
- * The HSDir role (rend-spec-v3 §2.2, digest §6.3): stores v3 onion-service
+ * The HSDir role (rend-spec-v3 §2.2.3, §2.2.6): stores v3 onion-service
  * descriptors that services POST to `/tor/hs/3/publish` over BEGIN_DIR and
  * serves them back on `GET /tor/hs/3/<base64 blinded key>`.
  *

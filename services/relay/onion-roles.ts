@@ -1,6 +1,6 @@
 /**
- * The onion-service roles of a relay (rend-spec-v3 §3.1-3.2, §4.1-4.2;
- * digest §6.3, §6.5): introduction point, rendezvous point and HSDir.
+ * The onion-service roles of a relay (rend-spec-v3 §3.1-3.2, §4.1-4.2,
+ * §2.2.6): introduction point, rendezvous point and HSDir.
  *
  * Overview:
  * - Intro point. ESTABLISH_INTRO is checked against the circuit's ntor KH

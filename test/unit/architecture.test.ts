@@ -1,6 +1,6 @@
 /**
  * The layering of services/ and operator/, checked from their imports
- * (issue 15 part 6; DESIGN.md §1 "Dependencies point one way").
+ * (issue 15 part 6; README "Layout": dependencies point one way).
  *
  * Overview: every .ts file's imports are read with TypeScript's own
  * pre-processor (comments and strings are not imports; `import type`,
@@ -16,7 +16,7 @@
  * - `core-package`: core is pure (no I/O): no core file but crypto.ts
  *   imports a package, and crypto.ts only node:crypto and @noble/*; and
  *   `crypto-package`: nothing outside crypto.ts imports node:crypto or
- *   @noble/* (DESIGN.md §3);
+ *   @noble/* (the one crypto module, core/crypto.ts);
  * - `cycle`: files importing each other, directly or around a loop;
  * - `unresolved` / `unknown-layer`: an import of a file that is not there,
  *   or a directory the layer order does not place, so nothing slips past
@@ -52,7 +52,7 @@ const RANK: Readonly<Record<string, number>> = {
   testnet: 5,
 };
 
-/** What the operator may import from services/ (DESIGN.md §1: core for key generation; its metric names). */
+/** What the operator may import from services/: core for key generation, metrics for its metric names. */
 const OPERATOR_MAY_USE = new Set(['core', 'metrics']);
 
 const CRYPTO_MODULE = 'services/core/crypto.ts';

@@ -15,7 +15,7 @@
  *   signature authorities exchange (dir-spec §3.10, detached-signatures
  *   document), one per authority.
  *
- * Deviations (DESIGN §2): canonical JSON; signatures are Ed25519 over
+ * Deviations (README: differs from Tor): canonical JSON; signatures are Ed25519 over
  * `"Shallot consensus v1\0" | SHA-256(canonical body)`, one per authority
  * (Tor signs the SHA-1/SHA-256 of the text with the RSA signing key).
  *

@@ -8,7 +8,7 @@
  * ROUTER_ALLOW_SKEW / ROUTER_MAX_AGE_TO_PUBLISH window); votes and the
  * consensus name a descriptor by `descriptorDigest`.
  *
- * Deviations (DESIGN §2): canonical JSON instead of Tor's meta-format; the
+ * Deviations (README: differs from Tor): canonical JSON instead of Tor's meta-format; the
  * identity is Ed25519 only and signs directly (no RSA, no signing-key
  * certificate) over `"Shallot relay descriptor v1\0" | canonical body`
  * (envelope.ts); the full normalised exit policy; bandwidth in bytes/s; the

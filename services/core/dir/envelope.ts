@@ -3,7 +3,7 @@
  * relay descriptor (dir-spec §2.1.1 router-sig-ed25519) and an authority's
  * vote (dir-spec §3.4.1 directory-signature) travel in.
  *
- * Deviation (DESIGN §2): Tor signs the document text up to its signature
+ * Deviation (README: differs from Tor): Tor signs the document text up to its signature
  * line; Shallot signs `prefix | canonical JSON body` with the Ed25519 key
  * the body names, where the prefix ("Shallot relay descriptor v1\0",
  * "Shallot vote v1\0") keeps a signature on one kind of document from

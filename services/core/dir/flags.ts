@@ -8,7 +8,7 @@
  * `voteRelayFromDescriptor` turns a descriptor and its flags into a
  * `VoteRelay` (relay-entry.ts).
  *
- * Deviation (DESIGN §2): Stable and Guard use the authority's observed
+ * Deviation (README: differs from Tor): Stable and Guard use the authority's observed
  * uptime in place of C tor's WMTBF/WFU history (rephist.c).
  *
  * Not in this module: reachability tests and uptime bookkeeping

@@ -9,7 +9,7 @@
  * agreed flags and bandwidth. `readRelayList` checks a document's relay
  * list: sorted by identity, unique, flags within the document's known-flags.
  *
- * Deviations (DESIGN §2): entries carry the full normalised exit policy
+ * Deviations (README: differs from Tor): entries carry the full normalised exit policy
  * instead of a microdescriptor `p` summary, the family list, and the
  * SHA-256 of the signed descriptor; bandwidths are bytes/s (Tor's are KB/s).
  *

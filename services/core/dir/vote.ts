@@ -8,7 +8,7 @@
  * `decodeVote` decodes, optionally refuses authors outside the configured
  * set, and checks the signature.
  *
- * Deviation (DESIGN §2): canonical JSON in an envelope signed by the
+ * Deviation (README: differs from Tor): canonical JSON in an envelope signed by the
  * author's Ed25519 identity over `"Shallot vote v1\0" | canonical body`
  * (envelope.ts), instead of Tor's text and RSA authority certificates.
  *

@@ -29,7 +29,7 @@ import { StreamRefusedError } from '../../../services/net/origin-circuit.js';
 import { clientFetchPeriod, serviceDescriptorPeriods } from '../../../services/onion-service/periods.js';
 import { seededRng } from '../../helpers/seeded-rng.js';
 
-// digest §6.1 vector.
+// C tor test_hs_common.c test_build_address: RFC 8032 test 1's public key as an onion address.
 const VECTOR_KEY = 'd75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a';
 const VECTOR_ADDR = '25njqamcweflpvkl73j4szahhihoc4xt3ktcgjnpaingr5yhkenl5sid.onion';
 /** A point of order 8: valid encoding, but with a torsion component. */
@@ -74,7 +74,7 @@ function consensus(over: Partial<Consensus>): Consensus {
 }
 
 describe('onion address -> SOCKS 0xF6', () => {
-  it('decodes the digest vector, in any case and under subdomains', () => {
+  it('decodes the C tor address vector, in any case and under subdomains', () => {
     expect(toHex(onionIdentityFor(VECTOR_ADDR))).toBe(VECTOR_KEY);
     expect(toHex(onionIdentityFor(VECTOR_ADDR.toUpperCase()))).toBe(VECTOR_KEY);
     expect(toHex(onionIdentityFor(`www.${VECTOR_ADDR}`))).toBe(VECTOR_KEY);

@@ -1,4 +1,4 @@
-// v3 onion addresses (rend-spec-v3 §6): the digest §6.1 vector, case and
+// v3 onion addresses (rend-spec-v3 §6): C tor's test_build_address vector, case and
 // subdomain handling, and the distinguishable error reasons.
 import { ed25519 } from '@noble/curves/ed25519.js';
 import fc from 'fast-check';
@@ -45,7 +45,7 @@ function rawOf(label: string): Uint8Array {
   return out;
 }
 
-describe('digest §6.1 vector', () => {
+describe('C tor test_hs_common.c test_build_address vector', () => {
   it('encodes', () => {
     expect(encodeOnionAddress(fromHex(PUB))).toBe(ADDR);
     expect(ADDR.length).toBe(62);
