@@ -13,6 +13,15 @@
  * all instances merge the same records, they publish the same set, and the
  * HSDir keeps whichever upload has the highest revision-counter.
  *
+ * Revision counters (rend-spec-v3 §2.4: an HSDir keeps an upload only if
+ * its revision-counter is above the stored one, as C tor's hs_cache does):
+ * every instance counts milliseconds since the epoch (service.ts), so the
+ * latest upload wins. Instances list the same merged set, so it does not
+ * matter whose wins: an upload that lost a race with a peer's is refused
+ * and retried 5 s later with a newer counter, and a change of one
+ * instance's intro points reaches the others within a heartbeat, each of
+ * which then uploads it too. Nothing to agree on beyond the clock.
+ *
  * Two ways to share records (`InstanceExchange`): a shared directory,
  * `<dataDir>/instances/<instance>.json` (here: processes on one machine,
  * `shallot up`), or HTTP between hosts with sealed records

@@ -73,18 +73,21 @@ function peerAddress(v: string): PeerAddress {
   }
 }
 
-/** HTTP instance sharing when a port or peers are given (flags, else SHALLOT_INSTANCE_*). */
-function instancePeersOf(o: {
-  instanceHost: string;
-  instancePort?: number;
-  instancePeers?: PeerAddress[];
-  instancePeersDns?: PeerAddress;
-}): InstancePeersOptions | undefined {
+/** HTTP instance sharing when a port or peers are given (flags, else SHALLOT_INSTANCE_PEERS / _DNS). */
+export function instancePeersOf(
+  o: {
+    instanceHost: string;
+    instancePort?: number;
+    instancePeers?: PeerAddress[];
+    instancePeersDns?: PeerAddress;
+  },
+  e: NodeJS.ProcessEnv = env,
+): InstancePeersOptions | undefined {
   const peers =
-    o.instancePeers ?? (env.SHALLOT_INSTANCE_PEERS ? peerList(env.SHALLOT_INSTANCE_PEERS) : undefined);
+    o.instancePeers ?? (e.SHALLOT_INSTANCE_PEERS ? peerList(e.SHALLOT_INSTANCE_PEERS) : undefined);
   const dns =
     o.instancePeersDns ??
-    (env.SHALLOT_INSTANCE_PEERS_DNS ? peerAddress(env.SHALLOT_INSTANCE_PEERS_DNS) : undefined);
+    (e.SHALLOT_INSTANCE_PEERS_DNS ? peerAddress(e.SHALLOT_INSTANCE_PEERS_DNS) : undefined);
   if (o.instancePort === undefined) {
     // Fetching peers without serving our own record would leave this instance out of theirs.
     if (peers || dns) throw new InvalidArgumentError('--instance-peers(-dns) needs --instance-port');

@@ -2,7 +2,8 @@
 // address and a peer by DNS name both yield the other's record; one's own address
 // (listed by the DNS name) is skipped; another service's record, an oversized body and
 // a junk body are refused and counted; a silent peer times out without holding the
-// round; the server answers GET /instance-record only; peer address parsing.
+// round; the server answers GET /instance-record only; peer address parsing and the
+// service's --instance-* options with their SHALLOT_INSTANCE_* fallbacks.
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -15,6 +16,7 @@ import {
   parsePeerList,
 } from '../../../services/onion-service/instance-peers.js';
 import type { InstanceRecordRefusal } from '../../../services/onion-service/instance-record.js';
+import { instancePeersOf } from '../../../services/onion-service/main.js';
 import { testLogger } from '../../helpers/log.js';
 
 const HOST = '127.0.0.1';
@@ -178,5 +180,54 @@ describe('peer addresses', () => {
   it('refuses what is not host:port', () => {
     for (const bad of ['a', 'a:', ':80', 'a:0', 'a:65536', 'a:b', 'a b:80', 'http://a:80', '::1:80'])
       expect(() => parsePeerAddress(bad)).toThrow(/host:port/);
+  });
+});
+
+describe('shallot-onion-service --instance-* options', () => {
+  const host = { instanceHost: '0.0.0.0' };
+
+  it('shares over HTTP only with --instance-port (else the data directory)', () => {
+    expect(instancePeersOf(host, {})).toBeUndefined();
+    expect(instancePeersOf({ ...host, instancePort: 9101 }, {})).toEqual({
+      listen: { host: '0.0.0.0', port: 9101 },
+    });
+  });
+
+  it('refuses peers without a port of its own (they could never list this instance)', () => {
+    expect(() => instancePeersOf({ ...host, instancePeers: [{ host: 'a', port: 1 }] }, {})).toThrow(
+      /needs --instance-port/,
+    );
+    expect(() =>
+      instancePeersOf(host, { SHALLOT_INSTANCE_PEERS_DNS: 'web-onion-peers.ns.svc:9101' }),
+    ).toThrow(/needs --instance-port/);
+  });
+
+  it('takes peers from SHALLOT_INSTANCE_PEERS(_DNS) unless the flags give them', () => {
+    const e = {
+      SHALLOT_INSTANCE_PEERS: '10.0.0.1:9101,10.0.0.2:9101',
+      SHALLOT_INSTANCE_PEERS_DNS: 'p.ns.svc:9101',
+    };
+    expect(instancePeersOf({ ...host, instancePort: 9101 }, e)).toEqual({
+      listen: { host: '0.0.0.0', port: 9101 },
+      peers: [
+        { host: '10.0.0.1', port: 9101 },
+        { host: '10.0.0.2', port: 9101 },
+      ],
+      dns: { host: 'p.ns.svc', port: 9101 },
+    });
+    const flags = instancePeersOf(
+      {
+        ...host,
+        instancePort: 1,
+        instancePeers: [{ host: 'x', port: 2 }],
+        instancePeersDns: { host: 'y', port: 3 },
+      },
+      e,
+    );
+    expect(flags?.peers).toEqual([{ host: 'x', port: 2 }]);
+    expect(flags?.dns).toEqual({ host: 'y', port: 3 });
+    expect(() => instancePeersOf({ ...host, instancePort: 1 }, { SHALLOT_INSTANCE_PEERS: 'nope' })).toThrow(
+      /host:port/,
+    );
   });
 });
