@@ -41,6 +41,8 @@ export const ANN_INTRO_ROTATED_AT = 'shallot.dev/intro-keys-rotated-at';
 export const DIR_PORT = 7000;
 export const OR_PORT = 9001;
 export const SOCKS_PORT = 9050;
+/** The chart's client serves its HTTP CONNECT tunnel here (client.httpTunnel). */
+export const HTTP_TUNNEL_PORT = 9080;
 /** The operator's own /metrics port unless SHALLOT_OPS_PORT says otherwise (config.ts). */
 export const OPERATOR_OPS_PORT = 8080;
 export const SECRET_MOUNT = '/etc/shallot/secret';

@@ -47,6 +47,7 @@ import {
   containerSecurityContext,
   DATA_DIR,
   DIR_PORT,
+  HTTP_TUNNEL_PORT,
   keyCopyInitContainer,
   keyVolumes,
   LABEL_NETWORK,
@@ -212,7 +213,8 @@ function opsEnv(inp: NetworkInputs) {
  * What exits refuse besides the relays' ORPorts the consensus lists (issue
  * 12, network re-entry): every port of this testnet that is not an exit
  * target — authorities' DirPort (addressed by Service names, which relays do
- * not resolve), the SOCKS port of clients and load tests, and the ops ports
+ * not resolve), the SOCKS port of clients and load tests, the chart client's
+ * HTTP tunnel port, and the ops ports
  * (/metrics) of the network's pods, onion services, load-test clients and
  * the operator (its default) — on any address, since pod IPs change.
  */
@@ -220,6 +222,7 @@ export function reentryRejectList(inp: NetworkInputs): string {
   const ports = new Set([
     DIR_PORT,
     SOCKS_PORT,
+    HTTP_TUNNEL_PORT,
     inp.net.spec.metrics.port,
     ONION_OPS_PORT,
     CLIENT_OPS_PORT,

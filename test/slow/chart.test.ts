@@ -392,13 +392,14 @@ describe('NetworkPolicies', () => {
       one(objs, 'Deployment', name).spec.template.spec.containers.flatMap((c: Obj) =>
         (c.ports as Obj[]).map((x) => x.name),
       );
-    expect(ports('shallot-client')).toEqual(expect.arrayContaining(['socks', 'metrics']));
+    expect(ports('shallot-client')).toEqual(expect.arrayContaining(['socks', 'http-tunnel', 'metrics']));
     expect(ports('shallot-operator')).toContain('metrics');
   });
 
   it('defaults: SOCKS from the release namespace; OR/Dir between network pods; metrics from `monitoring` (and the operator)', async () => {
     const p = await policies(['--set', 'networkPolicy.enabled=true']);
     expect(sourcesOf(p.client, 'socks')).toEqual([{ podSelector: {} }]);
+    expect(sourcesOf(p.client, 'http-tunnel')).toEqual([{ podSelector: {} }]);
     expect(sourcesOf(p.client, 'metrics')).toEqual([monitoringNs]);
     expect(sourcesOf(p.operator, 'metrics')).toEqual([monitoringNs]);
     expect(sourcesOf(p.network, 'or')).toEqual([networkPods]);
@@ -534,6 +535,31 @@ describe('wiring between the chart and the code', () => {
     expect(auth?.valueFrom?.configMapKeyRef).toEqual({
       name: networkConfigMapName('demo'),
       key: AUTHORITIES_KEY,
+    });
+  });
+
+  it("the client's HTTP tunnel: env, container port and Service agree on 9080; client.httpTunnel.enabled=false drops all three", async () => {
+    const tunnelOf = async (args: string[]) => {
+      const objs = await render(args);
+      const c = one(objs, 'Deployment', 'shallot-client').spec.template.spec.containers[0];
+      return {
+        env: (c.env as Obj[]).find((e) => e.name === 'SHALLOT_HTTP_TUNNEL_PORT')?.value,
+        containerPort: (c.ports as Obj[]).find((p) => p.name === 'http-tunnel')?.containerPort,
+        service: (one(objs, 'Service', 'shallot-client').spec.ports as Obj[]).find(
+          (p) => p.name === 'http-tunnel',
+        ),
+      };
+    };
+    expect(await tunnelOf([])).toEqual({
+      env: '9080',
+      containerPort: 9080,
+      service: { name: 'http-tunnel', port: 9080, targetPort: 'http-tunnel', protocol: 'TCP' },
+    });
+    expect((await tunnelOf(['--set', 'client.service.httpTunnelPort=8118'])).service?.port).toBe(8118);
+    expect(await tunnelOf(['--set', 'client.httpTunnel.enabled=false'])).toEqual({
+      env: undefined,
+      containerPort: undefined,
+      service: undefined,
     });
   });
 
@@ -790,6 +816,8 @@ describe('NOTES.txt', () => {
     const r = { stdout: (parseAllDocuments(out.stdout)[0]!.toJS() as { notes: string }).notes };
     expect(r.stdout).toContain(`kubectl -n ${NAMESPACE} port-forward svc/shallot-client 9050:9050`);
     expect(r.stdout).toContain('curl --socks5-hostname 127.0.0.1:9050 http://$ONION/');
+    expect(r.stdout).toContain(`kubectl -n ${NAMESPACE} port-forward svc/shallot-client 9080:9080`);
+    expect(r.stdout).toContain('curl -p -x http://127.0.0.1:9080 http://$ONION/bytes/1048576 | sha256sum');
     expect(r.stdout).toContain(
       `kubectl -n ${NAMESPACE} get onionservice demo-web -o jsonpath='{.status.onionAddress}'`,
     );

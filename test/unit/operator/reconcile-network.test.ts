@@ -116,7 +116,7 @@ describe('OnionNetwork reconcile', () => {
       parseHostPortList(env.SHALLOT_REENTRY_REJECT)
         .map((h) => `${h.host}:${h.port}`)
         .sort(),
-    ).toEqual(['*:7000', '*:8080', '*:9050', '*:9100', '*:9101'].sort());
+    ).toEqual(['*:7000', '*:8080', '*:9050', '*:9080', '*:9100', '*:9101'].sort());
     const nonExits = [0, 2, 3]
       .map((i) => kube.getObj('StatefulSet', NS, `alpha-relay-${i}`)!.spec.template.spec.containers[0].env)
       .filter((e: any[]) => e.some((x) => x.name === 'SHALLOT_EXIT' && x.value === '0'));
