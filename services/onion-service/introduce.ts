@@ -43,8 +43,9 @@
 
 import { concat, toHex } from '../core/bytes.js';
 import { boundedParam } from '../core/consensus-param.js';
-import { randomBytes, sha3_256 } from '../core/crypto.js';
+import { type Rng, randomBytes, sha3_256 } from '../core/crypto.js';
 import type { Introduce1 } from '../core/hs-cells.js';
+import { uniformInt } from '../core/random.js';
 
 /** C tor hs_service.h INTRO_POINT_MIN_LIFETIME_INTRODUCTIONS / MAX_… (consensus defaults). */
 export const INTRO_MIN_INTRODUCE2 = 16_384;
@@ -76,10 +77,9 @@ export function introLimitsFromParams(params: Readonly<Record<string, number>> |
 }
 
 /** A uniform integer in [lo, hi]; hi < lo reads as lo (C tor treats it as a BUG and launches no intro point). */
-function uniform(lo: number, hi: number, rng: (n: number) => Uint8Array): number {
+function uniform(lo: number, hi: number, rng: Rng): number {
   if (hi <= lo) return lo;
-  const r = rng(6).reduce((a, b) => a * 256 + b, 0) / 2 ** 48;
-  return lo + Math.floor(r * (hi - lo + 1));
+  return lo + uniformInt(hi - lo + 1, rng);
 }
 
 /** One intro point's budget: introductions left and the time it retires. */
@@ -88,7 +88,7 @@ export class IntroBudget {
   readonly expiresAt: number;
   private count = 0;
 
-  constructor(limits: IntroLimits, nowMs: number, rng: (n: number) => Uint8Array = randomBytes) {
+  constructor(limits: IntroLimits, nowMs: number, rng: Rng = randomBytes) {
     // At least one introduction, or a param of 0 would rotate intro points forever.
     this.maxIntroduce2 = Math.max(1, uniform(limits.minIntroduce2, limits.maxIntroduce2, rng));
     this.expiresAt = nowMs + uniform(limits.minLifetimeMs, limits.maxLifetimeMs, rng);
