@@ -23,6 +23,8 @@
  *   KiB, which a live peer finishes in milliseconds; a peer that stops
  *   mid-cell for `partialCellMs` (30 s) is holding the buffer, not talking.
  */
+import { randomBytes } from '../core/crypto.js';
+import { uniformFraction } from '../core/random.js';
 import type { Channel } from '../net/channel.js';
 import type { LinkConnection } from '../net/transport.js';
 import { type CircuitVerdict, type ClientConn, ClientDos, type ClientDosParams } from './client-dos.js';
@@ -41,6 +43,7 @@ export interface ChannelGuardOptions {
     defense: 'conn_concurrent' | 'conn_rate' | 'circuit_rate' | 'idle_channel' | 'partial_cell',
   ) => void;
   now?: () => number;
+  /** Uniform in [0, 1) for the idle-timeout jitter (default from the OS CSPRNG); tests pass a seeded one. */
   uniform?: () => number;
 }
 
@@ -64,7 +67,7 @@ export class ChannelGuard {
 
   constructor(private readonly o: ChannelGuardOptions) {
     this.now = o.now ?? Date.now;
-    this.uniform = o.uniform ?? Math.random;
+    this.uniform = o.uniform ?? (() => uniformFraction(randomBytes));
     this.dos = new ClientDos(o.ownAddress, this.now, this.uniform);
   }
 

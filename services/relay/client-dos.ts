@@ -40,6 +40,8 @@
  * (stream-dos.ts), the onionskin queue (onionskin-queue.ts).
  */
 import { boundedParam } from '../core/consensus-param.js';
+import { randomBytes } from '../core/crypto.js';
+import { uniformFraction } from '../core/random.js';
 import { TokenBucket } from '../core/token-bucket.js';
 
 export interface ClientDosParams {
@@ -128,7 +130,7 @@ export class ClientDos {
     /** The address this relay advertises: connections from it count one by one (see header). */
     private readonly ownAddress: string,
     private readonly now: () => number = Date.now,
-    private readonly uniform: () => number = Math.random,
+    private readonly uniform: () => number = () => uniformFraction(randomBytes),
   ) {}
 
   /** Clients currently tracked (for the gauge and tests). */
