@@ -46,3 +46,9 @@ if [ ! -x "$shallot_tools/bin/kubeconform" ]; then
   echo "install-tools: go install kubeconform v0.7.0"
   GOBIN="$shallot_tools/bin" go install github.com/yannh/kubeconform/cmd/kubeconform@v0.7.0
 fi
+# hey, the load tool README's "Using real clients" drives through the HTTP
+# CONNECT tunnel (test/slow/hey-http-tunnel.test.ts).
+if [ ! -x "$shallot_tools/bin/hey" ]; then
+  echo "install-tools: go install hey v0.1.5"
+  GOBIN="$shallot_tools/bin" go install github.com/rakyll/hey@v0.1.5
+fi
