@@ -329,6 +329,12 @@ function build(registry: Registry) {
         labelNames: ['service', 'service_instance'] as const,
         registers: r,
       }),
+      descriptorIntroPoints: new Gauge({
+        name: 'shallot_hs_descriptor_intro_points',
+        help: "Intro points listed in the last descriptor this instance uploaded with at least one HSDir accepting: its own and its peers' instances'.",
+        labelNames: ['service', 'service_instance'] as const,
+        registers: r,
+      }),
       instanceRecordsRefused: new Counter({
         name: 'shallot_hs_instance_records_refused_total',
         help: 'Instance records fetched from peers and refused, by reason (bad_signature, stale, future, oversized, malformed).',

@@ -789,7 +789,11 @@ export class OnionService extends TypedEmitter<OnionServiceEvents> {
       uploaded: ok,
       failed,
     });
-    if (ok > 0 && ips.length >= (this.bestPublished ?? 0)) this.bestPublished = ips.length;
+    if (ok > 0) {
+      // Own and peers' intro points: above shallot_hs_intro_points once instances share.
+      this.m.descriptorIntroPoints.labels({ ...this.label, service_instance: this.instance }).set(ips.length);
+      if (ips.length >= (this.bestPublished ?? 0)) this.bestPublished = ips.length;
+    }
     this.emit('published', { tp: d.period.tp, uploaded: ok, failed, introPoints: ips.length });
   }
 

@@ -381,6 +381,9 @@ describe('onion service', () => {
         const desc = await fetchDescriptor(user, p.onionAddress);
         // The descriptor on the HSDirs lists each instance's own intro points.
         expect(desc.introPoints.map((ip) => toHex(ip.authKey)).sort()).toEqual([...own(p), ...own(q)].sort());
+        // What a cluster's Prometheus sees: each instance uploaded a descriptor with all six.
+        for (const [i, r] of Object.entries(registries))
+          expect(await counter(r, 'shallot_hs_descriptor_intro_points', { service_instance: i })).toBe(6);
       },
       60_000,
       1000,
