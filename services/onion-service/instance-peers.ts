@@ -212,6 +212,9 @@ export class HttpInstanceExchange implements InstanceExchange {
       const k = `${t.host}:${t.port}`;
       return !seen.has(k) && seen.add(k);
     });
+    // Addresses no longer listed (pods replaced) are forgotten, so this map stays as small as the peer set.
+    for (const where of this.problems.keys())
+      if (!seen.has(where) && !where.startsWith('dns ')) this.problems.delete(where);
     await Promise.all(unique.slice(0, MAX_TARGETS).map((t) => this.fetchOne(t)));
   }
 

@@ -2,12 +2,14 @@
 // address and a peer by DNS name both yield the other's record; one's own address
 // (listed by the DNS name) is skipped; another service's record, an oversized body and
 // a junk body are refused and counted; a silent peer times out without holding the
-// round; the server answers GET /instance-record only; peer address parsing and the
-// service's --instance-* options with their SHALLOT_INSTANCE_* fallbacks.
+// round; a lasting problem is logged once; the server answers GET /instance-record
+// only; peer address parsing and the service's --instance-* options with their
+// SHALLOT_INSTANCE_* fallbacks.
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { randomBytes } from '../../../services/core/crypto.js';
+import { createLogger } from '../../../services/net/log.js';
 import {
   HttpInstanceExchange,
   INSTANCE_RECORD_PATH,
@@ -65,6 +67,15 @@ function get(port: number, path: string, method = 'GET'): Promise<number> {
     req.on('error', reject);
     req.end();
   });
+}
+
+/** A port nothing listens on (bound, then closed). */
+async function freeClosedPort(): Promise<number> {
+  const srv = http.createServer();
+  await new Promise<void>((r) => srv.listen(0, HOST, r));
+  const { port } = srv.address() as AddressInfo;
+  await new Promise((r) => srv.close(r));
+  return port;
 }
 
 const rec = (instance: string, updatedMs = Date.now()) => ({ instance, updatedMs, introPoints: [] });
@@ -153,6 +164,31 @@ describe('HttpInstanceExchange', () => {
     expect((await b.peers('b', Date.now(), 20_000)).map((r) => r.instance)).toEqual(['a']);
     expect(refused).toEqual([]); // unreachable is not refused
   }, 15_000);
+
+  it('logs a lasting problem once, and forgets addresses the name no longer lists', async () => {
+    const dead = await freeClosedPort();
+    const lines: string[] = [];
+    let listed = [HOST];
+    const ex = await HttpInstanceExchange.start(
+      {
+        logger: createLogger('instances', 'info', (l) => lines.push(l)),
+        refused: () => {},
+        lookup: async () => listed,
+      },
+      { listen: { host: HOST, port: 0 }, pollMs: 60_000, dns: { host: 'peers.test', port: dead } },
+      seed,
+    );
+    open.push({ close: () => ex.close() });
+    const noRecord = () => lines.filter((l) => l.includes('instance peer: no record')).length;
+    await ex.poll();
+    await ex.poll();
+    expect(noRecord()).toBe(1);
+    listed = []; // the pod went away
+    await ex.poll();
+    listed = [HOST]; // an address seen again is a new peer: its problem is news
+    await ex.poll();
+    expect(noRecord()).toBe(2);
+  });
 
   it('serves GET /instance-record only, 503 before the first record', async () => {
     const a = await exchange({});
