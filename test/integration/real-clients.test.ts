@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { builtinSha256 } from '../../services/onion-service/builtin-http.js';
 import { ephemeralPort } from '../../services/testnet/ports.js';
 import { type RunningNetwork, up } from '../../services/testnet/up.js';
+import { readmeBlocks } from '../helpers/readme.js';
 import { SILENT_PROGRESS } from '../helpers/testnet.js';
 
 let dataDir: string;
@@ -113,6 +114,24 @@ describe('curl through the SOCKS port and the HTTP tunnel', () => {
       expect(r.stdout.length).toBe(N);
       expect(sha256(r.stdout)).toBe(builtinSha256(N));
     }, 90_000);
+
+  it("README's Using real clients lines, as written there (ports of this run): every digest the built-in one", async () => {
+    const block = (await readmeBlocks('Using real clients'))[0] ?? '';
+    expect(block).toContain('curl --socks4a');
+    const script = block
+      .replaceAll('./.shallot/', `${dataDir}/`)
+      .replaceAll('127.0.0.1:9050', socks)
+      .replaceAll('127.0.0.1:9080', tunnel)
+      .replaceAll('127.0.0.1:7117', web);
+    const out = await new Promise<string>((resolve, reject) =>
+      execFile('bash', ['-c', `set -eo pipefail\n${script}`], { timeout: 240_000 }, (err, stdout, stderr) =>
+        err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout),
+      ),
+    );
+    const sums = out.trim().split('\n');
+    expect(sums).toHaveLength(block.split('\n').filter((l) => l.startsWith('curl ')).length);
+    for (const line of sums) expect(line).toBe(`${builtinSha256(N)}  -`);
+  }, 240_000);
 
   it('the digest the server states matches, read through the tunnel', async () => {
     const r = await curl(['-p', '-x', `http://${tunnel}`, `http://${onion}/sha256/${N}`]);

@@ -17,6 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serveBuiltinHttp } from '../../services/onion-service/builtin-http.js';
 import { ephemeralPort } from '../../services/testnet/ports.js';
 import { type RunningNetwork, up } from '../../services/testnet/up.js';
+import { readmeBlocks } from '../helpers/readme.js';
 import { SILENT_PROGRESS } from '../helpers/testnet.js';
 
 const run = promisify(execFile);
@@ -41,11 +42,13 @@ function readme(line: string): string {
     .replaceAll('/tmp/tls-onion.key', path.join(dir, 'tls-onion.key'));
 }
 
-const AUTH_LINE = `AUTH=$(node -p "require('./.shallot/state.json').authorities.map((a) => a.identity + '@' + new URL(a.url).host).join()")`;
-const SERVICE_LINE =
-  'node dist/services/onion-service/main.js --authorities "$AUTH" --key-file /tmp/tls-onion.key --backend 127.0.0.1:8443 --virtual-port 443';
+/** README's load-tool block: the AUTH line, the onion service line, the hey line. */
+let lines: string[];
 
 beforeAll(async () => {
+  lines = ((await readmeBlocks('Using real clients'))[1] ?? '').split('\n');
+  expect(lines).toHaveLength(3);
+  expect(lines[2]).toMatch(/^hey /);
   dir = await mkdtemp(path.join(tmpdir(), 'shallot-hey-'));
   dataDir = path.join(dir, 'data');
   tunnelPort = await ephemeralPort();
@@ -103,7 +106,7 @@ beforeAll(async () => {
   const opsPort = await ephemeralPort();
   service = spawn(
     'bash',
-    ['-c', `${readme(AUTH_LINE)}; exec ${readme(SERVICE_LINE)} --ops-port ${opsPort}`],
+    ['-c', `${readme(lines[0] as string)}; exec ${readme(lines[1] as string)} --ops-port ${opsPort}`],
     {
       cwd: repo,
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -156,8 +159,8 @@ async function runHey(
 }
 
 describe('hey through the HTTP tunnel', () => {
-  it('200 requests, 10 at a time, to an onion service in front of HTTPS: every one a 200', async () => {
-    const r = await runHey(`hey -n 200 -c 10 -x http://127.0.0.1:9080 https://${tlsOnion}/bytes/1024`);
+  it("README's hey line: 200 requests, 10 at a time, to an onion service in front of HTTPS, every one a 200", async () => {
+    const r = await runHey((lines[2] as string).replace('<the address it prints>', tlsOnion));
     expect(r.codes, r.out).toEqual({ '200': 200 });
     expect(r.errors, r.out).toBe(false);
     // Keep-alive: hey's 10 connections are 10 tunnels, each a CONNECT the client counted.
