@@ -4,6 +4,7 @@
  * `status` shows it, `load` drives traffic through it, `client-auth` makes
  * client-authorization keys for onion services.
  */
+import { constants } from 'node:os';
 import { Command, InvalidArgumentError } from 'commander';
 import { generateClientAuthKey } from '../core/client-auth.js';
 import { randomBytes } from '../core/crypto.js';
@@ -20,7 +21,7 @@ import {
 import { writeClientAuthFiles } from '../net/client-auth-files.js';
 import { isLogLevel, type LogLevel } from '../net/log.js';
 import { status } from './status.js';
-import { Progress, readySummary, type UpOptions, up } from './up.js';
+import { Progress, type RunningNetwork, readySummary, type UpOptions, up } from './up.js';
 
 function logLevel(v: string): LogLevel {
   if (!isLogLevel(v)) throw new InvalidArgumentError('one of debug, info, warn, error, silent');
@@ -126,13 +127,18 @@ export function program(): Command {
       180,
     )
     .action(async (opts: UpOptions) => {
-      const progress = new Progress();
-      const net = await up(opts, progress);
-      process.stdout.write(`${readySummary(net.state, opts)}\n`);
+      let net: RunningNetwork | null = null;
       let stopping = false;
-      const stop = (signal: string) => {
+      const stop = (signal: NodeJS.Signals) => {
         if (stopping) return;
         stopping = true;
+        if (!net) {
+          // Nothing to stop in order yet: exit as the signal itself would
+          // (--process-per-node nodes stop when the launcher goes, net/cli.ts
+          // watchLauncher; the next up takes over the stale up.lock).
+          process.stdout.write(`\n${signal} during bootstrap: exiting\n`);
+          process.exit(128 + constants.signals[signal]);
+        }
         process.stdout.write(`\n${signal}: stopping the network...\n`);
         const force = setTimeout(() => process.exit(1), 20_000);
         force.unref();
@@ -144,8 +150,13 @@ export function program(): Command {
           () => process.exit(1),
         );
       };
+      // Before anything else: a script that sends SIGINT as soon as it reads
+      // the summary or state.json must find the handlers in place (without
+      // them the default action killed the network unstopped).
       process.on('SIGINT', () => stop('SIGINT'));
       process.on('SIGTERM', () => stop('SIGTERM'));
+      net = await up(opts, new Progress());
+      process.stdout.write(`${readySummary(net.state, opts)}\n`);
     });
   p.command('status')
     .description('show the running network: consensus, relays with flags, onion services, circuits')

@@ -115,6 +115,11 @@ export async function up(o: UpOptions, progress: ProgressSink = new Progress()):
   if (o.exits > o.relays) throw new Error('--exits cannot exceed --relays');
   if (o.relays < 3) throw new Error('--relays must be at least 3 (a circuit has three hops)');
   if (o.authorities < 1) throw new Error('--authorities must be at least 1');
+  // Before any key is read or made: the first authority takes a second or
+  // more, and a silent start reads as a hang (issue 20 asks for a line within 2 s).
+  progress.line(
+    `bootstrapping: starting ${o.authorities} authorities, ${o.relays} relays, ${o.onionServices} onion service(s) from ${path.resolve(o.dataDir)}`,
+  );
   await mkdir(o.dataDir, { recursive: true, mode: 0o700 });
   // Two networks on one data dir would share keys and overwrite each other's state.json.
   const release = await lockDataDir(o.dataDir);
