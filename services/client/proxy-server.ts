@@ -79,7 +79,8 @@ export function withDeadline<T>(p: Promise<T>, req: ConnectRequest, late?: (v: T
 
 export type Connector = (req: ConnectRequest) => Promise<Duplex>;
 
-export type ProxyProtocol = 'socks4' | 'socks4a' | 'socks5' | 'http_connect';
+/** `not_socks`: an HTTP request sent to the SOCKS port. */
+export type ProxyProtocol = 'socks4' | 'socks4a' | 'socks5' | 'http_connect' | 'not_socks';
 
 /** A request read from the application, and how to phrase the answer to its connect. */
 export interface Handshake {

@@ -15,7 +15,9 @@
  * (rejected): every failure is 91 (C tor `connection_ap_handshake_socks_reply`),
  * and so is a malformed SOCKS4 request, which C tor also answers before
  * closing. A malformed SOCKS5 greeting is closed without an answer; a
- * malformed SOCKS5 request gets its reply code first.
+ * malformed SOCKS5 request gets its reply code first. An HTTP request on
+ * the SOCKS port gets C tor's "Tor is not an HTTP Proxy" page, which points
+ * to the HTTP tunnel port; any other first byte is closed unanswered.
  */
 
 import type { Registry } from 'prom-client';
@@ -79,11 +81,32 @@ export function startSocksServer(
   );
 }
 
-/** Dispatches on the version byte; anything but 4 or 5 is closed unanswered. */
+/** C tor proto_socks.c SOCKS_PROXY_IS_NOT_AN_HTTP_PROXY_MSG, word for word. */
+export const NOT_AN_HTTP_PROXY =
+  'HTTP/1.0 501 Tor is not an HTTP Proxy\r\n' +
+  'Content-Type: text/html; charset=iso-8859-1\r\n\r\n' +
+  '<html>\n<head>\n<title>This is a SOCKS Proxy, Not An HTTP Proxy</title>\n</head>\n<body>\n' +
+  '<h1>This is a SOCKs proxy, not an HTTP proxy.</h1>\n<p>\n' +
+  'It appears you have configured your web browser to use this Tor port as\nan HTTP proxy.\n</p><p>\n' +
+  'This is not correct: This port is configured as a SOCKS proxy, not\n' +
+  'an HTTP proxy. If you need an HTTP proxy tunnel, use the HTTPTunnelPort\n' +
+  'configuration option in place of, or in addition to, SOCKSPort.\n' +
+  'Please configure your client accordingly.\n</p>\n<p>\n' +
+  'See <a href="https://www.torproject.org/documentation.html">' +
+  'https://www.torproject.org/documentation.html</a> for more information.\n</p>\n</body>\n</html>\n';
+
+/** Dispatches on the version byte, as C tor's `parse_socks`. */
 export async function readSocksHandshake(rd: HandshakeReader): Promise<Handshake> {
   const { version } = await rd.read(peekVersion);
   if (version === SOCKS4_VERSION) return readSocks4(rd);
   if (version === SOCKS_VERSION) return readSocks5(rd);
+  // GET, HEAD, POST/PUT, CONNECT: an HTTP client pointed at the SOCKS port.
+  if ('GHPC'.includes(String.fromCharCode(version)))
+    throw new HandshakeAnswer(
+      'not_socks',
+      Buffer.from(NOT_AN_HTTP_PROXY, 'latin1'),
+      'HTTP on the SOCKS port',
+    );
   throw new ShallotError('ERR_SOCKS_VERSION', `SOCKS version ${version}`, { version });
 }
 

@@ -148,7 +148,7 @@ function build(registry: Registry) {
       // -- SOCKS4/4a and the HTTP CONNECT tunnel (issue 20): services/client/proxy-server.ts.
       proxyRequests: new Counter({
         name: 'shallot_client_proxy_requests_total',
-        help: 'Requests answered on the SOCKS and HTTP tunnel ports, by protocol (socks4, socks4a, socks5, http_connect) and result (success; malformed: refused before any connect; otherwise the failure as its SOCKS5 reply name, e.g. not_allowed, connection_refused, ttl_expired, onion_desc_not_found).',
+        help: 'Requests answered on the SOCKS and HTTP tunnel ports, by protocol (socks4, socks4a, socks5, http_connect; not_socks: HTTP sent to the SOCKS port) and result (success; malformed: refused before any connect; otherwise the failure as its SOCKS5 reply name, e.g. not_allowed, connection_refused, ttl_expired, onion_desc_not_found).',
         labelNames: ['protocol', 'result'] as const,
         registers: r,
       }),

@@ -120,6 +120,18 @@ describe('SOCKS4 and SOCKS4a on the SOCKS port', () => {
     });
   });
 
+  it('answers an HTTP request with C tor\'s "Tor is not an HTTP Proxy" page, pointing to the tunnel', async () => {
+    const p = await start();
+    for (const req of ['GET http://a.example/ HTTP/1.1\r\n\r\n', 'CONNECT a.example:443 HTTP/1.1\r\n\r\n']) {
+      const r = await exchange(p.socks, req);
+      expect(r.closed).toBe(true);
+      expect(r.data.toString('latin1')).toMatch(/^HTTP\/1\.0 501 Tor is not an HTTP Proxy\r\n/);
+      expect(r.data.toString('latin1')).toContain('use the HTTPTunnelPort');
+    }
+    expect(p.seen).toHaveLength(0);
+    expect(await p.count('not_socks', 'malformed')).toBe(2);
+  });
+
   it('isolates by user id as C tor IsolateSOCKSAuth: SOCKS4 "alice" is SOCKS5 user "alice" with no password', async () => {
     const p = await start();
     await exchange(
