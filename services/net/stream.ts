@@ -10,6 +10,12 @@
  * the sender instead of growing our buffers: memory per stream stays
  * bounded by the window.
  *
+ * Delivery is coalesced: the DATA cells that arrive in one turn of the event
+ * loop (a link message carries up to 256 KiB of cells) reach the reader as
+ * one chunk, pushed from a microtask. Pushed cell by cell, a stream piped
+ * to a socket made one write() system call per 498 bytes, a quarter of a
+ * relay's CPU time in a download (issue 16).
+ *
  * Closing (tor-spec §6.3): an END closes the stream both ways, as C tor
  * treats it. The side that sends END first frees the stream's slot at once
  * and keeps its id half-closed until the peer's END (edge.ts); the side that
@@ -57,6 +63,9 @@ export class RelayStream extends Duplex {
   private endSent = false;
   private endReceived = false;
   private released = false;
+  /** DATA received this turn, pushed to the reader as one chunk by `flushInbound`. */
+  private inbound: Uint8Array[] = [];
+  private inboundBytes = 0;
   /** Set when the peer ended the stream; the END reason (DONE = 6 for a clean close). */
   endReason: number | null = null;
   /**
@@ -79,9 +88,24 @@ export class RelayStream extends Duplex {
     if (this.endReceived) return true;
     this.deliverWindow -= 1;
     if (this.deliverWindow < 0) return false;
-    this.push(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+    if (this.inbound.length === 0) queueMicrotask(() => this.flushInbound());
+    this.inbound.push(data);
+    this.inboundBytes += data.length;
     this.considerSendme();
     return true;
+  }
+
+  /** Hands the DATA received this turn to the reader in one chunk. */
+  private flushInbound(): void {
+    if (this.inbound.length === 0) return;
+    const parts = this.inbound;
+    this.inbound = [];
+    this.inboundBytes = 0;
+    if (this.destroyed || this.readableEnded) return;
+    const one = parts[0]!;
+    this.push(
+      parts.length === 1 ? Buffer.from(one.buffer, one.byteOffset, one.byteLength) : Buffer.concat(parts),
+    );
   }
 
   /** A stream-level SENDME arrived. */
@@ -102,6 +126,7 @@ export class RelayStream extends Duplex {
       this.host.sendStreamMessage(this.streamId, { type: 'END', reason: EndReason.DONE });
     this.endSent = true;
     this.release(false);
+    this.flushInbound();
     this.push(null);
     if (!this.connected) {
       this.destroy();
@@ -142,7 +167,8 @@ export class RelayStream extends Duplex {
         this.blocked = { data: data.subarray(off), cb };
         return;
       }
-      const piece = data.slice(off, off + RELAY_DATA_MAX);
+      // A view, not a copy: the circuit encodes it into a cell body before this returns.
+      const piece = data.subarray(off, off + RELAY_DATA_MAX);
       off += piece.length;
       this.packageWindow -= 1;
       this.host.sendStreamMessage(this.streamId, { type: 'DATA', data: piece });
@@ -183,6 +209,7 @@ export class RelayStream extends Duplex {
     this.host.sendStreamMessage(this.streamId, { type: 'END', reason });
     if (!this.endReceived) {
       this.release(true);
+      this.flushInbound();
       this.push(null);
     }
   }
@@ -202,7 +229,7 @@ export class RelayStream extends Duplex {
     while (
       !this.endReceived &&
       this.deliverWindow <= STREAMWINDOW_START - STREAMWINDOW_INCREMENT &&
-      (readerWaiting || this.readableLength < QUEUED_LIMIT)
+      (readerWaiting || this.readableLength + this.inboundBytes < QUEUED_LIMIT)
     ) {
       this.deliverWindow += STREAMWINDOW_INCREMENT;
       this.host.sendStreamMessage(this.streamId, { type: 'SENDME', version: 0 });

@@ -294,9 +294,28 @@ export class Relay implements OrCircuitOwner {
       in: this.m.bytes.labels({ ...this.label, direction: 'in' }),
       out: this.m.bytes.labels({ ...this.label, direction: 'out' }),
     };
+    // Summed here and added to the counters once per event-loop turn: a
+    // counter bumped per cell (label hashing in prom-client) cost about 5 %
+    // of a relay's CPU time in a download (issue 16).
+    const sum = { in: { cells: 0, bytes: 0 }, out: { cells: 0, bytes: 0 } };
+    let flushScheduled = false;
+    const flush = () => {
+      flushScheduled = false;
+      for (const dir of ['in', 'out'] as const) {
+        if (sum[dir].cells === 0) continue;
+        cells[dir].inc(sum[dir].cells);
+        bytes[dir].inc(sum[dir].bytes);
+        sum[dir].cells = 0;
+        sum[dir].bytes = 0;
+      }
+    };
     ch.onTraffic = (dir, n) => {
-      cells[dir].inc();
-      bytes[dir].inc(n);
+      sum[dir].cells += 1;
+      sum[dir].bytes += n;
+      if (!flushScheduled) {
+        flushScheduled = true;
+        setImmediate(flush);
+      }
     };
   }
 
@@ -450,7 +469,11 @@ export class Relay implements OrCircuitOwner {
         return;
       default:
         if (this.c.onionRoles?.(circ, streamId, msg)) return;
-        // Unknown or unexpected relay commands are ignored (tor-spec §6.1).
+        // A known command that makes no sense here (CONNECTED, EXTENDED2, a
+        // client's cell at a relay without that role) is dropped, as C tor
+        // does. An unknown command never gets here: decodeRelayCell refuses
+        // it and OrCircuit closes the circuit (DESTROY PROTOCOL), where
+        // tor-spec §6.1 and C tor drop it and keep the circuit.
         return;
     }
   }

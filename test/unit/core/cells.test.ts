@@ -41,6 +41,36 @@ describe('cells', () => {
     expect(msg).toEqual({ type: 'DESTROY', reason: 9 });
   });
 
+  it('fixed cells on link v3 have a 2-byte CircID; a short payload is zero-padded to 509 bytes', () => {
+    const bytes = encodeCell({ circId: 0x8001, command: CellCommand.DESTROY, payload: Uint8Array.of(7) }, 3);
+    expect(bytes).toHaveLength(512);
+    expect(toHex(bytes.subarray(0, 5))).toBe('8001' + '04' + '07' + '00');
+    expect(bytes.subarray(4).every((b) => b === 0)).toBe(true);
+  });
+
+  it('a RELAY cell is its 509-byte body behind the header, byte for byte', () => {
+    const body = randomBytes(509);
+    const bytes = encodeCell({ circId: 0xfedcba98, ...encodeLinkMessage({ type: 'RELAY', body }) }, 5);
+    expect(toHex(bytes.subarray(0, 5))).toBe('fedcba98' + '03');
+    expect(toHex(bytes.subarray(5))).toBe(toHex(body));
+    expect(() => encodeLinkMessage({ type: 'RELAY_EARLY', body: body.subarray(1) })).toThrow(InvalidError);
+  });
+
+  it('refuses a CircID or command that does not fit, and a fixed payload over 509 bytes', () => {
+    const payload = new Uint8Array(0);
+    expect(() => encodeCell({ circId: 0x10000, command: CellCommand.DESTROY, payload }, 3)).toThrow(
+      InvalidError,
+    );
+    expect(() => encodeCell({ circId: 2 ** 32, command: CellCommand.DESTROY, payload }, 5)).toThrow(
+      InvalidError,
+    );
+    expect(() => encodeCell({ circId: -1, command: CellCommand.DESTROY, payload }, 5)).toThrow(InvalidError);
+    expect(() => encodeCell({ circId: 1, command: 256, payload }, 5)).toThrow(InvalidError);
+    expect(() =>
+      encodeCell({ circId: 1, command: CellCommand.RELAY, payload: new Uint8Array(510) }, 5),
+    ).toThrow(InvalidError);
+  });
+
   it('CREATE2 / CREATED2 carry HTYPE, HLEN and HDATA', () => {
     const hdata = randomBytes(84);
     const { bytes, msg } = roundTrip({ type: 'CREATE2', htype: 2, hdata });

@@ -179,6 +179,48 @@ describe('deliver windows', () => {
   });
 });
 
+describe('delivery to the reader', () => {
+  it('hands the DATA cells of one turn to the reader as one chunk, in order', async () => {
+    const f = fakeIo();
+    const edge = new CircuitEdge(f.io, 4);
+    const s = edge.acceptStream(3);
+    if (!s) throw new Error('no stream');
+    const chunks: Buffer[] = [];
+    s.on('data', (c: Buffer) => chunks.push(c));
+    for (let i = 0; i < 5; i++) edge.handle(3, { type: 'DATA', data: new Uint8Array(498).fill(i) });
+    expect(chunks).toHaveLength(0);
+    await new Promise((r) => setImmediate(r));
+    expect(chunks.map((c) => c.length)).toEqual([5 * 498]);
+    expect([...new Set(chunks[0])]).toEqual([0, 1, 2, 3, 4]);
+    expect(chunks[0]?.[498 * 3]).toBe(3);
+  });
+
+  it('data received before END reaches the reader before the end of the stream', async () => {
+    const f = fakeIo();
+    const edge = new CircuitEdge(f.io, 4);
+    const s = edge.acceptStream(4);
+    if (!s) throw new Error('no stream');
+    const events: string[] = [];
+    s.on('data', (c: Buffer) => events.push(`data ${c.length}`));
+    s.on('end', () => events.push('end'));
+    edge.handle(4, { type: 'DATA', data: data(100) });
+    edge.handle(4, { type: 'DATA', data: data(200) });
+    edge.handle(4, { type: 'END', reason: 6 });
+    await new Promise((r) => setTimeout(r, 10));
+    expect(events).toEqual(['data 300', 'end']);
+  });
+
+  it('cells waiting for the turn to end count against the stream window like queued ones', () => {
+    const f = fakeIo();
+    const edge = new CircuitEdge(f.io, 4);
+    const s = edge.acceptStream(8);
+    s?.on('data', () => {});
+    // 60 cells in one turn: nothing has reached the reader, so no stream SENDME may go out yet.
+    for (let i = 0; i < 60; i++) edge.handle(8, { type: 'DATA', data: data(498) });
+    expect(f.sent.filter((x) => x.streamId === 8 && x.msg.type === 'SENDME')).toHaveLength(0);
+  });
+});
+
 describe('stream limits', () => {
   it('refuses streams past the per-circuit limit, and a taken or zero id', () => {
     const f = fakeIo();
