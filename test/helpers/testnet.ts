@@ -18,6 +18,7 @@ export async function upProcessNetwork(
         | 'vanguardsLite'
         | 'maxCircuitDirtiness'
         | 'consensusParams'
+        | 'httpTunnelPort'
       >
     >,
 ): Promise<RunningNetwork> {
