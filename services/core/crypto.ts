@@ -89,6 +89,11 @@ export class RunningDigest {
   peek(): Uint8Array {
     return u8(this.h.copy().digest());
   }
+
+  /** The digest, ending this state: for a clone that is dropped afterwards (no second copy, unlike peek). */
+  finish(): Uint8Array {
+    return u8(this.h.digest());
+  }
 }
 
 /* ------------------------------------------------------------------ ciphers */

@@ -14,7 +14,7 @@
  */
 
 import { CELL_BODY_LEN } from './cells.js';
-import { CtrStream, ctEqual, RunningDigest } from './crypto.js';
+import { CtrStream, RunningDigest } from './crypto.js';
 import { InvalidError } from './errors.js';
 import type { CircuitKeys } from './ntor.js';
 
@@ -26,7 +26,7 @@ export const SENDME_DIGEST_LEN = 20;
 class Layer {
   constructor(
     readonly cipher: CtrStream,
-    public digest: RunningDigest,
+    readonly digest: RunningDigest,
   ) {}
 
   /** Fills in Digest for a cell this end originates. */
@@ -38,16 +38,31 @@ class Layer {
     body.set(this.digest.peek().subarray(0, 4), DIGEST_OFFSET);
   }
 
-  /** After decryption: is this cell for us? Commits the digest state only if so. */
+  /**
+   * After decryption: is this cell for us? Commits the digest state only if
+   * so. Recognized is checked before any digest work, as C tor's
+   * relay_digest_matches is reached only for a zero Recognized: at a middle
+   * hop nearly every cell stops there. The trial runs on a clone that is
+   * finished, not peeked (one Hash copy per check, not two); a match then
+   * feeds the same bytes to the kept state.
+   */
   recognize(body: Uint8Array): boolean {
     if (body[1] !== 0 || body[2] !== 0) return false;
-    const received = body.slice(DIGEST_OFFSET, DIGEST_OFFSET + 4);
-    const trial = this.digest.clone();
+    const d0 = body[DIGEST_OFFSET]!;
+    const d1 = body[DIGEST_OFFSET + 1]!;
+    const d2 = body[DIGEST_OFFSET + 2]!;
+    const d3 = body[DIGEST_OFFSET + 3]!;
     body.fill(0, DIGEST_OFFSET, DIGEST_OFFSET + 4);
+    const trial = this.digest.clone();
     trial.update(body);
-    const ok = ctEqual(trial.peek().subarray(0, 4), received);
-    body.set(received, DIGEST_OFFSET);
-    if (ok) this.digest = trial;
+    const t = trial.finish();
+    // Constant time over the four bytes, like ctEqual.
+    const ok = ((t[0]! ^ d0) | (t[1]! ^ d1) | (t[2]! ^ d2) | (t[3]! ^ d3)) === 0;
+    if (ok) this.digest.update(body);
+    body[DIGEST_OFFSET] = d0;
+    body[DIGEST_OFFSET + 1] = d1;
+    body[DIGEST_OFFSET + 2] = d2;
+    body[DIGEST_OFFSET + 3] = d3;
     return ok;
   }
 
