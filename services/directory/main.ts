@@ -37,11 +37,9 @@ import {
   testnetMinUptime,
 } from './admission.js';
 import { authoritiesOption } from './authorities-option.js';
-import {
-  DEFAULT_MAX_UNVERIFIED_DESCRIPTORS,
-  DEFAULT_PROBE_CONCURRENCY,
-  DirectoryAuthority,
-} from './authority.js';
+import { DirectoryAuthority } from './authority.js';
+import { DEFAULT_PROBE_CONCURRENCY } from './config.js';
+import { DEFAULT_MAX_UNVERIFIED_DESCRIPTORS } from './descriptors.js';
 import type { AuthorityEndpoint } from './dir-client.js';
 import { parseParams } from './params-option.js';
 

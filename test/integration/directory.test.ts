@@ -20,7 +20,7 @@ import { MAX_DESCRIPTOR_BYTES } from '../../services/core/dir/fields.js';
 import { encodeVote, type Vote } from '../../services/core/dir/vote.js';
 import { parseExitPolicy } from '../../services/core/exit-policy.js';
 import { generateNodeKeys, type NodeKeys } from '../../services/core/node-keys.js';
-import { DirectoryAuthority, SIGNATURE_PATH, VOTE_PATH } from '../../services/directory/authority.js';
+import { DirectoryAuthority } from '../../services/directory/authority.js';
 import {
   type AuthorityEndpoint,
   CONSENSUS_PATH,
@@ -29,6 +29,7 @@ import {
   httpRequest,
   publishDescriptor,
 } from '../../services/directory/dir-client.js';
+import { SIGNATURE_PATH, VOTE_PATH } from '../../services/directory/http.js';
 import { silentLogger } from '../../services/net/log.js';
 import { Relay } from '../../services/relay/relay.js';
 import { ephemeralPort } from '../../services/testnet/ports.js';

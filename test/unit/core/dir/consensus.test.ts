@@ -19,8 +19,18 @@ import {
 } from '../../../../services/core/dir/consensus.js';
 import { computeConsensus } from '../../../../services/core/dir/voting.js';
 import { CryptoError, InvalidError } from '../../../../services/core/errors.js';
+import {
+  AUTH,
+  AUTH_SEEDS,
+  type Doc,
+  hexOf,
+  NOW,
+  seedOf,
+  tamper,
+  vote,
+  voteRelay,
+} from '../../../helpers/dir-documents.js';
 import { expectOnlyTypedErrors } from '../../../helpers/typed-errors.js';
-import { AUTH, AUTH_SEEDS, type Doc, hexOf, NOW, seedOf, tamper, vote, voteRelay } from './fixtures.js';
 
 describe('consensus signatures (majority of configured authorities)', () => {
   const consensus = (): Consensus =>

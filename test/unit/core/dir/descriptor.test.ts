@@ -12,8 +12,8 @@ import {
   verifyRelayDescriptor,
 } from '../../../../services/core/dir/descriptor.js';
 import { CryptoError, InvalidError } from '../../../../services/core/errors.js';
+import { type Doc, descriptor, idOf, NOW, seedOf, tamper } from '../../../helpers/dir-documents.js';
 import { expectOnlyTypedErrors } from '../../../helpers/typed-errors.js';
-import { type Doc, descriptor, idOf, NOW, seedOf, tamper } from './fixtures.js';
 
 const checkOpts = { nowMs: NOW, maxSkewMs: 12 * 3600_000 };
 

@@ -5,7 +5,7 @@ import { signRelayDescriptor } from '../../../../services/core/dir/descriptor.js
 import { assignFlags, voteRelayFromDescriptor } from '../../../../services/core/dir/flags.js';
 import { computeConsensus } from '../../../../services/core/dir/voting.js';
 import { parseExitPolicy, REJECT_ALL } from '../../../../services/core/exit-policy.js';
-import { AUTH, descriptor, hexOf, NOW, seedOf, vote } from './fixtures.js';
+import { AUTH, descriptor, hexOf, NOW, seedOf, vote } from '../../../helpers/dir-documents.js';
 
 describe('assignFlags', () => {
   it('testnet: reachable relays get Running/Valid, thresholds are zero', () => {

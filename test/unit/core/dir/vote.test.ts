@@ -6,8 +6,8 @@ import { makeCommit } from '../../../../services/core/dir/shared-random.js';
 import { decodeVote, encodeVote } from '../../../../services/core/dir/vote.js';
 import { revealsFromVotes } from '../../../../services/core/dir/voting.js';
 import { CryptoError, InvalidError } from '../../../../services/core/errors.js';
+import { AUTH, hexOf, idOf, NOW, seedOf, tamper, vote, voteRelay } from '../../../helpers/dir-documents.js';
 import { expectOnlyTypedErrors } from '../../../helpers/typed-errors.js';
-import { AUTH, hexOf, idOf, NOW, seedOf, tamper, vote, voteRelay } from './fixtures.js';
 
 describe('votes', () => {
   it('encode / decode round-trip, signed by the author', () => {

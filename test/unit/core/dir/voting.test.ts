@@ -9,7 +9,7 @@ import {
 } from '../../../../services/core/dir/flags.js';
 import { computeConsensus, DEFAULT_MAX_UNMEASURED_BW_KB } from '../../../../services/core/dir/voting.js';
 import { InvalidError } from '../../../../services/core/errors.js';
-import { AUTH, descriptor, hexOf, NOW, seedOf, vote, voteRelay } from './fixtures.js';
+import { AUTH, descriptor, hexOf, NOW, seedOf, vote, voteRelay } from '../../../helpers/dir-documents.js';
 
 describe('computeConsensus', () => {
   const opts = { authorityIds: AUTH };

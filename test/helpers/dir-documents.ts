@@ -1,13 +1,13 @@
 // Shared fixtures for the directory-document tests: keys, a descriptor, a
 // vote relay and a vote for authority n, and a tamperer for signed envelopes.
-import { toHex } from '../../../../services/core/bytes.js';
-import { canonicalJsonBytes } from '../../../../services/core/canonical-json.js';
-import { ed25519PublicFromSeed } from '../../../../services/core/crypto.js';
-import { type RelayDescriptor, signRelayDescriptor } from '../../../../services/core/dir/descriptor.js';
-import { voteRelayFromDescriptor } from '../../../../services/core/dir/flags.js';
-import type { VoteRelay } from '../../../../services/core/dir/relay-entry.js';
-import type { Vote } from '../../../../services/core/dir/vote.js';
-import { DEFAULT_TESTNET_EXIT_POLICY } from '../../../../services/core/exit-policy.js';
+import { toHex } from '../../services/core/bytes.js';
+import { canonicalJsonBytes } from '../../services/core/canonical-json.js';
+import { ed25519PublicFromSeed } from '../../services/core/crypto.js';
+import { type RelayDescriptor, signRelayDescriptor } from '../../services/core/dir/descriptor.js';
+import { voteRelayFromDescriptor } from '../../services/core/dir/flags.js';
+import type { VoteRelay } from '../../services/core/dir/relay-entry.js';
+import type { Vote } from '../../services/core/dir/vote.js';
+import { DEFAULT_TESTNET_EXIT_POLICY } from '../../services/core/exit-policy.js';
 
 export const NOW = Date.UTC(2025, 0, 1, 12);
 export const seedOf = (n: number) => new Uint8Array(32).fill(n);

@@ -1,0 +1,451 @@
+/**
+ * The authority's relay descriptors (dir-spec §3.2, accepting descriptor
+ * uploads): which it stores, which it has verified by a reachability test,
+ * what it measured, and the relay entries with flags its vote lists
+ * (dir-spec §3.4.2).
+ *
+ * Overview:
+ * - `accept(bytes)`: newest per identity wins; re-uploading the stored one
+ *   is accepted (relays retry); older ones, bad signatures, oversized or
+ *   malformed documents and publication times outside the window (future
+ *   skew, max age: Tor's 12 h / 24 h defaults) are refused
+ *   (DescriptorRefusedError).
+ * - With a `ReachabilityTester` (issue 12): a descriptor at a new
+ *   address:port is "unverified" until a link handshake to that address
+ *   proves the relay holds the identity (reachability.ts); it is then voted
+ *   on, else dropped. Unverified descriptors are capped (503 beyond) and
+ *   tested with bounded concurrency, one test per identity; one naming an
+ *   address:port where a verified relay of another identity is still
+ *   connected is refused outright.
+ * - `voteRelays()`: re-tests listed relays within a deadline, then gives
+ *   each fresh verified descriptor its flags (assignFlags) with this
+ *   authority's observed uptime, credible bandwidth and AuthDirMaxServersPerAddr.
+ *
+ * Not in this module: the rules themselves (admission.ts, core/dir/flags.ts),
+ * the probe (reachability.ts), the vote around the entries (authority.ts).
+ */
+import { compareBytes, toHex } from '../core/bytes.js';
+import { descriptorDigest, type RelayDescriptor, verifyRelayDescriptor } from '../core/dir/descriptor.js';
+import { MAX_DESCRIPTOR_BYTES, MAX_RELAYS } from '../core/dir/fields.js';
+import { assignFlags, credibleBandwidth, voteRelayFromDescriptor } from '../core/dir/flags.js';
+import type { VoteRelay } from '../core/dir/relay-entry.js';
+import { lowMedian } from '../core/dir/voting.js';
+import { ShallotError } from '../core/errors.js';
+import type { Metrics } from '../metrics/metrics.js';
+import type { Logger } from '../net/log.js';
+import {
+  DEFAULT_MAX_SERVERS_PER_ADDR,
+  DEFAULT_MAX_SERVERS_PER_AUTH_ADDR,
+  omitAsSybil,
+  RunHistory,
+  testnetMinUptime,
+} from './admission.js';
+import type { ProbeResult, ProbeTarget, ReachabilityTester } from './reachability.js';
+
+/**
+ * Descriptors awaiting their reachability test. Not a C tor option (C tor
+ * stores any descriptor and tests later); sized so `shallot up` with 1000
+ * relays starting at once is admitted without retries.
+ */
+export const DEFAULT_MAX_UNVERIFIED_DESCRIPTORS = 1024;
+/** Measurements of a relay kept; their median is voted, so one noisy sample does not decide. */
+const MEASUREMENTS_KEPT = 3;
+
+export type DescriptorRefusal =
+  | 'invalid'
+  | 'not-newer'
+  | 'too-many-relays'
+  | 'unverified-full'
+  | 'address-taken'
+  | 'unreachable'
+  | 'wrong-identity';
+
+/** A relay descriptor this authority will not store (or dropped after its reachability test). */
+export class DescriptorRefusedError extends ShallotError {
+  constructor(
+    readonly reason: DescriptorRefusal,
+    message: string,
+    /** HTTP status: 503 when it may succeed later. */
+    readonly status = 400,
+  ) {
+    super('ERR_DESCRIPTOR_REFUSED', message, { reason });
+  }
+}
+
+interface StoredDescriptor {
+  desc: RelayDescriptor;
+  raw: Uint8Array;
+  digestHex: string;
+  /** A handshake at this descriptor's address:orPort proved its identity (always true without probing). */
+  verified: boolean;
+}
+
+const whereOf = (d: RelayDescriptor) => `${d.address}:${d.orPort}`;
+const probeTarget = (d: RelayDescriptor): ProbeTarget => ({
+  nickname: d.nickname,
+  identity: d.identity,
+  ntorOnionKey: d.ntorOnionKey,
+  address: d.address,
+  orPort: d.orPort,
+  ...(d.linkUrl !== undefined ? { linkUrl: d.linkUrl } : {}),
+});
+
+/** The authority options that decide what is stored and voted (see AuthorityOptions). */
+export interface DescriptorOptions {
+  votingIntervalSec: number;
+  /** TestingTorNetwork flag thresholds (assignFlags). */
+  testnet: boolean;
+  /** Lowercase hex ids to mark BadExit. */
+  badExits?: string[];
+  /** Future publication times accepted (Tor ROUTER_ALLOW_SKEW: 12 h). */
+  descriptorSkewMs?: number;
+  /** Oldest publication time accepted and voted Running (Tor: 24 h). */
+  descriptorMaxAgeMs?: number;
+  /** C tor AuthDirMaxServersPerAddr: relays listed per address, 0 = no limit (default 2, C tor's). */
+  maxServersPerAddr?: number;
+  /** C tor AuthDirMaxServersPerAuthAddr: relays listed on an authority's address (default 5, C tor's). */
+  maxServersPerAuthAddr?: number;
+  /** Unverified descriptors stored at once (default DEFAULT_MAX_UNVERIFIED_DESCRIPTORS). */
+  maxUnverifiedDescriptors?: number;
+  /** Measure reachable relays (reachability.ts) and vote Measured= (default: with probeReachability). */
+  measureBandwidth?: boolean;
+  /**
+   * Testnet flag thresholds: seconds this authority has seen a relay
+   * reachable before it votes Stable, Guard, HSDir (default
+   * testnetMinUptime: Guard after a vote delay, Stable and HSDir at once as
+   * C tor's TestingTorNetwork). Live rules (testnet false) ignore this.
+   */
+  minUptimeSec?: { stable: number; guard: number; hsdir: number };
+}
+
+export interface DescriptorStoreContext {
+  log: Logger;
+  metrics: Metrics['directory'];
+  /** Metric label. */
+  name: string;
+  now: () => number;
+  opts: DescriptorOptions;
+  intervalMs: number;
+  /** Hosts of every authority (AuthDirMaxServersPerAuthAddr applies there). */
+  authorityAddresses: ReadonlySet<string>;
+}
+
+export class DescriptorStore {
+  private readonly descriptors = new Map<string, StoredDescriptor>();
+  /** Ids whose stored descriptor awaits its reachability test. */
+  private readonly unverified = new Set<string>();
+  /** address:orPort -> id of the verified relay there. */
+  private readonly verifiedAt = new Map<string, string>();
+  private readonly history = new RunHistory();
+  /** The last MEASUREMENTS_KEPT measurements of each relay (the vote carries their median). */
+  private readonly measured = new Map<string, { samples: number[]; atMs: number }>();
+  private readonly measuring = new Set<string>();
+  /** Ids whose reachability test (admit) is running. */
+  private readonly admitting = new Set<string>();
+  /** Null: no reachability tests, every valid descriptor is voted on. */
+  private tester: ReachabilityTester | null = null;
+  private stopped = false;
+
+  constructor(private readonly ctx: DescriptorStoreContext) {}
+
+  /** (Re)starts with `tester` (null: no reachability tests); stored descriptors are kept. */
+  open(tester: ReachabilityTester | null): void {
+    this.tester = tester;
+    this.stopped = false;
+  }
+
+  get size(): number {
+    return this.descriptors.size;
+  }
+
+  get unverifiedCount(): number {
+    return this.unverified.size;
+  }
+
+  /** Ends pending tests and measurements (their results are ignored). */
+  close(): void {
+    this.stopped = true;
+    this.tester?.close();
+  }
+
+  /** Stores an uploaded descriptor or throws DescriptorRefusedError; returns the reply text. */
+  accept(body: Uint8Array): string {
+    const { opts } = this.ctx;
+    let desc: RelayDescriptor;
+    try {
+      desc = verifyRelayDescriptor(body, {
+        nowMs: this.ctx.now(),
+        maxBytes: MAX_DESCRIPTOR_BYTES,
+        maxSkewMs: opts.descriptorSkewMs ?? 12 * 3600_000,
+        maxAgeMs: opts.descriptorMaxAgeMs,
+      });
+    } catch (e) {
+      if (e instanceof ShallotError) throw new DescriptorRefusedError('invalid', e.message);
+      throw e;
+    }
+    const id = toHex(desc.identity);
+    const digestHex = toHex(descriptorDigest(body));
+    const have = this.descriptors.get(id);
+    if (have) {
+      if (have.digestHex === digestHex) return 'already have this descriptor';
+      if (have.desc.publishedMs >= desc.publishedMs) {
+        throw new DescriptorRefusedError('not-newer', 'not newer than the one we have');
+      }
+    } else if (this.descriptors.size >= MAX_RELAYS) {
+      throw new DescriptorRefusedError('too-many-relays', 'too many relays', 503);
+    }
+    // Same identity proven at the same address: no new test needed.
+    const verified =
+      this.tester === null || (have?.verified === true && whereOf(have.desc) === whereOf(desc));
+    if (!verified) {
+      // Only while the holder is still there (its channel open): a relay may reuse a dead one's port.
+      const holder = this.verifiedAt.get(whereOf(desc));
+      const held = holder !== undefined ? this.descriptors.get(holder) : undefined;
+      if (holder !== id && held && this.tester?.isHeld(probeTarget(held.desc))) {
+        throw new DescriptorRefusedError(
+          'address-taken',
+          'another relay is verified at that address and port',
+        );
+      }
+      if (
+        !this.unverified.has(id) &&
+        this.unverified.size >= (opts.maxUnverifiedDescriptors ?? DEFAULT_MAX_UNVERIFIED_DESCRIPTORS)
+      ) {
+        throw new DescriptorRefusedError(
+          'unverified-full',
+          'too many descriptors awaiting a reachability test',
+          503,
+        );
+      }
+    }
+    const stored: StoredDescriptor = { desc, raw: body, digestHex, verified };
+    this.store(id, stored);
+    this.ctx.log.debug('descriptor accepted', {
+      nickname: desc.nickname,
+      identity: id.slice(0, 8),
+      verified,
+    });
+    if (verified) return 'descriptor accepted';
+    void this.admit(id);
+    return 'descriptor accepted; reachability test pending';
+  }
+
+  /** Drops expired descriptors; returns the verified ones (the only ones voted on). */
+  private fresh(nowMs: number): StoredDescriptor[] {
+    const maxAge = this.ctx.opts.descriptorMaxAgeMs ?? 24 * 3600_000;
+    const out: StoredDescriptor[] = [];
+    for (const [id, d] of this.descriptors) {
+      if (d.desc.publishedMs < nowMs - maxAge) this.drop(id);
+      else if (d.verified) out.push(d);
+    }
+    return out;
+  }
+
+  private store(id: string, s: StoredDescriptor): void {
+    const old = this.descriptors.get(id);
+    if (old?.verified && this.verifiedAt.get(whereOf(old.desc)) === id)
+      this.verifiedAt.delete(whereOf(old.desc));
+    this.descriptors.set(id, s);
+    if (s.verified) {
+      this.unverified.delete(id);
+      if (this.tester) this.verifiedAt.set(whereOf(s.desc), id);
+    } else {
+      this.unverified.add(id);
+    }
+    this.ctx.metrics.unverifiedDescriptors.set({ authority: this.ctx.name }, this.unverified.size);
+  }
+
+  private drop(id: string): void {
+    const old = this.descriptors.get(id);
+    if (old && this.verifiedAt.get(whereOf(old.desc)) === id) this.verifiedAt.delete(whereOf(old.desc));
+    this.descriptors.delete(id);
+    this.unverified.delete(id);
+    this.measured.delete(id);
+    this.history.forget(id);
+    this.tester?.forget(id);
+    this.ctx.metrics.unverifiedDescriptors.set({ authority: this.ctx.name }, this.unverified.size);
+  }
+
+  private countProbe(result: ProbeResult): void {
+    this.ctx.metrics.reachabilityProbes.inc({ authority: this.ctx.name, result });
+  }
+
+  /**
+   * The reachability test of `id`'s stored descriptor: verified if the
+   * handshake proves its identity at its address, else dropped (and counted
+   * as a refusal). One test per identity at a time: a descriptor that
+   * replaced the tested one while it ran is tested next, so re-uploads
+   * cannot queue up probes.
+   */
+  private async admit(id: string): Promise<void> {
+    const tester = this.tester;
+    if (!tester || this.admitting.has(id)) return;
+    this.admitting.add(id);
+    try {
+      for (;;) {
+        const s = this.descriptors.get(id);
+        if (!s || s.verified || this.stopped) return;
+        const result = await tester.probe(probeTarget(s.desc));
+        if (this.stopped) return;
+        this.countProbe(result);
+        this.history.observe(id, result, this.ctx.now());
+        if (this.descriptors.get(id) !== s) continue;
+        if (result === 'up') {
+          s.verified = true;
+          this.store(id, s);
+          this.ctx.log.debug('relay verified', { nickname: s.desc.nickname, identity: id.slice(0, 8) });
+          if (this.measures) void this.measure(id, s);
+          return;
+        }
+        this.drop(id);
+        const reason = result === 'wrong-identity' ? 'wrong-identity' : 'unreachable';
+        this.ctx.metrics.descriptorsRefused.inc({ authority: this.ctx.name, reason });
+        this.ctx.log.debug('unverified descriptor dropped', { identity: id.slice(0, 8), result });
+        return;
+      }
+    } finally {
+      this.admitting.delete(id);
+    }
+  }
+
+  /**
+   * Re-tests verified relays (free while their channel is open) and records
+   * the results. Bounded by `deadline`: a test still running then counts as
+   * a timeout (forgiven within the grace), so the vote is never late.
+   */
+  private async reprobe(descs: readonly StoredDescriptor[], deadline: number): Promise<void> {
+    const tester = this.tester;
+    if (!tester) return;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), Math.max(0, deadline - this.ctx.now()));
+    });
+    await Promise.all(
+      descs.map(async (d) => {
+        const result = await Promise.race([tester.probe(probeTarget(d.desc), true), late]);
+        this.countProbe(result);
+        this.history.observe(toHex(d.desc.identity), result, this.ctx.now());
+      }),
+    );
+    clearTimeout(timer);
+  }
+
+  /**
+   * Measures `id` (reachability.ts) unless a measurement is in flight or
+   * fresh; a failed one is retried at the next vote.
+   */
+  private async measure(id: string, s: StoredDescriptor): Promise<void> {
+    const tester = this.tester;
+    const have = this.measured.get(id);
+    if (!tester || this.measuring.has(id)) return;
+    if (have && this.ctx.now() - have.atMs < this.remeasureMs) return;
+    this.measuring.add(id);
+    try {
+      const bw = await tester.measure(probeTarget(s.desc));
+      this.ctx.metrics.bandwidthMeasurements.inc({
+        authority: this.ctx.name,
+        result: bw === undefined ? 'failed' : 'ok',
+      });
+      if (bw !== undefined && this.descriptors.get(id) === s) {
+        const samples = [...(have?.samples ?? []), bw].slice(-MEASUREMENTS_KEPT);
+        this.measured.set(id, { samples, atMs: this.ctx.now() });
+      }
+    } finally {
+      this.measuring.delete(id);
+    }
+  }
+
+  private get measures(): boolean {
+    return this.tester !== null && (this.ctx.opts.measureBandwidth ?? true);
+  }
+
+  /**
+   * How often a relay is re-measured: every two voting intervals in a small
+   * network, less often in a large one so the scanner moves at most
+   * MEASURE_BYTES per 250 ms (256 KiB/s) per authority.
+   */
+  private get remeasureMs(): number {
+    return Math.max(2 * this.ctx.intervalMs, 250 * this.descriptors.size);
+  }
+
+  /**
+   * The relay entries of this authority's next vote, sorted by identity
+   * (dir-spec §3.4.1), after re-testing them for at most `probeTimeoutMs`;
+   * null once closed. `nowMs` is when the flags were decided.
+   */
+  async voteRelays(probeTimeoutMs: number): Promise<{ relays: VoteRelay[]; nowMs: number } | null> {
+    const { opts, now } = this.ctx;
+    const descs = this.fresh(now()).sort((a, b) => compareBytes(a.desc.identity, b.desc.identity));
+    await this.reprobe(descs, now() + probeTimeoutMs);
+    if (this.stopped) return null;
+    const nowMs = now();
+    const probing = this.tester !== null;
+    // Forgive timeouts for two intervals after the last success (a loaded host).
+    const grace = 2 * this.ctx.intervalMs;
+    const reachable = (id: string) => !probing || this.history.reachable(id, nowMs, grace);
+    const measuredOf = (id: string) => {
+      const m = this.measures ? this.measured.get(id) : undefined;
+      return m ? lowMedian(m.samples) : undefined;
+    };
+    if (this.measures) for (const d of descs) void this.measure(toHex(d.desc.identity), d);
+    const uptimeOf = (d: StoredDescriptor) =>
+      probing ? this.history.uptimeSec(toHex(d.desc.identity), nowMs) : d.desc.uptimeSec;
+    // C tor: relays beyond AuthDirMaxServersPerAddr on one address are not Running.
+    const sybils = omitAsSybil(
+      descs
+        .filter((d) => reachable(toHex(d.desc.identity)))
+        .map((d) => {
+          const id = toHex(d.desc.identity);
+          return {
+            id,
+            address: d.desc.address,
+            bandwidth: credibleBandwidth(d.desc.bandwidth, measuredOf(id)),
+            uptimeSec: uptimeOf(d),
+          };
+        }),
+      opts.maxServersPerAddr ?? DEFAULT_MAX_SERVERS_PER_ADDR,
+      {
+        maxOnAuthority: opts.maxServersPerAuthAddr ?? DEFAULT_MAX_SERVERS_PER_AUTH_ADDR,
+        addresses: this.ctx.authorityAddresses,
+      },
+    );
+    const flags = assignFlags(
+      descs.map((d) => d.desc),
+      {
+        nowMs,
+        reachable: (id) => reachable(id) && !sybils.has(id),
+        testnet: opts.testnet,
+        badExits: opts.badExits,
+        maxDescriptorAgeMs: opts.descriptorMaxAgeMs,
+        ...(probing ? { uptimeSec: (id: string) => this.history.uptimeSec(id, nowMs) } : {}),
+        measuredBandwidth: measuredOf,
+        testnetMinUptimeSec: opts.minUptimeSec ?? testnetMinUptime(opts.votingIntervalSec),
+      },
+    );
+    this.updateVoteMetrics(descs, sybils, reachable);
+    const relays = descs.map((d) => {
+      const id = toHex(d.desc.identity);
+      return voteRelayFromDescriptor(d.desc, d.raw, flags.get(id) ?? [], measuredOf(id));
+    });
+    return { relays, nowMs };
+  }
+
+  private updateVoteMetrics(
+    descs: readonly StoredDescriptor[],
+    sybils: ReadonlySet<string>,
+    reachable: (id: string) => boolean,
+  ): void {
+    const m = this.ctx.metrics;
+    const a = this.ctx.name;
+    const ids = descs.map((d) => toHex(d.desc.identity));
+    m.voteRelaysOmitted.set({ authority: a, reason: 'sybil' }, sybils.size);
+    m.voteRelaysOmitted.set(
+      { authority: a, reason: 'unreachable' },
+      ids.filter((id) => !reachable(id)).length,
+    );
+    m.bandwidthCapped.set(
+      { authority: a },
+      descs.filter((d) => d.desc.bandwidth > credibleBandwidth(d.desc.bandwidth)).length,
+    );
+  }
+}

@@ -1,0 +1,106 @@
+/**
+ * An authority's side of the exchange with its peers (dir-spec §3.4.1
+ * votes, §3.10 detached signatures): push our vote and signature to every
+ * peer, pull the votes and signatures we did not receive.
+ *
+ * Design notes: a push is retried once after a short pause when the peer
+ * could not be reached; a refusal (non-200) is logged and not retried, as
+ * it will not change. Every fetch is bounded in time (a fraction of the
+ * delay it must fit in) and size (MAX_CONSENSUS_BYTES). What comes back is
+ * verified by the caller (round.ts) or here (a vote's signature and author).
+ *
+ * Not in this module: the DirPort that answers these requests (http.ts),
+ * when they happen (authority.ts).
+ */
+import { decodeSignedConsensus, type SignedConsensus } from '../core/dir/consensus.js';
+import { decodeVote, type Vote } from '../core/dir/vote.js';
+import type { Logger } from '../net/log.js';
+import type { Timing } from './config.js';
+import { type AuthorityEndpoint, httpRequest, MAX_CONSENSUS_BYTES } from './dir-client.js';
+import { MAX_VOTE_BYTES, NEXT_SIGNATURES_PATH, NEXT_VOTE_PATH } from './http.js';
+
+export class PeerExchange {
+  constructor(
+    private readonly ctx: {
+      log: Logger;
+      peers: readonly AuthorityEndpoint[];
+      authorityIds: readonly string[];
+      timing: Timing;
+      stopped: () => boolean;
+    },
+  ) {}
+
+  /** POSTs `body` to `path` on every peer. */
+  async pushAll(path: string, body: Uint8Array, what: string): Promise<void> {
+    await Promise.all(this.ctx.peers.map((p) => this.push(p, path, body, what)));
+  }
+
+  private async push(peer: AuthorityEndpoint, path: string, body: Uint8Array, what: string): Promise<void> {
+    const { log, timing } = this.ctx;
+    const timeoutMs = Math.max(500, Math.min(5000, timing.distDelayMs / 2));
+    for (let attempt = 0; attempt < 2 && !this.ctx.stopped(); attempt++) {
+      try {
+        const r = await httpRequest(peer.url, 'POST', path, { body, timeoutMs });
+        if (r.status === 200) return;
+        // A refusal will not change on retry.
+        log.warn(`peer refused our ${what}`, {
+          peer: peer.url,
+          status: r.status,
+          reply: Buffer.from(r.body.subarray(0, 200)).toString('latin1'),
+        });
+        return;
+      } catch (e) {
+        if (attempt === 1)
+          log.warn(`could not send ${what}`, { peer: peer.url, error: (e as Error).message });
+        else await new Promise((res) => setTimeout(res, Math.min(500, timing.voteDelayMs / 4)).unref());
+      }
+    }
+  }
+
+  /** Each peer's signed vote for `va` (GET next/vote), when it is by that peer and for that round. */
+  async fetchVotes(
+    va: number,
+    from: readonly AuthorityEndpoint[],
+    onVote: (vote: Vote, raw: Uint8Array) => void,
+  ) {
+    const timeoutMs = Math.max(300, this.ctx.timing.distDelayMs / 2);
+    await Promise.all(
+      from.map(async (p) => {
+        try {
+          const res = await httpRequest(p.url, 'GET', NEXT_VOTE_PATH, {
+            timeoutMs,
+            maxBytes: MAX_VOTE_BYTES,
+          });
+          if (res.status !== 200) return;
+          const vote = decodeVote(res.body, {
+            maxBytes: MAX_VOTE_BYTES,
+            authorityIds: this.ctx.authorityIds,
+          });
+          if (vote.authority !== p.identity || vote.validAfterMs !== va) return;
+          onVote(vote, res.body);
+        } catch (e) {
+          this.ctx.log.debug('could not fetch vote', { peer: p.url, error: (e as Error).message });
+        }
+      }),
+    );
+  }
+
+  /** Each peer's pending consensus with its signatures (GET next/consensus-signatures), signatures unchecked. */
+  async fetchSignatures(from: readonly AuthorityEndpoint[], onDocument: (doc: SignedConsensus) => void) {
+    const timeoutMs = Math.max(300, Math.min(2000, this.ctx.timing.intervalMs / 4));
+    await Promise.all(
+      from.map(async (p) => {
+        try {
+          const res = await httpRequest(p.url, 'GET', NEXT_SIGNATURES_PATH, {
+            timeoutMs,
+            maxBytes: MAX_CONSENSUS_BYTES,
+          });
+          if (res.status !== 200) return;
+          onDocument(decodeSignedConsensus(res.body, MAX_CONSENSUS_BYTES));
+        } catch (e) {
+          this.ctx.log.debug('could not fetch signatures', { peer: p.url, error: (e as Error).message });
+        }
+      }),
+    );
+  }
+}
