@@ -11,7 +11,7 @@
 // reason (CI must never skip it). Runs in `npm run test:all` after every
 // other suite (vitest project "cluster"), or alone: `npm run test:cluster`.
 import { existsSync, readFileSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { builtinSha256 } from '../../services/onion-service/builtin-http.js';
 import {
   background,
@@ -117,13 +117,6 @@ async function podCounter(pod: string, metric: string, match: RegExp): Promise<n
 const missing = preflight();
 const ipForwardBefore = readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim();
 
-beforeAll(async () => {
-  if (missing.length > 0) return;
-  await step('npm run cluster:up (a single-node cluster: containerd, kubelet, kube-proxy, CoreDNS)', () =>
-    sh('npm run -s cluster:up', { echo: true, timeoutMs: 20 * MIN }),
-  );
-}, 25 * MIN);
-
 afterAll(async () => {
   if (missing.length > 0 || !existsSync(CLUSTER_DIR)) return;
   await sh('npm run -s cluster:down', { echo: true, timeoutMs: 5 * MIN }).catch((e: unknown) => {
@@ -138,6 +131,21 @@ describe('the Kubernetes walkthrough on a real single-node cluster', () => {
       `the cluster test cannot run here; missing: ${missing.join(', ')} (bash test/setup/install-tools.sh installs the tools; root is required)`,
     ).toEqual([]);
   });
+
+  it(
+    'npm run cluster:up starts a single-node cluster (containerd, kubelet, kube-proxy, CoreDNS)',
+    async () => {
+      await step('npm run cluster:up', () =>
+        sh('npm run -s cluster:up', { echo: true, timeoutMs: 20 * MIN }),
+      );
+      expect(
+        await sh(
+          'kubectl get node shallot-node -o jsonpath=\'{.status.conditions[?(@.type=="Ready")].status}\'',
+        ),
+      ).toBe('True');
+    },
+    25 * MIN,
+  );
 
   it(
     'builds, loads and deploys the images as README says, and the network becomes Ready',
@@ -187,7 +195,9 @@ describe('the Kubernetes walkthrough on a real single-node cluster', () => {
               `curl -sS --max-time 60 --socks5-hostname 127.0.0.1:${port} http://${onion}/bytes/1048576 | sha256sum`,
               { timeoutMs: 70_000 },
             );
-            return out.startsWith(builtinSha256(1_048_576)) ? out : undefined;
+            if (!out.startsWith(builtinSha256(1_048_576)))
+              throw new Error(`digest mismatch or no body: ${out.trim()}`);
+            return out;
           });
           log(`sha256 ${got.split(' ')[0]} matches /sha256/1048576`);
         } finally {
@@ -288,7 +298,7 @@ describe('the Kubernetes walkthrough on a real single-node cluster', () => {
           .map((l) => l.trim())
           .filter(Boolean);
         expect(pods, 'the example OnionService has 2 instances').toHaveLength(2);
-        const rendOk = (pod: string) => podCounter(pod, 'shallot_hs_rend_total', /outcome="ok"/);
+        const rendOk = (pod: string) => podCounter(pod, 'shallot_hs_rend_total', /outcome="success"/);
         const before = await Promise.all(pods.map(rendOk));
         for (const pod of pods) {
           const published = await podCounter(pod, 'shallot_hs_descriptor_intro_points', /.*/);

@@ -43,7 +43,9 @@ if [ ! -f "$K8S_DIR/sysctl.orig" ]; then
   done >"$K8S_DIR/sysctl.orig"
 fi
 ip link show "$BRIDGE" >/dev/null 2>&1 || ip link add "$BRIDGE" type bridge
-ip addr show dev "$BRIDGE" | grep -q "inet $NODE_IP/" || ip addr add "$NODE_IP/${POD_CIDR#*/}" dev "$BRIDGE"
+# (the address list is read whole first: grep -q closing the pipe early fails the pipeline under pipefail)
+addrs=$(ip -4 addr show dev "$BRIDGE")
+grep -q "inet $NODE_IP/" <<<"$addrs" || ip addr add "$NODE_IP/${POD_CIDR#*/}" dev "$BRIDGE"
 ip link set "$BRIDGE" up
 # A ClusterIP kube-proxy has not programmed yet must not follow the default
 # route off the machine; and pods are forwarded nowhere but the bridge.
@@ -181,13 +183,13 @@ wait_for 60 containerd ctr --address "$CTRD_SOCK" version
 export CONTAINERS_CONF=${CONTAINERS_CONF:-$REPO/test/setup/containers.conf}
 scratch_image() { # ref binary
   local ref=$1 bin=$2 name w
-  ctr_ images ls -q | grep -qx "$ref" && return 0
+  grep -qx "$ref" <<<"$(ctr_ images ls -q)" && return 0
   name=$(basename "${ref%%:*}")
   w=$(mktemp -d)
   cp "$bin" "$w/$name"
   printf 'FROM scratch\nCOPY %s /%s\nENTRYPOINT ["/%s"]\n' "$name" "$name" "$name" >"$w/Containerfile"
   podman build -q --format docker -t "$ref" -f "$w/Containerfile" "$w" >/dev/null
-  podman save --format docker-archive -o "$w/image.tar" "$ref" >/dev/null
+  podman save -q --format docker-archive -o "$w/image.tar" "$ref" >/dev/null
   ctr_ images import "$w/image.tar" >/dev/null
   rm -rf "$w"
   log "imported $ref"
