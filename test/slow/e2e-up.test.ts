@@ -73,6 +73,9 @@ beforeAll(async () => {
       '0',
       '--socks-port',
       String(socksPort),
+      // Other suites on this machine start networks too: no race for 9080.
+      '--http-tunnel-port',
+      String(await ephemeralPort()),
       // Network-wide limits as a user sets them (README: Defences); checked in the consensus below.
       '--consensus-params',
       'DoSCircuitCreationBurst=120,allow-network-reentry=0',
@@ -103,6 +106,8 @@ afterAll(async () => {
 describe('shallot up (e2e)', () => {
   it('prints the SOCKS address, an onion address, a curl line, metrics URLs and the file_sd path', () => {
     expect(output).toMatch(/SOCKS5 proxy\s+127\.0\.0\.1:\d+/);
+    expect(output).toMatch(/HTTP tunnel\s+127\.0\.0\.1:\d+/);
+    expect(output).toMatch(/curl -p -x http:\/\/127\.0\.0\.1:\d+ http:\/\/[a-z2-7]{56}\.onion\//);
     expect(output).toMatch(/[a-z2-7]{56}\.onion/);
     expect(output).toMatch(/curl --socks5-hostname/);
     expect(output).toMatch(/http:\/\/127\.0\.0\.1:\d+\/metrics/);

@@ -52,6 +52,8 @@ it('kill -9 of the launcher: no node process is left within 5 s', async () => {
       '0',
       '--socks-port',
       String(await ephemeralPort()),
+      '--http-tunnel-port',
+      String(await ephemeralPort()),
     ],
     { cwd: repo, stdio: ['ignore', 'pipe', 'pipe'] },
   );
