@@ -4,7 +4,9 @@
  * port (http-tunnel.ts) share this accept loop, its exhaustion defences and
  * its deadlines. A protocol only reads its handshake into a request and
  * phrases the answer; the connector (client.ts) opens the stream and fails
- * with a SOCKS5 reply code, the vocabulary every protocol translates from.
+ * with a SOCKS5 reply code, the vocabulary every protocol translates from
+ * (socks-extensions.txt for the extended codes; the stream itself is
+ * tor-spec §6.2's BEGIN/CONNECTED, or rend-spec-v3 for onion services).
  *
  * Exhaustion defences (issue 12): a connection must finish its handshake
  * within `handshakeTimeoutMs` and reach CONNECTED within `socksTimeoutMs`
