@@ -32,12 +32,10 @@
  * - The authority set is `peers` plus this authority, sorted; every
  *   authority must be configured with the same set or their consensus
  *   digests differ.
- * - With `probeReachability` (issue 12) forged descriptors with no relay
- *   behind them are never listed and cost bounded memory and effort
- *   (descriptors.ts). `shallot up` runs with no per-address cap (every
- *   relay is on 127.0.0.1, as C tor's TestingTorNetwork sets
- *   AuthDirMaxServersPerAddr 0): there the handshake, not the address,
- *   keeps forgeries out.
+ * - With `probeReachability` (issue 12) forged descriptors are never listed
+ *   and cost bounded memory and effort (descriptors.ts). `shallot up` sets
+ *   no per-address cap (as C tor's TestingTorNetwork: AuthDirMaxServersPerAddr
+ *   0): there the handshake, not the address, keeps forgeries out.
  * - Peer documents are verified before anything else answers them: a vote's
  *   signature (decodeVote), a consensus signature over the digest it names
  *   (round.ts, before it is queued or answered "already have it").
@@ -55,7 +53,6 @@ import {
 import { FLAGS } from '../core/dir/flags.js';
 import { decodeVote, encodeVote, type Vote } from '../core/dir/vote.js';
 import { computeConsensus } from '../core/dir/voting.js';
-import { ShallotError } from '../core/errors.js';
 import { type Metrics, metricsFor } from '../metrics/metrics.js';
 import type { Logger } from '../net/log.js';
 import {
@@ -78,7 +75,7 @@ import {
 } from './http.js';
 import { PeerExchange } from './peers.js';
 import { ReachabilityTester } from './reachability.js';
-import { PeerDocumentError, VotingRounds } from './round.js';
+import { peerRefusalReason, VotingRounds } from './round.js';
 import { SharedRandomState } from './sr-state.js';
 
 export class DirectoryAuthority {
@@ -144,10 +141,6 @@ export class DirectoryAuthority {
     });
   }
 
-  private get probeTimeoutMs(): number {
-    return Math.max(500, Math.min(3000, this.timing.voteDelayMs * 0.8));
-  }
-
   get port(): number {
     return this.boundPort;
   }
@@ -203,7 +196,7 @@ export class DirectoryAuthority {
     this.descriptors.open(
       this.opts.probeReachability
         ? new ReachabilityTester({
-            timeoutMs: this.probeTimeoutMs,
+            timeoutMs: this.timing.probeTimeoutMs,
             concurrency: this.opts.probeConcurrency ?? DEFAULT_PROBE_CONCURRENCY,
             tls: this.opts.tls ?? true,
             handshake: this.opts.handshake ?? 'ntor',
@@ -279,7 +272,7 @@ export class DirectoryAuthority {
 
   /** Builds, signs and pushes this authority's vote for `va`. */
   private async voteStep(va: number): Promise<void> {
-    const entries = await this.descriptors.voteRelays(this.probeTimeoutMs);
+    const entries = await this.descriptors.voteRelays(this.timing.probeTimeoutMs);
     if (this.stopped || !entries) return;
     const knownFlags = FLAGS.filter((f) => f !== 'BadExit' || (this.opts.badExits?.length ?? 0) > 0);
     const sr = this.sr.voteFields(va, this.rounds.latest?.consensus ?? null);
@@ -458,12 +451,7 @@ export class DirectoryAuthority {
       if (stage === 'document') this.log.debug('descriptor rejected', { error: (e as Error).message });
       return;
     }
-    let reason = 'invalid';
-    if (e instanceof PeerDocumentError) reason = e.reason;
-    else if (e instanceof ShallotError && e.context.reason === 'unknown-authority')
-      reason = 'unknown-authority';
-    else if (e instanceof ShallotError && e.code === 'ERR_CRYPTO') reason = 'bad-signature';
-    this.metrics.peerDocumentsRefused.inc({ authority: this.name, kind, reason });
+    this.metrics.peerDocumentsRefused.inc({ authority: this.name, kind, reason: peerRefusalReason(e) });
     if (stage === 'document')
       this.log.warn('peer document refused', {
         path: kind === 'vote' ? VOTE_PATH : SIGNATURE_PATH,

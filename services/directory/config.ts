@@ -67,6 +67,8 @@ export interface Timing {
   intervalMs: number;
   voteDelayMs: number;
   distDelayMs: number;
+  /** A reachability test's budget: most of the vote delay, 0.5-3 s, so the vote is never late. */
+  probeTimeoutMs: number;
 }
 
 /** The schedule's interval and delays in ms; throws AuthorityConfigError unless 0 < V, 0 < D, V + D < I. */
@@ -84,7 +86,8 @@ export function resolveTiming(opts: {
   if (voteDelayMs <= 0 || distDelayMs <= 0 || voteDelayMs + distDelayMs >= intervalMs) {
     throw new AuthorityConfigError('need 0 < vote delay, 0 < dist delay, vote delay + dist delay < interval');
   }
-  return { intervalMs, voteDelayMs, distDelayMs };
+  const probeTimeoutMs = Math.max(500, Math.min(3000, voteDelayMs * 0.8));
+  return { intervalMs, voteDelayMs, distDelayMs, probeTimeoutMs };
 }
 
 /**

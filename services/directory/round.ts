@@ -79,6 +79,14 @@ export class PeerDocumentError extends ShallotError {
   }
 }
 
+/** The `reason` label a refused peer document is counted under. */
+export function peerRefusalReason(e: unknown): string {
+  if (e instanceof PeerDocumentError) return e.reason;
+  if (e instanceof ShallotError && e.context.reason === 'unknown-authority') return 'unknown-authority';
+  if (e instanceof ShallotError && e.code === 'ERR_CRYPTO') return 'bad-signature';
+  return 'invalid';
+}
+
 /** A verified vote this authority will not store for a round. */
 export class VoteRefusedError extends ShallotError {
   constructor(message: string) {

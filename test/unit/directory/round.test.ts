@@ -10,16 +10,17 @@ import {
   encodeSignedConsensus,
   signConsensus,
 } from '../../../services/core/dir/consensus.js';
-import { encodeVote, type Vote } from '../../../services/core/dir/vote.js';
+import { decodeVote, encodeVote, type Vote } from '../../../services/core/dir/vote.js';
 import { computeConsensus } from '../../../services/core/dir/voting.js';
 import { ShallotError } from '../../../services/core/errors.js';
 import {
   MAX_QUEUED_SIGNATURES,
   PeerDocumentError,
+  peerRefusalReason,
   VoteRefusedError,
   VotingRounds,
 } from '../../../services/directory/round.js';
-import { AUTH, NOW, seedOf, vote, voteRelay } from '../../helpers/dir-documents.js';
+import { AUTH, NOW, seedOf, tamper, vote, voteRelay } from '../../helpers/dir-documents.js';
 
 const INTERVAL = 300_000;
 const SELF = AUTH[0]!;
@@ -147,6 +148,28 @@ describe('consensus signatures', () => {
     expect(r.signatureCount(NOW)).toBe(1);
     r.addPulledSignatures(NOW, decodeSignedConsensus(encodeSignedConsensus(c, [s2]), 1 << 20));
     expect(r.signatureCount(NOW)).toBe(2);
+  });
+
+  it('counts refusals by reason', () => {
+    const r = rounds();
+    const c = consensus();
+    const caught = (fn: () => unknown) => {
+      try {
+        fn();
+      } catch (e) {
+        return peerRefusalReason(e);
+      }
+      return 'none';
+    };
+    expect(caught(() => r.acceptSignature(sigDoc(c, 9)))).toBe('unknown-authority');
+    expect(
+      caught(() => decodeVote(encodeVote(vote(9, []), seedOf(9)), { maxBytes: 1 << 20, authorityIds: AUTH })),
+    ).toBe('unknown-authority');
+    expect(caught(() => decodeVote(new Uint8Array(3), { maxBytes: 1 << 20 }))).toBe('invalid');
+    const forged = tamper(signed(vote(2, []), 2).raw, (d) => {
+      d.body.publishedMs += 1;
+    });
+    expect(caught(() => decodeVote(forged, { maxBytes: 1 << 20 }))).toBe('bad-signature');
   });
 
   it('hostile signature documents: typed errors, nothing stored', () => {
