@@ -5,7 +5,8 @@
 set -euo pipefail
 
 need_apt=()
-for pair in "curl:curl" "prometheus:prometheus"; do
+# torsocks and a headless Chromium run README's real-client lines (test/slow/torsocks-chromium.test.ts).
+for pair in "curl:curl" "prometheus:prometheus" "torsocks:torsocks" "chromium-headless-shell:chromium-headless-shell"; do
   bin=${pair%%:*} pkg=${pair##*:}
   command -v "$bin" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
