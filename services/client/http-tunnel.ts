@@ -195,10 +195,7 @@ export async function readHttpConnect(rd: HandshakeReader): Promise<Handshake> {
     const answer = e instanceof HttpTunnelError ? e.answer : HttpAnswer.BAD_REQUEST;
     throw new HandshakeAnswer('http_connect', Buffer.from(answer, 'latin1'), String(e));
   }
-  const auth = msg.proxyAuthorization !== undefined || msg.streamIsolation !== undefined;
-  const key = auth
-    ? credentialsIsolationKey(msg.proxyAuthorization ?? '', msg.streamIsolation ?? '')
-    : 'anonymous';
+  const key = credentialsIsolationKey(msg.proxyAuthorization ?? '', msg.streamIsolation ?? '');
   return {
     protocol: 'http_connect',
     req: {

@@ -62,8 +62,13 @@ export type SocksServer = ProxyServer;
 /** SOCKS messages are short: a SOCKS5 request is at most 262 bytes, a SOCKS4 one 512 (C tor's cap). */
 const MAX_HANDSHAKE_BYTES = 1024;
 
-/** Streams with the same credentials may share circuits (C tor IsolateSOCKSAuth). */
+/**
+ * Streams with the same credentials may share circuits (C tor IsolateSOCKSAuth).
+ * Empty credentials are none: C tor keeps an empty user name and password
+ * as absent, and absent ones compare equal to a stream without any.
+ */
 export function credentialsIsolationKey(username: string, password: string): string {
+  if (username === '' && password === '') return 'anonymous';
   return `user:${username.length}:${username}:${password}`;
 }
 
@@ -131,7 +136,7 @@ async function readSocks4(rd: HandshakeReader): Promise<Handshake> {
       host: msg.host,
       port: msg.port,
       addressType: msg.addressType,
-      isolationKey: msg.userid ? credentialsIsolationKey(msg.userid, '') : 'anonymous',
+      isolationKey: credentialsIsolationKey(msg.userid, ''),
     },
     answer: (code) =>
       encodeSocks4Reply(code === SocksReply.SUCCEEDED ? Socks4Reply.GRANTED : Socks4Reply.REJECTED),

@@ -15,6 +15,7 @@ import {
 import { encodeSocks4Request } from '../../../services/client/socks4.js';
 import { SocksReply } from '../../../services/client/socks5.js';
 import { startEchoServer } from '../../helpers/servers.js';
+import { socksConnect } from '../../helpers/socks-client.js';
 
 const cleanup: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -140,7 +141,18 @@ describe('SOCKS4 and SOCKS4a on the SOCKS port', () => {
       8,
     );
     await exchange(p.socks, encodeSocks4Request({ command: 1, host: '127.0.0.1', port: 7 }), 8);
-    expect(p.seen.map((r) => r.isolationKey)).toEqual(['user:5:alice:', 'anonymous']);
+    for (const [username, password] of [
+      ['alice', ''],
+      ['', ''],
+    ] as const)
+      (await socksConnect(p.socks, '127.0.0.1', 7, { username, password, timeoutMs: 5_000 })).destroy();
+    // SOCKS5 "alice"/"" shares with SOCKS4 "alice"; empty credentials are none, as in C tor.
+    expect(p.seen.map((r) => r.isolationKey)).toEqual([
+      'user:5:alice:',
+      'anonymous',
+      'user:5:alice:',
+      'anonymous',
+    ]);
   });
 });
 
@@ -217,9 +229,11 @@ describe('HTTP CONNECT tunnel port', () => {
     await send('Proxy-Authorization: Basic YTpi\r\n');
     await send('X-Tor-Stream-Isolation: 2\r\n');
     await send('');
+    await send('Proxy-Authorization:\r\n');
     expect(p.seen.map((r) => r.isolationKey)).toEqual([
       'http-tunnel:user:10:Basic YTpi:',
       'http-tunnel:user:0::2',
+      'http-tunnel:anonymous',
       'http-tunnel:anonymous',
     ]);
   });
