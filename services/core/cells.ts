@@ -83,39 +83,58 @@ export interface CellDecodeOptions {
   maxVariablePayload?: number;
 }
 
-/**
- * `linkVersion` 0 means "not negotiated yet": 2-byte CircIDs, as the first VERSIONS cell uses.
- * Fixed-length cells (every RELAY cell) are written into one buffer of the
- * exact size: grown step by step through ByteWriter, encoding was a tenth
- * of a relay's CPU time in a download (issue 16).
- */
+/** `linkVersion` 0 means "not negotiated yet": 2-byte CircIDs, as the first VERSIONS cell uses. */
 export function encodeCell(cell: Cell, linkVersion: number): Uint8Array {
-  const wide = linkVersion >= 4;
-  const max = wide ? 0xffffffff : 0xffff;
+  if (!isVariableLength(cell.command, linkVersion)) {
+    return encodeFixedCell(cell, linkVersion, (n) => new Uint8Array(n)) as Uint8Array;
+  }
+  checkHeader(cell, linkVersion);
+  if (cell.payload.length > 0xffff) {
+    throw new InvalidError('cell', 'variable payload over 65535 bytes', { length: cell.payload.length });
+  }
+  const w = new ByteWriter((linkVersion >= 4 ? 7 : 5) + cell.payload.length);
+  if (linkVersion >= 4) w.u32(cell.circId);
+  else w.u16(cell.circId);
+  w.u8(cell.command);
+  w.u16(cell.payload.length);
+  w.bytes(cell.payload);
+  return w.finish();
+}
+
+function checkHeader(cell: Cell, linkVersion: number): void {
+  const max = linkVersion >= 4 ? 0xffffffff : 0xffff;
   if (!Number.isInteger(cell.circId) || cell.circId < 0 || cell.circId > max) {
     throw new InvalidError('cell', `CircID ${cell.circId} out of range`);
   }
   if (!Number.isInteger(cell.command) || cell.command < 0 || cell.command > 0xff) {
     throw new InvalidError('cell', `command ${cell.command} out of range`);
   }
+}
+
+/**
+ * A fixed-length cell (every RELAY cell) written into the buffer `alloc`
+ * hands out for its exact size: a link's send batch (transport.ts), so the
+ * cell needs no buffer of its own. Checked before `alloc` is called, so an
+ * invalid cell takes no space; `alloc` may return null (link closed).
+ * Grown step by step through ByteWriter and copied again at send time,
+ * encoding was a tenth of a relay's CPU time in a download (issue 16).
+ */
+export function encodeFixedCell(
+  cell: Cell,
+  linkVersion: number,
+  alloc: (n: number) => Uint8Array | null,
+): Uint8Array | null {
+  checkHeader(cell, linkVersion);
   if (isVariableLength(cell.command, linkVersion)) {
-    if (cell.payload.length > 0xffff) {
-      throw new InvalidError('cell', 'variable payload over 65535 bytes', { length: cell.payload.length });
-    }
-    const w = new ByteWriter((wide ? 7 : 5) + cell.payload.length);
-    if (wide) w.u32(cell.circId);
-    else w.u16(cell.circId);
-    w.u8(cell.command);
-    w.u16(cell.payload.length);
-    w.bytes(cell.payload);
-    return w.finish();
+    throw new InvalidError('cell', `command ${cell.command} is variable-length`);
   }
   if (cell.payload.length > CELL_BODY_LEN) {
     throw new InvalidError('cell', 'fixed payload over 509 bytes', { length: cell.payload.length });
   }
+  const wide = linkVersion >= 4;
   const header = wide ? 5 : 3;
-  // Zero-filled, so a short payload is padded with zeros as before.
-  const out = new Uint8Array(header + CELL_BODY_LEN);
+  const out = alloc(header + CELL_BODY_LEN);
+  if (!out) return null;
   const id = cell.circId;
   if (wide) {
     out[0] = id >>> 24;
@@ -125,6 +144,8 @@ export function encodeCell(cell: Cell, linkVersion: number): Uint8Array {
   out[header - 2] = id & 0xff;
   out[header - 1] = cell.command;
   out.set(cell.payload, header);
+  // `alloc` may hand out unzeroed memory: a short payload is padded with zeros here.
+  if (cell.payload.length < CELL_BODY_LEN) out.fill(0, header + cell.payload.length);
   return out;
 }
 

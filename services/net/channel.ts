@@ -36,6 +36,7 @@ import {
   decodeLinkMessage,
   encodeAuth3Body,
   encodeCell,
+  encodeFixedCell,
   encodeLinkMessage,
   isVariableLength,
   type LinkMessage,
@@ -467,9 +468,17 @@ export class Channel extends TypedEmitter<ChannelEvents> {
 
   send(circId: number, msg: LinkMessage): void {
     if (!this.isOpen) return;
-    const bytes = encodeCell({ circId, ...encodeLinkMessage(msg) }, this.linkVersion);
-    this.onTraffic?.('out', bytes.length);
-    this.link.send(bytes);
+    const cell = { circId, ...encodeLinkMessage(msg) };
+    let length: number;
+    if (isVariableLength(cell.command, this.linkVersion)) {
+      const bytes = encodeCell(cell, this.linkVersion);
+      length = bytes.length;
+      this.link.send(bytes);
+    } else {
+      // Straight into the link's send batch: no buffer per cell.
+      length = encodeFixedCell(cell, this.linkVersion, (n) => this.link.reserve(n))?.length ?? 0;
+    }
+    this.onTraffic?.('out', length);
     if (this.link.bufferedAmount > this.limits.maxBufferedBytes) {
       this.close('peer not reading: send buffer over limit');
     }

@@ -7,7 +7,9 @@
  * follow one another on the connection), so WebSocket message boundaries
  * carry no meaning. Writes made in the
  * same tick are coalesced into one WebSocket message, which keeps loopback
- * throughput high when a circuit sends many cells at once.
+ * throughput high when a circuit sends many cells at once. The message is
+ * one growing buffer that callers write cells into (`reserve`), so a cell
+ * costs no buffer of its own and no copy at send time (issue 16).
  *
  * Design notes: the TLS session is exposed as a `TlsBinding` so the link
  * handshake can bind identities to it (CERTS type 5 = SHA-256 of the TLS
@@ -45,6 +47,8 @@ export const MAX_WS_MESSAGE = 4 * 1024 * 1024;
 
 /** A coalesced batch is sent once it reaches this size, far below MAX_WS_MESSAGE even with one more write. */
 const MAX_BATCH = 256 * 1024;
+/** A batch starts this big and doubles as a turn's writes fill it (a few cells: one small buffer). */
+const FIRST_BATCH = 4 * 1024;
 
 /** Above this many buffered bytes a link is congested: senders stop and wait for 'drain'. */
 export const LINK_HIGH_WATER = 2 * 1024 * 1024;
@@ -57,8 +61,9 @@ export const LINK_LOW_WATER = LINK_HIGH_WATER / 2;
 
 /** A connected link, either side. */
 export class LinkConnection extends TypedEmitter<LinkEvents> {
-  private pending: Uint8Array[] = [];
-  private pendingBytes = 0;
+  /** This turn's writes, sent as one message by `flush`; a new buffer per message (ws may still hold the last). */
+  private batch: Buffer | null = null;
+  private batchLen = 0;
   private flushScheduled = false;
   private closed = false;
 
@@ -94,32 +99,46 @@ export class LinkConnection extends TypedEmitter<LinkEvents> {
 
   /** Bytes accepted but not yet handed to the kernel: the backpressure signal. */
   get bufferedAmount(): number {
-    return this.ws.bufferedAmount + this.pendingBytes;
+    return this.ws.bufferedAmount + this.batchLen;
   }
 
   send(data: Uint8Array): void {
-    if (!this.isOpen) return;
-    this.pending.push(data);
-    this.pendingBytes += data.length;
+    this.reserve(data.length)?.set(data);
+  }
+
+  /**
+   * `n` bytes at the end of this turn's batch for the caller to fill at once
+   * (before it reserves again or yields), or null when the link is closed.
+   */
+  reserve(n: number): Uint8Array | null {
+    if (!this.isOpen) return null;
     // A tick's writes can exceed what the peer accepts in one message (a
-    // burst of 10,000 cells is 5 MB; MAX_WS_MESSAGE is 4 MiB): send a batch
-    // as soon as it is big enough, so no message ever goes over the limit.
-    if (this.pendingBytes >= MAX_BATCH) {
-      this.flush();
-      return;
+    // burst of 10,000 cells is 5 MB; MAX_WS_MESSAGE is 4 MiB): a batch goes
+    // out as soon as it is big enough, so no message ever goes over the limit.
+    if (this.batchLen > 0 && this.batchLen + n > MAX_BATCH) this.flush();
+    const need = this.batchLen + n;
+    if (!this.batch || need > this.batch.length) {
+      let size = Math.max(FIRST_BATCH, this.batch?.length ?? 0);
+      while (size < need) size *= 2;
+      const next = Buffer.allocUnsafe(Math.min(size, Math.max(MAX_BATCH, need)));
+      if (this.batch) this.batch.copy(next, 0, 0, this.batchLen);
+      this.batch = next;
     }
+    const view = this.batch.subarray(this.batchLen, need);
+    this.batchLen = need;
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(() => this.flush());
     }
+    return view;
   }
 
   private flush(): void {
     this.flushScheduled = false;
-    if (this.pending.length === 0 || !this.isOpen) return;
-    const batch = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending);
-    this.pending = [];
-    this.pendingBytes = 0;
+    if (this.batchLen === 0 || !this.batch || !this.isOpen) return;
+    const batch = this.batch.subarray(0, this.batchLen);
+    this.batch = null;
+    this.batchLen = 0;
     this.ws.send(batch, { binary: true }, (err) => {
       if (err) return;
       if (this.bufferedAmount < LINK_LOW_WATER) this.emit('drain', undefined);

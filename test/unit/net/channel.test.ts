@@ -33,6 +33,14 @@ class MemoryLink extends TypedEmitter<LinkEvents> {
     const copy = data.slice();
     setImmediate(() => peer?.open && peer.emit('data', copy));
   }
+  /** Like LinkConnection.reserve: the caller fills the bytes before the tick ends, then they go out. */
+  reserve(n: number): Uint8Array | null {
+    if (!this.open) return null;
+    const peer = this.peer;
+    const out = new Uint8Array(n);
+    setImmediate(() => peer?.open && peer.emit('data', out));
+    return out;
+  }
   pause(): void {}
   resume(): void {}
   close(code = 1000, reason = ''): void {
