@@ -3,7 +3,8 @@
 // first progress line (the issue's bound: under 2 s after the command starts)
 // and the ready summary, pasting the summary's curl lines, then SIGINT to the
 // `npm start` pid, as README says a script should stop it, and nothing may be
-// left: no process, no state.json, no up.lock, no listening SOCKS port. Also
+// left: no process, no state.json, no up.lock, no listening SOCKS port;
+// Ctrl-C during bootstrap exits at once and leaves no node behind. Also
 // that `npx shallot` in the clone runs the clone's own bin without the
 // rebuild npm exec used to trigger on first use (13–18 s of silence).
 // Needs git, npm (a warm npm cache: `npm ci --prefer-offline`) and curl.
@@ -92,6 +93,42 @@ describe('the first five minutes, on a fresh clone', () => {
     // The rebuild npm exec ran on first use rewrote every file under dist/.
     expect((await stat(main)).mtimeMs).toBe(before);
   }, 150_000);
+
+  it('Ctrl-C during bootstrap exits at once, as the signal would, and leaves no process', async () => {
+    const dataDir = path.join(work, 'interrupted');
+    const child = spawn(
+      'node',
+      [
+        'dist/services/testnet/main.js',
+        'up',
+        '--process-per-node',
+        '--data-dir',
+        dataDir,
+        '--base-port',
+        '0',
+        '--socks-port',
+        String(await ephemeralPort()),
+      ],
+      { cwd: clone, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let output = '';
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    await new Promise<void>((resolve) =>
+      child.stdout?.on('data', (d: Buffer) => {
+        output += d.toString();
+        // Nodes are running by then: the relays' own processes must go too.
+        if (/relays started \d+/.test(output)) resolve();
+      }),
+    );
+    child.kill('SIGINT');
+    expect(await exited).toBe(130);
+    expect(output).toContain('SIGINT during bootstrap: exiting');
+    // --process-per-node nodes notice the launcher is gone (net/cli.ts watchLauncher) and stop.
+    const deadline = Date.now() + 15_000;
+    while ((await processesIn(clone)).length > 0 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 200));
+    expect(await processesIn(clone)).toEqual([]);
+  }, 60_000);
 
   it('npm start: a progress line within 2 s, the summary, working curl lines, and a clean stop by pid', async () => {
     const commands = await firstScreen();
