@@ -62,43 +62,46 @@ export class PeerExchange {
     va: number,
     from: readonly AuthorityEndpoint[],
     onVote: (vote: Vote, raw: Uint8Array) => void,
-  ) {
+  ): Promise<void> {
     const timeoutMs = Math.max(300, this.ctx.timing.distDelayMs / 2);
-    await Promise.all(
-      from.map(async (p) => {
-        try {
-          const res = await httpRequest(p.url, 'GET', NEXT_VOTE_PATH, {
-            timeoutMs,
-            maxBytes: MAX_VOTE_BYTES,
-          });
-          if (res.status !== 200) return;
-          const vote = decodeVote(res.body, {
-            maxBytes: MAX_VOTE_BYTES,
-            authorityIds: this.ctx.authorityIds,
-          });
-          if (vote.authority !== p.identity || vote.validAfterMs !== va) return;
-          onVote(vote, res.body);
-        } catch (e) {
-          this.ctx.log.debug('could not fetch vote', { peer: p.url, error: (e as Error).message });
-        }
-      }),
-    );
+    await this.fetchEach(from, NEXT_VOTE_PATH, MAX_VOTE_BYTES, timeoutMs, 'vote', (p, body) => {
+      const vote = decodeVote(body, { maxBytes: MAX_VOTE_BYTES, authorityIds: this.ctx.authorityIds });
+      if (vote.authority === p.identity && vote.validAfterMs === va) onVote(vote, body);
+    });
   }
 
   /** Each peer's pending consensus with its signatures (GET next/consensus-signatures), signatures unchecked. */
-  async fetchSignatures(from: readonly AuthorityEndpoint[], onDocument: (doc: SignedConsensus) => void) {
+  async fetchSignatures(
+    from: readonly AuthorityEndpoint[],
+    onDocument: (doc: SignedConsensus) => void,
+  ): Promise<void> {
     const timeoutMs = Math.max(300, Math.min(2000, this.ctx.timing.intervalMs / 4));
+    await this.fetchEach(
+      from,
+      NEXT_SIGNATURES_PATH,
+      MAX_CONSENSUS_BYTES,
+      timeoutMs,
+      'signatures',
+      (_, body) => onDocument(decodeSignedConsensus(body, MAX_CONSENSUS_BYTES)),
+    );
+  }
+
+  /** GETs `path` from each peer at once; a 200 body goes to `take`, failures are logged at debug. */
+  private async fetchEach(
+    from: readonly AuthorityEndpoint[],
+    path: string,
+    maxBytes: number,
+    timeoutMs: number,
+    what: string,
+    take: (peer: AuthorityEndpoint, body: Uint8Array) => void,
+  ): Promise<void> {
     await Promise.all(
       from.map(async (p) => {
         try {
-          const res = await httpRequest(p.url, 'GET', NEXT_SIGNATURES_PATH, {
-            timeoutMs,
-            maxBytes: MAX_CONSENSUS_BYTES,
-          });
-          if (res.status !== 200) return;
-          onDocument(decodeSignedConsensus(res.body, MAX_CONSENSUS_BYTES));
+          const res = await httpRequest(p.url, 'GET', path, { timeoutMs, maxBytes });
+          if (res.status === 200) take(p, res.body);
         } catch (e) {
-          this.ctx.log.debug('could not fetch signatures', { peer: p.url, error: (e as Error).message });
+          this.ctx.log.debug(`could not fetch ${what}`, { peer: p.url, error: (e as Error).message });
         }
       }),
     );

@@ -32,21 +32,15 @@ import {
   readProtocols,
   requireCanonical,
 } from './fields.js';
-import { readRelayCore, readRelayCoreOptional, relayCoreBody, relayCoreOptionalBody } from './relay-entry.js';
+import {
+  type RelayCore,
+  readRelayCore,
+  readRelayCoreOptional,
+  relayCoreBody,
+  relayCoreOptionalBody,
+} from './relay-entry.js';
 
-export interface RelayDescriptor {
-  /** 1-19 of [A-Za-z0-9], as in Tor. */
-  nickname: string;
-  /** Ed25519 identity, 32 bytes. */
-  identity: Uint8Array;
-  /** Curve25519 ntor onion key, 32 bytes. */
-  ntorOnionKey: Uint8Array;
-  /** IPv4/IPv6 literal or DNS name the ORPort listens on. */
-  address: string;
-  orPort: number;
-  /** The link endpoint, e.g. wss://127.0.0.1:port/link. */
-  linkUrl?: string;
-  dirPort?: number;
+export interface RelayDescriptor extends RelayCore {
   /** Advertised bandwidth, bytes/s. */
   bandwidth: number;
   /** Lowercase hex Ed25519 ids of declared family members. */

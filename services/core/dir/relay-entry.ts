@@ -34,11 +34,16 @@ import {
 
 /** The fields descriptors, votes and the consensus all name a relay by. */
 export interface RelayCore {
+  /** 1-19 of [A-Za-z0-9], as in Tor. */
   nickname: string;
+  /** Ed25519 identity, 32 bytes. */
   identity: Uint8Array;
+  /** Curve25519 ntor onion key, 32 bytes. */
   ntorOnionKey: Uint8Array;
+  /** IPv4/IPv6 literal or DNS name the ORPort listens on. */
   address: string;
   orPort: number;
+  /** The link endpoint, e.g. wss://127.0.0.1:port/link. */
   linkUrl?: string;
   dirPort?: number;
 }
