@@ -6,6 +6,8 @@
  *   descriptors.ts   descriptor store, reachability admission, vote entries
  *   round.ts         votes and signatures per round, when to publish (pure)
  *   http.ts          the DirPort's routes and body limits
+ *   peers.ts         pushing and pulling votes and signatures
+ *   config.ts        options, the schedule's delays, the authority set
  *   reachability.ts  the link-handshake test and bandwidth scanner
  *   sr-state.ts      shared-random commits and reveals
  *
