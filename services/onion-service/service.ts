@@ -64,6 +64,7 @@ import {
   ed25519Expand,
   ed25519PublicFromSeed,
   legacyIdFromEd25519,
+  type Rng,
   randomBytes,
   x25519Generate,
 } from '../core/crypto.js';
@@ -80,9 +81,9 @@ import { buildHsDescriptor, HS_DESC_MAX_INTRO_POINTS, type IntroPointInfo } from
 import { blindExpandedKey, blindIdentity, hsSubcredential } from '../core/hs-keys.js';
 import { hsNtorServiceRendezvous, hsRendHopKeys } from '../core/hs-ntor.js';
 import { type TimePeriodParams, timePeriodNum, timePeriodParams } from '../core/hs-time.js';
-import { responsibleHsDirs } from '../core/hsdir-ring.js';
-import { type LinkSpecifier, relayLinkSpecifiers } from '../core/link-specifiers.js';
+import { type LinkSpecifier, linkTarget, relayLinkSpecifiers } from '../core/link-specifiers.js';
 import { encodeOnionAddress } from '../core/onion-address.js';
+import { uniformFraction, uniformInt } from '../core/random.js';
 import { EndReason, parseBeginTarget, type RelayMessage } from '../core/relay-cell.js';
 import { hsVirtualHop } from '../core/relay-crypto.js';
 import { TokenBucket } from '../core/token-bucket.js';
@@ -103,7 +104,7 @@ import {
   REND_REPLAY_TIME_INTERVAL_MS,
   ReplayCache,
 } from './introduce.js';
-import { type PeriodSrv, serviceDescriptorPeriods } from './periods.js';
+import { type PeriodSrv, serviceDescriptorPeriods, uploadHsDirs } from './periods.js';
 import { rendRetryPolicy, withRendezvousRetries } from './rendezvous-retry.js';
 
 export type Backend = { type: 'tcp'; host: string; port: number } | { type: 'builtin' };
@@ -147,6 +148,8 @@ export interface OnionServiceComponents {
   registry: Registry;
   client: ShallotClient;
   now?: () => number;
+  /** Draws intro points and republish times (default the OS CSPRNG); tests pass a seeded one. */
+  rng?: Rng;
 }
 
 export interface OnionServiceEvents {
@@ -206,6 +209,7 @@ export class OnionService extends TypedEmitter<OnionServiceEvents> {
   private readonly numIntro: number;
   private readonly virtualPort: number;
   private readonly now: () => number;
+  private readonly rng: Rng;
   private readonly m: Metrics['service'];
   private readonly label: { service: string };
   private readonly log: Logger;
@@ -260,6 +264,7 @@ export class OnionService extends TypedEmitter<OnionServiceEvents> {
     }
     this.virtualPort = opts.virtualPort ?? 80;
     this.now = c.now ?? Date.now;
+    this.rng = c.rng ?? randomBytes;
     this.m = metricsFor(c.registry).service;
     this.label = { service: opts.name };
     this.log = c.logger;
@@ -547,8 +552,7 @@ export class OnionService extends TypedEmitter<OnionServiceEvents> {
     const fresh = base.filter((r) => !this.peerRelayIds.has(r.id));
     const pool = fresh.length > 0 ? fresh : base;
     while (this.intros.size < this.numIntro && pool.length > 0) {
-      const idx = randomBytes(4).reduce((a, b) => a * 256 + b, 0) % pool.length;
-      const [relay] = pool.splice(idx, 1);
+      const [relay] = pool.splice(uniformInt(pool.length, this.rng), 1);
       if (relay) this.launchIntro(relay);
     }
   }
@@ -695,9 +699,10 @@ export class OnionService extends TypedEmitter<OnionServiceEvents> {
     this.m.instancePeers.labels({ ...this.label, service_instance: this.instance }).set(peers.length);
     this.peerIntroPoints = peers.flatMap((p) => p.introPoints);
     this.peerRelayIds = new Set(
-      this.peerIntroPoints.flatMap((ip) =>
-        ip.linkSpecifiers.flatMap((s) => (s.type === 'ed25519' ? [toHex(s.id)] : [])),
-      ),
+      this.peerIntroPoints.flatMap((ip) => {
+        const ed = linkTarget(ip.linkSpecifiers).ed25519;
+        return ed ? [toHex(ed)] : [];
+      }),
     );
   }
 
@@ -723,18 +728,9 @@ export class OnionService extends TypedEmitter<OnionServiceEvents> {
       .map((ip) => toHex(ip.authKey))
       .sort()
       .join(',');
-    const hsdirs = dir.relays
-      .filter((r) => r.flags.includes('HSDir') && r.flags.includes('Running') && r.flags.includes('Valid'))
-      .map((r) => ({ id: r.identity, relay: r }));
     for (const d of this.descs.values()) {
       if (d.uploading) continue;
-      const targets = responsibleHsDirs(
-        hsdirs,
-        d.blindedPub,
-        d.period.srv,
-        BigInt(d.period.tp),
-        BigInt(this.params.lengthMinutes),
-      ).map((x) => x.relay);
+      const targets = uploadHsDirs(dir.relays, d.blindedPub, d.period, this.params);
       if (targets.length === 0) continue;
       const sig = `${introSig}|${targets.map((t) => t.id).join(',')}`;
       // Upload on any change of intro set or ring, else when the republish (or retry) time comes.
@@ -745,7 +741,7 @@ export class OnionService extends TypedEmitter<OnionServiceEvents> {
 
   private republishDelay(): number {
     const [lo, hi] = this.opts.republishMs ?? DEFAULT_REPUBLISH;
-    return lo + Math.random() * (hi - lo);
+    return lo + uniformFraction(this.rng) * (hi - lo);
   }
 
   private async upload(d: DescState, ips: IntroPointInfo[], targets: NetRelay[], sig: string): Promise<void> {
@@ -881,16 +877,14 @@ export class OnionService extends TypedEmitter<OnionServiceEvents> {
 
   /** The rendezvous point as a last hop: its consensus entry, or one made from the client's specifiers. */
   private rendezvousTarget(specs: LinkSpecifier[], onionKey: Uint8Array): NetRelay {
-    const ed = specs.find((s) => s.type === 'ed25519');
-    const listed = ed ? this.c.client.dir?.get(toHex(ed.id)) : undefined;
+    const { ed25519, ipv4: v4 } = linkTarget(specs);
+    const listed = ed25519 ? this.c.client.dir?.get(toHex(ed25519)) : undefined;
     // C tor extends with the onion key the client gave, whatever the consensus says.
     if (listed) return { ...listed, ntorKey: onionKey };
-    const v4 = specs.find((s) => s.type === 'ipv4');
-    if (ed?.type !== 'ed25519' || v4?.type !== 'ipv4')
-      throw new OnionServiceError('rendezvous point has no Ed25519 id or IPv4 address');
+    if (!ed25519 || !v4) throw new OnionServiceError('rendezvous point has no Ed25519 id or IPv4 address');
     const entry = {
       nickname: 'unlisted-rp',
-      identity: ed.id,
+      identity: ed25519,
       ntorOnionKey: onionKey,
       address: v4.addr,
       orPort: v4.port,
@@ -902,10 +896,10 @@ export class OnionService extends TypedEmitter<OnionServiceEvents> {
       descriptorDigest: new Uint8Array(32),
     } as unknown as NetRelay['entry'];
     return {
-      id: toHex(ed.id),
+      id: toHex(ed25519),
       entry,
       nickname: entry.nickname,
-      identity: ed.id,
+      identity: ed25519,
       ntorKey: onionKey,
       address: v4.addr,
       port: v4.port,
