@@ -2,7 +2,7 @@
  * Onion-service descriptors, v3 (rend-spec-v3 §2.4-2.5), in Tor's text
  * meta-format (dir-spec §1.2).
  *
- * Overview: three nested documents.
+ * Overview: three nested documents (tokenized by ctor/meta-format.ts).
  * - Outer (what HSDirs see): `hs-descriptor 3`, `descriptor-lifetime`,
  *   `descriptor-signing-key-cert` (cert 08 signed by the blinded key A'),
  *   `revision-counter`, `superencrypted`, `signature`.
@@ -31,7 +31,7 @@
  * introduction points (C tor's HS_CONFIG_V3_MAX_INTRO_POINTS).
  */
 
-import { ByteReader, ByteWriter, concat, fromBase64, int8, toBase64, utf8 } from './bytes.js';
+import { ByteReader, ByteWriter, concat, int8, toBase64, utf8 } from './bytes.js';
 import { checkClientAuthPublicKey } from './client-auth.js';
 import {
   aesCtr,
@@ -47,6 +47,18 @@ import {
   x25519PublicFromSecret,
   x25519ToEd25519Public,
 } from './crypto.js';
+import {
+  arg,
+  atMostOne,
+  b64Arg,
+  b64Strict,
+  exactlyOne,
+  type Item,
+  noObject,
+  objectOf,
+  pemObject,
+  tokenize,
+} from './ctor/meta-format.js';
 import {
   CertType,
   decodeEdCert,
@@ -87,113 +99,6 @@ export interface IntroPointInfo {
   authKey: Uint8Array;
   /** KP_hss_ntor (the hs-ntor B), certified by cert 0B. */
   encKey: Uint8Array;
-}
-
-/* ------------------------------------------------------ meta-format */
-
-interface Item {
-  keyword: string;
-  args: string[];
-  object?: { tag: string; data: Uint8Array };
-  /** Offset of the keyword line's first character. */
-  start: number;
-}
-
-const KEYWORD = /^[A-Za-z0-9][A-Za-z0-9-]*$/;
-const OBJ_BEGIN = /^-----BEGIN ([A-Za-z0-9 ]+)-----$/;
-
-/**
- * Splits a document into items (dir-spec §1.2). Strict where it is cheap:
- * ASCII only, `\n` line ends, matching BEGIN/END tags, and a final newline
- * except in the encrypted layers (C tor ends the middle layer with
- * `-----END MESSAGE-----` and no newline).
- */
-function tokenize(text: string, what: string, finalNewline: 'required' | 'optional' = 'required'): Item[] {
-  if (!/^[\x20-\x7e\n]*$/.test(text)) throw new InvalidError(what, 'non-ASCII or control characters');
-  const ends = text.length === 0 || text.endsWith('\n');
-  if (!ends && finalNewline === 'required') throw new InvalidError(what, 'does not end with a newline');
-  const lines = text.split('\n');
-  if (ends) lines.pop();
-  const items: Item[] = [];
-  let offset = 0;
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i]!;
-    const start = offset;
-    offset += line.length + 1;
-    const parts = line.split(/[ \t]+/);
-    const keyword = parts[0] ?? '';
-    if (!KEYWORD.test(keyword)) throw new InvalidError(what, 'bad keyword line', { line: i + 1 });
-    const item: Item = { keyword, args: parts.slice(1).filter((a) => a !== ''), start };
-    const begin = OBJ_BEGIN.exec(lines[i + 1] ?? '');
-    if (begin) {
-      const tag = begin[1]!;
-      const body: string[] = [];
-      let j = i + 2;
-      for (; j < lines.length && lines[j] !== `-----END ${tag}-----`; j++) {
-        if (lines[j]!.startsWith('-----'))
-          throw new InvalidError(what, 'mismatched object tags', { line: j + 1 });
-        body.push(lines[j]!);
-      }
-      if (j >= lines.length) throw new InvalidError(what, 'unterminated object', { line: i + 2 });
-      item.object = { tag, data: b64Strict(body.join(''), `${what} ${tag}`) };
-      for (let k = i + 1; k <= j; k++) offset += lines[k]!.length + 1;
-      i = j;
-    }
-    items.push(item);
-  }
-  return items;
-}
-
-/** The only item with `keyword` (InvalidError if missing or repeated). */
-function exactlyOne(items: Item[], keyword: string, what: string): Item {
-  const found = items.filter((i) => i.keyword === keyword);
-  if (found.length !== 1) throw new InvalidError(what, `expected one ${keyword}, found ${found.length}`);
-  return found[0]!;
-}
-
-function atMostOne(items: Item[], keyword: string, what: string): Item | undefined {
-  const found = items.filter((i) => i.keyword === keyword);
-  if (found.length > 1) throw new InvalidError(what, `more than one ${keyword}`);
-  return found[0];
-}
-
-function objectOf(item: Item, tag: string, what: string): Uint8Array {
-  if (item.object?.tag !== tag) throw new InvalidError(what, `${item.keyword} needs a ${tag} object`);
-  return item.object.data;
-}
-
-function noObject(item: Item, what: string): void {
-  if (item.object) throw new InvalidError(what, `${item.keyword} takes no object`);
-}
-
-function arg(item: Item, n: number, what: string): string {
-  const a = item.args[n];
-  if (a === undefined) throw new InvalidError(what, `${item.keyword} is missing argument ${n + 1}`);
-  return a;
-}
-
-function b64Arg(item: Item, n: number, len: number, what: string): Uint8Array {
-  const b = b64Strict(arg(item, n, what), `${what} ${item.keyword}`);
-  if (b.length !== len) throw new InvalidError(what, `${item.keyword} argument must be ${len} bytes`);
-  return b;
-}
-
-/**
- * Base64 that must be canonical (unused trailing bits zero), so that a
- * changed character can never decode to the same bytes.
- */
-function b64Strict(s: string, what: string): Uint8Array {
-  const b = fromBase64(s, what);
-  if (toBase64(b, s.endsWith('=')) !== s) throw new InvalidError(what, 'non-canonical base64');
-  return b;
-}
-
-/** Base64 split into 64-column lines, as C tor's BASE64_ENCODE_MULTILINE writes objects. */
-function pemObject(tag: string, data: Uint8Array): string {
-  const b64 = toBase64(data);
-  const lines: string[] = [];
-  for (let i = 0; i < b64.length; i += 64) lines.push(b64.slice(i, i + 64));
-  return `-----BEGIN ${tag}-----\n${lines.join('\n')}\n-----END ${tag}-----\n`;
 }
 
 /* ------------------------------------------------------ layer crypto */
