@@ -454,3 +454,49 @@ export function sha256Incremental(): { update(b: Uint8Array): void; digest(): Ui
     digest: () => u8(h.digest()),
   };
 }
+
+/* ------------------------------------------------------------------ RSA */
+
+/** An RSA public key from a C tor directory document (dir-spec §1.2 "RSA PUBLIC KEY"). */
+export interface RsaPublicKey {
+  /** Canonical PKCS#1 DER (re-encoded), what C tor's fingerprints hash. */
+  der: Uint8Array;
+  bits: number;
+  key: nc.KeyObject;
+}
+
+/**
+ * Parses PKCS#1 DER. Like C tor's tokenizer (parsecommon.c, "bad
+ * exponent") the exponent must be 65537; 1024-8192 bits bounds the work a
+ * hostile document can cause.
+ */
+export function rsaPublicKeyFromPkcs1(der: Uint8Array): RsaPublicKey {
+  let key: nc.KeyObject;
+  try {
+    key = nc.createPublicKey({ key: Buffer.from(der), format: 'der', type: 'pkcs1' });
+  } catch {
+    throw new InvalidError('RSA public key', 'not PKCS#1 DER');
+  }
+  const d = key.asymmetricKeyDetails;
+  const bits = d?.modulusLength ?? 0;
+  if (key.asymmetricKeyType !== 'rsa' || d?.publicExponent !== 65537n || bits < 1024 || bits > 8192)
+    throw new InvalidError('RSA public key', 'not RSA-1024..8192 with exponent 65537');
+  return { der: u8(key.export({ format: 'der', type: 'pkcs1' })), bits, key };
+}
+
+/**
+ * C tor's crypto_pk_public_checksig (tor-spec §0.3, dir-spec §1.3): the
+ * signature is PKCS#1 v1.5 type-1 padding of the bare digest, without the
+ * DigestInfo prefix, so it is checked by recovering the padded message and
+ * comparing it to the digest in constant time.
+ */
+export function rsaVerifyDigest(key: RsaPublicKey, digest: Uint8Array, signature: Uint8Array): boolean {
+  if (signature.length !== Math.ceil(key.bits / 8)) return false;
+  let recovered: Uint8Array;
+  try {
+    recovered = u8(nc.publicDecrypt({ key: key.key, padding: nc.constants.RSA_PKCS1_PADDING }, signature));
+  } catch {
+    return false;
+  }
+  return ctEqual(recovered, digest);
+}
