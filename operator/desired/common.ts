@@ -7,9 +7,20 @@
  *   (net/key-store.ts, onion-service/identity.ts), but a Secret volume with
  *   fsGroup is always group-readable (kubelet adds 0440). So an init
  *   container copies the key from the Secret volume into a memory-backed
- *   emptyDir with mode 0600, owned by the container user. The copy is read
- *   at start, so a pod picks up a rotated key by restarting; the operator
- *   triggers that by changing a pod-template annotation (see network.ts).
+ *   emptyDir with mode 0600, owned by the container user, which the service
+ *   reads at start. Relays also watch the Secret volume itself for rotated
+ *   onion keys, which they take without restarting (network.ts); other
+ *   key changes restart pods through a pod-template annotation.
+ * - Probes (opsProbes) allow a busy process: /healthz is answered on the
+ *   event loop, which load delays. Measured on a 2-core host with nothing
+ *   limiting CPU (4 relay processes, 64 requests in flight, a new circuit
+ *   each, 90 s): relay /healthz p99 300 ms, max 539 ms, already half of
+ *   kubelet's 1 s default timeout; a pod with a 20m CPU request (the kind
+ *   values) sharing a busy node gets a fraction of that CPU, and a relay
+ *   was restarted that way (issue 14). C tor itself tolerates 1.75 s of
+ *   onionskin queueing (MaxOnionQueueDelay). So liveness restarts only
+ *   after a minute with no answer within 5 s: it is for a wedged process,
+ *   not a slow one.
  * - Everything created carries an ownerReference (controller: true) to the
  *   custom resource, so deleting it garbage-collects its children; no
  *   finalizers are needed because nothing lives outside the cluster.
@@ -150,11 +161,17 @@ export function keyVolumes(secretName: string) {
 
 export function opsProbes(port: number) {
   return {
-    readinessProbe: { httpGet: { path: '/readyz', port }, periodSeconds: 5, failureThreshold: 3 },
+    readinessProbe: {
+      httpGet: { path: '/readyz', port },
+      periodSeconds: 5,
+      timeoutSeconds: 3,
+      failureThreshold: 3,
+    },
     livenessProbe: {
       httpGet: { path: '/healthz', port },
       initialDelaySeconds: 10,
       periodSeconds: 10,
+      timeoutSeconds: 5,
       failureThreshold: 6,
     },
   };

@@ -89,7 +89,12 @@ describe('network desired state', () => {
     interface Template {
       metadata: { annotations: Record<string, string> };
       spec: {
-        containers: { env: unknown[]; volumeMounts: { name: string }[] }[];
+        containers: {
+          env: unknown[];
+          volumeMounts: { name: string }[];
+          livenessProbe: Record<string, number>;
+          readinessProbe: Record<string, number>;
+        }[];
         volumes: { name: string; secret?: { secretName: string } }[];
       };
     }
@@ -111,6 +116,14 @@ describe('network desired state', () => {
       const mount = relay.volumeMounts.find((m) => m.name === 'secret');
       expect(mount).toEqual({ name: 'secret', mountPath: '/etc/shallot/secret', readOnly: true });
       expect(t.spec.volumes.find((v) => v.name === 'secret')?.secret?.secretName).toBe('alpha-relay-0-keys');
+    });
+
+    it('probes give a busy relay 5 s to answer /healthz and restart it only after a minute without an answer', () => {
+      // kubelet's default 1 s timeout restarted a relay still working through a load test (issue 14).
+      const { livenessProbe: live, readinessProbe: ready } = template(inputs()).spec.containers[0]!;
+      expect(live.timeoutSeconds).toBe(5);
+      expect(live.periodSeconds! * live.failureThreshold!).toBeGreaterThanOrEqual(60);
+      expect(ready.timeoutSeconds).toBe(3);
     });
   });
 });
