@@ -6,7 +6,9 @@
  *
  * Design notes: purposes follow Tor's: 'exit' circuits end at an exit chosen
  * for the port; onion-service circuits end at a chosen relay (intro point,
- * rendezvous point, HSDir) appended by `lastHop`.
+ * rendezvous point, HSDir) appended by `lastHop`: a consensus relay, or a
+ * `CircuitTarget` made from link specifiers (a rendezvous point the
+ * consensus does not list, as C tor extends to one).
  *
  * Lifetimes (C tor `circuit_expire_old_circuits_clientside`, run here on a
  * timer every `expiryCheckMs`, as C tor checks each second): a circuit is
@@ -59,7 +61,7 @@ import { ChannelPool } from '../net/channel-pool.js';
 import { sendmeAcceptMinVersion } from '../net/edge.js';
 import type { Logger } from '../net/log.js';
 import { CircuitError, OriginCircuit } from '../net/origin-circuit.js';
-import { NetDir, type NetRelay } from './netdir.js';
+import { type CircuitTarget, NetDir, type NetRelay } from './netdir.js';
 
 export interface CircuitManagerOptions {
   /** Dial relays over wss (default) or plain ws. */
@@ -118,8 +120,8 @@ export interface BuildRequest {
   /** Exit circuits: the destination port (and host, checked against exit policies). */
   exitPort?: number;
   exitHost?: string;
-  /** Onion-service circuits: the relay the circuit must end at. */
-  lastHop?: NetRelay;
+  /** Onion-service circuits: the relay the circuit must end at (listed or not). */
+  lastHop?: CircuitTarget;
   /** Hops chosen before `lastHop` (default: 3 without lastHop, 2 with, 3 with vanguards-lite). */
   length?: number;
 }
@@ -344,7 +346,7 @@ export class CircuitManager {
       NetDir.exitAllows(r, req.exitHost, req.exitPort ?? 0);
     const heard = (r: NetRelay) => !silent.has(r.id) || r.id === req.lastHop?.id;
     const choose = (candidates: NetRelay[], g: NetRelay | undefined) =>
-      choosePath(
+      choosePath<CircuitTarget>(
         candidates,
         {
           purpose,
@@ -359,7 +361,7 @@ export class CircuitManager {
         },
         this.rng,
       );
-    let path: NetRelay[];
+    let path: CircuitTarget[];
     try {
       try {
         path = choose(
@@ -374,7 +376,7 @@ export class CircuitManager {
       this.countFailure(purpose, 'no_path');
       throw e;
     }
-    const first = path[0] as NetRelay;
+    const first = path[0] as CircuitTarget;
     const isGuard = guard !== undefined && first.id === guard.id;
     const hs = HS_PURPOSES.has(purpose);
     const softMs = hs ? this.cbt.hsTimeoutMs(path.length) : this.cbt.scaledTimeoutMs(path.length);
@@ -404,7 +406,7 @@ export class CircuitManager {
     ];
     // A hop that leaves CREATE2 or EXTEND2 unanswered for firstHopTimeoutMs stopped answering.
     let hopTimer: NodeJS.Timeout | undefined;
-    const watch = (hop: NetRelay): void => {
+    const watch = (hop: CircuitTarget): void => {
       clearTimeout(hopTimer);
       hopTimer = setTimeout(() => {
         if (circ === null && channel !== null)
@@ -437,7 +439,9 @@ export class CircuitManager {
       watch(first);
       circ = await Promise.race([creating, abandoned]);
       this.heard.set(channel, this.now());
-      this.lastHops.set(circ, path[path.length - 1] as NetRelay);
+      // An exit circuit's last hop was chosen from this consensus (track() checks its policy).
+      const exit = req.lastHop ? undefined : dir.get((path[path.length - 1] as CircuitTarget).id);
+      if (exit) this.lastHops.set(circ, exit);
       for (const hop of path.slice(1)) {
         watch(hop);
         await Promise.race([circ.extend(hop), abandoned]);
@@ -448,7 +452,7 @@ export class CircuitManager {
       this.m.cbtTimeout.set(this.cbt.timeoutMs() / 1000);
       this.m.circuitBuild.labels({ purpose }).observe(ms / 1000);
       this.m.circuits.labels({ purpose, outcome: 'success' }).inc();
-      if (layer2) this.m.vanguardCircuits.labels({ relay: (path[1] as NetRelay).nickname }).inc();
+      if (layer2) this.m.vanguardCircuits.labels({ relay: (path[1] as CircuitTarget).nickname }).inc();
       if (isGuard) {
         this.guards = markGuardSuccess(this.guards, first.id, this.now(), this.rng);
         void this.saveGuards().catch(() => {});

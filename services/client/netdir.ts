@@ -9,12 +9,23 @@ import { toHex } from '../core/bytes.js';
 import type { Consensus } from '../core/dir/consensus.js';
 import type { ConsensusRelay } from '../core/dir/relay-entry.js';
 import { allowsAnyPort, exitPolicyAllows } from '../core/exit-policy.js';
+import { type LinkSpecifier, linkTarget } from '../core/link-specifiers.js';
 import type { PathRelay } from '../core/path.js';
 import type { HopTarget } from '../net/origin-circuit.js';
 
-/** A consensus relay with what both path selection and circuit building need. */
-export interface NetRelay extends PathRelay, HopTarget {
+/**
+ * A relay a circuit can end at: what path selection checks the other hops
+ * against (family, subnet) and how to reach it. A consensus relay is one;
+ * so is a rendezvous point known only from the link specifiers a client
+ * sent (`targetFromLinkSpecifiers`), with no consensus entry behind it.
+ */
+export interface CircuitTarget extends PathRelay, HopTarget {
+  /** Hex Ed25519 identity. */
   id: string;
+}
+
+/** A consensus relay with what both path selection and circuit building need. */
+export interface NetRelay extends CircuitTarget {
   entry: ConsensusRelay;
 }
 
@@ -41,6 +52,39 @@ export class NetDir {
 
   get(id: string): NetRelay | undefined {
     return this.byId.get(id);
+  }
+
+  /**
+   * The relay link specifiers name, as a last hop (rend-spec-v3 §3.3: the
+   * rendezvous point in INTRODUCE2): its consensus entry when its Ed25519
+   * id is listed, else a target made from the specifiers alone (no flags,
+   * no bandwidth, no family: path selection only keeps the other hops apart
+   * from it). Either way with `onionKey`, as C tor extends with the key it
+   * was given (hs_get_extend_info_from_lspecs), whatever the consensus says.
+   * Undefined without an Ed25519 id or an IPv4 address: our EXTEND2 names
+   * both (tor-spec §5.1.2), the legacy id derived from the Ed25519 one.
+   */
+  targetFromLinkSpecifiers(
+    specs: readonly LinkSpecifier[],
+    onionKey: Uint8Array,
+    nickname = 'unlisted',
+  ): CircuitTarget | undefined {
+    const { ed25519, ipv4 } = linkTarget(specs);
+    if (!ed25519) return undefined;
+    const listed = this.byId.get(toHex(ed25519));
+    if (listed) return { ...listed, ntorKey: onionKey };
+    if (!ipv4) return undefined;
+    return {
+      id: toHex(ed25519),
+      nickname,
+      identity: ed25519,
+      ntorKey: onionKey,
+      address: ipv4.addr,
+      port: ipv4.port,
+      flags: [],
+      bandwidth: 0,
+      family: [],
+    };
   }
 
   /** Whether `relay` may exit to host:port (an IP literal is checked exactly, names by port). */
