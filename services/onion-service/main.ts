@@ -37,6 +37,7 @@ import {
 } from '../net/cli.js';
 import { readAuthorizedClients } from '../net/client-auth-files.js';
 import { createLogger } from '../net/log.js';
+import type { Backend } from './backend.js';
 import {
   type InstancePeersOptions,
   type PeerAddress,
@@ -44,7 +45,7 @@ import {
   parsePeerList,
 } from './instance-peers.js';
 import { isValidInstanceName } from './instances.js';
-import { type Backend, OnionService } from './service.js';
+import { OnionService } from './service.js';
 
 const env = process.env;
 

@@ -210,7 +210,7 @@ const KNOWN: readonly (readonly [violation: string, removedBy: string])[] = [
   // Part 4: the onion identity file format moves to core.
   ['operator: operator/reconcile/onion-service.ts -> services/onion-service/identity.ts', 'issue 15 part 4'],
   // Part 4: socket splice moves to services/runtime/.
-  ['sideways: services/onion-service/service.ts -> services/relay/exit.ts', 'issue 15 part 4'],
+  ['sideways: services/onion-service/backend.ts -> services/relay/exit.ts', 'issue 15 part 4'],
   // Part 4: the authorities option moves to services/runtime/ ...
   ['sideways: services/client/main.ts -> services/directory/authorities-option.ts', 'issue 15 part 4'],
   ['sideways: services/onion-service/main.ts -> services/directory/authorities-option.ts', 'issue 15 part 4'],
