@@ -1,19 +1,20 @@
 /**
  * The Shallot client: fetches and verifies the consensus, keeps guards,
- * builds circuits (circuit-manager.ts) and serves SOCKS5 on 127.0.0.1.
+ * builds circuits (circuit-manager.ts) and serves SOCKS on 127.0.0.1.
  *
  * Overview: `start()` bootstraps from the authorities (retrying, with
  * progress in the log), refreshes the consensus before it goes stale
- * (dir-spec §5.1: between fresh-until and valid-until), and answers SOCKS
- * CONNECTs: exit destinations over 3-hop exit circuits, `.onion` names
- * through the onion connector (set by services/client/onion.ts).
+ * (dir-spec §5.1: between fresh-until and valid-until), and opens the
+ * streams its proxy listeners ask for: exit destinations over 3-hop exit
+ * circuits, `.onion` names through the onion connector (onion.ts). A
+ * failure is a typed error (connect.ts); the listeners phrase the answer.
  *
  * Stream retries (C tor `connection_ap_expire_beginning`): a BEGIN without
  * CONNECTED after the stream timeout (`streamTimeoutMs`: 10 s for the first
  * two attempts, then 15 s, as C tor's `compute_retry_timeout` with
  * CircuitStreamTimeout unset) marks its circuit unusable for new streams and
  * the stream is tried on another circuit, until the SOCKS request's
- * deadline (inside SocksTimeout, see socks-server.ts) or `streamAttempts`.
+ * deadline (inside SocksTimeout, see proxy-server.ts) or `streamAttempts`.
  *
  * Limitations: the consensus comes from the authorities' HTTP ports, not
  * from directory caches over BEGIN_DIR; documented in README.
@@ -31,18 +32,10 @@ import { type Metrics, metricsFor } from '../metrics/metrics.js';
 import type { Logger } from '../net/log.js';
 import { CircuitError, type OriginCircuit, StreamRefusedError } from '../net/origin-circuit.js';
 import { CircuitManager, type CircuitManagerOptions, DEFAULT_CIRCUIT_OPTIONS } from './circuit-manager.js';
+import { ConnectError, type Connector, type ConnectRequest, remainingMs, withDeadline } from './connect.js';
 import { NetDir } from './netdir.js';
 import { createOnionConnector, type OnionClientOptions } from './onion.js';
-import {
-  type ConnectRequest,
-  remainingMs,
-  SocksFailure,
-  type SocksServer,
-  type SocksServerOptions,
-  startSocksServer,
-  withDeadline,
-} from './socks-server.js';
-import { endReasonSocksReply, SocksReply } from './socks5.js';
+import { type SocksServer, type SocksServerOptions, startSocksServer } from './socks-server.js';
 
 export interface ClientOptions {
   authorities: AuthorityEndpoint[];
@@ -77,9 +70,6 @@ export interface ClientComponents {
   now?: () => number;
 }
 
-/** Opens a stream to an onion service; provided by the onion-service client. */
-export type OnionConnector = (req: ConnectRequest) => Promise<Duplex>;
-
 export class ShallotClient {
   readonly circuits: CircuitManager;
   private socks: SocksServer | null = null;
@@ -89,7 +79,8 @@ export class ShallotClient {
   private readonly rng: Rng;
   private readonly m: Metrics['client'];
   private consensusWaiters: (() => void)[] = [];
-  onion: OnionConnector | null = null;
+  /** Opens streams to onion services (onion.ts); null disables them. */
+  onion: Connector | null = null;
 
   constructor(
     private readonly c: ClientComponents,
@@ -219,15 +210,14 @@ export class ShallotClient {
   }
 
   private connectOnion(req: ConnectRequest): Promise<Duplex> {
-    if (!this.onion)
-      throw new SocksFailure(SocksReply.ONION_DESC_NOT_FOUND, 'onion services are not enabled');
+    if (!this.onion) throw new ConnectError('desc_not_found', 'onion services are not enabled');
     return this.onion(req);
   }
 
   private async connectExit(req: ConnectRequest): Promise<Duplex> {
-    if (!this.dir) throw new SocksFailure(SocksReply.NETWORK_UNREACHABLE, 'not bootstrapped yet');
+    if (!this.dir) throw new ConnectError('not_bootstrapped', 'not bootstrapped yet');
     const attempts = this.opts.streamAttempts ?? 5;
-    let last: unknown = new SocksFailure(SocksReply.TTL_EXPIRED, 'no time left for the stream');
+    let last: unknown = new ConnectError('timeout', 'no time left for the stream');
     for (let i = 0; i < attempts && remainingMs(req) > 0; i++) {
       let circ: OriginCircuit | null = null;
       let waited = 0;
@@ -242,7 +232,11 @@ export class ShallotClient {
         // The destination's own answer is final (C tor's
         // connection_ap_process_end_not_open); anything else about the circuit
         // or the exit is worth another circuit.
-        if (e instanceof PathError) break;
+        if (e instanceof PathError) {
+          // C tor refuses a stream no exit's policy allows before building anything.
+          if (e.context.position === 'exit') last = new ConnectError('exit_policy', e.message);
+          break;
+        }
         if (e instanceof StreamRefusedError && FINAL_END_REASONS.has(e.reason)) break;
         const timeout = e instanceof CircuitError && e.kind === 'timeout';
         if (circ && timeout) this.circuits.streamTimedOut(circ, waited);
@@ -251,7 +245,8 @@ export class ShallotClient {
           this.m.streamRetries.labels({ server: 'exit', reason: timeout ? 'timeout' : 'circuit' }).inc();
       }
     }
-    throw toSocksFailure(last);
+    // The edge (connect-reply.ts) answers END reasons and circuit timeouts as C tor does.
+    throw last;
   }
 
   async stop(): Promise<void> {
@@ -285,19 +280,4 @@ export function sizeClass(bytes: number): string {
     if (bytes <= limit) return name;
   }
   return 'larger';
-}
-
-/** tor-spec §6.3 END reasons to SOCKS5 replies, as C tor's `socks5_reply_for_end_reason` does. */
-export function toSocksFailure(e: unknown): SocksFailure {
-  if (e instanceof SocksFailure) return e;
-  if (e instanceof StreamRefusedError) return new SocksFailure(endReasonSocksReply(e.reason), e.message);
-  // C tor refuses a stream no exit's policy allows before building anything.
-  if (e instanceof PathError && e.context.position === 'exit') {
-    return new SocksFailure(SocksReply.NOT_ALLOWED, 'no exit allows this destination');
-  }
-  // C tor answers a stream that timed out with END reason TIMEOUT's reply, TTL expired.
-  if (e instanceof CircuitError && e.kind === 'timeout')
-    return new SocksFailure(SocksReply.TTL_EXPIRED, e.message);
-  if (e instanceof CircuitError) return new SocksFailure(SocksReply.GENERAL_FAILURE, e.message);
-  return new SocksFailure(SocksReply.GENERAL_FAILURE, e instanceof Error ? e.message : String(e));
 }

@@ -15,8 +15,8 @@
  * Answers are C tor's status lines, byte for byte: 400 for a malformed
  * request, 405 for any method but CONNECT, 414 for a host of 256 bytes or
  * more (MAX_SOCKS_ADDR_LEN), and for a failed connect the line C tor
- * writes for the stream's END reason (the SOCKS5 code the connector failed
- * with, mapped back to that reason: see `httpConnectAnswer`).
+ * writes for the stream's END reason (connect-reply.ts gives the reason,
+ * `httpConnectAnswer` the line).
  *
  * Isolation: C tor takes the Proxy-Authorization header's value as the SOCKS
  * user name and X-Tor-Stream-Isolation's as the password, so both isolate
@@ -30,8 +30,10 @@
 
 import type { Registry } from 'prom-client';
 import { InvalidError, TruncatedError } from '../core/errors.js';
+import { EndReason } from '../core/relay-cell.js';
+import { CMD_CONNECT, HOST_CHARS } from '../core/socks5.js';
+import type { Connector } from './connect.js';
 import {
-  type Connector,
   type Handshake,
   HandshakeAnswer,
   HandshakeClosedError,
@@ -42,13 +44,11 @@ import {
 } from './proxy-server.js';
 import { credentialsIsolationKey } from './socks-server.js';
 import { SOCKS_MAX_ADDR_LEN } from './socks4.js';
-import { CMD_CONNECT, HOST_CHARS, SocksReply } from './socks5.js';
 
 /** C tor `fetch_from_buf_http(..., 8192, ...)`: the most header bytes it buffers. */
 export const HTTP_MAX_HEAD = 8192;
 
 export const HttpAnswer = {
-  OK: 'HTTP/1.0 200 OK\r\n\r\n',
   BAD_REQUEST: 'HTTP/1.0 400 Bad Request\r\n\r\n',
   METHOD_NOT_ALLOWED: 'HTTP/1.0 405 Method Not Allowed\r\n\r\n',
   URI_TOO_LONG: 'HTTP/1.0 414 Request-URI Too Long\r\n\r\n',
@@ -146,44 +146,31 @@ function parseAuthority(target: string): Pick<HttpConnectRequest, 'host' | 'port
 }
 
 /**
- * C tor's answer for a connect that failed with SOCKS5 reply `code`: the code
- * is taken back to the END reason C tor would have closed the stream with
- * (reasons.c `stream_end_reason_to_socks5_response`, read backwards), and
- * that reason to its status line (`end_reason_to_http_connect_response_line`).
- * Onion failures use the reasons C tor's hs_client closes streams with:
- * RESOLVEFAILED for a missing or unusable descriptor and for failed
- * introductions, TIMEOUT for a rendezvous or introduction that timed out,
- * TORPROTOCOL for a malformed onion address.
+ * C tor's status line for a stream that ended with `endReason` (0: it
+ * opened), reasons.c `end_reason_to_http_connect_response_line`; local
+ * reasons (NET_UNREACHABLE, 258) have no line of their own there: its default.
  */
-export function httpConnectAnswer(code: number): string {
-  switch (code) {
-    case SocksReply.SUCCEEDED:
-      return HttpAnswer.OK;
-    case SocksReply.NOT_ALLOWED:
-      return 'HTTP/1.0 403 Forbidden (exit policy)\r\n\r\n';
-    case SocksReply.CONNECTION_REFUSED:
-      return 'HTTP/1.0 403 Forbidden (connection refused)\r\n\r\n';
-    case SocksReply.HOST_UNREACHABLE:
-      return 'HTTP/1.0 404 Not Found (no route)\r\n\r\n';
-    case SocksReply.ONION_DESC_NOT_FOUND:
-    case SocksReply.ONION_DESC_INVALID:
-    case SocksReply.ONION_INTRO_FAILED:
-    case SocksReply.ONION_MISSING_CLIENT_AUTH:
-    case SocksReply.ONION_WRONG_CLIENT_AUTH:
-      return 'HTTP/1.0 404 Not Found (resolve failed)\r\n\r\n';
-    case SocksReply.TTL_EXPIRED:
-    case SocksReply.ONION_REND_FAILED:
-    case SocksReply.ONION_INTRO_TIMEOUT:
-      return 'HTTP/1.0 504 Gateway Timeout\r\n\r\n';
-    case SocksReply.ONION_BAD_ADDRESS:
-      return 'HTTP/1.0 502 Bad Gateway (tor protocol violation)\r\n\r\n';
-    case SocksReply.NETWORK_UNREACHABLE:
-      // END reason NET_UNREACHABLE has no line of its own in C tor: its default.
-      return 'HTTP/1.0 500 Internal Server Error (weird end reason)\r\n\r\n';
-    default:
-      return 'HTTP/1.0 500 Internal Server Error\r\n\r\n';
-  }
+export function httpConnectAnswer(endReason: number): string {
+  const line = HTTP_LINES.get(endReason) ?? '500 Internal Server Error (weird end reason)';
+  return `HTTP/1.0 ${line}\r\n\r\n`;
 }
+
+const HTTP_LINES = new Map<number, string>([
+  [0, '200 OK'],
+  [EndReason.MISC, '500 Internal Server Error'],
+  [EndReason.RESOLVEFAILED, '404 Not Found (resolve failed)'],
+  [EndReason.NOROUTE, '404 Not Found (no route)'],
+  [EndReason.CONNECTREFUSED, '403 Forbidden (connection refused)'],
+  [EndReason.EXITPOLICY, '403 Forbidden (exit policy)'],
+  [EndReason.DESTROY, '502 Bad Gateway (destroy cell received)'],
+  [EndReason.DONE, '502 Bad Gateway (unexpected close)'],
+  [EndReason.TIMEOUT, '504 Gateway Timeout'],
+  [EndReason.HIBERNATING, '502 Bad Gateway (hibernating server)'],
+  [EndReason.INTERNAL, '502 Bad Gateway (internal error)'],
+  [EndReason.RESOURCELIMIT, '502 Bad Gateway (resource limit)'],
+  [EndReason.CONNRESET, '403 Forbidden (connection reset)'],
+  [EndReason.TORPROTOCOL, '502 Bad Gateway (tor protocol violation)'],
+]);
 
 /** Reads one CONNECT request head; refusals become C tor's answers. */
 export async function readHttpConnect(rd: HandshakeReader): Promise<Handshake> {
@@ -205,7 +192,7 @@ export async function readHttpConnect(rd: HandshakeReader): Promise<Handshake> {
       addressType: msg.addressType,
       isolationKey: `http-tunnel:${key}`,
     },
-    answer: (code) => Buffer.from(httpConnectAnswer(code), 'latin1'),
+    answer: (r) => Buffer.from(httpConnectAnswer(r.endReason), 'latin1'),
   };
 }
 

@@ -38,20 +38,20 @@ import { type LinkSpecifier, linkTarget } from '../core/link-specifiers.js';
 import { decodeOnionAddress } from '../core/onion-address.js';
 import { type PathRelay, positionWeight } from '../core/path.js';
 import { weightedChoice } from '../core/random.js';
-import { SocksFailure } from './socks-server.js';
-import { SocksReply } from './socks5.js';
+import { ConnectError } from './connect.js';
 
 /**
  * The identity key A named by a `.onion` host. Any decoding failure
- * (length, base32, version, checksum, torsion) is SOCKS 0xF6, as C tor's
- * `parse_extended_hostname` failure becomes SOCKS5_HS_BAD_ADDRESS.
+ * (length, base32, version, checksum, torsion) is a `bad_address`
+ * ConnectError (SOCKS 0xF6), as C tor's `parse_extended_hostname` failure
+ * becomes SOCKS5_HS_BAD_ADDRESS.
  */
 export function onionIdentityFor(host: string): Uint8Array {
   try {
     return decodeOnionAddress(host);
   } catch (e) {
     const reason = e instanceof ShallotError ? String(e.context.reason ?? 'format') : 'format';
-    throw new SocksFailure(SocksReply.ONION_BAD_ADDRESS, `invalid onion address (${reason})`);
+    throw new ConnectError('bad_address', `invalid onion address (${reason})`);
   }
 }
 

@@ -1,21 +1,24 @@
 /**
  * The client side of onion services (rend-spec-v3 §2-4): turns
- * a SOCKS CONNECT to `<addr>.onion:port` into a stream to the service.
+ * a connect request for `<addr>.onion:port` into a stream to the service.
+ * Failures are ConnectErrors named by kind (connect.ts); the proxy edge
+ * answers them (connect-reply.ts: the 0xFx SOCKS5 codes of prop 304).
  *
  * Overview, for one request:
- * 1. Decode the address (failure: SOCKS 0xF6). Derive the time period,
+ * 1. Decode the address (failure: `bad_address`). Derive the time period,
  *    blinded key A' and subcredential from the consensus (onion-params.ts).
  * 2. Descriptor: from the cache, or fetched over a 3-hop circuit ending at
  *    one of the responsible HSDirs (`GET /tor/hs/3/<b64 A'>` on BEGIN_DIR),
- *    trying them in random order. None has it: 0xF0. Every copy found fails
- *    to verify or decrypt: 0xF1.
+ *    trying them in random order. None has it: `desc_not_found`. Every copy
+ *    found fails to verify or decrypt: `desc_invalid`.
  * 3. Rendezvous: a fresh rendezvous point (weighted draw among Stable
  *    relays), a circuit to it and ESTABLISH_RENDEZVOUS with a random
  *    cookie; meanwhile a circuit to an introduction point from the
  *    descriptor. INTRODUCE1 carries the cookie and the rendezvous point's
  *    ntor key and link specifiers, encrypted to the service. A NACK moves on
- *    to the next intro point; all fail: 0xF2 (0xF7 when every failure was a
- *    timeout). No RENDEZVOUS2 in time, or a bad one: 0xF3.
+ *    to the next intro point; all fail: `intro_failed` (`intro_timeout` when
+ *    every failure was a timeout). No RENDEZVOUS2 in time, or a bad one:
+ *    `rend_failed`.
  * 4. hs-ntor's KEY_SEED gives the virtual hop; the stream is a BEGIN ":port"
  *    through it.
  *
@@ -32,8 +35,8 @@
  *   try it last (C tor's client intro state cache); relays the
  *   CircuitManager saw stop answering are tried last as intro points and
  *   skipped as rendezvous points.
- * - Every phase runs inside the SOCKS request's deadline (socks-server.ts):
- *   its own failure code goes out first, else 0x06 at the deadline.
+ * - Every phase runs inside the SOCKS request's deadline (proxy-server.ts):
+ *   its own failure goes out first, else a `timeout` at the deadline.
  * - Descriptors are cached per address for their time period, until
  *   `descriptor-lifetime` has passed. When every intro point of a cached
  *   descriptor fails, it is dropped and fetched once more (the service may
@@ -45,15 +48,15 @@
  * Metrics: `shallot_onion_connect_seconds` (request to CONNECTED),
  * `shallot_onion_connect_phase_seconds{phase}` (descriptor, introduction,
  * rendezvous, stream: the same connect split, successful phases only),
- * `shallot_onion_connects_total{outcome}` (ok or the 0xFx name),
+ * `shallot_onion_connects_total{outcome}` (ok, the failure's kind or other),
  * `shallot_client_rendezvous_chosen_total{relay}`; circuit metrics come from
  * the CircuitManager (purposes hsdir, onion-intro, onion-rend).
  *
  * Client authorization (rend-spec-v3 §2.5.1.2): with a key for the service
  * (`clientAuthKeys`, from Tor-format .auth_private files) the descriptor's
  * inner layer opens with the cookie from its auth-client line; a service
- * that needs a key the client lacks gives 0xF4, a key that does not open
- * it 0xF5, at once (every HSDir holds the same descriptor).
+ * that needs a key the client lacks gives `missing_client_auth`, a key
+ * that does not open it `wrong_client_auth`, at once (every HSDir holds the same descriptor).
  *
  * Not here: pre-built rendezvous circuits; proof-of-work.
  */
@@ -89,7 +92,7 @@ import { dirRequest } from '../net/dir-http.js';
 import { type Logger, silentLogger } from '../net/log.js';
 import { CircuitError, type OriginCircuit, StreamRefusedError } from '../net/origin-circuit.js';
 import type { CircuitManager } from './circuit-manager.js';
-import type { ShallotClient } from './client.js';
+import { ConnectError, type ConnectErrorKind, type ConnectRequest, withDeadline } from './connect.js';
 import type { NetDir, NetRelay } from './netdir.js';
 import {
   chooseRendezvousPoint,
@@ -101,9 +104,6 @@ import {
   onionPeriodKeys,
   otherPeriodKeys,
 } from './onion-params.js';
-import type { ConnectRequest } from './socks-server.js';
-import { SocksFailure, withDeadline } from './socks-server.js';
-import { endReasonSocksReply, SocksReply } from './socks5.js';
 
 export interface OnionClientOptions {
   logger?: Logger;
@@ -144,17 +144,23 @@ export interface OnionClientOptions {
   clientAuthKeys?: readonly ClientAuthPrivate[];
 }
 
-/** Outcome labels for `shallot_onion_connects_total`. */
-const OUTCOME: Record<number, string> = {
-  [SocksReply.ONION_DESC_NOT_FOUND]: 'desc_not_found',
-  [SocksReply.ONION_DESC_INVALID]: 'desc_invalid',
-  [SocksReply.ONION_MISSING_CLIENT_AUTH]: 'missing_client_auth',
-  [SocksReply.ONION_WRONG_CLIENT_AUTH]: 'wrong_client_auth',
-  [SocksReply.ONION_INTRO_FAILED]: 'intro_failed',
-  [SocksReply.ONION_REND_FAILED]: 'rend_failed',
-  [SocksReply.ONION_BAD_ADDRESS]: 'bad_address',
-  [SocksReply.ONION_INTRO_TIMEOUT]: 'intro_timeout',
-};
+/** Outcome labels of `shallot_onion_connects_total`: the onion kinds, by name; anything else is `other`. */
+const OUTCOMES: ReadonlySet<ConnectErrorKind> = new Set([
+  'desc_not_found',
+  'desc_invalid',
+  'missing_client_auth',
+  'wrong_client_auth',
+  'intro_failed',
+  'rend_failed',
+  'bad_address',
+  'intro_timeout',
+]);
+
+/** What the onion client needs of the client: its circuits and consensus. */
+export interface OnionSource {
+  readonly circuits: CircuitManager;
+  readonly dir: NetDir | null;
+}
 
 /**
  * Upper bound on building one intro circuit, for sizing the RENDEZVOUS2
@@ -205,7 +211,7 @@ export class OnionClient {
   private readonly authKeys: Map<string, Uint8Array>;
 
   constructor(
-    private readonly source: { readonly circuits: CircuitManager; readonly dir: NetDir | null },
+    private readonly source: OnionSource,
     opts: OnionClientOptions = {},
   ) {
     this.logger = opts.logger ?? silentLogger;
@@ -227,23 +233,24 @@ export class OnionClient {
     };
   }
 
-  /** Opens a stream to `req.host` (a .onion name) port `req.port`; SocksFailure with a 0xFx code on failure. */
+  /**
+   * Opens a stream to `req.host` (a .onion name) port `req.port`. Fails
+   * with a ConnectError of an onion kind, or the StreamRefusedError /
+   * CircuitError of the rendezvous circuit's stream.
+   */
   async connect(req: ConnectRequest): Promise<Duplex> {
     const started = this.now();
     try {
-      // Inside the SOCKS deadline (socks-server.ts): each phase's own timeout gives its code first.
+      // Inside the SOCKS deadline (proxy-server.ts): each phase's own timeout gives its error first.
       const stream = await withDeadline(this.open(req), req, (late) => late.destroy());
       this.m.onionConnect.observe((this.now() - started) / 1000);
       this.m.onionConnects.labels({ outcome: 'ok' }).inc();
       return stream;
     } catch (e) {
-      const f = toOnionFailure(e);
-      this.m.onionConnects.labels({ outcome: OUTCOME[f.reply] ?? 'other' }).inc();
-      this.logger.info('onion connect failed', {
-        reply: `0x${f.reply.toString(16)}`,
-        error: f.message,
-      });
-      throw f;
+      const kind = e instanceof ConnectError && OUTCOMES.has(e.kind) ? e.kind : 'other';
+      this.m.onionConnects.labels({ outcome: kind }).inc();
+      this.logger.info('onion connect failed', { kind, error: String(e) });
+      throw e;
     }
   }
 
@@ -263,7 +270,7 @@ export class OnionClient {
     const identity = onionIdentityFor(req.host);
     const label = onionLabel(req.host);
     const dir = this.source.dir;
-    if (!dir) throw new SocksFailure(SocksReply.NETWORK_UNREACHABLE, 'not bootstrapped yet');
+    if (!dir) throw new ConnectError('not_bootstrapped', 'not bootstrapped yet');
 
     const reuseKey = `${label}\n${req.isolationKey}`;
     const reused = this.reusable(reuseKey);
@@ -287,10 +294,9 @@ export class OnionClient {
     try {
       circ = await this.rendezvous(identity, label, desc, keys, dir);
     } catch (e) {
-      const f = toOnionFailure(e);
       const introFailed =
-        f.reply === SocksReply.ONION_INTRO_FAILED || f.reply === SocksReply.ONION_INTRO_TIMEOUT;
-      if (!cached || !introFailed) throw f;
+        e instanceof ConnectError && (e.kind === 'intro_failed' || e.kind === 'intro_timeout');
+      if (!cached || !introFailed) throw e;
       // The service may have moved: fetch afresh once (C tor purges the cache entry too).
       this.descriptors.delete(label);
       ({ desc, cached } = await this.descriptor(label, keys, dir, authSecret));
@@ -361,7 +367,7 @@ export class OnionClient {
       try {
         return { ...(await this.descriptor(label, keys, dir, authSecret)), keys };
       } catch (e) {
-        if (!(e instanceof SocksFailure && e.reply === SocksReply.ONION_DESC_NOT_FOUND)) throw e;
+        if (!(e instanceof ConnectError && e.kind === 'desc_not_found')) throw e;
         notFound ??= e;
       }
     }
@@ -415,8 +421,7 @@ export class OnionClient {
     authSecret: Uint8Array | undefined,
   ): Promise<HsDescriptorContents> {
     const hsdirs = shuffled(hsDirsToFetch(dir.relays, keys), this.rng).slice(0, this.o.maxHsDirAttempts);
-    if (hsdirs.length === 0)
-      throw new SocksFailure(SocksReply.ONION_DESC_NOT_FOUND, 'no HSDirs in consensus');
+    if (hsdirs.length === 0) throw new ConnectError('desc_not_found', 'no HSDirs in consensus');
     let invalid = 0;
     let unreachable = 0;
     let lastInvalid = '';
@@ -438,11 +443,11 @@ export class OnionClient {
           ...(authSecret ? { clientAuthSecret: authSecret } : {}),
         });
       } catch (e) {
-        if (e instanceof ClientAuthError) {
-          const reply =
-            e.kind === 'missing' ? SocksReply.ONION_MISSING_CLIENT_AUTH : SocksReply.ONION_WRONG_CLIENT_AUTH;
-          throw new SocksFailure(reply, e.message);
-        }
+        if (e instanceof ClientAuthError)
+          throw new ConnectError(
+            e.kind === 'missing' ? 'missing_client_auth' : 'wrong_client_auth',
+            e.message,
+          );
         invalid += 1;
         lastInvalid = (e as Error).message;
         this.logger.warn('HSDir returned an invalid onion descriptor', {
@@ -451,10 +456,9 @@ export class OnionClient {
         });
       }
     }
-    if (invalid > 0)
-      throw new SocksFailure(SocksReply.ONION_DESC_INVALID, `descriptor invalid: ${lastInvalid}`);
-    throw new SocksFailure(
-      SocksReply.ONION_DESC_NOT_FOUND,
+    if (invalid > 0) throw new ConnectError('desc_invalid', `descriptor invalid: ${lastInvalid}`);
+    throw new ConnectError(
+      'desc_not_found',
       `descriptor not found on ${hsdirs.length} HSDirs (${unreachable} unreachable)`,
     );
   }
@@ -501,7 +505,7 @@ export class OnionClient {
       this.o.maxIntroAttempts,
     );
     if (intros.length === 0) {
-      throw new SocksFailure(SocksReply.ONION_INTRO_FAILED, 'no usable introduction point in the descriptor');
+      throw new ConnectError('intro_failed', 'no usable introduction point in the descriptor');
     }
 
     // The rendezvous circuit and the first intro circuit are built at the same time.
@@ -515,7 +519,7 @@ export class OnionClient {
       rend = await rendP;
     } catch (e) {
       void nextIntro.then((c) => c.destroy(DestroyReason.FINISHED)).catch(() => {});
-      throw e instanceof SocksFailure ? e : new SocksFailure(SocksReply.ONION_REND_FAILED, String(e));
+      throw e instanceof ConnectError ? e : new ConnectError('rend_failed', String(e));
     }
     const rendCirc = rend.circ;
     // In place before any INTRODUCE1, so a fast service's RENDEZVOUS2 is never missed.
@@ -584,8 +588,8 @@ export class OnionClient {
     if (!acked) {
       rendCirc.destroy(DestroyReason.FINISHED);
       const allTimedOut = timeouts > 0 && timeouts === intros.length;
-      throw new SocksFailure(
-        allTimedOut ? SocksReply.ONION_INTRO_TIMEOUT : SocksReply.ONION_INTRO_FAILED,
+      throw new ConnectError(
+        allTimedOut ? 'intro_timeout' : 'intro_failed',
         `introduction failed: ${lastError}`,
       );
     }
@@ -596,7 +600,7 @@ export class OnionClient {
     try {
       const timeout = new Promise<never>((_, reject) => {
         timer = setTimeout(
-          () => reject(new SocksFailure(SocksReply.ONION_REND_FAILED, 'no RENDEZVOUS2 in time')),
+          () => reject(new ConnectError('rend_failed', 'no RENDEZVOUS2 in time')),
           this.o.rendezvousTimeoutMs,
         );
       });
@@ -619,8 +623,7 @@ export class OnionClient {
           // Not this one.
         }
       }
-      if (!keySeed)
-        throw new SocksFailure(SocksReply.ONION_REND_FAILED, 'RENDEZVOUS2 handshake does not verify');
+      if (!keySeed) throw new ConnectError('rend_failed', 'RENDEZVOUS2 handshake does not verify');
       rendCirc.addVirtualHop(hsVirtualHop(hsRendHopKeys(keySeed), 'client'), {
         nickname: label,
         identity,
@@ -633,7 +636,7 @@ export class OnionClient {
       return rendCirc;
     } catch (e) {
       rendCirc.destroy(DestroyReason.FINISHED);
-      throw e instanceof SocksFailure ? e : new SocksFailure(SocksReply.ONION_REND_FAILED, String(e));
+      throw e instanceof ConnectError ? e : new ConnectError('rend_failed', String(e));
     } finally {
       clearTimeout(timer);
     }
@@ -663,7 +666,7 @@ export class OnionClient {
       // Relays that stopped answering lately are skipped too, while any other is left.
       const skip = new Set([...tried, ...this.source.circuits.unresponsiveIds()]);
       const rp = chooseRendezvousPoint(dir.relays, dir.consensus.bandwidthWeights, this.rng, skip);
-      if (!rp) throw new SocksFailure(SocksReply.ONION_REND_FAILED, 'no relay can be a rendezvous point');
+      if (!rp) throw new ConnectError('rend_failed', 'no relay can be a rendezvous point');
       tried.add(rp.id);
       this.m.rendezvousChosen.labels({ relay: rp.nickname }).inc();
       let circ: OriginCircuit | null = null;
@@ -684,7 +687,7 @@ export class OnionClient {
         this.logger.debug('rendezvous point failed', { relay: rp.nickname, error: String(e) });
       }
     }
-    throw new SocksFailure(SocksReply.ONION_REND_FAILED, `could not establish a rendezvous: ${String(last)}`);
+    throw new ConnectError('rend_failed', `could not establish a rendezvous: ${String(last)}`);
   }
 }
 
@@ -696,20 +699,12 @@ function isTimeout(e: unknown): boolean {
   return e instanceof CircuitError && (e.kind === 'timeout' || e.reason === DestroyReason.TIMEOUT);
 }
 
-/** Any failure on the way to a SOCKS reply (0xFx codes for onion failures). */
-export function toOnionFailure(e: unknown): SocksFailure {
-  if (e instanceof SocksFailure) return e;
-  // The service refused the port or closed the stream before CONNECTED.
-  if (e instanceof StreamRefusedError) return new SocksFailure(endReasonSocksReply(e.reason), e.message);
-  return new SocksFailure(SocksReply.GENERAL_FAILURE, e instanceof Error ? e.message : String(e));
-}
-
 /**
  * The onion connector for a client (`ShallotClient.onion`): `client.circuits`
  * builds the circuits, `client.dir` supplies the consensus.
  */
 export function createOnionConnector(
-  client: Pick<ShallotClient, 'circuits' | 'dir'>,
+  client: OnionSource,
   opts: OnionClientOptions = {},
 ): ((req: ConnectRequest) => Promise<Duplex>) & { client: OnionClient } {
   const oc = new OnionClient(client, opts);

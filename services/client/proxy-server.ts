@@ -3,10 +3,11 @@
  * (SOCKS4, SOCKS4a, SOCKS5: socks-server.ts) and the HTTP CONNECT tunnel
  * port (http-tunnel.ts) share this accept loop, its exhaustion defences and
  * its deadlines. A protocol only reads its handshake into a request and
- * phrases the answer; the connector (client.ts) opens the stream and fails
- * with a SOCKS5 reply code, the vocabulary every protocol translates from
- * (socks-extensions.txt for the extended codes; the stream itself is
- * tor-spec §6.2's BEGIN/CONNECTED, or rend-spec-v3 for onion services).
+ * phrases the answer; the connector (client.ts, connect.ts) opens the
+ * stream or fails with a typed error, which `connectReply`
+ * (connect-reply.ts) turns into the END reason and SOCKS5 code every
+ * protocol phrases its answer from (the stream itself is tor-spec §6.2's
+ * BEGIN/CONNECTED, or rend-spec-v3 for onion services).
  *
  * Exhaustion defences (issue 12): a connection must finish its handshake
  * within `handshakeTimeoutMs` and reach CONNECTED within `socksTimeoutMs`
@@ -18,7 +19,7 @@
  *
  * Replies before close (issue 13): once the request is read, every outcome
  * is an answer written before the socket closes. Timeouts nest: the
- * connector gets `deadline` (`remainingMs`), `replyMarginMs` before
+ * connector gets `deadline` (connect.ts `remainingMs`), `replyMarginMs` before
  * SocksTimeout, so its own code (0xF3 for a late RENDEZVOUS2, 0x06 for a
  * stream that never got CONNECTED...) goes out first; if it still has not
  * answered at SocksTimeout, the server answers 0x06 (TTL expired, as C tor
@@ -28,58 +29,13 @@
  */
 
 import type * as net from 'node:net';
-import type { Duplex } from 'node:stream';
 import type { Registry } from 'prom-client';
 import { InvalidError, ShallotError, TruncatedError } from '../core/errors.js';
+import { SocksReply } from '../core/socks5.js';
 import { type Metrics, metricsFor } from '../metrics/metrics.js';
 import { listenTcp } from '../net/tcp-server.js';
-import { SocksReply, type SocksRequest } from './socks5.js';
-
-/** A failure the connector reports to the application as a SOCKS5 reply code. */
-export class SocksFailure extends ShallotError {
-  constructor(
-    readonly reply: number,
-    message: string,
-  ) {
-    super('ERR_SOCKS', message, { reply });
-  }
-}
-
-export interface ConnectRequest extends SocksRequest {
-  /** Streams with different keys never share a circuit. */
-  isolationKey: string;
-  /** performance.now() by which the connector must answer (absent: no bound but its own timeouts). */
-  deadline?: number;
-}
-
-/** Time left before `req.deadline` (Infinity without one). */
-export function remainingMs(req: ConnectRequest): number {
-  return req.deadline === undefined ? Number.POSITIVE_INFINITY : req.deadline - performance.now();
-}
-
-/**
- * `p`, or TTL expired (C tor's reply for END reason TIMEOUT) once the
- * request's deadline passes; a result that arrives later goes to `late`.
- */
-export function withDeadline<T>(p: Promise<T>, req: ConnectRequest, late?: (v: T) => void): Promise<T> {
-  const left = remainingMs(req);
-  if (left === Number.POSITIVE_INFINITY) return p;
-  let timer: NodeJS.Timeout | undefined;
-  let expired = false;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => {
-        expired = true;
-        reject(new SocksFailure(SocksReply.TTL_EXPIRED, 'no answer before the SOCKS deadline'));
-      },
-      Math.max(0, left),
-    );
-  });
-  void p.then((v) => expired && late?.(v)).catch(() => {});
-  return Promise.race([p, deadline]).finally(() => clearTimeout(timer));
-}
-
-export type Connector = (req: ConnectRequest) => Promise<Duplex>;
+import { ConnectError, type Connector, type ConnectRequest } from './connect.js';
+import { CONNECT_SUCCEEDED, type ConnectReply, connectReply } from './connect-reply.js';
 
 /** `not_socks`: an HTTP request sent to the SOCKS port. */
 export type ProxyProtocol = 'socks4' | 'socks4a' | 'socks5' | 'http_connect' | 'not_socks';
@@ -88,8 +44,8 @@ export type ProxyProtocol = 'socks4' | 'socks4a' | 'socks5' | 'http_connect' | '
 export interface Handshake {
   protocol: ProxyProtocol;
   req: Omit<ConnectRequest, 'deadline'>;
-  /** The bytes that answer a connect ending with SOCKS5 reply `code` (0: success). */
-  answer(code: number): Uint8Array;
+  /** The bytes that answer a connect that ended with `reply` (connect-reply.ts). */
+  answer(reply: ConnectReply): Uint8Array;
 }
 
 /** An answer written before closing, with no connect: a malformed or refused request. */
@@ -179,7 +135,7 @@ const RESULT_NAMES = new Map<number, string>(
   ]),
 );
 
-function countAnswer(m: ProxyMetrics | null, protocol: ProxyProtocol, code: number): void {
+function countAnswer(m: ProxyMetrics | null, protocol: ProxyProtocol, { socks5: code }: ConnectReply): void {
   m?.proxyRequests.labels({ protocol, result: RESULT_NAMES.get(code) ?? 'general_failure' }).inc();
   if (protocol === 'socks5')
     m?.socksReplies.labels({ code: `0x${code.toString(16).padStart(2, '0')}` }).inc();
@@ -344,12 +300,12 @@ async function handle(
   let hs: Handshake | null = null;
   let replied = false;
   /** Writes the one answer to the request and, unless it is success, closes. */
-  const reply = (code: number): boolean => {
+  const reply = (r: ConnectReply): boolean => {
     if (replied || socket.destroyed || !hs) return false;
     replied = true;
-    countAnswer(x.m, hs.protocol, code);
-    if (code === SocksReply.SUCCEEDED) socket.write(hs.answer(code));
-    else socket.end(hs.answer(code));
+    countAnswer(x.m, hs.protocol, r);
+    if (r === CONNECT_SUCCEEDED) socket.write(hs.answer(r));
+    else socket.end(hs.answer(r));
     return true;
   };
   const handshakeTimer = setTimeout(() => {
@@ -357,8 +313,8 @@ async function handle(
     socket.destroy();
   }, x.handshakeTimeoutMs);
   const socksTimer = setTimeout(() => {
-    // The connector missed its deadline: answer for it (C tor: END reason TIMEOUT is TTL expired).
-    if (hs) reply(SocksReply.TTL_EXPIRED);
+    // The connector missed its deadline: answer for it, as C tor's END reason TIMEOUT.
+    if (hs) reply(connectReply(new ConnectError('timeout', 'SocksTimeout')));
     else socket.destroy();
   }, x.socksTimeoutMs);
   const handshakeDone = () => {
@@ -374,7 +330,7 @@ async function handle(
     const stream = await connect({ ...hs.req, deadline });
     clearTimeout(socksTimer);
     const early = rd.detach();
-    if (!reply(SocksReply.SUCCEEDED)) {
+    if (!reply(CONNECT_SUCCEEDED)) {
       stream.destroy();
       return;
     }
@@ -387,7 +343,7 @@ async function handle(
   } catch (e) {
     handshakeDone();
     clearTimeout(socksTimer);
-    if (hs) reply(e instanceof SocksFailure ? e.reply : SocksReply.GENERAL_FAILURE);
+    if (hs) reply(connectReply(e));
     else if (e instanceof HandshakeAnswer && !socket.destroyed) {
       x.m?.proxyRequests.labels({ protocol: e.protocol, result: 'malformed' }).inc();
       if (e.protocol === 'socks5' && e.socks5Code !== undefined)

@@ -10,8 +10,8 @@
  * id "a" and SOCKS5 user "a" with an empty password share circuits, as in
  * C tor's `connection_edge_compatible_with_circuit`.
  *
- * Answers: SOCKS5 replies carry the connector's code (Tor's extended codes
- * for onion services included). SOCKS4 has only 90 (granted) and 91
+ * Answers (connect-reply.ts): SOCKS5 replies carry the failure's SOCKS5 code
+ * (Tor's extended codes for onion services included). SOCKS4 has only 90 (granted) and 91
  * (rejected): every failure is 91 (C tor `connection_ap_handshake_socks_reply`),
  * and so is a malformed SOCKS4 request, which C tor also answers before
  * closing. A malformed SOCKS5 greeting is closed without an answer; a
@@ -22,17 +22,6 @@
 
 import type { Registry } from 'prom-client';
 import { ShallotError, TruncatedError } from '../core/errors.js';
-import {
-  type Connector,
-  type Handshake,
-  HandshakeAnswer,
-  HandshakeClosedError,
-  type HandshakeReader,
-  type ProxyServer,
-  type ProxyServerOptions,
-  startProxyServer,
-} from './proxy-server.js';
-import { decodeSocks4Request, encodeSocks4Reply, SOCKS4_VERSION, Socks4Reply } from './socks4.js';
 import {
   AUTH_NO_ACCEPTABLE,
   AUTH_NONE,
@@ -46,15 +35,18 @@ import {
   encodeUserPassReply,
   SOCKS_VERSION,
   SocksReply,
-} from './socks5.js';
-
-export {
-  type Connector,
-  type ConnectRequest,
-  remainingMs,
-  SocksFailure,
-  withDeadline,
+} from '../core/socks5.js';
+import type { Connector } from './connect.js';
+import {
+  type Handshake,
+  HandshakeAnswer,
+  HandshakeClosedError,
+  type HandshakeReader,
+  type ProxyServer,
+  type ProxyServerOptions,
+  startProxyServer,
 } from './proxy-server.js';
+import { decodeSocks4Request, encodeSocks4Reply, SOCKS4_VERSION, Socks4Reply } from './socks4.js';
 
 export type SocksServerOptions = ProxyServerOptions;
 export type SocksServer = ProxyServer;
@@ -138,8 +130,7 @@ async function readSocks4(rd: HandshakeReader): Promise<Handshake> {
       addressType: msg.addressType,
       isolationKey: credentialsIsolationKey(msg.userid, ''),
     },
-    answer: (code) =>
-      encodeSocks4Reply(code === SocksReply.SUCCEEDED ? Socks4Reply.GRANTED : Socks4Reply.REJECTED),
+    answer: (r) => encodeSocks4Reply(r.endReason === 0 ? Socks4Reply.GRANTED : Socks4Reply.REJECTED),
   };
 }
 
@@ -168,5 +159,5 @@ async function readSocks5(rd: HandshakeReader): Promise<Handshake> {
   if (req.command !== CMD_CONNECT)
     throw refuse(SocksReply.COMMAND_NOT_SUPPORTED, 'only CONNECT is supported');
   if (req.port === 0) throw refuse(SocksReply.GENERAL_FAILURE, 'port 0');
-  return { protocol: 'socks5', req: { ...req, isolationKey }, answer: encodeReply };
+  return { protocol: 'socks5', req: { ...req, isolationKey }, answer: (r) => encodeReply(r.socks5) };
 }

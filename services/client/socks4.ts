@@ -26,7 +26,7 @@
  */
 import { ByteReader, ByteWriter, fromUtf8 } from '../core/bytes.js';
 import { InvalidError, TruncatedError } from '../core/errors.js';
-import { CMD_CONNECT, HOST_CHARS } from './socks5.js';
+import { CMD_CONNECT, HOST_CHARS } from '../core/socks5.js';
 
 export const SOCKS4_VERSION = 4;
 

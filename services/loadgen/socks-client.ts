@@ -9,11 +9,12 @@
  * (a fresh username per request makes the client put each stream on its
  * own circuit, as Tor's IsolateSOCKSAuth does). Hostnames go to the proxy
  * unresolved (ATYP 3), so .onion names and exit-side names work.
- * Message bytes come from the client's own codec (services/client/socks5.ts),
+ * Message bytes come from the codec the client's SOCKS port uses (core/socks5.ts),
  * so both ends agree on framing and reply codes.
  */
 import * as net from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { TruncatedError } from '../core/errors.js';
 import {
   AUTH_NONE,
   AUTH_USERPASS,
@@ -23,8 +24,7 @@ import {
   encodeRequest,
   encodeUserPass,
   SocksReply,
-} from '../client/socks5.js';
-import { TruncatedError } from '../core/errors.js';
+} from '../core/socks5.js';
 
 export type SocksErrorKind =
   | 'proxy_unreachable'

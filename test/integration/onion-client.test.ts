@@ -11,11 +11,11 @@ import type { Socket } from 'node:net';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ShallotClient } from '../../services/client/client.js';
+import { ConnectError } from '../../services/client/connect.js';
+import { connectReply } from '../../services/client/connect-reply.js';
 import type { NetRelay } from '../../services/client/netdir.js';
 import { OnionClient } from '../../services/client/onion.js';
 import { onionPeriodKeys } from '../../services/client/onion-params.js';
-import { SocksFailure } from '../../services/client/socks-server.js';
-import { SocksReply } from '../../services/client/socks5.js';
 import { concat, toBase64, toHex, utf8 } from '../../services/core/bytes.js';
 import { generateClientAuthKey } from '../../services/core/client-auth.js';
 import {
@@ -32,6 +32,7 @@ import { buildHsDescriptor, type IntroPointInfo } from '../../services/core/hs-d
 import { blindExpandedKey } from '../../services/core/hs-keys.js';
 import { relayLinkSpecifiers } from '../../services/core/link-specifiers.js';
 import { decodeOnionAddress, encodeOnionAddress } from '../../services/core/onion-address.js';
+import { SocksReply } from '../../services/core/socks5.js';
 import type { OriginCircuit } from '../../services/net/origin-circuit.js';
 import { OnionService } from '../../services/onion-service/service.js';
 import { LocalNetwork } from '../../services/testnet/network.js';
@@ -306,8 +307,9 @@ describe('onion client failures', () => {
         isolationKey: 'f3',
       })
       .catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(SocksFailure);
-    expect((err as SocksFailure).reply).toBe(SocksReply.ONION_REND_FAILED);
+    expect(err).toBeInstanceOf(ConnectError);
+    expect((err as ConnectError).kind).toBe('rend_failed');
+    expect(connectReply(err).socks5).toBe(SocksReply.ONION_REND_FAILED);
     await introduce2; // the intro point did relay it
     expect(await metricValue(registry, 'shallot_onion_connects_total', { outcome: 'rend_failed' })).toBe(1);
   }, 60_000);

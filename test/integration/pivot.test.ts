@@ -8,7 +8,6 @@ import net from 'node:net';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ShallotClient } from '../../services/client/client.js';
-import { SocksReply } from '../../services/client/socks5.js';
 import { DestroyReason } from '../../services/core/cells.js';
 import type { Consensus } from '../../services/core/dir/consensus.js';
 import type { ConsensusRelay } from '../../services/core/dir/relay-entry.js';
@@ -16,6 +15,7 @@ import { type ExitPolicy, parseExitPolicy, REJECT_ALL } from '../../services/cor
 import { generateNodeKeys } from '../../services/core/node-keys.js';
 import { EndReason } from '../../services/core/relay-cell.js';
 import type { ExtendTarget } from '../../services/core/relay-pivot.js';
+import { SocksReply } from '../../services/core/socks5.js';
 import { metricsFor } from '../../services/metrics/metrics.js';
 import { ChannelPool } from '../../services/net/channel-pool.js';
 import { silentLogger } from '../../services/net/log.js';

@@ -18,7 +18,6 @@ import type { NetRelay } from '../../services/client/netdir.js';
 import { onionPeriodKeys } from '../../services/client/onion-params.js';
 import { type SocksServer, startSocksServer } from '../../services/client/socks-server.js';
 import { encodeSocks4Request } from '../../services/client/socks4.js';
-import { SocksReply } from '../../services/client/socks5.js';
 import { concat, toBase64, utf8 } from '../../services/core/bytes.js';
 import {
   ed25519Expand,
@@ -33,6 +32,7 @@ import { buildHsDescriptor, type IntroPointInfo } from '../../services/core/hs-d
 import { blindExpandedKey } from '../../services/core/hs-keys.js';
 import { relayLinkSpecifiers } from '../../services/core/link-specifiers.js';
 import { encodeOnionAddress } from '../../services/core/onion-address.js';
+import { SocksReply } from '../../services/core/socks5.js';
 import { LocalNetwork } from '../../services/testnet/network.js';
 import { flagsListed } from '../helpers/consensus.js';
 import { testLogger } from '../helpers/log.js';

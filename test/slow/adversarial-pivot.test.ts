@@ -17,11 +17,11 @@
 // and every node process must be alive and healthy.
 import * as net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SocksReply } from '../../services/client/socks5.js';
 import { DestroyReason } from '../../services/core/cells.js';
 import { randomBytes } from '../../services/core/crypto.js';
 import type { Consensus } from '../../services/core/dir/consensus.js';
 import type { ConsensusRelay } from '../../services/core/dir/relay-entry.js';
+import { SocksReply } from '../../services/core/socks5.js';
 import { fetchConsensus } from '../../services/directory/dir-client.js';
 import { ChannelPool } from '../../services/net/channel-pool.js';
 import {

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { Registry } from 'prom-client';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ShallotClient } from '../../services/client/client.js';
-import { SocksReply } from '../../services/client/socks5.js';
+import { SocksReply } from '../../services/core/socks5.js';
 import { fetchConsensus } from '../../services/directory/dir-client.js';
 import { ephemeralPort } from '../../services/testnet/ports.js';
 import { type RunningNetwork, type UpOptions, up } from '../../services/testnet/up.js';

@@ -203,10 +203,6 @@ function readTree(root: string): ImportGraph {
  * must show exactly these. When a part lands, its lines go.
  */
 const KNOWN: readonly (readonly [violation: string, removedBy: string])[] = [
-  // Part 3: onion.ts takes what it needs from the client as an interface, not client.ts.
-  ['cycle: services/client/client.ts <-> services/client/onion.ts', 'issue 15 part 3'],
-  // Part 3: the SOCKS5 codec moves to core, so loadgen stops importing from client/.
-  ['sideways: services/loadgen/socks-client.ts -> services/client/socks5.ts', 'issue 15 part 3'],
   // Part 4: the onion identity file format moves to core.
   ['operator: operator/reconcile/onion-service.ts -> services/onion-service/identity.ts', 'issue 15 part 4'],
   // Part 4: socket splice moves to services/runtime/.

@@ -5,6 +5,8 @@
 // input answered only with typed errors.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { ConnectError } from '../../../services/client/connect.js';
+import { CONNECT_SUCCEEDED, connectReply } from '../../../services/client/connect-reply.js';
 import {
   decodeConnectRequest,
   HTTP_MAX_HEAD,
@@ -12,8 +14,9 @@ import {
   HttpTunnelError,
   httpConnectAnswer,
 } from '../../../services/client/http-tunnel.js';
-import { SocksReply } from '../../../services/client/socks5.js';
 import { TruncatedError } from '../../../services/core/errors.js';
+import { EndReason } from '../../../services/core/relay-cell.js';
+import { StreamRefusedError } from '../../../services/net/origin-circuit.js';
 import { expectOnlyTypedErrors } from '../../helpers/typed-errors.js';
 
 const enc = (s: string) => new Uint8Array(Buffer.from(s, 'latin1'));
@@ -116,18 +119,26 @@ describe('HTTP CONNECT request heads', () => {
 
 describe("HTTP CONNECT answers: C tor's status line for each END reason", () => {
   it('maps each connector failure to the line of the END reason C tor closes with', () => {
-    const line = (code: number) => httpConnectAnswer(code).split('\r\n')[0];
-    expect(line(SocksReply.SUCCEEDED)).toBe('HTTP/1.0 200 OK');
-    expect(line(SocksReply.GENERAL_FAILURE)).toBe('HTTP/1.0 500 Internal Server Error');
-    expect(line(SocksReply.NOT_ALLOWED)).toBe('HTTP/1.0 403 Forbidden (exit policy)');
-    expect(line(SocksReply.CONNECTION_REFUSED)).toBe('HTTP/1.0 403 Forbidden (connection refused)');
-    expect(line(SocksReply.HOST_UNREACHABLE)).toBe('HTTP/1.0 404 Not Found (no route)');
-    expect(line(SocksReply.TTL_EXPIRED)).toBe('HTTP/1.0 504 Gateway Timeout');
-    expect(line(SocksReply.ONION_DESC_NOT_FOUND)).toBe('HTTP/1.0 404 Not Found (resolve failed)');
-    expect(line(SocksReply.ONION_INTRO_FAILED)).toBe('HTTP/1.0 404 Not Found (resolve failed)');
-    expect(line(SocksReply.ONION_REND_FAILED)).toBe('HTTP/1.0 504 Gateway Timeout');
-    expect(line(SocksReply.ONION_BAD_ADDRESS)).toBe('HTTP/1.0 502 Bad Gateway (tor protocol violation)');
-    for (const code of Object.values(SocksReply))
-      expect(httpConnectAnswer(code)).toMatch(/^HTTP\/1\.0 \d{3} .*\r\n\r\n$/);
+    const line = (e: unknown) => httpConnectAnswer(connectReply(e).endReason).split('\r\n')[0];
+    expect(httpConnectAnswer(CONNECT_SUCCEEDED.endReason)).toBe('HTTP/1.0 200 OK\r\n\r\n');
+    expect(line(new Error('boom'))).toBe('HTTP/1.0 500 Internal Server Error');
+    expect(line(new ConnectError('exit_policy', 'x'))).toBe('HTTP/1.0 403 Forbidden (exit policy)');
+    expect(line(new StreamRefusedError(EndReason.EXITPOLICY))).toBe('HTTP/1.0 403 Forbidden (exit policy)');
+    expect(line(new StreamRefusedError(EndReason.CONNECTREFUSED))).toBe(
+      'HTTP/1.0 403 Forbidden (connection refused)',
+    );
+    expect(line(new StreamRefusedError(EndReason.NOROUTE))).toBe('HTTP/1.0 404 Not Found (no route)');
+    expect(line(new ConnectError('timeout', 'x'))).toBe('HTTP/1.0 504 Gateway Timeout');
+    expect(line(new ConnectError('desc_not_found', 'x'))).toBe('HTTP/1.0 404 Not Found (resolve failed)');
+    expect(line(new ConnectError('intro_failed', 'x'))).toBe('HTTP/1.0 404 Not Found (resolve failed)');
+    expect(line(new ConnectError('rend_failed', 'x'))).toBe('HTTP/1.0 504 Gateway Timeout');
+    expect(line(new ConnectError('bad_address', 'x'))).toBe(
+      'HTTP/1.0 502 Bad Gateway (tor protocol violation)',
+    );
+    expect(line(new ConnectError('not_bootstrapped', 'x'))).toBe(
+      'HTTP/1.0 500 Internal Server Error (weird end reason)',
+    );
+    for (const reason of [...Object.values(EndReason), 0, 255, 258, 999])
+      expect(httpConnectAnswer(reason)).toMatch(/^HTTP\/1\.0 \d{3} .*\r\n\r\n$/);
   });
 });

@@ -7,11 +7,11 @@ import { Duplex } from 'node:stream';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import type { CircuitManager } from '../../../services/client/circuit-manager.js';
+import { ConnectError } from '../../../services/client/connect.js';
+import { connectReply } from '../../../services/client/connect-reply.js';
 import { NetDir } from '../../../services/client/netdir.js';
 import { OnionClient, type OnionClientOptions } from '../../../services/client/onion.js';
 import { onionPeriodKeys, otherPeriodKeys } from '../../../services/client/onion-params.js';
-import { SocksFailure } from '../../../services/client/socks-server.js';
-import { SocksReply } from '../../../services/client/socks5.js';
 import { DestroyReason } from '../../../services/core/cells.js';
 import {
   ed25519Expand,
@@ -29,6 +29,7 @@ import { blindExpandedKey } from '../../../services/core/hs-keys.js';
 import { relayLinkSpecifiers } from '../../../services/core/link-specifiers.js';
 import { encodeOnionAddress } from '../../../services/core/onion-address.js';
 import type { RelayMessage } from '../../../services/core/relay-cell.js';
+import { SocksReply } from '../../../services/core/socks5.js';
 import { CircuitError } from '../../../services/net/origin-circuit.js';
 
 const FLAGS = ['Fast', 'Guard', 'HSDir', 'Running', 'Stable', 'Valid'];
@@ -211,7 +212,8 @@ function harness(scenario: Scenario, opts: OnionClientOptions = {}) {
   const connect = (host: string) =>
     oc.connect({ command: 1, host, port: 80, addressType: 'domain', isolationKey: 'k' }).then(
       () => 'ok' as const,
-      (e: unknown) => (e instanceof SocksFailure ? e.reply : e),
+      // The SOCKS5 code the edge answers with, so each case pins its prop 304 code.
+      (e: unknown) => (e instanceof ConnectError ? connectReply(e).socks5 : e),
     );
   const count = (purpose: string) => builds.filter((b) => b === purpose).length;
   return { oc, connect, count, circs, registry };
@@ -345,6 +347,8 @@ describe('OnionClient descriptor fetch', () => {
     const r = await none
       .connect({ command: 1, host: s.address, port: 80, addressType: 'domain', isolationKey: 'k' })
       .catch((e: unknown) => e);
-    expect((r as SocksFailure).reply).toBe(SocksReply.NETWORK_UNREACHABLE);
+    expect(r).toBeInstanceOf(ConnectError);
+    expect((r as ConnectError).kind).toBe('not_bootstrapped');
+    expect(connectReply(r).socks5).toBe(SocksReply.NETWORK_UNREACHABLE);
   });
 });

@@ -3,7 +3,8 @@
 // rendezvous point draw (spread, weights, Stable only) and intro-point lookup.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { toOnionFailure } from '../../../services/client/onion.js';
+import { ConnectError } from '../../../services/client/connect.js';
+import { connectReply } from '../../../services/client/connect-reply.js';
 import {
   chooseRendezvousPoint,
   clientFetchSrv,
@@ -14,8 +15,6 @@ import {
   onionPeriodKeys,
   rendezvousCandidates,
 } from '../../../services/client/onion-params.js';
-import { SocksFailure } from '../../../services/client/socks-server.js';
-import { SocksReply } from '../../../services/client/socks5.js';
 import { fromHex, toHex } from '../../../services/core/bytes.js';
 import { ed25519Generate, legacyIdFromEd25519 } from '../../../services/core/crypto.js';
 import type { Consensus } from '../../../services/core/dir/consensus.js';
@@ -24,8 +23,7 @@ import { timePeriodNum, timePeriodParams, timePeriodStart } from '../../../servi
 import { disasterSrv, fetchHsDirs, responsibleHsDirs } from '../../../services/core/hsdir-ring.js';
 import { encodeOnionAddress } from '../../../services/core/onion-address.js';
 import type { PathRelay } from '../../../services/core/path.js';
-import { EndReason } from '../../../services/core/relay-cell.js';
-import { StreamRefusedError } from '../../../services/net/origin-circuit.js';
+import { SocksReply } from '../../../services/core/socks5.js';
 import { clientFetchPeriod, serviceDescriptorPeriods } from '../../../services/onion-service/periods.js';
 import { seededRng } from '../../helpers/seeded-rng.js';
 
@@ -40,7 +38,7 @@ function replyOf(fn: () => unknown): number | 'ok' {
     fn();
     return 'ok';
   } catch (e) {
-    if (e instanceof SocksFailure) return e.reply;
+    if (e instanceof ConnectError) return connectReply(e).socks5;
     throw e;
   }
 }
@@ -101,7 +99,7 @@ describe('onion address -> SOCKS 0xF6', () => {
     }
   });
 
-  it('never throws anything but a 0xF6 SocksFailure for arbitrary hosts', () => {
+  it('never throws anything but a bad_address ConnectError (SOCKS 0xF6) for arbitrary hosts', () => {
     fc.assert(
       fc.property(fc.string({ maxLength: 80 }), (s) => {
         const r = replyOf(() => onionIdentityFor(`${s}.onion`));
@@ -306,17 +304,5 @@ describe('intro point lookup', () => {
     const other = new Uint8Array(32).fill(9);
     expect(findIntroRelay(relays, [{ type: 'ed25519', id: other }])).toBeUndefined();
     expect(findIntroRelay(relays, [{ type: 'ipv4', addr: '10.0.0.1', port: 1 }])).toBeUndefined();
-  });
-});
-
-describe('helpers', () => {
-  it('maps failures to SOCKS replies', () => {
-    const f = new SocksFailure(SocksReply.ONION_REND_FAILED, 'x');
-    expect(toOnionFailure(f)).toBe(f);
-    expect(toOnionFailure(new StreamRefusedError(EndReason.CONNECTREFUSED)).reply).toBe(
-      SocksReply.CONNECTION_REFUSED,
-    );
-    expect(toOnionFailure(new StreamRefusedError(EndReason.DONE)).reply).toBe(SocksReply.GENERAL_FAILURE);
-    expect(toOnionFailure(new Error('boom')).reply).toBe(SocksReply.GENERAL_FAILURE);
   });
 });

@@ -6,14 +6,12 @@
 import * as net from 'node:net';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
+import { ConnectError, type ConnectRequest } from '../../../services/client/connect.js';
 import { startHttpTunnelServer } from '../../../services/client/http-tunnel.js';
-import {
-  type ConnectRequest,
-  SocksFailure,
-  startSocksServer,
-} from '../../../services/client/socks-server.js';
+import { startSocksServer } from '../../../services/client/socks-server.js';
 import { encodeSocks4Request } from '../../../services/client/socks4.js';
-import { SocksReply } from '../../../services/client/socks5.js';
+import { EndReason } from '../../../services/core/relay-cell.js';
+import { StreamRefusedError } from '../../../services/net/origin-circuit.js';
 import { startEchoServer } from '../../helpers/servers.js';
 import { socksConnect } from '../../helpers/socks-client.js';
 
@@ -22,15 +20,15 @@ afterEach(async () => {
   for (const f of cleanup.splice(0)) await f();
 });
 
-/** Both listeners on one registry; the connector echoes, or fails with `fail[host]`. */
-async function start(fail: Record<string, number> = {}) {
+/** Both listeners on one registry; the connector echoes, or throws `fail[host]`. */
+async function start(fail: Record<string, Error> = {}) {
   const echo = await startEchoServer();
   const registry = new Registry();
   const seen: ConnectRequest[] = [];
   const connect = async (req: ConnectRequest) => {
     seen.push(req);
-    const code = fail[req.host];
-    if (code !== undefined) throw new SocksFailure(code, 'stub');
+    const failure = fail[req.host];
+    if (failure) throw failure;
     const s = net.connect({ host: '127.0.0.1', port: echo.port });
     await new Promise((resolve) => s.once('connect', resolve));
     return s;
@@ -81,7 +79,10 @@ describe('SOCKS4 and SOCKS4a on the SOCKS port', () => {
   });
 
   it('answers every connector failure 91 and closes', async () => {
-    const fail = { 'a.example': SocksReply.NOT_ALLOWED, 'b.example': SocksReply.ONION_DESC_NOT_FOUND };
+    const fail = {
+      'a.example': new StreamRefusedError(EndReason.EXITPOLICY),
+      'b.example': new ConnectError('desc_not_found', 'stub'),
+    };
     const p = await start(fail);
     for (const host of Object.keys(fail)) {
       const r = await exchange(p.socks, encodeSocks4Request({ command: 1, host, port: 80 }));
@@ -167,11 +168,11 @@ describe('HTTP CONNECT tunnel port', () => {
 
   it("answers each connector failure with C tor's status line", async () => {
     const fail = {
-      'refused.example': SocksReply.CONNECTION_REFUSED,
-      'policy.example': SocksReply.NOT_ALLOWED,
-      'gone.example': SocksReply.ONION_DESC_NOT_FOUND,
-      'slow.example': SocksReply.TTL_EXPIRED,
-      'broken.example': SocksReply.GENERAL_FAILURE,
+      'refused.example': new StreamRefusedError(EndReason.CONNECTREFUSED),
+      'policy.example': new ConnectError('exit_policy', 'stub'),
+      'gone.example': new ConnectError('desc_not_found', 'stub'),
+      'slow.example': new ConnectError('timeout', 'stub'),
+      'broken.example': new Error('stub'),
     };
     const p = await start(fail);
     const got: string[] = [];

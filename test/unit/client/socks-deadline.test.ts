@@ -7,14 +7,16 @@ import { PassThrough } from 'node:stream';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
+  ConnectError,
   type Connector,
   type ConnectRequest,
   remainingMs,
-  SocksFailure,
-  startSocksServer,
   withDeadline,
-} from '../../../services/client/socks-server.js';
-import { SocksReply } from '../../../services/client/socks5.js';
+} from '../../../services/client/connect.js';
+import { startSocksServer } from '../../../services/client/socks-server.js';
+import { EndReason } from '../../../services/core/relay-cell.js';
+import { SocksReply } from '../../../services/core/socks5.js';
+import { StreamRefusedError } from '../../../services/net/origin-circuit.js';
 
 const cleanup: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -57,7 +59,7 @@ describe('nested SOCKS timeouts', () => {
     const { port } = await start(
       async (req) => {
         left = remainingMs(req);
-        throw new SocksFailure(SocksReply.HOST_UNREACHABLE, 'no');
+        throw new StreamRefusedError(EndReason.RESOLVEFAILED);
       },
       5_000,
       1_000,
@@ -74,7 +76,7 @@ describe('nested SOCKS timeouts', () => {
       (req) =>
         withDeadline(new Promise<never>(() => {}), req).catch((e: unknown) => {
           // What onion.ts does for a late RENDEZVOUS2, answered before the outer timer.
-          throw e instanceof SocksFailure ? new SocksFailure(SocksReply.ONION_REND_FAILED, 'late') : e;
+          throw e instanceof ConnectError ? new ConnectError('rend_failed', 'late') : e;
         }),
       1_500,
       700,
@@ -122,7 +124,7 @@ describe('nested SOCKS timeouts', () => {
     const p = withDeadline(new Promise<string>((r) => setTimeout(() => r('late'), 150)), req, (v) =>
       got.push(v),
     );
-    await expect(p).rejects.toMatchObject({ reply: SocksReply.TTL_EXPIRED });
+    await expect(p).rejects.toMatchObject({ kind: 'timeout' });
     await new Promise((r) => setTimeout(r, 200));
     expect(got).toEqual(['late']);
   });

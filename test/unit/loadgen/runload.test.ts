@@ -8,29 +8,27 @@ import path from 'node:path';
 import { Command } from 'commander';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  type ConnectRequest,
-  SocksFailure,
-  startSocksServer,
-} from '../../../services/client/socks-server.js';
-import { SocksReply } from '../../../services/client/socks5.js';
+import { ConnectError, type ConnectRequest } from '../../../services/client/connect.js';
+import { startSocksServer } from '../../../services/client/socks-server.js';
+import { EndReason } from '../../../services/core/relay-cell.js';
 import { registerLoadCommand } from '../../../services/loadgen/command.js';
 import { LoadConfigError, runLoad } from '../../../services/loadgen/loadgen.js';
 import { SocksConnectError, socksConnect } from '../../../services/loadgen/socks-client.js';
 import { metricsFor } from '../../../services/metrics/metrics.js';
 import { type OpsServer, serveOps } from '../../../services/metrics/server.js';
+import { StreamRefusedError } from '../../../services/net/origin-circuit.js';
 import { type BytesServer, startBytesServer } from './bytes-server.js';
 
 const ONION = `${'c'.repeat(56)}.onion`;
 const quiet = { output: { write: () => true }, errors: { write: () => true }, printTable: false };
 
 /** A SOCKS front end whose connector dials `port` on 127.0.0.1, or fails as `fail` says. */
-async function fakeProxy(port: () => number, fail?: (req: ConnectRequest, n: number) => number | null) {
+async function fakeProxy(port: () => number, fail?: (req: ConnectRequest, n: number) => Error | null) {
   const seen: ConnectRequest[] = [];
   const socks = await startSocksServer({ host: '127.0.0.1', port: 0 }, async (req) => {
     seen.push(req);
-    const code = fail?.(req, seen.length);
-    if (code != null) throw new SocksFailure(code, 'test failure');
+    const failure = fail?.(req, seen.length);
+    if (failure) throw failure;
     const s = net.connect({ host: '127.0.0.1', port: port() });
     await new Promise<void>((resolve, reject) => {
       s.once('connect', resolve);
@@ -79,7 +77,7 @@ describe('socksConnect', () => {
   it('reports reply codes, an unreachable proxy and aborts as typed errors', async () => {
     const { socks } = await fakeProxy(
       () => good.port,
-      () => SocksReply.ONION_REND_FAILED,
+      () => new ConnectError('rend_failed', 'test failure'),
     );
     try {
       const e = (await socksConnect({
@@ -171,7 +169,7 @@ describe('runLoad', () => {
     const corruptProxy = await fakeProxy(() => corrupt.port);
     const failing = await fakeProxy(
       () => good.port,
-      (_req, n) => (n > 1 && n % 2 === 0 ? SocksReply.ONION_DESC_NOT_FOUND : null),
+      (_req, n) => (n > 1 && n % 2 === 0 ? new ConnectError('desc_not_found', 'test failure') : null),
     );
     const slowProxy = await fakeProxy(() => slow.port);
     try {
@@ -273,7 +271,8 @@ describe('runLoad', () => {
   it('resets the backoff on the first success', async () => {
     const { socks } = await fakeProxy(
       () => good.port,
-      (_req, n) => (n <= 3 ? SocksReply.HOST_UNREACHABLE : null),
+      // END NOROUTE: SOCKS5 0x04, host unreachable.
+      (_req, n) => (n <= 3 ? new StreamRefusedError(EndReason.NOROUTE) : null),
     );
     try {
       const r = await runLoad(

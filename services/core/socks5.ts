@@ -2,15 +2,19 @@
  * SOCKS5 messages (RFC 1928, RFC 1929) with Tor's extended reply codes for
  * onion services (prop 304; socks-extensions.txt "Extended error codes").
  *
+ * The pure codec (no I/O): the client's SOCKS port (services/client/)
+ * decodes requests and encodes replies with it, and the load generator's
+ * SOCKS client does the reverse, so both ends agree on framing and codes.
+ *
  * Each decoder takes the bytes received so far and returns the message and
  * how many bytes it used, or throws TruncatedError when it needs more, or
  * InvalidError for a malformed message. Username/password authentication
  * accepts any credentials: like Tor's IsolateSOCKSAuth, they only choose
  * which circuits a stream may share.
  */
-import { ByteReader, ByteWriter, fromUtf8 } from '../core/bytes.js';
-import { InvalidError } from '../core/errors.js';
-import { EndReason } from '../core/relay-cell.js';
+import { ByteReader, ByteWriter, fromUtf8 } from './bytes.js';
+import { InvalidError } from './errors.js';
+import { EndReason } from './relay-cell.js';
 
 export const SOCKS_VERSION = 5;
 export const AUTH_NONE = 0x00;
@@ -43,20 +47,36 @@ export const SocksReply = {
 } as const;
 
 /**
- * The SOCKS reply for a stream the far end refused with RELAY_END `reason`
- * before CONNECTED (C tor's END-reason table); anything else is a general failure.
+ * The SOCKS5 reply for a stream closed with END `reason` before CONNECTED:
+ * C tor's `stream_end_reason_to_socks5_response` (reasons.c), so local
+ * reasons above 255 (NET_UNREACHABLE, 258) answer as C tor's do too;
+ * anything else is a general failure. Deliberate deviation: C tor answers
+ * DONE before CONNECTED with 0x05; Shallot keeps 0x01 there (an onion
+ * service refusing an unknown port closes with DONE, and 0x01 is the answer
+ * the integration tests pin).
  */
 export function endReasonSocksReply(reason: number): number {
   return (
     {
-      [EndReason.EXITPOLICY]: SocksReply.NOT_ALLOWED,
-      [EndReason.CONNECTREFUSED]: SocksReply.CONNECTION_REFUSED,
       [EndReason.RESOLVEFAILED]: SocksReply.HOST_UNREACHABLE,
-      [EndReason.NOROUTE]: SocksReply.HOST_UNREACHABLE,
+      [EndReason.CONNECTREFUSED]: SocksReply.CONNECTION_REFUSED,
+      [EndReason.EXITPOLICY]: SocksReply.NOT_ALLOWED,
       [EndReason.TIMEOUT]: SocksReply.TTL_EXPIRED,
+      [EndReason.NOROUTE]: SocksReply.HOST_UNREACHABLE,
+      [EndReason.CONNRESET]: SocksReply.CONNECTION_REFUSED,
+      [LocalEndReason.NET_UNREACHABLE]: SocksReply.NETWORK_UNREACHABLE,
     }[reason] ?? SocksReply.GENERAL_FAILURE
   );
 }
+
+/**
+ * C tor's END reasons that never go on the wire (or.h: "to be more
+ * informative when sending back socks replies to the application").
+ */
+export const LocalEndReason = {
+  /** C tor END_STREAM_REASON_NET_UNREACHABLE: no directory reachable, no consensus. */
+  NET_UNREACHABLE: 258,
+} as const;
 
 export interface SocksGreeting {
   methods: number[];

@@ -1,5 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { fromHex } from '../../../services/core/bytes.js';
+import { InvalidError, TruncatedError } from '../../../services/core/errors.js';
 import {
   decodeGreeting,
   decodeReply,
@@ -9,9 +11,7 @@ import {
   encodeReply,
   encodeRequest,
   encodeUserPass,
-} from '../../../services/client/socks5.js';
-import { fromHex } from '../../../services/core/bytes.js';
-import { InvalidError, TruncatedError } from '../../../services/core/errors.js';
+} from '../../../services/core/socks5.js';
 import { expectOnlyTypedErrors } from '../../helpers/typed-errors.js';
 
 describe('SOCKS5 codec (RFC 1928/1929)', () => {
