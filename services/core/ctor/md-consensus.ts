@@ -26,7 +26,7 @@
  * base64 digest, no method list, dir-spec §3.9.2).
  */
 
-import { utf8 } from '../bytes.js';
+import { compareBytes, utf8 } from '../bytes.js';
 import { sha1, sha256 } from '../crypto.js';
 import { InvalidError } from '../errors.js';
 import {
@@ -292,8 +292,15 @@ function readDirSource(items: Item[]): DirSource {
 
 const NICKNAME = /^[A-Za-z0-9]{1,19}$/;
 
+/**
+ * Router status entries, which must be sorted by RSA identity without
+ * repeats (C tor ns_parse.c: "Networkstatus entries not sorted by identity
+ * digest"). Flags are kept as written: for a consensus C tor skips flags
+ * it does not know rather than checking them against known-flags (it does
+ * that for votes only), so a new flag does not make old clients refuse it.
+ */
 function readEntries(entries: Item[][]): MdRouterStatus[] {
-  return entries.map((items) => {
+  const out = entries.map((items) => {
     const r = items[0]!;
     const nickname = arg(r, 0, WHAT);
     if (!NICKNAME.test(nickname)) throw new InvalidError(WHAT, 'bad nickname', { line: r.line });
@@ -325,6 +332,10 @@ function readEntries(entries: Item[][]): MdRouterStatus[] {
     }
     return rs;
   });
+  for (let i = 1; i < out.length; i++)
+    if (compareBytes(out[i - 1]!.rsaId, out[i]!.rsaId) >= 0)
+      throw new InvalidError(WHAT, 'entries not sorted by identity', { line: entries[i]![0]!.line });
+  return out;
 }
 
 function ipv4Arg(item: Item, n: number): string {

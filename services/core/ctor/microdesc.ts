@@ -20,8 +20,7 @@
  * Not in this module: matching digests to the consensus's `m` lines,
  * fetching.
  *
- * Limitations: no `@annotations` (C tor adds them in its cache files only,
- * never on the wire).
+ * Limitations: `@annotations` (C tor's cache files) only on request.
  */
 
 import { utf8 } from '../bytes.js';
@@ -63,10 +62,16 @@ export interface Microdesc {
 
 const WHAT = 'microdescriptor';
 
-/** Every microdescriptor in `text` with its digest (InvalidError when malformed). */
-export function parseMicrodescs(text: string): Microdesc[] {
+/**
+ * Every microdescriptor in `text` with its digest (InvalidError when
+ * malformed). With `annotations: 'allow'` the `@…` lines C tor writes
+ * before each microdescriptor in its cached-microdescs file are skipped
+ * (they are outside the digested text); on the wire there are none.
+ */
+export function parseMicrodescs(text: string, opts: { annotations?: 'allow' | 'refuse' } = {}): Microdesc[] {
   if (text.length > MAX_MICRODESCS_LEN) throw new InvalidError(WHAT, 'too long');
-  const items = tokenize(text, WHAT);
+  const body = opts.annotations === 'allow' ? dropAnnotations(text) : text;
+  const items = tokenize(body, WHAT);
   if (items.length > 0 && items[0]!.keyword !== 'onion-key')
     throw new InvalidError(WHAT, 'must start with onion-key', { line: items[0]!.line });
   const out: Microdesc[] = [];
@@ -78,10 +83,31 @@ export function parseMicrodescs(text: string): Microdesc[] {
     const start = one[0]!.start;
     const end = one[one.length - 1]!.end;
     if (end - start > MAX_MICRODESC_LEN) throw new InvalidError(WHAT, 'too long', { line: one[0]!.line });
-    out.push(parseOne(one, sha256(utf8(text.slice(start, end)))));
+    out.push(parseOne(one, sha256(utf8(body.slice(start, end)))));
     from = to;
   }
   return out;
+}
+
+/**
+ * Drops `@` lines that stand directly before an `onion-key` line (through
+ * other annotations), in one pass; any other `@` line stays and fails the
+ * tokenizer.
+ */
+function dropAnnotations(text: string): string {
+  const kept: string[] = [];
+  let pending: string[] = [];
+  for (const line of text.split('\n')) {
+    if (line.startsWith('@')) {
+      pending.push(line);
+      continue;
+    }
+    if (!(line === 'onion-key' || line.startsWith('onion-key '))) kept.push(...pending);
+    pending = [];
+    kept.push(line);
+  }
+  kept.push(...pending);
+  return kept.join('\n');
 }
 
 function parseOne(items: Item[], digest: Uint8Array): Microdesc {
