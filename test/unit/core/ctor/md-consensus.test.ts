@@ -41,7 +41,10 @@ describe('C tor microdesc consensus: parsing', () => {
     expect(c.knownFlags).toContain('HSDir');
     expect(c.params).toMatchObject({ circwindow: 1000, cbtdisabled: 1, hs_service_max_rdv_failures: 3 });
     expect(c.protocols['required-client-protocols']).toMatch(/^Cons=2 /);
-    expect(c.sharedRandCurrent?.value).toHaveLength(32);
+    // Two shared-random rounds in: the previous value from no reveals, the current from all three.
+    expect(c.sharedRandPrevious?.reveals).toBe(0);
+    expect(c.sharedRandCurrent?.reveals).toBe(3);
+    expect(toBase64(c.sharedRandCurrent!.value)).toBe('RIgowqP1P8QLNwEdEXyZ/fR17dImx9gziulJruXF7ss=');
   });
 
   it('reads the three dir-source sections', () => {
