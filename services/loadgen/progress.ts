@@ -5,7 +5,9 @@
  * make a mess.
  *
  * Design notes: written here rather than taken from a library because it
- * is one line of text; redraws are throttled to 10 per second.
+ * is one line of text; redraws are throttled to 10 per second. The
+ * in-place line itself (`TerminalLine`) is also `shallot up`'s bootstrap
+ * progress (testnet/progress.ts).
  */
 
 export interface ProgressState {
@@ -57,10 +59,28 @@ export function progressBar(s: ProgressState, width = 80): string {
   return `[${'#'.repeat(filled)}${'-'.repeat(barWidth - filled)}]${text}`.slice(0, Math.max(20, width - 1));
 }
 
+/** One line on a terminal, redrawn in place: carriage return, the text, erase to the end. */
+export class TerminalLine {
+  private drawn = false;
+  constructor(private readonly out: ProgressSink) {}
+
+  redraw(text: string): void {
+    this.out.write(`\r${text}\x1b[K`);
+    this.drawn = true;
+  }
+
+  /** Leaves the line as it is and moves below it, so later output does not overwrite it. */
+  end(): void {
+    if (this.drawn) this.out.write('\n');
+    this.drawn = false;
+  }
+}
+
 export class Progress {
   private timer: NodeJS.Timeout | null = null;
   private lastDraw = 0;
   private readonly mode: 'bar' | 'lines' | 'none';
+  private readonly line: TerminalLine;
 
   constructor(
     private readonly out: ProgressSink,
@@ -69,6 +89,7 @@ export class Progress {
     private readonly state: () => ProgressState,
   ) {
     this.mode = mode === 'auto' ? (out.isTTY ? 'bar' : 'lines') : mode;
+    this.line = new TerminalLine(out);
   }
 
   start(): void {
@@ -88,7 +109,7 @@ export class Progress {
   private draw(): void {
     this.lastDraw = Date.now();
     const s = this.state();
-    if (this.mode === 'bar') this.out.write(`\r${progressBar(s, this.out.columns ?? 80)}\x1b[K`);
+    if (this.mode === 'bar') this.line.redraw(progressBar(s, this.out.columns ?? 80));
     else if (this.mode === 'lines') this.out.write(`${progressLine(s)}\n`);
   }
 
@@ -97,6 +118,6 @@ export class Progress {
     this.timer = null;
     if (this.mode === 'none') return;
     this.draw();
-    if (this.mode === 'bar') this.out.write('\n');
+    this.line.end();
   }
 }

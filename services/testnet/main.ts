@@ -20,8 +20,10 @@ import {
 } from '../net/cli.js';
 import { writeClientAuthFiles } from '../net/client-auth-files.js';
 import { isLogLevel, type LogLevel } from '../net/log.js';
+import { Progress } from './progress.js';
 import { status } from './status.js';
-import { Progress, type RunningNetwork, readySummary, type UpOptions, up } from './up.js';
+import { readySummary } from './summary.js';
+import { type RunningNetwork, type UpOptions, up } from './up.js';
 
 function logLevel(v: string): LogLevel {
   if (!isLogLevel(v)) throw new InvalidArgumentError('one of debug, info, warn, error, silent');

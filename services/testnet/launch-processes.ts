@@ -1,0 +1,321 @@
+/**
+ * `shallot up --process-per-node`: each authority, relay, the client and
+ * each onion-service instance is a child process running its own entry
+ * point (dist/services/<service>/main.js), logging to
+ * `<data-dir>/logs/<node>.log`. A child holds a pipe from the launcher on
+ * fd 3 and stops itself when it closes, so no node outlives the launcher.
+ */
+
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { testnetMinUptime } from '../directory/admission.js';
+import { type AuthorityEndpoint, fetchConsensus, formatAuthorityList } from '../directory/dir-client.js';
+import { formatParams } from '../directory/params-option.js';
+import { LAUNCHER_FD_ENV } from '../net/cli.js';
+import { onionIdentityFile } from './client-auth.js';
+import { clientAuthFor, type RunningNetwork, type UpOptions } from './launch.js';
+import { PortAllocator } from './ports.js';
+import type { ProgressSink } from './progress.js';
+import { type NetworkState, type NodeEntry, writeState, writeTargets } from './state.js';
+import { startWebTarget } from './web.js';
+
+const self = fileURLToPath(import.meta.url);
+// Children run compiled entries: from dist/ normally, and from the build
+// output when this module itself runs from source (tests).
+const servicesDir = self.endsWith('.ts')
+  ? path.resolve(path.dirname(self), '../../dist/services')
+  : path.resolve(path.dirname(self), '..');
+const entry = (service: string) => path.join(servicesDir, service, 'main.js');
+
+/** The authorities' flag thresholds for `shallot up` (admission.ts testnetMinUptime). */
+function testnetUptimeArgs(votingIntervalSec: number): string[] {
+  const t = testnetMinUptime(votingIntervalSec);
+  return [
+    '--stable-min-uptime',
+    String(t.stable),
+    '--guard-min-uptime',
+    String(t.guard),
+    '--hsdir-min-uptime',
+    String(t.hsdir),
+  ];
+}
+
+export async function upProcesses(o: UpOptions, progress: ProgressSink): Promise<RunningNetwork> {
+  const ports = new PortAllocator(o.basePort);
+  const children: ChildProcess[] = [];
+  const nodes: NodeEntry[] = [];
+  const logs = path.join(o.dataDir, 'logs');
+  await mkdir(logs, { recursive: true, mode: 0o700 });
+  const common = ['--log-level', o.logLevel, ...(o.tls ? [] : ['--no-tls'])];
+  // Only the nodes that build circuits take --handshake; relays answer both.
+  const building = [...common, '--handshake', o.handshake, ...(o.vanguardsLite ? ['--vanguards-lite'] : [])];
+  const launch = (
+    name: string,
+    role: NodeEntry['role'],
+    script: string,
+    args: string[],
+    metricsPort: number,
+  ) => {
+    const out = createWriteStream(path.join(logs, `${name}.log`), { flags: 'a', mode: 0o600 });
+    // fd 3 is a pipe only the launcher holds open: when the launcher dies by
+    // any signal, kill -9 included, the kernel closes it and the node stops
+    // itself (net/cli.ts watchLauncher).
+    const child = spawn(process.execPath, [script, ...args, '--ops-port', String(metricsPort)], {
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+      env: { ...process.env, [LAUNCHER_FD_ENV]: '3' },
+    });
+    child.stdout?.pipe(out);
+    child.stderr?.pipe(out);
+    children.push(child);
+    nodes.push({ name, role, metrics: `127.0.0.1:${metricsPort}`, pid: child.pid });
+    return child;
+  };
+  const stop = async () => {
+    await Promise.all(
+      children.map(
+        (c) =>
+          new Promise<void>((resolve) => {
+            if (c.exitCode !== null || c.signalCode !== null) return resolve();
+            const t = setTimeout(() => c.kill('SIGKILL'), 8_000);
+            c.once('exit', () => {
+              clearTimeout(t);
+              resolve();
+            });
+            c.kill('SIGTERM');
+          }),
+      ),
+    );
+  };
+  try {
+    const endpoints: AuthorityEndpoint[] = [];
+    for (let i = 0; i < o.authorities; i++) {
+      const keyFile = path.join(o.dataDir, `authority${i}`, 'keys.json');
+      const id = execFileSync(process.execPath, [
+        entry('directory'),
+        '--key-file',
+        keyFile,
+        '--print-identity',
+      ])
+        .toString()
+        .trim();
+      endpoints.push({ identity: id, url: `http://127.0.0.1:${await ports.take()}` });
+    }
+    const auths = formatAuthorityList(endpoints);
+    for (let i = 0; i < o.authorities; i++) {
+      const keyFile = path.join(o.dataDir, `authority${i}`, 'keys.json');
+      const port = new URL(endpoints[i]?.url ?? '').port;
+      launch(
+        `auth${i}`,
+        'authority',
+        entry('directory'),
+        [
+          '--key-file',
+          keyFile,
+          '--port',
+          port,
+          '--authorities',
+          auths,
+          '--voting-interval',
+          String(o.votingInterval),
+          '--name',
+          `auth${i}`,
+          // Every relay here shares 127.0.0.1: no per-address cap, as C tor's
+          // TestingTorNetwork (AuthDirMaxServersPerAddr 0); forged descriptors are
+          // kept out by the reachability handshake (identity checked) instead.
+          '--max-servers-per-addr',
+          '0',
+          ...testnetUptimeArgs(o.votingInterval),
+          // The bandwidth scanner's circuits use the network's handshake.
+          '--handshake',
+          o.handshake,
+          ...(o.consensusParams && Object.keys(o.consensusParams).length > 0
+            ? ['--params', formatParams(o.consensusParams)]
+            : []),
+          '--log-level',
+          o.logLevel,
+        ],
+        await ports.take(),
+      );
+      progress.update({ stage: 'authorities', done: i + 1, total: o.authorities });
+    }
+    // Exits refuse streams back into the network (C tor's re-entry rule,
+    // core/relay-pivot.ts). The consensus names relays' and authorities'
+    // ports; every ops port and the SOCKS port it cannot name, so they are
+    // allocated before any relay starts and handed to the exits.
+    const relayPorts: { or: number; ops: number }[] = [];
+    for (let i = 0; i < o.relays; i++) relayPorts.push({ or: await ports.take(), ops: await ports.take() });
+    const socksPort = await ports.take(o.socksPort);
+    const tunnelPort = o.httpTunnelPort === undefined ? null : await ports.take(o.httpTunnelPort);
+    const clientOps = await ports.take();
+    const onionOps: number[] = [];
+    for (let i = 0; i < o.onionServices * o.instances; i++) onionOps.push(await ports.take());
+    const reentryReject = [
+      ...nodes.flatMap((n) => (n.metrics ? [n.metrics] : [])),
+      ...[
+        ...relayPorts.map((p) => p.ops),
+        socksPort,
+        ...(tunnelPort ? [tunnelPort] : []),
+        clientOps,
+        ...onionOps,
+      ].map((p) => `127.0.0.1:${p}`),
+    ].join(',');
+    for (const [i, p] of relayPorts.entries()) {
+      launch(
+        `relay${i}`,
+        'relay',
+        entry('relay'),
+        [
+          '--key-file',
+          path.join(o.dataDir, `relay${i}`, 'keys.json'),
+          '--nickname',
+          `relay${i}`,
+          '--key-rotation',
+          String(o.keyRotation),
+          '--port',
+          String(p.or),
+          '--authorities',
+          auths,
+          ...(i < o.exits ? ['--exit', '--reentry-reject', reentryReject] : []),
+          ...common,
+        ],
+        p.ops,
+      );
+      progress.update({ stage: 'relays', done: i + 1, total: o.relays });
+    }
+    const deadline = Date.now() + o.bootstrapTimeout * 1000;
+    for (;;) {
+      const listed = await fetchConsensus(endpoints, { nowMs: Date.now(), timeoutMs: 2_000 }).then(
+        (r) => r.consensus.relays.length,
+        () => 0,
+      );
+      progress.update({ stage: 'consensus', done: listed, total: o.relays });
+      if (listed >= o.relays) break;
+      if (Date.now() > deadline)
+        throw new Error(`consensus lists ${listed} of ${o.relays} relays; see ${logs}`);
+      if (children.some((c) => c.exitCode !== null))
+        throw new Error(`a node exited during bootstrap; see ${logs}`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    const auth = await clientAuthFor(o);
+    launch(
+      'client',
+      'client',
+      entry('client'),
+      [
+        '--authorities',
+        auths,
+        '--socks-port',
+        String(socksPort),
+        ...(tunnelPort ? ['--http-tunnel-port', String(tunnelPort)] : []),
+        '--data-dir',
+        path.join(o.dataDir, 'client'),
+        ...(auth ? ['--onion-auth-dir', auth.clientDir] : []),
+        ...(o.maxCircuitDirtiness ? ['--max-circuit-dirtiness', String(o.maxCircuitDirtiness)] : []),
+        ...building,
+      ],
+      clientOps,
+    );
+    progress.line('bootstrapping: client fetching the consensus');
+    await waitReady(`http://127.0.0.1:${clientOps}/readyz`, deadline);
+    const web = await startWebTarget('127.0.0.1', await ports.take());
+    const services: NetworkState['onionServices'] = [];
+    for (let s = 0; s < o.onionServices; s++) {
+      const keyFile = onionIdentityFile(o.dataDir, s);
+      for (let inst = 0; inst < o.instances; inst++) {
+        const opsPort = onionOps[s * o.instances + inst] ?? 0;
+        const child = launch(
+          `onion${s}-${inst}`,
+          'onion-service',
+          entry('onion-service'),
+          [
+            '--key-file',
+            keyFile,
+            '--authorities',
+            auths,
+            '--backend',
+            'builtin',
+            // The same service name as in one-process mode, for metric labels and logs.
+            '--name',
+            `onion${s}`,
+            '--instance',
+            String(inst),
+            '--intro-points',
+            String(o.introPoints),
+            ...(auth ? ['--authorized-clients-dir', auth.serviceDirs[s] as string] : []),
+            ...building,
+          ],
+          opsPort,
+        );
+        const address = await firstLine(child, /([a-z2-7]{56}\.onion)/, o.bootstrapTimeout * 1000);
+        progress.line(
+          `bootstrapping: onion service onion${s} instance ${inst + 1}/${o.instances} publishing`,
+        );
+        // Ready once its descriptor is on the HSDirs.
+        await waitReady(`http://127.0.0.1:${opsPort}/readyz`, deadline);
+        if (inst === 0) services.push({ name: `onion${s}`, address, instances: o.instances });
+      }
+    }
+    progress.done();
+    const state: NetworkState = {
+      version: 1,
+      startedAt: new Date().toISOString(),
+      pid: process.pid,
+      mode: 'process-per-node',
+      authorities: endpoints,
+      socks: `127.0.0.1:${socksPort}`,
+      ...(tunnelPort ? { httpTunnel: `127.0.0.1:${tunnelPort}` } : {}),
+      web: `127.0.0.1:${web.port}`,
+      onionServices: services,
+      nodes,
+      targetsFile: await writeTargets(o.dataDir, nodes, 'local'),
+    };
+    await writeState(o.dataDir, state);
+    return {
+      state,
+      stop: async () => {
+        await stop();
+        await web.close();
+      },
+    };
+  } catch (e) {
+    progress.done();
+    await stop();
+    throw e;
+  }
+}
+
+/** Polls a /readyz URL until it answers 200 or the deadline passes. */
+async function waitReady(url: string, deadline: number): Promise<void> {
+  for (;;) {
+    const ok = await fetch(url, { signal: AbortSignal.timeout(2_000) }).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`${url} not ready in time`);
+    await new Promise((r) => setTimeout(r, 300));
+  }
+}
+
+/** Resolves with the first match of `re` in the child's stdout. */
+function firstLine(child: ChildProcess, re: RegExp, timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    const timer = setTimeout(
+      () => reject(new Error('onion service did not print its address in time')),
+      timeoutMs,
+    );
+    child.stdout?.on('data', (d: Buffer) => {
+      buf += d.toString();
+      const m = re.exec(buf);
+      if (m?.[1]) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    });
+    child.once('exit', () => reject(new Error('onion service exited during start')));
+  });
+}
