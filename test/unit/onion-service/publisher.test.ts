@@ -1,0 +1,192 @@
+// The descriptor publisher on its own (publisher.ts), with a fake clock and
+// a circuit manager that records the HSDirs it is asked to reach and
+// reaches none: when an upload round starts (not without intro points, not
+// while one is settling, at once on a change of the intro set, 5 s after a
+// round some HSDir missed), where it goes (the ring periods.ts computes for
+// each period), and which periods it keeps.
+import { Registry } from 'prom-client';
+import { describe, expect, it } from 'vitest';
+import type { BuildRequest, CircuitManager } from '../../../services/client/circuit-manager.js';
+import { NetDir } from '../../../services/client/netdir.js';
+import { ed25519Expand, ed25519PublicFromSeed, randomBytes } from '../../../services/core/crypto.js';
+import type { Consensus } from '../../../services/core/dir/consensus.js';
+import type { ConsensusRelay } from '../../../services/core/dir/relay-entry.js';
+import type { IntroPointInfo } from '../../../services/core/hs-descriptor.js';
+import { blindExpandedKey, blindIdentity, hsSubcredential } from '../../../services/core/hs-keys.js';
+import { timePeriodParams } from '../../../services/core/hs-time.js';
+import { relayLinkSpecifiers } from '../../../services/core/link-specifiers.js';
+import { metricsFor } from '../../../services/metrics/metrics.js';
+import { silentLogger } from '../../../services/net/log.js';
+import type { OriginCircuit } from '../../../services/net/origin-circuit.js';
+import { serviceDescriptorPeriods, uploadHsDirs } from '../../../services/onion-service/periods.js';
+import {
+  DescriptorPublisher,
+  type PeriodKeys,
+  type PublishedEvent,
+} from '../../../services/onion-service/publisher.js';
+import { seededRng } from '../../helpers/seeded-rng.js';
+
+function relay(i: number): ConsensusRelay {
+  return {
+    nickname: `r${i}`,
+    identity: ed25519PublicFromSeed(new Uint8Array(32).fill(i)),
+    ntorOnionKey: new Uint8Array(32).fill(i),
+    address: `10.0.${i}.1`,
+    orPort: 5000 + i,
+    publishedMs: 0,
+    flags: ['Fast', 'HSDir', 'Running', 'Stable', 'Valid'],
+    exitPolicy: { rules: [] },
+    family: [],
+    descriptorDigest: new Uint8Array(32),
+    bandwidth: 1000,
+  };
+}
+
+const T0 = Date.UTC(2025, 0, 1, 12);
+const consensus: Consensus = {
+  validAfterMs: T0,
+  freshUntilMs: T0 + 10_000,
+  validUntilMs: T0 + 30_000,
+  votingIntervalSec: 10,
+  knownFlags: ['Fast', 'HSDir', 'Running', 'Stable', 'Valid'],
+  params: {},
+  sharedRandCurrent: { reveals: 3, value: new Uint8Array(32).fill(0xc1) },
+  sharedRandPrevious: { reveals: 3, value: new Uint8Array(32).fill(0xb2) },
+  relays: Array.from({ length: 12 }, (_, i) => relay(i + 1)),
+  bandwidthWeights: {},
+  authorities: [],
+};
+const params = timePeriodParams({ votingIntervalSec: 10, testnet: true });
+
+function introPoint(): IntroPointInfo {
+  const r = consensus.relays[0]!;
+  return {
+    linkSpecifiers: relayLinkSpecifiers({
+      address: r.address,
+      port: r.orPort,
+      legacyId: new Uint8Array(20),
+      ed25519Id: r.identity,
+    }),
+    onionKey: r.ntorOnionKey,
+    authKey: randomBytes(32),
+    encKey: randomBytes(32),
+  };
+}
+
+function setup() {
+  const dir = new NetDir(consensus);
+  let now = T0;
+  const builds: BuildRequest[] = [];
+  const circuits: Pick<CircuitManager, 'build'> = {
+    build: (req: BuildRequest): Promise<OriginCircuit> => {
+      builds.push(req);
+      return Promise.reject(new Error('no network here'));
+    },
+  };
+  const seed = randomBytes(32);
+  const identityPub = ed25519PublicFromSeed(seed);
+  const keysFor = (tp: number): PeriodKeys => {
+    const len = BigInt(params.lengthMinutes);
+    const blindedPub = blindIdentity(identityPub, BigInt(tp), len);
+    return {
+      blindedPub,
+      blindedKey: blindExpandedKey(ed25519Expand(seed), BigInt(tp), len),
+      subcredential: hsSubcredential(identityPub, blindedPub),
+    };
+  };
+  const publisher = new DescriptorPublisher(
+    {
+      circuits,
+      logger: silentLogger,
+      metrics: metricsFor(new Registry()).service,
+      now: () => now,
+      rng: seededRng(7),
+    },
+    { name: 'svc', instance: 'a', onion: 'x.onion', identityPub },
+  );
+  const periods = serviceDescriptorPeriods(consensus, params);
+  publisher.setPeriods(periods, keysFor);
+  const rounds: PublishedEvent[] = [];
+  publisher.on('published', (e) => rounds.push(e));
+  const maintain = (introPoints: IntroPointInfo[], settling = false) =>
+    publisher.maintain({ relays: dir.relays, params, introPoints, settling });
+  /** Waits for `n` rounds in all to have finished. */
+  const roundsDone = async (n: number) => {
+    while (rounds.length < n) await new Promise((r) => setTimeout(r, 5));
+  };
+  const ring = periods.map((p) => uploadHsDirs(dir.relays, keysFor(p.tp).blindedPub, p, params));
+  return {
+    publisher,
+    builds,
+    rounds,
+    maintain,
+    roundsDone,
+    ring,
+    periods,
+    keysFor,
+    advance: (ms: number) => {
+      now += ms;
+    },
+  };
+}
+
+describe('DescriptorPublisher', () => {
+  it('uploads nothing without an intro point, or while one is settling', async () => {
+    const t = setup();
+    t.maintain([]);
+    t.maintain([introPoint()], true);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(t.builds).toHaveLength(0);
+    expect(t.rounds).toHaveLength(0);
+  });
+
+  it('sends each period’s descriptor to that period’s HSDirs over hsdir circuits', async () => {
+    const t = setup();
+    t.maintain([introPoint()]);
+    await t.roundsDone(2);
+    expect(t.builds.every((b) => b.purpose === 'hsdir')).toBe(true);
+    const asked = t.builds.map((b) => b.lastHop?.id).sort();
+    const expected = t.ring.flat().map((r) => r.id);
+    expect(asked).toEqual(expected.sort());
+    expect(t.ring.every((hsdirs) => hsdirs.length > 0)).toBe(true);
+    expect(t.rounds.map((r) => r.tp).sort()).toEqual(t.periods.map((p) => p.tp).sort());
+    expect(t.rounds.every((r) => r.uploaded === 0 && r.failed > 0 && r.introPoints === 1)).toBe(true);
+    expect(t.publisher.published).toBe(0);
+    expect(t.publisher.bestPublished).toBeNull();
+  });
+
+  it('retries a round some HSDir missed after 5 s, not before', async () => {
+    const t = setup();
+    const ips = [introPoint()];
+    t.maintain(ips);
+    await t.roundsDone(2);
+    const first = t.builds.length;
+    t.advance(4_999);
+    t.maintain(ips);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(t.builds).toHaveLength(first);
+    t.advance(1);
+    t.maintain(ips);
+    await t.roundsDone(4);
+    expect(t.builds).toHaveLength(2 * first);
+  });
+
+  it('uploads at once when the intro set changes', async () => {
+    const t = setup();
+    t.maintain([introPoint()]);
+    await t.roundsDone(2);
+    t.maintain([introPoint(), introPoint()]);
+    await t.roundsDone(4);
+    expect(t.rounds.slice(2).map((r) => r.introPoints)).toEqual([2, 2]);
+  });
+
+  it('forgets a period that is no longer named, and keeps the others', async () => {
+    const t = setup();
+    const second = t.periods[1];
+    t.publisher.setPeriods([second!], t.keysFor);
+    expect(t.publisher.periods).toEqual([second!.tp]);
+    t.maintain([introPoint()]);
+    await t.roundsDone(1);
+    expect(t.rounds.map((r) => r.tp)).toEqual([second!.tp]);
+  });
+});
