@@ -171,11 +171,12 @@ export function timeArgs(item: Item, n: number, what: string): number {
   const m = /^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})$/.exec(s);
   if (!m) throw new InvalidError(what, `${item.keyword} has a bad time`);
   const [y, mo, d, h, mi, se] = m.slice(1).map(Number) as [number, number, number, number, number, number];
-  const ms = Date.UTC(y, mo - 1, d, h, mi, se);
-  const back = new Date(ms);
-  // Date.UTC rolls 2024-02-31 over to March; C tor's parse_iso_time rejects it.
-  if (back.getUTCDate() !== d || back.getUTCMonth() !== mo - 1 || h > 23 || mi > 59 || se > 60)
+  // Fields in range (second 60 allowed for leap seconds, as C tor's parse_iso_time does); the
+  // day must exist in its month, since Date.UTC would roll 02-31 over into March.
+  const daysInMonth = new Date(Date.UTC(y, mo, 0)).getUTCDate();
+  if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > daysInMonth || h > 23 || mi > 59 || se > 60)
     throw new InvalidError(what, `${item.keyword} has a bad time`);
+  const ms = Date.UTC(y, mo - 1, d, h, mi, se);
   return ms;
 }
 

@@ -102,11 +102,12 @@ function dropAnnotations(text: string): string {
       pending.push(line);
       continue;
     }
-    if (!(line === 'onion-key' || line.startsWith('onion-key '))) kept.push(...pending);
+    // A loop, not push(...pending): a spread of 10^5 lines overflows the stack.
+    if (!(line === 'onion-key' || line.startsWith('onion-key '))) for (const p of pending) kept.push(p);
     pending = [];
     kept.push(line);
   }
-  kept.push(...pending);
+  for (const p of pending) kept.push(p);
   return kept.join('\n');
 }
 

@@ -97,6 +97,7 @@ describe('C tor microdesc consensus: parsing', () => {
   });
 
   it('refuses documents whose sections or items are out of order or miscounted', () => {
+    // Each case below changes one thing in TEXT, which parses (tests above).
     const firstR = TEXT.indexOf('\nr ') + 1;
     const cases: [string, string][] = [
       ['ns flavour', TEXT.replace('network-status-version 3 microdesc', 'network-status-version 3')],

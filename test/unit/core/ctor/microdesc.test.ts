@@ -13,7 +13,7 @@ import { expectOnlyTypedErrors } from '../../../helpers/typed-errors.js';
 const vector = (f: string) => readFileSync(new URL(`../../../vectors/ctor/${f}`, import.meta.url), 'utf8');
 const MDS = vector('microdescs.txt');
 const CONSENSUS = vector('consensus-microdesc.txt');
-const FIRST = MDS.slice(0, MDS.indexOf('onion-key', 1));
+const FIRST = MDS.slice(0, MDS.indexOf('\nonion-key') + 1);
 
 describe('C tor microdescriptors', () => {
   const mds = parseMicrodescs(MDS);
@@ -64,6 +64,8 @@ describe('C tor microdescriptors', () => {
   });
 
   it('refuses malformed documents with InvalidError', () => {
+    // Each case below changes one thing in a microdescriptor that parses.
+    expect(parseMicrodescs(FIRST)).toHaveLength(1);
     const cases: [string, string][] = [
       ['no ntor key', FIRST.replace(/^ntor-onion-key .*\n/m, '')],
       ['two ntor keys', FIRST.replace(/^(ntor-onion-key .*\n)/m, '$1$1')],
@@ -98,6 +100,13 @@ describe('hostile microdescriptors', () => {
       { numRuns: 200 },
     );
     for (let n = 0; n < MDS.length; n += 5) expectOnlyTypedErrors(() => parseMicrodescs(MDS.slice(0, n)));
+  });
+
+  it('a flood of annotation lines is one linear pass (a backtracking scan would not finish)', () => {
+    const flood = `${'@a\n'.repeat(600_000)}x\n`;
+    expect(() => parseMicrodescs(flood, { annotations: 'allow' })).toThrow(InvalidError);
+    const before = `${'@a\n'.repeat(600_000)}${FIRST}`;
+    expect(parseMicrodescs(before, { annotations: 'allow' })).toHaveLength(1);
   });
 
   it('an oversized answer is refused before parsing', () => {
