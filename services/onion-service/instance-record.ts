@@ -20,7 +20,7 @@
  *   64  Ed25519 signature over "shallot-onion-instance-record-v1\0" | all the above
  *
  * Not in this module: fetching and serving records (instance-peers.ts), the
- * merge into the descriptor (service.ts).
+ * merge into the descriptor (intro-points.ts).
  *
  * Design notes: a derived key rather than the identity key itself, so this
  * signature can never be confused with one of Tor's (the identity key signs

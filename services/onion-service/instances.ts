@@ -15,7 +15,7 @@
  *
  * Revision counters (rend-spec-v3 §2.4: an HSDir keeps an upload only if
  * its revision-counter is above the stored one, as C tor's hs_cache does):
- * every instance counts milliseconds since the epoch (service.ts), so the
+ * every instance counts milliseconds since the epoch (publisher.ts), so the
  * latest upload wins. Instances list the same merged set, so it does not
  * matter whose wins: an upload that lost a race with a peer's is refused
  * and retried 5 s later with a newer counter, and a change of one

@@ -38,7 +38,7 @@
  *    circuits to one cookie.
  *
  * Not in this module: the hs-ntor math and cell codecs (core/hs-cells.ts),
- * the rate limit and rendezvous (service.ts).
+ * applying them, the rate limit and rendezvous (introduce-handler.ts).
  */
 
 import { concat, toHex } from '../core/bytes.js';

@@ -17,7 +17,7 @@
  *   at INTRODUCE2, after the client's INTRODUCE_ACK timer, so it ends first
  *   (inner < outer).
  *
- * Not in this module: the circuit itself (service.ts) and the build
+ * Not in this module: the circuit itself (introduce-handler.ts) and the build
  * timeouts of onion-service circuits, which the circuit manager applies
  * (core/cbt.ts `hsTimeoutMs`/`hsCloseMs`, as C tor's `hs_circ_has_timed_out`).
  *
