@@ -7,9 +7,14 @@
  * - `RunHistory` records each reachability test (reachability.ts) and
  *   answers "reachable now?" and "up for how long?" from what this
  *   authority saw, not from the descriptor (C tor rephist.c keeps the same
- *   history for MTBF/WFU). A relay never seen up is not reachable; one seen
- *   up and then only timing out is forgiven for a grace period (a loaded
- *   host), one that refused or answered with another identity is down.
+ *   history for MTBF/WFU). A relay never seen up is not reachable. A listed
+ *   relay loses Running only after FAILED_ROUNDS_TO_DROP failed re-tests in
+ *   trusted rounds, or when its last success is REACHABLE_TIMEOUT_MS old.
+ *   Fail-safe: a round in which most re-tests failed says more about this
+ *   authority (a starved event loop, a paused process, its own network)
+ *   than about the relays, so its failures are not recorded at all
+ *   (`observeRound`); its successes are (a handshake that completed is
+ *   proof). An overloaded authority therefore cannot delist the network.
  * - `omitAsSybil` (C tor get_possible_sybil_list): of the relays sharing an
  *   address, only the `max` best are listed (best = higher credible
  *   bandwidth, then longer uptime, then lower identity); 0 = no limit. On an
@@ -42,30 +47,81 @@ export function testnetMinUptime(votingIntervalSec: number): {
   return { stable: 0, guard: Math.ceil(votingIntervalSec / 5), hsdir: 0 };
 }
 
+/**
+ * C tor (reachability.h REACHABLE_TIMEOUT): Running only if found reachable
+ * within the last 45 minutes. Kept as the backstop for rounds that are
+ * never trusted; the round count below is what acts on a testnet.
+ */
+export const REACHABLE_TIMEOUT_MS = 45 * 60_000;
+/**
+ * Failed re-tests (in trusted rounds, consecutive) before a listed relay
+ * loses Running. C tor tests each relay once per REACHABILITY_TEST_CYCLE_PERIOD
+ * (128 x 10 s, about 21 minutes) and keeps Running for REACHABLE_TIMEOUT
+ * (45 minutes) after the last success, so a relay is dropped after missing
+ * two test cycles; our authorities re-test every relay once per voting
+ * interval, so the same rule is two failed rounds, not 45 minutes.
+ */
+export const FAILED_ROUNDS_TO_DROP = 2;
+
 interface Run {
   /** Start of the current unbroken run of successful tests. */
   since: number;
   lastUp: number;
+  /** Trusted rounds in a row whose re-test failed. */
+  failedRounds: number;
+}
+
+/** What one round of re-tests meant (observeRound). */
+export interface RoundVerdict {
+  trusted: boolean;
+  tested: number;
+  failed: number;
 }
 
 export class RunHistory {
   private readonly runs = new Map<string, Run>();
 
+  /**
+   * One test outside a round (the admission test of a new descriptor): a
+   * success starts or extends the run; a failure alone changes nothing (C
+   * tor dirserv_orconn_tls_done only ever moves last_reachable forward).
+   */
   observe(id: string, result: ProbeResult, nowMs: number): void {
+    if (result !== 'up') return;
     const run = this.runs.get(id);
-    if (result === 'up') {
-      if (run) run.lastUp = nowMs;
-      else this.runs.set(id, { since: nowMs, lastUp: nowMs });
-    } else if (result !== 'timeout') {
-      // A definite failure ends the run (C tor: a failed reachability test marks it down).
-      this.runs.delete(id);
-    }
+    if (run) {
+      run.lastUp = nowMs;
+      run.failedRounds = 0;
+    } else this.runs.set(id, { since: nowMs, lastUp: nowMs, failedRounds: 0 });
   }
 
-  /** Up at the last test, or only timed out since, within `graceMs` of the last success. */
-  reachable(id: string, nowMs: number, graceMs: number): boolean {
+  /**
+   * The re-tests of every listed relay before a vote. Successes always
+   * count. Failures count only if the round is trusted: at most half of
+   * its tests failed (more than half failing is taken as this authority's
+   * own trouble, and none of the failures is recorded).
+   */
+  observeRound(results: ReadonlyMap<string, ProbeResult>, nowMs: number): RoundVerdict {
+    let failed = 0;
+    for (const r of results.values()) if (r !== 'up') failed++;
+    const trusted = failed * 2 <= results.size;
+    for (const [id, result] of results) {
+      if (result === 'up') {
+        this.observe(id, result, nowMs);
+        continue;
+      }
+      const run = this.runs.get(id);
+      if (!trusted || !run) continue;
+      run.failedRounds++;
+      if (run.failedRounds >= FAILED_ROUNDS_TO_DROP) this.runs.delete(id);
+    }
+    return { trusted, tested: results.size, failed };
+  }
+
+  /** Seen up, fewer than FAILED_ROUNDS_TO_DROP trusted failures since, last success within REACHABLE_TIMEOUT_MS. */
+  reachable(id: string, nowMs: number): boolean {
     const run = this.runs.get(id);
-    return run !== undefined && nowMs - run.lastUp <= graceMs;
+    return run !== undefined && nowMs - run.lastUp <= REACHABLE_TIMEOUT_MS;
   }
 
   /** Seconds of the current run (0 if none). */

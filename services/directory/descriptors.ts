@@ -310,24 +310,33 @@ export class DescriptorStore {
 
   /**
    * Re-tests verified relays (free while their channel is open) and records
-   * the results. Bounded by `deadline`: a test still running then counts as
-   * a timeout (forgiven within the grace), so the vote is never late.
+   * the round (admission.ts observeRound: failures count only when at most
+   * half failed). Bounded by `deadline`: a test still running then counts as
+   * a timeout, so the vote is never late.
    */
   private async reprobe(descs: readonly StoredDescriptor[], deadline: number): Promise<void> {
     const tester = this.tester;
-    if (!tester) return;
+    if (!tester || descs.length === 0) return;
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<'timeout'>((resolve) => {
       timer = setTimeout(() => resolve('timeout'), Math.max(0, deadline - this.ctx.now()));
     });
+    const results = new Map<string, ProbeResult>();
     await Promise.all(
       descs.map(async (d) => {
         const result = await Promise.race([tester.probe(probeTarget(d.desc), true), late]);
         this.countProbe(result);
-        this.history.observe(toHex(d.desc.identity), result, this.ctx.now());
+        results.set(toHex(d.desc.identity), result);
       }),
     );
     clearTimeout(timer);
+    const verdict = this.history.observeRound(results, this.ctx.now());
+    if (!verdict.trusted) {
+      this.ctx.log.warn('most reachability tests failed this round; trusting none of the failures', {
+        tested: verdict.tested,
+        failed: verdict.failed,
+      });
+    }
   }
 
   /**
@@ -380,9 +389,7 @@ export class DescriptorStore {
     if (this.stopped) return null;
     const nowMs = now();
     const probing = this.tester !== null;
-    // Forgive timeouts for two intervals after the last success (a loaded host).
-    const grace = 2 * this.ctx.intervalMs;
-    const reachable = (id: string) => !probing || this.history.reachable(id, nowMs, grace);
+    const reachable = (id: string) => !probing || this.history.reachable(id, nowMs);
     const measuredOf = (id: string) => {
       const m = this.measures ? this.measured.get(id) : undefined;
       return m ? lowMedian(m.samples) : undefined;

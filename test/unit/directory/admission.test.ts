@@ -1,42 +1,94 @@
 // The authority's own uptime history and the per-address cap
-// (services/directory/admission.ts; C tor rephist.c, get_possible_sybil_list).
+// (services/directory/admission.ts; C tor rephist.c, voteflags.c
+// dirserv_set_router_is_running, get_possible_sybil_list).
 import { describe, expect, it } from 'vitest';
 import {
   DEFAULT_MAX_SERVERS_PER_ADDR,
   DEFAULT_MAX_SERVERS_PER_AUTH_ADDR,
+  FAILED_ROUNDS_TO_DROP,
   omitAsSybil,
+  REACHABLE_TIMEOUT_MS,
   RunHistory,
   type SybilCandidate,
 } from '../../../services/directory/admission.js';
+import type { ProbeResult } from '../../../services/directory/reachability.js';
 
 describe('RunHistory', () => {
+  const round = (h: RunHistory, nowMs: number, results: Record<string, ProbeResult>) =>
+    h.observeRound(new Map(Object.entries(results)), nowMs);
+
   it('a relay never seen up is neither reachable nor up', () => {
     const h = new RunHistory();
     h.observe('a', 'timeout', 1000);
-    expect(h.reachable('a', 1000, 10_000)).toBe(false);
-    expect(h.uptimeSec('a', 1000)).toBe(0);
+    round(h, 2000, { a: 'refused', b: 'up', c: 'up' });
+    expect(h.reachable('a', 2000)).toBe(false);
+    expect(h.uptimeSec('a', 2000)).toBe(0);
   });
 
-  it('counts uptime from the first success of the current run; timeouts are forgiven within the grace', () => {
+  it('counts uptime from the first success of the current run', () => {
     const h = new RunHistory();
     h.observe('a', 'up', 0);
-    h.observe('a', 'up', 5_000);
+    round(h, 5_000, { a: 'up' });
     expect(h.uptimeSec('a', 7_000)).toBe(7);
-    h.observe('a', 'timeout', 8_000);
-    expect(h.reachable('a', 8_000, 10_000)).toBe(true);
-    expect(h.reachable('a', 15_001, 10_000)).toBe(false);
-    expect(h.uptimeSec('a', 8_000)).toBe(8);
+    expect(h.reachable('a', 7_000)).toBe(true);
   });
 
-  it('a refusal or another identity ends the run', () => {
-    for (const bad of ['refused', 'wrong-identity', 'failed'] as const) {
+  it(`drops Running after ${FAILED_ROUNDS_TO_DROP} failed trusted rounds in a row, whatever the failure`, () => {
+    expect(FAILED_ROUNDS_TO_DROP).toBe(2);
+    for (const bad of ['refused', 'wrong-identity', 'failed', 'timeout'] as const) {
       const h = new RunHistory();
-      h.observe('a', 'up', 0);
-      h.observe('a', bad, 1_000);
-      expect(h.reachable('a', 1_000, 10_000)).toBe(false);
-      h.observe('a', 'up', 2_000);
-      expect(h.uptimeSec('a', 3_000)).toBe(1);
+      for (const id of ['a', 'b', 'c']) h.observe(id, 'up', 0);
+      expect(round(h, 1_000, { a: bad, b: 'up', c: 'up' })).toEqual({ trusted: true, tested: 3, failed: 1 });
+      expect(h.reachable('a', 1_000)).toBe(true);
+      round(h, 2_000, { a: bad, b: 'up', c: 'up' });
+      expect(h.reachable('a', 2_000)).toBe(false);
+      // Back up: a new run.
+      round(h, 3_000, { a: 'up', b: 'up', c: 'up' });
+      expect(h.reachable('a', 3_000)).toBe(true);
+      expect(h.uptimeSec('a', 4_000)).toBe(1);
     }
+  });
+
+  it('a success between failures starts the count again', () => {
+    const h = new RunHistory();
+    for (const id of ['a', 'b', 'c']) h.observe(id, 'up', 0);
+    round(h, 1_000, { a: 'timeout', b: 'up', c: 'up' });
+    round(h, 2_000, { a: 'up', b: 'up', c: 'up' });
+    round(h, 3_000, { a: 'timeout', b: 'up', c: 'up' });
+    expect(h.reachable('a', 3_000)).toBe(true);
+    expect(h.uptimeSec('a', 3_000)).toBe(3);
+  });
+
+  it('a failure outside a round (an admission test) changes nothing', () => {
+    const h = new RunHistory();
+    h.observe('a', 'up', 0);
+    for (const bad of ['refused', 'wrong-identity', 'failed', 'timeout'] as const) h.observe('a', bad, 1_000);
+    expect(h.reachable('a', 1_000)).toBe(true);
+  });
+
+  it('trusts none of the failures of a round in which most tests failed (the authority’s own overload)', () => {
+    const h = new RunHistory();
+    const ids = ['a', 'b', 'c', 'd', 'e'];
+    for (const id of ids) h.observe(id, 'up', 0);
+    // Ten rounds of 3 in 5 timing out: nobody is dropped, and the successes still count.
+    for (let i = 1; i <= 10; i++) {
+      const v = round(h, i * 1000, { a: 'timeout', b: 'timeout', c: 'failed', d: 'up', e: 'up' });
+      expect(v).toEqual({ trusted: false, tested: 5, failed: 3 });
+    }
+    for (const id of ids) expect(h.reachable(id, 10_000)).toBe(true);
+    expect(h.uptimeSec('d', 10_000)).toBe(10);
+    // Exactly half failing is still trusted.
+    const v = round(h, 11_000, { a: 'timeout', b: 'timeout', d: 'up', e: 'up' });
+    expect(v.trusted).toBe(true);
+  });
+
+  it(`still drops a relay whose last success is older than C tor's REACHABLE_TIMEOUT (45 min)`, () => {
+    expect(REACHABLE_TIMEOUT_MS).toBe(45 * 60_000);
+    const h = new RunHistory();
+    h.observe('a', 'up', 0);
+    round(h, REACHABLE_TIMEOUT_MS, { a: 'timeout' });
+    expect(h.reachable('a', REACHABLE_TIMEOUT_MS)).toBe(true);
+    expect(h.reachable('a', REACHABLE_TIMEOUT_MS + 1)).toBe(false);
   });
 });
 
