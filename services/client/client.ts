@@ -4,7 +4,7 @@
  *
  * Overview: `start()` bootstraps from the authorities (retrying, with
  * progress in the log), refreshes the consensus before it goes stale
- * (dir-spec §5.1: between fresh-until and valid-until), and opens the
+ * (dir-spec §5.1: in the clients' window after fresh-until), and opens the
  * streams its proxy listeners ask for: exit destinations over 3-hop exit
  * circuits, `.onion` names through the onion connector (onion.ts). A
  * failure is a typed error (connect.ts); the listeners phrase the answer.
@@ -27,7 +27,7 @@ import { type Rng, randomBytes } from '../core/crypto.js';
 import { PathError } from '../core/path.js';
 import { uniformFraction } from '../core/random.js';
 import { EndReason } from '../core/relay-cell.js';
-import { type AuthorityEndpoint, fetchConsensus } from '../directory/dir-client.js';
+import { type AuthorityEndpoint, clientConsensusFetchTime, fetchConsensus } from '../directory/dir-client.js';
 import { type Metrics, metricsFor } from '../metrics/metrics.js';
 import type { Logger } from '../net/log.js';
 import { CircuitError, type OriginCircuit, StreamRefusedError } from '../net/origin-circuit.js';
@@ -157,12 +157,11 @@ export class ShallotClient {
         this.c.logger.info('bootstrapped: consensus loaded', { relays: dir.relays.length, from });
         for (const w of this.consensusWaiters.splice(0)) w();
       }
-      // dir-spec §5.1: fetch again at a random time between fresh-until and
-      // (fresh-until + 7/8 of the remaining validity), so clients spread out.
-      const fresh = consensus.freshUntilMs;
-      const span = Math.max(1_000, ((consensus.validUntilMs - fresh) * 7) / 8);
-      const jitter = this.opts.refreshPromptly ? 250 : uniformFraction(this.rng) * span * 0.5;
-      delayMs = Math.max(this.opts.refreshPromptly ? 250 : 1_000, fresh - this.now() + jitter);
+      // dir-spec §5.1: at a random time in the clients' window (dir-client.ts
+      // clientConsensusFetchTime), so clients do not all fetch at once.
+      delayMs = this.opts.refreshPromptly
+        ? Math.max(250, consensus.freshUntilMs - this.now() + 250)
+        : Math.max(1_000, clientConsensusFetchTime(consensus, uniformFraction(this.rng)) - this.now());
     } catch (e) {
       delayMs = bootstrap && !this.dir ? 1_000 : 5_000;
       this.c.logger[this.dir ? 'warn' : 'info'](

@@ -215,6 +215,24 @@ export async function fetchConsensus(
   throw new DirClientError('no authority served a valid consensus', failures);
 }
 
+/**
+ * When a client fetches its next consensus (dir-spec §5.1; C tor
+ * update_consensus_networkstatus_fetch_time_impl for clients, arti
+ * client_download_range): uniformly between 3/4 of a voting interval after
+ * fresh-until (the caches have the new one by then) and 7/8 of the time
+ * left from there to valid-until, so clients spread their fetches over
+ * most of the validity instead of all asking at fresh-until. `fraction` is
+ * uniform in [0, 1).
+ */
+export function clientConsensusFetchTime(
+  c: Pick<Consensus, 'validAfterMs' | 'freshUntilMs' | 'validUntilMs'>,
+  fraction: number,
+): number {
+  const start = c.freshUntilMs + ((c.freshUntilMs - c.validAfterMs) * 3) / 4;
+  const window = Math.max(0, ((c.validUntilMs - start) * 7) / 8);
+  return Math.floor(start + fraction * window);
+}
+
 const ID_RE = /^[0-9a-fA-F]{64}$/;
 
 /**

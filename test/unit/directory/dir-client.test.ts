@@ -5,7 +5,9 @@ import type { AddressInfo } from 'node:net';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { InvalidError } from '../../../services/core/errors.js';
+import { uniformFraction } from '../../../services/core/random.js';
 import {
+  clientConsensusFetchTime,
   DirClientError,
   DirHttpRequestError,
   fetchConsensus,
@@ -14,6 +16,7 @@ import {
   parseAuthorityList,
   publishDescriptor,
 } from '../../../services/directory/dir-client.js';
+import { seededRng } from '../../helpers/seeded-rng.js';
 
 const idA = 'a'.repeat(64);
 const idB = '0123456789abcdef'.repeat(4);
@@ -123,5 +126,36 @@ describe('httpRequest bounds', () => {
     expect((err as DirClientError).failures.map((f) => f.url).sort()).toEqual(
       [refusing, dead, garbage].sort(),
     );
+  });
+});
+
+describe('clientConsensusFetchTime (dir-spec §5.1)', () => {
+  const H = 3600_000;
+  // dir-spec §5.1's example: valid at 1:00, fresh until 2:00, expires 4:00: between 2:45 and 3:50.
+  const c = { validAfterMs: 1 * H, freshUntilMs: 2 * H, validUntilMs: 4 * H };
+
+  it('spans 3/4 of an interval after fresh-until to 7/8 of what is left before valid-until', () => {
+    expect(clientConsensusFetchTime(c, 0)).toBe(2 * H + 45 * 60_000);
+    expect(clientConsensusFetchTime(c, 1)).toBe(3 * H + 50 * 60_000 + 37_500);
+    // The testnet's shape (valid-until = VA + 3 I): VA + 1.75 I to VA + 2.84 I.
+    const t = { validAfterMs: 0, freshUntilMs: 20_000, validUntilMs: 60_000 };
+    expect(clientConsensusFetchTime(t, 0)).toBe(35_000);
+    expect(clientConsensusFetchTime(t, 1)).toBe(56_875);
+  });
+
+  it('spreads 1,000 clients over the whole window (no stampede at fresh-until)', () => {
+    const rng = seededRng(7);
+    const start = clientConsensusFetchTime(c, 0);
+    const window = clientConsensusFetchTime(c, 1) - start;
+    const tenths = new Array(10).fill(0);
+    for (let i = 0; i < 1000; i++) {
+      const t = clientConsensusFetchTime(c, uniformFraction(rng));
+      expect(t).toBeGreaterThanOrEqual(start);
+      expect(t).toBeLessThan(c.validUntilMs);
+      tenths[Math.min(9, Math.floor(((t - start) / window) * 10))]++;
+    }
+    // Uniform: every tenth of the window gets 100 +- 40.
+    for (const n of tenths) expect(n).toBeGreaterThan(60);
+    for (const n of tenths) expect(n).toBeLessThan(140);
   });
 });
