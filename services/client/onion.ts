@@ -7,20 +7,13 @@
  * Overview, for one request:
  * 1. Decode the address (failure: `bad_address`). Derive the time period,
  *    blinded key A' and subcredential from the consensus (onion-params.ts).
- * 2. Descriptor: from the cache, or fetched over a 3-hop circuit ending at
- *    one of the responsible HSDirs (`GET /tor/hs/3/<b64 A'>` on BEGIN_DIR),
- *    trying them in random order. None has it: `desc_not_found`. Every copy
- *    found fails to verify or decrypt: `desc_invalid`.
- * 3. Rendezvous: a fresh rendezvous point (weighted draw among Stable
- *    relays), a circuit to it and ESTABLISH_RENDEZVOUS with a random
- *    cookie; meanwhile a circuit to an introduction point from the
- *    descriptor. INTRODUCE1 carries the cookie and the rendezvous point's
- *    ntor key and link specifiers, encrypted to the service. A NACK moves on
- *    to the next intro point; all fail: `intro_failed` (`intro_timeout` when
- *    every failure was a timeout). No RENDEZVOUS2 in time, or a bad one:
- *    `rend_failed`.
- * 4. hs-ntor's KEY_SEED gives the virtual hop; the stream is a BEGIN ":port"
- *    through it.
+ * 2. Descriptor: cached or fetched from the responsible HSDirs, either time
+ *    period (onion-descriptors.ts: `desc_not_found`, `desc_invalid`,
+ *    `missing_client_auth`, `wrong_client_auth`).
+ * 3. Introduction and rendezvous (onion-rendezvous.ts: `intro_failed`,
+ *    `intro_timeout`, `rend_failed`): hs-ntor's KEY_SEED gives the virtual
+ *    hop on the rendezvous circuit.
+ * 4. The stream is a BEGIN ":port" through that hop.
  *
  * Design notes:
  * - An open rendezvous circuit is reused for later streams to the same
@@ -28,22 +21,11 @@
  *   rendezvous circuit), until it is `maxDirtinessMs` old; the
  *   CircuitManager's expiry timer closes it once its streams are done. A
  *   BEGIN on it without CONNECTED in `streamTimeoutMs` rendezvouses again.
- * - Time periods (rend-spec-v3 §2.2.1): no HSDir has the current period's
- *   descriptor: the other period's is fetched (onion-params `otherPeriodKeys`).
- * - Intro-point failover: each failure (circuit, NACK, ACK timeout) moves on
- *   to the next intro point and is remembered for 2 min, so later connects
- *   try it last (C tor's client intro state cache); relays the
- *   CircuitManager saw stop answering are tried last as intro points and
- *   skipped as rendezvous points.
  * - Every phase runs inside the SOCKS request's deadline (proxy-server.ts):
  *   its own failure goes out first, else a `timeout` at the deadline.
- * - Descriptors are cached per address for their time period, until
- *   `descriptor-lifetime` has passed. When every intro point of a cached
- *   descriptor fails, it is dropped and fetched once more (the service may
- *   have moved its intro points), as C tor does.
- * - The rendezvous circuit is established before INTRODUCE1 leaves, so the
- *   service's RENDEZVOUS1 always finds the cookie; the RENDEZVOUS2 waiter
- *   is in place before INTRODUCE1 too, so a fast service is never missed.
+ * - When every intro point of a cached descriptor fails, the descriptor is
+ *   dropped and fetched once more (the service may have moved its intro
+ *   points), as C tor does.
  *
  * Metrics: `shallot_onion_connect_seconds` (request to CONNECTED),
  * `shallot_onion_connect_phase_seconds{phase}` (descriptor, introduction,
@@ -54,56 +36,26 @@
  *
  * Client authorization (rend-spec-v3 §2.5.1.2): with a key for the service
  * (`clientAuthKeys`, from Tor-format .auth_private files) the descriptor's
- * inner layer opens with the cookie from its auth-client line; a service
- * that needs a key the client lacks gives `missing_client_auth`, a key
- * that does not open it `wrong_client_auth`, at once (every HSDir holds the same descriptor).
+ * inner layer opens with the cookie from its auth-client line.
  *
  * Not here: pre-built rendezvous circuits; proof-of-work.
  */
 import type { Duplex } from 'node:stream';
 import { Registry } from 'prom-client';
-import { toBase64, toHex } from '../core/bytes.js';
+import { toHex } from '../core/bytes.js';
 import { DestroyReason } from '../core/cells.js';
 import type { ClientAuthPrivate } from '../core/client-auth.js';
-import { legacyIdFromEd25519, type Rng, randomBytes } from '../core/crypto.js';
-import {
-  buildIntroduce1,
-  decodeIntroduceAck,
-  decodeRendezvous2,
-  encodeEstablishRendezvous,
-  IntroduceAckStatus,
-  REND_COOKIE_LEN,
-  splitHandshakeInfo,
-} from '../core/hs-cells.js';
-import {
-  ClientAuthError,
-  decryptHsDescriptor,
-  HS_DESC_MAX_LEN,
-  type HsDescriptorContents,
-  type IntroPointInfo,
-} from '../core/hs-descriptor.js';
-import { hsNtorClientRendezvous, hsRendHopKeys } from '../core/hs-ntor.js';
-import { relayLinkSpecifiers } from '../core/link-specifiers.js';
-import { shuffled } from '../core/random.js';
-import type { RelayMessage } from '../core/relay-cell.js';
-import { hsVirtualHop } from '../core/relay-crypto.js';
+import { type Rng, randomBytes } from '../core/crypto.js';
+import type { HsDescriptorContents } from '../core/hs-descriptor.js';
 import { type Metrics, metricsFor } from '../metrics/metrics.js';
-import { dirRequest } from '../net/dir-http.js';
 import { type Logger, silentLogger } from '../net/log.js';
 import { CircuitError, type OriginCircuit, StreamRefusedError } from '../net/origin-circuit.js';
 import type { CircuitManager } from './circuit-manager.js';
 import { ConnectError, type ConnectErrorKind, type ConnectRequest, withDeadline } from './connect.js';
-import type { NetDir, NetRelay } from './netdir.js';
-import {
-  chooseRendezvousPoint,
-  findIntroRelay,
-  hsDirsToFetch,
-  type OnionPeriodKeys,
-  onionIdentityFor,
-  onionLabel,
-  onionPeriodKeys,
-  otherPeriodKeys,
-} from './onion-params.js';
+import type { NetDir } from './netdir.js';
+import { OnionDescriptors } from './onion-descriptors.js';
+import { onionIdentityFor, onionLabel } from './onion-params.js';
+import { OnionRendezvous } from './onion-rendezvous.js';
 
 export interface OnionClientOptions {
   logger?: Logger;
@@ -156,23 +108,13 @@ const OUTCOMES: ReadonlySet<ConnectErrorKind> = new Set([
   'intro_timeout',
 ]);
 
+/** The phases of shallot_onion_connect_phase_seconds. */
+type OnionPhase = 'descriptor' | 'introduction' | 'rendezvous' | 'stream';
+
 /** What the onion client needs of the client: its circuits and consensus. */
 export interface OnionSource {
   readonly circuits: CircuitManager;
   readonly dir: NetDir | null;
-}
-
-/**
- * Upper bound on building one intro circuit, for sizing the RENDEZVOUS2
- * waiter (the CircuitManager's learned timeout applies first); the waiter is
- * cleared as soon as the rendezvous finishes or fails.
- */
-const INTRO_CIRCUIT_BUDGET_MS = 60_000;
-
-interface CachedDescriptor {
-  tp: bigint;
-  desc: HsDescriptorContents;
-  expiresAt: number;
 }
 
 interface RendCircuit {
@@ -180,35 +122,19 @@ interface RendCircuit {
   createdAt: number;
 }
 
-interface PendingRendezvous {
-  circ: OriginCircuit;
-  cookie: Uint8Array;
-  rp: NetRelay;
-}
-
-/** An INTRODUCE1 we sent: what finishing hs-ntor on RENDEZVOUS2 needs. */
-interface SentIntro {
-  ip: IntroPointInfo;
-  x: Uint8Array;
-  X: Uint8Array;
-}
-
 export class OnionClient {
   private readonly logger: Logger;
   private readonly rng: Rng;
   private readonly now: () => number;
   private readonly m: Metrics['client'];
-  private readonly descriptors = new Map<string, CachedDescriptor>();
   private readonly rendCircuits = new Map<string, RendCircuit>();
-  /** Fetches in flight per address, so concurrent requests share one (as C tor's pending-fetch check). */
-  private readonly fetching = new Map<string, { tp: bigint; p: Promise<HsDescriptorContents> }>();
-  /** Intro points (auth key, hex) that failed, until when: tried last (C tor's client intro state cache). */
-  private readonly introFailures = new Map<string, number>();
   private readonly o: Required<
     Omit<OnionClientOptions, 'logger' | 'registry' | 'rng' | 'now' | 'clientAuthKeys'>
   >;
   /** Client-auth secrets by the service's identity key (hex). */
   private readonly authKeys: Map<string, Uint8Array>;
+  private readonly descs: OnionDescriptors;
+  private readonly rend: OnionRendezvous;
 
   constructor(
     private readonly source: OnionSource,
@@ -231,6 +157,16 @@ export class OnionClient {
       maxDirtinessMs: opts.maxDirtinessMs ?? source.circuits.opts.maxDirtinessMs,
       maxCachedDescriptors: opts.maxCachedDescriptors ?? 1000,
     };
+    const context = {
+      circuits: source.circuits,
+      logger: this.logger,
+      rng: this.rng,
+      now: this.now,
+      m: this.m,
+      phase: (phase: OnionPhase, since: number) => this.phase(phase, since),
+    };
+    this.descs = new OnionDescriptors(context, this.o);
+    this.rend = new OnionRendezvous(context, this.o);
   }
 
   /**
@@ -256,14 +192,14 @@ export class OnionClient {
 
   /** Drops cached descriptors and closes rendezvous circuits (for shutdown and tests). */
   clear(): void {
-    this.descriptors.clear();
+    this.descs.clear();
     for (const r of this.rendCircuits.values()) r.circ.destroy(DestroyReason.FINISHED);
     this.rendCircuits.clear();
   }
 
   /** Cached descriptor for a host, if any (tests and status). */
   cachedDescriptor(host: string): HsDescriptorContents | null {
-    return this.descriptors.get(onionLabel(host))?.desc ?? null;
+    return this.descs.cached(onionLabel(host));
   }
 
   private async open(req: ConnectRequest): Promise<Duplex> {
@@ -289,18 +225,18 @@ export class OnionClient {
     }
 
     const authSecret = this.authKeys.get(toHex(identity));
-    let { desc, cached, keys } = await this.descriptorEitherPeriod(label, identity, dir, authSecret);
+    let { desc, cached, keys } = await this.descs.eitherPeriod(label, identity, dir, authSecret);
     let circ: OriginCircuit;
     try {
-      circ = await this.rendezvous(identity, label, desc, keys, dir);
+      circ = await this.rend.rendezvous(identity, label, desc, keys, dir);
     } catch (e) {
       const introFailed =
         e instanceof ConnectError && (e.kind === 'intro_failed' || e.kind === 'intro_timeout');
       if (!cached || !introFailed) throw e;
       // The service may have moved: fetch afresh once (C tor purges the cache entry too).
-      this.descriptors.delete(label);
-      ({ desc, cached } = await this.descriptor(label, keys, dir, authSecret));
-      circ = await this.rendezvous(identity, label, desc, keys, dir);
+      this.descs.drop(label);
+      ({ desc, cached } = await this.descs.get(label, keys, dir, authSecret));
+      circ = await this.rend.rendezvous(identity, label, desc, keys, dir);
     }
     // Closed after MaxCircuitDirtiness once its streams are done (C tor's expiry of joined rendezvous circuits).
     this.source.circuits.expireWhenIdle(circ);
@@ -326,7 +262,7 @@ export class OnionClient {
   }
 
   /** Observes one phase of shallot_onion_connect_phase_seconds (shallot load splits connects with it). */
-  private phase(phase: 'descriptor' | 'introduction' | 'rendezvous' | 'stream', since: number): void {
+  private phase(phase: OnionPhase, since: number): void {
     this.m.onionConnectPhase.labels({ phase }).observe((this.now() - since) / 1000);
   }
 
@@ -343,360 +279,6 @@ export class OnionClient {
     if (r.circ.isOpen && r.circ.streamCount === 0) r.circ.destroy(DestroyReason.FINISHED);
     return null;
   }
-
-  /* ------------------------------------------------------ descriptors */
-
-  /**
-   * The descriptor for the current time period, else for the other one
-   * (`otherPeriodKeys`, rend-spec-v3 §2.2.1) when no HSDir has the current
-   * one: around a time-period change a service may not have published for
-   * the period this client's consensus names yet. A cached descriptor of the
-   * other period is used first while it is valid.
-   */
-  private async descriptorEitherPeriod(
-    label: string,
-    identity: Uint8Array,
-    dir: NetDir,
-    authSecret: Uint8Array | undefined,
-  ): Promise<{ desc: HsDescriptorContents; cached: boolean; keys: OnionPeriodKeys }> {
-    const current = onionPeriodKeys(identity, dir.consensus);
-    const other = otherPeriodKeys(identity, dir.consensus);
-    const order = this.descriptors.get(label)?.tp === other.tp ? [other, current] : [current, other];
-    let notFound: unknown;
-    for (const keys of order) {
-      try {
-        return { ...(await this.descriptor(label, keys, dir, authSecret)), keys };
-      } catch (e) {
-        if (!(e instanceof ConnectError && e.kind === 'desc_not_found')) throw e;
-        notFound ??= e;
-      }
-    }
-    throw notFound;
-  }
-
-  private async descriptor(
-    label: string,
-    keys: OnionPeriodKeys,
-    dir: NetDir,
-    authSecret: Uint8Array | undefined,
-  ): Promise<{ desc: HsDescriptorContents; cached: boolean }> {
-    const hit = this.descriptors.get(label);
-    if (hit && hit.tp === keys.tp && hit.expiresAt > this.now()) return { desc: hit.desc, cached: true };
-    if (hit) this.descriptors.delete(label);
-    const inFlight = this.fetching.get(label);
-    if (inFlight && inFlight.tp === keys.tp) return { desc: await inFlight.p, cached: false };
-    const fetchStarted = this.now();
-    const p = this.fetchDescriptor(keys, dir, authSecret);
-    const entry = { tp: keys.tp, p };
-    this.fetching.set(label, entry);
-    let desc: HsDescriptorContents;
-    try {
-      desc = await p;
-    } finally {
-      if (this.fetching.get(label) === entry) this.fetching.delete(label);
-    }
-    // Once per fetch: requests that shared it (above) are not observed again.
-    this.phase('descriptor', fetchStarted);
-    if (this.descriptors.size >= this.o.maxCachedDescriptors) {
-      const oldest = this.descriptors.keys().next();
-      if (!oldest.done) this.descriptors.delete(oldest.value);
-    }
-    this.descriptors.set(label, {
-      tp: keys.tp,
-      desc,
-      expiresAt: this.now() + desc.lifetime * 60_000,
-    });
-    this.logger.debug('onion descriptor fetched', {
-      address: label,
-      introPoints: desc.introPoints.length,
-      revision: desc.revisionCounter.toString(),
-    });
-    return { desc, cached: false };
-  }
-
-  /** Tries the responsible HSDirs in random order; see the module notes for the failure codes. */
-  private async fetchDescriptor(
-    keys: OnionPeriodKeys,
-    dir: NetDir,
-    authSecret: Uint8Array | undefined,
-  ): Promise<HsDescriptorContents> {
-    const hsdirs = shuffled(hsDirsToFetch(dir.relays, keys), this.rng).slice(0, this.o.maxHsDirAttempts);
-    if (hsdirs.length === 0) throw new ConnectError('desc_not_found', 'no HSDirs in consensus');
-    let invalid = 0;
-    let unreachable = 0;
-    let lastInvalid = '';
-    for (const hsdir of hsdirs) {
-      let body: Uint8Array | null;
-      try {
-        body = await this.fetchFrom(hsdir, keys.blindedPub);
-      } catch (e) {
-        unreachable += 1;
-        this.logger.debug('HSDir fetch failed', { hsdir: hsdir.nickname, error: String(e) });
-        continue;
-      }
-      if (body === null) continue;
-      try {
-        return decryptHsDescriptor(body, {
-          blindedPub: keys.blindedPub,
-          subcredential: keys.subcredential,
-          nowMs: this.now(),
-          ...(authSecret ? { clientAuthSecret: authSecret } : {}),
-        });
-      } catch (e) {
-        if (e instanceof ClientAuthError)
-          throw new ConnectError(
-            e.kind === 'missing' ? 'missing_client_auth' : 'wrong_client_auth',
-            e.message,
-          );
-        invalid += 1;
-        lastInvalid = (e as Error).message;
-        this.logger.warn('HSDir returned an invalid onion descriptor', {
-          hsdir: hsdir.nickname,
-          error: lastInvalid,
-        });
-      }
-    }
-    if (invalid > 0) throw new ConnectError('desc_invalid', `descriptor invalid: ${lastInvalid}`);
-    throw new ConnectError(
-      'desc_not_found',
-      `descriptor not found on ${hsdirs.length} HSDirs (${unreachable} unreachable)`,
-    );
-  }
-
-  /** One GET over BEGIN_DIR; null on 404. */
-  private async fetchFrom(hsdir: NetRelay, blindedPub: Uint8Array): Promise<Uint8Array | null> {
-    const deadline = this.now() + this.o.descFetchTimeoutMs;
-    const circ = await this.source.circuits.build({ purpose: 'hsdir', lastHop: hsdir });
-    const timer = setTimeout(() => circ.destroy(DestroyReason.TIMEOUT), Math.max(1, deadline - this.now()));
-    try {
-      const stream = await circ.openDirStream(this.o.descFetchTimeoutMs);
-      const res = await dirRequest(
-        stream,
-        { method: 'GET', path: `/tor/hs/3/${toBase64(blindedPub, false)}`, body: new Uint8Array(0) },
-        HS_DESC_MAX_LEN,
-      );
-      if (res.status === 404) return null;
-      if (res.status !== 200) throw new Error(`HSDir answered ${res.status}`);
-      return res.body;
-    } finally {
-      clearTimeout(timer);
-      circ.destroy(DestroyReason.FINISHED);
-    }
-  }
-
-  /* ------------------------------------------------------ rendezvous */
-
-  private async rendezvous(
-    identity: Uint8Array,
-    label: string,
-    desc: HsDescriptorContents,
-    keys: OnionPeriodKeys,
-    dir: NetDir,
-  ): Promise<OriginCircuit> {
-    const started = this.now();
-    const found = shuffled(desc.introPoints, this.rng)
-      .map((ip) => ({ ip, relay: findIntroRelay(dir.relays, ip.linkSpecifiers) }))
-      .filter((x): x is { ip: IntroPointInfo; relay: NetRelay } => x.relay !== undefined);
-    // Failover order: intro points that failed lately, or whose relay stopped answering, go last.
-    const failed = (x: { ip: IntroPointInfo; relay: NetRelay }) =>
-      this.introFailed(x.ip) || this.source.circuits.isUnresponsive(x.relay.id);
-    const intros = [...found.filter((x) => !failed(x)), ...found.filter(failed)].slice(
-      0,
-      this.o.maxIntroAttempts,
-    );
-    if (intros.length === 0) {
-      throw new ConnectError('intro_failed', 'no usable introduction point in the descriptor');
-    }
-
-    // The rendezvous circuit and the first intro circuit are built at the same time.
-    const rendP = this.establishRendezvous(dir);
-    rendP.catch(() => {});
-    let nextIntro: Promise<OriginCircuit> | null = this.introCircuit(intros[0]!.relay);
-    nextIntro.catch(() => {});
-
-    let rend: PendingRendezvous;
-    try {
-      rend = await rendP;
-    } catch (e) {
-      void nextIntro.then((c) => c.destroy(DestroyReason.FINISHED)).catch(() => {});
-      throw e instanceof ConnectError ? e : new ConnectError('rend_failed', String(e));
-    }
-    const rendCirc = rend.circ;
-    // In place before any INTRODUCE1, so a fast service's RENDEZVOUS2 is never missed.
-    const rend2 = rendCirc.waitFor(
-      (_hop, m) => m.type === 'RENDEZVOUS2',
-      intros.length * (this.o.introAckTimeoutMs + INTRO_CIRCUIT_BUDGET_MS) + this.o.rendezvousTimeoutMs,
-    );
-    rend2.catch(() => {});
-
-    const sent: SentIntro[] = [];
-    let acked = false;
-    let timeouts = 0;
-    let lastError = '';
-    for (let i = 0; i < intros.length && !acked; i++) {
-      const { ip, relay } = intros[i]!;
-      const introP = nextIntro ?? this.introCircuit(relay);
-      nextIntro = null;
-      let introCirc: OriginCircuit;
-      try {
-        introCirc = await introP;
-      } catch (e) {
-        if (isTimeout(e)) timeouts += 1;
-        lastError = `intro circuit to ${relay.nickname}: ${String(e)}`;
-        this.noteIntroFailure(ip);
-        continue;
-      }
-      try {
-        const built = buildIntroduce1(
-          {
-            authKey: ip.authKey,
-            B: ip.encKey,
-            subcredential: keys.subcredential,
-            plaintext: {
-              cookie: rend.cookie,
-              extensions: [],
-              onionKey: rend.rp.ntorKey,
-              linkSpecifiers: relayLinkSpecifiers({
-                address: rend.rp.address,
-                port: rend.rp.port,
-                legacyId: legacyIdFromEd25519(rend.rp.identity),
-                ed25519Id: rend.rp.identity,
-              }),
-            },
-          },
-          this.rng,
-        );
-        sent.push({ ip, x: built.x, X: built.X });
-        const ackP = introCirc.waitFor((_h, m) => m.type === 'INTRODUCE_ACK', this.o.introAckTimeoutMs);
-        introCirc.sendControl({ type: 'INTRODUCE1', body: built.cell });
-        const { msg } = await ackP;
-        const ack = decodeIntroduceAck(bodyOf(msg));
-        if (ack.status === IntroduceAckStatus.SUCCESS) acked = true;
-        else {
-          lastError = `intro point ${relay.nickname} answered INTRODUCE_ACK ${ack.status}`;
-          this.noteIntroFailure(ip);
-        }
-      } catch (e) {
-        if (isTimeout(e)) timeouts += 1;
-        lastError = `intro point ${relay.nickname}: ${String(e)}`;
-        this.noteIntroFailure(ip);
-      } finally {
-        // rend-spec-v3 §3.2.2: the intro circuit has done its job either way.
-        introCirc.destroy(DestroyReason.FINISHED);
-      }
-    }
-    if (!acked) {
-      rendCirc.destroy(DestroyReason.FINISHED);
-      const allTimedOut = timeouts > 0 && timeouts === intros.length;
-      throw new ConnectError(
-        allTimedOut ? 'intro_timeout' : 'intro_failed',
-        `introduction failed: ${lastError}`,
-      );
-    }
-    this.phase('introduction', started);
-    const ackedAt = this.now();
-
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new ConnectError('rend_failed', 'no RENDEZVOUS2 in time')),
-          this.o.rendezvousTimeoutMs,
-        );
-      });
-      const { msg } = await Promise.race([rend2, timeout]);
-      const { Y, auth } = splitHandshakeInfo(decodeRendezvous2(bodyOf(msg)).handshakeInfo);
-      // The service answers the INTRODUCE1 it got; normally the acked one, but try each we sent.
-      let keySeed: Uint8Array | null = null;
-      for (const s of sent) {
-        try {
-          keySeed = hsNtorClientRendezvous({
-            x: s.x,
-            X: s.X,
-            B: s.ip.encKey,
-            authKey: s.ip.authKey,
-            Y,
-            auth,
-          });
-          break;
-        } catch {
-          // Not this one.
-        }
-      }
-      if (!keySeed) throw new ConnectError('rend_failed', 'RENDEZVOUS2 handshake does not verify');
-      rendCirc.addVirtualHop(hsVirtualHop(hsRendHopKeys(keySeed), 'client'), {
-        nickname: label,
-        identity,
-        ntorKey: new Uint8Array(32),
-        address: '',
-        port: 0,
-      });
-      keySeed.fill(0);
-      this.phase('rendezvous', ackedAt);
-      return rendCirc;
-    } catch (e) {
-      rendCirc.destroy(DestroyReason.FINISHED);
-      throw e instanceof ConnectError ? e : new ConnectError('rend_failed', String(e));
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  /** C tor `hs_cache_client_intro_state_note`: remembered for HS_CACHE_CLIENT_INTRO_STATE_MAX_AGE (2 min). */
-  private noteIntroFailure(ip: IntroPointInfo): void {
-    const now = this.now();
-    for (const [k, until] of this.introFailures) if (until <= now) this.introFailures.delete(k);
-    if (this.introFailures.size < this.o.maxCachedDescriptors)
-      this.introFailures.set(toHex(ip.authKey), now + 120_000);
-  }
-
-  private introFailed(ip: IntroPointInfo): boolean {
-    return (this.introFailures.get(toHex(ip.authKey)) ?? 0) > this.now();
-  }
-
-  private introCircuit(relay: NetRelay): Promise<OriginCircuit> {
-    return this.source.circuits.build({ purpose: 'onion-intro', lastHop: relay });
-  }
-
-  /** Picks a rendezvous point, builds to it and registers a fresh cookie. */
-  private async establishRendezvous(dir: NetDir): Promise<PendingRendezvous> {
-    const tried = new Set<string>();
-    let last: unknown;
-    for (let attempt = 0; attempt < this.o.maxRendAttempts; attempt++) {
-      // Relays that stopped answering lately are skipped too, while any other is left.
-      const skip = new Set([...tried, ...this.source.circuits.unresponsiveIds()]);
-      const rp = chooseRendezvousPoint(dir.relays, dir.consensus.bandwidthWeights, this.rng, skip);
-      if (!rp) throw new ConnectError('rend_failed', 'no relay can be a rendezvous point');
-      tried.add(rp.id);
-      this.m.rendezvousChosen.labels({ relay: rp.nickname }).inc();
-      let circ: OriginCircuit | null = null;
-      try {
-        // Two chosen hops, vanguards or not: prop 333's client rend circuit is G-L2-R.
-        circ = await this.source.circuits.build({ purpose: 'onion-rend', lastHop: rp, length: 2 });
-        const cookie = this.rng(REND_COOKIE_LEN);
-        const est = circ.waitFor(
-          (_h, m) => m.type === 'RENDEZVOUS_ESTABLISHED',
-          this.o.rendEstablishTimeoutMs,
-        );
-        circ.sendControl({ type: 'ESTABLISH_RENDEZVOUS', body: encodeEstablishRendezvous({ cookie }) });
-        await est;
-        return { circ, cookie, rp };
-      } catch (e) {
-        circ?.destroy(DestroyReason.FINISHED);
-        last = e;
-        this.logger.debug('rendezvous point failed', { relay: rp.nickname, error: String(e) });
-      }
-    }
-    throw new ConnectError('rend_failed', `could not establish a rendezvous: ${String(last)}`);
-  }
-}
-
-function bodyOf(msg: RelayMessage): Uint8Array {
-  return 'body' in msg ? msg.body : new Uint8Array(0);
-}
-
-function isTimeout(e: unknown): boolean {
-  return e instanceof CircuitError && (e.kind === 'timeout' || e.reason === DestroyReason.TIMEOUT);
 }
 
 /**
