@@ -155,6 +155,19 @@ export function decodeCell(
   linkVersion: number,
   opts: CellDecodeOptions = {},
 ): { cell: Cell; consumed: number } {
+  // A whole fixed-length cell (nearly all traffic) is read without a
+  // ByteReader and its DataView per cell (issue 16); the same fields as below.
+  const header = linkVersion >= 4 ? 5 : 3;
+  if (buf.length >= header + CELL_BODY_LEN && !isVariableLength(buf[header - 1]!, linkVersion)) {
+    const circId =
+      header === 5
+        ? ((buf[0]! << 24) | (buf[1]! << 16) | (buf[2]! << 8) | buf[3]!) >>> 0
+        : (buf[0]! << 8) | buf[1]!;
+    return {
+      cell: { circId, command: buf[header - 1]!, payload: buf.subarray(header, header + CELL_BODY_LEN) },
+      consumed: header + CELL_BODY_LEN,
+    };
+  }
   const r = new ByteReader(buf, 'cell');
   const circId = linkVersion >= 4 ? r.u32() : r.u16();
   const command = r.u8();

@@ -140,19 +140,18 @@ export function encodeRelayCellBody(c: RelayCellBody, rng: Rng): Uint8Array {
   return body;
 }
 
-/** Reads the header of a recognized, decrypted body. */
+/** Reads the header of a recognized, decrypted body (fixed offsets; no ByteReader per cell, issue 16). */
 export function decodeRelayCellBody(body: Uint8Array): RelayCellBody {
   if (body.length !== CELL_BODY_LEN) {
     throw new InvalidError('relay cell', 'body must be 509 bytes', { length: body.length });
   }
-  const r = new ByteReader(body, 'relay cell');
-  const command = r.u8();
-  r.skip(2);
-  const streamId = r.u16();
-  r.skip(4);
-  const len = r.u16();
+  const len = (body[9]! << 8) | body[10]!;
   if (len > RELAY_DATA_MAX) throw new InvalidError('relay cell', 'length field over 498', { len });
-  return { command, streamId, data: r.take(len) };
+  return {
+    command: body[0]!,
+    streamId: (body[3]! << 8) | body[4]!,
+    data: body.subarray(RELAY_HEADER_LEN, RELAY_HEADER_LEN + len),
+  };
 }
 
 /* ---------------------------- relay messages ---------------------------- */
@@ -212,6 +211,8 @@ export function encodeRelayMessage(m: RelayMessage): { command: number; data: Ui
 }
 
 export function decodeRelayMessage(command: number, data: Uint8Array): RelayMessage {
+  // DATA, nearly every cell, before the ByteReader the other messages need.
+  if (command === RelayCommand.DATA) return { type: 'DATA', data };
   const r = new ByteReader(data, 'relay message');
   switch (command) {
     case RelayCommand.BEGIN: {
@@ -222,8 +223,6 @@ export function decodeRelayMessage(command: number, data: Uint8Array): RelayMess
       const flags = rest.length >= 4 ? new ByteReader(rest, 'BEGIN flags').u32() : 0;
       return { type: 'BEGIN', target, flags };
     }
-    case RelayCommand.DATA:
-      return { type: 'DATA', data };
     case RelayCommand.END: {
       // An empty END means MISC (tor-spec §6.3).
       if (data.length === 0) return { type: 'END', reason: EndReason.MISC };

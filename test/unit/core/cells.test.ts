@@ -1,7 +1,7 @@
 // tor-spec §3-§5: fixed and variable cells, link messages, AUTHENTICATE bodies.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { fromHex, toHex } from '../../../services/core/bytes.js';
+import { concat, fromHex, toHex } from '../../../services/core/bytes.js';
 import {
   type Auth3Body,
   auth3SignedPart,
@@ -54,6 +54,20 @@ describe('cells', () => {
     expect(toHex(bytes.subarray(0, 5))).toBe('fedcba98' + '03');
     expect(toHex(bytes.subarray(5))).toBe(toHex(body));
     expect(() => encodeLinkMessage({ type: 'RELAY_EARLY', body: body.subarray(1) })).toThrow(InvalidError);
+  });
+
+  it('decodes fixed cells on v3 and v4+ links, a high-bit CircID unsigned, the body as a view', () => {
+    const body = randomBytes(509);
+    const wire = encodeCell({ circId: 0xfedcba98, command: CellCommand.RELAY, payload: body }, 5);
+    const v5 = decodeCell(concat(wire, Uint8Array.of(1, 2)), 5);
+    expect(v5.consumed).toBe(514);
+    expect(v5.cell.circId).toBe(0xfedcba98);
+    expect(v5.cell.command).toBe(CellCommand.RELAY);
+    expect(toHex(v5.cell.payload)).toBe(toHex(body));
+    const v3 = decodeCell(encodeCell({ circId: 0x8001, command: CellCommand.RELAY, payload: body }, 3), 3);
+    expect(v3.consumed).toBe(512);
+    expect(v3.cell.circId).toBe(0x8001);
+    expect(() => decodeCell(wire.subarray(0, 513), 5)).toThrow(TruncatedError);
   });
 
   it('refuses a CircID or command that does not fit, and a fixed payload over 509 bytes', () => {
