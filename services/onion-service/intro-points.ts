@@ -14,6 +14,8 @@
  *   KH, signed by the auth key and carries the DoS extension (§3.1.1.1);
  *   INTRO_ESTABLISHED (§3.1.3) confirms it. INTRODUCE2 cells arriving on
  *   the circuit are handed on as `introduce2` events.
+ * - Follow rotated keys: an intro point whose relay rotated its onion key
+ *   is listed with the new key (followRotatedKeys).
  * - Drop: a closed circuit, a relay that left the consensus, or (C tor
  *   intro_point_should_expire) a spent budget or an old intro point is
  *   dropped, and the next `maintain` replaces it with a new relay and new
@@ -34,6 +36,7 @@ import type { NetDir, NetRelay } from '../client/netdir.js';
 import { toHex } from '../core/bytes.js';
 import { DestroyReason } from '../core/cells.js';
 import {
+  ctEqual,
   ed25519PublicFromSeed,
   legacyIdFromEd25519,
   type Rng,
@@ -196,6 +199,28 @@ export class IntroPointSet extends TypedEmitter<IntroPointSetEvents> {
     }
   }
 
+  /**
+   * Takes a listed intro relay's new onion key: descriptors name it
+   * ("onion-key ntor", rend-spec-v3 §2.5.2.2) and clients extend to the
+   * intro point with it. Deviation: C tor copies the key once
+   * (service_intro_point_new), as its 7-day onion-key grace period outlives
+   * any intro point (24 h at most); Shallot networks rotate onion keys
+   * hourly with minutes of grace, and a relay takes a rotated key without
+   * restarting (relay/key-watch.ts), so the intro circuit survives the
+   * rotation and only the key moves.
+   */
+  followRotatedKeys(dir: NetDir): void {
+    let rekeyed = false;
+    for (const i of this.intros) {
+      const listed = dir.get(i.relay.id);
+      if (!listed || ctEqual(listed.ntorKey, i.relay.ntorKey)) continue;
+      i.relay = listed;
+      rekeyed = true;
+    }
+    // The descriptors list the keys: the coordinator republishes.
+    if (rekeyed) this.emit('changed', { established: this.established });
+  }
+
   /** C tor intro_point_should_expire: a spent or old intro point is replaced (new relay, new keys). */
   retire(intro: IntroPoint, reason: 'budget' | 'lifetime'): void {
     this.c.metrics.introRotations.labels({ service: this.o.name, reason }).inc();
@@ -249,7 +274,8 @@ export class IntroPointSet extends TypedEmitter<IntroPointSetEvents> {
     const now = this.c.now();
     const heartbeat = this.o.heartbeatMs;
     const own = this.own();
-    const ownSig = own.map((ip) => toHex(ip.authKey)).join(',');
+    // Onion keys too: a relay's rotated key must reach the other instances' descriptors.
+    const ownSig = own.map((ip) => `${toHex(ip.authKey)}:${toHex(ip.onionKey)}`).join(',');
     if (this.active && (ownSig !== this.lastOwnSig || now - this.lastHeartbeat >= heartbeat)) {
       await exchange.publish({ instance: this.o.instance, updatedMs: now, introPoints: own });
       this.lastOwnSig = ownSig;

@@ -158,8 +158,9 @@ export class DescriptorPublisher extends TypedEmitter<{ published: PublishedEven
     // At least one intro point (C tor waits for its intro points before the first upload).
     if (ips.length === 0 || input.settling) return;
     const now = this.c.now();
+    // An intro point's relay that rotated its onion key changes the descriptor too.
     const introSig = ips
-      .map((ip) => toHex(ip.authKey))
+      .map((ip) => `${toHex(ip.authKey)}:${toHex(ip.onionKey)}`)
       .sort()
       .join(',');
     for (const d of this.descs.values()) {

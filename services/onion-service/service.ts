@@ -387,8 +387,9 @@ export class OnionService extends TypedEmitter<OnionServiceEvents> {
       if (!dir) return;
       if (dir.consensus !== this.lastConsensus) {
         this.onConsensus(dir.consensus);
-        // Intro points on relays that left the consensus are replaced.
+        // Intro points on relays that left the consensus are replaced; rotated onion keys are taken.
         this.intros.dropUnlisted(dir);
+        this.intros.followRotatedKeys(dir);
       }
       this.intros.maintain(dir);
       if (this.exchange) await this.intros.sync(this.exchange);
