@@ -26,6 +26,7 @@ import {
   relayCellBenches,
   relayCryptoShare,
 } from './core.js';
+import { directoryBenches } from './directory.js';
 import { e2eBenches } from './e2e.js';
 import { type BenchResult, formatResult, formatTable, skipped } from './harness.js';
 import { onionBenches } from './onion.js';
@@ -73,6 +74,11 @@ const sections: Section[] = [
     title: 'hs descriptors',
     rows: ['hs descriptor build/parse/decrypt'],
     run: () => descriptorBenches(BUDGET),
+  },
+  {
+    title: 'directory authority at 1,000 and 5,000 relays (vote, consensus, signing)',
+    rows: ['vote build+sign', 'consensus compute (3 votes)', 'consensus sign'],
+    run: () => directoryBenches(BUDGET),
   },
   {
     title: 'end-to-end (wss on 127.0.0.1)',
