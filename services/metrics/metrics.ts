@@ -411,6 +411,21 @@ function build(registry: Registry) {
         registers: r,
       }),
     },
+    // -- Faults on demand (issue 18): the local launcher (testnet/fault.ts) and the operator's NetworkFault.
+    faults: {
+      active: new Gauge({
+        name: 'shallot_fault_active',
+        help: 'A fault in force on a node (1 from injection until it heals), by kind (stop, kill, pause, restart) and target node: a Grafana annotation marks its start and end.',
+        labelNames: ['kind', 'target'] as const,
+        registers: r,
+      }),
+      started: new Counter({
+        name: 'shallot_faults_started_total',
+        help: 'Faults injected, by kind.',
+        labelNames: ['kind'] as const,
+        registers: r,
+      }),
+    },
     operator: {
       reconciles: new Counter({
         name: 'shallot_operator_reconcile_total',

@@ -14,8 +14,11 @@ import { fileURLToPath } from 'node:url';
 import { testnetMinUptime } from '../directory/admission.js';
 import { type AuthorityEndpoint, fetchConsensus, formatAuthorityList } from '../directory/dir-client.js';
 import { formatParams } from '../directory/params-option.js';
+import { createRegistry } from '../metrics/metrics.js';
 import { LAUNCHER_FD_ENV } from '../net/cli.js';
 import { onionIdentityFile } from './client-auth.js';
+import { childTarget, FaultInjector, type FaultTarget } from './fault.js';
+import { type ControlServer, serveFaultControl } from './fault-control.js';
 import { clientAuthFor, type RunningNetwork, type UpOptions } from './launch.js';
 import { PortAllocator } from './ports.js';
 import type { ProgressSink } from './progress.js';
@@ -47,6 +50,12 @@ export async function upProcesses(o: UpOptions, progress: ProgressSink): Promise
   const ports = new PortAllocator(o.basePort);
   const children: ChildProcess[] = [];
   const nodes: NodeEntry[] = [];
+  const faultTargets = new Map<string, FaultTarget>();
+  let state: NetworkState | null = null;
+  // The launcher's own metrics (faults in force), on its control endpoint.
+  const registry = createRegistry({ node: 'shallot', role: 'launcher' });
+  const injector = new FaultInjector({ registry }, faultTargets);
+  let control: ControlServer | null = null;
   const logs = path.join(o.dataDir, 'logs');
   await mkdir(logs, { recursive: true, mode: 0o700 });
   const common = ['--log-level', o.logLevel, ...(o.tls ? [] : ['--no-tls'])];
@@ -60,20 +69,36 @@ export async function upProcesses(o: UpOptions, progress: ProgressSink): Promise
     metricsPort: number,
   ) => {
     const out = createWriteStream(path.join(logs, `${name}.log`), { flags: 'a', mode: 0o600 });
-    // fd 3 is a pipe only the launcher holds open: when the launcher dies by
-    // any signal, kill -9 included, the kernel closes it and the node stops
-    // itself (net/cli.ts watchLauncher).
-    const child = spawn(process.execPath, [script, ...args, '--ops-port', String(metricsPort)], {
-      stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
-      env: { ...process.env, [LAUNCHER_FD_ENV]: '3' },
-    });
-    child.stdout?.pipe(out);
-    child.stderr?.pipe(out);
-    children.push(child);
-    nodes.push({ name, role, metrics: `127.0.0.1:${metricsPort}`, pid: child.pid });
+    const node: NodeEntry = { name, role, metrics: `127.0.0.1:${metricsPort}` };
+    nodes.push(node);
+    // Started again by the same function when a fault heals (fault.ts).
+    const { target, child } = childTarget(
+      name,
+      () => {
+        // fd 3 is a pipe only the launcher holds open: when the launcher dies by
+        // any signal, kill -9 included, the kernel closes it and the node stops
+        // itself (net/cli.ts watchLauncher).
+        const c = spawn(process.execPath, [script, ...args, '--ops-port', String(metricsPort)], {
+          stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+          env: { ...process.env, [LAUNCHER_FD_ENV]: '3' },
+        });
+        c.stdout?.pipe(out, { end: false });
+        c.stderr?.pipe(out, { end: false });
+        return c;
+      },
+      (c) => {
+        children.push(c);
+        node.pid = c.pid;
+        // state.json names the node's current pid once the network runs.
+        if (state) void writeState(o.dataDir, state).catch(() => {});
+      },
+    );
+    faultTargets.set(name, target);
     return child;
   };
   const stop = async () => {
+    await control?.close();
+    injector.close();
     await Promise.all(
       children.map(
         (c) =>
@@ -259,7 +284,9 @@ export async function upProcesses(o: UpOptions, progress: ProgressSink): Promise
       }
     }
     progress.done();
-    const state: NetworkState = {
+    control = await serveFaultControl({ dataDir: o.dataDir, port: await ports.take(), registry, injector });
+    nodes.push({ name: 'launcher', role: 'launcher', metrics: control.address, pid: process.pid });
+    state = {
       version: 1,
       startedAt: new Date().toISOString(),
       pid: process.pid,
@@ -271,6 +298,7 @@ export async function upProcesses(o: UpOptions, progress: ProgressSink): Promise
       onionServices: services,
       nodes,
       targetsFile: await writeTargets(o.dataDir, nodes, 'local'),
+      control: control.address,
     };
     await writeState(o.dataDir, state);
     return {

@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 /**
  * The `shallot` command: `up` starts a local network on 127.0.0.1,
- * `status` shows it, `load` drives traffic through it, `client-auth` makes
+ * `status` shows it, `load` drives traffic through it, `fault` stops, kills,
+ * pauses or restarts one of its nodes, `client-auth` makes
  * client-authorization keys for onion services.
  */
-import { constants } from 'node:os';
+import { availableParallelism, constants } from 'node:os';
 import { Command, InvalidArgumentError } from 'commander';
 import { generateClientAuthKey } from '../core/client-auth.js';
 import { randomBytes } from '../core/crypto.js';
@@ -20,6 +21,7 @@ import {
 } from '../net/cli.js';
 import { writeClientAuthFiles } from '../net/client-auth-files.js';
 import { isLogLevel, type LogLevel } from '../net/log.js';
+import { registerFaultCommand } from './fault-command.js';
 import { Progress } from './progress.js';
 import { status } from './status.js';
 import { readySummary } from './summary.js';
@@ -47,10 +49,10 @@ export function program(): Command {
     .option(
       '--relays <n>',
       'relays (guards and HSDirs follow the consensus testnet rules)',
-      intOption('relays', 3, 200),
+      intOption('relays', 3, 5000),
       10,
     )
-    .option('--exits <n>', 'relays that exit (to 127.0.0.0/8 only)', intOption('exits', 1, 200), 3)
+    .option('--exits <n>', 'relays that exit (to 127.0.0.0/8 only)', intOption('exits', 1, 5000), 3)
     .option(
       '--onion-services <n>',
       'onion services with the built-in backend',
@@ -99,7 +101,14 @@ export function program(): Command {
       intOption('http tunnel port', 1, 65535),
       9080,
     )
-    .option('--process-per-node', 'run every node as its own process instead of all in one', false)
+    .option(
+      '--workers <n>',
+      'worker threads: authorities in one, relays dealt over the rest (1: everything on one thread)',
+      intOption('workers', 1, 256),
+      // One per core, so the one-command network uses the whole machine (issue 16).
+      availableParallelism(),
+    )
+    .option('--process-per-node', 'run every node as its own process instead of threads in one', false)
     .option('--log-level <level>', 'log level for node logs (written under the data dir)', logLevel, 'info')
     .addOption(handshakeOption())
     .addOption(vanguardsLiteOption())
@@ -191,6 +200,7 @@ export function program(): Command {
       );
     });
   registerLoadCommand(p);
+  registerFaultCommand(p);
   return p;
 }
 

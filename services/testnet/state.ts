@@ -10,7 +10,7 @@ import { processAlive } from '../net/cli.js';
 
 export interface NodeEntry {
   name: string;
-  role: 'authority' | 'relay' | 'client' | 'onion-service' | 'launcher';
+  role: 'authority' | 'relay' | 'client' | 'onion-service' | 'launcher' | 'worker';
   /** host:port of /metrics, if the node serves one of its own. */
   metrics?: string;
   pid?: number;
@@ -20,7 +20,7 @@ export interface NetworkState {
   version: 1;
   startedAt: string;
   pid: number;
-  mode: 'one-process' | 'process-per-node';
+  mode: 'one-process' | 'workers' | 'process-per-node';
   authorities: AuthorityEndpoint[];
   socks: string;
   /** The client's HTTP CONNECT tunnel ("host:port"), when the launcher started one. */
@@ -29,6 +29,8 @@ export interface NetworkState {
   onionServices: { name: string; address: string; instances: number }[];
   nodes: NodeEntry[];
   targetsFile: string;
+  /** The launcher's fault control endpoint ("127.0.0.1:port", --process-per-node only; testnet/fault-control.ts). */
+  control?: string;
 }
 
 export const stateFile = (dataDir: string): string => path.join(dataDir, 'state.json');

@@ -1,0 +1,141 @@
+// Faults on demand (services/testnet/fault.ts): request checks, and each
+// kind applied to a real child process (an idle node stand-in) and healed:
+// pause is SIGSTOP (state T in /proc) then SIGCONT, stop/kill end the
+// process and start a new one, restart does both at once; the
+// shallot_fault_active series goes 1 then 0.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createRegistry } from '../../../services/metrics/metrics.js';
+import {
+  childTarget,
+  FaultError,
+  FaultInjector,
+  type FaultTarget,
+  parseFaultRequest,
+} from '../../../services/testnet/fault.js';
+
+describe('parseFaultRequest', () => {
+  it('accepts each kind', () => {
+    expect(parseFaultRequest({ kind: 'pause', target: 'relay3', durationSec: 30 })).toEqual({
+      kind: 'pause',
+      target: 'relay3',
+      durationSec: 30,
+    });
+    expect(parseFaultRequest({ kind: 'restart', target: 'auth0' })).toEqual({
+      kind: 'restart',
+      target: 'auth0',
+      durationSec: 0,
+    });
+  });
+
+  const bad: [string, unknown][] = [
+    ['null', null],
+    ['an array', []],
+    ['a string', 'pause'],
+    ['an unknown kind', { kind: 'cut', target: 'relay1', durationSec: 5 }],
+    ['no target', { kind: 'pause', durationSec: 5 }],
+    ['a target with a slash', { kind: 'pause', target: '../x', durationSec: 5 }],
+    ['an oversized target', { kind: 'pause', target: 'r'.repeat(64), durationSec: 5 }],
+    ['no duration', { kind: 'kill', target: 'relay1' }],
+    ['zero duration', { kind: 'stop', target: 'relay1', durationSec: 0 }],
+    ['a negative duration', { kind: 'stop', target: 'relay1', durationSec: -1 }],
+    ['a fractional duration', { kind: 'stop', target: 'relay1', durationSec: 1.5 }],
+    ['a duration over an hour', { kind: 'stop', target: 'relay1', durationSec: 3601 }],
+    ['a string duration', { kind: 'stop', target: 'relay1', durationSec: '5' }],
+    ['restart with a duration', { kind: 'restart', target: 'relay1', durationSec: 5 }],
+    ['an unknown field', { kind: 'pause', target: 'relay1', durationSec: 5, signal: 'SIGKILL' }],
+  ];
+  for (const [what, v] of bad)
+    it(`refuses ${what}`, () => {
+      expect(() => parseFaultRequest(v)).toThrow(FaultError);
+    });
+});
+
+const procState = (pid: number) => readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0];
+
+const spawned: ChildProcess[] = [];
+afterEach(() => {
+  for (const c of spawned.splice(0)) {
+    c.kill('SIGCONT');
+    c.kill('SIGKILL');
+  }
+});
+
+function idleNode(name: string): { target: FaultTarget; pids: number[] } {
+  const pids: number[] = [];
+  const { target } = childTarget(
+    name,
+    () => spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' }),
+    (c) => {
+      spawned.push(c);
+      pids.push(c.pid as number);
+    },
+  );
+  return { target, pids };
+}
+
+async function activeSeries(registry: ReturnType<typeof createRegistry>): Promise<string> {
+  return (await registry.metrics())
+    .split('\n')
+    .filter((l) => l.startsWith('shallot_fault_active{'))
+    .join('\n');
+}
+
+describe('FaultInjector on real processes', () => {
+  it('pause stops the process (state T) and heals by SIGCONT after the duration', async () => {
+    const registry = createRegistry();
+    const node = idleNode('relay1');
+    const inj = new FaultInjector({ registry }, new Map([['relay1', node.target]]));
+    const pid = node.pids[0] as number;
+    const f = await inj.inject({ kind: 'pause', target: 'relay1', durationSec: 1 });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(procState(pid)).toBe('T');
+    expect(await activeSeries(registry)).toContain('kind="pause",target="relay1"} 1');
+    await expect(inj.inject({ kind: 'kill', target: 'relay1', durationSec: 1 })).rejects.toMatchObject({
+      code: 'ERR_FAULT_BUSY',
+    });
+    await new Promise((r) => setTimeout(r, 1_300));
+    expect(procState(pid)).not.toBe('T');
+    expect(inj.list()[0]?.healedAt).toBeDefined();
+    expect(f.id).toBe(1);
+    expect(await activeSeries(registry)).toContain('kind="pause",target="relay1"} 0');
+    expect(await registry.metrics()).toContain('shallot_faults_started_total{kind="pause"} 1');
+  });
+
+  it('kill and stop end the process and start a new one when they heal; restart at once', async () => {
+    const registry = createRegistry();
+    const node = idleNode('auth0');
+    const inj = new FaultInjector({ registry }, new Map([['auth0', node.target]]));
+    await inj.inject({ kind: 'kill', target: 'auth0', durationSec: 60 });
+    expect(spawned[0]?.signalCode).toBe('SIGKILL');
+    expect(node.pids).toHaveLength(1);
+    // Healed early, as `shallot fault heal` does.
+    await inj.heal(1);
+    expect(node.pids).toHaveLength(2);
+    await inj.inject({ kind: 'stop', target: 'auth0', durationSec: 1 });
+    expect(spawned[1]?.signalCode).toBe('SIGTERM');
+    await new Promise((r) => setTimeout(r, 1_300));
+    expect(node.pids).toHaveLength(3);
+    const r = await inj.inject({ kind: 'restart', target: 'auth0', durationSec: 0 });
+    expect(r.healedAt).toBeDefined();
+    expect(node.pids).toHaveLength(4);
+    expect(spawned[3]?.exitCode ?? null).toBeNull();
+    expect(spawned[3]?.signalCode ?? null).toBeNull();
+  });
+
+  it('refuses an unknown node and an unknown fault id; close lets a paused node continue', async () => {
+    const node = idleNode('relay2');
+    const inj = new FaultInjector({ registry: createRegistry() }, new Map([['relay2', node.target]]));
+    await expect(inj.inject({ kind: 'pause', target: 'relay9', durationSec: 1 })).rejects.toMatchObject({
+      code: 'ERR_FAULT_TARGET',
+    });
+    await expect(inj.heal(7)).rejects.toMatchObject({ code: 'ERR_FAULT_UNKNOWN' });
+    await inj.inject({ kind: 'pause', target: 'relay2', durationSec: 600 });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(procState(node.pids[0] as number)).toBe('T');
+    inj.close();
+    await new Promise((r) => setTimeout(r, 100));
+    expect(procState(node.pids[0] as number)).not.toBe('T');
+  });
+});
