@@ -25,6 +25,13 @@ import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import WebSocket, { WebSocketServer } from 'ws';
 import { ShallotError } from '../core/errors.js';
+import {
+  InboundShaper,
+  type LinkShaping,
+  type PeerInfo,
+  peerFromHeaders,
+  shapingHeaders,
+} from './link-delay.js';
 import { TypedEmitter } from './typed-emitter.js';
 
 export interface TlsBinding {
@@ -66,21 +73,38 @@ export class LinkConnection extends TypedEmitter<LinkEvents> {
   private batchLen = 0;
   private flushScheduled = false;
   private closed = false;
+  /** The network model's delay and the relay's read bucket (link-delay.ts), when configured. */
+  private readonly inbound: InboundShaper | null;
+  private userPaused = false;
+  private shaperPaused = false;
 
   constructor(
     private readonly ws: WebSocket,
     readonly tlsBinding: TlsBinding | null,
     readonly remoteAddress: string,
     readonly initiator: boolean,
+    shaping?: { shaping: LinkShaping; peer: PeerInfo },
   ) {
     super();
     ws.binaryType = 'nodebuffer';
+    const deliver = (data: Uint8Array) => this.emit('data', data);
+    this.inbound = shaping
+      ? new InboundShaper(shaping.shaping, shaping.peer, deliver, (p) => {
+          this.shaperPaused = p;
+          this.applyPause();
+        })
+      : null;
     ws.on('message', (data: Buffer) => {
-      this.emit('data', new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+      const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+      if (this.inbound) this.inbound.push(bytes);
+      else deliver(bytes);
     });
     ws.on('close', (code, reason) => {
       this.closed = true;
-      this.emit('close', { code, reason: reason.toString() });
+      // Bytes still in the delay queue arrived before the close: deliver them first.
+      const done = () => this.emit('close', { code, reason: reason.toString() });
+      if (this.inbound) this.inbound.whenEmpty(done);
+      else done();
     });
     // ws reports a peer's protocol violation (a bad frame, an oversized
     // message, invalid UTF-8, ...) as 'error' and then closes the socket. That
@@ -146,11 +170,19 @@ export class LinkConnection extends TypedEmitter<LinkEvents> {
   }
 
   pause(): void {
-    if (this.isOpen) this.ws.pause();
+    this.userPaused = true;
+    this.applyPause();
   }
 
   resume(): void {
-    if (this.isOpen) this.ws.resume();
+    this.userPaused = false;
+    this.applyPause();
+  }
+
+  private applyPause(): void {
+    if (!this.isOpen) return;
+    if (this.userPaused || this.shaperPaused) this.ws.pause();
+    else this.ws.resume();
   }
 
   /** Sends what is queued, then closes. */
@@ -166,6 +198,7 @@ export class LinkConnection extends TypedEmitter<LinkEvents> {
   /** Drops the connection at once (no close handshake). */
   destroy(): void {
     this.closed = true;
+    this.inbound?.close();
     this.ws.terminate();
   }
 }
@@ -195,6 +228,8 @@ export interface ListenOptions {
   port: number;
   /** TLS material, or null for plain `ws` (debugging only). */
   tls: TlsMaterial | null;
+  /** Latency model and bandwidth limit for this node's links (link-delay.ts). */
+  shaping?: LinkShaping | null;
 }
 
 export class LinkListenError extends ShallotError {
@@ -237,10 +272,17 @@ export async function listenLinks(
   // Errors of the listening server itself are reported by the http server's
   // own 'error' (listen below); a WebSocketServer re-emitting them must not crash.
   wss.on('error', () => {});
+  const shaping = opts.shaping;
+  if (shaping) {
+    // The dialer learns our node and location from the upgrade response.
+    const own = Object.entries(shapingHeaders(shaping)).map(([k, v]) => `${k}: ${v}`);
+    wss.on('headers', (headers) => headers.push(...own));
+  }
   wss.on('connection', (ws, req) => {
     const socket = req.socket as TLSSocket;
     const binding = opts.tls ? tlsBindingFor(socket) : null;
-    onLink(new LinkConnection(ws, binding, req.socket.remoteAddress ?? 'unknown', false));
+    const shape = shaping ? { shaping, peer: peerFromHeaders(req.headers) } : undefined;
+    onLink(new LinkConnection(ws, binding, req.socket.remoteAddress ?? 'unknown', false, shape));
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) =>
@@ -273,17 +315,24 @@ export function linkUrl(host: string, port: number, tls: boolean): string {
  * by design, and the link handshake checks it against the relay's identity
  * (CERTS type 5), which is stronger than any CA.
  */
-export function dialLink(url: string, timeoutMs = 10_000): Promise<LinkConnection> {
+export function dialLink(
+  url: string,
+  timeoutMs = 10_000,
+  shaping?: LinkShaping | null,
+): Promise<LinkConnection> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, {
       rejectUnauthorized: false,
       perMessageDeflate: false,
       maxPayload: MAX_WS_MESSAGE,
       handshakeTimeout: timeoutMs,
+      headers: shapingHeaders(shaping),
     });
     let socket: TLSSocket | null = null;
+    let peer: PeerInfo = { node: null, location: null };
     ws.once('upgrade', (res) => {
       socket = res.socket as TLSSocket;
+      peer = peerFromHeaders(res.headers);
     });
     // 'on', not 'once': a hostile listener can make ws report more than one error before 'open'.
     const onError = (e: Error) => reject(new LinkDialError(url, e.message));
@@ -291,7 +340,7 @@ export function dialLink(url: string, timeoutMs = 10_000): Promise<LinkConnectio
     ws.once('open', () => {
       ws.off('error', onError);
       const binding = url.startsWith('wss:') && socket ? tlsBindingFor(socket) : null;
-      resolve(new LinkConnection(ws, binding, url, true));
+      resolve(new LinkConnection(ws, binding, url, true, shaping ? { shaping, peer } : undefined));
     });
   });
 }
