@@ -6,7 +6,8 @@ set -euo pipefail
 
 need_apt=()
 # torsocks and a headless Chromium run README's real-client lines (test/slow/torsocks-chromium.test.ts).
-for pair in "curl:curl" "prometheus:prometheus" "torsocks:torsocks" "chromium-headless-shell:chromium-headless-shell"; do
+# tor and tor-gencert run the C tor testnet (test/setup/ctor-testnet.ts, test/slow/ctor-*.test.ts).
+for pair in "curl:curl" "prometheus:prometheus" "torsocks:torsocks" "chromium-headless-shell:chromium-headless-shell" "tor:tor" "tor-gencert:tor"; do
   bin=${pair%%:*} pkg=${pair##*:}
   command -v "$bin" >/dev/null 2>&1 || need_apt+=("$pkg")
 done

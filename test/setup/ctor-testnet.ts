@@ -1,0 +1,302 @@
+/**
+ * A private C tor network for tests: Debian's `tor` and `tor-gencert`
+ * (installed by test/setup/install-tools.sh), 3 directory authorities plus
+ * relays and exits, every process on 127.0.0.1 in a temp dir.
+ *
+ * Overview: `tor-gencert` makes each authority's v3 identity and signing
+ * keys; `tor --list-fingerprint` makes its RSA identity, which gives the
+ * `DirAuthority` lines (dir-spec §3.1 nickname, orport, v3ident, address,
+ * fingerprint) every torrc then lists. The torrcs follow chutney, Tor's own
+ * testnet tool (torrc_templates/common.i, authority.i, relay-non-exit.tmpl,
+ * exit-v4.i): TestingTorNetwork, AssumeReachable, forced Guard/Exit/HSDir
+ * votes, a 20 s voting interval. Ready means: a consensus fetched from an
+ * authority's DirPort verifies against the authorities' key certificates
+ * (services/core/ctor) and lists every relay Running and Valid, every exit
+ * with Exit.
+ *
+ * Design notes: TestingTorNetwork alone allows private addresses and
+ * removes the public authorities, so nothing here can reach the real Tor
+ * network; the only DirAuthority lines are ours. Exits accept 127.0.0.0/8
+ * only, with ExitPolicyRejectPrivate off (chutney's exit-v4.i) since C tor
+ * otherwise prepends `reject private:*`.
+ *
+ * Limitations: IPv4 only; no bridges, clients or onion services; voting
+ * intervals shorter than 20 s made C tor's first consensus less reliable
+ * on a loaded machine.
+ */
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fromHex } from '../../services/core/bytes.js';
+import { verifyMdConsensus } from '../../services/core/ctor/consensus-signatures.js';
+import { type KeyCertificate, parseKeyCertificates } from '../../services/core/ctor/key-cert.js';
+import { type MdConsensus, parseMdConsensus } from '../../services/core/ctor/md-consensus.js';
+import { ephemeralPort } from '../../services/testnet/ports.js';
+
+export interface CtorNode {
+  nickname: string;
+  role: 'authority' | 'relay' | 'exit';
+  orPort: number;
+  dirPort: number;
+  dir: string;
+  /** Hex SHA-1 of the RSA identity key (the legacy id), uppercase as C tor writes it. */
+  fingerprint: string;
+  pid: number;
+}
+
+export interface CtorTestnet {
+  dir: string;
+  nodes: CtorNode[];
+  /** The `DirAuthority` lines every torrc lists, one per line. */
+  dirAuthorities: string;
+  /** The authorities' v3idents (20 bytes each). */
+  v3idents: Uint8Array[];
+  /** The verified consensus that made the network ready, and the certificates it verified with. */
+  consensus: MdConsensus;
+  certificates: KeyCertificate[];
+  /** The last lines of each node's notice log (for failure messages). */
+  logs(): Promise<string>;
+  /** SIGTERM by pid, SIGKILL after 5 s, then the temp dir goes (unless SHALLOT_KEEP_CTOR is set). */
+  stop(): Promise<void>;
+}
+
+/** The tor binary: $TOR_BIN or `tor` on PATH, when it and tor-gencert run; null when missing. */
+export function findTor(): string | null {
+  const bin = process.env.TOR_BIN ?? 'tor';
+  const tor = spawnSync(bin, ['--version'], { encoding: 'utf8', timeout: 10_000 });
+  const gencert = spawnSync('tor-gencert', ['--help'], { encoding: 'utf8', timeout: 10_000 });
+  return tor.status === 0 && !gencert.error ? bin : null;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** chutney common.i: the options every node shares. */
+function commonTorrc(node: { nickname: string; dir: string; orPort: number }): string[] {
+  return [
+    'TestingTorNetwork 1',
+    'PathsNeededToBuildCircuits 0.67',
+    'TestingDirAuthVoteExit *',
+    'TestingDirAuthVoteHSDir *',
+    'TestingDirAuthVoteGuard *',
+    'TestingMinExitFlagThreshold 0',
+    'V3AuthNIntervalsValid 2',
+    'RunAsDaemon 0',
+    'ShutdownWaitLength 0',
+    'SafeLogging 0',
+    'ProtocolWarnings 1',
+    'SocksPort 0',
+    'Address 127.0.0.1',
+    'AssumeReachable 1',
+    `DataDirectory ${node.dir}`,
+    `Nickname ${node.nickname}`,
+    `ORPort 127.0.0.1:${node.orPort}`,
+    `Log notice file ${path.join(node.dir, 'notice.log')}`,
+  ];
+}
+
+/** chutney authority.i with the 20 s interval (V3AuthVotingInterval's TestingTorNetwork minimum is 10 s). */
+const AUTHORITY_TORRC = [
+  'AuthoritativeDirectory 1',
+  'V3AuthoritativeDirectory 1',
+  'ExitPolicy reject *:*',
+  'V3AuthVotingInterval 20',
+  'V3AuthVoteDelay 4',
+  'V3AuthDistDelay 4',
+  'TestingV3AuthInitialVotingInterval 20',
+  'TestingV3AuthInitialVoteDelay 4',
+  'TestingV3AuthInitialDistDelay 4',
+];
+const RELAY_TORRC = ['ExitRelay 0', 'ExitPolicy reject *:*'];
+const EXIT_TORRC = [
+  'ExitRelay 1',
+  'ExitPolicyRejectPrivate 0',
+  'ExitPolicy accept 127.0.0.0/8:*',
+  'ExitPolicy reject *:*',
+];
+
+function run(cmd: string, args: string[], opts: { cwd?: string; input?: string } = {}): string {
+  const r = spawnSync(cmd, args, { ...opts, encoding: 'utf8', timeout: 60_000 });
+  if (r.status !== 0)
+    throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}): ${r.stderr || r.stdout}`);
+  return r.stdout;
+}
+
+async function httpText(url: string, timeoutMs: number): Promise<string | null> {
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+    return res.ok ? await res.text() : null;
+  } catch {
+    return null;
+  }
+}
+
+export async function startCtorTestnet(opts: {
+  bin: string;
+  relays?: number;
+  exits?: number;
+  readyTimeoutMs?: number;
+}): Promise<CtorTestnet> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'shallot-ctor-'));
+  const children: ChildProcess[] = [];
+  const nodes: CtorNode[] = [];
+  const stop = async () => {
+    await Promise.all(
+      children.map(
+        (c) =>
+          new Promise<void>((resolve) => {
+            if (c.exitCode !== null || c.signalCode !== null) return resolve();
+            const kill = setTimeout(() => c.pid && process.kill(c.pid, 'SIGKILL'), 5_000);
+            c.once('exit', () => {
+              clearTimeout(kill);
+              resolve();
+            });
+            if (c.pid) process.kill(c.pid, 'SIGTERM');
+          }),
+      ),
+    );
+    if (!process.env.SHALLOT_KEEP_CTOR) await rm(dir, { recursive: true, force: true });
+  };
+  const logs = async () => {
+    const parts: string[] = [];
+    for (const n of nodes) {
+      const text = await readFile(path.join(n.dir, 'notice.log'), 'utf8').catch(() => '');
+      parts.push(`--- ${n.nickname}\n${text.split('\n').slice(-15).join('\n')}`);
+    }
+    return parts.join('\n');
+  };
+  try {
+    const roles: CtorNode['role'][] = [
+      ...Array<CtorNode['role']>(3).fill('authority'),
+      ...Array<CtorNode['role']>(opts.relays ?? 3).fill('relay'),
+      ...Array<CtorNode['role']>(opts.exits ?? 2).fill('exit'),
+    ];
+    for (const [i, role] of roles.entries()) {
+      const nickname = `${role === 'authority' ? 'auth' : role}${i}`;
+      const nodeDir = path.join(dir, nickname);
+      await mkdir(nodeDir, { recursive: true, mode: 0o700 });
+      nodes.push({
+        nickname,
+        role,
+        orPort: await ephemeralPort(),
+        dirPort: await ephemeralPort(),
+        dir: nodeDir,
+        fingerprint: '',
+        pid: 0,
+      });
+    }
+    const authorities = nodes.filter((n) => n.role === 'authority');
+    const lines: string[] = [];
+    const v3idents: Uint8Array[] = [];
+    for (const a of authorities) {
+      const keys = path.join(a.dir, 'keys');
+      await mkdir(keys, { mode: 0o700 });
+      // tor-gencert reads the (empty) passphrase from fd 0; certificates valid 12 months.
+      run(
+        'tor-gencert',
+        [
+          '--create-identity-key',
+          '-m',
+          '12',
+          '-a',
+          `127.0.0.1:${a.dirPort}`,
+          '-i',
+          'authority_identity_key',
+          '-s',
+          'authority_signing_key',
+          '-c',
+          'authority_certificate',
+          '--passphrase-fd',
+          '0',
+        ],
+        { cwd: keys, input: '\n' },
+      );
+      const cert = await readFile(path.join(keys, 'authority_certificate'), 'utf8');
+      const v3 = /^fingerprint ([0-9A-F]{40})$/m.exec(cert)?.[1];
+      if (!v3) throw new Error(`no fingerprint in ${a.nickname}'s authority_certificate`);
+      // The RSA identity key appears on first run; a placeholder authority keeps tor from
+      // falling back to the public ones while it lists the fingerprint.
+      const tmp = path.join(a.dir, 'torrc.fingerprint');
+      await writeFile(tmp, `${commonTorrc(a).join('\n')}\n`);
+      run(opts.bin, [
+        '--list-fingerprint',
+        '-f',
+        tmp,
+        '--DirAuthority',
+        `x orport=1 no-v2 v3ident=${'0'.repeat(40)} 127.0.0.1:1 ${'0'.repeat(40)}`,
+      ]);
+      a.fingerprint = (await readFile(path.join(a.dir, 'fingerprint'), 'utf8')).trim().split(' ')[1] ?? '';
+      lines.push(
+        `DirAuthority ${a.nickname} orport=${a.orPort} no-v2 v3ident=${v3} 127.0.0.1:${a.dirPort} ${a.fingerprint}`,
+      );
+      v3idents.push(fromHex(v3));
+    }
+    for (const n of nodes) {
+      const torrc = [
+        ...commonTorrc(n),
+        ...lines,
+        `DirPort 127.0.0.1:${n.dirPort}`,
+        `ContactInfo ${n.nickname}@test.test`,
+        ...(n.role === 'authority' ? AUTHORITY_TORRC : n.role === 'exit' ? EXIT_TORRC : RELAY_TORRC),
+      ];
+      const file = path.join(n.dir, 'torrc');
+      await writeFile(file, `${torrc.join('\n')}\n`);
+      const child = spawn(opts.bin, ['-f', file], { stdio: 'ignore' });
+      children.push(child);
+      n.pid = child.pid ?? 0;
+    }
+    const ready = await waitReady(nodes, v3idents, opts.readyTimeoutMs ?? 240_000, children);
+    // A relay writes its fingerprint file when it starts; by now every one has.
+    for (const n of nodes) {
+      n.fingerprint ||= (await readFile(path.join(n.dir, 'fingerprint'), 'utf8')).trim().split(' ')[1] ?? '';
+    }
+    return { dir, nodes, dirAuthorities: lines.join('\n'), v3idents, ...ready, logs, stop };
+  } catch (e) {
+    const tail = await logs();
+    await stop();
+    throw new Error(`C tor testnet did not start: ${(e as Error).message}\n${tail}`);
+  }
+}
+
+/** Polls an authority's DirPort until its consensus verifies and lists every relay as ready. */
+async function waitReady(
+  nodes: CtorNode[],
+  v3idents: Uint8Array[],
+  timeoutMs: number,
+  children: ChildProcess[],
+): Promise<{ consensus: MdConsensus; certificates: KeyCertificate[] }> {
+  const deadline = Date.now() + timeoutMs;
+  const auth = nodes.find((n) => n.role === 'authority')!;
+  const base = `http://127.0.0.1:${auth.dirPort}`;
+  let why = 'no consensus yet';
+  while (Date.now() < deadline) {
+    const dead = children.findIndex((c) => c.exitCode !== null || c.signalCode !== null);
+    if (dead >= 0)
+      throw new Error(
+        `${nodes[dead]!.nickname} exited (${children[dead]!.exitCode ?? children[dead]!.signalCode})`,
+      );
+    // dir-spec §4.2 (key certificates) and §5.1 (the consensus a client fetches).
+    const certsText = await httpText(`${base}/tor/keys/all`, 5_000);
+    const text = await httpText(`${base}/tor/status-vote/current/consensus-microdesc`, 5_000);
+    if (certsText && text) {
+      try {
+        const certificates = parseKeyCertificates(certsText);
+        const consensus = parseMdConsensus(text);
+        verifyMdConsensus(consensus, certificates, v3idents, Date.now());
+        const missing = nodes
+          .filter((n) => n.role !== 'authority')
+          .filter((n) => {
+            const rs = consensus.relays.find((r) => r.nickname === n.nickname);
+            const need = n.role === 'exit' ? ['Running', 'Valid', 'Exit'] : ['Running', 'Valid'];
+            return !rs || need.some((f) => !rs.flags.includes(f));
+          });
+        if (missing.length === 0) return { consensus, certificates };
+        why = `not yet ready in the consensus: ${missing.map((n) => n.nickname).join(', ')}`;
+      } catch (e) {
+        why = (e as Error).message;
+      }
+    }
+    await sleep(2_000);
+  }
+  throw new Error(`not ready after ${timeoutMs} ms: ${why}`);
+}
