@@ -38,7 +38,7 @@ export function readySummary(s: NetworkState, o: UpOptions): string {
   for (const n of s.nodes) if (n.metrics) lines.push(`    http://${n.metrics}/metrics  (${n.name})`);
   lines.push(`  Prometheus file_sd targets: ${s.targetsFile}`);
   lines.push(
-    `  Status: npx shallot status --data-dir ${o.dataDir}        Logs: ${o.dataDir}/${s.mode === 'one-process' ? 'shallot.log' : 'logs/'}`,
+    `  Status: npx shallot status --data-dir ${o.dataDir}        Logs: ${o.dataDir}/${s.mode === 'process-per-node' ? 'logs/' : 'shallot.log'}`,
   );
   lines.push('');
   lines.push('Press Ctrl-C to stop.');

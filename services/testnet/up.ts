@@ -1,7 +1,7 @@
 /**
- * `shallot up`: a whole network on 127.0.0.1 with no Kubernetes, in one
- * process (default, launch-in-process.ts) or one process per node
- * (launch-processes.ts), with bootstrap progress (progress.ts), a ready
+ * `shallot up`: a whole network on 127.0.0.1 with no Kubernetes, over
+ * worker threads (default, launch-workers.ts), in one thread
+ * (launch-in-process.ts) or one process per node (launch-processes.ts), with bootstrap progress (progress.ts), a ready
  * summary (summary.ts) and a clean stop on Ctrl-C. This module checks the
  * options, holds the data directory's lock and removes state.json on stop.
  */
@@ -11,6 +11,7 @@ import path from 'node:path';
 import type { RunningNetwork, UpOptions } from './launch.js';
 import { upInProcess } from './launch-in-process.js';
 import { upProcesses } from './launch-processes.js';
+import { upWorkers } from './launch-workers.js';
 import { Progress, type ProgressSink } from './progress.js';
 import { lockDataDir, stateFile } from './state.js';
 
@@ -30,7 +31,11 @@ export async function up(o: UpOptions, progress: ProgressSink = new Progress()):
   const release = await lockDataDir(o.dataDir);
   let net: RunningNetwork;
   try {
-    net = await (o.processPerNode ? upProcesses(o, progress) : upInProcess(o, progress));
+    net = await (o.processPerNode
+      ? upProcesses(o, progress)
+      : (o.workers ?? 1) > 1
+        ? upWorkers(o, progress)
+        : upInProcess(o, progress));
   } catch (e) {
     await release();
     throw e;

@@ -1,0 +1,306 @@
+/**
+ * `shallot up --workers N` (the default, N = one per core): the nodes are
+ * spread over worker threads so the one-command network uses every core.
+ * The authorities get a worker of their own, so relay load never starves
+ * their votes, signatures and reachability probes (the 300-relay failure
+ * of issue 17); the relays are dealt round-robin over the other N - 1
+ * (at least one). The client, HTTP tunnel, exit target and onion services
+ * run on the launcher's thread. Every log line comes back over the
+ * worker's MessagePort into `<data-dir>/shallot.log`; each worker serves its
+ * own /metrics, listed in state.json and the Prometheus targets. Threads die
+ * with the launcher's process, so no node outlives it.
+ */
+
+import { createWriteStream } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { ShallotClient } from '../client/client.js';
+import { startHttpTunnelServer } from '../client/http-tunnel.js';
+import type { ProxyServer } from '../client/proxy-server.js';
+import { toHex } from '../core/bytes.js';
+import { ed25519PublicFromSeed } from '../core/crypto.js';
+import type { HostPort } from '../core/relay-pivot.js';
+import { type AuthorityEndpoint, fetchConsensus } from '../directory/dir-client.js';
+import { createRegistry } from '../metrics/metrics.js';
+import { type OpsServer, serveOps } from '../metrics/server.js';
+import { readClientAuthKeys } from '../net/client-auth-files.js';
+import { loadOrCreateKeys } from '../net/key-store.js';
+import { createLogger } from '../net/log.js';
+import { clientAuthFor, type RunningNetwork, type UpOptions } from './launch.js';
+import type { LauncherMessage, NodeWorkerData, RelayWorkerData, WorkerMessage } from './node-worker.js';
+import { type OnionServicesHandle, startOnionServices } from './onion.js';
+import { PortAllocator } from './ports.js';
+import type { ProgressSink } from './progress.js';
+import { type NetworkState, type NodeEntry, writeState, writeTargets } from './state.js';
+import { startWebTarget, type WebTarget } from './web.js';
+
+const self = fileURLToPath(import.meta.url);
+// Worker threads run compiled JavaScript: from dist/ normally, and from the
+// build output when this module itself runs from source (tests).
+const workerEntry = self.endsWith('.ts')
+  ? path.resolve(path.dirname(self), '../../dist/services/testnet/node-worker.js')
+  : path.join(path.dirname(self), 'node-worker.js');
+
+/** How the relays are dealt: relay i goes to relay worker i mod n (n = workers - 1, at least 1). */
+export function dealRelays(relays: number, workers: number): number[][] {
+  const n = Math.max(1, workers - 1);
+  const out: number[][] = Array.from({ length: Math.min(n, relays) }, () => []);
+  for (let i = 0; i < relays; i++) out[i % out.length]?.push(i);
+  return out;
+}
+
+interface Running {
+  worker: Worker;
+  exited: Promise<void>;
+  failed: Error | null;
+}
+
+export async function upWorkers(o: UpOptions, progress: ProgressSink): Promise<RunningNetwork> {
+  const logFile = path.join(o.dataDir, 'shallot.log');
+  const stream = createWriteStream(logFile, { flags: 'a', mode: 0o600 });
+  const write = (l: string) => stream.write(`${l}\n`);
+  const logger = createLogger('shallot', o.logLevel, write);
+  const registry = createRegistry({ node: 'shallot', role: 'launcher' });
+  const ports = new PortAllocator(o.basePort);
+  const workers: Running[] = [];
+  let client: ShallotClient | null = null;
+  let tunnel: ProxyServer | null = null;
+  let web: WebTarget | null = null;
+  let ops: OpsServer | null = null;
+  let onion: OnionServicesHandle | null = null;
+  const stop = async () => {
+    await onion?.stop();
+    await tunnel?.close();
+    await client?.stop();
+    await Promise.all(workers.map((w) => stopWorker(w)));
+    await web?.close();
+    await ops?.close();
+    await new Promise<void>((r) => stream.end(r));
+  };
+  try {
+    const endpoints: AuthorityEndpoint[] = [];
+    for (let i = 0; i < o.authorities; i++) {
+      const keys = await loadOrCreateKeys(path.join(o.dataDir, `authority${i}`, 'keys.json'));
+      endpoints.push({
+        identity: toHex(ed25519PublicFromSeed(keys.identitySeed)),
+        url: `http://127.0.0.1:${await ports.take()}`,
+      });
+    }
+    const deal = dealRelays(o.relays, o.workers ?? 1);
+    // Every port exits must refuse (C tor's re-entry rule, core/relay-pivot.ts)
+    // is taken before any relay starts: the consensus cannot name them.
+    const opsPort = await ports.take();
+    const workerOps: number[] = [];
+    for (let i = 0; i <= deal.length; i++) workerOps.push(await ports.take());
+    const socksPort = await ports.take(o.socksPort);
+    const tunnelPort = o.httpTunnelPort === undefined ? null : await ports.take(o.httpTunnelPort);
+    const reentryReject: HostPort[] = [
+      opsPort,
+      ...workerOps,
+      socksPort,
+      ...(tunnelPort ? [tunnelPort] : []),
+    ].map((port) => ({ host: '127.0.0.1', port }));
+    const nodes: NodeEntry[] = [
+      { name: 'shallot', role: 'launcher', metrics: `127.0.0.1:${opsPort}`, pid: process.pid },
+    ];
+    const common = { dataDir: o.dataDir, logLevel: o.logLevel, endpoints };
+    const start = (d: NodeWorkerData, onStarted: (done: number) => void) => {
+      const r = spawnWorker(d, write, onStarted);
+      workers.push(r);
+      nodes.push({ name: d.name, role: 'worker', metrics: `127.0.0.1:${d.opsPort}`, pid: process.pid });
+      return r;
+    };
+    const authWorker = start(
+      {
+        kind: 'authorities',
+        name: 'worker0',
+        opsPort: workerOps[0] as number,
+        indices: endpoints.map((_, i) => i),
+        votingIntervalSec: o.votingInterval,
+        handshake: o.handshake,
+        params: o.consensusParams ?? {},
+        ...common,
+      },
+      (done) => progress.update({ stage: 'authorities', done, total: o.authorities }),
+    );
+    await waitReady(authWorker);
+    const started = deal.map(() => 0);
+    const relayWorkers = [];
+    for (const [w, indices] of deal.entries()) {
+      const relays: RelayWorkerData['relays'] = [];
+      for (const index of indices) relays.push({ index, port: await ports.take(), exit: index < o.exits });
+      const d: RelayWorkerData = {
+        kind: 'relays',
+        name: `worker${w + 1}`,
+        opsPort: workerOps[w + 1] as number,
+        relays,
+        tls: o.tls,
+        keyRotationMs: o.keyRotation * 60_000,
+        reentryReject,
+        ...common,
+      };
+      relayWorkers.push(
+        start(d, (done) => {
+          started[w] = done;
+          progress.update({ stage: 'relays', done: started.reduce((a, b) => a + b, 0), total: o.relays });
+        }),
+      );
+    }
+    await Promise.all(relayWorkers.map(waitReady));
+    await waitForConsensus(endpoints, o, workers, progress);
+    ops = await serveOps({
+      host: '127.0.0.1',
+      port: opsPort,
+      registry,
+      health: () => ({ ok: true, ready: client?.dir !== null }),
+    });
+    const auth = await clientAuthFor(o);
+    client = new ShallotClient(
+      { logger: logger.child('client'), registry },
+      {
+        authorities: endpoints,
+        socksHost: '127.0.0.1',
+        socksPort,
+        ...(auth ? { clientAuthKeys: await readClientAuthKeys(auth.clientDir) } : {}),
+        circuits: {
+          tls: o.tls,
+          dataDir: o.dataDir,
+          handshake: o.handshake,
+          vanguardsLite: o.vanguardsLite,
+          ...(o.maxCircuitDirtiness ? { maxDirtinessMs: o.maxCircuitDirtiness * 1000 } : {}),
+        },
+      },
+    );
+    await client.start();
+    const running = client;
+    if (tunnelPort !== null)
+      tunnel = await startHttpTunnelServer(
+        { host: '127.0.0.1', port: tunnelPort },
+        (req) => running.connect(req),
+        { registry },
+      );
+    progress.line('bootstrapping: client fetching the consensus');
+    await client.ready(o.bootstrapTimeout * 1000);
+    web = await startWebTarget('127.0.0.1', await ports.take());
+    onion = await startOnionServices(
+      { logger, registry },
+      {
+        count: o.onionServices,
+        instances: o.instances,
+        introPoints: o.introPoints,
+        dataDir: o.dataDir,
+        authorities: endpoints,
+        tls: o.tls,
+        handshake: o.handshake,
+        vanguardsLite: o.vanguardsLite,
+        ...(auth ? { authorizedClientsDirs: auth.serviceDirs } : {}),
+      },
+      (text) => progress.line(text),
+    );
+    progress.done();
+    const state: NetworkState = {
+      version: 1,
+      startedAt: new Date().toISOString(),
+      pid: process.pid,
+      mode: 'workers',
+      authorities: endpoints,
+      socks: `127.0.0.1:${socksPort}`,
+      ...(tunnel ? { httpTunnel: tunnel.address } : {}),
+      web: `127.0.0.1:${web.port}`,
+      onionServices: onion.services,
+      nodes,
+      targetsFile: await writeTargets(o.dataDir, nodes, 'local'),
+    };
+    await writeState(o.dataDir, state);
+    logger.info('network ready', { log: logFile, workers: workers.length });
+    return { state, stop };
+  } catch (e) {
+    progress.done();
+    await stop();
+    throw e;
+  }
+}
+
+function spawnWorker(
+  d: NodeWorkerData,
+  write: (line: string) => void,
+  onStarted: (n: number) => void,
+): Running {
+  const worker = new Worker(workerEntry, { workerData: d, name: d.name });
+  const r: Running = { worker, exited: new Promise((res) => worker.once('exit', () => res())), failed: null };
+  worker.on('message', (m: WorkerMessage) => {
+    if (m.type === 'log') write(m.line);
+    else if (m.type === 'started') onStarted(m.done);
+    else if (m.type === 'error') r.failed = new Error(`${d.name}: ${m.message}`);
+  });
+  worker.on('error', (e) => {
+    r.failed = new Error(`${d.name}: ${e.message}`);
+  });
+  void r.exited.then(() => {
+    r.failed ??= new Error(`${d.name} exited`);
+  });
+  return r;
+}
+
+/** Resolves once the worker has started all its nodes; rejects when it fails first. */
+function waitReady(r: Running): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (r.failed) return reject(r.failed);
+    const onMessage = (m: WorkerMessage) => {
+      if (m.type === 'ready') done(null);
+      else if (m.type === 'error') done(new Error(m.message));
+    };
+    const onExit = () => done(r.failed ?? new Error('worker exited during start'));
+    const done = (e: Error | null) => {
+      r.worker.off('message', onMessage);
+      r.worker.off('exit', onExit);
+      if (e) reject(e);
+      else resolve();
+    };
+    r.worker.on('message', onMessage);
+    r.worker.once('exit', onExit);
+  });
+}
+
+/** Asks the worker to stop its nodes cleanly, then ends the thread (after 8 s at most, as the process launcher's SIGKILL). */
+async function stopWorker(r: Running): Promise<void> {
+  if (r.failed) {
+    await r.worker.terminate();
+    return;
+  }
+  const stopped = new Promise<void>((resolve) => {
+    r.worker.on('message', (m: WorkerMessage) => {
+      if (m.type === 'stopped') resolve();
+    });
+    void r.exited.then(resolve);
+  });
+  r.worker.postMessage({ type: 'stop' } satisfies LauncherMessage);
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([stopped, new Promise<void>((res) => (timer = setTimeout(res, 8_000)))]);
+  clearTimeout(timer);
+  await r.worker.terminate();
+}
+
+/** Polls the authorities until a consensus lists every relay with Guard (a client needs guards). */
+async function waitForConsensus(
+  endpoints: AuthorityEndpoint[],
+  o: UpOptions,
+  workers: Running[],
+  progress: ProgressSink,
+): Promise<void> {
+  const deadline = Date.now() + o.bootstrapTimeout * 1000;
+  for (;;) {
+    const listed = await fetchConsensus(endpoints, { nowMs: Date.now(), timeoutMs: 5_000 }).then(
+      (r) => r.consensus.relays.filter((x) => x.flags.includes('Guard')).length,
+      () => 0,
+    );
+    progress.update({ stage: 'consensus', done: listed, total: o.relays });
+    if (listed >= o.relays) return;
+    const failed = workers.find((w) => w.failed);
+    if (failed?.failed) throw failed.failed;
+    if (Date.now() > deadline)
+      throw new Error(`consensus lists ${listed} of ${o.relays} relays after ${o.bootstrapTimeout} s`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}

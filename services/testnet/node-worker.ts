@@ -1,0 +1,153 @@
+/**
+ * One worker thread of `shallot up --workers N` (launch-workers.ts): runs
+ * either all the directory authorities or a share of the relays, dealt
+ * round-robin by the launcher with their ports in workerData. Nodes talk to
+ * each other over ws/wss on 127.0.0.1 as separate processes would (tor-spec
+ * §2 links), so nothing but logs, progress and stop crosses the MessagePort.
+ * Each worker serves its own /metrics (metrics/server.ts) on a port the
+ * launcher chose and lists in state.json.
+ */
+
+import path from 'node:path';
+import { parentPort, workerData } from 'node:worker_threads';
+import type { HandshakeName } from '../core/create-handshake.js';
+import { DEFAULT_TESTNET_EXIT_POLICY, REJECT_ALL } from '../core/exit-policy.js';
+import type { HostPort } from '../core/relay-pivot.js';
+import { testnetMinUptime } from '../directory/admission.js';
+import { DirectoryAuthority } from '../directory/authority.js';
+import type { AuthorityEndpoint } from '../directory/dir-client.js';
+import { createRegistry } from '../metrics/metrics.js';
+import { serveOps } from '../metrics/server.js';
+import { loadOrCreateKeys } from '../net/key-store.js';
+import { createLogger, type LogLevel } from '../net/log.js';
+import { RelayNode } from '../relay/node.js';
+import { attachOnionRoles, type OnionRoles } from '../relay/onion-roles.js';
+
+export interface WorkerCommon {
+  /** Worker name, the metrics' node label and the logger's name ("workerN"). */
+  name: string;
+  dataDir: string;
+  logLevel: LogLevel;
+  opsPort: number;
+  endpoints: AuthorityEndpoint[];
+}
+
+export interface AuthorityWorkerData extends WorkerCommon {
+  kind: 'authorities';
+  /** Index into endpoints of each authority this worker runs (all of them). */
+  indices: number[];
+  votingIntervalSec: number;
+  handshake: HandshakeName;
+  params: Record<string, number>;
+}
+
+export interface RelayWorkerData extends WorkerCommon {
+  kind: 'relays';
+  relays: { index: number; port: number; exit: boolean }[];
+  tls: boolean;
+  keyRotationMs: number;
+  /** Ports exits refuse (C tor's re-entry rule, core/relay-pivot.ts): every ops, SOCKS and tunnel port. */
+  reentryReject: HostPort[];
+}
+
+export type NodeWorkerData = AuthorityWorkerData | RelayWorkerData;
+
+/** What a worker posts to the launcher. */
+export type WorkerMessage =
+  | { type: 'log'; line: string }
+  | { type: 'started'; done: number }
+  | { type: 'ready' }
+  | { type: 'stopped' }
+  | { type: 'error'; message: string };
+
+/** What the launcher posts to a worker. */
+export type LauncherMessage = { type: 'stop' };
+
+const keyFile = (dataDir: string, dir: string) => path.join(dataDir, dir, 'keys.json');
+
+async function run(d: NodeWorkerData): Promise<void> {
+  const port = parentPort;
+  if (!port) throw new Error('node-worker.ts runs only as a worker thread');
+  const post = (m: WorkerMessage) => port.postMessage(m);
+  // One log file for the network (shallot.log), written by the launcher.
+  const logger = createLogger(d.name, d.logLevel, (line) => post({ type: 'log', line }));
+  const registry = createRegistry({ node: d.name, role: d.kind === 'authorities' ? 'authority' : 'relay' });
+  const authorities: DirectoryAuthority[] = [];
+  const relays: RelayNode[] = [];
+  const roles: OnionRoles[] = [];
+  let stopping: Promise<void> | null = null;
+  const stop = () => {
+    stopping ??= (async () => {
+      for (const r of roles) r.close();
+      await Promise.allSettled(relays.map((r) => r.stop()));
+      await Promise.allSettled(authorities.map((a) => a.stop()));
+      await ops.close();
+    })();
+    return stopping;
+  };
+  port.on('message', (m: LauncherMessage) => {
+    if (m.type === 'stop') void stop().then(() => post({ type: 'stopped' }));
+  });
+  const ops = await serveOps({
+    host: '127.0.0.1',
+    port: d.opsPort,
+    registry,
+    health: () => ({ ok: true, ready: true, nodes: authorities.length + relays.length }),
+  });
+  if (d.kind === 'authorities') {
+    for (const i of d.indices) {
+      const keys = await loadOrCreateKeys(keyFile(d.dataDir, `authority${i}`));
+      const a = new DirectoryAuthority(
+        { logger: logger.child(`auth${i}`), registry },
+        {
+          identitySeed: keys.identitySeed,
+          host: '127.0.0.1',
+          port: Number(new URL(d.endpoints[i]?.url ?? '').port),
+          peers: d.endpoints,
+          votingIntervalSec: d.votingIntervalSec,
+          testnet: true,
+          // As network.ts (the one-process launcher): a stopped relay leaves the next consensus.
+          probeReachability: true,
+          // Every relay shares 127.0.0.1 (C tor TestingTorNetwork: AuthDirMaxServersPerAddr 0).
+          maxServersPerAddr: 0,
+          minUptimeSec: testnetMinUptime(d.votingIntervalSec),
+          handshake: d.handshake,
+          params: d.params,
+          name: `auth${i}`,
+        },
+      );
+      await a.start();
+      authorities.push(a);
+      post({ type: 'started', done: authorities.length });
+    }
+  } else {
+    for (const r of d.relays) {
+      const file = keyFile(d.dataDir, `relay${r.index}`);
+      const node = new RelayNode(
+        { logger: logger.child(`relay${r.index}`), registry },
+        {
+          nickname: `relay${r.index}`,
+          host: '127.0.0.1',
+          port: r.port,
+          tls: d.tls,
+          keys: await loadOrCreateKeys(file),
+          exitPolicy: r.exit ? DEFAULT_TESTNET_EXIT_POLICY : REJECT_ALL,
+          authorities: d.endpoints,
+          bandwidth: 1_000_000,
+          ...(d.keyRotationMs ? { keyRotationMs: d.keyRotationMs } : {}),
+          keyFile: file,
+        },
+      );
+      roles.push(attachOnionRoles(node));
+      node.rejectReentry(d.reentryReject);
+      await node.start();
+      relays.push(node);
+      post({ type: 'started', done: relays.length });
+    }
+  }
+  post({ type: 'ready' });
+}
+
+run(workerData as NodeWorkerData).catch((e: Error) => {
+  parentPort?.postMessage({ type: 'error', message: e.stack ?? e.message } satisfies WorkerMessage);
+});
