@@ -8,6 +8,7 @@
  *   POST /tor/post/vote                          a peer's vote
  *   POST /tor/post/consensus-signature           a peer's consensus signature
  *   GET  /tor/status-vote/current/consensus      the latest consensus (404 before one)
+ *   GET  /tor/status-vote/current/consensus.z    the same, deflated (dir-spec §6.1)
  *   GET  /tor/status-vote/next/vote              own vote for the coming round
  *   GET  /tor/status-vote/next/consensus-signatures  own pending consensus + signatures
  *
@@ -15,6 +16,12 @@
  * - A body over its route's limit is refused with 400 (as C tor answers a
  *   bad upload) before it is parsed; up to 1 MiB more is read and dropped so
  *   the client sees the reply, then the connection is closed.
+ * - The consensus is served deflated (zlib, `Content-Encoding: deflate`)
+ *   at the `.z` URL, and at the plain one to a client whose
+ *   Accept-Encoding names deflate (dir-spec §6.1; C tor does both). It
+ *   is compressed once per served document, off the event loop (zlib's
+ *   thread pool), and kept until the next one: a 5,000-relay consensus
+ *   is about a quarter of its size deflated (npm run bench).
  * - Refusals: a typed error (ShallotError) is a 400 with its message (503
  *   when `status` says it may succeed later); anything else is a 500 and is
  *   logged.
@@ -25,6 +32,8 @@
  * from every exit.
  */
 import * as http from 'node:http';
+import { promisify } from 'node:util';
+import { deflate } from 'node:zlib';
 import { MAX_SIGNATURE_BYTES } from '../core/dir/consensus.js';
 import { MAX_DESCRIPTOR_BYTES } from '../core/dir/fields.js';
 import { ShallotError } from '../core/errors.js';
@@ -35,6 +44,7 @@ export const DESCRIPTOR_PATH = '/tor/';
 export const VOTE_PATH = '/tor/post/vote';
 export const SIGNATURE_PATH = '/tor/post/consensus-signature';
 export const CONSENSUS_PATH = '/tor/status-vote/current/consensus';
+export const CONSENSUS_Z_PATH = `${CONSENSUS_PATH}.z`;
 export const NEXT_VOTE_PATH = '/tor/status-vote/next/vote';
 export const NEXT_SIGNATURES_PATH = '/tor/status-vote/next/consensus-signatures';
 
@@ -84,6 +94,27 @@ const kindOf = (path: string): UploadKind | undefined =>
       : path === SIGNATURE_PATH
         ? 'signature'
         : undefined;
+
+const deflateAsync = promisify(deflate);
+/** The deflated form of each served consensus, made once (keyed by the served bytes, so it goes with them). */
+const deflated = new WeakMap<Uint8Array, Promise<Buffer>>();
+
+function deflatedOf(doc: Uint8Array): Promise<Buffer> {
+  let z = deflated.get(doc);
+  if (!z) {
+    z = deflateAsync(doc);
+    deflated.set(doc, z);
+  }
+  return z;
+}
+
+/** Whether an Accept-Encoding header names deflate (with a q-value other than 0). */
+export function acceptsDeflate(header: string | undefined): boolean {
+  return (header ?? '').split(',').some((part) => {
+    const [coding, ...ps] = part.trim().toLowerCase().split(';');
+    return coding === 'deflate' && !ps.some((p) => /^\s*q=0(\.0*)?\s*$/.test(p));
+  });
+}
 
 /** A DirPort server (not listening yet) answering `routes`, with C tor-like header and request timeouts. */
 export function createDirServer(routes: DirRoutes, log: Logger): http.Server {
@@ -136,7 +167,16 @@ function handle(routes: DirRoutes, log: Logger, req: http.IncomingMessage, res: 
     doc ? reply(200, doc, OCTETS) : reply(404, missing);
   switch (path) {
     case CONSENSUS_PATH:
-      return serve(routes.consensus(), 'no consensus yet');
+    case CONSENSUS_Z_PATH: {
+      const doc = routes.consensus();
+      if (!doc || (path === CONSENSUS_PATH && !acceptsDeflate(req.headers['accept-encoding'])))
+        return serve(doc, 'no consensus yet');
+      deflatedOf(doc).then(
+        (z) => reply(200, z, { ...OCTETS, 'content-encoding': 'deflate' }),
+        (e: unknown) => fail(e),
+      );
+      return;
+    }
     case NEXT_VOTE_PATH:
       return serve(routes.nextVote(), 'no vote yet');
     case NEXT_SIGNATURES_PATH:

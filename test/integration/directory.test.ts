@@ -234,6 +234,18 @@ describe('directory authorities', () => {
     ).toBe(2);
     expect(await metricValue(registries[0]!, 'shallot_consensus_signatures', { authority: 'auth0' })).toBe(3);
     expect(authorities[2]!.health().ready).toBe(true);
+    // Served deflated at the .z URL and to a client that accepts deflate (dir-spec §6.1), plain otherwise.
+    const served = authorities[2]!.latestConsensus!;
+    const opts = { maxBytes: 8 << 20, maxInflatedBytes: 8 << 20 };
+    for (const path of ['/tor/status-vote/current/consensus.z', '/tor/status-vote/current/consensus']) {
+      const z = await httpRequest(auths[2]!.url, 'GET', path, opts);
+      expect(Buffer.compare(z.body, served)).toBe(0);
+      expect(z.wireBytes).toBeLessThan(served.length / 2);
+    }
+    const plain = await httpRequest(auths[2]!.url, 'GET', '/tor/status-vote/current/consensus', {
+      maxBytes: opts.maxBytes,
+    });
+    expect(plain.wireBytes).toBe(served.length);
     // Ops endpoints live on the ops port only, never on the DirPort (issue 12 item 7).
     for (const ops of ['/metrics', '/healthz', '/readyz']) {
       expect((await httpRequest(auths[2]!.url, 'GET', ops)).status).toBe(404);

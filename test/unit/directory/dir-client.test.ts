@@ -1,7 +1,10 @@
 // dir-client: authority-list parsing, and the HTTP helper's bounds
 // (response size, timeout, refused connections) against tiny local servers.
+
+import { randomBytes } from 'node:crypto';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { deflateSync, gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { InvalidError } from '../../../services/core/errors.js';
@@ -13,9 +16,12 @@ import {
   fetchConsensus,
   formatAuthorityList,
   httpRequest,
+  inflateBounded,
+  MAX_UNCOMPRESSION_FACTOR,
   parseAuthorityList,
   publishDescriptor,
 } from '../../../services/directory/dir-client.js';
+import { acceptsDeflate } from '../../../services/directory/http.js';
 import { seededRng } from '../../helpers/seeded-rng.js';
 
 const idA = 'a'.repeat(64);
@@ -98,6 +104,23 @@ describe('httpRequest bounds', () => {
     await expect(httpRequest(streamed, 'GET', '/', { maxBytes: 4096 })).rejects.toThrow(/exceeds 4096/);
   });
 
+  it('inflates a deflated body when asked for deflate; refuses encodings it did not ask for', async () => {
+    const doc = Buffer.from('{"consensus":1}'.repeat(2000));
+    const url = await serve((req, res) => {
+      if (req.url === '/gzip') return res.writeHead(200, { 'content-encoding': 'gzip' }).end(gzipSync(doc));
+      const z = acceptsDeflate(req.headers['accept-encoding']);
+      res.writeHead(200, z ? { 'content-encoding': 'deflate' } : {}).end(z ? deflateSync(doc) : doc);
+    });
+    const r = await httpRequest(url, 'GET', '/', { maxBytes: 1 << 20, maxInflatedBytes: 1 << 20 });
+    expect(Buffer.compare(r.body, doc)).toBe(0);
+    expect(r.wireBytes).toBe(deflateSync(doc).length);
+    const plain = await httpRequest(url, 'GET', '/', { maxBytes: 1 << 20 });
+    expect(plain.wireBytes).toBe(doc.length);
+    await expect(
+      httpRequest(url, 'GET', '/gzip', { maxBytes: 1 << 20, maxInflatedBytes: 1 << 20 }),
+    ).rejects.toThrow(/unrequested content-encoding gzip/);
+  });
+
   it('times out on a server that never answers', async () => {
     const url = await serve(() => {});
     const t0 = Date.now();
@@ -157,5 +180,50 @@ describe('clientConsensusFetchTime (dir-spec §5.1)', () => {
     // Uniform: every tenth of the window gets 100 +- 40.
     for (const n of tenths) expect(n).toBeGreaterThan(60);
     for (const n of tenths) expect(n).toBeLessThan(140);
+  });
+});
+
+describe('inflateBounded (zip-bomb safe)', () => {
+  // Hex text compresses about 2:1, as a consensus does about 4:1; 100 KiB is past the ratio check's start.
+  const doc = new Uint8Array(Buffer.from(randomBytes(50_000).toString('hex'), 'latin1'));
+
+  it('inflates within the cap', async () => {
+    expect(Buffer.compare(await inflateBounded(deflateSync(doc), 1 << 20, 'x'), doc)).toBe(0);
+  });
+
+  it(`refuses more than the cap, and more than ${MAX_UNCOMPRESSION_FACTOR}x the input past 64 KiB (C tor's bomb rule)`, async () => {
+    const z = deflateSync(Buffer.alloc(1 << 20));
+    expect(z.length * MAX_UNCOMPRESSION_FACTOR).toBeLessThan(1 << 20);
+    await expect(inflateBounded(z, 8 << 20, 'x')).rejects.toThrow(/compression bomb/);
+    await expect(inflateBounded(deflateSync(doc), 1000, 'x')).rejects.toBeInstanceOf(DirHttpRequestError);
+    // Small outputs are not judged by ratio (C tor CHECK_FOR_COMPRESSION_BOMB_AFTER).
+    expect((await inflateBounded(deflateSync(Buffer.alloc(60_000)), 1 << 20, 'x')).length).toBe(60_000);
+  });
+
+  it('refuses garbage, truncated and empty input with a typed error', async () => {
+    const z = deflateSync(doc);
+    for (const bad of [new Uint8Array([1, 2, 3, 4]), z.subarray(0, z.length - 10), new Uint8Array(0)]) {
+      await expect(inflateBounded(bad, 1 << 20, 'x')).rejects.toBeInstanceOf(DirHttpRequestError);
+    }
+    await fc.assert(
+      fc.asyncProperty(fc.uint8Array({ maxLength: 256 }), async (b) => {
+        await inflateBounded(b, 1 << 16, 'x').catch((e) => {
+          if (!(e instanceof DirHttpRequestError)) throw e;
+        });
+      }),
+      { numRuns: 200 },
+    );
+  });
+});
+
+describe('acceptsDeflate (Accept-Encoding)', () => {
+  it('names deflate unless its q is 0', () => {
+    expect(acceptsDeflate('deflate, identity')).toBe(true);
+    expect(acceptsDeflate('gzip, DEFLATE;q=0.5')).toBe(true);
+    expect(acceptsDeflate('deflate;q=0')).toBe(false);
+    expect(acceptsDeflate('deflate; q=0.000')).toBe(false);
+    expect(acceptsDeflate('x-deflate, gzip')).toBe(false);
+    expect(acceptsDeflate(undefined)).toBe(false);
+    expect(acceptsDeflate('')).toBe(false);
   });
 });
