@@ -1,0 +1,161 @@
+// `shallot up --workers 2` end to end: authorities in one worker thread,
+// relays in another, used through the SOCKS port (onion and exit fetches with
+// digests checked), every worker's /metrics reachable from state.json, and a
+// launcher killed with SIGKILL leaves no worker serving (threads die with
+// their process). Needs `npx tsc -p tsconfig.json` (dist/) and curl.
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ephemeralPort } from '../../services/testnet/ports.js';
+import type { NetworkState } from '../../services/testnet/state.js';
+
+const run = promisify(execFile);
+const repo = path.resolve(import.meta.dirname, '../..');
+let dataDir: string;
+let child: ChildProcess;
+let output = '';
+let state: NetworkState;
+
+async function curl(socks: string, url: string): Promise<Buffer> {
+  const { stdout } = await run(
+    'curl',
+    ['-sS', '--fail', '--max-time', '60', '--socks5-hostname', socks, url],
+    {
+      encoding: 'buffer',
+      maxBuffer: 64 << 20,
+    },
+  );
+  return stdout;
+}
+
+const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+/** True when something accepts a TCP connection on host:port. */
+function listening(hostPort: string): Promise<boolean> {
+  const [host, port] = hostPort.split(':');
+  return new Promise((resolve) => {
+    const s = net.connect(Number(port), host, () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+beforeAll(async () => {
+  dataDir = await mkdtemp(path.join(tmpdir(), 'shallot-workers-'));
+  child = spawn(
+    process.execPath,
+    [
+      path.join(repo, 'dist/services/testnet/main.js'),
+      'up',
+      '--workers',
+      '2',
+      '--data-dir',
+      dataDir,
+      '--relays',
+      '6',
+      '--exits',
+      '2',
+      '--voting-interval',
+      '5',
+      '--base-port',
+      '0',
+      '--socks-port',
+      String(await ephemeralPort()),
+      '--http-tunnel-port',
+      String(await ephemeralPort()),
+    ],
+    { cwd: repo, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  child.stdout?.on('data', (d: Buffer) => {
+    output += d.toString();
+  });
+  child.stderr?.on('data', (d: Buffer) => {
+    output += d.toString();
+  });
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`not up in time:\n${output}`)), 170_000);
+    child.stdout?.on('data', () => {
+      if (output.includes('Press Ctrl-C to stop.')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`shallot up exited (${code}):\n${output}`));
+    });
+  });
+  state = JSON.parse(await readFile(path.join(dataDir, 'state.json'), 'utf8')) as NetworkState;
+}, 180_000);
+
+afterAll(async () => {
+  if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  await rm(dataDir, { recursive: true, force: true });
+});
+
+describe('shallot up --workers 2', () => {
+  it('runs in worker mode: the launcher and one worker each for authorities and relays in state.json', () => {
+    expect(state.mode).toBe('workers');
+    expect(state.nodes.map((n) => `${n.name}/${n.role}`)).toEqual([
+      'shallot/launcher',
+      'worker0/worker',
+      'worker1/worker',
+    ]);
+    expect(output).toMatch(/Logs: .*shallot\.log/);
+  });
+
+  it('fetches through an exit, checked against the target digest', async () => {
+    const body = await curl(state.socks, `http://${state.web}/bytes/300000`);
+    const digest = (await curl(state.socks, `http://${state.web}/sha256/300000`)).toString().trim();
+    expect(body.length).toBe(300000);
+    expect(sha256(body)).toBe(digest);
+  }, 120_000);
+
+  it('fetches from the onion service, checked against its digest', async () => {
+    const onion = state.onionServices[0]?.address;
+    expect(onion).toMatch(/^[a-z2-7]{56}\.onion$/);
+    const body = await curl(state.socks, `http://${onion}/bytes/500000`);
+    const digest = (await curl(state.socks, `http://${onion}/sha256/500000`)).toString().trim();
+    expect(body.length).toBe(500000);
+    expect(sha256(body)).toBe(digest);
+  }, 120_000);
+
+  it("every worker's metrics are served where state.json says: authority series from worker0, relay series from worker1", async () => {
+    const text = async (name: string) => {
+      const n = state.nodes.find((x) => x.name === name);
+      const res = await fetch(`http://${n?.metrics}/metrics`);
+      expect(res.status).toBe(200);
+      return res.text();
+    };
+    const auths = await text('worker0');
+    expect(auths).toMatch(/shallot_dir_descriptors_total\{[^}]*node="worker0"[^}]*\} [1-9]/);
+    const relays = await text('worker1');
+    expect(relays).toMatch(/shallot_relay_cells_total\{[^}]*node="worker1"[^}]*\} [1-9]/);
+    const launcher = await text('shallot');
+    expect(launcher).toMatch(/shallot_circuits_total\{[^}]*\} [1-9]/);
+    // The Prometheus file_sd targets name all three.
+    const targets = JSON.parse(await readFile(state.targetsFile, 'utf8')) as { targets: string[] }[];
+    expect(targets.flatMap((t) => t.targets).sort()).toEqual(state.nodes.map((n) => n.metrics).sort());
+  }, 30_000);
+
+  it('kill -9 of the launcher leaves no worker: every metrics, authority and SOCKS port closes', async () => {
+    const endpoints = [
+      ...state.nodes.map((n) => n.metrics ?? ''),
+      ...state.authorities.map((a) => new URL(a.url).host),
+      state.socks,
+    ];
+    for (const e of endpoints) expect(await listening(e)).toBe(true);
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill('SIGKILL');
+    await exited;
+    for (const e of endpoints) expect(await listening(e)).toBe(false);
+    expect(() => process.kill(state.pid, 0)).toThrow();
+  }, 30_000);
+});
