@@ -338,7 +338,11 @@ async function handle(
     socket.pipe(stream);
     stream.pipe(socket);
     stream.on('error', () => socket.destroy());
-    stream.on('close', () => socket.end());
+    // A stream reset in the same link read as its CONNECTED is closed before
+    // this line runs (origin-circuit.ts beginStream): its 'close' is past, so
+    // end the socket here or the application waits on it forever.
+    if (stream.destroyed) socket.end();
+    else stream.on('close', () => socket.end());
     socket.on('close', () => stream.destroy());
   } catch (e) {
     handshakeDone();

@@ -224,6 +224,18 @@ export class CircuitEdge implements StreamHost {
         }
         return true;
       }
+      case 'CONNECTED': {
+        // The stream is open from this cell on, not from when its opener's
+        // await resumes (a later microtask): a target that speaks first and
+        // closes has its DATA and END in the same link read, and an END seen
+        // while `connected` was still false passed for a refused BEGIN,
+        // destroying the stream with its data and leaving the application a
+        // SOCKS success and nothing after it. The opener's waiter still gets
+        // the cell (false).
+        const s = this.streams.get(streamId);
+        if (s) s.connected = true;
+        return false;
+      }
       case 'END': {
         const s = this.streams.get(streamId);
         if (!s) {

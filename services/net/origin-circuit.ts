@@ -331,6 +331,12 @@ export class OriginCircuit extends TypedEmitter<OriginCircuitEvents> implements 
         hop === this.edgeHop && streamId === id && (m.type === 'CONNECTED' || m.type === 'END'),
       timeoutMs,
     );
+    // CONNECTED and an END with an error reason can come in one link read
+    // (edge.ts marks the stream open at CONNECTED): the stream's 'error' then
+    // fires before this await resumes, when no caller listens yet. The caller
+    // sees `destroyed` instead.
+    const beforeCaller = () => {};
+    stream.on('error', beforeCaller);
     this.edge.sendStreamMessage(id, begin);
     let res: { msg: RelayMessage };
     try {
@@ -338,12 +344,13 @@ export class OriginCircuit extends TypedEmitter<OriginCircuitEvents> implements 
     } catch (e) {
       stream.destroy();
       throw e;
+    } finally {
+      stream.off('error', beforeCaller);
     }
     if (res.msg.type === 'END') {
       this.edge.streamClosed(id);
       throw new StreamRefusedError(res.msg.reason);
     }
-    stream.connected = true;
     return stream;
   }
 
