@@ -45,7 +45,7 @@ import { ctEqual, ed25519Sign, ed25519Verify, type Rng, randomBytes, sha256 } fr
 import { CertType, decodeEdCert, type EdCert, verifyEdCert } from '../core/ed-cert.js';
 import { isDecodeError, ShallotError, TruncatedError } from '../core/errors.js';
 import type { LinkKeys } from './link-keys.js';
-import { LINK_HIGH_WATER, type LinkConnection } from './transport.js';
+import { LINK_HIGH_WATER, type Link } from './transport.js';
 import { TypedEmitter } from './typed-emitter.js';
 
 export const LINK_VERSIONS = [4, 5];
@@ -254,7 +254,7 @@ export class Channel extends TypedEmitter<ChannelEvents> {
   private drainWanted = false;
 
   private constructor(
-    readonly link: LinkConnection,
+    readonly link: Link,
     private readonly reader: CellReader,
     readonly linkVersion: number,
     /** The peer's authenticated Ed25519 identity, or null for a client peer. */
@@ -305,7 +305,7 @@ export class Channel extends TypedEmitter<ChannelEvents> {
 
   /* ---------------- handshake ---------------- */
 
-  static async initiate(link: LinkConnection, opts: InitiateOptions): Promise<Channel> {
+  static async initiate(link: Link, opts: InitiateOptions): Promise<Channel> {
     const { limits, rng, now, reader, sent, received, send } = startHandshake(link, opts);
     return withTimeout(limits.handshakeTimeoutMs, link, async () => {
       send({ type: 'VERSIONS', versions: LINK_VERSIONS }, 0);
@@ -392,7 +392,7 @@ export class Channel extends TypedEmitter<ChannelEvents> {
     });
   }
 
-  static async respond(link: LinkConnection, opts: RespondOptions): Promise<Channel> {
+  static async respond(link: Link, opts: RespondOptions): Promise<Channel> {
     const { limits, rng, now, reader, sent, received, send } = startHandshake(link, opts);
     const k = opts.keys;
     return withTimeout(limits.handshakeTimeoutMs, link, async () => {
@@ -577,7 +577,7 @@ type MessageOf<T extends LinkMessage['type']> = Extract<LinkMessage, { type: T }
  * AUTHENTICATE transcript digests (SLOG/CLOG).
  */
 function startHandshake(
-  link: LinkConnection,
+  link: Link,
   opts: { limits?: Partial<ChannelLimits>; rng?: Rng; now?: () => number },
 ) {
   const limits = { ...DEFAULT_CHANNEL_LIMITS, ...opts.limits };
@@ -624,7 +624,7 @@ function addrFor(address: string) {
   return { type: 'ipv4' as const, addr: v4 };
 }
 
-async function withTimeout<T>(ms: number, link: LinkConnection, fn: () => Promise<T>): Promise<T> {
+async function withTimeout<T>(ms: number, link: Link, fn: () => Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new ChannelError('timeout', `link handshake took over ${ms} ms`)), ms);

@@ -66,8 +66,31 @@ export const LINK_HIGH_WATER = 2 * 1024 * 1024;
  */
 export const LINK_LOW_WATER = LINK_HIGH_WATER / 2;
 
+/**
+ * What a channel needs from its link, whatever carries it: this WebSocket
+ * link or the raw TLS link of tls-transport.ts (as C tor speaks).
+ */
+export interface Link {
+  readonly tlsBinding: TlsBinding | null;
+  readonly remoteAddress: string;
+  readonly initiator: boolean;
+  readonly isOpen: boolean;
+  /** Bytes accepted but not yet handed to the kernel: the backpressure signal. */
+  readonly bufferedAmount: number;
+  on<K extends keyof LinkEvents & string>(event: K, fn: (arg: LinkEvents[K]) => void): this;
+  send(data: Uint8Array): void;
+  /** `n` bytes at the end of this turn's batch to fill at once, or null when closed. */
+  reserve(n: number): Uint8Array | null;
+  pause(): void;
+  resume(): void;
+  /** Sends what is queued, then closes. */
+  close(code?: number, reason?: string): void;
+  /** Drops the connection at once. */
+  destroy(): void;
+}
+
 /** A connected link, either side. */
-export class LinkConnection extends TypedEmitter<LinkEvents> {
+export class LinkConnection extends TypedEmitter<LinkEvents> implements Link {
   /** This turn's writes, sent as one message by `flush`; a new buffer per message (ws may still hold the last). */
   private batch: Buffer | null = null;
   private batchLen = 0;

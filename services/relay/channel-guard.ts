@@ -26,7 +26,7 @@
 import { randomBytes } from '../core/crypto.js';
 import { uniformFraction } from '../core/random.js';
 import type { Channel } from '../net/channel.js';
-import type { LinkConnection } from '../net/transport.js';
+import type { Link } from '../net/transport.js';
 import { type CircuitVerdict, type ClientConn, ClientDos, type ClientDosParams } from './client-dos.js';
 
 export interface ChannelGuardOptions {
@@ -60,7 +60,7 @@ export const DEFAULT_PARTIAL_CELL_MS = 30_000;
 
 export class ChannelGuard {
   private readonly dos: ClientDos;
-  private readonly byLink = new WeakMap<LinkConnection, ClientConn>();
+  private readonly byLink = new WeakMap<Link, ClientConn>();
   private readonly channels = new Map<Channel, Tracked>();
   private readonly now: () => number;
   private readonly uniform: () => number;
@@ -76,7 +76,7 @@ export class ChannelGuard {
   }
 
   /** A new inbound link, before its handshake: false when the connection defence closes it. */
-  accept(link: LinkConnection): boolean {
+  accept(link: Link): boolean {
     const { verdict, conn } = this.dos.onConnection(link.remoteAddress, this.o.params());
     link.on('close', () => conn.release());
     if (verdict !== 'allow') {
