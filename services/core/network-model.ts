@@ -161,20 +161,22 @@ function seededIndex(seed: number, name: string, n: number): number {
   return ((h ^ (h >>> 16)) >>> 0) % n;
 }
 
-/** The location of each named node: explicit first, then the seeded draw; a node in no location is an error. */
+/** One node's location: explicit first, then the seeded draw; a node in no location is an error. */
+export function locationOf(model: NetworkModel, name: string): string {
+  const explicit = model.nodes.get(name);
+  if (explicit) return explicit;
+  if (model.assignRandom)
+    return model.locations[seededIndex(model.seed, name, model.locations.length)] as string;
+  throw new NetworkModelError(
+    `node "${name}" is in no location (list it or set "assign": "random")`,
+    'nodes',
+  );
+}
+
+/** The location of each node of a whole network; a node the model names that the network lacks is an error too. */
 export function placeNodes(model: NetworkModel, names: readonly string[]): Map<string, string> {
   const out = new Map<string, string>();
-  for (const name of names) {
-    const explicit = model.nodes.get(name);
-    if (explicit) out.set(name, explicit);
-    else if (model.assignRandom)
-      out.set(name, model.locations[seededIndex(model.seed, name, model.locations.length)] as string);
-    else
-      throw new NetworkModelError(
-        `node "${name}" is in no location (list it or set "assign": "random")`,
-        'nodes',
-      );
-  }
+  for (const name of names) out.set(name, locationOf(model, name));
   for (const n of model.nodes.keys())
     if (!names.includes(n)) throw new NetworkModelError(`node "${n}" is not in this network`, `nodes.${n}`);
   return out;

@@ -6,6 +6,7 @@
 import { toHex } from '../core/bytes.js';
 import type { Rng } from '../core/crypto.js';
 import { Channel, type ChannelLimits } from './channel.js';
+import type { LinkShaping } from './link-delay.js';
 import type { LinkKeys } from './link-keys.js';
 import { dialLink, linkUrl } from './transport.js';
 
@@ -23,6 +24,8 @@ export interface ChannelPoolOptions {
   limits?: Partial<ChannelLimits>;
   dialTimeoutMs?: number;
   rng?: Rng;
+  /** Latency model and read bucket of the node that dials (link-delay.ts). */
+  shaping?: LinkShaping | null;
   onChannel?: (ch: Channel) => void;
 }
 
@@ -56,7 +59,7 @@ export class ChannelPool {
   private async dial(peer: PeerAddress, key: string): Promise<Channel> {
     if (this.closed) throw new Error('channel pool closed');
     const timeout = this.opts.dialTimeoutMs ?? 10_000;
-    const link = await dialLink(linkUrl(peer.address, peer.port, this.opts.tls), timeout);
+    const link = await dialLink(linkUrl(peer.address, peer.port, this.opts.tls), timeout, this.opts.shaping);
     const ch = await Channel.initiate(link, {
       keys: this.opts.keys,
       expectedIdentity: peer.identity,

@@ -24,7 +24,10 @@ import { Relay, type RelayOptions } from './relay.js';
 
 /** The relay's own options (relay.ts), and what publishing and key rotation need. */
 export interface RelayNodeOptions
-  extends Pick<RelayOptions, 'nickname' | 'host' | 'port' | 'tls' | 'keys' | 'exitPolicy' | 'limits'> {
+  extends Pick<
+    RelayOptions,
+    'nickname' | 'host' | 'port' | 'tls' | 'keys' | 'exitPolicy' | 'limits' | 'shaping'
+  > {
   authorities: AuthorityEndpoint[];
   bandwidth?: number;
   hsdir?: boolean;
@@ -44,6 +47,16 @@ export interface RelayNodeOptions
    * port (`--reentry-reject`, core/relay-pivot.ts).
    */
   reentryReject?: HostPort[];
+}
+
+/**
+ * The descriptor's bandwidth: the configured capacity (standing in for C
+ * tor's observed bandwidth, which an idle testnet relay never builds up),
+ * capped by BandwidthRate as C tor's router_get_advertised_bandwidth takes
+ * min(bandwidthrate, bandwidthcapacity); the authorities then weight it.
+ */
+export function advertisedBandwidth(opts: Pick<RelayNodeOptions, 'bandwidth' | 'shaping'>): number {
+  return Math.min(opts.bandwidth ?? 1_000_000, opts.shaping?.limiter?.rate ?? Number.POSITIVE_INFINITY);
 }
 
 /** Extra BEGIN_DIR routes (the HSDir role adds /tor/hs/3/...). */
@@ -101,13 +114,14 @@ export class RelayNode {
         keys: opts.keys,
         exitPolicy: opts.exitPolicy,
         ...(opts.limits ? { limits: opts.limits } : {}),
+        ...(opts.shaping ? { shaping: opts.shaping } : {}),
       },
     );
     this.publisher = new DescriptorPublisher(
       this.relay,
       {
         authorities: opts.authorities,
-        bandwidth: opts.bandwidth ?? 1_000_000,
+        bandwidth: advertisedBandwidth(opts),
         hsdir: opts.hsdir ?? true,
         ...(opts.republishMs !== undefined ? { republishMs: opts.republishMs } : {}),
       },

@@ -38,6 +38,7 @@ import { Channel, type ChannelLimits } from '../net/channel.js';
 import { ChannelPool } from '../net/channel-pool.js';
 import { type DirRequest, type DirRequestLine, type DirResponse, serveDirRequest } from '../net/dir-http.js';
 import { sendmeAcceptMinVersion } from '../net/edge.js';
+import type { LinkShaping } from '../net/link-delay.js';
 import { createLinkKeys, type LinkKeys } from '../net/link-keys.js';
 import type { Logger } from '../net/log.js';
 import { DEFAULT_MAX_QUEUED_CELLS, OrCircuit, type OrCircuitOwner } from '../net/or-circuit.js';
@@ -89,6 +90,8 @@ export interface RelayOptions {
   keys: NodeKeys;
   exitPolicy: ExitPolicy;
   limits?: Partial<RelayLimits>;
+  /** Network-model latency and BandwidthRate on this relay's links, both ways they are opened (net/link-delay.ts). */
+  shaping?: LinkShaping | null;
 }
 
 export interface RelayComponents extends ExitGuards {
@@ -163,6 +166,7 @@ export class Relay implements OrCircuitOwner {
       tls: opts.tls,
       limits: this.limits.channel,
       rng: this.rng,
+      shaping: opts.shaping ?? null,
       onChannel: (ch) => this.watchChannel(ch, 'outbound'),
     });
     this.m = metricsFor(c.registry).relay;
@@ -236,7 +240,12 @@ export class Relay implements OrCircuitOwner {
 
   async start(): Promise<void> {
     this.server = await listenLinks(
-      { host: this.opts.host, port: this.opts.port, tls: this.opts.tls ? this.linkKeys.tls : null },
+      {
+        host: this.opts.host,
+        port: this.opts.port,
+        tls: this.opts.tls ? this.linkKeys.tls : null,
+        shaping: this.opts.shaping ?? null,
+      },
       (link) => {
         if (!this.guard.accept(link)) {
           link.destroy();

@@ -6,6 +6,7 @@ import type { HandshakeName } from '../../services/core/create-handshake.js';
 import { parseExitPolicy } from '../../services/core/exit-policy.js';
 import { generateNodeKeys } from '../../services/core/node-keys.js';
 import type { ChannelPool } from '../../services/net/channel-pool.js';
+import type { LinkShaping } from '../../services/net/link-delay.js';
 import { silentLogger } from '../../services/net/log.js';
 import { type HopTarget, OriginCircuit } from '../../services/net/origin-circuit.js';
 import { Relay, type RelayLimits } from '../../services/relay/relay.js';
@@ -16,7 +17,12 @@ export const LOCAL_EXIT_POLICY = parseExitPolicy(['accept 127.0.0.1:*', 'reject 
 /** Starts a relay on an OS-chosen 127.0.0.1 port with fresh keys, wss links (unless `tls: false`) and LOCAL_EXIT_POLICY. */
 export async function startLocalRelay(
   nickname: string,
-  opts: { tls?: boolean; limits?: Partial<RelayLimits>; registry?: Registry } = {},
+  opts: {
+    tls?: boolean;
+    limits?: Partial<RelayLimits>;
+    registry?: Registry;
+    shaping?: LinkShaping | null;
+  } = {},
 ): Promise<Relay> {
   const r = new Relay(
     { logger: silentLogger, registry: opts.registry ?? new Registry() },
@@ -28,6 +34,7 @@ export async function startLocalRelay(
       keys: generateNodeKeys(),
       exitPolicy: LOCAL_EXIT_POLICY,
       ...(opts.limits ? { limits: opts.limits } : {}),
+      ...(opts.shaping ? { shaping: opts.shaping } : {}),
     },
   );
   await r.start();

@@ -1,0 +1,51 @@
+import { describe, expect, it } from 'vitest';
+import { NetworkModelError, parseNetworkModel } from '../../../services/core/network-model.js';
+import {
+  BandwidthOptionError,
+  bandwidthLimit,
+  linkShaping,
+  loadNetworkModel,
+  MIN_RELAY_BANDWIDTH_RATE,
+} from '../../../services/net/shaping-options.js';
+import { advertisedBandwidth } from '../../../services/relay/node.js';
+
+const model = parseNetworkModel({ locations: ['us', 'eu'], defaultLatencyMs: 40, nodes: { r1: 'eu' } });
+
+describe('bandwidthLimit (C tor options_validate_relay_bandwidth)', () => {
+  it('burst defaults to the rate; none without a rate', () => {
+    expect(bandwidthLimit(MIN_RELAY_BANDWIDTH_RATE, undefined)).toEqual({
+      rate: MIN_RELAY_BANDWIDTH_RATE,
+      burst: MIN_RELAY_BANDWIDTH_RATE,
+    });
+    expect(bandwidthLimit(undefined, undefined)).toBeNull();
+  });
+
+  it('refuses a rate below 75 KiB/s, a burst below the rate, a burst alone', () => {
+    expect(() => bandwidthLimit(1000, undefined)).toThrow(BandwidthOptionError);
+    expect(() => bandwidthLimit(1_000_000, 500_000)).toThrow(/at least the rate/);
+    expect(() => bandwidthLimit(undefined, 1_000_000)).toThrow(/needs a rate/);
+  });
+});
+
+describe('linkShaping', () => {
+  it('places the node by the model unless told, and refuses an unknown location', () => {
+    expect(linkShaping('r1', model, null)?.location).toBe('eu');
+    expect(linkShaping('r1', model, null, 'us')?.location).toBe('us');
+    expect(() => linkShaping('r1', model, null, 'mars')).toThrow(NetworkModelError);
+    expect(() => linkShaping('r2', model, null)).toThrow(/"r2" is in no location/);
+    expect(linkShaping('r2', null, null)).toBeNull();
+  });
+
+  it('a missing model file is a NetworkModelError naming it', () => {
+    expect(() => loadNetworkModel('/nonexistent/model.json')).toThrow(/model.json: cannot read \(ENOENT\)/);
+  });
+});
+
+describe('advertisedBandwidth (C tor router_get_advertised_bandwidth)', () => {
+  it('is the configured bandwidth capped by BandwidthRate', () => {
+    const capped = linkShaping('r', null, bandwidthLimit(1024 * 1024, undefined));
+    expect(advertisedBandwidth({ bandwidth: 5_000_000, shaping: capped })).toBe(1024 * 1024);
+    expect(advertisedBandwidth({ bandwidth: 500_000, shaping: capped })).toBe(500_000);
+    expect(advertisedBandwidth({ bandwidth: 5_000_000, shaping: null })).toBe(5_000_000);
+  });
+});
