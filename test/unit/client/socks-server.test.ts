@@ -1,7 +1,10 @@
 // The SOCKS front end's exhaustion defences on real loopback sockets: the
 // handshake timeout, and the cap on connections in handshake that closes
-// the least recently active one instead of refusing the newcomer.
+// the least recently active one instead of refusing the newcomer. And the
+// splice of a stream that ended before the proxy got it: its data then EOF,
+// or EOF at once when it was already destroyed.
 import * as net from 'node:net';
+import { type Duplex, PassThrough } from 'node:stream';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
@@ -159,5 +162,57 @@ describe('SOCKS connections in handshake', () => {
     expect(results.every((r) => r === 'ping')).toBe(true);
     await until('evictions counted', async () => (await metric('shallot_client_socks_closed_total')) >= 184);
     expect(await metric('shallot_client_socks_handshaking')).toBeLessThanOrEqual(16);
+  });
+});
+
+describe('a stream that ended before the splice', () => {
+  /** A SOCKS server whose connector hands back `stream`. */
+  async function serving(stream: () => Duplex) {
+    const socks = await startSocksServer(
+      { host: '127.0.0.1', port: 0 },
+      async () => {
+        const s = stream();
+        // As when the cells came in the link read that resolved the connect: the stream's own
+        // events ('end', 'close') are past when the proxy gets it.
+        await new Promise((r) => setImmediate(r));
+        return s;
+      },
+      { registry: new Registry() },
+    );
+    cleanup.push(() => socks.close());
+    return socks;
+  }
+
+  /** Everything the application reads after the SOCKS success, and whether it saw EOF within 3 s. */
+  async function readAfterSuccess(port: number): Promise<{ text: string; eof: boolean }> {
+    const s = await socksConnect(port, '127.0.0.1', 7, { timeoutMs: 5_000 });
+    return new Promise((resolve) => {
+      const chunks: Buffer[] = [];
+      const timer = setTimeout(() => resolve({ text: Buffer.concat(chunks).toString(), eof: false }), 3_000);
+      s.on('data', (d: Buffer) => chunks.push(d));
+      s.on('end', () => {
+        clearTimeout(timer);
+        resolve({ text: Buffer.concat(chunks).toString(), eof: true });
+      });
+    });
+  }
+
+  it('delivers the data it holds, then EOF (END before the splice)', async () => {
+    const socks = await serving(() => {
+      const p = new PassThrough();
+      p.end('banner');
+      return p;
+    });
+    expect(await readAfterSuccess(socks.port)).toEqual({ text: 'banner', eof: true });
+  });
+
+  it('ends the socket of a stream already destroyed (reset in the same read as CONNECTED)', async () => {
+    const socks = await serving(() => {
+      const p = new PassThrough();
+      p.on('error', () => {});
+      p.destroy(new Error('END CONNRESET'));
+      return p;
+    });
+    expect(await readAfterSuccess(socks.port)).toEqual({ text: '', eof: true });
   });
 });
