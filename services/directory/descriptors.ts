@@ -390,9 +390,16 @@ export class DescriptorStore {
     const nowMs = now();
     const probing = this.tester !== null;
     const reachable = (id: string) => !probing || this.history.reachable(id, nowMs);
+    // The scanner's MEASURE_BYTES fit in any relay's BandwidthBurst, so a
+    // capped relay would measure as fast as the others. sbws scales the
+    // relay's descriptor bandwidth (min of BandwidthRate and observed) by
+    // its measured speed; Shallot keeps the simpler half of that: a
+    // measurement never exceeds the (believable) bandwidth the relay itself
+    // advertises, so a lower BandwidthRate lowers the weight (issue 18).
+    const claimed = new Map(descs.map((d) => [toHex(d.desc.identity), credibleBandwidth(d.desc.bandwidth)]));
     const measuredOf = (id: string) => {
       const m = this.measures ? this.measured.get(id) : undefined;
-      return m ? lowMedian(m.samples) : undefined;
+      return m ? Math.min(lowMedian(m.samples), claimed.get(id) ?? Number.POSITIVE_INFINITY) : undefined;
     };
     if (this.measures) for (const d of descs) void this.measure(toHex(d.desc.identity), d);
     const uptimeOf = (d: StoredDescriptor) =>
