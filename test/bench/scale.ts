@@ -1,0 +1,239 @@
+/**
+ * `npm run bench:scale` (issue 17): boots `shallot up` in its default mode
+ * (worker threads, one per core) at each size and prints, per size: time to
+ * usable, RSS total and per relay, idle CPU, the consensus's Running relay
+ * count sampled every voting interval (it must never drop below the size),
+ * how long after valid-after each new consensus was served (the live cost
+ * of voting), and 20 onion + 20 exit fetches through the SOCKS port with
+ * every digest checked. JSON to bench-results/scale-<timestamp>.json.
+ *
+ * Options: --sizes=100,300,1000,2000  --idle=60 (seconds of idle CPU)
+ * --sample=300 (seconds of consensus sampling, idle CPU taken in its first
+ * --idle seconds)  --fetch-bytes=1048576  --workers=N (default one per core)
+ * --voting-interval=10. A quick run: --sizes=100 --idle=10 --sample=20.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { fetchConsensus } from '../../services/directory/dir-client.js';
+import { socksConnect } from '../../services/loadgen/socks-client.js';
+import type { NetworkState } from '../../services/testnet/state.js';
+
+const args = process.argv.slice(2);
+const arg = (name: string) => args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+const num = (name: string, fallback: number) => {
+  const v = Number(arg(name));
+  return Number.isFinite(v) && v > 0 ? v : fallback;
+};
+const sizes = (arg('sizes') ?? '100,300,1000,2000').split(',').map(Number);
+const idleSec = num('idle', 60);
+const sampleSec = Math.max(num('sample', 300), idleSec);
+const fetchBytes = num('fetch-bytes', 1 << 20);
+const workers = num('workers', os.availableParallelism());
+const votingInterval = num('voting-interval', 10);
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = resolve(here, here.split('/').includes('dist') ? '../../..' : '../..');
+const TICK = 100; // /proc/<pid>/stat clock ticks per second (USER_HZ on Linux)
+
+interface SizeResult {
+  relays: number;
+  exits: number;
+  workers: number;
+  usableSec?: number;
+  rssMiB?: number;
+  rssPerRelayMiB?: number;
+  idleCpuPercentOfCore?: number;
+  /** Running relays in each sampled consensus. */
+  consensusRunning: number[];
+  consensusMin?: number;
+  consensusDropped?: boolean;
+  /** Seconds from valid-after until an authority served that consensus, per new consensus. */
+  consensusLagSec: number[];
+  onionOk: number;
+  exitOk: number;
+  fetchFailures: string[];
+  error?: string;
+}
+
+function cpuSeconds(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+  return (Number(f[11]) + Number(f[12])) / TICK; // utime, stime (fields 14, 15)
+}
+
+function rssMiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(m?.[1] ?? 0) / 1024;
+}
+
+/** GET through the SOCKS port, the whole body (HTTP/1.1, Connection: close). */
+async function socksGet(socks: string, host: string, port: number, pathname: string): Promise<Buffer> {
+  const [proxyHost, proxyPort] = socks.split(':');
+  const c = await socksConnect({
+    proxyHost: proxyHost ?? '127.0.0.1',
+    proxyPort: Number(proxyPort),
+    host,
+    port,
+    signal: AbortSignal.timeout(120_000),
+  });
+  const chunks: Buffer[] = [];
+  const done = new Promise<void>((res, rej) => {
+    c.socket.on('data', (d: Buffer) => chunks.push(d));
+    c.socket.once('end', () => res());
+    c.socket.once('error', rej);
+  });
+  c.socket.resume();
+  c.socket.write(`GET ${pathname} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+  await done;
+  const all = Buffer.concat(chunks);
+  const at = all.indexOf('\r\n\r\n');
+  const head = all.subarray(0, at).toString();
+  if (at < 0 || !/^HTTP\/1\.[01] 200/.test(head)) throw new Error(`bad response: ${head.slice(0, 60)}`);
+  return all.subarray(at + 4);
+}
+
+async function fetchChecked(socks: string, host: string, port: number): Promise<void> {
+  const body = await socksGet(socks, host, port, `/bytes/${fetchBytes}`);
+  const want = (await socksGet(socks, host, port, `/sha256/${fetchBytes}`)).toString().trim();
+  const got = createHash('sha256').update(body).digest('hex');
+  if (body.length !== fetchBytes || got !== want)
+    throw new Error(`digest mismatch (${body.length} bytes, ${got.slice(0, 12)} vs ${want.slice(0, 12)})`);
+}
+
+function startUp(dataDir: string, relays: number, exits: number): { child: ChildProcess; out: () => string } {
+  let out = '';
+  const child = spawn(
+    process.execPath,
+    [
+      join(root, 'dist/services/testnet/main.js'),
+      'up',
+      ...['--relays', String(relays), '--exits', String(exits), '--workers', String(workers)],
+      ...['--data-dir', dataDir, '--base-port', '0', '--voting-interval', String(votingInterval)],
+      ...['--socks-port', '29050', '--http-tunnel-port', '29080', '--bootstrap-timeout', '3600'],
+      '--log-level',
+      'warn',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  child.stdout?.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  child.stderr?.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  return { child, out: () => out };
+}
+
+async function runSize(relays: number): Promise<SizeResult> {
+  const exits = Math.max(3, Math.round(relays / 10));
+  const r: SizeResult = {
+    relays,
+    exits,
+    workers,
+    consensusRunning: [],
+    consensusLagSec: [],
+    onionOk: 0,
+    exitOk: 0,
+    fetchFailures: [],
+  };
+  const dataDir = await mkdtemp(join(os.tmpdir(), `shallot-scale-${relays}-`));
+  const t0 = Date.now();
+  const { child, out } = startUp(dataDir, relays, exits);
+  const pid = child.pid ?? 0;
+  try {
+    await new Promise<void>((res, rej) => {
+      const onData = () => out().includes('Press Ctrl-C to stop.') && res();
+      child.stdout?.on('data', onData);
+      child.once('exit', (code) => rej(new Error(`shallot up exited (${code}): ${out().slice(-600)}`)));
+    });
+    r.usableSec = (Date.now() - t0) / 1000;
+    const state = JSON.parse(await readFile(join(dataDir, 'state.json'), 'utf8')) as NetworkState;
+    log(`${relays} relays: usable in ${r.usableSec.toFixed(1)} s; sampling ${sampleSec} s`);
+    const cpu0 = cpuSeconds(pid);
+    const sampleStart = Date.now();
+    let lastValidAfter = 0;
+    let idleMeasured = false;
+    while (Date.now() - sampleStart < sampleSec * 1000) {
+      const c = await fetchConsensus(state.authorities, { nowMs: Date.now(), timeoutMs: 10_000 }).catch(
+        () => null,
+      );
+      const running = c ? c.consensus.relays.filter((x) => x.flags.includes('Running')).length : 0;
+      r.consensusRunning.push(running);
+      const va = c?.consensus.validAfterMs ?? 0;
+      if (va > lastValidAfter && lastValidAfter > 0) r.consensusLagSec.push((Date.now() - va) / 1000);
+      lastValidAfter = Math.max(lastValidAfter, va);
+      if (!idleMeasured && Date.now() - sampleStart >= idleSec * 1000) {
+        const wall = (Date.now() - sampleStart) / 1000;
+        r.idleCpuPercentOfCore = (100 * (cpuSeconds(pid) - cpu0)) / wall;
+        r.rssMiB = rssMiB(pid);
+        r.rssPerRelayMiB = r.rssMiB / relays;
+        idleMeasured = true;
+      }
+      await new Promise((res) => setTimeout(res, votingInterval * 1000));
+    }
+    r.consensusMin = Math.min(...r.consensusRunning);
+    r.consensusDropped = r.consensusMin < relays;
+    const [webHost, webPort] = (state.web ?? '').split(':');
+    const onion = state.onionServices[0]?.address ?? '';
+    for (let i = 0; i < 20; i++) {
+      await fetchChecked(state.socks, webHost ?? '', Number(webPort)).then(
+        () => r.exitOk++,
+        (e: Error) => r.fetchFailures.push(`exit: ${e.message}`),
+      );
+      await fetchChecked(state.socks, onion, 80).then(
+        () => r.onionOk++,
+        (e: Error) => r.fetchFailures.push(`onion: ${e.message}`),
+      );
+    }
+  } catch (e) {
+    r.error = (e as Error).message;
+  } finally {
+    const exited = new Promise<void>((res) => child.once('exit', () => res()));
+    if (child.exitCode === null) child.kill('SIGINT');
+    const force = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    await exited;
+    clearTimeout(force);
+    await rm(dataDir, { recursive: true, force: true });
+  }
+  return r;
+}
+
+function log(line: string): void {
+  process.stdout.write(`${line}\n`);
+}
+
+const fmt = (v: number | undefined, d = 1) => (v === undefined ? '-' : v.toFixed(d));
+
+async function main(): Promise<void> {
+  const results: SizeResult[] = [];
+  for (const n of sizes) {
+    const r = await runSize(n);
+    results.push(r);
+    log(
+      `relays ${n}: usable ${fmt(r.usableSec)} s, RSS ${fmt(r.rssMiB, 0)} MiB (${fmt(r.rssPerRelayMiB, 2)}/relay), ` +
+        `idle CPU ${fmt(r.idleCpuPercentOfCore)} % of a core, consensus Running min ${r.consensusMin ?? '-'} of ${n}` +
+        ` over ${r.consensusRunning.length} samples${r.consensusDropped ? ' (DROPPED)' : ''}, ` +
+        `consensus served ${fmt(Math.max(0, ...r.consensusLagSec))} s after valid-after at worst, ` +
+        `fetches onion ${r.onionOk}/20 exit ${r.exitOk}/20${r.error ? `; error: ${r.error}` : ''}`,
+    );
+  }
+  const dir = join(root, 'bench-results');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `scale-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  const report = {
+    at: new Date().toISOString(),
+    machine: { cores: os.availableParallelism(), memGiB: os.totalmem() / 2 ** 30, node: process.version },
+    options: { sizes, idleSec, sampleSec, fetchBytes, workers, votingInterval },
+    results,
+  };
+  writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
+  log(`JSON: ${file}`);
+  const bad = results.some((r) => r.error || r.consensusDropped || r.onionOk < 20 || r.exitOk < 20);
+  process.exitCode = bad ? 1 : 0;
+}
+
+void main();
