@@ -300,7 +300,8 @@ export class DirectoryAuthority {
   /** Pulls missing votes, computes and signs the consensus for `va`, pushes the signature. */
   private async consensusStep(va: number): Promise<void> {
     const missing = this.peers.filter((p) => !this.rounds.hasVote(va, p.identity));
-    await this.exchange.fetchVotes(va, missing, (vote, raw) => this.acceptVote(vote, raw));
+    const ownBytes = this.rounds.ownNextVote()?.length ?? 0;
+    await this.exchange.fetchVotes(va, missing, ownBytes, (vote, raw) => this.acceptVote(vote, raw));
     if (this.stopped) return;
     const votes = this.rounds.votes(va);
     let c: Consensus;
@@ -353,7 +354,8 @@ export class DirectoryAuthority {
   private async pullSignatures(va: number): Promise<void> {
     if (!this.rounds.hasConsensus(va)) return;
     const missing = this.peers.filter((p) => !this.rounds.hasSignature(va, p.identity));
-    await this.exchange.fetchSignatures(missing, (doc) => this.rounds.addPulledSignatures(va, doc));
+    const expected = this.rounds.latest?.raw.length ?? 0;
+    await this.exchange.fetchSignatures(missing, expected, (doc) => this.rounds.addPulledSignatures(va, doc));
   }
 
   /** Serves round `va`'s consensus if it may be (round.ts publish); returns whether it is the served one. */
