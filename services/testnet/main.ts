@@ -172,8 +172,9 @@ export function program(): Command {
   p.command('status')
     .description('show the running network: consensus, relays with flags, onion services, circuits')
     .option('--data-dir <dir>', 'the data dir given to shallot up', '.shallot')
-    .action(async (opts: { dataDir: string }) => {
-      process.exitCode = await status(opts.dataDir);
+    .option('--all', 'list every relay (above 40, the default shows relays per flag and the first 20)', false)
+    .action(async (opts: { dataDir: string; all: boolean }) => {
+      process.exitCode = await status(opts.dataDir, undefined, opts.all);
     });
   p.command('client-auth')
     .description(

@@ -4,13 +4,42 @@
  * and streams from the nodes' own metrics.
  */
 import { toHex } from '../core/bytes.js';
+import type { Consensus } from '../core/dir/consensus.js';
 import { fetchConsensus } from '../directory/dir-client.js';
 import { scrape, sumOf } from '../loadgen/scrape.js';
 import { readState } from './state.js';
 
+/** Relays listed one per line up to this many; above it a flag count and the first few (issue 17: 5,000 relays). */
+export const RELAY_LINES = 40;
+
+/** The relay table: every relay with `all` or up to RELAY_LINES; otherwise relays per flag and the first RELAY_LINES / 2. */
+export function relayTable(
+  relays: readonly Pick<
+    Consensus['relays'][number],
+    'nickname' | 'address' | 'orPort' | 'bandwidth' | 'flags' | 'identity'
+  >[],
+  all = false,
+): string[] {
+  const line = (r: (typeof relays)[number]) =>
+    `  ${r.nickname.padEnd(12)} ${`${r.address}:${r.orPort}`.padEnd(18)} ${String(r.bandwidth).padStart(9)}  ${r.flags.join(' ')}  ${toHex(r.identity).slice(0, 8)}`;
+  const header = '  relay        address            bandwidth  flags';
+  if (all || relays.length <= RELAY_LINES) return [header, ...relays.map(line)];
+  const perFlag = new Map<string, number>();
+  for (const r of relays) for (const f of r.flags) perFlag.set(f, (perFlag.get(f) ?? 0) + 1);
+  const shown = RELAY_LINES / 2;
+  return [
+    `  relays per flag: ${[...perFlag].map(([f, n]) => `${f} ${n}`).join(', ')}`,
+    '',
+    header,
+    ...relays.slice(0, shown).map(line),
+    `  ... and ${relays.length - shown} more (shallot status --all lists every relay)`,
+  ];
+}
+
 export async function status(
   dataDir: string,
   out: (s: string) => void = (s) => process.stdout.write(s),
+  all = false,
 ): Promise<number> {
   const state = await readState(dataDir);
   const lines: string[] = [];
@@ -33,12 +62,7 @@ export async function status(
         `${consensus.relays.length} relays, ${state.authorities.length} authorities`,
     );
     lines.push('');
-    lines.push('  relay        address            bandwidth  flags');
-    for (const r of consensus.relays) {
-      lines.push(
-        `  ${r.nickname.padEnd(12)} ${`${r.address}:${r.orPort}`.padEnd(18)} ${String(r.bandwidth).padStart(9)}  ${r.flags.join(' ')}  ${toHex(r.identity).slice(0, 8)}`,
-      );
-    }
+    lines.push(...relayTable(consensus.relays, all));
   } catch (e) {
     lines.push(`  consensus: unavailable (${(e as Error).message})`);
     exit = 1;

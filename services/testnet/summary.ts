@@ -8,6 +8,8 @@ import { clientAuthDir } from './client-auth.js';
 import type { UpOptions } from './launch.js';
 import type { NetworkState } from './state.js';
 
+const MAX_METRICS_LINES = 12;
+
 /** The summary printed once the network is usable. */
 export function readySummary(s: NetworkState, o: UpOptions): string {
   const lines = [
@@ -35,7 +37,12 @@ export function readySummary(s: NetworkState, o: UpOptions): string {
   lines.push(`        (compare with: curl -s http://${s.web}/sha256/1048576)`);
   lines.push('');
   lines.push('  Metrics:');
-  for (const n of s.nodes) if (n.metrics) lines.push(`    http://${n.metrics}/metrics  (${n.name})`);
+  const metrics = s.nodes.filter((n) => n.metrics);
+  // --process-per-node at thousands of relays would print a line each: the file_sd file lists them all.
+  for (const n of metrics.slice(0, MAX_METRICS_LINES))
+    lines.push(`    http://${n.metrics}/metrics  (${n.name})`);
+  if (metrics.length > MAX_METRICS_LINES)
+    lines.push(`    ... and ${metrics.length - MAX_METRICS_LINES} more in the file_sd targets below`);
   lines.push(`  Prometheus file_sd targets: ${s.targetsFile}`);
   lines.push(
     `  Status: npx shallot status --data-dir ${o.dataDir}        Logs: ${o.dataDir}/${s.mode === 'process-per-node' ? 'logs/' : 'shallot.log'}`,
