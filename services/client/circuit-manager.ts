@@ -59,6 +59,7 @@ import { type Metrics, metricsFor } from '../metrics/metrics.js';
 import type { Channel } from '../net/channel.js';
 import { ChannelPool } from '../net/channel-pool.js';
 import { sendmeAcceptMinVersion } from '../net/edge.js';
+import type { LinkShaping } from '../net/link-delay.js';
 import type { Logger } from '../net/log.js';
 import { CircuitError, OriginCircuit } from '../net/origin-circuit.js';
 import { type CircuitTarget, NetDir, type NetRelay } from './netdir.js';
@@ -92,6 +93,8 @@ export interface CircuitManagerOptions {
   handshake: HandshakeName;
   /** Layer-2 vanguards for onion-service circuits (prop 333; Tor's default since 0.4.7). */
   vanguardsLite: boolean;
+  /** The network model's latency on the client's links (net/link-delay.ts). */
+  shaping?: LinkShaping | null;
 }
 
 export const DEFAULT_CIRCUIT_OPTIONS: CircuitManagerOptions = {
@@ -186,7 +189,7 @@ export class CircuitManager {
   ) {
     this.rng = c.rng ?? randomBytes;
     this.now = c.now ?? Date.now;
-    this.pool = new ChannelPool({ keys: null, tls: opts.tls, rng: this.rng });
+    this.pool = new ChannelPool({ keys: null, tls: opts.tls, rng: this.rng, shaping: opts.shaping ?? null });
     this.m = metricsFor(c.registry).client;
     this.m.cbtTimeout.set(this.cbt.timeoutMs() / 1000);
     for (const purpose of ['exit', 'internal', 'onion-intro', 'onion-rend', 'hsdir']) {

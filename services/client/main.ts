@@ -25,7 +25,9 @@ import {
   vanguardsLiteOption,
 } from '../net/cli.js';
 import { readClientAuthKeys } from '../net/client-auth-files.js';
+import type { LinkShaping } from '../net/link-delay.js';
 import { createLogger } from '../net/log.js';
+import { linkShaping, loadNetworkModel } from '../net/shaping-options.js';
 import { ShallotClient } from './client.js';
 import { startHttpTunnelServer } from './http-tunnel.js';
 
@@ -81,6 +83,16 @@ export async function main(argv: string[]): Promise<void> {
       'client-authorization keys: <dir>/*.auth_private ("<address>:descriptor:x25519:<base32>", mode 600, as Tor)',
       env.SHALLOT_ONION_AUTH_DIR,
     )
+    .option(
+      '--network-model <file>',
+      "network model (JSON) whose latency the client's links get",
+      env.SHALLOT_NETWORK_MODEL,
+    )
+    .option(
+      '--location <name>',
+      'the client\'s location in the model (default: the model\'s placement of "client")',
+      env.SHALLOT_LOCATION,
+    )
     .addOption(handshakeOption())
     .addOption(vanguardsLiteOption())
     .addOption(noVanguardsLiteOption())
@@ -102,6 +114,8 @@ export async function main(argv: string[]): Promise<void> {
       handshake: HandshakeName;
       vanguardsLite: boolean;
       tls: boolean;
+      networkModel?: string;
+      location?: string;
     } & OpsOptions
   >();
   const authorities = o.authorities ?? program.error('--authorities (or SHALLOT_AUTHORITIES) is required');
@@ -109,6 +123,17 @@ export async function main(argv: string[]): Promise<void> {
   const clientAuthKeys = o.onionAuthDir
     ? await readClientAuthKeys(o.onionAuthDir).catch((e: Error) => program.error(e.message))
     : undefined;
+  let shaping: LinkShaping | null = null;
+  try {
+    shaping = linkShaping(
+      'client',
+      o.networkModel ? loadNetworkModel(o.networkModel) : null,
+      null,
+      o.location,
+    );
+  } catch (e) {
+    program.error((e as Error).message);
+  }
   const logger = createLogger('client', logLevel);
   const registry = createRegistry({ node: 'client', role: 'client' });
   const client = new ShallotClient(
@@ -127,6 +152,7 @@ export async function main(argv: string[]): Promise<void> {
         socksTimeoutMs: o.socksTimeout * 1000,
         handshake: o.handshake,
         vanguardsLite: o.vanguardsLite,
+        shaping,
         ...(o.dataDir ? { dataDir: o.dataDir } : {}),
       },
     },

@@ -12,7 +12,8 @@
  *     "links": [{ "from": "us", "to": "eu", "latencyMs": 40, "jitterMs": 5 }, ...],
  *     "defaultLatencyMs": 50,        // pairs not listed (optional)
  *     "nodes": { "relay1": "eu" },   // explicit placement (optional)
- *     "assign": "random", "seed": 7  // others placed by seeded draw (optional)
+ *     "assign": "random", "seed": 7, // others placed by seeded draw (optional)
+ *     "bandwidth": { "relay2": { "rate": 1048576, "burst": 2097152 } }  // BandwidthRate/Burst, bytes (optional)
  *   }
  * Links are symmetric; `from` = `to` is the latency inside one location
  * (0 unless listed or defaulted).
@@ -50,6 +51,8 @@ export interface NetworkModel {
   seed: number;
   /** Key `a|b` with a <= b. */
   links: ReadonlyMap<string, LinkLatency>;
+  /** Per-node BandwidthRate (bytes/s) and optional BandwidthBurst (bytes); checked against C tor's rules where applied. */
+  bandwidth: ReadonlyMap<string, { rate: number; burst?: number }>;
 }
 
 /** Far above any real one-way latency (the Moon is 1.3 s away): a larger number is a unit mistake. */
@@ -88,6 +91,7 @@ export function parseNetworkModel(input: string | unknown): NetworkModel {
     'nodes',
     'assign',
     'seed',
+    'bandwidth',
   ]);
   for (const k of Object.keys(raw)) if (!known.has(k)) throw new NetworkModelError('unknown field', k);
 
@@ -145,7 +149,25 @@ export function parseNetworkModel(input: string | unknown): NetworkModel {
   const seed = raw.seed ?? 1;
   if (typeof seed !== 'number' || !Number.isSafeInteger(seed) || seed < 0)
     throw new NetworkModelError('must be a non-negative integer', 'seed');
-  return { locations, nodes, assignRandom: raw.assign === 'random', seed, links };
+  const bandwidth = new Map<string, { rate: number; burst?: number }>();
+  if (raw.bandwidth !== undefined) {
+    if (!isRecord(raw.bandwidth))
+      throw new NetworkModelError('must be an object of node name to limits', 'bandwidth');
+    for (const [n, b] of Object.entries(raw.bandwidth)) {
+      const f = `bandwidth.${n}`;
+      if (!isRecord(b)) throw new NetworkModelError('must be { "rate": bytes/s, "burst"?: bytes }', f);
+      const int = (v: unknown, k: string) => {
+        if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0)
+          throw new NetworkModelError('must be a positive integer', `${f}.${k}`);
+        return v;
+      };
+      bandwidth.set(n, {
+        rate: int(b.rate, 'rate'),
+        ...(b.burst !== undefined ? { burst: int(b.burst, 'burst') } : {}),
+      });
+    }
+  }
+  return { locations, nodes, assignRandom: raw.assign === 'random', seed, links, bandwidth };
 }
 
 /**

@@ -62,13 +62,19 @@ export function bandwidthLimit(rate: number | undefined, burst: number | undefin
   return { rate, burst: b };
 }
 
-/** A node's shaping, or null when it has neither a model nor a limit. */
+/**
+ * A node's shaping, or null when it has neither a model nor a limit. The
+ * model's own entry for the node (`bandwidth`) wins over `networkLimit`,
+ * the network-wide flag.
+ */
 export function linkShaping(
   node: string,
   model: NetworkModel | null,
-  limit: BandwidthLimit | null,
+  networkLimit: BandwidthLimit | null,
   location?: string,
 ): LinkShaping | null {
+  const own = model?.bandwidth.get(node);
+  const limit = own ? bandwidthLimit(own.rate, own.burst) : networkLimit;
   if (!model && !limit) return null;
   if (location !== undefined && model && !model.locations.includes(location))
     throw new NetworkModelError(`unknown location "${location}"`, 'location');

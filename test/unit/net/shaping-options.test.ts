@@ -49,3 +49,21 @@ describe('advertisedBandwidth (C tor router_get_advertised_bandwidth)', () => {
     expect(advertisedBandwidth({ bandwidth: 5_000_000, shaping: null })).toBe(5_000_000);
   });
 });
+
+describe('per-node bandwidth in the model', () => {
+  it("the model's entry for a node wins over the network-wide limit and follows C tor's rules", () => {
+    const m = parseNetworkModel({
+      locations: ['x'],
+      assign: 'random',
+      bandwidth: { slow: { rate: 1024 * 1024 }, bad: { rate: 1000 } },
+    });
+    const all = bandwidthLimit(10 * 1024 * 1024, undefined);
+    expect(linkShaping('slow', m, all)?.limiter?.rate).toBe(1024 * 1024);
+    expect(linkShaping('other', m, all)?.limiter?.rate).toBe(10 * 1024 * 1024);
+    expect(() => linkShaping('bad', m, all)).toThrow(BandwidthOptionError);
+    expect(() => parseNetworkModel({ locations: ['x'], bandwidth: { r: { rate: -5 } } })).toThrow(
+      /bandwidth\.r\.rate: must be a positive integer/,
+    );
+    expect(() => parseNetworkModel({ locations: ['x'], bandwidth: { r: 5 } })).toThrow(NetworkModelError);
+  });
+});
