@@ -113,7 +113,13 @@ describe('DoSStreamCreation at the exit', () => {
 
   it('closes the circuit instead when the consensus says DoSStreamCreationDefenseType=3', async () => {
     const { relay, metric } = await startExit('closer', {
-      consensusParams: () => ({ DoSStreamCreationBurst: 2, DoSStreamCreationDefenseType: 3 }),
+      // Rate 1/s: with the default rate a loaded host refills a token between
+      // the second and third BEGIN, the third stream opens and nothing closes.
+      consensusParams: () => ({
+        DoSStreamCreationRate: 1,
+        DoSStreamCreationBurst: 2,
+        DoSStreamCreationDefenseType: 3,
+      }),
     });
     const circ = await buildCircuit(pool, [guard, relay]);
     await openMany(circ, 2);
