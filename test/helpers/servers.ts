@@ -22,6 +22,26 @@ export function startBlobServer(blob: Uint8Array): Promise<TestServer> {
   return startLocalServer((s) => s.end(blob));
 }
 
+/**
+ * Serves `blob` in `chunk`-byte writes `everyMs` apart, so a transfer lasts
+ * long enough to be interrupted however fast the data path is.
+ */
+export function startPacedBlobServer(blob: Uint8Array, chunk: number, everyMs: number): Promise<TestServer> {
+  return startLocalServer((s) => {
+    let off = 0;
+    const timer = setInterval(() => {
+      if (s.destroyed) return clearInterval(timer);
+      s.write(blob.subarray(off, off + chunk));
+      off += chunk;
+      if (off >= blob.length) {
+        clearInterval(timer);
+        s.end();
+      }
+    }, everyMs);
+    s.on('close', () => clearInterval(timer));
+  });
+}
+
 export function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];

@@ -9,16 +9,18 @@ import { SocksReply } from '../../services/core/socks5.js';
 import { LocalNetwork } from '../../services/testnet/network.js';
 import { flagsListed } from '../helpers/consensus.js';
 import { testLogger } from '../helpers/log.js';
-import { readAll, startBlobServer, type TestServer } from '../helpers/servers.js';
+import { readAll, startBlobServer, startPacedBlobServer, type TestServer } from '../helpers/servers.js';
 import { SocksReplyError, socksConnect } from '../helpers/socks-client.js';
 
 const BLOB = randomBytes(10 * 1024 * 1024);
 let net: LocalNetwork;
 let client: ShallotClient;
 let blob: TestServer;
+let paced: TestServer;
 
 beforeAll(async () => {
   blob = await startBlobServer(BLOB);
+  paced = await startPacedBlobServer(BLOB, 64 * 1024, 20);
   net = await LocalNetwork.start(
     { logger: testLogger('net'), registry: new Registry() },
     { authorities: 3, relays: 8, exits: 3, votingIntervalSec: 5, tls: true, host: '127.0.0.1', basePort: 0 },
@@ -38,6 +40,7 @@ afterAll(async () => {
   await client?.stop();
   await net?.stop();
   await blob?.close();
+  await paced?.close();
 });
 
 describe('local network', () => {
@@ -66,8 +69,9 @@ describe('local network', () => {
   }, 60_000);
 
   it('a relay killed mid-transfer: running streams end, new streams succeed on new circuits', async () => {
+    // Paced (10 MiB over ~3 s), so the streams are still running when the exit dies.
     const downloads = Array.from({ length: 4 }, () =>
-      socksConnect(client.socksPort, '127.0.0.1', blob.port).then(
+      socksConnect(client.socksPort, '127.0.0.1', paced.port).then(
         (sock) =>
           new Promise<number>((resolve) => {
             let n = 0;
