@@ -41,6 +41,12 @@ export interface OnionNetworkSpec {
     exitFraction: number;
     /** Advertised bandwidth per relay, bytes/s. */
     bandwidth: number;
+    /**
+     * Relays per pod (a relay pool, services/relay/pool.ts); replicas still
+     * counts relays, in ceil(replicas / relaysPerPod) pods. 1: a pod per relay.
+     */
+    relaysPerPod: number;
+    /** Per pod: with relaysPerPod > 1 a pool's relays share these. */
     resources?: ResourceRequirements;
     autoscale?: AutoscaleSpec;
   };
@@ -85,6 +91,11 @@ export interface OnionNetworkStatus {
 
 export type OnionNetwork = Resource<OnionNetworkSpec, OnionNetworkStatus>;
 
+/** Relays in one network: thousands fit a small cluster in pools (issue 17). */
+export const MAX_RELAYS = 5000;
+/** A pool's relays listen on ORPorts 9001.. one each: 32 keeps them below the SOCKS port 9050. */
+export const MAX_RELAYS_PER_POD = 32;
+
 export const onionNetworkSpecSchema: JSONSchema = obj(
   'The network to run.',
   {
@@ -98,17 +109,23 @@ export const onionNetworkSpecSchema: JSONSchema = obj(
       { default: {} },
     ),
     relays: obj(
-      'Relays: one single-replica StatefulSet per relay, each with its own key Secret.',
+      'Relays: one single-replica StatefulSet per pod of relaysPerPod relays, a key Secret per relay.',
       {
-        replicas: int('Number of relays (the starting point when autoscale is set).', 0, 500, 5),
+        replicas: int('Number of relays (the starting point when autoscale is set).', 0, MAX_RELAYS, 5),
         exitFraction: num('Share of relays that are exits.', 0, 1, 0.34),
         bandwidth: int('Advertised bandwidth per relay, bytes/s.', 1, 1_099_511_627_776, 1_000_000),
+        relaysPerPod: int(
+          'Relays in one pod (a relay pool: fewer pods and less memory; a pod failure takes them all down).',
+          1,
+          MAX_RELAYS_PER_POD,
+          1,
+        ),
         resources: resourcesSchema,
         autoscale: obj(
           'Scale relays on mean shallot_relay_circuits_active (see operator/autoscale.ts).',
           {
-            min: int('Fewest relays.', 1, 500),
-            max: int('Most relays.', 1, 500),
+            min: int('Fewest relays.', 1, MAX_RELAYS),
+            max: int('Most relays.', 1, MAX_RELAYS),
             targetCircuitsPerRelay: int('Wanted active circuits per relay.', 1, 1_000_000, 50),
           },
           {
@@ -149,10 +166,10 @@ export const onionNetworkStatusSchema: JSONSchema = obj('Observed state, written
     ready: int('Ready pods.', 0, 100),
   }),
   relays: obj('Relays.', {
-    desired: int('Wanted (spec or autoscaler).', 0, 1000),
-    ready: int('Ready pods.', 0, 1000),
-    exits: int('Exits among the wanted relays.', 0, 1000),
-    retiring: int('Relays being removed (waiting for their pod to go).', 0, 1000),
+    desired: int('Wanted (spec or autoscaler).', 0, MAX_RELAYS),
+    ready: int('Relays in ready pods.', 0, MAX_RELAYS),
+    exits: int('Exits among the wanted relays.', 0, MAX_RELAYS),
+    retiring: int('Relays being removed (waiting for their pod to go).', 0, MAX_RELAYS),
   }),
   authorityList: str('"hexid@host:port,..." for SHALLOT_AUTHORITIES.', { maxLength: 8192 }),
   keyRotation: obj('Key rotation record.', {
@@ -163,14 +180,14 @@ export const onionNetworkStatusSchema: JSONSchema = obj('Observed state, written
   }),
   autoscale: obj('Autoscaler state (when spec.relays.autoscale is set).', {
     signal: num('Mean active circuits per relay.', 0, 1e12),
-    desired: int('Relays the autoscaler wants.', 0, 1000),
+    desired: int('Relays the autoscaler wants.', 0, MAX_RELAYS),
     lastScaleTime: str('Last change of desired.', { format: 'date-time' }),
     recommendations: {
       type: 'array',
       maxItems: 64,
       items: obj(
         'One recommendation.',
-        { time: str('When.', { format: 'date-time' }), replicas: int('Relays.', 0, 1000) },
+        { time: str('When.', { format: 'date-time' }), replicas: int('Relays.', 0, MAX_RELAYS) },
         { required: ['time', 'replicas'] },
       ),
     },

@@ -17,6 +17,9 @@
  *   Pod) gives a stable pod name and replacement on node loss. Exits are
  *   spread by index (relay i exits when round((i+1)f) > round(i f)), so a
  *   relay keeps its role when the network scales.
+ * - With spec.relays.relaysPerPod = K > 1 that StatefulSet holds a pool of
+ *   K consecutive relays in one pod instead (relay-pool.ts); keys, nicknames
+ *   and exit roles stay per relay.
  * - Relay onion-key rotation restarts nothing (issue 14: restarting every
  *   relay at once cost the network its pod IPs, HSDir descriptors and
  *   circuits for minutes). The relay container mounts its key Secret
@@ -65,6 +68,16 @@ import {
 } from './common.js';
 import { CLIENT_OPS_PORT } from './load-test.js';
 import { OPS_PORT as ONION_OPS_PORT } from './onion-service.js';
+import {
+  LABEL_RELAY_LAST,
+  type PoolRelay,
+  poolKeyCopyScript,
+  poolPorts,
+  poolRanges,
+  poolSpecJson,
+  poolVolumes,
+  RELAY_KEY_FILE,
+} from './relay-pool.js';
 
 export const authorityName = (net: string) => `${net}-auth`;
 export const authorityPodName = (net: string, i: number) => `${net}-auth-${i}`;
@@ -78,7 +91,7 @@ export const metricsServiceName = (net: string) => `${net}-metrics`;
 export const authorityKeyFile = (net: string, i: number) => `${authorityPodName(net, i)}.json`;
 export const authorityPreviousKeyFile = (net: string, i: number) =>
   `${authorityPodName(net, i)}.previous.json`;
-export const RELAY_KEY_FILE = 'keys.json';
+export { RELAY_KEY_FILE };
 
 /** The DNS host:port of authority i. */
 export function authorityAddress(net: string, ns: string, i: number): string {
@@ -302,27 +315,58 @@ export function desiredAuthorityStatefulSet(inp: NetworkInputs): KubeObject {
   };
 }
 
-export function desiredRelayStatefulSet(inp: NetworkInputs, i: number): KubeObject {
+/**
+ * The StatefulSet of relays first..last (one pod): a single relay as before
+ * pools when first === last, else a relay pool (relay-pool.ts).
+ */
+export function desiredRelayStatefulSet(inp: NetworkInputs, first: number, last = first): KubeObject {
   const net = inp.net.metadata.name;
   const spec = inp.net.spec;
+  const i = first;
   const selector = { ...networkLabelsSelector(net, 'relay'), [LABEL_RELAY_INDEX]: String(i) };
-  const exit = isExitIndex(i, spec.relays.exitFraction);
+  const labels = {
+    ...networkLabels(net, 'relay'),
+    [LABEL_RELAY_INDEX]: String(i),
+    ...(last > first ? { [LABEL_RELAY_LAST]: String(last) } : {}),
+  };
+  const pool: PoolRelay[] = [];
+  for (let r = first; r <= last; r++) {
+    pool.push({
+      index: r,
+      nickname: relayNickname(net, r),
+      exit: isExitIndex(r, spec.relays.exitFraction),
+      secretName: relaySecretName(net, r),
+    });
+  }
+  const anyExit = pool.some((r) => r.exit);
+  const one =
+    last > first
+      ? null
+      : {
+          // Rotated onion keys arrive at KEY_WATCH (kubelet syncs the Secret within about a minute).
+          env: [
+            { name: 'SHALLOT_KEY_FILE', value: `${DATA_DIR}/keys.json` },
+            { name: 'SHALLOT_KEY_WATCH', value: `${SECRET_MOUNT}/${RELAY_KEY_FILE}` },
+            { name: 'SHALLOT_NICKNAME', value: relayNickname(net, i) },
+          ],
+          exitEnv: [{ name: 'SHALLOT_EXIT', value: anyExit ? '1' : '0' }],
+        };
   return {
     apiVersion: 'apps/v1',
     kind: 'StatefulSet',
-    metadata: meta(inp, relayName(net, i), 'relay', {
-      labels: { ...networkLabels(net, 'relay'), [LABEL_RELAY_INDEX]: String(i) },
-    }),
+    metadata: meta(inp, relayName(net, i), 'relay', { labels }),
     spec: {
       replicas: 1,
       serviceName: relayServiceName(net),
       selector: { matchLabels: selector },
       template: {
         metadata: {
-          labels: { ...networkLabels(net, 'relay'), [LABEL_RELAY_INDEX]: String(i) },
+          labels,
           annotations: {
             [ANN_AUTHORITIES_HASH]: shortHash(authorityListOf(inp)),
-            [ANN_IDENTITY]: inp.relayIdentities[i] ?? '',
+            ...(one
+              ? { [ANN_IDENTITY]: inp.relayIdentities[i] ?? '' }
+              : { [ANN_KEYS_HASH]: shortHash(inp.relayIdentities.slice(first, last + 1).join(',')) }),
           },
         },
         spec: {
@@ -330,7 +374,12 @@ export function desiredRelayStatefulSet(inp: NetworkInputs, i: number): KubeObje
           enableServiceLinks: false,
           securityContext: podSecurityContext,
           initContainers: [
-            keyCopyInitContainer(inp.images.relay, inp.images.pullPolicy, 'keys.json', 'keys.json'),
+            one
+              ? keyCopyInitContainer(inp.images.relay, inp.images.pullPolicy, 'keys.json', 'keys.json')
+              : {
+                  ...keyCopyInitContainer(inp.images.relay, inp.images.pullPolicy, '', ''),
+                  command: ['node', '-e', poolKeyCopyScript(pool)],
+                },
           ],
           containers: [
             {
@@ -338,21 +387,25 @@ export function desiredRelayStatefulSet(inp: NetworkInputs, i: number): KubeObje
               image: inp.images.relay,
               imagePullPolicy: inp.images.pullPolicy,
               env: [
-                { name: 'SHALLOT_KEY_FILE', value: `${DATA_DIR}/keys.json` },
-                // Rotated onion keys arrive here (kubelet syncs the Secret within about a minute).
-                { name: 'SHALLOT_KEY_WATCH', value: `${SECRET_MOUNT}/${RELAY_KEY_FILE}` },
-                { name: 'SHALLOT_NICKNAME', value: relayNickname(net, i) },
+                ...(one
+                  ? one.env
+                  : [
+                      podNameEnv,
+                      // The process's own name (logs, the metrics' node label); each relay's is in the pool.
+                      { name: 'SHALLOT_NICKNAME', value: '$(POD_NAME)' },
+                      { name: 'SHALLOT_POOL', value: poolSpecJson(pool) },
+                    ]),
                 // The relay listens on and advertises its pod IP: that is what goes in its descriptor.
                 { name: 'SHALLOT_HOST', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
-                { name: 'SHALLOT_PORT', value: String(OR_PORT) },
+                ...(one ? [{ name: 'SHALLOT_PORT', value: String(OR_PORT) }] : []),
                 authoritiesEnv(net),
-                { name: 'SHALLOT_EXIT', value: exit ? '1' : '0' },
-                ...(exit ? [{ name: 'SHALLOT_REENTRY_REJECT', value: reentryRejectList(inp) }] : []),
+                ...(one ? one.exitEnv : []),
+                ...(anyExit ? [{ name: 'SHALLOT_REENTRY_REJECT', value: reentryRejectList(inp) }] : []),
                 { name: 'SHALLOT_BANDWIDTH', value: String(spec.relays.bandwidth) },
                 { name: 'SHALLOT_TLS', value: spec.tls ? '1' : '0' },
                 ...opsEnv(inp),
               ],
-              ports: [{ name: 'or', containerPort: OR_PORT }, ...opsPorts(inp)],
+              ports: [...poolPorts(pool.length), ...opsPorts(inp)],
               ...probes(inp),
               ...resources(spec.relays.resources),
               volumeMounts: [
@@ -363,7 +416,7 @@ export function desiredRelayStatefulSet(inp: NetworkInputs, i: number): KubeObje
               securityContext: containerSecurityContext,
             },
           ],
-          volumes: keyVolumes(relaySecretName(net, i)),
+          volumes: one ? keyVolumes(relaySecretName(net, i)) : poolVolumes(pool),
         },
       },
     },
@@ -373,6 +426,8 @@ export function desiredRelayStatefulSet(inp: NetworkInputs, i: number): KubeObje
 /** Everything but the Secrets (which reconcile plans from the stored keys). */
 export function desiredNetworkObjects(inp: NetworkInputs): KubeObject[] {
   const out = [desiredConfigMap(inp), ...desiredServices(inp), desiredAuthorityStatefulSet(inp)];
-  for (let i = 0; i < inp.relays; i++) out.push(desiredRelayStatefulSet(inp, i));
+  for (const p of poolRanges(inp.relays, inp.net.spec.relays.relaysPerPod ?? 1)) {
+    out.push(desiredRelayStatefulSet(inp, p.first, p.last));
+  }
   return out;
 }

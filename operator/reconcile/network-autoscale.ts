@@ -8,6 +8,7 @@ import { circuitsActiveFromMetrics, decideRelays } from '../autoscale.js';
 import { rfc3339 } from '../conditions.js';
 import { LABEL_NETWORK } from '../desired/common.js';
 import type { ReconcileContext } from './context.js';
+import { relaysIn } from './network-retire.js';
 
 /** Returns the relay count to run now. */
 export async function autoscaleRelays(
@@ -25,15 +26,18 @@ export async function autoscaleRelays(
     const pods = (await ctx.kube.list('v1', 'Pod', ns, sel)).items.filter(
       (p) => p.status?.podIP && p.status?.phase === 'Running',
     );
+    // A pool's pod reports the sum over its relays: the mean is per relay, not per pod.
     const samples = await Promise.all(
       pods.map((p) =>
         ctx
           .scrape(`http://${p.status.podIP}:${net.spec.metrics.port}/metrics`)
-          .then(circuitsActiveFromMetrics, () => null),
+          .then(circuitsActiveFromMetrics, () => null)
+          .then((sum) => (sum === null ? null : { sum, relays: relaysIn(p) })),
       ),
     );
-    const ok = samples.filter((s): s is number => s !== null);
-    if (ok.length > 0) signal = ok.reduce((a, b) => a + b, 0) / ok.length;
+    const ok = samples.filter((s) => s !== null);
+    const scraped = ok.reduce((a, s) => a + s.relays, 0);
+    if (scraped > 0) signal = ok.reduce((a, s) => a + s.sum, 0) / scraped;
   }
   const history = (status.autoscale?.recommendations ?? []).map((r) => ({
     time: Date.parse(r.time),

@@ -15,6 +15,7 @@ import { exitCount } from '../desired/network.js';
 import type { KubeObject } from '../kube/client.js';
 import type { ReconcileContext } from './context.js';
 import { KIND, type NetworkPass } from './network-pass.js';
+import { relaysIn } from './network-retire.js';
 import { deepEqual } from './util.js';
 
 /** Step 1 when validation fails: Degraded, an event on the first time, nothing applied. */
@@ -41,7 +42,7 @@ export interface Observed {
   relays: number;
   authorityList: string;
   authSts: KubeObject | null;
-  /** Relay StatefulSets applied this pass, by relay index. */
+  /** Relay StatefulSets applied this pass, by (first) relay index; a pool counts its relays. */
   relaySts: Map<number, KubeObject>;
   retiring: Set<number>;
 }
@@ -54,7 +55,9 @@ export async function writeNetworkStatus(pass: NetworkPass, o: Observed): Promis
   const generation = raw.metadata.generation ?? 0;
   const authReady = Number(o.authSts?.status?.readyReplicas ?? 0);
   let relaysReady = 0;
-  for (const [i, s] of o.relaySts) if (i < relays) relaysReady += Number(s.status?.readyReplicas ?? 0);
+  for (const [i, s] of o.relaySts) {
+    if (i < relays) relaysReady += Number(s.status?.readyReplicas ?? 0) * relaysIn(s);
+  }
   const exits = exitCount(relays, spec.relays.exitFraction);
   const { metrics } = ctx;
   metrics.relays.labels({ namespace, network: name, state: 'desired' }).set(relays);

@@ -10,12 +10,15 @@
  *   2. authority keys (Secret <net>-auth-keys): generate, rotate on
  *      schedule or on the rotate-authority-keys-now annotation, prune
  *      (convergeAuthorityKeys);
- *   3. relay count (spec, or autoscaleRelays), relay key Secrets: generate,
- *      rotate on schedule or on the rotate-now annotation (convergeRelayKeys);
- *   4. ConfigMap, Services, StatefulSets: server-side apply of differences
+ *   3. relay count (spec, or autoscaleRelays), relay key Secrets (one per
+ *      relay, pooled or not): generate, rotate on schedule or on the
+ *      rotate-now annotation (convergeRelayKeys);
+ *   4. ConfigMap, Services, StatefulSets (one per relay, or per pool of
+ *      relaysPerPod relays): server-side apply of differences
  *      (applyNetworkObjects);
- *   5. relays beyond the count: delete the StatefulSet, and once no pod of
- *      it is left, its key Secret (retireSurplusRelays);
+ *   5. relays beyond the count, from the last pool: delete StatefulSets no
+ *      longer wanted, and once no pod runs a surplus relay, its key Secret
+ *      (retireSurplusRelays);
  *   6. status (Ready/Progressing/Degraded, observedGeneration) and metrics
  *      (writeNetworkStatus).
  */
@@ -23,6 +26,7 @@
 import { API_VERSION } from '../api/crds.js';
 import { type OnionNetwork, onionNetworkSpecSchema } from '../api/onion-network.js';
 import { applyDefaults } from '../api/schema.js';
+import { OR_PORT } from '../desired/common.js';
 import {
   authorityListOf,
   authorityName,
@@ -46,6 +50,11 @@ export function validateNetwork(net: OnionNetwork): string[] {
   const a = net.spec.relays.autoscale;
   if (a && a.min > a.max) p.push('spec.relays.autoscale: min must be <= max');
   if (net.spec.authorities.replicas < 1) p.push('spec.authorities.replicas must be >= 1');
+  const k = net.spec.relays.relaysPerPod ?? 1;
+  const m = net.spec.metrics;
+  if (k > 1 && m.enabled && m.port >= OR_PORT && m.port < OR_PORT + k) {
+    p.push(`spec.metrics.port must not be one of the relay pool's ORPorts ${OR_PORT}-${OR_PORT + k - 1}`);
+  }
   return p;
 }
 
@@ -93,7 +102,8 @@ export async function reconcileNetwork(
   const relayIdentities = await convergeRelayKeys(pass, relays);
   const inputs: NetworkInputs = { net: pass.net, images: ctx.images, authorityIds, relays, relayIdentities };
   const { authSts, relaySts } = await applyNetworkObjects(pass, inputs);
-  const retiring = await retireSurplusRelays(pass, relays);
+  const wantedSts = new Set([authorityName(name), ...[...relaySts.values()].map((o) => o.metadata.name)]);
+  const retiring = await retireSurplusRelays(pass, relays, wantedSts);
   const allReady = await writeNetworkStatus(pass, {
     relays,
     authorityList: authorityListOf(inputs),

@@ -9,6 +9,11 @@
  * key file is created (0600) on first start; its identity is printed. The
  * key file (or --key-watch, the operator's mounted Secret) is polled, so an
  * onion key rotated there is taken without a restart (key-watch.ts).
+ *
+ * With --pool (SHALLOT_POOL) the process runs several relays instead, each
+ * with the nickname, port, key file, key watch and exit role the pool names
+ * (pool.ts); --key-file, --nickname, --port, --key-watch and --exit then do
+ * not apply, and one identity per relay is printed, in pool order.
  */
 import { Command } from 'commander';
 import { toHex } from '../core/bytes.js';
@@ -33,6 +38,7 @@ import { DEFAULT_IDLE_CLIENT_CHANNEL_MS } from './channel-guard.js';
 import { DEFAULT_KEY_WATCH_MS } from './key-watch.js';
 import { RelayNode } from './node.js';
 import { attachOnionRoles } from './onion-roles.js';
+import { type PoolEntry, parsePoolSpec } from './pool.js';
 import { processQueueMemory } from './queue-memory.js';
 
 const env = process.env;
@@ -93,6 +99,11 @@ export async function main(argv: string[]): Promise<void> {
       intOption('key watch interval', 1, 3600),
       envInt('SHALLOT_KEY_WATCH_INTERVAL', DEFAULT_KEY_WATCH_MS / 1000),
     )
+    .option(
+      '--pool <json>',
+      'run several relays: [{"nickname","port","keyFile","keyWatch"?,"exit"?},...] (relay/pool.ts)',
+      env.SHALLOT_POOL,
+    )
     .option('--no-tls', 'plain ws links (debugging only; peers must agree)');
   addOpsOptions(program);
   program.parse(argv);
@@ -114,13 +125,20 @@ export async function main(argv: string[]): Promise<void> {
       keyWatch?: string;
       keyWatchInterval: number;
       tls: boolean;
+      pool?: string;
     } & OpsOptions
   >();
   if (env.SHALLOT_TLS === '0') o.tls = false;
-  if (!o.keyFile) program.error('--key-file (or SHALLOT_KEY_FILE) is required');
+  let pool: PoolEntry[] | null = null;
+  try {
+    if (o.pool) pool = parsePoolSpec(o.pool);
+  } catch (e) {
+    program.error((e as Error).message);
+  }
+  if (!pool && !o.keyFile) program.error('--key-file (or SHALLOT_KEY_FILE) is required');
   const authorities = o.authorities ?? program.error('--authorities (or SHALLOT_AUTHORITIES) is required');
   const logLevel = logLevelOption(program, o.logLevel);
-  let exitPolicy = o.exit ? DEFAULT_TESTNET_EXIT_POLICY : REJECT_ALL;
+  let exitPolicy: typeof REJECT_ALL | null = null;
   let reentryReject: HostPort[] = [];
   try {
     if (o.exitPolicy) exitPolicy = parseExitPolicy(o.exitPolicy);
@@ -129,46 +147,60 @@ export async function main(argv: string[]): Promise<void> {
     program.error((e as Error).message);
   }
   if (o.maxMemInQueues !== undefined) processQueueMemory.maxBytes = o.maxMemInQueues * 1024 * 1024;
-  const keys = await loadOrCreateKeys(o.keyFile);
+  const entries: PoolEntry[] = pool ?? [
+    { nickname: o.nickname, port: o.port, keyFile: o.keyFile!, exit: o.exit, keyWatch: o.keyWatch },
+  ];
   const logger = createLogger(o.nickname, logLevel);
+  // One registry for the process: a pool's series are per pod, which keeps dashboards readable at scale.
   const registry = createRegistry({ node: o.nickname, role: 'relay' });
-  const node = new RelayNode(
-    { logger, registry },
-    {
-      nickname: o.nickname,
-      host: o.host,
-      port: o.port,
-      tls: o.tls,
-      keys,
-      exitPolicy,
-      authorities,
-      bandwidth: o.bandwidth,
-      hsdir: o.hsdir,
-      keyFile: o.keyFile,
-      keyWatch: { file: o.keyWatch ?? o.keyFile, intervalMs: o.keyWatchInterval * 1000 },
-      reentryReject,
-      limits: { idleClientChannelMs: o.idleChannelTimeout * 1000 },
-      ...(o.keyRotation > 0 ? { keyRotationMs: o.keyRotation * 60_000 } : {}),
-    },
-  );
-  // Every relay can be an intro point, rendezvous point and HSDir, as in Tor.
-  const roles = attachOnionRoles(node);
-  await node.start();
-  process.stdout.write(`${toHex(keys.identity)}\n`);
+  const nodes: RelayNode[] = [];
+  const roles: { close(): void }[] = [];
+  for (const e of entries) {
+    const keys = await loadOrCreateKeys(e.keyFile);
+    const node = new RelayNode(
+      { logger: pool ? logger.child(e.nickname) : logger, registry },
+      {
+        nickname: e.nickname,
+        host: o.host,
+        port: e.port,
+        tls: o.tls,
+        keys,
+        exitPolicy: exitPolicy ?? (e.exit ? DEFAULT_TESTNET_EXIT_POLICY : REJECT_ALL),
+        authorities,
+        bandwidth: o.bandwidth,
+        hsdir: o.hsdir,
+        keyFile: e.keyFile,
+        keyWatch: { file: e.keyWatch ?? e.keyFile, intervalMs: o.keyWatchInterval * 1000 },
+        reentryReject,
+        limits: { idleClientChannelMs: o.idleChannelTimeout * 1000 },
+        ...(o.keyRotation > 0 ? { keyRotationMs: o.keyRotation * 60_000 } : {}),
+      },
+    );
+    // Every relay can be an intro point, rendezvous point and HSDir, as in Tor.
+    roles.push(attachOnionRoles(node));
+    await node.start();
+    nodes.push(node);
+    process.stdout.write(`${toHex(keys.identity)}\n`);
+  }
   const opsHost = o.opsHost ?? o.host;
   const ops = await serveOpsIfAsked(logger, {
     host: opsHost,
     port: o.opsPort,
     registry,
-    health: () => ({ ok: true, ready: node.publisher.listed, listed: node.publisher.listed }),
+    health: () => {
+      const listed = nodes.every((n) => n.publisher.listed);
+      return { ok: true, ready: listed, listed };
+    },
   });
   // Our own /metrics and /healthz are never an exit target either; bound to
   // every address, that port on any address (core/relay-pivot.ts `*:PORT`).
-  if (ops)
-    node.rejectReentry([{ host: ['0.0.0.0', '::'].includes(opsHost) ? '*' : opsHost, port: ops.port }]);
+  if (ops) {
+    const own = { host: ['0.0.0.0', '::'].includes(opsHost) ? '*' : opsHost, port: ops.port };
+    for (const n of nodes) n.rejectReentry([own]);
+  }
   onShutdown(logger, () => {
-    roles.close();
-    return Promise.all([node.stop(), ops?.close()]);
+    for (const r of roles) r.close();
+    return Promise.all([...nodes.map((n) => n.stop()), ops?.close()]);
   });
 }
 

@@ -136,7 +136,8 @@ describe('CRDs', () => {
       expect(v.name).toBe('v1alpha1');
       expect(v.subresources).toEqual({ status: {} });
       expect(v.additionalPrinterColumns.map((x: any) => x.name)).toContain('Age');
-      if (c.kind !== 'LoadTest')
+      // LoadTest and NetworkFault show a Phase column instead (they run once and end).
+      if (c.kind !== 'LoadTest' && c.kind !== 'NetworkFault')
         expect(v.additionalPrinterColumns.map((x: any) => x.name)).toContain('Ready');
     });
   }
@@ -153,7 +154,7 @@ describe('CRDs', () => {
   it('defaults fill an empty OnionNetwork spec the way the apiserver does', () => {
     expect(applyDefaults(onionNetworkSpecSchema, {})).toEqual({
       authorities: { replicas: 3, votingIntervalSeconds: 60 },
-      relays: { replicas: 5, exitFraction: 0.34, bandwidth: 1_000_000 },
+      relays: { replicas: 5, exitFraction: 0.34, bandwidth: 1_000_000, relaysPerPod: 1 },
       keyRotation: { onionKeyIntervalMinutes: 0, authorityKeyIntervalMinutes: 0, gracePeriodMinutes: 60 },
       metrics: { enabled: true, port: 9100 },
       tls: true,
