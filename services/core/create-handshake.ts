@@ -37,6 +37,8 @@ export interface HandshakeTarget {
   /** 32-byte Ed25519 identity (ntor uses the 20-byte legacy id derived from it). */
   identity: Uint8Array;
   ntorKey: Uint8Array;
+  /** A C tor relay's legacy id (SHA-1 of its RSA identity key), which ntor then uses instead. */
+  legacyId?: Uint8Array;
 }
 
 export interface ClientHandshake {
@@ -55,7 +57,7 @@ export function startClientHandshake(
 ): ClientHandshake {
   if (kind === 'ntor') {
     const { state, hdata } = ntorClientStart(rng, {
-      id: legacyIdFromEd25519(target.identity),
+      id: target.legacyId ?? legacyIdFromEd25519(target.identity),
       ntorKey: target.ntorKey,
     });
     return { htype: HandshakeType.ntor, hdata, finish: (reply) => ntorClientFinish(state, reply) };

@@ -37,6 +37,8 @@ export interface HopTarget {
   ntorKey: Uint8Array;
   address: string;
   port: number;
+  /** A C tor relay's RSA legacy id (core/ctor/to-consensus.ts); Shallot relays derive theirs from `identity`. */
+  legacyId?: Uint8Array;
 }
 
 /** Where a circuit reaches a relay the consensus lists. */
@@ -177,7 +179,8 @@ export class OriginCircuit extends TypedEmitter<OriginCircuitEvents> implements 
     const specs = relayLinkSpecifiers({
       address: next.address,
       port: next.port,
-      legacyId: legacyIdFromEd25519(next.identity),
+      // tor-spec §5.1.2: the legacy id is required, and a C tor relay finds its peer by it.
+      legacyId: next.legacyId ?? legacyIdFromEd25519(next.identity),
       ed25519Id: next.identity,
     });
     const last = this.crypto.length - 1;

@@ -12,7 +12,8 @@
  * votes, a 20 s voting interval. Ready means: a consensus fetched from an
  * authority's DirPort verifies against the authorities' key certificates
  * (services/core/ctor) and lists every relay Running and Valid, every exit
- * with Exit.
+ * with Exit, and every node has logged "Bootstrapped 100%" (it has a
+ * consensus of its own, so it knows its peers as relays).
  *
  * Design notes: TestingTorNetwork alone allows private addresses and
  * removes the public authorities, so nothing here can reach the real Tor
@@ -290,8 +291,20 @@ async function waitReady(
             const need = n.role === 'exit' ? ['Running', 'Valid', 'Exit'] : ['Running', 'Valid'];
             return !rs || need.some((f) => !rs.flags.includes(f));
           });
-        if (missing.length === 0) return { consensus, certificates };
-        why = `not yet ready in the consensus: ${missing.map((n) => n.nickname).join(', ')}`;
+        if (missing.length > 0) {
+          why = `not yet ready in the consensus: ${missing.map((n) => n.nickname).join(', ')}`;
+        } else {
+          // A relay without a consensus of its own treats its peers as unknown: an exit then
+          // refuses streams from the middle ("open a stream from unknown relay", C tor
+          // connection_exit_begin_conn). Bootstrapped 100% means it has one.
+          const behind: string[] = [];
+          for (const n of nodes) {
+            const log = await readFile(path.join(n.dir, 'notice.log'), 'utf8').catch(() => '');
+            if (!log.includes('Bootstrapped 100%')) behind.push(n.nickname);
+          }
+          if (behind.length === 0) return { consensus, certificates };
+          why = `not yet bootstrapped: ${behind.join(', ')}`;
+        }
       } catch (e) {
         why = (e as Error).message;
       }
