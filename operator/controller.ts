@@ -22,9 +22,10 @@ import { WorkQueue } from './queue.js';
 import type { ReconcileContext, ReconcileResult } from './reconcile/context.js';
 import { reconcileLoadTest } from './reconcile/load-test.js';
 import { reconcileNetwork } from './reconcile/network.js';
+import { reconcileNetworkFault } from './reconcile/network-fault.js';
 import { reconcileOnionService } from './reconcile/onion-service.js';
 
-export type Kind = 'OnionNetwork' | 'OnionService' | 'LoadTest';
+export type Kind = 'OnionNetwork' | 'OnionService' | 'LoadTest' | 'NetworkFault';
 
 const RECONCILERS: Record<
   Kind,
@@ -33,6 +34,7 @@ const RECONCILERS: Record<
   OnionNetwork: reconcileNetwork,
   OnionService: reconcileOnionService,
   LoadTest: reconcileLoadTest,
+  NetworkFault: reconcileNetworkFault,
 };
 
 export interface ControllerOptions {
@@ -80,7 +82,7 @@ export class Controller {
     const ns = this.o.watchNamespace;
     const onError = (e: unknown) => this.ctx.log.warn('watch failed', { error: (e as Error).message });
     const crInformers = new Map<Kind, Informer>();
-    for (const kind of ['OnionNetwork', 'OnionService', 'LoadTest'] as Kind[]) {
+    for (const kind of ['OnionNetwork', 'OnionService', 'LoadTest', 'NetworkFault'] as Kind[]) {
       const inf = new Informer(this.ctx.kube, {
         apiVersion: API_VERSION,
         kind,

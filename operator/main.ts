@@ -62,6 +62,7 @@ export class Operator {
         kube: o.kube,
         images: o.config.images,
         metrics,
+        faultMetrics: metricsFor(this.registry).faults,
         recorder: new KubeEventRecorder(o.kube, o.log),
         log: o.log,
         now: Date.now,

@@ -1,9 +1,10 @@
 /**
- * The three CustomResourceDefinitions (group shallot.dev, version v1alpha1)
+ * The four CustomResourceDefinitions (group shallot.dev, version v1alpha1)
  * built from the schemas beside their types. charts/shallot/crds/*.yaml are
  * generated from these (operator/gen-crds.ts); a unit test keeps them equal.
  */
 import { LOAD_TEST_COLUMNS, loadTestSpecSchema, loadTestStatusSchema } from './load-test.js';
+import { NETWORK_FAULT_COLUMNS, networkFaultSpecSchema, networkFaultStatusSchema } from './network-fault.js';
 import { ONION_NETWORK_COLUMNS, onionNetworkSpecSchema, onionNetworkStatusSchema } from './onion-network.js';
 import { ONION_SERVICE_COLUMNS, onionServiceSpecSchema, onionServiceStatusSchema } from './onion-service.js';
 import type { JSONSchema } from './schema.js';
@@ -13,7 +14,7 @@ export const VERSION = 'v1alpha1';
 export const API_VERSION = `${GROUP}/${VERSION}`;
 
 export interface CrdInfo {
-  kind: 'OnionNetwork' | 'OnionService' | 'LoadTest';
+  kind: 'OnionNetwork' | 'OnionService' | 'LoadTest' | 'NetworkFault';
   plural: string;
   singular: string;
   shortNames: string[];
@@ -58,6 +59,18 @@ export const CRDS: CrdInfo[] = [
     columns: LOAD_TEST_COLUMNS,
     description: 'A `shallot load` run as a Job; status holds the summary.',
     maxNameLength: 50,
+  },
+  {
+    kind: 'NetworkFault',
+    plural: 'networkfaults',
+    singular: 'networkfault',
+    shortNames: ['nfault'],
+    spec: networkFaultSpecSchema,
+    status: networkFaultStatusSchema,
+    columns: NETWORK_FAULT_COLUMNS,
+    description:
+      'A fault (stop, kill, restart) on one node of an OnionNetwork for a while; status and Events record it.',
+    maxNameLength: 63,
   },
 ];
 

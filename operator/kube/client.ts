@@ -56,8 +56,12 @@ export interface Kube {
   create<T extends KubeObject>(obj: KubeObject): Promise<T>;
   /** PUT with metadata.resourceVersion: fails with 409 if someone else wrote first. */
   update<T extends KubeObject>(obj: KubeObject): Promise<T>;
-  /** False when it was already gone. */
-  delete(ref: ObjRef, propagationPolicy?: 'Background' | 'Foreground' | 'Orphan'): Promise<boolean>;
+  /** False when it was already gone. `gracePeriodSeconds` 0 deletes a pod without its shutdown (a NetworkFault kill). */
+  delete(
+    ref: ObjRef,
+    propagationPolicy?: 'Background' | 'Foreground' | 'Orphan',
+    gracePeriodSeconds?: number,
+  ): Promise<boolean>;
   /** Streams events until the server ends the watch or `signal` aborts. */
   watch<T extends KubeObject>(
     apiVersion: string,
@@ -270,12 +274,17 @@ export class HttpKube implements Kube {
       .body;
   }
 
-  async delete(ref: ObjRef, propagationPolicy: 'Background' | 'Foreground' | 'Orphan' = 'Background') {
+  async delete(
+    ref: ObjRef,
+    propagationPolicy: 'Background' | 'Foreground' | 'Orphan' = 'Background',
+    gracePeriodSeconds?: number,
+  ) {
     try {
       await this.request('DELETE', resourcePath(ref.apiVersion, ref.kind, ref.namespace, ref.name), {
         kind: 'DeleteOptions',
         apiVersion: 'v1',
         propagationPolicy,
+        ...(gracePeriodSeconds === undefined ? {} : { gracePeriodSeconds }),
       });
       return true;
     } catch (e) {

@@ -13,6 +13,8 @@ export interface ReconcileContext {
   kube: Kube;
   images: Images;
   metrics: Metrics['operator'];
+  /** shallot_fault_active / shallot_faults_started_total for NetworkFaults (absent: not counted). */
+  faultMetrics?: Metrics['faults'];
   recorder: EventRecorder;
   log: Logger;
   now: () => number;
