@@ -14,7 +14,7 @@ import { createRegistry } from '../metrics/metrics.js';
 import { type OpsServer, serveOps } from '../metrics/server.js';
 import { readClientAuthKeys } from '../net/client-auth-files.js';
 import { createLogger, type Logger, type LogLevel } from '../net/log.js';
-import { clientAuthFor, type RunningNetwork, type UpOptions } from './launch.js';
+import { clientAuthFor, type RunningNetwork, shapingFor, type UpOptions } from './launch.js';
 import { LocalNetwork } from './network.js';
 import { type OnionServicesHandle, startOnionServices } from './onion.js';
 import type { ProgressSink } from './progress.js';
@@ -62,6 +62,7 @@ export async function upInProcess(o: UpOptions, progress: ProgressSink): Promise
         onionRoles: true,
         handshake: o.handshake,
         params: o.consensusParams ?? {},
+        shaping: (node) => shapingFor(o, node),
       },
       (p) => progress.update(p),
     );
@@ -85,6 +86,7 @@ export async function upInProcess(o: UpOptions, progress: ProgressSink): Promise
           dataDir: o.dataDir,
           handshake: o.handshake,
           vanguardsLite: o.vanguardsLite,
+          shaping: shapingFor(o, 'client'),
           ...(o.maxCircuitDirtiness ? { maxDirtinessMs: o.maxCircuitDirtiness * 1000 } : {}),
         },
       },

@@ -27,7 +27,7 @@ import { type OpsServer, serveOps } from '../metrics/server.js';
 import { readClientAuthKeys } from '../net/client-auth-files.js';
 import { loadOrCreateKeys } from '../net/key-store.js';
 import { createLogger } from '../net/log.js';
-import { clientAuthFor, type RunningNetwork, type UpOptions } from './launch.js';
+import { clientAuthFor, type RunningNetwork, shapingFor, type UpOptions } from './launch.js';
 import type { LauncherMessage, NodeWorkerData, RelayWorkerData, WorkerMessage } from './node-worker.js';
 import { type OnionServicesHandle, startOnionServices } from './onion.js';
 import { PortAllocator } from './ports.js';
@@ -138,6 +138,11 @@ export async function upWorkers(o: UpOptions, progress: ProgressSink): Promise<R
         tls: o.tls,
         keyRotationMs: o.keyRotation * 60_000,
         reentryReject,
+        shaping: {
+          networkModel: o.networkModel,
+          bandwidthRate: o.bandwidthRate,
+          bandwidthBurst: o.bandwidthBurst,
+        },
         ...common,
       };
       relayWorkers.push(
@@ -168,6 +173,7 @@ export async function upWorkers(o: UpOptions, progress: ProgressSink): Promise<R
           dataDir: o.dataDir,
           handshake: o.handshake,
           vanguardsLite: o.vanguardsLite,
+          shaping: shapingFor(o, 'client'),
           ...(o.maxCircuitDirtiness ? { maxDirtinessMs: o.maxCircuitDirtiness * 1000 } : {}),
         },
       },

@@ -5,7 +5,10 @@
  */
 
 import type { HandshakeName } from '../core/create-handshake.js';
+import { placeNodes } from '../core/network-model.js';
+import type { LinkShaping } from '../net/link-delay.js';
 import type { LogLevel } from '../net/log.js';
+import { bandwidthLimit, linkShaping, loadNetworkModel } from '../net/shaping-options.js';
 import { type ClientAuthLayout, prepareClientAuth } from './client-auth.js';
 import type { NetworkState } from './state.js';
 
@@ -38,6 +41,38 @@ export interface UpOptions {
   consensusParams?: Record<string, number>;
   /** The client's MaxCircuitDirtiness, seconds (default C tor's 600). */
   maxCircuitDirtiness?: number;
+  /** Network model file (core/network-model.ts): latency between relays' and the client's locations. */
+  networkModel?: string;
+  /** Every relay's BandwidthRate, bytes/s (the model's per-node entries win). */
+  bandwidthRate?: number;
+  /** Every relay's BandwidthBurst, bytes (default: the rate). */
+  bandwidthBurst?: number;
+}
+
+export type ShapingOptions = Pick<UpOptions, 'networkModel' | 'bandwidthRate' | 'bandwidthBurst'>;
+
+/**
+ * Checks the network model and bandwidth options against this network before
+ * anything starts: every relay and the client in a location, every node the
+ * model names present, every rate as C tor allows (NetworkModelError,
+ * BandwidthOptionError).
+ */
+export function checkShaping(o: ShapingOptions & Pick<UpOptions, 'relays'>): void {
+  const model = o.networkModel ? loadNetworkModel(o.networkModel) : null;
+  const limit = bandwidthLimit(o.bandwidthRate, o.bandwidthBurst);
+  const names = [...Array.from({ length: o.relays }, (_, i) => `relay${i}`), 'client'];
+  if (model) placeNodes(model, names);
+  for (const n of names) linkShaping(n, model, n === 'client' ? null : limit);
+}
+
+/** One node's shaping under these options (already checked by checkShaping). */
+export function shapingFor(o: ShapingOptions, node: string): LinkShaping | null {
+  const model = o.networkModel ? loadNetworkModel(o.networkModel) : null;
+  return linkShaping(
+    node,
+    model,
+    node === 'client' ? null : bandwidthLimit(o.bandwidthRate, o.bandwidthBurst),
+  );
 }
 
 export interface RunningNetwork {

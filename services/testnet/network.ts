@@ -20,6 +20,7 @@ import { testnetMinUptime } from '../directory/admission.js';
 import { DirectoryAuthority } from '../directory/authority.js';
 import type { AuthorityEndpoint } from '../directory/dir-client.js';
 import { loadOrCreateKeys } from '../net/key-store.js';
+import type { LinkShaping } from '../net/link-delay.js';
 import type { Logger } from '../net/log.js';
 import { RelayNode } from '../relay/node.js';
 import { attachOnionRoles, type OnionRoles } from '../relay/onion-roles.js';
@@ -48,6 +49,8 @@ export interface NetworkSpec {
   handshake?: HandshakeName;
   /** Consensus params the authorities vote (dir-spec "params"). */
   params?: Record<string, number>;
+  /** Each relay's network-model latency and bandwidth limit (net/link-delay.ts), by nickname. */
+  shaping?: (nickname: string) => LinkShaping | null;
 }
 
 export interface NetworkComponents {
@@ -143,6 +146,7 @@ export class LocalNetwork {
             ...(spec.republishMs !== undefined ? { republishMs: spec.republishMs } : {}),
             ...(spec.keyRotationMs ? { keyRotationMs: spec.keyRotationMs } : {}),
             ...(keyFile(`relay${i}`) ? { keyFile: keyFile(`relay${i}`) } : {}),
+            shaping: spec.shaping?.(`relay${i}`) ?? null,
           },
         );
         if (spec.onionRoles !== false) net.roles.push(attachOnionRoles(node));

@@ -22,6 +22,7 @@ import { loadOrCreateKeys } from '../net/key-store.js';
 import { createLogger, type LogLevel } from '../net/log.js';
 import { RelayNode } from '../relay/node.js';
 import { attachOnionRoles, type OnionRoles } from '../relay/onion-roles.js';
+import { type ShapingOptions, shapingFor } from './launch.js';
 
 export interface WorkerCommon {
   /** Worker name, the metrics' node label and the logger's name ("workerN"). */
@@ -48,6 +49,8 @@ export interface RelayWorkerData extends WorkerCommon {
   keyRotationMs: number;
   /** Ports exits refuse (C tor's re-entry rule, core/relay-pivot.ts): every ops, SOCKS and tunnel port. */
   reentryReject: HostPort[];
+  /** Network model file and BandwidthRate/Burst (launch.ts shapingFor). */
+  shaping: ShapingOptions;
 }
 
 export type NodeWorkerData = AuthorityWorkerData | RelayWorkerData;
@@ -136,6 +139,7 @@ async function run(d: NodeWorkerData): Promise<void> {
           bandwidth: 1_000_000,
           ...(d.keyRotationMs ? { keyRotationMs: d.keyRotationMs } : {}),
           keyFile: file,
+          shaping: shapingFor(d.shaping, `relay${r.index}`),
         },
       );
       roles.push(attachOnionRoles(node));

@@ -8,7 +8,7 @@
 
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import type { RunningNetwork, UpOptions } from './launch.js';
+import { checkShaping, type RunningNetwork, type UpOptions } from './launch.js';
 import { upInProcess } from './launch-in-process.js';
 import { upProcesses } from './launch-processes.js';
 import { upWorkers } from './launch-workers.js';
@@ -21,6 +21,7 @@ export async function up(o: UpOptions, progress: ProgressSink = new Progress()):
   if (o.exits > o.relays) throw new Error('--exits cannot exceed --relays');
   if (o.relays < 3) throw new Error('--relays must be at least 3 (a circuit has three hops)');
   if (o.authorities < 1) throw new Error('--authorities must be at least 1');
+  checkShaping(o);
   // Before any key is read or made: the first authority takes a second or
   // more, and a silent start reads as a hang (issue 20 asks for a line within 2 s).
   progress.line(
