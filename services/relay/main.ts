@@ -17,6 +17,7 @@
  */
 import { Command } from 'commander';
 import { toHex } from '../core/bytes.js';
+import type { NetworkModel } from '../core/network-model.js';
 import { DEFAULT_TESTNET_EXIT_POLICY, parseExitPolicy, REJECT_ALL } from '../core/exit-policy.js';
 import { type HostPort, parseHostPortList } from '../core/relay-pivot.js';
 import { authoritiesOption } from '../directory/authorities-option.js';
@@ -34,6 +35,7 @@ import {
 } from '../net/cli.js';
 import { loadOrCreateKeys } from '../net/key-store.js';
 import { createLogger } from '../net/log.js';
+import { type BandwidthLimit, bandwidthLimit, linkShaping, loadNetworkModel } from '../net/shaping-options.js';
 import { DEFAULT_IDLE_CLIENT_CHANNEL_MS } from './channel-guard.js';
 import { DEFAULT_KEY_WATCH_MS } from './key-watch.js';
 import { RelayNode } from './node.js';
@@ -63,6 +65,28 @@ export async function main(argv: string[]): Promise<void> {
       'advertised bandwidth, bytes/s',
       intOption('bandwidth', 1, 2 ** 40),
       envInt('SHALLOT_BANDWIDTH', 1_000_000),
+    )
+    .option(
+      '--bandwidth-rate <bytes>',
+      'BandwidthRate: bytes/s this relay reads from all its links (C tor; at least 76800); also caps the advertised bandwidth',
+      intOption('bandwidth rate', 1, 2 ** 40),
+      envInt('SHALLOT_BANDWIDTH_RATE'),
+    )
+    .option(
+      '--bandwidth-burst <bytes>',
+      'BandwidthBurst: bytes the bucket holds (default: the rate, as C tor)',
+      intOption('bandwidth burst', 1, 2 ** 40),
+      envInt('SHALLOT_BANDWIDTH_BURST'),
+    )
+    .option(
+      '--network-model <file>',
+      "network model (JSON) whose latency this relay's links get",
+      env.SHALLOT_NETWORK_MODEL,
+    )
+    .option(
+      '--location <name>',
+      "this relay's location in the model (default: the model's placement of the nickname)",
+      env.SHALLOT_LOCATION,
     )
     .option(
       '--reentry-reject <list>',
@@ -118,6 +142,10 @@ export async function main(argv: string[]): Promise<void> {
       exitPolicy?: string;
       reentryReject: string;
       bandwidth: number;
+      bandwidthRate?: number;
+      bandwidthBurst?: number;
+      networkModel?: string;
+      location?: string;
       hsdir: boolean;
       idleChannelTimeout: number;
       maxMemInQueues?: number;
@@ -140,7 +168,11 @@ export async function main(argv: string[]): Promise<void> {
   const logLevel = logLevelOption(program, o.logLevel);
   let exitPolicy: typeof REJECT_ALL | null = null;
   let reentryReject: HostPort[] = [];
+  let model: NetworkModel | null = null;
+  let limit: BandwidthLimit | null = null;
   try {
+    if (o.networkModel) model = loadNetworkModel(o.networkModel);
+    limit = bandwidthLimit(o.bandwidthRate, o.bandwidthBurst);
     if (o.exitPolicy) exitPolicy = parseExitPolicy(o.exitPolicy);
     reentryReject = parseHostPortList(o.reentryReject);
   } catch (e) {
@@ -172,6 +204,7 @@ export async function main(argv: string[]): Promise<void> {
         keyFile: e.keyFile,
         keyWatch: { file: e.keyWatch ?? e.keyFile, intervalMs: o.keyWatchInterval * 1000 },
         reentryReject,
+        shaping: linkShaping(e.nickname, model, limit, o.location),
         limits: { idleClientChannelMs: o.idleChannelTimeout * 1000 },
         ...(o.keyRotation > 0 ? { keyRotationMs: o.keyRotation * 60_000 } : {}),
       },
