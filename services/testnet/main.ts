@@ -130,6 +130,20 @@ export function program(): Command {
       intOption('max circuit dirtiness', 1, 86_400),
       600,
     )
+    .option(
+      '--network-model <file>',
+      'network model (JSON: locations, one-way latency and jitter between them, node placement, per-node bandwidth; README: Realistic networks)',
+    )
+    .option(
+      '--bandwidth-rate <bytes>',
+      "every relay's BandwidthRate, bytes/s (C tor; at least 76800; the model's per-node entries win)",
+      intOption('bandwidth rate', 1, 2 ** 40),
+    )
+    .option(
+      '--bandwidth-burst <bytes>',
+      "every relay's BandwidthBurst, bytes (default: the rate)",
+      intOption('bandwidth burst', 1, 2 ** 40),
+    )
     .option('--no-tls', 'plain ws links instead of wss (debugging only)')
     .option(
       '--bootstrap-timeout <sec>',
