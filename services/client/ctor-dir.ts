@@ -10,9 +10,9 @@
  * `/tor/keys/all.z`, `/tor/status-vote/current/consensus-microdesc.z`
  * (signatures checked against the certificates, a majority of the
  * configured v3idents, the consensus live now) and
- * `/tor/micro/d/<d1>-<d2>….z` in batches; microdescriptors whose SHA-256
- * is not an `m` line of that consensus are dropped (dir-spec §5.2: a
- * client keeps only what it asked for). The result is
+ * `/tor/micro/d/<d1>-<d2>….z` in batches; to-consensus.ts joins each
+ * router status to the microdescriptor whose SHA-256 its `m` line names
+ * and ignores any other. The result is
  * core/ctor/to-consensus.ts's CtorConsensus: the Consensus plus each
  * relay's RSA legacy id for EXTEND2 and ntor.
  *
@@ -131,14 +131,11 @@ async function fetchFrom(
     now,
   );
   if (!mdConsensusLive(consensus, now)) throw new CtorDirError('consensus is not live');
-  const wanted = new Set(consensus.relays.map((r) => toBase64(r.microdescDigest)));
-  const digests = [...wanted].map((d) => d.replace(/=+$/, ''));
+  const digests = [...new Set(consensus.relays.map((r) => toBase64(r.microdescDigest, false)))];
   const mds: Microdesc[] = [];
   for (let i = 0; i < digests.length; i += MICRODESCS_PER_REQUEST) {
     const path = `/tor/micro/d/${digests.slice(i, i + MICRODESCS_PER_REQUEST).join('-')}.z`;
-    for (const md of parseMicrodescs(await get(path, MAX_MICRODESCS_LEN))) {
-      if (wanted.has(toBase64(md.digest))) mds.push(md);
-    }
+    mds.push(...parseMicrodescs(await get(path, MAX_MICRODESCS_LEN)));
   }
   return consensusFromCtor(consensus, mds);
 }
