@@ -31,6 +31,7 @@ import { e2eBenches } from './e2e.js';
 import { type BenchResult, formatResult, formatTable, skipped } from './harness.js';
 import { onionBenches } from './onion.js';
 import { processBenches } from './processes.js';
+import { shapingBenches } from './shaping.js';
 import { soakBenches } from './soak.js';
 import { type ThroughputOptions, throughputBenches } from './throughput.js';
 
@@ -79,6 +80,11 @@ const sections: Section[] = [
     title: 'directory authority at 1,000 and 5,000 relays (vote, consensus, signing)',
     rows: ['vote build+sign', 'consensus compute (3 votes)', 'consensus sign'],
     run: () => directoryBenches(BUDGET),
+  },
+  {
+    title: 'network model: 50 ms one-way on every link (expected vs measured, README: Realistic networks)',
+    rows: ['3-hop build, 50 ms links'],
+    run: () => shapingBenches(quick ? 1 : 3),
   },
   {
     title: 'end-to-end (wss on 127.0.0.1)',
