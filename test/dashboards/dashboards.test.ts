@@ -208,6 +208,14 @@ describe('dashboards/*.json', () => {
         }
       });
 
+      it('draws at most 10 series per relay or relay process (topk), so the panel reads at 1,000 relays', () => {
+        // Variables' label_values queries (where "/ $name") list values, they draw nothing.
+        for (const e of expressions(d).filter((x) => !x.where.includes('/ $'))) {
+          if (!/\{\{\s*relay\s*\}\}/.test(e.legend) && !e.expr.includes('role=~"relay')) continue;
+          expect(e.expr, e.where).toMatch(/^(sort_desc\()?topk\(10, /);
+        }
+      });
+
       it('filters every Shallot series by $network (operator-wide reconcile metrics aside)', () => {
         const exempt = /^shallot_operator_reconcile_/;
         for (const e of expressions(d).filter((x) => !x.where.includes('/ $'))) {
@@ -224,6 +232,12 @@ describe('dashboards/*.json', () => {
 });
 
 describe('the PromQL checks themselves', () => {
+  it('the top-k rule catches a panel with one line per relay', () => {
+    const expr = 'sum by (relay) (shallot_relay_circuits_active{network=~"$network"})';
+    expect(expr).not.toMatch(/^(sort_desc\()?topk\(10, /);
+    expect(`topk(10, ${expr})`).toMatch(/^(sort_desc\()?topk\(10, /);
+  });
+
   it('catch a syntax error, an unknown metric and an unknown label', () => {
     expect(parsePromQL('sum(rate(shallot_circuits_total[1m])').errors.length).toBeGreaterThan(0);
     expect(parsePromQL('rate(x[$__rate_interval])').errors.length).toBeGreaterThan(0);
