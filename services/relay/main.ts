@@ -183,7 +183,7 @@ export async function main(argv: string[]): Promise<void> {
     { nickname: o.nickname, port: o.port, keyFile: o.keyFile!, exit: o.exit, keyWatch: o.keyWatch },
   ];
   const logger = createLogger(o.nickname, logLevel);
-  // One registry for the process: a pool's series are per pod, which keeps dashboards readable at scale.
+  // One registry for the process: relay series carry each relay's nickname, process series (CPU, memory) are per pod.
   const registry = createRegistry({ node: o.nickname, role: 'relay' });
   const nodes: RelayNode[] = [];
   const roles: { close(): void }[] = [];

@@ -12,7 +12,8 @@
  *
  * Limitations: the relays share one process, so they share its event loop,
  * its memory limit (MaxMemInQueues counts the whole process, as C tor's
- * does per tor process) and one metrics registry (series are per pool).
+ * does per tor process) and one metrics registry (relay series are labelled
+ * by nickname; process CPU and memory are the pool's).
  */
 
 /** One relay of a pool. */
