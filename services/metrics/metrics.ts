@@ -276,6 +276,37 @@ function build(registry: Registry) {
         labelNames: ['relay', 'reason'] as const,
         registers: r,
       }),
+      // -- Realistic networks (issue 18): net/link-delay.ts, relay/node.ts.
+      bandwidthRate: new Gauge({
+        name: 'shallot_relay_bandwidth_rate_bytes',
+        help: "The relay's configured BandwidthRate, bytes/s, on reads from all its links (absent: unlimited).",
+        labelNames: ['relay'] as const,
+        registers: r,
+      }),
+      bandwidthBurst: new Gauge({
+        name: 'shallot_relay_bandwidth_burst_bytes',
+        help: "The relay's configured BandwidthBurst, bytes.",
+        labelNames: ['relay'] as const,
+        registers: r,
+      }),
+      bandwidthObserved: new Gauge({
+        name: 'shallot_relay_bandwidth_observed_bytes',
+        help: "The relay's observed bandwidth, bytes/s: the best 10 s average of link reads so far (C tor rep_hist); relays with a BandwidthRate only.",
+        labelNames: ['relay'] as const,
+        registers: r,
+      }),
+      bandwidthAdvertised: new Gauge({
+        name: 'shallot_relay_bandwidth_advertised_bytes',
+        help: "The bandwidth the relay's descriptor advertises, bytes/s: min(configured bandwidth, BandwidthRate).",
+        labelNames: ['relay'] as const,
+        registers: r,
+      }),
+      linkLatencyConfig: new Gauge({
+        name: 'shallot_link_latency_config_ms',
+        help: "The network model's one-way latency from each location to this node's, ms (and jitter), as its links apply it.",
+        labelNames: ['node', 'location', 'from', 'kind'] as const,
+        registers: r,
+      }),
       exitDnsQueries: new Counter({
         name: 'shallot_relay_exit_dns_queries_total',
         help: 'Hostnames an exit resolved for BEGIN, by outcome (ok, error); as C tor\'s relay_exit_dns_query_total. Exit streams refused as network re-entry count in shallot_relay_streams_total{outcome="reentry"}.',

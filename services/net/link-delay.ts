@@ -66,10 +66,11 @@ export class BandwidthLimiter {
   charge(n: number): void {
     const t = this.now();
     this.bucket.spend(n, t);
-    // C tor rep_hist_bandwidth_assess: the highest rate sustained over 10 s.
+    // C tor rep_hist_bandwidth_assess: the highest rate over a whole 10 s
+    // window; windows are fixed, so idle time after one does not dilute it.
     if (t - this.windowStart >= OBSERVE_WINDOW_MS) {
-      this.best = Math.max(this.best, (this.windowBytes * 1000) / (t - this.windowStart));
-      this.windowStart = t;
+      this.best = Math.max(this.best, (this.windowBytes * 1000) / OBSERVE_WINDOW_MS);
+      this.windowStart += Math.floor((t - this.windowStart) / OBSERVE_WINDOW_MS) * OBSERVE_WINDOW_MS;
       this.windowBytes = 0;
     }
     this.windowBytes += n;

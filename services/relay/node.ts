@@ -7,6 +7,7 @@
 import type { Registry } from 'prom-client';
 import { utf8 } from '../core/bytes.js';
 import { ctEqual } from '../core/crypto.js';
+import { latencyBetween } from '../core/network-model.js';
 import { type NodeKeys, rotateOnionKey } from '../core/node-keys.js';
 import type { RelayMessage } from '../core/relay-cell.js';
 import type { ExtendTarget, HostPort } from '../core/relay-pivot.js';
@@ -173,7 +174,11 @@ export class RelayNode {
     // Counters appear at 0 so rate() sees the first rotation; ages grow between scrapes.
     this.m.keyRotations.labels({ relay: this.opts.nickname, key: 'onion' }).inc(0);
     this.updateKeyAges();
-    this.ageTimer = setInterval(() => this.updateKeyAges(), 5_000);
+    this.updateShaping();
+    this.ageTimer = setInterval(() => {
+      this.updateKeyAges();
+      this.updateShaping();
+    }, 5_000);
     this.ageTimer.unref();
     const w = this.opts.keyWatch;
     if (w) {
@@ -235,6 +240,25 @@ export class RelayNode {
     this.updateKeyAges();
     this.logger.info('onion key rotated', { keys: this.keys.onionKeys.length });
     await this.publisher.publish();
+  }
+
+  /** The model and the bandwidth limit as series, for the dashboards (issue 18). */
+  private updateShaping(): void {
+    const relay = this.opts.nickname;
+    const s = this.opts.shaping;
+    this.m.bandwidthAdvertised.labels({ relay }).set(advertisedBandwidth(this.opts));
+    if (s?.limiter) {
+      this.m.bandwidthRate.labels({ relay }).set(s.limiter.rate);
+      this.m.bandwidthBurst.labels({ relay }).set(s.limiter.burst);
+      this.m.bandwidthObserved.labels({ relay }).set(s.limiter.observed);
+    }
+    if (s?.model && s.location)
+      for (const from of s.model.locations) {
+        const l = latencyBetween(s.model, from, s.location);
+        const labels = { node: relay, location: s.location, from };
+        this.m.linkLatencyConfig.labels({ ...labels, kind: 'latency' }).set(l.latencyMs);
+        this.m.linkLatencyConfig.labels({ ...labels, kind: 'jitter' }).set(l.jitterMs);
+      }
   }
 
   private updateKeyAges(): void {
