@@ -10,6 +10,10 @@
 // trusted rounds to lose Running, as C tor's authorities need a relay
 // unreachable for REACHABLE_TIMEOUT). Not timed: the assertions are on what
 // is listed, not on how fast. The authorities get SIGCONT in a finally.
+// Re-tests mostly pass over the channels the authorities keep open to the
+// relays, so what this shows is that votes, flags and publishing survive
+// the starvation; the rule for a round in which most tests fail, where
+// every test must dial, is shown in test/integration/reachability-failsafe.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -91,9 +95,12 @@ describe('authorities under CPU starvation', () => {
     }
     const resumedAt = Date.now();
 
-    // Five intervals after: every document served lists every relay as Running.
+    // Until every authority served three rounds after the starvation (at most 60 s: a loaded
+    // host may miss rounds): every document served lists every relay as Running.
     const seen = new Map<string, Seen>();
-    while (Date.now() - resumedAt < 25_000) {
+    const newRounds = (url: string) =>
+      [...seen.values()].filter((d) => d.from === url && d.validAfterMs > resumedAt).length;
+    while (Date.now() - resumedAt < 60_000 && !net.state.authorities.every((a) => newRounds(a.url) >= 3)) {
       for (const s of await served()) seen.set(`${s.from} ${s.validAfterMs}`, s);
       await sleep(500);
     }
@@ -102,11 +109,7 @@ describe('authorities under CPU starvation', () => {
       `consensuses served after ${Math.round((resumedAt - stopped) / 1000)} s of starvation: ${JSON.stringify(docs)}`,
     );
     // Publishing went on: at least three new rounds after the starvation at every authority.
-    for (const a of net.state.authorities) {
-      expect(
-        docs.filter((d) => d.from === a.url && d.validAfterMs > resumedAt).length,
-      ).toBeGreaterThanOrEqual(3);
-    }
+    for (const a of net.state.authorities) expect(newRounds(a.url)).toBeGreaterThanOrEqual(3);
     for (const d of docs) expect(d).toMatchObject({ relays: RELAYS, running: RELAYS });
 
     // Each authority's own view: its next vote calls every relay Running.
