@@ -192,8 +192,9 @@ async function runSize(relays: number): Promise<SizeResult> {
   } catch (e) {
     r.error = (e as Error).message;
   } finally {
-    const exited = new Promise<void>((res) => child.once('exit', () => res()));
-    if (child.exitCode === null) child.kill('SIGINT');
+    const running = child.exitCode === null && child.signalCode === null;
+    const exited = running ? new Promise<void>((res) => child.once('exit', () => res())) : Promise.resolve();
+    if (running) child.kill('SIGINT');
     const force = setTimeout(() => child.kill('SIGKILL'), 30_000);
     await exited;
     clearTimeout(force);
