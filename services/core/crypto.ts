@@ -484,6 +484,40 @@ export function rsaPublicKeyFromPkcs1(der: Uint8Array): RsaPublicKey {
   return { der: u8(key.export({ format: 'der', type: 'pkcs1' })), bits, key };
 }
 
+/** An X.509 certificate with an RSA key: C tor's link CERTS types 1 and 2 (tor-spec §4.2). */
+export interface X509Rsa {
+  key: RsaPublicKey;
+  validFromMs: number;
+  validToMs: number;
+  /** The certificate's signature verifies with its own key. */
+  selfSigned: boolean;
+}
+
+export function x509RsaCert(der: Uint8Array): X509Rsa {
+  let cert: nc.X509Certificate;
+  let pub: nc.KeyObject;
+  // OpenSSL parses the key only when asked for it: a corrupt key fails there, not in the constructor.
+  try {
+    cert = new nc.X509Certificate(Buffer.from(der));
+    pub = cert.publicKey;
+  } catch {
+    throw new InvalidError('X.509 certificate', 'not DER');
+  }
+  if (pub.asymmetricKeyType !== 'rsa') throw new InvalidError('X.509 certificate', 'not an RSA key');
+  const validFromMs = Date.parse(cert.validFrom);
+  const validToMs = Date.parse(cert.validTo);
+  if (Number.isNaN(validFromMs) || Number.isNaN(validToMs))
+    throw new InvalidError('X.509 certificate', 'bad validity');
+  const key = rsaPublicKeyFromPkcs1(u8(pub.export({ format: 'der', type: 'pkcs1' })));
+  let selfSigned: boolean;
+  try {
+    selfSigned = cert.verify(pub);
+  } catch {
+    selfSigned = false;
+  }
+  return { key, validFromMs, validToMs, selfSigned };
+}
+
 /**
  * C tor's crypto_pk_public_checksig (tor-spec §0.3, dir-spec §1.3): the
  * signature is PKCS#1 v1.5 type-1 padding of the bare digest, without the

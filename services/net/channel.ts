@@ -16,8 +16,10 @@
  *   identity against the one we dialled; a mismatch closes the link.
  *   AUTHENTICATE (type 3, Ed25519-SHA256-RFC5705) binds the initiator the
  *   same way through the TLS exporter.
- * - Deviation: no RSA. CID/SID in AUTHENTICATE are SHA-256 of the Ed25519
- *   identities. On plain `ws` (debugging only) there is no TLS session:
+ * - Deviation: Shallot relays have no RSA. CID/SID in AUTHENTICATE are
+ *   SHA-256 of the Ed25519 identities. Dialling a C tor relay with its
+ *   legacy id, the initiator also checks its RSA identity (CERTS types 2
+ *   and 7, rsa-link-certs.ts). On plain `ws` (debugging only) there is no TLS session:
  *   SCERT and TLSSECRETS are zero and cert type 5 is not checked, so plain
  *   links authenticate identities but are not bound to a transport.
  * - Limits: circuits per channel, variable-cell size and bytes buffered
@@ -43,7 +45,8 @@ import {
 } from '../core/cells.js';
 import { ctEqual, ed25519Sign, ed25519Verify, type Rng, randomBytes, sha256 } from '../core/crypto.js';
 import { CertType, decodeEdCert, type EdCert, verifyEdCert } from '../core/ed-cert.js';
-import { isDecodeError, ShallotError, TruncatedError } from '../core/errors.js';
+import { CryptoError, isDecodeError, ShallotError, TruncatedError } from '../core/errors.js';
+import { RsaCertType, verifyRsaIdentity } from '../core/rsa-link-certs.js';
 import type { LinkKeys } from './link-keys.js';
 import { LINK_HIGH_WATER, type Link } from './transport.js';
 import { TypedEmitter } from './typed-emitter.js';
@@ -96,6 +99,11 @@ export interface InitiateOptions {
   keys: LinkKeys | null;
   /** The Ed25519 identity we meant to reach; anything else is refused. */
   expectedIdentity: Uint8Array;
+  /**
+   * A C tor relay's RSA legacy id from the consensus: its CERTS cell must then
+   * also prove that RSA identity (types 2 and 7, tor-spec §4.2).
+   */
+  expectedLegacyId?: Uint8Array;
   limits?: Partial<ChannelLimits>;
   rng?: Rng;
   now?: () => number;
@@ -233,6 +241,29 @@ function checkIdentityCert(
   return { cert, identity: cert.signedWithKey };
 }
 
+/** tor-spec §4.2: the RSA identity in CERTS types 2 and 7 is the legacy id we dialled. */
+function checkRsaIdentity(
+  certs: Map<number, Uint8Array>,
+  identity: Uint8Array,
+  want: Uint8Array,
+  nowMs: number,
+) {
+  let legacyId: Uint8Array;
+  try {
+    legacyId = verifyRsaIdentity(
+      certs.get(RsaCertType.RSA_ID),
+      certs.get(RsaCertType.RSA_ID_V_ED25519),
+      identity,
+      nowMs,
+    );
+  } catch (e) {
+    if (isDecodeError(e) || e instanceof CryptoError) throw new ChannelError('identity', e.message);
+    throw e;
+  }
+  if (!equalBytes(legacyId, want))
+    throw new ChannelError('identity', 'peer RSA identity is not the one we dialled');
+}
+
 function checkSignedCert(
   body: Uint8Array | undefined,
   type: number,
@@ -319,6 +350,7 @@ export class Channel extends TypedEmitter<ChannelEvents> {
       if (!equalBytes(identity, opts.expectedIdentity)) {
         throw new ChannelError('identity', 'peer identity is not the one we dialled');
       }
+      if (opts.expectedLegacyId) checkRsaIdentity(certs, identity, opts.expectedLegacyId, now());
       const peerTlsCert = link.tlsBinding?.peerCertificate() ?? null;
       if (link.tlsBinding) {
         const tlsCert = checkSignedCert(

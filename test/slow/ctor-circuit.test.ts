@@ -4,7 +4,8 @@
 // (client/ctor-dir.ts: the authorities' DirAuthority lines, `.z`
 // documents from a DirPort, signatures and microdesc digests checked,
 // mapped into Shallot's Consensus with RSA legacy ids), opens raw TLS
-// links (net/tls-transport.ts), builds 3-hop circuits through C tor relays
+// links (net/tls-transport.ts) checking each first hop's Ed25519 and RSA
+// identities (tor-spec §4.2), builds 3-hop circuits through C tor relays
 // with the unchanged circuit code — ntor with the RSA node id, ntor-v3
 // with the Ed25519 id, EXTEND2 carrying the RSA legacy id — and fetches
 // 10 MiB from a local HTTP server through a C tor exit, digest checked.
@@ -17,7 +18,7 @@ import { toHex } from '../../services/core/bytes.js';
 import type { HandshakeName } from '../../services/core/create-handshake.js';
 import { parseDirAuthorities } from '../../services/core/ctor/dir-authority.js';
 import type { CtorConsensus } from '../../services/core/ctor/to-consensus.js';
-import { Channel } from '../../services/net/channel.js';
+import { Channel, ChannelError } from '../../services/net/channel.js';
 import { type HopTarget, hopTargetOf, OriginCircuit } from '../../services/net/origin-circuit.js';
 import type { RelayStream } from '../../services/net/stream.js';
 import { dialTlsLink } from '../../services/net/tls-transport.js';
@@ -63,7 +64,11 @@ function hop(nickname: string): HopTarget {
 async function circuit(path: string[], handshake: HandshakeName): Promise<OriginCircuit> {
   const [first, ...rest] = path.map(hop);
   const link = await dialTlsLink(first!.address, first!.port);
-  const ch = await Channel.initiate(link, { keys: null, expectedIdentity: first!.identity });
+  const ch = await Channel.initiate(link, {
+    keys: null,
+    expectedIdentity: first!.identity,
+    expectedLegacyId: first!.legacyId!,
+  });
   channels.push(ch);
   const circ = await OriginCircuit.create(ch, first!, { handshake });
   for (const h of rest) await circ.extend(h);
@@ -88,6 +93,20 @@ describe('a Shallot client on a C tor network', () => {
       net.nodes.map((n) => n.nickname).sort(),
     );
     for (const n of net.nodes) expect(toHex(hop(n.nickname).legacyId!).toUpperCase()).toBe(n.fingerprint);
+  });
+
+  it("checks a C tor relay's RSA identity (CERTS types 2 and 7) against the legacy id dialled", async () => {
+    const r = hop('relay3');
+    const wrong = r.legacyId!.slice();
+    wrong[0]! ^= 1;
+    const link = await dialTlsLink(r.address, r.port);
+    const err = await Channel.initiate(link, {
+      keys: null,
+      expectedIdentity: r.identity,
+      expectedLegacyId: wrong,
+    }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ChannelError);
+    expect((err as ChannelError).message).toMatch(/RSA identity/);
   });
 
   it('fetches 10 MiB through a C tor exit on an ntor circuit, digest checked', async () => {
