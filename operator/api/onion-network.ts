@@ -41,6 +41,10 @@ export interface OnionNetworkSpec {
     exitFraction: number;
     /** Advertised bandwidth per relay, bytes/s. */
     bandwidth: number;
+    /** Each relay's BandwidthRate on its link reads, bytes/s (C tor's; 0: unlimited, else at least 76800). */
+    bandwidthRate: number;
+    /** Each relay's BandwidthBurst, bytes (0: the rate, as C tor). */
+    bandwidthBurst: number;
     /**
      * Relays per pod (a relay pool, services/relay/pool.ts); replicas still
      * counts relays, in ceil(replicas / relaysPerPod) pods. 1: a pod per relay.
@@ -114,6 +118,18 @@ export const onionNetworkSpecSchema: JSONSchema = obj(
         replicas: int('Number of relays (the starting point when autoscale is set).', 0, MAX_RELAYS, 5),
         exitFraction: num('Share of relays that are exits.', 0, 1, 0.34),
         bandwidth: int('Advertised bandwidth per relay, bytes/s.', 1, 1_099_511_627_776, 1_000_000),
+        bandwidthRate: int(
+          "Each relay's BandwidthRate on reads from its links, bytes/s (C tor's; 0: unlimited, else at least 76800); caps the advertised bandwidth.",
+          0,
+          1_099_511_627_776,
+          0,
+        ),
+        bandwidthBurst: int(
+          "Each relay's BandwidthBurst, bytes (0: the rate, as C tor).",
+          0,
+          1_099_511_627_776,
+          0,
+        ),
         relaysPerPod: int(
           'Relays in one pod (a relay pool: fewer pods and less memory; a pod failure takes them all down).',
           1,
@@ -134,7 +150,20 @@ export const onionNetworkSpecSchema: JSONSchema = obj(
           },
         ),
       },
-      { default: {} },
+      {
+        default: {},
+        // C tor's rules (options_validate_relay_bandwidth), as net/shaping-options.ts checks them.
+        'x-kubernetes-validations': [
+          {
+            rule: 'self.bandwidthRate == 0 || self.bandwidthRate >= 76800',
+            message: 'bandwidthRate must be 0 or at least 76800 (75 KiB/s)',
+          },
+          {
+            rule: 'self.bandwidthBurst == 0 || self.bandwidthBurst >= self.bandwidthRate',
+            message: 'bandwidthBurst must be 0 or at least bandwidthRate',
+          },
+        ],
+      },
     ),
     keyRotation: obj(
       'Scheduled key rotation; the replaced key stays in its Secret for the grace period.',

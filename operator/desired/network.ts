@@ -402,6 +402,12 @@ export function desiredRelayStatefulSet(inp: NetworkInputs, first: number, last 
                 ...(one ? one.exitEnv : []),
                 ...(anyExit ? [{ name: 'SHALLOT_REENTRY_REJECT', value: reentryRejectList(inp) }] : []),
                 { name: 'SHALLOT_BANDWIDTH', value: String(spec.relays.bandwidth) },
+                ...(spec.relays.bandwidthRate > 0
+                  ? [{ name: 'SHALLOT_BANDWIDTH_RATE', value: String(spec.relays.bandwidthRate) }]
+                  : []),
+                ...(spec.relays.bandwidthRate > 0 && spec.relays.bandwidthBurst > 0
+                  ? [{ name: 'SHALLOT_BANDWIDTH_BURST', value: String(spec.relays.bandwidthBurst) }]
+                  : []),
                 { name: 'SHALLOT_TLS', value: spec.tls ? '1' : '0' },
                 ...opsEnv(inp),
               ],

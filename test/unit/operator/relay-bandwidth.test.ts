@@ -1,0 +1,57 @@
+// OnionNetwork spec.relays.bandwidthRate/bandwidthBurst (issue 18): the relay
+// pods get SHALLOT_BANDWIDTH_RATE/BURST only when set, and the CRD's CEL
+// rules carry C tor's minimum rate and burst >= rate.
+import { describe, expect, it } from 'vitest';
+import { API_VERSION } from '../../../operator/api/crds.js';
+import { type OnionNetwork, onionNetworkSpecSchema } from '../../../operator/api/onion-network.js';
+import { imagesFromEnv } from '../../../operator/config.js';
+import { desiredRelayStatefulSet } from '../../../operator/desired/network.js';
+import { withDefaults } from '../../../operator/reconcile/network.js';
+
+const network = (relays: Record<string, number>) =>
+  withDefaults({
+    apiVersion: API_VERSION,
+    kind: 'OnionNetwork',
+    metadata: { name: 'alpha', namespace: 'tn', uid: 'u1' },
+    spec: { relays },
+  } as OnionNetwork);
+
+function relayEnv(relays: Record<string, number>): { name: string; value?: string }[] {
+  const sts = desiredRelayStatefulSet(
+    {
+      net: network(relays),
+      images: imagesFromEnv({ SHALLOT_IMAGE_TAG: 'test' }),
+      authorityIds: ['aa'.repeat(32)],
+      relays: 1,
+      relayIdentities: ['11'.repeat(32)],
+    },
+    0,
+  );
+  const spec = sts.spec as {
+    template: { spec: { containers: { env: { name: string; value?: string }[] }[] } };
+  };
+  return spec.template.spec.containers[0]?.env ?? [];
+}
+
+describe('relay bandwidth in the OnionNetwork', () => {
+  it('no rate by default: no limit in the pods', () => {
+    expect(relayEnv({}).some((e) => e.name.startsWith('SHALLOT_BANDWIDTH_'))).toBe(false);
+  });
+
+  it('a rate (and burst) reach the relay as SHALLOT_BANDWIDTH_RATE/BURST', () => {
+    const env = relayEnv({ bandwidthRate: 1_048_576, bandwidthBurst: 2_097_152 });
+    expect(env).toContainEqual({ name: 'SHALLOT_BANDWIDTH_RATE', value: '1048576' });
+    expect(env).toContainEqual({ name: 'SHALLOT_BANDWIDTH_BURST', value: '2097152' });
+  });
+
+  it("the schema's CEL rules are C tor's", () => {
+    const relays = (onionNetworkSpecSchema.properties as Record<string, Record<string, unknown>>).relays;
+    expect(relays?.['x-kubernetes-validations']).toEqual([
+      { rule: 'self.bandwidthRate == 0 || self.bandwidthRate >= 76800', message: expect.any(String) },
+      {
+        rule: 'self.bandwidthBurst == 0 || self.bandwidthBurst >= self.bandwidthRate',
+        message: expect.any(String),
+      },
+    ]);
+  });
+});
