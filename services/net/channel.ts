@@ -556,6 +556,7 @@ export class Channel extends TypedEmitter<ChannelEvents> {
         (this.linkVersion >= 4 ? 5 : 3) +
         (isVariableLength(cell.command, this.linkVersion) ? 2 : 0),
     );
+    if (ignoredCommand(cell.command)) return;
     let msg: LinkMessage;
     try {
       msg = decodeLinkMessage(cell.command, cell.payload);
@@ -598,6 +599,22 @@ export class Channel extends TypedEmitter<ChannelEvents> {
     for (const h of hs) h.onChannelClosed();
     this.emit('closed', { reason });
   }
+}
+
+const KNOWN_COMMANDS = new Set<number>(Object.values(CellCommand));
+
+/**
+ * Cells C tor drops without closing anything: commands it does not know
+ * (command_process_cell and channel_tls_handle_var_cell log "unknown" and
+ * drop them), and PADDING_NEGOTIATE, which C tor clients send to relays and
+ * we have no padding machine to answer (padding-spec.txt), and AUTHORIZE.
+ */
+function ignoredCommand(command: number): boolean {
+  return (
+    command === CellCommand.PADDING_NEGOTIATE ||
+    command === CellCommand.AUTHORIZE ||
+    !KNOWN_COMMANDS.has(command)
+  );
 }
 
 type MessageOf<T extends LinkMessage['type']> = Extract<LinkMessage, { type: T }>;

@@ -2,7 +2,8 @@
 // unchanged channel handshake (tor-spec §4): a client and a relay both
 // reach a Shallot responder, the TLS certificate is bound by CERTS type 5
 // and AUTHENTICATE's exporter, a wrong identity is refused, 4 MiB cross in
-// order, and a peer that speaks no TLS or sends garbage cells loses only
+// order, PADDING_NEGOTIATE and unknown commands are dropped as C tor drops
+// them, and a peer that speaks no TLS or sends garbage cells loses only
 // its own connection.
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -112,6 +113,26 @@ describe('raw TLS links', () => {
     expect(Buffer.concat(got).equals(Buffer.from(want))).toBe(true);
     await until(() => drained);
     expect(client.bufferedAmount).toBe(0);
+  });
+
+  it('ignores PADDING_NEGOTIATE and unknown commands as C tor does, and keeps the channel', async () => {
+    const r = await responder();
+    const link = await dialTlsLink('127.0.0.1', r.server.port);
+    cleanup.push(() => link.destroy());
+    const ch = await Channel.initiate(link, { keys: null, expectedIdentity: r.keys.identity.public });
+    await until(() => r.channels.length === 1);
+    const seen: number[] = [];
+    r.channels[0]!.on('cell', ({ circId }) => seen.push(circId));
+    // Link v5: CircID(4) | command(1) | body(509); a variable cell has a 2-byte length.
+    const fixed = (command: number) => Buffer.concat([Buffer.from([0, 0, 0, 0, command]), Buffer.alloc(509)]);
+    link.send(fixed(12)); // PADDING_NEGOTIATE (padding-spec.txt)
+    link.send(fixed(99)); // an unassigned fixed-length command
+    link.send(Buffer.from('00000000c8000301 0203'.replace(' ', ''), 'hex')); // variable-length 200
+    const circId = ch.allocateCircId();
+    ch.send(circId, { type: 'CREATE2', htype: 2, hdata: randomBytes(84) });
+    await until(() => seen.length === 1);
+    expect(seen).toEqual([circId]);
+    expect(r.channels[0]!.isOpen).toBe(true);
   });
 
   it('a dial to a closed port fails with a typed error', async () => {
