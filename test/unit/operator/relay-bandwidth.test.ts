@@ -13,8 +13,9 @@ const network = (relays: Record<string, number>) =>
     apiVersion: API_VERSION,
     kind: 'OnionNetwork',
     metadata: { name: 'alpha', namespace: 'tn', uid: 'u1' },
+    // What the apiserver hands over: a partial spec that withDefaults fills.
     spec: { relays },
-  } as OnionNetwork);
+  } as unknown as OnionNetwork);
 
 function relayEnv(relays: Record<string, number>): { name: string; value?: string }[] {
   const sts = desiredRelayStatefulSet(
