@@ -27,7 +27,7 @@ import {
 import { readClientAuthKeys } from '../net/client-auth-files.js';
 import type { LinkShaping } from '../net/link-delay.js';
 import { createLogger } from '../net/log.js';
-import { linkShaping, loadNetworkModel } from '../net/shaping-options.js';
+import { linkShaping, networkModelFrom } from '../net/shaping-options.js';
 import { ShallotClient } from './client.js';
 import { startHttpTunnelServer } from './http-tunnel.js';
 
@@ -127,7 +127,7 @@ export async function main(argv: string[]): Promise<void> {
   try {
     shaping = linkShaping(
       'client',
-      o.networkModel ? loadNetworkModel(o.networkModel) : null,
+      networkModelFrom(o.networkModel, env.SHALLOT_NETWORK_MODEL_JSON),
       null,
       o.location,
     );

@@ -40,6 +40,16 @@ export function loadNetworkModel(file: string): NetworkModel {
   return parseNetworkModel(text);
 }
 
+/**
+ * The model from a file or inline JSON (SHALLOT_NETWORK_MODEL_JSON, as the
+ * operator passes an OnionNetwork's spec.networkModel), or null for none.
+ */
+export function networkModelFrom(file: string | undefined, json: string | undefined): NetworkModel | null {
+  if (file && json) throw new NetworkModelError('give a file or inline JSON, not both', '(options)');
+  if (file) return loadNetworkModel(file);
+  return json ? parseNetworkModel(json) : null;
+}
+
 export interface BandwidthLimit {
   /** Bytes/s. */
   rate: number;

@@ -17,8 +17,8 @@
  */
 import { Command } from 'commander';
 import { toHex } from '../core/bytes.js';
-import type { NetworkModel } from '../core/network-model.js';
 import { DEFAULT_TESTNET_EXIT_POLICY, parseExitPolicy, REJECT_ALL } from '../core/exit-policy.js';
+import type { NetworkModel } from '../core/network-model.js';
 import { type HostPort, parseHostPortList } from '../core/relay-pivot.js';
 import { authoritiesOption } from '../directory/authorities-option.js';
 import type { AuthorityEndpoint } from '../directory/dir-client.js';
@@ -35,7 +35,12 @@ import {
 } from '../net/cli.js';
 import { loadOrCreateKeys } from '../net/key-store.js';
 import { createLogger } from '../net/log.js';
-import { type BandwidthLimit, bandwidthLimit, linkShaping, loadNetworkModel } from '../net/shaping-options.js';
+import {
+  type BandwidthLimit,
+  bandwidthLimit,
+  linkShaping,
+  networkModelFrom,
+} from '../net/shaping-options.js';
 import { DEFAULT_IDLE_CLIENT_CHANNEL_MS } from './channel-guard.js';
 import { DEFAULT_KEY_WATCH_MS } from './key-watch.js';
 import { RelayNode } from './node.js';
@@ -171,7 +176,7 @@ export async function main(argv: string[]): Promise<void> {
   let model: NetworkModel | null = null;
   let limit: BandwidthLimit | null = null;
   try {
-    if (o.networkModel) model = loadNetworkModel(o.networkModel);
+    model = networkModelFrom(o.networkModel, env.SHALLOT_NETWORK_MODEL_JSON);
     limit = bandwidthLimit(o.bandwidthRate, o.bandwidthBurst);
     if (o.exitPolicy) exitPolicy = parseExitPolicy(o.exitPolicy);
     reentryReject = parseHostPortList(o.reentryReject);

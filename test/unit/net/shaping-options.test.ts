@@ -6,6 +6,7 @@ import {
   linkShaping,
   loadNetworkModel,
   MIN_RELAY_BANDWIDTH_RATE,
+  networkModelFrom,
 } from '../../../services/net/shaping-options.js';
 import { advertisedBandwidth } from '../../../services/relay/node.js';
 
@@ -65,5 +66,14 @@ describe('per-node bandwidth in the model', () => {
       /bandwidth\.r\.rate: must be a positive integer/,
     );
     expect(() => parseNetworkModel({ locations: ['x'], bandwidth: { r: 5 } })).toThrow(NetworkModelError);
+  });
+});
+
+describe('networkModelFrom', () => {
+  it('reads inline JSON (the operator passes spec.networkModel so), none, or refuses both at once', () => {
+    expect(networkModelFrom(undefined, '{"locations":["a"]}')?.locations).toEqual(['a']);
+    expect(networkModelFrom(undefined, undefined)).toBeNull();
+    expect(() => networkModelFrom('/x.json', '{}')).toThrow(/not both/);
+    expect(() => networkModelFrom(undefined, '{"locations":[]}')).toThrow(NetworkModelError);
   });
 });
