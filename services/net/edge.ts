@@ -35,6 +35,7 @@ import {
   EndReason,
   encodeRelayCellBody,
   encodeRelayMessage,
+  RelayCommand,
   type RelayMessage,
 } from '../core/relay-cell.js';
 import { RelayStream, type StreamHost } from './stream.js';
@@ -62,13 +63,19 @@ export function encodeRelayCell(streamId: number, msg: RelayMessage, rng: Rng): 
   return encodeRelayCellBody({ command, streamId, data }, rng);
 }
 
+const KNOWN_RELAY_COMMANDS = new Set<number>(Object.values(RelayCommand));
+
 /**
  * A recognized (decrypted) cell body as stream id and message, or null when
- * it does not decode: the circuit closes with a protocol error then.
+ * it does not decode: the circuit closes with a protocol error then. A
+ * command no Tor version we know assigns gives `msg: null`, to be dropped:
+ * C tor's handle_relay_cell_command logs "unknown relay command" and drops
+ * the cell, so a newer peer's messages do not close the circuit.
  */
-export function decodeRelayCell(body: Uint8Array): { streamId: number; msg: RelayMessage } | null {
+export function decodeRelayCell(body: Uint8Array): { streamId: number; msg: RelayMessage | null } | null {
   try {
     const cell = decodeRelayCellBody(body);
+    if (!KNOWN_RELAY_COMMANDS.has(cell.command)) return { streamId: cell.streamId, msg: null };
     return { streamId: cell.streamId, msg: decodeRelayMessage(cell.command, cell.data) };
   } catch {
     return null;

@@ -197,6 +197,7 @@ export class OrCircuit extends TypedEmitter<OrCircuitEvents> {
             this.close(DestroyReason.PROTOCOL);
             return;
           }
+          if (!cell.msg) return;
           if (this.edge.handle(cell.streamId, cell.msg)) return;
           this.owner.onRelayMessage(this, cell.streamId, cell.msg, early);
           return;

@@ -416,7 +416,7 @@ export class OriginCircuit extends TypedEmitter<OriginCircuitEvents> implements 
           this.destroy(DestroyReason.PROTOCOL);
           return;
         }
-        this.onRelayMessage(rec.hop, cell.streamId, cell.msg);
+        if (cell.msg) this.onRelayMessage(rec.hop, cell.streamId, cell.msg);
         return;
       }
       case 'DESTROY':

@@ -1,11 +1,13 @@
 // An extending relay's wait for the next hop's CREATED2 is bounded
 // (tor-spec §5.1.2, §5.4): OrCircuit driven through fake channels, with real
 // relay-cell crypto so the TRUNCATED the client gets is checked end to end.
+// Relay commands no Tor version assigns are dropped (C tor
+// handle_relay_cell_command); a known command that does not decode closes.
 import { describe, expect, it } from 'vitest';
 import { DestroyReason, type LinkMessage } from '../../../services/core/cells.js';
 import { randomBytes } from '../../../services/core/crypto.js';
 import type { CircuitKeys } from '../../../services/core/ntor.js';
-import type { RelayMessage } from '../../../services/core/relay-cell.js';
+import { encodeRelayCellBody, type RelayMessage } from '../../../services/core/relay-cell.js';
 import { ClientCircuitCrypto, tor1Hop, tor1RelayHop } from '../../../services/core/relay-crypto.js';
 import type { Channel, CircuitCellHandler } from '../../../services/net/channel.js';
 import { decodeRelayCell } from '../../../services/net/edge.js';
@@ -62,9 +64,9 @@ function setup(extendTimeoutMs: number) {
     prev.sent.flatMap(({ msg }) => {
       if (msg.type !== 'RELAY') return [];
       const body = msg.body.slice();
-      return [client.decryptBackward(body) ? decodeRelayCell(body)?.msg : 'unrecognized'];
+      return [client.decryptBackward(body) ? (decodeRelayCell(body)?.msg ?? undefined) : 'unrecognized'];
     });
-  return { circ, prev, next, closed, toClient };
+  return { circ, prev, next, closed, toClient, client };
 }
 
 describe('OrCircuit extend timeout', () => {
@@ -118,5 +120,31 @@ describe('OrCircuit extend timeout', () => {
     expect(s.next.sent.map((c) => c.msg.type)).toEqual(['CREATE2', 'DESTROY']);
     expect(s.toClient()).toEqual([]);
     expect(s.closed).toEqual([DestroyReason.REQUESTED]);
+  });
+});
+
+describe('OrCircuit and relay commands it does not know', () => {
+  /** A relay cell from the client to this hop, encrypted as the client would. */
+  const fromClient = (s: ReturnType<typeof setup>, command: number, data: Uint8Array) => {
+    const body = encodeRelayCellBody({ command, streamId: 0, data }, randomBytes);
+    s.client.encryptForward(body, 0);
+    return { type: 'RELAY' as const, body };
+  };
+
+  it('drops an unassigned relay command as C tor does and keeps the circuit', () => {
+    const s = setup(1000);
+    s.circ.prevHandler.onCell(fromClient(s, 200, randomBytes(10)));
+    expect(s.closed).toEqual([]);
+    expect(s.circ.isOpen).toBe(true);
+    // The circuit still works: a DROP after it is taken too (the digests stayed in step).
+    s.circ.prevHandler.onCell(fromClient(s, 10, new Uint8Array(0)));
+    expect(s.closed).toEqual([]);
+  });
+
+  it('still closes on a known command with a malformed body', () => {
+    const s = setup(1000);
+    // EXTENDED2 whose HLEN promises more than the cell holds.
+    s.circ.prevHandler.onCell(fromClient(s, 15, Uint8Array.of(0, 200)));
+    expect(s.closed).toEqual([DestroyReason.PROTOCOL]);
   });
 });
