@@ -129,7 +129,11 @@ export async function upWorkers(o: UpOptions, progress: ProgressSink): Promise<R
     const relayWorkers = [];
     for (const [w, indices] of deal.entries()) {
       const relays: RelayWorkerData['relays'] = [];
-      for (const index of indices) relays.push({ index, port: await ports.take(), exit: index < o.exits });
+      // With --base-port 0 a relay binds port 0 itself: a port chosen here and
+      // bound minutes later (1,000 relays start one by one) was taken in the
+      // meantime by an outgoing connection's ephemeral port (EADDRINUSE).
+      for (const index of indices)
+        relays.push({ index, port: o.basePort === 0 ? 0 : await ports.take(), exit: index < o.exits });
       const d: RelayWorkerData = {
         kind: 'relays',
         name: `worker${w + 1}`,
