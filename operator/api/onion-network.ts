@@ -29,6 +29,20 @@ export interface AutoscaleSpec {
   targetCircuitsPerRelay: number;
 }
 
+/** The network model as services/core/network-model.ts parses it (the relay checks the rest). */
+export interface NetworkModelSpec {
+  locations: string[];
+  links?: { from: string; to: string; latencyMs: number; jitterMs?: number }[];
+  defaultLatencyMs?: number;
+  defaultJitterMs?: number;
+  /** Relay nickname -> location. */
+  nodes?: Record<string, string>;
+  assign?: 'random' | 'explicit';
+  seed?: number;
+  /** Relay nickname -> BandwidthRate (bytes/s) and BandwidthBurst (bytes). */
+  bandwidth?: Record<string, { rate: number; burst?: number }>;
+}
+
 export interface OnionNetworkSpec {
   authorities: {
     replicas: number;
@@ -68,6 +82,11 @@ export interface OnionNetworkSpec {
   };
   /** Links over TLS WebSocket (wss); false only for debugging. */
   tls: boolean;
+  /**
+   * Latency between locations, relay placement and per-relay bandwidth
+   * (services/core/network-model.ts); relays are named by their nicknames.
+   */
+  networkModel?: NetworkModelSpec;
 }
 
 export interface OnionNetworkStatus {
@@ -183,6 +202,48 @@ export const onionNetworkSpecSchema: JSONSchema = obj(
       { default: {} },
     ),
     tls: bool('Links over TLS WebSocket; false only for debugging.', true),
+    networkModel: obj(
+      'Link latency and relay bandwidth inside Shallot (README: Realistic networks): named locations, one-way latency and jitter between them, relays placed by nickname or a seeded draw.',
+      {
+        locations: { type: 'array', items: str('A location name.', { maxLength: 63 }), maxItems: 256 },
+        links: {
+          type: 'array',
+          maxItems: 4096,
+          items: obj(
+            'One-way latency between two locations (both ways).',
+            {
+              from: str('A location.', { maxLength: 63 }),
+              to: str('A location.', { maxLength: 63 }),
+              latencyMs: num('One-way latency, ms.', 0, 10_000),
+              jitterMs: num('Uniform jitter, +- ms.', 0, 10_000),
+            },
+            { required: ['from', 'to', 'latencyMs'] },
+          ),
+        },
+        defaultLatencyMs: num('Latency of every pair not listed, ms.', 0, 10_000),
+        defaultJitterMs: num('Jitter of every pair not listed, ms.', 0, 10_000),
+        // additionalProperties alone: Kubernetes refuses it beside properties.
+        nodes: {
+          type: 'object',
+          description: 'Relay nickname -> location.',
+          additionalProperties: str('A location.'),
+        },
+        assign: str('"random": relays not in nodes are placed by a draw seeded with seed.', {
+          enum: ['random', 'explicit'],
+        }),
+        seed: int('Seed of the random placement.', 0, 2 ** 31),
+        bandwidth: {
+          type: 'object',
+          description: 'Relay nickname -> its BandwidthRate (bytes/s) and optional BandwidthBurst (bytes).',
+          additionalProperties: obj(
+            'BandwidthRate and BandwidthBurst.',
+            { rate: int('Bytes/s.', 76_800, 2 ** 40), burst: int('Bytes.', 1, 2 ** 40) },
+            { required: ['rate'] },
+          ),
+        },
+      },
+      { required: ['locations'] },
+    ),
   },
   { default: {} },
 );

@@ -402,6 +402,9 @@ export function desiredRelayStatefulSet(inp: NetworkInputs, first: number, last 
                 ...(one ? one.exitEnv : []),
                 ...(anyExit ? [{ name: 'SHALLOT_REENTRY_REJECT', value: reentryRejectList(inp) }] : []),
                 { name: 'SHALLOT_BANDWIDTH', value: String(spec.relays.bandwidth) },
+                ...(spec.networkModel
+                  ? [{ name: 'SHALLOT_NETWORK_MODEL_JSON', value: JSON.stringify(spec.networkModel) }]
+                  : []),
                 ...(spec.relays.bandwidthRate > 0
                   ? [{ name: 'SHALLOT_BANDWIDTH_RATE', value: String(spec.relays.bandwidthRate) }]
                   : []),
