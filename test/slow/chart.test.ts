@@ -270,7 +270,7 @@ describe('kubeconform -strict', () => {
     }
   });
 
-  it('ci/large-network-values.yaml: namespaced RBAC, autoscaled relays, a heavy LoadTest', async () => {
+  it('ci/large-network-values.yaml: namespaced RBAC, autoscaled relays in pools of 8, a heavy LoadTest', async () => {
     const kinds = await validate(['-f', path.join(chart, 'ci/large-network-values.yaml')]);
     expect(kinds).toContain('Role/shallot-operator');
     expect(kinds).not.toContain('ClusterRole/shallot-operator');
@@ -281,6 +281,7 @@ describe('kubeconform -strict', () => {
       max: 200,
       targetCircuitsPerRelay: 100,
     });
+    expect(one(objs, 'OnionNetwork', 'big').spec.relays.relaysPerPod).toBe(8);
   });
 
   it('every ci/ scenario renders valid manifests', async () => {
@@ -403,6 +404,14 @@ describe('NetworkPolicies', () => {
     expect(sourcesOf(p.client, 'metrics')).toEqual([monitoringNs]);
     expect(sourcesOf(p.operator, 'metrics')).toEqual([monitoringNs]);
     expect(sourcesOf(p.network, 'or')).toEqual([networkPods]);
+    // A relay pool's further ORPorts (relaysPerPod up to 32: 9002-9032) admit the same peers.
+    const poolPorts = (p.network.spec.ingress as Obj[])
+      .flatMap((r) => r.ports as Obj[])
+      .find((x) => x.port === 9002);
+    expect(poolPorts).toEqual({ port: 9002, endPort: 9032, protocol: 'TCP' });
+    expect(
+      (p.network.spec.ingress as Obj[]).find((r) => (r.ports as Obj[]).includes(poolPorts!))!.from,
+    ).toEqual([networkPods]);
     expect(sourcesOf(p.network, 'dir')).toEqual([networkPods]);
     // Onion-service instances fetch each other's records; nothing else needs that port.
     expect(sourcesOf(p.network, 'instances')).toEqual([
