@@ -116,6 +116,7 @@ const RESOURCES: Record<string, ResourceInfo> = {
   OnionNetwork: { plural: 'onionnetworks', namespaced: true },
   OnionService: { plural: 'onionservices', namespaced: true },
   LoadTest: { plural: 'loadtests', namespaced: true },
+  NetworkFault: { plural: 'networkfaults', namespaced: true },
 };
 
 export function resourcePath(

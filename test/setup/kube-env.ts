@@ -284,7 +284,7 @@ export async function installShallotCrds(
   }
   await eventually('CRDs established', async () => {
     const crds = await Promise.all(
-      ['onionnetworks', 'onionservices', 'loadtests'].map((p) =>
+      ['onionnetworks', 'onionservices', 'loadtests', 'networkfaults'].map((p) =>
         admin.get({
           apiVersion: 'apiextensions.k8s.io/v1',
           kind: 'CustomResourceDefinition',
