@@ -32,6 +32,9 @@ import { metricsFor } from '../metrics/metrics.js';
 export const FAULT_KINDS = ['stop', 'kill', 'pause', 'restart'] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
+/** How long a stopped node may take to exit before it is killed (a little over its own 10 s grace). */
+export const STOP_GRACE_MS = 12_000;
+
 /** Longest duration accepted: a forgotten fault still heals within the hour. */
 export const MAX_FAULT_SECONDS = 3600;
 
@@ -109,14 +112,16 @@ export class FaultInjector {
   private readonly m;
 
   constructor(
-    components: { registry: Registry; now?: () => number },
+    components: { registry: Registry; now?: () => number; stopGraceMs?: number },
     private readonly targets: ReadonlyMap<string, FaultTarget>,
   ) {
     this.m = metricsFor(components.registry).faults;
     this.now = components.now ?? Date.now;
+    this.stopGraceMs = components.stopGraceMs ?? STOP_GRACE_MS;
   }
 
   private readonly now: () => number;
+  private readonly stopGraceMs: number;
 
   /** Applies a fault; resolves once it is in force (a restart: once the new process runs). */
   async inject(req: FaultRequest): Promise<FaultRecord> {
@@ -146,10 +151,19 @@ export class FaultInjector {
           t.signal('SIGSTOP');
           break;
         case 'stop':
-        case 'restart':
+        case 'restart': {
           t.signal('SIGTERM');
+          // As the launcher's own stop: a node that has not exited after its
+          // 10 s shutdown grace (net/cli.ts onShutdown) is killed.
+          let timer: NodeJS.Timeout | undefined;
+          const late = new Promise<'late'>((r) => {
+            timer = setTimeout(() => r('late'), this.stopGraceMs);
+          });
+          if ((await Promise.race([t.exited(), late])) === 'late') t.signal('SIGKILL');
+          clearTimeout(timer);
           await t.exited();
           break;
+        }
         case 'kill':
           t.signal('SIGKILL');
           await t.exited();

@@ -124,6 +124,30 @@ describe('FaultInjector on real processes', () => {
     expect(spawned[3]?.signalCode ?? null).toBeNull();
   });
 
+  it('stop kills a node that ignores SIGTERM once its grace is over', async () => {
+    const pids: number[] = [];
+    const { target } = childTarget(
+      'relay3',
+      () =>
+        spawn(process.execPath, ['-e', "process.on('SIGTERM', () => {}); setInterval(() => {}, 1000)"], {
+          stdio: 'ignore',
+        }),
+      (c) => {
+        spawned.push(c);
+        pids.push(c.pid as number);
+      },
+    );
+    const inj = new FaultInjector(
+      { registry: createRegistry(), stopGraceMs: 300 },
+      new Map([['relay3', target]]),
+    );
+    // Give the child time to install its handler, or SIGTERM's default would end it.
+    await new Promise((r) => setTimeout(r, 500));
+    await inj.inject({ kind: 'stop', target: 'relay3', durationSec: 60 });
+    expect(spawned.at(-1)?.signalCode).toBe('SIGKILL');
+    inj.close();
+  });
+
   it('refuses an unknown node and an unknown fault id; close lets a paused node continue', async () => {
     const node = idleNode('relay2');
     const inj = new FaultInjector({ registry: createRegistry() }, new Map([['relay2', node.target]]));
