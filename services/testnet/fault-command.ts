@@ -7,17 +7,18 @@
 
 import { type Command, InvalidArgumentError } from 'commander';
 import { intOption } from '../net/cli.js';
-import { FAULT_KINDS, type FaultKind, type FaultRecord, MAX_FAULT_SECONDS } from './fault.js';
+import { FAULT_KINDS, FaultError, type FaultKind, type FaultRecord, MAX_FAULT_SECONDS } from './fault.js';
 import { callFaultControl } from './fault-control.js';
-import { NoNetworkError, readState } from './state.js';
+import { readState } from './state.js';
 
 /** The control address of the network in `dataDir`; an error naming why there is none. */
 async function controlOf(dataDir: string): Promise<string> {
   const s = await readState(dataDir);
+  // Nodes that share a process (one-process and thread modes) cannot be signalled one by one.
   if (!s.control)
-    throw new NoNetworkError(
-      dataDir,
-      `faults need a network started with --process-per-node (this one runs in ${s.mode} mode)`,
+    throw new FaultError(
+      'ERR_FAULT_TARGET',
+      `the network in ${dataDir} runs in ${s.mode} mode; faults need one started with --process-per-node`,
     );
   return s.control;
 }
