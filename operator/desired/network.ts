@@ -71,7 +71,7 @@ import { OPS_PORT as ONION_OPS_PORT } from './onion-service.js';
 import {
   LABEL_RELAY_LAST,
   type PoolRelay,
-  poolKeyCopyScript,
+  poolKeyCopyInitContainer,
   poolPorts,
   poolRanges,
   poolSpecJson,
@@ -376,10 +376,7 @@ export function desiredRelayStatefulSet(inp: NetworkInputs, first: number, last 
           initContainers: [
             one
               ? keyCopyInitContainer(inp.images.relay, inp.images.pullPolicy, 'keys.json', 'keys.json')
-              : {
-                  ...keyCopyInitContainer(inp.images.relay, inp.images.pullPolicy, '', ''),
-                  command: ['node', '-e', poolKeyCopyScript(pool)],
-                },
+              : poolKeyCopyInitContainer(inp.images.relay, inp.images.pullPolicy, pool),
           ],
           containers: [
             {

@@ -23,7 +23,7 @@
  * limit), one process and one /metrics endpoint; a failed pod takes all K
  * relays down at once.
  */
-import { DATA_DIR, OR_PORT, SECRET_MOUNT } from './common.js';
+import { containerSecurityContext, DATA_DIR, OR_PORT, SECRET_MOUNT } from './common.js';
 
 /** The file in each relay's key Secret. */
 export const RELAY_KEY_FILE = 'keys.json';
@@ -96,12 +96,26 @@ export function poolVolumes(relays: PoolRelay[]) {
   ];
 }
 
-/** The script of the pool's copy-keys init container (node -e: the images have no shell). */
-export function poolKeyCopyScript(relays: PoolRelay[]): string {
+/**
+ * Copies each relay's key file from its projected Secret to the data
+ * volume with mode 0600, as common.ts keyCopyInitContainer does for one
+ * relay (node -e: the images have no shell).
+ */
+export function poolKeyCopyInitContainer(image: string, pullPolicy: string, relays: PoolRelay[]) {
   const pairs = relays.map((r) => [poolKeyWatch(r.index), poolKeyFile(r.index)]);
-  return (
+  const script =
     "const fs=require('fs');" +
     `for(const [src,dst] of ${JSON.stringify(pairs)}){` +
-    'fs.writeFileSync(dst,fs.readFileSync(src),{mode:0o600});fs.chmodSync(dst,0o600);}'
-  );
+    'fs.writeFileSync(dst,fs.readFileSync(src),{mode:0o600});fs.chmodSync(dst,0o600);}';
+  return {
+    name: 'copy-keys',
+    image,
+    imagePullPolicy: pullPolicy,
+    command: ['node', '-e', script],
+    volumeMounts: [
+      { name: 'secret', mountPath: SECRET_MOUNT, readOnly: true },
+      { name: 'data', mountPath: DATA_DIR },
+    ],
+    securityContext: containerSecurityContext,
+  };
 }
