@@ -172,13 +172,15 @@ export const onionNetworkSpecSchema: JSONSchema = obj(
       {
         default: {},
         // C tor's rules (options_validate_relay_bandwidth), as net/shaping-options.ts checks them.
+        // has(): the apiserver checks the rules against the default `{}`
+        // too, where the fields' own defaults are not filled in.
         'x-kubernetes-validations': [
           {
-            rule: 'self.bandwidthRate == 0 || self.bandwidthRate >= 76800',
+            rule: '!has(self.bandwidthRate) || self.bandwidthRate == 0 || self.bandwidthRate >= 76800',
             message: 'bandwidthRate must be 0 or at least 76800 (75 KiB/s)',
           },
           {
-            rule: 'self.bandwidthBurst == 0 || self.bandwidthBurst >= self.bandwidthRate',
+            rule: '!has(self.bandwidthBurst) || self.bandwidthBurst == 0 || self.bandwidthBurst >= (has(self.bandwidthRate) ? self.bandwidthRate : 0)',
             message: 'bandwidthBurst must be 0 or at least bandwidthRate',
           },
         ],
