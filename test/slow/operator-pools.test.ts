@@ -128,6 +128,23 @@ describe('relay pools on a real apiserver', () => {
     await admin.delete(net('d'));
   });
 
+  it("the CRD takes C tor's bandwidth rules: rate 0 or >= 75 KiB/s, burst 0 or >= rate", async () => {
+    const dry = (relays: Record<string, number>) =>
+      admin.request('POST', `/apis/${API_VERSION}/namespaces/${NS}/onionnetworks?dryRun=All`, {
+        apiVersion: API_VERSION,
+        kind: 'OnionNetwork',
+        metadata: { name: 'bw' },
+        spec: { relays },
+      });
+    await dry({ bandwidthRate: 1_048_576, bandwidthBurst: 2_097_152 });
+    await dry({ bandwidthRate: 1_048_576 });
+    await dry({ bandwidthBurst: 100_000 });
+    await expect(dry({ bandwidthRate: 1000 })).rejects.toThrow(/bandwidthRate must be 0 or at least 76800/);
+    await expect(dry({ bandwidthRate: 1_048_576, bandwidthBurst: 100_000 })).rejects.toThrow(
+      /bandwidthBurst must be 0 or at least bandwidthRate/,
+    );
+  });
+
   it('runs 10 relays in 3 pool StatefulSets, scales the last pool up and down, keeps keys per relay', async () => {
     await admin.create({
       apiVersion: API_VERSION,
