@@ -6,7 +6,7 @@
  * chart's RBAC (rendered by helm), turns an OnionNetwork into StatefulSets,
  * Services, Secrets and a ConfigMap with ownerReferences; scaling
  * converges both ways; a rotation replaces the key and keeps the previous
- * one; status conditions carry observedGeneration; an OnionService gets its
+ * one without touching the relay's StatefulSet; status conditions carry observedGeneration; an OnionService gets its
  * client-authorization ConfigMap,
  * address and a LoadTest its Job and summary; leader election hands over;
  * a role missing a verb makes reconciles fail (so the RBAC check can fail);
@@ -436,6 +436,8 @@ describe('operator with the chart RBAC', () => {
     };
     const before = await readKeys();
     expect(before.onionKeys).toHaveLength(1);
+    const relaySts = () => admin.get(ref('StatefulSet', 'alpha-relay-0', NS, 'apps/v1'));
+    const stsBefore = (await relaySts())!;
     await mergePatch(cr('OnionNetwork', 'alpha'), {
       metadata: { annotations: { 'shallot.dev/rotate-now': 'test-1' } },
     });
@@ -454,6 +456,10 @@ describe('operator with the chart RBAC', () => {
     // A resync later the previous key is still there (grace period is 30 minutes).
     await wait(1500);
     expect((await readKeys()).onionKeys).toHaveLength(2);
+    // The relay takes the key from its mounted Secret: its StatefulSet, and so its pod, is untouched (issue 14).
+    const stsAfter = (await relaySts())!;
+    expect(stsAfter.spec.template).toEqual(stsBefore.spec.template);
+    expect(stsAfter.metadata.generation).toBe(stsBefore.metadata.generation);
     const text = await (await fetch(`${operators[0]!.opsUrl}/metrics`)).text();
     expect(text).toMatch(
       /shallot_operator_key_rotations_total\{namespace="tn",network="alpha",key="onion"[^}]*\} 2/,
