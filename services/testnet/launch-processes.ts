@@ -175,6 +175,8 @@ export async function upProcesses(o: UpOptions, progress: ProgressSink): Promise
     const socksPort = await ports.take(o.socksPort);
     const tunnelPort = o.httpTunnelPort === undefined ? null : await ports.take(o.httpTunnelPort);
     const clientOps = await ports.take();
+    // The fault-control endpoint too: token-guarded, but no circuit should reach it.
+    const controlPort = await ports.take();
     const onionOps: number[] = [];
     for (let i = 0; i < o.onionServices * o.instances; i++) onionOps.push(await ports.take());
     const reentryReject = [
@@ -184,6 +186,7 @@ export async function upProcesses(o: UpOptions, progress: ProgressSink): Promise
         socksPort,
         ...(tunnelPort ? [tunnelPort] : []),
         clientOps,
+        controlPort,
         ...onionOps,
       ].map((p) => `127.0.0.1:${p}`),
     ].join(',');
@@ -288,7 +291,7 @@ export async function upProcesses(o: UpOptions, progress: ProgressSink): Promise
       }
     }
     progress.done();
-    control = await serveFaultControl({ dataDir: o.dataDir, port: await ports.take(), registry, injector });
+    control = await serveFaultControl({ dataDir: o.dataDir, port: controlPort, registry, injector });
     nodes.push({ name: 'launcher', role: 'launcher', metrics: control.address, pid: process.pid });
     state = {
       version: 1,

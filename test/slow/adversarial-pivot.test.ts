@@ -8,7 +8,7 @@
 // - exit streams through the SOCKS port to an authority's DirPort, a
 //   relay's ORPort (also as 127.0.0.2: any loopback address reaches this
 //   host), a node's ops port, the client's ops port and the SOCKS port
-//   itself: refused (END CONNECTREFUSED, C tor's reason, so SOCKS reply
+//   itself, the launcher's fault-control endpoint: refused (END CONNECTREFUSED, C tor's reason, so SOCKS reply
 //   0x05), counted as shallot_relay_streams_total{outcome="reentry"} (an
 //   ordinary refused connection would count as outcome="refused").
 // The no-DNS-before-policy cases need an injected resolver and run
@@ -139,6 +139,8 @@ describe('relays refuse to be pivots', () => {
       hostPort(nodesOf(a, 'relay')[0]?.metrics ?? ''),
       hostPort(nodesOf(a, 'client')[0]?.metrics ?? ''),
       { host: '127.0.0.1', port: a.socksPort },
+      // The launcher's fault-control endpoint (token-guarded, still no circuit may reach it).
+      hostPort(a.net.state.control ?? ''),
     ];
     const during = honestFetches(a, 20);
     const replies: (number | 'connected')[] = [];

@@ -142,7 +142,12 @@ beforeAll(async () => {
       if (crd?.kind === 'CustomResourceDefinition') crds.push(...crdSchemas(crd));
     }
   }
-  expect(crds.map((c) => c.kind).sort()).toEqual(['LoadTest', 'OnionNetwork', 'OnionService']);
+  expect(crds.map((c) => c.kind).sort()).toEqual([
+    'LoadTest',
+    'NetworkFault',
+    'OnionNetwork',
+    'OnionService',
+  ]);
   writeSchemas(schemaDir, [...crds, ...prometheusOperatorSchemas()]);
 });
 

@@ -323,7 +323,14 @@ describe('CRDs on a real apiserver', () => {
     });
     expect((r.body as any).spec).toEqual({
       authorities: { replicas: 3, votingIntervalSeconds: 60 },
-      relays: { replicas: 5, exitFraction: 0.34, bandwidth: 1_000_000, relaysPerPod: 1 },
+      relays: {
+        replicas: 5,
+        exitFraction: 0.34,
+        bandwidth: 1_000_000,
+        bandwidthRate: 0,
+        bandwidthBurst: 0,
+        relaysPerPod: 1,
+      },
       keyRotation: { onionKeyIntervalMinutes: 0, authorityKeyIntervalMinutes: 0, gracePeriodMinutes: 60 },
       metrics: { enabled: true, port: 9100 },
       tls: true,
