@@ -17,12 +17,12 @@
  * Not in this module: what a fault does (fault.ts).
  */
 
-import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { Registry } from 'prom-client';
+import { ctEqual, randomBytes } from '../core/crypto.js';
 import {
   FaultError,
   type FaultInjector,
@@ -61,7 +61,7 @@ function send(res: http.ServerResponse, status: number, body: unknown): void {
 
 function tokenMatches(header: string | undefined, token: Buffer): boolean {
   const m = /^Bearer ([0-9a-f]{64})$/.exec(header ?? '');
-  return !!m?.[1] && timingSafeEqual(Buffer.from(m[1], 'hex'), token);
+  return !!m?.[1] && ctEqual(Buffer.from(m[1], 'hex'), token);
 }
 
 function readBody(req: http.IncomingMessage): Promise<string | null> {
@@ -90,7 +90,7 @@ export async function serveFaultControl(opts: {
   registry: Registry;
   injector: FaultInjector;
 }): Promise<ControlServer> {
-  const token = randomBytes(32);
+  const token = Buffer.from(randomBytes(32));
   await writeFile(controlTokenFile(opts.dataDir), `${token.toString('hex')}\n`, { mode: 0o600 });
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
     const url = (req.url ?? '/').split('?')[0] ?? '/';
