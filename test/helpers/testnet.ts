@@ -37,7 +37,7 @@ export async function upProcessNetwork(
       handshake: 'ntor',
       clientAuth: false,
       vanguardsLite: false,
-      bootstrapTimeout: 120,
+      bootstrapTimeout: 240,
       ...o,
     },
     SILENT_PROGRESS,

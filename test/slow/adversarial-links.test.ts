@@ -47,7 +47,7 @@ beforeAll(async () => {
   a = await startAdversarialNet({ relays: 6, exits: 3, onionServices: 1 });
   delete process.env.SHALLOT_IDLE_CHANNEL_TIMEOUT;
   consensus = (await fetchConsensus(a.net.state.authorities, { nowMs: Date.now(), skewMs: 5_000 })).consensus;
-}, 180_000);
+}, 300_000);
 
 afterAll(async () => {
   for (const p of pools) p.closeAll();

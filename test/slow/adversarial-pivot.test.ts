@@ -54,7 +54,7 @@ beforeAll(async () => {
     s.destroy();
   });
   await new Promise<void>((r) => hostile.listen(0, '127.0.0.1', r));
-}, 180_000);
+}, 300_000);
 
 afterAll(async () => {
   pool.closeAll();

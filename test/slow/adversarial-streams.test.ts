@@ -68,7 +68,7 @@ beforeAll(async () => {
     delete process.env.SHALLOT_PARAMS;
   }
   consensus = (await fetchConsensus(a.net.state.authorities, { nowMs: Date.now(), skewMs: 5_000 })).consensus;
-}, 180_000);
+}, 300_000);
 
 afterAll(async () => {
   pool.closeAll();

@@ -32,7 +32,7 @@ let net: RunningNetwork;
 beforeAll(async () => {
   dataDir = await mkdtemp(path.join(tmpdir(), 'shallot-starve-'));
   net = await upProcessNetwork({ relays: RELAYS, exits: 2, dataDir, logLevel: 'warn' });
-}, 240_000);
+}, 300_000);
 
 afterAll(async () => {
   await net?.stop();

@@ -45,7 +45,7 @@ beforeAll(async () => {
     dataDir,
     logLevel: 'info',
   });
-}, 180_000);
+}, 300_000);
 
 afterAll(async () => {
   delete process.env.SHALLOT_KEY_WATCH_INTERVAL;

@@ -43,7 +43,7 @@ beforeAll(async () => {
     clientAuth: true,
     vanguardsLite: true,
   });
-}, 180_000);
+}, 300_000);
 
 afterAll(async () => {
   await net?.stop();

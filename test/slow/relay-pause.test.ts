@@ -31,7 +31,7 @@ let a: AdversarialNet;
 
 beforeAll(async () => {
   a = await startAdversarialNet({ relays: 6, exits: 3, onionServices: 1 });
-}, 240_000);
+}, 300_000);
 
 afterAll(async () => {
   await a?.stop();

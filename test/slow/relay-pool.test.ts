@@ -25,7 +25,7 @@ const out: string[] = [];
 beforeAll(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'shallot-pool-'));
   net = await upProcessNetwork({ relays: 3, exits: 1, dataDir: path.join(dir, 'net'), logLevel: 'warn' });
-}, 180_000);
+}, 300_000);
 
 afterAll(async () => {
   if (pool && pool.exitCode === null) {

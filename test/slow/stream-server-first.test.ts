@@ -21,7 +21,7 @@ const servers: TestServer[] = [];
 beforeAll(async () => {
   dataDir = await mkdtemp(path.join(tmpdir(), 'shallot-server-first-'));
   network = await upProcessNetwork({ relays: 4, exits: 2, dataDir, logLevel: 'warn' });
-}, 180_000);
+}, 300_000);
 
 afterAll(async () => {
   await network?.stop();
