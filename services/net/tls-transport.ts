@@ -23,6 +23,7 @@
  */
 import type { AddressInfo } from 'node:net';
 import * as tls from 'node:tls';
+import { LinkBatch } from './link-batch.js';
 import {
   LINK_LOW_WATER,
   type Link,
@@ -32,20 +33,17 @@ import {
   type LinkServer,
   type TlsBinding,
   type TlsMaterial,
+  tlsBindingFor,
 } from './transport.js';
 import { TypedEmitter } from './typed-emitter.js';
 
-/** A batch is written once it reaches this size (as transport.ts's WebSocket batches). */
-const MAX_BATCH = 256 * 1024;
-const FIRST_BATCH = 4 * 1024;
 /** A peer that never completes the TLS handshake is dropped after this long. */
 const SERVER_HANDSHAKE_TIMEOUT_MS = 10_000;
 
 /** A connected raw TLS link, either side. */
 export class TlsLink extends TypedEmitter<LinkEvents> implements Link {
-  private batch: Buffer | null = null;
-  private batchLen = 0;
-  private flushScheduled = false;
+  /** This turn's writes, sent as one socket write. */
+  private readonly batch: LinkBatch;
   private closed = false;
   readonly tlsBinding: TlsBinding;
 
@@ -55,7 +53,14 @@ export class TlsLink extends TypedEmitter<LinkEvents> implements Link {
     readonly initiator: boolean,
   ) {
     super();
-    this.tlsBinding = tlsBindingOf(socket);
+    this.tlsBinding = tlsBindingFor(socket);
+    this.batch = new LinkBatch(
+      () => this.isOpen,
+      (batch) =>
+        socket.write(batch, (err) => {
+          if (!err && this.bufferedAmount < LINK_LOW_WATER) this.emit('drain', undefined);
+        }),
+    );
     socket.setNoDelay(true);
     socket.on('data', (d: Buffer) => this.emit('data', new Uint8Array(d.buffer, d.byteOffset, d.byteLength)));
     socket.on('close', (hadError) => {
@@ -74,7 +79,7 @@ export class TlsLink extends TypedEmitter<LinkEvents> implements Link {
   }
 
   get bufferedAmount(): number {
-    return this.socket.writableLength + this.batchLen;
+    return this.socket.writableLength + this.batch.length;
   }
 
   send(data: Uint8Array): void {
@@ -82,35 +87,7 @@ export class TlsLink extends TypedEmitter<LinkEvents> implements Link {
   }
 
   reserve(n: number): Uint8Array | null {
-    if (!this.isOpen) return null;
-    if (this.batchLen > 0 && this.batchLen + n > MAX_BATCH) this.flush();
-    const need = this.batchLen + n;
-    if (!this.batch || need > this.batch.length) {
-      let size = Math.max(FIRST_BATCH, this.batch?.length ?? 0);
-      while (size < need) size *= 2;
-      const next = Buffer.allocUnsafe(Math.min(size, Math.max(MAX_BATCH, need)));
-      if (this.batch) this.batch.copy(next, 0, 0, this.batchLen);
-      this.batch = next;
-    }
-    const view = this.batch.subarray(this.batchLen, need);
-    this.batchLen = need;
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      setImmediate(() => this.flush());
-    }
-    return view;
-  }
-
-  private flush(): void {
-    this.flushScheduled = false;
-    if (this.batchLen === 0 || !this.batch || !this.isOpen) return;
-    // The socket keeps the buffer until written: the next batch is a new one.
-    const batch = this.batch.subarray(0, this.batchLen);
-    this.batch = null;
-    this.batchLen = 0;
-    this.socket.write(batch, (err) => {
-      if (!err && this.bufferedAmount < LINK_LOW_WATER) this.emit('drain', undefined);
-    });
+    return this.batch.reserve(n);
   }
 
   pause(): void {
@@ -123,7 +100,7 @@ export class TlsLink extends TypedEmitter<LinkEvents> implements Link {
 
   close(_code = 1000, _reason = ''): void {
     if (this.closed) return;
-    this.flush();
+    this.batch.flush();
     this.closed = true;
     this.socket.end();
     // A peer that never closes its side must not keep the socket alive.
@@ -134,21 +111,6 @@ export class TlsLink extends TypedEmitter<LinkEvents> implements Link {
     this.closed = true;
     this.socket.destroy();
   }
-}
-
-function tlsBindingOf(socket: tls.TLSSocket): TlsBinding {
-  return {
-    exportKeyingMaterial: (length, label, context) =>
-      new Uint8Array(socket.exportKeyingMaterial(length, label, Buffer.from(context))),
-    peerCertificate: () => {
-      const raw = socket.getPeerCertificate()?.raw;
-      return raw && raw.length > 0 ? new Uint8Array(raw) : null;
-    },
-    localCertificate: () => {
-      const raw = (socket.getCertificate() as { raw?: Buffer } | null)?.raw;
-      return raw && raw.length > 0 ? new Uint8Array(raw) : null;
-    },
-  };
 }
 
 /** `tls://host:port`: how a raw TLS link is named in logs and errors. */

@@ -25,6 +25,7 @@ import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import WebSocket, { WebSocketServer } from 'ws';
 import { ShallotError } from '../core/errors.js';
+import { LinkBatch } from './link-batch.js';
 import {
   InboundShaper,
   type LinkShaping,
@@ -51,11 +52,6 @@ export interface LinkEvents {
 
 /** The largest WebSocket message we accept: far above any coalesced batch, far below memory trouble. */
 export const MAX_WS_MESSAGE = 4 * 1024 * 1024;
-
-/** A coalesced batch is sent once it reaches this size, far below MAX_WS_MESSAGE even with one more write. */
-const MAX_BATCH = 256 * 1024;
-/** A batch starts this big and doubles as a turn's writes fill it (a few cells: one small buffer). */
-const FIRST_BATCH = 4 * 1024;
 
 /** Above this many buffered bytes a link is congested: senders stop and wait for 'drain'. */
 export const LINK_HIGH_WATER = 2 * 1024 * 1024;
@@ -91,10 +87,8 @@ export interface Link {
 
 /** A connected link, either side. */
 export class LinkConnection extends TypedEmitter<LinkEvents> implements Link {
-  /** This turn's writes, sent as one message by `flush`; a new buffer per message (ws may still hold the last). */
-  private batch: Buffer | null = null;
-  private batchLen = 0;
-  private flushScheduled = false;
+  /** This turn's writes, sent as one WebSocket message. */
+  private readonly batch: LinkBatch;
   private closed = false;
   /** The network model's delay and the relay's read bucket (link-delay.ts), when configured. */
   private readonly inbound: InboundShaper | null;
@@ -110,6 +104,13 @@ export class LinkConnection extends TypedEmitter<LinkEvents> implements Link {
   ) {
     super();
     ws.binaryType = 'nodebuffer';
+    this.batch = new LinkBatch(
+      () => this.isOpen,
+      (batch) =>
+        ws.send(batch, { binary: true }, (err) => {
+          if (!err && this.bufferedAmount < LINK_LOW_WATER) this.emit('drain', undefined);
+        }),
+    );
     const deliver = (data: Uint8Array) => this.emit('data', data);
     this.inbound = shaping
       ? new InboundShaper(shaping.shaping, shaping.peer, deliver, (p) => {
@@ -146,50 +147,15 @@ export class LinkConnection extends TypedEmitter<LinkEvents> implements Link {
 
   /** Bytes accepted but not yet handed to the kernel: the backpressure signal. */
   get bufferedAmount(): number {
-    return this.ws.bufferedAmount + this.batchLen;
+    return this.ws.bufferedAmount + this.batch.length;
   }
 
   send(data: Uint8Array): void {
     this.reserve(data.length)?.set(data);
   }
 
-  /**
-   * `n` bytes at the end of this turn's batch for the caller to fill at once
-   * (before it reserves again or yields), or null when the link is closed.
-   */
   reserve(n: number): Uint8Array | null {
-    if (!this.isOpen) return null;
-    // A tick's writes can exceed what the peer accepts in one message (a
-    // burst of 10,000 cells is 5 MB; MAX_WS_MESSAGE is 4 MiB): a batch goes
-    // out as soon as it is big enough, so no message ever goes over the limit.
-    if (this.batchLen > 0 && this.batchLen + n > MAX_BATCH) this.flush();
-    const need = this.batchLen + n;
-    if (!this.batch || need > this.batch.length) {
-      let size = Math.max(FIRST_BATCH, this.batch?.length ?? 0);
-      while (size < need) size *= 2;
-      const next = Buffer.allocUnsafe(Math.min(size, Math.max(MAX_BATCH, need)));
-      if (this.batch) this.batch.copy(next, 0, 0, this.batchLen);
-      this.batch = next;
-    }
-    const view = this.batch.subarray(this.batchLen, need);
-    this.batchLen = need;
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      setImmediate(() => this.flush());
-    }
-    return view;
-  }
-
-  private flush(): void {
-    this.flushScheduled = false;
-    if (this.batchLen === 0 || !this.batch || !this.isOpen) return;
-    const batch = this.batch.subarray(0, this.batchLen);
-    this.batch = null;
-    this.batchLen = 0;
-    this.ws.send(batch, { binary: true }, (err) => {
-      if (err) return;
-      if (this.bufferedAmount < LINK_LOW_WATER) this.emit('drain', undefined);
-    });
+    return this.batch.reserve(n);
   }
 
   pause(): void {
@@ -211,7 +177,7 @@ export class LinkConnection extends TypedEmitter<LinkEvents> implements Link {
   /** Sends what is queued, then closes. */
   close(code = 1000, reason = ''): void {
     if (this.closed) return;
-    this.flush();
+    this.batch.flush();
     this.closed = true;
     this.ws.close(code, reason);
     // A peer that never answers the close frame must not keep the socket alive.
@@ -226,7 +192,8 @@ export class LinkConnection extends TypedEmitter<LinkEvents> implements Link {
   }
 }
 
-function tlsBindingFor(socket: TLSSocket): TlsBinding {
+/** The TLS session as the link handshake sees it (CERTS type 5, AUTHENTICATE's TLSSECRETS). */
+export function tlsBindingFor(socket: TLSSocket): TlsBinding {
   return {
     exportKeyingMaterial: (length, label, context) =>
       new Uint8Array(socket.exportKeyingMaterial(length, label, Buffer.from(context))),
