@@ -11,29 +11,21 @@
  * with the launcher's process, so no node outlives it.
  */
 
-import { createWriteStream } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { ShallotClient } from '../client/client.js';
-import { startHttpTunnelServer } from '../client/http-tunnel.js';
-import type { ProxyServer } from '../client/proxy-server.js';
 import { toHex } from '../core/bytes.js';
 import { ed25519PublicFromSeed } from '../core/crypto.js';
 import type { HostPort } from '../core/relay-pivot.js';
 import { type AuthorityEndpoint, fetchConsensus } from '../directory/dir-client.js';
 import { createRegistry } from '../metrics/metrics.js';
-import { type OpsServer, serveOps } from '../metrics/server.js';
-import { readClientAuthKeys } from '../net/client-auth-files.js';
 import { loadOrCreateKeys } from '../net/key-store.js';
-import { createLogger } from '../net/log.js';
-import { clientAuthFor, type RunningNetwork, shapingFor, type UpOptions } from './launch.js';
+import type { RunningNetwork, UpOptions } from './launch.js';
+import { LauncherThread, openLauncherLog } from './launcher-thread.js';
 import type { LauncherMessage, NodeWorkerData, RelayWorkerData, WorkerMessage } from './node-worker.js';
-import { type OnionServicesHandle, startOnionServices } from './onion.js';
 import { PortAllocator } from './ports.js';
 import type { ProgressSink } from './progress.js';
-import { type NetworkState, type NodeEntry, writeState, writeTargets } from './state.js';
-import { startWebTarget, type WebTarget } from './web.js';
+import type { NodeEntry } from './state.js';
 
 const self = fileURLToPath(import.meta.url);
 // Worker threads run compiled JavaScript: from dist/ normally, and from the
@@ -57,27 +49,13 @@ interface Running {
 }
 
 export async function upWorkers(o: UpOptions, progress: ProgressSink): Promise<RunningNetwork> {
-  const logFile = path.join(o.dataDir, 'shallot.log');
-  const stream = createWriteStream(logFile, { flags: 'a', mode: 0o600 });
-  const write = (l: string) => stream.write(`${l}\n`);
-  const logger = createLogger('shallot', o.logLevel, write);
+  const log = openLauncherLog(o.dataDir, o.logLevel);
+  const { logger, write } = log;
   const registry = createRegistry({ node: 'shallot', role: 'launcher' });
+  const thread = new LauncherThread(o, log, registry, progress);
   const ports = new PortAllocator(o.basePort);
   const workers: Running[] = [];
-  let client: ShallotClient | null = null;
-  let tunnel: ProxyServer | null = null;
-  let web: WebTarget | null = null;
-  let ops: OpsServer | null = null;
-  let onion: OnionServicesHandle | null = null;
-  const stop = async () => {
-    await onion?.stop();
-    await tunnel?.close();
-    await client?.stop();
-    await Promise.all(workers.map((w) => stopWorker(w)));
-    await web?.close();
-    await ops?.close();
-    await new Promise<void>((r) => stream.end(r));
-  };
+  const stop = () => thread.stop(async () => void (await Promise.all(workers.map((w) => stopWorker(w)))));
   try {
     const endpoints: AuthorityEndpoint[] = [];
     for (let i = 0; i < o.authorities; i++) {
@@ -158,72 +136,14 @@ export async function upWorkers(o: UpOptions, progress: ProgressSink): Promise<R
     }
     await Promise.all(relayWorkers.map(waitReady));
     await waitForConsensus(endpoints, o, workers, progress);
-    ops = await serveOps({
-      host: '127.0.0.1',
-      port: opsPort,
-      registry,
-      health: () => ({ ok: true, ready: client?.dir !== null }),
+    await thread.start(endpoints, {
+      ops: async () => opsPort,
+      socks: async () => socksPort,
+      tunnel: async () => tunnelPort,
+      next: () => ports.take(),
     });
-    const auth = await clientAuthFor(o);
-    client = new ShallotClient(
-      { logger: logger.child('client'), registry },
-      {
-        authorities: endpoints,
-        socksHost: '127.0.0.1',
-        socksPort,
-        ...(auth ? { clientAuthKeys: await readClientAuthKeys(auth.clientDir) } : {}),
-        circuits: {
-          tls: o.tls,
-          dataDir: o.dataDir,
-          handshake: o.handshake,
-          vanguardsLite: o.vanguardsLite,
-          shaping: shapingFor(o, 'client'),
-          ...(o.maxCircuitDirtiness ? { maxDirtinessMs: o.maxCircuitDirtiness * 1000 } : {}),
-        },
-      },
-    );
-    await client.start();
-    const running = client;
-    if (tunnelPort !== null)
-      tunnel = await startHttpTunnelServer(
-        { host: '127.0.0.1', port: tunnelPort },
-        (req) => running.connect(req),
-        { registry },
-      );
-    progress.line('bootstrapping: client fetching the consensus');
-    await client.ready(o.bootstrapTimeout * 1000);
-    web = await startWebTarget('127.0.0.1', await ports.take());
-    onion = await startOnionServices(
-      { logger, registry },
-      {
-        count: o.onionServices,
-        instances: o.instances,
-        introPoints: o.introPoints,
-        dataDir: o.dataDir,
-        authorities: endpoints,
-        tls: o.tls,
-        handshake: o.handshake,
-        vanguardsLite: o.vanguardsLite,
-        ...(auth ? { authorizedClientsDirs: auth.serviceDirs } : {}),
-      },
-      (text) => progress.line(text),
-    );
-    progress.done();
-    const state: NetworkState = {
-      version: 1,
-      startedAt: new Date().toISOString(),
-      pid: process.pid,
-      mode: 'workers',
-      authorities: endpoints,
-      socks: `127.0.0.1:${socksPort}`,
-      ...(tunnel ? { httpTunnel: tunnel.address } : {}),
-      web: `127.0.0.1:${web.port}`,
-      onionServices: onion.services,
-      nodes,
-      targetsFile: await writeTargets(o.dataDir, nodes, 'local'),
-    };
-    await writeState(o.dataDir, state);
-    logger.info('network ready', { log: logFile, workers: workers.length });
+    const state = await thread.writeState('workers', endpoints, nodes);
+    logger.info('network ready', { log: log.file, workers: workers.length });
     return { state, stop };
   } catch (e) {
     progress.done();
