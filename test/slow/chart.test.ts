@@ -3,7 +3,8 @@
 // and charts/shallot/ci/*-values.yaml) through `kubeconform -strict` with
 // schemas from the CRDs, the vendored built-in kinds and the minimal
 // prometheus-operator kinds (see chart-schemas.ts); values.schema.json
-// rejecting bad values; the dashboard ConfigMaps byte-identical to
+// rejecting bad values; the network model and relay bandwidth limits
+// reaching the example OnionNetwork; the dashboard ConfigMaps byte-identical to
 // dashboards/; the alert rules through promtool (syntax, and each alert
 // firing on a synthetic series while a healthy network stays quiet); NOTES;
 // and the `helm test` hook's script run against a local network.
@@ -18,6 +19,8 @@ import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments, stringify } from 'yaml';
 import { AUTHORITIES_KEY, networkConfigMapName } from '../../operator/desired/common.js';
+import { relayNickname } from '../../operator/desired/network.js';
+import { parseNetworkModel, placeNodes } from '../../services/core/network-model.js';
 import { metricsFor } from '../../services/metrics/metrics.js';
 import { type RunningNetwork, up } from '../../services/testnet/up.js';
 import {
@@ -201,6 +204,7 @@ describe('kubeconform -strict', () => {
         'large-network-values.yaml',
         'minimal-values.yaml',
         'monitoring-values.yaml',
+        'network-model-values.yaml',
         'network-policy-values.yaml',
       ]),
     );
@@ -287,6 +291,43 @@ describe('kubeconform -strict', () => {
       targetCircuitsPerRelay: 100,
     });
     expect(one(objs, 'OnionNetwork', 'big').spec.relays.relaysPerPod).toBe(8);
+  });
+
+  it('ci/network-model-values.yaml: the model and the bandwidth limits reach the OnionNetwork, and the relays accept the model', async () => {
+    const file = path.join(chart, 'ci/network-model-values.yaml');
+    expect(await validate(['-f', file])).toContain('OnionNetwork/regions');
+    const spec = one(await render(['-f', file]), 'OnionNetwork', 'regions').spec;
+    const values = parseAllDocuments(await readFile(file, 'utf8'))[0]!.toJS() as Obj;
+    expect(spec.relays).toMatchObject({ bandwidthRate: 1048576, bandwidthBurst: 2097152 });
+    expect(spec.networkModel).toEqual(values.examples.network.networkModel);
+    // What a relay pod does with SHALLOT_NETWORK_MODEL_JSON: every relay the operator names gets a location.
+    const model = parseNetworkModel(JSON.stringify(spec.networkModel));
+    const placed = placeNodes(
+      model,
+      Array.from({ length: spec.relays.replicas as number }, (_, i) => relayNickname('regions', i)),
+    );
+    expect(placed.get('regionsr0')).toBe('eu');
+    expect(placed.size).toBe(4);
+  });
+
+  it('no model and no limits by default; a model file through --set-file arrives as the same object', async () => {
+    const plain = one(await render([]), 'OnionNetwork', 'demo').spec;
+    expect(plain.networkModel).toBeUndefined();
+    expect(plain.relays.bandwidthRate).toBeUndefined();
+    expect(plain.relays.bandwidthBurst).toBeUndefined();
+    const model = {
+      locations: ['eu', 'us'],
+      links: [{ from: 'eu', to: 'us', latencyMs: 50 }],
+      assign: 'random',
+      seed: 3,
+    };
+    const json = path.join(work, 'model.json');
+    await writeFile(json, JSON.stringify(model));
+    const args = ['--set-file', `examples.network.networkModel=${json}`];
+    const r = await template(args);
+    expect(r.stderr).toBe('');
+    expect(one(await render(args), 'OnionNetwork', 'demo').spec.networkModel).toEqual(model);
+    await validate(args);
   });
 
   it('every ci/ scenario renders valid manifests', async () => {
@@ -490,6 +531,37 @@ describe('values.schema.json', () => {
       },
       /operator/,
     ],
+    [
+      'a negative BandwidthRate',
+      { examples: { network: { relays: { bandwidthRate: -1 } } } },
+      /bandwidthRate/,
+    ],
+    [
+      "a BandwidthRate below C tor's relay minimum of 76800",
+      { examples: { network: { relays: { bandwidthRate: 76799 } } } },
+      /bandwidthRate/,
+    ],
+    [
+      'a string BandwidthBurst',
+      { examples: { network: { relays: { bandwidthBurst: '2MiB' } } } },
+      /bandwidthBurst.*want integer/,
+    ],
+    [
+      'a network model without locations',
+      { examples: { network: { networkModel: { defaultLatencyMs: 10 } } } },
+      /networkModel/,
+    ],
+    [
+      'a negative link latency',
+      {
+        examples: {
+          network: {
+            networkModel: { locations: ['a', 'b'], links: [{ from: 'a', to: 'b', latencyMs: -1 }] },
+          },
+        },
+      },
+      /networkModel/,
+    ],
   ];
   for (const [what, values, message] of bad) {
     it(`makes helm template fail on ${what}`, async () => {
@@ -513,6 +585,24 @@ describe('values.schema.json', () => {
     ]);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain('set only one of target.onionService and target.address');
+  });
+
+  it('and a BandwidthBurst below the BandwidthRate (C tor refuses it), and model text that is no model', async () => {
+    const burst = await template([
+      '--set',
+      'examples.network.relays.bandwidthRate=1048576',
+      '--set',
+      'examples.network.relays.bandwidthBurst=524288',
+    ]);
+    expect(burst.code).not.toBe(0);
+    expect(burst.stderr).toContain('bandwidthBurst (524288) must be 0 or at least bandwidthRate (1048576)');
+    for (const [i, text] of ['{"locations": [', 'links: []'].entries()) {
+      const file = path.join(work, `not-a-model-${i}.json`);
+      await writeFile(file, text);
+      const r = await template(['--set-file', `examples.network.networkModel=${file}`]);
+      expect(r.code, text).not.toBe(0);
+      expect(r.stderr).toContain('examples.network.networkModel: not a model');
+    }
   });
 
   it('documents every value with a `# --` comment (on the value or an enclosing key)', async () => {
