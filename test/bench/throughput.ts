@@ -24,10 +24,9 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { httpGet } from '../../services/loadgen/http-get.js';
 import { builtinSha256 } from '../../services/onion-service/builtin-http.js';
-import { ephemeralPort } from '../../services/testnet/ports.js';
-import { type RunningNetwork, up } from '../../services/testnet/up.js';
+import type { RunningNetwork } from '../../services/testnet/up.js';
 import { socksConnect } from '../helpers/socks-client.js';
-import { SILENT_PROGRESS } from '../helpers/testnet.js';
+import { upReadmeNetwork } from '../helpers/testnet.js';
 import { type BenchResult, fromLatencies } from './harness.js';
 
 const MiB = 1024 * 1024;
@@ -150,29 +149,14 @@ async function measurePath(
 export async function throughputBenches(o: ThroughputOptions): Promise<BenchResult[]> {
   const mode = o.processPerNode ? 'process-per-node' : 'one process';
   const dataDir = await mkdtemp(path.join(tmpdir(), 'shallot-bench-tput-'));
-  const net = await up(
-    {
-      authorities: 3,
-      relays: 10,
-      exits: 4,
-      onionServices: 1,
-      instances: 1,
-      introPoints: 3,
-      votingInterval: 5,
-      dataDir,
-      keyRotation: 0,
-      basePort: 0,
-      socksPort: await ephemeralPort(),
-      processPerNode: o.processPerNode,
-      logLevel: 'warn',
-      tls: true,
-      handshake: 'ntor',
-      vanguardsLite: false,
-      clientAuth: false,
-      bootstrapTimeout: 120,
-    },
-    SILENT_PROGRESS,
-  );
+  const net = await upReadmeNetwork({
+    dataDir,
+    relays: 10,
+    exits: 4,
+    httpTunnelPort: undefined,
+    processPerNode: o.processPerNode,
+    bootstrapTimeout: 120,
+  });
   try {
     const web = net.state.web;
     const onion = net.state.onionServices[0]?.address;

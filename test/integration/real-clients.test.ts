@@ -12,10 +12,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { builtinSha256 } from '../../services/onion-service/builtin-http.js';
-import { ephemeralPort } from '../../services/testnet/ports.js';
-import { type RunningNetwork, up } from '../../services/testnet/up.js';
+import type { RunningNetwork } from '../../services/testnet/up.js';
 import { readmeBlocks } from '../helpers/readme.js';
-import { SILENT_PROGRESS } from '../helpers/testnet.js';
+import { upReadmeNetwork } from '../helpers/testnet.js';
 
 let dataDir: string;
 let net: RunningNetwork;
@@ -26,30 +25,7 @@ let web: string;
 
 beforeAll(async () => {
   dataDir = await mkdtemp(path.join(tmpdir(), 'shallot-real-clients-'));
-  net = await up(
-    {
-      authorities: 3,
-      relays: 6,
-      exits: 2,
-      onionServices: 1,
-      instances: 1,
-      introPoints: 3,
-      votingInterval: 5,
-      dataDir,
-      keyRotation: 0,
-      basePort: 0,
-      socksPort: await ephemeralPort(),
-      httpTunnelPort: await ephemeralPort(),
-      processPerNode: false,
-      logLevel: 'warn',
-      tls: true,
-      handshake: 'ntor',
-      vanguardsLite: false,
-      clientAuth: false,
-      bootstrapTimeout: 150,
-    },
-    SILENT_PROGRESS,
-  );
+  net = await upReadmeNetwork({ dataDir });
   socks = net.state.socks;
   tunnel = net.state.httpTunnel ?? '';
   onion = net.state.onionServices[0]?.address ?? '';

@@ -16,9 +16,9 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serveBuiltinHttp } from '../../services/onion-service/builtin-http.js';
 import { ephemeralPort } from '../../services/testnet/ports.js';
-import { type RunningNetwork, up } from '../../services/testnet/up.js';
+import type { RunningNetwork } from '../../services/testnet/up.js';
 import { readmeBlocks } from '../helpers/readme.js';
-import { SILENT_PROGRESS } from '../helpers/testnet.js';
+import { upReadmeNetwork } from '../helpers/testnet.js';
 
 const run = promisify(execFile);
 const repo = path.resolve(import.meta.dirname, '../..');
@@ -52,30 +52,7 @@ beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'shallot-hey-'));
   dataDir = path.join(dir, 'data');
   tunnelPort = await ephemeralPort();
-  net = await up(
-    {
-      authorities: 3,
-      relays: 6,
-      exits: 2,
-      onionServices: 1,
-      instances: 1,
-      introPoints: 3,
-      votingInterval: 5,
-      dataDir,
-      keyRotation: 0,
-      basePort: 0,
-      socksPort: await ephemeralPort(),
-      httpTunnelPort: tunnelPort,
-      processPerNode: false,
-      logLevel: 'warn',
-      tls: true,
-      handshake: 'ntor',
-      vanguardsLite: false,
-      clientAuth: false,
-      bootstrapTimeout: 150,
-    },
-    SILENT_PROGRESS,
-  );
+  net = await upReadmeNetwork({ dataDir, httpTunnelPort: tunnelPort });
   // Any HTTPS server will do; this one serves the built-in backend's /bytes/<n> over TLS.
   await run('openssl', [
     'req',

@@ -13,9 +13,9 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { builtinSha256 } from '../../services/onion-service/builtin-http.js';
 import { ephemeralPort } from '../../services/testnet/ports.js';
-import { type RunningNetwork, up } from '../../services/testnet/up.js';
+import type { RunningNetwork } from '../../services/testnet/up.js';
 import { readmeBlocks } from '../helpers/readme.js';
-import { SILENT_PROGRESS } from '../helpers/testnet.js';
+import { upReadmeNetwork } from '../helpers/testnet.js';
 
 let dataDir: string;
 let net: RunningNetwork;
@@ -56,30 +56,7 @@ const rootFlag = process.getuid?.() === 0 ? ' --no-sandbox' : '';
 beforeAll(async () => {
   dataDir = path.join(await mkdtemp(path.join(tmpdir(), 'shallot-torsocks-')), '.shallot');
   socksPort = String(await ephemeralPort());
-  net = await up(
-    {
-      authorities: 3,
-      relays: 6,
-      exits: 2,
-      onionServices: 1,
-      instances: 1,
-      introPoints: 3,
-      votingInterval: 5,
-      dataDir,
-      keyRotation: 0,
-      basePort: 0,
-      socksPort: Number(socksPort),
-      httpTunnelPort: await ephemeralPort(),
-      processPerNode: false,
-      logLevel: 'warn',
-      tls: true,
-      handshake: 'ntor',
-      vanguardsLite: false,
-      clientAuth: false,
-      bootstrapTimeout: 150,
-    },
-    SILENT_PROGRESS,
-  );
+  net = await upReadmeNetwork({ dataDir, socksPort: Number(socksPort) });
   expect(net.state.socks).toBe(`127.0.0.1:${socksPort}`);
   blocks = await readmeBlocks('torsocks, Chromium and Tor Browser');
 }, 180_000);
