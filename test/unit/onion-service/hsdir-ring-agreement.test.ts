@@ -19,44 +19,26 @@ import {
   serviceDescriptorPeriods,
   uploadHsDirs,
 } from '../../../services/onion-service/periods.js';
+import { FAKE_SHARED_RAND, fakeConsensus, fakeRelay } from '../../helpers/fake-consensus.js';
 
 const HSDIR_ALL = ['Fast', 'HSDir', 'Running', 'Stable', 'Valid'];
 const HSDIR_NOT_VALID = ['Fast', 'HSDir', 'Running', 'Stable'];
 
+/** Identities that differ in bytes 0, 1 and 31, so the ring orders them apart. */
 function relay(i: number, flags: string[]): ConsensusRelay {
   const identity = new Uint8Array(32);
   identity[0] = i;
   identity[1] = (i * 37) & 0xff;
   identity[31] = 0xa5;
-  return {
-    nickname: `r${i}`,
-    identity,
-    ntorOnionKey: new Uint8Array(32).fill(i),
-    address: `10.0.${i}.1`,
-    orPort: 5000 + i,
-    publishedMs: 0,
-    flags,
-    exitPolicy: { rules: [] },
-    family: [],
-    descriptorDigest: new Uint8Array(32),
-    bandwidth: 1000,
-  };
+  return fakeRelay(i, flags, identity);
 }
 
 function consensusWith(relays: ConsensusRelay[], validAfterMs: number): Consensus {
-  return {
+  return fakeConsensus(relays, {
     validAfterMs,
-    freshUntilMs: validAfterMs + 10_000,
-    validUntilMs: validAfterMs + 30_000,
-    votingIntervalSec: 10,
     knownFlags: ['Fast', 'Guard', 'HSDir', 'Running', 'Stable', 'Valid'],
-    params: {},
-    sharedRandCurrent: { reveals: 3, value: new Uint8Array(32).fill(0xc1) },
-    sharedRandPrevious: { reveals: 3, value: new Uint8Array(32).fill(0xb2) },
-    relays,
-    bandwidthWeights: {},
-    authorities: [],
-  };
+    ...FAKE_SHARED_RAND,
+  });
 }
 
 /** What each side computes for one service identity A and one consensus. */

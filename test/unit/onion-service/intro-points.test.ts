@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import type { BuildRequest, CircuitManager } from '../../../services/client/circuit-manager.js';
 import { NetDir } from '../../../services/client/netdir.js';
 import { toHex } from '../../../services/core/bytes.js';
-import { ed25519PublicFromSeed, legacyIdFromEd25519, randomBytes } from '../../../services/core/crypto.js';
+import { legacyIdFromEd25519, randomBytes } from '../../../services/core/crypto.js';
 import type { Consensus } from '../../../services/core/dir/consensus.js';
 import type { ConsensusRelay } from '../../../services/core/dir/relay-entry.js';
 import type { IntroPointInfo } from '../../../services/core/hs-descriptor.js';
@@ -20,39 +20,14 @@ import { silentLogger } from '../../../services/net/log.js';
 import type { OriginCircuit } from '../../../services/net/origin-circuit.js';
 import type { InstanceExchange, InstanceRecord } from '../../../services/onion-service/instances.js';
 import { IntroPointSet } from '../../../services/onion-service/intro-points.js';
+import { fakeConsensus, fakeRelay } from '../../helpers/fake-consensus.js';
 import { seededRng } from '../../helpers/seeded-rng.js';
 
 const STABLE = ['Fast', 'Running', 'Stable', 'Valid'];
 
-function relay(i: number, flags = STABLE): ConsensusRelay {
-  return {
-    nickname: `r${i}`,
-    identity: ed25519PublicFromSeed(new Uint8Array(32).fill(i)),
-    ntorOnionKey: new Uint8Array(32).fill(i),
-    address: `10.0.${i}.1`,
-    orPort: 5000 + i,
-    publishedMs: 0,
-    flags,
-    exitPolicy: { rules: [] },
-    family: [],
-    descriptorDigest: new Uint8Array(32),
-    bandwidth: 1000,
-  };
-}
+const relay = (i: number, flags = STABLE): ConsensusRelay => fakeRelay(i, flags);
 
-function consensusOf(relays: ConsensusRelay[]): Consensus {
-  return {
-    validAfterMs: 0,
-    freshUntilMs: 10_000,
-    validUntilMs: 30_000,
-    votingIntervalSec: 10,
-    knownFlags: STABLE,
-    params: {},
-    relays,
-    bandwidthWeights: {},
-    authorities: [],
-  };
-}
+const consensusOf = (relays: ConsensusRelay[]): Consensus => fakeConsensus(relays, { knownFlags: STABLE });
 
 /** An intro point on relay `r` as a peer instance's record lists it. */
 function peerIntroPoint(r: ConsensusRelay, authKey = randomBytes(32)): IntroPointInfo {

@@ -19,35 +19,14 @@ import type { OriginCircuit } from '../../../services/net/origin-circuit.js';
 import type { IntroPoint } from '../../../services/onion-service/intro-points.js';
 import { IntroBudget, ReplayCache } from '../../../services/onion-service/introduce.js';
 import { IntroduceHandler } from '../../../services/onion-service/introduce-handler.js';
+import { fakeConsensus, fakeRelay } from '../../helpers/fake-consensus.js';
 
-function relay(i: number): ConsensusRelay {
-  return {
-    nickname: `r${i}`,
-    identity: ed25519PublicFromSeed(new Uint8Array(32).fill(i)),
-    ntorOnionKey: new Uint8Array(32).fill(i),
-    address: `10.0.${i}.1`,
-    orPort: 5000 + i,
-    publishedMs: 0,
-    flags: ['Fast', 'Running', 'Stable', 'Valid'],
-    exitPolicy: { rules: [] },
-    family: [],
-    descriptorDigest: new Uint8Array(32),
-    bandwidth: 1000,
-  };
-}
+const relay = (i: number): ConsensusRelay => fakeRelay(i, ['Fast', 'Running', 'Stable', 'Valid']);
 
 // One build attempt per rendezvous (hs_service_max_rdv_failures = 1): no retry waits.
-const consensus: Consensus = {
-  validAfterMs: 0,
-  freshUntilMs: 10_000,
-  validUntilMs: 30_000,
-  votingIntervalSec: 10,
-  knownFlags: ['Fast', 'Running', 'Stable', 'Valid'],
+const consensus: Consensus = fakeConsensus([relay(1), relay(2), relay(3)], {
   params: { hs_service_max_rdv_failures: 1 },
-  relays: [relay(1), relay(2), relay(3)],
-  bandwidthWeights: {},
-  authorities: [],
-};
+});
 
 function setup(o: { introductions?: number; rate?: { rate: number; burst: number } } = {}) {
   const dir = new NetDir(consensus);

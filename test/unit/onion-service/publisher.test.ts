@@ -24,38 +24,16 @@ import {
   type PeriodKeys,
   type PublishedEvent,
 } from '../../../services/onion-service/publisher.js';
+import { FAKE_SHARED_RAND, fakeConsensus, fakeRelay } from '../../helpers/fake-consensus.js';
 import { seededRng } from '../../helpers/seeded-rng.js';
 
-function relay(i: number): ConsensusRelay {
-  return {
-    nickname: `r${i}`,
-    identity: ed25519PublicFromSeed(new Uint8Array(32).fill(i)),
-    ntorOnionKey: new Uint8Array(32).fill(i),
-    address: `10.0.${i}.1`,
-    orPort: 5000 + i,
-    publishedMs: 0,
-    flags: ['Fast', 'HSDir', 'Running', 'Stable', 'Valid'],
-    exitPolicy: { rules: [] },
-    family: [],
-    descriptorDigest: new Uint8Array(32),
-    bandwidth: 1000,
-  };
-}
+const relay = (i: number): ConsensusRelay => fakeRelay(i, ['Fast', 'HSDir', 'Running', 'Stable', 'Valid']);
 
 const T0 = Date.UTC(2025, 0, 1, 12);
-const consensus: Consensus = {
-  validAfterMs: T0,
-  freshUntilMs: T0 + 10_000,
-  validUntilMs: T0 + 30_000,
-  votingIntervalSec: 10,
-  knownFlags: ['Fast', 'HSDir', 'Running', 'Stable', 'Valid'],
-  params: {},
-  sharedRandCurrent: { reveals: 3, value: new Uint8Array(32).fill(0xc1) },
-  sharedRandPrevious: { reveals: 3, value: new Uint8Array(32).fill(0xb2) },
-  relays: Array.from({ length: 12 }, (_, i) => relay(i + 1)),
-  bandwidthWeights: {},
-  authorities: [],
-};
+const consensus: Consensus = fakeConsensus(
+  Array.from({ length: 12 }, (_, i) => relay(i + 1)),
+  { validAfterMs: T0, knownFlags: ['Fast', 'HSDir', 'Running', 'Stable', 'Valid'], ...FAKE_SHARED_RAND },
+);
 const params = timePeriodParams({ votingIntervalSec: 10, testnet: true });
 
 function introPoint(): IntroPointInfo {

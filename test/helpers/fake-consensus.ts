@@ -1,0 +1,55 @@
+// A consensus without authorities or signatures for unit tests that only read
+// it (the onion service's intro-point choice, HSDir ring, publisher,
+// INTRODUCE2 handling): relay i at 10.0.i.1:5000+i, with the flags asked for.
+import { ed25519PublicFromSeed } from '../../services/core/crypto.js';
+import type { Consensus } from '../../services/core/dir/consensus.js';
+import type { ConsensusRelay } from '../../services/core/dir/relay-entry.js';
+
+/** Relay `i`: identity from the seed of i's bytes unless given, ntor key of i's bytes. */
+export function fakeRelay(
+  i: number,
+  flags: string[],
+  identity = ed25519PublicFromSeed(new Uint8Array(32).fill(i)),
+): ConsensusRelay {
+  return {
+    nickname: `r${i}`,
+    identity,
+    ntorOnionKey: new Uint8Array(32).fill(i),
+    address: `10.0.${i}.1`,
+    orPort: 5000 + i,
+    publishedMs: 0,
+    flags,
+    exitPolicy: { rules: [] },
+    family: [],
+    descriptorDigest: new Uint8Array(32),
+    bandwidth: 1000,
+  };
+}
+
+/** These relays in a consensus valid from `validAfterMs` (default 0): fresh 10 s, valid 30 s, 10 s voting. */
+export function fakeConsensus(
+  relays: ConsensusRelay[],
+  o: Partial<Pick<Consensus, 'knownFlags' | 'params' | 'sharedRandCurrent' | 'sharedRandPrevious'>> & {
+    validAfterMs?: number;
+  } = {},
+): Consensus {
+  const validAfterMs = o.validAfterMs ?? 0;
+  return {
+    knownFlags: ['Fast', 'Running', 'Stable', 'Valid'],
+    params: {},
+    ...o,
+    validAfterMs,
+    freshUntilMs: validAfterMs + 10_000,
+    validUntilMs: validAfterMs + 30_000,
+    votingIntervalSec: 10,
+    relays,
+    bandwidthWeights: {},
+    authorities: [],
+  };
+}
+
+/** Shared random values for a consensus the HSDir ring is computed from (rend-spec-v3 §2.2.3). */
+export const FAKE_SHARED_RAND: Pick<Consensus, 'sharedRandCurrent' | 'sharedRandPrevious'> = {
+  sharedRandCurrent: { reveals: 3, value: new Uint8Array(32).fill(0xc1) },
+  sharedRandPrevious: { reveals: 3, value: new Uint8Array(32).fill(0xb2) },
+};
