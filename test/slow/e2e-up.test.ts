@@ -9,53 +9,18 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fetchConsensus } from '../../services/directory/dir-client.js';
-import { ephemeralPort } from '../../services/testnet/ports.js';
 import type { NetworkState } from '../../services/testnet/state.js';
+import { collectOutput, curlSocks, freePortArgs, sha256Hex, waitUpReady } from '../helpers/up-cli.js';
 
 const run = promisify(execFile);
 const repo = path.resolve(import.meta.dirname, '../..');
 let dataDir: string;
 let child: ChildProcess;
-let output = '';
+let out: { text: string };
 let state: NetworkState;
-
-function waitFor(re: RegExp, timeoutMs: number): Promise<RegExpExecArray> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`timed out waiting for ${re}; output:\n${output}`)),
-      timeoutMs,
-    );
-    const check = () => {
-      const m = re.exec(output);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m);
-      }
-    };
-    child.stdout?.on('data', check);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`shallot up exited (${code}); output:\n${output}`));
-    });
-    check();
-  });
-}
-
-async function curl(socks: string, url: string): Promise<Buffer> {
-  const { stdout } = await run(
-    'curl',
-    ['-sS', '--fail', '--max-time', '60', '--socks5-hostname', socks, url],
-    {
-      encoding: 'buffer',
-      maxBuffer: 64 << 20,
-    },
-  );
-  return stdout;
-}
 
 beforeAll(async () => {
   dataDir = await mkdtemp(path.join(tmpdir(), 'shallot-e2e-'));
-  const socksPort = await ephemeralPort();
   child = spawn(
     'npx',
     [
@@ -69,27 +34,15 @@ beforeAll(async () => {
       '2',
       '--voting-interval',
       '5',
-      '--base-port',
-      '0',
-      '--socks-port',
-      String(socksPort),
-      // Other suites on this machine start networks too: no race for 9080.
-      '--http-tunnel-port',
-      String(await ephemeralPort()),
+      ...(await freePortArgs()),
       // Network-wide limits as a user sets them (README: Defences); checked in the consensus below.
       '--consensus-params',
       'DoSCircuitCreationBurst=120,allow-network-reentry=0',
     ],
     { cwd: repo, stdio: ['ignore', 'pipe', 'pipe'], detached: true },
   );
-  child.stdout?.on('data', (d: Buffer) => {
-    output += d.toString();
-  });
-  child.stderr?.on('data', (d: Buffer) => {
-    output += d.toString();
-  });
-  await waitFor(/Press Ctrl-C to stop\./, 150_000);
-  state = JSON.parse(await readFile(path.join(dataDir, 'state.json'), 'utf8')) as NetworkState;
+  out = collectOutput(child);
+  state = await waitUpReady(child, out, dataDir, 150_000);
 }, 180_000);
 
 afterAll(async () => {
@@ -105,30 +58,28 @@ afterAll(async () => {
 
 describe('shallot up (e2e)', () => {
   it('prints the SOCKS address, an onion address, a curl line, metrics URLs and the file_sd path', () => {
-    expect(output).toMatch(/SOCKS5 proxy\s+127\.0\.0\.1:\d+/);
-    expect(output).toMatch(/HTTP tunnel\s+127\.0\.0\.1:\d+/);
-    expect(output).toMatch(/curl -p -x http:\/\/127\.0\.0\.1:\d+ http:\/\/[a-z2-7]{56}\.onion\//);
-    expect(output).toMatch(/[a-z2-7]{56}\.onion/);
-    expect(output).toMatch(/curl --socks5-hostname/);
-    expect(output).toMatch(/http:\/\/127\.0\.0\.1:\d+\/metrics/);
-    expect(output).toContain('prometheus-targets.json');
+    expect(out.text).toMatch(/SOCKS5 proxy\s+127\.0\.0\.1:\d+/);
+    expect(out.text).toMatch(/HTTP tunnel\s+127\.0\.0\.1:\d+/);
+    expect(out.text).toMatch(/curl -p -x http:\/\/127\.0\.0\.1:\d+ http:\/\/[a-z2-7]{56}\.onion\//);
+    expect(out.text).toMatch(/[a-z2-7]{56}\.onion/);
+    expect(out.text).toMatch(/curl --socks5-hostname/);
+    expect(out.text).toMatch(/http:\/\/127\.0\.0\.1:\d+\/metrics/);
+    expect(out.text).toContain('prometheus-targets.json');
   });
 
   it('serves bytes through an exit, checked against the target digest', async () => {
-    const body = await curl(state.socks, `http://${state.web}/bytes/300000`);
-    const digest = (await curl(state.socks, `http://${state.web}/sha256/300000`)).toString().trim();
+    const body = await curlSocks(state.socks, `http://${state.web}/bytes/300000`);
+    const digest = (await curlSocks(state.socks, `http://${state.web}/sha256/300000`)).toString().trim();
     expect(body.length).toBe(300000);
-    const { createHash } = await import('node:crypto');
-    expect(createHash('sha256').update(body).digest('hex')).toBe(digest);
+    expect(sha256Hex(body)).toBe(digest);
   }, 90_000);
 
   it('serves bytes from the onion service', async () => {
     const onion = state.onionServices[0]?.address;
     expect(onion).toMatch(/\.onion$/);
-    const body = await curl(state.socks, `http://${onion}/bytes/500000`);
-    const digest = (await curl(state.socks, `http://${onion}/sha256/500000`)).toString().trim();
-    const { createHash } = await import('node:crypto');
-    expect(createHash('sha256').update(body).digest('hex')).toBe(digest);
+    const body = await curlSocks(state.socks, `http://${onion}/bytes/500000`);
+    const digest = (await curlSocks(state.socks, `http://${onion}/sha256/500000`)).toString().trim();
+    expect(sha256Hex(body)).toBe(digest);
   }, 120_000);
 
   it('--consensus-params reach the consensus every node reads', async () => {
@@ -195,7 +146,7 @@ describe('shallot up (e2e)', () => {
     process.kill(-(child.pid ?? 0), 'SIGINT');
     await exited;
     // npx itself dies of the SIGINT; the launcher under it reports a clean stop.
-    expect(output).toContain('stopped.');
+    expect(out.text).toContain('stopped.');
     // Nothing is left in the process group: npx, the launcher, any node.
     const deadline = Date.now() + 10_000;
     let alive = true;

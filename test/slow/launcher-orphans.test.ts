@@ -4,12 +4,11 @@
 // the node stops. The launcher runs as users run it (the CLI, from dist/).
 // Needs `npm run build` (done by `npm run test:all`).
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, expect, it } from 'vitest';
-import { ephemeralPort } from '../../services/testnet/ports.js';
-import type { NetworkState } from '../../services/testnet/state.js';
+import { collectOutput, freePortArgs, waitUpReady } from '../helpers/up-cli.js';
 
 const repo = path.resolve(import.meta.dirname, '../..');
 let dataDir = '';
@@ -48,33 +47,11 @@ it('kill -9 of the launcher: no node process is left within 5 s', async () => {
       '2',
       '--voting-interval',
       '5',
-      '--base-port',
-      '0',
-      '--socks-port',
-      String(await ephemeralPort()),
-      '--http-tunnel-port',
-      String(await ephemeralPort()),
+      ...(await freePortArgs()),
     ],
     { cwd: repo, stdio: ['ignore', 'pipe', 'pipe'] },
   );
-  let output = '';
-  child.stdout?.on('data', (d: Buffer) => {
-    output += d.toString();
-  });
-  child.stderr?.on('data', (d: Buffer) => {
-    output += d.toString();
-  });
-  await new Promise<void>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`no ready summary; output:\n${output}`)), 150_000);
-    child?.stdout?.on('data', () => {
-      if (output.includes('Press Ctrl-C to stop.')) {
-        clearTimeout(t);
-        resolve();
-      }
-    });
-    child?.once('exit', (code) => reject(new Error(`shallot up exited (${code}):\n${output}`)));
-  });
-  const state = JSON.parse(await readFile(path.join(dataDir, 'state.json'), 'utf8')) as NetworkState;
+  const state = await waitUpReady(child, collectOutput(child), dataDir, 150_000);
   pids = state.nodes.map((n) => n.pid).filter((p): p is number => typeof p === 'number');
   expect(pids.length).toBeGreaterThanOrEqual(3 + 4 + 1 + 1);
   expect(pids.every(alive)).toBe(true);

@@ -3,37 +3,20 @@
 // digests checked), every worker's /metrics reachable from state.json, and a
 // launcher killed with SIGKILL leaves no worker serving (threads die with
 // their process). Needs `npx tsc -p tsconfig.json` (dist/) and curl.
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ephemeralPort } from '../../services/testnet/ports.js';
 import type { NetworkState } from '../../services/testnet/state.js';
+import { collectOutput, curlSocks, freePortArgs, sha256Hex, waitUpReady } from '../helpers/up-cli.js';
 
-const run = promisify(execFile);
 const repo = path.resolve(import.meta.dirname, '../..');
 let dataDir: string;
 let child: ChildProcess;
-let output = '';
+let out: { text: string };
 let state: NetworkState;
-
-async function curl(socks: string, url: string): Promise<Buffer> {
-  const { stdout } = await run(
-    'curl',
-    ['-sS', '--fail', '--max-time', '60', '--socks5-hostname', socks, url],
-    {
-      encoding: 'buffer',
-      maxBuffer: 64 << 20,
-    },
-  );
-  return stdout;
-}
-
-const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 /** True when something accepts a TCP connection on host:port. */
 function listening(hostPort: string): Promise<boolean> {
@@ -64,35 +47,12 @@ beforeAll(async () => {
       '2',
       '--voting-interval',
       '5',
-      '--base-port',
-      '0',
-      '--socks-port',
-      String(await ephemeralPort()),
-      '--http-tunnel-port',
-      String(await ephemeralPort()),
+      ...(await freePortArgs()),
     ],
     { cwd: repo, stdio: ['ignore', 'pipe', 'pipe'] },
   );
-  child.stdout?.on('data', (d: Buffer) => {
-    output += d.toString();
-  });
-  child.stderr?.on('data', (d: Buffer) => {
-    output += d.toString();
-  });
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`not up in time:\n${output}`)), 170_000);
-    child.stdout?.on('data', () => {
-      if (output.includes('Press Ctrl-C to stop.')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`shallot up exited (${code}):\n${output}`));
-    });
-  });
-  state = JSON.parse(await readFile(path.join(dataDir, 'state.json'), 'utf8')) as NetworkState;
+  out = collectOutput(child);
+  state = await waitUpReady(child, out, dataDir, 170_000);
 }, 180_000);
 
 afterAll(async () => {
@@ -108,23 +68,23 @@ describe('shallot up --workers 2', () => {
       'worker0/worker',
       'worker1/worker',
     ]);
-    expect(output).toMatch(/Logs: .*shallot\.log/);
+    expect(out.text).toMatch(/Logs: .*shallot\.log/);
   });
 
   it('fetches through an exit, checked against the target digest', async () => {
-    const body = await curl(state.socks, `http://${state.web}/bytes/300000`);
-    const digest = (await curl(state.socks, `http://${state.web}/sha256/300000`)).toString().trim();
+    const body = await curlSocks(state.socks, `http://${state.web}/bytes/300000`);
+    const digest = (await curlSocks(state.socks, `http://${state.web}/sha256/300000`)).toString().trim();
     expect(body.length).toBe(300000);
-    expect(sha256(body)).toBe(digest);
+    expect(sha256Hex(body)).toBe(digest);
   }, 120_000);
 
   it('fetches from the onion service, checked against its digest', async () => {
     const onion = state.onionServices[0]?.address;
     expect(onion).toMatch(/^[a-z2-7]{56}\.onion$/);
-    const body = await curl(state.socks, `http://${onion}/bytes/500000`);
-    const digest = (await curl(state.socks, `http://${onion}/sha256/500000`)).toString().trim();
+    const body = await curlSocks(state.socks, `http://${onion}/bytes/500000`);
+    const digest = (await curlSocks(state.socks, `http://${onion}/sha256/500000`)).toString().trim();
     expect(body.length).toBe(500000);
-    expect(sha256(body)).toBe(digest);
+    expect(sha256Hex(body)).toBe(digest);
   }, 120_000);
 
   it("every worker's metrics are served where state.json says: authority series from worker0, relay series from worker1", async () => {
