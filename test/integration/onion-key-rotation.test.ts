@@ -9,20 +9,14 @@ import { createHash } from 'node:crypto';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ShallotClient } from '../../services/client/client.js';
-import { toBase64, toHex } from '../../services/core/bytes.js';
+import { toHex } from '../../services/core/bytes.js';
 import { randomBytes } from '../../services/core/crypto.js';
-import { decryptHsDescriptor, type HsDescriptorContents } from '../../services/core/hs-descriptor.js';
-import { blindIdentity, hsSubcredential } from '../../services/core/hs-keys.js';
-import { timePeriodParams } from '../../services/core/hs-time.js';
-import { fetchHsDirs } from '../../services/core/hsdir-ring.js';
 import { linkTarget } from '../../services/core/link-specifiers.js';
 import { generateOnionKey } from '../../services/core/node-keys.js';
-import { decodeOnionAddress } from '../../services/core/onion-address.js';
-import { dirRequest } from '../../services/net/dir-http.js';
 import { builtinSha256 } from '../../services/onion-service/builtin-http.js';
-import { clientFetchPeriod } from '../../services/onion-service/periods.js';
 import { OnionService } from '../../services/onion-service/service.js';
 import { LocalNetwork } from '../../services/testnet/network.js';
+import { fetchDescriptor } from '../helpers/hs-fetch.js';
 import { testLogger } from '../helpers/log.js';
 import { readAll } from '../helpers/servers.js';
 import { socksConnect } from '../helpers/socks-client.js';
@@ -46,52 +40,6 @@ async function client(name: string, socks: boolean): Promise<ShallotClient> {
   await c.start();
   await c.ready(30_000);
   return c;
-}
-
-/** The service's current descriptor, fetched from a responsible HSDir as a client would. */
-async function fetchDescriptor(c: ShallotClient, onion: string): Promise<HsDescriptorContents> {
-  const dir = c.dir;
-  if (!dir) throw new Error('no consensus');
-  const pub = decodeOnionAddress(onion);
-  const p = timePeriodParams({ votingIntervalSec: dir.consensus.votingIntervalSec, testnet: true });
-  const { tp, srv } = clientFetchPeriod(dir.consensus, p);
-  const len = BigInt(p.lengthMinutes);
-  const blinded = blindIdentity(pub, BigInt(tp), len);
-  const hsdirs = fetchHsDirs(
-    dir.relays.filter((r) => r.flags.includes('HSDir')).map((r) => ({ id: r.identity, r })),
-    blinded,
-    srv,
-    BigInt(tp),
-    len,
-  ).map((x) => x.r);
-  let last: unknown = new Error('no HSDir answered');
-  for (const hsdir of hsdirs) {
-    const circ = await c.circuits.build({ purpose: 'hsdir', lastHop: hsdir }).catch((e: unknown) => {
-      last = e;
-      return null;
-    });
-    if (!circ) continue;
-    try {
-      const res = await dirRequest(await circ.openDirStream(), {
-        method: 'GET',
-        path: `/tor/hs/3/${toBase64(blinded)}`,
-        body: new Uint8Array(0),
-      });
-      if (res.status === 200) {
-        return decryptHsDescriptor(res.body, {
-          blindedPub: blinded,
-          subcredential: hsSubcredential(pub, blinded),
-          nowMs: Date.now(),
-        });
-      }
-      last = new Error(`HSDir ${hsdir.nickname}: ${res.status}`);
-    } catch (e) {
-      last = e;
-    } finally {
-      circ.destroy();
-    }
-  }
-  throw last;
 }
 
 async function until<T>(what: string, ms: number, fn: () => Promise<T | undefined>): Promise<T> {

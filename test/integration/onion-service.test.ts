@@ -13,20 +13,15 @@ import path from 'node:path';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ShallotClient } from '../../services/client/client.js';
-import { toBase64, toHex } from '../../services/core/bytes.js';
+import { toHex } from '../../services/core/bytes.js';
 import { ed25519PublicFromSeed, randomBytes } from '../../services/core/crypto.js';
 import { decodeIntroduceAck, IntroduceAckStatus } from '../../services/core/hs-cells.js';
-import { decryptHsDescriptor, type HsDescriptorContents } from '../../services/core/hs-descriptor.js';
-import { blindIdentity, hsSubcredential } from '../../services/core/hs-keys.js';
-import { timePeriodParams } from '../../services/core/hs-time.js';
-import { fetchHsDirs } from '../../services/core/hsdir-ring.js';
 import { decodeOnionAddress } from '../../services/core/onion-address.js';
-import { dirRequest } from '../../services/net/dir-http.js';
 import { builtinSha256 } from '../../services/onion-service/builtin-http.js';
 import { decodeIdentityFile, encodeIdentityFile } from '../../services/onion-service/identity.js';
-import { clientFetchPeriod } from '../../services/onion-service/periods.js';
 import { OnionService } from '../../services/onion-service/service.js';
 import { LocalNetwork } from '../../services/testnet/network.js';
+import { fetchDescriptor } from '../helpers/hs-fetch.js';
 import { validIntroduce1 } from '../helpers/introduce.js';
 import { testLogger } from '../helpers/log.js';
 import { readAll, startEchoServer, type TestServer } from '../helpers/servers.js';
@@ -119,50 +114,6 @@ async function httpGet(
   const all = await readAll(s);
   const i = all.indexOf('\r\n\r\n');
   return { head: all.subarray(0, i).toString('latin1'), body: all.subarray(i + 4) };
-}
-
-/** Fetches the current descriptor from a responsible HSDir the way a client would. */
-async function fetchDescriptor(client: ShallotClient, onion: string): Promise<HsDescriptorContents> {
-  const dir = client.dir;
-  if (!dir) throw new Error('no consensus');
-  const pub = decodeOnionAddress(onion);
-  const p = timePeriodParams({ votingIntervalSec: dir.consensus.votingIntervalSec, testnet: true });
-  const { tp, srv } = clientFetchPeriod(dir.consensus, p);
-  const len = BigInt(p.lengthMinutes);
-  const blinded = blindIdentity(pub, BigInt(tp), len);
-  const hsdirs = fetchHsDirs(
-    dir.relays.filter((r) => r.flags.includes('HSDir')).map((r) => ({ id: r.identity, r })),
-    blinded,
-    srv,
-    BigInt(tp),
-    len,
-  ).map((x) => x.r);
-  let last: unknown = new Error('no HSDir answered');
-  for (const hsdir of hsdirs) {
-    let circ: Awaited<ReturnType<typeof client.circuits.build>> | null = null;
-    try {
-      circ = await client.circuits.build({ purpose: 'hsdir', lastHop: hsdir });
-      const res = await dirRequest(await circ.openDirStream(), {
-        method: 'GET',
-        path: `/tor/hs/3/${toBase64(blinded)}`,
-        body: new Uint8Array(0),
-      });
-      if (res.status !== 200) {
-        last = new Error(`HSDir ${hsdir.nickname}: ${res.status}`);
-        continue;
-      }
-      return decryptHsDescriptor(res.body, {
-        blindedPub: blinded,
-        subcredential: hsSubcredential(pub, blinded),
-        nowMs: Date.now(),
-      });
-    } catch (e) {
-      last = e;
-    } finally {
-      circ?.destroy();
-    }
-  }
-  throw last;
 }
 
 async function eventually<T>(fn: () => Promise<T>, timeoutMs: number, everyMs = 1000): Promise<T> {
