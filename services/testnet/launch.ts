@@ -1,7 +1,8 @@
 /**
  * What a `shallot up` launcher takes and gives back: the network's options
- * and the running network's state and stop. Both launchers
- * (launch-in-process.ts, launch-processes.ts) share `clientAuthFor`.
+ * and the running network's state and stop. Every launcher
+ * (launch-in-process.ts and launch-workers.ts through launcher-thread.ts,
+ * launch-processes.ts) shares `clientAuthFor` and the shaping options.
  */
 
 import type { HandshakeName } from '../core/create-handshake.js';
