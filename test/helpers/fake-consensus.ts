@@ -1,9 +1,14 @@
 // A consensus without authorities or signatures for unit tests that only read
 // it (the onion service's intro-point choice, HSDir ring, publisher,
-// INTRODUCE2 handling): relay i at 10.0.i.1:5000+i, with the flags asked for.
+// INTRODUCE2 handling): relay i at 10.0.i.1:5000+i, with the flags asked for;
+// and a circuit manager over it that records what it is asked to build and
+// builds nothing.
+import type { BuildRequest, CircuitManager } from '../../services/client/circuit-manager.js';
+import type { NetDir } from '../../services/client/netdir.js';
 import { ed25519PublicFromSeed } from '../../services/core/crypto.js';
 import type { Consensus } from '../../services/core/dir/consensus.js';
 import type { ConsensusRelay } from '../../services/core/dir/relay-entry.js';
+import type { OriginCircuit } from '../../services/net/origin-circuit.js';
 
 /** Relay `i`: identity from the seed of i's bytes unless given, ntor key of i's bytes. */
 export function fakeRelay(
@@ -53,3 +58,19 @@ export const FAKE_SHARED_RAND: Pick<Consensus, 'sharedRandCurrent' | 'sharedRand
   sharedRandCurrent: { reveals: 3, value: new Uint8Array(32).fill(0xc1) },
   sharedRandPrevious: { reveals: 3, value: new Uint8Array(32).fill(0xb2) },
 };
+
+/** A circuit manager that records every build request (`builds`) and fails each one: no network here. */
+export function recordingCircuits(dir: NetDir): {
+  circuits: Pick<CircuitManager, 'build' | 'dir'>;
+  builds: BuildRequest[];
+} {
+  const builds: BuildRequest[] = [];
+  const circuits: Pick<CircuitManager, 'build' | 'dir'> = {
+    dir,
+    build: (req: BuildRequest): Promise<OriginCircuit> => {
+      builds.push(req);
+      return Promise.reject(new Error('no network here'));
+    },
+  };
+  return { circuits, builds };
+}

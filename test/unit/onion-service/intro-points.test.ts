@@ -7,7 +7,6 @@
 // at most 20), and when its record goes to the other instances.
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import type { BuildRequest, CircuitManager } from '../../../services/client/circuit-manager.js';
 import { NetDir } from '../../../services/client/netdir.js';
 import { toHex } from '../../../services/core/bytes.js';
 import { legacyIdFromEd25519, randomBytes } from '../../../services/core/crypto.js';
@@ -17,10 +16,9 @@ import type { IntroPointInfo } from '../../../services/core/hs-descriptor.js';
 import { relayLinkSpecifiers } from '../../../services/core/link-specifiers.js';
 import { metricsFor } from '../../../services/metrics/metrics.js';
 import { silentLogger } from '../../../services/net/log.js';
-import type { OriginCircuit } from '../../../services/net/origin-circuit.js';
 import type { InstanceExchange, InstanceRecord } from '../../../services/onion-service/instances.js';
 import { IntroPointSet } from '../../../services/onion-service/intro-points.js';
-import { fakeConsensus, fakeRelay } from '../../helpers/fake-consensus.js';
+import { fakeConsensus, fakeRelay, recordingCircuits } from '../../helpers/fake-consensus.js';
 import { seededRng } from '../../helpers/seeded-rng.js';
 
 const STABLE = ['Fast', 'Running', 'Stable', 'Valid'];
@@ -47,14 +45,7 @@ function peerIntroPoint(r: ConsensusRelay, authKey = randomBytes(32)): IntroPoin
 function setup(relays: ConsensusRelay[], count: number) {
   const dir = new NetDir(consensusOf(relays));
   let now = 1_000;
-  const builds: BuildRequest[] = [];
-  const circuits: Pick<CircuitManager, 'build' | 'dir'> = {
-    dir,
-    build: (req: BuildRequest): Promise<OriginCircuit> => {
-      builds.push(req);
-      return Promise.reject(new Error('no network here'));
-    },
-  };
+  const { circuits, builds } = recordingCircuits(dir);
   const set = new IntroPointSet(
     {
       circuits,

@@ -6,7 +6,6 @@
 // (rend-spec-v3 §3.3), with the onion key the client gave.
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import type { BuildRequest, CircuitManager } from '../../../services/client/circuit-manager.js';
 import { NetDir } from '../../../services/client/netdir.js';
 import { ed25519PublicFromSeed, randomBytes, x25519Generate } from '../../../services/core/crypto.js';
 import type { Consensus } from '../../../services/core/dir/consensus.js';
@@ -15,11 +14,10 @@ import { buildIntroduce1 } from '../../../services/core/hs-cells.js';
 import type { LinkSpecifier } from '../../../services/core/link-specifiers.js';
 import { metricsFor } from '../../../services/metrics/metrics.js';
 import { silentLogger } from '../../../services/net/log.js';
-import type { OriginCircuit } from '../../../services/net/origin-circuit.js';
 import type { IntroPoint } from '../../../services/onion-service/intro-points.js';
 import { IntroBudget, ReplayCache } from '../../../services/onion-service/introduce.js';
 import { IntroduceHandler } from '../../../services/onion-service/introduce-handler.js';
-import { fakeConsensus, fakeRelay } from '../../helpers/fake-consensus.js';
+import { fakeConsensus, fakeRelay, recordingCircuits } from '../../helpers/fake-consensus.js';
 
 const relay = (i: number): ConsensusRelay => fakeRelay(i, ['Fast', 'Running', 'Stable', 'Valid']);
 
@@ -30,14 +28,7 @@ const consensus: Consensus = fakeConsensus([relay(1), relay(2), relay(3)], {
 
 function setup(o: { introductions?: number; rate?: { rate: number; burst: number } } = {}) {
   const dir = new NetDir(consensus);
-  const builds: BuildRequest[] = [];
-  const circuits: Pick<CircuitManager, 'build' | 'dir'> = {
-    dir,
-    build: (req: BuildRequest): Promise<OriginCircuit> => {
-      builds.push(req);
-      return Promise.reject(new Error('no network here'));
-    },
-  };
+  const { circuits, builds } = recordingCircuits(dir);
   const authSeed = randomBytes(32);
   const enc = x25519Generate(randomBytes);
   const n = o.introductions ?? 100;

@@ -6,7 +6,6 @@
 // each period), and which periods it keeps.
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import type { BuildRequest, CircuitManager } from '../../../services/client/circuit-manager.js';
 import { NetDir } from '../../../services/client/netdir.js';
 import { ed25519Expand, ed25519PublicFromSeed, randomBytes } from '../../../services/core/crypto.js';
 import type { Consensus } from '../../../services/core/dir/consensus.js';
@@ -17,14 +16,18 @@ import { timePeriodParams } from '../../../services/core/hs-time.js';
 import { relayLinkSpecifiers } from '../../../services/core/link-specifiers.js';
 import { metricsFor } from '../../../services/metrics/metrics.js';
 import { silentLogger } from '../../../services/net/log.js';
-import type { OriginCircuit } from '../../../services/net/origin-circuit.js';
 import { serviceDescriptorPeriods, uploadHsDirs } from '../../../services/onion-service/periods.js';
 import {
   DescriptorPublisher,
   type PeriodKeys,
   type PublishedEvent,
 } from '../../../services/onion-service/publisher.js';
-import { FAKE_SHARED_RAND, fakeConsensus, fakeRelay } from '../../helpers/fake-consensus.js';
+import {
+  FAKE_SHARED_RAND,
+  fakeConsensus,
+  fakeRelay,
+  recordingCircuits,
+} from '../../helpers/fake-consensus.js';
 import { seededRng } from '../../helpers/seeded-rng.js';
 
 const relay = (i: number): ConsensusRelay => fakeRelay(i, ['Fast', 'HSDir', 'Running', 'Stable', 'Valid']);
@@ -54,13 +57,7 @@ function introPoint(): IntroPointInfo {
 function setup() {
   const dir = new NetDir(consensus);
   let now = T0;
-  const builds: BuildRequest[] = [];
-  const circuits: Pick<CircuitManager, 'build'> = {
-    build: (req: BuildRequest): Promise<OriginCircuit> => {
-      builds.push(req);
-      return Promise.reject(new Error('no network here'));
-    },
-  };
+  const { circuits, builds } = recordingCircuits(dir);
   const seed = randomBytes(32);
   const identityPub = ed25519PublicFromSeed(seed);
   const keysFor = (tp: number): PeriodKeys => {
