@@ -11,6 +11,7 @@
  *   GET    /faults                                        -> 200 FaultRecord[]
  *   DELETE /faults/<id>                                   -> 200 FaultRecord (healed)
  *   GET    /metrics      (no token: loopback, read-only; Prometheus scrapes it)
+ *   GET    /healthz, /readyz  (no token: the launcher answers health probes as every node does)
  * Errors answer `{"error","code"}` with 400 (bad request), 401 (token), 404
  * (node or fault), 409 (node busy), 413 (body over 4 KiB).
  *
@@ -96,6 +97,11 @@ export async function serveFaultControl(opts: {
     const url = (req.url ?? '/').split('?')[0] ?? '/';
     if (req.method === 'GET' && url === '/metrics') {
       res.writeHead(200, { 'content-type': opts.registry.contentType }).end(await opts.registry.metrics());
+      return;
+    }
+    // The launcher is a node in state.json like the others: health probes answer as theirs do.
+    if (req.method === 'GET' && (url === '/healthz' || url === '/readyz')) {
+      res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
       return;
     }
     if (!tokenMatches(req.headers.authorization, token))

@@ -84,6 +84,12 @@ describe('fault control endpoint', () => {
     expect(text).toContain('shallot_faults_started_total');
   });
 
+  it('answers /healthz and /readyz without the token, as every node in state.json does', async () => {
+    for (const p of ['/healthz', '/readyz'])
+      expect((await fetch(`http://${server.address}${p}`)).status).toBe(200);
+    expect((await fetch(`http://${server.address}/faults`)).status).toBe(401);
+  });
+
   it('answers malformed, truncated and oversized bodies with 400 or 413', async () => {
     expect(await post('{"kind":')).toMatch(/^HTTP\/1\.1 400[\s\S]*ERR_FAULT_REQUEST/);
     expect(await post('[1,2]')).toMatch(/^HTTP\/1\.1 400/);
