@@ -11,13 +11,26 @@ import type { NetworkState } from '../../services/testnet/state.js';
 
 const run = promisify(execFile);
 
-/** `--base-port 0` and free SOCKS and HTTP tunnel ports: other suites on this machine take README's 7100 up, 9050 and 9080. */
-export async function freePortArgs(socksPort?: number): Promise<string[]> {
+/**
+ * `shallot up` arguments for a small network in `dataDir`: the relays and
+ * exits asked for, 5 s voting, and `--base-port 0` with free SOCKS and HTTP
+ * tunnel ports, since other suites on this machine take README's 7100 up,
+ * 9050 and 9080.
+ */
+export async function smallUpArgs(dataDir: string, relays: number, exits: number): Promise<string[]> {
   return [
+    '--data-dir',
+    dataDir,
+    '--relays',
+    String(relays),
+    '--exits',
+    String(exits),
+    '--voting-interval',
+    '5',
     '--base-port',
     '0',
     '--socks-port',
-    String(socksPort ?? (await ephemeralPort())),
+    String(await ephemeralPort()),
     '--http-tunnel-port',
     String(await ephemeralPort()),
   ];

@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fetchConsensus } from '../../services/directory/dir-client.js';
 import type { NetworkState } from '../../services/testnet/state.js';
-import { collectOutput, curlSocks, freePortArgs, sha256Hex, waitUpReady } from '../helpers/up-cli.js';
+import { collectOutput, curlSocks, sha256Hex, smallUpArgs, waitUpReady } from '../helpers/up-cli.js';
 
 const run = promisify(execFile);
 const repo = path.resolve(import.meta.dirname, '../..');
@@ -26,15 +26,7 @@ beforeAll(async () => {
     [
       'shallot',
       'up',
-      '--data-dir',
-      dataDir,
-      '--relays',
-      '6',
-      '--exits',
-      '2',
-      '--voting-interval',
-      '5',
-      ...(await freePortArgs()),
+      ...(await smallUpArgs(dataDir, 6, 2)),
       // Network-wide limits as a user sets them (README: Defences); checked in the consensus below.
       '--consensus-params',
       'DoSCircuitCreationBurst=120,allow-network-reentry=0',

@@ -8,7 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, expect, it } from 'vitest';
-import { collectOutput, freePortArgs, waitUpReady } from '../helpers/up-cli.js';
+import { collectOutput, smallUpArgs, waitUpReady } from '../helpers/up-cli.js';
 
 const repo = path.resolve(import.meta.dirname, '../..');
 let dataDir = '';
@@ -35,20 +35,7 @@ it('kill -9 of the launcher: no node process is left within 5 s', async () => {
   dataDir = await mkdtemp(path.join(tmpdir(), 'shallot-orphans-'));
   child = spawn(
     process.execPath,
-    [
-      'dist/services/testnet/main.js',
-      'up',
-      '--process-per-node',
-      '--data-dir',
-      dataDir,
-      '--relays',
-      '4',
-      '--exits',
-      '2',
-      '--voting-interval',
-      '5',
-      ...(await freePortArgs()),
-    ],
+    ['dist/services/testnet/main.js', 'up', '--process-per-node', ...(await smallUpArgs(dataDir, 4, 2))],
     { cwd: repo, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   const state = await waitUpReady(child, collectOutput(child), dataDir, 150_000);

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NetworkState } from '../../services/testnet/state.js';
-import { collectOutput, curlSocks, freePortArgs, sha256Hex, waitUpReady } from '../helpers/up-cli.js';
+import { collectOutput, curlSocks, sha256Hex, smallUpArgs, waitUpReady } from '../helpers/up-cli.js';
 
 const repo = path.resolve(import.meta.dirname, '../..');
 let dataDir: string;
@@ -39,15 +39,7 @@ beforeAll(async () => {
       'up',
       '--workers',
       '2',
-      '--data-dir',
-      dataDir,
-      '--relays',
-      '6',
-      '--exits',
-      '2',
-      '--voting-interval',
-      '5',
-      ...(await freePortArgs()),
+      ...(await smallUpArgs(dataDir, 6, 2)),
     ],
     { cwd: repo, stdio: ['ignore', 'pipe', 'pipe'] },
   );
