@@ -28,6 +28,7 @@ import {
   parseHsDescriptorOuter,
 } from '../../../services/core/hs-descriptor.js';
 import { blindExpandedKey, blindIdentity, hsSubcredential } from '../../../services/core/hs-keys.js';
+import { mutateLine } from '../../helpers/line-mutations.js';
 import { expectOnlyTypedErrors } from '../../helpers/typed-errors.js';
 
 /** A deterministic Rng (SHAKE256 of a counter), so failures replay. */
@@ -352,20 +353,11 @@ describe('hostile input', () => {
   });
 
   it('line-level mutations of valid documents', () => {
-    const mutate = (text: string, i: number, how: number) => {
-      const lines = text.split('\n');
-      const j = i % lines.length;
-      if (how === 0) lines.splice(j, 1);
-      else if (how === 1) lines.splice(j, 0, lines[j]!);
-      else if (how === 2) lines[j] = lines[j]!.slice(0, Math.floor(lines[j]!.length / 2));
-      else lines[j] = `${lines[j]} extra`;
-      return lines.join('\n');
-    };
     fc.assert(
       fc.property(fc.nat(), fc.integer({ min: 0, max: 3 }), (i, how) => {
-        expectOnlyTypedErrors(() => decryptHsDescriptor(mutate(DESC, i, how), KEYS));
+        expectOnlyTypedErrors(() => decryptHsDescriptor(mutateLine(DESC, i, how), KEYS));
         expectOnlyTypedErrors(() =>
-          parseHsDescriptorInner(mutate(ARTI_INNER, i, how), { key: ARTI_SIGNING_KEY, nowMs: ARTI_NOW }),
+          parseHsDescriptorInner(mutateLine(ARTI_INNER, i, how), { key: ARTI_SIGNING_KEY, nowMs: ARTI_NOW }),
         );
       }),
       { numRuns: 200 },
