@@ -33,7 +33,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
-import { HttpKube } from '../../operator/kube/client.js';
+import { HttpKube, type KubeObject } from '../../operator/kube/client.js';
 import { ephemeralPort } from '../../services/testnet/ports.js';
 
 export interface KubeBinaries {
@@ -298,4 +298,28 @@ export async function installShallotCrds(
       ),
     );
   });
+}
+
+/** The chart's rbac.yaml and serviceaccount.yaml, rendered by real helm for release "shallot" in `namespace`. */
+export function renderChartRbac(namespace: string): KubeObject[] {
+  const helm = process.env.SHALLOT_HELM ?? path.join(toolsDir(), 'bin', 'helm');
+  if (!existsSync(helm)) throw new Error(`${helm} not found: run test/setup/install-tools.sh`);
+  const out = execFileSync(
+    helm,
+    [
+      'template',
+      'shallot',
+      'charts/shallot',
+      '--namespace',
+      namespace,
+      '--show-only',
+      'templates/rbac.yaml',
+      '--show-only',
+      'templates/serviceaccount.yaml',
+    ],
+    { encoding: 'utf8' },
+  );
+  return parseAllDocuments(out)
+    .map((d) => d.toJSON())
+    .filter((o): o is KubeObject => !!o?.kind);
 }

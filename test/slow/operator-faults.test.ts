@@ -14,11 +14,7 @@
  * as its StatefulSet controller would, and nothing recreates it but us.
  */
 // biome-ignore-all lint/suspicious/noExplicitAny: assertions read untyped Kubernetes objects
-import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseAllDocuments } from 'yaml';
 import { API_VERSION } from '../../operator/api/crds.js';
 import { imagesFromEnv } from '../../operator/config.js';
 import { HttpKube, type KubeObject } from '../../operator/kube/client.js';
@@ -26,9 +22,9 @@ import { createLogger } from '../../operator/log.js';
 import { Operator } from '../../operator/main.js';
 import {
   installShallotCrds,
+  renderChartRbac,
   startTestCluster,
   type TestCluster,
-  toolsDir,
   eventually as waitUntil,
 } from '../setup/kube-env.js';
 
@@ -43,29 +39,6 @@ const logs: string[] = [];
 
 const eventually = <T>(what: string, fn: () => Promise<T | null | undefined | false>, timeoutMs = 30_000) =>
   waitUntil(what, fn, { timeoutMs, intervalMs: 150 });
-
-function renderChartRbac(): KubeObject[] {
-  const helm = process.env.SHALLOT_HELM ?? path.join(toolsDir(), 'bin', 'helm');
-  if (!existsSync(helm)) throw new Error(`${helm} not found: run test/setup/install-tools.sh`);
-  const out = execFileSync(
-    helm,
-    [
-      'template',
-      'shallot',
-      'charts/shallot',
-      '--namespace',
-      SYS,
-      '--show-only',
-      'templates/rbac.yaml',
-      '--show-only',
-      'templates/serviceaccount.yaml',
-    ],
-    { encoding: 'utf8' },
-  );
-  return parseAllDocuments(out)
-    .map((d) => d.toJSON())
-    .filter((o): o is KubeObject => !!o?.kind);
-}
 
 const relayPod = (): KubeObject => ({
   apiVersion: 'v1',
@@ -105,7 +78,7 @@ beforeAll(async () => {
     kind: 'ServiceAccount',
     metadata: { name: 'default', namespace: NS },
   });
-  for (const o of renderChartRbac()) await admin.create(o);
+  for (const o of renderChartRbac(SYS)) await admin.create(o);
   const kube = new HttpKube(cluster.configForToken(await cluster.serviceAccountToken(SYS, SA)));
   // An empty network: the fault needs it to exist; its StatefulSets never get pods here.
   await admin.create({

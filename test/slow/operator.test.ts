@@ -17,13 +17,12 @@
  * and pod status are written here as the Job controller and kubelet would.
  */
 // biome-ignore-all lint/suspicious/noExplicitAny: assertions read untyped Kubernetes objects
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseAllDocuments } from 'yaml';
 import { API_VERSION } from '../../operator/api/crds.js';
 import { imagesFromEnv, type OperatorConfig } from '../../operator/config.js';
 import { summarizeLoadResult } from '../../operator/desired/load-test.js';
@@ -47,16 +46,15 @@ import {
 } from '../dashboards/dashboards.js';
 import {
   installShallotCrds,
+  renderChartRbac,
   startTestCluster,
   type TestCluster,
-  toolsDir,
   eventually as waitUntil,
 } from '../setup/kube-env.js';
 import { findPrometheus, startPrometheus } from '../setup/prometheus.js';
 
 const SYS = 'shallot-system';
 const NS = 'tn';
-const RELEASE = 'shallot';
 /** A client-authorization public key (base32), for OnionService.spec.authorizedClients. */
 const CLIENT_KEY = toBase32(generateClientAuthKey(randomBytes).public).toUpperCase();
 const SA = 'shallot'; // shallot.serviceAccountName for release "shallot"
@@ -121,30 +119,6 @@ function startOperator(identity: string): Operator {
   return op;
 }
 
-/** The chart's rbac.yaml and serviceaccount.yaml, rendered by real helm for release "shallot" in SYS. */
-function renderChartRbac(): KubeObject[] {
-  const helm = process.env.SHALLOT_HELM ?? path.join(toolsDir(), 'bin', 'helm');
-  if (!existsSync(helm)) throw new Error(`${helm} not found: run test/setup/install-tools.sh`);
-  const out = execFileSync(
-    helm,
-    [
-      'template',
-      RELEASE,
-      'charts/shallot',
-      '--namespace',
-      SYS,
-      '--show-only',
-      'templates/rbac.yaml',
-      '--show-only',
-      'templates/serviceaccount.yaml',
-    ],
-    { encoding: 'utf8' },
-  );
-  return parseAllDocuments(out)
-    .map((d) => d.toJSON())
-    .filter((o): o is KubeObject => !!o?.kind);
-}
-
 beforeAll(async () => {
   // Under SHALLOT_TEST_ALL this must work: a failure to start fails the suite (no skipping).
   cluster = await startTestCluster({ startupTimeoutMs: 90_000 });
@@ -152,7 +126,7 @@ beforeAll(async () => {
   for (const ns of [SYS, NS])
     await admin.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
   await installShallotCrds(admin);
-  const rbac = renderChartRbac();
+  const rbac = renderChartRbac(SYS);
   expect(rbac.map((o) => o.kind).sort()).toEqual([
     'ClusterRole',
     'ClusterRoleBinding',
@@ -692,7 +666,7 @@ describe('operator with the chart RBAC', () => {
 
   it('fails when the role lacks a verb the code needs (the RBAC check has teeth)', async () => {
     // Same ClusterRole minus "delete" on secrets, bound to a second ServiceAccount.
-    const rbac = renderChartRbac();
+    const rbac = renderChartRbac(SYS);
     const role = structuredClone(rbac.find((o) => o.kind === 'ClusterRole')!);
     role.metadata = { name: 'shallot-operator-no-secret-delete' };
     for (const r of role.rules)
