@@ -292,7 +292,9 @@ export async function upProcesses(o: UpOptions, progress: ProgressSink): Promise
     }
     progress.done();
     control = await serveFaultControl({ dataDir: o.dataDir, port: controlPort, registry, injector });
-    nodes.push({ name: 'launcher', role: 'launcher', metrics: control.address, pid: process.pid });
+    // Listed for its metrics (faults in force); no pid: state.pid is the
+    // launcher, nodes[].pid are the processes it started (orphan checks read them).
+    nodes.push({ name: 'launcher', role: 'launcher', metrics: control.address });
     state = {
       version: 1,
       startedAt: new Date().toISOString(),

@@ -3,7 +3,7 @@
 // `shallot up` locks its data dir and refuses one whose network (or nodes of a
 // crashed one) still runs; the load generator refuses a stale state file too.
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -61,6 +61,20 @@ describe('launcher bookkeeping', () => {
       expect(got).toBeLessThanOrEqual(held + 100);
     } finally {
       holder.close();
+    }
+  });
+
+  it('base 0 draws distinct free ports below the kernel ephemeral range (outgoing connections cannot take them)', async () => {
+    const low = Number(
+      (await readFile('/proc/sys/net/ipv4/ip_local_port_range', 'utf8')).trim().split(/\s+/)[0],
+    );
+    const ports = new PortAllocator(0);
+    const got: number[] = [];
+    for (let i = 0; i < 50; i++) got.push(await ports.take());
+    expect(new Set(got).size).toBe(50);
+    for (const p of got) {
+      expect(p).toBeGreaterThanOrEqual(10_000);
+      expect(p).toBeLessThan(low);
     }
   });
 
