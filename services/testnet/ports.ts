@@ -38,7 +38,14 @@ export async function ephemeralPort(
  * an outgoing connection (any process's) could take it in between, and the
  * node would exit with EADDRINUSE during bootstrap.
  */
+let quiet: [number, number] | undefined;
 function quietRange(): [number, number] {
+  // Read once: the launcher takes a port per node (thousands at scale).
+  quiet ??= readQuietRange();
+  return quiet;
+}
+
+function readQuietRange(): [number, number] {
   try {
     const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
     if (low > 12_000) return [10_000, low - 1];
