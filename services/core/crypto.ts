@@ -296,6 +296,37 @@ export function ed25519Expand(seed: Uint8Array): ExpandedKey {
   return { scalar: bigintToLe32(a), prefix: h.slice(32, 64), public: Point.BASE.multiply(a).toBytes() };
 }
 
+/**
+ * C tor's 64-byte Ed25519 secret key for a seed (ed25519_ref10_seckey_expand):
+ * SHA-512(seed) with the scalar half clamped but not reduced mod l, the form
+ * `hs_ed25519_secret_key` files hold.
+ */
+export function ed25519SecretKeyFromSeed(seed: Uint8Array): Uint8Array {
+  checkLen('ed25519 seed', seed, 32);
+  const h = sha512(seed);
+  h[0]! &= 248;
+  h[31]! &= 63;
+  h[31]! |= 64;
+  return h;
+}
+
+/**
+ * An expanded key from C tor's 64-byte secret key (scalar `a` | prefix `RH`),
+ * as ed25519_public_key_generate reads it: the scalar is used as given
+ * (reduced mod l here, which signs and blinds identically), never re-clamped.
+ * A scalar that is 0 mod l has no usable public key and is refused.
+ */
+export function ed25519ExpandedFromSecretKey(secretKey: Uint8Array): ExpandedKey {
+  checkLen('ed25519 secret key', secretKey, 64);
+  const a = mod(leToBigint(secretKey.subarray(0, 32)), L);
+  if (a === 0n) throw new InvalidError('ed25519 secret key', 'scalar is zero mod l');
+  return {
+    scalar: bigintToLe32(a),
+    prefix: secretKey.slice(32, 64),
+    public: Point.BASE.multiply(a).toBytes(),
+  };
+}
+
 /** RFC 8032 signing with an already expanded key, as onion services do with blinded keys. */
 export function ed25519SignExpanded(key: ExpandedKey, message: Uint8Array): Uint8Array {
   const r = mod(leToBigint(sha512(key.prefix, message)), L);

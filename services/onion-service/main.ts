@@ -13,6 +13,9 @@
  * (instance-peers.ts): each serves its record on --instance-port and fetches
  * its peers' from --instance-peers host:port,... and/or every address of
  * --instance-peers-dns name:port (a headless Service).
+ * The key file may also be C tor's `hs_ed25519_secret_key` (the service
+ * keeps C tor's address); `--export-hs-dir DIR` writes the identity as a C
+ * tor HiddenServiceDir (secret key, public key, hostname) and exits.
  * Every flag has a SHALLOT_* environment fallback. SIGTERM stops the
  * service (intro circuits closed, instance record removed), then the client.
  */
@@ -38,6 +41,7 @@ import {
 import { readAuthorizedClients } from '../net/client-auth-files.js';
 import { createLogger } from '../net/log.js';
 import type { Backend } from './backend.js';
+import { loadOrCreateIdentityKey, writeHsDir } from './identity.js';
 import {
   type InstancePeersOptions,
   type PeerAddress,
@@ -110,7 +114,15 @@ export async function main(argv: string[]): Promise<void> {
   const program: Command = new Command()
     .name('shallot-onion-service')
     .description('A Shallot v3 onion service (one instance) with an embedded client')
-    .option('--key-file <file>', 'identity key file (created 0600 if missing)', env.SHALLOT_KEY_FILE)
+    .option(
+      '--key-file <file>',
+      "identity key file (created 0600 if missing), or C tor's hs_ed25519_secret_key",
+      env.SHALLOT_KEY_FILE,
+    )
+    .option(
+      '--export-hs-dir <dir>',
+      'write the identity as a C tor HiddenServiceDir, print the address, exit',
+    )
     .addOption(authoritiesOption())
     .option('--backend <spec>', '"builtin" or host:port to splice streams to', parseBackend, undefined)
     .option('--instance <name>', 'instance name (instances share the key file)', instanceName, undefined)
@@ -164,6 +176,7 @@ export async function main(argv: string[]): Promise<void> {
   const o = program.opts<
     {
       keyFile?: string;
+      exportHsDir?: string;
       authorities?: AuthorityEndpoint[];
       backend?: Backend;
       instance?: string;
@@ -183,6 +196,14 @@ export async function main(argv: string[]): Promise<void> {
     } & OpsOptions
   >();
   if (!o.keyFile) program.error('--key-file (or SHALLOT_KEY_FILE) is required');
+  if (o.exportHsDir) {
+    const dir = o.exportHsDir;
+    const address = await loadOrCreateIdentityKey(o.keyFile)
+      .then(({ key }) => writeHsDir(dir, key))
+      .catch((e: Error) => program.error(e.message));
+    process.stdout.write(`${address}\n`);
+    return;
+  }
   const authorities = o.authorities ?? program.error('--authorities (or SHALLOT_AUTHORITIES) is required');
   const logLevel = logLevelOption(program, o.logLevel);
   if (env.SHALLOT_TESTNET === '0' || env.SHALLOT_TESTNET === 'false') o.testnet = false;

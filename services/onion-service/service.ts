@@ -30,13 +30,7 @@ import * as path from 'node:path';
 import type { Registry } from 'prom-client';
 import type { ShallotClient } from '../client/client.js';
 import { checkClientAuthPublicKey } from '../core/client-auth.js';
-import {
-  type ExpandedKey,
-  ed25519Expand,
-  ed25519PublicFromSeed,
-  type Rng,
-  randomBytes,
-} from '../core/crypto.js';
+import { type ExpandedKey, ed25519ExpandedFromSecretKey, type Rng, randomBytes } from '../core/crypto.js';
 import type { Consensus } from '../core/dir/consensus.js';
 import { ShallotError } from '../core/errors.js';
 import type { DosParams } from '../core/hs-cells.js';
@@ -48,7 +42,7 @@ import { type Metrics, metricsFor } from '../metrics/metrics.js';
 import type { Logger } from '../net/log.js';
 import { TypedEmitter } from '../net/typed-emitter.js';
 import type { Backend } from './backend.js';
-import { loadOrCreateIdentity } from './identity.js';
+import { identityKeyFromSeed, loadOrCreateIdentityKey, type OnionIdentityKey } from './identity.js';
 import { HttpInstanceExchange, type InstancePeersOptions } from './instance-peers.js';
 import { directoryExchange, type InstanceExchange, isValidInstanceName } from './instances.js';
 import { IntroPointSet } from './intro-points.js';
@@ -61,9 +55,10 @@ export interface OnionServiceOptions {
   name: string;
   /** This instance's name (several may share one identity); default "default". */
   instance?: string;
-  /** Identity key file (created 0600 if missing). One of this or identitySeed. */
+  /** Identity key file (created 0600 if missing; or C tor's hs_ed25519_secret_key). One of these three. */
   identityKeyFile?: string;
   identitySeed?: Uint8Array;
+  identityKey?: OnionIdentityKey;
   /** Where instances meet (instances/<name>.json); default the key file's directory; none: no sharing. */
   dataDir?: string;
   /** Instances meet over HTTP instead (instance-peers.ts: hosts without a shared directory). */
@@ -149,8 +144,8 @@ export class OnionService extends TypedEmitter<OnionServiceEvents> {
     this.instance = opts.instance ?? 'default';
     if (!isValidInstanceName(this.instance))
       throw new OnionServiceError(`bad instance name "${this.instance}"`);
-    if (!opts.identityKeyFile && !opts.identitySeed)
-      throw new OnionServiceError('need identityKeyFile or identitySeed');
+    if (!opts.identityKeyFile && !opts.identitySeed && !opts.identityKey)
+      throw new OnionServiceError('need identityKeyFile, identitySeed or identityKey');
     this.dataDir = opts.dataDir ?? (opts.identityKeyFile ? path.dirname(opts.identityKeyFile) : null);
     this.numIntro = opts.numIntroPoints ?? 3;
     if (!Number.isInteger(this.numIntro) || this.numIntro < 1 || this.numIntro > HS_DESC_MAX_INTRO_POINTS)
@@ -284,16 +279,19 @@ export class OnionService extends TypedEmitter<OnionServiceEvents> {
 
   async start(): Promise<void> {
     if (this.running) return;
-    let seed = this.opts.identitySeed;
-    if (!seed) {
+    let key = this.opts.identityKey;
+    if (this.opts.identitySeed) {
+      if (this.opts.identitySeed.length !== 32) throw new OnionServiceError('identity seed must be 32 bytes');
+      key = identityKeyFromSeed(this.opts.identitySeed);
+    }
+    if (!key) {
       const file = this.opts.identityKeyFile as string;
-      const loaded = await loadOrCreateIdentity(file);
-      seed = loaded.seed;
+      const loaded = await loadOrCreateIdentityKey(file);
+      key = loaded.key;
       if (loaded.created) this.log.info('created a new onion-service identity key', { file });
     }
-    if (seed.length !== 32) throw new OnionServiceError('identity seed must be 32 bytes');
-    const pub = ed25519PublicFromSeed(seed);
-    const id: Identity = { pub, expanded: ed25519Expand(seed), address: encodeOnionAddress(pub) };
+    const expanded = ed25519ExpandedFromSecretKey(key.secretKey);
+    const id: Identity = { pub: expanded.public, expanded, address: encodeOnionAddress(expanded.public) };
     this.identity = id;
     this.publisher ??= this.newPublisher(id);
     const ip = this.opts.instancePeers;
@@ -307,7 +305,8 @@ export class OnionService extends TypedEmitter<OnionServiceEvents> {
             now: this.now,
           },
           { pollMs: this.opts.heartbeatMs ?? 5_000, ...ip },
-          seed,
+          // Instance records are keyed from the seed as before; a C tor key has only its expanded form.
+          key.seed ?? key.secretKey,
         )
       : this.dataDir
         ? directoryExchange(this.dataDir)

@@ -313,3 +313,49 @@ async function waitReady(
   }
   throw new Error(`not ready after ${timeoutMs} ms: ${why}`);
 }
+
+/**
+ * Runs a standalone `tor` just long enough to load (or create) the onion
+ * service keys in `hsDir` and write its `hostname` file, and returns that
+ * hostname line. C tor does this at startup, before it bootstraps; the one
+ * DirAuthority is a placeholder on port 1, so it contacts nothing.
+ */
+export async function ctorHostname(bin: string, hsDir: string, timeoutMs = 30_000): Promise<string> {
+  const dataDir = await mkdtemp(path.join(tmpdir(), 'shallot-ctor-hs-'));
+  const hostname = path.join(hsDir, 'hostname');
+  const torrc = path.join(dataDir, 'torrc');
+  await writeFile(
+    torrc,
+    [
+      `DataDirectory ${dataDir}`,
+      'SocksPort 0',
+      'TestingTorNetwork 1',
+      `DirAuthority x orport=1 no-v2 v3ident=${'0'.repeat(40)} 127.0.0.1:1 ${'0'.repeat(40)}`,
+      `HiddenServiceDir ${hsDir}`,
+      'HiddenServicePort 80 127.0.0.1:1',
+      `Log notice file ${path.join(dataDir, 'notice.log')}`,
+      '',
+    ].join('\n'),
+  );
+  const child = spawn(bin, ['-f', torrc], { stdio: 'ignore' });
+  try {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (child.exitCode !== null) break;
+      const text = await readFile(hostname, 'utf8').catch(() => '');
+      if (text.endsWith('\n')) return text;
+      await sleep(200);
+    }
+    const log = await readFile(path.join(dataDir, 'notice.log'), 'utf8').catch(() => '');
+    throw new Error(
+      `tor wrote no ${hostname} (exit ${child.exitCode}):\n${log.split('\n').slice(-10).join('\n')}`,
+    );
+  } finally {
+    if (child.exitCode === null && child.pid) {
+      const exited = new Promise((r) => child.once('exit', r));
+      process.kill(child.pid, 'SIGTERM');
+      await exited;
+    }
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}
