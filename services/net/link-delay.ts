@@ -66,18 +66,26 @@ export class BandwidthLimiter {
   charge(n: number): void {
     const t = this.now();
     this.bucket.spend(n, t);
-    // C tor rep_hist_bandwidth_assess: the highest rate over a whole 10 s
-    // window; windows are fixed, so idle time after one does not dilute it.
-    if (t - this.windowStart >= OBSERVE_WINDOW_MS) {
-      this.best = Math.max(this.best, (this.windowBytes * 1000) / OBSERVE_WINDOW_MS);
-      this.windowStart += Math.floor((t - this.windowStart) / OBSERVE_WINDOW_MS) * OBSERVE_WINDOW_MS;
-      this.windowBytes = 0;
-    }
+    this.roll(t);
     this.windowBytes += n;
+  }
+
+  /**
+   * C tor rep_hist_bandwidth_assess: the highest rate over a whole 10 s
+   * window; windows are fixed, so idle time after one does not dilute it.
+   * Rolled on reads and on every look, so a window that ended in silence
+   * still counts (C tor advances its history every second, not on traffic).
+   */
+  private roll(t: number): void {
+    if (t - this.windowStart < OBSERVE_WINDOW_MS) return;
+    this.best = Math.max(this.best, (this.windowBytes * 1000) / OBSERVE_WINDOW_MS);
+    this.windowStart += Math.floor((t - this.windowStart) / OBSERVE_WINDOW_MS) * OBSERVE_WINDOW_MS;
+    this.windowBytes = 0;
   }
 
   /** Observed bandwidth, bytes/s: the best 10 s average seen. */
   get observed(): number {
+    this.roll(this.now());
     return this.best;
   }
 }

@@ -15,6 +15,18 @@ describe('BandwidthLimiter', () => {
     l.charge(250_000);
     expect(l.waitMs()).toBeCloseTo(1500, 0);
   });
+
+  it('a window that ended in silence still counts: a busy relay that went idle reports what it carried', () => {
+    let now = 0;
+    const l = new BandwidthLimiter(1_000_000, 1_000_000, () => now);
+    for (; now < 5_000; now += 500) l.charge(30_000); // 300 kB in the first window, then nothing
+    now = 9_999;
+    expect(l.observed).toBe(0); // the window is not whole yet
+    now = 10_000;
+    expect(l.observed).toBe(30_000);
+    now = 60_000;
+    expect(l.observed).toBe(30_000); // idle windows do not dilute the best
+  });
 });
 
 describe('peerFromHeaders', () => {
