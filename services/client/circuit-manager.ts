@@ -62,6 +62,7 @@ import { sendmeAcceptMinVersion } from '../net/edge.js';
 import type { LinkShaping } from '../net/link-delay.js';
 import type { Logger } from '../net/log.js';
 import { CircuitError, OriginCircuit } from '../net/origin-circuit.js';
+import { LocationMetrics } from './location-metrics.js';
 import { type CircuitTarget, NetDir, type NetRelay } from './netdir.js';
 
 export interface CircuitManagerOptions {
@@ -171,6 +172,8 @@ export class CircuitManager {
   private readonly rng: Rng;
   private readonly now: () => number;
   private readonly m: Metrics['client'];
+  /** Build (and onion connect, client/onion.ts) time by location under a network model. */
+  readonly locations: LocationMetrics;
   private building = 0;
   private readonly lastHops = new WeakMap<OriginCircuit, NetRelay>();
   /** When each first-hop channel last showed life (a hop built through it, CONNECTED, stream data). */
@@ -191,6 +194,7 @@ export class CircuitManager {
     this.now = c.now ?? Date.now;
     this.pool = new ChannelPool({ keys: null, tls: opts.tls, rng: this.rng, shaping: opts.shaping ?? null });
     this.m = metricsFor(c.registry).client;
+    this.locations = new LocationMetrics(metricsFor(c.registry), opts.shaping ?? null);
     this.m.cbtTimeout.set(this.cbt.timeoutMs() / 1000);
     for (const purpose of ['exit', 'internal', 'onion-intro', 'onion-rend', 'hsdir']) {
       for (const outcome of ['success', 'failure']) this.m.circuits.labels({ purpose, outcome }).inc(0);
@@ -454,6 +458,7 @@ export class CircuitManager {
       this.cbt.addBuildTime(ms, path.length, timedOut);
       this.m.cbtTimeout.set(this.cbt.timeoutMs() / 1000);
       this.m.circuitBuild.labels({ purpose }).observe(ms / 1000);
+      this.locations.circuitBuilt(path, ms / 1000);
       this.m.circuits.labels({ purpose, outcome: 'success' }).inc();
       if (layer2) this.m.vanguardCircuits.labels({ relay: (path[1] as CircuitTarget).nickname }).inc();
       if (isGuard) {

@@ -180,6 +180,7 @@ export class OnionClient {
       // Inside the SOCKS deadline (proxy-server.ts): each phase's own timeout gives its error first.
       const stream = await withDeadline(this.open(req), req, (late) => late.destroy());
       this.m.onionConnect.observe((this.now() - started) / 1000);
+      this.source.circuits.locations.onionConnected((this.now() - started) / 1000);
       this.m.onionConnects.labels({ outcome: 'ok' }).inc();
       return stream;
     } catch (e) {

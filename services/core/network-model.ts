@@ -215,3 +215,20 @@ export function latencyBetween(model: NetworkModel, a: string, b: string): LinkL
 export function drawDelay(l: LinkLatency, u: number): number {
   return Math.max(0, l.latencyMs + (2 * u - 1) * l.jitterMs);
 }
+
+/**
+ * The locations of a path's hops, in order, joined by ">" ("eu>eu>asia"),
+ * for metrics by location; a hop the model cannot place (a relay it does
+ * not list, in a model without random assignment) is "unknown".
+ */
+export function pathLocations(model: NetworkModel, names: readonly string[]): string {
+  return names
+    .map((n) => {
+      try {
+        return locationOf(model, n);
+      } catch {
+        return 'unknown';
+      }
+    })
+    .join('>');
+}

@@ -52,6 +52,21 @@ function build(registry: Registry) {
         labelNames: ['outcome'] as const,
         registers: r,
       }),
+      // -- By location under a network model (issue 18): services/client/location-metrics.ts.
+      circuitBuildPath: new Histogram({
+        name: 'shallot_circuit_build_path_seconds',
+        help: 'Time to build a circuit under a network model, by the client\'s location and the locations of the path\'s hops (path="eu>eu>asia"; "other" past 64 paths per client, so the series stay bounded). All purposes.',
+        labelNames: ['location', 'path'] as const,
+        buckets: LATENCY_BUCKETS,
+        registers: r,
+      }),
+      onionConnectLocation: new Histogram({
+        name: 'shallot_onion_connect_location_seconds',
+        help: "Time from a SOCKS request for a .onion address to CONNECTED under a network model, by the client's location.",
+        labelNames: ['location'] as const,
+        buckets: LATENCY_BUCKETS,
+        registers: r,
+      }),
       // -- Onion connect phases (issue 13, shallot load's report): services/client/onion.ts.
       onionConnectPhase: new Histogram({
         name: 'shallot_onion_connect_phase_seconds',
@@ -301,10 +316,10 @@ function build(registry: Registry) {
         labelNames: ['relay'] as const,
         registers: r,
       }),
-      linkLatencyConfig: new Gauge({
-        name: 'shallot_link_latency_config_ms',
-        help: "The network model's one-way latency from each location to this node's, ms (and jitter), as its links apply it.",
-        labelNames: ['node', 'location', 'from', 'kind'] as const,
+      location: new Gauge({
+        name: 'shallot_relay_location',
+        help: "1 for the relay's location in the network model (join with shallot_network_model_latency_seconds); relays under a model only.",
+        labelNames: ['relay', 'location'] as const,
         registers: r,
       }),
       exitDnsQueries: new Counter({
@@ -439,6 +454,21 @@ function build(registry: Registry) {
         name: 'shallot_dir_peer_documents_refused_total',
         help: 'Votes and consensus signatures refused, by kind and reason (bad-signature, unknown-authority, ...).',
         labelNames: ['authority', 'kind', 'reason'] as const,
+        registers: r,
+      }),
+    },
+    // -- The network model itself (issue 18): metrics/model-series.ts, set by every node that has one.
+    model: {
+      latency: new Gauge({
+        name: 'shallot_network_model_latency_seconds',
+        help: 'The network model: one-way latency between two locations, seconds (links are symmetric: one series per pair, from <= to; models of at most 32 locations).',
+        labelNames: ['from', 'to'] as const,
+        registers: r,
+      }),
+      jitter: new Gauge({
+        name: 'shallot_network_model_jitter_seconds',
+        help: 'The network model: jitter (uniform +-) between two locations, seconds; one series per pair, from <= to.',
+        labelNames: ['from', 'to'] as const,
         registers: r,
       }),
     },

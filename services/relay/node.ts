@@ -7,12 +7,12 @@
 import type { Registry } from 'prom-client';
 import { utf8 } from '../core/bytes.js';
 import { ctEqual } from '../core/crypto.js';
-import { latencyBetween } from '../core/network-model.js';
 import { type NodeKeys, rotateOnionKey } from '../core/node-keys.js';
 import type { RelayMessage } from '../core/relay-cell.js';
 import type { ExtendTarget, HostPort } from '../core/relay-pivot.js';
 import { type AuthorityEndpoint, CONSENSUS_PATH } from '../directory/dir-client.js';
 import { type Metrics, metricsFor } from '../metrics/metrics.js';
+import { recordNetworkModel } from '../metrics/model-series.js';
 import type { DirRequest, DirResponse } from '../net/dir-http.js';
 import { writeKeyFile } from '../net/key-store.js';
 import type { Logger } from '../net/log.js';
@@ -77,6 +77,7 @@ export class RelayNode {
   private watcher: KeyFileWatcher | null = null;
   private keys: NodeKeys;
   private readonly m: Metrics['relay'];
+  private readonly model: Metrics['model'];
   private readonly logger: Logger;
   private readonly handlers: RelayHandler[] = [];
 
@@ -89,6 +90,7 @@ export class RelayNode {
     this.keys = opts.keys;
     this.logger = c.logger;
     this.m = metricsFor(c.registry).relay;
+    this.model = metricsFor(c.registry).model;
     this.relay = new Relay(
       {
         logger: c.logger,
@@ -175,6 +177,7 @@ export class RelayNode {
     this.m.keyRotations.labels({ relay: this.opts.nickname, key: 'onion' }).inc(0);
     this.updateKeyAges();
     this.updateShaping();
+    this.recordLocation();
     this.ageTimer = setInterval(() => {
       this.updateKeyAges();
       this.updateShaping();
@@ -242,7 +245,7 @@ export class RelayNode {
     await this.publisher.publish();
   }
 
-  /** The model and the bandwidth limit as series, for the dashboards (issue 18). */
+  /** Configured, advertised and observed bandwidth as series, for the dashboards (issue 18). */
   private updateShaping(): void {
     const relay = this.opts.nickname;
     const s = this.opts.shaping;
@@ -252,13 +255,14 @@ export class RelayNode {
       this.m.bandwidthBurst.labels({ relay }).set(s.limiter.burst);
       this.m.bandwidthObserved.labels({ relay }).set(s.limiter.observed);
     }
-    if (s?.model && s.location)
-      for (const from of s.model.locations) {
-        const l = latencyBetween(s.model, from, s.location);
-        const labels = { node: relay, location: s.location, from };
-        this.m.linkLatencyConfig.labels({ ...labels, kind: 'latency' }).set(l.latencyMs);
-        this.m.linkLatencyConfig.labels({ ...labels, kind: 'jitter' }).set(l.jitterMs);
-      }
+  }
+
+  /** The relay's location and the model itself, once: neither changes while it runs. */
+  private recordLocation(): void {
+    const s = this.opts.shaping;
+    if (!s?.model || !s.location) return;
+    this.m.location.labels({ relay: this.opts.nickname, location: s.location }).set(1);
+    recordNetworkModel(this.model, s.model);
   }
 
   private updateKeyAges(): void {

@@ -1,6 +1,6 @@
 // A shaped relay shows its model and limits as Prometheus series (issue 18):
-// configured rate and burst, advertised bandwidth, observed bandwidth, and
-// the one-way latency from every location to its own.
+// configured rate and burst, advertised bandwidth, observed bandwidth, its
+// location, and the model's one-way latency between every pair of locations.
 import { Registry } from 'prom-client';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseNetworkModel } from '../../services/core/network-model.js';
@@ -39,16 +39,15 @@ async function value(name: string, labels: Record<string, string>): Promise<numb
 }
 
 describe('shaping metrics', () => {
-  it('reports configured, advertised and observed bandwidth and the model latency', async () => {
+  it('reports configured, advertised and observed bandwidth, its location and the model', async () => {
     await node.start();
     expect(await value('shallot_relay_bandwidth_rate_bytes', { relay: 'slow' })).toBe(1024 * 1024);
     expect(await value('shallot_relay_bandwidth_burst_bytes', { relay: 'slow' })).toBe(2 * 1024 * 1024);
     expect(await value('shallot_relay_bandwidth_advertised_bytes', { relay: 'slow' })).toBe(1024 * 1024);
     expect(await value('shallot_relay_bandwidth_observed_bytes', { relay: 'slow' })).toBe(0);
-    const lat = (from: string, kind: string) =>
-      value('shallot_link_latency_config_ms', { node: 'slow', location: 'eu', from, kind });
-    expect(await lat('us', 'latency')).toBe(40);
-    expect(await lat('us', 'jitter')).toBe(5);
-    expect(await lat('eu', 'latency')).toBe(0);
+    expect(await value('shallot_relay_location', { relay: 'slow', location: 'eu' })).toBe(1);
+    expect(await value('shallot_network_model_latency_seconds', { from: 'eu', to: 'us' })).toBe(0.04);
+    expect(await value('shallot_network_model_jitter_seconds', { from: 'eu', to: 'us' })).toBe(0.005);
+    expect(await value('shallot_network_model_latency_seconds', { from: 'eu', to: 'eu' })).toBe(0);
   });
 });

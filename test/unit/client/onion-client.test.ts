@@ -192,6 +192,8 @@ function harness(scenario: Scenario, opts: OnionClientOptions = {}) {
     isRetired: () => false,
     watchStream: (_c: unknown, s: unknown) => s,
     expireWhenIdle() {},
+    // No network model here: nothing by location (client/location-metrics.ts has its own test).
+    locations: { onionConnected() {} },
     async build(req: { purpose: string }) {
       builds.push(req.purpose);
       if (req.purpose === 'onion-rend' && scenario.rendFails)

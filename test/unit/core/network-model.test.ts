@@ -4,6 +4,7 @@ import {
   latencyBetween,
   NetworkModelError,
   parseNetworkModel,
+  pathLocations,
   placeNodes,
 } from '../../../services/core/network-model.js';
 
@@ -109,5 +110,21 @@ describe('drawDelay', () => {
     expect(drawDelay({ latencyMs: 40, jitterMs: 5 }, 0)).toBe(35);
     expect(drawDelay({ latencyMs: 40, jitterMs: 5 }, 0.5)).toBe(40);
     expect(drawDelay({ latencyMs: 2, jitterMs: 5 }, 0)).toBe(0);
+  });
+});
+
+describe('pathLocations', () => {
+  it("joins the hops' locations in order; a hop the model cannot place is unknown", () => {
+    const m = parseNetworkModel(three);
+    expect(pathLocations(m, ['relay1', 'relay1', 'exit1'])).toBe('eu>eu>asia');
+    expect(pathLocations(m, ['relay1', 'stranger'])).toBe('eu>unknown');
+    expect(pathLocations(m, [])).toBe('');
+  });
+
+  it('places unlisted hops by the seeded draw, as the relays place themselves', () => {
+    const m = parseNetworkModel({ ...three, assign: 'random', seed: 3 });
+    const names = ['relay0', 'relay5', 'relay9'];
+    const placed = placeNodes(m, [...names, 'relay1', 'exit1']);
+    expect(pathLocations(m, names)).toBe(names.map((n) => placed.get(n)).join('>'));
   });
 });
