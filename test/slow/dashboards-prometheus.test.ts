@@ -8,6 +8,11 @@
 // expression, with Grafana's variables at "All", must be accepted by
 // Prometheus and return data.
 //
+// The relays and clients run under a small network model (two locations
+// 10 ms apart, relays placed by a seeded draw) and a BandwidthRate far
+// above the test's traffic, so the model, location and bandwidth panels
+// (issue 18) have data; the delay adds a few hundred ms per onion connect.
+//
 // Operator panels: no operator runs here, so the test sets a few operator
 // metric values (desired/ready relays, reconciles with one error, reconcile
 // durations, a key rotation) in the same registry. That proves the queries
@@ -20,8 +25,10 @@ import type { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ShallotClient } from '../../services/client/client.js';
 import { randomBytes } from '../../services/core/crypto.js';
+import { parseNetworkModel } from '../../services/core/network-model.js';
 import { createRegistry, metricsFor } from '../../services/metrics/metrics.js';
 import { type OpsServer, serveOps } from '../../services/metrics/server.js';
+import { bandwidthLimit, linkShaping } from '../../services/net/shaping-options.js';
 import { OnionService } from '../../services/onion-service/service.js';
 import { LocalNetwork } from '../../services/testnet/network.js';
 import { writeTargets } from '../../services/testnet/state.js';
@@ -69,6 +76,17 @@ let blob: TestServer | null = null;
 let prom: RunningPrometheus | null = null;
 
 const BLOB = randomBytes(64 * 1024);
+
+/** Two locations 10 ms apart; the clients "near", relays drawn with seed 5 (both locations get relays). */
+const MODEL = parseNetworkModel({
+  locations: ['near', 'far'],
+  links: [{ from: 'near', to: 'far', latencyMs: 10, jitterMs: 1 }],
+  nodes: { client: 'near' },
+  assign: 'random',
+  seed: 5,
+});
+/** 8 MiB/s: far above this test's traffic, so the bucket never holds it back. */
+const RATE = 8 * 1024 * 1024;
 
 function published(s: OnionService, timeoutMs: number): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -139,7 +157,16 @@ beforeAll(async () => {
   const logger = testLogger('net');
   net = await LocalNetwork.start(
     { logger, registry },
-    { authorities: 3, relays: 6, exits: 3, votingIntervalSec: 5, tls: true, host: '127.0.0.1', basePort: 0 },
+    {
+      authorities: 3,
+      relays: 6,
+      exits: 3,
+      votingIntervalSec: 5,
+      tls: true,
+      host: '127.0.0.1',
+      basePort: 0,
+      shaping: (nickname) => linkShaping(nickname, MODEL, bandwidthLimit(RATE, undefined)),
+    },
   );
   ops = await serveOps({ host: '127.0.0.1', port: 0, registry, health: () => ({ ok: true, ready: true }) });
   const targets = await writeTargets(
@@ -154,11 +181,21 @@ beforeAll(async () => {
   await net.waitForConsensus(6, 60_000);
   user = new ShallotClient(
     { logger: testLogger('client'), registry },
-    { authorities: net.endpoints, socksHost: '127.0.0.1', socksPort: 0 },
+    {
+      authorities: net.endpoints,
+      socksHost: '127.0.0.1',
+      socksPort: 0,
+      circuits: { shaping: linkShaping('client', MODEL, null) },
+    },
   );
   svcClient = new ShallotClient(
     { logger: testLogger('hs-client'), registry },
-    { authorities: net.endpoints, socksHost: '127.0.0.1', socksPort: null, circuits: { prebuild: 0 } },
+    {
+      authorities: net.endpoints,
+      socksHost: '127.0.0.1',
+      socksPort: null,
+      circuits: { prebuild: 0, shaping: linkShaping('client', MODEL, null) },
+    },
   );
   // The clients' counters exist at zero from construction; one scrape of those
   // zeros before any build, so rate() counts every build that follows (a series
@@ -306,6 +343,57 @@ describe('dashboards against a real Prometheus', () => {
     expect(one(rotations, { key: 'onion', namespace: 'shallot-test', network: 'local' })).toBeCloseTo(1, 0);
     const latency = await panel('operator', 'Reconcile latency p50 / p90 / p99', 'C');
     expect(one(latency, { kind: 'ShallotNetwork' })).toBeGreaterThan(0.01);
+  });
+
+  it('the network model panels show the model, the relay placement, bandwidth and build time by path', async () => {
+    const panel = async (dashboard: string, title: string, refId = 'A') => {
+      const d = dashboards.find((x) => x.name === dashboard) as DashboardFile;
+      const q = panelQueries(d).find((x) => x.panel === title && x.refId === refId);
+      if (!q) throw new Error(`${dashboard}: no panel "${title}" ${refId}`);
+      return vector(substitute(q.expr, d.json, DURATIONS));
+    };
+    const value = (s: PromSample) => Number(s.value?.[1]);
+    const latency = await panel('network-overview', 'Model latency between locations');
+    expect(
+      new Map(latency.map((s) => [`${s.metric.from}|${s.metric.to}`, value(s)])),
+      'one series per pair, seconds',
+    ).toEqual(
+      new Map([
+        ['far|far', 0],
+        ['far|near', 0.01],
+        ['near|near', 0],
+      ]),
+    );
+    const placed = await panel('network-overview', 'Relays per location');
+    const byLocation = new Map(placed.map((s) => [s.metric.location, value(s)]));
+    expect([...byLocation.values()].reduce((a, b) => a + b, 0)).toBe(6);
+    expect(byLocation.size, 'seed 5 puts relays in both locations').toBe(2);
+
+    const configured = await panel('relays', 'Configured vs observed bandwidth per relay', 'A');
+    expect(configured.map(value)).toEqual(Array(6).fill(RATE));
+    const observed = await panel('relays', 'Configured vs observed bandwidth per relay', 'B');
+    expect(observed.length).toBe(6);
+    // The exit streams and onion connections moved bytes: some relay observed some (best 10 s average).
+    expect(Math.max(...observed.map(value))).toBeGreaterThan(0);
+    for (const s of observed) expect(value(s)).toBeLessThanOrEqual(RATE * 1.05);
+    const advertised = await panel('relays', 'Configured vs observed bandwidth per relay', 'C');
+    for (const s of advertised) expect(value(s)).toBeLessThanOrEqual(RATE);
+    const share = await panel('relays', 'Observed share of the configured rate per relay');
+    for (const s of share) expect(value(s) >= 0 && value(s) <= 1.05, String(value(s))).toBe(true);
+
+    // Every build is filed under the clients' location and 3 or 4 hop locations of this model.
+    const byPath = await panel('circuits', 'Circuit build time by path (time range)');
+    expect(byPath.length).toBeGreaterThan(0);
+    for (const s of byPath) {
+      expect(s.metric.location).toBe('near');
+      expect(s.metric.path).toMatch(/^(near|far)(>(near|far)){2,3}$/);
+    }
+    // A path with a far hop pays a 10 ms link both ways at least once (>= 20 ms); the
+    // quantile interpolates inside its bucket, whose lower bound is then at least 10 ms.
+    const far = byPath.filter((s) => s.metric.path?.includes('far') && Number.isFinite(value(s)));
+    for (const s of far) expect(value(s), s.metric.path).toBeGreaterThanOrEqual(0.01);
+    const onion = await panel('onion-services', 'Onion connect time p50 / p90 by client location');
+    expect(onion.map((s) => s.metric.location)).toEqual(['near']);
   });
 
   it('the rendezvous-load panels see the joins spread over relays', async () => {
