@@ -68,6 +68,8 @@ import { type CircuitTarget, NetDir, type NetRelay } from './netdir.js';
 export interface CircuitManagerOptions {
   /** Dial relays over wss (default) or plain ws. */
   tls: boolean;
+  /** Dial raw TLS links (a C tor network, tor-spec §2) instead of WebSocket. */
+  rawTls: boolean;
   /** Apply the /16 rule (off on loopback testnets, where every relay is 127/8). */
   enforceSubnets: boolean;
   /** Clean exit circuits kept ready. */
@@ -100,6 +102,7 @@ export interface CircuitManagerOptions {
 
 export const DEFAULT_CIRCUIT_OPTIONS: CircuitManagerOptions = {
   tls: true,
+  rawTls: false,
   enforceSubnets: false,
   prebuild: 2,
   maxDirtinessMs: 10 * 60_000,
@@ -192,7 +195,13 @@ export class CircuitManager {
   ) {
     this.rng = c.rng ?? randomBytes;
     this.now = c.now ?? Date.now;
-    this.pool = new ChannelPool({ keys: null, tls: opts.tls, rng: this.rng, shaping: opts.shaping ?? null });
+    this.pool = new ChannelPool({
+      keys: null,
+      tls: opts.tls,
+      rawTls: opts.rawTls,
+      rng: this.rng,
+      shaping: opts.shaping ?? null,
+    });
     this.m = metricsFor(c.registry).client;
     this.locations = new LocationMetrics(metricsFor(c.registry), opts.shaping ?? null);
     this.m.cbtTimeout.set(this.cbt.timeoutMs() / 1000);
@@ -425,7 +434,12 @@ export class CircuitManager {
     try {
       try {
         channel = await Promise.race([
-          this.pool.get({ identity: first.identity, address: first.address, port: first.port }),
+          this.pool.get({
+            identity: first.identity,
+            address: first.address,
+            port: first.port,
+            ...(first.legacyId ? { legacyId: first.legacyId } : {}),
+          }),
           abandoned,
         ]);
       } catch (e) {

@@ -3,7 +3,11 @@
  * relays that path selection and circuit building can use.
  *
  * Follows dir-spec §3.4.1 (consensus entries) and path-spec §2.2 (what a
- * position needs); the consensus itself is verified in dir-client.ts.
+ * position needs); the consensus itself is verified in dir-client.ts (a
+ * Shallot network) or ctor-dir.ts (a C tor network). On a C tor network each
+ * relay also carries its RSA legacy id (`legacyIds`, from
+ * core/ctor/to-consensus.ts): the ntor node id, the EXTEND2 legacy link
+ * specifier and the RSA identity its link must prove (tor-spec §4.2, §5.1.2).
  */
 import { toHex } from '../core/bytes.js';
 import type { Consensus } from '../core/dir/consensus.js';
@@ -33,8 +37,17 @@ export class NetDir {
   readonly relays: NetRelay[];
   private readonly byId: Map<string, NetRelay>;
 
-  constructor(readonly consensus: Consensus) {
-    this.relays = consensus.relays.map((r) => ({
+  /** `legacyIds`: hex Ed25519 id → RSA identity digest, for C tor relays (none on a Shallot network). */
+  constructor(
+    readonly consensus: Consensus,
+    legacyIds?: ReadonlyMap<string, Uint8Array>,
+  ) {
+    this.relays = consensus.relays.map((r) => this.relay(r, legacyIds?.get(toHex(r.identity))));
+    this.byId = new Map(this.relays.map((r) => [r.id, r]));
+  }
+
+  private relay(r: ConsensusRelay, legacyId: Uint8Array | undefined): NetRelay {
+    return {
       id: toHex(r.identity),
       entry: r,
       nickname: r.nickname,
@@ -46,8 +59,8 @@ export class NetDir {
       bandwidth: r.bandwidth,
       family: r.family,
       allowsExitPort: (port: number) => allowsAnyPort(r.exitPolicy, port),
-    }));
-    this.byId = new Map(this.relays.map((r) => [r.id, r]));
+      ...(legacyId ? { legacyId } : {}),
+    };
   }
 
   get(id: string): NetRelay | undefined {

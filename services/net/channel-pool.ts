@@ -2,18 +2,27 @@
  * Open channels by peer identity, so circuits to the same relay share one
  * link (tor-spec §5.1.2: an extending relay reuses a matching channel).
  * Concurrent requests for the same peer wait on one dial.
+ *
+ * Links are WebSocket (Shallot relays) or, with `rawTls`, cells straight
+ * over TLS as C tor relays speak them (tor-spec §2, tls-transport.ts). A
+ * peer dialled with a `legacyId` must prove that RSA identity too (CERTS
+ * types 2 and 7, tor-spec §4.2), as C tor checks the RSA digest it
+ * extends to.
  */
 import { toHex } from '../core/bytes.js';
 import type { Rng } from '../core/crypto.js';
 import { Channel, type ChannelLimits } from './channel.js';
 import type { LinkShaping } from './link-delay.js';
 import type { LinkKeys } from './link-keys.js';
-import { dialLink, linkUrl } from './transport.js';
+import { dialTlsLink } from './tls-transport.js';
+import { dialLink, type Link, linkUrl } from './transport.js';
 
 export interface PeerAddress {
   identity: Uint8Array;
   address: string;
   port: number;
+  /** The RSA identity digest the peer must prove (C tor relays); none for Shallot relays. */
+  legacyId?: Uint8Array;
 }
 
 export interface ChannelPoolOptions {
@@ -21,6 +30,8 @@ export interface ChannelPoolOptions {
   keys: LinkKeys | null;
   /** Dial `wss` (default) or plain `ws`. */
   tls: boolean;
+  /** Dial raw TLS links instead of WebSocket (a C tor network); `tls` is then ignored. */
+  rawTls?: boolean;
   limits?: Partial<ChannelLimits>;
   dialTimeoutMs?: number;
   rng?: Rng;
@@ -59,10 +70,14 @@ export class ChannelPool {
   private async dial(peer: PeerAddress, key: string): Promise<Channel> {
     if (this.closed) throw new Error('channel pool closed');
     const timeout = this.opts.dialTimeoutMs ?? 10_000;
-    const link = await dialLink(linkUrl(peer.address, peer.port, this.opts.tls), timeout, this.opts.shaping);
+    // The network model shapes WebSocket links only (tls-transport.ts: not in that module).
+    const link: Link = this.opts.rawTls
+      ? await dialTlsLink(peer.address, peer.port, timeout)
+      : await dialLink(linkUrl(peer.address, peer.port, this.opts.tls), timeout, this.opts.shaping);
     const ch = await Channel.initiate(link, {
       keys: this.opts.keys,
       expectedIdentity: peer.identity,
+      ...(peer.legacyId ? { expectedLegacyId: peer.legacyId } : {}),
       limits: { handshakeTimeoutMs: timeout, ...this.opts.limits },
       ...(this.opts.rng ? { rng: this.opts.rng } : {}),
     });
