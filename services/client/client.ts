@@ -16,16 +16,27 @@
  * the stream is tried on another circuit, until the SOCKS request's
  * deadline (inside SocksTimeout, see proxy-server.ts) or `streamAttempts`.
  *
+ * On a C tor network (`torAuthorities`: the torrc's DirAuthority lines) the
+ * directory comes from ctor-dir.ts (dir-spec §5: key certificates, the
+ * microdesc consensus, microdescriptors; signatures checked against a
+ * majority of the configured v3idents) on the same refresh schedule, asking
+ * the authorities in random order as C tor spreads its directory fetches;
+ * links are raw TLS and each relay's RSA legacy id is checked on the link
+ * and named in EXTEND2 (circuit-manager.ts `rawTls`, netdir.ts).
+ *
  * Limitations: the consensus comes from the authorities' HTTP ports, not
- * from directory caches over BEGIN_DIR; documented in README.
+ * from directory caches over BEGIN_DIR; documented in README. On a C tor
+ * network every refresh fetches all microdescriptors again (C tor keeps a
+ * cache and asks only for new digests), which is cheap for a testnet.
  */
 
 import type { Duplex } from 'node:stream';
 import type { Registry } from 'prom-client';
 import type { ClientAuthPrivate } from '../core/client-auth.js';
 import { type Rng, randomBytes } from '../core/crypto.js';
+import type { DirAuthority } from '../core/ctor/dir-authority.js';
 import { PathError } from '../core/path.js';
-import { uniformFraction } from '../core/random.js';
+import { shuffled, uniformFraction } from '../core/random.js';
 import { EndReason } from '../core/relay-cell.js';
 import { type AuthorityEndpoint, clientConsensusFetchTime, fetchConsensus } from '../directory/dir-client.js';
 import { type Metrics, metricsFor } from '../metrics/metrics.js';
@@ -33,12 +44,16 @@ import type { Logger } from '../net/log.js';
 import { CircuitError, type OriginCircuit, StreamRefusedError } from '../net/origin-circuit.js';
 import { CircuitManager, type CircuitManagerOptions, DEFAULT_CIRCUIT_OPTIONS } from './circuit-manager.js';
 import { ConnectError, type Connector, type ConnectRequest, remainingMs, withDeadline } from './connect.js';
+import { fetchCtorDirectory } from './ctor-dir.js';
 import { NetDir } from './netdir.js';
 import { createOnionConnector, type OnionClientOptions } from './onion.js';
 import { type SocksServer, type SocksServerOptions, startSocksServer } from './socks-server.js';
 
 export interface ClientOptions {
-  authorities: AuthorityEndpoint[];
+  /** Shallot directory authorities; exactly one of this and `torAuthorities`. */
+  authorities?: AuthorityEndpoint[];
+  /** A C tor network's authorities (core/ctor/dir-authority.ts): raw TLS links, RSA legacy ids. */
+  torAuthorities?: readonly DirAuthority[];
   socksHost: string;
   /** 0 picks a free port; null runs without SOCKS (an onion service's own client). */
   socksPort: number | null;
@@ -89,9 +104,12 @@ export class ShallotClient {
     this.now = c.now ?? Date.now;
     this.rng = c.rng ?? randomBytes;
     this.m = metricsFor(c.registry).client;
+    if (!opts.authorities === !opts.torAuthorities)
+      throw new Error('a client needs either Shallot authorities or C tor DirAuthority lines, not both');
     this.circuits = new CircuitManager(
       { logger: c.logger, registry: c.registry, rng: this.rng, now: this.now },
-      { ...DEFAULT_CIRCUIT_OPTIONS, ...opts.circuits },
+      // C tor relays speak cells straight over TLS (tor-spec §2).
+      { ...DEFAULT_CIRCUIT_OPTIONS, ...opts.circuits, ...(opts.torAuthorities ? { rawTls: true } : {}) },
     );
     this.onion = createOnionConnector(this, {
       logger: c.logger.child('onion'),
@@ -142,12 +160,8 @@ export class ShallotClient {
     if (this.stopped) return;
     let delayMs: number;
     try {
-      const { consensus, from } = await fetchConsensus(this.opts.authorities, {
-        nowMs: this.now(),
-        skewMs: this.opts.skewMs ?? 5_000,
-        rng: this.rng,
-      });
-      const dir = new NetDir(consensus);
+      const { dir, from } = await this.fetchDir();
+      const consensus = dir.consensus;
       const first = !this.dir;
       this.circuits.setNetDir(dir);
       // Series exist at 0 from the start, so rate() and increase() see the first event.
@@ -172,6 +186,22 @@ export class ShallotClient {
     if (this.stopped) return;
     this.refreshTimer = setTimeout(() => void this.refresh(!this.dir), delayMs);
     this.refreshTimer.unref();
+  }
+
+  /** A verified directory from the Shallot or C tor authorities. */
+  private async fetchDir(): Promise<{ dir: NetDir; from: string }> {
+    const tor = this.opts.torAuthorities;
+    if (tor) {
+      const order = shuffled(tor, this.rng);
+      const c = await fetchCtorDirectory(order, { now: this.now });
+      return { dir: new NetDir(c.consensus, c.legacyIds), from: 'C tor authorities' };
+    }
+    const { consensus, from } = await fetchConsensus(this.opts.authorities ?? [], {
+      nowMs: this.now(),
+      skewMs: this.opts.skewMs ?? 5_000,
+      rng: this.rng,
+    });
+    return { dir: new NetDir(consensus), from };
   }
 
   /** SOCKS CONNECT handler: an exit stream or (with a connector) an onion stream. */

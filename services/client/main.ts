@@ -1,13 +1,16 @@
 /**
  * Process entry for a client: SOCKS4/4a/5 on 127.0.0.1 in front of a
- * Shallot network, and optionally an HTTP CONNECT tunnel port (C tor
- * HTTPTunnelPort, off unless asked for, as in C tor).
+ * Shallot network, or of a C tor network given by its torrc DirAuthority
+ * lines, and optionally an HTTP CONNECT tunnel port (C tor HTTPTunnelPort,
+ * off unless asked for, as in C tor).
  *
  *   node dist/services/client/main.js --authorities "id@host:port,..." \
  *     [--socks-port 9050] [--http-tunnel-port 9080] [--data-dir D] [--ops-port M]
+ *   node dist/services/client/main.js --tor-authorities torrc [...]
  */
 import { Command } from 'commander';
 import type { HandshakeName } from '../core/create-handshake.js';
+import type { DirAuthority } from '../core/ctor/dir-authority.js';
 import { authoritiesOption } from '../directory/authorities-option.js';
 import type { AuthorityEndpoint } from '../directory/dir-client.js';
 import { createRegistry } from '../metrics/metrics.js';
@@ -30,6 +33,7 @@ import { createLogger } from '../net/log.js';
 import { linkShaping, networkModelFrom } from '../net/shaping-options.js';
 import { ShallotClient } from './client.js';
 import { startHttpTunnelServer } from './http-tunnel.js';
+import { torAuthoritiesOption } from './tor-authorities.js';
 
 const env = process.env;
 
@@ -37,9 +41,10 @@ export async function main(argv: string[]): Promise<void> {
   const program: Command = new Command()
     .name('shallot-client')
     .description(
-      'A Shallot client: SOCKS4/4a/5 (with Tor extended error codes) and an HTTP CONNECT tunnel into a Shallot network',
+      'A Shallot client: SOCKS4/4a/5 (with Tor extended error codes) and an HTTP CONNECT tunnel into a Shallot network or a C tor network',
     )
     .addOption(authoritiesOption())
+    .addOption(torAuthoritiesOption())
     .option('--socks-host <host>', 'SOCKS listen address', env.SHALLOT_SOCKS_HOST ?? '127.0.0.1')
     .option(
       '--socks-port <port>',
@@ -102,6 +107,7 @@ export async function main(argv: string[]): Promise<void> {
   const o = program.opts<
     {
       authorities?: AuthorityEndpoint[];
+      torAuthorities?: DirAuthority[];
       socksHost: string;
       socksPort: number;
       httpTunnelPort?: number;
@@ -118,7 +124,17 @@ export async function main(argv: string[]): Promise<void> {
       location?: string;
     } & OpsOptions
   >();
-  const authorities = o.authorities ?? program.error('--authorities (or SHALLOT_AUTHORITIES) is required');
+  if (o.authorities && o.torAuthorities)
+    program.error(
+      '--authorities (a Shallot network) and --tor-authorities (a C tor network) exclude each other',
+    );
+  const network: { authorities: AuthorityEndpoint[] } | { torAuthorities: DirAuthority[] } = o.torAuthorities
+    ? { torAuthorities: o.torAuthorities }
+    : {
+        authorities:
+          o.authorities ??
+          program.error('--authorities (or SHALLOT_AUTHORITIES) or --tor-authorities FILE is required'),
+      };
   const logLevel = logLevelOption(program, o.logLevel);
   const clientAuthKeys = o.onionAuthDir
     ? await readClientAuthKeys(o.onionAuthDir).catch((e: Error) => program.error(e.message))
@@ -139,7 +155,7 @@ export async function main(argv: string[]): Promise<void> {
   const client = new ShallotClient(
     { logger, registry },
     {
-      authorities,
+      ...network,
       socksHost: o.socksHost,
       socksPort: o.socksPort,
       ...(clientAuthKeys ? { clientAuthKeys } : {}),
