@@ -19,7 +19,13 @@
  * removes the public authorities, so nothing here can reach the real Tor
  * network; the only DirAuthority lines are ours. Exits accept 127.0.0.0/8
  * only, with ExitPolicyRejectPrivate off (chutney's exit-v4.i) since C tor
- * otherwise prepends `reject private:*`.
+ * otherwise prepends `reject private:*`. A microdescriptor's exit-policy
+ * summary counts only rules on every address (C tor policy_summarize), so
+ * such an exit advertises no port and a client choosing its path from
+ * microdescriptors (a Shallot client, or C tor's) finds no exit: chutney
+ * exit-v4.i's work-around for tor#11264 is to accept some ports
+ * everywhere, which `exitPorts` does (`accept *:<port>` for each). Only
+ * this network's clients can use that, on a host without outside routes.
  *
  * Limitations: IPv4 only; no bridges, clients or onion services; voting
  * intervals shorter than 20 s made C tor's first consensus less reliable
@@ -109,12 +115,15 @@ const AUTHORITY_TORRC = [
   'TestingV3AuthInitialDistDelay 4',
 ];
 const RELAY_TORRC = ['ExitRelay 0', 'ExitPolicy reject *:*'];
-const EXIT_TORRC = [
-  'ExitRelay 1',
-  'ExitPolicyRejectPrivate 0',
-  'ExitPolicy accept 127.0.0.0/8:*',
-  'ExitPolicy reject *:*',
-];
+function exitTorrc(exitPorts: readonly number[]): string[] {
+  return [
+    'ExitRelay 1',
+    'ExitPolicyRejectPrivate 0',
+    'ExitPolicy accept 127.0.0.0/8:*',
+    ...exitPorts.map((p) => `ExitPolicy accept *:${p}`),
+    'ExitPolicy reject *:*',
+  ];
+}
 
 function run(cmd: string, args: string[], opts: { cwd?: string; input?: string } = {}): string {
   const r = spawnSync(cmd, args, { ...opts, encoding: 'utf8', timeout: 60_000 });
@@ -136,6 +145,8 @@ export async function startCtorTestnet(opts: {
   bin: string;
   relays?: number;
   exits?: number;
+  /** Ports the exits accept on every address, so their microdescriptors advertise them (see the header). */
+  exitPorts?: readonly number[];
   readyTimeoutMs?: number;
 }): Promise<CtorTestnet> {
   const dir = await mkdtemp(path.join(tmpdir(), 'shallot-ctor-'));
@@ -238,7 +249,11 @@ export async function startCtorTestnet(opts: {
         ...lines,
         `DirPort 127.0.0.1:${n.dirPort}`,
         `ContactInfo ${n.nickname}@test.test`,
-        ...(n.role === 'authority' ? AUTHORITY_TORRC : n.role === 'exit' ? EXIT_TORRC : RELAY_TORRC),
+        ...(n.role === 'authority'
+          ? AUTHORITY_TORRC
+          : n.role === 'exit'
+            ? exitTorrc(opts.exitPorts ?? [])
+            : RELAY_TORRC),
       ];
       const file = path.join(n.dir, 'torrc');
       await writeFile(file, `${torrc.join('\n')}\n`);

@@ -1,0 +1,128 @@
+// Issue 19: the Shallot client and `shallot load` on a C tor network, used
+// as a user uses them. The test starts a C tor network
+// (test/setup/ctor-testnet.ts: 3 authorities, 2 relays, 2 exits of
+// Debian's tor; the exits advertise the web target's port, see its header),
+// writes the authorities' DirAuthority lines to a file and runs
+// - the real client process, `node dist/services/client/main.js
+//   --tor-authorities FILE`: it reads the directory from the C tor
+//   authorities, picks its own path from the mapped consensus, dials raw TLS
+//   links checking RSA identities, and curl fetches 10 MiB through its SOCKS
+//   port and a C tor exit, digest checked;
+// - `shallot load --tor-authorities FILE` against the web target: every
+//   request succeeds and the report shows, from what its client saw, how
+//   circuits spread over the C tor relays at each position.
+// Needs `npm run build` (dist/) and tor + tor-gencert.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { builtinSha256 } from '../../services/onion-service/builtin-http.js';
+import { ephemeralPort } from '../../services/testnet/ports.js';
+import { startWebTarget, type WebTarget } from '../../services/testnet/web.js';
+import { collectOutput, curlSocks, sha256Hex } from '../helpers/up-cli.js';
+import { type CtorTestnet, findTor, startCtorTestnet } from '../setup/ctor-testnet.js';
+
+const ROOT = new URL('../../', import.meta.url).pathname;
+const CLIENT = path.join(ROOT, 'dist/services/client/main.js');
+const SIZE = 10 * 1024 * 1024;
+
+let net: CtorTestnet;
+let web: WebTarget;
+let dir: string;
+let authFile: string;
+const children: ChildProcess[] = [];
+
+beforeAll(async () => {
+  const bin = findTor();
+  if (!bin)
+    throw new Error(
+      'tor or tor-gencert is missing: run `bash test/setup/install-tools.sh` (Debian package "tor") or set TOR_BIN',
+    );
+  dir = await mkdtemp(path.join(tmpdir(), 'shallot-ctor-client-'));
+  web = await startWebTarget('127.0.0.1', await ephemeralPort());
+  net = await startCtorTestnet({ bin, relays: 2, exits: 2, exitPorts: [web.port] });
+  authFile = path.join(dir, 'authorities.torrc');
+  await writeFile(authFile, `# the C tor testnet's authorities\n${net.dirAuthorities}\n`);
+}, 300_000);
+
+afterAll(async () => {
+  await Promise.all(
+    children.map(
+      (c) =>
+        new Promise<void>((resolve) => {
+          if (c.exitCode !== null || c.signalCode !== null || !c.pid) return resolve();
+          const kill = setTimeout(() => c.pid && process.kill(c.pid, 'SIGKILL'), 5_000);
+          c.once('exit', () => {
+            clearTimeout(kill);
+            resolve();
+          });
+          process.kill(c.pid, 'SIGTERM');
+        }),
+    ),
+  );
+  await net?.stop();
+  await web?.close();
+  if (dir) await rm(dir, { recursive: true, force: true });
+}, 30_000);
+
+/** GET /healthz until the client reports a consensus loaded. */
+async function waitClientReady(opsPort: number, out: { text: string }, timeoutMs: number): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    const res = await fetch(`http://127.0.0.1:${opsPort}/readyz`, {
+      signal: AbortSignal.timeout(2_000),
+    }).catch(() => null);
+    if (res?.ok) return;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  throw new Error(`client not ready in ${timeoutMs} ms:\n${out.text}`);
+}
+
+describe('the Shallot client process on a C tor network', () => {
+  it('refuses a malformed authorities file as a usage error', async () => {
+    const bad = path.join(dir, 'bad.torrc');
+    await writeFile(bad, 'DirAuthority auth0 orport=1 v3ident=ZZ 127.0.0.1:1 00\n');
+    const child = spawn(process.execPath, [CLIENT, '--tor-authorities', bad, '--socks-port', '0'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const out = collectOutput(child);
+    const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+    expect(code).not.toBe(0);
+    expect(out.text).toMatch(/bad\.torrc:1: DirAuthority: v3ident is not 40 hex digits/);
+  }, 30_000);
+
+  it('serves SOCKS: curl fetches 10 MiB through a C tor exit, digest checked', async () => {
+    const socksPort = await ephemeralPort();
+    const opsPort = await ephemeralPort();
+    const child = spawn(
+      process.execPath,
+      [
+        CLIENT,
+        '--tor-authorities',
+        authFile,
+        '--socks-port',
+        String(socksPort),
+        '--ops-port',
+        String(opsPort),
+        '--data-dir',
+        path.join(dir, 'client'),
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    children.push(child);
+    const out = collectOutput(child);
+    await waitClientReady(opsPort, out, 60_000);
+    const body = await curlSocks(
+      `127.0.0.1:${socksPort}`,
+      `http://127.0.0.1:${web.port}/bytes/${SIZE}`,
+    ).catch((e: Error) => {
+      throw new Error(`${e.message}\nclient output:\n${out.text}`);
+    });
+    expect(body.length).toBe(SIZE);
+    expect(sha256Hex(body)).toBe(builtinSha256(SIZE));
+    // The client's own view: its circuits ran through C tor relays, not a Shallot network.
+    const metrics = await (await fetch(`http://127.0.0.1:${opsPort}/metrics`)).text();
+    expect(metrics).toMatch(/shallot_circuits_total\{[^}]*outcome="success"[^}]*\} [1-9]/);
+  }, 180_000);
+});
