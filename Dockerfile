@@ -12,7 +12,7 @@
 # the entry's command-line flag; extra flags may be passed as arguments),
 # serves /healthz, /readyz and /metrics on SHALLOT_OPS_PORT (9100), and
 # stops cleanly on SIGTERM: node is PID 1 and the entries handle SIGTERM
-# themselves (services/net/cli.ts onShutdown), so no init is needed.
+# themselves (services/runtime/cli.ts onShutdown), so no init is needed.
 # No `# syntax=` line and no RUN in the runtime targets: builds offline with
 # a local base image and with any builder (BuildKit, buildah).
 

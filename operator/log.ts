@@ -1,21 +1,19 @@
 /**
  * The operator's logger: one JSON object per line on stderr (what log
- * collectors in a cluster expect), with a level filter. Kept here rather
- * than borrowed from services/net, which the operator does not depend on.
+ * collectors in a cluster expect), with the services' levels and level
+ * filter (services/runtime/log.ts, which writes text lines).
  */
-export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
-const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
+import {
+  isLogLevel,
+  LOG_LEVEL_ORDER,
+  type LogLevel,
+  type Logger as ServiceLogger,
+} from '../services/runtime/log.js';
 
-export interface Logger {
-  debug(msg: string, fields?: Record<string, unknown>): void;
-  info(msg: string, fields?: Record<string, unknown>): void;
-  warn(msg: string, fields?: Record<string, unknown>): void;
-  error(msg: string, fields?: Record<string, unknown>): void;
-}
+export { isLogLevel, type LogLevel };
 
-export function isLogLevel(s: string): s is LogLevel {
-  return s in ORDER;
-}
+/** The services' logger without child loggers: the operator logs as one component. */
+export type Logger = Omit<ServiceLogger, 'child'>;
 
 export function createLogger(
   level: LogLevel = 'info',
@@ -24,7 +22,7 @@ export function createLogger(
   const at =
     (lvl: Exclude<LogLevel, 'silent'>) =>
     (msg: string, fields: Record<string, unknown> = {}) => {
-      if (ORDER[lvl] < ORDER[level]) return;
+      if (LOG_LEVEL_ORDER[lvl] < LOG_LEVEL_ORDER[level]) return;
       write(`${JSON.stringify({ time: new Date().toISOString(), level: lvl, msg, ...fields })}\n`);
     };
   return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };

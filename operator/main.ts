@@ -13,7 +13,7 @@ import { pathToFileURL } from 'node:url';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { Registry } from 'prom-client';
 import { createRegistry, metricsFor } from '../services/metrics/metrics.js';
-import { type OpsServer, serveOps } from '../services/metrics/server.js';
+import { type OpsServer, serveOps } from '../services/runtime/ops-server.js';
 import { configFromEnv, type OperatorConfig } from './config.js';
 import { Controller } from './controller.js';
 import { KubeEventRecorder } from './events.js';

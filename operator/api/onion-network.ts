@@ -171,7 +171,7 @@ export const onionNetworkSpecSchema: JSONSchema = obj(
       },
       {
         default: {},
-        // C tor's rules (options_validate_relay_bandwidth), as net/shaping-options.ts checks them.
+        // C tor's rules (options_validate_relay_bandwidth), as runtime/shaping-options.ts checks them.
         // has(): the apiserver checks the rules against the default `{}`
         // too, where the fields' own defaults are not filled in.
         'x-kubernetes-validations': [

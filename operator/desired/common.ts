@@ -4,7 +4,7 @@
  *
  * Design notes:
  * - Key files are refused by the services when group- or world-readable
- *   (net/key-store.ts, onion-service/identity.ts), but a Secret volume with
+ *   (runtime/private-file.ts via runtime/key-store.ts and onion-service/identity.ts), but a Secret volume with
  *   fsGroup is always group-readable (kubelet adds 0440). So an init
  *   container copies the key from the Secret volume into a memory-backed
  *   emptyDir with mode 0600, owned by the container user, which the service

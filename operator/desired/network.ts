@@ -98,7 +98,7 @@ export function authorityAddress(net: string, ns: string, i: number): string {
   return `${authorityPodName(net, i)}.${authorityName(net)}.${ns}.svc:${DIR_PORT}`;
 }
 
-/** "hexid@host:port,..." as services/directory/dir-client.ts parseAuthorityList reads it. */
+/** "hexid@host:port,..." as services/net/dir-client.ts parseAuthorityList reads it. */
 export function formatAuthorityList(net: string, ns: string, identities: string[]): string {
   return identities.map((id, i) => `${id}@${authorityAddress(net, ns, i)}`).join(',');
 }

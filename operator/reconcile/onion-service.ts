@@ -8,7 +8,7 @@
 import { fromUtf8 } from '../../services/core/bytes.js';
 import { parseClientAuthPublicKey } from '../../services/core/client-auth.js';
 import { randomBytes } from '../../services/core/crypto.js';
-import { decodeIdentityFile, encodeIdentityFile } from '../../services/onion-service/identity.js';
+import { decodeIdentityFile, encodeIdentityFile } from '../../services/core/onion-identity-file.js';
 import { API_VERSION } from '../api/crds.js';
 import { type OnionService, type OnionServiceStatus, onionServiceSpecSchema } from '../api/onion-service.js';
 import { applyDefaults } from '../api/schema.js';

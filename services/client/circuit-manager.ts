@@ -35,7 +35,7 @@
  * have a middle between it and the target (G-L2-M-target); a request for
  * two chosen hops (the client's rendezvous circuit) stays G-L2-target.
  */
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Registry } from 'prom-client';
 import { CircuitBuildTimeout, cbtParamsFrom } from '../core/cbt.js';
@@ -60,8 +60,9 @@ import type { Channel } from '../net/channel.js';
 import { ChannelPool } from '../net/channel-pool.js';
 import { sendmeAcceptMinVersion } from '../net/edge.js';
 import type { LinkShaping } from '../net/link-delay.js';
-import type { Logger } from '../net/log.js';
 import { CircuitError, OriginCircuit } from '../net/origin-circuit.js';
+import type { Logger } from '../runtime/log.js';
+import { writePrivateFile } from '../runtime/private-file.js';
 import { LocationMetrics } from './location-metrics.js';
 import { type CircuitTarget, NetDir, type NetRelay } from './netdir.js';
 
@@ -241,9 +242,7 @@ export class CircuitManager {
 
   private async saveGuards(): Promise<void> {
     if (!this.opts.dataDir) return;
-    const tmp = `${this.guardFile()}.tmp`;
-    await writeFile(tmp, encodeGuardState(this.guards), { mode: 0o600 });
-    await rename(tmp, this.guardFile());
+    await writePrivateFile(this.guardFile(), encodeGuardState(this.guards));
   }
 
   setNetDir(dir: NetDir): void {

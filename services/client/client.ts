@@ -38,10 +38,10 @@ import type { DirAuthority } from '../core/ctor/dir-authority.js';
 import { PathError } from '../core/path.js';
 import { shuffled, uniformFraction } from '../core/random.js';
 import { EndReason } from '../core/relay-cell.js';
-import { type AuthorityEndpoint, clientConsensusFetchTime, fetchConsensus } from '../directory/dir-client.js';
 import { type Metrics, metricsFor } from '../metrics/metrics.js';
-import type { Logger } from '../net/log.js';
+import { type AuthorityEndpoint, clientConsensusFetchTime, fetchConsensus } from '../net/dir-client.js';
 import { CircuitError, type OriginCircuit, StreamRefusedError } from '../net/origin-circuit.js';
+import type { Logger } from '../runtime/log.js';
 import { CircuitManager, type CircuitManagerOptions, DEFAULT_CIRCUIT_OPTIONS } from './circuit-manager.js';
 import { ConnectError, type Connector, type ConnectRequest, remainingMs, withDeadline } from './connect.js';
 import { fetchCtorDirectory } from './ctor-dir.js';
@@ -171,7 +171,7 @@ export class ShallotClient {
         this.c.logger.info('bootstrapped: consensus loaded', { relays: dir.relays.length, from });
         for (const w of this.consensusWaiters.splice(0)) w();
       }
-      // dir-spec §5.1: at a random time in the clients' window (dir-client.ts
+      // dir-spec §5.1: at a random time in the clients' window (net/dir-client.ts
       // clientConsensusFetchTime), so clients do not all fetch at once.
       delayMs = this.opts.refreshPromptly
         ? Math.max(250, consensus.freshUntilMs - this.now() + 250)

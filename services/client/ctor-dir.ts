@@ -23,7 +23,7 @@
  * (dir-spec §5.2), at most 92 per request as C tor's client asks.
  *
  * Not in this module: BEGIN_DIR fetches through a circuit, refetch timing
- * (dir-client.ts has dir-spec §5.1's schedule), consensus diffs.
+ * (net/dir-client.ts has dir-spec §5.1's schedule), consensus diffs.
  *
  * Limitations: authorities only (no directory caches); one attempt each.
  */

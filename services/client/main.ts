@@ -11,10 +11,10 @@
 import { Command } from 'commander';
 import type { HandshakeName } from '../core/create-handshake.js';
 import type { DirAuthority } from '../core/ctor/dir-authority.js';
-import { authoritiesOption } from '../directory/authorities-option.js';
-import type { AuthorityEndpoint } from '../directory/dir-client.js';
 import { createRegistry } from '../metrics/metrics.js';
-import { serveOpsIfAsked } from '../metrics/server.js';
+import type { AuthorityEndpoint } from '../net/dir-client.js';
+import type { LinkShaping } from '../net/link-delay.js';
+import { authoritiesOption } from '../runtime/authorities-option.js';
 import {
   addOpsOptions,
   envInt,
@@ -26,11 +26,11 @@ import {
   onShutdown,
   runIfMain,
   vanguardsLiteOption,
-} from '../net/cli.js';
-import { readClientAuthKeys } from '../net/client-auth-files.js';
-import type { LinkShaping } from '../net/link-delay.js';
-import { createLogger } from '../net/log.js';
-import { linkShaping, networkModelFrom } from '../net/shaping-options.js';
+} from '../runtime/cli.js';
+import { readClientAuthKeys } from '../runtime/client-auth-files.js';
+import { createLogger } from '../runtime/log.js';
+import { serveOpsIfAsked } from '../runtime/ops-server.js';
+import { linkShaping, networkModelFrom } from '../runtime/shaping-options.js';
 import { ShallotClient } from './client.js';
 import { startHttpTunnelServer } from './http-tunnel.js';
 import { torAuthoritiesOption } from './tor-authorities.js';

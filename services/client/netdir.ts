@@ -3,7 +3,7 @@
  * relays that path selection and circuit building can use.
  *
  * Follows dir-spec §3.4.1 (consensus entries) and path-spec §2.2 (what a
- * position needs); the consensus itself is verified in dir-client.ts (a
+ * position needs); the consensus itself is verified in net/dir-client.ts (a
  * Shallot network) or ctor-dir.ts (a C tor network). On a C tor network each
  * relay also carries its RSA legacy id (`legacyIds`, from
  * core/ctor/to-consensus.ts): the ntor node id, the EXTEND2 legacy link

@@ -29,7 +29,7 @@ import {
 } from '../core/hs-descriptor.js';
 import { shuffled } from '../core/random.js';
 import { dirRequest } from '../net/dir-http.js';
-import type { Logger } from '../net/log.js';
+import type { Logger } from '../runtime/log.js';
 import type { CircuitManager } from './circuit-manager.js';
 import { ConnectError } from './connect.js';
 import type { NetDir, NetRelay } from './netdir.js';

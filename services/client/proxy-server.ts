@@ -33,7 +33,7 @@ import type { Registry } from 'prom-client';
 import { InvalidError, ShallotError, TruncatedError } from '../core/errors.js';
 import { SocksReply } from '../core/socks5.js';
 import { type Metrics, metricsFor } from '../metrics/metrics.js';
-import { listenTcp } from '../net/tcp-server.js';
+import { listenTcp } from '../runtime/tcp-server.js';
 import { ConnectError, type Connector, type ConnectRequest } from './connect.js';
 import { CONNECT_SUCCEEDED, type ConnectReply, connectReply } from './connect-reply.js';
 

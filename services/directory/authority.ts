@@ -56,7 +56,8 @@ import { FLAGS } from '../core/dir/flags.js';
 import { decodeVote, encodeVote, type Vote } from '../core/dir/vote.js';
 import { computeConsensus } from '../core/dir/voting.js';
 import { type Metrics, metricsFor } from '../metrics/metrics.js';
-import type { Logger } from '../net/log.js';
+import type { AuthorityEndpoint } from '../net/dir-client.js';
+import type { Logger } from '../runtime/log.js';
 import {
   type AuthorityComponents,
   type AuthorityOptions,
@@ -66,7 +67,6 @@ import {
   type Timing,
 } from './config.js';
 import { DescriptorRefusedError, DescriptorStore } from './descriptors.js';
-import type { AuthorityEndpoint } from './dir-client.js';
 import {
   createDirServer,
   type DirRoutes,

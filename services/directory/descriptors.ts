@@ -32,7 +32,7 @@ import type { VoteRelay } from '../core/dir/relay-entry.js';
 import { lowMedian } from '../core/dir/voting.js';
 import { ShallotError } from '../core/errors.js';
 import type { Metrics } from '../metrics/metrics.js';
-import type { Logger } from '../net/log.js';
+import type { Logger } from '../runtime/log.js';
 import {
   DEFAULT_MAX_SERVERS_PER_ADDR,
   DEFAULT_MAX_SERVERS_PER_AUTH_ADDR,

@@ -28,7 +28,7 @@
  *
  * Not in this module: what the documents mean (authority.ts, round.ts);
  * /metrics, /healthz and /readyz, which the shared ops server answers on the
- * ops port only (metrics/server.ts via main.ts): the DirPort is reachable
+ * ops port only (runtime/ops-server.ts via main.ts): the DirPort is reachable
  * from every exit.
  */
 import * as http from 'node:http';
@@ -37,8 +37,8 @@ import { deflate } from 'node:zlib';
 import { MAX_SIGNATURE_BYTES } from '../core/dir/consensus.js';
 import { MAX_DESCRIPTOR_BYTES } from '../core/dir/fields.js';
 import { ShallotError } from '../core/errors.js';
-import type { Logger } from '../net/log.js';
-import { MAX_CONSENSUS_BYTES } from './dir-client.js';
+import { MAX_CONSENSUS_BYTES } from '../net/dir-client.js';
+import type { Logger } from '../runtime/log.js';
 
 export const DESCRIPTOR_PATH = '/tor/';
 export const VOTE_PATH = '/tor/post/vote';

@@ -17,7 +17,8 @@ import { toHex } from '../core/bytes.js';
 import type { HandshakeName } from '../core/create-handshake.js';
 import { MAX_RELAYS } from '../core/dir/fields.js';
 import { createRegistry } from '../metrics/metrics.js';
-import { serveOpsIfAsked } from '../metrics/server.js';
+import type { AuthorityEndpoint } from '../net/dir-client.js';
+import { authoritiesOption } from '../runtime/authorities-option.js';
 import {
   addOpsOptions,
   envInt,
@@ -28,20 +29,19 @@ import {
   onShutdown,
   runIfMain,
   secondsOption,
-} from '../net/cli.js';
-import { loadOrCreateKeys } from '../net/key-store.js';
-import { createLogger } from '../net/log.js';
+} from '../runtime/cli.js';
+import { loadOrCreateKeys } from '../runtime/key-store.js';
+import { createLogger } from '../runtime/log.js';
+import { serveOpsIfAsked } from '../runtime/ops-server.js';
+import { parseParams } from '../runtime/params-option.js';
 import {
   DEFAULT_MAX_SERVERS_PER_ADDR,
   DEFAULT_MAX_SERVERS_PER_AUTH_ADDR,
   testnetMinUptime,
 } from './admission.js';
-import { authoritiesOption } from './authorities-option.js';
 import { DirectoryAuthority } from './authority.js';
 import { DEFAULT_PROBE_CONCURRENCY } from './config.js';
 import { DEFAULT_MAX_UNVERIFIED_DESCRIPTORS } from './descriptors.js';
-import type { AuthorityEndpoint } from './dir-client.js';
-import { parseParams } from './params-option.js';
 
 const env = process.env;
 

@@ -17,9 +17,9 @@
  */
 import { decodeSignedConsensus, type SignedConsensus } from '../core/dir/consensus.js';
 import { decodeVote, type Vote } from '../core/dir/vote.js';
-import type { Logger } from '../net/log.js';
+import { type AuthorityEndpoint, httpRequest, MAX_CONSENSUS_BYTES } from '../net/dir-client.js';
+import type { Logger } from '../runtime/log.js';
 import type { Timing } from './config.js';
-import { type AuthorityEndpoint, httpRequest, MAX_CONSENSUS_BYTES } from './dir-client.js';
 import { MAX_VOTE_BYTES, NEXT_SIGNATURES_PATH, NEXT_VOTE_PATH, VOTE_PATH } from './http.js';
 
 /**

@@ -36,9 +36,9 @@ import { toHex } from '../core/bytes.js';
 import type { HandshakeName } from '../core/create-handshake.js';
 import type { RelayDescriptor } from '../core/dir/descriptor.js';
 import { Channel, ChannelError } from '../net/channel.js';
+import { CONSENSUS_PATH } from '../net/dir-client.js';
 import { hopTargetOf, OriginCircuit } from '../net/origin-circuit.js';
 import { dialLink, linkUrl } from '../net/transport.js';
-import { CONSENSUS_PATH } from './dir-client.js';
 
 /** Bytes timed per measurement: enough to leave the latency behind, bounded for large networks. */
 export const MEASURE_BYTES = 64 * 1024;

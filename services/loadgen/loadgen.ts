@@ -34,7 +34,7 @@ import { performance } from 'node:perf_hooks';
 import { Registry } from 'prom-client';
 import { randomBytes } from '../core/crypto.js';
 import { createRegistry, metricsFor } from '../metrics/metrics.js';
-import { type OpsServer, serveOps } from '../metrics/server.js';
+import { type OpsServer, serveOps } from '../runtime/ops-server.js';
 import { BACKOFF_BASE_MS, Backoff } from './backoff.js';
 import { HttpGetError, httpGet } from './http-get.js';
 import { applyUpState, readUpState } from './network-state.js';

@@ -6,7 +6,7 @@
  *   node dist/services/loadgen/main.js load --help
  */
 import { Command } from 'commander';
-import { runIfMain } from '../net/cli.js';
+import { runIfMain } from '../runtime/cli.js';
 import { registerLoadCommand } from './command.js';
 
 export async function main(argv: string[]): Promise<void> {

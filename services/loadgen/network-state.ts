@@ -11,7 +11,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { processAlive } from '../net/cli.js';
+import { processAlive } from '../runtime/cli.js';
 import { LoadConfigError, type LoadInput } from './options.js';
 
 interface StateNode {

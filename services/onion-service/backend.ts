@@ -15,7 +15,7 @@
 import * as net from 'node:net';
 import { EndReason, parseBeginTarget, type RelayMessage } from '../core/relay-cell.js';
 import type { OriginCircuit } from '../net/origin-circuit.js';
-import { spliceSocket } from '../relay/exit.js';
+import { spliceSocket } from '../runtime/splice.js';
 import { serveBuiltinHttp } from './builtin-http.js';
 
 export type Backend = { type: 'tcp'; host: string; port: number } | { type: 'builtin' };

@@ -31,7 +31,7 @@ import { promises as dns } from 'node:dns';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomBytes } from '../core/crypto.js';
-import type { Logger } from '../net/log.js';
+import type { Logger } from '../runtime/log.js';
 import {
   type InstanceRecordError,
   type InstanceRecordKeys,

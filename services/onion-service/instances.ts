@@ -33,10 +33,10 @@
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { ByteReader, ByteWriter, fromBase64, toBase64, toHex } from '../core/bytes.js';
-import { randomBytes } from '../core/crypto.js';
+import { ByteReader, ByteWriter, fromBase64, toBase64 } from '../core/bytes.js';
 import type { IntroPointInfo } from '../core/hs-descriptor.js';
 import { decodeLinkSpecifiers, encodeLinkSpecifiers } from '../core/link-specifiers.js';
+import { writePrivateFile } from '../runtime/private-file.js';
 
 const KIND = 'shallot-onion-instance-v1';
 const MAX_FILE = 64 * 1024;
@@ -127,12 +127,7 @@ export function instancesDir(dataDir: string): string {
 
 /** Atomically (temp file + rename) writes this instance's record, mode 0600. */
 export async function writeInstanceRecord(dataDir: string, r: InstanceRecord): Promise<void> {
-  const dir = instancesDir(dataDir);
-  await fs.mkdir(dir, { recursive: true, mode: 0o700 });
-  const file = path.join(dir, `${r.instance}.json`);
-  const tmp = `${file}.tmp-${process.pid}-${toHex(randomBytes(4))}`;
-  await fs.writeFile(tmp, encodeInstanceRecord(r), { mode: 0o600 });
-  await fs.rename(tmp, file);
+  await writePrivateFile(path.join(instancesDir(dataDir), `${r.instance}.json`), encodeInstanceRecord(r));
 }
 
 export async function removeInstanceRecord(dataDir: string, instance: string): Promise<void> {

@@ -49,9 +49,9 @@ import { HS_DESC_MAX_INTRO_POINTS, type IntroPointInfo } from '../core/hs-descri
 import { linkTarget, relayLinkSpecifiers } from '../core/link-specifiers.js';
 import { uniformInt } from '../core/random.js';
 import type { Metrics } from '../metrics/metrics.js';
-import type { Logger } from '../net/log.js';
 import type { OriginCircuit } from '../net/origin-circuit.js';
 import { TypedEmitter } from '../net/typed-emitter.js';
+import type { Logger } from '../runtime/log.js';
 import type { InstanceExchange } from './instances.js';
 import { IntroBudget, introLimitsFromParams, ReplayCache } from './introduce.js';
 

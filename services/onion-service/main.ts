@@ -22,10 +22,9 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { ShallotClient } from '../client/client.js';
 import type { HandshakeName } from '../core/create-handshake.js';
-import { authoritiesOption } from '../directory/authorities-option.js';
-import type { AuthorityEndpoint } from '../directory/dir-client.js';
 import { createRegistry } from '../metrics/metrics.js';
-import { serveOpsIfAsked } from '../metrics/server.js';
+import type { AuthorityEndpoint } from '../net/dir-client.js';
+import { authoritiesOption } from '../runtime/authorities-option.js';
 import {
   addOpsOptions,
   envInt,
@@ -37,9 +36,10 @@ import {
   onShutdown,
   runIfMain,
   vanguardsLiteOption,
-} from '../net/cli.js';
-import { readAuthorizedClients } from '../net/client-auth-files.js';
-import { createLogger } from '../net/log.js';
+} from '../runtime/cli.js';
+import { readAuthorizedClients } from '../runtime/client-auth-files.js';
+import { createLogger } from '../runtime/log.js';
+import { serveOpsIfAsked } from '../runtime/ops-server.js';
 import type { Backend } from './backend.js';
 import { loadOrCreateIdentityKey, writeHsDir } from './identity.js';
 import {

@@ -35,9 +35,9 @@ import type { TimePeriodParams } from '../core/hs-time.js';
 import { uniformFraction } from '../core/random.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { dirRequest } from '../net/dir-http.js';
-import type { Logger } from '../net/log.js';
 import type { OriginCircuit } from '../net/origin-circuit.js';
 import { TypedEmitter } from '../net/typed-emitter.js';
+import type { Logger } from '../runtime/log.js';
 import { type PeriodSrv, uploadHsDirs } from './periods.js';
 
 /** A time period's keys, derived from the identity (rend-spec-v3 §2.1-2.2). */

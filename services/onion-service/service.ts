@@ -38,11 +38,12 @@ import { HS_DESC_MAX_INTRO_POINTS, type IntroPointInfo } from '../core/hs-descri
 import { blindExpandedKey, blindIdentity, hsSubcredential } from '../core/hs-keys.js';
 import { type TimePeriodParams, timePeriodNum, timePeriodParams } from '../core/hs-time.js';
 import { encodeOnionAddress } from '../core/onion-address.js';
+import { identityKeyFromSeed, type OnionIdentityKey } from '../core/onion-identity-file.js';
 import { type Metrics, metricsFor } from '../metrics/metrics.js';
-import type { Logger } from '../net/log.js';
 import { TypedEmitter } from '../net/typed-emitter.js';
+import type { Logger } from '../runtime/log.js';
 import type { Backend } from './backend.js';
-import { identityKeyFromSeed, loadOrCreateIdentityKey, type OnionIdentityKey } from './identity.js';
+import { loadOrCreateIdentityKey } from './identity.js';
 import { HttpInstanceExchange, type InstancePeersOptions } from './instance-peers.js';
 import { directoryExchange, type InstanceExchange, isValidInstanceName } from './instances.js';
 import { IntroPointSet } from './intro-points.js';

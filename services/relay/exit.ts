@@ -23,6 +23,7 @@ import * as net from 'node:net';
 import { allowsAnyPort, canonicalAddress, type ExitPolicy, exitPolicyAllows } from '../core/exit-policy.js';
 import { EndReason } from '../core/relay-cell.js';
 import type { OrCircuit } from '../net/or-circuit.js';
+import { spliceSocket } from '../runtime/splice.js';
 
 export interface ExitOutcome {
   outcome:
@@ -122,16 +123,4 @@ export async function openExitStream(
   circ.sendBackward(streamId, { type: 'CONNECTED', address: addr, ttl: 300 });
   spliceSocket(socket, stream);
   return { outcome: 'connected' };
-}
-
-/** Pipes a TCP socket and a relay stream both ways, closing each when the other ends. */
-export function spliceSocket(socket: net.Socket, stream: import('node:stream').Duplex): void {
-  socket.pipe(stream);
-  stream.pipe(socket);
-  socket.on('error', () => stream.destroy());
-  stream.on('error', () => socket.destroy());
-  socket.on('close', () => {
-    if (!stream.destroyed) stream.end();
-  });
-  stream.on('close', () => socket.destroy());
 }

@@ -15,7 +15,7 @@
  *   read of a file under 64 KiB every few seconds costs nothing.
  * - Group read is allowed (kubelet's Secret volumes are 0440 with the pod's
  *   fsGroup, which is the relay's own group); world access is refused, as
- *   net/key-store.ts refuses it for the relay's own key file.
+ *   runtime/private-file.ts refuses it for the relay's own key file.
  * - A file that is missing, too open, oversized or malformed, or keys the
  *   relay refuses (another identity), are reported once until the problem
  *   changes, and the relay keeps its keys: a half-synced Secret must not take a working relay down.

@@ -20,10 +20,9 @@ import { toHex } from '../core/bytes.js';
 import { DEFAULT_TESTNET_EXIT_POLICY, parseExitPolicy, REJECT_ALL } from '../core/exit-policy.js';
 import type { NetworkModel } from '../core/network-model.js';
 import { type HostPort, parseHostPortList } from '../core/relay-pivot.js';
-import { authoritiesOption } from '../directory/authorities-option.js';
-import type { AuthorityEndpoint } from '../directory/dir-client.js';
 import { createRegistry } from '../metrics/metrics.js';
-import { serveOpsIfAsked } from '../metrics/server.js';
+import type { AuthorityEndpoint } from '../net/dir-client.js';
+import { authoritiesOption } from '../runtime/authorities-option.js';
 import {
   addOpsOptions,
   envInt,
@@ -32,15 +31,16 @@ import {
   type OpsOptions,
   onShutdown,
   runIfMain,
-} from '../net/cli.js';
-import { loadOrCreateKeys } from '../net/key-store.js';
-import { createLogger } from '../net/log.js';
+} from '../runtime/cli.js';
+import { loadOrCreateKeys } from '../runtime/key-store.js';
+import { createLogger } from '../runtime/log.js';
+import { serveOpsIfAsked } from '../runtime/ops-server.js';
 import {
   type BandwidthLimit,
   bandwidthLimit,
   linkShaping,
   networkModelFrom,
-} from '../net/shaping-options.js';
+} from '../runtime/shaping-options.js';
 import { DEFAULT_IDLE_CLIENT_CHANNEL_MS } from './channel-guard.js';
 import { DEFAULT_KEY_WATCH_MS } from './key-watch.js';
 import { RelayNode } from './node.js';

@@ -60,7 +60,7 @@ import type { RelayMessage } from '../core/relay-cell.js';
 import { TokenBucket } from '../core/token-bucket.js';
 import { type Metrics, metricsFor } from '../metrics/metrics.js';
 import type { DirRequest, DirResponse } from '../net/dir-http.js';
-import { type Logger, silentLogger } from '../net/log.js';
+import { type Logger, silentLogger } from '../runtime/log.js';
 import { type HsDirLimits, HsDirStore } from './hsdir-store.js';
 import type { RelayNode } from './node.js';
 

@@ -9,8 +9,8 @@ import type { Consensus } from '../core/dir/consensus.js';
 import type { RelayDescriptor } from '../core/dir/descriptor.js';
 import { signRelayDescriptor } from '../core/dir/descriptor.js';
 import { formatExitPolicy } from '../core/exit-policy.js';
-import { type AuthorityEndpoint, fetchConsensus, publishDescriptor } from '../directory/dir-client.js';
-import type { Logger } from '../net/log.js';
+import { type AuthorityEndpoint, fetchConsensus, publishDescriptor } from '../net/dir-client.js';
+import type { Logger } from '../runtime/log.js';
 import type { Relay } from './relay.js';
 
 export interface PublisherOptions {

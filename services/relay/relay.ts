@@ -10,7 +10,7 @@
  * verified copy of the consensus for BEGIN_DIR clients.
  *
  * Not in this module: cell crypto and circuit state (services/net),
- * documents (services/core/dir/), directory HTTP (dir-client.ts).
+ * documents (services/core/dir/), directory HTTP (net/dir-client.ts).
  */
 
 import type { Socket } from 'node:net';
@@ -40,9 +40,9 @@ import { type DirRequest, type DirRequestLine, type DirResponse, serveDirRequest
 import { sendmeAcceptMinVersion } from '../net/edge.js';
 import type { LinkShaping } from '../net/link-delay.js';
 import { createLinkKeys, type LinkKeys } from '../net/link-keys.js';
-import type { Logger } from '../net/log.js';
 import { DEFAULT_MAX_QUEUED_CELLS, OrCircuit, type OrCircuitOwner } from '../net/or-circuit.js';
 import { type LinkServer, linkUrl, listenLinks } from '../net/transport.js';
+import type { Logger } from '../runtime/log.js';
 import {
   ChannelGuard,
   DEFAULT_IDLE_CLIENT_CHANNEL_MS,

@@ -13,8 +13,8 @@ import path from 'node:path';
 import { equalBytes } from '../core/bytes.js';
 import { generateClientAuthKey, parseAuthorizedClient, parseClientAuthPrivate } from '../core/client-auth.js';
 import { ed25519PublicFromSeed, randomBytes, x25519PublicFromSecret } from '../core/crypto.js';
-import { writeClientAuthFiles } from '../net/client-auth-files.js';
 import { loadOrCreateIdentity } from '../onion-service/identity.js';
+import { writeClientAuthFiles } from '../runtime/client-auth-files.js';
 
 export interface ClientAuthLayout {
   /** The client's onion-auth directory (`.auth_private` files). */

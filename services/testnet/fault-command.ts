@@ -6,7 +6,7 @@
  */
 
 import { type Command, InvalidArgumentError } from 'commander';
-import { intOption } from '../net/cli.js';
+import { intOption } from '../runtime/cli.js';
 import { FAULT_KINDS, FaultError, type FaultKind, type FaultRecord, MAX_FAULT_SECONDS } from './fault.js';
 import { callFaultControl } from './fault-control.js';
 import { readState } from './state.js';

@@ -154,7 +154,7 @@ export class FaultInjector {
         case 'restart': {
           t.signal('SIGTERM');
           // As the launcher's own stop: a node that has not exited after its
-          // 10 s shutdown grace (net/cli.ts onShutdown) is killed.
+          // 10 s shutdown grace (runtime/cli.ts onShutdown) is killed.
           let timer: NodeJS.Timeout | undefined;
           const late = new Promise<'late'>((r) => {
             timer = setTimeout(() => r('late'), this.stopGraceMs);

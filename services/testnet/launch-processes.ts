@@ -12,10 +12,10 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { testnetMinUptime } from '../directory/admission.js';
-import { type AuthorityEndpoint, fetchConsensus, formatAuthorityList } from '../directory/dir-client.js';
-import { formatParams } from '../directory/params-option.js';
 import { createRegistry } from '../metrics/metrics.js';
-import { LAUNCHER_FD_ENV } from '../net/cli.js';
+import { type AuthorityEndpoint, fetchConsensus, formatAuthorityList } from '../net/dir-client.js';
+import { LAUNCHER_FD_ENV } from '../runtime/cli.js';
+import { formatParams } from '../runtime/params-option.js';
 import { onionIdentityFile } from './client-auth.js';
 import { childTarget, FaultInjector, type FaultTarget } from './fault.js';
 import { type ControlServer, serveFaultControl } from './fault-control.js';
@@ -77,7 +77,7 @@ export async function upProcesses(o: UpOptions, progress: ProgressSink): Promise
       () => {
         // fd 3 is a pipe only the launcher holds open: when the launcher dies by
         // any signal, kill -9 included, the kernel closes it and the node stops
-        // itself (net/cli.ts watchLauncher).
+        // itself (runtime/cli.ts watchLauncher).
         const c = spawn(process.execPath, [script, ...args, '--ops-port', String(metricsPort)], {
           stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
           env: { ...process.env, [LAUNCHER_FD_ENV]: '3' },

@@ -8,8 +8,8 @@
 import type { HandshakeName } from '../core/create-handshake.js';
 import { placeNodes } from '../core/network-model.js';
 import type { LinkShaping } from '../net/link-delay.js';
-import type { LogLevel } from '../net/log.js';
-import { bandwidthLimit, linkShaping, loadNetworkModel } from '../net/shaping-options.js';
+import type { LogLevel } from '../runtime/log.js';
+import { bandwidthLimit, linkShaping, loadNetworkModel } from '../runtime/shaping-options.js';
 import { type ClientAuthLayout, prepareClientAuth } from './client-auth.js';
 import type { NetworkState } from './state.js';
 

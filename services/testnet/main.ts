@@ -10,7 +10,6 @@ import { Command, InvalidArgumentError } from 'commander';
 import { generateClientAuthKey } from '../core/client-auth.js';
 import { randomBytes } from '../core/crypto.js';
 import { decodeOnionAddress } from '../core/onion-address.js';
-import { parseParams } from '../directory/params-option.js';
 import { registerLoadCommand } from '../loadgen/command.js';
 import {
   handshakeOption,
@@ -18,9 +17,10 @@ import {
   noVanguardsLiteOption,
   runIfMain,
   vanguardsLiteOption,
-} from '../net/cli.js';
-import { writeClientAuthFiles } from '../net/client-auth-files.js';
-import { isLogLevel, type LogLevel } from '../net/log.js';
+} from '../runtime/cli.js';
+import { writeClientAuthFiles } from '../runtime/client-auth-files.js';
+import { isLogLevel, type LogLevel } from '../runtime/log.js';
+import { parseParams } from '../runtime/params-option.js';
 import { registerFaultCommand } from './fault-command.js';
 import { Progress } from './progress.js';
 import { status } from './status.js';
@@ -159,7 +159,7 @@ export function program(): Command {
         stopping = true;
         if (!net) {
           // Nothing to stop in order yet: exit as the signal itself would
-          // (--process-per-node nodes stop when the launcher goes, net/cli.ts
+          // (--process-per-node nodes stop when the launcher goes, runtime/cli.ts
           // watchLauncher; the next up takes over the stale up.lock).
           process.stdout.write(`\n${signal} during bootstrap: exiting\n`);
           process.exit(128 + constants.signals[signal]);

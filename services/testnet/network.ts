@@ -18,12 +18,12 @@ import { generateNodeKeys, type NodeKeys } from '../core/node-keys.js';
 import type { HostPort } from '../core/relay-pivot.js';
 import { testnetMinUptime } from '../directory/admission.js';
 import { DirectoryAuthority } from '../directory/authority.js';
-import type { AuthorityEndpoint } from '../directory/dir-client.js';
-import { loadOrCreateKeys } from '../net/key-store.js';
+import type { AuthorityEndpoint } from '../net/dir-client.js';
 import type { LinkShaping } from '../net/link-delay.js';
-import type { Logger } from '../net/log.js';
 import { RelayNode } from '../relay/node.js';
 import { attachOnionRoles, type OnionRoles } from '../relay/onion-roles.js';
+import { loadOrCreateKeys } from '../runtime/key-store.js';
+import type { Logger } from '../runtime/log.js';
 import { PortAllocator } from './ports.js';
 
 export interface NetworkSpec {

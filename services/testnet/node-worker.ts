@@ -4,7 +4,7 @@
  * round-robin by the launcher with their ports in workerData. Nodes talk to
  * each other over ws/wss on 127.0.0.1 as separate processes would (tor-spec
  * §2 links), so nothing but logs, progress and stop crosses the MessagePort.
- * Each worker serves its own /metrics (metrics/server.ts) on a port the
+ * Each worker serves its own /metrics (runtime/ops-server.ts) on a port the
  * launcher chose and lists in state.json.
  */
 
@@ -15,13 +15,13 @@ import { DEFAULT_TESTNET_EXIT_POLICY, REJECT_ALL } from '../core/exit-policy.js'
 import type { HostPort } from '../core/relay-pivot.js';
 import { testnetMinUptime } from '../directory/admission.js';
 import { DirectoryAuthority } from '../directory/authority.js';
-import type { AuthorityEndpoint } from '../directory/dir-client.js';
 import { createRegistry } from '../metrics/metrics.js';
-import { serveOps } from '../metrics/server.js';
-import { loadOrCreateKeys } from '../net/key-store.js';
-import { createLogger, type LogLevel } from '../net/log.js';
+import type { AuthorityEndpoint } from '../net/dir-client.js';
 import { RelayNode } from '../relay/node.js';
 import { attachOnionRoles, type OnionRoles } from '../relay/onion-roles.js';
+import { loadOrCreateKeys } from '../runtime/key-store.js';
+import { createLogger, type LogLevel } from '../runtime/log.js';
+import { serveOps } from '../runtime/ops-server.js';
 import { type ShapingOptions, shapingFor } from './launch.js';
 
 export interface WorkerCommon {

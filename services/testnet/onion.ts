@@ -9,10 +9,10 @@ import path from 'node:path';
 import type { Registry } from 'prom-client';
 import { ShallotClient } from '../client/client.js';
 import type { HandshakeName } from '../core/create-handshake.js';
-import type { AuthorityEndpoint } from '../directory/dir-client.js';
-import { readAuthorizedClients } from '../net/client-auth-files.js';
-import type { Logger } from '../net/log.js';
+import type { AuthorityEndpoint } from '../net/dir-client.js';
 import { OnionService } from '../onion-service/service.js';
+import { readAuthorizedClients } from '../runtime/client-auth-files.js';
+import type { Logger } from '../runtime/log.js';
 import { onionIdentityFile } from './client-auth.js';
 
 export interface OnionServicesOptions {

@@ -5,8 +5,8 @@
 
 import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { AuthorityEndpoint } from '../directory/dir-client.js';
-import { processAlive } from '../net/cli.js';
+import type { AuthorityEndpoint } from '../net/dir-client.js';
+import { processAlive } from '../runtime/cli.js';
 
 export interface NodeEntry {
   name: string;

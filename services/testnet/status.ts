@@ -5,8 +5,8 @@
  */
 import { toHex } from '../core/bytes.js';
 import type { Consensus } from '../core/dir/consensus.js';
-import { fetchConsensus } from '../directory/dir-client.js';
 import { scrape, sumOf } from '../loadgen/scrape.js';
+import { fetchConsensus } from '../net/dir-client.js';
 import { readState } from './state.js';
 
 /** Relays listed one per line up to this many; above it a flag count and the first few (issue 17: 5,000 relays). */

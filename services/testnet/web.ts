@@ -3,8 +3,9 @@
  * HTTP backend (GET /bytes/<n>, /sha256/<n>) on a plain 127.0.0.1 port, so
  * exit traffic and onion traffic can be compared like for like.
  */
-import { listenTcp, type TcpServer } from '../net/tcp-server.js';
+
 import { serveBuiltinHttp } from '../onion-service/builtin-http.js';
+import { listenTcp, type TcpServer } from '../runtime/tcp-server.js';
 
 export type WebTarget = TcpServer;
 

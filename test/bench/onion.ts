@@ -12,7 +12,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Registry } from 'prom-client';
 import { ShallotClient } from '../../services/client/client.js';
-import { silentLogger } from '../../services/net/log.js';
+import { silentLogger } from '../../services/runtime/log.js';
 import { socksConnect } from '../helpers/socks-client.js';
 import { upProcessNetwork } from '../helpers/testnet.js';
 import { type BenchResult, fromLatencies, quantile } from './harness.js';

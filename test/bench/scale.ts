@@ -19,8 +19,8 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { fetchConsensus } from '../../services/directory/dir-client.js';
 import { socksConnect } from '../../services/loadgen/socks-client.js';
+import { fetchConsensus } from '../../services/net/dir-client.js';
 import type { NetworkState } from '../../services/testnet/state.js';
 
 const args = process.argv.slice(2);

@@ -7,9 +7,9 @@ import { parseExitPolicy } from '../../services/core/exit-policy.js';
 import { generateNodeKeys } from '../../services/core/node-keys.js';
 import type { ChannelPool } from '../../services/net/channel-pool.js';
 import type { LinkShaping } from '../../services/net/link-delay.js';
-import { silentLogger } from '../../services/net/log.js';
 import { type HopTarget, OriginCircuit } from '../../services/net/origin-circuit.js';
 import { Relay, type RelayLimits } from '../../services/relay/relay.js';
+import { silentLogger } from '../../services/runtime/log.js';
 
 /** Exits only to this machine. */
 export const LOCAL_EXIT_POLICY = parseExitPolicy(['accept 127.0.0.1:*', 'reject *:*']);

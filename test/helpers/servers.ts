@@ -1,6 +1,6 @@
 // Real TCP servers on 127.0.0.1 for exit and onion-service tests.
 import type net from 'node:net';
-import { listenTcp, type TcpServer } from '../../services/net/tcp-server.js';
+import { listenTcp, type TcpServer } from '../../services/runtime/tcp-server.js';
 
 export type TestServer = TcpServer;
 

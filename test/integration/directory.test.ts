@@ -21,6 +21,7 @@ import { encodeVote, type Vote } from '../../services/core/dir/vote.js';
 import { parseExitPolicy } from '../../services/core/exit-policy.js';
 import { generateNodeKeys, type NodeKeys } from '../../services/core/node-keys.js';
 import { DirectoryAuthority } from '../../services/directory/authority.js';
+import { SIGNATURE_PATH, VOTE_PATH } from '../../services/directory/http.js';
 import {
   type AuthorityEndpoint,
   CONSENSUS_PATH,
@@ -28,10 +29,9 @@ import {
   fetchConsensus,
   httpRequest,
   publishDescriptor,
-} from '../../services/directory/dir-client.js';
-import { SIGNATURE_PATH, VOTE_PATH } from '../../services/directory/http.js';
-import { silentLogger } from '../../services/net/log.js';
+} from '../../services/net/dir-client.js';
 import { Relay } from '../../services/relay/relay.js';
+import { silentLogger } from '../../services/runtime/log.js';
 import { ephemeralPort } from '../../services/testnet/ports.js';
 import { LOCAL_EXIT_POLICY } from '../helpers/relays.js';
 

@@ -10,8 +10,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { randomBytes } from '../../services/core/crypto.js';
 import { parseNetworkModel } from '../../services/core/network-model.js';
 import { ChannelPool } from '../../services/net/channel-pool.js';
-import { bandwidthLimit, linkShaping } from '../../services/net/shaping-options.js';
 import type { Relay } from '../../services/relay/relay.js';
+import { bandwidthLimit, linkShaping } from '../../services/runtime/shaping-options.js';
 import { buildCircuit, startLocalRelay } from '../helpers/relays.js';
 import { startBlobServer, type TestServer } from '../helpers/servers.js';
 

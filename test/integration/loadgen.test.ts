@@ -11,7 +11,7 @@ import { ShallotClient } from '../../services/client/client.js';
 import { runLoad } from '../../services/loadgen/loadgen.js';
 import type { LoadResult } from '../../services/loadgen/result.js';
 import { metricsFor } from '../../services/metrics/metrics.js';
-import { type OpsServer, serveOps } from '../../services/metrics/server.js';
+import { type OpsServer, serveOps } from '../../services/runtime/ops-server.js';
 import { LocalNetwork } from '../../services/testnet/network.js';
 import { flagsListed } from '../helpers/consensus.js';
 import { testLogger } from '../helpers/log.js';

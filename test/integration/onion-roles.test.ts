@@ -39,11 +39,11 @@ import type { RelayMessage } from '../../services/core/relay-cell.js';
 import { hsVirtualHop } from '../../services/core/relay-crypto.js';
 import { ChannelPool } from '../../services/net/channel-pool.js';
 import { dirRequest } from '../../services/net/dir-http.js';
-import { silentLogger } from '../../services/net/log.js';
 import type { HopTarget, OriginCircuit } from '../../services/net/origin-circuit.js';
 import { HSDIR_PUBLISH_PATH, hsDescriptorPath } from '../../services/relay/hsdir-store.js';
 import { RelayNode } from '../../services/relay/node.js';
 import { attachOnionRoles, type OnionRoles } from '../../services/relay/onion-roles.js';
+import { silentLogger } from '../../services/runtime/log.js';
 import { buildCircuit, hopTarget } from '../helpers/relays.js';
 
 interface TestRelay {

@@ -16,9 +16,9 @@ import { type RelayDescriptor, signRelayDescriptor } from '../../services/core/d
 import { parseExitPolicy } from '../../services/core/exit-policy.js';
 import { generateNodeKeys } from '../../services/core/node-keys.js';
 import { DirectoryAuthority } from '../../services/directory/authority.js';
-import { CONSENSUS_PATH, httpRequest, publishDescriptor } from '../../services/directory/dir-client.js';
-import { silentLogger } from '../../services/net/log.js';
+import { CONSENSUS_PATH, httpRequest, publishDescriptor } from '../../services/net/dir-client.js';
 import { Relay } from '../../services/relay/relay.js';
+import { silentLogger } from '../../services/runtime/log.js';
 import { ephemeralPort } from '../../services/testnet/ports.js';
 import { LOCAL_EXIT_POLICY } from '../helpers/relays.js';
 

@@ -5,9 +5,9 @@ import { Registry } from 'prom-client';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseNetworkModel } from '../../services/core/network-model.js';
 import { generateNodeKeys } from '../../services/core/node-keys.js';
-import { silentLogger } from '../../services/net/log.js';
-import { bandwidthLimit, linkShaping } from '../../services/net/shaping-options.js';
 import { RelayNode } from '../../services/relay/node.js';
+import { silentLogger } from '../../services/runtime/log.js';
+import { bandwidthLimit, linkShaping } from '../../services/runtime/shaping-options.js';
 import { LOCAL_EXIT_POLICY } from '../helpers/relays.js';
 
 const registry = new Registry();

@@ -11,11 +11,11 @@ import { generateNodeKeys } from '../../services/core/node-keys.js';
 import { EndReason } from '../../services/core/relay-cell.js';
 import { ChannelPool } from '../../services/net/channel-pool.js';
 import { dirRequest } from '../../services/net/dir-http.js';
-import { silentLogger } from '../../services/net/log.js';
 import { type OriginCircuit, StreamRefusedError } from '../../services/net/origin-circuit.js';
 import type { RelayStream } from '../../services/net/stream.js';
 import { ExitSockets } from '../../services/relay/exit-sockets.js';
 import { Relay, type RelayComponents, type RelayLimits } from '../../services/relay/relay.js';
+import { silentLogger } from '../../services/runtime/log.js';
 import { buildCircuit, LOCAL_EXIT_POLICY, startLocalRelay } from '../helpers/relays.js';
 import { startEchoServer, type TestServer } from '../helpers/servers.js';
 

@@ -23,10 +23,10 @@ import { type RelayDescriptor, signRelayDescriptor } from '../../services/core/d
 import { encodeVote } from '../../services/core/dir/vote.js';
 import { DEFAULT_TESTNET_EXIT_POLICY } from '../../services/core/exit-policy.js';
 import { generateNodeKeys } from '../../services/core/node-keys.js';
-import { fetchConsensus, httpRequest } from '../../services/directory/dir-client.js';
 import { SIGNATURE_PATH, VOTE_PATH } from '../../services/directory/http.js';
-import { silentLogger } from '../../services/net/log.js';
+import { fetchConsensus, httpRequest } from '../../services/net/dir-client.js';
 import { RelayNode } from '../../services/relay/node.js';
+import { silentLogger } from '../../services/runtime/log.js';
 import { ephemeralPort } from '../../services/testnet/ports.js';
 import {
   type AdversarialNet,

@@ -12,9 +12,9 @@ import { startClientHandshake } from '../../services/core/create-handshake.js';
 import { randomBytes } from '../../services/core/crypto.js';
 import type { Consensus } from '../../services/core/dir/consensus.js';
 import type { ConsensusRelay } from '../../services/core/dir/relay-entry.js';
-import { fetchConsensus } from '../../services/directory/dir-client.js';
 import type { Channel } from '../../services/net/channel.js';
 import { ChannelPool } from '../../services/net/channel-pool.js';
+import { fetchConsensus } from '../../services/net/dir-client.js';
 import { hopTargetOf } from '../../services/net/origin-circuit.js';
 import {
   type AdversarialNet,

@@ -22,8 +22,8 @@ import { randomBytes } from '../../services/core/crypto.js';
 import type { Consensus } from '../../services/core/dir/consensus.js';
 import type { ConsensusRelay } from '../../services/core/dir/relay-entry.js';
 import { SocksReply } from '../../services/core/socks5.js';
-import { fetchConsensus } from '../../services/directory/dir-client.js';
 import { ChannelPool } from '../../services/net/channel-pool.js';
+import { fetchConsensus } from '../../services/net/dir-client.js';
 import {
   CircuitError,
   type HopTarget,

@@ -21,7 +21,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeSignedConsensus } from '../../services/core/dir/consensus.js';
 import { decodeVote } from '../../services/core/dir/vote.js';
-import { httpRequest } from '../../services/directory/dir-client.js';
+import { httpRequest } from '../../services/net/dir-client.js';
 import type { RunningNetwork } from '../../services/testnet/up.js';
 import { upProcessNetwork } from '../helpers/testnet.js';
 

@@ -22,7 +22,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { type HttpKube, KubeError, type KubeObject, resourcePath } from '../../operator/kube/client.js';
-import { parseAuthorityList } from '../../services/directory/dir-client.js';
+import { parseAuthorityList } from '../../services/net/dir-client.js';
 import {
   freePort,
   installShallotCrds,

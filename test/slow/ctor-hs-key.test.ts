@@ -9,8 +9,8 @@ import { chmod, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { identityAddress } from '../../services/core/onion-identity-file.js';
 import {
-  identityAddress,
   loadOrCreateIdentityKey,
   readIdentityKey,
   writeHsDir,

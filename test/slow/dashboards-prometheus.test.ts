@@ -27,9 +27,9 @@ import { ShallotClient } from '../../services/client/client.js';
 import { randomBytes } from '../../services/core/crypto.js';
 import { parseNetworkModel } from '../../services/core/network-model.js';
 import { createRegistry, metricsFor } from '../../services/metrics/metrics.js';
-import { type OpsServer, serveOps } from '../../services/metrics/server.js';
-import { bandwidthLimit, linkShaping } from '../../services/net/shaping-options.js';
 import { OnionService } from '../../services/onion-service/service.js';
+import { type OpsServer, serveOps } from '../../services/runtime/ops-server.js';
+import { bandwidthLimit, linkShaping } from '../../services/runtime/shaping-options.js';
 import { LocalNetwork } from '../../services/testnet/network.js';
 import { writeTargets } from '../../services/testnet/state.js';
 import {

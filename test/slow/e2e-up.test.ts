@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fetchConsensus } from '../../services/directory/dir-client.js';
+import { fetchConsensus } from '../../services/net/dir-client.js';
 import type { NetworkState } from '../../services/testnet/state.js';
 import { collectOutput, curlSocks, sha256Hex, smallUpArgs, waitUpReady } from '../helpers/up-cli.js';
 

@@ -123,7 +123,7 @@ describe('the first five minutes, on a fresh clone', () => {
     child.kill('SIGINT');
     expect(await exited).toBe(130);
     expect(output).toContain('SIGINT during bootstrap: exiting');
-    // --process-per-node nodes notice the launcher is gone (net/cli.ts watchLauncher) and stop.
+    // --process-per-node nodes notice the launcher is gone (runtime/cli.ts watchLauncher) and stop.
     const deadline = Date.now() + 15_000;
     while ((await processesIn(clone)).length > 0 && Date.now() < deadline)
       await new Promise((r) => setTimeout(r, 200));

@@ -35,8 +35,8 @@ import { toBase32 } from '../../services/core/bytes.js';
 import { generateClientAuthKey } from '../../services/core/client-auth.js';
 import { randomBytes } from '../../services/core/crypto.js';
 import { decodeNodeKeys } from '../../services/core/node-keys.js';
-import { parseAuthorityList } from '../../services/directory/dir-client.js';
 import { metricsFor } from '../../services/metrics/metrics.js';
+import { parseAuthorityList } from '../../services/net/dir-client.js';
 import {
   type DashboardFile,
   loadDashboards,

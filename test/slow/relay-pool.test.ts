@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toHex } from '../../services/core/bytes.js';
-import { fetchConsensus, formatAuthorityList } from '../../services/directory/dir-client.js';
+import { fetchConsensus, formatAuthorityList } from '../../services/net/dir-client.js';
 import { ephemeralPort } from '../../services/testnet/ports.js';
 import type { RunningNetwork } from '../../services/testnet/up.js';
 import { upProcessNetwork } from '../helpers/testnet.js';

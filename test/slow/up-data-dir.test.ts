@@ -10,7 +10,7 @@ import { Registry } from 'prom-client';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ShallotClient } from '../../services/client/client.js';
 import { SocksReply } from '../../services/core/socks5.js';
-import { fetchConsensus } from '../../services/directory/dir-client.js';
+import { fetchConsensus } from '../../services/net/dir-client.js';
 import { ephemeralPort } from '../../services/testnet/ports.js';
 import { type RunningNetwork, type UpOptions, up } from '../../services/testnet/up.js';
 import { testLogger } from '../helpers/log.js';

@@ -7,7 +7,7 @@ import { LocationMetrics, MAX_PATH_LABELS } from '../../../services/client/locat
 import { parseNetworkModel } from '../../../services/core/network-model.js';
 import { createRegistry, metricsFor } from '../../../services/metrics/metrics.js';
 import { MAX_MODEL_SERIES_LOCATIONS, recordNetworkModel } from '../../../services/metrics/model-series.js';
-import { linkShaping } from '../../../services/net/shaping-options.js';
+import { linkShaping } from '../../../services/runtime/shaping-options.js';
 
 const model = parseNetworkModel({
   locations: ['us', 'eu', 'asia'],

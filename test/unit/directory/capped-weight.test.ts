@@ -12,9 +12,9 @@ import type { VoteRelay } from '../../../services/core/dir/relay-entry.js';
 import { DescriptorStore } from '../../../services/directory/descriptors.js';
 import { type ProbeResult, ReachabilityTester } from '../../../services/directory/reachability.js';
 import { metricsFor } from '../../../services/metrics/metrics.js';
-import { silentLogger } from '../../../services/net/log.js';
-import { bandwidthLimit, linkShaping } from '../../../services/net/shaping-options.js';
 import { advertisedBandwidth } from '../../../services/relay/node.js';
+import { silentLogger } from '../../../services/runtime/log.js';
+import { bandwidthLimit, linkShaping } from '../../../services/runtime/shaping-options.js';
 import { descriptor, hexOf, NOW, seedOf } from '../../helpers/dir-documents.js';
 
 /** Every relay up and measured at 20 MB/s: loopback, where all relays look alike to the scanner. */

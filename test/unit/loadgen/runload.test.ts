@@ -15,8 +15,8 @@ import { registerLoadCommand } from '../../../services/loadgen/command.js';
 import { LoadConfigError, runLoad } from '../../../services/loadgen/loadgen.js';
 import { SocksConnectError, socksConnect } from '../../../services/loadgen/socks-client.js';
 import { metricsFor } from '../../../services/metrics/metrics.js';
-import { type OpsServer, serveOps } from '../../../services/metrics/server.js';
 import { StreamRefusedError } from '../../../services/net/origin-circuit.js';
+import { type OpsServer, serveOps } from '../../../services/runtime/ops-server.js';
 import { type BytesServer, startBytesServer } from './bytes-server.js';
 
 const ONION = `${'c'.repeat(56)}.onion`;

@@ -16,7 +16,7 @@ import {
 } from '../../../services/loadgen/scrape.js';
 import { histogramQuantile } from '../../../services/loadgen/stats.js';
 import { metricsFor } from '../../../services/metrics/metrics.js';
-import { type OpsServer, serveOps } from '../../../services/metrics/server.js';
+import { type OpsServer, serveOps } from '../../../services/runtime/ops-server.js';
 
 describe('parsePromText', () => {
   it('reads names, labels (with escapes), values and special floats; skips comments and junk', () => {

@@ -9,7 +9,6 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { randomBytes } from '../../../services/core/crypto.js';
-import { createLogger } from '../../../services/net/log.js';
 import {
   HttpInstanceExchange,
   INSTANCE_RECORD_PATH,
@@ -19,6 +18,7 @@ import {
 } from '../../../services/onion-service/instance-peers.js';
 import type { InstanceRecordRefusal } from '../../../services/onion-service/instance-record.js';
 import { instancePeersOf } from '../../../services/onion-service/main.js';
+import { createLogger } from '../../../services/runtime/log.js';
 import { testLogger } from '../../helpers/log.js';
 
 const HOST = '127.0.0.1';

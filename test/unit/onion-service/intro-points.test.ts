@@ -15,9 +15,9 @@ import type { ConsensusRelay } from '../../../services/core/dir/relay-entry.js';
 import type { IntroPointInfo } from '../../../services/core/hs-descriptor.js';
 import { relayLinkSpecifiers } from '../../../services/core/link-specifiers.js';
 import { metricsFor } from '../../../services/metrics/metrics.js';
-import { silentLogger } from '../../../services/net/log.js';
 import type { InstanceExchange, InstanceRecord } from '../../../services/onion-service/instances.js';
 import { IntroPointSet } from '../../../services/onion-service/intro-points.js';
+import { silentLogger } from '../../../services/runtime/log.js';
 import { fakeConsensus, fakeRelay, recordingCircuits } from '../../helpers/fake-consensus.js';
 import { seededRng } from '../../helpers/seeded-rng.js';
 

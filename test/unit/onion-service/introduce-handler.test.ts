@@ -13,10 +13,10 @@ import type { ConsensusRelay } from '../../../services/core/dir/relay-entry.js';
 import { buildIntroduce1 } from '../../../services/core/hs-cells.js';
 import type { LinkSpecifier } from '../../../services/core/link-specifiers.js';
 import { metricsFor } from '../../../services/metrics/metrics.js';
-import { silentLogger } from '../../../services/net/log.js';
 import type { IntroPoint } from '../../../services/onion-service/intro-points.js';
 import { IntroBudget, ReplayCache } from '../../../services/onion-service/introduce.js';
 import { IntroduceHandler } from '../../../services/onion-service/introduce-handler.js';
+import { silentLogger } from '../../../services/runtime/log.js';
 import { fakeConsensus, fakeRelay, recordingCircuits } from '../../helpers/fake-consensus.js';
 
 const relay = (i: number): ConsensusRelay => fakeRelay(i, ['Fast', 'Running', 'Stable', 'Valid']);

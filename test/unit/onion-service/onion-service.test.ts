@@ -24,19 +24,14 @@ import type { IntroPointInfo } from '../../../services/core/hs-descriptor.js';
 import { timePeriodNum, timePeriodParams, timePeriodStart } from '../../../services/core/hs-time.js';
 import { disasterSrv } from '../../../services/core/hsdir-ring.js';
 import { relayLinkSpecifiers } from '../../../services/core/link-specifiers.js';
-import { silentLogger } from '../../../services/net/log.js';
+import { decodeIdentityFile, encodeIdentityFile } from '../../../services/core/onion-identity-file.js';
 import {
   BUILTIN_MAX_BYTES,
   builtinBytes,
   builtinSha256,
   serveBuiltinHttp,
 } from '../../../services/onion-service/builtin-http.js';
-import {
-  decodeIdentityFile,
-  encodeIdentityFile,
-  loadOrCreateIdentity,
-  readIdentityFile,
-} from '../../../services/onion-service/identity.js';
+import { loadOrCreateIdentity, readIdentityFile } from '../../../services/onion-service/identity.js';
 import {
   decodeInstanceRecord,
   encodeInstanceRecord,
@@ -49,6 +44,7 @@ import {
 import { parseBackend } from '../../../services/onion-service/main.js';
 import { clientFetchPeriod, serviceDescriptorPeriods } from '../../../services/onion-service/periods.js';
 import { OnionService } from '../../../services/onion-service/service.js';
+import { silentLogger } from '../../../services/runtime/log.js';
 
 /* ------------------------------------------------------------ builtin HTTP */
 

@@ -15,13 +15,13 @@ import { blindExpandedKey, blindIdentity, hsSubcredential } from '../../../servi
 import { timePeriodParams } from '../../../services/core/hs-time.js';
 import { relayLinkSpecifiers } from '../../../services/core/link-specifiers.js';
 import { metricsFor } from '../../../services/metrics/metrics.js';
-import { silentLogger } from '../../../services/net/log.js';
 import { serviceDescriptorPeriods, uploadHsDirs } from '../../../services/onion-service/periods.js';
 import {
   DescriptorPublisher,
   type PeriodKeys,
   type PublishedEvent,
 } from '../../../services/onion-service/publisher.js';
+import { silentLogger } from '../../../services/runtime/log.js';
 import {
   FAKE_SHARED_RAND,
   fakeConsensus,

@@ -13,7 +13,7 @@ import {
   relayNickname,
 } from '../../../operator/desired/network.js';
 import { withDefaults } from '../../../operator/reconcile/network.js';
-import { parseAuthorityList } from '../../../services/directory/dir-client.js';
+import { parseAuthorityList } from '../../../services/net/dir-client.js';
 
 const dnsLabel = fc.stringMatching(/^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$/);
 

@@ -12,7 +12,7 @@ import { reconcileNetwork } from '../../../operator/reconcile/network.js';
 import { toHex } from '../../../services/core/bytes.js';
 import { decodeNodeKeys } from '../../../services/core/node-keys.js';
 import { parseHostPortList } from '../../../services/core/relay-pivot.js';
-import { parseAuthorityList } from '../../../services/directory/dir-client.js';
+import { parseAuthorityList } from '../../../services/net/dir-client.js';
 import { testContext } from './ctx.js';
 
 const NS = 'tn';

@@ -8,7 +8,7 @@ import { fromUtf8, toBase32 } from '../../../services/core/bytes.js';
 import { generateClientAuthKey } from '../../../services/core/client-auth.js';
 import { ed25519PublicFromSeed, randomBytes } from '../../../services/core/crypto.js';
 import { decodeOnionAddress } from '../../../services/core/onion-address.js';
-import { decodeIdentityFile } from '../../../services/onion-service/identity.js';
+import { decodeIdentityFile } from '../../../services/core/onion-identity-file.js';
 import { parsePeerAddress } from '../../../services/onion-service/instance-peers.js';
 import { networkWithService, testContext } from './ctx.js';
 

@@ -15,11 +15,11 @@ import {
   rotateOnionKey,
 } from '../../../services/core/node-keys.js';
 import { ChannelPool } from '../../../services/net/channel-pool.js';
-import { readKeyFile, writeKeyFile } from '../../../services/net/key-store.js';
-import { silentLogger } from '../../../services/net/log.js';
 import { OriginCircuit } from '../../../services/net/origin-circuit.js';
 import { KeyFileWatcher, KeyReloadError, KeyWatchError } from '../../../services/relay/key-watch.js';
 import { RelayNode } from '../../../services/relay/node.js';
+import { readKeyFile, writeKeyFile } from '../../../services/runtime/key-store.js';
+import { silentLogger } from '../../../services/runtime/log.js';
 import { LOCAL_EXIT_POLICY } from '../../helpers/relays.js';
 
 let dir: string;

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { NetworkModelError } from '../../../services/core/network-model.js';
-import { BandwidthOptionError } from '../../../services/net/shaping-options.js';
+import { BandwidthOptionError } from '../../../services/runtime/shaping-options.js';
 import { checkShaping, type ShapingOptions, shapingFor } from '../../../services/testnet/launch.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'shallot-model-'));

@@ -31,6 +31,8 @@ import {
   encodeIdentityFile,
   IdentityKeyError,
   identityAddress,
+} from '../../../../services/core/onion-identity-file.js';
+import {
   loadOrCreateIdentityKey,
   readIdentityKey,
   writeHsDir,

@@ -3,7 +3,7 @@
 // usage error for anything else; formatParams reads back the same.
 import { InvalidArgumentError } from 'commander';
 import { describe, expect, it } from 'vitest';
-import { formatParams, parseParams } from '../../../services/directory/params-option.js';
+import { formatParams, parseParams } from '../../../services/runtime/params-option.js';
 
 describe('consensus params option', () => {
   it('parses Tor-named params and formats them back', () => {

@@ -1,10 +1,18 @@
 /**
  * A small leveled logger: one line per event, `time level node: message {fields}`.
- * Services take it as a component so tests can capture or silence it.
+ * Services take it as a component so tests can capture or silence it. The
+ * operator writes JSON lines instead (operator/log.ts) with the same levels.
  */
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
-const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
+/** Each level's rank: a logger at level L writes what ranks at or above L. */
+export const LOG_LEVEL_ORDER: Readonly<Record<LogLevel, number>> = {
+  debug: 10,
+  info: 20,
+  warn: 30,
+  error: 40,
+  silent: 100,
+};
 
 export interface Logger {
   debug(msg: string, fields?: Record<string, unknown>): void;
@@ -15,7 +23,7 @@ export interface Logger {
 }
 
 export function isLogLevel(s: string): s is LogLevel {
-  return s in ORDER;
+  return s in LOG_LEVEL_ORDER;
 }
 
 export function createLogger(
@@ -23,9 +31,9 @@ export function createLogger(
   level: LogLevel = 'info',
   write: (line: string) => void = (l) => process.stderr.write(`${l}\n`),
 ): Logger {
-  const at = ORDER[level];
+  const at = LOG_LEVEL_ORDER[level];
   const log = (lvl: Exclude<LogLevel, 'silent'>, msg: string, fields?: Record<string, unknown>) => {
-    if (ORDER[lvl] < at) return;
+    if (LOG_LEVEL_ORDER[lvl] < at) return;
     const extra = fields && Object.keys(fields).length > 0 ? ` ${JSON.stringify(fields)}` : '';
     write(`${new Date().toISOString()} ${lvl.padEnd(5)} ${name}: ${msg}${extra}`);
   };

@@ -7,7 +7,7 @@
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
-import type { Logger } from '../net/log.js';
+import type { Logger } from './log.js';
 
 export interface HealthReport {
   ok: boolean;

@@ -4,7 +4,7 @@
  * a usage error before anything starts.
  */
 import { InvalidArgumentError, Option } from 'commander';
-import { type AuthorityEndpoint, parseAuthorityList } from './dir-client.js';
+import { type AuthorityEndpoint, parseAuthorityList } from '../net/dir-client.js';
 
 export function authoritiesOption(description = 'directory authorities: "hexid@host:port,..."'): Option {
   return new Option('--authorities <list>', description)

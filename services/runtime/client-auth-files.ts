@@ -17,11 +17,12 @@ import {
   parseAuthorizedClient,
   parseClientAuthPrivate,
 } from '../core/client-auth.js';
-import { KeyFileError } from './key-store.js';
+import { KeyFileError, readPrivateFile, writePrivateFile } from './private-file.js';
 
 /** Key files are one short line; anything bigger is not one. */
 const MAX_FILE_BYTES = 4096;
 
+/** A public key file (`.auth`): anyone may read it, but it is one short line. */
 async function readKeyLine(file: string): Promise<string> {
   const st = await fs.stat(file);
   if (st.size > MAX_FILE_BYTES) throw new KeyFileError(file, `larger than ${MAX_FILE_BYTES} bytes`);
@@ -63,13 +64,10 @@ export async function readClientAuthKeys(dir: string): Promise<ClientAuthPrivate
   const keys: ClientAuthPrivate[] = [];
   const seen = new Map<string, string>();
   for (const file of await filesEndingIn(dir, '.auth_private')) {
-    const st = await fs.stat(file);
-    if ((st.mode & 0o077) !== 0) {
-      throw new KeyFileError(file, `permissions ${(st.mode & 0o777).toString(8)} are too open; want 600`);
-    }
+    const text = (await readPrivateFile(file, { maxBytes: MAX_FILE_BYTES })).toString('utf8');
     let key: ClientAuthPrivate;
     try {
-      key = parseClientAuthPrivate(await readKeyLine(file));
+      key = parseClientAuthPrivate(text);
     } catch (e) {
       throw e instanceof KeyFileError ? e : new KeyFileError(file, (e as Error).message);
     }
@@ -105,11 +103,13 @@ export async function writeClientAuthFiles(
     if (exists) throw new KeyFileError(f, 'already exists; not overwriting a key');
   }
   await fs.mkdir(o.serviceDir, { recursive: true, mode: 0o700 });
-  await fs.mkdir(o.clientDir, { recursive: true, mode: 0o700 });
-  await fs.writeFile(privateFile, `${formatClientAuthPrivate(serviceIdentity, key.secret)}\n`, {
-    mode: 0o600,
-    flag: 'wx',
-  });
+  if (
+    !(await writePrivateFile(privateFile, `${formatClientAuthPrivate(serviceIdentity, key.secret)}\n`, {
+      exclusive: true,
+    }))
+  ) {
+    throw new KeyFileError(privateFile, 'already exists; not overwriting a key');
+  }
   await fs.writeFile(authFile, `${formatAuthorizedClient(key.public)}\n`, { mode: 0o644, flag: 'wx' });
   return { authFile, privateFile };
 }

@@ -15,7 +15,7 @@ import {
   NetworkModelError,
   parseNetworkModel,
 } from '../core/network-model.js';
-import { BandwidthLimiter, type LinkShaping } from './link-delay.js';
+import { BandwidthLimiter, type LinkShaping } from '../net/link-delay.js';
 
 /** C tor ROUTER_REQUIRED_MIN_BANDWIDTH: a relay's BandwidthRate must be at least 75 KiB/s. */
 export const MIN_RELAY_BANDWIDTH_RATE = 75 * 1024;

@@ -12,8 +12,8 @@ import {
   readAuthorizedClients,
   readClientAuthKeys,
   writeClientAuthFiles,
-} from '../../../services/net/client-auth-files.js';
-import { KeyFileError } from '../../../services/net/key-store.js';
+} from '../../../services/runtime/client-auth-files.js';
+import { KeyFileError } from '../../../services/runtime/private-file.js';
 import { prepareClientAuth } from '../../../services/testnet/client-auth.js';
 import { program } from '../../../services/testnet/main.js';
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { NetworkModelError, parseNetworkModel } from '../../../services/core/network-model.js';
+import { advertisedBandwidth } from '../../../services/relay/node.js';
 import {
   BandwidthOptionError,
   bandwidthLimit,
@@ -7,8 +8,7 @@ import {
   loadNetworkModel,
   MIN_RELAY_BANDWIDTH_RATE,
   networkModelFrom,
-} from '../../../services/net/shaping-options.js';
-import { advertisedBandwidth } from '../../../services/relay/node.js';
+} from '../../../services/runtime/shaping-options.js';
 
 const model = parseNetworkModel({ locations: ['us', 'eu'], defaultLatencyMs: 40, nodes: { r1: 'eu' } });
 

@@ -9,6 +9,7 @@ import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { InvalidError } from '../../../services/core/errors.js';
 import { uniformFraction } from '../../../services/core/random.js';
+import { acceptsDeflate } from '../../../services/directory/http.js';
 import {
   clientConsensusFetchTime,
   DirClientError,
@@ -20,8 +21,7 @@ import {
   MAX_UNCOMPRESSION_FACTOR,
   parseAuthorityList,
   publishDescriptor,
-} from '../../../services/directory/dir-client.js';
-import { acceptsDeflate } from '../../../services/directory/http.js';
+} from '../../../services/net/dir-client.js';
 import { seededRng } from '../../helpers/seeded-rng.js';
 
 const idA = 'a'.repeat(64);
