@@ -223,6 +223,12 @@ function build(registry: Registry) {
         labelNames: ['relay', 'op', 'outcome'] as const,
         registers: r,
       }),
+      streamSendBlocked: new Counter({
+        name: 'shallot_relay_stream_send_blocked_seconds_total',
+        help: "Seconds the relay's exit streams had data to send and could not, by what held them: stream-window (the stream's SENDME window, 500 cells), circuit-window (the circuit's, 1000 cells) or link (a congested link). Close to a download's duration: flow control, not CPU, sets its rate.",
+        labelNames: ['relay', 'reason'] as const,
+        registers: r,
+      }),
       destroy: new Counter({
         name: 'shallot_relay_destroy_total',
         help: 'DESTROY cells sent or received, by reason.',

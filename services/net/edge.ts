@@ -38,7 +38,7 @@ import {
   RelayCommand,
   type RelayMessage,
 } from '../core/relay-cell.js';
-import { RelayStream, type StreamHost } from './stream.js';
+import { RelayStream, type SendBlocker, type StreamHost } from './stream.js';
 
 /** prop 289: the highest SENDME version this code can check (C tor SENDME_MAX_SUPPORTED_VERSION). */
 export const SENDME_MAX_SUPPORTED_VERSION = 1;
@@ -108,6 +108,8 @@ export class CircuitEdge implements StreamHost {
     private readonly io: EdgeIo,
     private readonly maxStreams: number,
     private readonly minSendmeVersion: number = SENDME_ACCEPT_MIN_VERSION_DEFAULT,
+    /** Told how long each of this edge's stream senders waited, and for what (stream.ts). */
+    readonly onSendBlocked?: (reason: SendBlocker, seconds: number) => void,
   ) {}
 
   get streamCount(): number {
@@ -145,7 +147,12 @@ export class CircuitEdge implements StreamHost {
   }
 
   canSendData(): boolean {
-    return this.packageWindow > 0 && this.io.linkWritable();
+    return this.sendBlocker() === null;
+  }
+
+  sendBlocker(): 'circuit-window' | 'link' | null {
+    if (this.packageWindow <= 0) return 'circuit-window';
+    return this.io.linkWritable() ? null : 'link';
   }
 
   streamClosed(streamId: number, awaitingEnd = false): void {

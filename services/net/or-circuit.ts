@@ -21,6 +21,7 @@ import { MAX_RELAY_EARLY, RELAY_DATA_MAX, type RelayMessage } from '../core/rela
 import type { RelayHopCrypto } from '../core/relay-crypto.js';
 import type { Channel, CircuitCellHandler } from './channel.js';
 import { CircuitEdge, decodeRelayCell, encodeRelayCell } from './edge.js';
+import type { SendBlocker } from './stream.js';
 import { TypedEmitter } from './typed-emitter.js';
 
 export interface OrCircuitOwner {
@@ -47,6 +48,8 @@ export interface OrCircuitLimits {
   extendTimeoutMs?: number;
   /** Lowest circuit SENDME version accepted (consensus sendme_accept_min_version; default 1, edge.ts). */
   sendmeAcceptMinVersion?: number;
+  /** How long this circuit's exit streams waited to send, and for what (stream.ts SendBlocker). */
+  onSendBlocked?: (reason: SendBlocker, seconds: number) => void;
 }
 
 export const DEFAULT_MAX_QUEUED_CELLS = 2000;
@@ -97,6 +100,7 @@ export class OrCircuit extends TypedEmitter<OrCircuitEvents> {
       },
       limits.maxStreams,
       limits.sendmeAcceptMinVersion,
+      limits.onSendBlocked,
     );
     this.maxQueuedCells = limits.maxQueuedCells ?? DEFAULT_MAX_QUEUED_CELLS;
     this.extendTimeoutMs = limits.extendTimeoutMs ?? DEFAULT_EXTEND_TIMEOUT_MS;

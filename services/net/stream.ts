@@ -36,11 +36,24 @@ import {
   STREAMWINDOW_START,
 } from '../core/relay-cell.js';
 
+/**
+ * What held a stream's sender back: its own package window (tor-spec §7.4),
+ * the circuit's (§7.3), or a congested link under the circuit (ws/TLS
+ * buffer over LINK_HIGH_WATER, or cells queued behind one at a relay).
+ */
+export type SendBlocker = 'stream-window' | 'circuit-window' | 'link';
+
 /** What a stream needs from its circuit. */
 export interface StreamHost {
   sendStreamMessage(streamId: number, msg: RelayMessage): void;
-  /** False while the circuit's package window is empty or its link is congested. */
-  canSendData(): boolean;
+  /** Why the circuit cannot take DATA now (its package window is empty or its link congested), or null if it can. */
+  sendBlocker(): Exclude<SendBlocker, 'stream-window'> | null;
+  /**
+   * Called when a sender that had to wait may send again (or its stream
+   * ends), with what held it and for how long: measures whether flow
+   * control idles the path (issue 16). Per wait, never per cell.
+   */
+  onSendBlocked?(reason: SendBlocker, seconds: number): void;
   /** The stream is over here; `awaitingEnd`: we sent END first and the peer's END is still due. */
   streamClosed(streamId: number, awaitingEnd?: boolean): void;
 }
@@ -60,6 +73,9 @@ export class RelayStream extends Duplex {
   private packageWindow = STREAMWINDOW_START;
   private deliverWindow = STREAMWINDOW_START;
   private blocked: { data: Uint8Array; cb: (err?: Error | null) => void } | null = null;
+  /** What `blocked` waits for and since when (performance.now(), ms). */
+  private blockedBy: SendBlocker = 'stream-window';
+  private blockedAt = 0;
   private endSent = false;
   private endReceived = false;
   private released = false;
@@ -132,10 +148,7 @@ export class RelayStream extends Duplex {
       this.destroy();
     } else if (reason === EndReason.DONE) {
       // A clean close: finish our writable side quietly.
-      if (this.blocked) {
-        this.blocked.cb(new StreamClosedError(reason, 'stream ended by peer'));
-        this.blocked = null;
-      }
+      this.unblock()?.cb(new StreamClosedError(reason, 'stream ended by peer'));
       this.destroySoon();
     } else {
       this.destroy(new StreamClosedError(reason, `stream closed by peer (END reason ${reason})`));
@@ -144,10 +157,17 @@ export class RelayStream extends Duplex {
 
   /** Circuit window or link opened: send what is waiting. */
   pump(): void {
+    const b = this.unblock();
+    if (b) this.writeData(b.data, b.cb);
+  }
+
+  /** Takes the waiting write, reporting how long it waited. */
+  private unblock(): { data: Uint8Array; cb: (err?: Error | null) => void } | null {
     const b = this.blocked;
-    if (!b) return;
+    if (!b) return null;
     this.blocked = null;
-    this.writeData(b.data, b.cb);
+    this.host.onSendBlocked?.(this.blockedBy, (performance.now() - this.blockedAt) / 1000);
+    return b;
   }
 
   /* ---- Duplex ---- */
@@ -163,8 +183,11 @@ export class RelayStream extends Duplex {
   private writeData(data: Uint8Array, cb: (err?: Error | null) => void): void {
     let off = 0;
     while (off < data.length) {
-      if (this.packageWindow <= 0 || !this.host.canSendData()) {
+      const blocker = this.packageWindow <= 0 ? 'stream-window' : this.host.sendBlocker();
+      if (blocker) {
         this.blocked = { data: data.subarray(off), cb };
+        this.blockedBy = blocker;
+        this.blockedAt = performance.now();
         return;
       }
       // A view, not a copy: the circuit encodes it into a cell body before this returns.
@@ -189,10 +212,7 @@ export class RelayStream extends Duplex {
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
-    if (this.blocked) {
-      this.blocked.cb(err ?? new StreamClosedError(EndReason.MISC, 'stream destroyed'));
-      this.blocked = null;
-    }
+    this.unblock()?.cb(err ?? new StreamClosedError(EndReason.MISC, 'stream destroyed'));
     this.sendEnd(EndReason.MISC);
     this.release(!this.endReceived);
     cb(err);

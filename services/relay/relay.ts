@@ -41,6 +41,7 @@ import { sendmeAcceptMinVersion } from '../net/edge.js';
 import type { LinkShaping } from '../net/link-delay.js';
 import { createLinkKeys, type LinkKeys } from '../net/link-keys.js';
 import { DEFAULT_MAX_QUEUED_CELLS, OrCircuit, type OrCircuitOwner } from '../net/or-circuit.js';
+import type { SendBlocker } from '../net/stream.js';
 import { type LinkServer, linkUrl, listenLinks } from '../net/transport.js';
 import type { Logger } from '../runtime/log.js';
 import {
@@ -399,6 +400,11 @@ export class Relay implements OrCircuitOwner {
     this.m.onionskinQueue.labels(this.label).set(this.onionskins.length);
   }
 
+  /** Per wait of an exit stream's sender (stream.ts), not per cell. */
+  private readonly onSendBlocked = (reason: SendBlocker, seconds: number): void => {
+    this.m.streamSendBlocked.labels({ ...this.label, reason }).inc(seconds);
+  };
+
   /** The onionskin was answered: the circuit takes over its claimed CircID and CREATED2 goes back. */
   private openCircuit(ch: Channel, circId: number, keys: CircuitKeys, reply: Uint8Array): void {
     const circ = new OrCircuit(
@@ -410,6 +416,7 @@ export class Relay implements OrCircuitOwner {
         maxStreams: this.limits.maxStreamsPerCircuit,
         maxQueuedCells: this.limits.maxQueuedCellsPerCircuit,
         sendmeAcceptMinVersion: sendmeAcceptMinVersion(this.c.consensusParams?.()),
+        onSendBlocked: this.onSendBlocked,
       },
       this.rng,
     );

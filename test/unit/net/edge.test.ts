@@ -249,3 +249,41 @@ describe('streamsFull', () => {
     expect(edge.streamsFull).toBe(false);
   });
 });
+
+describe('send-blocked time (issue 16: does flow control idle the path?)', () => {
+  it('reports each wait once, with what held the sender: stream window, circuit window, link', async () => {
+    const f = fakeIo();
+    let writable = true;
+    f.io.linkWritable = () => writable;
+    const waits: { reason: string; seconds: number }[] = [];
+    const edge = new CircuitEdge(f.io, 4, undefined, (reason, seconds) => waits.push({ reason, seconds }));
+    // One stream: its own 500-cell window stops it first.
+    const a = edge.acceptStream(1);
+    a?.write(data(498 * 520));
+    expect(dataCells(f.sent)).toBe(STREAMWINDOW_START);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(waits).toEqual([]);
+    edge.handle(1, { type: 'SENDME', version: 0 });
+    expect(waits).toHaveLength(1);
+    expect(waits[0]?.reason).toBe('stream-window');
+    expect(waits[0]?.seconds).toBeGreaterThanOrEqual(0.015);
+    // A second stream fills the circuit window (1000 cells) and waits for the circuit.
+    const b = edge.acceptStream(3);
+    b?.write(data(498 * 500));
+    expect(dataCells(f.sent)).toBe(CIRCWINDOW_START);
+    const dataIdx = f.sent.flatMap((s, i) => (s.msg.type === 'DATA' ? [i] : []));
+    edge.handle(0, {
+      type: 'SENDME',
+      version: 1,
+      digest: f.digestOf((dataIdx[CIRCWINDOW_INCREMENT - 1] ?? 0) + 1),
+    });
+    expect(waits.map((w) => w.reason)).toEqual(['stream-window', 'circuit-window']);
+    // A congested link: the next write waits for it, and destroying the stream ends the wait.
+    writable = false;
+    const c = edge.acceptStream(5);
+    c?.write(data(10));
+    c?.destroy();
+    expect(waits.map((w) => w.reason)).toEqual(['stream-window', 'circuit-window', 'link']);
+    expect(f.violations).toEqual([]);
+  });
+});
