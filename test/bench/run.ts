@@ -122,7 +122,7 @@ const sections: Section[] = [
   },
   ...([false, true] as const).map(
     (processPerNode): Section => ({
-      title: `throughput (${processPerNode ? '--process-per-node' : 'one process'}: exit and onion, 1 and 8 streams)`,
+      title: `throughput (${processPerNode ? '--process-per-node' : 'default: --workers, one per core'}: exit and onion, 1 and 8 streams)`,
       rows: ['single stream', 'parallel streams', 'CPU seconds per MiB'],
       run: () =>
         noE2e

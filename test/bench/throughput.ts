@@ -10,19 +10,32 @@
  * Every body is hashed as it arrives and checked against builtinSha256, so
  * a figure never describes a download that lost or changed a byte.
  *
- * CPU seconds per MiB count every process of the run: in one-process mode
- * this one (all nodes, the exit target and this reader); with
+ * The default mode is `shallot up`'s: worker threads, one per core
+ * (launch-workers.ts). Its CPU seconds per MiB count every thread of this
+ * process (all nodes, the exit target and this reader); with
  * --process-per-node the node processes from state.json (/proc/<pid>/stat)
  * plus this one (launcher, exit target, reader). The reader's share is
  * small (a SHA-256 of the body, about 2 ms per MiB).
+ *
+ * Flow control: the single-stream exit row also says what share of the
+ * download time the exit's stream sender spent unable to send, by what held
+ * it (its stream window, the circuit window, a congested link), from the
+ * relays' shallot_relay_stream_send_blocked_seconds_total. A share near 1
+ * means the window, not CPU, sets the rate (issue 16).
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { httpGet } from '../../services/loadgen/http-get.js';
+import {
+  counterDeltaBy,
+  metricsUrlsFromTargets,
+  type Snapshot,
+  scrape,
+} from '../../services/loadgen/scrape.js';
 import { builtinSha256 } from '../../services/onion-service/builtin-http.js';
 import type { RunningNetwork } from '../../services/testnet/up.js';
 import { socksConnect } from '../helpers/socks-client.js';
@@ -33,6 +46,8 @@ const MiB = 1024 * 1024;
 
 export interface ThroughputOptions {
   processPerNode: boolean;
+  /** Worker threads when not per node (default: one per core, as `shallot up`). */
+  workers?: number;
   /** Bytes of one single-stream download through an exit; the onion path gets half (as in issue 16). */
   singleBytes: number;
   /** Single-stream downloads per path; the row shows their median. */
@@ -62,7 +77,12 @@ function cpuSecondsOf(net: RunningNetwork): number {
   return s;
 }
 
-async function download(socksPort: number, host: string, port: number, bytes: number): Promise<number> {
+export async function download(
+  socksPort: number,
+  host: string,
+  port: number,
+  bytes: number,
+): Promise<number> {
   const socket = await socksConnect(socksPort, host, port, { timeoutMs: 60_000 });
   try {
     const t = performance.now();
@@ -108,6 +128,16 @@ interface PathFigures {
   cpuSeconds: number;
 }
 
+const BLOCKED = 'shallot_relay_stream_send_blocked_seconds_total';
+
+/** Every node's metrics (the targets file lists each endpoint once, whatever the mode). */
+async function scrapeAll(net: RunningNetwork): Promise<Snapshot> {
+  const snap = await scrape(await metricsUrlsFromTargets(net.state.targetsFile));
+  const failed = snap.errors[0];
+  if (failed) throw new Error(`cannot scrape ${failed.url}: ${failed.error}`);
+  return snap;
+}
+
 async function measurePath(
   net: RunningNetwork,
   label: string,
@@ -116,12 +146,15 @@ async function measurePath(
   singleBytes: number,
   o: ThroughputOptions,
   parallelBytes: number,
+  blockedFigures: boolean,
 ): Promise<PathFigures> {
   const socksPort = Number(net.state.socks.split(':')[1]);
   await warmUp(() => download(socksPort, host, port, 1 * MiB));
   const cpu0 = cpuSecondsOf(net);
+  const before = await scrapeAll(net);
   const singles: number[] = [];
   for (let i = 0; i < o.singleRuns; i++) singles.push(await download(socksPort, host, port, singleBytes));
+  const blocked = counterDeltaBy(before, await scrapeAll(net), BLOCKED, 'reason');
   const t = performance.now();
   await Promise.all(Array.from({ length: PARALLEL }, () => download(socksPort, host, port, parallelBytes)));
   const parallelMs = performance.now() - t;
@@ -132,6 +165,15 @@ async function measurePath(
     singles,
     singleBytes,
   );
+  // Only exit streams report waits (the onion service's streams are not a relay's).
+  const singleSeconds = singles.reduce((a, b) => a + b, 0) / 1000;
+  if (blockedFigures) {
+    for (const reason of ['stream-window', 'circuit-window', 'link'])
+      single.extra = {
+        ...single.extra,
+        [`senderBlocked:${reason}`]: Number(((blocked[reason] ?? 0) / singleSeconds).toFixed(3)),
+      };
+  }
   const total = PARALLEL * parallelBytes;
   const parallel = fromLatencies(
     `${PARALLEL} parallel streams, ${label}, ${PARALLEL} x ${parallelBytes / MiB} MiB`,
@@ -147,7 +189,8 @@ async function measurePath(
 }
 
 export async function throughputBenches(o: ThroughputOptions): Promise<BenchResult[]> {
-  const mode = o.processPerNode ? 'process-per-node' : 'one process';
+  const workers = o.workers ?? availableParallelism();
+  const mode = o.processPerNode ? 'process-per-node' : `--workers ${workers}`;
   const dataDir = await mkdtemp(path.join(tmpdir(), 'shallot-bench-tput-'));
   const net = await upReadmeNetwork({
     dataDir,
@@ -155,6 +198,7 @@ export async function throughputBenches(o: ThroughputOptions): Promise<BenchResu
     exits: 4,
     httpTunnelPort: undefined,
     processPerNode: o.processPerNode,
+    ...(o.processPerNode ? {} : { workers }),
     bootstrapTimeout: 120,
   });
   try {
@@ -173,6 +217,7 @@ export async function throughputBenches(o: ThroughputOptions): Promise<BenchResu
       o.singleBytes,
       o,
       o.parallelBytes,
+      true,
     );
     const hs = await measurePath(
       net,
@@ -182,6 +227,7 @@ export async function throughputBenches(o: ThroughputOptions): Promise<BenchResu
       o.singleBytes / 2,
       o,
       o.parallelBytes / 2,
+      false,
     );
     const cpuRow = (name: string, f: PathFigures): BenchResult => ({
       name,
