@@ -8,9 +8,13 @@
  * the listed Running relays: G = Guard-only, E = Exit-only (Exit without
  * BadExit), D = both, M = neither.
  *
- * Design notes: like C tor, when any of G, M, E, D is zero or the checks
- * fail, no weights are published; clients then use 10000 for every weight
- * (dir-spec §3.8.3), which is what small testnets (all Guard+Exit) get.
+ * Design notes: each class total starts at 1 KB/s, as C tor's
+ * networkstatus_compute_consensus starts G = M = E = D = 1 ("so that later
+ * on, we can't accidentally divide by zero"); so a class with no relay is
+ * still weighed, and a small testnet where every relay is Guard+Exit gets
+ * the weights C tor publishes for it (case 2b) rather than none. When the
+ * checks fail, no weights are published, as C tor; clients then use 10000
+ * for every weight (dir-spec §3.8.3).
  *
  * Not in this module: which relays are listed and with what bandwidth
  * (voting.ts), how clients apply the weights (path.ts).
@@ -19,19 +23,23 @@
 /** dir-spec §3.8.3 `bwweightscale` default. */
 export const BW_WEIGHT_SCALE = 10_000;
 
+/** C tor's initial class total, 1 KB/s, in Shallot's bytes/s (its bandwidths are KB/s). */
+const INITIAL_CLASS_TOTAL = 1000n;
+
 /**
  * C tor's networkstatus_compute_bw_weights_v10 over the listed Running
  * relays: G = Guard-only, E = Exit-only (Exit without BadExit), D = both,
- * M = neither. Returns {} when it cannot compute balanced weights.
+ * M = neither, each starting at 1 KB/s. Returns {} when it cannot compute
+ * balanced weights.
  */
 export function computeBandwidthWeights(
   relays: readonly { flags: string[]; bandwidth: number }[],
   weightScale = BW_WEIGHT_SCALE,
 ): Record<string, number> {
-  let G = 0n;
-  let M = 0n;
-  let E = 0n;
-  let D = 0n;
+  let G = INITIAL_CLASS_TOTAL;
+  let M = INITIAL_CLASS_TOTAL;
+  let E = INITIAL_CLASS_TOTAL;
+  let D = INITIAL_CLASS_TOTAL;
   for (const r of relays) {
     if (!r.flags.includes('Running')) continue;
     const bw = BigInt(r.bandwidth);

@@ -1,15 +1,23 @@
-// Bandwidth weights (dir-spec §3.8.3): C tor's v10 cases, no weights when a
-// class is empty, BadExit as non-exit, the sum and range constraints.
+// Bandwidth weights (dir-spec §3.8.3): C tor's v10 cases, class totals
+// starting at 1 KB/s (dirvote.c), BadExit as non-exit, the sum and range
+// constraints, and the weights a real C tor testnet consensus published
+// (test/vectors/ctor/consensus-microdesc.txt).
+import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { parseMdConsensus } from '../../../../services/core/ctor/md-consensus.js';
 import { BW_WEIGHT_SCALE, computeBandwidthWeights } from '../../../../services/core/dir/bw-weights.js';
 
+/** Each class total starts at 1 KB/s (C tor G = M = E = D = 1): relays of N - 1000 give totals N. */
+const K = 1000;
+
 describe('bandwidth weights (dir-spec §3.8.3, C tor v10)', () => {
+  /** One relay per class whose class total (with C tor's initial 1 KB/s) is the given KB/s. */
   const relays = (G: number, M: number, E: number, D: number) => [
-    { flags: ['Guard', 'Running'], bandwidth: G },
-    { flags: ['Running'], bandwidth: M },
-    { flags: ['Exit', 'Running'], bandwidth: E },
-    { flags: ['Exit', 'Guard', 'Running'], bandwidth: D },
+    { flags: ['Guard', 'Running'], bandwidth: G * K - K },
+    { flags: ['Running'], bandwidth: M * K - K },
+    { flags: ['Exit', 'Running'], bandwidth: E * K - K },
+    { flags: ['Exit', 'Guard', 'Running'], bandwidth: D * K - K },
   ];
   const pick = (w: Record<string, number>) => [w.Wgg, w.Wgd, w.Wmg, w.Wme, w.Wmd, w.Wee, w.Wed];
 
@@ -38,22 +46,39 @@ describe('bandwidth weights (dir-spec §3.8.3, C tor v10)', () => {
     });
   }
 
-  it('publishes nothing when a class is empty (all Guard+Exit testnet), like C tor', () => {
-    expect(computeBandwidthWeights([{ flags: ['Exit', 'Guard', 'Running'], bandwidth: 100 }])).toEqual({});
-    expect(computeBandwidthWeights(relays(0, 1, 1, 1))).toEqual({});
-    // Non-Running relays do not count.
-    expect(
-      computeBandwidthWeights(relays(400, 100, 400, 100).map((r) => ({ ...r, flags: ['Guard'] }))),
-    ).toEqual({});
+  it('weighs an all Guard+Exit testnet as C tor does: the weights a C tor consensus published', () => {
+    const text = readFileSync(
+      new URL('../../../vectors/ctor/consensus-microdesc.txt', import.meta.url),
+      'utf8',
+    );
+    const c = parseMdConsensus(text);
+    // Every relay of that network is Guard+Exit: G, M and E hold only C tor's initial 1 KB/s.
+    expect(c.relays.every((r) => r.flags.includes('Guard') && r.flags.includes('Exit'))).toBe(true);
+    const w = computeBandwidthWeights(
+      c.relays.map((r) => ({ flags: r.flags, bandwidth: (r.bandwidth ?? 0) * K })),
+    );
+    expect(Object.keys(c.bandwidthWeights)).toHaveLength(19);
+    expect(w).toEqual(c.bandwidthWeights);
+  });
+
+  it('counts Running relays only; an empty network still gets the initial totals', () => {
+    const running = computeBandwidthWeights(relays(400, 100, 400, 100));
+    const notRunning = computeBandwidthWeights(
+      relays(400, 100, 400, 100).map((r) => ({ ...r, flags: r.flags.filter((f) => f !== 'Running') })),
+    );
+    expect(notRunning).toEqual(computeBandwidthWeights([]));
+    expect(notRunning).not.toEqual(running);
+    // G = M = E = D = 1 (T = 4): both scarce (3E < T), R + D >= S: case 2b1, Wgg = Wee = 1,
+    // Wed = (D - 2E + 4G - 2M) / 3D = 1/3, Wmd = Wgd = (1 - Wed) / 2.
+    expect(pick(computeBandwidthWeights([]))).toEqual([10000, 3333, 0, 0, 3333, 10000, 3333]);
   });
 
   it('BadExit relays count as non-exits', () => {
     const w1 = computeBandwidthWeights(relays(400, 100, 400, 100));
     const withBad = [
-      ...relays(400, 0, 400, 100).slice(0, 4),
-      { flags: ['BadExit', 'Exit', 'Running'], bandwidth: 100 },
+      ...relays(400, 1, 400, 100),
+      { flags: ['BadExit', 'Exit', 'Running'], bandwidth: 99 * K },
     ];
-    withBad[1] = { flags: ['Running'], bandwidth: 0 };
     // The BadExit relay's 100 lands in M, giving the same totals as relays(400, 100, 400, 100).
     expect(computeBandwidthWeights(withBad)).toEqual(w1);
     expect(w1.Wee).toBe(7500);
@@ -62,7 +87,7 @@ describe('bandwidth weights (dir-spec §3.8.3, C tor v10)', () => {
   it('whenever weights are published they satisfy the sum and range constraints', () => {
     fc.assert(
       fc.property(
-        fc.array(fc.integer({ min: 1, max: 10 ** 9 }), { minLength: 4, maxLength: 4 }),
+        fc.array(fc.integer({ min: 1, max: 10 ** 6 }), { minLength: 4, maxLength: 4 }),
         ([G, M, E, D]) => {
           const w = computeBandwidthWeights(relays(G!, M!, E!, D!));
           if (Object.keys(w).length === 0) return;

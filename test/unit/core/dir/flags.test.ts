@@ -116,7 +116,8 @@ describe('assignFlags', () => {
       const i = descs.findIndex((d) => toHex(d.identity) === toHex(r.identity));
       expect(r.descriptorDigest).toEqual(sha256(signed[i]!));
     }
-    // All Guard+Exit: no weights published, clients use 10000.
-    expect(c.bandwidthWeights).toEqual({});
+    // All Guard+Exit: G, M and E hold only C tor's initial 1 KB/s, so case 2b1 as C tor
+    // publishes it (test/vectors/ctor/consensus-microdesc.txt): D split in thirds.
+    expect(c.bandwidthWeights).toMatchObject({ Wgg: 10000, Wee: 10000, Wgd: 3333, Wed: 3333, Wmd: 3333 });
   });
 });
