@@ -17,7 +17,8 @@
  *   AUTHENTICATE (type 3, Ed25519-SHA256-RFC5705) binds the initiator the
  *   same way through the TLS exporter.
  * - Deviation: Shallot relays have no RSA. CID/SID in AUTHENTICATE are
- *   SHA-256 of the Ed25519 identities. Dialling a C tor relay with its
+ *   SHA-256 of the Ed25519 identities. TLSSECRETS's exporter context is CID,
+ *   as C tor and arti compute it (tor-spec says the Ed25519 identity). Dialling a C tor relay with its
  *   legacy id, the initiator also checks its RSA identity (CERTS types 2
  *   and 7, rsa-link-certs.ts). On plain `ws` (debugging only) there is no TLS session:
  *   SCERT and TLSSECRETS are zero and cert type 5 is not checked, so plain
@@ -384,16 +385,19 @@ export class Channel extends TypedEmitter<ChannelEvents> {
           version,
         );
         const clog = sha256(...sent);
+        const cid = sha256(k.identity.public);
         const fields: Auth3Body = {
-          cid: sha256(k.identity.public),
+          cid,
           sid: sha256(identity),
           cidEd: k.identity.public,
           sidEd: identity,
           slog,
           clog,
           scert: peerTlsCert ? sha256(peerTlsCert) : new Uint8Array(32),
+          // The exporter's context is CID, as C tor (relay_handshake.c) and arti do; tor-spec's
+          // sentence naming the Ed25519 identity disagrees with both.
           tlsSecrets: link.tlsBinding
-            ? link.tlsBinding.exportKeyingMaterial(32, EXPORTER_LABEL, k.identity.public)
+            ? link.tlsBinding.exportKeyingMaterial(32, EXPORTER_LABEL, cid)
             : new Uint8Array(32),
           rand: rng(24),
           sig: new Uint8Array(64),
@@ -472,7 +476,7 @@ export class Channel extends TypedEmitter<ChannelEvents> {
         const f = decodeAuth3Body(auth.authBody);
         const expectScert = link.tlsBinding ? sha256(k.tlsCertDer) : new Uint8Array(32);
         const expectSecrets = link.tlsBinding
-          ? link.tlsBinding.exportKeyingMaterial(32, EXPORTER_LABEL, identity)
+          ? link.tlsBinding.exportKeyingMaterial(32, EXPORTER_LABEL, sha256(identity))
           : new Uint8Array(32);
         const ok =
           ctEqual(f.cid, sha256(identity)) &&

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { concat } from '../../services/core/bytes.js';
 import { CellCommand, DestroyReason, encodeCell, encodeLinkMessage } from '../../services/core/cells.js';
-import { legacyIdFromEd25519, randomBytes } from '../../services/core/crypto.js';
+import { legacyIdFromEd25519, randomBytes, sha256 } from '../../services/core/crypto.js';
 import { generateNodeKeys } from '../../services/core/node-keys.js';
 import { ntorClientStart } from '../../services/core/ntor.js';
 import { EndReason, type RelayMessage } from '../../services/core/relay-cell.js';
@@ -230,6 +230,37 @@ describe('link handshake over wss', () => {
     await sleep(50);
     expect([...internals(r1).inbound].some((c) => equalId(c.peerIdentity, idKeys.identity))).toBe(false);
     expect(internals(r1).inbound.size).toBeLessThanOrEqual(before);
+  });
+  it("AUTHENTICATE's TLS exporter context is CID (C tor relay_handshake.c, arti), not the Ed25519 id", async () => {
+    const idKeys = generateNodeKeys();
+    const keys = createLinkKeys({ seed: idKeys.identitySeed, public: idKeys.identity });
+    const attempt = async (context: (asked: Uint8Array) => Uint8Array) => {
+      const link = await dialLink(linkUrl('127.0.0.1', r1.port, true), 3_000);
+      const binding = link.tlsBinding;
+      if (!binding) throw new Error('wss link without a TLS binding');
+      const real = binding.exportKeyingMaterial.bind(binding);
+      const asked: Uint8Array[] = [];
+      binding.exportKeyingMaterial = (len, label, ctx) => {
+        asked.push(ctx);
+        return real(len, label, context(ctx));
+      };
+      const ch = await Channel.initiate(link, { keys, expectedIdentity: r1.identity }).catch(() => null);
+      if (ch) await sleep(100); // r1 decides after our NETINFO
+      const accepted = [...internals(r1).inbound].some(
+        (c) => c.isOpen && equalId(c.peerIdentity, idKeys.identity),
+      );
+      ch?.close('test over');
+      link.close();
+      return { asked, accepted };
+    };
+    const ok = await attempt((ctx) => ctx);
+    expect(ok.asked.map((c) => Buffer.from(c).toString('hex'))).toEqual([
+      Buffer.from(sha256(idKeys.identity)).toString('hex'),
+    ]);
+    expect(ok.accepted).toBe(true);
+    // tor-spec's sentence (the initiator's Ed25519 identity as context) is refused, as C tor refuses it.
+    const specSentence = await attempt(() => idKeys.identity);
+    expect(specSentence.accepted).toBe(false);
   });
 });
 
