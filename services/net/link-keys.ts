@@ -16,7 +16,7 @@ import {
   randomBytes,
   sha256,
 } from '../core/crypto.js';
-import { CertType, encodeEdCert } from '../core/ed-cert.js';
+import { CertKeyType, CertType, encodeEdCert } from '../core/ed-cert.js';
 import { selfSignedEd25519Cert, toPem } from '../core/x509.js';
 import type { TlsMaterial } from './transport.js';
 
@@ -68,7 +68,14 @@ export function createLinkKeys(
       identity.seed,
     ),
     certSigningToTls: encodeEdCert(
-      { certType: CertType.SIGNING_V_TLS_CERT, expiresHours, certifiedKey: sha256(tlsCertDer) },
+      // tor-cert-spec: the certified key is a SHA-256 of an X.509 certificate, key type 03, as C tor
+      // writes it (routerkeys.c SIGNED_KEY_TYPE_SHA256_OF_X509); C tor does not check it on receipt.
+      {
+        certType: CertType.SIGNING_V_TLS_CERT,
+        keyType: CertKeyType.SHA256_OF_X509,
+        expiresHours,
+        certifiedKey: sha256(tlsCertDer),
+      },
       signing.seed,
     ),
     certSigningToAuth: encodeEdCert(

@@ -26,9 +26,18 @@ export interface PublisherOptions {
   family?: string[];
 }
 
+/**
+ * Subprotocols a Shallot relay speaks (dir-spec §2.1.1 `proto`, tor-spec
+ * §9 "Subprotocol versioning"). Relay=4 is ntor-v3 in CREATE2/EXTEND2, which
+ * these relays answer; Relay=3 (IPv6 link specifiers in EXTEND2) is
+ * accepted: they are parsed, and extends go to the address the consensus
+ * lists for the identity. C
+ * tor 0.4.9 relays advertise Relay=2-6 (test/vectors/ctor); a C tor client
+ * reads Relay=4 to use ntor-v3 with a relay.
+ */
 export const RELAY_PROTOCOLS: Record<string, string> = {
   Link: '4-5',
-  Relay: '2',
+  Relay: '2-4',
   HSDir: '2',
   HSIntro: '4-5',
   HSRend: '2',
