@@ -111,6 +111,22 @@ export function authoritiesEnv(network: string) {
   };
 }
 
+/** The network's spec.networkModel as JSON, in the same ConfigMap; absent without a model. */
+export const NETWORK_MODEL_KEY = 'networkModel';
+
+/**
+ * A client's model, read from the network's ConfigMap (optional: a network
+ * without a model leaves it unset, and the client's links are undelayed).
+ */
+export function networkModelEnv(network: string) {
+  return {
+    name: 'SHALLOT_NETWORK_MODEL_JSON',
+    valueFrom: {
+      configMapKeyRef: { name: networkConfigMapName(network), key: NETWORK_MODEL_KEY, optional: true },
+    },
+  };
+}
+
 export const podNameEnv = { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } };
 
 /**

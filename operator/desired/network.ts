@@ -55,6 +55,7 @@ import {
   keyVolumes,
   LABEL_NETWORK,
   LABEL_RELAY_INDEX,
+  NETWORK_MODEL_KEY,
   networkConfigMapName,
   OPERATOR_OPS_PORT,
   OR_PORT,
@@ -155,7 +156,13 @@ export function desiredConfigMap(inp: NetworkInputs): KubeObject {
     apiVersion: 'v1',
     kind: 'ConfigMap',
     metadata: meta(inp, networkConfigMapName(inp.net.metadata.name), 'network'),
-    data: { [AUTHORITIES_KEY]: authorityListOf(inp) },
+    data: {
+      [AUTHORITIES_KEY]: authorityListOf(inp),
+      // For the clients (the chart's, a LoadTest's): the relays get it in their env.
+      ...(inp.net.spec.networkModel
+        ? { [NETWORK_MODEL_KEY]: JSON.stringify(inp.net.spec.networkModel) }
+        : {}),
+    },
   };
 }
 

@@ -23,6 +23,7 @@
  *      (writeNetworkStatus).
  */
 
+import { locationOf, NetworkModelError, parseNetworkModel } from '../../services/core/network-model.js';
 import { API_VERSION } from '../api/crds.js';
 import { type OnionNetwork, onionNetworkSpecSchema } from '../api/onion-network.js';
 import { applyDefaults } from '../api/schema.js';
@@ -32,6 +33,7 @@ import {
   authorityName,
   desiredNetworkObjects,
   type NetworkInputs,
+  relayNickname,
 } from '../desired/network.js';
 import type { KubeObject } from '../kube/client.js';
 import type { ReconcileContext, ReconcileResult } from './context.js';
@@ -55,7 +57,30 @@ export function validateNetwork(net: OnionNetwork): string[] {
   if (k > 1 && m.enabled && m.port >= OR_PORT && m.port < OR_PORT + k) {
     p.push(`spec.metrics.port must not be one of the relay pool's ORPorts ${OR_PORT}-${OR_PORT + k - 1}`);
   }
+  const model = networkModelProblem(net);
+  if (model) p.push(model);
   return p;
+}
+
+/**
+ * What the relays would refuse at start, said once in the status instead of
+ * by every pod in a crash loop: the model as core/network-model.ts parses
+ * it (an unknown location, a pair with no latency, an unknown field), and a
+ * relay (up to the autoscaler's maximum) the model places nowhere.
+ */
+function networkModelProblem(net: OnionNetwork): string | null {
+  const spec = net.spec.networkModel;
+  if (!spec) return null;
+  try {
+    const model = parseNetworkModel(spec);
+    const n = Math.max(net.spec.relays.replicas, net.spec.relays.autoscale?.max ?? 0);
+    for (let i = 0; i < n; i++) locationOf(model, relayNickname(net.metadata.name, i));
+    return null;
+  } catch (e) {
+    if (e instanceof NetworkModelError)
+      return `spec.networkModel: ${e.message.replace(/^network model: /, '')}`;
+    throw e;
+  }
 }
 
 export function withDefaults(raw: OnionNetwork): OnionNetwork {

@@ -300,6 +300,62 @@ describe('OnionNetwork reconcile', () => {
     expect(recorder.events.filter((e) => e.reason === 'InvalidSpec')).toHaveLength(1);
   });
 
+  it('refuses a network model the relays would refuse, naming the field, and creates nothing', async () => {
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [
+        { locations: ['us', 'eu'], links: [{ from: 'us', to: 'mars', latencyMs: 40 }] },
+        /spec\.networkModel: links\[0\]\.to: unknown location "mars"/,
+      ],
+      [{ locations: ['us', 'eu'] }, /no latency between "us" and "eu"/],
+      // Three relays, the model places only the first and draws no one at random.
+      [
+        { locations: ['us'], nodes: { alphar0: 'us' } },
+        /spec\.networkModel: nodes: node "alphar1" is in no location/,
+      ],
+      [{ locations: ['us'], latency: 5 }, /spec\.networkModel: latency: unknown field/],
+    ];
+    for (const [model, want] of cases) {
+      const { ctx, kube } = testContext();
+      seedNetwork(kube, { relays: { replicas: 3 }, networkModel: model });
+      await reconcileNetwork(ctx, NS, 'alpha');
+      expect(kube.ofKind('StatefulSet')).toEqual([]);
+      const degraded = kube
+        .getObj<any>('OnionNetwork', NS, 'alpha')!
+        .status.conditions.find((c: any) => c.type === 'Degraded');
+      expect(degraded).toMatchObject({ status: 'True', reason: 'InvalidSpec' });
+      expect(degraded.message).toMatch(want);
+    }
+  });
+
+  it('an autoscaled network needs every relay up to its maximum placed', async () => {
+    const { ctx, kube } = testContext();
+    const nodes = { alphar0: 'us', alphar1: 'us' };
+    seedNetwork(kube, {
+      relays: { replicas: 2, autoscale: { min: 2, max: 3 } },
+      networkModel: { locations: ['us'], nodes },
+    });
+    await reconcileNetwork(ctx, NS, 'alpha');
+    const st = kube.getObj<any>('OnionNetwork', NS, 'alpha')!.status;
+    expect(st.conditions.find((c: any) => c.type === 'Degraded').message).toMatch(
+      /"alphar2" is in no location/,
+    );
+  });
+
+  it('a good model goes to the relays and, as JSON, into the ConfigMap the clients read', async () => {
+    const { ctx, kube } = testContext();
+    const model = { locations: ['us', 'eu'], defaultLatencyMs: 40, assign: 'random', seed: 3 };
+    seedNetwork(kube, { relays: { replicas: 3 }, networkModel: model });
+    await reconcileNetwork(ctx, NS, 'alpha');
+    expect(kube.ofKind('StatefulSet').length).toBeGreaterThan(0);
+    const cm = kube.getObj('ConfigMap', NS, 'alpha-network')!;
+    expect(JSON.parse(cm.data.networkModel)).toEqual(model);
+    // Without a model, no key: the clients' optional reference leaves them undelayed.
+    const other = testContext();
+    seedNetwork(other.kube, { relays: { replicas: 1 } });
+    await reconcileNetwork(other.ctx, NS, 'alpha');
+    expect(other.kube.getObj('ConfigMap', NS, 'alpha-network')!.data).not.toHaveProperty('networkModel');
+  });
+
   it('autoscales on scraped circuits with the decision function', async () => {
     const { ctx, kube, scrapes } = testContext();
     seedNetwork(kube, { relays: { replicas: 2, autoscale: { min: 2, max: 6, targetCircuitsPerRelay: 10 } } });
