@@ -5,6 +5,8 @@
  * A LoadTest runs once: editing its spec after the Job exists changes
  * nothing (delete and recreate it to run again), like a Job itself.
  */
+
+import { LOCATION_PATTERN } from '../../services/core/network-model.js';
 import {
   bool,
   type Condition,
@@ -42,6 +44,8 @@ export interface LoadTestSpec {
   newCircuit: boolean;
   /** Secret whose `*.auth_private` keys (Tor format) the clients use for onion services with client authorization. */
   clientAuthSecret?: string;
+  /** The clients' location in the network's model (default: where the model places "client"). */
+  location?: string;
   resources?: ResourceRequirements;
 }
 
@@ -130,6 +134,10 @@ export const loadTestSpecSchema: JSONSchema = obj(
     clientAuthSecret: str(
       'Secret (same namespace) whose *.auth_private keys ("<address>:descriptor:x25519:<key>", as `shallot client-auth` writes) the clients hold, for targets with client authorization.',
       { minLength: 1, maxLength: 253, pattern: '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$' },
+    ),
+    location: str(
+      'The clients\' location in the network\'s spec.networkModel, so their links get its latency (README: Realistic networks); unset: where the model places "client" (explicitly or by its seeded draw). Ignored without a model.',
+      { minLength: 1, maxLength: 63, pattern: LOCATION_PATTERN },
     ),
     resources: resourcesSchema,
   },

@@ -27,6 +27,7 @@ import {
   DATA_DIR,
   LABEL_LOAD_TEST,
   LABEL_NETWORK,
+  networkModelEnv,
   ownerRef,
   podSecurityContext,
   SOCKS_PORT,
@@ -192,6 +193,9 @@ export function desiredLoadJob(inp: LoadTestInputs): KubeObject {
                 { name: 'SHALLOT_OPS_HOST', value: '0.0.0.0' },
                 { name: 'SHALLOT_OPS_PORT', value: String(CLIENT_OPS_PORT) },
                 ...(auth ? [{ name: 'SHALLOT_ONION_AUTH_DIR', value: ONION_AUTH_DIR }] : []),
+                // The network's model (from its ConfigMap, when it has one) and the clients' place in it.
+                networkModelEnv(s.network),
+                ...(s.location ? [{ name: 'SHALLOT_LOCATION', value: s.location }] : []),
               ],
               ports: [{ name: 'metrics', containerPort: CLIENT_OPS_PORT }],
               // Guard state goes to SHALLOT_DATA_DIR (the image's /var/lib/shallot); the root FS is read-only.

@@ -1,8 +1,10 @@
 /**
  * LoadTest reconcile: resolve the target (an OnionService's address, or a
  * host:port), create the Job once, follow its status into phase, and copy
- * the clients' summaries (their termination messages) into status.
+ * the clients' summaries (their termination messages) into status. Under
+ * a network model the clients' location is checked against it first.
  */
+import { locationOf, type NetworkModel, parseNetworkModel } from '../../services/core/network-model.js';
 import { API_VERSION } from '../api/crds.js';
 import {
   type LoadSummary,
@@ -13,7 +15,7 @@ import {
 import type { OnionService } from '../api/onion-service.js';
 import { applyDefaults } from '../api/schema.js';
 import { type ConditionInput, findCondition, rfc3339, setConditions } from '../conditions.js';
-import { LABEL_LOAD_TEST, networkConfigMapName } from '../desired/common.js';
+import { LABEL_LOAD_TEST, NETWORK_MODEL_KEY, networkConfigMapName } from '../desired/common.js';
 import { aggregateSummaries, desiredLoadJob, loadJobName, parseLoadSummary } from '../desired/load-test.js';
 import type { KubeObject } from '../kube/client.js';
 import type { ReconcileContext, ReconcileResult } from './context.js';
@@ -33,6 +35,34 @@ export function validateLoadTest(lt: LoadTest): string[] {
     p.push('spec.target: set exactly one of onionService and address');
   }
   return p;
+}
+
+/**
+ * Whether the clients can take their place in the network's model (the
+ * ConfigMap's copy of spec.networkModel): spec.location must be one of its
+ * locations, or the model must place "client" itself. Said in the status
+ * before the Job starts, instead of by every client pod failing at start.
+ */
+export function loadTestLocationProblem(lt: LoadTest, modelJson: string | undefined): string | null {
+  if (!modelJson) return null;
+  const net = `OnionNetwork ${lt.spec.network}`;
+  let model: NetworkModel;
+  try {
+    model = parseNetworkModel(modelJson);
+  } catch (e) {
+    return `${net}: ${(e as Error).message}`;
+  }
+  const loc = lt.spec.location;
+  if (loc !== undefined)
+    return model.locations.includes(loc)
+      ? null
+      : `spec.location: "${loc}" is not a location of ${net}'s model (${model.locations.join(', ')})`;
+  try {
+    locationOf(model, 'client');
+    return null;
+  } catch {
+    return `spec.location is needed: ${net}'s model does not place "client" (name it in nodes, or assign: random)`;
+  }
 }
 
 type Phase = NonNullable<LoadTestStatus['phase']>;
@@ -105,6 +135,26 @@ export async function reconcileLoadTest(
       name: networkConfigMapName(lt.spec.network),
     });
     if (!cm) return waiting('WaitingForNetwork', `OnionNetwork ${lt.spec.network} has no authority list yet`);
+    const location = loadTestLocationProblem(lt, cm.data?.[NETWORK_MODEL_KEY]);
+    if (location) {
+      if (findCondition(raw.status?.conditions, 'Degraded')?.reason !== 'InvalidLocation')
+        await ctx.recorder.event(raw, 'Warning', 'InvalidLocation', location);
+      status.phase = 'Pending';
+      // The network's model may change: look again later.
+      return finish(
+        [
+          { type: 'Ready', status: false, reason: 'InvalidLocation', message: location },
+          {
+            type: 'Progressing',
+            status: false,
+            reason: 'InvalidLocation',
+            message: 'waiting for a location in the model',
+          },
+          { type: 'Degraded', status: true, reason: 'InvalidLocation', message: location },
+        ],
+        30_000,
+      );
+    }
     const authSecret = lt.spec.clientAuthSecret;
     if (authSecret && !(await kube.get({ apiVersion: 'v1', kind: 'Secret', namespace, name: authSecret })))
       return waiting(

@@ -57,7 +57,9 @@ export interface NetworkModel {
 
 /** Far above any real one-way latency (the Moon is 1.3 s away): a larger number is a unit mistake. */
 const MAX_LATENCY_MS = 10_000;
-const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+/** A location's name (and what the CRD and the chart's schema allow for one). */
+export const LOCATION_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$';
+const NAME = new RegExp(LOCATION_PATTERN);
 
 const pairKey = (a: string, b: string) => (a <= b ? `${a}|${b}` : `${b}|${a}`);
 

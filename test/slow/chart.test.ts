@@ -308,6 +308,39 @@ describe('kubeconform -strict', () => {
     );
     expect(placed.get('regionsr0')).toBe('eu');
     expect(placed.size).toBe(4);
+    // The SOCKS client: the model from the ConfigMap the operator writes (optional: absent without
+    // a model), and its location from client.location.
+    const client = one(await render(['-f', file]), 'Deployment', 'shallot-client');
+    const env: Obj[] = client.spec.template.spec.containers[0].env;
+    expect(env).toContainEqual({
+      name: 'SHALLOT_NETWORK_MODEL_JSON',
+      valueFrom: { configMapKeyRef: { name: 'regions-network', key: 'networkModel', optional: true } },
+    });
+    expect(env).toContainEqual({ name: 'SHALLOT_LOCATION', value: 'us' });
+    expect(model.locations).toContain('us');
+  });
+
+  it("refuses a client.location the example network's model lacks, or none where it does not place the client", async () => {
+    const file = path.join(chart, 'ci/network-model-values.yaml');
+    const mars = await template(['-f', file, '--set', 'client.location=mars']);
+    expect(mars.code).not.toBe(0);
+    expect(mars.stderr).toContain(
+      'client.location: "mars" is not a location of examples.network.networkModel (eu, us)',
+    );
+    const explicit = await template([
+      '--set-json',
+      'examples.network.networkModel={"locations":["eu"],"assign":"explicit"}',
+    ]);
+    expect(explicit.code).not.toBe(0);
+    expect(explicit.stderr).toContain('examples.network.networkModel does not place "client"');
+    // Placed by the model itself, or joining another network (whose model the chart cannot see): fine.
+    const named = await template([
+      '--set-json',
+      'examples.network.networkModel={"locations":["eu"],"nodes":{"client":"eu"}}',
+    ]);
+    expect(named.stderr).toBe('');
+    const other = await template(['--set', 'client.network=other', '--set', 'client.location=anywhere']);
+    expect(other.stderr).toBe('');
   });
 
   it('no model and no limits by default; a model file through --set-file arrives as the same object', async () => {
@@ -551,6 +584,7 @@ describe('values.schema.json', () => {
       { examples: { network: { networkModel: { defaultLatencyMs: 10 } } } },
       /networkModel/,
     ],
+    ['a client location that is no name', { client: { location: 'two words' } }, /client\/location/],
     [
       'a negative link latency',
       {

@@ -16,8 +16,9 @@ import {
   summarizeLoadResult,
 } from '../../../operator/desired/load-test.js';
 import { reconcileLoadTest } from '../../../operator/reconcile/load-test.js';
+import { reconcileNetwork } from '../../../operator/reconcile/network.js';
 import { reconcileOnionService } from '../../../operator/reconcile/onion-service.js';
-import { networkWithService } from './ctx.js';
+import { networkWithService, testContext } from './ctx.js';
 
 const NS = 'tn';
 
@@ -219,6 +220,66 @@ describe('LoadTest reconcile', () => {
       status: 'True',
       reason: 'JobFailed',
     });
+  });
+});
+
+describe('LoadTest under a network model', () => {
+  const model = { locations: ['us', 'eu'], defaultLatencyMs: 40, nodes: { netr0: 'eu' } };
+  async function world(spec: Record<string, unknown>, networkModel: Record<string, unknown> | null = model) {
+    const t = testContext();
+    t.kube.seed({
+      apiVersion: API_VERSION,
+      kind: 'OnionNetwork',
+      metadata: { name: 'net', namespace: NS },
+      spec: { relays: { replicas: 1 }, ...(networkModel ? { networkModel } : {}) },
+    });
+    await reconcileNetwork(t.ctx, NS, 'net');
+    t.kube.seed({
+      apiVersion: API_VERSION,
+      kind: 'LoadTest',
+      metadata: { name: 'lt', namespace: NS },
+      spec: { network: 'net', target: { address: 'example.test:80' }, ...spec },
+    });
+    await reconcileLoadTest(t.ctx, NS, 'lt');
+    const job = t.kube.getObj('Job', NS, 'lt-load');
+    const env: any[] = job?.spec.template.spec.initContainers[0].env ?? [];
+    return { ...t, job, env };
+  }
+
+  it("gives the clients the network's model (from its ConfigMap) and spec.location", async () => {
+    const { env } = await world({ location: 'us' });
+    expect(env).toContainEqual({
+      name: 'SHALLOT_NETWORK_MODEL_JSON',
+      valueFrom: { configMapKeyRef: { name: 'net-network', key: 'networkModel', optional: true } },
+    });
+    expect(env).toContainEqual({ name: 'SHALLOT_LOCATION', value: 'us' });
+  });
+
+  it('refuses a location the model lacks, or none when the model does not place "client", before any Job', async () => {
+    for (const [spec, want] of [
+      [
+        { location: 'mars' },
+        /spec\.location: "mars" is not a location of OnionNetwork net's model \(us, eu\)/,
+      ],
+      [{}, /spec\.location is needed: OnionNetwork net's model does not place "client"/],
+    ] as const) {
+      const { job, kube, recorder } = await world(spec);
+      expect(job).toBeUndefined();
+      const st = kube.getObj<any>('LoadTest', NS, 'lt')!.status;
+      const degraded = st.conditions.find((c: any) => c.type === 'Degraded');
+      expect(degraded).toMatchObject({ status: 'True', reason: 'InvalidLocation' });
+      expect(degraded.message).toMatch(want);
+      expect(recorder.events.filter((e) => e.reason === 'InvalidLocation')).toHaveLength(1);
+    }
+  });
+
+  it('runs with no location when the model places "client", and ignores one without a model', async () => {
+    const placed = await world({}, { ...model, assign: 'random' });
+    expect(placed.job).toBeDefined();
+    expect(placed.env.some((e) => e.name === 'SHALLOT_LOCATION')).toBe(false);
+    const none = await world({ location: 'anywhere' }, null);
+    expect(none.job).toBeDefined();
+    expect(none.kube.getObj('ConfigMap', NS, 'net-network')!.data).not.toHaveProperty('networkModel');
   });
 });
 
