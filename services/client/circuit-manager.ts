@@ -10,15 +10,11 @@
  * `CircuitTarget` made from link specifiers (a rendezvous point the
  * consensus does not list, as C tor extends to one).
  *
- * Lifetimes (C tor `circuit_expire_old_circuits_clientside`, run here on a
- * timer every `expiryCheckMs`, as C tor checks each second): a circuit is
- * "dirty" once it carried a stream; it takes no new stream after
- * `maxDirtinessMs` (MaxCircuitDirtiness, C tor's default 10 min) and is
- * closed at the first check after that with no stream open. A clean (never
- * used) circuit is closed after `idleTimeoutMs` (C tor: the predicted-port
- * lifetime, up to an hour; `cbtlearntimeout`, 3 min, while the build timeout
- * is still being learned). Rendezvous circuits of the onion client are handed
- * over with `expireWhenIdle` and follow the dirty rule.
+ * Not in this module: which open circuit takes a stream and when circuits
+ * close (circuit-lifetimes.ts: MaxCircuitDirtiness, idle timeout, retiring,
+ * pre-building), the guard state on disk (guard-store.ts), which relays
+ * stopped answering (relay-liveness.ts), options and defaults
+ * (circuit-options.ts).
  *
  * Build timeouts (core/cbt.ts): a build past the learned timeout is counted
  * and another build is launched beside it (a different guard when the first
@@ -35,128 +31,29 @@
  * have a middle between it and the target (G-L2-M-target); a request for
  * two chosen hops (the client's rendezvous circuit) stays G-L2-target.
  */
-import { readFile } from 'node:fs/promises';
-import path from 'node:path';
-import type { Registry } from 'prom-client';
 import { CircuitBuildTimeout, cbtParamsFrom } from '../core/cbt.js';
 import { DestroyReason, destroyReasonName } from '../core/cells.js';
-import type { HandshakeName } from '../core/create-handshake.js';
 import { type Rng, randomBytes } from '../core/crypto.js';
 import { ShallotError } from '../core/errors.js';
-import {
-  decodeGuardState,
-  emptyGuardState,
-  encodeGuardState,
-  type GuardState,
-  markGuardFailure,
-  markGuardSuccess,
-  pickGuard,
-  updateSample,
-} from '../core/guards.js';
-import { choosePath, PathError, type PathPurpose } from '../core/path.js';
+import { PathError, type PathPurpose } from '../core/path.js';
 import { updateVanguards, type Vanguard } from '../core/vanguards.js';
 import { type Metrics, metricsFor } from '../metrics/metrics.js';
 import type { Channel } from '../net/channel.js';
 import { ChannelPool } from '../net/channel-pool.js';
 import { sendmeAcceptMinVersion } from '../net/edge.js';
-import type { LinkShaping } from '../net/link-delay.js';
 import { CircuitError, OriginCircuit } from '../net/origin-circuit.js';
-import type { Logger } from '../runtime/log.js';
-import { writePrivateFile } from '../runtime/private-file.js';
+import { chooseBuildPath } from './build-path.js';
+import { CircuitLifetimes } from './circuit-lifetimes.js';
+import {
+  type BuildRequest,
+  type CircuitManagerComponents,
+  type CircuitManagerOptions,
+  NoConsensusError,
+} from './circuit-options.js';
+import { GuardStore } from './guard-store.js';
 import { LocationMetrics } from './location-metrics.js';
-import { type CircuitTarget, NetDir, type NetRelay } from './netdir.js';
-
-export interface CircuitManagerOptions {
-  /** Dial relays over wss (default) or plain ws. */
-  tls: boolean;
-  /** Dial raw TLS links (a C tor network, tor-spec §2) instead of WebSocket. */
-  rawTls: boolean;
-  /** Apply the /16 rule (off on loopback testnets, where every relay is 127/8). */
-  enforceSubnets: boolean;
-  /** Clean exit circuits kept ready. */
-  prebuild: number;
-  /** Tor's MaxCircuitDirtiness (default 10 min, as C tor). */
-  maxDirtinessMs: number;
-  /** Clean circuits are closed this long after they opened (default 1 h, C tor's upper predicted-port lifetime). */
-  idleTimeoutMs: number;
-  /** How often old circuits are looked for (default 1 s, as C tor's once-a-second check). */
-  expiryCheckMs: number;
-  /**
-   * CREATE2 unanswered this long means the first hop stopped answering
-   * (default 10 s, C tor's first stream timeout; C tor waits for the close
-   * timeout, 60 s, which would leave a frozen guard in use for a minute).
-   */
-  firstHopTimeoutMs: number;
-  /** C tor SocksTimeout (2 min): the latest a timed-out onion-service circuit is kept (`hs_extremely_old_cutoff`). */
-  socksTimeoutMs: number;
-  /** Paths tried before a request fails. */
-  buildAttempts: number;
-  /** Where guard state persists between runs (none: in memory). */
-  dataDir?: string;
-  /** The CREATE2/EXTEND2 handshake for every hop. */
-  handshake: HandshakeName;
-  /** Layer-2 vanguards for onion-service circuits (prop 333; Tor's default since 0.4.7). */
-  vanguardsLite: boolean;
-  /** The network model's latency on the client's links (net/link-delay.ts). */
-  shaping?: LinkShaping | null;
-}
-
-export const DEFAULT_CIRCUIT_OPTIONS: CircuitManagerOptions = {
-  tls: true,
-  rawTls: false,
-  enforceSubnets: false,
-  prebuild: 2,
-  maxDirtinessMs: 10 * 60_000,
-  idleTimeoutMs: 60 * 60_000,
-  expiryCheckMs: 1_000,
-  firstHopTimeoutMs: 10_000,
-  socksTimeoutMs: 120_000,
-  buildAttempts: 3,
-  handshake: 'ntor',
-  vanguardsLite: false,
-};
-
-export interface CircuitManagerComponents {
-  logger: Logger;
-  registry: Registry;
-  rng?: Rng;
-  now?: () => number;
-}
-
-export interface BuildRequest {
-  purpose: PathPurpose;
-  /** Exit circuits: the destination port (and host, checked against exit policies). */
-  exitPort?: number;
-  exitHost?: string;
-  /** Onion-service circuits: the relay the circuit must end at (listed or not). */
-  lastHop?: CircuitTarget;
-  /** Hops chosen before `lastHop` (default: 3 without lastHop, 2 with, 3 with vanguards-lite). */
-  length?: number;
-}
-
-export class NoConsensusError extends ShallotError {
-  constructor() {
-    super('ERR_NO_CONSENSUS', 'no usable consensus yet');
-  }
-}
-
-interface Tracked {
-  circ: OriginCircuit;
-  exit: NetRelay;
-  isolationKey: string | null;
-  dirtySince: number | null;
-  openedAt: number;
-}
-
-/** C tor `cbtlearntimeout` default (DFLT_IDLE_TIMEOUT_WHILE_LEARNING): clean circuits live 3 min while CBT learns. */
-const IDLE_TIMEOUT_WHILE_LEARNING_MS = 3 * 60_000;
-
-/**
- * How long a relay that stopped answering is kept out of onion-service
- * choices (testnet choice: long enough to ride out a stalled process, short
- * enough that a recovered relay is soon chosen again).
- */
-const UNRESPONSIVE_MS = 60_000;
+import type { CircuitTarget, NetDir, NetRelay } from './netdir.js';
+import { RelayLiveness } from './relay-liveness.js';
 
 /** Onion-service circuit purposes C tor spares on a build timeout (`hs_circ_has_timed_out`). */
 const HS_PURPOSES: ReadonlySet<PathPurpose> = new Set(['onion-intro', 'onion-rend']);
@@ -169,10 +66,10 @@ interface SoftTimeout {
 
 export class CircuitManager {
   private netdir: NetDir | null = null;
-  private guards: GuardState = emptyGuardState();
+  private readonly guards: GuardStore;
   private readonly cbt = new CircuitBuildTimeout();
   readonly pool: ChannelPool;
-  private readonly exits: Tracked[] = [];
+  private readonly lifetimes: CircuitLifetimes;
   private readonly rng: Rng;
   private readonly now: () => number;
   private readonly m: Metrics['client'];
@@ -180,12 +77,7 @@ export class CircuitManager {
   readonly locations: LocationMetrics;
   private building = 0;
   private readonly lastHops = new WeakMap<OriginCircuit, NetRelay>();
-  /** When each first-hop channel last showed life (a hop built through it, CONNECTED, stream data). */
-  private readonly heard = new WeakMap<Channel, number>();
-  /** Relays that stopped answering (hex id) and until when they are avoided. */
-  private readonly unresponsive = new Map<string, number>();
-  /** Onion-client circuits (rendezvous) closed by the dirty rule; value: when first used. */
-  private readonly others = new Map<OriginCircuit, number>();
+  private readonly liveness: RelayLiveness;
   private vanguards: readonly Vanguard[] = [];
   private expiryTimer: NodeJS.Timeout | null = null;
   private closed = false;
@@ -196,6 +88,8 @@ export class CircuitManager {
   ) {
     this.rng = c.rng ?? randomBytes;
     this.now = c.now ?? Date.now;
+    this.guards = new GuardStore(opts.dataDir, c.logger);
+    this.liveness = new RelayLiveness(this.now);
     this.pool = new ChannelPool({
       keys: null,
       tls: opts.tls,
@@ -206,6 +100,19 @@ export class CircuitManager {
     this.m = metricsFor(c.registry).client;
     this.locations = new LocationMetrics(metricsFor(c.registry), opts.shaping ?? null);
     this.m.cbtTimeout.set(this.cbt.timeoutMs() / 1000);
+    this.lifetimes = new CircuitLifetimes({
+      opts,
+      m: this.m,
+      logger: c.logger,
+      now: this.now,
+      build: (req) => this.build(req),
+      // The relay the circuit was built to, as the consensus described it then
+      // (it may have left a newer consensus since).
+      exitOf: (circ) => this.lastHops.get(circ) ?? this.netdir?.get(toId(circ)),
+      building: () => this.building,
+      learning: () => this.cbt.needsTestCircuits(),
+      ready: () => !this.closed && this.netdir !== null,
+    });
     for (const purpose of ['exit', 'internal', 'onion-intro', 'onion-rend', 'hsdir']) {
       for (const outcome of ['success', 'failure']) this.m.circuits.labels({ purpose, outcome }).inc(0);
       this.m.circuitFailures.labels({ purpose, reason: 'timeout' }).inc(0);
@@ -223,26 +130,8 @@ export class CircuitManager {
   }
 
   /** Loads persisted guard state, if any. */
-  async load(): Promise<void> {
-    if (!this.opts.dataDir) return;
-    try {
-      this.guards = decodeGuardState(await readFile(this.guardFile(), 'utf8'));
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
-        this.c.logger.warn('guard state unreadable; starting a fresh sample', {
-          error: (e as Error).message,
-        });
-      }
-    }
-  }
-
-  private guardFile(): string {
-    return path.join(this.opts.dataDir ?? '.', 'guards.json');
-  }
-
-  private async saveGuards(): Promise<void> {
-    if (!this.opts.dataDir) return;
-    await writePrivateFile(this.guardFile(), encodeGuardState(this.guards));
+  load(): Promise<void> {
+    return this.guards.load();
   }
 
   setNetDir(dir: NetDir): void {
@@ -253,15 +142,8 @@ export class CircuitManager {
       this.expiryTimer = setInterval(() => this.expireOld(), this.opts.expiryCheckMs);
       this.expiryTimer.unref();
     }
-    this.guards = updateSample(
-      this.guards,
-      dir.relays,
-      { nowMs: this.now(), weights: dir.consensus.bandwidthWeights },
-      this.rng,
-    );
-    void this.saveGuards().catch(() => {});
-    // Exit circuits through relays that left the consensus are not reused.
-    for (const t of this.exits) if (!dir.get(t.exit.id)) t.dirtySince = 0;
+    this.guards.sample(dir.relays, { nowMs: this.now(), weights: dir.consensus.bandwidthWeights }, this.rng);
+    this.lifetimes.consensusChanged(dir);
     this.maintain();
   }
 
@@ -350,43 +232,20 @@ export class CircuitManager {
     const layer2 = req.lastHop && this.opts.vanguardsLite ? this.layer2(dir) : undefined;
     const pickOpts = { nowMs: started, rng: this.rng };
     const pick =
-      pickGuard(this.guards, { ...pickOpts, usable: (id) => !exclude.has(id) && !avoidGuards.has(id) }) ??
-      pickGuard(this.guards, { ...pickOpts, usable: (id) => !exclude.has(id) });
+      this.guards.pick({ ...pickOpts, usable: (id) => !exclude.has(id) && !avoidGuards.has(id) }) ??
+      this.guards.pick({ ...pickOpts, usable: (id) => !exclude.has(id) });
     const guard = pick ? dir.get(pick.id) : undefined;
-    // Relays that stopped answering lately are left out while a path exists without them.
-    const silent = this.unresponsiveIds();
-    const policyOk = (r: NetRelay) =>
-      req.exitHost === undefined ||
-      !r.flags.includes('Exit') ||
-      NetDir.exitAllows(r, req.exitHost, req.exitPort ?? 0);
-    const heard = (r: NetRelay) => !silent.has(r.id) || r.id === req.lastHop?.id;
-    const choose = (candidates: NetRelay[], g: NetRelay | undefined) =>
-      choosePath<CircuitTarget>(
-        candidates,
-        {
-          purpose,
-          length: req.length ?? (req.lastHop && !layer2 ? 2 : 3),
-          enforceSubnets: this.opts.enforceSubnets,
-          enforceFamily: true,
-          weights: dir.consensus.bandwidthWeights,
-          ...(req.exitPort !== undefined ? { exitPort: req.exitPort } : {}),
-          ...(g ? { guard: g } : {}),
-          ...(req.lastHop ? { lastHop: req.lastHop } : {}),
-          ...(layer2 ? { vanguards: layer2 } : {}),
-        },
-        this.rng,
-      );
     let path: CircuitTarget[];
     try {
-      try {
-        path = choose(
-          dir.relays.filter((r) => policyOk(r) && heard(r)),
-          guard && heard(guard) ? guard : undefined,
-        );
-      } catch (e) {
-        if (!(e instanceof PathError) || silent.size === 0) throw e;
-        path = choose(dir.relays.filter(policyOk), guard);
-      }
+      path = chooseBuildPath({
+        dir,
+        req,
+        guard,
+        layer2,
+        silent: this.unresponsiveIds(),
+        enforceSubnets: this.opts.enforceSubnets,
+        rng: this.rng,
+      });
     } catch (e) {
       this.countFailure(purpose, 'no_path');
       throw e;
@@ -426,7 +285,7 @@ export class CircuitManager {
       hopTimer = setTimeout(() => {
         if (circ === null && channel !== null)
           this.firstHopStoppedAnswering(channel, isGuard ? first.id : null);
-        this.markUnresponsive(hop.id);
+        this.liveness.markUnresponsive(hop.id);
         abandon(new CircuitError(DestroyReason.TIMEOUT, `${hop.nickname} did not answer`, 'timeout'));
       }, this.opts.firstHopTimeoutMs);
     };
@@ -443,8 +302,7 @@ export class CircuitManager {
         ]);
       } catch (e) {
         if (isGuard) {
-          this.guards = markGuardFailure(this.guards, first.id, this.now());
-          void this.saveGuards().catch(() => {});
+          this.guards.failed(first.id, this.now());
         }
         throw e;
       }
@@ -458,14 +316,14 @@ export class CircuitManager {
       abandoned.catch(() => void creating.then((c) => c.destroy(DestroyReason.FINISHED)).catch(() => {}));
       watch(first);
       circ = await Promise.race([creating, abandoned]);
-      this.heard.set(channel, this.now());
+      this.liveness.heardFrom(channel);
       // An exit circuit's last hop was chosen from this consensus (track() checks its policy).
       const exit = req.lastHop ? undefined : dir.get((path[path.length - 1] as CircuitTarget).id);
       if (exit) this.lastHops.set(circ, exit);
       for (const hop of path.slice(1)) {
         watch(hop);
         await Promise.race([circ.extend(hop), abandoned]);
-        this.heard.set(channel, this.now());
+        this.liveness.heardFrom(channel);
       }
       const ms = this.now() - started;
       this.cbt.addBuildTime(ms, path.length, timedOut);
@@ -475,8 +333,7 @@ export class CircuitManager {
       this.m.circuits.labels({ purpose, outcome: 'success' }).inc();
       if (layer2) this.m.vanguardCircuits.labels({ relay: (path[1] as CircuitTarget).nickname }).inc();
       if (isGuard) {
-        this.guards = markGuardSuccess(this.guards, first.id, this.now(), this.rng);
-        void this.saveGuards().catch(() => {});
+        this.guards.succeeded(first.id, this.now(), this.rng);
       }
       return circ;
     } catch (e) {
@@ -497,18 +354,11 @@ export class CircuitManager {
    * which costs it no more than a minute out of those choices.
    */
   unresponsiveIds(): Set<string> {
-    const now = this.now();
-    for (const [id, until] of this.unresponsive) if (until <= now) this.unresponsive.delete(id);
-    return new Set(this.unresponsive.keys());
+    return this.liveness.unresponsiveIds();
   }
 
   isUnresponsive(id: string): boolean {
-    const until = this.unresponsive.get(id);
-    return until !== undefined && until > this.now();
-  }
-
-  private markUnresponsive(id: string): void {
-    this.unresponsive.set(id, this.now() + UNRESPONSIVE_MS);
+    return this.liveness.isUnresponsive(id);
   }
 
   /**
@@ -520,13 +370,10 @@ export class CircuitManager {
     this.c.logger.warn('first hop stopped answering; its circuits take no new streams');
     this.m.circuitsRetired.labels({ reason: 'first_hop' }).inc();
     if (guardId) {
-      this.guards = markGuardFailure(this.guards, guardId, this.now());
-      void this.saveGuards().catch(() => {});
-      this.markUnresponsive(guardId);
+      this.guards.failed(guardId, this.now());
+      this.liveness.markUnresponsive(guardId);
     }
-    for (const t of this.exits) if (t.circ.channel === channel) t.dirtySince = Number.NEGATIVE_INFINITY;
-    for (const circ of this.others.keys())
-      if (circ.channel === channel) this.others.set(circ, Number.NEGATIVE_INFINITY);
+    this.lifetimes.retireChannel(channel);
     this.maintain();
   }
 
@@ -538,45 +385,10 @@ export class CircuitManager {
   /**
    * An exit circuit for host:port under an isolation key: reuses an open one
    * of the same key that is not too dirty, else takes a pre-built clean one,
-   * else builds.
+   * else builds (circuit-lifetimes.ts).
    */
-  async exitCircuit(host: string, port: number, isolationKey: string): Promise<OriginCircuit> {
-    const now = this.now();
-    const ok = (t: Tracked) => this.usable(t, now) && NetDir.exitAllows(t.exit, host, port);
-    let t = this.exits.find((x) => x.isolationKey === isolationKey && ok(x));
-    if (!t) {
-      t = this.exits.find((x) => x.isolationKey === null && ok(x));
-      if (t) t.isolationKey = isolationKey;
-    }
-    if (!t) {
-      const circ = await this.build({ purpose: 'exit', exitPort: port, exitHost: host });
-      t = this.track(circ, isolationKey);
-    }
-    t.dirtySince ??= now;
-    this.maintain();
-    return t.circ;
-  }
-
-  /** Open, and clean or dirty for less than MaxCircuitDirtiness: may take a new stream. */
-  private usable(t: Tracked, now: number): boolean {
-    return t.circ.isOpen && (t.dirtySince === null || now - t.dirtySince < this.opts.maxDirtinessMs);
-  }
-
-  private track(circ: OriginCircuit, isolationKey: string | null): Tracked {
-    // The relay the circuit was built to, as the consensus described it then
-    // (it may have left a newer consensus since).
-    const exit = this.lastHops.get(circ) ?? this.netdir?.get(toId(circ));
-    if (!exit) throw new CircuitError(DestroyReason.INTERNAL, 'circuit of unknown origin', 'protocol');
-    const t: Tracked = { circ, exit, isolationKey, dirtySince: null, openedAt: this.now() };
-    this.exits.push(t);
-    this.m.circuitsOpen.inc();
-    circ.on('destroyed', () => {
-      this.m.circuitsOpen.dec();
-      const i = this.exits.indexOf(t);
-      if (i >= 0) this.exits.splice(i, 1);
-      this.maintain();
-    });
-    return t;
+  exitCircuit(host: string, port: number, isolationKey: string): Promise<OriginCircuit> {
+    return this.lifetimes.exitCircuit(host, port, isolationKey);
   }
 
   /**
@@ -585,15 +397,7 @@ export class CircuitManager {
    * stream got no CONNECTED in time). Closed once its streams are done.
    */
   retire(circ: OriginCircuit, reason: 'refused' | 'stream_timeout'): void {
-    const t = this.exits.find((x) => x.circ === circ);
-    if (t && t.dirtySince !== Number.NEGATIVE_INFINITY) {
-      t.dirtySince = Number.NEGATIVE_INFINITY;
-      this.m.circuitsRetired.labels({ reason }).inc();
-    }
-    if (this.others.has(circ)) {
-      this.others.set(circ, Number.NEGATIVE_INFINITY);
-      this.m.circuitsRetired.labels({ reason }).inc();
-    }
+    this.lifetimes.retire(circ, reason);
   }
 
   /**
@@ -608,24 +412,24 @@ export class CircuitManager {
    */
   streamTimedOut(circ: OriginCircuit, waitedMs: number): void {
     this.retire(circ, 'stream_timeout');
-    const heard = this.heard.get(circ.channel) ?? Number.NEGATIVE_INFINITY;
+    const heard = this.liveness.lastHeard(circ.channel);
     const [first, ...rest] = circ.hops.map((h) => Buffer.from(h.identity).toString('hex'));
     if (this.now() - heard >= waitedMs) this.firstHopStoppedAnswering(circ.channel, first ?? null);
     // The first hop answers, so a later hop is silent; which one is unknown, so each is avoided for a while.
-    else for (const id of rest) this.markUnresponsive(id);
+    else for (const id of rest) this.liveness.markUnresponsive(id);
   }
 
   /** Notes that `circ`'s first hop is alive now and whenever `stream` delivers data; returns `stream`. */
   watchStream<T extends NodeJS.EventEmitter>(circ: OriginCircuit, stream: T): T {
     const channel = circ.channel;
-    this.heard.set(channel, this.now());
-    stream.on('data', () => this.heard.set(channel, this.now()));
+    this.liveness.heardFrom(channel);
+    stream.on('data', () => this.liveness.heardFrom(channel));
     return stream;
   }
 
   /** Whether `circ` (given to `expireWhenIdle`) was retired: no new streams. */
   isRetired(circ: OriginCircuit): boolean {
-    return this.others.get(circ) === Number.NEGATIVE_INFINITY;
+    return this.lifetimes.isRetired(circ);
   }
 
   /**
@@ -634,13 +438,7 @@ export class CircuitManager {
    * stream is open, as C tor closes finished rendezvous circuits.
    */
   expireWhenIdle(circ: OriginCircuit): void {
-    if (this.others.has(circ) || !circ.isOpen) return;
-    this.others.set(circ, this.now());
-    this.m.circuitsOpen.inc();
-    circ.once('destroyed', () => {
-      this.others.delete(circ);
-      this.m.circuitsOpen.dec();
-    });
+    this.lifetimes.expireWhenIdle(circ);
   }
 
   /**
@@ -649,51 +447,19 @@ export class CircuitManager {
    * the idle timeout. Runs on a timer; public for tests with a fake clock.
    */
   expireOld(): void {
-    const now = this.now();
-    const idleMs = this.cbt.needsTestCircuits()
-      ? Math.min(IDLE_TIMEOUT_WHILE_LEARNING_MS, this.opts.idleTimeoutMs)
-      : this.opts.idleTimeoutMs;
-    for (const t of [...this.exits]) {
-      if (t.dirtySince !== null) {
-        if (now - t.dirtySince >= this.opts.maxDirtinessMs && t.circ.streamCount === 0)
-          this.expire(t.circ, 'dirty');
-      } else if (now - t.openedAt >= idleMs) this.expire(t.circ, 'idle');
-    }
-    for (const [circ, since] of [...this.others]) {
-      if (now - since >= this.opts.maxDirtinessMs && circ.streamCount === 0) this.expire(circ, 'dirty');
-    }
+    this.lifetimes.expireOld();
   }
 
-  private expire(circ: OriginCircuit, reason: 'dirty' | 'idle'): void {
-    this.m.circuitsExpired.labels({ reason }).inc();
-    circ.destroy(DestroyReason.FINISHED);
-  }
-
-  /** Keeps `prebuild` clean exit circuits ready (path-spec §2.1.1 predictive building, simplified). */
+  /** Keeps `prebuild` clean exit circuits ready (circuit-lifetimes.ts). */
   maintain(): void {
-    if (this.closed || !this.netdir) return;
-    const now = this.now();
-    const clean = this.exits.filter((t) => t.isolationKey === null && this.usable(t, now)).length;
-    for (let i = clean + this.building; i < this.opts.prebuild; i++) {
-      this.building++;
-      void this.build({ purpose: 'exit' })
-        .then((circ) => {
-          if (this.closed) circ.destroy();
-          else this.track(circ, null);
-        })
-        .catch((e: unknown) => this.c.logger.debug('pre-building a circuit failed', { error: String(e) }))
-        .finally(() => {
-          this.building--;
-        });
-    }
+    this.lifetimes.maintain();
   }
 
   close(): void {
     this.closed = true;
     if (this.expiryTimer) clearInterval(this.expiryTimer);
     this.expiryTimer = null;
-    for (const t of this.exits.splice(0)) t.circ.destroy(DestroyReason.FINISHED);
-    for (const circ of [...this.others.keys()]) circ.destroy(DestroyReason.FINISHED);
+    this.lifetimes.closeAll();
     this.pool.closeAll();
   }
 }

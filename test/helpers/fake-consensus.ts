@@ -3,7 +3,8 @@
 // INTRODUCE2 handling): relay i at 10.0.i.1:5000+i, with the flags asked for;
 // and a circuit manager over it that records what it is asked to build and
 // builds nothing.
-import type { BuildRequest, CircuitManager } from '../../services/client/circuit-manager.js';
+import type { CircuitManager } from '../../services/client/circuit-manager.js';
+import type { BuildRequest } from '../../services/client/circuit-options.js';
 import type { NetDir } from '../../services/client/netdir.js';
 import { ed25519PublicFromSeed } from '../../services/core/crypto.js';
 import type { Consensus } from '../../services/core/dir/consensus.js';

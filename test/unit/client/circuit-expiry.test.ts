@@ -6,7 +6,8 @@
 import { EventEmitter } from 'node:events';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { CircuitManager, DEFAULT_CIRCUIT_OPTIONS } from '../../../services/client/circuit-manager.js';
+import { CircuitManager } from '../../../services/client/circuit-manager.js';
+import { DEFAULT_CIRCUIT_OPTIONS } from '../../../services/client/circuit-options.js';
 import type { OriginCircuit } from '../../../services/net/origin-circuit.js';
 import { silentLogger } from '../../../services/runtime/log.js';
 

@@ -1,0 +1,64 @@
+/**
+ * The path of one client circuit build (path-spec §2.2 via core/path.ts),
+ * from the consensus, the request and what the client knows right now: the
+ * guard it picked, its layer-2 vanguards (prop 333) and the relays that
+ * stopped answering lately (relay-liveness.ts).
+ *
+ * Exit circuits with a known destination host only take exits whose policy
+ * allows host:port (path-spec §2.2: "the exit node must allow the
+ * connection"). Relays that stopped answering are left out while a path
+ * exists without them, else tried anyway (a path through a slow relay beats
+ * no path; C tor keeps no such list at all).
+ */
+import type { Rng } from '../core/crypto.js';
+import { choosePath, PathError } from '../core/path.js';
+import type { BuildRequest } from './circuit-options.js';
+import { type CircuitTarget, NetDir, type NetRelay } from './netdir.js';
+
+export interface BuildPathInput {
+  dir: NetDir;
+  req: BuildRequest;
+  /** The picked entry guard, if it is in this consensus. */
+  guard: NetRelay | undefined;
+  /** Layer-2 vanguards (onion-service circuits under vanguards-lite). */
+  layer2: NetRelay[] | undefined;
+  /** Relays (hex ids) that stopped answering lately. */
+  silent: ReadonlySet<string>;
+  enforceSubnets: boolean;
+  rng: Rng;
+}
+
+/** The hops, first to last; throws PathError when no path exists. */
+export function chooseBuildPath(i: BuildPathInput): CircuitTarget[] {
+  const { dir, req, guard, layer2, silent } = i;
+  const policyOk = (r: NetRelay) =>
+    req.exitHost === undefined ||
+    !r.flags.includes('Exit') ||
+    NetDir.exitAllows(r, req.exitHost, req.exitPort ?? 0);
+  const heard = (r: NetRelay) => !silent.has(r.id) || r.id === req.lastHop?.id;
+  const choose = (candidates: NetRelay[], g: NetRelay | undefined) =>
+    choosePath<CircuitTarget>(
+      candidates,
+      {
+        purpose: req.purpose,
+        length: req.length ?? (req.lastHop && !layer2 ? 2 : 3),
+        enforceSubnets: i.enforceSubnets,
+        enforceFamily: true,
+        weights: dir.consensus.bandwidthWeights,
+        ...(req.exitPort !== undefined ? { exitPort: req.exitPort } : {}),
+        ...(g ? { guard: g } : {}),
+        ...(req.lastHop ? { lastHop: req.lastHop } : {}),
+        ...(layer2 ? { vanguards: layer2 } : {}),
+      },
+      i.rng,
+    );
+  try {
+    return choose(
+      dir.relays.filter((r) => policyOk(r) && heard(r)),
+      guard && heard(guard) ? guard : undefined,
+    );
+  } catch (e) {
+    if (!(e instanceof PathError) || silent.size === 0) throw e;
+    return choose(dir.relays.filter(policyOk), guard);
+  }
+}
