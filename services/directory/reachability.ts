@@ -35,8 +35,9 @@ import type { Duplex } from 'node:stream';
 import { toHex } from '../core/bytes.js';
 import type { HandshakeName } from '../core/create-handshake.js';
 import type { RelayDescriptor } from '../core/dir/descriptor.js';
-import { Channel, ChannelError } from '../net/channel.js';
+import { Channel } from '../net/channel.js';
 import { CONSENSUS_PATH } from '../net/dir-client.js';
+import { ChannelError } from '../net/link-handshake.js';
 import { hopTargetOf, OriginCircuit } from '../net/origin-circuit.js';
 import { dialLink, linkUrl } from '../net/transport.js';
 

@@ -11,8 +11,9 @@
  */
 import { toHex } from '../core/bytes.js';
 import type { Rng } from '../core/crypto.js';
-import { Channel, type ChannelLimits } from './channel.js';
+import { Channel } from './channel.js';
 import type { LinkShaping } from './link-delay.js';
+import type { ChannelLimits } from './link-handshake.js';
 import type { LinkKeys } from './link-keys.js';
 import { dialTlsLink } from './tls-transport.js';
 import { dialLink, type Link, linkUrl } from './transport.js';

@@ -25,8 +25,11 @@
  *   links authenticate identities but are not bound to a transport.
  * - Limits: circuits per channel, variable-cell size and bytes buffered
  *   toward the peer are capped; exceeding them closes what must close.
+ *
+ * Not in this module: splitting bytes into cells (cell-reader.ts), the
+ * CERTS checks, limits and transcript shared by both sides (link-handshake.ts).
  */
-import { concat, equalBytes } from '../core/bytes.js';
+import { equalBytes } from '../core/bytes.js';
 import {
   type Auth3Body,
   auth3SignedPart,
@@ -35,7 +38,6 @@ import {
   type CertEntry,
   DestroyReason,
   decodeAuth3Body,
-  decodeCell,
   decodeLinkMessage,
   encodeAuth3Body,
   encodeCell,
@@ -44,41 +46,29 @@ import {
   isVariableLength,
   type LinkMessage,
 } from '../core/cells.js';
-import { ctEqual, ed25519Sign, ed25519Verify, type Rng, randomBytes, sha256 } from '../core/crypto.js';
-import { CertType, decodeEdCert, type EdCert, verifyEdCert } from '../core/ed-cert.js';
-import { CryptoError, isDecodeError, ShallotError, TruncatedError } from '../core/errors.js';
-import { RsaCertType, verifyRsaIdentity } from '../core/rsa-link-certs.js';
+import { ctEqual, ed25519Sign, ed25519Verify, type Rng, sha256 } from '../core/crypto.js';
+import { CertType } from '../core/ed-cert.js';
+import { isDecodeError } from '../core/errors.js';
+import type { CellReader } from './cell-reader.js';
+import {
+  AUTH_METHOD_ED25519_SHA256_RFC5705,
+  addrFor,
+  ChannelError,
+  type ChannelLimits,
+  certsByType,
+  checkIdentityCert,
+  checkRsaIdentity,
+  checkSignedCert,
+  EXPORTER_LABEL,
+  expectMessage,
+  LINK_VERSIONS,
+  readVersions,
+  startHandshake,
+  withTimeout,
+} from './link-handshake.js';
 import type { LinkKeys } from './link-keys.js';
 import { LINK_HIGH_WATER, type Link } from './transport.js';
 import { TypedEmitter } from './typed-emitter.js';
-
-export const LINK_VERSIONS = [4, 5];
-const AUTH_METHOD_ED25519_SHA256_RFC5705 = 3;
-const EXPORTER_LABEL = 'EXPORTER FOR TOR TLS CLIENT BINDING AUTH0003';
-
-export interface ChannelLimits {
-  maxCircuits: number;
-  maxVariablePayload: number;
-  /** Bytes queued toward the peer before the channel is closed as overloaded. */
-  maxBufferedBytes: number;
-  handshakeTimeoutMs: number;
-}
-
-export const DEFAULT_CHANNEL_LIMITS: ChannelLimits = {
-  maxCircuits: 8192,
-  maxVariablePayload: 16 * 1024,
-  maxBufferedBytes: 64 * 1024 * 1024,
-  handshakeTimeoutMs: 15_000,
-};
-
-export class ChannelError extends ShallotError {
-  constructor(
-    readonly reason: 'protocol' | 'identity' | 'timeout' | 'closed' | 'resource',
-    message: string,
-  ) {
-    super('ERR_CHANNEL', message, { reason });
-  }
-}
 
 /** Receives the cells of one circuit on this channel. */
 export interface CircuitCellHandler {
@@ -117,166 +107,6 @@ export interface RespondOptions {
   limits?: Partial<ChannelLimits>;
   rng?: Rng;
   now?: () => number;
-}
-
-/** Splits the link's byte stream into cells; queues them while the handshake reads. */
-class CellReader {
-  private buf: Uint8Array = new Uint8Array(0);
-  private version = 0;
-  private waiter: {
-    resolve: (c: { cell: Cell; raw: Uint8Array }) => void;
-    reject: (e: Error) => void;
-  } | null = null;
-  private queue: { cell: Cell; raw: Uint8Array }[] = [];
-  private failed: Error | null = null;
-  dispatch: ((cell: Cell) => void) | null = null;
-  /** Called once if the byte stream breaks after the handshake; the channel then closes the link. */
-  onFatal: ((e: Error) => void) | null = null;
-
-  constructor(private readonly maxVariablePayload: number) {}
-
-  push(chunk: Uint8Array): void {
-    // A broken stream stays broken: never buffer what follows garbage.
-    if (this.failed) return;
-    this.buf = this.buf.length === 0 ? chunk : concat(this.buf, chunk);
-    let off = 0;
-    try {
-      while (off < this.buf.length) {
-        let res: { cell: Cell; consumed: number };
-        try {
-          res = decodeCell(this.buf.subarray(off), this.version, {
-            maxVariablePayload: this.maxVariablePayload,
-          });
-        } catch (e) {
-          if (e instanceof TruncatedError) break;
-          throw e;
-        }
-        const raw = this.buf.subarray(off, off + res.consumed);
-        off += res.consumed;
-        if (this.dispatch) this.dispatch(res.cell);
-        else this.deliver({ cell: res.cell, raw: raw.slice() });
-        // Until VERSIONS is answered the CircID width is unknown: leave later bytes unparsed.
-        if (this.version === 0) break;
-      }
-    } catch (e) {
-      this.buf = new Uint8Array(0);
-      this.fail(e instanceof Error ? e : new Error(String(e)));
-      return;
-    }
-    this.buf = off === this.buf.length ? new Uint8Array(0) : this.buf.slice(off);
-    // Bytes of an unfinished cell: since when (a relay closes links that stall mid-cell).
-    // A chunk that completed a cell is progress, so the clock restarts.
-    if (this.buf.length === 0) this.partialSince = null;
-    else if (off > 0 || this.partialSince === null) this.partialSince = Date.now();
-  }
-
-  /** When the unfinished cell now buffered began to arrive, or null when none is. */
-  partialSince: number | null = null;
-
-  get linkVersion(): number {
-    return this.version;
-  }
-
-  /** Fixes the negotiated version and parses whatever arrived behind VERSIONS. */
-  set linkVersion(v: number) {
-    this.version = v;
-    if (this.buf.length > 0) this.push(new Uint8Array(0));
-  }
-
-  private deliver(c: { cell: Cell; raw: Uint8Array }): void {
-    if (this.waiter) {
-      const w = this.waiter;
-      this.waiter = null;
-      w.resolve(c);
-    } else this.queue.push(c);
-  }
-
-  fail(e: Error): void {
-    if (this.failed) return;
-    this.failed = e;
-    if (this.waiter) {
-      const w = this.waiter;
-      this.waiter = null;
-      w.reject(e);
-    }
-    if (this.dispatch) this.onFatal?.(e);
-  }
-
-  next(): Promise<{ cell: Cell; raw: Uint8Array }> {
-    const c = this.queue.shift();
-    if (c) return Promise.resolve(c);
-    if (this.failed) return Promise.reject(this.failed);
-    return new Promise((resolve, reject) => {
-      this.waiter = { resolve, reject };
-    });
-  }
-
-  /** Hands queued and future cells to `fn` once the handshake is over. */
-  startDispatch(fn: (cell: Cell) => void): void {
-    this.dispatch = fn;
-    for (const c of this.queue.splice(0)) fn(c.cell);
-    if (this.failed) this.onFatal?.(this.failed);
-  }
-}
-
-function certsByType(certs: { certType: number; body: Uint8Array }[]): Map<number, Uint8Array> {
-  const m = new Map<number, Uint8Array>();
-  for (const c of certs) {
-    if (m.has(c.certType)) throw new ChannelError('protocol', `duplicate certificate type ${c.certType}`);
-    m.set(c.certType, c.body);
-  }
-  return m;
-}
-
-/** Checks a CERTS type-4 certificate and returns it with the identity that signed it. */
-function checkIdentityCert(
-  body: Uint8Array | undefined,
-  nowMs: number,
-): { cert: EdCert; identity: Uint8Array } {
-  if (!body) throw new ChannelError('protocol', 'CERTS lacks the identity->signing certificate');
-  const cert = decodeEdCert(body);
-  if (cert.certType !== CertType.IDENTITY_V_SIGNING || !cert.signedWithKey) {
-    throw new ChannelError('protocol', 'identity certificate malformed');
-  }
-  verifyEdCert(cert, { signingKey: cert.signedWithKey, now: nowMs });
-  return { cert, identity: cert.signedWithKey };
-}
-
-/** tor-spec §4.2: the RSA identity in CERTS types 2 and 7 is the legacy id we dialled. */
-function checkRsaIdentity(
-  certs: Map<number, Uint8Array>,
-  identity: Uint8Array,
-  want: Uint8Array,
-  nowMs: number,
-) {
-  let legacyId: Uint8Array;
-  try {
-    legacyId = verifyRsaIdentity(
-      certs.get(RsaCertType.RSA_ID),
-      certs.get(RsaCertType.RSA_ID_V_ED25519),
-      identity,
-      nowMs,
-    );
-  } catch (e) {
-    if (isDecodeError(e) || e instanceof CryptoError) throw new ChannelError('identity', e.message);
-    throw e;
-  }
-  if (!equalBytes(legacyId, want))
-    throw new ChannelError('identity', 'peer RSA identity is not the one we dialled');
-}
-
-function checkSignedCert(
-  body: Uint8Array | undefined,
-  type: number,
-  signingKey: Uint8Array,
-  nowMs: number,
-): EdCert {
-  if (!body) throw new ChannelError('protocol', `CERTS lacks certificate type ${type}`);
-  const cert = decodeEdCert(body);
-  if (cert.certType !== type)
-    throw new ChannelError('protocol', `certificate type ${cert.certType}, want ${type}`);
-  verifyEdCert(cert, { signingKey, now: nowMs });
-  return cert;
 }
 
 export class Channel extends TypedEmitter<ChannelEvents> {
@@ -619,78 +449,4 @@ function ignoredCommand(command: number): boolean {
     command === CellCommand.AUTHORIZE ||
     !KNOWN_COMMANDS.has(command)
   );
-}
-
-type MessageOf<T extends LinkMessage['type']> = Extract<LinkMessage, { type: T }>;
-
-/**
- * What both ends of a link handshake start with: the limits, a cell reader
- * fed by the link (failing if it closes), and a `send` for circuit-0 cells
- * that keeps every cell sent, as `received` keeps every cell read, for the
- * AUTHENTICATE transcript digests (SLOG/CLOG).
- */
-function startHandshake(
-  link: Link,
-  opts: { limits?: Partial<ChannelLimits>; rng?: Rng; now?: () => number },
-) {
-  const limits = { ...DEFAULT_CHANNEL_LIMITS, ...opts.limits };
-  const reader = new CellReader(limits.maxVariablePayload);
-  link.on('data', (d) => reader.push(d));
-  link.on('close', () => reader.fail(new ChannelError('closed', 'link closed during handshake')));
-  const sent: Uint8Array[] = [];
-  const send = (m: LinkMessage, version: number) => {
-    const bytes = encodeCell({ circId: 0, ...encodeLinkMessage(m) }, version);
-    sent.push(bytes);
-    link.send(bytes);
-  };
-  return {
-    limits,
-    rng: opts.rng ?? randomBytes,
-    now: opts.now ?? Date.now,
-    reader,
-    sent,
-    received: [] as Uint8Array[],
-    send,
-  };
-}
-
-/** Reads the peer's VERSIONS cell (kept in `received`) and returns the highest version both speak. */
-async function readVersions(reader: CellReader, received: Uint8Array[]): Promise<number> {
-  const first = await reader.next();
-  received.push(first.raw);
-  const versions = expectMessage(first.cell, 'VERSIONS');
-  const version = Math.max(...versions.versions.filter((v) => LINK_VERSIONS.includes(v)));
-  if (!Number.isFinite(version)) throw new ChannelError('protocol', 'no shared link version');
-  return version;
-}
-
-function expectMessage<T extends LinkMessage['type']>(cell: Cell, type: T): MessageOf<T> {
-  const msg = decodeLinkMessage(cell.command, cell.payload);
-  if (msg.type !== type)
-    throw new ChannelError('protocol', `expected ${type} during handshake, got ${msg.type}`);
-  return msg as MessageOf<T>;
-}
-
-function addrFor(address: string) {
-  const host = address.replace(/^.*\/\/|:\d+(\/.*)?$/g, '').replace(/^\[|\]$/g, '');
-  const v4 = /^\d{1,3}(\.\d{1,3}){3}$/.test(host) ? host : '0.0.0.0';
-  return { type: 'ipv4' as const, addr: v4 };
-}
-
-async function withTimeout<T>(ms: number, link: Link, fn: () => Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new ChannelError('timeout', `link handshake took over ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([fn(), timeout]);
-  } catch (e) {
-    link.destroy();
-    if (e instanceof ChannelError) throw e;
-    if (isDecodeError(e) || e instanceof ShallotError)
-      throw new ChannelError('protocol', (e as Error).message);
-    throw e;
-  } finally {
-    clearTimeout(timer);
-  }
 }

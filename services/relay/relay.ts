@@ -34,11 +34,12 @@ import {
   type ExtendTarget,
 } from '../core/relay-pivot.js';
 import { type Metrics, metricsFor } from '../metrics/metrics.js';
-import { Channel, type ChannelLimits } from '../net/channel.js';
+import { Channel } from '../net/channel.js';
 import { ChannelPool } from '../net/channel-pool.js';
 import { type DirRequest, type DirRequestLine, type DirResponse, serveDirRequest } from '../net/dir-http.js';
 import { sendmeAcceptMinVersion } from '../net/edge.js';
 import type { LinkShaping } from '../net/link-delay.js';
+import type { ChannelLimits } from '../net/link-handshake.js';
 import { createLinkKeys, type LinkKeys } from '../net/link-keys.js';
 import { DEFAULT_MAX_QUEUED_CELLS, OrCircuit, type OrCircuitOwner } from '../net/or-circuit.js';
 import type { SendBlocker } from '../net/stream.js';

@@ -8,8 +8,9 @@
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ed25519Generate, randomBytes } from '../../services/core/crypto.js';
-import { Channel, ChannelError } from '../../services/net/channel.js';
+import { Channel } from '../../services/net/channel.js';
 import { ChannelPool } from '../../services/net/channel-pool.js';
+import { ChannelError } from '../../services/net/link-handshake.js';
 import { createLinkKeys } from '../../services/net/link-keys.js';
 import { listenTlsLinks, type TlsLink } from '../../services/net/tls-transport.js';
 import { LinkDialError } from '../../services/net/transport.js';

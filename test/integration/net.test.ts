@@ -12,8 +12,9 @@ import { legacyIdFromEd25519, randomBytes, sha256 } from '../../services/core/cr
 import { generateNodeKeys } from '../../services/core/node-keys.js';
 import { ntorClientStart } from '../../services/core/ntor.js';
 import { EndReason, type RelayMessage } from '../../services/core/relay-cell.js';
-import { Channel, ChannelError } from '../../services/net/channel.js';
+import { Channel } from '../../services/net/channel.js';
 import { ChannelPool } from '../../services/net/channel-pool.js';
+import { ChannelError } from '../../services/net/link-handshake.js';
 import { createLinkKeys } from '../../services/net/link-keys.js';
 import type { OrCircuit } from '../../services/net/or-circuit.js';
 import { CircuitError, OriginCircuit, StreamRefusedError } from '../../services/net/origin-circuit.js';

@@ -8,7 +8,8 @@
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ed25519Generate, randomBytes } from '../../services/core/crypto.js';
-import { Channel, ChannelError } from '../../services/net/channel.js';
+import { Channel } from '../../services/net/channel.js';
+import { ChannelError } from '../../services/net/link-handshake.js';
 import { createLinkKeys, type LinkKeys } from '../../services/net/link-keys.js';
 import { dialTlsLink, listenTlsLinks, type TlsLink } from '../../services/net/tls-transport.js';
 import type { LinkServer } from '../../services/net/transport.js';

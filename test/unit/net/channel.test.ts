@@ -3,7 +3,8 @@
 // after the handshake, and the send-buffer limit.
 import { describe, expect, it } from 'vitest';
 import { generateNodeKeys } from '../../../services/core/node-keys.js';
-import { Channel, ChannelError, type ChannelLimits } from '../../../services/net/channel.js';
+import { Channel } from '../../../services/net/channel.js';
+import { ChannelError, type ChannelLimits } from '../../../services/net/link-handshake.js';
 import { createLinkKeys, type LinkKeys } from '../../../services/net/link-keys.js';
 import type { LinkConnection, LinkEvents } from '../../../services/net/transport.js';
 import { TypedEmitter } from '../../../services/net/typed-emitter.js';

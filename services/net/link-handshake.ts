@@ -1,0 +1,189 @@
+/**
+ * The pieces of the link handshake (tor-spec §4) both ends share: the link
+ * versions we speak (§4.1 VERSIONS), the channel's limits and error, the
+ * CERTS checks (§4.2: Ed25519 identity -> signing -> TLS link or
+ * AUTHENTICATE key; a C tor relay's RSA identity, types 2 and 7), the
+ * handshake's transcript keeping for AUTHENTICATE (§4.4.1 SLOG/CLOG), and
+ * the timeout around it all.
+ *
+ * Not in this module: the order of the handshake's cells for each side
+ * (channel.ts `initiate`, `respond`), splitting bytes into cells
+ * (cell-reader.ts).
+ */
+import { equalBytes } from '../core/bytes.js';
+import {
+  type Cell,
+  decodeLinkMessage,
+  encodeCell,
+  encodeLinkMessage,
+  type LinkMessage,
+} from '../core/cells.js';
+import { type Rng, randomBytes } from '../core/crypto.js';
+import { CertType, decodeEdCert, type EdCert, verifyEdCert } from '../core/ed-cert.js';
+import { CryptoError, isDecodeError, ShallotError } from '../core/errors.js';
+import { RsaCertType, verifyRsaIdentity } from '../core/rsa-link-certs.js';
+import { CellReader } from './cell-reader.js';
+import type { Link } from './transport.js';
+
+export const LINK_VERSIONS = [4, 5];
+export const AUTH_METHOD_ED25519_SHA256_RFC5705 = 3;
+/** tor-spec §4.4.1: the TLS exporter label of TLSSECRETS. */
+export const EXPORTER_LABEL = 'EXPORTER FOR TOR TLS CLIENT BINDING AUTH0003';
+
+export interface ChannelLimits {
+  maxCircuits: number;
+  maxVariablePayload: number;
+  /** Bytes queued toward the peer before the channel is closed as overloaded. */
+  maxBufferedBytes: number;
+  handshakeTimeoutMs: number;
+}
+
+export const DEFAULT_CHANNEL_LIMITS: ChannelLimits = {
+  maxCircuits: 8192,
+  maxVariablePayload: 16 * 1024,
+  maxBufferedBytes: 64 * 1024 * 1024,
+  handshakeTimeoutMs: 15_000,
+};
+
+export class ChannelError extends ShallotError {
+  constructor(
+    readonly reason: 'protocol' | 'identity' | 'timeout' | 'closed' | 'resource',
+    message: string,
+  ) {
+    super('ERR_CHANNEL', message, { reason });
+  }
+}
+
+export function certsByType(certs: { certType: number; body: Uint8Array }[]): Map<number, Uint8Array> {
+  const m = new Map<number, Uint8Array>();
+  for (const c of certs) {
+    if (m.has(c.certType)) throw new ChannelError('protocol', `duplicate certificate type ${c.certType}`);
+    m.set(c.certType, c.body);
+  }
+  return m;
+}
+
+/** Checks a CERTS type-4 certificate and returns it with the identity that signed it. */
+export function checkIdentityCert(
+  body: Uint8Array | undefined,
+  nowMs: number,
+): { cert: EdCert; identity: Uint8Array } {
+  if (!body) throw new ChannelError('protocol', 'CERTS lacks the identity->signing certificate');
+  const cert = decodeEdCert(body);
+  if (cert.certType !== CertType.IDENTITY_V_SIGNING || !cert.signedWithKey) {
+    throw new ChannelError('protocol', 'identity certificate malformed');
+  }
+  verifyEdCert(cert, { signingKey: cert.signedWithKey, now: nowMs });
+  return { cert, identity: cert.signedWithKey };
+}
+
+/** tor-spec §4.2: the RSA identity in CERTS types 2 and 7 is the legacy id we dialled. */
+export function checkRsaIdentity(
+  certs: Map<number, Uint8Array>,
+  identity: Uint8Array,
+  want: Uint8Array,
+  nowMs: number,
+) {
+  let legacyId: Uint8Array;
+  try {
+    legacyId = verifyRsaIdentity(
+      certs.get(RsaCertType.RSA_ID),
+      certs.get(RsaCertType.RSA_ID_V_ED25519),
+      identity,
+      nowMs,
+    );
+  } catch (e) {
+    if (isDecodeError(e) || e instanceof CryptoError) throw new ChannelError('identity', e.message);
+    throw e;
+  }
+  if (!equalBytes(legacyId, want))
+    throw new ChannelError('identity', 'peer RSA identity is not the one we dialled');
+}
+
+export function checkSignedCert(
+  body: Uint8Array | undefined,
+  type: number,
+  signingKey: Uint8Array,
+  nowMs: number,
+): EdCert {
+  if (!body) throw new ChannelError('protocol', `CERTS lacks certificate type ${type}`);
+  const cert = decodeEdCert(body);
+  if (cert.certType !== type)
+    throw new ChannelError('protocol', `certificate type ${cert.certType}, want ${type}`);
+  verifyEdCert(cert, { signingKey, now: nowMs });
+  return cert;
+}
+
+export type MessageOf<T extends LinkMessage['type']> = Extract<LinkMessage, { type: T }>;
+
+/**
+ * What both ends of a link handshake start with: the limits, a cell reader
+ * fed by the link (failing if it closes), and a `send` for circuit-0 cells
+ * that keeps every cell sent, as `received` keeps every cell read, for the
+ * AUTHENTICATE transcript digests (SLOG/CLOG).
+ */
+export function startHandshake(
+  link: Link,
+  opts: { limits?: Partial<ChannelLimits>; rng?: Rng; now?: () => number },
+) {
+  const limits = { ...DEFAULT_CHANNEL_LIMITS, ...opts.limits };
+  const reader = new CellReader(limits.maxVariablePayload);
+  link.on('data', (d) => reader.push(d));
+  link.on('close', () => reader.fail(new ChannelError('closed', 'link closed during handshake')));
+  const sent: Uint8Array[] = [];
+  const send = (m: LinkMessage, version: number) => {
+    const bytes = encodeCell({ circId: 0, ...encodeLinkMessage(m) }, version);
+    sent.push(bytes);
+    link.send(bytes);
+  };
+  return {
+    limits,
+    rng: opts.rng ?? randomBytes,
+    now: opts.now ?? Date.now,
+    reader,
+    sent,
+    received: [] as Uint8Array[],
+    send,
+  };
+}
+
+/** Reads the peer's VERSIONS cell (kept in `received`) and returns the highest version both speak. */
+export async function readVersions(reader: CellReader, received: Uint8Array[]): Promise<number> {
+  const first = await reader.next();
+  received.push(first.raw);
+  const versions = expectMessage(first.cell, 'VERSIONS');
+  const version = Math.max(...versions.versions.filter((v) => LINK_VERSIONS.includes(v)));
+  if (!Number.isFinite(version)) throw new ChannelError('protocol', 'no shared link version');
+  return version;
+}
+
+export function expectMessage<T extends LinkMessage['type']>(cell: Cell, type: T): MessageOf<T> {
+  const msg = decodeLinkMessage(cell.command, cell.payload);
+  if (msg.type !== type)
+    throw new ChannelError('protocol', `expected ${type} during handshake, got ${msg.type}`);
+  return msg as MessageOf<T>;
+}
+
+export function addrFor(address: string) {
+  const host = address.replace(/^.*\/\/|:\d+(\/.*)?$/g, '').replace(/^\[|\]$/g, '');
+  const v4 = /^\d{1,3}(\.\d{1,3}){3}$/.test(host) ? host : '0.0.0.0';
+  return { type: 'ipv4' as const, addr: v4 };
+}
+
+export async function withTimeout<T>(ms: number, link: Link, fn: () => Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new ChannelError('timeout', `link handshake took over ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([fn(), timeout]);
+  } catch (e) {
+    link.destroy();
+    if (e instanceof ChannelError) throw e;
+    if (isDecodeError(e) || e instanceof ShallotError)
+      throw new ChannelError('protocol', (e as Error).message);
+    throw e;
+  } finally {
+    clearTimeout(timer);
+  }
+}
