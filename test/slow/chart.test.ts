@@ -318,6 +318,14 @@ describe('kubeconform -strict', () => {
     });
     expect(env).toContainEqual({ name: 'SHALLOT_LOCATION', value: 'us' });
     expect(model.locations).toContain('us');
+    // The example LoadTest's clients sit with the SOCKS client unless placed on their own.
+    const lt = (args: string[]) =>
+      render(['-f', file, '--set', 'examples.loadTest.enabled=true', ...args]).then(
+        (objs) => one(objs, 'LoadTest', 'demo-load').spec.location,
+      );
+    expect(await lt([])).toBe('us');
+    expect(await lt(['--set', 'examples.loadTest.location=eu'])).toBe('eu');
+    expect(await lt(['--set', 'client.location='])).toBeUndefined();
   });
 
   it("refuses a client.location the example network's model lacks, or none where it does not place the client", async () => {
