@@ -21,7 +21,8 @@ import { type Resolver, systemResolver } from './exit.js';
 import { KeyFileWatcher, KeyReloadError } from './key-watch.js';
 import { NetworkView } from './network-view.js';
 import { DescriptorPublisher } from './publisher.js';
-import { Relay, type RelayOptions } from './relay.js';
+import { Relay } from './relay.js';
+import type { RelayOptions } from './relay-options.js';
 
 /** The relay's own options (relay.ts), and what publishing and key rotation need. */
 export interface RelayNodeOptions

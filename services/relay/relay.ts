@@ -10,125 +10,45 @@
  * verified copy of the consensus for BEGIN_DIR clients.
  *
  * Not in this module: cell crypto and circuit state (services/net),
- * documents (services/core/dir/), directory HTTP (net/dir-client.ts).
+ * documents (services/core/dir/), directory HTTP (net/dir-client.ts);
+ * streams ending here (edge-streams.ts: exit and BEGIN_DIR), options and
+ * limits (relay-options.ts), traffic counters (traffic.ts).
  */
-
-import type { Socket } from 'node:net';
-import type { Registry } from 'prom-client';
 import { DestroyReason, destroyReasonName, type LinkMessage } from '../core/cells.js';
 import { boundedParam } from '../core/consensus-param.js';
 import { handshakeName } from '../core/create-handshake.js';
 import { type Rng, randomBytes } from '../core/crypto.js';
-import type { ConsensusRelay } from '../core/dir/relay-entry.js';
-import type { ExitPolicy } from '../core/exit-policy.js';
-import { HS_DESC_MAX_LEN } from '../core/hs-descriptor.js';
 import type { LinkSpecifier } from '../core/link-specifiers.js';
 import type { NodeKeys } from '../core/node-keys.js';
 import type { CircuitKeys } from '../core/ntor.js';
-import { EndReason, parseBeginTarget, type RelayMessage, type StreamTarget } from '../core/relay-cell.js';
+import type { RelayMessage } from '../core/relay-cell.js';
 import { tor1RelayHop } from '../core/relay-crypto.js';
-import {
-  checkExtendSpecs,
-  type ExtendRefusal,
-  ExtendRefusedError,
-  type ExtendTarget,
-} from '../core/relay-pivot.js';
+import { checkExtendSpecs, type ExtendRefusal, ExtendRefusedError } from '../core/relay-pivot.js';
 import { type Metrics, metricsFor } from '../metrics/metrics.js';
 import { Channel } from '../net/channel.js';
 import { ChannelPool } from '../net/channel-pool.js';
-import { type DirRequest, type DirRequestLine, type DirResponse, serveDirRequest } from '../net/dir-http.js';
 import { sendmeAcceptMinVersion } from '../net/edge.js';
-import type { LinkShaping } from '../net/link-delay.js';
-import type { ChannelLimits } from '../net/link-handshake.js';
 import { createLinkKeys, type LinkKeys } from '../net/link-keys.js';
-import { DEFAULT_MAX_QUEUED_CELLS, OrCircuit, type OrCircuitOwner } from '../net/or-circuit.js';
+import { OrCircuit, type OrCircuitOwner } from '../net/or-circuit.js';
 import type { SendBlocker } from '../net/stream.js';
 import { type LinkServer, linkUrl, listenLinks } from '../net/transport.js';
-import type { Logger } from '../runtime/log.js';
-import {
-  ChannelGuard,
-  DEFAULT_IDLE_CLIENT_CHANNEL_MS,
-  DEFAULT_IDLE_RELAY_CHANNEL_MS,
-  DEFAULT_PARTIAL_CELL_MS,
-} from './channel-guard.js';
+import { ChannelGuard } from './channel-guard.js';
 import { clientDosParams } from './client-dos.js';
 import { onionskinExecutor } from './cpuworker.js';
-import { type ExitGuards, openExitStream } from './exit.js';
-import { type ExitSockets, processExitSockets } from './exit-sockets.js';
+import { EdgeStreams } from './edge-streams.js';
 import { DEFAULT_MAX_ONION_QUEUE_DELAY_MS, OnionskinQueue } from './onionskin-queue.js';
 import { processQueueMemory, type QueueMemory, type QueueMemorySource } from './queue-memory.js';
-import { StreamDos, streamDosParams } from './stream-dos.js';
-
-export interface RelayLimits {
-  channel: Partial<ChannelLimits>;
-  /**
-   * Streams open at once on one circuit at this edge (default 512); over it,
-   * END RESOURCELIMIT. C tor has no such cap at exits (only the 16-bit stream
-   * ids; HiddenServiceMaxStreams for services); Shallot keeps one so a single
-   * circuit cannot hold thousands of exit sockets.
-   */
-  maxStreamsPerCircuit: number;
-  /** Cells a circuit may hold per direction while a link is congested; over it, DESTROY RESOURCELIMIT. */
-  maxQueuedCellsPerCircuit: number;
-  /** Base idle timeout of a client's channel without circuits (channel-guard.ts; C tor 180 s). */
-  idleClientChannelMs: number;
-  /** Base idle timeout of a listed relay's channel without circuits (C tor nf_conntimeout_relays, 3600 s). */
-  idleRelayChannelMs: number;
-  /** A peer stalled this long in the middle of a cell loses its link. */
-  partialCellMs: number;
-}
+import {
+  DEFAULT_RELAY_LIMITS,
+  type RelayComponents,
+  type RelayLimits,
+  type RelayOptions,
+} from './relay-options.js';
+import { StreamDos } from './stream-dos.js';
+import { countTraffic } from './traffic.js';
 
 /** How often the channel guard looks for idle and stalled channels. */
 const SWEEP_MS = 5_000;
-
-export interface RelayOptions {
-  nickname: string;
-  /** Address to bind and advertise. */
-  host: string;
-  /** Link port; 0 picks a free one. */
-  port: number;
-  /** `wss` (true, default) or plain `ws` for debugging. */
-  tls: boolean;
-  keys: NodeKeys;
-  exitPolicy: ExitPolicy;
-  limits?: Partial<RelayLimits>;
-  /** Network-model latency and BandwidthRate on this relay's links, both ways they are opened (net/link-delay.ts). */
-  shaping?: LinkShaping | null;
-}
-
-export interface RelayComponents extends ExitGuards {
-  logger: Logger;
-  registry: Registry;
-  rng?: Rng;
-  /** Answers directory requests on BEGIN_DIR streams (consensus cache, HSDir). */
-  directory?: (req: DirRequest, circ: OrCircuit) => Promise<DirResponse> | DirResponse;
-  /** Handles onion-service relay cells (intro point, rendezvous point). */
-  onionRoles?: (circ: OrCircuit, streamId: number, msg: RelayMessage) => boolean;
-  /** The params of the latest verified consensus (DoS* limits); none: Shallot's defaults. */
-  consensusParams?: () => Record<string, number>;
-  /** The MaxMemInQueues handler to register with (default: the process-wide one, queue-memory.ts). */
-  queueMemory?: QueueMemory;
-  /** The exit socket cap to draw from (default: the process-wide one, exit-sockets.ts). */
-  exitSockets?: ExitSockets;
-  /**
-   * Whether the consensus lists an EXTEND2 target at that identity, address
-   * and ORPort (core/relay-pivot.ts): null to go ahead, else why not.
-   * RelayNode supplies it; a bare Relay (in-process tests) extends wherever
-   * the specifiers say.
-   */
-  checkExtend?: (target: ExtendTarget) => Promise<ExtendRefusal | null>;
-  /** The consensus entry for a relay identity: undefined when unlisted, null with no consensus. */
-  listedRelay?: (identity: Uint8Array) => Promise<ConsensusRelay | undefined | null>;
-}
-
-const DEFAULT_LIMITS: RelayLimits = {
-  channel: {},
-  maxStreamsPerCircuit: 512,
-  maxQueuedCellsPerCircuit: DEFAULT_MAX_QUEUED_CELLS,
-  idleClientChannelMs: DEFAULT_IDLE_CLIENT_CHANNEL_MS,
-  idleRelayChannelMs: DEFAULT_IDLE_RELAY_CHANNEL_MS,
-  partialCellMs: DEFAULT_PARTIAL_CELL_MS,
-};
 
 export class Relay implements OrCircuitOwner {
   private server: LinkServer | null = null;
@@ -141,7 +61,7 @@ export class Relay implements OrCircuitOwner {
   private readonly rng: Rng;
   private readonly m: Metrics['relay'];
   private readonly label: { relay: string };
-  private readonly streamDos = new StreamDos();
+  private readonly edge: EdgeStreams;
   private readonly guard: ChannelGuard;
   private readonly onionskins: OnionskinQueue;
   private sweepTimer: NodeJS.Timeout | null = null;
@@ -158,7 +78,7 @@ export class Relay implements OrCircuitOwner {
   ) {
     this.keys = opts.keys;
     this.rng = c.rng ?? randomBytes;
-    this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
+    this.limits = { ...DEFAULT_RELAY_LIMITS, ...opts.limits };
     this.linkKeys = createLinkKeys(
       { seed: opts.keys.identitySeed, public: opts.keys.identity },
       { rng: this.rng },
@@ -173,6 +93,7 @@ export class Relay implements OrCircuitOwner {
     });
     this.m = metricsFor(c.registry).relay;
     this.label = { relay: opts.nickname };
+    this.edge = new EdgeStreams(c, opts.exitPolicy, this.m, this.label, new StreamDos());
     this.queueMemory = c.queueMemory ?? processQueueMemory;
     const params = () => this.c.consensusParams?.() ?? {};
     this.guard = new ChannelGuard({
@@ -297,37 +218,7 @@ export class Relay implements OrCircuitOwner {
     gauge.inc();
     ch.on('closed', () => gauge.dec());
     ch.on('cell', ({ circId, msg }) => this.onUnclaimedCell(ch, circId, msg));
-    const cells = {
-      in: this.m.cells.labels({ ...this.label, direction: 'in' }),
-      out: this.m.cells.labels({ ...this.label, direction: 'out' }),
-    };
-    const bytes = {
-      in: this.m.bytes.labels({ ...this.label, direction: 'in' }),
-      out: this.m.bytes.labels({ ...this.label, direction: 'out' }),
-    };
-    // Summed here and added to the counters once per event-loop turn: a
-    // counter bumped per cell (label hashing in prom-client) cost about 5 %
-    // of a relay's CPU time in a download (issue 16).
-    const sum = { in: { cells: 0, bytes: 0 }, out: { cells: 0, bytes: 0 } };
-    let flushScheduled = false;
-    const flush = () => {
-      flushScheduled = false;
-      for (const dir of ['in', 'out'] as const) {
-        if (sum[dir].cells === 0) continue;
-        cells[dir].inc(sum[dir].cells);
-        bytes[dir].inc(sum[dir].bytes);
-        sum[dir].cells = 0;
-        sum[dir].bytes = 0;
-      }
-    };
-    ch.onTraffic = (dir, n) => {
-      sum[dir].cells += 1;
-      sum[dir].bytes += n;
-      if (!flushScheduled) {
-        flushScheduled = true;
-        setImmediate(flush);
-      }
-    };
+    countTraffic(ch, this.m, this.label);
   }
 
   /**
@@ -443,44 +334,11 @@ export class Relay implements OrCircuitOwner {
       case 'TRUNCATE':
         circ.truncate();
         return;
-      case 'BEGIN': {
-        let target: StreamTarget;
-        try {
-          target = parseBeginTarget(msg.target);
-        } catch {
-          circ.sendBackward(streamId, { type: 'END', reason: EndReason.TORPROTOCOL });
-          return;
-        }
-        if (!this.admitStream(circ, streamId, 'BEGIN')) return;
-        // The process-wide exit socket cap (exit-sockets.ts): a slot is taken
-        // now and given back when the socket closes, or at once if none opened.
-        const sockets = this.c.exitSockets ?? processExitSockets;
-        if (!sockets.tryTake(circ)) {
-          this.refuseStream(circ, streamId, 'BEGIN', 'exit_sockets');
-          return;
-        }
-        let socketOpened = false;
-        const onExitSocket = (socket: Socket) => {
-          socketOpened = true;
-          socket.once('close', () => sockets.release(circ));
-        };
-        openExitStream(circ, streamId, target, this.opts.exitPolicy, { ...this.c, onExitSocket }).then(
-          ({ outcome }) => {
-            if (!socketOpened) sockets.release(circ);
-            this.m.streams.labels({ ...this.label, type: 'BEGIN', outcome }).inc();
-            // BEGINs still resolving when the cap filled: refused at acceptStream.
-            if (outcome === 'limit')
-              this.m.streamRefusals.labels({ ...this.label, type: 'BEGIN', reason: 'circuit' }).inc();
-          },
-          () => {
-            if (!socketOpened) sockets.release(circ);
-            circ.sendBackward(streamId, { type: 'END', reason: EndReason.INTERNAL });
-          },
-        );
+      case 'BEGIN':
+        this.edge.begin(circ, streamId, msg.target);
         return;
-      }
       case 'BEGIN_DIR':
-        this.beginDir(circ, streamId);
+        this.edge.beginDir(circ, streamId);
         return;
       case 'DROP':
         return;
@@ -493,62 +351,6 @@ export class Relay implements OrCircuitOwner {
         // tor-spec §6.1 and C tor drop it and keep the circuit.
         return;
     }
-  }
-
-  private beginDir(circ: OrCircuit, streamId: number): void {
-    const handler = this.c.directory;
-    if (!handler) {
-      circ.sendBackward(streamId, { type: 'END', reason: EndReason.NOTDIRECTORY });
-      this.m.streams.labels({ ...this.label, type: 'BEGIN_DIR', outcome: 'refused' }).inc();
-      return;
-    }
-    if (!this.admitStream(circ, streamId, 'BEGIN_DIR')) return;
-    const stream = circ.edge.acceptStream(streamId);
-    if (!stream) {
-      // The id is in use: a protocol error of the client's (tor-spec §6.2).
-      circ.sendBackward(streamId, { type: 'END', reason: EndReason.TORPROTOCOL });
-      return;
-    }
-    this.m.streams.labels({ ...this.label, type: 'BEGIN_DIR', outcome: 'connected' }).inc();
-    circ.sendBackward(streamId, { type: 'CONNECTED' });
-    // The only upload a relay takes over BEGIN_DIR is an onion-service
-    // descriptor (rend-spec-v3 §2.2.6, at most HS_DESC_MAX_LEN as C tor);
-    // a GET has no body. C tor's dircache takes up to MAX_DIR_UL_SIZE (16 MiB)
-    // for any POST; Shallot's routes need far less.
-    const maxBody = (req: DirRequestLine) => (req.method === 'POST' ? HS_DESC_MAX_LEN : 0);
-    void serveDirRequest(stream, (req) => handler(req, circ), maxBody).then((refusal) => {
-      if (refusal) this.m.dirRefusals.labels({ ...this.label, reason: refusal.reason }).inc();
-    });
-  }
-
-  /**
-   * The stream-creation defences every BEGIN and BEGIN_DIR passes first
-   * (C tor dos.c DoSStreamCreation*, then the per-circuit stream cap).
-   * False when the stream was refused (END RESOURCELIMIT) or the circuit closed.
-   */
-  private admitStream(circ: OrCircuit, streamId: number, type: 'BEGIN' | 'BEGIN_DIR'): boolean {
-    const verdict = this.streamDos.onBegin(circ, streamDosParams(this.c.consensusParams?.() ?? {}));
-    if (verdict !== 'allow') {
-      this.m.streamRefusals.labels({ ...this.label, type, reason: 'rate' }).inc();
-      if (verdict === 'close') circ.close(DestroyReason.RESOURCELIMIT);
-      else circ.sendBackward(streamId, { type: 'END', reason: EndReason.RESOURCELIMIT });
-      return false;
-    }
-    if (circ.edge.streamsFull) {
-      this.refuseStream(circ, streamId, type, 'circuit');
-      return false;
-    }
-    return true;
-  }
-
-  private refuseStream(
-    circ: OrCircuit,
-    streamId: number,
-    type: 'BEGIN' | 'BEGIN_DIR',
-    reason: 'circuit' | 'exit_sockets',
-  ): void {
-    this.m.streamRefusals.labels({ ...this.label, type, reason }).inc();
-    circ.sendBackward(streamId, { type: 'END', reason: EndReason.RESOURCELIMIT });
   }
 
   /**

@@ -8,7 +8,8 @@ import { generateNodeKeys } from '../../services/core/node-keys.js';
 import type { ChannelPool } from '../../services/net/channel-pool.js';
 import type { LinkShaping } from '../../services/net/link-delay.js';
 import { type HopTarget, OriginCircuit } from '../../services/net/origin-circuit.js';
-import { Relay, type RelayLimits } from '../../services/relay/relay.js';
+import { Relay } from '../../services/relay/relay.js';
+import type { RelayLimits } from '../../services/relay/relay-options.js';
 import { silentLogger } from '../../services/runtime/log.js';
 
 /** Exits only to this machine. */

@@ -26,7 +26,8 @@ import {
   linkUrl,
   listenLinks,
 } from '../../services/net/transport.js';
-import type { Relay, RelayLimits } from '../../services/relay/relay.js';
+import type { Relay } from '../../services/relay/relay.js';
+import type { RelayLimits } from '../../services/relay/relay-options.js';
 import { buildCircuit, hopTarget, linkPeer, startLocalRelay } from '../helpers/relays.js';
 import { startBlobServer, startEchoServer, type TestServer } from '../helpers/servers.js';
 
