@@ -21,12 +21,8 @@
 import { toBase64 } from '../core/bytes.js';
 import { DestroyReason } from '../core/cells.js';
 import type { Rng } from '../core/crypto.js';
-import {
-  ClientAuthError,
-  decryptHsDescriptor,
-  HS_DESC_MAX_LEN,
-  type HsDescriptorContents,
-} from '../core/hs-descriptor.js';
+import { ClientAuthError } from '../core/hs-desc-crypto.js';
+import { decryptHsDescriptor, HS_DESC_MAX_LEN, type HsDescriptorContents } from '../core/hs-descriptor.js';
 import { shuffled } from '../core/random.js';
 import { dirRequest } from '../net/dir-http.js';
 import type { Logger } from '../runtime/log.js';

@@ -16,12 +16,14 @@ import {
 } from '../../../services/core/crypto.js';
 import { CryptoError, InvalidError } from '../../../services/core/errors.js';
 import {
-  buildHsDescriptor,
   ClientAuthError,
   decryptDescLayer,
-  decryptHsDescriptor,
   descriptorCookieKeys,
   encryptDescLayer,
+} from '../../../services/core/hs-desc-crypto.js';
+import {
+  buildHsDescriptor,
+  decryptHsDescriptor,
   HS_DESC_MAX_INTRO_POINTS,
   type IntroPointInfo,
   parseHsDescriptorInner,
