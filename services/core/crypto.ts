@@ -98,9 +98,46 @@ export class RunningDigest {
 
 /* ------------------------------------------------------------------ ciphers */
 
+/**
+ * A busy stream generates its keystream ahead, KEYSTREAM_AHEAD bytes per
+ * OpenSSL call, once it has processed KEYSTREAM_AFTER bytes: one call per 16
+ * cells instead of one per 509-byte cell, and no output buffer per cell
+ * (each `Cipher.update` allocates one; the per-call cost and that garbage
+ * were most of the relay-cell AES time, issue 16). Streams that carry a few
+ * cells (most circuits) never buffer, so idle circuits hold no keystream:
+ * at most KEYSTREAM_AHEAD bytes per busy hop and direction.
+ */
+const KEYSTREAM_AFTER = 32 * 1024;
+const KEYSTREAM_AHEAD = 8 * 1024;
+const ZEROS = new Uint8Array(KEYSTREAM_AHEAD);
+/** Keystream bytes lined up with the data's alignment, so it can be XORed a word at a time. */
+const XOR_SPAN = 2048;
+const scratch8 = new Uint8Array(XOR_SPAN + 4);
+const scratch32 = new Int32Array(scratch8.buffer);
+
+/** data[off, off + n) ^= ks[ko, ko + n), n <= XOR_SPAN: 32-bit words where both line up (through scratch). */
+function xorKeystream(data: Uint8Array, off: number, n: number, ks: Uint8Array, ko: number): void {
+  const abs = data.byteOffset + off;
+  const a = abs & 3;
+  scratch8.set(ks.subarray(ko, ko + n), a);
+  const head = Math.min(n, (4 - a) & 3);
+  for (let j = 0; j < head; j++) data[off + j]! ^= scratch8[a + j]!;
+  const words = (n - head) >> 2;
+  if (words > 0) {
+    const dw = new Int32Array(data.buffer, abs + head, words);
+    const s0 = (a + head) >> 2;
+    for (let w = 0; w < words; w++) dw[w]! ^= scratch32[s0 + w]!;
+  }
+  for (let j = head + (words << 2); j < n; j++) data[off + j]! ^= scratch8[a + j]!;
+}
+
 /** One continuous AES-CTR keystream (IV 0 unless given); `update` encrypts and decrypts alike. */
 export class CtrStream {
   private readonly c: nc.Cipher;
+  /** Keystream generated ahead and not yet used: ks[ko..]. */
+  private ks: Uint8Array = ZEROS.subarray(0, 0);
+  private ko = 0;
+  private processed = 0;
 
   constructor(key: Uint8Array, iv: Uint8Array = new Uint8Array(16)) {
     if (key.length !== 16 && key.length !== 32) throw new InvalidError('aes key', `bad length ${key.length}`);
@@ -109,12 +146,35 @@ export class CtrStream {
   }
 
   update(data: Uint8Array): Uint8Array {
-    return u8(this.c.update(data));
+    if (this.ko === this.ks.length) return u8(this.c.update(data));
+    const out = new Uint8Array(data); // a copy (Buffer#slice would be a view)
+    this.xorAhead(out);
+    return out;
   }
 
   /** Encrypts `data` in place (the output of CTR has the input's length). */
   updateInPlace(data: Uint8Array): void {
-    data.set(this.c.update(data));
+    if (this.ko === this.ks.length && this.processed < KEYSTREAM_AFTER) {
+      this.processed += data.length;
+      data.set(this.c.update(data));
+      return;
+    }
+    this.xorAhead(data);
+  }
+
+  /** XORs with keystream generated ahead (the cipher itself is past it). */
+  private xorAhead(data: Uint8Array): void {
+    let i = 0;
+    while (i < data.length) {
+      if (this.ko === this.ks.length) {
+        this.ks = u8(this.c.update(ZEROS));
+        this.ko = 0;
+      }
+      const n = Math.min(data.length - i, this.ks.length - this.ko, XOR_SPAN);
+      xorKeystream(data, i, n, this.ks, this.ko);
+      i += n;
+      this.ko += n;
+    }
   }
 }
 

@@ -9,7 +9,7 @@ import { sha256 as nSha256, sha512 as nSha512 } from '@noble/hashes/sha2.js';
 import { sha3_256 as nSha3, shake256 as nShake } from '@noble/hashes/sha3.js';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { concat, fromHex, toHex } from '../../../services/core/bytes.js';
+import { concat, equalBytes, fromHex, toHex } from '../../../services/core/bytes.js';
 import * as c from '../../../services/core/crypto.js';
 import { CryptoError } from '../../../services/core/errors.js';
 
@@ -70,6 +70,55 @@ describe('AES-CTR is one continuous keystream', () => {
         },
       ),
       { numRuns: 50 },
+    );
+  });
+});
+
+describe('AES-CTR keystream generated ahead (busy streams, issue 16)', () => {
+  it('in-place and copying updates at any alignment, past the point where keystream is buffered, equal @noble', () => {
+    // 70 relay cells in place take the stream past 32 KiB (the switch), then random pieces follow.
+    const warm = Array.from({ length: 70 }, (_, i) => ({ len: 509, off: i % 4, inPlace: true }));
+    fc.assert(
+      fc.property(
+        fc.constantFrom(16, 32),
+        bytes(32, 32),
+        // 509-byte relay cells, odd sizes, empty and multi-KiB pieces, at every offset mod 4.
+        fc.array(
+          fc.record({
+            len: fc.oneof(fc.constant(509), fc.integer({ min: 0, max: 5000 })),
+            off: fc.integer({ min: 0, max: 7 }),
+            inPlace: fc.boolean(),
+          }),
+          { minLength: 10, maxLength: 40 },
+        ),
+        (klen, key0, pieces) => {
+          const key = key0.subarray(0, klen);
+          const s = new c.CtrStream(key);
+          const plain: Uint8Array[] = [];
+          const out: Uint8Array[] = [];
+          let untouched = true;
+          for (const [n, p] of [...warm, ...pieces].entries()) {
+            const buf = new Uint8Array(p.off + p.len + 3).fill((n * 31 + 7) & 0xff);
+            if (p.len > 0) buf[p.off] = n & 0xff;
+            const view = buf.subarray(p.off, p.off + p.len);
+            plain.push(view.slice());
+            if (p.inPlace) {
+              s.updateInPlace(view);
+              out.push(view);
+              // Only the view's bytes change.
+              const edge = (n * 31 + 7) & 0xff;
+              untouched &&= (p.off === 0 || buf[p.off - 1] === edge) && buf[p.off + p.len] === edge;
+            } else {
+              const before = view.slice();
+              out.push(s.update(Buffer.from(view.buffer, view.byteOffset, view.length)));
+              untouched &&= equalBytes(view, before);
+            }
+          }
+          expect(untouched).toBe(true);
+          expect(concat(...out)).toEqual(ctr(key, new Uint8Array(16)).encrypt(concat(...plain)));
+        },
+      ),
+      { numRuns: 15, endOnFailure: true },
     );
   });
 });
