@@ -3,13 +3,15 @@
  * the relays its verified consensus lists (EXTEND2 targets) and the ports
  * an exit must not reach (network re-entry).
  *
- * Overview: the consensus comes from the descriptor publisher's cache
- * (refreshed every 30 s). A client may hold a newer consensus than ours
+ * Overview: the consensus comes from the descriptor publisher, which holds
+ * the process's shared copy (consensus-cache.ts, fetched on dir-spec §5.1's
+ * schedule). A client may hold a newer consensus than ours
  * (a relay just joined or moved, or we started after the client fetched),
  * so a miss — an EXTEND2 target not listed as asked, or no consensus at
  * all — refreshes it once before refusing, at most once per `minRefreshMs`
  * (default 10 s, a testnet choice: C tor has no such refresh) and with one
- * fetch in flight, so hostile EXTEND2s cannot turn a relay into a
+ * fetch in flight (and the shared cache again coalesces and rate-limits
+ * them for the whole process), so hostile EXTEND2s cannot turn a relay into a
  * consensus-download amplifier against the authorities.
  *
  * Design notes: without any consensus an exit fails closed (every target
@@ -27,6 +29,22 @@ import {
   reentrySet,
 } from '../core/relay-pivot.js';
 
+/**
+ * The consensus's part of the re-entry set, made once per consensus for
+ * every relay of the process that shares it (consensus-cache.ts): 1,000
+ * relays each holding their own set of 2,000 keys cost megabytes.
+ */
+const consensusSets = new WeakMap<Consensus, Set<string>>();
+
+function consensusReentrySet(c: Consensus): Set<string> {
+  let set = consensusSets.get(c);
+  if (!set) {
+    set = reentrySet(c, []);
+    consensusSets.set(c, set);
+  }
+  return set;
+}
+
 export interface ConsensusSource {
   readonly consensus: Consensus | null;
   refreshConsensus(): Promise<void>;
@@ -43,7 +61,7 @@ export class NetworkView {
   private readonly always: HostPort[];
   private lastRefreshMs = Number.NEGATIVE_INFINITY;
   private inflight: Promise<void> | null = null;
-  private cached: { consensus: Consensus; set: Set<string> } | null = null;
+  private alwaysSet: Set<string> | null = null;
   private readonly now: () => number;
   private readonly minRefreshMs: number;
 
@@ -59,7 +77,7 @@ export class NetworkView {
   /** Adds ports learned after start (the in-process launcher's SOCKS and ops ports). */
   rejectReentry(list: readonly HostPort[]): void {
     this.always.push(...list);
-    this.cached = null;
+    this.alwaysSet = null;
   }
 
   /** The consensus entry for `identity`; on a miss, after at most one refresh. Null without a consensus. */
@@ -93,15 +111,8 @@ export class NetworkView {
     if (!this.source.consensus) await this.refresh();
     const c = this.source.consensus;
     if (!c) return true;
-    return isReentry(this.reentryKeys(c), host, port);
-  }
-
-  private reentryKeys(c: Consensus): Set<string> {
-    const k = this.cached;
-    if (k?.consensus === c) return k.set;
-    const set = reentrySet(c, this.always);
-    this.cached = { consensus: c, set };
-    return set;
+    this.alwaysSet ??= reentrySet(null, this.always);
+    return isReentry(this.alwaysSet, host, port) || isReentry(consensusReentrySet(c), host, port);
   }
 
   /** Refreshes the consensus unless one ran within `minRefreshMs`; true if this call waited for one. */

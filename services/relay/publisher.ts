@@ -1,24 +1,45 @@
 /**
  * Keeps a relay listed: signs its descriptor and uploads it to every
- * authority at start and periodically (dir-spec §4.3; Tor republishes every
- * 18 h or on change — a testnet needs minutes), and keeps a verified copy
- * of the consensus for BEGIN_DIR clients (dir-spec §4.4 caches).
+ * authority (dir-spec §4.3), and gives it the process's shared consensus
+ * (consensus-cache.ts) for BEGIN_DIR clients (dir-spec §4.4 caches) and
+ * the EXTEND2 checks.
+ *
+ * When it uploads, as C tor's relays (router.c
+ * mark_my_descriptor_dirty_if_too_old, and an upload whenever the
+ * descriptor changes) rather than on a fixed short timer:
+ * - at start, and at once when the descriptor changes (a new onion key:
+ *   node.ts calls `publish`);
+ * - unchanged, once per DESCRIPTOR_REFRESH_INTERVALS (18) voting intervals,
+ *   before the authorities' limit of 24 drops it (core/dir/descriptor.ts;
+ *   C tor: every 18 h, its authorities drop at 24 h);
+ * - "retry fast" (C tor FAST_RETRY_DESCRIPTOR_INTERVAL): when a consensus
+ *   voted at least FAST_RETRY_INTERVALS after our last upload does not
+ *   list us, or lists an older descriptor than our last, we upload again
+ *   (an authority restarted, or dropped us after a failed reachability
+ *   test), at a random point in the next half interval so relays that all
+ *   dropped out together do not all come back in one burst;
+ * - after an upload a majority of authorities refused or never answered,
+ *   again after retryDelayMs (1 s doubling, jittered), since at bootstrap
+ *   there is no consensus yet to tell us.
+ * The voting interval comes from the consensus (fresh-until minus
+ * valid-after); before the first one, FALLBACK_INTERVAL_MS.
  */
 import { toHex } from '../core/bytes.js';
+import { randomBytes } from '../core/crypto.js';
 import type { Consensus } from '../core/dir/consensus.js';
 import type { RelayDescriptor } from '../core/dir/descriptor.js';
-import { signRelayDescriptor } from '../core/dir/descriptor.js';
+import { descriptorRefreshMs, signRelayDescriptor } from '../core/dir/descriptor.js';
 import { formatExitPolicy } from '../core/exit-policy.js';
+import { uniformFraction } from '../core/random.js';
 import { type AuthorityEndpoint, fetchConsensus, publishDescriptor } from '../net/dir-client.js';
 import type { Logger } from '../runtime/log.js';
+import { ConsensusCache, type HeldConsensus, retryDelayMs, sharedConsensusCache } from './consensus-cache.js';
 import type { Relay } from './relay.js';
 
 export interface PublisherOptions {
   authorities: AuthorityEndpoint[];
-  /** How often to republish (default 60 s; authorities drop descriptors older than 24 h). */
+  /** Re-upload an unchanged descriptor this often (default: 18 voting intervals, at most 18 h). */
   republishMs?: number;
-  /** How often to refresh the cached consensus (default 30 s). */
-  consensusRefreshMs?: number;
   /** Advertised bandwidth, bytes/s. */
   bandwidth: number;
   /** Offer to be an HSDir. */
@@ -44,19 +65,71 @@ export const RELAY_PROTOCOLS: Record<string, string> = {
   FlowCtrl: '1',
 };
 
+/**
+ * A consensus voted this many intervals after our upload has had time to
+ * list us (the authorities vote V+D before each valid-after; C tor waits
+ * FAST_RETRY_DESCRIPTOR_INTERVAL, 90 min, 1.5 of its 1 h intervals).
+ */
+export const FAST_RETRY_INTERVALS = 2;
+/** The interval assumed before any consensus says it (C tor's relays used to republish every minute or so in testnets). */
+const FALLBACK_INTERVAL_MS = 60_000;
+
+/** When the next upload of an unchanged descriptor is due; the pure part of the policy above. */
+export function nextUploadAt(p: {
+  lastUploadMs: number;
+  /** Consecutive upload rounds a majority of authorities did not accept. */
+  failures: number;
+  intervalMs: number;
+  republishMs?: number;
+  /** Uniform in [0, 1). */
+  fraction: number;
+}): number {
+  if (p.failures > 0) return p.lastUploadMs + retryDelayMs(p.failures - 1, p.intervalMs, p.fraction);
+  // Up to one interval early, so relays that started together drift apart.
+  const every = p.republishMs ?? descriptorRefreshMs(p.intervalMs);
+  return p.lastUploadMs + every - Math.min(every / 4, p.intervalMs) * p.fraction;
+}
+
+/** Whether `c` says the authorities lost our last upload (C tor's "retry fast" reasons). */
+export function needsFastRetry(
+  c: Pick<Consensus, 'validAfterMs' | 'freshUntilMs'>,
+  listed: { publishedMs: number } | undefined,
+  last: { atMs: number; publishedMs: number },
+): boolean {
+  const intervalMs = c.freshUntilMs - c.validAfterMs;
+  if (c.validAfterMs < last.atMs + FAST_RETRY_INTERVALS * intervalMs) return false;
+  return listed === undefined || listed.publishedMs < last.publishedMs;
+}
+
+/** The authority set as a key: one shared cache per set in a process. */
+const authoritySetKey = (auths: readonly AuthorityEndpoint[]) =>
+  auths
+    .map((a) => `${a.identity}@${a.url}`)
+    .sort()
+    .join(',');
+
 export class DescriptorPublisher {
-  private timers: NodeJS.Timeout[] = [];
   private readonly startedAt = Date.now();
-  private consensusRaw: Uint8Array | null = null;
-  consensus: Consensus | null = null;
+  private readonly idHex: string;
+  private shared: { cache: ConsensusCache; release: () => void } | null = null;
+  private unsubscribe: (() => void) | null = null;
+  private uploadTimer: NodeJS.Timeout | null = null;
+  private last: { atMs: number; publishedMs: number } | null = null;
+  private failures = 0;
+  private stopped = false;
   /** Successful uploads of the last round, for bootstrap progress. */
   lastAccepted = 0;
+  /** Upload rounds so far (start, changes, refreshes, retries), for tests and the bench. */
+  uploads = 0;
 
   constructor(
     private readonly relay: Relay,
     private readonly opts: PublisherOptions,
     private readonly logger: Logger,
-  ) {}
+    private readonly uniform: () => number = () => uniformFraction(randomBytes),
+  ) {
+    this.idHex = toHex(relay.identity);
+  }
 
   descriptor(nowMs = Date.now()): RelayDescriptor {
     const r = this.relay;
@@ -78,19 +151,36 @@ export class DescriptorPublisher {
     };
   }
 
-  /** Publishes once now, then on a timer. Resolves after the first round. */
+  /** Publishes once, joins the process's consensus cache; resolves after its first fetch. */
   async start(): Promise<void> {
+    this.stopped = false;
     await this.publish();
-    await this.refreshConsensus();
-    this.timers.push(setInterval(() => void this.publish(), this.opts.republishMs ?? 60_000));
-    this.timers.push(setInterval(() => void this.refreshConsensus(), this.opts.consensusRefreshMs ?? 30_000));
-    for (const t of this.timers) t.unref();
+    if (this.opts.authorities.length === 0 || this.stopped) return;
+    const auths = this.opts.authorities;
+    this.shared = sharedConsensusCache(
+      authoritySetKey(auths),
+      () =>
+        new ConsensusCache(async () => {
+          const { consensus, raw } = await fetchConsensus(auths, { nowMs: Date.now(), skewMs: 5_000 });
+          return { consensus, raw };
+        }),
+    );
+    this.unsubscribe = this.shared.cache.subscribe((c) => this.onConsensus(c));
+    await this.shared.cache.ready();
+    // The consensus (fetched now or by another relay of this process) tells the interval refreshes count in.
+    if (this.failures === 0) this.plan();
   }
 
+  /** Signs a fresh descriptor and uploads it to every authority now; resolves how many accepted it. */
   async publish(): Promise<number> {
-    const signed = signRelayDescriptor(this.descriptor(), this.relay.identitySeed);
+    const publishedMs = Date.now();
+    const signed = signRelayDescriptor(this.descriptor(publishedMs), this.relay.identitySeed);
+    this.uploads++;
     const res = await publishDescriptor(this.opts.authorities, signed, { timeoutMs: 5_000 });
     this.lastAccepted = res.accepted;
+    if (this.last === null || publishedMs >= this.last.publishedMs)
+      this.last = { atMs: publishedMs, publishedMs };
+    this.failures = res.accepted > this.opts.authorities.length / 2 ? 0 : this.failures + 1;
     const failed = res.results.filter((x) => !x.ok);
     if (failed.length > 0) {
       this.logger.debug('descriptor upload failed at some authorities', {
@@ -98,35 +188,76 @@ export class DescriptorPublisher {
         policy: formatExitPolicy(this.relay.opts.exitPolicy).join(', '),
       });
     }
+    this.plan();
     return res.accepted;
   }
 
-  async refreshConsensus(): Promise<void> {
-    try {
-      const { consensus, raw } = await fetchConsensus(this.opts.authorities, {
-        nowMs: Date.now(),
-        skewMs: 5_000,
+  private get intervalMs(): number {
+    const c = this.consensus;
+    return c && c.freshUntilMs > c.validAfterMs ? c.freshUntilMs - c.validAfterMs : FALLBACK_INTERVAL_MS;
+  }
+
+  /** (Re)arms the one upload timer for the next refresh or retry. */
+  private plan(atMs?: number): void {
+    if (this.stopped || !this.last || this.opts.authorities.length === 0) return;
+    const at =
+      atMs ??
+      nextUploadAt({
+        lastUploadMs: this.last.atMs,
+        failures: this.failures,
+        intervalMs: this.intervalMs,
+        ...(this.opts.republishMs !== undefined ? { republishMs: this.opts.republishMs } : {}),
+        fraction: this.uniform(),
       });
-      this.consensus = consensus;
-      this.consensusRaw = raw;
-    } catch (e) {
-      this.logger.debug('consensus fetch failed', { error: (e as Error).message });
+    if (this.uploadTimer) clearTimeout(this.uploadTimer);
+    this.uploadTimer = setTimeout(
+      () => {
+        this.uploadTimer = null;
+        if (!this.stopped) void this.publish();
+      },
+      Math.max(0, at - Date.now()),
+    );
+    this.uploadTimer.unref();
+  }
+
+  private onConsensus(c: HeldConsensus): void {
+    if (!this.last || this.stopped) return;
+    if (needsFastRetry(c.consensus, c.byId.get(this.idHex), this.last)) {
+      this.logger.debug('the consensus does not list our last descriptor; uploading again');
+      // Spread over half an interval: every relay an authority forgot learns it from the same consensus.
+      this.plan(Date.now() + (this.uniform() * this.intervalMs) / 2);
+    } else if (this.failures === 0) {
+      this.plan(); // the interval the refresh counts in may have changed
     }
+  }
+
+  /** Fetches the consensus now (coalesced and rate-limited for the whole process: consensus-cache.ts). */
+  async refreshConsensus(): Promise<void> {
+    await this.shared?.cache.refresh();
+  }
+
+  /** The process's verified consensus; null before the first. */
+  get consensus(): Consensus | null {
+    return this.shared?.cache.consensus ?? null;
   }
 
   /** The cached consensus bytes, served on BEGIN_DIR. */
   get cachedConsensus(): Uint8Array | null {
-    return this.consensusRaw;
+    return this.shared?.cache.current?.raw ?? null;
   }
 
   /** Whether the latest consensus lists this relay. */
   get listed(): boolean {
-    const id = toHex(this.relay.identity);
-    return this.consensus?.relays.some((r) => toHex(r.identity) === id) ?? false;
+    return this.shared?.cache.entry(this.idHex) !== undefined;
   }
 
   stop(): void {
-    for (const t of this.timers) clearInterval(t);
-    this.timers = [];
+    this.stopped = true;
+    if (this.uploadTimer) clearTimeout(this.uploadTimer);
+    this.uploadTimer = null;
+    this.unsubscribe?.();
+    this.unsubscribe = null;
+    this.shared?.release();
+    this.shared = null;
   }
 }
