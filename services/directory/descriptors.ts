@@ -8,7 +8,8 @@
  * - `accept(bytes)`: newest per identity wins; re-uploading the stored one
  *   is accepted (relays retry); older ones, bad signatures, oversized or
  *   malformed documents and publication times outside the window (future
- *   skew, max age: Tor's 12 h / 24 h defaults) are refused
+ *   skew: Tor's 12 h; max age: 24 voting intervals, at most Tor's 24 h,
+ *   core/dir/descriptor.ts descriptorMaxAgeMs) are refused
  *   (DescriptorRefusedError).
  * - With a `ReachabilityTester` (issue 12): a descriptor at a new
  *   address:port is "unverified" until a link handshake to that address
@@ -25,7 +26,12 @@
  * the probe (reachability.ts), the vote around the entries (authority.ts).
  */
 import { compareBytes, toHex } from '../core/bytes.js';
-import { descriptorDigest, type RelayDescriptor, verifyRelayDescriptor } from '../core/dir/descriptor.js';
+import {
+  descriptorDigest,
+  descriptorMaxAgeMs,
+  type RelayDescriptor,
+  verifyRelayDescriptor,
+} from '../core/dir/descriptor.js';
 import { MAX_DESCRIPTOR_BYTES, MAX_RELAYS } from '../core/dir/fields.js';
 import { assignFlags, credibleBandwidth, voteRelayFromDescriptor } from '../core/dir/flags.js';
 import type { VoteRelay } from '../core/dir/relay-entry.js';
@@ -99,7 +105,7 @@ export interface DescriptorOptions {
   badExits?: string[];
   /** Future publication times accepted (Tor ROUTER_ALLOW_SKEW: 12 h). */
   descriptorSkewMs?: number;
-  /** Oldest publication time accepted and voted Running (Tor: 24 h). */
+  /** Oldest publication time accepted and voted Running (default: 24 voting intervals, at most Tor's 24 h). */
   descriptorMaxAgeMs?: number;
   /** C tor AuthDirMaxServersPerAddr: relays listed per address, 0 = no limit (default 2, C tor's). */
   maxServersPerAddr?: number;
@@ -158,6 +164,11 @@ export class DescriptorStore {
     return this.descriptors.size;
   }
 
+  /** The oldest descriptor kept and voted on (core/dir/descriptor.ts: 24 voting intervals, at most 24 h). */
+  private get maxAgeMs(): number {
+    return this.ctx.opts.descriptorMaxAgeMs ?? descriptorMaxAgeMs(this.ctx.intervalMs);
+  }
+
   get unverifiedCount(): number {
     return this.unverified.size;
   }
@@ -177,7 +188,7 @@ export class DescriptorStore {
         nowMs: this.ctx.now(),
         maxBytes: MAX_DESCRIPTOR_BYTES,
         maxSkewMs: opts.descriptorSkewMs ?? 12 * 3600_000,
-        maxAgeMs: opts.descriptorMaxAgeMs,
+        maxAgeMs: this.maxAgeMs,
       });
     } catch (e) {
       if (e instanceof ShallotError) throw new DescriptorRefusedError('invalid', e.message);
@@ -232,7 +243,7 @@ export class DescriptorStore {
 
   /** Drops expired descriptors; returns the verified ones (the only ones voted on). */
   private fresh(nowMs: number): StoredDescriptor[] {
-    const maxAge = this.ctx.opts.descriptorMaxAgeMs ?? 24 * 3600_000;
+    const maxAge = this.maxAgeMs;
     const out: StoredDescriptor[] = [];
     for (const [id, d] of this.descriptors) {
       if (d.desc.publishedMs < nowMs - maxAge) this.drop(id);
@@ -430,7 +441,7 @@ export class DescriptorStore {
         reachable: (id) => reachable(id) && !sybils.has(id),
         testnet: opts.testnet,
         badExits: opts.badExits,
-        maxDescriptorAgeMs: opts.descriptorMaxAgeMs,
+        maxDescriptorAgeMs: this.maxAgeMs,
         ...(probing ? { uptimeSec: (id: string) => this.history.uptimeSec(id, nowMs) } : {}),
         measuredBandwidth: measuredOf,
         testnetMinUptimeSec: opts.minUptimeSec ?? testnetMinUptime(opts.votingIntervalSec),
