@@ -222,7 +222,11 @@ export async function publishDescriptor(
   auths: readonly AuthorityEndpoint[],
   signed: Uint8Array,
   opts: { timeoutMs?: number } = {},
-): Promise<{ accepted: number; results: { url: string; ok: boolean; error?: string }[] }> {
+): Promise<{
+  accepted: number;
+  /** `status` is the HTTP status when the authority answered (none on network errors and timeouts). */
+  results: { url: string; ok: boolean; status?: number; error?: string }[];
+}> {
   const results = await Promise.all(
     auths.map(async (a) => {
       try {
@@ -230,8 +234,8 @@ export async function publishDescriptor(
           body: signed,
           timeoutMs: opts.timeoutMs,
         });
-        if (r.status === 200) return { url: a.url, ok: true };
-        return { url: a.url, ok: false, error: `HTTP ${r.status}: ${bodyExcerpt(r.body)}` };
+        if (r.status === 200) return { url: a.url, ok: true, status: 200 };
+        return { url: a.url, ok: false, status: r.status, error: `HTTP ${r.status}: ${bodyExcerpt(r.body)}` };
       } catch (e) {
         return { url: a.url, ok: false, error: errorText(e) };
       }

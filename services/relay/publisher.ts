@@ -18,9 +18,11 @@
  *   (an authority restarted, or dropped us after a failed reachability
  *   test), at a random point in the next half interval so relays that all
  *   dropped out together do not all come back in one burst;
- * - after an upload a majority of authorities refused or never answered,
- *   again after retryDelayMs (1 s doubling, jittered), since at bootstrap
- *   there is no consensus yet to tell us.
+ * - to the authorities that did not answer (or answered 5xx: "try
+ *   later"), again after a jittered backoff from 1 s (nextUploadAt), since
+ *   at bootstrap there is no consensus yet to tell us, and an authority
+ *   that missed a refresh would otherwise drop us 6 intervals later. An
+ *   authority that refused it (4xx) is not asked again for this one.
  * The voting interval comes from the consensus (fresh-until minus
  * valid-after); before the first one, FALLBACK_INTERVAL_MS.
  */
@@ -71,23 +73,44 @@ export const RELAY_PROTOCOLS: Record<string, string> = {
  * FAST_RETRY_DESCRIPTOR_INTERVAL, 90 min, 1.5 of its 1 h intervals).
  */
 export const FAST_RETRY_INTERVALS = 2;
+/** Retries to a minority of authorities that missed an upload wait at most this many intervals (of the 6 left). */
+export const RETRY_MINORITY_INTERVALS = 3;
 /** The interval assumed before any consensus says it (C tor's relays used to republish every minute or so in testnets). */
 const FALLBACK_INTERVAL_MS = 60_000;
 
-/** When the next upload of an unchanged descriptor is due; the pure part of the policy above. */
+/**
+ * When the next upload is due; the pure part of the policy above. With
+ * authorities still `pending` (they failed to answer or answered 5xx), a
+ * retry to those: 1 s doubling, at most half an interval while a majority
+ * lacks the descriptor (we are not listed without it), else at most
+ * RETRY_MINORITY_INTERVALS (a lone authority that missed it must have it
+ * before the authorities' 24-interval limit, without 1,000 relays asking
+ * a dead authority every few seconds). Otherwise, or if sooner, the
+ * refresh of the unchanged descriptor, spread up to an interval early so
+ * relays that started together drift apart.
+ */
 export function nextUploadAt(p: {
-  lastUploadMs: number;
-  /** Consecutive upload rounds a majority of authorities did not accept. */
+  /** When the current descriptor was published (the refresh counts from there). */
+  publishedMs: number;
+  /** When it was last sent to the pending authorities (a retry counts from there). */
+  lastTryMs: number;
+  /** Consecutive upload attempts that left authorities pending. */
   failures: number;
+  pending: number;
+  authorities: number;
   intervalMs: number;
   republishMs?: number;
   /** Uniform in [0, 1). */
   fraction: number;
-}): number {
-  if (p.failures > 0) return p.lastUploadMs + retryDelayMs(p.failures - 1, p.intervalMs, p.fraction);
-  // Up to one interval early, so relays that started together drift apart.
+}): { atMs: number; retry: boolean } {
   const every = p.republishMs ?? descriptorRefreshMs(p.intervalMs);
-  return p.lastUploadMs + every - Math.min(every / 4, p.intervalMs) * p.fraction;
+  const refresh = p.publishedMs + every - Math.min(every / 4, p.intervalMs) * p.fraction;
+  if (p.failures === 0 || p.pending === 0) return { atMs: refresh, retry: false };
+  const majority = p.authorities - p.pending > p.authorities / 2;
+  const cap = majority ? RETRY_MINORITY_INTERVALS * p.intervalMs : Math.min(60_000, p.intervalMs / 2);
+  const full = Math.min(Math.max(1_000, cap), 1_000 * 2 ** Math.min(p.failures - 1, 30));
+  const retry = p.lastTryMs + Math.round(full * (0.5 + p.fraction / 2));
+  return retry < refresh ? { atMs: retry, retry: true } : { atMs: refresh, retry: false };
 }
 
 /** Whether `c` says the authorities lost our last upload (C tor's "retry fast" reasons). */
@@ -115,6 +138,9 @@ export class DescriptorPublisher {
   private unsubscribe: (() => void) | null = null;
   private uploadTimer: NodeJS.Timeout | null = null;
   private last: { atMs: number; publishedMs: number } | null = null;
+  /** The latest signed descriptor and the authorities that have yet to take it. */
+  private current: { signed: Uint8Array; pending: AuthorityEndpoint[] } | null = null;
+  private lastTryMs = 0;
   private failures = 0;
   private stopped = false;
   /** Successful uploads of the last round, for bootstrap progress. */
@@ -168,19 +194,37 @@ export class DescriptorPublisher {
     this.unsubscribe = this.shared.cache.subscribe((c) => this.onConsensus(c));
     await this.shared.cache.ready();
     // The consensus (fetched now or by another relay of this process) tells the interval refreshes count in.
-    if (this.failures === 0) this.plan();
+    this.plan();
   }
 
   /** Signs a fresh descriptor and uploads it to every authority now; resolves how many accepted it. */
   async publish(): Promise<number> {
     const publishedMs = Date.now();
     const signed = signRelayDescriptor(this.descriptor(publishedMs), this.relay.identitySeed);
+    this.current = { signed, pending: [...this.opts.authorities] };
+    this.last = { atMs: publishedMs, publishedMs };
+    this.failures = 0;
+    return this.upload();
+  }
+
+  /**
+   * Uploads the current descriptor to the authorities still pending; those
+   * that refused it (4xx) are not asked again for this descriptor.
+   */
+  private async upload(): Promise<number> {
+    const cur = this.current;
+    if (!cur) return 0;
     this.uploads++;
-    const res = await publishDescriptor(this.opts.authorities, signed, { timeoutMs: 5_000 });
-    this.lastAccepted = res.accepted;
-    if (this.last === null || publishedMs >= this.last.publishedMs)
-      this.last = { atMs: publishedMs, publishedMs };
-    this.failures = res.accepted > this.opts.authorities.length / 2 ? 0 : this.failures + 1;
+    this.lastTryMs = Date.now();
+    const res = await publishDescriptor(cur.pending, cur.signed, { timeoutMs: 5_000 });
+    if (this.current !== cur) return res.accepted; // a newer descriptor replaced it meanwhile
+    const retry = new Set(
+      res.results.filter((x) => !x.ok && (x.status === undefined || x.status >= 500)).map((x) => x.url),
+    );
+    const refused = res.results.filter((x) => !x.ok && !retry.has(x.url)).length;
+    cur.pending = cur.pending.filter((a) => retry.has(a.url));
+    this.lastAccepted = this.opts.authorities.length - cur.pending.length - refused;
+    this.failures = cur.pending.length > 0 ? this.failures + 1 : 0;
     const failed = res.results.filter((x) => !x.ok);
     if (failed.length > 0) {
       this.logger.debug('descriptor upload failed at some authorities', {
@@ -197,25 +241,29 @@ export class DescriptorPublisher {
     return c && c.freshUntilMs > c.validAfterMs ? c.freshUntilMs - c.validAfterMs : FALLBACK_INTERVAL_MS;
   }
 
-  /** (Re)arms the one upload timer for the next refresh or retry. */
+  /** (Re)arms the one upload timer: a retry to pending authorities, a refresh, or a fast retry at `atMs`. */
   private plan(atMs?: number): void {
     if (this.stopped || !this.last || this.opts.authorities.length === 0) return;
-    const at =
-      atMs ??
-      nextUploadAt({
-        lastUploadMs: this.last.atMs,
-        failures: this.failures,
-        intervalMs: this.intervalMs,
-        ...(this.opts.republishMs !== undefined ? { republishMs: this.opts.republishMs } : {}),
-        fraction: this.uniform(),
-      });
+    const next =
+      atMs !== undefined
+        ? { atMs, retry: false }
+        : nextUploadAt({
+            publishedMs: this.last.atMs,
+            lastTryMs: this.lastTryMs,
+            failures: this.failures,
+            pending: this.current?.pending.length ?? 0,
+            authorities: this.opts.authorities.length,
+            intervalMs: this.intervalMs,
+            ...(this.opts.republishMs !== undefined ? { republishMs: this.opts.republishMs } : {}),
+            fraction: this.uniform(),
+          });
     if (this.uploadTimer) clearTimeout(this.uploadTimer);
     this.uploadTimer = setTimeout(
       () => {
         this.uploadTimer = null;
-        if (!this.stopped) void this.publish();
+        if (!this.stopped) void (next.retry ? this.upload() : this.publish());
       },
-      Math.max(0, at - Date.now()),
+      Math.max(0, next.atMs - Date.now()),
     );
     this.uploadTimer.unref();
   }
@@ -226,8 +274,8 @@ export class DescriptorPublisher {
       this.logger.debug('the consensus does not list our last descriptor; uploading again');
       // Spread over half an interval: every relay an authority forgot learns it from the same consensus.
       this.plan(Date.now() + (this.uniform() * this.intervalMs) / 2);
-    } else if (this.failures === 0) {
-      this.plan(); // the interval the refresh counts in may have changed
+    } else {
+      this.plan(); // the interval the refresh and retries count in may have changed
     }
   }
 

@@ -142,8 +142,13 @@ describe('httpRequest bounds', () => {
     expect(pub.results.find((r) => r.url === refusing)).toEqual({
       url: refusing,
       ok: false,
+      status: 400,
       error: 'HTTP 400: bad descriptor',
     });
+    // No status where nothing answered: the publisher retries those (and 5xx), never a 4xx.
+    const down = pub.results.find((r) => r.url === dead);
+    expect(down?.ok).toBe(false);
+    expect(down?.status).toBeUndefined();
     const err = await fetchConsensus(auths, { nowMs: Date.now(), timeoutMs: 1000 }).catch((e) => e);
     expect(err).toBeInstanceOf(DirClientError);
     expect((err as DirClientError).failures.map((f) => f.url).sort()).toEqual(
