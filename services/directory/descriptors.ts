@@ -54,6 +54,12 @@ import type { ProbeResult, ProbeTarget, ReachabilityTester } from './reachabilit
  * relays starting at once is admitted without retries.
  */
 export const DEFAULT_MAX_UNVERIFIED_DESCRIPTORS = 1024;
+/**
+ * Tests of a new descriptor that time out before it is dropped: a loaded
+ * authority's timeouts are its own (issue 17); a refused connection or the
+ * wrong identity drops it at once.
+ */
+export const ADMISSION_TESTS = 3;
 /** Measurements of a relay kept; their median is voted, so one noisy sample does not decide. */
 const MEASUREMENTS_KEPT = 3;
 
@@ -284,7 +290,8 @@ export class DescriptorStore {
   /**
    * The reachability test of `id`'s stored descriptor: verified if the
    * handshake proves its identity at its address, else dropped (and counted
-   * as a refusal). One test per identity at a time: a descriptor that
+   * as a refusal) — after ADMISSION_TESTS tests half an interval apart when
+   * they time out. One test per identity at a time: a descriptor that
    * replaced the tested one while it ran is tested next, so re-uploads
    * cannot queue up probes.
    */
@@ -292,6 +299,7 @@ export class DescriptorStore {
     const tester = this.tester;
     if (!tester || this.admitting.has(id)) return;
     this.admitting.add(id);
+    let timeouts = 0;
     try {
       for (;;) {
         const s = this.descriptors.get(id);
@@ -307,6 +315,12 @@ export class DescriptorStore {
           this.ctx.log.debug('relay verified', { nickname: s.desc.nickname, identity: id.slice(0, 8) });
           if (this.measures) void this.measure(id, s);
           return;
+        }
+        // A timeout may be this authority's own overload (issue 17): test again
+        // before dropping, as C tor's authorities keep a descriptor and re-test.
+        if (result === 'timeout' && ++timeouts < ADMISSION_TESTS) {
+          await new Promise((r) => setTimeout(r, this.ctx.intervalMs / 2).unref());
+          continue;
         }
         this.drop(id);
         const reason = result === 'wrong-identity' ? 'wrong-identity' : 'unreachable';
