@@ -276,6 +276,8 @@ export class DirectoryAuthority {
   private async voteStep(va: number): Promise<void> {
     const entries = await this.descriptors.voteRelays(this.timing.probeTimeoutMs);
     if (this.stopped || !entries) return;
+    // From the flags on (voteRelays' own work after the re-tests is in there too): what grows with the relays.
+    const started = performance.now() - (this.now() - entries.nowMs);
     const knownFlags = FLAGS.filter((f) => f !== 'BadExit' || (this.opts.badExits?.length ?? 0) > 0);
     const sr = this.sr.voteFields(va, this.rounds.latest?.consensus ?? null);
     const vote: Vote = {
@@ -292,6 +294,10 @@ export class DirectoryAuthority {
     };
     const raw = encodeVote(vote, this.seed);
     this.rounds.setOwnVote(va, vote, raw);
+    this.metrics.roundCompute.set(
+      { authority: this.name, step: 'vote' },
+      (performance.now() - started) / 1000,
+    );
     this.sr.observeVote(vote);
     this.log.debug('voted', { validAfter: new Date(va).toISOString(), relays: vote.relays.length });
     await this.exchange.pushAll(VOTE_PATH, raw, 'vote');
@@ -304,6 +310,7 @@ export class DirectoryAuthority {
     await this.exchange.fetchVotes(va, missing, ownBytes, (vote, raw) => this.acceptVote(vote, raw));
     if (this.stopped) return;
     const votes = this.rounds.votes(va);
+    const started = performance.now();
     let c: Consensus;
     try {
       c = computeConsensus(votes, { authorityIds: this.authorityIds, params: this.opts.params });
@@ -318,6 +325,10 @@ export class DirectoryAuthority {
     const own = signConsensus(c, this.seed);
     // Queued signatures were verified on arrival; only the digest is left to match.
     const digest = this.rounds.setConsensus(va, c, own);
+    this.metrics.roundCompute.set(
+      { authority: this.name, step: 'consensus' },
+      (performance.now() - started) / 1000,
+    );
     this.log.debug('computed consensus', {
       validAfter: new Date(va).toISOString(),
       votes: votes.length,

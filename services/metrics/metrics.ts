@@ -407,6 +407,12 @@ function build(registry: Registry) {
         labelNames: ['authority'] as const,
         registers: r,
       }),
+      roundCompute: new Gauge({
+        name: 'shallot_dir_round_compute_seconds',
+        help: "Wall time of the latest voting round's own computation, by step: vote (flags and the signed vote, after the reachability re-tests) and consensus (computing and signing it from the votes).",
+        labelNames: ['authority', 'step'] as const,
+        registers: r,
+      }),
       consensusSignatures: new Gauge({
         name: 'shallot_consensus_signatures',
         help: 'Authority signatures on the latest consensus.',

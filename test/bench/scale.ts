@@ -4,8 +4,12 @@
  * usable, RSS total and per relay, idle CPU, the consensus's Running relay
  * count sampled every voting interval (it must never drop below the size),
  * how long after valid-after each new consensus was served (the live cost
- * of voting), and 20 onion + 20 exit fetches through the SOCKS port with
- * every digest checked. JSON to bench-results/scale-<timestamp>.json.
+ * of voting), each authority's vote and consensus computation time (the
+ * shallot_dir_round_compute_seconds gauge, read every sample), descriptor
+ * uploads per relay per voting interval while idle (the authorities'
+ * shallot_dir_descriptors_total), and 20 onion + 20 exit fetches through
+ * the SOCKS port with every digest checked. JSON to
+ * bench-results/scale-<timestamp>.json.
  *
  * Options: --sizes=100,300,1000,2000  --idle=60 (seconds of idle CPU)
  * --sample=300 (seconds of consensus sampling, idle CPU taken in its first
@@ -54,6 +58,13 @@ interface SizeResult {
   consensusDropped?: boolean;
   /** Seconds from valid-after until an authority served that consensus, per new consensus. */
   consensusLagSec: number[];
+  /** The slowest authority's vote and consensus computation, seconds, per sample. */
+  voteSec: number[];
+  consensusSec: number[];
+  voteSecMax?: number;
+  consensusSecMax?: number;
+  /** Descriptor uploads each authority received per relay per voting interval, over the idle window. */
+  uploadsPerRelayPerInterval?: number;
   onionOk: number;
   exitOk: number;
   fetchFailures: string[];
@@ -104,6 +115,25 @@ async function fetchChecked(socks: string, host: string, port: number): Promise<
     throw new Error(`digest mismatch (${body.length} bytes, ${got.slice(0, 12)} vs ${want.slice(0, 12)})`);
 }
 
+/**
+ * The authorities' worker's metrics: the slowest authority's latest vote
+ * and consensus computation (seconds) and descriptor uploads received so
+ * far (all authorities). Nothing on a failed scrape.
+ */
+async function scrape(hostPort: string): Promise<{ vote?: number; consensus?: number; uploads: number }> {
+  const out: { vote?: number; consensus?: number; uploads: number } = { uploads: 0 };
+  const text = await fetch(`http://${hostPort}/metrics`, { signal: AbortSignal.timeout(10_000) })
+    .then((res) => res.text())
+    .catch(() => '');
+  for (const line of text.split('\n')) {
+    const step = /^shallot_dir_round_compute_seconds\{[^}]*step="(vote|consensus)"[^}]*\} (\S+)/.exec(line);
+    if (step) out[step[1] as 'vote' | 'consensus'] = Math.max(out[step[1] as 'vote'] ?? 0, Number(step[2]));
+    const up = /^shallot_dir_descriptors_total\{[^}]*\} (\S+)/.exec(line);
+    if (up) out.uploads += Number(up[1]);
+  }
+  return out;
+}
+
 function startUp(dataDir: string, relays: number, exits: number): { child: ChildProcess; out: () => string } {
   let out = '';
   const child = spawn(
@@ -136,6 +166,8 @@ async function runSize(relays: number): Promise<SizeResult> {
     workers,
     consensusRunning: [],
     consensusLagSec: [],
+    voteSec: [],
+    consensusSec: [],
     onionOk: 0,
     exitOk: 0,
     fetchFailures: [],
@@ -153,6 +185,8 @@ async function runSize(relays: number): Promise<SizeResult> {
     r.usableSec = (Date.now() - t0) / 1000;
     const state = JSON.parse(await readFile(join(dataDir, 'state.json'), 'utf8')) as NetworkState;
     log(`${relays} relays: usable in ${r.usableSec.toFixed(1)} s; sampling ${sampleSec} s`);
+    const authMetrics = state.nodes.find((n) => n.name === 'worker0')?.metrics ?? '';
+    const uploads0 = (await scrape(authMetrics)).uploads;
     const cpu0 = cpuSeconds(pid);
     const sampleStart = Date.now();
     let lastValidAfter = 0;
@@ -166,16 +200,23 @@ async function runSize(relays: number): Promise<SizeResult> {
       const va = c?.consensus.validAfterMs ?? 0;
       if (va > lastValidAfter && lastValidAfter > 0) r.consensusLagSec.push((Date.now() - va) / 1000);
       lastValidAfter = Math.max(lastValidAfter, va);
+      const m = await scrape(authMetrics);
+      if (m.vote !== undefined) r.voteSec.push(m.vote);
+      if (m.consensus !== undefined) r.consensusSec.push(m.consensus);
       if (!idleMeasured && Date.now() - sampleStart >= idleSec * 1000) {
         const wall = (Date.now() - sampleStart) / 1000;
         r.idleCpuPercentOfCore = (100 * (cpuSeconds(pid) - cpu0)) / wall;
         r.rssMiB = rssMiB(pid);
         r.rssPerRelayMiB = r.rssMiB / relays;
+        const intervals = wall / votingInterval;
+        r.uploadsPerRelayPerInterval = (m.uploads - uploads0) / 3 / relays / intervals;
         idleMeasured = true;
       }
       await new Promise((res) => setTimeout(res, votingInterval * 1000));
     }
     r.consensusMin = Math.min(...r.consensusRunning);
+    r.voteSecMax = Math.max(0, ...r.voteSec);
+    r.consensusSecMax = Math.max(0, ...r.consensusSec);
     r.consensusDropped = r.consensusMin < relays;
     const [webHost, webPort] = (state.web ?? '').split(':');
     const onion = state.onionServices[0]?.address ?? '';
@@ -219,6 +260,8 @@ async function main(): Promise<void> {
         `idle CPU ${fmt(r.idleCpuPercentOfCore)} % of a core, consensus Running min ${r.consensusMin ?? '-'} of ${n}` +
         ` over ${r.consensusRunning.length} samples${r.consensusDropped ? ' (DROPPED)' : ''}, ` +
         `consensus served ${fmt(Math.max(0, ...r.consensusLagSec))} s after valid-after at worst, ` +
+        `vote ${fmt(r.voteSecMax, 3)} s, consensus ${fmt(r.consensusSecMax, 3)} s to compute at worst, ` +
+        `${fmt(r.uploadsPerRelayPerInterval, 3)} uploads/relay/interval idle, ` +
         `fetches onion ${r.onionOk}/20 exit ${r.exitOk}/20${r.error ? `; error: ${r.error}` : ''}`,
     );
   }
