@@ -35,7 +35,7 @@ import { formatExitPolicy } from '../core/exit-policy.js';
 import { uniformFraction } from '../core/random.js';
 import { type AuthorityEndpoint, fetchConsensus, publishDescriptor } from '../net/dir-client.js';
 import type { Logger } from '../runtime/log.js';
-import { ConsensusCache, type HeldConsensus, retryDelayMs, sharedConsensusCache } from './consensus-cache.js';
+import { ConsensusCache, type HeldConsensus, sharedConsensusCache } from './consensus-cache.js';
 import type { Relay } from './relay.js';
 
 export interface PublisherOptions {
