@@ -46,7 +46,8 @@ import {
   resolveLoadOptions,
 } from './options.js';
 import { Progress, type ProgressSink } from './progress.js';
-import { renderTable, writeHtmlReport, writeJsonReport } from './report.js';
+import { renderTable, writeJsonReport } from './report.js';
+import { writeHtmlReport } from './report-html.js';
 import { buildResult, type LoadResult, type RequestRecord } from './result.js';
 import { metricsUrlsFromTargets, ScrapeConfigError, type Snapshot, scrape } from './scrape.js';
 import { type Pair, scrapedFigures } from './scraped.js';

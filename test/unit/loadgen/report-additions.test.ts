@@ -5,7 +5,8 @@
 import { describe, expect, it } from 'vitest';
 import { cdfSvg, failureTimelineSvg, histogramSvg, throughputSvg } from '../../../services/loadgen/charts.js';
 import { resolveLoadOptions } from '../../../services/loadgen/options.js';
-import { renderHtml, renderTable, verdict } from '../../../services/loadgen/report.js';
+import { renderTable, verdict } from '../../../services/loadgen/report.js';
+import { renderHtml } from '../../../services/loadgen/report-html.js';
 import { type BuildInput, buildResult, type RequestRecord } from '../../../services/loadgen/result.js';
 import { distribution, spread, summarize } from '../../../services/loadgen/stats.js';
 

@@ -4,17 +4,15 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { escapeHtml, niceStep } from '../../../services/loadgen/charts.js';
 import { resolveLoadOptions } from '../../../services/loadgen/options.js';
+import { renderTable, writeJsonReport } from '../../../services/loadgen/report.js';
 import {
-  escapeHtml,
   latencyScatterSvg,
-  niceStep,
   renderHtml,
-  renderTable,
   shareBarsSvg,
   writeHtmlReport,
-  writeJsonReport,
-} from '../../../services/loadgen/report.js';
+} from '../../../services/loadgen/report-html.js';
 import { buildResult, type RequestRecord, subsample, timelineOf } from '../../../services/loadgen/result.js';
 import { spread } from '../../../services/loadgen/stats.js';
 
