@@ -123,19 +123,30 @@ export interface RelayCellBody {
 /**
  * Builds the 509-byte body with Recognized and Digest zero (relay-crypto
  * fills the digest). Padding is four zero bytes then random bytes (§6.1).
+ * `out` (509 bytes, any contents) is written over entirely and returned: a
+ * sender that hands the body on at once reuses one buffer (issue 16).
  */
-export function encodeRelayCellBody(c: RelayCellBody, rng: Rng): Uint8Array {
+export function encodeRelayCellBody(
+  c: RelayCellBody,
+  rng: Rng,
+  out: Uint8Array = new Uint8Array(CELL_BODY_LEN),
+): Uint8Array {
   if (c.data.length > RELAY_DATA_MAX) {
     throw new InvalidError('relay cell', 'data over 498 bytes', { length: c.data.length });
   }
-  const body = new Uint8Array(CELL_BODY_LEN);
+  if (out.length !== CELL_BODY_LEN) throw new InvalidError('relay cell', 'body must be 509 bytes');
+  const body = out;
   body[0] = c.command;
+  body[1] = 0;
+  body[2] = 0;
   body[3] = c.streamId >> 8;
   body[4] = c.streamId & 0xff;
+  body.fill(0, 5, 9);
   body[9] = c.data.length >> 8;
   body[10] = c.data.length & 0xff;
   body.set(c.data, RELAY_HEADER_LEN);
   const padStart = RELAY_HEADER_LEN + c.data.length + 4;
+  body.fill(0, RELAY_HEADER_LEN + c.data.length, Math.min(padStart, CELL_BODY_LEN));
   if (padStart < CELL_BODY_LEN) body.set(rng(CELL_BODY_LEN - padStart), padStart);
   return body;
 }

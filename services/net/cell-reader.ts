@@ -27,7 +27,12 @@ export class CellReader {
   /** Called once if the byte stream breaks after the handshake; the channel then closes the link. */
   onFatal: ((e: Error) => void) | null = null;
 
-  constructor(private readonly maxVariablePayload: number) {}
+  /** Decode options, made once: the loop below runs per cell (issue 16: no garbage per cell). */
+  private readonly decodeOpts: { maxVariablePayload: number };
+
+  constructor(maxVariablePayload: number) {
+    this.decodeOpts = { maxVariablePayload };
+  }
 
   push(chunk: Uint8Array): void {
     // A broken stream stays broken: never buffer what follows garbage.
@@ -38,17 +43,16 @@ export class CellReader {
       while (off < this.buf.length) {
         let res: { cell: Cell; consumed: number };
         try {
-          res = decodeCell(this.buf.subarray(off), this.version, {
-            maxVariablePayload: this.maxVariablePayload,
-          });
+          res = decodeCell(this.buf.subarray(off), this.version, this.decodeOpts);
         } catch (e) {
           if (e instanceof TruncatedError) break;
           throw e;
         }
-        const raw = this.buf.subarray(off, off + res.consumed);
+        const start = off;
         off += res.consumed;
         if (this.dispatch) this.dispatch(res.cell);
-        else this.deliver({ cell: res.cell, raw: raw.slice() });
+        // The handshake keeps each cell's bytes for its transcript digests (SLOG/CLOG).
+        else this.deliver({ cell: res.cell, raw: this.buf.slice(start, off) });
         // Until VERSIONS is answered the CircID width is unknown: leave later bytes unparsed.
         if (this.version === 0) break;
       }

@@ -332,17 +332,21 @@ export class Channel extends TypedEmitter<ChannelEvents> {
   /** Called for every cell sent ('out') or received ('in') after the handshake, with its size. */
   onTraffic: ((direction: 'in' | 'out', bytes: number) => void) | null = null;
 
+  /** Made once, not per cell sent. */
+  private readonly reserve = (n: number): Uint8Array | null => this.link.reserve(n);
+
   send(circId: number, msg: LinkMessage): void {
     if (!this.isOpen) return;
-    const cell = { circId, ...encodeLinkMessage(msg) };
+    const { command, payload } = encodeLinkMessage(msg);
+    const cell = { circId, command, payload };
     let length: number;
-    if (isVariableLength(cell.command, this.linkVersion)) {
+    if (isVariableLength(command, this.linkVersion)) {
       const bytes = encodeCell(cell, this.linkVersion);
       length = bytes.length;
       this.link.send(bytes);
     } else {
       // Straight into the link's send batch: no buffer per cell.
-      length = encodeFixedCell(cell, this.linkVersion, (n) => this.link.reserve(n))?.length ?? 0;
+      length = encodeFixedCell(cell, this.linkVersion, this.reserve)?.length ?? 0;
     }
     this.onTraffic?.('out', length);
     if (this.link.bufferedAmount > this.limits.maxBufferedBytes) {

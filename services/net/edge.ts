@@ -57,10 +57,14 @@ export function sendmeAcceptMinVersion(params: Readonly<Record<string, number>> 
 /** How long a half-closed stream id waits for the peer's END before it may be reused. */
 export const HALF_CLOSED_MS = 60_000;
 
-/** A relay message as the plaintext cell body an edge sends (random padding from `rng`), before encryption. */
-export function encodeRelayCell(streamId: number, msg: RelayMessage, rng: Rng): Uint8Array {
+/**
+ * A relay message as the plaintext cell body an edge sends (random padding
+ * from `rng`), before encryption; written into `out` when given (a reused
+ * buffer for a body the link copies at once).
+ */
+export function encodeRelayCell(streamId: number, msg: RelayMessage, rng: Rng, out?: Uint8Array): Uint8Array {
   const { command, data } = encodeRelayMessage(msg);
-  return encodeRelayCellBody({ command, streamId, data }, rng);
+  return encodeRelayCellBody({ command, streamId, data }, rng, out);
 }
 
 const KNOWN_RELAY_COMMANDS = new Set<number>(Object.values(RelayCommand));

@@ -14,7 +14,7 @@
  * rendezvous point, HSDir) sit behind `OrCircuitOwner`, so this module only
  * knows cells, crypto, windows and limits.
  */
-import { DestroyReason, type LinkMessage } from '../core/cells.js';
+import { CELL_BODY_LEN, DestroyReason, type LinkMessage } from '../core/cells.js';
 import { type Rng, randomBytes } from '../core/crypto.js';
 import type { LinkSpecifier } from '../core/link-specifiers.js';
 import { MAX_RELAY_EARLY, RELAY_DATA_MAX, type RelayMessage } from '../core/relay-cell.js';
@@ -55,6 +55,9 @@ export interface OrCircuitLimits {
 export const DEFAULT_MAX_QUEUED_CELLS = 2000;
 /** Longer than any honest handshake and link setup, shorter than a client's circuit build timeout cap. */
 export const DEFAULT_EXTEND_TIMEOUT_MS = 30_000;
+
+/** The body of a cell originated here and sent at once; the link copies it before `send` returns. */
+const sendScratch = new Uint8Array(CELL_BODY_LEN);
 
 type QueuedCell = { type: 'RELAY' | 'RELAY_EARLY'; body: Uint8Array };
 
@@ -259,12 +262,19 @@ export class OrCircuit extends TypedEmitter<OrCircuitEvents> {
     this.toPrev({ type: 'RELAY', body });
   }
 
-  /** Originates a relay message from this hop toward the client. */
+  /**
+   * Originates a relay message from this hop toward the client. Sent at once
+   * (the usual case), the body is encoded in one reused buffer that the link
+   * copies into its batch: an exit's DATA cells cost no buffer each (issue
+   * 16); a body that must wait in the queue gets its own.
+   */
   sendBackward(streamId: number, msg: RelayMessage): void {
     if (!this.isOpen) return;
-    const body = encodeRelayCell(streamId, msg, this.rng);
+    const now = this.backwardQueue.length === 0 && this.prevChannel.writable;
+    const body = encodeRelayCell(streamId, msg, this.rng, now ? sendScratch : undefined);
     this.hop.encryptBackward(body, true);
-    this.toPrev({ type: 'RELAY', body });
+    if (now) this.prevChannel.send(this.prevCircId, { type: 'RELAY', body });
+    else this.toPrev({ type: 'RELAY', body });
   }
 
   /** Handles EXTEND2: CREATE2 to the next hop, EXTENDED2 back (tor-spec §5.1.2). */

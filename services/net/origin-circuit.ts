@@ -16,7 +16,7 @@
  * the onion service stay thin.
  */
 
-import { DestroyReason, type LinkMessage } from '../core/cells.js';
+import { CELL_BODY_LEN, DestroyReason, type LinkMessage } from '../core/cells.js';
 import { type ClientHandshake, type HandshakeName, startClientHandshake } from '../core/create-handshake.js';
 import { legacyIdFromEd25519, type Rng, randomBytes } from '../core/crypto.js';
 import type { ConsensusRelay } from '../core/dir/relay-entry.js';
@@ -29,6 +29,9 @@ import type { Channel, CircuitCellHandler } from './channel.js';
 import { CircuitEdge, decodeRelayCell, encodeRelayCell } from './edge.js';
 import type { RelayStream } from './stream.js';
 import { TypedEmitter } from './typed-emitter.js';
+
+/** The body of a cell being sent: the channel copies it into its link's batch before `send` returns. */
+const sendScratch = new Uint8Array(CELL_BODY_LEN);
 
 /** What a circuit needs to know about a relay to build through it. */
 export interface HopTarget {
@@ -267,7 +270,8 @@ export class OriginCircuit extends TypedEmitter<OriginCircuitEvents> implements 
   /** Encrypts a relay message for `hop` and sends it. */
   sendRelay(hop: number, streamId: number, msg: RelayMessage, early = false): void {
     if (!this.isOpen) return;
-    const body = encodeRelayCell(streamId, msg, this.rng);
+    // One reused body: the channel copies it into the link's batch before send returns (issue 16).
+    const body = encodeRelayCell(streamId, msg, this.rng, sendScratch);
     this.crypto.encryptForward(body, hop);
     if (early && this.relayEarlyLeft > 0) {
       this.relayEarlyLeft -= 1;

@@ -107,6 +107,31 @@ describe('relay messages: properties and hostile input', () => {
     expect(body[16]).toBe(0xff);
   });
 
+  it('encoded into a reused buffer full of old bytes, a body equals a fresh one (same padding)', () => {
+    fc.assert(
+      fc.property(
+        arbMessage as fc.Arbitrary<RelayMessage>,
+        fc.integer({ min: 0, max: 0xffff }),
+        fc.integer({ min: 0, max: 255 }),
+        (m, streamId, junk) => {
+          const { command, data } = encodeRelayMessage(m);
+          const pad = (n: number) => new Uint8Array(n).fill(0x5a);
+          const reused = new Uint8Array(509).fill(junk);
+          const body = encodeRelayCellBody({ command, streamId, data }, pad, reused);
+          expect(body).toBe(reused);
+          expect(body).toEqual(encodeRelayCellBody({ command, streamId, data }, pad));
+        },
+      ),
+    );
+    expect(() =>
+      encodeRelayCellBody(
+        { command: 2, streamId: 1, data: new Uint8Array(1) },
+        randomBytes,
+        new Uint8Array(508),
+      ),
+    ).toThrow(InvalidError);
+  });
+
   it('refuses data over 498 bytes and length fields over 498', () => {
     expect(() =>
       encodeRelayCellBody({ command: 2, streamId: 1, data: new Uint8Array(499) }, randomBytes),
