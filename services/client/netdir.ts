@@ -10,6 +10,7 @@
  * specifier and the RSA identity its link must prove (tor-spec §4.2, §5.1.2).
  */
 import { toHex } from '../core/bytes.js';
+import { legacyIdFromEd25519 } from '../core/crypto.js';
 import type { Consensus } from '../core/dir/consensus.js';
 import type { ConsensusRelay } from '../core/dir/relay-entry.js';
 import { allowsAnyPort, exitPolicyAllows } from '../core/exit-policy.js';
@@ -26,6 +27,16 @@ import type { HopTarget } from '../net/origin-circuit.js';
 export interface CircuitTarget extends PathRelay, HopTarget {
   /** Hex Ed25519 identity. */
   id: string;
+}
+
+/**
+ * The RSA legacy id link specifiers name a relay by (rend-spec-v3 §2.5.2.2
+ * intro points, §3.3 the rendezvous point): a C tor relay's own, which C tor
+ * extends to and checks (CERTS types 2 and 7); else derived from the Ed25519
+ * id, as Shallot relays, which have no RSA key, answer to.
+ */
+export function relayLegacyId(r: { identity: Uint8Array; legacyId?: Uint8Array }): Uint8Array {
+  return r.legacyId ?? legacyIdFromEd25519(r.identity);
 }
 
 /** A consensus relay with what both path selection and circuit building need. */
@@ -75,14 +86,15 @@ export class NetDir {
    * from it). Either way with `onionKey`, as C tor extends with the key it
    * was given (hs_get_extend_info_from_lspecs), whatever the consensus says.
    * Undefined without an Ed25519 id or an IPv4 address: our EXTEND2 names
-   * both (tor-spec §5.1.2), the legacy id derived from the Ed25519 one.
+   * both (tor-spec §5.1.2), and the legacy id the specifiers give (a C tor
+   * relay's RSA identity), else one derived from the Ed25519 id.
    */
   targetFromLinkSpecifiers(
     specs: readonly LinkSpecifier[],
     onionKey: Uint8Array,
     nickname = 'unlisted',
   ): CircuitTarget | undefined {
-    const { ed25519, ipv4 } = linkTarget(specs);
+    const { ed25519, ipv4, legacyId } = linkTarget(specs);
     if (!ed25519) return undefined;
     const listed = this.byId.get(toHex(ed25519));
     if (listed) return { ...listed, ntorKey: onionKey };
@@ -97,6 +109,7 @@ export class NetDir {
       flags: [],
       bandwidth: 0,
       family: [],
+      ...(legacyId ? { legacyId } : {}),
     };
   }
 

@@ -23,7 +23,7 @@
  * no clock.
  */
 import { toHex } from '../core/bytes.js';
-import { legacyIdFromEd25519, type Rng } from '../core/crypto.js';
+import type { Rng } from '../core/crypto.js';
 import type { Consensus } from '../core/dir/consensus.js';
 import { ShallotError } from '../core/errors.js';
 import { blindIdentity, hsSubcredential } from '../core/hs-keys.js';
@@ -39,6 +39,7 @@ import { decodeOnionAddress } from '../core/onion-address.js';
 import { type PathRelay, positionWeight } from '../core/path.js';
 import { weightedChoice } from '../core/random.js';
 import { ConnectError } from './connect.js';
+import { relayLegacyId } from './netdir.js';
 
 /**
  * The identity key A named by a `.onion` host. Any decoding failure
@@ -165,10 +166,11 @@ export function chooseRendezvousPoint<T extends PathRelay>(
 
 /**
  * The consensus relay an introduction point's link specifiers name: by
- * Ed25519 identity, else by legacy (RSA-style) id. Undefined when the relay
+ * Ed25519 identity, else by legacy id (a C tor relay's RSA one, else
+ * derived from the Ed25519 id). Undefined when the relay
  * is not in the consensus; the client then skips that intro point.
  */
-export function findIntroRelay<T extends PathRelay>(
+export function findIntroRelay<T extends PathRelay & { legacyId?: Uint8Array }>(
   relays: readonly T[],
   specs: readonly LinkSpecifier[],
 ): T | undefined {
@@ -180,5 +182,5 @@ export function findIntroRelay<T extends PathRelay>(
   }
   if (!legacyId) return undefined;
   const hex = toHex(legacyId);
-  return relays.find((r) => toHex(legacyIdFromEd25519(r.identity)) === hex);
+  return relays.find((r) => toHex(relayLegacyId(r)) === hex);
 }

@@ -23,7 +23,7 @@
 
 import { toHex } from '../core/bytes.js';
 import { DestroyReason } from '../core/cells.js';
-import { legacyIdFromEd25519, type Rng } from '../core/crypto.js';
+import type { Rng } from '../core/crypto.js';
 import {
   buildIntroduce1,
   decodeIntroduceAck,
@@ -44,7 +44,7 @@ import { CircuitError, type OriginCircuit } from '../net/origin-circuit.js';
 import type { Logger } from '../runtime/log.js';
 import type { CircuitManager } from './circuit-manager.js';
 import { ConnectError } from './connect.js';
-import type { NetDir, NetRelay } from './netdir.js';
+import { type NetDir, type NetRelay, relayLegacyId } from './netdir.js';
 import { chooseRendezvousPoint, findIntroRelay, type OnionPeriodKeys } from './onion-params.js';
 
 /** What introduction and rendezvous use of the onion client. */
@@ -180,7 +180,7 @@ export class OnionRendezvous {
               linkSpecifiers: relayLinkSpecifiers({
                 address: rend.rp.address,
                 port: rend.rp.port,
-                legacyId: legacyIdFromEd25519(rend.rp.identity),
+                legacyId: relayLegacyId(rend.rp),
                 ed25519Id: rend.rp.identity,
               }),
             },

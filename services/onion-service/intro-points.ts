@@ -32,17 +32,10 @@
  */
 
 import type { CircuitManager } from '../client/circuit-manager.js';
-import type { NetDir, NetRelay } from '../client/netdir.js';
+import { type NetDir, type NetRelay, relayLegacyId } from '../client/netdir.js';
 import { toHex } from '../core/bytes.js';
 import { DestroyReason } from '../core/cells.js';
-import {
-  ctEqual,
-  ed25519PublicFromSeed,
-  legacyIdFromEd25519,
-  type Rng,
-  randomBytes,
-  x25519Generate,
-} from '../core/crypto.js';
+import { ctEqual, ed25519PublicFromSeed, type Rng, randomBytes, x25519Generate } from '../core/crypto.js';
 import { ShallotError } from '../core/errors.js';
 import { buildEstablishIntro, type DosParams } from '../core/hs-cells.js';
 import { HS_DESC_MAX_INTRO_POINTS, type IntroPointInfo } from '../core/hs-descriptor.js';
@@ -241,7 +234,7 @@ export class IntroPointSet extends TypedEmitter<IntroPointSetEvents> {
         linkSpecifiers: relayLinkSpecifiers({
           address: i.relay.address,
           port: i.relay.port,
-          legacyId: legacyIdFromEd25519(i.relay.identity),
+          legacyId: relayLegacyId(i.relay),
           ed25519Id: i.relay.identity,
         }),
         onionKey: i.relay.ntorKey,
