@@ -416,6 +416,21 @@ export function decodeEstablishRendezvous(bytes: Uint8Array): EstablishRendezvou
 /** HANDSHAKE_INFO for hs-ntor: `SERVER_PK[32] AUTH[32]`. */
 export const HS_NTOR_HANDSHAKE_INFO_LEN = 64;
 
+/**
+ * C tor's HS_LEGACY_RENDEZVOUS_CELL_SIZE (cookie 20 + DH 128 + digest 20):
+ * a C tor service pads RENDEZVOUS1 to this size with random bytes
+ * (hs_circuit.c hs_circ_send_rendezvous1) so v3 rendezvous looks like v2's;
+ * the rendezvous point passes them on in RENDEZVOUS2.
+ */
+export const HS_LEGACY_RENDEZVOUS_CELL_SIZE = 168;
+
+/** RENDEZVOUS1's body padded as C tor pads it (random bytes up to 168). */
+export function padRendezvous1(body: Uint8Array, rng: (n: number) => Uint8Array): Uint8Array {
+  return body.length >= HS_LEGACY_RENDEZVOUS_CELL_SIZE
+    ? body
+    : concat(body, rng(HS_LEGACY_RENDEZVOUS_CELL_SIZE - body.length));
+}
+
 export interface Rendezvous1 {
   cookie: Uint8Array;
   handshakeInfo: Uint8Array;
@@ -452,8 +467,13 @@ export function joinHandshakeInfo(Y: Uint8Array, auth: Uint8Array): Uint8Array {
   return concat(Y, auth);
 }
 
+/**
+ * Y and AUTH from HANDSHAKE_INFO. Bytes after the 64 are a C tor service's
+ * padding (HS_LEGACY_RENDEZVOUS_CELL_SIZE) and are ignored, as C tor's
+ * fixed-size trunnel parse of RENDEZVOUS2 ignores them.
+ */
 export function splitHandshakeInfo(info: Uint8Array): { Y: Uint8Array; auth: Uint8Array } {
-  if (info.length !== HS_NTOR_HANDSHAKE_INFO_LEN) {
+  if (info.length < HS_NTOR_HANDSHAKE_INFO_LEN) {
     throw new InvalidError('handshake info', `expected 64 bytes, got ${info.length}`);
   }
   return { Y: info.slice(0, 32), auth: info.slice(32, 64) };

@@ -32,7 +32,7 @@ import { toHex } from '../core/bytes.js';
 import { DestroyReason } from '../core/cells.js';
 import { randomBytes } from '../core/crypto.js';
 import { CryptoError, ShallotError } from '../core/errors.js';
-import { encodeRendezvous1, joinHandshakeInfo, openIntroduce2 } from '../core/hs-cells.js';
+import { encodeRendezvous1, joinHandshakeInfo, openIntroduce2, padRendezvous1 } from '../core/hs-cells.js';
 import { hsNtorServiceRendezvous, hsRendHopKeys } from '../core/hs-ntor.js';
 import { hsVirtualHop } from '../core/relay-crypto.js';
 import { TokenBucket } from '../core/token-bucket.js';
@@ -197,7 +197,11 @@ export class IntroduceHandler extends TypedEmitter<{ rendezvous: { relay: string
     );
     circ.sendControl({
       type: 'RENDEZVOUS1',
-      body: encodeRendezvous1({ cookie: pt.cookie, handshakeInfo: joinHandshakeInfo(hs.Y, hs.auth) }),
+      // Padded to C tor's legacy size, as C tor's services pad it (hs-cells.ts).
+      body: padRendezvous1(
+        encodeRendezvous1({ cookie: pt.cookie, handshakeInfo: joinHandshakeInfo(hs.Y, hs.auth) }),
+        randomBytes,
+      ),
     });
     // rend-spec-v3 §4.2: from now on the client is one virtual hop beyond the rendezvous point.
     const keys = hsRendHopKeys(hs.keySeed);

@@ -4,7 +4,12 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { fromHex, toHex } from '../../../services/core/bytes.js';
-import { ed25519Expand, ed25519Generate, x25519Generate } from '../../../services/core/crypto.js';
+import {
+  ed25519Expand,
+  ed25519Generate,
+  randomBytes,
+  x25519Generate,
+} from '../../../services/core/crypto.js';
 import { CryptoError, InvalidError } from '../../../services/core/errors.js';
 import * as hc from '../../../services/core/hs-cells.js';
 import { hsNtorClientRendezvous, hsNtorServiceRendezvous } from '../../../services/core/hs-ntor.js';
@@ -274,6 +279,20 @@ describe('small cells', () => {
     expect(() => hc.decodeEstablishRendezvous(hex('01'.repeat(19)))).toThrow();
     expect(() => hc.decodeEstablishRendezvous(hex('01'.repeat(21)))).toThrow(InvalidError);
     expect(() => hc.splitHandshakeInfo(new Uint8Array(63))).toThrow(InvalidError);
+    // C tor pads RENDEZVOUS1 to 168 bytes (hs_circuit.c): RENDEZVOUS2 then carries 148; the rest is ignored.
+    const info = randomBytes(64);
+    const padded = hc.padRendezvous1(
+      hc.encodeRendezvous1({ cookie: new Uint8Array(20), handshakeInfo: info }),
+      randomBytes,
+    );
+    expect(padded.length).toBe(hc.HS_LEGACY_RENDEZVOUS_CELL_SIZE);
+    const rend2 = hc.decodeRendezvous2(hc.decodeRendezvous1(padded).handshakeInfo);
+    expect(rend2.handshakeInfo.length).toBe(148);
+    expect(hc.splitHandshakeInfo(rend2.handshakeInfo)).toEqual({
+      Y: info.slice(0, 32),
+      auth: info.slice(32),
+    });
+    expect(hc.padRendezvous1(new Uint8Array(200), randomBytes).length).toBe(200);
     expect(() => hc.encodeEstablishRendezvous({ cookie: new Uint8Array(19) })).toThrow(InvalidError);
   });
 
