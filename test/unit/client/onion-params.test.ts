@@ -5,6 +5,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ConnectError } from '../../../services/client/connect.js';
 import { connectReply } from '../../../services/client/connect-reply.js';
+import { relayLegacyId } from '../../../services/client/netdir.js';
 import {
   chooseRendezvousPoint,
   clientFetchSrv,
@@ -298,6 +299,18 @@ describe('intro point lookup', () => {
         { type: 'legacy-id', id: legacyIdFromEd25519(target.identity) },
       ]),
     ).toBe(target);
+  });
+
+  it('finds a C tor relay by its RSA legacy id, not the one derived from its Ed25519 id', () => {
+    const rsa = new Uint8Array(20).fill(0x5a);
+    const ctor = { ...relays[2]!, legacyId: rsa };
+    const mixed = [...relays.slice(0, 2), ctor, ...relays.slice(3)];
+    expect(findIntroRelay(mixed, [{ type: 'legacy-id', id: rsa }])).toBe(ctor);
+    expect(
+      findIntroRelay(mixed, [{ type: 'legacy-id', id: legacyIdFromEd25519(ctor.identity) }]),
+    ).toBeUndefined();
+    expect(relayLegacyId(ctor)).toEqual(rsa);
+    expect(relayLegacyId(relays[1]!)).toEqual(legacyIdFromEd25519(relays[1]!.identity));
   });
 
   it('is undefined for a relay not in the consensus', () => {
