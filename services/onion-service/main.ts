@@ -5,6 +5,10 @@
  *     --authorities "id@host:port,..." [--backend host:port|builtin] \
  *     [--instance NAME] [--intro-points 3] [--virtual-port 80] [--ops-port M]
  *
+ * On a C tor network, `--tor-authorities FILE` (torrc DirAuthority lines)
+ * replaces --authorities: intro points, HSDirs and rendezvous points are
+ * then C tor relays.
+ *
  * Prints the onion address on stdout once the identity is loaded (the key
  * file is created, mode 0600, on first start). Several processes started
  * with the same key file and different --instance names share the service
@@ -21,7 +25,9 @@
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { ShallotClient } from '../client/client.js';
+import { torAuthoritiesOption } from '../client/tor-authorities.js';
 import type { HandshakeName } from '../core/create-handshake.js';
+import type { DirAuthority } from '../core/ctor/dir-authority.js';
 import { createRegistry } from '../metrics/metrics.js';
 import type { AuthorityEndpoint } from '../net/dir-client.js';
 import { authoritiesOption } from '../runtime/authorities-option.js';
@@ -124,6 +130,7 @@ export async function main(argv: string[]): Promise<void> {
       'write the identity as a C tor HiddenServiceDir, print the address, exit',
     )
     .addOption(authoritiesOption())
+    .addOption(torAuthoritiesOption())
     .option('--backend <spec>', '"builtin" or host:port to splice streams to', parseBackend, undefined)
     .option('--instance <name>', 'instance name (instances share the key file)', instanceName, undefined)
     .option(
@@ -178,6 +185,7 @@ export async function main(argv: string[]): Promise<void> {
       keyFile?: string;
       exportHsDir?: string;
       authorities?: AuthorityEndpoint[];
+      torAuthorities?: DirAuthority[];
       backend?: Backend;
       instance?: string;
       dataDir?: string;
@@ -204,7 +212,19 @@ export async function main(argv: string[]): Promise<void> {
     process.stdout.write(`${address}\n`);
     return;
   }
-  const authorities = o.authorities ?? program.error('--authorities (or SHALLOT_AUTHORITIES) is required');
+  if (o.authorities && o.torAuthorities)
+    program.error(
+      '--authorities (a Shallot network) and --tor-authorities (a C tor network) exclude each other',
+    );
+  // On a C tor network the embedded client reads C tor's directory and dials raw TLS (client.ts);
+  // descriptors go to C tor HSDirs the same way, over BEGIN_DIR.
+  const network: { authorities: AuthorityEndpoint[] } | { torAuthorities: DirAuthority[] } = o.torAuthorities
+    ? { torAuthorities: o.torAuthorities }
+    : {
+        authorities:
+          o.authorities ??
+          program.error('--authorities (or SHALLOT_AUTHORITIES) or --tor-authorities FILE is required'),
+      };
   const logLevel = logLevelOption(program, o.logLevel);
   if (env.SHALLOT_TESTNET === '0' || env.SHALLOT_TESTNET === 'false') o.testnet = false;
   let backend: Backend = { type: 'builtin' };
@@ -232,7 +252,7 @@ export async function main(argv: string[]): Promise<void> {
   const client = new ShallotClient(
     { logger: logger.child('client'), registry },
     {
-      authorities,
+      ...network,
       socksHost: '127.0.0.1',
       socksPort: null,
       refreshPromptly: true,
