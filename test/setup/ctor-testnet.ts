@@ -27,7 +27,11 @@
  * everywhere, which `exitPorts` does (`accept *:<port>` for each). Only
  * this network's clients can use that, on a host without outside routes.
  *
- * Limitations: IPv4 only; no bridges, clients or onion services; voting
+ * `startCtorClient` adds a stock C tor client to a running network (chutney
+ * client.tmpl: a SocksPort, no ORPort), optionally hosting an onion
+ * service (chutney hs-v3.tmpl: HiddenServiceDir, HiddenServicePort).
+ *
+ * Limitations: IPv4 only; no bridges; voting
  * intervals shorter than 20 s made C tor's first consensus less reliable
  * on a loaded machine.
  */
@@ -372,5 +376,82 @@ export async function ctorHostname(bin: string, hsDir: string, timeoutMs = 30_00
       await exited;
     }
     await rm(dataDir, { recursive: true, force: true });
+  }
+}
+
+export interface CtorClient {
+  socksPort: number;
+  /** The onion service's "<56 chars>.onion" when one was asked for. */
+  onion: string | null;
+  pid: number;
+  logs(): Promise<string>;
+  /** SIGTERM by pid, SIGKILL after 5 s. */
+  stop(): Promise<void>;
+}
+
+/**
+ * A stock C tor client on `net` (chutney client.tmpl), with a SocksPort
+ * and, given `onionService`, a v3 onion service forwarding virtual port
+ * `virtualPort` to `target` (HiddenServiceDir is `onionService.dir`; a key
+ * already there is used, as C tor does). Resolves once it has bootstrapped.
+ */
+export async function startCtorClient(
+  bin: string,
+  net: Pick<CtorTestnet, 'dir' | 'dirAuthorities'>,
+  opts: {
+    nickname: string;
+    onionService?: { dir: string; virtualPort: number; target: string };
+    readyTimeoutMs?: number;
+  },
+): Promise<CtorClient> {
+  const dir = path.join(net.dir, opts.nickname);
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const socksPort = await ephemeralPort();
+  const log = path.join(dir, 'notice.log');
+  const hs = opts.onionService;
+  const torrc = [
+    'TestingTorNetwork 1',
+    'PathsNeededToBuildCircuits 0.67',
+    'RunAsDaemon 0',
+    'ShutdownWaitLength 0',
+    'SafeLogging 0',
+    `DataDirectory ${dir}`,
+    `SocksPort 127.0.0.1:${socksPort}`,
+    `Log notice file ${log}`,
+    // For a failing test's post-mortem (kept with SHALLOT_KEEP_CTOR): why a circuit or onion connect failed.
+    `Log info file ${path.join(dir, 'info.log')}`,
+    ...net.dirAuthorities.split('\n'),
+    ...(hs ? [`HiddenServiceDir ${hs.dir}`, `HiddenServicePort ${hs.virtualPort} ${hs.target}`] : []),
+  ];
+  const file = path.join(dir, 'torrc');
+  await writeFile(file, `${torrc.join('\n')}\n`);
+  const child = spawn(bin, ['-f', file], { stdio: 'ignore' });
+  const pid = child.pid ?? 0;
+  const logs = async () => (await readFile(log, 'utf8').catch(() => '')).split('\n').slice(-25).join('\n');
+  const stop = () =>
+    new Promise<void>((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null || !pid) return resolve();
+      const kill = setTimeout(() => process.kill(pid, 'SIGKILL'), 5_000);
+      child.once('exit', () => {
+        clearTimeout(kill);
+        resolve();
+      });
+      process.kill(pid, 'SIGTERM');
+    });
+  try {
+    const deadline = Date.now() + (opts.readyTimeoutMs ?? 120_000);
+    for (;;) {
+      if (child.exitCode !== null) throw new Error(`exited (${child.exitCode})`);
+      const text = await readFile(log, 'utf8').catch(() => '');
+      if (text.includes('Bootstrapped 100%')) break;
+      if (Date.now() > deadline) throw new Error('no "Bootstrapped 100%"');
+      await sleep(500);
+    }
+    const onion = hs ? (await readFile(path.join(hs.dir, 'hostname'), 'utf8')).trim() : null;
+    return { socksPort, onion, pid, logs, stop };
+  } catch (e) {
+    const tail = await logs();
+    await stop();
+    throw new Error(`C tor client ${opts.nickname} did not start: ${(e as Error).message}\n${tail}`);
   }
 }
