@@ -20,7 +20,8 @@
 import { DestroyReason } from '../core/cells.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { Channel } from '../net/channel.js';
-import { CircuitError, type OriginCircuit } from '../net/origin-circuit.js';
+import { CircuitError } from '../net/circuit-error.js';
+import type { OriginCircuit } from '../net/origin-circuit.js';
 import type { Logger } from '../runtime/log.js';
 import type { BuildRequest, CircuitManagerOptions } from './circuit-options.js';
 import { NetDir, type NetRelay } from './netdir.js';

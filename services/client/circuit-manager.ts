@@ -40,8 +40,9 @@ import { updateVanguards, type Vanguard } from '../core/vanguards.js';
 import { type Metrics, metricsFor } from '../metrics/metrics.js';
 import type { Channel } from '../net/channel.js';
 import { ChannelPool } from '../net/channel-pool.js';
+import { CircuitError } from '../net/circuit-error.js';
 import { sendmeAcceptMinVersion } from '../net/edge.js';
-import { CircuitError, OriginCircuit } from '../net/origin-circuit.js';
+import { OriginCircuit } from '../net/origin-circuit.js';
 import { chooseBuildPath } from './build-path.js';
 import { CircuitLifetimes } from './circuit-lifetimes.js';
 import {

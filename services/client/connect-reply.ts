@@ -22,7 +22,7 @@
 
 import { EndReason } from '../core/relay-cell.js';
 import { endReasonSocksReply, LocalEndReason, SocksReply } from '../core/socks5.js';
-import { CircuitError, StreamRefusedError } from '../net/origin-circuit.js';
+import { CircuitError, StreamRefusedError } from '../net/circuit-error.js';
 import { ConnectError, type ConnectErrorKind } from './connect.js';
 
 /** How a connect ended, in the terms every protocol's answer is phrased from. */

@@ -16,7 +16,7 @@ import type { ConsensusRelay } from '../core/dir/relay-entry.js';
 import { allowsAnyPort, exitPolicyAllows } from '../core/exit-policy.js';
 import { type LinkSpecifier, linkTarget } from '../core/link-specifiers.js';
 import type { PathRelay } from '../core/path.js';
-import type { HopTarget } from '../net/origin-circuit.js';
+import type { HopTarget } from '../net/hop-target.js';
 
 /**
  * A relay a circuit can end at: what path selection checks the other hops

@@ -37,8 +37,9 @@ import type { HandshakeName } from '../core/create-handshake.js';
 import type { RelayDescriptor } from '../core/dir/descriptor.js';
 import { Channel } from '../net/channel.js';
 import { CONSENSUS_PATH } from '../net/dir-client.js';
+import { hopTargetOf } from '../net/hop-target.js';
 import { ChannelError } from '../net/link-handshake.js';
-import { hopTargetOf, OriginCircuit } from '../net/origin-circuit.js';
+import { OriginCircuit } from '../net/origin-circuit.js';
 import { dialLink, linkUrl } from '../net/transport.js';
 
 /** Bytes timed per measurement: enough to leave the latency behind, bounded for large networks. */

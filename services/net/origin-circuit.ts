@@ -14,58 +14,28 @@
  * control messages (EXTENDED2, onion-service cells, BEGIN on a rendezvous
  * circuit) are delivered to waiters or emitted as events, so the client and
  * the onion service stay thin.
+ *
+ * Not in this module: waiting for control messages (message-waiters.ts),
+ * the errors (circuit-error.ts), what a hop is (hop-target.ts).
  */
 
 import { CELL_BODY_LEN, DestroyReason, type LinkMessage } from '../core/cells.js';
 import { type ClientHandshake, type HandshakeName, startClientHandshake } from '../core/create-handshake.js';
 import { legacyIdFromEd25519, type Rng, randomBytes } from '../core/crypto.js';
-import type { ConsensusRelay } from '../core/dir/relay-entry.js';
-import { ShallotError } from '../core/errors.js';
 import { relayLinkSpecifiers } from '../core/link-specifiers.js';
 import type { CircuitKeys } from '../core/ntor.js';
 import { EndReason, formatBeginTarget, MAX_RELAY_EARLY, type RelayMessage } from '../core/relay-cell.js';
 import { ClientCircuitCrypto, type HopCrypto, tor1Hop } from '../core/relay-crypto.js';
 import type { Channel, CircuitCellHandler } from './channel.js';
+import { CircuitError, StreamRefusedError } from './circuit-error.js';
 import { CircuitEdge, decodeRelayCell, encodeRelayCell } from './edge.js';
+import type { HopTarget } from './hop-target.js';
+import { MessageWaiters } from './message-waiters.js';
 import type { RelayStream } from './stream.js';
 import { TypedEmitter } from './typed-emitter.js';
 
 /** The body of a cell being sent: the channel copies it into its link's batch before `send` returns. */
 const sendScratch = new Uint8Array(CELL_BODY_LEN);
-
-/** What a circuit needs to know about a relay to build through it. */
-export interface HopTarget {
-  nickname: string;
-  identity: Uint8Array;
-  ntorKey: Uint8Array;
-  address: string;
-  port: number;
-  /** A C tor relay's RSA legacy id (core/ctor/to-consensus.ts); Shallot relays derive theirs from `identity`. */
-  legacyId?: Uint8Array;
-}
-
-/** Where a circuit reaches a relay the consensus lists. */
-export function hopTargetOf(
-  r: Pick<ConsensusRelay, 'nickname' | 'identity' | 'ntorOnionKey' | 'address' | 'orPort'>,
-): HopTarget {
-  return {
-    nickname: r.nickname,
-    identity: r.identity,
-    ntorKey: r.ntorOnionKey,
-    address: r.address,
-    port: r.orPort,
-  };
-}
-
-export class CircuitError extends ShallotError {
-  constructor(
-    readonly reason: number,
-    message: string,
-    readonly kind: 'destroyed' | 'timeout' | 'protocol' | 'channel' | 'limit' = 'destroyed',
-  ) {
-    super('ERR_CIRCUIT', message, { reason, kind });
-  }
-}
 
 export interface OriginCircuitEvents {
   destroyed: { reason: number; remote: boolean };
@@ -82,12 +52,6 @@ export interface OriginCircuitOptions {
   sendmeAcceptMinVersion?: number;
 }
 
-type Waiter = {
-  match: (hop: number, msg: RelayMessage, streamId: number) => boolean;
-  resolve: (m: { hop: number; msg: RelayMessage }) => void;
-  reject: (e: Error) => void;
-};
-
 export class OriginCircuit extends TypedEmitter<OriginCircuitEvents> implements CircuitCellHandler {
   readonly hops: HopTarget[] = [];
   private crypto = new ClientCircuitCrypto();
@@ -96,7 +60,7 @@ export class OriginCircuit extends TypedEmitter<OriginCircuitEvents> implements 
   private edge: CircuitEdge;
   private edgeHop = -1;
   private relayEarlyLeft = MAX_RELAY_EARLY;
-  private waiters: Waiter[] = [];
+  private readonly waiters = new MessageWaiters();
   private createWaiter: {
     handshake: ClientHandshake;
     resolve: () => void;
@@ -292,30 +256,7 @@ export class OriginCircuit extends TypedEmitter<OriginCircuitEvents> implements 
     timeoutMs = 30_000,
   ): Promise<{ hop: number; msg: RelayMessage }> {
     if (!this.isOpen) return Promise.reject(new CircuitError(this.destroyedReason ?? 0, 'circuit is closed'));
-    return new Promise((resolve, reject) => {
-      const w: Waiter = {
-        match,
-        resolve: (m) => {
-          clearTimeout(timer);
-          resolve(m);
-        },
-        reject: (e) => {
-          clearTimeout(timer);
-          reject(e);
-        },
-      };
-      const timer = setTimeout(() => {
-        this.waiters = this.waiters.filter((x) => x !== w);
-        reject(
-          new CircuitError(
-            DestroyReason.TIMEOUT,
-            `timed out after ${timeoutMs} ms waiting on circuit`,
-            'timeout',
-          ),
-        );
-      }, timeoutMs);
-      this.waiters.push(w);
-    });
+    return this.waiters.add(match, timeoutMs);
   }
 
   /** Opens a stream to host:port (or ":port" on a rendezvous circuit) through the edge hop. */
@@ -436,12 +377,7 @@ export class OriginCircuit extends TypedEmitter<OriginCircuitEvents> implements 
       // END also answers a pending BEGIN: let its waiter see it.
       if (msg.type !== 'END') return;
     }
-    const w = this.waiters.find((x) => x.match(hop, msg, streamId));
-    if (w) {
-      this.waiters = this.waiters.filter((x) => x !== w);
-      w.resolve({ hop, msg });
-      return;
-    }
+    if (this.waiters.deliver(hop, streamId, msg)) return;
     if (msg.type === 'TRUNCATED') {
       // Unasked for: a hop beyond `hop` is gone. Like C tor, close the circuit, keeping the reason.
       if (this.destroyedReason === null)
@@ -476,13 +412,7 @@ export class OriginCircuit extends TypedEmitter<OriginCircuitEvents> implements 
     const err = new CircuitError(reason, `circuit destroyed (reason ${reason})`);
     this.createWaiter?.reject(err);
     this.createWaiter = null;
-    for (const w of this.waiters.splice(0)) w.reject(err);
+    this.waiters.rejectAll(err);
     this.emit('destroyed', { reason, remote });
-  }
-}
-
-export class StreamRefusedError extends ShallotError {
-  constructor(readonly reason: number) {
-    super('ERR_STREAM_REFUSED', `stream refused (END reason ${reason})`, { reason });
   }
 }

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from '../../services/core/crypto.js';
 import { EndReason } from '../../services/core/relay-cell.js';
 import { ChannelPool } from '../../services/net/channel-pool.js';
-import { StreamRefusedError } from '../../services/net/origin-circuit.js';
+import { StreamRefusedError } from '../../services/net/circuit-error.js';
 import type { Relay } from '../../services/relay/relay.js';
 import { buildCircuit, startLocalRelay } from '../helpers/relays.js';
 import { readAll, startBlobServer, startEchoServer, type TestServer } from '../helpers/servers.js';

@@ -14,10 +14,11 @@ import { ntorClientStart } from '../../services/core/ntor.js';
 import { EndReason, type RelayMessage } from '../../services/core/relay-cell.js';
 import { Channel } from '../../services/net/channel.js';
 import { ChannelPool } from '../../services/net/channel-pool.js';
+import { CircuitError, StreamRefusedError } from '../../services/net/circuit-error.js';
 import { ChannelError } from '../../services/net/link-handshake.js';
 import { createLinkKeys } from '../../services/net/link-keys.js';
 import type { OrCircuit } from '../../services/net/or-circuit.js';
-import { CircuitError, OriginCircuit, StreamRefusedError } from '../../services/net/origin-circuit.js';
+import { OriginCircuit } from '../../services/net/origin-circuit.js';
 import type { RelayStream } from '../../services/net/stream.js';
 import {
   dialLink,

@@ -15,7 +15,7 @@ import type { ConsensusRelay } from '../../services/core/dir/relay-entry.js';
 import type { Channel } from '../../services/net/channel.js';
 import { ChannelPool } from '../../services/net/channel-pool.js';
 import { fetchConsensus } from '../../services/net/dir-client.js';
-import { hopTargetOf } from '../../services/net/origin-circuit.js';
+import { hopTargetOf } from '../../services/net/hop-target.js';
 import {
   type AdversarialNet,
   honestFetches,

@@ -23,13 +23,10 @@ import type { Consensus } from '../../services/core/dir/consensus.js';
 import type { ConsensusRelay } from '../../services/core/dir/relay-entry.js';
 import { SocksReply } from '../../services/core/socks5.js';
 import { ChannelPool } from '../../services/net/channel-pool.js';
+import { CircuitError } from '../../services/net/circuit-error.js';
 import { fetchConsensus } from '../../services/net/dir-client.js';
-import {
-  CircuitError,
-  type HopTarget,
-  hopTargetOf,
-  OriginCircuit,
-} from '../../services/net/origin-circuit.js';
+import { type HopTarget, hopTargetOf } from '../../services/net/hop-target.js';
+import { OriginCircuit } from '../../services/net/origin-circuit.js';
 import {
   type AdversarialNet,
   honestFetches,

@@ -19,9 +19,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Consensus } from '../../services/core/dir/consensus.js';
 import type { ConsensusRelay } from '../../services/core/dir/relay-entry.js';
 import { ChannelPool } from '../../services/net/channel-pool.js';
+import { StreamRefusedError } from '../../services/net/circuit-error.js';
 import { CONSENSUS_PATH, fetchConsensus } from '../../services/net/dir-client.js';
 import { dirRequest } from '../../services/net/dir-http.js';
-import { hopTargetOf, OriginCircuit, StreamRefusedError } from '../../services/net/origin-circuit.js';
+import { hopTargetOf } from '../../services/net/hop-target.js';
+import { OriginCircuit } from '../../services/net/origin-circuit.js';
 import type { RelayStream } from '../../services/net/stream.js';
 import { LIGHT_CIRCUIT_STREAMS } from '../../services/relay/exit-sockets.js';
 import {

@@ -20,7 +20,8 @@ import { type NodeKeys, rotateOnionKey } from '../../services/core/node-keys.js'
 import { scrape, sumOf } from '../../services/loadgen/scrape.js';
 import { ChannelPool } from '../../services/net/channel-pool.js';
 import { fetchConsensus } from '../../services/net/dir-client.js';
-import { type HopTarget, OriginCircuit } from '../../services/net/origin-circuit.js';
+import type { HopTarget } from '../../services/net/hop-target.js';
+import { OriginCircuit } from '../../services/net/origin-circuit.js';
 import { readKeyFile, writeKeyFile } from '../../services/runtime/key-store.js';
 import type { RunningNetwork } from '../../services/testnet/up.js';
 import { startEchoServer, type TestServer } from '../helpers/servers.js';

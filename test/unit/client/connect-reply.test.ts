@@ -11,7 +11,7 @@ import { readSocksHandshake } from '../../../services/client/socks-server.js';
 import { DestroyReason } from '../../../services/core/cells.js';
 import { EndReason } from '../../../services/core/relay-cell.js';
 import { SocksReply } from '../../../services/core/socks5.js';
-import { CircuitError, StreamRefusedError } from '../../../services/net/origin-circuit.js';
+import { CircuitError, StreamRefusedError } from '../../../services/net/circuit-error.js';
 
 /** The SOCKS handshake the real reader makes of the request bytes `first`. */
 function handshake(first: number[]) {

@@ -16,7 +16,7 @@ import {
 } from '../../../services/client/http-tunnel.js';
 import { TruncatedError } from '../../../services/core/errors.js';
 import { EndReason } from '../../../services/core/relay-cell.js';
-import { StreamRefusedError } from '../../../services/net/origin-circuit.js';
+import { StreamRefusedError } from '../../../services/net/circuit-error.js';
 import { expectOnlyTypedErrors } from '../../helpers/typed-errors.js';
 
 const enc = (s: string) => new Uint8Array(Buffer.from(s, 'latin1'));

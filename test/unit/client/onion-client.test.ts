@@ -30,7 +30,7 @@ import { relayLinkSpecifiers } from '../../../services/core/link-specifiers.js';
 import { encodeOnionAddress } from '../../../services/core/onion-address.js';
 import type { RelayMessage } from '../../../services/core/relay-cell.js';
 import { SocksReply } from '../../../services/core/socks5.js';
-import { CircuitError } from '../../../services/net/origin-circuit.js';
+import { CircuitError } from '../../../services/net/circuit-error.js';
 
 const FLAGS = ['Fast', 'Guard', 'HSDir', 'Running', 'Stable', 'Valid'];
 

@@ -11,7 +11,7 @@ import { startHttpTunnelServer } from '../../../services/client/http-tunnel.js';
 import { startSocksServer } from '../../../services/client/socks-server.js';
 import { encodeSocks4Request } from '../../../services/client/socks4.js';
 import { EndReason } from '../../../services/core/relay-cell.js';
-import { StreamRefusedError } from '../../../services/net/origin-circuit.js';
+import { StreamRefusedError } from '../../../services/net/circuit-error.js';
 import { startEchoServer } from '../../helpers/servers.js';
 import { socksConnect } from '../../helpers/socks-client.js';
 

@@ -16,7 +16,7 @@ import {
 import { startSocksServer } from '../../../services/client/socks-server.js';
 import { EndReason } from '../../../services/core/relay-cell.js';
 import { SocksReply } from '../../../services/core/socks5.js';
-import { StreamRefusedError } from '../../../services/net/origin-circuit.js';
+import { StreamRefusedError } from '../../../services/net/circuit-error.js';
 
 const cleanup: (() => Promise<void> | void)[] = [];
 afterEach(async () => {

@@ -15,7 +15,7 @@ import { registerLoadCommand } from '../../../services/loadgen/command.js';
 import { LoadConfigError, runLoad } from '../../../services/loadgen/loadgen.js';
 import { SocksConnectError, socksConnect } from '../../../services/loadgen/socks-client.js';
 import { metricsFor } from '../../../services/metrics/metrics.js';
-import { StreamRefusedError } from '../../../services/net/origin-circuit.js';
+import { StreamRefusedError } from '../../../services/net/circuit-error.js';
 import { type OpsServer, serveOps } from '../../../services/runtime/ops-server.js';
 import { type BytesServer, startBytesServer } from './bytes-server.js';
 
