@@ -66,6 +66,28 @@ class Layer {
     return ok;
   }
 
+  /**
+   * `recognize` for the last layer a client peels: a cell that fails here is
+   * recognized by no layer and closes the circuit (C tor: "Incoming cell at
+   * client not recognized. Closing."), so the state is updated in place, with
+   * no trial copy and one SHA update instead of two (issue 16). After false
+   * the digest state is spent unless Recognized was nonzero.
+   */
+  recognizeLast(body: Uint8Array): boolean {
+    if (body[1] !== 0 || body[2] !== 0) return false;
+    const d0 = body[DIGEST_OFFSET]!;
+    const d1 = body[DIGEST_OFFSET + 1]!;
+    const d2 = body[DIGEST_OFFSET + 2]!;
+    const d3 = body[DIGEST_OFFSET + 3]!;
+    body.fill(0, DIGEST_OFFSET, DIGEST_OFFSET + 4);
+    const t = this.digest.update(body).peek();
+    body[DIGEST_OFFSET] = d0;
+    body[DIGEST_OFFSET + 1] = d1;
+    body[DIGEST_OFFSET + 2] = d2;
+    body[DIGEST_OFFSET + 3] = d3;
+    return ((t[0]! ^ d0) | (t[1]! ^ d1) | (t[2]! ^ d2) | (t[3]! ^ d3)) === 0;
+  }
+
   sendmeDigest(): Uint8Array {
     return this.digest.peek().subarray(0, SENDME_DIGEST_LEN);
   }
@@ -128,14 +150,19 @@ export class ClientCircuitCrypto {
     for (let i = target; i >= 0; i--) this.hops[i]?.forward.cipher.updateInPlace(body);
   }
 
-  /** Peels layers until one recognizes the cell; returns its hop, or null if none does. */
+  /**
+   * Peels layers until one recognizes the cell; returns its hop, or null if
+   * none does. The caller must then close the circuit (tor-spec §6.1): the
+   * last hop's digest is checked in place (Layer.recognizeLast).
+   */
   decryptBackward(body: Uint8Array): { hop: number } | null {
     checkBody(body);
-    for (let i = 0; i < this.hops.length; i++) {
+    const last = this.hops.length - 1;
+    for (let i = 0; i <= last; i++) {
       const layer = this.hops[i]?.backward;
       if (!layer) break;
       layer.cipher.updateInPlace(body);
-      if (layer.recognize(body)) return { hop: i };
+      if (i === last ? layer.recognizeLast(body) : layer.recognize(body)) return { hop: i };
     }
     return null;
   }

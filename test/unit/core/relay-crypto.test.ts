@@ -99,6 +99,24 @@ describe('tor1 relay crypto', () => {
     expect(relay.decryptForward(good)).toBe(true);
   });
 
+  it('a reply from the last hop with a forged digest is recognized by no layer (the circuit then closes)', () => {
+    const cc = new ClientCircuitCrypto();
+    const relays = seeds.map((k) => {
+      cc.addHop(tor1Hop(k));
+      return tor1RelayHop(k);
+    });
+    const last = seeds.length - 1;
+    const reply = encodeRelayCellBody({ command: 2, streamId: 7, data: utf8('pong') }, randomBytes);
+    relays[last]?.encryptBackward(reply, true);
+    for (let i = last - 1; i >= 0; i--) relays[i]?.encryptBackward(reply, false);
+    const forged = reply.slice();
+    // Flip a bit of Digest under the last hop's keystream (the layers before it only XOR).
+    forged[6] = (forged[6] ?? 0) ^ 0x10;
+    expect(cc.decryptBackward(forged)).toBeNull();
+    // Recognized itself is intact, so the miss was the digest's.
+    expect([forged[1], forged[2]]).toEqual([0, 0]);
+  });
+
   it('an unrecognized backward cell returns null', () => {
     const cc = new ClientCircuitCrypto();
     for (const k of seeds) cc.addHop(tor1Hop(k));
