@@ -7,7 +7,8 @@
  * download: busy share per thread, self time per function and per file.
  *
  *   npm run build && node dist/test/bench/profile.js [--process-per-node]
- *     [--workers=N] [--mib=50] [--top=25] [--keep]
+ *     [--workers=N] [--mib=50] [--top=25] [--keep] [--no-profile] [--json]
+ *     [--cli=<other checkout>/dist/services/testnet/main.js]
  *
  * Design notes: V8's profile timestamps and process.hrtime are the same
  * monotonic clock (CLOCK_MONOTONIC, µs) in every process on the machine,
@@ -218,7 +219,10 @@ async function main(): Promise<void> {
   const mib = num('mib', 50);
   const top = num('top', 25);
   const here = path.dirname(fileURLToPath(import.meta.url));
-  const cli = path.resolve(here, '../../services/testnet/main.js');
+  // --cli=<main.js> profiles another build (a baseline checkout's dist/) with this tool.
+  const cli =
+    args.find((a) => a.startsWith('--cli='))?.slice(6) ??
+    path.resolve(here, '../../services/testnet/main.js');
   const dataDir = await mkdtemp(path.join(tmpdir(), 'shallot-profile-'));
   const profDir = path.join(dataDir, 'profiles');
   const upArgs = [
