@@ -6,7 +6,8 @@
  * AUTHENTICATE, NETINFO), §5.1 (CREATE2/CREATED2) and §5.4 (DESTROY reasons).
  *
  * Not in this module: relay-cell bodies (relay-cell.ts) and their crypto
- * (relay-crypto.ts); channel state (net/channel.ts).
+ * (relay-crypto.ts); the AUTHENTICATE type 3 body (auth3.ts); channel state
+ * (net/channel.ts).
  *
  * Design notes: a cell is `{circId, command, payload}`; a `LinkMessage` is the
  * decoded payload, a discriminated union on `type`. The decoder works on a
@@ -14,8 +15,8 @@
  * cell, so a reader can wait for more bytes, and InvalidError otherwise.
  */
 
-import { ByteReader, ByteWriter, fromUtf8 } from './bytes.js';
-import { InvalidError, TruncatedError } from './errors.js';
+import { ByteReader, ByteWriter } from './bytes.js';
+import { InvalidError } from './errors.js';
 
 export const CELL_BODY_LEN = 509;
 /** Handshake types in CREATE2 (tor-spec §5.1). */
@@ -406,62 +407,4 @@ export function bytesToIpv6(b: Uint8Array): string {
   }
   if (best.at < 0) return groups.join(':');
   return `${groups.slice(0, best.at).join(':')}::${groups.slice(best.at + best.len).join(':')}`;
-}
-
-/* ------------------------ AUTHENTICATE type 3 body ------------------------ */
-
-export const AUTH3_MAGIC = 'AUTH0003';
-
-/** tor-spec §4.4.1: Ed25519-SHA256-RFC5705 authentication body. */
-export interface Auth3Body {
-  cid: Uint8Array;
-  sid: Uint8Array;
-  cidEd: Uint8Array;
-  sidEd: Uint8Array;
-  slog: Uint8Array;
-  clog: Uint8Array;
-  scert: Uint8Array;
-  tlsSecrets: Uint8Array;
-  rand: Uint8Array;
-  sig: Uint8Array;
-}
-
-const AUTH3_FIELDS: [keyof Auth3Body, number][] = [
-  ['cid', 32],
-  ['sid', 32],
-  ['cidEd', 32],
-  ['sidEd', 32],
-  ['slog', 32],
-  ['clog', 32],
-  ['scert', 32],
-  ['tlsSecrets', 32],
-  ['rand', 24],
-  ['sig', 64],
-];
-
-export function encodeAuth3Body(f: Auth3Body): Uint8Array {
-  const w = new ByteWriter();
-  w.bytes(new TextEncoder().encode(AUTH3_MAGIC));
-  for (const [name, len] of AUTH3_FIELDS) {
-    if (f[name].length !== len) throw new InvalidError('AUTHENTICATE', `${name} must be ${len} bytes`);
-    w.bytes(f[name]);
-  }
-  return w.finish();
-}
-
-export function decodeAuth3Body(body: Uint8Array): Auth3Body {
-  const r = new ByteReader(body, 'AUTHENTICATE');
-  if (fromUtf8(r.take(8), 'AUTHENTICATE type') !== AUTH3_MAGIC) {
-    throw new InvalidError('AUTHENTICATE', 'missing AUTH0003 magic');
-  }
-  const out: Partial<Auth3Body> = {};
-  for (const [name, len] of AUTH3_FIELDS) out[name] = r.take(len);
-  r.assertExhausted();
-  return out as Auth3Body;
-}
-
-/** The part of an AUTH0003 body the signature covers: everything but the signature. */
-export function auth3SignedPart(body: Uint8Array): Uint8Array {
-  if (body.length < 64) throw new TruncatedError('AUTHENTICATE', 64, body.length);
-  return body.subarray(0, body.length - 64);
 }

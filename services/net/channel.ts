@@ -29,17 +29,15 @@
  * Not in this module: splitting bytes into cells (cell-reader.ts), the
  * CERTS checks, limits and transcript shared by both sides (link-handshake.ts).
  */
+
+import { type Auth3Body, auth3SignedPart, decodeAuth3Body, encodeAuth3Body } from '../core/auth3.js';
 import { equalBytes } from '../core/bytes.js';
 import {
-  type Auth3Body,
-  auth3SignedPart,
   type Cell,
   CellCommand,
   type CertEntry,
   DestroyReason,
-  decodeAuth3Body,
   decodeLinkMessage,
-  encodeAuth3Body,
   encodeCell,
   encodeFixedCell,
   encodeLinkMessage,

@@ -1,17 +1,19 @@
 // tor-spec §3-§5: fixed and variable cells, link messages, AUTHENTICATE bodies.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { concat, fromHex, toHex } from '../../../services/core/bytes.js';
 import {
   type Auth3Body,
   auth3SignedPart,
+  decodeAuth3Body,
+  encodeAuth3Body,
+} from '../../../services/core/auth3.js';
+import { concat, fromHex, toHex } from '../../../services/core/bytes.js';
+import {
   CellCommand,
   DestroyReason,
-  decodeAuth3Body,
   decodeCell,
   decodeLinkMessage,
   destroyReasonName,
-  encodeAuth3Body,
   encodeCell,
   encodeLinkMessage,
   type LinkMessage,
