@@ -6,8 +6,9 @@
  *
  * Overview: each side of a link delays what it receives by the one-way
  * latency from the peer's location to its own (core/network-model.ts) plus
- * any extra delay set for that pair (`setExtraDelay`, for a "slow link"
- * fault). Locations and node names travel in the WebSocket upgrade
+ * any extra delay set for that pair (a "slow link" fault, link-faults.ts),
+ * and holds everything while either end is paused (a "pause" fault of a
+ * node that shares its process). Locations and node names travel in the WebSocket upgrade
  * (x-shallot-node / x-shallot-location headers, both ways). A relay's bytes
  * read from all its links then pass one shared byte bucket, as C tor
  * charges every OR connection's reads to its global read bucket
@@ -29,6 +30,7 @@
  */
 import { drawDelay, latencyBetween, type NetworkModel } from '../core/network-model.js';
 import { TokenBucket } from '../core/token-bucket.js';
+import { extraDelayMs, isHeld } from './link-faults.js';
 
 /** Queued-but-undelivered bytes above which a link stops reading. */
 export const SHAPER_HIGH_WATER = 1024 * 1024;
@@ -111,15 +113,8 @@ export interface PeerInfo {
   location: string | null;
 }
 
-/** Extra one-way delay between two named nodes (a "slow link" fault), both directions. */
-const extraDelays = new Map<string, number>();
-const pair = (a: string, b: string) => (a <= b ? `${a}\n${b}` : `${b}\n${a}`);
-
-/** Adds `ms` of one-way delay to every link between nodes `a` and `b` (0 removes it). */
-export function setExtraDelay(a: string, b: string, ms: number): void {
-  if (ms > 0) extraDelays.set(pair(a, b), ms);
-  else extraDelays.delete(pair(a, b));
-}
+// Slow links are one of the link faults (link-faults.ts); re-exported for the shaping tests.
+export { setExtraDelay } from './link-faults.js';
 
 /** Headers a node announces itself with in the upgrade. */
 export function shapingHeaders(s: LinkShaping | null | undefined): Record<string, string> {
@@ -160,14 +155,13 @@ export class InboundShaper {
     let d = 0;
     if (s.model && s.location && this.peer.location && s.model.locations.includes(this.peer.location))
       d = drawDelay(latencyBetween(s.model, this.peer.location, s.location), (s.random ?? Math.random)());
-    if (this.peer.node) d += extraDelays.get(pair(s.node, this.peer.node)) ?? 0;
-    return d;
+    return d + extraDelayMs(s.node, this.peer.node);
   }
 
   push(data: Uint8Array): void {
     if (this.closed) return;
     const d = this.delayMs();
-    if (d === 0 && !this.shaping.limiter && this.head === this.queue.length) {
+    if (d === 0 && !this.shaping.limiter && this.head === this.queue.length && !this.held()) {
       this.deliver(data);
       return;
     }
@@ -181,8 +175,18 @@ export class InboundShaper {
     this.schedule();
   }
 
+  /** A paused node at either end (link-faults.ts): nothing leaves until `wake`. */
+  private held(): boolean {
+    return isHeld(this.shaping.node, this.peer.node);
+  }
+
+  /** The pause that held this link ended: deliver what waited, in order. */
+  wake(): void {
+    this.schedule();
+  }
+
   private schedule(): void {
-    if (this.timer || this.closed || this.head === this.queue.length) return;
+    if (this.timer || this.closed || this.head === this.queue.length || this.held()) return;
     const first = this.queue[this.head];
     if (!first) return;
     const wait = Math.max(first.at - Date.now(), this.shaping.limiter?.waitMs() ?? 0);
@@ -200,7 +204,7 @@ export class InboundShaper {
     const limiter = this.shaping.limiter;
     while (!this.closed && this.head < this.queue.length) {
       const item = this.queue[this.head] as { at: number; data: Uint8Array };
-      if (item.at > Date.now() || (limiter && limiter.waitMs() > 0)) break;
+      if (item.at > Date.now() || (limiter && limiter.waitMs() > 0) || this.held()) break;
       this.queue[this.head++] = undefined as never;
       this.queuedBytes -= item.data.length;
       limiter?.charge(item.data.length);

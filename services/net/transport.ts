@@ -33,6 +33,7 @@ import {
   peerFromHeaders,
   shapingHeaders,
 } from './link-delay.js';
+import { isCut, trackLink } from './link-faults.js';
 import { TypedEmitter } from './typed-emitter.js';
 
 export interface TlsBinding {
@@ -118,6 +119,16 @@ export class LinkConnection extends TypedEmitter<LinkEvents> implements Link {
           this.applyPause();
         })
       : null;
+    if (shaping) {
+      // Link faults (link-faults.ts): a cut drops this link, a pause's end wakes its queue.
+      const untrack = trackLink({
+        self: shaping.shaping.node,
+        peer: shaping.peer.node,
+        drop: () => this.destroy(),
+        release: () => this.inbound?.wake(),
+      });
+      ws.once('close', untrack);
+    }
     ws.on('message', (data: Buffer) => {
       const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
       if (this.inbound) this.inbound.push(bytes);
@@ -272,6 +283,11 @@ export async function listenLinks(
     const socket = req.socket as TLSSocket;
     const binding = opts.tls ? tlsBindingFor(socket) : null;
     const shape = shaping ? { shaping, peer: peerFromHeaders(req.headers) } : undefined;
+    // A cut link (link-faults.ts) is refused as a firewall's reset would: no handshake, no reason.
+    if (shape && isCut(shape.shaping.node, shape.peer.node)) {
+      ws.terminate();
+      return;
+    }
     onLink(new LinkConnection(ws, binding, req.socket.remoteAddress ?? 'unknown', false, shape));
   });
   await new Promise<void>((resolve, reject) => {
@@ -329,6 +345,11 @@ export function dialLink(
     ws.on('error', onError);
     ws.once('open', () => {
       ws.off('error', onError);
+      if (shaping && isCut(shaping.node, peer.node)) {
+        ws.terminate();
+        reject(new LinkDialError(url, 'the link is cut by a fault'));
+        return;
+      }
       const binding = url.startsWith('wss:') && socket ? tlsBindingFor(socket) : null;
       resolve(new LinkConnection(ws, binding, url, true, shaping ? { shaping, peer } : undefined));
     });

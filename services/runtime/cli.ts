@@ -9,6 +9,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { HANDSHAKES, type HandshakeName } from '../core/create-handshake.js';
+import { applyLinkFaults, parseLinkFaultTable } from './link-faults.js';
 import { isLogLevel, type Logger, type LogLevel } from './log.js';
 
 export function intOption(name: string, min: number, max: number) {
@@ -191,9 +192,50 @@ function watchLauncher(name: string): void {
   };
   pipe.once('end', gone);
   pipe.once('error', gone);
-  pipe.resume();
+  // The launcher also writes the link-fault table down the pipe, one JSON line each time it changes.
+  const lines = new LauncherLines((msg) => {
+    const table = parseLinkFaultTable((msg as { linkFaults?: unknown }).linkFaults);
+    if (table) applyLinkFaults(table);
+  });
+  pipe.on('data', (d: Buffer) => lines.push(d));
   // The pipe alone must not keep a node running.
   pipe.unref();
+}
+
+/** Longest line the launcher's pipe may carry: a fault table for thousands of nodes fits. */
+export const MAX_LAUNCHER_LINE = 1 << 20;
+
+/**
+ * Splits what the launcher writes on the pipe into JSON lines; a line that
+ * is not JSON or grows past MAX_LAUNCHER_LINE is dropped (the next whole
+ * table replaces it), never fatal.
+ */
+export class LauncherLines {
+  private buf = '';
+  private skipping = false;
+  constructor(private readonly onMessage: (msg: unknown) => void) {}
+
+  push(d: Buffer | string): void {
+    let text = this.buf + d.toString();
+    for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n')) {
+      const line = text.slice(0, nl);
+      text = text.slice(nl + 1);
+      if (this.skipping) {
+        this.skipping = false;
+        continue;
+      }
+      try {
+        this.onMessage(JSON.parse(line));
+      } catch {
+        // Not JSON: ignored.
+      }
+    }
+    if (text.length > MAX_LAUNCHER_LINE) {
+      this.skipping = true;
+      text = '';
+    }
+    this.buf = text;
+  }
 }
 
 /** Runs `main` when `moduleUrl` is the script node was started with (not when a test imports it). */

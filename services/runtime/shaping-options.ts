@@ -95,3 +95,12 @@ export function linkShaping(
     limiter: limit ? new BandwidthLimiter(limit.rate, limit.burst) : null,
   };
 }
+
+/**
+ * A node's links with no latency and no limit, named all the same: the
+ * launchers give every relay and the client a name so link faults
+ * (link-faults.ts: cut, slow, pause) can find the links between two nodes.
+ */
+export function namedShaping(node: string): LinkShaping {
+  return { node, model: null, location: null, limiter: null };
+}
