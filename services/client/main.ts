@@ -30,7 +30,7 @@ import {
 import { readClientAuthKeys } from '../runtime/client-auth-files.js';
 import { createLogger } from '../runtime/log.js';
 import { serveOpsIfAsked } from '../runtime/ops-server.js';
-import { linkShaping, networkModelFrom } from '../runtime/shaping-options.js';
+import { linkShaping, namedShaping, networkModelFrom } from '../runtime/shaping-options.js';
 import { ShallotClient } from './client.js';
 import { startHttpTunnelServer } from './http-tunnel.js';
 import { torAuthoritiesOption } from './tor-authorities.js';
@@ -141,12 +141,14 @@ export async function main(argv: string[]): Promise<void> {
     : undefined;
   let shaping: LinkShaping | null = null;
   try {
-    shaping = linkShaping(
-      'client',
-      networkModelFrom(o.networkModel, env.SHALLOT_NETWORK_MODEL_JSON),
-      null,
-      o.location,
-    );
+    // Named even without a model: link faults (net/link-faults.ts) find links by node name.
+    shaping =
+      linkShaping(
+        'client',
+        networkModelFrom(o.networkModel, env.SHALLOT_NETWORK_MODEL_JSON),
+        null,
+        o.location,
+      ) ?? namedShaping('client');
   } catch (e) {
     program.error((e as Error).message);
   }

@@ -39,6 +39,7 @@ import {
   type BandwidthLimit,
   bandwidthLimit,
   linkShaping,
+  namedShaping,
   networkModelFrom,
 } from '../runtime/shaping-options.js';
 import { DEFAULT_IDLE_CLIENT_CHANNEL_MS } from './channel-guard.js';
@@ -209,7 +210,8 @@ export async function main(argv: string[]): Promise<void> {
         keyFile: e.keyFile,
         keyWatch: { file: e.keyWatch ?? e.keyFile, intervalMs: o.keyWatchInterval * 1000 },
         reentryReject,
-        shaping: linkShaping(e.nickname, model, limit, o.location),
+        // Named even without a model: link faults (net/link-faults.ts) find links by node name.
+        shaping: linkShaping(e.nickname, model, limit, o.location) ?? namedShaping(e.nickname),
         limits: { idleClientChannelMs: o.idleChannelTimeout * 1000 },
         ...(o.keyRotation > 0 ? { keyRotationMs: o.keyRotation * 60_000 } : {}),
       },

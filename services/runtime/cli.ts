@@ -9,7 +9,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { HANDSHAKES, type HandshakeName } from '../core/create-handshake.js';
-import { applyLinkFaults, parseLinkFaultTable } from './link-faults.js';
+import { applyLinkFaults, parseLinkFaultTable } from '../net/link-faults.js';
 import { isLogLevel, type Logger, type LogLevel } from './log.js';
 
 export function intOption(name: string, min: number, max: number) {

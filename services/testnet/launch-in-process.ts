@@ -11,6 +11,7 @@ import { LauncherThread, openLauncherLog } from './launcher-thread.js';
 import { LocalNetwork } from './network.js';
 import type { ProgressSink } from './progress.js';
 import type { NodeEntry } from './state.js';
+import { slotTarget } from './thread-targets.js';
 
 export async function upInProcess(o: UpOptions, progress: ProgressSink): Promise<RunningNetwork> {
   const log = openLauncherLog(o.dataDir, o.logLevel);
@@ -52,6 +53,14 @@ export async function upInProcess(o: UpOptions, progress: ProgressSink): Promise
       },
       // Exits refuse streams back into the network (core/relay-pivot.ts).
       (listening) => net?.rejectReentry(listening),
+    );
+    // Faults on demand (fault.ts): every relay here is a RelaySlot on this thread.
+    const controlPort = await ports.take();
+    net.rejectReentry([{ host: '127.0.0.1', port: controlPort }]);
+    await thread.serveFaults(
+      new Map(net.slots.map((slot) => [slot.nickname, slotTarget(slot)])),
+      () => {},
+      controlPort,
     );
     const nodes: NodeEntry[] = [
       { name: 'shallot', role: 'launcher', metrics: `127.0.0.1:${thread.opsPort}`, pid: process.pid },

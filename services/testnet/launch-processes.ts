@@ -10,10 +10,12 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
+import type { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { testnetMinUptime } from '../directory/admission.js';
 import { createRegistry } from '../metrics/metrics.js';
 import { type AuthorityEndpoint, fetchConsensus, formatAuthorityList } from '../net/dir-client.js';
+import type { LinkFaultTable } from '../net/link-faults.js';
 import { LAUNCHER_FD_ENV } from '../runtime/cli.js';
 import { formatParams } from '../runtime/params-option.js';
 import { onionIdentityFile } from './client-auth.js';
@@ -54,7 +56,22 @@ export async function upProcesses(o: UpOptions, progress: ProgressSink): Promise
   let state: NetworkState | null = null;
   // The launcher's own metrics (faults in force), on its control endpoint.
   const registry = createRegistry({ node: 'shallot', role: 'launcher' });
-  const injector = new FaultInjector({ registry }, faultTargets);
+  // Link faults reach every node as one JSON line down its launcher pipe (runtime/cli.ts watchLauncher).
+  const sendLinks = (c: ChildProcess, table: LinkFaultTable) => {
+    const pipe = c.stdio[3] as Writable | null | undefined;
+    if (pipe?.writable && c.exitCode === null) pipe.write(`${JSON.stringify({ linkFaults: table })}\n`);
+  };
+  const injector = new FaultInjector(
+    {
+      registry,
+      links: (t) => {
+        for (const c of children) sendLinks(c, t);
+      },
+      // The nodes that name themselves on their links (relays and the client).
+      linkNodes: [...Array.from({ length: o.relays }, (_, i) => `relay${i}`), 'client'],
+    },
+    faultTargets,
+  );
   let control: ControlServer | null = null;
   const logs = path.join(o.dataDir, 'logs');
   await mkdir(logs, { recursive: true, mode: 0o700 });
@@ -82,12 +99,16 @@ export async function upProcesses(o: UpOptions, progress: ProgressSink): Promise
           stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
           env: { ...process.env, [LAUNCHER_FD_ENV]: '3' },
         });
+        // A write to the pipe of a node that just died fails (EPIPE): that node needs no table.
+        (c.stdio[3] as Writable | null)?.on('error', () => {});
         c.stdout?.pipe(out, { end: false });
         c.stderr?.pipe(out, { end: false });
         return c;
       },
       (c) => {
         children.push(c);
+        // A node started again learns the faults in force at once.
+        sendLinks(c, injector.linkTable());
         node.pid = c.pid;
         // state.json names the node's current pid once the network runs.
         if (state) void writeState(o.dataDir, state).catch(() => {});

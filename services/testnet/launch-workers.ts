@@ -20,12 +20,14 @@ import type { HostPort } from '../core/relay-pivot.js';
 import { createRegistry } from '../metrics/metrics.js';
 import { type AuthorityEndpoint, fetchConsensus } from '../net/dir-client.js';
 import { loadOrCreateKeys } from '../runtime/key-store.js';
+import type { FaultTarget } from './fault.js';
 import type { RunningNetwork, UpOptions } from './launch.js';
 import { LauncherThread, openLauncherLog } from './launcher-thread.js';
 import type { LauncherMessage, NodeWorkerData, RelayWorkerData, WorkerMessage } from './node-worker.js';
 import { PortAllocator } from './ports.js';
 import type { ProgressSink } from './progress.js';
 import type { NodeEntry } from './state.js';
+import { workerRelayTarget } from './thread-targets.js';
 
 const self = fileURLToPath(import.meta.url);
 // Worker threads run compiled JavaScript: from dist/ normally, and from the
@@ -73,8 +75,11 @@ export async function upWorkers(o: UpOptions, progress: ProgressSink): Promise<R
     for (let i = 0; i <= deal.length; i++) workerOps.push(await ports.take());
     const socksPort = await ports.take(o.socksPort);
     const tunnelPort = o.httpTunnelPort === undefined ? null : await ports.take(o.httpTunnelPort);
+    // The fault-control endpoint too: token-guarded, but no circuit should reach it.
+    const controlPort = await ports.take();
     const reentryReject: HostPort[] = [
       opsPort,
+      controlPort,
       ...workerOps,
       socksPort,
       ...(tunnelPort ? [tunnelPort] : []),
@@ -142,6 +147,19 @@ export async function upWorkers(o: UpOptions, progress: ProgressSink): Promise<R
       tunnel: async () => tunnelPort,
       next: () => ports.take(),
     });
+    // Faults on demand (fault.ts): each relay through the worker that runs it.
+    const targets = new Map<string, FaultTarget>();
+    for (const [w, indices] of deal.entries())
+      for (const i of indices)
+        targets.set(`relay${i}`, workerRelayTarget((relayWorkers[w] as Running).worker, `relay${i}`));
+    await thread.serveFaults(
+      targets,
+      (table) => {
+        for (const r of workers)
+          r.worker.postMessage({ type: 'link-faults', table } satisfies LauncherMessage);
+      },
+      controlPort,
+    );
     const state = await thread.writeState('workers', endpoints, nodes);
     logger.info('network ready', { log: log.file, workers: workers.length });
     return { state, stop };

@@ -9,7 +9,7 @@ import type { HandshakeName } from '../core/create-handshake.js';
 import { placeNodes } from '../core/network-model.js';
 import type { LinkShaping } from '../net/link-delay.js';
 import type { LogLevel } from '../runtime/log.js';
-import { bandwidthLimit, linkShaping, loadNetworkModel } from '../runtime/shaping-options.js';
+import { bandwidthLimit, linkShaping, loadNetworkModel, namedShaping } from '../runtime/shaping-options.js';
 import { type ClientAuthLayout, prepareClientAuth } from './client-auth.js';
 import type { NetworkState } from './state.js';
 
@@ -66,13 +66,15 @@ export function checkShaping(o: ShapingOptions & Pick<UpOptions, 'relays'>): voi
   for (const n of names) linkShaping(n, model, n === 'client' ? null : limit);
 }
 
-/** One node's shaping under these options (already checked by checkShaping). */
-export function shapingFor(o: ShapingOptions, node: string): LinkShaping | null {
+/**
+ * One node's shaping under these options (already checked by checkShaping);
+ * without a model or a limit, just its name, for link faults.
+ */
+export function shapingFor(o: ShapingOptions, node: string): LinkShaping {
   const model = o.networkModel ? loadNetworkModel(o.networkModel) : null;
-  return linkShaping(
-    node,
-    model,
-    node === 'client' ? null : bandwidthLimit(o.bandwidthRate, o.bandwidthBurst),
+  return (
+    linkShaping(node, model, node === 'client' ? null : bandwidthLimit(o.bandwidthRate, o.bandwidthBurst)) ??
+    namedShaping(node)
   );
 }
 

@@ -2,8 +2,8 @@
  * What both thread launchers (launch-in-process.ts, launch-workers.ts) run
  * on the launcher's own thread once the relays are listed: the ops server,
  * the client with its SOCKS port and HTTP tunnel, the exit target and the
- * onion services, and the state.json that names them. Also the launcher's
- * log file, `<data-dir>/shallot.log`.
+ * onion services, the fault-control endpoint, and the state.json that
+ * names them. Also the launcher's log file, `<data-dir>/shallot.log`.
  *
  * Not in this module: the authorities and relays (network.ts in one
  * thread, node-worker.ts in workers) and how each launcher picks its ports.
@@ -17,9 +17,12 @@ import { startHttpTunnelServer } from '../client/http-tunnel.js';
 import type { ProxyServer } from '../client/proxy-server.js';
 import type { HostPort } from '../core/relay-pivot.js';
 import type { AuthorityEndpoint } from '../net/dir-client.js';
+import { applyLinkFaults, type LinkFaultTable } from '../net/link-faults.js';
 import { readClientAuthKeys } from '../runtime/client-auth-files.js';
 import { createLogger, type Logger, type LogLevel } from '../runtime/log.js';
 import { type OpsServer, serveOps } from '../runtime/ops-server.js';
+import { FaultInjector, type FaultTarget } from './fault.js';
+import { type ControlServer, serveFaultControl } from './fault-control.js';
 import { clientAuthFor, shapingFor, type UpOptions } from './launch.js';
 import { type OnionServicesHandle, startOnionServices } from './onion.js';
 import type { ProgressSink } from './progress.js';
@@ -67,6 +70,7 @@ export class LauncherThread {
   private tunnel: ProxyServer | null = null;
   private web: WebTarget | null = null;
   private onion: OnionServicesHandle | null = null;
+  private faults: { injector: FaultInjector; control: ControlServer } | null = null;
 
   constructor(
     private readonly o: UpOptions,
@@ -147,6 +151,38 @@ export class LauncherThread {
     progress.done();
   }
 
+  /**
+   * Opens the fault-control endpoint (fault-control.ts) for these relays
+   * and the links of every named node; `links` sends the link-fault table
+   * to the threads that run relays (this thread applies it itself: the
+   * client's links are here). The fault series go on this thread's
+   * registry, so the launcher's /metrics carries them.
+   */
+  async serveFaults(
+    targets: ReadonlyMap<string, FaultTarget>,
+    links: (t: LinkFaultTable) => void,
+    port: number,
+  ): Promise<void> {
+    const injector = new FaultInjector(
+      {
+        registry: this.registry,
+        links: (t) => {
+          applyLinkFaults(t);
+          links(t);
+        },
+        linkNodes: [...targets.keys(), 'client'],
+      },
+      targets,
+    );
+    const control = await serveFaultControl({
+      dataDir: this.o.dataDir,
+      port,
+      registry: this.registry,
+      injector,
+    });
+    this.faults = { injector, control };
+  }
+
   /** Writes state.json and the Prometheus targets for the started network. */
   async writeState(
     mode: NetworkState['mode'],
@@ -166,6 +202,7 @@ export class LauncherThread {
       onionServices: onion.services,
       nodes,
       targetsFile: await writeTargets(this.o.dataDir, nodes, 'local'),
+      ...(this.faults ? { control: this.faults.control.address } : {}),
     };
     await writeState(this.o.dataDir, state);
     return state;
@@ -181,6 +218,8 @@ export class LauncherThread {
    * behind them), then the exit target, the ops server and the log.
    */
   async stop(relays: () => Promise<void>): Promise<void> {
+    await this.faults?.control.close();
+    this.faults?.injector.close();
     await this.onion?.stop();
     await this.tunnel?.close();
     await this.client?.stop();

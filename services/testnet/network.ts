@@ -20,11 +20,12 @@ import { testnetMinUptime } from '../directory/admission.js';
 import { DirectoryAuthority } from '../directory/authority.js';
 import type { AuthorityEndpoint } from '../net/dir-client.js';
 import type { LinkShaping } from '../net/link-delay.js';
-import { RelayNode } from '../relay/node.js';
-import { attachOnionRoles, type OnionRoles } from '../relay/onion-roles.js';
+import type { RelayNode } from '../relay/node.js';
+import type { OnionRoles } from '../relay/onion-roles.js';
 import { loadOrCreateKeys } from '../runtime/key-store.js';
 import type { Logger } from '../runtime/log.js';
 import { PortAllocator } from './ports.js';
+import { RelaySlot } from './relay-slot.js';
 
 export interface NetworkSpec {
   authorities: number;
@@ -67,12 +68,12 @@ export interface BootstrapProgress {
 }
 
 export class LocalNetwork {
-  readonly roles: OnionRoles[] = [];
+  /** Each relay as a fault target (stop, kill, start again: relay-slot.ts). */
+  readonly slots: RelaySlot[] = [];
 
   private constructor(
     readonly spec: NetworkSpec,
     readonly authorities: DirectoryAuthority[],
-    readonly relays: RelayNode[],
     readonly endpoints: AuthorityEndpoint[],
     readonly ports: PortAllocator,
     private readonly logger: Logger,
@@ -124,7 +125,7 @@ export class LocalNetwork {
           },
         ),
     );
-    const net = new LocalNetwork(spec, authorities, [], endpoints, ports, c.logger);
+    const net = new LocalNetwork(spec, authorities, endpoints, ports, c.logger);
     try {
       let up = 0;
       for (const a of authorities) {
@@ -132,7 +133,7 @@ export class LocalNetwork {
         onProgress({ stage: 'authorities', done: ++up, total: authorities.length });
       }
       for (let i = 0; i < spec.relays; i++) {
-        const node = new RelayNode(
+        const slot = new RelaySlot(
           { logger: c.logger.child(`relay${i}`), registry: c.registry },
           {
             nickname: `relay${i}`,
@@ -148,10 +149,10 @@ export class LocalNetwork {
             ...(keyFile(`relay${i}`) ? { keyFile: keyFile(`relay${i}`) } : {}),
             shaping: spec.shaping?.(`relay${i}`) ?? null,
           },
+          spec.onionRoles !== false,
         );
-        if (spec.onionRoles !== false) net.roles.push(attachOnionRoles(node));
-        await node.start();
-        net.relays.push(node);
+        net.slots.push(slot);
+        await slot.start();
         onProgress({ stage: 'relays', done: i + 1, total: spec.relays });
       }
       onProgress({
@@ -171,7 +172,25 @@ export class LocalNetwork {
    * launcher's ops port, the client's SOCKS port), known only after start.
    */
   rejectReentry(list: readonly HostPort[]): void {
-    for (const r of this.relays) r.rejectReentry(list);
+    for (const s of this.slots) s.rejectReentry(list);
+  }
+
+  /** Onion roles attached from outside (tests), closed on stop. */
+  private readonly attached: OnionRoles[] = [];
+
+  /** Every running relay's onion roles. */
+  get roles(): OnionRoles[] {
+    return [...this.slots.flatMap((s) => (s.roles ? [s.roles] : [])), ...this.attached];
+  }
+
+  /** Roles a caller attached to one of the relays, to close with the network. */
+  attachRoles(roles: OnionRoles): void {
+    this.attached.push(roles);
+  }
+
+  /** The running relays (a relay a fault keeps down is not among them). */
+  get relays(): RelayNode[] {
+    return this.slots.flatMap((s) => (s.node ? [s.node] : []));
   }
 
   /** The relays a client can use (listed with Guard) in the newest consensus any authority has published. */
@@ -216,8 +235,8 @@ export class LocalNetwork {
   }
 
   async stop(): Promise<void> {
-    for (const r of this.roles) r.close();
-    await Promise.allSettled(this.relays.map((r) => r.stop()));
+    for (const r of this.attached) r.close();
+    await Promise.allSettled(this.slots.map((s) => s.stop()));
     await Promise.allSettled(this.authorities.map((a) => a.stop()));
     this.logger.debug('network stopped');
   }

@@ -3,7 +3,8 @@
  * either all the directory authorities or a share of the relays, dealt
  * round-robin by the launcher with their ports in workerData. Nodes talk to
  * each other over ws/wss on 127.0.0.1 as separate processes would (tor-spec
- * §2 links), so nothing but logs, progress and stop crosses the MessagePort.
+ * §2 links), so nothing but logs, progress, stop and faults (the link-fault
+ * table, a relay's stop, kill or start: fault.ts) crosses the MessagePort.
  * Each worker serves its own /metrics (runtime/ops-server.ts) on a port the
  * launcher chose and lists in state.json.
  */
@@ -17,12 +18,12 @@ import { testnetMinUptime } from '../directory/admission.js';
 import { DirectoryAuthority } from '../directory/authority.js';
 import { createRegistry } from '../metrics/metrics.js';
 import type { AuthorityEndpoint } from '../net/dir-client.js';
-import { RelayNode } from '../relay/node.js';
-import { attachOnionRoles, type OnionRoles } from '../relay/onion-roles.js';
+import { applyLinkFaults, type LinkFaultTable } from '../net/link-faults.js';
 import { loadOrCreateKeys } from '../runtime/key-store.js';
 import { createLogger, type LogLevel } from '../runtime/log.js';
 import { serveOps } from '../runtime/ops-server.js';
 import { type ShapingOptions, shapingFor } from './launch.js';
+import { RelaySlot } from './relay-slot.js';
 
 export interface WorkerCommon {
   /** Worker name, the metrics' node label and the logger's name ("workerN"). */
@@ -61,10 +62,18 @@ export type WorkerMessage =
   | { type: 'started'; done: number }
   | { type: 'ready' }
   | { type: 'stopped' }
-  | { type: 'error'; message: string };
+  | { type: 'error'; message: string }
+  | { type: 'relay-fault-done'; id: number; error?: string };
+
+/** What a relay fault does to one of the worker's relays (relay-slot.ts). */
+export type RelayFaultOp = 'stop' | 'kill' | 'start';
 
 /** What the launcher posts to a worker. */
-export type LauncherMessage = { type: 'stop' };
+export type LauncherMessage =
+  | { type: 'stop' }
+  /** The whole link-fault table (net/link-faults.ts), after each change. */
+  | { type: 'link-faults'; table: LinkFaultTable }
+  | { type: 'relay-fault'; id: number; op: RelayFaultOp; relay: string };
 
 const keyFile = (dataDir: string, dir: string) => path.join(dataDir, dir, 'keys.json');
 
@@ -76,12 +85,10 @@ async function run(d: NodeWorkerData): Promise<void> {
   const logger = createLogger(d.name, d.logLevel, (line) => post({ type: 'log', line }));
   const registry = createRegistry({ node: d.name, role: d.kind === 'authorities' ? 'authority' : 'relay' });
   const authorities: DirectoryAuthority[] = [];
-  const relays: RelayNode[] = [];
-  const roles: OnionRoles[] = [];
+  const relays: RelaySlot[] = [];
   let stopping: Promise<void> | null = null;
   const stop = () => {
     stopping ??= (async () => {
-      for (const r of roles) r.close();
       await Promise.allSettled(relays.map((r) => r.stop()));
       await Promise.allSettled(authorities.map((a) => a.stop()));
       await ops.close();
@@ -89,7 +96,30 @@ async function run(d: NodeWorkerData): Promise<void> {
     return stopping;
   };
   port.on('message', (m: LauncherMessage) => {
-    if (m.type === 'stop') void stop().then(() => post({ type: 'stopped' }));
+    switch (m.type) {
+      case 'stop':
+        void stop().then(() => post({ type: 'stopped' }));
+        break;
+      case 'link-faults':
+        applyLinkFaults(m.table);
+        break;
+      case 'relay-fault': {
+        const slot = relays.find((r) => r.nickname === m.relay);
+        const done = (error?: string) =>
+          post({ type: 'relay-fault-done', id: m.id, ...(error ? { error } : {}) });
+        if (!slot) done(`no relay ${m.relay} in ${d.name}`);
+        else
+          void slot[m.op]().then(
+            () => done(),
+            (e: Error) => done(e.message),
+          );
+        break;
+      }
+      default: {
+        const never: never = m;
+        throw new Error(`unknown message ${JSON.stringify(never)}`);
+      }
+    }
   });
   const ops = await serveOps({
     host: '127.0.0.1',
@@ -126,7 +156,7 @@ async function run(d: NodeWorkerData): Promise<void> {
   } else {
     for (const r of d.relays) {
       const file = keyFile(d.dataDir, `relay${r.index}`);
-      const node = new RelayNode(
+      const slot = new RelaySlot(
         { logger: logger.child(`relay${r.index}`), registry },
         {
           nickname: `relay${r.index}`,
@@ -141,11 +171,11 @@ async function run(d: NodeWorkerData): Promise<void> {
           keyFile: file,
           shaping: shapingFor(d.shaping, `relay${r.index}`),
         },
+        true,
       );
-      roles.push(attachOnionRoles(node));
-      node.rejectReentry(d.reentryReject);
-      await node.start();
-      relays.push(node);
+      slot.rejectReentry(d.reentryReject);
+      await slot.start();
+      relays.push(slot);
       post({ type: 'started', done: relays.length });
     }
   }

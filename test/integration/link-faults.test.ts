@@ -13,7 +13,6 @@ import {
   dropLinksOf,
   EMPTY_LINK_FAULTS,
 } from '../../services/net/link-faults.js';
-import { namedShaping } from '../../services/net/shaping-options.js';
 import {
   dialLink,
   type LinkConnection,
@@ -21,6 +20,7 @@ import {
   type LinkServer,
   listenLinks,
 } from '../../services/net/transport.js';
+import { namedShaping } from '../../services/runtime/shaping-options.js';
 
 const servers: LinkServer[] = [];
 const links: LinkConnection[] = [];

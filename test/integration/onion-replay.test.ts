@@ -120,7 +120,7 @@ beforeAll(async () => {
   );
   for (const node of net_.relays) {
     makeHostile(node);
-    net_.roles.push(attachOnionRoles(node));
+    net_.attachRoles(attachOnionRoles(node));
   }
   await net_.waitForConsensus(5, 40_000);
   registry = new Registry();

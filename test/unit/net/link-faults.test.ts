@@ -1,10 +1,9 @@
 // The link-fault table (services/net/link-faults.ts) as it arrives from the
 // launcher: parseLinkFaultTable accepts a well-formed table and refuses
 // hostile ones (wrong types, bad names, out-of-range delays, oversized
-// lists); LauncherLines (net/cli.ts) splits the launcher pipe into JSON
+// lists); LauncherLines (runtime/cli.ts) splits the launcher pipe into JSON
 // lines, skipping malformed and oversized ones without stopping.
 import { describe, expect, it } from 'vitest';
-import { LauncherLines, MAX_LAUNCHER_LINE } from '../../../services/net/cli.js';
 import {
   applyLinkFaults,
   currentLinkFaults,
@@ -14,6 +13,7 @@ import {
   isHeld,
   parseLinkFaultTable,
 } from '../../../services/net/link-faults.js';
+import { LauncherLines, MAX_LAUNCHER_LINE } from '../../../services/runtime/cli.js';
 
 describe('parseLinkFaultTable', () => {
   const good = {

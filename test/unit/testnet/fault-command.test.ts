@@ -1,8 +1,8 @@
 // `shallot fault` (services/testnet/fault-command.ts) against a state.json
 // and a real control endpoint on 127.0.0.1: inject (the default subcommand)
-// pauses a real child and prints the fault, list and heal follow; a network
-// without a control endpoint (one-process or thread mode) is refused with
-// a message naming --process-per-node.
+// pauses a real child and prints the fault, list and heal follow; cut and
+// slow send a link fault with its peer and delay; a network without a
+// control endpoint (an older launcher) is refused with a clear message.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -59,7 +59,10 @@ beforeAll(async () => {
       child = c;
     },
   );
-  injector = new FaultInjector({ registry }, new Map([['relay1', target]]));
+  injector = new FaultInjector(
+    { registry, links: () => {}, linkNodes: ['relay1', 'relay2'] },
+    new Map([['relay1', target]]),
+  );
   server = await serveFaultControl({ dataDir: dir, port: 0, registry, injector });
 });
 
@@ -79,8 +82,38 @@ describe('shallot fault', () => {
     expect(await run('inject', 'restart', 'relay1')).toMatch(/^#2 restart relay1, healed /);
   });
 
-  it('refuses a network without a control endpoint, naming --process-per-node', async () => {
+  it('cuts and slows a link between two named nodes; a slow link needs --delay', async () => {
+    await writeState(dir, state(server.address));
+    expect(await run('cut', 'relay1', 'relay2', '--duration', '60')).toMatch(/^#3 cut relay1 relay2 for 60s/);
+    await expect(run('slow', 'relay2', 'relay1', '--delay', '300')).rejects.toThrow(/already has a fault/);
+    await run('heal', '3');
+    expect(await run('slow', 'relay2', 'relay1', '--delay', '300')).toMatch(
+      /^#4 slow relay2 relay1 \+300ms for 30s/,
+    );
+    // Commander reports a missing or out-of-range option on stderr and exits.
+    const errors: string[] = [];
+    const exit = vi.spyOn(process, 'exit').mockImplementation((code) => {
+      throw new Error(`exit ${code}`);
+    });
+    const err = vi.spyOn(process.stderr, 'write').mockImplementation((s) => {
+      errors.push(String(s));
+      return true;
+    });
+    try {
+      await expect(run('slow', 'relay1', 'relay2')).rejects.toThrow(/exit 1/);
+      await expect(run('slow', 'relay1', 'relay2', '--delay', '0')).rejects.toThrow(/exit 1/);
+    } finally {
+      exit.mockRestore();
+      err.mockRestore();
+    }
+    expect(errors.join('')).toMatch(/--delay <ms>' not specified[\s\S]*delay/);
+    await expect(run('cut', 'relay1', 'auth0')).rejects.toThrow(/no node auth0 with faultable links/);
+  });
+
+  it('refuses a network without a control endpoint (an older launcher), saying to start it again', async () => {
     await writeState(dir, state());
-    await expect(run('kill', 'relay1')).rejects.toThrow(/one-process mode; faults need .*--process-per-node/);
+    await expect(run('kill', 'relay1')).rejects.toThrow(
+      /one-process mode\) has no fault-control endpoint.*start it again/,
+    );
   });
 });

@@ -7,6 +7,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createRegistry } from '../../../services/metrics/metrics.js';
+import type { LinkFaultTable } from '../../../services/net/link-faults.js';
 import {
   childTarget,
   FaultError,
@@ -27,13 +28,35 @@ describe('parseFaultRequest', () => {
       target: 'auth0',
       durationSec: 0,
     });
+    expect(parseFaultRequest({ kind: 'cut', target: 'relay1', peer: 'client', durationSec: 5 })).toEqual({
+      kind: 'cut',
+      target: 'relay1',
+      peer: 'client',
+      durationSec: 5,
+    });
+    expect(
+      parseFaultRequest({ kind: 'slow', target: 'relay1', peer: 'relay2', delayMs: 250, durationSec: 5 }),
+    ).toEqual({ kind: 'slow', target: 'relay1', peer: 'relay2', delayMs: 250, durationSec: 5 });
   });
 
   const bad: [string, unknown][] = [
     ['null', null],
     ['an array', []],
     ['a string', 'pause'],
-    ['an unknown kind', { kind: 'cut', target: 'relay1', durationSec: 5 }],
+    ['an unknown kind', { kind: 'explode', target: 'relay1', durationSec: 5 }],
+    ['a cut without a peer', { kind: 'cut', target: 'relay1', durationSec: 5 }],
+    ['a cut of a node to itself', { kind: 'cut', target: 'relay1', peer: 'relay1', durationSec: 5 }],
+    ['a cut with a delay', { kind: 'cut', target: 'relay1', peer: 'relay2', delayMs: 5, durationSec: 5 }],
+    ['a slow link without a delay', { kind: 'slow', target: 'relay1', peer: 'relay2', durationSec: 5 }],
+    ['a slow link of 0 ms', { kind: 'slow', target: 'relay1', peer: 'relay2', delayMs: 0, durationSec: 5 }],
+    [
+      'a slow link over 10 s',
+      { kind: 'slow', target: 'relay1', peer: 'relay2', delayMs: 10_001, durationSec: 5 },
+    ],
+    ['a fractional delay', { kind: 'slow', target: 'relay1', peer: 'relay2', delayMs: 1.5, durationSec: 5 }],
+    ['a peer with a slash', { kind: 'cut', target: 'relay1', peer: '../x', durationSec: 5 }],
+    ['a node fault with a peer', { kind: 'pause', target: 'relay1', peer: 'relay2', durationSec: 5 }],
+    ['a cut without a duration', { kind: 'cut', target: 'relay1', peer: 'relay2' }],
     ['no target', { kind: 'pause', durationSec: 5 }],
     ['a target with a slash', { kind: 'pause', target: '../x', durationSec: 5 }],
     ['an oversized target', { kind: 'pause', target: 'r'.repeat(64), durationSec: 5 }],
@@ -161,5 +184,73 @@ describe('FaultInjector on real processes', () => {
     inj.close();
     await new Promise((r) => setTimeout(r, 100));
     expect(procState(node.pids[0] as number)).not.toBe('T');
+  });
+});
+
+describe('FaultInjector: link faults and relays sharing a process', () => {
+  /** A relay of the one-process launcher, as far as the injector sees it: it records what it was asked. */
+  function sharedRelay(name: string, calls: string[]): FaultTarget {
+    return {
+      name,
+      pause: null,
+      stop: async () => void calls.push(`stop ${name}`),
+      kill: async () => void calls.push(`kill ${name}`),
+      start: async () => void calls.push(`start ${name}`),
+    };
+  }
+
+  it('sends the whole table after each change; busy per link; heal and close clear it', async () => {
+    const registry = createRegistry();
+    const tables: LinkFaultTable[] = [];
+    const calls: string[] = [];
+    const inj = new FaultInjector(
+      { registry, links: (t) => tables.push(t), linkNodes: ['relay1', 'relay2', 'client'] },
+      new Map([['relay1', sharedRelay('relay1', calls)]]),
+    );
+    const cut = await inj.inject({ kind: 'cut', target: 'relay2', peer: 'relay1', durationSec: 60 });
+    expect(tables.at(-1)).toEqual({ cuts: [['relay2', 'relay1']], slows: [], paused: [] });
+    await expect(
+      inj.inject({ kind: 'slow', target: 'relay1', peer: 'relay2', delayMs: 50, durationSec: 5 }),
+    ).rejects.toMatchObject({ code: 'ERR_FAULT_BUSY' });
+    await inj.inject({ kind: 'slow', target: 'client', peer: 'relay1', delayMs: 200, durationSec: 60 });
+    await inj.inject({ kind: 'pause', target: 'relay1', durationSec: 60 });
+    expect(tables.at(-1)).toEqual({
+      cuts: [['relay2', 'relay1']],
+      slows: [{ a: 'client', b: 'relay1', delayMs: 200 }],
+      paused: ['relay1'],
+    });
+    expect(await activeSeries(registry)).toContain('kind="cut",target="relay1~relay2"} 1');
+    expect(await activeSeries(registry)).toContain('kind="slow",target="client~relay1"} 1');
+    await inj.heal(cut.id);
+    expect(tables.at(-1)?.cuts).toEqual([]);
+    expect(await activeSeries(registry)).toContain('kind="cut",target="relay1~relay2"} 0');
+    await expect(
+      inj.inject({ kind: 'cut', target: 'relay1', peer: 'auth0', durationSec: 5 }),
+    ).rejects.toMatchObject({ code: 'ERR_FAULT_TARGET' });
+    inj.close();
+    expect(tables.at(-1)).toEqual({ cuts: [], slows: [], paused: [] });
+    expect(calls).toEqual([]);
+  });
+
+  it('stops, kills and restarts a shared relay through its target; other nodes are refused by name', async () => {
+    const calls: string[] = [];
+    const inj = new FaultInjector(
+      { registry: createRegistry(), links: () => {} },
+      new Map([['relay1', sharedRelay('relay1', calls)]]),
+    );
+    const k = await inj.inject({ kind: 'kill', target: 'relay1', durationSec: 60 });
+    await inj.heal(k.id);
+    await inj.inject({ kind: 'restart', target: 'relay1', durationSec: 0 });
+    expect(calls).toEqual(['kill relay1', 'start relay1', 'stop relay1', 'start relay1']);
+    await expect(inj.inject({ kind: 'stop', target: 'auth0', durationSec: 5 })).rejects.toThrow(
+      /stop applies to relay1 here, not auth0/,
+    );
+  });
+
+  it('refuses link faults where no table can be sent', async () => {
+    const inj = new FaultInjector({ registry: createRegistry() }, new Map());
+    await expect(
+      inj.inject({ kind: 'cut', target: 'relay1', peer: 'relay2', durationSec: 5 }),
+    ).rejects.toMatchObject({ code: 'ERR_FAULT_TARGET' });
   });
 });

@@ -51,8 +51,8 @@ describe('checkShaping', () => {
     expect(check({ networkModel: path.join(dir, 'missing.json') })).toThrow(/cannot read/);
   });
 
-  it('no model and no rate: no shaping at all', () => {
+  it('no model and no rate: no delay and no limit, only the name link faults find links by', () => {
     expect(check({})).not.toThrow();
-    expect(shapingFor({}, 'relay0')).toBeNull();
+    expect(shapingFor({}, 'relay0')).toEqual({ node: 'relay0', model: null, location: null, limiter: null });
   });
 });
