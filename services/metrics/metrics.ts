@@ -176,7 +176,7 @@ function build(registry: Registry) {
     faults: {
       active: new Gauge({
         name: 'shallot_fault_active',
-        help: 'A fault in force on a node (1 from injection until it heals), by kind (stop, kill, pause, restart) and target node: a Grafana annotation marks its start and end.',
+        help: 'A fault in force (1 from injection until it heals), by kind (stop, kill, pause, restart on a node; cut, slow on a link) and target (the node, or a link\'s two nodes as "a~b"): a Grafana annotation marks its start and end.',
         labelNames: ['kind', 'target'] as const,
         registers: r,
       }),
