@@ -2,18 +2,19 @@
  * The launcher's control endpoint for faults on demand (issue 18), and the
  * client side that `shallot fault` uses.
  *
- * Overview: `shallot up --process-per-node` listens on 127.0.0.1 only (never
+ * Overview: `shallot up` (every mode) listens on 127.0.0.1 only (never
  * another address: a fault endpoint open to other hosts would let them stop
  * the network) and writes a random 32-byte token to `<data-dir>/control.token`
  * (mode 0600, in the 0700 data dir), so only the user who started the
  * network can inject faults. Requests carry `Authorization: Bearer <token>`:
- *   POST   /faults       {"kind","target","durationSec"}  -> 201 FaultRecord
+ *   POST   /faults       {"kind","target","durationSec"[,"peer","delayMs"]} -> 201 FaultRecord
  *   GET    /faults                                        -> 200 FaultRecord[]
  *   DELETE /faults/<id>                                   -> 200 FaultRecord (healed)
  *   GET    /metrics      (no token: loopback, read-only; Prometheus scrapes it)
  *   GET    /healthz, /readyz  (no token: the launcher answers health probes as every node does)
  * Errors answer `{"error","code"}` with 400 (bad request), 401 (token), 404
- * (node or fault), 409 (node busy), 413 (body over 4 KiB).
+ * (node or fault), 409 (node busy), 413 (body over 4 KiB); a request not
+ * whole within 10 s gets 408 and its connection closes.
  *
  * Not in this module: what a fault does (fault.ts).
  */
@@ -34,6 +35,12 @@ import {
 
 /** A request body is one small JSON object; anything longer is refused unread. */
 export const MAX_CONTROL_BODY = 4096;
+
+/**
+ * A whole request (headers and body) must arrive within this long: a client
+ * that trickles bytes or stops mid-body is cut off (Node's default is 5 min).
+ */
+export const CONTROL_REQUEST_TIMEOUT_MS = 10_000;
 
 export const controlTokenFile = (dataDir: string): string => path.join(dataDir, 'control.token');
 
@@ -90,6 +97,8 @@ export async function serveFaultControl(opts: {
   port: number;
   registry: Registry;
   injector: FaultInjector;
+  /** CONTROL_REQUEST_TIMEOUT_MS unless given (tests). */
+  requestTimeoutMs?: number;
 }): Promise<ControlServer> {
   const token = Buffer.from(randomBytes(32));
   await writeFile(controlTokenFile(opts.dataDir), `${token.toString('hex')}\n`, { mode: 0o600 });
@@ -128,13 +137,22 @@ export async function serveFaultControl(opts: {
       code: 'ERR_FAULT_REQUEST',
     });
   };
-  const server = http.createServer((req, res) => {
-    handle(req, res).catch((e: unknown) => {
-      if (res.headersSent) return;
-      if (e instanceof FaultError) send(res, STATUS[e.code], { error: e.message, code: e.code });
-      else send(res, 500, { error: (e as Error).message, code: 'ERR_FAULT_INTERNAL' });
-    });
-  });
+  const timeout = opts.requestTimeoutMs ?? CONTROL_REQUEST_TIMEOUT_MS;
+  const server = http.createServer(
+    // Node checks the timeouts on an interval: check often enough for them to mean something.
+    {
+      requestTimeout: timeout,
+      headersTimeout: timeout,
+      connectionsCheckingInterval: Math.min(1_000, timeout),
+    },
+    (req, res) => {
+      handle(req, res).catch((e: unknown) => {
+        if (res.headersSent) return;
+        if (e instanceof FaultError) send(res, STATUS[e.code], { error: e.message, code: e.code });
+        else send(res, 500, { error: (e as Error).message, code: 'ERR_FAULT_INTERNAL' });
+      });
+    },
+  );
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port, '127.0.0.1', () => resolve());

@@ -17,6 +17,7 @@
  */
 
 import type { HostPort } from '../core/relay-pivot.js';
+import { readKeyFile } from '../net/key-store.js';
 import { dropLinksOf } from '../net/link-faults.js';
 import { RelayNode } from '../relay/node.js';
 import { attachOnionRoles, type OnionRoles } from '../relay/onion-roles.js';
@@ -26,6 +27,7 @@ type RelayArgs = ConstructorParameters<typeof RelayNode>;
 export class RelaySlot {
   private current: { node: RelayNode; roles: OnionRoles | null } | null = null;
   private reentry: HostPort[] = [];
+  private started = false;
 
   constructor(
     private readonly components: RelayArgs[0],
@@ -51,6 +53,9 @@ export class RelaySlot {
   /** Starts it (again: with the port it had, so its descriptor stays the same). */
   async start(): Promise<RelayNode> {
     if (this.current) return this.current.node;
+    // Again: from the key file, as a process would (its onion keys may have rotated since).
+    if (this.started && this.opts.keyFile) this.opts.keys = await readKeyFile(this.opts.keyFile);
+    this.started = true;
     const node = new RelayNode(this.components, this.opts);
     const roles = this.onionRoles ? attachOnionRoles(node) : null;
     node.rejectReentry(this.reentry);

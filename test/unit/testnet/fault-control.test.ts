@@ -3,7 +3,7 @@
 // truncated and oversized bodies are refused with typed codes, and a fault
 // goes in and heals through callFaultControl as `shallot fault` uses it.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -137,5 +137,54 @@ describe('fault control endpoint', () => {
     await expect(callFaultControl(dir, server.address, 'DELETE', '/faults/1')).rejects.toMatchObject({
       status: 404,
     });
+  });
+
+  it('refuses hostile link faults with 400 and link faults where none can be applied with 404', async () => {
+    expect(await post('{"kind":"cut","target":"relay0","peer":"relay0","durationSec":5}')).toMatch(
+      /^HTTP\/1\.1 400[\s\S]*two different nodes/,
+    );
+    expect(
+      await post('{"kind":"slow","target":"relay0","peer":"client","delayMs":1e9,"durationSec":5}'),
+    ).toMatch(/^HTTP\/1\.1 400/);
+    // This injector was given no way to send a link table.
+    expect(await post('{"kind":"cut","target":"relay0","peer":"client","durationSec":5}')).toMatch(
+      /^HTTP\/1\.1 404[\s\S]*no link faults/,
+    );
+  });
+
+  it('cuts off a request that trickles in or stops mid-body (408, connection closed)', async () => {
+    // Its own data dir: a second endpoint writes its own token.
+    const slowDir = await mkdtemp(path.join(tmpdir(), 'shallot-fault-slow-'));
+    const slow = await serveFaultControl({
+      dataDir: slowDir,
+      port: 0,
+      registry: createRegistry(),
+      injector,
+      requestTimeoutMs: 300,
+    });
+    try {
+      const [host, port] = slow.address.split(':');
+      const token = (await readFile(controlTokenFile(slowDir), 'utf8')).trim();
+      const started = Date.now();
+      const answer = await new Promise<string>((resolve, reject) => {
+        const s = net.connect(Number(port), host, () =>
+          s.write(
+            `POST /faults HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nContent-Length: 100\r\n\r\n{"kind":`,
+          ),
+        );
+        let out = '';
+        s.on('data', (d) => {
+          out += d.toString();
+        });
+        s.on('close', () => resolve(out));
+        s.on('error', reject);
+        setTimeout(() => reject(new Error('the server kept a stalled request open')), 5_000).unref();
+      });
+      expect(answer).toMatch(/^HTTP\/1\.1 408/);
+      expect(Date.now() - started).toBeLessThan(3_000);
+    } finally {
+      await slow.close();
+      await rm(slowDir, { recursive: true, force: true });
+    }
   });
 });
