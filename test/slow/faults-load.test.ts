@@ -1,46 +1,60 @@
-// Faults on demand during `shallot load` (issue 18): a --process-per-node
-// network carries a verified load to the exit target while `shallot fault`
-// (the built CLI, dist/services/testnet/main.js) pauses, kills, stops and
-// restarts exit relays one after another. The report gives, per phase
-// (baseline, each fault, the recovery after it), the success ratio, the
-// failure reasons and the recovery time (report() below). No body is ever
-// corrupted; every fault heals and the network serves again after each. Needs `npm run build` (npm run test:all).
+// Faults on demand during `shallot load` (issue 18), in both ways a
+// network runs: a --process-per-node network and the default worker-thread
+// one (relays in a worker, the client on the launcher's thread). Each
+// carries a verified load to the exit target while `shallot fault` (the
+// built CLI, dist/services/testnet/main.js) pauses, kills, stops and
+// restarts exit relays, then cuts and slows the link between the client
+// and its guard (the client must move to another guard while it lasts),
+// one after another. The report gives, per phase (baseline,
+// each fault, the recovery after it), the success ratio, the median
+// request time, the failure reasons and the recovery time (report()
+// below). No body is ever corrupted; every fault heals and the network
+// serves again after each; a VERSIONS round trip over the slowed link
+// takes at least its delay (and less before it).
+// Needs `npm run build` (npm run test:all).
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { toHex } from '../../services/core/bytes.js';
+import { ed25519PublicFromSeed } from '../../services/core/crypto.js';
+import { decodeGuardState, pickGuard } from '../../services/core/guards.js';
+import { fetchConsensus } from '../../services/directory/dir-client.js';
 import { type LoadResult, runLoad } from '../../services/loadgen/loadgen.js';
+import { readKeyFile } from '../../services/net/key-store.js';
+import { namedShaping } from '../../services/net/shaping-options.js';
+import { dialLink, linkUrl } from '../../services/net/transport.js';
 import type { FaultKind, FaultRecord } from '../../services/testnet/fault.js';
 import { callFaultControl } from '../../services/testnet/fault-control.js';
 import type { RunningNetwork } from '../../services/testnet/up.js';
-import { upProcessNetwork } from '../helpers/testnet.js';
+import { upProcessNetwork, upReadmeNetwork } from '../helpers/testnet.js';
 
 const cli = path.resolve('dist/services/testnet/main.js');
 const FAULT_SEC = 8;
 const RECOVERY_SEC = 15;
-const PLAN: { kind: FaultKind; target: string }[] = [
+/** A slowed link's extra one-way delay: every request crosses the client-guard link several times. */
+const SLOW_MS = 300;
+
+/** `guard` stands for the client's guard at the time of the step (guards.json). */
+interface Step {
+  kind: FaultKind;
+  target: string;
+  peer?: 'guard';
+}
+const PLAN: Step[] = [
   { kind: 'pause', target: 'relay0' },
   { kind: 'kill', target: 'relay1' },
   { kind: 'stop', target: 'relay2' },
   { kind: 'restart', target: 'relay0' },
+  { kind: 'cut', target: 'client', peer: 'guard' },
+  { kind: 'slow', target: 'client', peer: 'guard' },
 ];
 
-let dataDir: string;
-let net: RunningNetwork;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-beforeAll(async () => {
-  dataDir = await mkdtemp(path.join(tmpdir(), 'shallot-faults-'));
-  net = await upProcessNetwork({ relays: 6, exits: 3, dataDir, logLevel: 'warn' });
-}, 300_000);
-
-afterAll(async () => {
-  await net?.stop();
-  if (dataDir) await rm(dataDir, { recursive: true, force: true });
-});
-
-function shallot(args: string[]): Promise<string> {
+function shallot(dataDir: string, args: string[]): Promise<string> {
   return new Promise((resolve, reject) =>
     execFile(process.execPath, [cli, ...args, '--data-dir', dataDir], (err, stdout, stderr) =>
       err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout),
@@ -48,14 +62,62 @@ function shallot(args: string[]): Promise<string> {
   );
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const pidOf = (name: string): number => {
-  const s = JSON.parse(readFileSync(path.join(dataDir, 'state.json'), 'utf8')) as {
+const stateOf = (dataDir: string) =>
+  JSON.parse(readFileSync(path.join(dataDir, 'state.json'), 'utf8')) as {
     nodes: { name: string; pid: number }[];
   };
-  return s.nodes.find((n) => n.name === name)?.pid ?? 0;
-};
+const pidOf = (dataDir: string, name: string): number =>
+  stateOf(dataDir).nodes.find((n) => n.name === name)?.pid ?? 0;
 const procState = (pid: number) => readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0];
+
+/**
+ * The relay the client builds through now: the guard its saved state picks
+ * (core/guards.ts pickGuard, guard-spec §4.6: the first usable primary),
+ * matched to a relay by the identity in its key file.
+ */
+async function clientGuard(dataDir: string, relays: number): Promise<string> {
+  const file = [path.join(dataDir, 'client', 'guards.json'), path.join(dataDir, 'guards.json')].find((f) =>
+    existsSync(f),
+  );
+  if (!file) throw new Error('the client has written no guard state');
+  const id = pickGuard(decodeGuardState(readFileSync(file, 'utf8')), { nowMs: Date.now() })?.id;
+  for (let i = 0; i < relays; i++) {
+    const keys = await readKeyFile(path.join(dataDir, `relay${i}`, 'keys.json'));
+    if (toHex(ed25519PublicFromSeed(keys.identitySeed)) === id) return `relay${i}`;
+  }
+  throw new Error(`guard ${id} is none of the relays`);
+}
+
+/**
+ * One VERSIONS round trip (tor-spec §4.1: the responder answers with its
+ * own VERSIONS, CERTS, AUTH_CHALLENGE and NETINFO) on a fresh link to
+ * `relay` from this process, announced as node `as`: the relay's side
+ * applies the network's link-fault table, so a slow fault on as~relay
+ * delays it by at least its delay.
+ */
+async function versionsRttMs(net: RunningNetwork, relay: string, as: string): Promise<number> {
+  const { consensus } = await fetchConsensus(net.state.authorities, { nowMs: Date.now(), timeoutMs: 5_000 });
+  const r = consensus.relays.find((x) => x.nickname === relay);
+  if (!r) throw new Error(`${relay} is not in the consensus`);
+  const link = await dialLink(r.linkUrl ?? linkUrl(r.address, r.orPort, true), 5_000, namedShaping(as));
+  try {
+    const reply = new Promise((resolve) => link.once('data', resolve));
+    const t = performance.now();
+    // CircID 0 (2 bytes before negotiation), command 7, length 4, versions 4 and 5.
+    link.send(Uint8Array.from([0, 0, 7, 0, 4, 0, 4, 0, 5]));
+    await reply;
+    return performance.now() - t;
+  } finally {
+    link.destroy();
+  }
+}
+
+async function activeSeries(control: string): Promise<string> {
+  return (await (await fetch(`http://${control}/metrics`)).text())
+    .split('\n')
+    .filter((l) => l.startsWith('shallot_fault_active{'))
+    .join('\n');
+}
 
 interface Phase {
   name: string;
@@ -63,6 +125,11 @@ interface Phase {
   to: number;
   healMs?: number;
 }
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? (s[Math.floor(s.length / 2)] as number) : null;
+};
 
 /**
  * Requests count in the phase in which they ended (a kill's failures show
@@ -73,12 +140,14 @@ interface Phase {
 function report(result: LoadResult, phases: Phase[]) {
   return phases.map((p) => {
     const rs = result.samples.filter((r) => r.endMs >= p.from && r.endMs < p.to);
-    const ok = rs.filter((r) => r.ok).length;
+    const ok = rs.filter((r) => r.ok);
     const failures = rs.filter((r) => !r.ok).map((r) => r.reason ?? 'error');
     const row = {
       phase: p.name,
       requests: rs.length,
-      successRatio: rs.length ? Number((ok / rs.length).toFixed(3)) : 1,
+      successRatio: rs.length ? Number((ok.length / rs.length).toFixed(3)) : 1,
+      // Of the successes that ran wholly inside the phase.
+      p50Ms: median(ok.filter((r) => r.startMs >= p.from).map((r) => Math.round(r.endMs - r.startMs))),
       failures: [...new Set(failures)].join(' '),
     };
     if (p.healMs === undefined) return { ...row, recoveryMs: null as number | null };
@@ -90,82 +159,149 @@ function report(result: LoadResult, phases: Phase[]) {
   });
 }
 
-describe('faults during shallot load', () => {
-  it('each kind is injected and healed during the load, reported per phase, and no byte is corrupted', async () => {
-    const stop = new AbortController();
-    const load = runLoad(
-      {
-        dataDir,
-        target: 'web',
-        concurrency: 4,
-        sizes: [64 * 1024],
-        newCircuit: true,
-        verify: true,
-        timeoutSec: 10,
-        durationSec: 900,
-        minSuccess: 0,
-        keepGoing: true,
-        backoffMaxSec: 1,
-        progress: 'none',
-        metricsPort: null,
-      },
-      { printTable: false, signal: stop.signal, errors: { write: () => true } },
+/** Runs the load, injects PLAN one step at a time through the CLI, and checks and prints the report. */
+async function faultsDuringLoad(net: RunningNetwork, dataDir: string, relays: number): Promise<void> {
+  const control = net.state.control as string;
+  expect(control).toMatch(/^127\.0\.0\.1:\d+$/);
+  const processes = net.state.mode === 'process-per-node';
+  const stop = new AbortController();
+  const load = runLoad(
+    {
+      dataDir,
+      target: 'web',
+      concurrency: 4,
+      sizes: [64 * 1024],
+      newCircuit: true,
+      verify: true,
+      timeoutSec: 10,
+      durationSec: 900,
+      minSuccess: 0,
+      keepGoing: true,
+      backoffMaxSec: 1,
+      progress: 'none',
+      metricsPort: null,
+    },
+    { printTable: false, signal: stop.signal, errors: { write: () => true } },
+  );
+  await sleep(12_000);
+  let slowProbe = { before: 0, during: 0 };
+  for (const step of PLAN) {
+    const peer = step.peer ? await clientGuard(dataDir, relays) : undefined;
+    const pidBefore = processes ? pidOf(dataDir, step.target) : 0;
+    const args = ['fault'];
+    if (step.kind === 'cut' || step.kind === 'slow') args.push(step.kind, step.target, peer as string);
+    else args.push('inject', step.kind, step.target);
+    if (step.kind === 'slow') args.push('--delay', String(SLOW_MS));
+    if (step.kind !== 'restart') args.push('--duration', String(FAULT_SEC));
+    // The probe link is refused under a cut and shows the delay of a slow link: measured before and during.
+    const rttBefore = step.kind === 'slow' ? await versionsRttMs(net, peer as string, step.target) : 0;
+    const line = await shallot(dataDir, args);
+    expect(line).toContain(`${step.kind} ${step.target}${peer ? ` ${peer}` : ''}`);
+    const subject = peer ? [step.target, peer].sort().join('~') : step.target;
+    if (step.kind !== 'restart')
+      expect(await activeSeries(control)).toContain(`kind="${step.kind}",target="${subject}"`);
+    if (step.kind === 'pause' && processes) expect(procState(pidBefore)).toBe('T');
+    let waited = 0;
+    if (step.kind === 'slow') {
+      const rtt = await versionsRttMs(net, peer as string, step.target);
+      slowProbe = { before: Math.round(rttBefore), during: Math.round(rtt) };
+      expect(rttBefore).toBeLessThan(SLOW_MS);
+      expect(rtt).toBeGreaterThanOrEqual(SLOW_MS);
+    }
+    if (step.kind === 'cut') {
+      // The cut is real: the client cannot reach that guard, marks it down and builds through another.
+      await sleep((FAULT_SEC - 2) * 1000);
+      waited = (FAULT_SEC - 2) * 1000;
+      expect(await clientGuard(dataDir, relays)).not.toBe(peer);
+    }
+    await sleep((step.kind === 'restart' ? RECOVERY_SEC : FAULT_SEC + RECOVERY_SEC) * 1000 - waited);
+    expect(await activeSeries(control)).toMatch(
+      new RegExp(`kind="${step.kind}",target="${subject}"[^}]*\\} 0`),
     );
-    await sleep(12_000);
-    for (const step of PLAN) {
-      const pidBefore = pidOf(step.target);
-      const args = ['fault', 'inject', step.kind, step.target];
-      if (step.kind !== 'restart') args.push('--duration', String(FAULT_SEC));
-      const line = await shallot(args);
-      expect(line).toContain(`${step.kind} ${step.target}`);
-      if (step.kind === 'pause') {
-        expect(procState(pidBefore)).toBe('T');
-        const metrics = await (await fetch(`http://${net.state.control}/metrics`)).text();
-        expect(metrics).toMatch(/shallot_fault_active\{[^}]*kind="pause",target="relay0"[^}]*\} 1/);
-      }
-      await sleep(step.kind === 'restart' ? RECOVERY_SEC * 1000 : (FAULT_SEC + RECOVERY_SEC) * 1000);
+    if (processes && !peer) {
       // Healed: paused continues (same pid), stopped/killed/restarted run as a new process.
-      const pidAfter = pidOf(step.target);
+      const pidAfter = pidOf(dataDir, step.target);
       expect(procState(pidAfter)).not.toBe('T');
       if (step.kind === 'pause') expect(pidAfter).toBe(pidBefore);
       else expect(pidAfter).not.toBe(pidBefore);
     }
-    stop.abort();
-    const result = await load;
-    const records = (await callFaultControl(
-      dataDir,
-      net.state.control as string,
-      'GET',
-      '/faults',
-    )) as FaultRecord[];
-    expect(records.map((r) => r.kind)).toEqual(PLAN.map((p) => p.kind));
-    for (const r of records) expect(r.healedAt).toBeDefined();
-    const t0 = Date.parse(result.started);
-    const at = (iso: string) => Date.parse(iso) - t0;
-    const phases: Phase[] = [{ name: 'baseline', from: 0, to: at(records[0]?.startedAt as string) }];
-    records.forEach((r, i) => {
-      const heal = at(r.healedAt as string);
-      const next = records[i + 1];
-      phases.push({ name: `${r.kind} ${r.target}`, from: at(r.startedAt), to: heal });
-      phases.push({
-        name: `after ${r.kind}`,
-        from: heal,
-        to: next ? at(next.startedAt) : Number.POSITIVE_INFINITY,
-        healMs: heal,
-      });
+  }
+  stop.abort();
+  const result = await load;
+  const records = (await callFaultControl(dataDir, control, 'GET', '/faults')) as FaultRecord[];
+  expect(records.map((r) => r.kind)).toEqual(PLAN.map((p) => p.kind));
+  for (const r of records) expect(r.healedAt).toBeDefined();
+  const t0 = Date.parse(result.started);
+  const at = (iso: string) => Date.parse(iso) - t0;
+  const phases: Phase[] = [{ name: 'baseline', from: 0, to: at(records[0]?.startedAt as string) }];
+  records.forEach((r, i) => {
+    const heal = at(r.healedAt as string);
+    const next = records[i + 1];
+    phases.push({
+      name: `${r.kind} ${r.target}${r.peer ? `~${r.peer}` : ''}`,
+      from: at(r.startedAt),
+      to: heal,
     });
-    const rows = report(result, phases);
-    console.table(rows);
-    // No corrupted byte, ever: every body is checked against the target's SHA-256.
-    expect(result.failuresByReason.checksum_mismatch ?? 0).toBe(0);
-    expect(result.failuresByReason.length_mismatch ?? 0).toBe(0);
-    expect(rows[0]?.successRatio).toBeGreaterThan(0.9);
-    // After every fault the network serves again within its recovery window.
-    for (const row of rows.filter((r) => r.phase.startsWith('after '))) {
-      expect(row.requests).toBeGreaterThan(0);
-      expect(row.recoveryMs, row.phase).not.toBeNull();
-    }
-    // And the run ends healthy: its last 10 requests all succeeded.
-    expect(result.samples.slice(-10).every((r) => r.ok)).toBe(true);
+    phases.push({
+      name: `after ${r.kind}`,
+      from: heal,
+      to: next ? at(next.startedAt) : Number.POSITIVE_INFINITY,
+      healMs: heal,
+    });
+  });
+  const rows = report(result, phases);
+  console.log(`faults during shallot load (${net.state.mode})`);
+  console.table(rows);
+  // No corrupted byte, ever: every body is checked against the target's SHA-256.
+  expect(result.failuresByReason.checksum_mismatch ?? 0).toBe(0);
+  expect(result.failuresByReason.length_mismatch ?? 0).toBe(0);
+  expect(rows[0]?.successRatio).toBeGreaterThan(0.9);
+  // After every fault the network serves again within its recovery window.
+  for (const row of rows.filter((r) => r.phase.startsWith('after '))) {
+    expect(row.requests).toBeGreaterThan(0);
+    expect(row.recoveryMs, row.phase).not.toBeNull();
+  }
+  // The slow link's own round trip (checked above); the load's request
+  // times show it only as far as its circuits used that guard (the client
+  // picks another primary when its first one is the circuit's exit).
+  console.log(
+    `VERSIONS round trip on the slowed link: ${slowProbe.before} ms before, ${slowProbe.during} ms during`,
+  );
+  // And the run ends healthy: its last 10 requests all succeeded.
+  expect(result.samples.slice(-10).every((r) => r.ok)).toBe(true);
+}
+
+describe('faults during shallot load, one process per node', () => {
+  let dataDir: string;
+  let net: RunningNetwork;
+  beforeAll(async () => {
+    dataDir = await mkdtemp(path.join(tmpdir(), 'shallot-faults-'));
+    net = await upProcessNetwork({ relays: 6, exits: 3, dataDir, logLevel: 'warn' });
+  }, 300_000);
+  afterAll(async () => {
+    await net?.stop();
+    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('each kind is injected and healed during the load, reported per phase, and no byte is corrupted', async () => {
+    await faultsDuringLoad(net, dataDir, 6);
+  }, 400_000);
+});
+
+describe('faults during shallot load, worker threads (the default)', () => {
+  let dataDir: string;
+  let net: RunningNetwork;
+  beforeAll(async () => {
+    dataDir = await mkdtemp(path.join(tmpdir(), 'shallot-faults-workers-'));
+    net = await upReadmeNetwork({ dataDir, relays: 6, exits: 3, onionServices: 0, workers: 2 });
+  }, 300_000);
+  afterAll(async () => {
+    await net?.stop();
+    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('each kind is injected and healed during the load, reported per phase, and no byte is corrupted', async () => {
+    expect(net.state.mode).toBe('workers');
+    await faultsDuringLoad(net, dataDir, 6);
   }, 400_000);
 });
