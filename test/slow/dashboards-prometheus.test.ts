@@ -27,11 +27,14 @@ import { ShallotClient } from '../../services/client/client.js';
 import { randomBytes } from '../../services/core/crypto.js';
 import { parseNetworkModel } from '../../services/core/network-model.js';
 import { createRegistry, metricsFor } from '../../services/metrics/metrics.js';
+import { applyLinkFaults } from '../../services/net/link-faults.js';
 import { OnionService } from '../../services/onion-service/service.js';
 import { type OpsServer, serveOps } from '../../services/runtime/ops-server.js';
 import { bandwidthLimit, linkShaping } from '../../services/runtime/shaping-options.js';
+import { FaultInjector } from '../../services/testnet/fault.js';
 import { LocalNetwork } from '../../services/testnet/network.js';
 import { writeTargets } from '../../services/testnet/state.js';
+import { slotTarget } from '../../services/testnet/thread-targets.js';
 import {
   type DashboardFile,
   labelValuesQuery,
@@ -55,11 +58,9 @@ import {
  * Metrics this test's in-process network cannot set: their panels must
  * still be valid PromQL that Prometheus accepts, but cannot return data.
  * When one starts having data here, the test fails until it is removed.
- * - shallot_fault_active: only the process launcher's fault control and
- *   the operator's NetworkFault set it, one series per fault injected
- *   (test/slow/faults-load.test.ts reads it from the launcher).
+ * (None today: shallot_fault_active comes from a real slow-link fault below.)
  */
-const NEVER_SET = new Set<string>(['shallot_fault_active']);
+const NEVER_SET = new Set<string>([]);
 
 /** Grafana's built-ins at values that cover the whole test (scraping starts before any traffic). */
 const DURATIONS = { __rate_interval: '5m', __interval: '1m', __range: '10m' };
@@ -235,6 +236,21 @@ beforeAll(async () => {
   const refused = await socksConnect(user.socksPort, '10.9.9.9', 80).catch((e: unknown) => e);
   expect(refused).toBeInstanceOf(SocksReplyError);
   await net.relays[0]?.rotateOnionKey();
+  // A fault on demand, as `shallot up`'s launcher applies it (testnet/fault.ts): the Faults panel's series.
+  const faults = new FaultInjector(
+    { registry, links: applyLinkFaults },
+    new Map(net.slots.map((s) => [s.nickname, slotTarget(s)])),
+  );
+  const slow = await faults.inject({
+    kind: 'slow',
+    target: 'relay0',
+    peer: 'relay1',
+    delayMs: 50,
+    durationSec: 60,
+  });
+  await prom.waitFor('max(shallot_fault_active)', (v) => v === 1, 20_000);
+  await faults.heal(slow.id);
+  faults.close();
   // Closing the user's circuits makes the relays see DESTROY cells; its metrics stay in the registry.
   await user.stop();
   user = null;
