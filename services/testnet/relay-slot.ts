@@ -17,10 +17,10 @@
  */
 
 import type { HostPort } from '../core/relay-pivot.js';
-import { readKeyFile } from '../net/key-store.js';
 import { dropLinksOf } from '../net/link-faults.js';
 import { RelayNode } from '../relay/node.js';
 import { attachOnionRoles, type OnionRoles } from '../relay/onion-roles.js';
+import { readKeyFile } from '../runtime/key-store.js';
 
 type RelayArgs = ConstructorParameters<typeof RelayNode>;
 
