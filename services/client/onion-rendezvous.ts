@@ -27,14 +27,12 @@ import type { Rng } from '../core/crypto.js';
 import {
   buildIntroduce1,
   decodeIntroduceAck,
-  decodeRendezvous2,
-  encodeEstablishRendezvous,
   IntroduceAckStatus,
   REND_COOKIE_LEN,
-  splitHandshakeInfo,
 } from '../core/hs-cells.js';
 import type { HsDescriptorContents, IntroPointInfo } from '../core/hs-descriptor.js';
 import { hsNtorClientRendezvous, hsRendHopKeys } from '../core/hs-ntor.js';
+import { decodeRendezvous2, encodeEstablishRendezvous, splitHandshakeInfo } from '../core/hs-rend-cells.js';
 import { relayLinkSpecifiers } from '../core/link-specifiers.js';
 import { shuffled } from '../core/random.js';
 import type { RelayMessage } from '../core/relay-cell.js';

@@ -46,16 +46,14 @@ import { DestroyReason } from '../core/cells.js';
 import {
   type CellExtension,
   decodeDosExtension,
-  decodeEstablishRendezvous,
   decodeIntroduce1,
-  decodeRendezvous1,
   EXT_DOS_PARAMS,
   encodeIntroduceAck,
   encodeIntroEstablished,
-  encodeRendezvous2,
   IntroduceAckStatus,
   verifyEstablishIntro,
 } from '../core/hs-cells.js';
+import { decodeEstablishRendezvous, decodeRendezvous1, encodeRendezvous2 } from '../core/hs-rend-cells.js';
 import type { RelayMessage } from '../core/relay-cell.js';
 import { TokenBucket } from '../core/token-bucket.js';
 import { type Metrics, metricsFor } from '../metrics/metrics.js';

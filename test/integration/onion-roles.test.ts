@@ -19,12 +19,8 @@ import {
   buildIntroduce1,
   type DosParams,
   decodeIntroduceAck,
-  encodeEstablishRendezvous,
-  encodeRendezvous1,
   IntroduceAckStatus,
-  joinHandshakeInfo,
   openIntroduce2,
-  splitHandshakeInfo,
 } from '../../services/core/hs-cells.js';
 import { buildHsDescriptor } from '../../services/core/hs-descriptor.js';
 import { blindExpandedKey, blindIdentity, hsSubcredential } from '../../services/core/hs-keys.js';
@@ -33,6 +29,12 @@ import {
   hsNtorServiceRendezvous,
   hsRendHopKeys,
 } from '../../services/core/hs-ntor.js';
+import {
+  encodeEstablishRendezvous,
+  encodeRendezvous1,
+  joinHandshakeInfo,
+  splitHandshakeInfo,
+} from '../../services/core/hs-rend-cells.js';
 import { relayLinkSpecifiers } from '../../services/core/link-specifiers.js';
 import { generateNodeKeys } from '../../services/core/node-keys.js';
 import type { RelayMessage } from '../../services/core/relay-cell.js';

@@ -13,6 +13,7 @@ import {
 import { CryptoError, InvalidError } from '../../../services/core/errors.js';
 import * as hc from '../../../services/core/hs-cells.js';
 import { hsNtorClientRendezvous, hsNtorServiceRendezvous } from '../../../services/core/hs-ntor.js';
+import * as hr from '../../../services/core/hs-rend-cells.js';
 import type { LinkSpecifier } from '../../../services/core/link-specifiers.js';
 import { expectOnlyTypedErrors } from '../../helpers/typed-errors.js';
 
@@ -228,14 +229,14 @@ describe('INTRODUCE1 / INTRODUCE2', () => {
           { b: svc.secret, B: svc.public, authKey, X: opened.X },
           x25519Generate().secret,
         );
-        const rend1 = hc.decodeRendezvous1(
-          hc.encodeRendezvous1({
+        const rend1 = hr.decodeRendezvous1(
+          hr.encodeRendezvous1({
             cookie: plaintext.cookie,
-            handshakeInfo: hc.joinHandshakeInfo(r.Y, r.auth),
+            handshakeInfo: hr.joinHandshakeInfo(r.Y, r.auth),
           }),
         );
-        const rend2 = hc.decodeRendezvous2(hc.encodeRendezvous2({ handshakeInfo: rend1.handshakeInfo }));
-        const { Y, auth } = hc.splitHandshakeInfo(rend2.handshakeInfo);
+        const rend2 = hr.decodeRendezvous2(hr.encodeRendezvous2({ handshakeInfo: rend1.handshakeInfo }));
+        const { Y, auth } = hr.splitHandshakeInfo(rend2.handshakeInfo);
         expect(hsNtorClientRendezvous({ x, X, B: svc.public, authKey, Y, auth })).toEqual(r.keySeed);
       }),
       { numRuns: 15 },
@@ -268,32 +269,32 @@ describe('small cells', () => {
     expect(hc.decodeIntroEstablished(hex('00'))).toEqual({ extensions: [] });
     expect(hc.encodeIntroEstablished({ extensions: [] })).toEqual(hex('00'));
     const cookie = new Uint8Array(20).fill(1);
-    expect(hc.encodeEstablishRendezvous({ cookie })).toEqual(hex('01'.repeat(20)));
-    expect(hc.decodeEstablishRendezvous(hex('01'.repeat(20)))).toEqual({ cookie });
-    const r1 = hc.decodeRendezvous1(hex(`${'00'.repeat(20)} 123456`));
+    expect(hr.encodeEstablishRendezvous({ cookie })).toEqual(hex('01'.repeat(20)));
+    expect(hr.decodeEstablishRendezvous(hex('01'.repeat(20)))).toEqual({ cookie });
+    const r1 = hr.decodeRendezvous1(hex(`${'00'.repeat(20)} 123456`));
     expect(r1).toEqual({ cookie: new Uint8Array(20), handshakeInfo: hex('123456') });
-    expect(hc.encodeRendezvous2({ handshakeInfo: r1.handshakeInfo })).toEqual(hex('123456'));
+    expect(hr.encodeRendezvous2({ handshakeInfo: r1.handshakeInfo })).toEqual(hex('123456'));
   });
 
   it('length checks', () => {
-    expect(() => hc.decodeEstablishRendezvous(hex('01'.repeat(19)))).toThrow();
-    expect(() => hc.decodeEstablishRendezvous(hex('01'.repeat(21)))).toThrow(InvalidError);
-    expect(() => hc.splitHandshakeInfo(new Uint8Array(63))).toThrow(InvalidError);
+    expect(() => hr.decodeEstablishRendezvous(hex('01'.repeat(19)))).toThrow();
+    expect(() => hr.decodeEstablishRendezvous(hex('01'.repeat(21)))).toThrow(InvalidError);
+    expect(() => hr.splitHandshakeInfo(new Uint8Array(63))).toThrow(InvalidError);
     // C tor pads RENDEZVOUS1 to 168 bytes (hs_circuit.c): RENDEZVOUS2 then carries 148; the rest is ignored.
     const info = randomBytes(64);
-    const padded = hc.padRendezvous1(
-      hc.encodeRendezvous1({ cookie: new Uint8Array(20), handshakeInfo: info }),
+    const padded = hr.padRendezvous1(
+      hr.encodeRendezvous1({ cookie: new Uint8Array(20), handshakeInfo: info }),
       randomBytes,
     );
-    expect(padded.length).toBe(hc.HS_LEGACY_RENDEZVOUS_CELL_SIZE);
-    const rend2 = hc.decodeRendezvous2(hc.decodeRendezvous1(padded).handshakeInfo);
+    expect(padded.length).toBe(hr.HS_LEGACY_RENDEZVOUS_CELL_SIZE);
+    const rend2 = hr.decodeRendezvous2(hr.decodeRendezvous1(padded).handshakeInfo);
     expect(rend2.handshakeInfo.length).toBe(148);
-    expect(hc.splitHandshakeInfo(rend2.handshakeInfo)).toEqual({
+    expect(hr.splitHandshakeInfo(rend2.handshakeInfo)).toEqual({
       Y: info.slice(0, 32),
       auth: info.slice(32),
     });
-    expect(hc.padRendezvous1(new Uint8Array(200), randomBytes).length).toBe(200);
-    expect(() => hc.encodeEstablishRendezvous({ cookie: new Uint8Array(19) })).toThrow(InvalidError);
+    expect(hr.padRendezvous1(new Uint8Array(200), randomBytes).length).toBe(200);
+    expect(() => hr.encodeEstablishRendezvous({ cookie: new Uint8Array(19) })).toThrow(InvalidError);
   });
 
   it('round trips', () => {
@@ -311,12 +312,12 @@ describe('small cells', () => {
           expect(hc.decodeIntroEstablished(hc.encodeIntroEstablished({ extensions: exts }))).toEqual({
             extensions: exts,
           });
-          expect(hc.decodeEstablishRendezvous(hc.encodeEstablishRendezvous({ cookie }))).toEqual({ cookie });
-          expect(hc.decodeRendezvous1(hc.encodeRendezvous1({ cookie, handshakeInfo: info }))).toEqual({
+          expect(hr.decodeEstablishRendezvous(hr.encodeEstablishRendezvous({ cookie }))).toEqual({ cookie });
+          expect(hr.decodeRendezvous1(hr.encodeRendezvous1({ cookie, handshakeInfo: info }))).toEqual({
             cookie,
             handshakeInfo: info,
           });
-          expect(hc.decodeRendezvous2(hc.encodeRendezvous2({ handshakeInfo: info }))).toEqual({
+          expect(hr.decodeRendezvous2(hr.encodeRendezvous2({ handshakeInfo: info }))).toEqual({
             handshakeInfo: info,
           });
         },
@@ -334,9 +335,9 @@ describe('hostile input', () => {
     hc.decodeIntroducePlaintext,
     (b) => hc.openIntroduce2(b, { b: G1.b, B: G1.B, subcredentials: [G1.subcredential] }),
     hc.decodeIntroduceAck,
-    hc.decodeEstablishRendezvous,
-    hc.decodeRendezvous1,
-    hc.decodeRendezvous2,
+    hr.decodeEstablishRendezvous,
+    hr.decodeRendezvous1,
+    hr.decodeRendezvous2,
     (b) => hc.decodeDosExtension({ type: 1, data: b }),
   ];
 

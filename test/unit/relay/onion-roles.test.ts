@@ -14,11 +14,10 @@ import {
   decodeIntroEstablished,
   EXT_DOS_PARAMS,
   encodeDosExtension,
-  encodeEstablishRendezvous,
   encodeIntroduce1,
-  encodeRendezvous1,
   IntroduceAckStatus,
 } from '../../../services/core/hs-cells.js';
+import { encodeEstablishRendezvous, encodeRendezvous1 } from '../../../services/core/hs-rend-cells.js';
 import type { HS_RELAY_TYPES, RelayMessage } from '../../../services/core/relay-cell.js';
 import {
   dosBucketParams,
