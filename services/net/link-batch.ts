@@ -15,10 +15,24 @@
 const MAX_BATCH = 256 * 1024;
 /** A batch starts this big and doubles as a turn's writes fill it (a few cells: one small buffer). */
 const FIRST_BATCH = 4 * 1024;
+/**
+ * A busy link's next batch starts at the size its last one reached, so a
+ * 256 KiB batch is one allocation rather than seven doublings (4 KiB up)
+ * and their copies. Every batch is a fresh off-heap buffer, and their
+ * total is what drives V8's full collections on a relay (issue 16); a link
+ * that goes quiet shrinks back with its next small batch.
+ */
+function startSize(lastLen: number): number {
+  let size = FIRST_BATCH;
+  while (size < lastLen && size < MAX_BATCH) size *= 2;
+  return size;
+}
 
 export class LinkBatch {
   private batch: Buffer | null = null;
   private len = 0;
+  /** Bytes in the last batch handed to `write`. */
+  private lastLen = 0;
   private flushScheduled = false;
 
   /**
@@ -47,7 +61,7 @@ export class LinkBatch {
     if (this.len > 0 && this.len + n > MAX_BATCH) this.flush();
     const need = this.len + n;
     if (!this.batch || need > this.batch.length) {
-      let size = Math.max(FIRST_BATCH, this.batch?.length ?? 0);
+      let size = Math.max(this.batch ? this.batch.length : startSize(this.lastLen), FIRST_BATCH);
       while (size < need) size *= 2;
       const next = Buffer.allocUnsafe(Math.min(size, Math.max(MAX_BATCH, need)));
       if (this.batch) this.batch.copy(next, 0, 0, this.len);
@@ -67,6 +81,7 @@ export class LinkBatch {
     this.flushScheduled = false;
     if (this.len === 0 || !this.batch || !this.isOpen()) return;
     const batch = this.batch.subarray(0, this.len);
+    this.lastLen = this.len;
     this.batch = null;
     this.len = 0;
     this.write(batch);

@@ -67,6 +67,21 @@ describe('link send batch', () => {
     expect(client.bufferedAmount).toBe(0);
   });
 
+  it("turns of different sizes one after another (a batch starts at the last one's size) arrive whole and in order", async () => {
+    const { client, messages } = await linkPair();
+    const turns = [300, 3, 1, 450, 20].map((n) => Array.from({ length: n }, () => randomBytes(514)));
+    let sent = 0;
+    for (const cells of turns) {
+      for (const c of cells) client.reserve(c.length)?.set(c);
+      sent += total(cells);
+      await until(() => total(messages) === sent);
+    }
+    expect(messages).toHaveLength(turns.length);
+    for (const [i, cells] of turns.entries()) {
+      expect(Buffer.from(messages[i]!).equals(Buffer.concat(cells))).toBe(true);
+    }
+  });
+
   it('a closed link hands out no space and sends nothing', async () => {
     const { client, messages } = await linkPair();
     client.close();
