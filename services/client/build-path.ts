@@ -6,7 +6,9 @@
  *
  * Exit circuits with a known destination host only take exits whose policy
  * allows host:port (path-spec §2.2: "the exit node must allow the
- * connection"). Relays that stopped answering are left out while a path
+ * connection"); a relay whose policy refuses it still serves as guard or
+ * middle, as in C tor (a C tor testnet votes Exit for every relay, most of
+ * which exit nowhere: filtering the whole path left no middle). Relays that stopped answering are left out while a path
  * exists without them, else tried anyway (a path through a slow relay beats
  * no path; C tor keeps no such list at all).
  */
@@ -31,10 +33,12 @@ export interface BuildPathInput {
 /** The hops, first to last; throws PathError when no path exists. */
 export function chooseBuildPath(i: BuildPathInput): CircuitTarget[] {
   const { dir, req, guard, layer2, silent } = i;
-  const policyOk = (r: NetRelay) =>
-    req.exitHost === undefined ||
-    !r.flags.includes('Exit') ||
-    NetDir.exitAllows(r, req.exitHost, req.exitPort ?? 0);
+  // The exit's policy is checked against the host itself (an IP literal exactly, a name by port).
+  const host = req.exitHost;
+  const relays =
+    host === undefined
+      ? dir.relays
+      : dir.relays.map((r) => ({ ...r, allowsExitPort: (p: number) => NetDir.exitAllows(r, host, p) }));
   const heard = (r: NetRelay) => !silent.has(r.id) || r.id === req.lastHop?.id;
   const choose = (candidates: NetRelay[], g: NetRelay | undefined) =>
     choosePath<CircuitTarget>(
@@ -53,12 +57,9 @@ export function chooseBuildPath(i: BuildPathInput): CircuitTarget[] {
       i.rng,
     );
   try {
-    return choose(
-      dir.relays.filter((r) => policyOk(r) && heard(r)),
-      guard && heard(guard) ? guard : undefined,
-    );
+    return choose(relays.filter(heard), guard && heard(guard) ? guard : undefined);
   } catch (e) {
     if (!(e instanceof PathError) || silent.size === 0) throw e;
-    return choose(dir.relays.filter(policyOk), guard);
+    return choose(relays, guard);
   }
 }

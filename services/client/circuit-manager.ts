@@ -333,6 +333,10 @@ export class CircuitManager {
       this.locations.circuitBuilt(path, ms / 1000);
       this.m.circuits.labels({ purpose, outcome: 'success' }).inc();
       if (layer2) this.m.vanguardCircuits.labels({ relay: (path[1] as CircuitTarget).nickname }).inc();
+      for (const [i, hop] of path.entries())
+        this.m.circuitHops
+          .labels({ relay: hop.nickname, position: hopPosition(i, path.length, purpose) })
+          .inc();
       if (isGuard) {
         this.guards.succeeded(first.id, this.now(), this.rng);
       }
@@ -475,4 +479,15 @@ function failureReason(e: unknown): string {
     return e.context.kind === 'destroyed' ? destroyReasonName(e.reason) : String(e.context.kind);
   if (e instanceof ShallotError) return e.code.replace(/^ERR_/, '').toLowerCase();
   return 'error';
+}
+
+/** A hop's position for shallot_client_circuit_hops_total: an exit circuit ends at an exit, others at a chosen last hop. */
+export function hopPosition(
+  i: number,
+  length: number,
+  purpose: PathPurpose,
+): 'guard' | 'middle' | 'exit' | 'last' {
+  if (i === 0) return 'guard';
+  if (i < length - 1) return 'middle';
+  return purpose === 'exit' ? 'exit' : 'last';
 }

@@ -35,7 +35,7 @@ import type { Registry } from 'prom-client';
 import type { ClientAuthPrivate } from '../core/client-auth.js';
 import { type Rng, randomBytes } from '../core/crypto.js';
 import type { DirAuthority } from '../core/ctor/dir-authority.js';
-import { PathError } from '../core/path.js';
+import { canExit, PathError } from '../core/path.js';
 import { shuffled, uniformFraction } from '../core/random.js';
 import { EndReason } from '../core/relay-cell.js';
 import { type Metrics, metricsFor } from '../metrics/metrics.js';
@@ -167,8 +167,12 @@ export class ShallotClient {
       const first = !this.dir;
       this.circuits.setNetDir(dir);
       // Series exist at 0 from the start, so rate() and increase() see the first event.
-      for (const r of dir.relays)
+      for (const r of dir.relays) {
         if (r.flags.includes('Stable')) this.m.rendezvousChosen.labels({ relay: r.nickname }).inc(0);
+        // Every exit a client could choose (path.ts canExit) has a series, so a report's exit
+        // spread shows the unused ones too.
+        if (canExit(r)) this.m.circuitHops.labels({ relay: r.nickname, position: 'exit' }).inc(0);
+      }
       if (first) {
         this.c.logger.info('bootstrapped: consensus loaded', { relays: dir.relays.length, from });
         for (const w of this.consensusWaiters.splice(0)) w();

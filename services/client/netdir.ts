@@ -13,7 +13,7 @@ import { toHex } from '../core/bytes.js';
 import { legacyIdFromEd25519 } from '../core/crypto.js';
 import type { Consensus } from '../core/dir/consensus.js';
 import type { ConsensusRelay } from '../core/dir/relay-entry.js';
-import { allowsAnyPort, exitPolicyAllows } from '../core/exit-policy.js';
+import { acceptsSomePort, allowsAnyPort, exitPolicyAllows } from '../core/exit-policy.js';
 import { type LinkSpecifier, linkTarget } from '../core/link-specifiers.js';
 import type { PathRelay } from '../core/path.js';
 import type { HopTarget } from '../net/hop-target.js';
@@ -70,6 +70,7 @@ export class NetDir {
       bandwidth: r.bandwidth,
       family: r.family,
       allowsExitPort: (port: number) => allowsAnyPort(r.exitPolicy, port),
+      ...(acceptsSomePort(r.exitPolicy) ? {} : { exitsNowhere: true }),
       ...(legacyId ? { legacyId } : {}),
     };
   }

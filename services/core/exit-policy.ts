@@ -354,6 +354,22 @@ export function allowsAnyPort(p: ExitPolicy, port: number): boolean {
   return false;
 }
 
+/**
+ * Whether the policy accepts some port for some address: false for a
+ * reject-all policy however it is written (`reject *:*`, or a summary's
+ * `reject 1-65535` followed by its unreachable `accept`), as C tor's
+ * policy_is_reject_star. First-match results change only where a rule's
+ * port range starts or ends, so one port per segment is checked.
+ */
+export function acceptsSomePort(p: ExitPolicy): boolean {
+  const starts = new Set<number>([1]);
+  for (const r of p.rules) {
+    starts.add(r.ports[0]);
+    if (r.ports[1] < 65535) starts.add(r.ports[1] + 1);
+  }
+  return [...starts].some((port) => allowsAnyPort(p, port));
+}
+
 /** Validates a decoded policy (rules well-formed and normalised); returns it. */
 export function checkExitPolicy(p: ExitPolicy): ExitPolicy {
   const again = parseExitPolicy(formatExitPolicy(p));

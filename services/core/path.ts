@@ -45,6 +45,8 @@ export interface PathRelay {
   family: readonly string[];
   /** Exit policy check; when absent, the Exit flag stands in for it. */
   allowsExitPort?: (port: number) => boolean;
+  /** The exit policy accepts nothing: never an exit, whatever the flags (C tor node_exit_policy_rejects_all). */
+  exitsNowhere?: boolean;
 }
 
 /** Consensus `bandwidth-weights` keyed by name (Wgg, Wgm, …), scaled by 10000. */
@@ -163,9 +165,14 @@ function compatible(
   return true;
 }
 
-/** Whether `relay` may be the exit for `port` (path-spec §2.2: policy allows it, not BadExit). */
+/**
+ * Whether `relay` may be the exit for `port` (path-spec §2.2: policy allows
+ * it, not BadExit); with no port (a pre-built circuit), an Exit whose policy
+ * accepts something, as C tor skips reject-all exits (a testnet's authorities
+ * vote Exit for every relay: TestingDirAuthVoteExit).
+ */
 export function canExit(relay: PathRelay, port?: number): boolean {
-  if (has(relay, 'BadExit')) return false;
+  if (has(relay, 'BadExit') || relay.exitsNowhere) return false;
   if (port !== undefined && relay.allowsExitPort) return relay.allowsExitPort(port);
   return has(relay, 'Exit');
 }

@@ -94,6 +94,13 @@ export function clientMetrics(r: Registry[]) {
       labelNames: ['relay'] as const,
       registers: r,
     }),
+    // -- Relay use as the client sees it (issue 19, shallot load's report on networks whose relays it cannot scrape).
+    circuitHops: new Counter({
+      name: 'shallot_client_circuit_hops_total',
+      help: 'Circuits this client built, by relay nickname and position: guard (first hop), middle, exit (last hop of an exit circuit), last (the chosen last hop of an onion-service circuit: HSDir, intro or rendezvous point).',
+      labelNames: ['relay', 'position'] as const,
+      registers: r,
+    }),
     vanguardCircuits: new Counter({
       name: 'shallot_client_vanguard_circuits_total',
       help: 'Onion-service circuits built through a layer-2 vanguard (vanguards-lite), by that relay.',
