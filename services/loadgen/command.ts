@@ -17,6 +17,7 @@ import type { Command, CommanderError } from 'commander';
 import { runLoad } from './loadgen.js';
 import { DEFAULTS, LoadConfigError, type LoadInput } from './options.js';
 import { verdict } from './report.js';
+import type { TorClientFactory } from './tor-network.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -69,11 +70,13 @@ Examples:
   shallot load <address>.onion --duration 60 --rate 5 --new-circuit \\
     --targets-file .shallot/prometheus-targets.json --client-metrics 127.0.0.1:9101 \\
     --out results.json --html report.html
+  shallot load 127.0.0.1:8080 --tor-authorities torrc -n 100 --new-circuit   # a C tor network
 `;
 
 interface RawOptions {
   target?: string;
   dataDir?: string;
+  torAuthorities?: string;
   socks?: string;
   concurrency?: string;
   rate?: string;
@@ -105,8 +108,13 @@ export function loadInputFromCli(target: string | undefined, raw: RawOptions): L
   return { ...rest, target: target ?? raw.target, ...(relayMetrics ? { relayMetrics } : {}) } as LoadInput;
 }
 
+/** What the caller can add to the command: the shallot CLI starts clients on C tor networks. */
+export interface LoadCommandHooks {
+  torClient?: TorClientFactory;
+}
+
 /** Adds `load` to `program` and returns the subcommand. */
-export function registerLoadCommand(program: Command): Command {
+export function registerLoadCommand(program: Command, hooks: LoadCommandHooks = {}): Command {
   const cmd = program
     .command('load')
     .description(
@@ -125,7 +133,13 @@ export function registerLoadCommand(program: Command): Command {
       '--data-dir <dir>',
       'a `shallot up` data dir: SOCKS, target, --targets-file and --client-metrics default to its network (default: .shallot when it holds a running network and --socks is not given)',
     )
-    .option('-c, --concurrency <n>', 'requests in flight at once', String(DEFAULTS.concurrency))
+    .option('-c, --concurrency <n>', 'requests in flight at once', String(DEFAULTS.concurrency));
+  if (hooks.torClient)
+    cmd.option(
+      '--tor-authorities <file>',
+      "a C tor network's authorities (torrc DirAuthority lines; a whole torrc works): the run starts its own Shallot client on that network and reports the relays it used",
+    );
+  cmd
     .option('-r, --rate <req/s>', 'start at most this many requests per second (default: unpaced)')
     .option(
       '-d, --duration <time>',
@@ -204,11 +218,19 @@ export function registerLoadCommand(program: Command): Command {
       process.on('SIGTERM', onSigint);
       try {
         const input = loadInputFromCli(target, raw);
-        if (input.dataDir === undefined && input.socks === undefined && existsSync(DEFAULT_DATA_STATE)) {
+        if (
+          input.dataDir === undefined &&
+          input.socks === undefined &&
+          !input.torAuthorities &&
+          existsSync(DEFAULT_DATA_STATE)
+        ) {
           process.stderr.write(`using the network in ${DEFAULT_DATA_DIR} (see --data-dir)\n`);
           input.dataDir = DEFAULT_DATA_DIR;
         }
-        const result = await runLoad(input, { signal: ac.signal });
+        const result = await runLoad(input, {
+          signal: ac.signal,
+          ...(hooks.torClient ? { torClient: hooks.torClient } : {}),
+        });
         const v = verdict(result);
         if (v.ok) {
           process.stdout.write(`${v.line}\n`);

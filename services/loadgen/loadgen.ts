@@ -52,6 +52,7 @@ import { buildResult, type LoadResult, type RequestRecord } from './result.js';
 import { metricsUrlsFromTargets, ScrapeConfigError, type Snapshot, scrape } from './scrape.js';
 import { type Pair, scrapedFigures } from './scraped.js';
 import { SocksConnectError, socksConnect, socksFailureReason } from './socks-client.js';
+import { type TorClientFactory, withTorClient } from './tor-network.js';
 
 export { LoadConfigError, type LoadInput, type LoadOptions, resolveLoadOptions } from './options.js';
 export type { LoadResult } from './result.js';
@@ -67,6 +68,10 @@ export interface LoadRuntime {
   registry?: Registry;
   /** Aborting stops starting requests; those in flight finish (or time out) and the result is reported. */
   signal?: AbortSignal;
+  /** Starts a client on a C tor network for `--tor-authorities` (tor-network.ts; `shallot load` gives one). */
+  torClient?: TorClientFactory;
+  /** How the report names the network when the run started its own client. */
+  networkName?: string;
 }
 
 interface Outcome {
@@ -135,6 +140,14 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 }
 
 export async function runLoad(input: LoadInput, rt: LoadRuntime = {}): Promise<LoadResult> {
+  const tor = input.torAuthorities;
+  if (tor)
+    return withTorClient(
+      { ...input, torAuthorities: tor },
+      rt.torClient,
+      rt.errors ?? process.stderr,
+      (i, c) => runLoad(i, { ...rt, networkName: c.network }),
+    );
   const up = input.dataDir ? await readUpState(input.dataDir) : null;
   const o = resolveLoadOptions(up ? applyUpState(input, up) : input);
   const target = parseTarget(o.target);
@@ -403,6 +416,7 @@ export async function runLoad(input: LoadInput, rt: LoadRuntime = {}): Promise<L
       relays: usable(relayBefore, relayAfter),
       client: usable(clientBefore, clientAfter),
       up,
+      networkName: rt.networkName ?? null,
       version: shallotVersion(),
     }),
     warnings,

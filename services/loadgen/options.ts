@@ -62,6 +62,8 @@ export interface LoadInput {
   target?: string;
   /** A `shallot up` data directory: unset options come from its state.json (network-state.ts). */
   dataDir?: string | null;
+  /** A file of torrc DirAuthority lines: run on that C tor network through a client started for the run (tor-network.ts). */
+  torAuthorities?: string | null;
   socks?: string;
   concurrency?: Num;
   rate?: Num | null;

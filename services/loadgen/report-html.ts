@@ -220,6 +220,15 @@ function onionSpreadSections(r: LoadResult): string {
   ].join('\n');
 }
 
+/** Circuits per relay at each position, as the client saw them (every target). */
+function relayUseSections(r: LoadResult): string {
+  if (!r.clientRelayUse)
+    return '<h2>Relays used by the client</h2><p class="muted">Not measured: pass --client-metrics (shallot_client_circuit_hops_total).</p>';
+  return Object.entries(r.clientRelayUse)
+    .map(([position, s]) => spreadSection(`Circuits per relay as ${position} (client)`, '', s))
+    .join('\n');
+}
+
 /** The whole report as one HTML document without external resources. */
 export function renderHtml(r: LoadResult): string {
   const c = r.config;
@@ -348,6 +357,7 @@ ${
     : '<p>None.</p>'
 }
 ${c.targetKind === 'onion' ? onionSpreadSections(r) : ''}
+${relayUseSections(r)}
 <details><summary>Timeline (per second)</summary>
 ${htmlTable(['t (s)', 'started', 'ok', 'failed', 'in flight', 'backoff (ms)', 'connect p50', 'ttlb p50'], timelineRows)}
 </details>

@@ -168,6 +168,8 @@ export function renderTable(r: LoadResult): string {
   for (const n of inst?.notes ?? []) lines.push(`note: ${n}`);
   if (r.clientRendezvousChosen)
     lines.push(spreadText('rendezvous points chosen (client)', r.clientRendezvousChosen));
+  for (const [position, s] of Object.entries(r.clientRelayUse ?? {}))
+    lines.push(spreadText(`circuits per relay as ${position} (client)`, s));
   for (const w of r.warnings) lines.push(`warning: ${w}`);
   return `${lines.join('\n')}\n`;
 }

@@ -147,6 +147,13 @@ export interface LoadResult {
   onionConnectPhases: Record<string, QuantileSummary> | null;
   /** From the client's /metrics: shallot_client_rendezvous_chosen_total deltas per relay. */
   clientRendezvousChosen: Spread | null;
+  /**
+   * From the client's /metrics: shallot_client_circuit_hops_total deltas per
+   * relay, by position (guard, middle, exit, last); positions without
+   * circuits during the run are left out. What the client saw: on a C tor
+   * network, whose relays' metrics cannot be scraped, the per-relay view.
+   */
+  clientRelayUse: Record<string, Spread> | null;
   /** From the relays' /metrics: shallot_relay_rendezvous_total{event="joined"} deltas. */
   rendezvousSpread: Spread | null;
   /**
@@ -247,6 +254,7 @@ export interface BuildInput
     | 'clientOnionConnect'
     | 'onionConnectPhases'
     | 'clientRendezvousChosen'
+    | 'clientRelayUse'
     | 'rendezvousSpread'
     | 'introSpread'
     | 'instanceSpread'
@@ -321,6 +329,7 @@ export function buildResult(b: BuildInput): LoadResult {
     clientOnionConnect: b.clientOnionConnect,
     onionConnectPhases: b.onionConnectPhases,
     clientRendezvousChosen: b.clientRendezvousChosen,
+    clientRelayUse: b.clientRelayUse,
     rendezvousSpread: b.rendezvousSpread,
     introSpread: b.introSpread,
     instanceSpread: b.instanceSpread,

@@ -74,6 +74,19 @@ function histogramBy(p: Pair, name: string, label: string): Record<string, Quant
   return out;
 }
 
+/** Positions of shallot_client_circuit_hops_total (circuit-manager.ts hopPosition). */
+export const HOP_POSITIONS = ['guard', 'middle', 'exit', 'last'] as const;
+
+/** Circuits built through each relay per position, as the client saw them; positions with none left out. */
+function relayUse([b, a]: Pair): Record<string, Spread> | null {
+  const out: Record<string, Spread> = {};
+  for (const position of HOP_POSITIONS) {
+    const s = spread(counterDeltaBy(b, a, 'shallot_client_circuit_hops_total', 'relay', { position }));
+    if (s.total > 0) out[position] = s;
+  }
+  return Object.keys(out).length > 0 ? out : null;
+}
+
 /** Order of the onion connect phases (services/client/onion.ts). */
 export const ONION_PHASES = ['descriptor', 'introduction', 'rendezvous', 'stream'] as const;
 
@@ -83,6 +96,8 @@ export interface ScrapeInput {
   relays: Pair | null;
   client: Pair | null;
   up: UpState | null;
+  /** The network's name when the run started its own client (a C tor network). */
+  networkName?: string | null;
   version: string;
 }
 
@@ -92,6 +107,7 @@ export type ScrapedFigures = Pick<
   | 'clientOnionConnect'
   | 'onionConnectPhases'
   | 'clientRendezvousChosen'
+  | 'clientRelayUse'
   | 'rendezvousSpread'
   | 'introSpread'
   | 'instanceSpread'
@@ -158,7 +174,7 @@ function networkInfo(i: ScrapeInput, relayNames: readonly string[]): NetworkInfo
   const svc = i.target.onion ? (i.up?.onionServices.find((s) => s.address === i.target.host) ?? null) : null;
   return {
     relays: i.up?.relays ?? consensusRelays ?? (relayNames.length > 0 ? relayNames.length : null),
-    mode: i.up?.mode ?? null,
+    mode: i.up?.mode ?? i.networkName ?? null,
     handshakes,
     version: i.version,
     onionService: svc ? { name: svc.name, instances: svc.instances } : null,
@@ -196,6 +212,7 @@ export function scrapedFigures(i: ScrapeInput): ScrapedFigures {
           relayNames,
         )
       : null,
+    clientRelayUse: i.client ? relayUse(i.client) : null,
     rendezvousSpread: onionRelays
       ? spread(
           counterDeltaBy(onionRelays[0], onionRelays[1], 'shallot_relay_rendezvous_total', 'relay', {

@@ -22,6 +22,7 @@ import { writeClientAuthFiles } from '../runtime/client-auth-files.js';
 import { isLogLevel, type LogLevel } from '../runtime/log.js';
 import { parseParams } from '../runtime/params-option.js';
 import { registerFaultCommand } from './fault-command.js';
+import { startTorLoadClient } from './load-client.js';
 import { Progress } from './progress.js';
 import { status } from './status.js';
 import { readySummary } from './summary.js';
@@ -214,7 +215,7 @@ export function program(): Command {
         `service (public key):  ${files.authFile}\nclient (private key): ${files.privateFile}\n`,
       );
     });
-  registerLoadCommand(p);
+  registerLoadCommand(p, { torClient: startTorLoadClient });
   registerFaultCommand(p);
   return p;
 }

@@ -13,7 +13,7 @@
 //   circuits spread over the C tor relays at each position.
 // Needs `npm run build` (dist/) and tor + tor-gencert.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -25,6 +25,7 @@ import { type CtorTestnet, findTor, startCtorTestnet } from '../setup/ctor-testn
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const CLIENT = path.join(ROOT, 'dist/services/client/main.js');
+const SHALLOT = path.join(ROOT, 'dist/services/testnet/main.js');
 const SIZE = 10 * 1024 * 1024;
 
 let net: CtorTestnet;
@@ -125,4 +126,79 @@ describe('the Shallot client process on a C tor network', () => {
     const metrics = await (await fetch(`http://127.0.0.1:${opsPort}/metrics`)).text();
     expect(metrics).toMatch(/shallot_circuits_total\{[^}]*outcome="success"[^}]*\} [1-9]/);
   }, 180_000);
+});
+
+/** Runs a command to its end (bounded by `timeoutMs`): exit code and everything it printed. */
+async function runToEnd(args: string[], timeoutMs: number): Promise<{ code: number | null; text: string }> {
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  const out = collectOutput(child);
+  const timer = setTimeout(() => child.pid && process.kill(child.pid, 'SIGKILL'), timeoutMs);
+  const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+  clearTimeout(timer);
+  return { code, text: out.text };
+}
+
+describe('shallot load --tor-authorities on a C tor network', () => {
+  const COUNT = 24;
+
+  it('loads an exit target through a client of its own and reports the C tor relays it used', async () => {
+    const json = path.join(dir, 'load.json');
+    const { code, text } = await runToEnd(
+      [
+        SHALLOT,
+        'load',
+        `127.0.0.1:${web.port}`,
+        '--tor-authorities',
+        authFile,
+        '-n',
+        String(COUNT),
+        '-c',
+        '4',
+        '--size',
+        '64k',
+        '--new-circuit',
+        '--progress',
+        'none',
+        '--out',
+        json,
+      ],
+      240_000,
+    );
+    expect(code, text).toBe(0);
+    expect(text).toMatch(/client bootstrapped: \d+ relays/);
+    expect(text).toMatch(/circuits per relay as exit \(client\)/);
+    const r = JSON.parse(await readFile(json, 'utf8')) as {
+      counts: { requests: number; ok: number };
+      failuresByReason: Record<string, number>;
+      checksums: Record<string, string | null>;
+      network: { mode: string | null };
+      clientRelayUse: Record<string, { total: number; counts: Record<string, number> }> | null;
+    };
+    expect(r.counts).toMatchObject({ requests: COUNT, ok: COUNT });
+    // Bodies were checked against the target's own digest, fetched through the network.
+    expect(r.checksums[String(64 * 1024)]).toBe(builtinSha256(64 * 1024));
+    expect(r.network.mode).toMatch(/^C tor network \(3 authorities, 7 relays\)$/);
+    const exits = net.nodes.filter((n) => n.role === 'exit').map((n) => n.nickname);
+    const use = r.clientRelayUse!;
+    // Every request had a circuit of its own (--new-circuit) ending at one of the C tor exits;
+    // every exit is listed, used or not.
+    expect(Object.keys(use.exit!.counts).sort(), JSON.stringify(use)).toEqual(exits.sort());
+    expect(use.exit!.total).toBeGreaterThanOrEqual(COUNT);
+    expect(use.guard!.total).toBe(use.exit!.total);
+    const names = new Set(net.nodes.map((n) => n.nickname));
+    for (const s of Object.values(use))
+      for (const relay of Object.keys(s.counts)) expect(names).toContain(relay);
+  }, 300_000);
+
+  it('refuses a bad authorities file with exit code 2 before sending anything', async () => {
+    const bad = path.join(dir, 'empty.torrc');
+    await writeFile(bad, '# nothing here\n');
+    const { code, text } = await runToEnd(
+      [SHALLOT, 'load', `127.0.0.1:${web.port}`, '--tor-authorities', bad, '-n', '1'],
+      30_000,
+    );
+    expect(code).toBe(2);
+    expect(text).toMatch(/empty\.torrc: DirAuthority: no DirAuthority lines/);
+  }, 60_000);
 });

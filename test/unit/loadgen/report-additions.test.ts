@@ -58,6 +58,7 @@ const input: BuildInput = {
     stream: q(4, 5),
   },
   clientRendezvousChosen: null,
+  clientRelayUse: null,
   rendezvousSpread: spread({ r0: 16, r1: 16 }, ['r0', 'r1', 'r2', 'r3']),
   introSpread: spread({ r0: 20, r1: 12 }, ['r0', 'r1', 'r2']),
   instanceSpread: {

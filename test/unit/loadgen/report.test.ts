@@ -97,6 +97,7 @@ const result = buildResult({
   clientOnionConnect: null,
   onionConnectPhases: null,
   clientRendezvousChosen: spread({ relay0: 2 }, ['relay0', 'relay1']),
+  clientRelayUse: { exit: spread({ exit0: 3, exit1: 1 }) },
   rendezvousSpread: spread({ relay0: 3, '<relay&1>': 1 }, ['relay0', '<relay&1>', 'relay2']),
   introSpread: spread({}, ['relay0']),
   instanceSpread: null,
