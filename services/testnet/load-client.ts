@@ -17,8 +17,8 @@ import type { DirAuthority } from '../core/ctor/dir-authority.js';
 import { LoadConfigError } from '../loadgen/options.js';
 import type { EmbeddedClient, TorClientFactory } from '../loadgen/tor-network.js';
 import { createRegistry } from '../metrics/metrics.js';
-import { serveOps } from '../metrics/server.js';
-import { createLogger } from '../net/log.js';
+import { createLogger } from '../runtime/log.js';
+import { serveOps } from '../runtime/ops-server.js';
 
 const BOOTSTRAP_TIMEOUT_MS = 120_000;
 
