@@ -4,6 +4,8 @@
  * consensus, and serves it to relays and clients over HTTP. This file is
  * the lifecycle and the schedule; the parts live beside it:
  *   descriptors.ts   descriptor store, reachability admission, vote entries
+ *   descriptor-options.ts  its options and refusals
+ *   authority-metrics.ts   consensus series and refusal counts
  *   round.ts         votes and signatures per round, when to publish (pure)
  *   http.ts          the DirPort's routes and body limits
  *   peers.ts         pushing and pulling votes and signatures
@@ -58,6 +60,7 @@ import { computeConsensus } from '../core/dir/voting.js';
 import { type Metrics, metricsFor } from '../metrics/metrics.js';
 import type { AuthorityEndpoint } from '../net/dir-client.js';
 import type { Logger } from '../runtime/log.js';
+import { countRefusal, recordConsensus, recordConsensusAge } from './authority-metrics.js';
 import {
   type AuthorityComponents,
   type AuthorityOptions,
@@ -66,7 +69,7 @@ import {
   resolveTiming,
   type Timing,
 } from './config.js';
-import { DescriptorRefusedError, DescriptorStore } from './descriptors.js';
+import { DescriptorStore } from './descriptors.js';
 import {
   createDirServer,
   type DirRoutes,
@@ -77,7 +80,7 @@ import {
 } from './http.js';
 import { PeerExchange } from './peers.js';
 import { ReachabilityTester } from './reachability.js';
-import { peerRefusalReason, VotingRounds } from './round.js';
+import { VotingRounds } from './round.js';
 import { SharedRandomState } from './sr-state.js';
 
 export class DirectoryAuthority {
@@ -388,28 +391,11 @@ export class DirectoryAuthority {
   }
 
   private updateConsensusMetrics(): void {
-    const l = this.rounds.latest;
-    if (!l) return;
-    const m = this.metrics;
-    m.consensusSignatures.set({ authority: this.name }, l.signatures);
-    m.consensusRelays.set({ authority: this.name, flag: 'all' }, l.consensus.relays.length);
-    for (const f of l.consensus.knownFlags) {
-      m.consensusRelays.set(
-        { authority: this.name, flag: f },
-        l.consensus.relays.filter((x) => x.flags.includes(f)).length,
-      );
-    }
-    this.updateAgeMetric();
+    recordConsensus(this.metrics, this.name, this.rounds.latest, this.now());
   }
 
   private updateAgeMetric(): void {
-    const l = this.rounds.latest;
-    if (l) {
-      this.metrics.consensusAge.set(
-        { authority: this.name },
-        Math.max(0, (this.now() - l.consensus.validAfterMs) / 1000),
-      );
-    }
+    recordConsensusAge(this.metrics, this.name, this.rounds.latest, this.now());
   }
 
   // -------------------------------------------------------------------------
@@ -459,18 +445,6 @@ export class DirectoryAuthority {
   }
 
   private refused(kind: UploadKind, e: unknown, stage: 'body' | 'document'): void {
-    if (kind === 'descriptor') {
-      this.metrics.descriptors.inc({ authority: this.name, outcome: 'rejected' });
-      const reason = e instanceof DescriptorRefusedError ? e.reason : 'invalid';
-      this.metrics.descriptorsRefused.inc({ authority: this.name, reason });
-      if (stage === 'document') this.log.debug('descriptor rejected', { error: (e as Error).message });
-      return;
-    }
-    this.metrics.peerDocumentsRefused.inc({ authority: this.name, kind, reason: peerRefusalReason(e) });
-    if (stage === 'document')
-      this.log.warn('peer document refused', {
-        path: kind === 'vote' ? VOTE_PATH : SIGNATURE_PATH,
-        error: (e as Error).message,
-      });
+    countRefusal(this.metrics, this.log, this.name, { kind, e, stage });
   }
 }

@@ -15,7 +15,7 @@ import type { HandshakeName } from '../core/create-handshake.js';
 import { ShallotError } from '../core/errors.js';
 import type { AuthorityEndpoint } from '../net/dir-client.js';
 import type { Logger } from '../runtime/log.js';
-import type { DescriptorOptions } from './descriptors.js';
+import type { DescriptorOptions } from './descriptor-options.js';
 
 /** Reachability tests and measurements in flight at once. */
 export const DEFAULT_PROBE_CONCURRENCY = 16;

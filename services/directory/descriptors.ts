@@ -22,7 +22,8 @@
  *   each fresh verified descriptor its flags (assignFlags) with this
  *   authority's observed uptime, credible bandwidth and AuthDirMaxServersPerAddr.
  *
- * Not in this module: the rules themselves (admission.ts, core/dir/flags.ts),
+ * Not in this module: options and refusals (descriptor-options.ts), the
+ * rules themselves (admission.ts, core/dir/flags.ts),
  * the probe (reachability.ts), the vote around the entries (authority.ts).
  */
 import { compareBytes, toHex } from '../core/bytes.js';
@@ -37,8 +38,6 @@ import { assignFlags, credibleBandwidth, voteRelayFromDescriptor } from '../core
 import type { VoteRelay } from '../core/dir/relay-entry.js';
 import { lowMedian } from '../core/dir/voting.js';
 import { ShallotError } from '../core/errors.js';
-import type { Metrics } from '../metrics/metrics.js';
-import type { Logger } from '../runtime/log.js';
 import {
   DEFAULT_MAX_SERVERS_PER_ADDR,
   DEFAULT_MAX_SERVERS_PER_AUTH_ADDR,
@@ -46,43 +45,16 @@ import {
   RunHistory,
   testnetMinUptime,
 } from './admission.js';
+import {
+  ADMISSION_TESTS,
+  DEFAULT_MAX_UNVERIFIED_DESCRIPTORS,
+  DescriptorRefusedError,
+  type DescriptorStoreContext,
+} from './descriptor-options.js';
 import type { ProbeResult, ProbeTarget, ReachabilityTester } from './reachability.js';
 
-/**
- * Descriptors awaiting their reachability test. Not a C tor option (C tor
- * stores any descriptor and tests later); sized so `shallot up` with 1000
- * relays starting at once is admitted without retries.
- */
-export const DEFAULT_MAX_UNVERIFIED_DESCRIPTORS = 1024;
-/**
- * Tests of a new descriptor that time out before it is dropped: a loaded
- * authority's timeouts are its own (issue 17); a refused connection or the
- * wrong identity drops it at once.
- */
-export const ADMISSION_TESTS = 3;
 /** Measurements of a relay kept; their median is voted, so one noisy sample does not decide. */
 const MEASUREMENTS_KEPT = 3;
-
-export type DescriptorRefusal =
-  | 'invalid'
-  | 'not-newer'
-  | 'too-many-relays'
-  | 'unverified-full'
-  | 'address-taken'
-  | 'unreachable'
-  | 'wrong-identity';
-
-/** A relay descriptor this authority will not store (or dropped after its reachability test). */
-export class DescriptorRefusedError extends ShallotError {
-  constructor(
-    readonly reason: DescriptorRefusal,
-    message: string,
-    /** HTTP status: 503 when it may succeed later. */
-    readonly status = 400,
-  ) {
-    super('ERR_DESCRIPTOR_REFUSED', message, { reason });
-  }
-}
 
 interface StoredDescriptor {
   desc: RelayDescriptor;
@@ -101,46 +73,6 @@ const probeTarget = (d: RelayDescriptor): ProbeTarget => ({
   orPort: d.orPort,
   ...(d.linkUrl !== undefined ? { linkUrl: d.linkUrl } : {}),
 });
-
-/** The authority options that decide what is stored and voted (see AuthorityOptions). */
-export interface DescriptorOptions {
-  votingIntervalSec: number;
-  /** TestingTorNetwork flag thresholds (assignFlags). */
-  testnet: boolean;
-  /** Lowercase hex ids to mark BadExit. */
-  badExits?: string[];
-  /** Future publication times accepted (Tor ROUTER_ALLOW_SKEW: 12 h). */
-  descriptorSkewMs?: number;
-  /** Oldest publication time accepted and voted Running (default: 24 voting intervals, at most Tor's 24 h). */
-  descriptorMaxAgeMs?: number;
-  /** C tor AuthDirMaxServersPerAddr: relays listed per address, 0 = no limit (default 2, C tor's). */
-  maxServersPerAddr?: number;
-  /** C tor AuthDirMaxServersPerAuthAddr: relays listed on an authority's address (default 5, C tor's). */
-  maxServersPerAuthAddr?: number;
-  /** Unverified descriptors stored at once (default DEFAULT_MAX_UNVERIFIED_DESCRIPTORS). */
-  maxUnverifiedDescriptors?: number;
-  /** Measure reachable relays (reachability.ts) and vote Measured= (default: with probeReachability). */
-  measureBandwidth?: boolean;
-  /**
-   * Testnet flag thresholds: seconds this authority has seen a relay
-   * reachable before it votes Stable, Guard, HSDir (default
-   * testnetMinUptime: Guard after a vote delay, Stable and HSDir at once as
-   * C tor's TestingTorNetwork). Live rules (testnet false) ignore this.
-   */
-  minUptimeSec?: { stable: number; guard: number; hsdir: number };
-}
-
-export interface DescriptorStoreContext {
-  log: Logger;
-  metrics: Metrics['directory'];
-  /** Metric label. */
-  name: string;
-  now: () => number;
-  opts: DescriptorOptions;
-  intervalMs: number;
-  /** Hosts of every authority (AuthDirMaxServersPerAuthAddr applies there). */
-  authorityAddresses: ReadonlySet<string>;
-}
 
 export class DescriptorStore {
   private readonly descriptors = new Map<string, StoredDescriptor>();

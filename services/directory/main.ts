@@ -41,7 +41,7 @@ import {
 } from './admission.js';
 import { DirectoryAuthority } from './authority.js';
 import { DEFAULT_PROBE_CONCURRENCY } from './config.js';
-import { DEFAULT_MAX_UNVERIFIED_DESCRIPTORS } from './descriptors.js';
+import { DEFAULT_MAX_UNVERIFIED_DESCRIPTORS } from './descriptor-options.js';
 
 const env = process.env;
 

@@ -21,7 +21,7 @@ import { encodeVote, type Vote } from '../../services/core/dir/vote.js';
 import { parseExitPolicy } from '../../services/core/exit-policy.js';
 import { generateNodeKeys, type NodeKeys } from '../../services/core/node-keys.js';
 import { DirectoryAuthority } from '../../services/directory/authority.js';
-import { ADMISSION_TESTS } from '../../services/directory/descriptors.js';
+import { ADMISSION_TESTS } from '../../services/directory/descriptor-options.js';
 import { SIGNATURE_PATH, VOTE_PATH } from '../../services/directory/http.js';
 import {
   type AuthorityEndpoint,
