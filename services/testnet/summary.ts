@@ -1,7 +1,7 @@
 /**
  * The summary `shallot up` prints once the network is usable: where the
- * proxies listen, the onion addresses, curl lines to try, metrics URLs and
- * the Prometheus file_sd file.
+ * proxies listen, the onion addresses, curl lines to try, metrics URLs,
+ * the Prometheus file_sd file, and how to inject a fault.
  */
 
 import { clientAuthDir } from './client-auth.js';
@@ -11,7 +11,13 @@ import type { NetworkState } from './state.js';
 const MAX_METRICS_LINES = 12;
 
 /** The summary printed once the network is usable. */
-export function readySummary(s: NetworkState, o: UpOptions): string {
+export function readySummary(
+  s: NetworkState,
+  o: Pick<
+    UpOptions,
+    'authorities' | 'relays' | 'exits' | 'socksPort' | 'httpTunnelPort' | 'clientAuth' | 'dataDir'
+  >,
+): string {
   const lines = [
     '',
     `Shallot testnet is up: ${o.authorities} authorities, ${o.relays} relays (${o.exits} exits), ${s.onionServices.length} onion service(s).`,
@@ -47,6 +53,10 @@ export function readySummary(s: NetworkState, o: UpOptions): string {
   lines.push(
     `  Status: npx shallot status --data-dir ${o.dataDir}        Logs: ${o.dataDir}/${s.mode === 'process-per-node' ? 'logs/' : 'shallot.log'}`,
   );
+  if (s.control)
+    lines.push(
+      `  Faults: npx shallot fault pause relay1 --duration 30 --data-dir ${o.dataDir}   (shallot fault --help: stop, kill, restart, cut, slow)`,
+    );
   lines.push('');
   lines.push('Press Ctrl-C to stop.');
   return lines.join('\n');
