@@ -11,7 +11,8 @@
  * kept apart from the other extensions because verification depends on it.
  */
 import { ByteReader, ByteWriter, equalBytes } from './bytes.js';
-import { type ExpandedKey, ed25519Sign, ed25519SignExpanded, ed25519Verify } from './crypto.js';
+import { ed25519SignExpanded } from './crypto/ed25519-math.js';
+import { type ExpandedKey, ed25519Sign, ed25519Verify } from './crypto.js';
 import { CryptoError, InvalidError } from './errors.js';
 
 export const CertType = {

@@ -20,15 +20,8 @@
  *   tor does (`introduce1_set_encrypted_padding`), so the App. G cell replays exactly.
  */
 import { ByteReader, ByteWriter, concat, utf8 } from './bytes.js';
-import {
-  aesCtr,
-  ctEqual,
-  type ExpandedKey,
-  ed25519Sign,
-  ed25519SignExpanded,
-  ed25519Verify,
-  type Rng,
-} from './crypto.js';
+import { ed25519SignExpanded } from './crypto/ed25519-math.js';
+import { aesCtr, ctEqual, type ExpandedKey, ed25519Sign, ed25519Verify, type Rng } from './crypto.js';
 import { CryptoError, InvalidError } from './errors.js';
 import { hsMac } from './hs-keys.js';
 import { hsNtorClientIntroKeys, hsNtorServiceIntroKeys } from './hs-ntor.js';

@@ -30,6 +30,7 @@
  */
 
 import { ByteReader, ByteWriter, concat, toBase64, utf8 } from './bytes.js';
+import { x25519ToEd25519Public } from './crypto/ed25519-math.js';
 import {
   ctEqual,
   type ExpandedKey,
@@ -38,7 +39,6 @@ import {
   ed25519Verify,
   type Rng,
   x25519PublicFromSecret,
-  x25519ToEd25519Public,
 } from './crypto.js';
 import {
   arg,

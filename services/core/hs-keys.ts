@@ -8,14 +8,13 @@
  */
 import { int8, utf8 } from './bytes.js';
 import {
-  type ExpandedKey,
   hsBlindExpandedKey,
   hsBlindExpandedKeyWithFactor,
   hsBlindingFactor,
   hsBlindPublicKey,
   hsBlindPublicKeyWithFactor,
-  sha3_256,
-} from './crypto.js';
+} from './crypto/ed25519-math.js';
+import { type ExpandedKey, sha3_256 } from './crypto.js';
 import { InvalidError } from './errors.js';
 
 function check32(what: string, b: Uint8Array): void {

@@ -11,7 +11,8 @@
  * from a wrong checksum or a key with a torsion component.
  */
 import { concat, fromBase32, toBase32, utf8 } from './bytes.js';
-import { ed25519IsValidTorsionFree, sha3_256 } from './crypto.js';
+import { ed25519IsValidTorsionFree } from './crypto/ed25519-math.js';
+import { sha3_256 } from './crypto.js';
 import { InvalidError } from './errors.js';
 
 export const ONION_VERSION = 3;

@@ -12,7 +12,7 @@
  * Not in this module: reading and writing files (no I/O in core).
  */
 import { fromHex, toHex } from './bytes.js';
-import { ed25519ExpandedFromSecretKey, ed25519SecretKeyFromSeed } from './crypto.js';
+import { ed25519ExpandedFromSecretKey, ed25519SecretKeyFromSeed } from './crypto/ed25519-math.js';
 import { decodeHsSecretKeyFile, isCtorKeyFile } from './ctor/hs-key-files.js';
 import { ShallotError } from './errors.js';
 import { encodeOnionAddress } from './onion-address.js';

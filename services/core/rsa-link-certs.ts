@@ -22,7 +22,8 @@
  * ask (channel.ts does when it knows the peer's legacy id).
  */
 import { ByteReader, equalBytes, utf8 } from './bytes.js';
-import { rsaVerifyDigest, sha1, sha256, x509RsaCert } from './crypto.js';
+import { rsaVerifyDigest, x509RsaCert } from './crypto/rsa.js';
+import { sha1, sha256 } from './crypto.js';
 import { CryptoError, InvalidError } from './errors.js';
 
 /** CERTS certificate types with RSA keys (tor-spec §4.2). */

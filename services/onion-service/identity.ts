@@ -16,7 +16,8 @@
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { ed25519ExpandedFromSecretKey, randomBytes } from '../core/crypto.js';
+import { ed25519ExpandedFromSecretKey } from '../core/crypto/ed25519-math.js';
+import { randomBytes } from '../core/crypto.js';
 import {
   encodeHsPublicKeyFile,
   encodeHsSecretKeyFile,

@@ -11,11 +11,10 @@ import { createCipheriv, createHash } from 'node:crypto';
 import { equalBytes, int8 } from '../../services/core/bytes.js';
 import { CELL_BODY_LEN } from '../../services/core/cells.js';
 import { serverHandshake, startClientHandshake } from '../../services/core/create-handshake.js';
+import { ed25519Expand, ed25519SignExpanded } from '../../services/core/crypto/ed25519-math.js';
 import {
-  ed25519Expand,
   ed25519Generate,
   ed25519PublicFromSeed,
-  ed25519SignExpanded,
   ed25519Verify,
   type Rng,
   randomBytes,

@@ -18,8 +18,8 @@ import { OnionClient } from '../../services/client/onion.js';
 import { onionPeriodKeys } from '../../services/client/onion-params.js';
 import { concat, toBase64, toHex, utf8 } from '../../services/core/bytes.js';
 import { generateClientAuthKey } from '../../services/core/client-auth.js';
+import { ed25519Expand } from '../../services/core/crypto/ed25519-math.js';
 import {
-  ed25519Expand,
   ed25519Generate,
   ed25519PublicFromSeed,
   ed25519Sign,

@@ -6,8 +6,8 @@
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fromUtf8, toHex } from '../../services/core/bytes.js';
+import { ed25519Expand } from '../../services/core/crypto/ed25519-math.js';
 import {
-  ed25519Expand,
   ed25519Generate,
   legacyIdFromEd25519,
   randomBytes,

@@ -19,8 +19,8 @@ import { onionPeriodKeys } from '../../services/client/onion-params.js';
 import { type SocksServer, startSocksServer } from '../../services/client/socks-server.js';
 import { encodeSocks4Request } from '../../services/client/socks4.js';
 import { concat, toBase64, utf8 } from '../../services/core/bytes.js';
+import { ed25519Expand } from '../../services/core/crypto/ed25519-math.js';
 import {
-  ed25519Expand,
   ed25519Generate,
   ed25519Sign,
   legacyIdFromEd25519,

@@ -22,7 +22,7 @@
  */
 
 import { equalBytes, toHex } from '../bytes.js';
-import { rsaVerifyDigest } from '../crypto.js';
+import { rsaVerifyDigest } from '../crypto/rsa.js';
 import { CryptoError, InvalidError } from '../errors.js';
 import { type KeyCertificate, keyCertificateLive } from './key-cert.js';
 import type { MdConsensus } from './md-consensus.js';

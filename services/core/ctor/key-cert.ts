@@ -27,7 +27,8 @@
  */
 
 import { equalBytes, utf8 } from '../bytes.js';
-import { type RsaPublicKey, rsaPublicKeyFromPkcs1, rsaVerifyDigest, sha1 } from '../crypto.js';
+import { type RsaPublicKey, rsaPublicKeyFromPkcs1, rsaVerifyDigest } from '../crypto/rsa.js';
+import { sha1 } from '../crypto.js';
 import { CryptoError, InvalidError } from '../errors.js';
 import { atMostOne, exactlyOne, hexIdArg, type Item, objectOf, timeArgs, tokenize } from './meta-format.js';
 

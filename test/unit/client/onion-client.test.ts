@@ -13,8 +13,8 @@ import { NetDir } from '../../../services/client/netdir.js';
 import { OnionClient, type OnionClientOptions } from '../../../services/client/onion.js';
 import { onionPeriodKeys, otherPeriodKeys } from '../../../services/client/onion-params.js';
 import { DestroyReason } from '../../../services/core/cells.js';
+import { ed25519Expand } from '../../../services/core/crypto/ed25519-math.js';
 import {
-  ed25519Expand,
   ed25519Generate,
   legacyIdFromEd25519,
   randomBytes,

@@ -4,7 +4,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { concat, fromHex, toHex } from '../../../services/core/bytes.js';
-import { ed25519Expand, ed25519PublicFromSeed } from '../../../services/core/crypto.js';
+import { ed25519Expand } from '../../../services/core/crypto/ed25519-math.js';
+import { ed25519PublicFromSeed } from '../../../services/core/crypto.js';
 import {
   CertType,
   decodeEdCert,

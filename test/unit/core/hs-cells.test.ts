@@ -4,12 +4,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { fromHex, toHex } from '../../../services/core/bytes.js';
-import {
-  ed25519Expand,
-  ed25519Generate,
-  randomBytes,
-  x25519Generate,
-} from '../../../services/core/crypto.js';
+import { ed25519Expand } from '../../../services/core/crypto/ed25519-math.js';
+import { ed25519Generate, randomBytes, x25519Generate } from '../../../services/core/crypto.js';
 import { CryptoError, InvalidError } from '../../../services/core/errors.js';
 import * as hc from '../../../services/core/hs-cells.js';
 import { hsNtorClientRendezvous, hsNtorServiceRendezvous } from '../../../services/core/hs-ntor.js';

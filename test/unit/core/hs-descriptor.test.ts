@@ -7,8 +7,8 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { fromBase64, fromHex, int8, toBase64, toHex, utf8 } from '../../../services/core/bytes.js';
 import { generateClientAuthKey } from '../../../services/core/client-auth.js';
+import { ed25519Expand } from '../../../services/core/crypto/ed25519-math.js';
 import {
-  ed25519Expand,
   ed25519Generate,
   ed25519PublicFromSeed,
   shake256,

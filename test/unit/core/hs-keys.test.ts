@@ -4,7 +4,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { fromHex, toHex, utf8 } from '../../../services/core/bytes.js';
-import { ed25519Expand, ed25519SignExpanded, ed25519Verify } from '../../../services/core/crypto.js';
+import { ed25519Expand, ed25519SignExpanded } from '../../../services/core/crypto/ed25519-math.js';
+import { ed25519Verify } from '../../../services/core/crypto.js';
 import { CryptoError, InvalidError } from '../../../services/core/errors.js';
 import {
   blindExpandedKey,

@@ -7,7 +7,8 @@
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { NetDir } from '../../../services/client/netdir.js';
-import { ed25519Expand, ed25519PublicFromSeed, randomBytes } from '../../../services/core/crypto.js';
+import { ed25519Expand } from '../../../services/core/crypto/ed25519-math.js';
+import { ed25519PublicFromSeed, randomBytes } from '../../../services/core/crypto.js';
 import type { Consensus } from '../../../services/core/dir/consensus.js';
 import type { ConsensusRelay } from '../../../services/core/dir/relay-entry.js';
 import type { IntroPointInfo } from '../../../services/core/hs-descriptor.js';

@@ -3,7 +3,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { fromUtf8, int8, toBase64, utf8 } from '../../../services/core/bytes.js';
-import { ed25519Expand, ed25519PublicFromSeed, shake256 } from '../../../services/core/crypto.js';
+import { ed25519Expand } from '../../../services/core/crypto/ed25519-math.js';
+import { ed25519PublicFromSeed, shake256 } from '../../../services/core/crypto.js';
 import { buildHsDescriptor, HS_DESC_MAX_LEN } from '../../../services/core/hs-descriptor.js';
 import { blindExpandedKey, blindIdentity } from '../../../services/core/hs-keys.js';
 import {

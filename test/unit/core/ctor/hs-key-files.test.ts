@@ -11,12 +11,10 @@ import { fromHex, toHex, utf8 } from '../../../../services/core/bytes.js';
 import {
   ed25519Expand,
   ed25519ExpandedFromSecretKey,
-  ed25519PublicFromSeed,
   ed25519SecretKeyFromSeed,
   ed25519SignExpanded,
-  ed25519Verify,
-  randomBytes,
-} from '../../../../services/core/crypto.js';
+} from '../../../../services/core/crypto/ed25519-math.js';
+import { ed25519PublicFromSeed, ed25519Verify, randomBytes } from '../../../../services/core/crypto.js';
 import {
   decodeHsPublicKeyFile,
   decodeHsSecretKeyFile,
