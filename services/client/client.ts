@@ -20,14 +20,13 @@
  * directory comes from ctor-dir.ts (dir-spec §5: key certificates, the
  * microdesc consensus, microdescriptors; signatures checked against a
  * majority of the configured v3idents) on the same refresh schedule, asking
- * the authorities in random order as C tor spreads its directory fetches;
+ * the authorities in random order as C tor spreads its directory fetches,
+ * and fetching only microdescriptors it does not hold yet;
  * links are raw TLS and each relay's RSA legacy id is checked on the link
  * and named in EXTEND2 (circuit-manager.ts `rawTls`, netdir.ts).
  *
  * Limitations: the consensus comes from the authorities' HTTP ports, not
- * from directory caches over BEGIN_DIR; documented in README. On a C tor
- * network every refresh fetches all microdescriptors again (C tor keeps a
- * cache and asks only for new digests), which is cheap for a testnet.
+ * from directory caches over BEGIN_DIR; documented in README.
  */
 
 import type { Duplex } from 'node:stream';
@@ -35,6 +34,7 @@ import type { Registry } from 'prom-client';
 import type { ClientAuthPrivate } from '../core/client-auth.js';
 import { type Rng, randomBytes } from '../core/crypto.js';
 import type { DirAuthority } from '../core/ctor/dir-authority.js';
+import type { Microdesc } from '../core/ctor/microdesc.js';
 import { canExit, PathError } from '../core/path.js';
 import { shuffled, uniformFraction } from '../core/random.js';
 import { EndReason } from '../core/relay-cell.js';
@@ -96,6 +96,8 @@ export class ShallotClient {
   private readonly rng: Rng;
   private readonly m: Metrics['client'];
   private consensusWaiters: (() => void)[] = [];
+  /** A C tor network's microdescriptors, kept between directory fetches (ctor-dir.ts). */
+  private readonly microdescs = new Map<string, Microdesc>();
   /** Opens streams to onion services (onion.ts); null disables them. */
   onion: Connector | null = null;
 
@@ -199,7 +201,7 @@ export class ShallotClient {
     const tor = this.opts.torAuthorities;
     if (tor) {
       const order = shuffled(tor, this.rng);
-      const c = await fetchCtorDirectory(order, { now: this.now });
+      const c = await fetchCtorDirectory(order, { now: this.now, microdescs: this.microdescs });
       return { dir: new NetDir(c.consensus, c.legacyIds), from: 'C tor authorities' };
     }
     const { consensus, from } = await fetchConsensus(this.opts.authorities ?? [], {

@@ -22,6 +22,11 @@
  * a deadline. Digests in the URL are unpadded base64, joined by `-`
  * (dir-spec §5.2), at most 92 per request as C tor's client asks.
  *
+ * Microdescriptors change rarely, so a caller that keeps `microdescs`
+ * between fetches asks only for the digests it does not hold, as C tor's
+ * client does (dir-spec §5.2: "download any microdescriptors it does not
+ * have"); the map keeps exactly those the latest verified consensus names.
+ *
  * Not in this module: BEGIN_DIR fetches through a circuit, refetch timing
  * (net/dir-client.ts has dir-spec §5.1's schedule), consensus diffs.
  *
@@ -50,6 +55,11 @@ export class CtorDirError extends ShallotError {
 export interface CtorDirOptions {
   timeoutMs?: number;
   now?: () => number;
+  /**
+   * Microdescriptors held from earlier fetches, by unpadded base64 digest:
+   * only the others are fetched; updated in place after a successful fetch.
+   */
+  microdescs?: Map<string, Microdesc>;
 }
 
 /** GET `path` from a DirPort; the body inflated when the path ends in `.z`, at most `max` bytes either way. */
@@ -132,10 +142,19 @@ async function fetchFrom(
   );
   if (!mdConsensusLive(consensus, now)) throw new CtorDirError('consensus is not live');
   const digests = [...new Set(consensus.relays.map((r) => toBase64(r.microdescDigest, false)))];
-  const mds: Microdesc[] = [];
-  for (let i = 0; i < digests.length; i += MICRODESCS_PER_REQUEST) {
-    const path = `/tor/micro/d/${digests.slice(i, i + MICRODESCS_PER_REQUEST).join('-')}.z`;
-    mds.push(...parseMicrodescs(await get(path, MAX_MICRODESCS_LEN)));
+  const held = opts.microdescs ?? new Map<string, Microdesc>();
+  const missing = digests.filter((d) => !held.has(d));
+  const fetched: Microdesc[] = [];
+  for (let i = 0; i < missing.length; i += MICRODESCS_PER_REQUEST) {
+    const path = `/tor/micro/d/${missing.slice(i, i + MICRODESCS_PER_REQUEST).join('-')}.z`;
+    fetched.push(...parseMicrodescs(await get(path, MAX_MICRODESCS_LEN)));
   }
-  return consensusFromCtor(consensus, mds);
+  // Filed by the digest of the text served (microdesc.ts), so a wrong body never stands in for a wanted one.
+  for (const md of fetched) held.set(toBase64(md.digest, false), md);
+  const wanted = new Set(digests);
+  for (const d of [...held.keys()]) if (!wanted.has(d)) held.delete(d);
+  return consensusFromCtor(
+    consensus,
+    digests.flatMap((d) => held.get(d) ?? []),
+  );
 }

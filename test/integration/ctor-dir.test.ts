@@ -1,6 +1,7 @@
 // client/ctor-dir.ts against a stand-in DirPort on 127.0.0.1 serving the
 // C tor testnet vectors (test/vectors/ctor/) as `.z`: the directory
-// verifies and maps; a failing authority is skipped for the next; bad
+// verifies and maps; with a microdescriptor cache only missing digests are
+// fetched; a failing authority is skipped for the next; bad
 // deflate, an oversized body, a bad signature, a stale consensus, a
 // truncated consensus and a silent server all fail typed.
 import { readFileSync } from 'node:fs';
@@ -11,6 +12,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { CtorDirError, dirPortGet, fetchCtorDirectory } from '../../services/client/ctor-dir.js';
 import { type DirAuthority, parseDirAuthorities } from '../../services/core/ctor/dir-authority.js';
 import { MAX_MD_CONSENSUS_LEN } from '../../services/core/ctor/md-consensus.js';
+import type { Microdesc } from '../../services/core/ctor/microdesc.js';
 
 const vector = (f: string) => readFileSync(new URL(`../vectors/ctor/${f}`, import.meta.url), 'utf8');
 const CONSENSUS = vector('consensus-microdesc.txt');
@@ -69,6 +71,26 @@ describe('C tor directory over a DirPort', () => {
     expect(dir.skipped).toEqual([]);
     expect(dir.legacyIds.size).toBe(5);
     expect(d.paths.filter((p) => p.startsWith('/tor/micro/d/'))).toHaveLength(1);
+  });
+
+  it('with a microdescriptor cache, fetches only the digests it does not hold (dir-spec §5.2)', async () => {
+    const d = await dirPort(vectors());
+    const held = new Map<string, Microdesc>();
+    const first = await fetchCtorDirectory(withPort(d.port), { now: () => NOW, microdescs: held });
+    expect(held.size).toBe(5);
+    const microPaths = () => d.paths.filter((p) => p.startsWith('/tor/micro/d/'));
+    expect(microPaths()).toHaveLength(1);
+    // A digest the consensus no longer names is dropped; one it names but the cache lost is fetched alone.
+    const [lost] = [...held.keys()];
+    held.delete(lost!);
+    held.set('stale', [...held.values()][0]!);
+    const second = await fetchCtorDirectory(withPort(d.port), { now: () => NOW, microdescs: held });
+    expect(microPaths()).toEqual([microPaths()[0], `/tor/micro/d/${lost}.z`]);
+    expect(held.has('stale')).toBe(false);
+    expect(held.size).toBe(5);
+    expect(second.consensus).toEqual(first.consensus);
+    await fetchCtorDirectory(withPort(d.port), { now: () => NOW, microdescs: held });
+    expect(microPaths()).toHaveLength(2);
   });
 
   it('skips an authority that fails and uses the next', async () => {
