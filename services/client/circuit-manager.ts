@@ -13,7 +13,8 @@
  * Not in this module: which open circuit takes a stream and when circuits
  * close (circuit-lifetimes.ts: MaxCircuitDirtiness, idle timeout, retiring,
  * pre-building), the guard state on disk (guard-store.ts), which relays
- * stopped answering (relay-liveness.ts), options and defaults
+ * stopped answering (relay-liveness.ts), racing attempts for one request
+ * (build-race.ts), options and defaults
  * (circuit-options.ts).
  *
  * Build timeouts (core/cbt.ts): a build past the learned timeout is counted
@@ -32,10 +33,9 @@
  * two chosen hops (the client's rendezvous circuit) stays G-L2-target.
  */
 import { CircuitBuildTimeout, cbtParamsFrom } from '../core/cbt.js';
-import { DestroyReason, destroyReasonName } from '../core/cells.js';
+import { DestroyReason } from '../core/cells.js';
 import { type Rng, randomBytes } from '../core/crypto.js';
-import { ShallotError } from '../core/errors.js';
-import { PathError, type PathPurpose } from '../core/path.js';
+import type { PathPurpose } from '../core/path.js';
 import { updateVanguards, type Vanguard } from '../core/vanguards.js';
 import { type Metrics, metricsFor } from '../metrics/metrics.js';
 import type { Channel } from '../net/channel.js';
@@ -44,6 +44,7 @@ import { CircuitError } from '../net/circuit-error.js';
 import { sendmeAcceptMinVersion } from '../net/edge.js';
 import { OriginCircuit } from '../net/origin-circuit.js';
 import { chooseBuildPath } from './build-path.js';
+import { failureReason, raceBuilds, type SoftTimeout } from './build-race.js';
 import { CircuitLifetimes } from './circuit-lifetimes.js';
 import {
   type BuildRequest,
@@ -58,12 +59,6 @@ import { RelayLiveness } from './relay-liveness.js';
 
 /** Onion-service circuit purposes C tor spares on a build timeout (`hs_circ_has_timed_out`). */
 const HS_PURPOSES: ReadonlySet<PathPurpose> = new Set(['onion-intro', 'onion-rend']);
-
-/** What a build attempt tells `build` when it passes the learned timeout. */
-interface SoftTimeout {
-  /** The guard whose CREATE2 was still unanswered, if any: the next attempt avoids it. */
-  slowGuard: string | null;
-}
 
 export class CircuitManager {
   private netdir: NetDir | null = null;
@@ -173,45 +168,9 @@ export class CircuitManager {
    * one goes on); the first circuit to open is returned, later ones closed.
    */
   build(req: BuildRequest): Promise<OriginCircuit> {
-    return new Promise((resolve, reject) => {
-      let launched = 0;
-      let pending = 0;
-      let settled = false;
-      let last: unknown;
-      const avoid = new Set<string>();
-      const launch = (): void => {
-        launched++;
-        pending++;
-        const onSoftTimeout = (t: SoftTimeout): void => {
-          if (t.slowGuard) avoid.add(t.slowGuard);
-          if (!settled && launched < this.opts.buildAttempts) launch();
-        };
-        this.buildOnce(req, new Set(avoid), onSoftTimeout).then(
-          (circ) => {
-            pending--;
-            if (settled) circ.destroy(DestroyReason.FINISHED);
-            else {
-              settled = true;
-              resolve(circ);
-            }
-          },
-          (e: unknown) => {
-            pending--;
-            last = e;
-            if (settled) return;
-            if (e instanceof NoConsensusError || e instanceof PathError) {
-              settled = true;
-              reject(e);
-            } else if (launched < this.opts.buildAttempts) launch();
-            else if (pending === 0) {
-              settled = true;
-              reject(last);
-            }
-          },
-        );
-      };
-      launch();
-    });
+    return raceBuilds(this.opts.buildAttempts, (avoid, onSoftTimeout) =>
+      this.buildOnce(req, avoid, onSoftTimeout),
+    );
   }
 
   private async buildOnce(
@@ -472,13 +431,6 @@ export class CircuitManager {
 function toId(circ: OriginCircuit): string {
   const last = circ.hops[circ.hops.length - 1];
   return last ? Buffer.from(last.identity).toString('hex') : '';
-}
-
-function failureReason(e: unknown): string {
-  if (e instanceof CircuitError)
-    return e.context.kind === 'destroyed' ? destroyReasonName(e.reason) : String(e.context.kind);
-  if (e instanceof ShallotError) return e.code.replace(/^ERR_/, '').toLowerCase();
-  return 'error';
 }
 
 /** A hop's position for shallot_client_circuit_hops_total: an exit circuit ends at an exit, others at a chosen last hop. */
