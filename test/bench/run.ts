@@ -30,6 +30,7 @@ import { directoryBenches } from './directory.js';
 import { e2eBenches } from './e2e.js';
 import { type BenchResult, formatResult, formatTable, skipped } from './harness.js';
 import { onionBenches } from './onion.js';
+import { onionModelBenches } from './onion-model.js';
 import { processBenches } from './processes.js';
 import { shapingBenches } from './shaping.js';
 import { soakBenches } from './soak.js';
@@ -85,6 +86,14 @@ const sections: Section[] = [
     title: 'network model: 50 ms one-way on every link (expected vs measured, README: Realistic networks)',
     rows: ['3-hop build, 50 ms links'],
     run: () => shapingBenches(quick ? 1 : 3),
+  },
+  {
+    title: 'network model: onion connect, 50 ms one-way on every link (expected vs measured)',
+    rows: ['onion first connect, 50 ms links', 'onion warm connect, 50 ms links'],
+    run: () =>
+      noE2e
+        ? [skipped('onion connect, 50 ms links', 'skipped by --no-e2e')]
+        : onionModelBenches({ clients: quick ? 2 : 4, warmPerClient: quick ? 1 : 2 }),
   },
   {
     title: 'end-to-end (wss on 127.0.0.1)',
