@@ -16,6 +16,11 @@
  * profile to the download alone (bootstrap, key generation and voting left
  * out). Each sample is charged the time to the next one.
  *
+ * Limitations: V8 samples on the wall clock, so a thread's busy time
+ * includes moments it was runnable but waiting for a core; on a loaded
+ * machine the busy total exceeds the CPU time (the throughput bench reads
+ * CPU time from /proc). Shares within a thread are what to compare.
+ *
  * Not in this module: rates (the throughput bench measures those without
  * a profiler's overhead).
  */
@@ -177,7 +182,7 @@ const pct = (x: number) => `${(x * 100).toFixed(1)} %`;
 
 export function formatSummary(s: ProfileSummary): string {
   const lines = [
-    `${s.mode}: ${s.mib} MiB through an exit in ${(s.downloadMs / 1000).toFixed(2)} s (${(s.mib / (s.downloadMs / 1000)).toFixed(1)} MiB/s under the profiler); CPU in the window ${(s.busyMs / 1000).toFixed(2)} s = ${(s.busyMs / 1000 / s.mib).toFixed(4)} s/MiB`,
+    `${s.mode}: ${s.mib} MiB through an exit in ${(s.downloadMs / 1000).toFixed(2)} s (${(s.mib / (s.downloadMs / 1000)).toFixed(1)} MiB/s under the profiler); busy thread time in the window ${(s.busyMs / 1000).toFixed(2)} s = ${(s.busyMs / 1000 / s.mib).toFixed(4)} s/MiB (wall-clock samples)`,
     'threads (busy / window):',
     ...s.threads.flatMap((t) => [
       `  ${t.thread.padEnd(40)} ${pct(t.busyMs / t.windowMs)}  ${t.busyMs.toFixed(0)} ms`,
