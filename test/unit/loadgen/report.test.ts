@@ -246,6 +246,8 @@ describe('writers', () => {
     expect(t).toMatch(/socks_f0_onion_desc_not_found\s+2/);
     expect(t).toMatch(/rendezvous spread \(relays, joined\): 3 relays, 4 events, max\/mean 2\.25, CV 0\.94/);
     expect(t).toContain('warning: no checksum for 2048 bytes');
+    expect(t).toMatch(/circuits per relay as exit \(client\): 2 relays, 4 events, max\/mean 1\.50/);
+    expect(renderHtml(result)).toContain('Circuits per relay as exit (client)');
   });
 
   it('helpers', () => {
