@@ -70,7 +70,9 @@ Examples:
   shallot load <address>.onion --duration 60 --rate 5 --new-circuit \\
     --targets-file .shallot/prometheus-targets.json --client-metrics 127.0.0.1:9101 \\
     --out results.json --html report.html
-  shallot load 127.0.0.1:8080 --tor-authorities torrc -n 100 --new-circuit   # a C tor network
+`;
+
+const HELP_TOR = `  shallot load 127.0.0.1:8080 --tor-authorities torrc -n 100 --new-circuit   # a C tor network
 `;
 
 interface RawOptions {
@@ -200,7 +202,7 @@ export function registerLoadCommand(program: Command, hooks: LoadCommandHooks = 
       'seconds between progress lines when not a terminal',
       String(DEFAULTS.progressIntervalSec),
     )
-    .addHelpText('after', HELP_AFTER)
+    .addHelpText('after', hooks.torClient ? HELP_AFTER + HELP_TOR : HELP_AFTER)
     .exitOverride((err: CommanderError) => {
       // Usage errors are configuration errors: exit 2. Help and version exit 0 as usual.
       if (err.exitCode !== 0) process.exit(2);
