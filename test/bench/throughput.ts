@@ -11,8 +11,11 @@
  * a figure never describes a download that lost or changed a byte.
  *
  * The default mode is `shallot up`'s: worker threads, one per core
- * (launch-workers.ts). Its CPU seconds per MiB count every thread of this
- * process (all nodes, the exit target and this reader); with
+ * (launch-workers.ts), started as users start it, the CLI in a process of
+ * its own, so this reader does not share the launcher's thread with the
+ * client, exit target and onion service (in-process it did, and read a
+ * quarter of the rate). Its CPU seconds per MiB are the launcher's (every
+ * thread) plus this process's; with
  * --process-per-node the node processes from state.json (/proc/<pid>/stat)
  * plus this one (launcher, exit target, reader). The reader's share is
  * small (a SHA-256 of the body, about 2 ms per MiB).
@@ -23,12 +26,13 @@
  * relays' shallot_relay_stream_send_blocked_seconds_total. A share near 1
  * means the window, not CPU, sets the rate (issue 16).
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
 import { httpGet } from '../../services/loadgen/http-get.js';
 import {
   counterDeltaBy,
@@ -37,9 +41,11 @@ import {
   scrape,
 } from '../../services/loadgen/scrape.js';
 import { builtinSha256 } from '../../services/onion-service/builtin-http.js';
+import type { NetworkState } from '../../services/testnet/state.js';
 import type { RunningNetwork } from '../../services/testnet/up.js';
 import { socksConnect } from '../helpers/socks-client.js';
 import { upReadmeNetwork } from '../helpers/testnet.js';
+import { collectOutput, smallUpArgs, waitUpReady } from '../helpers/up-cli.js';
 import { type BenchResult, fromLatencies } from './harness.js';
 
 const MiB = 1024 * 1024;
@@ -71,10 +77,34 @@ function processCpuSeconds(pid: number): number {
 function cpuSecondsOf(net: RunningNetwork): number {
   const self = process.cpuUsage();
   let s = (self.user + self.system) / 1e6;
-  for (const n of net.state.nodes) {
-    if (n.pid !== undefined && n.pid !== process.pid) s += processCpuSeconds(n.pid);
-  }
+  // Each process once: worker threads' entries carry the launcher's pid.
+  const pids = new Set([net.state.pid, ...net.state.nodes.map((n) => n.pid)]);
+  for (const pid of pids) if (pid !== undefined && pid !== process.pid) s += processCpuSeconds(pid);
   return s;
+}
+
+/** `shallot up` from dist/ as a child process (the network of upReadmeNetwork: 5 s voting, free ports, an onion service). */
+async function upCli(dataDir: string, workers: number): Promise<RunningNetwork> {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const cli = path.resolve(here, '../../services/testnet/main.js');
+  const args = [...(await smallUpArgs(dataDir, 10, 4)), '--log-level', 'warn', '--workers', String(workers)];
+  const child = spawn(process.execPath, [cli, 'up', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const out = collectOutput(child);
+  let state: NetworkState;
+  try {
+    state = await waitUpReady(child, out, dataDir, 180_000);
+  } catch (e) {
+    child.kill('SIGKILL');
+    throw e;
+  }
+  return {
+    state,
+    stop: async () => {
+      if (child.exitCode === null) child.kill('SIGINT');
+      await exited;
+    },
+  };
 }
 
 export async function download(
@@ -192,15 +222,16 @@ export async function throughputBenches(o: ThroughputOptions): Promise<BenchResu
   const workers = o.workers ?? availableParallelism();
   const mode = o.processPerNode ? 'process-per-node' : `--workers ${workers}`;
   const dataDir = await mkdtemp(path.join(tmpdir(), 'shallot-bench-tput-'));
-  const net = await upReadmeNetwork({
-    dataDir,
-    relays: 10,
-    exits: 4,
-    httpTunnelPort: undefined,
-    processPerNode: o.processPerNode,
-    ...(o.processPerNode ? {} : { workers }),
-    bootstrapTimeout: 120,
-  });
+  const net = o.processPerNode
+    ? await upReadmeNetwork({
+        dataDir,
+        relays: 10,
+        exits: 4,
+        httpTunnelPort: undefined,
+        processPerNode: true,
+        bootstrapTimeout: 120,
+      })
+    : await upCli(dataDir, workers);
   try {
     const web = net.state.web;
     const onion = net.state.onionServices[0]?.address;
