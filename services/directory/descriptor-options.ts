@@ -51,7 +51,7 @@ export interface DescriptorOptions {
   badExits?: string[];
   /** Future publication times accepted (Tor ROUTER_ALLOW_SKEW: 12 h). */
   descriptorSkewMs?: number;
-  /** Oldest publication time accepted and voted Running (default: 24 voting intervals, at most Tor's 24 h). */
+  /** Oldest publication time accepted and voted Running (Tor: 24 h). */
   descriptorMaxAgeMs?: number;
   /** C tor AuthDirMaxServersPerAddr: relays listed per address, 0 = no limit (default 2, C tor's). */
   maxServersPerAddr?: number;

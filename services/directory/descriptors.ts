@@ -8,8 +8,7 @@
  * - `accept(bytes)`: newest per identity wins; re-uploading the stored one
  *   is accepted (relays retry); older ones, bad signatures, oversized or
  *   malformed documents and publication times outside the window (future
- *   skew: Tor's 12 h; max age: 24 voting intervals, at most Tor's 24 h,
- *   core/dir/descriptor.ts descriptorMaxAgeMs) are refused
+ *   skew, max age: Tor's 12 h / 24 h defaults) are refused
  *   (DescriptorRefusedError).
  * - With a `ReachabilityTester` (issue 12): a descriptor at a new
  *   address:port is "unverified" until a link handshake to that address
@@ -27,12 +26,7 @@
  * the probe (reachability.ts), the vote around the entries (authority.ts).
  */
 import { compareBytes, toHex } from '../core/bytes.js';
-import {
-  descriptorDigest,
-  descriptorMaxAgeMs,
-  type RelayDescriptor,
-  verifyRelayDescriptor,
-} from '../core/dir/descriptor.js';
+import { descriptorDigest, type RelayDescriptor, verifyRelayDescriptor } from '../core/dir/descriptor.js';
 import { MAX_DESCRIPTOR_BYTES, MAX_RELAYS } from '../core/dir/fields.js';
 import { assignFlags, credibleBandwidth, voteRelayFromDescriptor } from '../core/dir/flags.js';
 import type { VoteRelay } from '../core/dir/relay-entry.js';
@@ -102,9 +96,9 @@ export class DescriptorStore {
     return this.descriptors.size;
   }
 
-  /** The oldest descriptor kept and voted on (core/dir/descriptor.ts: 24 voting intervals, at most 24 h). */
+  /** The oldest descriptor kept and voted on (C tor ROUTER_MAX_AGE_TO_PUBLISH, 24 h). */
   private get maxAgeMs(): number {
-    return this.ctx.opts.descriptorMaxAgeMs ?? descriptorMaxAgeMs(this.ctx.intervalMs);
+    return this.ctx.opts.descriptorMaxAgeMs ?? 24 * 3600_000;
   }
 
   get unverifiedCount(): number {

@@ -10,8 +10,9 @@
  * - at start, and at once when the descriptor changes (a new onion key:
  *   node.ts calls `publish`);
  * - unchanged, once per DESCRIPTOR_REFRESH_INTERVALS (18) voting intervals,
- *   before the authorities' limit of 24 drops it (core/dir/descriptor.ts;
- *   C tor: every 18 h, its authorities drop at 24 h);
+ *   at most 18 h (core/dir/descriptor.ts; C tor: every 18 h, before its
+ *   authorities drop it at 24 h): a testnet's authorities keep descriptors
+ *   in memory only, and one that restarted must hear from us again soon;
  * - "retry fast" (C tor FAST_RETRY_DESCRIPTOR_INTERVAL): when a consensus
  *   voted at least FAST_RETRY_INTERVALS after our last upload does not
  *   list us, or lists an older descriptor than our last, we upload again
@@ -73,7 +74,7 @@ export const RELAY_PROTOCOLS: Record<string, string> = {
  * FAST_RETRY_DESCRIPTOR_INTERVAL, 90 min, 1.5 of its 1 h intervals).
  */
 export const FAST_RETRY_INTERVALS = 2;
-/** Retries to a minority of authorities that missed an upload wait at most this many intervals (of the 6 left). */
+/** Retries to a minority of authorities that missed an upload wait at most this many intervals. */
 export const RETRY_MINORITY_INTERVALS = 3;
 /** The interval assumed before any consensus says it (C tor's relays used to republish every minute or so in testnets). */
 const FALLBACK_INTERVAL_MS = 60_000;
@@ -83,9 +84,9 @@ const FALLBACK_INTERVAL_MS = 60_000;
  * authorities still `pending` (they failed to answer or answered 5xx), a
  * retry to those: 1 s doubling, at most half an interval while a majority
  * lacks the descriptor (we are not listed without it), else at most
- * RETRY_MINORITY_INTERVALS (a lone authority that missed it must have it
- * before the authorities' 24-interval limit, without 1,000 relays asking
- * a dead authority every few seconds). Otherwise, or if sooner, the
+ * RETRY_MINORITY_INTERVALS (a lone authority that missed it, say it was
+ * restarting, learns it soon, without 1,000 relays asking a dead
+ * authority every few seconds). Otherwise, or if sooner, the
  * refresh of the unchanged descriptor, spread up to an interval early so
  * relays that started together drift apart.
  */

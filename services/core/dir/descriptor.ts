@@ -128,28 +128,20 @@ export function signRelayDescriptor(desc: RelayDescriptor, identitySeed: Uint8Ar
 }
 
 /**
- * Descriptor lifetimes counted in voting intervals. C tor's authorities
- * drop a descriptor older than ROUTER_MAX_AGE_TO_PUBLISH (24 h) and relays
- * regenerate theirs every FORCE_REGENERATE_DESCRIPTOR_INTERVAL (18 h): 24
- * and 18 of its default 1 h voting intervals. A testnet votes every few
- * seconds, so Shallot scales both by the interval (capped at C tor's
- * hours), as it scales time periods (TestingTorNetwork's 24 intervals):
- * an authority that restarted and forgot every descriptor (they are not
- * persisted) hears from each relay again within 18 intervals, not 18 h,
- * and an idle relay still uploads only once per 18 intervals.
+ * How often a relay re-uploads an unchanged descriptor. C tor's relays
+ * regenerate theirs every FORCE_REGENERATE_DESCRIPTOR_INTERVAL (18 h), 18
+ * of its default 1 h voting intervals, before its authorities drop it at
+ * ROUTER_MAX_AGE_TO_PUBLISH (24 h, kept here). Shallot counts the refresh
+ * in voting intervals (capped at C tor's 18 h), as it scales time periods:
+ * a testnet votes every few seconds and its authorities keep descriptors
+ * in memory only, so one that restarted hears from every relay again
+ * within 18 intervals, not 18 h, while an idle relay still uploads only
+ * once per 18 intervals.
  */
-export const DESCRIPTOR_MAX_AGE_INTERVALS = 24;
 export const DESCRIPTOR_REFRESH_INTERVALS = 18;
-const HOUR_MS = 3600_000;
 
-/** How old a descriptor an authority voting every `intervalMs` still accepts and votes on. */
-export function descriptorMaxAgeMs(intervalMs: number): number {
-  return Math.min(DESCRIPTOR_MAX_AGE_INTERVALS * HOUR_MS, DESCRIPTOR_MAX_AGE_INTERVALS * intervalMs);
-}
-
-/** How often a relay re-uploads an unchanged descriptor, for authorities voting every `intervalMs`. */
 export function descriptorRefreshMs(intervalMs: number): number {
-  return Math.min(DESCRIPTOR_REFRESH_INTERVALS * HOUR_MS, DESCRIPTOR_REFRESH_INTERVALS * intervalMs);
+  return Math.min(DESCRIPTOR_REFRESH_INTERVALS * 3600_000, DESCRIPTOR_REFRESH_INTERVALS * intervalMs);
 }
 
 export interface DescriptorCheckOptions {
