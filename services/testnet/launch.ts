@@ -13,6 +13,31 @@ import { bandwidthLimit, linkShaping, loadNetworkModel, namedShaping } from '../
 import { type ClientAuthLayout, prepareClientAuth } from './client-auth.js';
 import type { NetworkState } from './state.js';
 
+/**
+ * `shallot up`'s voting interval when none is given: 10 s, and 1 s per 50
+ * relays past 500 (20 s at 1,000, 40 s at 2,000). The authorities' work
+ * per round (their votes built, checked and exchanged, the consensus
+ * computed, signed and verified by every reader: npm run bench's directory
+ * section) grows with the relays, and it runs once per interval; a longer
+ * interval keeps it a bounded share of a core and gives the vote and
+ * distribution delays (a fifth of the interval each) and the peer
+ * timeouts sized from them room for documents of a megabyte (issue 17: at
+ * 1,000 relays and 10 s the three authorities' rounds overran their 2 s
+ * delays on a loaded 2-core host). C tor's public network votes hourly.
+ */
+export function defaultVotingInterval(relays: number): number {
+  return Math.max(10, Math.ceil(relays / 50));
+}
+
+/**
+ * `shallot up`'s bootstrap deadline when none is given: 180 s, and 0.3 s
+ * more per relay past 500 (relays start one after another in each worker
+ * and the authorities test each before listing it).
+ */
+export function defaultBootstrapTimeout(relays: number): number {
+  return Math.max(180, Math.ceil(180 + (relays - 500) * 0.3));
+}
+
 export interface UpOptions {
   authorities: number;
   relays: number;

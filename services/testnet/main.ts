@@ -22,6 +22,7 @@ import { writeClientAuthFiles } from '../runtime/client-auth-files.js';
 import { isLogLevel, type LogLevel } from '../runtime/log.js';
 import { parseParams } from '../runtime/params-option.js';
 import { registerFaultCommand } from './fault-command.js';
+import { defaultBootstrapTimeout, defaultVotingInterval } from './launch.js';
 import { startTorLoadClient } from './load-client.js';
 import { Progress } from './progress.js';
 import { status } from './status.js';
@@ -69,9 +70,8 @@ export function program(): Command {
     .option('--intro-points <n>', 'introduction points per instance', intOption('intro points', 1, 10), 3)
     .option(
       '--voting-interval <sec>',
-      'seconds between consensuses (time periods are 24 of these)',
+      'seconds between consensuses (time periods are 24 of these; default 10, 1 more per 50 relays past 500)',
       intOption('voting interval', 5, 3600),
-      10,
     )
     .option(
       '--data-dir <dir>',
@@ -148,11 +148,16 @@ export function program(): Command {
     .option('--no-tls', 'plain ws links instead of wss (debugging only)')
     .option(
       '--bootstrap-timeout <sec>',
-      'give up if the network is not usable by then',
+      'give up if the network is not usable by then (default 180, 0.3 more per relay past 500)',
       intOption('bootstrap timeout', 10, 3600),
-      180,
     )
-    .action(async (opts: UpOptions) => {
+    .action(async (given: Omit<UpOptions, 'votingInterval' | 'bootstrapTimeout'> & Partial<UpOptions>) => {
+      // Both grow with the network when not given (launch.ts).
+      const opts: UpOptions = {
+        ...given,
+        votingInterval: given.votingInterval ?? defaultVotingInterval(given.relays),
+        bootstrapTimeout: given.bootstrapTimeout ?? defaultBootstrapTimeout(given.relays),
+      };
       let net: RunningNetwork | null = null;
       let stopping = false;
       const stop = (signal: NodeJS.Signals) => {

@@ -14,7 +14,8 @@
  * Options: --sizes=100,300,1000,2000  --idle=60 (seconds of idle CPU)
  * --sample=300 (seconds of consensus sampling, idle CPU taken in its first
  * --idle seconds)  --fetch-bytes=1048576  --workers=N (default one per core)
- * --voting-interval=10. A quick run: --sizes=100 --idle=10 --sample=20.
+ * --voting-interval (default: shallot up's, 10 s growing past 500 relays).
+ * A quick run: --sizes=100 --idle=10 --sample=20.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -38,7 +39,8 @@ const idleSec = num('idle', 60);
 const sampleSec = Math.max(num('sample', 300), idleSec);
 const fetchBytes = num('fetch-bytes', 1 << 20);
 const workers = num('workers', os.availableParallelism());
-const votingInterval = num('voting-interval', 10);
+/** Unset: `shallot up`'s default, which grows with the relays (testnet/launch.ts defaultVotingInterval). */
+const votingIntervalArg = arg('voting-interval');
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, here.split('/').includes('dist') ? '../../..' : '../..');
@@ -63,6 +65,7 @@ interface SizeResult {
   consensusSec: number[];
   voteSecMax?: number;
   consensusSecMax?: number;
+  votingIntervalSec?: number;
   /** Descriptor uploads each authority received per relay per voting interval, over the idle window. */
   uploadsPerRelayPerInterval?: number;
   onionOk: number;
@@ -142,7 +145,8 @@ function startUp(dataDir: string, relays: number, exits: number): { child: Child
       join(root, 'dist/services/testnet/main.js'),
       'up',
       ...['--relays', String(relays), '--exits', String(exits), '--workers', String(workers)],
-      ...['--data-dir', dataDir, '--base-port', '0', '--voting-interval', String(votingInterval)],
+      ...['--data-dir', dataDir, '--base-port', '0'],
+      ...(votingIntervalArg ? ['--voting-interval', votingIntervalArg] : []),
       ...['--socks-port', '29050', '--http-tunnel-port', '29080', '--bootstrap-timeout', '3600'],
       '--log-level',
       'warn',
@@ -191,6 +195,7 @@ async function runSize(relays: number): Promise<SizeResult> {
     const sampleStart = Date.now();
     let lastValidAfter = 0;
     let idleMeasured = false;
+    let votingInterval = Number(votingIntervalArg ?? 10);
     while (Date.now() - sampleStart < sampleSec * 1000) {
       const c = await fetchConsensus(state.authorities, { nowMs: Date.now(), timeoutMs: 10_000 }).catch(
         () => null,
@@ -198,6 +203,9 @@ async function runSize(relays: number): Promise<SizeResult> {
       const running = c ? c.consensus.relays.filter((x) => x.flags.includes('Running')).length : 0;
       r.consensusRunning.push(running);
       const va = c?.consensus.validAfterMs ?? 0;
+      // Sample once per voting interval, the network's (fresh-until minus valid-after).
+      if (c) votingInterval = (c.consensus.freshUntilMs - c.consensus.validAfterMs) / 1000;
+      r.votingIntervalSec = votingInterval;
       if (va > lastValidAfter && lastValidAfter > 0) r.consensusLagSec.push((Date.now() - va) / 1000);
       lastValidAfter = Math.max(lastValidAfter, va);
       const m = await scrape(authMetrics);
@@ -271,7 +279,14 @@ async function main(): Promise<void> {
   const report = {
     at: new Date().toISOString(),
     machine: { cores: os.availableParallelism(), memGiB: os.totalmem() / 2 ** 30, node: process.version },
-    options: { sizes, idleSec, sampleSec, fetchBytes, workers, votingInterval },
+    options: {
+      sizes,
+      idleSec,
+      sampleSec,
+      fetchBytes,
+      workers,
+      votingInterval: votingIntervalArg ?? 'default',
+    },
     results,
   };
   writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
