@@ -30,12 +30,12 @@ export function defaultVotingInterval(relays: number): number {
 }
 
 /**
- * `shallot up`'s bootstrap deadline when none is given: 180 s, and 0.3 s
+ * `shallot up`'s bootstrap deadline when none is given: 180 s, and 0.6 s
  * more per relay past 500 (relays start one after another in each worker
  * and the authorities test each before listing it).
  */
 export function defaultBootstrapTimeout(relays: number): number {
-  return Math.max(180, Math.ceil(180 + (relays - 500) * 0.3));
+  return Math.max(180, Math.ceil(180 + (relays - 500) * 0.6));
 }
 
 export interface UpOptions {

@@ -148,7 +148,7 @@ export function program(): Command {
     .option('--no-tls', 'plain ws links instead of wss (debugging only)')
     .option(
       '--bootstrap-timeout <sec>',
-      'give up if the network is not usable by then (default 180, 0.3 more per relay past 500)',
+      'give up if the network is not usable by then (default 180, 0.6 more per relay past 500)',
       intOption('bootstrap timeout', 10, 3600),
     )
     .action(async (given: Omit<UpOptions, 'votingInterval' | 'bootstrapTimeout'> & Partial<UpOptions>) => {
