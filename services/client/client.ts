@@ -96,6 +96,8 @@ export class ShallotClient {
   private readonly rng: Rng;
   private readonly m: Metrics['client'];
   private consensusWaiters: (() => void)[] = [];
+  /** Streams waiting for a path, woken by each new consensus (exitCircuitWhenPathExists). */
+  private readonly dirWaiters = new Set<() => void>();
   /** A C tor network's microdescriptors, kept between directory fetches (ctor-dir.ts). */
   private readonly microdescs = new Map<string, Microdesc>();
   /** Opens streams to onion services (onion.ts); null disables them. */
@@ -168,6 +170,7 @@ export class ShallotClient {
       const consensus = dir.consensus;
       const first = !this.dir;
       this.circuits.setNetDir(dir);
+      for (const w of [...this.dirWaiters]) w();
       // Series exist at 0 from the start, so rate() and increase() see the first event.
       for (const r of dir.relays) {
         if (r.flags.includes('Stable')) this.m.rendezvousChosen.labels({ relay: r.nickname }).inc(0);
@@ -254,12 +257,14 @@ export class ShallotClient {
   private async connectExit(req: ConnectRequest): Promise<Duplex> {
     if (!this.dir) throw new ConnectError('not_bootstrapped', 'not bootstrapped yet');
     const attempts = this.opts.streamAttempts ?? 5;
+    // However long the caller allows, a stream waits for a path at most SocksTimeout.
+    const waitUntil = performance.now() + Math.min(remainingMs(req), CIRCUIT_WAIT_MS);
     let last: unknown = new ConnectError('timeout', 'no time left for the stream');
     for (let i = 0; i < attempts && remainingMs(req) > 0; i++) {
       let circ: OriginCircuit | null = null;
       let waited = 0;
       try {
-        circ = await withDeadline(this.circuits.exitCircuit(req.host, req.port, req.isolationKey), req);
+        circ = await this.exitCircuitWhenPathExists(req, waitUntil);
         waited = Math.min(streamTimeoutMs(i), remainingMs(req));
         const stream = await circ.openStream({ host: req.host, port: req.port }, waited);
         return this.circuits.watchStream(circ, stream);
@@ -286,13 +291,65 @@ export class ShallotClient {
     throw last;
   }
 
+  /**
+   * A circuit for the stream, waiting while no path can be chosen yet (no
+   * Running guard, middle or exit in this consensus, or each one avoided for
+   * a while). C tor does not fail such a stream: it stays in
+   * AP_CONN_STATE_CIRCUIT_WAIT (circuit_get_open_circ_or_launch returns 0
+   * when no circuit can be launched), connection_ap_attach_pending tries it
+   * again every second and with each new consensus, and
+   * connection_ap_expire_beginning closes it once SocksTimeout passes. Only
+   * a destination no listed exit's policy allows is refused at once
+   * (router_exit_policy_all_nodes_reject: "No Tor server allows exit").
+   */
+  private async exitCircuitWhenPathExists(req: ConnectRequest, waitUntil: number): Promise<OriginCircuit> {
+    for (;;) {
+      try {
+        return await withDeadline(this.circuits.exitCircuit(req.host, req.port, req.isolationKey), req);
+      } catch (e) {
+        if (!(e instanceof PathError)) throw e;
+        // By policy, not flags: a relay not yet Running has no Exit flag but may exit soon.
+        const noExitAllows =
+          e.context.position === 'exit' &&
+          !this.dir?.relays.some(
+            (r) => NetDir.exitAllows(r, req.host, req.port) && !r.flags.includes('BadExit'),
+          );
+        if (noExitAllows) throw e;
+        const left = Math.min(waitUntil, performance.now() + remainingMs(req)) - performance.now();
+        if (left <= 0)
+          throw new ConnectError('timeout', `no circuit before the SOCKS deadline: ${e.message}`);
+        this.c.logger.debug('no path yet; the stream waits', { error: e.message });
+        await this.nextDirOr(Math.min(PATH_RETRY_MS, left));
+      }
+    }
+  }
+
+  /** Resolves when a new consensus is loaded or after `ms`, whichever comes first. */
+  private nextDirOr(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.dirWaiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.dirWaiters.add(done);
+    });
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
+    for (const w of [...this.dirWaiters]) w();
     if (this.refreshTimer) clearTimeout(this.refreshTimer);
     await this.socks?.close();
     this.circuits.close();
   }
 }
+
+/** How often a stream waiting for a path tries again (C tor connection_ap_attach_pending, each second). */
+const PATH_RETRY_MS = 1_000;
+/** The longest a stream waits for a path: C tor's SocksTimeout default (2 minutes). */
+const CIRCUIT_WAIT_MS = 120_000;
 
 /** C tor `compute_retry_timeout` (CircuitStreamTimeout unset): 10 s for the first two attempts, then 15 s. */
 export function streamTimeoutMs(attempt: number): number {

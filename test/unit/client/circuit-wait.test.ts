@@ -1,0 +1,144 @@
+// A stream that arrives before any path can be chosen (a consensus whose
+// relays are listed but not yet Running, as a fresh testnet's first one is)
+// waits for a path, as C tor's AP_CONN_STATE_CIRCUIT_WAIT does, and is
+// closed with TIMEOUT only at its SOCKS deadline; a destination no listed
+// exit allows is still refused at once (router_exit_policy_all_nodes_reject).
+// Path selection is the real one; only the circuit it would build is faked.
+import { PassThrough } from 'node:stream';
+import { Registry } from 'prom-client';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { chooseBuildPath } from '../../../services/client/build-path.js';
+import { ShallotClient } from '../../../services/client/client.js';
+import { ConnectError, type ConnectRequest } from '../../../services/client/connect.js';
+import { connectReply } from '../../../services/client/connect-reply.js';
+import { NetDir } from '../../../services/client/netdir.js';
+import { ed25519Generate, randomBytes, x25519Generate } from '../../../services/core/crypto.js';
+import type { Consensus } from '../../../services/core/dir/consensus.js';
+import type { ConsensusRelay } from '../../../services/core/dir/relay-entry.js';
+import { DEFAULT_TESTNET_EXIT_POLICY, REJECT_ALL } from '../../../services/core/exit-policy.js';
+import { SocksReply } from '../../../services/core/socks5.js';
+import type { OriginCircuit } from '../../../services/net/origin-circuit.js';
+import { silentLogger } from '../../../services/runtime/log.js';
+
+const RUNNING = ['Exit', 'Fast', 'Guard', 'Running', 'Stable', 'V2Dir', 'Valid'];
+
+function relay(i: number, flags: string[], exit = true): ConsensusRelay {
+  return {
+    nickname: `r${i}`,
+    identity: ed25519Generate().public,
+    ntorOnionKey: x25519Generate().public,
+    address: `10.${i + 1}.0.1`,
+    orPort: 9000 + i,
+    publishedMs: 0,
+    flags: exit ? flags : flags.filter((f) => f !== 'Exit'),
+    bandwidth: 1000,
+    exitPolicy: exit ? DEFAULT_TESTNET_EXIT_POLICY : REJECT_ALL,
+    family: [],
+    descriptorDigest: new Uint8Array(32),
+  };
+}
+
+function dirOf(relays: ConsensusRelay[]): NetDir {
+  const consensus: Consensus = {
+    validAfterMs: Date.now(),
+    freshUntilMs: Date.now() + 60_000,
+    validUntilMs: Date.now() + 180_000,
+    votingIntervalSec: 5,
+    knownFlags: RUNNING,
+    params: {},
+    relays,
+    bandwidthWeights: {},
+    authorities: [],
+  };
+  return new NetDir(consensus);
+}
+
+/** Four relays listed, none Running yet: the first consensus of a fresh testnet. */
+const notRunning = () => dirOf(Array.from({ length: 4 }, (_, i) => relay(i, ['Valid'])));
+const running = () => dirOf(Array.from({ length: 4 }, (_, i) => relay(i, RUNNING)));
+
+const clients: ShallotClient[] = [];
+afterEach(async () => {
+  for (const c of clients.splice(0)) await c.stop();
+});
+
+/** A client that is never started (no SOCKS, no fetches): the test hands it its consensus. */
+function client(): ShallotClient {
+  const c = new ShallotClient(
+    { logger: silentLogger, registry: new Registry() },
+    { authorities: [{ url: 'http://127.0.0.1:1' }] as never, socksHost: '127.0.0.1', socksPort: null },
+  );
+  clients.push(c);
+  return c;
+}
+
+const request = (deadlineMs: number, port = 80): ConnectRequest => ({
+  command: 1,
+  host: '127.0.0.1',
+  port,
+  addressType: 'ipv4',
+  isolationKey: 'k',
+  deadline: performance.now() + deadlineMs,
+});
+
+describe('a stream waits for a path (C tor AP_CONN_STATE_CIRCUIT_WAIT)', () => {
+  it('waits while no relay is Running and builds once a consensus lists Running relays', async () => {
+    const c = client();
+    c.circuits.setNetDir(notRunning());
+    const paths: string[] = [];
+    // The real path selection (core/path.ts) decides; once it finds a path, a
+    // fake open circuit stands in for the build (10.x addresses are never dialled).
+    vi.spyOn(c.circuits, 'exitCircuit').mockImplementation(async (host, port) => {
+      const dir = c.circuits.dir as NetDir;
+      try {
+        chooseBuildPath({
+          dir,
+          req: { purpose: 'exit', exitHost: host, exitPort: port },
+          guard: undefined,
+          layer2: undefined,
+          silent: new Set(),
+          enforceSubnets: false,
+          rng: randomBytes,
+        });
+      } catch (e) {
+        paths.push('no path');
+        throw e;
+      }
+      paths.push('path');
+      return { openStream: async () => new PassThrough(), channel: {} } as unknown as OriginCircuit;
+    });
+    vi.spyOn(c.circuits, 'watchStream').mockImplementation((_circ, s) => s);
+    const started = performance.now();
+    const stream = c.connect(request(20_000));
+    setTimeout(() => c.circuits.setNetDir(running()), 1_500);
+    await expect(stream).resolves.toBeInstanceOf(PassThrough);
+    // Tried, found no path, waited and tried again: not failed on the first try.
+    expect(paths[0]).toBe('no path');
+    expect(paths.at(-1)).toBe('path');
+    expect(paths.length).toBeGreaterThanOrEqual(2);
+    expect(performance.now() - started).toBeGreaterThanOrEqual(1_400);
+  });
+
+  it('closes the stream with TIMEOUT (SOCKS 0x06) at its deadline when no path ever appears', async () => {
+    const c = client();
+    c.circuits.setNetDir(notRunning());
+    const started = performance.now();
+    const e = await c.connect(request(2_500)).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(ConnectError);
+    expect((e as ConnectError).kind).toBe('timeout');
+    expect((e as Error).message).toMatch(/no usable relay/);
+    expect(connectReply(e).socks5).toBe(SocksReply.TTL_EXPIRED);
+    // It waited for the deadline rather than giving up at once.
+    expect(performance.now() - started).toBeGreaterThanOrEqual(2_000);
+  });
+
+  it('still refuses at once a port no listed exit allows (exit policy, SOCKS 0x02)', async () => {
+    const c = client();
+    c.circuits.setNetDir(dirOf(Array.from({ length: 4 }, (_, i) => relay(i, RUNNING, false))));
+    const started = performance.now();
+    const e = await c.connect(request(20_000)).catch((x: unknown) => x);
+    expect((e as ConnectError).kind).toBe('exit_policy');
+    expect(connectReply(e).socks5).toBe(SocksReply.NOT_ALLOWED);
+    expect(performance.now() - started).toBeLessThan(1_000);
+  });
+});
