@@ -239,14 +239,18 @@ export async function upProcesses(o: UpOptions, progress: ProgressSink): Promise
     }
     const deadline = Date.now() + o.bootstrapTimeout * 1000;
     for (;;) {
+      // Every relay listed with Guard (so Running, Fast, Stable), as the other
+      // launchers wait (launch-workers.ts, network.ts): the first consensus
+      // after boot lists relays before the authorities found them reachable
+      // or up long enough, and a client handed that one has no path yet.
       const listed = await fetchConsensus(endpoints, { nowMs: Date.now(), timeoutMs: 2_000 }).then(
-        (r) => r.consensus.relays.length,
+        (r) => r.consensus.relays.filter((x) => x.flags.includes('Guard')).length,
         () => 0,
       );
       progress.update({ stage: 'consensus', done: listed, total: o.relays });
       if (listed >= o.relays) break;
       if (Date.now() > deadline)
-        throw new Error(`consensus lists ${listed} of ${o.relays} relays; see ${logs}`);
+        throw new Error(`consensus lists ${listed} of ${o.relays} relays with Guard; see ${logs}`);
       if (children.some((c) => c.exitCode !== null))
         throw new Error(`a node exited during bootstrap; see ${logs}`);
       await new Promise((r) => setTimeout(r, 500));
