@@ -8,7 +8,7 @@
 
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
@@ -256,7 +256,7 @@ export async function upProcesses(o: UpOptions, progress: ProgressSink): Promise
       await new Promise((r) => setTimeout(r, 500));
     }
     const auth = await clientAuthFor(o);
-    launch(
+    const client = launch(
       'client',
       'client',
       entry('client'),
@@ -276,7 +276,7 @@ export async function upProcesses(o: UpOptions, progress: ProgressSink): Promise
       clientOps,
     );
     progress.line('bootstrapping: client fetching the consensus');
-    await waitReady(`http://127.0.0.1:${clientOps}/readyz`, deadline);
+    await waitReady(`http://127.0.0.1:${clientOps}/readyz`, deadline, client, path.join(logs, 'client.log'));
     const web = await startWebTarget('127.0.0.1', await ports.take());
     const services: NetworkState['onionServices'] = [];
     for (let s = 0; s < o.onionServices; s++) {
@@ -311,7 +311,12 @@ export async function upProcesses(o: UpOptions, progress: ProgressSink): Promise
           `bootstrapping: onion service onion${s} instance ${inst + 1}/${o.instances} publishing`,
         );
         // Ready once its descriptor is on the HSDirs.
-        await waitReady(`http://127.0.0.1:${opsPort}/readyz`, deadline);
+        await waitReady(
+          `http://127.0.0.1:${opsPort}/readyz`,
+          deadline,
+          child,
+          path.join(logs, `onion${s}-${inst}.log`),
+        );
         if (inst === 0) services.push({ name: `onion${s}`, address, instances: o.instances });
       }
     }
@@ -349,14 +354,33 @@ export async function upProcesses(o: UpOptions, progress: ProgressSink): Promise
   }
 }
 
-/** Polls a /readyz URL until it answers 200 or the deadline passes. */
-async function waitReady(url: string, deadline: number): Promise<void> {
+/**
+ * Polls a /readyz URL until it answers 200 or the deadline passes; fails at
+ * once, with the end of its log, if the node's process has exited (a CI run
+ * waited out the whole bootstrap timeout on a client that had died at once
+ * with EADDRINUSE on its SOCKS port).
+ */
+export async function waitReady(
+  url: string,
+  deadline: number,
+  child: ChildProcess,
+  log: string,
+): Promise<void> {
   for (;;) {
     const ok = await fetch(url, { signal: AbortSignal.timeout(2_000) }).then(
       (r) => r.ok,
       () => false,
     );
     if (ok) return;
+    if (child.exitCode !== null || child.signalCode !== null) {
+      const tail = await readFile(log, 'utf8').then(
+        (t) => t.trim().split('\n').slice(-2).join(' | '),
+        () => '',
+      );
+      throw new Error(
+        `${path.basename(log, '.log')} exited during bootstrap (${child.exitCode ?? child.signalCode}): ${tail}; see ${log}`,
+      );
+    }
     if (Date.now() > deadline) throw new Error(`${url} not ready in time`);
     await new Promise((r) => setTimeout(r, 300));
   }
