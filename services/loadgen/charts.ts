@@ -45,8 +45,11 @@ interface Frame {
   parts: string[];
 }
 
-/** The svg element, grid, ticks and axis labels; callers push marks into `parts` and close it. */
-function frame(o: {
+/**
+ * The svg element, grid, ticks and axis labels; callers push marks into
+ * `parts` and close it. Every chart of the report draws its axes here.
+ */
+export function frame(o: {
   width: number;
   height: number;
   xMax: number;
@@ -56,9 +59,10 @@ function frame(o: {
   aria: string;
   cls: string;
   yFormat?: (v: number) => string;
+  /** Room right of the plot; the default fits the legend and "p99.9 1234.5 ms". */
+  marginRight?: number;
 }): Frame {
-  // Right margin: room for the legend and "p99.9 1234.5 ms".
-  const m = { l: 60, r: 130, t: 16, b: 40 };
+  const m = { l: 60, r: o.marginRight ?? 130, t: 16, b: 40 };
   const w = o.width - m.l - m.r;
   const h = o.height - m.t - m.b;
   const xStep = niceStep(o.xMax);

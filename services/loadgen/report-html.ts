@@ -14,8 +14,8 @@ import {
   cdfSvg,
   escapeHtml,
   failureTimelineSvg,
+  frame,
   histogramSvg,
-  niceStep,
   phasesSvg,
   throughputSvg,
 } from './charts.js';
@@ -53,41 +53,19 @@ export function latencyScatterSvg(
   width = 760,
   height = 320,
 ): string {
-  const m = { l: 60, r: 110, t: 16, b: 40 };
-  const w = width - m.l - m.r;
-  const h = height - m.t - m.b;
   const xs = samples.map((s) => s.startMs / 1000);
   const ys = samples.flatMap((s) => SERIES.map((k) => s[k.key]).filter((v): v is number => v !== undefined));
-  const xMax = Math.max(1, elapsedSec, ...xs);
-  const yMax = Math.max(1, ...ys);
-  const xStep = niceStep(xMax);
-  const yStep = niceStep(yMax);
-  const xTop = Math.ceil(xMax / xStep) * xStep;
-  const yTop = Math.ceil(yMax / yStep) * yStep;
-  const X = (v: number) => m.l + (v / xTop) * w;
-  const Y = (v: number) => m.t + h - (v / yTop) * h;
-  const parts: string[] = [];
-  parts.push(
-    `<svg class="scatter" xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img" aria-label="latency over time">`,
-  );
-  for (let v = 0; v <= yTop + 1e-9; v += yStep) {
-    parts.push(
-      `<line x1="${m.l}" x2="${m.l + w}" y1="${Y(v).toFixed(1)}" y2="${Y(v).toFixed(1)}" stroke="#ddd"/>`,
-      `<text x="${m.l - 6}" y="${(Y(v) + 4).toFixed(1)}" text-anchor="end" font-size="11">${+v.toPrecision(6)}</text>`,
-    );
-  }
-  for (let v = 0; v <= xTop + 1e-9; v += xStep) {
-    parts.push(
-      `<line x1="${X(v).toFixed(1)}" x2="${X(v).toFixed(1)}" y1="${m.t + h}" y2="${m.t + h + 4}" stroke="#333"/>`,
-      `<text x="${X(v).toFixed(1)}" y="${m.t + h + 16}" text-anchor="middle" font-size="11">${+v.toPrecision(6)}</text>`,
-    );
-  }
-  parts.push(
-    `<line x1="${m.l}" x2="${m.l}" y1="${m.t}" y2="${m.t + h}" stroke="#333"/>`,
-    `<line x1="${m.l}" x2="${m.l + w}" y1="${m.t + h}" y2="${m.t + h}" stroke="#333"/>`,
-    `<text x="${m.l + w / 2}" y="${height - 6}" text-anchor="middle" font-size="12">request start (s since run start)</text>`,
-    `<text x="14" y="${m.t + h / 2}" text-anchor="middle" font-size="12" transform="rotate(-90 14 ${m.t + h / 2})">latency (ms)</text>`,
-  );
+  const { X, Y, l, t, w, h, parts } = frame({
+    width,
+    height,
+    xMax: Math.max(1, elapsedSec, ...xs),
+    yMax: Math.max(1, ...ys),
+    xLabel: 'request start (s since run start)',
+    yLabel: 'latency (ms)',
+    aria: 'latency over time',
+    cls: 'scatter',
+    marginRight: 110,
+  });
   for (const k of SERIES) {
     const dots = samples
       .filter((s) => s[k.key] !== undefined)
@@ -101,16 +79,16 @@ export function latencyScatterSvg(
     .filter((s) => !s.ok)
     .map((s) => {
       const x = X(s.startMs / 1000);
-      const y = m.t + h;
+      const y = t + h;
       return `<path d="M${(x - 4).toFixed(1)} ${y - 4} l8 8 m0 -8 l-8 8"><title>#${s.i} failed: ${escapeHtml(s.reason ?? 'unknown')}</title></path>`;
     });
   parts.push(`<g class="failures" stroke="#d62728" stroke-width="2">${fails.join('')}</g>`);
   const legend = [...SERIES.map((k) => [k.label, k.color] as const), ['failed', '#d62728'] as const];
   legend.forEach(([label, color], n) => {
-    const y = m.t + 10 + n * 18;
+    const y = t + 10 + n * 18;
     parts.push(
-      `<rect x="${m.l + w + 16}" y="${y - 8}" width="10" height="10" fill="${color}"/>`,
-      `<text x="${m.l + w + 32}" y="${y + 1}" font-size="12">${label}</text>`,
+      `<rect x="${l + w + 16}" y="${y - 8}" width="10" height="10" fill="${color}"/>`,
+      `<text x="${l + w + 32}" y="${y + 1}" font-size="12">${label}</text>`,
     );
   });
   parts.push('</svg>');
