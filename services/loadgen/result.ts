@@ -245,22 +245,22 @@ export function subsample<T>(records: readonly T[], max: number): T[] {
   return out;
 }
 
+/** The result's fields read from the nodes' metrics and the network's state (scraped.ts computes them). */
+export type ScrapedFigures = Pick<
+  LoadResult,
+  | 'circuitBuild'
+  | 'clientOnionConnect'
+  | 'onionConnectPhases'
+  | 'clientRendezvousChosen'
+  | 'clientRelayUse'
+  | 'rendezvousSpread'
+  | 'introSpread'
+  | 'instanceSpread'
+  | 'network'
+>;
+
 /** What a run collected; the metrics-derived fields pass through to the result as they are. */
-export interface BuildInput
-  extends Pick<
-    LoadResult,
-    | 'checksums'
-    | 'circuitBuild'
-    | 'clientOnionConnect'
-    | 'onionConnectPhases'
-    | 'clientRendezvousChosen'
-    | 'clientRelayUse'
-    | 'rendezvousSpread'
-    | 'introSpread'
-    | 'instanceSpread'
-    | 'network'
-    | 'stoppedEarly'
-  > {
+export interface BuildInput extends ScrapedFigures, Pick<LoadResult, 'checksums' | 'stoppedEarly'> {
   options: LoadOptions;
   target: { host: string; port: number; onion: boolean };
   relayMetricsUrls: string[];

@@ -26,9 +26,9 @@ import type { UpState } from './network-state.js';
 import type {
   CircuitBuildSummary,
   InstanceSpread,
-  LoadResult,
   NetworkInfo,
   QuantileSummary,
+  ScrapedFigures,
 } from './result.js';
 import {
   counterDeltaBy,
@@ -101,18 +101,7 @@ export interface ScrapeInput {
   version: string;
 }
 
-export type ScrapedFigures = Pick<
-  LoadResult,
-  | 'circuitBuild'
-  | 'clientOnionConnect'
-  | 'onionConnectPhases'
-  | 'clientRendezvousChosen'
-  | 'clientRelayUse'
-  | 'rendezvousSpread'
-  | 'introSpread'
-  | 'instanceSpread'
-  | 'network'
->;
+export type { ScrapedFigures };
 
 function introPointSpread([b, a]: Pair, relayNames: readonly string[]): Spread {
   const name = 'shallot_relay_intro_total';
