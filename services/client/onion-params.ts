@@ -25,10 +25,12 @@
 import { toHex } from '../core/bytes.js';
 import type { Rng } from '../core/crypto.js';
 import type { Consensus } from '../core/dir/consensus.js';
+import type { SharedRandValue } from '../core/dir/header.js';
 import { ShallotError } from '../core/errors.js';
 import { blindIdentity, hsSubcredential } from '../core/hs-keys.js';
 import {
   inPeriodBetweenTpAndSrv,
+  type TimePeriodParams,
   timePeriodNum,
   timePeriodParams,
   timePeriodStart,
@@ -91,33 +93,40 @@ export function otherPeriodKeys(identityPub: Uint8Array, consensus: Consensus): 
   const p = timePeriodParams({ testnet: true, votingIntervalSec: consensus.votingIntervalSec });
   const n = timePeriodNum(consensus.validAfterMs, p);
   const early = inPeriodBetweenTpAndSrv(consensus.validAfterMs, p);
-  const other = early ? n - 1 : n + 1;
-  const tp = BigInt(other);
-  const len = BigInt(p.lengthMinutes);
-  const v = early ? consensus.sharedRandPrevious : consensus.sharedRandCurrent;
-  const blindedPub = blindIdentity(identityPub, tp, len);
-  return {
-    tp,
-    len,
-    blindedPub,
-    subcredential: hsSubcredential(identityPub, blindedPub),
-    srv: v?.value ?? disasterSrv(tp, len),
-    periodEndMs: timePeriodStart(other + 1, p),
-  };
+  return periodKeys(
+    identityPub,
+    p,
+    early ? n - 1 : n + 1,
+    early ? consensus.sharedRandPrevious : consensus.sharedRandCurrent,
+  );
 }
 
 /** The SRV a client uses to fetch for period `tp` (see the module notes). */
 export function clientFetchSrv(consensus: Consensus, tp: bigint, len: bigint): Uint8Array {
   const p = timePeriodParams({ testnet: true, votingIntervalSec: consensus.votingIntervalSec });
-  const useCurrent = inPeriodBetweenTpAndSrv(consensus.validAfterMs, p);
-  const v = useCurrent ? consensus.sharedRandCurrent : consensus.sharedRandPrevious;
-  return v?.value ?? disasterSrv(tp, len);
+  return fetchSrv(consensus, p)?.value ?? disasterSrv(tp, len);
 }
 
 /** Time period, blinded key, subcredential and SRV for `identityPub` under `consensus`. */
 export function onionPeriodKeys(identityPub: Uint8Array, consensus: Consensus): OnionPeriodKeys {
   const p = timePeriodParams({ testnet: true, votingIntervalSec: consensus.votingIntervalSec });
-  const n = timePeriodNum(consensus.validAfterMs, p);
+  return periodKeys(identityPub, p, timePeriodNum(consensus.validAfterMs, p), fetchSrv(consensus, p));
+}
+
+/** The consensus SRV for the current period: the current one once past the SRV boundary, else the previous. */
+function fetchSrv(consensus: Consensus, p: TimePeriodParams): SharedRandValue | undefined {
+  return inPeriodBetweenTpAndSrv(consensus.validAfterMs, p)
+    ? consensus.sharedRandCurrent
+    : consensus.sharedRandPrevious;
+}
+
+/** The keys of period `n`; with no SRV in the consensus, the disaster SRV (rend-spec-v3 §2.3.1). */
+function periodKeys(
+  identityPub: Uint8Array,
+  p: TimePeriodParams,
+  n: number,
+  srv: SharedRandValue | undefined,
+): OnionPeriodKeys {
   const tp = BigInt(n);
   const len = BigInt(p.lengthMinutes);
   const blindedPub = blindIdentity(identityPub, tp, len);
@@ -126,7 +135,7 @@ export function onionPeriodKeys(identityPub: Uint8Array, consensus: Consensus): 
     len,
     blindedPub,
     subcredential: hsSubcredential(identityPub, blindedPub),
-    srv: clientFetchSrv(consensus, tp, len),
+    srv: srv?.value ?? disasterSrv(tp, len),
     periodEndMs: timePeriodStart(n + 1, p),
   };
 }
