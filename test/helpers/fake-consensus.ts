@@ -9,7 +9,31 @@ import type { NetDir } from '../../services/client/netdir.js';
 import { ed25519PublicFromSeed } from '../../services/core/crypto.js';
 import type { Consensus } from '../../services/core/dir/consensus.js';
 import type { ConsensusRelay } from '../../services/core/dir/relay-entry.js';
+import { REJECT_ALL } from '../../services/core/exit-policy.js';
 import type { OriginCircuit } from '../../services/net/origin-circuit.js';
+
+/**
+ * A consensus entry with the fields a test does not care about filled in:
+ * nickname from the identity's first byte, 127.0.0.1:9000, Running and
+ * Valid, exits nowhere, bandwidth 1000, zero keys and digest.
+ */
+export function testRelay(
+  fields: Pick<ConsensusRelay, 'identity'> & Partial<ConsensusRelay>,
+): ConsensusRelay {
+  return {
+    nickname: `r${fields.identity[0]}`,
+    ntorOnionKey: new Uint8Array(32),
+    address: '127.0.0.1',
+    orPort: 9000,
+    publishedMs: 0,
+    flags: ['Running', 'Valid'],
+    exitPolicy: REJECT_ALL,
+    family: [],
+    descriptorDigest: new Uint8Array(32),
+    bandwidth: 1000,
+    ...fields,
+  };
+}
 
 /** Relay `i`: identity from the seed of i's bytes unless given, ntor key of i's bytes. */
 export function fakeRelay(
@@ -17,19 +41,15 @@ export function fakeRelay(
   flags: string[],
   identity = ed25519PublicFromSeed(new Uint8Array(32).fill(i)),
 ): ConsensusRelay {
-  return {
+  return testRelay({
     nickname: `r${i}`,
     identity,
     ntorOnionKey: new Uint8Array(32).fill(i),
     address: `10.0.${i}.1`,
     orPort: 5000 + i,
-    publishedMs: 0,
     flags,
     exitPolicy: { rules: [] },
-    family: [],
-    descriptorDigest: new Uint8Array(32),
-    bandwidth: 1000,
-  };
+  });
 }
 
 /** These relays in a consensus valid from `validAfterMs` (default 0): fresh 10 s, valid 30 s, 10 s voting. */

@@ -19,23 +19,20 @@ import { DEFAULT_TESTNET_EXIT_POLICY, REJECT_ALL } from '../../../services/core/
 import { SocksReply } from '../../../services/core/socks5.js';
 import type { OriginCircuit } from '../../../services/net/origin-circuit.js';
 import { silentLogger } from '../../../services/runtime/log.js';
+import { testRelay } from '../../helpers/fake-consensus.js';
 
 const RUNNING = ['Exit', 'Fast', 'Guard', 'Running', 'Stable', 'V2Dir', 'Valid'];
 
 function relay(i: number, flags: string[], exit = true): ConsensusRelay {
-  return {
+  return testRelay({
     nickname: `r${i}`,
     identity: ed25519Generate().public,
     ntorOnionKey: x25519Generate().public,
     address: `10.${i + 1}.0.1`,
     orPort: 9000 + i,
-    publishedMs: 0,
     flags: exit ? flags : flags.filter((f) => f !== 'Exit'),
-    bandwidth: 1000,
     exitPolicy: exit ? DEFAULT_TESTNET_EXIT_POLICY : REJECT_ALL,
-    family: [],
-    descriptorDigest: new Uint8Array(32),
-  };
+  });
 }
 
 function dirOf(relays: ConsensusRelay[]): NetDir {

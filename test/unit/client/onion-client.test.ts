@@ -22,7 +22,6 @@ import {
 } from '../../../services/core/crypto.js';
 import type { Consensus } from '../../../services/core/dir/consensus.js';
 import type { ConsensusRelay } from '../../../services/core/dir/relay-entry.js';
-import { REJECT_ALL } from '../../../services/core/exit-policy.js';
 import { encodeIntroduceAck } from '../../../services/core/hs-cells.js';
 import { buildHsDescriptor, type IntroPointInfo } from '../../../services/core/hs-descriptor.js';
 import { blindExpandedKey } from '../../../services/core/hs-keys.js';
@@ -31,23 +30,19 @@ import { encodeOnionAddress } from '../../../services/core/onion-address.js';
 import type { RelayMessage } from '../../../services/core/relay-cell.js';
 import { SocksReply } from '../../../services/core/socks5.js';
 import { CircuitError } from '../../../services/net/circuit-error.js';
+import { testRelay } from '../../helpers/fake-consensus.js';
 
 const FLAGS = ['Fast', 'Guard', 'HSDir', 'Running', 'Stable', 'Valid'];
 
 function consensusRelay(i: number): ConsensusRelay {
-  return {
+  return testRelay({
     nickname: `r${i}`,
     identity: ed25519Generate().public,
     ntorOnionKey: x25519Generate().public,
     address: `10.0.0.${i + 1}`,
     orPort: 9000 + i,
-    publishedMs: 0,
     flags: FLAGS,
-    bandwidth: 1000,
-    exitPolicy: REJECT_ALL,
-    family: [],
-    descriptorDigest: new Uint8Array(32),
-  };
+  });
 }
 
 const consensus: Consensus = {

@@ -7,7 +7,6 @@ import { legacyIdFromEd25519 } from '../../../services/core/crypto.js';
 import type { Consensus } from '../../../services/core/dir/consensus.js';
 import type { ConsensusRelay } from '../../../services/core/dir/relay-entry.js';
 import { InvalidError } from '../../../services/core/errors.js';
-import { REJECT_ALL } from '../../../services/core/exit-policy.js';
 import type { LinkSpecifier } from '../../../services/core/link-specifiers.js';
 import {
   ALLOW_REENTRY_PARAM,
@@ -20,6 +19,7 @@ import {
   reentryKey,
   reentrySet,
 } from '../../../services/core/relay-pivot.js';
+import { testRelay } from '../../helpers/fake-consensus.js';
 import { expectOnlyTypedErrors } from '../../helpers/typed-errors.js';
 
 const id = (b: number) => new Uint8Array(32).fill(b);
@@ -27,20 +27,7 @@ const self = id(1);
 const other = id(2);
 
 function relay(identity: Uint8Array, address: string, orPort: number, dirPort?: number): ConsensusRelay {
-  return {
-    nickname: `r${identity[0]}`,
-    identity,
-    ntorOnionKey: new Uint8Array(32),
-    address,
-    orPort,
-    ...(dirPort ? { dirPort } : {}),
-    publishedMs: 0,
-    flags: ['Running', 'Valid'],
-    exitPolicy: REJECT_ALL,
-    family: [],
-    descriptorDigest: new Uint8Array(32),
-    bandwidth: 1000,
-  };
+  return testRelay({ identity, address, orPort, ...(dirPort ? { dirPort } : {}) });
 }
 
 function consensus(relays: ConsensusRelay[], params: Record<string, number> = {}): Consensus {

@@ -6,7 +6,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Consensus } from '../../../services/core/dir/consensus.js';
 import type { ConsensusRelay } from '../../../services/core/dir/relay-entry.js';
-import { REJECT_ALL } from '../../../services/core/exit-policy.js';
 import {
   ConsensusCache,
   cacheConsensusFetchTime,
@@ -14,24 +13,13 @@ import {
   retryDelayMs,
   sharedConsensusCache,
 } from '../../../services/relay/consensus-cache.js';
+import { testRelay } from '../../helpers/fake-consensus.js';
 
 const I = 10_000;
 const T0 = 1_700_000_000_000 - (1_700_000_000_000 % I);
 
 function relay(b: number): ConsensusRelay {
-  return {
-    nickname: `r${b}`,
-    identity: new Uint8Array(32).fill(b),
-    ntorOnionKey: new Uint8Array(32),
-    address: '127.0.0.1',
-    orPort: 9000 + b,
-    publishedMs: 0,
-    flags: ['Running', 'Valid'],
-    exitPolicy: REJECT_ALL,
-    family: [],
-    descriptorDigest: new Uint8Array(32),
-    bandwidth: 1000,
-  };
+  return testRelay({ identity: new Uint8Array(32).fill(b), orPort: 9000 + b });
 }
 
 /** The consensus of valid-after `va`, listing relays `ids`. */

@@ -4,25 +4,13 @@
 import { describe, expect, it } from 'vitest';
 import type { Consensus } from '../../../services/core/dir/consensus.js';
 import type { ConsensusRelay } from '../../../services/core/dir/relay-entry.js';
-import { REJECT_ALL } from '../../../services/core/exit-policy.js';
 import { type ConsensusSource, NetworkView } from '../../../services/relay/network-view.js';
+import { testRelay } from '../../helpers/fake-consensus.js';
 
 const id = (b: number) => new Uint8Array(32).fill(b);
 
 function relay(identity: Uint8Array, orPort: number): ConsensusRelay {
-  return {
-    nickname: `r${identity[0]}`,
-    identity,
-    ntorOnionKey: new Uint8Array(32),
-    address: '127.0.0.1',
-    orPort,
-    publishedMs: 0,
-    flags: ['Running', 'Valid'],
-    exitPolicy: REJECT_ALL,
-    family: [],
-    descriptorDigest: new Uint8Array(32),
-    bandwidth: 1000,
-  };
+  return testRelay({ identity, orPort });
 }
 
 function consensus(relays: ConsensusRelay[]): Consensus {
