@@ -52,6 +52,26 @@ export function fakeRelay(
   });
 }
 
+/**
+ * These relays in a consensus with the fields a test does not care about
+ * filled in: valid from 0 for 2 ms, 5 s voting, Running and Valid known,
+ * no params, weights, authorities or signatures.
+ */
+export function testConsensus(relays: ConsensusRelay[], fields: Partial<Consensus> = {}): Consensus {
+  return {
+    validAfterMs: 0,
+    freshUntilMs: 1,
+    validUntilMs: 2,
+    votingIntervalSec: 5,
+    knownFlags: ['Running', 'Valid'],
+    params: {},
+    relays,
+    bandwidthWeights: {},
+    authorities: [],
+    ...fields,
+  };
+}
+
 /** These relays in a consensus valid from `validAfterMs` (default 0): fresh 10 s, valid 30 s, 10 s voting. */
 export function fakeConsensus(
   relays: ConsensusRelay[],
@@ -60,18 +80,14 @@ export function fakeConsensus(
   } = {},
 ): Consensus {
   const validAfterMs = o.validAfterMs ?? 0;
-  return {
+  return testConsensus(relays, {
     knownFlags: ['Fast', 'Running', 'Stable', 'Valid'],
-    params: {},
     ...o,
     validAfterMs,
     freshUntilMs: validAfterMs + 10_000,
     validUntilMs: validAfterMs + 30_000,
     votingIntervalSec: 10,
-    relays,
-    bandwidthWeights: {},
-    authorities: [],
-  };
+  });
 }
 
 /** Shared random values for a consensus the HSDir ring is computed from (rend-spec-v3 §2.2.3). */

@@ -13,13 +13,12 @@ import { ConnectError, type ConnectRequest } from '../../../services/client/conn
 import { connectReply } from '../../../services/client/connect-reply.js';
 import { NetDir } from '../../../services/client/netdir.js';
 import { ed25519Generate, randomBytes, x25519Generate } from '../../../services/core/crypto.js';
-import type { Consensus } from '../../../services/core/dir/consensus.js';
 import type { ConsensusRelay } from '../../../services/core/dir/relay-entry.js';
 import { DEFAULT_TESTNET_EXIT_POLICY, REJECT_ALL } from '../../../services/core/exit-policy.js';
 import { SocksReply } from '../../../services/core/socks5.js';
 import type { OriginCircuit } from '../../../services/net/origin-circuit.js';
 import { silentLogger } from '../../../services/runtime/log.js';
-import { testRelay } from '../../helpers/fake-consensus.js';
+import { testConsensus, testRelay } from '../../helpers/fake-consensus.js';
 
 const RUNNING = ['Exit', 'Fast', 'Guard', 'Running', 'Stable', 'V2Dir', 'Valid'];
 
@@ -36,18 +35,15 @@ function relay(i: number, flags: string[], exit = true): ConsensusRelay {
 }
 
 function dirOf(relays: ConsensusRelay[]): NetDir {
-  const consensus: Consensus = {
-    validAfterMs: Date.now(),
-    freshUntilMs: Date.now() + 60_000,
-    validUntilMs: Date.now() + 180_000,
-    votingIntervalSec: 5,
-    knownFlags: RUNNING,
-    params: {},
-    relays,
-    bandwidthWeights: {},
-    authorities: [],
-  };
-  return new NetDir(consensus);
+  const now = Date.now();
+  return new NetDir(
+    testConsensus(relays, {
+      validAfterMs: now,
+      freshUntilMs: now + 60_000,
+      validUntilMs: now + 180_000,
+      knownFlags: RUNNING,
+    }),
+  );
 }
 
 /** Four relays listed, none Running yet: the first consensus of a fresh testnet. */

@@ -20,7 +20,6 @@ import {
   randomBytes,
   x25519Generate,
 } from '../../../services/core/crypto.js';
-import type { Consensus } from '../../../services/core/dir/consensus.js';
 import type { ConsensusRelay } from '../../../services/core/dir/relay-entry.js';
 import { encodeIntroduceAck } from '../../../services/core/hs-cells.js';
 import { buildHsDescriptor, type IntroPointInfo } from '../../../services/core/hs-descriptor.js';
@@ -30,7 +29,7 @@ import { encodeOnionAddress } from '../../../services/core/onion-address.js';
 import type { RelayMessage } from '../../../services/core/relay-cell.js';
 import { SocksReply } from '../../../services/core/socks5.js';
 import { CircuitError } from '../../../services/net/circuit-error.js';
-import { testRelay } from '../../helpers/fake-consensus.js';
+import { testConsensus, testRelay } from '../../helpers/fake-consensus.js';
 
 const FLAGS = ['Fast', 'Guard', 'HSDir', 'Running', 'Stable', 'Valid'];
 
@@ -45,17 +44,11 @@ function consensusRelay(i: number): ConsensusRelay {
   });
 }
 
-const consensus: Consensus = {
-  validAfterMs: Date.now(),
-  freshUntilMs: Date.now() + 60_000,
-  validUntilMs: Date.now() + 180_000,
-  votingIntervalSec: 5,
-  knownFlags: FLAGS,
-  params: {},
-  relays: Array.from({ length: 6 }, (_, i) => consensusRelay(i)),
-  bandwidthWeights: {},
-  authorities: [],
-};
+const now = Date.now();
+const consensus = testConsensus(
+  Array.from({ length: 6 }, (_, i) => consensusRelay(i)),
+  { validAfterMs: now, freshUntilMs: now + 60_000, validUntilMs: now + 180_000, knownFlags: FLAGS },
+);
 const dir = new NetDir(consensus);
 
 function descriptorFor(seed: Uint8Array, intros: number[], period = onionPeriodKeys): string {

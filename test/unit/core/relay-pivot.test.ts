@@ -19,7 +19,7 @@ import {
   reentryKey,
   reentrySet,
 } from '../../../services/core/relay-pivot.js';
-import { testRelay } from '../../helpers/fake-consensus.js';
+import { testConsensus, testRelay } from '../../helpers/fake-consensus.js';
 import { expectOnlyTypedErrors } from '../../helpers/typed-errors.js';
 
 const id = (b: number) => new Uint8Array(32).fill(b);
@@ -31,17 +31,7 @@ function relay(identity: Uint8Array, address: string, orPort: number, dirPort?: 
 }
 
 function consensus(relays: ConsensusRelay[], params: Record<string, number> = {}): Consensus {
-  return {
-    validAfterMs: 0,
-    freshUntilMs: 1,
-    validUntilMs: 2,
-    votingIntervalSec: 5,
-    knownFlags: ['Running', 'Valid'],
-    params,
-    relays,
-    bandwidthWeights: {},
-    authorities: [],
-  };
+  return testConsensus(relays, { params });
 }
 
 describe('checkExtendSpecs', () => {

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import type { Consensus } from '../../../services/core/dir/consensus.js';
 import type { ConsensusRelay } from '../../../services/core/dir/relay-entry.js';
 import { type ConsensusSource, NetworkView } from '../../../services/relay/network-view.js';
-import { testRelay } from '../../helpers/fake-consensus.js';
+import { testConsensus, testRelay } from '../../helpers/fake-consensus.js';
 
 const id = (b: number) => new Uint8Array(32).fill(b);
 
@@ -14,17 +14,7 @@ function relay(identity: Uint8Array, orPort: number): ConsensusRelay {
 }
 
 function consensus(relays: ConsensusRelay[]): Consensus {
-  return {
-    validAfterMs: 0,
-    freshUntilMs: 1,
-    validUntilMs: 2,
-    votingIntervalSec: 5,
-    knownFlags: ['Running', 'Valid'],
-    params: {},
-    relays,
-    bandwidthWeights: {},
-    authorities: [],
-  };
+  return testConsensus(relays);
 }
 
 /** A publisher stand-in: `refreshConsensus` installs the next queued consensus after a tick. */
