@@ -80,6 +80,35 @@ export function findTor(): string | null {
   return tor.status === 0 && !gencert.error ? bin : null;
 }
 
+/** findTor(), or an error saying how to get it: the C tor tests fail without tor, they do not skip. */
+export function requireTor(): string {
+  const bin = findTor();
+  if (!bin)
+    throw new Error(
+      'tor or tor-gencert is missing: run `bash test/setup/install-tools.sh` (Debian package "tor") or set TOR_BIN',
+    );
+  return bin;
+}
+
+/** SIGTERM each child by pid, SIGKILL after 5 s; resolves once all have exited (or never started). */
+export async function stopChildren(children: readonly ChildProcess[]): Promise<void> {
+  await Promise.all(
+    children.map(
+      (c) =>
+        new Promise<void>((resolve) => {
+          if (c.exitCode !== null || c.signalCode !== null || !c.pid) return resolve();
+          const pid = c.pid;
+          const kill = setTimeout(() => process.kill(pid, 'SIGKILL'), 5_000);
+          c.once('exit', () => {
+            clearTimeout(kill);
+            resolve();
+          });
+          process.kill(pid, 'SIGTERM');
+        }),
+    ),
+  );
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** chutney common.i: the options every node shares. */
@@ -157,20 +186,7 @@ export async function startCtorTestnet(opts: {
   const children: ChildProcess[] = [];
   const nodes: CtorNode[] = [];
   const stop = async () => {
-    await Promise.all(
-      children.map(
-        (c) =>
-          new Promise<void>((resolve) => {
-            if (c.exitCode !== null || c.signalCode !== null) return resolve();
-            const kill = setTimeout(() => c.pid && process.kill(c.pid, 'SIGKILL'), 5_000);
-            c.once('exit', () => {
-              clearTimeout(kill);
-              resolve();
-            });
-            if (c.pid) process.kill(c.pid, 'SIGTERM');
-          }),
-      ),
-    );
+    await stopChildren(children);
     if (!process.env.SHALLOT_KEEP_CTOR) await rm(dir, { recursive: true, force: true });
   };
   const logs = async () => {

@@ -24,7 +24,7 @@ import { ChannelError } from '../../services/net/link-handshake.js';
 import { OriginCircuit } from '../../services/net/origin-circuit.js';
 import type { RelayStream } from '../../services/net/stream.js';
 import { dialTlsLink } from '../../services/net/tls-transport.js';
-import { type CtorTestnet, findTor, startCtorTestnet } from '../setup/ctor-testnet.js';
+import { type CtorTestnet, requireTor, startCtorTestnet } from '../setup/ctor-testnet.js';
 
 const BODY = randomBytes(10 * 1024 * 1024);
 let net: CtorTestnet;
@@ -34,11 +34,7 @@ let webPort: number;
 const channels: Channel[] = [];
 
 beforeAll(async () => {
-  const bin = findTor();
-  if (!bin)
-    throw new Error(
-      'tor or tor-gencert is missing: run `bash test/setup/install-tools.sh` (Debian package "tor") or set TOR_BIN',
-    );
+  const bin = requireTor();
   web = http.createServer((_req, res) => {
     res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': BODY.length });
     res.end(BODY);

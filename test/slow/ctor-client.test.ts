@@ -24,9 +24,10 @@ import { collectOutput, curlSocks, sha256Hex } from '../helpers/up-cli.js';
 import {
   type CtorClient,
   type CtorTestnet,
-  findTor,
+  requireTor,
   startCtorClient,
   startCtorTestnet,
+  stopChildren,
 } from '../setup/ctor-testnet.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
@@ -45,12 +46,7 @@ let authFile: string;
 const children: ChildProcess[] = [];
 
 beforeAll(async () => {
-  const found = findTor();
-  if (!found)
-    throw new Error(
-      'tor or tor-gencert is missing: run `bash test/setup/install-tools.sh` (Debian package "tor") or set TOR_BIN',
-    );
-  bin = found;
+  bin = requireTor();
   dir = await mkdtemp(path.join(tmpdir(), 'shallot-ctor-client-'));
   web = await startWebTarget('127.0.0.1', await ephemeralPort());
   net = await startCtorTestnet({ bin, relays: 2, exits: 2, exitPorts: [web.port] });
@@ -59,20 +55,7 @@ beforeAll(async () => {
 }, 300_000);
 
 afterAll(async () => {
-  await Promise.all(
-    children.map(
-      (c) =>
-        new Promise<void>((resolve) => {
-          if (c.exitCode !== null || c.signalCode !== null || !c.pid) return resolve();
-          const kill = setTimeout(() => c.pid && process.kill(c.pid, 'SIGKILL'), 5_000);
-          c.once('exit', () => {
-            clearTimeout(kill);
-            resolve();
-          });
-          process.kill(c.pid, 'SIGTERM');
-        }),
-    ),
-  );
+  await stopChildren(children);
   await ctorHs?.stop();
   await net?.stop();
   await web?.close();

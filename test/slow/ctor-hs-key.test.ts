@@ -15,18 +15,13 @@ import {
   readIdentityKey,
   writeHsDir,
 } from '../../services/onion-service/identity.js';
-import { ctorHostname, findTor } from '../setup/ctor-testnet.js';
+import { ctorHostname, requireTor } from '../setup/ctor-testnet.js';
 
 let bin: string;
 let tmp: string;
 
 beforeAll(async () => {
-  const found = findTor();
-  if (!found)
-    throw new Error(
-      'tor or tor-gencert is missing: run `bash test/setup/install-tools.sh` (Debian package "tor") or set TOR_BIN',
-    );
-  bin = found;
+  bin = requireTor();
   tmp = await mkdtemp(path.join(tmpdir(), 'shallot-ctor-hs-key-'));
 });
 

@@ -30,9 +30,10 @@ import {
   type CtorClient,
   type CtorTestnet,
   ctorHostname,
-  findTor,
+  requireTor,
   startCtorClient,
   startCtorTestnet,
+  stopChildren,
 } from '../setup/ctor-testnet.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
@@ -49,12 +50,7 @@ const clients: ShallotClient[] = [];
 const children: ChildProcess[] = [];
 
 beforeAll(async () => {
-  const found = findTor();
-  if (!found)
-    throw new Error(
-      'tor or tor-gencert is missing: run `bash test/setup/install-tools.sh` (Debian package "tor") or set TOR_BIN',
-    );
-  bin = found;
+  bin = requireTor();
   tmp = await mkdtemp(path.join(tmpdir(), 'shallot-ctor-onion-'));
   web = await startWebTarget('127.0.0.1', await ephemeralPort());
   net = await startCtorTestnet({ bin, relays: 3, exits: 1 });
@@ -70,20 +66,7 @@ beforeAll(async () => {
 }, 420_000);
 
 afterAll(async () => {
-  await Promise.all(
-    children.map(
-      (c) =>
-        new Promise<void>((resolve) => {
-          if (c.exitCode !== null || c.signalCode !== null || !c.pid) return resolve();
-          const kill = setTimeout(() => c.pid && process.kill(c.pid, 'SIGKILL'), 5_000);
-          c.once('exit', () => {
-            clearTimeout(kill);
-            resolve();
-          });
-          process.kill(c.pid, 'SIGTERM');
-        }),
-    ),
-  );
+  await stopChildren(children);
   for (const c of clients) await c.stop().catch(() => {});
   await ctorClient?.stop();
   await net?.stop();

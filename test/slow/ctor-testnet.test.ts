@@ -9,16 +9,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toBase64, toHex } from '../../services/core/bytes.js';
 import { parseMicrodescs } from '../../services/core/ctor/microdesc.js';
 import { consensusFromCtor } from '../../services/core/ctor/to-consensus.js';
-import { type CtorTestnet, findTor, startCtorTestnet } from '../setup/ctor-testnet.js';
+import { type CtorTestnet, requireTor, startCtorTestnet } from '../setup/ctor-testnet.js';
 
 let net: CtorTestnet;
 
 beforeAll(async () => {
-  const bin = findTor();
-  if (!bin)
-    throw new Error(
-      'tor or tor-gencert is missing: run `bash test/setup/install-tools.sh` (Debian package "tor") or set TOR_BIN',
-    );
+  const bin = requireTor();
   net = await startCtorTestnet({ bin, relays: 2, exits: 2 });
 }, 300_000);
 
