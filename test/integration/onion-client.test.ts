@@ -15,28 +15,18 @@ import { ConnectError } from '../../services/client/connect.js';
 import { connectReply } from '../../services/client/connect-reply.js';
 import type { NetRelay } from '../../services/client/netdir.js';
 import { OnionClient } from '../../services/client/onion.js';
-import { onionPeriodKeys } from '../../services/client/onion-params.js';
-import { concat, toBase64, toHex, utf8 } from '../../services/core/bytes.js';
+import { toHex } from '../../services/core/bytes.js';
 import { generateClientAuthKey } from '../../services/core/client-auth.js';
-import { ed25519Expand } from '../../services/core/crypto/ed25519-math.js';
-import {
-  ed25519Generate,
-  ed25519PublicFromSeed,
-  ed25519Sign,
-  legacyIdFromEd25519,
-  randomBytes,
-  x25519Generate,
-} from '../../services/core/crypto.js';
+import { ed25519Generate, randomBytes, x25519Generate } from '../../services/core/crypto.js';
 import { buildEstablishIntro } from '../../services/core/hs-cells.js';
-import { buildHsDescriptor, type IntroPointInfo } from '../../services/core/hs-descriptor.js';
-import { blindExpandedKey } from '../../services/core/hs-keys.js';
-import { relayLinkSpecifiers } from '../../services/core/link-specifiers.js';
+import type { IntroPointInfo } from '../../services/core/hs-descriptor.js';
 import { decodeOnionAddress, encodeOnionAddress } from '../../services/core/onion-address.js';
 import { SocksReply } from '../../services/core/socks5.js';
 import type { OriginCircuit } from '../../services/net/origin-circuit.js';
 import { OnionService } from '../../services/onion-service/service.js';
 import { LocalNetwork } from '../../services/testnet/network.js';
 import { testLogger } from '../helpers/log.js';
+import { clientRelayOf, introPointAt, storeDescriptor } from '../helpers/onion-descriptors.js';
 import { startEchoServer, type TestServer } from '../helpers/servers.js';
 import { SocksReplyError, socksConnect } from '../helpers/socks-client.js';
 
@@ -132,27 +122,7 @@ async function histogramCount(registry: Registry, name: string): Promise<number>
   return values.find((v) => (v as { metricName?: string }).metricName === `${name}_count`)?.value ?? 0;
 }
 
-function relayOf(i: number): NetRelay {
-  const dir = client.dir;
-  const node = net.relays[i];
-  const r = node && dir?.relays.find((x) => x.nickname === node.relay.nickname);
-  if (!r) throw new Error(`relay ${i} not in the client's consensus`);
-  return r;
-}
-
-function introPointAt(relay: NetRelay, authPub: Uint8Array, encPub: Uint8Array): IntroPointInfo {
-  return {
-    linkSpecifiers: relayLinkSpecifiers({
-      address: relay.address,
-      port: relay.port,
-      legacyId: legacyIdFromEd25519(relay.identity),
-      ed25519Id: relay.identity,
-    }),
-    onionKey: relay.ntorKey,
-    authKey: authPub,
-    encKey: encPub,
-  };
-}
+const relayOf = (i: number): NetRelay => clientRelayOf(net, client, i);
 
 /**
  * Signs and stores a descriptor for `seed` on every HSDir, for the client's
@@ -162,43 +132,13 @@ function introPointAt(relay: NetRelay, authPub: Uint8Array, encPub: Uint8Array):
 function publishDescriptor(
   seed: Uint8Array,
   introPoints: IntroPointInfo[],
-  mangle: (outer: string) => string = (o) => o,
-): void {
-  const consensus = client.dir?.consensus;
-  if (!consensus) throw new Error('no consensus');
-  const pub = ed25519PublicFromSeed(seed);
-  const base = onionPeriodKeys(pub, consensus);
-  for (const delta of [-1n, 0n, 1n]) {
-    const tp = base.tp + delta;
-    const keys = onionPeriodKeys(pub, {
-      ...consensus,
-      validAfterMs: consensus.validAfterMs + Number(delta) * Number(base.len) * 60_000,
-    });
-    expect(keys.tp).toBe(tp);
-    const descSigningSeed = randomBytes(32);
-    const text = buildHsDescriptor(
-      {
-        blindedKey: blindExpandedKey(ed25519Expand(seed), tp, keys.len),
-        blindedPub: keys.blindedPub,
-        descSigningSeed,
-        revisionCounter: BigInt(Date.now()),
-        introPoints,
-        subcredential: keys.subcredential,
-        nowMs: Date.now(),
-      },
-      randomBytes,
-    );
-    const outer = mangle(text.slice(0, text.lastIndexOf('signature ')));
-    const sig = ed25519Sign(
-      descSigningSeed,
-      concat(utf8('Tor onion service descriptor sig v3'), utf8(outer)),
-    );
-    const signed = `${outer}signature ${toBase64(sig, false)}\n`;
-    for (const roles of net.roles) {
-      const res = roles.hsdir.publish(signed);
-      expect(['stored', 'replaced']).toContain(res.outcome);
-    }
-  }
+  mangle?: (outer: string) => string,
+) {
+  const outcomes = storeDescriptor(net, client, seed, introPoints, {
+    periodDeltas: [-1n, 0n, 1n],
+    ...(mangle ? { mangle } : {}),
+  });
+  for (const outcome of outcomes) expect(['stored', 'replaced']).toContain(outcome);
 }
 
 function readExactly(s: Socket, n: number): Promise<Buffer> {

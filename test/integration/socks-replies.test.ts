@@ -15,27 +15,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ShallotClient } from '../../services/client/client.js';
 import { startHttpTunnelServer } from '../../services/client/http-tunnel.js';
 import type { NetRelay } from '../../services/client/netdir.js';
-import { onionPeriodKeys } from '../../services/client/onion-params.js';
 import { type SocksServer, startSocksServer } from '../../services/client/socks-server.js';
 import { encodeSocks4Request } from '../../services/client/socks4.js';
-import { concat, toBase64, utf8 } from '../../services/core/bytes.js';
-import { ed25519Expand } from '../../services/core/crypto/ed25519-math.js';
-import {
-  ed25519Generate,
-  ed25519Sign,
-  legacyIdFromEd25519,
-  randomBytes,
-  x25519Generate,
-} from '../../services/core/crypto.js';
+import { ed25519Generate, x25519Generate } from '../../services/core/crypto.js';
 import { buildEstablishIntro } from '../../services/core/hs-cells.js';
-import { buildHsDescriptor, type IntroPointInfo } from '../../services/core/hs-descriptor.js';
-import { blindExpandedKey } from '../../services/core/hs-keys.js';
-import { relayLinkSpecifiers } from '../../services/core/link-specifiers.js';
+import type { IntroPointInfo } from '../../services/core/hs-descriptor.js';
 import { encodeOnionAddress } from '../../services/core/onion-address.js';
 import { SocksReply } from '../../services/core/socks5.js';
 import { LocalNetwork } from '../../services/testnet/network.js';
 import { flagsListed } from '../helpers/consensus.js';
 import { testLogger } from '../helpers/log.js';
+import { clientRelayOf, introPointAt, storeDescriptor } from '../helpers/onion-descriptors.js';
 
 let network: LocalNetwork;
 let client: ShallotClient;
@@ -152,48 +142,11 @@ async function httpConnect(port: number, host: string, dstPort: number): Promise
   return all.toString('latin1');
 }
 
-function relayOf(i: number): NetRelay {
-  const node = network.relays[i];
-  const r = node && client.dir?.relays.find((x) => x.nickname === node.relay.nickname);
-  if (!r) throw new Error(`relay ${i} not in the client's consensus`);
-  return r;
-}
-
-function introPointAt(relay: NetRelay, authPub: Uint8Array, encPub: Uint8Array): IntroPointInfo {
-  return {
-    linkSpecifiers: relayLinkSpecifiers({
-      address: relay.address,
-      port: relay.port,
-      legacyId: legacyIdFromEd25519(relay.identity),
-      ed25519Id: relay.identity,
-    }),
-    onionKey: relay.ntorKey,
-    authKey: authPub,
-    encKey: encPub,
-  };
-}
+const relayOf = (i: number): NetRelay => clientRelayOf(network, client, i);
 
 /** Stores a signed descriptor for `seed` on every HSDir, for the client's time period. */
 function publishDescriptor(seed: Uint8Array, introPoints: IntroPointInfo[]): void {
-  const consensus = client.dir?.consensus;
-  if (!consensus) throw new Error('no consensus');
-  const keys = onionPeriodKeys(ed25519Generate(() => seed).public, consensus);
-  const descSigningSeed = randomBytes(32);
-  const text = buildHsDescriptor(
-    {
-      blindedKey: blindExpandedKey(ed25519Expand(seed), keys.tp, keys.len),
-      blindedPub: keys.blindedPub,
-      descSigningSeed,
-      revisionCounter: BigInt(Date.now()),
-      introPoints,
-      subcredential: keys.subcredential,
-      nowMs: Date.now(),
-    },
-    randomBytes,
-  );
-  const outer = text.slice(0, text.lastIndexOf('signature '));
-  const sig = ed25519Sign(descSigningSeed, concat(utf8('Tor onion service descriptor sig v3'), utf8(outer)));
-  for (const roles of network.roles) roles.hsdir.publish(`${outer}signature ${toBase64(sig, false)}\n`);
+  storeDescriptor(network, client, seed, introPoints);
 }
 
 /** A mute service: a real intro point that accepts INTRODUCE1 but never rendezvouses. */
