@@ -21,6 +21,7 @@ import { encodeVote, type Vote } from '../../services/core/dir/vote.js';
 import { parseExitPolicy } from '../../services/core/exit-policy.js';
 import { generateNodeKeys, type NodeKeys } from '../../services/core/node-keys.js';
 import { DirectoryAuthority } from '../../services/directory/authority.js';
+import type { AuthorityOptions } from '../../services/directory/config.js';
 import { ADMISSION_TESTS } from '../../services/directory/descriptor-options.js';
 import { SIGNATURE_PATH, VOTE_PATH } from '../../services/directory/http.js';
 import {
@@ -322,25 +323,32 @@ describe('directory authorities', () => {
   });
 });
 
+/** A testnet authority on a free port that is its own only peer (2 s voting unless given), started; the caller stops it. */
+async function startLoneAuthority(name: string, o: Partial<AuthorityOptions> = {}) {
+  const seed = randomBytes(32);
+  const port = await ephemeralPort();
+  const registry = new Registry();
+  const self = { identity: toHex(ed25519PublicFromSeed(seed)), url: `http://127.0.0.1:${port}` };
+  const auth = new DirectoryAuthority(
+    { logger: silentLogger, registry },
+    {
+      identitySeed: seed,
+      host: '127.0.0.1',
+      port,
+      peers: [self],
+      votingIntervalSec: 2,
+      testnet: true,
+      name,
+      ...o,
+    },
+  );
+  await auth.start();
+  return { auth, self, registry };
+}
+
 describe('a lone authority capping relays per address (AuthDirMaxServersPerAddr)', () => {
   it('lists the best two per address, more on an authority’s address, and counts the rest', async () => {
-    const seed = randomBytes(32);
-    const port = await ephemeralPort();
-    const registry = new Registry();
-    const self = { identity: toHex(ed25519PublicFromSeed(seed)), url: `http://127.0.0.1:${port}` };
-    const auth = new DirectoryAuthority(
-      { logger: silentLogger, registry },
-      {
-        identitySeed: seed,
-        host: '127.0.0.1',
-        port,
-        peers: [self],
-        votingIntervalSec: 2,
-        testnet: true,
-        name: 'cap',
-      },
-    );
-    await auth.start();
+    const { auth, self, registry } = await startLoneAuthority('cap');
     try {
       // Four on one address (the best two by bandwidth stay), one alone, four on the authority's.
       const posted = [
@@ -385,27 +393,12 @@ describe('a lone authority testing reachability by link handshake', () => {
     await new Promise<void>((r) => bare.listen(0, '127.0.0.1', r));
     const barePort = (bare.address() as net.AddressInfo).port;
     const deadPort = await ephemeralPort();
-    const seed = randomBytes(32);
-    const port = await ephemeralPort();
-    const registry = new Registry();
-    const self = { identity: toHex(ed25519PublicFromSeed(seed)), url: `http://127.0.0.1:${port}` };
-    const auth = new DirectoryAuthority(
-      { logger: silentLogger, registry },
-      {
-        identitySeed: seed,
-        host: '127.0.0.1',
-        port,
-        peers: [self],
-        votingIntervalSec: 2,
-        testnet: true,
-        probeReachability: true,
-        maxServersPerAddr: 0,
-        // Stable at once; Guard and HSDir only after an hour this authority saw the relay up.
-        minUptimeSec: { stable: 0, guard: 3600, hsdir: 3600 },
-        name: 'lone',
-      },
-    );
-    await auth.start();
+    const { auth, self, registry } = await startLoneAuthority('lone', {
+      probeReachability: true,
+      maxServersPerAddr: 0,
+      // Stable at once; Guard and HSDir only after an hour this authority saw the relay up.
+      minUptimeSec: { stable: 0, guard: 3600, hsdir: 3600 },
+    });
     const refused = (reason: string) =>
       metricValue(registry, 'shallot_dir_descriptors_refused_total', { authority: 'lone', reason });
     try {
@@ -460,26 +453,12 @@ describe('a lone authority testing reachability by link handshake', () => {
     const silent = net.createServer((s) => held.push(s));
     await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
     const silentPort = (silent.address() as net.AddressInfo).port;
-    const seed = randomBytes(32);
-    const port = await ephemeralPort();
-    const registry = new Registry();
-    const self = { identity: toHex(ed25519PublicFromSeed(seed)), url: `http://127.0.0.1:${port}` };
-    const auth = new DirectoryAuthority(
-      { logger: silentLogger, registry },
-      {
-        identitySeed: seed,
-        host: '127.0.0.1',
-        port,
-        peers: [self],
-        votingIntervalSec: 10,
-        testnet: true,
-        probeReachability: true,
-        maxUnverifiedDescriptors: 5,
-        probeConcurrency: 2,
-        name: 'capped',
-      },
-    );
-    await auth.start();
+    const { auth, self, registry } = await startLoneAuthority('capped', {
+      votingIntervalSec: 10,
+      probeReachability: true,
+      maxUnverifiedDescriptors: 5,
+      probeConcurrency: 2,
+    });
     try {
       const statuses: number[] = [];
       const first = makeRelay(30, { exit: false, hsdir: false });
