@@ -33,7 +33,7 @@ import { serveOpsIfAsked } from '../runtime/ops-server.js';
 import { linkShaping, namedShaping, networkModelFrom } from '../runtime/shaping-options.js';
 import { ShallotClient } from './client.js';
 import { startHttpTunnelServer } from './http-tunnel.js';
-import { torAuthoritiesOption } from './tor-authorities.js';
+import { networkChoice, torAuthoritiesOption } from './tor-authorities.js';
 
 const env = process.env;
 
@@ -124,17 +124,7 @@ export async function main(argv: string[]): Promise<void> {
       location?: string;
     } & OpsOptions
   >();
-  if (o.authorities && o.torAuthorities)
-    program.error(
-      '--authorities (a Shallot network) and --tor-authorities (a C tor network) exclude each other',
-    );
-  const network: { authorities: AuthorityEndpoint[] } | { torAuthorities: DirAuthority[] } = o.torAuthorities
-    ? { torAuthorities: o.torAuthorities }
-    : {
-        authorities:
-          o.authorities ??
-          program.error('--authorities (or SHALLOT_AUTHORITIES) or --tor-authorities FILE is required'),
-      };
+  const network = networkChoice(program, o);
   const logLevel = logLevelOption(program, o.logLevel);
   const clientAuthKeys = o.onionAuthDir
     ? await readClientAuthKeys(o.onionAuthDir).catch((e: Error) => program.error(e.message))

@@ -7,20 +7,23 @@
  * its DirAuthority lines count, core/ctor/dir-authority.ts) and turns every
  * failure into one `TorAuthoritiesError` naming the file and line;
  * `torAuthoritiesOption` is the commander option, parsed while the command
- * line is read, so a bad file is a usage error before anything starts.
+ * line is read, so a bad file is a usage error before anything starts;
+ * `networkChoice` picks the Shallot or the C tor network a client or
+ * onion service process joins from the two options.
  *
  * Design notes: the file is read synchronously (commander's parsers are
  * synchronous) and its size checked before reading, since a torrc of
  * authorities is small and a wrong path may name a huge file or a device.
  */
 import { readFileSync, statSync } from 'node:fs';
-import { InvalidArgumentError, Option } from 'commander';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 import {
   type DirAuthority,
   MAX_DIR_AUTHORITY_FILE,
   parseDirAuthorities,
 } from '../core/ctor/dir-authority.js';
 import { InvalidError, ShallotError } from '../core/errors.js';
+import type { AuthorityEndpoint } from '../net/dir-client.js';
 
 export class TorAuthoritiesError extends ShallotError {
   constructor(file: string, reason: string, line?: number) {
@@ -64,4 +67,24 @@ export function torAuthoritiesOption(
         throw new InvalidArgumentError((e as Error).message);
       }
     });
+}
+
+/** The network a client joins: a Shallot network's authorities, or a C tor network's. */
+export type NetworkChoice = { authorities: AuthorityEndpoint[] } | { torAuthorities: DirAuthority[] };
+
+/** The network `--authorities` or `--tor-authorities` names; a usage error when both or neither are given. */
+export function networkChoice(
+  program: Command,
+  o: { authorities?: AuthorityEndpoint[]; torAuthorities?: DirAuthority[] },
+): NetworkChoice {
+  if (o.authorities && o.torAuthorities)
+    program.error(
+      '--authorities (a Shallot network) and --tor-authorities (a C tor network) exclude each other',
+    );
+  if (o.torAuthorities) return { torAuthorities: o.torAuthorities };
+  return {
+    authorities:
+      o.authorities ??
+      program.error('--authorities (or SHALLOT_AUTHORITIES) or --tor-authorities FILE is required'),
+  };
 }

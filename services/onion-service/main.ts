@@ -25,7 +25,7 @@
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { ShallotClient } from '../client/client.js';
-import { torAuthoritiesOption } from '../client/tor-authorities.js';
+import { networkChoice, torAuthoritiesOption } from '../client/tor-authorities.js';
 import type { HandshakeName } from '../core/create-handshake.js';
 import type { DirAuthority } from '../core/ctor/dir-authority.js';
 import { createRegistry } from '../metrics/metrics.js';
@@ -212,19 +212,9 @@ export async function main(argv: string[]): Promise<void> {
     process.stdout.write(`${address}\n`);
     return;
   }
-  if (o.authorities && o.torAuthorities)
-    program.error(
-      '--authorities (a Shallot network) and --tor-authorities (a C tor network) exclude each other',
-    );
   // On a C tor network the embedded client reads C tor's directory and dials raw TLS (client.ts);
   // descriptors go to C tor HSDirs the same way, over BEGIN_DIR.
-  const network: { authorities: AuthorityEndpoint[] } | { torAuthorities: DirAuthority[] } = o.torAuthorities
-    ? { torAuthorities: o.torAuthorities }
-    : {
-        authorities:
-          o.authorities ??
-          program.error('--authorities (or SHALLOT_AUTHORITIES) or --tor-authorities FILE is required'),
-      };
+  const network = networkChoice(program, o);
   const logLevel = logLevelOption(program, o.logLevel);
   if (env.SHALLOT_TESTNET === '0' || env.SHALLOT_TESTNET === 'false') o.testnet = false;
   let backend: Backend = { type: 'builtin' };

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  networkChoice,
   readTorAuthorities,
   TorAuthoritiesError,
   torAuthoritiesOption,
@@ -109,5 +110,25 @@ describe('--tor-authorities FILE', () => {
     expect(err).toBeInstanceOf(CommanderError);
     expect((err as CommanderError).code).toBe('commander.invalidArgument');
     expect((err as CommanderError).message).toMatch(/trunc\.torrc:1: DirAuthority: v3ident is not 40 hex/);
+  });
+});
+
+describe('networkChoice', () => {
+  const program = () =>
+    new Command().exitOverride().configureOutput({ writeErr: () => {}, writeOut: () => {} });
+  const shallot = [{ identity: 'aa'.repeat(32), url: 'http://127.0.0.1:7000' }];
+  const ctor = readTorAuthorities(VECTOR);
+
+  it('is the Shallot network for --authorities, the C tor network for --tor-authorities', () => {
+    expect(networkChoice(program(), { authorities: shallot })).toEqual({ authorities: shallot });
+    expect(networkChoice(program(), { torAuthorities: ctor })).toEqual({ torAuthorities: ctor });
+  });
+
+  it('is a usage error with both or neither', () => {
+    expect(() => networkChoice(program(), { authorities: shallot, torAuthorities: ctor })).toThrow(
+      /exclude each other/,
+    );
+    expect(() => networkChoice(program(), {})).toThrow(/--tor-authorities FILE is required/);
+    expect(() => networkChoice(program(), {})).toThrow(CommanderError);
   });
 });
