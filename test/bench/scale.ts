@@ -247,7 +247,10 @@ async function runSize(relays: number): Promise<SizeResult> {
     const force = setTimeout(() => child.kill('SIGKILL'), 30_000);
     await exited;
     clearTimeout(force);
-    await rm(dataDir, { recursive: true, force: true });
+    // A failed size keeps its data dir (shallot.log) for a look at why.
+    const failed = r.error || r.consensusDropped || r.onionOk < 20 || r.exitOk < 20;
+    if (failed) log(`${relays} relays failed; logs kept in ${dataDir}`);
+    else await rm(dataDir, { recursive: true, force: true });
   }
   return r;
 }
