@@ -139,13 +139,22 @@ export function keyCopyInitContainer(image: string, pullPolicy: string, src: str
     "const fs=require('fs');" +
     `const src='${SECRET_MOUNT}/'+${JSON.stringify(src)}.replace('$POD_NAME',process.env.POD_NAME||'');` +
     `const dst='${DATA_DIR}/${dst}';` +
-    'fs.writeFileSync(dst,fs.readFileSync(src),{mode:0o600});fs.chmodSync(dst,0o600);';
+    COPY_SRC_TO_DST_0600;
+  return copyKeysContainer(image, pullPolicy, script, [podNameEnv]);
+}
+
+/** The script step that copies `src` to `dst` with mode 0600 (chmod too: the file may exist with another mode). */
+export const COPY_SRC_TO_DST_0600 =
+  'fs.writeFileSync(dst,fs.readFileSync(src),{mode:0o600});fs.chmodSync(dst,0o600);';
+
+/** The init container that runs a key-copy `node -e` script with the Secret and the data volume mounted. */
+export function copyKeysContainer(image: string, pullPolicy: string, script: string, env?: (typeof podNameEnv)[]) {
   return {
     name: 'copy-keys',
     image,
     imagePullPolicy: pullPolicy,
     command: ['node', '-e', script],
-    env: [podNameEnv],
+    ...(env ? { env } : {}),
     volumeMounts: [
       { name: 'secret', mountPath: SECRET_MOUNT, readOnly: true },
       { name: 'data', mountPath: DATA_DIR },

@@ -23,7 +23,7 @@
  * limit), one process and one /metrics endpoint; a failed pod takes all K
  * relays down at once.
  */
-import { containerSecurityContext, DATA_DIR, OR_PORT, SECRET_MOUNT } from './common.js';
+import { COPY_SRC_TO_DST_0600, copyKeysContainer, DATA_DIR, OR_PORT, SECRET_MOUNT } from './common.js';
 
 /** The file in each relay's key Secret. */
 export const RELAY_KEY_FILE = 'keys.json';
@@ -103,19 +103,6 @@ export function poolVolumes(relays: PoolRelay[]) {
  */
 export function poolKeyCopyInitContainer(image: string, pullPolicy: string, relays: PoolRelay[]) {
   const pairs = relays.map((r) => [poolKeyWatch(r.index), poolKeyFile(r.index)]);
-  const script =
-    "const fs=require('fs');" +
-    `for(const [src,dst] of ${JSON.stringify(pairs)}){` +
-    'fs.writeFileSync(dst,fs.readFileSync(src),{mode:0o600});fs.chmodSync(dst,0o600);}';
-  return {
-    name: 'copy-keys',
-    image,
-    imagePullPolicy: pullPolicy,
-    command: ['node', '-e', script],
-    volumeMounts: [
-      { name: 'secret', mountPath: SECRET_MOUNT, readOnly: true },
-      { name: 'data', mountPath: DATA_DIR },
-    ],
-    securityContext: containerSecurityContext,
-  };
+  const script = `const fs=require('fs');for(const [src,dst] of ${JSON.stringify(pairs)}){${COPY_SRC_TO_DST_0600}}`;
+  return copyKeysContainer(image, pullPolicy, script);
 }
