@@ -14,6 +14,7 @@ import { metricsFor } from '../../services/metrics/metrics.js';
 import { type OpsServer, serveOps } from '../../services/runtime/ops-server.js';
 import { LocalNetwork } from '../../services/testnet/network.js';
 import { flagsListed } from '../helpers/consensus.js';
+import { expectResultFields } from '../helpers/load-report.js';
 import { testLogger } from '../helpers/log.js';
 import { type BytesServer, startBytesServer } from '../unit/loadgen/bytes-server.js';
 
@@ -123,19 +124,7 @@ describe('shallot load through a local network', () => {
 
   it('writes the JSON and HTML reports and exports its own metrics', async () => {
     const json = JSON.parse(await readFile(path.join(dir, 'results.json'), 'utf8'));
-    for (const k of [
-      'config',
-      'started',
-      'finished',
-      'counts',
-      'successRatio',
-      'latency',
-      'failuresByReason',
-      'rendezvousSpread',
-      'introSpread',
-      'timeline',
-    ])
-      expect(json).toHaveProperty(k);
+    expectResultFields(json);
     expect(json.successRatio).toBe(1);
     expect(json.config.newCircuit).toBe(true);
     const html = await readFile(path.join(dir, 'report.html'), 'utf8');
