@@ -23,6 +23,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { type HttpKube, KubeError, type KubeObject, resourcePath } from '../../operator/kube/client.js';
 import { parseAuthorityList } from '../../services/net/dir-client.js';
+import { runCommand } from '../helpers/run-command.js';
 import {
   freePort,
   installShallotCrds,
@@ -53,24 +54,7 @@ function eventually<T>(what: string, fn: () => Promise<T | null | undefined | fa
 }
 
 function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env, timeoutMs = 120_000) {
-  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd: repo, env });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d.toString();
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-    child.stdin.end();
-  });
+  return runCommand(cmd, args, { cwd: repo, env, timeoutMs });
 }
 
 function helmBinary(): string {

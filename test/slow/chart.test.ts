@@ -10,7 +10,6 @@
 // and the `helm test` hook's script run against a local network.
 // Needs helm, kubeconform and promtool (`bash test/setup/install-tools.sh`,
 // which `npm run test:all` runs) and `npm run build` (for the hook script).
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
@@ -23,6 +22,7 @@ import { relayNickname } from '../../operator/desired/network.js';
 import { parseNetworkModel, placeNodes } from '../../services/core/network-model.js';
 import { metricsFor } from '../../services/metrics/metrics.js';
 import { type RunningNetwork, up } from '../../services/testnet/up.js';
+import { type CommandRun, runCommand } from '../helpers/run-command.js';
 import {
   crdSchemas,
   type KindSchema,
@@ -57,35 +57,14 @@ function tool(name: string): string {
   );
 }
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+type Run = CommandRun;
 
 function run(
   cmd: string,
   args: string[],
   opts: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
-) {
-  return new Promise<Run>((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd: repo, env: opts.env ?? process.env });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d.toString();
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-    });
-    const timer = opts.timeoutMs ? setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs) : undefined;
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-    child.stdin.end(opts.input ?? '');
-  });
+): Promise<Run> {
+  return runCommand(cmd, args, { cwd: repo, ...opts });
 }
 
 let helm: string;
