@@ -41,7 +41,11 @@ export async function upReadmeNetwork(
   );
 }
 
-/** 3 authorities, 5 s voting, TLS, ntor unless asked, a free SOCKS port; the caller picks the relays (and onion services, default none). */
+/**
+ * 3 authorities, 5 s voting, TLS, ntor unless asked, a free SOCKS port, 240 s
+ * to bootstrap unless asked; the caller picks the relays (and onion services,
+ * default none).
+ */
 export async function upProcessNetwork(
   o: Pick<UpOptions, 'relays' | 'exits' | 'dataDir' | 'logLevel'> &
     Partial<
@@ -54,6 +58,9 @@ export async function upProcessNetwork(
         | 'maxCircuitDirtiness'
         | 'consensusParams'
         | 'httpTunnelPort'
+        | 'instances'
+        | 'introPoints'
+        | 'bootstrapTimeout'
       >
     >,
 ): Promise<RunningNetwork> {

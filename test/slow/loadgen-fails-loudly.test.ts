@@ -6,7 +6,6 @@
 // an onion run's HTML report has the additions (network header, histogram,
 // CDF, throughput, onion connect phases from the client's metrics, intro
 // spread over the intro points only, the instances). Needs `npm run build`.
-import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -14,8 +13,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LoadResult } from '../../services/loadgen/result.js';
 import { scrape, sumOf } from '../../services/loadgen/scrape.js';
 import { ephemeralPort } from '../../services/testnet/ports.js';
-import { type RunningNetwork, up } from '../../services/testnet/up.js';
-import { SILENT_PROGRESS } from '../helpers/testnet.js';
+import type { RunningNetwork } from '../../services/testnet/up.js';
+import { type CommandRun, runCommand } from '../helpers/run-command.js';
+import { upProcessNetwork } from '../helpers/testnet.js';
 
 const RELAYS = 6;
 const INSTANCES = 2;
@@ -23,34 +23,11 @@ const INTRO_POINTS = 2;
 let dataDir: string;
 let net: RunningNetwork;
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  ms: number;
-}
-
 /** `shallot load ...` as a user runs it; killed after `limitMs`. */
-function load(args: string[], limitMs: number): Promise<Run> {
-  const started = Date.now();
-  const child = spawn(process.execPath, ['dist/services/testnet/main.js', 'load', ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
+function load(args: string[], limitMs: number): Promise<CommandRun> {
+  return runCommand(process.execPath, ['dist/services/testnet/main.js', 'load', ...args], {
+    timeoutMs: limitMs,
   });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => {
-    stdout += d.toString();
-  });
-  child.stderr.on('data', (d: Buffer) => {
-    stderr += d.toString();
-  });
-  const timer = setTimeout(() => child.kill('SIGKILL'), limitMs);
-  return new Promise((resolve) =>
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr, ms: Date.now() - started });
-    }),
-  );
 }
 
 const lastLine = (s: string) => s.trimEnd().split('\n').at(-1) ?? '';
@@ -58,29 +35,17 @@ const readJson = async (f: string) => JSON.parse(await readFile(f, 'utf8')) as L
 
 beforeAll(async () => {
   dataDir = await mkdtemp(path.join(tmpdir(), 'shallot-load-loud-'));
-  net = await up(
-    {
-      authorities: 3,
-      relays: RELAYS,
-      exits: 2,
-      onionServices: 1,
-      instances: INSTANCES,
-      introPoints: INTRO_POINTS,
-      votingInterval: 5,
-      keyRotation: 0,
-      basePort: 0,
-      socksPort: await ephemeralPort(),
-      processPerNode: true,
-      tls: true,
-      handshake: 'ntor-v3',
-      clientAuth: false,
-      vanguardsLite: false,
-      bootstrapTimeout: 120,
-      dataDir,
-      logLevel: 'info',
-    },
-    SILENT_PROGRESS,
-  );
+  net = await upProcessNetwork({
+    relays: RELAYS,
+    exits: 2,
+    onionServices: 1,
+    instances: INSTANCES,
+    introPoints: INTRO_POINTS,
+    handshake: 'ntor-v3',
+    bootstrapTimeout: 120,
+    dataDir,
+    logLevel: 'info',
+  });
 }, 180_000);
 
 afterAll(async () => {

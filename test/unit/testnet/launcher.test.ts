@@ -17,9 +17,8 @@ import {
   stateFile,
   targetsFile,
 } from '../../../services/testnet/state.js';
-import { up } from '../../../services/testnet/up.js';
 import { startWebTarget } from '../../../services/testnet/web.js';
-import { SILENT_PROGRESS } from '../../helpers/testnet.js';
+import { upReadmeNetwork } from '../../helpers/testnet.js';
 
 let dir = '';
 beforeEach(async () => {
@@ -107,29 +106,17 @@ describe('launcher bookkeeping', () => {
   it('shallot up refuses a data dir whose network is still running', async () => {
     await writeStateWithPid(process.ppid);
     await expect(
-      up(
-        {
-          authorities: 1,
-          relays: 3,
-          exits: 1,
-          onionServices: 0,
-          instances: 1,
-          introPoints: 1,
-          votingInterval: 5,
-          dataDir: dir,
-          keyRotation: 0,
-          basePort: 0,
-          socksPort: 0,
-          processPerNode: false,
-          logLevel: 'warn',
-          tls: true,
-          handshake: 'ntor',
-          vanguardsLite: false,
-          clientAuth: false,
-          bootstrapTimeout: 30,
-        },
-        SILENT_PROGRESS,
-      ),
+      upReadmeNetwork({
+        authorities: 1,
+        relays: 3,
+        exits: 1,
+        onionServices: 0,
+        introPoints: 1,
+        dataDir: dir,
+        socksPort: 0,
+        httpTunnelPort: undefined,
+        bootstrapTimeout: 30,
+      }),
     ).rejects.toThrow(/already running or starting \(pid \d+\)/);
   });
 });
