@@ -86,6 +86,16 @@ export class KubeError extends Error {
 }
 
 export const isNotFound = (e: unknown): boolean => e instanceof KubeError && e.statusCode === 404;
+
+/** What `p` resolves to, or `absent` when the object is not there (404); other errors pass. */
+async function unlessNotFound<T, A>(p: Promise<T>, absent: A): Promise<T | A> {
+  try {
+    return await p;
+  } catch (e) {
+    if (isNotFound(e)) return absent;
+    throw e;
+  }
+}
 export const isConflict = (e: unknown): boolean => e instanceof KubeError && e.statusCode === 409;
 export const isGone = (e: unknown): boolean => e instanceof KubeError && e.statusCode === 410;
 
@@ -227,13 +237,11 @@ export class HttpKube implements Kube {
   }
 
   async get<T extends KubeObject>(ref: ObjRef): Promise<T | null> {
-    try {
-      return (await this.request<T>('GET', resourcePath(ref.apiVersion, ref.kind, ref.namespace, ref.name)))
-        .body;
-    } catch (e) {
-      if (isNotFound(e)) return null;
-      throw e;
-    }
+    const path = resourcePath(ref.apiVersion, ref.kind, ref.namespace, ref.name);
+    return unlessNotFound(
+      this.request<T>('GET', path).then((r) => r.body),
+      null,
+    );
   }
 
   async list<T extends KubeObject>(
@@ -280,18 +288,17 @@ export class HttpKube implements Kube {
     propagationPolicy: 'Background' | 'Foreground' | 'Orphan' = 'Background',
     gracePeriodSeconds?: number,
   ) {
-    try {
-      await this.request('DELETE', resourcePath(ref.apiVersion, ref.kind, ref.namespace, ref.name), {
-        kind: 'DeleteOptions',
-        apiVersion: 'v1',
-        propagationPolicy,
-        ...(gracePeriodSeconds === undefined ? {} : { gracePeriodSeconds }),
-      });
-      return true;
-    } catch (e) {
-      if (isNotFound(e)) return false;
-      throw e;
-    }
+    const path = resourcePath(ref.apiVersion, ref.kind, ref.namespace, ref.name);
+    const options = {
+      kind: 'DeleteOptions',
+      apiVersion: 'v1',
+      propagationPolicy,
+      ...(gracePeriodSeconds === undefined ? {} : { gracePeriodSeconds }),
+    };
+    return unlessNotFound(
+      this.request('DELETE', path, options).then(() => true),
+      false,
+    );
   }
 
   async watch<T extends KubeObject>(
