@@ -29,6 +29,7 @@ import {
 } from '../../services/net/transport.js';
 import type { Relay } from '../../services/relay/relay.js';
 import type { RelayLimits } from '../../services/relay/relay-options.js';
+import { countDataCells } from '../helpers/circuit-taps.js';
 import { buildCircuit, hopTarget, linkPeer, startLocalRelay } from '../helpers/relays.js';
 import { startBlobServer, startEchoServer, type TestServer } from '../helpers/servers.js';
 
@@ -566,13 +567,7 @@ describe('windows and backpressure', () => {
       if (msg.type === 'SENDME' && sid === 0) return;
       send(hop, sid, msg, early);
     };
-    let cells = 0;
-    const c = circ as unknown as { onRelayMessage(h: number, s: number, m: RelayMessage): void };
-    const orig = c.onRelayMessage.bind(circ);
-    c.onRelayMessage = (h, s, m) => {
-      if (m.type === 'DATA') cells += 1;
-      orig(h, s, m);
-    };
+    const cells = countDataCells(circ);
     // Three streams: stream windows alone would allow 1500 cells.
     const streams: RelayStream[] = [];
     for (let i = 0; i < 3; i++) {
@@ -581,9 +576,9 @@ describe('windows and backpressure', () => {
       s.on('error', () => {});
       streams.push(s);
     }
-    await until('the circuit window is used up', () => cells >= 1000, 10_000);
+    await until('the circuit window is used up', () => cells() >= 1000, 10_000);
     await sleep(500);
-    expect(cells).toBe(1000);
+    expect(cells()).toBe(1000);
     circ.destroy();
   });
 

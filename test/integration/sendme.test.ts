@@ -17,6 +17,7 @@ import { ChannelPool } from '../../services/net/channel-pool.js';
 import type { OrCircuit } from '../../services/net/or-circuit.js';
 import type { OriginCircuit } from '../../services/net/origin-circuit.js';
 import type { Relay } from '../../services/relay/relay.js';
+import { countDataCells } from '../helpers/circuit-taps.js';
 import { buildCircuit, startLocalRelay } from '../helpers/relays.js';
 import { startBlobServer, type TestServer } from '../helpers/servers.js';
 
@@ -87,25 +88,19 @@ describe('SENDME v1 enforced', () => {
       }
       send(hop, sid, msg, early);
     };
-    let cells = 0;
-    const c = circ as unknown as { onRelayMessage(h: number, s: number, m: RelayMessage): void };
-    const orig = c.onRelayMessage.bind(circ);
-    c.onRelayMessage = (h, s, m) => {
-      if (m.type === 'DATA') cells += 1;
-      orig(h, s, m);
-    };
+    const cells = countDataCells(circ);
     // Three streams, so only the circuit window (1000) can stop the exit.
     for (let i = 0; i < 3; i++) {
       const s = await circ.openStream({ host: '127.0.0.1', port: blob.port }, 5_000);
       s.on('data', () => {});
       s.on('error', () => {});
     }
-    await until('the circuit window to be spent', () => cells >= 1000);
+    await until('the circuit window to be spent', () => cells() >= 1000);
     const first = withheld[0];
     expect(first?.type === 'SENDME' && first.version).toBe(1);
     // The real v1 SENDME (for the 100th cell) opens the window by 100.
     send(edgeHop, 0, first as RelayMessage);
-    await until('100 more cells after the v1 SENDME', () => cells >= 1100);
+    await until('100 more cells after the v1 SENDME', () => cells() >= 1100);
     expect(circ.isOpen).toBe(true);
     // The next one is due too, but comes as v0: the exit closes the circuit.
     const closesBefore = await exitProtocolCloses();
