@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toBase64, toHex } from '../../services/core/bytes.js';
 import { parseMicrodescs } from '../../services/core/ctor/microdesc.js';
 import { consensusFromCtor } from '../../services/core/ctor/to-consensus.js';
+import { processAlive } from '../../services/runtime/cli.js';
 import { type CtorTestnet, requireTor, startCtorTestnet } from '../setup/ctor-testnet.js';
 
 let net: CtorTestnet;
@@ -21,15 +22,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await net?.stop();
 }, 30_000);
-
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 describe('C tor testnet launcher', () => {
   it('serves a verified consensus whose microdescriptors map into a Shallot consensus', async () => {
@@ -56,8 +48,8 @@ describe('C tor testnet launcher', () => {
 
   it('stops every tor process by pid', async () => {
     const pids = net.nodes.map((n) => n.pid);
-    expect(pids.every(alive)).toBe(true);
+    expect(pids.every(processAlive)).toBe(true);
     await net.stop();
-    expect(pids.filter(alive)).toEqual([]);
+    expect(pids.filter(processAlive)).toEqual([]);
   }, 30_000);
 });

@@ -8,6 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, expect, it } from 'vitest';
+import { processAlive } from '../../services/runtime/cli.js';
 import { collectOutput, smallUpArgs, waitUpReady } from '../helpers/up-cli.js';
 
 const repo = path.resolve(import.meta.dirname, '../..');
@@ -15,18 +16,9 @@ let dataDir = '';
 let child: ChildProcess | null = null;
 let pids: number[] = [];
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-
 afterAll(async () => {
   // Whatever the test saw, leave nothing it started behind.
-  for (const pid of pids) if (alive(pid)) process.kill(pid, 'SIGKILL');
+  for (const pid of pids) if (processAlive(pid)) process.kill(pid, 'SIGKILL');
   if (child?.exitCode === null) child.kill('SIGKILL');
   if (dataDir) await rm(dataDir, { recursive: true, force: true });
 });
@@ -41,10 +33,10 @@ it('kill -9 of the launcher: no node process is left within 5 s', async () => {
   const state = await waitUpReady(child, collectOutput(child), dataDir, 150_000);
   pids = state.nodes.map((n) => n.pid).filter((p): p is number => typeof p === 'number');
   expect(pids.length).toBeGreaterThanOrEqual(3 + 4 + 1 + 1);
-  expect(pids.every(alive)).toBe(true);
+  expect(pids.every(processAlive)).toBe(true);
 
   child.kill('SIGKILL');
   const deadline = Date.now() + 5_000;
-  while (Date.now() < deadline && pids.some(alive)) await new Promise((r) => setTimeout(r, 100));
-  expect(pids.filter(alive)).toEqual([]);
+  while (Date.now() < deadline && pids.some(processAlive)) await new Promise((r) => setTimeout(r, 100));
+  expect(pids.filter(processAlive)).toEqual([]);
 }, 200_000);
