@@ -38,6 +38,7 @@ import { OnionService } from '../../services/onion-service/service.js';
 import { silentLogger } from '../../services/runtime/log.js';
 import { linkShaping } from '../../services/runtime/shaping-options.js';
 import { LocalNetwork } from '../../services/testnet/network.js';
+import { published } from '../helpers/onion-published.js';
 import { readAll } from '../helpers/servers.js';
 import { socksConnect } from '../helpers/socks-client.js';
 import { type BenchResult, fromLatencies } from './harness.js';
@@ -45,20 +46,6 @@ import { type BenchResult, fromLatencies } from './harness.js';
 const MODEL = parseNetworkModel({ locations: ['everywhere'], defaultLatencyMs: 50, assign: 'random' });
 const FIRST_MS = 4000;
 const WARM_MS = 2700;
-
-function published(s: OnionService, timeoutMs: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('onion service did not publish in time')), timeoutMs);
-    const check = (e: { uploaded: number; introPoints: number }) => {
-      if (e.uploaded > 0 && e.introPoints > 0) {
-        clearTimeout(timer);
-        s.off('published', check);
-        resolve();
-      }
-    };
-    s.on('published', check);
-  });
-}
 
 const row = (
   name: string,

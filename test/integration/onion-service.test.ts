@@ -24,6 +24,7 @@ import { LocalNetwork } from '../../services/testnet/network.js';
 import { fetchDescriptor } from '../helpers/hs-fetch.js';
 import { validIntroduce1 } from '../helpers/introduce.js';
 import { testLogger } from '../helpers/log.js';
+import { published } from '../helpers/onion-published.js';
 import { readAll, startEchoServer, type TestServer } from '../helpers/servers.js';
 import { socksConnect } from '../helpers/socks-client.js';
 
@@ -55,20 +56,6 @@ async function embeddedClient(
   await c.start();
   await c.ready(30_000);
   return c;
-}
-
-function published(s: OnionService, minIntroPoints: number, timeoutMs = 30_000): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('service did not publish in time')), timeoutMs);
-    const check = (e?: { uploaded: number; introPoints: number }) => {
-      if (e && e.uploaded > 0 && e.introPoints >= minIntroPoints) {
-        clearTimeout(timer);
-        s.off('published', check);
-        resolve();
-      }
-    };
-    s.on('published', check);
-  });
 }
 
 /** An instance of the 'web' service (built-in backend); every instance shares its key file. */
@@ -166,7 +153,7 @@ beforeAll(async () => {
   ]);
   // On a loaded host the first consensus may have no Guard yet (authorities' uptime thresholds), so the
   // first upload can take two voting intervals and a build timeout: allow a minute.
-  await Promise.all([published(service, 3, 60_000), published(echoService, 3, 60_000)]);
+  await Promise.all([published(service, 60_000, 3), published(echoService, 60_000, 3)]);
 }, 120_000);
 
 afterAll(async () => {

@@ -45,6 +45,7 @@ import {
   variablesOf,
 } from '../dashboards/dashboards.js';
 import { testLogger } from '../helpers/log.js';
+import { published } from '../helpers/onion-published.js';
 import { readAll, startBlobServer, type TestServer } from '../helpers/servers.js';
 import { SocksReplyError, socksConnect } from '../helpers/socks-client.js';
 import {
@@ -88,20 +89,6 @@ const MODEL = parseNetworkModel({
 });
 /** 8 MiB/s: far above this test's traffic, so the bucket never holds it back. */
 const RATE = 8 * 1024 * 1024;
-
-function published(s: OnionService, timeoutMs: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('onion service did not publish in time')), timeoutMs);
-    const check = (e: { uploaded: number; introPoints: number }) => {
-      if (e.uploaded > 0 && e.introPoints > 0) {
-        clearTimeout(timer);
-        s.off('published', check);
-        resolve();
-      }
-    };
-    s.on('published', check);
-  });
-}
 
 async function onionGet(onion: string, isolation: string): Promise<Buffer> {
   const s = await socksConnect(user?.socksPort ?? 0, onion, 80, {
