@@ -86,6 +86,8 @@ export class KubeError extends Error {
 }
 
 export const isNotFound = (e: unknown): boolean => e instanceof KubeError && e.statusCode === 404;
+export const isConflict = (e: unknown): boolean => e instanceof KubeError && e.statusCode === 409;
+export const isGone = (e: unknown): boolean => e instanceof KubeError && e.statusCode === 410;
 
 /** What `p` resolves to, or `absent` when the object is not there (404); other errors pass. */
 async function unlessNotFound<T, A>(p: Promise<T>, absent: A): Promise<T | A> {
@@ -96,8 +98,6 @@ async function unlessNotFound<T, A>(p: Promise<T>, absent: A): Promise<T | A> {
     throw e;
   }
 }
-export const isConflict = (e: unknown): boolean => e instanceof KubeError && e.statusCode === 409;
-export const isGone = (e: unknown): boolean => e instanceof KubeError && e.statusCode === 410;
 
 interface ResourceInfo {
   plural: string;
