@@ -148,7 +148,12 @@ export const COPY_SRC_TO_DST_0600 =
   'fs.writeFileSync(dst,fs.readFileSync(src),{mode:0o600});fs.chmodSync(dst,0o600);';
 
 /** The init container that runs a key-copy `node -e` script with the Secret and the data volume mounted. */
-export function copyKeysContainer(image: string, pullPolicy: string, script: string, env?: (typeof podNameEnv)[]) {
+export function copyKeysContainer(
+  image: string,
+  pullPolicy: string,
+  script: string,
+  env?: (typeof podNameEnv)[],
+) {
   return {
     name: 'copy-keys',
     image,
