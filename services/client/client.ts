@@ -221,6 +221,7 @@ export class ShallotClient {
     const onion = req.host.toLowerCase().endsWith('.onion');
     let stream: Duplex;
     try {
+      await this.bootstrapped(req);
       stream = onion ? await this.connectOnion(req) : await this.connectExit(req);
     } catch (e) {
       this.m.streams.labels({ outcome: 'failure' }).inc();
@@ -247,6 +248,26 @@ export class ShallotClient {
       if (bytes > 0)
         this.m.ttlb.labels({ server, size: sizeClass(bytes) }).observe((performance.now() - started) / 1000);
     });
+  }
+
+  /**
+   * Waits until a consensus is loaded. The SOCKS port opens at once, so a
+   * request may come before the first consensus; C tor does not fail it but
+   * keeps it in AP_CONN_STATE_CIRCUIT_WAIT (circuit_get_open_circ_or_launch
+   * returns 0 while !router_have_minimum_dir_info()), tries it again as
+   * directory information arrives, and closes it with TIMEOUT once
+   * SocksTimeout passes (connection_ap_expire_beginning). So here: wait for
+   * the first consensus, up to the request's deadline and at most
+   * SocksTimeout, then a `timeout` (SOCKS5 0x06, as C tor's END TIMEOUT).
+   */
+  private async bootstrapped(req: ConnectRequest): Promise<void> {
+    const waitUntil = performance.now() + Math.min(remainingMs(req), CIRCUIT_WAIT_MS);
+    while (!this.dir) {
+      const left = waitUntil - performance.now();
+      if (left <= 0 || this.stopped)
+        throw new ConnectError('timeout', 'no consensus before the SOCKS deadline: still bootstrapping');
+      await this.nextDirOr(Math.min(PATH_RETRY_MS, left));
+    }
   }
 
   private connectOnion(req: ConnectRequest): Promise<Duplex> {

@@ -135,3 +135,58 @@ describe('a stream waits for a path (C tor AP_CONN_STATE_CIRCUIT_WAIT)', () => {
     expect(performance.now() - started).toBeLessThan(1_000);
   });
 });
+
+describe('a stream that arrives before the first consensus waits for it (C tor: no minimum dir info yet)', () => {
+  /** The exit path finds a path in the real consensus, then a fake open circuit stands in for the build. */
+  const fakeExitCircuits = (c: ShallotClient) => {
+    vi.spyOn(c.circuits, 'exitCircuit').mockImplementation(
+      async () => ({ openStream: async () => new PassThrough(), channel: {} }) as unknown as OriginCircuit,
+    );
+    vi.spyOn(c.circuits, 'watchStream').mockImplementation((_circ, s) => s);
+  };
+
+  it('an exit stream is served once the consensus arrives, not refused', async () => {
+    const c = client();
+    fakeExitCircuits(c);
+    const started = performance.now();
+    const stream = c.connect(request(20_000));
+    setTimeout(() => c.circuits.setNetDir(running()), 1_500);
+    await expect(stream).resolves.toBeInstanceOf(PassThrough);
+    expect(performance.now() - started).toBeGreaterThanOrEqual(1_400);
+  });
+
+  it('an onion stream reaches the onion connector only once there is a consensus', async () => {
+    const c = client();
+    let dirWhenCalled: NetDir | null = null;
+    c.onion = async () => {
+      dirWhenCalled = c.dir;
+      return new PassThrough();
+    };
+    const stream = c.connect({ ...request(20_000), host: `${'a'.repeat(56)}.onion`, addressType: 'domain' });
+    setTimeout(() => c.circuits.setNetDir(running()), 1_000);
+    await expect(stream).resolves.toBeInstanceOf(PassThrough);
+    expect(dirWhenCalled).not.toBeNull();
+  });
+
+  it('without a consensus by its deadline it is closed with TIMEOUT (SOCKS 0x06), not at once', async () => {
+    const c = client();
+    fakeExitCircuits(c);
+    const started = performance.now();
+    const e = await c.connect(request(2_000)).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(ConnectError);
+    expect((e as ConnectError).kind).toBe('timeout');
+    expect((e as Error).message).toMatch(/bootstrapping/);
+    expect(connectReply(e).socks5).toBe(SocksReply.TTL_EXPIRED);
+    expect(performance.now() - started).toBeGreaterThanOrEqual(1_900);
+  });
+
+  it('a client stopped while the stream waits fails it at once', async () => {
+    const c = client();
+    const pending = c.connect(request(20_000)).catch((x: unknown) => x);
+    const started = performance.now();
+    await c.stop();
+    const e = await pending;
+    expect((e as ConnectError).kind).toBe('timeout');
+    expect(performance.now() - started).toBeLessThan(1_000);
+  });
+});

@@ -1,0 +1,262 @@
+// A client that has just started serves requests (issue 14: after
+// `kubectl rollout restart` of the client, 7 of 24 onion fetches through its
+// Service failed right after the rollout). Real processes on 127.0.0.1: a
+// `shallot up --process-per-node` network with one onion service, then a NEW
+// client process (dist/services/client/main.js, an empty data dir, as a
+// restarted pod's emptyDir) started against it.
+// - Polled as a kubelet polls its readinessProbe (/readyz about every
+//   second), the moment it says ready it must serve curl fetches of the
+//   onion service, each under its own SOCKS username (fresh circuits): 12
+//   one after another, as a shell loop would, and 12 four at a time; and 24
+//   exit fetches the same way. Every one must succeed, body digest checked.
+// - A request that arrives before it is ready (its SOCKS port is open at
+//   once) waits for the bootstrap, as C tor holds a stream in
+//   AP_CONN_STATE_CIRCUIT_WAIT while it lacks the directory information to
+//   build circuits (circuit_get_open_circ_or_launch:
+//   router_have_minimum_dir_info), up to SocksTimeout. Here the
+//   authorities' directory ports are held shut (a gate in front of each)
+//   until the requests are in.
+// Needs `npm run build` (dist/) and curl.
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type AuthorityEndpoint, formatAuthorityList } from '../../services/net/dir-client.js';
+import { builtinSha256 } from '../../services/onion-service/builtin-http.js';
+import { ephemeralPort } from '../../services/testnet/ports.js';
+import type { RunningNetwork } from '../../services/testnet/up.js';
+import { upProcessNetwork } from '../helpers/testnet.js';
+
+const ROOT = new URL('../../', import.meta.url).pathname;
+const CLIENT = path.join(ROOT, 'dist/services/client/main.js');
+const SIZE = 64 * 1024;
+
+let dataDir: string;
+let network: RunningNetwork;
+let onion: string;
+let web: string;
+const children: ChildProcess[] = [];
+const gates: net.Server[] = [];
+
+beforeAll(async () => {
+  dataDir = await mkdtemp(path.join(tmpdir(), 'shallot-fresh-client-'));
+  network = await upProcessNetwork({ relays: 6, exits: 2, onionServices: 1, dataDir, logLevel: 'warn' });
+  onion = network.state.onionServices[0]?.address ?? '';
+  web = network.state.web ?? '';
+}, 300_000);
+
+afterAll(async () => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
+  await Promise.all(
+    children.map((c) =>
+      c.exitCode === null && c.signalCode === null
+        ? new Promise((r) => c.once('exit', r))
+        : Promise.resolve(),
+    ),
+  );
+  for (const g of gates) g.close();
+  await network?.stop();
+  if (dataDir) await rm(dataDir, { recursive: true, force: true });
+}, 60_000);
+
+interface StartedClient {
+  socks: string;
+  ops: number;
+  log: string;
+  child: ChildProcess;
+}
+
+/** A new client process with an empty data dir, logging at info to `<name>.log`. */
+async function startClient(name: string, authorities: readonly AuthorityEndpoint[]): Promise<StartedClient> {
+  const socksPort = await ephemeralPort();
+  const ops = await ephemeralPort();
+  const log = path.join(dataDir, `${name}.log`);
+  const child = spawn(
+    'node',
+    [
+      CLIENT,
+      '--authorities',
+      formatAuthorityList(authorities),
+      '--socks-port',
+      String(socksPort),
+      '--ops-port',
+      String(ops),
+      '--data-dir',
+      path.join(dataDir, name),
+      '--log-level',
+      'info',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  children.push(child);
+  const out = createWriteStream(log);
+  child.stdout?.pipe(out);
+  child.stderr?.pipe(out);
+  return { socks: `127.0.0.1:${socksPort}`, ops, log, child };
+}
+
+/** Polls /readyz every second, as a kubelet's readinessProbe (periodSeconds 1); the time it first said ready. */
+async function readyAt(c: StartedClient, timeoutMs: number): Promise<number> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await fetch(`http://127.0.0.1:${c.ops}/readyz`, { signal: AbortSignal.timeout(1_000) }).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (ok) return performance.now();
+    if (c.child.exitCode !== null) throw new Error(`client exited: ${await readFile(c.log, 'utf8')}`);
+    if (Date.now() > end) throw new Error('client not ready in time');
+    await new Promise((r) => setTimeout(r, 1_000));
+  }
+}
+
+/** Resolves once something listens on host:port. */
+async function listening(hostPort: string, timeoutMs: number): Promise<void> {
+  const [host, port] = hostPort.split(':');
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const up = await new Promise<boolean>((resolve) => {
+      const s = net.connect(Number(port), host);
+      s.once('connect', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once('error', () => resolve(false));
+    });
+    if (up) return;
+    if (Date.now() > end) throw new Error(`${hostPort} not listening in time`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+interface Outcome {
+  label: string;
+  ok: boolean;
+  ms: number;
+  error: string;
+}
+
+/** One curl through the client, under its own SOCKS username (C tor IsolateSOCKSAuth: fresh circuits). */
+function curl(socks: string, url: string, user: string): Promise<Outcome> {
+  const t0 = performance.now();
+  return new Promise((resolve) =>
+    execFile(
+      'curl',
+      ['-sS', '--max-time', '120', '--socks5-hostname', socks, '--proxy-user', `${user}:x`, url],
+      { encoding: 'buffer', maxBuffer: 16 << 20 },
+      (err, stdout, stderr) => {
+        const ms = performance.now() - t0;
+        const digest = err ? '' : sha256(stdout);
+        const ok = digest === builtinSha256(SIZE);
+        const error = err ? stderr.toString().trim() || err.message : ok ? '' : 'wrong body';
+        resolve({ label: `${user} ${url}`, ok, ms, error });
+      },
+    ),
+  );
+}
+
+const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+/** `n` fetches, `parallel` at a time, each under a username of its own. */
+async function fetches(socks: string, url: string, prefix: string, n: number, parallel: number) {
+  const out: Outcome[] = [];
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: parallel }, async () => {
+      while (next < n) {
+        const i = next++;
+        out.push(await curl(socks, url, `${prefix}${i}`));
+      }
+    }),
+  );
+  return out;
+}
+
+const report = (what: string, r: Outcome[]) => {
+  const failed = r.filter((o) => !o.ok);
+  const ms = r.map((o) => o.ms).sort((a, b) => a - b);
+  console.log(
+    `${what}: ${r.length - failed.length}/${r.length} ok, median ${(ms[Math.floor(ms.length / 2)] ?? 0).toFixed(0)} ms, max ${(ms.at(-1) ?? 0).toFixed(0)} ms`,
+  );
+  for (const f of failed) console.log(`  FAILED ${f.label} after ${f.ms.toFixed(0)} ms: ${f.error}`);
+};
+
+/** A TCP gate in front of `target`: connections are held, unanswered, until `open()`. */
+async function gate(target: URL): Promise<{ url: string; open: () => void }> {
+  const held: net.Socket[] = [];
+  let isOpen = false;
+  const pipe = (s: net.Socket) => {
+    const up = net.connect(Number(target.port), target.hostname);
+    s.pipe(up).pipe(s);
+    up.on('error', () => s.destroy());
+    s.on('error', () => up.destroy());
+  };
+  const server = net.createServer((s) => {
+    s.pause();
+    if (isOpen) pipe(s);
+    else held.push(s);
+  });
+  gates.push(server);
+  const port = await ephemeralPort();
+  await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${port}`,
+    open: () => {
+      isOpen = true;
+      for (const s of held.splice(0)) pipe(s);
+    },
+  };
+}
+
+describe('a client that has just started', () => {
+  it('serves onion and exit fetches from the moment /readyz says ready', async () => {
+    const c = await startClient('fresh', network.state.authorities);
+    const started = performance.now();
+    const ready = await readyAt(c, 60_000);
+    console.log(`fresh client ready ${((ready - started) / 1000).toFixed(1)} s after start`);
+    const onionUrl = `http://${onion}/bytes/${SIZE}`;
+    const exitUrl = `http://${web}/bytes/${SIZE}`;
+    const [onionSeq, exitSeq] = await Promise.all([
+      fetches(c.socks, onionUrl, 'onion-seq-', 12, 1),
+      fetches(c.socks, exitUrl, 'exit-seq-', 12, 1),
+    ]);
+    const [onionPar, exitPar] = await Promise.all([
+      fetches(c.socks, onionUrl, 'onion-par-', 12, 4),
+      fetches(c.socks, exitUrl, 'exit-par-', 12, 4),
+    ]);
+    report('onion, one at a time', onionSeq);
+    report('onion, four at a time', onionPar);
+    report('exit, one at a time', exitSeq);
+    report('exit, four at a time', exitPar);
+    const all = [...onionSeq, ...onionPar, ...exitSeq, ...exitPar];
+    if (all.some((o) => !o.ok)) console.log(`client log: ${c.log}\n${await readFile(c.log, 'utf8')}`);
+    expect(all.filter((o) => !o.ok).map((o) => `${o.label}: ${o.error}`)).toEqual([]);
+  }, 600_000);
+
+  it('holds requests that arrive before it is ready until it has bootstrapped', async () => {
+    const gated = await Promise.all(
+      network.state.authorities.map(async (a) => ({ a, g: await gate(new URL(a.url)) })),
+    );
+    const c = await startClient(
+      'early',
+      gated.map(({ a, g }) => ({ identity: a.identity, url: g.url })),
+    );
+    await listening(c.socks, 30_000);
+    const early = [
+      curl(c.socks, `http://${onion}/bytes/${SIZE}`, 'early-onion'),
+      curl(c.socks, `http://${web}/bytes/${SIZE}`, 'early-exit'),
+    ];
+    // The requests are in while the client has no consensus; then let the directory through.
+    await new Promise((r) => setTimeout(r, 3_000));
+    const notReady = await fetch(`http://127.0.0.1:${c.ops}/readyz`).then((r) => r.status);
+    for (const { g } of gated) g.open();
+    const r = await Promise.all(early);
+    report('requests before ready', r);
+    expect(notReady).toBe(503);
+    expect(r.filter((o) => !o.ok).map((o) => `${o.label}: ${o.error}`)).toEqual([]);
+  }, 300_000);
+});
