@@ -365,9 +365,18 @@ describe('kubeconform -strict', () => {
     ]);
     expect(kinds).toContain('PodMonitor/shallot-network');
     const manifest = await run('bash', [path.join(kind, 'kind.sh'), 'loadtest-manifest'], {
-      env: { ...process.env, LOADTEST_NAME: 'walkthrough', LOADTEST_RATE: '2.5', LOADTEST_SIZE: '1MiB' },
+      env: {
+        ...process.env,
+        LOADTEST_NAME: 'walkthrough',
+        LOADTEST_RATE: '2.5',
+        LOADTEST_SIZE: '1MiB',
+        LOADTEST_COUNT: '40',
+        LOADTEST_NEW_CIRCUIT: 'true',
+      },
     });
     expect(manifest.code, manifest.stderr).toBe(0);
+    expect(manifest.stdout).toMatch(/^ {2}count: 40$/m);
+    expect(manifest.stdout).toMatch(/^ {2}newCircuit: true$/m);
     const v = await run(
       kubeconform,
       ['-strict', '-summary', '-output', 'json', '-schema-location', schemaLocation(schemaDir), '-'],

@@ -18,6 +18,8 @@
 # CONTAINER_ENGINE (docker or podman; default: docker when it answers);
 # loadtest: LOADTEST_NAME (load-<time>), LOADTEST_CLIENTS (2),
 # LOADTEST_CONCURRENCY (4), LOADTEST_RATE (unpaced), LOADTEST_DURATION (60),
+# LOADTEST_COUNT (unbounded: the duration ends the run), LOADTEST_NEW_CIRCUIT
+# (false; true: a fresh circuit, and so a fresh rendezvous, per request),
 # LOADTEST_SIZE (50k), LOADTEST_NETWORK (demo), LOADTEST_TARGET (demo-web).
 # `kind.sh loadtest-manifest` prints the LoadTest without applying it (the
 # chart test validates it against the CRD).
@@ -120,8 +122,9 @@ deploy() {
 
 loadtest_manifest() {
   local name=${LOADTEST_NAME:-load-$(date +%Y%m%d-%H%M%S)}
-  local rate=""
+  local rate="" count=""
   [ -z "${LOADTEST_RATE:-}" ] || rate="  rate: $LOADTEST_RATE"
+  [ -z "${LOADTEST_COUNT:-}" ] || count="  count: $LOADTEST_COUNT"
   cat <<EOF
 apiVersion: shallot.dev/v1alpha1
 kind: LoadTest
@@ -136,6 +139,8 @@ spec:
   concurrency: ${LOADTEST_CONCURRENCY:-4}
 $rate
   durationSeconds: ${LOADTEST_DURATION:-60}
+$count
+  newCircuit: ${LOADTEST_NEW_CIRCUIT:-false}
   payloadSize: "${LOADTEST_SIZE:-50k}"
 EOF
 }
