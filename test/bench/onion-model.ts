@@ -29,7 +29,6 @@
  * introduction 1200, rendezvous 900 and stream 600 ms (means over every
  * measured connect).
  */
-import { performance } from 'node:perf_hooks';
 import { Registry } from 'prom-client';
 import { ShallotClient } from '../../services/client/client.js';
 import { randomBytes } from '../../services/core/crypto.js';
@@ -39,9 +38,8 @@ import { silentLogger } from '../../services/runtime/log.js';
 import { linkShaping } from '../../services/runtime/shaping-options.js';
 import { LocalNetwork } from '../../services/testnet/network.js';
 import { published } from '../helpers/onion-published.js';
-import { readAll } from '../helpers/servers.js';
-import { socksConnect } from '../helpers/socks-client.js';
 import { type BenchResult, fromLatencies } from './harness.js';
+import { firstAndWarmConnects, timedOnionConnect } from './onion-connect.js';
 
 const MODEL = parseNetworkModel({ locations: ['everywhere'], defaultLatencyMs: 50, assign: 'random' });
 const FIRST_MS = 4000;
@@ -126,8 +124,8 @@ export async function onionModelBenches(o: {
     return c;
   };
   let service: OnionService | null = null;
-  const first: number[] = [];
-  const warm: number[] = [];
+  let first: number[] = [];
+  let warm: number[] = [];
   try {
     await net.waitForConsensus(6, 120_000);
     const svcClient = await newClient(false);
@@ -145,31 +143,16 @@ export async function onionModelBenches(o: {
     await service.start();
     await isPublished;
     const onion = service.onionAddress;
-    // Timed to the CONNECT reply; then one small GET proves the stream carries bytes.
-    const connect = async (port: number, isolation: string): Promise<number> => {
-      const t = performance.now();
-      const s = await socksConnect(port, onion, 80, {
-        username: isolation,
-        password: 'x',
-        timeoutMs: 60_000,
-      });
-      const ms = performance.now() - t;
-      s.write(`GET /bytes/16 HTTP/1.1\r\nHost: ${onion}\r\nConnection: close\r\n\r\n`);
-      const res = (await readAll(s)).toString('latin1');
-      if (!res.startsWith('HTTP/1.1 200 OK')) throw new Error(`onion GET answered ${res.slice(0, 40)}`);
-      return ms;
-    };
     // Warm-up: opens most relay-to-relay channels, so the rows below open only the client's own.
     const warmup = await newClient(true);
-    await connect(warmup.socksPort, 'warmup');
-    for (let c = 0; c < o.clients; c++) {
+    await timedOnionConnect(warmup.socksPort, onion, 'warmup', true);
+    // Each connect then one small GET, proving the stream carries bytes.
+    ({ first, warm } = await firstAndWarmConnects({ ...o, probe: true }, onion, async () => {
       const registry = new Registry();
       measured.push(registry);
       const client = await newClient(true, registry);
-      first.push(await connect(client.socksPort, `first${c}`));
-      for (let w = 0; w < o.warmPerClient; w++) warm.push(await connect(client.socksPort, `warm${c}-${w}`));
-      await client.stop();
-    }
+      return { socksPort: client.socksPort, stop: () => client.stop() };
+    }));
   } finally {
     await service?.stop().catch(() => {});
     for (const c of clients) await c.stop().catch(() => {});
