@@ -84,6 +84,12 @@ export async function main(argv: string[]): Promise<void> {
       envInt('SHALLOT_SOCKS_TIMEOUT', 120),
     )
     .option(
+      '--shutdown-delay <s>',
+      'on SIGTERM/SIGINT, keep serving this long with /readyz failing before stopping (behind a Kubernetes Service, which stops sending new connections only after the pod is told to stop; default 0)',
+      intOption('shutdown delay', 0, 60),
+      envInt('SHALLOT_SHUTDOWN_DELAY', 0),
+    )
+    .option(
       '--onion-auth-dir <dir>',
       'client-authorization keys: <dir>/*.auth_private ("<address>:descriptor:x25519:<base32>", mode 600, as Tor)',
       env.SHALLOT_ONION_AUTH_DIR,
@@ -116,6 +122,7 @@ export async function main(argv: string[]): Promise<void> {
       maxCircuitDirtiness: number;
       circuitIdleTimeout: number;
       socksTimeout: number;
+      shutdownDelay: number;
       onionAuthDir?: string;
       handshake: HandshakeName;
       vanguardsLite: boolean;
@@ -176,13 +183,35 @@ export async function main(argv: string[]): Promise<void> {
           { registry },
         );
   if (tunnel) logger.info('HTTP tunnel listening', { address: tunnel.address });
+  let draining = false;
   const ops = await serveOpsIfAsked(logger, {
     host: o.opsHost ?? '127.0.0.1',
     port: o.opsPort,
     registry,
-    health: () => ({ ok: true, ready: client.dir !== null }),
+    // Ready with a consensus: on a Shallot network it carries every relay's
+    // keys, and on a C tor network ctor-dir.ts returns one only with its
+    // microdescriptors, so the client then has C tor's "minimum dir info"
+    // (router_have_minimum_dir_info) and builds circuits; a request sent
+    // before that waits for it (client.ts). Not ready once told to stop.
+    health: () => ({ ok: true, ready: client.dir !== null && !draining }),
   });
-  onShutdown(logger, () => Promise.all([tunnel?.close(), client.stop(), ops?.close()]));
+  const delayMs = o.shutdownDelay * 1000;
+  onShutdown(
+    logger,
+    async () => {
+      // Kubernetes tells the pod to stop and takes it out of the Service's
+      // endpoints at the same time; until every node's proxy has caught up,
+      // new connections still arrive here. Serve them (and let streams in
+      // flight finish) for the delay, reporting not ready, then stop.
+      draining = true;
+      if (delayMs > 0) {
+        logger.info('draining before stopping', { seconds: o.shutdownDelay });
+        await new Promise((r) => setTimeout(r, delayMs));
+      }
+      await Promise.all([tunnel?.close(), client.stop(), ops?.close()]);
+    },
+    delayMs + 10_000,
+  );
 }
 
 runIfMain(import.meta.url, main);

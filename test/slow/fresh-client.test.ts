@@ -16,6 +16,10 @@
 //   router_have_minimum_dir_info), up to SocksTimeout. Here the
 //   authorities' directory ports are held shut (a gate in front of each)
 //   until the requests are in.
+// - Told to stop (SIGTERM, as Kubernetes stops the old pod of a rollout
+//   while its Service may still route new connections to it for a moment),
+//   a client with --shutdown-delay keeps serving new requests for that long
+//   with /readyz failing, then exits 0.
 // Needs `npm run build` (dist/) and curl.
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -71,7 +75,11 @@ interface StartedClient {
 }
 
 /** A new client process with an empty data dir, logging at info to `<name>.log`. */
-async function startClient(name: string, authorities: readonly AuthorityEndpoint[]): Promise<StartedClient> {
+async function startClient(
+  name: string,
+  authorities: readonly AuthorityEndpoint[],
+  extra: string[] = [],
+): Promise<StartedClient> {
   const socksPort = await ephemeralPort();
   const ops = await ephemeralPort();
   const log = path.join(dataDir, `${name}.log`);
@@ -89,6 +97,7 @@ async function startClient(name: string, authorities: readonly AuthorityEndpoint
       path.join(dataDir, name),
       '--log-level',
       'info',
+      ...extra,
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
@@ -259,4 +268,28 @@ describe('a client that has just started', () => {
     expect(notReady).toBe(503);
     expect(r.filter((o) => !o.ok).map((o) => `${o.label}: ${o.error}`)).toEqual([]);
   }, 300_000);
+
+  it('told to stop, it serves new requests for --shutdown-delay with /readyz failing, then exits', async () => {
+    const c = await startClient('draining', network.state.authorities, ['--shutdown-delay', '4']);
+    await readyAt(c, 60_000);
+    expect((await curl(c.socks, `http://${onion}/bytes/${SIZE}`, 'before-stop')).ok).toBe(true);
+    const exited = new Promise<number | null>((r) => c.child.once('exit', (code) => r(code)));
+    const stopAt = performance.now();
+    c.child.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 300));
+    // Kubernetes takes a not-ready pod out of the Service; connections already routed here are served.
+    const readyz = await fetch(`http://127.0.0.1:${c.ops}/readyz`).then(
+      (r) => r.status,
+      () => 0,
+    );
+    const late = await Promise.all([
+      curl(c.socks, `http://${onion}/bytes/${SIZE}`, 'after-sigterm-onion'),
+      curl(c.socks, `http://${web}/bytes/${SIZE}`, 'after-sigterm-exit'),
+    ]);
+    report('requests after SIGTERM', late);
+    expect(readyz).toBe(503);
+    expect(late.filter((o) => !o.ok).map((o) => `${o.label}: ${o.error}`)).toEqual([]);
+    expect(await exited).toBe(0);
+    expect(performance.now() - stopAt).toBeGreaterThanOrEqual(3_500);
+  }, 120_000);
 });
