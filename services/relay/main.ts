@@ -130,6 +130,11 @@ export async function main(argv: string[]): Promise<void> {
       envInt('SHALLOT_KEY_WATCH_INTERVAL', DEFAULT_KEY_WATCH_MS / 1000),
     )
     .option(
+      '--fault-token-file <file>',
+      'serve PUT /link-faults on the ops port to callers with this token (the operator: link faults)',
+      env.SHALLOT_FAULT_TOKEN_FILE,
+    )
+    .option(
       '--pool <json>',
       'run several relays: [{"nickname","port","keyFile","keyWatch"?,"exit"?},...] (relay/pool.ts)',
       env.SHALLOT_POOL,
@@ -160,6 +165,7 @@ export async function main(argv: string[]): Promise<void> {
       keyWatchInterval: number;
       tls: boolean;
       pool?: string;
+      faultTokenFile?: string;
     } & OpsOptions
   >();
   if (env.SHALLOT_TLS === '0') o.tls = false;
@@ -227,6 +233,7 @@ export async function main(argv: string[]): Promise<void> {
     host: opsHost,
     port: o.opsPort,
     registry,
+    ...(o.faultTokenFile ? { faultTokenFile: o.faultTokenFile } : {}),
     health: () => {
       const listed = nodes.every((n) => n.publisher.listed);
       return { ok: true, ready: listed, listed };

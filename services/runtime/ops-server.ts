@@ -2,11 +2,13 @@
  * The ops endpoint every process serves: `/metrics` (Prometheus text from
  * prom-client), `/healthz` (liveness and a short status as JSON) and
  * `/readyz` (200 only once the node is usable: e.g. a relay listed in a
- * consensus, an onion service with a published descriptor).
+ * consensus, an onion service with a published descriptor); and, when
+ * given a fault token file, `PUT /link-faults` (fault-route.ts).
  */
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
+import { faultTableRoute } from './fault-route.js';
 import type { Logger } from './log.js';
 
 export interface HealthReport {
@@ -26,8 +28,18 @@ export async function serveOps(opts: {
   port: number;
   registry: Registry;
   health: () => HealthReport;
+  /** Serves PUT /link-faults guarded by the token in this file (none: no such route). */
+  faultTokenFile?: string;
 }): Promise<OpsServer> {
-  const server = http.createServer((req, res) => {
+  const faults = opts.faultTokenFile
+    ? faultTableRoute({ tokenFile: opts.faultTokenFile, registry: opts.registry })
+    : null;
+  // With the fault route, a request not whole within 10 s is cut off (Node's default is 5 min).
+  const timeouts = faults
+    ? { requestTimeout: 10_000, headersTimeout: 10_000, connectionsCheckingInterval: 1_000 }
+    : {};
+  const server = http.createServer(timeouts, (req, res) => {
+    if (faults?.handle(req, res)) return;
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET') {
       res.writeHead(405).end();
@@ -70,7 +82,13 @@ export async function serveOps(opts: {
  */
 export async function serveOpsIfAsked(
   logger: Logger,
-  opts: { host: string; port?: number; registry: Registry; health: () => HealthReport },
+  opts: {
+    host: string;
+    port?: number;
+    registry: Registry;
+    health: () => HealthReport;
+    faultTokenFile?: string;
+  },
 ): Promise<OpsServer | null> {
   if (opts.port === undefined) return null;
   const ops = await serveOps({
@@ -78,6 +96,7 @@ export async function serveOpsIfAsked(
     port: opts.port,
     registry: opts.registry,
     health: opts.health,
+    ...(opts.faultTokenFile ? { faultTokenFile: opts.faultTokenFile } : {}),
   });
   logger.info('ops endpoint', { url: ops.url });
   return ops;
