@@ -1,35 +1,73 @@
 /**
- * NetworkFault (shallot.dev/v1alpha1): a fault on one node of an
- * OnionNetwork for a while (issue 18), as `shallot fault` does locally.
+ * NetworkFault (shallot.dev/v1alpha1): a fault on one node, or on the link
+ * between two, of an OnionNetwork for a while (issue 18), as `shallot
+ * fault` does locally.
  *
- * On Kubernetes a fault acts on the node's pod (operator/reconcile/network-fault.ts):
+ * On Kubernetes a node fault acts on the node's pod (operator/reconcile/network-fault.ts):
  *   - stop:    the pod is deleted (graceful, the node's own shutdown) and
  *              deleted again whenever its controller recreates it, until
  *              durationSeconds have passed; then it is left to come back.
  *   - kill:    the same with gracePeriodSeconds 0 (no shutdown).
  *   - restart: the pod is deleted once; its controller starts a new one.
+ * Pause, cut and slow act inside the relays' link layer instead
+ * (services/net/link-faults.ts), as in `shallot up`'s thread modes:
+ *   - pause:   every link of the relay holds what it carries, either way,
+ *              until the fault heals (then delivers it in order);
+ *   - cut:     every link between `target` and `peer` resets, and none forms;
+ *   - slow:    `delayMs` more one-way delay between `target` and `peer`.
+ * The operator sends the network's whole link-fault table (every pause,
+ * cut and slow in force) to every relay pod's ops endpoint on each
+ * reconcile while one is in force, and once more without it when it heals
+ * (reconcile/fault-table.ts), authenticated by the token in the Secret
+ * `<net>-fault-token` (desired/fault-token.ts) the relay pods mount.
  * Status records the phase (Pending, Active, Healed), when it started and
- * healed and how many pods it deleted; Events mark both ends. Deleting an
- * active NetworkFault heals it at once.
+ * healed, how many pods it deleted (node faults) or took the table (link
+ * faults); Events mark both ends. Deleting an active NetworkFault heals it
+ * at once.
  *
- * Limitations: pause (hang with links open) and cut/slow of one link need
- * the node's control endpoint and are not offered here yet. A relay target
- * is found by its pod's shallot.dev/relay-index label, which names a pool
- * pod's first relay: with relaysPerPod > 1 only a pool's first relay can
- * be named, and the fault takes down the whole pool.
+ * Limitations: pause, cut and slow name relays only (authorities speak
+ * HTTP, onion services do not name their links); they need the network's
+ * metrics (ops endpoint) enabled. A node-fault relay target is found by its
+ * pod's shallot.dev/relay-index label, which names a pool pod's first relay:
+ * with relaysPerPod > 1 only a pool's first relay can be stopped, killed or
+ * restarted, and that takes down the whole pool (pause, cut and slow name
+ * each pooled relay by its own nickname and touch only it).
  */
 import { int, type JSONSchema, NAME_PATTERN, obj, type Resource, str } from './schema.js';
 
-export const NETWORK_FAULT_KINDS = ['stop', 'kill', 'restart'] as const;
+export const NETWORK_FAULT_KINDS = ['stop', 'kill', 'restart', 'pause', 'cut', 'slow'] as const;
 export type NetworkFaultKind = (typeof NETWORK_FAULT_KINDS)[number];
+
+/** Kinds applied through the relays' link-fault table rather than to pods. */
+export const LINK_TABLE_KINDS = ['pause', 'cut', 'slow'] as const;
+export type LinkTableKind = (typeof LINK_TABLE_KINDS)[number];
+export const isLinkTableKind = (k: NetworkFaultKind): k is LinkTableKind =>
+  (LINK_TABLE_KINDS as readonly string[]).includes(k);
+
+/**
+ * Largest extra delay of a slow link: services/net/link-faults.ts
+ * MAX_SLOW_MS (the operator does not import net/; a unit test keeps them equal).
+ */
+export const MAX_SLOW_MS = 10_000;
+
+export interface FaultTarget {
+  authority?: number;
+  relay?: number;
+  onionService?: string;
+  instance?: number;
+}
 
 export interface NetworkFaultSpec {
   /** OnionNetwork in the same namespace. */
   network: string;
   kind: NetworkFaultKind;
   /** Exactly one of authority (index), relay (index) or onionService (name; `instance` picks its pod). */
-  target: { authority?: number; relay?: number; onionService?: string; instance?: number };
-  /** How long the node stays down (stop, kill); ignored by restart. */
+  target: FaultTarget;
+  /** The link's other end (cut, slow): a relay. */
+  peer?: FaultTarget;
+  /** A slow link's extra one-way delay, ms. */
+  delayMs?: number;
+  /** How long the fault lasts (all but restart). */
   durationSeconds: number;
 }
 
@@ -38,14 +76,40 @@ export interface NetworkFaultStatus {
   phase?: 'Pending' | 'Active' | 'Healed';
   startedAt?: string;
   healedAt?: string;
-  /** Pods deleted so far. */
+  /** Pods deleted so far (stop, kill, restart). */
   podsDeleted?: number;
+  /** Relay pods that took the link-fault table on the last send (pause, cut, slow). */
+  podsUpdated?: number;
   message?: string;
 }
 
 export type NetworkFault = Resource<NetworkFaultSpec, NetworkFaultStatus>;
 
 const index = (d: string) => int(d, 0, 999);
+
+function targetSchema(description: string): JSONSchema {
+  return obj(
+    description,
+    {
+      authority: index('Directory authority index (pod <network>-auth-<i>).'),
+      relay: index('Relay index (nickname <network>r<i>, label shallot.dev/relay-index).'),
+      onionService: str('OnionService name (same namespace).', {
+        minLength: 1,
+        maxLength: 63,
+        pattern: NAME_PATTERN,
+      }),
+      instance: index("Which of the onion service's pods, by name order (default 0)."),
+    },
+    {
+      'x-kubernetes-validations': [
+        {
+          rule: '(has(self.authority) ? 1 : 0) + (has(self.relay) ? 1 : 0) + (has(self.onionService) ? 1 : 0) == 1',
+          message: 'set exactly one of authority, relay and onionService',
+        },
+      ],
+    },
+  );
+}
 
 export const networkFaultSpecSchema: JSONSchema = obj(
   'The fault: what, on which node, for how long.',
@@ -55,31 +119,39 @@ export const networkFaultSpecSchema: JSONSchema = obj(
       maxLength: 50,
       pattern: NAME_PATTERN,
     }),
-    kind: str('stop (graceful), kill (no grace) or restart (once).', { enum: [...NETWORK_FAULT_KINDS] }),
-    target: obj(
-      'Exactly one of authority, relay or onionService.',
-      {
-        authority: index('Directory authority index (pod <network>-auth-<i>).'),
-        relay: index('Relay index (label shallot.dev/relay-index).'),
-        onionService: str('OnionService name (same namespace).', {
-          minLength: 1,
-          maxLength: 63,
-          pattern: NAME_PATTERN,
-        }),
-        instance: index("Which of the onion service's pods, by name order (default 0)."),
-      },
-      {
-        'x-kubernetes-validations': [
-          {
-            rule: '(has(self.authority) ? 1 : 0) + (has(self.relay) ? 1 : 0) + (has(self.onionService) ? 1 : 0) == 1',
-            message: 'set exactly one of authority, relay and onionService',
-          },
-        ],
-      },
+    kind: str(
+      'stop (graceful), kill (no grace), restart (once), pause (a relay holds its links), cut or slow (the link between target and peer).',
+      { enum: [...NETWORK_FAULT_KINDS] },
     ),
-    durationSeconds: int('How long the node stays down (stop, kill); restart ignores it.', 1, 3600, 60),
+    target: targetSchema(
+      'The faulted node (a link: one end). Exactly one of authority, relay or onionService.',
+    ),
+    peer: targetSchema("The link's other end (cut, slow): a relay."),
+    delayMs: int("A slow link's extra one-way delay, ms (slow only).", 1, MAX_SLOW_MS),
+    durationSeconds: int('How long the fault lasts; restart ignores it.', 1, 3600, 60),
   },
-  { required: ['network', 'kind', 'target'] },
+  {
+    required: ['network', 'kind', 'target'],
+    // Every value here is one the operator applies: link-table kinds name relays only.
+    'x-kubernetes-validations': [
+      {
+        rule: "!(self.kind in ['pause', 'cut', 'slow']) || has(self.target.relay)",
+        message: 'pause, cut and slow apply to relays only (target.relay)',
+      },
+      {
+        rule: "(self.kind in ['cut', 'slow']) == has(self.peer)",
+        message: "cut and slow need peer (the link's other end); other kinds take none",
+      },
+      {
+        rule: '!has(self.peer) || (has(self.peer.relay) && self.peer.relay != self.target.relay)',
+        message: 'peer must be another relay',
+      },
+      {
+        rule: "(self.kind == 'slow') == has(self.delayMs)",
+        message: 'slow needs delayMs; other kinds take none',
+      },
+    ],
+  },
 );
 
 export const networkFaultStatusSchema: JSONSchema = obj('Observed state, written by the operator.', {
@@ -87,7 +159,12 @@ export const networkFaultStatusSchema: JSONSchema = obj('Observed state, written
   phase: str('Pending, Active or Healed.', { enum: ['Pending', 'Active', 'Healed'] }),
   startedAt: str('When the fault took effect.', { format: 'date-time' }),
   healedAt: str('When the fault ended.', { format: 'date-time' }),
-  podsDeleted: int('Pods deleted so far.', 0, Number.MAX_SAFE_INTEGER),
+  podsDeleted: int('Pods deleted so far (stop, kill, restart).', 0, Number.MAX_SAFE_INTEGER),
+  podsUpdated: int(
+    'Relay pods that took the link-fault table on the last send (pause, cut, slow).',
+    0,
+    Number.MAX_SAFE_INTEGER,
+  ),
   message: str('Why the fault is pending, or what it did.', { maxLength: 1024 }),
 });
 

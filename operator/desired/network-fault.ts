@@ -8,11 +8,19 @@
  * startedAt + durationSeconds, and then heals once; a restart deletes
  * once and heals in the same pass. Deleting a pod already terminating is
  * not asked again (its deletionTimestamp is set).
+ *
+ * Pause, cut and slow are not pod deletions but rows of the network's
+ * link-fault table (services/net/link-faults.ts LinkFaultTable, the shape
+ * the relays' PUT /link-faults takes): `linkFaultTable` builds the whole
+ * table from every NetworkFault of the network in force at `now`, naming
+ * relays by nickname (relayNickname: what a relay announces on its links
+ * in x-shallot-node, also inside a pool). The table is built whole each
+ * time, so sending it is idempotent and a healed fault is simply absent.
  */
-import type { NetworkFault, NetworkFaultStatus } from '../api/network-fault.js';
+import { isLinkTableKind, type NetworkFault, type NetworkFaultStatus } from '../api/network-fault.js';
 import type { KubeObject } from '../kube/client.js';
 import { LABEL_NETWORK, LABEL_ONION_SERVICE, LABEL_RELAY_INDEX } from './common.js';
-import { authorityPodName } from './network.js';
+import { authorityPodName, relayNickname } from './network.js';
 
 /** How to find the target's pods: by name, or by label selector (then `instance` picks one by name order). */
 export type PodQuery = { name: string } | { selector: string; instance: number };
@@ -23,7 +31,7 @@ export function faultPodQuery(f: NetworkFault): PodQuery {
   if (t.authority !== undefined) return { name: authorityPodName(net, t.authority) };
   if (t.relay !== undefined)
     return {
-      selector: `${LABEL_NETWORK}=${net},app.kubernetes.io/component=relay,${LABEL_RELAY_INDEX}=${t.relay}`,
+      selector: `${relayPodsSelector(net)},${LABEL_RELAY_INDEX}=${t.relay}`,
       instance: 0,
     };
   return { selector: `${LABEL_ONION_SERVICE}=${t.onionService}`, instance: t.instance ?? 0 };
@@ -37,11 +45,72 @@ export function pickPod(pods: readonly KubeObject[], instance: number): KubeObje
 
 /** A human label of the target, for metrics and Events: `relay-3`, `auth-0`, `onion-web-1`. */
 export function faultTargetLabel(f: NetworkFault): string {
-  const t = f.spec.target;
-  if (t.authority !== undefined) return `auth-${t.authority}`;
-  if (t.relay !== undefined) return `relay-${t.relay}`;
-  return `onion-${t.onionService}-${t.instance ?? 0}`;
+  const one = (t: NetworkFault['spec']['target']) => {
+    if (t.authority !== undefined) return `auth-${t.authority}`;
+    if (t.relay !== undefined) return `relay-${t.relay}`;
+    return `onion-${t.onionService}-${t.instance ?? 0}`;
+  };
+  if (!f.spec.peer) return one(f.spec.target);
+  // A link, as `shallot fault` labels one: its two ends in order, "a~b".
+  const [a, b] = [one(f.spec.target), one(f.spec.peer)].sort();
+  return `${a}~${b}`;
 }
+
+/** services/net/link-faults.ts LinkFaultTable, as JSON (the operator does not import net/). */
+export interface LinkFaultTableJson {
+  cuts: [string, string][];
+  slows: { a: string; b: string; delayMs: number }[];
+  paused: string[];
+}
+
+/** Whether a link-table fault is in force at `now`: started, not healed, not over, not being deleted. */
+export function inForce(f: NetworkFault, now: number): boolean {
+  const s = f.status ?? {};
+  if (!isLinkTableKind(f.spec.kind) || f.metadata.deletionTimestamp) return false;
+  if (s.phase !== 'Active' || !s.startedAt) return false;
+  return now < Date.parse(s.startedAt) + f.spec.durationSeconds * 1000;
+}
+
+/**
+ * The link-fault table of network `net` at `now` from its NetworkFaults (any
+ * others in `faults` are skipped). Two faults on one link: a cut wins over
+ * a slow, and the larger delay wins between slows.
+ */
+export function linkFaultTable(
+  net: string,
+  faults: readonly NetworkFault[],
+  now: number,
+): LinkFaultTableJson {
+  const cuts = new Map<string, [string, string]>();
+  const slows = new Map<string, { a: string; b: string; delayMs: number }>();
+  const paused = new Set<string>();
+  for (const f of faults) {
+    if (f.spec.network !== net || !inForce(f, now) || f.spec.target.relay === undefined) continue;
+    const a = relayNickname(net, f.spec.target.relay);
+    if (f.spec.kind === 'pause') {
+      paused.add(a);
+      continue;
+    }
+    if (f.spec.peer?.relay === undefined) continue;
+    const b = relayNickname(net, f.spec.peer.relay);
+    const ends: [string, string] = a <= b ? [a, b] : [b, a];
+    const key = ends.join('~');
+    if (f.spec.kind === 'cut') cuts.set(key, ends);
+    else if (f.spec.kind === 'slow') {
+      const delayMs = Math.max(slows.get(key)?.delayMs ?? 0, f.spec.delayMs ?? 0);
+      slows.set(key, { a: ends[0], b: ends[1], delayMs });
+    }
+  }
+  for (const k of cuts.keys()) slows.delete(k);
+  return { cuts: [...cuts.values()], slows: [...slows.values()], paused: [...paused] };
+}
+
+/** Relay pods of a network: where the table goes (every one, pool pods too). */
+export const relayPodsSelector = (net: string): string =>
+  `${LABEL_NETWORK}=${net},app.kubernetes.io/component=relay`;
+
+/** A held link-table fault sends the table again this often, so a relay pod that restarted gets it back. */
+export const TABLE_RESEND_MS = 5000;
 
 export type FaultStep =
   /** Start now: record startedAt, delete the pod. */
@@ -61,5 +130,6 @@ export function faultStep(f: NetworkFault, status: NetworkFaultStatus, nowMs: nu
   if (f.spec.kind === 'restart') return { action: 'heal' };
   const end = Date.parse(status.startedAt) + f.spec.durationSeconds * 1000;
   if (nowMs >= end) return { action: 'heal' };
-  return { action: 'hold', recheckMs: Math.min(HOLD_RECHECK_MS, end - nowMs) };
+  const every = isLinkTableKind(f.spec.kind) ? TABLE_RESEND_MS : HOLD_RECHECK_MS;
+  return { action: 'hold', recheckMs: Math.min(every, end - nowMs) };
 }

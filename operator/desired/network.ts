@@ -37,6 +37,7 @@
  *   one StatefulSet each, all restart at once, and clients trusting the old
  *   list refuse the new consensus signatures until they restart too.
  */
+
 import type { OnionNetwork } from '../api/onion-network.js';
 import type { Images } from '../config.js';
 import type { KubeObject } from '../kube/client.js';
@@ -67,6 +68,7 @@ import {
   SOCKS_PORT,
   shortHash,
 } from './common.js';
+import { faultTokenEnv, faultTokenMount, faultTokenVolume } from './fault-token.js';
 import { CLIENT_OPS_PORT } from './load-test.js';
 import { OPS_PORT as ONION_OPS_PORT } from './onion-service.js';
 import {
@@ -417,6 +419,7 @@ export function desiredRelayStatefulSet(inp: NetworkInputs, first: number, last 
                   : []),
                 { name: 'SHALLOT_TLS', value: spec.tls ? '1' : '0' },
                 ...opsEnv(inp),
+                faultTokenEnv,
               ],
               ports: [...poolPorts(pool.length), ...opsPorts(inp)],
               ...probes(inp),
@@ -425,11 +428,15 @@ export function desiredRelayStatefulSet(inp: NetworkInputs, first: number, last 
                 { name: 'data', mountPath: DATA_DIR },
                 // Without subPath: a subPath mount never sees the Secret's updates.
                 { name: 'secret', mountPath: SECRET_MOUNT, readOnly: true },
+                faultTokenMount,
               ],
               securityContext: containerSecurityContext,
             },
           ],
-          volumes: one ? keyVolumes(relaySecretName(net, i)) : poolVolumes(pool),
+          volumes: [
+            ...(one ? keyVolumes(relaySecretName(net, i)) : poolVolumes(pool)),
+            faultTokenVolume(net),
+          ],
         },
       },
     },

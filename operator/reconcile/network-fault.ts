@@ -7,21 +7,42 @@
  * `shallot_fault_active{kind,target}`. A NetworkFault deleted while active
  * heals at once: nothing deletes the pod any more and the series drops to 0.
  *
+ * Pause, cut and slow (link-table kinds) delete no pod: starting, holding
+ * and healing each send the network's whole link-fault table to every relay
+ * pod (fault-table.ts), holding every TABLE_RESEND_MS so a restarted relay
+ * gets it back; status.podsUpdated says how many relay pods took the last
+ * send. A deleted one sends the table without it (the operator remembers
+ * which network each fault it started is on; after an operator restart the
+ * next send for that network, or the fault's own duration, clears it).
+ *
  * Not in this module: which pod and which step (desired/network-fault.ts).
  */
 import { API_VERSION } from '../api/crds.js';
-import { type NetworkFault, type NetworkFaultStatus, networkFaultSpecSchema } from '../api/network-fault.js';
+import {
+  isLinkTableKind,
+  type NetworkFault,
+  type NetworkFaultStatus,
+  networkFaultSpecSchema,
+} from '../api/network-fault.js';
 import { applyDefaults } from '../api/schema.js';
 import { rfc3339 } from '../conditions.js';
 import { faultPodQuery, faultStep, faultTargetLabel, pickPod } from '../desired/network-fault.js';
 import type { KubeObject } from '../kube/client.js';
 import type { ReconcileContext, ReconcileResult } from './context.js';
+import { sendFaultTable, type TableSend } from './fault-table.js';
 import { deepEqual } from './util.js';
 
 const KIND = 'NetworkFault';
 
-/** Series set to 1 by this operator, by object key, so a deleted NetworkFault's series goes back to 0. */
-const activeSeries = new Map<string, { kind: string; target: string }>();
+/** How long past its end a link-table fault keeps re-sending its healing table to relays that missed it. */
+const HEAL_RETRY_MS = 30_000;
+
+/**
+ * Series set to 1 by this operator, by object key, so a deleted NetworkFault's
+ * series goes back to 0, with the network of a link-table fault (to send its
+ * table again without it).
+ */
+const activeSeries = new Map<string, { labels: { kind: string; target: string }; tableOf?: string }>();
 
 async function targetPod(ctx: ReconcileContext, f: NetworkFault, ns: string): Promise<KubeObject | null> {
   const q = faultPodQuery(f);
@@ -44,8 +65,9 @@ export async function reconcileNetworkFault(
   });
   if (!raw || raw.metadata.deletionTimestamp) {
     const s = activeSeries.get(key);
-    if (s) ctx.faultMetrics?.active.set(s, 0);
+    if (s) ctx.faultMetrics?.active.set(s.labels, 0);
     activeSeries.delete(key);
+    if (s?.tableOf) await sendFaultTable(ctx, namespace, s.tableOf, { without: name });
     return {};
   }
   const f: NetworkFault = {
@@ -80,6 +102,15 @@ export async function reconcileNetworkFault(
     if (await ctx.kube.delete(ref, 'Background', f.spec.kind === 'kill' ? 0 : undefined))
       status.podsDeleted = (status.podsDeleted ?? 0) + 1;
   };
+  const table = isLinkTableKind(f.spec.kind);
+  const track = () => activeSeries.set(key, { labels, ...(table ? { tableOf: f.spec.network } : {}) });
+  // The whole table with this fault as it now stands, to every relay pod.
+  let lastSend: TableSend = { updated: 0, tried: 0 };
+  const sendTable = async (): Promise<string> => {
+    lastSend = await sendFaultTable(ctx, namespace, f.spec.network, { override: { ...f, status } });
+    status.podsUpdated = lastSend.updated;
+    return lastSend.problem ?? `table taken by ${lastSend.updated} of ${lastSend.tried} relay pod(s)`;
+  };
   const step = faultStep(f, status, now);
   switch (step.action) {
     case 'none':
@@ -87,34 +118,50 @@ export async function reconcileNetworkFault(
     case 'start': {
       status.phase = 'Active';
       status.startedAt = rfc3339(new Date(now));
-      status.podsDeleted = 0;
-      await deletePod();
-      status.message = `${f.spec.kind} ${labels.target}: ${status.podsDeleted} pod(s) deleted`;
+      if (table) status.message = `${f.spec.kind} ${labels.target}: ${await sendTable()}`;
+      else {
+        status.podsDeleted = 0;
+        await deletePod();
+        status.message = `${f.spec.kind} ${labels.target}: ${status.podsDeleted} pod(s) deleted`;
+      }
       // Recorded before the Event: a failed status write retries without a second start.
       await save();
       ctx.faultMetrics?.started.inc({ kind: f.spec.kind });
       ctx.faultMetrics?.active.set(labels, 1);
-      activeSeries.set(key, labels);
+      track();
       await ctx.recorder.event(
         raw,
         'Normal',
         'FaultStarted',
         f.spec.kind === 'restart'
           ? `restart ${labels.target}`
-          : `${f.spec.kind} ${labels.target} for ${f.spec.durationSeconds}s`,
+          : `${f.spec.kind} ${labels.target}${f.spec.delayMs ? ` +${f.spec.delayMs}ms` : ''} for ${f.spec.durationSeconds}s`,
       );
       return { requeueAfterMs: f.spec.kind === 'restart' ? 0 : 1000 };
     }
     case 'hold':
-      await deletePod();
+      if (table) status.message = `${f.spec.kind} ${labels.target}: ${await sendTable()}`;
+      else await deletePod();
       ctx.faultMetrics?.active.set(labels, 1);
-      activeSeries.set(key, labels);
+      track();
       await save();
       return { requeueAfterMs: step.recheckMs };
     case 'heal':
+      if (table) {
+        // A relay that missed the healing table would keep the fault: try again for a while.
+        const msg = await sendTable();
+        const end = Date.parse(status.startedAt ?? '') + f.spec.durationSeconds * 1000;
+        if (lastSend.updated < lastSend.tried && now < end + HEAL_RETRY_MS) {
+          status.message = `${f.spec.kind} ${labels.target} healing: ${msg}; sending again`;
+          await save();
+          return { requeueAfterMs: 2000 };
+        }
+      }
       status.phase = 'Healed';
       status.healedAt = rfc3339(new Date(now));
-      status.message = `${f.spec.kind} ${labels.target} healed after ${status.podsDeleted ?? 0} pod deletion(s)`;
+      status.message = table
+        ? `${f.spec.kind} ${labels.target} healed: table taken by ${lastSend.updated} of ${lastSend.tried} relay pod(s)`
+        : `${f.spec.kind} ${labels.target} healed after ${status.podsDeleted ?? 0} pod deletion(s)`;
       await save();
       ctx.faultMetrics?.active.set(labels, 0);
       activeSeries.delete(key);

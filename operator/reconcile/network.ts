@@ -12,7 +12,8 @@
  *      (convergeAuthorityKeys);
  *   3. relay count (spec, or autoscaleRelays), relay key Secrets (one per
  *      relay, pooled or not): generate, rotate on schedule or on the
- *      rotate-now annotation (convergeRelayKeys);
+ *      rotate-now annotation (convergeRelayKeys); the fault token Secret
+ *      <net>-fault-token if absent (ensureFaultToken, for NetworkFault);
  *   4. ConfigMap, Services, StatefulSets (one per relay, or per pool of
  *      relaysPerPod relays): server-side apply of differences
  *      (applyNetworkObjects);
@@ -38,6 +39,7 @@ import {
 import type { KubeObject } from '../kube/client.js';
 import type { ReconcileContext, ReconcileResult } from './context.js';
 import { soonest } from './context.js';
+import { ensureFaultToken } from './fault-table.js';
 import { autoscaleRelays } from './network-autoscale.js';
 import { convergeAuthorityKeys, convergeRelayKeys } from './network-keys.js';
 import { KIND, type NetworkPass } from './network-pass.js';
@@ -125,6 +127,8 @@ export async function reconcileNetwork(
     ? await autoscaleRelays(ctx, pass.net, pass.status, pass.now)
     : spec.relays.replicas;
   const relayIdentities = await convergeRelayKeys(pass, relays);
+  // Before the relay pods: they mount it (optional), for NetworkFault pause, cut and slow.
+  if (await ensureFaultToken(ctx, pass.net)) pass.changes.push('fault token created');
   const inputs: NetworkInputs = { net: pass.net, images: ctx.images, authorityIds, relays, relayIdentities };
   const { authSts, relaySts } = await applyNetworkObjects(pass, inputs);
   const wantedSts = new Set([authorityName(name), ...[...relaySts.values()].map((o) => o.metadata.name)]);

@@ -58,6 +58,7 @@ describe('OnionNetwork reconcile', () => {
       .sort();
     expect(secrets).toEqual([
       'alpha-auth-keys',
+      'alpha-fault-token',
       'alpha-relay-0-keys',
       'alpha-relay-1-keys',
       'alpha-relay-2-keys',

@@ -1,0 +1,255 @@
+// NetworkFault pause, cut and slow (issue 18): the pure table logic
+// (operator/desired/network-fault.ts linkFaultTable, inForce, faultStep's
+// resend interval, link labels), and the reconcile over FakeKube sending the
+// table to a real relay ops endpoint (services/runtime/ops-server.ts with its
+// PUT /link-faults) on 127.0.0.1: start sends the table with the fault,
+// holding sends it again (a relay that restarted gets it back), healing and
+// deleting send it without; a wrong token or no metrics reach nobody and say so.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Registry } from 'prom-client';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { API_VERSION } from '../../../operator/api/crds.js';
+import { MAX_SLOW_MS, type NetworkFault } from '../../../operator/api/network-fault.js';
+import {
+  faultStep,
+  faultTargetLabel,
+  inForce,
+  linkFaultTable,
+  TABLE_RESEND_MS,
+} from '../../../operator/desired/network-fault.js';
+import type { KubeObject } from '../../../operator/kube/client.js';
+import { reconcileNetworkFault } from '../../../operator/reconcile/network-fault.js';
+import { metricsFor } from '../../../services/metrics/metrics.js';
+import {
+  applyLinkFaults,
+  currentLinkFaults,
+  EMPTY_LINK_FAULTS,
+  MAX_SLOW_MS as NET_MAX_SLOW_MS,
+} from '../../../services/net/link-faults.js';
+import { type OpsServer, serveOps } from '../../../services/runtime/ops-server.js';
+import { testContext } from './ctx.js';
+
+const NS = 'tn';
+const T0 = Date.parse('2025-06-01T00:00:00Z');
+const started = new Date(T0).toISOString();
+
+const nf = (
+  name: string,
+  spec: Partial<NetworkFault['spec']>,
+  status: NetworkFault['status'] = { phase: 'Active', startedAt: started },
+  network = 'net',
+): NetworkFault => ({
+  apiVersion: API_VERSION,
+  kind: 'NetworkFault',
+  metadata: { name, namespace: NS },
+  spec: { network, kind: 'pause', target: { relay: 0 }, durationSeconds: 60, ...spec },
+  status,
+});
+
+describe('linkFaultTable (pure)', () => {
+  it('names relays by nickname: pauses, cuts and slows in force', () => {
+    const t = linkFaultTable(
+      'net',
+      [
+        nf('p', { kind: 'pause', target: { relay: 3 } }),
+        nf('c', { kind: 'cut', target: { relay: 2 }, peer: { relay: 1 } }),
+        nf('s', { kind: 'slow', target: { relay: 4 }, peer: { relay: 5 }, delayMs: 300 }),
+      ],
+      T0 + 1000,
+    );
+    expect(t).toEqual({
+      cuts: [['netr1', 'netr2']],
+      slows: [{ a: 'netr4', b: 'netr5', delayMs: 300 }],
+      paused: ['netr3'],
+    });
+  });
+
+  it('leaves out faults not in force: pending, healed, over, deleting, other networks, pod kinds', () => {
+    const faults = [
+      nf('pending', { kind: 'pause' }, { phase: 'Pending' }),
+      nf('healed', { kind: 'pause' }, { phase: 'Healed', startedAt: started }),
+      nf('over', { kind: 'pause', durationSeconds: 5 }),
+      { ...nf('deleting', { kind: 'pause' }), metadata: { name: 'd', deletionTimestamp: started } },
+      nf('other', { kind: 'pause' }, undefined, 'other'),
+      nf('kill', { kind: 'kill' }),
+    ];
+    expect(linkFaultTable('net', faults, T0 + 6000)).toEqual(EMPTY_LINK_FAULTS);
+    expect(faults.map((f) => inForce(f, T0 + 6000))).toEqual([false, false, false, false, true, false]);
+    // The same pause a moment before its end is in force.
+    expect(linkFaultTable('net', [nf('p', { durationSeconds: 5 })], T0 + 4999).paused).toEqual(['netr0']);
+  });
+
+  it('one link twice: a cut wins over a slow, the larger delay between slows; pairs in order', () => {
+    const t = linkFaultTable(
+      'net',
+      [
+        nf('s1', { kind: 'slow', target: { relay: 1 }, peer: { relay: 0 }, delayMs: 100 }),
+        nf('s2', { kind: 'slow', target: { relay: 0 }, peer: { relay: 1 }, delayMs: 700 }),
+        nf('s3', { kind: 'slow', target: { relay: 2 }, peer: { relay: 3 }, delayMs: 50 }),
+        nf('c', { kind: 'cut', target: { relay: 3 }, peer: { relay: 2 } }),
+      ],
+      T0,
+    );
+    expect(t).toEqual({
+      cuts: [['netr2', 'netr3']],
+      slows: [{ a: 'netr0', b: 'netr1', delayMs: 700 }],
+      paused: [],
+    });
+  });
+
+  it('labels a link "a~b" in order, as shallot fault does; holds re-send every TABLE_RESEND_MS', () => {
+    expect(faultTargetLabel(nf('c', { kind: 'cut', target: { relay: 7 }, peer: { relay: 2 } }))).toBe(
+      'relay-2~relay-7',
+    );
+    expect(faultTargetLabel(nf('p', { kind: 'pause', target: { relay: 7 } }))).toBe('relay-7');
+    const f = nf('p', { kind: 'pause', durationSeconds: 60 });
+    expect(faultStep(f, f.status ?? {}, T0 + 1000)).toEqual({ action: 'hold', recheckMs: TABLE_RESEND_MS });
+    expect(faultStep(f, f.status ?? {}, T0 + 58_000)).toEqual({ action: 'hold', recheckMs: 2000 });
+    expect(faultStep(f, f.status ?? {}, T0 + 60_000)).toEqual({ action: 'heal' });
+  });
+
+  it("the CRD's delay bound is the link layer's", () => {
+    expect(MAX_SLOW_MS).toBe(NET_MAX_SLOW_MS);
+  });
+});
+
+describe('NetworkFault pause/cut/slow reconcile, to a real relay ops endpoint', () => {
+  const TOKEN = '5a'.repeat(32);
+  let dir: string;
+  let ops: OpsServer;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'nf-table-'));
+    await writeFile(path.join(dir, 'token'), TOKEN);
+    ops = await serveOps({
+      host: '127.0.0.1',
+      port: 0,
+      registry: new Registry(),
+      health: () => ({ ok: true, ready: true }),
+      faultTokenFile: path.join(dir, 'token'),
+    });
+  });
+  afterEach(() => applyLinkFaults(EMPTY_LINK_FAULTS));
+  afterAll(async () => {
+    await ops?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  function setup(opts: { token?: string; metrics?: boolean } = {}) {
+    const t = testContext(T0);
+    t.ctx.faultMetrics = metricsFor(t.registry).faults;
+    t.kube.seed({
+      apiVersion: API_VERSION,
+      kind: 'OnionNetwork',
+      metadata: { name: 'net', namespace: NS },
+      spec: { metrics: { enabled: opts.metrics ?? true, port: ops.port } },
+    });
+    t.kube.seed({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'net-fault-token', namespace: NS },
+      data: { token: Buffer.from(opts.token ?? TOKEN).toString('base64') },
+    });
+    // A relay pod at the test's ops endpoint, and one terminating (not sent to).
+    for (const [name, deleting] of [
+      ['net-relay-0-0', false],
+      ['net-relay-1-0', true],
+    ] as const)
+      t.kube.seed({
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: {
+          name,
+          namespace: NS,
+          labels: { 'shallot.dev/network': 'net', 'app.kubernetes.io/component': 'relay' },
+          ...(deleting ? { deletionTimestamp: started } : {}),
+        },
+        status: { podIP: '127.0.0.1' },
+      } as KubeObject);
+    return t;
+  }
+  const seedFault = (t: ReturnType<typeof setup>, name: string, spec: Record<string, unknown>) =>
+    t.kube.seed({
+      apiVersion: API_VERSION,
+      kind: 'NetworkFault',
+      metadata: { name, namespace: NS, generation: 1 },
+      spec: { network: 'net', ...spec },
+    });
+  const statusOf = async (t: ReturnType<typeof setup>, name: string) =>
+    (await t.kube.get({ apiVersion: API_VERSION, kind: 'NetworkFault', namespace: NS, name }))?.status;
+
+  it('slow: start sends the table, hold sends it again to a restarted relay, heal sends it without', async () => {
+    const t = setup();
+    seedFault(t, 's', {
+      kind: 'slow',
+      target: { relay: 0 },
+      peer: { relay: 1 },
+      delayMs: 250,
+      durationSeconds: 20,
+    });
+    expect(await reconcileNetworkFault(t.ctx, NS, 's')).toEqual({ requeueAfterMs: 1000 });
+    expect(currentLinkFaults().slows).toEqual([{ a: 'netr0', b: 'netr1', delayMs: 250 }]);
+    expect(await statusOf(t, 's')).toMatchObject({ phase: 'Active', podsUpdated: 1 });
+    expect(t.recorder.events.map((e) => e.reason)).toEqual(['FaultStarted']);
+    expect(t.kube.writes.filter((w) => w.verb === 'delete')).toEqual([]);
+    // The relay restarted (empty table): the next hold gives it back.
+    applyLinkFaults(EMPTY_LINK_FAULTS);
+    t.clock.now += 5000;
+    expect(await reconcileNetworkFault(t.ctx, NS, 's')).toEqual({ requeueAfterMs: TABLE_RESEND_MS });
+    expect(currentLinkFaults().slows).toHaveLength(1);
+    t.clock.now += 15_000;
+    expect(await reconcileNetworkFault(t.ctx, NS, 's')).toEqual({});
+    expect(currentLinkFaults()).toEqual(EMPTY_LINK_FAULTS);
+    expect(await statusOf(t, 's')).toMatchObject({ phase: 'Healed', healedAt: expect.any(String) });
+    expect(t.recorder.events.map((e) => e.reason)).toEqual(['FaultStarted', 'FaultHealed']);
+  });
+
+  it('two faults share the table; deleting one sends the table without it', async () => {
+    const t = setup();
+    seedFault(t, 'p', { kind: 'pause', target: { relay: 2 }, durationSeconds: 600 });
+    seedFault(t, 'c', { kind: 'cut', target: { relay: 0 }, peer: { relay: 3 }, durationSeconds: 600 });
+    await reconcileNetworkFault(t.ctx, NS, 'p');
+    await reconcileNetworkFault(t.ctx, NS, 'c');
+    expect(currentLinkFaults()).toEqual({ cuts: [['netr0', 'netr3']], slows: [], paused: ['netr2'] });
+    const active = async () =>
+      (await t.registry.metrics()).split('\n').filter((l) => l.startsWith('shallot_fault_active{'));
+    expect(await active()).toEqual([
+      'shallot_fault_active{kind="pause",target="relay-2"} 1',
+      'shallot_fault_active{kind="cut",target="relay-0~relay-3"} 1',
+    ]);
+    await t.kube.delete({ apiVersion: API_VERSION, kind: 'NetworkFault', namespace: NS, name: 'p' });
+    await reconcileNetworkFault(t.ctx, NS, 'p');
+    expect(currentLinkFaults()).toEqual({ cuts: [['netr0', 'netr3']], slows: [], paused: [] });
+    expect(await active()).toContain('shallot_fault_active{kind="pause",target="relay-2"} 0');
+    await t.kube.delete({ apiVersion: API_VERSION, kind: 'NetworkFault', namespace: NS, name: 'c' });
+    await reconcileNetworkFault(t.ctx, NS, 'c');
+    expect(currentLinkFaults()).toEqual(EMPTY_LINK_FAULTS);
+  });
+
+  it('a wrong token reaches no relay, and healing keeps trying for a while', async () => {
+    const t = setup({ token: 'ee'.repeat(32) });
+    seedFault(t, 'p', { kind: 'pause', target: { relay: 0 }, durationSeconds: 5 });
+    await reconcileNetworkFault(t.ctx, NS, 'p');
+    expect(currentLinkFaults()).toEqual(EMPTY_LINK_FAULTS);
+    expect(await statusOf(t, 'p')).toMatchObject({
+      podsUpdated: 0,
+      message: expect.stringMatching(/0 of 1/),
+    });
+    t.clock.now += 5000;
+    expect(await reconcileNetworkFault(t.ctx, NS, 'p')).toEqual({ requeueAfterMs: 2000 });
+    expect((await statusOf(t, 'p'))?.phase).toBe('Active');
+    t.clock.now += 31_000;
+    expect(await reconcileNetworkFault(t.ctx, NS, 'p')).toEqual({});
+    expect((await statusOf(t, 'p'))?.phase).toBe('Healed');
+  });
+
+  it('with metrics off there is no endpoint: status says why', async () => {
+    const t = setup({ metrics: false });
+    seedFault(t, 'p', { kind: 'pause', target: { relay: 0 }, durationSeconds: 5 });
+    await reconcileNetworkFault(t.ctx, NS, 'p');
+    expect((await statusOf(t, 'p'))?.message).toMatch(/metrics\.enabled false/);
+    expect(currentLinkFaults()).toEqual(EMPTY_LINK_FAULTS);
+  });
+});
