@@ -143,7 +143,7 @@ export const networkFaultSpecSchema: JSONSchema = obj(
         message: "cut and slow need peer (the link's other end); other kinds take none",
       },
       {
-        rule: '!has(self.peer) || (has(self.peer.relay) && self.peer.relay != self.target.relay)',
+        rule: '!has(self.peer) || (has(self.peer.relay) && (!has(self.target.relay) || self.peer.relay != self.target.relay))',
         message: 'peer must be another relay',
       },
       {

@@ -9,17 +9,29 @@
  * and podsDeleted in status with FaultStarted/FaultHealed Events, then
  * leaves the pod alone once healed; deleting an active fault heals it (the
  * recreated pod stays); shallot_fault_active follows.
+ * Pause, cut and slow: the CRD refuses what the operator would not apply;
+ * the operator creates the network's fault-token Secret and PUTs the
+ * link-fault table to the relay pod's ops endpoint (here a real one,
+ * services/runtime/ops-server.ts, on 127.0.0.1, the pod's IP patched to it);
+ * the table reaches it, comes back after the relay "restarts" (empty table),
+ * and loses each fault when it heals or is deleted; status and Events follow.
  *
  * No controller-manager or kubelet runs: the relay "pod" is created here
  * as its StatefulSet controller would, and nothing recreates it but us.
  */
 // biome-ignore-all lint/suspicious/noExplicitAny: assertions read untyped Kubernetes objects
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { API_VERSION } from '../../operator/api/crds.js';
 import { imagesFromEnv } from '../../operator/config.js';
 import { HttpKube, type KubeObject } from '../../operator/kube/client.js';
 import { createLogger } from '../../operator/log.js';
 import { Operator } from '../../operator/main.js';
+import { applyLinkFaults, currentLinkFaults, EMPTY_LINK_FAULTS } from '../../services/net/link-faults.js';
+import { type OpsServer, serveOps } from '../../services/runtime/ops-server.js';
 import {
   installShallotCrds,
   renderChartRbac,
@@ -36,6 +48,9 @@ let cluster: TestCluster;
 let admin: HttpKube;
 let op: Operator | null = null;
 const logs: string[] = [];
+/** The "relay" of network lnet: a real ops endpoint taking link-fault tables. */
+let relayOps: OpsServer | null = null;
+let tokenDir = '';
 
 const eventually = <T>(what: string, fn: () => Promise<T | null | undefined | false>, timeoutMs = 30_000) =>
   waitUntil(what, fn, { timeoutMs, intervalMs: 150 });
@@ -110,6 +125,9 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await op?.stop().catch(() => {});
+  await relayOps?.close();
+  applyLinkFaults(EMPTY_LINK_FAULTS);
+  if (tokenDir) await rm(tokenDir, { recursive: true, force: true });
   await cluster?.stop();
 });
 
@@ -169,4 +187,135 @@ describe('NetworkFault on a real apiserver', () => {
     await new Promise((r) => setTimeout(r, 3_000));
     expect(await admin.get(podRef)).not.toBeNull();
   }, 90_000);
+
+  it('the CRD refuses pause, cut and slow values the operator would not apply', async () => {
+    const bad: [Record<string, unknown>, RegExp][] = [
+      [{ kind: 'pause', target: { authority: 0 } }, /relays only/],
+      [{ kind: 'cut', target: { onionService: 'web' }, peer: { relay: 1 } }, /relays only/],
+      [{ kind: 'cut', target: { relay: 1 } }, /need peer/],
+      [{ kind: 'kill', target: { relay: 1 }, peer: { relay: 2 } }, /need peer/],
+      [{ kind: 'cut', target: { relay: 1 }, peer: { relay: 1 } }, /another relay/],
+      [{ kind: 'cut', target: { relay: 1 }, peer: { authority: 0 } }, /another relay/],
+      [{ kind: 'slow', target: { relay: 1 }, peer: { relay: 2 } }, /slow needs delayMs/],
+      [{ kind: 'cut', target: { relay: 1 }, peer: { relay: 2 }, delayMs: 5 }, /slow needs delayMs/],
+      [{ kind: 'slow', target: { relay: 1 }, peer: { relay: 2 }, delayMs: 10_001 }, /delayMs/],
+      [{ kind: 'slow', target: { relay: 1 }, peer: { relay: 2 }, delayMs: 0 }, /delayMs/],
+    ];
+    for (const [spec, why] of bad) {
+      const f = { ...fault('bad', 5), spec: { network: 'net', durationSeconds: 5, ...spec } };
+      await expect(
+        admin.request('POST', `/apis/${API_VERSION}/namespaces/${NS}/networkfaults?dryRun=All`, f),
+        JSON.stringify(spec),
+      ).rejects.toThrow(why);
+    }
+    const good = {
+      ...fault('good', 5),
+      spec: { network: 'net', kind: 'slow', target: { relay: 1 }, peer: { relay: 2 }, delayMs: 300 },
+    };
+    await admin.request('POST', `/apis/${API_VERSION}/namespaces/${NS}/networkfaults?dryRun=All`, good);
+  });
+
+  it('pause, cut and slow reach the relay through its ops endpoint, come back after a restart, heal', async () => {
+    // A relay's ops endpoint with the fault route, its token file filled from the operator's Secret.
+    tokenDir = await mkdtemp(path.join(tmpdir(), 'op-faults-'));
+    const tokenFile = path.join(tokenDir, 'token');
+    relayOps = await serveOps({
+      host: '127.0.0.1',
+      port: 0,
+      registry: new Registry(),
+      health: () => ({ ok: true, ready: true }),
+      faultTokenFile: tokenFile,
+    });
+    await admin.create({
+      apiVersion: API_VERSION,
+      kind: 'OnionNetwork',
+      metadata: { name: 'lnet', namespace: NS },
+      spec: { metrics: { enabled: true, port: relayOps.port } },
+    });
+    const secret: any = await eventually('fault token Secret', () =>
+      admin.get({ apiVersion: 'v1', kind: 'Secret', namespace: NS, name: 'lnet-fault-token' }),
+    );
+    const token = Buffer.from(secret.data.token, 'base64').toString('utf8');
+    expect(token).toMatch(/^[0-9a-f]{64}$/);
+    expect(secret.metadata.ownerReferences?.[0]?.name).toBe('lnet');
+    await writeFile(tokenFile, token);
+    // The relay StatefulSet mounts it and names the file.
+    const sts: any = await eventually('relay StatefulSet', () =>
+      admin.get({ apiVersion: 'apps/v1', kind: 'StatefulSet', namespace: NS, name: 'lnet-relay-0' }),
+    );
+    const pod = sts.spec.template.spec;
+    expect(pod.volumes).toContainEqual(
+      expect.objectContaining({
+        secret: expect.objectContaining({ secretName: 'lnet-fault-token', optional: true }),
+      }),
+    );
+    expect(pod.containers[0].env).toContainEqual({
+      name: 'SHALLOT_FAULT_TOKEN_FILE',
+      value: '/etc/shallot/fault/token',
+    });
+    await admin.create({
+      ...relayPod(),
+      metadata: {
+        name: 'lnet-relay-0-0',
+        namespace: NS,
+        labels: { 'shallot.dev/network': 'lnet', 'app.kubernetes.io/component': 'relay' },
+      },
+    });
+    await admin.patchStatus(
+      { apiVersion: 'v1', kind: 'Pod', namespace: NS, name: 'lnet-relay-0-0' },
+      {
+        podIP: '127.0.0.1',
+        podIPs: [{ ip: '127.0.0.1' }],
+      },
+    );
+    const link = (name: string, spec: Record<string, unknown>) =>
+      admin.create({ ...fault(name, 3600), spec: { network: 'lnet', durationSeconds: 3600, ...spec } });
+    await link('pause-0', { kind: 'pause', target: { relay: 0 }, durationSeconds: 8 });
+    await link('cut-1-2', { kind: 'cut', target: { relay: 2 }, peer: { relay: 1 } });
+    await link('slow-0-3', { kind: 'slow', target: { relay: 0 }, peer: { relay: 3 }, delayMs: 200 });
+    const want = {
+      cuts: [['lnetr1', 'lnetr2']],
+      slows: [{ a: 'lnetr0', b: 'lnetr3', delayMs: 200 }],
+      paused: ['lnetr0'],
+    };
+    await eventually('whole table at the relay', async () => deepEq(currentLinkFaults(), want));
+    const st: any = await eventually('cut Active with the relay updated', async () => {
+      const f = await admin.get(faultRef('cut-1-2'));
+      return f?.status?.phase === 'Active' && f.status.podsUpdated === 1 ? f : null;
+    });
+    expect(st.status.startedAt).toBeDefined();
+    expect(await seriesFor('cut', 'relay-1~relay-2')).toBe(1);
+    // The relay restarts (an empty table): the next send gives it back.
+    applyLinkFaults(EMPTY_LINK_FAULTS);
+    await eventually('table back after restart', async () => currentLinkFaults().cuts.length === 1, 15_000);
+    // The pause's duration ends: healed, gone from the table, the rest stays.
+    const healed: any = await eventually('pause Healed', async () => {
+      const f = await admin.get(faultRef('pause-0'));
+      return f?.status?.phase === 'Healed' ? f : null;
+    });
+    expect(healed.status.healedAt).toBeDefined();
+    await eventually('pause gone from the table', async () => currentLinkFaults().paused.length === 0);
+    expect(currentLinkFaults().cuts).toEqual(want.cuts);
+    expect(await seriesFor('pause', 'relay-0')).toBe(0);
+    // Deleting the cut heals it; then the slow.
+    await admin.delete(faultRef('cut-1-2'));
+    await eventually('cut gone', async () => currentLinkFaults().cuts.length === 0);
+    expect(currentLinkFaults().slows).toEqual(want.slows);
+    await admin.delete(faultRef('slow-0-3'));
+    await eventually('table empty', async () => deepEq(currentLinkFaults(), EMPTY_LINK_FAULTS));
+    const events = await admin.list('v1', 'Event', NS);
+    const reasons = (name: string) =>
+      events.items.filter((e: any) => e.involvedObject?.name === name).map((e: any) => e.reason);
+    expect(reasons('pause-0')).toEqual(expect.arrayContaining(['FaultStarted', 'FaultHealed']));
+    expect(reasons('cut-1-2')).toContain('FaultStarted');
+  }, 120_000);
 });
+
+const deepEq = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+
+const seriesFor = async (kind: string, target: string) => {
+  const line = (await op?.registry.metrics())
+    ?.split('\n')
+    .find((l) => l.startsWith(`shallot_fault_active{kind="${kind}",target="${target}"`));
+  return line === undefined ? null : Number(line.split(' ').pop());
+};
