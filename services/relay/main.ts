@@ -3,12 +3,15 @@
  *
  *   node dist/services/relay/main.js --key-file F --nickname N --port P \
  *     --authorities "id@host:port,..." [--exit] [--ops-port M] \
- *     [--reentry-reject "host:port,..."] [--key-watch F2]
+ *     [--reentry-reject "host:port,..."] [--key-watch F2] [--fault-token-file T]
  *
  * Flags fall back to SHALLOT_* environment variables (for containers). The
  * key file is created (0600) on first start; its identity is printed. The
  * key file (or --key-watch, the operator's mounted Secret) is polled, so an
  * onion key rotated there is taken without a restart (key-watch.ts).
+ * With --fault-token-file (and --ops-port) the ops endpoint also takes the
+ * link-fault table from whoever holds that token (runtime/fault-route.ts:
+ * the operator's NetworkFault pause, cut and slow).
  *
  * With --pool (SHALLOT_POOL) the process runs several relays instead, each
  * with the nickname, port, key file, key watch and exit role the pool names
