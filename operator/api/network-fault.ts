@@ -9,25 +9,30 @@
  *              durationSeconds have passed; then it is left to come back.
  *   - kill:    the same with gracePeriodSeconds 0 (no shutdown).
  *   - restart: the pod is deleted once; its controller starts a new one.
- * Pause, cut and slow act inside the relays' link layer instead
+ * Pause, cut and slow act inside the nodes' link layer instead
  * (services/net/link-faults.ts), as in `shallot up`'s thread modes:
- *   - pause:   every link of the relay holds what it carries, either way,
+ *   - pause:   every link of the relay (or onion-service instance) holds what it carries, either way,
  *              until the fault heals (then delivers it in order);
  *   - cut:     every link between `target` and `peer` resets, and none forms;
  *   - slow:    `delayMs` more one-way delay between `target` and `peer`.
  * The operator sends the network's whole link-fault table (every pause,
- * cut and slow in force) to every relay pod's ops endpoint on each
+ * cut and slow in force) to every relay and onion-service pod's ops endpoint on each
  * reconcile while one is in force, and once more without it when it heals
  * (reconcile/fault-table.ts), authenticated by the token in the Secret
- * `<net>-fault-token` (desired/fault-token.ts) the relay pods mount.
+ * `<net>-fault-token` (desired/fault-token.ts) those pods mount.
  * Status records the phase (Pending, Active, Healed), when it started and
  * healed, how many pods it deleted (node faults) or took the table (link
  * faults); Events mark both ends. Deleting an active NetworkFault heals it
  * at once.
  *
- * Limitations: pause, cut and slow name relays only (authorities speak
- * HTTP, onion services do not name their links); they need the network's
- * metrics (ops endpoint) enabled. A node-fault relay target is found by its
+ * Pause also takes an onion-service instance: the instance's links are
+ * named by its pod's name (services/onion-service/main.ts, with a fault
+ * token), which the fault records in status.node when it starts.
+ *
+ * Limitations: no pause of an authority (it speaks HTTP, not links); cut
+ * and slow join relays only; a relay needs the network's metrics (ops
+ * endpoint) enabled; a paused onion-service instance whose pod is replaced
+ * (a new name) is no longer paused. A node-fault relay target is found by its
  * pod's shallot.dev/relay-index label, which names a pool pod's first relay:
  * with relaysPerPod > 1 only a pool's first relay can be stopped, killed or
  * restarted, and that takes down the whole pool (pause, cut and slow name
@@ -78,8 +83,10 @@ export interface NetworkFaultStatus {
   healedAt?: string;
   /** Pods deleted so far (stop, kill, restart). */
   podsDeleted?: number;
-  /** Relay pods that took the link-fault table on the last send (pause, cut, slow). */
+  /** Pods that took the link-fault table on the last send (pause, cut, slow). */
   podsUpdated?: number;
+  /** A paused onion-service instance's name in the table: its pod, found when the fault started. */
+  node?: string;
   message?: string;
 }
 
@@ -135,8 +142,12 @@ export const networkFaultSpecSchema: JSONSchema = obj(
     // Every value here is one the operator applies: link-table kinds name relays only.
     'x-kubernetes-validations': [
       {
-        rule: "!(self.kind in ['pause', 'cut', 'slow']) || has(self.target.relay)",
-        message: 'pause, cut and slow apply to relays only (target.relay)',
+        rule: "!(self.kind in ['cut', 'slow']) || has(self.target.relay)",
+        message: 'cut and slow apply to links between relays only (target.relay)',
+      },
+      {
+        rule: "self.kind != 'pause' || !has(self.target.authority)",
+        message: 'pause applies to a relay or an onion-service instance, not an authority',
       },
       {
         rule: "(self.kind in ['cut', 'slow']) == has(self.peer)",
@@ -161,10 +172,11 @@ export const networkFaultStatusSchema: JSONSchema = obj('Observed state, written
   healedAt: str('When the fault ended.', { format: 'date-time' }),
   podsDeleted: int('Pods deleted so far (stop, kill, restart).', 0, Number.MAX_SAFE_INTEGER),
   podsUpdated: int(
-    'Relay pods that took the link-fault table on the last send (pause, cut, slow).',
+    'Pods that took the link-fault table on the last send (pause, cut, slow).',
     0,
     Number.MAX_SAFE_INTEGER,
   ),
+  node: str("A paused onion-service instance's name in the link-fault table: its pod.", { maxLength: 63 }),
   message: str('Why the fault is pending, or what it did.', { maxLength: 1024 }),
 });
 

@@ -85,12 +85,15 @@ export function linkFaultTable(
   const slows = new Map<string, { a: string; b: string; delayMs: number }>();
   const paused = new Set<string>();
   for (const f of faults) {
-    if (f.spec.network !== net || !inForce(f, now) || f.spec.target.relay === undefined) continue;
-    const a = relayNickname(net, f.spec.target.relay);
+    if (f.spec.network !== net || !inForce(f, now)) continue;
+    // An onion-service instance is named by its pod, found when the fault started (status.node).
+    const a = f.spec.target.relay !== undefined ? relayNickname(net, f.spec.target.relay) : f.status?.node;
+    if (a === undefined) continue;
     if (f.spec.kind === 'pause') {
       paused.add(a);
       continue;
     }
+    if (f.spec.target.relay === undefined) continue;
     if (f.spec.peer?.relay === undefined) continue;
     const b = relayNickname(net, f.spec.peer.relay);
     const ends: [string, string] = a <= b ? [a, b] : [b, a];
@@ -105,9 +108,25 @@ export function linkFaultTable(
   return { cuts: [...cuts.values()], slows: [...slows.values()], paused: [...paused] };
 }
 
-/** Relay pods of a network: where the table goes (every one, pool pods too). */
+/** Relay pods of a network (pool pods too). */
 export const relayPodsSelector = (net: string): string =>
   `${LABEL_NETWORK}=${net},app.kubernetes.io/component=relay`;
+
+/** Where the table goes: every relay pod and every onion-service pod of the network. */
+export const tablePodSelectors = (net: string): string[] => [
+  relayPodsSelector(net),
+  `${LABEL_NETWORK}=${net},app.kubernetes.io/component=onion-service`,
+];
+
+/** A pod's ops port: its container port named "metrics" (none: the pod serves no ops endpoint). */
+export function opsPortOf(pod: KubeObject): number | null {
+  const containers = (pod.spec as { containers?: { ports?: { name?: string; containerPort?: number }[] }[] })
+    ?.containers;
+  for (const c of containers ?? [])
+    for (const p of c.ports ?? [])
+      if (p.name === 'metrics' && typeof p.containerPort === 'number') return p.containerPort;
+  return null;
+}
 
 /** A held link-table fault sends the table again this often, so a relay pod that restarted gets it back. */
 export const TABLE_RESEND_MS = 5000;

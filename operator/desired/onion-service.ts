@@ -44,6 +44,7 @@ import {
   podSecurityContext,
   shortHash,
 } from './common.js';
+import { faultTokenEnv, faultTokenMount, faultTokenVolume } from './fault-token.js';
 
 export const IDENTITY_KEY_FILE = 'identity.json';
 export const OPS_PORT = 9100;
@@ -200,6 +201,8 @@ export function desiredOnionDeployment(inp: OnionServiceInputs): KubeObject {
                 ...(clientAuth
                   ? [{ name: 'SHALLOT_AUTHORIZED_CLIENTS_DIR', value: AUTHORIZED_CLIENTS_DIR }]
                   : []),
+                // NetworkFault pause of an instance: the network's link-fault table (desired/fault-token.ts).
+                faultTokenEnv,
               ],
               ports: [
                 { name: 'metrics', containerPort: OPS_PORT },
@@ -212,6 +215,7 @@ export function desiredOnionDeployment(inp: OnionServiceInputs): KubeObject {
                 ...(clientAuth
                   ? [{ name: 'authorized-clients', mountPath: AUTHORIZED_CLIENTS_DIR, readOnly: true }]
                   : []),
+                faultTokenMount,
               ],
               securityContext: containerSecurityContext,
             },
@@ -221,6 +225,7 @@ export function desiredOnionDeployment(inp: OnionServiceInputs): KubeObject {
             ...(clientAuth
               ? [{ name: 'authorized-clients', configMap: { name: authorizedClientsName(name) } }]
               : []),
+            faultTokenVolume(spec.network),
           ],
         },
       },

@@ -1,16 +1,16 @@
 /**
  * Delivering a network's link-fault table to its relays (issue 18: pause,
- * cut and slow on Kubernetes). The relays apply it inside their link layer
- * (services/net/link-faults.ts), so this needs no NET_ADMIN, no `tc` and no
- * pods/exec: an HTTP PUT of the whole table to each relay pod's ops
- * endpoint (`http://<podIP>:<metrics.port>/link-faults`,
+ * cut and slow on Kubernetes). The relays and onion-service instances apply
+ * it inside their link layer (services/net/link-faults.ts), so this needs no
+ * NET_ADMIN, no `tc` and no pods/exec: an HTTP PUT of the whole table to each
+ * such pod's ops endpoint (`http://<podIP>:<its "metrics" port>/link-faults`,
  * services/runtime/fault-route.ts) with the token of the Secret
  * `<net>-fault-token` (desired/fault-token.ts), which `ensureFaultToken`
  * creates for every network.
  *
  * Level-triggered, as the launcher's pipe is locally: the table is built
  * whole from every NetworkFault of the network each time, and sent to every
- * relay pod on each reconcile of a fault in force (every TABLE_RESEND_MS), so
+ * relay and onion-service pod on each reconcile of a fault in force (every TABLE_RESEND_MS), so
  * a relay pod that restarted (an empty table) gets it back within seconds,
  * and once more when a fault heals or is deleted. A pod that does not answer
  * is counted out, not retried here: the next send reaches it.
@@ -22,9 +22,12 @@ import type { OnionNetwork } from '../api/onion-network.js';
 import { applyDefaults } from '../api/schema.js';
 import { unb64 } from '../desired/common.js';
 import { desiredFaultTokenSecret, FAULT_TOKEN_KEY, faultTokenSecretName } from '../desired/fault-token.js';
-import { linkFaultTable, relayPodsSelector } from '../desired/network-fault.js';
+import { linkFaultTable, opsPortOf, tablePodSelectors } from '../desired/network-fault.js';
 import type { KubeObject } from '../kube/client.js';
 import type { ReconcileContext } from './context.js';
+
+/** services/runtime/fault-route.ts FAULT_TABLE_PATH (the operator does not import it: it serves no route). */
+const FAULT_TABLE_PATH = '/link-faults';
 
 /** How long one relay pod may take to answer a PUT: a hung pod must not hold the reconcile. */
 export const TABLE_PUT_TIMEOUT_MS = 3000;
@@ -88,14 +91,7 @@ export async function sendFaultTable(
     name: net,
   });
   if (!network) return { updated: 0, tried: 0, problem: `OnionNetwork ${net} not found` };
-  const metrics = (network.spec as Partial<OnionNetwork['spec']> | undefined)?.metrics;
-  if (metrics?.enabled === false)
-    return {
-      updated: 0,
-      tried: 0,
-      problem: 'the network has metrics.enabled false: relays serve no ops endpoint',
-    };
-  const port = metrics?.port ?? 9100;
+  const metricsOff = (network.spec as Partial<OnionNetwork['spec']> | undefined)?.metrics?.enabled === false;
   const secret = await ctx.kube.get({
     apiVersion: 'v1',
     kind: 'Secret',
@@ -119,18 +115,24 @@ export async function sendFaultTable(
   if (change.override && !stored.items.some((f) => f.metadata.name === change.override?.metadata.name))
     faults.push(change.override);
   const body = JSON.stringify(linkFaultTable(net, faults, ctx.now()));
-  const pods = await ctx.kube.list('v1', 'Pod', namespace, relayPodsSelector(net));
-  const ips = pods.items
-    .filter((p) => !p.metadata.deletionTimestamp)
-    .map((p) => (p as { status?: { podIP?: string } }).status?.podIP)
-    .filter((ip): ip is string => typeof ip === 'string' && ip !== '');
+  const targets: string[] = [];
+  for (const selector of tablePodSelectors(net))
+    for (const p of (await ctx.kube.list('v1', 'Pod', namespace, selector)).items) {
+      const ip = (p as { status?: { podIP?: string } }).status?.podIP;
+      const port = opsPortOf(p);
+      if (p.metadata.deletionTimestamp || !ip || port === null) continue;
+      targets.push(`http://${ip.includes(':') ? `[${ip}]` : ip}:${port}${FAULT_TABLE_PATH}`);
+    }
   let updated = 0;
-  for (let i = 0; i < ips.length; i += PARALLEL) {
-    const batch = ips.slice(i, i + PARALLEL).map((ip) => {
-      const host = ip.includes(':') ? `[${ip}]` : ip;
-      return put(`http://${host}:${port}/link-faults`, token, body);
-    });
+  for (let i = 0; i < targets.length; i += PARALLEL) {
+    const batch = targets.slice(i, i + PARALLEL).map((url) => put(url, token, body));
     updated += (await Promise.all(batch)).filter(Boolean).length;
   }
-  return { updated, tried: ips.length };
+  if (targets.length === 0 && metricsOff)
+    return {
+      updated,
+      tried: 0,
+      problem: 'the network has metrics.enabled false: relays serve no ops endpoint',
+    };
+  return { updated, tried: targets.length };
 }

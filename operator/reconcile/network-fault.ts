@@ -9,9 +9,10 @@
  *
  * Pause, cut and slow (link-table kinds) delete no pod: starting, holding
  * and healing each send the network's whole link-fault table to every relay
- * pod (fault-table.ts), holding every TABLE_RESEND_MS so a restarted relay
- * gets it back; status.podsUpdated says how many relay pods took the last
- * send. A deleted one sends the table without it (the operator remembers
+ * and onion-service pod (fault-table.ts), holding every TABLE_RESEND_MS so
+ * a restarted one gets it back; status.podsUpdated says how many pods took
+ * the last send. A paused onion-service instance is named by its pod, found
+ * at start (status.node; Pending until it has one). A deleted one sends the table without it (the operator remembers
  * which network each fault it started is on; after an operator restart the
  * next send for that network, or the fault's own duration, clears it).
  *
@@ -109,13 +110,24 @@ export async function reconcileNetworkFault(
   const sendTable = async (): Promise<string> => {
     lastSend = await sendFaultTable(ctx, namespace, f.spec.network, { override: { ...f, status } });
     status.podsUpdated = lastSend.updated;
-    return lastSend.problem ?? `table taken by ${lastSend.updated} of ${lastSend.tried} relay pod(s)`;
+    return lastSend.problem ?? `table taken by ${lastSend.updated} of ${lastSend.tried} pod(s)`;
   };
   const step = faultStep(f, status, now);
   switch (step.action) {
     case 'none':
       return {};
     case 'start': {
+      if (table && f.spec.target.onionService !== undefined) {
+        // Its links carry its pod's name (services/onion-service/main.ts): find the pod before starting.
+        const pod = await targetPod(ctx, f, namespace);
+        if (!pod) {
+          status.phase = 'Pending';
+          status.message = `no pod for ${labels.target} yet`;
+          await save();
+          return { requeueAfterMs: 5000 };
+        }
+        status.node = pod.metadata.name;
+      }
       status.phase = 'Active';
       status.startedAt = rfc3339(new Date(now));
       if (table) status.message = `${f.spec.kind} ${labels.target}: ${await sendTable()}`;
@@ -160,7 +172,7 @@ export async function reconcileNetworkFault(
       status.phase = 'Healed';
       status.healedAt = rfc3339(new Date(now));
       status.message = table
-        ? `${f.spec.kind} ${labels.target} healed: table taken by ${lastSend.updated} of ${lastSend.tried} relay pod(s)`
+        ? `${f.spec.kind} ${labels.target} healed: table taken by ${lastSend.updated} of ${lastSend.tried} pod(s)`
         : `${f.spec.kind} ${labels.target} healed after ${status.podsDeleted ?? 0} pod deletion(s)`;
       await save();
       ctx.faultMetrics?.active.set(labels, 0);

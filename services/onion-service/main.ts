@@ -46,6 +46,7 @@ import {
 import { readAuthorizedClients } from '../runtime/client-auth-files.js';
 import { createLogger } from '../runtime/log.js';
 import { serveOpsIfAsked } from '../runtime/ops-server.js';
+import { namedShaping } from '../runtime/shaping-options.js';
 import type { Backend } from './backend.js';
 import { loadOrCreateIdentityKey, writeHsDir } from './identity.js';
 import {
@@ -111,6 +112,9 @@ export function instancePeersOf(
   };
 }
 
+/** What net/link-faults.ts accepts as a node name. */
+const LINK_NODE_NAME = /^[a-z0-9-]{1,63}$/;
+
 function instanceName(v: string): string {
   if (!isValidInstanceName(v)) throw new InvalidArgumentError('letters, digits, ".", "_" and "-" (max 64)');
   return v;
@@ -133,6 +137,11 @@ export async function main(argv: string[]): Promise<void> {
     .addOption(torAuthoritiesOption())
     .option('--backend <spec>', '"builtin" or host:port to splice streams to', parseBackend, undefined)
     .option('--instance <name>', 'instance name (instances share the key file)', instanceName, undefined)
+    .option(
+      '--fault-token-file <file>',
+      "serve PUT /link-faults on the ops port to callers with this token, and name this instance's links by --instance (the operator: pause)",
+      env.SHALLOT_FAULT_TOKEN_FILE,
+    )
     .option(
       '--data-dir <dir>',
       'where instances meet (default: the key file directory)',
@@ -201,6 +210,7 @@ export async function main(argv: string[]): Promise<void> {
       handshake: HandshakeName;
       vanguardsLite: boolean;
       tls: boolean;
+      faultTokenFile?: string;
     } & OpsOptions
   >();
   if (!o.keyFile) program.error('--key-file (or SHALLOT_KEY_FILE) is required');
@@ -239,6 +249,12 @@ export async function main(argv: string[]): Promise<void> {
   const name = o.name ?? 'onion';
   const logger = createLogger(`hs/${name}/${instance}`, logLevel);
   const registry = createRegistry({ node: `${name}-${instance}`, role: 'onion-service' });
+  // A NetworkFault pause finds this instance's links by its name (net/link-faults.ts): its pod's name.
+  const linkName = o.faultTokenFile && LINK_NODE_NAME.test(instance) ? instance : null;
+  if (o.faultTokenFile && !linkName)
+    logger.warn('instance name is no link name (a-z, 0-9, "-", max 63): link faults will not find it', {
+      instance,
+    });
   const client = new ShallotClient(
     { logger: logger.child('client'), registry },
     {
@@ -246,7 +262,13 @@ export async function main(argv: string[]): Promise<void> {
       socksHost: '127.0.0.1',
       socksPort: null,
       refreshPromptly: true,
-      circuits: { tls: o.tls, prebuild: 0, handshake: o.handshake, vanguardsLite: o.vanguardsLite },
+      circuits: {
+        tls: o.tls,
+        prebuild: 0,
+        handshake: o.handshake,
+        vanguardsLite: o.vanguardsLite,
+        ...(linkName ? { shaping: namedShaping(linkName) } : {}),
+      },
     },
   );
   const service = new OnionService(
@@ -272,6 +294,7 @@ export async function main(argv: string[]): Promise<void> {
     host: o.opsHost ?? '127.0.0.1',
     port: o.opsPort,
     registry,
+    ...(o.faultTokenFile ? { faultTokenFile: o.faultTokenFile } : {}),
     health: () => service.health(),
   });
   onShutdown(logger, async () => {

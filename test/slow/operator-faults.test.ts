@@ -14,7 +14,8 @@
  * link-fault table to the relay pod's ops endpoint (here a real one,
  * services/runtime/ops-server.ts, on 127.0.0.1, the pod's IP patched to it);
  * the table reaches it, comes back after the relay "restarts" (empty table),
- * and loses each fault when it heals or is deleted; status and Events follow.
+ * and loses each fault when it heals or is deleted; status and Events follow;
+ * a paused onion-service instance goes by its pod's name (status.node).
  *
  * No controller-manager or kubelet runs: the relay "pod" is created here
  * as its StatefulSet controller would, and nothing recreates it but us.
@@ -190,7 +191,7 @@ describe('NetworkFault on a real apiserver', () => {
 
   it('the CRD refuses pause, cut and slow values the operator would not apply', async () => {
     const bad: [Record<string, unknown>, RegExp][] = [
-      [{ kind: 'pause', target: { authority: 0 } }, /relays only/],
+      [{ kind: 'pause', target: { authority: 0 } }, /not an authority/],
       [{ kind: 'cut', target: { onionService: 'web' }, peer: { relay: 1 } }, /relays only/],
       [{ kind: 'cut', target: { relay: 1 } }, /need peer/],
       [{ kind: 'kill', target: { relay: 1 }, peer: { relay: 2 } }, /need peer/],
@@ -260,6 +261,15 @@ describe('NetworkFault on a real apiserver', () => {
         namespace: NS,
         labels: { 'shallot.dev/network': 'lnet', 'app.kubernetes.io/component': 'relay' },
       },
+      spec: {
+        containers: [
+          {
+            name: 'relay',
+            image: 'shallot-relay:test',
+            ports: [{ name: 'metrics', containerPort: relayOps.port }],
+          },
+        ],
+      },
     });
     await admin.patchStatus(
       { apiVersion: 'v1', kind: 'Pod', namespace: NS, name: 'lnet-relay-0-0' },
@@ -309,6 +319,53 @@ describe('NetworkFault on a real apiserver', () => {
     expect(reasons('pause-0')).toEqual(expect.arrayContaining(['FaultStarted', 'FaultHealed']));
     expect(reasons('cut-1-2')).toContain('FaultStarted');
   }, 120_000);
+  it('pause of an onion-service instance names it by its pod, at the same endpoint', async () => {
+    if (!relayOps) throw new Error('needs the previous test');
+    await admin.create({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: {
+        name: 'web-6d4b9-xk2p7',
+        namespace: NS,
+        labels: {
+          'shallot.dev/onion-service': 'web',
+          'shallot.dev/network': 'lnet',
+          'app.kubernetes.io/component': 'onion-service',
+        },
+      },
+      spec: {
+        containers: [
+          {
+            name: 'onion-service',
+            image: 'shallot-onion-service:test',
+            ports: [{ name: 'metrics', containerPort: relayOps.port }],
+          },
+        ],
+      },
+    });
+    await admin.patchStatus(
+      { apiVersion: 'v1', kind: 'Pod', namespace: NS, name: 'web-6d4b9-xk2p7' },
+      {
+        podIP: '127.0.0.1',
+        podIPs: [{ ip: '127.0.0.1' }],
+      },
+    );
+    await admin.create({
+      ...fault('pause-web', 3600),
+      spec: { network: 'lnet', kind: 'pause', target: { onionService: 'web' }, durationSeconds: 3600 },
+    });
+    await eventually('instance paused', async () => currentLinkFaults().paused[0] === 'web-6d4b9-xk2p7');
+    const f: any = await eventually('Active with node', async () => {
+      const x = await admin.get(faultRef('pause-web'));
+      return x?.status?.phase === 'Active' ? x : null;
+    });
+    expect(f.status.node).toBe('web-6d4b9-xk2p7');
+    // Two pods (the relay's and the instance's) share this endpoint here.
+    expect(f.status.podsUpdated).toBe(2);
+    expect(await seriesFor('pause', 'onion-web-0')).toBe(1);
+    await admin.delete(faultRef('pause-web'));
+    await eventually('unpaused', async () => deepEq(currentLinkFaults(), EMPTY_LINK_FAULTS));
+  }, 60_000);
 });
 
 const deepEq = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);

@@ -66,6 +66,13 @@ describe('linkFaultTable (pure)', () => {
     });
   });
 
+  it('a paused onion-service instance goes by the pod recorded in status.node', () => {
+    const f = nf('o', { kind: 'pause', target: { onionService: 'web' } });
+    expect(linkFaultTable('net', [f], T0).paused).toEqual([]);
+    f.status = { ...f.status, node: 'web-abc-12345' };
+    expect(linkFaultTable('net', [f], T0).paused).toEqual(['web-abc-12345']);
+  });
+
   it('leaves out faults not in force: pending, healed, over, deleting, other networks, pod kinds', () => {
     const faults = [
       nf('pending', { kind: 'pause' }, { phase: 'Pending' }),
@@ -166,6 +173,15 @@ describe('NetworkFault pause/cut/slow reconcile, to a real relay ops endpoint', 
           labels: { 'shallot.dev/network': 'net', 'app.kubernetes.io/component': 'relay' },
           ...(deleting ? { deletionTimestamp: started } : {}),
         },
+        // With metrics off the relay container has no ops port (desired/network.ts opsPorts).
+        spec: {
+          containers: [
+            {
+              name: 'relay',
+              ports: opts.metrics === false ? [] : [{ name: 'metrics', containerPort: ops.port }],
+            },
+          ],
+        },
         status: { podIP: '127.0.0.1' },
       } as KubeObject);
     return t;
@@ -243,6 +259,46 @@ describe('NetworkFault pause/cut/slow reconcile, to a real relay ops endpoint', 
     t.clock.now += 31_000;
     expect(await reconcileNetworkFault(t.ctx, NS, 'p')).toEqual({});
     expect((await statusOf(t, 'p'))?.phase).toBe('Healed');
+  });
+
+  it('pause of an onion-service instance: named by its pod (status.node), Pending until there is one', async () => {
+    const t = setup();
+    seedFault(t, 'po', { kind: 'pause', target: { onionService: 'web', instance: 0 }, durationSeconds: 30 });
+    expect(await reconcileNetworkFault(t.ctx, NS, 'po')).toEqual({ requeueAfterMs: 5000 });
+    expect(await statusOf(t, 'po')).toMatchObject({
+      phase: 'Pending',
+      message: expect.stringMatching(/no pod/),
+    });
+    expect(t.recorder.events).toEqual([]);
+    t.kube.seed({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: {
+        name: 'web-6d4b9-xk2p7',
+        namespace: NS,
+        labels: {
+          'shallot.dev/onion-service': 'web',
+          'shallot.dev/network': 'net',
+          'app.kubernetes.io/component': 'onion-service',
+        },
+      },
+      spec: {
+        containers: [{ name: 'onion-service', ports: [{ name: 'metrics', containerPort: ops.port }] }],
+      },
+      status: { podIP: '127.0.0.1' },
+    } as KubeObject);
+    await reconcileNetworkFault(t.ctx, NS, 'po');
+    expect(currentLinkFaults().paused).toEqual(['web-6d4b9-xk2p7']);
+    // The relay pod and the onion-service pod both took it (the same endpoint here, twice).
+    expect(await statusOf(t, 'po')).toMatchObject({
+      phase: 'Active',
+      node: 'web-6d4b9-xk2p7',
+      podsUpdated: 2,
+    });
+    t.clock.now += 30_000;
+    await reconcileNetworkFault(t.ctx, NS, 'po');
+    expect(currentLinkFaults()).toEqual(EMPTY_LINK_FAULTS);
+    expect((await statusOf(t, 'po'))?.phase).toBe('Healed');
   });
 
   it('with metrics off there is no endpoint: status says why', async () => {
