@@ -15,6 +15,8 @@
  * CircuitStreamTimeout unset) marks its circuit unusable for new streams and
  * the stream is tried on another circuit, until the SOCKS request's
  * deadline (inside SocksTimeout, see proxy-server.ts) or `streamAttempts`.
+ * A circuit that fails to build is no attempt: the stream waits for the
+ * next one (C tor AP_CONN_STATE_CIRCUIT_WAIT), see exitCircuitWhenPathExists.
  *
  * On a C tor network (`torAuthorities`: the torrc's DirAuthority lines) the
  * directory comes from ctor-dir.ts (dir-spec §5: key certificates, the
@@ -315,32 +317,50 @@ export class ShallotClient {
   /**
    * A circuit for the stream, waiting while no path can be chosen yet (no
    * Running guard, middle or exit in this consensus, or each one avoided for
-   * a while). C tor does not fail such a stream: it stays in
-   * AP_CONN_STATE_CIRCUIT_WAIT (circuit_get_open_circ_or_launch returns 0
-   * when no circuit can be launched), connection_ap_attach_pending tries it
-   * again every second and with each new consensus, and
-   * connection_ap_expire_beginning closes it once SocksTimeout passes. Only
-   * a destination no listed exit's policy allows is refused at once
-   * (router_exit_policy_all_nodes_reject: "No Tor server allows exit").
+   * a while) and while the circuits launched for it fail to build. C tor
+   * does not fail such a stream: it stays in AP_CONN_STATE_CIRCUIT_WAIT
+   * (circuit_get_open_circ_or_launch returns 0 when no circuit can be
+   * launched; a circuit that fails, circuit_build_failed, leaves the streams
+   * that wait for one pending), connection_ap_attach_pending tries it again
+   * every second and with each new consensus, and
+   * connection_ap_expire_beginning closes it with END reason TIMEOUT once
+   * SocksTimeout passes. Only a destination no listed exit's policy allows
+   * is refused at once (router_exit_policy_all_nodes_reject: "No Tor server
+   * allows exit"). A fresh testnet needs this: for a few seconds after the
+   * consensus that lists every relay, a relay still holding the previous
+   * one refuses EXTEND2 to relays it does not list (relay/network-view.ts),
+   * so every build fails within milliseconds; failing the stream after a
+   * fixed number of builds answered SOCKS 0x01 at once.
    */
   private async exitCircuitWhenPathExists(req: ConnectRequest, waitUntil: number): Promise<OriginCircuit> {
     for (;;) {
       try {
         return await withDeadline(this.circuits.exitCircuit(req.host, req.port, req.isolationKey), req);
       } catch (e) {
-        if (!(e instanceof PathError)) throw e;
-        // By policy, not flags: a relay not yet Running has no Exit flag but may exit soon.
-        const noExitAllows =
-          e.context.position === 'exit' &&
-          !this.dir?.relays.some(
-            (r) => NetDir.exitAllows(r, req.host, req.port) && !r.flags.includes('BadExit'),
-          );
-        if (noExitAllows) throw e;
+        // The SOCKS deadline passed (withDeadline), or the client is stopping.
+        if (e instanceof ConnectError || this.stopped || !(e instanceof Error)) throw e;
+        if (e instanceof PathError) {
+          // By policy, not flags: a relay not yet Running has no Exit flag but may exit soon.
+          const noExitAllows =
+            e.context.position === 'exit' &&
+            !this.dir?.relays.some(
+              (r) => NetDir.exitAllows(r, req.host, req.port) && !r.flags.includes('BadExit'),
+            );
+          if (noExitAllows) throw e;
+        }
         const left = Math.min(waitUntil, performance.now() + remainingMs(req)) - performance.now();
         if (left <= 0)
           throw new ConnectError('timeout', `no circuit before the SOCKS deadline: ${e.message}`);
-        this.c.logger.debug('no path yet; the stream waits', { error: e.message });
+        if (e instanceof PathError)
+          this.c.logger.debug('no path yet; the stream waits', { error: e.message });
+        else {
+          this.c.logger.debug('a circuit for the stream failed; the stream waits for another', {
+            error: String(e),
+          });
+          this.m.streamRetries.labels({ server: 'exit', reason: 'circuit' }).inc();
+        }
         await this.nextDirOr(Math.min(PATH_RETRY_MS, left));
+        if (this.stopped) throw e;
       }
     }
   }
@@ -367,7 +387,7 @@ export class ShallotClient {
   }
 }
 
-/** How often a stream waiting for a path tries again (C tor connection_ap_attach_pending, each second). */
+/** How often a stream waiting for a path or a circuit tries again (C tor connection_ap_attach_pending, each second). */
 const PATH_RETRY_MS = 1_000;
 /** The longest a stream waits for a path: C tor's SocksTimeout default (2 minutes). */
 const CIRCUIT_WAIT_MS = 120_000;

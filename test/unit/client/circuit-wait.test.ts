@@ -1,9 +1,11 @@
 // A stream that arrives before any path can be chosen (a consensus whose
 // relays are listed but not yet Running, as a fresh testnet's first one is)
-// waits for a path, as C tor's AP_CONN_STATE_CIRCUIT_WAIT does, and is
-// closed with TIMEOUT only at its SOCKS deadline; a destination no listed
-// exit allows is still refused at once (router_exit_policy_all_nodes_reject).
-// Path selection is the real one; only the circuit it would build is faked.
+// or whose circuits fail to build (a relay refusing EXTEND2, DESTROY
+// CONNECTFAILED) waits for a circuit, as C tor's AP_CONN_STATE_CIRCUIT_WAIT
+// does, and is closed with TIMEOUT only at its SOCKS deadline; a
+// destination no listed exit allows is still refused at once
+// (router_exit_policy_all_nodes_reject). Path selection is the real one;
+// only the circuit it would build is faked.
 import { PassThrough } from 'node:stream';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -12,10 +14,12 @@ import { ShallotClient } from '../../../services/client/client.js';
 import { ConnectError, type ConnectRequest } from '../../../services/client/connect.js';
 import { connectReply } from '../../../services/client/connect-reply.js';
 import { NetDir } from '../../../services/client/netdir.js';
+import { DestroyReason } from '../../../services/core/cells.js';
 import { ed25519Generate, randomBytes, x25519Generate } from '../../../services/core/crypto.js';
 import type { ConsensusRelay } from '../../../services/core/dir/relay-entry.js';
 import { DEFAULT_TESTNET_EXIT_POLICY, REJECT_ALL } from '../../../services/core/exit-policy.js';
 import { SocksReply } from '../../../services/core/socks5.js';
+import { CircuitError } from '../../../services/net/circuit-error.js';
 import type { OriginCircuit } from '../../../services/net/origin-circuit.js';
 import { silentLogger } from '../../../services/runtime/log.js';
 import { testConsensus, testRelay } from '../../helpers/fake-consensus.js';
@@ -133,6 +137,62 @@ describe('a stream waits for a path (C tor AP_CONN_STATE_CIRCUIT_WAIT)', () => {
     expect((e as ConnectError).kind).toBe('exit_policy');
     expect(connectReply(e).socks5).toBe(SocksReply.NOT_ALLOWED);
     expect(performance.now() - started).toBeLessThan(1_000);
+  });
+
+  // What a fresh testnet does for a few seconds: a relay still holding the
+  // previous consensus refuses EXTEND2 to relays only the newest lists (relay
+  // network-view.ts), so every build fails within milliseconds. C tor does
+  // not fail the stream on a failed circuit: it stays in CIRCUIT_WAIT and
+  // connection_ap_attach_pending launches another, until SocksTimeout.
+  it('keeps launching circuits while builds fail, and opens the stream once one builds', async () => {
+    const c = client();
+    c.circuits.setNetDir(running());
+    const failUntil = performance.now() + 1_500;
+    let builds = 0;
+    vi.spyOn(c.circuits, 'exitCircuit').mockImplementation(async () => {
+      builds++;
+      if (performance.now() < failUntil)
+        throw new CircuitError(DestroyReason.CONNECTFAILED, 'refused EXTEND2');
+      return { openStream: async () => new PassThrough(), channel: {} } as unknown as OriginCircuit;
+    });
+    vi.spyOn(c.circuits, 'watchStream').mockImplementation((_circ, s) => s);
+    const started = performance.now();
+    await expect(c.connect(request(20_000))).resolves.toBeInstanceOf(PassThrough);
+    expect(performance.now() - started).toBeGreaterThanOrEqual(1_400);
+    // Paced like connection_ap_attach_pending (once a second), not a tight loop of builds.
+    expect(builds).toBeGreaterThanOrEqual(2);
+    expect(builds).toBeLessThanOrEqual(4);
+  });
+
+  it('closes the stream with TIMEOUT (SOCKS 0x06) at its deadline when every build fails', async () => {
+    const c = client();
+    c.circuits.setNetDir(running());
+    let builds = 0;
+    vi.spyOn(c.circuits, 'exitCircuit').mockImplementation(async () => {
+      builds++;
+      throw new CircuitError(DestroyReason.CONNECTFAILED, 'refused EXTEND2');
+    });
+    const started = performance.now();
+    const e = await c.connect(request(2_500)).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(ConnectError);
+    expect((e as ConnectError).kind).toBe('timeout');
+    expect((e as Error).message).toMatch(/refused EXTEND2/);
+    expect(connectReply(e).socks5).toBe(SocksReply.TTL_EXPIRED);
+    expect(performance.now() - started).toBeGreaterThanOrEqual(2_000);
+    expect(builds).toBeGreaterThanOrEqual(2);
+  });
+
+  it('stops waiting at once when the client shuts down', async () => {
+    const c = client();
+    c.circuits.setNetDir(running());
+    vi.spyOn(c.circuits, 'exitCircuit').mockRejectedValue(new CircuitError(DestroyReason.CONNECTFAILED, 'x'));
+    const pending = c.connect(request(20_000)).catch((x: unknown) => x);
+    await new Promise((r) => setTimeout(r, 200));
+    const stopped = performance.now();
+    await c.stop();
+    const e = await pending;
+    expect(e).toBeInstanceOf(Error);
+    expect(performance.now() - stopped).toBeLessThan(1_000);
   });
 });
 
