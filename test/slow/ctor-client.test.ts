@@ -12,74 +12,44 @@
 //   request succeeds and the report shows, from what its client saw, how
 //   circuits spread over the C tor relays at each position.
 // Needs `npm run build` (dist/) and tor + tor-gencert.
-import { type ChildProcess, spawn } from 'node:child_process';
-import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { spawn } from 'node:child_process';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { builtinSha256 } from '../../services/onion-service/builtin-http.js';
-import { ephemeralPort } from '../../services/testnet/ports.js';
-import { startWebTarget, type WebTarget } from '../../services/testnet/web.js';
-import { collectOutput, curlSocks, sha256Hex } from '../helpers/up-cli.js';
 import {
-  type CtorClient,
-  type CtorTestnet,
-  requireTor,
-  startCtorClient,
-  startCtorTestnet,
-  stopChildren,
-} from '../setup/ctor-testnet.js';
+  CLIENT_MAIN,
+  type CtorWorld,
+  runNodeToEnd,
+  runTorLoad,
+  SHALLOT_MAIN,
+  startClientProcess,
+  startCtorWorld,
+} from '../helpers/ctor-run.js';
+import { collectOutput, curlSocks, sha256Hex } from '../helpers/up-cli.js';
+import { type CtorClient, startCtorClient } from '../setup/ctor-testnet.js';
 
-const ROOT = new URL('../../', import.meta.url).pathname;
-const CLIENT = path.join(ROOT, 'dist/services/client/main.js');
-const SHALLOT = path.join(ROOT, 'dist/services/testnet/main.js');
 const SIZE = 10 * 1024 * 1024;
 
-let bin: string;
-let net: CtorTestnet;
-let web: WebTarget;
+let world: CtorWorld;
 let ctorHs: CtorClient | null = null;
 /** The SOCKS port of the client process the second test starts. */
 let clientSocks: number | null = null;
-let dir: string;
-let authFile: string;
-const children: ChildProcess[] = [];
 
 beforeAll(async () => {
-  bin = requireTor();
-  dir = await mkdtemp(path.join(tmpdir(), 'shallot-ctor-client-'));
-  web = await startWebTarget('127.0.0.1', await ephemeralPort());
-  net = await startCtorTestnet({ bin, relays: 2, exits: 2, exitPorts: [web.port] });
-  authFile = path.join(dir, 'authorities.torrc');
-  await writeFile(authFile, `# the C tor testnet's authorities\n${net.dirAuthorities}\n`);
+  world = await startCtorWorld('ctor-client', { relays: 2, exits: 2, exitPorts: 'web' });
 }, 300_000);
 
 afterAll(async () => {
-  await stopChildren(children);
   await ctorHs?.stop();
-  await net?.stop();
-  await web?.close();
-  if (dir) await rm(dir, { recursive: true, force: true });
+  await world?.stop();
 }, 30_000);
-
-/** GET /healthz until the client reports a consensus loaded. */
-async function waitClientReady(opsPort: number, out: { text: string }, timeoutMs: number): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    const res = await fetch(`http://127.0.0.1:${opsPort}/readyz`, {
-      signal: AbortSignal.timeout(2_000),
-    }).catch(() => null);
-    if (res?.ok) return;
-    await new Promise((r) => setTimeout(r, 500));
-  }
-  throw new Error(`client not ready in ${timeoutMs} ms:\n${out.text}`);
-}
 
 describe('the Shallot client process on a C tor network', () => {
   it('refuses a malformed authorities file as a usage error', async () => {
-    const bad = path.join(dir, 'bad.torrc');
+    const bad = path.join(world.dir, 'bad.torrc');
     await writeFile(bad, 'DirAuthority auth0 orport=1 v3ident=ZZ 127.0.0.1:1 00\n');
-    const child = spawn(process.execPath, [CLIENT, '--tor-authorities', bad, '--socks-port', '0'], {
+    const child = spawn(process.execPath, [CLIENT_MAIN, '--tor-authorities', bad, '--socks-port', '0'], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const out = collectOutput(child);
@@ -89,30 +59,11 @@ describe('the Shallot client process on a C tor network', () => {
   }, 30_000);
 
   it('serves SOCKS: curl fetches 10 MiB through a C tor exit, digest checked', async () => {
-    const socksPort = await ephemeralPort();
-    const opsPort = await ephemeralPort();
-    const child = spawn(
-      process.execPath,
-      [
-        CLIENT,
-        '--tor-authorities',
-        authFile,
-        '--socks-port',
-        String(socksPort),
-        '--ops-port',
-        String(opsPort),
-        '--data-dir',
-        path.join(dir, 'client'),
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    children.push(child);
-    const out = collectOutput(child);
-    await waitClientReady(opsPort, out, 60_000);
+    const { socksPort, opsPort, out } = await startClientProcess(world, 'client');
     clientSocks = socksPort;
     const body = await curlSocks(
       `127.0.0.1:${socksPort}`,
-      `http://127.0.0.1:${web.port}/bytes/${SIZE}`,
+      `http://127.0.0.1:${world.web.port}/bytes/${SIZE}`,
     ).catch((e: Error) => {
       throw new Error(`${e.message}\nclient output:\n${out.text}`);
     });
@@ -124,43 +75,19 @@ describe('the Shallot client process on a C tor network', () => {
   }, 180_000);
 });
 
-/** Runs a command to its end (bounded by `timeoutMs`): exit code and everything it printed. */
-async function runToEnd(args: string[], timeoutMs: number): Promise<{ code: number | null; text: string }> {
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  const out = collectOutput(child);
-  const timer = setTimeout(() => child.pid && process.kill(child.pid, 'SIGKILL'), timeoutMs);
-  const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
-  clearTimeout(timer);
-  return { code, text: out.text };
-}
-
 describe('shallot load --tor-authorities on a C tor network', () => {
   const COUNT = 24;
 
   it('loads an exit target through a client of its own and reports the C tor relays it used', async () => {
-    const json = path.join(dir, 'load.json');
-    const { code, text } = await runToEnd(
-      [
-        SHALLOT,
-        'load',
-        `127.0.0.1:${web.port}`,
-        '--tor-authorities',
-        authFile,
-        '-n',
-        String(COUNT),
-        '-c',
-        '4',
-        '--size',
-        '64k',
-        '--new-circuit',
-        '--progress',
-        'none',
-        '--out',
-        json,
-      ],
-      240_000,
-    );
+    const json = path.join(world.dir, 'load.json');
+    const { code, text } = await runTorLoad(world, {
+      target: `127.0.0.1:${world.web.port}`,
+      count: COUNT,
+      concurrency: 4,
+      size: '64k',
+      out: json,
+      timeoutMs: 240_000,
+    });
     expect(code, text).toBe(0);
     expect(text).toMatch(/client bootstrapped: \d+ relays/);
     expect(text).toMatch(/circuits per relay as exit \(client\)/);
@@ -175,7 +102,7 @@ describe('shallot load --tor-authorities on a C tor network', () => {
     // Bodies were checked against the target's own digest, fetched through the network.
     expect(r.checksums[String(64 * 1024)]).toBe(builtinSha256(64 * 1024));
     expect(r.network.mode).toMatch(/^C tor network \(3 authorities, 7 relays\)$/);
-    const exits = net.nodes.filter((n) => n.role === 'exit').map((n) => n.nickname);
+    const exits = world.net.nodes.filter((n) => n.role === 'exit').map((n) => n.nickname);
     const use = r.clientRelayUse!;
     // Every request had a circuit of its own (--new-circuit) ending at one of the C tor exits;
     // every exit is listed, used or not.
@@ -184,16 +111,17 @@ describe('shallot load --tor-authorities on a C tor network', () => {
     // pre-built before it started, which the first requests may take (--prebuild, default 2).
     expect(use.exit!.total).toBeGreaterThanOrEqual(COUNT - 2);
     expect(use.guard!.total).toBe(use.exit!.total);
-    const names = new Set(net.nodes.map((n) => n.nickname));
+    const names = new Set(world.net.nodes.map((n) => n.nickname));
     for (const s of Object.values(use))
       for (const relay of Object.keys(s.counts)) expect(names).toContain(relay);
   }, 300_000);
 
   it('refuses a bad authorities file with exit code 2 before sending anything', async () => {
-    const bad = path.join(dir, 'empty.torrc');
+    const bad = path.join(world.dir, 'empty.torrc');
     await writeFile(bad, '# nothing here\n');
-    const { code, text } = await runToEnd(
-      [SHALLOT, 'load', `127.0.0.1:${web.port}`, '--tor-authorities', bad, '-n', '1'],
+    const { code, text } = await runNodeToEnd(
+      world,
+      [SHALLOT_MAIN, 'load', `127.0.0.1:${world.web.port}`, '--tor-authorities', bad, '-n', '1'],
       30_000,
     );
     expect(code).toBe(2);
@@ -201,12 +129,12 @@ describe('shallot load --tor-authorities on a C tor network', () => {
   }, 60_000);
 
   it('loads a C tor onion service and reports the rendezvous points its client chose', async () => {
-    const hsDir = path.join(dir, 'ctor-hs');
+    const hsDir = path.join(world.dir, 'ctor-hs');
     await mkdir(hsDir, { mode: 0o700 });
     await chmod(hsDir, 0o700);
-    ctorHs = await startCtorClient(bin, net, {
+    ctorHs = await startCtorClient(world.bin, world.net, {
       nickname: 'client9',
-      onionService: { dir: hsDir, virtualPort: 80, target: `127.0.0.1:${web.port}` },
+      onionService: { dir: hsDir, virtualPort: 80, target: `127.0.0.1:${world.web.port}` },
     });
     const onion = ctorHs.onion!;
     // The service's descriptor takes a while to reach the HSDirs: wait until the client
@@ -222,29 +150,16 @@ describe('shallot load --tor-authorities on a C tor network', () => {
       if (Date.now() > end) throw new Error(`${onion} never reachable:\n${await ctorHs.logs()}`);
       await new Promise((r) => setTimeout(r, 3_000));
     }
-    const json = path.join(dir, 'load-onion.json');
+    const json = path.join(world.dir, 'load-onion.json');
     const n = 12;
-    const { code, text } = await runToEnd(
-      [
-        SHALLOT,
-        'load',
-        onion,
-        '--tor-authorities',
-        authFile,
-        '-n',
-        String(n),
-        '-c',
-        '3',
-        '--size',
-        '16k',
-        '--new-circuit',
-        '--progress',
-        'none',
-        '--out',
-        json,
-      ],
-      240_000,
-    );
+    const { code, text } = await runTorLoad(world, {
+      target: onion,
+      count: n,
+      concurrency: 3,
+      size: '16k',
+      out: json,
+      timeoutMs: 240_000,
+    });
     expect(code, text).toBe(0);
     expect(text).toMatch(/rendezvous points chosen \(client\)/);
     const r = JSON.parse(await readFile(json, 'utf8')) as {
@@ -255,7 +170,7 @@ describe('shallot load --tor-authorities on a C tor network', () => {
     expect(r.counts.ok).toBe(n);
     const rp = r.clientRendezvousChosen!;
     expect(rp.total).toBeGreaterThan(0);
-    const names = new Set(net.nodes.map((x) => x.nickname));
+    const names = new Set(world.net.nodes.map((x) => x.nickname));
     for (const relay of Object.keys(rp.counts)) expect(names).toContain(relay);
     // Onion-service circuits end at chosen hops (HSDir, intro and rendezvous points).
     expect(r.clientRelayUse!.last!.total).toBeGreaterThanOrEqual(rp.total);

@@ -13,9 +13,8 @@
 // - A Shallot client reaches the C tor onion service: curl through the
 //   Shallot client's SOCKS port, digest checked.
 // Needs `npm run build` (dist/) and tor + tor-gencert.
-import { type ChildProcess, spawn } from 'node:child_process';
-import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { spawn } from 'node:child_process';
+import { chmod, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -23,62 +22,39 @@ import { ShallotClient } from '../../services/client/client.js';
 import { parseDirAuthorities } from '../../services/core/ctor/dir-authority.js';
 import { builtinSha256 } from '../../services/onion-service/builtin-http.js';
 import { ephemeralPort } from '../../services/testnet/ports.js';
-import { startWebTarget, type WebTarget } from '../../services/testnet/web.js';
+import { type CtorWorld, SERVICE_MAIN, startCtorWorld, waitReadyz } from '../helpers/ctor-run.js';
 import { testLogger } from '../helpers/log.js';
 import { collectOutput, curlSocks, sha256Hex } from '../helpers/up-cli.js';
-import {
-  type CtorClient,
-  type CtorTestnet,
-  ctorHostname,
-  requireTor,
-  startCtorClient,
-  startCtorTestnet,
-  stopChildren,
-} from '../setup/ctor-testnet.js';
+import { type CtorClient, ctorHostname, startCtorClient } from '../setup/ctor-testnet.js';
 
-const ROOT = new URL('../../', import.meta.url).pathname;
-const SERVICE = path.join(ROOT, 'dist/services/onion-service/main.js');
 const SIZE = 1024 * 1024;
 
-let bin: string;
-let net: CtorTestnet;
-let web: WebTarget;
-let tmp: string;
+let world: CtorWorld;
 let ctorClient: CtorClient;
-let authFile: string;
 const clients: ShallotClient[] = [];
-const children: ChildProcess[] = [];
 
 beforeAll(async () => {
-  bin = requireTor();
-  tmp = await mkdtemp(path.join(tmpdir(), 'shallot-ctor-onion-'));
-  web = await startWebTarget('127.0.0.1', await ephemeralPort());
-  net = await startCtorTestnet({ bin, relays: 3, exits: 1 });
-  authFile = path.join(tmp, 'authorities.torrc');
-  await writeFile(authFile, `${net.dirAuthorities}\n`);
-  const hsDir = path.join(tmp, 'ctor-hs');
+  world = await startCtorWorld('ctor-onion', { relays: 3, exits: 1 });
+  const hsDir = path.join(world.dir, 'ctor-hs');
   await mkdir(hsDir, { mode: 0o700 });
   await chmod(hsDir, 0o700);
-  ctorClient = await startCtorClient(bin, net, {
+  ctorClient = await startCtorClient(world.bin, world.net, {
     nickname: 'client9',
-    onionService: { dir: hsDir, virtualPort: 80, target: `127.0.0.1:${web.port}` },
+    onionService: { dir: hsDir, virtualPort: 80, target: `127.0.0.1:${world.web.port}` },
   });
 }, 420_000);
 
 afterAll(async () => {
-  await stopChildren(children);
   for (const c of clients) await c.stop().catch(() => {});
   await ctorClient?.stop();
-  await net?.stop();
-  await web?.close();
-  if (tmp) await rm(tmp, { recursive: true, force: true });
+  await world?.stop();
 }, 60_000);
 
 async function shallotClient(name: string, socks: boolean): Promise<ShallotClient> {
   const c = new ShallotClient(
     { logger: testLogger(name), registry: new Registry() },
     {
-      torAuthorities: parseDirAuthorities(net.dirAuthorities),
+      torAuthorities: parseDirAuthorities(world.net.dirAuthorities),
       socksHost: '127.0.0.1',
       socksPort: socks ? 0 : null,
       circuits: { prebuild: 0 },
@@ -88,19 +64,6 @@ async function shallotClient(name: string, socks: boolean): Promise<ShallotClien
   await c.start();
   await c.ready(60_000);
   return c;
-}
-
-/** GET /readyz until it answers 200 (the service: a descriptor published). */
-async function waitReady(opsPort: number, out: { text: string }, timeoutMs: number): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    const res = await fetch(`http://127.0.0.1:${opsPort}/readyz`, {
-      signal: AbortSignal.timeout(2_000),
-    }).catch(() => null);
-    if (res?.ok) return;
-    await new Promise((r) => setTimeout(r, 1_000));
-  }
-  throw new Error(`not ready in ${timeoutMs} ms:\n${out.text}`);
 }
 
 /** curl through SOCKS until it succeeds or the deadline passes (descriptors take a while to spread). */
@@ -121,21 +84,21 @@ async function curlUntil(socks: string, url: string, timeoutMs: number, logs: ()
 describe('onion services between Shallot and C tor', () => {
   it('a stock C tor client reaches a Shallot onion service published to C tor HSDirs', async () => {
     // The service's identity is a key C tor made: the address stays C tor's.
-    const keyDir = path.join(tmp, 'shallot-hs-key');
+    const keyDir = path.join(world.dir, 'shallot-hs-key');
     await mkdir(keyDir, { mode: 0o700 });
     await chmod(keyDir, 0o700);
-    const hostname = (await ctorHostname(bin, keyDir)).trim();
+    const hostname = (await ctorHostname(world.bin, keyDir)).trim();
     const opsPort = await ephemeralPort();
     const child = spawn(
       process.execPath,
       [
-        SERVICE,
+        SERVICE_MAIN,
         '--key-file',
         path.join(keyDir, 'hs_ed25519_secret_key'),
         '--tor-authorities',
-        authFile,
+        world.authFile,
         '--backend',
-        `127.0.0.1:${web.port}`,
+        `127.0.0.1:${world.web.port}`,
         '--intro-points',
         '2',
         '--ops-port',
@@ -143,10 +106,10 @@ describe('onion services between Shallot and C tor', () => {
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
-    children.push(child);
+    world.children.push(child);
     const out = collectOutput(child);
     // Ready once a descriptor is published: C tor HSDirs answered the upload with 200.
-    await waitReady(opsPort, out, 180_000);
+    await waitReadyz(opsPort, out, 180_000);
     // The address it prints (stdout, among the logs) is the one C tor gave that key.
     expect(out.text.split('\n')).toContain(hostname);
     const metrics = await (await fetch(`http://127.0.0.1:${opsPort}/metrics`)).text();
