@@ -136,11 +136,14 @@ export function registerLoadCommand(program: Command, hooks: LoadCommandHooks = 
       'a `shallot up` data dir: SOCKS, target, --targets-file and --client-metrics default to its network (default: .shallot when it holds a running network and --socks is not given)',
     )
     .option('-c, --concurrency <n>', 'requests in flight at once', String(DEFAULTS.concurrency));
-  if (hooks.torClient)
-    cmd.option(
-      '--tor-authorities <file>',
-      "a C tor network's authorities (torrc DirAuthority lines; a whole torrc works): the run starts its own Shallot client on that network and reports the relays it used",
-    );
+  // Always listed, so the loadgen image's entry (main.ts), which has no client to start,
+  // refuses the option by name (tor-network.ts, exit 2) instead of as an unknown option.
+  cmd.option(
+    '--tor-authorities <file>',
+    hooks.torClient
+      ? "a C tor network's authorities (torrc DirAuthority lines; a whole torrc works): the run starts its own Shallot client on that network and reports the relays it used"
+      : 'not in this entry (the loadgen image): run `shallot load --tor-authorities`, or a Shallot client on the C tor network and --socks',
+  );
   cmd
     .option('-r, --rate <req/s>', 'start at most this many requests per second (default: unpaced)')
     .option(

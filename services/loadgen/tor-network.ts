@@ -46,7 +46,7 @@ export async function withTorClient<T>(
 ): Promise<T> {
   if (!factory)
     throw new LoadConfigError(
-      '--tor-authorities needs the shallot CLI (shallot load), which can start a client',
+      '--tor-authorities needs the shallot CLI (`shallot load`), which starts a client on the C tor network; this entry (the loadgen image) has none: start a Shallot client there (client/main.js --tor-authorities FILE) and give its --socks',
     );
   if (input.socks !== undefined || input.dataDir)
     throw new LoadConfigError(

@@ -489,6 +489,30 @@ describe('the load command', () => {
       expect(help).toContain(flag);
   });
 
+  it('refuses --tor-authorities by name, exit 2, where no client can be started (the loadgen image entry)', async () => {
+    // services/loadgen/main.ts registers the command without a client factory.
+    const help = registerLoadCommand(new Command().name('shallot-loadgen')).helpInformation();
+    expect(help).toMatch(/--tor-authorities <file>\s+not in this entry \(the loadgen image\)/);
+    const saved = process.exitCode;
+    const errWrite = process.stderr.write;
+    let stderr = '';
+    process.stderr.write = ((s: string) => {
+      stderr += s;
+      return true;
+    }) as typeof process.stderr.write;
+    try {
+      process.exitCode = undefined;
+      const program = new Command().name('shallot-loadgen');
+      registerLoadCommand(program);
+      await program.parseAsync(['node', 'main.js', 'load', '127.0.0.1:9', '--tor-authorities', 'x.torrc']);
+      expect(process.exitCode).toBe(2);
+      expect(stderr).toMatch(/^error: --tor-authorities needs the shallot CLI \(`shallot load`\)/m);
+    } finally {
+      process.stderr.write = errWrite;
+      process.exitCode = saved;
+    }
+  });
+
   it('exits 2 for invalid configuration and 1 below --min-success (default 0.99), saying why last', async () => {
     const saved = process.exitCode;
     const errWrite = process.stderr.write;
