@@ -17,11 +17,18 @@ import { choosePath, PathError } from '../core/path.js';
 import type { BuildRequest } from './circuit-options.js';
 import { type CircuitTarget, NetDir, type NetRelay } from './netdir.js';
 
+/** Picks the guard once the later hops are known: `fits` says which relays may sit beside them. */
+export type GuardChooser = (fits: (r: NetRelay) => boolean) => NetRelay | undefined;
+
 export interface BuildPathInput {
   dir: NetDir;
   req: BuildRequest;
-  /** The picked entry guard, if it is in this consensus. */
-  guard: NetRelay | undefined;
+  /**
+   * The entry guard: a relay picked already, or (exit circuits) a function
+   * that picks one after the exit, among the relays that fit beside it
+   * (core/path.ts PathOptions.guard); undefined: a weighted Guard pick.
+   */
+  guard: NetRelay | undefined | GuardChooser;
   /** Layer-2 vanguards (onion-service circuits under vanguards-lite). */
   layer2: NetRelay[] | undefined;
   /** Relays (hex ids) that stopped answering lately. */
@@ -40,7 +47,7 @@ export function chooseBuildPath(i: BuildPathInput): CircuitTarget[] {
       ? dir.relays
       : dir.relays.map((r) => ({ ...r, allowsExitPort: (p: number) => NetDir.exitAllows(r, host, p) }));
   const heard = (r: NetRelay) => !silent.has(r.id) || r.id === req.lastHop?.id;
-  const choose = (candidates: NetRelay[], g: NetRelay | undefined) =>
+  const choose = (candidates: NetRelay[], g: NetRelay | GuardChooser | undefined) =>
     choosePath<CircuitTarget>(
       candidates,
       {
@@ -57,7 +64,16 @@ export function chooseBuildPath(i: BuildPathInput): CircuitTarget[] {
       i.rng,
     );
   try {
-    return choose(relays.filter(heard), guard && heard(guard) ? guard : undefined);
+    const heardGuard: NetRelay | GuardChooser | undefined =
+      typeof guard === 'function'
+        ? (fits) => {
+            const g = guard(fits);
+            return g && heard(g) ? g : undefined;
+          }
+        : guard && heard(guard)
+          ? guard
+          : undefined;
+    return choose(relays.filter(heard), heardGuard);
   } catch (e) {
     if (!(e instanceof PathError) || silent.size === 0) throw e;
     return choose(relays, guard);

@@ -191,16 +191,24 @@ export class CircuitManager {
     const exclude = new Set(req.lastHop ? [req.lastHop.id] : []);
     const layer2 = req.lastHop && this.opts.vanguardsLite ? this.layer2(dir) : undefined;
     const pickOpts = { nowMs: started, rng: this.rng };
-    const pick =
-      this.guards.pick({ ...pickOpts, usable: (id) => !exclude.has(id) && !avoidGuards.has(id) }) ??
-      this.guards.pick({ ...pickOpts, usable: (id) => !exclude.has(id) });
-    const guard = pick ? dir.get(pick.id) : undefined;
+    // Picked once the exit is known, the first usable guard that fits beside it (C tor
+    // guards_choose_guard with the exit restriction): a guard that is an exit never forces
+    // the other exit (with that one down, no circuit could be built at all).
+    let guard: NetRelay | undefined;
+    const chooseGuard = (fits: (r: NetRelay) => boolean): NetRelay | undefined => {
+      const usable = (id: string, r = dir.get(id)) => !exclude.has(id) && (r === undefined || fits(r));
+      const pick =
+        this.guards.pick({ ...pickOpts, usable: (id) => usable(id) && !avoidGuards.has(id) }) ??
+        this.guards.pick({ ...pickOpts, usable });
+      guard = pick ? dir.get(pick.id) : undefined;
+      return guard;
+    };
     let path: CircuitTarget[];
     try {
       path = chooseBuildPath({
         dir,
         req,
-        guard,
+        guard: chooseGuard,
         layer2,
         silent: this.unresponsiveIds(),
         enforceSubnets: this.opts.enforceSubnets,

@@ -65,8 +65,16 @@ export interface PathOptions<T extends PathRelay> {
   length?: number;
   /** Required for purpose 'exit' when the destination port is known. */
   exitPort?: number;
-  /** Guard chosen by the guard manager. */
-  guard?: T;
+  /**
+   * Guard chosen by the guard manager: a relay, or a function that picks one
+   * once the final hop is chosen, given which relays fit beside the hops
+   * chosen so far (C tor picks an exit circuit's exit first, then the first
+   * primary guard that is neither the exit nor in its family:
+   * onion_pick_cpath_exit, then guards_choose_guard with
+   * guard_create_exit_restriction). Undefined from the function: a weighted
+   * Guard pick, as with no guard.
+   */
+  guard?: T | ((fits: (r: T) => boolean) => T | undefined);
   /** Fixed final hop (intro point, rendezvous point, HSDir). */
   lastHop?: T;
   /** path-spec §2.2 /16 rule (and arti's IPv6 /32); off on loopback testnets. */
@@ -178,8 +186,9 @@ export function canExit(relay: PathRelay, port?: number): boolean {
 }
 
 /**
- * Choose a path for a circuit (path-spec §2.2). Order: final hop, guard,
- * middles; each pick excludes relays already chosen, their mutual family and
+ * Choose a path for a circuit (path-spec §2.2). Order: final hop, guard
+ * (a relay given as `guard` is placed before the final hop is chosen, a
+ * function is asked after), middles; each pick excludes relays already chosen, their mutual family and
  * (if enforced) their subnet. Throws PathError naming the hop that has no
  * candidate.
  */
@@ -209,9 +218,10 @@ export function choosePath<T extends PathRelay>(relays: readonly T[], opts: Path
   };
 
   if (opts.lastHop) chosen.push(opts.lastHop);
-  if (opts.guard) {
-    if (!chosen.every((c) => compatible(opts.guard!, c, opts))) throw new PathError('guard', 0, opts.purpose);
-    chosen.push(opts.guard);
+  const fixedGuard = typeof opts.guard === 'function' ? undefined : opts.guard;
+  if (fixedGuard) {
+    if (!chosen.every((c) => compatible(fixedGuard, c, opts))) throw new PathError('guard', 0, opts.purpose);
+    chosen.push(fixedGuard);
   }
 
   // The final chosen hop: the exit, or (internal circuits) any relay weighted as a middle.
@@ -224,7 +234,13 @@ export function choosePath<T extends PathRelay>(relays: readonly T[], opts: Path
     chosen.push(final);
   }
 
-  let guard = opts.guard;
+  let guard = fixedGuard;
+  if (!guard && typeof opts.guard === 'function') {
+    const fits = (r: T) => chosen.every((c) => compatible(r, c, opts));
+    guard = opts.guard(fits);
+    if (guard && !fits(guard)) throw new PathError('guard', 0, opts.purpose);
+    if (guard) chosen.push(guard);
+  }
   if (!guard) {
     // A one-hop exit circuit (no lastHop) needs a guard that can also exit.
     const oneHopExit = length === 1 && !opts.lastHop && opts.purpose === 'exit';

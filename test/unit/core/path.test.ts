@@ -154,6 +154,47 @@ describe('choosePath', () => {
     }
   });
 
+  it('asks a guard chooser after the exit: a first guard that is one of two exits does not force the other', () => {
+    // Two exits, E1 also the client's first primary guard, G a plain guard: C tor picks the
+    // exit first (onion_pick_cpath_exit), then the first primary guard that fits beside it.
+    const e1 = relay(1, [...ALL, 'Guard', 'Exit']);
+    const e2 = relay(2, [...ALL, 'Exit']);
+    const g = relay(3, [...ALL, 'Guard']);
+    const m = relay(4, ALL);
+    const primaries = [e1, g];
+    const rng = seededRng(19);
+    const exits = new Map<string, number>();
+    for (let i = 0; i < 200; i++) {
+      const p = choosePath(
+        [e1, e2, g, m],
+        { ...base, enforceSubnets: false, purpose: 'exit', guard: (fits) => primaries.find(fits) },
+        rng,
+      );
+      const exit = p[2]!;
+      exits.set(exit.name, (exits.get(exit.name) ?? 0) + 1);
+      // The first primary guard whenever it fits, the next one when it is the exit.
+      expect(p[0]!.name).toBe(exit === e1 ? 'r3' : 'r1');
+    }
+    // Both exits serve: with a guard fixed first, E1 could never exit and every circuit needed E2.
+    expect(exits.get('r1')).toBeGreaterThan(20);
+    expect(exits.get('r2')).toBeGreaterThan(20);
+    // A chooser that finds nothing falls back to a weighted Guard pick; one that returns an
+    // unfit relay is refused.
+    const fallback = choosePath(
+      [e1, e2, g, m],
+      { ...base, enforceSubnets: false, purpose: 'exit', guard: () => undefined },
+      rng,
+    );
+    expect(fallback[0]!.flags).toContain('Guard');
+    expect(() =>
+      choosePath(
+        [e2, g],
+        { ...base, enforceSubnets: false, purpose: 'exit', length: 2, guard: () => e2 },
+        seededRng(1),
+      ),
+    ).toThrow(PathError);
+  });
+
   it('requires Stable on every hop for intro and rendezvous circuits', () => {
     const rs = network().map((r, i) =>
       i % 2 === 0 ? { ...r, flags: r.flags.filter((f) => f !== 'Stable') } : r,
