@@ -52,7 +52,13 @@ import { CircuitError, StreamRefusedError } from '../net/circuit-error.js';
 import type { OriginCircuit } from '../net/origin-circuit.js';
 import { type Logger, silentLogger } from '../runtime/log.js';
 import type { CircuitManager } from './circuit-manager.js';
-import { ConnectError, type ConnectErrorKind, type ConnectRequest, withDeadline } from './connect.js';
+import {
+  ConnectError,
+  type ConnectErrorKind,
+  type ConnectRequest,
+  remainingMs,
+  withDeadline,
+} from './connect.js';
 import type { NetDir } from './netdir.js';
 import { OnionDescriptors } from './onion-descriptors.js';
 import { onionIdentityFor, onionLabel } from './onion-params.js';
@@ -89,6 +95,13 @@ export interface OnionClientOptions {
   maxIntroAttempts?: number;
   /** Rendezvous points tried when the circuit to one cannot be built (default 2). */
   maxRendAttempts?: number;
+  /**
+   * Introductions and rendezvous tried for one request when a rendezvous
+   * fails (no RENDEZVOUS2 in time, the circuit died, no rendezvous point
+   * established), inside the request's deadline (default 3; C tor retries
+   * until SocksTimeout, see `open`).
+   */
+  maxRendezvousTries?: number;
   /** Rendezvous circuits are reused for new streams until this old (default: the client's dirtiness). */
   maxDirtinessMs?: number;
   /** Descriptors cached at once (default 1000). */
@@ -155,6 +168,7 @@ export class OnionClient {
       streamTimeoutMs: opts.streamTimeoutMs ?? 10_000,
       maxIntroAttempts: opts.maxIntroAttempts ?? 3,
       maxRendAttempts: opts.maxRendAttempts ?? 2,
+      maxRendezvousTries: opts.maxRendezvousTries ?? 3,
       maxDirtinessMs: opts.maxDirtinessMs ?? source.circuits.opts.maxDirtinessMs,
       maxCachedDescriptors: opts.maxCachedDescriptors ?? 1000,
     };
@@ -228,17 +242,29 @@ export class OnionClient {
 
     const authSecret = this.authKeys.get(toHex(identity));
     let { desc, cached, keys } = await this.descs.eitherPeriod(label, identity, dir, authSecret);
-    let circ: OriginCircuit;
-    try {
-      circ = await this.rend.rendezvous(identity, label, desc, keys, dir);
-    } catch (e) {
-      const introFailed =
-        e instanceof ConnectError && (e.kind === 'intro_failed' || e.kind === 'intro_timeout');
-      if (!cached || !introFailed) throw e;
-      // The service may have moved: fetch afresh once (C tor purges the cache entry too).
-      this.descs.drop(label);
-      ({ desc, cached } = await this.descs.get(label, keys, dir, authSecret));
-      circ = await this.rend.rendezvous(identity, label, desc, keys, dir);
+    let circ: OriginCircuit | undefined;
+    // A failed rendezvous is tried again with a new introduction and rendezvous point: C tor
+    // closes a rendezvous circuit that got no RENDEZVOUS2 (circuit_expire_building,
+    // c_rend_ready_cutoff) or failed to build, and the stream, still waiting in
+    // AP_CONN_STATE_CIRCUIT_WAIT, gets a new one until SocksTimeout
+    // (connection_ap_expire_beginning). A service whose circuit to the rendezvous point
+    // went through a stalled relay builds a new one for the new INTRODUCE2.
+    for (let tries = 1; !circ; tries++) {
+      try {
+        circ = await this.rend.rendezvous(identity, label, desc, keys, dir);
+      } catch (e) {
+        const kind = e instanceof ConnectError ? e.kind : null;
+        if (kind === 'rend_failed' && tries < this.o.maxRendezvousTries && remainingMs(req) > 0) {
+          this.logger.debug('rendezvous failed; introducing again', { tries, error: String(e) });
+          this.m.streamRetries.labels({ server: 'onion', reason: 'rendezvous' }).inc();
+          continue;
+        }
+        if (!cached || (kind !== 'intro_failed' && kind !== 'intro_timeout')) throw e;
+        // The service may have moved: fetch afresh once (C tor purges the cache entry too).
+        this.descs.drop(label);
+        ({ desc, cached } = await this.descs.get(label, keys, dir, authSecret));
+        circ = await this.rend.rendezvous(identity, label, desc, keys, dir);
+      }
     }
     // Closed after MaxCircuitDirtiness once its streams are done (C tor's expiry of joined rendezvous circuits).
     this.source.circuits.expireWhenIdle(circ);

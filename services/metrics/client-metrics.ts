@@ -145,7 +145,7 @@ export function clientMetrics(r: Registry[]) {
     }),
     streamRetries: new Counter({
       name: 'shallot_client_stream_retries_total',
-      help: 'Streams retried on another circuit, by server kind (exit, onion) and reason (timeout: no CONNECTED within CircuitStreamTimeout, 10 s then 15 s; circuit: the circuit failed or the exit refused for a reason that is not final).',
+      help: 'Streams retried on another circuit, by server kind (exit, onion) and reason (timeout: no CONNECTED within CircuitStreamTimeout, 10 s then 15 s; circuit: the circuit failed or the exit refused for a reason that is not final; rendezvous: an onion connect introduced again after a failed rendezvous).',
       labelNames: ['server', 'reason'] as const,
       registers: r,
     }),

@@ -234,10 +234,15 @@ describe('onion client failures', () => {
     });
     await established;
     const introduce2 = circ.waitFor((_h, m) => m.type === 'INTRODUCE2', 20_000);
+    // The client introduces again for a new rendezvous once the first gets no RENDEZVOUS2.
+    const again = introduce2.then(() => circ.waitFor((_h, m) => m.type === 'INTRODUCE2', 20_000));
+    again.catch(() => {});
     publishDescriptor(id.seed, [introPointAt(relay, auth.public, enc.public)]);
 
     const registry = new Registry();
-    const oc = new OnionClient(client, { registry, rendezvousTimeoutMs: 1_500 });
+    // A failed rendezvous is tried again with a new introduction (C tor: the stream waits for
+    // a new rendezvous circuit until SocksTimeout); after maxRendezvousTries it is 0xF3.
+    const oc = new OnionClient(client, { registry, rendezvousTimeoutMs: 1_500, maxRendezvousTries: 2 });
     const err = await oc
       .connect({
         command: 1,
@@ -251,7 +256,14 @@ describe('onion client failures', () => {
     expect((err as ConnectError).kind).toBe('rend_failed');
     expect(connectReply(err).socks5).toBe(SocksReply.ONION_REND_FAILED);
     await introduce2; // the intro point did relay it
+    await again; // twice
     expect(await metricValue(registry, 'shallot_onion_connects_total', { outcome: 'rend_failed' })).toBe(1);
+    expect(
+      await metricValue(registry, 'shallot_client_stream_retries_total', {
+        server: 'onion',
+        reason: 'rendezvous',
+      }),
+    ).toBe(1);
   }, 60_000);
 });
 
