@@ -7,7 +7,8 @@
  * consensus, signed by a majority of them).
  *
  * Design notes: the client logs warnings only, to stderr, so the load
- * generator's progress and table stay readable; bootstrap waits up to 120 s
+ * generator's progress and table stay readable (SHALLOT_LOG_LEVEL, as for
+ * the other processes, sets another level: debug shows each failed attempt); bootstrap waits up to 120 s
  * (a C tor testnet publishes its first consensus within a few voting
  * intervals). The client keeps its guards in memory: a run is one session.
  */
@@ -17,10 +18,13 @@ import type { DirAuthority } from '../core/ctor/dir-authority.js';
 import { LoadConfigError } from '../loadgen/options.js';
 import type { EmbeddedClient, TorClientFactory } from '../loadgen/tor-network.js';
 import { createRegistry } from '../metrics/metrics.js';
-import { createLogger } from '../runtime/log.js';
+import { createLogger, isLogLevel } from '../runtime/log.js';
 import { serveOps } from '../runtime/ops-server.js';
 
 const BOOTSTRAP_TIMEOUT_MS = 120_000;
+
+/** SHALLOT_LOG_LEVEL when it names a level, else warnings only. */
+const logLevel = (env: string | undefined) => (env && isLogLevel(env) ? env : 'warn');
 
 export const startTorLoadClient: TorClientFactory = async (file, log): Promise<EmbeddedClient> => {
   let authorities: DirAuthority[];
@@ -31,7 +35,7 @@ export const startTorLoadClient: TorClientFactory = async (file, log): Promise<E
   }
   const registry = createRegistry({ node: 'load-client', role: 'client' });
   const client = new ShallotClient(
-    { logger: createLogger('load-client', 'warn'), registry },
+    { logger: createLogger('load-client', logLevel(process.env.SHALLOT_LOG_LEVEL)), registry },
     { torAuthorities: authorities, socksHost: '127.0.0.1', socksPort: 0 },
   );
   await client.start();
