@@ -252,12 +252,22 @@ describe('OnionClient intro phase', () => {
 
   it('0xF3 after trying a second rendezvous point', async () => {
     const s = service([1]);
-    const h = harness({ hsdir: () => ({ status: 200, body: s.text }), intro: ['nack'], rendFails: true });
+    const scenario = (): Scenario => ({
+      hsdir: () => ({ status: 200, body: s.text }),
+      intro: ['nack'],
+      rendFails: true,
+    });
+    // One introduction: two rendezvous points (maxRendAttempts), each a different relay.
+    const h = harness(scenario(), { maxRendezvousTries: 1 });
     expect(await h.connect(s.address)).toBe(SocksReply.ONION_REND_FAILED);
     expect(h.count('onion-rend')).toBe(2);
     const m = await h.registry.getSingleMetric('shallot_client_rendezvous_chosen_total')?.get();
     const relays = (m?.values ?? []).filter((v) => v.value > 0).map((v) => v.labels.relay);
     expect(new Set(relays).size).toBe(2);
+    // By default a failed rendezvous is tried 3 times (C tor retries until SocksTimeout): 6 circuits.
+    const again = harness(scenario());
+    expect(await again.connect(s.address)).toBe(SocksReply.ONION_REND_FAILED);
+    expect(again.count('onion-rend')).toBe(6);
   });
 });
 
