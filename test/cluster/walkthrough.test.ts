@@ -363,6 +363,75 @@ describe('the Kubernetes walkthrough on a real single-node cluster', () => {
   );
 
   it(
+    'NetworkFault pause and cut reach the relays on a running network, downloads verify, and they heal',
+    async () => {
+      const relay0 = `${NET}-relay-0-0`;
+      const applied = () => podCounter(relay0, 'shallot_link_fault_tables_total', /result="applied"/);
+      const restarts = async () =>
+        (
+          await kubectl(
+            `get pods -l shallot.dev/network=${NET} -o jsonpath='{.items[*].status.containerStatuses[*].restartCount}'`,
+          )
+        )
+          .split(/\s+/)
+          .filter(Boolean)
+          .reduce((a, b) => a + Number(b), 0);
+      const restartsBefore = await restarts();
+      const appliedBefore = await applied();
+      const fault = (name: string, spec: string) =>
+        kubectl(
+          `apply -f - <<'EOF'\napiVersion: shallot.dev/v1alpha1\nkind: NetworkFault\nmetadata:\n  name: ${name}\nspec:\n  network: ${NET}\n${spec}\nEOF`,
+        );
+      const phase = (name: string) => jsonpath(`networkfault ${name}`, '{.status.phase}');
+      await step('NetworkFault pause relay 0 for 30 s, fetches through it', async () => {
+        await fault('pause-relay-0', '  kind: pause\n  target: { relay: 0 }\n  durationSeconds: 30');
+        await until('the pause Active', 2 * MIN, async () =>
+          (await phase('pause-relay-0')) === 'Active' ? true : undefined,
+        );
+        const updated = Number(await jsonpath('networkfault pause-relay-0', '{.status.podsUpdated}'));
+        log(`pause Active; the table reached ${updated} pods`);
+        expect(updated, 'every relay pod and onion-service instance got the table').toBeGreaterThanOrEqual(4);
+        expect(await applied()).toBeGreaterThan(appliedBefore);
+        // A paused relay holds its links silently (as a hung C tor does); a
+        // fetch whose circuit crosses it can time out, but none may carry a
+        // wrong byte (fetchOnce checks the digest), and the rest go through.
+        const loop = fetchLoop(20, 25_000);
+        await new Promise((r) => setTimeout(r, 25_000));
+        const t = await loop.stop();
+        log(`during the pause: ${t.ok} fetches ok, ${t.failed} failed`);
+        expect(t.ok).toBeGreaterThan(0);
+        await until('the pause Healed', 2 * MIN, async () =>
+          (await phase('pause-relay-0')) === 'Healed' ? true : undefined,
+        );
+        for (let i = 0; i < 3; i++)
+          expect(await fetchOnce(), `fetch ${i + 1} after the pause healed`).toBe(true);
+      });
+      await step('NetworkFault cut relay 1 ~ relay 2, then delete it', async () => {
+        await fault(
+          'cut-1-2',
+          '  kind: cut\n  target: { relay: 1 }\n  peer: { relay: 2 }\n  durationSeconds: 600',
+        );
+        await until('the cut Active', 2 * MIN, async () =>
+          (await phase('cut-1-2')) === 'Active' ? true : undefined,
+        );
+        expect(await fetchOnce(), 'a fetch during the cut').toBe(true);
+        await kubectl('delete networkfault cut-1-2 --wait=true');
+        const events = await kubectl(
+          `get events --field-selector involvedObject.kind=NetworkFault -o custom-columns=R:.reason,O:.involvedObject.name --no-headers`,
+        );
+        log(`NetworkFault events:\n${events}`);
+        expect(events).toMatch(/FaultStarted\s+pause-relay-0/);
+        expect(events).toMatch(/FaultHealed\s+pause-relay-0/);
+        expect(events).toMatch(/FaultStarted\s+cut-1-2/);
+        for (let i = 0; i < 3; i++)
+          expect(await fetchOnce(), `fetch ${i + 1} after the cut was deleted`).toBe(true);
+        expect(await restarts(), 'no container restarted').toBe(restartsBefore);
+      });
+    },
+    10 * MIN,
+  );
+
+  it(
     'npm run cluster:down leaves nothing behind',
     async () => {
       await step('npm run cluster:down', () =>
