@@ -40,7 +40,8 @@ beforeAll(async () => {
   );
   await client.start();
   await client.ready(30_000);
-  // The first consensus can predate the authorities' uptime thresholds (no Guard yet: SOCKS 0x01).
+  // The first consensus can predate the authorities' uptime thresholds (no Guard yet): requests
+  // would wait for one, and the load's latencies must not include that wait.
   await flagsListed(client, ['Guard'], 2);
   for (const registry of [relayRegistry, clientRegistry]) {
     ops.push(

@@ -279,7 +279,8 @@ describe('a LocalNetwork (the in-process `shallot up`)', () => {
       await network.waitForConsensus(4, 40_000);
       await client.start();
       await client.ready(30_000);
-      // The first consensus can predate the authorities' uptime thresholds (no Guard yet: SOCKS 0x01).
+      // The first consensus can predate the authorities' uptime thresholds (no Guard yet): a stream
+      // would wait for one, and the replies compared below must not include that wait.
       await flagsListed(client, ['Guard'], 2);
       const reply = async (port: number) => {
         try {
