@@ -4,7 +4,8 @@
 // load at >= 99 % success, relays scaled up and down with the consensus
 // following, key rotation with fetches succeeding throughout, a
 // two-instance onion service whose descriptor carries both instances' intro
-// points and whose load reaches both — and a teardown that leaves nothing.
+// points and whose load reaches both, NetworkFault pause and cut reaching the
+// relays and healing — and a teardown that leaves nothing.
 //
 // Needs root, containerd, podman and the tool cache that
 // `bash test/setup/install-tools.sh` fills; without them it fails with the
