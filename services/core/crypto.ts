@@ -18,6 +18,7 @@
  */
 import * as nc from 'node:crypto';
 import { concat } from './bytes.js';
+import { SHA1_LEN, Sha1 } from './crypto/sha1.js';
 import { CryptoError, InvalidError } from './errors.js';
 
 export type Rng = (n: number) => Uint8Array;
@@ -67,38 +68,68 @@ export function kdfRfc5869(secret: Uint8Array, salt: Uint8Array, info: Uint8Arra
  * A running digest (SHA-1 for normal hops, SHA3-256 for the onion-service
  * hop) that can be cloned: tor-spec §6.1 checks 'recognized' cells on a
  * copy and keeps it only if the digest matches.
+ *
+ * Design notes: SHA-1, read once per cell on the data path, is our own
+ * (crypto/sha1.ts: a read costs no native object or buffer, issue 16);
+ * SHA3-256 stays node:crypto's `Hash` and is read through a copy.
  */
 export class RunningDigest {
   private constructor(
-    private h: nc.Hash,
+    private readonly js: Sha1 | null,
+    private readonly h: nc.Hash | null,
     readonly algorithm: 'sha1' | 'sha3-256',
   ) {}
 
   static create(algorithm: 'sha1' | 'sha3-256', seed: Uint8Array): RunningDigest {
-    const h = nc.createHash(algorithm);
-    h.update(seed);
-    return new RunningDigest(h, algorithm);
+    if (algorithm === 'sha1') return new RunningDigest(new Sha1().update(seed), null, algorithm);
+    return new RunningDigest(null, nc.createHash(algorithm).update(seed), algorithm);
   }
 
   update(b: Uint8Array): this {
-    this.h.update(b);
+    if (this.js) this.js.update(b);
+    else this.h!.update(b);
     return this;
   }
 
   clone(): RunningDigest {
-    return new RunningDigest(this.h.copy(), this.algorithm);
+    return this.js
+      ? new RunningDigest(this.js.clone(), null, this.algorithm)
+      : new RunningDigest(null, this.h!.copy(), this.algorithm);
   }
 
   /** The digest so far, without ending the running state. */
   peek(): Uint8Array {
-    return u8(this.h.copy().digest());
+    return this.js ? this.js.digestInto(new Uint8Array(SHA1_LEN)) : u8(this.h!.copy().digest());
   }
 
-  /** The digest, ending this state: for a clone that is dropped afterwards (no second copy, unlike peek). */
-  finish(): Uint8Array {
-    return u8(this.h.digest());
+  /** The first four bytes of `peek()` as a big-endian uint32 (a relay cell's Digest field); nothing allocated for SHA-1. */
+  prefix32(): number {
+    if (this.js) return this.js.prefix32();
+    const d = this.peek();
+    return ((d[0]! << 24) | (d[1]! << 16) | (d[2]! << 8) | d[3]!) >>> 0;
+  }
+
+  /**
+   * Updates with `b` and keeps the result only if the digest's first four
+   * bytes then equal `prefix` (tor-spec §6.1 recognition; C tor's
+   * relay_digest_matches backs the state up and restores it on a mismatch).
+   */
+  updateIfPrefix(b: Uint8Array, prefix: number): boolean {
+    if (this.js) {
+      SAVED.copyFrom(this.js);
+      const ok = this.js.update(b).prefix32() === prefix >>> 0;
+      if (!ok) this.js.copyFrom(SAVED);
+      return ok;
+    }
+    const trial = this.h!.copy().update(b).digest();
+    const ok = trial.readUInt32BE(0) === prefix >>> 0;
+    if (ok) this.h!.update(b);
+    return ok;
   }
 }
+
+/** Where updateIfPrefix keeps the state it may restore (one at a time: it never yields). */
+const SAVED = new Sha1();
 
 /* ------------------------------------------------------------------ ciphers */
 

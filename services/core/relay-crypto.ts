@@ -7,10 +7,10 @@
  * AES-256-CTR). Bodies are transformed in place.
  *
  * Design notes: a cell is recognized when Recognized is zero and the first
- * four bytes of the running digest, updated on a *clone* with the Digest
- * field zeroed, match. Only then is the clone kept; otherwise the state is
- * untouched and the cell moves on (C tor relay_digest_matches restores its
- * backup digest on a mismatch).
+ * four bytes of the running digest, updated with the Digest field zeroed,
+ * match. Only then is the update kept; otherwise the state is restored and
+ * the cell moves on (C tor relay_digest_matches restores its backup digest
+ * on a mismatch).
  */
 
 import { CELL_BODY_LEN } from './cells.js';
@@ -21,6 +21,25 @@ import type { CircuitKeys } from './ntor.js';
 const DIGEST_OFFSET = 5;
 /** SENDME v1 carries the first 20 bytes of the running digest (tor-spec §7.4). */
 export const SENDME_DIGEST_LEN = 20;
+
+/** Reads the Digest field as a big-endian uint32 and zeroes it (the digest covers the cell with it zeroed). */
+function takeDigestField(body: Uint8Array): number {
+  const v =
+    ((body[DIGEST_OFFSET]! << 24) |
+      (body[DIGEST_OFFSET + 1]! << 16) |
+      (body[DIGEST_OFFSET + 2]! << 8) |
+      body[DIGEST_OFFSET + 3]!) >>>
+    0;
+  body.fill(0, DIGEST_OFFSET, DIGEST_OFFSET + 4);
+  return v;
+}
+
+function putDigestField(body: Uint8Array, v: number): void {
+  body[DIGEST_OFFSET] = v >>> 24;
+  body[DIGEST_OFFSET + 1] = v >>> 16;
+  body[DIGEST_OFFSET + 2] = v >>> 8;
+  body[DIGEST_OFFSET + 3] = v;
+}
 
 /** One direction of one hop. */
 class Layer {
@@ -34,35 +53,25 @@ class Layer {
     body[1] = 0;
     body[2] = 0;
     body.fill(0, DIGEST_OFFSET, DIGEST_OFFSET + 4);
-    this.digest.update(body);
-    body.set(this.digest.peek().subarray(0, 4), DIGEST_OFFSET);
+    const p = this.digest.update(body).prefix32();
+    body[DIGEST_OFFSET] = p >>> 24;
+    body[DIGEST_OFFSET + 1] = p >>> 16;
+    body[DIGEST_OFFSET + 2] = p >>> 8;
+    body[DIGEST_OFFSET + 3] = p;
   }
 
   /**
    * After decryption: is this cell for us? Commits the digest state only if
    * so. Recognized is checked before any digest work, as C tor's
    * relay_digest_matches is reached only for a zero Recognized: at a middle
-   * hop nearly every cell stops there. The trial runs on a clone that is
-   * finished, not peeked (one Hash copy per check, not two); a match then
-   * feeds the same bytes to the kept state.
+   * hop nearly every cell stops there. The digest runs over the body with
+   * its Digest field zeroed, then the field is put back.
    */
   recognize(body: Uint8Array): boolean {
     if (body[1] !== 0 || body[2] !== 0) return false;
-    const d0 = body[DIGEST_OFFSET]!;
-    const d1 = body[DIGEST_OFFSET + 1]!;
-    const d2 = body[DIGEST_OFFSET + 2]!;
-    const d3 = body[DIGEST_OFFSET + 3]!;
-    body.fill(0, DIGEST_OFFSET, DIGEST_OFFSET + 4);
-    const trial = this.digest.clone();
-    trial.update(body);
-    const t = trial.finish();
-    // Constant time over the four bytes, like ctEqual.
-    const ok = ((t[0]! ^ d0) | (t[1]! ^ d1) | (t[2]! ^ d2) | (t[3]! ^ d3)) === 0;
-    if (ok) this.digest.update(body);
-    body[DIGEST_OFFSET] = d0;
-    body[DIGEST_OFFSET + 1] = d1;
-    body[DIGEST_OFFSET + 2] = d2;
-    body[DIGEST_OFFSET + 3] = d3;
+    const claimed = takeDigestField(body);
+    const ok = this.digest.updateIfPrefix(body, claimed);
+    putDigestField(body, claimed);
     return ok;
   }
 
@@ -70,22 +79,15 @@ class Layer {
    * `recognize` for the last layer a client peels: a cell that fails here is
    * recognized by no layer and closes the circuit (C tor: "Incoming cell at
    * client not recognized. Closing."), so the state is updated in place, with
-   * no trial copy and one SHA update instead of two (issue 16). After false
-   * the digest state is spent unless Recognized was nonzero.
+   * nothing to restore (issue 16). After false the digest state is spent
+   * unless Recognized was nonzero.
    */
   recognizeLast(body: Uint8Array): boolean {
     if (body[1] !== 0 || body[2] !== 0) return false;
-    const d0 = body[DIGEST_OFFSET]!;
-    const d1 = body[DIGEST_OFFSET + 1]!;
-    const d2 = body[DIGEST_OFFSET + 2]!;
-    const d3 = body[DIGEST_OFFSET + 3]!;
-    body.fill(0, DIGEST_OFFSET, DIGEST_OFFSET + 4);
-    const t = this.digest.update(body).peek();
-    body[DIGEST_OFFSET] = d0;
-    body[DIGEST_OFFSET + 1] = d1;
-    body[DIGEST_OFFSET + 2] = d2;
-    body[DIGEST_OFFSET + 3] = d3;
-    return ((t[0]! ^ d0) | (t[1]! ^ d1) | (t[2]! ^ d2) | (t[3]! ^ d3)) === 0;
+    const claimed = takeDigestField(body);
+    const ok = this.digest.update(body).prefix32() === claimed;
+    putDigestField(body, claimed);
+    return ok;
   }
 
   sendmeDigest(): Uint8Array {
