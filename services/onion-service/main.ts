@@ -30,6 +30,7 @@ import type { HandshakeName } from '../core/create-handshake.js';
 import type { DirAuthority } from '../core/ctor/dir-authority.js';
 import { createRegistry } from '../metrics/metrics.js';
 import type { AuthorityEndpoint } from '../net/dir-client.js';
+import type { LinkShaping } from '../net/link-delay.js';
 import { authoritiesOption } from '../runtime/authorities-option.js';
 import {
   addOpsOptions,
@@ -46,7 +47,7 @@ import {
 import { readAuthorizedClients } from '../runtime/client-auth-files.js';
 import { createLogger } from '../runtime/log.js';
 import { serveOpsIfAsked } from '../runtime/ops-server.js';
-import { namedShaping } from '../runtime/shaping-options.js';
+import { namedShaping, networkModelFrom, onionShaping } from '../runtime/shaping-options.js';
 import type { Backend } from './backend.js';
 import { loadOrCreateIdentityKey, writeHsDir } from './identity.js';
 import {
@@ -183,6 +184,16 @@ export async function main(argv: string[]): Promise<void> {
       'only clients with a key in <dir>/*.auth ("descriptor:x25519:<base32>", as Tor) may connect',
       env.SHALLOT_AUTHORIZED_CLIENTS_DIR,
     )
+    .option(
+      '--network-model <file>',
+      "network model (JSON) whose latency this instance's links get",
+      env.SHALLOT_NETWORK_MODEL,
+    )
+    .option(
+      '--location <name>',
+      "this service's location in the model (default: the model's placement of --name)",
+      env.SHALLOT_LOCATION,
+    )
     .addOption(handshakeOption())
     .addOption(vanguardsLiteOption())
     .addOption(noVanguardsLiteOption())
@@ -211,6 +222,8 @@ export async function main(argv: string[]): Promise<void> {
       vanguardsLite: boolean;
       tls: boolean;
       faultTokenFile?: string;
+      networkModel?: string;
+      location?: string;
     } & OpsOptions
   >();
   if (!o.keyFile) program.error('--key-file (or SHALLOT_KEY_FILE) is required');
@@ -255,6 +268,18 @@ export async function main(argv: string[]): Promise<void> {
     logger.warn('instance name is no link name (a-z, 0-9, "-", max 63): link faults will not find it', {
       instance,
     });
+  let shaping: LinkShaping | null = null;
+  try {
+    shaping = onionShaping(
+      name,
+      linkName ?? `${name}-${instance}`,
+      networkModelFrom(o.networkModel, env.SHALLOT_NETWORK_MODEL_JSON),
+      o.location,
+    );
+  } catch (e) {
+    program.error((e as Error).message);
+  }
+  if (!shaping && linkName) shaping = namedShaping(linkName);
   const client = new ShallotClient(
     { logger: logger.child('client'), registry },
     {
@@ -267,7 +292,7 @@ export async function main(argv: string[]): Promise<void> {
         prebuild: 0,
         handshake: o.handshake,
         vanguardsLite: o.vanguardsLite,
-        ...(linkName ? { shaping: namedShaping(linkName) } : {}),
+        ...(shaping ? { shaping } : {}),
       },
     },
   );

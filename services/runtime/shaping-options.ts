@@ -97,6 +97,23 @@ export function linkShaping(
 }
 
 /**
+ * An onion-service instance's shaping under a model, or null without one:
+ * its links are named `linkNode` (what link faults look for) and sit in
+ * `location`, else where the model places the service's name `service`
+ * (explicitly or by the seeded draw), so every instance of a service shares
+ * its place. No bandwidth limit: BandwidthRate is a relay option in C tor.
+ */
+export function onionShaping(
+  service: string,
+  linkNode: string,
+  model: NetworkModel | null,
+  location?: string,
+): LinkShaping | null {
+  if (!model) return null;
+  return linkShaping(linkNode, model, null, location ?? locationOf(model, service));
+}
+
+/**
  * A node's links with no latency and no limit, named all the same: the
  * launchers give every relay and the client a name so link faults
  * (link-faults.ts: cut, slow, pause) can find the links between two nodes.

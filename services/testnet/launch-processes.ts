@@ -302,6 +302,8 @@ export async function upProcesses(o: UpOptions, progress: ProgressSink): Promise
             '--intro-points',
             String(o.introPoints),
             ...(auth ? ['--authorized-clients-dir', auth.serviceDirs[s] as string] : []),
+            // Placed in the model under its service name, as in one-process mode (launch.ts onionShapingFor).
+            ...(o.networkModel ? ['--network-model', path.resolve(o.networkModel)] : []),
             ...building,
           ],
           opsPort,

@@ -9,7 +9,13 @@ import type { HandshakeName } from '../core/create-handshake.js';
 import { placeNodes } from '../core/network-model.js';
 import type { LinkShaping } from '../net/link-delay.js';
 import type { LogLevel } from '../runtime/log.js';
-import { bandwidthLimit, linkShaping, loadNetworkModel, namedShaping } from '../runtime/shaping-options.js';
+import {
+  bandwidthLimit,
+  linkShaping,
+  loadNetworkModel,
+  namedShaping,
+  onionShaping,
+} from '../runtime/shaping-options.js';
 import { type ClientAuthLayout, prepareClientAuth } from './client-auth.js';
 import type { NetworkState } from './state.js';
 
@@ -83,12 +89,36 @@ export type ShapingOptions = Pick<UpOptions, 'networkModel' | 'bandwidthRate' | 
  * model names present, every rate as C tor allows (NetworkModelError,
  * BandwidthOptionError).
  */
-export function checkShaping(o: ShapingOptions & Pick<UpOptions, 'relays'>): void {
+export function checkShaping(o: ShapingOptions & Pick<UpOptions, 'relays' | 'onionServices'>): void {
   const model = o.networkModel ? loadNetworkModel(o.networkModel) : null;
   const limit = bandwidthLimit(o.bandwidthRate, o.bandwidthBurst);
-  const names = [...Array.from({ length: o.relays }, (_, i) => `relay${i}`), 'client'];
-  if (model) placeNodes(model, names);
-  for (const n of names) linkShaping(n, model, n === 'client' ? null : limit);
+  const relays = Array.from({ length: o.relays }, (_, i) => `relay${i}`);
+  const onions = Array.from({ length: o.onionServices }, (_, s) => onionModelName(s));
+  if (model) placeNodes(model, [...relays, 'client', ...onions]);
+  for (const n of [...relays, 'client']) linkShaping(n, model, n === 'client' ? null : limit);
+}
+
+/**
+ * An onion service's name in the network model: `onion<s>`, the service
+ * name state.json and the metrics use. All its instances share the
+ * service's location (one operator's machines, as Onionbalance backends
+ * usually are).
+ */
+export function onionModelName(service: number): string {
+  return `onion${service}`;
+}
+
+/**
+ * One onion-service instance's shaping: its links are named `onion<s>-<i>`,
+ * the node name `shallot fault` and state.json use, and sit in the
+ * service's location (explicit or the seeded draw), so its intro,
+ * rendezvous and HSDir circuits cross the model's latency as relays' do.
+ * No bandwidth limit: BandwidthRate is a relay option in C tor.
+ */
+export function onionShapingFor(o: ShapingOptions, service: number, instance: number): LinkShaping {
+  const model = o.networkModel ? loadNetworkModel(o.networkModel) : null;
+  const node = `${onionModelName(service)}-${instance}`;
+  return onionShaping(onionModelName(service), node, model) ?? namedShaping(node);
 }
 
 /**

@@ -23,7 +23,7 @@ import { createLogger, type Logger, type LogLevel } from '../runtime/log.js';
 import { type OpsServer, serveOps } from '../runtime/ops-server.js';
 import { FaultInjector, type FaultTarget } from './fault.js';
 import { type ControlServer, serveFaultControl } from './fault-control.js';
-import { clientAuthFor, shapingFor, type UpOptions } from './launch.js';
+import { clientAuthFor, onionShapingFor, shapingFor, type UpOptions } from './launch.js';
 import { type OnionServicesHandle, startOnionServices } from './onion.js';
 import type { ProgressSink } from './progress.js';
 import { type NetworkState, type NodeEntry, writeState, writeTargets } from './state.js';
@@ -145,6 +145,7 @@ export class LauncherThread {
         handshake: o.handshake,
         vanguardsLite: o.vanguardsLite,
         ...(auth ? { authorizedClientsDirs: auth.serviceDirs } : {}),
+        shaping: (s, i) => onionShapingFor(o, s, i),
       },
       (text) => progress.line(text),
     );

@@ -10,6 +10,7 @@ import type { Registry } from 'prom-client';
 import { ShallotClient } from '../client/client.js';
 import type { HandshakeName } from '../core/create-handshake.js';
 import type { AuthorityEndpoint } from '../net/dir-client.js';
+import type { LinkShaping } from '../net/link-delay.js';
 import { OnionService } from '../onion-service/service.js';
 import { readAuthorizedClients } from '../runtime/client-auth-files.js';
 import type { Logger } from '../runtime/log.js';
@@ -26,6 +27,8 @@ export interface OnionServicesOptions {
   vanguardsLite: boolean;
   /** Per service, the directory of its authorized clients' `.auth` keys (none: open to anyone). */
   authorizedClientsDirs?: readonly string[];
+  /** Each instance's link shaping (launch.ts onionShapingFor): its name for link faults, its place in the model. */
+  shaping?: (service: number, instance: number) => LinkShaping;
 }
 
 export interface OnionServicesHandle {
@@ -60,7 +63,13 @@ export async function startOnionServices(
             socksHost: '127.0.0.1',
             socksPort: null,
             refreshPromptly: true,
-            circuits: { tls: o.tls, prebuild: 0, handshake: o.handshake, vanguardsLite: o.vanguardsLite },
+            circuits: {
+              tls: o.tls,
+              prebuild: 0,
+              handshake: o.handshake,
+              vanguardsLite: o.vanguardsLite,
+              ...(o.shaping ? { shaping: o.shaping(s, i) } : {}),
+            },
           },
         );
         await client.start();

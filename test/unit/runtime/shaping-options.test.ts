@@ -8,6 +8,7 @@ import {
   loadNetworkModel,
   MIN_RELAY_BANDWIDTH_RATE,
   networkModelFrom,
+  onionShaping,
 } from '../../../services/runtime/shaping-options.js';
 
 const model = parseNetworkModel({ locations: ['us', 'eu'], defaultLatencyMs: 40, nodes: { r1: 'eu' } });
@@ -75,5 +76,30 @@ describe('networkModelFrom', () => {
     expect(networkModelFrom(undefined, undefined)).toBeNull();
     expect(() => networkModelFrom('/x.json', '{}')).toThrow(/not both/);
     expect(() => networkModelFrom(undefined, '{"locations":[]}')).toThrow(NetworkModelError);
+  });
+});
+
+describe('onionShaping (an onion-service instance in the model)', () => {
+  const m = parseNetworkModel({
+    locations: ['us', 'eu'],
+    defaultLatencyMs: 40,
+    nodes: { shop: 'eu' },
+    bandwidth: { 'shop-0': { rate: MIN_RELAY_BANDWIDTH_RATE } },
+  });
+
+  it("sits where the model places the service's name, or at --location; links named by the instance", () => {
+    expect(onionShaping('shop', 'shop-0', m)).toMatchObject({ node: 'shop-0', location: 'eu' });
+    expect(onionShaping('shop', 'shop-abc12', m, 'us')).toMatchObject({ node: 'shop-abc12', location: 'us' });
+  });
+
+  it('no model: null (the caller names links for faults); a bad location or an unplaced name is typed', () => {
+    expect(onionShaping('shop', 'shop-0', null)).toBeNull();
+    expect(() => onionShaping('shop', 'shop-0', m, 'mars')).toThrow(NetworkModelError);
+    expect(() => onionShaping('cafe', 'cafe-0', m)).toThrow(/"cafe" is in no location/);
+  });
+
+  it('the model can meter an instance by name (its bandwidth entry), as for any node', () => {
+    expect(onionShaping('shop', 'shop-0', m)?.limiter?.rate).toBe(MIN_RELAY_BANDWIDTH_RATE);
+    expect(onionShaping('shop', 'shop-1', m)?.limiter).toBeNull();
   });
 });

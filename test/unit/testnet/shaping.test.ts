@@ -7,7 +7,12 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { NetworkModelError } from '../../../services/core/network-model.js';
 import { BandwidthOptionError } from '../../../services/runtime/shaping-options.js';
-import { checkShaping, type ShapingOptions, shapingFor } from '../../../services/testnet/launch.js';
+import {
+  checkShaping,
+  onionShapingFor,
+  type ShapingOptions,
+  shapingFor,
+} from '../../../services/testnet/launch.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'shallot-model-'));
 function modelFile(model: unknown): string {
@@ -15,7 +20,10 @@ function modelFile(model: unknown): string {
   writeFileSync(f, JSON.stringify(model));
   return f;
 }
-const check = (over: ShapingOptions) => () => checkShaping({ relays: 4, ...over });
+const check =
+  (over: ShapingOptions, onionServices = 0) =>
+  () =>
+    checkShaping({ relays: 4, onionServices, ...over });
 
 const regions = {
   locations: ['us', 'eu', 'asia'],
@@ -54,5 +62,59 @@ describe('checkShaping', () => {
   it('no model and no rate: no delay and no limit, only the name link faults find links by', () => {
     expect(check({})).not.toThrow();
     expect(shapingFor({}, 'relay0')).toEqual({ node: 'relay0', model: null, location: null, limiter: null });
+  });
+
+  it('places each onion service under its name onion<s>: every instance in its location, links named onion<s>-<i>', () => {
+    const o = {
+      networkModel: modelFile({ ...regions, nodes: { ...regions.nodes, onion0: 'asia', onion1: 'eu' } }),
+    };
+    expect(check(o, 2)).not.toThrow();
+    for (const i of [0, 1]) {
+      const sh = onionShapingFor(o, 0, i);
+      expect(sh.node).toBe(`onion0-${i}`);
+      expect(sh.location).toBe('asia');
+      expect(sh.model?.locations).toEqual(['us', 'eu', 'asia']);
+      // BandwidthRate is a relay option (C tor): an onion service's links are not metered.
+      expect(sh.limiter).toBeNull();
+    }
+    expect(onionShapingFor(o, 1, 0).location).toBe('eu');
+    // Flags do not meter onion services either.
+    expect(onionShapingFor({ ...o, bandwidthRate: 1048576 }, 1, 0).limiter).toBeNull();
+  });
+
+  it('places an onion service the model does not list by the seeded draw, the same every time', () => {
+    const o = { networkModel: modelFile({ ...regions, assign: 'random', seed: 3 }) };
+    expect(check(o, 3)).not.toThrow();
+    const first = [0, 1, 2].map((s) => onionShapingFor(o, s, 0).location);
+    for (const l of first) expect(regions.locations).toContain(l);
+    expect([0, 1, 2].map((s) => onionShapingFor(o, s, 1).location)).toEqual(first);
+    // A different seed moves at least one of a dozen services (the draw depends on the seed).
+    const other = { networkModel: modelFile({ ...regions, assign: 'random', seed: 4 }) };
+    const dozen = Array.from({ length: 12 }, (_, s) => s);
+    expect(dozen.map((s) => onionShapingFor(other, s, 0).location)).not.toEqual(
+      dozen.map((s) => onionShapingFor(o, s, 0).location),
+    );
+  });
+
+  it('refuses an onion service in no location, and an onion service the network lacks', () => {
+    expect(check({ networkModel: modelFile(regions) }, 1)).toThrow(/"onion0" is in no location/);
+    const two = { ...regions, nodes: { ...regions.nodes, onion0: 'us', onion1: 'eu' } };
+    expect(check({ networkModel: modelFile(two) }, 1)).toThrow(/"onion1" is not in this network/);
+    expect(check({ networkModel: modelFile(two) }, 2)).not.toThrow();
+    // Instances are not nodes of the model: the service is.
+    const inst = { ...regions, nodes: { ...regions.nodes, onion0: 'us', 'onion0-0': 'eu' } };
+    expect(check({ networkModel: modelFile(inst) }, 1)).toThrow(/"onion0-0" is not in this network/);
+    expect(
+      check({ networkModel: modelFile({ ...regions, nodes: { ...regions.nodes, onion0: 'mars' } }) }, 1),
+    ).toThrow(/unknown location "mars"/);
+  });
+
+  it('no model: an onion instance gets only its name, for link faults', () => {
+    expect(onionShapingFor({}, 2, 1)).toEqual({
+      node: 'onion2-1',
+      model: null,
+      location: null,
+      limiter: null,
+    });
   });
 });
