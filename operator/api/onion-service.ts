@@ -3,6 +3,7 @@
  * OnionNetwork — a Deployment of instances sharing one identity Secret;
  * the onion address (derived from that identity) goes into status.
  */
+import { LOCATION_PATTERN } from '../../services/core/network-model.js';
 import {
   type Condition,
   conditionsSchema,
@@ -36,6 +37,8 @@ export interface OnionServiceSpec {
   };
   /** Client authorization: only these clients' x25519 keys open the descriptor (none: anyone). */
   authorizedClients?: AuthorizedClient[];
+  /** The instances' location in the network's model (default: where the model places the service's name). */
+  location?: string;
   resources?: ResourceRequirements;
 }
 
@@ -117,6 +120,10 @@ export const onionServiceSpecSchema: JSONSchema = obj(
         { required: ['name', 'publicKey'] },
       ),
     },
+    location: str(
+      "The instances' location in the network's spec.networkModel, so their links (intro, rendezvous and HSDir circuits) get its latency (README: Realistic networks); unset: where the model places this OnionService's name (explicitly or by its seeded draw). Ignored without a model.",
+      { minLength: 1, maxLength: 63, pattern: LOCATION_PATTERN },
+    ),
     resources: resourcesSchema,
   },
   { required: ['network'] },

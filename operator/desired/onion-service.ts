@@ -38,6 +38,7 @@ import {
   keyVolumes,
   LABEL_NETWORK,
   LABEL_ONION_SERVICE,
+  networkModelEnv,
   opsProbes,
   ownerRef,
   podNameEnv,
@@ -73,7 +74,12 @@ export interface OnionServiceInputs {
   authorityList: string;
   /** Last intro-key rotation (ISO time); a change rolls the instances. */
   introRotatedAt: string;
+  /** The network's model as its ConfigMap holds it, if any: its hash rolls the instances when it changes. */
+  networkModel?: string;
 }
+
+/** Hash of the model the instances started with (they read it from the ConfigMap at start). */
+export const ANN_NETWORK_MODEL_HASH = 'shallot.dev/network-model-hash';
 
 export function backendSpec(svc: OnionService): string {
   const b = svc.spec.backend;
@@ -161,6 +167,7 @@ export function desiredOnionDeployment(inp: OnionServiceInputs): KubeObject {
             [ANN_AUTHORITIES_HASH]: shortHash(inp.authorityList),
             [ANN_INTRO_ROTATED_AT]: inp.introRotatedAt,
             ...(clientAuth ? { [ANN_AUTHORIZED_CLIENTS_HASH]: shortHash(JSON.stringify(authFiles)) } : {}),
+            ...(inp.networkModel ? { [ANN_NETWORK_MODEL_HASH]: shortHash(inp.networkModel) } : {}),
           },
         },
         spec: {
@@ -201,6 +208,10 @@ export function desiredOnionDeployment(inp: OnionServiceInputs): KubeObject {
                 ...(clientAuth
                   ? [{ name: 'SHALLOT_AUTHORIZED_CLIENTS_DIR', value: AUTHORIZED_CLIENTS_DIR }]
                   : []),
+                // The network's model (from its ConfigMap, when it has one) and the service's place in it;
+                // unset, the instance takes the model's placement of SHALLOT_NAME (onion-service/main.ts).
+                networkModelEnv(spec.network),
+                ...(spec.location ? [{ name: 'SHALLOT_LOCATION', value: spec.location }] : []),
                 // NetworkFault pause of an instance: the network's link-fault table (desired/fault-token.ts).
                 faultTokenEnv,
               ],

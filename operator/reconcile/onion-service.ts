@@ -8,6 +8,7 @@
 import { fromUtf8 } from '../../services/core/bytes.js';
 import { parseClientAuthPublicKey } from '../../services/core/client-auth.js';
 import { randomBytes } from '../../services/core/crypto.js';
+import { locationOf, type NetworkModel, parseNetworkModel } from '../../services/core/network-model.js';
 import { decodeIdentityFile, encodeIdentityFile } from '../../services/core/onion-identity-file.js';
 import { API_VERSION } from '../api/crds.js';
 import { type OnionService, type OnionServiceStatus, onionServiceSpecSchema } from '../api/onion-service.js';
@@ -19,6 +20,7 @@ import {
   ANN_ROTATE_NOW,
   AUTHORITIES_KEY,
   b64,
+  NETWORK_MODEL_KEY,
   networkConfigMapName,
   ownerRef,
   unb64,
@@ -61,6 +63,34 @@ export function validateOnionService(svc: OnionService): string[] {
     }
   }
   return p;
+}
+
+/**
+ * Whether the instances can take their place in the network's model (the
+ * ConfigMap's copy of spec.networkModel): spec.location must be one of its
+ * locations, or the model must place the service's name itself. Said in
+ * the status, instead of by every instance failing at start.
+ */
+export function onionServiceLocationProblem(svc: OnionService, modelJson: string | undefined): string | null {
+  if (!modelJson) return null;
+  const net = `OnionNetwork ${svc.spec.network}`;
+  let model: NetworkModel;
+  try {
+    model = parseNetworkModel(modelJson);
+  } catch (e) {
+    return `${net}: ${(e as Error).message}`;
+  }
+  const loc = svc.spec.location;
+  if (loc !== undefined)
+    return model.locations.includes(loc)
+      ? null
+      : `spec.location: "${loc}" is not a location of ${net}'s model (${model.locations.join(', ')})`;
+  try {
+    locationOf(model, svc.metadata.name);
+    return null;
+  } catch {
+    return `spec.location is needed: ${net}'s model does not place "${svc.metadata.name}" (name it in nodes, or assign: random)`;
+  }
 }
 
 export async function reconcileOnionService(
@@ -116,6 +146,10 @@ export async function reconcileOnionService(
     name: networkConfigMapName(svc.spec.network),
   });
   const authorityList: string | undefined = cm?.data?.[AUTHORITIES_KEY];
+  const networkModel: string | undefined = cm?.data?.[NETWORK_MODEL_KEY];
+  // The network's model may change: look again later.
+  const location = onionServiceLocationProblem(svc, networkModel);
+  if (location) return degrade('InvalidLocation', location, 30_000);
 
   // Identity: generated once; an unreadable key is reported, never replaced (that would change the address).
   const secretRef = { apiVersion: 'v1', kind: 'Secret', namespace, name: onionSecretName(name) };
@@ -200,7 +234,13 @@ export async function reconcileOnionService(
       await ctx.recorder.event(raw, 'Normal', 'Created', `created Service ${peers.object.metadata.name}`);
     const r = await ensure(
       kube,
-      desiredOnionDeployment({ svc, images: ctx.images, authorityList, introRotatedAt: introAt }),
+      desiredOnionDeployment({
+        svc,
+        images: ctx.images,
+        authorityList,
+        introRotatedAt: introAt,
+        ...(networkModel ? { networkModel } : {}),
+      }),
     );
     if (r.action === 'created')
       await ctx.recorder.event(raw, 'Normal', 'Created', `created Deployment ${r.object.metadata.name}`);

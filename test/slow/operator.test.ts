@@ -251,6 +251,16 @@ describe('CRDs on a real apiserver', () => {
       /clientAuthSecret/,
     ],
     [
+      'an onion-service location that is no location name',
+      {
+        apiVersion: API_VERSION,
+        kind: 'OnionService',
+        metadata: { name: 'b14' },
+        spec: { network: 'x', location: 'two words' },
+      },
+      /location/,
+    ],
+    [
       'service without network',
       { apiVersion: API_VERSION, kind: 'OnionService', metadata: { name: 'b8' }, spec: {} },
       /network/,

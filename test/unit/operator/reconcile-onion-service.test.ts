@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { API_VERSION } from '../../../operator/api/crds.js';
 import { ANN_ROTATE_NOW, unb64 } from '../../../operator/desired/common.js';
+import { reconcileNetwork } from '../../../operator/reconcile/network.js';
 import { reconcileOnionService } from '../../../operator/reconcile/onion-service.js';
 import { fromUtf8, toBase32 } from '../../../services/core/bytes.js';
 import { generateClientAuthKey } from '../../../services/core/client-auth.js';
@@ -220,5 +221,81 @@ describe('OnionService client authorization', () => {
     expect(degraded.message).toMatch(/authorizedClients\[0\].*base32/);
     expect(degraded.message).toMatch(/appears twice/);
     expect(kube.getObj('Deployment', NS, 'web-onion')).toBeFalsy();
+  });
+});
+
+describe('OnionService under a network model', () => {
+  const model = { locations: ['us', 'eu'], defaultLatencyMs: 40, nodes: { netr0: 'eu' } };
+  async function world(spec: Record<string, unknown>, networkModel: Record<string, unknown> | null = model) {
+    const t = testContext();
+    t.kube.seed({
+      apiVersion: API_VERSION,
+      kind: 'OnionNetwork',
+      metadata: { name: 'net', namespace: NS },
+      spec: { relays: { replicas: 1 }, ...(networkModel ? { networkModel } : {}) },
+    });
+    await reconcileNetwork(t.ctx, NS, 'net');
+    t.kube.seed({
+      apiVersion: API_VERSION,
+      kind: 'OnionService',
+      metadata: { name: 'web', namespace: NS },
+      spec: { network: 'net', ...spec },
+    });
+    await reconcileOnionService(t.ctx, NS, 'web');
+    const dep = t.kube.getObj<any>('Deployment', NS, 'web-onion');
+    const env: any[] = dep?.spec.template.spec.containers[0].env ?? [];
+    return { ...t, dep, env };
+  }
+
+  it("gives the instances the network's model (from its ConfigMap) and spec.location; a model change rolls them", async () => {
+    const { env, dep, kube, ctx } = await world({ location: 'us' });
+    expect(env).toContainEqual({
+      name: 'SHALLOT_NETWORK_MODEL_JSON',
+      valueFrom: { configMapKeyRef: { name: 'net-network', key: 'networkModel', optional: true } },
+    });
+    expect(env).toContainEqual({ name: 'SHALLOT_LOCATION', value: 'us' });
+    // The service's name is its name in the model (onion-service/main.ts places SHALLOT_NAME).
+    expect(env).toContainEqual({ name: 'SHALLOT_NAME', value: 'web' });
+    const hash = dep.spec.template.metadata.annotations['shallot.dev/network-model-hash'];
+    expect(hash).toMatch(/\S/);
+    // The instances read the model at start: a changed model changes the template.
+    const net = kube.getObj<any>('OnionNetwork', NS, 'net')!;
+    kube.seed({ ...net, spec: { ...net.spec, networkModel: { ...model, defaultLatencyMs: 90 } } });
+    await reconcileNetwork(ctx, NS, 'net');
+    await reconcileOnionService(ctx, NS, 'web');
+    const after = kube.getObj<any>('Deployment', NS, 'web-onion')!;
+    expect(after.spec.template.metadata.annotations['shallot.dev/network-model-hash']).not.toBe(hash);
+  });
+
+  it('refuses a location the model lacks, or none when the model does not place the service, before any Deployment', async () => {
+    for (const [spec, want] of [
+      [
+        { location: 'mars' },
+        /spec\.location: "mars" is not a location of OnionNetwork net's model \(us, eu\)/,
+      ],
+      [{}, /spec\.location is needed: OnionNetwork net's model does not place "web"/],
+    ] as const) {
+      const { dep, kube, recorder } = await world(spec);
+      expect(dep).toBeUndefined();
+      const st = kube.getObj<any>('OnionService', NS, 'web')!.status;
+      const degraded = st.conditions.find((c: any) => c.type === 'Degraded');
+      expect(degraded).toMatchObject({ status: 'True', reason: 'InvalidLocation' });
+      expect(degraded.message).toMatch(want);
+      expect(recorder.events.filter((e) => e.reason === 'InvalidLocation')).toHaveLength(1);
+    }
+  });
+
+  it('runs where the model places its name (nodes or the seeded draw), and ignores a location without a model', async () => {
+    for (const m of [
+      { ...model, nodes: { ...model.nodes, web: 'eu' } },
+      { ...model, assign: 'random' },
+    ]) {
+      const placed = await world({}, m);
+      expect(placed.dep).toBeDefined();
+      expect(placed.env.some((e) => e.name === 'SHALLOT_LOCATION')).toBe(false);
+    }
+    const none = await world({ location: 'anywhere' }, null);
+    expect(none.dep).toBeDefined();
+    expect(none.dep.spec.template.metadata.annotations).not.toHaveProperty('shallot.dev/network-model-hash');
   });
 });
