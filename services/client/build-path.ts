@@ -47,7 +47,11 @@ export function chooseBuildPath(i: BuildPathInput): CircuitTarget[] {
       ? dir.relays
       : dir.relays.map((r) => ({ ...r, allowsExitPort: (p: number) => NetDir.exitAllows(r, host, p) }));
   const heard = (r: NetRelay) => !silent.has(r.id) || r.id === req.lastHop?.id;
-  const choose = (candidates: NetRelay[], g: NetRelay | GuardChooser | undefined) =>
+  const choose = (
+    candidates: NetRelay[],
+    g: NetRelay | GuardChooser | undefined,
+    l2: NetRelay[] | undefined,
+  ) =>
     choosePath<CircuitTarget>(
       candidates,
       {
@@ -59,10 +63,12 @@ export function chooseBuildPath(i: BuildPathInput): CircuitTarget[] {
         ...(req.exitPort !== undefined ? { exitPort: req.exitPort } : {}),
         ...(g ? { guard: g } : {}),
         ...(req.lastHop ? { lastHop: req.lastHop } : {}),
-        ...(layer2 ? { vanguards: layer2 } : {}),
+        ...(l2 ? { vanguards: l2 } : {}),
       },
       i.rng,
     );
+  // Layer-2 vanguards that stopped answering sit out while another member answers (the set itself stays).
+  const heardL2 = layer2?.some(heard) ? layer2.filter(heard) : layer2;
   try {
     const heardGuard: NetRelay | GuardChooser | undefined =
       typeof guard === 'function'
@@ -73,9 +79,9 @@ export function chooseBuildPath(i: BuildPathInput): CircuitTarget[] {
         : guard && heard(guard)
           ? guard
           : undefined;
-    return choose(relays.filter(heard), heardGuard);
+    return choose(relays.filter(heard), heardGuard, heardL2);
   } catch (e) {
     if (!(e instanceof PathError) || silent.size === 0) throw e;
-    return choose(relays, guard);
+    return choose(relays, guard, layer2);
   }
 }

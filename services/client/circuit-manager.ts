@@ -272,6 +272,8 @@ export class CircuitManager {
         if (isGuard) {
           this.guards.failed(first.id, this.now());
         }
+        // C tor connection_or_about_to_close: an OR connection we launched that failed marks the relay down.
+        if (!(e instanceof CircuitError && e.kind === 'timeout')) this.liveness.markUnresponsive(first.id);
         throw e;
       }
       const creating = OriginCircuit.create(channel, first, {
@@ -290,7 +292,12 @@ export class CircuitManager {
       if (exit) this.lastHops.set(circ, exit);
       for (const hop of path.slice(1)) {
         watch(hop);
-        await Promise.race([circ.extend(hop), abandoned]);
+        try {
+          await Promise.race([circ.extend(hop), abandoned]);
+        } catch (e) {
+          if (extendRefused(e, channel)) this.extendFailed(hop);
+          throw e;
+        }
         this.liveness.heardFrom(channel);
       }
       const ms = this.now() - started;
@@ -331,6 +338,22 @@ export class CircuitManager {
 
   isUnresponsive(id: string): boolean {
     return this.liveness.isUnresponsive(id);
+  }
+
+  /**
+   * The hop before `hop` answered our EXTEND2 with a DESTROY: it could not
+   * reach `hop` (a dead relay; C tor's relay sends this from
+   * circuit_n_chan_done when the channel to the next hop fails). C tor's
+   * client retries on a new path (circuituse.c circuit_build_failed) but may
+   * draw the same relay again; here the relay is avoided as a chosen hop for
+   * a minute, as one that stopped answering (relay-liveness.ts), so the
+   * retries of an onion connect do not keep meeting it.
+   */
+  private extendFailed(hop: CircuitTarget): void {
+    this.c.logger.info('a relay could not extend to the next hop; avoiding it for a while', {
+      relay: hop.nickname,
+    });
+    this.liveness.markUnresponsive(hop.id);
   }
 
   /**
@@ -434,6 +457,17 @@ export class CircuitManager {
     this.lifetimes.closeAll();
     this.pool.closeAll();
   }
+}
+
+/**
+ * Whether an EXTEND2 failed because the extending relay could not reach the
+ * next hop: a DESTROY with CONNECTFAILED, or CHANNEL_CLOSED from the relay
+ * while our own link to the first hop is still open (tor-spec §5.4).
+ */
+export function extendRefused(e: unknown, channel: Channel): boolean {
+  if (!(e instanceof CircuitError) || e.kind !== 'destroyed') return false;
+  if (e.reason === DestroyReason.CONNECTFAILED) return true;
+  return e.reason === DestroyReason.CHANNEL_CLOSED && channel.isOpen;
 }
 
 function toId(circ: OriginCircuit): string {

@@ -46,6 +46,18 @@ import { ConnectError } from './connect.js';
 import { type NetDir, type NetRelay, relayLegacyId } from './netdir.js';
 import { chooseRendezvousPoint, findIntroRelay, type OnionPeriodKeys } from './onion-params.js';
 
+/**
+ * A rendezvous attempt that failed where a new attempt, on new circuits
+ * through other relays, may not: a circuit that could not be built, no
+ * RENDEZVOUS_ESTABLISHED or no RENDEZVOUS2 in time, every intro point
+ * failing. C tor keeps the stream waiting and launches new intro and
+ * rendezvous circuits for it (hs_client.c hs_client_circuit_cleanup_on_free,
+ * circuituse.c circuit_build_failed: "Alice will pick a new rend point when
+ * this one dies, if the stream in question still cares"). A RENDEZVOUS2 that
+ * does not verify, or no usable rendezvous or intro point at all, is final.
+ */
+export class RetriableConnectError extends ConnectError {}
+
 /** What introduction and rendezvous use of the onion client. */
 export interface OnionRendezvousContext {
   circuits: Pick<CircuitManager, 'build' | 'isUnresponsive' | 'unresponsiveIds'>;
@@ -139,7 +151,7 @@ export class OnionRendezvous {
       rend = await rendP;
     } catch (e) {
       void nextIntro.then((c) => c.destroy(DestroyReason.FINISHED)).catch(() => {});
-      throw e instanceof ConnectError ? e : new ConnectError('rend_failed', String(e));
+      throw e instanceof ConnectError ? e : new RetriableConnectError('rend_failed', String(e));
     }
     const rendCirc = rend.circ;
     // In place before any INTRODUCE1, so a fast service's RENDEZVOUS2 is never missed.
@@ -219,10 +231,12 @@ export class OnionRendezvous {
     let timer: NodeJS.Timeout | undefined;
     try {
       const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new ConnectError('rend_failed', 'no RENDEZVOUS2 in time')),
-          this.o.rendezvousTimeoutMs,
-        );
+        timer = setTimeout(() => {
+          // The acked intro point's way to the service may be what is stuck (a frozen relay on the
+          // service's intro circuit): the next attempt tries another intro point first.
+          for (const s of sent) this.noteIntroFailure(s.ip);
+          reject(new RetriableConnectError('rend_failed', 'no RENDEZVOUS2 in time'));
+        }, this.o.rendezvousTimeoutMs);
       });
       const { msg } = await Promise.race([rend2, timeout]);
       const { Y, auth } = splitHandshakeInfo(decodeRendezvous2(bodyOf(msg)).handshakeInfo);
@@ -256,7 +270,11 @@ export class OnionRendezvous {
       return rendCirc;
     } catch (e) {
       rendCirc.destroy(DestroyReason.FINISHED);
-      throw e instanceof ConnectError ? e : new ConnectError('rend_failed', String(e));
+      if (e instanceof ConnectError) throw e;
+      // The rendezvous circuit died while we waited: another attempt may fare better; a bad cell is final.
+      throw e instanceof CircuitError
+        ? new RetriableConnectError('rend_failed', String(e))
+        : new ConnectError('rend_failed', String(e));
     } finally {
       clearTimeout(timer);
     }
@@ -307,7 +325,7 @@ export class OnionRendezvous {
         this.c.logger.debug('rendezvous point failed', { relay: rp.nickname, error: String(e) });
       }
     }
-    throw new ConnectError('rend_failed', `could not establish a rendezvous: ${String(last)}`);
+    throw new RetriableConnectError('rend_failed', `could not establish a rendezvous: ${String(last)}`);
   }
 }
 

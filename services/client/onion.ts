@@ -23,14 +23,21 @@
  *   BEGIN on it without CONNECTED in `streamTimeoutMs` rendezvouses again.
  * - Every phase runs inside the SOCKS request's deadline (proxy-server.ts):
  *   its own failure goes out first, else a `timeout` at the deadline.
- * - When every intro point of a cached descriptor fails, the descriptor is
- *   dropped and fetched once more (the service may have moved its intro
- *   points), as C tor does.
+ * - Dead or frozen relays (issues 14, 19): a failed attempt is tried again
+ *   on new circuits while `maxConnectAttempts` and the deadline (SocksTimeout)
+ *   allow (onionRetry below): a circuit that failed or no RENDEZVOUS2 in time
+ *   at once (another rendezvous point; the intro point that was used goes
+ *   last), every intro point failing after a short backoff and a fresh fetch
+ *   of the descriptor (the service may be moving its intro points), as C tor
+ *   keeps the stream waiting and launches new intro and rendezvous circuits.
+ *   Relays that could not be reached are left out of new paths for a minute
+ *   (circuit-manager.ts).
  *
  * Metrics: `shallot_onion_connect_seconds` (request to CONNECTED),
  * `shallot_onion_connect_phase_seconds{phase}` (descriptor, introduction,
  * rendezvous, stream: the same connect split, successful phases only),
  * `shallot_onion_connects_total{outcome}` (ok, the failure's kind or other),
+ * `shallot_onion_connect_retries_total{reason}` (circuit, timeout, refetch),
  * `shallot_client_rendezvous_chosen_total{relay}`; circuit metrics come from
  * the CircuitManager (purposes hsdir, onion-intro, onion-rend).
  *
@@ -62,7 +69,7 @@ import {
 import type { NetDir } from './netdir.js';
 import { OnionDescriptors } from './onion-descriptors.js';
 import { onionIdentityFor, onionLabel } from './onion-params.js';
-import { OnionRendezvous } from './onion-rendezvous.js';
+import { OnionRendezvous, RetriableConnectError } from './onion-rendezvous.js';
 
 export interface OnionClientOptions {
   logger?: Logger;
@@ -96,12 +103,14 @@ export interface OnionClientOptions {
   /** Rendezvous points tried when the circuit to one cannot be built (default 2). */
   maxRendAttempts?: number;
   /**
-   * Introductions and rendezvous tried for one request when a rendezvous
-   * fails (no RENDEZVOUS2 in time, the circuit died, no rendezvous point
-   * established), inside the request's deadline (default 3; C tor retries
-   * until SocksTimeout, see `open`).
+   * Rendezvous attempts per connect (default 6): each on new intro and rendezvous circuits after
+   * one failed to build or timed out (C tor retries until SocksTimeout; this bounds it in count too).
    */
-  maxRendezvousTries?: number;
+  maxConnectAttempts?: number;
+  /** No new attempt after this long from the request (default 120 s, C tor's SocksTimeout). */
+  connectTimeoutMs?: number;
+  /** First wait before refetching a descriptor whose intro points all failed (default 1 s, doubling). */
+  refetchBackoffMs?: number;
   /** Rendezvous circuits are reused for new streams until this old (default: the client's dirtiness). */
   maxDirtinessMs?: number;
   /** Descriptors cached at once (default 1000). */
@@ -168,7 +177,9 @@ export class OnionClient {
       streamTimeoutMs: opts.streamTimeoutMs ?? 10_000,
       maxIntroAttempts: opts.maxIntroAttempts ?? 3,
       maxRendAttempts: opts.maxRendAttempts ?? 2,
-      maxRendezvousTries: opts.maxRendezvousTries ?? 3,
+      maxConnectAttempts: opts.maxConnectAttempts ?? 6,
+      connectTimeoutMs: opts.connectTimeoutMs ?? 120_000,
+      refetchBackoffMs: opts.refetchBackoffMs ?? REFETCH_BACKOFF_MS,
       maxDirtinessMs: opts.maxDirtinessMs ?? source.circuits.opts.maxDirtinessMs,
       maxCachedDescriptors: opts.maxCachedDescriptors ?? 1000,
     };
@@ -241,29 +252,29 @@ export class OnionClient {
     }
 
     const authSecret = this.authKeys.get(toHex(identity));
-    let { desc, cached, keys } = await this.descs.eitherPeriod(label, identity, dir, authSecret);
-    let circ: OriginCircuit | undefined;
-    // A failed rendezvous is tried again with a new introduction and rendezvous point: C tor
-    // closes a rendezvous circuit that got no RENDEZVOUS2 (circuit_expire_building,
-    // c_rend_ready_cutoff) or failed to build, and the stream, still waiting in
-    // AP_CONN_STATE_CIRCUIT_WAIT, gets a new one until SocksTimeout
-    // (connection_ap_expire_beginning). A service whose circuit to the rendezvous point
-    // went through a stalled relay builds a new one for the new INTRODUCE2.
-    for (let tries = 1; !circ; tries++) {
+    let { desc, keys } = await this.descs.eitherPeriod(label, identity, dir, authSecret);
+    // C tor keeps the stream waiting and launches new intro and rendezvous circuits until SocksTimeout.
+    const deadline = this.now() + Math.min(remainingMs(req), this.o.connectTimeoutMs);
+    let circ: OriginCircuit | null = null;
+    for (let attempt = 1; circ === null; attempt++) {
       try {
         circ = await this.rend.rendezvous(identity, label, desc, keys, dir);
       } catch (e) {
-        const kind = e instanceof ConnectError ? e.kind : null;
-        if (kind === 'rend_failed' && tries < this.o.maxRendezvousTries && remainingMs(req) > 0) {
-          this.logger.debug('rendezvous failed; introducing again', { tries, error: String(e) });
-          this.m.streamRetries.labels({ server: 'onion', reason: 'rendezvous' }).inc();
-          continue;
+        const retry = onionRetry(
+          e,
+          { attempt, max: this.o.maxConnectAttempts, deadline, backoffMs: this.o.refetchBackoffMs },
+          this.now(),
+        );
+        if (retry === null || this.now() + retry.delayMs >= deadline) throw e;
+        this.m.onionConnectRetries.labels({ reason: retry.reason }).inc();
+        this.logger.info('onion connect: trying again on new circuits', { attempt, error: String(e) });
+        if (retry.reason === 'refetch') {
+          // The service may be moving its intro points (they lost their circuits): give it a moment to
+          // publish, then fetch afresh (C tor refetches once every intro point has failed).
+          await sleep(retry.delayMs);
+          this.descs.drop(label);
+          ({ desc } = await this.descs.get(label, keys, dir, authSecret));
         }
-        if (!cached || (kind !== 'intro_failed' && kind !== 'intro_timeout')) throw e;
-        // The service may have moved: fetch afresh once (C tor purges the cache entry too).
-        this.descs.drop(label);
-        ({ desc, cached } = await this.descs.get(label, keys, dir, authSecret));
-        circ = await this.rend.rendezvous(identity, label, desc, keys, dir);
       }
     }
     // Closed after MaxCircuitDirtiness once its streams are done (C tor's expiry of joined rendezvous circuits).
@@ -308,6 +319,41 @@ export class OnionClient {
     return null;
   }
 }
+
+/** Why a failed rendezvous attempt is tried again (`shallot_onion_connect_retries_total{reason}`). */
+export type OnionRetryReason = 'refetch' | 'circuit' | 'timeout';
+
+/** First wait before refetching a descriptor whose intro points all failed; doubled per retry up to 8 s. */
+export const REFETCH_BACKOFF_MS = 1_000;
+
+/**
+ * Whether to try a failed rendezvous attempt again, how and after how long
+ * (null: give up). Every intro point failed (NACK, circuit, timeout): the
+ * descriptor is fetched again after a short wait, as the service replaces
+ * intro points whose circuits died and republishes (C tor hs_client.c:
+ * failed intro points go to the client intro state cache and, once none is
+ * usable, the descriptor is refetched while the stream waits). A circuit that
+ * failed or a RENDEZVOUS2 that never came (RetriableConnectError): again at
+ * once, on new circuits (circuituse.c circuit_build_failed; the stream is
+ * re-attached after its timeout, connection_ap_expire_beginning). Anything
+ * else (a bad address, a RENDEZVOUS2 that does not verify) is final.
+ * Bounded by `max` attempts and the deadline (SocksTimeout).
+ */
+export function onionRetry(
+  e: unknown,
+  o: { attempt: number; max: number; deadline: number; backoffMs?: number },
+  now: number,
+): { reason: OnionRetryReason; delayMs: number } | null {
+  if (o.attempt >= o.max || now >= o.deadline) return null;
+  if (e instanceof ConnectError && (e.kind === 'intro_failed' || e.kind === 'intro_timeout')) {
+    const base = o.backoffMs ?? REFETCH_BACKOFF_MS;
+    return { reason: 'refetch', delayMs: Math.min(base * 2 ** (o.attempt - 1), 8 * base) };
+  }
+  if (!(e instanceof RetriableConnectError)) return null;
+  return { reason: /in time/.test(e.message) ? 'timeout' : 'circuit', delayMs: 0 };
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /**
  * The onion connector for a client (`ShallotClient.onion`): `client.circuits`

@@ -40,6 +40,12 @@ export function clientMetrics(r: Registry[]) {
       labelNames: ['outcome'] as const,
       registers: r,
     }),
+    onionConnectRetries: new Counter({
+      name: 'shallot_onion_connect_retries_total',
+      help: 'Onion connects tried again on new intro and rendezvous circuits, by reason (circuit: a circuit failed to build or died; timeout: no RENDEZVOUS2 or answer in time; refetch: every intro point of a cached descriptor failed, fetched afresh).',
+      labelNames: ['reason'] as const,
+      registers: r,
+    }),
     // -- By location under a network model (issue 18): services/client/location-metrics.ts.
     circuitBuildPath: new Histogram({
       name: 'shallot_circuit_build_path_seconds',

@@ -1,8 +1,9 @@
 // OnionClient against fake circuits: the intro-phase outcomes a live network
 // cannot easily produce (every INTRODUCE_ACK timing out -> 0xF7, a NACK then a
 // timeout -> 0xF2), refetching a cached descriptor when its intro points all
-// fail, HSDir answers (404 everywhere -> 0xF0, garbage -> 0xF1), and a
-// rendezvous point that cannot be reached -> 0xF3 after trying another.
+// fail, HSDir answers (404 everywhere -> 0xF0, garbage -> 0xF1), a
+// rendezvous point that cannot be reached -> 0xF3 after trying another, and
+// the connect's retries on new circuits (bounded in count and time).
 import { Duplex } from 'node:stream';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
@@ -10,8 +11,9 @@ import type { CircuitManager } from '../../../services/client/circuit-manager.js
 import { ConnectError } from '../../../services/client/connect.js';
 import { connectReply } from '../../../services/client/connect-reply.js';
 import { NetDir } from '../../../services/client/netdir.js';
-import { OnionClient, type OnionClientOptions } from '../../../services/client/onion.js';
+import { OnionClient, type OnionClientOptions, onionRetry } from '../../../services/client/onion.js';
 import { onionPeriodKeys, otherPeriodKeys } from '../../../services/client/onion-params.js';
+import { RetriableConnectError } from '../../../services/client/onion-rendezvous.js';
 import { DestroyReason } from '../../../services/core/cells.js';
 import { ed25519Expand } from '../../../services/core/crypto/ed25519-math.js';
 import {
@@ -89,8 +91,10 @@ interface Scenario {
   hsdir: () => { status: number; body: string };
   /** What each successive intro circuit does with INTRODUCE1. */
   intro: IntroBehaviour[];
-  /** Rendezvous circuit builds fail. */
-  rendFails?: boolean;
+  /** This many rendezvous circuit builds fail first (CONNECTFAILED), then they succeed. */
+  rendFails?: number;
+  /** Called on each rendezvous build (to move a fake clock). */
+  onRendBuild?: () => void;
 }
 
 /** Answers one dirRequest: waits for the request head, then writes the canned response. */
@@ -167,6 +171,8 @@ class FakeCirc {
   }
 }
 
+const SIX = { maxConnectAttempts: 6 };
+
 function harness(scenario: Scenario, opts: OnionClientOptions = {}) {
   const builds: string[] = [];
   const circs: FakeCirc[] = [];
@@ -184,7 +190,8 @@ function harness(scenario: Scenario, opts: OnionClientOptions = {}) {
     locations: { onionConnected() {} },
     async build(req: { purpose: string }) {
       builds.push(req.purpose);
-      if (req.purpose === 'onion-rend' && scenario.rendFails)
+      if (req.purpose === 'onion-rend') scenario.onRendBuild?.();
+      if (req.purpose === 'onion-rend' && count('onion-rend') <= (scenario.rendFails ?? 0))
         throw new CircuitError(DestroyReason.CONNECTFAILED, 'no');
       let behaviour: IntroBehaviour | undefined;
       if (req.purpose === 'onion-intro') {
@@ -198,7 +205,10 @@ function harness(scenario: Scenario, opts: OnionClientOptions = {}) {
     },
   } as unknown as CircuitManager;
   const registry = new Registry();
-  const oc = new OnionClient({ circuits, dir }, { registry, ...opts });
+  const oc = new OnionClient(
+    { circuits, dir },
+    { registry, refetchBackoffMs: 0, maxConnectAttempts: 1, ...opts },
+  );
   const connect = (host: string) =>
     oc.connect({ command: 1, host, port: 80, addressType: 'domain', isolationKey: 'k' }).then(
       () => 'ok' as const,
@@ -209,27 +219,63 @@ function harness(scenario: Scenario, opts: OnionClientOptions = {}) {
   return { oc, connect, count, circs, registry };
 }
 
+/** shallot_onion_connect_retries_total by reason (non-zero ones). */
+async function retries(registry: Registry): Promise<Record<string, number>> {
+  const m = await registry.getSingleMetric('shallot_onion_connect_retries_total')?.get();
+  return Object.fromEntries(
+    (m?.values ?? []).filter((v) => v.value > 0).map((v) => [String(v.labels.reason), v.value]),
+  );
+}
+
 function service(intros: number[]) {
   const seed = randomBytes(32);
   const address = encodeOnionAddress(ed25519Generate(() => seed).public);
-  return { address, text: descriptorFor(seed, intros) };
+  return { address, seed, text: descriptorFor(seed, intros) };
 }
 
 describe('OnionClient intro phase', () => {
-  it('0xF7 when every intro point times out (ACK or circuit build)', async () => {
+  it('0xF7 when every intro point times out (ACK or circuit build), after the connect attempts', async () => {
     const s = service([1, 2, 3]);
-    const h = harness({ hsdir: () => ({ status: 200, body: s.text }), intro: ['timeout', 'build-timeout'] });
+    const h = harness(
+      { hsdir: () => ({ status: 200, body: s.text }), intro: ['timeout', 'build-timeout'] },
+      SIX,
+    );
     expect(await h.connect(s.address)).toBe(SocksReply.ONION_INTRO_TIMEOUT);
-    expect(h.count('onion-intro')).toBe(3);
+    // 6 attempts (maxConnectAttempts), each after a fresh fetch, on new circuits to the 3 intro points.
+    expect(h.count('onion-intro')).toBe(18);
+    expect(h.count('hsdir')).toBe(6);
+    expect(await retries(h.registry)).toEqual({ refetch: 5 });
     // Nothing is left open: intro and rendezvous circuits are all torn down.
     expect(h.circs.filter((c) => c.purpose !== 'hsdir').every((c) => c.destroyed)).toBe(true);
   });
 
   it('0xF2 when the failures are not all timeouts', async () => {
     const s = service([1, 2]);
-    const h = harness({ hsdir: () => ({ status: 200, body: s.text }), intro: ['nack', 'timeout'] });
+    const h = harness(
+      {
+        hsdir: () => ({ status: 200, body: s.text }),
+        intro: ['nack', 'timeout'],
+      },
+      { maxConnectAttempts: 1 },
+    );
     expect(await h.connect(s.address)).toBe(SocksReply.ONION_INTRO_FAILED);
     expect(h.count('onion-intro')).toBe(2);
+  });
+
+  it('every intro point NACKing: fetches the descriptor again and uses the new intro points', async () => {
+    const old = service([1, 2]);
+    // The service moved its intro points (the old ones lost their circuits) and republished.
+    const moved = { ...old, text: descriptorFor(old.seed, [3]) };
+    let fetches = 0;
+    const h = harness(
+      { hsdir: () => ({ status: 200, body: fetches++ === 0 ? old.text : moved.text }), intro: ['nack'] },
+      { maxConnectAttempts: 2 },
+    );
+    expect(await h.connect(old.address)).toBe(SocksReply.ONION_INTRO_FAILED);
+    expect(await retries(h.registry)).toEqual({ refetch: 1 });
+    expect(h.count('hsdir')).toBe(2);
+    // Attempt 1 tried the 2 old intro points, attempt 2 the single new one.
+    expect(h.count('onion-intro')).toBe(2 + 1);
   });
 
   it('0xF2 when no intro point is in the consensus', async () => {
@@ -239,35 +285,98 @@ describe('OnionClient intro phase', () => {
     expect(h.count('onion-rend')).toBe(0);
   });
 
-  it('refetches a cached descriptor once when all its intro points fail', async () => {
+  it('refetches the descriptor when all its intro points fail, once per further attempt', async () => {
     const s = service([1]);
-    const h = harness({ hsdir: () => ({ status: 200, body: s.text }), intro: ['nack'] });
+    const h = harness(
+      { hsdir: () => ({ status: 200, body: s.text }), intro: ['nack'] },
+      { maxConnectAttempts: 2 },
+    );
     expect(await h.connect(s.address)).toBe(SocksReply.ONION_INTRO_FAILED);
-    expect(h.count('hsdir')).toBe(1);
+    expect(h.count('hsdir')).toBe(2);
     expect(h.oc.cachedDescriptor(s.address)).not.toBeNull();
     expect(await h.connect(s.address.toUpperCase())).toBe(SocksReply.ONION_INTRO_FAILED);
-    expect(h.count('hsdir')).toBe(2);
-    expect(h.count('onion-intro')).toBe(3);
+    expect(h.count('hsdir')).toBe(3);
+    expect(h.count('onion-intro')).toBe(4);
   });
 
   it('0xF3 after trying a second rendezvous point', async () => {
     const s = service([1]);
-    const scenario = (): Scenario => ({
-      hsdir: () => ({ status: 200, body: s.text }),
-      intro: ['nack'],
-      rendFails: true,
-    });
-    // One introduction: two rendezvous points (maxRendAttempts), each a different relay.
-    const h = harness(scenario(), { maxRendezvousTries: 1 });
+    const h = harness(
+      { hsdir: () => ({ status: 200, body: s.text }), intro: ['nack'], rendFails: Infinity },
+      { maxConnectAttempts: 1 },
+    );
     expect(await h.connect(s.address)).toBe(SocksReply.ONION_REND_FAILED);
     expect(h.count('onion-rend')).toBe(2);
     const m = await h.registry.getSingleMetric('shallot_client_rendezvous_chosen_total')?.get();
     const relays = (m?.values ?? []).filter((v) => v.value > 0).map((v) => v.labels.relay);
     expect(new Set(relays).size).toBe(2);
-    // By default a failed rendezvous is tried 3 times (C tor retries until SocksTimeout): 6 circuits.
-    const again = harness(scenario());
-    expect(await again.connect(s.address)).toBe(SocksReply.ONION_REND_FAILED);
-    expect(again.count('onion-rend')).toBe(6);
+  });
+
+  it('a rendezvous circuit that cannot be built is tried again on new circuits (C tor circuit_build_failed)', async () => {
+    const s = service([1]);
+    // The first 3 rendezvous builds fail (a dead relay on the way): attempt 1 loses both its
+    // rendezvous points, attempt 2 builds on its second and goes on to introduction.
+    const h = harness(
+      { hsdir: () => ({ status: 200, body: s.text }), intro: ['nack'], rendFails: 3 },
+      { maxConnectAttempts: 2 },
+    );
+    expect(await h.connect(s.address)).toBe(SocksReply.ONION_INTRO_FAILED);
+    expect(h.count('onion-rend')).toBe(4);
+    // One intro circuit per attempt (built beside the rendezvous circuit; attempt 1's is closed unused).
+    expect(h.count('onion-intro')).toBe(2);
+    expect(await retries(h.registry)).toEqual({ circuit: 1 });
+  });
+
+  it('gives up after maxConnectAttempts rendezvous attempts, counting each retry', async () => {
+    const s = service([1]);
+    const h = harness(
+      { hsdir: () => ({ status: 200, body: s.text }), intro: ['nack'], rendFails: Infinity },
+      SIX,
+    );
+    expect(await h.connect(s.address)).toBe(SocksReply.ONION_REND_FAILED);
+    expect(h.count('onion-rend')).toBe(12);
+    expect(await retries(h.registry)).toEqual({ circuit: 5 });
+  });
+
+  it('starts no attempt past connectTimeoutMs', async () => {
+    const s = service([1]);
+    let t = 0;
+    const h = harness(
+      {
+        hsdir: () => ({ status: 200, body: s.text }),
+        intro: ['nack'],
+        rendFails: Infinity,
+        onRendBuild: () => (t += 40_000),
+      },
+      { now: () => t, connectTimeoutMs: 100_000, maxConnectAttempts: 6 },
+    );
+    expect(await h.connect(s.address)).toBe(SocksReply.ONION_REND_FAILED);
+    // Attempt 1 ends at 80 s (two builds of 40 s), attempt 2 at 160 s: past the deadline, none after.
+    expect(h.count('onion-rend')).toBe(4);
+    expect(await retries(h.registry)).toEqual({ circuit: 1 });
+  });
+});
+
+describe('onionRetry', () => {
+  const rend = new RetriableConnectError('rend_failed', 'could not establish a rendezvous: x');
+  const late = new RetriableConnectError('rend_failed', 'no RENDEZVOUS2 in time');
+  const intro = new ConnectError('intro_failed', 'introduction failed: x');
+  const o = { attempt: 1, max: 6, deadline: 1_000, backoffMs: 100 };
+  it('retries circuit failures and timeouts at once, intro failures by a refetch after a doubling wait', () => {
+    expect(onionRetry(rend, o, 0)).toEqual({ reason: 'circuit', delayMs: 0 });
+    expect(onionRetry(late, o, 0)).toEqual({ reason: 'timeout', delayMs: 0 });
+    expect(onionRetry(intro, o, 0)).toEqual({ reason: 'refetch', delayMs: 100 });
+    expect(onionRetry(intro, { ...o, attempt: 3 }, 0)).toEqual({ reason: 'refetch', delayMs: 400 });
+    expect(onionRetry(intro, { ...o, attempt: 5 }, 0)).toEqual({ reason: 'refetch', delayMs: 800 });
+  });
+  it('gives up on final failures, at the last attempt and at the deadline', () => {
+    expect(
+      onionRetry(new ConnectError('rend_failed', 'RENDEZVOUS2 handshake does not verify'), o, 0),
+    ).toBeNull();
+    expect(onionRetry(new ConnectError('bad_address', 'x'), o, 0)).toBeNull();
+    expect(onionRetry(new Error('x'), o, 0)).toBeNull();
+    expect(onionRetry(rend, { ...o, attempt: 6 }, 0)).toBeNull();
+    expect(onionRetry(rend, o, 1_000)).toBeNull();
   });
 });
 

@@ -1,0 +1,219 @@
+// Onion connects survive dead or paused relays (issues 14 and 19: users hit
+// dead relays on both). Real processes on 127.0.0.1: a `shallot up
+// --process-per-node` network of 6 relays (relay0 and relay1 the exits) and
+// one onion service; `shallot fault` (the built CLI) kills or pauses two
+// non-exit relays, then a NEW client process (empty data dir) fetches the
+// onion service and the exit target, each fetch under its own SOCKS username
+// (fresh circuits). C tor retries a failed introduction or rendezvous
+// circuit on a new path and tries another intro point while the stream's
+// SocksTimeout allows (rend-spec-v3 §3; hs_client.c, circuituse.c
+// circuit_build_failed), so with 4 of 6 relays alive an onion fetch must
+// succeed as an exit fetch does. Threshold (≥ 95 %): with 2 of 6 relays
+// dead a path of fresh hops meets a dead one about half the time, and each
+// connect has a budget of several such paths; a correct client fails only
+// when every retry in its budget meets a dead relay (well under 1 %); 5 %
+// leaves room for one unlucky fetch in 20 without letting the old behaviour
+// (0 % with two killed, 50 % with two paused) pass.
+// Needs `npm run build` (dist/) and curl.
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { formatAuthorityList } from '../../services/net/dir-client.js';
+import { builtinSha256 } from '../../services/onion-service/builtin-http.js';
+import { ephemeralPort } from '../../services/testnet/ports.js';
+import type { RunningNetwork } from '../../services/testnet/up.js';
+import { upProcessNetwork } from '../helpers/testnet.js';
+
+const ROOT = new URL('../../', import.meta.url).pathname;
+const CLIENT = path.join(ROOT, 'dist/services/client/main.js');
+const CLI = path.join(ROOT, 'dist/services/testnet/main.js');
+const SIZE = 64 * 1024;
+/** Onion and exit fetches per scenario. */
+const ONION_FETCHES = 20;
+const EXIT_FETCHES = 10;
+const VANGUARDS = process.env.SHALLOT_VANGUARDS_LITE === '1';
+
+let dataDir: string;
+let network: RunningNetwork;
+let onion: string;
+let web: string;
+const children: ChildProcess[] = [];
+
+beforeAll(async () => {
+  dataDir = await mkdtemp(path.join(tmpdir(), 'shallot-onion-dead-'));
+  network = await upProcessNetwork({
+    relays: 6,
+    exits: 2,
+    onionServices: 1,
+    dataDir,
+    logLevel: 'info',
+    vanguardsLite: VANGUARDS,
+  });
+  onion = network.state.onionServices[0]?.address ?? '';
+  web = network.state.web ?? '';
+}, 300_000);
+
+afterAll(async () => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
+  await Promise.all(
+    children.map((c) =>
+      c.exitCode === null && c.signalCode === null ? new Promise((r) => c.once('exit', r)) : null,
+    ),
+  );
+  await network?.stop();
+  if (dataDir && !process.env.SHALLOT_KEEP) await rm(dataDir, { recursive: true, force: true });
+}, 60_000);
+
+function shallot(args: string[]): Promise<string> {
+  return new Promise((resolve, reject) =>
+    execFile(process.execPath, [CLI, ...args, '--data-dir', dataDir], (err, stdout, stderr) =>
+      err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout),
+    ),
+  );
+}
+
+interface StartedClient {
+  socks: string;
+  ops: number;
+  log: string;
+  child: ChildProcess;
+}
+
+/** A new client process with an empty data dir, logging at info to `<name>.log`. */
+async function startClient(name: string): Promise<StartedClient> {
+  const socksPort = await ephemeralPort();
+  const ops = await ephemeralPort();
+  const log = path.join(dataDir, `${name}.log`);
+  const child = spawn(
+    process.execPath,
+    [
+      CLIENT,
+      '--authorities',
+      formatAuthorityList(network.state.authorities),
+      '--socks-port',
+      String(socksPort),
+      '--ops-port',
+      String(ops),
+      '--data-dir',
+      path.join(dataDir, name),
+      '--log-level',
+      'info',
+      ...(VANGUARDS ? ['--vanguards-lite'] : []),
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  children.push(child);
+  const out = createWriteStream(log);
+  child.stdout?.pipe(out);
+  child.stderr?.pipe(out);
+  const end = Date.now() + 120_000;
+  for (;;) {
+    const ok = await fetch(`http://127.0.0.1:${ops}/readyz`, { signal: AbortSignal.timeout(1_000) }).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (ok) break;
+    if (child.exitCode !== null) throw new Error(`client exited: ${await readFile(log, 'utf8')}`);
+    if (Date.now() > end) throw new Error('client not ready in time');
+    await new Promise((r) => setTimeout(r, 1_000));
+  }
+  return { socks: `127.0.0.1:${socksPort}`, ops, log, child };
+}
+
+interface Outcome {
+  label: string;
+  ok: boolean;
+  ms: number;
+  error: string;
+}
+
+/** One curl through the client under its own SOCKS username (IsolateSOCKSAuth: fresh circuits). */
+function curl(socks: string, url: string, user: string): Promise<Outcome> {
+  const t0 = performance.now();
+  return new Promise((resolve) =>
+    execFile(
+      'curl',
+      ['-sS', '--max-time', '130', '--socks5-hostname', socks, '--proxy-user', `${user}:x`, url],
+      { encoding: 'buffer', maxBuffer: 16 << 20 },
+      (err, stdout, stderr) => {
+        const ms = performance.now() - t0;
+        const ok = !err && createHash('sha256').update(stdout).digest('hex') === builtinSha256(SIZE);
+        const error = err ? stderr.toString().trim() || err.message : ok ? '' : 'wrong body';
+        resolve({ label: `${user} ${url}`, ok, ms, error });
+      },
+    ),
+  );
+}
+
+/** `n` fetches, `parallel` at a time. */
+async function fetches(socks: string, url: string, prefix: string, n: number, parallel: number) {
+  const out: Outcome[] = [];
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: parallel }, async () => {
+      while (next < n) {
+        const i = next++;
+        out.push(await curl(socks, url, `${prefix}${i}`));
+      }
+    }),
+  );
+  return out;
+}
+
+function report(what: string, r: Outcome[]): number {
+  const failed = r.filter((o) => !o.ok);
+  const ms = r.map((o) => o.ms).sort((a, b) => a - b);
+  console.log(
+    `${what}: ${r.length - failed.length}/${r.length} ok, median ${(ms[Math.floor(ms.length / 2)] ?? 0).toFixed(0)} ms, max ${(ms.at(-1) ?? 0).toFixed(0)} ms`,
+  );
+  for (const f of failed) console.log(`  FAILED ${f.label} after ${f.ms.toFixed(0)} ms: ${f.error}`);
+  return (r.length - failed.length) / r.length;
+}
+
+/** Injects `kind` on relay2 and relay4 (neither an exit nor an authority), runs the fetches, heals. */
+async function scenario(kind: 'kill' | 'pause', name: string): Promise<void> {
+  const ids: string[] = [];
+  for (const relay of ['relay2', 'relay4']) {
+    const line = await shallot(['fault', 'inject', kind, relay, '--duration', '200']);
+    expect(line).toContain(`${kind} ${relay}`);
+    ids.push(/^#(\d+)/.exec(line)?.[1] ?? '');
+  }
+  try {
+    const client = await startClient(name);
+    const onionUrl = `http://${onion}/bytes/${SIZE}`;
+    const exitUrl = `http://${web}/bytes/${SIZE}`;
+    // Sequential then four at a time, as users and load generators do.
+    const seq = await fetches(client.socks, onionUrl, `${name}-s`, ONION_FETCHES / 2, 1);
+    const par = await fetches(client.socks, onionUrl, `${name}-p`, ONION_FETCHES / 2, 4);
+    const exits = await fetches(client.socks, exitUrl, `${name}-e`, EXIT_FETCHES, 2);
+    const onionRatio = report(`${name} onion`, [...seq, ...par]);
+    const exitRatio = report(`${name} exit`, exits);
+    const metrics = await (await fetch(`http://127.0.0.1:${client.ops}/metrics`)).text();
+    console.log(
+      metrics
+        .split('\n')
+        .filter((l) => /^shallot_onion_(connects|connect_retries)_total/.test(l))
+        .join('\n'),
+    );
+    expect(exitRatio).toBeGreaterThanOrEqual(0.95);
+    expect(onionRatio).toBeGreaterThanOrEqual(0.95);
+  } finally {
+    for (const id of ids) await shallot(['fault', 'heal', id]).catch(() => '');
+  }
+}
+
+describe('onion connects with two relays dead or paused', () => {
+  it('two non-exit relays killed: a fresh client reaches the onion service', async () => {
+    await scenario('kill', 'killed');
+  }, 600_000);
+
+  it('two non-exit relays paused: a fresh client reaches the onion service', async () => {
+    // The killed relays come back on heal; give the network a voting interval to list them again.
+    await new Promise((r) => setTimeout(r, 15_000));
+    await scenario('pause', 'paused');
+  }, 600_000);
+});
