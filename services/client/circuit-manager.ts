@@ -55,7 +55,7 @@ import {
 import { GuardStore } from './guard-store.js';
 import { LocationMetrics } from './location-metrics.js';
 import type { CircuitTarget, NetDir, NetRelay } from './netdir.js';
-import { RelayLiveness } from './relay-liveness.js';
+import { extendRefused, RelayLiveness } from './relay-liveness.js';
 
 /** Onion-service circuit purposes C tor spares on a build timeout (`hs_circ_has_timed_out`). */
 const HS_PURPOSES: ReadonlySet<PathPurpose> = new Set(['onion-intro', 'onion-rend']);
@@ -340,19 +340,9 @@ export class CircuitManager {
     return this.liveness.isUnresponsive(id);
   }
 
-  /**
-   * The hop before `hop` answered our EXTEND2 with a DESTROY: it could not
-   * reach `hop` (a dead relay; C tor's relay sends this from
-   * circuit_n_chan_done when the channel to the next hop fails). C tor's
-   * client retries on a new path (circuituse.c circuit_build_failed) but may
-   * draw the same relay again; here the relay is avoided as a chosen hop for
-   * a minute, as one that stopped answering (relay-liveness.ts), so the
-   * retries of an onion connect do not keep meeting it.
-   */
+  /** The hop before `hop` could not reach it (extendRefused): avoided as a chosen hop for a minute. */
   private extendFailed(hop: CircuitTarget): void {
-    this.c.logger.info('a relay could not extend to the next hop; avoiding it for a while', {
-      relay: hop.nickname,
-    });
+    this.c.logger.info('a relay could not extend to the next hop; avoiding it', { relay: hop.nickname });
     this.liveness.markUnresponsive(hop.id);
   }
 
@@ -457,17 +447,6 @@ export class CircuitManager {
     this.lifetimes.closeAll();
     this.pool.closeAll();
   }
-}
-
-/**
- * Whether an EXTEND2 failed because the extending relay could not reach the
- * next hop: a DESTROY with CONNECTFAILED, or CHANNEL_CLOSED from the relay
- * while our own link to the first hop is still open (tor-spec §5.4).
- */
-export function extendRefused(e: unknown, channel: Channel): boolean {
-  if (!(e instanceof CircuitError) || e.kind !== 'destroyed') return false;
-  if (e.reason === DestroyReason.CONNECTFAILED) return true;
-  return e.reason === DestroyReason.CHANNEL_CLOSED && channel.isOpen;
 }
 
 function toId(circ: OriginCircuit): string {

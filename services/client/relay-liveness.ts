@@ -8,8 +8,18 @@
  * and otherwise may pick the same silent relay again; on a testnet where
  * faults freeze relays on purpose that costs every onion connection its
  * full timeout, so the client remembers silence for a minute.
+ *
+ * Also avoided for a minute: a relay the hop before it could not reach (an
+ * EXTEND2 answered by DESTROY, extendRefused below; C tor's relay sends it
+ * from circuit_n_chan_done when the channel to the next hop fails, and C
+ * tor's client retries on a new path, circuituse.c circuit_build_failed,
+ * but may draw the same dead relay again), and a first hop we could not
+ * connect to (C tor connection_or_about_to_close marks it down until the
+ * next consensus).
  */
+import { DestroyReason } from '../core/cells.js';
 import type { Channel } from '../net/channel.js';
+import { CircuitError } from '../net/circuit-error.js';
 
 /**
  * How long a relay that stopped answering is kept out of onion-service
@@ -51,4 +61,15 @@ export class RelayLiveness {
   markUnresponsive(id: string): void {
     this.unresponsive.set(id, this.now() + UNRESPONSIVE_MS);
   }
+}
+
+/**
+ * Whether an EXTEND2 failed because the extending relay could not reach the
+ * next hop: a DESTROY with CONNECTFAILED, or CHANNEL_CLOSED from the relay
+ * while our own link to the first hop is still open (tor-spec §5.4).
+ */
+export function extendRefused(e: unknown, channel: Channel): boolean {
+  if (!(e instanceof CircuitError) || e.kind !== 'destroyed') return false;
+  if (e.reason === DestroyReason.CONNECTFAILED) return true;
+  return e.reason === DestroyReason.CHANNEL_CLOSED && channel.isOpen;
 }

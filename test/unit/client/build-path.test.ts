@@ -6,8 +6,8 @@
 // hop: DESTROY CONNECTFAILED, or CHANNEL_CLOSED with our own link still up.
 import { describe, expect, it } from 'vitest';
 import { chooseBuildPath } from '../../../services/client/build-path.js';
-import { extendRefused } from '../../../services/client/circuit-manager.js';
 import { NetDir } from '../../../services/client/netdir.js';
+import { extendRefused } from '../../../services/client/relay-liveness.js';
 import { DestroyReason } from '../../../services/core/cells.js';
 import { randomBytes } from '../../../services/core/crypto.js';
 import type { Channel } from '../../../services/net/channel.js';
