@@ -82,6 +82,8 @@ export function chooseBuildPath(i: BuildPathInput): CircuitTarget[] {
     return choose(relays.filter(heard), heardGuard, heardL2);
   } catch (e) {
     if (!(e instanceof PathError) || silent.size === 0) throw e;
-    return choose(relays, guard, layer2);
+    // Silent vanguards stay out even now while another member answers: when every answering one is
+    // this path's guard or target, the caller does better with another target (rendezvous point).
+    return choose(relays, guard, heardL2);
   }
 }

@@ -100,7 +100,7 @@ export interface OnionClientOptions {
   streamTimeoutMs?: number;
   /** Intro points tried per rendezvous (default 3, as C tor's intro retries). */
   maxIntroAttempts?: number;
-  /** Rendezvous points tried when the circuit to one cannot be built (default 2). */
+  /** Rendezvous points tried per attempt when the circuit to one cannot be built (default 3). */
   maxRendAttempts?: number;
   /**
    * Rendezvous attempts per connect (default 6): each on new intro and rendezvous circuits after
@@ -176,7 +176,7 @@ export class OnionClient {
       rendezvousTimeoutMs: opts.rendezvousTimeoutMs ?? 30_000,
       streamTimeoutMs: opts.streamTimeoutMs ?? 10_000,
       maxIntroAttempts: opts.maxIntroAttempts ?? 3,
-      maxRendAttempts: opts.maxRendAttempts ?? 2,
+      maxRendAttempts: opts.maxRendAttempts ?? 3,
       maxConnectAttempts: opts.maxConnectAttempts ?? 6,
       connectTimeoutMs: opts.connectTimeoutMs ?? 120_000,
       refetchBackoffMs: opts.refetchBackoffMs ?? REFETCH_BACKOFF_MS,

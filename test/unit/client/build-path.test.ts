@@ -1,8 +1,9 @@
 // Paths around relays that just failed (client/build-path.ts,
 // circuit-manager.ts): a layer-2 vanguard that stopped answering or could
 // not be reached sits out while another member answers (prop 333's set
-// itself is kept), every hop is still one of the set, and when the whole
-// set is silent it is used anyway. Which EXTEND2 failures blame the next
+// itself is kept), every hop is still one of the set, when the whole set
+// is silent it is used anyway, and when the only answering one collides
+// with the target there is no path (the caller picks another target). Which EXTEND2 failures blame the next
 // hop: DESTROY CONNECTFAILED, or CHANNEL_CLOSED with our own link still up.
 import { describe, expect, it } from 'vitest';
 import { chooseBuildPath } from '../../../services/client/build-path.js';
@@ -10,6 +11,7 @@ import { NetDir } from '../../../services/client/netdir.js';
 import { extendRefused } from '../../../services/client/relay-liveness.js';
 import { DestroyReason } from '../../../services/core/cells.js';
 import { randomBytes } from '../../../services/core/crypto.js';
+import { PathError } from '../../../services/core/path.js';
 import type { Channel } from '../../../services/net/channel.js';
 import { CircuitError } from '../../../services/net/circuit-error.js';
 import { fakeRelay, testConsensus } from '../../helpers/fake-consensus.js';
@@ -61,6 +63,21 @@ describe('chooseBuildPath with layer-2 vanguards', () => {
       rng: randomBytes,
     });
     expect(all.has(path[1]!.id)).toBe(true);
+  });
+
+  it('no path (not a silent vanguard) when the only answering vanguard is the target', () => {
+    // The caller then picks another rendezvous point instead of extending through a dead relay.
+    expect(() =>
+      chooseBuildPath({
+        dir,
+        req: { purpose: 'onion-rend', lastHop: d!, length: 2 },
+        guard,
+        layer2: [a!, b!, c!, d!],
+        silent: new Set([a!.id, b!.id, c!.id]),
+        enforceSubnets: false,
+        rng: randomBytes,
+      }),
+    ).toThrow(PathError);
   });
 });
 

@@ -299,17 +299,17 @@ describe('OnionClient intro phase', () => {
     expect(h.count('onion-intro')).toBe(4);
   });
 
-  it('0xF3 after trying a second rendezvous point', async () => {
+  it('0xF3 after trying three rendezvous points', async () => {
     const s = service([1]);
     const h = harness(
       { hsdir: () => ({ status: 200, body: s.text }), intro: ['nack'], rendFails: Infinity },
       { maxConnectAttempts: 1 },
     );
     expect(await h.connect(s.address)).toBe(SocksReply.ONION_REND_FAILED);
-    expect(h.count('onion-rend')).toBe(2);
+    expect(h.count('onion-rend')).toBe(3);
     const m = await h.registry.getSingleMetric('shallot_client_rendezvous_chosen_total')?.get();
     const relays = (m?.values ?? []).filter((v) => v.value > 0).map((v) => v.labels.relay);
-    expect(new Set(relays).size).toBe(2);
+    expect(new Set(relays).size).toBe(3);
   });
 
   it('a rendezvous circuit that cannot be built is tried again on new circuits (C tor circuit_build_failed)', async () => {
@@ -318,7 +318,7 @@ describe('OnionClient intro phase', () => {
     // rendezvous points, attempt 2 builds on its second and goes on to introduction.
     const h = harness(
       { hsdir: () => ({ status: 200, body: s.text }), intro: ['nack'], rendFails: 3 },
-      { maxConnectAttempts: 2 },
+      { maxConnectAttempts: 2, maxRendAttempts: 2 },
     );
     expect(await h.connect(s.address)).toBe(SocksReply.ONION_INTRO_FAILED);
     expect(h.count('onion-rend')).toBe(4);
@@ -331,7 +331,7 @@ describe('OnionClient intro phase', () => {
     const s = service([1]);
     const h = harness(
       { hsdir: () => ({ status: 200, body: s.text }), intro: ['nack'], rendFails: Infinity },
-      SIX,
+      { ...SIX, maxRendAttempts: 2 },
     );
     expect(await h.connect(s.address)).toBe(SocksReply.ONION_REND_FAILED);
     expect(h.count('onion-rend')).toBe(12);
@@ -348,7 +348,7 @@ describe('OnionClient intro phase', () => {
         rendFails: Infinity,
         onRendBuild: () => (t += 40_000),
       },
-      { now: () => t, connectTimeoutMs: 100_000, maxConnectAttempts: 6 },
+      { now: () => t, connectTimeoutMs: 100_000, maxConnectAttempts: 6, maxRendAttempts: 2 },
     );
     expect(await h.connect(s.address)).toBe(SocksReply.ONION_REND_FAILED);
     // Attempt 1 ends at 80 s (two builds of 40 s), attempt 2 at 160 s: past the deadline, none after.
