@@ -24,7 +24,7 @@
  * - Every phase runs inside the SOCKS request's deadline (proxy-server.ts):
  *   its own failure goes out first, else a `timeout` at the deadline.
  * - Dead or frozen relays (issues 14, 19): a failed attempt is tried again
- *   on new circuits while `maxConnectAttempts` and the deadline (SocksTimeout)
+ *   on new circuits while `maxRendezvousTries` and the deadline (SocksTimeout)
  *   allow (onionRetry below): a circuit that failed or no RENDEZVOUS2 in time
  *   at once (another rendezvous point; the intro point that was used goes
  *   last), every intro point failing after a short backoff and a fresh fetch
@@ -37,7 +37,7 @@
  * `shallot_onion_connect_phase_seconds{phase}` (descriptor, introduction,
  * rendezvous, stream: the same connect split, successful phases only),
  * `shallot_onion_connects_total{outcome}` (ok, the failure's kind or other),
- * `shallot_onion_connect_retries_total{reason}` (circuit, timeout, refetch),
+ * `shallot_client_stream_retries_total{server="onion",reason}` (rendezvous, descriptor: onionRetry),
  * `shallot_client_rendezvous_chosen_total{relay}`; circuit metrics come from
  * the CircuitManager (purposes hsdir, onion-intro, onion-rend).
  *
@@ -106,7 +106,7 @@ export interface OnionClientOptions {
    * Rendezvous attempts per connect (default 6): each on new intro and rendezvous circuits after
    * one failed to build or timed out (C tor retries until SocksTimeout; this bounds it in count too).
    */
-  maxConnectAttempts?: number;
+  maxRendezvousTries?: number;
   /** No new attempt after this long from the request (default 120 s, C tor's SocksTimeout). */
   connectTimeoutMs?: number;
   /** First wait before refetching a descriptor whose intro points all failed (default 1 s, doubling). */
@@ -177,7 +177,7 @@ export class OnionClient {
       streamTimeoutMs: opts.streamTimeoutMs ?? 10_000,
       maxIntroAttempts: opts.maxIntroAttempts ?? 3,
       maxRendAttempts: opts.maxRendAttempts ?? 3,
-      maxConnectAttempts: opts.maxConnectAttempts ?? 6,
+      maxRendezvousTries: opts.maxRendezvousTries ?? 6,
       connectTimeoutMs: opts.connectTimeoutMs ?? 120_000,
       refetchBackoffMs: opts.refetchBackoffMs ?? REFETCH_BACKOFF_MS,
       maxDirtinessMs: opts.maxDirtinessMs ?? source.circuits.opts.maxDirtinessMs,
@@ -262,13 +262,13 @@ export class OnionClient {
       } catch (e) {
         const retry = onionRetry(
           e,
-          { attempt, max: this.o.maxConnectAttempts, deadline, backoffMs: this.o.refetchBackoffMs },
+          { attempt, max: this.o.maxRendezvousTries, deadline, backoffMs: this.o.refetchBackoffMs },
           this.now(),
         );
         if (retry === null || this.now() + retry.delayMs >= deadline) throw e;
-        this.m.onionConnectRetries.labels({ reason: retry.reason }).inc();
+        this.m.streamRetries.labels({ server: 'onion', reason: retry.reason }).inc();
         this.logger.info('onion connect: trying again on new circuits', { attempt, error: String(e) });
-        if (retry.reason === 'refetch') {
+        if (retry.reason === 'descriptor') {
           // The service may be moving its intro points (they lost their circuits): give it a moment to
           // publish, then fetch afresh (C tor refetches once every intro point has failed).
           await sleep(retry.delayMs);
@@ -320,8 +320,12 @@ export class OnionClient {
   }
 }
 
-/** Why a failed rendezvous attempt is tried again (`shallot_onion_connect_retries_total{reason}`). */
-export type OnionRetryReason = 'refetch' | 'circuit' | 'timeout';
+/**
+ * Why a failed rendezvous attempt is tried again, as
+ * `shallot_client_stream_retries_total{server="onion",reason}` counts it:
+ * a new introduction and rendezvous, or that after a fresh descriptor.
+ */
+export type OnionRetryReason = 'rendezvous' | 'descriptor';
 
 /** First wait before refetching a descriptor whose intro points all failed; doubled per retry up to 8 s. */
 export const REFETCH_BACKOFF_MS = 1_000;
@@ -347,10 +351,10 @@ export function onionRetry(
   if (o.attempt >= o.max || now >= o.deadline) return null;
   if (e instanceof ConnectError && (e.kind === 'intro_failed' || e.kind === 'intro_timeout')) {
     const base = o.backoffMs ?? REFETCH_BACKOFF_MS;
-    return { reason: 'refetch', delayMs: Math.min(base * 2 ** (o.attempt - 1), 8 * base) };
+    return { reason: 'descriptor', delayMs: Math.min(base * 2 ** (o.attempt - 1), 8 * base) };
   }
   if (!(e instanceof RetriableConnectError)) return null;
-  return { reason: /in time/.test(e.message) ? 'timeout' : 'circuit', delayMs: 0 };
+  return { reason: 'rendezvous', delayMs: 0 };
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

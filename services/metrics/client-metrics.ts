@@ -40,12 +40,6 @@ export function clientMetrics(r: Registry[]) {
       labelNames: ['outcome'] as const,
       registers: r,
     }),
-    onionConnectRetries: new Counter({
-      name: 'shallot_onion_connect_retries_total',
-      help: 'Onion connects tried again on new intro and rendezvous circuits, by reason (circuit: a circuit failed to build or died; timeout: no RENDEZVOUS2 or answer in time; refetch: every intro point of a cached descriptor failed, fetched afresh).',
-      labelNames: ['reason'] as const,
-      registers: r,
-    }),
     // -- By location under a network model (issue 18): services/client/location-metrics.ts.
     circuitBuildPath: new Histogram({
       name: 'shallot_circuit_build_path_seconds',
@@ -151,7 +145,7 @@ export function clientMetrics(r: Registry[]) {
     }),
     streamRetries: new Counter({
       name: 'shallot_client_stream_retries_total',
-      help: 'Streams retried on another circuit, by server kind (exit, onion) and reason (timeout: no CONNECTED within CircuitStreamTimeout, 10 s then 15 s; circuit: the circuit failed or the exit refused for a reason that is not final; rendezvous: an onion connect introduced again after a failed rendezvous).',
+      help: 'Streams retried on another circuit, by server kind (exit, onion) and reason (timeout: no CONNECTED within CircuitStreamTimeout, 10 s then 15 s; circuit: the circuit failed or the exit refused for a reason that is not final; rendezvous: an onion connect introduced again on new circuits after a circuit failed or no RENDEZVOUS2 came; descriptor: every intro point failed, the descriptor was fetched again first).',
       labelNames: ['server', 'reason'] as const,
       registers: r,
     }),

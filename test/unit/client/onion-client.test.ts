@@ -171,7 +171,7 @@ class FakeCirc {
   }
 }
 
-const SIX = { maxConnectAttempts: 6 };
+const SIX = { maxRendezvousTries: 6 };
 
 function harness(scenario: Scenario, opts: OnionClientOptions = {}) {
   const builds: string[] = [];
@@ -207,7 +207,7 @@ function harness(scenario: Scenario, opts: OnionClientOptions = {}) {
   const registry = new Registry();
   const oc = new OnionClient(
     { circuits, dir },
-    { registry, refetchBackoffMs: 0, maxConnectAttempts: 1, ...opts },
+    { registry, refetchBackoffMs: 0, maxRendezvousTries: 1, ...opts },
   );
   const connect = (host: string) =>
     oc.connect({ command: 1, host, port: 80, addressType: 'domain', isolationKey: 'k' }).then(
@@ -219,11 +219,13 @@ function harness(scenario: Scenario, opts: OnionClientOptions = {}) {
   return { oc, connect, count, circs, registry };
 }
 
-/** shallot_onion_connect_retries_total by reason (non-zero ones). */
+/** shallot_client_stream_retries_total{server="onion"} by reason (non-zero ones). */
 async function retries(registry: Registry): Promise<Record<string, number>> {
-  const m = await registry.getSingleMetric('shallot_onion_connect_retries_total')?.get();
+  const m = await registry.getSingleMetric('shallot_client_stream_retries_total')?.get();
   return Object.fromEntries(
-    (m?.values ?? []).filter((v) => v.value > 0).map((v) => [String(v.labels.reason), v.value]),
+    (m?.values ?? [])
+      .filter((v) => v.value > 0 && v.labels.server === 'onion')
+      .map((v) => [String(v.labels.reason), v.value]),
   );
 }
 
@@ -241,10 +243,10 @@ describe('OnionClient intro phase', () => {
       SIX,
     );
     expect(await h.connect(s.address)).toBe(SocksReply.ONION_INTRO_TIMEOUT);
-    // 6 attempts (maxConnectAttempts), each after a fresh fetch, on new circuits to the 3 intro points.
+    // 6 attempts (maxRendezvousTries), each after a fresh fetch, on new circuits to the 3 intro points.
     expect(h.count('onion-intro')).toBe(18);
     expect(h.count('hsdir')).toBe(6);
-    expect(await retries(h.registry)).toEqual({ refetch: 5 });
+    expect(await retries(h.registry)).toEqual({ descriptor: 5 });
     // Nothing is left open: intro and rendezvous circuits are all torn down.
     expect(h.circs.filter((c) => c.purpose !== 'hsdir').every((c) => c.destroyed)).toBe(true);
   });
@@ -256,7 +258,7 @@ describe('OnionClient intro phase', () => {
         hsdir: () => ({ status: 200, body: s.text }),
         intro: ['nack', 'timeout'],
       },
-      { maxConnectAttempts: 1 },
+      { maxRendezvousTries: 1 },
     );
     expect(await h.connect(s.address)).toBe(SocksReply.ONION_INTRO_FAILED);
     expect(h.count('onion-intro')).toBe(2);
@@ -269,10 +271,10 @@ describe('OnionClient intro phase', () => {
     let fetches = 0;
     const h = harness(
       { hsdir: () => ({ status: 200, body: fetches++ === 0 ? old.text : moved.text }), intro: ['nack'] },
-      { maxConnectAttempts: 2 },
+      { maxRendezvousTries: 2 },
     );
     expect(await h.connect(old.address)).toBe(SocksReply.ONION_INTRO_FAILED);
-    expect(await retries(h.registry)).toEqual({ refetch: 1 });
+    expect(await retries(h.registry)).toEqual({ descriptor: 1 });
     expect(h.count('hsdir')).toBe(2);
     // Attempt 1 tried the 2 old intro points, attempt 2 the single new one.
     expect(h.count('onion-intro')).toBe(2 + 1);
@@ -289,7 +291,7 @@ describe('OnionClient intro phase', () => {
     const s = service([1]);
     const h = harness(
       { hsdir: () => ({ status: 200, body: s.text }), intro: ['nack'] },
-      { maxConnectAttempts: 2 },
+      { maxRendezvousTries: 2 },
     );
     expect(await h.connect(s.address)).toBe(SocksReply.ONION_INTRO_FAILED);
     expect(h.count('hsdir')).toBe(2);
@@ -303,7 +305,7 @@ describe('OnionClient intro phase', () => {
     const s = service([1]);
     const h = harness(
       { hsdir: () => ({ status: 200, body: s.text }), intro: ['nack'], rendFails: Infinity },
-      { maxConnectAttempts: 1 },
+      { maxRendezvousTries: 1 },
     );
     expect(await h.connect(s.address)).toBe(SocksReply.ONION_REND_FAILED);
     expect(h.count('onion-rend')).toBe(3);
@@ -318,16 +320,16 @@ describe('OnionClient intro phase', () => {
     // rendezvous points, attempt 2 builds on its second and goes on to introduction.
     const h = harness(
       { hsdir: () => ({ status: 200, body: s.text }), intro: ['nack'], rendFails: 3 },
-      { maxConnectAttempts: 2, maxRendAttempts: 2 },
+      { maxRendezvousTries: 2, maxRendAttempts: 2 },
     );
     expect(await h.connect(s.address)).toBe(SocksReply.ONION_INTRO_FAILED);
     expect(h.count('onion-rend')).toBe(4);
     // One intro circuit per attempt (built beside the rendezvous circuit; attempt 1's is closed unused).
     expect(h.count('onion-intro')).toBe(2);
-    expect(await retries(h.registry)).toEqual({ circuit: 1 });
+    expect(await retries(h.registry)).toEqual({ rendezvous: 1 });
   });
 
-  it('gives up after maxConnectAttempts rendezvous attempts, counting each retry', async () => {
+  it('gives up after maxRendezvousTries rendezvous attempts, counting each retry', async () => {
     const s = service([1]);
     const h = harness(
       { hsdir: () => ({ status: 200, body: s.text }), intro: ['nack'], rendFails: Infinity },
@@ -335,7 +337,7 @@ describe('OnionClient intro phase', () => {
     );
     expect(await h.connect(s.address)).toBe(SocksReply.ONION_REND_FAILED);
     expect(h.count('onion-rend')).toBe(12);
-    expect(await retries(h.registry)).toEqual({ circuit: 5 });
+    expect(await retries(h.registry)).toEqual({ rendezvous: 5 });
   });
 
   it('starts no attempt past connectTimeoutMs', async () => {
@@ -348,12 +350,12 @@ describe('OnionClient intro phase', () => {
         rendFails: Infinity,
         onRendBuild: () => (t += 40_000),
       },
-      { now: () => t, connectTimeoutMs: 100_000, maxConnectAttempts: 6, maxRendAttempts: 2 },
+      { now: () => t, connectTimeoutMs: 100_000, maxRendezvousTries: 6, maxRendAttempts: 2 },
     );
     expect(await h.connect(s.address)).toBe(SocksReply.ONION_REND_FAILED);
     // Attempt 1 ends at 80 s (two builds of 40 s), attempt 2 at 160 s: past the deadline, none after.
     expect(h.count('onion-rend')).toBe(4);
-    expect(await retries(h.registry)).toEqual({ circuit: 1 });
+    expect(await retries(h.registry)).toEqual({ rendezvous: 1 });
   });
 });
 
@@ -363,11 +365,11 @@ describe('onionRetry', () => {
   const intro = new ConnectError('intro_failed', 'introduction failed: x');
   const o = { attempt: 1, max: 6, deadline: 1_000, backoffMs: 100 };
   it('retries circuit failures and timeouts at once, intro failures by a refetch after a doubling wait', () => {
-    expect(onionRetry(rend, o, 0)).toEqual({ reason: 'circuit', delayMs: 0 });
-    expect(onionRetry(late, o, 0)).toEqual({ reason: 'timeout', delayMs: 0 });
-    expect(onionRetry(intro, o, 0)).toEqual({ reason: 'refetch', delayMs: 100 });
-    expect(onionRetry(intro, { ...o, attempt: 3 }, 0)).toEqual({ reason: 'refetch', delayMs: 400 });
-    expect(onionRetry(intro, { ...o, attempt: 5 }, 0)).toEqual({ reason: 'refetch', delayMs: 800 });
+    expect(onionRetry(rend, o, 0)).toEqual({ reason: 'rendezvous', delayMs: 0 });
+    expect(onionRetry(late, o, 0)).toEqual({ reason: 'rendezvous', delayMs: 0 });
+    expect(onionRetry(intro, o, 0)).toEqual({ reason: 'descriptor', delayMs: 100 });
+    expect(onionRetry(intro, { ...o, attempt: 3 }, 0)).toEqual({ reason: 'descriptor', delayMs: 400 });
+    expect(onionRetry(intro, { ...o, attempt: 5 }, 0)).toEqual({ reason: 'descriptor', delayMs: 800 });
   });
   it('gives up on final failures, at the last attempt and at the deadline', () => {
     expect(
