@@ -196,7 +196,9 @@ async function scenario(kind: 'kill' | 'pause', name: string): Promise<void> {
     console.log(
       metrics
         .split('\n')
-        .filter((l) => /^shallot_onion_(connects|connect_retries)_total/.test(l))
+        .filter((l) =>
+          /^shallot_onion_connects_total|^shallot_client_stream_retries_total\{server="onion"/.test(l),
+        )
         .join('\n'),
     );
     expect(exitRatio).toBeGreaterThanOrEqual(0.95);
