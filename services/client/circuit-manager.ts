@@ -14,8 +14,8 @@
  * close (circuit-lifetimes.ts: MaxCircuitDirtiness, idle timeout, retiring,
  * pre-building), the guard state on disk (guard-store.ts), which relays
  * stopped answering (relay-liveness.ts), racing attempts for one request
- * (build-race.ts), options and defaults
- * (circuit-options.ts).
+ * (build-race.ts), what a built circuit counts (build-metrics.ts), options
+ * and defaults (circuit-options.ts).
  *
  * Build timeouts (core/cbt.ts): a build past the learned timeout is counted
  * and another build is launched beside it (a different guard when the first
@@ -43,6 +43,7 @@ import { ChannelPool } from '../net/channel-pool.js';
 import { CircuitError } from '../net/circuit-error.js';
 import { sendmeAcceptMinVersion } from '../net/edge.js';
 import { OriginCircuit } from '../net/origin-circuit.js';
+import { countBuilt } from './build-metrics.js';
 import { chooseBuildPath } from './build-path.js';
 import { failureReason, raceBuilds, type SoftTimeout } from './build-race.js';
 import { CircuitLifetimes } from './circuit-lifetimes.js';
@@ -303,14 +304,8 @@ export class CircuitManager {
       const ms = this.now() - started;
       this.cbt.addBuildTime(ms, path.length, timedOut);
       this.m.cbtTimeout.set(this.cbt.timeoutMs() / 1000);
-      this.m.circuitBuild.labels({ purpose }).observe(ms / 1000);
+      countBuilt(this.m, path, purpose, ms / 1000, layer2 !== undefined);
       this.locations.circuitBuilt(path, ms / 1000);
-      this.m.circuits.labels({ purpose, outcome: 'success' }).inc();
-      if (layer2) this.m.vanguardCircuits.labels({ relay: (path[1] as CircuitTarget).nickname }).inc();
-      for (const [i, hop] of path.entries())
-        this.m.circuitHops
-          .labels({ relay: hop.nickname, position: hopPosition(i, path.length, purpose) })
-          .inc();
       if (isGuard) {
         this.guards.succeeded(first.id, this.now(), this.rng);
       }
@@ -452,15 +447,4 @@ export class CircuitManager {
 function toId(circ: OriginCircuit): string {
   const last = circ.hops[circ.hops.length - 1];
   return last ? Buffer.from(last.identity).toString('hex') : '';
-}
-
-/** A hop's position for shallot_client_circuit_hops_total: an exit circuit ends at an exit, others at a chosen last hop. */
-export function hopPosition(
-  i: number,
-  length: number,
-  purpose: PathPurpose,
-): 'guard' | 'middle' | 'exit' | 'last' {
-  if (i === 0) return 'guard';
-  if (i < length - 1) return 'middle';
-  return purpose === 'exit' ? 'exit' : 'last';
 }
