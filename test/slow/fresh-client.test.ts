@@ -21,8 +21,7 @@
 //   a client with --shutdown-delay keeps serving new requests for that long
 //   with /readyz failing, then exits 0.
 // Needs `npm run build` (dist/) and curl.
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import net from 'node:net';
@@ -33,11 +32,13 @@ import { type AuthorityEndpoint, formatAuthorityList } from '../../services/net/
 import { builtinSha256 } from '../../services/onion-service/builtin-http.js';
 import { ephemeralPort } from '../../services/testnet/ports.js';
 import type { RunningNetwork } from '../../services/testnet/up.js';
+import { isolatedCurl, isolatedFetches, reportOutcomes } from '../helpers/isolated-curl.js';
 import { upProcessNetwork } from '../helpers/testnet.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const CLIENT = path.join(ROOT, 'dist/services/client/main.js');
 const SIZE = 64 * 1024;
+const WANT = builtinSha256(SIZE);
 
 let dataDir: string;
 let network: RunningNetwork;
@@ -142,58 +143,6 @@ async function listening(hostPort: string, timeoutMs: number): Promise<void> {
   }
 }
 
-interface Outcome {
-  label: string;
-  ok: boolean;
-  ms: number;
-  error: string;
-}
-
-/** One curl through the client, under its own SOCKS username (C tor IsolateSOCKSAuth: fresh circuits). */
-function curl(socks: string, url: string, user: string): Promise<Outcome> {
-  const t0 = performance.now();
-  return new Promise((resolve) =>
-    execFile(
-      'curl',
-      ['-sS', '--max-time', '120', '--socks5-hostname', socks, '--proxy-user', `${user}:x`, url],
-      { encoding: 'buffer', maxBuffer: 16 << 20 },
-      (err, stdout, stderr) => {
-        const ms = performance.now() - t0;
-        const digest = err ? '' : sha256(stdout);
-        const ok = digest === builtinSha256(SIZE);
-        const error = err ? stderr.toString().trim() || err.message : ok ? '' : 'wrong body';
-        resolve({ label: `${user} ${url}`, ok, ms, error });
-      },
-    ),
-  );
-}
-
-const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
-
-/** `n` fetches, `parallel` at a time, each under a username of its own. */
-async function fetches(socks: string, url: string, prefix: string, n: number, parallel: number) {
-  const out: Outcome[] = [];
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: parallel }, async () => {
-      while (next < n) {
-        const i = next++;
-        out.push(await curl(socks, url, `${prefix}${i}`));
-      }
-    }),
-  );
-  return out;
-}
-
-const report = (what: string, r: Outcome[]) => {
-  const failed = r.filter((o) => !o.ok);
-  const ms = r.map((o) => o.ms).sort((a, b) => a - b);
-  console.log(
-    `${what}: ${r.length - failed.length}/${r.length} ok, median ${(ms[Math.floor(ms.length / 2)] ?? 0).toFixed(0)} ms, max ${(ms.at(-1) ?? 0).toFixed(0)} ms`,
-  );
-  for (const f of failed) console.log(`  FAILED ${f.label} after ${f.ms.toFixed(0)} ms: ${f.error}`);
-};
-
 /** A TCP gate in front of `target`: connections are held, unanswered, until `open()`. */
 async function gate(target: URL): Promise<{ url: string; open: () => void }> {
   const held: net.Socket[] = [];
@@ -230,17 +179,17 @@ describe('a client that has just started', () => {
     const onionUrl = `http://${onion}/bytes/${SIZE}`;
     const exitUrl = `http://${web}/bytes/${SIZE}`;
     const [onionSeq, exitSeq] = await Promise.all([
-      fetches(c.socks, onionUrl, 'onion-seq-', 12, 1),
-      fetches(c.socks, exitUrl, 'exit-seq-', 12, 1),
+      isolatedFetches(c.socks, onionUrl, WANT, { prefix: 'onion-seq-', n: 12, parallel: 1 }),
+      isolatedFetches(c.socks, exitUrl, WANT, { prefix: 'exit-seq-', n: 12, parallel: 1 }),
     ]);
     const [onionPar, exitPar] = await Promise.all([
-      fetches(c.socks, onionUrl, 'onion-par-', 12, 4),
-      fetches(c.socks, exitUrl, 'exit-par-', 12, 4),
+      isolatedFetches(c.socks, onionUrl, WANT, { prefix: 'onion-par-', n: 12, parallel: 4 }),
+      isolatedFetches(c.socks, exitUrl, WANT, { prefix: 'exit-par-', n: 12, parallel: 4 }),
     ]);
-    report('onion, one at a time', onionSeq);
-    report('onion, four at a time', onionPar);
-    report('exit, one at a time', exitSeq);
-    report('exit, four at a time', exitPar);
+    reportOutcomes('onion, one at a time', onionSeq);
+    reportOutcomes('onion, four at a time', onionPar);
+    reportOutcomes('exit, one at a time', exitSeq);
+    reportOutcomes('exit, four at a time', exitPar);
     const all = [...onionSeq, ...onionPar, ...exitSeq, ...exitPar];
     if (all.some((o) => !o.ok)) console.log(`client log: ${c.log}\n${await readFile(c.log, 'utf8')}`);
     expect(all.filter((o) => !o.ok).map((o) => `${o.label}: ${o.error}`)).toEqual([]);
@@ -256,15 +205,15 @@ describe('a client that has just started', () => {
     );
     await listening(c.socks, 30_000);
     const early = [
-      curl(c.socks, `http://${onion}/bytes/${SIZE}`, 'early-onion'),
-      curl(c.socks, `http://${web}/bytes/${SIZE}`, 'early-exit'),
+      isolatedCurl(c.socks, `http://${onion}/bytes/${SIZE}`, 'early-onion', WANT),
+      isolatedCurl(c.socks, `http://${web}/bytes/${SIZE}`, 'early-exit', WANT),
     ];
     // The requests are in while the client has no consensus; then let the directory through.
     await new Promise((r) => setTimeout(r, 3_000));
     const notReady = await fetch(`http://127.0.0.1:${c.ops}/readyz`).then((r) => r.status);
     for (const { g } of gated) g.open();
     const r = await Promise.all(early);
-    report('requests before ready', r);
+    reportOutcomes('requests before ready', r);
     expect(notReady).toBe(503);
     expect(r.filter((o) => !o.ok).map((o) => `${o.label}: ${o.error}`)).toEqual([]);
   }, 300_000);
@@ -272,7 +221,7 @@ describe('a client that has just started', () => {
   it('told to stop, it serves new requests for --shutdown-delay with /readyz failing, then exits', async () => {
     const c = await startClient('draining', network.state.authorities, ['--shutdown-delay', '4']);
     await readyAt(c, 60_000);
-    expect((await curl(c.socks, `http://${onion}/bytes/${SIZE}`, 'before-stop')).ok).toBe(true);
+    expect((await isolatedCurl(c.socks, `http://${onion}/bytes/${SIZE}`, 'before-stop', WANT)).ok).toBe(true);
     const exited = new Promise<number | null>((r) => c.child.once('exit', (code) => r(code)));
     const stopAt = performance.now();
     c.child.kill('SIGTERM');
@@ -283,10 +232,10 @@ describe('a client that has just started', () => {
       () => 0,
     );
     const late = await Promise.all([
-      curl(c.socks, `http://${onion}/bytes/${SIZE}`, 'after-sigterm-onion'),
-      curl(c.socks, `http://${web}/bytes/${SIZE}`, 'after-sigterm-exit'),
+      isolatedCurl(c.socks, `http://${onion}/bytes/${SIZE}`, 'after-sigterm-onion', WANT),
+      isolatedCurl(c.socks, `http://${web}/bytes/${SIZE}`, 'after-sigterm-exit', WANT),
     ]);
-    report('requests after SIGTERM', late);
+    reportOutcomes('requests after SIGTERM', late);
     expect(readyz).toBe(503);
     expect(late.filter((o) => !o.ok).map((o) => `${o.label}: ${o.error}`)).toEqual([]);
     expect(await exited).toBe(0);

@@ -16,7 +16,6 @@
 // (0 % with two killed, 50 % with two paused) pass.
 // Needs `npm run build` (dist/) and curl.
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -26,12 +25,14 @@ import { formatAuthorityList } from '../../services/net/dir-client.js';
 import { builtinSha256 } from '../../services/onion-service/builtin-http.js';
 import { ephemeralPort } from '../../services/testnet/ports.js';
 import type { RunningNetwork } from '../../services/testnet/up.js';
+import { isolatedFetches, reportOutcomes } from '../helpers/isolated-curl.js';
 import { upProcessNetwork } from '../helpers/testnet.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const CLIENT = path.join(ROOT, 'dist/services/client/main.js');
 const CLI = path.join(ROOT, 'dist/services/testnet/main.js');
 const SIZE = 64 * 1024;
+const WANT = builtinSha256(SIZE);
 /** Onion and exit fetches per scenario. */
 const ONION_FETCHES = 20;
 const EXIT_FETCHES = 10;
@@ -124,56 +125,6 @@ async function startClient(name: string): Promise<StartedClient> {
   return { socks: `127.0.0.1:${socksPort}`, ops, log, child };
 }
 
-interface Outcome {
-  label: string;
-  ok: boolean;
-  ms: number;
-  error: string;
-}
-
-/** One curl through the client under its own SOCKS username (IsolateSOCKSAuth: fresh circuits). */
-function curl(socks: string, url: string, user: string): Promise<Outcome> {
-  const t0 = performance.now();
-  return new Promise((resolve) =>
-    execFile(
-      'curl',
-      ['-sS', '--max-time', '130', '--socks5-hostname', socks, '--proxy-user', `${user}:x`, url],
-      { encoding: 'buffer', maxBuffer: 16 << 20 },
-      (err, stdout, stderr) => {
-        const ms = performance.now() - t0;
-        const ok = !err && createHash('sha256').update(stdout).digest('hex') === builtinSha256(SIZE);
-        const error = err ? stderr.toString().trim() || err.message : ok ? '' : 'wrong body';
-        resolve({ label: `${user} ${url}`, ok, ms, error });
-      },
-    ),
-  );
-}
-
-/** `n` fetches, `parallel` at a time. */
-async function fetches(socks: string, url: string, prefix: string, n: number, parallel: number) {
-  const out: Outcome[] = [];
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: parallel }, async () => {
-      while (next < n) {
-        const i = next++;
-        out.push(await curl(socks, url, `${prefix}${i}`));
-      }
-    }),
-  );
-  return out;
-}
-
-function report(what: string, r: Outcome[]): number {
-  const failed = r.filter((o) => !o.ok);
-  const ms = r.map((o) => o.ms).sort((a, b) => a - b);
-  console.log(
-    `${what}: ${r.length - failed.length}/${r.length} ok, median ${(ms[Math.floor(ms.length / 2)] ?? 0).toFixed(0)} ms, max ${(ms.at(-1) ?? 0).toFixed(0)} ms`,
-  );
-  for (const f of failed) console.log(`  FAILED ${f.label} after ${f.ms.toFixed(0)} ms: ${f.error}`);
-  return (r.length - failed.length) / r.length;
-}
-
 /** Injects `kind` on relay2 and relay4 (neither an exit nor an authority), runs the fetches, heals. */
 async function scenario(kind: 'kill' | 'pause', name: string): Promise<void> {
   const ids: string[] = [];
@@ -187,11 +138,23 @@ async function scenario(kind: 'kill' | 'pause', name: string): Promise<void> {
     const onionUrl = `http://${onion}/bytes/${SIZE}`;
     const exitUrl = `http://${web}/bytes/${SIZE}`;
     // Sequential then four at a time, as users and load generators do.
-    const seq = await fetches(client.socks, onionUrl, `${name}-s`, ONION_FETCHES / 2, 1);
-    const par = await fetches(client.socks, onionUrl, `${name}-p`, ONION_FETCHES / 2, 4);
-    const exits = await fetches(client.socks, exitUrl, `${name}-e`, EXIT_FETCHES, 2);
-    const onionRatio = report(`${name} onion`, [...seq, ...par]);
-    const exitRatio = report(`${name} exit`, exits);
+    const seq = await isolatedFetches(client.socks, onionUrl, WANT, {
+      prefix: `${name}-s`,
+      n: ONION_FETCHES / 2,
+      parallel: 1,
+    });
+    const par = await isolatedFetches(client.socks, onionUrl, WANT, {
+      prefix: `${name}-p`,
+      n: ONION_FETCHES / 2,
+      parallel: 4,
+    });
+    const exits = await isolatedFetches(client.socks, exitUrl, WANT, {
+      prefix: `${name}-e`,
+      n: EXIT_FETCHES,
+      parallel: 2,
+    });
+    const onionRatio = reportOutcomes(`${name} onion`, [...seq, ...par]);
+    const exitRatio = reportOutcomes(`${name} exit`, exits);
     const metrics = await (await fetch(`http://127.0.0.1:${client.ops}/metrics`)).text();
     console.log(
       metrics
