@@ -1,5 +1,6 @@
 /** A ReconcileContext over FakeKube with a settable clock and a seeded RNG. */
 import { Registry } from 'prom-client';
+import { expect } from 'vitest';
 import { API_VERSION } from '../../../operator/api/crds.js';
 import { imagesFromEnv } from '../../../operator/config.js';
 import { MemoryRecorder } from '../../../operator/events.js';
@@ -56,4 +57,22 @@ export async function networkWithService(
     spec: { network: 'net', ...svc.spec },
   });
   return t;
+}
+
+/**
+ * `kind` `name` is Degraded for reason InvalidLocation with a message
+ * matching `want`, and one InvalidLocation Event says so (a LoadTest's or an
+ * OnionService's location the network's model cannot place).
+ */
+export function expectInvalidLocation(
+  kube: FakeKube,
+  recorder: MemoryRecorder,
+  ref: { kind: string; ns: string; name: string },
+  want: RegExp,
+): void {
+  const st = kube.getObj<any>(ref.kind, ref.ns, ref.name)!.status;
+  const degraded = st.conditions.find((c: any) => c.type === 'Degraded');
+  expect(degraded).toMatchObject({ status: 'True', reason: 'InvalidLocation' });
+  expect(degraded.message).toMatch(want);
+  expect(recorder.events.filter((e) => e.reason === 'InvalidLocation')).toHaveLength(1);
 }

@@ -18,7 +18,7 @@ import {
 import { reconcileLoadTest } from '../../../operator/reconcile/load-test.js';
 import { reconcileNetwork } from '../../../operator/reconcile/network.js';
 import { reconcileOnionService } from '../../../operator/reconcile/onion-service.js';
-import { networkWithService, testContext } from './ctx.js';
+import { expectInvalidLocation, networkWithService, testContext } from './ctx.js';
 
 const NS = 'tn';
 
@@ -265,11 +265,7 @@ describe('LoadTest under a network model', () => {
     ] as const) {
       const { job, kube, recorder } = await world(spec);
       expect(job).toBeUndefined();
-      const st = kube.getObj<any>('LoadTest', NS, 'lt')!.status;
-      const degraded = st.conditions.find((c: any) => c.type === 'Degraded');
-      expect(degraded).toMatchObject({ status: 'True', reason: 'InvalidLocation' });
-      expect(degraded.message).toMatch(want);
-      expect(recorder.events.filter((e) => e.reason === 'InvalidLocation')).toHaveLength(1);
+      expectInvalidLocation(kube, recorder, { kind: 'LoadTest', ns: NS, name: 'lt' }, want);
     }
   });
 

@@ -11,7 +11,7 @@ import { ed25519PublicFromSeed, randomBytes } from '../../../services/core/crypt
 import { decodeOnionAddress } from '../../../services/core/onion-address.js';
 import { decodeIdentityFile } from '../../../services/core/onion-identity-file.js';
 import { parsePeerAddress } from '../../../services/onion-service/instance-peers.js';
-import { networkWithService, testContext } from './ctx.js';
+import { expectInvalidLocation, networkWithService, testContext } from './ctx.js';
 
 const NS = 'tn';
 
@@ -277,11 +277,7 @@ describe('OnionService under a network model', () => {
     ] as const) {
       const { dep, kube, recorder } = await world(spec);
       expect(dep).toBeUndefined();
-      const st = kube.getObj<any>('OnionService', NS, 'web')!.status;
-      const degraded = st.conditions.find((c: any) => c.type === 'Degraded');
-      expect(degraded).toMatchObject({ status: 'True', reason: 'InvalidLocation' });
-      expect(degraded.message).toMatch(want);
-      expect(recorder.events.filter((e) => e.reason === 'InvalidLocation')).toHaveLength(1);
+      expectInvalidLocation(kube, recorder, { kind: 'OnionService', ns: NS, name: 'web' }, want);
     }
   });
 
