@@ -70,9 +70,13 @@ export function expectInvalidLocation(
   ref: { kind: string; ns: string; name: string },
   want: RegExp,
 ): void {
-  const st = kube.getObj<any>(ref.kind, ref.ns, ref.name)!.status;
-  const degraded = st.conditions.find((c: any) => c.type === 'Degraded');
+  const obj = kube.getObj<{ status?: { conditions?: { type: string; message?: string }[] } }>(
+    ref.kind,
+    ref.ns,
+    ref.name,
+  );
+  const degraded = obj?.status?.conditions?.find((c) => c.type === 'Degraded');
   expect(degraded).toMatchObject({ status: 'True', reason: 'InvalidLocation' });
-  expect(degraded.message).toMatch(want);
+  expect(degraded?.message).toMatch(want);
   expect(recorder.events.filter((e) => e.reason === 'InvalidLocation')).toHaveLength(1);
 }
