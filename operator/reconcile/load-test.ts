@@ -4,7 +4,6 @@
  * the clients' summaries (their termination messages) into status. Under
  * a network model the clients' location is checked against it first.
  */
-import { locationOf, type NetworkModel, parseNetworkModel } from '../../services/core/network-model.js';
 import { API_VERSION } from '../api/crds.js';
 import {
   type LoadSummary,
@@ -19,6 +18,7 @@ import { LABEL_LOAD_TEST, NETWORK_MODEL_KEY, networkConfigMapName } from '../des
 import { aggregateSummaries, desiredLoadJob, loadJobName, parseLoadSummary } from '../desired/load-test.js';
 import type { KubeObject } from '../kube/client.js';
 import type { ReconcileContext, ReconcileResult } from './context.js';
+import { modelLocationProblem } from './model-location.js';
 import { deepEqual } from './util.js';
 
 const KIND = 'LoadTest';
@@ -35,34 +35,6 @@ export function validateLoadTest(lt: LoadTest): string[] {
     p.push('spec.target: set exactly one of onionService and address');
   }
   return p;
-}
-
-/**
- * Whether the clients can take their place in the network's model (the
- * ConfigMap's copy of spec.networkModel): spec.location must be one of its
- * locations, or the model must place "client" itself. Said in the status
- * before the Job starts, instead of by every client pod failing at start.
- */
-export function loadTestLocationProblem(lt: LoadTest, modelJson: string | undefined): string | null {
-  if (!modelJson) return null;
-  const net = `OnionNetwork ${lt.spec.network}`;
-  let model: NetworkModel;
-  try {
-    model = parseNetworkModel(modelJson);
-  } catch (e) {
-    return `${net}: ${(e as Error).message}`;
-  }
-  const loc = lt.spec.location;
-  if (loc !== undefined)
-    return model.locations.includes(loc)
-      ? null
-      : `spec.location: "${loc}" is not a location of ${net}'s model (${model.locations.join(', ')})`;
-  try {
-    locationOf(model, 'client');
-    return null;
-  } catch {
-    return `spec.location is needed: ${net}'s model does not place "client" (name it in nodes, or assign: random)`;
-  }
 }
 
 type Phase = NonNullable<LoadTestStatus['phase']>;
@@ -135,7 +107,12 @@ export async function reconcileLoadTest(
       name: networkConfigMapName(lt.spec.network),
     });
     if (!cm) return waiting('WaitingForNetwork', `OnionNetwork ${lt.spec.network} has no authority list yet`);
-    const location = loadTestLocationProblem(lt, cm.data?.[NETWORK_MODEL_KEY]);
+    const location = modelLocationProblem(
+      lt.spec.network,
+      lt.spec.location,
+      'client',
+      cm.data?.[NETWORK_MODEL_KEY],
+    );
     if (location) {
       if (findCondition(raw.status?.conditions, 'Degraded')?.reason !== 'InvalidLocation')
         await ctx.recorder.event(raw, 'Warning', 'InvalidLocation', location);

@@ -8,7 +8,6 @@
 import { fromUtf8 } from '../../services/core/bytes.js';
 import { parseClientAuthPublicKey } from '../../services/core/client-auth.js';
 import { randomBytes } from '../../services/core/crypto.js';
-import { locationOf, type NetworkModel, parseNetworkModel } from '../../services/core/network-model.js';
 import { decodeIdentityFile, encodeIdentityFile } from '../../services/core/onion-identity-file.js';
 import { API_VERSION } from '../api/crds.js';
 import { type OnionService, type OnionServiceStatus, onionServiceSpecSchema } from '../api/onion-service.js';
@@ -37,6 +36,7 @@ import {
 import { introRotationDue } from '../keys.js';
 import type { KubeObject } from '../kube/client.js';
 import type { ReconcileContext, ReconcileResult } from './context.js';
+import { modelLocationProblem } from './model-location.js';
 import { deepEqual, ensure } from './util.js';
 
 const KIND = 'OnionService';
@@ -63,34 +63,6 @@ export function validateOnionService(svc: OnionService): string[] {
     }
   }
   return p;
-}
-
-/**
- * Whether the instances can take their place in the network's model (the
- * ConfigMap's copy of spec.networkModel): spec.location must be one of its
- * locations, or the model must place the service's name itself. Said in
- * the status, instead of by every instance failing at start.
- */
-export function onionServiceLocationProblem(svc: OnionService, modelJson: string | undefined): string | null {
-  if (!modelJson) return null;
-  const net = `OnionNetwork ${svc.spec.network}`;
-  let model: NetworkModel;
-  try {
-    model = parseNetworkModel(modelJson);
-  } catch (e) {
-    return `${net}: ${(e as Error).message}`;
-  }
-  const loc = svc.spec.location;
-  if (loc !== undefined)
-    return model.locations.includes(loc)
-      ? null
-      : `spec.location: "${loc}" is not a location of ${net}'s model (${model.locations.join(', ')})`;
-  try {
-    locationOf(model, svc.metadata.name);
-    return null;
-  } catch {
-    return `spec.location is needed: ${net}'s model does not place "${svc.metadata.name}" (name it in nodes, or assign: random)`;
-  }
 }
 
 export async function reconcileOnionService(
@@ -148,7 +120,7 @@ export async function reconcileOnionService(
   const authorityList: string | undefined = cm?.data?.[AUTHORITIES_KEY];
   const networkModel: string | undefined = cm?.data?.[NETWORK_MODEL_KEY];
   // The network's model may change: look again later.
-  const location = onionServiceLocationProblem(svc, networkModel);
+  const location = modelLocationProblem(svc.spec.network, svc.spec.location, svc.metadata.name, networkModel);
   if (location) return degrade('InvalidLocation', location, 30_000);
 
   // Identity: generated once; an unreadable key is reported, never replaced (that would change the address).
