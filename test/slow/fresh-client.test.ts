@@ -21,22 +21,20 @@
 //   a client with --shutdown-delay keeps serving new requests for that long
 //   with /readyz failing, then exits 0.
 // Needs `npm run build` (dist/) and curl.
-import { type ChildProcess, spawn } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type AuthorityEndpoint, formatAuthorityList } from '../../services/net/dir-client.js';
+import type { AuthorityEndpoint } from '../../services/net/dir-client.js';
 import { builtinSha256 } from '../../services/onion-service/builtin-http.js';
 import { ephemeralPort } from '../../services/testnet/ports.js';
 import type { RunningNetwork } from '../../services/testnet/up.js';
+import { type ClientProcess, endChildren, readyAt, spawnClient } from '../helpers/client-process.js';
 import { isolatedCurl, isolatedFetches, reportOutcomes } from '../helpers/isolated-curl.js';
 import { upProcessNetwork } from '../helpers/testnet.js';
 
-const ROOT = new URL('../../', import.meta.url).pathname;
-const CLIENT = path.join(ROOT, 'dist/services/client/main.js');
 const SIZE = 64 * 1024;
 const WANT = builtinSha256(SIZE);
 
@@ -55,74 +53,11 @@ beforeAll(async () => {
 }, 300_000);
 
 afterAll(async () => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
-  await Promise.all(
-    children.map((c) =>
-      c.exitCode === null && c.signalCode === null
-        ? new Promise((r) => c.once('exit', r))
-        : Promise.resolve(),
-    ),
-  );
+  await endChildren(children);
   for (const g of gates) g.close();
   await network?.stop();
   if (dataDir) await rm(dataDir, { recursive: true, force: true });
 }, 60_000);
-
-interface StartedClient {
-  socks: string;
-  ops: number;
-  log: string;
-  child: ChildProcess;
-}
-
-/** A new client process with an empty data dir, logging at info to `<name>.log`. */
-async function startClient(
-  name: string,
-  authorities: readonly AuthorityEndpoint[],
-  extra: string[] = [],
-): Promise<StartedClient> {
-  const socksPort = await ephemeralPort();
-  const ops = await ephemeralPort();
-  const log = path.join(dataDir, `${name}.log`);
-  const child = spawn(
-    'node',
-    [
-      CLIENT,
-      '--authorities',
-      formatAuthorityList(authorities),
-      '--socks-port',
-      String(socksPort),
-      '--ops-port',
-      String(ops),
-      '--data-dir',
-      path.join(dataDir, name),
-      '--log-level',
-      'info',
-      ...extra,
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  children.push(child);
-  const out = createWriteStream(log);
-  child.stdout?.pipe(out);
-  child.stderr?.pipe(out);
-  return { socks: `127.0.0.1:${socksPort}`, ops, log, child };
-}
-
-/** Polls /readyz every second, as a kubelet's readinessProbe (periodSeconds 1); the time it first said ready. */
-async function readyAt(c: StartedClient, timeoutMs: number): Promise<number> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const ok = await fetch(`http://127.0.0.1:${c.ops}/readyz`, { signal: AbortSignal.timeout(1_000) }).then(
-      (r) => r.ok,
-      () => false,
-    );
-    if (ok) return performance.now();
-    if (c.child.exitCode !== null) throw new Error(`client exited: ${await readFile(c.log, 'utf8')}`);
-    if (Date.now() > end) throw new Error('client not ready in time');
-    await new Promise((r) => setTimeout(r, 1_000));
-  }
-}
 
 /** Resolves once something listens on host:port. */
 async function listening(hostPort: string, timeoutMs: number): Promise<void> {
@@ -141,6 +76,17 @@ async function listening(hostPort: string, timeoutMs: number): Promise<void> {
     if (Date.now() > end) throw new Error(`${hostPort} not listening in time`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/** A new client process (client-process.ts), ended in afterAll. */
+async function startClient(
+  name: string,
+  authorities: readonly AuthorityEndpoint[],
+  extra: string[] = [],
+): Promise<ClientProcess> {
+  const c = await spawnClient({ dataDir, name, authorities, extra });
+  children.push(c.child);
+  return c;
 }
 
 /** A TCP gate in front of `target`: connections are held, unanswered, until `open()`. */

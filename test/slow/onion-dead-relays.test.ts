@@ -15,21 +15,18 @@
 // leaves room for one unlucky fetch in 20 without letting the old behaviour
 // (0 % with two killed, 50 % with two paused) pass.
 // Needs `npm run build` (dist/) and curl.
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { type ChildProcess, execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { formatAuthorityList } from '../../services/net/dir-client.js';
 import { builtinSha256 } from '../../services/onion-service/builtin-http.js';
-import { ephemeralPort } from '../../services/testnet/ports.js';
 import type { RunningNetwork } from '../../services/testnet/up.js';
+import { type ClientProcess, endChildren, readyAt, spawnClient } from '../helpers/client-process.js';
 import { isolatedFetches, reportOutcomes } from '../helpers/isolated-curl.js';
 import { upProcessNetwork } from '../helpers/testnet.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
-const CLIENT = path.join(ROOT, 'dist/services/client/main.js');
 const CLI = path.join(ROOT, 'dist/services/testnet/main.js');
 const SIZE = 64 * 1024;
 const WANT = builtinSha256(SIZE);
@@ -59,12 +56,7 @@ beforeAll(async () => {
 }, 300_000);
 
 afterAll(async () => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
-  await Promise.all(
-    children.map((c) =>
-      c.exitCode === null && c.signalCode === null ? new Promise((r) => c.once('exit', r)) : null,
-    ),
-  );
+  await endChildren(children);
   await network?.stop();
   if (dataDir && !process.env.SHALLOT_KEEP) await rm(dataDir, { recursive: true, force: true });
 }, 60_000);
@@ -77,52 +69,17 @@ function shallot(args: string[]): Promise<string> {
   );
 }
 
-interface StartedClient {
-  socks: string;
-  ops: number;
-  log: string;
-  child: ChildProcess;
-}
-
-/** A new client process with an empty data dir, logging at info to `<name>.log`. */
-async function startClient(name: string): Promise<StartedClient> {
-  const socksPort = await ephemeralPort();
-  const ops = await ephemeralPort();
-  const log = path.join(dataDir, `${name}.log`);
-  const child = spawn(
-    process.execPath,
-    [
-      CLIENT,
-      '--authorities',
-      formatAuthorityList(network.state.authorities),
-      '--socks-port',
-      String(socksPort),
-      '--ops-port',
-      String(ops),
-      '--data-dir',
-      path.join(dataDir, name),
-      '--log-level',
-      'info',
-      ...(VANGUARDS ? ['--vanguards-lite'] : []),
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  children.push(child);
-  const out = createWriteStream(log);
-  child.stdout?.pipe(out);
-  child.stderr?.pipe(out);
-  const end = Date.now() + 120_000;
-  for (;;) {
-    const ok = await fetch(`http://127.0.0.1:${ops}/readyz`, { signal: AbortSignal.timeout(1_000) }).then(
-      (r) => r.ok,
-      () => false,
-    );
-    if (ok) break;
-    if (child.exitCode !== null) throw new Error(`client exited: ${await readFile(log, 'utf8')}`);
-    if (Date.now() > end) throw new Error('client not ready in time');
-    await new Promise((r) => setTimeout(r, 1_000));
-  }
-  return { socks: `127.0.0.1:${socksPort}`, ops, log, child };
+/** A new client process (client-process.ts), ready, ended in afterAll. */
+async function startClient(name: string): Promise<ClientProcess> {
+  const c = await spawnClient({
+    dataDir,
+    name,
+    authorities: network.state.authorities,
+    extra: VANGUARDS ? ['--vanguards-lite'] : [],
+  });
+  children.push(c.child);
+  await readyAt(c, 120_000);
+  return c;
 }
 
 /** Injects `kind` on relay2 and relay4 (neither an exit nor an authority), runs the fetches, heals. */
