@@ -22,8 +22,8 @@
 import { readFile } from 'node:fs/promises';
 import type * as http from 'node:http';
 import { Counter, type Registry } from 'prom-client';
-import { ctEqual } from '../core/crypto.js';
 import { applyLinkFaults, type LinkFaultTable, parseLinkFaultTable } from '../net/link-faults.js';
+import { bearerMatches, readLimitedBody } from './control-request.js';
 
 export const FAULT_TABLE_PATH = '/link-faults';
 
@@ -68,31 +68,6 @@ export async function readFaultToken(file: string): Promise<Buffer | null> {
   }
 }
 
-function bearer(header: string | undefined): Buffer | null {
-  const m = /^Bearer ([0-9a-f]{64})$/.exec(header ?? '');
-  return m?.[1] ? Buffer.from(m[1], 'hex') : null;
-}
-
-/** The body, or a FaultTableError once it passes `max` bytes (the rest is left unread). */
-function readBody(req: http.IncomingMessage, max: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const parts: Buffer[] = [];
-    let size = 0;
-    req.on('data', (d: Buffer) => {
-      size += d.length;
-      if (size > max) {
-        req.pause();
-        req.removeAllListeners('data');
-        reject(new FaultTableError('too_large', `body over ${max} bytes`));
-        return;
-      }
-      parts.push(d);
-    });
-    req.on('end', () => resolve(Buffer.concat(parts).toString('utf8')));
-    req.on('error', reject);
-  });
-}
-
 export interface FaultRoute {
   /** Handles the request if it is for FAULT_TABLE_PATH; false leaves it to the caller. */
   handle(req: http.IncomingMessage, res: http.ServerResponse): boolean;
@@ -131,11 +106,12 @@ export function faultTableRoute(opts: {
     if (req.method !== 'PUT') throw new FaultTableError('method', 'use PUT');
     const token = await readFaultToken(opts.tokenFile);
     if (!token) throw new FaultTableError('no_token', 'no fault token configured');
-    const given = bearer(req.headers.authorization);
-    if (!given || !ctEqual(given, token)) throw new FaultTableError('unauthorized', 'missing or wrong token');
+    if (!bearerMatches(req.headers.authorization, token))
+      throw new FaultTableError('unauthorized', 'missing or wrong token');
     if (Number(req.headers['content-length'] ?? 0) > max)
       throw new FaultTableError('too_large', `body over ${max} bytes`);
-    const body = await readBody(req, max);
+    const body = await readLimitedBody(req, max);
+    if (body === null) throw new FaultTableError('too_large', `body over ${max} bytes`);
     let json: unknown;
     try {
       json = JSON.parse(body);

@@ -24,7 +24,8 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { Registry } from 'prom-client';
-import { ctEqual, randomBytes } from '../core/crypto.js';
+import { randomBytes } from '../core/crypto.js';
+import { bearerMatches, readLimitedBody } from '../runtime/control-request.js';
 import {
   FaultError,
   type FaultInjector,
@@ -67,31 +68,6 @@ function send(res: http.ServerResponse, status: number, body: unknown): void {
     .end(`${JSON.stringify(body)}\n`);
 }
 
-function tokenMatches(header: string | undefined, token: Buffer): boolean {
-  const m = /^Bearer ([0-9a-f]{64})$/.exec(header ?? '');
-  return !!m?.[1] && ctEqual(Buffer.from(m[1], 'hex'), token);
-}
-
-function readBody(req: http.IncomingMessage): Promise<string | null> {
-  return new Promise((resolve, reject) => {
-    const parts: Buffer[] = [];
-    let size = 0;
-    req.on('data', (d: Buffer) => {
-      size += d.length;
-      if (size > MAX_CONTROL_BODY) {
-        // Read no further; the 413 goes out with Connection: close.
-        req.pause();
-        req.removeAllListeners('data');
-        resolve(null);
-        return;
-      }
-      parts.push(d);
-    });
-    req.on('end', () => resolve(Buffer.concat(parts).toString('utf8')));
-    req.on('error', reject);
-  });
-}
-
 export async function serveFaultControl(opts: {
   dataDir: string;
   port: number;
@@ -113,14 +89,14 @@ export async function serveFaultControl(opts: {
       res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
       return;
     }
-    if (!tokenMatches(req.headers.authorization, token))
+    if (!bearerMatches(req.headers.authorization, token))
       return send(res, 401, { error: 'missing or wrong token', code: 'ERR_FAULT_AUTH' });
     if (req.method === 'GET' && url === '/faults') return send(res, 200, opts.injector.list());
     if (req.method === 'POST' && url === '/faults') {
       // Checked before reading, and again while reading (a chunked body has no length).
       if (Number(req.headers['content-length'] ?? 0) > MAX_CONTROL_BODY)
         return send(res, 413, { error: 'body too large', code: 'ERR_FAULT_REQUEST' });
-      const body = await readBody(req);
+      const body = await readLimitedBody(req, MAX_CONTROL_BODY);
       if (body === null) return send(res, 413, { error: 'body too large', code: 'ERR_FAULT_REQUEST' });
       let json: unknown;
       try {
