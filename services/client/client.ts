@@ -326,11 +326,12 @@ export class ShallotClient {
    * connection_ap_expire_beginning closes it with END reason TIMEOUT once
    * SocksTimeout passes. Only a destination no listed exit's policy allows
    * is refused at once (router_exit_policy_all_nodes_reject: "No Tor server
-   * allows exit"). A fresh testnet needs this: for a few seconds after the
-   * consensus that lists every relay, a relay still holding the previous
-   * one refuses EXTEND2 to relays it does not list (relay/network-view.ts),
-   * so every build fails within milliseconds; failing the stream after a
-   * fixed number of builds answered SOCKS 0x01 at once.
+   * allows exit"). A fresh testnet needs this: every build can fail within
+   * milliseconds while relays come up (a relay still holding an older
+   * consensus fetches a newer one before it extends to a relay it does not
+   * list, relay/network-view.ts, but the authorities may not serve it yet);
+   * failing the stream after a fixed number of builds answered SOCKS 0x01
+   * at once.
    */
   private async exitCircuitWhenPathExists(req: ConnectRequest, waitUntil: number): Promise<OriginCircuit> {
     for (;;) {

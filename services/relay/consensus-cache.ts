@@ -19,10 +19,16 @@
  *   each delay jittered to 50-100 %, as
  *   C tor's exponential download backoff with jitter
  *   (download_status_increment_failure) rather than a fixed retry.
- * - `refresh()` fetches now for a relay that met an identity its consensus
- *   does not list (network-view.ts): coalesced with a fetch in flight and,
- *   while a live consensus is held, at most one per `minRefreshMs` for the
- *   whole process.
+ * - `refresh()` fetches for a relay that met an identity its consensus
+ *   does not list (network-view.ts): coalesced with a fetch in flight, and
+ *   while a live consensus is held at most one such on-demand fetch per
+ *   `minRefreshMs` for the whole process, so hostile EXTEND2s cannot make
+ *   a relay a consensus-download amplifier against the authorities. The
+ *   schedule's own fetches do not count against it (the first miss after
+ *   bootstrap fetches at once), and a refresh asked for too soon waits for
+ *   the next allowed fetch (one, shared by every waiter) rather than being
+ *   refused: a refused refresh made a relay refuse EXTEND2s to a relay
+ *   that had just joined, for seconds after its own bootstrap.
  * - A consensus older than the held one (a lagging authority) is never
  *   installed, so the view never goes back in time.
  * - `sharedConsensusCache` hands out one cache per authority set per
@@ -106,7 +112,14 @@ export class ConsensusCache {
   private failures = 0;
   private timer: NodeJS.Timeout | null = null;
   private inflight: Promise<void> | null = null;
-  private lastRefreshMs = Number.NEGATIVE_INFINITY;
+  /** When the last on-demand fetch (`refresh`) started; scheduled fetches do not count. */
+  private lastOnDemandMs = Number.NEGATIVE_INFINITY;
+  /** A refresh asked for within `minRefreshMs` of the last: every such caller waits on this one. */
+  private deferred: {
+    promise: Promise<boolean>;
+    resolve: (v: boolean) => void;
+    timer: NodeJS.Timeout;
+  } | null = null;
   private attempted = false;
   private running = false;
   private readonly listeners = new Set<(c: HeldConsensus) => void>();
@@ -155,6 +168,12 @@ export class ConsensusCache {
     this.running = false;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    const d = this.deferred;
+    this.deferred = null;
+    if (d) {
+      clearTimeout(d.timer);
+      d.resolve(false);
+    }
   }
 
   /** Resolves once a first fetch has completed (whatever its outcome). */
@@ -170,22 +189,39 @@ export class ConsensusCache {
   }
 
   /**
-   * Fetches now unless one is in flight (then waits for it) or, while a
-   * live consensus is held, one started within `minRefreshMs`; resolves
-   * whether this call waited for a fetch.
+   * Fetches now, unless one is in flight (then waits for it) or, while a
+   * live consensus is held, an on-demand fetch started within
+   * `minRefreshMs` (then waits for the next one, at the end of that
+   * window, shared with every other caller). Resolves whether this call
+   * waited for a fetch: false only when the cache stopped first.
    */
   async refresh(): Promise<boolean> {
     if (this.inflight) {
       await this.inflight;
       return true;
     }
-    if (this.live && this.now() - this.lastRefreshMs < this.minRefreshMs) return false;
+    if (this.deferred) return this.deferred.promise;
+    const waitMs = this.live ? this.lastOnDemandMs + this.minRefreshMs - this.now() : 0;
+    if (waitMs > 0) return this.defer(waitMs);
+    this.lastOnDemandMs = this.now();
     await this.fetchNow();
     return true;
   }
 
+  private defer(waitMs: number): Promise<boolean> {
+    let resolve: (v: boolean) => void = () => {};
+    const promise = new Promise<boolean>((r) => {
+      resolve = r;
+    });
+    const timer = setTimeout(() => {
+      this.deferred = null;
+      this.refresh().then(resolve, () => resolve(false));
+    }, waitMs);
+    this.deferred = { promise, resolve, timer };
+    return promise;
+  }
+
   private fetchNow(): Promise<void> {
-    this.lastRefreshMs = this.now();
     this.fetches++;
     const p = this.fetcher()
       .then(

@@ -8,11 +8,29 @@
  * schedule). A client may hold a newer consensus than ours
  * (a relay just joined or moved, or we started after the client fetched),
  * so a miss — an EXTEND2 target not listed as asked, or no consensus at
- * all — refreshes it once before refusing, at most once per `minRefreshMs`
- * (default 10 s, a testnet choice: C tor has no such refresh) and with one
- * fetch in flight (and the shared cache again coalesces and rate-limits
- * them for the whole process), so hostile EXTEND2s cannot turn a relay into a
- * consensus-download amplifier against the authorities.
+ * all — fetches it at once and checks again before refusing. The shared
+ * cache coalesces those fetches and allows one on-demand fetch per few
+ * seconds for the whole process (a miss sooner waits for the next one
+ * rather than being refused), so hostile EXTEND2s cannot turn a relay into
+ * a consensus-download amplifier against the authorities. This view keeps
+ * no rate limit of its own: it used to count a fetch the cache had refused
+ * as done, and so refused EXTEND2s to a newly listed relay for ~10 s
+ * after bootstrap (clients rode it out with retries).
+ *
+ * Why EXTEND2 targets are checked against the consensus at all, where C tor
+ * (circuit_extend, tor-spec §5.1.2) dials whatever the link specifiers say
+ * and lets the link handshake prove the identity: C tor's guard against
+ * relays as pivots into private networks is the private-address rule
+ * (ExtendAllowPrivateAddresses 0), and on a loopback testnet every node is
+ * 127.0.0.1, so that rule would forbid everything or nothing. Without the
+ * listing, any client could make a relay open connections — and send a TLS
+ * ClientHello or, on plain `ws` links, an HTTP upgrade request — to any
+ * port of the host (ops and fault endpoints, authorities' DirPorts, the
+ * operator's own services), and learn from the timing whether something
+ * listens there; the identity check comes only after those bytes went
+ * out. Being listed (identity, address and ORPort) is the testnet's
+ * substitute, and the identity is still proved in the handshake
+ * (net/channel-pool.ts), as C tor does.
  *
  * Design notes: without any consensus an exit fails closed (every target
  * counts as re-entry) — it cannot tell a relay's port from any other.
@@ -47,31 +65,25 @@ function consensusReentrySet(c: Consensus): Set<string> {
 
 export interface ConsensusSource {
   readonly consensus: Consensus | null;
-  refreshConsensus(): Promise<void>;
+  /** Fetches now (coalesced and rate-limited by the source); whether a fetch was waited for. */
+  refreshConsensus(): Promise<boolean>;
 }
 
 export interface NetworkViewOptions {
   /** Always refused to exits: authorities' DirPorts, the relay's own port, the operator's list. */
   reentryReject: HostPort[];
-  minRefreshMs?: number;
-  now?: () => number;
 }
 
 export class NetworkView {
   private readonly always: HostPort[];
-  private lastRefreshMs = Number.NEGATIVE_INFINITY;
-  private inflight: Promise<void> | null = null;
+  private inflight: Promise<boolean> | null = null;
   private alwaysSet: Set<string> | null = null;
-  private readonly now: () => number;
-  private readonly minRefreshMs: number;
 
   constructor(
     private readonly source: ConsensusSource,
     opts: NetworkViewOptions,
   ) {
     this.always = [...opts.reentryReject];
-    this.now = opts.now ?? Date.now;
-    this.minRefreshMs = opts.minRefreshMs ?? 10_000;
   }
 
   /** Adds ports learned after start (the in-process launcher's SOCKS and ops ports). */
@@ -80,7 +92,7 @@ export class NetworkView {
     this.alwaysSet = null;
   }
 
-  /** The consensus entry for `identity`; on a miss, after at most one refresh. Null without a consensus. */
+  /** The consensus entry for `identity`; on a miss, after one refresh. Null without a consensus. */
   async listedAt(identity: Uint8Array): Promise<ConsensusRelay | undefined | null> {
     let c = this.source.consensus;
     let entry = c ? listedRelay(c, identity) : undefined;
@@ -93,8 +105,8 @@ export class NetworkView {
 
   /**
    * Null when the consensus lists `t` (identity, address and ORPort), else
-   * why not — after at most one refresh, since a relay that moved or just
-   * joined is listed only in a newer consensus.
+   * why not — after one refresh, since a relay that moved or just joined is
+   * listed only in a newer consensus.
    */
   async checkExtend(t: ExtendTarget): Promise<ExtendRefusal | null> {
     const judge = () => {
@@ -115,18 +127,11 @@ export class NetworkView {
     return isReentry(this.alwaysSet, host, port) || isReentry(consensusReentrySet(c), host, port);
   }
 
-  /** Refreshes the consensus unless one ran within `minRefreshMs`; true if this call waited for one. */
-  private async refresh(): Promise<boolean> {
-    if (this.inflight) {
-      await this.inflight;
-      return true;
-    }
-    if (this.now() - this.lastRefreshMs < this.minRefreshMs) return false;
-    this.lastRefreshMs = this.now();
-    this.inflight = this.source.refreshConsensus().finally(() => {
+  /** Asks the source for a fresh consensus (one call in flight per relay); true if a fetch was waited for. */
+  private refresh(): Promise<boolean> {
+    this.inflight ??= this.source.refreshConsensus().finally(() => {
       this.inflight = null;
     });
-    await this.inflight;
-    return true;
+    return this.inflight;
   }
 }

@@ -280,9 +280,9 @@ export class DescriptorPublisher {
     }
   }
 
-  /** Fetches the consensus now (coalesced and rate-limited for the whole process: consensus-cache.ts). */
-  async refreshConsensus(): Promise<void> {
-    await this.shared?.cache.refresh();
+  /** Fetches the consensus now (coalesced and rate-limited for the whole process: consensus-cache.ts); whether a fetch was waited for. */
+  async refreshConsensus(): Promise<boolean> {
+    return (await this.shared?.cache.refresh()) ?? false;
   }
 
   /** The process's verified consensus; null before the first. */

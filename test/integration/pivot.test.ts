@@ -1,6 +1,10 @@
 // Relays as pivots, in-process on real wss links: EXTEND2 only to the
 // identity, address and ORPort the consensus lists (a hostile listener
-// behind an unlisted identity is never dialled); no DNS query before the
+// behind an unlisted identity is never dialled), a relay listed after the
+// extending relay's last consensus reached at once (the miss fetches),
+// hostile EXTEND2s (a listed identity at a port that is no relay, or
+// where another relay answers; a legacy id of another key; the all-zero
+// identity) refused with DESTROY and the relay unharmed; no DNS query before the
 // exit policy allows the port, at a non-exit and at an exit; exits refuse
 // network re-entry (listed ORPorts, however spelled, and the extra list)
 // with END CONNECTREFUSED, as C tor's connection_exit_connect().
@@ -9,6 +13,7 @@ import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ShallotClient } from '../../services/client/client.js';
 import { DestroyReason } from '../../services/core/cells.js';
+import { randomBytes } from '../../services/core/crypto.js';
 import type { Consensus } from '../../services/core/dir/consensus.js';
 import type { ConsensusRelay } from '../../services/core/dir/relay-entry.js';
 import { type ExitPolicy, parseExitPolicy, REJECT_ALL } from '../../services/core/exit-policy.js';
@@ -20,6 +25,7 @@ import { metricsFor } from '../../services/metrics/metrics.js';
 import { ChannelPool } from '../../services/net/channel-pool.js';
 import { CircuitError, StreamRefusedError } from '../../services/net/circuit-error.js';
 import { OriginCircuit } from '../../services/net/origin-circuit.js';
+import { ConsensusCache, type FetchedConsensus } from '../../services/relay/consensus-cache.js';
 import { NetworkView } from '../../services/relay/network-view.js';
 import { Relay } from '../../services/relay/relay.js';
 import { silentLogger } from '../../services/runtime/log.js';
@@ -37,9 +43,9 @@ const resolve = async (host: string) => {
   throw new Error('NXDOMAIN');
 };
 
-const source: { consensus: Consensus | null; refreshConsensus(): Promise<void> } = {
+const source: { consensus: Consensus | null; refreshConsensus(): Promise<boolean> } = {
   consensus: null,
-  refreshConsensus: async () => {},
+  refreshConsensus: async () => false,
 };
 
 let echo: TestServer;
@@ -199,6 +205,118 @@ describe('EXTEND2 only to what the consensus lists', () => {
     }
     expect(hostileConnections).toBe(0);
     expect((await counter(guard, 'extendRefused', { reason: 'address' })) - before).toBe(3);
+  });
+});
+
+describe('EXTEND2 to a relay listed after the extending relay fetched its consensus', () => {
+  it('succeeds at once, right after bootstrap: the miss fetches the newer consensus (nothing refused)', async () => {
+    const base = source.consensus as Consensus;
+    let serving: FetchedConsensus = { consensus: base, raw: new Uint8Array([1]) };
+    const cache = new ConsensusCache(async () => serving, { minRefreshMs: 5_000 });
+    cache.start();
+    await cache.ready();
+    const view = new NetworkView(
+      {
+        get consensus() {
+          return cache.consensus;
+        },
+        refreshConsensus: () => cache.refresh(),
+      },
+      { reentryReject: [] },
+    );
+    const fresh = await startRelay('pfresh', REJECT_ALL, view);
+    const late = await startRelay('plate', REJECT_ALL, null);
+    try {
+      // The authorities now list the newcomers; a client holding that consensus extends through
+      // `fresh` to `late` within the cache's minRefreshMs of its bootstrap fetch.
+      serving = {
+        consensus: {
+          ...base,
+          validAfterMs: base.validAfterMs + 1,
+          relays: [...base.relays, listed(fresh), listed(late)],
+        },
+        raw: new Uint8Array([2]),
+      };
+      const circ = await oneHop(fresh);
+      await circ.extend(hopTarget(late));
+      expect(await counter(fresh, 'extendRefused', {})).toBe(0);
+      circ.destroy();
+    } finally {
+      cache.stop();
+      await Promise.all([fresh.stop(), late.stop()]);
+    }
+  });
+});
+
+describe('hostile EXTEND2s: DESTROY CONNECTFAILED, the relay unharmed', () => {
+  it('a listed identity at a port where no relay answers, or another relay does: dialled, refused in the link handshake', async () => {
+    const garbage = net.createServer((s) => {
+      // Read (and drop) what the relay sends, so its hang-up is seen and close() can finish.
+      s.resume();
+      s.on('error', () => {});
+      s.end('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nno');
+    });
+    await new Promise<void>((r) => garbage.listen(0, '127.0.0.1', r));
+    const base = source.consensus as Consensus;
+    const hostilePort = (hostile.address() as net.AddressInfo).port;
+    const garbagePort = (garbage.address() as net.AddressInfo).port;
+    const liar = (identity: Uint8Array, port: number): ConsensusRelay => ({
+      ...listed(unlisted),
+      identity,
+      orPort: port,
+    });
+    const ids = [randomBytes(32), randomBytes(32)];
+    // The consensus says: ids[0] at the closing listener, ids[1] at a web server, `unlisted` at middle's ORPort.
+    source.consensus = {
+      ...base,
+      relays: [
+        ...base.relays,
+        liar(ids[0] as Uint8Array, hostilePort),
+        liar(ids[1] as Uint8Array, garbagePort),
+        liar(unlisted.identity, middle.port),
+      ],
+    };
+    const before = hostileConnections;
+    try {
+      for (const target of [
+        { ...hopTarget(unlisted), identity: ids[0] as Uint8Array, port: hostilePort },
+        { ...hopTarget(unlisted), identity: ids[1] as Uint8Array, port: garbagePort },
+        { ...hopTarget(unlisted), port: middle.port },
+      ]) {
+        const circ = await oneHop(guard);
+        expect(await refusedWith(circ.extend(target))).toBe(DestroyReason.CONNECTFAILED);
+      }
+      expect(hostileConnections - before).toBe(1);
+      // The channel to middle proved middle's identity, not the one asked for; extends to middle still work.
+      const circ = await oneHop(guard);
+      await circ.extend(hopTarget(middle));
+      circ.destroy();
+    } finally {
+      source.consensus = base;
+      await new Promise((r) => garbage.close(r));
+    }
+  });
+
+  it('a legacy id of another key, the all-zero identity, our own identity: refused before any dial, counted by reason', async () => {
+    const counts = async () => ({
+      identity: await counter(guard, 'extendRefused', { reason: 'identity' }),
+      self: await counter(guard, 'extendRefused', { reason: 'self' }),
+    });
+    const before = await counts();
+    const hostilePort = (hostile.address() as net.AddressInfo).port;
+    const connections = hostileConnections;
+    for (const target of [
+      { ...hopTarget(middle), legacyId: randomBytes(20) },
+      { ...hopTarget(middle), identity: new Uint8Array(32), port: hostilePort },
+      { ...hopTarget(guard), port: hostilePort },
+    ]) {
+      const circ = await oneHop(guard);
+      expect(await refusedWith(circ.extend(target))).toBe(DestroyReason.CONNECTFAILED);
+    }
+    const after = await counts();
+    expect(after.identity - before.identity).toBe(1);
+    expect(after.self - before.self).toBe(2);
+    expect(hostileConnections).toBe(connections);
   });
 });
 

@@ -1,9 +1,13 @@
 // A relay's view of the consensus for the pivot checks: a miss refreshes
-// once (a client may hold a newer consensus), refreshes are rate-limited
-// and coalesced, and an exit with no consensus fails closed.
-import { describe, expect, it } from 'vitest';
+// once (a client may hold a newer consensus), refreshes are coalesced and
+// rate-limited by the shared cache alone (over a real ConsensusCache: a
+// relay that joined after the extending relay's last consensus is reached
+// at once, right after bootstrap), and an exit with no consensus fails
+// closed.
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Consensus } from '../../../services/core/dir/consensus.js';
 import type { ConsensusRelay } from '../../../services/core/dir/relay-entry.js';
+import { ConsensusCache, type FetchedConsensus } from '../../../services/relay/consensus-cache.js';
 import { type ConsensusSource, NetworkView } from '../../../services/relay/network-view.js';
 import { testConsensus, testRelay } from '../../helpers/fake-consensus.js';
 
@@ -22,11 +26,14 @@ class FakeSource implements ConsensusSource {
   consensus: Consensus | null = null;
   refreshes = 0;
   constructor(private readonly queue: (Consensus | null)[]) {}
-  async refreshConsensus(): Promise<void> {
+  /** What the source answers: false is a fetch it refused (rate-limited) or never waited for. */
+  fetched = true;
+  async refreshConsensus(): Promise<boolean> {
     this.refreshes++;
     await new Promise((r) => setTimeout(r, 5));
     const next = this.queue.shift();
     if (next !== undefined && next !== null) this.consensus = next;
+    return this.fetched;
   }
 }
 
@@ -52,24 +59,27 @@ describe('NetworkView', () => {
     expect(src.refreshes).toBe(1);
     expect(await view.checkExtend(t(9001))).toBe('address');
     expect(await view.checkExtend({ ...t(9005), identity: id(3) })).toBe('unlisted');
-    expect(src.refreshes).toBe(1);
+    // Each miss asked the source (whose shared cache rate-limits for the process).
+    expect(src.refreshes).toBe(3);
     expect(await new NetworkView(new FakeSource([null]), { reentryReject: [] }).checkExtend(t(9001))).toBe(
       'no-consensus',
     );
   });
 
-  it('rate-limits refreshes and coalesces concurrent ones', async () => {
-    let now = 0;
+  it('coalesces concurrent refreshes, keeps no limit of its own, and rechecks only after a real fetch', async () => {
     const src = new FakeSource([]);
     src.consensus = consensus([relay(id(2), 9001)]);
-    const view = new NetworkView(src, { reentryReject: [], minRefreshMs: 10_000, now: () => now });
+    const view = new NetworkView(src, { reentryReject: [] });
     const all = await Promise.all(Array.from({ length: 50 }, () => view.listedAt(id(9))));
     expect(all.every((e) => e === undefined)).toBe(true);
     expect(src.refreshes).toBe(1);
-    for (let i = 0; i < 50; i++) await view.listedAt(id(9));
-    expect(src.refreshes).toBe(1);
-    now = 10_000;
-    await view.listedAt(id(9));
+    // A fetch the source refused is not counted as one: the next miss asks again.
+    src.fetched = false;
+    expect(await view.checkExtend({ identity: id(9), address: '127.0.0.1', port: 9009 })).toBe('unlisted');
+    expect(src.refreshes).toBe(2);
+    src.fetched = true;
+    src.consensus = consensus([relay(id(2), 9001), relay(id(9), 9009)]);
+    expect(await view.checkExtend({ identity: id(9), address: '127.0.0.1', port: 9009 })).toBeNull();
     expect(src.refreshes).toBe(2);
   });
 
@@ -98,3 +108,68 @@ describe('NetworkView', () => {
     expect(await view.isReentry('127.0.0.1', 9002)).toBe(true);
   });
 });
+
+describe('NetworkView over the shared ConsensusCache', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('reaches a relay listed after its last consensus at once after bootstrap, and later ones after the cache window', async () => {
+    vi.useFakeTimers({ now: 1_700_000_000_000 });
+    let serving: FetchedConsensus = fetched([2, 3]);
+    let fetches = 0;
+    const cache = new ConsensusCache(
+      async () => {
+        fetches++;
+        return serving;
+      },
+      { uniform: () => 0.5, minRefreshMs: 5_000 },
+    );
+    cache.start();
+    await cache.ready();
+    const view = new NetworkView(
+      {
+        get consensus() {
+          return cache.consensus;
+        },
+        refreshConsensus: () => cache.refresh(),
+      },
+      { reentryReject: [] },
+    );
+    const t = (b: number) => ({ identity: id(b), address: '127.0.0.1', port: 9000 + b });
+    expect(await view.checkExtend(t(2))).toBeNull();
+    expect(fetches).toBe(1);
+    // Relay 4 joins; a client with the newer consensus extends to it 100 ms after our bootstrap.
+    await vi.advanceTimersByTimeAsync(100);
+    serving = fetched([2, 3, 4], 1);
+    expect(await view.checkExtend(t(4))).toBeNull();
+    expect(fetches).toBe(2);
+    // Relay 5 joins right after: the miss waits for the cache's next on-demand fetch, not refused.
+    serving = fetched([2, 3, 4, 5], 2);
+    let answer: string | null | undefined;
+    void view.checkExtend(t(5)).then((a) => {
+      answer = a;
+    });
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(answer).toBeUndefined();
+    await vi.advanceTimersByTimeAsync(4_000);
+    expect(answer).toBeNull();
+    expect(fetches).toBe(3);
+    // Hostile: 100 EXTEND2s naming unknown identities cost one fetch per window, and are refused.
+    const hostile = Promise.all(Array.from({ length: 100 }, (_, i) => view.checkExtend(t(100 + i))));
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect((await hostile).every((a) => a === 'unlisted')).toBe(true);
+    expect(fetches).toBe(4);
+    cache.stop();
+  });
+});
+
+/** A consensus listing relays `ids` at 127.0.0.1:9000+id, valid `step` seconds after the clock's start. */
+function fetched(ids: number[], step = 0): FetchedConsensus {
+  const va = 1_700_000_000_000 + step * 1_000;
+  const c = testConsensus(
+    ids.map((b) => relay(id(b), 9000 + b)),
+    { validAfterMs: va, freshUntilMs: va + 60_000, validUntilMs: va + 180_000 },
+  );
+  return { consensus: c, raw: new Uint8Array([step]) };
+}
