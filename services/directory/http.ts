@@ -13,9 +13,11 @@
  *   GET  /tor/status-vote/next/consensus-signatures  own pending consensus + signatures
  *
  * Design notes:
- * - A body over its route's limit is refused with 400 (as C tor answers a
- *   bad upload) before it is parsed; up to 1 MiB more is read and dropped so
- *   the client sees the reply, then the connection is closed.
+ * - A body over its route's limit (by Content-Length, or counted while
+ *   reading a chunked one) is refused with 400 (as C tor answers a bad
+ *   upload) before it is parsed, with Connection: close; up to 1 MiB more
+ *   is read and dropped so the client sees the reply, then the connection
+ *   is closed. The bounded read is runtime/control-request.ts's.
  * - The consensus is served deflated (zlib, `Content-Encoding: deflate`)
  *   at the `.z` URL, and at the plain one to a client whose
  *   Accept-Encoding names deflate (dir-spec §6.1; C tor does both). It
@@ -38,6 +40,7 @@ import { MAX_SIGNATURE_BYTES } from '../core/dir/consensus.js';
 import { MAX_DESCRIPTOR_BYTES } from '../core/dir/fields.js';
 import { ShallotError } from '../core/errors.js';
 import { MAX_CONSENSUS_BYTES } from '../net/dir-client.js';
+import { readLimitedBytes } from '../runtime/control-request.js';
 import type { Logger } from '../runtime/log.js';
 
 export const DESCRIPTOR_PATH = '/tor/';
@@ -156,6 +159,8 @@ function handle(routes: DirRoutes, log: Logger, req: http.IncomingMessage, res: 
       },
       (e: unknown) => {
         routes.refused(kind, e, 'body');
+        // Left unread, the body's rest would be taken for the next request: this reply ends the connection.
+        if (e instanceof HttpError && e.unread) res.setHeader('connection', 'close');
         fail(e);
         if (e instanceof HttpError && e.unread) drainThenClose(req);
       },
@@ -187,40 +192,20 @@ function handle(routes: DirRoutes, log: Logger, req: http.IncomingMessage, res: 
 }
 
 /**
- * Reads a request body of at most `limit` bytes. Beyond that it rejects with
- * HttpError 400 (as Tor answers a bad upload) marked `unread`.
+ * Reads a request body of at most `limit` bytes (runtime/control-request.ts,
+ * shared with the fault endpoints). Beyond that it rejects with HttpError
+ * 400 (as Tor answers a bad upload) marked `unread`; a body cut short by
+ * the client is a 400 too (its reply may never arrive).
  */
-function readBody(req: http.IncomingMessage, limit: number): Promise<Uint8Array> {
-  return new Promise((resolve, reject) => {
-    const declared = Number(req.headers['content-length'] ?? -1);
-    if (declared > limit) {
-      reject(new HttpError(400, `body of ${declared} bytes exceeds ${limit}`, true));
-      return;
-    }
-    const chunks: Buffer[] = [];
-    let total = 0;
-    let done = false;
-    const onData = (c: Buffer) => {
-      total += c.length;
-      if (total > limit) {
-        done = true;
-        req.off('data', onData);
-        reject(new HttpError(400, `body exceeds ${limit} bytes`, true));
-        return;
-      }
-      chunks.push(c);
-    };
-    req.on('data', onData);
-    req.on('end', () => {
-      if (!done) resolve(new Uint8Array(Buffer.concat(chunks)));
-    });
-    req.on('error', (e) => {
-      if (!done) {
-        done = true;
-        reject(new HttpError(400, e.message));
-      }
-    });
-  });
+async function readBody(req: http.IncomingMessage, limit: number): Promise<Uint8Array> {
+  let body: Buffer | null;
+  try {
+    body = await readLimitedBytes(req, limit);
+  } catch (e) {
+    throw new HttpError(400, (e as Error).message);
+  }
+  if (body === null) throw new HttpError(400, `body exceeds ${limit} bytes`, true);
+  return new Uint8Array(body.buffer, body.byteOffset, body.length);
 }
 
 /** Discards the rest of an oversized upload (up to a cap) so the client reads our 400, then hangs up. */

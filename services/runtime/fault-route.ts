@@ -108,8 +108,6 @@ export function faultTableRoute(opts: {
     if (!token) throw new FaultTableError('no_token', 'no fault token configured');
     if (!bearerMatches(req.headers.authorization, token))
       throw new FaultTableError('unauthorized', 'missing or wrong token');
-    if (Number(req.headers['content-length'] ?? 0) > max)
-      throw new FaultTableError('too_large', `body over ${max} bytes`);
     const body = await readLimitedBody(req, max);
     if (body === null) throw new FaultTableError('too_large', `body over ${max} bytes`);
     let json: unknown;

@@ -93,9 +93,6 @@ export async function serveFaultControl(opts: {
       return send(res, 401, { error: 'missing or wrong token', code: 'ERR_FAULT_AUTH' });
     if (req.method === 'GET' && url === '/faults') return send(res, 200, opts.injector.list());
     if (req.method === 'POST' && url === '/faults') {
-      // Checked before reading, and again while reading (a chunked body has no length).
-      if (Number(req.headers['content-length'] ?? 0) > MAX_CONTROL_BODY)
-        return send(res, 413, { error: 'body too large', code: 'ERR_FAULT_REQUEST' });
       const body = await readLimitedBody(req, MAX_CONTROL_BODY);
       if (body === null) return send(res, 413, { error: 'body too large', code: 'ERR_FAULT_REQUEST' });
       let json: unknown;
