@@ -59,6 +59,7 @@ import { decodeVote, encodeVote, type Vote } from '../core/dir/vote.js';
 import { computeConsensus } from '../core/dir/voting.js';
 import { type Metrics, metricsFor } from '../metrics/metrics.js';
 import type { AuthorityEndpoint } from '../net/dir-client.js';
+import { whileHeld } from '../net/link-faults.js';
 import type { Logger } from '../runtime/log.js';
 import { countRefusal, recordConsensus, recordConsensusAge } from './authority-metrics.js';
 import {
@@ -131,6 +132,7 @@ export class DirectoryAuthority {
       authorityIds: this.authorityIds,
       timing: this.timing,
       stopped: () => this.stopped,
+      held: () => (opts.shaping ? whileHeld(opts.shaping.node, null) : Promise.resolve()),
     });
     this.descriptors = new DescriptorStore({
       log: this.log,
@@ -186,7 +188,7 @@ export class DirectoryAuthority {
 
   async start(): Promise<void> {
     if (this.server) return;
-    const server = createDirServer(this.routes(), this.log);
+    const server = createDirServer(this.routes(), this.log, this.opts.shaping?.node);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(this.opts.port, this.opts.host, () => {
@@ -205,6 +207,7 @@ export class DirectoryAuthority {
             concurrency: this.opts.probeConcurrency ?? DEFAULT_PROBE_CONCURRENCY,
             tls: this.opts.tls ?? true,
             handshake: this.opts.handshake ?? 'ntor',
+            shaping: this.opts.shaping ?? null,
           })
         : null,
     );

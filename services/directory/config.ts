@@ -14,6 +14,7 @@ import type { Registry } from 'prom-client';
 import type { HandshakeName } from '../core/create-handshake.js';
 import { ShallotError } from '../core/errors.js';
 import type { AuthorityEndpoint } from '../net/dir-client.js';
+import type { LinkShaping } from '../net/link-delay.js';
 import type { Logger } from '../runtime/log.js';
 import type { DescriptorOptions } from './descriptor-options.js';
 
@@ -54,6 +55,13 @@ export interface AuthorityOptions extends DescriptorOptions {
   tls?: boolean;
   /** CREATE2 handshake of the scanner's one-hop circuits (default ntor; use the network's). */
   handshake?: HandshakeName;
+  /**
+   * Its reachability links' name and network-model location
+   * (net/link-delay.ts): probes to relays cross the model's latency both
+   * ways, and link faults (cut, slow, pause) find them by `shaping.node`,
+   * which also names the DirPort for a pause (http.ts createDirServer).
+   */
+  shaping?: LinkShaping | null;
 }
 
 /** A configuration problem found at construction. */

@@ -40,6 +40,7 @@ import { MAX_SIGNATURE_BYTES } from '../core/dir/consensus.js';
 import { MAX_DESCRIPTOR_BYTES } from '../core/dir/fields.js';
 import { ShallotError } from '../core/errors.js';
 import { MAX_CONSENSUS_BYTES } from '../net/dir-client.js';
+import { isHeld, whileHeld } from '../net/link-faults.js';
 import { readLimitedBytes } from '../runtime/control-request.js';
 import type { Logger } from '../runtime/log.js';
 
@@ -119,9 +120,18 @@ export function acceptsDeflate(header: string | undefined): boolean {
   });
 }
 
-/** A DirPort server (not listening yet) answering `routes`, with C tor-like header and request timeouts. */
-export function createDirServer(routes: DirRoutes, log: Logger): http.Server {
-  const server = http.createServer((req, res) => handle(routes, log, req, res));
+/**
+ * A DirPort server (not listening yet) answering `routes`, with C tor-like
+ * header and request timeouts. With `node` (its link-fault name), a pause
+ * fault on it holds every request unanswered, connection open, until the
+ * pause ends (net/link-faults.ts whileHeld), as a hung process would; a kill
+ * meanwhile resets the held connections.
+ */
+export function createDirServer(routes: DirRoutes, log: Logger, node?: string): http.Server {
+  const server = http.createServer((req, res) => {
+    if (node === undefined || !isHeld(node, null)) return handle(routes, log, req, res);
+    void whileHeld(node, null, () => req.socket.destroy()).then(() => handle(routes, log, req, res));
+  });
   server.requestTimeout = 15_000;
   server.headersTimeout = 10_000;
   return server;

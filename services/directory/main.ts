@@ -18,6 +18,7 @@ import type { HandshakeName } from '../core/create-handshake.js';
 import { MAX_RELAYS } from '../core/dir/fields.js';
 import { createRegistry } from '../metrics/metrics.js';
 import type { AuthorityEndpoint } from '../net/dir-client.js';
+import type { LinkShaping } from '../net/link-delay.js';
 import { authoritiesOption } from '../runtime/authorities-option.js';
 import {
   addOpsOptions,
@@ -34,6 +35,7 @@ import { loadOrCreateKeys } from '../runtime/key-store.js';
 import { createLogger } from '../runtime/log.js';
 import { serveOpsIfAsked } from '../runtime/ops-server.js';
 import { parseParams } from '../runtime/params-option.js';
+import { linkShaping, namedShaping, networkModelFrom } from '../runtime/shaping-options.js';
 import {
   DEFAULT_MAX_SERVERS_PER_ADDR,
   DEFAULT_MAX_SERVERS_PER_AUTH_ADDR,
@@ -122,7 +124,17 @@ export async function main(argv: string[]): Promise<void> {
       envInt('SHALLOT_HSDIR_MIN_UPTIME'),
     )
     .option('--params <list>', 'consensus params "name=int,..."', env.SHALLOT_PARAMS ?? '')
-    .option('--name <name>', 'name for logs and metric labels', env.SHALLOT_NAME);
+    .option('--name <name>', 'name for logs and metric labels', env.SHALLOT_NAME)
+    .option(
+      '--network-model <file>',
+      "network model (JSON) whose latency this authority's reachability links get",
+      env.SHALLOT_NETWORK_MODEL,
+    )
+    .option(
+      '--location <name>',
+      "this authority's location in the model (default: the model's placement of --name)",
+      env.SHALLOT_LOCATION,
+    );
   addOpsOptions(program);
   program.parse(argv);
   const o = program.opts<
@@ -148,6 +160,8 @@ export async function main(argv: string[]): Promise<void> {
       hsdirMinUptime?: number;
       params: string;
       name?: string;
+      networkModel?: string;
+      location?: string;
     } & OpsOptions
   >();
   if (env.SHALLOT_TESTNET === '0' || env.SHALLOT_TESTNET === 'false') o.testnet = false;
@@ -170,6 +184,14 @@ export async function main(argv: string[]): Promise<void> {
     program.error((e as Error).message);
   }
   const name = o.name ?? identity.slice(0, 8);
+  // Its probe links carry its name (link faults: shallot fault cut auth0 relay3) and its model location.
+  let shaping: LinkShaping;
+  try {
+    const model = networkModelFrom(o.networkModel, env.SHALLOT_NETWORK_MODEL_JSON);
+    shaping = linkShaping(name, model, null, o.location) ?? namedShaping(name);
+  } catch (e) {
+    program.error((e as Error).message);
+  }
   const logger = createLogger('shallot', logLevel);
   const registry = createRegistry({ node: name, role: 'authority' });
   const auth = new DirectoryAuthority(
@@ -197,6 +219,7 @@ export async function main(argv: string[]): Promise<void> {
       },
       params,
       name,
+      shaping,
     },
   );
   await auth.start();

@@ -46,6 +46,8 @@ export class PeerExchange {
       authorityIds: readonly string[];
       timing: Timing;
       stopped: () => boolean;
+      /** Resolves once no pause fault holds this authority (link-faults.ts whileHeld): a hung node sends nothing. */
+      held: () => Promise<void>;
     },
   ) {}
 
@@ -64,6 +66,7 @@ export class PeerExchange {
     );
     for (let attempt = 0; attempt < 2 && !this.ctx.stopped(); attempt++) {
       try {
+        await this.ctx.held();
         const r = await httpRequest(peer.url, 'POST', path, { body, timeoutMs });
         if (r.status === 200) return;
         // A refusal will not change on retry.
@@ -139,6 +142,7 @@ export class PeerExchange {
     await Promise.all(
       from.map(async (p) => {
         try {
+          await this.ctx.held();
           const res = await httpRequest(p.url, 'GET', path, { timeoutMs, maxBytes });
           if (res.status === 200) take(p, res.body);
         } catch (e) {

@@ -38,6 +38,7 @@ import type { RelayDescriptor } from '../core/dir/descriptor.js';
 import { Channel } from '../net/channel.js';
 import { CONSENSUS_PATH } from '../net/dir-client.js';
 import { hopTargetOf } from '../net/hop-target.js';
+import type { LinkShaping } from '../net/link-delay.js';
 import { ChannelError } from '../net/link-handshake.js';
 import { OriginCircuit } from '../net/origin-circuit.js';
 import { dialLink, linkUrl } from '../net/transport.js';
@@ -63,6 +64,8 @@ export interface ReachabilityOptions {
   tls?: boolean;
   /** CREATE2 handshake of the measurement circuits (default ntor): the network's own. */
   handshake?: HandshakeName;
+  /** The authority's link name and model location (net/link-delay.ts), on every probe link. */
+  shaping?: LinkShaping | null;
 }
 
 interface Held {
@@ -189,7 +192,11 @@ export class ReachabilityTester {
         timer = setTimeout(() => reject(new Error('probe timed out')), this.opts.timeoutMs);
       });
       const attempt = (async () => {
-        const link = await dialLink(linkUrl(t.address, t.orPort, tls), this.opts.timeoutMs);
+        const link = await dialLink(
+          linkUrl(t.address, t.orPort, tls),
+          this.opts.timeoutMs,
+          this.opts.shaping,
+        );
         return Channel.initiate(link, {
           keys: null,
           expectedIdentity: t.identity,

@@ -31,8 +31,11 @@
  * (testnet/fault.ts), the delay queues (link-delay.ts).
  *
  * Limitations: only WebSocket links of nodes that announce a name (relays,
- * the client) are seen; raw TLS links (tls-transport.ts, C tor interop) and
- * the directory's HTTP are not faulted here.
+ * the client, onion-service instances, authorities' reachability probes)
+ * are seen; raw TLS links (tls-transport.ts, C tor interop) are not. An
+ * authority's DirPort HTTP is held by a pause (`whileHeld`, as a hung
+ * process answers nothing) but neither cut nor slowed: HTTP requests carry
+ * no node name.
  */
 
 export interface LinkFaultTable {
@@ -91,6 +94,28 @@ export function isHeld(self: string, peer: string | null): boolean {
 export function trackLink(link: FaultableLink): () => void {
   links.add(link);
   return () => links.delete(link);
+}
+
+/**
+ * Waits while a pause holds `self`~`peer` (at once when none does): the
+ * same hold a link's queue gets, for traffic that is no link of ours, e.g.
+ * a directory authority's HTTP requests (directory/http.ts). `drop` runs
+ * instead if the node's links are dropped meanwhile (a kill); the promise
+ * then stays pending, as the hung request never ends.
+ */
+export function whileHeld(self: string, peer: string | null, drop: () => void = () => {}): Promise<void> {
+  if (!isHeld(self, peer)) return Promise.resolve();
+  return new Promise((resolve) => {
+    const untrack = trackLink({
+      self,
+      peer,
+      drop,
+      release: () => {
+        untrack();
+        resolve();
+      },
+    });
+  });
 }
 
 /** Drops every link of `node` (a kill of a node sharing the process). */

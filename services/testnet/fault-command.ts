@@ -69,15 +69,19 @@ What each fault does, by how the network runs:
   --process-per-node: pause = SIGSTOP (the process hangs, its TCP links stay
     open), stop = SIGTERM (its own clean shutdown), kill = SIGKILL; any node
     (authN, relayN, client, onionS-I).
-  one process / --workers (the default): relays only. pause holds every
-    link of the relay (nothing in or out, delivered in order on heal; its
-    timers still run), stop = its clean shutdown (DESTROY on each circuit),
+  --workers (the default) / one process: relays, authorities (authN) and
+    onion-service instances (onionS-I); not the client. pause holds every
+    link of the node (nothing in or out, delivered in order on heal; its
+    timers still run) and an authority's directory HTTP (requests hang
+    unanswered), stop = its clean shutdown (DESTROY on each circuit),
     kill = all its links reset at once with no DESTROY or END, as a dead
     process's sockets, then its state is dropped (no process can die here).
   stopped and killed nodes start again with the same keys when it heals;
   restart = stop then start at once.
-  cut A B: every link between relays/the client A and B resets, new ones are
-    refused until it heals; slow A B --delay MS adds one-way delay both ways.
+  cut A B: every link between A and B (relays, the client, onion-service
+    instances, authorities' reachability probes) resets, new ones are
+    refused until it heals; slow A B --delay MS adds one-way delay both
+    ways. Directory HTTP is neither cut nor slowed (it carries no names).
 Faults show on the launcher's /metrics as shallot_fault_active{kind,target}.`,
     );
   fault
@@ -86,7 +90,7 @@ Faults show on the launcher's /metrics as shallot_fault_active{kind,target}.`,
     .argument('<kind>', NODE_FAULT_KINDS.join(' | '), kindArg)
     .argument(
       '<node>',
-      'a node name as shallot status shows it (relay3; with --process-per-node also auth0, client, onion0-0)',
+      'a node name as shallot status shows it (relay3, auth0, onion0-0; with --process-per-node also client)',
     )
     .option(...durationOption('the node continues or starts again (not for restart)'))
     .option(...DATA_DIR)
@@ -96,7 +100,10 @@ Faults show on the launcher's /metrics as shallot_fault_active{kind,target}.`,
   fault
     .command('cut')
     .description('cut the links between two nodes: shallot fault cut relay1 relay4 --duration 20')
-    .argument('<a>', 'a relay or the client (relay1, client)')
+    .argument(
+      '<a>',
+      'a relay, authority, onion-service instance or the client (relay1, auth0, onion0-0, client)',
+    )
     .argument('<b>', 'the other end')
     .option(...durationOption('links between them may form again'))
     .option(...DATA_DIR)
@@ -108,7 +115,10 @@ Faults show on the launcher's /metrics as shallot_fault_active{kind,target}.`,
     .description(
       'slow the links between two nodes: shallot fault slow relay1 relay4 --delay 300 --duration 20',
     )
-    .argument('<a>', 'a relay or the client (relay1, client)')
+    .argument(
+      '<a>',
+      'a relay, authority, onion-service instance or the client (relay1, auth0, onion0-0, client)',
+    )
     .argument('<b>', 'the other end')
     .requiredOption('--delay <ms>', 'extra one-way delay, each direction', intOption('delay', 1, MAX_SLOW_MS))
     .option(...durationOption('the links are as fast as before'))

@@ -54,11 +54,11 @@ export async function upInProcess(o: UpOptions, progress: ProgressSink): Promise
       // Exits refuse streams back into the network (core/relay-pivot.ts).
       (listening) => net?.rejectReentry(listening),
     );
-    // Faults on demand (fault.ts): every relay here is a RelaySlot on this thread.
+    // Faults on demand (fault.ts): every relay and authority here is a slot on this thread.
     const controlPort = await ports.take();
     net.rejectReentry([{ host: '127.0.0.1', port: controlPort }]);
     await thread.serveFaults(
-      new Map(net.slots.map((slot) => [slot.nickname, slotTarget(slot)])),
+      new Map([...net.authoritySlots, ...net.slots].map((slot) => [slot.nickname, slotTarget(slot)])),
       () => {},
       controlPort,
     );

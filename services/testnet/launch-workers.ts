@@ -27,7 +27,7 @@ import type { LauncherMessage, NodeWorkerData, RelayWorkerData, WorkerMessage } 
 import { PortAllocator } from './ports.js';
 import type { ProgressSink } from './progress.js';
 import type { NodeEntry } from './state.js';
-import { workerRelayTarget } from './thread-targets.js';
+import { workerNodeTarget } from './thread-targets.js';
 
 const self = fileURLToPath(import.meta.url);
 // Worker threads run compiled JavaScript: from dist/ normally, and from the
@@ -103,6 +103,7 @@ export async function upWorkers(o: UpOptions, progress: ProgressSink): Promise<R
         votingIntervalSec: o.votingInterval,
         handshake: o.handshake,
         params: o.consensusParams ?? {},
+        shaping: { networkModel: o.networkModel },
         ...common,
       },
       (done) => progress.update({ stage: 'authorities', done, total: o.authorities }),
@@ -147,11 +148,13 @@ export async function upWorkers(o: UpOptions, progress: ProgressSink): Promise<R
       tunnel: async () => tunnelPort,
       next: () => ports.take(),
     });
-    // Faults on demand (fault.ts): each relay through the worker that runs it.
+    // Faults on demand (fault.ts): each relay and authority through the worker that runs it.
     const targets = new Map<string, FaultTarget>();
+    for (let i = 0; i < o.authorities; i++)
+      targets.set(`auth${i}`, workerNodeTarget(authWorker.worker, `auth${i}`));
     for (const [w, indices] of deal.entries())
       for (const i of indices)
-        targets.set(`relay${i}`, workerRelayTarget((relayWorkers[w] as Running).worker, `relay${i}`));
+        targets.set(`relay${i}`, workerNodeTarget((relayWorkers[w] as Running).worker, `relay${i}`));
     await thread.serveFaults(
       targets,
       (table) => {

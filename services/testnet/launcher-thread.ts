@@ -27,6 +27,7 @@ import { clientAuthFor, onionShapingFor, shapingFor, type UpOptions } from './la
 import { type OnionServicesHandle, startOnionServices } from './onion.js';
 import type { ProgressSink } from './progress.js';
 import { type NetworkState, type NodeEntry, writeState, writeTargets } from './state.js';
+import { slotTarget } from './thread-targets.js';
 import { startWebTarget, type WebTarget } from './web.js';
 
 export interface LauncherLog {
@@ -154,16 +155,20 @@ export class LauncherThread {
 
   /**
    * Opens the fault-control endpoint (fault-control.ts) for these relays
+   * and authorities, this thread's onion-service instances (`onion<s>-<i>`)
    * and the links of every named node; `links` sends the link-fault table
-   * to the threads that run relays (this thread applies it itself: the
-   * client's links are here). The fault series go on this thread's
-   * registry, so the launcher's /metrics carries them.
+   * to the threads that run relays and authorities (this thread applies it
+   * itself: the client's and the onion services' links are here). The fault
+   * series go on this thread's registry, so the launcher's /metrics carries
+   * them.
    */
   async serveFaults(
-    targets: ReadonlyMap<string, FaultTarget>,
+    nodes: ReadonlyMap<string, FaultTarget>,
     links: (t: LinkFaultTable) => void,
     port: number,
   ): Promise<void> {
+    const targets = new Map(nodes);
+    for (const slot of this.started().onion.instances) targets.set(slot.nickname, slotTarget(slot));
     const injector = new FaultInjector(
       {
         registry: this.registry,

@@ -24,6 +24,7 @@ import type { RelayNode } from '../relay/node.js';
 import type { OnionRoles } from '../relay/onion-roles.js';
 import { loadOrCreateKeys } from '../runtime/key-store.js';
 import type { Logger } from '../runtime/log.js';
+import { NodeSlot } from './node-slot.js';
 import { PortAllocator } from './ports.js';
 import { RelaySlot } from './relay-slot.js';
 
@@ -50,7 +51,7 @@ export interface NetworkSpec {
   handshake?: HandshakeName;
   /** Consensus params the authorities vote (dir-spec "params"). */
   params?: Record<string, number>;
-  /** Each relay's network-model latency and bandwidth limit (net/link-delay.ts), by nickname. */
+  /** Each relay's and authority's (`authN`) network-model latency and bandwidth limit (net/link-delay.ts), by name. */
   shaping?: (nickname: string) => LinkShaping | null;
 }
 
@@ -73,7 +74,8 @@ export class LocalNetwork {
 
   private constructor(
     readonly spec: NetworkSpec,
-    readonly authorities: DirectoryAuthority[],
+    /** Each authority as a fault target (stop, kill, start again: node-slot.ts). */
+    readonly authoritySlots: NodeSlot<DirectoryAuthority>[],
     readonly endpoints: AuthorityEndpoint[],
     readonly ports: PortAllocator,
     private readonly logger: Logger,
@@ -104,25 +106,30 @@ export class LocalNetwork {
     }
     const authorities = authKeys.map(
       (keys, i) =>
-        new DirectoryAuthority(
-          { logger: c.logger.child(`auth${i}`), registry: c.registry },
-          {
-            identitySeed: keys.identitySeed,
-            host: spec.host,
-            port: Number(new URL(endpoints[i]?.url ?? '').port),
-            peers: endpoints,
-            votingIntervalSec: spec.votingIntervalSec,
-            testnet: true,
-            // A relay that stopped drops out of the next consensus instead of
-            // staying Running until its descriptor ages out (24 h).
-            probeReachability: true,
-            // Loopback: see up.ts (no per-address cap, small uptime thresholds).
-            maxServersPerAddr: 0,
-            minUptimeSec: testnetMinUptime(spec.votingIntervalSec),
-            ...(spec.handshake ? { handshake: spec.handshake } : {}),
-            ...(spec.params ? { params: spec.params } : {}),
-            name: `auth${i}`,
-          },
+        new NodeSlot(
+          `auth${i}`,
+          () =>
+            new DirectoryAuthority(
+              { logger: c.logger.child(`auth${i}`), registry: c.registry },
+              {
+                identitySeed: keys.identitySeed,
+                host: spec.host,
+                port: Number(new URL(endpoints[i]?.url ?? '').port),
+                peers: endpoints,
+                votingIntervalSec: spec.votingIntervalSec,
+                testnet: true,
+                // A relay that stopped drops out of the next consensus instead of
+                // staying Running until its descriptor ages out (24 h).
+                probeReachability: true,
+                // Loopback: see up.ts (no per-address cap, small uptime thresholds).
+                maxServersPerAddr: 0,
+                minUptimeSec: testnetMinUptime(spec.votingIntervalSec),
+                ...(spec.handshake ? { handshake: spec.handshake } : {}),
+                ...(spec.params ? { params: spec.params } : {}),
+                name: `auth${i}`,
+                shaping: spec.shaping?.(`auth${i}`) ?? null,
+              },
+            ),
         ),
     );
     const net = new LocalNetwork(spec, authorities, endpoints, ports, c.logger);
@@ -188,6 +195,11 @@ export class LocalNetwork {
     this.attached.push(roles);
   }
 
+  /** The running authorities (one a fault keeps down is not among them). */
+  get authorities(): DirectoryAuthority[] {
+    return this.authoritySlots.flatMap((s) => (s.node ? [s.node] : []));
+  }
+
   /** The running relays (a relay a fault keeps down is not among them). */
   get relays(): RelayNode[] {
     return this.slots.flatMap((s) => (s.node ? [s.node] : []));
@@ -237,7 +249,7 @@ export class LocalNetwork {
   async stop(): Promise<void> {
     for (const r of this.attached) r.close();
     await Promise.allSettled(this.slots.map((s) => s.stop()));
-    await Promise.allSettled(this.authorities.map((a) => a.stop()));
+    await Promise.allSettled(this.authoritySlots.map((a) => a.stop()));
     this.logger.debug('network stopped');
   }
 }

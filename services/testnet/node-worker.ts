@@ -4,7 +4,8 @@
  * round-robin by the launcher with their ports in workerData. Nodes talk to
  * each other over ws/wss on 127.0.0.1 as separate processes would (tor-spec
  * §2 links), so nothing but logs, progress, stop and faults (the link-fault
- * table, a relay's stop, kill or start: fault.ts) crosses the MessagePort.
+ * table, a relay's or an authority's stop, kill or start: fault.ts) crosses
+ * the MessagePort.
  * Each worker serves its own /metrics (runtime/ops-server.ts) on a port the
  * launcher chose and lists in state.json.
  */
@@ -23,6 +24,7 @@ import { loadOrCreateKeys } from '../runtime/key-store.js';
 import { createLogger, type LogLevel } from '../runtime/log.js';
 import { serveOps } from '../runtime/ops-server.js';
 import { type ShapingOptions, shapingFor } from './launch.js';
+import { NodeSlot } from './node-slot.js';
 import { RelaySlot } from './relay-slot.js';
 
 export interface WorkerCommon {
@@ -41,6 +43,8 @@ export interface AuthorityWorkerData extends WorkerCommon {
   votingIntervalSec: number;
   handshake: HandshakeName;
   params: Record<string, number>;
+  /** Network model file (launch.ts shapingFor): each authority's location, as relays'. */
+  shaping: ShapingOptions;
 }
 
 export interface RelayWorkerData extends WorkerCommon {
@@ -63,17 +67,17 @@ export type WorkerMessage =
   | { type: 'ready' }
   | { type: 'stopped' }
   | { type: 'error'; message: string }
-  | { type: 'relay-fault-done'; id: number; error?: string };
+  | { type: 'node-fault-done'; id: number; error?: string };
 
-/** What a relay fault does to one of the worker's relays (relay-slot.ts). */
-export type RelayFaultOp = 'stop' | 'kill' | 'start';
+/** What a node fault does to one of the worker's relays or authorities (relay-slot.ts, node-slot.ts). */
+export type NodeFaultOp = 'stop' | 'kill' | 'start';
 
 /** What the launcher posts to a worker. */
 export type LauncherMessage =
   | { type: 'stop' }
   /** The whole link-fault table (net/link-faults.ts), after each change. */
   | { type: 'link-faults'; table: LinkFaultTable }
-  | { type: 'relay-fault'; id: number; op: RelayFaultOp; relay: string };
+  | { type: 'node-fault'; id: number; op: NodeFaultOp; node: string };
 
 const keyFile = (dataDir: string, dir: string) => path.join(dataDir, dir, 'keys.json');
 
@@ -84,7 +88,7 @@ async function run(d: NodeWorkerData): Promise<void> {
   // One log file for the network (shallot.log), written by the launcher.
   const logger = createLogger(d.name, d.logLevel, (line) => post({ type: 'log', line }));
   const registry = createRegistry({ node: d.name, role: d.kind === 'authorities' ? 'authority' : 'relay' });
-  const authorities: DirectoryAuthority[] = [];
+  const authorities: NodeSlot<DirectoryAuthority>[] = [];
   const relays: RelaySlot[] = [];
   let stopping: Promise<void> | null = null;
   const stop = () => {
@@ -103,11 +107,11 @@ async function run(d: NodeWorkerData): Promise<void> {
       case 'link-faults':
         applyLinkFaults(m.table);
         break;
-      case 'relay-fault': {
-        const slot = relays.find((r) => r.nickname === m.relay);
+      case 'node-fault': {
+        const slot = [...relays, ...authorities].find((r) => r.nickname === m.node);
         const done = (error?: string) =>
-          post({ type: 'relay-fault-done', id: m.id, ...(error ? { error } : {}) });
-        if (!slot) done(`no relay ${m.relay} in ${d.name}`);
+          post({ type: 'node-fault-done', id: m.id, ...(error ? { error } : {}) });
+        if (!slot) done(`no node ${m.node} in ${d.name}`);
         else
           void slot[m.op]().then(
             () => done(),
@@ -129,26 +133,30 @@ async function run(d: NodeWorkerData): Promise<void> {
   });
   if (d.kind === 'authorities') {
     for (const i of d.indices) {
-      const keys = await loadOrCreateKeys(keyFile(d.dataDir, `authority${i}`));
-      const a = new DirectoryAuthority(
-        { logger: logger.child(`auth${i}`), registry },
-        {
-          identitySeed: keys.identitySeed,
-          host: '127.0.0.1',
-          port: Number(new URL(d.endpoints[i]?.url ?? '').port),
-          peers: d.endpoints,
-          votingIntervalSec: d.votingIntervalSec,
-          testnet: true,
-          // As network.ts (the one-process launcher): a stopped relay leaves the next consensus.
-          probeReachability: true,
-          // Every relay shares 127.0.0.1 (C tor TestingTorNetwork: AuthDirMaxServersPerAddr 0).
-          maxServersPerAddr: 0,
-          minUptimeSec: testnetMinUptime(d.votingIntervalSec),
-          handshake: d.handshake,
-          params: d.params,
-          name: `auth${i}`,
-        },
-      );
+      const file = keyFile(d.dataDir, `authority${i}`);
+      // Built again from its key file on each start after a stop or kill (node-slot.ts).
+      const make = async () =>
+        new DirectoryAuthority(
+          { logger: logger.child(`auth${i}`), registry },
+          {
+            identitySeed: (await loadOrCreateKeys(file)).identitySeed,
+            host: '127.0.0.1',
+            port: Number(new URL(d.endpoints[i]?.url ?? '').port),
+            peers: d.endpoints,
+            votingIntervalSec: d.votingIntervalSec,
+            testnet: true,
+            // As network.ts (the one-process launcher): a stopped relay leaves the next consensus.
+            probeReachability: true,
+            // Every relay shares 127.0.0.1 (C tor TestingTorNetwork: AuthDirMaxServersPerAddr 0).
+            maxServersPerAddr: 0,
+            minUptimeSec: testnetMinUptime(d.votingIntervalSec),
+            handshake: d.handshake,
+            params: d.params,
+            name: `auth${i}`,
+            shaping: shapingFor(d.shaping, `auth${i}`),
+          },
+        );
+      const a = new NodeSlot(`auth${i}`, make);
       await a.start();
       authorities.push(a);
       post({ type: 'started', done: authorities.length });

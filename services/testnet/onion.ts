@@ -2,7 +2,11 @@
  * The onion services `shallot up` runs in its own process: each with its
  * identity key under the data dir (so the address survives restarts), the
  * built-in backend, and N instances sharing the identity (Onionbalance
- * style), each with an embedded client of its own.
+ * style), each with an embedded client of its own. Each instance is a
+ * fault target (node-slot.ts) named `onion<s>-<i>`: a stop or kill ends its
+ * service and its client, a start builds both again from the identity key
+ * file and publishes anew (rend-spec-v3 §2.2.1: a service that starts
+ * publishes a fresh descriptor with new intro points).
  */
 
 import path from 'node:path';
@@ -15,6 +19,7 @@ import { OnionService } from '../onion-service/service.js';
 import { readAuthorizedClients } from '../runtime/client-auth-files.js';
 import type { Logger } from '../runtime/log.js';
 import { onionIdentityFile } from './client-auth.js';
+import { NodeSlot } from './node-slot.js';
 
 export interface OnionServicesOptions {
   count: number;
@@ -33,7 +38,28 @@ export interface OnionServicesOptions {
 
 export interface OnionServicesHandle {
   services: { name: string; address: string; instances: number }[];
+  /** Every instance, as a fault target named `onion<s>-<i>` (the name its links carry). */
+  instances: NodeSlot<OnionInstance>[];
   stop(): Promise<void>;
+}
+
+/** One instance: its service over its own embedded client, started and stopped together. */
+class OnionInstance {
+  constructor(
+    readonly client: ShallotClient,
+    readonly svc: OnionService,
+  ) {}
+
+  async start(): Promise<void> {
+    await this.client.start();
+    await this.client.ready();
+    await this.svc.start();
+  }
+
+  async stop(): Promise<void> {
+    // Its client goes down even when the service's own shutdown fails.
+    await this.svc.stop().finally(() => this.client.stop());
+  }
 }
 
 export async function startOnionServices(
@@ -41,12 +67,9 @@ export async function startOnionServices(
   o: OnionServicesOptions,
   onProgress: (line: string) => void,
 ): Promise<OnionServicesHandle> {
-  const running: { svc: OnionService; client: ShallotClient }[] = [];
+  const instances: NodeSlot<OnionInstance>[] = [];
   const services: OnionServicesHandle['services'] = [];
-  const stop = async () => {
-    await Promise.allSettled(running.map((r) => r.svc.stop()));
-    await Promise.allSettled(running.map((r) => r.client.stop()));
-  };
+  const stop = async () => void (await Promise.allSettled(instances.map((r) => r.stop())));
   try {
     for (let s = 0; s < o.count; s++) {
       const name = `onion${s}`;
@@ -56,39 +79,42 @@ export async function startOnionServices(
       let address = '';
       for (let i = 0; i < o.instances; i++) {
         const logger = c.logger.child(`${name}-${i}`);
-        const client = new ShallotClient(
-          { logger, registry: c.registry },
-          {
-            authorities: o.authorities,
-            socksHost: '127.0.0.1',
-            socksPort: null,
-            refreshPromptly: true,
-            circuits: {
-              tls: o.tls,
-              prebuild: 0,
-              handshake: o.handshake,
-              vanguardsLite: o.vanguardsLite,
-              ...(o.shaping ? { shaping: o.shaping(s, i) } : {}),
+        // Built afresh on each start (a restart after a fault), as a process would be.
+        const make = () => {
+          const client = new ShallotClient(
+            { logger, registry: c.registry },
+            {
+              authorities: o.authorities,
+              socksHost: '127.0.0.1',
+              socksPort: null,
+              refreshPromptly: true,
+              circuits: {
+                tls: o.tls,
+                prebuild: 0,
+                handshake: o.handshake,
+                vanguardsLite: o.vanguardsLite,
+                ...(o.shaping ? { shaping: o.shaping(s, i) } : {}),
+              },
             },
-          },
-        );
-        await client.start();
-        await client.ready();
-        const svc = new OnionService(
-          { logger, registry: c.registry, client },
-          {
-            name,
-            instance: String(i),
-            identityKeyFile: onionIdentityFile(o.dataDir, s),
-            ...(authorizedClients ? { authorizedClients } : {}),
-            dataDir: dir,
-            numIntroPoints: o.introPoints,
-            backend: { type: 'builtin' },
-          },
-        );
-        running.push({ svc, client });
+          );
+          const svc = new OnionService(
+            { logger, registry: c.registry, client },
+            {
+              name,
+              instance: String(i),
+              identityKeyFile: onionIdentityFile(o.dataDir, s),
+              ...(authorizedClients ? { authorizedClients } : {}),
+              dataDir: dir,
+              numIntroPoints: o.introPoints,
+              backend: { type: 'builtin' },
+            },
+          );
+          return new OnionInstance(client, svc);
+        };
+        const slot = new NodeSlot(`${name}-${i}`, make);
+        instances.push(slot);
         onProgress(`bootstrapping: onion service ${name} instance ${i + 1}/${o.instances} publishing`);
-        await svc.start();
+        const { svc } = await slot.start();
         // "Up" means clients can connect: the descriptor is on the HSDirs.
         await svc.whenPublished(o.introPoints, 90_000);
         address = svc.onionAddress;
@@ -99,5 +125,5 @@ export async function startOnionServices(
     await stop();
     throw e;
   }
-  return { services, stop };
+  return { services, instances, stop };
 }

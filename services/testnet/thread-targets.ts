@@ -1,25 +1,34 @@
 /**
- * Fault targets (fault.ts) for relays that share a process: a relay of the
- * one-process launcher (a RelaySlot on this thread) or of a relay worker
- * thread (the same RelaySlot there, driven over the worker's MessagePort).
- * Their pause is `null`: the injector holds their links through the
- * link-fault table instead, since one thread cannot SIGSTOP one relay.
+ * Fault targets (fault.ts) for nodes that share a process: a relay, an
+ * authority or an onion-service instance on this thread (a RelaySlot or a
+ * NodeSlot), or a relay or authority of a worker thread (the same slot
+ * there, driven over the worker's MessagePort). Their pause is `null`: the
+ * injector holds their links (and an authority's DirPort) through the
+ * link-fault table instead, since one thread cannot SIGSTOP one node.
  *
- * Not in this module: what stop, kill and start do to a relay
- * (relay-slot.ts); the process launcher's targets (fault.ts childTarget).
+ * Not in this module: what stop, kill and start do to a node
+ * (relay-slot.ts, node-slot.ts); the process launcher's targets (fault.ts
+ * childTarget).
  */
 
 import type { Worker } from 'node:worker_threads';
 import type { FaultTarget } from './fault.js';
-import type { LauncherMessage, RelayFaultOp, WorkerMessage } from './node-worker.js';
-import type { RelaySlot } from './relay-slot.js';
+import type { LauncherMessage, NodeFaultOp, WorkerMessage } from './node-worker.js';
 
-/** A relay on this thread. */
-export function slotTarget(slot: RelaySlot): FaultTarget {
+/** What both slots (relay-slot.ts, node-slot.ts) offer a fault. */
+export interface FaultSlot {
+  readonly nickname: string;
+  stop(): Promise<void>;
+  kill(): Promise<void>;
+  start(): Promise<unknown>;
+}
+
+/** A node on this thread. */
+export function slotTarget(slot: FaultSlot): FaultTarget {
   return {
     name: slot.nickname,
     pause: null,
-    // A relay's own stop has no grace to overrun: it closes its circuits and listener and returns.
+    // A node's own stop here has no grace to overrun: it closes its circuits or server and returns.
     stop: () => slot.stop(),
     kill: () => slot.kill(),
     start: async () => void (await slot.start()),
@@ -28,19 +37,19 @@ export function slotTarget(slot: RelaySlot): FaultTarget {
 
 let nextId = 1;
 
-/** Asks a relay worker to stop, kill or start one of its relays; resolves when it has. */
-function relayFault(worker: Worker, relay: string, op: RelayFaultOp): Promise<void> {
+/** Asks a worker to stop, kill or start one of its nodes; resolves when it has. */
+function nodeFault(worker: Worker, node: string, op: NodeFaultOp): Promise<void> {
   const id = nextId++;
   return new Promise((resolve, reject) => {
     const onMessage = (m: WorkerMessage) => {
-      if (m.type !== 'relay-fault-done' || m.id !== id) return;
+      if (m.type !== 'node-fault-done' || m.id !== id) return;
       done();
       if (m.error) reject(new Error(m.error));
       else resolve();
     };
     const onExit = () => {
       done();
-      reject(new Error(`the worker running ${relay} has exited`));
+      reject(new Error(`the worker running ${node} has exited`));
     };
     const done = () => {
       worker.off('message', onMessage);
@@ -48,17 +57,17 @@ function relayFault(worker: Worker, relay: string, op: RelayFaultOp): Promise<vo
     };
     worker.on('message', onMessage);
     worker.once('exit', onExit);
-    worker.postMessage({ type: 'relay-fault', id, op, relay } satisfies LauncherMessage);
+    worker.postMessage({ type: 'node-fault', id, op, node } satisfies LauncherMessage);
   });
 }
 
-/** A relay in a worker thread. */
-export function workerRelayTarget(worker: Worker, relay: string): FaultTarget {
+/** A relay or an authority in a worker thread. */
+export function workerNodeTarget(worker: Worker, node: string): FaultTarget {
   return {
-    name: relay,
+    name: node,
     pause: null,
-    stop: () => relayFault(worker, relay, 'stop'),
-    kill: () => relayFault(worker, relay, 'kill'),
-    start: () => relayFault(worker, relay, 'start'),
+    stop: () => nodeFault(worker, node, 'stop'),
+    kill: () => nodeFault(worker, node, 'kill'),
+    start: () => nodeFault(worker, node, 'start'),
   };
 }
