@@ -177,6 +177,8 @@ export async function upProcesses(o: UpOptions, progress: ProgressSink): Promise
           // The bandwidth scanner's circuits use the network's handshake.
           '--handshake',
           o.handshake,
+          // Placed in the model as auth<i> (launch.ts checkShaping), as in the thread modes.
+          ...(o.networkModel ? ['--network-model', path.resolve(o.networkModel)] : []),
           ...(o.consensusParams && Object.keys(o.consensusParams).length > 0
             ? ['--params', formatParams(o.consensusParams)]
             : []),

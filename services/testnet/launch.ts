@@ -85,18 +85,24 @@ export type ShapingOptions = Pick<UpOptions, 'networkModel' | 'bandwidthRate' | 
 
 /**
  * Checks the network model and bandwidth options against this network before
- * anything starts: every relay and the client in a location, every node the
- * model names present, every rate as C tor allows (NetworkModelError,
- * BandwidthOptionError).
+ * anything starts: every authority (`auth0`...), relay, onion service and
+ * the client in a location, every node the model names present, every rate
+ * as C tor allows (NetworkModelError, BandwidthOptionError).
  */
-export function checkShaping(o: ShapingOptions & Pick<UpOptions, 'relays' | 'onionServices'>): void {
+export function checkShaping(
+  o: ShapingOptions & Pick<UpOptions, 'authorities' | 'relays' | 'onionServices'>,
+): void {
   const model = o.networkModel ? loadNetworkModel(o.networkModel) : null;
   const limit = bandwidthLimit(o.bandwidthRate, o.bandwidthBurst);
   const relays = Array.from({ length: o.relays }, (_, i) => `relay${i}`);
+  const auths = Array.from({ length: o.authorities }, (_, i) => `auth${i}`);
   const onions = Array.from({ length: o.onionServices }, (_, s) => onionModelName(s));
-  if (model) placeNodes(model, [...relays, 'client', ...onions]);
-  for (const n of [...relays, 'client']) linkShaping(n, model, n === 'client' ? null : limit);
+  if (model) placeNodes(model, [...auths, ...relays, 'client', ...onions]);
+  for (const n of [...auths, ...relays, 'client']) linkShaping(n, model, isRelayName(n) ? limit : null);
 }
+
+/** Only relays take BandwidthRate (a relay option in C tor; Shallot's authorities relay no traffic). */
+const isRelayName = (node: string) => /^relay[0-9]+$/.test(node);
 
 /**
  * An onion service's name in the network model: `onion<s>`, the service
@@ -122,15 +128,14 @@ export function onionShapingFor(o: ShapingOptions, service: number, instance: nu
 }
 
 /**
- * One node's shaping under these options (already checked by checkShaping);
- * without a model or a limit, just its name, for link faults.
+ * One node's shaping under these options (already checked by checkShaping):
+ * a relay (`relayN`), an authority (`authN`: its reachability probes) or
+ * the client; without a model or a limit, just its name, for link faults.
  */
 export function shapingFor(o: ShapingOptions, node: string): LinkShaping {
   const model = o.networkModel ? loadNetworkModel(o.networkModel) : null;
-  return (
-    linkShaping(node, model, node === 'client' ? null : bandwidthLimit(o.bandwidthRate, o.bandwidthBurst)) ??
-    namedShaping(node)
-  );
+  const limit = isRelayName(node) ? bandwidthLimit(o.bandwidthRate, o.bandwidthBurst) : null;
+  return linkShaping(node, model, limit) ?? namedShaping(node);
 }
 
 export interface RunningNetwork {

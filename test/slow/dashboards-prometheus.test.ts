@@ -153,7 +153,9 @@ beforeAll(async () => {
       tls: true,
       host: '127.0.0.1',
       basePort: 0,
-      shaping: (nickname) => linkShaping(nickname, MODEL, bandwidthLimit(RATE, undefined)),
+      // Authorities (auth0...) are placed too, with no BandwidthRate: a relay option.
+      shaping: (nickname) =>
+        linkShaping(nickname, MODEL, nickname.startsWith('relay') ? bandwidthLimit(RATE, undefined) : null),
     },
   );
   ops = await serveOps({ host: '127.0.0.1', port: 0, registry, health: () => ({ ok: true, ready: true }) });

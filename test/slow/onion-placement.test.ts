@@ -38,6 +38,9 @@ const model = {
   nodes: {
     ...Object.fromEntries(Array.from({ length: RELAYS }, (_, i) => [`relay${i}`, 'here'])),
     client: 'here',
+    auth0: 'here',
+    auth1: 'here',
+    auth2: 'here',
     onion0: 'here',
     onion1: 'far',
   },

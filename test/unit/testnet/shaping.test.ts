@@ -23,13 +23,22 @@ function modelFile(model: unknown): string {
 const check =
   (over: ShapingOptions, onionServices = 0) =>
   () =>
-    checkShaping({ relays: 4, onionServices, ...over });
+    checkShaping({ authorities: 3, relays: 4, onionServices, ...over });
 
 const regions = {
   locations: ['us', 'eu', 'asia'],
   defaultLatencyMs: 80,
   links: [{ from: 'us', to: 'eu', latencyMs: 40 }],
-  nodes: { relay0: 'eu', relay1: 'eu', relay2: 'us', relay3: 'asia', client: 'us' },
+  nodes: {
+    auth0: 'us',
+    auth1: 'eu',
+    auth2: 'asia',
+    relay0: 'eu',
+    relay1: 'eu',
+    relay2: 'us',
+    relay3: 'asia',
+    client: 'us',
+  },
   bandwidth: { relay3: { rate: 1048576 } },
 };
 
@@ -57,6 +66,40 @@ describe('checkShaping', () => {
     expect(check({ networkModel: modelFile({ ...regions, defaultLatencyMs: -1 }) })).toThrow(/negative/);
     expect(check({ bandwidthRate: 10 })).toThrow(BandwidthOptionError);
     expect(check({ networkModel: path.join(dir, 'missing.json') })).toThrow(/cannot read/);
+  });
+
+  it('places each authority by its name auth<i>: explicitly, else by the seeded draw; never rate-limited', () => {
+    const o = { networkModel: modelFile(regions), bandwidthRate: 1048576 };
+    expect(check(o)).not.toThrow();
+    expect(shapingFor(o, 'auth0')?.location).toBe('us');
+    expect(shapingFor(o, 'auth2')?.location).toBe('asia');
+    expect(shapingFor(o, 'auth2')?.node).toBe('auth2');
+    // BandwidthRate is a relay option (C tor): the flag meters relays, not authorities.
+    expect(shapingFor(o, 'auth1')?.limiter).toBeNull();
+    expect(shapingFor(o, 'relay0')?.limiter?.rate).toBe(1048576);
+    const { auth0: _a, auth1: _b, auth2: _c, ...noAuths } = regions.nodes;
+    const drawn = { networkModel: modelFile({ ...regions, nodes: noAuths, assign: 'random', seed: 5 }) };
+    expect(check(drawn)).not.toThrow();
+    const first = [0, 1, 2].map((i) => shapingFor(drawn, `auth${i}`).location);
+    for (const l of first) expect(regions.locations).toContain(l);
+    expect([0, 1, 2].map((i) => shapingFor(drawn, `auth${i}`).location)).toEqual(first);
+  });
+
+  it('refuses an authority in no location, in an unknown location, or one the network lacks', () => {
+    const { auth1: _, ...two } = regions.nodes;
+    expect(check({ networkModel: modelFile({ ...regions, nodes: two }) })).toThrow(
+      /"auth1" is in no location/,
+    );
+    expect(
+      check({ networkModel: modelFile({ ...regions, nodes: { ...regions.nodes, auth0: 'mars' } }) }),
+    ).toThrow(/nodes\.auth0: unknown location "mars"/);
+    // Three authorities here: auth3 is no node of this network.
+    expect(
+      check({ networkModel: modelFile({ ...regions, nodes: { ...regions.nodes, auth3: 'us' } }) }),
+    ).toThrow(/"auth3" is not in this network/);
+    expect(() =>
+      checkShaping({ authorities: 4, relays: 4, onionServices: 0, networkModel: modelFile(regions) }),
+    ).toThrow(/"auth3" is in no location/);
   });
 
   it('no model and no rate: no delay and no limit, only the name link faults find links by', () => {
