@@ -7,7 +7,8 @@
  * download: busy share per thread, self time per function and per file.
  *
  *   npm run build && node dist/test/bench/profile.js [--process-per-node]
- *     [--workers=N] [--mib=50] [--top=25] [--keep] [--no-profile] [--json]
+ *     [--workers=N] [--mib=50] [--top=25] [--keep] [--no-profile] [--json] [--trace-gc]
+ *     [--node-arg=<flag>]... [--gc-log=<file>]
  *     [--cli=<other checkout>/dist/services/testnet/main.js]
  *
  * Design notes: V8's profile timestamps and process.hrtime are the same
@@ -213,6 +214,40 @@ process.on('exit', () => {
 `;
 }
 
+/**
+ * Sums V8's --trace-gc lines ("[pid:isolate] t ms: Mark-Compact a (b) -> c (d) MB, pause / ext ms ... reason")
+ * by isolate, kind and reason: how often each thread collected during the download, why, and the pauses' total.
+ */
+export function formatGcTrace(text: string, windowMs: number): string {
+  const rows = new Map<string, { n: number; ms: number }>();
+  const re =
+    /^\[\d+:(0x[0-9a-f]+)\]\s+\d+ ms: ([A-Za-z -]+?) [\d.]+ \([\d.]+\) -> [\d.]+ \([\d.]+\) MB, ([\d.]+) \/ [\d.]+ ms\s+(?:\([^)]*\)\s*)*(.*)$/;
+  // --trace-incremental-marking says what started each incremental mark (the Mark-Compact line only says what finished it).
+  const start = /^\[\d+:(0x[0-9a-f]+)\]\s+\d+ ms: \[IncrementalMarking\] Start \(([^)]*)\)/;
+  for (const line of text.split('\n')) {
+    const s = start.exec(line.trim());
+    if (s) {
+      const key = `${s[1]} incremental marking started by: ${s[2]}`;
+      const r = rows.get(key) ?? { n: 0, ms: 0 };
+      r.n++;
+      rows.set(key, r);
+      continue;
+    }
+    const m = re.exec(line.trim());
+    if (!m) continue;
+    const key = `${m[1]} ${m[2]}: ${m[4]!.trim() || '(no reason)'}`;
+    const r = rows.get(key) ?? { n: 0, ms: 0 };
+    r.n++;
+    r.ms += Number(m[3]);
+    rows.set(key, r);
+  }
+  const lines = [...rows].sort((a, b) => b[1].ms - a[1].ms || b[1].n - a[1].n);
+  return [
+    `GC during the download (${(windowMs / 1000).toFixed(1)} s), per isolate, kind and reason:`,
+    ...lines.map(([k, r]) => `  ${String(r.n).padStart(5)} x ${r.ms.toFixed(0).padStart(6)} ms  ${k}`),
+  ].join('\n');
+}
+
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const num = (name: string, fallback: number) => {
@@ -241,6 +276,12 @@ async function main(): Promise<void> {
   // that runs the same profiler through node:inspector and writes on exit.
   const profile = !args.includes('--no-profile');
   let nodeArgs = profile ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [];
+  // --trace-gc: V8 prints each collection of every isolate (launcher and workers); the ones during the download are summed.
+  const traceGc = args.includes('--trace-gc') && !perNode;
+  if (traceGc) nodeArgs.push('--trace-gc', '--trace-incremental-marking');
+  // --node-arg=<flag> (repeatable) passes V8/Node flags to the launcher, e.g. --trace-gc-nvp or heap sizes to try.
+  for (const a of args) if (a.startsWith('--node-arg=')) nodeArgs.push(a.slice(11));
+  const gcLog = args.find((a) => a.startsWith('--gc-log='))?.slice(9);
   let env = process.env;
   if (perNode && profile) {
     await mkdir(profDir, { recursive: true });
@@ -273,9 +314,12 @@ async function main(): Promise<void> {
         await new Promise((r) => setTimeout(r, 1000));
       }
     }
+    const gcFrom = out.text.length;
     const from = Number(process.hrtime.bigint() / 1000n);
     const ms = await download(socksPort, host, port, mib << 20);
     const to = Number(process.hrtime.bigint() / 1000n);
+    if (traceGc) process.stdout.write(`${formatGcTrace(out.text.slice(gcFrom), ms)}\n`);
+    if (gcLog) await writeFile(gcLog, out.text.slice(gcFrom));
     child.kill('SIGINT');
     await exited;
     if (!profile) {

@@ -2,7 +2,7 @@
 // count, idle does not, each sample is charged the time to the next one,
 // and a native function is shown under the JavaScript that called it.
 import { describe, expect, it } from 'vitest';
-import { summarise } from '../../bench/profile.js';
+import { formatGcTrace, summarise } from '../../bench/profile.js';
 
 const frame = (functionName: string, url = '', lineNumber = 0) => ({ functionName, url, lineNumber });
 
@@ -45,5 +45,38 @@ describe('profile summary', () => {
     expect(s.busyMs).toBe(0);
     expect(s.threads).toEqual([]);
     expect(s.functions).toEqual([]);
+  });
+});
+
+describe('--trace-gc summary', () => {
+  const lines = [
+    '[2489:0x7f1f1c001030]     9646 ms: Scavenge 21.8 (31.2) -> 14.7 (31.2) MB, 9.97 / 0.13 ms  (average mu = 1.000, current mu = 1.000) allocation failure; ',
+    '[2489:0x7f1f1c001030]     9649 ms: [IncrementalMarking] Start (task): (size/limit/slack) v8: 14MB / 47MB / 33MB global: 14MB / 47MB / 33MB',
+    '[2489:0x7f1f1c001030]     9704 ms: Mark-Compact 14.7 (31.2) -> 13.7 (31.5) MB, 14.47 / 0.05 ms  (+ 20.4 ms in 43 steps since start of marking, biggest step 16.4 ms, walltime since start of marking 55 ms) (average mu = 0.996, current mu = 0.996) finalize incremental marking via task; GC in old space requested',
+    '[2489:0x7f1f1c001030]     9920 ms: Mark-Compact 17.6 (31.5) -> 13.9 (31.5) MB, 25.74 / 0.03 ms  (+ 26.3 ms in 15 steps since start of marking, biggest step 24.2 ms, walltime since start of marking 87 ms) (average mu = 0.991, current mu = 0.760) finalize incremental marking via task; GC in old space requested',
+    '[2489:0x43b9e7a0]    13678 ms: [IncrementalMarking] Start (external memory pressure): (size/limit/slack) v8: 15MB / 40MB / 25MB',
+  ];
+
+  it('counts collections per isolate, kind and reason, with their pauses, and what started each marking', () => {
+    const s = formatGcTrace(lines.join('\n'), 4000);
+    expect(s).toContain('GC during the download (4.0 s)');
+    expect(s).toMatch(
+      / 2 x +40 ms {2}0x7f1f1c001030 Mark-Compact: finalize incremental marking via task; GC in old space requested/,
+    );
+    expect(s).toMatch(/ 1 x +10 ms {2}0x7f1f1c001030 Scavenge: allocation failure;/);
+    expect(s).toMatch(/ 1 x +0 ms {2}0x7f1f1c001030 incremental marking started by: task/);
+    expect(s).toMatch(/ 1 x +0 ms {2}0x43b9e7a0 incremental marking started by: external memory pressure/);
+  });
+
+  it('ignores log lines, truncated and garbled trace lines', () => {
+    const junk = [
+      'relay1 listening on 127.0.0.1:5000',
+      lines[2]!.slice(0, 60),
+      '[2489:0x7f] 12 ms: Mark-Compact lots of MB',
+      '[x:y] 1 ms: [IncrementalMarking] Start (',
+      '\u0000'.repeat(100),
+      '',
+    ].join('\n');
+    expect(formatGcTrace(junk, 1000).split('\n')).toHaveLength(1);
   });
 });
