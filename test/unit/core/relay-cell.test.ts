@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { fromHex, toHex } from '../../../services/core/bytes.js';
-import { randomBytes } from '../../../services/core/crypto.js';
+import { fillRandom, randomBytes } from '../../../services/core/crypto.js';
 import { InvalidError } from '../../../services/core/errors.js';
 import {
   decodeRelayCellBody,
@@ -105,6 +105,40 @@ describe('relay messages: properties and hostile input', () => {
     );
     expect(Array.from(body.subarray(12, 16))).toEqual([0, 0, 0, 0]);
     expect(body[16]).toBe(0xff);
+  });
+
+  it('pads from the pooled randomness with the default Rng: fresh bytes per cell, across pool refills, four zeros first', () => {
+    // 300 bodies of 1 data byte use 300 x 489 padding bytes: more than two 64 KiB pool refills.
+    const seen = new Set<string>();
+    for (let i = 0; i < 300; i++) {
+      const body = encodeRelayCellBody({ command: 2, streamId: 1, data: new Uint8Array([9]) }, randomBytes);
+      expect(Array.from(body.subarray(12, 16))).toEqual([0, 0, 0, 0]);
+      const pad = body.subarray(16);
+      // 489 random bytes: all zero (an unfilled pool) or a repeat (a reused slice) would be a bug.
+      expect(pad.some((b) => b !== 0)).toBe(true);
+      const hex = toHex(pad);
+      expect(seen.has(hex)).toBe(false);
+      seen.add(hex);
+    }
+    // A full DATA cell has no padding; a 494-byte one has exactly 0 random bytes after its four zeros.
+    const full = encodeRelayCellBody(
+      { command: 2, streamId: 1, data: new Uint8Array(498).fill(7) },
+      randomBytes,
+    );
+    expect(full.subarray(11).every((b) => b === 7)).toBe(true);
+    const near = encodeRelayCellBody(
+      { command: 2, streamId: 1, data: new Uint8Array(494).fill(7) },
+      randomBytes,
+    );
+    expect(Array.from(near.subarray(505))).toEqual([0, 0, 0, 0]);
+  });
+
+  it('fillRandom writes only its range, also for a request larger than the pool', () => {
+    const out = new Uint8Array(70_000);
+    fillRandom(out, 10, 69_980);
+    expect(out.subarray(0, 10).every((b) => b === 0)).toBe(true);
+    expect(out.subarray(69_990).every((b) => b === 0)).toBe(true);
+    expect(out.subarray(10, 69_990).filter((b) => b === 0).length).toBeLessThan(1000);
   });
 
   it('encoded into a reused buffer full of old bytes, a body equals a fresh one (same padding)', () => {
