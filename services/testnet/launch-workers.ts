@@ -19,6 +19,7 @@ import { ed25519PublicFromSeed } from '../core/crypto.js';
 import type { HostPort } from '../core/relay-pivot.js';
 import { createRegistry } from '../metrics/metrics.js';
 import { type AuthorityEndpoint, fetchConsensus } from '../net/dir-client.js';
+import { floorWorkerOldSpace } from '../runtime/heap-flags.js';
 import { loadOrCreateKeys } from '../runtime/key-store.js';
 import type { FaultTarget } from './fault.js';
 import type { RunningNetwork, UpOptions } from './launch.js';
@@ -178,6 +179,8 @@ function spawnWorker(
   write: (line: string) => void,
   onStarted: (n: number) => void,
 ): Running {
+  // Relay traffic without a full collection every ~80 ms (runtime/heap-flags.ts).
+  floorWorkerOldSpace();
   const worker = new Worker(workerEntry, { workerData: d, name: d.name });
   const r: Running = { worker, exited: new Promise((res) => worker.once('exit', () => res())), failed: null };
   worker.on('message', (m: WorkerMessage) => {
