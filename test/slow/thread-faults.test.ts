@@ -12,7 +12,9 @@
 //   - restart auth1: it is down and back, and serves a consensus again;
 //   - pause onion0-0 (the service's only instance): a client cannot reach
 //     the service while it lasts (every link of the instance holds), and
-//     reaches it again after the heal.
+//     reaches it again after the heal;
+//   - kill onion0-0: unreachable while it is down, reachable again once the
+//     heal has built it anew from its identity key and it has published.
 // Needs `npm run build` (npm run test:all).
 import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -205,9 +207,23 @@ describe('shallot fault on authorities and onion-service instances, worker threa
         (r) => r === 'ok',
       ),
     ).toBe('ok');
+  }, 240_000);
+
+  it('kills the onion service instance: unreachable while down, reachable again once built anew and published', async () => {
+    const line = await shallot(dataDir, ['fault', 'kill', 'onion0-0', '--duration', '15']);
+    expect(line).toContain('kill onion0-0');
+    expect(await onionGet(net, 10_000)).not.toBe('ok');
+    // Healed after 15 s: a new instance (same identity key) publishes a fresh descriptor.
+    expect(
+      await until(
+        150_000,
+        () => onionGet(net, 20_000),
+        (r) => r === 'ok',
+      ),
+    ).toBe('ok');
     const list = await shallot(dataDir, ['fault', 'list']);
     // Every fault of this network is healed.
-    expect(list.trim().split('\n')).toHaveLength(4);
+    expect(list.trim().split('\n')).toHaveLength(5);
     for (const l of list.trim().split('\n')) expect(l).toMatch(/healed/);
   }, 240_000);
 });
