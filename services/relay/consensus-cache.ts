@@ -24,11 +24,14 @@
  *   while a live consensus is held at most one such on-demand fetch per
  *   `minRefreshMs` for the whole process, so hostile EXTEND2s cannot make
  *   a relay a consensus-download amplifier against the authorities. The
- *   schedule's own fetches do not count against it (the first miss after
- *   bootstrap fetches at once), and a refresh asked for too soon waits for
- *   the next allowed fetch (one, shared by every waiter) rather than being
- *   refused: a refused refresh made a relay refuse EXTEND2s to a relay
- *   that had just joined, for seconds after its own bootstrap.
+ *   schedule's own fetches do not count against it: they did, so the
+ *   first miss after bootstrap was refused its fetch and the relay refused
+ *   EXTEND2s to a relay that had just joined for seconds. A refresh asked
+ *   for sooner is refused at once (answered false) rather than held until
+ *   the window ends: the authorities publish once per voting interval, so
+ *   a second fetch within seconds rarely brings anything, and holding
+ *   every refused EXTEND2 (a hostile one, or one to a relay just delisted)
+ *   for up to `minRefreshMs` slowed refusals from milliseconds to seconds.
  * - A consensus older than the held one (a lagging authority) is never
  *   installed, so the view never goes back in time.
  * - `sharedConsensusCache` hands out one cache per authority set per
@@ -114,12 +117,6 @@ export class ConsensusCache {
   private inflight: Promise<void> | null = null;
   /** When the last on-demand fetch (`refresh`) started; scheduled fetches do not count. */
   private lastOnDemandMs = Number.NEGATIVE_INFINITY;
-  /** A refresh asked for within `minRefreshMs` of the last: every such caller waits on this one. */
-  private deferred: {
-    promise: Promise<boolean>;
-    resolve: (v: boolean) => void;
-    timer: NodeJS.Timeout;
-  } | null = null;
   private attempted = false;
   private running = false;
   private readonly listeners = new Set<(c: HeldConsensus) => void>();
@@ -168,12 +165,6 @@ export class ConsensusCache {
     this.running = false;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
-    const d = this.deferred;
-    this.deferred = null;
-    if (d) {
-      clearTimeout(d.timer);
-      d.resolve(false);
-    }
   }
 
   /** Resolves once a first fetch has completed (whatever its outcome). */
@@ -189,36 +180,20 @@ export class ConsensusCache {
   }
 
   /**
-   * Fetches now, unless one is in flight (then waits for it) or, while a
+   * Fetches now unless one is in flight (then waits for it) or, while a
    * live consensus is held, an on-demand fetch started within
-   * `minRefreshMs` (then waits for the next one, at the end of that
-   * window, shared with every other caller). Resolves whether this call
-   * waited for a fetch: false only when the cache stopped first.
+   * `minRefreshMs` (scheduled fetches do not count); resolves whether this
+   * call waited for a fetch.
    */
   async refresh(): Promise<boolean> {
     if (this.inflight) {
       await this.inflight;
       return true;
     }
-    if (this.deferred) return this.deferred.promise;
-    const waitMs = this.live ? this.lastOnDemandMs + this.minRefreshMs - this.now() : 0;
-    if (waitMs > 0) return this.defer(waitMs);
+    if (this.live && this.now() - this.lastOnDemandMs < this.minRefreshMs) return false;
     this.lastOnDemandMs = this.now();
     await this.fetchNow();
     return true;
-  }
-
-  private defer(waitMs: number): Promise<boolean> {
-    let resolve: (v: boolean) => void = () => {};
-    const promise = new Promise<boolean>((r) => {
-      resolve = r;
-    });
-    const timer = setTimeout(() => {
-      this.deferred = null;
-      this.refresh().then(resolve, () => resolve(false));
-    }, waitMs);
-    this.deferred = { promise, resolve, timer };
-    return promise;
   }
 
   private fetchNow(): Promise<void> {

@@ -9,13 +9,14 @@
  * (a relay just joined or moved, or we started after the client fetched),
  * so a miss — an EXTEND2 target not listed as asked, or no consensus at
  * all — fetches it at once and checks again before refusing. The shared
- * cache coalesces those fetches and allows one on-demand fetch per few
- * seconds for the whole process (a miss sooner waits for the next one
- * rather than being refused), so hostile EXTEND2s cannot turn a relay into
- * a consensus-download amplifier against the authorities. This view keeps
- * no rate limit of its own: it used to count a fetch the cache had refused
- * as done, and so refused EXTEND2s to a newly listed relay for ~10 s
- * after bootstrap (clients rode it out with retries).
+ * cache coalesces those fetches and allows one on-demand fetch per 5 s
+ * for the whole process (its schedule's fetches do not count; a miss
+ * sooner is refused at once, without a fetch), so hostile EXTEND2s cannot
+ * turn a relay into a consensus-download amplifier against the
+ * authorities. This view keeps no rate limit of its own and rechecks only
+ * after a real fetch: it used to count a fetch the cache had refused as
+ * done, and so refused EXTEND2s to a newly listed relay for ~10 s after
+ * bootstrap (clients rode it out with retries).
  *
  * Why EXTEND2 targets are checked against the consensus at all, where C tor
  * (circuit_extend, tor-spec §5.1.2) dials whatever the link specifiers say
