@@ -1,5 +1,6 @@
 // The authority process entry: --print-identity creates a 0600 key file
-// once and prints the same identity every time.
+// once and prints the same identity every time; a network model that
+// cannot place the authority stops it before it listens, naming why.
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -28,5 +29,41 @@ describe('directory main', () => {
     expect(out[0]).toMatch(/^[0-9a-f]{64}\n$/);
     expect(out[1]).toBe(out[0]);
     expect((await fs.stat(keyFile)).mode & 0o777).toBe(0o600);
+  });
+
+  it('refuses an unknown --location, and a name the model places nowhere, before listening', async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'shallot-dirauth-'));
+    dirs.push(dir);
+    const model = path.join(dir, 'model.json');
+    await fs.writeFile(model, JSON.stringify({ locations: ['us', 'eu'], defaultLatencyMs: 40 }));
+    const errors: string[] = [];
+    vi.spyOn(process, 'exit').mockImplementation((code) => {
+      throw new Error(`exit ${code}`);
+    });
+    vi.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => {
+      errors.push(String(s));
+      return true;
+    });
+    const args = (...more: string[]) => [
+      'node',
+      'main.js',
+      '--key-file',
+      path.join(dir, 'keys.json'),
+      '--authorities',
+      `${'a'.repeat(64)}@127.0.0.1:1`,
+      '--port',
+      '0',
+      '--name',
+      'auth0',
+      '--network-model',
+      model,
+      ...more,
+    ];
+    await expect(main(args('--location', 'mars'))).rejects.toThrow(/exit 1/);
+    expect(errors.join('')).toMatch(/network model: location: unknown location "mars"/);
+    errors.length = 0;
+    // No --location, no "nodes" entry and no "assign": "random": auth0 is in no location.
+    await expect(main(args())).rejects.toThrow(/exit 1/);
+    expect(errors.join('')).toMatch(/"auth0" is in no location/);
   });
 });
