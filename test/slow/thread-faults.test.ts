@@ -1,7 +1,7 @@
 // `shallot fault` on authorities and onion-service instances of a network
 // in the default mode (worker threads: the authorities in a worker of
 // their own, the relays in another, the client and the onion service on
-// the launcher's thread), through the built CLI
+// the launcher's thread) and in one process, through the built CLI
 // (dist/services/testnet/main.js), one fault after another:
 //   - pause auth0: its DirPort answers nothing while the other two still
 //     publish a fresh consensus (2 of 3 signatures, dir-spec §3.4.1), and
@@ -101,12 +101,25 @@ async function onionGet(net: RunningNetwork, ms: number): Promise<'ok' | string>
   }
 }
 
-describe('shallot fault on authorities and onion-service instances, worker threads (the default)', () => {
+/** The default (worker threads: the authorities' metrics on worker0) and one process (all on the launcher's). */
+const MODES = [
+  { label: 'worker threads (the default)', workers: 2, mode: 'workers', authMetrics: 'worker0' },
+  { label: 'one process', workers: 1, mode: 'one-process', authMetrics: 'shallot' },
+] as const;
+
+describe.each(MODES)('shallot fault on authorities and onion-service instances, $label', (m) => {
   let dataDir: string;
   let net: RunningNetwork;
   beforeAll(async () => {
     dataDir = await mkdtemp(path.join(tmpdir(), 'shallot-thread-faults-'));
-    net = await upReadmeNetwork({ dataDir, relays: 6, exits: 2, onionServices: 1, instances: 1, workers: 2 });
+    net = await upReadmeNetwork({
+      dataDir,
+      relays: 6,
+      exits: 2,
+      onionServices: 1,
+      instances: 1,
+      workers: m.workers,
+    });
   }, 300_000);
   afterAll(async () => {
     await net?.stop();
@@ -114,7 +127,7 @@ describe('shallot fault on authorities and onion-service instances, worker threa
   });
 
   it('pauses an authority: it answers nothing, the other two still publish, it answers again once healed', async () => {
-    expect(net.state.mode).toBe('workers');
+    expect(net.state.mode).toBe(m.mode);
     const [a0, a1] = net.state.authorities.map((a) => a.url);
     expect(await dirAnswer(a0 as string)).toBe(200);
     const line = await shallot(dataDir, ['fault', 'pause', 'auth0', '--duration', '60']);
@@ -145,12 +158,12 @@ describe('shallot fault on authorities and onion-service instances, worker threa
   }, 120_000);
 
   it('cuts the link between an authority and a relay: its vote calls the relay unreachable until the heal', async () => {
-    const worker0 = net.state.nodes.find((n) => n.name === 'worker0')?.metrics ?? '';
-    expect(worker0).toMatch(/^127\.0\.0\.1:\d+$/);
+    const authMetrics = net.state.nodes.find((n) => n.name === m.authMetrics)?.metrics ?? '';
+    expect(authMetrics).toMatch(/^127\.0\.0\.1:\d+$/);
     expect(
       await until(
         30_000,
-        () => unreachableIn(worker0, 'auth0'),
+        () => unreachableIn(authMetrics, 'auth0'),
         (n) => n === 0,
       ),
     ).toBe(0);
@@ -159,7 +172,7 @@ describe('shallot fault on authorities and onion-service instances, worker threa
     expect(
       await until(
         40_000,
-        () => unreachableIn(worker0, 'auth0'),
+        () => unreachableIn(authMetrics, 'auth0'),
         (n) => n >= 1,
       ),
     ).toBe(1);
@@ -167,7 +180,7 @@ describe('shallot fault on authorities and onion-service instances, worker threa
     expect(
       await until(
         40_000,
-        () => unreachableIn(worker0, 'auth0'),
+        () => unreachableIn(authMetrics, 'auth0'),
         (n) => n === 0,
       ),
     ).toBe(0);
