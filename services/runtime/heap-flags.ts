@@ -15,6 +15,11 @@
  * runs once the old generation passes it. It reserves nothing: an idle node
  * never grows toward it, a busy one holds at most that much garbage.
  *
+ * Where: relay worker threads (launch-workers.ts), node processes of
+ * --process-per-node (launch-processes.ts), and the launcher's own thread
+ * (client, exit target, onion services) through its command line: the
+ * `shallot` command's shebang (`env -S`) and `npm start`.
+ *
  * Not a Tor behaviour: C tor has no collector.
  */
 import v8 from 'node:v8';

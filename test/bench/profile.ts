@@ -30,6 +30,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { NODE_PROCESS_HEAP_FLAGS } from '../../services/runtime/heap-flags.js';
 import { collectOutput, smallUpArgs, waitUpReady } from '../helpers/up-cli.js';
 import { download } from './throughput.js';
 
@@ -276,6 +277,8 @@ async function main(): Promise<void> {
   // that runs the same profiler through node:inspector and writes on exit.
   const profile = !args.includes('--no-profile');
   let nodeArgs = profile ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [];
+  // The launcher gets the heap flags `npm start` and the shallot command's shebang give it (runtime/heap-flags.ts); --cli= (another build) none.
+  if (!args.some((a) => a.startsWith('--cli='))) nodeArgs.push(...NODE_PROCESS_HEAP_FLAGS);
   // --trace-gc: V8 prints each collection of every isolate (launcher and workers); the ones during the download are summed.
   const traceGc = args.includes('--trace-gc') && !perNode;
   if (traceGc) nodeArgs.push('--trace-gc', '--trace-incremental-marking');

@@ -41,6 +41,7 @@ import {
   scrape,
 } from '../../services/loadgen/scrape.js';
 import { builtinSha256 } from '../../services/onion-service/builtin-http.js';
+import { NODE_PROCESS_HEAP_FLAGS } from '../../services/runtime/heap-flags.js';
 import type { NetworkState } from '../../services/testnet/state.js';
 import type { RunningNetwork } from '../../services/testnet/up.js';
 import { socksConnect } from '../helpers/socks-client.js';
@@ -88,7 +89,10 @@ async function upCli(dataDir: string, workers: number): Promise<RunningNetwork> 
   const here = path.dirname(fileURLToPath(import.meta.url));
   const cli = path.resolve(here, '../../services/testnet/main.js');
   const args = [...(await smallUpArgs(dataDir, 10, 4)), '--log-level', 'warn', '--workers', String(workers)];
-  const child = spawn(process.execPath, [cli, 'up', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // With the heap flags `npm start` and the `shallot` command's shebang give the launcher (runtime/heap-flags.ts).
+  const child = spawn(process.execPath, [...NODE_PROCESS_HEAP_FLAGS, cli, 'up', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   const out = collectOutput(child);
   let state: NetworkState;

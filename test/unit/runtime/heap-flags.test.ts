@@ -3,6 +3,7 @@
 // --process-per-node would fail). Worker threads get the same flags through
 // v8.setFlagsFromString, which ignores unknown ones silently: this is their check too.
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { NODE_PROCESS_HEAP_FLAGS, OLD_SPACE_FLOOR_MB } from '../../../services/runtime/heap-flags.js';
 
@@ -20,5 +21,17 @@ describe('heap flags', () => {
   it('a misspelt V8 flag would make node refuse to start (the check above can fail)', () => {
     const r = spawnSync(process.execPath, ['--initial-old-space-sise=64', '-e', '0'], { encoding: 'utf8' });
     expect(r.status).not.toBe(0);
+  });
+
+  it('the shallot command and npm start give the launcher the same flags', () => {
+    const root = new URL('../../../', import.meta.url);
+    const shebang = readFileSync(new URL('services/testnet/main.ts', root), 'utf8').split('\n')[0];
+    expect(shebang).toBe(`#!/usr/bin/env -S node ${NODE_PROCESS_HEAP_FLAGS.join(' ')}`);
+    const pkg = JSON.parse(readFileSync(new URL('package.json', root), 'utf8')) as {
+      scripts: { start: string };
+    };
+    expect(pkg.scripts.start).toBe(
+      `exec node ${NODE_PROCESS_HEAP_FLAGS.join(' ')} dist/services/testnet/main.js up`,
+    );
   });
 });
