@@ -23,7 +23,7 @@
  * one is abandoned only at the close timeout (60 s; onion-service circuits
  * MAX(2 close + 1 s, SocksTimeout)). A hop that leaves CREATE2 or EXTEND2
  * unanswered for `firstHopTimeoutMs` stopped answering: the attempt is
- * abandoned and the relay avoided as a chosen last hop for a minute; for a
+ * abandoned and the relay left out of new paths' chosen hops for a minute; for a
  * first hop, its guard is marked failed and every circuit through that
  * channel takes no new stream.
  *
@@ -184,11 +184,10 @@ export class CircuitManager {
     if (!dir) throw new NoConsensusError();
     const purpose = req.purpose;
     const started = this.now();
-    // The caller's chosen relay stopped answering a moment ago: fail now, so it picks another.
-    if (req.lastHop && this.isUnresponsive(req.lastHop.id)) {
-      this.countFailure(purpose, 'unresponsive');
-      throw new CircuitError(DestroyReason.TIMEOUT, `${req.lastHop.nickname} stopped answering`, 'timeout');
-    }
+    // A requested last hop is tried even if it stopped answering lately: callers that choose
+    // (the onion client's intro and rendezvous points) leave such relays out or last themselves,
+    // and one that cannot choose (a service's rendezvous at the client's point, an HSDir upload)
+    // must try, as C tor does. A single refused EXTEND2 must not cost it every such circuit.
     const exclude = new Set(req.lastHop ? [req.lastHop.id] : []);
     const layer2 = req.lastHop && this.opts.vanguardsLite ? this.layer2(dir) : undefined;
     const pickOpts = { nowMs: started, rng: this.rng };
@@ -254,7 +253,7 @@ export class CircuitManager {
       hopTimer = setTimeout(() => {
         if (circ === null && channel !== null)
           this.firstHopStoppedAnswering(channel, isGuard ? first.id : null);
-        this.liveness.markUnresponsive(hop.id);
+        this.avoid(hop.id, 'no_answer');
         abandon(new CircuitError(DestroyReason.TIMEOUT, `${hop.nickname} did not answer`, 'timeout'));
       }, this.opts.firstHopTimeoutMs);
     };
@@ -274,7 +273,7 @@ export class CircuitManager {
           this.guards.failed(first.id, this.now());
         }
         // C tor connection_or_about_to_close: an OR connection we launched that failed marks the relay down.
-        if (!(e instanceof CircuitError && e.kind === 'timeout')) this.liveness.markUnresponsive(first.id);
+        if (!(e instanceof CircuitError && e.kind === 'timeout')) this.avoid(first.id, 'connect_failed');
         throw e;
       }
       const creating = OriginCircuit.create(channel, first, {
@@ -337,8 +336,7 @@ export class CircuitManager {
 
   /** The hop before `hop` could not reach it (extendRefused): avoided as a chosen hop for a minute. */
   private extendFailed(hop: CircuitTarget): void {
-    this.c.logger.info('a relay could not extend to the next hop; avoiding it', { relay: hop.nickname });
-    this.liveness.markUnresponsive(hop.id);
+    this.avoid(hop.id, 'extend_refused');
   }
 
   /**
@@ -351,10 +349,19 @@ export class CircuitManager {
     this.m.circuitsRetired.labels({ reason: 'first_hop' }).inc();
     if (guardId) {
       this.guards.failed(guardId, this.now());
-      this.liveness.markUnresponsive(guardId);
+      this.avoid(guardId, 'first_hop_silent');
     }
     this.lifetimes.retireChannel(channel);
     this.maintain();
+  }
+
+  /** Leaves relay `id` out of chosen hops for a minute (relay-liveness.ts); logged, since it shapes later paths. */
+  private avoid(id: string, reason: string): void {
+    this.liveness.markUnresponsive(id);
+    this.c.logger.info('avoiding a relay for a minute', {
+      relay: this.netdir?.get(id)?.nickname ?? id,
+      reason,
+    });
   }
 
   private countFailure(purpose: string, reason: string): void {
@@ -396,7 +403,7 @@ export class CircuitManager {
     const [first, ...rest] = circ.hops.map((h) => Buffer.from(h.identity).toString('hex'));
     if (this.now() - heard >= waitedMs) this.firstHopStoppedAnswering(circ.channel, first ?? null);
     // The first hop answers, so a later hop is silent; which one is unknown, so each is avoided for a while.
-    else for (const id of rest) this.liveness.markUnresponsive(id);
+    else for (const id of rest) this.avoid(id, 'stream_timeout');
   }
 
   /** Notes that `circ`'s first hop is alive now and whenever `stream` delivers data; returns `stream`. */

@@ -4,7 +4,9 @@
 // `shallot load --new-circuit`) no longer grows circuits without bound —
 // every dirty circuit is closed once its stream is done, at the client and at
 // the relays; a dirty circuit with a stream still open is kept until the
-// stream ends; clean pre-built circuits are replaced after the idle timeout.
+// stream ends; clean pre-built circuits are replaced after the idle timeout;
+// a relay the client avoids for a minute is still built to when a caller
+// names it as the last hop.
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ShallotClient } from '../../services/client/client.js';
@@ -113,5 +115,21 @@ describe('client circuit lifetimes', () => {
     // maintain() builds replacements: two clean circuits again, never more.
     expect(await until(async () => (await metric('shallot_client_circuits_open')) === 2, 10_000)).toBe(true);
     expect(await metric('shallot_client_circuits_open')).toBeLessThanOrEqual(2);
+  }, 60_000);
+
+  it('builds to a requested last hop even while it avoids that relay (a service cannot pick another rendezvous point)', async () => {
+    const { client } = await startClient({ prebuild: 0 });
+    const target = client.dir?.relays.find((r) => r.flags.includes('Stable'));
+    if (!target) throw new Error('no relay in the consensus');
+    const first = await client.circuits.build({ purpose: 'onion-rend', lastHop: target });
+    // A stream that got no CONNECTED while the first hop kept answering: the later hops are
+    // left out of new choices for a minute (relay-liveness.ts).
+    client.circuits.streamTimedOut(first, 60_000);
+    expect(client.circuits.isUnresponsive(target.id)).toBe(true);
+    const again = await client.circuits.build({ purpose: 'onion-rend', lastHop: target });
+    expect(again.isOpen).toBe(true);
+    expect(Buffer.from(again.hops.at(-1)?.identity ?? []).toString('hex')).toBe(target.id);
+    again.destroy();
+    first.destroy();
   }, 60_000);
 });
