@@ -105,8 +105,16 @@ interface SentIntro {
 }
 
 export class OnionRendezvous {
-  /** Intro points (auth key, hex) that failed, until when: tried last (C tor's client intro state cache). */
-  private readonly introFailures = new Map<string, number>();
+  /**
+   * Intro points (auth key, hex) that failed lately, as C tor's client intro
+   * state cache keeps them (hs_cache.c, 2 minutes): one that NACKed
+   * (INTRODUCE_ACK other than success: an INTRO_POINT_FAILURE_GENERIC) is
+   * not used again meanwhile; one that timed out or could not be reached is
+   * tried last. C tor also stops using a timed-out one; here a frozen
+   * relay's intro point stays a last resort, since the testnet pauses relays
+   * on purpose and they come back.
+   */
+  private readonly introFailures = new Map<string, { until: number; refused: boolean }>();
 
   constructor(
     private readonly c: OnionRendezvousContext,
@@ -127,6 +135,7 @@ export class OnionRendezvous {
   ): Promise<OriginCircuit> {
     const started = this.c.now();
     const found = shuffled(desc.introPoints, this.c.rng)
+      .filter((ip) => !this.introRefused(ip))
       .map((ip) => ({ ip, relay: findIntroRelay(dir.relays, ip.linkSpecifiers) }))
       .filter((x): x is { ip: IntroPointInfo; relay: NetRelay } => x.relay !== undefined);
     // Failover order: intro points that failed lately, or whose relay stopped answering, go last.
@@ -206,7 +215,7 @@ export class OnionRendezvous {
         if (ack.status === IntroduceAckStatus.SUCCESS) acked = true;
         else {
           lastError = `intro point ${relay.nickname} answered INTRODUCE_ACK ${ack.status}`;
-          this.noteIntroFailure(ip);
+          this.noteIntroFailure(ip, true);
         }
       } catch (e) {
         if (isTimeout(e)) timeouts += 1;
@@ -281,15 +290,31 @@ export class OnionRendezvous {
   }
 
   /** C tor `hs_cache_client_intro_state_note`: remembered for HS_CACHE_CLIENT_INTRO_STATE_MAX_AGE (2 min). */
-  private noteIntroFailure(ip: IntroPointInfo): void {
+  /** `refused`: the intro point NACKed the introduction (not used again for 2 minutes). */
+  private noteIntroFailure(ip: IntroPointInfo, refused = false): void {
     const now = this.c.now();
-    for (const [k, until] of this.introFailures) if (until <= now) this.introFailures.delete(k);
-    if (this.introFailures.size < this.o.maxCachedDescriptors)
-      this.introFailures.set(toHex(ip.authKey), now + 120_000);
+    for (const [k, f] of this.introFailures) if (f.until <= now) this.introFailures.delete(k);
+    const key = toHex(ip.authKey);
+    const was = this.introFailures.get(key);
+    if (was || this.introFailures.size < this.o.maxCachedDescriptors)
+      this.introFailures.set(key, { until: now + 120_000, refused: refused || (was?.refused ?? false) });
   }
 
   private introFailed(ip: IntroPointInfo): boolean {
-    return (this.introFailures.get(toHex(ip.authKey)) ?? 0) > this.c.now();
+    return (this.introFailures.get(toHex(ip.authKey))?.until ?? 0) > this.c.now();
+  }
+
+  private introRefused(ip: IntroPointInfo): boolean {
+    const f = this.introFailures.get(toHex(ip.authKey));
+    return f?.refused === true && f.until > this.c.now();
+  }
+
+  /**
+   * Whether `desc` lists an intro point that has not refused an
+   * introduction lately (C tor hs_client_any_intro_points_usable).
+   */
+  hasUsableIntro(desc: HsDescriptorContents): boolean {
+    return desc.introPoints.some((ip) => !this.introRefused(ip));
   }
 
   private introCircuit(relay: NetRelay): Promise<OriginCircuit> {

@@ -274,6 +274,8 @@ export class OnionClient {
           await sleep(retry.delayMs);
           this.descs.drop(label);
           ({ desc } = await this.descs.get(label, keys, dir, authSecret));
+          // C tor client_desc_has_arrived: a fresh descriptor with no usable intro point ends the stream (0xF2).
+          if (!this.rend.hasUsableIntro(desc)) throw e;
         }
       }
     }

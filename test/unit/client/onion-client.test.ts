@@ -287,18 +287,23 @@ describe('OnionClient intro phase', () => {
     expect(h.count('onion-rend')).toBe(0);
   });
 
-  it('refetches the descriptor when all its intro points fail, once per further attempt', async () => {
-    const s = service([1]);
+  it('an intro point that NACKed is not tried again: one refetch, then 0xF2 (C tor client_desc_has_arrived)', async () => {
+    const s = service([1, 2]);
     const h = harness(
       { hsdir: () => ({ status: 200, body: s.text }), intro: ['nack'] },
-      { maxRendezvousTries: 2 },
+      { maxRendezvousTries: 6 },
     );
     expect(await h.connect(s.address)).toBe(SocksReply.ONION_INTRO_FAILED);
+    // Both intro points NACKed; the refetched descriptor lists the same two: no further attempt.
     expect(h.count('hsdir')).toBe(2);
+    expect(h.count('onion-intro')).toBe(2);
+    expect(await retries(h.registry)).toEqual({ descriptor: 1 });
     expect(h.oc.cachedDescriptor(s.address)).not.toBeNull();
+    // A second connection within the 2 minutes: the cached descriptor has no usable intro point,
+    // so it is fetched again at once and, still listing the same ones, the answer is 0xF2 unintroduced.
     expect(await h.connect(s.address.toUpperCase())).toBe(SocksReply.ONION_INTRO_FAILED);
     expect(h.count('hsdir')).toBe(3);
-    expect(h.count('onion-intro')).toBe(4);
+    expect(h.count('onion-intro')).toBe(2);
   });
 
   it('0xF3 after trying three rendezvous points', async () => {
