@@ -289,15 +289,23 @@ describe('onion client with a real onion service', () => {
   }, 60_000);
 
   it('reuses the descriptor and the rendezvous circuit for the same isolation key', async () => {
-    const hsdirBefore = await metricValue(clientRegistry, 'shallot_circuits_total', { purpose: 'hsdir' });
-    const rpBefore = await metricValue(clientRegistry, 'shallot_client_rendezvous_chosen_total');
-    for (let i = 0; i < 2; i++) {
-      const s = await socksConnect(client.socksPort, service.onionAddress, 80, { timeoutMs: 30_000 });
+    // Its own isolation key: the first connection joins a rendezvous circuit (and may fetch the
+    // descriptor of a new time period, a minute long here), the second must ride on it.
+    const hello = async () => {
+      const s = await socksConnect(client.socksPort, service.onionAddress, 80, {
+        username: 'reuse',
+        password: 'x',
+        timeoutMs: 30_000,
+      });
       const back = readExactly(s, 5);
       s.write('hello');
       expect((await back).toString()).toBe('hello');
       s.destroy();
-    }
+    };
+    await hello();
+    const hsdirBefore = await metricValue(clientRegistry, 'shallot_circuits_total', { purpose: 'hsdir' });
+    const rpBefore = await metricValue(clientRegistry, 'shallot_client_rendezvous_chosen_total');
+    await hello();
     expect(await metricValue(clientRegistry, 'shallot_circuits_total', { purpose: 'hsdir' })).toBe(
       hsdirBefore,
     );
