@@ -70,20 +70,23 @@ describe('local network', () => {
 
   it('a relay killed mid-transfer: running streams end, new streams succeed on new circuits', async () => {
     // Paced (10 MiB over ~3 s), so the streams are still running when the exit dies.
-    const downloads = Array.from({ length: 4 }, () =>
-      socksConnect(client.socksPort, '127.0.0.1', paced.port).then(
-        (sock) =>
-          new Promise<number>((resolve) => {
-            let n = 0;
-            sock.on('data', (d: Buffer) => {
-              n += d.length;
-            });
-            sock.on('close', () => resolve(n));
-            sock.on('error', () => {});
-          }),
-      ),
+    const socks = await Promise.all(
+      Array.from({ length: 4 }, () => socksConnect(client.socksPort, '127.0.0.1', paced.port)),
     );
-    // Kill the exit carrying those streams once they are flowing.
+    const downloads = socks.map(
+      (sock) =>
+        new Promise<number>((resolve) => {
+          let n = 0;
+          sock.on('data', (d: Buffer) => {
+            n += d.length;
+          });
+          sock.on('close', () => resolve(n));
+          sock.on('error', () => {});
+        }),
+    );
+    // Kill an exit carrying those streams once all four are flowing (not before: an exit still
+    // counting an earlier case's stream could be killed while these run elsewhere).
+    await Promise.all(socks.map((sock) => new Promise((r) => sock.once('data', r))));
     let exit: (typeof net.relays)[number] | undefined;
     for (let i = 0; i < 100 && !exit; i++) {
       await new Promise((r) => setTimeout(r, 20));
