@@ -11,28 +11,43 @@
  *   - restart: the pod is deleted once; its controller starts a new one.
  * Pause, cut and slow act inside the nodes' link layer instead
  * (services/net/link-faults.ts), as in `shallot up`'s thread modes:
- *   - pause:   every link of the relay (or onion-service instance) holds what it carries, either way,
- *              until the fault heals (then delivers it in order);
+ *   - pause:   every link of the relay, authority or onion-service instance
+ *              holds what it carries, either way, until the fault heals (then
+ *              delivers it in order); a paused authority also leaves its
+ *              DirPort's requests unanswered (connections open) and sends
+ *              its peers nothing until then, as a stopped process would;
  *   - cut:     every link between `target` and `peer` resets, and none forms;
  *   - slow:    `delayMs` more one-way delay between `target` and `peer`.
+ * A link joins two relays, or a relay and an authority (the authority's
+ * reachability tests and bandwidth measurements of that relay: cut, the
+ * relay fails that authority's test and it votes the relay down). Two
+ * authorities have no link: they talk HTTP, which carries no node names.
  * The operator sends the network's whole link-fault table (every pause,
- * cut and slow in force) to every relay and onion-service pod's ops endpoint on each
- * reconcile while one is in force, and once more without it when it heals
- * (reconcile/fault-table.ts), authenticated by the token in the Secret
- * `<net>-fault-token` (desired/fault-token.ts) those pods mount.
+ * cut and slow in force) to every relay, authority and onion-service pod's
+ * ops endpoint on each reconcile while one is in force, and once more
+ * without it when it heals (reconcile/fault-table.ts), authenticated by the
+ * token in the Secret `<net>-fault-token` (desired/fault-token.ts) those
+ * pods mount. Nodes are named as their links announce themselves: a relay
+ * by nickname, an authority by its pod's name (desired/network-fault.ts
+ * linkNodeName).
  * Status records the phase (Pending, Active, Healed), when it started and
  * healed, how many pods it deleted (node faults) or took the table (link
  * faults); Events mark both ends. Deleting an active NetworkFault heals it
- * at once.
+ * at once: a pause, cut or slow in force holds the finalizer
+ * `shallot.dev/link-fault-table` (reconcile/fault-finalizer.ts), so even one
+ * deleted while the operator is down stays until the operator has sent
+ * every pod the table without it (bounded tries, then a Warning Event).
  *
  * Pause also takes an onion-service instance: the instance's links are
  * named by its pod's name (services/onion-service/main.ts, with a fault
  * token), which the fault records in status.node when it starts.
  *
- * Limitations: no pause of an authority (it speaks HTTP, not links); cut
- * and slow join relays only; a relay needs the network's metrics (ops
- * endpoint) enabled; a paused onion-service instance whose pod is replaced
- * (a new name) is no longer paused. A node-fault relay target is found by its
+ * Limitations: the directory's HTTP between nodes is cut or slowed by no
+ * fault (only an authority's own pause holds it); a node needs the
+ * network's metrics (ops endpoint) enabled; a paused onion-service instance
+ * whose pod is replaced (a new name) is no longer paused. Stop, kill and
+ * restart of an authority delete its StatefulSet pod, which comes back with
+ * the same name, keys and address. A node-fault relay target is found by its
  * pod's shallot.dev/relay-index label, which names a pool pod's first relay:
  * with relaysPerPod > 1 only a pool's first relay can be stopped, killed or
  * restarted, and that takes down the whole pool (pause, cut and slow name
@@ -68,7 +83,7 @@ export interface NetworkFaultSpec {
   kind: NetworkFaultKind;
   /** Exactly one of authority (index), relay (index) or onionService (name; `instance` picks its pod). */
   target: FaultTarget;
-  /** The link's other end (cut, slow): a relay. */
+  /** The link's other end (cut, slow): a relay, or an authority when target is a relay. */
   peer?: FaultTarget;
   /** A slow link's extra one-way delay, ms. */
   delayMs?: number;
@@ -127,35 +142,41 @@ export const networkFaultSpecSchema: JSONSchema = obj(
       pattern: NAME_PATTERN,
     }),
     kind: str(
-      'stop (graceful), kill (no grace), restart (once), pause (a relay holds its links), cut or slow (the link between target and peer).',
+      'stop (graceful), kill (no grace), restart (once), pause (the node holds its links, and an authority its DirPort), cut or slow (the link between target and peer).',
       { enum: [...NETWORK_FAULT_KINDS] },
     ),
     target: targetSchema(
       'The faulted node (a link: one end). Exactly one of authority, relay or onionService.',
     ),
-    peer: targetSchema("The link's other end (cut, slow): a relay."),
+    peer: targetSchema("The link's other end (cut, slow): a relay, or an authority when target is a relay."),
     delayMs: int("A slow link's extra one-way delay, ms (slow only).", 1, MAX_SLOW_MS),
     durationSeconds: int('How long the fault lasts; restart ignores it.', 1, 3600, 60),
   },
   {
     required: ['network', 'kind', 'target'],
-    // Every value here is one the operator applies: link-table kinds name relays only.
+    // Every value here is one the operator applies: links join relays, or a relay and an authority.
     'x-kubernetes-validations': [
       {
-        rule: "!(self.kind in ['cut', 'slow']) || has(self.target.relay)",
-        message: 'cut and slow apply to links between relays only (target.relay)',
-      },
-      {
-        rule: "self.kind != 'pause' || !has(self.target.authority)",
-        message: 'pause applies to a relay or an onion-service instance, not an authority',
+        rule: "!(self.kind in ['cut', 'slow']) || !has(self.target.onionService)",
+        message: 'cut and slow apply to links of relays and authorities (target.relay or target.authority)',
       },
       {
         rule: "(self.kind in ['cut', 'slow']) == has(self.peer)",
         message: "cut and slow need peer (the link's other end); other kinds take none",
       },
       {
-        rule: '!has(self.peer) || (has(self.peer.relay) && (!has(self.target.relay) || self.peer.relay != self.target.relay))',
+        rule: '!has(self.peer) || !has(self.peer.onionService)',
+        message: 'peer must be a relay or an authority',
+      },
+      {
+        rule: '!has(self.peer) || !(has(self.peer.relay) && has(self.target.relay) && self.peer.relay == self.target.relay)',
         message: 'peer must be another relay',
+      },
+      {
+        // Authorities talk to each other over HTTP, which carries no node names: only their links to relays are faultable.
+        rule: '!has(self.peer) || !(has(self.peer.authority) && has(self.target.authority))',
+        message:
+          'a link joins a relay and a relay or an authority; two authorities have none (they talk HTTP)',
       },
       {
         rule: "(self.kind == 'slow') == has(self.delayMs)",

@@ -134,6 +134,8 @@ export interface ObjectMeta {
   annotations?: Record<string, string>;
   creationTimestamp?: string;
   deletionTimestamp?: string;
+  /** Kept from deletion until each is removed (a NetworkFault's: reconcile/fault-finalizer.ts). */
+  finalizers?: string[];
   ownerReferences?: OwnerReference[];
 }
 

@@ -1,6 +1,7 @@
 /**
  * The Secret `<net>-fault-token` that lets the operator, and only it, send
- * the link-fault table to a network's relays (issue 18; the relay side is
+ * the link-fault table to a network's relays, authorities and onion-service
+ * instances (issue 18; the node side is
  * services/runtime/fault-route.ts): one random 32-byte token, hex, created
  * by the network's reconcile if absent and never rewritten (a relay reads
  * it from the mounted file on each request, so rotation would also work).
@@ -20,7 +21,7 @@ const VOLUME = 'fault-token';
 
 export const faultTokenSecretName = (net: string): string => `${net}-fault-token`;
 
-/** The relay container's env, mount and the pod's volume. */
+/** The node container's env, mount and the pod's volume (relays, authorities, onion-service instances alike). */
 export const faultTokenEnv = {
   name: 'SHALLOT_FAULT_TOKEN_FILE',
   value: `${FAULT_TOKEN_MOUNT}/${FAULT_TOKEN_KEY}`,

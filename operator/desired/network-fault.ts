@@ -13,11 +13,15 @@
  * link-fault table (services/net/link-faults.ts LinkFaultTable, the shape
  * the relays' PUT /link-faults takes): `linkFaultTable` builds the whole
  * table from every NetworkFault of the network in force at `now`, naming
- * relays by nickname (relayNickname: what a relay announces on its links
- * in x-shallot-node, also inside a pool). The table is built whole each
+ * each node as its links announce it in x-shallot-node (linkNodeName). The table is built whole each
  * time, so sending it is idempotent and a healed fault is simply absent.
  */
-import { isLinkTableKind, type NetworkFault, type NetworkFaultStatus } from '../api/network-fault.js';
+import {
+  type FaultTarget,
+  isLinkTableKind,
+  type NetworkFault,
+  type NetworkFaultStatus,
+} from '../api/network-fault.js';
 import type { KubeObject } from '../kube/client.js';
 import { LABEL_NETWORK, LABEL_ONION_SERVICE, LABEL_RELAY_INDEX } from './common.js';
 import { authorityPodName, relayNickname } from './network.js';
@@ -72,6 +76,18 @@ export function inForce(f: NetworkFault, now: number): boolean {
 }
 
 /**
+ * The name a node's links carry (x-shallot-node), which the table names it
+ * by: a relay its nickname (also inside a pool), an authority its pod's
+ * name (SHALLOT_NAME, desired/network.ts), an onion-service instance the
+ * pod found when the fault started (`instancePod`, status.node).
+ */
+export function linkNodeName(net: string, t: FaultTarget, instancePod?: string): string | undefined {
+  if (t.relay !== undefined) return relayNickname(net, t.relay);
+  if (t.authority !== undefined) return authorityPodName(net, t.authority);
+  return instancePod;
+}
+
+/**
  * The link-fault table of network `net` at `now` from its NetworkFaults (any
  * others in `faults` are skipped). Two faults on one link: a cut wins over
  * a slow, and the larger delay wins between slows.
@@ -86,16 +102,16 @@ export function linkFaultTable(
   const paused = new Set<string>();
   for (const f of faults) {
     if (f.spec.network !== net || !inForce(f, now)) continue;
-    // An onion-service instance is named by its pod, found when the fault started (status.node).
-    const a = f.spec.target.relay !== undefined ? relayNickname(net, f.spec.target.relay) : f.status?.node;
+    const a = linkNodeName(net, f.spec.target, f.status?.node);
     if (a === undefined) continue;
     if (f.spec.kind === 'pause') {
       paused.add(a);
       continue;
     }
-    if (f.spec.target.relay === undefined) continue;
-    if (f.spec.peer?.relay === undefined) continue;
-    const b = relayNickname(net, f.spec.peer.relay);
+    // A link's ends: relays and authorities (an onion-service instance's only fault here is pause).
+    if (f.spec.target.onionService !== undefined || !f.spec.peer) continue;
+    const b = linkNodeName(net, f.spec.peer);
+    if (b === undefined || b === a) continue;
     const ends: [string, string] = a <= b ? [a, b] : [b, a];
     const key = ends.join('~');
     if (f.spec.kind === 'cut') cuts.set(key, ends);
@@ -112,9 +128,10 @@ export function linkFaultTable(
 export const relayPodsSelector = (net: string): string =>
   `${LABEL_NETWORK}=${net},app.kubernetes.io/component=relay`;
 
-/** Where the table goes: every relay pod and every onion-service pod of the network. */
+/** Where the table goes: every relay, authority and onion-service pod of the network. */
 export const tablePodSelectors = (net: string): string[] => [
   relayPodsSelector(net),
+  `${LABEL_NETWORK}=${net},app.kubernetes.io/component=authority`,
   `${LABEL_NETWORK}=${net},app.kubernetes.io/component=onion-service`,
 ];
 

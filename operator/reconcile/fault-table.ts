@@ -1,6 +1,6 @@
 /**
- * Delivering a network's link-fault table to its relays (issue 18: pause,
- * cut and slow on Kubernetes). The relays and onion-service instances apply
+ * Delivering a network's link-fault table to its nodes (issue 18: pause,
+ * cut and slow on Kubernetes). The relays, authorities and onion-service instances apply
  * it inside their link layer (services/net/link-faults.ts), so this needs no
  * NET_ADMIN, no `tc` and no pods/exec: an HTTP PUT of the whole table to each
  * such pod's ops endpoint (`http://<podIP>:<its "metrics" port>/link-faults`,
@@ -10,7 +10,7 @@
  *
  * Level-triggered, as the launcher's pipe is locally: the table is built
  * whole from every NetworkFault of the network each time, and sent to every
- * relay and onion-service pod on each reconcile of a fault in force (every TABLE_RESEND_MS), so
+ * relay, authority and onion-service pod on each reconcile of a fault in force (every TABLE_RESEND_MS), so
  * a relay pod that restarted (an empty table) gets it back within seconds,
  * and once more when a fault heals or is deleted. A pod that does not answer
  * is counted out, not retried here: the next send reaches it.

@@ -12,9 +12,10 @@
  * and onion-service pod (fault-table.ts), holding every TABLE_RESEND_MS so
  * a restarted one gets it back; status.podsUpdated says how many pods took
  * the last send. A paused onion-service instance is named by its pod, found
- * at start (status.node; Pending until it has one). A deleted one sends the table without it (the operator remembers
- * which network each fault it started is on; after an operator restart the
- * next send for that network, or the fault's own duration, clears it).
+ * at start (status.node; Pending until it has one). A link-table fault in
+ * force holds a finalizer (fault-finalizer.ts), so a deleted one, even
+ * while the operator was down, sends the table without it before it goes;
+ * one that lost its finalizer (healed) needs no sending.
  *
  * Not in this module: which pod and which step (desired/network-fault.ts).
  */
@@ -30,6 +31,7 @@ import { rfc3339 } from '../conditions.js';
 import { faultPodQuery, faultStep, faultTargetLabel, pickPod } from '../desired/network-fault.js';
 import type { KubeObject } from '../kube/client.js';
 import type { ReconcileContext, ReconcileResult } from './context.js';
+import { finishFaultDeletion, hasFaultFinalizer, setFaultFinalizer } from './fault-finalizer.js';
 import { sendFaultTable, type TableSend } from './fault-table.js';
 import { deepEqual } from './util.js';
 
@@ -68,6 +70,8 @@ export async function reconcileNetworkFault(
     const s = activeSeries.get(key);
     if (s) ctx.faultMetrics?.active.set(s.labels, 0);
     activeSeries.delete(key);
+    // Ours to clean up (fault-finalizer.ts): the table without it reaches every pod first.
+    if (raw && hasFaultFinalizer(raw)) return finishFaultDeletion(ctx, raw);
     if (s?.tableOf) await sendFaultTable(ctx, namespace, s.tableOf, { without: name });
     return {};
   }
@@ -113,8 +117,12 @@ export async function reconcileNetworkFault(
     return lastSend.problem ?? `table taken by ${lastSend.updated} of ${lastSend.tried} pod(s)`;
   };
   const step = faultStep(f, status, now);
+  // A link-table fault in force holds the finalizer (taken before its first table goes out).
+  if (table && (step.action === 'start' || step.action === 'hold')) await setFaultFinalizer(ctx, raw, true);
   switch (step.action) {
     case 'none':
+      // Healed (or never started): nothing left for a deletion to undo.
+      await setFaultFinalizer(ctx, raw, false);
       return {};
     case 'start': {
       if (table && f.spec.target.onionService !== undefined) {
@@ -175,6 +183,7 @@ export async function reconcileNetworkFault(
         ? `${f.spec.kind} ${labels.target} healed: table taken by ${lastSend.updated} of ${lastSend.tried} pod(s)`
         : `${f.spec.kind} ${labels.target} healed after ${status.podsDeleted ?? 0} pod deletion(s)`;
       await save();
+      await setFaultFinalizer(ctx, raw, false);
       ctx.faultMetrics?.active.set(labels, 0);
       activeSeries.delete(key);
       await ctx.recorder.event(raw, 'Normal', 'FaultHealed', status.message);

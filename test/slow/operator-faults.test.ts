@@ -15,7 +15,10 @@
  * services/runtime/ops-server.ts, on 127.0.0.1, the pod's IP patched to it);
  * the table reaches it, comes back after the relay "restarts" (empty table),
  * and loses each fault when it heals or is deleted; status and Events follow;
- * a paused onion-service instance goes by its pod's name (status.node).
+ * a paused onion-service instance goes by its pod's name (status.node), an
+ * authority by its pod's name at its own pod; a link-table fault holds a
+ * finalizer, so one deleted while the operator is stopped stays (and stays
+ * in force) until a new operator has sent the table without it.
  *
  * No controller-manager or kubelet runs: the relay "pod" is created here
  * as its StatefulSet controller would, and nothing recreates it but us.
@@ -103,7 +106,15 @@ beforeAll(async () => {
     metadata: { name: 'net', namespace: NS },
     spec: {},
   });
-  op = new Operator({
+  operatorKube = kube;
+  op = newOperator();
+  await op.start();
+}, 150_000);
+
+let operatorKube: HttpKube;
+/** An operator as the chart runs it (its ServiceAccount), not started. */
+function newOperator(): Operator {
+  return new Operator({
     config: {
       images: imagesFromEnv({ SHALLOT_IMAGE_TAG: 'test', SHALLOT_IMAGE_PULL_POLICY: 'Never' }),
       watchNamespace: undefined,
@@ -117,12 +128,11 @@ beforeAll(async () => {
       workers: 2,
       logLevel: 'info',
     },
-    kube,
+    kube: operatorKube,
     log: createLogger('info', (line) => logs.push(line)),
     baseBackoffMs: 200,
   });
-  await op.start();
-}, 150_000);
+}
 
 afterAll(async () => {
   await op?.stop().catch(() => {});
@@ -191,12 +201,12 @@ describe('NetworkFault on a real apiserver', () => {
 
   it('the CRD refuses pause, cut and slow values the operator would not apply', async () => {
     const bad: [Record<string, unknown>, RegExp][] = [
-      [{ kind: 'pause', target: { authority: 0 } }, /not an authority/],
-      [{ kind: 'cut', target: { onionService: 'web' }, peer: { relay: 1 } }, /relays only/],
+      [{ kind: 'cut', target: { onionService: 'web' }, peer: { relay: 1 } }, /relays and authorities/],
+      [{ kind: 'cut', target: { relay: 1 }, peer: { onionService: 'web' } }, /relay or an authority/],
+      [{ kind: 'cut', target: { authority: 0 }, peer: { authority: 1 } }, /two authorities have none/],
       [{ kind: 'cut', target: { relay: 1 } }, /need peer/],
       [{ kind: 'kill', target: { relay: 1 }, peer: { relay: 2 } }, /need peer/],
       [{ kind: 'cut', target: { relay: 1 }, peer: { relay: 1 } }, /another relay/],
-      [{ kind: 'cut', target: { relay: 1 }, peer: { authority: 0 } }, /another relay/],
       [{ kind: 'slow', target: { relay: 1 }, peer: { relay: 2 } }, /slow needs delayMs/],
       [{ kind: 'cut', target: { relay: 1 }, peer: { relay: 2 }, delayMs: 5 }, /slow needs delayMs/],
       [{ kind: 'slow', target: { relay: 1 }, peer: { relay: 2 }, delayMs: 10_001 }, /delayMs/],
@@ -214,6 +224,16 @@ describe('NetworkFault on a real apiserver', () => {
       spec: { network: 'net', kind: 'slow', target: { relay: 1 }, peer: { relay: 2 }, delayMs: 300 },
     };
     await admin.request('POST', `/apis/${API_VERSION}/namespaces/${NS}/networkfaults?dryRun=All`, good);
+    // An authority takes every kind a relay does; a link joins it to a relay.
+    for (const spec of [
+      { kind: 'pause', target: { authority: 0 } },
+      { kind: 'stop', target: { authority: 1 } },
+      { kind: 'cut', target: { relay: 1 }, peer: { authority: 0 } },
+      { kind: 'slow', target: { authority: 2 }, peer: { relay: 0 }, delayMs: 50 },
+    ]) {
+      const f = { ...fault('good', 5), spec: { network: 'net', durationSeconds: 5, ...spec } };
+      await admin.request('POST', `/apis/${API_VERSION}/namespaces/${NS}/networkfaults?dryRun=All`, f);
+    }
   });
 
   it('pause, cut and slow reach the relay through its ops endpoint, come back after a restart, heal', async () => {
@@ -366,6 +386,68 @@ describe('NetworkFault on a real apiserver', () => {
     await admin.delete(faultRef('pause-web'));
     await eventually('unpaused', async () => deepEq(currentLinkFaults(), EMPTY_LINK_FAULTS));
   }, 60_000);
+
+  it('an authority is paused at its pod; deleted while the operator is down, the fault stays until it is back', async () => {
+    if (!relayOps) throw new Error('needs the previous tests');
+    // The authority StatefulSet mounts the token as the relays' do.
+    const sts: any = await eventually('authority StatefulSet', () =>
+      admin.get({ apiVersion: 'apps/v1', kind: 'StatefulSet', namespace: NS, name: 'lnet-auth' }),
+    );
+    expect(sts.spec.template.spec.containers[0].env).toContainEqual({
+      name: 'SHALLOT_FAULT_TOKEN_FILE',
+      value: '/etc/shallot/fault/token',
+    });
+    await admin.create({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: {
+        name: 'lnet-auth-0',
+        namespace: NS,
+        labels: { 'shallot.dev/network': 'lnet', 'app.kubernetes.io/component': 'authority' },
+      },
+      spec: {
+        containers: [
+          {
+            name: 'authority',
+            image: 'shallot-directory:test',
+            ports: [{ name: 'metrics', containerPort: relayOps.port }],
+          },
+        ],
+      },
+    });
+    await admin.patchStatus(
+      { apiVersion: 'v1', kind: 'Pod', namespace: NS, name: 'lnet-auth-0' },
+      { podIP: '127.0.0.1', podIPs: [{ ip: '127.0.0.1' }] },
+    );
+    await admin.create({
+      ...fault('pause-auth', 3600),
+      spec: { network: 'lnet', kind: 'pause', target: { authority: 0 }, durationSeconds: 3600 },
+    });
+    await eventually('authority paused', async () => currentLinkFaults().paused[0] === 'lnet-auth-0');
+    const f: any = await eventually('finalizer on', async () => {
+      const x = await admin.get(faultRef('pause-auth'));
+      return x?.metadata.finalizers?.includes('shallot.dev/link-fault-table') ? x : null;
+    });
+    expect(f.status.phase).toBe('Active');
+    // The operator goes away; the fault is deleted meanwhile.
+    await op?.stop();
+    op = null;
+    await admin.delete(faultRef('pause-auth'));
+    const marked: any = await admin.get(faultRef('pause-auth'));
+    expect(marked?.metadata.deletionTimestamp).toBeDefined();
+    await new Promise((r) => setTimeout(r, 2_000));
+    expect(await admin.get(faultRef('pause-auth'))).not.toBeNull();
+    expect(currentLinkFaults().paused).toEqual(['lnet-auth-0']);
+    // Back: it sends the table without the fault, then lets the object go.
+    op = newOperator();
+    await op.start();
+    await eventually('unpaused', async () => deepEq(currentLinkFaults(), EMPTY_LINK_FAULTS));
+    await eventually('object gone', async () => !(await admin.get(faultRef('pause-auth'))));
+    const events = await admin.list('v1', 'Event', NS);
+    expect(
+      events.items.filter((e: any) => e.involvedObject?.name === 'pause-auth').map((e: any) => e.reason),
+    ).toContain('FaultDeleted');
+  }, 90_000);
 });
 
 const deepEq = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);

@@ -5,6 +5,7 @@ import { API_VERSION } from '../../../operator/api/crds.js';
 import type { OnionNetwork } from '../../../operator/api/onion-network.js';
 import { imagesFromEnv } from '../../../operator/config.js';
 import {
+  desiredAuthorityStatefulSet,
   desiredRelayStatefulSet,
   exitCount,
   formatAuthorityList,
@@ -124,6 +125,34 @@ describe('network desired state', () => {
       expect(live.timeoutSeconds).toBe(5);
       expect(live.periodSeconds! * live.failureThreshold!).toBeGreaterThanOrEqual(60);
       expect(ready.timeoutSeconds).toBe(3);
+    });
+
+    it('authorities take the link-fault token as relays do: same env, read-only mount and Secret volume', () => {
+      const relay = template(inputs());
+      const auth = (desiredAuthorityStatefulSet(inputs()).spec as { template: Template }).template;
+      const tokenEnv = (t: Template) =>
+        t.spec.containers[0]!.env.filter((e) => (e as { name: string }).name === 'SHALLOT_FAULT_TOKEN_FILE');
+      const tokenMount = (t: Template) =>
+        t.spec.containers[0]!.volumeMounts.filter((m) => m.name === 'fault-token');
+      const tokenVolume = (t: Template) => t.spec.volumes.filter((v) => v.name === 'fault-token');
+      expect(tokenEnv(auth)).toEqual([
+        { name: 'SHALLOT_FAULT_TOKEN_FILE', value: '/etc/shallot/fault/token' },
+      ]);
+      expect(tokenEnv(auth)).toEqual(tokenEnv(relay));
+      expect(tokenMount(auth)).toEqual([
+        { name: 'fault-token', mountPath: '/etc/shallot/fault', readOnly: true },
+      ]);
+      expect(tokenMount(auth)).toEqual(tokenMount(relay));
+      // The Secret only, optional (a pod starts before it exists), not world-readable.
+      expect(tokenVolume(auth)).toEqual([
+        {
+          name: 'fault-token',
+          secret: { secretName: 'alpha-fault-token', optional: true, defaultMode: 0o440 },
+        },
+      ]);
+      expect(tokenVolume(auth)).toEqual(tokenVolume(relay));
+      // Its links, and the link-fault table, name it by its pod name.
+      expect(auth.spec.containers[0]!.env).toContainEqual({ name: 'SHALLOT_NAME', value: '$(POD_NAME)' });
     });
   });
 });

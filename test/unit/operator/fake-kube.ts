@@ -1,7 +1,8 @@
 /**
  * An in-memory `Kube` for reconcile unit tests: objects keyed by
  * kind/namespace/name, resourceVersion and generation bookkeeping, label
- * selectors (equality only), optimistic concurrency on update, and a log of
+ * selectors (equality only), optimistic concurrency on update, finalizers
+ * (a delete only marks an object that has some), and a log of
  * every write so tests can assert "nothing written" on a second pass.
  */
 import {
@@ -123,13 +124,29 @@ export class FakeKube implements Kube {
       throw new KubeError(409, 'Conflict', 'conflict');
     const o = structuredClone(obj);
     o.metadata.resourceVersion = String(this.rv++);
+    // As the apiserver: a deleted object goes once its last finalizer is removed.
+    if (have.metadata.deletionTimestamp) {
+      o.metadata.deletionTimestamp = have.metadata.deletionTimestamp;
+      if (!o.metadata.finalizers?.length) {
+        this.objects.delete(k);
+        return structuredClone(o) as T;
+      }
+    }
     this.objects.set(k, o);
     return structuredClone(o) as T;
   }
 
+  /** As the apiserver: an object with finalizers is only marked (deletionTimestamp) until they are removed. */
   async delete(ref: ObjRef): Promise<boolean> {
     this.writes.push({ verb: 'delete', kind: ref.kind, name: ref.name });
-    return this.objects.delete(FakeKube.key(ref.kind, ref.namespace, ref.name));
+    const k = FakeKube.key(ref.kind, ref.namespace, ref.name);
+    const o = this.objects.get(k);
+    if (o?.metadata.finalizers?.length) {
+      o.metadata.deletionTimestamp ??= '2025-01-01T00:00:00Z';
+      o.metadata.resourceVersion = String(this.rv++);
+      return true;
+    }
+    return this.objects.delete(k);
   }
 
   async watch(): Promise<void> {

@@ -5,6 +5,10 @@
 // PUT /link-faults) on 127.0.0.1: start sends the table with the fault,
 // holding sends it again (a relay that restarted gets it back), healing and
 // deleting send it without; a wrong token or no metrics reach nobody and say so.
+// Authorities are named by pod name and take the table as relays do. The
+// finalizer (reconcile/fault-finalizer.ts) keeps a fault deleted while the
+// operator was down until its pods have the table without it, and lets go
+// after bounded tries (Warning) or at once when the network is gone.
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -20,6 +24,11 @@ import {
   TABLE_RESEND_MS,
 } from '../../../operator/desired/network-fault.js';
 import type { KubeObject } from '../../../operator/kube/client.js';
+import {
+  DELETE_RETRY_MS,
+  FAULT_FINALIZER,
+  MAX_DELETE_SENDS,
+} from '../../../operator/reconcile/fault-finalizer.js';
 import { reconcileNetworkFault } from '../../../operator/reconcile/network-fault.js';
 import { metricsFor } from '../../../services/metrics/metrics.js';
 import {
@@ -27,6 +36,7 @@ import {
   currentLinkFaults,
   EMPTY_LINK_FAULTS,
   MAX_SLOW_MS as NET_MAX_SLOW_MS,
+  parseLinkFaultTable,
 } from '../../../services/net/link-faults.js';
 import { type OpsServer, serveOps } from '../../../services/runtime/ops-server.js';
 import { testContext } from './ctx.js';
@@ -64,6 +74,28 @@ describe('linkFaultTable (pure)', () => {
       slows: [{ a: 'netr4', b: 'netr5', delayMs: 300 }],
       paused: ['netr3'],
     });
+  });
+
+  it('names authorities by pod name (what their links carry): pause, and cut and slow to a relay', () => {
+    const t = linkFaultTable(
+      'net',
+      [
+        nf('p', { kind: 'pause', target: { authority: 0 } }),
+        nf('c', { kind: 'cut', target: { relay: 2 }, peer: { authority: 1 } }),
+        nf('s', { kind: 'slow', target: { authority: 2 }, peer: { relay: 5 }, delayMs: 80 }),
+      ],
+      T0 + 1000,
+    );
+    expect(t).toEqual({
+      cuts: [['net-auth-1', 'netr2']],
+      slows: [{ a: 'net-auth-2', b: 'netr5', delayMs: 80 }],
+      paused: ['net-auth-0'],
+    });
+    // Every name is one the link layer (and so the node's PUT /link-faults) accepts.
+    expect(parseLinkFaultTable(JSON.parse(JSON.stringify(t)))).toEqual(t);
+    expect(faultTargetLabel(nf('c', { kind: 'cut', target: { authority: 1 }, peer: { relay: 2 } }))).toBe(
+      'auth-1~relay-2',
+    );
   });
 
   it('a paused onion-service instance goes by the pod recorded in status.node', () => {
@@ -299,6 +331,108 @@ describe('NetworkFault pause/cut/slow reconcile, to a real relay ops endpoint', 
     await reconcileNetworkFault(t.ctx, NS, 'po');
     expect(currentLinkFaults()).toEqual(EMPTY_LINK_FAULTS);
     expect((await statusOf(t, 'po'))?.phase).toBe('Healed');
+  });
+
+  /** A pod of `component` in network net whose ops endpoint is at `port` on 127.0.0.1. */
+  const seedPod = (t: ReturnType<typeof setup>, name: string, component: string, port: number) =>
+    t.kube.seed({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: {
+        name,
+        namespace: NS,
+        labels: { 'shallot.dev/network': 'net', 'app.kubernetes.io/component': component },
+      },
+      spec: { containers: [{ name: component, ports: [{ name: 'metrics', containerPort: port }] }] },
+      status: { podIP: '127.0.0.1' },
+    } as KubeObject);
+  const faultObj = (t: ReturnType<typeof setup>, name: string) =>
+    t.kube.getObj<KubeObject>('NetworkFault', NS, name);
+  const deleteFault = (t: ReturnType<typeof setup>, name: string) =>
+    t.kube.delete({ apiVersion: API_VERSION, kind: 'NetworkFault', namespace: NS, name });
+
+  it('pause of an authority: its pod takes the table too, naming it by pod name', async () => {
+    const t = setup();
+    seedPod(t, 'net-auth-0', 'authority', ops.port);
+    seedFault(t, 'pa', { kind: 'pause', target: { authority: 0 }, durationSeconds: 30 });
+    await reconcileNetworkFault(t.ctx, NS, 'pa');
+    expect(currentLinkFaults().paused).toEqual(['net-auth-0']);
+    // The relay pod and the authority pod both took it (the same endpoint here, twice).
+    expect(await statusOf(t, 'pa')).toMatchObject({ phase: 'Active', podsUpdated: 2 });
+  });
+
+  it('finalizer: on before the first table, off once healed; pod faults take none', async () => {
+    const t = setup();
+    seedFault(t, 'c', { kind: 'cut', target: { relay: 0 }, peer: { authority: 1 }, durationSeconds: 10 });
+    await reconcileNetworkFault(t.ctx, NS, 'c');
+    expect(currentLinkFaults().cuts).toEqual([['net-auth-1', 'netr0']]);
+    expect(faultObj(t, 'c')?.metadata.finalizers).toEqual([FAULT_FINALIZER]);
+    t.clock.now += 10_000;
+    await reconcileNetworkFault(t.ctx, NS, 'c');
+    expect((await statusOf(t, 'c'))?.phase).toBe('Healed');
+    expect(faultObj(t, 'c')?.metadata.finalizers).toEqual([]);
+    // A healed fault deletes at once.
+    await deleteFault(t, 'c');
+    expect(faultObj(t, 'c')).toBeUndefined();
+    seedFault(t, 'k', { kind: 'kill', target: { relay: 0 }, durationSeconds: 10 });
+    await reconcileNetworkFault(t.ctx, NS, 'k');
+    expect(faultObj(t, 'k')?.metadata.finalizers ?? []).toEqual([]);
+  });
+
+  it('deleted while the operator is down: kept until every pod has the table without it', async () => {
+    const t = setup();
+    seedFault(t, 'p', { kind: 'pause', target: { relay: 0 }, durationSeconds: 600 });
+    await reconcileNetworkFault(t.ctx, NS, 'p');
+    expect(currentLinkFaults().paused).toEqual(['netr0']);
+    // No reconcile runs between the deletion and now: the object waits, the relay still holds the fault.
+    await deleteFault(t, 'p');
+    expect(faultObj(t, 'p')?.metadata.deletionTimestamp).toBeDefined();
+    expect(currentLinkFaults().paused).toEqual(['netr0']);
+    // The operator is back.
+    expect(await reconcileNetworkFault(t.ctx, NS, 'p')).toEqual({});
+    expect(currentLinkFaults()).toEqual(EMPTY_LINK_FAULTS);
+    expect(faultObj(t, 'p')).toBeUndefined();
+    expect(t.recorder.events.at(-1)).toMatchObject({ type: 'Normal', reason: 'FaultDeleted' });
+  });
+
+  it('a pod that never takes the table holds deletion for a bounded number of sends, then a Warning', async () => {
+    const t = setup();
+    // An authority pod whose ops port refuses connections (nothing listens there).
+    const closed = await serveOps({
+      host: '127.0.0.1',
+      port: 0,
+      registry: new Registry(),
+      health: () => ({ ok: true, ready: true }),
+    });
+    const deadPort = closed.port;
+    await closed.close();
+    seedPod(t, 'net-auth-0', 'authority', deadPort);
+    seedFault(t, 'p', { kind: 'pause', target: { authority: 0 }, durationSeconds: 600 });
+    await reconcileNetworkFault(t.ctx, NS, 'p');
+    await deleteFault(t, 'p');
+    for (let i = 1; i < MAX_DELETE_SENDS; i++)
+      expect(await reconcileNetworkFault(t.ctx, NS, 'p')).toEqual({ requeueAfterMs: DELETE_RETRY_MS });
+    // The relay that answers has the table without it from the first send.
+    expect(currentLinkFaults()).toEqual(EMPTY_LINK_FAULTS);
+    expect(faultObj(t, 'p')).toBeDefined();
+    expect(await reconcileNetworkFault(t.ctx, NS, 'p')).toEqual({});
+    expect(faultObj(t, 'p')).toBeUndefined();
+    expect(t.recorder.events.at(-1)).toMatchObject({
+      type: 'Warning',
+      reason: 'FaultHealIncomplete',
+      message: expect.stringMatching(/1 of 2 pod/),
+    });
+  });
+
+  it('deleted after its network is gone: released at once, nothing to heal', async () => {
+    const t = setup();
+    seedFault(t, 'p', { kind: 'pause', target: { relay: 0 }, durationSeconds: 600 });
+    await reconcileNetworkFault(t.ctx, NS, 'p');
+    await t.kube.delete({ apiVersion: API_VERSION, kind: 'OnionNetwork', namespace: NS, name: 'net' });
+    await deleteFault(t, 'p');
+    expect(await reconcileNetworkFault(t.ctx, NS, 'p')).toEqual({});
+    expect(faultObj(t, 'p')).toBeUndefined();
+    expect(t.recorder.events.at(-1)?.message).toMatch(/OnionNetwork net is gone/);
   });
 
   it('with metrics off there is no endpoint: status says why', async () => {
