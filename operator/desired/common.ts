@@ -23,7 +23,9 @@
  *   not a slow one.
  * - Everything created carries an ownerReference (controller: true) to the
  *   custom resource, so deleting it garbage-collects its children; no
- *   finalizers are needed because nothing lives outside the cluster.
+ *   finalizers are needed for that (nothing lives outside the cluster). The
+ *   one finalizer is a link-table NetworkFault's (reconcile/fault-finalizer.ts):
+ *   its effect lives in the pods' memory.
  */
 
 import { toHex, utf8 } from '../../services/core/bytes.js';
