@@ -5,7 +5,10 @@
  *     --authorities "id@host:port,..." --voting-interval 20 [--ops-port M]
  *
  * /metrics, /healthz and /readyz are served on the ops port only (not on
- * the DirPort, which every exit can reach).
+ * the DirPort, which every exit can reach). With --fault-token-file the ops
+ * port also takes the link-fault table from whoever holds that token
+ * (runtime/fault-route.ts, as a relay's does: the operator's NetworkFault
+ * pause, cut and slow), which names this authority by --name.
  *
  * Every flag has a SHALLOT_* environment fallback (for containers). The key
  * file is created (mode 0600) on first start and the identity printed, so a
@@ -134,6 +137,11 @@ export async function main(argv: string[]): Promise<void> {
       '--location <name>',
       "this authority's location in the model (default: the model's placement of --name)",
       env.SHALLOT_LOCATION,
+    )
+    .option(
+      '--fault-token-file <file>',
+      'serve PUT /link-faults on the ops port to callers with this token (the operator: link faults)',
+      env.SHALLOT_FAULT_TOKEN_FILE,
     );
   addOpsOptions(program);
   program.parse(argv);
@@ -162,6 +170,7 @@ export async function main(argv: string[]): Promise<void> {
       name?: string;
       networkModel?: string;
       location?: string;
+      faultTokenFile?: string;
     } & OpsOptions
   >();
   if (env.SHALLOT_TESTNET === '0' || env.SHALLOT_TESTNET === 'false') o.testnet = false;
@@ -229,6 +238,7 @@ export async function main(argv: string[]): Promise<void> {
     port: o.opsPort,
     registry,
     health: () => auth.health(),
+    ...(o.faultTokenFile ? { faultTokenFile: o.faultTokenFile } : {}),
   });
   onShutdown(logger, () => Promise.all([auth.stop(), ops?.close()]), 5000);
 }
