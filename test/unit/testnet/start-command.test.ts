@@ -9,6 +9,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { NODE_PROCESS_HEAP_FLAGS } from '../../../services/runtime/heap-flags.js';
 
 const repo = path.resolve(import.meta.dirname, '../../..');
 const pkg = JSON.parse(await readFile(path.join(repo, 'package.json'), 'utf8')) as {
@@ -44,8 +45,8 @@ describe('the start command', () => {
     }
   });
 
-  it('npm start execs node on the shallot bin (exec: npm passes signals to it, not to a shell)', () => {
-    expect(pkg.scripts.start).toBe(`exec node ${pkg.bin.shallot} up`);
+  it('npm start execs node on the shallot bin (exec: npm passes signals to it, not to a shell), with its heap flags', () => {
+    expect(pkg.scripts.start).toBe(`exec node ${NODE_PROCESS_HEAP_FLAGS.join(' ')} ${pkg.bin.shallot} up`);
   });
 
   it("README's Node version is package.json's engines minimum", () => {
