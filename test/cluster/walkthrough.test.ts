@@ -5,7 +5,8 @@
 // following, key rotation with fetches succeeding throughout, a
 // two-instance onion service whose descriptor carries both instances' intro
 // points and whose load reaches both, NetworkFault pause and cut reaching the
-// relays and healing — and a teardown that leaves nothing.
+// relays and a pause reaching an authority, all healing — and a teardown
+// that leaves nothing.
 //
 // Needs root, containerd, podman and the tool cache that
 // `bash test/setup/install-tools.sh` fills; without them it fails with the
@@ -364,7 +365,7 @@ describe('the Kubernetes walkthrough on a real single-node cluster', () => {
   );
 
   it(
-    'NetworkFault pause and cut reach the relays on a running network, downloads verify, and they heal',
+    'NetworkFault pause and cut reach the relays (and a pause an authority) on a running network, downloads verify, and they heal',
     async () => {
       const relay0 = `${NET}-relay-0-0`;
       const applied = () => podCounter(relay0, 'shallot_link_fault_tables_total', /result="applied"/);
@@ -428,6 +429,25 @@ describe('the Kubernetes walkthrough on a real single-node cluster', () => {
           expect(await fetchOnce(), `fetch ${i + 1} after the cut was deleted`).toBe(true);
         expect(await restarts(), 'no container restarted').toBe(restartsBefore);
       });
+      await step(
+        'NetworkFault pause authority 0 for 20 s: its pod takes the table, then it heals',
+        async () => {
+          const authApplied = () =>
+            podCounter(`${NET}-auth-0`, 'shallot_link_fault_tables_total', /result="applied"/);
+          const before = await authApplied();
+          await fault('pause-auth-0', '  kind: pause\n  target: { authority: 0 }\n  durationSeconds: 20');
+          await until('the authority pause Active', 2 * MIN, async () =>
+            (await phase('pause-auth-0')) === 'Active' ? true : undefined,
+          );
+          expect(await authApplied(), 'the authority pod took the table').toBeGreaterThan(before);
+          await until('the authority pause Healed', 2 * MIN, async () =>
+            (await phase('pause-auth-0')) === 'Healed' ? true : undefined,
+          );
+          for (let i = 0; i < 3; i++)
+            expect(await fetchOnce(), `fetch ${i + 1} after the authority pause healed`).toBe(true);
+          await kubectl('delete networkfault pause-auth-0 --wait=true');
+        },
+      );
     },
     10 * MIN,
   );
