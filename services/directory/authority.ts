@@ -59,7 +59,6 @@ import { decodeVote, encodeVote, type Vote } from '../core/dir/vote.js';
 import { computeConsensus } from '../core/dir/voting.js';
 import { type Metrics, metricsFor } from '../metrics/metrics.js';
 import type { AuthorityEndpoint } from '../net/dir-client.js';
-import { whileHeld } from '../net/link-faults.js';
 import type { Logger } from '../runtime/log.js';
 import { countRefusal, recordConsensus, recordConsensusAge } from './authority-metrics.js';
 import {
@@ -132,7 +131,7 @@ export class DirectoryAuthority {
       authorityIds: this.authorityIds,
       timing: this.timing,
       stopped: () => this.stopped,
-      held: () => (opts.shaping ? whileHeld(opts.shaping.node, null) : Promise.resolve()),
+      node: opts.shaping?.node,
     });
     this.descriptors = new DescriptorStore({
       log: this.log,

@@ -18,6 +18,7 @@
 import { decodeSignedConsensus, type SignedConsensus } from '../core/dir/consensus.js';
 import { decodeVote, type Vote } from '../core/dir/vote.js';
 import { type AuthorityEndpoint, httpRequest, MAX_CONSENSUS_BYTES } from '../net/dir-client.js';
+import { whileHeld } from '../net/link-faults.js';
 import type { Logger } from '../runtime/log.js';
 import type { Timing } from './config.js';
 import { MAX_VOTE_BYTES, NEXT_SIGNATURES_PATH, NEXT_VOTE_PATH, VOTE_PATH } from './http.js';
@@ -46,8 +47,8 @@ export class PeerExchange {
       authorityIds: readonly string[];
       timing: Timing;
       stopped: () => boolean;
-      /** Resolves once no pause fault holds this authority (link-faults.ts whileHeld): a hung node sends nothing. */
-      held: () => Promise<void>;
+      /** Its link-fault name: while a pause holds it (link-faults.ts whileHeld) it sends nothing, as a hung node. */
+      node: string | undefined;
     },
   ) {}
 
@@ -66,7 +67,7 @@ export class PeerExchange {
     );
     for (let attempt = 0; attempt < 2 && !this.ctx.stopped(); attempt++) {
       try {
-        await this.ctx.held();
+        if (this.ctx.node) await whileHeld(this.ctx.node, null);
         const r = await httpRequest(peer.url, 'POST', path, { body, timeoutMs });
         if (r.status === 200) return;
         // A refusal will not change on retry.
@@ -142,7 +143,7 @@ export class PeerExchange {
     await Promise.all(
       from.map(async (p) => {
         try {
-          await this.ctx.held();
+          if (this.ctx.node) await whileHeld(this.ctx.node, null);
           const res = await httpRequest(p.url, 'GET', path, { timeoutMs, maxBytes });
           if (res.status === 200) take(p, res.body);
         } catch (e) {
