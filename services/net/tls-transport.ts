@@ -33,6 +33,7 @@ import {
   type LinkServer,
   type TlsBinding,
   type TlsMaterial,
+  linkClientContext,
   tlsBindingFor,
 } from './transport.js';
 import { TypedEmitter } from './typed-emitter.js';
@@ -159,7 +160,7 @@ export async function listenTlsLinks(
 export function dialTlsLink(host: string, port: number, timeoutMs = 10_000): Promise<TlsLink> {
   const url = tlsLinkUrl(host, port);
   return new Promise((resolve, reject) => {
-    const socket = tls.connect({ host, port, rejectUnauthorized: false, minVersion: 'TLSv1.2' });
+    const socket = tls.connect({ host, port, rejectUnauthorized: false, secureContext: linkClientContext() });
     const timer = setTimeout(() => {
       socket.destroy();
       reject(new LinkDialError(url, `no TLS session within ${timeoutMs} ms`));
