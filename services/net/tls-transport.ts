@@ -31,9 +31,9 @@ import {
   type LinkEvents,
   LinkListenError,
   type LinkServer,
+  linkClientContext,
   type TlsBinding,
   type TlsMaterial,
-  linkClientContext,
   tlsBindingFor,
 } from './transport.js';
 import { TypedEmitter } from './typed-emitter.js';
