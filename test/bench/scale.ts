@@ -68,10 +68,41 @@ interface SizeResult {
   votingIntervalSec?: number;
   /** Descriptor uploads each authority received per relay per voting interval, over the idle window. */
   uploadsPerRelayPerInterval?: number;
+  /**
+   * Where the launcher's RSS goes, at the idle measurement: each worker's V8
+   * heap (committed and live) and external memory (Buffers and other
+   * off-heap memory V8 is told about), from its /metrics; the rest of the RSS
+   * is native (OpenSSL, Node's TLS buffers, malloc arenas) and the binary.
+   */
+  memory?: { workers: WorkerMemory[]; restMiB: number };
   onionOk: number;
   exitOk: number;
   fetchFailures: string[];
   error?: string;
+}
+
+interface WorkerMemory {
+  name: string;
+  heapTotalMiB: number;
+  heapUsedMiB: number;
+  externalMiB: number;
+}
+
+/** One worker's V8 heap and external memory from its /metrics (prom-client's default Node metrics). */
+async function workerMemory(name: string, hostPort: string): Promise<WorkerMemory> {
+  const text = await fetch(`http://${hostPort}/metrics`, { signal: AbortSignal.timeout(10_000) })
+    .then((res) => res.text())
+    .catch(() => '');
+  const get = (metric: string) => {
+    const m = new RegExp(`^shallot_${metric}\\{[^}]*\\} (\\S+)`, 'm').exec(text);
+    return Number(m?.[1] ?? 0) / 2 ** 20;
+  };
+  return {
+    name,
+    heapTotalMiB: get('nodejs_heap_size_total_bytes'),
+    heapUsedMiB: get('nodejs_heap_size_used_bytes'),
+    externalMiB: get('nodejs_external_memory_bytes'),
+  };
 }
 
 function cpuSeconds(pid: number): number {
@@ -216,6 +247,13 @@ async function runSize(relays: number): Promise<SizeResult> {
         r.idleCpuPercentOfCore = (100 * (cpuSeconds(pid) - cpu0)) / wall;
         r.rssMiB = rssMiB(pid);
         r.rssPerRelayMiB = r.rssMiB / relays;
+        const workers = await Promise.all(
+          state.nodes
+            .filter((n) => /^worker\d+$/.test(n.name))
+            .map((n) => workerMemory(n.name, n.metrics ?? '')),
+        );
+        const inHeaps = workers.reduce((a, w) => a + w.heapTotalMiB + w.externalMiB, 0);
+        r.memory = { workers, restMiB: r.rssMiB - inHeaps };
         const intervals = wall / votingInterval;
         r.uploadsPerRelayPerInterval = (m.uploads - uploads0) / 3 / relays / intervals;
         idleMeasured = true;
@@ -275,6 +313,15 @@ async function main(): Promise<void> {
         `${fmt(r.uploadsPerRelayPerInterval, 3)} uploads/relay/interval idle, ` +
         `fetches onion ${r.onionOk}/20 exit ${r.exitOk}/20${r.error ? `; error: ${r.error}` : ''}`,
     );
+    if (r.memory)
+      log(
+        `  memory: ${r.memory.workers
+          .map(
+            (w) =>
+              `${w.name} heap ${fmt(w.heapTotalMiB, 0)} MiB (${fmt(w.heapUsedMiB, 0)} live) + external ${fmt(w.externalMiB, 0)} MiB`,
+          )
+          .join('; ')}; the rest (main thread's heap, native, binary) ${fmt(r.memory.restMiB, 0)} MiB`,
+      );
   }
   const dir = join(root, 'bench-results');
   mkdirSync(dir, { recursive: true });
