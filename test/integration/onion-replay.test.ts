@@ -167,7 +167,6 @@ describe('INTRODUCE2 replay cache under a junk flood from a hostile intro point'
   });
 
   it(`counts ${JUNK} junk introductions, none of which enters the cache, then refuses the old cell's replay`, async () => {
-    const t0 = Date.now();
     // A template: header with the intro point's AUTH_KEY, then X | ENCRYPTED | MAC, randomised per cell.
     const template = introduce1For(ip, randomBytes(20));
     const header = 20 + 1 + 2 + 32 + 1;
@@ -202,8 +201,9 @@ describe('INTRODUCE2 replay cache under a junk flood from a hostile intro point'
     await until(async () => (await intro('replay')) === 1, 10_000, 'the replay to be refused');
     expect(await intro('accepted')).toBe(1);
     expect(service.introReplayEntries).toBe(1);
-    expect(Date.now() - t0).toBeLessThan(60_000);
-  }, 70_000);
+    // Bounded by its timeout, not timed: 50,500 hs-ntor attempts take 20 s idle and over a minute
+    // beside another suite on 2 cores.
+  }, 180_000);
 
   it('refuses a second introduction with a fresh handshake but a used rendezvous cookie', async () => {
     const again = introduce1For(ip, cookie);

@@ -152,9 +152,11 @@ describe('FaultInjector on real processes', () => {
     const { target } = childTarget(
       'relay3',
       () =>
-        spawn(process.execPath, ['-e', "process.on('SIGTERM', () => {}); setInterval(() => {}, 1000)"], {
-          stdio: 'ignore',
-        }),
+        spawn(
+          process.execPath,
+          ['-e', "process.on('SIGTERM', () => {}); console.log('ready'); setInterval(() => {}, 1000)"],
+          { stdio: ['ignore', 'pipe', 'ignore'] },
+        ),
       (c) => {
         spawned.push(c);
         pids.push(c.pid as number);
@@ -164,8 +166,8 @@ describe('FaultInjector on real processes', () => {
       { registry: createRegistry(), stopGraceMs: 300 },
       new Map([['relay3', target]]),
     );
-    // Give the child time to install its handler, or SIGTERM's default would end it.
-    await new Promise((r) => setTimeout(r, 500));
+    // Once the child has installed its handler (it says so), or SIGTERM's default would end it.
+    await new Promise((r) => spawned.at(-1)?.stdout?.once('data', r));
     await inj.inject({ kind: 'stop', target: 'relay3', durationSec: 60 });
     expect(spawned.at(-1)?.signalCode).toBe('SIGKILL');
     inj.close();
