@@ -57,6 +57,7 @@ import {
   parsePeerList,
 } from './instance-peers.js';
 import { isValidInstanceName } from './instances.js';
+import { serviceClientOptions } from './own-client.js';
 import { OnionService } from './service.js';
 
 const env = process.env;
@@ -282,19 +283,12 @@ export async function main(argv: string[]): Promise<void> {
   if (!shaping && linkName) shaping = namedShaping(linkName);
   const client = new ShallotClient(
     { logger: logger.child('client'), registry },
-    {
-      ...network,
-      socksHost: '127.0.0.1',
-      socksPort: null,
-      refreshPromptly: true,
-      circuits: {
-        tls: o.tls,
-        prebuild: 0,
-        handshake: o.handshake,
-        vanguardsLite: o.vanguardsLite,
-        ...(shaping ? { shaping } : {}),
-      },
-    },
+    serviceClientOptions(network, {
+      tls: o.tls,
+      handshake: o.handshake,
+      vanguardsLite: o.vanguardsLite,
+      ...(shaping ? { shaping } : {}),
+    }),
   );
   const service = new OnionService(
     { logger, registry, client },

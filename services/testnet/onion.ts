@@ -15,6 +15,7 @@ import { ShallotClient } from '../client/client.js';
 import type { HandshakeName } from '../core/create-handshake.js';
 import type { AuthorityEndpoint } from '../net/dir-client.js';
 import type { LinkShaping } from '../net/link-delay.js';
+import { serviceClientOptions } from '../onion-service/own-client.js';
 import { OnionService } from '../onion-service/service.js';
 import { readAuthorizedClients } from '../runtime/client-auth-files.js';
 import type { Logger } from '../runtime/log.js';
@@ -83,19 +84,15 @@ export async function startOnionServices(
         const make = () => {
           const client = new ShallotClient(
             { logger, registry: c.registry },
-            {
-              authorities: o.authorities,
-              socksHost: '127.0.0.1',
-              socksPort: null,
-              refreshPromptly: true,
-              circuits: {
+            serviceClientOptions(
+              { authorities: o.authorities },
+              {
                 tls: o.tls,
-                prebuild: 0,
                 handshake: o.handshake,
                 vanguardsLite: o.vanguardsLite,
                 ...(o.shaping ? { shaping: o.shaping(s, i) } : {}),
               },
-            },
+            ),
           );
           const svc = new OnionService(
             { logger, registry: c.registry, client },
