@@ -89,6 +89,28 @@ async function clientGuard(dataDir: string, relays: number): Promise<string> {
 }
 
 /**
+ * Waits (bounded) until the consensus lists every relay Running again. The
+ * client's guard must differ from its circuit's exit (it picks the exit
+ * first): right after the exits were stopped and restarted, the one exit
+ * still listed may be the client's first primary guard, and then no
+ * circuit uses it as a guard, so cutting the client from it would test
+ * nothing (guard-spec §4.6 with path-spec §2.2's distinct-relay rule).
+ */
+async function allRunning(net: RunningNetwork, relays: number): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const { consensus } = await fetchConsensus(net.state.authorities, {
+      nowMs: Date.now(),
+      timeoutMs: 5_000,
+    });
+    const running = consensus.relays.filter((r) => r.flags.includes('Running')).length;
+    if (running >= relays) return;
+    if (Date.now() > deadline) throw new Error(`only ${running} of ${relays} relays Running after 60 s`);
+    await sleep(1_000);
+  }
+}
+
+/**
  * One VERSIONS round trip (tor-spec §4.1: the responder answers with its
  * own VERSIONS, CERTS, AUTH_CHALLENGE and NETINFO) on a fresh link to
  * `relay` from this process, announced as node `as`: the relay's side
@@ -186,6 +208,7 @@ async function faultsDuringLoad(net: RunningNetwork, dataDir: string, relays: nu
   await sleep(12_000);
   let slowProbe = { before: 0, during: 0 };
   for (const step of PLAN) {
+    if (step.peer) await allRunning(net, relays);
     const peer = step.peer ? await clientGuard(dataDir, relays) : undefined;
     const pidBefore = processes ? pidOf(dataDir, step.target) : 0;
     const args = ['fault'];
