@@ -30,6 +30,7 @@ import { NetworkView } from '../../services/relay/network-view.js';
 import { Relay } from '../../services/relay/relay.js';
 import { silentLogger } from '../../services/runtime/log.js';
 import { LocalNetwork } from '../../services/testnet/network.js';
+import { viewOverCache } from '../helpers/cache-view.js';
 import { flagsListed } from '../helpers/consensus.js';
 import { hopTarget, linkPeer } from '../helpers/relays.js';
 import { startEchoServer, type TestServer } from '../helpers/servers.js';
@@ -215,15 +216,7 @@ describe('EXTEND2 to a relay listed after the extending relay fetched its consen
     const cache = new ConsensusCache(async () => serving, { minRefreshMs: 5_000 });
     cache.start();
     await cache.ready();
-    const view = new NetworkView(
-      {
-        get consensus() {
-          return cache.consensus;
-        },
-        refreshConsensus: () => cache.refresh(),
-      },
-      { reentryReject: [] },
-    );
+    const view = viewOverCache(cache);
     const fresh = await startRelay('pfresh', REJECT_ALL, view);
     const late = await startRelay('plate', REJECT_ALL, null);
     try {

@@ -9,6 +9,7 @@ import type { Consensus } from '../../../services/core/dir/consensus.js';
 import type { ConsensusRelay } from '../../../services/core/dir/relay-entry.js';
 import { ConsensusCache, type FetchedConsensus } from '../../../services/relay/consensus-cache.js';
 import { type ConsensusSource, NetworkView } from '../../../services/relay/network-view.js';
+import { viewOverCache } from '../../helpers/cache-view.js';
 import { testConsensus, testRelay } from '../../helpers/fake-consensus.js';
 
 const id = (b: number) => new Uint8Array(32).fill(b);
@@ -127,15 +128,7 @@ describe('NetworkView over the shared ConsensusCache', () => {
     );
     cache.start();
     await cache.ready();
-    const view = new NetworkView(
-      {
-        get consensus() {
-          return cache.consensus;
-        },
-        refreshConsensus: () => cache.refresh(),
-      },
-      { reentryReject: [] },
-    );
+    const view = viewOverCache(cache);
     const t = (b: number) => ({ identity: id(b), address: '127.0.0.1', port: 9000 + b });
     expect(await view.checkExtend(t(2))).toBeNull();
     expect(fetches).toBe(1);
