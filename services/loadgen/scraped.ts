@@ -74,7 +74,7 @@ function histogramBy(p: Pair, name: string, label: string): Record<string, Quant
   return out;
 }
 
-/** Positions of shallot_client_circuit_hops_total (circuit-manager.ts hopPosition). */
+/** Positions of shallot_client_circuit_hops_total (build-metrics.ts hopPosition). */
 export const HOP_POSITIONS = ['guard', 'middle', 'exit', 'last'] as const;
 
 /** Circuits built through each relay per position, as the client saw them; positions with none left out. */

@@ -287,7 +287,7 @@ export async function main(argv: string[]): Promise<void> {
       tls: o.tls,
       handshake: o.handshake,
       vanguardsLite: o.vanguardsLite,
-      ...(shaping ? { shaping } : {}),
+      shaping,
     }),
   );
   const service = new OnionService(

@@ -90,7 +90,7 @@ export async function startOnionServices(
                 tls: o.tls,
                 handshake: o.handshake,
                 vanguardsLite: o.vanguardsLite,
-                ...(o.shaping ? { shaping: o.shaping(s, i) } : {}),
+                shaping: o.shaping?.(s, i),
               },
             ),
           );
