@@ -134,6 +134,8 @@ async function run(d: NodeWorkerData): Promise<void> {
   if (d.kind === 'authorities') {
     for (const i of d.indices) {
       const file = keyFile(d.dataDir, `authority${i}`);
+      // Read once: the model does not change while the network runs.
+      const shaping = shapingFor(d.shaping, `auth${i}`);
       // Built again from its key file on each start after a stop or kill (node-slot.ts).
       const make = async () =>
         new DirectoryAuthority(
@@ -153,7 +155,7 @@ async function run(d: NodeWorkerData): Promise<void> {
             handshake: d.handshake,
             params: d.params,
             name: `auth${i}`,
-            shaping: shapingFor(d.shaping, `auth${i}`),
+            shaping,
           },
         );
       const a = new NodeSlot(`auth${i}`, make);

@@ -80,6 +80,8 @@ export async function startOnionServices(
       let address = '';
       for (let i = 0; i < o.instances; i++) {
         const logger = c.logger.child(`${name}-${i}`);
+        // Read once: the model does not change while the network runs.
+        const shaping = o.shaping?.(s, i);
         // Built afresh on each start (a restart after a fault), as a process would be.
         const make = () => {
           const client = new ShallotClient(
@@ -90,7 +92,7 @@ export async function startOnionServices(
                 tls: o.tls,
                 handshake: o.handshake,
                 vanguardsLite: o.vanguardsLite,
-                shaping: o.shaping?.(s, i),
+                shaping,
               },
             ),
           );
