@@ -25,7 +25,6 @@
  * Not in this module: sending the table (fault-table.ts), the fault's
  * lifecycle (network-fault.ts).
  */
-import { API_VERSION } from '../api/crds.js';
 import type { NetworkFault } from '../api/network-fault.js';
 import type { KubeObject } from '../kube/client.js';
 import type { ReconcileContext, ReconcileResult } from './context.js';
@@ -71,15 +70,15 @@ export async function finishFaultDeletion(
 ): Promise<ReconcileResult> {
   const { namespace = '', name, uid = `${namespace}/${name}` } = raw.metadata;
   const net = raw.spec?.network ?? '';
-  const network = await ctx.kube.get({ apiVersion: API_VERSION, kind: 'OnionNetwork', namespace, name: net });
   const release = async (type: 'Normal' | 'Warning', reason: string, message: string) => {
     deleteSends.delete(uid);
     await setFaultFinalizer(ctx, raw, false);
     await ctx.recorder.event(raw, type, reason, message);
     return {};
   };
-  if (!network) return release('Normal', 'FaultDeleted', `OnionNetwork ${net} is gone: nothing to heal`);
   const send = await sendFaultTable(ctx, namespace, net, { without: name });
+  if (send.networkGone)
+    return release('Normal', 'FaultDeleted', `OnionNetwork ${net} is gone: nothing to heal`);
   const tries = (deleteSends.get(uid) ?? 0) + 1;
   deleteSends.set(uid, tries);
   const taken = `table without it taken by ${send.updated} of ${send.tried} pod(s)`;

@@ -56,6 +56,8 @@ export interface TableSend {
   tried: number;
   /** Why nothing could be sent (metrics off, no token yet), if so. */
   problem?: string;
+  /** The OnionNetwork no longer exists (nothing left to send to). */
+  networkGone?: true;
 }
 
 async function put(url: string, token: string, body: string): Promise<boolean> {
@@ -90,7 +92,7 @@ export async function sendFaultTable(
     namespace,
     name: net,
   });
-  if (!network) return { updated: 0, tried: 0, problem: `OnionNetwork ${net} not found` };
+  if (!network) return { updated: 0, tried: 0, problem: `OnionNetwork ${net} not found`, networkGone: true };
   const metricsOff = (network.spec as Partial<OnionNetwork['spec']> | undefined)?.metrics?.enabled === false;
   const secret = await ctx.kube.get({
     apiVersion: 'v1',
