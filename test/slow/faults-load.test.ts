@@ -13,18 +13,16 @@
 // takes at least its delay (and less before it).
 // Needs `npm run build` (npm run test:all).
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { toHex } from '../../services/core/bytes.js';
-import { ed25519PublicFromSeed } from '../../services/core/crypto.js';
-import { decodeGuardState, pickGuard } from '../../services/core/guards.js';
 import { type LoadResult, runLoad } from '../../services/loadgen/loadgen.js';
+import { parseUpState } from '../../services/loadgen/network-state.js';
+import { counterDeltaBy, normalizeMetricsUrl, scrape } from '../../services/loadgen/scrape.js';
 import { fetchConsensus } from '../../services/net/dir-client.js';
 import { dialLink, linkUrl } from '../../services/net/transport.js';
-import { readKeyFile } from '../../services/runtime/key-store.js';
 import { namedShaping } from '../../services/runtime/shaping-options.js';
 import type { FaultKind, FaultRecord } from '../../services/testnet/fault.js';
 import { callFaultControl } from '../../services/testnet/fault-control.js';
@@ -71,30 +69,39 @@ const pidOf = (dataDir: string, name: string): number =>
 const procState = (pid: number) => readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0];
 
 /**
- * The relay the client builds through now: the guard its saved state picks
- * (core/guards.ts pickGuard, guard-spec §4.6: the first usable primary),
- * matched to a relay by the identity in its key file.
+ * Circuits the client built in the next `ms`, by the relay each used as its
+ * guard (shallot_client_circuit_hops_total{position="guard"} on the
+ * client's /metrics, as state.json names it): what the client builds
+ * through now. Its saved guard state alone cannot say: a guard that stopped
+ * answering lately gives way to the next primary for a minute without being
+ * marked down there (client/build-path.ts).
  */
-async function clientGuard(dataDir: string, relays: number): Promise<string> {
-  const file = [path.join(dataDir, 'client', 'guards.json'), path.join(dataDir, 'guards.json')].find((f) =>
-    existsSync(f),
-  );
-  if (!file) throw new Error('the client has written no guard state');
-  const id = pickGuard(decodeGuardState(readFileSync(file, 'utf8')), { nowMs: Date.now() })?.id;
-  for (let i = 0; i < relays; i++) {
-    const keys = await readKeyFile(path.join(dataDir, `relay${i}`, 'keys.json'));
-    if (toHex(ed25519PublicFromSeed(keys.identitySeed)) === id) return `relay${i}`;
-  }
-  throw new Error(`guard ${id} is none of the relays`);
+async function guardUse(dataDir: string, ms: number): Promise<Record<string, number>> {
+  const state = parseUpState(readFileSync(path.join(dataDir, 'state.json'), 'utf8'), 'state.json');
+  if (!state.clientMetrics) throw new Error('state.json names no client metrics');
+  const url = normalizeMetricsUrl(state.clientMetrics);
+  const before = await scrape([url]);
+  await sleep(ms);
+  const after = await scrape([url]);
+  const error = [...before.errors, ...after.errors][0];
+  if (error) throw new Error(`client metrics ${error.url}: ${error.error}`);
+  return counterDeltaBy(before, after, 'shallot_client_circuit_hops_total', 'relay', { position: 'guard' });
+}
+
+/** The relay most of the client's circuits used as guard over a few seconds of load. */
+async function clientGuard(dataDir: string): Promise<string> {
+  const use = Object.entries(await guardUse(dataDir, 3_000)).sort((x, y) => y[1] - x[1]);
+  if (!use[0] || use[0][1] === 0) throw new Error('the client built no circuit in 3 s of load');
+  return use[0][0];
 }
 
 /**
- * Waits (bounded) until the consensus lists every relay Running again. The
- * client's guard must differ from its circuit's exit (it picks the exit
- * first): right after the exits were stopped and restarted, the one exit
- * still listed may be the client's first primary guard, and then no
- * circuit uses it as a guard, so cutting the client from it would test
- * nothing (guard-spec §4.6 with path-spec §2.2's distinct-relay rule).
+ * Waits (bounded) until the consensus lists every relay Running again, so
+ * the guard measured before a link fault is the one the client keeps using:
+ * right after the exits were stopped and restarted, the one exit still
+ * listed may be the client's first primary guard, which no exit circuit can
+ * then use as its guard (path-spec §2.2: distinct relays), so its circuits
+ * go through another meanwhile.
  */
 async function allRunning(net: RunningNetwork, relays: number): Promise<void> {
   const deadline = Date.now() + 60_000;
@@ -209,7 +216,7 @@ async function faultsDuringLoad(net: RunningNetwork, dataDir: string, relays: nu
   let slowProbe = { before: 0, during: 0 };
   for (const step of PLAN) {
     if (step.peer) await allRunning(net, relays);
-    const peer = step.peer ? await clientGuard(dataDir, relays) : undefined;
+    const peer = step.peer ? await clientGuard(dataDir) : undefined;
     const pidBefore = processes ? pidOf(dataDir, step.target) : 0;
     const args = ['fault'];
     if (step.kind === 'cut' || step.kind === 'slow') args.push(step.kind, step.target, peer as string);
@@ -232,10 +239,12 @@ async function faultsDuringLoad(net: RunningNetwork, dataDir: string, relays: nu
       expect(rtt).toBeGreaterThanOrEqual(SLOW_MS);
     }
     if (step.kind === 'cut') {
-      // The cut is real: the client cannot reach that guard, marks it down and builds through another.
-      await sleep((FAULT_SEC - 2) * 1000);
+      // The cut is real: the client cannot reach that guard and builds through another meanwhile.
+      await sleep((FAULT_SEC - 5) * 1000);
+      const use = await guardUse(dataDir, 3_000);
       waited = (FAULT_SEC - 2) * 1000;
-      expect(await clientGuard(dataDir, relays)).not.toBe(peer);
+      expect(use[peer as string] ?? 0).toBe(0);
+      expect(Object.values(use).reduce((x, y) => x + y, 0)).toBeGreaterThan(0);
     }
     await sleep((step.kind === 'restart' ? RECOVERY_SEC : FAULT_SEC + RECOVERY_SEC) * 1000 - waited);
     expect(await activeSeries(control)).toMatch(
