@@ -46,14 +46,21 @@ describe('link shaping on a circuit', () => {
     const t0 = performance.now();
     const first = await buildCircuit(pool, path);
     const cold = performance.now() - t0;
-    const t1 = performance.now();
-    const second = await buildCircuit(pool, path);
-    const warm = performance.now() - t1;
     first.destroy();
-    second.destroy();
+    // Load only ever adds to a build, so the fastest of a few warm builds is the shaped time itself.
+    const warms: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const t1 = performance.now();
+      const c = await buildCircuit(pool, path);
+      warms.push(performance.now() - t1);
+      c.destroy();
+    }
+    const warm = Math.min(...warms);
     expect(warm).toBeGreaterThanOrEqual(595);
-    // Slack for a loaded machine; without the model it would be a few ms.
+    // Slack for a loaded machine; without the model it would be a few ms, with a delay
+    // applied at both ends of a link 1,200.
     expect(warm).toBeLessThan(1_000);
+    // Each of the three link handshakes adds a round trip (100 ms) to the cold build.
     expect(cold).toBeGreaterThan(warm + 150);
   });
 
