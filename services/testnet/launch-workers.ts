@@ -1,10 +1,14 @@
 /**
  * `shallot up --workers N` (the default, N = one per core): the nodes are
  * spread over worker threads so the one-command network uses every core.
- * The authorities get a worker of their own, so relay load never starves
- * their votes, signatures and reachability probes (the 300-relay failure
- * of issue 17); the relays are dealt round-robin over the other N - 1
- * (at least one). The client, HTTP tunnel, exit target and onion services
+ * Each authority gets a worker of its own (`auth<i>`), so neither relay load
+ * (the 300-relay failure of issue 17) nor another authority's vote
+ * computation (the 2,000-relay one: three authorities on one thread timed
+ * out each other's vote and signature POSTs, dir-spec §3.4) delays its
+ * HTTP answers and reachability probes; the relays are dealt round-robin
+ * over N - 1 more (at least one: `worker<w>`). As separate `tor` processes
+ * would, the authorities then vote in parallel on a multi-core host.
+ * The client, HTTP tunnel, exit target and onion services
  * run on the launcher's thread. Every log line comes back over the
  * worker's MessagePort into `<data-dir>/shallot.log`; each worker serves its
  * own /metrics, listed in state.json and the Prometheus targets. Threads die
@@ -37,7 +41,10 @@ const workerEntry = self.endsWith('.ts')
   ? path.resolve(path.dirname(self), '../../dist/services/testnet/node-worker.js')
   : path.join(path.dirname(self), 'node-worker.js');
 
-/** How the relays are dealt: relay i goes to relay worker i mod n (n = workers - 1, at least 1). */
+/**
+ * How the relays are dealt: relay i goes to relay worker i mod n (n = workers - 1,
+ * at least 1). The authorities' threads (one each) are not counted in N.
+ */
 export function dealRelays(relays: number, workers: number): number[][] {
   const n = Math.max(1, workers - 1);
   const out: number[][] = Array.from({ length: Math.min(n, relays) }, () => []);
@@ -73,7 +80,7 @@ export async function upWorkers(o: UpOptions, progress: ProgressSink): Promise<R
     // is taken before any relay starts: the consensus cannot name them.
     const opsPort = await ports.take();
     const workerOps: number[] = [];
-    for (let i = 0; i <= deal.length; i++) workerOps.push(await ports.take());
+    for (let i = 0; i < endpoints.length + deal.length; i++) workerOps.push(await ports.take());
     const socksPort = await ports.take(o.socksPort);
     const tunnelPort = o.httpTunnelPort === undefined ? null : await ports.take(o.httpTunnelPort);
     // The fault-control endpoint too: token-guarded, but no circuit should reach it.
@@ -95,21 +102,24 @@ export async function upWorkers(o: UpOptions, progress: ProgressSink): Promise<R
       nodes.push({ name: d.name, role: 'worker', metrics: `127.0.0.1:${d.opsPort}`, pid: process.pid });
       return r;
     };
-    const authWorker = start(
-      {
-        kind: 'authorities',
-        name: 'worker0',
-        opsPort: workerOps[0] as number,
-        indices: endpoints.map((_, i) => i),
-        votingIntervalSec: o.votingInterval,
-        handshake: o.handshake,
-        params: o.consensusParams ?? {},
-        shaping: { networkModel: o.networkModel },
-        ...common,
-      },
-      (done) => progress.update({ stage: 'authorities', done, total: o.authorities }),
+    let authsStarted = 0;
+    const authWorkers = endpoints.map((_, i) =>
+      start(
+        {
+          kind: 'authorities',
+          name: `auth${i}`,
+          opsPort: workerOps[i] as number,
+          indices: [i],
+          votingIntervalSec: o.votingInterval,
+          handshake: o.handshake,
+          params: o.consensusParams ?? {},
+          shaping: { networkModel: o.networkModel },
+          ...common,
+        },
+        () => progress.update({ stage: 'authorities', done: ++authsStarted, total: o.authorities }),
+      ),
     );
-    await waitReady(authWorker);
+    await Promise.all(authWorkers.map(waitReady));
     const started = deal.map(() => 0);
     const relayWorkers = [];
     for (const [w, indices] of deal.entries()) {
@@ -121,8 +131,8 @@ export async function upWorkers(o: UpOptions, progress: ProgressSink): Promise<R
         relays.push({ index, port: o.basePort === 0 ? 0 : await ports.take(), exit: index < o.exits });
       const d: RelayWorkerData = {
         kind: 'relays',
-        name: `worker${w + 1}`,
-        opsPort: workerOps[w + 1] as number,
+        name: `worker${w}`,
+        opsPort: workerOps[endpoints.length + w] as number,
         relays,
         tls: o.tls,
         keyRotationMs: o.keyRotation * 60_000,
@@ -152,7 +162,7 @@ export async function upWorkers(o: UpOptions, progress: ProgressSink): Promise<R
     // Faults on demand (fault.ts): each relay and authority through the worker that runs it.
     const targets = new Map<string, FaultTarget>();
     for (let i = 0; i < o.authorities; i++)
-      targets.set(`auth${i}`, workerNodeTarget(authWorker.worker, `auth${i}`));
+      targets.set(`auth${i}`, workerNodeTarget((authWorkers[i] as Running).worker, `auth${i}`));
     for (const [w, indices] of deal.entries())
       for (const i of indices)
         targets.set(`relay${i}`, workerNodeTarget((relayWorkers[w] as Running).worker, `relay${i}`));

@@ -1,11 +1,11 @@
 /**
  * One worker thread of `shallot up --workers N` (launch-workers.ts): runs
- * either all the directory authorities or a share of the relays, dealt
- * round-robin by the launcher with their ports in workerData. Nodes talk to
- * each other over ws/wss on 127.0.0.1 as separate processes would (tor-spec
- * §2 links), so nothing but logs, progress, stop and faults (the link-fault
- * table, a relay's or an authority's stop, kill or start: fault.ts) crosses
- * the MessagePort.
+ * either one directory authority (each has a thread of its own) or a share
+ * of the relays, dealt round-robin by the launcher with their ports in
+ * workerData. Nodes talk to each other over ws/wss on 127.0.0.1 as
+ * separate processes would (tor-spec §2 links), so nothing but logs,
+ * progress, stop and faults (the link-fault table, a relay's or an
+ * authority's stop, kill or start: fault.ts) crosses the MessagePort.
  * Each worker serves its own /metrics (runtime/ops-server.ts) on a port the
  * launcher chose and lists in state.json.
  */
@@ -38,7 +38,7 @@ export interface WorkerCommon {
 
 export interface AuthorityWorkerData extends WorkerCommon {
   kind: 'authorities';
-  /** Index into endpoints of each authority this worker runs (all of them). */
+  /** Index into endpoints of each authority this worker runs (launch-workers.ts gives each its own). */
   indices: number[];
   votingIntervalSec: number;
   handshake: HandshakeName;

@@ -150,15 +150,21 @@ async function fetchChecked(socks: string, host: string, port: number): Promise<
 }
 
 /**
- * The authorities' worker's metrics: the slowest authority's latest vote
- * and consensus computation (seconds) and descriptor uploads received so
- * far (all authorities). Nothing on a failed scrape.
+ * The authorities' workers' metrics (one worker each, named auth<i>): the
+ * slowest authority's latest vote and consensus computation (seconds) and
+ * descriptor uploads received so far (all authorities). Nothing from a
+ * failed scrape.
  */
-async function scrape(hostPort: string): Promise<{ vote?: number; consensus?: number; uploads: number }> {
+async function scrape(hostPorts: string[]): Promise<{ vote?: number; consensus?: number; uploads: number }> {
   const out: { vote?: number; consensus?: number; uploads: number } = { uploads: 0 };
-  const text = await fetch(`http://${hostPort}/metrics`, { signal: AbortSignal.timeout(10_000) })
-    .then((res) => res.text())
-    .catch(() => '');
+  const texts = await Promise.all(
+    hostPorts.map((hostPort) =>
+      fetch(`http://${hostPort}/metrics`, { signal: AbortSignal.timeout(10_000) })
+        .then((res) => res.text())
+        .catch(() => ''),
+    ),
+  );
+  const text = texts.join('\n');
   for (const line of text.split('\n')) {
     const step = /^shallot_dir_round_compute_seconds\{[^}]*step="(vote|consensus)"[^}]*\} (\S+)/.exec(line);
     if (step) out[step[1] as 'vote' | 'consensus'] = Math.max(out[step[1] as 'vote'] ?? 0, Number(step[2]));
@@ -220,7 +226,7 @@ async function runSize(relays: number): Promise<SizeResult> {
     r.usableSec = (Date.now() - t0) / 1000;
     const state = JSON.parse(await readFile(join(dataDir, 'state.json'), 'utf8')) as NetworkState;
     log(`${relays} relays: usable in ${r.usableSec.toFixed(1)} s; sampling ${sampleSec} s`);
-    const authMetrics = state.nodes.find((n) => n.name === 'worker0')?.metrics ?? '';
+    const authMetrics = state.nodes.filter((n) => /^auth\d+$/.test(n.name)).map((n) => n.metrics ?? '');
     const uploads0 = (await scrape(authMetrics)).uploads;
     const cpu0 = cpuSeconds(pid);
     const sampleStart = Date.now();
@@ -248,9 +254,7 @@ async function runSize(relays: number): Promise<SizeResult> {
         r.rssMiB = rssMiB(pid);
         r.rssPerRelayMiB = r.rssMiB / relays;
         const workers = await Promise.all(
-          state.nodes
-            .filter((n) => /^worker\d+$/.test(n.name))
-            .map((n) => workerMemory(n.name, n.metrics ?? '')),
+          state.nodes.filter((n) => n.role === 'worker').map((n) => workerMemory(n.name, n.metrics ?? '')),
         );
         const inHeaps = workers.reduce((a, w) => a + w.heapTotalMiB + w.externalMiB, 0);
         r.memory = { workers, restMiB: r.rssMiB - inHeaps };

@@ -1,6 +1,6 @@
 // `shallot fault` on authorities and onion-service instances of a network
-// in the default mode (worker threads: the authorities in a worker of
-// their own, the relays in another, the client and the onion service on
+// in the default mode (worker threads: each authority in a worker of
+// its own, the relays in another, the client and the onion service on
 // the launcher's thread) and in one process, through the built CLI
 // (dist/services/testnet/main.js), one fault after another:
 //   - pause auth0: its DirPort answers nothing while the other two still
@@ -101,9 +101,9 @@ async function onionGet(net: RunningNetwork, ms: number): Promise<'ok' | string>
   }
 }
 
-/** The default (worker threads: the authorities' metrics on worker0) and one process (all on the launcher's). */
+/** The default (worker threads: auth0's metrics on its own worker, auth0) and one process (all on the launcher's). */
 const MODES = [
-  { label: 'worker threads (the default)', workers: 2, mode: 'workers', authMetrics: 'worker0' },
+  { label: 'worker threads (the default)', workers: 2, mode: 'workers', authMetrics: 'auth0' },
   { label: 'one process', workers: 1, mode: 'one-process', authMetrics: 'shallot' },
 ] as const;
 

@@ -1,6 +1,8 @@
-// `shallot up --workers 2` end to end: authorities in one worker thread,
-// relays in another, used through the SOCKS port (onion and exit fetches with
-// digests checked), every worker's /metrics reachable from state.json, and a
+// `shallot up --workers 2` end to end: each authority in a worker thread of
+// its own (auth0..auth2, so one's vote computation never holds another's
+// HTTP answers), the relays in another (worker0), used through the SOCKS port
+// (onion and exit fetches with digests checked), every worker's /metrics
+// reachable from state.json and serving only its own nodes, and a
 // launcher killed with SIGKILL leaves no worker serving (threads die with
 // their process). Needs `npx tsc -p tsconfig.json` (dist/) and curl.
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -53,13 +55,17 @@ afterAll(async () => {
 });
 
 describe('shallot up --workers 2', () => {
-  it('runs in worker mode: the launcher and one worker each for authorities and relays in state.json', () => {
+  it('runs in worker mode: the launcher, one worker per authority and one for the relays in state.json', () => {
     expect(state.mode).toBe('workers');
     expect(state.nodes.map((n) => `${n.name}/${n.role}`)).toEqual([
       'shallot/launcher',
+      'auth0/worker',
+      'auth1/worker',
+      'auth2/worker',
       'worker0/worker',
-      'worker1/worker',
     ]);
+    // Each thread has a metrics port of its own.
+    expect(new Set(state.nodes.map((n) => n.metrics)).size).toBe(state.nodes.length);
     expect(out.text).toMatch(/Logs: .*shallot\.log/);
   });
 
@@ -79,20 +85,29 @@ describe('shallot up --workers 2', () => {
     expect(sha256Hex(body)).toBe(digest);
   }, 120_000);
 
-  it("every worker's metrics are served where state.json says: authority series from worker0, relay series from worker1", async () => {
+  it("every worker's metrics are served where state.json says: each authority's series from its own worker only, relay series from worker0", async () => {
     const text = async (name: string) => {
       const n = state.nodes.find((x) => x.name === name);
       const res = await fetch(`http://${n?.metrics}/metrics`);
       expect(res.status).toBe(200);
       return res.text();
     };
-    const auths = await text('worker0');
-    expect(auths).toMatch(/shallot_dir_descriptors_total\{[^}]*node="worker0"[^}]*\} [1-9]/);
-    const relays = await text('worker1');
-    expect(relays).toMatch(/shallot_relay_cells_total\{[^}]*node="worker1"[^}]*\} [1-9]/);
+    for (const i of [0, 1, 2]) {
+      const auth = await text(`auth${i}`);
+      // Descriptors each authority received, labelled with the thread and the authority...
+      const received = auth.split('\n').filter((l) => l.startsWith('shallot_dir_descriptors_total{'));
+      expect(received.some((l) => l.includes(`node="auth${i}"`) && / [1-9]\d*$/.test(l))).toBe(true);
+      // ...and no other authority's: a registry is per thread, so none shares this one.
+      const authorities = new Set(received.map((l) => /authority="([^"]+)"/.exec(l)?.[1]));
+      expect([...authorities]).toEqual([`auth${i}`]);
+      expect(auth).not.toMatch(/shallot_relay_cells_total\{/);
+    }
+    const relays = await text('worker0');
+    expect(relays).toMatch(/shallot_relay_cells_total\{[^}]*node="worker0"[^}]*\} [1-9]/);
+    expect(relays).not.toMatch(/shallot_dir_descriptors_total\{/);
     const launcher = await text('shallot');
     expect(launcher).toMatch(/shallot_circuits_total\{[^}]*\} [1-9]/);
-    // The Prometheus file_sd targets name all three.
+    // The Prometheus file_sd targets name all five.
     const targets = JSON.parse(await readFile(state.targetsFile, 'utf8')) as { targets: string[] }[];
     expect(targets.flatMap((t) => t.targets).sort()).toEqual(state.nodes.map((n) => n.metrics).sort());
   }, 30_000);

@@ -1,10 +1,11 @@
-// launch-workers.ts dealRelays: relays dealt round-robin over every worker
-// but the authorities' one, none twice, none missing, no idle worker.
+// launch-workers.ts dealRelays: relays dealt round-robin over the workers
+// (the authorities' threads, one each, come on top), none twice, none
+// missing, no idle worker.
 import { describe, expect, it } from 'vitest';
 import { dealRelays } from '../../../services/testnet/launch-workers.js';
 
 describe('dealRelays', () => {
-  it('keeps worker 0 for the authorities: 2 workers put every relay in one relay worker', () => {
+  it('2 workers (one per core on this host) put every relay in one relay worker', () => {
     expect(dealRelays(5, 2)).toEqual([[0, 1, 2, 3, 4]]);
   });
 
