@@ -69,6 +69,13 @@ function client(): ShallotClient {
   return c;
 }
 
+/**
+ * The SOCKS deadline of the tests that must not wait for it. "At once" is checked as
+ * well under half of it: a stream that waited would take all of it, and a busy
+ * machine's scheduling delay (which a bound of a second could not absorb) is far less.
+ */
+const LONG_MS = 20_000;
+
 const request = (deadlineMs: number, port = 80): ConnectRequest => ({
   command: 1,
   host: '127.0.0.1',
@@ -133,10 +140,11 @@ describe('a stream waits for a path (C tor AP_CONN_STATE_CIRCUIT_WAIT)', () => {
     const c = client();
     c.circuits.setNetDir(dirOf(Array.from({ length: 4 }, (_, i) => relay(i, RUNNING, false))));
     const started = performance.now();
-    const e = await c.connect(request(20_000)).catch((x: unknown) => x);
+    const e = await c.connect(request(LONG_MS)).catch((x: unknown) => x);
+    // A waiting stream would end in 'timeout' at its deadline, not in the exit policy's refusal.
     expect((e as ConnectError).kind).toBe('exit_policy');
     expect(connectReply(e).socks5).toBe(SocksReply.NOT_ALLOWED);
-    expect(performance.now() - started).toBeLessThan(1_000);
+    expect(performance.now() - started).toBeLessThan(LONG_MS / 2);
   });
 
   // What a fresh testnet does for a few seconds: a relay still holding the
@@ -186,13 +194,14 @@ describe('a stream waits for a path (C tor AP_CONN_STATE_CIRCUIT_WAIT)', () => {
     const c = client();
     c.circuits.setNetDir(running());
     vi.spyOn(c.circuits, 'exitCircuit').mockRejectedValue(new CircuitError(DestroyReason.CONNECTFAILED, 'x'));
-    const pending = c.connect(request(20_000)).catch((x: unknown) => x);
+    const pending = c.connect(request(LONG_MS)).catch((x: unknown) => x);
+    // Let it fail its first build and wait to launch the next; a stop at any point must end it.
     await new Promise((r) => setTimeout(r, 200));
     const stopped = performance.now();
     await c.stop();
     const e = await pending;
     expect(e).toBeInstanceOf(Error);
-    expect(performance.now() - stopped).toBeLessThan(1_000);
+    expect(performance.now() - stopped).toBeLessThan(LONG_MS / 2);
   });
 });
 
@@ -242,11 +251,11 @@ describe('a stream that arrives before the first consensus waits for it (C tor: 
 
   it('a client stopped while the stream waits fails it at once', async () => {
     const c = client();
-    const pending = c.connect(request(20_000)).catch((x: unknown) => x);
+    const pending = c.connect(request(LONG_MS)).catch((x: unknown) => x);
     const started = performance.now();
     await c.stop();
     const e = await pending;
     expect((e as ConnectError).kind).toBe('timeout');
-    expect(performance.now() - started).toBeLessThan(1_000);
+    expect(performance.now() - started).toBeLessThan(LONG_MS / 2);
   });
 });
