@@ -77,6 +77,18 @@ describe('parseFaultRequest', () => {
 
 const procState = (pid: number) => readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0];
 
+/**
+ * Waits for `cond` (a signal's effect, a heal's restart) rather than a fixed time:
+ * a loaded machine may take longer than any sleep to schedule the child or the timer.
+ */
+async function until(what: string, cond: () => boolean, ms = 10_000): Promise<void> {
+  const end = performance.now() + ms;
+  while (!cond()) {
+    if (performance.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 const spawned: ChildProcess[] = [];
 afterEach(() => {
   for (const c of spawned.splice(0)) {
@@ -111,16 +123,17 @@ describe('FaultInjector on real processes', () => {
     const node = idleNode('relay1');
     const inj = new FaultInjector({ registry }, new Map([['relay1', node.target]]));
     const pid = node.pids[0] as number;
+    const injected = performance.now();
     const f = await inj.inject({ kind: 'pause', target: 'relay1', durationSec: 1 });
-    await new Promise((r) => setTimeout(r, 100));
-    expect(procState(pid)).toBe('T');
+    await until('the SIGSTOP to take effect', () => procState(pid) === 'T');
     expect(await activeSeries(registry)).toContain('kind="pause",target="relay1"} 1');
     await expect(inj.inject({ kind: 'kill', target: 'relay1', durationSec: 1 })).rejects.toMatchObject({
       code: 'ERR_FAULT_BUSY',
     });
-    await new Promise((r) => setTimeout(r, 1_300));
-    expect(procState(pid)).not.toBe('T');
-    expect(inj.list()[0]?.healedAt).toBeDefined();
+    await until('the heal', () => inj.list()[0]?.healedAt !== undefined);
+    // Healed after its duration, not before (a lower bound: load only makes it later).
+    expect(performance.now() - injected).toBeGreaterThanOrEqual(995);
+    await until('the SIGCONT to take effect', () => procState(pid) !== 'T');
     expect(f.id).toBe(1);
     expect(await activeSeries(registry)).toContain('kind="pause",target="relay1"} 0');
     expect(await registry.metrics()).toContain('shallot_faults_started_total{kind="pause"} 1');
@@ -138,8 +151,8 @@ describe('FaultInjector on real processes', () => {
     expect(node.pids).toHaveLength(2);
     await inj.inject({ kind: 'stop', target: 'auth0', durationSec: 1 });
     expect(spawned[1]?.signalCode).toBe('SIGTERM');
-    await new Promise((r) => setTimeout(r, 1_300));
-    expect(node.pids).toHaveLength(3);
+    expect(node.pids).toHaveLength(2);
+    await until('the stopped node to start again', () => node.pids.length === 3);
     const r = await inj.inject({ kind: 'restart', target: 'auth0', durationSec: 0 });
     expect(r.healedAt).toBeDefined();
     expect(node.pids).toHaveLength(4);
@@ -181,11 +194,9 @@ describe('FaultInjector on real processes', () => {
     });
     await expect(inj.heal(7)).rejects.toMatchObject({ code: 'ERR_FAULT_UNKNOWN' });
     await inj.inject({ kind: 'pause', target: 'relay2', durationSec: 600 });
-    await new Promise((r) => setTimeout(r, 100));
-    expect(procState(node.pids[0] as number)).toBe('T');
+    await until('the SIGSTOP to take effect', () => procState(node.pids[0] as number) === 'T');
     inj.close();
-    await new Promise((r) => setTimeout(r, 100));
-    expect(procState(node.pids[0] as number)).not.toBe('T');
+    await until('the SIGCONT to take effect', () => procState(node.pids[0] as number) !== 'T');
   });
 });
 
