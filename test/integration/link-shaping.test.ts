@@ -56,7 +56,9 @@ describe('link shaping on a circuit', () => {
       c.destroy();
     }
     const warm = Math.min(...warms);
-    console.log(`3-hop build at 50 ms per link: cold ${Math.round(cold)} ms, warm ${warms.map(Math.round).join(', ')} ms`);
+    console.log(
+      `3-hop build at 50 ms per link: cold ${Math.round(cold)} ms, warm ${warms.map(Math.round).join(', ')} ms`,
+    );
     expect(warm).toBeGreaterThanOrEqual(595);
     // Slack for a loaded machine; without the model it would be a few ms, with a delay
     // applied at both ends of a link 1,200.
