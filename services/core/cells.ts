@@ -89,7 +89,7 @@ export function encodeCell(cell: Cell, linkVersion: number): Uint8Array {
   if (!isVariableLength(cell.command, linkVersion)) {
     return encodeFixedCell(cell, linkVersion, (n) => new Uint8Array(n)) as Uint8Array;
   }
-  checkHeader(cell, linkVersion);
+  checkHeader(cell.circId, cell.command, linkVersion);
   if (cell.payload.length > 0xffff) {
     throw new InvalidError('cell', 'variable payload over 65535 bytes', { length: cell.payload.length });
   }
@@ -102,13 +102,13 @@ export function encodeCell(cell: Cell, linkVersion: number): Uint8Array {
   return w.finish();
 }
 
-function checkHeader(cell: Cell, linkVersion: number): void {
+function checkHeader(circId: number, command: number, linkVersion: number): void {
   const max = linkVersion >= 4 ? 0xffffffff : 0xffff;
-  if (!Number.isInteger(cell.circId) || cell.circId < 0 || cell.circId > max) {
-    throw new InvalidError('cell', `CircID ${cell.circId} out of range`);
+  if (!Number.isInteger(circId) || circId < 0 || circId > max) {
+    throw new InvalidError('cell', `CircID ${circId} out of range`);
   }
-  if (!Number.isInteger(cell.command) || cell.command < 0 || cell.command > 0xff) {
-    throw new InvalidError('cell', `command ${cell.command} out of range`);
+  if (!Number.isInteger(command) || command < 0 || command > 0xff) {
+    throw new InvalidError('cell', `command ${command} out of range`);
   }
 }
 
@@ -125,50 +125,90 @@ export function encodeFixedCell(
   linkVersion: number,
   alloc: (n: number) => Uint8Array | null,
 ): Uint8Array | null {
-  checkHeader(cell, linkVersion);
-  if (isVariableLength(cell.command, linkVersion)) {
-    throw new InvalidError('cell', `command ${cell.command} is variable-length`);
-  }
   if (cell.payload.length > CELL_BODY_LEN) {
     throw new InvalidError('cell', 'fixed payload over 509 bytes', { length: cell.payload.length });
   }
-  const wide = linkVersion >= 4;
-  const header = wide ? 5 : 3;
-  const out = alloc(header + CELL_BODY_LEN);
+  const out = allocFixedCell(cell.circId, cell.command, linkVersion, alloc);
   if (!out) return null;
-  const id = cell.circId;
-  if (wide) {
-    out[0] = id >>> 24;
-    out[1] = (id >>> 16) & 0xff;
-  }
-  out[header - 3] = (id >>> 8) & 0xff;
-  out[header - 2] = id & 0xff;
-  out[header - 1] = cell.command;
+  const header = out.length - CELL_BODY_LEN;
   out.set(cell.payload, header);
   // `alloc` may hand out unzeroed memory: a short payload is padded with zeros here.
   if (cell.payload.length < CELL_BODY_LEN) out.fill(0, header + cell.payload.length);
   return out;
 }
 
-/** Decodes one cell from the front of `buf`; TruncatedError means "wait for more bytes". */
+/**
+ * A fixed-length cell's header written into the buffer `alloc` hands out
+ * (a link's send batch), and its 509-byte body there for the caller to fill
+ * at once, with any contents until then: a relay forwards, or an exit
+ * encodes, seals and encrypts, a RELAY cell where it is sent, with no body
+ * of its own and no copy (issue 16). Checked before `alloc` is called; null
+ * when `alloc` returns null (link closed).
+ */
+export function reserveFixedCell(
+  circId: number,
+  command: number,
+  linkVersion: number,
+  alloc: (n: number) => Uint8Array | null,
+): Uint8Array | null {
+  const out = allocFixedCell(circId, command, linkVersion, alloc);
+  return out ? out.subarray(out.length - CELL_BODY_LEN) : null;
+}
+
+/** The whole cell from `alloc`, header written, body left as it comes. */
+function allocFixedCell(
+  circId: number,
+  command: number,
+  linkVersion: number,
+  alloc: (n: number) => Uint8Array | null,
+): Uint8Array | null {
+  checkHeader(circId, command, linkVersion);
+  if (isVariableLength(command, linkVersion)) {
+    throw new InvalidError('cell', `command ${command} is variable-length`);
+  }
+  const header = linkVersion >= 4 ? 5 : 3;
+  const out = alloc(header + CELL_BODY_LEN);
+  if (!out) return null;
+  if (header === 5) {
+    out[0] = circId >>> 24;
+    out[1] = (circId >>> 16) & 0xff;
+  }
+  out[header - 3] = (circId >>> 8) & 0xff;
+  out[header - 2] = circId & 0xff;
+  out[header - 1] = command;
+  return out;
+}
+
+/**
+ * Decodes one cell from `buf` at `offset` (the front by default);
+ * TruncatedError means "wait for more bytes". `consumed` counts from
+ * `offset`: a link reader walks its buffer without a view per cell.
+ */
 export function decodeCell(
   buf: Uint8Array,
   linkVersion: number,
   opts: CellDecodeOptions = {},
+  offset = 0,
 ): { cell: Cell; consumed: number } {
   // A whole fixed-length cell (nearly all traffic) is read without a
   // ByteReader and its DataView per cell (issue 16); the same fields as below.
   const header = linkVersion >= 4 ? 5 : 3;
-  if (buf.length >= header + CELL_BODY_LEN && !isVariableLength(buf[header - 1]!, linkVersion)) {
+  const o = offset;
+  if (buf.length - o >= header + CELL_BODY_LEN && !isVariableLength(buf[o + header - 1]!, linkVersion)) {
     const circId =
       header === 5
-        ? ((buf[0]! << 24) | (buf[1]! << 16) | (buf[2]! << 8) | buf[3]!) >>> 0
-        : (buf[0]! << 8) | buf[1]!;
+        ? ((buf[o]! << 24) | (buf[o + 1]! << 16) | (buf[o + 2]! << 8) | buf[o + 3]!) >>> 0
+        : (buf[o]! << 8) | buf[o + 1]!;
     return {
-      cell: { circId, command: buf[header - 1]!, payload: buf.subarray(header, header + CELL_BODY_LEN) },
+      cell: {
+        circId,
+        command: buf[o + header - 1]!,
+        payload: buf.subarray(o + header, o + header + CELL_BODY_LEN),
+      },
       consumed: header + CELL_BODY_LEN,
     };
   }
+  if (o > 0) return decodeCell(buf.subarray(o), linkVersion, opts);
   const r = new ByteReader(buf, 'cell');
   const circId = linkVersion >= 4 ? r.u32() : r.u16();
   const command = r.u8();

@@ -43,7 +43,7 @@ export class CellReader {
       while (off < this.buf.length) {
         let res: { cell: Cell; consumed: number };
         try {
-          res = decodeCell(this.buf.subarray(off), this.version, this.decodeOpts);
+          res = decodeCell(this.buf, this.version, this.decodeOpts, off);
         } catch (e) {
           if (e instanceof TruncatedError) break;
           throw e;

@@ -33,6 +33,7 @@
 import { type Auth3Body, auth3SignedPart, decodeAuth3Body, encodeAuth3Body } from '../core/auth3.js';
 import { equalBytes } from '../core/bytes.js';
 import {
+  CELL_BODY_LEN,
   type Cell,
   CellCommand,
   type CertEntry,
@@ -43,6 +44,7 @@ import {
   encodeLinkMessage,
   isVariableLength,
   type LinkMessage,
+  reserveFixedCell,
 } from '../core/cells.js';
 import { ctEqual, ed25519Sign, ed25519Verify, type Rng, sha256 } from '../core/crypto.js';
 import { CertType } from '../core/ed-cert.js';
@@ -350,6 +352,23 @@ export class Channel extends TypedEmitter<ChannelEvents> {
     if (this.link.bufferedAmount > this.limits.maxBufferedBytes) {
       this.close('peer not reading: send buffer over limit');
     }
+  }
+
+  /**
+   * A RELAY cell for `circId` in the link's send batch: its 509-byte body,
+   * which the caller must fill at once (it is sent whatever it holds), or
+   * null when the channel is closed. `send`'s buffer limit is checked first.
+   */
+  reserveRelay(circId: number): Uint8Array | null {
+    if (!this.isOpen) return null;
+    const size = (this.linkVersion >= 4 ? 5 : 3) + CELL_BODY_LEN;
+    if (this.link.bufferedAmount + size > this.limits.maxBufferedBytes) {
+      this.close('peer not reading: send buffer over limit');
+      return null;
+    }
+    const body = reserveFixedCell(circId, CellCommand.RELAY, this.linkVersion, this.reserve);
+    if (body) this.onTraffic?.('out', size);
+    return body;
   }
 
   /** A fresh random CircID: nonzero, MSB set iff we opened the link (tor-spec §5.1.1). */

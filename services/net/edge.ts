@@ -27,6 +27,7 @@
  */
 import { boundedParam } from '../core/consensus-param.js';
 import { ctEqual, type Rng } from '../core/crypto.js';
+import { InvalidError } from '../core/errors.js';
 import {
   CIRCWINDOW_INCREMENT,
   CIRCWINDOW_START,
@@ -35,6 +36,7 @@ import {
   EndReason,
   encodeRelayCellBody,
   encodeRelayMessage,
+  RELAY_DATA_MAX,
   RelayCommand,
   type RelayMessage,
 } from '../core/relay-cell.js';
@@ -65,6 +67,26 @@ export const HALF_CLOSED_MS = 60_000;
 export function encodeRelayCell(streamId: number, msg: RelayMessage, rng: Rng, out?: Uint8Array): Uint8Array {
   const { command, data } = encodeRelayMessage(msg);
   return encodeRelayCellBody({ command, streamId, data }, rng, out);
+}
+
+/**
+ * `encodeRelayCell` into the body `reserve` hands out (a cell in the link's
+ * send batch, reserveFixedCell), or null when it hands out none. Checked
+ * before anything is reserved: a reserved body is sent whatever it holds,
+ * so it must be written whole once taken.
+ */
+export function encodeRelayCellInto(
+  streamId: number,
+  msg: RelayMessage,
+  rng: Rng,
+  reserve: () => Uint8Array | null,
+): Uint8Array | null {
+  const { command, data } = encodeRelayMessage(msg);
+  if (data.length > RELAY_DATA_MAX) {
+    throw new InvalidError('relay cell', 'data over 498 bytes', { length: data.length });
+  }
+  const out = reserve();
+  return out && encodeRelayCellBody({ command, streamId, data }, rng, out);
 }
 
 const KNOWN_RELAY_COMMANDS = new Set<number>(Object.values(RelayCommand));

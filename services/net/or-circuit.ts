@@ -14,13 +14,13 @@
  * rendezvous point, HSDir) sit behind `OrCircuitOwner`, so this module only
  * knows cells, crypto, windows and limits.
  */
-import { CELL_BODY_LEN, DestroyReason, type LinkMessage } from '../core/cells.js';
+import { DestroyReason, type LinkMessage } from '../core/cells.js';
 import { type Rng, randomBytes } from '../core/crypto.js';
 import type { LinkSpecifier } from '../core/link-specifiers.js';
 import { MAX_RELAY_EARLY, RELAY_DATA_MAX, type RelayMessage } from '../core/relay-cell.js';
 import type { RelayHopCrypto } from '../core/relay-crypto.js';
 import type { Channel, CircuitCellHandler } from './channel.js';
-import { CircuitEdge, decodeRelayCell, encodeRelayCell } from './edge.js';
+import { CircuitEdge, decodeRelayCell, encodeRelayCell, encodeRelayCellInto } from './edge.js';
 import type { SendBlocker } from './stream.js';
 import { TypedEmitter } from './typed-emitter.js';
 
@@ -55,9 +55,6 @@ export interface OrCircuitLimits {
 export const DEFAULT_MAX_QUEUED_CELLS = 2000;
 /** Longer than any honest handshake and link setup, shorter than a client's circuit build timeout cap. */
 export const DEFAULT_EXTEND_TIMEOUT_MS = 30_000;
-
-/** The body of a cell originated here and sent at once; the link copies it before `send` returns. */
-const sendScratch = new Uint8Array(CELL_BODY_LEN);
 
 type QueuedCell = { type: 'RELAY' | 'RELAY_EARLY'; body: Uint8Array };
 
@@ -264,18 +261,24 @@ export class OrCircuit extends TypedEmitter<OrCircuitEvents> {
 
   /**
    * Originates a relay message from this hop toward the client. Sent at once
-   * (the usual case), the body is encoded in one reused buffer that the link
-   * copies into its batch: an exit's DATA cells cost no buffer each (issue
-   * 16); a body that must wait in the queue gets its own.
+   * (the usual case), the body is encoded, sealed and encrypted in the
+   * link's send batch itself: an exit's DATA cells cost no buffer and no
+   * copy each (issue 16); a body that must wait in the queue gets its own.
    */
   sendBackward(streamId: number, msg: RelayMessage): void {
     if (!this.isOpen) return;
-    const now = this.backwardQueue.length === 0 && this.prevChannel.writable;
-    const body = encodeRelayCell(streamId, msg, this.rng, now ? sendScratch : undefined);
+    if (this.backwardQueue.length === 0 && this.prevChannel.writable) {
+      const body = encodeRelayCellInto(streamId, msg, this.rng, this.reserveBackward);
+      if (body) this.hop.encryptBackward(body, true);
+      return;
+    }
+    const body = encodeRelayCell(streamId, msg, this.rng);
     this.hop.encryptBackward(body, true);
-    if (now) this.prevChannel.send(this.prevCircId, { type: 'RELAY', body });
-    else this.toPrev({ type: 'RELAY', body });
+    this.toPrev({ type: 'RELAY', body });
   }
+
+  /** Made once, not per cell sent. */
+  private readonly reserveBackward = (): Uint8Array | null => this.prevChannel.reserveRelay(this.prevCircId);
 
   /** Handles EXTEND2: CREATE2 to the next hop, EXTENDED2 back (tor-spec §5.1.2). */
   async extend(specs: LinkSpecifier[], htype: number, hdata: Uint8Array, early: boolean): Promise<void> {

@@ -15,8 +15,10 @@ import {
   decodeLinkMessage,
   destroyReasonName,
   encodeCell,
+  encodeFixedCell,
   encodeLinkMessage,
   type LinkMessage,
+  reserveFixedCell,
 } from '../../../services/core/cells.js';
 import { randomBytes } from '../../../services/core/crypto.js';
 import { InvalidError, TruncatedError } from '../../../services/core/errors.js';
@@ -173,6 +175,69 @@ describe('cells', () => {
     expect(toHex(second.cell.payload)).toBe(toHex(fromHex('0005')));
   });
 
+  it('decodes at an offset as it would the same bytes cut there (fixed, variable, truncated)', () => {
+    const a = encodeCell({ circId: 1, ...encodeLinkMessage({ type: 'DESTROY', reason: 3 }) }, 4);
+    const b = encodeCell({ circId: 2, ...encodeLinkMessage({ type: 'VERSIONS', versions: [5] }) }, 4);
+    const c = encodeCell({ circId: 3, ...encodeLinkMessage({ type: 'RELAY', body: randomBytes(509) }) }, 4);
+    const all = concat(a, b, c);
+    let off = 0;
+    for (const want of [a, b, c]) {
+      const at = decodeCell(all, 4, {}, off);
+      const cut = decodeCell(all.subarray(off), 4);
+      expect(at).toEqual(cut);
+      expect(at.consumed).toBe(want.length);
+      off += at.consumed;
+    }
+    // A fixed cell's payload is a view of the buffer, not a copy.
+    const relay = decodeCell(all, 4, {}, a.length + b.length).cell.payload;
+    expect(relay.buffer).toBe(all.buffer);
+    expect(relay.byteOffset).toBe(all.byteOffset + a.length + b.length + 5);
+    expect(() => decodeCell(all.subarray(0, all.length - 1), 4, {}, a.length + b.length)).toThrow(
+      TruncatedError,
+    );
+    expect(() => decodeCell(all, 4, {}, all.length)).toThrow(TruncatedError);
+    const big = encodeCell({ circId: 0, command: CellCommand.VPADDING, payload: new Uint8Array(5000) }, 4);
+    expect(() => decodeCell(concat(a, big), 4, { maxVariablePayload: 4096 }, a.length)).toThrow(InvalidError);
+  });
+
+  it('reserveFixedCell writes the header and hands out the body in place; checks come before any space is taken', () => {
+    for (const v of [3, 4]) {
+      let given: Uint8Array | null = null;
+      const alloc = (n: number) => {
+        given = new Uint8Array(n + 8).fill(0xee).subarray(4, 4 + n);
+        return given;
+      };
+      const body = reserveFixedCell(0x1234, CellCommand.RELAY, v, alloc);
+      expect(body?.length).toBe(509);
+      body?.set(randomBytes(509));
+      const whole = given as unknown as Uint8Array;
+      expect(body?.buffer).toBe(whole.buffer);
+      // The same bytes as encoding the finished cell.
+      const encoded = encodeFixedCell(
+        { circId: 0x1234, command: CellCommand.RELAY, payload: body! },
+        v,
+        (n) => new Uint8Array(n),
+      );
+      expect(toHex(whole)).toBe(toHex(encoded!));
+      expect(decodeCell(whole, v).cell).toEqual({
+        circId: 0x1234,
+        command: CellCommand.RELAY,
+        payload: body,
+      });
+    }
+    let calls = 0;
+    const counting = (n: number) => {
+      calls += 1;
+      return new Uint8Array(n);
+    };
+    expect(() => reserveFixedCell(0x10000, CellCommand.RELAY, 3, counting)).toThrow(InvalidError);
+    expect(() => reserveFixedCell(-1, CellCommand.RELAY, 4, counting)).toThrow(InvalidError);
+    expect(() => reserveFixedCell(1, 256, 4, counting)).toThrow(InvalidError);
+    expect(() => reserveFixedCell(1, CellCommand.VERSIONS, 4, counting)).toThrow(InvalidError);
+    expect(calls).toBe(0);
+    expect(reserveFixedCell(1, CellCommand.RELAY, 4, () => null)).toBeNull();
+  });
+
   it('random, truncated and oversized input only ever raises typed errors', () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 1200 }), fc.constantFrom(0, 3, 4, 5), (bytes, v) => {
@@ -180,6 +245,9 @@ describe('cells', () => {
           const { cell } = decodeCell(bytes, v, { maxVariablePayload: 1000 });
           decodeLinkMessage(cell.command, cell.payload);
         });
+        // At an offset too, anywhere in the buffer or past it.
+        expectOnlyTypedErrors(() => decodeCell(bytes, v, { maxVariablePayload: 1000 }, bytes.length >> 1));
+        expectOnlyTypedErrors(() => decodeCell(bytes, v, {}, bytes.length + 3));
       }),
       { numRuns: 3000 },
     );

@@ -2,6 +2,7 @@
 // TLS-less link, CircID allocation, the circuit limit, a broken byte stream
 // after the handshake, and the send-buffer limit.
 import { describe, expect, it } from 'vitest';
+import type { LinkMessage } from '../../../services/core/cells.js';
 import { generateNodeKeys } from '../../../services/core/node-keys.js';
 import { Channel } from '../../../services/net/channel.js';
 import { ChannelError, type ChannelLimits } from '../../../services/net/link-handshake.js';
@@ -165,6 +166,25 @@ describe('a broken link after the handshake', () => {
     memB.fakeBuffered = 20_000;
     resp.send(0, { type: 'PADDING' });
     expect(await closed).toMatch(/buffer/);
+  });
+
+  it('reserveRelay: a body filled in place reaches the peer as a RELAY cell; over the buffer limit it closes instead', async () => {
+    const { init, resp, memB } = await connect({ limits: { maxBufferedBytes: 10_000 } });
+    const got = new Promise<{ circId: number; msg: LinkMessage }>((resolve) =>
+      init.on('cell', (c) => resolve(c)),
+    );
+    const body = resp.reserveRelay(0x1234);
+    expect(body?.length).toBe(509);
+    body?.fill(0xab);
+    const cell = await got;
+    expect(cell.circId).toBe(0x1234);
+    expect(cell.msg).toEqual({ type: 'RELAY', body: new Uint8Array(509).fill(0xab) });
+    expect(() => resp.reserveRelay(2 ** 32)).toThrow(/CircID/);
+    const closed = new Promise<string>((resolve) => resp.on('closed', ({ reason }) => resolve(reason)));
+    memB.fakeBuffered = 9_800;
+    expect(resp.reserveRelay(0x1234)).toBeNull();
+    expect(await closed).toMatch(/buffer/);
+    expect(resp.reserveRelay(0x1234)).toBeNull();
   });
 
   it("emits 'drain' once for senders that found the link congested", async () => {

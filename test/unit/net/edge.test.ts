@@ -1,9 +1,13 @@
 // Circuit and stream SENDME windows at an edge (tor-spec §7.3-7.4), driven
 // through a fake EdgeIo: no sockets, every cell the edge sends is recorded.
 import { describe, expect, it } from 'vitest';
+import { toHex } from '../../../services/core/bytes.js';
+import { randomBytes } from '../../../services/core/crypto.js';
+import { InvalidError } from '../../../services/core/errors.js';
 import {
   CIRCWINDOW_INCREMENT,
   CIRCWINDOW_START,
+  EndReason,
   type RelayMessage,
   STREAMWINDOW_INCREMENT,
   STREAMWINDOW_START,
@@ -11,6 +15,8 @@ import {
 import {
   CircuitEdge,
   type EdgeIo,
+  encodeRelayCell,
+  encodeRelayCellInto,
   SENDME_ACCEPT_MIN_VERSION_DEFAULT,
   sendmeAcceptMinVersion,
 } from '../../../services/net/edge.js';
@@ -285,5 +291,39 @@ describe('send-blocked time (issue 16: does flow control idle the path?)', () =>
     c?.destroy();
     expect(waits.map((w) => w.reason)).toEqual(['stream-window', 'circuit-window', 'link']);
     expect(f.violations).toEqual([]);
+  });
+});
+
+describe('encodeRelayCellInto (an exit encodes into the link batch)', () => {
+  const rng = (n: number) => new Uint8Array(n).fill(0x5a);
+
+  it('writes the bytes encodeRelayCell makes, into the body reserved', () => {
+    for (const msg of [
+      { type: 'DATA', data: randomBytes(498) },
+      { type: 'DATA', data: randomBytes(17) },
+      { type: 'END', reason: EndReason.DONE },
+      { type: 'SENDME', version: 0 },
+    ] as RelayMessage[]) {
+      const slot = new Uint8Array(509).fill(0xee);
+      const out = encodeRelayCellInto(9, msg, rng, () => slot);
+      expect(out).toBe(slot);
+      expect(toHex(slot)).toBe(toHex(encodeRelayCell(9, msg, rng)));
+    }
+  });
+
+  it('checks the message before it reserves: a reserved body is always written whole', () => {
+    let reserved = 0;
+    const reserve = () => {
+      reserved += 1;
+      return new Uint8Array(509);
+    };
+    expect(() => encodeRelayCellInto(1, { type: 'DATA', data: new Uint8Array(499) }, rng, reserve)).toThrow(
+      InvalidError,
+    );
+    expect(() =>
+      encodeRelayCellInto(1, { type: 'BEGIN', target: 'x'.repeat(600), flags: 0 }, rng, reserve),
+    ).toThrow(InvalidError);
+    expect(reserved).toBe(0);
+    expect(encodeRelayCellInto(1, { type: 'DATA', data: new Uint8Array(3) }, rng, () => null)).toBeNull();
   });
 });

@@ -25,6 +25,12 @@ function fakeChannel() {
     send: (circId: number, msg: LinkMessage) => {
       sent.push({ circId, msg });
     },
+    // A cell the circuit writes in place (Channel.reserveRelay): recorded as sent, filled by the caller.
+    reserveRelay: (circId: number) => {
+      const body = new Uint8Array(509);
+      sent.push({ circId, msg: { type: 'RELAY', body } });
+      return body;
+    },
     allocateCircId: () => nextId++,
     register: (circId: number, h: CircuitCellHandler) => {
       handlers.set(circId, h);
