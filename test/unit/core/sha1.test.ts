@@ -56,6 +56,32 @@ describe('Sha1', () => {
     );
   });
 
+  it('views at any offset into shared buffers, from one buffer and from alternating ones, as node:crypto', () => {
+    // Cells are views into one link message after another: the block reader keeps a view of the last buffer.
+    const a = new Uint8Array(4096).map((_, i) => (i * 31 + 5) & 0xff);
+    const b = Buffer.from(new Uint8Array(3000).map((_, i) => (i * 17 + 1) & 0xff));
+    const pooled = Buffer.from(a.subarray(0, 700)); // from node's shared allocation pool
+    const sources = [a, b, pooled, a.subarray(3), b.subarray(1)];
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.nat(sources.length - 1), fc.nat(4095), fc.nat(700)), { maxLength: 16 }),
+        (picks) => {
+          const s = new Sha1();
+          const h = createHash('sha1');
+          for (const [k, at, len] of picks) {
+            const src = sources[k]!;
+            const start = at % src.length;
+            const part = src.subarray(start, Math.min(src.length, start + len));
+            s.update(part);
+            h.update(part);
+            expect(hex(s)).toBe(h.copy().digest('hex'));
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
   it('writes the digest at an offset and leaves the rest of the buffer', () => {
     const out = new Uint8Array(30).fill(0xee);
     new Sha1().update(utf8('abc')).digestInto(out, 5);
