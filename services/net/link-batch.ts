@@ -12,7 +12,7 @@
  */
 
 /** A batch is written once it reaches this size, far below MAX_WS_MESSAGE even with one more write. */
-const MAX_BATCH = 256 * 1024;
+export const MAX_BATCH = 256 * 1024;
 /** A batch starts this big and doubles as a turn's writes fill it (a few cells: one small buffer). */
 const FIRST_BATCH = 4 * 1024;
 /**
