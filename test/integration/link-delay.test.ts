@@ -51,20 +51,23 @@ const firstData = (l: LinkConnection) => new Promise<Uint8Array>((r) => l.once('
 describe('link shaping', () => {
   it('delays each direction by the one-way latency between the two locations', async () => {
     const [client, srv] = await pair(shaping('s', 'a'), shaping('c', 'b'));
-    let t = performance.now();
-    const toServer = firstData(srv);
-    client.send(new Uint8Array([1]));
-    await toServer;
-    const up = performance.now() - t;
-    t = performance.now();
-    const toClient = firstData(client);
-    srv.send(new Uint8Array([2]));
-    await toClient;
-    const down = performance.now() - t;
-    // 50 ms +- 30 ms of jitter, each way.
-    for (const d of [up, down]) {
-      expect(d).toBeGreaterThanOrEqual(19);
-      expect(d).toBeLessThan(500);
+    const oneWay = async (from: LinkConnection, to: LinkConnection) => {
+      const t = performance.now();
+      const got = firstData(to);
+      from.send(new Uint8Array([1]));
+      await got;
+      return performance.now() - t;
+    };
+    for (const [from, to] of [
+      [client, srv],
+      [srv, client],
+    ] as const) {
+      const times: number[] = [];
+      for (let i = 0; i < 5; i++) times.push(await oneWay(from, to));
+      // 50 ms +- 30 ms of jitter: never under 20 ms (load cannot make a delay shorter) ...
+      for (const d of times) expect(d).toBeGreaterThanOrEqual(19);
+      // ... and, as load only adds time, the fastest of five is the shaped delay itself.
+      expect(Math.min(...times)).toBeLessThan(500);
     }
   });
 
@@ -94,14 +97,21 @@ describe('link shaping', () => {
       await p;
       return performance.now() - t;
     };
-    expect(await rtt()).toBeLessThan(40);
+    // Load only adds time: "no delay" is judged on the fastest of five sends (a single one
+    // can wait tens of ms for the CPU on a busy machine), a delay on every send.
+    const fastest = async () => {
+      const times: number[] = [];
+      for (let i = 0; i < 5; i++) times.push(await rtt());
+      return Math.min(...times);
+    };
+    expect(await fastest()).toBeLessThan(40);
     setExtraDelay('c', 's', 120);
     try {
-      expect(await rtt()).toBeGreaterThanOrEqual(119);
+      for (let i = 0; i < 3; i++) expect(await rtt()).toBeGreaterThanOrEqual(119);
     } finally {
       setExtraDelay('s', 'c', 0);
     }
-    expect(await rtt()).toBeLessThan(40);
+    expect(await fastest()).toBeLessThan(40);
   });
 
   it('delivers bytes still queued before reporting the close', async () => {
