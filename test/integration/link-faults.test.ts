@@ -53,7 +53,8 @@ async function dial(url: string, from: LinkShaping): Promise<LinkConnection> {
 const closed = (l: LinkConnection) => new Promise<void>((r) => l.once('close', () => r()));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function until(cond: () => boolean, ms = 2_000): Promise<void> {
+/** Waits for `cond`; the deadline is for a hung test, generous so a loaded machine never meets it. */
+async function until(cond: () => boolean, ms = 10_000): Promise<void> {
   const end = Date.now() + ms;
   while (!cond()) {
     if (Date.now() > end) throw new Error('condition not met in time');
@@ -139,11 +140,18 @@ describe('link faults', () => {
       await p;
       return performance.now() - t;
     };
-    expect(await rtt()).toBeLessThan(60);
+    // Load only adds time: "no delay" is judged on the fastest of five round trips (one
+    // alone can wait tens of ms for the CPU on a busy machine), the delay on every one.
+    const fastest = async () => {
+      const times: number[] = [];
+      for (let i = 0; i < 5; i++) times.push(await rtt());
+      return Math.min(...times);
+    };
+    expect(await fastest()).toBeLessThan(60);
     applyLinkFaults({ cuts: [], slows: [{ a: 'relay2', b: 'client', delayMs: 100 }], paused: [] });
     expect(currentLinkFaults().slows).toEqual([{ a: 'client', b: 'relay2', delayMs: 100 }]);
-    expect(await rtt()).toBeGreaterThanOrEqual(199);
+    for (let i = 0; i < 3; i++) expect(await rtt()).toBeGreaterThanOrEqual(199);
     applyLinkFaults(EMPTY_LINK_FAULTS);
-    expect(await rtt()).toBeLessThan(60);
+    expect(await fastest()).toBeLessThan(60);
   });
 });
