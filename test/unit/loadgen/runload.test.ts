@@ -435,12 +435,13 @@ describe('runLoad', () => {
       ).finally(() => {
         finished = true;
       });
-      // Wait for the run to finish its requests (the endpoint lingers 2 s after).
+      // Wait for the run to finish its requests (the endpoint lingers 2 s after); the
+      // deadline is a hung-test guard, not a measure (a loaded machine may need seconds).
       let text = '';
-      for (
-        let i = 0;
-        i < 100 && !/shallot_client_streams_total\{[^}]*outcome="success"[^}]*\} 3/.test(text);
-        i++
+      const until = performance.now() + 20_000;
+      while (
+        performance.now() < until &&
+        !/shallot_client_streams_total\{[^}]*outcome="success"[^}]*\} 3/.test(text)
       ) {
         await new Promise((r) => setTimeout(r, 50));
         if (url) text = await (await fetch(url)).text();
