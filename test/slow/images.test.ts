@@ -316,12 +316,14 @@ describe('container images', () => {
     expect(out).toContain('--concurrency');
   });
 
-  it('SIGTERM stops every running service cleanly (exit 0, well within the grace period)', async () => {
+  it('SIGTERM stops every running service cleanly (exit 0, before the 10 s kill of podman stop)', async () => {
     expect(started.length).toBeGreaterThanOrEqual(2);
     for (const name of started.map((s) => s.slice(prefix.length + 1))) {
       const { code, ms } = await stopExitCode(name);
+      console.log(`podman stop ${name}: exit ${code} after ${ms} ms`);
+      // A process still running at the 10 s timeout is killed (exit 137): 0 means it ended on its
+      // own, on SIGTERM, within the grace period, however long podman itself took on a busy machine.
       expect({ name, code }).toEqual({ name, code: 0 });
-      expect(ms, name).toBeLessThan(9_000);
     }
   }, 120_000);
 });
