@@ -76,6 +76,8 @@ export interface RoundVerdict {
   trusted: boolean;
   tested: number;
   failed: number;
+  /** Relays that lost their run (FAILED_ROUNDS_TO_DROP reached) in this round. */
+  dropped: string[];
 }
 
 export class RunHistory {
@@ -105,6 +107,7 @@ export class RunHistory {
     let failed = 0;
     for (const r of results.values()) if (r !== 'up') failed++;
     const trusted = failed * 2 <= results.size;
+    const dropped: string[] = [];
     for (const [id, result] of results) {
       if (result === 'up') {
         this.observe(id, result, nowMs);
@@ -113,9 +116,12 @@ export class RunHistory {
       const run = this.runs.get(id);
       if (!trusted || !run) continue;
       run.failedRounds++;
-      if (run.failedRounds >= FAILED_ROUNDS_TO_DROP) this.runs.delete(id);
+      if (run.failedRounds >= FAILED_ROUNDS_TO_DROP) {
+        this.runs.delete(id);
+        dropped.push(id);
+      }
     }
-    return { trusted, tested: results.size, failed };
+    return { trusted, tested: results.size, failed, dropped };
   }
 
   /** Seen up, fewer than FAILED_ROUNDS_TO_DROP trusted failures since, last success within REACHABLE_TIMEOUT_MS. */

@@ -269,15 +269,19 @@ export class DescriptorStore {
     const tester = this.tester;
     if (!tester || descs.length === 0) return;
     let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<'timeout'>((resolve) => {
-      timer = setTimeout(() => resolve('timeout'), Math.max(0, deadline - this.ctx.now()));
+    const late = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), Math.max(0, deadline - this.ctx.now()));
     });
     const results = new Map<string, ProbeResult>();
+    const lateIds = new Set<string>();
     await Promise.all(
       descs.map(async (d) => {
-        const result = await Promise.race([tester.probe(probeTarget(d.desc), true), late]);
+        const raced = await Promise.race([tester.probe(probeTarget(d.desc), true), late]);
+        const id = toHex(d.desc.identity);
+        if (raced === 'late') lateIds.add(id);
+        const result = raced === 'late' ? 'timeout' : raced;
         this.countProbe(result);
-        results.set(toHex(d.desc.identity), result);
+        results.set(id, result);
       }),
     );
     clearTimeout(timer);
@@ -286,6 +290,18 @@ export class DescriptorStore {
       this.ctx.log.warn('most reachability tests failed this round; trusting none of the failures', {
         tested: verdict.tested,
         failed: verdict.failed,
+      });
+    } else if (verdict.failed > 0) {
+      // Which relays failed and how (issue 17: a few relays lost Running at 2,000 relays, cause unseen).
+      const failures = [...results].filter(([, r]) => r !== 'up');
+      this.ctx.log.info('reachability re-tests failed', {
+        tested: verdict.tested,
+        failed: verdict.failed,
+        dropped: verdict.dropped.map((id) => id.slice(0, 8)).join(' '),
+        relays: failures
+          .slice(0, 20)
+          .map(([id, r]) => `${id.slice(0, 8)}:${lateIds.has(id) ? 'late' : r}`)
+          .join(' '),
       });
     }
   }

@@ -41,6 +41,8 @@ const fetchBytes = num('fetch-bytes', 1 << 20);
 const workers = num('workers', os.availableParallelism());
 /** Unset: `shallot up`'s default, which grows with the relays (testnet/launch.ts defaultVotingInterval). */
 const votingIntervalArg = arg('voting-interval');
+/** `shallot up`'s --log-level (default warn); info logs each authority's failed re-tests (issue 17). */
+const logLevel = arg('log-level') ?? 'warn';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, here.split('/').includes('dist') ? '../../..' : '../..');
@@ -66,6 +68,10 @@ interface SizeResult {
   voteSecMax?: number;
   consensusSecMax?: number;
   votingIntervalSec?: number;
+  /** Per sample, each authority's relays its latest vote did not call Running, by reason ("auth0 unreachable" -> n). */
+  notRunning: Record<string, number>[];
+  /** Per sample, nicknames the consensus lists without Running (at most 30). */
+  consensusNotRunning: string[][];
   /** Descriptor uploads each authority received per relay per voting interval, over the idle window. */
   uploadsPerRelayPerInterval?: number;
   /**
@@ -155,8 +161,16 @@ async function fetchChecked(socks: string, host: string, port: number): Promise<
  * descriptor uploads received so far (all authorities). Nothing from a
  * failed scrape.
  */
-async function scrape(hostPorts: string[]): Promise<{ vote?: number; consensus?: number; uploads: number }> {
-  const out: { vote?: number; consensus?: number; uploads: number } = { uploads: 0 };
+interface Scraped {
+  vote?: number;
+  consensus?: number;
+  uploads: number;
+  /** shallot_dir_vote_relays_not_running by "authority reason". */
+  notRunning: Record<string, number>;
+}
+
+async function scrape(hostPorts: string[]): Promise<Scraped> {
+  const out: Scraped = { uploads: 0, notRunning: {} };
   const texts = await Promise.all(
     hostPorts.map((hostPort) =>
       fetch(`http://${hostPort}/metrics`, { signal: AbortSignal.timeout(10_000) })
@@ -170,6 +184,11 @@ async function scrape(hostPorts: string[]): Promise<{ vote?: number; consensus?:
     if (step) out[step[1] as 'vote' | 'consensus'] = Math.max(out[step[1] as 'vote'] ?? 0, Number(step[2]));
     const up = /^shallot_dir_descriptors_total\{[^}]*\} (\S+)/.exec(line);
     if (up) out.uploads += Number(up[1]);
+    const nr =
+      /^shallot_dir_vote_relays_not_running\{(?=[^}]*authority="([^"]*)")(?=[^}]*reason="([^"]*)")[^}]*\} (\S+)/.exec(
+        line,
+      );
+    if (nr) out.notRunning[`${nr[1]} ${nr[2]}`] = Number(nr[3]);
   }
   return out;
 }
@@ -186,7 +205,7 @@ function startUp(dataDir: string, relays: number, exits: number): { child: Child
       ...(votingIntervalArg ? ['--voting-interval', votingIntervalArg] : []),
       ...['--socks-port', '29050', '--http-tunnel-port', '29080', '--bootstrap-timeout', '3600'],
       '--log-level',
-      'warn',
+      logLevel,
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
@@ -209,6 +228,8 @@ async function runSize(relays: number): Promise<SizeResult> {
     consensusLagSec: [],
     voteSec: [],
     consensusSec: [],
+    notRunning: [],
+    consensusNotRunning: [],
     onionOk: 0,
     exitOk: 0,
     fetchFailures: [],
@@ -239,6 +260,12 @@ async function runSize(relays: number): Promise<SizeResult> {
       );
       const running = c ? c.consensus.relays.filter((x) => x.flags.includes('Running')).length : 0;
       r.consensusRunning.push(running);
+      r.consensusNotRunning.push(
+        (c?.consensus.relays ?? [])
+          .filter((x) => !x.flags.includes('Running'))
+          .slice(0, 30)
+          .map((x) => x.nickname),
+      );
       const va = c?.consensus.validAfterMs ?? 0;
       // Sample once per voting interval, the network's (fresh-until minus valid-after).
       if (c) votingInterval = (c.consensus.freshUntilMs - c.consensus.validAfterMs) / 1000;
@@ -248,6 +275,7 @@ async function runSize(relays: number): Promise<SizeResult> {
       const m = await scrape(authMetrics);
       if (m.vote !== undefined) r.voteSec.push(m.vote);
       if (m.consensus !== undefined) r.consensusSec.push(m.consensus);
+      r.notRunning.push(m.notRunning);
       if (!idleMeasured && Date.now() - sampleStart >= idleSec * 1000) {
         const wall = (Date.now() - sampleStart) / 1000;
         r.idleCpuPercentOfCore = (100 * (cpuSeconds(pid) - cpu0)) / wall;

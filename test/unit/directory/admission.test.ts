@@ -38,9 +38,14 @@ describe('RunHistory', () => {
     for (const bad of ['refused', 'wrong-identity', 'failed', 'timeout'] as const) {
       const h = new RunHistory();
       for (const id of ['a', 'b', 'c']) h.observe(id, 'up', 0);
-      expect(round(h, 1_000, { a: bad, b: 'up', c: 'up' })).toEqual({ trusted: true, tested: 3, failed: 1 });
+      expect(round(h, 1_000, { a: bad, b: 'up', c: 'up' })).toEqual({
+        trusted: true,
+        tested: 3,
+        failed: 1,
+        dropped: [],
+      });
       expect(h.reachable('a', 1_000)).toBe(true);
-      round(h, 2_000, { a: bad, b: 'up', c: 'up' });
+      expect(round(h, 2_000, { a: bad, b: 'up', c: 'up' }).dropped).toEqual(['a']);
       expect(h.reachable('a', 2_000)).toBe(false);
       // Back up: a new run.
       round(h, 3_000, { a: 'up', b: 'up', c: 'up' });
@@ -73,7 +78,7 @@ describe('RunHistory', () => {
     // Ten rounds of 3 in 5 timing out: nobody is dropped, and the successes still count.
     for (let i = 1; i <= 10; i++) {
       const v = round(h, i * 1000, { a: 'timeout', b: 'timeout', c: 'failed', d: 'up', e: 'up' });
-      expect(v).toEqual({ trusted: false, tested: 5, failed: 3 });
+      expect(v).toEqual({ trusted: false, tested: 5, failed: 3, dropped: [] });
     }
     for (const id of ids) expect(h.reachable(id, 10_000)).toBe(true);
     expect(h.uptimeSec('d', 10_000)).toBe(10);
