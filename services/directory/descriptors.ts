@@ -262,8 +262,9 @@ export class DescriptorStore {
   /**
    * Re-tests verified relays (free while their channel is open) and records
    * the round (admission.ts observeRound: failures count only when at most
-   * half failed). Bounded by `deadline`: a test still running then counts as
-   * a timeout, so the vote is never late.
+   * half failed). Bounded by `deadline`, so the vote is never late: a test
+   * still running then counts as a timeout, one still waiting for a slot
+   * as no test at all.
    */
   private async reprobe(descs: readonly StoredDescriptor[], deadline: number): Promise<void> {
     const tester = this.tester;
@@ -274,10 +275,21 @@ export class DescriptorStore {
     });
     const results = new Map<string, ProbeResult>();
     const lateIds = new Set<string>();
+    let untested = 0;
     await Promise.all(
       descs.map(async (d) => {
-        const raced = await Promise.race([tester.probe(probeTarget(d.desc), true), late]);
+        const target = probeTarget(d.desc);
+        const raced = await Promise.race([tester.probe(target, true), late]);
         const id = toHex(d.desc.identity);
+        // Never started (still waiting for a slot): untested this round, not
+        // failed. C tor records only tests that ran (dirserv_orconn_tls_done
+        // moves last_reachable forward; nothing moves it back); the backlog
+        // is this authority's, and REACHABLE_TIMEOUT_MS still bounds a relay
+        // that stays untested.
+        if (raced === 'late' && tester.isQueued(target)) {
+          untested++;
+          return;
+        }
         if (raced === 'late') lateIds.add(id);
         const result = raced === 'late' ? 'timeout' : raced;
         this.countProbe(result);
@@ -291,12 +303,13 @@ export class DescriptorStore {
         tested: verdict.tested,
         failed: verdict.failed,
       });
-    } else if (verdict.failed > 0) {
+    } else if (verdict.failed > 0 || untested > 0) {
       // Which relays failed and how (issue 17: a few relays lost Running at 2,000 relays, cause unseen).
       const failures = [...results].filter(([, r]) => r !== 'up');
       this.ctx.log.info('reachability re-tests failed', {
         tested: verdict.tested,
         failed: verdict.failed,
+        untested,
         dropped: verdict.dropped.map((id) => id.slice(0, 8)).join(' '),
         relays: failures
           .slice(0, 20)

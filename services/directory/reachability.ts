@@ -161,6 +161,10 @@ export class ReachabilityTester {
   private readonly listedSlots: Slots;
   private readonly measureSlots: Slots;
   private readonly held = new Map<string, Held>();
+  /** Listed re-tests waiting for or holding a slot, by identity (one each). */
+  private readonly pending = new Map<string, Promise<ProbeResult>>();
+  /** Identities whose dial holds a slot now. */
+  private readonly dialing = new Set<string>();
   private closed = false;
 
   constructor(private readonly opts: ReachabilityOptions) {
@@ -175,16 +179,46 @@ export class ReachabilityTester {
     return h !== undefined && h.where === whereOf(t) && h.channel.isOpen;
   }
 
-  /** Tests `t`; `listed` relays (verified before) use their own slots. */
+  /**
+   * Tests `t`; `listed` relays (verified before) use their own slots. A
+   * re-test of a listed relay already waiting or running is shared, not
+   * queued again (issue 17: at 2,000 relays a round's re-tests outlasted
+   * the interval, and each round queued the same relays once more).
+   */
   async probe(t: ProbeTarget, listed = false): Promise<ProbeResult> {
     if (this.isHeld(t)) return 'up';
-    return (listed ? this.listedSlots : this.slots).run(() => this.dial(t));
+    if (!listed) return this.slots.run(() => this.dial(t));
+    const id = toHex(t.identity);
+    const pending = this.pending.get(id);
+    if (pending) return pending;
+    const p = this.listedSlots.run(() => this.dial(t)).finally(() => this.pending.delete(id));
+    this.pending.set(id, p);
+    return p;
+  }
+
+  /**
+   * Whether a re-test of listed `t` is still waiting for a slot (not
+   * started): what it will find is unknown, and the wait is this
+   * authority's own backlog, not the relay's doing.
+   */
+  isQueued(t: ProbeTarget): boolean {
+    const id = toHex(t.identity);
+    return this.pending.has(id) && !this.dialing.has(id);
   }
 
   private async dial(t: ProbeTarget): Promise<ProbeResult> {
+    const id = toHex(t.identity);
+    this.dialing.add(id);
+    try {
+      return await this.dialOnce(t, id);
+    } finally {
+      this.dialing.delete(id);
+    }
+  }
+
+  private async dialOnce(t: ProbeTarget, id: string): Promise<ProbeResult> {
     if (this.closed) return 'failed';
     if (this.isHeld(t)) return 'up';
-    const id = toHex(t.identity);
     const tls = t.linkUrl ? t.linkUrl.startsWith('wss:') : (this.opts.tls ?? true);
     let timer: NodeJS.Timeout | undefined;
     try {

@@ -1,0 +1,132 @@
+// A re-test that never got a slot before the round's deadline is no test
+// (issue 17): at 2,000 relays on a loaded host, relays' idle-channel
+// timeouts closed the authorities' held probe channels by the thousand,
+// each round queued hundreds of re-dials behind 16 slots, and the relays
+// still waiting at the deadline were counted as timeouts, two rounds
+// running, and lost Running. C tor records only tests that ran
+// (dirserv_orconn_tls_done moves last_reachable forward, nothing moves it
+// back). A test that did start and has not finished still counts as a
+// timeout, and a waiting re-test is shared, never queued twice.
+import net from 'node:net';
+import { Registry } from 'prom-client';
+import { afterEach, describe, expect, it } from 'vitest';
+import { toHex } from '../../../services/core/bytes.js';
+import { signRelayDescriptor } from '../../../services/core/dir/descriptor.js';
+import { DescriptorStore } from '../../../services/directory/descriptors.js';
+import {
+  type ProbeResult,
+  type ProbeTarget,
+  ReachabilityTester,
+} from '../../../services/directory/reachability.js';
+import { metricsFor } from '../../../services/metrics/metrics.js';
+import { silentLogger } from '../../../services/runtime/log.js';
+import { descriptor, hexOf, NOW, seedOf } from '../../helpers/dir-documents.js';
+
+type Mode = 'up' | 'queued' | 'running';
+
+/** Our own scheduling logic under test: each relay's re-test is up, waits for a slot forever, or runs forever. */
+class ScriptedTester extends ReachabilityTester {
+  readonly mode = new Map<string, Mode>();
+  override async probe(t: ProbeTarget, listed = false): Promise<ProbeResult> {
+    const m = listed ? (this.mode.get(toHex(t.identity)) ?? 'up') : 'up';
+    return m === 'up' ? 'up' : new Promise<ProbeResult>(() => {});
+  }
+  override isQueued(t: ProbeTarget): boolean {
+    return this.mode.get(toHex(t.identity)) === 'queued';
+  }
+}
+
+describe('re-tests still waiting for a slot at the deadline', () => {
+  it('are not failures; re-tests that started and did not finish are', async () => {
+    const store = new DescriptorStore({
+      log: silentLogger,
+      metrics: metricsFor(new Registry()).directory,
+      name: 'a1',
+      now: () => NOW,
+      opts: { votingIntervalSec: 5, testnet: true, measureBandwidth: false },
+      intervalMs: 5_000,
+      authorityAddresses: new Set(),
+    });
+    const tester = new ScriptedTester({ timeoutMs: 1_000, concurrency: 4 });
+    store.open(tester);
+    for (const n of [1, 2, 3, 4, 5]) {
+      store.accept(signRelayDescriptor(descriptor(n, { address: `127.0.0.${n}` }), seedOf(n)));
+    }
+    const running = async () => {
+      const vote = await store.voteRelays(30);
+      return new Set(
+        (vote?.relays ?? []).filter((r) => r.flags.includes('Running')).map((r) => toHex(r.identity)),
+      );
+    };
+    // Admission tests run in the background; wait (bounded) until all five are voted Running.
+    const deadline = Date.now() + 10_000;
+    let first = await running();
+    while (first.size < 5 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+      first = await running();
+    }
+    expect(first.size).toBe(5);
+    tester.mode.set(hexOf(4), 'queued');
+    tester.mode.set(hexOf(5), 'running');
+    // Two rounds: FAILED_ROUNDS_TO_DROP trusted failures (1 of 4 tested each round).
+    await running();
+    const after = await running();
+    expect(after.has(hexOf(4))).toBe(true);
+    expect(after.has(hexOf(5))).toBe(false);
+    for (const n of [1, 2, 3]) expect(after.has(hexOf(n))).toBe(true);
+    store.close();
+  });
+});
+
+describe('ReachabilityTester re-test queue (real sockets)', () => {
+  const servers: net.Server[] = [];
+  const sockets: net.Socket[] = [];
+  afterEach(async () => {
+    for (const s of sockets) s.destroy();
+    await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+    servers.length = 0;
+  });
+
+  /** A listener that accepts and never answers (a hung relay), counting connections. */
+  async function silent(): Promise<{ port: number; accepted: () => number }> {
+    let n = 0;
+    const server = net.createServer((s) => {
+      n++;
+      sockets.push(s);
+    });
+    servers.push(server);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    return { port: (server.address() as net.AddressInfo).port, accepted: () => n };
+  }
+
+  const target = (n: number, port: number): ProbeTarget => {
+    const d = descriptor(n, { address: '127.0.0.1' });
+    return { ...d, orPort: port, linkUrl: `ws://127.0.0.1:${port}` };
+  };
+
+  it('shares a waiting re-test and tells waiting from running', async () => {
+    const a = await silent();
+    const b = await silent();
+    const tester = new ReachabilityTester({ timeoutMs: 400, concurrency: 1, tls: false });
+    const ta = target(1, a.port);
+    const tb = target(2, b.port);
+    const pa = tester.probe(ta, true);
+    const pb1 = tester.probe(tb, true);
+    const pb2 = tester.probe(tb, true);
+    // One slot: a's dial holds it, b waits (once).
+    expect(tester.isQueued(ta)).toBe(false);
+    expect(tester.isQueued(tb)).toBe(true);
+    expect(await pa).toBe('timeout');
+    expect(await pb1).toBe('timeout');
+    expect(await pb2).toBe('timeout');
+    expect(tester.isQueued(tb)).toBe(false);
+    // A second dial of b would have connected before its promise resolved; wait (bounded) for the accept events.
+    const until = Date.now() + 10_000;
+    while ((a.accepted() < 1 || b.accepted() < 1) && Date.now() < until) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    expect(b.accepted()).toBe(1);
+    expect(a.accepted()).toBe(1);
+    tester.close();
+  });
+});
