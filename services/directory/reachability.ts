@@ -20,7 +20,9 @@
  *   re-tests of listed relays in their own slots (a flood of forged
  *   descriptors queues only behind itself and never delays a vote), and a
  *   quarter as many measurements in theirs; the rest wait in FIFOs, so a
- *   flood costs bounded effort.
+ *   flood costs bounded effort. A listed relay waits there once: a second
+ *   re-test joins the waiting one, and `isQueued` tells the round which
+ *   re-tests never started (descriptors.ts counts those as no test).
  *
  * Not in this module: which relays to probe or when (authority.ts), what
  * the results mean for flags (admission.ts, core/dir/flags.ts assignFlags).
