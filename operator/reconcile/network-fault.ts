@@ -144,11 +144,13 @@ export async function reconcileNetworkFault(
         await deletePod();
         status.message = `${f.spec.kind} ${labels.target}: ${status.podsDeleted} pod(s) deleted`;
       }
-      // Recorded before the Event: a failed status write retries without a second start.
-      await save();
-      ctx.faultMetrics?.started.inc({ kind: f.spec.kind });
+      // In force from here (the table or the deletion went out): the gauge says so before the
+      // status does, so whoever reads Active finds it set.
       ctx.faultMetrics?.active.set(labels, 1);
       track();
+      // Counted after the status write, before the Event: a failed write retries without a second start.
+      await save();
+      ctx.faultMetrics?.started.inc({ kind: f.spec.kind });
       await ctx.recorder.event(
         raw,
         'Normal',
@@ -182,10 +184,11 @@ export async function reconcileNetworkFault(
       status.message = table
         ? `${f.spec.kind} ${labels.target} healed: table taken by ${lastSend.updated} of ${lastSend.tried} pod(s)`
         : `${f.spec.kind} ${labels.target} healed after ${status.podsDeleted ?? 0} pod deletion(s)`;
-      await save();
-      await setFaultFinalizer(ctx, raw, false);
+      // Out of force already (the healing table went out): the gauge drops before the status says Healed.
       ctx.faultMetrics?.active.set(labels, 0);
       activeSeries.delete(key);
+      await save();
+      await setFaultFinalizer(ctx, raw, false);
       await ctx.recorder.event(raw, 'Normal', 'FaultHealed', status.message);
       return {};
     default: {

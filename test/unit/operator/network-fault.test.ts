@@ -92,6 +92,26 @@ describe('NetworkFault reconcile', () => {
     ).not.toBeNull();
   });
 
+  it('shallot_fault_active is set before the status says Active, and cleared before it says Healed', async () => {
+    // Whoever reads the status and then the gauge (a dashboard, the real-apiserver test) must agree.
+    const t = setup();
+    t.kube.seed(relayPod());
+    t.kube.seed(fault('k', { kind: 'kill', target: { relay: 2 }, durationSeconds: 10 }));
+    const seen: { phase: unknown; gauge: string[] }[] = [];
+    const patch = t.kube.patchStatus.bind(t.kube);
+    t.kube.patchStatus = async (ref: ObjRef, status: Record<string, unknown>) => {
+      seen.push({ phase: status.phase, gauge: await active(t) });
+      return patch(ref, status);
+    };
+    await reconcileNetworkFault(t.ctx, NS, 'k');
+    t.clock.now += 11_000;
+    await reconcileNetworkFault(t.ctx, NS, 'k');
+    expect(seen).toEqual([
+      { phase: 'Active', gauge: ['shallot_fault_active{kind="kill",target="relay-2"} 1'] },
+      { phase: 'Healed', gauge: ['shallot_fault_active{kind="kill",target="relay-2"} 0'] },
+    ]);
+  });
+
   it('restart: one graceful deletion, healed at once; an authority by pod name', async () => {
     const t = setup();
     t.kube.seed(pod('net-auth-1', {}));
