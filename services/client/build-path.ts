@@ -70,12 +70,12 @@ export function chooseBuildPath(i: BuildPathInput): CircuitTarget[] {
   // Layer-2 vanguards that stopped answering sit out while another member answers (the set itself stays).
   const heardL2 = layer2?.some(heard) ? layer2.filter(heard) : layer2;
   try {
-    // A guard that stopped answering gives way to the next guard the guard manager offers (its next
-    // primary, then confirmed and sampled ones: guard-spec §4.9), never to a relay outside the sample;
-    // when every guard is silent the first that fits is used anyway, as a path beats none.
     const heardGuard: NetRelay | GuardChooser | undefined =
       typeof guard === 'function'
-        ? (fits) => guard((r) => fits(r) && heard(r)) ?? guard(fits)
+        ? (fits) => {
+            const g = guard(fits);
+            return g && heard(g) ? g : undefined;
+          }
         : guard && heard(guard)
           ? guard
           : undefined;
