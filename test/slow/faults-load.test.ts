@@ -72,9 +72,9 @@ const procState = (pid: number) => readFileSync(`/proc/${pid}/stat`, 'utf8').spl
  * Circuits the client built in the next `ms`, by the relay each used as its
  * guard (shallot_client_circuit_hops_total{position="guard"} on the
  * client's /metrics, as state.json names it): what the client builds
- * through now. Its saved guard state alone cannot say: a guard that stopped
- * answering lately gives way to the next primary for a minute without being
- * marked down there (client/build-path.ts).
+ * through now. Its saved guard state alone cannot say: while a guard that
+ * stopped answering lately is avoided (a minute, client/build-path.ts), the
+ * client builds through other relays without marking it down there.
  */
 async function guardUse(dataDir: string, ms: number): Promise<Record<string, number>> {
   const state = parseUpState(readFileSync(path.join(dataDir, 'state.json'), 'utf8'), 'state.json');
