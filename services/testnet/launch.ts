@@ -59,7 +59,7 @@ export interface UpOptions {
   /** The client's HTTP CONNECT tunnel port, the next free one if taken (absent: no tunnel). */
   httpTunnelPort?: number;
   processPerNode: boolean;
-  /** Worker threads (launch-workers.ts): authorities in one, relays dealt over the rest; absent or 1: one thread (launch-in-process.ts). */
+  /** Worker threads (launch-workers.ts): each authority in one of its own, relays dealt over N - 1 more; absent or 1: one thread (launch-in-process.ts). */
   workers?: number;
   logLevel: LogLevel;
   tls: boolean;

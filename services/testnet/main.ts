@@ -104,7 +104,7 @@ export function program(): Command {
     )
     .option(
       '--workers <n>',
-      'worker threads: authorities in one, relays dealt over the rest (1: everything on one thread)',
+      'worker threads: one per authority, relays round-robin over N - 1 more (1: everything on one thread)',
       intOption('workers', 1, 256),
       // One per core, so the one-command network uses the whole machine (issue 16).
       availableParallelism(),
