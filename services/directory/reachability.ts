@@ -163,8 +163,10 @@ export class ReachabilityTester {
   private readonly listedSlots: Slots;
   private readonly measureSlots: Slots;
   private readonly held = new Map<string, Held>();
-  /** Listed re-tests waiting for or holding a slot, by identity (one each), and whether each has started. */
-  private readonly pending = new Map<string, { result: Promise<ProbeResult>; started: boolean }>();
+  /** Listed re-tests waiting for or holding a slot, by identity (one each). */
+  private readonly pending = new Map<string, Promise<ProbeResult>>();
+  /** Identities whose dial holds a slot now. */
+  private readonly dialing = new Set<string>();
   private closed = false;
 
   constructor(private readonly opts: ReachabilityOptions) {
@@ -190,16 +192,10 @@ export class ReachabilityTester {
     if (!listed) return this.slots.run(() => this.dial(t));
     const id = toHex(t.identity);
     const pending = this.pending.get(id);
-    if (pending) return pending.result;
-    const entry = { result: Promise.resolve<ProbeResult>('failed'), started: false };
-    entry.result = this.listedSlots
-      .run(() => {
-        entry.started = true;
-        return this.dial(t);
-      })
-      .finally(() => this.pending.delete(id));
-    this.pending.set(id, entry);
-    return entry.result;
+    if (pending) return pending;
+    const p = this.listedSlots.run(() => this.dial(t)).finally(() => this.pending.delete(id));
+    this.pending.set(id, p);
+    return p;
   }
 
   /**
@@ -208,13 +204,23 @@ export class ReachabilityTester {
    * authority's own backlog, not the relay's doing.
    */
   isQueued(t: ProbeTarget): boolean {
-    return this.pending.get(toHex(t.identity))?.started === false;
+    const id = toHex(t.identity);
+    return this.pending.has(id) && !this.dialing.has(id);
   }
 
   private async dial(t: ProbeTarget): Promise<ProbeResult> {
+    const id = toHex(t.identity);
+    this.dialing.add(id);
+    try {
+      return await this.dialOnce(t, id);
+    } finally {
+      this.dialing.delete(id);
+    }
+  }
+
+  private async dialOnce(t: ProbeTarget, id: string): Promise<ProbeResult> {
     if (this.closed) return 'failed';
     if (this.isHeld(t)) return 'up';
-    const id = toHex(t.identity);
     const tls = t.linkUrl ? t.linkUrl.startsWith('wss:') : (this.opts.tls ?? true);
     let timer: NodeJS.Timeout | undefined;
     try {
