@@ -5,7 +5,8 @@
  *
  * Options: --quick (shorter budgets), --no-e2e (skip the wss figures),
  * --only=<substring> (run only benchmarks whose name contains it; `--only=throughput`
- * runs the data-path figures of issue 16 in both modes),
+ * runs the data-path figures of issue 16 in both modes), --workers=N (the
+ * default-mode throughput network's `shallot up --workers`; one per core),
  * --soak (add the soak bench: --soak-minutes=N of load per phase, default
  * 10, then --soak-idle-minutes=N idle, default 5, with the client's
  * MaxCircuitDirtiness --soak-dirtiness=S, default C tor's 600; `--soak
@@ -51,6 +52,11 @@ const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, here.split('/').includes('dist') ? '../../..' : '../..');
 
 const BUDGET = quick ? 300 : 1200;
+const workersArg = args.find((a) => a.startsWith('--workers='))?.slice('--workers='.length);
+const workers = workersArg === undefined ? undefined : Number(workersArg);
+if (workers !== undefined && !(Number.isInteger(workers) && workers >= 1)) {
+  throw new Error(`--workers must be a whole number of at least 1, not ${workersArg}`);
+}
 
 const throughputSizes: Omit<ThroughputOptions, 'processPerNode'> = quick
   ? { singleBytes: 16 * 1024 * 1024, singleRuns: 1, parallelBytes: 4 * 1024 * 1024 }
@@ -136,7 +142,7 @@ const sections: Section[] = [
       run: () =>
         noE2e
           ? [skipped('throughput', 'skipped by --no-e2e')]
-          : throughputBenches({ processPerNode, ...throughputSizes }),
+          : throughputBenches({ processPerNode, ...throughputSizes, ...(workers ? { workers } : {}) }),
     }),
   ),
   ...(soak
