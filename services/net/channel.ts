@@ -349,9 +349,14 @@ export class Channel extends TypedEmitter<ChannelEvents> {
       length = encodeFixedCell(cell, this.linkVersion, this.reserve)?.length ?? 0;
     }
     this.onTraffic?.('out', length);
-    if (this.link.bufferedAmount > this.limits.maxBufferedBytes) {
-      this.close('peer not reading: send buffer over limit');
-    }
+    this.closeIfOverLimit(0);
+  }
+
+  /** Closes the channel when `extra` more bytes would put its send buffer over the limit; whether it did. */
+  private closeIfOverLimit(extra: number): boolean {
+    if (this.link.bufferedAmount + extra <= this.limits.maxBufferedBytes) return false;
+    this.close('peer not reading: send buffer over limit');
+    return true;
   }
 
   /**
@@ -362,10 +367,7 @@ export class Channel extends TypedEmitter<ChannelEvents> {
   reserveRelay(circId: number): Uint8Array | null {
     if (!this.isOpen) return null;
     const size = (this.linkVersion >= 4 ? 5 : 3) + CELL_BODY_LEN;
-    if (this.link.bufferedAmount + size > this.limits.maxBufferedBytes) {
-      this.close('peer not reading: send buffer over limit');
-      return null;
-    }
+    if (this.closeIfOverLimit(size)) return null;
     const body = reserveFixedCell(circId, CellCommand.RELAY, this.linkVersion, this.reserve);
     if (body) this.onTraffic?.('out', size);
     return body;
