@@ -15,7 +15,12 @@
 // relays, so what this shows is that votes, flags and publishing survive
 // the starvation; the rule for a round in which most tests fail, where
 // every test must dial, is shown in test/integration/reachability-failsafe.
-import { mkdtemp, rm } from 'node:fs/promises';
+// Consensuses published while the authorities were starved are seldom
+// served to the test (the authorities are stopped nearly all the time), so
+// their own logs say what each published, starvation included: every one
+// lists all 6 relays (an authority computes a consensus only from a
+// majority of votes: test/integration/consensus-majority).
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -32,7 +37,7 @@ let net: RunningNetwork;
 
 beforeAll(async () => {
   dataDir = await mkdtemp(path.join(tmpdir(), 'shallot-starve-'));
-  net = await upProcessNetwork({ relays: RELAYS, exits: 2, dataDir, logLevel: 'warn' });
+  net = await upProcessNetwork({ relays: RELAYS, exits: 2, dataDir, logLevel: 'info' });
 }, 300_000);
 
 afterAll(async () => {
@@ -81,6 +86,7 @@ describe('authorities under CPU starvation', () => {
       if (Date.now() > deadline) throw new Error(`not bootstrapped: ${JSON.stringify(now)}`);
       await sleep(500);
     }
+    const bootstrappedAt = Date.now();
     const pids = net.state.nodes.filter((n) => n.role === 'authority').map((n) => n.pid);
     expect(pids).toHaveLength(3);
     const stopped = Date.now();
@@ -112,6 +118,20 @@ describe('authorities under CPU starvation', () => {
     // Publishing went on: at least three new rounds after the starvation at every authority.
     for (const a of net.state.authorities) expect(newRounds(a.url)).toBeGreaterThanOrEqual(3);
     for (const d of docs) expect(d).toMatchObject({ relays: RELAYS, running: RELAYS });
+
+    // What each authority published from bootstrap on, by its log ("published consensus", info).
+    const logs = path.join(dataDir, 'logs');
+    const published: { log: string; validAfter: string; relays: number }[] = [];
+    for (const f of (await readdir(logs)).filter((n) => /^auth.*\.log$/.test(n))) {
+      for (const line of (await readFile(path.join(logs, f), 'utf8')).split('\n')) {
+        const m = / published consensus (\{.*\})$/.exec(line);
+        if (!m) continue;
+        const fields = JSON.parse(m[1]!) as { validAfter: string; relays: number };
+        if (Date.parse(fields.validAfter) > bootstrappedAt) published.push({ log: f, ...fields });
+      }
+    }
+    expect(published.length).toBeGreaterThanOrEqual(9);
+    for (const p of published) expect(p, JSON.stringify(p)).toMatchObject({ relays: RELAYS });
 
     // The authorities' own views: in their next votes, every relay is Running
     // in a majority (so the consensus keeps it). One vote may still miss a

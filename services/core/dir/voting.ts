@@ -70,6 +70,13 @@ export interface ConsensusOptions {
    * in a testnet shares this configuration, so consensus stays identical.
    */
   params?: Record<string, number>;
+  /**
+   * Refuse votes from half of the configured authorities or fewer (C tor
+   * dirvote_compute_consensuses: "We don't have enough votes to generate a
+   * consensus"), as an authority's round does. Off for callers that combine
+   * documents offline.
+   */
+  requireMajority?: boolean;
 }
 
 function majoritySrv(
@@ -121,6 +128,10 @@ export function computeConsensus(votes: readonly Vote[], opts: ConsensusOptions)
   }
   if (used.length === 0)
     throw new InvalidError(what, 'no votes from configured authorities', { reason: 'no-votes' });
+  if (opts.requireMajority && used.length <= n / 2)
+    throw new InvalidError(what, `too few votes: ${used.length} of ${n} authorities`, {
+      reason: 'too-few-votes',
+    });
 
   const knownFlags = [...new Set(used.flatMap((v) => v.knownFlags))].sort();
 

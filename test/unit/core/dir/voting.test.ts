@@ -31,6 +31,31 @@ describe('computeConsensus', () => {
     expect(c.relays.map((r) => toHex(r.identity))).toEqual(c.relays.map((r) => toHex(r.identity)).sort());
   });
 
+  it('with requireMajority, refuses votes from half of the authorities or fewer (C tor dirvote_compute_consensuses)', () => {
+    const votes = [vote(1, [voteRelay(10)]), vote(2, [voteRelay(10)]), vote(3, [voteRelay(10)])];
+    const reasonOf = (vs: typeof votes, ids: readonly string[]) => {
+      try {
+        computeConsensus(vs, { authorityIds: ids, requireMajority: true });
+        return 'computed';
+      } catch (e) {
+        return e instanceof InvalidError ? e.context.reason : String(e);
+      }
+    };
+    // One vote of three: without the rule it is a consensus listing no relay
+    // (one listing is no majority of three), the same document from any lone
+    // vote, so authorities that each held only their own signed it together
+    // (issue 17, slow/authority-starvation).
+    expect(computeConsensus(votes.slice(0, 1), opts).relays).toEqual([]);
+    expect(reasonOf(votes.slice(0, 1), AUTH)).toBe('too-few-votes');
+    expect(reasonOf(votes.slice(0, 2), AUTH)).toBe('computed');
+    expect(reasonOf(votes, AUTH)).toBe('computed');
+    // Exactly half is not more than half; a lone authority's own vote is.
+    expect(reasonOf(votes.slice(0, 2), [...AUTH, hexOf(4)])).toBe('too-few-votes');
+    expect(reasonOf(votes.slice(0, 1), AUTH.slice(0, 1))).toBe('computed');
+    // Votes of unconfigured authorities do not count towards it.
+    expect(reasonOf([votes[0]!, vote(5, [voteRelay(10)])], AUTH)).toBe('too-few-votes');
+  });
+
   it('sets a flag when more than half of the voters that list the relay and know the flag agree', () => {
     const f = (flags: string[]) => voteRelay(10, { flags: flags.sort() });
     const votes = [
