@@ -20,9 +20,26 @@
  *   re-tests of listed relays in their own slots (a flood of forged
  *   descriptors queues only behind itself and never delays a vote), and a
  *   quarter as many measurements in theirs; the rest wait in FIFOs, so a
- *   flood costs bounded effort. A listed relay waits there once: a second
- *   re-test joins the waiting one, and `isQueued` tells the round which
- *   re-tests never started (descriptors.ts counts those as no test).
+ *   flood costs bounded effort.
+ * - One test per relay and address at a time, whichever kind: a test of
+ *   identity X at address:orPort A is one entry, waiting for a slot or
+ *   dialling, and any probe of X at A while it exists (a second re-test, or
+ *   the test of a descriptor X uploaded at A, and the reverse) shares it:
+ *   one dial, one result, in the slots of the kind that started it. C tor
+ *   likewise credits X with any handshake that proved X's identity at the
+ *   address its descriptor names, whatever launched the connection
+ *   (dirserv_orconn_tls_done checks identity and router_has_orport), so
+ *   the two kinds are the same test. A probe of X at another address (X
+ *   moved) is another test, with its own entry.
+ * - `isQueued(t)` says whether the test of t (its identity at its address)
+ *   is still waiting for a slot. The round counts such a re-test as no test
+ *   (descriptors.ts; C tor records only tests that ran), one that started
+ *   and outlived the round's deadline as a failure. Started is a property
+ *   of the entry: a test of X at another address, or one of another kind
+ *   that already ended, does not change what the round sees (issue 17:
+ *   before, a set of identities being dialled, which both kinds touched,
+ *   made a waiting re-test look started while X's new descriptor was being
+ *   tested, and a running one look waiting once that test ended).
  *
  * Not in this module: which relays to probe or when (authority.ts), what
  * the results mean for flags (admission.ts, core/dir/flags.ts assignFlags).
@@ -95,6 +112,14 @@ class Slots {
 }
 
 const whereOf = (t: ProbeTarget) => `${t.address}:${t.orPort}`;
+/** What one test is of: an identity at an address. */
+const testKey = (t: ProbeTarget) => `${toHex(t.identity)}@${whereOf(t)}`;
+
+/** One test of a relay at an address, waiting for a slot or dialling, shared by every probe of it. */
+interface Test {
+  started: boolean;
+  result: Promise<ProbeResult>;
+}
 
 function classify(e: unknown): ProbeResult {
   if (e instanceof ChannelError) {
@@ -163,10 +188,8 @@ export class ReachabilityTester {
   private readonly listedSlots: Slots;
   private readonly measureSlots: Slots;
   private readonly held = new Map<string, Held>();
-  /** Listed re-tests waiting for or holding a slot, by identity (one each). */
-  private readonly pending = new Map<string, Promise<ProbeResult>>();
-  /** Identities whose dial holds a slot now. */
-  private readonly dialing = new Set<string>();
+  /** Tests waiting for or holding a slot, by testKey (one per relay and address). */
+  private readonly tests = new Map<string, Test>();
   private closed = false;
 
   constructor(private readonly opts: ReachabilityOptions) {
@@ -183,44 +206,42 @@ export class ReachabilityTester {
 
   /**
    * Tests `t`; `listed` relays (verified before) use their own slots. A
-   * re-test of a listed relay already waiting or running is shared, not
-   * queued again (issue 17: at 2,000 relays a round's re-tests outlasted
-   * the interval, and each round queued the same relays once more).
+   * test of the same relay at the same address already waiting or running,
+   * of either kind, is shared, not queued again (issue 17: at 2,000 relays
+   * a round's re-tests outlasted the interval, and each round queued the
+   * same relays once more).
    */
   async probe(t: ProbeTarget, listed = false): Promise<ProbeResult> {
     if (this.isHeld(t)) return 'up';
-    if (!listed) return this.slots.run(() => this.dial(t));
-    const id = toHex(t.identity);
-    const pending = this.pending.get(id);
-    if (pending) return pending;
-    const p = this.listedSlots.run(() => this.dial(t)).finally(() => this.pending.delete(id));
-    this.pending.set(id, p);
-    return p;
+    const key = testKey(t);
+    const have = this.tests.get(key);
+    if (have) return have.result;
+    const test: Test = { started: false, result: Promise.resolve<ProbeResult>('failed') };
+    test.result = (listed ? this.listedSlots : this.slots)
+      .run(() => {
+        test.started = true;
+        return this.dial(t);
+      })
+      .finally(() => {
+        if (this.tests.get(key) === test) this.tests.delete(key);
+      });
+    this.tests.set(key, test);
+    return test.result;
   }
 
   /**
-   * Whether a re-test of listed `t` is still waiting for a slot (not
-   * started): what it will find is unknown, and the wait is this
-   * authority's own backlog, not the relay's doing.
+   * Whether the test of `t` (its identity at its address) is still waiting
+   * for a slot (not started): what it will find is unknown, and the wait is
+   * this authority's own backlog, not the relay's doing.
    */
   isQueued(t: ProbeTarget): boolean {
-    const id = toHex(t.identity);
-    return this.pending.has(id) && !this.dialing.has(id);
+    return this.tests.get(testKey(t))?.started === false;
   }
 
   private async dial(t: ProbeTarget): Promise<ProbeResult> {
-    const id = toHex(t.identity);
-    this.dialing.add(id);
-    try {
-      return await this.dialOnce(t, id);
-    } finally {
-      this.dialing.delete(id);
-    }
-  }
-
-  private async dialOnce(t: ProbeTarget, id: string): Promise<ProbeResult> {
     if (this.closed) return 'failed';
     if (this.isHeld(t)) return 'up';
+    const id = toHex(t.identity);
     const tls = t.linkUrl ? t.linkUrl.startsWith('wss:') : (this.opts.tls ?? true);
     let timer: NodeJS.Timeout | undefined;
     try {

@@ -7,6 +7,10 @@
 // (dirserv_orconn_tls_done moves last_reachable forward, nothing moves it
 // back). A test that did start and has not finished still counts as a
 // timeout, and a waiting re-test is shared, never queued twice.
+// A relay's test of a new descriptor and its re-test overlap (issue 17):
+// one test per relay and address, shared by both kinds; whether a re-test
+// started is its own test's, never changed by a test of the relay at
+// another address (reachability.ts header).
 import net from 'node:net';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -88,15 +92,32 @@ describe('ReachabilityTester re-test queue (real sockets)', () => {
   });
 
   /** A listener that accepts and never answers (a hung relay), counting connections. */
-  async function silent(): Promise<{ port: number; accepted: () => number }> {
+  async function silent(): Promise<{ port: number; accepted: () => number; settled: () => Promise<number> }> {
     let n = 0;
+    const peers = new Set<number>();
     const server = net.createServer((s) => {
       n++;
+      if (s.remotePort !== undefined) peers.add(s.remotePort);
       sockets.push(s);
     });
     servers.push(server);
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    return { port: (server.address() as net.AddressInfo).port, accepted: () => n };
+    const port = (server.address() as net.AddressInfo).port;
+    /**
+     * The connections accepted before now: a marker connection is accepted
+     * after every earlier one (the listen backlog is FIFO), so once it is
+     * seen (bounded wait) the count before it is final.
+     */
+    const settled = async () => {
+      const marker = net.connect(port, '127.0.0.1');
+      sockets.push(marker);
+      await new Promise<void>((r, j) => marker.once('connect', r).once('error', j));
+      const until = Date.now() + 10_000;
+      while (!peers.has(marker.localPort!) && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+      expect(peers.has(marker.localPort!)).toBe(true);
+      return n - 1;
+    };
+    return { port, accepted: () => n, settled };
   }
 
   const target = (n: number, port: number): ProbeTarget => {
@@ -128,5 +149,77 @@ describe('ReachabilityTester re-test queue (real sockets)', () => {
     expect(b.accepted()).toBe(1);
     expect(a.accepted()).toBe(1);
     tester.close();
+  });
+
+  /** A port nothing listens on (a relay that moved away): the dial is refused at once. */
+  async function closedPort(): Promise<number> {
+    const server = net.createServer();
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const { port } = server.address() as net.AddressInfo;
+    await new Promise((r) => server.close(r));
+    return port;
+  }
+
+  /** Relay n at another port (a new descriptor of the same identity). */
+  const moved = (n: number, port: number): ProbeTarget => target(n, port);
+
+  const acceptedAtLeast = async (l: { accepted: () => number }, n: number) => {
+    const until = Date.now() + 10_000;
+    while (l.accepted() < n && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+  };
+
+  it("a re-test waiting for a slot stays waiting while the relay's new descriptor is tested elsewhere", async () => {
+    const other = await silent();
+    const a = await silent();
+    const b = await silent();
+    const tester = new ReachabilityTester({ timeoutMs: 400, concurrency: 1, tls: false });
+    // Another relay's re-test holds the one re-test slot; relay 1's re-test at a waits.
+    const pOther = tester.probe(target(2, other.port), true);
+    const retest = target(1, a.port);
+    const pRetest = tester.probe(retest, true);
+    // Relay 1 uploaded a descriptor at b: its test runs in the new-descriptor slot.
+    const pNew = tester.probe(moved(1, b.port));
+    await acceptedAtLeast(b, 1);
+    expect(b.accepted()).toBe(1);
+    // The round must still see the re-test as never started (no test), not as a hung one.
+    expect(tester.isQueued(retest)).toBe(true);
+    expect(tester.isQueued(moved(1, b.port))).toBe(false);
+    expect(await pNew).toBe('timeout');
+    expect(await pOther).toBe('timeout');
+    expect(await pRetest).toBe('timeout');
+    tester.close();
+  });
+
+  it("a running re-test stays started after the relay's other test ended", async () => {
+    const a = await silent();
+    const gone = await closedPort();
+    const tester = new ReachabilityTester({ timeoutMs: 400, concurrency: 1, tls: false });
+    const retest = target(1, a.port);
+    const pRetest = tester.probe(retest, true);
+    await acceptedAtLeast(a, 1);
+    expect(tester.isQueued(retest)).toBe(false);
+    // A test of the same identity elsewhere ends (refused) while the re-test still runs.
+    expect(await tester.probe(moved(1, gone))).toBe('refused');
+    // Started and not finished: the round counts it as a failure if it outlives the deadline.
+    expect(tester.isQueued(retest)).toBe(false);
+    expect(await pRetest).toBe('timeout');
+    expect(await a.settled()).toBe(1);
+    tester.close();
+  });
+
+  it('one dial per relay and address, shared by a re-test and a new-descriptor test, either first', async () => {
+    for (const listedFirst of [true, false]) {
+      const a = await silent();
+      const tester = new ReachabilityTester({ timeoutMs: 400, concurrency: 1, tls: false });
+      const t = target(1, a.port);
+      const first = tester.probe(t, listedFirst);
+      const second = tester.probe(t, !listedFirst);
+      expect(tester.isQueued(t)).toBe(false);
+      expect(await first).toBe('timeout');
+      expect(await second).toBe('timeout');
+      // A second dial would have connected before its promise resolved.
+      expect(await a.settled(), `listed first: ${listedFirst}`).toBe(1);
+      tester.close();
+    }
   });
 });
