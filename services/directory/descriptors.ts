@@ -281,12 +281,15 @@ export class DescriptorStore {
         const target = probeTarget(d.desc);
         const raced = await Promise.race([tester.probe(target, true), late]);
         const id = toHex(d.desc.identity);
+        const now = this.descriptors.get(id);
         // Never started (still waiting for a slot): untested this round, not
         // failed. C tor records only tests that ran (dirserv_orconn_tls_done
         // moves last_reachable forward; nothing moves it back); the backlog
         // is this authority's, and REACHABLE_TIMEOUT_MS still bounds a relay
-        // that stays untested.
-        if (raced === 'late' && tester.isQueued(target)) {
+        // that stays untested. Nor does a test of an address the relay left
+        // during the round count (C tor credits only the descriptor's address,
+        // router_has_orport); its new address has its own test (admit).
+        if ((raced === 'late' && tester.isQueued(target)) || !now || whereOf(now.desc) !== whereOf(d.desc)) {
           untested++;
           return;
         }

@@ -30,7 +30,8 @@
  *   address its descriptor names, whatever launched the connection
  *   (dirserv_orconn_tls_done checks identity and router_has_orport), so
  *   the two kinds are the same test. A probe of X at another address (X
- *   moved) is another test, with its own entry.
+ *   moved) is another test, with its own entry; the round counts a re-test
+ *   only if X's descriptor still names its address (descriptors.ts).
  * - `isQueued(t)` says whether the test of t (its identity at its address)
  *   is still waiting for a slot. The round counts such a re-test as no test
  *   (descriptors.ts; C tor records only tests that ran), one that started

@@ -10,7 +10,10 @@
 // A relay's test of a new descriptor and its re-test overlap (issue 17):
 // one test per relay and address, shared by both kinds; whether a re-test
 // started is its own test's, never changed by a test of the relay at
-// another address (reachability.ts header).
+// another address (reachability.ts header); and a relay that moves while
+// its re-test runs is not judged by the address it left (descriptors.ts
+// reprobe; C tor dirserv_orconn_tls_done credits only the address its
+// descriptor names).
 import net from 'node:net';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -78,6 +81,88 @@ describe('re-tests still waiting for a slot at the deadline', () => {
     expect(after.has(hexOf(4))).toBe(true);
     expect(after.has(hexOf(5))).toBe(false);
     for (const n of [1, 2, 3]) expect(after.has(hexOf(n))).toBe(true);
+    store.close();
+  });
+});
+
+/** Probes of gated addresses wait until the test settles them (by kind and address); others are up at once. */
+class GatedTester extends ReachabilityTester {
+  readonly gated = new Set<string>();
+  readonly gates = new Map<string, (r: ProbeResult) => void>();
+  override async probe(t: ProbeTarget, listed = false): Promise<ProbeResult> {
+    if (!this.gated.has(t.address)) return 'up';
+    return new Promise((r) => this.gates.set(`${listed ? 'retest' : 'new'}@${t.address}`, r));
+  }
+  override isQueued(): boolean {
+    return false;
+  }
+}
+
+describe('a relay that moves while its re-test runs', () => {
+  it('is not judged by the address it left (C tor credits only the descriptor address)', async () => {
+    let clock = NOW;
+    const store = new DescriptorStore({
+      log: silentLogger,
+      metrics: metricsFor(new Registry()).directory,
+      name: 'a1',
+      now: () => clock,
+      opts: { votingIntervalSec: 5, testnet: true, measureBandwidth: false },
+      intervalMs: 5_000,
+      authorityAddresses: new Set(),
+    });
+    const tester = new GatedTester({ timeoutMs: 1_000, concurrency: 4 });
+    store.open(tester);
+    for (const n of [1, 2, 3, 4, 5]) {
+      store.accept(signRelayDescriptor(descriptor(n, { address: `127.0.0.${n}` }), seedOf(n)));
+    }
+    const flagsOf = async (round = store.voteRelays(10_000)) => {
+      const vote = await round;
+      return new Map((vote?.relays ?? []).map((r) => [toHex(r.identity), r.flags]));
+    };
+    const until = async (what: string, ok: () => boolean) => {
+      const end = Date.now() + 10_000;
+      while (!ok()) {
+        if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    };
+    const settle = async (gate: string, result: ProbeResult) => {
+      await until(gate, () => tester.gates.has(gate));
+      tester.gates.get(gate)!(result);
+      tester.gates.delete(gate);
+    };
+    let first = await flagsOf();
+    for (let i = 0; i < 100 && first.size < 5; i++) first = await flagsOf();
+    expect([...first.values()].every((f) => f.includes('Running'))).toBe(true);
+
+    // Relay 5's re-tests are refused from now on: one failed round leaves it Running.
+    clock += 60_000;
+    tester.gated.add('127.0.0.5');
+    const round1 = flagsOf();
+    await settle('retest@127.0.0.5', 'refused');
+    expect((await round1).get(hexOf(5))).toContain('Running');
+
+    // In the next round it moves: while its re-test at the old address runs, it
+    // uploads a descriptor at 127.0.0.55 (whose test waits); then the old address refuses.
+    const round2 = flagsOf();
+    await until('round 2 re-test', () => tester.gates.has('retest@127.0.0.5'));
+    tester.gated.add('127.0.0.55');
+    store.accept(
+      signRelayDescriptor(descriptor(5, { address: '127.0.0.55', publishedMs: clock - 1_000 }), seedOf(5)),
+    );
+    await settle('retest@127.0.0.5', 'refused');
+    await round2;
+
+    // Its new address passes: the run it had goes on (the refusal at the address it
+    // left was no second failed round), so its uptime, and the Guard flag, are kept.
+    clock += 60_000;
+    tester.gated.delete('127.0.0.55');
+    await settle('new@127.0.0.55', 'up');
+    let after = await flagsOf();
+    for (let i = 0; i < 100 && !after.has(hexOf(5)); i++) after = await flagsOf();
+    expect(after.get(hexOf(5))).toContain('Running');
+    expect(after.get(hexOf(1)), 'relay1, there all along').toContain('Guard');
+    expect(after.get(hexOf(5)), 'relay5, moved').toContain('Guard');
     store.close();
   });
 });
