@@ -16,6 +16,16 @@
  * --idle seconds)  --fetch-bytes=1048576  --workers=N (default one per core)
  * --voting-interval (default: shallot up's, 10 s growing past 500 relays).
  * A quick run: --sizes=100 --idle=10 --sample=20.
+ *
+ * Under load and faults (opt-in, after the idle window, until the end of
+ * the sample; HELP below says what each option does): --load runs `shallot
+ * load` to the onion service and to the exit target, --faults kills some
+ * relays and pauses others for a few voting intervals with `shallot
+ * fault`; the report adds load and circuit success, the Running count of
+ * each consensus against the size minus the relays down, how long faulted
+ * relays took to be dropped and resumed ones to be listed again, and any
+ * never-faulted relay that lost Running (scale-faults.ts judges,
+ * scale-load.ts runs the tools).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -24,9 +34,27 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { type Snapshot, scrape as scrapeMetrics } from '../../services/loadgen/scrape.js';
 import { socksConnect } from '../../services/loadgen/socks-client.js';
 import { fetchConsensus } from '../../services/net/dir-client.js';
+import { MAX_FAULT_SECONDS } from '../../services/testnet/fault.js';
 import type { NetworkState } from '../../services/testnet/state.js';
+import {
+  allowedFailureShare,
+  type CircuitOutcomes,
+  type ConsensusSample,
+  circuitOutcomes,
+  type FaultOutcome,
+  faultOutcomes,
+  graceIntervals,
+  HOPS,
+  judgeSamples,
+  type PlannedFault,
+  phaseProblems,
+  planFaults,
+  type SampleVerdict,
+} from './scale-faults.js';
+import { faultWindows, injectFault, type LoadSummary, type RunningLoad, startLoad } from './scale-load.js';
 
 const args = process.argv.slice(2);
 const arg = (name: string) => args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
@@ -43,6 +71,57 @@ const workers = num('workers', os.availableParallelism());
 const votingIntervalArg = arg('voting-interval');
 /** `shallot up`'s --log-level (default warn); info logs each authority's failed re-tests (issue 17). */
 const logLevel = arg('log-level') ?? 'warn';
+const withLoad = args.includes('--load');
+const withFaults = args.includes('--faults');
+const loadSettings = {
+  concurrency: num('load-concurrency', 4),
+  rate: num('load-rate', 2),
+  size: arg('load-size') ?? '100k',
+};
+const faultShareArg = num('fault-share', 0.01);
+const pauseIntervals = num('pause-intervals', 3);
+
+const HELP = `npm run bench:scale -- [options]   (node dist/test/bench/scale.js [options])
+
+Boots shallot up (worker threads) at each size and reports time to usable,
+RSS, idle CPU, the consensus's Running relays every voting interval, vote
+and consensus compute time, then 20 onion + 20 exit fetches with digests
+checked. JSON to bench-results/scale-<time>.json; a failed size keeps its
+data dir (shallot.log, and with --load each run's JSON and output).
+
+  --sizes=100,300,1000,2000   relays per run
+  --idle=60                   seconds of idle CPU, at the start of the sample
+  --sample=300                seconds of consensus sampling
+  --fetch-bytes=1048576       size of each of the 40 final fetches
+  --workers=N                 shallot up --workers (default: one per core)
+  --voting-interval=S         shallot up --voting-interval (default: its own)
+  --log-level=warn            shallot up --log-level (info: failed re-tests)
+
+Under load and faults (from the end of the idle window to the end of the sample):
+  --load                      shallot load to the onion service and to the exit
+                              target at once, a new circuit per request, bodies
+                              checked against /sha256 (its default)
+  --load-rate=2               requests started per second, per target
+  --load-concurrency=4        requests in flight at most, per target
+  --load-size=100k            payload per request
+  --faults                    one voting interval in, shallot fault kills half of
+                              --fault-share of the relays (down to the end) and
+                              pauses the other half for --pause-intervals voting
+                              intervals; sampling then runs on (bounded) until the
+                              paused relays are listed Running again
+  --fault-share=0.01          share of relays faulted (at least 2), spread evenly
+  --pause-intervals=3         how long the paused relays stay paused
+
+With --faults a size fails when a relay never faulted loses Running, a
+consensus off the expected count (size minus relays down) once no fault
+started or healed within ${graceIntervals()} voting intervals, a paused relay that was
+dropped and not listed again, a killed one never dropped, or load failing
+beyond the faulted relays' share (1 - (1 - f)^hops, hops 3 exit, 6 onion).
+`;
+if (args.includes('--help') || args.includes('-h')) {
+  process.stdout.write(HELP);
+  process.exit(0);
+}
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, here.split('/').includes('dist') ? '../../..' : '../..');
@@ -84,7 +163,53 @@ interface SizeResult {
   onionOk: number;
   exitOk: number;
   fetchFailures: string[];
+  /** With --load / --faults: what happened under them. */
+  phase?: PhaseResult;
   error?: string;
+}
+
+interface PhaseResult {
+  /** Seconds from the start of sampling to the start of load and faults. */
+  startSec: number;
+  endSec: number;
+  load: LoadSummary[];
+  /** The failure share each load run may have (allowedFailureShare), by target. */
+  allowedFailureShare: Record<string, number>;
+  /** Circuit builds on the launcher's thread (client and onion services) over the phase. */
+  circuits?: CircuitOutcomes;
+  cpuPercentOfCore: number;
+  rssMiB: number;
+  planned: PlannedFault[];
+  pauseSec: number;
+  injectErrors: string[];
+  /** Consensus fetches that failed during the phase. */
+  consensusFetchFailures: number;
+  faults: FaultOutcome[];
+  /** After a fault starts or heals, how long a consensus may still disagree with it. */
+  graceSec: number;
+  /** Each distinct consensus sampled in the phase. */
+  consensuses: SampleVerdict[];
+  healthyLost: string[];
+  problems: string[];
+}
+
+/** The load and fault phase while it runs (--load / --faults). */
+interface Phase {
+  startMs: number;
+  cpu0: number;
+  circuits0: Snapshot;
+  samples: ConsensusSample[];
+  fetchFailures: number;
+  loads: { target: 'onion' | 'web'; run: RunningLoad }[];
+  loadEndMs: number;
+  planned: PlannedFault[];
+  pauseSec: number;
+  /** When each fault was injected (the CLI returned). */
+  injectedAt: Map<string, number>;
+  injectErrors: string[];
+  faultsDone: Promise<void>;
+  /** Sampling may run past --sample until then, for resumed relays to be listed again. */
+  relistDeadlineMs: number;
 }
 
 interface WorkerMemory {
@@ -218,6 +343,149 @@ function startUp(dataDir: string, relays: number, exits: number): { child: Child
   return { child, out: () => out };
 }
 
+const cli = () => join(root, 'dist/services/testnet/main.js');
+const sleep = (ms: number) => new Promise((res) => setTimeout(res, ms));
+const launcherMetrics = (state: NetworkState) =>
+  state.nodes.filter((n) => n.role === 'launcher' && n.metrics).map((n) => `http://${n.metrics}/metrics`);
+
+/**
+ * Starts load (both targets at once, until `sampleEndMs`) and, one voting
+ * interval later so the load has a baseline, the faults one by one.
+ */
+async function startPhase(
+  dataDir: string,
+  state: NetworkState,
+  pid: number,
+  relays: number,
+  intervalSec: number,
+  sampleEndMs: number,
+): Promise<Phase> {
+  const startMs = Date.now();
+  const planned = withFaults ? planFaults(relays, faultShareArg) : [];
+  const pauseSec = Math.round(pauseIntervals * intervalSec);
+  const durationSec = Math.max(Math.round(intervalSec), Math.round((sampleEndMs - startMs) / 1000));
+  const p: Phase = {
+    startMs,
+    cpu0: cpuSeconds(pid),
+    circuits0: await scrapeMetrics(launcherMetrics(state), 10_000),
+    samples: [],
+    fetchFailures: 0,
+    loads: withLoad
+      ? (['onion', 'web'] as const).map((target) => ({
+          target,
+          run: startLoad(cli(), dataDir, target, { ...loadSettings, durationSec }),
+        }))
+      : [],
+    loadEndMs: startMs + durationSec * 1000,
+    planned,
+    pauseSec,
+    injectedAt: new Map(),
+    injectErrors: [],
+    faultsDone: Promise.resolve(),
+    relistDeadlineMs: 0,
+  };
+  if (planned.length > 0) {
+    const faultsAt = startMs + intervalSec * 1000;
+    p.relistDeadlineMs = faultsAt + (pauseSec + (graceIntervals() + 1) * intervalSec) * 1000 + 30_000;
+    p.faultsDone = (async () => {
+      await sleep(faultsAt - Date.now());
+      for (const f of planned) {
+        // A killed relay stays down to the end of the run (it would start again, same keys, when the fault heals).
+        const sec = f.kind === 'kill' ? MAX_FAULT_SECONDS : pauseSec;
+        await injectFault(cli(), dataDir, f, sec).then(
+          () => p.injectedAt.set(f.target, Date.now()),
+          (e: Error) => p.injectErrors.push(`${f.kind} ${f.target}: ${e.message}`),
+        );
+      }
+    })();
+    log(
+      `  load and faults from ${((startMs - sampleEndMs) / 1000 + sampleSec).toFixed(0)} s: ` +
+        `${withLoad ? `shallot load onion + web for ${durationSec} s (${loadSettings.rate}/s, ${loadSettings.concurrency} in flight, ${loadSettings.size} each)` : 'no load'}; ` +
+        `in ${intervalSec} s kill ${planned.filter((f) => f.kind === 'kill').length} and pause ${planned.filter((f) => f.kind === 'pause').length} for ${pauseSec} s: ` +
+        planned.map((f) => `${f.kind} ${f.target}`).join(', '),
+    );
+  } else log(`  load from here: shallot load onion + web for ${durationSec} s`);
+  return p;
+}
+
+/** Whether a paused relay is still to be seen Running again after its pause (bounded by relistDeadlineMs). */
+function awaitingRelist(p: Phase): boolean {
+  if (p.planned.length === 0 || Date.now() >= p.relistDeadlineMs) return false;
+  const last = p.samples[p.samples.length - 1];
+  const paused = p.planned.filter((f) => f.kind === 'pause');
+  if (
+    paused.some(
+      (f) => !p.injectErrors.some((e) => e.includes(` ${f.target}:`)) && !p.injectedAt.has(f.target),
+    )
+  )
+    return true;
+  return paused.some((f) => {
+    const at = p.injectedAt.get(f.target);
+    if (at === undefined) return false;
+    return !last || last.validAfterMs < at + p.pauseSec * 1000 || !last.running.has(f.target);
+  });
+}
+
+async function finishPhase(
+  p: Phase,
+  dataDir: string,
+  state: NetworkState,
+  pid: number,
+  relays: number,
+  intervalSec: number,
+  sampleStartMs: number,
+): Promise<PhaseResult> {
+  await p.faultsDone;
+  // Each run ends on its own at --duration plus the requests in flight (--timeout 60); past that, stop it.
+  const loads = await Promise.all(
+    p.loads.map(async ({ run }) => {
+      const late = setTimeout(() => run.stop(30_000), Math.max(0, p.loadEndMs - Date.now()) + 90_000);
+      const res = await run.done;
+      clearTimeout(late);
+      return res;
+    }),
+  );
+  const endMs = Date.now();
+  const circuits1 = await scrapeMetrics(launcherMetrics(state), 10_000);
+  const windows = p.planned.length > 0 ? await faultWindows(dataDir) : [];
+  const seen = new Set<number>();
+  const distinct = p.samples.filter((c) => !seen.has(c.validAfterMs) && seen.add(c.validAfterMs));
+  const graceSec = graceIntervals() * intervalSec;
+  const consensuses = judgeSamples(relays, windows, distinct, graceSec * 1000, p.startMs);
+  const faults = faultOutcomes(windows, distinct, p.startMs);
+  const allowed: Record<string, number> = {
+    onion: allowedFailureShare(windows.length, relays, HOPS.onion),
+    web: allowedFailureShare(windows.length, relays, HOPS.exit),
+  };
+  const problems = [
+    ...p.injectErrors,
+    ...(p.fetchFailures > 0 ? [`${p.fetchFailures} consensus fetches failed`] : []),
+    ...phaseProblems({
+      samples: consensuses,
+      outcomes: faults,
+      load: loads.map((l) => ({ ...l, allowedShare: allowed[l.target] ?? 0 })),
+    }),
+  ];
+  return {
+    startSec: (p.startMs - sampleStartMs) / 1000,
+    endSec: (endMs - sampleStartMs) / 1000,
+    load: loads,
+    allowedFailureShare: allowed,
+    circuits: circuitOutcomes(p.circuits0, circuits1),
+    cpuPercentOfCore: (100 * (cpuSeconds(pid) - p.cpu0)) / ((endMs - p.startMs) / 1000),
+    rssMiB: rssMiB(pid),
+    planned: p.planned,
+    pauseSec: p.pauseSec,
+    injectErrors: p.injectErrors,
+    consensusFetchFailures: p.fetchFailures,
+    faults,
+    graceSec,
+    consensuses,
+    healthyLost: [...new Set(consensuses.flatMap((c) => c.healthyMissing))],
+    problems,
+  };
+}
+
 async function runSize(relays: number): Promise<SizeResult> {
   const exits = Math.max(3, Math.round(relays / 10));
   const r: SizeResult = {
@@ -254,7 +522,9 @@ async function runSize(relays: number): Promise<SizeResult> {
     let lastValidAfter = 0;
     let idleMeasured = false;
     let votingInterval = Number(votingIntervalArg ?? 10);
-    while (Date.now() - sampleStart < sampleSec * 1000) {
+    let phase: Phase | undefined;
+    const sampleEnd = sampleStart + sampleSec * 1000;
+    while (Date.now() < sampleEnd || (phase !== undefined && awaitingRelist(phase))) {
       const c = await fetchConsensus(state.authorities, { nowMs: Date.now(), timeoutMs: 10_000 }).catch(
         () => null,
       );
@@ -272,6 +542,15 @@ async function runSize(relays: number): Promise<SizeResult> {
       r.votingIntervalSec = votingInterval;
       if (va > lastValidAfter && lastValidAfter > 0) r.consensusLagSec.push((Date.now() - va) / 1000);
       lastValidAfter = Math.max(lastValidAfter, va);
+      if (phase && c)
+        phase.samples.push({
+          atMs: Date.now(),
+          validAfterMs: va,
+          running: new Set(
+            c.consensus.relays.filter((x) => x.flags.includes('Running')).map((x) => x.nickname),
+          ),
+        });
+      else if (phase) phase.fetchFailures++;
       const m = await scrape(authMetrics);
       if (m.vote !== undefined) r.voteSec.push(m.vote);
       if (m.consensus !== undefined) r.consensusSec.push(m.consensus);
@@ -289,13 +568,20 @@ async function runSize(relays: number): Promise<SizeResult> {
         const intervals = wall / votingInterval;
         r.uploadsPerRelayPerInterval = (m.uploads - uploads0) / 3 / relays / intervals;
         idleMeasured = true;
+        if (withLoad || withFaults)
+          phase = await startPhase(dataDir, state, pid, relays, votingInterval, sampleEnd);
       }
-      await new Promise((res) => setTimeout(res, votingInterval * 1000));
+      // Under faults, twice an interval, so no consensus between two samples goes unseen.
+      await sleep((phase ? votingInterval / 2 : votingInterval) * 1000);
     }
+    if (phase) r.phase = await finishPhase(phase, dataDir, state, pid, relays, votingInterval, sampleStart);
     r.consensusMin = Math.min(...r.consensusRunning);
     r.voteSecMax = Math.max(0, ...r.voteSec);
     r.consensusSecMax = Math.max(0, ...r.consensusSec);
-    r.consensusDropped = r.consensusMin < relays;
+    // Under faults the faulted relays leave on purpose: only a relay never faulted counts as a drop.
+    r.consensusDropped = r.phase
+      ? r.phase.healthyLost.length > 0 || r.phase.consensusFetchFailures > 0
+      : r.consensusMin < relays;
     const [webHost, webPort] = (state.web ?? '').split(':');
     const onion = state.onionServices[0]?.address ?? '';
     for (let i = 0; i < 20; i++) {
@@ -318,18 +604,72 @@ async function runSize(relays: number): Promise<SizeResult> {
     await exited;
     clearTimeout(force);
     // A failed size keeps its data dir (shallot.log) for a look at why.
-    const failed = r.error || r.consensusDropped || r.onionOk < 20 || r.exitOk < 20;
+    const failed = sizeFailed(r);
     if (failed) log(`${relays} relays failed; logs kept in ${dataDir}`);
     else await rm(dataDir, { recursive: true, force: true });
   }
   return r;
 }
 
+const sizeFailed = (r: SizeResult): boolean =>
+  !!r.error || !!r.consensusDropped || r.onionOk < 20 || r.exitOk < 20 || (r.phase?.problems.length ?? 0) > 0;
+
 function log(line: string): void {
   process.stdout.write(`${line}\n`);
 }
 
-const fmt = (v: number | undefined, d = 1) => (v === undefined ? '-' : v.toFixed(d));
+const fmt = (v: number | null | undefined, d = 1) => (v === undefined || v === null ? '-' : v.toFixed(d));
+
+const names = (xs: readonly string[]) =>
+  xs.length > 8 ? `${xs.slice(0, 8).join(', ')} +${xs.length - 8}` : xs.join(', ');
+
+function printPhase(p: PhaseResult): void {
+  log(`  under load and faults, from ${fmt(p.startSec, 0)} s to ${fmt(p.endSec, 0)} s of the sample:`);
+  for (const l of p.load) {
+    const reasons = Object.entries(l.failuresByReason)
+      .map(([k, v]) => `${k} x${v}`)
+      .join(', ');
+    log(
+      `    load ${l.target}: ${l.requests} requests, ${l.ok} ok, ${l.failed} failed ` +
+        `(${fmt((100 * l.failed) / Math.max(1, l.requests))} %, the faults explain up to ${fmt(100 * (p.allowedFailureShare[l.target] ?? 0))} %), ` +
+        `${fmt(l.requestsPerSec, 2)} req/s, ${fmt(l.bytesPerSec / 1024, 0)} KiB/s; connect p50/p99 ${fmt(l.connectP50Ms, 0)}/${fmt(l.connectP99Ms, 0)} ms, ` +
+        `whole request ${fmt(l.ttlbP50Ms, 0)}/${fmt(l.ttlbP99Ms, 0)} ms${reasons ? `; failures: ${reasons}` : ''}${l.error ? `; ${l.error}` : ''}`,
+    );
+  }
+  const c = p.circuits;
+  if (c)
+    log(
+      `    circuits (client and onion services): ${c.success} built, ${c.failure} failed` +
+        ` (${c.ratio === null ? '-' : fmt(100 * c.ratio)} % success)` +
+        `${
+          Object.keys(c.failuresByReason).length
+            ? `; by reason ${Object.entries(c.failuresByReason)
+                .map(([k, v]) => `${k} x${v}`)
+                .join(', ')}`
+            : ''
+        }`,
+    );
+  log(`    launcher CPU ${fmt(p.cpuPercentOfCore)} % of a core, RSS ${fmt(p.rssMiB, 0)} MiB at the end`);
+  for (const f of p.faults)
+    log(
+      `    ${f.kind} ${f.target} at ${fmt(f.startSec, 0)} s${f.heldSec === null ? ' (down to the end)' : ` for ${fmt(f.heldSec, 0)} s`}: ` +
+        `${f.droppedAfterSec === null ? 'never dropped from Running' : `dropped ${fmt(f.droppedAfterSec, 0)} s after`}` +
+        `${f.heldSec === null ? '' : f.relistedAfterSec === null ? ', not seen Running again' : `, Running again ${fmt(f.relistedAfterSec, 0)} s after it resumed`}`,
+    );
+  for (const v of p.consensuses) {
+    const extra = [
+      v.downListed.length ? `down yet Running: ${names(v.downListed)}` : '',
+      v.healedMissing.length ? `resumed, not yet Running: ${names(v.healedMissing)}` : '',
+      v.healthyMissing.length ? `NEVER FAULTED, NOT RUNNING: ${names(v.healthyMissing)}` : '',
+    ].filter(Boolean);
+    log(
+      `    consensus at ${fmt(v.validAfterSec, 0)} s: Running ${v.running}, expected ${v.expected} (${v.down} down)` +
+        `${v.settled ? '' : ` (within ${fmt(p.graceSec, 0)} s of a fault)`}${extra.length ? `; ${extra.join('; ')}` : ''}`,
+    );
+  }
+  log(`    relays never faulted that lost Running: ${p.healthyLost.length ? names(p.healthyLost) : 'none'}`);
+  log(`    ${p.problems.length ? `PROBLEMS: ${p.problems.join('; ')}` : 'load and faults: OK'}`);
+}
 
 async function main(): Promise<void> {
   const results: SizeResult[] = [];
@@ -354,6 +694,7 @@ async function main(): Promise<void> {
           )
           .join('; ')}; the rest (main thread's heap, native, binary) ${fmt(r.memory.restMiB, 0)} MiB`,
       );
+    if (r.phase) printPhase(r.phase);
   }
   const dir = join(root, 'bench-results');
   mkdirSync(dir, { recursive: true });
@@ -368,12 +709,14 @@ async function main(): Promise<void> {
       fetchBytes,
       workers,
       votingInterval: votingIntervalArg ?? 'default',
+      ...(withLoad ? { load: loadSettings } : {}),
+      ...(withFaults ? { faults: { share: faultShareArg, pauseIntervals } } : {}),
     },
     results,
   };
   writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
   log(`JSON: ${file}`);
-  const bad = results.some((r) => r.error || r.consensusDropped || r.onionOk < 20 || r.exitOk < 20);
+  const bad = results.some(sizeFailed);
   process.exitCode = bad ? 1 : 0;
 }
 
