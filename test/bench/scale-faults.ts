@@ -18,7 +18,9 @@ import { FAILED_ROUNDS_TO_DROP } from '../../services/directory/admission.js';
 import { DEFAULTS } from '../../services/loadgen/options.js';
 import { counterDeltaBy, type Snapshot } from '../../services/loadgen/scrape.js';
 
-export type PlannedKind = 'kill' | 'pause';
+/** kill: down to the end of the run; pause: held, then resumed; stop: its clean stop, then started again (same keys). */
+export type PlannedKind = 'kill' | 'pause' | 'stop';
+const KIND_CYCLE: readonly PlannedKind[] = ['kill', 'pause', 'stop'];
 
 export interface PlannedFault {
   /** The relay's name as `shallot fault` and the consensus (nickname) know it. */
@@ -29,14 +31,15 @@ export interface PlannedFault {
 /**
  * `share` of the relays (at least `min`, at most all), spread evenly over
  * relay0..relay(n-1) so exits (the lowest indices) get their share too,
- * alternately killed and paused (kill first, so two faults are one of each).
+ * killed, paused and stopped in turn (kill first, so two faults are one
+ * killed and one paused).
  */
 export function planFaults(relays: number, share = 0.01, min = 2): PlannedFault[] {
   const n = Math.max(0, Math.floor(relays));
   const k = Math.min(n, Math.max(min, Math.round(n * share)));
   return Array.from({ length: k }, (_, i) => ({
     target: `relay${Math.floor(((i + 0.5) * n) / k)}`,
-    kind: i % 2 === 0 ? 'kill' : 'pause',
+    kind: KIND_CYCLE[i % KIND_CYCLE.length] as PlannedKind,
   }));
 }
 

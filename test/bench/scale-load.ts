@@ -15,7 +15,7 @@ import type { LoadResult } from '../../services/loadgen/result.js';
 import type { FaultRecord } from '../../services/testnet/fault.js';
 import { callFaultControl } from '../../services/testnet/fault-control.js';
 import { readState } from '../../services/testnet/state.js';
-import type { FaultWindow, PlannedFault } from './scale-faults.js';
+import type { FaultWindow, PlannedFault, PlannedKind } from './scale-faults.js';
 
 export interface LoadSettings {
   durationSec: number;
@@ -197,10 +197,10 @@ export async function faultWindows(dataDir: string): Promise<FaultWindow[]> {
   if (!state.control) return [];
   const all = (await callFaultControl(dataDir, state.control, 'GET', '/faults')) as FaultRecord[];
   return all
-    .filter((f) => f.kind === 'kill' || f.kind === 'pause')
+    .filter((f) => f.kind === 'kill' || f.kind === 'pause' || f.kind === 'stop')
     .map((f) => ({
       target: f.target,
-      kind: f.kind as 'kill' | 'pause',
+      kind: f.kind as PlannedKind,
       startMs: Date.parse(f.startedAt),
       endMs: f.healedAt ? Date.parse(f.healedAt) : null,
     }));

@@ -20,8 +20,8 @@
  * Under load and faults (opt-in, after the idle window, until the end of
  * the sample; HELP below says what each option does): --load runs `shallot
  * load` to the onion service and to the exit target, --faults kills some
- * relays and pauses others for a few voting intervals with `shallot
- * fault`; the report adds load and circuit success, the Running count of
+ * relays, pauses others and stops (then starts) others for a few voting
+ * intervals with `shallot fault`; the report adds load and circuit success, the Running count of
  * each consensus against the size minus the relays down, how long faulted
  * relays took to be dropped and resumed ones to be listed again, and any
  * never-faulted relay that lost Running (scale-faults.ts judges,
@@ -104,18 +104,19 @@ Under load and faults (from the end of the idle window to the end of the sample)
   --load-rate=2               requests started per second, per target
   --load-concurrency=4        requests in flight at most, per target
   --load-size=100k            payload per request
-  --faults                    one voting interval in, shallot fault kills half of
-                              --fault-share of the relays (down to the end) and
-                              pauses the other half for --pause-intervals voting
-                              intervals; sampling then runs on (bounded) until the
-                              paused relays are listed Running again
+  --faults                    one voting interval in, shallot fault kills a third
+                              of --fault-share of the relays (down to the end),
+                              pauses a third (links held) and stops a third (its
+                              clean stop), both for --pause-intervals voting
+                              intervals, then resumed / started again; sampling
+                              then runs on (bounded) until those are Running again
   --fault-share=0.01          share of relays faulted (at least 2), spread evenly
-  --pause-intervals=3         how long the paused relays stay paused
+  --pause-intervals=3         how long paused and stopped relays stay so
 
 With --faults a size fails when a relay never faulted loses Running, a
 consensus off the expected count (size minus relays down) once no fault
-started or healed within ${graceIntervals()} voting intervals, a paused relay that was
-dropped and not listed again, a killed one never dropped, or load failing
+started or healed within ${graceIntervals()} voting intervals, a paused or stopped relay
+that was dropped and not listed again, a killed one never dropped, or load failing
 beyond the faulted relays' share (1 - (1 - f)^hops, hops 3 exit, 6 onion).
 `;
 if (args.includes('--help') || args.includes('-h')) {
@@ -401,18 +402,19 @@ async function startPhase(
     log(
       `  load and faults from ${((startMs - sampleEndMs) / 1000 + sampleSec).toFixed(0)} s: ` +
         `${withLoad ? `shallot load onion + web for ${durationSec} s (${loadSettings.rate}/s, ${loadSettings.concurrency} in flight, ${loadSettings.size} each)` : 'no load'}; ` +
-        `in ${intervalSec} s kill ${planned.filter((f) => f.kind === 'kill').length} and pause ${planned.filter((f) => f.kind === 'pause').length} for ${pauseSec} s: ` +
+        `in ${intervalSec} s kill ${planned.filter((f) => f.kind === 'kill').length}, pause ${planned.filter((f) => f.kind === 'pause').length} ` +
+        `and stop ${planned.filter((f) => f.kind === 'stop').length} for ${pauseSec} s: ` +
         planned.map((f) => `${f.kind} ${f.target}`).join(', '),
     );
   } else log(`  load from here: shallot load onion + web for ${durationSec} s`);
   return p;
 }
 
-/** Whether a paused relay is still to be seen Running again after its pause (bounded by relistDeadlineMs). */
+/** Whether a paused or stopped relay is still to be seen Running after it healed (bounded by relistDeadlineMs). */
 function awaitingRelist(p: Phase): boolean {
   if (p.planned.length === 0 || Date.now() >= p.relistDeadlineMs) return false;
   const last = p.samples[p.samples.length - 1];
-  const paused = p.planned.filter((f) => f.kind === 'pause');
+  const paused = p.planned.filter((f) => f.kind !== 'kill');
   if (
     paused.some(
       (f) => !p.injectErrors.some((e) => e.includes(` ${f.target}:`)) && !p.injectedAt.has(f.target),
@@ -654,7 +656,7 @@ function printPhase(p: PhaseResult): void {
     log(
       `    ${f.kind} ${f.target} at ${fmt(f.startSec, 0)} s${f.heldSec === null ? ' (down to the end)' : ` for ${fmt(f.heldSec, 0)} s`}: ` +
         `${f.droppedAfterSec === null ? 'never dropped from Running' : `dropped ${fmt(f.droppedAfterSec, 0)} s after`}` +
-        `${f.heldSec === null ? '' : f.relistedAfterSec === null ? ', not seen Running again' : `, Running again ${fmt(f.relistedAfterSec, 0)} s after it resumed`}`,
+        `${f.heldSec === null || f.droppedAfterSec === null ? '' : f.relistedAfterSec === null ? ', not seen Running again' : `, Running again ${fmt(f.relistedAfterSec, 0)} s after it resumed`}`,
     );
   for (const v of p.consensuses) {
     const extra = [

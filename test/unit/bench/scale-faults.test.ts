@@ -26,7 +26,7 @@ const sample = (validAfterMs: number, missing: string[] = [], n = 10): Consensus
 });
 
 describe('planFaults', () => {
-  it('faults 1 % of the relays, spread evenly, alternately killed and paused', () => {
+  it('faults 1 % of the relays, spread evenly, killed, paused and stopped in turn', () => {
     const plan = planFaults(1000);
     expect(plan).toHaveLength(10);
     const idx = plan.map((f) => Number(f.target.slice('relay'.length)));
@@ -34,21 +34,21 @@ describe('planFaults', () => {
     expect(plan.map((f) => f.kind)).toEqual([
       'kill',
       'pause',
+      'stop',
       'kill',
       'pause',
+      'stop',
       'kill',
       'pause',
+      'stop',
       'kill',
-      'pause',
-      'kill',
-      'pause',
     ]);
     // shallot up makes relay0..relay(exits-1) the exits, one in ten: the plan hits one of them.
     expect(idx.filter((i) => i < 100)).toEqual([50]);
     expect(planFaults(2000)).toHaveLength(20);
   });
 
-  it('faults at least two (one of each kind), never more relays than there are, distinct', () => {
+  it('faults at least two (one killed, one paused), never more relays than there are, distinct', () => {
     expect(planFaults(100)).toEqual([
       { target: 'relay25', kind: 'kill' },
       { target: 'relay75', kind: 'pause' },
@@ -57,7 +57,11 @@ describe('planFaults', () => {
     expect(planFaults(0)).toEqual([]);
     const all = planFaults(7, 1);
     expect(new Set(all.map((f) => f.target)).size).toBe(7);
-    expect(planFaults(30, 0.1).map((f) => f.target)).toEqual(['relay5', 'relay15', 'relay25']);
+    expect(planFaults(30, 0.1)).toEqual([
+      { target: 'relay5', kind: 'kill' },
+      { target: 'relay15', kind: 'pause' },
+      { target: 'relay25', kind: 'stop' },
+    ]);
   });
 });
 
