@@ -11,11 +11,12 @@
  *   open: while it is, the relay is still reachable at that address and the
  *   next probe costs nothing (C tor authorities likewise keep OR
  *   connections to relays they test).
- * - `measure` builds a one-hop circuit over that channel, opens BEGIN_DIR
- *   and times a fetch of the relay's cached consensus, at most
- *   MEASURE_BYTES of it: bytes / seconds from the request to the last byte
- *   counted. It is the relay's throughput as this authority sees it, never
- *   the relay's claim.
+ * - `measure`, for a relay held reachable, dials a channel of its own
+ *   (closed afterwards: see measure), builds a one-hop circuit over it,
+ *   opens BEGIN_DIR and times a fetch of the relay's cached consensus, at
+ *   most MEASURE_BYTES of it: bytes / seconds from the request to the last
+ *   byte counted. It is the relay's throughput as this authority sees it,
+ *   never the relay's claim.
  * - At most `concurrency` tests of new descriptors run at once, as many
  *   re-tests of listed relays in their own slots (a flood of forged
  *   descriptors queues only behind itself and never delays a vote), and a
@@ -184,6 +185,22 @@ async function timedFetches(circ: OriginCircuit, timeoutMs: number, tally: Tally
   }
 }
 
+/**
+ * Dials `t`'s advertised address and completes the link handshake as a
+ * client that expects the descriptor's identity (tor-spec §4); the scheme
+ * (ws/wss) from its link URL, else from `opts.tls`.
+ */
+function openChannel(t: ProbeTarget, opts: ReachabilityOptions): Promise<Channel> {
+  const tls = t.linkUrl ? t.linkUrl.startsWith('wss:') : (opts.tls ?? true);
+  return dialLink(linkUrl(t.address, t.orPort, tls), opts.timeoutMs, opts.shaping).then((link) =>
+    Channel.initiate(link, {
+      keys: null,
+      expectedIdentity: t.identity,
+      limits: { handshakeTimeoutMs: opts.timeoutMs },
+    }),
+  );
+}
+
 export class ReachabilityTester {
   private readonly slots: Slots;
   private readonly listedSlots: Slots;
@@ -243,24 +260,12 @@ export class ReachabilityTester {
     if (this.closed) return 'failed';
     if (this.isHeld(t)) return 'up';
     const id = toHex(t.identity);
-    const tls = t.linkUrl ? t.linkUrl.startsWith('wss:') : (this.opts.tls ?? true);
     let timer: NodeJS.Timeout | undefined;
     try {
       const timeout = new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new Error('probe timed out')), this.opts.timeoutMs);
       });
-      const attempt = (async () => {
-        const link = await dialLink(
-          linkUrl(t.address, t.orPort, tls),
-          this.opts.timeoutMs,
-          this.opts.shaping,
-        );
-        return Channel.initiate(link, {
-          keys: null,
-          expectedIdentity: t.identity,
-          limits: { handshakeTimeoutMs: this.opts.timeoutMs },
-        });
-      })();
+      const attempt = openChannel(t, this.opts);
       // A channel that completes after the timeout is closed, not leaked.
       attempt.then(
         (ch) => {
@@ -296,15 +301,26 @@ export class ReachabilityTester {
   }
 
   /**
-   * Bytes/s of consensus fetches over a one-hop circuit on the held channel
-   * (timedFetches); undefined when there is no channel, the relay has no
-   * consensus yet, or nothing arrived before the timeout.
+   * Bytes/s of consensus fetches over a one-hop circuit (timedFetches) on a
+   * channel of the scanner's own, closed when it is done; undefined when the
+   * relay is not held reachable at its address, has no consensus yet, or
+   * nothing arrived before the timeout.
+   *
+   * Why not the held channel (issue 17): a TLS socket keeps the read and
+   * write buffers a burst made it allocate until it closes (Node's NodeBIO
+   * rings of 16-64 KiB buffers, sized by libuv's 64 KiB read suggestion),
+   * so each 64 KiB measurement left both ends of every held channel about
+   * 0.4 MiB heavier for good: 1.2 MiB per relay with three authorities, when
+   * the relays share this process. sbws, whose results C tor's bandwidth
+   * authorities vote, likewise measures from a client of its own over
+   * connections of its own, not over the authority's OR connections.
    */
   async measure(t: ProbeTarget): Promise<number | undefined> {
     return this.measureSlots.run(async () => {
-      const h = this.held.get(toHex(t.identity));
-      if (this.closed || !h?.channel.isOpen || h.where !== whereOf(t)) return undefined;
+      if (this.closed || !this.isHeld(t)) return undefined;
+      let ch: Channel | null = null;
       let circ: OriginCircuit | null = null;
+      let over = false;
       let timer: NodeJS.Timeout | undefined;
       const tally: Tally = { bytes: 0, ms: 0 };
       try {
@@ -312,7 +328,11 @@ export class ReachabilityTester {
           timer = setTimeout(resolve, this.opts.timeoutMs);
         });
         const run = (async () => {
-          circ = await OriginCircuit.create(h.channel, hopTargetOf(t), {
+          const opened = await openChannel(t, this.opts);
+          // Opened after the timeout: closed, not leaked.
+          if (over) return opened.close('measurement over');
+          ch = opened;
+          circ = await OriginCircuit.create(ch, hopTargetOf(t), {
             handshake: this.opts.handshake ?? 'ntor',
           });
           await timedFetches(circ, this.opts.timeoutMs, tally);
@@ -323,8 +343,10 @@ export class ReachabilityTester {
       } catch {
         return rate(tally);
       } finally {
+        over = true;
         clearTimeout(timer);
         (circ as OriginCircuit | null)?.destroy();
+        (ch as Channel | null)?.close('measurement over');
       }
     });
   }
