@@ -23,7 +23,7 @@ import { ed25519PublicFromSeed } from '../core/crypto.js';
 import type { HostPort } from '../core/relay-pivot.js';
 import { createRegistry } from '../metrics/metrics.js';
 import { type AuthorityEndpoint, fetchConsensus } from '../net/dir-client.js';
-import { floorWorkerOldSpace } from '../runtime/heap-flags.js';
+import { AUTHORITY_YOUNG_GENERATION_MB, floorWorkerOldSpace } from '../runtime/heap-flags.js';
 import { loadOrCreateKeys } from '../runtime/key-store.js';
 import type { FaultTarget } from './fault.js';
 import type { RunningNetwork, UpOptions } from './launch.js';
@@ -191,7 +191,10 @@ function spawnWorker(
 ): Running {
   // Relay traffic without a full collection every ~80 ms (runtime/heap-flags.ts).
   floorWorkerOldSpace();
-  const worker = new Worker(workerEntry, { workerData: d, name: d.name });
+  // An authority's thread carries no relay traffic: a smaller nursery (runtime/heap-flags.ts).
+  const resourceLimits =
+    d.kind === 'authorities' ? { maxYoungGenerationSizeMb: AUTHORITY_YOUNG_GENERATION_MB } : {};
+  const worker = new Worker(workerEntry, { workerData: d, name: d.name, resourceLimits });
   const r: Running = { worker, exited: new Promise((res) => worker.once('exit', () => res())), failed: null };
   worker.on('message', (m: WorkerMessage) => {
     if (m.type === 'log') write(m.line);

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --initial-old-space-size=64
+#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --initial-old-space-size=64
 /**
  * The `shallot` command: `up` starts a local network on 127.0.0.1,
  * `status` shows it, `load` drives traffic through it, `fault` stops, kills,

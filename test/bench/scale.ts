@@ -37,6 +37,7 @@ import { fileURLToPath } from 'node:url';
 import { type Snapshot, scrape as scrapeMetrics } from '../../services/loadgen/scrape.js';
 import { socksConnect } from '../../services/loadgen/socks-client.js';
 import { fetchConsensus } from '../../services/net/dir-client.js';
+import { NODE_PROCESS_ENV, NODE_PROCESS_HEAP_FLAGS } from '../../services/runtime/heap-flags.js';
 import { MAX_FAULT_SECONDS } from '../../services/testnet/fault.js';
 import type { NetworkState } from '../../services/testnet/state.js';
 import {
@@ -321,9 +322,12 @@ async function scrape(hostPorts: string[]): Promise<Scraped> {
 
 function startUp(dataDir: string, relays: number, exits: number): { child: ChildProcess; out: () => string } {
   let out = '';
+  // As the shallot command starts (its shebang): the same heap flags and
+  // malloc arenas (runtime/heap-flags.ts), so the RSS is what users get.
   const child = spawn(
     process.execPath,
     [
+      ...NODE_PROCESS_HEAP_FLAGS,
       join(root, 'dist/services/testnet/main.js'),
       'up',
       ...['--relays', String(relays), '--exits', String(exits), '--workers', String(workers)],
@@ -333,7 +337,7 @@ function startUp(dataDir: string, relays: number, exits: number): { child: Child
       '--log-level',
       logLevel,
     ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...NODE_PROCESS_ENV } },
   );
   child.stdout?.on('data', (d: Buffer) => {
     out += d.toString();

@@ -9,7 +9,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { NODE_PROCESS_HEAP_FLAGS } from '../../../services/runtime/heap-flags.js';
+import { NODE_PROCESS_ENV, NODE_PROCESS_HEAP_FLAGS } from '../../../services/runtime/heap-flags.js';
 
 const repo = path.resolve(import.meta.dirname, '../../..');
 const pkg = JSON.parse(await readFile(path.join(repo, 'package.json'), 'utf8')) as {
@@ -46,7 +46,11 @@ describe('the start command', () => {
   });
 
   it('npm start execs node on the shallot bin (exec: npm passes signals to it, not to a shell), with its heap flags', () => {
-    expect(pkg.scripts.start).toBe(`exec node ${NODE_PROCESS_HEAP_FLAGS.join(' ')} ${pkg.bin.shallot} up`);
+    // env(1) execs node in turn: still one process, which gets the signals.
+    const env = Object.entries(NODE_PROCESS_ENV).map(([k, v]) => `${k}=${v}`);
+    expect(pkg.scripts.start).toBe(
+      `exec env ${env.join(' ')} node ${NODE_PROCESS_HEAP_FLAGS.join(' ')} ${pkg.bin.shallot} up`,
+    );
   });
 
   it("README's Node version is package.json's engines minimum", () => {
