@@ -81,6 +81,8 @@ const loadSettings = {
 };
 const faultShareArg = num('fault-share', 0.01);
 const pauseIntervals = num('pause-intervals', 3);
+/** Keep each size's data dir (shallot.log, the load runs' JSON) even when it passed. */
+const keepData = args.includes('--keep-data');
 
 const HELP = `npm run bench:scale -- [options]   (node dist/test/bench/scale.js [options])
 
@@ -97,6 +99,7 @@ data dir (shallot.log, and with --load each run's JSON and output).
   --workers=N                 shallot up --workers (default: one per core)
   --voting-interval=S         shallot up --voting-interval (default: its own)
   --log-level=warn            shallot up --log-level (info: failed re-tests)
+  --keep-data                 keep every size's data dir, not only failed ones'
 
 Under load and faults (from the end of the idle window to the end of the sample):
   --load                      shallot load to the onion service and to the exit
@@ -111,6 +114,7 @@ Under load and faults (from the end of the idle window to the end of the sample)
                               clean stop), both for --pause-intervals voting
                               intervals, then resumed / started again; sampling
                               then runs on (bounded) until those are Running again
+                              and a consensus is out ${graceIntervals()} intervals after the last
   --fault-share=0.01          share of relays faulted (at least 2), spread evenly
   --pause-intervals=3         how long paused and stopped relays stay so
 
@@ -414,22 +418,28 @@ async function startPhase(
   return p;
 }
 
-/** Whether a paused or stopped relay is still to be seen Running after it healed (bounded by relistDeadlineMs). */
-function awaitingRelist(p: Phase): boolean {
+/**
+ * Whether to sample on past --sample (bounded by relistDeadlineMs): until
+ * every fault is in, every paused or stopped relay is Running again after
+ * it healed, and one consensus came out `graceIntervals()` after the last
+ * fault started or healed, so the count is checked once all is settled.
+ */
+function awaitingSettled(p: Phase, intervalSec: number): boolean {
   if (p.planned.length === 0 || Date.now() >= p.relistDeadlineMs) return false;
   const last = p.samples[p.samples.length - 1];
-  const paused = p.planned.filter((f) => f.kind !== 'kill');
-  if (
-    paused.some(
-      (f) => !p.injectErrors.some((e) => e.includes(` ${f.target}:`)) && !p.injectedAt.has(f.target),
-    )
-  )
-    return true;
-  return paused.some((f) => {
+  if (!last) return true;
+  let lastEvent = 0;
+  for (const f of p.planned) {
     const at = p.injectedAt.get(f.target);
-    if (at === undefined) return false;
-    return !last || last.validAfterMs < at + p.pauseSec * 1000 || !last.running.has(f.target);
-  });
+    if (at === undefined) {
+      if (p.injectErrors.some((e) => e.includes(` ${f.target}:`))) continue;
+      return true; // not injected yet
+    }
+    const healAt = f.kind === 'kill' ? at : at + p.pauseSec * 1000;
+    lastEvent = Math.max(lastEvent, healAt);
+    if (f.kind !== 'kill' && (last.validAfterMs < healAt || !last.running.has(f.target))) return true;
+  }
+  return last.validAfterMs < lastEvent + graceIntervals() * intervalSec * 1000;
 }
 
 async function finishPhase(
@@ -530,7 +540,7 @@ async function runSize(relays: number): Promise<SizeResult> {
     let votingInterval = Number(votingIntervalArg ?? 10);
     let phase: Phase | undefined;
     const sampleEnd = sampleStart + sampleSec * 1000;
-    while (Date.now() < sampleEnd || (phase !== undefined && awaitingRelist(phase))) {
+    while (Date.now() < sampleEnd || (phase !== undefined && awaitingSettled(phase, votingInterval))) {
       const c = await fetchConsensus(state.authorities, { nowMs: Date.now(), timeoutMs: 10_000 }).catch(
         () => null,
       );
@@ -611,7 +621,7 @@ async function runSize(relays: number): Promise<SizeResult> {
     clearTimeout(force);
     // A failed size keeps its data dir (shallot.log) for a look at why.
     const failed = sizeFailed(r);
-    if (failed) log(`${relays} relays failed; logs kept in ${dataDir}`);
+    if (failed || keepData) log(`${relays} relays ${failed ? 'failed' : 'done'}; logs kept in ${dataDir}`);
     else await rm(dataDir, { recursive: true, force: true });
   }
   return r;
