@@ -2,12 +2,13 @@
  * Where a download's CPU time goes (issue 16): starts `shallot up` (3
  * authorities, 10 relays of which 4 exits, an onion service) with
  * `--cpu-prof` in every thread and process, downloads /bytes/<n> once
- * through an exit (the body's digest checked), stops the network so each
+ * through an exit or (`--onion`) from the onion service, as one stream or
+ * `--streams=N` at once (every body's digest checked), stops the network so each
  * thread writes its profile, and sums the samples taken during the
  * download: busy share per thread, self time per function and per file.
  *
  *   npm run build && node dist/test/bench/profile.js [--process-per-node]
- *     [--workers=N] [--mib=50] [--top=25] [--keep] [--no-profile] [--json] [--trace-gc]
+ *     [--workers=N] [--mib=50] [--onion] [--streams=1] [--top=25] [--keep] [--no-profile] [--json] [--trace-gc]
  *     [--node-arg=<flag>]... [--gc-log=<file>]
  *     [--cli=<other checkout>/dist/services/testnet/main.js]
  *
@@ -16,6 +17,12 @@
  * so the download's start and end, read here, cut the samples of every
  * profile to the download alone (bootstrap, key generation and voting left
  * out). Each sample is charged the time to the next one.
+ *
+ * Without --process-per-node it also prints each thread's time in the
+ * download from /proc/<pid>/task/<tid>/schedstat (the kernel's accounting,
+ * not sampled): on a CPU, waiting for one, asleep. A thread near 100 % on a
+ * CPU is saturated; one waiting for a CPU lost it to other work; two
+ * threads mostly asleep wait on each other (or on flow control).
  *
  * Limitations: V8 samples on the wall clock, so a thread's busy time
  * includes moments it was runnable but waiting for a core; on a loaded
@@ -26,6 +33,7 @@
  * a profiler's overhead).
  */
 import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
@@ -182,9 +190,63 @@ export function summarise(
 
 const pct = (x: number) => `${(x * 100).toFixed(1)} %`;
 
+/** Per thread id: seconds on a CPU and seconds runnable but waiting for one, from /proc/<pid>/task/<tid>/schedstat. */
+type ThreadTimes = Map<number, { run: number; wait: number }>;
+
+function threadTimes(pid: number): ThreadTimes {
+  const out: ThreadTimes = new Map();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      // "<ns on a CPU> <ns waiting on a run queue> <timeslices>" (Documentation/scheduler/sched-stats.rst).
+      const [run, wait] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ').map(Number);
+      out.set(Number(tid), { run: (run ?? 0) / 1e9, wait: (wait ?? 0) / 1e9 });
+    } catch {
+      // A thread that ended between the listing and the read.
+    }
+  }
+  return out;
+}
+
+/**
+ * Each thread's time in the download between two readings, busiest first:
+ * on a CPU, runnable but waiting for one (other threads or other work on
+ * the machine had the cores), and the rest asleep (nothing to do: waiting
+ * on another thread, a window or a socket). The launcher's own thread
+ * (tid = pid) is named, the others go by thread id (Node does not name
+ * worker threads; ids ascend in creation order: the authorities' workers,
+ * then the relays', then the onion services'); threads under 5 % are summed.
+ */
+function formatThreadTimes(pid: number, a: ThreadTimes, b: ThreadTimes, ms: number): string {
+  const secs = ms / 1000;
+  const rows: { name: string; run: number; wait: number }[] = [];
+  const rest = { name: 'every other thread (each under 5 % on a CPU)', run: 0, wait: 0 };
+  for (const [tid, t] of b) {
+    const run = t.run - (a.get(tid)?.run ?? 0);
+    const wait = t.wait - (a.get(tid)?.wait ?? 0);
+    if (tid === pid) rows.push({ name: 'launcher thread (client, exit target, onion services)', run, wait });
+    else if (run >= 0.05 * secs) rows.push({ name: `thread ${tid}`, run, wait });
+    else {
+      rest.run += run;
+      rest.wait += wait;
+    }
+  }
+  const total = rows.reduce((x, r) => x + r.run, rest.run);
+  return [
+    `threads in the ${secs.toFixed(2)} s download (/proc schedstat; cores used: ${(total / secs).toFixed(2)}):`,
+    '     on CPU   waiting for a CPU   asleep',
+    ...rows
+      .sort((x, y) => y.run - x.run)
+      .concat(rest)
+      .map(
+        (r) =>
+          `  ${pct(r.run / secs).padStart(9)}  ${pct(r.wait / secs).padStart(18)}  ${r === rest ? '' : pct(Math.max(0, 1 - (r.run + r.wait) / secs)).padStart(7)}  ${r.name}`,
+      ),
+  ].join('\n');
+}
+
 export function formatSummary(s: ProfileSummary): string {
   const lines = [
-    `${s.mode}: ${s.mib} MiB through an exit in ${(s.downloadMs / 1000).toFixed(2)} s (${(s.mib / (s.downloadMs / 1000)).toFixed(1)} MiB/s under the profiler); busy thread time in the window ${(s.busyMs / 1000).toFixed(2)} s = ${(s.busyMs / 1000 / s.mib).toFixed(4)} s/MiB (wall-clock samples)`,
+    `${s.mode}: ${s.mib} MiB in ${(s.downloadMs / 1000).toFixed(2)} s (${(s.mib / (s.downloadMs / 1000)).toFixed(1)} MiB/s under the profiler); busy thread time in the window ${(s.busyMs / 1000).toFixed(2)} s = ${(s.busyMs / 1000 / s.mib).toFixed(4)} s/MiB (wall-clock samples)`,
     'threads (busy / window):',
     ...s.threads.flatMap((t) => [
       `  ${t.thread.padEnd(40)} ${pct(t.busyMs / t.windowMs)}  ${t.busyMs.toFixed(0)} ms`,
@@ -258,6 +320,8 @@ async function main(): Promise<void> {
   const perNode = args.includes('--process-per-node');
   const workers = num('workers', availableParallelism());
   const mib = num('mib', 50);
+  const onion = args.includes('--onion');
+  const streams = num('streams', 1);
   const top = num('top', 25);
   const here = path.dirname(fileURLToPath(import.meta.url));
   // --cli=<main.js> profiles another build (a baseline checkout's dist/) with this tool.
@@ -303,9 +367,10 @@ async function main(): Promise<void> {
     const state = await waitUpReady(child, out, dataDir, 240_000);
     const socksPort = Number(state.socks.split(':')[1]);
     const web = state.web;
-    if (!web) throw new Error('no exit target in state.json');
-    const host = web.slice(0, web.lastIndexOf(':'));
-    const port = Number(web.slice(web.lastIndexOf(':') + 1));
+    const address = state.onionServices[0]?.address;
+    if (!web || !address) throw new Error('no exit target or onion service in state.json');
+    const host = onion ? address : web.slice(0, web.lastIndexOf(':'));
+    const port = onion ? 80 : Number(web.slice(web.lastIndexOf(':') + 1));
     // Warm-up: the circuit, the JIT, and a consensus that may not list a Guard yet.
     const deadline = Date.now() + 90_000;
     for (;;) {
@@ -318,9 +383,13 @@ async function main(): Promise<void> {
       }
     }
     const gcFrom = out.text.length;
+    const cpu0 = perNode ? null : threadTimes(state.pid);
     const from = Number(process.hrtime.bigint() / 1000n);
-    const ms = await download(socksPort, host, port, mib << 20);
+    const each = Math.floor((mib << 20) / streams);
+    await Promise.all(Array.from({ length: streams }, () => download(socksPort, host, port, each)));
     const to = Number(process.hrtime.bigint() / 1000n);
+    const ms = (to - from) / 1000;
+    if (cpu0) process.stdout.write(`${formatThreadTimes(state.pid, cpu0, threadTimes(state.pid), ms)}\n`);
     if (traceGc) process.stdout.write(`${formatGcTrace(out.text.slice(gcFrom), ms)}\n`);
     if (gcLog) await writeFile(gcLog, out.text.slice(gcFrom));
     child.kill('SIGINT');
@@ -351,7 +420,7 @@ async function main(): Promise<void> {
       });
     }
     const summary: ProfileSummary = {
-      mode: perNode ? '--process-per-node' : `--workers ${workers}`,
+      mode: `${perNode ? '--process-per-node' : `--workers ${workers}`}, ${onion ? 'onion' : 'exit'}, ${streams} stream(s)`,
       mib,
       downloadMs: ms,
       ...summarise(profiles, from, to, top),
