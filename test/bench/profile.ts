@@ -214,7 +214,7 @@ function threadTimes(pid: number): ThreadTimes {
  * on another thread, a window or a socket). The launcher's own thread
  * (tid = pid) is named, the others go by thread id (Node does not name
  * worker threads; ids ascend in creation order: the authorities' workers,
- * then the relays', then the onion services'); threads under 5 % are summed.
+ * then the relays'); threads under 5 % are summed.
  */
 function formatThreadTimes(pid: number, a: ThreadTimes, b: ThreadTimes, ms: number): string {
   const secs = ms / 1000;
