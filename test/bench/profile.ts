@@ -191,7 +191,7 @@ export function summarise(
 const pct = (x: number) => `${(x * 100).toFixed(1)} %`;
 
 /** Per thread id: seconds on a CPU and seconds runnable but waiting for one, from /proc/<pid>/task/<tid>/schedstat. */
-type ThreadTimes = Map<number, { run: number; wait: number }>;
+export type ThreadTimes = Map<number, { run: number; wait: number }>;
 
 function threadTimes(pid: number): ThreadTimes {
   const out: ThreadTimes = new Map();
@@ -216,7 +216,7 @@ function threadTimes(pid: number): ThreadTimes {
  * worker threads; ids ascend in creation order: the authorities' workers,
  * then the relays'); threads under 5 % are summed.
  */
-function formatThreadTimes(pid: number, a: ThreadTimes, b: ThreadTimes, ms: number): string {
+export function formatThreadTimes(pid: number, a: ThreadTimes, b: ThreadTimes, ms: number): string {
   const secs = ms / 1000;
   const rows: { name: string; run: number; wait: number }[] = [];
   const rest = { name: 'every other thread (each under 5 % on a CPU)', run: 0, wait: 0 };

@@ -1,8 +1,9 @@
 // test/bench/profile.ts's summary: only samples inside the download window
 // count, idle does not, each sample is charged the time to the next one,
-// and a native function is shown under the JavaScript that called it.
+// and a native function is shown under the JavaScript that called it; the
+// per-thread table (on a CPU, waiting for one, asleep) from two schedstat readings.
 import { describe, expect, it } from 'vitest';
-import { formatGcTrace, summarise } from '../../bench/profile.js';
+import { formatGcTrace, formatThreadTimes, summarise, type ThreadTimes } from '../../bench/profile.js';
 
 const frame = (functionName: string, url = '', lineNumber = 0) => ({ functionName, url, lineNumber });
 
@@ -78,5 +79,32 @@ describe('--trace-gc summary', () => {
       '',
     ].join('\n');
     expect(formatGcTrace(junk, 1000).split('\n')).toHaveLength(1);
+  });
+});
+
+describe('per-thread times from schedstat', () => {
+  it('names the launcher thread, differences the two readings, derives asleep, sums small threads', () => {
+    const pid = 100;
+    const a: ThreadTimes = new Map([
+      [100, { run: 1, wait: 1 }],
+      [101, { run: 5, wait: 0 }],
+      [102, { run: 0, wait: 0 }],
+      [103, { run: 0, wait: 0 }],
+    ]);
+    // A 2 s download: the relay thread ran 1.2 s and waited 0.4 s, the launcher ran 1 s and waited 0.2 s,
+    // two helpers ran 0.05 s each (under 5 %); 104 started during the download.
+    const b: ThreadTimes = new Map([
+      [100, { run: 2, wait: 1.2 }],
+      [101, { run: 6.2, wait: 0.4 }],
+      [102, { run: 0.05, wait: 0.1 }],
+      [103, { run: 0.05, wait: 0 }],
+      [104, { run: 0.02, wait: 0 }],
+    ]);
+    const lines = formatThreadTimes(pid, a, b, 2000).split('\n');
+    expect(lines[0]).toContain('cores used: 1.16');
+    expect(lines[2]).toMatch(/^\s+60\.0 %\s+20\.0 %\s+20\.0 %\s+thread 101$/);
+    expect(lines[3]).toMatch(/^\s+50\.0 %\s+10\.0 %\s+40\.0 %\s+launcher thread/);
+    expect(lines[4]).toMatch(/^\s+6\.0 %\s+5\.0 %\s+every other thread/);
+    expect(lines).toHaveLength(5);
   });
 });
