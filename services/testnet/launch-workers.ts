@@ -17,7 +17,7 @@
 
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import { type ResourceLimits, Worker } from 'node:worker_threads';
 import { toHex } from '../core/bytes.js';
 import { ed25519PublicFromSeed } from '../core/crypto.js';
 import type { HostPort } from '../core/relay-pivot.js';
@@ -50,6 +50,11 @@ export function dealRelays(relays: number, workers: number): number[][] {
   const out: number[][] = Array.from({ length: Math.min(n, relays) }, () => []);
   for (let i = 0; i < relays; i++) out[i % out.length]?.push(i);
   return out;
+}
+
+/** An authority's thread carries no relay traffic: a smaller nursery (runtime/heap-flags.ts); relays keep V8's. */
+export function resourceLimitsFor(kind: NodeWorkerData['kind']): ResourceLimits {
+  return kind === 'authorities' ? { maxYoungGenerationSizeMb: AUTHORITY_YOUNG_GENERATION_MB } : {};
 }
 
 interface Running {
@@ -191,10 +196,11 @@ function spawnWorker(
 ): Running {
   // Relay traffic without a full collection every ~80 ms (runtime/heap-flags.ts).
   floorWorkerOldSpace();
-  // An authority's thread carries no relay traffic: a smaller nursery (runtime/heap-flags.ts).
-  const resourceLimits =
-    d.kind === 'authorities' ? { maxYoungGenerationSizeMb: AUTHORITY_YOUNG_GENERATION_MB } : {};
-  const worker = new Worker(workerEntry, { workerData: d, name: d.name, resourceLimits });
+  const worker = new Worker(workerEntry, {
+    workerData: d,
+    name: d.name,
+    resourceLimits: resourceLimitsFor(d.kind),
+  });
   const r: Running = { worker, exited: new Promise((res) => worker.once('exit', () => res())), failed: null };
   worker.on('message', (m: WorkerMessage) => {
     if (m.type === 'log') write(m.line);
