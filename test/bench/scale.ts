@@ -29,7 +29,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -169,6 +169,13 @@ interface SizeResult {
   onionOk: number;
   exitOk: number;
   fetchFailures: string[];
+  /**
+   * The launcher's open file descriptors (every node's sockets: relays and
+   * authorities share its one table) at the idle measurement and at most
+   * over the sample, against its soft RLIMIT_NOFILE: past it, dials and
+   * accepts fail with EMFILE.
+   */
+  fds?: { idle?: number; max: number; limit: number };
   /** With --load / --faults: what happened under them. */
   phase?: PhaseResult;
   error?: string;
@@ -245,6 +252,19 @@ async function workerMemory(name: string, hostPort: string): Promise<WorkerMemor
 function cpuSeconds(pid: number): number {
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
   return (Number(f[11]) + Number(f[12])) / TICK; // utime, stime (fields 14, 15)
+}
+
+function openFds(pid: number): number {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).length;
+  } catch {
+    return 0;
+  }
+}
+
+function fdLimitOf(pid: number): number {
+  const m = /^Max open files\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/limits`, 'utf8'));
+  return Number(m?.[1] ?? 0);
 }
 
 function rssMiB(pid: number): number {
@@ -521,6 +541,7 @@ async function runSize(relays: number): Promise<SizeResult> {
   const dataDir = await mkdtemp(join(os.tmpdir(), `shallot-scale-${relays}-`));
   const t0 = Date.now();
   const { child, out } = startUp(dataDir, relays, exits);
+  let fdTimer: NodeJS.Timeout | undefined;
   const pid = child.pid ?? 0;
   try {
     await new Promise<void>((res, rej) => {
@@ -533,6 +554,12 @@ async function runSize(relays: number): Promise<SizeResult> {
     log(`${relays} relays: usable in ${r.usableSec.toFixed(1)} s; sampling ${sampleSec} s`);
     const authMetrics = state.nodes.filter((n) => /^auth\d+$/.test(n.name)).map((n) => n.metrics ?? '');
     const uploads0 = (await scrape(authMetrics)).uploads;
+    const fds = { max: openFds(pid), limit: fdLimitOf(pid) };
+    r.fds = fds;
+    // Every 2 s, so a short peak under load is seen.
+    fdTimer = setInterval(() => {
+      fds.max = Math.max(fds.max, openFds(pid));
+    }, 2000);
     const cpu0 = cpuSeconds(pid);
     const sampleStart = Date.now();
     let lastValidAfter = 0;
@@ -576,6 +603,7 @@ async function runSize(relays: number): Promise<SizeResult> {
         r.idleCpuPercentOfCore = (100 * (cpuSeconds(pid) - cpu0)) / wall;
         r.rssMiB = rssMiB(pid);
         r.rssPerRelayMiB = r.rssMiB / relays;
+        if (r.fds) r.fds.idle = openFds(pid);
         const workers = await Promise.all(
           state.nodes.filter((n) => n.role === 'worker').map((n) => workerMemory(n.name, n.metrics ?? '')),
         );
@@ -613,6 +641,7 @@ async function runSize(relays: number): Promise<SizeResult> {
   } catch (e) {
     r.error = (e as Error).message;
   } finally {
+    clearInterval(fdTimer);
     const running = child.exitCode === null && child.signalCode === null;
     const exited = running ? new Promise<void>((res) => child.once('exit', () => res())) : Promise.resolve();
     if (running) child.kill('SIGINT');
@@ -701,6 +730,11 @@ async function main(): Promise<void> {
         `${fmt(r.uploadsPerRelayPerInterval, 3)} uploads/relay/interval idle, ` +
         `fetches onion ${r.onionOk}/20 exit ${r.exitOk}/20${r.error ? `; error: ${r.error}` : ''}`,
     );
+    if (r.fds)
+      log(
+        `  open fds: ${r.fds.idle ?? '-'} idle, ${r.fds.max} at most, of a soft limit of ${r.fds.limit}` +
+          `${r.fds.max >= r.fds.limit * 0.9 ? ' (NEAR THE LIMIT: dials and accepts fail with EMFILE past it)' : ''}`,
+      );
     if (r.memory)
       log(
         `  memory: ${r.memory.workers
