@@ -1,7 +1,8 @@
 /**
  * `npm run bench:scale` (issue 17): boots `shallot up` in its default mode
  * (worker threads, one per core) at each size and prints, per size: time to
- * usable, RSS total and per relay, idle CPU, the consensus's Running relay
+ * usable, RSS total and per relay, idle CPU, the launcher's open file
+ * descriptors against its soft limit, the consensus's Running relay
  * count sampled every voting interval (it must never drop below the size),
  * how long after valid-after each new consensus was served (the live cost
  * of voting), each authority's vote and consensus computation time (the
@@ -87,7 +88,8 @@ const keepData = args.includes('--keep-data');
 const HELP = `npm run bench:scale -- [options]   (node dist/test/bench/scale.js [options])
 
 Boots shallot up (worker threads) at each size and reports time to usable,
-RSS, idle CPU, the consensus's Running relays every voting interval, vote
+RSS, idle CPU, open file descriptors (idle, at most, and the soft limit every
+node shares), the consensus's Running relays every voting interval, vote
 and consensus compute time, then 20 onion + 20 exit fetches with digests
 checked. JSON to bench-results/scale-<time>.json; a failed size keeps its
 data dir (shallot.log, and with --load each run's JSON and output).
