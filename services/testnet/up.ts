@@ -8,6 +8,7 @@
 
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { judgeFdBudget, openFileLimit } from './fd-budget.js';
 import { checkShaping, type RunningNetwork, type UpOptions } from './launch.js';
 import { upInProcess } from './launch-in-process.js';
 import { upProcesses } from './launch-processes.js';
@@ -22,6 +23,10 @@ export async function up(o: UpOptions, progress: ProgressSink = new Progress()):
   if (o.relays < 3) throw new Error('--relays must be at least 3 (a circuit has three hops)');
   if (o.authorities < 1) throw new Error('--authorities must be at least 1');
   checkShaping(o);
+  // Relays sharing this process share its descriptor table (fd-budget.ts).
+  const fds = o.processPerNode ? null : judgeFdBudget(o.relays, openFileLimit());
+  if (fds?.verdict === 'refuse') throw new Error(fds.message);
+  if (fds?.verdict === 'warn') process.stderr.write(`${fds.message}\n`);
   // Before any key is read or made: the first authority takes a second or
   // more, and a silent start reads as a hang (issue 20 asks for a line within 2 s).
   progress.line(
