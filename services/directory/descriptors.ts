@@ -45,7 +45,7 @@ import {
   DescriptorRefusedError,
   type DescriptorStoreContext,
 } from './descriptor-options.js';
-import type { ProbeResult, ProbeTarget, ReachabilityTester } from './reachability.js';
+import { type ProbeResult, type ProbeTarget, type ReachabilityTester, whereOf } from './reachability.js';
 
 /** Measurements of a relay kept; their median is voted, so one noisy sample does not decide. */
 const MEASUREMENTS_KEPT = 3;
@@ -58,7 +58,6 @@ interface StoredDescriptor {
   verified: boolean;
 }
 
-const whereOf = (d: RelayDescriptor) => `${d.address}:${d.orPort}`;
 const probeTarget = (d: RelayDescriptor): ProbeTarget => ({
   nickname: d.nickname,
   identity: d.identity,
@@ -281,7 +280,7 @@ export class DescriptorStore {
         const target = probeTarget(d.desc);
         const raced = await Promise.race([tester.probe(target, true), late]);
         const id = toHex(d.desc.identity);
-        const now = this.descriptors.get(id);
+        const current = this.descriptors.get(id);
         // Never started (still waiting for a slot): untested this round, not
         // failed. C tor records only tests that ran (dirserv_orconn_tls_done
         // moves last_reachable forward; nothing moves it back); the backlog
@@ -289,7 +288,11 @@ export class DescriptorStore {
         // that stays untested. Nor does a test of an address the relay left
         // during the round count (C tor credits only the descriptor's address,
         // router_has_orport); its new address has its own test (admit).
-        if ((raced === 'late' && tester.isQueued(target)) || !now || whereOf(now.desc) !== whereOf(d.desc)) {
+        if (
+          (raced === 'late' && tester.isQueued(target)) ||
+          !current ||
+          whereOf(current.desc) !== whereOf(d.desc)
+        ) {
           untested++;
           return;
         }

@@ -113,7 +113,8 @@ class Slots {
   }
 }
 
-const whereOf = (t: ProbeTarget) => `${t.address}:${t.orPort}`;
+/** Where a relay says it listens: what a test, a held channel and a descriptor's verified address are keyed by. */
+export const whereOf = (t: ProbeTarget) => `${t.address}:${t.orPort}`;
 /** What one test is of: an identity at an address. */
 const testKey = (t: ProbeTarget) => `${toHex(t.identity)}@${whereOf(t)}`;
 

@@ -40,6 +40,7 @@ import { socksConnect } from '../../services/loadgen/socks-client.js';
 import { fetchConsensus } from '../../services/net/dir-client.js';
 import { NODE_PROCESS_ENV, NODE_PROCESS_HEAP_FLAGS } from '../../services/runtime/heap-flags.js';
 import { MAX_FAULT_SECONDS } from '../../services/testnet/fault.js';
+import { parseOpenFileLimit } from '../../services/testnet/fd-budget.js';
 import type { NetworkState } from '../../services/testnet/state.js';
 import {
   allowedFailureShare,
@@ -264,9 +265,9 @@ function openFds(pid: number): number {
   }
 }
 
+/** The soft open-file limit of `pid` (0 when unlimited), as `shallot up` reads its own (fd-budget.ts). */
 function fdLimitOf(pid: number): number {
-  const m = /^Max open files\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/limits`, 'utf8'));
-  return Number(m?.[1] ?? 0);
+  return parseOpenFileLimit(readFileSync(`/proc/${pid}/limits`, 'utf8')) ?? 0;
 }
 
 function rssMiB(pid: number): number {
