@@ -42,6 +42,7 @@ import { NODE_PROCESS_ENV, NODE_PROCESS_HEAP_FLAGS } from '../../services/runtim
 import { MAX_FAULT_SECONDS } from '../../services/testnet/fault.js';
 import { parseOpenFileLimit } from '../../services/testnet/fd-budget.js';
 import type { NetworkState } from '../../services/testnet/state.js';
+import { processCpuSeconds } from './proc-stat.js';
 import {
   allowedFailureShare,
   type CircuitOutcomes,
@@ -134,7 +135,6 @@ if (args.includes('--help') || args.includes('-h')) {
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, here.split('/').includes('dist') ? '../../..' : '../..');
-const TICK = 100; // /proc/<pid>/stat clock ticks per second (USER_HZ on Linux)
 
 interface SizeResult {
   relays: number;
@@ -250,11 +250,6 @@ async function workerMemory(name: string, hostPort: string): Promise<WorkerMemor
     heapUsedMiB: get('nodejs_heap_size_used_bytes'),
     externalMiB: get('nodejs_external_memory_bytes'),
   };
-}
-
-function cpuSeconds(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-  return (Number(f[11]) + Number(f[12])) / TICK; // utime, stime (fields 14, 15)
 }
 
 function openFds(pid: number): number {
@@ -398,7 +393,7 @@ async function startPhase(
   const durationSec = Math.max(Math.round(intervalSec), Math.round((sampleEndMs - startMs) / 1000));
   const p: Phase = {
     startMs,
-    cpu0: cpuSeconds(pid),
+    cpu0: processCpuSeconds(pid),
     circuits0: await scrapeMetrics(launcherMetrics(state), 10_000),
     samples: [],
     fetchFailures: 0,
@@ -511,7 +506,7 @@ async function finishPhase(
     load: loads,
     allowedFailureShare: allowed,
     circuits: circuitOutcomes(p.circuits0, circuits1),
-    cpuPercentOfCore: (100 * (cpuSeconds(pid) - p.cpu0)) / ((endMs - p.startMs) / 1000),
+    cpuPercentOfCore: (100 * (processCpuSeconds(pid) - p.cpu0)) / ((endMs - p.startMs) / 1000),
     rssMiB: rssMiB(pid),
     planned: p.planned,
     pauseSec: p.pauseSec,
@@ -563,7 +558,7 @@ async function runSize(relays: number): Promise<SizeResult> {
     fdTimer = setInterval(() => {
       fds.max = Math.max(fds.max, openFds(pid));
     }, 2000);
-    const cpu0 = cpuSeconds(pid);
+    const cpu0 = processCpuSeconds(pid);
     const sampleStart = Date.now();
     let lastValidAfter = 0;
     let idleMeasured = false;
@@ -603,7 +598,7 @@ async function runSize(relays: number): Promise<SizeResult> {
       r.notRunning.push(m.notRunning);
       if (!idleMeasured && Date.now() - sampleStart >= idleSec * 1000) {
         const wall = (Date.now() - sampleStart) / 1000;
-        r.idleCpuPercentOfCore = (100 * (cpuSeconds(pid) - cpu0)) / wall;
+        r.idleCpuPercentOfCore = (100 * (processCpuSeconds(pid) - cpu0)) / wall;
         r.rssMiB = rssMiB(pid);
         r.rssPerRelayMiB = r.rssMiB / relays;
         if (r.fds) r.fds.idle = openFds(pid);

@@ -28,8 +28,7 @@
  * relays' shallot_relay_stream_send_blocked_seconds_total. A share near 1
  * means the window, not CPU, sets the rate (issue 16).
  */
-import { execFileSync, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
@@ -50,6 +49,7 @@ import { socksConnect } from '../helpers/socks-client.js';
 import { upReadmeNetwork } from '../helpers/testnet.js';
 import { collectOutput, smallUpArgs, waitUpReady } from '../helpers/up-cli.js';
 import { type BenchResult, fromLatencies } from './harness.js';
+import { processCpuSeconds } from './proc-stat.js';
 
 const MiB = 1024 * 1024;
 
@@ -66,16 +66,6 @@ export interface ThroughputOptions {
 }
 
 const PARALLEL = 8;
-
-let clockTicks: number | undefined;
-/** CPU seconds (user + system) of a live process, from /proc/<pid>/stat. */
-function processCpuSeconds(pid: number): number {
-  clockTicks ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) / clockTicks;
-}
 
 /** CPU seconds of every process of the run (`all`), and of this one alone (`self`). */
 function cpuSecondsOf(net: RunningNetwork): { all: number; self: number } {

@@ -1,0 +1,29 @@
+/**
+ * CPU seconds a process has spent, from Linux's /proc/<pid>/stat (proc(5):
+ * utime and stime, fields 14 and 15, in clock ticks), for the benches that
+ * count the CPU of the node processes they start (throughput.ts, scale.ts).
+ *
+ * Design notes: the fields are counted after the last ')' because the
+ * command name (field 2) is parenthesised and may itself hold spaces and
+ * parentheses. Ticks per second are `getconf CLK_TCK` (USER_HZ, 100 on
+ * every Linux we run on), read once.
+ *
+ * Not in this module: the bench's own CPU (process.cpuUsage()), memory.
+ */
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+
+let clockTicks: number | undefined;
+
+/** utime + stime of a /proc/<pid>/stat line, in seconds at `ticksPerSecond`. */
+export function cpuSecondsFromStat(stat: string, ticksPerSecond: number): number {
+  // Fields after the parenthesised command name: state is field 3, so utime (14) and stime (15) are [11] and [12].
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / ticksPerSecond;
+}
+
+/** CPU seconds (user + system) process `pid` has spent so far. */
+export function processCpuSeconds(pid: number): number {
+  clockTicks ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  return cpuSecondsFromStat(readFileSync(`/proc/${pid}/stat`, 'utf8'), clockTicks);
+}

@@ -1,0 +1,30 @@
+// test/bench/proc-stat.ts: utime + stime from a /proc/<pid>/stat line
+// (proc(5) fields 14 and 15), counted after the last ')' so a command name
+// holding spaces and parentheses does not shift them.
+import { describe, expect, it } from 'vitest';
+import { cpuSecondsFromStat, processCpuSeconds } from '../../bench/proc-stat.js';
+
+/** A stat line: pid, (comm), state, then fields 4..13 as 0, utime, stime, and a tail. */
+const statLine = (comm: string, utime: number, stime: number) =>
+  `4242 (${comm}) S ${Array(10).fill('7').join(' ')} ${utime} ${stime} 3 4 20 0 1 0\n`;
+
+describe('cpuSecondsFromStat', () => {
+  it('adds utime and stime at the clock rate', () => {
+    expect(cpuSecondsFromStat(statLine('node', 250, 50), 100)).toBe(3);
+    expect(cpuSecondsFromStat(statLine('node', 250, 50), 1000)).toBe(0.3);
+  });
+
+  it('is not misled by a command name with spaces and parentheses', () => {
+    expect(cpuSecondsFromStat(statLine('a) b (c) d', 120, 30), 100)).toBe(1.5);
+  });
+});
+
+describe('processCpuSeconds', () => {
+  it('reads this process: a finite count that does not go back', () => {
+    const a = processCpuSeconds(process.pid);
+    const b = processCpuSeconds(process.pid);
+    expect(Number.isFinite(a)).toBe(true);
+    expect(a).toBeGreaterThan(0);
+    expect(b).toBeGreaterThanOrEqual(a);
+  });
+});
