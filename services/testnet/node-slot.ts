@@ -3,8 +3,9 @@
  * authority, an onion-service instance) as a fault target (fault.ts):
  * stopped cleanly, killed, or started again as a new object built the way
  * the first one was (same keys, name and port), as `--process-per-node`
- * starts a node again from its arguments. Relays have their own slot
- * (relay-slot.ts: onion roles and re-entry ports survive a restart).
+ * starts a node again from its arguments. A relay's slot (relay-slot.ts)
+ * is one of these around a relay and its onion roles, adding what a relay
+ * keeps across a restart (its port, re-entry ports, rotated keys).
  *
  * Design notes: a thread cannot lose its process, so a kill does what a
  * node's peers see when its process dies: every link named after it drops
@@ -21,6 +22,11 @@ import { dropLinksOf } from '../net/link-faults.js';
 export interface SlotNode {
   start(): Promise<unknown>;
   stop(): Promise<void>;
+  /**
+   * What undoes a start that threw, when that is not stop() (the default;
+   * its error is ignored, the start's is the one thrown).
+   */
+  abandon?(): Promise<void> | void;
 }
 
 export class NodeSlot<T extends SlotNode> {
@@ -46,7 +52,8 @@ export class NodeSlot<T extends SlotNode> {
       await n.start();
     } catch (e) {
       this.current = null;
-      await n.stop().catch(() => {});
+      if (n.abandon) await n.abandon();
+      else await n.stop().catch(() => {});
       throw e;
     }
     return n;

@@ -183,4 +183,18 @@ describe('NodeSlot', () => {
     fail = false;
     expect((await slot.start()).running).toBe(true);
   });
+
+  it("a start that fails is undone by the node's abandon() when it has one, else by its stop()", async () => {
+    const undone: string[] = [];
+    const failing = (abandon: boolean) => {
+      const n: FakeNode & { abandon?: () => void } = new FakeNode(true);
+      n.stop = async () => void undone.push('stop');
+      if (abandon) n.abandon = () => void undone.push('abandon');
+      return n;
+    };
+    await expect(new NodeSlot('relay1', () => failing(true)).start()).rejects.toThrow('port taken');
+    expect(undone).toEqual(['abandon']);
+    await expect(new NodeSlot('auth1', () => failing(false)).start()).rejects.toThrow('port taken');
+    expect(undone).toEqual(['abandon', 'stop']);
+  });
 });
