@@ -6,7 +6,7 @@
  * value (TLSSECRETS), 24 random bytes and the signature over all of it.
  *
  * Not in this module: the AUTHENTICATE cell around it (cells.ts), computing
- * and checking the fields (net/channel.ts).
+ * and checking the fields (net/link-auth.ts).
  */
 import { ByteReader, ByteWriter, fromUtf8 } from './bytes.js';
 import { InvalidError, TruncatedError } from './errors.js';

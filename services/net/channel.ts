@@ -16,9 +16,8 @@
  *   identity against the one we dialled; a mismatch closes the link.
  *   AUTHENTICATE (type 3, Ed25519-SHA256-RFC5705) binds the initiator the
  *   same way through the TLS exporter.
- * - Deviation: Shallot relays have no RSA. CID/SID in AUTHENTICATE are
- *   SHA-256 of the Ed25519 identities. TLSSECRETS's exporter context is CID,
- *   as C tor and arti compute it (tor-spec says the Ed25519 identity). Dialling a C tor relay with its
+ * - Deviation: Shallot relays have no RSA (AUTHENTICATE's fields:
+ *   link-auth.ts). Dialling a C tor relay with its
  *   legacy id, the initiator also checks its RSA identity (CERTS types 2
  *   and 7, rsa-link-certs.ts). On plain `ws` (debugging only) there is no TLS session:
  *   SCERT and TLSSECRETS are zero and cert type 5 is not checked, so plain
@@ -27,11 +26,10 @@
  *   toward the peer are capped; exceeding them closes what must close.
  *
  * Not in this module: splitting bytes into cells (cell-reader.ts), the
- * CERTS checks, limits and transcript shared by both sides (link-handshake.ts).
+ * CERTS checks, limits and transcript shared by both sides (link-handshake.ts),
+ * AUTHENTICATE's fields and signature (link-auth.ts).
  */
 
-import { type Auth3Body, auth3SignedPart, decodeAuth3Body, encodeAuth3Body } from '../core/auth3.js';
-import { equalBytes } from '../core/bytes.js';
 import {
   CELL_BODY_LEN,
   type Cell,
@@ -46,20 +44,18 @@ import {
   type LinkMessage,
   reserveFixedCell,
 } from '../core/cells.js';
-import { ctEqual, ed25519Sign, ed25519Verify, type Rng, sha256 } from '../core/crypto.js';
+import { type Rng, sha256 } from '../core/crypto.js';
 import { CertType } from '../core/ed-cert.js';
 import { isDecodeError } from '../core/errors.js';
 import type { CellReader } from './cell-reader.js';
+import { signAuthenticate, verifyAuthenticate } from './link-auth.js';
 import {
   AUTH_METHOD_ED25519_SHA256_RFC5705,
   addrFor,
   ChannelError,
   type ChannelLimits,
-  certsByType,
-  checkIdentityCert,
-  checkRsaIdentity,
-  checkSignedCert,
-  EXPORTER_LABEL,
+  checkInitiatorCerts,
+  checkResponderCerts,
   expectMessage,
   LINK_VERSIONS,
   readVersions,
@@ -176,24 +172,12 @@ export class Channel extends TypedEmitter<ChannelEvents> {
 
       const certsCell = await reader.next();
       received.push(certsCell.raw);
-      const certs = certsByType(expectMessage(certsCell.cell, 'CERTS').certs);
-      const { cert: idCert, identity } = checkIdentityCert(certs.get(CertType.IDENTITY_V_SIGNING), now());
-      if (!equalBytes(identity, opts.expectedIdentity)) {
-        throw new ChannelError('identity', 'peer identity is not the one we dialled');
-      }
-      if (opts.expectedLegacyId) checkRsaIdentity(certs, identity, opts.expectedLegacyId, now());
-      const peerTlsCert = link.tlsBinding?.peerCertificate() ?? null;
-      if (link.tlsBinding) {
-        const tlsCert = checkSignedCert(
-          certs.get(CertType.SIGNING_V_TLS_CERT),
-          CertType.SIGNING_V_TLS_CERT,
-          idCert.certifiedKey,
-          now(),
-        );
-        if (!peerTlsCert || !ctEqual(tlsCert.certifiedKey, sha256(peerTlsCert))) {
-          throw new ChannelError('identity', 'TLS certificate is not the one the peer certified');
-        }
-      }
+      const { identity, tlsCert: peerTlsCert } = checkResponderCerts(
+        expectMessage(certsCell.cell, 'CERTS').certs,
+        { identity: opts.expectedIdentity, legacyId: opts.expectedLegacyId },
+        link.tlsBinding,
+        now,
+      );
       const challengeCell = await reader.next();
       received.push(challengeCell.raw);
       const challenge = expectMessage(challengeCell.cell, 'AUTH_CHALLENGE');
@@ -214,31 +198,19 @@ export class Channel extends TypedEmitter<ChannelEvents> {
           },
           version,
         );
-        const clog = sha256(...sent);
-        const cid = sha256(k.identity.public);
-        const fields: Auth3Body = {
-          cid,
-          sid: sha256(identity),
-          cidEd: k.identity.public,
-          sidEd: identity,
+        const context = {
+          initiator: k.identity.public,
+          responder: identity,
           slog,
-          clog,
-          scert: peerTlsCert ? sha256(peerTlsCert) : new Uint8Array(32),
-          // The exporter's context is CID, as C tor (relay_handshake.c) and arti do; tor-spec's
-          // sentence naming the Ed25519 identity disagrees with both.
-          tlsSecrets: link.tlsBinding
-            ? link.tlsBinding.exportKeyingMaterial(32, EXPORTER_LABEL, cid)
-            : new Uint8Array(32),
-          rand: rng(24),
-          sig: new Uint8Array(64),
+          clog: sha256(...sent),
+          responderTlsCert: peerTlsCert,
+          tls: link.tlsBinding,
         };
-        const unsigned = encodeAuth3Body(fields);
-        fields.sig = ed25519Sign(k.auth.seed, auth3SignedPart(unsigned));
         send(
           {
             type: 'AUTHENTICATE',
             authType: AUTH_METHOD_ED25519_SHA256_RFC5705,
-            authBody: encodeAuth3Body(fields),
+            authBody: signAuthenticate(context, k.auth.seed, rng),
           },
           version,
         );
@@ -287,38 +259,23 @@ export class Channel extends TypedEmitter<ChannelEvents> {
       let next = await reader.next();
       if (next.cell.command === CellCommand.CERTS) {
         const clog = sha256(...received, next.raw);
-        const peerCerts = certsByType(expectMessage(next.cell, 'CERTS').certs);
-        const { cert: idCert, identity } = checkIdentityCert(
-          peerCerts.get(CertType.IDENTITY_V_SIGNING),
-          now(),
-        );
-        const authCert = checkSignedCert(
-          peerCerts.get(CertType.SIGNING_V_LINK_AUTH),
-          CertType.SIGNING_V_LINK_AUTH,
-          idCert.certifiedKey,
-          now(),
-        );
+        const { identity, authKey } = checkInitiatorCerts(expectMessage(next.cell, 'CERTS').certs, now);
         const authCell = await reader.next();
         const auth = expectMessage(authCell.cell, 'AUTHENTICATE');
         if (auth.authType !== AUTH_METHOD_ED25519_SHA256_RFC5705) {
           throw new ChannelError('protocol', `unsupported AUTHENTICATE type ${auth.authType}`);
         }
-        const f = decodeAuth3Body(auth.authBody);
-        const expectScert = link.tlsBinding ? sha256(k.tlsCertDer) : new Uint8Array(32);
-        const expectSecrets = link.tlsBinding
-          ? link.tlsBinding.exportKeyingMaterial(32, EXPORTER_LABEL, sha256(identity))
-          : new Uint8Array(32);
-        const ok =
-          ctEqual(f.cid, sha256(identity)) &&
-          ctEqual(f.sid, sha256(k.identity.public)) &&
-          ctEqual(f.cidEd, identity) &&
-          ctEqual(f.sidEd, k.identity.public) &&
-          ctEqual(f.slog, slog) &&
-          ctEqual(f.clog, clog) &&
-          ctEqual(f.scert, expectScert) &&
-          ctEqual(f.tlsSecrets, expectSecrets) &&
-          ed25519Verify(authCert.certifiedKey, auth3SignedPart(auth.authBody), f.sig);
-        if (!ok) throw new ChannelError('identity', 'AUTHENTICATE did not verify');
+        const context = {
+          initiator: identity,
+          responder: k.identity.public,
+          slog,
+          clog,
+          responderTlsCert: link.tlsBinding ? k.tlsCertDer : null,
+          tls: link.tlsBinding,
+        };
+        if (!verifyAuthenticate(auth.authBody, context, authKey)) {
+          throw new ChannelError('identity', 'AUTHENTICATE did not verify');
+        }
         peerIdentity = identity;
         next = await reader.next();
       }

@@ -2,33 +2,33 @@
  * The pieces of the link handshake (tor-spec §4) both ends share: the link
  * versions we speak (§4.1 VERSIONS), the channel's limits and error, the
  * CERTS checks (§4.2: Ed25519 identity -> signing -> TLS link or
- * AUTHENTICATE key; a C tor relay's RSA identity, types 2 and 7), the
+ * AUTHENTICATE key; a C tor relay's RSA identity, types 2 and 7), each
+ * end's check of the other's CERTS cell built from them, the
  * handshake's transcript keeping for AUTHENTICATE (§4.4.1 SLOG/CLOG), and
  * the timeout around it all.
  *
  * Not in this module: the order of the handshake's cells for each side
  * (channel.ts `initiate`, `respond`), splitting bytes into cells
- * (cell-reader.ts).
+ * (cell-reader.ts), AUTHENTICATE's fields and signature (link-auth.ts).
  */
 import { equalBytes } from '../core/bytes.js';
 import {
   type Cell,
+  type CertEntry,
   decodeLinkMessage,
   encodeCell,
   encodeLinkMessage,
   type LinkMessage,
 } from '../core/cells.js';
-import { type Rng, randomBytes } from '../core/crypto.js';
+import { ctEqual, type Rng, randomBytes, sha256 } from '../core/crypto.js';
 import { CertType, decodeEdCert, type EdCert, verifyEdCert } from '../core/ed-cert.js';
 import { CryptoError, isDecodeError, ShallotError } from '../core/errors.js';
 import { RsaCertType, verifyRsaIdentity } from '../core/rsa-link-certs.js';
 import { CellReader } from './cell-reader.js';
-import type { Link } from './transport.js';
+import type { Link, TlsBinding } from './transport.js';
 
 export const LINK_VERSIONS = [4, 5];
 export const AUTH_METHOD_ED25519_SHA256_RFC5705 = 3;
-/** tor-spec §4.4.1: the TLS exporter label of TLSSECRETS. */
-export const EXPORTER_LABEL = 'EXPORTER FOR TOR TLS CLIENT BINDING AUTH0003';
 
 export interface ChannelLimits {
   maxCircuits: number;
@@ -112,6 +112,59 @@ export function checkSignedCert(
     throw new ChannelError('protocol', `certificate type ${cert.certType}, want ${type}`);
   verifyEdCert(cert, { signingKey, now: nowMs });
   return cert;
+}
+
+/**
+ * The initiator's check of the responder's CERTS (§4.2): the identity ->
+ * signing chain names the identity we dialled (and, dialling a C tor relay,
+ * its RSA legacy id); with TLS, type 5 certifies the certificate the TLS
+ * session actually presented. Returns that identity and certificate.
+ */
+export function checkResponderCerts(
+  entries: CertEntry[],
+  want: { identity: Uint8Array; legacyId?: Uint8Array | undefined },
+  tls: TlsBinding | null,
+  now: () => number,
+): { identity: Uint8Array; tlsCert: Uint8Array | null } {
+  const certs = certsByType(entries);
+  const { cert: idCert, identity } = checkIdentityCert(certs.get(CertType.IDENTITY_V_SIGNING), now());
+  if (!equalBytes(identity, want.identity)) {
+    throw new ChannelError('identity', 'peer identity is not the one we dialled');
+  }
+  if (want.legacyId) checkRsaIdentity(certs, identity, want.legacyId, now());
+  const tlsCert = tls?.peerCertificate() ?? null;
+  if (tls) {
+    const certified = checkSignedCert(
+      certs.get(CertType.SIGNING_V_TLS_CERT),
+      CertType.SIGNING_V_TLS_CERT,
+      idCert.certifiedKey,
+      now(),
+    );
+    if (!tlsCert || !ctEqual(certified.certifiedKey, sha256(tlsCert))) {
+      throw new ChannelError('identity', 'TLS certificate is not the one the peer certified');
+    }
+  }
+  return { identity, tlsCert };
+}
+
+/**
+ * The responder's check of an authenticating initiator's CERTS (§4.2):
+ * identity -> signing -> AUTHENTICATE key (type 6). Returns the identity and
+ * the key its AUTHENTICATE must be signed with.
+ */
+export function checkInitiatorCerts(
+  entries: CertEntry[],
+  now: () => number,
+): { identity: Uint8Array; authKey: Uint8Array } {
+  const certs = certsByType(entries);
+  const { cert: idCert, identity } = checkIdentityCert(certs.get(CertType.IDENTITY_V_SIGNING), now());
+  const authCert = checkSignedCert(
+    certs.get(CertType.SIGNING_V_LINK_AUTH),
+    CertType.SIGNING_V_LINK_AUTH,
+    idCert.certifiedKey,
+    now(),
+  );
+  return { identity, authKey: authCert.certifiedKey };
 }
 
 export type MessageOf<T extends LinkMessage['type']> = Extract<LinkMessage, { type: T }>;
