@@ -7,6 +7,7 @@
  *   descriptor-options.ts  its options and refusals
  *   authority-metrics.ts   consensus series and refusal counts
  *   round.ts         votes and signatures per round, when to publish (pure)
+ *   schedule.ts      the first round, the steps' timers
  *   http.ts          the DirPort's routes and body limits
  *   peers.ts         pushing and pulling votes and signatures
  *   config.ts        options, the schedule's delays, the authority set
@@ -81,6 +82,7 @@ import {
 import { PeerExchange } from './peers.js';
 import { ReachabilityTester } from './reachability.js';
 import { VotingRounds } from './round.js';
+import { firstValidAfter, StepTimers } from './schedule.js';
 import { SharedRandomState } from './sr-state.js';
 
 export class DirectoryAuthority {
@@ -98,7 +100,7 @@ export class DirectoryAuthority {
   private readonly rounds: VotingRounds;
   private readonly exchange: PeerExchange;
   private server: http.Server | null = null;
-  private timers = new Set<NodeJS.Timeout>();
+  private readonly steps: StepTimers;
   private stopped = false;
   private boundPort = 0;
 
@@ -113,6 +115,7 @@ export class DirectoryAuthority {
     this.log = components.logger.child(`dirauth ${this.name}`);
     this.metrics = metricsFor(components.registry).directory;
     this.timing = resolveTiming(opts);
+    this.steps = new StepTimers({ now: this.now, log: this.log, stopped: () => this.stopped });
     const { peers, authorityIds, selfListed } = resolveAuthorities(opts.peers, this.identityHex);
     if (!selfListed) {
       this.log.warn('own identity is not in the authority list; adding it', { identity: this.identityHex });
@@ -210,10 +213,8 @@ export class DirectoryAuthority {
           })
         : null,
     );
-    this.scheduleRound(this.firstValidAfter());
-    const ageTimer = setInterval(() => this.updateAgeMetric(), 1000);
-    ageTimer.unref();
-    this.timers.add(ageTimer);
+    this.scheduleRound(firstValidAfter(this.now(), this.timing));
+    this.steps.every(1000, () => this.updateAgeMetric());
     this.log.info('authority listening', {
       url: this.url,
       identity: this.identityHex,
@@ -224,8 +225,7 @@ export class DirectoryAuthority {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    for (const t of this.timers) clearTimeout(t);
-    this.timers.clear();
+    this.steps.clear();
     this.descriptors.close();
     const server = this.server;
     this.server = null;
@@ -238,40 +238,19 @@ export class DirectoryAuthority {
   }
 
   // -------------------------------------------------------------------------
-  // Schedule
-
-  /** The first VA that leaves the vote and distribution delays from now (dir-spec §1.4). */
-  private firstValidAfter(): number {
-    const earliest = this.now() + this.timing.voteDelayMs + this.timing.distDelayMs;
-    return Math.ceil(earliest / this.timing.intervalMs) * this.timing.intervalMs;
-  }
-
-  private at(timeMs: number, fn: () => Promise<void> | void): void {
-    if (this.stopped) return;
-    const t = setTimeout(
-      () => {
-        this.timers.delete(t);
-        if (this.stopped) return;
-        Promise.resolve()
-          .then(fn)
-          .catch((e: unknown) => this.log.error('scheduled step failed', { error: (e as Error).message }));
-      },
-      Math.max(0, timeMs - this.now()),
-    );
-    this.timers.add(t);
-  }
+  // Schedule (its timers: schedule.ts)
 
   private scheduleRound(va: number): void {
     // After a stall (suspended process, blocked loop) skip rounds we can no longer vote in.
     if (this.now() > va - this.timing.distDelayMs) {
-      const next = this.firstValidAfter();
+      const next = firstValidAfter(this.now(), this.timing);
       this.log.warn('missed a voting round', { validAfter: new Date(va).toISOString() });
       va = next;
     }
     this.rounds.prepare(va);
-    this.at(va - this.timing.voteDelayMs - this.timing.distDelayMs, () => this.voteStep(va));
-    this.at(va - this.timing.distDelayMs, () => this.consensusStep(va));
-    this.at(va, async () => {
+    this.steps.at(va - this.timing.voteDelayMs - this.timing.distDelayMs, () => this.voteStep(va));
+    this.steps.at(va - this.timing.distDelayMs, () => this.consensusStep(va));
+    this.steps.at(va, async () => {
       this.scheduleRound(va + this.timing.intervalMs);
       await this.publishStep(va);
     });

@@ -24,7 +24,7 @@
  * (decodeVote) or here by their signature alone (`consensusSignatureValid`).
  *
  * Not in this module: computing the consensus (core/dir/voting.ts), the
- * schedule (authority.ts), the shared-random state (sr-state.ts).
+ * schedule (authority.ts, schedule.ts), the shared-random state (sr-state.ts).
  */
 import { fromHex, toHex } from '../core/bytes.js';
 import {
