@@ -22,7 +22,8 @@
  *   authority's observed uptime, credible bandwidth and AuthDirMaxServersPerAddr.
  *
  * Not in this module: options and refusals (descriptor-options.ts), the
- * rules themselves (admission.ts, core/dir/flags.ts),
+ * rules themselves (admission.ts, core/dir/flags.ts), the bandwidth
+ * measurements kept (measurements.ts),
  * the probe (reachability.ts), the vote around the entries (authority.ts).
  */
 import { compareBytes, toHex } from '../core/bytes.js';
@@ -30,7 +31,6 @@ import { descriptorDigest, type RelayDescriptor, verifyRelayDescriptor } from '.
 import { MAX_DESCRIPTOR_BYTES, MAX_RELAYS } from '../core/dir/fields.js';
 import { assignFlags, credibleBandwidth, voteRelayFromDescriptor } from '../core/dir/flags.js';
 import type { VoteRelay } from '../core/dir/relay-entry.js';
-import { lowMedian } from '../core/dir/voting.js';
 import { ShallotError } from '../core/errors.js';
 import {
   DEFAULT_MAX_SERVERS_PER_ADDR,
@@ -45,10 +45,8 @@ import {
   DescriptorRefusedError,
   type DescriptorStoreContext,
 } from './descriptor-options.js';
+import { RelayMeasurements } from './measurements.js';
 import { type ProbeResult, type ProbeTarget, type ReachabilityTester, whereOf } from './reachability.js';
-
-/** Measurements of a relay kept; their median is voted, so one noisy sample does not decide. */
-const MEASUREMENTS_KEPT = 3;
 
 interface StoredDescriptor {
   desc: RelayDescriptor;
@@ -74,16 +72,22 @@ export class DescriptorStore {
   /** address:orPort -> id of the verified relay there. */
   private readonly verifiedAt = new Map<string, string>();
   private readonly history = new RunHistory();
-  /** The last MEASUREMENTS_KEPT measurements of each relay (the vote carries their median). */
-  private readonly measured = new Map<string, { samples: number[]; atMs: number }>();
-  private readonly measuring = new Set<string>();
+  private readonly bandwidth: RelayMeasurements;
   /** Ids whose reachability test (admit) is running. */
   private readonly admitting = new Set<string>();
   /** Null: no reachability tests, every valid descriptor is voted on. */
   private tester: ReachabilityTester | null = null;
   private stopped = false;
 
-  constructor(private readonly ctx: DescriptorStoreContext) {}
+  constructor(private readonly ctx: DescriptorStoreContext) {
+    this.bandwidth = new RelayMeasurements({
+      now: ctx.now,
+      metrics: ctx.metrics,
+      name: ctx.name,
+      intervalMs: ctx.intervalMs,
+      relayCount: () => this.descriptors.size,
+    });
+  }
 
   /** (Re)starts with `tester` (null: no reachability tests); stored descriptors are kept. */
   open(tester: ReachabilityTester | null): void {
@@ -202,7 +206,7 @@ export class DescriptorStore {
     if (old && this.verifiedAt.get(whereOf(old.desc)) === id) this.verifiedAt.delete(whereOf(old.desc));
     this.descriptors.delete(id);
     this.unverified.delete(id);
-    this.measured.delete(id);
+    this.bandwidth.forget(id);
     this.history.forget(id);
     this.tester?.forget(id);
     this.ctx.metrics.unverifiedDescriptors.set({ authority: this.ctx.name }, this.unverified.size);
@@ -327,43 +331,20 @@ export class DescriptorStore {
 
   /**
    * Measures `id` (reachability.ts) unless a measurement is in flight or
-   * fresh; a failed one is retried at the next vote.
+   * fresh (measurements.ts); a failed one is retried at the next vote.
    */
   private async measure(id: string, s: StoredDescriptor): Promise<void> {
     const tester = this.tester;
-    const have = this.measured.get(id);
-    if (!tester || this.measuring.has(id)) return;
-    if (have && this.ctx.now() - have.atMs < this.remeasureMs) return;
-    this.measuring.add(id);
-    try {
-      const bw = await tester.measure(probeTarget(s.desc));
-      this.ctx.metrics.bandwidthMeasurements.inc({
-        authority: this.ctx.name,
-        result: bw === undefined ? 'failed' : 'ok',
-      });
-      if (bw !== undefined && this.descriptors.get(id) === s) {
-        const samples = [...(have?.samples ?? []), bw].slice(-MEASUREMENTS_KEPT);
-        this.measured.set(id, { samples, atMs: this.ctx.now() });
-      }
-    } finally {
-      this.measuring.delete(id);
-    }
+    if (!tester) return;
+    await this.bandwidth.measure(
+      id,
+      () => tester.measure(probeTarget(s.desc)),
+      () => this.descriptors.get(id) === s,
+    );
   }
 
   private get measures(): boolean {
     return this.tester !== null && (this.ctx.opts.measureBandwidth ?? true);
-  }
-
-  /**
-   * How often a relay is re-measured: every two voting intervals in a small
-   * network, less often in a large one so the scanner moves at most
-   * MEASURE_BYTES a second (64 KiB/s) per authority. Re-measuring is the
-   * larger part of an idle network's work (issue 17: 12 one-hop circuits
-   * and fetches a second at 1,000 relays with 250 ms); sbws, the scanner
-   * C tor's bandwidth authorities read, measures each relay every few hours.
-   */
-  private get remeasureMs(): number {
-    return Math.max(2 * this.ctx.intervalMs, 1000 * this.descriptors.size);
   }
 
   /**
@@ -387,8 +368,8 @@ export class DescriptorStore {
     // advertises, so a lower BandwidthRate lowers the weight (issue 18).
     const claimed = new Map(descs.map((d) => [toHex(d.desc.identity), credibleBandwidth(d.desc.bandwidth)]));
     const measuredOf = (id: string) => {
-      const m = this.measures ? this.measured.get(id) : undefined;
-      return m ? Math.min(lowMedian(m.samples), claimed.get(id) ?? Number.POSITIVE_INFINITY) : undefined;
+      const m = this.measures ? this.bandwidth.median(id) : undefined;
+      return m !== undefined ? Math.min(m, claimed.get(id) ?? Number.POSITIVE_INFINITY) : undefined;
     };
     if (this.measures) for (const d of descs) void this.measure(toHex(d.desc.identity), d);
     const uptimeOf = (d: StoredDescriptor) =>
