@@ -7,7 +7,8 @@
  * that opens later is closed. A missing consensus or a path that cannot
  * exist fails at once: another attempt would meet the same.
  *
- * Not in this module: one attempt (circuit-manager.ts buildOnce).
+ * Not in this module: one attempt (circuit-manager.ts buildOnce) and its
+ * timers (build-deadlines.ts).
  */
 import { DestroyReason, destroyReasonName } from '../core/cells.js';
 import { ShallotError } from '../core/errors.js';

@@ -14,8 +14,9 @@
  * close (circuit-lifetimes.ts: MaxCircuitDirtiness, idle timeout, retiring,
  * pre-building), the guard state on disk (guard-store.ts), which relays
  * stopped answering (relay-liveness.ts), racing attempts for one request
- * (build-race.ts), what a built circuit counts (build-metrics.ts), options
- * and defaults (circuit-options.ts).
+ * (build-race.ts), one attempt's timers (build-deadlines.ts), what a built
+ * circuit counts (build-metrics.ts), options and defaults
+ * (circuit-options.ts), the layer-2 vanguard set (layer2-vanguards.ts).
  *
  * Build timeouts (core/cbt.ts): a build past the learned timeout is counted
  * and another build is launched beside it (a different guard when the first
@@ -28,7 +29,7 @@
  * channel takes no new stream.
  *
  * Vanguards-lite (`vanguardsLite`, prop 333): onion-service circuits take
- * their second hop from a set of 4 layer-2 relays (core/vanguards.ts) and
+ * their second hop from a set of 4 layer-2 relays (layer2-vanguards.ts) and
  * have a middle between it and the target (G-L2-M-target); a request for
  * two chosen hops (the client's rendezvous circuit) stays G-L2-target.
  */
@@ -36,13 +37,13 @@ import { CircuitBuildTimeout, cbtParamsFrom } from '../core/cbt.js';
 import { DestroyReason } from '../core/cells.js';
 import { type Rng, randomBytes } from '../core/crypto.js';
 import type { PathPurpose } from '../core/path.js';
-import { updateVanguards, type Vanguard } from '../core/vanguards.js';
 import { type Metrics, metricsFor } from '../metrics/metrics.js';
 import type { Channel } from '../net/channel.js';
 import { ChannelPool } from '../net/channel-pool.js';
 import { CircuitError } from '../net/circuit-error.js';
 import { sendmeAcceptMinVersion } from '../net/edge.js';
 import { OriginCircuit } from '../net/origin-circuit.js';
+import { BuildDeadlines } from './build-deadlines.js';
 import { countBuilt } from './build-metrics.js';
 import { chooseBuildPath } from './build-path.js';
 import { failureReason, raceBuilds, type SoftTimeout } from './build-race.js';
@@ -54,6 +55,7 @@ import {
   NoConsensusError,
 } from './circuit-options.js';
 import { GuardStore } from './guard-store.js';
+import { Layer2Vanguards } from './layer2-vanguards.js';
 import { LocationMetrics } from './location-metrics.js';
 import type { CircuitTarget, NetDir, NetRelay } from './netdir.js';
 import { extendRefused, RelayLiveness } from './relay-liveness.js';
@@ -75,7 +77,7 @@ export class CircuitManager {
   private building = 0;
   private readonly lastHops = new WeakMap<OriginCircuit, NetRelay>();
   private readonly liveness: RelayLiveness;
-  private vanguards: readonly Vanguard[] = [];
+  private readonly vanguards: Layer2Vanguards;
   private expiryTimer: NodeJS.Timeout | null = null;
   private closed = false;
 
@@ -87,6 +89,7 @@ export class CircuitManager {
     this.now = c.now ?? Date.now;
     this.guards = new GuardStore(opts.dataDir, c.logger);
     this.liveness = new RelayLiveness(this.now);
+    this.vanguards = new Layer2Vanguards({ now: this.now, rng: this.rng, logger: c.logger });
     this.pool = new ChannelPool({
       keys: null,
       tls: opts.tls,
@@ -144,23 +147,9 @@ export class CircuitManager {
     this.maintain();
   }
 
-  /** The layer-2 vanguards now, replacing expired ones and those that left the consensus. */
-  private layer2(dir: NetDir): NetRelay[] {
-    const next = updateVanguards(this.vanguards, dir.relays, {
-      nowMs: this.now(),
-      rng: this.rng,
-      weights: dir.consensus.bandwidthWeights,
-    });
-    if (next !== this.vanguards) {
-      this.vanguards = next;
-      this.c.logger.info('layer-2 vanguards', { relays: next.map((v) => dir.get(v.id)?.nickname ?? v.id) });
-    }
-    return next.map((v) => dir.get(v.id)).filter((r): r is NetRelay => r !== undefined);
-  }
-
   /** The current layer-2 vanguards' ids (for tests and status). */
   get vanguardIds(): string[] {
-    return this.vanguards.map((v) => v.id);
+    return this.vanguards.ids;
   }
 
   /**
@@ -189,7 +178,7 @@ export class CircuitManager {
     // and one that cannot choose (a service's rendezvous at the client's point, an HSDir upload)
     // must try, as C tor does. A single refused EXTEND2 must not cost it every such circuit.
     const exclude = new Set(req.lastHop ? [req.lastHop.id] : []);
-    const layer2 = req.lastHop && this.opts.vanguardsLite ? this.layer2(dir) : undefined;
+    const layer2 = req.lastHop && this.opts.vanguardsLite ? this.vanguards.relays(dir) : undefined;
     const pickOpts = { nowMs: started, rng: this.rng };
     // Picked once the exit is known, the first usable guard that fits beside it (C tor
     // guards_choose_guard with the exit restriction): a guard that is an exit never forces
@@ -226,37 +215,25 @@ export class CircuitManager {
     this.building++;
     let circ: OriginCircuit | null = null;
     let channel: Channel | null = null;
-    let timedOut = false;
-    let abandon: (e: Error) => void = () => {};
-    const abandoned = new Promise<never>((_, reject) => {
-      abandon = reject;
-    });
-    abandoned.catch(() => {});
-    const timers = [
-      setTimeout(() => {
-        timedOut = true;
+    const deadlines = new BuildDeadlines<CircuitTarget>({
+      softMs,
+      closeMs,
+      hopMs: this.opts.firstHopTimeoutMs,
+      onSoftTimeout: () => {
         // C tor counts a timeout toward the network-change rule only past the first hop (timeouts_after_firsthop).
         if (circ !== null) this.cbt.countTimeout();
         this.m.cbtTimeout.set(this.cbt.timeoutMs() / 1000);
         this.m.circuitBuildTimeouts.labels({ purpose }).inc();
         onSoftTimeout({ slowGuard: circ === null && isGuard ? first.id : null });
-      }, softMs),
-      setTimeout(() => {
-        this.cbt.addAbandoned();
-        abandon(new CircuitError(DestroyReason.TIMEOUT, `circuit build exceeded ${closeMs} ms`, 'timeout'));
-      }, closeMs),
-    ];
-    // A hop that leaves CREATE2 or EXTEND2 unanswered for firstHopTimeoutMs stopped answering.
-    let hopTimer: NodeJS.Timeout | undefined;
-    const watch = (hop: CircuitTarget): void => {
-      clearTimeout(hopTimer);
-      hopTimer = setTimeout(() => {
+      },
+      onClose: () => this.cbt.addAbandoned(),
+      onHopSilent: (hop) => {
         if (circ === null && channel !== null)
           this.firstHopStoppedAnswering(channel, isGuard ? first.id : null);
         this.avoid(hop.id, 'no_answer');
-        abandon(new CircuitError(DestroyReason.TIMEOUT, `${hop.nickname} did not answer`, 'timeout'));
-      }, this.opts.firstHopTimeoutMs);
-    };
+      },
+    });
+    const { abandoned } = deadlines;
     try {
       try {
         channel = await Promise.race([
@@ -284,14 +261,14 @@ export class CircuitManager {
       });
       // A CREATE2 answered after we gave up still opens a circuit at the relay: close it.
       abandoned.catch(() => void creating.then((c) => c.destroy(DestroyReason.FINISHED)).catch(() => {}));
-      watch(first);
+      deadlines.watch(first);
       circ = await Promise.race([creating, abandoned]);
       this.liveness.heardFrom(channel);
       // An exit circuit's last hop was chosen from this consensus (track() checks its policy).
       const exit = req.lastHop ? undefined : dir.get((path[path.length - 1] as CircuitTarget).id);
       if (exit) this.lastHops.set(circ, exit);
       for (const hop of path.slice(1)) {
-        watch(hop);
+        deadlines.watch(hop);
         try {
           await Promise.race([circ.extend(hop), abandoned]);
         } catch (e) {
@@ -301,7 +278,7 @@ export class CircuitManager {
         this.liveness.heardFrom(channel);
       }
       const ms = this.now() - started;
-      this.cbt.addBuildTime(ms, path.length, timedOut);
+      this.cbt.addBuildTime(ms, path.length, deadlines.timedOut);
       this.m.cbtTimeout.set(this.cbt.timeoutMs() / 1000);
       countBuilt(this.m, path, purpose, ms / 1000, layer2 !== undefined);
       this.locations.circuitBuilt(path, ms / 1000);
@@ -314,7 +291,7 @@ export class CircuitManager {
       this.countFailure(purpose, failureReason(e));
       throw e;
     } finally {
-      for (const t of [...timers, hopTimer]) clearTimeout(t);
+      deadlines.clear();
       this.building--;
     }
   }
