@@ -24,7 +24,7 @@ import {
 } from '../api/network-fault.js';
 import type { KubeObject } from '../kube/client.js';
 import { LABEL_NETWORK, LABEL_ONION_SERVICE, LABEL_RELAY_INDEX } from './common.js';
-import { authorityPodName, relayNickname } from './network.js';
+import { authorityPodName, relayNickname } from './network-layout.js';
 
 /** How to find the target's pods: by name, or by label selector (then `instance` picks one by name order). */
 export type PodQuery = { name: string } | { selector: string; instance: number };

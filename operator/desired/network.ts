@@ -2,6 +2,8 @@
  * Desired state of an OnionNetwork, as pure functions of its spec, the
  * authority identities and the relay keys: the ConfigMap with the authority
  * list, Services, the authority StatefulSet and one StatefulSet per relay.
+ * Names, the authority list's format, nicknames and the exit spread:
+ * network-layout.ts.
  *
  * Design notes:
  * - Authorities are one StatefulSet (`<net>-auth`, pods `<net>-auth-<i>`)
@@ -15,8 +17,8 @@
  *   each relay has its own key Secret, nickname and exit role, which one
  *   pod template cannot vary per pod. A StatefulSet (rather than a bare
  *   Pod) gives a stable pod name and replacement on node loss. Exits are
- *   spread by index (relay i exits when round((i+1)f) > round(i f)), so a
- *   relay keeps its role when the network scales.
+ *   spread by index (network-layout.ts isExitIndex), so a relay keeps its
+ *   role when the network scales.
  * - With spec.relays.relaysPerPod = K > 1 that StatefulSet holds a pool of
  *   K consecutive relays in one pod instead (relay-pool.ts); keys, nicknames
  *   and exit roles stay per relay.
@@ -70,6 +72,17 @@ import {
 } from './common.js';
 import { faultTokenEnv, faultTokenMount, faultTokenVolume } from './fault-token.js';
 import { CLIENT_OPS_PORT } from './load-test.js';
+import {
+  authorityName,
+  authoritySecretName,
+  formatAuthorityList,
+  isExitIndex,
+  metricsServiceName,
+  relayName,
+  relayNickname,
+  relaySecretName,
+  relayServiceName,
+} from './network-layout.js';
 import { OPS_PORT as ONION_OPS_PORT } from './onion-service.js';
 import {
   LABEL_RELAY_LAST,
@@ -81,47 +94,6 @@ import {
   poolVolumes,
   RELAY_KEY_FILE,
 } from './relay-pool.js';
-
-export const authorityName = (net: string) => `${net}-auth`;
-export const authorityPodName = (net: string, i: number) => `${net}-auth-${i}`;
-export const authoritySecretName = (net: string) => `${net}-auth-keys`;
-export const relayName = (net: string, i: number) => `${net}-relay-${i}`;
-export const relaySecretName = (net: string, i: number) => `${net}-relay-${i}-keys`;
-export const relayServiceName = (net: string) => `${net}-relay`;
-export const metricsServiceName = (net: string) => `${net}-metrics`;
-
-/** File names inside the authority Secret. */
-export const authorityKeyFile = (net: string, i: number) => `${authorityPodName(net, i)}.json`;
-export const authorityPreviousKeyFile = (net: string, i: number) =>
-  `${authorityPodName(net, i)}.previous.json`;
-export { RELAY_KEY_FILE };
-
-/** The DNS host:port of authority i. */
-export function authorityAddress(net: string, ns: string, i: number): string {
-  return `${authorityPodName(net, i)}.${authorityName(net)}.${ns}.svc:${DIR_PORT}`;
-}
-
-/** "hexid@host:port,..." as services/net/dir-client.ts parseAuthorityList reads it. */
-export function formatAuthorityList(net: string, ns: string, identities: string[]): string {
-  return identities.map((id, i) => `${id}@${authorityAddress(net, ns, i)}`).join(',');
-}
-
-export function isExitIndex(i: number, fraction: number): boolean {
-  return Math.round((i + 1) * fraction) > Math.round(i * fraction);
-}
-
-export function exitCount(n: number, fraction: number): number {
-  let c = 0;
-  for (let i = 0; i < n; i++) if (isExitIndex(i, fraction)) c++;
-  return c;
-}
-
-/** Relay nickname (1-19 letters and digits, core/dir/fields.ts): the network's letters and digits plus "r<i>". */
-export function relayNickname(net: string, i: number): string {
-  const suffix = `r${i}`;
-  const base = net.replace(/[^A-Za-z0-9]/g, '');
-  return (base.slice(0, 19 - suffix.length) || 'shallot'.slice(0, 19 - suffix.length)) + suffix;
-}
 
 export function networkLabels(net: string, component: string): Record<string, string> {
   return { ...baseLabels(net, component), [LABEL_NETWORK]: net };

@@ -20,14 +20,14 @@ import {
   ownerRef,
   unb64,
 } from '../desired/common.js';
+import { networkLabels } from '../desired/network.js';
 import {
   authorityKeyFile,
   authorityPreviousKeyFile,
   authoritySecretName,
-  networkLabels,
-  RELAY_KEY_FILE,
   relaySecretName,
-} from '../desired/network.js';
+} from '../desired/network-layout.js';
+import { RELAY_KEY_FILE } from '../desired/relay-pool.js';
 import { encodeKeys, planAuthorityKeys, planRelayKeys, readNodeKeys } from '../keys.js';
 import type { KubeObject } from '../kube/client.js';
 import { MIN, type NetworkPass, noteKeyEvent } from './network-pass.js';

@@ -11,7 +11,7 @@
 import { API_VERSION } from '../api/crds.js';
 import type { OnionNetworkStatus } from '../api/onion-network.js';
 import { type ConditionInput, findCondition, setConditions } from '../conditions.js';
-import { exitCount } from '../desired/network.js';
+import { exitCount } from '../desired/network-layout.js';
 import type { KubeObject } from '../kube/client.js';
 import type { ReconcileContext } from './context.js';
 import { KIND, type NetworkPass } from './network-pass.js';

@@ -29,13 +29,8 @@ import { API_VERSION } from '../api/crds.js';
 import { type OnionNetwork, onionNetworkSpecSchema } from '../api/onion-network.js';
 import { applyDefaults } from '../api/schema.js';
 import { OR_PORT } from '../desired/common.js';
-import {
-  authorityListOf,
-  authorityName,
-  desiredNetworkObjects,
-  type NetworkInputs,
-  relayNickname,
-} from '../desired/network.js';
+import { authorityListOf, desiredNetworkObjects, type NetworkInputs } from '../desired/network.js';
+import { authorityName, relayNickname } from '../desired/network-layout.js';
 import type { KubeObject } from '../kube/client.js';
 import type { ReconcileContext, ReconcileResult } from './context.js';
 import { soonest } from './context.js';

@@ -18,7 +18,7 @@ import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments, stringify } from 'yaml';
 import { AUTHORITIES_KEY, networkConfigMapName } from '../../operator/desired/common.js';
-import { relayNickname } from '../../operator/desired/network.js';
+import { relayNickname } from '../../operator/desired/network-layout.js';
 import { parseNetworkModel, placeNodes } from '../../services/core/network-model.js';
 import { metricsFor } from '../../services/metrics/metrics.js';
 import { type RunningNetwork, up } from '../../services/testnet/up.js';

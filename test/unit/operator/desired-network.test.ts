@@ -7,12 +7,14 @@ import { imagesFromEnv } from '../../../operator/config.js';
 import {
   desiredAuthorityStatefulSet,
   desiredRelayStatefulSet,
+  type NetworkInputs,
+} from '../../../operator/desired/network.js';
+import {
   exitCount,
   formatAuthorityList,
   isExitIndex,
-  type NetworkInputs,
   relayNickname,
-} from '../../../operator/desired/network.js';
+} from '../../../operator/desired/network-layout.js';
 import { withDefaults } from '../../../operator/reconcile/network.js';
 import { parseAuthorityList } from '../../../services/net/dir-client.js';
 
