@@ -8,7 +8,8 @@
  *
  * Overview: every step of a build races `abandoned`, which rejects with a
  * CircuitError of kind 'timeout' when the close timeout or a hop's answer
- * timer fires; the callbacks let the builder count and blame first.
+ * timer fires (a HopSilentError naming the hop for the latter); the
+ * callbacks let the builder count and blame first.
  *
  * Not in this module: what a timeout counts or blames, and the timeouts'
  * values (circuit-manager.ts buildOnce, core/cbt.ts), launching the next
@@ -16,9 +17,10 @@
  */
 import { DestroyReason } from '../core/cells.js';
 import { CircuitError } from '../net/circuit-error.js';
+import { HopSilentError } from './build-race.js';
 
-/** `H`: a hop as the builder knows it (a CircuitTarget); only its nickname is read here. */
-export interface BuildDeadlineOptions<H extends { nickname: string }> {
+/** `H`: a hop as the builder knows it (a CircuitTarget); only its id and nickname are read here. */
+export interface BuildDeadlineOptions<H extends { id: string; nickname: string }> {
   softMs: number;
   closeMs: number;
   /** How long a hop may leave CREATE2 or EXTEND2 unanswered. */
@@ -31,7 +33,7 @@ export interface BuildDeadlineOptions<H extends { nickname: string }> {
   onHopSilent: (hop: H) => void;
 }
 
-export class BuildDeadlines<H extends { nickname: string }> {
+export class BuildDeadlines<H extends { id: string; nickname: string }> {
   /** Rejects when the attempt is abandoned: race every step of the build against it. */
   readonly abandoned: Promise<never>;
   /** Whether the soft timeout passed. */
@@ -65,7 +67,7 @@ export class BuildDeadlines<H extends { nickname: string }> {
     clearTimeout(this.hopTimer);
     this.hopTimer = setTimeout(() => {
       this.o.onHopSilent(hop);
-      this.abandon(new CircuitError(DestroyReason.TIMEOUT, `${hop.nickname} did not answer`, 'timeout'));
+      this.abandon(new HopSilentError(hop.id, hop.nickname));
     }, this.o.hopMs);
   }
 

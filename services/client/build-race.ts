@@ -5,7 +5,12 @@
  * the close timeout): an attempt that fails or passes the learned timeout
  * launches the next, the first circuit to open serves the request, and any
  * that opens later is closed. A missing consensus or a path that cannot
- * exist fails at once: another attempt would meet the same.
+ * exist fails at once: another attempt would meet the same. So does a
+ * requested last hop (HSDir, introduction or rendezvous point) that left
+ * its CREATE2/EXTEND2 unanswered: every attempt ends at that relay, and C tor
+ * does not rebuild to it either but moves on to another HSDir
+ * (hs_client's requery period), intro point or rendezvous point, which the
+ * caller does.
  *
  * Not in this module: one attempt (circuit-manager.ts buildOnce) and its
  * timers (build-deadlines.ts).
@@ -17,6 +22,16 @@ import { CircuitError } from '../net/circuit-error.js';
 import type { OriginCircuit } from '../net/origin-circuit.js';
 import { NoConsensusError } from './circuit-options.js';
 
+/** An attempt given up because `hopId` left its CREATE2 or EXTEND2 unanswered. */
+export class HopSilentError extends CircuitError {
+  constructor(
+    readonly hopId: string,
+    nickname: string,
+  ) {
+    super(DestroyReason.TIMEOUT, `${nickname} did not answer`, 'timeout');
+  }
+}
+
 /** What a build attempt tells `build` when it passes the learned timeout. */
 export interface SoftTimeout {
   /** The guard whose CREATE2 was still unanswered, if any: the next attempt avoids it. */
@@ -26,7 +41,9 @@ export interface SoftTimeout {
 /**
  * Runs `attempt` up to `maxAttempts` times as described above; `attempt`
  * gets the guards to avoid (those whose CREATE2 went unanswered in an
- * earlier attempt) and calls `onSoftTimeout` when it passes the learned timeout.
+ * earlier attempt) and calls `onSoftTimeout` when it passes the learned
+ * timeout. `lastHopId`: the relay every attempt ends at, if the request
+ * named one.
  */
 export function raceBuilds(
   maxAttempts: number,
@@ -34,6 +51,7 @@ export function raceBuilds(
     avoidGuards: ReadonlySet<string>,
     onSoftTimeout: (t: SoftTimeout) => void,
   ) => Promise<OriginCircuit>,
+  lastHopId?: string,
 ): Promise<OriginCircuit> {
   return new Promise((resolve, reject) => {
     let launched = 0;
@@ -61,7 +79,8 @@ export function raceBuilds(
           pending--;
           last = e;
           if (settled) return;
-          if (e instanceof NoConsensusError || e instanceof PathError) {
+          const lastHopSilent = e instanceof HopSilentError && e.hopId === lastHopId;
+          if (e instanceof NoConsensusError || e instanceof PathError || lastHopSilent) {
             settled = true;
             reject(e);
           } else if (launched < maxAttempts) launch();

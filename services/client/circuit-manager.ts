@@ -158,8 +158,10 @@ export class CircuitManager {
    * one goes on); the first circuit to open is returned, later ones closed.
    */
   build(req: BuildRequest): Promise<OriginCircuit> {
-    return raceBuilds(this.opts.buildAttempts, (avoid, onSoftTimeout) =>
-      this.buildOnce(req, avoid, onSoftTimeout),
+    return raceBuilds(
+      this.opts.buildAttempts,
+      (avoid, onSoftTimeout) => this.buildOnce(req, avoid, onSoftTimeout),
+      req.lastHop?.id,
     );
   }
 

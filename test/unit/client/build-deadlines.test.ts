@@ -5,9 +5,10 @@
 // hop replaces the previous hop's timer; clear stops them all.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { BuildDeadlines } from '../../../services/client/build-deadlines.js';
+import { HopSilentError } from '../../../services/client/build-race.js';
 import { CircuitError } from '../../../services/net/circuit-error.js';
 
-const hop = (nickname: string) => ({ nickname });
+const hop = (nickname: string) => ({ id: `${nickname}-id`, nickname });
 
 function deadlines(softMs = 100, closeMs = 1_000, hopMs = 300) {
   const calls: string[] = [];
@@ -54,6 +55,9 @@ describe('BuildDeadlines', () => {
     await vi.advanceTimersByTimeAsync(1);
     expect(calls).toEqual(['silent middle', 'abandoned']);
     expect((rejection() as Error).message).toBe('middle did not answer');
+    // Named by id, so a request whose last hop it is fails without another attempt (build-race.ts).
+    expect(rejection()).toBeInstanceOf(HopSilentError);
+    expect((rejection() as HopSilentError).hopId).toBe('middle-id');
     d.clear();
   });
 

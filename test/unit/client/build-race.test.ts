@@ -3,7 +3,12 @@
 // circuit to open wins and any later one is closed, the slow attempt's guard
 // is avoided next, and errors no other attempt can fix fail at once.
 import { describe, expect, it } from 'vitest';
-import { failureReason, raceBuilds, type SoftTimeout } from '../../../services/client/build-race.js';
+import {
+  failureReason,
+  HopSilentError,
+  raceBuilds,
+  type SoftTimeout,
+} from '../../../services/client/build-race.js';
 import { NoConsensusError } from '../../../services/client/circuit-options.js';
 import { DestroyReason } from '../../../services/core/cells.js';
 import { PathError } from '../../../services/core/path.js';
@@ -94,12 +99,42 @@ describe('raceBuilds', () => {
       expect(attempts).toHaveLength(1);
     }
   });
+
+  it('a requested last hop that did not answer fails at once, even beside a slow attempt', async () => {
+    const { attempts, attempt } = recorder();
+    const p = raceBuilds(3, attempt, 'hsdir-id');
+    attempts[0]!.soft({ slowGuard: null });
+    expect(attempts).toHaveLength(2);
+    const silent = new HopSilentError('hsdir-id', 'hsdir');
+    attempts[1]!.reject(silent);
+    await expect(p).rejects.toBe(silent);
+    expect(attempts).toHaveLength(2);
+    // The slow attempt, to the same relay, opening late is closed.
+    const late = circ('late');
+    attempts[0]!.resolve(late);
+    await tick();
+    expect(late.destroyed).toBe(DestroyReason.FINISHED);
+  });
+
+  it('any other hop that did not answer launches the next attempt (it picks another path)', async () => {
+    for (const lastHopId of ['hsdir-id', undefined]) {
+      const { attempts, attempt } = recorder();
+      const p = raceBuilds(3, attempt, lastHopId);
+      attempts[0]!.reject(new HopSilentError('middle-id', 'middle'));
+      await tick();
+      expect(attempts).toHaveLength(2);
+      const won = circ('b');
+      attempts[1]!.resolve(won);
+      expect(await p).toBe(won);
+    }
+  });
 });
 
 describe('failureReason', () => {
   it('names the DESTROY reason, the failure kind, a typed error code, or "error"', () => {
     expect(failureReason(new CircuitError(DestroyReason.CONNECTFAILED, 'x'))).toBe('connectfailed');
     expect(failureReason(new CircuitError(DestroyReason.TIMEOUT, 'x', 'timeout'))).toBe('timeout');
+    expect(failureReason(new HopSilentError('id', 'relay'))).toBe('timeout');
     expect(failureReason(new NoConsensusError())).toBe('no_consensus');
     expect(failureReason(new Error('plain'))).toBe('error');
   });
