@@ -44,9 +44,14 @@ RUN node node_modules/typescript/bin/tsc -p tsconfig.json \
  && cd /slim && npm prune --omit=dev --ignore-scripts --no-audit --no-fund
 
 # What every image shares: user, state volume, ops port, probe, signals.
+# MALLOC_ARENA_MAX=2 as the `shallot` command runs node
+# (services/runtime/heap-flags.ts NODE_PROCESS_ENV): glibc's per-thread
+# malloc arenas fragment the heap of a process with worker threads, as a
+# relay pool (relaysPerPod > 1) is.
 FROM ${BASE_IMAGE} AS runtime-base
 WORKDIR /app
 ENV NODE_ENV=production \
+    MALLOC_ARENA_MAX=2 \
     SHALLOT_OPS_HOST=0.0.0.0 \
     SHALLOT_OPS_PORT=9100 \
     SHALLOT_LOG_LEVEL=info

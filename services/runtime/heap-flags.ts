@@ -34,8 +34,9 @@ import v8 from 'node:v8';
  * in arena mappings at 300 relays). Two arenas: 1,243 to 1,049 MiB at 500
  * relays (one run each), 677 to 606 MiB at 300. glibc reads it once, before
  * the first allocation, so it is set in the environment node starts with:
- * the shebang (`env -S`) and `npm start`; nodes started by the launcher
- * inherit it. Other C libraries ignore it.
+ * the shebang (`env -S`), `npm start` and the container images' ENV
+ * (Dockerfile); nodes started by the launcher inherit it. Other C
+ * libraries ignore it.
  */
 export const NODE_PROCESS_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2' };
 

@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NODE_PROCESS_ENV } from '../../services/runtime/heap-flags.js';
 import { ephemeralPort } from '../../services/testnet/ports.js';
 
 const exec = promisify(execFile);
@@ -179,6 +180,8 @@ describe('container images', () => {
       expect(Object.keys(c.Volumes ?? {}), t).toEqual(['/var/lib/shallot']);
       expect(Object.keys(c.ExposedPorts ?? {}), t).toContain('9100/tcp');
       expect(c.Env, t).toContain('SHALLOT_OPS_PORT=9100');
+      // node's environment as the `shallot` command gives it (malloc arenas, issue 17).
+      for (const [k, v] of Object.entries(NODE_PROCESS_ENV)) expect(c.Env, t).toContain(`${k}=${v}`);
       expect(c.Entrypoint?.[0], t).toBe('node');
       expect(c.Entrypoint?.[1], t).toMatch(/^\/app\/dist\/.*main\.js$/);
       expect(c.StopSignal, t).toBe('SIGTERM');
