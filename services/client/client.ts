@@ -227,6 +227,12 @@ export class ShallotClient {
       stream = onion ? await this.connectOnion(req) : await this.connectExit(req);
     } catch (e) {
       this.m.streams.labels({ outcome: 'failure' }).inc();
+      // One line per failed stream, so a load run's failure can be found by its time.
+      this.c.logger.debug('stream failed', {
+        server: onion ? 'onion' : 'exit',
+        ms: Math.round(performance.now() - started),
+        error: String(e),
+      });
       throw e;
     }
     // Onion streams count too, so the client-streams panel is not empty under onion-only load.

@@ -36,6 +36,7 @@ import { randomBytes } from '../core/crypto.js';
 import { createRegistry, metricsFor } from '../metrics/metrics.js';
 import { type OpsServer, serveOps } from '../runtime/ops-server.js';
 import { BACKOFF_BASE_MS, Backoff } from './backoff.js';
+import { RequestFailure, failureReason as reasonOf } from './failure-reason.js';
 import { HttpGetError, httpGet } from './http-get.js';
 import { applyUpState, readUpState } from './network-state.js';
 import {
@@ -51,7 +52,7 @@ import { writeHtmlReport } from './report-html.js';
 import { buildResult, type LoadResult, type RequestRecord } from './result.js';
 import { metricsUrlsFromTargets, ScrapeConfigError, type Snapshot, scrape } from './scrape.js';
 import { type Pair, scrapedFigures } from './scraped.js';
-import { SocksConnectError, socksConnect, socksFailureReason } from './socks-client.js';
+import { socksConnect } from './socks-client.js';
 import { type TorClientFactory, withTorClient } from './tor-network.js';
 
 export { LoadConfigError, type LoadInput, type LoadOptions, resolveLoadOptions } from './options.js';
@@ -76,35 +77,6 @@ export interface LoadRuntime {
 
 interface Outcome {
   record: RequestRecord;
-}
-
-class RequestFailure extends Error {
-  constructor(readonly reason: string) {
-    super(reason);
-  }
-}
-
-/** The failure reason for what a request threw. */
-function reasonOf(e: unknown, phase: 'socks' | 'http', timedOut: boolean): string {
-  if (timedOut) return phase === 'socks' ? 'connect_timeout' : 'read_timeout';
-  if (e instanceof RequestFailure) return e.reason;
-  if (e instanceof SocksConnectError) {
-    switch (e.kind) {
-      case 'reply':
-        return socksFailureReason(e.reply ?? 0xff);
-      case 'auth_refused':
-        return 'proxy_auth_refused';
-      case 'aborted':
-        return 'aborted';
-      default:
-        return e.kind;
-    }
-  }
-  if (e instanceof HttpGetError) {
-    if (e.kind === 'connection_error') return 'connection_reset';
-    return e.kind;
-  }
-  return 'error';
 }
 
 /** Shallot's version from its package.json (found upwards from this file: src and dist differ in depth). */

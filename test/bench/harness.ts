@@ -32,6 +32,8 @@ export interface BenchResult {
   extra?: Record<string, number | string>;
   /** Samples over time (the soak bench), for the JSON report only. */
   series?: unknown[];
+  /** Failed requests one by one (the soak bench: reason, time), for the JSON report only. */
+  failures?: unknown[];
 }
 
 export interface BenchOptions {

@@ -10,7 +10,8 @@
  * --soak (add the soak bench: --soak-minutes=N of load per phase, default
  * 10, then --soak-idle-minutes=N idle, default 5, with the client's
  * MaxCircuitDirtiness --soak-dirtiness=S, default C tor's 600; `--soak
- * --only=soak` runs it alone).
+ * --only=soak` runs it alone; --soak-log-level=L sets the nodes' log level,
+ * default warn, and --soak-keep keeps their data dir and logs).
  * A section that fails becomes a "not available" row with the reason; the
  * run still writes its results and exits non-zero.
  */
@@ -20,6 +21,7 @@ import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { isLogLevel } from '../../services/runtime/log.js';
 import {
   blindingBenches,
   descriptorBenches,
@@ -52,6 +54,9 @@ const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, here.split('/').includes('dist') ? '../../..' : '../..');
 
 const BUDGET = quick ? 300 : 1200;
+const soakLogLevel = args.find((a) => a.startsWith('--soak-log-level='))?.slice('--soak-log-level='.length);
+if (soakLogLevel !== undefined && !isLogLevel(soakLogLevel))
+  throw new Error(`--soak-log-level: not a log level: ${soakLogLevel}`);
 const workersArg = args.find((a) => a.startsWith('--workers='))?.slice('--workers='.length);
 const workers = workersArg === undefined ? undefined : Number(workersArg);
 if (workers !== undefined && !(Number.isInteger(workers) && workers >= 1)) {
@@ -155,6 +160,8 @@ const sections: Section[] = [
               loadMinutes: numArg('soak-minutes', 10),
               idleMinutes: numArg('soak-idle-minutes', 5),
               dirtinessSec: numArg('soak-dirtiness', 600),
+              ...(soakLogLevel ? { logLevel: soakLogLevel } : {}),
+              keep: args.includes('--soak-keep'),
             }),
         },
       ]

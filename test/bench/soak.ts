@@ -8,25 +8,46 @@
  * /metrics, so a leak shows as an upward trend in the second half of the
  * load and as values that do not fall back once it stops.
  *
- * Figures, never assertions: the rows carry the success ratio, the
- * first/last values and the second-half slope; the full timeline goes to
- * the JSON report.
+ * Figures, never assertions: the rows carry the success ratio, failures
+ * by reason (the names `shallot load` uses: SOCKS reply code, connect or
+ * read timeout, reset, length or checksum mismatch; soak-failures.ts) with
+ * the first few failure times, the first/last values and the second-half
+ * slope; the full timeline and every failure go to the JSON report.
+ *
+ * The nodes log to <data dir>/logs/<node>.log; `keep` leaves the data dir
+ * in place (its path is printed) so a failure's time can be looked up
+ * there, and `logLevel` raises what they write.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { failureReason, RequestFailure } from '../../services/loadgen/failure-reason.js';
 import { httpGet } from '../../services/loadgen/http-get.js';
 import { scrape, sumOf } from '../../services/loadgen/scrape.js';
+import { socksConnect } from '../../services/loadgen/socks-client.js';
+import { builtinSha256 } from '../../services/onion-service/builtin-http.js';
+import type { LogLevel } from '../../services/runtime/log.js';
 import type { RunningNetwork } from '../../services/testnet/up.js';
-import { socksConnect } from '../helpers/socks-client.js';
 import { socksPortOf, upProcessNetwork } from '../helpers/testnet.js';
 import type { BenchResult } from './harness.js';
+import { type SoakFailure, summariseFailures } from './soak-failures.js';
 
 const SAMPLE_MS = 30_000;
 const CONCURRENCY = 8;
 const SIZE = 16 * 1024;
+/** What every /bytes/SIZE body must hash to (the onion service's and the web target's built-in bytes). */
+const DIGEST = builtinSha256(SIZE);
+/** Each request's SOCKS deadline (the reading deadline is twice it); above the client's own nested SOCKS timeouts, so the client's reply code, not this, names a failure. */
+const REQUEST_TIMEOUT_MS = 60_000;
+
+interface PhaseResult {
+  samples: SoakSample[];
+  ok: number;
+  total: number;
+  failed: SoakFailure[];
+}
 
 export interface SoakSample {
   /** Seconds since the phase began. */
@@ -94,10 +115,10 @@ async function phase(
   newCircuit: boolean,
   loadMs: number,
   idleMs: number,
-): Promise<{ samples: SoakSample[]; ok: number; total: number }> {
+): Promise<PhaseResult> {
   const socksPort = socksPortOf(net);
   let requests = 0;
-  let failures = 0;
+  const failed: SoakFailure[] = [];
   const samples: SoakSample[] = [];
   const t0 = performance.now();
   const end = t0 + loadMs;
@@ -105,42 +126,64 @@ async function phase(
     for (let i = 0; performance.now() < end; i++) {
       const isOnion = (i + w) % 2 === 0;
       const [host, port] = isOnion ? [onion, 80] : [web.host, web.port];
-      const creds = newCircuit ? { username: `soak-${w}-${i}`, password: 'x' } : {};
+      const credentials = newCircuit ? { username: `soak-${w}-${i}`, password: 'x' } : undefined;
       requests++;
+      const started = performance.now();
+      let step: 'socks' | 'http' = 'socks';
+      const connectTimeout = AbortSignal.timeout(REQUEST_TIMEOUT_MS);
+      const readTimeout = AbortSignal.timeout(2 * REQUEST_TIMEOUT_MS);
       try {
-        const s = await socksConnect(socksPort, host, port, { timeoutMs: 60_000, ...creds });
+        const conn = await socksConnect({
+          proxyHost: '127.0.0.1',
+          proxyPort: socksPort,
+          host,
+          port,
+          signal: connectTimeout,
+          ...(credentials ? { credentials } : {}),
+        });
+        step = 'http';
         try {
-          const r = await httpGet(s, { host, path: `/bytes/${SIZE}`, signal: AbortSignal.timeout(60_000) });
-          if (r.bodyBytes !== SIZE) throw new Error('short');
+          const r = await httpGet(conn.socket, {
+            host,
+            path: `/bytes/${SIZE}`,
+            signal: readTimeout,
+            hash: true,
+          });
+          if (r.status !== 200) throw new RequestFailure(`http_${r.status}`);
+          if (r.bodyBytes !== SIZE) throw new RequestFailure('length_mismatch');
+          if (r.sha256 !== DIGEST) throw new RequestFailure('checksum_mismatch');
         } finally {
-          s.destroy();
+          conn.socket.destroy();
         }
-      } catch {
-        failures++;
+      } catch (e) {
+        const timedOut = (step === 'socks' ? connectTimeout : readTimeout).aborted;
+        failed.push({
+          t: Number(((started - t0) / 1000).toFixed(1)),
+          at: new Date().toISOString(),
+          target: isOnion ? 'onion' : 'exit',
+          reason: failureReason(e, step, timedOut),
+          ms: Math.round(performance.now() - started),
+        });
       }
     }
   };
   const sampler = setInterval(() => {
-    void sample(net, (performance.now() - t0) / 1000, 'load', requests, failures).then((s) =>
+    void sample(net, (performance.now() - t0) / 1000, 'load', requests, failed.length).then((s) =>
       samples.push(s),
     );
   }, SAMPLE_MS);
   samples.push(await sample(net, 0, 'load', 0, 0));
   await Promise.all(Array.from({ length: CONCURRENCY }, (_, w) => worker(w)));
   clearInterval(sampler);
-  samples.push(await sample(net, (performance.now() - t0) / 1000, 'load', requests, failures));
+  samples.push(await sample(net, (performance.now() - t0) / 1000, 'load', requests, failed.length));
   for (let waited = 0; waited < idleMs; waited += SAMPLE_MS) {
     await new Promise((r) => setTimeout(r, SAMPLE_MS));
-    samples.push(await sample(net, (performance.now() - t0) / 1000, 'idle', requests, failures));
+    samples.push(await sample(net, (performance.now() - t0) / 1000, 'idle', requests, failed.length));
   }
-  return { samples, ok: requests - failures, total: requests };
+  return { samples, ok: requests - failed.length, total: requests, failed };
 }
 
-function row(
-  name: string,
-  r: { samples: SoakSample[]; ok: number; total: number },
-  loadS: number,
-): BenchResult {
+function row(name: string, r: PhaseResult, loadS: number): BenchResult {
   const load = r.samples.filter((s) => s.phase === 'load');
   const secondHalf = load.filter((s) => s.t >= loadS / 2);
   const slope = (k: keyof SoakSample) =>
@@ -148,6 +191,7 @@ function row(
   const first = r.samples[0];
   const lastLoad = load.at(-1);
   const lastIdle = r.samples.at(-1);
+  const why = summariseFailures(r.failed);
   return {
     name,
     unit: 'request',
@@ -157,6 +201,8 @@ function row(
     extra: {
       success: Number((r.ok / Math.max(1, r.total)).toFixed(5)),
       failures: r.total - r.ok,
+      failuresByReason: why.byReason,
+      failureTimes: why.times,
       rssMiB: `${first?.rssMiB} -> ${lastLoad?.rssMiB} -> idle ${lastIdle?.rssMiB}`,
       rssSlopeMiBPerMin2ndHalf: slope('rssMiB'),
       heapMiB: `${first?.heapMiB} -> ${lastLoad?.heapMiB} -> idle ${lastIdle?.heapMiB}`,
@@ -167,6 +213,7 @@ function row(
       clientCircuits: `${first?.clientCircuits} -> ${lastLoad?.clientCircuits} -> idle ${lastIdle?.clientCircuits}`,
     },
     series: r.samples,
+    failures: r.failed,
   };
 }
 
@@ -175,6 +222,10 @@ export async function soakBenches(o: {
   idleMinutes: number;
   /** The client's MaxCircuitDirtiness, s: with a new circuit per request, circuits level off at rate x this. */
   dirtinessSec: number;
+  /** The nodes' log level (default warn). */
+  logLevel?: LogLevel;
+  /** Keep the data dir (logs, state) after the run instead of removing it. */
+  keep?: boolean;
 }): Promise<BenchResult[]> {
   const dataDir = await mkdtemp(path.join(tmpdir(), 'shallot-soak-'));
   const net = await upProcessNetwork({
@@ -182,7 +233,7 @@ export async function soakBenches(o: {
     exits: 3,
     onionServices: 1,
     dataDir,
-    logLevel: 'warn',
+    logLevel: o.logLevel ?? 'warn',
     maxCircuitDirtiness: o.dirtinessSec,
   });
   try {
@@ -207,6 +258,7 @@ export async function soakBenches(o: {
     ];
   } finally {
     await net.stop();
-    await rm(dataDir, { recursive: true, force: true });
+    if (o.keep) process.stderr.write(`soak: kept the network's data dir, logs in ${dataDir}/logs\n`);
+    else await rm(dataDir, { recursive: true, force: true });
   }
 }
