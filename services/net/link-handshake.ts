@@ -31,6 +31,16 @@ export const LINK_VERSIONS = [4, 5];
 export const AUTH_METHOD_ED25519_SHA256_RFC5705 = 3;
 
 export interface ChannelLimits {
+  /**
+   * Circuits one channel may hold (both ends refuse more: RESOURCELIMIT).
+   * C tor caps none but the 4-byte CircID space (tor-spec §5.1.1;
+   * get_unique_circ_id_by_chan gives up only when 64 random picks are all
+   * taken). A client that isolates every request holds rate x
+   * MaxCircuitDirtiness (600 s) circuits on its guard channel (the soak
+   * bench: ~50 new circuits/s on 2 cores, ~30,000), so the cap sits well
+   * above that; it stays as a bound on what one peer can make a relay hold
+   * (about 10 KiB a circuit here).
+   */
   maxCircuits: number;
   maxVariablePayload: number;
   /** Bytes queued toward the peer before the channel is closed as overloaded. */
@@ -39,7 +49,7 @@ export interface ChannelLimits {
 }
 
 export const DEFAULT_CHANNEL_LIMITS: ChannelLimits = {
-  maxCircuits: 8192,
+  maxCircuits: 131_072,
   maxVariablePayload: 16 * 1024,
   maxBufferedBytes: 64 * 1024 * 1024,
   handshakeTimeoutMs: 15_000,

@@ -39,8 +39,12 @@ const CONCURRENCY = 8;
 const SIZE = 16 * 1024;
 /** What every /bytes/SIZE body must hash to (the onion service's and the web target's built-in bytes). */
 const DIGEST = builtinSha256(SIZE);
-/** Each request's SOCKS deadline (the reading deadline is twice it); above the client's own nested SOCKS timeouts, so the client's reply code, not this, names a failure. */
-const REQUEST_TIMEOUT_MS = 60_000;
+/**
+ * Each request's SOCKS deadline (reading gets as long again): above the
+ * client's SocksTimeout (120 s, C tor's), so a stuck connect fails with the
+ * client's reply code (0x06 TTL expired for END TIMEOUT), not this timer.
+ */
+const REQUEST_TIMEOUT_MS = 130_000;
 
 interface PhaseResult {
   samples: SoakSample[];

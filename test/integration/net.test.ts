@@ -634,6 +634,33 @@ describe('limits', () => {
     c3.destroy();
   });
 
+  it('default limits: one client channel holds more than 8,192 circuits (per-request isolation under C tor timers)', async () => {
+    // A client isolating each request holds rate x MaxCircuitDirtiness (600 s)
+    // circuits on its guard channel (the soak bench: ~50/s, so ~30,000); C tor
+    // caps none but the CircID space. The old 8,192 cap failed every build
+    // beyond it, client side and relay side.
+    const N = 9_000;
+    const g = await startRelay('many');
+    const p = newPool();
+    const circs: OriginCircuit[] = [];
+    let next = 0;
+    const builder = async () => {
+      while (next < N) {
+        next++;
+        circs.push(await buildCircuit(p, [g]));
+      }
+    };
+    await within(Promise.all(Array.from({ length: 32 }, builder)), 150_000, `${N} one-hop circuits`);
+    expect(circs).toHaveLength(N);
+    expect(p.channels()).toHaveLength(1);
+    expect(internals(g).circuits.size).toBe(N);
+    // The newest and the oldest circuits still carry streams.
+    await echoThrough(circs.at(-1)!, echo.port, 1_000);
+    await echoThrough(circs[0]!, echo.port, 1_000);
+    for (const c of circs) c.destroy();
+    await until('the relay frees every circuit', () => internals(g).circuits.size === 0, 30_000);
+  }, 240_000);
+
   it('max circuits on a relay-to-relay channel: the extending relay answers RESOURCELIMIT', async () => {
     const lim = await startRelay('lim2', { limits: { channel: { maxCircuits: 1 } } });
     const c1 = await buildCircuit(newPool(), [r0, lim]);
