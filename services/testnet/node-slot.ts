@@ -21,12 +21,8 @@ import { dropLinksOf } from '../net/link-faults.js';
 /** What a slot needs of its node. */
 export interface SlotNode {
   start(): Promise<unknown>;
+  /** Also what undoes a start that threw (its error ignored, the start's is the one thrown). */
   stop(): Promise<void>;
-  /**
-   * What undoes a start that threw, when that is not stop() (the default;
-   * its error is ignored, the start's is the one thrown).
-   */
-  abandon?(): Promise<void> | void;
 }
 
 export class NodeSlot<T extends SlotNode> {
@@ -52,8 +48,7 @@ export class NodeSlot<T extends SlotNode> {
       await n.start();
     } catch (e) {
       this.current = null;
-      if (n.abandon) await n.abandon();
-      else await n.stop().catch(() => {});
+      await n.stop().catch(() => {});
       throw e;
     }
     return n;

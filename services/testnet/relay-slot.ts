@@ -15,8 +15,8 @@
  * here: either way it starts again from its key file, so it keeps its
  * identity and the authorities list it again after their next reachability
  * test; on the port it had, so its descriptor stays the same; with the
- * re-entry ports its exit refuses; and a start that fails closes the onion
- * roles only (the relay is not stopped).
+ * re-entry ports its exit refuses; and a start that fails is undone by the
+ * relay's stop (a listener it opened before the failure closes).
  */
 
 import type { HostPort } from '../core/relay-pivot.js';
@@ -102,7 +102,6 @@ export class RelaySlot {
         roles?.close();
         await node.stop();
       },
-      abandon: () => roles?.close(),
     };
   }
 }

@@ -6,6 +6,7 @@
 // relay comes back with the same identity and port when the fault heals
 // and takes circuits again; pause holds the circuit's cells (a build
 // waits) and lets them through when it heals.
+import net from 'node:net';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DestroyReason } from '../../services/core/cells.js';
@@ -112,5 +113,26 @@ describe('faults on a relay sharing the process', () => {
     await injector.heal(f.id);
     (await pending).destroy();
     expect(built).toBe(true);
+  });
+
+  it('a restart that finds its port taken fails and is undone; once the port is free it starts on it', {
+    timeout: 20_000,
+  }, async () => {
+    const { slot, circuit } = await setup();
+    const port = slot.node!.relay.port;
+    await slot.stop();
+    const blocker = net.createServer();
+    await new Promise<void>((r) => blocker.listen(port, '127.0.0.1', () => r()));
+    try {
+      await expect(slot.start()).rejects.toThrow();
+      expect(slot.node).toBeNull();
+    } finally {
+      await new Promise((r) => blocker.close(r));
+    }
+    await slot.start();
+    expect(slot.node!.relay.port).toBe(port);
+    const c = await circuit();
+    expect(c.isOpen).toBe(true);
+    c.destroy();
   });
 });
