@@ -1,14 +1,15 @@
 /**
  * CPU seconds a process has spent, from Linux's /proc/<pid>/stat (proc(5):
- * utime and stime, fields 14 and 15, in clock ticks), for the benches that
- * count the CPU of the node processes they start (throughput.ts, scale.ts).
+ * utime and stime, fields 14 and 15, in clock ticks), and its resident
+ * memory (/proc/<pid>/status VmRSS), for the benches that measure the node
+ * processes they start (throughput.ts, scale.ts, processes.ts, soak.ts).
  *
  * Design notes: the fields are counted after the last ')' because the
  * command name (field 2) is parenthesised and may itself hold spaces and
  * parentheses. Ticks per second are `getconf CLK_TCK` (USER_HZ, 100 on
  * every Linux we run on), read once.
  *
- * Not in this module: the bench's own CPU (process.cpuUsage()), memory.
+ * Not in this module: the bench's own CPU (process.cpuUsage()).
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -26,4 +27,15 @@ export function cpuSecondsFromStat(stat: string, ticksPerSecond: number): number
 export function processCpuSeconds(pid: number): number {
   clockTicks ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
   return cpuSecondsFromStat(readFileSync(`/proc/${pid}/stat`, 'utf8'), clockTicks);
+}
+
+/** Resident memory of process `pid` in MiB; 0 once it has exited (a zombie has no VmRSS). */
+export function processRssMiB(pid: number): number {
+  let status: string;
+  try {
+    status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  } catch {
+    return 0;
+  }
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024;
 }

@@ -3,7 +3,6 @@
  * download through SOCKS and three hops, then each relay process's resident
  * memory read from /proc — what one relay costs on a machine.
  */
-import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -13,12 +12,7 @@ import { readAll, startBlobServer } from '../helpers/servers.js';
 import { socksConnect } from '../helpers/socks-client.js';
 import { socksPortOf, upProcessNetwork } from '../helpers/testnet.js';
 import { type BenchResult, fromLatencies, quantile } from './harness.js';
-
-function rssMiB(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? Number.NaN);
-  return kb / 1024;
-}
+import { processRssMiB } from './proc-stat.js';
 
 export async function processBenches(o: {
   relays: number;
@@ -31,7 +25,7 @@ export async function processBenches(o: {
   try {
     const socksPort = socksPortOf(net);
     const relayPids = net.state.nodes.filter((n) => n.role === 'relay').map((n) => n.pid as number);
-    const idle = relayPids.map(rssMiB).sort((a, b) => a - b);
+    const idle = relayPids.map(processRssMiB).sort((a, b) => a - b);
     const times: number[] = [];
     for (let i = 0; i < o.downloads; i++) {
       const t = performance.now();
@@ -41,7 +35,7 @@ export async function processBenches(o: {
       if (data.length !== o.downloadBytes) throw new Error(`download ${i} was short: ${data.length} bytes`);
       times.push(performance.now() - t);
     }
-    const busy = relayPids.map(rssMiB).sort((a, b) => a - b);
+    const busy = relayPids.map(processRssMiB).sort((a, b) => a - b);
     const fmt = (xs: number[], q: number) => Number(quantile(xs, q).toFixed(1));
     return [
       fromLatencies(

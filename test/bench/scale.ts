@@ -42,7 +42,7 @@ import { NODE_PROCESS_ENV, NODE_PROCESS_HEAP_FLAGS } from '../../services/runtim
 import { MAX_FAULT_SECONDS } from '../../services/testnet/fault.js';
 import { parseOpenFileLimit } from '../../services/testnet/fd-budget.js';
 import type { NetworkState } from '../../services/testnet/state.js';
-import { processCpuSeconds } from './proc-stat.js';
+import { processCpuSeconds, processRssMiB } from './proc-stat.js';
 import {
   allowedFailureShare,
   type CircuitOutcomes,
@@ -263,11 +263,6 @@ function openFds(pid: number): number {
 /** The soft open-file limit of `pid` (0 when unlimited), as `shallot up` reads its own (fd-budget.ts). */
 function fdLimitOf(pid: number): number {
   return parseOpenFileLimit(readFileSync(`/proc/${pid}/limits`, 'utf8')) ?? 0;
-}
-
-function rssMiB(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return Number(m?.[1] ?? 0) / 1024;
 }
 
 /** GET through the SOCKS port, the whole body (HTTP/1.1, Connection: close). */
@@ -507,7 +502,7 @@ async function finishPhase(
     allowedFailureShare: allowed,
     circuits: circuitOutcomes(p.circuits0, circuits1),
     cpuPercentOfCore: (100 * (processCpuSeconds(pid) - p.cpu0)) / ((endMs - p.startMs) / 1000),
-    rssMiB: rssMiB(pid),
+    rssMiB: processRssMiB(pid),
     planned: p.planned,
     pauseSec: p.pauseSec,
     injectErrors: p.injectErrors,
@@ -599,7 +594,7 @@ async function runSize(relays: number): Promise<SizeResult> {
       if (!idleMeasured && Date.now() - sampleStart >= idleSec * 1000) {
         const wall = (Date.now() - sampleStart) / 1000;
         r.idleCpuPercentOfCore = (100 * (processCpuSeconds(pid) - cpu0)) / wall;
-        r.rssMiB = rssMiB(pid);
+        r.rssMiB = processRssMiB(pid);
         r.rssPerRelayMiB = r.rssMiB / relays;
         if (r.fds) r.fds.idle = openFds(pid);
         const workers = await Promise.all(

@@ -1,8 +1,11 @@
 // test/bench/proc-stat.ts: utime + stime from a /proc/<pid>/stat line
 // (proc(5) fields 14 and 15), counted after the last ')' so a command name
-// holding spaces and parentheses does not shift them.
+// holding spaces and parentheses does not shift them; VmRSS in MiB, 0 for
+// a process that is gone.
+
+import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { cpuSecondsFromStat, processCpuSeconds } from '../../bench/proc-stat.js';
+import { cpuSecondsFromStat, processCpuSeconds, processRssMiB } from '../../bench/proc-stat.js';
 
 /** A stat line: pid, (comm), state, then fields 4..13 as 0, utime, stime, and a tail. */
 const statLine = (comm: string, utime: number, stime: number) =>
@@ -26,5 +29,14 @@ describe('processCpuSeconds', () => {
     expect(Number.isFinite(a)).toBe(true);
     expect(a).toBeGreaterThan(0);
     expect(b).toBeGreaterThanOrEqual(a);
+  });
+});
+
+describe('processRssMiB', () => {
+  it("reads this process's resident memory, and 0 for a process that has exited", () => {
+    const rss = processRssMiB(process.pid);
+    expect(rss).toBeCloseTo(process.memoryUsage().rss / 2 ** 20, -1);
+    const gone = spawnSync(process.execPath, ['-e', '0']).pid;
+    expect(processRssMiB(gone)).toBe(0);
   });
 });
