@@ -18,7 +18,7 @@
  * in place (its path is printed) so a failure's time can be looked up
  * there, and `logLevel` raises what they write.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -32,6 +32,7 @@ import type { LogLevel } from '../../services/runtime/log.js';
 import type { RunningNetwork } from '../../services/testnet/up.js';
 import { socksPortOf, upProcessNetwork } from '../helpers/testnet.js';
 import type { BenchResult } from './harness.js';
+import { processRssMiB } from './proc-stat.js';
 import { type SoakFailure, summariseFailures } from './soak-failures.js';
 
 const SAMPLE_MS = 30_000;
@@ -66,15 +67,6 @@ export interface SoakSample {
   heapMiB: number;
 }
 
-function procRssMiB(pid: number): number {
-  try {
-    const kb = Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
-    return kb / 1024;
-  } catch {
-    return 0;
-  }
-}
-
 function procFds(pid: number): number {
   try {
     return readdirSync(`/proc/${pid}/fd`).length;
@@ -93,7 +85,7 @@ async function sample(net: RunningNetwork, t: number, phase: SoakSample['phase']
     phase,
     requests: req,
     failures: fail,
-    rssMiB: Number(pids.reduce((a, p) => a + procRssMiB(p), 0).toFixed(1)),
+    rssMiB: Number(pids.reduce((a, p) => a + processRssMiB(p), 0).toFixed(1)),
     fds: pids.reduce((a, p) => a + procFds(p), 0),
     relayCircuits: sumOf(snap, 'shallot_relay_circuits_active'),
     clientCircuits: sumOf(snap, 'shallot_client_circuits_open'),
