@@ -8,13 +8,14 @@
 // waits) and lets them through when it heals.
 import net from 'node:net';
 import { Registry } from 'prom-client';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { DestroyReason } from '../../services/core/cells.js';
 import { generateNodeKeys } from '../../services/core/node-keys.js';
 import { createRegistry } from '../../services/metrics/metrics.js';
 import { ChannelPool } from '../../services/net/channel-pool.js';
 import { applyLinkFaults, EMPTY_LINK_FAULTS } from '../../services/net/link-faults.js';
 import type { OriginCircuit } from '../../services/net/origin-circuit.js';
+import { DescriptorPublisher } from '../../services/relay/publisher.js';
 import { namedShaping } from '../../services/runtime/shaping-options.js';
 import { FaultInjector } from '../../services/testnet/fault.js';
 import { RelaySlot } from '../../services/testnet/relay-slot.js';
@@ -115,20 +116,26 @@ describe('faults on a relay sharing the process', () => {
     expect(built).toBe(true);
   });
 
-  it('a restart that finds its port taken fails and is undone; once the port is free it starts on it', {
+  it('a start that fails after the relay listens is undone: its ORPort is free again; the next start takes it', {
     timeout: 20_000,
   }, async () => {
     const { slot, circuit } = await setup();
     const port = slot.node!.relay.port;
     await slot.stop();
-    const blocker = net.createServer();
-    await new Promise<void>((r) => blocker.listen(port, '127.0.0.1', () => r()));
-    try {
-      await expect(slot.start()).rejects.toThrow();
-      expect(slot.node).toBeNull();
-    } finally {
-      await new Promise((r) => blocker.close(r));
-    }
+    // The listener opens first (relay.start), then the descriptor publisher starts: fail that.
+    const publish = vi
+      .spyOn(DescriptorPublisher.prototype, 'start')
+      .mockRejectedValueOnce(new Error('publisher failed'));
+    await expect(slot.start()).rejects.toThrow('publisher failed');
+    publish.mockRestore();
+    expect(slot.node).toBeNull();
+    // Nothing holds the port: the failed start's listener was closed.
+    const probe = net.createServer();
+    await new Promise<void>((resolve, reject) => {
+      probe.once('error', reject);
+      probe.listen(port, '127.0.0.1', () => resolve());
+    });
+    await new Promise((r) => probe.close(r));
     await slot.start();
     expect(slot.node!.relay.port).toBe(port);
     const c = await circuit();
