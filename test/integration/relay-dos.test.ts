@@ -15,9 +15,8 @@ import { buildCircuit, hopTarget, linkPeer, startLocalRelay } from '../helpers/r
 let relays: Relay[] = [];
 const registry = new Registry();
 const pools: ChannelPool[] = [];
-// The flooding side registers more CircIDs than a channel normally holds, to see every answer.
 const newPool = () => {
-  const p = new ChannelPool({ keys: null, tls: true, limits: { maxCircuits: 20_000 } });
+  const p = new ChannelPool({ keys: null, tls: true });
   pools.push(p);
   return p;
 };
