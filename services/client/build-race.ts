@@ -7,10 +7,17 @@
  * that opens later is closed. A missing consensus or a path that cannot
  * exist fails at once: another attempt would meet the same. So does a
  * requested last hop (HSDir, introduction or rendezvous point) that left
- * its CREATE2/EXTEND2 unanswered: every attempt ends at that relay, and C tor
- * does not rebuild to it either but moves on to another HSDir
- * (hs_client's requery period), intro point or rendezvous point, which the
- * caller does.
+ * its CREATE2/EXTEND2 unanswered: every attempt ends at that relay. The
+ * caller decides what next, as C tor's do: an onion client moves on to
+ * another HSDir (C tor's requery period), intro point or rendezvous point;
+ * a service builds to the client's rendezvous point again up to its retry
+ * count (hs_circ_retry_service_rendezvous_point,
+ * onion-service/rendezvous-retry.ts).
+ *
+ * Limitations: the hop timer blames the hop being extended to, so a middle
+ * that froze while extending to the last hop is taken for the last hop's
+ * silence and the caller moves on one relay early (C tor's directory fetch
+ * through a frozen middle fails the same way, whichever hop stalled).
  *
  * Not in this module: one attempt (circuit-manager.ts buildOnce) and its
  * timers (build-deadlines.ts).

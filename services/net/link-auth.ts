@@ -27,7 +27,7 @@ import { ctEqual, ed25519Sign, ed25519Verify, type Rng, sha256 } from '../core/c
 import type { TlsBinding } from './transport.js';
 
 /** tor-spec §4.4.1: the TLS exporter label of TLSSECRETS. */
-export const EXPORTER_LABEL = 'EXPORTER FOR TOR TLS CLIENT BINDING AUTH0003';
+const EXPORTER_LABEL = 'EXPORTER FOR TOR TLS CLIENT BINDING AUTH0003';
 
 /** What one AUTHENTICATE is about, as each end sees it. */
 export interface Auth3Context {

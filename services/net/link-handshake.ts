@@ -38,8 +38,12 @@ export interface ChannelLimits {
    * taken). A client that isolates every request holds rate x
    * MaxCircuitDirtiness (600 s) circuits on its guard channel (the soak
    * bench: ~50 new circuits/s on 2 cores, ~30,000), so the cap sits well
-   * above that; it stays as a bound on what one peer can make a relay hold
-   * (about 10 KiB a circuit here).
+   * above that. It bounds one channel only: a peer with more channels is
+   * held by the DoS defences (relay/client-dos.ts: circuit creation is
+   * rate-limited once an address holds 3 connections, as in C tor), and
+   * nothing bounds the circuit state a relay holds in total (C tor's OOM
+   * handler counts queued cells, not circuits, and neither does
+   * relay/queue-memory.ts).
    */
   maxCircuits: number;
   maxVariablePayload: number;
@@ -64,7 +68,7 @@ export class ChannelError extends ShallotError {
   }
 }
 
-export function certsByType(certs: { certType: number; body: Uint8Array }[]): Map<number, Uint8Array> {
+function certsByType(certs: { certType: number; body: Uint8Array }[]): Map<number, Uint8Array> {
   const m = new Map<number, Uint8Array>();
   for (const c of certs) {
     if (m.has(c.certType)) throw new ChannelError('protocol', `duplicate certificate type ${c.certType}`);
@@ -74,7 +78,7 @@ export function certsByType(certs: { certType: number; body: Uint8Array }[]): Ma
 }
 
 /** Checks a CERTS type-4 certificate and returns it with the identity that signed it. */
-export function checkIdentityCert(
+function checkIdentityCert(
   body: Uint8Array | undefined,
   nowMs: number,
 ): { cert: EdCert; identity: Uint8Array } {
@@ -88,7 +92,7 @@ export function checkIdentityCert(
 }
 
 /** tor-spec §4.2: the RSA identity in CERTS types 2 and 7 is the legacy id we dialled. */
-export function checkRsaIdentity(
+function checkRsaIdentity(
   certs: Map<number, Uint8Array>,
   identity: Uint8Array,
   want: Uint8Array,
@@ -110,7 +114,7 @@ export function checkRsaIdentity(
     throw new ChannelError('identity', 'peer RSA identity is not the one we dialled');
 }
 
-export function checkSignedCert(
+function checkSignedCert(
   body: Uint8Array | undefined,
   type: number,
   signingKey: Uint8Array,
