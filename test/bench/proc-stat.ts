@@ -1,7 +1,7 @@
 /**
  * CPU seconds a process has spent, from Linux's /proc/<pid>/stat (proc(5):
  * utime and stime, fields 14 and 15, in clock ticks), and its resident
- * memory (/proc/<pid>/status VmRSS), for the benches that measure the node
+ * memory (/proc/<pid>/status VmRSS) and open descriptors (/proc/<pid>/fd), for the benches that measure the node
  * processes they start (throughput.ts, scale.ts, processes.ts, soak.ts).
  *
  * Design notes: the fields are counted after the last ')' because the
@@ -12,7 +12,7 @@
  * Not in this module: the bench's own CPU (process.cpuUsage()).
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 let clockTicks: number | undefined;
 
@@ -38,4 +38,13 @@ export function processRssMiB(pid: number): number {
     return 0;
   }
   return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024;
+}
+
+/** Open file descriptors of process `pid`; 0 once it has exited. */
+export function processOpenFds(pid: number): number {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).length;
+  } catch {
+    return 0;
+  }
 }

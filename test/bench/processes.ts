@@ -14,6 +14,13 @@ import { socksPortOf, upProcessNetwork } from '../helpers/testnet.js';
 import { type BenchResult, fromLatencies, quantile } from './harness.js';
 import { processRssMiB } from './proc-stat.js';
 
+/** A relay process's RSS; one that has exited fails the row rather than pull its figures down. */
+function liveRssMiB(pid: number): number {
+  const mib = processRssMiB(pid);
+  if (mib === 0) throw new Error(`relay process ${pid} has exited`);
+  return mib;
+}
+
 export async function processBenches(o: {
   relays: number;
   downloadBytes: number;
@@ -25,7 +32,7 @@ export async function processBenches(o: {
   try {
     const socksPort = socksPortOf(net);
     const relayPids = net.state.nodes.filter((n) => n.role === 'relay').map((n) => n.pid as number);
-    const idle = relayPids.map(processRssMiB).sort((a, b) => a - b);
+    const idle = relayPids.map(liveRssMiB).sort((a, b) => a - b);
     const times: number[] = [];
     for (let i = 0; i < o.downloads; i++) {
       const t = performance.now();
@@ -35,7 +42,7 @@ export async function processBenches(o: {
       if (data.length !== o.downloadBytes) throw new Error(`download ${i} was short: ${data.length} bytes`);
       times.push(performance.now() - t);
     }
-    const busy = relayPids.map(processRssMiB).sort((a, b) => a - b);
+    const busy = relayPids.map(liveRssMiB).sort((a, b) => a - b);
     const fmt = (xs: number[], q: number) => Number(quantile(xs, q).toFixed(1));
     return [
       fromLatencies(

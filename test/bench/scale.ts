@@ -30,7 +30,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -42,7 +42,7 @@ import { NODE_PROCESS_ENV, NODE_PROCESS_HEAP_FLAGS } from '../../services/runtim
 import { MAX_FAULT_SECONDS } from '../../services/testnet/fault.js';
 import { parseOpenFileLimit } from '../../services/testnet/fd-budget.js';
 import type { NetworkState } from '../../services/testnet/state.js';
-import { processCpuSeconds, processRssMiB } from './proc-stat.js';
+import { processCpuSeconds, processOpenFds, processRssMiB } from './proc-stat.js';
 import {
   allowedFailureShare,
   type CircuitOutcomes,
@@ -250,14 +250,6 @@ async function workerMemory(name: string, hostPort: string): Promise<WorkerMemor
     heapUsedMiB: get('nodejs_heap_size_used_bytes'),
     externalMiB: get('nodejs_external_memory_bytes'),
   };
-}
-
-function openFds(pid: number): number {
-  try {
-    return readdirSync(`/proc/${pid}/fd`).length;
-  } catch {
-    return 0;
-  }
 }
 
 /** The soft open-file limit of `pid` (0 when unlimited), as `shallot up` reads its own (fd-budget.ts). */
@@ -547,11 +539,11 @@ async function runSize(relays: number): Promise<SizeResult> {
     log(`${relays} relays: usable in ${r.usableSec.toFixed(1)} s; sampling ${sampleSec} s`);
     const authMetrics = state.nodes.filter((n) => /^auth\d+$/.test(n.name)).map((n) => n.metrics ?? '');
     const uploads0 = (await scrape(authMetrics)).uploads;
-    const fds = { max: openFds(pid), limit: fdLimitOf(pid) };
+    const fds = { max: processOpenFds(pid), limit: fdLimitOf(pid) };
     r.fds = fds;
     // Every 2 s, so a short peak under load is seen.
     fdTimer = setInterval(() => {
-      fds.max = Math.max(fds.max, openFds(pid));
+      fds.max = Math.max(fds.max, processOpenFds(pid));
     }, 2000);
     const cpu0 = processCpuSeconds(pid);
     const sampleStart = Date.now();
@@ -596,7 +588,7 @@ async function runSize(relays: number): Promise<SizeResult> {
         r.idleCpuPercentOfCore = (100 * (processCpuSeconds(pid) - cpu0)) / wall;
         r.rssMiB = processRssMiB(pid);
         r.rssPerRelayMiB = r.rssMiB / relays;
-        if (r.fds) r.fds.idle = openFds(pid);
+        if (r.fds) r.fds.idle = processOpenFds(pid);
         const workers = await Promise.all(
           state.nodes.filter((n) => n.role === 'worker').map((n) => workerMemory(n.name, n.metrics ?? '')),
         );

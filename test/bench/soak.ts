@@ -18,7 +18,6 @@
  * in place (its path is printed) so a failure's time can be looked up
  * there, and `logLevel` raises what they write.
  */
-import { readdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -32,7 +31,7 @@ import type { LogLevel } from '../../services/runtime/log.js';
 import type { RunningNetwork } from '../../services/testnet/up.js';
 import { socksPortOf, upProcessNetwork } from '../helpers/testnet.js';
 import type { BenchResult } from './harness.js';
-import { processRssMiB } from './proc-stat.js';
+import { processOpenFds, processRssMiB } from './proc-stat.js';
 import { type SoakFailure, summariseFailures } from './soak-failures.js';
 
 const SAMPLE_MS = 30_000;
@@ -67,14 +66,6 @@ export interface SoakSample {
   heapMiB: number;
 }
 
-function procFds(pid: number): number {
-  try {
-    return readdirSync(`/proc/${pid}/fd`).length;
-  } catch {
-    return 0;
-  }
-}
-
 async function sample(net: RunningNetwork, t: number, phase: SoakSample['phase'], req: number, fail: number) {
   const pids = net.state.nodes.map((n) => n.pid).filter((p): p is number => typeof p === 'number');
   const snap = await scrape(
@@ -86,7 +77,7 @@ async function sample(net: RunningNetwork, t: number, phase: SoakSample['phase']
     requests: req,
     failures: fail,
     rssMiB: Number(pids.reduce((a, p) => a + processRssMiB(p), 0).toFixed(1)),
-    fds: pids.reduce((a, p) => a + procFds(p), 0),
+    fds: pids.reduce((a, p) => a + processOpenFds(p), 0),
     relayCircuits: sumOf(snap, 'shallot_relay_circuits_active'),
     clientCircuits: sumOf(snap, 'shallot_client_circuits_open'),
     heapMiB: Number((sumOf(snap, 'shallot_nodejs_heap_size_used_bytes') / 2 ** 20).toFixed(1)),

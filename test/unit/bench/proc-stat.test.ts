@@ -4,8 +4,14 @@
 // a process that is gone.
 
 import { spawnSync } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { cpuSecondsFromStat, processCpuSeconds, processRssMiB } from '../../bench/proc-stat.js';
+import {
+  cpuSecondsFromStat,
+  processCpuSeconds,
+  processOpenFds,
+  processRssMiB,
+} from '../../bench/proc-stat.js';
 
 /** A stat line: pid, (comm), state, then fields 4..13 as 0, utime, stime, and a tail. */
 const statLine = (comm: string, utime: number, stime: number) =>
@@ -38,5 +44,20 @@ describe('processRssMiB', () => {
     expect(rss).toBeCloseTo(process.memoryUsage().rss / 2 ** 20, -1);
     const gone = spawnSync(process.execPath, ['-e', '0']).pid;
     expect(processRssMiB(gone)).toBe(0);
+  });
+});
+
+describe('processOpenFds', () => {
+  it("counts this process's open descriptors, more once it opens a file, and 0 for a process that has exited", () => {
+    const before = processOpenFds(process.pid);
+    expect(before).toBeGreaterThanOrEqual(3);
+    const fd = openSync(process.execPath, 'r');
+    try {
+      expect(processOpenFds(process.pid)).toBeGreaterThanOrEqual(before + 1);
+    } finally {
+      closeSync(fd);
+    }
+    const gone = spawnSync(process.execPath, ['-e', '0']).pid;
+    expect(processOpenFds(gone)).toBe(0);
   });
 });
