@@ -94,6 +94,12 @@ export function relayMetrics(r: Registry[]) {
       labelNames: ['relay', 'defense'] as const,
       registers: r,
     }),
+    oomClosed: new Counter({
+      name: 'shallot_relay_oom_closed_total',
+      help: 'Circuits MaxMemInQueues closed (also in dos_refusals{defense="oom"}), by reason: queued_cells (oldest queued data first, as C tor), circuit_count (the channel holding the most circuits, newest first).',
+      labelNames: ['relay', 'reason'] as const,
+      registers: r,
+    }),
     edgeStreams: new Gauge({
       name: 'shallot_relay_edge_streams',
       help: "Streams at this relay's circuit edges (exit, BEGIN_DIR), by state: open, half_closed (END sent, the client's END due).",
@@ -114,7 +120,7 @@ export function relayMetrics(r: Registry[]) {
     }),
     queueMemory: new Gauge({
       name: 'shallot_relay_queued_bytes',
-      help: 'Bytes of cells queued in the process (circuit queues and link send buffers), the total MaxMemInQueues caps.',
+      help: "Bytes MaxMemInQueues counts in the process: each open circuit's state (CIRCUIT_STATE_BYTES, relay/queue-memory.ts), queued cells and link send buffers.",
       registers: r,
     }),
     // -- Stream and BEGIN_DIR defences (issue 12): relay/stream-dos.ts, relay/exit-sockets.ts, net/dir-http.ts.

@@ -69,7 +69,10 @@ export class Relay implements OrCircuitOwner {
   private readonly memorySource: QueueMemorySource = {
     circuits: () => this.circuits,
     channels: () => new Set([...this.inbound, ...this.pool.channels()]),
-    onOom: () => this.m.dosRefusals.labels({ ...this.label, defense: 'oom' }).inc(),
+    onOom: (_c, reason) => {
+      this.m.dosRefusals.labels({ ...this.label, defense: 'oom' }).inc();
+      this.m.oomClosed.labels({ ...this.label, reason }).inc();
+    },
   };
 
   constructor(
