@@ -9,6 +9,7 @@ import type { ChannelPool } from '../../services/net/channel-pool.js';
 import type { HopTarget } from '../../services/net/hop-target.js';
 import type { LinkShaping } from '../../services/net/link-delay.js';
 import { OriginCircuit } from '../../services/net/origin-circuit.js';
+import type { QueueMemory } from '../../services/relay/queue-memory.js';
 import { Relay } from '../../services/relay/relay.js';
 import type { RelayLimits } from '../../services/relay/relay-options.js';
 import { silentLogger } from '../../services/runtime/log.js';
@@ -24,10 +25,15 @@ export async function startLocalRelay(
     limits?: Partial<RelayLimits>;
     registry?: Registry;
     shaping?: LinkShaping | null;
+    queueMemory?: QueueMemory;
   } = {},
 ): Promise<Relay> {
   const r = new Relay(
-    { logger: silentLogger, registry: opts.registry ?? new Registry() },
+    {
+      logger: silentLogger,
+      registry: opts.registry ?? new Registry(),
+      ...(opts.queueMemory ? { queueMemory: opts.queueMemory } : {}),
+    },
     {
       nickname,
       host: '127.0.0.1',

@@ -2,13 +2,15 @@
 // over real wss links: a CREATE2 flood of replayed onionskins on one channel
 // does not starve another channel's circuit (fair onionskin queue, shedding
 // counted), a channel that stays idle or stalls mid-cell is closed and
-// counted, and the relay serves on.
+// counted, MaxMemInQueues counts idle circuits (a peer opening them past
+// the cap loses its newest ones), and the relay serves on.
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DestroyReason, type LinkMessage } from '../../services/core/cells.js';
 import { startClientHandshake } from '../../services/core/create-handshake.js';
 import { randomBytes } from '../../services/core/crypto.js';
 import { ChannelPool } from '../../services/net/channel-pool.js';
+import { CIRCUIT_STATE_BYTES, QueueMemory } from '../../services/relay/queue-memory.js';
 import type { Relay } from '../../services/relay/relay.js';
 import { buildCircuit, hopTarget, linkPeer, startLocalRelay } from '../helpers/relays.js';
 
@@ -116,4 +118,60 @@ describe('channel and circuit defences', () => {
     );
     (await buildCircuit(newPool(), [target])).destroy();
   }, 30_000);
+
+  it('MaxMemInQueues counts idle circuits: a peer opening them past the cap loses its newest with RESOURCELIMIT, another peer is served', async () => {
+    // Room for 64 idle circuits (and little else) in this relay's own handler.
+    const qm = new QueueMemory(64 * CIRCUIT_STATE_BYTES);
+    const relay = await startLocalRelay('dos4', { registry, queueMemory: qm });
+    try {
+      const honestPool = newPool();
+      const honest = await buildCircuit(honestPool, [relay]);
+      // The hostile peer: one channel, 100 circuits opened one after another, then left idle.
+      const ch = await newPool().get(linkPeer(relay));
+      const N = 100;
+      const destroyed = new Map<number, number>();
+      for (let i = 0; i < N; i++) {
+        const circId = ch.allocateCircId();
+        const { htype, hdata } = startClientHandshake('ntor', randomBytes, hopTarget(relay));
+        await new Promise<void>((created, refused) => {
+          ch.register(circId, {
+            onCell: (m: LinkMessage) => {
+              if (m.type === 'CREATED2') created();
+              else if (m.type === 'DESTROY') {
+                destroyed.set(i, m.reason);
+                refused(new Error(`circuit ${i} refused: DESTROY ${m.reason}`));
+              }
+            },
+            onChannelClosed: () => refused(new Error('channel closed')),
+          });
+          ch.send(circId, { type: 'CREATE2', htype, hdata });
+        });
+      }
+      const closedByOom = () =>
+        metric('shallot_relay_oom_closed_total', { relay: 'dos4', reason: 'circuit_count' });
+      await until(
+        'the relay back under its cap, every circuit it closed destroyed at the peer',
+        async () =>
+          destroyed.size > 0 && qm.total() <= qm.maxBytes && (await closedByOom()) === destroyed.size,
+      );
+      expect([...destroyed.values()].every((r) => r === DestroyReason.RESOURCELIMIT)).toBe(true);
+      // Newest first: the peer keeps exactly its oldest circuits.
+      const kept = N - destroyed.size;
+      expect([...destroyed.keys()].sort((a, b) => a - b)).toEqual(
+        Array.from({ length: destroyed.size }, (_, i) => kept + i),
+      );
+      expect(kept).toBeGreaterThan(0);
+      expect((kept + 1) * CIRCUIT_STATE_BYTES).toBeLessThanOrEqual(qm.maxBytes);
+      expect(await metric('shallot_relay_dos_refusals_total', { relay: 'dos4', defense: 'oom' })).toBe(
+        destroyed.size,
+      );
+      // The other peer's circuit was not touched, and it builds new ones.
+      expect(honest.isOpen).toBe(true);
+      (await buildCircuit(honestPool, [relay])).destroy();
+      honest.destroy();
+      ch.close('done');
+    } finally {
+      await relay.stop();
+    }
+  }, 60_000);
 });
