@@ -36,7 +36,7 @@ import type { Channel } from '../net/channel.js';
 import type { OrCircuit } from '../net/or-circuit.js';
 
 /** What the handler reads of a relay-side circuit (net/or-circuit.ts OrCircuit). */
-export type OomCircuit = Pick<OrCircuit, 'queuedCells' | 'queuedSince' | 'createdAt' | 'close'> & {
+export type OomCircuit = Pick<OrCircuit, 'queuedCells' | 'queuedSince' | 'createdAt' | 'isOpen' | 'close'> & {
   /** The channel the circuit was created on: the peer that made it. */
   readonly prevChannel: object;
 };
@@ -130,6 +130,8 @@ export class QueueMemory {
     let closed = 0;
     const close = ({ c, s }: { c: OomCircuit; s: QueueMemorySource }, reason: OomReason) => {
       total -= CIRCUIT_STATE_BYTES + c.queuedCells * CELL_LEN;
+      // Closed along with one closed here (a rendezvous splice): freed, but not this handler's close.
+      if (!c.isOpen) return;
       c.close(DestroyReason.RESOURCELIMIT);
       s.onOom(c, reason);
       closed++;

@@ -16,6 +16,7 @@ const CELL_LEN = 514;
 interface Fake extends OomCircuit {
   name: string;
   closedWith: number | null;
+  partner: Fake | null;
 }
 
 function circuit(
@@ -32,8 +33,15 @@ function circuit(
     queuedCells: queued,
     queuedSince,
     closedWith: null,
+    /** Closed along with this one (a rendezvous splice). */
+    partner: null as Fake | null,
+    get isOpen() {
+      return c.closedWith === null;
+    },
     close(reason: number) {
+      if (c.closedWith !== null) return;
       c.closedWith = reason;
+      c.partner?.close(DestroyReason.DESTROYED);
     },
   };
   return c;
@@ -167,5 +175,21 @@ describe('QueueMemory', () => {
     expect(b.closed.map((c) => c.name)).toEqual(['b4', 'b3']);
     qm.remove(a.s);
     qm.remove(b.s);
+  });
+
+  it('does not count a circuit closed along with one it closed (a splice), and counts the memory freed', () => {
+    const hog = {};
+    const circs = Array.from({ length: 10 }, (_, i) => circuit(`h${i}`, hog, i));
+    // The two newest are spliced: closing h9 closes h8 too.
+    circs[9]!.partner = circs[8]!;
+    const qm = new QueueMemory(9 * CIRCUIT_STATE_BYTES);
+    const { s, closed } = source(circs);
+    qm.add(s);
+    // 10 over 9, target 8.1: h9 goes and takes h8 with it, which is enough.
+    expect(qm.check()).toBe(1);
+    expect(closed.map((c) => c.name)).toEqual(['h9']);
+    expect(circs[8]!.closedWith).toBe(DestroyReason.DESTROYED);
+    expect(circs.filter((c) => c.closedWith === null)).toHaveLength(8);
+    qm.remove(s);
   });
 });
