@@ -12,17 +12,21 @@
  * timeout and channels stalled in the middle of a cell.
  *
  * Design notes:
- * - Idle timeout: C tor closes a client's (non-canonical) channel after
- *   3–4.5 minutes without circuits (channelpadding.c,
- *   `channelpadding_get_channel_idle_timeout`: 180 s plus up to half again
- *   at random) and a relay's after an hour (`nf_conntimeout_relays`, 3600 s).
- *   Both get up to half again at random here (idleLimit), so a listed
- *   relay's idle channel closes after 1–1.5 h, as README says; C tor adds up
- *   to a quarter for relays. `idleClientMs` sets the base for clients.
+ * - Idle timeout, as C tor's `channelpadding_get_channel_idle_timeout`
+ *   (channelpadding.c): a client's (non-canonical) channel closes after
+ *   180 s plus up to half again at random without circuits, a listed
+ *   relay's after 3/4 of `nf_conntimeout_relays` (consensus param, default
+ *   3600 s, bounded 60 s to a week) plus up to half of it at random, so
+ *   45–75 min by default. The random part keeps closes from lining up.
+ *   `idleClientMs` sets the client base; `idleRelayMs` reads the relay
+ *   base when a channel turns out to be a listed relay's, so a network
+ *   voting the param (`shallot up --consensus-params`) closes relays'
+ *   idle channels sooner (fewer file descriptors at thousands of relays).
  * - Partial cells: a cell is at most 514 bytes or a variable cell of a few
  *   KiB, which a live peer finishes in milliseconds; a peer that stops
  *   mid-cell for `partialCellMs` (30 s) is holding the buffer, not talking.
  */
+import { boundedParam } from '../core/consensus-param.js';
 import { randomBytes } from '../core/crypto.js';
 import { uniformFraction } from '../core/random.js';
 import type { Channel } from '../net/channel.js';
@@ -36,7 +40,8 @@ export interface ChannelGuardOptions {
   /** Whether an authenticated peer identity is a relay the consensus lists. */
   isListedRelay?: (identity: Uint8Array) => Promise<boolean>;
   idleClientMs: number;
-  idleRelayMs: number;
+  /** The base idle timeout of a listed relay's channel now (the consensus's nf_conntimeout_relays). */
+  idleRelayMs: () => number;
   partialCellMs: number;
   /** Counts what was refused or closed, by defense name. */
   refused: (
@@ -95,7 +100,7 @@ export class ChannelGuard {
       conn,
       exempt: false,
       idleSince: null,
-      idleLimitMs: this.idleLimit(this.o.idleClientMs),
+      idleLimitMs: clientIdleLimit(this.o.idleClientMs, this.uniform()),
     };
     this.channels.set(ch, t);
     ch.on('closed', () => this.channels.delete(ch));
@@ -106,7 +111,7 @@ export class ChannelGuard {
           if (!listed || !this.channels.has(ch)) return;
           // A known relay: its connection no longer counts against the address, and it idles as relays do.
           t.exempt = true;
-          t.idleLimitMs = this.idleLimit(this.o.idleRelayMs);
+          t.idleLimitMs = relayIdleLimit(this.o.idleRelayMs(), this.uniform());
           conn.release();
         },
         () => {},
@@ -145,9 +150,31 @@ export class ChannelGuard {
     }
     this.dos.sweep();
   }
+}
 
-  /** The base plus up to half of it at random (C tor randomises idle timeouts so closes do not line up). */
-  private idleLimit(base: number): number {
-    return base + Math.floor(this.uniform() * (base / 2));
-  }
+/** A client channel's idle limit: the base plus up to half of it (`u` uniform in [0, 1)). */
+export function clientIdleLimit(base: number, u: number): number {
+  return base + Math.floor(u * (base / 2));
+}
+
+/** A listed relay's idle limit: 3/4 of the base plus up to half of it (`u` uniform in [0, 1)). */
+export function relayIdleLimit(base: number, u: number): number {
+  return Math.floor((base * 3) / 4) + Math.floor(u * (base / 2));
+}
+
+/** C tor's bounds on nf_conntimeout_relays (channelpadding.c CONNTIMEOUT_RELAYS_MIN/MAX), seconds. */
+const CONNTIMEOUT_RELAYS_MIN_S = 60;
+const CONNTIMEOUT_RELAYS_MAX_S = 7 * 24 * 60 * 60;
+
+/** A listed relay's idle base: the consensus's nf_conntimeout_relays within C tor's bounds, else `fallbackMs`. */
+export function relayIdleBaseMs(params: Readonly<Record<string, number>>, fallbackMs: number): number {
+  if (params.nf_conntimeout_relays === undefined) return fallbackMs;
+  const s = boundedParam(
+    params,
+    'nf_conntimeout_relays',
+    fallbackMs / 1000,
+    CONNTIMEOUT_RELAYS_MIN_S,
+    CONNTIMEOUT_RELAYS_MAX_S,
+  );
+  return s * 1000;
 }

@@ -39,7 +39,7 @@ export interface RelayLimits {
   maxQueuedCellsPerCircuit: number;
   /** Base idle timeout of a client's channel without circuits (channel-guard.ts; C tor 180 s). */
   idleClientChannelMs: number;
-  /** Base idle timeout of a listed relay's channel without circuits (C tor nf_conntimeout_relays, 3600 s). */
+  /** Base idle timeout of a listed relay's channel without circuits, unless the consensus sets nf_conntimeout_relays (3600 s). */
   idleRelayChannelMs: number;
   /** A peer stalled this long in the middle of a cell loses its link. */
   partialCellMs: number;

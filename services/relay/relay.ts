@@ -32,7 +32,7 @@ import { createLinkKeys, type LinkKeys } from '../net/link-keys.js';
 import { OrCircuit, type OrCircuitOwner } from '../net/or-circuit.js';
 import type { SendBlocker } from '../net/stream.js';
 import { type LinkServer, linkUrl, listenLinks } from '../net/transport.js';
-import { ChannelGuard } from './channel-guard.js';
+import { ChannelGuard, relayIdleBaseMs } from './channel-guard.js';
 import { clientDosParams } from './client-dos.js';
 import { onionskinExecutor } from './cpuworker.js';
 import { EdgeStreams } from './edge-streams.js';
@@ -104,7 +104,7 @@ export class Relay implements OrCircuitOwner {
       params: () => clientDosParams(params()),
       ...(c.listedRelay ? { isListedRelay: async (id: Uint8Array) => !!(await c.listedRelay?.(id)) } : {}),
       idleClientMs: this.limits.idleClientChannelMs,
-      idleRelayMs: this.limits.idleRelayChannelMs,
+      idleRelayMs: () => relayIdleBaseMs(params(), this.limits.idleRelayChannelMs),
       partialCellMs: this.limits.partialCellMs,
       refused: (defense) => this.m.dosRefusals.labels({ ...this.label, defense }).inc(),
     });
