@@ -20,9 +20,9 @@
  * use — the cgroup's limit in a container, else the machine's RAM — capped
  * at 8 GiB and at least 256 MiB. `--max-mem-in-queues` (MiB) overrides it.
  * Counting circuits deviates from C tor: there a circuit costs ~1-2 KiB and
- * the OOM handler ignores it, but here one costs ~20 KiB
+ * the OOM handler ignores it, but here one costs 10-16 KiB
  * (CIRCUIT_STATE_BYTES) and a channel may hold 131,072 of them
- * (net/link-handshake.ts), i.e. ~2.5 GiB from one peer that the circuit
+ * (net/link-handshake.ts), i.e. ~2 GiB from one peer that the circuit
  * creation DoS defence does not charge below 3 connections (client-dos.ts).
  * The second pass picks the channel with the most circuits whoever is on
  * the other end — a listed relay's channel is no safer than a client's: a
@@ -58,13 +58,15 @@ const CHECK_MS = 1_000;
 /**
  * What one idle relay-side circuit holds (OrCircuit, its CircuitEdge, the
  * AES-CTR and SHA-1 digest states of RelayHopCrypto, its channel's map
- * entry): 18-23 KiB of RSS per circuit measured with 5,000 and 10,000
- * circuits on one wss channel to an in-process relay, client side
- * subtracted (test/bench/circuit-memory.ts, `MALLOC_ARENA_MAX=2 node
- * --expose-gc`); ~4.3 KiB of it is JS heap plus external, the rest native
- * (OpenSSL contexts) and allocator overhead. RSS is what the kernel kills on.
+ * entry): 16 KiB of RSS per circuit with 5,000 circuits, 14 KiB with
+ * 10,000, 10 KiB with 20,000 (V8 and malloc grow in steps), on one wss
+ * channel to an in-process relay after a warm-up, client side subtracted
+ * (test/bench/circuit-memory.ts, `MALLOC_ARENA_MAX=2 node --expose-gc`);
+ * 4.2-4.3 KiB of it is JS heap plus external at every count, the rest
+ * native (OpenSSL contexts) and allocator overhead. RSS is what the kernel
+ * kills on; the high end keeps the cap on the safe side.
  */
-export const CIRCUIT_STATE_BYTES = 20 * 1024;
+export const CIRCUIT_STATE_BYTES = 16 * 1024;
 
 /** The memory this process may use: the cgroup (v2, then v1) limit, else RAM. */
 function memoryLimit(): number {
