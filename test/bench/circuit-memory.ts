@@ -9,14 +9,13 @@
  * bench-results/circuit-memory-*.json. The figure is QueueMemory's
  * CIRCUIT_STATE_BYTES (services/relay/queue-memory.ts).
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { readFileSync, writeFileSync } from 'node:fs';
 import type { LinkMessage } from '../../services/core/cells.js';
 import { startClientHandshake } from '../../services/core/create-handshake.js';
 import { randomBytes } from '../../services/core/crypto.js';
 import { ChannelPool } from '../../services/net/channel-pool.js';
 import { hopTarget, linkPeer, startLocalRelay } from '../helpers/relays.js';
+import { benchResultsPath } from './results-file.js';
 
 const args = process.argv.slice(2);
 const num = (name: string, fallback: number) => {
@@ -111,10 +110,7 @@ async function main(): Promise<void> {
   console.log(
     `${created} idle circuits (${refused} refused): relay side ${kib(result.relaySideBytes.js)} KiB JS heap+external, ${kib(result.relaySideBytes.rss)} KiB RSS per circuit (client side ${kib(client.js)} / ${kib(client.rss)} KiB subtracted)`,
   );
-  const here = dirname(fileURLToPath(import.meta.url));
-  const out = resolve(here, here.split('/').includes('dist') ? '../../..' : '../..', 'bench-results');
-  mkdirSync(out, { recursive: true });
-  const file = join(out, `circuit-memory-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  const file = benchResultsPath('circuit-memory');
   writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
   console.log(`JSON: ${file}`);
   pool.closeAll();

@@ -10,12 +10,11 @@
  * with MALLOC_ARENA_MAX=2 as the shallot command does for its figures.
  * Links only, no link handshake: tor-spec §4's cells ride on top.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { ed25519Generate } from '../../services/core/crypto.js';
 import { createLinkKeys } from '../../services/net/link-keys.js';
 import { dialLink, type LinkConnection, type LinkServer, listenLinks } from '../../services/net/transport.js';
+import { benchResultsPath } from './results-file.js';
 
 const args = process.argv.slice(2);
 const num = (name: string, fallback: number) => {
@@ -73,10 +72,7 @@ async function main(): Promise<void> {
   console.log(
     `${pairs} links, ${result.burstKiB} KiB through each: ${result.perPairKiB.toFixed(0)} KiB per pair (both TLS ends), ${result.perListenerKiB.toFixed(0)} KiB per listener; RSS ${r2.toFixed(0)} MiB`,
   );
-  const here = dirname(fileURLToPath(import.meta.url));
-  const out = resolve(here, here.split('/').includes('dist') ? '../../..' : '../..', 'bench-results');
-  mkdirSync(out, { recursive: true });
-  const file = join(out, `link-memory-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  const file = benchResultsPath('link-memory');
   writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
   console.log(`JSON: ${file}`);
   for (const l of dialled) l.destroy();

@@ -16,11 +16,10 @@
  * run still writes its results and exits non-zero.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
 import { isLogLevel } from '../../services/runtime/log.js';
 import {
   blindingBenches,
@@ -35,6 +34,7 @@ import { type BenchResult, formatResult, formatTable, skipped } from './harness.
 import { onionBenches } from './onion.js';
 import { onionModelBenches } from './onion-model.js';
 import { processBenches } from './processes.js';
+import { benchResultsPath, REPO_ROOT } from './results-file.js';
 import { shapingBenches } from './shaping.js';
 import { soakBenches } from './soak.js';
 import { type ThroughputOptions, throughputBenches } from './throughput.js';
@@ -48,10 +48,6 @@ const numArg = (name: string, fallback: number) => {
   const v = Number(args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3));
   return Number.isFinite(v) && v > 0 ? v : fallback;
 };
-
-// dist/test/bench/run.js or test/bench/run.ts: the repo root is three levels up either way.
-const here = dirname(fileURLToPath(import.meta.url));
-const root = resolve(here, here.split('/').includes('dist') ? '../../..' : '../..');
 
 const BUDGET = quick ? 300 : 1200;
 const soakLogLevel = args.find((a) => a.startsWith('--soak-log-level='))?.slice('--soak-log-level='.length);
@@ -170,7 +166,7 @@ const sections: Section[] = [
 
 function gitCommit(): string | undefined {
   try {
-    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim();
+    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: REPO_ROOT, encoding: 'utf8' }).trim();
   } catch {
     return undefined;
   }
@@ -227,7 +223,6 @@ async function main(): Promise<number> {
       '\nbatch averages (see "batch" in the JSON). End-to-end runs client and 3 relays in one process.',
   );
 
-  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const report = {
     timestamp: new Date().toISOString(),
     commit,
@@ -236,12 +231,10 @@ async function main(): Promise<number> {
     totalSeconds: Number(totalSeconds.toFixed(1)),
     results,
   };
-  const dir = join(root, 'bench-results');
-  mkdirSync(dir, { recursive: true });
   const json = `${JSON.stringify(report, (_, v) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2)}\n`;
-  const file = join(dir, `bench-${stamp}.json`);
+  const file = benchResultsPath('bench');
   writeFileSync(file, json);
-  writeFileSync(join(dir, 'latest.json'), json);
+  writeFileSync(join(dirname(file), 'latest.json'), json);
   console.log(`\n${totalSeconds.toFixed(1)} s; wrote ${file} and bench-results/latest.json`);
   return failed ? 1 : 0;
 }

@@ -30,11 +30,10 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { type Snapshot, scrape as scrapeMetrics } from '../../services/loadgen/scrape.js';
 import { socksConnect } from '../../services/loadgen/socks-client.js';
 import { fetchConsensus } from '../../services/net/dir-client.js';
@@ -43,6 +42,7 @@ import { MAX_FAULT_SECONDS } from '../../services/testnet/fault.js';
 import { parseOpenFileLimit } from '../../services/testnet/fd-budget.js';
 import type { NetworkState } from '../../services/testnet/state.js';
 import { processCpuSeconds, processOpenFds, processRssMiB } from './proc-stat.js';
+import { benchResultsPath, REPO_ROOT } from './results-file.js';
 import {
   allowedFailureShare,
   type CircuitOutcomes,
@@ -132,9 +132,6 @@ if (args.includes('--help') || args.includes('-h')) {
   process.stdout.write(HELP);
   process.exit(0);
 }
-
-const here = dirname(fileURLToPath(import.meta.url));
-const root = resolve(here, here.split('/').includes('dist') ? '../../..' : '../..');
 
 interface SizeResult {
   relays: number;
@@ -337,7 +334,7 @@ function startUp(dataDir: string, relays: number, exits: number): { child: Child
     process.execPath,
     [
       ...NODE_PROCESS_HEAP_FLAGS,
-      join(root, 'dist/services/testnet/main.js'),
+      join(REPO_ROOT, 'dist/services/testnet/main.js'),
       'up',
       ...['--relays', String(relays), '--exits', String(exits), '--workers', String(workers)],
       ...['--data-dir', dataDir, '--base-port', '0'],
@@ -357,7 +354,7 @@ function startUp(dataDir: string, relays: number, exits: number): { child: Child
   return { child, out: () => out };
 }
 
-const cli = () => join(root, 'dist/services/testnet/main.js');
+const cli = () => join(REPO_ROOT, 'dist/services/testnet/main.js');
 const sleep = (ms: number) => new Promise((res) => setTimeout(res, ms));
 const launcherMetrics = (state: NetworkState) =>
   state.nodes.filter((n) => n.role === 'launcher' && n.metrics).map((n) => `http://${n.metrics}/metrics`);
@@ -731,9 +728,7 @@ async function main(): Promise<void> {
       );
     if (r.phase) printPhase(r.phase);
   }
-  const dir = join(root, 'bench-results');
-  mkdirSync(dir, { recursive: true });
-  const file = join(dir, `scale-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  const file = benchResultsPath('scale');
   const report = {
     at: new Date().toISOString(),
     machine: { cores: os.availableParallelism(), memGiB: os.totalmem() / 2 ** 30, node: process.version },
