@@ -96,6 +96,15 @@ async function clientGuard(dataDir: string): Promise<string> {
 }
 
 /**
+ * How this test reads the consensus: with the 5 s clock skew the network's
+ * own clients and relays accept (client.ts, relay/publisher.ts). `nowMs` is
+ * taken before the request, so a consensus an authority publishes while the
+ * request is on its way (at its valid-after) would otherwise read as "not
+ * yet valid" from every authority (a CI run met that under load).
+ */
+const fetchOpts = () => ({ nowMs: Date.now(), timeoutMs: 5_000, skewMs: 5_000 });
+
+/**
  * Waits (bounded) until the consensus lists every relay Running again, so
  * the guard measured before a link fault is the one the client keeps using:
  * right after the exits were stopped and restarted, the one exit still
@@ -106,10 +115,7 @@ async function clientGuard(dataDir: string): Promise<string> {
 async function allRunning(net: RunningNetwork, relays: number): Promise<void> {
   const deadline = Date.now() + 60_000;
   for (;;) {
-    const { consensus } = await fetchConsensus(net.state.authorities, {
-      nowMs: Date.now(),
-      timeoutMs: 5_000,
-    });
+    const { consensus } = await fetchConsensus(net.state.authorities, fetchOpts());
     const running = consensus.relays.filter((r) => r.flags.includes('Running')).length;
     if (running >= relays) return;
     if (Date.now() > deadline) throw new Error(`only ${running} of ${relays} relays Running after 60 s`);
@@ -125,7 +131,7 @@ async function allRunning(net: RunningNetwork, relays: number): Promise<void> {
  * delays it by at least its delay.
  */
 async function versionsRttMs(net: RunningNetwork, relay: string, as: string): Promise<number> {
-  const { consensus } = await fetchConsensus(net.state.authorities, { nowMs: Date.now(), timeoutMs: 5_000 });
+  const { consensus } = await fetchConsensus(net.state.authorities, fetchOpts());
   const r = consensus.relays.find((x) => x.nickname === relay);
   if (!r) throw new Error(`${relay} is not in the consensus`);
   const link = await dialLink(r.linkUrl ?? linkUrl(r.address, r.orPort, true), 5_000, namedShaping(as));
