@@ -417,6 +417,8 @@ export async function startCtorClient(
   opts: {
     nickname: string;
     onionService?: { dir: string; virtualPort: number; target: string };
+    /** Relays (fingerprints) it must never use, in any position (C tor ExcludeNodes). */
+    excludeNodes?: string[];
     readyTimeoutMs?: number;
   },
 ): Promise<CtorClient> {
@@ -438,6 +440,7 @@ export async function startCtorClient(
     `Log info file ${path.join(dir, 'info.log')}`,
     ...net.dirAuthorities.split('\n'),
     ...(hs ? [`HiddenServiceDir ${hs.dir}`, `HiddenServicePort ${hs.virtualPort} ${hs.target}`] : []),
+    ...(opts.excludeNodes?.length ? [`ExcludeNodes ${opts.excludeNodes.map((f) => `$${f}`).join(',')}`] : []),
   ];
   const file = path.join(dir, 'torrc');
   await writeFile(file, `${torrc.join('\n')}\n`);
