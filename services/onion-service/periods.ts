@@ -19,7 +19,7 @@
  */
 import type { Consensus } from '../core/dir/consensus.js';
 import { inPeriodBetweenTpAndSrv, type TimePeriodParams, timePeriodNum } from '../core/hs-time.js';
-import { disasterSrv, hsDirRingMembers, responsibleHsDirs } from '../core/hsdir-ring.js';
+import { disasterSrv, fetchHsDirs, hsDirRingMembers, responsibleHsDirs } from '../core/hsdir-ring.js';
 
 export interface PeriodSrv {
   tp: number;
@@ -66,6 +66,23 @@ export function uploadHsDirs<T extends { identity: Uint8Array; flags: readonly s
 ): T[] {
   const ring = hsDirRingMembers(relays);
   return responsibleHsDirs(ring, blindedPub, period.srv, BigInt(period.tp), BigInt(p.lengthMinutes)).map(
+    (e) => e.node,
+  );
+}
+
+/**
+ * The HSDirs a client holding the same consensus asks for `period`'s
+ * descriptor: spread_fetch per replica on the same ring (rend-spec-v3
+ * §2.2.3), a subset of `uploadHsDirs`.
+ */
+export function fetchHsDirsFor<T extends { identity: Uint8Array; flags: readonly string[] }>(
+  relays: readonly T[],
+  blindedPub: Uint8Array,
+  period: PeriodSrv,
+  p: TimePeriodParams,
+): T[] {
+  const ring = hsDirRingMembers(relays);
+  return fetchHsDirs(ring, blindedPub, period.srv, BigInt(period.tp), BigInt(p.lengthMinutes)).map(
     (e) => e.node,
   );
 }

@@ -17,6 +17,11 @@
  * too), and not while a new one is still being established (up to 5 s), so
  * one upload covers it.
  *
+ * Fetchable (what `shallot up` waits for, service.ts whenPublished): each
+ * kept period's descriptor accepted by every HSDir of its fetch set
+ * (spread_fetch per replica), as a client with the same consensus asks
+ * those, for either period.
+ *
  * Revision counter (§2.4): the clock in ms, monotone here, and, within clock
  * skew, across instances sharing the identity, so the latest upload of the
  * same merged set wins at an HSDir (instances.ts).
@@ -38,7 +43,7 @@ import { dirRequest } from '../net/dir-http.js';
 import type { OriginCircuit } from '../net/origin-circuit.js';
 import { TypedEmitter } from '../net/typed-emitter.js';
 import type { Logger } from '../runtime/log.js';
-import { type PeriodSrv, uploadHsDirs } from './periods.js';
+import { fetchHsDirsFor, type PeriodSrv, uploadHsDirs } from './periods.js';
 
 /** A time period's keys, derived from the identity (rend-spec-v3 §2.1-2.2). */
 export interface PeriodKeys {
@@ -92,6 +97,8 @@ interface DescState {
   uploadedSig: string | null;
   nextUploadAt: number;
   uploading: boolean;
+  /** HSDirs (hex ids) that accepted a descriptor listing `held.intro`; rounds with the same intro set add to it. */
+  held: { intro: string; introPoints: number; by: Set<string> } | null;
 }
 
 /** C tor HS_SERVICE_NEXT_UPLOAD_TIME_MIN / _MAX: 60 and 120 min. */
@@ -106,6 +113,8 @@ export class DescriptorPublisher extends TypedEmitter<{ published: PublishedEven
   private lastRevision = 0n;
   private rounds = 0;
   private best: number | null = null;
+  /** The relays and period parameters of the last `maintain`: the ring clients fetch from. */
+  private ring: { relays: readonly NetRelay[]; params: TimePeriodParams } | null = null;
 
   constructor(
     private readonly c: PublisherComponents,
@@ -122,6 +131,29 @@ export class DescriptorPublisher extends TypedEmitter<{ published: PublishedEven
   /** Most intro points an accepted descriptor has listed (null: none accepted yet). */
   get bestPublished(): number | null {
     return this.best;
+  }
+
+  /**
+   * Whether a client holding the consensus of the last `maintain` can fetch
+   * every descriptor kept now, whichever period it asks for first
+   * (client/onion-descriptors.ts tries the current period, then the other):
+   * for each period, every HSDir of its fetch set (periods.ts
+   * fetchHsDirsFor) accepted the descriptor of the latest intro set
+   * uploaded, listing at least `minIntroPoints` (HSDirs that hold only an
+   * older set do not count: its intro points may be gone). One accepting HSDir is not enough: with spread_store
+   * 4 and spread_fetch 3 it may be one no client asks, and a round's event
+   * for one period says nothing of the other's.
+   */
+  fetchable(minIntroPoints: number): boolean {
+    const ring = this.ring;
+    if (!ring || this.descs.size === 0) return false;
+    for (const d of this.descs.values()) {
+      if (!d.held || d.held.introPoints < minIntroPoints) return false;
+      const asked = fetchHsDirsFor(ring.relays, d.keys.blindedPub, d.period, ring.params);
+      const by = d.held.by;
+      if (asked.length === 0 || !asked.every((r) => by.has(r.id))) return false;
+    }
+    return true;
   }
 
   /** The periods descriptors are kept for. */
@@ -147,6 +179,7 @@ export class DescriptorPublisher extends TypedEmitter<{ published: PublishedEven
           uploadedSig: null,
           nextUploadAt: 0,
           uploading: false,
+          held: null,
         });
       } else if (toHex(d.period.srv) !== toHex(p.srv)) d.period = p;
     }
@@ -157,6 +190,7 @@ export class DescriptorPublisher extends TypedEmitter<{ published: PublishedEven
     const ips = input.introPoints;
     // At least one intro point (C tor waits for its intro points before the first upload).
     if (ips.length === 0 || input.settling) return;
+    this.ring = { relays: input.relays, params: input.params };
     const now = this.c.now();
     // An intro point's relay that rotated its onion key changes the descriptor too.
     const introSig = ips
@@ -169,7 +203,7 @@ export class DescriptorPublisher extends TypedEmitter<{ published: PublishedEven
       if (targets.length === 0) continue;
       const sig = `${introSig}|${targets.map((t) => t.id).join(',')}`;
       if (sig === d.uploadedSig && now < d.nextUploadAt) continue;
-      void this.upload(d, ips, targets, sig);
+      void this.upload(d, ips, targets, sig, introSig);
     }
   }
 
@@ -184,7 +218,13 @@ export class DescriptorPublisher extends TypedEmitter<{ published: PublishedEven
     return lo + uniformFraction(this.c.rng) * (hi - lo);
   }
 
-  private async upload(d: DescState, ips: IntroPointInfo[], targets: NetRelay[], sig: string): Promise<void> {
+  private async upload(
+    d: DescState,
+    ips: IntroPointInfo[],
+    targets: NetRelay[],
+    sig: string,
+    introSig: string,
+  ): Promise<void> {
     d.uploading = true;
     let text: string;
     try {
@@ -211,6 +251,11 @@ export class DescriptorPublisher extends TypedEmitter<{ published: PublishedEven
     d.uploading = false;
     const ok = results.filter((r) => r === 'success').length;
     const failed = results.length - ok;
+    // An HSDir that took an earlier round of the same intro set still serves one as good.
+    if (d.held?.intro !== introSig) d.held = { intro: introSig, introPoints: ips.length, by: new Set() };
+    targets.forEach((t, i) => {
+      if (results[i] === 'success') d.held?.by.add(t.id);
+    });
     if (ok > 0) this.rounds++;
     // Any HSDir that missed it gets a retry soon (all of them: the revision counter makes that harmless).
     d.uploadedSig = sig;

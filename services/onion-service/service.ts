@@ -244,22 +244,27 @@ export class OnionService extends TypedEmitter<OnionServiceEvents> {
   }
 
   /**
-   * Resolves once a descriptor listing at least `minIntroPoints` intro points
-   * (default: all of this instance's) reached an HSDir: clients can connect.
+   * Resolves once clients can connect: every descriptor kept now (both time
+   * periods) lists at least `minIntroPoints` intro points (default: all of
+   * this instance's) and is held by every HSDir a client with the service's
+   * consensus asks for it (publisher.ts `fetchable`). Any one upload round
+   * is not enough: it may be the other period's, or reach HSDirs no client
+   * asks.
    */
   whenPublished(minIntroPoints = this.numIntro, timeoutMs = 60_000): Promise<void> {
-    if ((this.publisher?.bestPublished ?? -1) >= minIntroPoints) return Promise.resolve();
+    const ready = () => this.publisher?.fetchable(minIntroPoints) ?? false;
+    if (ready()) return Promise.resolve();
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.off('published', check);
         reject(
           new OnionServiceError(
-            `no descriptor with ${minIntroPoints} intro points published in ${timeoutMs} ms`,
+            `no descriptor with ${minIntroPoints} intro points on every HSDir clients ask in ${timeoutMs} ms`,
           ),
         );
       }, timeoutMs);
-      const check = (e: PublishedEvent) => {
-        if (e.uploaded > 0 && e.introPoints >= minIntroPoints) {
+      const check = () => {
+        if (ready()) {
           clearTimeout(timer);
           this.off('published', check);
           resolve();

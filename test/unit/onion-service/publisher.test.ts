@@ -3,9 +3,13 @@
 // reaches none: when an upload round starts (not without intro points, not
 // while one is settling, at once on a change of the intro set, 5 s after a
 // round some HSDir missed), where it goes (the ring periods.ts computes for
-// each period), and which periods it keeps.
+// each period), which periods it keeps, and when clients can fetch what it
+// published (fetchable: every period's descriptor on every HSDir a client
+// asks), with circuits whose HSDirs answer as each test says.
+import { Duplex } from 'node:stream';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
+import type { BuildRequest, CircuitManager } from '../../../services/client/circuit-manager.js';
 import { NetDir } from '../../../services/client/netdir.js';
 import { ed25519Expand } from '../../../services/core/crypto/ed25519-math.js';
 import { ed25519PublicFromSeed, randomBytes } from '../../../services/core/crypto.js';
@@ -16,7 +20,12 @@ import { blindExpandedKey, blindIdentity, hsSubcredential } from '../../../servi
 import { timePeriodParams } from '../../../services/core/hs-time.js';
 import { relayLinkSpecifiers } from '../../../services/core/link-specifiers.js';
 import { metricsFor } from '../../../services/metrics/metrics.js';
-import { serviceDescriptorPeriods, uploadHsDirs } from '../../../services/onion-service/periods.js';
+import type { OriginCircuit } from '../../../services/net/origin-circuit.js';
+import {
+  fetchHsDirsFor,
+  serviceDescriptorPeriods,
+  uploadHsDirs,
+} from '../../../services/onion-service/periods.js';
 import {
   DescriptorPublisher,
   type PeriodKeys,
@@ -55,10 +64,52 @@ function introPoint(): IntroPointInfo {
   };
 }
 
-function setup() {
+/** An HSDir's answer to the upload: `status` and nothing more (publisher.ts reads only the status). */
+function answer(status: number): Duplex {
+  let answered = false;
+  const d: Duplex = new Duplex({
+    read() {},
+    write(_chunk, _enc, cb) {
+      if (!answered) {
+        answered = true;
+        d.push(Buffer.from(`HTTP/1.0 ${status} X\r\nContent-Length: 3\r\n\r\nOK\n`));
+        d.push(null);
+      }
+      cb();
+    },
+  });
+  return d;
+}
+
+/**
+ * Circuits to HSDirs that answer the i-th upload (in build order) with
+ * `status(i, hsdir id)`, which may wait: a round's builds are all asked for
+ * before the next period's round starts, so the order names the period.
+ */
+function answeringCircuits(
+  dir: NetDir,
+  status: (i: number, hsdir: string) => number | Promise<number>,
+): { circuits: Pick<CircuitManager, 'build'>; builds: BuildRequest[] } {
+  const builds: BuildRequest[] = [];
+  const circuits: Pick<CircuitManager, 'build'> = {
+    build: async (req: BuildRequest) => {
+      const i = builds.push(req) - 1;
+      const hsdir = req.lastHop?.id ?? '';
+      expect(dir.get(hsdir)).toBeDefined();
+      const circ = {
+        openDirStream: async () => answer(await status(i, hsdir)),
+        destroy() {},
+      };
+      return circ as unknown as OriginCircuit;
+    },
+  };
+  return { circuits, builds };
+}
+
+function setup(answers?: (i: number, hsdir: string) => number | Promise<number>) {
   const dir = new NetDir(consensus);
   let now = T0;
-  const { circuits, builds } = recordingCircuits(dir);
+  const { circuits, builds } = answers ? answeringCircuits(dir, answers) : recordingCircuits(dir);
   const seed = randomBytes(32);
   const identityPub = ed25519PublicFromSeed(seed);
   const keysFor = (tp: number): PeriodKeys => {
@@ -91,7 +142,9 @@ function setup() {
     while (rounds.length < n) await new Promise((r) => setTimeout(r, 5));
   };
   const ring = periods.map((p) => uploadHsDirs(dir.relays, keysFor(p.tp).blindedPub, p, params));
+  const asked = periods.map((p) => fetchHsDirsFor(dir.relays, keysFor(p.tp).blindedPub, p, params));
   return {
+    asked,
     publisher,
     builds,
     rounds,
@@ -164,5 +217,63 @@ describe('DescriptorPublisher', () => {
     t.maintain([introPoint()]);
     await t.roundsDone(1);
     expect(t.rounds.map((r) => r.tp)).toEqual([second!.tp]);
+  });
+
+  it('is fetchable only once both periods’ rounds are in, not at the first round’s event', async () => {
+    let release = () => {};
+    const held = new Promise<void>((r) => {
+      release = r;
+    });
+    let firstRound = Number.POSITIVE_INFINITY;
+    // The first period's HSDirs answer at once; the second period's wait for `release`.
+    const t = setup(async (i) => {
+      if (i >= firstRound) await held;
+      return 200;
+    });
+    firstRound = t.ring[0]!.length;
+    t.maintain([introPoint()]);
+    await t.roundsDone(1);
+    // The event `shallot up` took for "ready" before: one period's round, every HSDir took it.
+    expect(t.rounds[0]).toMatchObject({ tp: t.periods[0]!.tp, uploaded: firstRound, failed: 0 });
+    expect(t.publisher.fetchable(1)).toBe(false);
+    release();
+    await t.roundsDone(2);
+    expect(t.publisher.fetchable(1)).toBe(true);
+    expect(t.publisher.fetchable(2)).toBe(false);
+  });
+
+  it('counts only the HSDirs clients ask: one beyond spread_fetch that took it is not enough', async () => {
+    let everyone = false;
+    const t = setup((i, hsdir) => {
+      const period = i < t.ring[0]!.length ? 0 : 1;
+      const askedHere = t.asked[period]!.some((r) => r.id === hsdir);
+      return everyone || !askedHere ? 200 : 503;
+    });
+    // spread_store 4 and spread_fetch 3 per replica: some HSDirs store what no client asks them for.
+    for (const [p, stored] of t.ring.entries()) expect(stored.length).toBeGreaterThan(t.asked[p]!.length);
+    const ips = [introPoint()];
+    t.maintain(ips);
+    await t.roundsDone(2);
+    expect(t.rounds.every((r) => r.uploaded > 0 && r.failed > 0)).toBe(true);
+    expect(t.publisher.fetchable(1)).toBe(false);
+    // The retry 5 s later reaches them all; what the first round placed still counts.
+    everyone = true;
+    t.advance(5_000);
+    t.maintain(ips);
+    await t.roundsDone(4);
+    expect(t.publisher.fetchable(1)).toBe(true);
+  });
+
+  it('a new intro set must reach them again: HSDirs holding the old one do not count for it', async () => {
+    let refuse = false;
+    const t = setup(() => (refuse ? 503 : 200));
+    t.maintain([introPoint()]);
+    await t.roundsDone(2);
+    expect(t.publisher.fetchable(1)).toBe(true);
+    refuse = true;
+    t.maintain([introPoint(), introPoint()]);
+    await t.roundsDone(4);
+    expect(t.publisher.fetchable(1)).toBe(false);
+    expect(t.publisher.fetchable(2)).toBe(false);
   });
 });
