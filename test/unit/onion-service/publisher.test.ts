@@ -9,7 +9,8 @@
 import { Duplex } from 'node:stream';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import type { BuildRequest, CircuitManager } from '../../../services/client/circuit-manager.js';
+import type { CircuitManager } from '../../../services/client/circuit-manager.js';
+import type { BuildRequest } from '../../../services/client/circuit-options.js';
 import { NetDir } from '../../../services/client/netdir.js';
 import { ed25519Expand } from '../../../services/core/crypto/ed25519-math.js';
 import { ed25519PublicFromSeed, randomBytes } from '../../../services/core/crypto.js';
