@@ -1,7 +1,9 @@
 // An authority's schedule clock (directory/schedule.ts, dir-spec §1.4): the
 // first valid-after leaves the vote and distribution delays; steps run at
-// their time on the injected clock, not after a stop or a clear, and one
-// that throws or rejects is logged without stopping the others.
+// their time on the injected clock, never before it (a Node timer that
+// fires while that clock still reads a millisecond short waits the rest),
+// not after a stop or a clear, and one that throws or rejects is logged
+// without stopping the others.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Timing } from '../../../services/directory/config.js';
 import { firstValidAfter, StepTimers } from '../../../services/directory/schedule.js';
@@ -25,9 +27,9 @@ describe('StepTimers', () => {
   function timers(opts: { clockOffsetMs?: number } = {}) {
     const errors: string[] = [];
     const log = { ...silentLogger, error: (msg: string) => void errors.push(msg) };
-    const state = { stopped: false };
+    const state = { stopped: false, offsetMs: opts.clockOffsetMs ?? 0 };
     // The injected clock may differ from Node's: steps wait the difference on it.
-    const now = () => Date.now() + (opts.clockOffsetMs ?? 0);
+    const now = () => Date.now() + state.offsetMs;
     return { t: new StepTimers({ now, log, stopped: () => state.stopped }), errors, state, now };
   }
 
@@ -45,6 +47,26 @@ describe('StepTimers', () => {
     expect(ran).toEqual(['past', 'a']);
     await vi.advanceTimersByTimeAsync(2_000);
     expect(ran).toEqual(['past', 'a', 'b']);
+  });
+
+  it('never runs a step before its time on the injected clock, even when the timer fires early', async () => {
+    // Node's timers count whole ms of the monotonic clock; Date.now() can read 1 ms short
+    // when one fires (about 1 in 40). Here the injected clock falls 1 ms behind Node's
+    // after the step is armed, so Node's timer comes due while it reads T - 1.
+    const { t, state, now } = timers();
+    const due = now() + 1_000;
+    const seen: number[] = [];
+    t.at(due, () => void seen.push(now()));
+    state.offsetMs = -1;
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(now()).toBe(due - 1);
+    expect(seen).toEqual([]);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(seen).toEqual([due]);
+    // Run once, not again from the first timer.
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(seen).toEqual([due]);
+    expect(vi.getTimerCount()).toBe(0);
   });
 
   it('logs a step that throws or rejects, and runs the next', async () => {
