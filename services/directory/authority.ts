@@ -27,7 +27,10 @@
  *           that makes the majority publishes it then)
  * fresh-until = VA+I, valid-until = VA+3I. The first round is the first VA
  * that leaves V+D after start, so a new network has a consensus within
- * about 1.4 I.
+ * about 1.4 I. A starved loop runs the steps late but in this order, never
+ * one before the previous one is done (the publish step once found no
+ * consensus while the consensus step still fetched votes, and the round was
+ * lost): C tor's dirvote_act runs them one after another too.
  *
  * The ops endpoints (/metrics /healthz /readyz; ready = holds an unexpired
  * consensus) are served by the shared ops server on the ops port only
@@ -248,18 +251,35 @@ export class DirectoryAuthority {
       va = next;
     }
     this.rounds.prepare(va);
-    this.steps.at(va - this.timing.voteDelayMs - this.timing.distDelayMs, () => this.voteStep(va));
-    this.steps.at(va - this.timing.distDelayMs, () => this.consensusStep(va));
+    // A round's steps run in order even when a starved loop makes their times
+    // pass together (C tor's dirvote_act runs them one after another): the
+    // consensus is computed once our vote is built, and published once it is
+    // computed, late rather than never. Pushes are not waited for.
+    let built: Promise<unknown> = Promise.resolve();
+    let computed: Promise<unknown> = Promise.resolve();
+    this.steps.at(va - this.timing.voteDelayMs - this.timing.distDelayMs, () => {
+      const vote = this.buildVote(va);
+      built = vote.catch(() => null);
+      return vote.then((raw) => (raw ? this.exchange.pushAll(VOTE_PATH, raw, 'vote') : undefined));
+    });
+    this.steps.at(va - this.timing.distDelayMs, () => {
+      const step = built.then(() => this.consensusStep(va));
+      computed = step.catch(() => null);
+      return step.then((doc) => (doc ? this.exchange.pushAll(SIGNATURE_PATH, doc, 'signature') : undefined));
+    });
     this.steps.at(va, async () => {
+      // The round stays the one being prepared until its consensus is computed:
+      // a late consensus step still takes the votes it fetches for it.
+      await computed;
       this.scheduleRound(va + this.timing.intervalMs);
       await this.publishStep(va);
     });
   }
 
-  /** Builds, signs and pushes this authority's vote for `va`. */
-  private async voteStep(va: number): Promise<void> {
+  /** Builds and signs this authority's vote for `va` and keeps it for the round; null once stopped. */
+  private async buildVote(va: number): Promise<Uint8Array | null> {
     const entries = await this.descriptors.voteRelays(this.timing.probeTimeoutMs);
-    if (this.stopped || !entries) return;
+    if (this.stopped || !entries) return null;
     // From the flags on (voteRelays' own work after the re-tests is in there too): what grows with the relays.
     const started = performance.now() - (this.now() - entries.nowMs);
     const knownFlags = FLAGS.filter((f) => f !== 'BadExit' || (this.opts.badExits?.length ?? 0) > 0);
@@ -284,15 +304,15 @@ export class DirectoryAuthority {
     );
     this.sr.observeVote(vote);
     this.log.debug('voted', { validAfter: new Date(va).toISOString(), relays: vote.relays.length });
-    await this.exchange.pushAll(VOTE_PATH, raw, 'vote');
+    return raw;
   }
 
-  /** Pulls missing votes, computes and signs the consensus for `va`, pushes the signature. */
-  private async consensusStep(va: number): Promise<void> {
+  /** Pulls missing votes, computes and signs the consensus for `va`; our signature document, or null. */
+  private async consensusStep(va: number): Promise<Uint8Array | null> {
     const missing = this.peers.filter((p) => !this.rounds.hasVote(va, p.identity));
     const ownBytes = this.rounds.ownNextVote()?.length ?? 0;
     await this.exchange.fetchVotes(va, missing, ownBytes, (vote, raw) => this.acceptVote(vote, raw));
-    if (this.stopped) return;
+    if (this.stopped) return null;
     const votes = this.rounds.votes(va);
     const started = performance.now();
     let c: Consensus;
@@ -307,11 +327,11 @@ export class DirectoryAuthority {
       });
     } catch (e) {
       this.log.warn('could not compute a consensus', { error: (e as Error).message, votes: votes.length });
-      return;
+      return null;
     }
     if (c.validAfterMs !== va) {
       this.log.warn('computed consensus has the wrong valid-after', { want: va, got: c.validAfterMs });
-      return;
+      return null;
     }
     const own = signConsensus(c, this.seed);
     // Queued signatures were verified on arrival; only the digest is left to match.
@@ -326,8 +346,7 @@ export class DirectoryAuthority {
       relays: c.relays.length,
       digest: toHex(digest).slice(0, 16),
     });
-    const doc = encodeSignatureDocument(va, digest, own);
-    await this.exchange.pushAll(SIGNATURE_PATH, doc, 'signature');
+    return encodeSignatureDocument(va, digest, own);
   }
 
   /** Publishes the consensus for `va` if a majority signed it, pulling missing signatures first if needed. */
