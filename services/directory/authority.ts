@@ -22,12 +22,15 @@
  *   VA-D    pull the votes of peers we did not hear from, compute the
  *           consensus over the votes received, sign it, push the signature
  *   VA      publish the consensus with every signature whose digest matches
- *           ours, if more than half of all authorities signed; else keep
- *           the previous consensus (and keep collecting: a late signature
- *           that makes the majority publishes it then)
+ *           ours, if more than half of all authorities signed; else take
+ *           the one the peers published if a majority signed it (C tor's
+ *           authorities fetch the consensus they lack), or keep the
+ *           previous one (and keep collecting: a late signature that makes
+ *           the majority publishes ours then)
  * fresh-until = VA+I, valid-until = VA+3I. The first round is the first VA
  * that leaves V+D after start, so a new network has a consensus within
- * about 1.4 I. A starved loop runs the steps late but in this order, never
+ * about 1.4 I; until then a newly started authority serves its peers'
+ * consensus, if they have one. A starved loop runs the steps late but in this order, never
  * one before the previous one is done (the publish step once found no
  * consensus while the consensus step still fetched votes, and the round was
  * lost): C tor's dirvote_act runs them one after another too.
@@ -55,14 +58,16 @@ import { ed25519PublicFromSeed } from '../core/crypto.js';
 import {
   type Consensus,
   decodeSignatureDocument,
+  decodeSignedConsensus,
   encodeSignatureDocument,
   signConsensus,
+  verifyConsensus,
 } from '../core/dir/consensus.js';
 import { FLAGS } from '../core/dir/flags.js';
 import { decodeVote, encodeVote, type Vote } from '../core/dir/vote.js';
 import { computeConsensus } from '../core/dir/voting.js';
 import { type Metrics, metricsFor } from '../metrics/metrics.js';
-import type { AuthorityEndpoint } from '../net/dir-client.js';
+import { type AuthorityEndpoint, MAX_CONSENSUS_BYTES } from '../net/dir-client.js';
 import type { Logger } from '../runtime/log.js';
 import { countRefusal, recordConsensus, recordConsensusAge } from './authority-metrics.js';
 import {
@@ -87,6 +92,11 @@ import { ReachabilityTester } from './reachability.js';
 import { VotingRounds } from './round.js';
 import { firstValidAfter, StepTimers } from './schedule.js';
 import { SharedRandomState } from './sr-state.js';
+
+/** Attempts after the first to take a round's consensus from the peers (takePeersConsensus). */
+const PEER_CONSENSUS_TRIES = 2;
+/** The clock skew allowed on a peer's consensus, as the network's clients allow (client.ts). */
+const PEER_SKEW_MS = 5_000;
 
 export class DirectoryAuthority {
   readonly identityHex: string;
@@ -217,6 +227,8 @@ export class DirectoryAuthority {
         : null,
     );
     this.scheduleRound(firstValidAfter(this.now(), this.timing));
+    // Its first own round is more than V + D away: serve the peers' consensus until then.
+    this.takePeersConsensus(0, 0);
     this.steps.every(1000, () => this.updateAgeMetric());
     this.log.info('authority listening', {
       url: this.url,
@@ -349,27 +361,62 @@ export class DirectoryAuthority {
     return encodeSignatureDocument(va, digest, own);
   }
 
-  /** Publishes the consensus for `va` if a majority signed it, pulling missing signatures first if needed. */
+  /** Publishes the consensus for `va` if a majority signed it, pulling missing signatures first if needed; else takes the peers'. */
   private async publishStep(va: number): Promise<void> {
     if (!this.rounds.hasConsensus(va)) {
-      this.log.warn('no consensus computed for this round; keeping the previous one', {
+      this.log.warn("no consensus computed for this round; taking the peers' if they published one", {
         validAfter: new Date(va).toISOString(),
       });
+      this.takePeersConsensus(va, PEER_CONSENSUS_TRIES);
       return;
     }
     if (!this.rounds.hasMajority(va)) await this.pullSignatures(va);
     if (!this.tryPublish(va)) {
-      this.log.warn('consensus not signed by a majority; keeping the previous one', {
+      this.log.warn("consensus not signed by a majority; taking the peers' if they published one", {
         validAfter: new Date(va).toISOString(),
         signatures: this.rounds.signatureCount(va),
         authorities: this.authorityIds.length,
       });
+      this.takePeersConsensus(va, PEER_CONSENSUS_TRIES);
       return;
     }
     // Collect the stragglers' signatures for the served document.
     if (this.rounds.signatureCount(va) < this.authorityIds.length) {
       void this.pullSignatures(va).then(() => this.tryPublish(va));
     }
+  }
+
+  /**
+   * Serves the newest consensus a peer published, verified (more than half
+   * of all authorities signed it, valid now), when this authority has none
+   * for round `va` (0: none at all, at start): its own round was lost (a
+   * vote that came too late gave it another digest) or is still to come.
+   * C tor's authorities fetch the consensus they lack as every directory
+   * cache does. Peers publish at VA too, so `tries` more attempts follow a
+   * half distribution delay apart while none for `va` is served.
+   */
+  private takePeersConsensus(va: number, tries: number): void {
+    const expected = this.rounds.latest?.raw.length ?? 0;
+    void this.exchange
+      .fetchPublished(expected, (raw) => {
+        if (this.stopped) return;
+        const signed = decodeSignedConsensus(raw, MAX_CONSENSUS_BYTES);
+        verifyConsensus(signed, { authorityIds: this.authorityIds, nowMs: this.now(), skewMs: PEER_SKEW_MS });
+        if (!this.rounds.adopt(signed, raw)) return;
+        this.updateConsensusMetrics();
+        this.log.info('took the consensus its peers published', {
+          validAfter: new Date(signed.consensus.validAfterMs).toISOString(),
+          relays: signed.consensus.relays.length,
+          signatures: signed.signatures.length,
+        });
+      })
+      .then(() => {
+        if (tries > 0 && (this.rounds.latest?.consensus.validAfterMs ?? 0) < va) {
+          this.steps.at(this.now() + this.timing.distDelayMs / 2, () =>
+            this.takePeersConsensus(va, tries - 1),
+          );
+        }
+      });
   }
 
   private async pullSignatures(va: number): Promise<void> {

@@ -1,7 +1,8 @@
 /**
  * An authority's side of the exchange with its peers (dir-spec §3.4.1
  * votes, §3.10 detached signatures): push our vote and signature to every
- * peer, pull the votes and signatures we did not receive.
+ * peer, pull the votes and signatures we did not receive, and the
+ * consensus they published when we could not publish it ourselves.
  *
  * Design notes: a push is retried once after a short pause when the peer
  * could not be reached; a refusal (non-200) is logged and not retried, as
@@ -17,7 +18,12 @@
  */
 import { decodeSignedConsensus, type SignedConsensus } from '../core/dir/consensus.js';
 import { decodeVote, type Vote } from '../core/dir/vote.js';
-import { type AuthorityEndpoint, httpRequest, MAX_CONSENSUS_BYTES } from '../net/dir-client.js';
+import {
+  type AuthorityEndpoint,
+  CONSENSUS_PATH,
+  httpRequest,
+  MAX_CONSENSUS_BYTES,
+} from '../net/dir-client.js';
 import { whileHeld } from '../net/link-faults.js';
 import type { Logger } from '../runtime/log.js';
 import type { Timing } from './config.js';
@@ -128,6 +134,28 @@ export class PeerExchange {
       timeoutMs,
       'signatures',
       (_, body) => onDocument(decodeSignedConsensus(body, MAX_CONSENSUS_BYTES)),
+    );
+  }
+
+  /**
+   * Each peer's published consensus (GET consensus), undecoded and
+   * unverified, for an authority that missed a round; `expectedBytes` (a
+   * consensus's size) sizes the timeout, as for signatures.
+   */
+  async fetchPublished(expectedBytes: number, onDocument: (raw: Uint8Array) => void): Promise<void> {
+    const { intervalMs } = this.ctx.timing;
+    const timeoutMs = sizedTimeoutMs(
+      Math.max(300, Math.min(2000, intervalMs / 4)),
+      expectedBytes,
+      intervalMs / 2,
+    );
+    await this.fetchEach(
+      this.ctx.peers,
+      CONSENSUS_PATH,
+      MAX_CONSENSUS_BYTES,
+      timeoutMs,
+      'consensus',
+      (_, body) => onDocument(body),
     );
   }
 

@@ -17,6 +17,8 @@
  * - `publish(va, nowMs)` serves the round's consensus once more than half
  *   of all authorities signed it and VA has come, never replacing a newer
  *   one; more signatures later re-encode the served document.
+ * - `adopt` serves a newer consensus a peer published (a round this
+ *   authority missed).
  *
  * Design notes: no sockets, timers or clocks here; the authority passes the
  * time in and does the HTTP (authority.ts, http.ts), so every rule above is
@@ -286,6 +288,25 @@ export class VotingRounds {
     const raw = encodeSignedConsensus(r.consensus, sigs);
     this.served = { consensus: r.consensus, digest: fromHex(r.digestHex!), raw, signatures: sigs.length };
     return same ? 'updated' : 'published';
+  }
+
+  /**
+   * Serves a peer's published consensus, verified by the caller (signed by
+   * more than half of all authorities, valid now), if it is newer than the
+   * one served: an authority that missed a round, or has none yet, takes
+   * its peers' as every directory cache does (C tor's authorities fetch the
+   * consensus too). Returns whether it is served now.
+   */
+  adopt(signed: SignedConsensus, raw: Uint8Array): boolean {
+    const cur = this.served;
+    if (cur && cur.consensus.validAfterMs >= signed.consensus.validAfterMs) return false;
+    this.served = {
+      consensus: signed.consensus,
+      digest: signed.digest,
+      raw,
+      signatures: signed.signatures.length,
+    };
+    return true;
   }
 
   /** The newest computed consensus with the signatures held so far (GET next/consensus-signatures). */

@@ -242,3 +242,47 @@ describe('publish', () => {
     expect(reasonOf(() => r.acceptSignature(sigDoc(next, 2, va2)))).toBe('no-round');
   });
 });
+
+describe('adopt (a peer-published consensus, for a round this authority missed)', () => {
+  const peerDoc = (c: Consensus) => {
+    const sigs = [2, 3].map((a) => signConsensus(c, seedOf(a)));
+    const raw = encodeSignedConsensus(c, sigs);
+    return { signed: decodeSignedConsensus(raw, 1 << 20), raw };
+  };
+  const at = (va: number) =>
+    computeConsensus(
+      [1, 2, 3].map((a) =>
+        vote(a, [voteRelay(10)], {
+          validAfterMs: va,
+          freshUntilMs: va + INTERVAL,
+          validUntilMs: va + 3 * INTERVAL,
+        }),
+      ),
+      { authorityIds: AUTH },
+    );
+
+  it('serves it when nothing is served, or only an older round', () => {
+    const r = rounds();
+    const first = peerDoc(at(NOW));
+    expect(r.adopt(first.signed, first.raw)).toBe(true);
+    expect(r.latest?.raw).toBe(first.raw);
+    expect(r.latest?.signatures).toBe(2);
+    const next = peerDoc(at(NOW + INTERVAL));
+    expect(r.adopt(next.signed, next.raw)).toBe(true);
+    expect(r.latest?.consensus.validAfterMs).toBe(NOW + INTERVAL);
+  });
+
+  it('never replaces the same round or a newer one', () => {
+    const r = rounds();
+    const c = consensus();
+    r.setConsensus(NOW, c, signConsensus(c, seedOf(1)));
+    r.acceptSignature(sigDoc(c, 2));
+    expect(r.publish(NOW, NOW)).toBe('published');
+    const ours = r.latest?.raw;
+    const same = peerDoc(at(NOW));
+    expect(r.adopt(same.signed, same.raw)).toBe(false);
+    const older = peerDoc(at(NOW - INTERVAL));
+    expect(r.adopt(older.signed, older.raw)).toBe(false);
+    expect(r.latest?.raw).toBe(ours);
+  });
+});
