@@ -120,9 +120,9 @@ describe.each(MODES)('shallot fault on authorities and onion-service instances, 
       instances: 1,
       workers: m.workers,
     });
-    // Ready means one authority's consensus lists the relays; under load an authority that
-    // missed a round at start serves its first an interval or two later. Every test here
-    // starts from all three serving.
+    // Ready means one authority's consensus lists the relays; the others serve the same round a
+    // moment later (their own, or their peers' if they lost it: directory/authority.ts
+    // takePeersConsensus). Every test here starts from all three serving.
     for (const a of net.state.authorities)
       expect(
         await until(
