@@ -18,9 +18,9 @@
  * one upload covers it.
  *
  * Fetchable (what `shallot up` waits for, service.ts whenPublished): each
- * kept period's descriptor accepted by every HSDir of its fetch set
- * (spread_fetch per replica), as a client with the same consensus asks
- * those, for either period.
+ * kept period's descriptor accepted by an HSDir of its fetch set
+ * (spread_fetch per replica), which a client with the same consensus asks,
+ * for either period.
  *
  * Revision counter (§2.4): the clock in ms, monotone here, and, within clock
  * skew, across instances sharing the identity, so the latest upload of the
@@ -137,12 +137,14 @@ export class DescriptorPublisher extends TypedEmitter<{ published: PublishedEven
    * Whether a client holding the consensus of the last `maintain` can fetch
    * every descriptor kept now, whichever period it asks for first
    * (client/onion-descriptors.ts tries the current period, then the other):
-   * for each period, every HSDir of its fetch set (periods.ts
-   * fetchHsDirsFor) accepted the descriptor of the latest intro set
-   * uploaded, listing at least `minIntroPoints` (HSDirs that hold only an
-   * older set do not count: its intro points may be gone). One accepting HSDir is not enough: with spread_store
-   * 4 and spread_fetch 3 it may be one no client asks, and a round's event
-   * for one period says nothing of the other's.
+   * for each period, an HSDir of its fetch set (periods.ts fetchHsDirsFor)
+   * accepted the descriptor of the latest intro set uploaded, listing at
+   * least `minIntroPoints` (HSDirs that hold only an older set do not count:
+   * its intro points may be gone). A client asks every HSDir of the fetch set
+   * before it gives up, as C tor does, so one is enough, and a dead or paused
+   * HSDir does not keep a service from ready; but an HSDir beyond
+   * spread_fetch (spread_store is 4, spread_fetch 3 per replica) is one no
+   * client asks, and a round's event for one period says nothing of the other's.
    */
   fetchable(minIntroPoints: number): boolean {
     const ring = this.ring;
@@ -151,7 +153,7 @@ export class DescriptorPublisher extends TypedEmitter<{ published: PublishedEven
       if (!d.held || d.held.introPoints < minIntroPoints) return false;
       const asked = fetchHsDirsFor(ring.relays, d.keys.blindedPub, d.period, ring.params);
       const by = d.held.by;
-      if (asked.length === 0 || !asked.every((r) => by.has(r.id))) return false;
+      if (!asked.some((r) => by.has(r.id))) return false;
     }
     return true;
   }

@@ -246,7 +246,7 @@ export class OnionService extends TypedEmitter<OnionServiceEvents> {
   /**
    * Resolves once clients can connect: every descriptor kept now (both time
    * periods) lists at least `minIntroPoints` intro points (default: all of
-   * this instance's) and is held by every HSDir a client with the service's
+   * this instance's) and is held by an HSDir a client with the service's
    * consensus asks for it (publisher.ts `fetchable`). Any one upload round
    * is not enough: it may be the other period's, or reach HSDirs no client
    * asks.
@@ -259,7 +259,7 @@ export class OnionService extends TypedEmitter<OnionServiceEvents> {
         this.off('published', check);
         reject(
           new OnionServiceError(
-            `no descriptor with ${minIntroPoints} intro points on every HSDir clients ask in ${timeoutMs} ms`,
+            `no descriptor with ${minIntroPoints} intro points on an HSDir clients ask, for each period, in ${timeoutMs} ms`,
           ),
         );
       }, timeoutMs);

@@ -114,7 +114,7 @@ export async function startOnionServices(
         instances.push(slot);
         onProgress(`bootstrapping: onion service ${name} instance ${i + 1}/${o.instances} publishing`);
         const { svc } = await slot.start();
-        // "Up" means clients can connect: both periods' descriptors are on every HSDir a client asks.
+        // "Up" means clients can connect: both periods' descriptors are on HSDirs a client asks.
         await svc.whenPublished(o.introPoints, 90_000);
         address = svc.onionAddress;
       }

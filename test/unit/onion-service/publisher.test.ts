@@ -4,7 +4,7 @@
 // while one is settling, at once on a change of the intro set, 5 s after a
 // round some HSDir missed), where it goes (the ring periods.ts computes for
 // each period), which periods it keeps, and when clients can fetch what it
-// published (fetchable: every period's descriptor on every HSDir a client
+// published (fetchable: every period's descriptor on an HSDir a client
 // asks), with circuits whose HSDirs answer as each test says.
 import { Duplex } from 'node:stream';
 import { Registry } from 'prom-client';
@@ -262,6 +262,19 @@ describe('DescriptorPublisher', () => {
     t.advance(5_000);
     t.maintain(ips);
     await t.roundsDone(4);
+    expect(t.publisher.fetchable(1)).toBe(true);
+  });
+
+  it('one HSDir a client asks per period is enough: a dead one does not keep the service from ready', async () => {
+    // Every HSDir a client asks refuses, except the first of each period's fetch set.
+    const t = setup((i, hsdir) => {
+      const period = i < t.ring[0]!.length ? 0 : 1;
+      const asked = t.asked[period]!;
+      return asked[0]!.id === hsdir || !asked.some((r) => r.id === hsdir) ? 200 : 503;
+    });
+    t.maintain([introPoint()]);
+    await t.roundsDone(2);
+    expect(t.rounds.every((r) => r.failed > 0)).toBe(true);
     expect(t.publisher.fetchable(1)).toBe(true);
   });
 
