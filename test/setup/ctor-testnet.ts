@@ -36,6 +36,7 @@
  * on a loaded machine.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -174,14 +175,59 @@ async function httpText(url: string, timeoutMs: number): Promise<string | null> 
   }
 }
 
-export async function startCtorTestnet(opts: {
+export interface CtorTestnetOptions {
   bin: string;
   relays?: number;
   exits?: number;
   /** Ports the exits accept on every address, so their microdescriptors advertise them (see the header). */
   exitPorts?: readonly number[];
   readyTimeoutMs?: number;
-}): Promise<CtorTestnet> {
+}
+
+/** A tor that could not bind a port chosen for it (tor's own words: "Address already in use"). */
+class PortTakenError extends Error {}
+
+/** How often a network whose tor lost a chosen port to another process is started afresh. */
+const PORT_RACE_ATTEMPTS = 3;
+
+/**
+ * Ports are chosen free (ephemeralPort) but bound by tor a few seconds later
+ * (after tor-gencert): another test's process can take one in between, and
+ * tor then exits 1 before it opens its log ("Could not bind ... Address
+ * already in use" on its stdout; seen in CI with C tor tests running beside
+ * others). Such a start is retried from scratch with new ports; any other
+ * failure is final.
+ */
+export async function startCtorTestnet(opts: CtorTestnetOptions): Promise<CtorTestnet> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startCtorTestnetOnce(opts);
+    } catch (e) {
+      if (!(e instanceof PortTakenError) || attempt >= PORT_RACE_ATTEMPTS) throw e;
+    }
+  }
+}
+
+/** Runs tor on `torrc` with its stdout and stderr in `<dir>/stdout.log` (what it says before its log is open). */
+export function spawnTor(bin: string, torrc: string, dir: string): ChildProcess {
+  const out = openSync(path.join(dir, 'stdout.log'), 'w');
+  try {
+    return spawn(bin, ['-f', torrc], { stdio: ['ignore', out, out] });
+  } finally {
+    closeSync(out);
+  }
+}
+
+/** Whether a tor of `dirs` exited for a port another process held. */
+export async function lostPortRace(dirs: readonly string[]): Promise<boolean> {
+  for (const d of dirs) {
+    const out = await readFile(path.join(d, 'stdout.log'), 'utf8').catch(() => '');
+    if (/Could not bind to .*Address already in use/.test(out)) return true;
+  }
+  return false;
+}
+
+async function startCtorTestnetOnce(opts: CtorTestnetOptions): Promise<CtorTestnet> {
   const dir = await mkdtemp(path.join(tmpdir(), 'shallot-ctor-'));
   const children: ChildProcess[] = [];
   const nodes: CtorNode[] = [];
@@ -192,7 +238,10 @@ export async function startCtorTestnet(opts: {
   const logs = async () => {
     const parts: string[] = [];
     for (const n of nodes) {
-      const text = await readFile(path.join(n.dir, 'notice.log'), 'utf8').catch(() => '');
+      // A tor that failed before opening its log said why on its stdout.
+      const text =
+        (await readFile(path.join(n.dir, 'notice.log'), 'utf8').catch(() => '')) ||
+        (await readFile(path.join(n.dir, 'stdout.log'), 'utf8').catch(() => ''));
       parts.push(`--- ${n.nickname}\n${text.split('\n').slice(-15).join('\n')}`);
     }
     return parts.join('\n');
@@ -277,7 +326,7 @@ export async function startCtorTestnet(opts: {
       ];
       const file = path.join(n.dir, 'torrc');
       await writeFile(file, `${torrc.join('\n')}\n`);
-      const child = spawn(opts.bin, ['-f', file], { stdio: 'ignore' });
+      const child = spawnTor(opts.bin, file, n.dir);
       children.push(child);
       n.pid = child.pid ?? 0;
     }
@@ -289,8 +338,10 @@ export async function startCtorTestnet(opts: {
     return { dir, nodes, dirAuthorities: lines.join('\n'), v3idents, ...ready, logs, stop };
   } catch (e) {
     const tail = await logs();
+    const raced = await lostPortRace(nodes.map((n) => n.dir));
     await stop();
-    throw new Error(`C tor testnet did not start: ${(e as Error).message}\n${tail}`);
+    const message = `C tor testnet did not start: ${(e as Error).message}\n${tail}`;
+    throw raced ? new PortTakenError(message) : new Error(message);
   }
 }
 
@@ -411,16 +462,33 @@ export interface CtorClient {
  * `virtualPort` to `target` (HiddenServiceDir is `onionService.dir`; a key
  * already there is used, as C tor does). Resolves once it has bootstrapped.
  */
+export interface CtorClientOptions {
+  nickname: string;
+  onionService?: { dir: string; virtualPort: number; target: string };
+  /** Relays (fingerprints) it must never use, in any position (C tor ExcludeNodes). */
+  excludeNodes?: string[];
+  readyTimeoutMs?: number;
+}
+
 export async function startCtorClient(
   bin: string,
   net: Pick<CtorTestnet, 'dir' | 'dirAuthorities'>,
-  opts: {
-    nickname: string;
-    onionService?: { dir: string; virtualPort: number; target: string };
-    /** Relays (fingerprints) it must never use, in any position (C tor ExcludeNodes). */
-    excludeNodes?: string[];
-    readyTimeoutMs?: number;
-  },
+  opts: CtorClientOptions,
+): Promise<CtorClient> {
+  // Its SocksPort can be lost to another process as a testnet's ports can (startCtorTestnet).
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startCtorClientOnce(bin, net, opts);
+    } catch (e) {
+      if (!(e instanceof PortTakenError) || attempt >= PORT_RACE_ATTEMPTS) throw e;
+    }
+  }
+}
+
+async function startCtorClientOnce(
+  bin: string,
+  net: Pick<CtorTestnet, 'dir' | 'dirAuthorities'>,
+  opts: CtorClientOptions,
 ): Promise<CtorClient> {
   const dir = path.join(net.dir, opts.nickname);
   await mkdir(dir, { recursive: true, mode: 0o700 });
@@ -444,7 +512,7 @@ export async function startCtorClient(
   ];
   const file = path.join(dir, 'torrc');
   await writeFile(file, `${torrc.join('\n')}\n`);
-  const child = spawn(bin, ['-f', file], { stdio: 'ignore' });
+  const child = spawnTor(bin, file, dir);
   const pid = child.pid ?? 0;
   const logs = async () => (await readFile(log, 'utf8').catch(() => '')).split('\n').slice(-25).join('\n');
   const stop = () =>
@@ -469,8 +537,10 @@ export async function startCtorClient(
     const onion = hs ? (await readFile(path.join(hs.dir, 'hostname'), 'utf8')).trim() : null;
     return { socksPort, onion, pid, logs, stop };
   } catch (e) {
-    const tail = await logs();
+    const tail = (await logs()) || (await readFile(path.join(dir, 'stdout.log'), 'utf8').catch(() => ''));
+    const raced = await lostPortRace([dir]);
     await stop();
-    throw new Error(`C tor client ${opts.nickname} did not start: ${(e as Error).message}\n${tail}`);
+    const message = `C tor client ${opts.nickname} did not start: ${(e as Error).message}\n${tail}`;
+    throw raced ? new PortTakenError(message) : new Error(message);
   }
 }
