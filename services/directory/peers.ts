@@ -121,12 +121,7 @@ export class PeerExchange {
     expectedBytes: number,
     onDocument: (doc: SignedConsensus) => void,
   ): Promise<void> {
-    const { intervalMs } = this.ctx.timing;
-    const timeoutMs = sizedTimeoutMs(
-      Math.max(300, Math.min(2000, intervalMs / 4)),
-      expectedBytes,
-      intervalMs / 2,
-    );
+    const timeoutMs = this.documentTimeoutMs(expectedBytes);
     await this.fetchEach(
       from,
       NEXT_SIGNATURES_PATH,
@@ -143,12 +138,7 @@ export class PeerExchange {
    * consensus's size) sizes the timeout, as for signatures.
    */
   async fetchPublished(expectedBytes: number, onDocument: (raw: Uint8Array) => void): Promise<void> {
-    const { intervalMs } = this.ctx.timing;
-    const timeoutMs = sizedTimeoutMs(
-      Math.max(300, Math.min(2000, intervalMs / 4)),
-      expectedBytes,
-      intervalMs / 2,
-    );
+    const timeoutMs = this.documentTimeoutMs(expectedBytes);
     await this.fetchEach(
       this.ctx.peers,
       CONSENSUS_PATH,
@@ -157,6 +147,12 @@ export class PeerExchange {
       'consensus',
       (_, body) => onDocument(body),
     );
+  }
+
+  /** A consensus-sized GET's timeout: a quarter interval (0.3-2 s), more for a large document, at most half an interval. */
+  private documentTimeoutMs(expectedBytes: number): number {
+    const { intervalMs } = this.ctx.timing;
+    return sizedTimeoutMs(Math.max(300, Math.min(2000, intervalMs / 4)), expectedBytes, intervalMs / 2);
   }
 
   /** GETs `path` from each peer at once; a 200 body goes to `take`, failures are logged at debug. */

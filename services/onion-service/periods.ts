@@ -64,10 +64,7 @@ export function uploadHsDirs<T extends { identity: Uint8Array; flags: readonly s
   period: PeriodSrv,
   p: TimePeriodParams,
 ): T[] {
-  const ring = hsDirRingMembers(relays);
-  return responsibleHsDirs(ring, blindedPub, period.srv, BigInt(period.tp), BigInt(p.lengthMinutes)).map(
-    (e) => e.node,
-  );
+  return onRing(responsibleHsDirs, relays, blindedPub, period, p);
 }
 
 /**
@@ -81,8 +78,17 @@ export function fetchHsDirsFor<T extends { identity: Uint8Array; flags: readonly
   period: PeriodSrv,
   p: TimePeriodParams,
 ): T[] {
+  return onRing(fetchHsDirs, relays, blindedPub, period, p);
+}
+
+/** `select`'s HSDirs for `period` on the ring of `relays` (rend-spec-v3 §2.2.3). */
+function onRing<T extends { identity: Uint8Array; flags: readonly string[] }>(
+  select: typeof responsibleHsDirs,
+  relays: readonly T[],
+  blindedPub: Uint8Array,
+  period: PeriodSrv,
+  p: TimePeriodParams,
+): T[] {
   const ring = hsDirRingMembers(relays);
-  return fetchHsDirs(ring, blindedPub, period.srv, BigInt(period.tp), BigInt(p.lengthMinutes)).map(
-    (e) => e.node,
-  );
+  return select(ring, blindedPub, period.srv, BigInt(period.tp), BigInt(p.lengthMinutes)).map((e) => e.node);
 }
