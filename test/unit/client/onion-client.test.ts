@@ -4,7 +4,7 @@
 // fail, HSDir answers (404 everywhere -> 0xF0, garbage -> 0xF1), a
 // rendezvous point that cannot be reached -> 0xF3 after trying another, and
 // the connect's retries on new circuits (bounded in count and time).
-import { Duplex } from 'node:stream';
+import type { Duplex } from 'node:stream';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import type { CircuitManager } from '../../../services/client/circuit-manager.js';
@@ -31,6 +31,7 @@ import { encodeOnionAddress } from '../../../services/core/onion-address.js';
 import type { RelayMessage } from '../../../services/core/relay-cell.js';
 import { SocksReply } from '../../../services/core/socks5.js';
 import { CircuitError } from '../../../services/net/circuit-error.js';
+import { dirStream } from '../../helpers/dir-stream.js';
 import { testConsensus, testRelay } from '../../helpers/fake-consensus.js';
 
 const FLAGS = ['Fast', 'Guard', 'HSDir', 'Running', 'Stable', 'Valid'];
@@ -95,25 +96,6 @@ interface Scenario {
   rendFails?: number;
   /** Called on each rendezvous build (to move a fake clock). */
   onRendBuild?: () => void;
-}
-
-/** Answers one dirRequest: waits for the request head, then writes the canned response. */
-function dirStream(res: { status: number; body: string }): Duplex {
-  let answered = false;
-  const d: Duplex = new Duplex({
-    read() {},
-    write(_chunk, _enc, cb) {
-      if (!answered) {
-        answered = true;
-        const body = Buffer.from(res.body);
-        d.push(Buffer.from(`HTTP/1.0 ${res.status} X\r\nContent-Length: ${body.length}\r\n\r\n`));
-        d.push(body);
-        d.push(null);
-      }
-      cb();
-    },
-  });
-  return d;
 }
 
 class FakeCirc {

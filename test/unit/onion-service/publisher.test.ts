@@ -6,7 +6,6 @@
 // each period), which periods it keeps, and when clients can fetch what it
 // published (fetchable: every period's descriptor on an HSDir a client
 // asks), with circuits whose HSDirs answer as each test says.
-import { Duplex } from 'node:stream';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import type { CircuitManager } from '../../../services/client/circuit-manager.js';
@@ -33,6 +32,7 @@ import {
   type PublishedEvent,
 } from '../../../services/onion-service/publisher.js';
 import { silentLogger } from '../../../services/runtime/log.js';
+import { dirStream } from '../../helpers/dir-stream.js';
 import {
   FAKE_SHARED_RAND,
   fakeConsensus,
@@ -65,23 +65,6 @@ function introPoint(): IntroPointInfo {
   };
 }
 
-/** An HSDir's answer to the upload: `status` and nothing more (publisher.ts reads only the status). */
-function answer(status: number): Duplex {
-  let answered = false;
-  const d: Duplex = new Duplex({
-    read() {},
-    write(_chunk, _enc, cb) {
-      if (!answered) {
-        answered = true;
-        d.push(Buffer.from(`HTTP/1.0 ${status} X\r\nContent-Length: 3\r\n\r\nOK\n`));
-        d.push(null);
-      }
-      cb();
-    },
-  });
-  return d;
-}
-
 /**
  * Circuits to HSDirs that answer the i-th upload (in build order) with
  * `status(i, hsdir id)`, which may wait: a round's builds are all asked for
@@ -98,7 +81,7 @@ function answeringCircuits(
       const hsdir = req.lastHop?.id ?? '';
       expect(dir.get(hsdir)).toBeDefined();
       const circ = {
-        openDirStream: async () => answer(await status(i, hsdir)),
+        openDirStream: async () => dirStream({ status: await status(i, hsdir), body: 'OK\n' }),
         destroy() {},
       };
       return circ as unknown as OriginCircuit;
